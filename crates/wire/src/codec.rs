@@ -1,0 +1,44 @@
+//! Postcard encoding with the rules of DESIGN.md §4: bounded, and no trailing bytes.
+//!
+//! Postcard itself reads lengths as varints and never allocates more than the input could fill, but it would
+//! happily accept extra bytes after a value and collections of any length. [`decode`] refuses the first;
+//! the types in [`crate::bounded`] refuse the second.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{DecodeError, EncodeError};
+
+/// Encodes `value` with postcard.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    postcard::to_stdvec(value).map_err(|err| EncodeError::Serialize(err.to_string()))
+}
+
+/// The size of `value` once encoded, without allocating the encoding (the simulator charges bandwidth by it).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeError> {
+    postcard::experimental::serialized_size(value).map_err(|err| EncodeError::Serialize(err.to_string()))
+}
+
+/// Decodes exactly one `T` from `bytes`: every byte must belong to the value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    // Clear a violation left by an earlier decode that failed for another reason.
+    let _ = crate::bounded::take_violation();
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(map_postcard_error)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
+    Ok(value)
+}
+
+fn map_postcard_error(err: postcard::Error) -> DecodeError {
+    if let Some(violation) = crate::bounded::take_violation() {
+        return DecodeError::OverBound {
+            max: violation.max,
+            len: violation.len,
+        };
+    }
+    match err {
+        postcard::Error::DeserializeUnexpectedEnd => DecodeError::Truncated,
+        other => DecodeError::Invalid(other.to_string()),
+    }
+}
