@@ -27,7 +27,9 @@ use serde::{Serialize, Serializer};
 pub struct LengthError {
     /// The bound.
     pub max: usize,
-    /// The length found (for a decoded value, the length the peer announced).
+    /// The length found. For a decoded value: the length the peer announced, or `max + 1` where the
+    /// decoder stopped at the first element past the bound (postcard does not report an announced length
+    /// longer than the input that is left).
     pub len: usize,
 }
 

@@ -1,8 +1,9 @@
 //! Postcard encoding with the rules of DESIGN.md §4: bounded, and no trailing bytes.
 //!
 //! Postcard itself reads lengths as varints and never allocates more than the input could fill, but it would
-//! happily accept extra bytes after a value and collections of any length. [`decode`] refuses the first;
-//! the types in [`crate::bounded`] refuse the second.
+//! happily accept extra bytes after a value, overlong varints (`ff 00` for `7f`), and collections of any
+//! length. [`decode`] refuses the first two, so every value has exactly one encoding (content addresses
+//! such as message ids stay unique); the types in [`crate::bounded`] refuse the third.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,13 +20,23 @@ pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeErro
     postcard::experimental::serialized_size(value).map_err(|err| EncodeError::Serialize(err.to_string()))
 }
 
-/// Decodes exactly one `T` from `bytes`: every byte must belong to the value.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+/// Decodes exactly one `T` from `bytes`: every byte must belong to the value, and `bytes` must be the
+/// value's canonical encoding (the one [`encode`] produces).
+pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     // Clear a violation left by an earlier decode that failed for another reason.
     let _ = crate::bounded::take_violation();
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(map_postcard_error)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
+    // Postcard's only non-canonical forms are overlong varints, which are longer than the canonical
+    // encoding: comparing lengths finds them without allocating. The fuzz target checks full re-encoding.
+    let canonical = encoded_len(&value).map_err(|err| DecodeError::Invalid(err.to_string()))?;
+    if canonical != bytes.len() {
+        return Err(DecodeError::NonCanonical {
+            len: bytes.len(),
+            canonical,
+        });
     }
     Ok(value)
 }

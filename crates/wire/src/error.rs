@@ -32,6 +32,15 @@ pub enum DecodeError {
         /// How many bytes were left.
         count: usize,
     },
+    /// The value decoded, but from a longer encoding than its canonical one (an overlong varint). Accepting
+    /// it would give one value several encodings and so several content addresses.
+    #[error("non-canonical encoding: {len} bytes where the canonical encoding has {canonical}")]
+    NonCanonical {
+        /// The length of the input.
+        len: usize,
+        /// The length of the canonical encoding.
+        canonical: usize,
+    },
     /// A collection announced more elements (or a byte string more bytes) than its bound; nothing was
     /// allocated for it.
     #[error("collection of {len} elements exceeds its maximum of {max}")]

@@ -72,7 +72,7 @@ pub fn split(bytes: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameEr
 }
 
 /// Decodes exactly one frame from `bytes`: the header, a body within `max`, and nothing after it.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, FrameError> {
+pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, FrameError> {
     let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
         return Err(FrameError::Truncated {
             needed: HEADER_LEN,
