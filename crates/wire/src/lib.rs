@@ -57,5 +57,10 @@ pub use protocol::{Input, Output, Protocol};
 pub use protocol_id::ProtocolId;
 pub use time::Instant;
 
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Re-exported so protocol crates name peers the same way the contract does.
 pub use meshwork_identity::PeerId;
