@@ -1,0 +1,60 @@
+//! The command line: options every experiment shares, and one subcommand per experiment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::experiments;
+use crate::report::Report;
+
+/// Run a meshwork simulation experiment.
+#[derive(Debug, Parser)]
+#[command(name = "meshsim", version, about)]
+pub(crate) struct Cli {
+    /// The experiment to run.
+    #[command(subcommand)]
+    pub(crate) experiment: Experiment,
+}
+
+/// Options every experiment takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) nodes: usize,
+    /// Run seed: the same seed gives the same run and the same trace hash.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Print one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write per-message data as CSV to this file.
+    #[arg(long)]
+    pub(crate) csv: Option<PathBuf>,
+    /// Stop after this many events, whatever happens (a bound on every run).
+    #[arg(long, default_value_t = 2_000_000_000)]
+    pub(crate) max_events: u64,
+}
+
+/// The experiments. Each variant is one file in `src/experiments/`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Experiment {
+    /// Flood messages over a random regular overlay: reliability, RMR, hops, latency.
+    Flood(experiments::flood::Args),
+}
+
+impl Experiment {
+    /// The options shared by all experiments.
+    pub(crate) fn common(&self) -> &Common {
+        match self {
+            Self::Flood(args) => &args.common,
+        }
+    }
+
+    /// Runs the experiment.
+    pub(crate) fn run(&self) -> Result<Report, String> {
+        match self {
+            Self::Flood(args) => experiments::flood::run(args),
+        }
+    }
+}

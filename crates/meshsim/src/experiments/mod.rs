@@ -1,0 +1,3 @@
+//! One module per experiment (see the crate docs for how to add one).
+
+pub(crate) mod flood;

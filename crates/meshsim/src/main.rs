@@ -1,0 +1,38 @@
+//! `meshsim`: the researchers' front door to the meshwork simulator.
+//!
+//! `meshsim <experiment> [--nodes N] [--seed S] [--json] [--csv FILE] ...` runs one experiment and prints
+//! a readable table, or with `--json` one JSON object on stdout (progress goes to stderr). Keys are
+//! snake_case with units in their names; every run reports `seed`, `trace_hash`, `events`,
+//! `events_per_sec` and `wall_ms`.
+//!
+//! To add an experiment: write `src/experiments/<name>.rs` with an `Args` struct (flattening
+//! [`cli::Common`]) and a `run(&Args) -> Result<Report, String>` function, declare it in
+//! `src/experiments/mod.rs`, and add one variant to [`cli::Experiment`] and one arm to its `run`.
+
+mod cli;
+mod clock;
+mod experiments;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let json = cli.experiment.common().json;
+    match cli.experiment.run() {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("meshsim: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
