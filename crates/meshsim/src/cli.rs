@@ -41,6 +41,8 @@ pub(crate) struct Common {
 pub(crate) enum Experiment {
     /// Flood messages over a random regular overlay: reliability, RMR, hops, latency.
     Flood(experiments::flood::Args),
+    /// HyParView + Plumtree gossip against flood: reliability, RMR, hops, latency, repair after crashes.
+    Gossip(experiments::gossip::Args),
 }
 
 impl Experiment {
@@ -48,6 +50,7 @@ impl Experiment {
     pub(crate) fn common(&self) -> &Common {
         match self {
             Self::Flood(args) => &args.common,
+            Self::Gossip(args) => &args.common,
         }
     }
 
@@ -55,6 +58,7 @@ impl Experiment {
     pub(crate) fn run(&self) -> Result<Report, String> {
         match self {
             Self::Flood(args) => experiments::flood::run(args),
+            Self::Gossip(args) => experiments::gossip::run(args),
         }
     }
 }

@@ -1,0 +1,97 @@
+//! # meshwork-gossip: topic broadcast over a self-healing overlay
+//!
+//! This crate is a **pure state machine**: no IO, no clock, no global RNG, no tokio. [`Gossip`] implements
+//! [`meshwork_wire::Protocol`]; a driver (the simulator `meshwork-sim`, or the node runtime) feeds it
+//! messages, commands, timers and connection events with the current time, and carries out the sends,
+//! dials, disconnects and timers it asks for. Its RNG is its own, seeded by the constructor, so a run is
+//! reproducible.
+//!
+//! ## The model
+//!
+//! Two protocols by Leitão, Pereira and Rodrigues, layered as in their papers and in iroh-gossip:
+//!
+//! - **Membership: HyParView** ("HyParView: a membership protocol for reliable gossip-based broadcast",
+//!   DSN 2007). Each node keeps a small *active view* (5 peers: the connections it keeps, over which
+//!   broadcast runs) and a larger *passive view* (30 peers known in reserve). Joining is `Join` to a contact
+//!   plus `ForwardJoin` random walks (active walk length 6, passive walk length 3); a failed active peer is
+//!   replaced by dialing passive peers with `Neighbor` requests (high priority when the view is empty); a
+//!   periodic `Shuffle` walk refreshes the passive views. See [`hyparview`](crate#membership-hyparview).
+//! - **Broadcast: Plumtree** ("Epidemic Broadcast Trees", SRDS 2007). Active links are *eager* (full
+//!   messages pushed) or *lazy* (ids announced in batched `IHave`s). Duplicates answer `Prune` (link turns
+//!   lazy), announced messages that do not arrive in time are fetched with `Graft` (link turns eager), so a
+//!   spanning tree forms from the first broadcast and heals itself after failures. Redundancy stays low
+//!   (RMR near 0) while the lazy links keep reliability.
+//!
+//! On top of these:
+//!
+//! - **Topics** ([`TopicId`]): a node delivers and relays only topics it subscribed to, each with its own
+//!   maximum payload. The nodes of one overlay are meant to share their topics (one overlay per
+//!   application, as one swarm per topic in iroh-gossip).
+//! - **Signed, content-addressed messages** ([`GossipMessage`]): the id is the blake3 hash of (origin,
+//!   topic, sequence, payload); the origin signs the same bytes in [`MESSAGE_NAMESPACE`]. The signature is
+//!   verified before anything else is done with a message. A bounded seen cache (count and age) suppresses
+//!   duplicates and answers grafts.
+//! - **Validation before forwarding**: on a topic subscribed with `validate: true`, a new message is
+//!   announced by [`Event::Validate`] and goes nowhere until the application answers
+//!   [`Command::Validated`] with a [`Verdict`] (possibly later). Only accepted messages are delivered and
+//!   forwarded; rejected ones count against the peer that sent them. Pending validations are bounded.
+//! - **Peer scoring and limits** ([`Penalty`]): bad signatures, rejected messages, broken `IHave` promises
+//!   and floods (a token bucket per peer, in driver time) lower a peer's score; at the threshold the peer is
+//!   removed from both views, disconnected and refused.
+//! - **The [`Broadcast`] capability**: the small trait other crates use to publish, subscribe and validate.
+//!
+//! ## Membership (HyParView)
+//!
+//! Active view links are the connections the driver keeps: HyParView asks for them with
+//! [`Output::Dial`](meshwork_wire::Output::Dial) and [`Output::Disconnect`](meshwork_wire::Output::Disconnect),
+//! and learns of failures from [`Input::PeerDown`](meshwork_wire::Input::PeerDown).
+//!
+//! ## Example: three nodes in the simulator
+//!
+//! ```
+//! use meshwork_gossip::{Command, Config, Event, Gossip, TopicId, TopicOptions};
+//! use meshwork_sim::{NodeId, Sim, SimConfig};
+//! use meshwork_wire::Instant;
+//! use std::time::Duration;
+//!
+//! let mut sim = Sim::new(SimConfig::new(1));
+//! let nodes = sim.add_nodes(3, |init| Gossip::new(init.keypair.clone(), Config::default(), init.rng_seed))?;
+//! let topic = TopicId::from_name("chat");
+//! let contact = sim.peer_id(nodes[0]).unwrap();
+//! for &node in &nodes {
+//!     sim.command(node, Command::Subscribe(topic, TopicOptions::default()))?;
+//!     if node != nodes[0] {
+//!         sim.command(node, Command::Join(vec![contact]))?;
+//!     }
+//! }
+//! sim.advance(Duration::from_secs(1), |_, _, _| {});
+//! sim.command(nodes[2], Command::Publish(topic, b"hello".to_vec()))?;
+//! let mut delivered = 0;
+//! sim.advance(Duration::from_secs(1), |_, _, event| {
+//!     if let Event::Delivered { .. } = event { delivered += 1 }
+//! });
+//! assert_eq!(delivered, 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod broadcast;
+mod cache;
+mod config;
+mod error;
+mod hyparview;
+mod message;
+mod plumtree;
+mod score;
+mod state;
+
+pub use broadcast::Broadcast;
+pub use config::{Config, ScoreConfig};
+pub use error::PublishError;
+pub use message::{
+    Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,
+    Message, MessageId, TopicId, TreeMessage,
+};
+pub use plumtree::TreeStats;
+pub use score::Penalty;
+pub use state::{Command, Event, Gossip, GossipStats, Timer, TopicOptions, Verdict};

@@ -1,0 +1,192 @@
+//! The wire types: what gossip peers send each other. Every collection is bounded (DESIGN.md §4).
+
+use std::fmt;
+
+use meshwork_identity::{Hash, Keypair, Namespace, PeerId, Signature, VerifyError};
+use meshwork_wire::{BoundedBytes, BoundedVec};
+use serde::{Deserialize, Serialize};
+
+/// The largest payload any gossip message carries, in bytes. Topics may set a smaller limit.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// The most message ids one `IHave` announces.
+pub const MAX_IHAVE: usize = 64;
+/// The most peers one `Shuffle` or `ShuffleReply` carries.
+pub const MAX_SHUFFLE: usize = 16;
+/// The namespace of the origin's signature on every broadcast message.
+pub const MESSAGE_NAMESPACE: Namespace = Namespace::new(b"meshwork/gossip/message/1");
+
+/// A topic, named by the blake3 hash of its name.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicId(pub Hash);
+
+impl TopicId {
+    /// The topic with this human-readable name.
+    pub fn from_name(name: &str) -> Self {
+        Self(Hash::derive("meshwork-gossip topic v1", name.as_bytes()))
+    }
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "topic:{:?}", self.0)
+    }
+}
+
+/// A broadcast message's id: the blake3 hash of its signed content (origin, topic, sequence, payload).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub Hash);
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "msg:{:?}", self.0)
+    }
+}
+
+/// A message published on a topic, signed by its origin.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GossipMessage {
+    /// The peer that published it.
+    pub origin: PeerId,
+    /// The topic.
+    pub topic: TopicId,
+    /// The origin's sequence number, which makes equal payloads distinct messages.
+    pub seq: u64,
+    /// The application's bytes.
+    pub payload: BoundedBytes<MAX_PAYLOAD>,
+    /// The origin's signature over the content, in [`MESSAGE_NAMESPACE`].
+    pub signature: Signature,
+}
+
+impl fmt::Debug for GossipMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GossipMessage")
+            .field("origin", &self.origin)
+            .field("topic", &self.topic)
+            .field("seq", &self.seq)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// The signed bytes: fixed-size fields first, the payload last, so the layout is unambiguous.
+fn content(origin: &PeerId, topic: &TopicId, seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(72 + payload.len());
+    bytes.extend_from_slice(origin.as_bytes());
+    bytes.extend_from_slice(topic.0.as_bytes());
+    bytes.extend_from_slice(&seq.to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+impl GossipMessage {
+    /// Builds and signs a message as `keypair`'s peer.
+    pub fn sign(keypair: &Keypair, topic: TopicId, seq: u64, payload: BoundedBytes<MAX_PAYLOAD>) -> Self {
+        let origin = keypair.peer_id();
+        let signature = keypair.sign(MESSAGE_NAMESPACE, &content(&origin, &topic, seq, &payload));
+        Self {
+            origin,
+            topic,
+            seq,
+            payload,
+            signature,
+        }
+    }
+
+    /// The message id (blake3 of the signed content; the signature is not part of it).
+    pub fn id(&self) -> MessageId {
+        MessageId(Hash::digest(&content(
+            &self.origin,
+            &self.topic,
+            self.seq,
+            &self.payload,
+        )))
+    }
+
+    /// Checks the origin's signature.
+    pub fn verify(&self) -> Result<(), VerifyError> {
+        let bytes = content(&self.origin, &self.topic, self.seq, &self.payload);
+        self.origin.verify(MESSAGE_NAMESPACE, &bytes, &self.signature)
+    }
+}
+
+/// HyParView membership messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipMessage {
+    /// "Take me into your active view": sent by a new node to its contact.
+    Join,
+    /// A random walk announcing `joiner`, started by the contact.
+    ForwardJoin {
+        /// The joining peer.
+        joiner: PeerId,
+        /// Hops left (starts at the active random walk length).
+        ttl: u8,
+    },
+    /// "Take me into your active view." High priority must be accepted (the sender has no neighbours).
+    Neighbor {
+        /// True if the sender's active view is empty.
+        high_priority: bool,
+    },
+    /// The answer to [`MembershipMessage::Neighbor`].
+    NeighborReply {
+        /// True if the sender added us to its active view.
+        accepted: bool,
+    },
+    /// "You left my active view"; the receiver moves the sender to its passive view and closes.
+    Disconnect,
+    /// A random walk that exchanges samples of views.
+    Shuffle {
+        /// The peer that started it (and gets the reply).
+        origin: PeerId,
+        /// Hops left.
+        ttl: u8,
+        /// A sample of the origin's views.
+        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+    },
+    /// The answer to a shuffle: a sample of the passive view of the walk's last node.
+    ShuffleReply {
+        /// The sample.
+        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+    },
+}
+
+/// A message id announced lazily, with the hop count at which the announcer received it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The message id.
+    pub id: MessageId,
+    /// Links the message crossed to reach the announcer.
+    pub hops: u16,
+}
+
+/// Plumtree broadcast messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TreeMessage {
+    /// Eager push of a full message along a tree link.
+    Gossip {
+        /// The signed message.
+        message: GossipMessage,
+        /// Links crossed so far (at the receiver, including this one).
+        hops: u16,
+    },
+    /// Lazy push: ids of messages the sender has, for peers off the tree.
+    IHave {
+        /// The announced ids.
+        ids: BoundedVec<Announcement, MAX_IHAVE>,
+    },
+    /// "Make our link a tree link", and send me this message if an id is given.
+    Graft {
+        /// The missing message, if any (none when grafting only to shorten the tree).
+        id: Option<MessageId>,
+    },
+    /// "I got a duplicate from you: our link is no longer a tree link."
+    Prune,
+}
+
+/// Everything that crosses the wire on `/meshwork/gossip/1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Membership (HyParView).
+    Membership(MembershipMessage),
+    /// Broadcast (Plumtree).
+    Tree(TreeMessage),
+}

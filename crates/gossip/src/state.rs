@@ -1,0 +1,418 @@
+//! [`Gossip`]: HyParView membership and Plumtree broadcast combined into one [`Protocol`].
+
+use std::collections::HashMap;
+
+use meshwork_identity::Keypair;
+use meshwork_wire::{BoundedBytes, Input, Instant, Output, PeerId, Protocol, ProtocolId};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::error::PublishError;
+use crate::hyparview::{HvOut, HyParView};
+use crate::message::{GossipMessage, MAX_PAYLOAD, Message, MessageId, TopicId, TreeMessage};
+use crate::plumtree::{Plumtree, PtOut, TreeStats};
+use crate::score::{Penalty, Scores};
+
+/// The application's verdict on a received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: deliver it and forward it.
+    Accept,
+    /// Invalid: drop it and count it against the peer that sent it.
+    Reject,
+    /// Not worth forwarding, but nobody's fault (e.g. too old): drop it quietly.
+    Ignore,
+}
+
+/// How a node takes part in a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicOptions {
+    /// The largest payload accepted or published on the topic (at most [`MAX_PAYLOAD`]).
+    pub max_payload: usize,
+    /// If true, every new message waits for [`Command::Validated`] after [`Event::Validate`]; if false,
+    /// messages with a good signature are accepted at once.
+    pub validate: bool,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        Self {
+            max_payload: MAX_PAYLOAD,
+            validate: false,
+        }
+    }
+}
+
+/// What the application asks of [`Gossip`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Join the overlay through these contacts.
+    Join(Vec<PeerId>),
+    /// Receive and relay messages on a topic.
+    Subscribe(TopicId, TopicOptions),
+    /// Stop receiving and relaying a topic.
+    Unsubscribe(TopicId),
+    /// Publish a payload on a subscribed topic.
+    Publish(TopicId, Vec<u8>),
+    /// The verdict on a message announced by [`Event::Validate`].
+    Validated(MessageId, Verdict),
+}
+
+/// What [`Gossip`] tells the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An accepted message, delivered once (also for our own publications, with `hops == 0`).
+    Delivered {
+        /// Its id.
+        id: MessageId,
+        /// The signed message.
+        message: GossipMessage,
+        /// Links it crossed on the first path that reached this node.
+        hops: u16,
+    },
+    /// A new message on a validating topic waits for [`Command::Validated`]. It is not forwarded before.
+    Validate {
+        /// Its id.
+        id: MessageId,
+        /// The signed message (signature already checked).
+        message: GossipMessage,
+        /// The peer it came from.
+        from: PeerId,
+    },
+    /// Our own publication went out with this id.
+    Published {
+        /// The id.
+        id: MessageId,
+        /// The topic.
+        topic: TopicId,
+    },
+    /// A local publication was refused.
+    PublishFailed(PublishError),
+    /// A peer entered the active view.
+    NeighborUp(PeerId),
+    /// A peer left the active view.
+    NeighborDown(PeerId),
+    /// A peer's score fell below the threshold: it was removed and disconnected.
+    PeerBanned(PeerId),
+}
+
+/// A timer of the gossip state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Periodic shuffle and active-view refill.
+    Shuffle,
+    /// Send batched `IHave`s.
+    FlushIHave,
+    /// An announced message may be missing: graft it.
+    Graft(MessageId),
+    /// Periodic expiry of the seen cache.
+    Sweep,
+}
+
+/// Counters for experiments and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GossipStats {
+    /// Broadcast counters.
+    pub tree: TreeStats,
+    /// Messages dropped for a bad signature.
+    pub bad_signatures: u64,
+    /// Messages dropped over a peer's rate limit.
+    pub rate_limited: u64,
+    /// Peers banned.
+    pub bans: u64,
+}
+
+/// One gossip node: HyParView views, the Plumtree, the seen cache, scores. Pure: no IO, no clock.
+#[derive(Debug)]
+pub struct Gossip {
+    keypair: Keypair,
+    config: Config,
+    rng: ChaCha8Rng,
+    views: HyParView,
+    tree: Plumtree,
+    scores: Scores,
+    topics: HashMap<TopicId, TopicOptions>,
+    next_seq: u64,
+    started: bool,
+    stats: GossipStats,
+    hv_out: Vec<HvOut>,
+    pt_out: Vec<PtOut>,
+}
+
+impl Gossip {
+    /// A node with this key, configuration and RNG seed.
+    pub fn new(keypair: Keypair, config: Config, rng_seed: u64) -> Self {
+        let me = keypair.peer_id();
+        Self {
+            views: HyParView::new(me, &config),
+            tree: Plumtree::new(&config),
+            scores: Scores::new(config.score.clone()),
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            keypair,
+            config,
+            topics: HashMap::new(),
+            next_seq: 0,
+            started: false,
+            stats: GossipStats::default(),
+            hv_out: Vec::new(),
+            pt_out: Vec::new(),
+        }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.keypair.peer_id()
+    }
+
+    /// The active view (connected neighbours).
+    pub fn active_view(&self) -> &[PeerId] {
+        self.views.active()
+    }
+
+    /// The passive view (known peers in reserve).
+    pub fn passive_view(&self) -> &[PeerId] {
+        self.views.passive()
+    }
+
+    /// Active peers the full message is pushed to (tree links).
+    pub fn eager_peers(&self) -> Vec<PeerId> {
+        self.tree.eager_peers().copied().collect()
+    }
+
+    /// Active peers only announced to (`IHave`).
+    pub fn lazy_peers(&self) -> Vec<PeerId> {
+        self.tree.lazy_peers().copied().collect()
+    }
+
+    /// True if the peer was banned.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        self.views.is_banned(peer)
+    }
+
+    /// The peer's current score (zero if unknown, negative after misbehaviour).
+    pub fn score(&self, peer: &PeerId, now: Instant) -> f64 {
+        self.scores.score(peer, now)
+    }
+
+    /// Messages waiting for the application's verdict.
+    pub fn pending_validations(&self) -> usize {
+        self.tree.pending_validations()
+    }
+
+    /// Messages in the seen cache.
+    pub fn seen_len(&self) -> usize {
+        self.tree.cache_len()
+    }
+
+    /// True if the message is in the seen cache.
+    pub fn has_seen(&self, id: &MessageId) -> bool {
+        self.tree.cached(id).is_some()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> GossipStats {
+        GossipStats {
+            tree: self.tree.stats,
+            ..self.stats
+        }
+    }
+
+    fn start(&mut self, out: &mut Vec<Output<Self>>) {
+        if !self.started {
+            self.started = true;
+            out.push(Output::Schedule {
+                after: self.config.shuffle_interval,
+                timer: Timer::Shuffle,
+            });
+            out.push(Output::Schedule {
+                after: self.config.seen_ttl / 4,
+                timer: Timer::Sweep,
+            });
+        }
+    }
+
+    fn publish(&mut self, now: Instant, topic: TopicId, payload: Vec<u8>, out: &mut Vec<Output<Self>>) {
+        let Some(options) = self.topics.get(&topic) else {
+            out.push(Output::Emit(Event::PublishFailed(PublishError::NotSubscribed(
+                topic,
+            ))));
+            return;
+        };
+        let max = options.max_payload.min(MAX_PAYLOAD);
+        let size = payload.len();
+        let payload: BoundedBytes<MAX_PAYLOAD> = match payload.try_into() {
+            Ok(payload) if size <= max => payload,
+            _ => {
+                let error = PublishError::PayloadTooLarge { topic, size, max };
+                out.push(Output::Emit(Event::PublishFailed(error)));
+                return;
+            }
+        };
+        // Sequence numbers follow driver time, so a restarted node never reuses one.
+        let seq = self.next_seq.max(now.as_nanos());
+        self.next_seq = seq + 1;
+        let message = GossipMessage::sign(&self.keypair, topic, seq, payload);
+        let id = message.id();
+        out.push(Output::Emit(Event::Published { id, topic }));
+        self.tree.publish(now, id, message, &mut self.pt_out);
+    }
+
+    fn on_tree_message(&mut self, now: Instant, from: PeerId, msg: TreeMessage) {
+        match msg {
+            TreeMessage::Gossip { message, hops } => {
+                if !self.scores.allow(from, now) {
+                    self.stats.rate_limited += 1;
+                    self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                    return;
+                }
+                let id = message.id();
+                // The signature is checked before anything else, except for an exact copy of a message
+                // already verified (same content, hence same id, and same signature bytes).
+                if !self.tree.is_known_copy(&id, &message) && message.verify().is_err() {
+                    self.stats.bad_signatures += 1;
+                    self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
+                    return;
+                }
+                let Some(options) = self.topics.get(&message.topic) else {
+                    return; // Not our topic: neither delivered nor relayed.
+                };
+                if message.payload.len() > options.max_payload {
+                    self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
+                    return;
+                }
+                self.tree
+                    .on_gossip(now, from, id, message, hops, &mut self.pt_out);
+            }
+            TreeMessage::IHave { ids } => self.tree.on_ihave(from, &ids, &mut self.pt_out),
+            TreeMessage::Graft { id } => self.tree.on_graft(from, id, &mut self.pt_out),
+            TreeMessage::Prune => self.tree.on_prune(from),
+        }
+    }
+
+    /// Turns the layers' actions into outputs, feeding view changes from HyParView to Plumtree and
+    /// penalties to the scores, until nothing is left.
+    fn drain(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        while !self.hv_out.is_empty() || !self.pt_out.is_empty() {
+            for action in std::mem::take(&mut self.hv_out) {
+                match action {
+                    HvOut::Send(to, msg) => out.push(Output::Send {
+                        to,
+                        msg: Message::Membership(msg),
+                    }),
+                    HvOut::Dial(peer) => out.push(Output::Dial(peer)),
+                    HvOut::Disconnect(peer) => out.push(Output::Disconnect(peer)),
+                    HvOut::Up(peer) => {
+                        self.tree.neighbor_up(peer);
+                        out.push(Output::Emit(Event::NeighborUp(peer)));
+                    }
+                    HvOut::Down(peer) => {
+                        self.tree.neighbor_down(peer);
+                        out.push(Output::Emit(Event::NeighborDown(peer)));
+                    }
+                }
+            }
+            for action in std::mem::take(&mut self.pt_out) {
+                self.on_tree_action(now, action, out);
+            }
+        }
+    }
+
+    fn on_tree_action(&mut self, now: Instant, action: PtOut, out: &mut Vec<Output<Self>>) {
+        match action {
+            PtOut::Send(to, msg) => out.push(Output::Send {
+                to,
+                msg: Message::Tree(msg),
+            }),
+            PtOut::Schedule(after, timer) => out.push(Output::Schedule { after, timer }),
+            PtOut::Deliver { id, message, hops } => {
+                out.push(Output::Emit(Event::Delivered { id, message, hops }))
+            }
+            PtOut::Validate { id, message, from } => {
+                let validate = self.topics.get(&message.topic).is_some_and(|o| o.validate);
+                match from {
+                    Some(from) if validate => out.push(Output::Emit(Event::Validate { id, message, from })),
+                    _ => {
+                        self.tree.validated(id, Verdict::Accept, &mut self.pt_out);
+                    }
+                }
+            }
+            PtOut::Penalty(peer, penalty) => {
+                if self.scores.penalise(peer, penalty, now) && !self.views.is_banned(&peer) {
+                    self.stats.bans += 1;
+                    self.views.ban(peer, &mut self.rng, &mut self.hv_out);
+                    out.push(Output::Emit(Event::PeerBanned(peer)));
+                }
+            }
+        }
+    }
+}
+
+impl Protocol for Gossip {
+    type Message = Message;
+    type Command = Command;
+    type Event = Event;
+    type Timer = Timer;
+
+    const ID: ProtocolId = ProtocolId::new("/meshwork/gossip/1");
+    const MAX_MESSAGE_SIZE: usize = MAX_PAYLOAD + 1024;
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        self.start(out);
+        match input {
+            Input::Message { from, msg } => {
+                if self.views.is_banned(&from) {
+                    out.push(Output::Disconnect(from));
+                    return;
+                }
+                match msg {
+                    Message::Membership(msg) => {
+                        self.views.on_message(from, msg, &mut self.rng, &mut self.hv_out)
+                    }
+                    Message::Tree(msg) => self.on_tree_message(now, from, msg),
+                }
+            }
+            Input::Command(command) => match command {
+                Command::Join(contacts) => {
+                    for contact in contacts {
+                        self.views.join(contact, &mut self.hv_out);
+                    }
+                }
+                Command::Subscribe(topic, options) => {
+                    self.topics.insert(topic, options);
+                }
+                Command::Unsubscribe(topic) => {
+                    self.topics.remove(&topic);
+                }
+                Command::Publish(topic, payload) => self.publish(now, topic, payload, out),
+                Command::Validated(id, verdict) => {
+                    self.tree.validated(id, verdict, &mut self.pt_out);
+                }
+            },
+            Input::Timer(timer) => match timer {
+                Timer::Shuffle => {
+                    self.views.on_shuffle_timer(&mut self.rng, &mut self.hv_out);
+                    out.push(Output::Schedule {
+                        after: self.config.shuffle_interval,
+                        timer: Timer::Shuffle,
+                    });
+                }
+                Timer::FlushIHave => self.tree.flush_ihave(&mut self.pt_out),
+                Timer::Graft(id) => self.tree.on_graft_timer(id, &mut self.pt_out),
+                Timer::Sweep => {
+                    self.tree.sweep(now);
+                    out.push(Output::Schedule {
+                        after: self.config.seen_ttl / 4,
+                        timer: Timer::Sweep,
+                    });
+                }
+            },
+            Input::PeerUp(peer) => self.views.on_peer_up(peer, &mut self.rng, &mut self.hv_out),
+            Input::PeerDown(peer) => {
+                self.scores.forget_bucket(&peer);
+                self.views.on_peer_down(peer, &mut self.rng, &mut self.hv_out);
+            }
+        }
+        self.drain(now, out);
+    }
+}

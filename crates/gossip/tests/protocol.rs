@@ -1,0 +1,216 @@
+//! One gossip node driven by hand: signatures, validation before forwarding, prune, graft, golden bytes.
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+use std::time::Duration;
+
+use meshwork_gossip::{
+    Announcement, Command, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, TopicId,
+    TopicOptions, TreeMessage, Verdict,
+};
+use meshwork_identity::{Keypair, Signature};
+use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, golden};
+
+fn topic() -> TopicId {
+    TopicId::from_name("t")
+}
+
+fn key(n: u8) -> Keypair {
+    Keypair::from_seed([n; 32])
+}
+
+/// A node with `validate` on its topic, with peers 2 and 3 in its active view.
+fn node(validate: bool) -> (Gossip, PeerId, PeerId) {
+    let mut g = Gossip::new(key(1), Config::default(), 7);
+    let mut out = Vec::new();
+    let options = TopicOptions {
+        validate,
+        ..TopicOptions::default()
+    };
+    g.handle(
+        Instant::ZERO,
+        Input::Command(Command::Subscribe(topic(), options)),
+        &mut out,
+    );
+    let (a, b) = (key(2).peer_id(), key(3).peer_id());
+    for peer in [a, b] {
+        g.handle(Instant::ZERO, Input::PeerUp(peer), &mut out);
+        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: true });
+        g.handle(Instant::ZERO, Input::Message { from: peer, msg }, &mut out);
+    }
+    assert_eq!(g.active_view().len(), 2);
+    (g, a, b)
+}
+
+fn gossip(seq: u64) -> GossipMessage {
+    GossipMessage::sign(&key(9), topic(), seq, b"hi".to_vec().try_into().unwrap())
+}
+
+fn sends(out: &[Output<Gossip>]) -> Vec<(PeerId, TreeMessage)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Tree(m),
+            } => Some((*to, m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn receive(g: &mut Gossip, from: PeerId, message: GossipMessage) -> Vec<Output<Gossip>> {
+    let mut out = Vec::new();
+    let msg = Message::Tree(TreeMessage::Gossip { message, hops: 1 });
+    g.handle(Instant::ZERO, Input::Message { from, msg }, &mut out);
+    out
+}
+
+#[test]
+fn a_bad_signature_is_rejected_and_scores_down() {
+    let (mut g, a, _) = node(false);
+    let mut forged = gossip(1);
+    forged.signature = Signature::from_bytes([0; 64]);
+    let out = receive(&mut g, a, forged);
+    assert!(sends(&out).is_empty(), "not forwarded");
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::Delivered { .. })))
+    );
+    assert!(g.score(&a, Instant::ZERO) < 0.0);
+    assert_eq!(g.stats().bad_signatures, 1);
+    // Enough of them and the peer is banned and disconnected.
+    let mut out = Vec::new();
+    for seq in 2..6 {
+        let mut forged = gossip(seq);
+        forged.signature = Signature::from_bytes([0; 64]);
+        out.extend(receive(&mut g, a, forged));
+    }
+    assert!(g.is_banned(&a));
+    assert!(!g.active_view().contains(&a));
+    assert!(out.iter().any(|o| matches!(o, Output::Disconnect(p) if *p == a)));
+}
+
+#[test]
+fn a_message_is_forwarded_only_after_accept() {
+    let (mut g, a, b) = node(true);
+    let out = receive(&mut g, a, gossip(1));
+    assert!(sends(&out).is_empty(), "nothing goes out before the verdict");
+    let id = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Emit(Event::Validate { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(g.pending_validations(), 1);
+    let mut out = Vec::new();
+    g.handle(
+        Instant::ZERO,
+        Input::Command(Command::Validated(id, Verdict::Accept)),
+        &mut out,
+    );
+    let sent = sends(&out);
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(&sent[0], (to, TreeMessage::Gossip { hops: 2, .. }) if *to == b));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::Delivered { .. })))
+    );
+}
+
+#[test]
+fn a_rejected_message_is_dropped_and_counts_against_the_sender() {
+    let (mut g, a, _) = node(true);
+    let message = gossip(1);
+    let id = message.id();
+    receive(&mut g, a, message);
+    let mut out = Vec::new();
+    g.handle(
+        Instant::ZERO,
+        Input::Command(Command::Validated(id, Verdict::Reject)),
+        &mut out,
+    );
+    assert!(sends(&out).is_empty());
+    assert!(g.score(&a, Instant::ZERO) < 0.0);
+}
+
+#[test]
+fn a_duplicate_triggers_prune() {
+    let (mut g, a, b) = node(false);
+    receive(&mut g, a, gossip(1));
+    let out = receive(&mut g, b, gossip(1));
+    assert_eq!(sends(&out), vec![(b, TreeMessage::Prune)]);
+    assert_eq!(g.lazy_peers(), vec![b]);
+}
+
+#[test]
+fn a_missing_message_triggers_graft_after_the_timeout() {
+    let (mut g, a, _) = node(false);
+    let id = gossip(1).id();
+    let mut out = Vec::new();
+    let ids = vec![Announcement { id, hops: 1 }].try_into().unwrap();
+    let msg = Message::Tree(TreeMessage::IHave { ids });
+    g.handle(Instant::ZERO, Input::Message { from: a, msg }, &mut out);
+    let timer = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Schedule { after, timer } if *after == Config::default().graft_timeout => {
+                Some(timer.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let mut out = Vec::new();
+    g.handle(
+        Instant::from_duration(Duration::from_millis(300)),
+        Input::Timer(timer),
+        &mut out,
+    );
+    assert_eq!(sends(&out), vec![(a, TreeMessage::Graft { id: Some(id) })]);
+}
+
+#[test]
+fn publishing_over_the_topic_limit_fails_clearly() {
+    let mut g = Gossip::new(key(1), Config::default(), 7);
+    let mut out = Vec::new();
+    let options = TopicOptions {
+        max_payload: 4,
+        validate: false,
+    };
+    g.handle(
+        Instant::ZERO,
+        Input::Command(Command::Subscribe(topic(), options)),
+        &mut out,
+    );
+    g.handle(
+        Instant::ZERO,
+        Input::Command(Command::Publish(topic(), vec![0; 5])),
+        &mut out,
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::PublishFailed(_))))
+    );
+}
+
+#[test]
+fn golden_vectors() {
+    golden::check(&Message::Membership(MembershipMessage::Join), "0000");
+    golden::check(
+        &Message::Membership(MembershipMessage::Neighbor { high_priority: true }),
+        "000201",
+    );
+    golden::check(&Message::Membership(MembershipMessage::Disconnect), "0004");
+    golden::check(&Message::Tree(TreeMessage::Prune), "0103");
+    golden::check(&Message::Tree(TreeMessage::Graft { id: None }), "010200");
+}
+
+#[test]
+fn the_largest_message_fits_the_frame_limit() {
+    let payload = vec![0u8; meshwork_gossip::MAX_PAYLOAD];
+    let message = GossipMessage::sign(&key(9), topic(), u64::MAX, payload.try_into().unwrap());
+    let msg = Message::Tree(TreeMessage::Gossip {
+        message,
+        hops: u16::MAX,
+    });
+    assert!(meshwork_wire::encoded_len(&msg).unwrap() <= Gossip::MAX_MESSAGE_SIZE);
+}
