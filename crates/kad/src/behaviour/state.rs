@@ -1,0 +1,336 @@
+//! [`Kademlia`]: the state, the [`Protocol`] impl, connections and inbound requests.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use meshwork_identity::{Keypair, PeerId, puzzle};
+use meshwork_wire::{BoundedVec, Input, Instant, Output, Protocol, ProtocolId};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::queries::{Purpose, Qid, Query};
+use super::types::{Command, Event, Timer};
+use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
+use crate::routing_table::{InsertOutcome, RoutingTable, TableLimits};
+use crate::store::{MemoryStore, ProviderRecord, RecordStore};
+use crate::{Address, Config, Key, PeerInfo};
+
+/// Messages queued for a peer we are dialing, at most.
+const MAX_QUEUED_PER_PEER: usize = 16;
+/// Peers we dial at once, at most (further sends to unconnected peers are dropped and time out).
+const MAX_DIALING: usize = 256;
+/// Addresses learned from responses that we remember, at most.
+const MAX_LEARNED_ADDRS: usize = 4096;
+
+/// Output of [`Kademlia`], for short.
+pub(crate) type Out<S> = Vec<Output<Kademlia<S>>>;
+
+/// A request we sent and wait on.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub(crate) peer: PeerId,
+    pub(crate) purpose: Purpose,
+}
+
+/// The Kademlia state machine of one node. See the crate docs for the model.
+pub struct Kademlia<S: RecordStore = MemoryStore> {
+    pub(crate) keypair: Keypair,
+    pub(crate) local: PeerId,
+    pub(crate) config: Config,
+    pub(crate) table: RoutingTable,
+    pub(crate) store: S,
+    pub(crate) rng: ChaCha8Rng,
+    connected: HashSet<PeerId>,
+    dialing: HashMap<PeerId, Vec<Message>>,
+    /// Addresses the driver observed; they win over what peers claim.
+    observed: HashMap<PeerId, Address>,
+    /// Addresses peers told us about.
+    learned: HashMap<PeerId, Address>,
+    next_request: RequestId,
+    pub(crate) requests: HashMap<RequestId, Pending>,
+    pub(crate) queries: HashMap<Qid, Query>,
+    pub(crate) next_internal: u64,
+    /// Our records, republished on a timer: value per key.
+    pub(crate) published: HashMap<Key, Vec<u8>>,
+    /// Keys we provide, re-announced on a timer.
+    pub(crate) provided: HashSet<Key>,
+    pub(crate) refresh_scheduled: bool,
+}
+
+impl Kademlia<MemoryStore> {
+    /// A node with identity `keypair`, an in-memory store, and an RNG seeded by `seed`.
+    pub fn new(keypair: Keypair, config: Config, seed: u64) -> Self {
+        Self::with_store(keypair, config, MemoryStore::default(), seed)
+    }
+}
+
+impl<S: RecordStore> Kademlia<S> {
+    /// A node with identity `keypair` over the record store `store`, with an RNG seeded by `seed`.
+    pub fn with_store(keypair: Keypair, config: Config, store: S, seed: u64) -> Self {
+        let config = config.sanitized();
+        let local = keypair.peer_id();
+        let limits = TableLimits {
+            k: config.k,
+            puzzle_difficulty: config.puzzle_difficulty,
+            max_per_prefix_in_bucket: config.max_per_prefix_in_bucket,
+            max_per_prefix_in_table: config.max_per_prefix_in_table,
+        };
+        Self {
+            keypair,
+            local,
+            table: RoutingTable::new(Key::from_peer(&local), limits),
+            config,
+            store,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            connected: HashSet::new(),
+            dialing: HashMap::new(),
+            observed: HashMap::new(),
+            learned: HashMap::new(),
+            next_request: 0,
+            requests: HashMap::new(),
+            queries: HashMap::new(),
+            next_internal: 0,
+            published: HashMap::new(),
+            provided: HashSet::new(),
+            refresh_scheduled: false,
+        }
+    }
+
+    /// Our peer id.
+    pub fn local_peer(&self) -> PeerId {
+        self.local
+    }
+
+    /// The routing table.
+    pub fn routing_table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// The record store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Queries running (the application's and internal ones).
+    pub fn num_queries(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
+    /// driver reads this to carry out [`Output::Dial`].
+    pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {
+        self.observed
+            .get(peer)
+            .or_else(|| self.table.get(peer).map(|e| &e.addr))
+            .or_else(|| self.learned.get(peer))
+    }
+
+    pub(crate) fn learn_address(&mut self, info: &PeerInfo) {
+        if self.learned.len() >= MAX_LEARNED_ADDRS && !self.learned.contains_key(&info.id) {
+            // Crude but bounded: forget everything learned; table entries keep their own addresses.
+            self.learned.clear();
+        }
+        self.learned.insert(info.id, info.addr.clone());
+    }
+
+    /// Whether a peer named by another may be contacted at all: not us, and it solves the puzzle.
+    pub(crate) fn acceptable(&self, peer: &PeerId) -> bool {
+        *peer != self.local && puzzle::solves(peer, self.config.puzzle_difficulty)
+    }
+
+    /// Sends a request to `peer`, tracked under a fresh id with a timeout.
+    pub(crate) fn request(&mut self, peer: PeerId, request: Request, purpose: Purpose, out: &mut Out<S>) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.requests.insert(id, Pending { peer, purpose });
+        out.push(Output::Schedule {
+            after: self.config.request_timeout,
+            timer: Timer::Request(id),
+        });
+        self.send(peer, Message::Request { id, request }, out);
+    }
+
+    fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
+        if self.connected.contains(&to) {
+            out.push(Output::Send { to, msg });
+            return;
+        }
+        if let Some(queue) = self.dialing.get_mut(&to) {
+            if queue.len() < MAX_QUEUED_PER_PEER {
+                queue.push(msg);
+            }
+        } else if self.dialing.len() < MAX_DIALING {
+            self.dialing.insert(to, vec![msg]);
+            out.push(Output::Dial(to));
+        }
+    }
+
+    /// Gives up on a dial nobody reported back on, once no request waits for the peer, so dials the
+    /// driver never answered cannot fill the dialing set.
+    pub(crate) fn forget_dial(&mut self, peer: &PeerId) {
+        if self.dialing.contains_key(peer) && !self.requests.values().any(|p| p.peer == *peer) {
+            self.dialing.remove(peer);
+        }
+    }
+
+    /// `peer` answered one of our requests: it may enter the table (S/Kademlia: only after a response).
+    pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
+        let addr = self.address_of(&peer).cloned().unwrap_or_else(Address::unknown);
+        if let InsertOutcome::PingOldest { oldest } = self.table.insert(peer, addr, now) {
+            self.request(oldest, Request::Ping, Purpose::Liveness, out);
+        }
+    }
+
+    fn closest_infos(&self, target: &Key, except: &PeerId) -> Peers {
+        let list: Vec<PeerInfo> = self
+            .table
+            .closest(target, self.config.k + 1)
+            .into_iter()
+            .filter(|e| e.peer != *except)
+            .take(self.config.k.min(MAX_PEERS))
+            .map(|e| e.info())
+            .collect();
+        BoundedVec::try_from(list).unwrap_or_default()
+    }
+
+    fn on_request(&mut self, now: Instant, from: PeerId, id: RequestId, request: Request, out: &mut Out<S>) {
+        let response = match request {
+            Request::Ping => Response::Pong,
+            Request::FindNode { target } => Response::Nodes {
+                closer: self.closest_infos(&target, &from),
+            },
+            Request::GetValue { key } => Response::Value {
+                record: self.store.get(&key, now),
+                closer: self.closest_infos(&key, &from),
+            },
+            Request::PutValue { record } => {
+                let ok = record.verify(now, self.config.max_record_ttl).is_ok()
+                    && self.store.put(record, now).is_ok();
+                Response::Stored { ok }
+            }
+            Request::AddProvider { key, addr } => {
+                let addr = self.observed.get(&from).cloned().unwrap_or(addr);
+                let provider = ProviderRecord {
+                    provider: PeerInfo { id: from, addr },
+                    expires: now + self.config.provider_ttl,
+                };
+                Response::Stored {
+                    ok: self.store.add_provider(key, provider).is_ok(),
+                }
+            }
+            Request::GetProviders { key } => {
+                let list: Vec<PeerInfo> = self
+                    .store
+                    .providers(&key, now)
+                    .into_iter()
+                    .take(MAX_PEERS)
+                    .map(|p| p.provider)
+                    .collect();
+                Response::Providers {
+                    providers: BoundedVec::try_from(list).unwrap_or_default(),
+                    closer: self.closest_infos(&key, &from),
+                }
+            }
+        };
+        self.send(from, Message::Response { id, response }, out);
+        self.maybe_ping_inbound(from, out);
+    }
+
+    /// A peer that asked us something may enter our table once it answers a ping of ours.
+    fn maybe_ping_inbound(&mut self, from: PeerId, out: &mut Out<S>) {
+        if !self.config.ping_inbound || self.table.contains(&from) || !self.acceptable(&from) {
+            return;
+        }
+        let addr = self.address_of(&from).cloned().unwrap_or_else(Address::unknown);
+        let Ok(index) = self.table.check(&from, &addr) else {
+            return;
+        };
+        let full = self.table.bucket(index).len() >= self.config.k;
+        let already = self
+            .requests
+            .values()
+            .any(|p| p.peer == from && matches!(p.purpose, Purpose::Inbound));
+        if (full && self.table.pending(index).is_some()) || already {
+            return;
+        }
+        self.request(from, Request::Ping, Purpose::Inbound, out);
+    }
+
+    fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
+        match command {
+            Command::PeerAddress { peer, addr } => {
+                if self.observed.len() < MAX_LEARNED_ADDRS || self.observed.contains_key(&peer) {
+                    self.observed.insert(peer, addr);
+                }
+            }
+            other => self.start_command(now, other, out),
+        }
+    }
+
+    fn on_peer_down(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
+        self.connected.remove(&peer);
+        self.dialing.remove(&peer);
+        self.observed.remove(&peer);
+        let failed: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, p)| p.peer == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.request_failed(id, now, out);
+        }
+    }
+
+    fn on_peer_up(&mut self, peer: PeerId, out: &mut Out<S>) {
+        self.connected.insert(peer);
+        for msg in self.dialing.remove(&peer).unwrap_or_default() {
+            out.push(Output::Send { to: peer, msg });
+        }
+    }
+
+    pub(crate) fn schedule(&self, after: Duration, timer: Timer, out: &mut Out<S>) {
+        out.push(Output::Schedule { after, timer });
+    }
+
+    pub(crate) fn emit(&self, event: Event, out: &mut Out<S>) {
+        out.push(Output::Emit(event));
+    }
+}
+
+impl<S: RecordStore> Protocol for Kademlia<S> {
+    type Message = Message;
+    type Command = Command;
+    type Event = Event;
+    type Timer = Timer;
+
+    const ID: ProtocolId = ProtocolId::new("/meshwork/kad/1");
+    /// A value response: a maximal record plus 20 peers with maximal addresses, with room to spare.
+    const MAX_MESSAGE_SIZE: usize = 16 * 1024;
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        match input {
+            Input::Message {
+                from,
+                msg: Message::Request { id, request },
+            } => {
+                self.on_request(now, from, id, request, out);
+            }
+            Input::Message {
+                from,
+                msg: Message::Response { id, response },
+            } => {
+                self.on_response(now, from, id, response, out);
+            }
+            Input::Command(command) => self.on_command(now, command, out),
+            Input::Timer(timer) => self.on_timer(now, timer, out),
+            Input::PeerUp(peer) => self.on_peer_up(peer, out),
+            Input::PeerDown(peer) => self.on_peer_down(peer, now, out),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Kademlia's timers: request timeouts, bucket refresh, republishing and re-announcing.
+
+use meshwork_wire::Instant;
+
+use super::queries::Kind;
+use super::state::{Kademlia, Out};
+use super::types::Timer;
+use crate::store::RecordStore;
+use crate::{Key, Record};
+
+impl<S: RecordStore> Kademlia<S> {
+    pub(crate) fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Out<S>) {
+        match timer {
+            Timer::Request(id) => self.request_failed(id, now, out),
+            Timer::Refresh => {
+                self.store.expire(now);
+                for index in self.table.stale_buckets(now, self.config.refresh_interval) {
+                    let target = self.random_key_in_bucket(index);
+                    self.start_internal(now, target, Kind::Refresh, out);
+                }
+                let own = Key::from_peer(&self.local);
+                self.start_internal(now, own, Kind::Refresh, out);
+                self.schedule(self.config.refresh_interval, Timer::Refresh, out);
+            }
+            Timer::Republish(key) => {
+                let Some(value) = self.published.get(&key).cloned() else {
+                    return;
+                };
+                let expires = now + self.config.record_ttl;
+                if let Ok(record) = Record::sign(&self.keypair, key, value, expires) {
+                    let _ = self.store.put(record.clone(), now);
+                    self.start_internal(now, key, Kind::PutValue(record), out);
+                }
+                self.schedule(self.config.republish_interval, Timer::Republish(key), out);
+            }
+            Timer::Reprovide(key) => {
+                if self.provided.contains(&key) {
+                    self.start_internal(now, key, Kind::AddProvider, out);
+                    self.schedule(self.config.reprovide_interval, Timer::Reprovide(key), out);
+                }
+            }
+        }
+    }
+}

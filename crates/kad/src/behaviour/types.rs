@@ -1,0 +1,167 @@
+//! What the application and the driver exchange with [`crate::Kademlia`].
+
+use meshwork_identity::PeerId;
+
+use crate::message::RequestId;
+use crate::{Address, Key, PeerInfo, QueryError, Record};
+
+/// Names a query the application started; chosen by the application (see [`crate::KadHandle`]),
+/// echoed in the query's [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// What the application asks of Kademlia.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Join the network through `peers`: look up our own key, then refresh every bucket. Also starts
+    /// the periodic bucket refresh. Answered by [`Event::Bootstrapped`].
+    Bootstrap {
+        /// Names the query.
+        query: QueryId,
+        /// Peers we know of; they enter the table once they answer.
+        peers: Vec<PeerInfo>,
+    },
+    /// Find the `k` peers closest to `target`. Answered by [`Event::ClosestPeers`].
+    FindNode {
+        /// Names the query.
+        query: QueryId,
+        /// The key.
+        target: Key,
+    },
+    /// Find one peer's address. Answered by [`Event::FoundPeer`].
+    FindPeer {
+        /// Names the query.
+        query: QueryId,
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Sign `value` as a record under `key` and store it at the `k` closest peers; it is republished
+    /// on a timer. Answered by [`Event::PutValue`].
+    PutValue {
+        /// Names the query.
+        query: QueryId,
+        /// The record key.
+        key: Key,
+        /// The value (at most [`crate::message::MAX_VALUE`] bytes).
+        value: Vec<u8>,
+    },
+    /// Find the record under `key`. Answered by [`Event::GetValue`].
+    GetValue {
+        /// Names the query.
+        query: QueryId,
+        /// The record key.
+        key: Key,
+    },
+    /// Announce that we provide `key`, to the `k` closest peers; re-announced on a timer. Answered by
+    /// [`Event::StartedProviding`].
+    StartProviding {
+        /// Names the query.
+        query: QueryId,
+        /// The provided key.
+        key: Key,
+    },
+    /// Find providers of `key`. Answered by [`Event::GetProviders`].
+    GetProviders {
+        /// Names the query.
+        query: QueryId,
+        /// The provided key.
+        key: Key,
+    },
+    /// From the driver: `peer` is connected from `addr` (the address the transport observed). This
+    /// address, not what peers claim, is what the per-prefix limits count.
+    PeerAddress {
+        /// The peer.
+        peer: PeerId,
+        /// Its observed address.
+        addr: Address,
+    },
+}
+
+/// What Kademlia tells the application.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The bootstrap lookup finished.
+    Bootstrapped {
+        /// The query.
+        query: QueryId,
+        /// Peers in the routing table now.
+        table_size: usize,
+    },
+    /// A [`Command::FindNode`] finished.
+    ClosestPeers {
+        /// The query.
+        query: QueryId,
+        /// The key looked up.
+        target: Key,
+        /// The closest peers that answered, closest first.
+        peers: Vec<PeerInfo>,
+    },
+    /// A [`Command::FindPeer`] finished.
+    FoundPeer {
+        /// The query.
+        query: QueryId,
+        /// The peer looked up.
+        peer: PeerId,
+        /// The peer and its address, if it answered us during the lookup.
+        found: Option<PeerInfo>,
+    },
+    /// A [`Command::PutValue`] finished.
+    PutValue {
+        /// The query.
+        query: QueryId,
+        /// The record key.
+        key: Key,
+        /// How many peers accepted the record.
+        stored_at: usize,
+    },
+    /// A [`Command::GetValue`] finished.
+    GetValue {
+        /// The query.
+        query: QueryId,
+        /// The record key.
+        key: Key,
+        /// A valid record, if one was found.
+        record: Option<Record>,
+    },
+    /// A [`Command::StartProviding`] finished.
+    StartedProviding {
+        /// The query.
+        query: QueryId,
+        /// The provided key.
+        key: Key,
+        /// How many peers accepted the announcement.
+        stored_at: usize,
+    },
+    /// A [`Command::GetProviders`] finished.
+    GetProviders {
+        /// The query.
+        query: QueryId,
+        /// The provided key.
+        key: Key,
+        /// The providers found.
+        providers: Vec<PeerInfo>,
+    },
+    /// A command could not start or failed.
+    Failed {
+        /// The query.
+        query: QueryId,
+        /// Why.
+        error: QueryError,
+    },
+}
+
+/// Kademlia's timers (timers are data: the driver hands them back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timer {
+    /// The request `0` timed out if it is still unanswered.
+    Request(RequestId),
+    /// Refresh stale buckets and expire stored records.
+    Refresh,
+    /// Republish our record under this key.
+    Republish(Key),
+    /// Re-announce that we provide this key.
+    Reprovide(Key),
+}

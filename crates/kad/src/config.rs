@@ -1,0 +1,76 @@
+//! Tunables of the Kademlia state machine.
+
+use std::time::Duration;
+
+/// Configuration of a [`crate::Kademlia`] node. [`Config::default`] gives the values of the papers.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Bucket size `k`, also the number of peers a lookup returns and a record is stored at (default 20,
+    /// at most [`crate::message::MAX_PEERS`]).
+    pub k: usize,
+    /// Lookup parallelism `α`: requests in flight per lookup path (default 3).
+    pub alpha: usize,
+    /// S/Kademlia disjoint lookup paths `d` (default 1: the plain Kademlia fast path). With `d > 1` each
+    /// lookup runs `d` iterative searches that never share a peer, so one path of honest peers suffices
+    /// to find the target even if the others meet adversarial nodes.
+    pub disjoint_paths: usize,
+    /// How long we wait for an answer to one request before counting it as failed (default 10 s).
+    pub request_timeout: Duration,
+    /// S/Kademlia static puzzle: peers whose id does not solve it at this difficulty never enter the
+    /// routing table and are never contacted by lookups (default 0: everyone).
+    pub puzzle_difficulty: u32,
+    /// At most this many peers of one IP prefix (/24 or /48) in one bucket (default 2).
+    pub max_per_prefix_in_bucket: usize,
+    /// At most this many peers of one IP prefix in the whole table (default 10).
+    pub max_per_prefix_in_table: usize,
+    /// A bucket that saw no lookup for this long is refreshed by a lookup of a random key in it (default 1 h).
+    pub refresh_interval: Duration,
+    /// How long a record stays valid after it is (re)published (default 36 h).
+    pub record_ttl: Duration,
+    /// Records a node accepts are at most this far in the future (default 48 h).
+    pub max_record_ttl: Duration,
+    /// The publisher re-signs and re-stores its records this often (default 12 h).
+    pub republish_interval: Duration,
+    /// How long a provider announcement is kept (default 24 h).
+    pub provider_ttl: Duration,
+    /// The provider re-announces this often (default 12 h).
+    pub reprovide_interval: Duration,
+    /// Ping a peer that sent us a request and is not in our table, so it can enter once it answers
+    /// (default true). Without this, a bootstrap node would never learn of the nodes that join through it.
+    pub ping_inbound: bool,
+    /// The address we announce as providers (default none: receivers use the address they observe).
+    pub external_address: Option<crate::Address>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            alpha: 3,
+            disjoint_paths: 1,
+            request_timeout: Duration::from_secs(10),
+            puzzle_difficulty: 0,
+            max_per_prefix_in_bucket: 2,
+            max_per_prefix_in_table: 10,
+            refresh_interval: Duration::from_secs(3600),
+            record_ttl: Duration::from_secs(36 * 3600),
+            max_record_ttl: Duration::from_secs(48 * 3600),
+            republish_interval: Duration::from_secs(12 * 3600),
+            provider_ttl: Duration::from_secs(24 * 3600),
+            reprovide_interval: Duration::from_secs(12 * 3600),
+            ping_inbound: true,
+            external_address: None,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration with `k`, `alpha` and `disjoint_paths` clamped to usable values.
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.k = self.k.clamp(1, crate::message::MAX_PEERS);
+        self.alpha = self.alpha.max(1);
+        self.disjoint_paths = self.disjoint_paths.clamp(1, self.k);
+        self
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors of the Kademlia crate.
+
+use thiserror::Error;
+
+/// Why a record was refused (by [`crate::Record::verify`] or a [`crate::RecordStore`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The publisher's signature does not verify over the record.
+    #[error("record signature does not verify")]
+    BadSignature,
+    /// The record's expiry has passed.
+    #[error("record expired")]
+    Expired,
+    /// The record's expiry is further in the future than this node accepts.
+    #[error("record expiry too far in the future")]
+    TooFarInFuture,
+    /// The value is larger than [`crate::message::MAX_VALUE`].
+    #[error("record value of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The value's length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Another publisher already holds this key, or ours is older than the stored one.
+    #[error("a conflicting or newer record is already stored")]
+    Conflict,
+    /// The store is full.
+    #[error("record store is full")]
+    StoreFull,
+}
+
+/// Why a lookup or command failed; carried by [`crate::Event::Failed`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A query with this id is already running.
+    #[error("query id already in use")]
+    DuplicateId,
+    /// The routing table is empty, so there is nobody to ask (bootstrap first).
+    #[error("no peers to ask: the routing table is empty")]
+    NoPeers,
+    /// The record could not be created or was refused locally.
+    #[error("record refused: {0}")]
+    Record(#[from] RecordError),
+}

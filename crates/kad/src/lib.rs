@@ -1,0 +1,80 @@
+//! # meshwork-kad: Kademlia as a pure state machine
+//!
+//! This crate does no IO, reads no clock and owns no task. It is the Kademlia distributed hash table
+//! (Maymounkov and Mazières, *Kademlia: A Peer-to-peer Information System Based on the XOR Metric*,
+//! IPTPS 2002) with the defences of S/Kademlia (Baumgart and Mies, *S/Kademlia: A Practicable Approach
+//! Towards Secure Key-Based Routing*, ICPADS 2007), written as a [`meshwork_wire::Protocol`]: a driver
+//! (the simulator or the tokio node runtime) hands [`Kademlia`] inputs with the current time and carries
+//! out the outputs it pushes.
+//!
+//! ## The model
+//!
+//! - **Keys and distance** ([`key`]). Peers and records share a 256-bit key space. A peer's key is the
+//!   blake3 hash of its [`PeerId`](meshwork_identity::PeerId) ([`Key::from_peer`]); the distance of two
+//!   keys is their XOR read as an integer. Every lookup converges because each step halves the distance.
+//! - **The routing table** ([`routing_table`]). Bucket `i` holds up to `k` (20) peers whose distance from
+//!   us has `i` leading zero bits. A full bucket prefers the peers it has: the least recently seen entry
+//!   is pinged and only evicted if it does not answer, the newcomer waiting in a pending slot. Peers enter
+//!   only after they *answered* a request of ours (S/Kademlia); a peer that merely asked us something is
+//!   pinged back and enters if it answers. Ids must solve the static crypto puzzle
+//!   ([`meshwork_identity::puzzle`]) at the configured difficulty, and at most a few peers of one /24
+//!   (IPv4) or /48 (IPv6) fit in one bucket and in the table. Buckets no lookup touched for an hour are
+//!   refreshed by a lookup of a random key in them.
+//! - **Iterative lookups** ([`query`]). A lookup asks the `α` (3) closest peers it knows, learns closer
+//!   ones from their answers, and repeats until the `k` closest it has heard of have all answered. Each
+//!   request has a timeout; timers are data ([`Timer`]). With `d > 1` disjoint paths
+//!   ([`Config::disjoint_paths`]) a lookup runs `d` searches that never share a peer, so an adversary on
+//!   one path cannot eclipse the others.
+//! - **Records and providers** ([`message::Record`], [`store`]). A record is signed by its publisher in
+//!   its own namespace and carries an absolute expiry (driver time); it is stored at the `k` peers
+//!   closest to its key and republished by its publisher on a timer. Provider announcements ("I serve
+//!   key X") are stored the same way and expire.
+//!
+//! ## Driving it
+//!
+//! Feed [`Input`](meshwork_wire::Input)s to [`Protocol::handle`](meshwork_wire::Protocol::handle): decoded
+//! messages, [`Command`]s (also [`Command::PeerAddress`] when a connection comes up, so the prefix limits
+//! count observed addresses), fired timers, and `PeerUp`/`PeerDown`. Carry out the outputs: `Send`,
+//! `Dial` (the address is [`Kademlia::address_of`]), `Schedule`, and [`Event`]s for the application.
+//! Applications usually talk through the capability traits [`PeerRouting`] and [`ContentRouting`].
+//!
+//! ## Example
+//!
+//! ```
+//! use meshwork_identity::Keypair;
+//! use meshwork_kad::{Address, Command, Config, Kademlia, PeerInfo, QueryId};
+//! use meshwork_wire::{Input, Instant, Output, Protocol};
+//!
+//! let bootstrap = Keypair::from_seed([1; 32]).peer_id();
+//! let mut kad = Kademlia::new(Keypair::from_seed([2; 32]), Config::default(), 7);
+//! let mut out = Vec::new();
+//! let peers = vec![PeerInfo { id: bootstrap, addr: Address::unknown() }];
+//! kad.handle(Instant::ZERO, Input::Command(Command::Bootstrap { query: QueryId(1), peers }), &mut out);
+//! // Not connected yet: Kademlia asks the driver to dial the bootstrap peer, and queues its request.
+//! assert!(out.iter().any(|o| matches!(o, Output::Dial(p) if *p == bootstrap)));
+//! out.clear();
+//! kad.handle(Instant::ZERO, Input::PeerUp(bootstrap), &mut out);
+//! assert!(out.iter().any(|o| matches!(o, Output::Send { to, .. } if *to == bootstrap)));
+//! ```
+#![deny(missing_docs)]
+
+mod address;
+mod behaviour;
+mod config;
+mod error;
+pub mod key;
+pub mod message;
+pub mod query;
+mod routing;
+pub mod routing_table;
+pub mod store;
+
+pub use address::{Address, IpPrefix, MAX_OPAQUE_ADDRESS, PeerInfo};
+pub use behaviour::state::Kademlia;
+pub use behaviour::types::{Command, Event, QueryId, Timer};
+pub use config::Config;
+pub use error::{QueryError, RecordError};
+pub use key::{Distance, Key};
+pub use message::{Message, Record};
+pub use routing::{ContentRouting, KadHandle, PeerRouting};
+pub use store::{MemoryStore, RecordStore};

@@ -1,0 +1,362 @@
+//! The pure iterative lookup, after rust-libp2p's `query/peers/closest.rs`.
+//!
+//! [`ClosestPeers`] knows nothing of messages or timers: the caller asks [`ClosestPeers::next`] whom to
+//! contact, and reports each answer with [`ClosestPeers::on_success`] (and the closer peers it named) or
+//! [`ClosestPeers::on_failure`]. At most `α` requests are in flight while the lookup makes progress;
+//! when `α` answers in a row bring nobody closer, the lookup is *stalled* and widens to `k` requests in
+//! flight, as the Kademlia paper prescribes. It finishes when the `k` closest peers it knows of have all
+//! answered (or when nobody is left to ask).
+//!
+//! [`DisjointLookup`] runs `d` of them over disjoint sets of peers (S/Kademlia §4.4): a peer learned by one
+//! path is never contacted by another, so a path that meets an adversary cannot poison the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::Instant;
+
+use crate::key::{Distance, Key};
+
+/// Parameters of one lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupConfig {
+    /// Requests in flight while making progress (`α`).
+    pub parallelism: usize,
+    /// How many peers the lookup returns (`k`).
+    pub num_results: usize,
+    /// After this long a request no longer counts toward the parallelism limit.
+    pub peer_timeout: Duration,
+}
+
+/// What the lookup wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupState {
+    /// Contact this peer now.
+    Contact(PeerId),
+    /// Wait for answers (requests are in flight, or the parallelism limit is reached).
+    Waiting,
+    /// Done: read the result.
+    Finished,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerState {
+    NotContacted,
+    Waiting(Instant),
+    /// Timed out, but may still answer.
+    Unresponsive,
+    Failed,
+    Succeeded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Iterating { no_progress: usize },
+    Stalled,
+    Finished,
+}
+
+/// One iterative lookup of the peers closest to a target.
+#[derive(Clone, Debug)]
+pub struct ClosestPeers {
+    target: Key,
+    config: LookupConfig,
+    peers: BTreeMap<Distance, (PeerId, PeerState)>,
+    phase: Phase,
+    num_waiting: usize,
+}
+
+impl ClosestPeers {
+    /// A lookup of `target`, seeded with the peers we already know (normally the closest of our table).
+    pub fn new(target: Key, config: LookupConfig, seeds: impl IntoIterator<Item = PeerId>) -> Self {
+        let mut lookup = Self {
+            target,
+            config,
+            peers: BTreeMap::new(),
+            phase: Phase::Iterating { no_progress: 0 },
+            num_waiting: 0,
+        };
+        for peer in seeds {
+            lookup.learn(peer);
+        }
+        lookup
+    }
+
+    /// The key looked up.
+    pub fn target(&self) -> &Key {
+        &self.target
+    }
+
+    fn learn(&mut self, peer: PeerId) -> Distance {
+        let distance = Key::from_peer(&peer).distance(&self.target);
+        self.peers
+            .entry(distance)
+            .or_insert((peer, PeerState::NotContacted));
+        distance
+    }
+
+    /// Whether the lookup knows `peer` (in any state).
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        self.peers
+            .contains_key(&Key::from_peer(peer).distance(&self.target))
+    }
+
+    /// Requests currently counted as in flight.
+    pub fn num_waiting(&self) -> usize {
+        self.num_waiting
+    }
+
+    /// Requests allowed in flight: `α` while progressing, `max(α, k)` once stalled.
+    fn capacity(&self) -> usize {
+        match self.phase {
+            Phase::Stalled => self.config.parallelism.max(self.config.num_results),
+            Phase::Iterating { .. } | Phase::Finished => self.config.parallelism,
+        }
+    }
+
+    /// Advances the lookup at `now`: whom to contact next, whether to wait, or whether it is done.
+    /// Call it repeatedly until it stops returning [`LookupState::Contact`].
+    pub fn next(&mut self, now: Instant) -> LookupState {
+        if self.phase == Phase::Finished {
+            return LookupState::Finished;
+        }
+        // One pass, closest first. Succeeded peers count toward the result only while no closer peer is
+        // still pending (waiting, or not yet contacted). Every pass looks at every waiting peer, so a
+        // timeout far down the list always frees its slot.
+        let mut result_counter = Some(0usize);
+        let mut candidate = None;
+        for (distance, (_, state)) in self.peers.iter_mut() {
+            match *state {
+                PeerState::Waiting(deadline) if now >= deadline => {
+                    self.num_waiting -= 1;
+                    *state = PeerState::Unresponsive;
+                }
+                PeerState::Waiting(_) => result_counter = None,
+                PeerState::NotContacted => {
+                    result_counter = None;
+                    candidate.get_or_insert(*distance);
+                }
+                PeerState::Succeeded => {
+                    if let Some(count) = result_counter.as_mut() {
+                        *count += 1;
+                        if *count >= self.config.num_results {
+                            self.phase = Phase::Finished;
+                            return LookupState::Finished;
+                        }
+                    }
+                }
+                PeerState::Unresponsive | PeerState::Failed => {}
+            }
+        }
+        if let Some(distance) = candidate {
+            if self.num_waiting < self.capacity() {
+                if let Some((peer, state)) = self.peers.get_mut(&distance) {
+                    *state = PeerState::Waiting(now + self.config.peer_timeout);
+                    self.num_waiting += 1;
+                    return LookupState::Contact(*peer);
+                }
+            }
+            return LookupState::Waiting;
+        }
+        if self.num_waiting > 0 {
+            LookupState::Waiting
+        } else {
+            self.phase = Phase::Finished;
+            LookupState::Finished
+        }
+    }
+
+    /// `peer` answered and named `closer` peers. Returns false (and ignores the answer) if we were not
+    /// waiting for `peer`.
+    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = PeerId>) -> bool {
+        if self.phase == Phase::Finished {
+            return false;
+        }
+        let distance = Key::from_peer(peer).distance(&self.target);
+        match self.peers.get_mut(&distance) {
+            Some((_, state @ PeerState::Waiting(_))) => {
+                self.num_waiting -= 1;
+                *state = PeerState::Succeeded;
+            }
+            Some((_, state @ PeerState::Unresponsive)) => *state = PeerState::Succeeded,
+            _ => return false,
+        }
+        let known_before = self.peers.len();
+        let mut progress = false;
+        for new in closer {
+            let d = self.learn(new);
+            progress |= self.peers.keys().next() == Some(&d) || known_before < self.config.num_results;
+        }
+        self.phase = match self.phase {
+            Phase::Iterating { no_progress } if !progress => {
+                if no_progress + 1 >= self.config.parallelism {
+                    Phase::Stalled
+                } else {
+                    Phase::Iterating {
+                        no_progress: no_progress + 1,
+                    }
+                }
+            }
+            Phase::Finished => Phase::Finished,
+            _ if progress => Phase::Iterating { no_progress: 0 },
+            other => other,
+        };
+        true
+    }
+
+    /// `peer` failed to answer (an error or a timeout). Returns false if we were not waiting for it.
+    pub fn on_failure(&mut self, peer: &PeerId) -> bool {
+        if self.phase == Phase::Finished {
+            return false;
+        }
+        let distance = Key::from_peer(peer).distance(&self.target);
+        match self.peers.get_mut(&distance) {
+            Some((_, state @ PeerState::Waiting(_))) => {
+                self.num_waiting -= 1;
+                *state = PeerState::Failed;
+                true
+            }
+            Some((_, state @ PeerState::Unresponsive)) => {
+                *state = PeerState::Failed;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the lookup is finished.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// The (at most `k`) closest peers that answered, closest first.
+    pub fn result(&self) -> Vec<PeerId> {
+        self.peers
+            .values()
+            .filter(|(_, s)| *s == PeerState::Succeeded)
+            .map(|(p, _)| *p)
+            .take(self.config.num_results)
+            .collect()
+    }
+}
+
+/// `d` lookups of one target over disjoint sets of peers (S/Kademlia). With `d = 1` it is a plain
+/// [`ClosestPeers`].
+#[derive(Clone, Debug)]
+pub struct DisjointLookup {
+    paths: Vec<ClosestPeers>,
+    /// Which path owns each peer it has learned.
+    owner: HashMap<PeerId, usize>,
+    /// The path [`DisjointLookup::next`] polls first, rotated for fairness.
+    cursor: usize,
+}
+
+impl DisjointLookup {
+    /// `paths` disjoint lookups of `target`; the seeds are dealt round-robin, closest first.
+    pub fn new(target: Key, config: LookupConfig, paths: usize, seeds: Vec<PeerId>) -> Self {
+        let paths = paths.max(1);
+        let mut sorted = seeds;
+        sorted.sort_by_key(|p| Key::from_peer(p).distance(&target));
+        sorted.dedup();
+        let mut split: Vec<Vec<PeerId>> = vec![Vec::new(); paths];
+        let mut owner = HashMap::new();
+        for (i, peer) in sorted.into_iter().enumerate() {
+            owner.insert(peer, i % paths);
+            split[i % paths].push(peer);
+        }
+        let paths = split
+            .into_iter()
+            .map(|seeds| ClosestPeers::new(target, config, seeds))
+            .collect();
+        Self {
+            paths,
+            owner,
+            cursor: 0,
+        }
+    }
+
+    /// The key looked up.
+    pub fn target(&self) -> &Key {
+        self.paths[0].target()
+    }
+
+    /// The number of paths.
+    pub fn num_paths(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// The path that owns `peer`, if any has learned it.
+    pub fn path_of(&self, peer: &PeerId) -> Option<usize> {
+        self.owner.get(peer).copied()
+    }
+
+    /// Whom to contact next on any path, or whether to wait, or whether every path is done.
+    pub fn next(&mut self, now: Instant) -> LookupState {
+        let n = self.paths.len();
+        let mut all_finished = true;
+        for offset in 0..n {
+            let i = (self.cursor + offset) % n;
+            match self.paths[i].next(now) {
+                LookupState::Contact(peer) => {
+                    self.cursor = (i + 1) % n;
+                    return LookupState::Contact(peer);
+                }
+                LookupState::Waiting => all_finished = false,
+                LookupState::Finished => {}
+            }
+        }
+        if all_finished {
+            LookupState::Finished
+        } else {
+            LookupState::Waiting
+        }
+    }
+
+    /// `peer` answered with `closer` peers; peers already owned by another path are ignored.
+    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = PeerId>) -> bool {
+        let Some(path) = self.path_of(peer) else {
+            return false;
+        };
+        let mut fresh = Vec::new();
+        for new in closer {
+            match self.owner.get(&new) {
+                Some(&p) if p != path => {}
+                Some(_) => fresh.push(new),
+                None => {
+                    self.owner.insert(new, path);
+                    fresh.push(new);
+                }
+            }
+        }
+        self.paths[path].on_success(peer, fresh)
+    }
+
+    /// `peer` failed to answer.
+    pub fn on_failure(&mut self, peer: &PeerId) -> bool {
+        match self.path_of(peer) {
+            Some(path) => self.paths[path].on_failure(peer),
+            None => false,
+        }
+    }
+
+    /// Whether every path is finished.
+    pub fn is_finished(&self) -> bool {
+        self.paths.iter().all(ClosestPeers::is_finished)
+    }
+
+    /// The `k` closest peers that answered on any path, closest first.
+    pub fn result(&self) -> Vec<PeerId> {
+        let target = *self.target();
+        let mut all: Vec<PeerId> = self.paths.iter().flat_map(ClosestPeers::result).collect();
+        all.sort_by_key(|p| Key::from_peer(p).distance(&target));
+        all.dedup();
+        all.truncate(self.paths[0].config.num_results);
+        all
+    }
+
+    /// The closest answered peers per path (for inspecting the disjointness).
+    pub fn path_results(&self) -> Vec<Vec<PeerId>> {
+        self.paths.iter().map(ClosestPeers::result).collect()
+    }
+}

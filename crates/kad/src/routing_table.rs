@@ -1,0 +1,312 @@
+//! The routing table: 256 k-buckets of peers that answered us.
+//!
+//! Bucket `i` holds the peers whose key's XOR distance from ours has `i` leading zero bits. Each bucket
+//! keeps at most `k` entries, least recently seen first. Kademlia's eviction rule (§2.2 of the paper):
+//! when a bucket is full, a new peer does not push out the oldest one — the oldest is pinged first and
+//! only evicted if it fails to answer, because long-lived peers are the likeliest to stay. While that
+//! ping is out the newcomer waits in the bucket's single pending slot.
+//!
+//! S/Kademlia defences applied on insertion: the peer's id must solve the static puzzle at the configured
+//! difficulty, and at most a configured number of peers of one IP prefix (/24, /48) may sit in one bucket
+//! and in the whole table, so one operator with one subnet cannot fill our view.
+
+use std::collections::HashMap;
+
+use meshwork_identity::{PeerId, puzzle};
+use meshwork_wire::Instant;
+
+use crate::{Address, IpPrefix, Key, PeerInfo};
+
+/// Limits the table enforces on insertion.
+#[derive(Clone, Copy, Debug)]
+pub struct TableLimits {
+    /// Bucket size `k`.
+    pub k: usize,
+    /// S/Kademlia puzzle difficulty a peer id must solve.
+    pub puzzle_difficulty: u32,
+    /// Most peers of one IP prefix per bucket.
+    pub max_per_prefix_in_bucket: usize,
+    /// Most peers of one IP prefix in the table.
+    pub max_per_prefix_in_table: usize,
+}
+
+/// One peer in a bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its key.
+    pub key: Key,
+    /// Where it can be reached.
+    pub addr: Address,
+    /// When it last answered us.
+    pub last_seen: Instant,
+}
+
+impl Entry {
+    /// The entry as it travels in messages.
+    pub fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.peer,
+            addr: self.addr.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct KBucket {
+    /// Least recently seen first.
+    entries: Vec<Entry>,
+    /// A candidate waiting for the oldest entry's liveness check.
+    pending: Option<Entry>,
+    /// The last time a lookup touched this bucket.
+    last_refresh: Instant,
+}
+
+/// What [`RoutingTable::insert`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The peer was added.
+    Inserted,
+    /// The peer was already there; it is now the most recently seen.
+    Updated,
+    /// The bucket is full: the peer waits in the pending slot, and the caller must ping `oldest`, then
+    /// report the result with [`RoutingTable::on_ping_result`].
+    PingOldest {
+        /// The least recently seen entry of the bucket.
+        oldest: PeerId,
+    },
+    /// The bucket is full and a candidate already waits; this peer was dropped.
+    BucketFull,
+    /// The peer was refused.
+    Refused(RefuseReason),
+}
+
+/// Why a peer was refused from the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// It is us.
+    LocalPeer,
+    /// Its id does not solve the S/Kademlia puzzle.
+    Puzzle,
+    /// Its bucket already holds the maximum for its IP prefix.
+    BucketPrefixLimit,
+    /// The table already holds the maximum for its IP prefix.
+    TablePrefixLimit,
+}
+
+/// The Kademlia routing table.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    local: Key,
+    limits: TableLimits,
+    buckets: Vec<KBucket>,
+    prefix_counts: HashMap<IpPrefix, usize>,
+}
+
+impl RoutingTable {
+    /// An empty table around our own key.
+    pub fn new(local: Key, limits: TableLimits) -> Self {
+        Self {
+            local,
+            limits,
+            buckets: vec![KBucket::default(); Key::BITS],
+            prefix_counts: HashMap::new(),
+        }
+    }
+
+    /// Our own key.
+    pub fn local_key(&self) -> &Key {
+        &self.local
+    }
+
+    /// The bucket index of `key` (leading zeros of its distance from us), `None` for our own key.
+    pub fn bucket_index(&self, key: &Key) -> Option<usize> {
+        self.local.distance(key).bucket_index()
+    }
+
+    /// Whether `peer` could enter the table (puzzle and prefix limits), ignoring bucket fullness.
+    pub fn check(&self, peer: &PeerId, addr: &Address) -> Result<usize, RefuseReason> {
+        let key = Key::from_peer(peer);
+        let index = self.bucket_index(&key).ok_or(RefuseReason::LocalPeer)?;
+        if !puzzle::solves(peer, self.limits.puzzle_difficulty) {
+            return Err(RefuseReason::Puzzle);
+        }
+        let bucket = &self.buckets[index];
+        if bucket.entries.iter().any(|e| e.peer == *peer) {
+            return Ok(index);
+        }
+        if let Some(prefix) = addr.prefix() {
+            let in_bucket = bucket
+                .entries
+                .iter()
+                .filter(|e| e.addr.prefix() == Some(prefix))
+                .count();
+            if in_bucket >= self.limits.max_per_prefix_in_bucket {
+                return Err(RefuseReason::BucketPrefixLimit);
+            }
+            if self.prefix_counts.get(&prefix).copied().unwrap_or(0) >= self.limits.max_per_prefix_in_table {
+                return Err(RefuseReason::TablePrefixLimit);
+            }
+        }
+        Ok(index)
+    }
+
+    /// Records that `peer`, reachable at `addr`, answered us at `now`. Only call this for peers that
+    /// answered a request of ours (S/Kademlia: a request alone proves nothing about reachability).
+    pub fn insert(&mut self, peer: PeerId, addr: Address, now: Instant) -> InsertOutcome {
+        let index = match self.check(&peer, &addr) {
+            Ok(index) => index,
+            Err(reason) => return InsertOutcome::Refused(reason),
+        };
+        let k = self.limits.k;
+        let bucket = &mut self.buckets[index];
+        if let Some(pos) = bucket.entries.iter().position(|e| e.peer == peer) {
+            let mut entry = bucket.entries.remove(pos);
+            entry.last_seen = now;
+            // The address of an existing entry is kept: a peer cannot move itself past the prefix limits.
+            bucket.entries.push(entry);
+            return InsertOutcome::Updated;
+        }
+        let entry = Entry {
+            peer,
+            key: Key::from_peer(&peer),
+            addr,
+            last_seen: now,
+        };
+        if bucket.entries.len() < k {
+            self.add_entry(index, entry);
+            return InsertOutcome::Inserted;
+        }
+        match &mut bucket.pending {
+            Some(pending) if pending.peer == peer => {
+                pending.last_seen = now;
+                InsertOutcome::BucketFull
+            }
+            Some(_) => InsertOutcome::BucketFull,
+            slot @ None => {
+                *slot = Some(entry);
+                let oldest = bucket.entries[0].peer;
+                InsertOutcome::PingOldest { oldest }
+            }
+        }
+    }
+
+    /// The result of the liveness check of a full bucket's oldest entry: if it answered it becomes the
+    /// most recently seen and the pending candidate is dropped; if not it is evicted and the candidate
+    /// takes its place. Returns the peer that entered the table, if any.
+    pub fn on_ping_result(&mut self, peer: &PeerId, alive: bool, now: Instant) -> Option<PeerId> {
+        let index = self.bucket_index(&Key::from_peer(peer))?;
+        let bucket = &mut self.buckets[index];
+        let pos = bucket.entries.iter().position(|e| e.peer == *peer)?;
+        if alive {
+            let mut entry = bucket.entries.remove(pos);
+            entry.last_seen = now;
+            bucket.entries.push(entry);
+            bucket.pending = None;
+            None
+        } else {
+            let candidate = bucket.pending.as_ref().map(|p| p.peer);
+            self.remove(peer);
+            candidate.filter(|c| self.contains(c))
+        }
+    }
+
+    /// Removes `peer`; if its bucket had a pending candidate that fits, the candidate takes its place.
+    pub fn remove(&mut self, peer: &PeerId) -> Option<Entry> {
+        let index = self.bucket_index(&Key::from_peer(peer))?;
+        let bucket = &mut self.buckets[index];
+        let removed = if let Some(pos) = bucket.entries.iter().position(|e| e.peer == *peer) {
+            let entry = bucket.entries.remove(pos);
+            if let Some(prefix) = entry.addr.prefix() {
+                if let Some(count) = self.prefix_counts.get_mut(&prefix) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.prefix_counts.remove(&prefix);
+                    }
+                }
+            }
+            Some(entry)
+        } else {
+            if bucket.pending.as_ref().is_some_and(|p| p.peer == *peer) {
+                bucket.pending = None;
+            }
+            return None;
+        };
+        if let Some(pending) = self.buckets[index].pending.take() {
+            if self.check(&pending.peer, &pending.addr).is_ok() {
+                self.add_entry(index, pending);
+            }
+        }
+        removed
+    }
+
+    fn add_entry(&mut self, index: usize, entry: Entry) {
+        if let Some(prefix) = entry.addr.prefix() {
+            *self.prefix_counts.entry(prefix).or_insert(0) += 1;
+        }
+        self.buckets[index].entries.push(entry);
+    }
+
+    /// The entry of `peer`, if it is in the table.
+    pub fn get(&self, peer: &PeerId) -> Option<&Entry> {
+        let index = self.bucket_index(&Key::from_peer(peer))?;
+        self.buckets[index].entries.iter().find(|e| e.peer == *peer)
+    }
+
+    /// Whether `peer` is in the table (not counting pending candidates).
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.get(peer).is_some()
+    }
+
+    /// The entries of bucket `index`, least recently seen first.
+    pub fn bucket(&self, index: usize) -> &[Entry] {
+        self.buckets.get(index).map_or(&[], |b| b.entries.as_slice())
+    }
+
+    /// The pending candidate of bucket `index`.
+    pub fn pending(&self, index: usize) -> Option<&Entry> {
+        self.buckets.get(index).and_then(|b| b.pending.as_ref())
+    }
+
+    /// Every entry, bucket by bucket.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.buckets.iter().flat_map(|b| b.entries.iter())
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.entries.len()).sum()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.entries.is_empty())
+    }
+
+    /// The (at most) `count` entries closest to `target`, closest first.
+    pub fn closest(&self, target: &Key, count: usize) -> Vec<&Entry> {
+        let mut all: Vec<&Entry> = self.iter().collect();
+        all.sort_by_key(|e| e.key.distance(target));
+        all.truncate(count);
+        all
+    }
+
+    /// Notes that a lookup for a key in bucket `index` started at `now`.
+    pub fn touch_bucket(&mut self, index: usize, now: Instant) {
+        if let Some(bucket) = self.buckets.get_mut(index) {
+            bucket.last_refresh = now;
+        }
+    }
+
+    /// The buckets that need a refresh at `now`: every bucket up to the highest non-empty one whose last
+    /// lookup is older than `interval` (buckets nearer to us are covered by lookups of our own key).
+    pub fn stale_buckets(&self, now: Instant, interval: std::time::Duration) -> Vec<usize> {
+        let Some(highest) = self.buckets.iter().rposition(|b| !b.entries.is_empty()) else {
+            return Vec::new();
+        };
+        (0..=highest.min(Key::BITS - 1))
+            .filter(|&i| now.saturating_duration_since(self.buckets[i].last_refresh) >= interval)
+            .collect()
+    }
+}

@@ -1,0 +1,358 @@
+//! One Kademlia node driven by hand through the `Protocol` contract: the table, lookups, commands.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::time::Duration;
+
+use meshwork_identity::puzzle;
+use meshwork_kad::message::{Request, Response};
+use meshwork_kad::{
+    Address, Command, Config, Event, Kademlia, Key, Message, PeerInfo, QueryError, QueryId, Timer,
+};
+use meshwork_wire::{BoundedVec, Input, Output, Protocol};
+use node::*;
+
+#[test]
+fn a_requester_enters_the_table_only_after_answering_our_ping() {
+    let mut node = Node::new(Config::default());
+    node.connect(1);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 9,
+            request: Request::FindNode {
+                target: Key::from_bytes([0; 32]),
+            },
+        },
+    );
+    assert!(matches!(responses(&out)[..], [Response::Nodes { .. }]));
+    assert!(
+        !node.kad.routing_table().contains(&peer(1)),
+        "a request alone does not admit a peer"
+    );
+    let pings = requests_to(&out, peer(1));
+    assert_eq!(pings.len(), 1);
+    assert_eq!(pings[0].1, Request::Ping);
+    // A pong from someone else under the same id is ignored.
+    node.connect(2);
+    node.from(
+        2,
+        Message::Response {
+            id: pings[0].0,
+            response: Response::Pong,
+        },
+    );
+    assert!(node.kad.routing_table().is_empty());
+    node.from(
+        1,
+        Message::Response {
+            id: pings[0].0,
+            response: Response::Pong,
+        },
+    );
+    let entry = node.kad.routing_table().get(&peer(1)).unwrap();
+    assert_eq!(
+        entry.addr,
+        addr(1),
+        "the table keeps the address the driver observed"
+    );
+}
+
+#[test]
+fn without_inbound_pings_requesters_never_enter() {
+    let mut config = Config::default();
+    config.ping_inbound = false;
+    let mut node = Node::new(config);
+    node.connect(1);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 9,
+            request: Request::Ping,
+        },
+    );
+    assert_eq!(responses(&out), vec![Response::Pong]);
+    assert!(requests_to(&out, peer(1)).is_empty());
+    assert!(node.kad.routing_table().is_empty());
+}
+
+#[test]
+fn a_full_bucket_pings_its_oldest_and_evicts_it_only_on_timeout() {
+    let mut config = Config::default();
+    config.k = 1;
+    let mut node = Node::new(config);
+    let p = in_bucket(0, 3);
+    admit(&mut node, p[0]);
+    assert!(node.kad.routing_table().contains(&peer(p[0])));
+    let out = admit(&mut node, p[1]);
+    // The newcomer waits; the oldest is pinged.
+    let liveness = requests_to(&out, peer(p[0]));
+    assert_eq!(liveness.len(), 1);
+    assert!(!node.kad.routing_table().contains(&peer(p[1])));
+    // The oldest answers: it stays, the newcomer is dropped.
+    node.from(
+        p[0],
+        Message::Response {
+            id: liveness[0].0,
+            response: Response::Pong,
+        },
+    );
+    assert!(node.kad.routing_table().contains(&peer(p[0])));
+    assert!(node.kad.routing_table().pending(0).is_none());
+    // Again with a third peer, and this time the oldest stays silent until its request times out.
+    let out = admit(&mut node, p[2]);
+    let liveness = requests_to(&out, peer(p[0]));
+    assert_eq!(liveness.len(), 1);
+    node.now += Duration::from_secs(10);
+    node.input(Input::Timer(Timer::Request(liveness[0].0)));
+    assert!(!node.kad.routing_table().contains(&peer(p[0])));
+    assert!(node.kad.routing_table().contains(&peer(p[2])));
+}
+
+#[test]
+fn peers_failing_the_puzzle_are_neither_admitted_nor_contacted() {
+    let difficulty = 4;
+    let mut config = Config::default();
+    config.puzzle_difficulty = difficulty;
+    let mut node = Node::new(config);
+    let bad = (1..).find(|&i| !puzzle::solves(&peer(i), difficulty)).unwrap();
+    let good = (1..).find(|&i| puzzle::solves(&peer(i), difficulty)).unwrap();
+    node.connect(bad);
+    let out = node.from(
+        bad,
+        Message::Request {
+            id: 1,
+            request: Request::Ping,
+        },
+    );
+    assert!(
+        requests_to(&out, peer(bad)).is_empty(),
+        "no ping back to an id that fails the puzzle"
+    );
+    // A lookup through `good` that names `bad` never contacts `bad`.
+    node.connect(good);
+    let info = |i| PeerInfo {
+        id: peer(i),
+        addr: addr(i),
+    };
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers: vec![info(bad), info(good)],
+    }));
+    assert!(requests_to(&out, peer(bad)).is_empty());
+    let (id, _) = requests_to(&out, peer(good))[0].clone();
+    let closer = BoundedVec::try_from(vec![info(bad)]).unwrap();
+    let out = node.from(
+        good,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer },
+        },
+    );
+    assert!(requests_to(&out, peer(bad)).is_empty());
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Dial(p) if *p == peer(bad)))
+    );
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::Bootstrapped {
+            query: QueryId(1),
+            table_size: 1
+        }
+    )));
+}
+
+#[test]
+fn a_lookup_whose_peers_time_out_finishes_empty() {
+    let mut node = Node::new(Config::default());
+    let peers: Vec<PeerInfo> = (1..=4)
+        .map(|i| PeerInfo {
+            id: peer(i),
+            addr: addr(i),
+        })
+        .collect();
+    let mut out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers,
+    }));
+    // Unconnected peers are dialed, not sent to.
+    assert_eq!(
+        out.iter().filter(|o| matches!(o, Output::Dial(_))).count(),
+        3,
+        "α = 3 dials"
+    );
+    let mut finished = false;
+    for _ in 0..10 {
+        let timers: Vec<Timer> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Schedule {
+                    timer: t @ Timer::Request(_),
+                    ..
+                } => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        node.now += Duration::from_secs(10);
+        out = Vec::new();
+        for t in timers {
+            out.extend(node.input(Input::Timer(t)));
+        }
+        if events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::Bootstrapped { table_size: 0, .. }))
+        {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished);
+    assert_eq!(node.kad.num_queries(), 0);
+}
+
+#[test]
+fn commands_that_cannot_run_fail_with_an_event() {
+    let mut node = Node::new(Config::default());
+    let big = vec![0; meshwork_kad::message::MAX_VALUE + 1];
+    let out = node.input(Input::Command(Command::PutValue {
+        query: QueryId(1),
+        key: Key::from_bytes([1; 32]),
+        value: big,
+    }));
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Failed {
+            query: QueryId(1),
+            error: QueryError::Record(_)
+        }]
+    ));
+    node.connect(5);
+    let peers = vec![PeerInfo {
+        id: peer(5),
+        addr: addr(5),
+    }];
+    node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(2),
+        peers: peers.clone(),
+    }));
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(2),
+        peers,
+    }));
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Failed {
+            query: QueryId(2),
+            error: QueryError::DuplicateId
+        }]
+    ));
+}
+
+#[test]
+fn bootstrap_arms_the_refresh_timer_once() {
+    let mut node = Node::new(Config::default());
+    let is_refresh = |o: &Output<Kademlia>| {
+        matches!(
+            o,
+            Output::Schedule {
+                timer: Timer::Refresh,
+                ..
+            }
+        )
+    };
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers: Vec::new(),
+    }));
+    assert_eq!(out.iter().filter(|o| is_refresh(o)).count(), 1);
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(2),
+        peers: Vec::new(),
+    }));
+    assert_eq!(out.iter().filter(|o| is_refresh(o)).count(), 0);
+}
+
+#[test]
+fn the_protocol_id_is_versioned() {
+    assert_eq!(<Kademlia as Protocol>::ID.as_str(), "/meshwork/kad/1");
+}
+
+#[test]
+fn one_subnet_cannot_fill_the_table() {
+    let mut config = Config::default();
+    config.max_per_prefix_in_bucket = 2;
+    config.max_per_prefix_in_table = 3;
+    let mut node = Node::new(config);
+    // Twelve peers, all observed in 10.9.9.0/24.
+    for p in 1..=12u64 {
+        let sybil = Address::V4 {
+            ip: [10, 9, 9, p as u8],
+            port: 9,
+        };
+        node.input(Input::Command(Command::PeerAddress {
+            peer: peer(p),
+            addr: sybil,
+        }));
+        node.input(Input::PeerUp(peer(p)));
+        let out = node.from(
+            p,
+            Message::Request {
+                id: 1,
+                request: Request::Ping,
+            },
+        );
+        if let Some((id, _)) = requests_to(&out, peer(p)).first().cloned() {
+            node.from(
+                p,
+                Message::Response {
+                    id,
+                    response: Response::Pong,
+                },
+            );
+        }
+    }
+    let table = node.kad.routing_table();
+    assert_eq!(table.len(), 3, "the table limit of the /24 holds");
+    for index in 0..256 {
+        assert!(table.bucket(index).len() <= 2);
+    }
+    // A peer from another subnet still gets in.
+    admit(&mut node, 13);
+    assert!(node.kad.routing_table().contains(&peer(13)));
+}
+
+#[test]
+fn unanswered_dials_do_not_block_later_dials() {
+    let mut config = Config::default();
+    config.request_timeout = Duration::from_secs(1);
+    let mut node = Node::new(config);
+    // Far more lookups to unreachable peers than the dialing set holds; the driver never answers a dial.
+    for round in 0..400u64 {
+        let peers = vec![PeerInfo {
+            id: peer(1000 + round),
+            addr: addr(1),
+        }];
+        let out = node.input(Input::Command(Command::Bootstrap {
+            query: QueryId(round),
+            peers,
+        }));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Dial(p) if *p == peer(1000 + round))),
+            "round {round}"
+        );
+        for o in out {
+            if let Output::Schedule {
+                timer: t @ Timer::Request(_),
+                ..
+            } = o
+            {
+                node.now += Duration::from_secs(1);
+                node.input(Input::Timer(t));
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! One Kademlia node driven by hand: records and providers it stores, and republishing.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::time::Duration;
+
+use meshwork_kad::message::{Request, Response};
+use meshwork_kad::{Address, Command, Config, Key, Message, QueryId, Record, Timer};
+use meshwork_wire::{Input, Instant, Output};
+use node::*;
+
+#[test]
+fn inbound_records_are_checked_before_they_are_stored() {
+    let mut node = Node::new(Config::default());
+    node.connect(1);
+    let key = Key::from_bytes([3; 32]);
+    let expires = Instant::from_duration(Duration::from_secs(3600));
+    let good = Record::sign(&keypair(1), key, b"v".to_vec(), expires).unwrap();
+    let mut forged = good.clone();
+    forged.expires += 1;
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 1,
+            request: Request::PutValue { record: forged },
+        },
+    );
+    assert_eq!(responses(&out), vec![Response::Stored { ok: false }]);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 2,
+            request: Request::PutValue { record: good.clone() },
+        },
+    );
+    assert_eq!(responses(&out), vec![Response::Stored { ok: true }]);
+    // Another publisher cannot overwrite it.
+    let rival = Record::sign(&keypair(2), key, b"w".to_vec(), expires + Duration::from_secs(1)).unwrap();
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 3,
+            request: Request::PutValue { record: rival },
+        },
+    );
+    assert_eq!(responses(&out), vec![Response::Stored { ok: false }]);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 4,
+            request: Request::GetValue { key },
+        },
+    );
+    assert!(matches!(&responses(&out)[..], [Response::Value { record: Some(r), .. }] if *r == good));
+    // After its expiry the record is no longer served.
+    node.now = expires;
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 5,
+            request: Request::GetValue { key },
+        },
+    );
+    assert!(matches!(
+        &responses(&out)[..],
+        [Response::Value { record: None, .. }]
+    ));
+}
+
+#[test]
+fn providers_are_served_then_expire() {
+    let mut config = Config::default();
+    config.provider_ttl = Duration::from_secs(60);
+    let mut node = Node::new(config);
+    node.connect(1);
+    let key = Key::from_bytes([4; 32]);
+    let claimed = Address::V4 {
+        ip: [1, 2, 3, 4],
+        port: 5,
+    };
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 1,
+            request: Request::AddProvider { key, addr: claimed },
+        },
+    );
+    assert_eq!(responses(&out), vec![Response::Stored { ok: true }]);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 2,
+            request: Request::GetProviders { key },
+        },
+    );
+    let Response::Providers { providers, .. } = &responses(&out)[0] else {
+        panic!()
+    };
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].id, peer(1));
+    assert_eq!(
+        providers[0].addr,
+        addr(1),
+        "the observed address wins over the claimed one"
+    );
+    node.now += Duration::from_secs(61);
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 3,
+            request: Request::GetProviders { key },
+        },
+    );
+    assert!(matches!(&responses(&out)[..], [Response::Providers { providers, .. }] if providers.is_empty()));
+}
+
+#[test]
+fn the_publisher_republishes_on_its_timer_with_a_fresh_expiry() {
+    let mut config = Config::default();
+    config.republish_interval = Duration::from_secs(100);
+    let mut node = Node::new(config);
+    admit(&mut node, 1);
+    let key = Key::from_bytes([5; 32]);
+    let out = node.input(Input::Command(Command::PutValue {
+        query: QueryId(1),
+        key,
+        value: b"x".to_vec(),
+    }));
+    let republish = out.iter().find_map(|o| match o {
+        Output::Schedule {
+            after,
+            timer: Timer::Republish(k),
+        } if *k == key => Some(*after),
+        _ => None,
+    });
+    assert_eq!(republish, Some(Duration::from_secs(100)));
+    let first = node.kad.store().num_records();
+    assert_eq!(first, 1, "the publisher keeps its own record");
+    node.now += Duration::from_secs(100);
+    let out = node.input(Input::Timer(Timer::Republish(key)));
+    // A new lookup starts (a FIND_NODE to our only peer) and the timer is re-armed.
+    assert!(
+        requests_to(&out, peer(1))
+            .iter()
+            .any(|(_, r)| matches!(r, Request::FindNode { target } if *target == key))
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Schedule {
+            timer: Timer::Republish(_),
+            ..
+        }
+    )));
+    let out = node.from(
+        1,
+        Message::Request {
+            id: 7,
+            request: Request::GetValue { key },
+        },
+    );
+    let Response::Value {
+        record: Some(record), ..
+    } = &responses(&out)[0]
+    else {
+        panic!()
+    };
+    assert_eq!(record.expires_at(), node.now + node.kad.config().record_ttl);
+}

@@ -1,0 +1,274 @@
+//! Properties of the k-bucket routing table.
+#![allow(clippy::unwrap_used)]
+
+use meshwork_identity::{Keypair, PeerId, puzzle};
+use meshwork_kad::routing_table::{InsertOutcome, RefuseReason, RoutingTable, TableLimits};
+use meshwork_kad::{Address, Key};
+use meshwork_wire::Instant;
+use proptest::prelude::*;
+
+fn peer(i: u64) -> PeerId {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&i.to_le_bytes());
+    seed[31] = 0xaa;
+    Keypair::from_seed(seed).peer_id()
+}
+
+fn addr(i: u64) -> Address {
+    Address::V4 {
+        ip: [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+        port: 1,
+    }
+}
+
+fn subnet(net: u8, host: u8) -> Address {
+    Address::V4 {
+        ip: [192, 168, net, host],
+        port: 1,
+    }
+}
+
+fn limits(k: usize) -> TableLimits {
+    TableLimits {
+        k,
+        puzzle_difficulty: 0,
+        max_per_prefix_in_bucket: usize::MAX,
+        max_per_prefix_in_table: usize::MAX,
+    }
+}
+
+fn t(ms: u64) -> Instant {
+    Instant::from_nanos(ms * 1_000_000)
+}
+
+/// Peers (by seed index) whose key falls in bucket `bucket` of `local`'s table.
+fn peers_in_bucket(local: &Key, bucket: usize, count: usize) -> Vec<u64> {
+    (1000..)
+        .filter(|&i| local.distance(&Key::from_peer(&peer(i))).bucket_index() == Some(bucket))
+        .take(count)
+        .collect()
+}
+
+fn naive_leading_zeros(bytes: &[u8; 32]) -> u32 {
+    for bit in 0..256 {
+        if bytes[bit / 8] & (0x80 >> (bit % 8)) != 0 {
+            return bit as u32;
+        }
+    }
+    256
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn bucket_index_is_leading_zeros_and_buckets_never_exceed_k(
+        seeds in proptest::collection::vec(0u64..1_000_000, 1..120),
+        k in 1usize..6,
+        local in any::<u64>(),
+    ) {
+        let local = Key::from_peer(&peer(local));
+        let mut table = RoutingTable::new(local, limits(k));
+        for (n, s) in seeds.iter().enumerate() {
+            table.insert(peer(*s), addr(*s), t(n as u64));
+        }
+        for index in 0..256 {
+            let bucket = table.bucket(index);
+            prop_assert!(bucket.len() <= k);
+            for entry in bucket {
+                let d = local.distance(&entry.key);
+                prop_assert_eq!(naive_leading_zeros(d.as_bytes()) as usize, index);
+                prop_assert_eq!(entry.key, Key::from_peer(&entry.peer));
+            }
+        }
+        // The table holds min(k, candidates) per bucket: nothing is lost while a bucket has room.
+        let mut per_bucket = vec![std::collections::HashSet::new(); 256];
+        for s in &seeds {
+            let index = local.distance(&Key::from_peer(&peer(*s))).bucket_index().unwrap();
+            per_bucket[index].insert(*s);
+        }
+        for (index, candidates) in per_bucket.iter().enumerate() {
+            prop_assert_eq!(table.bucket(index).len(), candidates.len().min(k));
+        }
+    }
+
+    #[test]
+    fn closest_is_sorted_and_is_the_true_closest(
+        seeds in proptest::collection::vec(0u64..1_000_000, 1..80),
+        target in any::<[u8; 32]>(),
+        count in 1usize..30,
+    ) {
+        let local = Key::from_peer(&peer(u64::MAX));
+        let mut table = RoutingTable::new(local, limits(20));
+        for s in &seeds {
+            table.insert(peer(*s), addr(*s), t(0));
+        }
+        let target = Key::from_bytes(target);
+        let got: Vec<PeerId> = table.closest(&target, count).iter().map(|e| e.peer).collect();
+        let mut all: Vec<PeerId> = table.iter().map(|e| e.peer).collect();
+        all.sort_by_key(|p| Key::from_peer(p).distance(&target));
+        all.truncate(count);
+        prop_assert_eq!(got, all);
+    }
+
+    #[test]
+    fn random_key_in_bucket_lands_in_that_bucket(local in any::<[u8; 32]>(), random in any::<[u8; 32]>(), bucket in 0usize..256) {
+        let local = Key::from_bytes(local);
+        let key = local.random_in_bucket(bucket, random);
+        prop_assert_eq!(local.distance(&key).bucket_index(), Some(bucket));
+    }
+}
+
+#[test]
+fn a_full_bucket_evicts_only_after_a_failed_ping() {
+    let local = Key::from_peer(&peer(1));
+    let mut table = RoutingTable::new(local, limits(2));
+    let p = peers_in_bucket(&local, 0, 5);
+    assert_eq!(
+        table.insert(peer(p[0]), addr(p[0]), t(1)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        table.insert(peer(p[1]), addr(p[1]), t(2)),
+        InsertOutcome::Inserted
+    );
+    // Full: the newcomer waits, the oldest must be pinged; nobody is evicted yet.
+    assert_eq!(
+        table.insert(peer(p[2]), addr(p[2]), t(3)),
+        InsertOutcome::PingOldest { oldest: peer(p[0]) }
+    );
+    assert!(table.contains(&peer(p[0])) && !table.contains(&peer(p[2])));
+    assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[2])));
+    // A second newcomer while the slot is taken is dropped.
+    assert_eq!(
+        table.insert(peer(p[3]), addr(p[3]), t(4)),
+        InsertOutcome::BucketFull
+    );
+    // The oldest answers: it stays (now most recent) and the candidate is dropped.
+    assert_eq!(table.on_ping_result(&peer(p[0]), true, t(5)), None);
+    let order: Vec<PeerId> = table.bucket(0).iter().map(|e| e.peer).collect();
+    assert_eq!(order, vec![peer(p[1]), peer(p[0])]);
+    assert!(table.pending(0).is_none() && !table.contains(&peer(p[2])));
+    // Next newcomer: the oldest is now p[1]; it fails to answer and is replaced.
+    assert_eq!(
+        table.insert(peer(p[4]), addr(p[4]), t(6)),
+        InsertOutcome::PingOldest { oldest: peer(p[1]) }
+    );
+    assert_eq!(table.on_ping_result(&peer(p[1]), false, t(7)), Some(peer(p[4])));
+    assert!(!table.contains(&peer(p[1])) && table.contains(&peer(p[4])));
+    assert_eq!(table.bucket(0).len(), 2);
+}
+
+#[test]
+fn peers_failing_the_puzzle_are_refused() {
+    let local = Key::from_peer(&peer(1));
+    let difficulty = 3;
+    let mut table = RoutingTable::new(
+        local,
+        TableLimits {
+            puzzle_difficulty: difficulty,
+            ..limits(20)
+        },
+    );
+    let failing = (10..).find(|&i| !puzzle::solves(&peer(i), difficulty)).unwrap();
+    let solving = (10..).find(|&i| puzzle::solves(&peer(i), difficulty)).unwrap();
+    assert_eq!(
+        table.insert(peer(failing), addr(failing), t(0)),
+        InsertOutcome::Refused(RefuseReason::Puzzle)
+    );
+    assert_eq!(
+        table.insert(peer(solving), addr(solving), t(0)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn we_are_never_in_our_own_table() {
+    let me = peer(1);
+    let mut table = RoutingTable::new(Key::from_peer(&me), limits(20));
+    assert_eq!(
+        table.insert(me, addr(1), t(0)),
+        InsertOutcome::Refused(RefuseReason::LocalPeer)
+    );
+}
+
+#[test]
+fn per_bucket_prefix_limit() {
+    let local = Key::from_peer(&peer(1));
+    let lim = TableLimits {
+        max_per_prefix_in_bucket: 2,
+        max_per_prefix_in_table: 100,
+        ..limits(20)
+    };
+    let mut table = RoutingTable::new(local, lim);
+    let p = peers_in_bucket(&local, 0, 4);
+    assert_eq!(
+        table.insert(peer(p[0]), subnet(1, 1), t(0)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        table.insert(peer(p[1]), subnet(1, 2), t(0)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        table.insert(peer(p[2]), subnet(1, 3), t(0)),
+        InsertOutcome::Refused(RefuseReason::BucketPrefixLimit)
+    );
+    // Another /24 and opaque addresses are not limited.
+    assert_eq!(
+        table.insert(peer(p[2]), subnet(2, 3), t(0)),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        table.insert(peer(p[3]), Address::unknown(), t(0)),
+        InsertOutcome::Inserted
+    );
+}
+
+#[test]
+fn per_table_prefix_limit_and_release_on_removal() {
+    let local = Key::from_peer(&peer(1));
+    let lim = TableLimits {
+        max_per_prefix_in_bucket: 10,
+        max_per_prefix_in_table: 3,
+        ..limits(20)
+    };
+    let mut table = RoutingTable::new(local, lim);
+    let mut ids: Vec<u64> = Vec::new();
+    for bucket in 0..4 {
+        ids.extend(peers_in_bucket(&local, bucket, 1));
+    }
+    for (n, id) in ids.iter().take(3).enumerate() {
+        assert_eq!(
+            table.insert(peer(*id), subnet(7, n as u8), t(0)),
+            InsertOutcome::Inserted
+        );
+    }
+    assert_eq!(
+        table.insert(peer(ids[3]), subnet(7, 9), t(0)),
+        InsertOutcome::Refused(RefuseReason::TablePrefixLimit)
+    );
+    table.remove(&peer(ids[0]));
+    assert_eq!(
+        table.insert(peer(ids[3]), subnet(7, 9), t(0)),
+        InsertOutcome::Inserted
+    );
+}
+
+#[test]
+fn an_update_moves_the_peer_to_most_recently_seen() {
+    let local = Key::from_peer(&peer(1));
+    let mut table = RoutingTable::new(local, limits(20));
+    let p = peers_in_bucket(&local, 0, 3);
+    for (n, id) in p.iter().enumerate() {
+        table.insert(peer(*id), addr(*id), t(n as u64));
+    }
+    assert_eq!(
+        table.insert(peer(p[0]), addr(p[0]), t(10)),
+        InsertOutcome::Updated
+    );
+    let order: Vec<PeerId> = table.bucket(0).iter().map(|e| e.peer).collect();
+    assert_eq!(order, vec![peer(p[1]), peer(p[2]), peer(p[0])]);
+    assert_eq!(table.get(&peer(p[0])).unwrap().last_seen, t(10));
+}

@@ -1,0 +1,122 @@
+//! Helpers shared by the single-node tests: one Kademlia node driven by hand.
+#![allow(dead_code, unreachable_pub)]
+
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::message::{Request, Response};
+use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, Message};
+use meshwork_wire::{Input, Instant, Output, Protocol};
+
+pub type Outs = Vec<Output<Kademlia>>;
+
+pub fn keypair(i: u64) -> Keypair {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&i.to_le_bytes());
+    seed[30] = 0x77;
+    Keypair::from_seed(seed)
+}
+
+pub fn peer(i: u64) -> PeerId {
+    keypair(i).peer_id()
+}
+
+pub fn addr(i: u64) -> Address {
+    Address::V4 {
+        ip: [10, 1, i as u8, 1],
+        port: 9,
+    }
+}
+
+pub struct Node {
+    pub kad: Kademlia,
+    pub now: Instant,
+}
+
+impl Node {
+    pub fn new(config: Config) -> Self {
+        Self {
+            kad: Kademlia::new(keypair(0), config, 1),
+            now: Instant::ZERO,
+        }
+    }
+
+    pub fn input(&mut self, input: Input<Kademlia>) -> Outs {
+        let mut out = Vec::new();
+        self.kad.handle(self.now, input, &mut out);
+        out
+    }
+
+    /// Connects `p` (observed at `addr(p)`).
+    pub fn connect(&mut self, p: u64) -> Outs {
+        self.input(Input::Command(Command::PeerAddress {
+            peer: peer(p),
+            addr: addr(p),
+        }));
+        self.input(Input::PeerUp(peer(p)))
+    }
+
+    pub fn from(&mut self, p: u64, msg: Message) -> Outs {
+        self.input(Input::Message { from: peer(p), msg })
+    }
+}
+
+/// The requests in `out` sent to `to`, with their ids.
+pub fn requests_to(out: &Outs, to: PeerId) -> Vec<(u64, Request)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: t,
+                msg: Message::Request { id, request },
+            } if *t == to => Some((*id, request.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn responses(out: &Outs) -> Vec<Response> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Message::Response { response, .. },
+                ..
+            } => Some(response.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn events(out: &Outs) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Emit(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Peer indices whose key falls in bucket `bucket` of node 0's table.
+pub fn in_bucket(bucket: usize, count: usize) -> Vec<u64> {
+    let local = Key::from_peer(&peer(0));
+    (1..)
+        .filter(|&i| local.distance(&Key::from_peer(&peer(i))).bucket_index() == Some(bucket))
+        .take(count)
+        .collect()
+}
+/// Admits `p` through the inbound-ping path, returning the outputs of its pong.
+pub fn admit(node: &mut Node, p: u64) -> Outs {
+    node.connect(p);
+    let out = node.from(
+        p,
+        Message::Request {
+            id: 1,
+            request: Request::Ping,
+        },
+    );
+    let (id, _) = requests_to(&out, peer(p))[0].clone();
+    node.from(
+        p,
+        Message::Response {
+            id,
+            response: Response::Pong,
+        },
+    )
+}
