@@ -1,0 +1,96 @@
+//! Consensus parameters of the ledger and limits of the mempool.
+
+use crate::Amount;
+
+/// The ledger's consensus parameters. Every node of a network must use the same values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// Blocks a coinbase output must wait before it can be spent: an output created at height `h` is
+    /// spendable in a block of height `h + coinbase_maturity` or later. Default 100.
+    pub coinbase_maturity: u64,
+    /// The largest encoded block, in bytes. Default 1 MB.
+    pub max_block_bytes: usize,
+    /// How far a block's timestamp may be ahead of the validating node's clock (`now`), in seconds.
+    /// Default 2 hours.
+    pub max_future_secs: u64,
+    /// How many previous blocks the median-time-past is taken over. Default 11.
+    pub median_time_span: usize,
+    /// The subsidy of the first blocks. Default 50 coins.
+    pub initial_subsidy: Amount,
+    /// Blocks between two halvings of the subsidy. Default 210,000.
+    pub halving_interval: u64,
+    /// How many already-verified transactions the signature cache remembers. Default 100,000.
+    pub signature_cache_capacity: usize,
+    /// Signatures verified per batch and thread at least; smaller batches are not split further.
+    /// Default 64.
+    pub min_batch_per_thread: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            coinbase_maturity: 100,
+            max_block_bytes: 1_000_000,
+            max_future_secs: 2 * 60 * 60,
+            median_time_span: 11,
+            initial_subsidy: Amount::from_coins(50),
+            halving_interval: 210_000,
+            signature_cache_capacity: 100_000,
+            min_batch_per_thread: 64,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The subsidy of a block at `height`: the initial subsidy halved every `halving_interval` blocks,
+    /// zero after 64 halvings.
+    pub fn subsidy(&self, height: u64) -> Amount {
+        let halvings = height / self.halving_interval.max(1);
+        if halvings >= 64 {
+            return Amount::ZERO;
+        }
+        Amount::from_units(self.initial_subsidy.units() >> halvings)
+    }
+}
+
+/// Limits of the [`Mempool`](crate::Mempool).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// The most bytes of transactions held; beyond it the lowest fee rates are evicted. Default 64 MB.
+    pub max_bytes: usize,
+    /// The largest transaction accepted, in bytes. Default 100 kB.
+    pub max_tx_bytes: usize,
+    /// The most orphans (transactions whose inputs are unknown) held; the oldest is evicted. Default 100.
+    pub max_orphans: usize,
+    /// The lowest fee rate accepted, in units per 1000 bytes. Default 0.
+    pub min_fee_rate: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            max_tx_bytes: 100_000,
+            max_orphans: 100,
+            min_fee_rate: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsidy_halves_and_total_stays_below_max_supply() {
+        let config = LedgerConfig::default();
+        assert_eq!(config.subsidy(0), Amount::from_coins(50));
+        assert_eq!(config.subsidy(209_999), Amount::from_coins(50));
+        assert_eq!(config.subsidy(210_000), Amount::from_coins(25));
+        assert_eq!(config.subsidy(64 * 210_000), Amount::ZERO);
+        let total: u64 = (0..64)
+            .map(|era| config.subsidy(era * 210_000).units() * 210_000)
+            .sum();
+        assert!(total <= Amount::MAX_SUPPLY.units());
+    }
+}

@@ -1,0 +1,392 @@
+//! [`Mempool`]: valid unconfirmed transactions by fee rate.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::orphans::OrphanPool;
+use crate::{
+    Amount, Block, ChainStore, Coin, Ledger, MempoolConfig, MempoolError, OutPoint, StoreError, Transaction,
+    Transfer, TxError, TxId, UtxoView,
+};
+
+/// A pool transaction and its links to other pool transactions.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) tx: Transfer,
+    pub(super) fee: Amount,
+    pub(super) size: usize,
+    pub(super) fee_rate: u64,
+    pub(super) parents: HashSet<TxId>,
+    pub(super) children: HashSet<TxId>,
+}
+
+/// What happened to an inserted transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Inserted {
+    /// It entered the pool.
+    Accepted {
+        /// Its id.
+        txid: TxId,
+        /// Pool transactions it replaced (conflicts and their descendants).
+        replaced: Vec<TxId>,
+        /// Pool transactions evicted to stay under the size cap.
+        evicted: Vec<TxId>,
+        /// Orphans that entered the pool because of it.
+        adopted: Vec<TxId>,
+    },
+    /// An input is unknown: it waits in the orphan pool.
+    Orphan {
+        /// Its id.
+        txid: TxId,
+    },
+}
+
+/// Valid unconfirmed transactions, ordered by fee rate; see the [module docs](crate::mempool).
+#[derive(Debug)]
+pub struct Mempool {
+    pub(super) config: MempoolConfig,
+    pub(super) entries: HashMap<TxId, Entry>,
+    pub(super) by_rate: BTreeSet<(u64, TxId)>,
+    pub(super) spent_by: HashMap<OutPoint, TxId>,
+    pub(super) bytes: usize,
+    pub(super) orphans: OrphanPool,
+}
+
+/// The outputs of pool transactions, as a UTXO view for checking their children.
+struct PoolOutputs<'a>(&'a HashMap<TxId, Entry>);
+
+impl UtxoView for PoolOutputs<'_> {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        let output = self.0.get(&outpoint.txid).and_then(|entry| {
+            let index = usize::try_from(outpoint.index).ok()?;
+            entry.tx.outputs.get(index).copied()
+        });
+        // Unconfirmed outputs are never coinbase outputs, so their height does not matter.
+        Ok(output.map(|output| Coin {
+            output,
+            height: u64::MAX,
+            coinbase: false,
+        }))
+    }
+}
+
+/// Fee per 1000 bytes.
+fn fee_rate(fee: Amount, size: usize) -> u64 {
+    let rate = u128::from(fee.units()) * 1000 / (size.max(1) as u128);
+    u64::try_from(rate).unwrap_or(u64::MAX)
+}
+
+impl Mempool {
+    /// An empty pool.
+    pub fn new(config: MempoolConfig) -> Self {
+        let orphans = OrphanPool::new(config.max_orphans);
+        Self {
+            config,
+            entries: HashMap::new(),
+            by_rate: BTreeSet::new(),
+            spent_by: HashMap::new(),
+            bytes: 0,
+            orphans,
+        }
+    }
+
+    /// How many transactions are in the pool (orphans not counted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The total encoded size of the pool's transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many orphans wait.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// Whether `txid` is in the pool.
+    pub fn contains(&self, txid: &TxId) -> bool {
+        self.entries.contains_key(txid)
+    }
+
+    /// Whether `txid` waits in the orphan pool.
+    pub fn contains_orphan(&self, txid: &TxId) -> bool {
+        self.orphans.contains(txid)
+    }
+
+    /// A pool transaction.
+    pub fn get(&self, txid: &TxId) -> Option<&Transfer> {
+        self.entries.get(txid).map(|entry| &entry.tx)
+    }
+
+    /// The fee of a pool transaction.
+    pub fn fee(&self, txid: &TxId) -> Option<Amount> {
+        self.entries.get(txid).map(|entry| entry.fee)
+    }
+
+    /// Checks `tx` against the ledger's tip and the pool and adds it (see the [module docs](crate::mempool)).
+    /// Orphans that spend its outputs are retried after it.
+    pub fn insert<S: ChainStore>(
+        &mut self,
+        tx: Transfer,
+        ledger: &mut Ledger<S>,
+    ) -> Result<Inserted, MempoolError> {
+        let outcome = self.insert_one(tx, ledger)?;
+        if let Inserted::Accepted { txid, adopted, .. } = &outcome {
+            let mut adopted_now = self.adopt_orphans(vec![*txid], ledger);
+            let mut outcome = outcome.clone();
+            if let Inserted::Accepted { adopted: list, .. } = &mut outcome {
+                list.extend(adopted.iter().copied());
+                list.append(&mut adopted_now);
+            }
+            return Ok(outcome);
+        }
+        Ok(outcome)
+    }
+
+    fn insert_one<S: ChainStore>(
+        &mut self,
+        tx: Transfer,
+        ledger: &mut Ledger<S>,
+    ) -> Result<Inserted, MempoolError> {
+        let as_tx = Transaction::Transfer(tx);
+        let size = as_tx.encoded_len();
+        if size > self.config.max_tx_bytes {
+            return Err(MempoolError::TooLarge {
+                size,
+                max: self.config.max_tx_bytes,
+            });
+        }
+        let txid = as_tx.txid();
+        let Transaction::Transfer(tx) = as_tx else {
+            return Err(MempoolError::Coinbase);
+        };
+        if self.entries.contains_key(&txid) || self.orphans.contains(&txid) {
+            return Err(MempoolError::AlreadyKnown);
+        }
+        let checked = match ledger.check_transfer(&tx, &PoolOutputs(&self.entries))? {
+            Ok(checked) => checked,
+            Err(TxError::UnknownInput { .. }) => {
+                self.orphans.insert(txid, tx);
+                return Ok(Inserted::Orphan { txid });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let rate = fee_rate(checked.fee, size);
+        if rate < self.config.min_fee_rate {
+            return Err(MempoolError::FeeRateTooLow {
+                fee_rate: rate,
+                min: self.config.min_fee_rate,
+            });
+        }
+
+        // Replace-by-fee.
+        let direct: HashSet<TxId> = tx
+            .inputs
+            .iter()
+            .filter_map(|input| self.spent_by.get(&input.prevout).copied())
+            .collect();
+        let replaced = self.with_descendants(direct.iter().copied());
+        if !direct.is_empty() {
+            let replaced_fees = replaced
+                .iter()
+                .filter_map(|id| self.entries.get(id))
+                .try_fold(Amount::ZERO, |sum, entry| sum.checked_add(entry.fee));
+            let max_direct_rate = direct
+                .iter()
+                .filter_map(|id| self.entries.get(id))
+                .map(|entry| entry.fee_rate)
+                .max()
+                .unwrap_or(0);
+            let spends_replaced = tx
+                .inputs
+                .iter()
+                .any(|input| replaced.contains(&input.prevout.txid));
+            let pays_more = replaced_fees.is_some_and(|fees| checked.fee > fees);
+            if !pays_more || rate <= max_direct_rate || spends_replaced {
+                return Err(MempoolError::ReplacementTooCheap);
+            }
+        }
+        // Refuse early rather than evict ourselves.
+        let replaced_bytes: usize = replaced
+            .iter()
+            .filter_map(|id| self.entries.get(id))
+            .map(|entry| entry.size)
+            .sum();
+        if (self.bytes + size).saturating_sub(replaced_bytes) > self.config.max_bytes {
+            let lowest = self.by_rate.iter().find(|(_, id)| !replaced.contains(id));
+            if lowest.is_none_or(|(lowest_rate, _)| *lowest_rate >= rate) {
+                return Err(MempoolError::Full);
+            }
+        }
+        let mut replaced: Vec<TxId> = replaced.into_iter().collect();
+        replaced.sort_unstable();
+        for id in &replaced {
+            self.remove_entry(id);
+        }
+        self.add_entry(txid, tx, checked.fee, size, rate);
+        let evicted = self.enforce_size_cap();
+        if !self.entries.contains_key(&txid) {
+            return Err(MempoolError::Full);
+        }
+        Ok(Inserted::Accepted {
+            txid,
+            replaced,
+            evicted,
+            adopted: Vec::new(),
+        })
+    }
+
+    /// Retries the orphans waiting on `parents` (and, transitively, on what they bring in).
+    fn adopt_orphans<S: ChainStore>(&mut self, mut parents: Vec<TxId>, ledger: &mut Ledger<S>) -> Vec<TxId> {
+        let mut adopted = Vec::new();
+        while let Some(parent) = parents.pop() {
+            for (_, orphan) in self.orphans.take_children(&parent) {
+                if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(orphan, ledger) {
+                    adopted.push(txid);
+                    parents.push(txid);
+                }
+            }
+        }
+        adopted
+    }
+
+    fn add_entry(&mut self, txid: TxId, tx: Transfer, fee: Amount, size: usize, fee_rate: u64) {
+        let mut parents = HashSet::new();
+        for input in &tx.inputs {
+            self.spent_by.insert(input.prevout, txid);
+            if let Some(parent) = self.entries.get_mut(&input.prevout.txid) {
+                parent.children.insert(txid);
+                parents.insert(input.prevout.txid);
+            }
+        }
+        // Pool transactions may already spend our outputs (we are back from a disconnected block).
+        let mut children = HashSet::new();
+        for index in 0..tx.outputs.len() {
+            let outpoint = OutPoint {
+                txid,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+            };
+            let Some(child) = self.spent_by.get(&outpoint).copied() else {
+                continue;
+            };
+            if let Some(entry) = self.entries.get_mut(&child) {
+                entry.parents.insert(txid);
+                children.insert(child);
+            }
+        }
+        self.by_rate.insert((fee_rate, txid));
+        self.bytes += size;
+        self.entries.insert(
+            txid,
+            Entry {
+                tx,
+                fee,
+                size,
+                fee_rate,
+                parents,
+                children,
+            },
+        );
+    }
+
+    /// Removes one entry and unlinks it (its children stay, now spending a confirmed or missing parent).
+    fn remove_entry(&mut self, txid: &TxId) -> Option<Entry> {
+        let entry = self.entries.remove(txid)?;
+        self.by_rate.remove(&(entry.fee_rate, *txid));
+        self.bytes -= entry.size;
+        for input in &entry.tx.inputs {
+            if self.spent_by.get(&input.prevout) == Some(txid) {
+                self.spent_by.remove(&input.prevout);
+            }
+        }
+        for parent in &entry.parents {
+            if let Some(parent) = self.entries.get_mut(parent) {
+                parent.children.remove(txid);
+            }
+        }
+        for child in &entry.children {
+            if let Some(child) = self.entries.get_mut(child) {
+                child.parents.remove(txid);
+            }
+        }
+        Some(entry)
+    }
+
+    /// `roots` and every pool transaction that descends from them.
+    fn with_descendants(&self, roots: impl IntoIterator<Item = TxId>) -> HashSet<TxId> {
+        let mut found = HashSet::new();
+        let mut stack: Vec<TxId> = roots.into_iter().collect();
+        while let Some(id) = stack.pop() {
+            if !found.insert(id) {
+                continue;
+            }
+            if let Some(entry) = self.entries.get(&id) {
+                stack.extend(entry.children.iter().copied());
+            }
+        }
+        found
+    }
+
+    fn remove_with_descendants(&mut self, txid: TxId) -> Vec<TxId> {
+        let mut removed: Vec<TxId> = self.with_descendants([txid]).into_iter().collect();
+        removed.sort_unstable();
+        removed.retain(|id| self.remove_entry(id).is_some());
+        removed
+    }
+
+    /// Evicts the lowest fee rates (with their descendants) until the pool fits its cap.
+    fn enforce_size_cap(&mut self) -> Vec<TxId> {
+        let mut evicted = Vec::new();
+        while self.bytes > self.config.max_bytes {
+            let Some(&(_, lowest)) = self.by_rate.first() else {
+                break;
+            };
+            evicted.extend(self.remove_with_descendants(lowest));
+        }
+        evicted
+    }
+
+    /// Drops the transactions `block` confirms and those that conflict with it (with their descendants),
+    /// then retries the orphans its transactions may have made whole. Call after connecting `block`.
+    pub fn block_connected<S: ChainStore>(&mut self, block: &Block, ledger: &mut Ledger<S>) -> Vec<TxId> {
+        let txids = block.txids();
+        for txid in &txids {
+            self.remove_entry(txid);
+            self.orphans.remove(txid);
+        }
+        let mut dropped = Vec::new();
+        for input in block.txs.iter().flat_map(Transaction::inputs) {
+            if let Some(conflict) = self.spent_by.get(&input.prevout).copied() {
+                dropped.extend(self.remove_with_descendants(conflict));
+            }
+        }
+        self.adopt_orphans(txids, ledger);
+        dropped
+    }
+
+    /// Takes back the transactions of a block that was just disconnected (call after
+    /// [`Ledger::disconnect_tip`]). Those that are no longer valid are dropped. Returns those re-added.
+    ///
+    /// Pool transactions that spent the disconnected coinbase become invalid; they are dropped the next
+    /// time a block conflicts with them or are refused in a block; a node that reorgs deeply may rebuild
+    /// its pool instead.
+    pub fn block_disconnected<S: ChainStore>(&mut self, block: &Block, ledger: &mut Ledger<S>) -> Vec<TxId> {
+        let mut readded = Vec::new();
+        for tx in block.txs.iter() {
+            let Transaction::Transfer(transfer) = tx else {
+                continue;
+            };
+            if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(transfer.clone(), ledger) {
+                readded.push(txid);
+            }
+        }
+        readded
+    }
+}

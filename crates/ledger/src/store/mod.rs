@@ -1,0 +1,9 @@
+//! Persistence behind a trait: [`ChainStore`], with an in-memory store for tests and a redb store for nodes.
+
+mod memory;
+mod redb;
+mod types;
+
+pub use self::memory::MemoryStore;
+pub use self::redb::RedbStore;
+pub use self::types::{BlockIndexEntry, ChainStore, ChainTip, StoreBatch};
