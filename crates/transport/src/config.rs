@@ -1,0 +1,116 @@
+//! What a transport speaks and how much it may hold: protocols, limits and timeouts.
+
+use std::time::Duration;
+
+use meshwork_wire::{ProtocolId, frame};
+
+/// A protocol this transport carries: its id (sent in each stream's header) and the largest frame body it
+/// accepts. Frames over `max_message_size` are refused from their 4-byte header, before any allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtocolSpec {
+    /// The versioned id, e.g. `/meshwork/kad/1`.
+    pub id: ProtocolId,
+    /// The largest frame body, in bytes (capped at [`frame::ABSOLUTE_MAX`]).
+    pub max_message_size: usize,
+}
+
+impl ProtocolSpec {
+    /// A protocol with its maximum message size.
+    pub const fn new(id: ProtocolId, max_message_size: usize) -> Self {
+        let max_message_size = if max_message_size > frame::ABSOLUTE_MAX {
+            frame::ABSOLUTE_MAX
+        } else {
+            max_message_size
+        };
+        Self { id, max_message_size }
+    }
+
+    /// The spec of a sans-IO [`meshwork_wire::Protocol`]: its `ID` and `MAX_MESSAGE_SIZE`.
+    pub const fn of<P: meshwork_wire::Protocol>() -> Self {
+        Self::new(P::ID, P::MAX_MESSAGE_SIZE)
+    }
+}
+
+/// Every bound the transport enforces (DESIGN.md §3: everything is bounded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Inbound connections held at once (established or in handshake). One more is refused at once.
+    pub max_inbound: usize,
+    /// Outbound connections held at once. A dial beyond it fails with `DialError::TooManyConnections`.
+    pub max_outbound: usize,
+    /// Streams a peer may have open to us at once (QUIC `max_concurrent_bidi_streams`). Opening one more
+    /// waits until a stream closes: back-pressure, not an error.
+    pub max_streams_per_connection: u32,
+    /// Bytes one peer may have in flight towards us across all streams (QUIC connection receive window,
+    /// and our send window towards it); a sender that hits it waits. In memory, each stream's pipe holds at
+    /// most `min(max_queued_bytes_per_stream, max_queued_bytes_per_peer)`, so a peer queues at most
+    /// `max_streams_per_connection` times that.
+    pub max_queued_bytes_per_peer: u64,
+    /// Bytes in flight on one stream (QUIC stream receive window; the in-memory pipe's buffer).
+    pub max_queued_bytes_per_stream: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inbound: 256,
+            max_outbound: 256,
+            max_streams_per_connection: 64,
+            max_queued_bytes_per_peer: 16 * 1024 * 1024,
+            max_queued_bytes_per_stream: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Time bounds on connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A dial or an inbound handshake that has not finished in this time fails.
+    pub handshake: Duration,
+    /// A connection that hears nothing for this long is closed.
+    pub idle: Duration,
+    /// Send a keep-alive this often so a quiet but healthy connection is not idled out. Must be shorter
+    /// than `idle`; `None` lets quiet connections close.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            keep_alive: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A transport's configuration: the protocols it speaks, its limits and its timeouts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The protocols streams may carry. A stream opened for any other id is refused by the accepting side.
+    pub protocols: Vec<ProtocolSpec>,
+    /// Connection, stream and byte limits.
+    pub limits: Limits,
+    /// Handshake, idle and keep-alive times.
+    pub timeouts: Timeouts,
+}
+
+impl Config {
+    /// A configuration speaking `protocols`, with default limits and timeouts.
+    pub fn new(protocols: impl IntoIterator<Item = ProtocolSpec>) -> Self {
+        Self {
+            protocols: protocols.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The spec for `id`, if this transport speaks it.
+    pub fn protocol(&self, id: ProtocolId) -> Option<ProtocolSpec> {
+        self.protocols.iter().copied().find(|spec| spec.id == id)
+    }
+
+    /// The known ids, in the order given.
+    pub(crate) fn protocol_ids(&self) -> Vec<ProtocolId> {
+        self.protocols.iter().map(|spec| spec.id).collect()
+    }
+}

@@ -1,0 +1,101 @@
+//! Opening and accepting a stream: the header exchange of [`crate::stream_header`], over any byte pipe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::close::CloseCell;
+use crate::counters::Counters;
+use crate::error::OpenStreamError;
+use crate::stream::{Failure, classify};
+use crate::stream_header::{self, ACCEPTED, REFUSED};
+use crate::{Config, ProtocolSpec, Stream};
+
+/// Sends the header for `spec` and waits for the peer's answer.
+pub(crate) async fn open<W, R>(
+    mut send: W,
+    mut recv: R,
+    spec: ProtocolSpec,
+    close: CloseCell,
+    counters: Arc<Counters>,
+) -> Result<Stream<W, R>, OpenStreamError>
+where
+    W: AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+{
+    let fail = |err: std::io::Error| match classify(err, &close) {
+        Failure::Closed(reason) => OpenStreamError::ConnectionClosed(reason),
+        Failure::Reset | Failure::Finished => OpenStreamError::ProtocolRefused(spec.id),
+    };
+    send.write_all(&stream_header::encode(spec.id))
+        .await
+        .map_err(fail)?;
+    let mut status = [0u8; 1];
+    match recv.read(&mut status).await.map_err(fail)? {
+        1 if status[0] == ACCEPTED => Ok(Stream::new(spec, send, recv, close, counters)),
+        _ => Err(OpenStreamError::ProtocolRefused(spec.id)),
+    }
+}
+
+/// Reads a stream header within `timeout` and answers it: the stream if we speak its protocol, `None`
+/// (counted in `streams_refused`) if not, or if the opener was too slow or the stream broke.
+async fn accept<W, R>(
+    mut send: W,
+    mut recv: R,
+    config: &Config,
+    timeout: Duration,
+    close: CloseCell,
+    counters: Arc<Counters>,
+) -> Option<Stream<W, R>>
+where
+    W: AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+{
+    let ids = config.protocol_ids();
+    let read_header = async {
+        let mut len = [0u8; 1];
+        recv.read_exact(&mut len).await.ok()?;
+        // The length is checked before the id is read.
+        let len = stream_header::parse_len(len[0]).ok()?;
+        let mut id = [0u8; meshwork_wire::ProtocolId::MAX_LEN];
+        recv.read_exact(&mut id[..len]).await.ok()?;
+        meshwork_wire::ProtocolId::lookup(&id[..len], &ids).ok()
+    };
+    let found = tokio::time::timeout(timeout, read_header).await.ok().flatten();
+    let spec = found.and_then(|id| config.protocol(id));
+    let Some(spec) = spec else {
+        Counters::bump(&counters.streams_refused);
+        tracing::debug!("refused a stream with an unknown or malformed protocol header");
+        // Best effort: the opener learns "refused" from this byte or from the end of the stream.
+        let _ = send.write_all(&[REFUSED]).await;
+        let _ = send.shutdown().await;
+        return None;
+    };
+    send.write_all(&[ACCEPTED]).await.ok()?;
+    Some(Stream::new(spec, send, recv, close, counters))
+}
+
+/// Answers a new inbound stream's header in the background and queues it for `accept_stream` if we speak
+/// its protocol. The queue is bounded: when the application does not accept, streams wait here and the
+/// peer's stream limit stops it from opening more.
+pub(crate) fn accept_in_background<W, R>(
+    send: W,
+    recv: R,
+    config: Arc<Config>,
+    close: CloseCell,
+    counters: Arc<Counters>,
+    queue: mpsc::Sender<Stream<W, R>>,
+) where
+    W: AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let timeout = config.timeouts.handshake;
+        if let Some(stream) = accept(send, recv, &config, timeout, close, counters).await {
+            // An error means the connection is gone; the stream goes with it.
+            let _ = queue.send(stream).await;
+        }
+    });
+}

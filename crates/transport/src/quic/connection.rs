@@ -1,0 +1,165 @@
+//! A QUIC connection to one authenticated peer.
+
+use std::sync::Arc;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::ProtocolId;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::close::CloseCell;
+use crate::counters::Counters;
+use crate::error::{AcceptStreamError, OpenStreamError};
+use crate::registry::Tracked;
+use crate::{CloseReason, Config, Connection, Direction, Stream, negotiate};
+
+/// A stream on a QUIC connection.
+pub type QuicStream = Stream<quinn::SendStream, quinn::RecvStream>;
+
+/// A QUIC connection whose remote key was proven in the TLS 1.3 handshake. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct QuicConnection {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: quinn::Connection,
+    peer: PeerId,
+    direction: Direction,
+    config: Arc<Config>,
+    close: CloseCell,
+    counters: Arc<Counters>,
+    accepted: Mutex<mpsc::Receiver<QuicStream>>,
+}
+
+impl QuicConnection {
+    pub(crate) fn new(
+        conn: quinn::Connection,
+        peer: PeerId,
+        direction: Direction,
+        config: Arc<Config>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let close = CloseCell::default();
+        let streams = config.limits.max_streams_per_connection.max(1) as usize;
+        let (queue, accepted) = mpsc::channel(streams);
+        tokio::spawn(accept_streams(
+            conn.clone(),
+            config.clone(),
+            close.clone(),
+            counters.clone(),
+            queue,
+        ));
+        let accepted = Mutex::new(accepted);
+        let inner = Inner {
+            conn,
+            peer,
+            direction,
+            config,
+            close,
+            counters,
+            accepted,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The underlying quinn connection (round-trip time, statistics, datagrams).
+    pub fn quinn(&self) -> &quinn::Connection {
+        &self.inner.conn
+    }
+
+    fn closed_error(&self, err: &quinn::ConnectionError) -> CloseReason {
+        close_reason(err, &self.inner.close)
+    }
+}
+
+/// Takes the peer's new streams as they come and answers their headers, until the connection closes.
+async fn accept_streams(
+    conn: quinn::Connection,
+    config: Arc<Config>,
+    close: CloseCell,
+    counters: Arc<Counters>,
+    queue: mpsc::Sender<QuicStream>,
+) {
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        negotiate::accept_in_background(
+            send,
+            recv,
+            config.clone(),
+            close.clone(),
+            counters.clone(),
+            queue.clone(),
+        );
+    }
+}
+
+/// What a quinn connection error means for us; the first reason seen is kept for the connection.
+pub(crate) fn close_reason(err: &quinn::ConnectionError, close: &CloseCell) -> CloseReason {
+    let reason = match err {
+        quinn::ConnectionError::ApplicationClosed(app) => CloseReason::from_code(app.error_code.into_inner()),
+        quinn::ConnectionError::LocallyClosed => close.get().unwrap_or(CloseReason::Normal),
+        quinn::ConnectionError::TimedOut => CloseReason::TimedOut,
+        other => CloseReason::Lost(other.to_string()),
+    };
+    close.set(reason)
+}
+
+impl Connection for QuicConnection {
+    type Writer = quinn::SendStream;
+    type Reader = quinn::RecvStream;
+
+    fn remote_peer_id(&self) -> PeerId {
+        self.inner.peer
+    }
+
+    fn direction(&self) -> Direction {
+        self.inner.direction
+    }
+
+    async fn open(&self, protocol: ProtocolId) -> Result<QuicStream, OpenStreamError> {
+        let spec = self
+            .inner
+            .config
+            .protocol(protocol)
+            .ok_or(OpenStreamError::UnknownProtocol(protocol))?;
+        let (send, recv) = self
+            .inner
+            .conn
+            .open_bi()
+            .await
+            .map_err(|err| OpenStreamError::ConnectionClosed(self.closed_error(&err)))?;
+        let (close, counters) = (self.inner.close.clone(), self.inner.counters.clone());
+        negotiate::open(send, recv, spec, close, counters).await
+    }
+
+    async fn accept_stream(&self) -> Result<QuicStream, AcceptStreamError> {
+        let next = self.inner.accepted.lock().await.recv().await;
+        match next {
+            Some(stream) => Ok(stream),
+            None => Err(AcceptStreamError::ConnectionClosed(self.closed().await)),
+        }
+    }
+
+    fn close(&self, reason: CloseReason) {
+        let reason = self.inner.close.set(reason);
+        let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
+        self.inner.conn.close(code, reason.to_string().as_bytes());
+    }
+
+    fn close_reason(&self) -> Option<CloseReason> {
+        self.inner.conn.close_reason().map(|err| self.closed_error(&err))
+    }
+
+    async fn closed(&self) -> CloseReason {
+        let err = self.inner.conn.closed().await;
+        self.closed_error(&err)
+    }
+}
+
+impl Tracked for QuicConnection {
+    fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}

@@ -1,0 +1,296 @@
+//! The QUIC transport: one quinn endpoint that listens and dials, with ed25519-bound mutual TLS.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError};
+
+use meshwork_identity::{Keypair, PeerId};
+use tokio::sync::{Mutex, mpsc};
+
+use super::cert::peer_id_of_cert;
+use super::connection::QuicConnection;
+use super::tls::{self, Identity};
+use crate::counters::Counters;
+use crate::error::{AcceptError, BindError, DialError};
+use crate::registry::{Registry, Slot, watch};
+use crate::{CloseReason, Config, CountersSnapshot, Direction, Transport};
+
+/// How many authenticated inbound connections may wait for [`Transport::accept`]; handshakes beyond it
+/// wait too (back-pressure), and still count against `Limits::max_inbound`.
+const ACCEPT_QUEUE: usize = 64;
+
+/// QUIC over UDP, both sides authenticated by their ed25519 keys (see the crate docs). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct QuicTransport {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    peer_id: PeerId,
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    identity: Identity,
+    transport: Arc<quinn::TransportConfig>,
+    config: Arc<Config>,
+    counters: Arc<Counters>,
+    registry: Arc<Registry<QuicConnection>>,
+    incoming: Mutex<mpsc::Receiver<QuicConnection>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let reason = CloseReason::Shutdown;
+        self.endpoint
+            .close(quinn::VarInt::from_u32(2), reason.to_string().as_bytes());
+    }
+}
+
+/// The UDP receive and send buffer we ask the kernel for (it caps the request at `net.core.rmem_max` /
+/// `wmem_max`). Linux's default of about 208 KiB overflows when dozens of handshakes or a fast stream arrive at
+/// once; every datagram dropped there costs QUIC a probe timeout, and several in a row back off for seconds.
+pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A non-blocking UDP socket bound to `addr`, with [`UDP_BUFFER_BYTES`] buffers: the socket the transport
+/// gives quinn (public so a raw-quinn baseline can be configured the same way).
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a kernel that refuses larger buffers still gives a working (if lossier) socket.
+    if let Err(err) = socket.set_recv_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::debug!(%err, "could not enlarge the UDP receive buffer");
+    }
+    if let Err(err) = socket.set_send_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::debug!(%err, "could not enlarge the UDP send buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl QuicTransport {
+    /// Binds a UDP socket at `addr` (use port 0 for any free port) and starts listening.
+    pub async fn bind(keypair: &Keypair, addr: SocketAddr, config: Config) -> Result<Self, BindError> {
+        let identity = Identity::new(keypair)?;
+        let transport = Arc::new(tls::transport_config(&config)?);
+        let server = tls::server_config(&identity, transport.clone())?;
+        let socket = udp_socket(addr)?;
+        let runtime = Arc::new(quinn::TokioRuntime);
+        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)?;
+        let addr = endpoint.local_addr()?;
+        let counters = Arc::new(Counters::default());
+        let peer_id = keypair.peer_id();
+        let registry = Arc::new(Registry::new(peer_id, counters.clone()));
+        let config = Arc::new(config);
+        let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
+        let listener = Listener {
+            endpoint: endpoint.clone(),
+            config: config.clone(),
+            counters: counters.clone(),
+            registry: registry.clone(),
+            tx,
+        };
+        tokio::spawn(listener.run());
+        let shared = Shared {
+            peer_id,
+            addr,
+            endpoint,
+            identity,
+            transport,
+            config,
+            counters,
+            registry,
+            incoming: Mutex::new(rx),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The quinn endpoint (statistics, or to rebind).
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.shared.endpoint
+    }
+}
+
+/// Accepts QUIC handshakes within the limits and hands authenticated connections to `accept`.
+struct Listener {
+    endpoint: quinn::Endpoint,
+    config: Arc<Config>,
+    counters: Arc<Counters>,
+    registry: Arc<Registry<QuicConnection>>,
+    tx: mpsc::Sender<QuicConnection>,
+}
+
+impl Listener {
+    async fn run(self) {
+        let this = Arc::new(self);
+        while let Some(incoming) = this.endpoint.accept().await {
+            let limit = this.config.limits.max_inbound;
+            let Some(slot) = Slot::acquire(&this.counters, |c| &c.inbound, limit) else {
+                Counters::bump(&this.counters.inbound_refused);
+                tracing::debug!(from = %incoming.remote_address(), limit, "inbound connection refused: limit");
+                incoming.refuse();
+                continue;
+            };
+            tokio::spawn(this.clone().handshake(incoming, slot));
+        }
+    }
+
+    async fn handshake(self: Arc<Self>, incoming: quinn::Incoming, slot: Slot) {
+        let timeout = self.config.timeouts.handshake;
+        let conn = match incoming.accept() {
+            Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
+            Err(err) => Ok(Err(err)),
+        };
+        let Ok(Ok(conn)) = conn else {
+            Counters::bump(&self.counters.handshake_failures);
+            return;
+        };
+        let Some(peer) = remote_peer(&conn) else {
+            Counters::bump(&self.counters.handshake_failures);
+            conn.close(0u32.into(), b"no peer identity");
+            return;
+        };
+        let conn = QuicConnection::new(
+            conn,
+            peer,
+            Direction::Inbound,
+            self.config.clone(),
+            self.counters.clone(),
+        );
+        watch(self.registry.clone(), conn.clone(), slot);
+        let (kept, is_new) = self.registry.offer(conn);
+        if is_new && self.tx.send(kept.clone()).await.is_err() {
+            crate::Connection::close(&kept, CloseReason::Shutdown);
+        }
+    }
+}
+
+/// The peer a finished handshake authenticated (its certificate was checked by our verifier).
+fn remote_peer(conn: &quinn::Connection) -> Option<PeerId> {
+    let identity = conn.peer_identity()?;
+    let certs = identity
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    peer_id_of_cert(certs.first()?.as_ref()).ok()
+}
+
+impl Transport for QuicTransport {
+    type Connection = QuicConnection;
+
+    fn peer_id(&self) -> PeerId {
+        self.shared.peer_id
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    async fn dial(&self, peer: PeerId, addr: SocketAddr) -> Result<QuicConnection, DialError> {
+        let shared = &self.shared;
+        if peer == shared.peer_id {
+            return Err(DialError::SelfDial);
+        }
+        if let Some(conn) = shared.registry.get(&peer) {
+            return Ok(conn);
+        }
+        let limit = shared.config.limits.max_outbound;
+        let Some(slot) = Slot::acquire(&shared.counters, |c| &c.outbound, limit) else {
+            Counters::bump(&shared.counters.dials_refused);
+            return Err(DialError::TooManyConnections { limit });
+        };
+        let seen = tls::new_slot();
+        let client = tls::client_config(&shared.identity, shared.transport.clone(), peer, seen.clone())
+            .map_err(DialError::Handshake)?;
+        let connecting = shared
+            .endpoint
+            .connect_with(client, addr, tls::SERVER_NAME)
+            .map_err(|err| match err {
+                quinn::ConnectError::EndpointStopping => DialError::TransportClosed,
+                other => DialError::Handshake(other.to_string()),
+            })?;
+        let result = tokio::time::timeout(shared.config.timeouts.handshake, connecting).await;
+        let conn = match result {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => {
+                Counters::bump(&shared.counters.handshake_failures);
+                let actual = *seen.lock().unwrap_or_else(PoisonError::into_inner);
+                return Err(match (actual, err) {
+                    (Some(actual), _) if actual != peer => DialError::PeerIdMismatch {
+                        expected: peer,
+                        actual,
+                    },
+                    (_, quinn::ConnectionError::ConnectionClosed(close))
+                        if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+                    {
+                        DialError::Refused
+                    }
+                    (_, quinn::ConnectionError::TimedOut) => DialError::Unreachable,
+                    (_, other) => DialError::Handshake(other.to_string()),
+                });
+            }
+            Err(_) => {
+                Counters::bump(&shared.counters.handshake_failures);
+                return Err(DialError::HandshakeTimeout);
+            }
+        };
+        let conn = QuicConnection::new(
+            conn,
+            peer,
+            Direction::Outbound,
+            shared.config.clone(),
+            shared.counters.clone(),
+        );
+        watch(shared.registry.clone(), conn.clone(), slot);
+        Ok(shared.registry.offer(conn).0)
+    }
+
+    async fn accept(&self) -> Result<QuicConnection, AcceptError> {
+        self.shared
+            .incoming
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or(AcceptError::TransportClosed)
+    }
+
+    fn connection(&self, peer: &PeerId) -> Option<QuicConnection> {
+        self.shared.registry.get(peer)
+    }
+
+    fn counters(&self) -> CountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+
+    async fn close(&self, reason: CloseReason) {
+        for conn in self.shared.registry.all() {
+            crate::Connection::close(&conn, reason.clone());
+        }
+        let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
+        self.shared.endpoint.close(code, reason.to_string().as_bytes());
+        self.shared.endpoint.wait_idle().await;
+    }
+}
+
+/// The quinn server configuration this transport uses for `keypair`: TLS 1.3, client certificate required
+/// and checked as an ed25519 peer id, transport parameters from `config`. For embedding the same security
+/// in another quinn endpoint, and for measuring against raw quinn.
+pub fn quinn_server_config(keypair: &Keypair, config: &Config) -> Result<quinn::ServerConfig, BindError> {
+    let identity = Identity::new(keypair)?;
+    tls::server_config(&identity, Arc::new(tls::transport_config(config)?))
+}
+
+/// The quinn client configuration this transport uses to dial `expected` as `keypair`.
+pub fn quinn_client_config(
+    keypair: &Keypair,
+    config: &Config,
+    expected: PeerId,
+) -> Result<quinn::ClientConfig, BindError> {
+    let identity = Identity::new(keypair)?;
+    let transport = Arc::new(tls::transport_config(config)?);
+    tls::client_config(&identity, transport, expected, tls::new_slot()).map_err(BindError::Tls)
+}
+
+/// The server name to pass to `quinn::Endpoint::connect_with` with [`quinn_client_config`].
+pub const QUINN_SERVER_NAME: &str = tls::SERVER_NAME;

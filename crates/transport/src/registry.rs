@@ -1,0 +1,142 @@
+//! One connection per peer, connection slots, and the simultaneous-dial tie-break.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use meshwork_identity::PeerId;
+
+use crate::counters::Counters;
+use crate::{CloseReason, Connection, Direction};
+
+/// A connection the registry can tell apart from another connection to the same peer.
+pub(crate) trait Tracked: Connection {
+    /// Whether `self` and `other` are handles to the same connection.
+    fn same_as(&self, other: &Self) -> bool;
+}
+
+/// A held connection slot (inbound or outbound); released when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<Counters>, fn(&Counters) -> &AtomicU64);
+
+impl Slot {
+    /// Takes a slot if fewer than `limit` are held.
+    pub(crate) fn acquire(
+        counters: &Arc<Counters>,
+        which: fn(&Counters) -> &AtomicU64,
+        limit: usize,
+    ) -> Option<Self> {
+        let limit = limit as u64;
+        which(counters)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < limit).then_some(held + 1)
+            })
+            .ok()
+            .map(|_| Self(counters.clone(), which))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connections of one transport, one per peer.
+pub(crate) struct Registry<C> {
+    local: PeerId,
+    counters: Arc<Counters>,
+    conns: Mutex<HashMap<PeerId, C>>,
+}
+
+impl<C> std::fmt::Debug for Registry<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.conns.lock().map_or(0, |conns| conns.len());
+        f.debug_struct("Registry")
+            .field("local", &self.local)
+            .field("connections", &held)
+            .finish()
+    }
+}
+
+impl<C: Tracked> Registry<C> {
+    pub(crate) fn new(local: PeerId, counters: Arc<Counters>) -> Self {
+        Self {
+            local,
+            counters,
+            conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, C>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open connection to `peer`.
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<C> {
+        self.lock()
+            .get(peer)
+            .filter(|conn| conn.close_reason().is_none())
+            .cloned()
+    }
+
+    /// Every connection held.
+    pub(crate) fn all(&self) -> Vec<C> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn dialer(&self, conn: &C) -> PeerId {
+        match conn.direction() {
+            Direction::Outbound => self.local,
+            Direction::Inbound => conn.remote_peer_id(),
+        }
+    }
+
+    /// Offers a newly established connection. Returns the connection to use and whether it is `new`.
+    ///
+    /// Two live connections to one peer in opposite directions (a simultaneous dial): the one dialed by the
+    /// smaller `PeerId` is kept; both peers apply the same rule, so they keep the same one. Two in the same
+    /// direction: the newer is kept, since its dialer evidently lost the old one (a restart, a dead path).
+    /// The other connection is closed as [`CloseReason::Duplicate`].
+    pub(crate) fn offer(&self, new: C) -> (C, bool) {
+        let peer = new.remote_peer_id();
+        let winner = self.local.min(peer);
+        let mut conns = self.lock();
+        let Some(existing) = conns.get(&peer).filter(|c| c.close_reason().is_none()).cloned() else {
+            conns.insert(peer, new.clone());
+            return (new, true);
+        };
+        Counters::bump(&self.counters.duplicates_closed);
+        let same_dialer = self.dialer(&existing) == self.dialer(&new);
+        // Closing only records the reason and queues a close frame; it never blocks, so it runs under the lock.
+        if same_dialer || self.dialer(&new) == winner {
+            conns.insert(peer, new.clone());
+            existing.close(CloseReason::Duplicate);
+            (new, true)
+        } else {
+            new.close(CloseReason::Duplicate);
+            (existing, false)
+        }
+    }
+
+    /// Forgets `conn` (once closed), unless another connection has replaced it.
+    pub(crate) fn remove(&self, conn: &C) {
+        let mut conns = self.lock();
+        if conns
+            .get(&conn.remote_peer_id())
+            .is_some_and(|held| held.same_as(conn))
+        {
+            conns.remove(&conn.remote_peer_id());
+        }
+    }
+}
+
+/// Watches `conn` until it closes, then forgets it and releases its slot.
+pub(crate) fn watch<C: Tracked>(registry: Arc<Registry<C>>, conn: C, slot: Slot) {
+    tokio::spawn(async move {
+        let reason = conn.closed().await;
+        tracing::debug!(peer = %conn.remote_peer_id(), %reason, "connection closed");
+        registry.remove(&conn);
+        drop(slot);
+    });
+}

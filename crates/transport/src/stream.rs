@@ -1,0 +1,251 @@
+//! A stream carrying one protocol's frames, over any ordered byte pipe (a QUIC stream or an in-memory one).
+
+use std::io;
+use std::sync::Arc;
+
+use meshwork_wire::{FrameError, ProtocolId, codec, frame};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::close::CloseCell;
+use crate::counters::Counters;
+use crate::error::{RecvError, SendError};
+use crate::{CloseReason, ProtocolSpec};
+
+/// Bodies up to this size are copied behind their header and written at once; larger ones are written
+/// as they are, after the header.
+const COALESCE_MAX: usize = 16 * 1024;
+
+/// One stream of one protocol: framed, bounded messages in both directions.
+///
+/// Every frame is a 4-byte big-endian length and a postcard body ([`meshwork_wire::frame`]). On the way
+/// out a message over the protocol's maximum is refused before anything is written; on the way in the
+/// header is read and checked first, and only then is the body read into a buffer of that size.
+///
+/// `W` and `R` are the transport's byte pipes; code generic over a [`Transport`](crate::Transport) names
+/// this type as `Stream<C::Writer, C::Reader>` for its connection type `C`.
+#[derive(Debug)]
+pub struct Stream<W, R> {
+    spec: ProtocolSpec,
+    send: W,
+    recv: R,
+    close: CloseCell,
+    counters: Arc<Counters>,
+}
+
+impl<W, R> Stream<W, R>
+where
+    W: AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+{
+    pub(crate) fn new(
+        spec: ProtocolSpec,
+        send: W,
+        recv: R,
+        close: CloseCell,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            spec,
+            send,
+            recv,
+            close,
+            counters,
+        }
+    }
+
+    /// The protocol this stream carries.
+    pub fn protocol(&self) -> ProtocolId {
+        self.spec.id
+    }
+
+    /// The largest frame body this stream sends or accepts.
+    pub fn max_message_size(&self) -> usize {
+        self.spec.max_message_size
+    }
+
+    /// Encodes `msg` as one frame and sends it. Waits while the peer's receive window is full
+    /// (back-pressure); a message over the protocol's maximum is refused and nothing is sent.
+    pub async fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<(), SendError> {
+        let bytes = frame::encode(msg, self.spec.max_message_size).map_err(|err| match err {
+            FrameError::Encode(meshwork_wire::EncodeError::TooLarge { size, max }) => {
+                SendError::TooLarge { size, max }
+            }
+            other => SendError::Encode(other.to_string()),
+        })?;
+        self.write(&bytes).await
+    }
+
+    /// Sends `body` (an already encoded message) as one frame.
+    pub async fn send_frame(&mut self, body: &[u8]) -> Result<(), SendError> {
+        let header =
+            frame::header(body.len(), self.spec.max_message_size).map_err(|_| SendError::TooLarge {
+                size: body.len(),
+                max: self.spec.max_message_size,
+            })?;
+        if body.len() <= COALESCE_MAX {
+            // One write, so a small message leaves in one packet instead of header and body apart.
+            let mut frame = Vec::with_capacity(header.len() + body.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(body);
+            return self.write(&frame).await;
+        }
+        self.write(&header).await?;
+        self.write(body).await
+    }
+
+    /// Receives and decodes the next message; `Ok(None)` once the peer has finished the stream.
+    pub async fn recv<T: Serialize + DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
+        let mut body = Vec::new();
+        if !self.recv_frame_into(&mut body).await? {
+            return Ok(None);
+        }
+        Ok(Some(codec::decode(&body)?))
+    }
+
+    /// Receives the next frame's body; `Ok(None)` once the peer has finished the stream.
+    pub async fn recv_frame(&mut self) -> Result<Option<Vec<u8>>, RecvError> {
+        let mut body = Vec::new();
+        Ok(self.recv_frame_into(&mut body).await?.then_some(body))
+    }
+
+    /// Receives the next frame's body into `body` (cleared first; its capacity is reused, so a loop that
+    /// receives many frames allocates once). Returns `false` once the peer has finished the stream.
+    ///
+    /// The 4-byte header is read and checked against the protocol's maximum before `body` grows: a frame
+    /// that announces too much is refused with [`RecvError::TooLarge`] having cost four bytes of reading.
+    pub async fn recv_frame_into(&mut self, body: &mut Vec<u8>) -> Result<bool, RecvError> {
+        body.clear();
+        let mut header = [0u8; frame::HEADER_LEN];
+        let first = self
+            .recv
+            .read(&mut header)
+            .await
+            .map_err(|err| self.recv_error(err))?;
+        if first == 0 {
+            return Ok(false);
+        }
+        if first < header.len() {
+            self.read_exact(&mut header[first..]).await?;
+        }
+        let len = frame::parse_header(header, self.spec.max_message_size).map_err(|err| {
+            Counters::bump(&self.counters.frames_refused);
+            match err {
+                FrameError::TooLarge { announced, max } => RecvError::TooLarge { announced, max },
+                _ => RecvError::Truncated,
+            }
+        })?;
+        // Only now, with `len` within bounds, reserve room for the body.
+        body.reserve_exact(len);
+        while body.len() < len {
+            let want = (len - body.len()) as u64;
+            let read = (&mut self.recv).take(want).read_buf(body).await;
+            match read.map_err(|err| self.recv_error(err))? {
+                0 => return Err(RecvError::Truncated),
+                _ => continue,
+            }
+        }
+        Ok(true)
+    }
+
+    /// Finishes our side of the stream: the peer's `recv` returns `None` after the frames already sent.
+    pub async fn finish(&mut self) -> Result<(), SendError> {
+        self.send.shutdown().await.map_err(|err| self.send_error(err))
+    }
+
+    /// Writes `bytes` as they are, past the framing and its size check: lets a test play a peer that
+    /// sends a hostile header.
+    #[cfg(feature = "test-utils")]
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.write(bytes).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.send
+            .write_all(bytes)
+            .await
+            .map_err(|err| self.send_error(err))
+    }
+
+    async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), RecvError> {
+        match self.recv.read_exact(buf).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Err(RecvError::Truncated),
+            Err(err) => Err(self.recv_error(err)),
+        }
+    }
+
+    fn send_error(&self, err: io::Error) -> SendError {
+        match classify(err, &self.close) {
+            Failure::Closed(reason) => SendError::ConnectionClosed(reason),
+            Failure::Reset => SendError::Stopped,
+            Failure::Finished => SendError::Finished,
+        }
+    }
+
+    fn recv_error(&self, err: io::Error) -> RecvError {
+        match classify(err, &self.close) {
+            Failure::Closed(reason) => RecvError::ConnectionClosed(reason),
+            Failure::Reset | Failure::Finished => RecvError::Reset,
+        }
+    }
+}
+
+/// What an IO error on a stream means.
+pub(crate) enum Failure {
+    /// The whole connection is gone.
+    Closed(CloseReason),
+    /// The peer reset or stopped this stream (or, in memory, dropped its end).
+    Reset,
+    /// We used a stream we had already finished.
+    Finished,
+}
+
+/// An in-memory pipe broke because its connection was closed.
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed: {0}")]
+pub(crate) struct PipeClosed(pub(crate) CloseReason);
+
+/// Maps an IO error from either transport's pipes onto what it means.
+pub(crate) fn classify(err: io::Error, close: &CloseCell) -> Failure {
+    let kind = err.kind();
+    let Some(inner) = err.into_inner() else {
+        return match kind {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Failure::Reset,
+            _ => Failure::Closed(close.get().unwrap_or_else(|| CloseReason::Lost(kind.to_string()))),
+        };
+    };
+    let inner = match inner.downcast::<quinn::ReadError>() {
+        Ok(read) => {
+            return match *read {
+                quinn::ReadError::ConnectionLost(err) => {
+                    Failure::Closed(crate::quic::close_reason(&err, close))
+                }
+                quinn::ReadError::ClosedStream => Failure::Finished,
+                _ => Failure::Reset,
+            };
+        }
+        Err(inner) => inner,
+    };
+    let inner = match inner.downcast::<quinn::WriteError>() {
+        Ok(write) => {
+            return match *write {
+                quinn::WriteError::ConnectionLost(err) => {
+                    Failure::Closed(crate::quic::close_reason(&err, close))
+                }
+                quinn::WriteError::ClosedStream => Failure::Finished,
+                _ => Failure::Reset,
+            };
+        }
+        Err(inner) => inner,
+    };
+    match inner.downcast::<PipeClosed>() {
+        Ok(closed) => Failure::Closed(closed.0),
+        Err(other) => Failure::Closed(
+            close
+                .get()
+                .unwrap_or_else(|| CloseReason::Lost(other.to_string())),
+        ),
+    }
+}

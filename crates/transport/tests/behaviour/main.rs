@@ -1,0 +1,90 @@
+//! Behavioural tests, written once over the `Transport` trait and run on both transports: real QUIC on
+//! 127.0.0.1 and the in-memory network. Every wait is bounded by a timeout.
+
+mod cases;
+mod harness;
+mod limits;
+
+/// Instantiates every generic case for one harness.
+macro_rules! for_transport {
+    ($name:ident, $net:ty) => {
+        mod $name {
+            use super::cases;
+            use super::limits;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn two_protocols_at_once() {
+                cases::two_protocols_at_once::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn impersonation_fails_with_peer_id_mismatch() {
+                cases::impersonation_fails::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unknown_protocol_is_refused() {
+                cases::unknown_protocol_is_refused::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn oversized_frame_is_refused_before_allocation() {
+                cases::oversized_frame_is_refused::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn close_reason_reaches_the_peer() {
+                cases::close_reason_reaches_the_peer::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dialing_a_connected_peer_reuses_the_connection() {
+                cases::dial_reuses_connection::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redial_after_restart_replaces_the_stale_connection() {
+                cases::redial_replaces_stale_connection::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn simultaneous_dials_end_in_one_connection() {
+                limits::simultaneous_dials::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn inbound_limit_refuses_the_101st() {
+                limits::inbound_limit::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn outbound_limit_refuses_locally() {
+                limits::outbound_limit::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stream_limit_is_back_pressure() {
+                limits::stream_limit::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn slow_reader_back_pressures_the_sender() {
+                limits::slow_reader_back_pressure::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn hundred_peers_exchange_messages() {
+                limits::hundred_peers::<$net>().await;
+            }
+        }
+    };
+}
+
+for_transport!(quic, crate::harness::Quic);
+for_transport!(memory, crate::harness::Memory);
+
+/// QUIC only: idle timeouts and keep-alives (the in-memory network has no idle time to model).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_keep_alive_holds_and_idle_closes() {
+    cases::quic_keep_alive_and_idle().await;
+}
