@@ -12,7 +12,7 @@
 //!   message (a gossip message, a transaction input, a DHT record) never verifies as another kind, because
 //!   the namespace is part of what is signed: `sign(namespace, msg)`, `verify(namespace, msg, sig)`.
 //! - [`BatchVerifier`]: check many signatures at once, roughly twice as fast as one by one.
-//! - [`Hash`]: a blake3 digest, the content address used for message ids, transaction ids and block ids.
+//! - [`Hash`](struct@Hash): a blake3 digest, the content address used for message ids, transaction ids and block ids.
 //! - [`puzzle`]: the S/Kademlia static crypto puzzle that makes node ids cost work to create.
 //!
 //! ## Verification rules (why single and batch always agree)

@@ -43,6 +43,12 @@ pub(crate) enum Experiment {
     Flood(experiments::flood::Args),
     /// HyParView + Plumtree gossip against flood: reliability, RMR, hops, latency, repair after crashes.
     Gossip(experiments::gossip::Args),
+    /// Kademlia lookups among N nodes: success rate, hops, messages and latency per lookup.
+    KadLookup(experiments::kad_lookup::Args),
+    /// Kademlia lookups with a share of malicious nodes (`--malicious F`) and `--paths D` disjoint paths.
+    KadAdversarial(experiments::kad_lookup::Args),
+    /// Kademlia records under departures: share still retrievable against the estimate 1 - C^k.
+    KadChurn(experiments::kad_churn::Args),
 }
 
 impl Experiment {
@@ -51,6 +57,8 @@ impl Experiment {
         match self {
             Self::Flood(args) => &args.common,
             Self::Gossip(args) => &args.common,
+            Self::KadLookup(args) | Self::KadAdversarial(args) => &args.common,
+            Self::KadChurn(args) => &args.common,
         }
     }
 
@@ -59,6 +67,9 @@ impl Experiment {
         match self {
             Self::Flood(args) => experiments::flood::run(args),
             Self::Gossip(args) => experiments::gossip::run(args),
+            Self::KadLookup(args) => experiments::kad_lookup::run(args, "kad-lookup"),
+            Self::KadAdversarial(args) => experiments::kad_lookup::run(args, "kad-adversarial"),
+            Self::KadChurn(args) => experiments::kad_churn::run(args),
         }
     }
 }

@@ -2,3 +2,7 @@
 
 pub(crate) mod flood;
 pub(crate) mod gossip;
+pub(crate) mod kad_churn;
+pub(crate) mod kad_lookup;
+pub(crate) mod kad_net;
+pub(crate) mod kad_node;
