@@ -1,0 +1,177 @@
+//! What the Kademlia experiments share: the link and join options, and building a settled network.
+//!
+//! Node 0 starts alone; node `i` joins at `i * --join-interval-ms` through the first `--bootstraps` nodes
+//! (a [`Command::Bootstrap`]: a lookup of its own key, then a refresh of every bucket). Once everyone has
+//! joined, `--settle` lets each node bootstrap once more (staggered), so the early joiners learn of the
+//! later ones.
+
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use meshwork_kad::{Command, Config, Event, PeerInfo, QueryId};
+use meshwork_sim::{LinkConfig, NodeId, Sim, SimConfig, Stop};
+use meshwork_wire::{Instant, PeerId};
+
+use super::kad_node::{KadNode, NodeEvent, info};
+use crate::clock::Progress;
+
+/// Network options of the Kademlia experiments.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct NetArgs {
+    /// Lookup parallelism α.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) alpha: usize,
+    /// S/Kademlia disjoint lookup paths d.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) paths: usize,
+    /// Bucket size k (also the replication factor of records).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) k: usize,
+    /// How many of the first nodes serve as bootstrap contacts.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) bootstraps: usize,
+    /// Virtual time between two joins, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) join_interval_ms: u64,
+    /// After all joins, every node bootstraps once more (false: keep the tables the joins left).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) settle: bool,
+    /// One-way link latency in milliseconds (plus up to `--jitter-ms`).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) latency_ms: u64,
+    /// Extra random delay per message, up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) jitter_ms: u64,
+    /// Probability that a message is lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) loss: f64,
+}
+
+/// A joined and settled network.
+pub(crate) struct Network {
+    pub(crate) sim: Sim<KadNode>,
+    pub(crate) nodes: Vec<NodeId>,
+    pub(crate) peers: Vec<PeerId>,
+    pub(crate) config: Config,
+    /// Completed bootstraps of the joins.
+    pub(crate) bootstrapped: u64,
+    /// Messages sent while joining and settling.
+    pub(crate) join_messages: u64,
+    /// When the network is ready, in milliseconds of virtual time.
+    pub(crate) ready_ms: u64,
+    /// Remaining event budget.
+    pub(crate) budget: u64,
+    next_query: u64,
+}
+
+pub(crate) fn at_ms(ms: u64) -> Instant {
+    Instant::from_duration(Duration::from_millis(ms))
+}
+
+impl Network {
+    /// A fresh query id.
+    pub(crate) fn query(&mut self) -> QueryId {
+        self.next_query += 1;
+        QueryId(self.next_query)
+    }
+
+    /// Runs the simulation until `until` (or the event budget), with progress on stderr.
+    pub(crate) fn run_phase(
+        &mut self,
+        until: Instant,
+        phase: &str,
+        mut on_event: impl FnMut(Instant, NodeId, NodeEvent),
+    ) {
+        let mut progress = Progress::new();
+        while self.budget > 0 {
+            let outcome = self.sim.run(until, self.budget.min(200_000), &mut on_event);
+            self.budget = self.budget.saturating_sub(outcome.events);
+            if outcome.stop != Stop::EventLimit {
+                break;
+            }
+            let sim = &self.sim;
+            progress.tick(|| {
+                format!(
+                    "{phase}: virtual {:.1}s, {} events",
+                    sim.now().as_duration().as_secs_f64(),
+                    sim.stats().events
+                )
+            });
+        }
+    }
+
+    /// Builds `n` nodes, joins them one by one and lets the tables settle.
+    pub(crate) fn build(n: usize, seed: u64, net: &NetArgs, max_events: u64) -> Result<Self, String> {
+        if n < 2 {
+            return Err("kad needs at least 2 nodes".into());
+        }
+        let link = LinkConfig::constant(Duration::from_millis(net.latency_ms))
+            .with_jitter(Duration::from_millis(net.jitter_ms))
+            .with_loss(net.loss);
+        let mut sim = Sim::new(SimConfig::new(seed).with_link(link));
+        let mut config = Config::default();
+        config.k = net.k;
+        config.alpha = net.alpha;
+        config.disjoint_paths = net.paths;
+        let nodes = sim
+            .add_nodes(n, |init| KadNode::new(init, config.clone()))
+            .map_err(|e| e.to_string())?;
+        let peers: Vec<PeerId> = nodes.iter().filter_map(|&node| sim.peer_id(node)).collect();
+        let contacts: Vec<PeerInfo> = peers
+            .iter()
+            .take(net.bootstraps.max(1))
+            .map(|&p| info(p))
+            .collect();
+        let mut this = Self {
+            sim,
+            nodes,
+            peers,
+            config,
+            bootstrapped: 0,
+            join_messages: 0,
+            ready_ms: 0,
+            budget: max_events,
+            next_query: 0,
+        };
+
+        for i in 1..n {
+            let peers = contacts.iter().take(i).cloned().collect();
+            let command = Command::Bootstrap {
+                query: this.query(),
+                peers,
+            };
+            let at = at_ms(i as u64 * net.join_interval_ms);
+            this.sim
+                .schedule_command(at, this.nodes[i], command)
+                .map_err(|e| e.to_string())?;
+        }
+        let joined = n as u64 * net.join_interval_ms + 30_000;
+        let mut bootstrapped = 0;
+        this.run_phase(at_ms(joined), "joining", |_, _, event| {
+            if let NodeEvent::Kad(Event::Bootstrapped { .. }) = event {
+                bootstrapped += 1;
+            }
+        });
+        this.bootstrapped = bootstrapped;
+
+        this.ready_ms = joined;
+        if net.settle {
+            let spread = (n as u64 * net.join_interval_ms / 4).max(1000);
+            for i in 0..n {
+                let own = this.peers[i];
+                let command = Command::Bootstrap {
+                    query: this.query(),
+                    peers: contacts.iter().filter(|c| c.id != own).cloned().collect(),
+                };
+                let at = at_ms(joined + spread * i as u64 / n as u64);
+                this.sim
+                    .schedule_command(at, this.nodes[i], command)
+                    .map_err(|e| e.to_string())?;
+            }
+            this.ready_ms = joined + spread + 30_000;
+            this.run_phase(at_ms(this.ready_ms), "settling", |_, _, _| {});
+        }
+        this.join_messages = this.sim.stats().messages_sent;
+        Ok(this)
+    }
+}

@@ -1,0 +1,91 @@
+//! `meshsim kad-lookup` and `meshsim kad-adversarial` as a user runs them.
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn meshsim(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
+        .args(args)
+        .args(["--json", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn kad_lookup_finds_every_target_in_a_static_network() {
+    let args = ["kad-lookup", "--nodes", "80", "--lookups", "30"];
+    let report = meshsim(&args);
+    for key in [
+        "seed",
+        "trace_hash",
+        "events",
+        "wall_ms",
+        "success",
+        "hops_p50",
+        "hops_p90",
+        "hops_max",
+        "messages_per_lookup",
+        "latency_ms_p50",
+        "latency_ms_p99",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["lookups_finished"], 30);
+    assert_eq!(report["success"], 1.0);
+    let hops = report["hops_max"].as_f64().unwrap();
+    assert!((1.0..=4.0).contains(&hops), "hops_max {hops}");
+    assert!(report["messages_per_lookup"].as_f64().unwrap() >= 2.0);
+    assert!(report["latency_ms_p50"].as_f64().unwrap() >= 100.0);
+}
+
+#[test]
+fn kad_adversarial_reports_success_with_malicious_nodes() {
+    let report = meshsim(&[
+        "kad-adversarial",
+        "--nodes",
+        "60",
+        "--lookups",
+        "20",
+        "--malicious",
+        "0.2",
+        "--paths",
+        "3",
+    ]);
+    assert_eq!(report["malicious_nodes"], 12);
+    assert_eq!(report["lookups_finished"], 20);
+    let success = report["success"].as_f64().unwrap();
+    assert!(success > 0.5, "success {success}");
+}
+
+#[test]
+fn kad_churn_reports_retrievability_against_the_estimate() {
+    let report = meshsim(&[
+        "kad-churn",
+        "--nodes",
+        "60",
+        "--k",
+        "4",
+        "--records",
+        "20",
+        "--steps",
+        "2",
+        "--leave-per-step",
+        "0.2",
+    ]);
+    let timeline = report["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 3);
+    assert_eq!(timeline[0]["retrievable"], 1.0, "nothing lost before departures");
+    assert_eq!(report["gone_final"], 0.4);
+    let estimate = report["estimate_final"].as_f64().unwrap();
+    assert!((estimate - (1.0 - 0.4f64.powi(4))).abs() < 1e-9);
+    let share = report["retrievable_final"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share));
+}
