@@ -105,15 +105,7 @@ impl Distance {
 
     /// The number of leading zero bits: 256 for the distance zero.
     pub fn leading_zeros(&self) -> u32 {
-        let mut bits = 0;
-        for byte in self.0 {
-            if byte == 0 {
-                bits += 8;
-            } else {
-                return bits + byte.leading_zeros();
-            }
-        }
-        bits
+        Hash::from_bytes(self.0).leading_zero_bits()
     }
 
     /// The k-bucket a key at this distance belongs to: the number of leading zero bits (bucket 0 holds the

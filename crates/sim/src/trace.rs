@@ -56,7 +56,7 @@ impl Trace {
     pub(crate) fn record_message<M: serde::Serialize>(&mut self, time: u64, node: u32, from: u32, msg: &M) {
         self.record(time, node, Kind::Message, from, 0);
         let before = self.buf.len();
-        if postcard::serialize_with_flavor(msg, AppendFlavor(&mut self.buf)).is_err() {
+        if meshwork_wire::encode_into(msg, &mut self.buf).is_err() {
             // Cannot happen: the message was sized when it was sent. Mark it and keep going.
             self.buf.truncate(before);
             self.buf.push(0xff);
@@ -79,27 +79,5 @@ impl Trace {
         hasher.update(&self.buf);
         hasher.update(&self.records.to_le_bytes());
         Hash::from_bytes(*hasher.finalize().as_bytes())
-    }
-}
-
-/// A postcard output that appends to a `Vec` with `extend_from_slice` (postcard's own `Extend` flavor
-/// pushes byte by byte, which showed up in profiles).
-struct AppendFlavor<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for AppendFlavor<'_> {
-    type Output = ();
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
     }
 }

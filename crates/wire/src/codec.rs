@@ -15,6 +15,35 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     postcard::to_stdvec(value).map_err(|err| EncodeError::Serialize(err.to_string()))
 }
 
+/// Appends the encoding of `value` to `out`, keeping what `out` already holds: a caller that encodes many
+/// values (a frame after its header, the simulator's trace) reuses one buffer.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    postcard::serialize_with_flavor(value, AppendFlavor(out))
+        .map_err(|err| EncodeError::Serialize(err.to_string()))
+}
+
+/// A postcard output that appends whole slices to a `Vec` (postcard's generic `Extend` output goes byte by
+/// byte, which shows in profiles).
+struct AppendFlavor<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendFlavor<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// The size of `value` once encoded, without allocating the encoding (the simulator charges bandwidth by it).
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeError> {
     postcard::experimental::serialized_size(value).map_err(|err| EncodeError::Serialize(err.to_string()))

@@ -28,8 +28,7 @@ pub fn encode<T: Serialize + ?Sized>(msg: &T, max: usize) -> Result<Vec<u8>, Fra
     // Serialize straight after a placeholder header, then fill it in: no second buffer, no copy.
     let mut buf = Vec::with_capacity(HEADER_LEN + 128);
     buf.extend_from_slice(&[0; HEADER_LEN]);
-    let mut buf = postcard::serialize_with_flavor(msg, AfterHeader(buf))
-        .map_err(|err| EncodeError::Serialize(err.to_string()))?;
+    codec::encode_into(msg, &mut buf)?;
     let size = buf.len() - HEADER_LEN;
     if size > max {
         return Err(EncodeError::TooLarge { size, max }.into());
@@ -37,28 +36,6 @@ pub fn encode<T: Serialize + ?Sized>(msg: &T, max: usize) -> Result<Vec<u8>, Fra
     // `size <= ABSOLUTE_MAX < u32::MAX`, so the cast cannot truncate.
     buf[..HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
     Ok(buf)
-}
-
-/// A postcard output that appends whole slices to a `Vec` (postcard's generic `Extend` output goes byte by
-/// byte).
-struct AfterHeader(Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for AfterHeader {
-    type Output = Vec<u8>;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<Vec<u8>> {
-        Ok(self.0)
-    }
 }
 
 /// The header for a body of `len` bytes.

@@ -51,7 +51,7 @@ mod protocol_id;
 mod time;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, LengthError};
-pub use codec::{decode, encode, encoded_len};
+pub use codec::{decode, encode, encode_into, encoded_len};
 pub use error::{DecodeError, EncodeError, FrameError, ProtocolIdError};
 pub use protocol::{Input, Output, Protocol};
 pub use protocol_id::ProtocolId;
