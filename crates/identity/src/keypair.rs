@@ -78,8 +78,15 @@ impl Keypair {
             "{KEY_FILE_HEADER}\n{}\n",
             hex::encode(self.secret.to_bytes())
         ));
+        // A temporary file left by an earlier crash keeps its old mode (the mode below applies only to a new
+        // file), so remove it and insist on creating the file ourselves.
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io(err)),
+        }
         let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp).map_err(io)?;

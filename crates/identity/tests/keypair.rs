@@ -25,6 +25,24 @@ fn save_and_load_round_trip_owner_only() {
 
 #[cfg(unix)]
 #[test]
+fn a_stale_world_readable_temp_file_does_not_leak_into_the_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.key");
+    let stale = path.with_extension("tmp");
+    std::fs::write(&stale, "left over by a crash").unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Keypair::from_seed([5; 32]).save(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        Keypair::load(&path).unwrap().peer_id(),
+        Keypair::from_seed([5; 32]).peer_id()
+    );
+}
+
+#[cfg(unix)]
+#[test]
 fn a_key_file_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
