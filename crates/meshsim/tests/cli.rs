@@ -5,29 +5,25 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod support;
+
 fn flood(seed: &str) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
-        .args([
-            "flood",
-            "--nodes",
-            "300",
-            "--degree",
-            "6",
-            "--messages",
-            "3",
-            "--json",
-            "--seed",
-            seed,
-        ])
-        .args(["--latency", "regions", "--jitter-ms", "5"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::meshsim_json(&[
+        "flood",
+        "--nodes",
+        "300",
+        "--degree",
+        "6",
+        "--messages",
+        "3",
+        "--json",
+        "--seed",
+        seed,
+        "--latency",
+        "regions",
+        "--jitter-ms",
+        "5",
+    ])
 }
 
 #[test]

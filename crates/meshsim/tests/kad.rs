@@ -1,22 +1,14 @@
 //! `meshsim kad-lookup` and `meshsim kad-adversarial` as a user runs them.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
-use std::process::Command;
+mod support;
 
 use serde_json::Value;
 
 fn meshsim(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
-        .args(args)
-        .args(["--json", "--seed", "3"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut all = args.to_vec();
+    all.extend(["--json", "--seed", "3"]);
+    support::meshsim_json(&all)
 }
 
 #[test]
