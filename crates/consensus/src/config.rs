@@ -1,0 +1,123 @@
+//! Consensus parameters of the chain and limits of block sync.
+
+use std::time::Duration;
+
+use meshwork_identity::{Hash, Keypair, PeerId};
+use meshwork_ledger::{LedgerConfig, MempoolConfig};
+
+const GENESIS_KEY_DOMAIN: &str = "meshwork consensus 2026 genesis key v1";
+
+/// The fixed, **public** key the default genesis coinbase pays: its secret seed is
+/// `blake3::derive_key("meshwork consensus 2026 genesis key v1", b"")`, written here for anyone to use.
+/// On a development network the genesis coins are therefore a faucet anyone can spend; a real network
+/// sets [`ChainConfig::genesis_owner`] to a key of its own (or a key nobody holds).
+pub fn genesis_key() -> Keypair {
+    Keypair::from_seed(*Hash::derive(GENESIS_KEY_DOMAIN, b"").as_bytes())
+}
+
+/// The chain's consensus parameters (every node of a network must use the same) and local limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// The ledger's rules (maturity, block size, timestamps, subsidy).
+    pub ledger: LedgerConfig,
+    /// The mempool's limits (local policy).
+    pub mempool: MempoolConfig,
+    /// The easiest target allowed, compact. Default `0x1f00_ffff` (about one hash in 65,536).
+    pub pow_limit: u32,
+    /// The block interval ASERT aims at, in seconds. Default 600.
+    pub target_block_time: u64,
+    /// ASERT's half-life in seconds: this far behind (ahead of) schedule doubles (halves) the target.
+    /// Default 172,800 (two days, as Bitcoin Cash).
+    pub half_life: u64,
+    /// Confirmations (the block itself included) after which a block on the best chain counts as
+    /// [final](crate::Finality). Default 6.
+    pub finality_depth: u64,
+    /// A header chain is stored only if its cumulative work is at least this (Bitcoin's
+    /// `nMinimumChainWork`), in addition to at least the work of our tip. Default 0.
+    pub min_chain_work: u128,
+    /// Headers kept in memory at most; beyond it the least-work side branches are pruned (the best
+    /// chain and the best header chain are never pruned). Default 1,000,000.
+    pub max_headers: usize,
+    /// Blocks with an unknown parent kept at most, the oldest evicted first. Default 64.
+    pub max_orphan_blocks: usize,
+    /// Bytes of received blocks held in memory until they can be connected (ahead of the tip, or on a
+    /// side branch); beyond it the least useful are dropped (and fetched again if needed).
+    /// Default 128 MiB.
+    pub max_unconnected_block_bytes: usize,
+    /// Ids of invalid blocks remembered (to refuse them cheaply), the oldest forgotten first.
+    /// Default 10,000.
+    pub max_invalid_remembered: usize,
+    /// The genesis block's timestamp (Unix seconds). Default 2026-01-01T00:00:00Z.
+    pub genesis_time: u64,
+    /// Who the genesis coinbase pays (the subsidy of height 0). Default: [`genesis_key`].
+    pub genesis_owner: PeerId,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            ledger: LedgerConfig::default(),
+            mempool: MempoolConfig::default(),
+            pow_limit: 0x1f00_ffff,
+            target_block_time: 600,
+            half_life: 172_800,
+            finality_depth: 6,
+            min_chain_work: 0,
+            max_headers: 1_000_000,
+            max_orphan_blocks: 64,
+            max_unconnected_block_bytes: 128 * 1024 * 1024,
+            max_invalid_remembered: 10_000,
+            genesis_time: 1_767_225_600,
+            genesis_owner: genesis_key().peer_id(),
+        }
+    }
+}
+
+impl ChainConfig {
+    /// Parameters for tests and local networks: proof of work at one hash in two (`0x207f_ffff`),
+    /// 60-second blocks, a one-hour half-life and coinbase maturity 1, so chains are cheap to build.
+    pub fn regtest() -> Self {
+        Self {
+            ledger: LedgerConfig {
+                coinbase_maturity: 1,
+                ..LedgerConfig::default()
+            },
+            pow_limit: 0x207f_ffff,
+            target_block_time: 60,
+            half_life: 3_600,
+            ..Self::default()
+        }
+    }
+}
+
+/// Limits and timeouts of [`ChainSync`](crate::ChainSync).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Blocks requested from one peer and not yet received, at most. Default 16.
+    pub max_blocks_in_flight_per_peer: usize,
+    /// Blocks are only requested up to this many heights above our tip. Default 1024.
+    pub download_window: u64,
+    /// A peer that has not delivered a requested block after this long is dropped as stalling.
+    /// Default 20 s.
+    pub block_timeout: Duration,
+    /// A peer that has not answered a header request after this long is dropped. Default 20 s.
+    pub headers_timeout: Duration,
+    /// Headers held per peer while its chain does not (yet) carry more work than our tip; beyond this
+    /// the peer is dropped for a low-work header flood. Default 16,000 (eight full messages).
+    pub max_pending_headers: usize,
+    /// Header messages in a row that connect to nothing we know before a peer is dropped. Default 10.
+    pub max_unconnecting_headers: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            max_blocks_in_flight_per_peer: 16,
+            download_window: 1024,
+            block_timeout: Duration::from_secs(20),
+            headers_timeout: Duration::from_secs(20),
+            max_pending_headers: 16_000,
+            max_unconnecting_headers: 10,
+        }
+    }
+}

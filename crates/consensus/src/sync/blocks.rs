@@ -1,0 +1,258 @@
+//! Blocks: the parallel download within a moving window, serving blocks, processing what arrives, and
+//! the application's commands.
+
+use std::collections::BTreeMap;
+
+use meshwork_identity::PeerId;
+use meshwork_ledger::mempool::Inserted;
+use meshwork_ledger::{Block, BlockId, ChainStore, Transaction};
+use meshwork_wire::{BoundedVec, Instant, Output};
+
+use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
+use super::peers::PeerState;
+use super::types::{Command, Event};
+use super::{ChainSync, Timer, unix_secs};
+use crate::chain::BlockStatus;
+use crate::pow::Nakamoto;
+use crate::traits::{BlockRelay, Fault, InvalidReason, Verdict};
+
+/// Whether `state`'s peer has block `id` at `height` on its chain, as far as we know.
+fn peer_has(engine: &Nakamoto, state: &PeerState, id: &BlockId, height: u64) -> bool {
+    let Some((best, best_height)) = state.best else {
+        return false;
+    };
+    if best_height < height || state.not_found.contains(id) {
+        return false;
+    }
+    engine.best_chain_at(best_height) == Some(best) || engine.ancestor(&best, height) == Some(*id)
+}
+
+impl<S: ChainStore> ChainSync<S> {
+    pub(super) fn on_command(&mut self, now: Instant, command: Command, out: &mut Vec<Output<Self>>) {
+        match command {
+            Command::SubmitBlock { block, from } => self.process_block(now, block, from, false, out),
+            Command::SubmitTx { tx, from } => {
+                let txid = Transaction::Transfer(tx.clone()).txid();
+                let event = match self.chain.submit_tx(tx, unix_secs(now)) {
+                    Ok(Inserted::Orphan { .. }) => Event::TxPending { txid, from },
+                    Ok(_) => Event::TxAccepted { txid, from },
+                    Err(error) => Event::TxRejected { txid, from, error },
+                };
+                out.push(Output::Emit(event));
+            }
+        }
+    }
+
+    /// Sends the requested blocks we hold, and one `NotFound` for the others.
+    pub(super) fn serve_blocks(&mut self, from: PeerId, ids: &[BlockId], out: &mut Vec<Output<Self>>) {
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.chain.block(id) {
+                Ok(Some(block)) => out.push(Output::Send {
+                    to: from,
+                    msg: Message::Block(block),
+                }),
+                _ => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            if let Ok(missing) = BoundedVec::try_from(missing) {
+                out.push(Output::Send {
+                    to: from,
+                    msg: Message::NotFound(missing),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_block(&mut self, now: Instant, from: PeerId, block: Block, out: &mut Vec<Output<Self>>) {
+        let id = block.id();
+        if let Some(state) = self.peers.get_mut(&from) {
+            state.in_flight.remove(&id);
+            state.saw(id, block.header.height);
+        }
+        if self.in_flight.get(&id) == Some(&from) {
+            self.in_flight.remove(&id);
+        }
+        self.process_block(now, block, Some(from), true, out);
+    }
+
+    pub(super) fn on_not_found(&mut self, from: PeerId, ids: &[BlockId]) {
+        let Some(state) = self.peers.get_mut(&from) else {
+            return;
+        };
+        for id in ids {
+            if state.in_flight.remove(id).is_some() && self.in_flight.get(id) == Some(&from) {
+                self.in_flight.remove(id);
+            }
+            state.note_not_found(*id);
+        }
+    }
+
+    /// Submits a block to the chain and reports the outcome. A sync peer (`via_sync`) that sent an
+    /// invalid block, or a block that later turns out invalid, is dropped.
+    fn process_block(
+        &mut self,
+        now: Instant,
+        block: Block,
+        from: Option<PeerId>,
+        via_sync: bool,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        let id = block.id();
+        let height = block.header.height;
+        let outcome = match self.chain.submit_block(block, unix_secs(now)) {
+            Ok(outcome) => outcome,
+            Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),
+        };
+        for connected in &outcome.connected {
+            self.sources.remove(connected);
+        }
+        for (bad, reason) in &outcome.invalidated {
+            if let Some(source) = self.sources.remove(bad).filter(|_| *bad != id) {
+                self.fault(source, Fault::InvalidData(reason.clone()), out);
+            }
+        }
+        let sync_peer = from.filter(|_| via_sync);
+        match (&outcome.status, &outcome.verdict) {
+            (BlockStatus::Active, _) => out.push(Output::Emit(Event::BlockAccepted { id, height, from })),
+            (BlockStatus::Rejected, verdict) => {
+                let reason = match verdict {
+                    Verdict::Invalid(reason) => reason.clone(),
+                    _ => InvalidReason::KnownInvalid,
+                };
+                self.sources.remove(&id);
+                out.push(Output::Emit(Event::BlockRejected {
+                    id,
+                    from,
+                    reason: reason.clone(),
+                }));
+                if let Some(peer) = sync_peer {
+                    self.fault(peer, Fault::InvalidData(reason), out);
+                }
+            }
+            (status, _) => {
+                let status = *status;
+                if let Some(peer) = sync_peer {
+                    match status {
+                        BlockStatus::SideChain => {
+                            if self.sources.len() >= 4 * self.config.download_window as usize {
+                                self.sources.clear();
+                            }
+                            self.sources.insert(id, peer);
+                        }
+                        // Ask the sender where its chain forks from ours, to fetch the missing parents.
+                        BlockStatus::Orphan
+                            if self.peers.get(&peer).is_some_and(|s| s.headers_request.is_none()) =>
+                        {
+                            let locator = self.chain.engine().locator();
+                            self.send_get_headers(peer, locator, out);
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(Output::Emit(Event::BlockPending { id, from, status }));
+            }
+        }
+        if outcome.tip_changed() {
+            out.push(Output::Emit(Event::TipChanged {
+                id: outcome.tip.id,
+                height: outcome.tip.height,
+                connected: outcome.connected.len(),
+                disconnected: outcome.disconnected.len(),
+            }));
+            self.after_tip_change(from, out);
+        }
+    }
+
+    /// Announces a new tip once caught up with the best header, and reports reaching it.
+    fn after_tip_change(&mut self, from: Option<PeerId>, out: &mut Vec<Output<Self>>) {
+        let tip = self.chain.tip();
+        let caught_up = tip.id == self.chain.best_header().id;
+        if caught_up {
+            let mut effects = self.effects(out);
+            effects.peers.retain(|peer| Some(*peer) != from);
+            effects.announce(&tip.header);
+            if !self.synced {
+                out.push(Output::Emit(Event::Synced {
+                    tip: tip.id,
+                    height: tip.height,
+                }));
+            }
+        }
+        self.synced = caught_up;
+    }
+
+    /// Requests the missing blocks of the best header chain, from the fork point with our chain up to
+    /// the download window, spread over the peers that have them (least loaded first).
+    pub(super) fn schedule_downloads(&mut self, out: &mut Vec<Output<Self>>) {
+        let tip = self.chain.tip();
+        let best = self.chain.best_header();
+        if best.id == tip.id || best.work <= tip.work || self.peers.is_empty() {
+            return;
+        }
+        let engine = self.chain.engine();
+        let mut fork = tip.height.min(best.height);
+        while fork > 0 && engine.best_chain_at(fork) != engine.id_at_height(fork) {
+            fork -= 1;
+        }
+        let end = best.height.min(fork.saturating_add(self.config.download_window));
+        let over_budget =
+            self.chain.unconnected_blocks().1 >= self.chain.config().max_unconnected_block_bytes;
+        let capacity = self.config.max_blocks_in_flight_per_peer;
+        let mut load: BTreeMap<PeerId, usize> = self
+            .peers
+            .iter()
+            .map(|(peer, state)| (*peer, state.in_flight.len()))
+            .collect();
+        if load.values().all(|n| *n >= capacity) {
+            return;
+        }
+        let mut requests: BTreeMap<PeerId, Vec<BlockId>> = BTreeMap::new();
+        let mut lowest_missing = true;
+        for height in fork + 1..=end {
+            let Some(id) = engine.best_chain_at(height) else {
+                break;
+            };
+            if engine.has_block(&id) {
+                continue;
+            }
+            // Over the memory budget only the next block to connect is fetched: it drains the others.
+            if over_budget && !lowest_missing {
+                break;
+            }
+            lowest_missing = false;
+            if self.in_flight.contains_key(&id) {
+                continue;
+            }
+            let chosen = self
+                .peers
+                .iter()
+                .filter(|(peer, state)| load[*peer] < capacity && peer_has(engine, state, &id, height))
+                .min_by_key(|(peer, _)| load[*peer])
+                .map(|(peer, _)| *peer);
+            if let Some(peer) = chosen {
+                *load.entry(peer).or_default() += 1;
+                requests.entry(peer).or_default().push(id);
+            } else if load.values().all(|n| *n >= capacity) {
+                break;
+            }
+        }
+        for (peer, ids) in requests {
+            for chunk in ids.chunks(MAX_BLOCKS_PER_REQUEST) {
+                let seq = self.next_seq();
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    for id in chunk {
+                        state.in_flight.insert(*id, seq);
+                        self.in_flight.insert(*id, peer);
+                    }
+                }
+                self.effects(out).request_blocks(peer, chunk);
+                out.push(Output::Schedule {
+                    after: self.config.block_timeout,
+                    timer: Timer::Blocks { peer, seq },
+                });
+            }
+        }
+    }
+}

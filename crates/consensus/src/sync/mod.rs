@@ -1,0 +1,215 @@
+//! Headers-first block sync, `/meshwork/sync/1`: [`ChainSync`] owns a [`Chain`] and is a complete block
+//! relay on its own.
+//!
+//! - **Status.** When a connection comes up each side sends [`Message::Status`] (tip, height, work).
+//! - **Headers first.** We ask the peer claiming the most work beyond our best header for headers
+//!   ([`Message::GetHeaders`] with a locator of our best header chain), one peer at a time. Headers are
+//!   checked (linkage, proof of work, ASERT target, timestamps) and stored only when the chain they end
+//!   carries at least our tip's work; a full batch that does not yet is held per peer (bounded by
+//!   [`SyncConfig::max_pending_headers`]) while we ask for more. Peers that send invalid headers, too many
+//!   low-work headers or too many that connect to nothing are dropped.
+//! - **Blocks in parallel.** The bodies on the best header chain are requested from every peer known to
+//!   have them, at most [`SyncConfig::max_blocks_in_flight_per_peer`] per peer and within
+//!   [`SyncConfig::download_window`] heights above the fork point with our chain, the least loaded peer
+//!   first. Each request has a timeout ([`Timer::Blocks`]); a peer that stalls or sends an invalid block
+//!   is disconnected ([`Output::Disconnect`] and [`Event::PeerFaulted`]) and its requests go to others.
+//! - **New tips.** When our tip changes and we are caught up, every peer gets [`Message::NewTip`]; a peer
+//!   that lacks the block fetches it (and asks for headers if it cannot connect it). This makes the
+//!   protocol a block relay by itself.
+//!
+//! Time: `now.as_duration().as_secs()` is taken as **Unix seconds** (block timestamps are checked
+//! against it), so the driver's epoch must be the Unix epoch: the node runtime's is, and simulations
+//! start their virtual clock at a realistic Unix time.
+
+mod blocks;
+mod headers;
+mod message;
+mod peers;
+mod types;
+
+use std::collections::{BTreeMap, HashMap};
+
+use meshwork_identity::PeerId;
+use meshwork_ledger::{BlockId, ChainStore};
+use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
+
+pub use self::message::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message};
+use self::peers::{Effects, PeerState};
+pub use self::types::{Command, Event, Timer};
+use crate::chain::Chain;
+use crate::config::SyncConfig;
+use crate::traits::{Fault, FaultReporter};
+
+/// The largest sync message: a block of up to 4 MiB (the ledger's default block limit is 1 MB; a
+/// network with larger blocks must stay below this).
+pub const MAX_SYNC_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Headers-first sync and block relay over a [`Chain`]; see the [module docs](self).
+#[derive(Debug)]
+pub struct ChainSync<S: ChainStore> {
+    chain: Chain<S>,
+    config: SyncConfig,
+    peers: BTreeMap<PeerId, PeerState>,
+    /// Which peer each requested block is expected from.
+    in_flight: HashMap<BlockId, PeerId>,
+    /// Which sync peer delivered each block not yet connected (to blame it if the block fails later).
+    sources: HashMap<BlockId, PeerId>,
+    next_seq: u64,
+    synced: bool,
+}
+
+/// `now` as Unix seconds (see the module docs).
+fn unix_secs(now: Instant) -> u64 {
+    now.as_duration().as_secs()
+}
+
+impl<S: ChainStore> ChainSync<S> {
+    /// Sync over `chain`.
+    pub fn new(chain: Chain<S>, config: SyncConfig) -> Self {
+        Self {
+            chain,
+            config,
+            peers: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            sources: HashMap::new(),
+            next_seq: 0,
+            synced: true,
+        }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain<S> {
+        &self.chain
+    }
+
+    /// The chain, to mine on or query. Blocks submitted directly are not announced to peers: prefer
+    /// [`Command::SubmitBlock`].
+    pub fn chain_mut(&mut self) -> &mut Chain<S> {
+        &mut self.chain
+    }
+
+    /// Gives the chain back.
+    pub fn into_chain(self) -> Chain<S> {
+        self.chain
+    }
+
+    /// The connected sync peers.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.keys()
+    }
+
+    /// Blocks requested and not yet received.
+    pub fn blocks_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether our tip is the best header we know of.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    fn status(&self) -> Message {
+        let tip = self.chain.tip();
+        Message::Status {
+            tip: tip.id,
+            height: tip.height,
+            work: tip.work,
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn effects<'a>(&self, out: &'a mut Vec<Output<Self>>) -> Effects<'a, S> {
+        Effects {
+            out,
+            peers: self.peers.keys().copied().collect(),
+        }
+    }
+
+    /// Reports `fault`, disconnects `peer` and forgets it.
+    fn fault(&mut self, peer: PeerId, fault: Fault, out: &mut Vec<Output<Self>>) {
+        if self.peers.contains_key(&peer) {
+            self.effects(out).report(peer, fault);
+            self.drop_peer(&peer);
+        }
+    }
+
+    /// Forgets `peer`; its requested blocks become free to ask of others.
+    fn drop_peer(&mut self, peer: &PeerId) {
+        if let Some(state) = self.peers.remove(peer) {
+            for id in state.in_flight.keys() {
+                if self.in_flight.get(id) == Some(peer) {
+                    self.in_flight.remove(id);
+                }
+            }
+        }
+        self.sources.retain(|_, source| source != peer);
+    }
+
+    fn on_message(&mut self, now: Instant, from: PeerId, msg: Message, out: &mut Vec<Output<Self>>) {
+        match msg {
+            Message::Status { tip, height, work } => self.on_status(from, tip, height, work),
+            Message::GetHeaders { locator, stop } => self.serve_headers(from, &locator, stop, out),
+            Message::Headers(headers) => self.on_headers(now, from, headers.into_inner(), out),
+            Message::NewTip(header) => self.on_new_tip(now, from, header, out),
+            Message::GetBlocks(ids) => self.serve_blocks(from, &ids, out),
+            Message::Block(block) => self.on_block(now, from, block, out),
+            Message::NotFound(ids) => self.on_not_found(from, &ids),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Vec<Output<Self>>) {
+        let stalled = match &timer {
+            Timer::Blocks { peer, seq } => self
+                .peers
+                .get(peer)
+                .is_some_and(|state| state.in_flight.values().any(|s| s == seq)),
+            Timer::Headers { peer, seq } => self
+                .peers
+                .get(peer)
+                .is_some_and(|state| state.headers_request == Some(*seq)),
+        };
+        if stalled {
+            let (Timer::Blocks { peer, .. } | Timer::Headers { peer, .. }) = timer;
+            self.fault(peer, Fault::Stalled, out);
+        }
+    }
+}
+
+impl<S: ChainStore> Protocol for ChainSync<S> {
+    type Message = Message;
+    type Command = Command;
+    type Event = Event;
+    type Timer = Timer;
+
+    const ID: ProtocolId = ProtocolId::new("/meshwork/sync/1");
+    const MAX_MESSAGE_SIZE: usize = MAX_SYNC_MESSAGE;
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        match input {
+            Input::PeerUp(peer) => {
+                self.peers.entry(peer).or_default();
+                out.push(Output::Send {
+                    to: peer,
+                    msg: self.status(),
+                });
+                return;
+            }
+            Input::PeerDown(peer) => self.drop_peer(&peer),
+            Input::Message { from, msg } => {
+                // Only peers announced by `PeerUp` (and not dropped since) are listened to.
+                if !self.peers.contains_key(&from) {
+                    return;
+                }
+                self.on_message(now, from, msg, out);
+            }
+            Input::Command(command) => self.on_command(now, command, out),
+            Input::Timer(timer) => self.on_timer(timer, out),
+        }
+        self.request_headers(out);
+        self.schedule_downloads(out);
+    }
+}

@@ -1,0 +1,87 @@
+//! Per-peer sync state, and the effects (relay, fault reports) pushed as protocol outputs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use meshwork_identity::PeerId;
+use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
+use meshwork_wire::Output;
+
+use super::ChainSync;
+use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
+use super::types::Event;
+use crate::traits::{BlockRelay, Fault, FaultReporter};
+
+/// Ids a peer said it does not have, remembered at most (then forgotten all at once).
+const MAX_NOT_FOUND: usize = 1024;
+
+/// What we know about one connected sync peer.
+#[derive(Debug, Default)]
+pub(super) struct PeerState {
+    /// What its `Status` claimed (tip, height, work), until its headers have been fetched.
+    pub(super) claimed: Option<(BlockId, u64, u128)>,
+    /// The best header we know to be on its chain (and in our index), with its height.
+    pub(super) best: Option<(BlockId, u64)>,
+    /// Blocks requested from it, with the request they belong to.
+    pub(super) in_flight: BTreeMap<BlockId, u64>,
+    /// The header request it owes us.
+    pub(super) headers_request: Option<u64>,
+    /// Valid headers of its chain that do not (yet) add up to enough work to be stored.
+    pub(super) pending: Vec<BlockHeader>,
+    /// Header messages in a row that connected to nothing.
+    pub(super) unconnecting: u32,
+    /// Blocks it said it does not have.
+    pub(super) not_found: HashSet<BlockId>,
+}
+
+impl PeerState {
+    pub(super) fn note_not_found(&mut self, id: BlockId) {
+        if self.not_found.len() >= MAX_NOT_FOUND {
+            self.not_found.clear();
+        }
+        self.not_found.insert(id);
+    }
+
+    /// Raises the peer's best known header to `id` at `height` if that is higher.
+    pub(super) fn saw(&mut self, id: BlockId, height: u64) {
+        if self.best.is_none_or(|(_, best)| height >= best) {
+            self.best = Some((id, height));
+        }
+    }
+}
+
+/// Protocol outputs seen as the consensus capabilities: a [`BlockRelay`] (requests and announcements
+/// become `Send`s) and a [`FaultReporter`] (a fault becomes an event and a disconnect).
+pub(super) struct Effects<'a, S: ChainStore> {
+    pub(super) out: &'a mut Vec<Output<ChainSync<S>>>,
+    /// Who an announcement goes to.
+    pub(super) peers: Vec<PeerId>,
+}
+
+impl<S: ChainStore> BlockRelay for Effects<'_, S> {
+    fn request_blocks(&mut self, peer: PeerId, ids: &[BlockId]) {
+        for chunk in ids.chunks(MAX_BLOCKS_PER_REQUEST) {
+            if let Ok(ids) = chunk.to_vec().try_into() {
+                self.out.push(Output::Send {
+                    to: peer,
+                    msg: Message::GetBlocks(ids),
+                });
+            }
+        }
+    }
+
+    fn announce(&mut self, header: &BlockHeader) {
+        for peer in &self.peers {
+            self.out.push(Output::Send {
+                to: *peer,
+                msg: Message::NewTip(*header),
+            });
+        }
+    }
+}
+
+impl<S: ChainStore> FaultReporter for Effects<'_, S> {
+    fn report(&mut self, peer: PeerId, fault: Fault) {
+        self.out.push(Output::Emit(Event::PeerFaulted { peer, fault }));
+        self.out.push(Output::Disconnect(peer));
+    }
+}

@@ -1,0 +1,136 @@
+//! Golden vectors: the exact bytes of every sync message (and of a BFT certificate), and the bounds the
+//! decoder enforces.
+#![allow(clippy::unwrap_used)]
+
+use meshwork_consensus::sync::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message};
+use meshwork_consensus::{Certificate, Vote};
+use meshwork_identity::{Hash, Keypair};
+use meshwork_ledger::testkit::{block_on, coinbase, key};
+use meshwork_ledger::{Amount, BlockHeader};
+use meshwork_wire::{BoundedVec, golden};
+
+fn id(byte: u8) -> Hash {
+    Hash::from_bytes([byte; 32])
+}
+
+fn header() -> BlockHeader {
+    BlockHeader {
+        version: 1,
+        parent: id(0x22),
+        merkle_root: id(0x33),
+        timestamp: 1_700_000_000,
+        target: 0x207f_ffff,
+        nonce: 42,
+        height: 7,
+    }
+}
+
+fn messages() -> Vec<(Message, &'static str)> {
+    let block = block_on(
+        Some(&header()),
+        1_700_000_060,
+        vec![coinbase(8, &key(3), Amount::from_coins(50))],
+    );
+    vec![
+        (
+            Message::Status {
+                tip: id(0x11),
+                height: 300,
+                work: 601,
+            },
+            STATUS,
+        ),
+        (
+            Message::GetHeaders {
+                locator: vec![id(0x11), id(0x22)].try_into().unwrap(),
+                stop: None,
+            },
+            GET_HEADERS,
+        ),
+        (
+            Message::GetHeaders {
+                locator: BoundedVec::new(),
+                stop: Some(id(0x44)),
+            },
+            GET_HEADERS_STOP,
+        ),
+        (Message::Headers(vec![header()].try_into().unwrap()), HEADERS),
+        (Message::GetBlocks(vec![id(0x55)].try_into().unwrap()), GET_BLOCKS),
+        (Message::Block(block), BLOCK),
+        (Message::NotFound(vec![id(0x66)].try_into().unwrap()), NOT_FOUND),
+        (Message::NewTip(header()), NEW_TIP),
+    ]
+}
+
+const STATUS: &str = "001111111111111111111111111111111111111111111111111111111111111111ac02d904";
+const GET_HEADERS: &str = "01021111111111111111111111111111111111111111111111111111111111111111222222222222222222222222222222222222222222222222222222222222222200";
+const GET_HEADERS_STOP: &str = "0100014444444444444444444444444444444444444444444444444444444444444444";
+const HEADERS: &str = "0201012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffffff83022a07";
+const GET_BLOCKS: &str = "03015555555555555555555555555555555555555555555555555555555555555555";
+const BLOCK: &str = "0401cb014af779ce1e76fffe1163805a8f7021ef781790ea44bea60a114bade7b071306ac547976852cf0b1dec8fcbbb19c54f391f8e1b278fc2173c3f1f58f5cec0bce2cfaa06ffffff830200080100080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100";
+const NOT_FOUND: &str = "05016666666666666666666666666666666666666666666666666666666666666666";
+const NEW_TIP: &str = "06012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffffff83022a07";
+const CERTIFICATE: &str = "77777777777777777777777777777777777777777777777777777777777777770902038a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5cd0c91ea7b958aa11bbf7d940bb3c1ff0e4ca04338972885d85366a798bd1d2cc720d7e5b76f6c2f0b57632030adbff468f098fe01e5a4aaf8a9596fb5e02ff088139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3945cf4a925eb160f9bca9f6579ee5d057258fdb74d6bfa43b330dd9eaa4fcdd8f7599c2ab65c3e81fdc7978307c2e95d14d177b637ba2f1b4799c7d1e12ab81e0fed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d1b5cd4cbf784596d4d67671c908106d3c2b67d6306a79dbdc65e7f22db107b05e3c39d99e193281b4213a4c8056bd2de352be776345f8c8bf96805213ea915b08";
+
+#[test]
+fn every_sync_message_has_pinned_bytes() {
+    for (msg, hex) in messages() {
+        golden::check(&msg, hex);
+    }
+}
+
+#[test]
+fn a_certificate_has_pinned_bytes_and_verifies() {
+    golden::check(&certificate(), CERTIFICATE);
+    let validators: Vec<_> = [1u8, 2, 3, 4]
+        .iter()
+        .map(|i| Keypair::from_seed([*i; 32]).peer_id())
+        .collect();
+    assert_eq!(certificate().verify(&validators), Ok(()));
+}
+
+#[test]
+fn the_decoder_enforces_every_bound_and_refuses_trailing_bytes() {
+    // Tag, then a length one above each bound (postcard varints).
+    let varint = |n: usize| {
+        let mut bytes = Vec::new();
+        let mut n = n as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                bytes.push(byte);
+                return bytes;
+            }
+            bytes.push(byte | 0x80);
+        }
+    };
+    for (tag, bound) in [
+        (1u8, MAX_LOCATOR),
+        (2, MAX_HEADERS),
+        (3, MAX_BLOCKS_PER_REQUEST),
+        (5, MAX_BLOCKS_PER_REQUEST),
+    ] {
+        let mut bytes = vec![tag];
+        bytes.extend(varint(bound + 1));
+        assert!(meshwork_wire::decode::<Message>(&bytes).is_err(), "tag {tag}");
+    }
+    let mut bytes = meshwork_wire::encode(&Message::NewTip(header())).unwrap();
+    bytes.push(0);
+    assert!(meshwork_wire::decode::<Message>(&bytes).is_err());
+    assert!(meshwork_wire::decode::<Message>(&[7]).is_err(), "unknown variant");
+}
+
+fn certificate() -> Certificate {
+    let block = id(0x77);
+    let votes: Vec<Vote> = [1u8, 2, 3]
+        .iter()
+        .map(|i| Certificate::sign_vote(&Keypair::from_seed([*i; 32]), &block, 9, 2))
+        .collect();
+    Certificate {
+        block,
+        height: 9,
+        round: 2,
+        votes: votes.try_into().unwrap(),
+    }
+}
