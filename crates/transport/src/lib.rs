@@ -19,7 +19,8 @@
 //!   window makes the sender wait: back-pressure, never an unbounded buffer), handshake and idle time
 //!   with keep-alives. Refusals are counted in [`CountersSnapshot`].
 //! - **One connection per peer.** Dialing a connected peer returns the connection it has; when two peers
-//!   dial each other at once, both keep the connection dialed by the smaller `PeerId`.
+//!   dial each other at once, both keep the connection dialed by the smaller `PeerId`, and the other
+//!   closes [`DUPLICATE_GRACE`] later, so messages already in flight on it still arrive.
 //!
 //! Two implementations share these semantics and one stream type:
 //!
@@ -91,5 +92,6 @@ pub use memory::{MemoryConnection, MemoryNetwork, MemoryStream, MemoryTransport}
 pub use meshwork_identity::PeerId;
 pub use meshwork_wire::ProtocolId;
 pub use quic::{QuicConnection, QuicStream, QuicTransport};
+pub use registry::DUPLICATE_GRACE;
 pub use stream::Stream;
 pub use traits::{Connection, Direction, Transport};

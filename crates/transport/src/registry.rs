@@ -97,7 +97,8 @@ impl<C: Tracked> Registry<C> {
     /// Two live connections to one peer in opposite directions (a simultaneous dial): the one dialed by the
     /// smaller `PeerId` is kept; both peers apply the same rule, so they keep the same one. Two in the same
     /// direction: the newer is kept, since its dialer evidently lost the old one (a restart, a dead path).
-    /// The other connection is closed as [`CloseReason::Duplicate`].
+    /// The other connection is closed as [`CloseReason::Duplicate`]: at once when the dialer replaced its
+    /// own connection, after [`DUPLICATE_GRACE`] after a simultaneous dial.
     pub(crate) fn offer(&self, new: C) -> (C, bool) {
         let peer = new.remote_peer_id();
         let winner = self.local.min(peer);
@@ -107,14 +108,19 @@ impl<C: Tracked> Registry<C> {
             return (new, true);
         };
         Counters::bump(&self.counters.duplicates_closed);
-        let same_dialer = self.dialer(&existing) == self.dialer(&new);
-        // Closing only records the reason and queues a close frame; it never blocks, so it runs under the lock.
-        if same_dialer || self.dialer(&new) == winner {
+        if self.dialer(&existing) == self.dialer(&new) {
+            // The dialer lost the old connection (it restarted): nothing more will come on it.
+            // Closing only records the reason and queues a close frame; it never blocks, so it runs under
+            // the lock.
             conns.insert(peer, new.clone());
             existing.close(CloseReason::Duplicate);
             (new, true)
+        } else if self.dialer(&new) == winner {
+            conns.insert(peer, new.clone());
+            retire(existing);
+            (new, true)
         } else {
-            new.close(CloseReason::Duplicate);
+            retire(new);
             (existing, false)
         }
     }
@@ -129,6 +135,21 @@ impl<C: Tracked> Registry<C> {
             conns.remove(&conn.remote_peer_id());
         }
     }
+}
+
+/// How long the losing connection of a simultaneous dial stays open after the winner is chosen.
+///
+/// Both sides may have sent messages on the loser before either saw the winner; closing it at once
+/// would drop what is still in flight. Each side stops using the loser as soon as it learns of the winner
+/// (the one dialed by the smaller `PeerId`), and the loser closes once its last messages have arrived.
+pub const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes the loser of a simultaneous dial as [`CloseReason::Duplicate`] after [`DUPLICATE_GRACE`].
+fn retire<C: Connection>(conn: C) {
+    tokio::spawn(async move {
+        tokio::time::sleep(DUPLICATE_GRACE).await;
+        conn.close(CloseReason::Duplicate);
+    });
 }
 
 /// Watches `conn` until it closes, then forgets it and releases its slot.

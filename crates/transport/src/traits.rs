@@ -45,6 +45,11 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The next inbound connection, already authenticated. Connections refused for limits or failed
     /// handshakes never appear here; they are counted.
+    ///
+    /// The loser of a simultaneous dial also appears here (inbound, or outbound if our own dial lost):
+    /// it closes as [`CloseReason::Duplicate`](crate::CloseReason::Duplicate) after
+    /// [`DUPLICATE_GRACE`](crate::DUPLICATE_GRACE), and until then carries whatever the peer sent on it
+    /// before it learned of the winner, so a reader should drain it rather than drop it.
     fn accept(&self) -> impl Future<Output = Result<Self::Connection, AcceptError>> + Send;
 
     /// The open connection to `peer`, if any.
@@ -69,6 +74,11 @@ pub trait Connection: Clone + std::fmt::Debug + Send + Sync + 'static {
 
     /// The peer, as proven by the handshake.
     fn remote_peer_id(&self) -> PeerId;
+
+    /// The peer's address as we see it. Both implementations dial and listen from one socket, so this
+    /// is also where the peer accepts connections (a driver's address book learns it from here); behind
+    /// a NAT it would be the translated address.
+    fn remote_addr(&self) -> SocketAddr;
 
     /// Who dialed.
     fn direction(&self) -> Direction;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -66,6 +67,7 @@ pub struct MemoryConnection {
 #[derive(Debug)]
 struct Inner {
     peer: PeerId,
+    remote_addr: SocketAddr,
     direction: Direction,
     config: Arc<Config>,
     counters: Arc<Counters>,
@@ -152,6 +154,8 @@ pub(crate) struct Pair {
 /// One side's view, before the connection exists.
 pub(crate) struct Side {
     pub(crate) peer_id: PeerId,
+    /// The address this side is bound at (what the other side sees as its remote address).
+    pub(crate) addr: SocketAddr,
     pub(crate) config: Arc<Config>,
     pub(crate) counters: Arc<Counters>,
 }
@@ -174,6 +178,7 @@ impl Pair {
         let end = |me: &Side, other: &Side, direction, outgoing, incoming, credit: usize| MemoryConnection {
             inner: Arc::new(Inner {
                 peer: other.peer_id,
+                remote_addr: other.addr,
                 direction,
                 config: me.config.clone(),
                 counters: me.counters.clone(),
@@ -240,6 +245,10 @@ impl Connection for MemoryConnection {
 
     fn remote_peer_id(&self) -> PeerId {
         self.inner.peer
+    }
+
+    fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote_addr
     }
 
     fn direction(&self) -> Direction {

@@ -104,6 +104,7 @@ impl MemoryTransport {
         let shared = Arc::new(Shared {
             side: Side {
                 peer_id,
+                addr,
                 config: Arc::new(config),
                 counters: counters.clone(),
             },
@@ -132,8 +133,10 @@ impl Shared {
             return Err(DialError::Refused);
         };
         watch_connection(self.registry.clone(), conn.clone(), slot);
-        let (kept, is_new) = self.registry.offer(conn);
-        if is_new && self.to_accept.send(kept).await.is_err() {
+        // Kept or not, the application gets it: a connection that lost a simultaneous-dial tie-break
+        // still carries what the peer sent before it learned of the winner, until it closes.
+        self.registry.offer(conn.clone());
+        if self.to_accept.send(conn).await.is_err() {
             return Err(DialError::Refused);
         }
         Ok(())
@@ -194,7 +197,13 @@ impl Transport for MemoryTransport {
             }
         }
         watch_connection(shared.registry.clone(), pair.dialer.clone(), slot);
-        Ok(shared.registry.offer(pair.dialer).0)
+        let (kept, is_new) = shared.registry.offer(pair.dialer.clone());
+        if !is_new {
+            // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
+            // whose last messages are still to be read (dropped instead if the accept queue is full).
+            let _ = shared.to_accept.try_send(pair.dialer);
+        }
+        Ok(kept)
     }
 
     async fn accept(&self) -> Result<MemoryConnection, AcceptError> {

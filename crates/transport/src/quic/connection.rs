@@ -1,5 +1,6 @@
 //! A QUIC connection to one authenticated peer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use meshwork_identity::PeerId;
@@ -112,6 +113,10 @@ impl Connection for QuicConnection {
 
     fn remote_peer_id(&self) -> PeerId {
         self.inner.peer
+    }
+
+    fn remote_addr(&self) -> SocketAddr {
+        self.inner.conn.remote_address()
     }
 
     fn direction(&self) -> Direction {

@@ -34,6 +34,9 @@ struct Shared {
     config: Arc<Config>,
     counters: Arc<Counters>,
     registry: Arc<Registry<QuicConnection>>,
+    /// The accept queue, for the losers of simultaneous dials. Weak, so the queue still ends (and
+    /// `accept` fails) once the listener stops.
+    to_accept: mpsc::WeakSender<QuicConnection>,
     incoming: Mutex<mpsc::Receiver<QuicConnection>>,
 }
 
@@ -87,7 +90,7 @@ impl QuicTransport {
             config: config.clone(),
             counters: counters.clone(),
             registry: registry.clone(),
-            tx,
+            tx: tx.clone(),
         };
         tokio::spawn(listener.run());
         let shared = Shared {
@@ -99,6 +102,7 @@ impl QuicTransport {
             config,
             counters,
             registry,
+            to_accept: tx.downgrade(),
             incoming: Mutex::new(rx),
         };
         Ok(Self {
@@ -159,9 +163,11 @@ impl Listener {
             self.counters.clone(),
         );
         watch(self.registry.clone(), conn.clone(), slot);
-        let (kept, is_new) = self.registry.offer(conn);
-        if is_new && self.tx.send(kept.clone()).await.is_err() {
-            crate::Connection::close(&kept, CloseReason::Shutdown);
+        // Kept or not, the application gets it: a connection that lost a simultaneous-dial tie-break
+        // still carries what the peer sent before it learned of the winner, until it closes.
+        self.registry.offer(conn.clone());
+        if self.tx.send(conn.clone()).await.is_err() {
+            crate::Connection::close(&conn, CloseReason::Shutdown);
         }
     }
 }
@@ -242,7 +248,15 @@ impl Transport for QuicTransport {
             shared.counters.clone(),
         );
         watch(shared.registry.clone(), conn.clone(), slot);
-        Ok(shared.registry.offer(conn).0)
+        let (kept, is_new) = shared.registry.offer(conn.clone());
+        if !is_new {
+            // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
+            // whose last messages are still to be read (dropped instead if the accept queue is full).
+            if let Some(to_accept) = shared.to_accept.upgrade() {
+                let _ = to_accept.try_send(conn);
+            }
+        }
+        Ok(kept)
     }
 
     async fn accept(&self) -> Result<QuicConnection, AcceptError> {
