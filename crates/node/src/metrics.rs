@@ -1,0 +1,243 @@
+//! Counters and gauges in the Prometheus/OpenMetrics text format, and the optional HTTP endpoint.
+//!
+//! Every counter is an atomic shared by the node task and the per-connection tasks, so reading the
+//! metrics never waits for the node. Applications add their own gauges (chain height, mempool size)
+//! with [`Metrics::gauge`]; they appear on the same page.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::NodeError;
+
+/// The label every per-protocol metric carries.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabel {
+    protocol: String,
+}
+
+/// The node's metrics: cheap to clone, every clone sees the same values.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Mutex<Registry>,
+    peers: Gauge,
+    dials: Counter,
+    dial_failures: Counter,
+    messages_in: Family<ProtocolLabel, Counter>,
+    messages_out: Family<ProtocolLabel, Counter>,
+    bytes_in: Family<ProtocolLabel, Counter>,
+    bytes_out: Family<ProtocolLabel, Counter>,
+    queue_drops: Family<ProtocolLabel, Counter>,
+    event_drops: Family<ProtocolLabel, Counter>,
+    invalid_frames: Family<ProtocolLabel, Counter>,
+}
+
+/// The counters of one protocol, resolved once at registration so the hot path does no label lookup.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProtocolMetrics {
+    pub(crate) messages_in: Counter,
+    pub(crate) messages_out: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) queue_drops: Counter,
+    pub(crate) event_drops: Counter,
+    pub(crate) invalid_frames: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of node metrics, all zero, under the `meshwork` prefix.
+    pub fn new() -> Self {
+        let inner = Inner {
+            registry: Mutex::new(Registry::with_prefix("meshwork")),
+            peers: Gauge::default(),
+            dials: Counter::default(),
+            dial_failures: Counter::default(),
+            messages_in: Family::default(),
+            messages_out: Family::default(),
+            bytes_in: Family::default(),
+            bytes_out: Family::default(),
+            queue_drops: Family::default(),
+            event_drops: Family::default(),
+            invalid_frames: Family::default(),
+        };
+        {
+            let mut registry = inner.registry.lock().unwrap_or_else(PoisonError::into_inner);
+            registry.register(
+                "peers",
+                "Peers with at least one open connection",
+                inner.peers.clone(),
+            );
+            registry.register("dials", "Dials started", inner.dials.clone());
+            registry.register(
+                "dial_failures",
+                "Dials that failed or timed out",
+                inner.dial_failures.clone(),
+            );
+            registry.register(
+                "messages_received",
+                "Messages received, by protocol",
+                inner.messages_in.clone(),
+            );
+            registry.register(
+                "messages_sent",
+                "Messages sent, by protocol",
+                inner.messages_out.clone(),
+            );
+            registry.register(
+                "bytes_received",
+                "Frame bytes received, by protocol",
+                inner.bytes_in.clone(),
+            );
+            registry.register(
+                "bytes_sent",
+                "Frame bytes sent, by protocol",
+                inner.bytes_out.clone(),
+            );
+            registry.register(
+                "queue_drops",
+                "Messages dropped because a peer's send queue was full, by protocol",
+                inner.queue_drops.clone(),
+            );
+            registry.register(
+                "event_drops",
+                "Events dropped because the application's event queue was full, by protocol",
+                inner.event_drops.clone(),
+            );
+            registry.register(
+                "invalid_frames",
+                "Frames refused (too large, malformed, trailing bytes); the sender is disconnected",
+                inner.invalid_frames.clone(),
+            );
+        }
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub(crate) fn for_protocol(&self, protocol: &str) -> ProtocolMetrics {
+        let label = ProtocolLabel {
+            protocol: protocol.to_owned(),
+        };
+        let i = &self.inner;
+        ProtocolMetrics {
+            messages_in: i.messages_in.get_or_create(&label).clone(),
+            messages_out: i.messages_out.get_or_create(&label).clone(),
+            bytes_in: i.bytes_in.get_or_create(&label).clone(),
+            bytes_out: i.bytes_out.get_or_create(&label).clone(),
+            queue_drops: i.queue_drops.get_or_create(&label).clone(),
+            event_drops: i.event_drops.get_or_create(&label).clone(),
+            invalid_frames: i.invalid_frames.get_or_create(&label).clone(),
+        }
+    }
+
+    pub(crate) fn peers(&self) -> &Gauge {
+        &self.inner.peers
+    }
+
+    pub(crate) fn dial_started(&self) {
+        self.inner.dials.inc();
+    }
+
+    pub(crate) fn dial_failed(&self) {
+        self.inner.dial_failures.inc();
+    }
+
+    /// Registers an application gauge (say `chain_height`) and returns it; set it whenever the value
+    /// changes. It is published as `meshwork_<name>`.
+    pub fn gauge(&self, name: &str, help: &str) -> Gauge {
+        let gauge = Gauge::default();
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, gauge.clone());
+        gauge
+    }
+
+    /// Every metric, in the OpenMetrics text format (which Prometheus scrapes).
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let registry = self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+
+    /// Serves `GET /metrics` on `addr` until the returned task is aborted. Returns the bound address (so
+    /// port 0 works) and the task.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Metrics { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| NodeError::Metrics { addr, source })?;
+        let metrics = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let metrics = metrics.clone();
+                        async move { Ok::<_, Infallible>(answer(&metrics, &req)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Ok((local, task))
+    }
+}
+
+fn answer(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if req.method() == hyper::Method::GET && req.uri().path() == "/metrics"
+    {
+        (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        )
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try GET /metrics\n".to_owned(),
+        )
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}

@@ -1,0 +1,234 @@
+//! [`NodeBuilder`] (register protocols, get handles) and [`Node`] (the running node's control handle).
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use meshwork_identity::PeerId;
+use meshwork_transport::{ProtocolSpec, Transport};
+use meshwork_wire::{Instant, Protocol, ProtocolId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
+
+use crate::connection::Route;
+use crate::runtime::{Control, Inbox, Runtime};
+use crate::slot::{Driven, Slot};
+use crate::{Events, Handle, Hooks, Metrics, NodeConfig, NodeError};
+
+/// Collects the protocols a node runs, then starts it over a transport.
+pub struct NodeBuilder {
+    config: NodeConfig,
+    metrics: Metrics,
+    inbox_tx: mpsc::Sender<Inbox>,
+    inbox_rx: mpsc::Receiver<Inbox>,
+    slots: Vec<Box<dyn Slot>>,
+    specs: Vec<ProtocolSpec>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("protocols", &self.specs)
+            .finish()
+    }
+}
+
+impl NodeBuilder {
+    /// A node with no protocols yet.
+    pub fn new(config: NodeConfig) -> Self {
+        let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
+        Self {
+            config,
+            metrics: Metrics::new(),
+            inbox_tx,
+            inbox_rx,
+            slots: Vec::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    /// Registers `protocol` (its initial state) and returns a handle to it and its events.
+    pub fn register<P>(&mut self, protocol: P) -> Result<(Handle<P>, Events<P>), NodeError>
+    where
+        P: Protocol + Send + 'static,
+        P::Command: Send + 'static,
+        P::Event: Send + 'static,
+        P::Timer: Send + 'static,
+    {
+        self.register_with(protocol, Hooks::default())
+    }
+
+    /// Registers `protocol` with [`Hooks`] (an address resolver, a command on each new connection).
+    pub fn register_with<P>(
+        &mut self,
+        protocol: P,
+        hooks: Hooks<P>,
+    ) -> Result<(Handle<P>, Events<P>), NodeError>
+    where
+        P: Protocol + Send + 'static,
+        P::Command: Send + 'static,
+        P::Event: Send + 'static,
+        P::Timer: Send + 'static,
+    {
+        if self.specs.iter().any(|spec| spec.id == P::ID) {
+            return Err(NodeError::DuplicateProtocol(P::ID.to_string()));
+        }
+        let index = self.slots.len();
+        let (events_tx, events_rx) = mpsc::channel(self.config.event_queue.max(1));
+        let metrics = self.metrics.for_protocol(P::ID.as_str());
+        self.slots
+            .push(Box::new(Driven::new(index, protocol, events_tx, metrics, hooks)));
+        self.specs.push(ProtocolSpec::of::<P>());
+        Ok((Handle::new(index, self.inbox_tx.clone()), Events::new(events_rx)))
+    }
+
+    /// The protocols registered so far, to configure the transport with
+    /// (`meshwork_transport::Config::new(builder.protocols())`).
+    pub fn protocols(&self) -> Vec<ProtocolSpec> {
+        self.specs.clone()
+    }
+
+    /// The node's metrics (available before it starts, so applications can add gauges).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Starts the node over `transport` (which must speak every registered protocol), and the metrics
+    /// endpoint if one is configured.
+    pub async fn start<T: Transport>(self, transport: T) -> Result<Node, NodeError> {
+        let metrics_server = match self.config.metrics_addr {
+            Some(addr) => Some(self.metrics.serve(addr).await?),
+            None => None,
+        };
+        let transport = Arc::new(transport);
+        let (conns_tx, conns_rx) = mpsc::channel(64);
+        let routes = self
+            .slots
+            .iter()
+            .map(|slot| Route {
+                id: slot.id(),
+                metrics: slot.metrics().clone(),
+            })
+            .collect();
+        let runtime = Runtime {
+            transport: transport.clone(),
+            config: self.config,
+            metrics: self.metrics.clone(),
+            slots: self.slots,
+            routes: Arc::new(routes),
+            inbox_tx: self.inbox_tx.clone(),
+            conns_tx,
+            epoch: (wall_clock(), TokioInstant::now()),
+            peers: HashMap::new(),
+            addresses: HashMap::new(),
+            dialing: HashSet::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            next_conn: 0,
+            actions: Vec::new(),
+        };
+        let metrics_addr = metrics_server.as_ref().map(|(addr, _)| *addr);
+        let metrics_task = metrics_server.map(|(_, task)| task);
+        tokio::spawn(async move {
+            runtime.run(self.inbox_rx, conns_rx).await;
+            if let Some(task) = metrics_task {
+                task.abort();
+            }
+        });
+        Ok(Node {
+            inbox: self.inbox_tx,
+            peer_id: transport.peer_id(),
+            local_addr: transport.local_addr(),
+            metrics_addr,
+            metrics: self.metrics,
+            protocols: self.specs.iter().map(|spec| spec.id).collect(),
+        })
+    }
+}
+
+/// Protocol time in a node is nanoseconds since the Unix epoch, so protocols that need wall time (block
+/// timestamps) read it from `now`. It is read once at start; after that it advances with the monotonic
+/// clock, so a wall-clock step never makes protocol time go backwards.
+#[allow(clippy::disallowed_methods)] // The runtime is where the real clock enters (DESIGN.md §1).
+fn wall_clock() -> Instant {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Instant::from_duration(since)
+}
+
+/// A running node: its identity and address, peers, and shutdown. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inbox: mpsc::Sender<Inbox>,
+    peer_id: PeerId,
+    local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    metrics: Metrics,
+    protocols: Vec<ProtocolId>,
+}
+
+impl Node {
+    /// Our identity.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Where peers reach us.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where the metrics endpoint listens, if it was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The metrics (render them with [`Metrics::render`], add gauges with [`Metrics::gauge`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The protocols this node runs, in registration order.
+    pub fn protocols(&self) -> &[ProtocolId] {
+        &self.protocols
+    }
+
+    async fn control(&self, control: Control) -> Result<(), NodeError> {
+        self.inbox
+            .send(Inbox::Control(control))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Tells the node where `peer` can be reached (protocols that dial it will use this address).
+    pub async fn add_address(&self, peer: PeerId, addr: SocketAddr) -> Result<(), NodeError> {
+        self.control(Control::AddAddress(peer, addr)).await
+    }
+
+    /// Connects to `peer` at `addr`. Every protocol sees `PeerUp` once connected, or `PeerDown` if the
+    /// dial fails.
+    pub async fn dial(&self, peer: PeerId, addr: SocketAddr) -> Result<(), NodeError> {
+        self.control(Control::Dial(peer, addr)).await
+    }
+
+    /// Closes every connection to `peer`.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NodeError> {
+        self.control(Control::Disconnect(peer)).await
+    }
+
+    /// The connected peers and their addresses.
+    pub async fn peers(&self) -> Result<Vec<(PeerId, SocketAddr)>, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.control(Control::Peers(reply)).await?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Stops the node: closes every connection and the transport, and ends the node task. Handles and
+    /// event streams report [`NodeError::Stopped`] / `None` afterwards.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        let (done, finished) = oneshot::channel();
+        self.control(Control::Shutdown(done)).await?;
+        finished.await.map_err(|_| NodeError::Stopped)
+    }
+}

@@ -1,0 +1,374 @@
+//! The node task: it owns every protocol's state and the table of connections, and is the only place
+//! protocol code runs. Everything reaches it through one bounded inbox (frames, handle calls, connection
+//! news) or as a connection from the accept loop and dials; it answers with actions.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_transport::{CloseReason, Connection, Direction, Transport};
+use meshwork_wire::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
+use tracing::{debug, info, warn};
+
+use crate::NodeConfig;
+use crate::connection::{self, ConnEntry, Route};
+use crate::metrics::Metrics;
+use crate::slot::{Action, AnyCall, Slot};
+
+/// The close code sent to a peer that broke a protocol's framing or encoding.
+pub const CLOSE_PROTOCOL_VIOLATION: u32 = 1;
+/// The close code sent when a protocol asked to disconnect a peer.
+pub const CLOSE_REQUESTED: u32 = 2;
+
+/// The most addresses the node remembers; beyond it an arbitrary old entry is forgotten.
+const MAX_ADDRESSES: usize = 65_536;
+
+/// What reaches the node task.
+pub(crate) enum Inbox {
+    /// A frame from `peer` for protocol `slot`.
+    Frame {
+        peer: PeerId,
+        conn: u64,
+        slot: usize,
+        bytes: Vec<u8>,
+    },
+    /// The peer broke the framing (a frame over the protocol's maximum).
+    Invalid { peer: PeerId, reason: String },
+    /// A handle's request for protocol `slot`.
+    Call { slot: usize, call: AnyCall },
+    /// Connection `conn` to `peer` closed.
+    Closed { peer: PeerId, conn: u64 },
+    /// A dial failed or timed out.
+    DialFailed { peer: PeerId, reason: String },
+    /// A request from [`Node`](crate::Node).
+    Control(Control),
+}
+
+/// Node-level requests.
+pub(crate) enum Control {
+    AddAddress(PeerId, SocketAddr),
+    Dial(PeerId, SocketAddr),
+    Disconnect(PeerId),
+    Peers(oneshot::Sender<Vec<(PeerId, SocketAddr)>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(crate) struct Runtime<T: Transport> {
+    pub(crate) transport: Arc<T>,
+    pub(crate) config: NodeConfig,
+    pub(crate) metrics: Metrics,
+    pub(crate) slots: Vec<Box<dyn Slot>>,
+    pub(crate) routes: Arc<Vec<Route>>,
+    pub(crate) inbox_tx: mpsc::Sender<Inbox>,
+    pub(crate) conns_tx: mpsc::Sender<T::Connection>,
+    /// Wall-clock time at start, as protocol time (nanoseconds since the Unix epoch), and the monotonic
+    /// instant it corresponds to: protocol time advances with the monotonic clock from there.
+    pub(crate) epoch: (Instant, TokioInstant),
+    pub(crate) peers: HashMap<PeerId, Vec<ConnEntry<T::Connection>>>,
+    pub(crate) addresses: HashMap<PeerId, SocketAddr>,
+    pub(crate) dialing: HashSet<PeerId>,
+    pub(crate) timers: BinaryHeap<Reverse<(TokioInstant, u64, usize, u64)>>,
+    pub(crate) timer_seq: u64,
+    pub(crate) next_conn: u64,
+    pub(crate) actions: Vec<Action>,
+}
+
+async fn sleep_until(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<T: Transport> Runtime<T> {
+    pub(crate) async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Inbox>,
+        mut conns: mpsc::Receiver<T::Connection>,
+    ) {
+        let accept = tokio::spawn(accept_loop(self.transport.clone(), self.conns_tx.clone()));
+        let done = loop {
+            let deadline = self.timers.peek().map(|Reverse((at, ..))| *at);
+            tokio::select! {
+                // Timers first: under load they must not starve behind a busy inbox.
+                biased;
+                () = sleep_until(deadline) => self.fire_timers(),
+                Some(conn) = conns.recv() => self.on_connection(conn),
+                Some(msg) = inbox.recv() => {
+                    if let Some(done) = self.on_inbox(msg) {
+                        break Some(done);
+                    }
+                }
+                else => break None,
+            }
+            self.carry_out();
+        };
+        accept.abort();
+        self.peers.clear();
+        self.transport.close(CloseReason::Shutdown).await;
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+        info!("node stopped");
+    }
+
+    fn now(&self) -> Instant {
+        let (wall, mono) = self.epoch;
+        let elapsed = TokioInstant::now().saturating_duration_since(mono);
+        wall.checked_add(elapsed).unwrap_or(wall)
+    }
+
+    fn fire_timers(&mut self) {
+        let mono = TokioInstant::now();
+        let now = self.now();
+        while let Some(Reverse((at, _, slot, key))) = self.timers.peek().copied() {
+            if at > mono {
+                break;
+            }
+            self.timers.pop();
+            self.slots[slot].timer(now, key, &mut self.actions);
+        }
+    }
+
+    fn on_connection(&mut self, conn: T::Connection) {
+        let peer = conn.remote_peer_id();
+        let addr = conn.remote_addr();
+        self.dialing.remove(&peer);
+        if conn.close_reason().is_some() {
+            return;
+        }
+        self.remember(peer, addr);
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let entry = connection::start(
+            id,
+            conn,
+            &self.routes,
+            self.config.send_queue_per_peer,
+            &self.inbox_tx,
+        );
+        let conns = self.peers.entry(peer).or_default();
+        conns.push(entry);
+        if conns.len() == 1 {
+            debug!(%peer, %addr, "peer up");
+            self.metrics.peers().inc();
+            let now = self.now();
+            for slot in &mut self.slots {
+                slot.peer_up(now, peer, addr, &mut self.actions);
+            }
+        }
+    }
+
+    fn on_closed(&mut self, peer: PeerId, conn: u64) {
+        let Entry::Occupied(mut entry) = self.peers.entry(peer) else {
+            return;
+        };
+        entry.get_mut().retain(|c| c.id != conn);
+        if entry.get().is_empty() {
+            entry.remove();
+            debug!(%peer, "peer down");
+            self.metrics.peers().dec();
+            self.peer_down(peer);
+        }
+    }
+
+    fn peer_down(&mut self, peer: PeerId) {
+        let now = self.now();
+        for slot in &mut self.slots {
+            slot.peer_down(now, peer, &mut self.actions);
+        }
+    }
+
+    /// Handles one inbox message; `Some` when the node must stop (with whom to tell).
+    fn on_inbox(&mut self, msg: Inbox) -> Option<oneshot::Sender<()>> {
+        match msg {
+            Inbox::Frame {
+                peer,
+                conn,
+                slot,
+                bytes,
+            } => {
+                // Frames still queued from a connection already reported closed are dropped.
+                if !self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|c| c.iter().any(|c| c.id == conn))
+                {
+                    return None;
+                }
+                let now = self.now();
+                if let Err(err) = self.slots[slot].message(now, peer, &bytes, &mut self.actions) {
+                    self.slots[slot].metrics().invalid_frames.inc();
+                    self.penalise(peer, &err.to_string());
+                }
+            }
+            Inbox::Invalid { peer, reason } => self.penalise(peer, &reason),
+            Inbox::Call { slot, call } => {
+                let now = self.now();
+                self.slots[slot].call(now, call, &mut self.actions);
+            }
+            Inbox::Closed { peer, conn } => self.on_closed(peer, conn),
+            Inbox::DialFailed { peer, reason } => {
+                debug!(%peer, %reason, "dial failed");
+                self.metrics.dial_failed();
+                self.dialing.remove(&peer);
+                if !self.peers.contains_key(&peer) {
+                    self.peer_down(peer);
+                }
+            }
+            Inbox::Control(control) => match control {
+                Control::AddAddress(peer, addr) => self.remember(peer, addr),
+                Control::Dial(peer, addr) => {
+                    self.remember(peer, addr);
+                    self.actions.push(Action::Dial(peer));
+                }
+                Control::Disconnect(peer) => self.actions.push(Action::Disconnect(peer)),
+                Control::Peers(reply) => {
+                    let peers = self
+                        .peers
+                        .iter()
+                        .filter_map(|(peer, conns)| conns.first().map(|c| (*peer, c.conn.remote_addr())))
+                        .collect();
+                    let _ = reply.send(peers);
+                }
+                Control::Shutdown(done) => return Some(done),
+            },
+        }
+        None
+    }
+
+    /// A peer sent bytes no protocol accepts: drop it (hostile input never reaches further).
+    fn penalise(&mut self, peer: PeerId, reason: &str) {
+        warn!(%peer, reason, "peer broke the wire rules: disconnecting");
+        for entry in self.peers.get(&peer).into_iter().flatten() {
+            entry
+                .conn
+                .close(CloseReason::Application(CLOSE_PROTOCOL_VIOLATION));
+        }
+    }
+
+    fn remember(&mut self, peer: PeerId, addr: SocketAddr) {
+        if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&peer) {
+            let forget = self.addresses.keys().next().copied();
+            if let Some(forget) = forget {
+                self.addresses.remove(&forget);
+            }
+        }
+        self.addresses.insert(peer, addr);
+    }
+
+    fn address_of(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.addresses
+            .get(peer)
+            .copied()
+            .or_else(|| self.slots.iter().find_map(|slot| slot.address_of(peer)))
+    }
+
+    /// Carries out the actions protocols asked for, including any that carrying them out produces.
+    fn carry_out(&mut self) {
+        // Each round may add actions (a failed dial tells protocols, which may answer); bounded because
+        // every round only reacts to the previous one's dials.
+        for _ in 0..8 {
+            if self.actions.is_empty() {
+                return;
+            }
+            let actions = std::mem::take(&mut self.actions);
+            for action in actions {
+                match action {
+                    Action::Send { to, slot, bytes } => self.send(to, slot, bytes),
+                    Action::Schedule { after, slot, key } => {
+                        let at = TokioInstant::now() + after.min(Duration::from_secs(365 * 24 * 3600));
+                        self.timer_seq += 1;
+                        self.timers.push(Reverse((at, self.timer_seq, slot, key)));
+                    }
+                    Action::Dial(peer) => self.dial(peer),
+                    Action::Disconnect(peer) => {
+                        for entry in self.peers.get(&peer).into_iter().flatten() {
+                            entry.conn.close(CloseReason::Application(CLOSE_REQUESTED));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerId, slot: usize, bytes: Vec<u8>) {
+        let metrics = self.slots[slot].metrics();
+        // After a simultaneous dial both connections live for a grace period; both sides write only to
+        // the one the transport keeps (dialed by the smaller id; the newer of two in one direction), so
+        // nothing is written to a connection about to close.
+        let local = self.transport.peer_id();
+        let dialer = |c: &ConnEntry<T::Connection>| match c.conn.direction() {
+            Direction::Outbound => local,
+            Direction::Inbound => to,
+        };
+        let open = self.peers.get(&to).and_then(|conns| {
+            let mut open = conns.iter().rev().filter(|c| c.conn.close_reason().is_none());
+            let first = open.clone().next();
+            open.find(|c| dialer(c) == local.min(to)).or(first)
+        });
+        let Some(entry) = open else {
+            metrics.queue_drops.inc();
+            return;
+        };
+        if entry.writers[slot].try_send(bytes).is_err() {
+            // Full (the peer reads slower than we send) or the writer ended: an explicit, counted drop.
+            metrics.queue_drops.inc();
+        }
+    }
+
+    fn dial(&mut self, peer: PeerId) {
+        if peer == self.transport.peer_id() || self.peers.contains_key(&peer) || self.dialing.contains(&peer)
+        {
+            return;
+        }
+        let Some(addr) = self.address_of(&peer) else {
+            debug!(%peer, "no address to dial");
+            self.metrics.dial_failed();
+            self.peer_down(peer);
+            return;
+        };
+        self.dialing.insert(peer);
+        self.metrics.dial_started();
+        let (transport, conns, inbox) = (
+            self.transport.clone(),
+            self.conns_tx.clone(),
+            self.inbox_tx.clone(),
+        );
+        let timeout = self.config.dial_timeout;
+        tokio::spawn(async move {
+            let failed = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conns.send(conn).await;
+                    return;
+                }
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => format!("no answer within {timeout:?}"),
+            };
+            let _ = inbox.send(Inbox::DialFailed { peer, reason: failed }).await;
+        });
+    }
+}
+
+async fn accept_loop<T: Transport>(transport: Arc<T>, conns: mpsc::Sender<T::Connection>) {
+    loop {
+        match transport.accept().await {
+            Ok(conn) => {
+                if conns.send(conn).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                // The transport closed (shutdown); anything else was already counted by the transport.
+                debug!(%err, "accept loop ends");
+                return;
+            }
+        }
+    }
+}

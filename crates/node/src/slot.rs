@@ -1,0 +1,240 @@
+//! One registered protocol, with its types erased so the node task can hold many in one list.
+//!
+//! [`Driven`] owns a protocol's state. It decodes frames into the protocol's messages, hands it inputs
+//! with `now`, and turns its typed [`Output`]s into untyped [`Action`]s (encoded bytes, timer keys) that
+//! the node task carries out. Events go straight to the application's bounded queue.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{DecodeError, Input, Instant, Output, Protocol, ProtocolId};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::metrics::ProtocolMetrics;
+
+/// What the node task does for a protocol, once types are erased.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Write `bytes` (an encoded message) to `to` on protocol `slot`.
+    Send { to: PeerId, slot: usize, bytes: Vec<u8> },
+    /// Connect to the peer.
+    Dial(PeerId),
+    /// Close every connection to the peer.
+    Disconnect(PeerId),
+    /// Fire timer `key` of protocol `slot` after `after`.
+    Schedule { after: Duration, slot: usize, key: u64 },
+}
+
+/// A request from a [`Handle`](crate::Handle), boxed as `Any` so the inbox is not generic; the slot
+/// downcasts it back to [`Call<P>`].
+pub(crate) type AnyCall = Box<dyn Any + Send>;
+
+/// A closure run on the protocol's state inside the node task.
+pub(crate) type With<P> = Box<dyn FnOnce(&mut P, Instant, &mut Vec<Output<P>>) + Send>;
+
+/// What a handle asks of its protocol.
+pub(crate) enum Call<P: Protocol> {
+    /// Deliver `Input::Command`.
+    Command(P::Command),
+    /// Run a closure with the state, `now`, and the output list.
+    With(With<P>),
+}
+
+/// Builds the command a protocol gets when a connection comes up, from the peer and its address.
+pub type OnConnected<P> = fn(PeerId, SocketAddr) -> Option<<P as Protocol>::Command>;
+
+/// Optional ways a protocol helps the runtime, given at registration.
+pub struct Hooks<P: Protocol> {
+    /// Where the protocol believes a peer can be reached; asked when the node's own address book has no
+    /// entry for a peer someone wants to dial (Kademlia knows addresses from its lookups).
+    pub address_of: Option<fn(&P, &PeerId) -> Option<SocketAddr>>,
+    /// A command to deliver when a connection comes up, built from the peer and its observed address
+    /// (Kademlia counts observed addresses for its per-prefix limits).
+    pub on_connected: Option<OnConnected<P>>,
+}
+
+impl<P: Protocol> Default for Hooks<P> {
+    fn default() -> Self {
+        Self {
+            address_of: None,
+            on_connected: None,
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Hooks<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("address_of", &self.address_of.is_some())
+            .field("on_connected", &self.on_connected.is_some())
+            .finish()
+    }
+}
+
+/// The node task's view of one protocol.
+pub(crate) trait Slot: Send {
+    fn id(&self) -> ProtocolId;
+    fn metrics(&self) -> &ProtocolMetrics;
+    fn message(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        bytes: &[u8],
+        actions: &mut Vec<Action>,
+    ) -> Result<(), DecodeError>;
+    fn peer_up(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, actions: &mut Vec<Action>);
+    fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>);
+    fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>);
+    fn call(&mut self, now: Instant, call: AnyCall, actions: &mut Vec<Action>);
+    fn address_of(&self, peer: &PeerId) -> Option<SocketAddr>;
+}
+
+/// A protocol's state and everything needed to drive it.
+pub(crate) struct Driven<P: Protocol> {
+    index: usize,
+    state: P,
+    out: Vec<Output<P>>,
+    timers: HashMap<u64, P::Timer>,
+    next_timer: u64,
+    events: mpsc::Sender<P::Event>,
+    metrics: ProtocolMetrics,
+    hooks: Hooks<P>,
+}
+
+impl<P: Protocol> Driven<P> {
+    pub(crate) fn new(
+        index: usize,
+        state: P,
+        events: mpsc::Sender<P::Event>,
+        metrics: ProtocolMetrics,
+        hooks: Hooks<P>,
+    ) -> Self {
+        Self {
+            index,
+            state,
+            out: Vec::new(),
+            timers: HashMap::new(),
+            next_timer: 0,
+            events,
+            metrics,
+            hooks,
+        }
+    }
+
+    fn input(&mut self, now: Instant, input: Input<P>, actions: &mut Vec<Action>) {
+        self.state.handle(now, input, &mut self.out);
+        self.flush(actions);
+    }
+
+    /// Turns the protocol's outputs into actions, in order.
+    fn flush(&mut self, actions: &mut Vec<Action>) {
+        for output in self.out.drain(..) {
+            match output {
+                Output::Send { to, msg } => match meshwork_wire::encode(&msg) {
+                    Ok(bytes) if bytes.len() <= P::MAX_MESSAGE_SIZE => actions.push(Action::Send {
+                        to,
+                        slot: self.index,
+                        bytes,
+                    }),
+                    Ok(bytes) => {
+                        // The protocol broke its own bound; the peer would refuse the frame anyway.
+                        warn!(protocol = %P::ID, size = bytes.len(), max = P::MAX_MESSAGE_SIZE, "message over the protocol's maximum not sent");
+                        self.metrics.queue_drops.inc();
+                    }
+                    Err(err) => warn!(protocol = %P::ID, %err, "message not encodable, not sent"),
+                },
+                Output::Emit(event) => match self.events.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.metrics.event_drops.inc();
+                        debug!(protocol = %P::ID, "event queue full: event dropped");
+                    }
+                    // Nobody listens: the application dropped its `Events`.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
+                Output::Schedule { after, timer } => {
+                    let key = self.next_timer;
+                    self.next_timer += 1;
+                    self.timers.insert(key, timer);
+                    actions.push(Action::Schedule {
+                        after,
+                        slot: self.index,
+                        key,
+                    });
+                }
+                Output::Dial(peer) => actions.push(Action::Dial(peer)),
+                Output::Disconnect(peer) => actions.push(Action::Disconnect(peer)),
+            }
+        }
+    }
+}
+
+impl<P> Slot for Driven<P>
+where
+    P: Protocol + Send + 'static,
+    P::Command: Send + 'static,
+    P::Event: Send + 'static,
+    P::Timer: Send + 'static,
+{
+    fn id(&self) -> ProtocolId {
+        P::ID
+    }
+
+    fn metrics(&self) -> &ProtocolMetrics {
+        &self.metrics
+    }
+
+    fn message(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        bytes: &[u8],
+        actions: &mut Vec<Action>,
+    ) -> Result<(), DecodeError> {
+        let msg: P::Message = meshwork_wire::decode(bytes)?;
+        self.input(now, Input::Message { from, msg }, actions);
+        Ok(())
+    }
+
+    fn peer_up(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, actions: &mut Vec<Action>) {
+        if let Some(command) = self.hooks.on_connected.and_then(|hook| hook(peer, addr)) {
+            self.input(now, Input::Command(command), actions);
+        }
+        self.input(now, Input::PeerUp(peer), actions);
+    }
+
+    fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>) {
+        self.input(now, Input::PeerDown(peer), actions);
+    }
+
+    fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>) {
+        if let Some(timer) = self.timers.remove(&key) {
+            self.input(now, Input::Timer(timer), actions);
+        }
+    }
+
+    fn call(&mut self, now: Instant, call: AnyCall, actions: &mut Vec<Action>) {
+        let Ok(call) = call.downcast::<Call<P>>() else {
+            // Handles are typed by their protocol, so this cannot come from a `Handle<P>`.
+            warn!(protocol = %P::ID, "call of the wrong type ignored");
+            return;
+        };
+        match *call {
+            Call::Command(command) => self.input(now, Input::Command(command), actions),
+            Call::With(with) => {
+                with(&mut self.state, now, &mut self.out);
+                self.flush(actions);
+            }
+        }
+    }
+
+    fn address_of(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.hooks
+            .address_of
+            .and_then(|resolve| resolve(&self.state, peer))
+    }
+}
