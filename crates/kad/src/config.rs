@@ -11,9 +11,10 @@ pub struct Config {
     pub k: usize,
     /// Lookup parallelism `α`: requests in flight per lookup path (default 3).
     pub alpha: usize,
-    /// S/Kademlia disjoint lookup paths `d` (default 1: the plain Kademlia fast path). With `d > 1` each
-    /// lookup runs `d` iterative searches that never share a peer, so one path of honest peers suffices
-    /// to find the target even if the others meet adversarial nodes.
+    /// S/Kademlia disjoint lookup paths `d` (default 2, so the defence is on unless turned off; 1 is the
+    /// plain Kademlia fast path). With `d > 1` each lookup runs `d` iterative searches that never share a
+    /// peer, so one path of honest peers suffices to find the target even if the others meet adversarial
+    /// nodes (Baumgart & Mies 2007, §4.4).
     pub disjoint_paths: usize,
     /// How long we wait for an answer to one request before counting it as failed (default 10 s).
     pub request_timeout: Duration,
@@ -48,7 +49,7 @@ impl Default for Config {
         Self {
             k: 20,
             alpha: 3,
-            disjoint_paths: 1,
+            disjoint_paths: 2,
             request_timeout: Duration::from_secs(10),
             puzzle_difficulty: 0,
             max_per_prefix_in_bucket: 2,

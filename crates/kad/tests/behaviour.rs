@@ -167,7 +167,10 @@ fn peers_failing_the_puzzle_are_neither_admitted_nor_contacted() {
 
 #[test]
 fn a_lookup_whose_peers_time_out_finishes_empty() {
-    let mut node = Node::new(Config::default());
+    // One path, so exactly α requests go out at first.
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    let mut node = Node::new(config);
     let peers: Vec<PeerInfo> = (1..=4)
         .map(|i| PeerInfo {
             id: peer(i),
