@@ -29,6 +29,9 @@ pub enum RecordError {
     /// The store is full.
     #[error("record store is full")]
     StoreFull,
+    /// A persistent store could not read or write its database.
+    #[error("record store failed: {0}")]
+    Store(String),
 }
 
 /// Why a lookup or command failed; carried by [`crate::Event::Failed`].

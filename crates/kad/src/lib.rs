@@ -65,6 +65,8 @@ mod error;
 pub mod key;
 pub mod message;
 pub mod query;
+#[cfg(feature = "redb")]
+mod redb_store;
 mod routing;
 pub mod routing_table;
 pub mod store;
@@ -76,5 +78,7 @@ pub use config::Config;
 pub use error::{QueryError, RecordError};
 pub use key::{Distance, Key};
 pub use message::{Message, Record};
+#[cfg(feature = "redb")]
+pub use redb_store::RedbRecordStore;
 pub use routing::{ContentRouting, KadHandle, PeerRouting};
 pub use store::{MemoryStore, RecordStore};

@@ -1,7 +1,7 @@
 //! Where a node keeps the records and provider announcements it is responsible for.
 //!
-//! [`RecordStore`] is the seam for persistent stores (a redb store can come later); [`MemoryStore`] is
-//! the bounded in-memory default. Stores only keep; checking signatures is the caller's job
+//! [`RecordStore`] is the seam for persistent stores; [`MemoryStore`] is the bounded in-memory default,
+//! and `RedbRecordStore` (cargo feature `redb`) keeps the same across restarts. Stores only keep; checking signatures is the caller's job
 //! ([`crate::Record::verify`]), and expiry is by driver time passed in.
 
 use std::collections::HashMap;
@@ -68,6 +68,36 @@ impl MemoryStore {
     /// The number of records held (expired ones included until [`RecordStore::expire`]).
     pub fn num_records(&self) -> usize {
         self.records.len()
+    }
+
+    /// The record held under `key`, expired or not (to undo a change).
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn record_slot(&self, key: &Key) -> Option<Record> {
+        self.records.get(key).cloned()
+    }
+
+    /// Puts back what [`Self::record_slot`] returned.
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn restore_record(&mut self, key: Key, record: Option<Record>) {
+        match record {
+            Some(record) => self.records.insert(key, record),
+            None => self.records.remove(&key),
+        };
+    }
+
+    /// The providers held for `key` (to undo a change).
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn providers_slot(&self, key: &Key) -> Option<Vec<ProviderRecord>> {
+        self.providers.get(key).cloned()
+    }
+
+    /// Puts back what [`Self::providers_slot`] returned.
+    #[cfg_attr(not(feature = "redb"), allow(dead_code))]
+    pub(crate) fn restore_providers(&mut self, key: Key, providers: Option<Vec<ProviderRecord>>) {
+        match providers {
+            Some(list) => self.providers.insert(key, list),
+            None => self.providers.remove(&key),
+        };
     }
 }
 

@@ -1,0 +1,184 @@
+//! [`RedbRecordStore`]: the records and provider announcements a node holds, kept across restarts in a
+//! redb database file (behind the `redb` cargo feature).
+//!
+//! It is a write-through cache: a bounded [`MemoryStore`] answers every read (so lookups never wait for
+//! the disk, and the [`RecordStore`] reads stay infallible), and every change is written to redb in its
+//! own transaction before it counts. On open, the unexpired entries on disk are loaded back within the
+//! same bounds. Expiry is by driver time: under the node runtime that is Unix time, so a record stored
+//! before a restart expires when it would have anyway.
+
+use std::path::Path;
+
+use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use meshwork_wire::Instant;
+
+use crate::store::{MemoryStore, ProviderRecord, RecordStore};
+use crate::{Key, PeerInfo, Record, RecordError};
+
+const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
+/// Keyed by the provided key then the provider's id, so one provider has one entry per key.
+const PROVIDERS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("providers");
+
+/// A [`RecordStore`] persisted in redb; see the module docs.
+#[derive(Debug)]
+pub struct RedbRecordStore {
+    db: Database,
+    cache: MemoryStore,
+    write_failures: u64,
+}
+
+fn store_error(error: impl std::fmt::Display) -> RecordError {
+    RecordError::Store(error.to_string())
+}
+
+fn provider_key(key: &Key, provider: &PeerInfo) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(64);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.extend_from_slice(provider.id.as_bytes());
+    bytes
+}
+
+impl RedbRecordStore {
+    /// Opens (or creates) the database at `path`, loading what is unexpired at `now` into a cache with
+    /// the bounds of `limits` (see [`MemoryStore::new`]); entries beyond the bounds are dropped.
+    pub fn open(path: &Path, limits: MemoryStore, now: Instant) -> Result<Self, RecordError> {
+        let db = Database::create(path).map_err(store_error)?;
+        let txn = db.begin_write().map_err(store_error)?;
+        txn.open_table(RECORDS).map_err(store_error)?;
+        txn.open_table(PROVIDERS).map_err(store_error)?;
+        txn.commit().map_err(store_error)?;
+        let mut store = Self {
+            db,
+            cache: limits,
+            write_failures: 0,
+        };
+        store.load(now)?;
+        Ok(store)
+    }
+
+    fn load(&mut self, now: Instant) -> Result<(), RecordError> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let records = txn.open_table(RECORDS).map_err(store_error)?;
+        for entry in records.iter().map_err(store_error)? {
+            let (_, value) = entry.map_err(store_error)?;
+            // A corrupt or foreign entry is skipped, not trusted: records are re-verified on every read
+            // by whoever asks for them anyway.
+            if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
+                let _ = self.cache.put(record, now);
+            }
+        }
+        let providers = txn.open_table(PROVIDERS).map_err(store_error)?;
+        for entry in providers.iter().map_err(store_error)? {
+            let (key, value) = entry.map_err(store_error)?;
+            let Ok(bytes) = <[u8; 32]>::try_from(&key.value()[..32.min(key.value().len())]) else {
+                continue;
+            };
+            if let Ok((provider, expires)) = meshwork_wire::decode::<(PeerInfo, u64)>(value.value()) {
+                let expires = Instant::from_nanos(expires);
+                if expires > now {
+                    let _ = self
+                        .cache
+                        .add_provider(Key::from_bytes(bytes), ProviderRecord { provider, expires });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes that failed (a full disk, say) since opening. A failed `put` or `add_provider` is also
+    /// refused with [`RecordError::Store`]; a failed removal leaves an entry that the next open drops
+    /// once it has expired.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures
+    }
+
+    /// The number of records held.
+    pub fn num_records(&self) -> usize {
+        self.cache.num_records()
+    }
+
+    fn write(
+        &mut self,
+        change: impl FnOnce(&::redb::WriteTransaction) -> Result<(), ::redb::Error>,
+    ) -> Result<(), RecordError> {
+        let result = (|| {
+            let txn = self.db.begin_write()?;
+            change(&txn)?;
+            txn.commit()?;
+            Ok::<_, ::redb::Error>(())
+        })();
+        result.map_err(|error| {
+            self.write_failures += 1;
+            store_error(error)
+        })
+    }
+}
+
+impl RecordStore for RedbRecordStore {
+    fn get(&self, key: &Key, now: Instant) -> Option<Record> {
+        self.cache.get(key, now)
+    }
+
+    fn put(&mut self, record: Record, now: Instant) -> Result<(), RecordError> {
+        // The cache decides (conflicts, bounds); if the disk then fails, the cache is put back as it was,
+        // so both always hold the same.
+        let key = record.key;
+        let bytes = meshwork_wire::encode(&record).map_err(store_error)?;
+        let before = self.cache.record_slot(&key);
+        self.cache.put(record, now)?;
+        let written = self.write(|txn| {
+            txn.open_table(RECORDS)?
+                .insert(key.as_bytes().as_slice(), bytes.as_slice())?;
+            Ok(())
+        });
+        if written.is_err() {
+            self.cache.restore_record(key, before);
+        }
+        written
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.cache.remove(key);
+        let _ = self.write(|txn| {
+            txn.open_table(RECORDS)?.remove(key.as_bytes().as_slice())?;
+            Ok(())
+        });
+    }
+
+    fn add_provider(&mut self, key: Key, provider: ProviderRecord) -> Result<(), RecordError> {
+        let value =
+            meshwork_wire::encode(&(&provider.provider, provider.expires.as_nanos())).map_err(store_error)?;
+        let id = provider_key(&key, &provider.provider);
+        let before = self.cache.providers_slot(&key);
+        self.cache.add_provider(key, provider)?;
+        let written = self.write(|txn| {
+            txn.open_table(PROVIDERS)?
+                .insert(id.as_slice(), value.as_slice())?;
+            Ok(())
+        });
+        if written.is_err() {
+            self.cache.restore_providers(key, before);
+        }
+        written
+    }
+
+    fn providers(&self, key: &Key, now: Instant) -> Vec<ProviderRecord> {
+        self.cache.providers(key, now)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.cache.expire(now);
+        let _ = self.write(|txn| {
+            let mut records = txn.open_table(RECORDS)?;
+            records.retain(|_, value| {
+                meshwork_wire::decode::<Record>(value).is_ok_and(|record| record.expires_at() > now)
+            })?;
+            let mut providers = txn.open_table(PROVIDERS)?;
+            providers.retain(|_, value| {
+                meshwork_wire::decode::<(PeerInfo, u64)>(value)
+                    .is_ok_and(|(_, expires)| Instant::from_nanos(expires) > now)
+            })?;
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,102 @@
+//! The redb record store: what it holds survives a reopen, within the same rules as the memory store.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use meshwork_identity::Keypair;
+use meshwork_kad::store::ProviderRecord;
+use meshwork_kad::{Address, Key, MemoryStore, PeerInfo, Record, RecordError, RecordStore, RedbRecordStore};
+use meshwork_wire::Instant;
+
+fn at(secs: u64) -> Instant {
+    Instant::from_duration(Duration::from_secs(secs))
+}
+
+fn provider(seed: u8, expires: Instant) -> ProviderRecord {
+    ProviderRecord {
+        provider: PeerInfo {
+            id: Keypair::from_seed([seed; 32]).peer_id(),
+            addr: Address::V4 {
+                ip: [10, 0, seed, 1],
+                port: 4000,
+            },
+        },
+        expires,
+    }
+}
+
+#[test]
+fn records_and_providers_survive_a_reopen_and_expire_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let publisher = Keypair::from_seed([1; 32]);
+    let (short, long) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
+    let provided = Key::from_bytes([3; 32]);
+    {
+        let mut store = RedbRecordStore::open(&path, MemoryStore::default(), at(0)).unwrap();
+        store
+            .put(
+                Record::sign(&publisher, short, b"short".to_vec(), at(100)).unwrap(),
+                at(0),
+            )
+            .unwrap();
+        store
+            .put(
+                Record::sign(&publisher, long, b"long".to_vec(), at(1000)).unwrap(),
+                at(0),
+            )
+            .unwrap();
+        store.add_provider(provided, provider(7, at(500))).unwrap();
+        store.add_provider(provided, provider(8, at(50))).unwrap();
+        // The same rules as in memory: another publisher cannot take a live key.
+        let rival = Record::sign(&Keypair::from_seed([2; 32]), long, b"rival".to_vec(), at(2000)).unwrap();
+        assert_eq!(store.put(rival, at(0)), Err(RecordError::Conflict));
+        assert_eq!(store.write_failures(), 0);
+    }
+    // Reopened later: what expired meanwhile is gone, the rest is back, byte for byte.
+    let mut store = RedbRecordStore::open(&path, MemoryStore::default(), at(200)).unwrap();
+    assert!(store.get(&short, at(200)).is_none());
+    let record = store.get(&long, at(200)).unwrap();
+    assert_eq!(record.value.as_slice(), b"long");
+    assert!(
+        record.verify(at(200), Duration::from_secs(48 * 3600)).is_ok(),
+        "a reloaded record still carries its publisher's signature"
+    );
+    let providers = store.providers(&provided, at(200));
+    assert_eq!(providers, vec![provider(7, at(500))]);
+
+    // Removal and expiry reach the disk too.
+    store.remove(&long);
+    store.expire(at(600));
+    drop(store);
+    let store = RedbRecordStore::open(&path, MemoryStore::default(), at(0)).unwrap();
+    // `short` expired (100 < 600) and `long` was removed: nothing is loaded, even at time 0.
+    assert_eq!(store.num_records(), 0);
+    assert!(store.get(&long, at(0)).is_none());
+    assert!(
+        store.providers(&provided, at(0)).is_empty(),
+        "expire(600) dropped the provider from disk"
+    );
+}
+
+#[test]
+fn the_cache_bounds_hold_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let publisher = Keypair::from_seed([1; 32]);
+    {
+        let mut store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 10), at(0)).unwrap();
+        for i in 0..10u8 {
+            let record = Record::sign(&publisher, Key::from_bytes([i; 32]), vec![i], at(100)).unwrap();
+            store.put(record, at(0)).unwrap();
+        }
+        let extra = Record::sign(&publisher, Key::from_bytes([99; 32]), vec![99], at(100)).unwrap();
+        assert_eq!(store.put(extra, at(0)), Err(RecordError::StoreFull));
+    }
+    let store = RedbRecordStore::open(&path, MemoryStore::new(4, 10, 10), at(0)).unwrap();
+    assert_eq!(
+        store.num_records(),
+        4,
+        "a smaller bound on reopen keeps memory bounded"
+    );
+}
