@@ -71,9 +71,12 @@ fn kad_churn_reports_retrievability_against_the_estimate() {
         "2",
         "--leave-per-step",
         "0.2",
+        "--join-per-step",
+        "0.2",
     ]);
     let timeline = report["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 3);
+    assert_eq!(report["joined"], 24, "12 newcomers in each of the two waves");
     assert_eq!(timeline[0]["retrievable"], 1.0, "nothing lost before departures");
     assert_eq!(report["gone_final"], 0.4);
     let estimate = report["estimate_final"].as_f64().unwrap();

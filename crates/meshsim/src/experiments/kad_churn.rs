@@ -1,14 +1,17 @@
-//! `meshsim kad-churn`: records stored in a settled network, then nodes leave; the share of records still
-//! retrievable after each wave, against the Kademlia estimate `1 − C^k`.
+//! `meshsim kad-churn`: records stored in a settled network, then nodes leave and new ones join; the share
+//! of records still retrievable after each wave, against the Kademlia estimate `1 − C^k`.
 //!
 //! The network joins and settles as [`super::kad_net`] describes. `--records` records are stored
 //! ([`Command::PutValue`]) from random nodes at the `k` closest peers of their keys. Then `--steps` waves
 //! of departures follow: in each, a share `--leave-per-step` of the original nodes crashes (for good: no
 //! node returns, so `C`, the share of nodes gone, only grows), spread over ten seconds, and thirty
-//! seconds later every record is looked up ([`Command::GetValue`]) from a random live node. A record
-//! survives if at least one of its `k` holders is alive, so Kademlia's estimate of the share retrievable
-//! is `1 − C^k` (departures are uniform and independent of the keys); the measured share also counts the
-//! lookups that miss a surviving holder.
+//! seconds later every record is looked up ([`Command::GetValue`]) from a random live node. In the same
+//! wave a share `--join-per-step` of brand-new nodes (fresh identities) joins through random live nodes,
+//! so the network keeps its size while its membership turns over; newcomers hold no records, and may be
+//! closer to a key than its holders, which is what makes joins hard for retrieval. A record survives if
+//! at least one of its `k` holders is alive, so Kademlia's estimate of the share retrievable is `1 − C^k`
+//! with `C` the share of the original nodes gone (departures are uniform and independent of the keys);
+//! the measured share also counts the lookups that miss a surviving holder among the newcomers.
 
 use clap::Args as ClapArgs;
 use meshwork_kad::{Command, Event, Key};
@@ -19,7 +22,7 @@ use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
 use super::kad_net::{NetArgs, Network, at_ms};
-use super::kad_node::NodeEvent;
+use super::kad_node::{KadNode, NodeEvent, info};
 use crate::cli::Common;
 use crate::clock::{memory, wall_now};
 use crate::report::Report;
@@ -40,6 +43,9 @@ pub(crate) struct Args {
     /// Share of the original nodes that leaves in each wave.
     #[arg(long, default_value_t = 0.15)]
     leave_per_step: f64,
+    /// New nodes joining in each wave, as a share of the original size (the default keeps the size).
+    #[arg(long, default_value_t = 0.15)]
+    join_per_step: f64,
 }
 
 /// Looks every record up from a random live node; returns the share found.
@@ -64,6 +70,40 @@ fn retrieve(net: &mut Network, keys: &[Key], live: &[usize]) -> Result<f64, Stri
     Ok(found as f64 / keys.len().max(1) as f64)
 }
 
+/// Adds `count` brand-new nodes that bootstrap, spread over ten seconds from `now_ms`, each through three
+/// random nodes of `live` (indices into `net.nodes`). Returns how many joined.
+fn join(net: &mut Network, live: &[usize], now_ms: u64, count: usize) -> Result<usize, String> {
+    if live.is_empty() {
+        return Ok(0);
+    }
+    for j in 0..count {
+        let config = net.config.clone();
+        let node = net
+            .sim
+            .add_node(|init| KadNode::new(init, config))
+            .map_err(|e| e.to_string())?;
+        let peer = net.sim.peer_id(node).ok_or("a new node has no peer id")?;
+        net.nodes.push(node);
+        net.peers.push(peer);
+        let contacts = (0..3)
+            .map(|_| info(net.peers[live[net.sim.rng().gen_range(0..live.len())]]))
+            .collect();
+        let query = net.query();
+        let at = at_ms(now_ms + 10_000 * j as u64 / count.max(1) as u64);
+        net.sim
+            .schedule_command(
+                at,
+                node,
+                Command::Bootstrap {
+                    query,
+                    peers: contacts,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(count)
+}
+
 /// Runs the experiment.
 pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let common = &args.common;
@@ -71,6 +111,9 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let n = common.nodes;
     if !(0.0..=1.0).contains(&args.leave_per_step) {
         return Err("--leave-per-step must be in [0, 1]".into());
+    }
+    if !(0.0..=10.0).contains(&args.join_per_step) {
+        return Err("--join-per-step must be in [0, 10]".into());
     }
     let mut net = Network::build(n, common.seed, &args.net, common.max_events)?;
 
@@ -105,6 +148,8 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     order.shuffle(net.sim.rng());
     let per_step = ((n as f64) * args.leave_per_step).round() as usize;
     let mut gone = 0usize;
+    let per_step_join = ((n as f64) * args.join_per_step).round() as usize;
+    let mut joined = 0usize;
     let k = i32::try_from(args.net.k).unwrap_or(i32::MAX);
     let mut timeline: Vec<Value> = Vec::new();
     let mut last = (0.0, 1.0, 1.0);
@@ -119,9 +164,11 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
                     .map_err(|e| e.to_string())?;
             }
             gone += leaving;
-            net.run_phase(at_ms(now + 40_000), "departures", |_, _, _| {});
+            joined += join(&mut net, &order[gone..], now, per_step_join)?;
+            net.run_phase(at_ms(now + 40_000), "departures and joins", |_, _, _| {});
         }
-        let live: Vec<usize> = order[gone..].to_vec();
+        // The surviving original nodes, and every newcomer (all newcomers stay).
+        let live: Vec<usize> = order[gone..].iter().copied().chain(n..n + joined).collect();
         let share_gone = gone as f64 / n as f64;
         let estimate = 1.0 - share_gone.powi(k);
         let retrievable = retrieve(&mut net, &keys, &live)?;
@@ -148,6 +195,8 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("stored_at_min", stored.min)
         .add("steps", args.steps)
         .add("leave_per_step", args.leave_per_step)
+        .add("join_per_step", args.join_per_step)
+        .add("joined", joined)
         .add("gone_final", last.0)
         .add("retrievable_final", last.1)
         .add("estimate_final", last.2)
