@@ -62,6 +62,20 @@ impl SeenCache {
         self.entries.len()
     }
 
+    /// Accepted messages that arrived at or after `since`, newest first, at most `max`, with their hops.
+    pub(crate) fn recent(&self, since: Instant, max: usize) -> Vec<(MessageId, u16)> {
+        self.order
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at >= since)
+            .filter_map(|(_, id)| {
+                let entry = self.entries.get(id)?;
+                (entry.status == Status::Accepted).then_some((*id, entry.hops))
+            })
+            .take(max)
+            .collect()
+    }
+
     /// Inserts a new message, evicting the oldest beyond capacity. Returns the ids of evicted entries that
     /// were still pending (the caller drops their validations).
     pub(crate) fn insert(&mut self, now: Instant, id: MessageId, entry: Entry) -> Vec<MessageId> {

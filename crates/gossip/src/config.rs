@@ -28,6 +28,12 @@ pub struct Config {
     /// Plumtree's optimisation: when an `IHave` announces a message this many hops shorter than the copy
     /// that arrived on the tree, the announcer's link replaces the tree link.
     pub optimization_threshold: u16,
+    /// A new neighbour is announced the messages accepted this recently (at most one `IHave`), so a node
+    /// that was cut off catches up on what it missed.
+    pub catch_up: Duration,
+    /// Origins with a broadcast tree of their own kept at most (each origin has its own eager and lazy
+    /// links); the least recently used is forgotten first and its next message forms its tree again.
+    pub max_origins: usize,
     /// Messages kept in the seen cache (answering grafts, suppressing duplicates).
     pub seen_capacity: usize,
     /// How long a message stays in the seen cache.
@@ -54,6 +60,8 @@ impl Default for Config {
             graft_timeout: Duration::from_millis(300),
             graft_retry: Duration::from_millis(150),
             optimization_threshold: 3,
+            max_origins: 1024,
+            catch_up: Duration::from_secs(10),
             seen_capacity: 4096,
             seen_ttl: Duration::from_secs(120),
             max_pending_validations: 1024,

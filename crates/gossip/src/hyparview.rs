@@ -2,21 +2,32 @@
 //!
 //! Each node keeps a small **active view** (the peers it is connected to, the links broadcast runs on) and
 //! a larger **passive view** (peers it knows of, kept in reserve). A new node sends `Join` to a contact,
-//! which takes it in and announces it with `ForwardJoin` random walks; the node where a walk ends asks the
-//! joiner to be its neighbour, and nodes a few hops before the end add it to their passive view. When an
-//! active peer fails, the node dials peers from its passive view until one accepts (`Neighbor`, with high
-//! priority if it has no neighbours left). A periodic `Shuffle` walk exchanges samples of the views, so
-//! passive views stay fresh and dead entries get replaced.
+//! which takes it in and announces it with `ForwardJoin` random walks (§4.2); the node where a walk ends
+//! asks the joiner to be its neighbour, and nodes a few hops before the end add it to their passive view.
+//!
+//! Repair: whenever the active view has a free slot (a peer failed, or evicted us with `Disconnect`),
+//! the node asks passive peers with `Neighbor` requests. A node with **no neighbour left** sends one
+//! *high-priority* request, which the receiver must accept even with a full view (it drops a random member
+//! to make room), so an isolated node always gets back in; otherwise requests are *low priority*, accepted
+//! only by peers with room. A peer that refused is not asked again before the next shuffle round, and the
+//! periodic round retries the free slots (the paper's "repeat with another passive peer"). A node left with
+//! no neighbour and no passive peer to ask joins again through its contacts.
+//!
+//! The periodic `Shuffle` walk (in [`shuffle`]) exchanges samples of the views, so passive views
+//! stay fresh and dead entries get replaced.
+
+mod repair;
+mod shuffle;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use meshwork_wire::{BoundedVec, PeerId};
+use meshwork_wire::PeerId;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg};
+use crate::message::MembershipMessage as Msg;
 
 /// What the membership layer asks of the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +53,17 @@ pub(crate) struct HyParView {
     connected: HashSet<PeerId>,
     /// Dials in progress, with the messages to send once the connection is up.
     dialing: HashMap<PeerId, Vec<Msg>>,
+    /// Our `Neighbor` requests not answered yet: their priority and the shuffle round they were sent in.
+    /// A request unanswered for a whole round is dropped (the request or its answer was lost), so it never
+    /// blocks the next one.
+    requested: HashMap<PeerId, Request>,
+    /// Shuffle rounds so far.
+    round: u64,
+    /// Peers that refused us (or evicted us) since the last shuffle round: not asked again before the next,
+    /// so a node with a free slot walks through its passive view instead of insisting on one peer.
+    refused: HashSet<PeerId>,
+    /// The contacts given to `join`, asked again while the node has nobody else (join retries).
+    contacts: Vec<PeerId>,
     banned: HashSet<PeerId>,
     banned_order: VecDeque<PeerId>,
     active_cap: usize,
@@ -53,6 +75,16 @@ pub(crate) struct HyParView {
     max_banned: usize,
 }
 
+/// A `Neighbor` request in flight.
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    high_priority: bool,
+    round: u64,
+}
+
+/// Contacts remembered for join retries.
+const MAX_CONTACTS: usize = 8;
+
 impl HyParView {
     pub(crate) fn new(me: PeerId, config: &Config) -> Self {
         Self {
@@ -61,6 +93,10 @@ impl HyParView {
             passive: Vec::new(),
             connected: HashSet::new(),
             dialing: HashMap::new(),
+            requested: HashMap::new(),
+            round: 0,
+            refused: HashSet::new(),
+            contacts: Vec::new(),
             banned: HashSet::new(),
             banned_order: VecDeque::new(),
             active_cap: config.active_view_capacity.max(1),
@@ -104,9 +140,24 @@ impl HyParView {
         }
     }
 
-    /// Joins the overlay through `contact`.
+    /// Asks `peer` to take us into its active view, remembering the request so that only a reply to a
+    /// request of ours can add the peer (an unsolicited "accepted" is ignored).
+    fn request(&mut self, peer: PeerId, high_priority: bool, out: &mut Vec<HvOut>) {
+        let round = self.round;
+        self.requested.insert(peer, Request { high_priority, round });
+        self.send(peer, Msg::Neighbor { high_priority }, out);
+    }
+
+    /// Joins the overlay through `contact`, and remembers it for join retries.
     pub(crate) fn join(&mut self, contact: PeerId, out: &mut Vec<HvOut>) {
-        if contact != self.me && !self.banned.contains(&contact) {
+        if contact == self.me || self.banned.contains(&contact) {
+            return;
+        }
+        if !self.contacts.contains(&contact) && self.contacts.len() < MAX_CONTACTS {
+            self.contacts.push(contact);
+        }
+        let joining = self.dialing.get(&contact).is_some_and(|q| q.contains(&Msg::Join));
+        if !joining {
             self.send(contact, Msg::Join, out);
         }
     }
@@ -128,42 +179,17 @@ impl HyParView {
 
     pub(crate) fn on_peer_down(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         self.connected.remove(&peer);
-        if let Some(queued) = self.dialing.remove(&peer) {
-            // A failed dial: the peer is gone, forget it.
-            if queued.iter().any(|m| matches!(m, Msg::Neighbor { .. })) {
-                self.passive.retain(|p| *p != peer);
-            }
+        let failed_dial = self.dialing.remove(&peer).is_some();
+        let unanswered = self.requested.remove(&peer).is_some();
+        if failed_dial || unanswered {
+            // Unreachable, or gone before answering: forget it (the paper drops failed passive peers).
+            self.passive.retain(|p| *p != peer);
         }
         if let Some(at) = self.active.iter().position(|p| *p == peer) {
             self.active.swap_remove(at);
             out.push(HvOut::Down(peer));
         }
         self.fill(rng, out);
-    }
-
-    /// Dials passive peers until the active view plus the requests in flight fill it.
-    pub(crate) fn fill(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        let pending = self
-            .dialing
-            .values()
-            .filter(|q| q.iter().any(|m| matches!(m, Msg::Neighbor { .. })))
-            .count();
-        let mut wanted = self.active_cap.saturating_sub(self.active.len() + pending);
-        let high_priority = self.active.is_empty();
-        let mut candidates: Vec<PeerId> = self
-            .passive
-            .iter()
-            .filter(|p| !self.dialing.contains_key(p) && !self.connected.contains(p))
-            .copied()
-            .collect();
-        candidates.shuffle(rng);
-        for peer in candidates {
-            if wanted == 0 {
-                break;
-            }
-            wanted -= 1;
-            self.send(peer, Msg::Neighbor { high_priority }, out);
-        }
     }
 
     pub(crate) fn on_message(&mut self, from: PeerId, msg: Msg, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
@@ -183,54 +209,55 @@ impl HyParView {
             }
             Msg::ForwardJoin { joiner, ttl } => self.on_forward_join(from, joiner, ttl, rng, out),
             Msg::Neighbor { high_priority } => {
+                // A high-priority request comes from a node that is alone: always accepted (the paper).
                 let accepted = high_priority || self.active.len() < self.active_cap || self.is_active(&from);
                 if accepted {
+                    self.requested.remove(&from);
                     self.add_active(from, rng, out);
                 }
                 out.push(HvOut::Send(from, Msg::NeighborReply { accepted }));
             }
-            Msg::NeighborReply { accepted: true } => self.add_active(from, rng, out),
-            Msg::NeighborReply { accepted: false } => {
-                if !self.is_active(&from) {
-                    self.close(from, out);
+            Msg::NeighborReply { accepted } => {
+                let request = self.requested.remove(&from);
+                let full = self.active.len() >= self.active_cap;
+                if accepted && request.is_some_and(|r| !r.high_priority) && full {
+                    // Requests to us filled the slot meanwhile. Undo rather than evict a neighbour: in a
+                    // settled overlay every eviction cuts broadcast trees that run over the link.
+                    out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
+                    self.add_passive(from, rng);
+                } else if accepted && request.is_some() {
+                    self.add_active(from, rng, out);
+                    self.fill(rng, out);
+                } else {
+                    if !accepted {
+                        self.refused.insert(from);
+                    }
+                    if !self.is_active(&from) {
+                        self.close(from, out);
+                    }
+                    self.fill(rng, out);
                 }
             }
-            Msg::Disconnect => {
+            Msg::Disconnect { alternative } => {
                 if let Some(at) = self.active.iter().position(|p| *p == from) {
                     self.active.swap_remove(at);
                     out.push(HvOut::Down(from));
                 }
                 self.add_passive(from, rng);
                 self.close(from, out);
-            }
-            Msg::Shuffle { origin, ttl, peers } => {
-                let next = self.random_active_except(&[from, origin], rng);
-                match next {
-                    Some(next) if ttl > 0 => {
-                        let ttl = ttl - 1;
-                        out.push(HvOut::Send(next, Msg::Shuffle { origin, ttl, peers }));
-                    }
-                    _ if origin != self.me => {
-                        let mut reply = self.passive.clone();
-                        reply.shuffle(rng);
-                        reply.truncate(peers.len().min(MAX_SHUFFLE));
-                        for peer in peers.iter().chain(std::iter::once(&origin)) {
-                            self.add_passive(*peer, rng);
-                        }
-                        let peers = BoundedVec::try_from(reply).unwrap_or_default();
-                        self.send(origin, Msg::ShuffleReply { peers }, out);
-                    }
-                    _ => {}
+                // Evicted: refill at once (a node evicted from its last link is isolated until then), but not
+                // from the peer that just made room for someone else. The peer that took our slot first.
+                self.refused.insert(from);
+                if let Some(peer) = alternative
+                    && self.is_candidate(&peer)
+                {
+                    let high_priority = self.is_alone();
+                    self.request(peer, high_priority, out);
                 }
+                self.fill(rng, out);
             }
-            Msg::ShuffleReply { peers } => {
-                for peer in &peers {
-                    self.add_passive(*peer, rng);
-                }
-                if !self.is_active(&from) && !self.dialing.contains_key(&from) {
-                    self.close(from, out);
-                }
-            }
+            Msg::Shuffle { origin, ttl, peers } => self.on_shuffle(from, origin, ttl, peers, rng, out),
+            Msg::ShuffleReply { peers } => self.on_shuffle_reply(from, &peers, rng, out),
         }
     }
 
@@ -255,36 +282,10 @@ impl HyParView {
             }
             _ => {
                 if !self.is_active(&joiner) {
-                    self.send(joiner, Msg::Neighbor { high_priority: true }, out);
+                    self.request(joiner, true, out);
                 }
             }
         }
-    }
-
-    /// Starts a shuffle with a random active peer, and refills a short active view.
-    pub(crate) fn on_shuffle_timer(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        self.fill(rng, out);
-        let Some(&target) = self.active.choose(rng) else {
-            return;
-        };
-        let mut peers: Vec<PeerId> = self
-            .active
-            .choose_multiple(rng, self.shuffle_active)
-            .filter(|p| **p != target)
-            .copied()
-            .collect();
-        peers.extend(self.passive.choose_multiple(rng, self.shuffle_passive));
-        peers.truncate(MAX_SHUFFLE);
-        let peers = BoundedVec::try_from(peers).unwrap_or_default();
-        let ttl = self.arwl;
-        out.push(HvOut::Send(
-            target,
-            Msg::Shuffle {
-                origin: self.me,
-                ttl,
-                peers,
-            },
-        ));
     }
 
     /// Removes a misbehaving peer from both views, closes its connection and refuses it from now on.
@@ -298,7 +299,9 @@ impl HyParView {
             }
         }
         self.passive.retain(|p| *p != peer);
+        self.contacts.retain(|p| *p != peer);
         self.dialing.remove(&peer);
+        self.requested.remove(&peer);
         if let Some(at) = self.active.iter().position(|p| *p == peer) {
             self.active.swap_remove(at);
             out.push(HvOut::Down(peer));
@@ -307,7 +310,10 @@ impl HyParView {
         self.fill(rng, out);
     }
 
+    /// Closes the connection. A request to the peer will get no answer now, and no `PeerDown` tells us
+    /// of a close of our own: forget it here.
     fn close(&mut self, peer: PeerId, out: &mut Vec<HvOut>) {
+        self.requested.remove(&peer);
         if self.connected.remove(&peer) {
             out.push(HvOut::Disconnect(peer));
         }
@@ -324,6 +330,11 @@ impl HyParView {
     }
 
     /// Takes `peer` into the active view, evicting a random peer (to the passive view) if it is full.
+    ///
+    /// The evicted peer is told that `peer` took its slot (the paper only disconnects it). A random
+    /// eviction can cut the last link between a small group and the rest; during a burst of joins such
+    /// groups form and, with passive views that only know each other, never merge again. Since `peer`
+    /// usually has room, the evicted peer links to it and stays connected to us through it.
     fn add_active(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         if peer == self.me || self.is_active(&peer) || self.banned.contains(&peer) {
             return;
@@ -332,7 +343,8 @@ impl HyParView {
         if self.active.len() >= self.active_cap {
             let at = rng.gen_range(0..self.active.len());
             let evicted = self.active.swap_remove(at);
-            out.push(HvOut::Send(evicted, Msg::Disconnect));
+            let alternative = Some(peer);
+            out.push(HvOut::Send(evicted, Msg::Disconnect { alternative }));
             out.push(HvOut::Down(evicted));
             self.add_passive(evicted, rng);
         }
@@ -341,23 +353,17 @@ impl HyParView {
     }
 
     fn add_passive(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
-        let slot = rng.gen_range(0..usize::MAX);
-        self.insert_passive(peer, slot);
-    }
-
-    fn insert_passive(&mut self, peer: PeerId, slot: usize) {
         if peer == self.me
             || self.is_active(&peer)
             || self.passive.contains(&peer)
             || self.banned.contains(&peer)
+            || self.passive_cap == 0
         {
             return;
         }
-        if self.passive_cap == 0 {
-            return;
-        }
         if self.passive.len() >= self.passive_cap {
-            let at = slot % self.passive.len();
+            // A full passive view replaces a random entry, so it keeps sampling the whole overlay.
+            let at = rng.gen_range(0..self.passive.len());
             self.passive[at] = peer;
         } else {
             self.passive.push(peer);

@@ -13,14 +13,20 @@
 //! - **Membership: HyParView** ("HyParView: a membership protocol for reliable gossip-based broadcast",
 //!   DSN 2007). Each node keeps a small *active view* (5 peers: the connections it keeps, over which
 //!   broadcast runs) and a larger *passive view* (30 peers known in reserve). Joining is `Join` to a contact
-//!   plus `ForwardJoin` random walks (active walk length 6, passive walk length 3); a failed active peer is
-//!   replaced by dialing passive peers with `Neighbor` requests (high priority when the view is empty); a
-//!   periodic `Shuffle` walk refreshes the passive views. See [`hyparview`](crate#membership-hyparview).
-//! - **Broadcast: Plumtree** ("Epidemic Broadcast Trees", SRDS 2007). Active links are *eager* (full
-//!   messages pushed) or *lazy* (ids announced in batched `IHave`s). Duplicates answer `Prune` (link turns
-//!   lazy), announced messages that do not arrive in time are fetched with `Graft` (link turns eager), so a
-//!   spanning tree forms from the first broadcast and heals itself after failures. Redundancy stays low
-//!   (RMR near 0) while the lazy links keep reliability.
+//!   plus `ForwardJoin` random walks (active walk length 6, passive walk length 3); a free slot in the
+//!   active view is filled by `Neighbor` requests to passive peers, with high priority (which the receiver
+//!   cannot refuse) for a node that is alone; a periodic `Shuffle` walk refreshes the passive views. Two
+//!   additions keep the overlay in one piece under bursts of joins: an evicted peer is told who took its
+//!   slot and asks that peer first, and "alone" means fewer than half the slots filled, not only none.
+//!   See [`hyparview`](crate#membership-hyparview).
+//! - **Broadcast: Plumtree** ("Epidemic Broadcast Trees", SRDS 2007), with **one tree per origin**.
+//!   Active links are *eager* (full messages pushed) or *lazy* (ids announced in batched `IHave`s) for
+//!   each origin. Duplicates answer `Prune` (the link turns lazy for that origin), announced messages that
+//!   do not arrive in time are fetched with `Graft`, and an announcement of a much shorter path moves the
+//!   tree link there (`Shortcut`, the optimisation of §3.8). An origin's first broadcast floods the active
+//!   view; from then on its messages follow the tree of first arrivals, which is near-shortest-path from
+//!   that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
+//!   of recent messages, so a node that was cut off catches up.
 //!
 //! On top of these:
 //!
@@ -75,6 +81,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod api;
 mod broadcast;
 mod cache;
 mod config;

@@ -121,9 +121,10 @@ pub enum MembershipMessage {
         /// Hops left (starts at the active random walk length).
         ttl: u8,
     },
-    /// "Take me into your active view." High priority must be accepted (the sender has no neighbours).
+    /// "Take me into your active view." High priority must be accepted (the sender has no neighbours, or
+    /// fewer than half its active view).
     Neighbor {
-        /// True if the sender's active view is empty.
+        /// True if the sender is alone: an empty active view, or fewer than half of it filled.
         high_priority: bool,
     },
     /// The answer to [`MembershipMessage::Neighbor`].
@@ -132,7 +133,12 @@ pub enum MembershipMessage {
         accepted: bool,
     },
     /// "You left my active view"; the receiver moves the sender to its passive view and closes.
-    Disconnect,
+    Disconnect {
+        /// The peer that took the receiver's slot, if any. It has just been admitted (a joiner, or a node
+        /// with few neighbours), so it most likely has room: the receiver asks it first, which keeps the
+        /// overlay connected across evictions (the receiver stays two hops from the sender, through it).
+        alternative: Option<PeerId>,
+    },
     /// A random walk that exchanges samples of views.
     Shuffle {
         /// The peer that started it (and gets the reply).
@@ -173,13 +179,23 @@ pub enum TreeMessage {
         /// The announced ids.
         ids: BoundedVec<Announcement, MAX_IHAVE>,
     },
-    /// "Make our link a tree link", and send me this message if an id is given.
+    /// "Send me this message (you announced it and it did not come): our link becomes a tree link for its
+    /// origin."
     Graft {
-        /// The missing message, if any (none when grafting only to shorten the tree).
-        id: Option<MessageId>,
+        /// The missing message.
+        id: MessageId,
     },
-    /// "I got a duplicate from you: our link is no longer a tree link."
-    Prune,
+    /// "I got a duplicate of this origin's message from you: our link is no longer on its tree."
+    Prune {
+        /// The origin whose tree the link leaves (every origin has its own tree).
+        origin: PeerId,
+    },
+    /// "You announced this origin's messages much sooner than my tree delivers them: our link joins its
+    /// tree" (the optimisation of Plumtree §3.8, a graft without a message; the old tree link is pruned).
+    Shortcut {
+        /// The origin whose tree the link joins.
+        origin: PeerId,
+    },
 }
 
 /// Everything that crosses the wire on `/meshwork/gossip/1`.

@@ -1,24 +1,30 @@
 //! Plumtree broadcast (Leitão, Pereira, Rodrigues, SRDS 2007, "Epidemic Broadcast Trees").
 //!
 //! Every active link is **eager** (the full message is pushed along it) or **lazy** (only the message id
-//! is announced, in batched `IHave`s). All links start eager, so the first broadcast floods; a node that
-//! receives a duplicate answers `Prune` and the link turns lazy, so what remains eager is a spanning tree
-//! shaped by the first arrivals. When an announced message does not arrive within a timeout, the node sends
-//! `Graft` to an announcer, which sends the message and turns the link eager again: the tree heals itself
-//! around failures. An `IHave` with a much shorter path than the tree's copy also grafts (the paper's
-//! optimisation), so the tree follows the fastest paths.
+//! is announced, in batched `IHave`s), and that per origin: each origin has its own tree (see [`links`]).
+//! All links start eager, so an origin's first broadcast floods; a node that receives a duplicate answers
+//! `Prune` and the link turns lazy for that origin, so what remains eager is a spanning tree shaped by the
+//! first arrivals. When an announced message does not arrive within a timeout, the node sends
+//! `Graft` to an announcer, which sends the message and turns the link eager again: the tree heals
+//! itself around failures. An `IHave` announcing a path `threshold` hops shorter than the tree's copy
+//! makes the announcer's link the tree link and prunes the old one (the optimisation of §3.8), so a tree
+//! bent by repairs straightens out again.
 //!
 //! Messages are forwarded only after the application accepts them (see [`crate::Verdict`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod lazy;
+mod links;
 
-use meshwork_wire::{BoundedVec, Instant, PeerId};
+use std::collections::{HashMap, VecDeque};
+
+use meshwork_wire::{Instant, PeerId};
 
 use crate::cache::{Entry, SeenCache, Status};
 use crate::config::Config;
 use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
+use links::Links;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
@@ -45,7 +51,8 @@ pub(crate) enum PtOut {
 
 #[derive(Debug, Default)]
 struct Missing {
-    announcers: VecDeque<PeerId>,
+    /// Who announced it, with the hops it had there.
+    announcers: VecDeque<(PeerId, u16)>,
     grafted: Option<PeerId>,
 }
 
@@ -64,13 +71,14 @@ pub struct TreeStats {
     pub grafts_sent: u64,
     /// `Prune` messages sent.
     pub prunes_sent: u64,
+    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
+    pub shortcuts_sent: u64,
 }
 
 /// The Plumtree state of one node.
 #[derive(Debug)]
 pub(crate) struct Plumtree {
-    neighbours: Vec<PeerId>,
-    lazy: HashSet<PeerId>,
+    links: Links,
     cache: SeenCache,
     missing: HashMap<MessageId, Missing>,
     lazy_queue: Vec<(PeerId, Announcement)>,
@@ -83,8 +91,7 @@ pub(crate) struct Plumtree {
 impl Plumtree {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
-            neighbours: Vec::new(),
-            lazy: HashSet::new(),
+            links: Links::new(config.max_origins),
             cache: SeenCache::new(config.seen_capacity, config.seen_ttl),
             missing: HashMap::new(),
             lazy_queue: Vec::new(),
@@ -95,12 +102,27 @@ impl Plumtree {
         }
     }
 
-    pub(crate) fn eager_peers(&self) -> impl Iterator<Item = &PeerId> + '_ {
-        self.neighbours.iter().filter(|p| !self.lazy.contains(p))
+    /// Neighbours on the tree of `origin`.
+    pub(crate) fn eager_peers(&self, origin: PeerId) -> impl Iterator<Item = &PeerId> + '_ {
+        let links = &self.links;
+        links
+            .neighbours()
+            .iter()
+            .filter(move |p| !links.is_lazy(&origin, p))
     }
 
-    pub(crate) fn lazy_peers(&self) -> impl Iterator<Item = &PeerId> + '_ {
-        self.neighbours.iter().filter(|p| self.lazy.contains(p))
+    /// Neighbours only announced to for messages of `origin`.
+    pub(crate) fn lazy_peers(&self, origin: PeerId) -> impl Iterator<Item = &PeerId> + '_ {
+        let links = &self.links;
+        links
+            .neighbours()
+            .iter()
+            .filter(move |p| links.is_lazy(&origin, p))
+    }
+
+    /// Origins whose tree differs from "all links eager".
+    pub(crate) fn tree_count(&self) -> usize {
+        self.links.origins()
     }
 
     pub(crate) fn cached(&self, id: &MessageId) -> Option<&GossipMessage> {
@@ -111,26 +133,21 @@ impl Plumtree {
         self.pending
     }
 
-    pub(crate) fn neighbor_up(&mut self, peer: PeerId) {
-        if !self.neighbours.contains(&peer) {
-            self.neighbours.push(peer);
+    /// A new neighbour: eager for every origin, and told of the messages of the last `catch_up` (at most
+    /// one `IHave` worth). Plumtree announces a message only when forwarding it, so a node that was cut off
+    /// (all its neighbours failed, or were spammers it banned) would never learn of what it missed; with
+    /// the announcement it grafts the missing ones from its new neighbour.
+    pub(crate) fn neighbor_up(&mut self, now: Instant, peer: PeerId, out: &mut Vec<PtOut>) {
+        self.links.up(peer);
+        let since = Instant::from_duration(now.as_duration().saturating_sub(self.config.catch_up));
+        for (id, hops) in self.cache.recent(since, MAX_IHAVE) {
+            self.lazy_queue.push((peer, Announcement { id, hops }));
         }
-        self.lazy.remove(&peer);
+        self.schedule_flush(out);
     }
 
     pub(crate) fn neighbor_down(&mut self, peer: PeerId) {
-        self.neighbours.retain(|p| *p != peer);
-        self.lazy.remove(&peer);
-    }
-
-    fn make_eager(&mut self, peer: PeerId) {
-        self.lazy.remove(&peer);
-    }
-
-    fn make_lazy(&mut self, peer: PeerId) {
-        if self.neighbours.contains(&peer) {
-            self.lazy.insert(peer);
-        }
+        self.links.down(peer);
     }
 
     /// A message a local publisher signed: accepted at once, delivered and pushed.
@@ -171,17 +188,20 @@ impl Plumtree {
         out: &mut Vec<PtOut>,
     ) {
         self.stats.gossip_received += 1;
+        let origin = message.origin;
         if self.cache.contains(&id) {
             self.stats.duplicates += 1;
-            if self.neighbours.contains(&from) && !self.lazy.contains(&from) {
-                self.make_lazy(from);
+            // Prune even if the link is already lazy on our side: the sender still pushes on it, so its
+            // side is eager (a graft crossed our prune, or it missed the prune).
+            if self.links.contains(&from) {
+                self.links.make_lazy(origin, from);
                 self.stats.prunes_sent += 1;
-                out.push(PtOut::Send(from, TreeMessage::Prune));
+                out.push(PtOut::Send(from, TreeMessage::Prune { origin }));
             }
             return;
         }
-        self.missing.remove(&id);
-        self.make_eager(from);
+        let announced = self.missing.remove(&id);
+        self.links.make_eager(&origin, &from);
         if self.pending >= self.config.max_pending_validations {
             return; // Dropped unseen: a later copy may get through once the queue drains.
         }
@@ -193,6 +213,16 @@ impl Plumtree {
         };
         self.insert(now, id, entry);
         self.pending += 1;
+        // §3.8 also applies to announcements that came before the message: the tree delivered it late.
+        let best = announced.and_then(|m| {
+            m.announcers
+                .into_iter()
+                .filter(|(p, _)| *p != from)
+                .min_by_key(|(_, h)| *h)
+        });
+        if let Some((announcer, announced_hops)) = best {
+            self.maybe_optimize(origin, announcer, from, hops, announced_hops, out);
+        }
         out.push(PtOut::Validate {
             id,
             message,
@@ -235,11 +265,13 @@ impl Plumtree {
             return;
         };
         let hops = entry.hops.saturating_add(1);
-        for peer in &self.neighbours {
+        let origin = entry.message.origin;
+        self.links.touch(&origin);
+        for peer in self.links.neighbours() {
             if Some(*peer) == except {
                 continue;
             }
-            if self.lazy.contains(peer) {
+            if self.links.is_lazy(&origin, peer) {
                 let announcement = Announcement { id, hops: entry.hops };
                 self.lazy_queue.push((*peer, announcement));
             } else {
@@ -248,120 +280,14 @@ impl Plumtree {
                 out.push(PtOut::Send(*peer, TreeMessage::Gossip { message, hops }));
             }
         }
+        self.schedule_flush(out);
+    }
+
+    fn schedule_flush(&mut self, out: &mut Vec<PtOut>) {
         if !self.lazy_queue.is_empty() && !self.flush_scheduled {
             self.flush_scheduled = true;
             out.push(PtOut::Schedule(self.config.ihave_interval, Timer::FlushIHave));
         }
-    }
-
-    /// Sends the batched announcements.
-    pub(crate) fn flush_ihave(&mut self, out: &mut Vec<PtOut>) {
-        self.flush_scheduled = false;
-        let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
-        for (peer, announcement) in self.lazy_queue.drain(..) {
-            by_peer.entry(peer).or_default().push(announcement);
-        }
-        let mut peers: Vec<_> = by_peer.into_iter().collect();
-        peers.sort_by_key(|(peer, _)| *peer); // deterministic order
-        for (peer, ids) in peers {
-            for chunk in ids.chunks(MAX_IHAVE) {
-                let Ok(ids) = BoundedVec::try_from(chunk.to_vec()) else {
-                    continue;
-                };
-                self.stats.ihave_sent += 1;
-                out.push(PtOut::Send(peer, TreeMessage::IHave { ids }));
-            }
-        }
-    }
-
-    pub(crate) fn on_ihave(&mut self, from: PeerId, ids: &[Announcement], out: &mut Vec<PtOut>) {
-        for announcement in ids {
-            if let Some(entry) = self.cache.get(&announcement.id) {
-                let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
-                if accepted && let Some(parent) = parent {
-                    self.maybe_optimize(from, parent, hops, announcement.hops, out);
-                }
-                continue;
-            }
-            if !self.missing.contains_key(&announcement.id) {
-                if self.missing.len() >= self.config.max_missing {
-                    continue;
-                }
-                let timer = Timer::Graft(announcement.id);
-                out.push(PtOut::Schedule(self.config.graft_timeout, timer));
-            }
-            let missing = self.missing.entry(announcement.id).or_default();
-            if missing.announcers.len() < MAX_ANNOUNCERS && !missing.announcers.contains(&from) {
-                missing.announcers.push_back(from);
-            }
-        }
-    }
-
-    /// The paper's optimisation (§3.8): a much shorter path through a lazy link replaces the tree link.
-    fn maybe_optimize(
-        &mut self,
-        from: PeerId,
-        parent: PeerId,
-        hops: u16,
-        announced: u16,
-        out: &mut Vec<PtOut>,
-    ) {
-        let via_announcer = announced.saturating_add(1);
-        if parent != from
-            && self.lazy.contains(&from)
-            && via_announcer.saturating_add(self.config.optimization_threshold) <= hops
-            && self.neighbours.contains(&parent)
-            && !self.lazy.contains(&parent)
-        {
-            self.stats.grafts_sent += 1;
-            self.stats.prunes_sent += 1;
-            out.push(PtOut::Send(from, TreeMessage::Graft { id: None }));
-            out.push(PtOut::Send(parent, TreeMessage::Prune));
-            self.lazy.remove(&from);
-            self.lazy.insert(parent);
-        }
-    }
-
-    /// The graft timer of a missing message fired.
-    pub(crate) fn on_graft_timer(&mut self, id: MessageId, out: &mut Vec<PtOut>) {
-        if self.cache.contains(&id) {
-            self.missing.remove(&id);
-            return;
-        }
-        let Some(missing) = self.missing.get_mut(&id) else {
-            return;
-        };
-        if let Some(previous) = missing.grafted.take() {
-            out.push(PtOut::Penalty(previous, Penalty::BrokenPromise));
-        }
-        while let Some(peer) = missing.announcers.pop_front() {
-            if self.neighbours.contains(&peer) {
-                missing.grafted = Some(peer);
-                self.lazy.remove(&peer);
-                self.stats.grafts_sent += 1;
-                out.push(PtOut::Send(peer, TreeMessage::Graft { id: Some(id) }));
-                out.push(PtOut::Schedule(self.config.graft_retry, Timer::Graft(id)));
-                return;
-            }
-        }
-        self.missing.remove(&id);
-    }
-
-    pub(crate) fn on_graft(&mut self, from: PeerId, id: Option<MessageId>, out: &mut Vec<PtOut>) {
-        self.make_eager(from);
-        let Some(entry) = id.and_then(|id| self.cache.get(&id)) else {
-            return;
-        };
-        if entry.status == Status::Accepted {
-            self.stats.gossip_sent += 1;
-            let message = entry.message.clone();
-            let hops = entry.hops.saturating_add(1);
-            out.push(PtOut::Send(from, TreeMessage::Gossip { message, hops }));
-        }
-    }
-
-    pub(crate) fn on_prune(&mut self, from: PeerId) {
-        self.make_lazy(from);
     }
 
     /// Forgets expired cache entries.

@@ -14,101 +14,7 @@ use crate::message::{GossipMessage, MAX_PAYLOAD, Message, MessageId, TopicId, Tr
 use crate::plumtree::{Plumtree, PtOut, TreeStats};
 use crate::score::{Penalty, Scores};
 
-/// The application's verdict on a received message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Valid: deliver it and forward it.
-    Accept,
-    /// Invalid: drop it and count it against the peer that sent it.
-    Reject,
-    /// Not worth forwarding, but nobody's fault (e.g. too old): drop it quietly.
-    Ignore,
-}
-
-/// How a node takes part in a topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopicOptions {
-    /// The largest payload accepted or published on the topic (at most [`MAX_PAYLOAD`]).
-    pub max_payload: usize,
-    /// If true, every new message waits for [`Command::Validated`] after [`Event::Validate`]; if false,
-    /// messages with a good signature are accepted at once.
-    pub validate: bool,
-}
-
-impl Default for TopicOptions {
-    fn default() -> Self {
-        Self {
-            max_payload: MAX_PAYLOAD,
-            validate: false,
-        }
-    }
-}
-
-/// What the application asks of [`Gossip`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Join the overlay through these contacts.
-    Join(Vec<PeerId>),
-    /// Receive and relay messages on a topic.
-    Subscribe(TopicId, TopicOptions),
-    /// Stop receiving and relaying a topic.
-    Unsubscribe(TopicId),
-    /// Publish a payload on a subscribed topic.
-    Publish(TopicId, Vec<u8>),
-    /// The verdict on a message announced by [`Event::Validate`].
-    Validated(MessageId, Verdict),
-}
-
-/// What [`Gossip`] tells the application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// An accepted message, delivered once (also for our own publications, with `hops == 0`).
-    Delivered {
-        /// Its id.
-        id: MessageId,
-        /// The signed message.
-        message: GossipMessage,
-        /// Links it crossed on the first path that reached this node.
-        hops: u16,
-    },
-    /// A new message on a validating topic waits for [`Command::Validated`]. It is not forwarded before.
-    Validate {
-        /// Its id.
-        id: MessageId,
-        /// The signed message (signature already checked).
-        message: GossipMessage,
-        /// The peer it came from.
-        from: PeerId,
-    },
-    /// Our own publication went out with this id.
-    Published {
-        /// The id.
-        id: MessageId,
-        /// The topic.
-        topic: TopicId,
-    },
-    /// A local publication was refused.
-    PublishFailed(PublishError),
-    /// A peer entered the active view.
-    NeighborUp(PeerId),
-    /// A peer left the active view.
-    NeighborDown(PeerId),
-    /// A peer's score fell below the threshold: it was removed and disconnected.
-    PeerBanned(PeerId),
-}
-
-/// A timer of the gossip state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Timer {
-    /// Periodic shuffle and active-view refill.
-    Shuffle,
-    /// Send batched `IHave`s.
-    FlushIHave,
-    /// An announced message may be missing: graft it.
-    Graft(MessageId),
-    /// Periodic expiry of the seen cache.
-    Sweep,
-}
+pub use crate::api::{Command, Event, Timer, TopicOptions, Verdict};
 
 /// Counters for experiments and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -175,14 +81,20 @@ impl Gossip {
         self.views.passive()
     }
 
-    /// Active peers the full message is pushed to (tree links).
-    pub fn eager_peers(&self) -> Vec<PeerId> {
-        self.tree.eager_peers().copied().collect()
+    /// Active peers that messages of `origin` are pushed to in full (its tree links; each origin has its
+    /// own tree).
+    pub fn eager_peers(&self, origin: &PeerId) -> Vec<PeerId> {
+        self.tree.eager_peers(*origin).copied().collect()
     }
 
-    /// Active peers only announced to (`IHave`).
-    pub fn lazy_peers(&self) -> Vec<PeerId> {
-        self.tree.lazy_peers().copied().collect()
+    /// Active peers that messages of `origin` are only announced to (`IHave`).
+    pub fn lazy_peers(&self, origin: &PeerId) -> Vec<PeerId> {
+        self.tree.lazy_peers(*origin).copied().collect()
+    }
+
+    /// Origins whose tree here has at least one lazy link (bounded by [`Config::max_origins`]).
+    pub fn tree_count(&self) -> usize {
+        self.tree.tree_count()
     }
 
     /// True if the peer was banned.
@@ -286,7 +198,8 @@ impl Gossip {
             }
             TreeMessage::IHave { ids } => self.tree.on_ihave(from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => self.tree.on_graft(from, id, &mut self.pt_out),
-            TreeMessage::Prune => self.tree.on_prune(from),
+            TreeMessage::Prune { origin } => self.tree.on_prune(from, origin),
+            TreeMessage::Shortcut { origin } => self.tree.on_shortcut(from, origin),
         }
     }
 
@@ -303,7 +216,7 @@ impl Gossip {
                     HvOut::Dial(peer) => out.push(Output::Dial(peer)),
                     HvOut::Disconnect(peer) => out.push(Output::Disconnect(peer)),
                     HvOut::Up(peer) => {
-                        self.tree.neighbor_up(peer);
+                        self.tree.neighbor_up(now, peer, &mut self.pt_out);
                         out.push(Output::Emit(Event::NeighborUp(peer)));
                     }
                     HvOut::Down(peer) => {
@@ -369,7 +282,10 @@ impl Protocol for Gossip {
                     Message::Membership(msg) => {
                         self.views.on_message(from, msg, &mut self.rng, &mut self.hv_out)
                     }
-                    Message::Tree(msg) => self.on_tree_message(now, from, msg),
+                    Message::Tree(msg) => {
+                        self.views.on_tree_traffic(from, &mut self.hv_out);
+                        self.on_tree_message(now, from, msg);
+                    }
                 }
             }
             Input::Command(command) => match command {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, TopicId,
-    TopicOptions, TreeMessage, Verdict,
+    Announcement, Command, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, MessageId,
+    TopicId, TopicOptions, TreeMessage, Verdict,
 };
-use meshwork_identity::{Keypair, Signature};
+use meshwork_identity::{Hash, Keypair, Signature};
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, golden};
 
 fn topic() -> TopicId {
@@ -138,8 +138,10 @@ fn a_duplicate_triggers_prune() {
     let (mut g, a, b) = node(false);
     receive(&mut g, a, gossip(1));
     let out = receive(&mut g, b, gossip(1));
-    assert_eq!(sends(&out), vec![(b, TreeMessage::Prune)]);
-    assert_eq!(g.lazy_peers(), vec![b]);
+    let origin = key(9).peer_id();
+    assert_eq!(sends(&out), vec![(b, TreeMessage::Prune { origin })]);
+    assert_eq!(g.lazy_peers(&origin), vec![b]);
+    assert_eq!(g.eager_peers(&origin), vec![a]);
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn a_missing_message_triggers_graft_after_the_timeout() {
         Input::Timer(timer),
         &mut out,
     );
-    assert_eq!(sends(&out), vec![(a, TreeMessage::Graft { id: Some(id) })]);
+    assert_eq!(sends(&out), vec![(a, TreeMessage::Graft { id })]);
 }
 
 #[test]
@@ -199,9 +201,28 @@ fn golden_vectors() {
         &Message::Membership(MembershipMessage::Neighbor { high_priority: true }),
         "000201",
     );
-    golden::check(&Message::Membership(MembershipMessage::Disconnect), "0004");
-    golden::check(&Message::Tree(TreeMessage::Prune), "0103");
-    golden::check(&Message::Tree(TreeMessage::Graft { id: None }), "010200");
+    // Changed with per-origin trees and eviction hints: `Disconnect`, `Prune` and `Graft` gained fields and
+    // `Shortcut` is new (the peer id is key(2)'s, the message id blake3 of "m").
+    let peer = key(2).peer_id();
+    let disconnect = |alternative| Message::Membership(MembershipMessage::Disconnect { alternative });
+    golden::check(&disconnect(None), "000400");
+    golden::check(
+        &disconnect(Some(peer)),
+        "0004018139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+    );
+    golden::check(
+        &Message::Tree(TreeMessage::Prune { origin: peer }),
+        "01038139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+    );
+    golden::check(
+        &Message::Tree(TreeMessage::Shortcut { origin: peer }),
+        "01048139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+    );
+    let id = MessageId(Hash::digest(b"m"));
+    golden::check(
+        &Message::Tree(TreeMessage::Graft { id }),
+        "010283d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
+    );
 }
 
 #[test]

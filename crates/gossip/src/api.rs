@@ -1,0 +1,103 @@
+//! What the application and [`Gossip`](crate::Gossip) say to each other: commands, events, the verdict
+//! on a message, topic options, and the state machine's timers.
+
+use meshwork_wire::PeerId;
+
+use crate::error::PublishError;
+use crate::message::{GossipMessage, MAX_PAYLOAD, MessageId, TopicId};
+
+/// The application's verdict on a received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid: deliver it and forward it.
+    Accept,
+    /// Invalid: drop it and count it against the peer that sent it.
+    Reject,
+    /// Not worth forwarding, but nobody's fault (e.g. too old): drop it quietly.
+    Ignore,
+}
+
+/// How a node takes part in a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicOptions {
+    /// The largest payload accepted or published on the topic (at most [`MAX_PAYLOAD`]).
+    pub max_payload: usize,
+    /// If true, every new message waits for [`Command::Validated`] after [`Event::Validate`]; if false,
+    /// messages with a good signature are accepted at once.
+    pub validate: bool,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        Self {
+            max_payload: MAX_PAYLOAD,
+            validate: false,
+        }
+    }
+}
+
+/// What the application asks of [`Gossip`](crate::Gossip).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Join the overlay through these contacts.
+    Join(Vec<PeerId>),
+    /// Receive and relay messages on a topic.
+    Subscribe(TopicId, TopicOptions),
+    /// Stop receiving and relaying a topic.
+    Unsubscribe(TopicId),
+    /// Publish a payload on a subscribed topic.
+    Publish(TopicId, Vec<u8>),
+    /// The verdict on a message announced by [`Event::Validate`].
+    Validated(MessageId, Verdict),
+}
+
+/// What [`Gossip`](crate::Gossip) tells the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An accepted message, delivered once (also for our own publications, with `hops == 0`).
+    Delivered {
+        /// Its id.
+        id: MessageId,
+        /// The signed message.
+        message: GossipMessage,
+        /// Links it crossed on the first path that reached this node.
+        hops: u16,
+    },
+    /// A new message on a validating topic waits for [`Command::Validated`]. It is not forwarded before.
+    Validate {
+        /// Its id.
+        id: MessageId,
+        /// The signed message (signature already checked).
+        message: GossipMessage,
+        /// The peer it came from.
+        from: PeerId,
+    },
+    /// Our own publication went out with this id.
+    Published {
+        /// The id.
+        id: MessageId,
+        /// The topic.
+        topic: TopicId,
+    },
+    /// A local publication was refused.
+    PublishFailed(PublishError),
+    /// A peer entered the active view.
+    NeighborUp(PeerId),
+    /// A peer left the active view.
+    NeighborDown(PeerId),
+    /// A peer's score fell below the threshold: it was removed and disconnected.
+    PeerBanned(PeerId),
+}
+
+/// A timer of the gossip state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Periodic shuffle and active-view refill.
+    Shuffle,
+    /// Send batched `IHave`s.
+    FlushIHave,
+    /// An announced message may be missing: graft it.
+    Graft(MessageId),
+    /// Periodic expiry of the seen cache.
+    Sweep,
+}

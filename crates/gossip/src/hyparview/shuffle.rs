@@ -1,0 +1,88 @@
+//! The periodic shuffle of HyParView: a random walk carrying a sample of the origin's views; the
+//! node where it ends answers with a sample of its passive view, and both keep what they learn in their
+//! passive views. This is what keeps passive views fresh enough to repair the active view from.
+
+use meshwork_wire::{BoundedVec, PeerId};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::{HvOut, HyParView};
+use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg};
+
+impl HyParView {
+    /// A shuffle round: repair first (refusals forgotten, free slots asked for, join retried when alone),
+    /// then start a shuffle walk through a random active peer.
+    pub(crate) fn on_shuffle_timer(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
+        self.new_round(rng, out);
+        let Some(&target) = self.active.choose(rng) else {
+            return;
+        };
+        let mut peers: Vec<PeerId> = self
+            .active
+            .choose_multiple(rng, self.shuffle_active)
+            .filter(|p| **p != target)
+            .copied()
+            .collect();
+        peers.extend(self.passive.choose_multiple(rng, self.shuffle_passive));
+        peers.truncate(MAX_SHUFFLE);
+        let peers = BoundedVec::try_from(peers).unwrap_or_default();
+        let ttl = self.arwl;
+        out.push(HvOut::Send(
+            target,
+            Msg::Shuffle {
+                origin: self.me,
+                ttl,
+                peers,
+            },
+        ));
+    }
+
+    /// A shuffle walk passing through: forwarded while it has hops left, answered where it ends.
+    pub(super) fn on_shuffle(
+        &mut self,
+        from: PeerId,
+        origin: PeerId,
+        ttl: u8,
+        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<HvOut>,
+    ) {
+        let next = self.random_active_except(&[from, origin], rng);
+        match next {
+            Some(next) if ttl > 0 => {
+                let ttl = ttl - 1;
+                out.push(HvOut::Send(next, Msg::Shuffle { origin, ttl, peers }));
+            }
+            _ if origin != self.me => {
+                let mut reply = self.passive.clone();
+                reply.shuffle(rng);
+                reply.truncate(peers.len().min(MAX_SHUFFLE));
+                for peer in peers.iter().chain(std::iter::once(&origin)) {
+                    self.add_passive(*peer, rng);
+                }
+                let peers = BoundedVec::try_from(reply).unwrap_or_default();
+                self.send(origin, Msg::ShuffleReply { peers }, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// The answer to our shuffle: its peers go to the passive view; a connection opened only for the reply
+    /// is closed.
+    pub(super) fn on_shuffle_reply(
+        &mut self,
+        from: PeerId,
+        peers: &[PeerId],
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<HvOut>,
+    ) {
+        for peer in peers {
+            self.add_passive(*peer, rng);
+        }
+        let busy =
+            self.is_active(&from) || self.dialing.contains_key(&from) || self.requested.contains_key(&from);
+        if !busy {
+            self.close(from, out);
+        }
+    }
+}

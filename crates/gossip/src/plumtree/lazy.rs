@@ -1,0 +1,138 @@
+//! The lazy side of Plumtree: batched `IHave` announcements, grafts for announced messages that do not
+//! arrive, and the optimisation that moves a tree link to a much shorter path (§3.8).
+
+use std::collections::HashMap;
+
+use meshwork_wire::{BoundedVec, PeerId};
+
+use super::{MAX_ANNOUNCERS, Plumtree, PtOut};
+use crate::cache::Status;
+use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
+use crate::score::Penalty;
+use crate::state::Timer;
+
+impl Plumtree {
+    /// Sends the batched announcements.
+    pub(crate) fn flush_ihave(&mut self, out: &mut Vec<PtOut>) {
+        self.flush_scheduled = false;
+        let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
+        for (peer, announcement) in self.lazy_queue.drain(..) {
+            by_peer.entry(peer).or_default().push(announcement);
+        }
+        let mut peers: Vec<_> = by_peer.into_iter().collect();
+        peers.sort_by_key(|(peer, _)| *peer); // deterministic order
+        for (peer, ids) in peers {
+            for chunk in ids.chunks(MAX_IHAVE) {
+                let Ok(ids) = BoundedVec::try_from(chunk.to_vec()) else {
+                    continue;
+                };
+                self.stats.ihave_sent += 1;
+                out.push(PtOut::Send(peer, TreeMessage::IHave { ids }));
+            }
+        }
+    }
+
+    pub(crate) fn on_ihave(&mut self, from: PeerId, ids: &[Announcement], out: &mut Vec<PtOut>) {
+        for announcement in ids {
+            if let Some(entry) = self.cache.get(&announcement.id) {
+                let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
+                if accepted && let Some(parent) = parent {
+                    let origin = entry.message.origin;
+                    self.maybe_optimize(origin, from, parent, hops, announcement.hops, out);
+                }
+                continue;
+            }
+            if !self.missing.contains_key(&announcement.id) {
+                if self.missing.len() >= self.config.max_missing {
+                    continue;
+                }
+                let timer = Timer::Graft(announcement.id);
+                out.push(PtOut::Schedule(self.config.graft_timeout, timer));
+            }
+            let missing = self.missing.entry(announcement.id).or_default();
+            let known = missing.announcers.iter().any(|(p, _)| *p == from);
+            if missing.announcers.len() < MAX_ANNOUNCERS && !known {
+                missing.announcers.push_back((from, announcement.hops));
+            }
+        }
+    }
+
+    /// The paper's optimisation (§3.8): when a lazy neighbour announces a message `threshold` hops sooner
+    /// than the tree delivered it, its link becomes the tree link for this origin (`Shortcut`, the paper's
+    /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
+    /// graft through whichever announcer answered first) keeps its detour for every later message.
+    pub(super) fn maybe_optimize(
+        &mut self,
+        origin: PeerId,
+        from: PeerId,
+        parent: PeerId,
+        hops: u16,
+        announced: u16,
+        out: &mut Vec<PtOut>,
+    ) {
+        let via_announcer = announced.saturating_add(1);
+        if parent != from
+            && self.links.contains(&from)
+            && self.links.is_lazy(&origin, &from)
+            && via_announcer.saturating_add(self.config.optimization_threshold) <= hops
+            && self.links.is_eager(&origin, &parent)
+        {
+            self.stats.shortcuts_sent += 1;
+            self.stats.prunes_sent += 1;
+            out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));
+            out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
+            self.links.make_eager(&origin, &from);
+            self.links.make_lazy(origin, parent);
+        }
+    }
+
+    /// The graft timer of a missing message fired.
+    pub(crate) fn on_graft_timer(&mut self, id: MessageId, out: &mut Vec<PtOut>) {
+        if self.cache.contains(&id) {
+            self.missing.remove(&id);
+            return;
+        }
+        let Some(missing) = self.missing.get_mut(&id) else {
+            return;
+        };
+        if let Some(previous) = missing.grafted.take() {
+            out.push(PtOut::Penalty(previous, Penalty::BrokenPromise));
+        }
+        while let Some((peer, _)) = missing.announcers.pop_front() {
+            if self.links.contains(&peer) {
+                // The link turns eager for the message's origin when the message arrives (we do not know
+                // the origin before).
+                missing.grafted = Some(peer);
+                self.stats.grafts_sent += 1;
+                out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
+                out.push(PtOut::Schedule(self.config.graft_retry, Timer::Graft(id)));
+                return;
+            }
+        }
+        self.missing.remove(&id);
+    }
+
+    /// A graft: the link becomes a tree link for the message's origin, and the message is sent if we have
+    /// accepted it. An id we no longer hold tells us no origin: the grafter's timer moves on.
+    pub(crate) fn on_graft(&mut self, from: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
+        let Some(entry) = self.cache.get(&id) else {
+            return;
+        };
+        self.links.make_eager(&entry.message.origin, &from);
+        if entry.status == Status::Accepted {
+            self.stats.gossip_sent += 1;
+            let message = entry.message.clone();
+            let hops = entry.hops.saturating_add(1);
+            out.push(PtOut::Send(from, TreeMessage::Gossip { message, hops }));
+        }
+    }
+
+    /// The optimisation's graft from the other side: our link is now on the tree of `origin`.
+    pub(crate) fn on_shortcut(&mut self, from: PeerId, origin: PeerId) {
+        self.links.make_eager(&origin, &from);
+    }
+
+    pub(crate) fn on_prune(&mut self, from: PeerId, origin: PeerId) {
+        self.links.make_lazy(origin, from);
+    }
+}

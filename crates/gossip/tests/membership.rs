@@ -1,0 +1,225 @@
+//! HyParView repair driven by hand: high-priority requests, eviction hints, expiring requests, join retries.
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+use meshwork_gossip::{Config, Gossip, MembershipMessage as Msg, Message, Timer};
+use meshwork_identity::Keypair;
+use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+
+fn peer(n: u8) -> PeerId {
+    Keypair::from_seed([n; 32]).peer_id()
+}
+
+fn node() -> Gossip {
+    Gossip::new(Keypair::from_seed([1; 32]), Config::default(), 7)
+}
+
+fn handle(g: &mut Gossip, input: Input<Gossip>) -> Vec<Output<Gossip>> {
+    let mut out = Vec::new();
+    g.handle(Instant::ZERO, input, &mut out);
+    out
+}
+
+fn receive(g: &mut Gossip, from: PeerId, msg: Msg) -> Vec<Output<Gossip>> {
+    let msg = Message::Membership(msg);
+    handle(g, Input::Message { from, msg })
+}
+
+/// Connects `from` and has it ask to be a neighbour.
+fn neighbour(g: &mut Gossip, from: PeerId, high_priority: bool) -> Vec<Output<Gossip>> {
+    handle(g, Input::PeerUp(from));
+    receive(g, from, Msg::Neighbor { high_priority })
+}
+
+fn sent(out: &[Output<Gossip>]) -> Vec<(PeerId, Msg)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Membership(m),
+            } => Some((*to, m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dials(out: &[Output<Gossip>]) -> Vec<PeerId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Dial(p) => Some(*p),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fills the passive view with `peers` (a shuffle reply from an active peer).
+fn learn(g: &mut Gossip, via: PeerId, peers: &[PeerId]) {
+    let peers = peers.to_vec().try_into().unwrap();
+    receive(g, via, Msg::ShuffleReply { peers });
+}
+
+#[test]
+fn a_full_view_takes_a_high_priority_request_and_tells_the_evicted_peer_who_came() {
+    let mut g = node();
+    for n in 2..7 {
+        neighbour(&mut g, peer(n), false);
+    }
+    assert_eq!(g.active_view().len(), 5);
+    // A low-priority request is refused when full.
+    let out = neighbour(&mut g, peer(8), false);
+    assert_eq!(
+        sent(&out),
+        vec![(peer(8), Msg::NeighborReply { accepted: false })]
+    );
+    assert!(!g.active_view().contains(&peer(8)));
+    // A high-priority one (the sender is alone) must be accepted: a random member makes room.
+    let out = neighbour(&mut g, peer(7), true);
+    assert_eq!(g.active_view().len(), 5, "the view stays within its size");
+    assert!(g.active_view().contains(&peer(7)));
+    let evicted: Vec<PeerId> = sent(&out)
+        .into_iter()
+        .filter(|(_, m)| {
+            *m == Msg::Disconnect {
+                alternative: Some(peer(7)),
+            }
+        })
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(evicted.len(), 1);
+    assert!(
+        g.passive_view().contains(&evicted[0]),
+        "evicted peers go to the passive view"
+    );
+    assert!(sent(&out).contains(&(peer(7), Msg::NeighborReply { accepted: true })));
+}
+
+#[test]
+fn an_isolated_node_sends_one_high_priority_request_at_a_time_until_it_has_neighbours() {
+    let mut g = node();
+    neighbour(&mut g, peer(2), false);
+    learn(&mut g, peer(2), &[peer(10), peer(11), peer(12), peer(13)]);
+    // Its only neighbour fails: one high-priority request, not one per free slot.
+    let out = handle(&mut g, Input::PeerDown(peer(2)));
+    let asked = dials(&out);
+    assert_eq!(asked.len(), 1, "{out:?}");
+    let out = handle(&mut g, Input::PeerUp(asked[0]));
+    assert_eq!(
+        sent(&out),
+        vec![(asked[0], Msg::Neighbor { high_priority: true })]
+    );
+    // Accepted: still alone (fewer than half the slots), so the next request is high priority too.
+    let out = receive(&mut g, asked[0], Msg::NeighborReply { accepted: true });
+    assert_eq!(g.active_view(), &[asked[0]]);
+    let next = dials(&out);
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0], asked[0]);
+}
+
+#[test]
+fn an_unanswered_request_expires_and_the_next_peer_is_asked() {
+    let mut g = node();
+    neighbour(&mut g, peer(2), false);
+    learn(&mut g, peer(2), &[peer(10), peer(11)]);
+    let first = dials(&handle(&mut g, Input::PeerDown(peer(2))));
+    handle(&mut g, Input::PeerUp(first[0]));
+    // No answer ever comes (lost). Within two shuffle rounds the request is dropped and the other
+    // passive peer is asked.
+    let mut asked = Vec::new();
+    for _ in 0..2 {
+        asked.extend(dials(&handle(&mut g, Input::Timer(Timer::Shuffle))));
+    }
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_ne!(asked[0], first[0]);
+}
+
+#[test]
+fn an_evicted_node_asks_the_peer_that_took_its_slot_first() {
+    let mut g = node();
+    neighbour(&mut g, peer(2), false);
+    neighbour(&mut g, peer(3), false);
+    let out = receive(
+        &mut g,
+        peer(2),
+        Msg::Disconnect {
+            alternative: Some(peer(9)),
+        },
+    );
+    assert_eq!(g.active_view(), &[peer(3)]);
+    assert!(g.passive_view().contains(&peer(2)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect(p) if *p == peer(2)))
+    );
+    assert_eq!(dials(&out).first(), Some(&peer(9)));
+    // Not straight back to the peer that evicted us.
+    assert!(!dials(&out).contains(&peer(2)));
+}
+
+#[test]
+fn an_accept_without_a_request_is_ignored() {
+    let mut g = node();
+    handle(&mut g, Input::PeerUp(peer(4)));
+    receive(&mut g, peer(4), Msg::NeighborReply { accepted: true });
+    assert!(g.active_view().is_empty());
+}
+
+#[test]
+fn a_node_left_with_nobody_joins_again_through_its_contact() {
+    let mut g = node();
+    let contact = peer(5);
+    let out = handle(
+        &mut g,
+        Input::Command(meshwork_gossip::Command::Join(vec![contact])),
+    );
+    assert_eq!(dials(&out), vec![contact]);
+    // The dial fails: no neighbour, no passive peer. The next shuffle round retries the join.
+    handle(&mut g, Input::PeerDown(contact));
+    let out = handle(&mut g, Input::Timer(Timer::Shuffle));
+    assert_eq!(dials(&out), vec![contact]);
+    let out = handle(&mut g, Input::PeerUp(contact));
+    assert!(sent(&out).contains(&(contact, Msg::Join)));
+    assert_eq!(g.active_view(), &[contact]);
+}
+
+#[test]
+fn a_late_accept_when_full_is_undone_instead_of_evicting_a_neighbour() {
+    let mut g = node();
+    for n in 2..5 {
+        neighbour(&mut g, peer(n), false);
+    }
+    learn(
+        &mut g,
+        peer(2),
+        &[peer(20), peer(21), peer(22), peer(23), peer(24)],
+    );
+    // The shuffle round asks passive peers (low priority) for the two free slots.
+    let asked = dials(&handle(&mut g, Input::Timer(Timer::Shuffle)));
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    for &p in &asked {
+        let out = handle(&mut g, Input::PeerUp(p));
+        assert_eq!(sent(&out), vec![(p, Msg::Neighbor { high_priority: false })]);
+    }
+    // Meanwhile other peers fill the view by asking us.
+    for n in 5..7 {
+        neighbour(&mut g, peer(n), false);
+    }
+    let before = g.active_view().to_vec();
+    let out = receive(&mut g, asked[0], Msg::NeighborReply { accepted: true });
+    assert_eq!(g.active_view(), &before[..], "nobody evicted");
+    assert_eq!(
+        sent(&out),
+        vec![(asked[0], Msg::Disconnect { alternative: None })]
+    );
+}
+
+#[test]
+fn broadcast_traffic_from_a_peer_outside_the_view_is_answered_with_disconnect() {
+    let mut g = node();
+    handle(&mut g, Input::PeerUp(peer(4)));
+    let msg = Message::Tree(meshwork_gossip::TreeMessage::Prune { origin: peer(9) });
+    let out = handle(&mut g, Input::Message { from: peer(4), msg });
+    assert_eq!(sent(&out), vec![(peer(4), Msg::Disconnect { alternative: None })]);
+    // From a neighbour it is ordinary traffic.
+    neighbour(&mut g, peer(5), false);
+    let msg = Message::Tree(meshwork_gossip::TreeMessage::Prune { origin: peer(9) });
+    assert!(sent(&handle(&mut g, Input::Message { from: peer(5), msg })).is_empty());
+}

@@ -1,0 +1,194 @@
+//! Plumtree trees driven by hand: one tree per origin, prune and graft per origin, the §3.8 optimisation.
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+use meshwork_gossip::{
+    Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, TopicId, TopicOptions,
+    TreeMessage,
+};
+use meshwork_identity::Keypair;
+use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+
+fn topic() -> TopicId {
+    TopicId::from_name("t")
+}
+
+fn key(n: u8) -> Keypair {
+    Keypair::from_seed([n; 32])
+}
+
+/// A node (key 1) with `config` and the given peers in its active view.
+fn node_with(config: Config, peers: &[u8]) -> Gossip {
+    let mut g = Gossip::new(key(1), config, 7);
+    let mut out = Vec::new();
+    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
+    g.handle(Instant::ZERO, Input::Command(subscribe), &mut out);
+    for &n in peers {
+        let peer = key(n).peer_id();
+        g.handle(Instant::ZERO, Input::PeerUp(peer), &mut out);
+        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+        g.handle(Instant::ZERO, Input::Message { from: peer, msg }, &mut out);
+    }
+    g
+}
+
+/// A message published by the peer of key `origin`.
+fn published_by(origin: u8, seq: u64) -> GossipMessage {
+    GossipMessage::sign(&key(origin), topic(), seq, b"hi".to_vec().try_into().unwrap())
+}
+
+fn tree(g: &mut Gossip, from: u8, msg: TreeMessage) -> Vec<(PeerId, TreeMessage)> {
+    let mut out = Vec::new();
+    let msg = Message::Tree(msg);
+    let from = key(from).peer_id();
+    g.handle(Instant::ZERO, Input::Message { from, msg }, &mut out);
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Tree(m),
+            } => Some((to, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gossip(g: &mut Gossip, from: u8, message: GossipMessage, hops: u16) -> Vec<(PeerId, TreeMessage)> {
+    tree(g, from, TreeMessage::Gossip { message, hops })
+}
+
+#[test]
+fn a_duplicate_prunes_the_link_for_its_origin_only() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, y) = (key(10).peer_id(), key(11).peer_id());
+    gossip(&mut g, 2, published_by(10, 1), 1);
+    let out = gossip(&mut g, 3, published_by(10, 1), 1);
+    assert_eq!(out, vec![(key(3).peer_id(), TreeMessage::Prune { origin: x })]);
+    assert_eq!(g.lazy_peers(&x), vec![key(3).peer_id()]);
+    // Origin Y's first message still goes eagerly to 3: its tree is its own.
+    let out = gossip(&mut g, 2, published_by(11, 1), 1);
+    assert!(
+        out.iter()
+            .any(|(to, m)| *to == key(3).peer_id() && matches!(m, TreeMessage::Gossip { .. })),
+        "{out:?}"
+    );
+    assert!(g.lazy_peers(&y).is_empty());
+    assert_eq!(g.tree_count(), 1);
+}
+
+#[test]
+fn prune_shortcut_and_graft_move_a_link_between_lazy_and_eager() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let x = key(10).peer_id();
+    let b = key(3).peer_id();
+    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    assert_eq!(g.lazy_peers(&x), vec![b]);
+    tree(&mut g, 3, TreeMessage::Shortcut { origin: x });
+    assert!(g.lazy_peers(&x).is_empty());
+    // A graft names a message: the link turns eager for that message's origin, and the message is sent.
+    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    let message = published_by(10, 1);
+    let id = message.id();
+    gossip(&mut g, 2, message, 1);
+    let out = tree(&mut g, 3, TreeMessage::Graft { id });
+    assert!(matches!(&out[..], [(to, TreeMessage::Gossip { hops: 2, .. })] if *to == b));
+    assert!(g.eager_peers(&x).contains(&b));
+}
+
+#[test]
+fn a_much_shorter_announcement_reshapes_the_tree() {
+    // Peer 2 is on the tree of origin X (it delivered at 8 hops); peer 3 is lazy and announces 2 hops.
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
+    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    let message = published_by(10, 1);
+    let id = message.id();
+    gossip(&mut g, 2, message, 8);
+    assert_eq!(g.eager_peers(&x), vec![a]);
+    // An announcement only a little shorter (6 + 1 + threshold 3 > 8) changes nothing.
+    let ids = vec![Announcement { id, hops: 6 }].try_into().unwrap();
+    assert!(tree(&mut g, 3, TreeMessage::IHave { ids }).is_empty());
+    // Much shorter (2 + 1 + 3 <= 8): 3 becomes the tree link, 2 is pruned (Plumtree §3.8).
+    let ids = vec![Announcement { id, hops: 2 }].try_into().unwrap();
+    let out = tree(&mut g, 3, TreeMessage::IHave { ids });
+    assert_eq!(
+        out,
+        vec![
+            (b, TreeMessage::Shortcut { origin: x }),
+            (a, TreeMessage::Prune { origin: x }),
+        ]
+    );
+    assert_eq!(g.eager_peers(&x), vec![b]);
+    assert_eq!(g.lazy_peers(&x), vec![a]);
+    assert_eq!(g.stats().tree.shortcuts_sent, 1);
+    // X's next message now comes from 3; 2 is lazy, so it is only announced to 2 (in the next batch).
+    let out = gossip(&mut g, 3, published_by(10, 2), 3);
+    assert!(out.is_empty(), "nothing pushed in full: {out:?}");
+}
+
+#[test]
+fn the_number_of_trees_is_bounded() {
+    let config = Config {
+        max_origins: 2,
+        ..Config::default()
+    };
+    let mut g = node_with(config, &[2, 3]);
+    for origin in 10..15 {
+        tree(
+            &mut g,
+            3,
+            TreeMessage::Prune {
+                origin: key(origin).peer_id(),
+            },
+        );
+    }
+    assert_eq!(g.tree_count(), 2);
+    // The most recent origins are kept; the others fall back to "every link eager".
+    assert_eq!(g.lazy_peers(&key(14).peer_id()), vec![key(3).peer_id()]);
+    assert!(g.lazy_peers(&key(10).peer_id()).is_empty());
+}
+
+#[test]
+fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let x = key(10).peer_id();
+    let message = published_by(10, 1);
+    let id = message.id();
+    gossip(&mut g, 2, message.clone(), 1);
+    gossip(&mut g, 3, message, 1); // X's tree formed here: 3 is lazy for it.
+    let mut out = Vec::new();
+    let newcomer = key(4).peer_id();
+    g.handle(Instant::ZERO, Input::PeerUp(newcomer), &mut out);
+    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+    g.handle(Instant::ZERO, Input::Message { from: newcomer, msg }, &mut out);
+    assert_eq!(g.lazy_peers(&x), vec![key(3).peer_id(), newcomer]);
+    // Origin Y has no tree yet: everyone, the newcomer too, is eager for it.
+    assert_eq!(g.eager_peers(&key(11).peer_id()).len(), 3);
+    // The newcomer hears of X's message in the next IHave batch, so it can graft it if it missed it.
+    let mut out = Vec::new();
+    g.handle(
+        Instant::ZERO,
+        Input::Timer(meshwork_gossip::Timer::FlushIHave),
+        &mut out,
+    );
+    let announced = out.iter().any(|o| {
+        matches!(o, Output::Send { to, msg: Message::Tree(TreeMessage::IHave { ids }) }
+            if *to == newcomer && ids.iter().any(|a| a.id == id))
+    });
+    assert!(announced, "{out:?}");
+}
+
+#[test]
+fn announcements_that_came_before_a_late_message_reshape_the_tree_on_arrival() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
+    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    let message = published_by(10, 1);
+    let id = message.id();
+    // 3 (lazy) announces it at 2 hops; the tree copy comes later, at 9 hops, before any graft.
+    let ids = vec![Announcement { id, hops: 2 }].try_into().unwrap();
+    tree(&mut g, 3, TreeMessage::IHave { ids });
+    let out = gossip(&mut g, 2, message, 9);
+    assert!(out.contains(&(b, TreeMessage::Shortcut { origin: x })), "{out:?}");
+    assert!(out.contains(&(a, TreeMessage::Prune { origin: x })), "{out:?}");
+    assert_eq!(g.eager_peers(&x), vec![b]);
+}
