@@ -43,12 +43,20 @@ pub(crate) enum Experiment {
     Flood(experiments::flood::Args),
     /// HyParView + Plumtree gossip against flood: reliability, RMR, hops, latency, repair after crashes.
     Gossip(experiments::gossip::Args),
+    /// Gossip with a share of spammers (`--spammers F`): honest delivery, and how scoring disconnects them.
+    GossipSpam(experiments::gossip_spam::Args),
     /// Kademlia lookups among N nodes: success rate, hops, messages and latency per lookup.
     KadLookup(experiments::kad_lookup::Args),
     /// Kademlia lookups with a share of malicious nodes (`--malicious F`) and `--paths D` disjoint paths.
     KadAdversarial(experiments::kad_lookup::Args),
     /// Kademlia records under departures: share still retrievable against the estimate 1 - C^k.
     KadChurn(experiments::kad_churn::Args),
+    /// Nakamoto proof of work among N nodes with M miners: stale rate, reorg depths, block propagation.
+    Pow(experiments::pow::Args),
+    /// Proof of work across a healed partition: convergence on the most work, reorg depth, double-spends.
+    PowPartition(experiments::pow_partition::Args),
+    /// A late node syncs a long chain from several peers, one of them lying: time, rate, liar dropped.
+    Sync(experiments::sync::Args),
 }
 
 impl Experiment {
@@ -57,8 +65,12 @@ impl Experiment {
         match self {
             Self::Flood(args) => &args.common,
             Self::Gossip(args) => &args.common,
+            Self::GossipSpam(args) => &args.common,
             Self::KadLookup(args) | Self::KadAdversarial(args) => &args.common,
             Self::KadChurn(args) => &args.common,
+            Self::Pow(args) => &args.common,
+            Self::PowPartition(args) => &args.common,
+            Self::Sync(args) => &args.common,
         }
     }
 
@@ -67,9 +79,13 @@ impl Experiment {
         match self {
             Self::Flood(args) => experiments::flood::run(args),
             Self::Gossip(args) => experiments::gossip::run(args),
+            Self::GossipSpam(args) => experiments::gossip_spam::run(args),
             Self::KadLookup(args) => experiments::kad_lookup::run(args, "kad-lookup"),
             Self::KadAdversarial(args) => experiments::kad_lookup::run(args, "kad-adversarial"),
             Self::KadChurn(args) => experiments::kad_churn::run(args),
+            Self::Pow(args) => experiments::pow::run(args),
+            Self::PowPartition(args) => experiments::pow_partition::run(args),
+            Self::Sync(args) => experiments::sync::run(args),
         }
     }
 }

@@ -1,21 +1,25 @@
-//! `meshsim gossip`: HyParView + Plumtree against flood, on the same number of nodes and the same seed.
+//! `meshsim gossip`: HyParView + Plumtree against flood on the same overlay, in the same run.
 //!
-//! Nodes join one by one through a few contacts, the overlay settles, a warm-up of broadcasts lets the
-//! Plumtree form, then `--messages` broadcasts are measured: reliability, RMR (full copies received per
-//! delivering node, minus one), last-delivery hop, latency, bytes per node. With `--fail F`, a share `F` of
-//! the nodes crashes and `--messages` more broadcasts report reliability among live nodes one by one.
-//! Flood runs on a random regular overlay of degree 5 (the active view size) with the same link model.
-
-use std::time::Duration;
+//! The overlay joins and settles as [`super::gossip_net`] describes. `--publishers` nodes then publish in
+//! turn: `--warmup` rounds while their trees form (each origin has its own Plumtree tree, formed by its
+//! first message, which floods), then `--messages` measured broadcasts: reliability, RMR (full copies
+//! received per delivering node, minus one), last-delivery hop, latency, bytes per node. The first
+//! broadcast of each publisher is reported apart (`gossip_first_*`), as the price of forming a tree.
+//!
+//! Flood runs on the overlay the active views form when the measurement starts (same links, same link
+//! model, same seed), so `last_hop_over_flood` compares paths on the same graph.
+//!
+//! With `--fail F`, a share `F` of the nodes crashes and `--messages` more broadcasts (from the live
+//! publishers; new ones if all crashed) report reliability among live nodes one by one.
 
 use clap::Args as ClapArgs;
-use meshwork_gossip::{Command, Config, Event, Gossip, MessageId, TopicId, TopicOptions};
+use meshwork_gossip::{Config, Gossip, TopicOptions};
 use meshwork_sim::flood::{Flood, FloodCommand, FloodEvent};
 use meshwork_sim::metrics::Summary;
-use meshwork_sim::{Control, LinkConfig, NodeId, Sim, SimConfig, topology};
-use rand::Rng;
+use meshwork_sim::{Control, NodeId, Sim, SimConfig};
 use rand::seq::SliceRandom;
 
+use super::gossip_net::{Broadcast, NetArgs, broadcast, build, overlay};
 use crate::cli::Common;
 use crate::clock::{memory, wall_now};
 use crate::report::Report;
@@ -25,111 +29,20 @@ use crate::report::Report;
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    net: NetArgs,
     /// Measured broadcasts (and as many again after the crash, with `--fail`).
     #[arg(long, default_value_t = 10)]
     messages: u64,
-    /// Broadcasts before measuring, while the tree forms.
+    /// Nodes that publish, in turn.
     #[arg(long, default_value_t = 5)]
+    publishers: usize,
+    /// Rounds (one broadcast per publisher) before measuring, while the trees form.
+    #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// Share of nodes that crash after the measured broadcasts (0 for none).
     #[arg(long, default_value_t = 0.0)]
     fail: f64,
-    /// Payload size in bytes.
-    #[arg(long, default_value_t = 64)]
-    payload_bytes: usize,
-    /// One-way link latency in milliseconds (plus up to `--jitter-ms`).
-    #[arg(long, default_value_t = 50)]
-    latency_ms: u64,
-    /// Extra random delay per message, up to this many milliseconds.
-    #[arg(long, default_value_t = 10)]
-    jitter_ms: u64,
-    /// Virtual time between two broadcasts, in milliseconds.
-    #[arg(long, default_value_t = 3000)]
-    interval_ms: u64,
-}
-
-fn link(args: &Args) -> LinkConfig {
-    LinkConfig::constant(Duration::from_millis(args.latency_ms))
-        .with_jitter(Duration::from_millis(args.jitter_ms))
-}
-
-/// Figures of one broadcast.
-struct Broadcast {
-    delivered: usize,
-    live: usize,
-    copies: u64,
-    max_hops: u32,
-    latencies_ms: Vec<f64>,
-}
-
-fn topic() -> TopicId {
-    TopicId::from_name("meshsim")
-}
-
-fn gossip_broadcast(sim: &mut Sim<Gossip>, args: &Args) -> Broadcast {
-    let live: Vec<NodeId> = sim.live_nodes().collect();
-    let origin = live[sim.rng().gen_range(0..live.len())];
-    let received = |sim: &Sim<Gossip>| -> u64 {
-        sim.live_nodes()
-            .filter_map(|n| sim.state(n))
-            .map(|s| s.stats().tree.gossip_received)
-            .sum()
-    };
-    let before = received(sim);
-    let published = sim.now();
-    let _ = sim.command(origin, Command::Publish(topic(), vec![0xab; args.payload_bytes]));
-    let mut id: Option<MessageId> = None;
-    let mut out = Broadcast {
-        delivered: 0,
-        live: live.len(),
-        copies: 0,
-        max_hops: 0,
-        latencies_ms: Vec::new(),
-    };
-    sim.advance(
-        Duration::from_millis(args.interval_ms),
-        |at, _, event| match event {
-            Event::Published { id: new, .. } => id = Some(new),
-            Event::Delivered { id: got, hops, .. } if Some(got) == id => {
-                out.delivered += 1;
-                out.max_hops = out.max_hops.max(u32::from(hops));
-                if hops > 0 {
-                    out.latencies_ms.push((at - published).as_secs_f64() * 1000.0);
-                }
-            }
-            _ => {}
-        },
-    );
-    out.copies = received(sim) - before;
-    out
-}
-
-fn build_gossip(args: &Args) -> Result<Sim<Gossip>, String> {
-    let n = args.common.nodes;
-    let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(link(args)));
-    let nodes = sim
-        .add_nodes(n, |init| {
-            Gossip::new(init.keypair.clone(), Config::default(), init.rng_seed)
-        })
-        .map_err(|e| e.to_string())?;
-    for &node in &nodes {
-        sim.command(node, Command::Subscribe(topic(), TopicOptions::default()))
-            .map_err(|e| e.to_string())?;
-    }
-    for (i, &node) in nodes.iter().enumerate().skip(1) {
-        // A contact drawn from the nodes already in (as a bootstrap list or a DHT would give). With a handful of
-        // fixed contacts the sequential joins chain the overlay (see the crate report).
-        let contact = NodeId(u32::try_from(sim.rng().gen_range(0..i)).unwrap_or(0));
-        let Some(contact) = sim.peer_id(contact) else {
-            continue;
-        };
-        sim.command(node, Command::Join(vec![contact]))
-            .map_err(|e| e.to_string())?;
-        sim.advance(Duration::from_millis(2), |_, _, _| {});
-    }
-    // Settle: a few shuffle rounds fill the passive views.
-    sim.advance(Duration::from_secs(30), |_, _, _| {});
-    Ok(sim)
 }
 
 const GOSSIP_KEYS: [&str; 7] = [
@@ -157,54 +70,89 @@ fn summarise(report: &mut Report, keys: [&'static str; 7], runs: &[Broadcast], b
             .map(|b| b.delivered as f64 / b.live.max(1) as f64)
             .collect(),
     );
-    let copies: u64 = runs.iter().map(|b| b.copies).sum();
-    let receivers: u64 = runs.iter().map(|b| b.delivered.saturating_sub(1) as u64).sum();
     let latency = Summary::of(runs.iter().flat_map(|b| b.latencies_ms.iter().copied()).collect());
     report
         .add(keys[0], reliability.mean)
         .add(keys[1], reliability.min)
-        .add(keys[2], copies as f64 / receivers.max(1) as f64 - 1.0)
-        .add(keys[3], runs.iter().map(|b| b.max_hops).max().unwrap_or(0))
+        .add(keys[2], rmr(runs))
+        .add(keys[3], last_hop(runs))
         .add(keys[4], latency.p50)
         .add(keys[5], latency.p99)
         .add(keys[6], bytes as f64 / nodes.max(1) as f64);
 }
 
-fn run_flood(args: &Args) -> Result<(Vec<Broadcast>, u64), String> {
-    let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(link(args)));
+/// Full copies received per delivering node (the origin excluded), minus one.
+fn rmr(runs: &[Broadcast]) -> f64 {
+    let copies: u64 = runs.iter().map(|b| b.copies).sum();
+    let receivers: u64 = runs.iter().map(|b| b.delivered.saturating_sub(1) as u64).sum();
+    copies as f64 / receivers.max(1) as f64 - 1.0
+}
+
+fn last_hop(runs: &[Broadcast]) -> u32 {
+    runs.iter().map(|b| b.max_hops).max().unwrap_or(0)
+}
+
+/// Flood over the given links: the reference for reach, hops and latency on the same graph.
+fn run_flood(args: &Args, links: &[(NodeId, NodeId)]) -> Result<(Vec<Broadcast>, u64, String), String> {
+    let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(args.net.link()));
     sim.add_nodes(args.common.nodes, |_| Flood::new())
         .map_err(|e| e.to_string())?;
-    topology::connect_random_regular(&mut sim, 5).map_err(|e| e.to_string())?;
+    for &(a, b) in links {
+        sim.connect(a, b).map_err(|e| e.to_string())?;
+    }
+    sim.advance(std::time::Duration::from_millis(1), |_, _, _| {});
     let mut runs = Vec::new();
     let bytes_before = sim.stats().bytes_sent;
+    let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
+    nodes.shuffle(sim.rng());
     for id in 0..args.messages {
         let before = sim.stats().messages_sent;
-        let len = sim.len();
-        let origin = NodeId(u32::try_from(sim.rng().gen_range(0..len)).unwrap_or(0));
+        let origin = nodes[usize::try_from(id).unwrap_or(0) % nodes.len()];
         let published = sim.now();
-        let command = FloodCommand::publish(id, vec![0xab; args.payload_bytes]).map_err(|e| e.to_string())?;
+        let command =
+            FloodCommand::publish(id, vec![0xab; args.net.payload_bytes]).map_err(|e| e.to_string())?;
         sim.command(origin, command).map_err(|e| e.to_string())?;
         let mut run = Broadcast {
-            delivered: 0,
             live: sim.len(),
-            copies: 0,
-            max_hops: 0,
-            latencies_ms: Vec::new(),
+            ..Broadcast::default()
         };
-        sim.advance(
-            Duration::from_millis(args.interval_ms),
-            |at, _, FloodEvent::Delivered { hops, .. }| {
-                run.delivered += 1;
-                run.max_hops = run.max_hops.max(hops);
-                if hops > 0 {
-                    run.latencies_ms.push((at - published).as_secs_f64() * 1000.0);
-                }
-            },
-        );
+        let wait = std::time::Duration::from_millis(args.net.interval_ms);
+        sim.advance(wait, |at, _, FloodEvent::Delivered { hops, .. }| {
+            run.delivered += 1;
+            run.max_hops = run.max_hops.max(hops);
+            if hops > 0 {
+                run.latencies_ms.push((at - published).as_secs_f64() * 1000.0);
+            }
+        });
         run.copies = sim.stats().messages_sent - before;
         runs.push(run);
     }
-    Ok((runs, sim.stats().bytes_sent - bytes_before))
+    let trace = sim.trace_hash().to_string();
+    Ok((runs, sim.stats().bytes_sent - bytes_before, trace))
+}
+
+/// One broadcast by every live publisher in turn, `count` in all.
+fn rounds(sim: &mut Sim<Gossip>, args: &Args, publishers: &mut Vec<NodeId>, count: u64) -> Vec<Broadcast> {
+    let mut runs = Vec::new();
+    for i in 0..count {
+        publishers.retain(|p| sim.is_up(*p));
+        if publishers.is_empty() {
+            let mut live: Vec<NodeId> = sim.live_nodes().collect();
+            live.shuffle(sim.rng());
+            publishers.extend(live.into_iter().take(args.publishers.max(1)));
+        }
+        let origin = publishers[usize::try_from(i).unwrap_or(0) % publishers.len()];
+        let payload = vec![0xab; args.net.payload_bytes];
+        runs.push(broadcast(
+            sim,
+            origin,
+            &args.net,
+            payload,
+            &|_| true,
+            &mut |_, _, _| {},
+        ));
+    }
+    runs
 }
 
 /// Runs the experiment.
@@ -214,22 +162,32 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     if n < 2 {
         return Err("gossip needs at least 2 nodes".into());
     }
-    let mut sim = build_gossip(args)?;
+    let make = |init: &meshwork_sim::NodeInit<'_>| {
+        Gossip::new(init.keypair.clone(), Config::default(), init.rng_seed)
+    };
+    let mut sim = build(n, args.common.seed, &args.net, TopicOptions::default(), make)?;
     eprintln!(
         "meshsim gossip: {n} nodes joined at virtual {:?}",
         sim.now().as_duration()
     );
-    for i in 0..args.warmup {
-        let b = gossip_broadcast(&mut sim, args);
-        eprintln!(
-            "meshsim gossip: warm-up {i}: {}/{} delivered, last hop {}, {} copies",
-            b.delivered, b.live, b.max_hops, b.copies
-        );
+    let mut publishers: Vec<NodeId> = sim.live_nodes().collect();
+    publishers.shuffle(sim.rng());
+    publishers.truncate(args.publishers.clamp(1, n));
+    let per_round = publishers.len() as u64;
+    let mut warmup = Vec::new();
+    for round in 0..args.warmup {
+        let runs = rounds(&mut sim, args, &mut publishers, per_round);
+        for b in &runs {
+            eprintln!(
+                "meshsim gossip: warm-up round {round}: {}/{} delivered, last hop {}, {} copies",
+                b.delivered, b.live, b.max_hops, b.copies
+            );
+        }
+        warmup.push(runs);
     }
+    let (links, components) = overlay(&sim);
     let bytes_before = sim.stats().bytes_sent;
-    let stable: Vec<Broadcast> = (0..args.messages)
-        .map(|_| gossip_broadcast(&mut sim, args))
-        .collect();
+    let stable = rounds(&mut sim, args, &mut publishers, args.messages);
     let stable_bytes = sim.stats().bytes_sent - bytes_before;
 
     let mut report = Report::new();
@@ -237,65 +195,101 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("experiment", "gossip")
         .add("seed", args.common.seed)
         .add("nodes", n)
+        .add("publishers", per_round)
         .add("messages", args.messages)
-        .add("warmup", args.warmup)
-        .add("payload_bytes", args.payload_bytes);
-    summarise(&mut report, GOSSIP_KEYS, &stable, stable_bytes, n);
-    let active: Vec<usize> = sim
+        .add("warmup_rounds", args.warmup)
+        .add("payload_bytes", args.net.payload_bytes)
+        .add("overlay_components", components)
+        .add("overlay_links", links.len());
+    let views: Vec<f64> = sim
         .live_nodes()
         .filter_map(|n| sim.state(n))
-        .map(|s| s.active_view().len())
+        .map(|s| s.active_view().len() as f64)
         .collect();
+    let views = Summary::of(views);
+    report
+        .add("active_view_mean", views.mean)
+        .add("active_view_min", views.min);
+    if let Some(first) = warmup.first() {
+        report
+            .add("gossip_first_reliability_min", min_reliability(first))
+            .add("gossip_first_rmr", rmr(first))
+            .add("gossip_first_last_delivery_hop", last_hop(first));
+    }
+    summarise(&mut report, GOSSIP_KEYS, &stable, stable_bytes, n);
+
+    let (flood, flood_bytes, flood_trace) = run_flood(args, &links)?;
+    summarise(&mut report, FLOOD_KEYS, &flood, flood_bytes, n);
     report.add(
-        "gossip_active_view_mean",
-        active.iter().sum::<usize>() as f64 / active.len().max(1) as f64,
+        "last_hop_over_flood",
+        i64::from(last_hop(&stable)) - i64::from(last_hop(&flood)),
     );
 
     if args.fail > 0.0 {
-        let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
-        nodes.shuffle(sim.rng());
-        let crash = ((n as f64) * args.fail.clamp(0.0, 1.0)).round() as usize;
-        for &node in nodes.iter().take(crash) {
-            sim.apply_control(Control::Crash(node))
-                .map_err(|e| e.to_string())?;
-        }
-        let after: Vec<Broadcast> = (0..args.messages)
-            .map(|_| gossip_broadcast(&mut sim, args))
-            .collect();
-        let per_broadcast: Vec<String> = after
-            .iter()
-            .map(|b| format!("{:.4}", b.delivered as f64 / b.live.max(1) as f64))
-            .collect();
-        let full_from = after
-            .iter()
-            .position(|b| b.delivered == b.live)
-            .map_or(-1, |i| i as i64 + 1);
-        report
-            .add("fail", args.fail)
-            .add("crashed", crash)
-            .add("after_crash_reliability_per_broadcast", per_broadcast.join(" "))
-            .add("after_crash_first_full_broadcast", full_from);
+        crash(&mut sim, args, &mut publishers, &mut report)?;
     }
-    let grafts: u64 = sim
-        .live_nodes()
-        .filter_map(|n| sim.state(n))
-        .map(|s| s.stats().tree.grafts_sent)
-        .sum();
-    let prunes: u64 = sim
-        .live_nodes()
-        .filter_map(|n| sim.state(n))
-        .map(|s| s.stats().tree.prunes_sent)
-        .sum();
+    let total = |f: fn(&Gossip) -> u64| -> u64 { sim.live_nodes().filter_map(|n| sim.state(n)).map(f).sum() };
     report
-        .add("gossip_grafts_total", grafts)
-        .add("gossip_prunes_total", prunes);
-    report.add("gossip_trace_hash", sim.trace_hash().to_string());
-
-    let (flood, flood_bytes) = run_flood(args)?;
-    summarise(&mut report, FLOOD_KEYS, &flood, flood_bytes, n);
-    report.add("wall_ms", started.elapsed().as_secs_f64() * 1000.0);
+        .add("gossip_grafts_total", total(|s| s.stats().tree.grafts_sent))
+        .add("gossip_prunes_total", total(|s| s.stats().tree.prunes_sent))
+        .add("gossip_shortcuts_total", total(|s| s.stats().tree.shortcuts_sent))
+        .add(
+            "trees_per_node_mean",
+            total(|s| s.tree_count() as u64) as f64 / sim.live_nodes().count().max(1) as f64,
+        )
+        .add("events", sim.stats().events)
+        .add("trace_hash", sim.trace_hash().to_string())
+        .add("flood_trace_hash", flood_trace)
+        .add("wall_ms", started.elapsed().as_secs_f64() * 1000.0);
     if let Some((_, hwm)) = memory() {
         report.add("peak_rss_bytes", hwm);
     }
     Ok(report)
+}
+
+fn min_reliability(runs: &[Broadcast]) -> f64 {
+    runs.iter()
+        .map(|b| b.delivered as f64 / b.live.max(1) as f64)
+        .fold(1.0, f64::min)
+}
+
+/// Crashes a share of the nodes, then reports how broadcasts recover, one by one.
+fn crash(
+    sim: &mut Sim<Gossip>,
+    args: &Args,
+    publishers: &mut Vec<NodeId>,
+    report: &mut Report,
+) -> Result<(), String> {
+    let n = args.common.nodes;
+    let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
+    nodes.shuffle(sim.rng());
+    let crashed = ((n as f64) * args.fail.clamp(0.0, 1.0)).round() as usize;
+    for &node in nodes.iter().take(crashed) {
+        sim.apply_control(Control::Crash(node))
+            .map_err(|e| e.to_string())?;
+    }
+    let after = rounds(sim, args, publishers, args.messages);
+    let shares: Vec<String> = after
+        .iter()
+        .map(|b| format!("{:.4}", b.delivered as f64 / b.live.max(1) as f64))
+        .collect();
+    let full = |b: &Broadcast| b.delivered == b.live;
+    let first_full = after.iter().position(full).map_or(-1, |i| i as i64 + 1);
+    // From which broadcast on every later one reached every live node (-1: the last one did not).
+    let full_from = match after.iter().rposition(|b| !full(b)) {
+        None => 1,
+        Some(i) if i + 1 < after.len() => i as i64 + 2,
+        Some(_) => -1,
+    };
+    let (_, components) = overlay(sim);
+    report
+        .add("fail", args.fail)
+        .add("crashed", crashed)
+        .add("after_crash_reliability_per_broadcast", shares.join(" "))
+        .add("after_crash_first_full_broadcast", first_full)
+        .add("after_crash_full_from_broadcast", full_from)
+        .add("after_crash_rmr", rmr(&after))
+        .add("after_crash_last_delivery_hop", last_hop(&after))
+        .add("after_crash_overlay_components", components);
+    Ok(())
 }

@@ -2,7 +2,14 @@
 
 pub(crate) mod flood;
 pub(crate) mod gossip;
+pub(crate) mod gossip_net;
+pub(crate) mod gossip_spam;
+pub(crate) mod gossip_spam_node;
 pub(crate) mod kad_churn;
 pub(crate) mod kad_lookup;
 pub(crate) mod kad_net;
 pub(crate) mod kad_node;
+pub(crate) mod pow;
+pub(crate) mod pow_net;
+pub(crate) mod pow_partition;
+pub(crate) mod sync;

@@ -1,0 +1,67 @@
+//! `meshsim gossip` and `meshsim gossip-spam` as a user runs them, at small N (the 10,000-node figures
+//! are measured with the release binary, not in tests).
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+mod support;
+
+use serde_json::Value;
+
+fn meshsim(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--seed", "3"]);
+    support::meshsim_json(&all)
+}
+
+fn number(report: &Value, key: &str) -> f64 {
+    report[key].as_f64().unwrap_or_else(|| panic!("missing {key}"))
+}
+
+#[test]
+fn gossip_reaches_everyone_with_few_copies_and_recovers_from_crashes() {
+    let report = meshsim(&["gossip", "--nodes", "250", "--messages", "5", "--fail", "0.5"]);
+    for key in [
+        "seed",
+        "trace_hash",
+        "flood_trace_hash",
+        "wall_ms",
+        "gossip_latency_ms_p99",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["overlay_components"], 1);
+    assert_eq!(number(&report, "gossip_reliability_min"), 1.0);
+    let rmr = number(&report, "gossip_rmr");
+    assert!(rmr <= 0.1, "rmr {rmr}");
+    assert!(number(&report, "last_hop_over_flood") <= 2.0);
+    // The first broadcast of each publisher floods while its tree forms.
+    assert!(number(&report, "gossip_first_rmr") > 1.0);
+    let full_from = number(&report, "after_crash_full_from_broadcast");
+    assert!((1.0..=5.0).contains(&full_from), "full from {full_from}");
+}
+
+#[test]
+fn gossip_spam_keeps_honest_delivery_and_disconnects_the_spammers() {
+    let report = meshsim(&[
+        "gossip-spam",
+        "--nodes",
+        "150",
+        "--spammers",
+        "0.1",
+        "--messages",
+        "4",
+    ]);
+    for key in ["seed", "trace_hash", "wall_ms", "time_to_disconnect_ms_p50"] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["spammers"], 15);
+    assert_eq!(number(&report, "honest_reliability_min"), 1.0);
+    assert_eq!(report["spam_delivered_to_honest"], 0);
+    assert_eq!(report["honest_bans_of_honest"], 0, "no honest peer is banned");
+    assert_eq!(number(&report, "spammers_banned"), 1.0);
+    assert!(number(&report, "spam_sent") > 100.0);
+    // Every spammer is dropped by every honest node it reaches; at the end nearly all hold no honest link.
+    let start = number(&report, "spammer_honest_links_start");
+    let end = number(&report, "spammer_honest_links_end");
+    assert!(start > 0.0 && end <= start / 10.0, "{start} -> {end}");
+    assert!(number(&report, "spammers_disconnected_end") >= 0.9);
+}
