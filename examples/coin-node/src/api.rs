@@ -1,0 +1,319 @@
+//! [`NodeApi`]: the node's operations for the RPC server, the devnet and the tests, over the protocol
+//! handles (every read runs inside the node task through `Handle::call`).
+
+use std::collections::HashSet;
+
+use meshwork_consensus::ChainError;
+use meshwork_gossip::{Command as GossipCommand, Gossip, MAX_PAYLOAD};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::Kademlia;
+use meshwork_ledger::{Amount, Block, BlockId, OutPoint, Transaction, Transfer, TxId};
+use meshwork_node::{Handle, Node, NodeError};
+use serde::Serialize;
+
+use crate::app::{block_topic, tx_topic};
+use crate::node::Sync;
+
+/// Blocks scanned back from the tip by [`NodeApi::transaction`] (a linear scan: there is no txid index).
+pub const TX_SCAN_DEPTH: u64 = 1000;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The node has stopped.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The chain's store failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The mempool refused the transaction.
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+}
+
+/// A summary of the node.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// The node's identity.
+    pub peer_id: String,
+    /// Its QUIC address.
+    pub listen: String,
+    /// The wallet's address (coinbases pay it).
+    pub wallet: String,
+    /// The tip's height.
+    pub height: u64,
+    /// The tip's id.
+    pub tip: String,
+    /// Connected peers.
+    pub peers: usize,
+    /// Transactions in the mempool.
+    pub mempool: usize,
+    /// Whether the tip is the best header known.
+    pub synced: bool,
+    /// Whether the miner runs.
+    pub mining: bool,
+}
+
+/// A block as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockView {
+    /// Its id.
+    pub id: String,
+    /// Its height.
+    pub height: u64,
+    /// Its parent's id.
+    pub parent: String,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// Compact target.
+    pub target: u32,
+    /// The nonce.
+    pub nonce: u64,
+    /// Its transactions' ids, coinbase first.
+    pub txids: Vec<String>,
+}
+
+/// A transaction as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxView {
+    /// Its id.
+    pub txid: String,
+    /// `"mempool"` or `"confirmed"`.
+    pub status: &'static str,
+    /// The block holding it, if confirmed.
+    pub block: Option<String>,
+    /// That block's height.
+    pub height: Option<u64>,
+    /// The encoded transaction (postcard, hex).
+    pub raw: String,
+}
+
+/// The node's operations. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NodeApi {
+    node: Node,
+    sync: Handle<Sync>,
+    gossip: Handle<Gossip>,
+    kad: Handle<Kademlia>,
+    wallet: std::sync::Arc<Keypair>,
+    mining: bool,
+}
+
+fn block_view(block: &Block) -> BlockView {
+    BlockView {
+        id: block.id().to_string(),
+        height: block.header.height,
+        parent: block.header.parent.to_string(),
+        timestamp: block.header.timestamp,
+        target: block.header.target,
+        nonce: block.header.nonce,
+        txids: block.txids().iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The id of a transfer.
+pub fn txid_of(tx: &Transfer) -> TxId {
+    Transaction::Transfer(tx.clone()).txid()
+}
+
+impl NodeApi {
+    pub(crate) fn new(
+        node: Node,
+        sync: Handle<Sync>,
+        gossip: Handle<Gossip>,
+        kad: Handle<Kademlia>,
+        wallet: Keypair,
+        mining: bool,
+    ) -> Self {
+        Self {
+            node,
+            sync,
+            gossip,
+            kad,
+            wallet: std::sync::Arc::new(wallet),
+            mining,
+        }
+    }
+
+    /// The node runtime's control handle.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The sync protocol (which owns the chain).
+    pub fn sync(&self) -> &Handle<Sync> {
+        &self.sync
+    }
+
+    /// The gossip protocol.
+    pub fn gossip(&self) -> &Handle<Gossip> {
+        &self.gossip
+    }
+
+    /// The Kademlia protocol.
+    pub fn kad(&self) -> &Handle<Kademlia> {
+        &self.kad
+    }
+
+    /// The wallet's key.
+    pub fn wallet(&self) -> &Keypair {
+        &self.wallet
+    }
+
+    /// The tip's height and id.
+    pub async fn tip(&self) -> Result<(u64, BlockId), ApiError> {
+        Ok(self
+            .sync
+            .with(|s| {
+                let tip = s.chain().tip();
+                (tip.height, tip.id)
+            })
+            .await?)
+    }
+
+    /// A summary of the node.
+    pub async fn status(&self) -> Result<Status, ApiError> {
+        let peers = self.node.peers().await?.len();
+        let (height, tip, mempool, synced) = self
+            .sync
+            .with(|s| {
+                let tip = s.chain().tip();
+                (tip.height, tip.id, s.chain().mempool().len(), s.is_synced())
+            })
+            .await?;
+        Ok(Status {
+            peer_id: self.node.peer_id().to_string(),
+            listen: self.node.local_addr().to_string(),
+            wallet: self.wallet.peer_id().to_string(),
+            height,
+            tip: tip.to_string(),
+            peers,
+            mempool,
+            synced,
+            mining: self.mining,
+        })
+    }
+
+    /// The block at `height` on the best chain.
+    pub async fn block_at(&self, height: u64) -> Result<Option<BlockView>, ApiError> {
+        let block = self
+            .sync
+            .with(move |s| match s.chain().block_id_at_height(height) {
+                Some(id) => s.chain().block(&id),
+                None => Ok(None),
+            })
+            .await??;
+        Ok(block.as_ref().map(block_view))
+    }
+
+    /// The block `id` (best chain or not, if stored).
+    pub async fn block(&self, id: BlockId) -> Result<Option<BlockView>, ApiError> {
+        let block = self.sync.with(move |s| s.chain().block(&id)).await??;
+        Ok(block.as_ref().map(block_view))
+    }
+
+    /// The transaction `txid`, from the mempool or the last [`TX_SCAN_DEPTH`] blocks of the best chain.
+    pub async fn transaction(&self, txid: TxId) -> Result<Option<TxView>, ApiError> {
+        let found = self
+            .sync
+            .with(move |s| -> Result<Option<TxView>, ChainError> {
+                let chain = s.chain();
+                if let Some(tx) = chain.mempool().get(&txid) {
+                    return Ok(Some(TxView {
+                        txid: txid.to_string(),
+                        status: "mempool",
+                        block: None,
+                        height: None,
+                        raw: hex::encode(meshwork_wire::encode(tx).unwrap_or_default()),
+                    }));
+                }
+                let tip = chain.tip().height;
+                for height in (tip.saturating_sub(TX_SCAN_DEPTH)..=tip).rev() {
+                    let Some(id) = chain.block_id_at_height(height) else {
+                        continue;
+                    };
+                    let Some(block) = chain.block(&id)? else {
+                        continue;
+                    };
+                    if let Some(tx) = block.txs.iter().find(|tx| tx.txid() == txid) {
+                        return Ok(Some(TxView {
+                            txid: txid.to_string(),
+                            status: "confirmed",
+                            block: Some(id.to_string()),
+                            height: Some(height),
+                            raw: hex::encode(tx.to_bytes()),
+                        }));
+                    }
+                }
+                Ok(None)
+            })
+            .await??;
+        Ok(found)
+    }
+
+    /// The confirmed balance of `owner`.
+    pub async fn balance(&self, owner: PeerId) -> Result<Amount, ApiError> {
+        Ok(self.sync.with(move |s| s.chain().balance(&owner)).await??)
+    }
+
+    /// Whether `txid` is in the mempool.
+    pub async fn in_mempool(&self, txid: TxId) -> Result<bool, ApiError> {
+        Ok(self
+            .sync
+            .with(move |s| s.chain().mempool().contains(&txid))
+            .await?)
+    }
+
+    /// The confirmed coins of `owner` that no mempool transaction spends yet (mature or not).
+    pub async fn spendable(&self, owner: PeerId) -> Result<Vec<(OutPoint, Amount)>, ApiError> {
+        let coins = self
+            .sync
+            .with(move |s| -> Result<Vec<(OutPoint, Amount)>, ChainError> {
+                let chain = s.chain();
+                let height = chain.tip().height;
+                let maturity = chain.config().ledger.coinbase_maturity;
+                let spent: HashSet<OutPoint> = chain
+                    .mempool()
+                    .block_template(usize::MAX)
+                    .txs
+                    .iter()
+                    .flat_map(|tx| tx.inputs.iter().map(|input| input.prevout))
+                    .collect();
+                Ok(chain
+                    .coins_of(&owner)?
+                    .into_iter()
+                    .filter(|(point, coin)| {
+                        !spent.contains(point) && (!coin.coinbase || coin.height + maturity <= height + 1)
+                    })
+                    .map(|(point, coin)| (point, coin.output.amount))
+                    .collect())
+            })
+            .await??;
+        Ok(coins)
+    }
+
+    /// Adds a local transaction to the mempool and publishes it on gossip.
+    pub async fn submit_tx(&self, tx: Transfer) -> Result<TxId, ApiError> {
+        let txid = txid_of(&tx);
+        let bytes = meshwork_wire::encode(&tx).map_err(|e| ApiError::Rejected(e.to_string()))?;
+        self.sync
+            .call(move |s, now, _| s.chain_mut().submit_tx(tx, now.as_duration().as_secs()))
+            .await?
+            .map_err(|e| ApiError::Rejected(e.to_string()))?;
+        self.gossip
+            .command(GossipCommand::Publish(tx_topic(), bytes))
+            .await?;
+        Ok(txid)
+    }
+
+    /// Publishes a block on gossip (if it fits a gossip message; sync announces it either way).
+    pub async fn publish_block(&self, block: &Block) -> Result<(), ApiError> {
+        let bytes = meshwork_wire::encode(block).unwrap_or_default();
+        if bytes.len() <= MAX_PAYLOAD {
+            self.gossip
+                .command(GossipCommand::Publish(block_topic(), bytes))
+                .await?;
+        }
+        Ok(())
+    }
+}

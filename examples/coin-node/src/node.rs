@@ -1,0 +1,251 @@
+//! [`CoinNode`]: the assembled node (QUIC transport, sync, gossip, Kademlia, app loop, miner, RPC).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshwork_consensus::{Chain, ChainSync, SyncConfig, genesis_block};
+use meshwork_gossip::{Command as GossipCommand, Gossip, TopicOptions};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::{Address, Command as KadCommand, Kademlia, PeerInfo, QueryId};
+use meshwork_ledger::{RedbStore, StoreError, Transfer};
+use meshwork_node::{Hooks, NodeBuilder, NodeConfig, NodeError};
+use meshwork_transport::{BindError, Config as TransportConfig, QuicTransport};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::NodeApi;
+use crate::app::{self, RelayFilter, block_topic, tx_topic};
+use crate::config::{ConfigError, DataDir, NetworkParams};
+use crate::miner;
+use crate::rpc::{self, RpcError};
+
+/// The sync protocol over the redb store: the node's chain.
+pub type Sync = ChainSync<RedbStore>;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Keys or files of the data directory.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The chain database.
+    #[error("chain database: {0}")]
+    Store(#[from] StoreError),
+    /// The chain does not open (wrong genesis for this database, say).
+    #[error("chain: {0}")]
+    Chain(#[from] meshwork_consensus::ChainError),
+    /// The node runtime.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The QUIC transport.
+    #[error("transport: {0}")]
+    Transport(#[from] BindError),
+    /// The RPC server.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+/// How to run one node.
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// Keys, chain database, cookie.
+    pub data_dir: DataDir,
+    /// The network's consensus parameters.
+    pub network: NetworkParams,
+    /// The QUIC address to bind (`127.0.0.1:0` picks a port).
+    pub listen: SocketAddr,
+    /// Peers to join through.
+    pub bootstrap: Vec<(PeerId, SocketAddr)>,
+    /// Mine with this many threads (0: do not mine).
+    pub mine_threads: usize,
+    /// Serve JSON-RPC here.
+    pub rpc: Option<SocketAddr>,
+    /// Connections the discovery loop aims to keep.
+    pub target_peers: usize,
+    /// Which transactions this node relays (tests use it to make censoring nodes).
+    pub relay_filter: RelayFilter,
+    /// Seeds the protocols' RNGs.
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("mine_threads", &self.mine_threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeOptions {
+    /// A non-mining node without RPC in `data_dir`, listening on `127.0.0.1:0`.
+    pub fn new(data_dir: DataDir, network: NetworkParams) -> Self {
+        Self {
+            data_dir,
+            network,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bootstrap: Vec::new(),
+            mine_threads: 0,
+            rpc: None,
+            target_peers: 8,
+            relay_filter: Arc::new(|_: &Transfer| true),
+            seed: 0,
+        }
+    }
+}
+
+/// A running coin node.
+#[derive(Debug)]
+pub struct CoinNode {
+    api: NodeApi,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    rpc: Option<rpc::RpcServer>,
+}
+
+fn kad_hooks() -> Hooks<Kademlia> {
+    Hooks {
+        address_of: Some(|kad: &Kademlia, peer: &PeerId| kad.address_of(peer).and_then(Address::socket_addr)),
+        on_connected: Some(|peer, addr| {
+            Some(KadCommand::PeerAddress {
+                peer,
+                addr: addr.into(),
+            })
+        }),
+    }
+}
+
+impl CoinNode {
+    /// Opens the data directory (creating keys if missing) and starts the node.
+    pub async fn start(options: NodeOptions) -> Result<Self, StartError> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir.path()).map_err(|source| ConfigError::Io {
+            path: dir.path().to_path_buf(),
+            source,
+        })?;
+        for path in [dir.node_key(), dir.wallet_key()] {
+            if !path.exists() {
+                Keypair::generate(&mut rand_core::OsRng)
+                    .save(&path)
+                    .map_err(ConfigError::from)?;
+            }
+        }
+        let node_key = Keypair::load(&dir.node_key()).map_err(ConfigError::from)?;
+        let wallet = Keypair::load(&dir.wallet_key()).map_err(ConfigError::from)?;
+
+        let config = options.network.chain_config();
+        let genesis = genesis_block(&config);
+        let store = RedbStore::open(&dir.chain_db())?;
+        let chain = Chain::open(store, config, genesis, crate::config::unix_now())?;
+
+        let mut builder = NodeBuilder::new(NodeConfig::default());
+        let (sync, sync_events) = builder.register(ChainSync::new(chain, SyncConfig::default()))?;
+        let (gossip, gossip_events) = builder.register(Gossip::new(
+            node_key.clone(),
+            meshwork_gossip::Config::default(),
+            options.seed,
+        ))?;
+        let mut kad_config = meshwork_kad::Config::default();
+        // Every devnet node shares 127.0.0.1: lift the per-prefix limits meant for the internet.
+        kad_config.max_per_prefix_in_bucket = 1024;
+        kad_config.max_per_prefix_in_table = 1024;
+        let (kad, kad_events) = builder.register_with(
+            Kademlia::new(node_key.clone(), kad_config, options.seed),
+            kad_hooks(),
+        )?;
+        let mut transport_config = TransportConfig::new(builder.protocols());
+        // Many nodes in one process on few cores: give slow handshakes room.
+        transport_config.timeouts.handshake = Duration::from_secs(30);
+        let transport = QuicTransport::bind(&node_key, options.listen, transport_config).await?;
+        let node = builder.start(transport).await?;
+
+        let topic_options = TopicOptions {
+            validate: true,
+            ..TopicOptions::default()
+        };
+        gossip
+            .command(GossipCommand::Subscribe(tx_topic(), topic_options))
+            .await?;
+        gossip
+            .command(GossipCommand::Subscribe(block_topic(), topic_options))
+            .await?;
+        for (peer, addr) in &options.bootstrap {
+            node.add_address(*peer, *addr).await?;
+        }
+        let contacts: Vec<PeerId> = options.bootstrap.iter().map(|(peer, _)| *peer).collect();
+        if !contacts.is_empty() {
+            for (peer, addr) in &options.bootstrap {
+                node.dial(*peer, *addr).await?;
+            }
+            gossip.command(GossipCommand::Join(contacts)).await?;
+            let peers = options
+                .bootstrap
+                .iter()
+                .map(|(id, addr)| PeerInfo {
+                    id: *id,
+                    addr: (*addr).into(),
+                })
+                .collect();
+            kad.command(KadCommand::Bootstrap {
+                query: QueryId(0),
+                peers,
+            })
+            .await?;
+        }
+
+        let api = NodeApi::new(node, sync, gossip, kad, wallet, options.mine_threads > 0);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(app::run(
+            api.clone(),
+            app::Streams {
+                sync: sync_events,
+                gossip: gossip_events,
+                kad: kad_events,
+            },
+            options.relay_filter.clone(),
+            options.target_peers,
+            stopped.clone(),
+        ))];
+        if options.mine_threads > 0 {
+            tasks.push(tokio::spawn(miner::run(
+                api.clone(),
+                options.mine_threads,
+                stopped,
+            )));
+        }
+        let rpc = match options.rpc {
+            Some(addr) => Some(rpc::serve(api.clone(), addr, &dir.cookie()).await?),
+            None => None,
+        };
+        Ok(Self {
+            api,
+            stop,
+            tasks,
+            rpc,
+        })
+    }
+
+    /// The node's API (what RPC, the devnet and the tests use).
+    pub fn api(&self) -> &NodeApi {
+        &self.api
+    }
+
+    /// Where the RPC server listens, if it runs.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.as_ref().map(rpc::RpcServer::addr)
+    }
+
+    /// Stops the miner, the app loop, the RPC server and the node (closing the chain database).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Some(rpc) = self.rpc {
+            rpc.stop().await;
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        let _ = self.api.node().shutdown().await;
+    }
+}

@@ -1,0 +1,238 @@
+//! The JSON-RPC server (jsonrpsee over HTTP) and the cookie check in front of it.
+//!
+//! Like Bitcoin Core, the node writes a random token to `<datadir>/.cookie` (owner-only) at start; a
+//! request must carry `Authorization: Bearer <token>` or it gets HTTP 401 before any JSON is read.
+//! Methods: `status`, `peers`, `tip`, `block` (`[height]` or `["<hash>"]`), `transaction` (`["<txid>"]`,
+//! mempool or the last [`TX_SCAN_DEPTH`](crate::api::TX_SCAN_DEPTH) blocks), `balance` (`["<address>"]`),
+//! `utxos` (`["<address>"]`), `send_raw_transaction` / `submit_transaction` (`["<hex postcard>"]`).
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use jsonrpsee::core::BoxError;
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use meshwork_identity::{Hash, PeerId};
+use meshwork_ledger::Transfer;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, NodeApi};
+
+/// The largest request body accepted (a transaction is at most a few hundred KiB).
+pub const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
+
+/// Why the RPC server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The cookie file or the socket.
+    #[error("rpc: {0}")]
+    Io(#[from] std::io::Error),
+    /// A method could not be registered (a bug).
+    #[error("rpc: {0}")]
+    Register(#[from] jsonrpsee::core::RegisterMethodError),
+}
+
+/// A running RPC server.
+#[derive(Debug)]
+pub struct RpcServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl RpcServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it.
+    pub async fn stop(self) {
+        let _ = self.handle.stop();
+        self.handle.stopped().await;
+    }
+}
+
+/// Writes a fresh random cookie to `path`, readable by its owner only, and returns it.
+pub fn write_cookie(path: &Path) -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let token = hex::encode(bytes);
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+/// The tower layer refusing requests without the cookie.
+#[derive(Clone, Debug)]
+pub struct CookieLayer {
+    token: Arc<str>,
+}
+
+impl<S> tower::Layer<S> for CookieLayer {
+    type Service = CookieService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CookieService {
+            inner,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// The service [`CookieLayer`] wraps around jsonrpsee's.
+#[derive(Clone, Debug)]
+pub struct CookieService<S> {
+    inner: S,
+    token: Arc<str>,
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl<S, B> tower::Service<HttpRequest<B>> for CookieService<S>
+where
+    S: tower::Service<HttpRequest<B>, Response = HttpResponse, Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest<B>) -> Self::Future {
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if same(presented.as_bytes(), self.token.as_bytes()) {
+            Box::pin(self.inner.call(request))
+        } else {
+            let mut response = HttpResponse::new(HttpBody::from(
+                "cookie required: Authorization: Bearer <datadir/.cookie>\n",
+            ));
+            *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+            Box::pin(async move { Ok(response) })
+        }
+    }
+}
+
+fn invalid_params(message: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(-32602, format!("invalid params: {message}"), None::<()>)
+}
+
+fn internal(error: ApiError) -> ErrorObjectOwned {
+    match error {
+        ApiError::Rejected(reason) => ErrorObjectOwned::owned(-26, reason, None::<()>),
+        error => ErrorObjectOwned::owned(-32603, error.to_string(), None::<()>),
+    }
+}
+
+fn one_string(params: &Params<'_>) -> Result<String, ErrorObjectOwned> {
+    let (value,): (String,) = params.parse().map_err(invalid_params)?;
+    Ok(value)
+}
+
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+async fn block(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
+    let (arg,): (Value,) = params.parse().map_err(invalid_params)?;
+    let found = match arg {
+        Value::Number(n) => {
+            let height = n.as_u64().ok_or_else(|| invalid_params("height must be a u64"))?;
+            api.block_at(height).await
+        }
+        Value::String(s) => {
+            let id: Hash = s.parse().map_err(|_| invalid_params("not a block hash"))?;
+            api.block(id).await
+        }
+        _ => return Err(invalid_params("expected a height or a hash")),
+    };
+    Ok(json!(found.map_err(internal)?))
+}
+
+async fn submit(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
+    let raw = one_string(&params)?;
+    let bytes = hex::decode(raw.trim()).map_err(invalid_params)?;
+    let tx: Transfer = meshwork_wire::decode(&bytes).map_err(invalid_params)?;
+    let txid = api.submit_tx(tx).await.map_err(internal)?;
+    Ok(json!(txid.to_string()))
+}
+
+fn module(api: NodeApi) -> Result<RpcModule<NodeApi>, RpcError> {
+    let mut module = RpcModule::new(api);
+    module.register_async_method("status", |_, api, _| async move {
+        api.status().await.map(|s| json!(s)).map_err(internal)
+    })?;
+    module.register_async_method("peers", |_, api, _| async move {
+        let peers = api.node().peers().await.map_err(|e| internal(e.into()))?;
+        let list: Vec<Value> = peers
+            .iter()
+            .map(|(id, addr)| json!({ "peer_id": id.to_string(), "addr": addr.to_string() }))
+            .collect();
+        RpcResult::Ok(json!(list))
+    })?;
+    module.register_async_method("tip", |_, api, _| async move {
+        let (height, id) = api.tip().await.map_err(internal)?;
+        RpcResult::Ok(json!({ "height": height, "id": id.to_string() }))
+    })?;
+    module.register_async_method("block", |params, api, _| block(api, params))?;
+    module.register_async_method("transaction", |params, api, _| async move {
+        let txid: Hash = one_string(&params)?
+            .parse()
+            .map_err(|_| invalid_params("not a txid"))?;
+        RpcResult::Ok(json!(api.transaction(txid).await.map_err(internal)?))
+    })?;
+    module.register_async_method("balance", |params, api, _| async move {
+        let owner: PeerId = one_string(&params)?.parse().map_err(invalid_params)?;
+        let amount = api.balance(owner).await.map_err(internal)?;
+        RpcResult::Ok(
+            json!({ "address": owner.to_string(), "balance": amount.to_string(), "units": amount.units() }),
+        )
+    })?;
+    module.register_async_method("utxos", |params, api, _| async move {
+        let owner: PeerId = one_string(&params)?.parse().map_err(invalid_params)?;
+        let coins = api.spendable(owner).await.map_err(internal)?;
+        let list: Vec<Value> = coins
+            .iter()
+            .map(|(p, a)| json!({ "txid": p.txid.to_string(), "index": p.index, "units": a.units() }))
+            .collect();
+        RpcResult::Ok(json!(list))
+    })?;
+    module.register_async_method("send_raw_transaction", |params, api, _| submit(api, params))?;
+    module.register_async_method("submit_transaction", |params, api, _| submit(api, params))?;
+    Ok(module)
+}
+
+/// Writes the cookie and serves the API at `addr`.
+pub async fn serve(api: NodeApi, addr: SocketAddr, cookie: &Path) -> Result<RpcServer, RpcError> {
+    let token: Arc<str> = write_cookie(cookie)?.into();
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(16 * MAX_REQUEST_BYTES)
+        .http_only()
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(CookieLayer { token }))
+        .build(addr)
+        .await?;
+    let addr = server.local_addr()?;
+    let handle = server.start(module(api)?);
+    Ok(RpcServer { addr, handle })
+}

@@ -1,0 +1,156 @@
+//! In-process networks over real QUIC on 127.0.0.1: payments confirmed everywhere, a late node syncing,
+//! a node shut down, and censoring relays. Every wait is bounded; nothing is timed.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use coin_node::api::txid_of;
+use coin_node::app::RelayFilter;
+use coin_node::wallet;
+use meshwork_consensus::{genesis_block, genesis_key};
+use meshwork_ledger::{Amount, OutPoint, Transfer};
+use support::{ONE_AT_A_TIME, confirmed_everywhere, params, same_tip, start, wait_for};
+
+/// The genesis faucet's coin, paid to `to` (amount 10 coins, fee 0.001).
+fn faucet_payment(params: coin_node::NetworkParams, to: meshwork_identity::PeerId) -> Transfer {
+    let genesis = genesis_block(&params.chain_config());
+    let coin = (
+        OutPoint {
+            txid: genesis.txs[0].txid(),
+            index: 0,
+        },
+        params.chain_config().ledger.subsidy(0),
+    );
+    wallet::pay(
+        &genesis_key(),
+        vec![coin],
+        to,
+        Amount::from_coins(10),
+        Amount::from_units(100_000),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_confirm_a_payment_a_late_node_syncs_and_a_shutdown_is_survived() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let params = params();
+    let n0 = start(&dir, 0, params, &[], true, None).await;
+    let mut nodes = vec![n0];
+    for i in 1..5 {
+        let node = start(&dir, i, params, &[&nodes[0]], i == 1, None).await;
+        nodes.push(node);
+    }
+
+    // (a) A wallet payment (the faucet to node 3's wallet), sent through node 2, is confirmed on all five.
+    wait_for(60, "height 2", || async {
+        nodes[2].api().tip().await.unwrap().0 >= 2
+    })
+    .await;
+    let to = nodes[3].api().wallet().peer_id();
+    let tx = faucet_payment(params, to);
+    let txid = nodes[2].api().submit_tx(tx).await.unwrap();
+    let all: Vec<&_> = nodes.iter().collect();
+    wait_for(90, "the payment confirmed on every node", || {
+        confirmed_everywhere(&all, txid)
+    })
+    .await;
+    // Balances agree once the tips do (mining goes on, so compare at a common tip).
+    wait_for(60, "equal balances at one tip", || async {
+        let mut seen = Vec::new();
+        for node in &all {
+            seen.push((
+                node.api().tip().await.unwrap(),
+                node.api().balance(to).await.unwrap(),
+            ));
+        }
+        seen.windows(2).all(|w| w[0] == w[1])
+    })
+    .await;
+    assert!(nodes[0].api().balance(to).await.unwrap() >= Amount::from_coins(10));
+
+    // (b) A late node syncs to the same tip.
+    let late = start(&dir, 5, params, &[&nodes[4]], false, None).await;
+    wait_for(90, "the late node on the same tip", || async {
+        let (h, id) = late.api().tip().await.unwrap();
+        let (h0, id0) = nodes[0].api().tip().await.unwrap();
+        h >= h0.saturating_sub(1) && (id == id0 || h >= h0)
+    })
+    .await;
+    nodes.push(late);
+
+    // (c) Shutting down a miner leaves the others mining and relaying.
+    let gone = nodes.remove(0);
+    gone.shutdown().await;
+    let before = nodes[1].api().tip().await.unwrap().0;
+    wait_for(90, "three more blocks without node 0", || async {
+        nodes[4].api().tip().await.unwrap().0 >= before + 3
+    })
+    .await;
+    // Node 3 of the original numbering (now at index 2) owns the paid wallet: it pays node 4.
+    let sender = nodes[2].api();
+    assert_eq!(sender.wallet().peer_id(), to);
+    let coins = sender.spendable(sender.wallet().peer_id()).await.unwrap();
+    assert!(!coins.is_empty(), "node 3 was paid");
+    let pay = wallet::pay(
+        sender.wallet(),
+        coins,
+        nodes[3].api().wallet().peer_id(),
+        Amount::from_coins(1),
+        Amount::from_units(1000),
+    )
+    .unwrap();
+    let txid = sender.submit_tx(pay).await.unwrap();
+    let rest: Vec<&_> = nodes.iter().collect();
+    wait_for(90, "a payment confirmed after the shutdown", || {
+        confirmed_everywhere(&rest, txid)
+    })
+    .await;
+    wait_for(60, "same tip on the remaining nodes", || same_tip(&rest)).await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_two_censoring_relays_refuse_is_confirmed_on_every_honest_node() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let params = params();
+    let victim = meshwork_identity::Keypair::from_seed([9; 32]).peer_id();
+    let tx = faucet_payment(params, victim);
+    let target = txid_of(&tx);
+    let censor: RelayFilter = Arc::new(move |tx: &Transfer| txid_of(tx) != target);
+    // Node 0 is the contact; 1 and 2 censor; the sender is 3; only node 5 mines.
+    let mut nodes = vec![start(&dir, 0, params, &[], false, None).await];
+    for i in 1..6 {
+        let filter = (i == 1 || i == 2).then(|| censor.clone());
+        let node = start(&dir, i, params, &[&nodes[0]], i == 5, filter).await;
+        nodes.push(node);
+    }
+    wait_for(60, "height 1 at the sender", || async {
+        nodes[3].api().tip().await.unwrap().0 >= 1
+    })
+    .await;
+    nodes[3].api().submit_tx(tx).await.unwrap();
+    let honest: Vec<&_> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1 && *i != 2)
+        .map(|(_, n)| n)
+        .collect();
+    wait_for(90, "the censored payment confirmed on every honest node", || {
+        confirmed_everywhere(&honest, target)
+    })
+    .await;
+    assert!(
+        !nodes[1].api().in_mempool(target).await.unwrap(),
+        "a censor never took it in"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -1,0 +1,160 @@
+//! The binary as a process (SIGKILL and restart from the data dir) and the RPC server's refusals.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use coin_node::client::RpcClient;
+use coin_node::{CoinNode, DataDir, NodeOptions};
+use serde_json::json;
+use support::{ONE_AT_A_TIME, params, wait_for};
+
+/// Starts `coin-node run --mine` on `dir` and returns the process and its RPC address (from its first line).
+fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coin-node"))
+        .args([
+            "run",
+            "--mine",
+            "--listen",
+            "127.0.0.1:0",
+            "--rpc",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rpc = line
+        .split("rpc on ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    (child, rpc.trim().parse().unwrap())
+}
+
+async fn height(client: &RpcClient) -> Option<u64> {
+    client.call("tip", vec![]).await.ok()?["height"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let status = Command::new(env!("CARGO_BIN_EXE_coin-node"))
+        .args([
+            "init",
+            "--listen",
+            "127.0.0.1:0",
+            "--rpc",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (mut child, rpc) = spawn(&data);
+    let cookie = DataDir::new(&data).read_cookie().unwrap();
+    let client = RpcClient::new(rpc, Some(&cookie)).unwrap();
+    wait_for(90, "height 5", || async {
+        height(&client).await.is_some_and(|h| h >= 5)
+    })
+    .await;
+    let tip = client.call("tip", vec![]).await.unwrap();
+    let (before, id) = (tip["height"].as_u64().unwrap(), tip["id"].clone());
+    child.kill().unwrap(); // SIGKILL on Unix.
+    child.wait().unwrap();
+
+    let (mut child, rpc) = spawn(&data);
+    let cookie = DataDir::new(&data).read_cookie().unwrap();
+    let client = RpcClient::new(rpc, Some(&cookie)).unwrap();
+    wait_for(30, "the restarted node's RPC", || async {
+        height(&client).await.is_some()
+    })
+    .await;
+    let after = height(&client).await.unwrap();
+    assert!(after >= before, "height went from {before} to {after}");
+    let block = client.call("block", vec![json!(before)]).await.unwrap();
+    assert_eq!(block["id"], id, "the block at the old tip height changed");
+    // Intact: every block links to the one below it.
+    let mut parent = client.call("block", vec![json!(0)]).await.unwrap()["id"].clone();
+    for h in 1..=before {
+        let block = client.call("block", vec![json!(h)]).await.unwrap();
+        assert_eq!(block["parent"], parent, "broken link at height {h}");
+        parent = block["id"].clone();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_refuses_requests_without_the_cookie_and_answers_bad_ones_with_errors() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("n"));
+    let mut options = NodeOptions::new(data.clone(), params());
+    options.rpc = Some("127.0.0.1:0".parse().unwrap());
+    let node = CoinNode::start(options).await.unwrap();
+    let rpc = node.rpc_addr().unwrap();
+
+    let anonymous = RpcClient::new(rpc, None).unwrap();
+    let refused = anonymous.call("status", vec![]).await.unwrap_err().to_string();
+    assert!(refused.contains("401"), "{refused}");
+    let wrong = RpcClient::new(rpc, Some("00")).unwrap();
+    assert!(wrong.call("status", vec![]).await.is_err());
+
+    let client = RpcClient::new(rpc, Some(&data.read_cookie().unwrap())).unwrap();
+    assert_eq!(client.call("status", vec![]).await.unwrap()["height"], 0);
+    let code = |e: coin_node::client::ClientError| match e {
+        coin_node::client::ClientError::Rpc(jsonrpsee::core::ClientError::Call(obj)) => obj.code(),
+        other => panic!("not a JSON-RPC error: {other}"),
+    };
+    assert_eq!(
+        code(client.call("no_such_method", vec![]).await.unwrap_err()),
+        -32601
+    );
+    assert_eq!(
+        code(client.call("block", vec![json!("not a hash")]).await.unwrap_err()),
+        -32602
+    );
+    assert_eq!(code(client.call("balance", vec![]).await.unwrap_err()), -32602);
+    assert_eq!(
+        code(
+            client
+                .call("send_raw_transaction", vec![json!("zz")])
+                .await
+                .unwrap_err()
+        ),
+        -32602
+    );
+    assert_eq!(
+        code(
+            client
+                .call("send_raw_transaction", vec![json!("00")])
+                .await
+                .unwrap_err()
+        ),
+        -32602
+    );
+    let huge = "00".repeat(2 * 1024 * 1024);
+    assert!(
+        client
+            .call("send_raw_transaction", vec![json!(huge)])
+            .await
+            .is_err(),
+        "oversized body accepted"
+    );
+    // Still serving.
+    assert_eq!(client.call("tip", vec![]).await.unwrap()["height"], 0);
+    node.shutdown().await;
+}
