@@ -97,7 +97,15 @@ pub struct NodeApi {
     kad: Handle<Kademlia>,
     wallet: std::sync::Arc<Keypair>,
     mining: bool,
+    /// Transactions submitted through this node, republished until they leave the mempool (bounded).
+    local: std::sync::Arc<std::sync::Mutex<LocalTxs>>,
 }
+
+/// Local transactions by id, with their encoding, oldest first.
+type LocalTxs = std::collections::VecDeque<(TxId, Vec<u8>)>;
+
+/// The most local transactions kept for rebroadcast; the oldest is forgotten beyond it.
+const MAX_LOCAL_TXS: usize = 256;
 
 fn block_view(block: &Block) -> BlockView {
     BlockView {
@@ -132,6 +140,7 @@ impl NodeApi {
             kad,
             wallet: std::sync::Arc::new(wallet),
             mining,
+            local: std::sync::Arc::default(),
         }
     }
 
@@ -300,10 +309,57 @@ impl NodeApi {
             .call(move |s, now, _| s.chain_mut().submit_tx(tx, now.as_duration().as_secs()))
             .await?
             .map_err(|e| ApiError::Rejected(e.to_string()))?;
+        self.remember_local(txid, bytes.clone());
         self.gossip
             .command(GossipCommand::Publish(tx_topic(), bytes))
             .await?;
         Ok(txid)
+    }
+
+    fn local_txs(&self) -> std::sync::MutexGuard<'_, LocalTxs> {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_local(&self, txid: TxId, bytes: Vec<u8>) {
+        let mut local = self.local_txs();
+        if local.len() >= MAX_LOCAL_TXS {
+            local.pop_front();
+        }
+        local.push_back((txid, bytes));
+    }
+
+    /// Publishes again every transaction submitted here that is still waiting in the mempool, and forgets
+    /// those that left it (confirmed, or dropped). A first publication can die at the first hop (every
+    /// neighbour of the moment refuses to relay it: censorship, or a neighbour that just left); as the
+    /// views change, a later one gets through. Each publication is a new gossip message (a new sequence
+    /// number); nodes that already hold the transaction ignore it without forwarding.
+    pub async fn rebroadcast_local(&self) -> Result<usize, ApiError> {
+        let txids: Vec<TxId> = self.local_txs().iter().map(|(txid, _)| *txid).collect();
+        if txids.is_empty() {
+            return Ok(0);
+        }
+        let waiting: HashSet<TxId> = self
+            .sync
+            .with(move |s| {
+                txids
+                    .into_iter()
+                    .filter(|t| s.chain().mempool().contains(t))
+                    .collect()
+            })
+            .await?;
+        let again: Vec<Vec<u8>> = {
+            let mut local = self.local_txs();
+            local.retain(|(txid, _)| waiting.contains(txid));
+            local.iter().map(|(_, bytes)| bytes.clone()).collect()
+        };
+        for bytes in &again {
+            self.gossip
+                .command(GossipCommand::Publish(tx_topic(), bytes.clone()))
+                .await?;
+        }
+        Ok(again.len())
     }
 
     /// Publishes a block on gossip (if it fits a gossip message; sync announces it either way).

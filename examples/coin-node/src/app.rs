@@ -10,6 +10,9 @@
 //!   it is not connected to until it has `target_peers` connections; every few rounds it looks itself up
 //!   (a bootstrap) to learn of nodes that joined since.
 //!
+//! - Metrics: the [`Gauges`] (chain height, mempool size, orphans) are set when the tip changes and
+//!   refreshed on every discovery tick (local `submit_tx` calls change the mempool without an event).
+//!
 //! A [`RelayFilter`] lets a node refuse to relay chosen transactions (tests build censoring nodes with it).
 
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use meshwork_gossip::{Command as GossipCommand, Event as GossipEvent, Gossip, Me
 use meshwork_identity::PeerId;
 use meshwork_kad::{Address, Command as KadCommand, Kademlia, PeerInfo, QueryId};
 use meshwork_ledger::{Block, BlockId, Transfer, TxId};
-use meshwork_node::Events;
+use meshwork_node::{Events, Gauge, Metrics};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -35,6 +38,9 @@ pub type RelayFilter = Arc<dyn Fn(&Transfer) -> bool + Send + std::marker::Sync>
 /// A validation whose verdict has not come after this long is answered `Ignore`.
 pub const VALIDATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Every how many discovery ticks local transactions still in the mempool are published again.
+const REBROADCAST_EVERY_TICKS: u64 = 5;
+
 /// How often discovery tops up connections.
 pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -46,6 +52,85 @@ pub fn tx_topic() -> TopicId {
 /// The gossip topic of blocks.
 pub fn block_topic() -> TopicId {
     TopicId::from_name("meshwork-coin/block/1")
+}
+
+/// The coin node's own gauges on the node's metrics page (`meshwork_<name>`).
+#[derive(Clone, Debug)]
+pub struct Gauges {
+    chain_height: Gauge,
+    best_header_height: Gauge,
+    mempool_transactions: Gauge,
+    mempool_bytes: Gauge,
+    mempool_orphans: Gauge,
+    orphan_blocks: Gauge,
+    last_refresh: Option<Instant>,
+}
+
+/// The tip is read at most this often when it changes quickly (during sync); ticks refresh anyway.
+const GAUGE_MIN_INTERVAL: Duration = Duration::from_millis(250);
+
+fn as_gauge(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+impl Gauges {
+    /// Registers the gauges on `metrics` (before the node starts or after).
+    pub fn register(metrics: &Metrics) -> Self {
+        Self {
+            chain_height: metrics.gauge("chain_height", "Height of the best chain's tip"),
+            best_header_height: metrics.gauge(
+                "best_header_height",
+                "Height of the best header known (above chain_height while syncing)",
+            ),
+            mempool_transactions: metrics.gauge("mempool_transactions", "Transactions in the mempool"),
+            mempool_bytes: metrics.gauge("mempool_bytes", "Encoded bytes of the mempool's transactions"),
+            mempool_orphans: metrics.gauge(
+                "mempool_orphans",
+                "Transactions waiting for unknown inputs (the mempool's orphan pool)",
+            ),
+            orphan_blocks: metrics.gauge("orphan_blocks", "Blocks held whose parent is unknown"),
+            last_refresh: None,
+        }
+    }
+
+    /// Reads the chain and mempool (one call into the node task) and sets every gauge.
+    pub async fn refresh(&mut self, api: &NodeApi) {
+        let read = api
+            .sync()
+            .with(|s| {
+                let chain = s.chain();
+                let pool = chain.mempool();
+                [
+                    as_gauge(chain.tip().height),
+                    as_gauge(chain.best_header().height),
+                    as_gauge(pool.len()),
+                    as_gauge(pool.bytes()),
+                    as_gauge(pool.orphan_count()),
+                    as_gauge(chain.orphan_count()),
+                ]
+            })
+            .await;
+        if let Ok([height, header, txs, bytes, tx_orphans, block_orphans]) = read {
+            self.chain_height.set(height);
+            self.best_header_height.set(header);
+            self.mempool_transactions.set(txs);
+            self.mempool_bytes.set(bytes);
+            self.mempool_orphans.set(tx_orphans);
+            self.orphan_blocks.set(block_orphans);
+        }
+        self.last_refresh = Some(Instant::now());
+    }
+
+    /// The tip moved to `height`: set the height now, the rest unless it was read very recently.
+    async fn tip_changed(&mut self, api: &NodeApi, height: u64) {
+        self.chain_height.set(as_gauge(height));
+        if self
+            .last_refresh
+            .is_none_or(|at| at.elapsed() >= GAUGE_MIN_INTERVAL)
+        {
+            self.refresh(api).await;
+        }
+    }
 }
 
 /// The event streams the loop consumes.
@@ -92,8 +177,10 @@ pub(crate) async fn run(
     mut streams: Streams,
     filter: RelayFilter,
     target_peers: usize,
+    mut gauges: Gauges,
     mut stop: watch::Receiver<bool>,
 ) {
+    gauges.refresh(&api).await;
     let mut pending = Pending::default();
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
     let mut rounds = 0u64;
@@ -105,7 +192,12 @@ pub(crate) async fn run(
                 None => return,
             },
             event = streams.sync.recv() => match event {
-                Some(event) => on_sync(event, &mut pending),
+                Some(event) => {
+                    if let SyncEvent::TipChanged { height, .. } = &event {
+                        gauges.tip_changed(&api, *height).await;
+                    }
+                    on_sync(event, &mut pending)
+                }
                 None => return,
             },
             event = streams.kad.recv() => {
@@ -115,6 +207,10 @@ pub(crate) async fn run(
             _ = tick.tick() => {
                 rounds += 1;
                 discover(&api, target_peers, rounds).await;
+                if rounds % REBROADCAST_EVERY_TICKS == 0 {
+                    let _ = api.rebroadcast_local().await;
+                }
+                gauges.refresh(&api).await;
                 expire(&mut pending)
             }
         };

@@ -56,7 +56,7 @@ pub struct Summary {
     pub seconds: f64,
 }
 
-async fn start(
+pub(crate) async fn start(
     dir: &std::path::Path,
     i: usize,
     params: NetworkParams,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use coin_node::bench::{self, BenchOptions};
 use coin_node::client::RpcClient;
 use coin_node::config::unix_now;
 use coin_node::devnet::{self, DevnetOptions};
@@ -66,11 +67,16 @@ enum Cmd {
         /// JSON-RPC address (default: the config file's).
         #[arg(long)]
         rpc: Option<SocketAddr>,
+        /// Serve Prometheus metrics at `http://<addr>/metrics` (off by default): the runtime's
+        /// counters plus `meshwork_chain_height`, `meshwork_mempool_transactions`, `meshwork_mempool_bytes`,
+        /// `meshwork_orphan_blocks`...
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
     },
     /// Wallet commands (the node must be running).
     Wallet {
-        /// The data directory (for the wallet key and the RPC cookie).
-        #[arg(long, default_value = "coin-data")]
+        /// The data directory (for the wallet key and the RPC cookie); before or after the subcommand.
+        #[arg(long, default_value = "coin-data", global = true)]
         data_dir: PathBuf,
         #[command(subcommand)]
         command: WalletCmd,
@@ -92,6 +98,49 @@ enum Cmd {
         /// How many nodes mine.
         #[arg(long, default_value_t = 2)]
         miners: usize,
+    },
+    /// Measure the node: confirmed transactions per second, sync speed against the ledger's own connect
+    /// rate, idle memory.
+    ///
+    /// 1. tx_confirmed_per_sec: a devnet of --nodes in-process nodes (real QUIC on 127.0.0.1, --miners
+    ///    mining, ASERT aiming at --block-time); wallets submit transactions as fast as their node's mempool
+    ///    takes them for --duration seconds; counted: transfers in the blocks every node agrees on, per
+    ///    second from the start until the tips agree. Wallets offer at most --tx-rate a second: gossip bans
+    ///    a peer relaying over 200 messages/s, which bounds the network's rate before blocks do (1 MB and
+    ///    16,384 transactions per block interval: tx_bound_per_sec).
+    /// 2. A chain of --blocks blocks with --txs-per-block transfers each is built at the easiest target;
+    ///    (b) connected directly into a fresh Chain on redb (connect_blocks_per_sec), (a) synced by a fresh
+    ///    node from 3 peers over QUIC (sync_blocks_per_sec); sync_over_connect is their ratio.
+    /// 3. idle_rss_bytes: VmRSS of a `coin-node run` child process synced to that chain, after 5 s idle.
+    ///
+    /// Prints a table, or one JSON object with --json (keys carry their units: _secs, _bytes, _per_sec).
+    #[command(verbatim_doc_comment)]
+    Bench {
+        /// Nodes of the throughput devnet.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Of which mine (one thread each).
+        #[arg(long, default_value_t = 1)]
+        miners: usize,
+        /// Seconds the wallets submit transactions.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Block interval ASERT aims at on the throughput devnet (seconds; the devnet's is 4).
+        #[arg(long, default_value_t = 4)]
+        block_time: u64,
+        /// Transactions per second offered by all wallets together (keep it under gossip's per-peer rate
+        /// limit, 200 messages/s: a node relaying more is banned by its peers).
+        #[arg(long, default_value_t = 150.0)]
+        tx_rate: f64,
+        /// Blocks of the chain that is synced and connected.
+        #[arg(long, default_value_t = 2000)]
+        blocks: u64,
+        /// Transfers in each of those blocks.
+        #[arg(long, default_value_t = 20)]
+        txs_per_block: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,6 +222,7 @@ async fn run_node(
     bootstrap: Vec<(PeerId, SocketAddr)>,
     threads: usize,
     rpc: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
 ) -> AnyResult<()> {
     let dir = DataDir::new(&data_dir);
     if !dir.config().exists() {
@@ -189,10 +239,17 @@ async fn run_node(
     options.bootstrap = bootstrap;
     options.mine_threads = threads;
     options.seed = unix_now();
+    options.metrics = metrics;
     let node = CoinNode::start(options).await?;
     let (height, _) = node.api().tip().await?;
+    let metrics = node
+        .api()
+        .node()
+        .metrics_addr()
+        .map(|a| format!("; metrics on http://{a}/metrics"))
+        .unwrap_or_default();
     println!(
-        "node {}@{} at height {height}; rpc on {}; wallet {}",
+        "node {}@{} at height {height}; rpc on {}; wallet {}{metrics}",
         node.api().node().peer_id(),
         node.api().node().local_addr(),
         node.rpc_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -224,6 +281,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
             mine,
             threads,
             rpc,
+            metrics,
         } => {
             run_node(
                 data_dir,
@@ -231,6 +289,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 bootstrap,
                 if mine { threads.max(1) } else { 0 },
                 rpc,
+                metrics,
             )
             .await?
         }
@@ -253,13 +312,40 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 summary.seconds, summary.heights, summary.tips_agree, summary.sent, summary.confirmed
             );
         }
+        Cmd::Bench {
+            nodes,
+            miners,
+            duration,
+            block_time,
+            tx_rate,
+            blocks,
+            txs_per_block,
+            json,
+        } => {
+            let report = bench::run(BenchOptions {
+                nodes,
+                miners,
+                duration,
+                block_time,
+                tx_rate,
+                blocks,
+                txs_per_block,
+                exe: std::env::current_exe().ok(),
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bench::table(&report));
+            }
+        }
     }
     Ok(())
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Cmd::Devnet { .. });
+    let quiet = matches!(cli.command, Cmd::Devnet { .. } | Cmd::Bench { .. });
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -67,6 +67,8 @@ pub struct NodeOptions {
     pub relay_filter: RelayFilter,
     /// Seeds the protocols' RNGs.
     pub seed: u64,
+    /// Serve Prometheus metrics (`GET /metrics`) here (off: `None`).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -92,6 +94,7 @@ impl NodeOptions {
             target_peers: 8,
             relay_filter: Arc::new(|_: &Transfer| true),
             seed: 0,
+            metrics: None,
         }
     }
 }
@@ -140,7 +143,11 @@ impl CoinNode {
         let store = RedbStore::open(&dir.chain_db())?;
         let chain = Chain::open(store, config, genesis, crate::config::unix_now())?;
 
-        let mut builder = NodeBuilder::new(NodeConfig::default());
+        let mut builder = NodeBuilder::new(NodeConfig {
+            metrics_addr: options.metrics,
+            ..NodeConfig::default()
+        });
+        let gauges = app::Gauges::register(builder.metrics());
         let (sync, sync_events) = builder.register(ChainSync::new(chain, SyncConfig::default()))?;
         let (gossip, gossip_events) = builder.register(Gossip::new(
             node_key.clone(),
@@ -206,6 +213,7 @@ impl CoinNode {
             },
             options.relay_filter.clone(),
             options.target_peers,
+            gauges,
             stopped.clone(),
         ))];
         if options.mine_threads > 0 {

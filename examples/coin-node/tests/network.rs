@@ -110,6 +110,15 @@ async fn five_nodes_confirm_a_payment_a_late_node_syncs_and_a_shutdown_is_surviv
     })
     .await;
     wait_for(60, "same tip on the remaining nodes", || same_tip(&rest)).await;
+    // The chain height gauge follows the tip (mining goes on: compare with the tip read just before).
+    wait_for(30, "meshwork_chain_height at the tip", || async {
+        let (height, _) = nodes[1].api().tip().await.unwrap();
+        let text = nodes[1].api().node().metrics().render();
+        text.contains(&format!("\nmeshwork_chain_height {height}\n"))
+            && text.contains("\nmeshwork_mempool_transactions ")
+            && text.contains("\nmeshwork_mempool_bytes ")
+    })
+    .await;
     for node in nodes {
         node.shutdown().await;
     }

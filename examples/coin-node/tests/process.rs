@@ -158,3 +158,52 @@ async fn rpc_refuses_requests_without_the_cookie_and_answers_bad_ones_with_error
     assert_eq!(client.call("tip", vec![]).await.unwrap()["height"], 0);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_prints_every_figure_as_json() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_coin-node"))
+        .args([
+            "bench",
+            "--nodes",
+            "3",
+            "--duration",
+            "5",
+            "--block-time",
+            "1",
+            "--blocks",
+            "50",
+            "--txs-per-block",
+            "5",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("bench finished within 300 s")
+        .unwrap();
+    assert!(output.status.success(), "bench failed");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "tx_confirmed_per_sec",
+        "tx_confirmed",
+        "tx_window_secs",
+        "tx_bound_per_sec",
+        "max_block_bytes",
+        "sync_blocks_per_sec",
+        "connect_blocks_per_sec",
+        "sync_over_connect",
+        "idle_rss_bytes",
+    ] {
+        let value = report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {report}"));
+        assert!(value > 0.0, "{key} = {value} in {report}");
+    }
+    assert_eq!(report["chain_blocks"], 50);
+    assert!(report["idle_rss_source"].as_str().unwrap().contains("/proc/"));
+}
