@@ -184,6 +184,7 @@ pub(crate) async fn run(
     let mut pending = Pending::default();
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
     let mut rounds = 0u64;
+    let mut seen = Seen::default();
     loop {
         let verdicts = tokio::select! {
             _ = stop.changed() => return,
@@ -206,7 +207,7 @@ pub(crate) async fn run(
             }
             _ = tick.tick() => {
                 rounds += 1;
-                discover(&api, target_peers, rounds).await;
+                discover(&api, target_peers, rounds, &mut seen).await;
                 if rounds % REBROADCAST_EVERY_TICKS == 0 {
                     let _ = api.rebroadcast_local().await;
                 }
@@ -293,6 +294,10 @@ fn on_sync(event: SyncEvent, pending: &mut Pending) -> Vec<(MessageId, Verdict)>
             info!(height, "synced");
             Vec::new()
         }
+        SyncEvent::PeerFaulted { peer, fault } => {
+            warn!(%peer, ?fault, "sync dropped a peer");
+            Vec::new()
+        }
         SyncEvent::StoreFailed(error) => {
             warn!(%error, "chain store failed");
             Vec::new()
@@ -319,11 +324,44 @@ fn expire(pending: &mut Pending) -> Vec<(MessageId, Verdict)> {
     out
 }
 
-/// Dials peers from Kademlia's table until `target` are connected; re-bootstraps every 15 rounds.
-async fn discover(api: &NodeApi, target: usize, rounds: u64) {
+/// Peers this node has been connected to, with their addresses (bounded; the oldest is forgotten).
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    order: std::collections::VecDeque<PeerId>,
+    addrs: HashMap<PeerId, std::net::SocketAddr>,
+}
+
+impl Seen {
+    const MAX: usize = 256;
+
+    fn remember(&mut self, peer: PeerId, addr: std::net::SocketAddr) {
+        if self.addrs.insert(peer, addr).is_none() {
+            self.order.push_back(peer);
+            if self.order.len() > Self::MAX {
+                if let Some(old) = self.order.pop_front() {
+                    self.addrs.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn peers(&self) -> Vec<(PeerId, std::net::SocketAddr)> {
+        self.order
+            .iter()
+            .filter_map(|p| self.addrs.get(p).map(|a| (*p, *a)))
+            .collect()
+    }
+}
+
+/// Dials peers from Kademlia's table, then peers seen before, until `target` are connected;
+/// re-bootstraps every 15 rounds.
+async fn discover(api: &NodeApi, target: usize, rounds: u64, seen: &mut Seen) {
     let Ok(connected) = api.node().peers().await else {
         return;
     };
+    for (peer, addr) in &connected {
+        seen.remember(*peer, *addr);
+    }
     let me = api.node().peer_id();
     let known: Vec<(PeerId, Option<std::net::SocketAddr>)> = api
         .kad()
@@ -347,6 +385,20 @@ async fn discover(api: &NodeApi, target: usize, rounds: u64) {
             if api.node().dial(*peer, *addr).await.is_ok() {
                 missing -= 1;
             }
+        }
+    }
+    // Kademlia forgets peers whose requests failed, so a node whose connections all closed at once (a
+    // contact shut down, evictions) can be left with an empty table: fall back on every peer it was ever
+    // connected to, so it never stays alone while any of them is up.
+    for (peer, addr) in seen.peers() {
+        if missing == 0 {
+            break;
+        }
+        if peer == me || connected.iter().any(|(p, _)| *p == peer) || known.iter().any(|(p, _)| *p == peer) {
+            continue;
+        }
+        if api.node().dial(peer, addr).await.is_ok() {
+            missing -= 1;
         }
     }
     // Gossip repair: if the overlay's active view is thin (a contact left), join again through the peers we

@@ -33,9 +33,26 @@ fn faucet_payment(params: coin_node::NetworkParams, to: meshwork_identity::PeerI
     .unwrap()
 }
 
+/// Every node's status, one line each, for a failure message.
+async fn dump(nodes: &[&coin_node::CoinNode]) -> String {
+    let mut state = String::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let status = node.api().status().await.unwrap();
+        state.push_str(&format!(
+            "\nnode {i}: height {} peers {} mempool {} mining {} synced {}",
+            status.height, status.peers, status.mempool, status.mining, status.synced
+        ));
+    }
+    state
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_confirm_a_payment_a_late_node_syncs_and_a_shutdown_is_survived() {
     let _turn = ONE_AT_A_TIME.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("coin_node=debug,meshwork_node=info")
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let params = params();
     let n0 = start(&dir, 0, params, &[], true, None).await;
@@ -86,10 +103,18 @@ async fn five_nodes_confirm_a_payment_a_late_node_syncs_and_a_shutdown_is_surviv
     let gone = nodes.remove(0);
     gone.shutdown().await;
     let before = nodes[1].api().tip().await.unwrap().0;
-    wait_for(90, "three more blocks without node 0", || async {
-        nodes[4].api().tip().await.unwrap().0 >= before + 3
+    let grew = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while nodes[4].api().tip().await.unwrap().0 < before + 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     })
     .await;
+    if grew.is_err() {
+        panic!(
+            "no three more blocks without node 0 within 90 s:{}",
+            dump(&nodes.iter().collect::<Vec<_>>()).await
+        );
+    }
     // Node 3 of the original numbering (now at index 2) owns the paid wallet: it pays node 4.
     let sender = nodes[2].api();
     assert_eq!(sender.wallet().peer_id(), to);
@@ -105,10 +130,20 @@ async fn five_nodes_confirm_a_payment_a_late_node_syncs_and_a_shutdown_is_surviv
     .unwrap();
     let txid = sender.submit_tx(pay).await.unwrap();
     let rest: Vec<&_> = nodes.iter().collect();
-    wait_for(90, "a payment confirmed after the shutdown", || {
-        confirmed_everywhere(&rest, txid)
+    let confirmed = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        while !confirmed_everywhere(&rest, txid).await {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     })
     .await;
+    if confirmed.is_err() {
+        let mut state = dump(&rest).await;
+        for (i, node) in rest.iter().enumerate() {
+            let view = node.api().transaction(txid).await.unwrap().map(|v| v.status);
+            state.push_str(&format!("\nnode {i}: payment {view:?}"));
+        }
+        panic!("a payment was not confirmed after the shutdown within 90 s:{state}");
+    }
     wait_for(60, "same tip on the remaining nodes", || same_tip(&rest)).await;
     // The chain height gauge follows the tip (mining goes on: compare with the tip read just before).
     wait_for(30, "meshwork_chain_height at the tip", || async {

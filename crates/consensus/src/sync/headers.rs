@@ -158,6 +158,10 @@ impl<S: ChainStore> ChainSync<S> {
                 }
             }
             HeadersOutcome::InsufficientWork { .. } => {
+                // They connect: a lighter branch is no sign of a lie, so the unconnecting count restarts.
+                if let Some(state) = self.peers.get_mut(&from) {
+                    state.unconnecting = 0;
+                }
                 if batch.len() > self.config.max_pending_headers {
                     let headers = batch.len();
                     return self.fault(from, Fault::LowWorkHeaders { headers }, out);
@@ -211,6 +215,9 @@ impl<S: ChainStore> ChainSync<S> {
         match outcome {
             HeadersOutcome::Accepted { new, .. } => {
                 if let Some(state) = self.peers.get_mut(&from) {
+                    // Only consecutive unconnecting messages count against a peer (as in Bitcoin Core):
+                    // announcements that race their parents are normal while blocks come fast.
+                    state.unconnecting = 0;
                     state.saw(id, header.height);
                 }
                 if new > 0 {
