@@ -1,7 +1,7 @@
 //! `coin-node bench`: throughput, sync speed and idle memory of the coin node, measured in one run.
 //!
 //! 1. **Confirmed transactions per second.** A devnet of `nodes` in-process nodes on 127.0.0.1 over real
-//!    QUIC ([`devnet`](crate::devnet)'s machinery), `miners` of them mining with ASERT aiming at
+//!    QUIC ([`devnet`]'s machinery), `miners` of them mining with ASERT aiming at
 //!    `block_time`. The genesis faucet splits its coin among the wallets; then every wallet submits
 //!    transactions to its own node as fast as the mempool takes them (each spends one coin, chained
 //!    spends of unconfirmed outputs included, and splits it in two) for `duration` seconds, at most

@@ -12,7 +12,7 @@
 //! - a **JSON-RPC** API protected by a cookie file ([`rpc`]) and a CLI (`src/main.rs`).
 //!
 //! The binary's `devnet` subcommand ([`devnet`]) runs a whole network on 127.0.0.1 in one process;
-//! `bench` ([`bench`]) measures confirmed transactions per second, sync speed against the ledger's own
+//! `bench` ([`mod@bench`]) measures confirmed transactions per second, sync speed against the ledger's own
 //! connect rate, and a node's idle memory.
 
 pub mod api;
