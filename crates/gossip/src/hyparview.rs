@@ -149,7 +149,7 @@ impl HyParView {
     }
 
     /// Joins the overlay through `contact`, and remembers it for join retries.
-    pub(crate) fn join(&mut self, contact: PeerId, out: &mut Vec<HvOut>) {
+    pub(crate) fn join(&mut self, contact: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         if contact == self.me || self.banned.contains(&contact) {
             return;
         }
@@ -157,9 +157,15 @@ impl HyParView {
             self.contacts.push(contact);
         }
         let joining = self.dialing.get(&contact).is_some_and(|q| q.contains(&Msg::Join));
-        if !joining {
-            self.send(contact, Msg::Join, out);
+        if joining {
+            return;
         }
+        if self.connected.contains(&contact) {
+            // Already connected (another protocol of a composite holds the connection): take the
+            // contact into the active view now, as `on_peer_up` does for a dialled one (§4.2).
+            self.add_active(contact, rng, out);
+        }
+        self.send(contact, Msg::Join, out);
     }
 
     pub(crate) fn on_peer_up(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {

@@ -130,6 +130,14 @@ impl Gossip {
         }
     }
 
+    /// Subscribes to `topic` with `options`, or unsubscribes (`None`).
+    pub(crate) fn set_topic(&mut self, topic: TopicId, options: Option<TopicOptions>) {
+        match options {
+            Some(options) => self.topics.insert(topic, options),
+            None => self.topics.remove(&topic),
+        };
+    }
+
     fn start(&mut self, out: &mut Vec<Output<Self>>) {
         if !self.started {
             self.started = true;
@@ -291,15 +299,11 @@ impl Protocol for Gossip {
             Input::Command(command) => match command {
                 Command::Join(contacts) => {
                     for contact in contacts {
-                        self.views.join(contact, &mut self.hv_out);
+                        self.views.join(contact, &mut self.rng, &mut self.hv_out);
                     }
                 }
-                Command::Subscribe(topic, options) => {
-                    self.topics.insert(topic, options);
-                }
-                Command::Unsubscribe(topic) => {
-                    self.topics.remove(&topic);
-                }
+                Command::Subscribe(topic, options) => self.set_topic(topic, Some(options)),
+                Command::Unsubscribe(topic) => self.set_topic(topic, None),
                 Command::Publish(topic, payload) => self.publish(now, topic, payload, out),
                 Command::Validated(id, verdict) => {
                     self.tree.validated(id, verdict, &mut self.pt_out);

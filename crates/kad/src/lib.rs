@@ -80,5 +80,5 @@ pub use key::{Distance, Key};
 pub use message::{Message, Record};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbRecordStore;
-pub use routing::{ContentRouting, KadHandle, PeerRouting};
+pub use routing::{AUTO_QUERY_IDS, ContentRouting, PeerRouting};
 pub use store::{MemoryStore, RecordStore};

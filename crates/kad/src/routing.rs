@@ -1,89 +1,98 @@
 //! The capabilities kad provides to other crates: [`PeerRouting`] and [`ContentRouting`].
 //!
-//! They are small traits so an application (the coin node) is written against them rather than against
-//! Kademlia itself. Here they are implemented by [`KadHandle`], which turns each call into a
-//! [`Command`] with a fresh [`QueryId`]; the driver feeds the commands to [`crate::Kademlia`] and the
-//! answer arrives as the [`crate::Event`] carrying that id. Async wrappers belong to the node runtime.
+//! They are small traits, implemented by [`Kademlia`] itself, so an application that embeds Kademlia as
+//! a child of its composite protocol (`meshwork_wire::compose`) is written against them rather than
+//! against Kademlia's commands. Each call starts a query in the caller's `handle` step, pushes the
+//! requests it sends onto `out`, and returns the query's id; the answer is the [`crate::Event`] that
+//! carries that id. Ids the protocol picks itself live at and above [`AUTO_QUERY_IDS`], so they never
+//! meet ids an application chose for its own [`Command`]s.
 
 use meshwork_identity::PeerId;
+use meshwork_wire::{Input, Instant, Output, Protocol};
 
-use crate::{Command, Key, PeerInfo, QueryId};
+use crate::{Command, Kademlia, Key, PeerInfo, QueryId, RecordStore};
+
+/// The first query id that [`PeerRouting`] and [`ContentRouting`] hand out (2^63).
+pub const AUTO_QUERY_IDS: u64 = 1 << 63;
 
 /// Finding peers.
-pub trait PeerRouting {
+pub trait PeerRouting: Protocol {
+    /// Joins the network through `contacts`; answered by [`crate::Event::Bootstrapped`].
+    fn bootstrap(&mut self, now: Instant, contacts: Vec<PeerInfo>, out: &mut Vec<Output<Self>>) -> QueryId;
     /// Starts a lookup of the `k` peers closest to `target`; answered by [`crate::Event::ClosestPeers`].
-    fn find_closest_peers(&mut self, target: Key) -> QueryId;
+    fn find_closest_peers(&mut self, now: Instant, target: Key, out: &mut Vec<Output<Self>>) -> QueryId;
     /// Starts a lookup of `peer`'s address; answered by [`crate::Event::FoundPeer`].
-    fn find_peer(&mut self, peer: PeerId) -> QueryId;
+    fn find_peer(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) -> QueryId;
+    /// Peers this node knows how to reach (its routing table), candidates for connections.
+    fn known_peers(&self) -> Vec<PeerId>;
 }
 
 /// Storing and finding content.
-pub trait ContentRouting {
+pub trait ContentRouting: Protocol {
     /// Publishes a signed record; answered by [`crate::Event::PutValue`].
-    fn put_value(&mut self, key: Key, value: Vec<u8>) -> QueryId;
+    fn put_value(&mut self, now: Instant, key: Key, value: Vec<u8>, out: &mut Vec<Output<Self>>) -> QueryId;
     /// Looks a record up; answered by [`crate::Event::GetValue`].
-    fn get_value(&mut self, key: Key) -> QueryId;
+    fn get_value(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId;
     /// Announces that we provide `key`; answered by [`crate::Event::StartedProviding`].
-    fn provide(&mut self, key: Key) -> QueryId;
+    fn provide(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId;
     /// Looks up providers of `key`; answered by [`crate::Event::GetProviders`].
-    fn find_providers(&mut self, key: Key) -> QueryId;
+    fn find_providers(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId;
 }
 
-/// Turns capability calls into [`Command`]s for the driver to deliver, numbering the queries.
-#[derive(Debug, Default)]
-pub struct KadHandle {
-    next: u64,
-    commands: Vec<Command>,
-}
-
-impl KadHandle {
-    /// A handle whose first query id is 0.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn push(&mut self, make: impl FnOnce(QueryId) -> Command) -> QueryId {
-        let query = QueryId(self.next);
-        self.next += 1;
-        self.commands.push(make(query));
+impl<S: RecordStore> Kademlia<S> {
+    /// Starts the query `make` builds around a fresh id.
+    fn start_query(
+        &mut self,
+        now: Instant,
+        make: impl FnOnce(QueryId) -> Command,
+        out: &mut Vec<Output<Self>>,
+    ) -> QueryId {
+        let query = QueryId(AUTO_QUERY_IDS.wrapping_add(self.next_auto_query));
+        self.next_auto_query = self.next_auto_query.wrapping_add(1) % AUTO_QUERY_IDS;
+        self.handle(now, Input::Command(make(query)), out);
         query
     }
+}
 
-    /// Queues a [`Command::Bootstrap`] through `peers`.
-    pub fn bootstrap(&mut self, peers: Vec<PeerInfo>) -> QueryId {
-        self.push(|query| Command::Bootstrap { query, peers })
+impl<S: RecordStore> PeerRouting for Kademlia<S> {
+    fn bootstrap(&mut self, now: Instant, contacts: Vec<PeerInfo>, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(
+            now,
+            |query| Command::Bootstrap {
+                query,
+                peers: contacts,
+            },
+            out,
+        )
     }
 
-    /// Takes the commands queued so far, oldest first.
-    pub fn drain(&mut self) -> Vec<Command> {
-        std::mem::take(&mut self.commands)
+    fn find_closest_peers(&mut self, now: Instant, target: Key, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::FindNode { query, target }, out)
+    }
+
+    fn find_peer(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::FindPeer { query, peer }, out)
+    }
+
+    fn known_peers(&self) -> Vec<PeerId> {
+        self.table.iter().map(|entry| entry.peer).collect()
     }
 }
 
-impl PeerRouting for KadHandle {
-    fn find_closest_peers(&mut self, target: Key) -> QueryId {
-        self.push(|query| Command::FindNode { query, target })
+impl<S: RecordStore> ContentRouting for Kademlia<S> {
+    fn put_value(&mut self, now: Instant, key: Key, value: Vec<u8>, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::PutValue { query, key, value }, out)
     }
 
-    fn find_peer(&mut self, peer: PeerId) -> QueryId {
-        self.push(|query| Command::FindPeer { query, peer })
-    }
-}
-
-impl ContentRouting for KadHandle {
-    fn put_value(&mut self, key: Key, value: Vec<u8>) -> QueryId {
-        self.push(|query| Command::PutValue { query, key, value })
+    fn get_value(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::GetValue { query, key }, out)
     }
 
-    fn get_value(&mut self, key: Key) -> QueryId {
-        self.push(|query| Command::GetValue { query, key })
+    fn provide(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::StartProviding { query, key }, out)
     }
 
-    fn provide(&mut self, key: Key) -> QueryId {
-        self.push(|query| Command::StartProviding { query, key })
-    }
-
-    fn find_providers(&mut self, key: Key) -> QueryId {
-        self.push(|query| Command::GetProviders { query, key })
+    fn find_providers(&mut self, now: Instant, key: Key, out: &mut Vec<Output<Self>>) -> QueryId {
+        self.start_query(now, |query| Command::GetProviders { query, key }, out)
     }
 }

@@ -16,7 +16,7 @@ pub(crate) struct ConnEntry<C> {
     /// The node's own number for this connection (connections are not comparable otherwise).
     pub(crate) id: u64,
     pub(crate) conn: C,
-    /// One queue of encoded messages per protocol, drained by that protocol's writer task.
+    /// One queue of encoded messages per route (a protocol's channel), drained by its writer task.
     pub(crate) writers: Vec<mpsc::Sender<Vec<u8>>>,
     tasks: Vec<AbortHandle>,
 }
@@ -29,10 +29,13 @@ impl<C> Drop for ConnEntry<C> {
     }
 }
 
-/// Per protocol: its id and the counters its tasks update.
+/// Per channel of every protocol: its id, the counters its tasks update, and the protocol (slot) and
+/// channel of that protocol it leads to.
 pub(crate) struct Route {
     pub(crate) id: meshwork_wire::ProtocolId,
     pub(crate) metrics: ProtocolMetrics,
+    pub(crate) slot: usize,
+    pub(crate) channel: usize,
 }
 
 /// Starts the tasks of a new connection and returns its entry.
@@ -46,10 +49,10 @@ pub(crate) fn start<C: Connection>(
     let peer = conn.remote_peer_id();
     let mut tasks = Vec::with_capacity(routes.len() + 2);
     let mut writers = Vec::with_capacity(routes.len());
-    for (slot, route) in routes.iter().enumerate() {
+    for route in routes.iter() {
         let (tx, rx) = mpsc::channel(send_queue.max(1));
         writers.push(tx);
-        let task = tokio::spawn(write(conn.clone(), route.id, route.metrics.clone(), rx, slot));
+        let task = tokio::spawn(write(conn.clone(), route.id, route.metrics.clone(), rx));
         tasks.push(task.abort_handle());
     }
     let readers = tokio::spawn(accept_streams(conn.clone(), id, routes.clone(), inbox.clone()));
@@ -77,12 +80,11 @@ async fn write<C: Connection>(
     protocol: meshwork_wire::ProtocolId,
     metrics: ProtocolMetrics,
     mut queue: mpsc::Receiver<Vec<u8>>,
-    slot: usize,
 ) {
     let mut stream = match conn.open(protocol).await {
         Ok(stream) => stream,
         Err(err) => {
-            debug!(peer = %conn.remote_peer_id(), %protocol, slot, %err, "cannot open stream");
+            debug!(peer = %conn.remote_peer_id(), %protocol, %err, "cannot open stream");
             return;
         }
     };
@@ -106,10 +108,10 @@ async fn accept_streams<C: Connection>(
     let peer = conn.remote_peer_id();
     while let Ok(stream) = conn.accept_stream().await {
         // The transport only accepts streams of protocols it speaks, and it speaks ours.
-        let Some(slot) = routes.iter().position(|route| route.id == stream.protocol()) else {
+        let Some(route) = routes.iter().position(|route| route.id == stream.protocol()) else {
             continue;
         };
-        let metrics = routes[slot].metrics.clone();
+        let metrics = routes[route].metrics.clone();
         let inbox = inbox.clone();
         tokio::spawn(async move {
             let mut stream = stream;
@@ -124,7 +126,7 @@ async fn accept_streams<C: Connection>(
                         let frame = Inbox::Frame {
                             peer,
                             conn: id,
-                            slot,
+                            route,
                             bytes: body,
                         };
                         if inbox.send(frame).await.is_err() {

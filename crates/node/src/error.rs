@@ -12,6 +12,9 @@ pub enum NodeError {
     /// Two protocols with one id were registered; the router could not tell their streams apart.
     #[error("protocol {0} registered twice")]
     DuplicateProtocol(String),
+    /// More protocols were registered than a node runs (compose them: a composite is one protocol).
+    #[error("a node runs at most {0} protocols")]
+    TooManyProtocols(usize),
     /// The metrics endpoint could not be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {

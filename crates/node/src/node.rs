@@ -22,8 +22,13 @@ pub struct NodeBuilder {
     inbox_tx: mpsc::Sender<Inbox>,
     inbox_rx: mpsc::Receiver<Inbox>,
     slots: Vec<Box<dyn Slot>>,
+    /// One per channel of every protocol, in registration order.
+    routes: Vec<Route>,
     specs: Vec<ProtocolSpec>,
 }
+
+/// The most protocols (slots) one node registers; a composite counts once, whatever its channels.
+const MAX_SLOTS: usize = 64;
 
 impl std::fmt::Debug for NodeBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,11 +48,13 @@ impl NodeBuilder {
             inbox_tx,
             inbox_rx,
             slots: Vec::new(),
+            routes: Vec::new(),
             specs: Vec::new(),
         }
     }
 
-    /// Registers `protocol` (its initial state) and returns a handle to it and its events.
+    /// Registers `protocol` (its initial state) and returns a handle to it and its events. A composite
+    /// (`meshwork_wire::compose`) is one protocol here: every channel it lists is routed to it.
     pub fn register<P>(&mut self, protocol: P) -> Result<(Handle<P>, Events<P>), NodeError>
     where
         P: Protocol + Send + 'static,
@@ -70,15 +77,36 @@ impl NodeBuilder {
         P::Event: Send + 'static,
         P::Timer: Send + 'static,
     {
-        if self.specs.iter().any(|spec| spec.id == P::ID) {
-            return Err(NodeError::DuplicateProtocol(P::ID.to_string()));
+        let channels = P::channels();
+        for (i, channel) in channels.iter().enumerate() {
+            let twice = channels[..i].iter().any(|c| c.id == channel.id);
+            if twice || self.specs.iter().any(|spec| spec.id == channel.id) {
+                return Err(NodeError::DuplicateProtocol(channel.id.to_string()));
+            }
+        }
+        if self.slots.len() >= MAX_SLOTS {
+            return Err(NodeError::TooManyProtocols(MAX_SLOTS));
         }
         let index = self.slots.len();
         let (events_tx, events_rx) = mpsc::channel(self.config.event_queue.max(1));
         let metrics = self.metrics.for_protocol(P::ID.as_str());
-        self.slots
-            .push(Box::new(Driven::new(index, protocol, events_tx, metrics, hooks)));
-        self.specs.push(ProtocolSpec::of::<P>());
+        let route_base = self.routes.len();
+        for (channel, spec) in channels.iter().enumerate() {
+            self.routes.push(Route {
+                id: spec.id,
+                metrics: self.metrics.for_protocol(spec.id.as_str()),
+                slot: index,
+                channel,
+            });
+            self.specs.push(ProtocolSpec::new(spec.id, spec.max_message_size));
+        }
+        self.slots.push(Box::new(Driven::new(
+            (index, route_base),
+            protocol,
+            events_tx,
+            metrics,
+            hooks,
+        )));
         Ok((Handle::new(index, self.inbox_tx.clone()), Events::new(events_rx)))
     }
 
@@ -102,24 +130,17 @@ impl NodeBuilder {
         };
         let transport = Arc::new(transport);
         let (conns_tx, conns_rx) = mpsc::channel(64);
-        let routes = self
-            .slots
-            .iter()
-            .map(|slot| Route {
-                id: slot.id(),
-                metrics: slot.metrics().clone(),
-            })
-            .collect();
         let runtime = Runtime {
             transport: transport.clone(),
             config: self.config,
             metrics: self.metrics.clone(),
             slots: self.slots,
-            routes: Arc::new(routes),
+            routes: Arc::new(self.routes),
             inbox_tx: self.inbox_tx.clone(),
             conns_tx,
             epoch: (wall_clock(), TokioInstant::now()),
             peers: HashMap::new(),
+            released: HashMap::new(),
             addresses: HashMap::new(),
             dialing: HashSet::new(),
             timers: BinaryHeap::new(),

@@ -31,11 +31,11 @@ const MAX_ADDRESSES: usize = 65_536;
 
 /// What reaches the node task.
 pub(crate) enum Inbox {
-    /// A frame from `peer` for protocol `slot`.
+    /// A frame from `peer` on route (a protocol's channel) `route`.
     Frame {
         peer: PeerId,
         conn: u64,
-        slot: usize,
+        route: usize,
         bytes: Vec<u8>,
     },
     /// The peer broke the framing (a frame over the protocol's maximum).
@@ -71,6 +71,9 @@ pub(crate) struct Runtime<T: Transport> {
     /// instant it corresponds to: protocol time advances with the monotonic clock from there.
     pub(crate) epoch: (Instant, TokioInstant),
     pub(crate) peers: HashMap<PeerId, Vec<ConnEntry<T::Connection>>>,
+    /// Connected peers that some protocols released (`Output::Disconnect`): a bit per slot. The
+    /// connection closes when every slot has released the peer (DESIGN.md §6).
+    pub(crate) released: HashMap<PeerId, u64>,
     pub(crate) addresses: HashMap<PeerId, SocketAddr>,
     pub(crate) dialing: HashSet<PeerId>,
     pub(crate) timers: BinaryHeap<Reverse<(TokioInstant, u64, usize, u64)>>,
@@ -172,6 +175,7 @@ impl<T: Transport> Runtime<T> {
         entry.get_mut().retain(|c| c.id != conn);
         if entry.get().is_empty() {
             entry.remove();
+            self.released.remove(&peer);
             debug!(%peer, "peer down");
             self.metrics.peers().dec();
             self.peer_down(peer);
@@ -191,7 +195,7 @@ impl<T: Transport> Runtime<T> {
             Inbox::Frame {
                 peer,
                 conn,
-                slot,
+                route,
                 bytes,
             } => {
                 // Frames still queued from a connection already reported closed are dropped.
@@ -202,9 +206,13 @@ impl<T: Transport> Runtime<T> {
                 {
                     return None;
                 }
+                let (slot, channel) = (self.routes[route].slot, self.routes[route].channel);
+                // The peer opened the stream of a protocol that had released it: that protocol wants
+                // it again (its own bans, if it keeps any, decide what the message gets).
+                self.engage(peer, slot);
                 let now = self.now();
-                if let Err(err) = self.slots[slot].message(now, peer, &bytes, &mut self.actions) {
-                    self.slots[slot].metrics().invalid_frames.inc();
+                if let Err(err) = self.slots[slot].message(now, peer, channel, &bytes, &mut self.actions) {
+                    self.routes[route].metrics.invalid_frames.inc();
                     self.penalise(peer, &err.to_string());
                 }
             }
@@ -226,7 +234,7 @@ impl<T: Transport> Runtime<T> {
                 Control::AddAddress(peer, addr) => self.remember(peer, addr),
                 Control::Dial(peer, addr) => {
                     self.remember(peer, addr);
-                    self.actions.push(Action::Dial(peer));
+                    self.actions.push(Action::Dial { peer, slot: None });
                 }
                 Control::Disconnect(peer) => self.actions.push(Action::Disconnect(peer)),
                 Control::Peers(reply) => {
@@ -281,25 +289,78 @@ impl<T: Transport> Runtime<T> {
             let actions = std::mem::take(&mut self.actions);
             for action in actions {
                 match action {
-                    Action::Send { to, slot, bytes } => self.send(to, slot, bytes),
+                    Action::Send { to, route, bytes } => self.send(to, route, bytes),
                     Action::Schedule { after, slot, key } => {
                         let at = TokioInstant::now() + after.min(Duration::from_secs(365 * 24 * 3600));
                         self.timer_seq += 1;
                         self.timers.push(Reverse((at, self.timer_seq, slot, key)));
                     }
-                    Action::Dial(peer) => self.dial(peer),
-                    Action::Disconnect(peer) => {
-                        for entry in self.peers.get(&peer).into_iter().flatten() {
-                            entry.conn.close(CloseReason::Application(CLOSE_REQUESTED));
-                        }
-                    }
+                    Action::Dial { peer, slot } => match slot {
+                        // Connected already (another protocol holds the connection, or this one
+                        // released it): the protocol is told at once, as after a dial.
+                        Some(slot) if self.peers.contains_key(&peer) => self.hand_back(peer, slot),
+                        _ => self.dial(peer),
+                    },
+                    Action::Release { peer, slot } => self.release(peer, slot),
+                    Action::Disconnect(peer) => self.close(&peer),
                 }
             }
         }
     }
 
-    fn send(&mut self, to: PeerId, slot: usize, bytes: Vec<u8>) {
-        let metrics = self.slots[slot].metrics();
+    /// Protocol `slot` released `peer`; close the connection if no protocol wants it any more.
+    fn release(&mut self, peer: PeerId, slot: usize) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let all = if self.slots.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.slots.len()) - 1
+        };
+        let released = self.released.entry(peer).or_default();
+        *released |= 1u64 << slot;
+        if *released & all == all {
+            debug!(%peer, "no protocol wants the peer: disconnecting");
+            self.close(&peer);
+        }
+    }
+
+    /// If protocol `slot` had released the connected `peer`, it holds it again and is told `PeerUp`.
+    fn engage(&mut self, peer: PeerId, slot: usize) {
+        let released = self.released.get(&peer).is_some_and(|r| r & (1u64 << slot) != 0);
+        if released {
+            self.hand_back(peer, slot);
+        }
+    }
+
+    /// Protocol `slot` holds the connected `peer` (again) and is told `PeerUp`.
+    fn hand_back(&mut self, peer: PeerId, slot: usize) {
+        if let Some(released) = self.released.get_mut(&peer) {
+            *released &= !(1u64 << slot);
+            if *released == 0 {
+                self.released.remove(&peer);
+            }
+        }
+        let addr = self
+            .peers
+            .get(&peer)
+            .and_then(|conns| conns.first())
+            .map(|c| c.conn.remote_addr());
+        if let Some(addr) = addr {
+            let now = self.now();
+            self.slots[slot].peer_up(now, peer, addr, &mut self.actions);
+        }
+    }
+
+    fn close(&self, peer: &PeerId) {
+        for entry in self.peers.get(peer).into_iter().flatten() {
+            entry.conn.close(CloseReason::Application(CLOSE_REQUESTED));
+        }
+    }
+
+    fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>) {
+        let metrics = &self.routes[route].metrics;
         // After a simultaneous dial both connections live for a grace period; both sides write only to
         // the one the transport keeps (dialed by the smaller id; the newer of two in one direction), so
         // nothing is written to a connection about to close.
@@ -317,7 +378,7 @@ impl<T: Transport> Runtime<T> {
             metrics.queue_drops.inc();
             return;
         };
-        if entry.writers[slot].try_send(bytes).is_err() {
+        if entry.writers[route].try_send(bytes).is_err() {
             // Full (the peer reads slower than we send) or the writer ended: an explicit, counted drop.
             metrics.queue_drops.inc();
         }

@@ -3,6 +3,10 @@
 //! [`Driven`] owns a protocol's state. It decodes frames into the protocol's messages, hands it inputs
 //! with `now`, and turns its typed [`Output`]s into untyped [`Action`]s (encoded bytes, timer keys) that
 //! the node task carries out. Events go straight to the application's bounded queue.
+//!
+//! A slot may speak several channels (a composite protocol: `meshwork_wire::compose`). The node keeps one
+//! flat list of *routes*, one per channel of every slot; a slot's channels occupy the routes from its
+//! `route_base` on, in the order of [`Protocol::channels`].
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -10,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_wire::{DecodeError, Input, Instant, Output, Protocol, ProtocolId};
+use meshwork_wire::{Channel, DecodeError, Input, Instant, Output, Protocol, WireMessage};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -19,11 +23,17 @@ use crate::metrics::ProtocolMetrics;
 /// What the node task does for a protocol, once types are erased.
 #[derive(Debug)]
 pub(crate) enum Action {
-    /// Write `bytes` (an encoded message) to `to` on protocol `slot`.
-    Send { to: PeerId, slot: usize, bytes: Vec<u8> },
-    /// Connect to the peer.
-    Dial(PeerId),
-    /// Close every connection to the peer.
+    /// Write `bytes` (an encoded message) to `to` on route (channel) `route`.
+    Send {
+        to: PeerId,
+        route: usize,
+        bytes: Vec<u8>,
+    },
+    /// Connect to the peer; `slot` asked (a connected peer it had released is handed back to it).
+    Dial { peer: PeerId, slot: Option<usize> },
+    /// Protocol `slot` no longer wants the peer; the connection closes once no protocol wants it.
+    Release { peer: PeerId, slot: usize },
+    /// Close every connection to the peer, whoever wants it (the node's own `disconnect`).
     Disconnect(PeerId),
     /// Fire timer `key` of protocol `slot` after `after`.
     Schedule { after: Duration, slot: usize, key: u64 },
@@ -77,12 +87,11 @@ impl<P: Protocol> std::fmt::Debug for Hooks<P> {
 
 /// The node task's view of one protocol.
 pub(crate) trait Slot: Send {
-    fn id(&self) -> ProtocolId;
-    fn metrics(&self) -> &ProtocolMetrics;
     fn message(
         &mut self,
         now: Instant,
         from: PeerId,
+        channel: usize,
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), DecodeError>;
@@ -96,6 +105,9 @@ pub(crate) trait Slot: Send {
 /// A protocol's state and everything needed to drive it.
 pub(crate) struct Driven<P: Protocol> {
     index: usize,
+    /// The route of this protocol's first channel.
+    route_base: usize,
+    channels: Vec<Channel>,
     state: P,
     out: Vec<Output<P>>,
     timers: HashMap<u64, P::Timer>,
@@ -107,7 +119,7 @@ pub(crate) struct Driven<P: Protocol> {
 
 impl<P: Protocol> Driven<P> {
     pub(crate) fn new(
-        index: usize,
+        (index, route_base): (usize, usize),
         state: P,
         events: mpsc::Sender<P::Event>,
         metrics: ProtocolMetrics,
@@ -115,6 +127,8 @@ impl<P: Protocol> Driven<P> {
     ) -> Self {
         Self {
             index,
+            route_base,
+            channels: P::channels(),
             state,
             out: Vec::new(),
             timers: HashMap::new(),
@@ -134,19 +148,27 @@ impl<P: Protocol> Driven<P> {
     fn flush(&mut self, actions: &mut Vec<Action>) {
         for output in self.out.drain(..) {
             match output {
-                Output::Send { to, msg } => match meshwork_wire::encode(&msg) {
-                    Ok(bytes) if bytes.len() <= P::MAX_MESSAGE_SIZE => actions.push(Action::Send {
-                        to,
-                        slot: self.index,
-                        bytes,
-                    }),
-                    Ok(bytes) => {
-                        // The protocol broke its own bound; the peer would refuse the frame anyway.
-                        warn!(protocol = %P::ID, size = bytes.len(), max = P::MAX_MESSAGE_SIZE, "message over the protocol's maximum not sent");
-                        self.metrics.queue_drops.inc();
+                Output::Send { to, msg } => {
+                    let channel = msg.channel();
+                    let Some(spec) = self.channels.get(channel) else {
+                        warn!(protocol = %P::ID, channel, "message for a channel the protocol does not list");
+                        continue;
+                    };
+                    let mut bytes = Vec::new();
+                    match msg.encode_to(&mut bytes) {
+                        Ok(()) if bytes.len() <= spec.max_message_size => actions.push(Action::Send {
+                            to,
+                            route: self.route_base + channel,
+                            bytes,
+                        }),
+                        Ok(()) => {
+                            // The protocol broke its own bound; the peer would refuse the frame anyway.
+                            warn!(protocol = %spec.id, size = bytes.len(), max = spec.max_message_size, "message over the protocol's maximum not sent");
+                            self.metrics.queue_drops.inc();
+                        }
+                        Err(err) => warn!(protocol = %spec.id, %err, "message not encodable, not sent"),
                     }
-                    Err(err) => warn!(protocol = %P::ID, %err, "message not encodable, not sent"),
-                },
+                }
                 Output::Emit(event) => match self.events.try_send(event) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -166,8 +188,14 @@ impl<P: Protocol> Driven<P> {
                         key,
                     });
                 }
-                Output::Dial(peer) => actions.push(Action::Dial(peer)),
-                Output::Disconnect(peer) => actions.push(Action::Disconnect(peer)),
+                Output::Dial(peer) => actions.push(Action::Dial {
+                    peer,
+                    slot: Some(self.index),
+                }),
+                Output::Disconnect(peer) => actions.push(Action::Release {
+                    peer,
+                    slot: self.index,
+                }),
             }
         }
     }
@@ -180,22 +208,15 @@ where
     P::Event: Send + 'static,
     P::Timer: Send + 'static,
 {
-    fn id(&self) -> ProtocolId {
-        P::ID
-    }
-
-    fn metrics(&self) -> &ProtocolMetrics {
-        &self.metrics
-    }
-
     fn message(
         &mut self,
         now: Instant,
         from: PeerId,
+        channel: usize,
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), DecodeError> {
-        let msg: P::Message = meshwork_wire::decode(bytes)?;
+        let msg = P::Message::decode_from(channel, bytes)?;
         self.input(now, Input::Message { from, msg }, actions);
         Ok(())
     }

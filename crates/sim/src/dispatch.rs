@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, WireMessage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -254,7 +254,7 @@ impl<P: Protocol> Sim<P> {
             },
         };
         let size = match &msg {
-            Some(msg) => match meshwork_wire::encoded_len(msg) {
+            Some(msg) => match msg.wire_len() {
                 Ok(size) => size,
                 Err(_) => {
                     self.stats.encode_failures += 1;
@@ -270,6 +270,9 @@ impl<P: Protocol> Sim<P> {
 
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += size as u64;
+        let slots = self.stats.bytes_by_channel.len();
+        let channel = msg.as_ref().map_or(0, WireMessage::channel).min(slots - 1);
+        self.stats.bytes_by_channel[channel] += size as u64;
         let meta = &mut self.nodes[a as usize];
         meta.stats.messages_sent += 1;
         meta.stats.bytes_sent += size as u64;

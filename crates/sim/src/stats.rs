@@ -10,6 +10,10 @@ pub struct SimStats {
     pub messages_sent: u64,
     /// Their encoded size in bytes.
     pub bytes_sent: u64,
+    /// The same bytes by the channel that carried them (a composite's children: index `i` is channel
+    /// `i` of [`Protocol::channels`](meshwork_wire::Protocol::channels); channels past the last slot are
+    /// counted in it).
+    pub bytes_by_channel: [u64; 4],
     /// Messages handed to their recipient.
     pub delivered: u64,
     /// Lost to the link's random loss.

@@ -52,11 +52,18 @@ impl Trace {
         }
     }
 
-    /// A delivered message: the record, then the message's full encoding and its length.
-    pub(crate) fn record_message<M: serde::Serialize>(&mut self, time: u64, node: u32, from: u32, msg: &M) {
-        self.record(time, node, Kind::Message, from, 0);
+    /// A delivered message: the record (with the message's channel), then the message's full encoding
+    /// and its length.
+    pub(crate) fn record_message<M: meshwork_wire::WireMessage>(
+        &mut self,
+        time: u64,
+        node: u32,
+        from: u32,
+        msg: &M,
+    ) {
+        self.record(time, node, Kind::Message, from, msg.channel() as u64);
         let before = self.buf.len();
-        if meshwork_wire::encode_into(msg, &mut self.buf).is_err() {
+        if msg.encode_to(&mut self.buf).is_err() {
             // Cannot happen: the message was sized when it was sent. Mark it and keep going.
             self.buf.truncate(before);
             self.buf.push(0xff);

@@ -50,6 +50,10 @@ pub enum DecodeError {
         /// The announced length.
         len: usize,
     },
+    /// The bytes arrived on a channel the protocol does not speak (a driver bug, or a composite whose
+    /// channel list and message enum disagree).
+    #[error("no channel {0} in this protocol")]
+    UnknownChannel(usize),
     /// The bytes do not form a valid value (bad tag, bad varint, invalid key, a collection over its bound, ...).
     #[error("invalid encoding: {0}")]
     Invalid(String),

@@ -43,16 +43,20 @@
 
 pub mod bounded;
 pub mod codec;
+pub mod compose;
 mod error;
 pub mod frame;
 pub mod golden;
+pub mod message;
 pub mod protocol;
 mod protocol_id;
 mod time;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, LengthError};
 pub use codec::{decode, encode, encode_into, encoded_len};
+pub use compose::{Lifted, Links};
 pub use error::{DecodeError, EncodeError, FrameError, ProtocolIdError};
+pub use message::{Channel, WireMessage};
 pub use protocol::{Input, Output, Protocol};
 pub use protocol_id::ProtocolId;
 pub use time::Instant;

@@ -39,15 +39,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::{Instant, PeerId, ProtocolId};
+use crate::{Channel, Instant, PeerId, ProtocolId, WireMessage};
 
 /// A pure protocol state machine.
 pub trait Protocol {
-    /// What crosses the wire to and from peers. Decoding must be bounded (see [`crate::bounded`]).
-    type Message: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + 'static;
+    /// What crosses the wire to and from peers. Decoding must be bounded (see [`crate::bounded`]). Any
+    /// serde type is a [`WireMessage`] on one channel; a composite's is built by
+    /// [`wire_enum!`](crate::wire_enum).
+    type Message: WireMessage;
     /// What the application asks of the protocol (publish, look up, ...).
     type Command: fmt::Debug;
     /// What the protocol tells the application (a message arrived, a lookup finished, ...).
@@ -56,11 +55,21 @@ pub trait Protocol {
     /// fire them in virtual time.
     type Timer: Clone + fmt::Debug;
 
-    /// The protocol's versioned id, which the transport uses to route streams to it.
+    /// The protocol's versioned id, which the transport uses to route streams to it. A composite's id
+    /// names it in metrics and logs; its streams are its children's ([`Protocol::channels`]).
     const ID: ProtocolId;
     /// The largest encoded [`Protocol::Message`] this protocol sends or accepts, in bytes. Frames that
-    /// announce more are refused before anything is allocated.
+    /// announce more are refused before anything is allocated. A composite gives the largest of its
+    /// channels'; each channel is still checked against its own.
     const MAX_MESSAGE_SIZE: usize;
+
+    /// The channels this protocol speaks, each with its own id and maximum message size; a message's
+    /// [`WireMessage::channel`] indexes this list. A plain protocol speaks one, its own `ID` (this
+    /// default); a composite lists its children's, in the order of its message enum
+    /// ([`compose`](crate::compose)).
+    fn channels() -> Vec<Channel> {
+        vec![Channel::of::<Self>()]
+    }
 
     /// Handles one input at time `now`, pushing the resulting actions onto `out` in the order they should
     /// be carried out. It must not block, and must not clear `out` (the driver may batch several calls).

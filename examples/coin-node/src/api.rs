@@ -4,15 +4,16 @@
 use std::collections::HashSet;
 
 use meshwork_consensus::ChainError;
-use meshwork_gossip::{Command as GossipCommand, Gossip, MAX_PAYLOAD};
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::Kademlia;
-use meshwork_ledger::{Amount, Block, BlockId, OutPoint, Transaction, Transfer, TxId};
+use meshwork_ledger::{Amount, Block, BlockId, OutPoint, Transfer, TxId};
 use meshwork_node::{Handle, Node, NodeError};
 use serde::Serialize;
 
-use crate::app::{block_topic, tx_topic};
-use crate::node::Sync;
+use meshwork_coin::{CoinCommand, Submitted};
+
+use crate::node::App;
+
+pub use meshwork_coin::txid_of;
 
 /// Blocks scanned back from the tip by [`NodeApi::transaction`] (a linear scan: there is no txid index).
 pub const TX_SCAN_DEPTH: u64 = 1000;
@@ -92,20 +93,10 @@ pub struct TxView {
 #[derive(Clone, Debug)]
 pub struct NodeApi {
     node: Node,
-    sync: Handle<Sync>,
-    gossip: Handle<Gossip>,
-    kad: Handle<Kademlia>,
+    app: Handle<App>,
     wallet: std::sync::Arc<Keypair>,
     mining: bool,
-    /// Transactions submitted through this node, republished until they leave the mempool (bounded).
-    local: std::sync::Arc<std::sync::Mutex<LocalTxs>>,
 }
-
-/// Local transactions by id, with their encoding, oldest first.
-type LocalTxs = std::collections::VecDeque<(TxId, Vec<u8>)>;
-
-/// The most local transactions kept for rebroadcast; the oldest is forgotten beyond it.
-const MAX_LOCAL_TXS: usize = 256;
 
 fn block_view(block: &Block) -> BlockView {
     BlockView {
@@ -119,28 +110,13 @@ fn block_view(block: &Block) -> BlockView {
     }
 }
 
-/// The id of a transfer.
-pub fn txid_of(tx: &Transfer) -> TxId {
-    Transaction::Transfer(tx.clone()).txid()
-}
-
 impl NodeApi {
-    pub(crate) fn new(
-        node: Node,
-        sync: Handle<Sync>,
-        gossip: Handle<Gossip>,
-        kad: Handle<Kademlia>,
-        wallet: Keypair,
-        mining: bool,
-    ) -> Self {
+    pub(crate) fn new(node: Node, app: Handle<App>, wallet: Keypair, mining: bool) -> Self {
         Self {
             node,
-            sync,
-            gossip,
-            kad,
+            app,
             wallet: std::sync::Arc::new(wallet),
             mining,
-            local: std::sync::Arc::default(),
         }
     }
 
@@ -149,19 +125,9 @@ impl NodeApi {
         &self.node
     }
 
-    /// The sync protocol (which owns the chain).
-    pub fn sync(&self) -> &Handle<Sync> {
-        &self.sync
-    }
-
-    /// The gossip protocol.
-    pub fn gossip(&self) -> &Handle<Gossip> {
-        &self.gossip
-    }
-
-    /// The Kademlia protocol.
-    pub fn kad(&self) -> &Handle<Kademlia> {
-        &self.kad
+    /// The coin's logic (which owns the chain, gossip and Kademlia).
+    pub fn app(&self) -> &Handle<App> {
+        &self.app
     }
 
     /// The wallet's key.
@@ -172,7 +138,7 @@ impl NodeApi {
     /// The tip's height and id.
     pub async fn tip(&self) -> Result<(u64, BlockId), ApiError> {
         Ok(self
-            .sync
+            .app
             .with(|s| {
                 let tip = s.chain().tip();
                 (tip.height, tip.id)
@@ -184,10 +150,15 @@ impl NodeApi {
     pub async fn status(&self) -> Result<Status, ApiError> {
         let peers = self.node.peers().await?.len();
         let (height, tip, mempool, synced) = self
-            .sync
+            .app
             .with(|s| {
                 let tip = s.chain().tip();
-                (tip.height, tip.id, s.chain().mempool().len(), s.is_synced())
+                (
+                    tip.height,
+                    tip.id,
+                    s.chain().mempool().len(),
+                    s.sync().is_synced(),
+                )
             })
             .await?;
         Ok(Status {
@@ -206,7 +177,7 @@ impl NodeApi {
     /// The block at `height` on the best chain.
     pub async fn block_at(&self, height: u64) -> Result<Option<BlockView>, ApiError> {
         let block = self
-            .sync
+            .app
             .with(move |s| match s.chain().block_id_at_height(height) {
                 Some(id) => s.chain().block(&id),
                 None => Ok(None),
@@ -217,14 +188,14 @@ impl NodeApi {
 
     /// The block `id` (best chain or not, if stored).
     pub async fn block(&self, id: BlockId) -> Result<Option<BlockView>, ApiError> {
-        let block = self.sync.with(move |s| s.chain().block(&id)).await??;
+        let block = self.app.with(move |s| s.chain().block(&id)).await??;
         Ok(block.as_ref().map(block_view))
     }
 
     /// The transaction `txid`, from the mempool or the last [`TX_SCAN_DEPTH`] blocks of the best chain.
     pub async fn transaction(&self, txid: TxId) -> Result<Option<TxView>, ApiError> {
         let found = self
-            .sync
+            .app
             .with(move |s| -> Result<Option<TxView>, ChainError> {
                 let chain = s.chain();
                 if let Some(tx) = chain.mempool().get(&txid) {
@@ -262,13 +233,13 @@ impl NodeApi {
 
     /// The confirmed balance of `owner`.
     pub async fn balance(&self, owner: PeerId) -> Result<Amount, ApiError> {
-        Ok(self.sync.with(move |s| s.chain().balance(&owner)).await??)
+        Ok(self.app.with(move |s| s.chain().balance(&owner)).await??)
     }
 
     /// Whether `txid` is in the mempool.
     pub async fn in_mempool(&self, txid: TxId) -> Result<bool, ApiError> {
         Ok(self
-            .sync
+            .app
             .with(move |s| s.chain().mempool().contains(&txid))
             .await?)
     }
@@ -276,7 +247,7 @@ impl NodeApi {
     /// The confirmed coins of `owner` that no mempool transaction spends yet (mature or not).
     pub async fn spendable(&self, owner: PeerId) -> Result<Vec<(OutPoint, Amount)>, ApiError> {
         let coins = self
-            .sync
+            .app
             .with(move |s| -> Result<Vec<(OutPoint, Amount)>, ChainError> {
                 let chain = s.chain();
                 let height = chain.tip().height;
@@ -301,75 +272,21 @@ impl NodeApi {
         Ok(coins)
     }
 
-    /// Adds a local transaction to the mempool and publishes it on gossip.
+    /// Adds a local transaction to the mempool, publishes it on gossip, and keeps publishing it until a
+    /// block takes it (the app's rebroadcast timer).
     pub async fn submit_tx(&self, tx: Transfer) -> Result<TxId, ApiError> {
-        let txid = txid_of(&tx);
-        let bytes = meshwork_wire::encode(&tx).map_err(|e| ApiError::Rejected(e.to_string()))?;
-        self.sync
-            .call(move |s, now, _| s.chain_mut().submit_tx(tx, now.as_duration().as_secs()))
+        let submitted = self
+            .app
+            .call(move |app, now, out| app.submit_local_tx(now, tx, out))
             .await?
             .map_err(|e| ApiError::Rejected(e.to_string()))?;
-        self.remember_local(txid, bytes.clone());
-        self.gossip
-            .command(GossipCommand::Publish(tx_topic(), bytes))
-            .await?;
-        Ok(txid)
+        Ok(match submitted {
+            Submitted::Accepted(txid) | Submitted::Orphan(txid) => txid,
+        })
     }
 
-    fn local_txs(&self) -> std::sync::MutexGuard<'_, LocalTxs> {
-        self.local
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn remember_local(&self, txid: TxId, bytes: Vec<u8>) {
-        let mut local = self.local_txs();
-        if local.len() >= MAX_LOCAL_TXS {
-            local.pop_front();
-        }
-        local.push_back((txid, bytes));
-    }
-
-    /// Publishes again every transaction submitted here that is still waiting in the mempool, and forgets
-    /// those that left it (confirmed, or dropped). A first publication can die at the first hop (every
-    /// neighbour of the moment refuses to relay it: censorship, or a neighbour that just left); as the
-    /// views change, a later one gets through. Each publication is a new gossip message (a new sequence
-    /// number); nodes that already hold the transaction ignore it without forwarding.
-    pub async fn rebroadcast_local(&self) -> Result<usize, ApiError> {
-        let txids: Vec<TxId> = self.local_txs().iter().map(|(txid, _)| *txid).collect();
-        if txids.is_empty() {
-            return Ok(0);
-        }
-        let waiting: HashSet<TxId> = self
-            .sync
-            .with(move |s| {
-                txids
-                    .into_iter()
-                    .filter(|t| s.chain().mempool().contains(t))
-                    .collect()
-            })
-            .await?;
-        let again: Vec<Vec<u8>> = {
-            let mut local = self.local_txs();
-            local.retain(|(txid, _)| waiting.contains(txid));
-            local.iter().map(|(_, bytes)| bytes.clone()).collect()
-        };
-        for bytes in &again {
-            self.gossip
-                .command(GossipCommand::Publish(tx_topic(), bytes.clone()))
-                .await?;
-        }
-        Ok(again.len())
-    }
-
-    /// Publishes a block on gossip (if it fits a gossip message; sync announces it either way).
-    pub async fn publish_block(&self, block: &Block) -> Result<(), ApiError> {
-        let bytes = meshwork_wire::encode(block).unwrap_or_default();
-        if bytes.len() <= MAX_PAYLOAD {
-            self.gossip
-                .command(GossipCommand::Publish(block_topic(), bytes))
-                .await?;
-        }
-        Ok(())
+    /// Submits a block the local miner found: connected, and announced to every sync peer.
+    pub async fn submit_block(&self, block: Block) -> Result<(), ApiError> {
+        Ok(self.app.command(CoinCommand::SubmitBlock(block)).await?)
     }
 }

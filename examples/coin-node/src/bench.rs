@@ -616,7 +616,7 @@ async fn measure_tx(
     };
     report.tx_window_secs = secs(started);
     let (count, bytes) = first
-        .sync()
+        .app()
         .with(move |s| -> Result<(u64, u64), ChainError> {
             let chain = s.chain();
             let (mut count, mut bytes) = (0, 0);
@@ -665,7 +665,7 @@ async fn common_height(nodes: &[CoinNode], floor: u64) -> Option<u64> {
         for node in nodes {
             ids.push(
                 node.api()
-                    .sync()
+                    .app()
                     .with(move |s| s.chain().block_id_at_height(height))
                     .await
                     .ok()?,

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use meshwork_consensus::Command as SyncCommand;
 use meshwork_consensus::pow::mine;
 use meshwork_ledger::Block;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::api::NodeApi;
 
@@ -25,8 +24,8 @@ pub async fn run(api: NodeApi, threads: usize, stop: watch::Receiver<bool>) {
     let mut nonce_start: u64 = u64::from_le_bytes(owner.as_bytes()[..8].try_into().unwrap_or_default());
     while !*stop.borrow() {
         let template = api
-            .sync()
-            .call(move |sync, now, _| sync.chain().block_template(owner, now.as_duration().as_secs()))
+            .app()
+            .call(move |app, now, _| app.chain().block_template(owner, now.as_duration().as_secs()))
             .await;
         let template: Block = match template {
             Ok(Ok(block)) => block,
@@ -56,19 +55,9 @@ pub async fn run(api: NodeApi, threads: usize, stop: watch::Receiver<bool>) {
                     ..template.clone()
                 };
                 info!(height = header.height, id = %header.id(), txs = block.txs.len(), "mined a block");
-                if api
-                    .sync()
-                    .command(SyncCommand::SubmitBlock {
-                        block: block.clone(),
-                        from: None,
-                    })
-                    .await
-                    .is_err()
-                {
+                // Sync connects it and announces it to every peer: the one block relay path.
+                if api.submit_block(block).await.is_err() {
                     return;
-                }
-                if let Err(error) = api.publish_block(&block).await {
-                    debug!(%error, "publish failed");
                 }
                 break;
             }

@@ -1,13 +1,15 @@
-//! [`CoinNode`]: the assembled node (QUIC transport, sync, gossip, Kademlia, app loop, miner, RPC).
+//! [`CoinNode`]: the assembled node. The coin's logic is one protocol, [`App`] (gossip, sync and
+//! Kademlia composed by `meshwork_coin::CoinApp`); this module registers it on the runtime over QUIC
+//! and adds what needs tokio: the redb store, the miner's threads, the RPC server, metrics gauges.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshwork_consensus::{Chain, ChainSync, SyncConfig, genesis_block};
-use meshwork_gossip::{Command as GossipCommand, Gossip, TopicOptions};
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand};
+use meshwork_consensus::{Chain, SyncConfig, genesis_block};
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::{Address, Command as KadCommand, Kademlia, PeerInfo, QueryId};
+use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{RedbStore, StoreError, Transfer};
 use meshwork_node::{Hooks, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::{BindError, Config as TransportConfig, QuicTransport};
@@ -15,13 +17,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::NodeApi;
-use crate::app::{self, RelayFilter, block_topic, tx_topic};
+use crate::app::{self, RelayFilter};
 use crate::config::{ConfigError, DataDir, NetworkParams};
 use crate::miner;
 use crate::rpc::{self, RpcError};
 
-/// The sync protocol over the redb store: the node's chain.
-pub type Sync = ChainSync<RedbStore>;
+/// The coin's logic over the redb store: the one protocol the node runs.
+pub type App = CoinApp<RedbStore>;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,11 +110,14 @@ pub struct CoinNode {
     rpc: Option<rpc::RpcServer>,
 }
 
-fn kad_hooks() -> Hooks<Kademlia> {
+/// Kademlia knows addresses from its lookups, and counts the addresses connections come from.
+fn app_hooks() -> Hooks<App> {
     Hooks {
-        address_of: Some(|kad: &Kademlia, peer: &PeerId| kad.address_of(peer).and_then(Address::socket_addr)),
+        address_of: Some(|app: &App, peer: &PeerId| {
+            app.kad().address_of(peer).and_then(Address::socket_addr)
+        }),
         on_connected: Some(|peer, addr| {
-            Some(KadCommand::PeerAddress {
+            Some(CoinCommand::PeerAddress {
                 peer,
                 addr: addr.into(),
             })
@@ -148,46 +153,28 @@ impl CoinNode {
             ..NodeConfig::default()
         });
         let gauges = app::Gauges::register(builder.metrics());
-        let (sync, sync_events) = builder.register(ChainSync::new(chain, sync_config()))?;
-        let (gossip, gossip_events) = builder.register(Gossip::new(
+        let app = CoinApp::new(
             node_key.clone(),
-            meshwork_gossip::Config::default(),
+            chain,
+            app_config(options.target_peers),
             options.seed,
-        ))?;
-        let mut kad_config = meshwork_kad::Config::default();
-        // Every devnet node shares 127.0.0.1: lift the per-prefix limits meant for the internet.
-        kad_config.max_per_prefix_in_bucket = 1024;
-        kad_config.max_per_prefix_in_table = 1024;
-        let (kad, kad_events) = builder.register_with(
-            Kademlia::new(node_key.clone(), kad_config, options.seed),
-            kad_hooks(),
-        )?;
+        )
+        .with_relay_filter(options.relay_filter.clone());
+        let (handle, events) = builder.register_with(app, app_hooks())?;
         let mut transport_config = TransportConfig::new(builder.protocols());
         // Many nodes in one process on few cores: give slow handshakes room.
         transport_config.timeouts.handshake = Duration::from_secs(30);
         let transport = QuicTransport::bind(&node_key, options.listen, transport_config).await?;
         let node = builder.start(transport).await?;
 
-        let topic_options = TopicOptions {
-            validate: true,
-            ..TopicOptions::default()
-        };
-        gossip
-            .command(GossipCommand::Subscribe(tx_topic(), topic_options))
-            .await?;
-        gossip
-            .command(GossipCommand::Subscribe(block_topic(), topic_options))
-            .await?;
         for (peer, addr) in &options.bootstrap {
             node.add_address(*peer, *addr).await?;
         }
-        let contacts: Vec<PeerId> = options.bootstrap.iter().map(|(peer, _)| *peer).collect();
-        if !contacts.is_empty() {
+        if !options.bootstrap.is_empty() {
             for (peer, addr) in &options.bootstrap {
                 node.dial(*peer, *addr).await?;
             }
-            gossip.command(GossipCommand::Join(contacts)).await?;
-            let peers = options
+            let contacts = options
                 .bootstrap
                 .iter()
                 .map(|(id, addr)| PeerInfo {
@@ -195,27 +182,16 @@ impl CoinNode {
                     addr: (*addr).into(),
                 })
                 .collect();
-            kad.command(KadCommand::Bootstrap {
-                query: QueryId(0),
-                peers,
-            })
-            .await?;
+            handle.command(CoinCommand::Join(contacts)).await?;
         }
 
-        let api = NodeApi::new(node, sync, gossip, kad, wallet, options.mine_threads > 0);
+        let api = NodeApi::new(node, handle, wallet, options.mine_threads > 0);
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(app::run(
-            api.clone(),
-            app::Streams {
-                sync: sync_events,
-                gossip: gossip_events,
-                kad: kad_events,
-            },
-            options.relay_filter.clone(),
-            options.target_peers,
-            gauges,
-            stopped.clone(),
-        ))];
+        gauges.refresh(&api).await;
+        let mut tasks = vec![
+            tokio::spawn(app::refresh_gauges(api.clone(), gauges, stopped.clone())),
+            tokio::spawn(app::log_events(events, stopped.clone())),
+        ];
         if options.mine_threads > 0 {
             tasks.push(tokio::spawn(miner::run(
                 api.clone(),
@@ -258,13 +234,26 @@ impl CoinNode {
     }
 }
 
-/// Sync settings for this network. Devnet blocks come every few seconds, and far faster while ASERT
-/// settles after genesis, so new-tip announcements often outrun the answer to a header request on a
-/// loaded machine. The default of 10 unconnecting messages in a row then dropped honest peers and
-/// isolated nodes in the end-to-end tests; 100 still drops a peer that never connects.
-fn sync_config() -> SyncConfig {
-    SyncConfig {
-        max_unconnecting_headers: 100,
-        ..SyncConfig::default()
+/// The app's settings for this node.
+///
+/// Sync: devnet blocks come every few seconds, and far faster while ASERT settles after genesis, so
+/// new-tip announcements often outrun the answer to a header request on a loaded machine. The default of
+/// 10 unconnecting messages in a row then dropped honest peers and isolated nodes in the end-to-end
+/// tests; 100 still drops a peer that never connects.
+///
+/// Kademlia: every devnet node shares 127.0.0.1, so the per-prefix limits meant for the internet are
+/// lifted.
+fn app_config(target_peers: usize) -> AppConfig {
+    let mut kad = meshwork_kad::Config::default();
+    kad.max_per_prefix_in_bucket = 1024;
+    kad.max_per_prefix_in_table = 1024;
+    AppConfig {
+        target_peers,
+        sync: SyncConfig {
+            max_unconnecting_headers: 100,
+            ..SyncConfig::default()
+        },
+        kad,
+        ..AppConfig::default()
     }
 }

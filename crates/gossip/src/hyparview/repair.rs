@@ -77,7 +77,7 @@ impl HyParView {
         self.round += 1;
         if self.active.is_empty() && self.requested.is_empty() && self.passive.is_empty() {
             for contact in self.contacts.clone() {
-                self.join(contact, out);
+                self.join(contact, rng, out);
             }
         }
         self.fill(rng, out);

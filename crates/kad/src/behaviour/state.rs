@@ -50,6 +50,8 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) requests: HashMap<RequestId, Pending>,
     pub(crate) queries: HashMap<Qid, Query>,
     pub(crate) next_internal: u64,
+    /// The next id [`crate::PeerRouting`] and [`crate::ContentRouting`] hand out (above 2^63).
+    pub(crate) next_auto_query: u64,
     /// Our records, republished on a timer: value per key.
     pub(crate) published: HashMap<Key, Vec<u8>>,
     /// Keys we provide, re-announced on a timer.
@@ -90,6 +92,7 @@ impl<S: RecordStore> Kademlia<S> {
             requests: HashMap::new(),
             queries: HashMap::new(),
             next_internal: 0,
+            next_auto_query: 0,
             published: HashMap::new(),
             provided: HashSet::new(),
             refresh_scheduled: false,

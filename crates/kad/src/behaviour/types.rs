@@ -5,8 +5,9 @@ use meshwork_identity::PeerId;
 use crate::message::RequestId;
 use crate::{Address, Key, PeerInfo, QueryError, Record};
 
-/// Names a query the application started; chosen by the application (see [`crate::KadHandle`]),
-/// echoed in the query's [`Event`].
+/// Names a query the application started, echoed in the query's [`Event`]: chosen by the application in
+/// a [`Command`], or handed out by [`crate::PeerRouting`] and [`crate::ContentRouting`] (from
+/// [`crate::AUTO_QUERY_IDS`] on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);
 

@@ -1,0 +1,375 @@
+//! [`CoinApp`]: gossip, sync and Kademlia composed into one pure protocol, and the work queue that lets
+//! each child's events be handled in the step that produced them.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use meshwork_consensus::sync::{self, MAX_SYNC_MESSAGE};
+use meshwork_consensus::{Chain, ChainSync};
+use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicOptions, Verdict};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::{Kademlia, PeerRouting};
+use meshwork_ledger::{ChainStore, TxId};
+use meshwork_wire::{Channel, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
+
+use crate::config::AppConfig;
+use crate::discovery::Seen;
+use crate::relay::{RelayFilter, RelayStats};
+use crate::types::{CHILDREN, CoinCommand, CoinEvent, CoinMessage, CoinTimer, GOSSIP, KAD, SYNC, tx_topic};
+
+/// `now` as Unix seconds: the node runtime's epoch is the Unix epoch, and simulations start their clock
+/// at a realistic Unix time (see `meshwork_consensus::sync`).
+pub(crate) fn unix_secs(now: Instant) -> u64 {
+    now.as_duration().as_secs()
+}
+
+/// The most child steps one input may cause. Every chain of reactions is short (a message, its
+/// verdict, the forwards); the bound only guards against a feedback loop written by mistake.
+const MAX_STEPS: usize = 100_000;
+
+/// One input for one child, waiting in the step's work queue.
+enum Work<S: ChainStore> {
+    Gossip(Input<Gossip>),
+    /// The verdict on a message gossip asked about, given through [`Broadcast::validated`].
+    Verdict(MessageId, Verdict),
+    Sync(Input<ChainSync<S>>),
+    Kad(Input<Kademlia>),
+}
+
+/// The coin node's logic as one pure [`Protocol`]: see the [crate docs](crate).
+pub struct CoinApp<S: ChainStore> {
+    pub(crate) gossip: Gossip,
+    pub(crate) sync: ChainSync<S>,
+    pub(crate) kad: Kademlia,
+    pub(crate) links: Links,
+    pub(crate) config: AppConfig,
+    pub(crate) filter: RelayFilter,
+    /// Local transactions, for rebroadcast until mined (bounded by `config.max_local_txs`).
+    pub(crate) local: VecDeque<(TxId, Vec<u8>)>,
+    pub(crate) seen: Seen,
+    pub(crate) rounds: u64,
+    pub(crate) relay_stats: RelayStats,
+    work: VecDeque<Work<S>>,
+    started: bool,
+}
+
+impl<S: ChainStore> std::fmt::Debug for CoinApp<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoinApp")
+            .field("peer", &self.gossip.peer_id())
+            .field("tip", &self.sync.chain().tip().height)
+            .field("peers", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ChainStore> CoinApp<S> {
+    /// A node with identity `keypair` over `chain`, subscribed to the transaction topic (validated
+    /// before forwarding), with RNGs seeded from `seed`.
+    pub fn new(keypair: Keypair, chain: Chain<S>, config: AppConfig, seed: u64) -> Self {
+        let mut gossip = Gossip::new(keypair.clone(), config.gossip.clone(), seed);
+        gossip.subscribe(
+            tx_topic(),
+            TopicOptions {
+                validate: true,
+                ..TopicOptions::default()
+            },
+        );
+        let kad = Kademlia::new(keypair, config.kad.clone(), seed.wrapping_add(1));
+        Self {
+            gossip,
+            sync: ChainSync::new(chain, config.sync.clone()),
+            kad,
+            links: Links::new(CHILDREN),
+            seen: Seen::new(config.max_seen_peers),
+            config,
+            filter: Arc::new(|_| true),
+            local: VecDeque::new(),
+            rounds: 0,
+            relay_stats: RelayStats::default(),
+            work: VecDeque::new(),
+            started: false,
+        }
+    }
+
+    /// Relay only the transactions `filter` accepts (a censoring node, for tests and experiments).
+    pub fn with_relay_filter(mut self, filter: RelayFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The chain: tip, blocks, balances, mempool.
+    pub fn chain(&self) -> &Chain<S> {
+        self.sync.chain()
+    }
+
+    /// The sync child.
+    pub fn sync(&self) -> &ChainSync<S> {
+        &self.sync
+    }
+
+    /// The gossip child.
+    pub fn gossip(&self) -> &Gossip {
+        &self.gossip
+    }
+
+    /// The Kademlia child.
+    pub fn kad(&self) -> &Kademlia {
+        &self.kad
+    }
+
+    /// The connected peers, and which children hold each.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// The relay policy's counters.
+    pub fn relay_stats(&self) -> RelayStats {
+        self.relay_stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    fn start(&mut self, out: &mut Vec<Output<Self>>) {
+        if !self.started {
+            self.started = true;
+            out.push(Output::Schedule {
+                after: self.config.discovery_interval,
+                timer: CoinTimer::Discover,
+            });
+            out.push(Output::Schedule {
+                after: self.config.rebroadcast_interval,
+                timer: CoinTimer::Rebroadcast,
+            });
+        }
+    }
+
+    /// Runs the work queue until it is empty: every child input, and every input the parent gives a child
+    /// in answer to its events, within this one step.
+    pub(crate) fn run(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        for _ in 0..MAX_STEPS {
+            let Some(work) = self.work.pop_front() else {
+                return;
+            };
+            match work {
+                Work::Gossip(input) => self.gossip_do(now, out, |g, buf| g.handle(now, input, buf)),
+                Work::Verdict(id, verdict) => {
+                    self.gossip_do(now, out, |g, buf| g.validated(now, id, verdict, buf));
+                }
+                Work::Sync(input) => self.sync_do(now, out, |s, buf| s.handle(now, input, buf)),
+                Work::Kad(input) => self.kad_do(now, out, |k, buf| k.handle(now, input, buf)),
+            }
+        }
+        // Never reached by the children as written; dropping the rest beats running forever.
+        self.work.clear();
+    }
+
+    /// Runs `call` on gossip and handles what it leaves for the parent.
+    pub(crate) fn gossip_do<R>(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Output<Self>>,
+        call: impl FnOnce(&mut Gossip, &mut Vec<Output<Gossip>>) -> R,
+    ) -> R {
+        let (answer, left) = self.links.drive(
+            GOSSIP,
+            &mut self.gossip,
+            call,
+            CoinMessage::Gossip,
+            CoinTimer::Gossip,
+            out,
+        );
+        for event in self.follow(left, |peer| Work::Gossip(Input::PeerUp(peer))) {
+            self.on_gossip(now, event, out);
+        }
+        answer
+    }
+
+    /// Runs `call` on sync and handles what it leaves for the parent.
+    pub(crate) fn sync_do<R>(
+        &mut self,
+        _now: Instant,
+        out: &mut Vec<Output<Self>>,
+        call: impl FnOnce(&mut ChainSync<S>, &mut Vec<Output<ChainSync<S>>>) -> R,
+    ) -> R {
+        let (answer, left) = self.links.drive(
+            SYNC,
+            &mut self.sync,
+            call,
+            CoinMessage::Sync,
+            CoinTimer::Sync,
+            out,
+        );
+        for event in self.follow(left, |peer| Work::Sync(Input::PeerUp(peer))) {
+            out.push(Output::Emit(CoinEvent::Sync(event)));
+        }
+        answer
+    }
+
+    /// Runs `call` on Kademlia and handles what it leaves for the parent.
+    pub(crate) fn kad_do<R>(
+        &mut self,
+        _now: Instant,
+        out: &mut Vec<Output<Self>>,
+        call: impl FnOnce(&mut Kademlia, &mut Vec<Output<Kademlia>>) -> R,
+    ) -> R {
+        let (answer, left) =
+            self.links
+                .drive(KAD, &mut self.kad, call, CoinMessage::Kad, CoinTimer::Kad, out);
+        for event in self.follow(left, |peer| Work::Kad(Input::PeerUp(peer))) {
+            out.push(Output::Emit(CoinEvent::Kad(event)));
+        }
+        answer
+    }
+
+    /// Queues the `PeerUp`s and `PeerDown`s a child's outputs call for; returns its events.
+    fn follow<E>(&mut self, left: Vec<Lifted<E>>, peer_up: fn(PeerId) -> Work<S>) -> Vec<E> {
+        let mut events = Vec::new();
+        for lifted in left {
+            match lifted {
+                Lifted::Event(event) => events.push(event),
+                Lifted::PeerUp(peer) => self.work.push_back(peer_up(peer)),
+                Lifted::Closed(peer) => self.all_children(peer, false),
+                Lifted::Done => {}
+            }
+        }
+        events
+    }
+
+    /// Queues a peer's coming (`up`) or going for every child.
+    fn all_children(&mut self, peer: PeerId, up: bool) {
+        fn news<P: Protocol>(peer: PeerId, up: bool) -> Input<P> {
+            if up {
+                Input::PeerUp(peer)
+            } else {
+                Input::PeerDown(peer)
+            }
+        }
+        self.work.push_back(Work::Gossip(news(peer, up)));
+        self.work.push_back(Work::Sync(news(peer, up)));
+        self.work.push_back(Work::Kad(news(peer, up)));
+    }
+
+    /// Gossip's events: a question is answered now; overlay news goes to the application.
+    fn on_gossip(&mut self, now: Instant, event: meshwork_gossip::Event, out: &mut Vec<Output<Self>>) {
+        use meshwork_gossip::Event;
+        match event {
+            Event::Validate { id, message, from } => {
+                let verdict = self.validate(now, &message, from, out);
+                self.work.push_back(Work::Verdict(id, verdict));
+            }
+            // Our own and accepted messages: already in the mempool.
+            Event::Delivered { .. } | Event::Published { .. } => {}
+            other => out.push(Output::Emit(CoinEvent::Gossip(other))),
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, command: CoinCommand, out: &mut Vec<Output<Self>>) {
+        match command {
+            CoinCommand::Join(contacts) => {
+                let ids = contacts.iter().map(|contact| contact.id).collect();
+                self.kad_do(now, out, |kad, buf| kad.bootstrap(now, contacts, buf));
+                self.work
+                    .push_back(Work::Gossip(Input::Command(meshwork_gossip::Command::Join(ids))));
+            }
+            CoinCommand::SubmitTx(tx) => {
+                // The outcome is for callers that ask (`submit_local_tx`); a command has no answer.
+                let _ = self.submit_local_tx(now, tx, out);
+            }
+            CoinCommand::SubmitBlock(block) => {
+                let submit = sync::Command::SubmitBlock { block, from: None };
+                self.work.push_back(Work::Sync(Input::Command(submit)));
+            }
+            CoinCommand::PeerAddress { peer, addr } => {
+                let command = meshwork_kad::Command::PeerAddress { peer, addr };
+                self.work.push_back(Work::Kad(Input::Command(command)));
+            }
+        }
+    }
+
+    /// Queues a command for Kademlia (discovery uses it).
+    pub(crate) fn kad_command(&mut self, command: meshwork_kad::Command) {
+        self.work.push_back(Work::Kad(Input::Command(command)));
+    }
+
+    /// Queues a command for gossip (discovery uses it).
+    pub(crate) fn gossip_command(&mut self, command: meshwork_gossip::Command) {
+        self.work.push_back(Work::Gossip(Input::Command(command)));
+    }
+}
+
+impl<S: ChainStore> Protocol for CoinApp<S> {
+    type Message = CoinMessage;
+    type Command = CoinCommand;
+    type Event = CoinEvent;
+    type Timer = CoinTimer;
+
+    const ID: ProtocolId = ProtocolId::new("/meshwork/coin-app/1");
+    const MAX_MESSAGE_SIZE: usize = MAX_SYNC_MESSAGE;
+
+    fn channels() -> Vec<Channel> {
+        // In the order of `CoinMessage`'s variants.
+        vec![
+            Channel::of::<Gossip>(),
+            Channel::of::<ChainSync<S>>(),
+            Channel::of::<Kademlia>(),
+        ]
+    }
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        self.start(out);
+        match input {
+            Input::Message { from, msg } => {
+                let (child, work, peer_up) = match msg {
+                    CoinMessage::Gossip(msg) => (
+                        GOSSIP,
+                        Work::Gossip(Input::Message { from, msg }),
+                        Work::Gossip(Input::PeerUp(from)),
+                    ),
+                    CoinMessage::Sync(msg) => (
+                        SYNC,
+                        Work::Sync(Input::Message { from, msg }),
+                        Work::Sync(Input::PeerUp(from)),
+                    ),
+                    CoinMessage::Kad(msg) => (
+                        KAD,
+                        Work::Kad(Input::Message { from, msg }),
+                        Work::Kad(Input::PeerUp(from)),
+                    ),
+                };
+                // The peer opened the stream of a child that had released it: the child takes it back.
+                if self.links.engage(&from, child) {
+                    self.work.push_back(peer_up);
+                }
+                self.work.push_back(work);
+            }
+            Input::Command(command) => self.on_command(now, command, out),
+            Input::Timer(timer) => match timer {
+                CoinTimer::Gossip(timer) => self.work.push_back(Work::Gossip(Input::Timer(timer))),
+                CoinTimer::Sync(timer) => self.work.push_back(Work::Sync(Input::Timer(timer))),
+                CoinTimer::Kad(timer) => self.work.push_back(Work::Kad(Input::Timer(timer))),
+                CoinTimer::Discover => self.discover(now, out),
+                CoinTimer::Rebroadcast => self.rebroadcast(now, out),
+            },
+            Input::PeerUp(peer) => {
+                if self.links.up(peer) {
+                    self.seen.remember(peer);
+                    if let Some(address_of) = self.config.address_of {
+                        let addr = address_of(&peer);
+                        self.kad_command(meshwork_kad::Command::PeerAddress { peer, addr });
+                    }
+                    self.all_children(peer, true);
+                }
+            }
+            Input::PeerDown(peer) => {
+                // Told to every child even if the peer was never up (a failed dial of one of theirs).
+                self.links.down(&peer);
+                self.all_children(peer, false);
+            }
+        }
+        self.run(now, out);
+    }
+}

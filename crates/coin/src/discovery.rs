@@ -1,0 +1,95 @@
+//! Discovery: keep `target_peers` connections, repair the gossip overlay, and bootstrap Kademlia again
+//! now and then, on a timer.
+//!
+//! Candidates come from Kademlia's routing table first ([`PeerRouting::known_peers`]), then from the
+//! peers this node was ever connected to ([`Seen`]): Kademlia forgets peers whose requests failed, so a
+//! node whose connections all closed at once (a contact shut down) could otherwise be left alone while
+//! any of its old peers is up. Dials go to the driver by peer id; the node runtime finds the address in
+//! its address book or asks Kademlia.
+
+use std::collections::{HashSet, VecDeque};
+
+use meshwork_identity::PeerId;
+use meshwork_kad::{PeerInfo, PeerRouting};
+use meshwork_ledger::ChainStore;
+use meshwork_wire::{Instant, Output};
+
+use crate::app::CoinApp;
+use crate::types::CoinTimer;
+
+/// Peers this node has been connected to, oldest first (bounded: the oldest is forgotten).
+#[derive(Debug)]
+pub(crate) struct Seen {
+    max: usize,
+    order: VecDeque<PeerId>,
+    set: HashSet<PeerId>,
+}
+
+impl Seen {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            order: VecDeque::new(),
+            set: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn remember(&mut self, peer: PeerId) {
+        if self.set.insert(peer) {
+            self.order.push_back(peer);
+            if self.order.len() > self.max {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.order.iter()
+    }
+}
+
+impl<S: ChainStore> CoinApp<S> {
+    /// One discovery round (the [`CoinTimer::Discover`] timer).
+    pub(crate) fn discover(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        out.push(Output::Schedule {
+            after: self.config.discovery_interval,
+            timer: CoinTimer::Discover,
+        });
+        self.rounds += 1;
+        let me = self.gossip.peer_id();
+        let missing = self.config.target_peers.saturating_sub(self.links.len());
+        let known = self.kad.known_peers();
+        let mut chosen = HashSet::new();
+        for peer in known.iter().chain(self.seen.peers()) {
+            if chosen.len() >= missing {
+                break;
+            }
+            if *peer != me && !self.links.is_up(peer) && chosen.insert(*peer) {
+                out.push(Output::Dial(*peer));
+            }
+        }
+        if self.links.is_empty() {
+            return;
+        }
+        // Gossip repair: a thin active view (a neighbour left) joins again through our connections.
+        if self.gossip.active_view().len() < 2 {
+            let contacts = self.links.peers().copied().collect();
+            self.gossip_command(meshwork_gossip::Command::Join(contacts));
+        }
+        if self.rounds % self.config.rebootstrap_every.max(1) == 1 {
+            let contacts: Vec<PeerInfo> = self
+                .links
+                .peers()
+                .filter_map(|peer| {
+                    let addr = self.kad.address_of(peer)?.clone();
+                    Some(PeerInfo { id: *peer, addr })
+                })
+                .collect();
+            if !contacts.is_empty() {
+                self.kad_do(now, out, |kad, buf| kad.bootstrap(now, contacts, buf));
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The relay policy: what the node forwards, answered in the step that asks.
+//!
+//! A transaction that arrives by gossip waits for a verdict before it is forwarded. The app gives it at
+//! once, from the mempool: accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
+//! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
+//! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
+//! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published, and are
+//! published again on a timer until a block takes them.
+
+use std::sync::Arc;
+
+use meshwork_gossip::{Broadcast, GossipMessage, PublishError, Verdict};
+use meshwork_identity::PeerId;
+use meshwork_ledger::mempool::Inserted;
+use meshwork_ledger::{ChainStore, MempoolError, Transaction, Transfer, TxId};
+use meshwork_wire::{EncodeError, Instant, Output};
+
+use crate::app::{CoinApp, unix_secs};
+use crate::types::{CoinEvent, CoinTimer, tx_topic};
+
+/// Decides whether this node relays a transaction (`true`: validate and relay as usual).
+pub type RelayFilter = Arc<dyn Fn(&Transfer) -> bool + Send + Sync>;
+
+/// The id of a transfer.
+pub fn txid_of(tx: &Transfer) -> TxId {
+    Transaction::Transfer(tx.clone()).txid()
+}
+
+/// What became of a local transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// It entered the mempool and was published.
+    Accepted(TxId),
+    /// It spends outputs the node does not know yet: it waits in the orphan pool (and was published, for
+    /// peers that know its parents).
+    Orphan(TxId),
+}
+
+/// Why a local transaction was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The mempool refused it (a broken rule, a conflict without enough fee, a full pool).
+    #[error("mempool: {0}")]
+    Mempool(#[from] MempoolError),
+    /// It cannot be encoded (larger than any message).
+    #[error("encoding: {0}")]
+    Encode(#[from] EncodeError),
+    /// Gossip refused to publish it (larger than the topic allows).
+    #[error("publication: {0}")]
+    Publish(#[from] PublishError),
+}
+
+/// Counters of the relay policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Relayed transactions accepted into the mempool (and forwarded).
+    pub accepted: u64,
+    /// Relayed transactions that broke a rule.
+    pub rejected: u64,
+    /// Relayed transactions dropped without blame (known, orphan, off-topic).
+    pub ignored: u64,
+    /// Relayed transactions this node's [`RelayFilter`] refused.
+    pub censored: u64,
+    /// Local publications (first sends and rebroadcasts).
+    pub published: u64,
+}
+
+impl<S: ChainStore> CoinApp<S> {
+    /// The verdict on a gossip message waiting for validation, from the mempool, now.
+    pub(crate) fn validate(
+        &mut self,
+        now: Instant,
+        message: &GossipMessage,
+        from: PeerId,
+        out: &mut Vec<Output<Self>>,
+    ) -> Verdict {
+        if message.topic != tx_topic() {
+            self.relay_stats.ignored += 1;
+            return Verdict::Ignore;
+        }
+        let Ok(tx) = meshwork_wire::decode::<Transfer>(&message.payload) else {
+            self.relay_stats.rejected += 1;
+            return Verdict::Reject;
+        };
+        if !(self.filter)(&tx) {
+            self.relay_stats.censored += 1;
+            return Verdict::Ignore;
+        }
+        let txid = txid_of(&tx);
+        match self.sync.chain_mut().submit_tx(tx, unix_secs(now)) {
+            Ok(Inserted::Orphan { .. }) => {
+                self.relay_stats.ignored += 1;
+                Verdict::Ignore
+            }
+            Ok(_) => {
+                self.relay_stats.accepted += 1;
+                out.push(Output::Emit(CoinEvent::TxAccepted { txid, from }));
+                Verdict::Accept
+            }
+            Err(error) => {
+                let invalid = matches!(error, MempoolError::Invalid(_)) && !error.is_missing_data();
+                let verdict = if invalid {
+                    self.relay_stats.rejected += 1;
+                    Verdict::Reject
+                } else {
+                    self.relay_stats.ignored += 1;
+                    Verdict::Ignore
+                };
+                out.push(Output::Emit(CoinEvent::TxRejected { txid, from, error }));
+                verdict
+            }
+        }
+    }
+
+    /// Takes a local transaction (wallet, RPC): into the mempool, then published and remembered for
+    /// rebroadcast until a block takes it. Call it inside the node (`Handle::call`) to get the outcome.
+    pub fn submit_local_tx(
+        &mut self,
+        now: Instant,
+        tx: Transfer,
+        out: &mut Vec<Output<Self>>,
+    ) -> Result<Submitted, SubmitError> {
+        let txid = txid_of(&tx);
+        let bytes = meshwork_wire::encode(&tx)?;
+        let submitted = match self.sync.chain_mut().submit_tx(tx, unix_secs(now))? {
+            Inserted::Orphan { .. } => Submitted::Orphan(txid),
+            _ => Submitted::Accepted(txid),
+        };
+        self.publish_tx(now, bytes.clone(), out)?;
+        if self.local.len() >= self.config.max_local_txs {
+            self.local.pop_front();
+        }
+        self.local.push_back((txid, bytes));
+        self.run(now, out);
+        Ok(submitted)
+    }
+
+    /// Publishes a transaction on the gossip topic, through the [`Broadcast`] capability.
+    fn publish_tx(
+        &mut self,
+        now: Instant,
+        bytes: Vec<u8>,
+        out: &mut Vec<Output<Self>>,
+    ) -> Result<(), PublishError> {
+        self.relay_stats.published += 1;
+        self.gossip_do(now, out, |gossip, buf| {
+            gossip.publish(now, tx_topic(), bytes, buf)
+        })
+        .map(|_| ())
+    }
+
+    /// Publishes again the local transactions still in the mempool; forgets the others.
+    pub(crate) fn rebroadcast(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        out.push(Output::Schedule {
+            after: self.config.rebroadcast_interval,
+            timer: CoinTimer::Rebroadcast,
+        });
+        let pool = self.sync.chain().mempool();
+        self.local.retain(|(txid, _)| pool.contains(txid));
+        let again: Vec<Vec<u8>> = self.local.iter().map(|(_, bytes)| bytes.clone()).collect();
+        for bytes in again {
+            // Refusals cannot happen for bytes published before; nothing to do if one did.
+            let _ = self.publish_tx(now, bytes, out);
+        }
+    }
+}

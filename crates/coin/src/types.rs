@@ -1,0 +1,94 @@
+//! What crosses [`CoinApp`](crate::CoinApp)'s boundary: its wire messages (its children's, on their own
+//! channels), its timers, the commands it takes and the events it emits.
+
+use meshwork_consensus::sync;
+use meshwork_gossip::{Gossip, TopicId};
+use meshwork_identity::PeerId;
+use meshwork_kad::{Address, Kademlia, PeerInfo};
+use meshwork_ledger::{Block, MempoolError, Transfer, TxId};
+
+meshwork_wire::wire_enum! {
+    /// What a coin node sends and receives: each child's messages on the child's own channel
+    /// (`/meshwork/gossip/1`, `/meshwork/sync/1`, `/meshwork/kad/1`), encoded as the child encodes them.
+    pub enum CoinMessage {
+        /// Transaction relay.
+        Gossip(meshwork_gossip::Message),
+        /// Headers-first sync and block relay.
+        Sync(sync::Message),
+        /// Peer discovery.
+        Kad(meshwork_kad::Message),
+    }
+}
+
+/// The child number of each sub-protocol (its channel index, its bit in [`meshwork_wire::Links`]).
+pub(crate) const GOSSIP: usize = 0;
+pub(crate) const SYNC: usize = 1;
+pub(crate) const KAD: usize = 2;
+pub(crate) const CHILDREN: usize = 3;
+
+/// A timer of the app or of one of its children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoinTimer {
+    /// Gossip's.
+    Gossip(<Gossip as meshwork_wire::Protocol>::Timer),
+    /// Sync's.
+    Sync(sync::Timer),
+    /// Kademlia's.
+    Kad(<Kademlia as meshwork_wire::Protocol>::Timer),
+    /// Top up connections, repair the overlay, re-bootstrap now and then.
+    Discover,
+    /// Publish again the local transactions still waiting in the mempool.
+    Rebroadcast,
+}
+
+/// What the application (the node's wallet, miner, RPC) asks of [`CoinApp`](crate::CoinApp).
+#[derive(Clone, Debug)]
+pub enum CoinCommand {
+    /// Join the network through these contacts (Kademlia bootstrap, gossip join).
+    Join(Vec<PeerInfo>),
+    /// A local transaction (wallet, RPC): into the mempool, published, rebroadcast until mined. Use
+    /// [`CoinApp::submit_local_tx`](crate::CoinApp::submit_local_tx) to learn the outcome.
+    SubmitTx(Transfer),
+    /// A block from the local miner: connected and announced to sync peers.
+    SubmitBlock(Block),
+    /// The driver observed `peer` at `addr` (Kademlia counts observed addresses for its prefix limits).
+    PeerAddress {
+        /// The peer.
+        peer: PeerId,
+        /// Where its connection comes from.
+        addr: Address,
+    },
+}
+
+/// What [`CoinApp`](crate::CoinApp) tells the application.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CoinEvent {
+    /// A transaction relayed by `from` entered the mempool (and is forwarded).
+    TxAccepted {
+        /// Its id.
+        txid: TxId,
+        /// The peer that relayed it.
+        from: PeerId,
+    },
+    /// A relayed transaction was refused by the mempool.
+    TxRejected {
+        /// Its id.
+        txid: TxId,
+        /// The peer that relayed it.
+        from: PeerId,
+        /// Why.
+        error: MempoolError,
+    },
+    /// Sync's news: tip changes, blocks accepted or rejected, peers faulted, store failures.
+    Sync(sync::Event),
+    /// Gossip's news about the overlay: neighbours up and down, bans, failed publications.
+    Gossip(meshwork_gossip::Event),
+    /// Kademlia's answers and news.
+    Kad(meshwork_kad::Event),
+}
+
+/// The gossip topic of transactions (blocks travel by sync alone: one block relay path).
+pub fn tx_topic() -> TopicId {
+    TopicId::from_name("meshwork-coin/tx/1")
+}
