@@ -1,11 +1,11 @@
 //! [`CoinApp`]: gossip, sync and Kademlia composed into one pure protocol, and the work queue that lets
 //! each child's events be handled in the step that produced them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use meshwork_consensus::sync::{self, MAX_SYNC_MESSAGE};
-use meshwork_consensus::{Chain, ChainSync};
+use meshwork_consensus::{Chain, ChainSync, Fault};
 use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicOptions, Verdict};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Kademlia, PeerRouting};
@@ -22,6 +22,10 @@ use crate::types::{CHILDREN, CoinCommand, CoinEvent, CoinMessage, CoinTimer, GOS
 pub(crate) fn unix_secs(now: Instant) -> u64 {
     now.as_duration().as_secs()
 }
+
+/// Discovery rounds a peer that sent sync bad data stays away from sync (one minute at the default
+/// interval).
+pub(crate) const SYNC_BENCH_ROUNDS: u64 = 30;
 
 /// The most child steps one input may cause. Every chain of reactions is short (a message, its
 /// verdict, the forwards); the bound only guards against a feedback loop written by mistake.
@@ -49,6 +53,9 @@ pub struct CoinApp<S: ChainStore> {
     pub(crate) seen: Seen,
     pub(crate) rounds: u64,
     pub(crate) relay_stats: RelayStats,
+    /// Peers sync dropped for bad data, and the discovery round until which it is not offered them
+    /// again (peers dropped for stalling are offered again on the next round).
+    pub(crate) sync_benched: HashMap<PeerId, u64>,
     work: VecDeque<Work<S>>,
     started: bool,
 }
@@ -87,6 +94,7 @@ impl<S: ChainStore> CoinApp<S> {
             local: VecDeque::new(),
             rounds: 0,
             relay_stats: RelayStats::default(),
+            sync_benched: HashMap::new(),
             work: VecDeque::new(),
             started: false,
         }
@@ -204,6 +212,12 @@ impl<S: ChainStore> CoinApp<S> {
             out,
         );
         for event in self.follow(left, |peer| Work::Sync(Input::PeerUp(peer))) {
+            if let sync::Event::PeerFaulted { peer, fault } = &event
+                && !matches!(fault, Fault::Stalled)
+            {
+                let until = self.rounds + SYNC_BENCH_ROUNDS;
+                self.sync_benched.insert(*peer, until);
+            }
             out.push(Output::Emit(CoinEvent::Sync(event)));
         }
         answer
@@ -286,6 +300,26 @@ impl<S: ChainStore> CoinApp<S> {
             CoinCommand::PeerAddress { peer, addr } => {
                 let command = meshwork_kad::Command::PeerAddress { peer, addr };
                 self.work.push_back(Work::Kad(Input::Command(command)));
+            }
+        }
+    }
+
+    /// Offers sync every connected peer it released, unless it dropped the peer for bad data in the last
+    /// [`SYNC_BENCH_ROUNDS`] rounds. Blocks travel by sync alone, so a connection without sync (a peer
+    /// that stalled behind a partition, say) would cut the block relay there while gossip and Kademlia
+    /// keep the connection alive.
+    pub(crate) fn reengage_sync(&mut self) {
+        let round = self.rounds;
+        self.sync_benched.retain(|_, until| *until > round);
+        let released: Vec<PeerId> = self
+            .links
+            .peers()
+            .filter(|peer| !self.links.holds(peer, SYNC) && !self.sync_benched.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in released {
+            if self.links.engage(&peer, SYNC) {
+                self.work.push_back(Work::Sync(Input::PeerUp(peer)));
             }
         }
     }

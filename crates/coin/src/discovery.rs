@@ -73,6 +73,7 @@ impl<S: ChainStore> CoinApp<S> {
         if self.links.is_empty() {
             return;
         }
+        self.reengage_sync();
         // Gossip repair: a thin active view (a neighbour left) joins again through our connections.
         if self.gossip.active_view().len() < 2 {
             let contacts = self.links.peers().copied().collect();

@@ -39,6 +39,8 @@ pub(crate) struct Common {
 /// The experiments. Each variant is one file in `src/experiments/`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Experiment {
+    /// The whole coin node (the CoinApp type the coin node runs) with miners, wallets and attacks.
+    Coin(experiments::coin::Args),
     /// Flood messages over a random regular overlay: reliability, RMR, hops, latency.
     Flood(experiments::flood::Args),
     /// HyParView + Plumtree gossip against flood: reliability, RMR, hops, latency, repair after crashes.
@@ -63,6 +65,7 @@ impl Experiment {
     /// The options shared by all experiments.
     pub(crate) fn common(&self) -> &Common {
         match self {
+            Self::Coin(args) => &args.common,
             Self::Flood(args) => &args.common,
             Self::Gossip(args) => &args.common,
             Self::GossipSpam(args) => &args.common,
@@ -77,6 +80,7 @@ impl Experiment {
     /// Runs the experiment.
     pub(crate) fn run(&self) -> Result<Report, String> {
         match self {
+            Self::Coin(args) => experiments::coin::run(args),
             Self::Flood(args) => experiments::flood::run(args),
             Self::Gossip(args) => experiments::gossip::run(args),
             Self::GossipSpam(args) => experiments::gossip_spam::run(args),

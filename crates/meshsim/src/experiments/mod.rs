@@ -1,5 +1,7 @@
 //! One module per experiment (see the crate docs for how to add one).
 
+pub(crate) mod coin;
+pub(crate) mod coin_net;
 pub(crate) mod flood;
 pub(crate) mod gossip;
 pub(crate) mod gossip_net;
