@@ -324,6 +324,14 @@ impl<S: ChainStore> CoinApp<S> {
         }
     }
 
+    /// Closes the connection to `peer` for every child.
+    pub(crate) fn close(&mut self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        if self.links.down(&peer) {
+            out.push(Output::Disconnect(peer));
+            self.all_children(peer, false);
+        }
+    }
+
     /// Queues a command for Kademlia (discovery uses it).
     pub(crate) fn kad_command(&mut self, command: meshwork_kad::Command) {
         self.work.push_back(Work::Kad(Input::Command(command)));

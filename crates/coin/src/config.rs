@@ -11,9 +11,16 @@ use meshwork_kad::Address;
 pub struct AppConfig {
     /// Connections discovery aims to keep (Bitcoin Core keeps 8 outbound).
     pub target_peers: usize,
+    /// Above this many connections, discovery closes idle ones (no gossip neighbour, no Kademlia request
+    /// and no sync download in flight) until `low_watermark` are left. Kademlia dials every peer a lookup
+    /// asks, so without it a node ends up connected to most of the network.
+    pub high_watermark: usize,
+    /// Where trimming stops (at least `target_peers`).
+    pub low_watermark: usize,
     /// How often discovery tops up connections and repairs the gossip overlay.
     pub discovery_interval: Duration,
-    /// Every how many discovery rounds Kademlia bootstraps again, to learn of nodes that joined since.
+    /// Every how many discovery rounds Kademlia bootstraps again while its routing table holds fewer
+    /// than `target_peers` peers (a node whose contacts left, or that was cut off).
     pub rebootstrap_every: u64,
     /// How often local transactions still in the mempool are published again.
     pub rebroadcast_interval: Duration,
@@ -37,6 +44,8 @@ impl Default for AppConfig {
     fn default() -> Self {
         Self {
             target_peers: 8,
+            high_watermark: 32,
+            low_watermark: 16,
             discovery_interval: Duration::from_secs(2),
             rebootstrap_every: 15,
             rebroadcast_interval: Duration::from_secs(10),

@@ -51,6 +51,30 @@ impl Seen {
 }
 
 impl<S: ChainStore> CoinApp<S> {
+    /// Above the high watermark, closes idle connections until the low watermark is reached: those
+    /// no child needs now (not a gossip neighbour, no Kademlia request, no sync download in flight).
+    fn trim(&mut self, out: &mut Vec<Output<Self>>) {
+        if self.links.len() <= self.config.high_watermark {
+            return;
+        }
+        let low = self.config.low_watermark.max(self.config.target_peers);
+        let excess = self.links.len().saturating_sub(low);
+        let active = self.gossip.active_view();
+        let mut idle: Vec<PeerId> = self
+            .links
+            .peers()
+            .filter(|peer| {
+                !active.contains(peer) && !self.kad.is_waiting_on(peer) && !self.sync.is_fetching_from(peer)
+            })
+            .copied()
+            .collect();
+        // Deterministic order whatever the map's: the simulator must replay a seed exactly.
+        idle.sort_unstable();
+        for peer in idle.into_iter().take(excess) {
+            self.close(peer, out);
+        }
+    }
+
     /// One discovery round (the [`CoinTimer::Discover`] timer).
     pub(crate) fn discover(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
         out.push(Output::Schedule {
@@ -73,13 +97,17 @@ impl<S: ChainStore> CoinApp<S> {
         if self.links.is_empty() {
             return;
         }
+        self.trim(out);
         self.reengage_sync();
         // Gossip repair: a thin active view (a neighbour left) joins again through our connections.
         if self.gossip.active_view().len() < 2 {
             let contacts = self.links.peers().copied().collect();
             self.gossip_command(meshwork_gossip::Command::Join(contacts));
         }
-        if self.rounds % self.config.rebootstrap_every.max(1) == 1 {
+        // Kademlia refreshes its own buckets; a bootstrap again helps only a node that knows too few
+        // peers (its contacts left, or it was cut off), and then at most every few rounds.
+        let thin = known.len() < self.config.target_peers;
+        if thin && self.rounds % self.config.rebootstrap_every.max(1) == 1 {
             let contacts: Vec<PeerInfo> = self
                 .links
                 .peers()

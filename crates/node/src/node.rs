@@ -8,7 +8,6 @@ use meshwork_identity::PeerId;
 use meshwork_transport::{ProtocolSpec, Transport};
 use meshwork_wire::{Instant, Protocol, ProtocolId};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant as TokioInstant;
 
 use crate::connection::Route;
 use crate::runtime::{Control, Inbox, Runtime};
@@ -138,7 +137,7 @@ impl NodeBuilder {
             routes: Arc::new(self.routes),
             inbox_tx: self.inbox_tx.clone(),
             conns_tx,
-            epoch: (wall_clock(), TokioInstant::now()),
+            epoch: (wall_clock(), crate::runtime::monotonic()),
             peers: HashMap::new(),
             released: HashMap::new(),
             addresses: HashMap::new(),

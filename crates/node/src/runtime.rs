@@ -82,6 +82,12 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) actions: Vec<Action>,
 }
 
+/// The monotonic clock: the runtime is where the real clock enters (DESIGN.md §1); protocols get `now`.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn monotonic() -> TokioInstant {
+    TokioInstant::now()
+}
+
 async fn sleep_until(deadline: Option<TokioInstant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -123,12 +129,12 @@ impl<T: Transport> Runtime<T> {
 
     fn now(&self) -> Instant {
         let (wall, mono) = self.epoch;
-        let elapsed = TokioInstant::now().saturating_duration_since(mono);
+        let elapsed = monotonic().saturating_duration_since(mono);
         wall.checked_add(elapsed).unwrap_or(wall)
     }
 
     fn fire_timers(&mut self) {
-        let mono = TokioInstant::now();
+        let mono = monotonic();
         let now = self.now();
         while let Some(Reverse((at, _, slot, key))) = self.timers.peek().copied() {
             if at > mono {
@@ -291,7 +297,7 @@ impl<T: Transport> Runtime<T> {
                 match action {
                     Action::Send { to, route, bytes } => self.send(to, route, bytes),
                     Action::Schedule { after, slot, key } => {
-                        let at = TokioInstant::now() + after.min(Duration::from_secs(365 * 24 * 3600));
+                        let at = monotonic() + after.min(Duration::from_secs(365 * 24 * 3600));
                         self.timer_seq += 1;
                         self.timers.push(Reverse((at, self.timer_seq, slot, key)));
                     }

@@ -1,6 +1,8 @@
 //! Gossip on the node runtime: thirty nodes join through one, and every message published by any of
 //! them reaches every node. Runs over real QUIC on loopback and over the in-memory network.
 #![allow(clippy::unwrap_used)]
+// A test's deadlines are wall time.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! Kademlia on the node runtime: fifty nodes bootstrap from one, every node finds every other, and a
 //! record one node puts is read by all. Runs over real QUIC on loopback and over the in-memory network.
 #![allow(clippy::unwrap_used)]
+// A test's deadlines are wall time.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -5,7 +5,7 @@
 //!
 //! - its message type is an enum with one variant per child, declared with
 //!   [`wire_enum!`](crate::wire_enum), and its [`Protocol::channels`] lists the children's
-//!   [`Channel`]s in the same order, so every child keeps its [`ProtocolId`](crate::ProtocolId), message
+//!   [`Channel`](crate::Channel)s in the same order, so every child keeps its [`ProtocolId`](crate::ProtocolId), message
 //!   type and maximum size, and talks to standalone nodes of the same protocol;
 //! - its timers are an enum with one variant per child;
 //! - in `handle` it routes each input to the child it belongs to, then walks the child's outputs with

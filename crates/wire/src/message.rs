@@ -1,6 +1,6 @@
 //! How a protocol's messages cross the wire: [`WireMessage`] and the [`Channel`]s it is carried on.
 //!
-//! A plain protocol speaks one channel, its own [`ProtocolId`](crate::ProtocolId), and its message type
+//! A plain protocol speaks one channel, its own [`ProtocolId`], and its message type
 //! is any serde type (the blanket implementation encodes it with the bounded [`codec`](crate::codec)).
 //! A composite protocol ([`compose`](crate::compose)) speaks each of its children's channels: its
 //! message type is an enum with one variant per child, built by [`wire_enum!`](crate::wire_enum), and a

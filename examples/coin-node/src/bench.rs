@@ -17,6 +17,8 @@
 //!    a fresh node, which syncs headers-first over QUIC; timed from its start to the tip.
 //! 3. **Idle memory.** A `coin-node run` child process syncs the chain from those nodes, then stays quiet
 //!    (no mining) for a few seconds; its `VmRSS` is read from `/proc/<pid>/status`.
+// A benchmark measures wall time: the real clock is its subject (DESIGN.md §9).
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::VecDeque;
 use std::future::Future;

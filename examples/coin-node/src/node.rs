@@ -71,6 +71,9 @@ pub struct NodeOptions {
     pub seed: u64,
     /// Serve Prometheus metrics (`GET /metrics`) here (off: `None`).
     pub metrics: Option<SocketAddr>,
+    /// The app's event queue (`NodeConfig::event_queue`). Only the log reads it: relay and validation
+    /// happen inside the app, so a full queue drops log lines, never a verdict.
+    pub event_queue: usize,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -97,6 +100,7 @@ impl NodeOptions {
             relay_filter: Arc::new(|_: &Transfer| true),
             seed: 0,
             metrics: None,
+            event_queue: NodeConfig::default().event_queue,
         }
     }
 }
@@ -150,6 +154,7 @@ impl CoinNode {
 
         let mut builder = NodeBuilder::new(NodeConfig {
             metrics_addr: options.metrics,
+            event_queue: options.event_queue,
             ..NodeConfig::default()
         });
         let gauges = app::Gauges::register(builder.metrics());

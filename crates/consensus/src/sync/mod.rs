@@ -103,6 +103,14 @@ impl<S: ChainStore> ChainSync<S> {
         self.in_flight.len()
     }
 
+    /// Whether headers or blocks are being fetched from `peer`: closing the connection now would send
+    /// those requests elsewhere.
+    pub fn is_fetching_from(&self, peer: &PeerId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|state| state.headers_request.is_some() || !state.in_flight.is_empty())
+    }
+
     /// Whether our tip is the best header we know of.
     pub fn is_synced(&self) -> bool {
         self.synced

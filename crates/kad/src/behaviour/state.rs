@@ -124,6 +124,12 @@ impl<S: RecordStore> Kademlia<S> {
         self.queries.len()
     }
 
+    /// Whether a request to `peer` is outstanding (or waits for a dial): closing the connection now
+    /// would fail it.
+    pub fn is_waiting_on(&self, peer: &PeerId) -> bool {
+        self.dialing.contains_key(peer) || self.requests.values().any(|pending| pending.peer == *peer)
+    }
+
     /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
     /// driver reads this to carry out [`Output::Dial`].
     pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {

@@ -96,7 +96,7 @@ const QUIET_SECS: f64 = 120.0;
 /// Roles drawn at random among the nodes that do not mine.
 fn roles(args: &Args, miners: &[usize]) -> (Roles, Vec<usize>) {
     let n = args.common.nodes;
-    let mut rng = ChaCha8Rng::seed_from_u64(args.common.seed ^ 0x726f_6c65_73);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.common.seed ^ 0x0072_6f6c_6573);
     let mut others: Vec<usize> = (0..n).filter(|i| !miners.contains(i)).collect();
     others.shuffle(&mut rng);
     let take = |share: f64| ((share.clamp(0.0, 1.0) * n as f64).round() as usize).min(n);
@@ -265,16 +265,15 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     net.run_until(net.at_secs(clock + QUIET_SECS), "quiet");
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    report(
-        args,
-        &net,
-        &workload,
-        &deep,
+    let outcome = Outcome {
+        workload,
+        deep,
         mining_stopped,
-        &crashed,
+        crashed,
         tx_size,
         wall_ms,
-    )
+    };
+    report(args, &net, &outcome)
 }
 
 /// Mines every block due before `secs` (virtual seconds since the start), running the network between.
@@ -348,9 +347,9 @@ fn flood_baseline(
     let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(args.net.link()));
     let nodes = sim.add_nodes(n, |_| Flood::new()).map_err(|e| e.to_string())?;
     let mut edges = HashSet::new();
-    for i in 0..n {
+    for (i, &node) in nodes.iter().enumerate() {
         if let Some(region) = net.sim.region(net.nodes[i]) {
-            sim.set_region(nodes[i], region).map_err(|e| e.to_string())?;
+            sim.set_region(node, region).map_err(|e| e.to_string())?;
         }
         let Some(app) = net.app(i) else { continue };
         for peer in app.gossip().active_view() {
@@ -383,16 +382,30 @@ fn flood_baseline(
     Ok(Summary::of(log.latencies_ms()).p99)
 }
 
-fn report(
-    args: &Args,
-    net: &CoinNet,
-    workload: &[(TxId, usize, f64)],
-    deep: &HashSet<TxId>,
+/// What the run left for the report, besides the network.
+struct Outcome {
+    /// (txid, submitting node, submission in virtual seconds) of every payment.
+    workload: Vec<(TxId, usize, f64)>,
+    /// Payments seen `CONFIRMATIONS` deep on a sampled node at some point.
+    deep: HashSet<TxId>,
+    /// When mining stopped, in virtual seconds.
     mining_stopped: f64,
-    crashed: &[usize],
+    /// The nodes that crashed and restarted.
+    crashed: Vec<usize>,
+    /// The largest payment's encoded size (the flood baseline's message size).
     tx_size: usize,
+    /// Wall time of the run so far.
     wall_ms: f64,
-) -> Result<Report, String> {
+}
+
+fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, String> {
+    let Outcome {
+        workload,
+        deep,
+        crashed,
+        ..
+    } = outcome;
+    let (mining_stopped, tx_size, wall_ms) = (outcome.mining_stopped, outcome.tx_size, outcome.wall_ms);
     let n = net.nodes.len();
     let tips = net.honest_tips();
     let (best, best_height) = best_node(net).ok_or("no honest node is up")?;
