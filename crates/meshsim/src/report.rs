@@ -21,6 +21,18 @@ impl Report {
         self
     }
 
+    /// The figures every run ends with: `events`, `events_per_sec`, `wall_ms`, the process's memory
+    /// (`rss_bytes`, `peak_rss_bytes`) and the `trace_hash` that a second run with the seed must repeat.
+    pub(crate) fn footer(&mut self, events: u64, wall_ms: f64, trace_hash: impl ToString) -> &mut Self {
+        self.add("events", events)
+            .add("events_per_sec", events as f64 / (wall_ms / 1000.0).max(1e-9))
+            .add("wall_ms", wall_ms);
+        if let Some((rss, hwm)) = crate::clock::memory() {
+            self.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
+        }
+        self.add("trace_hash", trace_hash.to_string())
+    }
+
     /// One JSON object, keys in insertion order.
     pub(crate) fn to_json(&self) -> String {
         let body: Vec<String> = self

@@ -1,11 +1,11 @@
-//! [`NodeApi`]: the node's operations for the RPC server, the devnet and the tests, over the protocol
-//! handles (every read runs inside the node task through `Handle::call`).
-
-use std::collections::HashSet;
+//! [`NodeApi`]: the node's operations for the RPC server, the devnet and the tests, over the app's handle.
+//! Reads that answer from memory (tip, status, mempool) run inside the node task; reads that scan
+//! (balances, coins, old transactions) run on blocking threads against the store's committed state, so
+//! RPC load never stalls relay.
 
 use meshwork_consensus::ChainError;
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_ledger::{Amount, Block, BlockId, OutPoint, Transfer, TxId};
+use meshwork_ledger::{Amount, Block, BlockId, OutPoint, RedbReader, StoreError, Transfer, TxId};
 use meshwork_node::{Handle, Node, NodeError};
 use serde::Serialize;
 
@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The chain's store failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The chain database, read off the node task.
+    #[error("chain database: {0}")]
+    Store(#[from] StoreError),
     /// The mempool refused the transaction.
     #[error("transaction rejected: {0}")]
     Rejected(String),
@@ -94,8 +97,20 @@ pub struct TxView {
 pub struct NodeApi {
     node: Node,
     app: Handle<App>,
+    /// The chain database's committed state, for scans that must not stall the node task.
+    reader: RedbReader,
     wallet: std::sync::Arc<Keypair>,
     mining: bool,
+}
+
+/// Runs a store read on a blocking thread, so scans never hold up the node task (or tokio's workers).
+async fn off_task<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ApiError::Node(NodeError::Stopped)),
+    }
 }
 
 fn block_view(block: &Block) -> BlockView {
@@ -111,10 +126,17 @@ fn block_view(block: &Block) -> BlockView {
 }
 
 impl NodeApi {
-    pub(crate) fn new(node: Node, app: Handle<App>, wallet: Keypair, mining: bool) -> Self {
+    pub(crate) fn new(
+        node: Node,
+        app: Handle<App>,
+        reader: RedbReader,
+        wallet: Keypair,
+        mining: bool,
+    ) -> Self {
         Self {
             node,
             app,
+            reader,
             wallet: std::sync::Arc::new(wallet),
             mining,
         }
@@ -193,47 +215,62 @@ impl NodeApi {
     }
 
     /// The transaction `txid`, from the mempool or the last [`TX_SCAN_DEPTH`] blocks of the best chain.
+    /// The node task only answers from the mempool and lists the block ids (both in memory); the blocks
+    /// are read and searched on a blocking thread, from the store's committed state.
     pub async fn transaction(&self, txid: TxId) -> Result<Option<TxView>, ApiError> {
-        let found = self
+        let (pooled, ids) = self
             .app
-            .with(move |s| -> Result<Option<TxView>, ChainError> {
-                let chain = s.chain();
+            .with(move |app| {
+                let chain = app.chain();
                 if let Some(tx) = chain.mempool().get(&txid) {
-                    return Ok(Some(TxView {
-                        txid: txid.to_string(),
-                        status: "mempool",
-                        block: None,
-                        height: None,
-                        raw: hex::encode(meshwork_wire::encode(tx).unwrap_or_default()),
-                    }));
+                    return (Some(meshwork_wire::encode(tx).unwrap_or_default()), Vec::new());
                 }
                 let tip = chain.tip().height;
-                for height in (tip.saturating_sub(TX_SCAN_DEPTH)..=tip).rev() {
-                    let Some(id) = chain.block_id_at_height(height) else {
-                        continue;
-                    };
-                    let Some(block) = chain.block(&id)? else {
-                        continue;
-                    };
-                    if let Some(tx) = block.txs.iter().find(|tx| tx.txid() == txid) {
-                        return Ok(Some(TxView {
-                            txid: txid.to_string(),
-                            status: "confirmed",
-                            block: Some(id.to_string()),
-                            height: Some(height),
-                            raw: hex::encode(tx.to_bytes()),
-                        }));
-                    }
-                }
-                Ok(None)
+                let ids = (tip.saturating_sub(TX_SCAN_DEPTH)..=tip)
+                    .rev()
+                    .filter_map(|height| chain.block_id_at_height(height).map(|id| (height, id)))
+                    .collect::<Vec<_>>();
+                (None, ids)
             })
-            .await??;
+            .await?;
+        if let Some(raw) = pooled {
+            return Ok(Some(TxView {
+                txid: txid.to_string(),
+                status: "mempool",
+                block: None,
+                height: None,
+                raw: hex::encode(raw),
+            }));
+        }
+        let reader = self.reader.clone();
+        let found = off_task(move || -> Result<Option<TxView>, StoreError> {
+            for (height, id) in ids {
+                let Some(block) = reader.block(&id)? else {
+                    continue;
+                };
+                if let Some(tx) = block.txs.iter().find(|tx| tx.txid() == txid) {
+                    return Ok(Some(TxView {
+                        txid: txid.to_string(),
+                        status: "confirmed",
+                        block: Some(id.to_string()),
+                        height: Some(height),
+                        raw: hex::encode(tx.to_bytes()),
+                    }));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
         Ok(found)
     }
 
-    /// The confirmed balance of `owner`.
+    /// The confirmed balance of `owner` (a scan of the UTXO set, off the node task).
     pub async fn balance(&self, owner: PeerId) -> Result<Amount, ApiError> {
-        Ok(self.app.with(move |s| s.chain().balance(&owner)).await??)
+        let reader = self.reader.clone();
+        let coins = off_task(move || reader.coins_of(&owner)).await?;
+        Ok(coins.iter().fold(Amount::ZERO, |sum, (_, coin)| {
+            sum.checked_add(coin.output.amount).unwrap_or(sum)
+        }))
     }
 
     /// Whether `txid` is in the mempool.
@@ -244,32 +281,28 @@ impl NodeApi {
             .await?)
     }
 
-    /// The confirmed coins of `owner` that no mempool transaction spends yet (mature or not).
+    /// The confirmed coins of `owner` that no mempool transaction spends yet (mature or not). The coins
+    /// are read off the node task; the node task only checks each against the mempool (a map lookup).
     pub async fn spendable(&self, owner: PeerId) -> Result<Vec<(OutPoint, Amount)>, ApiError> {
-        let coins = self
+        let reader = self.reader.clone();
+        let coins = off_task(move || reader.coins_of(&owner)).await?;
+        let spendable = self
             .app
-            .with(move |s| -> Result<Vec<(OutPoint, Amount)>, ChainError> {
-                let chain = s.chain();
+            .with(move |app| {
+                let chain = app.chain();
                 let height = chain.tip().height;
                 let maturity = chain.config().ledger.coinbase_maturity;
-                let spent: HashSet<OutPoint> = chain
-                    .mempool()
-                    .block_template(usize::MAX)
-                    .txs
-                    .iter()
-                    .flat_map(|tx| tx.inputs.iter().map(|input| input.prevout))
-                    .collect();
-                Ok(chain
-                    .coins_of(&owner)?
+                coins
                     .into_iter()
                     .filter(|(point, coin)| {
-                        !spent.contains(point) && (!coin.coinbase || coin.height + maturity <= height + 1)
+                        chain.mempool().spender(point).is_none()
+                            && (!coin.coinbase || coin.height + maturity <= height + 1)
                     })
                     .map(|(point, coin)| (point, coin.output.amount))
-                    .collect())
+                    .collect()
             })
-            .await??;
-        Ok(coins)
+            .await?;
+        Ok(spendable)
     }
 
     /// Adds a local transaction to the mempool, publishes it on gossip, and keeps publishing it until a

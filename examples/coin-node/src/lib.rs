@@ -1,15 +1,19 @@
 //! # coin-node: the meshwork showcase
 //!
-//! A full proof-of-work coin node assembled from the meshwork crates (DESIGN.md §8):
+//! A full proof-of-work coin node assembled from the meshwork crates (DESIGN.md §8). Its logic is one
+//! pure protocol, `meshwork_coin::CoinApp` (gossip, headers-first sync and Kademlia composed, with the
+//! relay policy between them); this crate runs it and adds what needs an operating system:
 //!
-//! - **transport**: QUIC with ed25519-bound certificates (`meshwork-transport`);
-//! - **discovery**: Kademlia bootstraps from the `--bootstrap` peers; the node dials peers from its
-//!   routing table until it has about eight connections ([`app`]);
-//! - **relay**: gossip (HyParView + Plumtree) on a `tx` and a `block` topic, every message validated by
-//!   the chain before it is forwarded ([`app`]);
-//! - **sync**: headers-first sync and tip announcements (`meshwork-consensus::ChainSync`);
-//! - **ledger** on redb, **Nakamoto** proof of work with ASERT difficulty, a [`miner`], a [`wallet`];
-//! - a **JSON-RPC** API protected by a cookie file ([`rpc`]) and a CLI (`src/main.rs`).
+//! - **transport**: QUIC with ed25519-bound certificates (`meshwork-transport`), and the tokio runtime
+//!   (`meshwork-node`) that drives the app ([`node`]);
+//! - **discovery**: Kademlia bootstraps from the `--bootstrap` peers; the app dials peers from its
+//!   routing table until it has about eight connections;
+//! - **relay**: transactions by gossip (HyParView + Plumtree), each validated by the mempool before it is
+//!   forwarded, in the same step; blocks by sync alone (announced, then fetched);
+//! - the **ledger** on redb, **Nakamoto** proof of work with ASERT difficulty, a [`miner`] (nonce grinding
+//!   on blocking threads), a [`wallet`];
+//! - a **JSON-RPC** API protected by a cookie file ([`rpc`]) and a CLI (`src/main.rs`); metrics gauges
+//!   and an event log ([`app`]).
 //!
 //! The binary's `devnet` subcommand ([`devnet`]) runs a whole network on 127.0.0.1 in one process;
 //! `bench` ([`mod@bench`]) measures confirmed transactions per second, sync speed against the ledger's own

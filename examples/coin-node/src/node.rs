@@ -150,6 +150,7 @@ impl CoinNode {
         let config = options.network.chain_config();
         let genesis = genesis_block(&config);
         let store = RedbStore::open(&dir.chain_db())?;
+        let reader = store.reader();
         let chain = Chain::open(store, config, genesis, crate::config::unix_now())?;
 
         let mut builder = NodeBuilder::new(NodeConfig {
@@ -190,7 +191,7 @@ impl CoinNode {
             handle.command(CoinCommand::Join(contacts)).await?;
         }
 
-        let api = NodeApi::new(node, handle, wallet, options.mine_threads > 0);
+        let api = NodeApi::new(node, handle, reader, wallet, options.mine_threads > 0);
         let (stop, stopped) = watch::channel(false);
         gauges.refresh(&api).await;
         let mut tasks = vec![

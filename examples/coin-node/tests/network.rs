@@ -9,23 +9,15 @@ use std::sync::Arc;
 use coin_node::api::txid_of;
 use coin_node::app::RelayFilter;
 use coin_node::wallet;
-use meshwork_consensus::{genesis_block, genesis_key};
-use meshwork_ledger::{Amount, OutPoint, Transfer};
-use support::{ONE_AT_A_TIME, confirmed_everywhere, params, same_tip, start, wait_for};
+use meshwork_consensus::genesis_key;
+use meshwork_ledger::{Amount, Transfer};
+use support::{ONE_AT_A_TIME, confirmed_everywhere, faucet_coin, params, same_tip, start, wait_for};
 
 /// The genesis faucet's coin, paid to `to` (amount 10 coins, fee 0.001).
 fn faucet_payment(params: coin_node::NetworkParams, to: meshwork_identity::PeerId) -> Transfer {
-    let genesis = genesis_block(&params.chain_config());
-    let coin = (
-        OutPoint {
-            txid: genesis.txs[0].txid(),
-            index: 0,
-        },
-        params.chain_config().ledger.subsidy(0),
-    );
     wallet::pay(
         &genesis_key(),
-        vec![coin],
+        vec![faucet_coin(params)],
         to,
         Amount::from_coins(10),
         Amount::from_units(100_000),

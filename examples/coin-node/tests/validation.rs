@@ -8,10 +8,10 @@ mod support;
 
 use coin_node::api::txid_of;
 use coin_node::{CoinNode, DataDir, NodeOptions, wallet};
-use meshwork_consensus::{genesis_block, genesis_key};
+use meshwork_consensus::genesis_key;
 use meshwork_identity::Keypair;
 use meshwork_ledger::{Amount, OutPoint, TxOut};
-use support::{ONE_AT_A_TIME, params, wait_for};
+use support::{ONE_AT_A_TIME, faucet_coin, params, wait_for};
 
 /// Transactions in the burst (besides the one that funds them).
 const BURST: u32 = 40;
@@ -45,14 +45,7 @@ async fn with_the_smallest_event_queues_every_relayed_transaction_is_validated_a
 
     // The faucet's coin split in BURST outputs, then BURST payments spending them (chained in the
     // mempool: nothing is mined), all submitted at once at the end of the line.
-    let genesis = genesis_block(&params.chain_config());
-    let coin = (
-        OutPoint {
-            txid: genesis.txs[0].txid(),
-            index: 0,
-        },
-        params.chain_config().ledger.subsidy(0),
-    );
+    let coin = faucet_coin(params);
     let owner = Keypair::from_seed([7; 32]);
     let outputs = (0..BURST)
         .map(|_| TxOut {

@@ -216,15 +216,7 @@ impl<S: ChainStore> Chain<S> {
     /// The coins `owner` can spend. **Scans the whole UTXO set** ([`ChainStore::coins`]): fine for a
     /// wallet on a small chain, tests and tools; an indexer would keep a per-owner index.
     pub fn coins_of(&self, owner: &PeerId) -> Result<Vec<(OutPoint, Coin)>, ChainError> {
-        let mut coins: Vec<(OutPoint, Coin)> = self
-            .ledger
-            .store()
-            .coins()?
-            .into_iter()
-            .filter(|(_, coin)| coin.output.owner == *owner)
-            .collect();
-        coins.sort_unstable_by_key(|(outpoint, _)| *outpoint);
-        Ok(coins)
+        Ok(self.ledger.store().coins_of(owner)?)
     }
 
     /// The sum of `owner`'s unspent outputs (confirmed only; immature coinbases included). Scans the

@@ -120,6 +120,11 @@ impl Mempool {
         self.orphans.contains(txid)
     }
 
+    /// The pool transaction that spends `outpoint`, if any.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<TxId> {
+        self.spent_by.get(outpoint).copied()
+    }
+
     /// A pool transaction.
     pub fn get(&self, txid: &TxId) -> Option<&Transfer> {
         self.entries.get(txid).map(|entry| &entry.tx)

@@ -6,6 +6,7 @@
 //! own types.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -28,7 +29,27 @@ const COMMITMENT_KEY: &str = "utxo_commitment";
 /// A [`ChainStore`] in a redb file: ACID, crash safe, pure Rust.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
+}
+
+/// Read-only access to a [`RedbStore`]'s committed state from another thread: redb serves read
+/// transactions alongside the writer, so scans (an owner's coins, old blocks) run off the task that owns
+/// the chain and never stall it. What it reads is the last committed block, nothing in between.
+#[derive(Clone, Debug)]
+pub struct RedbReader {
+    store: Arc<RedbStore>,
+}
+
+impl RedbReader {
+    /// The unspent outputs `owner` holds, in outpoint order (a scan of the UTXO table).
+    pub fn coins_of(&self, owner: &meshwork_identity::PeerId) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        self.store.coins_of(owner)
+    }
+
+    /// A stored block.
+    pub fn block(&self, id: &BlockId) -> Result<Option<Block>, StoreError> {
+        self.store.block(id)
+    }
 }
 
 fn db_error(error: impl std::fmt::Display) -> StoreError {
@@ -63,7 +84,14 @@ impl RedbStore {
         }
         txn.open_table(META).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// A reader of this database's committed state, for other threads (see [`RedbReader`]).
+    pub fn reader(&self) -> RedbReader {
+        RedbReader {
+            store: Arc::new(Self { db: self.db.clone() }),
+        }
     }
 
     fn get<T: Serialize + DeserializeOwned>(

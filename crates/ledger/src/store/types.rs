@@ -71,6 +71,18 @@ pub trait ChainStore {
     fn utxo_commitment(&self) -> Result<UtxoCommitment, StoreError>;
     /// Every unspent coin (reads the whole set: for tools, audits and tests).
     fn coins(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError>;
+
+    /// The unspent outputs `owner` holds, in outpoint order. The default scans [`ChainStore::coins`]; a
+    /// store that indexes owners answers faster.
+    fn coins_of(&self, owner: &meshwork_identity::PeerId) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let mut coins: Vec<(OutPoint, Coin)> = self
+            .coins()?
+            .into_iter()
+            .filter(|(_, coin)| coin.output.owner == *owner)
+            .collect();
+        coins.sort_unstable_by_key(|(outpoint, _)| *outpoint);
+        Ok(coins)
+    }
     /// Stores a block and its index entry without connecting it.
     fn put_block(&mut self, block: &Block, entry: BlockIndexEntry) -> Result<(), StoreError>;
     /// Applies `batch` atomically.

@@ -36,7 +36,7 @@ use rand::seq::SliceRandom;
 use super::coin_net::{CoinNet, Roles, censored};
 use super::pow_net::{Miners, NetArgs, chain_config, secs_since};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::report::Report;
 
 /// Options of `meshsim coin`.
@@ -495,15 +495,6 @@ fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, Strin
         .add("kad_bytes_per_node", per(stats.bytes_by_channel[2], 1))
         .add("mining_stopped_secs", mining_stopped)
         .add("virtual_secs", secs_since(net.sim.now(), net.start))
-        .add("events", stats.events)
-        .add(
-            "events_per_sec",
-            stats.events as f64 / (wall_ms / 1000.0).max(1e-9),
-        )
-        .add("wall_ms", wall_ms);
-    if let Some((rss, hwm)) = memory() {
-        report.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
-    }
-    report.add("trace_hash", net.sim.trace_hash().to_string());
+        .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
 }

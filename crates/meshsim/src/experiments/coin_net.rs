@@ -33,8 +33,7 @@ use meshwork_sim::{Behaviour, NodeId, Sim, SimConfig, Stop, topology};
 use meshwork_wire::{Instant, PeerId};
 
 use super::kad_node::synthetic_address;
-use super::pow_net::{Mined, NetArgs, Records as BlockRecords, secs_since};
-use crate::clock::Progress;
+use super::pow_net::{Mined, NetArgs, Phase, Records as BlockRecords, run_phase};
 
 /// A node of the experiment: the coin node's protocol over an in-memory chain.
 pub(crate) type App = CoinApp<MemoryStore>;
@@ -214,29 +213,19 @@ impl CoinNet {
 
     /// Runs until `until` (or the event budget, or no event is left), with progress on stderr.
     pub(crate) fn run_until(&mut self, until: Instant, phase: &str) -> Stop {
-        let mut progress = Progress::new();
-        let records = &mut self.records;
-        let mut stop = Stop::Idle;
-        while self.budget > 0 {
-            let outcome = self.sim.run(until, self.budget.min(200_000), |at, node, event| {
-                records.on_event(at, node, event);
-            });
-            self.budget = self.budget.saturating_sub(outcome.events);
-            stop = outcome.stop;
-            if stop != Stop::EventLimit {
-                break;
-            }
-            let (sim, start) = (&self.sim, self.start);
-            progress.tick(|| {
-                format!(
-                    "{phase}: virtual {:.0}s, {} blocks mined, {} events",
-                    secs_since(sim.now(), start),
-                    records.blocks.order.len(),
-                    sim.stats().events
-                )
-            });
-        }
-        stop
+        let phase = Phase {
+            start: self.start,
+            until,
+            name: phase,
+        };
+        run_phase(
+            &mut self.sim,
+            &mut self.budget,
+            &phase,
+            &mut self.records,
+            Records::on_event,
+            |r| r.blocks.order.len(),
+        )
     }
 
     /// The app of node `i`, if it is up.

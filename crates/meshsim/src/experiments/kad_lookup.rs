@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 use super::kad_net::{NetArgs, Network, at_ms};
 use super::kad_node::{NodeEvent, info};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::report::Report;
 
 /// Options of `meshsim kad-lookup` and `meshsim kad-adversarial`.
@@ -180,15 +180,6 @@ pub(crate) fn run(args: &Args, name: &'static str) -> Result<Report, String> {
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
-        .add("events", stats.events)
-        .add(
-            "events_per_sec",
-            stats.events as f64 / (wall_ms / 1000.0).max(1e-9),
-        )
-        .add("wall_ms", wall_ms);
-    if let Some((rss, hwm)) = memory() {
-        report.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
-    }
-    report.add("trace_hash", net.sim.trace_hash().to_string());
+        .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
 }

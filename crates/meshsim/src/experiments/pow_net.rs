@@ -30,7 +30,7 @@ use meshwork_consensus::{Chain, ChainConfig, SyncConfig, TipInfo, genesis_block}
 use meshwork_identity::Keypair;
 use meshwork_ledger::{Block, BlockId, MemoryStore, Transfer, TxId};
 use meshwork_sim::{ChaCha8Rng, Latency, LinkConfig, NodeId, RegionMatrix, Sim, SimConfig, Stop, topology};
-use meshwork_wire::{Instant, PeerId};
+use meshwork_wire::{Instant, PeerId, Protocol};
 use rand::{Rng, SeedableRng};
 
 use crate::clock::Progress;
@@ -268,29 +268,19 @@ impl PowNet {
 
     /// Runs until `until` (or the event budget, or no event is left), with progress on stderr.
     pub(crate) fn run_until(&mut self, until: Instant, phase: &str) -> Stop {
-        let mut progress = Progress::new();
-        let records = &mut self.records;
-        let mut stop = Stop::Idle;
-        while self.budget > 0 {
-            let outcome = self.sim.run(until, self.budget.min(200_000), |at, node, event| {
-                records.on_event(at, node, event);
-            });
-            self.budget = self.budget.saturating_sub(outcome.events);
-            stop = outcome.stop;
-            if stop != Stop::EventLimit {
-                break;
-            }
-            let (sim, start) = (&self.sim, self.start);
-            progress.tick(|| {
-                format!(
-                    "{phase}: virtual {:.0}s, {} blocks mined, {} events",
-                    secs_since(sim.now(), start),
-                    records.order.len(),
-                    sim.stats().events
-                )
-            });
-        }
-        stop
+        let phase = Phase {
+            start: self.start,
+            until,
+            name: phase,
+        };
+        run_phase(
+            &mut self.sim,
+            &mut self.budget,
+            &phase,
+            &mut self.records,
+            Records::on_event,
+            |r| r.order.len(),
+        )
     }
 
     /// The best tip of node `i`.
@@ -333,6 +323,50 @@ impl PowNet {
             .command(self.nodes[i], Command::SubmitTx { tx, from: None })
             .map_err(|e| e.to_string())
     }
+}
+
+/// A stretch of a proof-of-work run, for [`run_phase`].
+pub(crate) struct Phase<'a> {
+    /// Virtual time of the genesis block.
+    pub(crate) start: Instant,
+    /// Where the phase ends.
+    pub(crate) until: Instant,
+    /// Its name in progress lines.
+    pub(crate) name: &'a str,
+}
+
+/// Runs `sim` to the end of `phase` within `budget` events, handing every event to `on_event` with
+/// `records`, and printing progress (virtual time, `mined(records)` blocks, events) on stderr.
+pub(crate) fn run_phase<P: Protocol, R>(
+    sim: &mut Sim<P>,
+    budget: &mut u64,
+    phase: &Phase<'_>,
+    records: &mut R,
+    on_event: impl Fn(&mut R, Instant, NodeId, P::Event),
+    mined: impl Fn(&R) -> usize,
+) -> Stop {
+    let mut progress = Progress::new();
+    let mut stop = Stop::Idle;
+    while *budget > 0 {
+        let outcome = sim.run(phase.until, (*budget).min(200_000), |at, node, event| {
+            on_event(records, at, node, event);
+        });
+        *budget = budget.saturating_sub(outcome.events);
+        stop = outcome.stop;
+        if stop != Stop::EventLimit {
+            break;
+        }
+        progress.tick(|| {
+            format!(
+                "{}: virtual {:.0}s, {} blocks mined, {} events",
+                phase.name,
+                secs_since(sim.now(), phase.start),
+                mined(records),
+                sim.stats().events
+            )
+        });
+    }
+    stop
 }
 
 /// Counts by depth, as a JSON object (`{"1": 4, "2": 1}`).

@@ -30,7 +30,7 @@ use rand::seq::SliceRandom;
 
 use super::pow_net::{Miners, NetArgs, PowNet, chain_config, depth_histogram, secs_since};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::report::Report;
 
 /// Options of `meshsim pow-partition`.
@@ -356,15 +356,6 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)
         .add("virtual_secs", secs_since(net.sim.now(), net.start))
-        .add("events", stats.events)
-        .add(
-            "events_per_sec",
-            stats.events as f64 / (wall_ms / 1000.0).max(1e-9),
-        )
-        .add("wall_ms", wall_ms);
-    if let Some((rss, hwm)) = memory() {
-        report.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
-    }
-    report.add("trace_hash", net.sim.trace_hash().to_string());
+        .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
 }

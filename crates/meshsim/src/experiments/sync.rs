@@ -28,7 +28,7 @@ use meshwork_wire::Instant;
 
 use super::pow_net::{NetArgs, Node, Records, chain_config, fresh_node, secs_since};
 use crate::cli::Common;
-use crate::clock::{Progress, memory, wall_now};
+use crate::clock::{Progress, wall_now};
 use crate::report::Report;
 
 /// How the lying peer lies.
@@ -251,15 +251,6 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)
         .add("virtual_secs", secs_since(sim.now(), start))
-        .add("events", stats.events)
-        .add(
-            "events_per_sec",
-            stats.events as f64 / (wall_ms / 1000.0).max(1e-9),
-        )
-        .add("wall_ms", wall_ms);
-    if let Some((rss, hwm)) = memory() {
-        report.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
-    }
-    report.add("trace_hash", sim.trace_hash().to_string());
+        .footer(stats.events, wall_ms, sim.trace_hash());
     Ok(report)
 }

@@ -39,6 +39,17 @@ pub async fn start(
     CoinNode::start(options).await.unwrap()
 }
 
+/// The genesis faucet's coin (spendable with `meshwork_consensus::genesis_key`).
+pub fn faucet_coin(params: NetworkParams) -> (meshwork_ledger::OutPoint, meshwork_ledger::Amount) {
+    let config = params.chain_config();
+    let genesis = meshwork_consensus::genesis_block(&config);
+    let outpoint = meshwork_ledger::OutPoint {
+        txid: genesis.txs[0].txid(),
+        index: 0,
+    };
+    (outpoint, config.ledger.subsidy(0))
+}
+
 /// Polls `check` every 200 ms until it is true; panics with `what` after `secs` seconds.
 pub async fn wait_for<F, Fut>(secs: u64, what: &str, mut check: F)
 where
