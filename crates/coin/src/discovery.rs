@@ -50,6 +50,15 @@ impl Seen {
     }
 }
 
+/// The bytes of `a` XOR `b`: an order on peers that depends on who sorts.
+fn xor(a: &PeerId, b: &PeerId) -> [u8; 32] {
+    let mut out = *a.as_bytes();
+    for (o, x) in out.iter_mut().zip(b.as_bytes()) {
+        *o ^= x;
+    }
+    out
+}
+
 impl<S: ChainStore> CoinApp<S> {
     /// Above the high watermark, closes idle connections until the low watermark is reached: those
     /// no child needs now (not a gossip neighbour, no Kademlia request, no sync download in flight).
@@ -68,8 +77,10 @@ impl<S: ChainStore> CoinApp<S> {
             })
             .copied()
             .collect();
-        // Deterministic order whatever the map's: the simulator must replay a seed exactly.
-        idle.sort_unstable();
+        // Deterministic whatever the map's order (the simulator replays a seed exactly), and different on
+        // every node (by distance from our own id), so the network does not all drop the same peers.
+        let me = self.gossip.peer_id();
+        idle.sort_unstable_by_key(|peer| xor(peer, &me));
         for peer in idle.into_iter().take(excess) {
             self.close(peer, out);
         }

@@ -247,10 +247,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
             mine_until(&mut net, &mut miners, fault_at)?;
             for &i in &crashed {
                 net.crash(i)?;
-                let back = net.at_secs(fault_at + CRASH_SECS);
-                net.sim
-                    .schedule_control(back, Control::Restart(net.nodes[i]))
-                    .map_err(|e| e.to_string())?;
+                net.restart(i, net.at_secs(fault_at + CRASH_SECS))?;
             }
             crashed_done = true;
         }

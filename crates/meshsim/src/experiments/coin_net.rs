@@ -131,6 +131,9 @@ pub(crate) struct CoinNet {
     pub(crate) budget: u64,
     /// The stores of crashed nodes, taken by the restart factory.
     restarts: Rc<RefCell<HashMap<u32, MemoryStore>>>,
+    /// The peers each node first joined through (a restarted node joins through them again, as a
+    /// restarted coin node does through its `--bootstrap` peers).
+    contacts: Vec<Vec<PeerInfo>>,
 }
 
 impl CoinNet {
@@ -181,8 +184,8 @@ impl CoinNet {
                 });
             }
         }
-        for (i, contacts) in contacts.into_iter().enumerate() {
-            sim.command(nodes[i], CoinCommand::Join(contacts))
+        for (i, contacts) in contacts.iter().enumerate() {
+            sim.command(nodes[i], CoinCommand::Join(contacts.clone()))
                 .map_err(|e| e.to_string())?;
             if roles.sybil[i] {
                 let drop: Behaviour<App> = Behaviour::DropIf(Box::new(|_: &PeerId, msg: &CoinMessage| {
@@ -203,6 +206,7 @@ impl CoinNet {
             start,
             budget: max_events,
             restarts,
+            contacts,
         })
     }
 
@@ -282,6 +286,19 @@ impl CoinNet {
         self.records.measured[i] = false;
         self.sim
             .apply_control(meshwork_sim::Control::Crash(self.nodes[i]))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Restarts crashed node `i` at `at`, on the store it crashed with, and has it join through its first
+    /// contacts again.
+    pub(crate) fn restart(&mut self, i: usize, at: Instant) -> Result<(), String> {
+        let node = self.nodes[i];
+        self.sim
+            .schedule_control(at, meshwork_sim::Control::Restart(node))
+            .map_err(|e| e.to_string())?;
+        let join = CoinCommand::Join(self.contacts[i].clone());
+        self.sim
+            .schedule_command(at + Duration::from_millis(1), node, join)
             .map_err(|e| e.to_string())
     }
 
