@@ -172,6 +172,7 @@ impl<S: ChainStore> CoinApp<S> {
             }
         }
         // Never reached by the children as written; dropping the rest beats running forever.
+        self.relay_stats.dropped_work += self.work.len() as u64;
         self.work.clear();
     }
 
@@ -382,6 +383,11 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                         Work::Kad(Input::PeerUp(from)),
                     ),
                 };
+                // Sync does not hear a peer it dropped for bad data until the bench ends.
+                if child == SYNC && self.sync_benched.contains_key(&from) {
+                    self.relay_stats.benched_sync_messages += 1;
+                    return;
+                }
                 // The peer opened the stream of a child that had released it: the child takes it back.
                 if self.links.engage(&from, child) {
                     self.work.push_back(peer_up);

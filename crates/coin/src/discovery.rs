@@ -111,14 +111,19 @@ impl<S: ChainStore> CoinApp<S> {
         self.trim(out);
         self.reengage_sync();
         // Gossip repair: a thin active view (a neighbour left) joins again through our connections.
+        // Through two contacts at most: a join takes a connected contact into the active view at once,
+        // and a join through every connection would churn the view.
         if self.gossip.active_view().len() < 2 {
-            let contacts = self.links.peers().copied().collect();
+            let me = self.gossip.peer_id();
+            let mut contacts: Vec<PeerId> = self.links.peers().copied().collect();
+            contacts.sort_unstable_by_key(|peer| xor(peer, &me));
+            contacts.truncate(2);
             self.gossip_command(meshwork_gossip::Command::Join(contacts));
         }
         // Kademlia refreshes its own buckets; a bootstrap again helps only a node that knows too few
         // peers (its contacts left, or it was cut off), and then at most every few rounds.
         let thin = known.len() < self.config.target_peers;
-        if thin && self.rounds % self.config.rebootstrap_every.max(1) == 1 {
+        if thin && (self.rounds - 1) % self.config.rebootstrap_every.max(1) == 0 {
             let contacts: Vec<PeerInfo> = self
                 .links
                 .peers()

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use meshwork_gossip::{Broadcast, GossipMessage, PublishError, Verdict};
+use meshwork_gossip::{Broadcast, GossipMessage, MAX_PAYLOAD, PublishError, Verdict};
 use meshwork_identity::PeerId;
 use meshwork_ledger::mempool::Inserted;
 use meshwork_ledger::{ChainStore, MempoolError, Transaction, Transfer, TxId};
@@ -64,6 +64,10 @@ pub struct RelayStats {
     pub censored: u64,
     /// Local publications (first sends and rebroadcasts).
     pub published: u64,
+    /// Sync messages dropped because sync benched their sender for bad data.
+    pub benched_sync_messages: u64,
+    /// Child inputs dropped because one step went past its bound (never, unless a feedback loop).
+    pub dropped_work: u64,
 }
 
 impl<S: ChainStore> CoinApp<S> {
@@ -123,15 +127,23 @@ impl<S: ChainStore> CoinApp<S> {
     ) -> Result<Submitted, SubmitError> {
         let txid = txid_of(&tx);
         let bytes = meshwork_wire::encode(&tx)?;
+        // A transaction gossip cannot carry is refused before the mempool takes it: one that is kept
+        // must also travel.
+        if bytes.len() > MAX_PAYLOAD {
+            let (topic, size, max) = (tx_topic(), bytes.len(), MAX_PAYLOAD);
+            return Err(PublishError::PayloadTooLarge { topic, size, max }.into());
+        }
         let submitted = match self.sync.chain_mut().submit_tx(tx, unix_secs(now))? {
             Inserted::Orphan { .. } => Submitted::Orphan(txid),
             _ => Submitted::Accepted(txid),
         };
-        self.publish_tx(now, bytes.clone(), out)?;
         if self.local.len() >= self.config.max_local_txs {
             self.local.pop_front();
         }
-        self.local.push_back((txid, bytes));
+        self.local.push_back((txid, bytes.clone()));
+        // It is in the mempool now: a failed publication (none is expected within the size checked
+        // above) is retried by the rebroadcast timer rather than reported as a refusal.
+        let _ = self.publish_tx(now, bytes, out);
         self.run(now, out);
         Ok(submitted)
     }

@@ -302,8 +302,9 @@ impl<T: Transport> Runtime<T> {
                         self.timers.push(Reverse((at, self.timer_seq, slot, key)));
                     }
                     Action::Dial { peer, slot } => match slot {
-                        // Connected already (another protocol holds the connection, or this one
-                        // released it): the protocol is told at once, as after a dial.
+                        // Connected already (another protocol holds the connection, this one
+                        // released it, or it simply did not know): the protocol is told `PeerUp` at
+                        // once, as after a dial, so one waiting to send never waits for nothing.
                         Some(slot) if self.peers.contains_key(&peer) => self.hand_back(peer, slot),
                         _ => self.dial(peer),
                     },

@@ -105,7 +105,7 @@
 //! assert_eq!(Notes::channels()[1].id.as_str(), "/example/tally/1");
 //! ```
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::{Output, PeerId, Protocol};
 
@@ -134,8 +134,9 @@ pub enum Lifted<E> {
 #[derive(Clone, Debug, Default)]
 pub struct Links {
     children: usize,
-    /// Connected peers, each with a bit set per child that released it.
-    peers: HashMap<PeerId, u64>,
+    /// Connected peers, each with a bit set per child that released it. Ordered, so that a parent that
+    /// walks its peers produces the same outputs in every run (the simulator replays a seed exactly).
+    peers: BTreeMap<PeerId, u64>,
 }
 
 impl Links {
@@ -147,7 +148,7 @@ impl Links {
     pub fn new(children: usize) -> Self {
         Self {
             children: children.min(Self::MAX_CHILDREN),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -165,7 +166,14 @@ impl Links {
 
     /// The driver reported `PeerUp`: true if the peer is new (tell every child).
     pub fn up(&mut self, peer: PeerId) -> bool {
-        self.peers.insert(peer, 0).is_none()
+        // A repeated PeerUp is not news, and must not make children that released the peer hold it.
+        match self.peers.entry(peer) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(0);
+                true
+            }
+        }
     }
 
     /// The driver reported `PeerDown`: true if the peer was connected (tell every child).
@@ -185,7 +193,7 @@ impl Links {
             .is_some_and(|released| released & Self::bit(child) == 0)
     }
 
-    /// The connected peers, in no particular order.
+    /// The connected peers, in the order of their ids.
     pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
         self.peers.keys()
     }
@@ -322,6 +330,10 @@ mod tests {
         let p = peer(1);
         assert!(links.up(p));
         assert!(!links.up(p), "a second PeerUp is not news");
+        let _ = lift(&mut links, 1, Output::Disconnect(p));
+        links.up(p);
+        assert!(!links.holds(&p, 1), "a repeated PeerUp does not undo a release");
+        assert!(links.engage(&p, 1));
         for child in 0..2 {
             let (lifted, out) = lift(&mut links, child, Output::Disconnect(p));
             assert_eq!(lifted, Lifted::Done);

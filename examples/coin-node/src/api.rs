@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The chain database, read off the node task.
     #[error("chain database: {0}")]
     Store(#[from] StoreError),
+    /// The chain moved on while it was being read, every time; try again.
+    #[error("the chain moved while it was read; try again")]
+    Busy,
     /// The mempool refused the transaction.
     #[error("transaction rejected: {0}")]
     Rejected(String),
@@ -102,6 +105,9 @@ pub struct NodeApi {
     wallet: std::sync::Arc<Keypair>,
     mining: bool,
 }
+
+/// How many times a read that must match the node's tip is tried.
+const SNAPSHOT_TRIES: usize = 5;
 
 /// Runs a store read on a blocking thread, so scans never hold up the node task (or tokio's workers).
 async fn off_task<T: Send + 'static>(
@@ -267,7 +273,7 @@ impl NodeApi {
     /// The confirmed balance of `owner` (a scan of the UTXO set, off the node task).
     pub async fn balance(&self, owner: PeerId) -> Result<Amount, ApiError> {
         let reader = self.reader.clone();
-        let coins = off_task(move || reader.coins_of(&owner)).await?;
+        let (_, coins) = off_task(move || reader.coins_of(&owner)).await?;
         Ok(coins.iter().fold(Amount::ZERO, |sum, (_, coin)| {
             sum.checked_add(coin.output.amount).unwrap_or(sum)
         }))
@@ -282,27 +288,41 @@ impl NodeApi {
     }
 
     /// The confirmed coins of `owner` that no mempool transaction spends yet (mature or not). The coins
-    /// are read off the node task; the node task only checks each against the mempool (a map lookup).
+    /// are read off the node task, together with the tip they are the state of; the node task checks
+    /// them against the mempool only if its tip is still that one (a map lookup per coin), so a block
+    /// connected in between never makes a spent coin look spendable. A tip that keeps moving is read
+    /// again, a few times at most.
     pub async fn spendable(&self, owner: PeerId) -> Result<Vec<(OutPoint, Amount)>, ApiError> {
-        let reader = self.reader.clone();
-        let coins = off_task(move || reader.coins_of(&owner)).await?;
-        let spendable = self
-            .app
-            .with(move |app| {
-                let chain = app.chain();
-                let height = chain.tip().height;
-                let maturity = chain.config().ledger.coinbase_maturity;
-                coins
-                    .into_iter()
-                    .filter(|(point, coin)| {
-                        chain.mempool().spender(point).is_none()
-                            && (!coin.coinbase || coin.height + maturity <= height + 1)
-                    })
-                    .map(|(point, coin)| (point, coin.output.amount))
-                    .collect()
-            })
-            .await?;
-        Ok(spendable)
+        for _ in 0..SNAPSHOT_TRIES {
+            let reader = self.reader.clone();
+            let (tip, coins) = off_task(move || reader.coins_of(&owner)).await?;
+            let Some(tip) = tip else {
+                return Ok(Vec::new());
+            };
+            let checked = self
+                .app
+                .with(move |app| {
+                    let chain = app.chain();
+                    if chain.tip().id != tip.id {
+                        return None;
+                    }
+                    let maturity = chain.config().ledger.coinbase_maturity;
+                    let spendable = coins
+                        .into_iter()
+                        .filter(|(point, coin)| {
+                            chain.mempool().spender(point).is_none()
+                                && (!coin.coinbase || coin.height + maturity <= tip.height + 1)
+                        })
+                        .map(|(point, coin)| (point, coin.output.amount))
+                        .collect();
+                    Some(spendable)
+                })
+                .await?;
+            if let Some(spendable) = checked {
+                return Ok(spendable);
+            }
+        }
+        Err(ApiError::Busy)
     }
 
     /// Adds a local transaction to the mempool, publishes it on gossip, and keeps publishing it until a

@@ -285,12 +285,15 @@ impl<S: RecordStore> Kademlia<S> {
         self.connected.remove(&peer);
         self.dialing.remove(&peer);
         self.observed.remove(&peer);
-        let failed: Vec<RequestId> = self
+        let mut failed: Vec<RequestId> = self
             .requests
             .iter()
             .filter(|(_, p)| p.peer == peer)
             .map(|(id, _)| *id)
             .collect();
+        // In request order, not the map's: the same inputs must give the same outputs (the simulator
+        // replays a seed exactly).
+        failed.sort_unstable();
         for id in failed {
             self.request_failed(id, now, out);
         }

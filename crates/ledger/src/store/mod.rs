@@ -5,5 +5,5 @@ mod redb;
 mod types;
 
 pub use self::memory::MemoryStore;
-pub use self::redb::{RedbReader, RedbStore};
+pub use self::redb::{OwnedCoins, RedbReader, RedbStore};
 pub use self::types::{BlockIndexEntry, ChainStore, ChainTip, StoreBatch};

@@ -6,9 +6,9 @@
 //! own types.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use ::redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -32,23 +32,51 @@ pub struct RedbStore {
     db: Arc<Database>,
 }
 
+/// An owner's coins, and the tip (if any) whose state they are.
+pub type OwnedCoins = (Option<ChainTip>, Vec<(OutPoint, Coin)>);
+
 /// Read-only access to a [`RedbStore`]'s committed state from another thread: redb serves read
 /// transactions alongside the writer, so scans (an owner's coins, old blocks) run off the task that owns
-/// the chain and never stall it. What it reads is the last committed block, nothing in between.
+/// the chain and never stall it. Each call reads one committed state. The reader does not keep the
+/// database open: once the store is dropped, reads fail with [`StoreError::Database`].
 #[derive(Clone, Debug)]
 pub struct RedbReader {
-    store: Arc<RedbStore>,
+    db: Weak<Database>,
 }
 
 impl RedbReader {
-    /// The unspent outputs `owner` holds, in outpoint order (a scan of the UTXO table).
-    pub fn coins_of(&self, owner: &meshwork_identity::PeerId) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
-        self.store.coins_of(owner)
+    fn store(&self) -> Result<RedbStore, StoreError> {
+        let db = self
+            .db
+            .upgrade()
+            .ok_or_else(|| db_error("the chain database is closed"))?;
+        Ok(RedbStore { db })
+    }
+
+    /// The unspent outputs `owner` holds, in outpoint order, and the tip they are the state of, read in
+    /// one transaction (a scan of the UTXO table).
+    pub fn coins_of(
+        &self,
+        owner: &meshwork_identity::PeerId,
+    ) -> Result<OwnedCoins, StoreError> {
+        let store = self.store()?;
+        let txn = store.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let tip = match meta.get(TIP_KEY).map_err(db_error)? {
+            Some(value) => decode::<Option<ChainTip>>(value.value())?,
+            None => None,
+        };
+        let mut coins: Vec<(OutPoint, Coin)> = coins_in(&txn)?
+            .into_iter()
+            .filter(|(_, coin)| coin.output.owner == *owner)
+            .collect();
+        coins.sort_unstable_by_key(|(outpoint, _)| *outpoint);
+        Ok((tip, coins))
     }
 
     /// A stored block.
     pub fn block(&self, id: &BlockId) -> Result<Option<Block>, StoreError> {
-        self.store.block(id)
+        self.store()?.block(id)
     }
 }
 
@@ -90,7 +118,7 @@ impl RedbStore {
     /// A reader of this database's committed state, for other threads (see [`RedbReader`]).
     pub fn reader(&self) -> RedbReader {
         RedbReader {
-            store: Arc::new(Self { db: self.db.clone() }),
+            db: Arc::downgrade(&self.db),
         }
     }
 
@@ -158,27 +186,7 @@ impl ChainStore for RedbStore {
 
     fn coins(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(UTXOS).map_err(db_error)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_error)? {
-            let (key, value) = entry.map_err(db_error)?;
-            let key = key.value();
-            let (txid, index) = key
-                .split_at_checked(32)
-                .ok_or(StoreError::Corrupt("utxo key".into()))?;
-            let txid: [u8; 32] = txid
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("utxo key".into()))?;
-            let index: [u8; 4] = index
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("utxo key".into()))?;
-            let outpoint = OutPoint {
-                txid: BlockId::from_bytes(txid),
-                index: u32::from_be_bytes(index),
-            };
-            out.push((outpoint, decode(value.value())?));
-        }
-        Ok(out)
+        coins_in(&txn)
     }
 
     fn put_block(&mut self, block: &Block, entry: BlockIndexEntry) -> Result<(), StoreError> {
@@ -244,4 +252,29 @@ impl ChainStore for RedbStore {
         // Dropping `txn` without committing (on any error above) aborts it: nothing is written.
         txn.commit().map_err(db_error)
     }
+}
+
+/// Every coin of the UTXO table, as `txn` sees it.
+fn coins_in(txn: &ReadTransaction) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+    let table = txn.open_table(UTXOS).map_err(db_error)?;
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(db_error)? {
+        let (key, value) = entry.map_err(db_error)?;
+        let key = key.value();
+        let (txid, index) = key
+            .split_at_checked(32)
+            .ok_or(StoreError::Corrupt("utxo key".into()))?;
+        let txid: [u8; 32] = txid
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("utxo key".into()))?;
+        let index: [u8; 4] = index
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("utxo key".into()))?;
+        let outpoint = OutPoint {
+            txid: BlockId::from_bytes(txid),
+            index: u32::from_be_bytes(index),
+        };
+        out.push((outpoint, decode(value.value())?));
+    }
+    Ok(out)
 }

@@ -18,7 +18,7 @@
 //! regions), publishing a message of the same size from the same origins at the same offsets. Both
 //! propagation figures count honest relays only (no censor, Sybil or crashed node).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
@@ -86,6 +86,9 @@ const MAX_WALLETS: usize = 1000;
 const FEE_UNITS: u64 = 1_000;
 /// Virtual seconds between two samples of deep-confirmed transactions.
 const SAMPLE_SECS: f64 = 10.0;
+/// Heights below the deep end read at each sample: far more than one sample interval adds at any
+/// block time (blocks come every second at the fastest), so no deep block is skipped.
+const SAMPLE_LOOKBACK_BLOCKS: u64 = 50;
 /// Nodes sampled for deep-confirmed transactions.
 const SAMPLED_NODES: usize = 16;
 /// How long crashed nodes stay down.
@@ -327,7 +330,7 @@ fn sample_deep(net: &CoinNet, deep: &mut HashSet<TxId>) {
         let Some(top) = tip.checked_sub(CONFIRMATIONS - 1) else {
             continue;
         };
-        let from = top.saturating_sub(SAMPLE_SECS as u64 + 20).max(1);
+        let from = top.saturating_sub(SAMPLE_LOOKBACK_BLOCKS).max(1);
         deep.extend(net.txids_between(i, from, top));
     }
 }
@@ -343,7 +346,7 @@ fn flood_baseline(
     let n = net.nodes.len();
     let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(args.net.link()));
     let nodes = sim.add_nodes(n, |_| Flood::new()).map_err(|e| e.to_string())?;
-    let mut edges = HashSet::new();
+    let mut edges = BTreeSet::new();
     for (i, &node) in nodes.iter().enumerate() {
         if let Some(region) = net.sim.region(net.nodes[i]) {
             sim.set_region(node, region).map_err(|e| e.to_string())?;

@@ -13,8 +13,8 @@
 //!
 //! **Roles.** Miners are spread evenly over the nodes. Censors run the honest protocol with a
 //! [`RelayFilter`] that refuses every transaction whose id starts with an even byte (half the workload);
-//! Sybils are identities that join and then drop every transaction and block message they should send
-//! (black holes that still answer Kademlia). Crashed nodes restart from their stores (the chain survives,
+//! Sybils are identities that join and then drop every gossip and sync message they should send (no
+//! transaction, block, overlay or sync traffic leaves them: black holes that still answer Kademlia). Crashed nodes restart from their stores (the chain survives,
 //! the mempool does not).
 
 use std::cell::RefCell;
