@@ -49,7 +49,10 @@ pub struct CoinApp<S: ChainStore> {
     pub(crate) config: AppConfig,
     pub(crate) filter: RelayFilter,
     /// Local transactions, for rebroadcast until mined (bounded by `config.max_local_txs`).
-    pub(crate) local: VecDeque<(TxId, Vec<u8>)>,
+    /// Each with its encoding and how many times it was published again.
+    pub(crate) local: VecDeque<(TxId, Vec<u8>, u32)>,
+    /// Rotates through connected peers when the rebroadcast takes one into gossip's active view.
+    pub(crate) diversify_cursor: usize,
     pub(crate) seen: Seen,
     pub(crate) rounds: u64,
     pub(crate) relay_stats: RelayStats,
@@ -92,6 +95,7 @@ impl<S: ChainStore> CoinApp<S> {
             config,
             filter: Arc::new(|_| true),
             local: VecDeque::new(),
+            diversify_cursor: 0,
             rounds: 0,
             relay_stats: RelayStats::default(),
             sync_benched: HashMap::new(),

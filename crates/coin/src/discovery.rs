@@ -51,7 +51,7 @@ impl Seen {
 }
 
 /// The bytes of `a` XOR `b`: an order on peers that depends on who sorts.
-fn xor(a: &PeerId, b: &PeerId) -> [u8; 32] {
+pub(crate) fn xor(a: &PeerId, b: &PeerId) -> [u8; 32] {
     let mut out = *a.as_bytes();
     for (o, x) in out.iter_mut().zip(b.as_bytes()) {
         *o ^= x;

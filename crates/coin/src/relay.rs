@@ -64,6 +64,8 @@ pub struct RelayStats {
     pub censored: u64,
     /// Local publications (first sends and rebroadcasts).
     pub published: u64,
+    /// Rebroadcast rounds that took a fresh connected peer into gossip's active view.
+    pub diversified: u64,
     /// Sync messages dropped because sync benched their sender for bad data.
     pub benched_sync_messages: u64,
     /// Child inputs dropped because one step went past its bound (never, unless a feedback loop).
@@ -140,7 +142,7 @@ impl<S: ChainStore> CoinApp<S> {
         if self.local.len() >= self.config.max_local_txs {
             self.local.pop_front();
         }
-        self.local.push_back((txid, bytes.clone()));
+        self.local.push_back((txid, bytes.clone(), 0));
         // It is in the mempool now: a failed publication (none is expected within the size checked
         // above) is retried by the rebroadcast timer rather than reported as a refusal.
         let _ = self.publish_tx(now, bytes, out);
@@ -168,12 +170,50 @@ impl<S: ChainStore> CoinApp<S> {
             after: self.config.rebroadcast_interval,
             timer: CoinTimer::Rebroadcast,
         });
-        let pool = self.sync.chain().mempool();
-        self.local.retain(|(txid, _)| pool.contains(txid));
-        let again: Vec<Vec<u8>> = self.local.iter().map(|(_, bytes)| bytes.clone()).collect();
+        let chain = self.sync.chain();
+        let pool = chain.mempool();
+        self.local.retain(|(txid, ..)| pool.contains(txid));
+        // Held back: unmined for three block times (1 in 20 transactions of an honest network waits
+        // that long for a block) and two rebroadcasts.
+        let interval = self.config.rebroadcast_interval.as_secs().max(1);
+        let stuck_after = (3 * chain.config().target_block_time).div_ceil(interval).max(2);
+        let mut stuck = false;
+        let mut again = Vec::with_capacity(self.local.len());
+        for (_, bytes, rounds) in &mut self.local {
+            *rounds += 1;
+            stuck |= u64::from(*rounds) > stuck_after;
+            again.push(bytes.clone());
+        }
+        if stuck {
+            self.diversify();
+        }
         for bytes in again {
             // Refusals cannot happen for bytes published before; nothing to do if one did.
             let _ = self.publish_tx(now, bytes, out);
         }
+    }
+
+    /// Takes one more connected peer into gossip's active view (gossip evicts one at random), rotating
+    /// through the connections. A local transaction that stays unmined for a few rebroadcasts may be
+    /// held back by the neighbours it is pushed to: censoring relays and Sybil black holes drop it
+    /// without blame, and a HyParView active view is stable by design. A fresh neighbour each round
+    /// means such neighbours cannot hold it back for long.
+    fn diversify(&mut self) {
+        let me = self.gossip.peer_id();
+        let active = self.gossip.active_view();
+        let mut candidates: Vec<PeerId> = self
+            .links
+            .peers()
+            .filter(|peer| !active.contains(peer))
+            .copied()
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        candidates.sort_unstable_by_key(|peer| crate::discovery::xor(peer, &me));
+        let peer = candidates[self.diversify_cursor % candidates.len()];
+        self.diversify_cursor = self.diversify_cursor.wrapping_add(1);
+        self.relay_stats.diversified += 1;
+        self.gossip_command(meshwork_gossip::Command::Join(vec![peer]));
     }
 }

@@ -122,7 +122,9 @@ pub use message::{
 pub use state::chain::{CheckedTransfer, Ledger};
 pub use state::sigcheck::SigCache;
 pub use state::utxo::{BlockUndo, Coin, UtxoCommitment, UtxoView};
-pub use store::{BlockIndexEntry, ChainStore, ChainTip, MemoryStore, OwnedCoins, RedbReader, RedbStore, StoreBatch};
+pub use store::{
+    BlockIndexEntry, ChainStore, ChainTip, MemoryStore, OwnedCoins, RedbReader, RedbStore, StoreBatch,
+};
 
 pub(crate) use message::canonical_bytes as message_bytes;
 

@@ -55,10 +55,7 @@ impl RedbReader {
 
     /// The unspent outputs `owner` holds, in outpoint order, and the tip they are the state of, read in
     /// one transaction (a scan of the UTXO table).
-    pub fn coins_of(
-        &self,
-        owner: &meshwork_identity::PeerId,
-    ) -> Result<OwnedCoins, StoreError> {
+    pub fn coins_of(&self, owner: &meshwork_identity::PeerId) -> Result<OwnedCoins, StoreError> {
         let store = self.store()?;
         let txn = store.db.begin_read().map_err(db_error)?;
         let meta = txn.open_table(META).map_err(db_error)?;
