@@ -1,7 +1,7 @@
 //! # meshwork-coin: the coin node's logic as one pure protocol
 //!
 //! [`CoinApp`] is what a coin node *does*, written as a single [`Protocol`](meshwork_wire::Protocol)
-//! that owns three children and the policy between them (DESIGN.md §6, "the app is a protocol"):
+//! that owns three children and the policy between them (ARCHITECTURE.md, "the app is a protocol"):
 //!
 //! | child | channel | what for |
 //! |---|---|---|

@@ -1,6 +1,6 @@
 //! [`Certificate`]: a quorum of validator votes committing a block, the finality proof of a BFT engine.
 //!
-//! No BFT engine ships yet; this is the type one fills (DESIGN.md §7: fixed validator set, certificates,
+//! No BFT engine ships yet; this is the type one fills (ARCHITECTURE.md: fixed validator set, certificates,
 //! finality in a few message delays). A certificate for block `B` at `height` in `round` holds the
 //! signatures of more than two thirds of a fixed validator set over the same commit message, so two
 //! conflicting certificates for one height need more than a third of the validators to sign twice.

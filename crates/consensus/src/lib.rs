@@ -8,7 +8,7 @@
 //!
 //! ## The model: four roles
 //!
-//! Consensus is split the way strong engines split it (DESIGN.md §7), one trait per role
+//! Consensus is split the way strong engines split it (ARCHITECTURE.md), one trait per role
 //! ([`traits`](crate::Consensus)):
 //!
 //! - the **engine** ([`Consensus`]) orders block ids: it checks headers, picks the best chain (fork choice)

@@ -1,4 +1,4 @@
-//! The consensus split (DESIGN.md §7): the **engine** orders block ids and decides finality
+//! The consensus split (ARCHITECTURE.md): the **engine** orders block ids and decides finality
 //! ([`Consensus`]), a **relay** moves full blocks ([`BlockRelay`]), the **ledger** validates and applies
 //! them ([`BlockValidator`]) and a **reporter** hears faults ([`FaultReporter`]). Verdicts are
 //! three-valued ([`Verdict`]).

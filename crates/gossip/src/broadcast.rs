@@ -1,4 +1,4 @@
-//! The [`Broadcast`] capability (DESIGN.md §6): what an application needs of a broadcast protocol.
+//! The [`Broadcast`] capability (ARCHITECTURE.md): what an application needs of a broadcast protocol.
 //!
 //! It is implemented by [`Gossip`] itself and called by a composite that owns gossip as a child (the coin
 //! node's `CoinApp`, in the step where it handles an input): a publication goes out in that step, and

@@ -1,4 +1,4 @@
-//! The wire types: what gossip peers send each other. Every collection is bounded (DESIGN.md §4).
+//! The wire types: what gossip peers send each other. Every collection is bounded (ARCHITECTURE.md).
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How big the node's queues are and how it treats peers. Every queue is bounded (DESIGN.md §3): when
+/// How big the node's queues are and how it treats peers. Every queue is bounded (ARCHITECTURE.md): when
 /// one is full the runtime either waits (back-pressure towards the network) or drops and counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {

@@ -9,7 +9,7 @@ use crate::NodeError;
 use crate::runtime::Inbox;
 use crate::slot::{AnyCall, Call};
 
-/// A cloneable mailbox to one protocol of a running node (DESIGN.md §6: a handle, not a god object).
+/// A cloneable mailbox to one protocol of a running node (ARCHITECTURE.md: a handle, not a god object).
 ///
 /// Every method queues a request for the node task, which owns the protocol's state; nothing here
 /// touches the state from another thread. Requests wait while the node's inbox is full.

@@ -1,6 +1,6 @@
 //! # meshwork-node: the tokio runtime that drives pure protocols over a transport
 //!
-//! The protocol crates (gossip, kad, consensus) are state machines with no IO (DESIGN.md §1). This crate
+//! The protocol crates (gossip, kad, consensus) are state machines with no IO (ARCHITECTURE.md). This crate
 //! is the driver that gives them a real network and a real clock; `meshwork-sim` is the other driver,
 //! with virtual ones. The same protocol code runs under both.
 //!

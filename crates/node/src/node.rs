@@ -169,7 +169,7 @@ impl NodeBuilder {
 /// Protocol time in a node is nanoseconds since the Unix epoch, so protocols that need wall time (block
 /// timestamps) read it from `now`. It is read once at start; after that it advances with the monotonic
 /// clock, so a wall-clock step never makes protocol time go backwards.
-#[allow(clippy::disallowed_methods)] // The runtime is where the real clock enters (DESIGN.md §1).
+#[allow(clippy::disallowed_methods)] // The runtime is where the real clock enters (ARCHITECTURE.md).
 fn wall_clock() -> Instant {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -72,7 +72,7 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) epoch: (Instant, TokioInstant),
     pub(crate) peers: HashMap<PeerId, Vec<ConnEntry<T::Connection>>>,
     /// Connected peers that some protocols released (`Output::Disconnect`): a bit per slot. The
-    /// connection closes when every slot has released the peer (DESIGN.md §6).
+    /// connection closes when every slot has released the peer (ARCHITECTURE.md).
     pub(crate) released: HashMap<PeerId, u64>,
     pub(crate) addresses: HashMap<PeerId, SocketAddr>,
     pub(crate) dialing: HashSet<PeerId>,
@@ -82,7 +82,7 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) actions: Vec<Action>,
 }
 
-/// The monotonic clock: the runtime is where the real clock enters (DESIGN.md §1); protocols get `now`.
+/// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn monotonic() -> TokioInstant {
     TokioInstant::now()

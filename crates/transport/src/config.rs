@@ -31,7 +31,7 @@ impl ProtocolSpec {
     }
 }
 
-/// Every bound the transport enforces (DESIGN.md §3: everything is bounded).
+/// Every bound the transport enforces (ARCHITECTURE.md: everything is bounded).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Inbound connections held at once (established or in handshake). One more is refused at once.

@@ -1,6 +1,6 @@
 //! # meshwork-transport: authenticated connections and framed streams between peers
 //!
-//! This is meshwork's IO layer (DESIGN.md §3). The protocol crates never see it: the node runtime drives
+//! This is meshwork's IO layer (ARCHITECTURE.md). The protocol crates never see it: the node runtime drives
 //! them over a [`Transport`]. It owns sockets, tasks and the real clock.
 //!
 //! ## The model

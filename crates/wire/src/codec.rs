@@ -1,4 +1,4 @@
-//! Postcard encoding with the rules of DESIGN.md §4: bounded, and no trailing bytes.
+//! Postcard encoding with the rules in ARCHITECTURE.md: bounded, and no trailing bytes.
 //!
 //! Postcard itself reads lengths as varints and never allocates more than the input could fill, but it would
 //! happily accept extra bytes after a value, overlong varints (`ff 00` for `7f`), and collections of any

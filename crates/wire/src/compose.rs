@@ -1,4 +1,4 @@
-//! Composition (DESIGN.md §6): one protocol that owns several, and reacts to them in the same step.
+//! Composition (ARCHITECTURE.md): one protocol that owns several, and reacts to them in the same step.
 //!
 //! A **composite** is an ordinary [`Protocol`] whose state holds its children (gossip, sync, Kademlia,
 //! ...) as fields. Its driver sees one protocol; the wire sees the children's own channels:

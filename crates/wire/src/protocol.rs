@@ -1,4 +1,4 @@
-//! The sans-IO protocol contract (DESIGN.md §1).
+//! The sans-IO protocol contract (ARCHITECTURE.md).
 //!
 //! A [`Protocol`] is a state machine with no IO. Its driver (the simulator, or the tokio node runtime)
 //! owns the sockets, the clock and the timers; it feeds the protocol [`Input`]s together with `now`, and

@@ -17,7 +17,7 @@
 //!    a fresh node, which syncs headers-first over QUIC; timed from its start to the tip.
 //! 3. **Idle memory.** A `coin-node run` child process syncs the chain from those nodes, then stays quiet
 //!    (no mining) for a few seconds; its `VmRSS` is read from `/proc/<pid>/status`.
-// A benchmark measures wall time: the real clock is its subject (DESIGN.md §9).
+// A benchmark measures wall time: the real clock is its subject (README.md, "Principles").
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::VecDeque;

@@ -181,7 +181,7 @@ impl DataDir {
 
 /// Unix seconds from the wall clock (for a new network's genesis time; protocol code gets `now` from the
 /// node runtime instead).
-#[allow(clippy::disallowed_methods)] // The application owns the real clock (DESIGN.md §1).
+#[allow(clippy::disallowed_methods)] // The application owns the real clock (ARCHITECTURE.md).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

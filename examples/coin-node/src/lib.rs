@@ -1,6 +1,6 @@
 //! # coin-node: the meshwork showcase
 //!
-//! A full proof-of-work coin node assembled from the meshwork crates (DESIGN.md §8). Its logic is one
+//! A full proof-of-work coin node assembled from the meshwork crates (ARCHITECTURE.md). Its logic is one
 //! pure protocol, `meshwork_coin::CoinApp` (gossip, headers-first sync and Kademlia composed, with the
 //! relay policy between them); this crate runs it and adds what needs an operating system:
 //!

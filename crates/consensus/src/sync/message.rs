@@ -1,4 +1,4 @@
-//! The wire types of `/meshwork/sync/1`. Every collection is bounded (DESIGN.md §4).
+//! The wire types of `/meshwork/sync/1`. Every collection is bounded (ARCHITECTURE.md).
 
 use meshwork_ledger::{Block, BlockHeader, BlockId};
 use meshwork_wire::BoundedVec;
