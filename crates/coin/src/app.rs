@@ -171,8 +171,8 @@ impl<S: ChainStore> CoinApp<S> {
                 Work::Verdict(id, verdict) => {
                     self.gossip_do(now, out, |g, buf| g.validated(now, id, verdict, buf));
                 }
-                Work::Sync(input) => self.sync_do(now, out, |s, buf| s.handle(now, input, buf)),
-                Work::Kad(input) => self.kad_do(now, out, |k, buf| k.handle(now, input, buf)),
+                Work::Sync(input) => self.sync_do(out, |s, buf| s.handle(now, input, buf)),
+                Work::Kad(input) => self.kad_do(out, |k, buf| k.handle(now, input, buf)),
             }
         }
         // Never reached by the children as written; dropping the rest beats running forever.
@@ -204,7 +204,6 @@ impl<S: ChainStore> CoinApp<S> {
     /// Runs `call` on sync and handles what it leaves for the parent.
     pub(crate) fn sync_do<R>(
         &mut self,
-        _now: Instant,
         out: &mut Vec<Output<Self>>,
         call: impl FnOnce(&mut ChainSync<S>, &mut Vec<Output<ChainSync<S>>>) -> R,
     ) -> R {
@@ -231,7 +230,6 @@ impl<S: ChainStore> CoinApp<S> {
     /// Runs `call` on Kademlia and handles what it leaves for the parent.
     pub(crate) fn kad_do<R>(
         &mut self,
-        _now: Instant,
         out: &mut Vec<Output<Self>>,
         call: impl FnOnce(&mut Kademlia, &mut Vec<Output<Kademlia>>) -> R,
     ) -> R {
@@ -290,7 +288,7 @@ impl<S: ChainStore> CoinApp<S> {
         match command {
             CoinCommand::Join(contacts) => {
                 let ids = contacts.iter().map(|contact| contact.id).collect();
-                self.kad_do(now, out, |kad, buf| kad.bootstrap(now, contacts, buf));
+                self.kad_do(out, |kad, buf| kad.bootstrap(now, contacts, buf));
                 self.work
                     .push_back(Work::Gossip(Input::Command(meshwork_gossip::Command::Join(ids))));
             }

@@ -133,7 +133,7 @@ impl<S: ChainStore> CoinApp<S> {
                 })
                 .collect();
             if !contacts.is_empty() {
-                self.kad_do(now, out, |kad, buf| kad.bootstrap(now, contacts, buf));
+                self.kad_do(out, |kad, buf| kad.bootstrap(now, contacts, buf));
             }
         }
     }

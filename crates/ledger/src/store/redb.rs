@@ -63,12 +63,7 @@ impl RedbReader {
             Some(value) => decode::<Option<ChainTip>>(value.value())?,
             None => None,
         };
-        let mut coins: Vec<(OutPoint, Coin)> = coins_in(&txn)?
-            .into_iter()
-            .filter(|(_, coin)| coin.output.owner == *owner)
-            .collect();
-        coins.sort_unstable_by_key(|(outpoint, _)| *outpoint);
-        Ok((tip, coins))
+        Ok((tip, super::types::owned_by(coins_in(&txn)?, owner)))
     }
 
     /// A stored block.

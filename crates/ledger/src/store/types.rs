@@ -75,16 +75,23 @@ pub trait ChainStore {
     /// The unspent outputs `owner` holds, in outpoint order. The default scans [`ChainStore::coins`]; a
     /// store that indexes owners answers faster.
     fn coins_of(&self, owner: &meshwork_identity::PeerId) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
-        let mut coins: Vec<(OutPoint, Coin)> = self
-            .coins()?
-            .into_iter()
-            .filter(|(_, coin)| coin.output.owner == *owner)
-            .collect();
-        coins.sort_unstable_by_key(|(outpoint, _)| *outpoint);
-        Ok(coins)
+        Ok(owned_by(self.coins()?, owner))
     }
     /// Stores a block and its index entry without connecting it.
     fn put_block(&mut self, block: &Block, entry: BlockIndexEntry) -> Result<(), StoreError>;
     /// Applies `batch` atomically.
     fn commit(&mut self, batch: StoreBatch) -> Result<(), StoreError>;
+}
+
+/// The coins of `coins` that `owner` holds, in outpoint order.
+pub(crate) fn owned_by(
+    coins: Vec<(OutPoint, Coin)>,
+    owner: &meshwork_identity::PeerId,
+) -> Vec<(OutPoint, Coin)> {
+    let mut owned: Vec<(OutPoint, Coin)> = coins
+        .into_iter()
+        .filter(|(_, coin)| coin.output.owner == *owner)
+        .collect();
+    owned.sort_unstable_by_key(|(outpoint, _)| *outpoint);
+    owned
 }
