@@ -15,6 +15,9 @@ pub enum CloseReason {
     Duplicate,
     /// The transport shut down.
     Shutdown,
+    /// Every inbound slot was taken: this connection was closed to make room for a newcomer (or, as
+    /// the newcomer, found no one it could replace).
+    Evicted,
     /// The application's own code.
     Application(u32),
     /// Nothing was heard within the idle timeout.
@@ -26,6 +29,7 @@ pub enum CloseReason {
 const CODE_NORMAL: u64 = 0;
 const CODE_DUPLICATE: u64 = 1;
 const CODE_SHUTDOWN: u64 = 2;
+const CODE_EVICTED: u64 = 3;
 const CODE_APPLICATION_BASE: u64 = 0x100;
 
 impl CloseReason {
@@ -35,6 +39,7 @@ impl CloseReason {
             Self::Normal | Self::TimedOut | Self::Lost(_) => CODE_NORMAL,
             Self::Duplicate => CODE_DUPLICATE,
             Self::Shutdown => CODE_SHUTDOWN,
+            Self::Evicted => CODE_EVICTED,
             Self::Application(code) => CODE_APPLICATION_BASE + u64::from(*code),
         }
     }
@@ -45,6 +50,7 @@ impl CloseReason {
             CODE_NORMAL => Self::Normal,
             CODE_DUPLICATE => Self::Duplicate,
             CODE_SHUTDOWN => Self::Shutdown,
+            CODE_EVICTED => Self::Evicted,
             _ => match u32::try_from(code.wrapping_sub(CODE_APPLICATION_BASE)) {
                 Ok(app) if code >= CODE_APPLICATION_BASE => Self::Application(app),
                 _ => Self::Lost(format!("unknown close code {code}")),
@@ -59,6 +65,7 @@ impl fmt::Display for CloseReason {
             Self::Normal => f.write_str("closed"),
             Self::Duplicate => f.write_str("duplicate connection to the same peer"),
             Self::Shutdown => f.write_str("transport shut down"),
+            Self::Evicted => f.write_str("evicted: the peer's inbound slots were full"),
             Self::Application(code) => write!(f, "closed by the application (code {code})"),
             Self::TimedOut => f.write_str("idle timeout"),
             Self::Lost(why) => write!(f, "connection lost: {why}"),
@@ -93,6 +100,7 @@ mod tests {
             CloseReason::Normal,
             CloseReason::Duplicate,
             CloseReason::Shutdown,
+            CloseReason::Evicted,
             CloseReason::Application(0),
             CloseReason::Application(u32::MAX),
         ] {

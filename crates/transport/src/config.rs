@@ -48,6 +48,33 @@ pub struct Limits {
     pub max_queued_bytes_per_peer: u64,
     /// Bytes in flight on one stream (QUIC stream receive window; the in-memory pipe's buffer).
     pub max_queued_bytes_per_stream: u64,
+    /// Bytes of received frames one peer may make us hold: frames being read (counted from their
+    /// header, before the body is allocated) and frames read but not yet handled by the application.
+    /// A frame that would pass it waits for earlier ones to be handled (back-pressure). A frame larger
+    /// than this budget may still arrive, alone.
+    pub max_frame_bytes_per_peer: u64,
+    /// The same budget across all peers: what every peer's frames in flight may hold in total.
+    pub max_frame_bytes: u64,
+    /// QUIC handshakes in progress at once (half-open inbound connections). Past it, an Initial from an
+    /// address not yet validated is answered with a stateless Retry, so a spoofed or silent source
+    /// holds no state; one already validated is refused.
+    pub max_half_open: usize,
+    /// Inbound connections (established or in handshake) from one IP address.
+    pub max_inbound_per_ip: usize,
+    /// Inbound connections from one network prefix: a /24 for IPv4, a /48 for IPv6.
+    pub max_inbound_per_prefix: usize,
+}
+
+impl Limits {
+    /// The limits for a devnet on one machine, where every peer shares 127.0.0.1: the per-IP and
+    /// per-prefix caps are lifted to [`Limits::max_inbound`]. Nothing else changes; use it only for a
+    /// loopback network.
+    #[must_use]
+    pub fn loopback_devnet(mut self) -> Self {
+        self.max_inbound_per_ip = self.max_inbound;
+        self.max_inbound_per_prefix = self.max_inbound;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -58,6 +85,11 @@ impl Default for Limits {
             max_streams_per_connection: 64,
             max_queued_bytes_per_peer: 16 * 1024 * 1024,
             max_queued_bytes_per_stream: 4 * 1024 * 1024,
+            max_frame_bytes_per_peer: 16 * 1024 * 1024,
+            max_frame_bytes: 64 * 1024 * 1024,
+            max_half_open: 32,
+            max_inbound_per_ip: 4,
+            max_inbound_per_prefix: 16,
         }
     }
 }
@@ -72,6 +104,12 @@ pub struct Timeouts {
     /// Send a keep-alive this often so a quiet but healthy connection is not idled out. Must be shorter
     /// than `idle`; `None` lets quiet connections close.
     pub keep_alive: Option<Duration>,
+    /// How long an opener waits for the peer to answer a stream header. A peer that never answers
+    /// fails the open (and the writer waiting on it) instead of holding it.
+    pub stream_open: Duration,
+    /// How long the body of a frame may take to arrive once its header has been read. A peer that
+    /// announces a frame and trickles it fails the stream with `RecvError::FrameTimeout`.
+    pub frame: Duration,
 }
 
 impl Default for Timeouts {
@@ -80,6 +118,8 @@ impl Default for Timeouts {
             handshake: Duration::from_secs(10),
             idle: Duration::from_secs(30),
             keep_alive: Some(Duration::from_secs(10)),
+            stream_open: Duration::from_secs(10),
+            frame: Duration::from_secs(30),
         }
     }
 }

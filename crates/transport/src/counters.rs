@@ -13,6 +13,11 @@ pub(crate) struct Counters {
     pub(crate) duplicates_closed: AtomicU64,
     pub(crate) streams_refused: AtomicU64,
     pub(crate) frames_refused: AtomicU64,
+    pub(crate) frames_timed_out: AtomicU64,
+    pub(crate) half_open: AtomicU64,
+    pub(crate) retries_sent: AtomicU64,
+    pub(crate) refused_by_address: AtomicU64,
+    pub(crate) evicted: AtomicU64,
 }
 
 impl Counters {
@@ -31,6 +36,11 @@ impl Counters {
             duplicates_closed: get(&self.duplicates_closed),
             streams_refused: get(&self.streams_refused),
             frames_refused: get(&self.frames_refused),
+            frames_timed_out: get(&self.frames_timed_out),
+            half_open: get(&self.half_open),
+            retries_sent: get(&self.retries_sent),
+            refused_by_address: get(&self.refused_by_address),
+            evicted: get(&self.evicted),
         }
     }
 }
@@ -40,11 +50,13 @@ impl Counters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CountersSnapshot {
-    /// Inbound connections held now (including those still in their handshake).
+    /// Inbound connections held now (QUIC: established ones, see `half_open` for handshakes; in memory,
+    /// including those still in their handshake).
     pub inbound_connections: u64,
     /// Outbound connections held now (including dials in progress).
     pub outbound_connections: u64,
-    /// Inbound connections refused because `Limits::max_inbound` was reached.
+    /// Inbound connections refused because `Limits::max_inbound` was reached (QUIC: with every held
+    /// connection protected from eviction), or `Limits::max_half_open` with the address already validated.
     pub inbound_refused: u64,
     /// Dials refused locally because `Limits::max_outbound` was reached.
     pub dials_refused: u64,
@@ -56,4 +68,14 @@ pub struct CountersSnapshot {
     pub streams_refused: u64,
     /// Inbound frames refused because their header announced more than the protocol's maximum.
     pub frames_refused: u64,
+    /// Inbound frames whose body did not arrive within `Timeouts::frame` of their header.
+    pub frames_timed_out: u64,
+    /// Inbound handshakes in progress now (QUIC only).
+    pub half_open: u64,
+    /// Stateless Retries sent because `Limits::max_half_open` handshakes were in progress (QUIC only).
+    pub retries_sent: u64,
+    /// Inbound connections refused because their IP or prefix was at its cap (QUIC only).
+    pub refused_by_address: u64,
+    /// Inbound connections closed to make room for a newcomer when every slot was taken (QUIC only).
+    pub evicted: u64,
 }

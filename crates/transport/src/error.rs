@@ -86,6 +86,9 @@ pub enum OpenStreamError {
     /// The stream broke while exchanging its header.
     #[error("stream failed while opening: {0}")]
     Stream(String),
+    /// The peer did not answer the stream header within `Timeouts::stream_open`.
+    #[error("the peer did not answer the stream header in time")]
+    Timeout,
 }
 
 /// Why accepting a stream failed.
@@ -142,6 +145,15 @@ pub enum RecvError {
     /// The stream ended in the middle of a frame.
     #[error("stream ended in the middle of a frame")]
     Truncated,
+    /// The frame body did not arrive within `Timeouts::frame` of its header: the peer announced a frame
+    /// and trickled it (or stopped). The stream cannot continue.
+    #[error("frame of {announced} bytes not received within {limit:?} of its header")]
+    FrameTimeout {
+        /// The length the header announced.
+        announced: usize,
+        /// The deadline that passed.
+        limit: std::time::Duration,
+    },
     /// The frame body is not a valid message.
     #[error("invalid message: {0}")]
     Decode(#[from] DecodeError),

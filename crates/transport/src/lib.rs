@@ -70,6 +70,8 @@
 #![deny(missing_docs)]
 // This IO crate owns the real clock (timeouts) through tokio; it never needs `Instant::now` itself.
 
+mod admission;
+mod budget;
 mod close;
 mod config;
 mod counters;
@@ -82,6 +84,7 @@ mod stream;
 pub mod stream_header;
 mod traits;
 
+pub use budget::Reserved;
 pub use close::CloseReason;
 pub use config::{Config, Limits, ProtocolSpec, Timeouts};
 pub use counters::CountersSnapshot;
@@ -93,5 +96,5 @@ pub use meshwork_identity::PeerId;
 pub use meshwork_wire::ProtocolId;
 pub use quic::{QuicConnection, QuicStream, QuicTransport};
 pub use registry::DUPLICATE_GRACE;
-pub use stream::Stream;
+pub use stream::{Frame, Stream};
 pub use traits::{Connection, Direction, Transport};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::budget::FrameBudget;
 use crate::close::CloseCell;
 use crate::counters::Counters;
 use crate::error::OpenStreamError;
@@ -13,13 +14,16 @@ use crate::stream::{Failure, classify};
 use crate::stream_header::{self, ACCEPTED, REFUSED};
 use crate::{Config, ProtocolSpec, Stream};
 
-/// Sends the header for `spec` and waits for the peer's answer.
+/// Sends the header for `spec` and waits for the peer's answer, at most `deadline`: a peer that never
+/// answers must not hold the opener (and whatever waits to be written behind it).
 pub(crate) async fn open<W, R>(
     mut send: W,
     mut recv: R,
     spec: ProtocolSpec,
+    deadline: Duration,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
 ) -> Result<Stream<W, R>, OpenStreamError>
 where
     W: AsyncWrite + Unpin + Send,
@@ -29,13 +33,21 @@ where
         Failure::Closed(reason) => OpenStreamError::ConnectionClosed(reason),
         Failure::Reset | Failure::Finished => OpenStreamError::ProtocolRefused(spec.id),
     };
-    send.write_all(&stream_header::encode(spec.id))
-        .await
-        .map_err(fail)?;
-    let mut status = [0u8; 1];
-    match recv.read(&mut status).await.map_err(fail)? {
-        1 if status[0] == ACCEPTED => Ok(Stream::new(spec, send, recv, close, counters)),
-        _ => Err(OpenStreamError::ProtocolRefused(spec.id)),
+    let exchange = async {
+        send.write_all(&stream_header::encode(spec.id))
+            .await
+            .map_err(fail)?;
+        let mut status = [0u8; 1];
+        recv.read(&mut status)
+            .await
+            .map_err(fail)
+            .map(|read| (read, status[0]))
+    };
+    match tokio::time::timeout(deadline, exchange).await {
+        Err(_) => Err(OpenStreamError::Timeout),
+        Ok(Err(err)) => Err(err),
+        Ok(Ok((1, ACCEPTED))) => Ok(Stream::new(spec, send, recv, close, counters, budget)),
+        Ok(Ok(_)) => Err(OpenStreamError::ProtocolRefused(spec.id)),
     }
 }
 
@@ -48,6 +60,7 @@ async fn accept<W, R>(
     timeout: Duration,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
 ) -> Option<Stream<W, R>>
 where
     W: AsyncWrite + Unpin + Send,
@@ -69,12 +82,20 @@ where
         Counters::bump(&counters.streams_refused);
         tracing::debug!("refused a stream with an unknown or malformed protocol header");
         // Best effort: the opener learns "refused" from this byte or from the end of the stream.
-        let _ = send.write_all(&[REFUSED]).await;
-        let _ = send.shutdown().await;
+        let refuse = async {
+            send.write_all(&[REFUSED]).await?;
+            send.shutdown().await
+        };
+        let _ = tokio::time::timeout(timeout, refuse).await;
         return None;
     };
-    send.write_all(&[ACCEPTED]).await.ok()?;
-    Some(Stream::new(spec, send, recv, close, counters))
+    // The answer is one byte into a fresh stream's window; the deadline covers a peer whose window
+    // is zero all the same.
+    tokio::time::timeout(timeout, send.write_all(&[ACCEPTED]))
+        .await
+        .ok()?
+        .ok()?;
+    Some(Stream::new(spec, send, recv, close, counters, budget))
 }
 
 /// Answers a new inbound stream's header in the background and queues it for `accept_stream` if we speak
@@ -86,6 +107,7 @@ pub(crate) fn accept_in_background<W, R>(
     config: Arc<Config>,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
     queue: mpsc::Sender<Stream<W, R>>,
 ) where
     W: AsyncWrite + Unpin + Send + 'static,
@@ -93,7 +115,7 @@ pub(crate) fn accept_in_background<W, R>(
 {
     tokio::spawn(async move {
         let timeout = config.timeouts.handshake;
-        if let Some(stream) = accept(send, recv, &config, timeout, close, counters).await {
+        if let Some(stream) = accept(send, recv, &config, timeout, close, counters, budget).await {
             // An error means the connection is gone; the stream goes with it.
             let _ = queue.send(stream).await;
         }

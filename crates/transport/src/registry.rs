@@ -36,6 +36,14 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Takes a slot past the limit (an eviction is under way, and will give one back).
+    pub(crate) fn force(counters: &Arc<Counters>, which: fn(&Counters) -> &AtomicU64) -> Self {
+        which(counters).fetch_add(1, Ordering::AcqRel);
+        Self(counters.clone(), which)
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         (self.1)(&self.0).fetch_sub(1, Ordering::AcqRel);
@@ -152,12 +160,13 @@ fn retire<C: Connection>(conn: C) {
     });
 }
 
-/// Watches `conn` until it closes, then forgets it and releases its slot.
-pub(crate) fn watch<C: Tracked>(registry: Arc<Registry<C>>, conn: C, slot: Slot) {
+/// Watches `conn` until it closes, then forgets it and releases what it held (its connection slot, and
+/// an inbound connection's place in the per-address counts).
+pub(crate) fn watch<C: Tracked, H: Send + 'static>(registry: Arc<Registry<C>>, conn: C, held: H) {
     tokio::spawn(async move {
         let reason = conn.closed().await;
         tracing::debug!(peer = %conn.remote_peer_id(), %reason, "connection closed");
         registry.remove(&conn);
-        drop(slot);
+        drop(held);
     });
 }

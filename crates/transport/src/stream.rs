@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::budget::{FrameBudget, Reserved};
 use crate::close::CloseCell;
 use crate::counters::Counters;
 use crate::error::{RecvError, SendError};
@@ -32,6 +33,30 @@ pub struct Stream<W, R> {
     recv: R,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
+}
+
+/// A received frame's body, holding its share of the peer's and the transport's frame budgets
+/// (`Limits::max_frame_bytes_per_peer`, `Limits::max_frame_bytes`) until it is dropped: a consumer that
+/// queues frames keeps them counted against the peer that sent them.
+#[derive(Debug)]
+pub struct Frame {
+    body: Vec<u8>,
+    _reserved: Reserved,
+}
+
+impl Frame {
+    /// The frame's body.
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.body
+    }
 }
 
 impl<W, R> Stream<W, R>
@@ -45,6 +70,7 @@ where
         recv: R,
         close: CloseCell,
         counters: Arc<Counters>,
+        budget: FrameBudget,
     ) -> Self {
         Self {
             spec,
@@ -52,6 +78,7 @@ where
             recv,
             close,
             counters,
+            budget,
         }
     }
 
@@ -115,7 +142,24 @@ where
     ///
     /// The 4-byte header is read and checked against the protocol's maximum before `body` grows: a frame
     /// that announces too much is refused with [`RecvError::TooLarge`] having cost four bytes of reading.
+    /// The frame's bytes are reserved from the peer's budget while it is read, and released on return; use
+    /// [`Stream::recv_held`] to keep them reserved until the frame is handled.
     pub async fn recv_frame_into(&mut self, body: &mut Vec<u8>) -> Result<bool, RecvError> {
+        Ok(self.recv_reserved(body).await?.is_some())
+    }
+
+    /// Receives the next frame, which keeps its bytes reserved from the peer's and the transport's
+    /// budgets until dropped; `Ok(None)` once the peer has finished the stream.
+    pub async fn recv_held(&mut self) -> Result<Option<Frame>, RecvError> {
+        let mut body = Vec::new();
+        Ok(self.recv_reserved(&mut body).await?.map(|reserved| Frame {
+            body,
+            _reserved: reserved,
+        }))
+    }
+
+    /// Reads one frame into `body`: header, bound, reservation, then the body within the frame deadline.
+    async fn recv_reserved(&mut self, body: &mut Vec<u8>) -> Result<Option<Reserved>, RecvError> {
         body.clear();
         let mut header = [0u8; frame::HEADER_LEN];
         let first = self
@@ -124,10 +168,18 @@ where
             .await
             .map_err(|err| self.recv_error(err))?;
         if first == 0 {
-            return Ok(false);
+            return Ok(None);
         }
+        let deadline = self.budget.deadline;
+        let timeout = |announced| RecvError::FrameTimeout {
+            announced,
+            limit: deadline,
+        };
         if first < header.len() {
-            self.read_exact(&mut header[first..]).await?;
+            let rest = self.read_exact(&mut header[first..]);
+            tokio::time::timeout(deadline, rest)
+                .await
+                .map_err(|_| timeout(0))??;
         }
         let len = frame::parse_header(header, self.spec.max_message_size).map_err(|err| {
             Counters::bump(&self.counters.frames_refused);
@@ -136,17 +188,29 @@ where
                 _ => RecvError::Truncated,
             }
         })?;
-        // Only now, with `len` within bounds, reserve room for the body.
+        // Waiting for budget is back-pressure (this stream is not read meanwhile), not the peer's time.
+        let reserved = self.budget.reserve(len).await.ok_or(RecvError::Reset)?;
+        // Only now, with `len` within bounds and reserved, make room for the body.
         body.reserve_exact(len);
-        while body.len() < len {
-            let want = (len - body.len()) as u64;
-            let read = (&mut self.recv).take(want).read_buf(body).await;
-            match read.map_err(|err| self.recv_error(err))? {
-                0 => return Err(RecvError::Truncated),
-                _ => continue,
+        let read_body = async {
+            while body.len() < len {
+                let want = (len - body.len()) as u64;
+                let read = (&mut self.recv).take(want).read_buf(body).await;
+                match read.map_err(|err| self.recv_error(err))? {
+                    0 => return Err(RecvError::Truncated),
+                    _ => continue,
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(deadline, read_body).await {
+            Ok(result) => result?,
+            Err(_) => {
+                Counters::bump(&self.counters.frames_timed_out);
+                return Err(timeout(len));
             }
         }
-        Ok(true)
+        Ok(Some(reserved))
     }
 
     /// Finishes our side of the stream: the peer's `recv` returns `None` after the frames already sent.

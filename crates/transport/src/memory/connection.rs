@@ -12,6 +12,7 @@ use meshwork_wire::ProtocolId;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use crate::budget::{FrameBudget, GlobalBudget};
 use crate::close::CloseCell;
 use crate::counters::Counters;
 use crate::error::{AcceptStreamError, OpenStreamError};
@@ -71,6 +72,7 @@ struct Inner {
     direction: Direction,
     config: Arc<Config>,
     counters: Arc<Counters>,
+    budget: FrameBudget,
     link: Arc<Link>,
     /// Streams we open go here, to the peer's `accept_stream`.
     outgoing: mpsc::Sender<PipeEnds>,
@@ -158,6 +160,7 @@ pub(crate) struct Side {
     pub(crate) addr: SocketAddr,
     pub(crate) config: Arc<Config>,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) budget: GlobalBudget,
 }
 
 impl Pair {
@@ -175,19 +178,23 @@ impl Pair {
                 .min(limits.max_queued_bytes_per_peer)
                 .max(1) as usize
         };
-        let end = |me: &Side, other: &Side, direction, outgoing, incoming, credit: usize| MemoryConnection {
-            inner: Arc::new(Inner {
-                peer: other.peer_id,
-                remote_addr: other.addr,
-                direction,
-                config: me.config.clone(),
-                counters: me.counters.clone(),
-                link: link.clone(),
-                outgoing,
-                accepted: Mutex::new(accept_streams(incoming, me, &link)),
-                stream_credit: Arc::new(Semaphore::new(credit)),
-                pipe_bytes: pipe_bytes(me).min(pipe_bytes(other)),
-            }),
+        let end = |me: &Side, other: &Side, direction, outgoing, incoming, credit: usize| {
+            let budget = me.budget.for_connection();
+            MemoryConnection {
+                inner: Arc::new(Inner {
+                    peer: other.peer_id,
+                    remote_addr: other.addr,
+                    direction,
+                    config: me.config.clone(),
+                    counters: me.counters.clone(),
+                    budget: budget.clone(),
+                    link: link.clone(),
+                    outgoing,
+                    accepted: Mutex::new(accept_streams(incoming, me, &link, budget)),
+                    stream_credit: Arc::new(Semaphore::new(credit)),
+                    pipe_bytes: pipe_bytes(me).min(pipe_bytes(other)),
+                }),
+            }
         };
         Self {
             dialer: end(
@@ -215,6 +222,7 @@ fn accept_streams(
     mut incoming: mpsc::Receiver<PipeEnds>,
     me: &Side,
     link: &Arc<Link>,
+    budget: FrameBudget,
 ) -> mpsc::Receiver<MemoryStream> {
     let (queue, accepted) = mpsc::channel(me.config.limits.max_streams_per_connection.max(1) as usize);
     let (config, counters, close) = (me.config.clone(), me.counters.clone(), link.close.clone());
@@ -232,6 +240,7 @@ fn accept_streams(
                 config.clone(),
                 close.clone(),
                 counters.clone(),
+                budget.clone(),
                 queue.clone(),
             );
         }
@@ -295,7 +304,9 @@ impl Connection for MemoryConnection {
             reason = inner.link.closed() => return Err(closed(reason)),
             sent = inner.outgoing.send(pipe(theirs, credit)) => sent.map_err(|_| closed(reason_now()))?,
         }
-        negotiate::open(send, recv, spec, inner.link.close.clone(), inner.counters.clone()).await
+        let deadline = inner.config.timeouts.stream_open;
+        let (close, counters) = (inner.link.close.clone(), inner.counters.clone());
+        negotiate::open(send, recv, spec, deadline, close, counters, inner.budget.clone()).await
     }
 
     async fn accept_stream(&self) -> Result<MemoryStream, AcceptStreamError> {

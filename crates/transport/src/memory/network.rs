@@ -8,6 +8,7 @@ use meshwork_identity::{Keypair, PeerId};
 use tokio::sync::{mpsc, watch};
 
 use super::connection::{MemoryConnection, Pair, Side};
+use crate::budget::GlobalBudget;
 use crate::counters::Counters;
 use crate::error::{AcceptError, BindError, DialError};
 use crate::registry::{Registry, Slot, watch as watch_connection};
@@ -99,6 +100,7 @@ impl MemoryTransport {
             return Err(BindError::Io(std::io::ErrorKind::AddrInUse.into()));
         }
         let counters = Arc::new(Counters::default());
+        let budget = GlobalBudget::new(&config.limits, config.timeouts.frame);
         let peer_id = keypair.peer_id();
         let (to_accept, incoming) = mpsc::channel(ACCEPT_QUEUE);
         let shared = Arc::new(Shared {
@@ -107,6 +109,7 @@ impl MemoryTransport {
                 addr,
                 config: Arc::new(config),
                 counters: counters.clone(),
+                budget,
             },
             addr,
             network: network.clone(),

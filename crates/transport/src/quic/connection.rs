@@ -7,6 +7,7 @@ use meshwork_identity::PeerId;
 use meshwork_wire::ProtocolId;
 use tokio::sync::{Mutex, mpsc};
 
+use crate::budget::FrameBudget;
 use crate::close::CloseCell;
 use crate::counters::Counters;
 use crate::error::{AcceptStreamError, OpenStreamError};
@@ -30,6 +31,9 @@ struct Inner {
     config: Arc<Config>,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
+    /// The order this connection was established in, among this transport's (older is smaller).
+    seq: u64,
     accepted: Mutex<mpsc::Receiver<QuicStream>>,
 }
 
@@ -40,6 +44,8 @@ impl QuicConnection {
         direction: Direction,
         config: Arc<Config>,
         counters: Arc<Counters>,
+        budget: FrameBudget,
+        seq: u64,
     ) -> Self {
         let close = CloseCell::default();
         let streams = config.limits.max_streams_per_connection.max(1) as usize;
@@ -49,6 +55,7 @@ impl QuicConnection {
             config.clone(),
             close.clone(),
             counters.clone(),
+            budget.clone(),
             queue,
         ));
         let accepted = Mutex::new(accepted);
@@ -59,11 +66,19 @@ impl QuicConnection {
             config,
             close,
             counters,
+            budget,
+            seq,
             accepted,
         };
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The order this connection was established in among the transport's connections (older is
+    /// smaller): eviction protects long-lived peers.
+    pub(crate) fn seq(&self) -> u64 {
+        self.inner.seq
     }
 
     /// The underlying quinn connection (round-trip time, statistics, datagrams).
@@ -82,6 +97,7 @@ async fn accept_streams(
     config: Arc<Config>,
     close: CloseCell,
     counters: Arc<Counters>,
+    budget: FrameBudget,
     queue: mpsc::Sender<QuicStream>,
 ) {
     while let Ok((send, recv)) = conn.accept_bi().await {
@@ -91,6 +107,7 @@ async fn accept_streams(
             config.clone(),
             close.clone(),
             counters.clone(),
+            budget.clone(),
             queue.clone(),
         );
     }
@@ -136,7 +153,17 @@ impl Connection for QuicConnection {
             .await
             .map_err(|err| OpenStreamError::ConnectionClosed(self.closed_error(&err)))?;
         let (close, counters) = (self.inner.close.clone(), self.inner.counters.clone());
-        negotiate::open(send, recv, spec, close, counters).await
+        let deadline = self.inner.config.timeouts.stream_open;
+        negotiate::open(
+            send,
+            recv,
+            spec,
+            deadline,
+            close,
+            counters,
+            self.inner.budget.clone(),
+        )
+        .await
     }
 
     async fn accept_stream(&self) -> Result<QuicStream, AcceptStreamError> {

@@ -1,6 +1,8 @@
 //! The QUIC transport: one quinn endpoint that listens and dials, with ed25519-bound mutual TLS.
 
+use std::collections::hash_map::RandomState;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use meshwork_identity::{Keypair, PeerId};
@@ -9,10 +11,12 @@ use tokio::sync::{Mutex, mpsc};
 use super::cert::peer_id_of_cert;
 use super::connection::QuicConnection;
 use super::tls::{self, Identity};
+use crate::admission::{AddrSlot, Admission, Candidate, Prefix, select_victim};
+use crate::budget::GlobalBudget;
 use crate::counters::Counters;
 use crate::error::{AcceptError, BindError, DialError};
 use crate::registry::{Registry, Slot, watch};
-use crate::{CloseReason, Config, CountersSnapshot, Direction, Transport};
+use crate::{CloseReason, Config, Connection, CountersSnapshot, Direction, Transport};
 
 /// How many authenticated inbound connections may wait for [`Transport::accept`]; handshakes beyond it
 /// wait too (back-pressure), and still count against `Limits::max_inbound`.
@@ -33,6 +37,9 @@ struct Shared {
     transport: Arc<quinn::TransportConfig>,
     config: Arc<Config>,
     counters: Arc<Counters>,
+    budget: GlobalBudget,
+    /// Establishment order of connections (eviction protects the long-lived).
+    seq: Arc<AtomicU64>,
     registry: Arc<Registry<QuicConnection>>,
     /// The accept queue, for the losers of simultaneous dials. Weak, so the queue still ends (and
     /// `accept` fails) once the listener stops.
@@ -83,12 +90,22 @@ impl QuicTransport {
         let counters = Arc::new(Counters::default());
         let peer_id = keypair.peer_id();
         let registry = Arc::new(Registry::new(peer_id, counters.clone()));
+        let budget = GlobalBudget::new(&config.limits, config.timeouts.frame);
+        let seq = Arc::new(AtomicU64::new(0));
+        let admission = Admission::new(
+            config.limits.max_inbound_per_ip,
+            config.limits.max_inbound_per_prefix,
+        );
         let config = Arc::new(config);
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         let listener = Listener {
             endpoint: endpoint.clone(),
             config: config.clone(),
             counters: counters.clone(),
+            budget: budget.clone(),
+            seq: seq.clone(),
+            admission,
+            salt: RandomState::new(),
             registry: registry.clone(),
             tx: tx.clone(),
         };
@@ -101,6 +118,8 @@ impl QuicTransport {
             transport,
             config,
             counters,
+            budget,
+            seq,
             registry,
             to_accept: tx.downgrade(),
             incoming: Mutex::new(rx),
@@ -117,10 +136,19 @@ impl QuicTransport {
 }
 
 /// Accepts QUIC handshakes within the limits and hands authenticated connections to `accept`.
+///
+/// Admission (ARCHITECTURE.md, hostile peers): at most `max_half_open` handshakes at once, past which an
+/// unvalidated source gets a stateless Retry (it must prove it receives at its address before we hold
+/// anything for it); caps per IP and per prefix; and when every inbound slot is taken, an eviction
+/// ([`crate::admission`]) instead of a lock-out.
 struct Listener {
     endpoint: quinn::Endpoint,
     config: Arc<Config>,
     counters: Arc<Counters>,
+    budget: GlobalBudget,
+    seq: Arc<AtomicU64>,
+    admission: Arc<Admission>,
+    salt: RandomState,
     registry: Arc<Registry<QuicConnection>>,
     tx: mpsc::Sender<QuicConnection>,
 }
@@ -129,23 +157,45 @@ impl Listener {
     async fn run(self) {
         let this = Arc::new(self);
         while let Some(incoming) = this.endpoint.accept().await {
-            let limit = this.config.limits.max_inbound;
-            let Some(slot) = Slot::acquire(&this.counters, |c| &c.inbound, limit) else {
-                Counters::bump(&this.counters.inbound_refused);
-                tracing::debug!(from = %incoming.remote_address(), limit, "inbound connection refused: limit");
+            let from = incoming.remote_address();
+            let limit = this.config.limits.max_half_open;
+            // Past the half-open budget, an unproven source gets a stateless Retry: the token carries
+            // everything, so a flood of Initials (spoofed or never answered) costs one datagram each and
+            // holds nothing. A source that answered a Retry has proven its address; the per-IP and
+            // per-prefix caps below bound it instead, so honest peers still get in during a flood.
+            let validated = incoming.remote_address_validated();
+            let half_open = Slot::acquire(&this.counters, |c| &c.half_open, limit)
+                .or_else(|| validated.then(|| Slot::force(&this.counters, |c| &c.half_open)));
+            let Some(half_open) = half_open else {
+                if incoming.may_retry() {
+                    // An error means quinn refused it instead, which is as good.
+                    if incoming.retry().is_ok() {
+                        Counters::bump(&this.counters.retries_sent);
+                    }
+                } else {
+                    Counters::bump(&this.counters.inbound_refused);
+                    tracing::debug!(%from, limit, "inbound handshake refused: half-open limit");
+                    incoming.refuse();
+                }
+                continue;
+            };
+            let Some(admitted) = this.admission.admit(from.ip()) else {
+                Counters::bump(&this.counters.refused_by_address);
+                tracing::debug!(%from, "inbound connection refused: per-IP or per-prefix cap");
                 incoming.refuse();
                 continue;
             };
-            tokio::spawn(this.clone().handshake(incoming, slot));
+            tokio::spawn(this.clone().handshake(incoming, half_open, admitted));
         }
     }
 
-    async fn handshake(self: Arc<Self>, incoming: quinn::Incoming, slot: Slot) {
+    async fn handshake(self: Arc<Self>, incoming: quinn::Incoming, half_open: Slot, admitted: AddrSlot) {
         let timeout = self.config.timeouts.handshake;
         let conn = match incoming.accept() {
             Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
             Err(err) => Ok(Err(err)),
         };
+        drop(half_open);
         let Ok(Ok(conn)) = conn else {
             Counters::bump(&self.counters.handshake_failures);
             return;
@@ -155,20 +205,59 @@ impl Listener {
             conn.close(0u32.into(), b"no peer identity");
             return;
         };
+        let Some(slot) = self.inbound_slot() else {
+            Counters::bump(&self.counters.inbound_refused);
+            tracing::debug!(%peer, "inbound connection refused: every slot is protected");
+            let reason = CloseReason::Evicted;
+            let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
+            conn.close(code, reason.to_string().as_bytes());
+            return;
+        };
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
             conn,
             peer,
             Direction::Inbound,
             self.config.clone(),
             self.counters.clone(),
+            self.budget.for_connection(),
+            seq,
         );
-        watch(self.registry.clone(), conn.clone(), slot);
+        watch(self.registry.clone(), conn.clone(), (slot, Some(admitted)));
         // Kept or not, the application gets it: a connection that lost a simultaneous-dial tie-break
         // still carries what the peer sent before it learned of the winner, until it closes.
         self.registry.offer(conn.clone());
         if self.tx.send(conn.clone()).await.is_err() {
-            crate::Connection::close(&conn, CloseReason::Shutdown);
+            Connection::close(&conn, CloseReason::Shutdown);
         }
+    }
+
+    /// An inbound slot: a free one, or one made by evicting a connection; `None` if every inbound
+    /// connection is protected.
+    fn inbound_slot(&self) -> Option<Slot> {
+        let limit = self.config.limits.max_inbound;
+        if let Some(slot) = Slot::acquire(&self.counters, |c| &c.inbound, limit) {
+            return Some(slot);
+        }
+        let candidates = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|c| c.direction() == Direction::Inbound && c.close_reason().is_none())
+            .map(|c| Candidate {
+                key: c.seq(),
+                prefix: Prefix::of(c.remote_addr().ip()),
+                seq: c.seq(),
+                rtt: c.quinn().rtt(),
+            })
+            .collect();
+        let victim = select_victim(candidates, &self.salt)?;
+        let victim = self.registry.all().into_iter().find(|c| c.seq() == victim)?;
+        tracing::debug!(peer = %victim.remote_peer_id(), addr = %victim.remote_addr(), "evicting an inbound peer to make room");
+        Counters::bump(&self.counters.evicted);
+        Connection::close(&victim, CloseReason::Evicted);
+        // The victim's slot is released once its close is seen; until then we hold one over the limit.
+        Some(Slot::force(&self.counters, |c| &c.inbound))
     }
 }
 
@@ -240,14 +329,17 @@ impl Transport for QuicTransport {
                 return Err(DialError::HandshakeTimeout);
             }
         };
+        let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
             conn,
             peer,
             Direction::Outbound,
             shared.config.clone(),
             shared.counters.clone(),
+            shared.budget.for_connection(),
+            seq,
         );
-        watch(shared.registry.clone(), conn.clone(), slot);
+        watch(shared.registry.clone(), conn.clone(), (slot, None::<AddrSlot>));
         let (kept, is_new) = shared.registry.offer(conn.clone());
         if !is_new {
             // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
@@ -279,7 +371,7 @@ impl Transport for QuicTransport {
 
     async fn close(&self, reason: CloseReason) {
         for conn in self.shared.registry.all() {
-            crate::Connection::close(&conn, reason.clone());
+            Connection::close(&conn, reason.clone());
         }
         let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
         self.shared.endpoint.close(code, reason.to_string().as_bytes());

@@ -28,6 +28,8 @@ pub(crate) type StreamOf<T> = Stream<
 pub(crate) trait Net: Send + Sync + Sized + 'static {
     /// The transport under test.
     type T: Transport + Clone;
+    /// Whether a full listener evicts an inbound peer for a newcomer (QUIC) or refuses it (memory).
+    const EVICTS: bool;
     /// A fresh network.
     fn new() -> Self;
     /// A transport for `keypair` at 127.0.0.1 on a free port.
@@ -39,6 +41,7 @@ pub(crate) struct Quic;
 
 impl Net for Quic {
     type T = QuicTransport;
+    const EVICTS: bool = true;
     fn new() -> Self {
         Self
     }
@@ -54,6 +57,7 @@ pub(crate) struct Memory(MemoryNetwork);
 
 impl Net for Memory {
     type T = MemoryTransport;
+    const EVICTS: bool = false;
     fn new() -> Self {
         Self(MemoryNetwork::new())
     }
@@ -77,6 +81,8 @@ pub(crate) fn key(n: u32) -> Keypair {
 pub(crate) fn config() -> Config {
     let mut config = Config::new([ProtocolSpec::new(PING, 1024), ProtocolSpec::new(CHAT, 64 * 1024)]);
     config.timeouts.handshake = Duration::from_secs(10);
+    // Every test peer shares 127.0.0.1; the per-address caps have tests of their own.
+    config.limits = config.limits.loopback_devnet();
     config
 }
 

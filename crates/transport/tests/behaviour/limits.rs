@@ -76,6 +76,25 @@ pub(crate) async fn inbound_limit<N: Net>() {
     eventually(|| listener.counters().inbound_connections == 100).await;
 
     let extra = net.bind(&key(101), config()).await;
+    if N::EVICTS {
+        // QUIC: a full listener makes room by evicting an unprotected inbound peer (the newest of the
+        // most crowded prefix; here everyone shares 127.0.0.1), so newcomers are never locked out.
+        bounded(extra.dial(id, addr)).await.expect("the 101st gets in");
+        eventually(|| listener.counters().evicted == 1).await;
+        eventually(|| listener.counters().inbound_connections == 100).await;
+        let evicted: Vec<_> = dialers
+            .iter()
+            .filter(|d| {
+                d.connection(&id).is_none()
+                    || d.connection(&id)
+                        .is_some_and(|c| c.close_reason() == Some(meshwork_transport::CloseReason::Evicted))
+            })
+            .collect();
+        assert!(evicted.len() <= 1, "one peer evicted, not {}", evicted.len());
+        assert_eq!(listener.counters().inbound_refused, 0);
+        drop(accepted);
+        return;
+    }
     let refused = bounded(extra.dial(id, addr))
         .await
         .expect_err("the 101st is refused");

@@ -1,6 +1,7 @@
 //! Behavioural tests, written once over the `Transport` trait and run on both transports: real QUIC on
 //! 127.0.0.1 and the in-memory network. Every wait is bounded by a timeout.
 
+mod admission;
 mod cases;
 mod harness;
 mod limits;
@@ -53,7 +54,7 @@ macro_rules! for_transport {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn inbound_limit_refuses_the_101st() {
+            async fn full_listener_evicts_or_refuses_the_101st() {
                 limits::inbound_limit::<$net>().await;
             }
 
@@ -87,4 +88,16 @@ for_transport!(memory, crate::harness::Memory);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_keep_alive_holds_and_idle_closes() {
     cases::quic_keep_alive_and_idle().await;
+}
+
+/// QUIC only: one IP's inbound connections are capped; another prefix still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_per_ip_cap() {
+    admission::per_ip_cap().await;
+}
+
+/// QUIC only: a flood of never-finished handshakes does not lock out an honest peer (Retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_initial_flood_does_not_lock_out() {
+    admission::initial_flood_does_not_lock_out().await;
 }

@@ -1,0 +1,215 @@
+//! Who may connect in: per-IP and per-prefix caps on inbound connections, and, when every inbound slot
+//! is taken, which connection makes room for a newcomer.
+//!
+//! The eviction follows Bitcoin Core's `SelectNodeToEvict` (`src/node/eviction.cpp`): an attacker who
+//! controls many addresses in a few prefixes must not be able to replace every honest peer. Some
+//! connections are protected — a few from distinct prefixes chosen by a keyed hash the attacker cannot
+//! predict, the ones with the lowest round-trip time, and the longest-lived half of the rest — and the
+//! victim is the newest connection of the most crowded prefix that is left. If nothing is left, the
+//! newcomer is refused instead.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// A network prefix: the /24 of an IPv4 address, the /48 of an IPv6 one (IPv4-mapped IPv6 addresses
+/// count as IPv4). One operator usually holds a whole prefix, so caps and eviction work per prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Prefix {
+    V4([u8; 3]),
+    V6([u8; 6]),
+}
+
+impl Prefix {
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Self::V4([a, b, c])
+            }
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    ips: HashMap<IpAddr, usize>,
+    prefixes: HashMap<Prefix, usize>,
+}
+
+/// Counts of inbound connections (established or in handshake) per IP and per prefix.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    per_ip: usize,
+    per_prefix: usize,
+    held: Mutex<Held>,
+}
+
+/// One admitted inbound connection's place in the counts; released when dropped.
+#[derive(Debug)]
+pub(crate) struct AddrSlot {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Admission {
+    pub(crate) fn new(per_ip: usize, per_prefix: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_ip,
+            per_prefix,
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits a connection from `ip` if neither its IP nor its prefix is at its cap.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
+        let ip = ip.to_canonical();
+        let prefix = Prefix::of(ip);
+        let mut held = self.lock();
+        let by_ip = held.ips.get(&ip).copied().unwrap_or(0);
+        let by_prefix = held.prefixes.get(&prefix).copied().unwrap_or(0);
+        if by_ip >= self.per_ip || by_prefix >= self.per_prefix {
+            return None;
+        }
+        *held.ips.entry(ip).or_default() += 1;
+        *held.prefixes.entry(prefix).or_default() += 1;
+        Some(AddrSlot {
+            admission: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut held = self.admission.lock();
+        let prefix = Prefix::of(self.ip);
+        decrement(&mut held.ips, self.ip);
+        decrement(&mut held.prefixes, prefix);
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+    if let Some(count) = map.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+/// An inbound connection that might be evicted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate<K> {
+    pub(crate) key: K,
+    pub(crate) prefix: Prefix,
+    /// Establishment order: smaller is older.
+    pub(crate) seq: u64,
+    pub(crate) rtt: Duration,
+}
+
+/// Connections protected by a keyed hash of their prefix (Bitcoin Core: 4 by netgroup).
+const PROTECT_BY_PREFIX: usize = 4;
+/// Connections protected for the lowest round-trip time (Bitcoin Core: 8 by ping).
+const PROTECT_BY_RTT: usize = 8;
+
+/// Which inbound connection to close to make room, or `None` if every one is protected. `salt` keys the
+/// prefix hash, so an attacker cannot pick prefixes that win the protection.
+pub(crate) fn select_victim<K: Copy>(mut left: Vec<Candidate<K>>, salt: &impl BuildHasher) -> Option<K> {
+    // A few from distinct prefixes, by keyed hash.
+    left.sort_by_key(|c| salt.hash_one(c.prefix));
+    let mut protected_prefixes = Vec::new();
+    left.retain(|c| {
+        if protected_prefixes.len() < PROTECT_BY_PREFIX && !protected_prefixes.contains(&c.prefix) {
+            protected_prefixes.push(c.prefix);
+            false
+        } else {
+            true
+        }
+    });
+    // The fastest.
+    left.sort_by_key(|c| (c.rtt, c.seq));
+    left.drain(..PROTECT_BY_RTT.min(left.len()));
+    // The longest-lived half of the rest.
+    left.sort_by_key(|c| c.seq);
+    left.drain(..left.len() / 2);
+    // The newest of the most crowded prefix (ties: the prefix whose newest member is newest).
+    let mut groups: HashMap<Prefix, (usize, Candidate<K>)> = HashMap::new();
+    for c in left {
+        let group = groups.entry(c.prefix).or_insert((0, c));
+        group.0 += 1;
+        if c.seq > group.1.seq {
+            group.1 = c;
+        }
+    }
+    groups
+        .into_values()
+        .max_by_key(|(count, newest)| (*count, newest.seq))
+        .map(|(_, newest)| newest.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::hash_map::RandomState;
+
+    use super::*;
+
+    fn candidate(key: u64, ip: [u8; 4], rtt_ms: u64) -> Candidate<u64> {
+        Candidate {
+            key,
+            prefix: Prefix::of(IpAddr::from(ip)),
+            seq: key,
+            rtt: Duration::from_millis(rtt_ms),
+        }
+    }
+
+    #[test]
+    fn caps_per_ip_and_prefix_and_release_on_drop() {
+        let admission = Admission::new(2, 3);
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let first = admission.admit(a).expect("first");
+        let _second = admission.admit(a).expect("second");
+        assert!(admission.admit(a).is_none(), "third from one IP");
+        let _third = admission.admit(b).expect("another IP of the prefix");
+        assert!(admission.admit(b).is_none(), "the prefix is full");
+        assert!(
+            admission.admit(IpAddr::from([10, 0, 1, 1])).is_some(),
+            "another prefix"
+        );
+        drop(first);
+        let _again = admission.admit(a).expect("a released slot is free again");
+        // An IPv4-mapped IPv6 address is the same host.
+        assert!(admission.admit("::ffff:10.0.0.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn evicts_the_newest_of_the_most_crowded_prefix() {
+        let salt = RandomState::new();
+        // 20 honest peers from distinct prefixes, slow links, connected first; then 40 from one /24.
+        let mut candidates: Vec<_> = (0..20).map(|i| candidate(i, [20, i as u8, 0, 1], 200)).collect();
+        candidates.extend((20..60).map(|i| candidate(i, [66, 6, 6, i as u8], 200)));
+        for _ in 0..10 {
+            let victim = select_victim(candidates.clone(), &salt).expect("someone to evict");
+            assert!(victim >= 20, "an honest peer was chosen: {victim}");
+            candidates.retain(|c| c.key != victim);
+        }
+    }
+
+    #[test]
+    fn protects_everyone_when_few_are_held() {
+        let salt = RandomState::new();
+        let candidates: Vec<_> = (0..12).map(|i| candidate(i, [30, i as u8, 0, 1], i)).collect();
+        assert_eq!(select_victim(candidates, &salt), None);
+    }
+}
