@@ -74,6 +74,11 @@ pub struct NodeOptions {
     /// The app's event queue (`NodeConfig::event_queue`). Only the log reads it: relay and validation
     /// happen inside the app, so a full queue drops log lines, never a verdict.
     pub event_queue: usize,
+    /// Every peer of this network shares one machine (127.0.0.1): lift the limits meant for the
+    /// internet that would treat them as one operator — the transport's per-IP and per-prefix
+    /// caps on inbound connections, and Kademlia's per-prefix table limits. Off by default; the
+    /// devnet and tests turn it on, `coin-node run --loopback-devnet` on request.
+    pub loopback_devnet: bool,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -101,6 +106,7 @@ impl NodeOptions {
             seed: 0,
             metrics: None,
             event_queue: NodeConfig::default().event_queue,
+            loopback_devnet: false,
         }
     }
 }
@@ -170,6 +176,9 @@ impl CoinNode {
         let mut transport_config = TransportConfig::new(builder.protocols());
         // Many nodes in one process on few cores: give slow handshakes room.
         transport_config.timeouts.handshake = Duration::from_secs(30);
+        if options.loopback_devnet {
+            transport_config.limits = transport_config.limits.loopback_devnet();
+        }
         let transport = QuicTransport::bind(&node_key, options.listen, transport_config).await?;
         let node = builder.start(transport).await?;
 
