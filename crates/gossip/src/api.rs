@@ -1,6 +1,8 @@
 //! What the application and [`Gossip`](crate::Gossip) say to each other: commands, events, the verdict
 //! on a message, topic options, and the state machine's timers.
 
+use std::net::IpAddr;
+
 use meshwork_wire::PeerId;
 
 use crate::error::PublishError;
@@ -49,6 +51,15 @@ pub enum Command {
     Publish(TopicId, Vec<u8>),
     /// The verdict on a message announced by [`Event::Validate`].
     Validated(MessageId, Verdict),
+    /// The driver observed `peer`'s connection coming from `ip` (send it on every `PeerUp`): the
+    /// per-prefix limits of [`AdmissionConfig`](crate::AdmissionConfig) count peers by it. A peer whose
+    /// address was never reported is under no prefix limit.
+    PeerAddress {
+        /// The peer.
+        peer: PeerId,
+        /// The IP address its connection comes from.
+        ip: IpAddr,
+    },
 }
 
 /// What [`Gossip`](crate::Gossip) tells the application.
@@ -85,7 +96,9 @@ pub enum Event {
     NeighborUp(PeerId),
     /// A peer left the active view.
     NeighborDown(PeerId),
-    /// A peer's score fell below the threshold: it was removed and disconnected.
+    /// A peer's score fell to the ban threshold: it was removed from the views and released (gossip's
+    /// hold on the connection only), and gossip refuses it until the ban expires. Why, and until when:
+    /// [`Gossip::ban_of`](crate::Gossip::ban_of); how many: [`GossipStats::bans`](crate::GossipStats).
     PeerBanned(PeerId),
 }
 

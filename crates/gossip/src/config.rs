@@ -44,6 +44,8 @@ pub struct Config {
     pub max_missing: usize,
     /// Peer scoring and limits.
     pub score: ScoreConfig,
+    /// Limits on who enters the views (membership requests, IP prefixes, evictions).
+    pub admission: AdmissionConfig,
 }
 
 impl Default for Config {
@@ -67,11 +69,19 @@ impl Default for Config {
             max_pending_validations: 1024,
             max_missing: 4096,
             score: ScoreConfig::default(),
+            admission: AdmissionConfig::default(),
         }
     }
 }
 
-/// Penalties, the ban threshold and the per-peer rate limit.
+/// Penalties, the ban threshold, the ban duration and the allowance of wasted broadcast traffic.
+///
+/// Penalties fit the crime (ARCHITECTURE.md, hostile peers): a first-seen message that the application
+/// accepts never costs anything, however fast it comes, because relaying valid traffic is what a
+/// neighbour is for. Only waste is metered: a duplicate on a link we had already pruned for its origin,
+/// and a broadcast message from a peer outside our active view. An honest peer wastes a little (a
+/// duplicate crossing our `Prune`), so waste is charged to a token bucket and only waste beyond it costs
+/// points ([`Penalty::Flood`](crate::Penalty::Flood)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreConfig {
     /// Penalty for a message with a bad signature (or over the topic's size).
@@ -80,17 +90,25 @@ pub struct ScoreConfig {
     pub rejected_message: f64,
     /// Penalty for a graft that was not answered (a broken `IHave` promise).
     pub broken_promise: f64,
-    /// Penalty for each message over the rate limit.
+    /// Penalty for each wasted message beyond the allowance ([`ScoreConfig::rate_burst`]).
     pub flood: f64,
-    /// A peer whose score falls to this or below is removed from the views and disconnected.
+    /// Penalty for an answer nobody asked for (a `ShuffleReply` to no shuffle of ours). Light: such an
+    /// answer costs us nothing once ignored, and a late honest answer is possible.
+    pub unsolicited: f64,
+    /// A peer whose score falls to this or below is banned: removed from the views, released by gossip,
+    /// and refused by gossip for [`ScoreConfig::ban_duration`].
     pub ban_threshold: f64,
+    /// How long a ban lasts, in driver time: 10 minutes. The peer is accepted again afterwards, with a
+    /// clean score.
+    pub ban_duration: Duration,
     /// Points a negative score recovers per second.
     pub recovery_per_sec: f64,
-    /// Token bucket size: broadcast messages a peer may send in a burst.
+    /// Allowance of wasted broadcast messages (duplicates on pruned links, messages from outside the
+    /// active view) a peer may send in a burst before each costs [`ScoreConfig::flood`].
     pub rate_burst: f64,
-    /// Token bucket refill: broadcast messages per second a peer may send.
+    /// Refill of that allowance, per second.
     pub rate_per_sec: f64,
-    /// Banned peers remembered at most.
+    /// Bans remembered at most (the oldest is forgotten first).
     pub max_banned: usize,
 }
 
@@ -101,11 +119,87 @@ impl Default for ScoreConfig {
             rejected_message: 20.0,
             broken_promise: 10.0,
             flood: 5.0,
+            unsolicited: 2.0,
             ban_threshold: -100.0,
+            ban_duration: Duration::from_secs(600),
             recovery_per_sec: 1.0,
             rate_burst: 500.0,
             rate_per_sec: 200.0,
             max_banned: 1024,
+        }
+    }
+}
+
+/// Who may enter the views, and how fast: the defences of HyParView against eclipse attacks.
+///
+/// HyParView (Leitão et al. 2007) accepts every `Join` and every high-priority `Neighbor` request, evicting
+/// a random neighbour when full, so a stream of fresh identities empties an active view of honest
+/// neighbours. Here membership requests are rate-limited per peer and joins per IP prefix; a prefix may
+/// hold only a few slots of each view; one peer may fill only a share of the passive view; and an
+/// established neighbour is evicted by a newcomer at most once per [`AdmissionConfig::eviction_interval`],
+/// never if it is among the longest-lived (Bitcoin Core protects its longest-connected and most useful
+/// inbound peers from eviction in the same spirit, `net.cpp` `AttemptToEvictConnection`).
+///
+/// Prefixes are a /24 for IPv4 and a /48 for IPv6 (as Kademlia's routing table counts them); the driver
+/// reports addresses with [`Command::PeerAddress`](crate::Command::PeerAddress), and a peer whose
+/// address is unknown is not counted under any prefix. On a loopback devnet every node shares one
+/// prefix: [`AdmissionConfig::without_prefix_limits`] lifts the prefix limits there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdmissionConfig {
+    /// Membership requests (`Join`, `ForwardJoin`, `Neighbor`, `Shuffle`) one peer may send in a burst;
+    /// more are ignored: 16.
+    pub requests_burst: f64,
+    /// Refill of that burst, per second: 1. An honest neighbour relays well under one walk a second.
+    pub requests_per_sec: f64,
+    /// `Join`s from one IP prefix in a burst: 8. More are ignored (not admitted, not announced).
+    pub prefix_joins_burst: f64,
+    /// Refill of that burst, per second: 0.1 (one join from a prefix every 10 s in the long run).
+    pub prefix_joins_per_sec: f64,
+    /// Active neighbours from one IP prefix at most: 2 (of 5).
+    pub max_active_per_prefix: usize,
+    /// Passive peers from one IP prefix at most (among those whose address is known): 4.
+    pub max_passive_per_prefix: usize,
+    /// Passive peers one neighbour may have told us of at most (in shuffles, forwarded joins): 8 of 30.
+    /// A neighbour over its share replaces one of its own entries, never another's (addrman's source
+    /// buckets in Bitcoin Core serve the same end).
+    pub max_passive_per_source: usize,
+    /// A neighbour in the active view this long is established: 60 s.
+    pub established_after: Duration,
+    /// Newcomers evict an established neighbour at most once per this interval: 60 s. Neighbours that
+    /// are not established yet can be evicted at any time (that is HyParView's churn while joining).
+    pub eviction_interval: Duration,
+    /// The longest-lived established neighbours that newcomers never evict: 3. At least one slot is left
+    /// open to newcomers whatever this says, so joins still get in.
+    pub protected_neighbors: usize,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            requests_burst: 16.0,
+            requests_per_sec: 1.0,
+            prefix_joins_burst: 8.0,
+            prefix_joins_per_sec: 0.1,
+            max_active_per_prefix: 2,
+            max_passive_per_prefix: 4,
+            max_passive_per_source: 8,
+            established_after: Duration::from_secs(60),
+            eviction_interval: Duration::from_secs(60),
+            protected_neighbors: 3,
+        }
+    }
+}
+
+impl AdmissionConfig {
+    /// These limits without the per-prefix ones, for a devnet on one machine (every peer shares the
+    /// loopback prefix). Never for a public network.
+    pub fn without_prefix_limits(self) -> Self {
+        Self {
+            prefix_joins_burst: f64::INFINITY,
+            prefix_joins_per_sec: f64::INFINITY,
+            max_active_per_prefix: usize::MAX,
+            max_passive_per_prefix: usize::MAX,
+            ..self
         }
     }
 }

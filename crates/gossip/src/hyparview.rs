@@ -15,19 +15,30 @@
 //!
 //! The periodic `Shuffle` walk (in [`shuffle`]) exchanges samples of the views, so passive views
 //! stay fresh and dead entries get replaced.
+//!
+//! The paper trusts every peer. Against Sybils (fresh identities are free) the views are guarded in
+//! [`admission`]: membership requests are rate-limited per peer and joins per IP prefix, an IP prefix may
+//! hold only a few slots of each view, one neighbour may fill only a share of the passive view, a
+//! `ShuffleReply` is taken only in answer to a shuffle of ours, walks (`ForwardJoin`, `Shuffle`) only
+//! from active neighbours, and a newcomer evicts an established neighbour at most once per interval and
+//! never one of the longest-lived.
 
+mod admission;
 mod repair;
 mod shuffle;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
-use meshwork_wire::PeerId;
-use rand::Rng;
+use meshwork_wire::{Instant, PeerId};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use crate::ban::{Ban, Bans};
 use crate::config::Config;
 use crate::message::MembershipMessage as Msg;
+use crate::score::Penalty;
+use admission::Guard;
+use shuffle::ShuffleSent;
 
 /// What the membership layer asks of the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +53,8 @@ pub(crate) enum HvOut {
     Up(PeerId),
     /// The peer left the active view.
     Down(PeerId),
+    /// The peer misbehaved (an answer nobody asked for).
+    Penalty(PeerId, Penalty),
 }
 
 /// The HyParView views of one node, and the connections it is opening.
@@ -64,15 +77,21 @@ pub(crate) struct HyParView {
     refused: HashSet<PeerId>,
     /// The contacts given to `join`, asked again while the node has nobody else (join retries).
     contacts: Vec<PeerId>,
-    banned: HashSet<PeerId>,
-    banned_order: VecDeque<PeerId>,
+    bans: Bans,
+    /// The driver time of the input being handled (bans, eviction budget and rate limits run on it).
+    now: Instant,
+    /// The limits on who enters the views ([`admission`]).
+    guard: Guard,
+    /// The shuffle of ours that a `ShuffleReply` may answer.
+    shuffle_sent: Option<ShuffleSent>,
+    /// Membership requests ignored over their limits, and answers nobody asked for (for the stats).
+    pub(crate) requests_refused: u64,
     active_cap: usize,
     passive_cap: usize,
     arwl: u8,
     prwl: u8,
     shuffle_active: usize,
     shuffle_passive: usize,
-    max_banned: usize,
 }
 
 /// A `Neighbor` request in flight.
@@ -97,16 +116,23 @@ impl HyParView {
             round: 0,
             refused: HashSet::new(),
             contacts: Vec::new(),
-            banned: HashSet::new(),
-            banned_order: VecDeque::new(),
+            bans: Bans::new(config.score.max_banned, config.score.ban_duration),
+            now: Instant::ZERO,
+            guard: Guard::new(config.admission.clone()),
+            shuffle_sent: None,
+            requests_refused: 0,
             active_cap: config.active_view_capacity.max(1),
             passive_cap: config.passive_view_capacity,
             arwl: config.active_random_walk_length,
             prwl: config.passive_random_walk_length,
             shuffle_active: config.shuffle_active,
             shuffle_passive: config.shuffle_passive,
-            max_banned: config.score.max_banned,
         }
+    }
+
+    /// The driver time of the input about to be handled.
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
     }
 
     pub(crate) fn active(&self) -> &[PeerId] {
@@ -121,8 +147,19 @@ impl HyParView {
         self.active.contains(peer)
     }
 
+    /// Whether a ban of `peer` is in force (at the time of the last input).
     pub(crate) fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned.contains(peer)
+        self.bans.is_banned(peer, self.now)
+    }
+
+    /// The ban of `peer` in force, if any.
+    pub(crate) fn ban_of(&self, peer: &PeerId) -> Option<Ban> {
+        self.bans.get(peer, self.now)
+    }
+
+    /// Forgets expired bans; returns how many.
+    pub(crate) fn expire_bans(&mut self) -> usize {
+        self.bans.expire(self.now)
     }
 
     /// Sends now if connected, else dials and sends once the connection is up.
@@ -150,7 +187,7 @@ impl HyParView {
 
     /// Joins the overlay through `contact`, and remembers it for join retries.
     pub(crate) fn join(&mut self, contact: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if contact == self.me || self.banned.contains(&contact) {
+        if contact == self.me || self.is_banned(&contact) {
             return;
         }
         if !self.contacts.contains(&contact) && self.contacts.len() < MAX_CONTACTS {
@@ -169,7 +206,7 @@ impl HyParView {
     }
 
     pub(crate) fn on_peer_up(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if self.banned.contains(&peer) {
+        if self.is_banned(&peer) {
             out.push(HvOut::Disconnect(peer));
             return;
         }
@@ -189,23 +226,29 @@ impl HyParView {
         let unanswered = self.requested.remove(&peer).is_some();
         if failed_dial || unanswered {
             // Unreachable, or gone before answering: forget it (the paper drops failed passive peers).
-            self.passive.retain(|p| *p != peer);
+            self.remove_passive(&peer);
         }
-        if let Some(at) = self.active.iter().position(|p| *p == peer) {
-            self.active.swap_remove(at);
-            out.push(HvOut::Down(peer));
-        }
+        self.remove_active(&peer, out);
+        self.guard.peer_down(&peer, self.passive.contains(&peer));
         self.fill(rng, out);
     }
 
     pub(crate) fn on_message(&mut self, from: PeerId, msg: Msg, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if self.banned.contains(&from) {
+        if self.is_banned(&from) {
             out.push(HvOut::Disconnect(from));
+            return;
+        }
+        if !self.admits_request(from, &msg) {
             return;
         }
         match msg {
             Msg::Join => {
-                self.add_active(from, rng, out);
+                if !self.add_active(from, rng, out) {
+                    // No room for a newcomer now (the eviction budget is spent, or its prefix holds its
+                    // share): it waits in the passive view, and the walks below still find it a place.
+                    out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
+                    self.add_passive(from, None, rng);
+                }
                 for peer in self.active.clone() {
                     if peer != from {
                         let ttl = self.arwl;
@@ -215,25 +258,29 @@ impl HyParView {
             }
             Msg::ForwardJoin { joiner, ttl } => self.on_forward_join(from, joiner, ttl, rng, out),
             Msg::Neighbor { high_priority } => {
-                // A high-priority request comes from a node that is alone: always accepted (the paper).
-                let accepted = high_priority || self.active.len() < self.active_cap || self.is_active(&from);
+                // A high-priority request comes from a node that is alone: accepted (the paper) unless it
+                // would evict a neighbour the admission rules protect.
+                let room = self.active.len() < self.active_cap;
+                let accepted =
+                    self.is_active(&from) || ((high_priority || room) && self.add_active(from, rng, out));
                 if accepted {
                     self.requested.remove(&from);
-                    self.add_active(from, rng, out);
                 }
                 out.push(HvOut::Send(from, Msg::NeighborReply { accepted }));
             }
             Msg::NeighborReply { accepted } => {
                 let request = self.requested.remove(&from);
                 let full = self.active.len() >= self.active_cap;
-                if accepted && request.is_some_and(|r| !r.high_priority) && full {
-                    // Requests to us filled the slot meanwhile. Undo rather than evict a neighbour: in a
-                    // settled overlay every eviction cuts broadcast trees that run over the link.
-                    out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
-                    self.add_passive(from, rng);
-                } else if accepted && request.is_some() {
-                    self.add_active(from, rng, out);
+                let low_priority = request.is_some_and(|r| !r.high_priority);
+                if accepted && request.is_some() && !(low_priority && full) && self.add_active(from, rng, out)
+                {
                     self.fill(rng, out);
+                } else if accepted && request.is_some() {
+                    // Requests to us filled the slot meanwhile (or the newcomer may not evict anyone).
+                    // Undo rather than evict a neighbour: in a settled overlay every eviction cuts
+                    // broadcast trees that run over the link.
+                    out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
+                    self.add_passive(from, None, rng);
                 } else {
                     if !accepted {
                         self.refused.insert(from);
@@ -245,11 +292,8 @@ impl HyParView {
                 }
             }
             Msg::Disconnect { alternative } => {
-                if let Some(at) = self.active.iter().position(|p| *p == from) {
-                    self.active.swap_remove(at);
-                    out.push(HvOut::Down(from));
-                }
-                self.add_passive(from, rng);
+                self.remove_active(&from, out);
+                self.add_passive(from, None, rng);
                 self.close(from, out);
                 // Evicted: refill at once (a node evicted from its last link is isolated until then), but not
                 // from the peer that just made room for someone else. The peer that took our slot first.
@@ -275,14 +319,16 @@ impl HyParView {
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
-        if joiner == self.me || self.banned.contains(&joiner) {
+        // Walks run over active links: one from anyone else is not a walk (nor is one about a peer we
+        // refuse), and it must not fill our views.
+        if joiner == self.me || self.is_banned(&joiner) || !self.is_active(&from) {
             return;
         }
         let next = self.random_active_except(&[from, joiner], rng);
         match next {
             Some(next) if ttl > 0 => {
                 if ttl == self.prwl {
-                    self.add_passive(joiner, rng);
+                    self.add_passive(joiner, Some(from), rng);
                 }
                 out.push(HvOut::Send(next, Msg::ForwardJoin { joiner, ttl: ttl - 1 }));
             }
@@ -294,26 +340,24 @@ impl HyParView {
         }
     }
 
-    /// Removes a misbehaving peer from both views, closes its connection and refuses it from now on.
-    pub(crate) fn ban(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if self.banned.insert(peer) {
-            self.banned_order.push_back(peer);
-            if self.banned_order.len() > self.max_banned
-                && let Some(old) = self.banned_order.pop_front()
-            {
-                self.banned.remove(&old);
-            }
-        }
-        self.passive.retain(|p| *p != peer);
+    /// Removes a misbehaving peer from both views, releases it (gossip's hold on the connection only) and
+    /// refuses it until the ban expires.
+    pub(crate) fn ban(
+        &mut self,
+        peer: PeerId,
+        penalty: Penalty,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<HvOut>,
+    ) -> Ban {
+        let ban = self.bans.insert(peer, penalty, self.now);
+        self.remove_passive(&peer);
         self.contacts.retain(|p| *p != peer);
         self.dialing.remove(&peer);
         self.requested.remove(&peer);
-        if let Some(at) = self.active.iter().position(|p| *p == peer) {
-            self.active.swap_remove(at);
-            out.push(HvOut::Down(peer));
-        }
+        self.remove_active(&peer, out);
         self.close(peer, out);
         self.fill(rng, out);
+        ban
     }
 
     /// Closes the connection. A request to the peer will get no answer now, and no `PeerDown` tells us
@@ -333,46 +377,5 @@ impl HyParView {
             .copied()
             .collect();
         candidates.choose(rng).copied()
-    }
-
-    /// Takes `peer` into the active view, evicting a random peer (to the passive view) if it is full.
-    ///
-    /// The evicted peer is told that `peer` took its slot (the paper only disconnects it). A random
-    /// eviction can cut the last link between a small group and the rest; during a burst of joins such
-    /// groups form and, with passive views that only know each other, never merge again. Since `peer`
-    /// usually has room, the evicted peer links to it and stays connected to us through it.
-    fn add_active(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if peer == self.me || self.is_active(&peer) || self.banned.contains(&peer) {
-            return;
-        }
-        self.passive.retain(|p| *p != peer);
-        if self.active.len() >= self.active_cap {
-            let at = rng.gen_range(0..self.active.len());
-            let evicted = self.active.swap_remove(at);
-            let alternative = Some(peer);
-            out.push(HvOut::Send(evicted, Msg::Disconnect { alternative }));
-            out.push(HvOut::Down(evicted));
-            self.add_passive(evicted, rng);
-        }
-        self.active.push(peer);
-        out.push(HvOut::Up(peer));
-    }
-
-    fn add_passive(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
-        if peer == self.me
-            || self.is_active(&peer)
-            || self.passive.contains(&peer)
-            || self.banned.contains(&peer)
-            || self.passive_cap == 0
-        {
-            return;
-        }
-        if self.passive.len() >= self.passive_cap {
-            // A full passive view replaces a random entry, so it keeps sampling the whole overlay.
-            let at = rng.gen_range(0..self.passive.len());
-            self.passive[at] = peer;
-        } else {
-            self.passive.push(peer);
-        }
     }
 }

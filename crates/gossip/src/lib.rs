@@ -82,7 +82,9 @@
 #![deny(missing_docs)]
 
 mod api;
+mod ban;
 mod broadcast;
+mod bucket;
 mod cache;
 mod config;
 mod error;
@@ -92,8 +94,9 @@ mod plumtree;
 mod score;
 mod state;
 
+pub use ban::Ban;
 pub use broadcast::Broadcast;
-pub use config::{Config, ScoreConfig};
+pub use config::{AdmissionConfig, Config, ScoreConfig};
 pub use error::PublishError;
 pub use message::{
     Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,

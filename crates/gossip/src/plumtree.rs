@@ -305,6 +305,14 @@ impl Plumtree {
             .is_some_and(|e| e.message.signature == message.signature)
     }
 
+    /// Whether a full message from `from` is waste: a copy of one we hold, on a link we had already
+    /// pruned for its origin. The first duplicate on an eager link is how Plumtree learns to prune it,
+    /// and costs nothing; a peer that keeps pushing after our `Prune` is only excused for the copies
+    /// already in flight (the allowance of [`crate::ScoreConfig::rate_burst`]).
+    pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
+        self.cache.contains(id) && self.links.is_lazy(origin, from)
+    }
+
     pub(crate) fn cache_len(&self) -> usize {
         self.cache.len()
     }

@@ -1,14 +1,16 @@
 //! Peer scoring and per-peer rate limits.
 //!
 //! A peer starts at zero. Misbehaviour costs points ([`Penalty`]); a negative score slowly recovers; at
-//! the ban threshold the peer is removed from both views, disconnected, and refused from then on. Broadcast
-//! messages from each peer pass a token bucket in driver time; messages over the limit are dropped and cost
-//! points too.
+//! the ban threshold the peer is banned (see [`crate::Ban`]) and its score starts again from zero when the
+//! ban expires. Valid traffic is never charged: only *wasted* broadcast messages (duplicates on a link
+//! we pruned, messages from outside the active view) draw on a token bucket per peer, in driver time,
+//! and only waste beyond it costs points.
 
 use std::collections::HashMap;
 
 use meshwork_wire::{Instant, PeerId};
 
+use crate::bucket::TokenBucket;
 use crate::config::ScoreConfig;
 
 /// Scores kept at most; beyond this the scores closest to zero are forgotten.
@@ -24,8 +26,11 @@ pub enum Penalty {
     Rejected,
     /// A graft for an id the peer announced was not answered.
     BrokenPromise,
-    /// A message over the peer's rate limit.
+    /// Wasted broadcast messages (duplicates on a pruned link, messages from outside the active view)
+    /// beyond the peer's allowance.
     Flood,
+    /// An answer to a request we never made (a `ShuffleReply` without an outstanding shuffle).
+    Unsolicited,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -34,18 +39,12 @@ struct Score {
     at: Instant,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Scores and token buckets of the peers this node hears from.
 #[derive(Debug)]
 pub(crate) struct Scores {
     config: ScoreConfig,
     scores: HashMap<PeerId, Score>,
-    buckets: HashMap<PeerId, Bucket>,
+    buckets: HashMap<PeerId, TokenBucket>,
 }
 
 impl Scores {
@@ -74,6 +73,7 @@ impl Scores {
             Penalty::Rejected => self.config.rejected_message,
             Penalty::BrokenPromise => self.config.broken_promise,
             Penalty::Flood => self.config.flood,
+            Penalty::Unsolicited => self.config.unsolicited,
         };
         let value = self.score(&peer, now) - cost;
         self.scores.insert(peer, Score { value, at: now });
@@ -86,22 +86,21 @@ impl Scores {
         value <= self.config.ban_threshold
     }
 
-    /// Takes one token from the peer's bucket; false if it is empty (the message is over the limit).
-    pub(crate) fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+    /// Charges one wasted message to the peer's allowance; false if the allowance is spent (the message
+    /// is dropped and the caller charges [`Penalty::Flood`]). Never called for a first-seen message.
+    pub(crate) fn waste(&mut self, peer: PeerId, now: Instant) -> bool {
         let burst = self.config.rate_burst;
         let rate = self.config.rate_per_sec;
-        let bucket = self.buckets.entry(peer).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens + (now - bucket.at).as_secs_f64() * rate).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets
+            .entry(peer)
+            .or_insert(TokenBucket::full(burst, now))
+            .take(now, burst, rate)
+    }
+
+    /// Forgets the score of a peer just banned: the ban is its punishment, and when it expires the peer
+    /// starts again from zero (a score still at the threshold would ban it again at its first fault).
+    pub(crate) fn forget_score(&mut self, peer: &PeerId) {
+        self.scores.remove(peer);
     }
 
     /// Forgets a disconnected peer's bucket (its score stays, so reconnecting does not clear it).

@@ -51,10 +51,18 @@ fn dials(out: &[Output<Gossip>]) -> Vec<PeerId> {
         .collect()
 }
 
-/// Fills the passive view with `peers` (a shuffle reply from an active peer).
+/// Fills the passive view with `peers` (a shuffle walk of the active peer `via` that ends here).
 fn learn(g: &mut Gossip, via: PeerId, peers: &[PeerId]) {
     let peers = peers.to_vec().try_into().unwrap();
-    receive(g, via, Msg::ShuffleReply { peers });
+    receive(
+        g,
+        via,
+        Msg::Shuffle {
+            origin: via,
+            ttl: 0,
+            peers,
+        },
+    );
 }
 
 #[test]

@@ -57,7 +57,7 @@ impl HyParView {
             && !self.is_active(peer)
             && !self.requested.contains_key(peer)
             && !self.refused.contains(peer)
-            && !self.banned.contains(peer)
+            && !self.is_banned(peer)
     }
 
     /// The start of a shuffle round: refusals are forgotten, a node alone with nobody left to ask joins
@@ -75,6 +75,7 @@ impl HyParView {
             live
         });
         self.round += 1;
+        self.sweep_limits();
         if self.active.is_empty() && self.requested.is_empty() && self.passive.is_empty() {
             for contact in self.contacts.clone() {
                 self.join(contact, rng, out);

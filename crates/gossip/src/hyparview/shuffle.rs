@@ -1,6 +1,13 @@
 //! The periodic shuffle of HyParView: a random walk carrying a sample of the origin's views; the
 //! node where it ends answers with a sample of its passive view, and both keep what they learn in their
 //! passive views. This is what keeps passive views fresh enough to repair the active view from.
+//!
+//! Both ends are guarded, since a shuffle writes into the passive view that repairs draw from: a walk is
+//! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
+//! shuffle of ours is outstanding, once, with at most as many peers as we sent. The wire carries no
+//! shuffle id (adding one would change `/meshwork/gossip/1`), so the reply cannot be tied to its walk;
+//! an attacker would have to guess when we shuffle, and every unsolicited reply costs it
+//! [`Penalty::Unsolicited`].
 
 use meshwork_wire::{BoundedVec, PeerId};
 use rand::seq::SliceRandom;
@@ -8,12 +15,22 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{HvOut, HyParView};
 use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg};
+use crate::score::Penalty;
+
+/// A shuffle of ours waiting for its reply.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ShuffleSent {
+    /// Peers we sent: the reply carries at most as many.
+    size: usize,
+}
 
 impl HyParView {
     /// A shuffle round: repair first (refusals forgotten, free slots asked for, join retried when alone),
     /// then start a shuffle walk through a random active peer.
     pub(crate) fn on_shuffle_timer(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         self.new_round(rng, out);
+        // One reply per round: the last round's, if it never came, is no longer expected.
+        self.shuffle_sent = None;
         let Some(&target) = self.active.choose(rng) else {
             return;
         };
@@ -27,6 +44,7 @@ impl HyParView {
         peers.truncate(MAX_SHUFFLE);
         let peers = BoundedVec::try_from(peers).unwrap_or_default();
         let ttl = self.arwl;
+        self.shuffle_sent = Some(ShuffleSent { size: peers.len() });
         out.push(HvOut::Send(
             target,
             Msg::Shuffle {
@@ -47,6 +65,9 @@ impl HyParView {
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
+        if !self.is_active(&from) {
+            return; // Not a walk over one of our links: nothing it says goes into our views.
+        }
         let next = self.random_active_except(&[from, origin], rng);
         match next {
             Some(next) if ttl > 0 => {
@@ -58,7 +79,7 @@ impl HyParView {
                 reply.shuffle(rng);
                 reply.truncate(peers.len().min(MAX_SHUFFLE));
                 for peer in peers.iter().chain(std::iter::once(&origin)) {
-                    self.add_passive(*peer, rng);
+                    self.add_passive(*peer, Some(from), rng);
                 }
                 let peers = BoundedVec::try_from(reply).unwrap_or_default();
                 self.send(origin, Msg::ShuffleReply { peers }, out);
@@ -68,7 +89,7 @@ impl HyParView {
     }
 
     /// The answer to our shuffle: its peers go to the passive view; a connection opened only for the reply
-    /// is closed.
+    /// is closed. A reply to no shuffle of ours changes nothing and costs its sender.
     pub(super) fn on_shuffle_reply(
         &mut self,
         from: PeerId,
@@ -76,8 +97,16 @@ impl HyParView {
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
-        for peer in peers {
-            self.add_passive(*peer, rng);
+        match self.shuffle_sent.take() {
+            Some(sent) => {
+                for peer in peers.iter().take(sent.size) {
+                    self.add_passive(*peer, Some(from), rng);
+                }
+            }
+            None => {
+                self.requests_refused += 1;
+                out.push(HvOut::Penalty(from, Penalty::Unsolicited));
+            }
         }
         let busy =
             self.is_active(&from) || self.dialing.contains_key(&from) || self.requested.contains_key(&from);

@@ -1,0 +1,298 @@
+//! Who may enter the views, and how fast (the configuration and its reasons are in
+//! [`AdmissionConfig`]).
+//!
+//! - **Requests** (`Join`, `ForwardJoin`, `Neighbor`, `Shuffle`) pass a token bucket per peer, and `Join`s
+//!   one per IP prefix too: a peer, or a subnet of fresh identities, cannot make us announce it (each
+//!   `Join` starts a walk on every active link) or evict for it faster than honest joining needs.
+//! - **Prefixes**: an IP prefix (/24, /48) holds at most a few slots of the active and passive views.
+//! - **Sources**: a neighbour fills at most a share of the passive view with the peers it tells us of;
+//!   past its share, it replaces its own entries only.
+//! - **Evictions**: a newcomer (a `Join`, a high-priority `Neighbor`, the end of a join walk) evicts a
+//!   neighbour that is not established yet as HyParView does, but an established one at most once per
+//!   [`AdmissionConfig::eviction_interval`], and never one of the
+//!   [`AdmissionConfig::protected_neighbors`] longest-lived. A newcomer that may evict nobody is not
+//!   admitted (it waits in the passive view).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use meshwork_wire::{Instant, PeerId};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{HvOut, HyParView};
+use crate::bucket::TokenBucket;
+use crate::config::AdmissionConfig;
+use crate::message::MembershipMessage as Msg;
+
+/// The network prefix the limits count peers by: a /24 for IPv4, a /48 for IPv6 (as the Kademlia routing
+/// table does; an IPv4-mapped IPv6 address counts as IPv4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Prefix {
+    /// The first three bytes of an IPv4 address.
+    V4([u8; 3]),
+    /// The first six bytes of an IPv6 address.
+    V6([u8; 6]),
+}
+
+impl Prefix {
+    pub(super) fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(ip) => {
+                let [a, b, c, _] = ip.octets();
+                Self::V4([a, b, c])
+            }
+            IpAddr::V6(ip) => {
+                let o = ip.octets();
+                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+        }
+    }
+}
+
+/// The admission state: when each neighbour came in, the eviction budget, addresses, rate limits and
+/// who told us of each passive peer.
+#[derive(Debug)]
+pub(super) struct Guard {
+    config: AdmissionConfig,
+    /// When each active neighbour entered the active view.
+    since: HashMap<PeerId, Instant>,
+    /// From this time on, a newcomer may evict an established neighbour again.
+    next_eviction: Instant,
+    /// The prefixes of peers whose address the driver told us (connected peers, and view members).
+    prefixes: HashMap<PeerId, Prefix>,
+    /// Membership requests, per connected peer.
+    requests: HashMap<PeerId, TokenBucket>,
+    /// `Join`s, per prefix.
+    joins: HashMap<Prefix, TokenBucket>,
+    /// Who told us of each passive peer (absent: the peer itself, e.g. a neighbour we evicted).
+    passive_source: HashMap<PeerId, PeerId>,
+}
+
+impl Guard {
+    pub(super) fn new(config: AdmissionConfig) -> Self {
+        Self {
+            config,
+            since: HashMap::new(),
+            next_eviction: Instant::ZERO,
+            prefixes: HashMap::new(),
+            requests: HashMap::new(),
+            joins: HashMap::new(),
+            passive_source: HashMap::new(),
+        }
+    }
+
+    pub(super) fn entered_active(&mut self, peer: PeerId, now: Instant) {
+        self.since.insert(peer, now);
+    }
+
+    pub(super) fn left_active(&mut self, peer: &PeerId) {
+        self.since.remove(peer);
+    }
+
+    /// A connection closed: its rate limit goes, its prefix stays only while it is a passive peer.
+    pub(super) fn peer_down(&mut self, peer: &PeerId, passive: bool) {
+        self.requests.remove(peer);
+        if !passive {
+            self.prefixes.remove(peer);
+        }
+    }
+}
+
+impl HyParView {
+    /// The driver told us where `peer` connects from.
+    pub(crate) fn set_address(&mut self, peer: PeerId, ip: IpAddr) {
+        // Only peers we are connected to (or keep in a view) are counted, so the map stays bounded by
+        // the driver's connections.
+        if self.connected.contains(&peer) || self.is_active(&peer) || self.passive.contains(&peer) {
+            self.guard.prefixes.insert(peer, Prefix::of(ip));
+        }
+    }
+
+    /// Whether a membership request from `from` is within its limits (answers are not requests: they
+    /// are checked against what we asked).
+    pub(super) fn admits_request(&mut self, from: PeerId, msg: &Msg) -> bool {
+        let join = match msg {
+            Msg::Join => true,
+            Msg::ForwardJoin { .. } | Msg::Neighbor { .. } | Msg::Shuffle { .. } => false,
+            Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => return true,
+        };
+        let (now, c) = (self.now, &self.guard.config);
+        let (burst, rate) = (c.requests_burst, c.requests_per_sec);
+        let (join_burst, join_rate) = (c.prefix_joins_burst, c.prefix_joins_per_sec);
+        let allowed = self
+            .guard
+            .requests
+            .entry(from)
+            .or_insert(TokenBucket::full(burst, now))
+            .take(now, burst, rate);
+        let allowed = allowed
+            && (!join
+                || self.guard.prefixes.get(&from).is_none_or(|prefix| {
+                    self.guard
+                        .joins
+                        .entry(*prefix)
+                        .or_insert(TokenBucket::full(join_burst, now))
+                        .take(now, join_burst, join_rate)
+                }));
+        if !allowed {
+            self.requests_refused += 1;
+        }
+        allowed
+    }
+
+    /// Takes `peer` into the active view, evicting a neighbour (to the passive view) if it is full and
+    /// the admission rules allow it ([`admission`]); false if `peer` was not admitted.
+    ///
+    /// The evicted peer is told that `peer` took its slot (the paper only disconnects it). A random
+    /// eviction can cut the last link between a small group and the rest; during a burst of joins such
+    /// groups form and, with passive views that only know each other, never merge again. Since `peer`
+    /// usually has room, the evicted peer links to it and stays connected to us through it.
+    pub(super) fn add_active(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) -> bool {
+        if self.is_active(&peer) {
+            return true;
+        }
+        if peer == self.me || self.is_banned(&peer) || self.prefix_full_in_active(&peer) {
+            return false;
+        }
+        if self.active.len() >= self.active_cap {
+            let Some(evicted) = self.eviction_victim(rng) else {
+                return false;
+            };
+            let alternative = Some(peer);
+            out.push(HvOut::Send(evicted, Msg::Disconnect { alternative }));
+            self.remove_active(&evicted, out);
+            self.add_passive(evicted, None, rng);
+        }
+        self.remove_passive(&peer);
+        self.active.push(peer);
+        self.guard.entered_active(peer, self.now);
+        out.push(HvOut::Up(peer));
+        true
+    }
+
+    /// Removes `peer` from the active view, if it is there.
+    pub(super) fn remove_active(&mut self, peer: &PeerId, out: &mut Vec<HvOut>) {
+        if let Some(at) = self.active.iter().position(|p| p == peer) {
+            self.active.swap_remove(at);
+            self.guard.left_active(peer);
+            out.push(HvOut::Down(*peer));
+        }
+    }
+
+    /// Whether `peer`'s prefix already holds its share of the active view.
+    pub(super) fn prefix_full_in_active(&self, peer: &PeerId) -> bool {
+        let max = self.guard.config.max_active_per_prefix;
+        self.guard
+            .prefixes
+            .get(peer)
+            .is_some_and(|prefix| self.count_prefix(&self.active, prefix) >= max)
+    }
+
+    fn count_prefix(&self, peers: &[PeerId], prefix: &Prefix) -> usize {
+        peers
+            .iter()
+            .filter(|p| self.guard.prefixes.get(p) == Some(prefix))
+            .count()
+    }
+
+    /// The neighbour a newcomer evicts from a full active view, or `None` if it may evict nobody now.
+    ///
+    /// Neighbours that are not established yet go first (random among them, as in the paper). An
+    /// established one only when the budget allows, and never one of the longest-lived.
+    pub(super) fn eviction_victim(&mut self, rng: &mut ChaCha8Rng) -> Option<PeerId> {
+        let (now, config) = (self.now, &self.guard.config);
+        let since = |p: &PeerId| self.guard.since.get(p).copied().unwrap_or(now);
+        let fresh: Vec<PeerId> = self
+            .active
+            .iter()
+            .filter(|p| now - since(p) < config.established_after)
+            .copied()
+            .collect();
+        if !fresh.is_empty() {
+            return Some(fresh[rng.gen_range(0..fresh.len())]);
+        }
+        if now < self.guard.next_eviction {
+            return None;
+        }
+        // Oldest first; ties (neighbours that came in at the same time) broken by id, so every run agrees.
+        let mut established = self.active.clone();
+        established.sort_by_key(|p| (since(p), *p));
+        let protected = config.protected_neighbors.min(self.active_cap.saturating_sub(1));
+        let candidates = established.get(protected..).unwrap_or_default();
+        if candidates.is_empty() {
+            return None;
+        }
+        let victim = candidates[rng.gen_range(0..candidates.len())];
+        self.guard.next_eviction = now + config.eviction_interval;
+        Some(victim)
+    }
+
+    /// Adds `peer` to the passive view, told of it by `source` (`None`: the peer itself), within the
+    /// prefix and source limits. A full view replaces a random entry, so it keeps sampling the whole
+    /// overlay; a source over its share replaces one of its own entries.
+    pub(super) fn add_passive(&mut self, peer: PeerId, source: Option<PeerId>, rng: &mut ChaCha8Rng) {
+        if peer == self.me
+            || self.is_active(&peer)
+            || self.passive.contains(&peer)
+            || self.is_banned(&peer)
+            || self.passive_cap == 0
+        {
+            return;
+        }
+        let config = &self.guard.config;
+        if let Some(prefix) = self.guard.prefixes.get(&peer)
+            && self.count_prefix(&self.passive, prefix) >= config.max_passive_per_prefix
+        {
+            return;
+        }
+        let own: Vec<usize> = match source {
+            Some(source) => (0..self.passive.len())
+                .filter(|&i| self.guard.passive_source.get(&self.passive[i]) == Some(&source))
+                .collect(),
+            None => Vec::new(),
+        };
+        let replaced = if own.len() >= config.max_passive_per_source.max(1) {
+            Some(own[rng.gen_range(0..own.len())])
+        } else if self.passive.len() >= self.passive_cap {
+            Some(rng.gen_range(0..self.passive.len()))
+        } else {
+            None
+        };
+        match replaced {
+            Some(at) => {
+                let old = std::mem::replace(&mut self.passive[at], peer);
+                self.forget_passive(&old);
+            }
+            None => self.passive.push(peer),
+        }
+        if let Some(source) = source {
+            self.guard.passive_source.insert(peer, source);
+        }
+    }
+
+    /// Removes `peer` from the passive view, if it is there.
+    pub(super) fn remove_passive(&mut self, peer: &PeerId) {
+        if let Some(at) = self.passive.iter().position(|p| p == peer) {
+            self.passive.swap_remove(at);
+            self.forget_passive(peer);
+        }
+    }
+
+    fn forget_passive(&mut self, peer: &PeerId) {
+        self.guard.passive_source.remove(peer);
+        if !self.connected.contains(peer) && !self.is_active(peer) {
+            self.guard.prefixes.remove(peer);
+        }
+    }
+
+    /// Drops the rate limits that have refilled (a fresh bucket is the same), so the per-prefix map
+    /// does not grow with every prefix ever seen.
+    pub(super) fn sweep_limits(&mut self) {
+        let (now, c) = (self.now, &self.guard.config);
+        let (burst, rate) = (c.prefix_joins_burst, c.prefix_joins_per_sec);
+        self.guard
+            .joins
+            .retain(|_, bucket| !bucket.is_full(now, burst, rate));
+    }
+}
