@@ -14,6 +14,26 @@ use crate::config::ChainConfig;
 use crate::error::ChainError;
 use crate::traits::{Consensus, Finality, FinalityProof, Verdict};
 
+/// How far ahead of `now` a header's timestamp may be, in ASERT half-lives, at most: the engine's future
+/// bound is `min(ledger.max_future_secs, MAX_FUTURE_HALF_LIVES × half_life)`.
+///
+/// Why: ASERT is scheduled from timestamps, and every `half_life` seconds a chain's timestamps run ahead
+/// of its schedule halves the difficulty (doubles the target). A miner may date a block up to the future
+/// bound ahead of the honest clocks, and once it holds the majority of the median-time-past window (6 of
+/// 11 blocks) every honest block must be dated after it too, so the whole chain carries that lead until
+/// the clocks catch up. With the ledger's two hours and a 30-second half-life (the coin devnet) that is
+/// 7,200 / 30 = 240 half-lives, a factor of 2^240: any target hits the proof-of-work limit, and it takes
+/// the two hours of lead at 4-second blocks, about 1,800 blocks (~2,000 with the settling), to climb back.
+/// Bitcoin Cash pairs the same two hours with a two-day half-life: 7,200 / 172,800 = 0.04 half-lives,
+/// a 3 % easing (aserti3-2d specification).
+///
+/// Bounding the lead by 4 half-lives bounds the easing by 2^4 = 16 whatever the parameters: with a 30 s
+/// half-life the future bound is 120 s (still far above the clock skew of honest nodes), and the lead is
+/// gone after 120 / 4 = 30 blocks on schedule. With the default two-day half-life (and regtest's hour)
+/// the ledger's two hours is the smaller bound and nothing changes. A header past the bound is only *not
+/// yet* valid ([`Verdict::NotYetKnown`]): it is taken once the clock gets there.
+pub const MAX_FUTURE_HALF_LIVES: u64 = 4;
+
 /// The Nakamoto consensus engine (Nakamoto, *Bitcoin: A Peer-to-Peer Electronic Cash System*, 2008):
 /// the valid chain with the most cumulative proof of work is the best chain; the first seen wins ties.
 ///
@@ -69,7 +89,10 @@ impl Nakamoto {
         Ok(Self {
             tree: HeaderTree::new(*genesis, target.work(), config.max_headers),
             asert,
-            max_future_secs: config.ledger.max_future_secs,
+            max_future_secs: config
+                .ledger
+                .max_future_secs
+                .min(MAX_FUTURE_HALF_LIVES.saturating_mul(config.half_life)),
             median_time_span: config.ledger.median_time_span.max(1),
             finality_depth: config.finality_depth,
             active: Vec::new(),
@@ -83,6 +106,12 @@ impl Nakamoto {
     /// The ASERT parameters (anchored at the genesis block).
     pub fn asert(&self) -> &Asert {
         &self.asert
+    }
+
+    /// How far ahead of `now` a header's timestamp may be, in seconds: the ledger's
+    /// `max_future_secs`, or [`MAX_FUTURE_HALF_LIVES`] half-lives if that is less.
+    pub fn max_future_secs(&self) -> u64 {
+        self.max_future_secs
     }
 
     /// The compact target a child of `parent` must carry (`None` if `parent` is unknown).

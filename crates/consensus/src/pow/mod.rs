@@ -10,7 +10,7 @@ pub(crate) mod tree;
 mod u256;
 
 pub use asert::{Asert, AsertAnchor};
-pub use engine::Nakamoto;
+pub use engine::{MAX_FUTURE_HALF_LIVES, Nakamoto};
 pub use miner::mine;
 pub(crate) use rules::HeaderCheck;
 pub use target::Target;
