@@ -27,7 +27,9 @@ pub struct ChainConfig {
     /// The block interval ASERT aims at, in seconds. Default 600.
     pub target_block_time: u64,
     /// ASERT's half-life in seconds: this far behind (ahead of) schedule doubles (halves) the target.
-    /// Default 172,800 (two days, as Bitcoin Cash).
+    /// Default 172,800 (two days, as Bitcoin Cash). It also bounds how far ahead of `now` a header may
+    /// be dated: at most [`MAX_FUTURE_HALF_LIVES`](crate::pow::MAX_FUTURE_HALF_LIVES) half-lives (or the
+    /// ledger's `max_future_secs` if less), so future-dated blocks ease the difficulty 16-fold at most.
     pub half_life: u64,
     /// Confirmations (the block itself included) after which a block on the best chain counts as
     /// [final](crate::Finality). Default 6.
@@ -105,8 +107,21 @@ pub struct SyncConfig {
     /// Headers held per peer while its chain does not (yet) carry more work than our tip; beyond this
     /// the peer is dropped for a low-work header flood. Default 16,000 (eight full messages).
     pub max_pending_headers: usize,
-    /// Header messages in a row that connect to nothing we know before a peer is dropped. Default 10.
+    /// Header messages (`Headers` or `NewTip`) that connect to nothing we know a peer may send within
+    /// one [`unconnecting_window`](Self::unconnecting_window): one more drops it. The count starts again
+    /// only when the window is over, or when the peer sends headers that extend our header chain or that
+    /// answer a request of ours. A header we already know does not restart it: anyone can resend one,
+    /// and it let a peer send 990 unconnecting messages without being dropped. Default 10 (Bitcoin
+    /// Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`, `net_processing.cpp`).
     pub max_unconnecting_headers: u32,
+    /// The window over which unconnecting header messages are counted, from the first one counted.
+    /// Default 10 minutes: an honest peer whose announcements race their parents has its count restarted
+    /// by the answer to our header request long before.
+    pub unconnecting_window: Duration,
+    /// Peers asked for headers at once because they claim more work than our best header: the best
+    /// claimants first. Default 2, so a claimant that stalls or lies does not hold up the download while
+    /// it times out: the second is already fetching.
+    pub header_download_peers: usize,
 }
 
 impl Default for SyncConfig {
@@ -118,6 +133,8 @@ impl Default for SyncConfig {
             headers_timeout: Duration::from_secs(20),
             max_pending_headers: 16_000,
             max_unconnecting_headers: 10,
+            unconnecting_window: Duration::from_secs(600),
+            header_download_peers: 2,
         }
     }
 }

@@ -225,8 +225,16 @@ pub enum Fault {
     },
     /// It sent too many headers that connect to nothing we know.
     UnconnectingHeaders {
-        /// How many such messages in a row.
+        /// How many such messages within the counting window.
         count: u32,
+    },
+    /// It claimed a chain with more work than ours, was asked for its headers for that reason, and its
+    /// answer ended (an empty or short reply, no more to come) without delivering that work.
+    WorkNotDelivered {
+        /// The cumulative work its status claimed.
+        claimed: u128,
+        /// The cumulative work of the chain its headers ended (0: it sent none).
+        delivered: u128,
     },
 }
 

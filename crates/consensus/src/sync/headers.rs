@@ -4,9 +4,10 @@ use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
 use meshwork_wire::{BoundedVec, Instant, Output};
 
-use super::message::{MAX_HEADERS, MAX_LOCATOR, Message};
+use super::download::is_final;
+use super::message::{MAX_HEADERS, Message};
 use super::types::Event;
-use super::{ChainSync, Timer, unix_secs};
+use super::{ChainSync, unix_secs};
 use crate::chain::HeadersOutcome;
 use crate::traits::Fault;
 
@@ -22,53 +23,6 @@ impl<S: ChainStore> ChainSync<S> {
                 state.saw(tip, height);
             }
         }
-    }
-
-    /// Starts a header download if none is running and a peer claims more work than our best header:
-    /// the peer claiming the most (the first by id among equals).
-    pub(super) fn request_headers(&mut self, out: &mut Vec<Output<Self>>) {
-        if self.peers.values().any(|state| state.headers_request.is_some()) {
-            return;
-        }
-        let best_work = self.chain.best_header().work;
-        let candidate = self
-            .peers
-            .iter()
-            .filter_map(|(peer, state)| state.claimed.map(|(tip, _, work)| (*peer, tip, work)))
-            .filter(|(_, tip, work)| *work > best_work && self.chain.header(tip).is_none())
-            .fold(None::<(PeerId, u128)>, |best, (peer, _, work)| match best {
-                Some((_, most)) if most >= work => best,
-                _ => Some((peer, work)),
-            });
-        if let Some((peer, _)) = candidate {
-            let locator = self.chain.engine().locator();
-            self.send_get_headers(peer, locator, out);
-        }
-    }
-
-    pub(super) fn send_get_headers(
-        &mut self,
-        peer: PeerId,
-        mut locator: Vec<BlockId>,
-        out: &mut Vec<Output<Self>>,
-    ) {
-        locator.truncate(MAX_LOCATOR);
-        let Ok(locator) = BoundedVec::try_from(locator) else {
-            return;
-        };
-        let seq = self.next_seq();
-        let Some(state) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        state.headers_request = Some(seq);
-        out.push(Output::Send {
-            to: peer,
-            msg: Message::GetHeaders { locator, stop: None },
-        });
-        out.push(Output::Schedule {
-            after: self.config.headers_timeout,
-            timer: Timer::Headers { peer, seq },
-        });
     }
 
     /// Answers with the headers of our best chain after the first locator id on it (genesis if none),
@@ -115,14 +69,20 @@ impl<S: ChainStore> ChainSync<S> {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
-        state.headers_request = None;
+        // Messages of one peer arrive in order and requests are answered in order: a `Headers` while a
+        // request is outstanding is its answer; one without is unsolicited.
+        let asked = state.headers_request.take().is_some();
         if headers.is_empty() {
             // It has nothing after our locator: whatever it claimed, we have heard all it has.
-            state.claimed = None;
             state.pending.clear();
+            if asked {
+                self.end_download(from, 0, out);
+            } else {
+                state.claimed = None;
+            }
             return;
         }
-        let full = headers.len() == MAX_HEADERS;
+        let full = !is_final(headers.len());
         let continues = state
             .pending
             .last()
@@ -142,25 +102,34 @@ impl<S: ChainStore> ChainSync<S> {
         match outcome {
             HeadersOutcome::Accepted { new, last } => {
                 if let (Some(state), Some(last)) = (self.peers.get_mut(&from), last) {
-                    state.unconnecting = 0;
+                    // Headers that extend our header chain restart the count. Known ones do not, not
+                    // even as the answer to our request: anyone can resend a header, and answering
+                    // each unconnecting announcement's request with one reset the count at will.
+                    if new > 0 {
+                        state.reset_unconnecting();
+                    }
                     let height = batch.last().map_or(0, |header| header.height);
                     state.saw(last, height);
-                    if !full {
-                        state.claimed = None;
-                    }
                 }
                 if new > 0 {
                     self.after_new_headers(out);
                 }
-                if let (true, Some(last)) = (full, last) {
-                    let locator = self.chain.engine().locator_from(&last);
-                    self.send_get_headers(from, locator, out);
+                match (full, last) {
+                    (true, Some(last)) => {
+                        let locator = self.chain.engine().locator_from(&last);
+                        self.send_get_headers(from, locator, out);
+                    }
+                    _ => {
+                        let delivered = last.and_then(|id| self.chain.engine().work(&id)).unwrap_or(0);
+                        self.end_download(from, delivered, out);
+                    }
                 }
             }
-            HeadersOutcome::InsufficientWork { .. } => {
-                // They connect: a lighter branch is no sign of a lie, so the unconnecting count restarts.
-                if let Some(state) = self.peers.get_mut(&from) {
-                    state.unconnecting = 0;
+            HeadersOutcome::InsufficientWork { work, .. } => {
+                // They connect, and each carries its proof of work: a lighter branch we asked for is
+                // no sign of a lie (floods of them are bounded by `max_pending_headers`).
+                if let (true, Some(state)) = (asked, self.peers.get_mut(&from)) {
+                    state.reset_unconnecting();
                 }
                 if batch.len() > self.config.max_pending_headers {
                     let headers = batch.len();
@@ -174,21 +143,17 @@ impl<S: ChainStore> ChainSync<S> {
                         state.pending = batch;
                     }
                     self.send_get_headers(from, locator, out);
-                } else if let Some(state) = self.peers.get_mut(&from) {
-                    // Its whole chain is lighter than ours: nothing to fetch, nobody's fault.
-                    state.claimed = None;
+                } else {
+                    // Its whole chain is lighter than ours: nothing to fetch, and nobody's fault
+                    // unless it claimed more.
+                    self.end_download(from, work, out);
                 }
             }
-            HeadersOutcome::Unconnected { .. } => self.on_unconnecting(from, out),
+            HeadersOutcome::Unconnected { .. } => self.on_unconnecting(now, from, out),
             HeadersOutcome::Invalid { reason, .. } => self.fault(from, Fault::InvalidData(reason), out),
-            HeadersOutcome::TooNew { .. } => {
-                // Not a fault (clocks differ), but do not ask again at once: its next status or new-tip
-                // announcement will.
-                if let Some(state) = self.peers.get_mut(&from) {
-                    state.claimed = None;
-                    state.pending.clear();
-                }
-            }
+            // Not a fault (clocks differ), but do not ask again at once: its next status or new-tip
+            // announcement will.
+            HeadersOutcome::TooNew { .. } => self.abandon_download(&from),
         }
     }
 
@@ -215,16 +180,19 @@ impl<S: ChainStore> ChainSync<S> {
         match outcome {
             HeadersOutcome::Accepted { new, .. } => {
                 if let Some(state) = self.peers.get_mut(&from) {
-                    // Only consecutive unconnecting messages count against a peer (as in Bitcoin Core):
-                    // announcements that race their parents are normal while blocks come fast.
-                    state.unconnecting = 0;
+                    // Only a header that extends our header chain restarts the unconnecting count:
+                    // announcements that race their parents are normal while blocks come fast, but
+                    // one we already know proves nothing (resending one reset the count at will).
+                    if new > 0 {
+                        state.reset_unconnecting();
+                    }
                     state.saw(id, header.height);
                 }
                 if new > 0 {
                     self.after_new_headers(out);
                 }
             }
-            HeadersOutcome::Unconnected { .. } => self.on_unconnecting(from, out),
+            HeadersOutcome::Unconnected { .. } => self.on_unconnecting(now, from, out),
             HeadersOutcome::Invalid { reason, .. } => self.fault(from, Fault::InvalidData(reason), out),
             // A lighter competing tip, or one from our future: nothing to do.
             _ => {}
@@ -232,14 +200,14 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     /// Headers that connect to nothing we know: ask the peer where its chain forks from ours, and drop
-    /// it if this keeps happening.
-    fn on_unconnecting(&mut self, from: PeerId, out: &mut Vec<Output<Self>>) {
+    /// it if more than `max_unconnecting_headers` arrive within `unconnecting_window`.
+    fn on_unconnecting(&mut self, now: Instant, from: PeerId, out: &mut Vec<Output<Self>>) {
+        let window = self.config.unconnecting_window;
         let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
-        state.unconnecting += 1;
-        if state.unconnecting > self.config.max_unconnecting_headers {
-            let count = state.unconnecting;
+        let count = state.count_unconnecting(now, window);
+        if count > self.config.max_unconnecting_headers {
             return self.fault(from, Fault::UnconnectingHeaders { count }, out);
         }
         if state.headers_request.is_none() {

@@ -2,12 +2,15 @@
 //! relay on its own.
 //!
 //! - **Status.** When a connection comes up each side sends [`Message::Status`] (tip, height, work).
-//! - **Headers first.** We ask the peer claiming the most work beyond our best header for headers
-//!   ([`Message::GetHeaders`] with a locator of our best header chain), one peer at a time. Headers are
-//!   checked (linkage, proof of work, ASERT target, timestamps) and stored only when the chain they end
-//!   carries at least our tip's work; a full batch that does not yet is held per peer (bounded by
-//!   [`SyncConfig::max_pending_headers`]) while we ask for more. Peers that send invalid headers, too many
-//!   low-work headers or too many that connect to nothing are dropped.
+//! - **Headers first.** We ask the peers claiming the most work beyond our best header for headers
+//!   ([`Message::GetHeaders`] with a locator of our best header chain), up to
+//!   [`SyncConfig::header_download_peers`] at once. Headers are checked (linkage, proof of work, ASERT
+//!   target, timestamps) and stored only when the chain they end carries at least our tip's work; a full
+//!   batch that does not yet is held per peer (bounded by [`SyncConfig::max_pending_headers`]) while we
+//!   ask for more. Peers that send invalid headers, too many low-work headers, more than
+//!   [`SyncConfig::max_unconnecting_headers`] that connect to nothing within
+//!   [`SyncConfig::unconnecting_window`], or whose answers end short of the work they claimed
+//!   ([`Fault::WorkNotDelivered`], see `download.rs`) are dropped.
 //! - **Blocks in parallel.** The bodies on the best header chain are requested from every peer known to
 //!   have them, at most [`SyncConfig::max_blocks_in_flight_per_peer`] per peer and within
 //!   [`SyncConfig::download_window`] heights above the fork point with our chain, the least loaded peer
@@ -22,6 +25,7 @@
 //! start their virtual clock at a realistic Unix time.
 
 mod blocks;
+mod download;
 mod headers;
 mod message;
 mod peers;

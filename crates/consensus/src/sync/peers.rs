@@ -1,10 +1,11 @@
 //! Per-peer sync state, and the effects (relay, fault reports) pushed as protocol outputs.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
-use meshwork_wire::Output;
+use meshwork_wire::{Instant, Output};
 
 use super::ChainSync;
 use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
@@ -27,8 +28,14 @@ pub(super) struct PeerState {
     pub(super) headers_request: Option<u64>,
     /// Valid headers of its chain that do not (yet) add up to enough work to be stored.
     pub(super) pending: Vec<BlockHeader>,
-    /// Header messages in a row that connected to nothing.
+    /// Header messages that connected to nothing, counted since `unconnecting_since`.
     pub(super) unconnecting: u32,
+    /// When the current counting window began: the first unconnecting message counted in it.
+    pub(super) unconnecting_since: Option<Instant>,
+    /// The claimed tip and work it was chosen for, while a header download driven by that claim runs:
+    /// if its answers end without delivering that work, the claim was a lie
+    /// ([`Fault::WorkNotDelivered`]).
+    pub(super) download_claim: Option<(BlockId, u128)>,
     /// Blocks it said it does not have.
     pub(super) not_found: HashSet<BlockId>,
 }
@@ -39,6 +46,27 @@ impl PeerState {
             self.not_found.clear();
         }
         self.not_found.insert(id);
+    }
+
+    /// Counts one header message that connected to nothing at `now` and returns the count of the
+    /// window it falls in (a window over starts a new one).
+    pub(super) fn count_unconnecting(&mut self, now: Instant, window: Duration) -> u32 {
+        let expired = self
+            .unconnecting_since
+            .is_none_or(|since| now.saturating_duration_since(since) >= window);
+        if expired {
+            self.unconnecting_since = Some(now);
+            self.unconnecting = 0;
+        }
+        self.unconnecting = self.unconnecting.saturating_add(1);
+        self.unconnecting
+    }
+
+    /// Headers that extend our header chain, or that answer our request, arrived: the peer is on a
+    /// chain we can follow, so its unconnecting count starts again.
+    pub(super) fn reset_unconnecting(&mut self) {
+        self.unconnecting = 0;
+        self.unconnecting_since = None;
     }
 
     /// Raises the peer's best known header to `id` at `height` if that is higher.

@@ -1,0 +1,290 @@
+//! One `ChainSync` node driven by hand (fake clock) against peers that game the header download:
+//! unconnecting announcements whose count a resent known header used to reset, and claims of work
+//! that are never delivered.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use meshwork_consensus::sync::{ChainSync, Message};
+use meshwork_consensus::{Event, Fault, SyncConfig};
+use meshwork_identity::{Hash, PeerId};
+use meshwork_ledger::{BlockHeader, MemoryStore};
+use meshwork_wire::{Input, Instant, Output, Protocol};
+use support::{extend, key, open};
+
+type Node = ChainSync<MemoryStore>;
+
+fn at(secs: u64) -> Instant {
+    Instant::from_duration(Duration::from_secs(secs))
+}
+
+fn handle(node: &mut Node, now: Instant, input: Input<Node>) -> Vec<Output<Node>> {
+    let mut out = Vec::new();
+    node.handle(now, input, &mut out);
+    out
+}
+
+fn deliver(node: &mut Node, now: Instant, from: PeerId, msg: Message) -> Vec<Output<Node>> {
+    handle(node, now, Input::Message { from, msg })
+}
+
+fn faulted(out: &[Output<Node>], peer: PeerId) -> Option<Fault> {
+    out.iter().find_map(|o| match o {
+        Output::Emit(Event::PeerFaulted { peer: p, fault }) if *p == peer => {
+            assert!(
+                out.iter()
+                    .any(|o| matches!(o, Output::Disconnect(d) if *d == peer)),
+                "a faulted peer is also disconnected"
+            );
+            Some(fault.clone())
+        }
+        _ => None,
+    })
+}
+
+/// The peers asked for headers in `out`.
+fn asked(out: &[Output<Node>]) -> Vec<PeerId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::GetHeaders { .. },
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A header whose parent nobody has: it connects to nothing.
+fn unconnecting(i: u32) -> BlockHeader {
+    BlockHeader {
+        version: 1,
+        parent: Hash::digest(&i.to_le_bytes()),
+        merkle_root: Hash::ZERO,
+        timestamp: 1,
+        target: support::config().pow_limit,
+        nonce: 0,
+        height: 9,
+    }
+}
+
+#[test]
+fn unconnecting_headers_interleaved_with_resent_known_headers_get_the_peer_dropped() {
+    let cfg = support::config();
+    let mut chain = open(&cfg);
+    extend(&mut chain, &key(1).peer_id(), 2, 60);
+    let known = chain.tip().header;
+    let now = at(known.timestamp + 60);
+    let mut node = ChainSync::new(chain, SyncConfig::default());
+    let attacker = key(66).peer_id();
+    handle(&mut node, now, Input::PeerUp(attacker));
+    let limit = SyncConfig::default().max_unconnecting_headers;
+
+    // The red team's pattern: an unconnecting announcement, then a header we know (announced, and sent
+    // as the answer to the header request the first one triggered), 990 times over.
+    let mut dropped_at = None;
+    for i in 0..990u32 {
+        let out = deliver(&mut node, now, attacker, Message::NewTip(unconnecting(i)));
+        if let Some(fault) = faulted(&out, attacker) {
+            dropped_at = Some((i, fault));
+            break;
+        }
+        let out = deliver(&mut node, now, attacker, Message::NewTip(known));
+        assert_eq!(faulted(&out, attacker), None);
+        let answer = vec![known].try_into().unwrap();
+        let out = deliver(&mut node, now, attacker, Message::Headers(answer));
+        assert_eq!(faulted(&out, attacker), None);
+    }
+    // Before: the known header restarted the count and all 990 went through. Now the eleventh is one
+    // too many.
+    assert_eq!(
+        dropped_at,
+        Some((limit, Fault::UnconnectingHeaders { count: limit + 1 }))
+    );
+    assert_eq!(node.peers().count(), 0);
+}
+
+#[test]
+fn unconnecting_headers_are_counted_per_window() {
+    let cfg = support::config();
+    let chain = open(&cfg);
+    let start = chain.tip().header.timestamp + 60;
+    let sync = SyncConfig::default();
+    let window = sync.unconnecting_window.as_secs();
+    let limit = sync.max_unconnecting_headers;
+    let mut node = ChainSync::new(chain, sync);
+    let peer = key(7).peer_id();
+    handle(&mut node, at(start), Input::PeerUp(peer));
+
+    // `limit` in each of three windows: never more than `limit` in one, never dropped.
+    let mut i = 0;
+    for round in 0..3 {
+        for _ in 0..limit {
+            let now = at(start + round * window);
+            let out = deliver(&mut node, now, peer, Message::NewTip(unconnecting(i)));
+            assert_eq!(faulted(&out, peer), None, "message {i}");
+            i += 1;
+        }
+    }
+    // One more in the last window is one too many.
+    let now = at(start + 2 * window + window - 1);
+    let out = deliver(&mut node, now, peer, Message::NewTip(unconnecting(i)));
+    assert_eq!(
+        faulted(&out, peer),
+        Some(Fault::UnconnectingHeaders { count: limit + 1 })
+    );
+}
+
+/// Our node at genesis, an honest peer with a three-block chain, and its status message.
+fn honest_setup() -> (Node, Vec<BlockHeader>, Message, Instant) {
+    let cfg = support::config();
+    let mut theirs = open(&cfg);
+    let blocks = extend(&mut theirs, &key(1).peer_id(), 3, 60);
+    let tip = theirs.tip();
+    let status = Message::Status {
+        tip: tip.id,
+        height: tip.height,
+        work: tip.work,
+    };
+    let now = at(tip.header.timestamp + 60);
+    let headers = blocks.iter().map(|b| b.header).collect();
+    let sync = SyncConfig {
+        header_download_peers: 1,
+        ..SyncConfig::default()
+    };
+    (ChainSync::new(open(&cfg), sync), headers, status, now)
+}
+
+#[test]
+fn a_claim_answered_empty_is_a_fault_and_the_download_moves_on() {
+    let (mut node, headers, status, now) = honest_setup();
+    let honest = key(2).peer_id();
+    let liar = key(3).peer_id();
+    let claimed = 1u128 << 100;
+    for peer in [honest, liar] {
+        handle(&mut node, now, Input::PeerUp(peer));
+    }
+    let out = deliver(&mut node, now, honest, status);
+    // The honest peer is asked first (the only claimant) ...
+    assert_eq!(asked(&out), vec![honest]);
+    let lie = Message::Status {
+        tip: Hash::digest(b"a tip nobody has"),
+        height: 1_000_000,
+        work: claimed,
+    };
+    let out = deliver(&mut node, now, liar, lie);
+    // ... and with one download at a time the liar waits, though it claims more.
+    assert!(asked(&out).is_empty());
+    // The honest peer's answer stalls (say); the liar is now asked for its claim and answers nothing.
+    let out = handle(
+        &mut node,
+        now,
+        Input::Timer(meshwork_consensus::sync::Timer::Headers { peer: honest, seq: 1 }),
+    );
+    assert_eq!(faulted(&out, honest), Some(Fault::Stalled));
+    assert_eq!(asked(&out), vec![liar]);
+    let out = deliver(
+        &mut node,
+        now,
+        liar,
+        Message::Headers(Vec::new().try_into().unwrap()),
+    );
+    assert_eq!(
+        faulted(&out, liar),
+        Some(Fault::WorkNotDelivered {
+            claimed,
+            delivered: 0
+        })
+    );
+    assert_eq!(node.peers().count(), 0);
+
+    // With the liar connected next to an honest claimant, the liar (most work) goes first, is dropped
+    // for its empty answer, and the download moves to the honest peer in the same step.
+    let (mut node, headers2, status, now) = honest_setup();
+    assert_eq!(headers, headers2);
+    for peer in [honest, liar] {
+        handle(&mut node, now, Input::PeerUp(peer));
+    }
+    let lie = Message::Status {
+        tip: Hash::digest(b"a tip nobody has"),
+        height: 1_000_000,
+        work: claimed,
+    };
+    assert_eq!(asked(&deliver(&mut node, now, liar, lie)), vec![liar]);
+    assert!(asked(&deliver(&mut node, now, honest, status)).is_empty());
+    let out = deliver(
+        &mut node,
+        now,
+        liar,
+        Message::Headers(Vec::new().try_into().unwrap()),
+    );
+    assert!(matches!(
+        faulted(&out, liar),
+        Some(Fault::WorkNotDelivered { .. })
+    ));
+    assert_eq!(asked(&out), vec![honest], "the download moves on");
+    let out = deliver(
+        &mut node,
+        now,
+        honest,
+        Message::Headers(headers.clone().try_into().unwrap()),
+    );
+    assert_eq!(faulted(&out, honest), None);
+    assert_eq!(node.chain().best_header().id, headers[2].id());
+}
+
+#[test]
+fn a_short_answer_below_the_claim_is_a_fault_and_an_honest_one_is_not() {
+    let (mut node, headers, status, now) = honest_setup();
+    let liar = key(3).peer_id();
+    handle(&mut node, now, Input::PeerUp(liar));
+    // It claims the honest chain's tip and work but delivers only the first header of it.
+    let Message::Status { work, .. } = status else {
+        unreachable!()
+    };
+    assert_eq!(asked(&deliver(&mut node, now, liar, status)), vec![liar]);
+    let short = vec![headers[0]].try_into().unwrap();
+    let out = deliver(&mut node, now, liar, Message::Headers(short));
+    let delivered = node.chain().engine().work(&headers[0].id()).unwrap();
+    assert!(delivered < work);
+    assert_eq!(
+        faulted(&out, liar),
+        Some(Fault::WorkNotDelivered {
+            claimed: work,
+            delivered
+        })
+    );
+
+    // The same claim, delivered whole: no fault, and nothing more is asked of it.
+    let (mut node, headers, status, now) = honest_setup();
+    let honest = key(2).peer_id();
+    handle(&mut node, now, Input::PeerUp(honest));
+    assert_eq!(asked(&deliver(&mut node, now, honest, status)), vec![honest]);
+    let whole = headers.try_into().unwrap();
+    let out = deliver(&mut node, now, honest, Message::Headers(whole));
+    assert_eq!(faulted(&out, honest), None);
+    assert!(asked(&out).is_empty());
+    assert!(!node.is_synced());
+}
+
+#[test]
+fn the_two_best_claimants_are_asked_at_once_by_default() {
+    let (_, _, status, now) = honest_setup();
+    let cfg = support::config();
+    let mut node = ChainSync::new(open(&cfg), SyncConfig::default());
+    let peers: Vec<PeerId> = (10..13).map(|i| key(i).peer_id()).collect();
+    let mut all = Vec::new();
+    for (i, peer) in peers.iter().enumerate() {
+        handle(&mut node, now, Input::PeerUp(*peer));
+        let Message::Status { tip, height, work } = status.clone() else {
+            unreachable!()
+        };
+        // The second claims the most, the third the least.
+        let work = work + [1, 2, 0][i];
+        let msg = Message::Status { tip, height, work };
+        all.extend(asked(&deliver(&mut node, now, *peer, msg)));
+    }
+    assert_eq!(all, vec![peers[0], peers[1]], "two at once; the third waits");
+}
