@@ -13,6 +13,16 @@ pub struct NodeConfig {
     /// Encoded messages waiting to be written to one peer for one protocol. A send into a full queue is
     /// dropped and counted in `meshwork_queue_drops_total` (the protocol sees it as a lost message).
     pub send_queue_per_peer: usize,
+    /// Encoded bytes waiting to be written to one peer, across its protocols. A send past it is dropped
+    /// and counted like a full queue; a single message larger than the budget is still queued when
+    /// nothing else waits for that peer. A peer that reads slowly (or not at all) costs at most this.
+    pub send_bytes_per_peer: u64,
+    /// Encoded bytes waiting to be written to all peers together; a send past it is dropped and
+    /// counted.
+    pub send_bytes_total: u64,
+    /// How long one write to a peer (opening the protocol's stream, or one frame) may make no progress.
+    /// A peer whose writer is stuck past it is disconnected and counted in `meshwork_stalled_peers`.
+    pub write_deadline: Duration,
     /// Events waiting for the application, per protocol. An event into a full queue is dropped and
     /// counted in `meshwork_event_drops_total`: an application that stops reading events must not stall
     /// the node.
@@ -28,6 +38,9 @@ impl Default for NodeConfig {
         Self {
             inbox_capacity: 4096,
             send_queue_per_peer: 1024,
+            send_bytes_per_peer: 8 * 1024 * 1024,
+            send_bytes_total: 64 * 1024 * 1024,
+            write_deadline: Duration::from_secs(30),
             event_queue: 4096,
             dial_timeout: Duration::from_secs(10),
             metrics_addr: None,

@@ -103,5 +103,5 @@ pub use node::{Node, NodeBuilder};
 /// A gauge an application sets (returned by [`Metrics::gauge`]); re-exported so applications need no
 /// direct dependency on `prometheus-client`.
 pub use prometheus_client::metrics::gauge::Gauge;
-pub use runtime::{CLOSE_PROTOCOL_VIOLATION, CLOSE_REQUESTED};
+pub use runtime::{CLOSE_PROTOCOL_VIOLATION, CLOSE_REQUESTED, CLOSE_STALLED};
 pub use slot::{Hooks, OnConnected};

@@ -39,6 +39,9 @@ struct Inner {
     peers: Gauge,
     dials: Counter,
     dial_failures: Counter,
+    stalled: Counter,
+    penalised: Counter,
+    send_queue_bytes: Gauge,
     messages_in: Family<ProtocolLabel, Counter>,
     messages_out: Family<ProtocolLabel, Counter>,
     bytes_in: Family<ProtocolLabel, Counter>,
@@ -74,6 +77,9 @@ impl Metrics {
             peers: Gauge::default(),
             dials: Counter::default(),
             dial_failures: Counter::default(),
+            stalled: Counter::default(),
+            penalised: Counter::default(),
+            send_queue_bytes: Gauge::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
             bytes_in: Family::default(),
@@ -94,6 +100,21 @@ impl Metrics {
                 "dial_failures",
                 "Dials that failed or timed out",
                 inner.dial_failures.clone(),
+            );
+            registry.register(
+                "stalled_peers",
+                "Connections closed because a write or a frame made no progress within its deadline",
+                inner.stalled.clone(),
+            );
+            registry.register(
+                "penalised_peers",
+                "Connections closed because the peer broke the wire rules",
+                inner.penalised.clone(),
+            );
+            registry.register(
+                "send_queue_bytes",
+                "Encoded bytes waiting in every peer's send queues",
+                inner.send_queue_bytes.clone(),
             );
             registry.register(
                 "messages_received",
@@ -162,6 +183,19 @@ impl Metrics {
 
     pub(crate) fn dial_failed(&self) {
         self.inner.dial_failures.inc();
+    }
+
+    pub(crate) fn stalled(&self) {
+        self.inner.stalled.inc();
+    }
+
+    pub(crate) fn penalised(&self) {
+        self.inner.penalised.inc();
+    }
+
+    /// The gauge of bytes waiting in send queues (shared with the writers, which lower it).
+    pub(crate) fn send_queue_bytes(&self) -> Gauge {
+        self.inner.send_queue_bytes.clone()
     }
 
     /// Registers an application gauge (say `chain_height`) and returns it; set it whenever the value

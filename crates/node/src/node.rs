@@ -146,6 +146,7 @@ impl NodeBuilder {
             timer_seq: 0,
             next_conn: 0,
             actions: Vec::new(),
+            send_bytes: Default::default(),
         };
         let metrics_addr = metrics_server.as_ref().map(|(addr, _)| *addr);
         let metrics_task = metrics_server.map(|(_, task)| task);

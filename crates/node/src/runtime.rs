@@ -7,17 +7,18 @@ use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_transport::{CloseReason, Connection, Direction, Transport};
+use meshwork_transport::{CloseReason, Connection, Direction, Frame, Transport};
 use meshwork_wire::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::connection::{self, ConnEntry, Route};
+use crate::connection::{self, ConnEntry, Queued, Route, SendBudget};
 use crate::metrics::Metrics;
 use crate::slot::{Action, AnyCall, Slot};
 
@@ -25,6 +26,9 @@ use crate::slot::{Action, AnyCall, Slot};
 pub const CLOSE_PROTOCOL_VIOLATION: u32 = 1;
 /// The close code sent when a protocol asked to disconnect a peer.
 pub const CLOSE_REQUESTED: u32 = 2;
+/// The close code sent to a peer that stopped reading what we write, or trickled a frame past its
+/// deadline.
+pub const CLOSE_STALLED: u32 = 3;
 
 /// The most addresses the node remembers; beyond it an arbitrary old entry is forgotten.
 const MAX_ADDRESSES: usize = 65_536;
@@ -36,10 +40,12 @@ pub(crate) enum Inbox {
         peer: PeerId,
         conn: u64,
         route: usize,
-        bytes: Vec<u8>,
+        bytes: Frame,
     },
     /// The peer broke the framing (a frame over the protocol's maximum).
     Invalid { peer: PeerId, reason: String },
+    /// A write to connection `conn`, or a frame from it, made no progress within its deadline.
+    Stalled { peer: PeerId, conn: u64 },
     /// A handle's request for protocol `slot`.
     Call { slot: usize, call: AnyCall },
     /// Connection `conn` to `peer` closed.
@@ -80,6 +86,8 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) timer_seq: u64,
     pub(crate) next_conn: u64,
     pub(crate) actions: Vec<Action>,
+    /// Bytes queued to all peers (each connection also counts its own).
+    pub(crate) send_bytes: Arc<AtomicU64>,
 }
 
 /// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
@@ -155,11 +163,14 @@ impl<T: Transport> Runtime<T> {
         self.remember(peer, addr);
         let id = self.next_conn;
         self.next_conn += 1;
+        let budget = SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes());
         let entry = connection::start(
             id,
             conn,
             &self.routes,
             self.config.send_queue_per_peer,
+            budget,
+            self.config.write_deadline,
             &self.inbox_tx,
         );
         let conns = self.peers.entry(peer).or_default();
@@ -223,6 +234,21 @@ impl<T: Transport> Runtime<T> {
                 }
             }
             Inbox::Invalid { peer, reason } => self.penalise(peer, &reason),
+            Inbox::Stalled { peer, conn } => {
+                // Slow is not hostile: the peer is dropped (it may come back) but not logged as a
+                // rule breaker.
+                debug!(%peer, "peer stalled past its deadline: disconnecting");
+                self.metrics.stalled();
+                for entry in self
+                    .peers
+                    .get(&peer)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.id == conn)
+                {
+                    entry.conn.close(CloseReason::Application(CLOSE_STALLED));
+                }
+            }
             Inbox::Call { slot, call } => {
                 let now = self.now();
                 self.slots[slot].call(now, call, &mut self.actions);
@@ -260,6 +286,7 @@ impl<T: Transport> Runtime<T> {
     /// A peer sent bytes no protocol accepts: drop it (hostile input never reaches further).
     fn penalise(&mut self, peer: PeerId, reason: &str) {
         warn!(%peer, reason, "peer broke the wire rules: disconnecting");
+        self.metrics.penalised();
         for entry in self.peers.get(&peer).into_iter().flatten() {
             entry
                 .conn
@@ -385,7 +412,13 @@ impl<T: Transport> Runtime<T> {
             metrics.queue_drops.inc();
             return;
         };
-        if entry.writers[route].try_send(bytes).is_err() {
+        let (per_peer, total) = (self.config.send_bytes_per_peer, self.config.send_bytes_total);
+        let Some(held) = entry.budget.reserve(bytes.len(), per_peer, total) else {
+            // Past the peer's or the node's byte budget: the peer reads slower than we send.
+            metrics.queue_drops.inc();
+            return;
+        };
+        if entry.writers[route].try_send(Queued { bytes, held }).is_err() {
             // Full (the peer reads slower than we send) or the writer ended: an explicit, counted drop.
             metrics.queue_drops.inc();
         }

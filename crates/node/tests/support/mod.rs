@@ -26,6 +26,7 @@ impl Net {
         let mut config = Config::new(builder.protocols());
         // Fifty nodes in one process on two cores: give slow handshakes room.
         config.timeouts.handshake = Duration::from_secs(30);
+        config.limits = config.limits.loopback_devnet();
         let addr = SocketAddr::from((ip, 0));
         match self {
             Self::Quic => builder
