@@ -328,14 +328,19 @@ impl NodeApi {
     /// Adds a local transaction to the mempool, publishes it on gossip, and keeps publishing it until a
     /// block takes it (the app's rebroadcast timer).
     pub async fn submit_tx(&self, tx: Transfer) -> Result<TxId, ApiError> {
-        let submitted = self
-            .app
-            .call(move |app, now, out| app.submit_local_tx(now, tx, out))
-            .await?
-            .map_err(|e| ApiError::Rejected(e.to_string()))?;
-        Ok(match submitted {
+        Ok(match self.submit(tx).await? {
             Submitted::Accepted(txid) | Submitted::Orphan(txid) => txid,
         })
+    }
+
+    /// Submits a transaction and says what became of it: in the mempool ([`Submitted::Accepted`]), or
+    /// held as an orphan until its parents arrive ([`Submitted::Orphan`]: not verified against its
+    /// inputs yet). A refusal is [`ApiError::Rejected`] with the reason.
+    pub async fn submit(&self, tx: Transfer) -> Result<Submitted, ApiError> {
+        self.app
+            .call(move |app, now, out| app.submit_local_tx(now, tx, out))
+            .await?
+            .map_err(|e| ApiError::Rejected(e.to_string()))
     }
 
     /// Submits a block the local miner found: connected, and announced to every sync peer.

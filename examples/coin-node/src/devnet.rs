@@ -72,6 +72,7 @@ pub(crate) async fn start(
         .collect();
     options.mine_threads = usize::from(mine);
     options.seed = i as u64 + 1;
+    options.loopback_devnet = true;
     CoinNode::start(options).await
 }
 

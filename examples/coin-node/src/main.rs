@@ -64,9 +64,17 @@ enum Cmd {
         /// Mining threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// JSON-RPC address (default: the config file's).
+        /// JSON-RPC address (default: the config file's). Loopback only, unless --rpc-allow-remote.
         #[arg(long)]
         rpc: Option<SocketAddr>,
+        /// Allow a non-loopback --rpc address. The cookie then travels in clear over HTTP: use it only
+        /// behind a TLS proxy or on a private network.
+        #[arg(long)]
+        rpc_allow_remote: bool,
+        /// Lift the limits meant for the internet that would treat peers sharing 127.0.0.1 as one
+        /// operator (per-IP and per-prefix caps, Kademlia's prefix limits): for a devnet on one machine.
+        #[arg(long)]
+        loopback_devnet: bool,
         /// Serve Prometheus metrics at `http://<addr>/metrics` (off by default): the runtime's
         /// counters plus `meshwork_chain_height`, `meshwork_mempool_transactions`, `meshwork_mempool_bytes`,
         /// `meshwork_orphan_blocks`...
@@ -223,6 +231,8 @@ async fn run_node(
     threads: usize,
     rpc: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    rpc_allow_remote: bool,
+    loopback_devnet: bool,
 ) -> AnyResult<()> {
     let dir = DataDir::new(&data_dir);
     if !dir.config().exists() {
@@ -240,6 +250,8 @@ async fn run_node(
     options.mine_threads = threads;
     options.seed = unix_now();
     options.metrics = metrics;
+    options.rpc_allow_remote = rpc_allow_remote;
+    options.loopback_devnet = loopback_devnet;
     let node = CoinNode::start(options).await?;
     let (height, _) = node.api().tip().await?;
     let metrics = node
@@ -281,6 +293,8 @@ async fn run(cli: Cli) -> AnyResult<()> {
             mine,
             threads,
             rpc,
+            rpc_allow_remote,
+            loopback_devnet,
             metrics,
         } => {
             run_node(
@@ -290,6 +304,8 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 if mine { threads.max(1) } else { 0 },
                 rpc,
                 metrics,
+                rpc_allow_remote,
+                loopback_devnet,
             )
             .await?
         }
@@ -344,6 +360,13 @@ async fn run(cli: Cli) -> AnyResult<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // A panic anywhere (the node task, a connection task) ends the process: tokio would otherwise
+    // keep the RPC answering for a node whose state machine is gone.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Cmd::Devnet { .. } | Cmd::Bench { .. });
     let default = if quiet { "warn" } else { "info" };

@@ -61,8 +61,10 @@ pub struct NodeOptions {
     pub bootstrap: Vec<(PeerId, SocketAddr)>,
     /// Mine with this many threads (0: do not mine).
     pub mine_threads: usize,
-    /// Serve JSON-RPC here.
+    /// Serve JSON-RPC here: a loopback address unless `rpc_allow_remote`.
     pub rpc: Option<SocketAddr>,
+    /// Allow `rpc` on a non-loopback address (with a warning: the cookie travels in clear).
+    pub rpc_allow_remote: bool,
     /// Connections the discovery loop aims to keep.
     pub target_peers: usize,
     /// Which transactions this node relays (tests use it to make censoring nodes).
@@ -101,6 +103,7 @@ impl NodeOptions {
             bootstrap: Vec::new(),
             mine_threads: 0,
             rpc: None,
+            rpc_allow_remote: false,
             target_peers: 8,
             relay_filter: Arc::new(|_: &Transfer| true),
             seed: 0,
@@ -215,7 +218,7 @@ impl CoinNode {
             )));
         }
         let rpc = match options.rpc {
-            Some(addr) => Some(rpc::serve(api.clone(), addr, &dir.cookie()).await?),
+            Some(addr) => Some(rpc::serve(api.clone(), addr, &dir.cookie(), options.rpc_allow_remote).await?),
             None => None,
         };
         Ok(Self {

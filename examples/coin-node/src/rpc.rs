@@ -4,7 +4,12 @@
 //! request must carry `Authorization: Bearer <token>` or it gets HTTP 401 before any JSON is read.
 //! Methods: `status`, `peers`, `tip`, `block` (`[height]` or `["<hash>"]`), `transaction` (`["<txid>"]`,
 //! mempool or the last [`TX_SCAN_DEPTH`](crate::api::TX_SCAN_DEPTH) blocks), `balance` (`["<address>"]`),
-//! `utxos` (`["<address>"]`), `send_raw_transaction` / `submit_transaction` (`["<hex postcard>"]`).
+//! `utxos` (`["<address>"]`), `send_raw_transaction` (`["<hex postcard>"]`: the txid) and
+//! `submit_transaction` (the same parameter: `{"txid", "status": "accepted" | "orphan"}`).
+//!
+//! Limits: batches of at most [`MAX_BATCH`] calls, [`MAX_CONNECTIONS`] connections, bodies of
+//! [`MAX_REQUEST_BYTES`]. The server listens on loopback unless the operator says otherwise
+//! (`coin-node run --rpc-allow-remote`): the cookie travels in clear over HTTP.
 
 use std::future::Future;
 use std::io::Write;
@@ -15,16 +20,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerConfig, ServerHandle,
+};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use meshwork_identity::{Hash, PeerId};
 use meshwork_ledger::Transfer;
 use serde_json::{Value, json};
 
+use meshwork_coin::Submitted;
+
 use crate::api::{ApiError, NodeApi};
 
 /// The largest request body accepted (a transaction is at most a few hundred KiB).
 pub const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
+/// Calls in one JSON-RPC batch: a larger batch is refused whole, so one POST cannot hold the node's
+/// task for seconds (2,000 `balance` calls in one batch once took 13 s).
+pub const MAX_BATCH: u32 = 16;
+/// HTTP connections served at once; one more is refused.
+pub const MAX_CONNECTIONS: u32 = 32;
 
 /// Why the RPC server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +49,13 @@ pub enum RpcError {
     /// A method could not be registered (a bug).
     #[error("rpc: {0}")]
     Register(#[from] jsonrpsee::core::RegisterMethodError),
+    /// The address is not loopback and remote access was not allowed: over plain HTTP the cookie
+    /// would travel in clear.
+    #[error(
+        "rpc: {0} is not a loopback address; the cookie would travel in clear (allow it with \
+         --rpc-allow-remote, behind a TLS proxy or a private network)"
+    )]
+    Remote(SocketAddr),
 }
 
 /// A running RPC server.
@@ -166,12 +187,27 @@ async fn block(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
     Ok(json!(found.map_err(internal)?))
 }
 
-async fn submit(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
-    let raw = one_string(&params)?;
+fn raw_transaction(params: &Params<'_>) -> Result<Transfer, ErrorObjectOwned> {
+    let raw = one_string(params)?;
     let bytes = hex::decode(raw.trim()).map_err(invalid_params)?;
-    let tx: Transfer = meshwork_wire::decode(&bytes).map_err(invalid_params)?;
-    let txid = api.submit_tx(tx).await.map_err(internal)?;
+    meshwork_wire::decode(&bytes).map_err(invalid_params)
+}
+
+/// `send_raw_transaction`: the txid, as Bitcoin Core answers (an orphan counts as sent).
+async fn send_raw(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
+    let txid = api.submit_tx(raw_transaction(&params)?).await.map_err(internal)?;
     Ok(json!(txid.to_string()))
+}
+
+/// `submit_transaction`: `{"txid", "status"}` with status `accepted` (in the mempool, relayed) or
+/// `orphan` (held until its parents arrive, not yet checked against them); a refusal is error -26 with
+/// the reason.
+async fn submit(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
+    let (txid, status) = match api.submit(raw_transaction(&params)?).await.map_err(internal)? {
+        Submitted::Accepted(txid) => (txid, "accepted"),
+        Submitted::Orphan(txid) => (txid, "orphan"),
+    };
+    Ok(json!({ "txid": txid.to_string(), "status": status }))
 }
 
 fn module(api: NodeApi) -> Result<RpcModule<NodeApi>, RpcError> {
@@ -214,17 +250,30 @@ fn module(api: NodeApi) -> Result<RpcModule<NodeApi>, RpcError> {
             .collect();
         RpcResult::Ok(json!(list))
     })?;
-    module.register_async_method("send_raw_transaction", |params, api, _| submit(api, params))?;
+    module.register_async_method("send_raw_transaction", |params, api, _| send_raw(api, params))?;
     module.register_async_method("submit_transaction", |params, api, _| submit(api, params))?;
     Ok(module)
 }
 
-/// Writes the cookie and serves the API at `addr`.
-pub async fn serve(api: NodeApi, addr: SocketAddr, cookie: &Path) -> Result<RpcServer, RpcError> {
+/// Writes the cookie and serves the API at `addr`: a loopback address, unless `allow_remote`.
+pub async fn serve(
+    api: NodeApi,
+    addr: SocketAddr,
+    cookie: &Path,
+    allow_remote: bool,
+) -> Result<RpcServer, RpcError> {
+    if !addr.ip().is_loopback() {
+        if !allow_remote {
+            return Err(RpcError::Remote(addr));
+        }
+        tracing::warn!(%addr, "JSON-RPC on a non-loopback address: the cookie travels in clear over HTTP");
+    }
     let token: Arc<str> = write_cookie(cookie)?.into();
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(16 * MAX_REQUEST_BYTES)
+        .max_connections(MAX_CONNECTIONS)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .http_only()
         .build();
     let server = Server::builder()

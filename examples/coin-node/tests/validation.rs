@@ -28,6 +28,7 @@ async fn with_the_smallest_event_queues_every_relayed_transaction_is_validated_a
         options.event_queue = 1;
         options.target_peers = 1;
         options.seed = i as u64 + 1;
+        options.loopback_devnet = true;
         if let Some(prev) = nodes.last() {
             options.bootstrap = vec![(prev.api().node().peer_id(), prev.api().node().local_addr())];
         }

@@ -33,6 +33,7 @@ pub async fn start(
         .collect();
     options.mine_threads = usize::from(mine);
     options.seed = i as u64 + 1;
+    options.loopback_devnet = true;
     if let Some(filter) = filter {
         options.relay_filter = filter;
     }
