@@ -16,7 +16,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use meshwork_identity::Keypair;
 use meshwork_ledger::testkit::{GENESIS_TIME, block_on, child_block, coinbase_to, outpoints, pay};
-use meshwork_ledger::{Amount, Block, Ledger, LedgerConfig, MemoryStore, RedbStore, TX_SIGNING, Transaction};
+use meshwork_ledger::{
+    Amount, Block, Ledger, LedgerConfig, MemoryStore, RedbStore, TX_SIGNING, Transaction, TxOut,
+};
 use rand_core::SeedableRng;
 
 const TXS: usize = 1_000;
@@ -39,14 +41,21 @@ fn fixture() -> (Block, Block, Vec<Keypair>) {
             Keypair::from_seed(seed)
         })
         .collect();
-    let each = Amount::from_units(config().subsidy(0).units() / TXS as u64);
+    let each = genesis_each();
     let payees: Vec<(&Keypair, Amount)> = keys.iter().map(|key| (key, each)).collect();
     let genesis = block_on(None, GENESIS_TIME, vec![coinbase_to(0, &payees)]);
     let fee = 1_000;
     let txs: Vec<Transaction> = outpoints(&genesis.txs[0])
         .into_iter()
         .zip(&keys)
-        .map(|(outpoint, key)| pay(&[(outpoint, key)], key, Amount::from_units(each.units() - fee)).into())
+        .map(|(outpoint, key)| {
+            pay(
+                &[(outpoint, each, key)],
+                key,
+                Amount::from_units(each.units() - fee),
+            )
+            .into()
+        })
         .collect();
     let reward = config()
         .subsidy(1)
@@ -54,6 +63,19 @@ fn fixture() -> (Block, Block, Vec<Keypair>) {
         .unwrap();
     let block = child_block(&genesis.header, &keys[0], reward, txs);
     (genesis, block, keys)
+}
+
+/// What each genesis output holds (one per transfer of the block).
+fn genesis_each() -> Amount {
+    Amount::from_units(config().subsidy(0).units() / TXS as u64)
+}
+
+/// The output a block transfer by `key` spends (the sighash commits to it).
+fn spent(key: &Keypair) -> [TxOut; 1] {
+    [TxOut {
+        amount: genesis_each(),
+        owner: key.peer_id(),
+    }]
 }
 
 type RawItem = (
@@ -76,7 +98,7 @@ fn raw_items(block: &Block, keys: &[Keypair]) -> Vec<RawItem> {
             let mut msg = b"meshwork-sig-v1".to_vec();
             msg.push(ns.len() as u8);
             msg.extend_from_slice(ns);
-            msg.extend_from_slice(transfer.sighash().as_bytes());
+            msg.extend_from_slice(transfer.sighash(&spent(key)).as_bytes());
             let vk = ed25519_consensus::VerificationKeyBytes::from(key.peer_id().to_bytes());
             let sig = ed25519_consensus::Signature::from(*transfer.inputs[0].signature.as_bytes());
             (vk, sig, msg)
@@ -180,7 +202,11 @@ fn diagnose(c: &mut Criterion) {
             let Transaction::Transfer(transfer) = tx else {
                 unreachable!()
             };
-            (key.peer_id(), transfer.sighash(), transfer.inputs[0].signature)
+            (
+                key.peer_id(),
+                transfer.sighash(&spent(key)),
+                transfer.inputs[0].signature,
+            )
         })
         .collect();
     group.bench_function("identity_batch_verifier_one_core", |b| {

@@ -68,7 +68,8 @@
 //!
 //! // The genesis faucet pays b; a submits it, relays it, and b's mempool checks it before forwarding.
 //! let faucet = testkit::outpoints(&genesis.txs[0])[0];
-//! let tx = testkit::pay(&[(faucet, &genesis_key())], &Keypair::from_seed([2; 32]), Amount::from_coins(1));
+//! let held = genesis.txs[0].outputs()[0].amount;
+//! let tx = testkit::pay(&[(faucet, held, &genesis_key())], &Keypair::from_seed([2; 32]), Amount::from_coins(1));
 //! let mut out = Vec::new();
 //! assert!(matches!(a.submit_local_tx(now, tx.clone(), &mut out)?, Submitted::Accepted(_)));
 //! for output in out {

@@ -71,7 +71,8 @@ fn a_reorg_returns_transactions_to_the_mempool_and_matches_a_fresh_replay() {
     let mut chain = open(&cfg);
     let genesis = genesis_block(&cfg);
     let coin = outpoints(&genesis.txs[0])[0];
-    let spend = pay(&[(coin, &owner)], &key(7), Amount::from_coins(49));
+    let held = genesis.txs[0].outputs()[0].amount;
+    let spend = pay(&[(coin, held, &owner)], &key(7), Amount::from_coins(49));
     let txid = meshwork_ledger::Transaction::from(spend.clone()).txid();
 
     // Branch A: the spend is mined in A1, then A2.

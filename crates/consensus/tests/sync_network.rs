@@ -31,7 +31,8 @@ fn source_chain() -> Chain<MemoryStore> {
                 txid: block.txs[0].txid(),
                 index: 0,
             };
-            let tx = pay(&[(coinbase, &miner)], &key(2), Amount::from_coins(49));
+            let held = block.txs[0].outputs()[0].amount;
+            let tx = pay(&[(coinbase, held, &miner)], &key(2), Amount::from_coins(49));
             chain.submit_tx(tx, 0).unwrap();
         }
         extend(&mut chain, &miner.peer_id(), 10, 60);
@@ -199,7 +200,11 @@ fn transactions_are_taken_into_the_mempool() {
         index: 0,
     };
     let tx = pay(
-        &[(coin, &meshwork_consensus::genesis_key())],
+        &[(
+            coin,
+            genesis.txs[0].outputs()[0].amount,
+            &meshwork_consensus::genesis_key(),
+        )],
         &key(2),
         Amount::from_coins(10),
     );

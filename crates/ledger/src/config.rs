@@ -53,17 +53,46 @@ impl LedgerConfig {
     }
 }
 
-/// Limits of the [`Mempool`](crate::Mempool).
+/// Limits of the [`Mempool`](crate::Mempool): what relaying costs, so that filling the pool, replacing
+/// transactions or building long chains of them is paid for.
+///
+/// Fee rates are in amount units per byte of the transaction's encoding (one unit is 10⁻⁸ coin, so the
+/// defaults are Bitcoin Core's 1 sat/vB).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MempoolConfig {
     /// The most bytes of transactions held; beyond it the lowest fee rates are evicted. Default 64 MB.
     pub max_bytes: usize,
-    /// The largest transaction accepted, in bytes. Default 100 kB.
+    /// The largest transaction accepted (orphans too), in bytes. Default 100 kB.
     pub max_tx_bytes: usize,
-    /// The most orphans (transactions whose inputs are unknown) held; the oldest is evicted. Default 100.
+    /// The most orphans (transactions whose inputs are unknown) held; the oldest is evicted. Default 100
+    /// (Bitcoin Core's `DEFAULT_MAX_ORPHAN_TRANSACTIONS`).
     pub max_orphans: usize,
-    /// The lowest fee rate accepted, in units per 1000 bytes. Default 0.
-    pub min_fee_rate: u64,
+    /// The most bytes of orphans held; the oldest are evicted to make room. Default 1 MB: ten orphans of
+    /// the largest size, far more of the usual few hundred bytes.
+    pub max_orphan_bytes: usize,
+    /// The lowest fee rate relayed, in units per encoded byte: a transaction must pay at least
+    /// `min_relay_fee_rate × size`. Default 1, Bitcoin Core's `DEFAULT_MIN_RELAY_TX_FEE` (1,000 sat/kvB,
+    /// `policy/policy.h`); a one-input, two-output transfer (about 180 bytes) pays about 180 units.
+    pub min_relay_fee_rate: u64,
+    /// What a replacement pays for its own relay on top of the fees of what it replaces, in units per
+    /// encoded byte of the replacement (BIP125 rule 4). Default 1, Bitcoin Core's
+    /// `DEFAULT_INCREMENTAL_RELAY_FEE` (1,000 sat/kvB, `policy/policy.h`).
+    pub incremental_relay_fee_rate: u64,
+    /// The most pool transactions one replacement may evict, its conflicts and their descendants
+    /// together. Default 100 (BIP125 rule 5, Bitcoin Core's `MAX_REPLACEMENT_CANDIDATES`).
+    pub max_replaced: usize,
+    /// The most transactions in a transaction's in-pool ancestry, itself included. Default 25 (Bitcoin
+    /// Core's `DEFAULT_ANCESTOR_LIMIT`).
+    pub max_ancestors: usize,
+    /// The most bytes of a transaction and its in-pool ancestors. Default 101,000 (Bitcoin Core's
+    /// `DEFAULT_ANCESTOR_SIZE_LIMIT_KVB`, 101 kvB).
+    pub max_ancestor_bytes: usize,
+    /// The most transactions in any pool transaction's in-pool descendancy, itself included. Default 25
+    /// (Bitcoin Core's `DEFAULT_DESCENDANT_LIMIT`).
+    pub max_descendants: usize,
+    /// The most bytes of any pool transaction and its in-pool descendants. Default 101,000 (Bitcoin Core's
+    /// `DEFAULT_DESCENDANT_SIZE_LIMIT_KVB`, 101 kvB).
+    pub max_descendant_bytes: usize,
 }
 
 impl Default for MempoolConfig {
@@ -72,8 +101,22 @@ impl Default for MempoolConfig {
             max_bytes: 64 * 1024 * 1024,
             max_tx_bytes: 100_000,
             max_orphans: 100,
-            min_fee_rate: 0,
+            max_orphan_bytes: 1_000_000,
+            min_relay_fee_rate: 1,
+            incremental_relay_fee_rate: 1,
+            max_replaced: 100,
+            max_ancestors: 25,
+            max_ancestor_bytes: 101_000,
+            max_descendants: 25,
+            max_descendant_bytes: 101_000,
         }
+    }
+}
+
+impl MempoolConfig {
+    /// The least fee a transaction of `size` encoded bytes must pay to be relayed.
+    pub fn min_relay_fee(&self, size: usize) -> Amount {
+        Amount::from_units(self.min_relay_fee_rate.saturating_mul(size as u64))
     }
 }
 

@@ -56,9 +56,18 @@ pub enum TxError {
         /// Total of the outputs.
         outputs: Amount,
     },
-    /// An input's signature is not the spent output owner's signature over the sighash.
+    /// An input's signature is not the spent output owner's signature over the sighash of the
+    /// transaction and the outputs it spends (a signature made over another amount fails here).
     #[error("input {input} has an invalid signature")]
     BadSignature {
+        /// The position of the input.
+        input: usize,
+    },
+    /// An input's signature can never be valid, whatever it spends: its scalar `s` is not below the
+    /// group order ℓ (ZIP-215 refuses such signatures). Checked with the transaction's shape, so an
+    /// orphan carrying one is refused before it is held.
+    #[error("input {input} has a malformed signature")]
+    MalformedSignature {
         /// The position of the input.
         input: usize,
     },
@@ -258,18 +267,89 @@ pub enum MempoolError {
     /// orphan pool instead.
     #[error(transparent)]
     Invalid(#[from] TxError),
-    /// The fee rate is below the pool's minimum.
-    #[error("fee rate {fee_rate} below the minimum {min}")]
+    /// The fee is below the minimum relay fee for the transaction's size
+    /// ([`MempoolConfig::min_relay_fee_rate`](crate::MempoolConfig::min_relay_fee_rate)).
+    #[error("fee {fee} for {size} bytes is below the minimum relay fee {min_fee}")]
     FeeRateTooLow {
-        /// The transaction's, in units per 1000 bytes.
-        fee_rate: u64,
-        /// The minimum.
-        min: u64,
+        /// The transaction's fee.
+        fee: Amount,
+        /// Its encoded size.
+        size: usize,
+        /// The least it must pay at that size.
+        min_fee: Amount,
     },
-    /// It spends an output that pool transactions already spend, and does not pay enough to replace
-    /// them (a higher absolute fee than all of them together, and a higher fee rate than each).
-    #[error("conflicts with pool transactions and does not pay enough to replace them")]
-    ReplacementTooCheap,
+    /// It conflicts with pool transactions (spends an outpoint they spend) and does not pay for
+    /// replacing them: the fees of everything it would evict plus the incremental relay fee for its own
+    /// size (BIP125 rules 3 and 4).
+    #[error("replacement pays {fee}, at least {required} required")]
+    ReplacementTooCheap {
+        /// The replacement's fee.
+        fee: Amount,
+        /// The evicted transactions' fees plus the incremental relay fee of the replacement.
+        required: Amount,
+    },
+    /// It conflicts with a pool transaction whose fee rate is at least its own (a replacement must pay
+    /// a higher rate than each transaction it directly conflicts with, so the pool's best rates never
+    /// fall).
+    #[error("replacement fee rate {fee_rate} is not above the conflicting {conflict_fee_rate}")]
+    ReplacementFeeRateTooLow {
+        /// The replacement's fee rate, in units per 1000 bytes.
+        fee_rate: u64,
+        /// The highest fee rate among the direct conflicts, in units per 1000 bytes.
+        conflict_fee_rate: u64,
+    },
+    /// It spends an output of a transaction it would replace.
+    #[error("replacement spends {txid:?}, which it would replace")]
+    ReplacementSpendsConflict {
+        /// The pool transaction both spent and replaced.
+        txid: TxId,
+    },
+    /// It would evict more pool transactions (conflicts and their descendants) than one replacement may
+    /// (BIP125 rule 5).
+    #[error("replacement would evict {count} transactions, at most {max} allowed")]
+    TooManyReplacements {
+        /// How many it would evict.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// With it, its in-pool ancestry (itself included) would hold more transactions than allowed.
+    #[error("more than {max} transactions in its in-pool ancestry")]
+    TooManyAncestors {
+        /// The limit.
+        max: usize,
+    },
+    /// With it, its in-pool ancestry (itself included) would weigh more bytes than allowed.
+    #[error("its in-pool ancestry exceeds {max} bytes")]
+    AncestorsTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// With it, a pool ancestor's descendancy (the ancestor included) would hold more transactions than
+    /// allowed.
+    #[error("pool transaction {ancestor:?} would have more than {max} transactions in its descendancy")]
+    TooManyDescendants {
+        /// The ancestor whose limit it breaks.
+        ancestor: TxId,
+        /// The limit.
+        max: usize,
+    },
+    /// With it, a pool ancestor's descendancy (the ancestor included) would weigh more bytes than allowed.
+    #[error("pool transaction {ancestor:?} would have more than {max} bytes in its descendancy")]
+    DescendantsTooLarge {
+        /// The ancestor whose limit it breaks.
+        ancestor: TxId,
+        /// The limit.
+        max: usize,
+    },
+    /// An orphan (well formed, with an unknown input) larger than the whole orphan pool; not held.
+    #[error("orphan of {size} bytes exceeds the orphan pool's {max}")]
+    OrphanTooLarge {
+        /// Its size.
+        size: usize,
+        /// The orphan pool's byte limit.
+        max: usize,
+    },
     /// The pool is full and the transaction's fee rate is too low to make room.
     #[error("mempool full")]
     Full,
@@ -280,6 +360,9 @@ pub enum MempoolError {
 
 impl MempoolError {
     /// Whether the transaction could become acceptable later (never the case for a rule violation).
+    /// Policy refusals (fees, limits, a full pool) are neither missing data nor invalid: an honest
+    /// peer may relay such a transaction (its pool differs from ours), so they must not be held against it;
+    /// only [`MempoolError::Invalid`] is.
     pub fn is_missing_data(&self) -> bool {
         match self {
             Self::Invalid(error) => error.is_missing_data(),

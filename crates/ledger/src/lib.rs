@@ -12,7 +12,9 @@
 //! ([`PeerId`](meshwork_identity::PeerId)). A [`Transfer`] spends outputs (each [`TxIn`] names an
 //! [`OutPoint`] `(txid, index)` and carries the owner's signature) and creates new ones; what the inputs hold
 //! beyond the new outputs is the fee. Every input signs the transaction's [sighash](Transfer::sighash) (the
-//! transaction without signatures) in the namespace [`TX_SIGNING`]. A [`Block`] is a [`BlockHeader`] and
+//! transaction without signatures, and the amount and owner of every output it spends, as in BIP341) in
+//! the namespace [`TX_SIGNING`]: a signer told a wrong amount makes a signature that fails, rather than a
+//! transaction that burns the difference as fee. A [`Block`] is a [`BlockHeader`] and
 //! transactions, the first of which is a [`Coinbase`]: it creates the block subsidy and collects the fees.
 //! The header commits to the transactions through a [merkle root](message::merkle) that cannot be mutated
 //! by duplicating leaves.
@@ -27,7 +29,9 @@
 //!
 //! A **transaction** (a transfer) is valid against a UTXO set when:
 //!
-//! 1. it has at least one input and one output ([`TxError::NoInputs`], [`TxError::NoOutputs`]);
+//! 1. it has at least one input and one output ([`TxError::NoInputs`], [`TxError::NoOutputs`]), and
+//!    every signature's scalar is canonical ([`TxError::MalformedSignature`]; checkable without the
+//!    spent outputs, so orphans are held to it);
 //! 2. every output amount and the sum of the outputs are at most [`Amount::MAX_SUPPLY`], and so is the
 //!    sum of the inputs ([`TxError::AmountOutOfRange`]);
 //! 3. no outpoint is spent twice by it ([`TxError::DuplicateInput`]);
@@ -35,8 +39,9 @@
 //! 5. coinbase outputs are spent only [`coinbase_maturity`](LedgerConfig::coinbase_maturity) blocks after
 //!    their creation ([`TxError::ImmatureCoinbase`]);
 //! 6. the inputs hold at least as much as the outputs ([`TxError::Overspend`]);
-//! 7. every input's signature is valid, by the spent output's owner, over the sighash in [`TX_SIGNING`]
-//!    ([`TxError::BadSignature`]), under ZIP-215 rules so batch and single verification always agree.
+//! 7. every input's signature is valid, by the spent output's owner, over the sighash of the transaction
+//!    and the outputs it spends, in [`TX_SIGNING`] ([`TxError::BadSignature`]), under ZIP-215 rules so
+//!    batch and single verification always agree.
 //!
 //! A **block** is valid on top of the current tip when:
 //!
@@ -88,7 +93,7 @@
 //! // Block 1 spends it: 49 coins to Bob, 1 coin of fee that the miner collects.
 //! let bob = Keypair::from_seed([2; 32]);
 //! let spend = meshwork_ledger::Transfer::signed(
-//!     &[(OutPoint { txid: genesis.txs[0].txid(), index: 0 }, &miner)],
+//!     &[(OutPoint { txid: genesis.txs[0].txid(), index: 0 }, Amount::from_coins(50), &miner)],
 //!     vec![TxOut { amount: Amount::from_coins(49), owner: bob.peer_id() }],
 //! );
 //! let block = block_on(

@@ -94,8 +94,9 @@ pub fn outpoints(tx: &Transaction) -> Vec<crate::OutPoint> {
         .collect()
 }
 
-/// A transfer of `amount` from `spends` to `to` (the rest of the inputs is the fee).
-pub fn pay(spends: &[(crate::OutPoint, &Keypair)], to: &Keypair, amount: Amount) -> crate::Transfer {
+/// A transfer of `amount` from `spends` (outpoint, the amount it holds, its owner's key) to `to` (the rest
+/// of the inputs is the fee).
+pub fn pay(spends: &[(crate::OutPoint, Amount, &Keypair)], to: &Keypair, amount: Amount) -> crate::Transfer {
     crate::Transfer::signed(
         spends,
         vec![TxOut {

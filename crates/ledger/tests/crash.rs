@@ -48,7 +48,12 @@ fn build_chain() -> (Vec<Block>, Vec<UtxoCommitment>) {
             .map(|(outpoint, coin)| {
                 let to = &keys[(height % 4) as usize];
                 let amount = Amount::from_units(coin.output.amount.units() - 10);
-                pay(&[(*outpoint, owners[&coin.output.owner])], to, amount).into()
+                pay(
+                    &[(*outpoint, coin.output.amount, owners[&coin.output.owner])],
+                    to,
+                    amount,
+                )
+                .into()
             })
             .collect();
         let fees = Amount::from_units(10 * txs.len() as u64);

@@ -1,17 +1,31 @@
-//! Golden vectors: the exact bytes of a transaction, a header and a block.
+//! Golden vectors: the exact bytes of a transaction, a header and a block, and the digest a transaction's
+//! inputs sign (which commits to the spent outputs since sighash v2).
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup should stop loudly
 
 use meshwork_identity::Hash;
 use meshwork_ledger::testkit::{block_on, coinbase, key, pay};
-use meshwork_ledger::{Amount, Block, BlockHeader, OutPoint, Transaction};
+use meshwork_ledger::{Amount, Block, BlockHeader, OutPoint, Transaction, TxOut};
 use meshwork_wire::golden;
+
+/// The output the golden transfer spends: 1,500 units owned by `key(1)`.
+fn spent() -> TxOut {
+    TxOut {
+        amount: Amount::from_units(1_500),
+        owner: key(1).peer_id(),
+    }
+}
 
 fn transfer() -> Transaction {
     let prevout = OutPoint {
         txid: Hash::from_bytes([0x11; 32]),
         index: 3,
     };
-    pay(&[(prevout, &key(1))], &key(2), Amount::from_units(1_000)).into()
+    pay(
+        &[(prevout, spent().amount, &key(1))],
+        &key(2),
+        Amount::from_units(1_000),
+    )
+    .into()
 }
 
 fn header() -> BlockHeader {
@@ -34,9 +48,10 @@ fn block() -> Block {
     )
 }
 
-const TX: &str = "01011111111111111111111111111111111111111111111111111111111111111111030dd41efb16ffaac4a273d60d50390c32506f4d855e729def549df21bcc2b973ae03248af5b34809f74fc55624a0fc08ef3967892719ed791fadd3932fdfb120801e8078139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394";
+const TX: &str = "010111111111111111111111111111111111111111111111111111111111111111110351e8cf9e0ecb08d9b304f002113128f2aeb5c0c764acba9cf0ac99ce06e660f223a819b4d7b7fc856948e6431aa1dabeff11cdcb0d9ede684b9740ef167db60101e8078139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394";
+const SIGHASH: &str = "458c4eb36456c472bcb425b3e2a0a89e50863e8e14a387a750d3fc73b9438942";
 const HEADER: &str = "012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffff83e8012a07";
-const BLOCK: &str = "01d36f45d460868b1061ff1a63d63b7f0133f45fb57a3fbdcb2ac5eb0bc4d79d933e8da3320c10eaf19dd2f0df48908fe3d7fc1e2b87bd31b097980bd844ab6945bce2cfaa06ffffff830200080200080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d10001011111111111111111111111111111111111111111111111111111111111111111030dd41efb16ffaac4a273d60d50390c32506f4d855e729def549df21bcc2b973ae03248af5b34809f74fc55624a0fc08ef3967892719ed791fadd3932fdfb120801e8078139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394";
+const BLOCK: &str = "01d36f45d460868b1061ff1a63d63b7f0133f45fb57a3fbdcb2ac5eb0bc4d79d93010406e29436ae1b6e4ea7f5afa9671611de66e121e959bdbbf50b6a51261e2bbce2cfaa06ffffff830200080200080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100010111111111111111111111111111111111111111111111111111111111111111110351e8cf9e0ecb08d9b304f002113128f2aeb5c0c764acba9cf0ac99ce06e660f223a819b4d7b7fc856948e6431aa1dabeff11cdcb0d9ede684b9740ef167db60101e8078139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394";
 
 #[test]
 fn transaction_golden() {
@@ -44,8 +59,20 @@ fn transaction_golden() {
     // The id (and through it the hash domain) is pinned too.
     assert_eq!(
         transfer().txid().to_string(),
-        "670f479e7dcbd5d15561e2a21200879f93fca1fb7492aaa318a88c0519c6bb25"
+        "4e4a3cbda11244913d163a8c8b9ade9ec976ea2a1bc933aa129a80215937cb61"
     );
+}
+
+#[test]
+fn sighash_golden() {
+    let Transaction::Transfer(transfer) = transfer() else {
+        unreachable!("pay builds a transfer")
+    };
+    assert_eq!(transfer.sighash(&[spent()]).to_string(), SIGHASH);
+    // The digest changes with the spent amount: a signer told another amount signs another message.
+    let mut lie = spent();
+    lie.amount = Amount::from_units(1_501);
+    assert_ne!(transfer.sighash(&[lie]).to_string(), SIGHASH);
 }
 
 #[test]
@@ -58,7 +85,7 @@ fn block_golden() {
     golden::check(&block(), BLOCK);
     assert_eq!(
         block().id().to_string(),
-        "1e7990098ac6cf0864a60c31ce0162a3b2d358e0212fada9e5cf93ede5efdbff"
+        "eae9dd14d59e6770f09eb86e8af607bf8764dba03a7d46b3ed6e0b8dcd51a177"
     );
 }
 

@@ -35,7 +35,7 @@ fn op(genesis: &Block, i: usize) -> OutPoint {
 /// Spends genesis output `i`, paying `fee`.
 fn spend(genesis: &Block, owner: &Keypair, i: usize, fee: u64, to: u8) -> Transfer {
     pay(
-        &[(op(genesis, i), owner)],
+        &[(op(genesis, i), Amount::from_units(EACH), owner)],
         &key(to),
         Amount::from_units(EACH - fee),
     )
@@ -51,7 +51,7 @@ fn accepted(result: Result<Inserted, MempoolError>) -> TxId {
 #[test]
 fn template_is_ordered_by_fee_rate_and_signatures_are_cached() {
     let (mut ledger, mut pool, genesis, owner) = setup();
-    let fees = [300, 100, 900, 500];
+    let fees = [3_000, 1_000, 9_000, 5_000];
     for (i, fee) in fees.iter().enumerate() {
         accepted(pool.insert(spend(&genesis, &owner, i, *fee, 2), &mut ledger));
     }
@@ -61,8 +61,8 @@ fn template_is_ordered_by_fee_rate_and_signatures_are_cached() {
         .iter()
         .map(|tx| EACH - tx.outputs[0].amount.units())
         .collect();
-    assert_eq!(got, vec![900, 500, 300, 100]);
-    assert_eq!(template.fees, Amount::from_units(1800));
+    assert_eq!(got, vec![9_000, 5_000, 3_000, 1_000]);
+    assert_eq!(template.fees, Amount::from_units(18_000));
     for tx in &template.txs {
         assert!(ledger.sig_cache().contains(&txid(tx)));
     }
@@ -78,13 +78,13 @@ fn template_is_ordered_by_fee_rate_and_signatures_are_cached() {
 #[test]
 fn invalid_and_duplicate_transactions_are_refused() {
     let (mut ledger, mut pool, genesis, owner) = setup();
-    let tx = spend(&genesis, &owner, 0, 100, 2);
+    let tx = spend(&genesis, &owner, 0, 1_000, 2);
     accepted(pool.insert(tx.clone(), &mut ledger));
     assert!(matches!(
         pool.insert(tx, &mut ledger),
         Err(MempoolError::AlreadyKnown)
     ));
-    let thief = spend(&genesis, &key(66), 1, 100, 66);
+    let thief = spend(&genesis, &key(66), 1, 1_000, 66);
     assert!(matches!(
         pool.insert(thief, &mut ledger),
         Err(MempoolError::Invalid(TxError::BadSignature { input: 0 }))
@@ -102,6 +102,7 @@ fn replace_by_fee() {
                 txid: original,
                 index: 0,
             },
+            Amount::from_units(EACH - 1_000),
             &key(2),
         )],
         &key(3),
@@ -109,10 +110,11 @@ fn replace_by_fee() {
     );
     let child = accepted(pool.insert(child, &mut ledger));
 
-    let cheap = spend(&genesis, &owner, 0, 1_500, 4);
+    // More than the two it evicts together, but not their fees plus the relay of its own bytes.
+    let cheap = spend(&genesis, &owner, 0, 2_050, 4);
     assert!(matches!(
         pool.insert(cheap, &mut ledger),
-        Err(MempoolError::ReplacementTooCheap)
+        Err(MempoolError::ReplacementTooCheap { .. })
     ));
     assert!(pool.contains(&original) && pool.contains(&child));
 
@@ -130,19 +132,19 @@ fn replace_by_fee() {
 #[test]
 fn size_cap_evicts_the_lowest_fee_rate() {
     let (mut ledger, _, genesis, owner) = setup();
-    let one = Transaction::from(spend(&genesis, &owner, 0, 100, 2)).encoded_len();
+    let one = Transaction::from(spend(&genesis, &owner, 0, 1_000, 2)).encoded_len();
     let mut pool = Mempool::new(MempoolConfig {
         max_bytes: 3 * one,
         ..MempoolConfig::default()
     });
-    let ids: Vec<TxId> = [400, 100, 300]
+    let ids: Vec<TxId> = [4_000, 1_000, 3_000]
         .iter()
         .enumerate()
         .map(|(i, fee)| accepted(pool.insert(spend(&genesis, &owner, i, *fee, 2), &mut ledger)))
         .collect();
     // A better payer pushes out the worst.
     match pool
-        .insert(spend(&genesis, &owner, 3, 500, 2), &mut ledger)
+        .insert(spend(&genesis, &owner, 3, 5_000, 2), &mut ledger)
         .unwrap()
     {
         Inserted::Accepted { evicted, .. } => assert_eq!(evicted, vec![ids[1]]),
@@ -150,7 +152,7 @@ fn size_cap_evicts_the_lowest_fee_rate() {
     }
     // A worse payer is refused.
     assert!(matches!(
-        pool.insert(spend(&genesis, &owner, 4, 50, 2), &mut ledger),
+        pool.insert(spend(&genesis, &owner, 4, 500, 2), &mut ledger),
         Err(MempoolError::Full)
     ));
     assert!(pool.bytes() <= 3 * one);
@@ -159,7 +161,7 @@ fn size_cap_evicts_the_lowest_fee_rate() {
 #[test]
 fn orphans_wait_for_their_parent() {
     let (mut ledger, mut pool, genesis, owner) = setup();
-    let parent = spend(&genesis, &owner, 0, 100, 2);
+    let parent = spend(&genesis, &owner, 0, 1_000, 2);
     let parent_id = txid(&parent);
     let child = pay(
         &[(
@@ -167,10 +169,11 @@ fn orphans_wait_for_their_parent() {
                 txid: parent_id,
                 index: 0,
             },
+            Amount::from_units(EACH - 1_000),
             &key(2),
         )],
         &key(3),
-        Amount::from_units(EACH - 300),
+        Amount::from_units(EACH - 3_000),
     );
     let child_id = txid(&child);
     assert_eq!(
@@ -204,7 +207,11 @@ fn orphan_pool_is_bounded() {
             index: 0,
         };
         pool.insert(
-            pay(&[(missing, &owner)], &key(2), Amount::from_units(1)),
+            pay(
+                &[(missing, Amount::from_units(1_000), &owner)],
+                &key(2),
+                Amount::from_units(1),
+            ),
             &mut ledger,
         )
         .unwrap();
@@ -215,17 +222,17 @@ fn orphan_pool_is_bounded() {
 #[test]
 fn blocks_remove_confirmed_and_conflicting_and_disconnects_give_them_back() {
     let (mut ledger, mut pool, genesis, owner) = setup();
-    let confirmed = spend(&genesis, &owner, 0, 100, 2);
-    let in_pool_conflict = spend(&genesis, &owner, 1, 100, 2);
-    let block_conflict = spend(&genesis, &owner, 1, 200, 3);
-    let untouched = spend(&genesis, &owner, 2, 100, 2);
+    let confirmed = spend(&genesis, &owner, 0, 1_000, 2);
+    let in_pool_conflict = spend(&genesis, &owner, 1, 1_000, 2);
+    let block_conflict = spend(&genesis, &owner, 1, 2_000, 3);
+    let untouched = spend(&genesis, &owner, 2, 1_000, 2);
     for tx in [&confirmed, &in_pool_conflict, &untouched] {
         accepted(pool.insert(tx.clone(), &mut ledger));
     }
     let subsidy = ledger
         .config()
         .subsidy(1)
-        .checked_add(Amount::from_units(300))
+        .checked_add(Amount::from_units(3_000))
         .unwrap();
     let block = child_block(
         &genesis.header,

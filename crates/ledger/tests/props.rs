@@ -87,9 +87,9 @@ fn run_chain(seed: u64, blocks: usize) -> usize {
                     owner,
                 });
             }
-            let spends: Vec<(OutPoint, &Keypair)> = spent
+            let spends: Vec<(OutPoint, Amount, &Keypair)> = spent
                 .iter()
-                .map(|(op, coin)| (*op, owners[&coin.output.owner]))
+                .map(|(op, coin)| (*op, coin.output.amount, owners[&coin.output.owner]))
                 .collect();
             txs.push(Transfer::signed(&spends, outputs).into());
             fees = fees.checked_add(Amount::from_units(fee)).unwrap();

@@ -44,7 +44,7 @@ fn tx_error(result: Result<meshwork_ledger::BlockUndo, BlockError>) -> TxError {
 fn a_valid_block_connects() {
     let (mut ledger, genesis, owner) = setup();
     let spend = pay(
-        &[(outpoints(&genesis.txs[0])[0], &owner)],
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_coins(5), &owner)],
         &key(2),
         Amount::from_coins(4),
     );
@@ -64,7 +64,7 @@ fn signature_by_the_wrong_key_is_rejected() {
     let (mut ledger, genesis, _owner) = setup();
     let thief = key(66);
     let spend = pay(
-        &[(outpoints(&genesis.txs[0])[0], &thief)],
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_coins(5), &thief)],
         &thief,
         Amount::from_coins(5),
     );
@@ -79,8 +79,16 @@ fn signature_by_the_wrong_key_is_rejected() {
 fn a_signature_from_another_transaction_is_rejected() {
     let (mut ledger, genesis, owner) = setup();
     let ops = outpoints(&genesis.txs[0]);
-    let honest = pay(&[(ops[0], &owner)], &key(2), Amount::from_coins(5));
-    let mut forged = pay(&[(ops[0], &owner)], &key(3), Amount::from_coins(5));
+    let honest = pay(
+        &[(ops[0], Amount::from_coins(5), &owner)],
+        &key(2),
+        Amount::from_coins(5),
+    );
+    let mut forged = pay(
+        &[(ops[0], Amount::from_coins(5), &owner)],
+        &key(3),
+        Amount::from_coins(5),
+    );
     let mut inputs = forged.inputs.clone().into_inner();
     inputs[0].signature = honest.inputs[0].signature;
     forged.inputs = inputs.try_into().unwrap();
@@ -95,8 +103,16 @@ fn a_signature_from_another_transaction_is_rejected() {
 fn double_spends_are_rejected() {
     let (mut ledger, genesis, owner) = setup();
     let op = outpoints(&genesis.txs[0])[0];
-    let first = pay(&[(op, &owner)], &key(2), Amount::from_coins(5));
-    let second = pay(&[(op, &owner)], &key(3), Amount::from_coins(5));
+    let first = pay(
+        &[(op, Amount::from_coins(5), &owner)],
+        &key(2),
+        Amount::from_coins(5),
+    );
+    let second = pay(
+        &[(op, Amount::from_coins(5), &owner)],
+        &key(3),
+        Amount::from_coins(5),
+    );
 
     // Twice in one block.
     let both = child_block(
@@ -111,7 +127,14 @@ fn double_spends_are_rejected() {
     ));
 
     // Twice in one transaction.
-    let twice = pay(&[(op, &owner), (op, &owner)], &key(2), Amount::from_coins(5));
+    let twice = pay(
+        &[
+            (op, Amount::from_coins(5), &owner),
+            (op, Amount::from_coins(5), &owner),
+        ],
+        &key(2),
+        Amount::from_coins(5),
+    );
     let block = child_block(&genesis.header, &key(9), subsidy(), vec![twice.into()]);
     assert_eq!(
         tx_error(ledger.connect_block(&block, 2, NOW)),
@@ -131,7 +154,7 @@ fn double_spends_are_rejected() {
 fn overspend_is_rejected() {
     let (mut ledger, genesis, owner) = setup();
     let spend = pay(
-        &[(outpoints(&genesis.txs[0])[0], &owner)],
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_coins(5), &owner)],
         &key(2),
         Amount::from_coins(6),
     );
@@ -164,7 +187,7 @@ fn oversized_block_is_rejected() {
 fn duplicating_the_last_transaction_is_caught_by_the_merkle_root() {
     let (mut ledger, genesis, owner) = setup();
     let spend = pay(
-        &[(outpoints(&genesis.txs[0])[0], &owner)],
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_coins(5), &owner)],
         &key(2),
         Amount::from_coins(5),
     );
@@ -231,7 +254,7 @@ fn coinbase_maturity() {
     let genesis = genesis(&owner, 1, Amount::from_coins(50));
     ledger.connect_block(&genesis, 1, NOW).unwrap();
     let spend = pay(
-        &[(outpoints(&genesis.txs[0])[0], &owner)],
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_coins(50), &owner)],
         &key(2),
         Amount::from_coins(50),
     );
@@ -266,10 +289,13 @@ fn transaction_shape_rules() {
             ),
             TxError::NoInputs,
         ),
-        (Transfer::signed(&[(op, &owner)], vec![]), TxError::NoOutputs),
+        (
+            Transfer::signed(&[(op, Amount::from_coins(5), &owner)], vec![]),
+            TxError::NoOutputs,
+        ),
         (
             Transfer::signed(
-                &[(op, &owner)],
+                &[(op, Amount::from_coins(5), &owner)],
                 vec![TxOut {
                     amount: Amount::from_units(u64::MAX),
                     owner: owner.peer_id(),
@@ -332,7 +358,11 @@ fn a_loose_transaction_with_an_unknown_input_is_missing_data() {
         txid: meshwork_identity::Hash::digest(b"future"),
         index: 0,
     };
-    let tx = pay(&[(unknown, &owner)], &key(2), Amount::from_coins(1));
+    let tx = pay(
+        &[(unknown, Amount::from_coins(5), &owner)],
+        &key(2),
+        Amount::from_coins(1),
+    );
     let err = ledger
         .check_transfer(&tx, &std::collections::HashMap::new())
         .unwrap()

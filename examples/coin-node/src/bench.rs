@@ -226,7 +226,7 @@ fn split(key: &Keypair, coin: (OutPoint, Amount)) -> Option<(Transfer, [(OutPoin
             owner: key.peer_id(),
         })
         .collect();
-    let tx = Transfer::signed(&[(coin.0, key)], outputs);
+    let tx = Transfer::signed(&[(coin.0, coin.1, key)], outputs);
     let txid = txid_of(&tx);
     let out = |index: u32| OutPoint { txid, index };
     Some((tx, [(out(0), amounts[0]), (out(1), amounts[1])]))

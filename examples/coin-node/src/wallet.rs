@@ -1,7 +1,7 @@
 //! Building payments from a wallet's coins (coin selection: largest first).
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_ledger::{Amount, OutPoint, Transfer, TxOut};
+use meshwork_ledger::{Amount, MempoolConfig, OutPoint, Transaction, Transfer, TxOut};
 
 /// Why a payment could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -31,28 +31,56 @@ pub fn pay(
 }
 
 /// Pays every output of `payments` from `coins` (owned by `key`), leaving `fee`, change back to `key`.
+///
+/// A `fee` below the minimum relay fee for the transaction's size (the default
+/// [`MempoolConfig::min_relay_fee_rate`] per byte) is raised to it: nodes would refuse less. The amounts
+/// in `coins` are signed over (the sighash commits to them), so a backend that reported a wrong amount
+/// makes a transaction every node refuses, not one that burns the difference as fee.
 pub fn pay_many(
     key: &Keypair,
     mut coins: Vec<(OutPoint, Amount)>,
     payments: Vec<TxOut>,
     fee: Amount,
 ) -> Result<Transfer, WalletError> {
+    coins.sort_by_key(|(_, value)| std::cmp::Reverse(*value));
+    let relay = MempoolConfig::default();
+    let mut fee = fee;
+    // A higher fee may pick another coin and so grow the transaction: a few rounds settle it (inputs
+    // are capped at 64).
+    let mut tx = build(key, &coins, &payments, fee)?;
+    for _ in 0..8 {
+        let min_fee = relay.min_relay_fee(Transaction::Transfer(tx.clone()).encoded_len());
+        if fee >= min_fee {
+            break;
+        }
+        fee = min_fee;
+        tx = build(key, &coins, &payments, fee)?;
+    }
+    Ok(tx)
+}
+
+/// One payment from `coins` (largest first), leaving exactly `fee`.
+fn build(
+    key: &Keypair,
+    coins: &[(OutPoint, Amount)],
+    payments: &[TxOut],
+    fee: Amount,
+) -> Result<Transfer, WalletError> {
     let amount = Amount::checked_sum(payments.iter().map(|out| out.amount)).ok_or(WalletError::Overflow)?;
     let need = amount.checked_add(fee).ok_or(WalletError::Overflow)?;
-    coins.sort_by_key(|(_, value)| std::cmp::Reverse(*value));
     let mut picked = Vec::new();
     let mut total = Amount::ZERO;
-    for (point, value) in coins {
+    for &(point, value) in coins {
         if total >= need || picked.len() >= 64 {
             break;
         }
         total = total.checked_add(value).ok_or(WalletError::Overflow)?;
-        picked.push(point);
+        picked.push((point, value, key));
     }
     if total < need {
         return Err(WalletError::InsufficientFunds { have: total, need });
     }
-    let mut outputs = payments;
+    let mut outputs = payments.to_vec();
     let change = total.checked_sub(need).unwrap_or(Amount::ZERO);
     if change > Amount::ZERO {
         outputs.push(TxOut {
@@ -60,8 +88,7 @@ pub fn pay_many(
             owner: key.peer_id(),
         });
     }
-    let spends: Vec<(OutPoint, &Keypair)> = picked.into_iter().map(|point| (point, key)).collect();
-    Ok(Transfer::signed(&spends, outputs))
+    Ok(Transfer::signed(&picked, outputs))
 }
 
 /// Parses an amount in coins with up to eight decimals (`"1.5"`).

@@ -1,4 +1,8 @@
-//! A bounded pool of transactions whose inputs are unknown.
+//! A pool of transactions whose inputs are unknown, bounded in count and in bytes.
+//!
+//! Anyone can make an orphan (spend an outpoint that does not exist) for nothing, so the pool is a
+//! cache, never a promise: it holds what fits, forgets the oldest first, and what it holds costs at most
+//! `max_bytes` of memory whatever peers send.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -8,15 +12,19 @@ use crate::{Transfer, TxId};
 #[derive(Debug, Default)]
 pub(crate) struct OrphanPool {
     max: usize,
-    txs: HashMap<TxId, Transfer>,
+    max_bytes: usize,
+    bytes: usize,
+    /// Each orphan with its encoded size.
+    txs: HashMap<TxId, (Transfer, usize)>,
     order: VecDeque<TxId>,
     by_parent: HashMap<TxId, HashSet<TxId>>,
 }
 
 impl OrphanPool {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, max_bytes: usize) -> Self {
         Self {
             max,
+            max_bytes,
             ..Self::default()
         }
     }
@@ -29,12 +37,18 @@ impl OrphanPool {
         self.txs.len()
     }
 
-    /// Adds an orphan, evicting the oldest when full.
-    pub(crate) fn insert(&mut self, txid: TxId, tx: Transfer) {
-        if self.max == 0 || self.txs.contains_key(&txid) {
+    /// The total encoded size of the orphans held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds an orphan of `size` encoded bytes, evicting the oldest until it fits (one larger than the
+    /// whole pool is not held).
+    pub(crate) fn insert(&mut self, txid: TxId, tx: Transfer, size: usize) {
+        if self.max == 0 || size > self.max_bytes || self.txs.contains_key(&txid) {
             return;
         }
-        while self.txs.len() >= self.max {
+        while self.txs.len() >= self.max || self.bytes + size > self.max_bytes {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
@@ -43,13 +57,15 @@ impl OrphanPool {
         for input in &tx.inputs {
             self.by_parent.entry(input.prevout.txid).or_default().insert(txid);
         }
-        self.txs.insert(txid, tx);
+        self.txs.insert(txid, (tx, size));
+        self.bytes += size;
         self.order.push_back(txid);
     }
 
     /// Removes an orphan.
     pub(crate) fn remove(&mut self, txid: &TxId) -> Option<Transfer> {
-        let tx = self.txs.remove(txid)?;
+        let (tx, size) = self.txs.remove(txid)?;
+        self.bytes -= size;
         for input in &tx.inputs {
             if let Some(children) = self.by_parent.get_mut(&input.prevout.txid) {
                 children.remove(txid);

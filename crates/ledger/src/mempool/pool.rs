@@ -70,7 +70,7 @@ impl UtxoView for PoolOutputs<'_> {
     }
 }
 
-/// Fee per 1000 bytes.
+/// Fee per 1000 bytes (the pool's order; finer than per byte, so small fee differences still rank).
 fn fee_rate(fee: Amount, size: usize) -> u64 {
     let rate = u128::from(fee.units()) * 1000 / (size.max(1) as u128);
     u64::try_from(rate).unwrap_or(u64::MAX)
@@ -79,7 +79,7 @@ fn fee_rate(fee: Amount, size: usize) -> u64 {
 impl Mempool {
     /// An empty pool.
     pub fn new(config: MempoolConfig) -> Self {
-        let orphans = OrphanPool::new(config.max_orphans);
+        let orphans = OrphanPool::new(config.max_orphans, config.max_orphan_bytes);
         Self {
             config,
             entries: HashMap::new(),
@@ -113,6 +113,11 @@ impl Mempool {
     /// Whether `txid` is in the pool.
     pub fn contains(&self, txid: &TxId) -> bool {
         self.entries.contains_key(txid)
+    }
+
+    /// The total encoded size of the orphans that wait.
+    pub fn orphan_bytes(&self) -> usize {
+        self.orphans.bytes()
     }
 
     /// Whether `txid` waits in the orphan pool.
@@ -177,47 +182,31 @@ impl Mempool {
         }
         let checked = match ledger.check_transfer(&tx, &PoolOutputs(&self.entries))? {
             Ok(checked) => checked,
+            // Only a well-formed orphan gets here: `check_transfer` applies every rule that needs no
+            // spent output (shape, amounts, signature encoding) before it looks the inputs up.
             Err(TxError::UnknownInput { .. }) => {
-                self.orphans.insert(txid, tx);
+                if size > self.config.max_orphan_bytes {
+                    return Err(MempoolError::OrphanTooLarge {
+                        size,
+                        max: self.config.max_orphan_bytes,
+                    });
+                }
+                self.orphans.insert(txid, tx, size);
                 return Ok(Inserted::Orphan { txid });
             }
             Err(error) => return Err(error.into()),
         };
-        let rate = fee_rate(checked.fee, size);
-        if rate < self.config.min_fee_rate {
+        let min_fee = self.config.min_relay_fee(size);
+        if checked.fee < min_fee {
             return Err(MempoolError::FeeRateTooLow {
-                fee_rate: rate,
-                min: self.config.min_fee_rate,
+                fee: checked.fee,
+                size,
+                min_fee,
             });
         }
-
-        // Replace-by-fee.
-        let direct: HashSet<TxId> = tx
-            .inputs
-            .iter()
-            .filter_map(|input| self.spent_by.get(&input.prevout).copied())
-            .collect();
-        let replaced = self.with_descendants(direct.iter().copied());
-        if !direct.is_empty() {
-            let replaced_fees = replaced
-                .iter()
-                .filter_map(|id| self.entries.get(id))
-                .try_fold(Amount::ZERO, |sum, entry| sum.checked_add(entry.fee));
-            let max_direct_rate = direct
-                .iter()
-                .filter_map(|id| self.entries.get(id))
-                .map(|entry| entry.fee_rate)
-                .max()
-                .unwrap_or(0);
-            let spends_replaced = tx
-                .inputs
-                .iter()
-                .any(|input| replaced.contains(&input.prevout.txid));
-            let pays_more = replaced_fees.is_some_and(|fees| checked.fee > fees);
-            if !pays_more || rate <= max_direct_rate || spends_replaced {
-                return Err(MempoolError::ReplacementTooCheap);
-            }
-        }
+        let rate = fee_rate(checked.fee, size);
+        let replaced = self.check_replacement(&tx, checked.fee, size, rate)?;
+        self.check_package_limits(&tx, size, &replaced)?;
         // Refuse early rather than evict ourselves.
         let replaced_bytes: usize = replaced
             .iter()
@@ -325,7 +314,7 @@ impl Mempool {
     }
 
     /// `roots` and every pool transaction that descends from them.
-    fn with_descendants(&self, roots: impl IntoIterator<Item = TxId>) -> HashSet<TxId> {
+    pub(super) fn with_descendants(&self, roots: impl IntoIterator<Item = TxId>) -> HashSet<TxId> {
         let mut found = HashSet::new();
         let mut stack: Vec<TxId> = roots.into_iter().collect();
         while let Some(id) = stack.pop() {

@@ -20,7 +20,8 @@ pub const TX_SIGNING: Namespace = Namespace::new(b"meshwork/ledger/tx/1");
 
 // Hash domains (blake3 key derivation contexts). Each kind of hashed object has its own.
 const TXID_DOMAIN: &str = "meshwork ledger 2026 txid v1";
-const SIGHASH_DOMAIN: &str = "meshwork ledger 2026 sighash v1";
+// v2: the sighash commits to the spent outputs (v1 covered only the outpoints and the new outputs).
+const SIGHASH_DOMAIN: &str = "meshwork ledger 2026 sighash v2";
 
 /// A transaction id: the blake3 hash (in its own domain) of the transaction's canonical encoding,
 /// signatures included.
@@ -49,7 +50,8 @@ pub struct TxOut {
 pub struct TxIn {
     /// The output spent.
     pub prevout: OutPoint,
-    /// `owner.sign(TX_SIGNING, sighash)` by the spent output's owner.
+    /// `owner.sign(TX_SIGNING, sighash)` by the spent output's owner, over the
+    /// [sighash](Transfer::sighash) of the transaction and the outputs it spends.
     pub signature: Signature,
 }
 
@@ -62,45 +64,62 @@ pub struct Transfer {
     pub outputs: BoundedVec<TxOut, MAX_OUTPUTS>,
 }
 
-/// What a signature commits to: the transaction without its signatures.
+/// What a signature commits to: the transaction without its signatures, and the outputs it spends.
+///
+/// Committing to the spent outputs (amount and owner of every input, like BIP143's amount and BIP341's
+/// `sha_amounts` and `sha_scriptpubkeys`) means a signer that was told a wrong amount for a coin (a lying
+/// wallet backend, say) makes a signature that does not verify, instead of a valid transaction that burns
+/// the difference as fee. Every input commits to *all* spent outputs, as in BIP341: a signer of one input
+/// also fixes what the other inputs are worth, so the fee it agreed to cannot grow behind its back.
 #[derive(Serialize)]
 struct SighashView<'a> {
     prevouts: Vec<&'a OutPoint>,
+    spent: &'a [TxOut],
     outputs: &'a BoundedVec<TxOut, MAX_OUTPUTS>,
 }
 
 impl Transfer {
     /// The digest every input signs: blake3 (in the sighash domain) of the canonical encoding of the
-    /// spent outpoints and the outputs, i.e. the transaction with its signatures left out.
-    pub fn sighash(&self) -> Hash {
+    /// spent outpoints, the outputs they spend (`spent[i]` is what input `i` spends: its amount and
+    /// owner) and the new outputs; the transaction with its signatures left out, plus what it spends.
+    pub fn sighash(&self, spent: &[TxOut]) -> Hash {
         let view = SighashView {
             prevouts: self.inputs.iter().map(|input| &input.prevout).collect(),
+            spent,
             outputs: &self.outputs,
         };
         Hash::derive(SIGHASH_DOMAIN, &canonical_bytes(&view))
     }
 
-    /// Builds a signed transfer: `spends` pairs each outpoint with the key that owns it.
+    /// Builds a signed transfer: `spends` gives, for each input, the outpoint, the amount of the coin it
+    /// spends (as the signer believes it to be; the signature commits to it) and the key that owns it.
     ///
     /// # Panics
     /// If there are more than [`MAX_INPUTS`] spends or [`MAX_OUTPUTS`] outputs.
-    pub fn signed(spends: &[(OutPoint, &Keypair)], outputs: Vec<TxOut>) -> Self {
+    pub fn signed(spends: &[(OutPoint, Amount, &Keypair)], outputs: Vec<TxOut>) -> Self {
         let placeholder = Signature::from_bytes([0; 64]);
         let inputs: Vec<TxIn> = spends
             .iter()
-            .map(|(prevout, _)| TxIn {
+            .map(|(prevout, _, _)| TxIn {
                 prevout: *prevout,
                 signature: placeholder,
+            })
+            .collect();
+        let spent: Vec<TxOut> = spends
+            .iter()
+            .map(|(_, amount, key)| TxOut {
+                amount: *amount,
+                owner: key.peer_id(),
             })
             .collect();
         let mut tx = Self {
             inputs: inputs.try_into().expect("at most MAX_INPUTS spends"),
             outputs: outputs.try_into().expect("at most MAX_OUTPUTS outputs"),
         };
-        let sighash = tx.sighash();
+        let sighash = tx.sighash(&spent);
         let signatures: Vec<Signature> = spends
             .iter()
-            .map(|(_, key)| key.sign(TX_SIGNING, sighash.as_bytes()))
+            .map(|(_, _, key)| key.sign(TX_SIGNING, sighash.as_bytes()))
             .collect();
         let mut inputs = tx.inputs.into_inner();
         for (input, signature) in inputs.iter_mut().zip(signatures) {

@@ -9,7 +9,7 @@ use super::validation::{check_transfer_shape, check_transfer_value};
 use crate::message::merkle;
 use crate::{
     Amount, Block, BlockError, BlockId, BlockUndo, ChainStore, ChainTip, Coin, LedgerConfig, OutPoint,
-    StoreBatch, StoreError, Transaction, Transfer, TxError, TxId, UtxoCommitment, UtxoView,
+    StoreBatch, StoreError, Transaction, Transfer, TxError, TxId, TxOut, UtxoCommitment, UtxoView,
 };
 
 /// The ledger: consensus rules, a [`ChainStore`] and a signature cache.
@@ -199,7 +199,8 @@ impl<S: ChainStore> Ledger<S> {
         };
         let txid = Transaction::Transfer(tx.clone()).txid();
         if !self.sig_cache.contains(&txid) {
-            let sighash = tx.sighash();
+            let spent: Vec<TxOut> = coins.iter().map(|coin| coin.output).collect();
+            let sighash = tx.sighash(&spent);
             let jobs = super::connect::signature_jobs(0, tx, &coins, sighash);
             if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
                 return Ok(Err(TxError::BadSignature {

@@ -10,7 +10,7 @@ use super::sigcheck::{self, SigJob};
 use super::validation::{check_coinbase_shape, check_transfer_shape, check_transfer_value};
 use crate::{
     Amount, Block, BlockError, BlockIndexEntry, BlockUndo, ChainStore, ChainTip, Coin, OutPoint, StoreBatch,
-    Transaction, Transfer, TxError, TxId,
+    Transaction, Transfer, TxError, TxId, TxOut,
 };
 
 impl<S: ChainStore> Ledger<S> {
@@ -86,7 +86,8 @@ impl<S: ChainStore> Ledger<S> {
                     .filter(|fees| fees.in_range())
                     .ok_or(BlockError::FeesOutOfRange)?;
                 if !self.sig_cache.contains(&txids[index]) {
-                    sighashes.push((index, transfer.sighash(), coins));
+                    let spent: Vec<TxOut> = coins.iter().map(|coin| coin.output).collect();
+                    sighashes.push((index, transfer.sighash(&spent), coins));
                 }
             }
             for (vout, output) in (0u32..).zip(tx.outputs()) {

@@ -5,21 +5,44 @@ use std::collections::HashSet;
 use crate::{Amount, Coin, Coinbase, LedgerConfig, Transfer, TxError};
 
 /// Rules that need nothing but the transaction: inputs and outputs present, output amounts in range,
-/// no outpoint spent twice.
+/// no outpoint spent twice, every signature's scalar canonical. These are all the rules an orphan (whose
+/// parents, hence the owners and amounts its signatures are checked against, are unknown) can be held to.
 pub(crate) fn check_transfer_shape(tx: &Transfer) -> Result<(), TxError> {
     if tx.inputs.is_empty() {
         return Err(TxError::NoInputs);
     }
     check_outputs(&tx.outputs)?;
     let mut seen = HashSet::with_capacity(tx.inputs.len());
-    for input in &tx.inputs {
+    for (position, input) in tx.inputs.iter().enumerate() {
         if !seen.insert(input.prevout) {
             return Err(TxError::DuplicateInput {
                 outpoint: input.prevout,
             });
         }
+        if !scalar_is_canonical(input.signature.as_bytes()) {
+            return Err(TxError::MalformedSignature { input: position });
+        }
     }
     Ok(())
+}
+
+/// The order of the ed25519 group, ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const GROUP_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Whether a signature's `s` (its last 32 bytes, little-endian) is below ℓ. ZIP-215 (which verification
+/// follows) rejects every signature whose `s` is not, whatever the key and message, so this much of a
+/// signature can be judged without the spent output.
+fn scalar_is_canonical(signature: &[u8; 64]) -> bool {
+    let s = &signature[32..];
+    for i in (0..32).rev() {
+        if s[i] != GROUP_ORDER[i] {
+            return s[i] < GROUP_ORDER[i];
+        }
+    }
+    false // s == ℓ
 }
 
 /// The coinbase's own rules: outputs present and in range. (Its height and its total are block rules.)

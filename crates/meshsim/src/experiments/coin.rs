@@ -158,15 +158,27 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .first()
         .map(|o| o.amount.units())
         .unwrap_or_default();
-    let share = total.saturating_sub(FEE_UNITS) / payers.len() as u64;
-    let outputs = keys
-        .iter()
-        .map(|key| TxOut {
-            amount: Amount::from_units(share),
-            owner: key.peer_id(),
-        })
-        .collect();
-    let funding = Transfer::signed(&[(faucet, &genesis_key())], outputs);
+    // The funding pays the minimum relay fee for its size (about 40 bytes an output): built once to
+    // measure it, then again with that fee (smaller outputs never encode longer).
+    let fund = |fee: u64| {
+        let share = total.saturating_sub(fee) / payers.len() as u64;
+        let outputs = keys
+            .iter()
+            .map(|key| TxOut {
+                amount: Amount::from_units(share),
+                owner: key.peer_id(),
+            })
+            .collect();
+        let spend = (faucet, Amount::from_units(total), &genesis_key());
+        (share, Transfer::signed(&[spend], outputs))
+    };
+    let (mut share, mut funding) = fund(FEE_UNITS);
+    let size =
+        meshwork_wire::encoded_len(&Transaction::Transfer(funding.clone())).map_err(|e| e.to_string())?;
+    let min_fee = config.mempool.min_relay_fee(size).units();
+    if min_fee > FEE_UNITS {
+        (share, funding) = fund(min_fee);
+    }
     let funding_id = Transaction::Transfer(funding.clone()).txid();
     let at = net.at_secs(warmup);
     net.schedule_tx(at, payers[0], funding)?;
@@ -205,7 +217,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         let pay = amount / 4;
         let change = amount.saturating_sub(pay).saturating_sub(FEE_UNITS);
         let tx = Transfer::signed(
-            &[(point, &keys[payer])],
+            &[(point, Amount::from_units(amount), &keys[payer])],
             vec![
                 TxOut {
                     amount: Amount::from_units(pay),

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use clap::Args as ClapArgs;
 use meshwork_consensus::genesis_key;
 use meshwork_identity::Keypair;
-use meshwork_ledger::{OutPoint, Transaction, Transfer, TxId, TxOut};
+use meshwork_ledger::{Amount, OutPoint, Transaction, Transfer, TxId, TxOut};
 use meshwork_sim::{Control, NodeId};
 use rand::seq::SliceRandom;
 
@@ -32,6 +32,9 @@ use super::pow_net::{Miners, NetArgs, PowNet, chain_config, depth_histogram, sec
 use crate::cli::Common;
 use crate::clock::wall_now;
 use crate::report::Report;
+
+/// The fee of each double-spend payment, in units: above the minimum relay fee for its ~140 bytes.
+const FEE_UNITS: u64 = 1_000;
 
 /// Options of `meshsim pow-partition`.
 #[derive(Debug, Clone, ClapArgs)]
@@ -112,9 +115,9 @@ fn double_spends(
         };
         pairs.push(payees.each_ref().map(|payee| {
             Transfer::signed(
-                &[(coin, key)],
+                &[(coin, out.amount, key)],
                 vec![TxOut {
-                    amount: out.amount,
+                    amount: Amount::from_units(out.amount.units().saturating_sub(FEE_UNITS)),
                     owner: payee.peer_id(),
                 }],
             )
