@@ -51,7 +51,7 @@ pub enum Command {
     Publish(TopicId, Vec<u8>),
     /// The verdict on a message announced by [`Event::Validate`].
     Validated(MessageId, Verdict),
-    /// The driver observed `peer`'s connection coming from `ip` (send it on every `PeerUp`): the
+    /// The driver observed `peer`'s connection coming from `ip` (send it with every `PeerUp`): the
     /// per-prefix limits of [`AdmissionConfig`](crate::AdmissionConfig) count peers by it. A peer whose
     /// address was never reported is under no prefix limit.
     PeerAddress {

@@ -280,6 +280,22 @@ fn a_prefix_holds_at_most_its_share_of_the_views() {
         Msg::Neighbor { high_priority: false },
     );
     assert!(admitted(&out));
+    // An address reported before the connection is up counts too.
+    let early = peer(30);
+    let ip: IpAddr = "203.0.113.200".parse().unwrap();
+    handle(
+        &mut g,
+        secs(0),
+        Input::Command(Command::PeerAddress { peer: early, ip }),
+    );
+    let out = connect_and_send(
+        &mut g,
+        secs(0),
+        early,
+        None,
+        Msg::Neighbor { high_priority: false },
+    );
+    assert!(!admitted(&out));
     // IPv6 counts by /48; an IPv4-mapped address is the IPv4 one.
     let out = connect_and_send(
         &mut g,

@@ -25,6 +25,9 @@ use crate::bucket::TokenBucket;
 use crate::config::AdmissionConfig;
 use crate::message::MembershipMessage as Msg;
 
+/// Addresses recorded at most for peers that are neither connected nor in a view.
+const MAX_ADDRESSES: usize = 4096;
+
 /// The network prefix the limits count peers by: a /24 for IPv4, a /48 for IPv6 (as the Kademlia routing
 /// table does; an IPv4-mapped IPv6 address counts as IPv4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,11 +103,12 @@ impl Guard {
 }
 
 impl HyParView {
-    /// The driver told us where `peer` connects from.
+    /// The driver told us where `peer` connects from (before or after its `PeerUp`).
     pub(crate) fn set_address(&mut self, peer: PeerId, ip: IpAddr) {
-        // Only peers we are connected to (or keep in a view) are counted, so the map stays bounded by
-        // the driver's connections.
-        if self.connected.contains(&peer) || self.is_active(&peer) || self.passive.contains(&peer) {
+        // Bounded: addresses of peers that are neither connected nor in a view are swept each round,
+        // and past the bound only those peers are recorded.
+        let known = self.connected.contains(&peer) || self.is_active(&peer) || self.passive.contains(&peer);
+        if known || self.guard.prefixes.len() < MAX_ADDRESSES {
             self.guard.prefixes.insert(peer, Prefix::of(ip));
         }
     }
@@ -286,13 +290,23 @@ impl HyParView {
         }
     }
 
-    /// Drops the rate limits that have refilled (a fresh bucket is the same), so the per-prefix map
-    /// does not grow with every prefix ever seen.
+    /// Drops the rate limits that have refilled (a fresh bucket is the same) and the addresses of peers
+    /// we no longer know, so the maps stay bounded by the connections and the views (a driver need not
+    /// report a disconnect we asked for, so `PeerDown` alone would not do).
     pub(super) fn sweep_limits(&mut self) {
         let (now, c) = (self.now, &self.guard.config);
         let (burst, rate) = (c.prefix_joins_burst, c.prefix_joins_per_sec);
         self.guard
             .joins
             .retain(|_, bucket| !bucket.is_full(now, burst, rate));
+        let (burst, rate) = (c.requests_burst, c.requests_per_sec);
+        let connected = &self.connected;
+        self.guard
+            .requests
+            .retain(|peer, bucket| connected.contains(peer) || !bucket.is_full(now, burst, rate));
+        let (active, passive) = (&self.active, &self.passive);
+        self.guard
+            .prefixes
+            .retain(|peer, _| connected.contains(peer) || active.contains(peer) || passive.contains(peer));
     }
 }
