@@ -85,7 +85,7 @@ impl<S: ChainStore> CoinApp<S> {
                 ..TopicOptions::default()
             },
         );
-        let kad = Kademlia::new(keypair, config.kad.clone(), seed.wrapping_add(1));
+        let kad = Kademlia::new(keypair, config.kad_config(), seed.wrapping_add(1));
         Self {
             gossip,
             sync: ChainSync::new(chain, config.sync.clone()),

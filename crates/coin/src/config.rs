@@ -32,12 +32,44 @@ pub struct AppConfig {
     pub gossip: meshwork_gossip::Config,
     /// Sync's settings (headers-first block download and relay).
     pub sync: SyncConfig,
-    /// Kademlia's settings (peer discovery).
+    /// Kademlia's settings (peer discovery). The default requires peer ids to solve the S/Kademlia
+    /// static puzzle at [`AppConfig::PUZZLE_DIFFICULTY`] and keeps Kademlia's per-prefix limits; the
+    /// node's own key must then solve the puzzle too (`Keypair::generate_with_puzzle`), or other nodes
+    /// never admit it to their routing tables.
     pub kad: meshwork_kad::Config,
+    /// A network whose nodes all run on this machine: every peer shares 127.0.0.1, so Kademlia's
+    /// per-prefix limits (a few peers per /24, meant for the internet) would keep all but a handful out
+    /// of the routing table, and they are lifted ([`AppConfig::kad_config`]). The only setting that
+    /// relaxes them (ARCHITECTURE.md, hostile peers); the puzzle stays on. Default false.
+    pub loopback_devnet: bool,
     /// Where a peer is reachable, for drivers whose connections carry no address (the simulator):
     /// Kademlia is told this address when the peer connects. `None` on a real network, where the node
     /// runtime reports the observed address ([`CoinCommand::PeerAddress`](crate::CoinCommand)).
     pub address_of: Option<fn(&PeerId) -> Address>,
+}
+
+impl AppConfig {
+    /// The S/Kademlia static puzzle difficulty (leading zero bits) the coin's Kademlia requires of peer
+    /// ids by default: creating an id costs about 2^12 = 4,096 key generations, 90 ms on one core of the
+    /// development machine (22 µs per try; one id in a hundred takes over 0.4 s), and checking one a
+    /// single hash (Baumgart & Mies, *S/Kademlia*, ICPADS 2007, §4.1). Enough to price out choosing ids
+    /// next to a target key by the million, cheap enough for a node's one-time key generation.
+    pub const PUZZLE_DIFFICULTY: u32 = 12;
+
+    /// Per-prefix limits on a [loopback devnet](Self::loopback_devnet): as many peers of one prefix as
+    /// a bucket (or the table) holds.
+    const LOOPBACK_PREFIX_LIMIT: usize = 1024;
+
+    /// The Kademlia configuration the app runs: [`kad`](Self::kad), with the per-prefix limits lifted on
+    /// a [loopback devnet](Self::loopback_devnet).
+    pub fn kad_config(&self) -> meshwork_kad::Config {
+        let mut kad = self.kad.clone();
+        if self.loopback_devnet {
+            kad.max_per_prefix_in_bucket = Self::LOOPBACK_PREFIX_LIMIT;
+            kad.max_per_prefix_in_table = Self::LOOPBACK_PREFIX_LIMIT;
+        }
+        kad
+    }
 }
 
 impl Default for AppConfig {
@@ -53,7 +85,12 @@ impl Default for AppConfig {
             max_seen_peers: 256,
             gossip: meshwork_gossip::Config::default(),
             sync: SyncConfig::default(),
-            kad: meshwork_kad::Config::default(),
+            kad: {
+                let mut kad = meshwork_kad::Config::default();
+                kad.puzzle_difficulty = Self::PUZZLE_DIFFICULTY;
+                kad
+            },
+            loopback_devnet: false,
             address_of: None,
         }
     }

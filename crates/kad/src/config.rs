@@ -19,11 +19,15 @@ pub struct Config {
     /// How long we wait for an answer to one request before counting it as failed (default 10 s).
     pub request_timeout: Duration,
     /// S/Kademlia static puzzle: peers whose id does not solve it at this difficulty never enter the
-    /// routing table and are never contacted by lookups (default 0: everyone).
+    /// routing table and are never contacted by lookups (default 0: everyone, since whether ids are
+    /// generated to solve it is the application's choice; an application that generates them sets it,
+    /// as the coin node does: `meshwork_coin::AppConfig::PUZZLE_DIFFICULTY`, 12 bits).
     pub puzzle_difficulty: u32,
-    /// At most this many peers of one IP prefix (/24 or /48) in one bucket (default 2).
+    /// At most this many peers of one IP prefix (/24 or /48) in one bucket (default 2). Lift it only
+    /// for a network on one machine, where every peer shares 127.0.0.1.
     pub max_per_prefix_in_bucket: usize,
-    /// At most this many peers of one IP prefix in the whole table (default 10).
+    /// At most this many peers of one IP prefix in the whole table (default 10; lift it only as
+    /// `max_per_prefix_in_bucket`).
     pub max_per_prefix_in_table: usize,
     /// A bucket that saw no lookup for this long is refreshed by a lookup of a random key in it (default 1 h).
     pub refresh_interval: Duration,
