@@ -146,14 +146,23 @@ impl CoinNode {
             path: dir.path().to_path_buf(),
             source,
         })?;
-        for path in [dir.node_key(), dir.wallet_key()] {
+        // The node's id must solve the S/Kademlia puzzle the coin's Kademlia requires, or other nodes
+        // never admit it to their routing tables (about 4,096 key generations, under 0.1 s).
+        let node_key_difficulty = AppConfig::PUZZLE_DIFFICULTY;
+        for (path, difficulty) in [(dir.node_key(), node_key_difficulty), (dir.wallet_key(), 0)] {
             if !path.exists() {
-                Keypair::generate(&mut rand_core::OsRng)
+                Keypair::generate_with_puzzle(&mut rand_core::OsRng, difficulty)
                     .save(&path)
                     .map_err(ConfigError::from)?;
             }
         }
         let node_key = Keypair::load(&dir.node_key()).map_err(ConfigError::from)?;
+        if !meshwork_identity::puzzle::solves(&node_key.peer_id(), node_key_difficulty) {
+            tracing::warn!(
+                peer = %node_key.peer_id(),
+                "the node key does not solve the S/Kademlia puzzle: other nodes' Kademlia will not list this node"
+            );
+        }
         let wallet = Keypair::load(&dir.wallet_key()).map_err(ConfigError::from)?;
 
         let config = options.network.chain_config();
@@ -171,7 +180,7 @@ impl CoinNode {
         let app = CoinApp::new(
             node_key.clone(),
             chain,
-            app_config(options.target_peers),
+            app_config(options.target_peers, options.loopback_devnet),
             options.seed,
         )
         .with_relay_filter(options.relay_filter.clone());
@@ -256,22 +265,19 @@ impl CoinNode {
 ///
 /// Sync: devnet blocks come every few seconds, and far faster while ASERT settles after genesis, so
 /// new-tip announcements often outrun the answer to a header request on a loaded machine. The default of
-/// 10 unconnecting messages in a row then dropped honest peers and isolated nodes in the end-to-end
-/// tests; 100 still drops a peer that never connects.
+/// 10 unconnecting messages (then counted in a row) dropped honest peers and isolated nodes in the
+/// end-to-end tests; 100 within `SyncConfig::unconnecting_window` still drops a peer that never connects.
 ///
-/// Kademlia: every devnet node shares 127.0.0.1, so the per-prefix limits meant for the internet are
-/// lifted.
-fn app_config(target_peers: usize) -> AppConfig {
-    let mut kad = meshwork_kad::Config::default();
-    kad.max_per_prefix_in_bucket = 1024;
-    kad.max_per_prefix_in_table = 1024;
+/// Kademlia: the coin's defaults (the S/Kademlia puzzle on, Kademlia's per-prefix limits). Only a
+/// `loopback_devnet`, where every node shares 127.0.0.1, lifts the per-prefix limits.
+fn app_config(target_peers: usize, loopback_devnet: bool) -> AppConfig {
     AppConfig {
         target_peers,
         sync: SyncConfig {
             max_unconnecting_headers: 100,
             ..SyncConfig::default()
         },
-        kad,
+        loopback_devnet,
         ..AppConfig::default()
     }
 }
