@@ -119,8 +119,8 @@ pub struct SyncConfig {
     /// by the answer to our header request long before.
     pub unconnecting_window: Duration,
     /// Peers asked for headers at once because they claim more work than our best header: the best
-    /// claimants first. Default 2, so a claimant that stalls or lies does not hold up the download while
-    /// it times out: the second is already fetching.
+    /// claimants first (0 counts as 1). Default 2, so a claimant that stalls or lies does not hold up the
+    /// download while it times out: the second is already fetching.
     pub header_download_peers: usize,
 }
 
