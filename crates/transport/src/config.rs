@@ -83,10 +83,13 @@ impl Default for Limits {
             max_inbound: 256,
             max_outbound: 256,
             max_streams_per_connection: 64,
-            max_queued_bytes_per_peer: 16 * 1024 * 1024,
-            max_queued_bytes_per_stream: 4 * 1024 * 1024,
-            max_frame_bytes_per_peer: 16 * 1024 * 1024,
-            max_frame_bytes: 64 * 1024 * 1024,
+            // 2 MiB in flight per connection carries 20 MiB/s at a 100 ms round trip, and bounds what
+            // quinn buffers for a peer that stops reading (its send window) or stops being read.
+            max_queued_bytes_per_peer: 2 * 1024 * 1024,
+            max_queued_bytes_per_stream: 1024 * 1024,
+            // Two frames of the largest protocol here (sync, 4 MiB) at once.
+            max_frame_bytes_per_peer: 8 * 1024 * 1024,
+            max_frame_bytes: 32 * 1024 * 1024,
             max_half_open: 32,
             max_inbound_per_ip: 4,
             max_inbound_per_prefix: 16,
