@@ -360,3 +360,25 @@ fn policy_refusals_are_not_invalid() {
         .unwrap_err();
     assert!(!matches!(error, MempoolError::Invalid(_)) && !error.is_missing_data());
 }
+
+#[test]
+fn a_transaction_the_policy_refuses_costs_no_signature_verification() {
+    let (mut ledger, mut pool, genesis, owner) = setup(1, MempoolConfig::default());
+    // A thief's zero-fee spend: refused for its fee, before its signature is looked at.
+    let thief = spend(&genesis, &key(66), 0, 0, 66);
+    assert!(matches!(
+        pool.insert(thief, &mut ledger),
+        Err(MempoolError::FeeRateTooLow { .. })
+    ));
+    // An honest zero-fee spend is refused the same way, and its signatures were not verified (the
+    // cache, which records every verified transaction, does not know it).
+    let free = spend(&genesis, &owner, 0, 0, 2);
+    assert!(matches!(
+        pool.insert(free.clone(), &mut ledger),
+        Err(MempoolError::FeeRateTooLow { .. })
+    ));
+    assert!(!ledger.sig_cache().contains(&txid(&free)));
+    let paid = spend(&genesis, &owner, 0, 1_000, 2);
+    accepted(pool.insert(paid.clone(), &mut ledger));
+    assert!(ledger.sig_cache().contains(&txid(&paid)));
+}

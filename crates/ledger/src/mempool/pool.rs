@@ -180,10 +180,10 @@ impl Mempool {
         if self.entries.contains_key(&txid) || self.orphans.contains(&txid) {
             return Err(MempoolError::AlreadyKnown);
         }
-        let checked = match ledger.check_transfer(&tx, &PoolOutputs(&self.entries))? {
+        let checked = match ledger.check_transfer_unsigned(&tx, &PoolOutputs(&self.entries))? {
             Ok(checked) => checked,
-            // Only a well-formed orphan gets here: `check_transfer` applies every rule that needs no
-            // spent output (shape, amounts, signature encoding) before it looks the inputs up.
+            // Only a well-formed orphan gets here: `check_transfer_unsigned` applies every rule that
+            // needs no spent output (shape, amounts, signature encoding) before it looks the inputs up.
             Err(TxError::UnknownInput { .. }) => {
                 if size > self.config.max_orphan_bytes {
                     return Err(MempoolError::OrphanTooLarge {
@@ -207,6 +207,8 @@ impl Mempool {
         let rate = fee_rate(checked.fee, size);
         let replaced = self.check_replacement(&tx, checked.fee, size, rate)?;
         self.check_package_limits(&tx, size, &replaced)?;
+        // Signatures last, as Bitcoin Core does: a transaction the policy refuses costs no verification.
+        ledger.verify_transfer_signatures(&tx, &checked)?;
         // Refuse early rather than evict ourselves.
         let replaced_bytes: usize = replaced
             .iter()

@@ -168,9 +168,25 @@ impl<S: ChainStore> Ledger<S> {
 
     /// Checks a loose transaction (for the mempool) against the tip's UTXO set plus `extra` (outputs of
     /// unconfirmed parents), as if it were in the next block. Verifies its signatures unless cached, and
-    /// caches them when valid.
+    /// caches them when valid: [`check_transfer_unsigned`](Self::check_transfer_unsigned) then
+    /// [`verify_transfer_signatures`](Self::verify_transfer_signatures).
     pub fn check_transfer(
         &mut self,
+        tx: &Transfer,
+        extra: &impl UtxoView,
+    ) -> Result<Result<CheckedTransfer, TxError>, StoreError> {
+        let checked = match self.check_transfer_unsigned(tx, extra)? {
+            Ok(checked) => checked,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(self.verify_transfer_signatures(tx, &checked).map(|()| checked))
+    }
+
+    /// Every rule of [`check_transfer`](Self::check_transfer) except the signatures (their encoding is
+    /// checked): cheap lookups and arithmetic, so a caller can apply its own policy (a fee floor, say)
+    /// before it spends a signature verification on the transaction.
+    pub fn check_transfer_unsigned(
+        &self,
         tx: &Transfer,
         extra: &impl UtxoView,
     ) -> Result<Result<CheckedTransfer, TxError>, StoreError> {
@@ -193,23 +209,31 @@ impl<S: ChainStore> Ledger<S> {
             };
             coins.push(coin);
         }
-        let fee = match check_transfer_value(tx, &coins, spend_height, &self.config) {
-            Ok(fee) => fee,
-            Err(error) => return Ok(Err(error)),
-        };
+        Ok(check_transfer_value(tx, &coins, spend_height, &self.config)
+            .map(|fee| CheckedTransfer { fee, coins }))
+    }
+
+    /// Verifies `tx`'s signatures against the coins `checked` found for it (unless the signature cache
+    /// knows the transaction), and caches them when valid.
+    pub fn verify_transfer_signatures(
+        &mut self,
+        tx: &Transfer,
+        checked: &CheckedTransfer,
+    ) -> Result<(), TxError> {
         let txid = Transaction::Transfer(tx.clone()).txid();
-        if !self.sig_cache.contains(&txid) {
-            let spent: Vec<TxOut> = coins.iter().map(|coin| coin.output).collect();
-            let sighash = tx.sighash(&spent);
-            let jobs = super::connect::signature_jobs(0, tx, &coins, sighash);
-            if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
-                return Ok(Err(TxError::BadSignature {
-                    input: jobs[position].input,
-                }));
-            }
-            self.sig_cache.insert(txid);
+        if self.sig_cache.contains(&txid) {
+            return Ok(());
         }
-        Ok(Ok(CheckedTransfer { fee, coins }))
+        let spent: Vec<TxOut> = checked.coins.iter().map(|coin| coin.output).collect();
+        let sighash = tx.sighash(&spent);
+        let jobs = super::connect::signature_jobs(0, tx, &checked.coins, sighash);
+        if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
+            return Err(TxError::BadSignature {
+                input: jobs[position].input,
+            });
+        }
+        self.sig_cache.insert(txid);
+        Ok(())
     }
 
     /// The median timestamp of `parent` and the blocks before it (`None` for the genesis block).
