@@ -13,8 +13,10 @@ use meshwork_identity::Keypair;
 use meshwork_ledger::{Amount, OutPoint, TxOut};
 use support::{ONE_AT_A_TIME, faucet_coin, params, wait_for};
 
-/// Transactions in the burst (besides the one that funds them).
-const BURST: u32 = 40;
+/// Transactions in the burst (besides the one that funds them): as many as the mempool takes while
+/// nothing is mined, the funding transaction and its children being at most 25 (Bitcoin Core's
+/// descendant limit, `MempoolConfig::max_descendants`).
+const BURST: u32 = 24;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_smallest_event_queues_every_relayed_transaction_is_validated_and_forwarded() {
