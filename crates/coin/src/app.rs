@@ -77,7 +77,7 @@ impl<S: ChainStore> CoinApp<S> {
     /// A node with identity `keypair` over `chain`, subscribed to the transaction topic (validated
     /// before forwarding), with RNGs seeded from `seed`.
     pub fn new(keypair: Keypair, chain: Chain<S>, config: AppConfig, seed: u64) -> Self {
-        let mut gossip = Gossip::new(keypair.clone(), config.gossip.clone(), seed);
+        let mut gossip = Gossip::new(keypair.clone(), config.gossip_config(), seed);
         gossip.subscribe(
             tx_topic(),
             TopicOptions {
@@ -300,10 +300,7 @@ impl<S: ChainStore> CoinApp<S> {
                 let submit = sync::Command::SubmitBlock { block, from: None };
                 self.work.push_back(Work::Sync(Input::Command(submit)));
             }
-            CoinCommand::PeerAddress { peer, addr } => {
-                let command = meshwork_kad::Command::PeerAddress { peer, addr };
-                self.work.push_back(Work::Kad(Input::Command(command)));
-            }
+            CoinCommand::PeerAddress { peer, addr } => self.peer_address(peer, addr),
         }
     }
 
@@ -338,6 +335,17 @@ impl<S: ChainStore> CoinApp<S> {
     /// Queues a command for Kademlia (discovery uses it).
     pub(crate) fn kad_command(&mut self, command: meshwork_kad::Command) {
         self.work.push_back(Work::Kad(Input::Command(command)));
+    }
+
+    /// Tells Kademlia and gossip where `peer` connects from: both hold peers to per-prefix limits.
+    fn peer_address(&mut self, peer: PeerId, addr: meshwork_kad::Address) {
+        if let Some(socket) = addr.socket_addr() {
+            self.gossip_command(meshwork_gossip::Command::PeerAddress {
+                peer,
+                ip: socket.ip(),
+            });
+        }
+        self.kad_command(meshwork_kad::Command::PeerAddress { peer, addr });
     }
 
     /// Queues a command for gossip (discovery uses it).
@@ -408,8 +416,7 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                 if self.links.up(peer) {
                     self.seen.remember(peer);
                     if let Some(address_of) = self.config.address_of {
-                        let addr = address_of(&peer);
-                        self.kad_command(meshwork_kad::Command::PeerAddress { peer, addr });
+                        self.peer_address(peer, address_of(&peer));
                     }
                     self.all_children(peer, true);
                 }

@@ -70,6 +70,16 @@ impl AppConfig {
         }
         kad
     }
+
+    /// The gossip configuration the app runs: [`gossip`](Self::gossip), with HyParView's per-prefix
+    /// admission limits lifted on a [loopback devnet](Self::loopback_devnet).
+    pub fn gossip_config(&self) -> meshwork_gossip::Config {
+        let mut gossip = self.gossip.clone();
+        if self.loopback_devnet {
+            gossip.admission = gossip.admission.without_prefix_limits();
+        }
+        gossip
+    }
 }
 
 impl Default for AppConfig {

@@ -208,6 +208,7 @@ fn node_options(dir: &Path, params: NetworkParams, seeds: &[&CoinNode], seed: u6
         .map(|n| (n.api().node().peer_id(), n.api().node().local_addr()))
         .collect();
     options.seed = seed;
+    options.loopback_devnet = true;
     options
 }
 

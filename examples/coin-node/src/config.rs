@@ -141,9 +141,11 @@ impl DataDir {
     /// Creates the directory, both keys (if missing) and the config file (if missing).
     pub fn init(&self, config: &FileConfig) -> Result<(), ConfigError> {
         std::fs::create_dir_all(&self.0).map_err(|source| self.io(source))?;
-        for path in [self.node_key(), self.wallet_key()] {
+        // The node's id must solve Kademlia's puzzle to be listed by other nodes; a wallet key need not.
+        let puzzle = meshwork_coin::AppConfig::PUZZLE_DIFFICULTY;
+        for (path, difficulty) in [(self.node_key(), puzzle), (self.wallet_key(), 0)] {
             if !path.exists() {
-                Keypair::generate(&mut rand_core::OsRng).save(&path)?;
+                Keypair::generate_with_puzzle(&mut rand_core::OsRng, difficulty).save(&path)?;
             }
         }
         if !self.config().exists() {

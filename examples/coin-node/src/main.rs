@@ -224,8 +224,8 @@ async fn wallet_cmd(data_dir: PathBuf, command: WalletCmd) -> AnyResult<Value> {
     }
 }
 
-async fn run_node(
-    data_dir: PathBuf,
+/// What `coin-node run` was asked for besides the data directory.
+struct RunFlags {
     listen: Option<SocketAddr>,
     bootstrap: Vec<(PeerId, SocketAddr)>,
     threads: usize,
@@ -233,7 +233,18 @@ async fn run_node(
     metrics: Option<SocketAddr>,
     rpc_allow_remote: bool,
     loopback_devnet: bool,
-) -> AnyResult<()> {
+}
+
+async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
+    let RunFlags {
+        listen,
+        bootstrap,
+        threads,
+        rpc,
+        metrics,
+        rpc_allow_remote,
+        loopback_devnet,
+    } = flags;
     let dir = DataDir::new(&data_dir);
     if !dir.config().exists() {
         dir.init(&default_config(
@@ -297,17 +308,16 @@ async fn run(cli: Cli) -> AnyResult<()> {
             loopback_devnet,
             metrics,
         } => {
-            run_node(
-                data_dir,
+            let flags = RunFlags {
                 listen,
                 bootstrap,
-                if mine { threads.max(1) } else { 0 },
+                threads: if mine { threads.max(1) } else { 0 },
                 rpc,
                 metrics,
                 rpc_allow_remote,
                 loopback_devnet,
-            )
-            .await?
+            };
+            run_node(data_dir, flags).await?
         }
         Cmd::Wallet { data_dir, command } => println!("{}", wallet_cmd(data_dir, command).await?),
         Cmd::Status { data_dir } => println!("{:#}", client(&data_dir)?.call("status", Vec::new()).await?),

@@ -1,6 +1,7 @@
 //! Attacks on a running coin node over real QUIC on 127.0.0.1, each staged by a hostile client built
 //! from the crates (a `QuicTransport` speaking the node's sync channel). The node must stay up, hold
 //! a bounded amount of memory, keep its honest peer in step and keep growing its chain.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -139,4 +140,82 @@ async fn header_requests_from_peers_that_never_read_cost_bounded_memory() {
     drop(results);
     honest.shutdown().await;
     miner.shutdown().await;
+}
+
+/// The red team's buffering attack: streams that each announce a 4 MiB frame and never finish it.
+/// Before the frame budgets, 8 such streams held 32 MiB of one connection with no deadline (64 streams:
+/// 256 MiB). Now a peer's frames in flight hold at most its budget (8 MiB), and the body must arrive
+/// within the frame deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_frames_that_never_arrive_hold_at_most_the_budget() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let params = params();
+    let node = start(&dir, 0, params, &[], true, None).await;
+    wait_for(60, "a few blocks", || async {
+        node.api().tip().await.unwrap().0 >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_bytes();
+    let (id, addr) = (node.api().node().peer_id(), node.api().node().local_addr());
+    let mut held = Vec::new();
+    // A frame header announcing 4 MiB (less a little), and then nothing.
+    let header = u32::try_from(4 * 1024 * 1024 - 64).unwrap().to_be_bytes();
+    let mut conns = Vec::new();
+    for n in 0..4u8 {
+        let transport = hostile(200 + n).await;
+        let conn = transport.dial(id, addr).await.unwrap();
+        conns.push(conn.clone());
+        for _ in 0..8 {
+            let mut stream = conn.open(<ChainSync<RedbStore> as Protocol>::ID).await.unwrap();
+            stream.send_raw(&header).await.unwrap();
+            held.push(tokio::spawn(async move {
+                let _keep = stream;
+                std::future::pending::<()>().await;
+            }));
+        }
+        held.push(tokio::spawn(async move {
+            let _keep = (transport, conn);
+            std::future::pending::<()>().await;
+        }));
+    }
+    let mut peak = idle;
+    for _ in 0..50 {
+        peak = peak.max(rss_bytes());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "attack: 32 streams announcing 4 MiB; RSS idle {} MiB, peak {} MiB (+{} MiB)",
+        idle >> 20,
+        peak >> 20,
+        peak.saturating_sub(idle) >> 20
+    );
+    assert!(
+        peak.saturating_sub(idle) < RSS_BOUND,
+        "grew by {} MiB",
+        peak.saturating_sub(idle) >> 20
+    );
+    // The frames never complete: past the frame deadline (30 s) the node drops each trickling peer.
+    wait_for(60, "the node to drop the trickling peers", || async {
+        conns.iter().all(|c| c.close_reason().is_some())
+    })
+    .await;
+    for conn in &conns {
+        assert_eq!(
+            conn.close_reason(),
+            Some(meshwork_transport::CloseReason::Application(
+                meshwork_node::CLOSE_STALLED
+            )),
+        );
+    }
+    let height = node.api().tip().await.unwrap().0;
+    wait_for(60, "the chain to grow", || async {
+        node.api().tip().await.unwrap().0 > height
+    })
+    .await;
+    for task in held {
+        task.abort();
+    }
+    node.shutdown().await;
 }
