@@ -113,6 +113,16 @@ async fn accept_streams(
     }
 }
 
+/// The QUIC close code that carries `reason`.
+pub(crate) fn quinn_code(reason: &CloseReason) -> quinn::VarInt {
+    quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0))
+}
+
+/// Closes a quinn connection with `reason`'s code and text.
+pub(crate) fn close_quinn(conn: &quinn::Connection, reason: &CloseReason) {
+    conn.close(quinn_code(reason), reason.to_string().as_bytes());
+}
+
 /// What a quinn connection error means for us; the first reason seen is kept for the connection.
 pub(crate) fn close_reason(err: &quinn::ConnectionError, close: &CloseCell) -> CloseReason {
     let reason = match err {
@@ -176,8 +186,7 @@ impl Connection for QuicConnection {
 
     fn close(&self, reason: CloseReason) {
         let reason = self.inner.close.set(reason);
-        let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
-        self.inner.conn.close(code, reason.to_string().as_bytes());
+        close_quinn(&self.inner.conn, &reason);
     }
 
     fn close_reason(&self) -> Option<CloseReason> {

@@ -9,7 +9,7 @@ use meshwork_identity::{Keypair, PeerId};
 use tokio::sync::{Mutex, mpsc};
 
 use super::cert::peer_id_of_cert;
-use super::connection::QuicConnection;
+use super::connection::{QuicConnection, close_quinn, quinn_code};
 use super::tls::{self, Identity};
 use crate::admission::{AddrSlot, Admission, Candidate, Prefix, select_victim};
 use crate::budget::GlobalBudget;
@@ -51,7 +51,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let reason = CloseReason::Shutdown;
         self.endpoint
-            .close(quinn::VarInt::from_u32(2), reason.to_string().as_bytes());
+            .close(quinn_code(&reason), reason.to_string().as_bytes());
     }
 }
 
@@ -208,9 +208,7 @@ impl Listener {
         let Some(slot) = self.inbound_slot() else {
             Counters::bump(&self.counters.inbound_refused);
             tracing::debug!(%peer, "inbound connection refused: every slot is protected");
-            let reason = CloseReason::Evicted;
-            let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
-            conn.close(code, reason.to_string().as_bytes());
+            close_quinn(&conn, &CloseReason::Evicted);
             return;
         };
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -239,23 +237,26 @@ impl Listener {
         if let Some(slot) = Slot::acquire(&self.counters, |c| &c.inbound, limit) {
             return Some(slot);
         }
-        let candidates = self
+        let inbound: Vec<_> = self
             .registry
             .all()
             .into_iter()
             .filter(|c| c.direction() == Direction::Inbound && c.close_reason().is_none())
-            .map(|c| Candidate {
-                key: c.seq(),
+            .collect();
+        let candidates = inbound
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Candidate {
+                key: i,
                 prefix: Prefix::of(c.remote_addr().ip()),
                 seq: c.seq(),
                 rtt: c.quinn().rtt(),
             })
             .collect();
-        let victim = select_victim(candidates, &self.salt)?;
-        let victim = self.registry.all().into_iter().find(|c| c.seq() == victim)?;
+        let victim = &inbound[select_victim(candidates, &self.salt)?];
         tracing::debug!(peer = %victim.remote_peer_id(), addr = %victim.remote_addr(), "evicting an inbound peer to make room");
         Counters::bump(&self.counters.evicted);
-        Connection::close(&victim, CloseReason::Evicted);
+        Connection::close(victim, CloseReason::Evicted);
         // The victim's slot is released once its close is seen; until then we hold one over the limit.
         Some(Slot::force(&self.counters, |c| &c.inbound))
     }
@@ -373,8 +374,9 @@ impl Transport for QuicTransport {
         for conn in self.shared.registry.all() {
             Connection::close(&conn, reason.clone());
         }
-        let code = quinn::VarInt::from_u64(reason.code()).unwrap_or(quinn::VarInt::from_u32(0));
-        self.shared.endpoint.close(code, reason.to_string().as_bytes());
+        self.shared
+            .endpoint
+            .close(quinn_code(&reason), reason.to_string().as_bytes());
         self.shared.endpoint.wait_idle().await;
     }
 }
