@@ -8,7 +8,7 @@
 //! `submit_transaction` (the same parameter: `{"txid", "status": "accepted" | "orphan"}`).
 //!
 //! Limits: batches of at most [`MAX_BATCH`] calls, [`MAX_CONNECTIONS`] connections, bodies of
-//! [`MAX_REQUEST_BYTES`]. The server listens on loopback unless the operator says otherwise
+//! [`MAX_REQUEST_BYTES`], headers within [`HEADER_TIMEOUT`], connections for [`CONNECTION_LIFETIME`]. The server listens on loopback unless the operator says otherwise
 //! (`coin-node run --rpc-allow-remote`): the cookie travels in clear over HTTP.
 
 use std::future::Future;
@@ -18,10 +18,15 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, RpcModule, Server, ServerConfig, ServerHandle,
+    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Methods, RpcModule, Server, ServerConfig,
+    ServerHandle, StopHandle,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use meshwork_identity::{Hash, PeerId};
@@ -29,6 +34,9 @@ use meshwork_ledger::Transfer;
 use serde_json::{Value, json};
 
 use meshwork_coin::Submitted;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{ApiError, NodeApi};
 
@@ -39,6 +47,11 @@ pub const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
 pub const MAX_BATCH: u32 = 16;
 /// HTTP connections served at once; one more is refused.
 pub const MAX_CONNECTIONS: u32 = 32;
+/// How long a client may take to send a request's headers (a slow-headers client holds a connection
+/// slot no longer).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection stays open, busy or idle; a client simply opens another.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Why the RPC server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -269,19 +282,70 @@ pub async fn serve(
         tracing::warn!(%addr, "JSON-RPC on a non-loopback address: the cookie travels in clear over HTTP");
     }
     let token: Arc<str> = write_cookie(cookie)?.into();
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(16 * MAX_REQUEST_BYTES)
-        .max_connections(MAX_CONNECTIONS)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .http_only()
         .build();
-    let server = Server::builder()
+    let services = Server::builder()
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(CookieLayer { token }))
-        .build(addr)
-        .await?;
-    let addr = server.local_addr()?;
-    let handle = server.start(module(api)?);
+        .to_service_builder();
+    let methods: Methods = module(api)?.into();
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.clone().shutdown() => return,
+            };
+            let socket = match accepted {
+                Ok((socket, _)) => socket,
+                Err(err) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::debug!(%err, "rpc accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // Past the cap the socket is dropped at once: a client holding connections costs its own.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            let service = services.clone().build(methods.clone(), stop.clone());
+            tokio::spawn(serve_connection(socket, service, stop.clone(), slot));
+        }
+    });
     Ok(RpcServer { addr, handle })
+}
+
+/// Serves one HTTP/1 connection: its headers within [`HEADER_TIMEOUT`], the whole connection within
+/// [`CONNECTION_LIFETIME`] (then it is closed after its request in progress), and a graceful close when
+/// the server stops.
+async fn serve_connection<S>(socket: TcpStream, service: S, stop: StopHandle, _slot: OwnedSemaphorePermit)
+where
+    S: tower::Service<HttpRequest<Incoming>, Response = HttpResponse, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = TowerToHyperService::new(service);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stop.shutdown() => {}
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    // A request in progress gets its answer; one that takes longer than a lifetime is cut.
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
 }
