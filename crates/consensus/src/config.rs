@@ -122,6 +122,22 @@ pub struct SyncConfig {
     /// claimants first (0 counts as 1). Default 2, so a claimant that stalls or lies does not hold up the
     /// download while it times out: the second is already fetching.
     pub header_download_peers: usize,
+    /// Bytes of answers (`Headers`, `Block`, `NotFound`) one peer is served per second, on average, in
+    /// driver time. Default 4 MiB/s (32 Mbit/s to each peer, more than one honest downloader asks of one
+    /// of its several sources). A request over it waits (see `sync/serve.rs`): a peer that only asks
+    /// costs us no more than this, however fast it asks.
+    pub serve_bytes_per_sec: u64,
+    /// Bytes of answers one peer may be served at once before [`serve_bytes_per_sec`](Self::serve_bytes_per_sec)
+    /// paces it. Default 32 MiB: two full `GetBlocks` answers of 16 blocks at the ledger's default
+    /// 1 MB block limit, so the first requests of an initial block download go out at once. An answer
+    /// is never split: one started with budget left may overdraw it, and the overdraft is repaid first.
+    pub serve_burst_bytes: u64,
+    /// Bytes of answers served to all peers together per second. Default 32 MiB/s. When it is spent,
+    /// waiting requests are answered in turn, one per peer and kind per round (round robin), so a
+    /// flooding peer cannot crowd out one that asks once.
+    pub serve_total_bytes_per_sec: u64,
+    /// Bytes of answers served to all peers together at once. Default 64 MiB.
+    pub serve_total_burst_bytes: u64,
 }
 
 impl Default for SyncConfig {
@@ -135,6 +151,10 @@ impl Default for SyncConfig {
             max_unconnecting_headers: 10,
             unconnecting_window: Duration::from_secs(600),
             header_download_peers: 2,
+            serve_bytes_per_sec: 4 * 1024 * 1024,
+            serve_burst_bytes: 32 * 1024 * 1024,
+            serve_total_bytes_per_sec: 32 * 1024 * 1024,
+            serve_total_burst_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -43,26 +43,22 @@ impl<S: ChainStore> ChainSync<S> {
         }
     }
 
-    /// Sends the requested blocks we hold, and one `NotFound` for the others.
-    pub(super) fn serve_blocks(&mut self, from: PeerId, ids: &[BlockId], out: &mut Vec<Output<Self>>) {
+    /// The answer to a `GetBlocks`: the requested blocks we hold, and one `NotFound` for the others.
+    pub(super) fn blocks_answer(&self, ids: &[BlockId]) -> Vec<Message> {
+        let mut answer = Vec::new();
         let mut missing = Vec::new();
         for id in ids {
             match self.chain.block(id) {
-                Ok(Some(block)) => out.push(Output::Send {
-                    to: from,
-                    msg: Message::Block(block),
-                }),
+                Ok(Some(block)) => answer.push(Message::Block(block)),
                 _ => missing.push(*id),
             }
         }
         if !missing.is_empty() {
             if let Ok(missing) = BoundedVec::try_from(missing) {
-                out.push(Output::Send {
-                    to: from,
-                    msg: Message::NotFound(missing),
-                });
+                answer.push(Message::NotFound(missing));
             }
         }
+        answer
     }
 
     pub(super) fn on_block(&mut self, now: Instant, from: PeerId, block: Block, out: &mut Vec<Output<Self>>) {

@@ -25,15 +25,9 @@ impl<S: ChainStore> ChainSync<S> {
         }
     }
 
-    /// Answers with the headers of our best chain after the first locator id on it (genesis if none),
-    /// up to [`MAX_HEADERS`] or `stop`.
-    pub(super) fn serve_headers(
-        &mut self,
-        from: PeerId,
-        locator: &[BlockId],
-        stop: Option<BlockId>,
-        out: &mut Vec<Output<Self>>,
-    ) {
+    /// The answer to a `GetHeaders`: the headers of our best chain after the first locator id on it
+    /// (genesis if none), up to [`MAX_HEADERS`] or `stop`.
+    pub(super) fn headers_answer(&self, locator: &[BlockId], stop: Option<BlockId>) -> Vec<Message> {
         let engine = self.chain.engine();
         let fork = locator
             .iter()
@@ -51,12 +45,10 @@ impl<S: ChainStore> ChainSync<S> {
                 break;
             }
         }
-        if let Ok(headers) = BoundedVec::try_from(headers) {
-            out.push(Output::Send {
-                to: from,
-                msg: Message::Headers(headers),
-            });
-        }
+        BoundedVec::try_from(headers)
+            .map(Message::Headers)
+            .into_iter()
+            .collect()
     }
 
     pub(super) fn on_headers(

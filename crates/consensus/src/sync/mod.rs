@@ -16,6 +16,11 @@
 //!   [`SyncConfig::download_window`] heights above the fork point with our chain, the least loaded peer
 //!   first. Each request has a timeout ([`Timer::Blocks`]); a peer that stalls or sends an invalid block
 //!   is disconnected ([`Output::Disconnect`] and [`Event::PeerFaulted`]) and its requests go to others.
+//! - **Serving within budgets.** `GetHeaders` and `GetBlocks` are answered within a byte budget per peer
+//!   ([`SyncConfig::serve_bytes_per_sec`], [`SyncConfig::serve_burst_bytes`]) and in total, with one
+//!   answer of each kind in flight per peer; a request over them waits in the peer's one slot for that
+//!   kind and is answered in turn across peers ([`Timer::Serve`], see `serve.rs`). Asking too fast is
+//!   not a fault.
 //! - **New tips.** When our tip changes and we are caught up, every peer gets [`Message::NewTip`]; a peer
 //!   that lacks the block fetches it (and asks for headers if it cannot connect it). This makes the
 //!   protocol a block relay by itself.
@@ -29,6 +34,7 @@ mod download;
 mod headers;
 mod message;
 mod peers;
+mod serve;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +45,8 @@ use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 
 pub use self::message::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message};
 use self::peers::{Effects, PeerState};
+use self::serve::Server;
+pub use self::serve::{MAX_DEFERRED_BLOCKS, ServeStats};
 pub use self::types::{Command, Event, Timer};
 use crate::chain::Chain;
 use crate::config::SyncConfig;
@@ -60,6 +68,8 @@ pub struct ChainSync<S: ChainStore> {
     sources: HashMap<BlockId, PeerId>,
     next_seq: u64,
     synced: bool,
+    /// Answering peers' requests within budgets (`serve.rs`).
+    server: Server,
 }
 
 /// `now` as Unix seconds (see the module docs).
@@ -78,6 +88,7 @@ impl<S: ChainStore> ChainSync<S> {
             sources: HashMap::new(),
             next_seq: 0,
             synced: true,
+            server: Server::default(),
         }
     }
 
@@ -113,6 +124,17 @@ impl<S: ChainStore> ChainSync<S> {
         self.peers
             .get(peer)
             .is_some_and(|state| state.headers_request.is_some() || !state.in_flight.is_empty())
+    }
+
+    /// Counters of the answers served to peers.
+    pub fn serve_stats(&self) -> ServeStats {
+        self.server.stats
+    }
+
+    /// Requests of `peer` waiting for a serving budget: 0, 1 or 2 (at most one `GetHeaders` and one
+    /// set of block ids).
+    pub fn deferred_requests(&self, peer: &PeerId) -> usize {
+        self.peers.get(peer).map_or(0, |state| state.serving.waiting())
     }
 
     /// Whether our tip is the best header we know of.
@@ -159,22 +181,26 @@ impl<S: ChainStore> ChainSync<S> {
             }
         }
         self.sources.retain(|_, source| source != peer);
+        self.server.forget(peer);
     }
 
     fn on_message(&mut self, now: Instant, from: PeerId, msg: Message, out: &mut Vec<Output<Self>>) {
         match msg {
             Message::Status { tip, height, work } => self.on_status(from, tip, height, work),
-            Message::GetHeaders { locator, stop } => self.serve_headers(from, &locator, stop, out),
+            Message::GetHeaders { locator, stop } => {
+                self.on_get_headers(now, from, locator.into_inner(), stop, out)
+            }
             Message::Headers(headers) => self.on_headers(now, from, headers.into_inner(), out),
             Message::NewTip(header) => self.on_new_tip(now, from, header, out),
-            Message::GetBlocks(ids) => self.serve_blocks(from, &ids, out),
+            Message::GetBlocks(ids) => self.on_get_blocks(now, from, &ids, out),
             Message::Block(block) => self.on_block(now, from, block, out),
             Message::NotFound(ids) => self.on_not_found(from, &ids),
         }
     }
 
-    fn on_timer(&mut self, timer: Timer, out: &mut Vec<Output<Self>>) {
+    fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Vec<Output<Self>>) {
         let stalled = match &timer {
+            Timer::Serve => return self.on_serve_timer(now, out),
             Timer::Blocks { peer, seq } => self
                 .peers
                 .get(peer)
@@ -185,8 +211,9 @@ impl<S: ChainStore> ChainSync<S> {
                 .is_some_and(|state| state.headers_request == Some(*seq)),
         };
         if stalled {
-            let (Timer::Blocks { peer, .. } | Timer::Headers { peer, .. }) = timer;
-            self.fault(peer, Fault::Stalled, out);
+            if let Timer::Blocks { peer, .. } | Timer::Headers { peer, .. } = timer {
+                self.fault(peer, Fault::Stalled, out);
+            }
         }
     }
 }
@@ -219,7 +246,7 @@ impl<S: ChainStore> Protocol for ChainSync<S> {
                 self.on_message(now, from, msg, out);
             }
             Input::Command(command) => self.on_command(now, command, out),
-            Input::Timer(timer) => self.on_timer(timer, out),
+            Input::Timer(timer) => self.on_timer(now, timer, out),
         }
         self.request_headers(out);
         self.schedule_downloads(out);

@@ -9,6 +9,7 @@ use meshwork_wire::{Instant, Output};
 
 use super::ChainSync;
 use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
+use super::serve::Serving;
 use super::types::Event;
 use crate::traits::{BlockRelay, Fault, FaultReporter};
 
@@ -38,6 +39,8 @@ pub(super) struct PeerState {
     pub(super) download_claim: Option<(BlockId, u128)>,
     /// Blocks it said it does not have.
     pub(super) not_found: HashSet<BlockId>,
+    /// What we serve it: budget, answers in flight, waiting requests.
+    pub(super) serving: Serving,
 }
 
 impl PeerState {

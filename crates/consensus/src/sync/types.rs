@@ -133,4 +133,6 @@ pub enum Timer {
         /// The request.
         seq: u64,
     },
+    /// Requests of peers wait for a serving budget: answer what it now allows.
+    Serve,
 }
