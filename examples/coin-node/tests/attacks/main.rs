@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod eclipse;
 mod memory;
 mod relay;
 mod rpc;
