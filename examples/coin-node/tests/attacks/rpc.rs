@@ -96,3 +96,60 @@ async fn rpc_refuses_huge_batches_and_bounds_connections_and_slow_headers() {
     assert!(answer.contains("\"result\""), "{answer}");
     node.shutdown().await;
 }
+
+/// `submit_transaction` says what became of a transaction: `accepted` into the mempool, `orphan` (its
+/// parent unknown: held, not yet checked against it), or an error with the reason. It used to answer
+/// success for an unverified orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_transaction_tells_accepted_from_orphan_from_rejected() {
+    use coin_node::wallet;
+    use meshwork_ledger::{Amount, OutPoint};
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = coin_node::DataDir::new(dir.path().join("n"));
+    let params = params();
+    let mut options = coin_node::NodeOptions::new(data.clone(), params);
+    options.rpc = Some("127.0.0.1:0".parse().unwrap());
+    let node = coin_node::CoinNode::start(options).await.unwrap();
+    let rpc = coin_node::client::RpcClient::new(node.rpc_addr().unwrap(), Some(&data.read_cookie().unwrap()))
+        .unwrap();
+    let submit = |tx: &meshwork_ledger::Transfer| {
+        let raw = hex::encode(meshwork_wire::encode(tx).unwrap());
+        let rpc = &rpc;
+        async move { rpc.call("submit_transaction", vec![serde_json::json!(raw)]).await }
+    };
+    let to = meshwork_identity::Keypair::from_seed([9; 32]).peer_id();
+    let genesis = meshwork_consensus::genesis_key();
+    let paid = |coin| {
+        wallet::pay(
+            &genesis,
+            vec![coin],
+            to,
+            Amount::from_coins(1),
+            Amount::from_units(10_000),
+        )
+        .unwrap()
+    };
+
+    let accepted = submit(&paid(crate::support::faucet_coin(params))).await.unwrap();
+    assert_eq!(accepted["status"], "accepted", "{accepted}");
+    let unknown = OutPoint {
+        txid: meshwork_identity::Hash::digest(b"a parent nobody has"),
+        index: 0,
+    };
+    let orphan = submit(&paid((unknown, Amount::from_coins(2)))).await.unwrap();
+    assert_eq!(orphan["status"], "orphan", "{orphan}");
+    // The faucet coin again, with a fee too small to replace the first spend: refused, with a reason.
+    let conflict = wallet::pay(
+        &genesis,
+        vec![crate::support::faucet_coin(params)],
+        to,
+        Amount::from_coins(2),
+        Amount::from_units(10_001),
+    )
+    .unwrap();
+    let refused = submit(&conflict).await;
+    assert!(refused.is_err(), "{refused:?}");
+    node.shutdown().await;
+}
