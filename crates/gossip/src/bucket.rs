@@ -1,5 +1,5 @@
 //! A token bucket in driver time: the one rate limit used for wasted broadcast traffic (per peer),
-//! membership requests (per peer) and joins (per IP prefix).
+//! membership requests (per peer), joins (per IP prefix) and the bytes of graft answers (per peer).
 
 use meshwork_wire::Instant;
 
@@ -25,6 +25,17 @@ impl TokenBucket {
         self.refill(now, burst, rate);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Refills, then takes `amount` tokens; false (and nothing taken) if fewer are left.
+    pub(crate) fn take_amount(&mut self, now: Instant, amount: f64, burst: f64, rate: f64) -> bool {
+        self.refill(now, burst, rate);
+        if self.tokens >= amount {
+            self.tokens -= amount;
             true
         } else {
             false

@@ -42,6 +42,13 @@ pub struct Config {
     pub max_pending_validations: usize,
     /// Missing messages tracked at most (ids announced by `IHave`, not yet received).
     pub max_missing: usize,
+    /// Bytes of messages sent in answer to one neighbour's grafts at once: 4 MiB, one full `IHave` (64
+    /// ids) of messages at the 64 KiB payload limit, so a neighbour catching up is answered at once. A
+    /// graft is answered only for an id we announced to that neighbour, once (`plumtree/offers.rs`).
+    pub graft_burst_bytes: u64,
+    /// Refill of that budget, per second: 1 MiB. A graft over it is dropped without blame (the grafter
+    /// asks its next announcer).
+    pub graft_bytes_per_sec: u64,
     /// Peer scoring and limits.
     pub score: ScoreConfig,
     /// Limits on who enters the views (membership requests, IP prefixes, evictions).
@@ -68,6 +75,8 @@ impl Default for Config {
             seen_ttl: Duration::from_secs(120),
             max_pending_validations: 1024,
             max_missing: 4096,
+            graft_burst_bytes: 4 * 1024 * 1024,
+            graft_bytes_per_sec: 1024 * 1024,
             score: ScoreConfig::default(),
             admission: AdmissionConfig::default(),
         }

@@ -14,6 +14,7 @@
 
 mod lazy;
 mod links;
+mod offers;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -25,6 +26,8 @@ use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMess
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
 use links::Links;
+pub(crate) use offers::GraftCheck;
+use offers::Offers;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
@@ -73,6 +76,11 @@ pub struct TreeStats {
     pub prunes_sent: u64,
     /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
     pub shortcuts_sent: u64,
+    /// Grafts answered with the message.
+    pub grafts_answered: u64,
+    /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for
+    /// an id we never announced to it.
+    pub grafts_refused: u64,
 }
 
 /// The Plumtree state of one node.
@@ -82,6 +90,8 @@ pub(crate) struct Plumtree {
     cache: SeenCache,
     missing: HashMap<MessageId, Missing>,
     lazy_queue: Vec<(PeerId, Announcement)>,
+    /// What we announced to each neighbour, and what its grafts may still cost us.
+    offers: Offers,
     flush_scheduled: bool,
     pending: usize,
     config: Config,
@@ -95,6 +105,7 @@ impl Plumtree {
             cache: SeenCache::new(config.seen_capacity, config.seen_ttl),
             missing: HashMap::new(),
             lazy_queue: Vec::new(),
+            offers: Offers::new(config),
             flush_scheduled: false,
             pending: 0,
             config: config.clone(),
@@ -148,6 +159,7 @@ impl Plumtree {
 
     pub(crate) fn neighbor_down(&mut self, peer: PeerId) {
         self.links.down(peer);
+        self.offers.forget(&peer);
     }
 
     /// A message a local publisher signed: accepted at once, delivered and pushed.

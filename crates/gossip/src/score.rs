@@ -3,8 +3,8 @@
 //! A peer starts at zero. Misbehaviour costs points ([`Penalty`]); a negative score slowly recovers; at
 //! the ban threshold the peer is banned (see [`crate::Ban`]) and its score starts again from zero when the
 //! ban expires. Valid traffic is never charged: only *wasted* broadcast messages (duplicates on a link
-//! we pruned, messages from outside the active view) draw on a token bucket per peer, in driver time,
-//! and only waste beyond it costs points.
+//! we pruned, messages from outside the active view) and grafts for ids we never announced to the peer
+//! draw on a token bucket per peer, in driver time, and only waste beyond it costs points.
 
 use std::collections::HashMap;
 
@@ -27,7 +27,7 @@ pub enum Penalty {
     /// A graft for an id the peer announced was not answered.
     BrokenPromise,
     /// Wasted broadcast messages (duplicates on a pruned link, messages from outside the active view)
-    /// beyond the peer's allowance.
+    /// or grafts for ids we never announced to the peer, beyond the peer's allowance.
     Flood,
     /// An answer to a request we never made (a `ShuffleReply` without an outstanding shuffle).
     Unsolicited,

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::PublishError;
 use crate::hyparview::{HvOut, HyParView};
 use crate::message::{GossipMessage, MAX_PAYLOAD, Message, MessageId, TopicId, TreeMessage};
-use crate::plumtree::{Plumtree, PtOut, TreeStats};
+use crate::plumtree::{GraftCheck, Plumtree, PtOut, TreeStats};
 use crate::score::{Penalty, Scores};
 
 pub use crate::api::{Command, Event, Timer, TopicOptions, Verdict};
@@ -222,7 +222,16 @@ impl Gossip {
                     .on_gossip(now, from, id, message, hops, &mut self.pt_out);
             }
             TreeMessage::IHave { ids } => self.tree.on_ihave(from, &ids, &mut self.pt_out),
-            TreeMessage::Graft { id } => self.tree.on_graft(from, id, &mut self.pt_out),
+            TreeMessage::Graft { id } => {
+                let check = self.tree.on_graft(now, from, id, &mut self.pt_out);
+                // A graft for an id we never announced to the peer can only be a request for free
+                // bytes: waste, like a duplicate on a pruned link. Repeats of an announced id are not
+                // (an honest peer grafts again after a timeout).
+                if check == GraftCheck::Unannounced && !self.scores.waste(from, now) {
+                    self.stats.rate_limited += 1;
+                    self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                }
+            }
             TreeMessage::Prune { origin } => self.tree.on_prune(from, origin),
             TreeMessage::Shortcut { origin } => self.tree.on_shortcut(from, origin),
         }
@@ -343,7 +352,7 @@ impl Protocol for Gossip {
                         timer: Timer::Shuffle,
                     });
                 }
-                Timer::FlushIHave => self.tree.flush_ihave(&mut self.pt_out),
+                Timer::FlushIHave => self.tree.flush_ihave(now, &mut self.pt_out),
                 Timer::Graft(id) => self.tree.on_graft_timer(id, &mut self.pt_out),
                 Timer::Sweep => {
                     self.tree.sweep(now);

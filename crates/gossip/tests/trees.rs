@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, TopicId, TopicOptions,
-    TreeMessage,
+    Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId,
+    TopicOptions, TreeMessage,
 };
 use meshwork_identity::Keypair;
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
@@ -84,11 +84,19 @@ fn prune_shortcut_and_graft_move_a_link_between_lazy_and_eager() {
     assert_eq!(g.lazy_peers(&x), vec![b]);
     tree(&mut g, 3, TreeMessage::Shortcut { origin: x });
     assert!(g.lazy_peers(&x).is_empty());
-    // A graft names a message: the link turns eager for that message's origin, and the message is sent.
+    // A graft names a message we announced: the link turns eager for that message's origin, and the
+    // message is sent.
     tree(&mut g, 3, TreeMessage::Prune { origin: x });
     let message = published_by(10, 1);
     let id = message.id();
     gossip(&mut g, 2, message, 1);
+    let mut flushed = Vec::new();
+    g.handle(Instant::ZERO, Input::Timer(Timer::FlushIHave), &mut flushed);
+    assert!(
+        flushed
+            .iter()
+            .any(|o| matches!(o, Output::Send { to, .. } if *to == b))
+    );
     let out = tree(&mut g, 3, TreeMessage::Graft { id });
     assert!(matches!(&out[..], [(to, TreeMessage::Gossip { hops: 2, .. })] if *to == b));
     assert!(g.eager_peers(&x).contains(&b));
@@ -167,7 +175,7 @@ fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
     let mut out = Vec::new();
     g.handle(
         Instant::ZERO,
-        Input::Timer(meshwork_gossip::Timer::FlushIHave),
+        Input::Timer(Timer::FlushIHave),
         &mut out,
     );
     let announced = out.iter().any(|o| {

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use meshwork_wire::{BoundedVec, PeerId};
+use meshwork_wire::{BoundedVec, Instant, PeerId};
 
-use super::{MAX_ANNOUNCERS, Plumtree, PtOut};
+use super::{GraftCheck, MAX_ANNOUNCERS, Plumtree, PtOut};
 use crate::cache::Status;
 use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
@@ -13,10 +13,12 @@ use crate::state::Timer;
 
 impl Plumtree {
     /// Sends the batched announcements.
-    pub(crate) fn flush_ihave(&mut self, out: &mut Vec<PtOut>) {
+    pub(crate) fn flush_ihave(&mut self, now: Instant, out: &mut Vec<PtOut>) {
         self.flush_scheduled = false;
         let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
         for (peer, announcement) in self.lazy_queue.drain(..) {
+            // Remembered as sent: a graft from `peer` for this id is one we owe an answer.
+            self.offers.announced(now, peer, announcement.id);
             by_peer.entry(peer).or_default().push(announcement);
         }
         let mut peers: Vec<_> = by_peer.into_iter().collect();
@@ -112,19 +114,43 @@ impl Plumtree {
         self.missing.remove(&id);
     }
 
-    /// A graft: the link becomes a tree link for the message's origin, and the message is sent if we have
-    /// accepted it. An id we no longer hold tells us no origin: the grafter's timer moves on.
-    pub(crate) fn on_graft(&mut self, from: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
+    /// A graft: if it is for an id we announced to `from` and have not answered yet, the link becomes a
+    /// tree link for the message's origin, and the message is sent if we have accepted it and `from`'s
+    /// answer budget holds it. An id we no longer hold tells us no origin: the grafter's timer moves on.
+    /// Returns what the graft was, so the caller charges grafts for ids never announced as waste.
+    pub(crate) fn on_graft(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        id: MessageId,
+        out: &mut Vec<PtOut>,
+    ) -> GraftCheck {
+        let check = self.offers.check(now, &from, &id);
+        if check != GraftCheck::Fresh {
+            self.stats.grafts_refused += 1;
+            return check;
+        }
         let Some(entry) = self.cache.get(&id) else {
-            return;
+            return check;
         };
-        self.links.make_eager(&entry.message.origin, &from);
-        if entry.status == Status::Accepted {
+        let (origin, accepted) = (entry.message.origin, entry.status == Status::Accepted);
+        if accepted {
+            let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
+            if !self.offers.spend(now, from, size) {
+                // Over budget: dropped, and still owed, so a graft after the budget refills is answered.
+                self.stats.grafts_refused += 1;
+                return check;
+            }
             self.stats.gossip_sent += 1;
+            self.stats.grafts_answered += 1;
             let message = entry.message.clone();
             let hops = entry.hops.saturating_add(1);
             out.push(PtOut::Send(from, TreeMessage::Gossip { message, hops }));
         }
+        // A message still being validated goes out on the now-eager link once accepted.
+        self.offers.answered(&from, &id);
+        self.links.make_eager(&origin, &from);
+        check
     }
 
     /// The optimisation's graft from the other side: our link is now on the tree of `origin`.

@@ -1,0 +1,130 @@
+//! What a graft may ask of us: the ids we announced to each neighbour, and the bytes we answer it with.
+//!
+//! A `Graft` is 35 bytes and its answer the whole message, up to 64 KiB, so grafts are answered only
+//! for what they are for in Plumtree: a message we announced to that neighbour by `IHave` (recently:
+//! within the seen cache's time to live, while we can still answer), once per id and neighbour, within
+//! a token bucket of answer bytes per neighbour ([`Config::graft_burst_bytes`],
+//! [`Config::graft_bytes_per_sec`]). A repeated graft or one over the budget is dropped without blame
+//! (an honest peer grafts again after its timeout, and the next announcer answers); a graft for an id
+//! we never announced to that peer is waste, charged to its allowance like a duplicate on a pruned link.
+
+use std::collections::{HashMap, VecDeque};
+
+use meshwork_wire::{Instant, PeerId};
+
+use crate::bucket::TokenBucket;
+use crate::config::Config;
+use crate::message::MessageId;
+
+/// Whether an announced id was already answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offer {
+    Announced,
+    Answered,
+}
+
+/// What a graft from a peer is, as far as our announcements to it go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GraftCheck {
+    /// We announced the id to the peer and have not answered a graft for it yet.
+    Fresh,
+    /// We announced it and already answered (or the answer is going out by the tree link).
+    Repeated,
+    /// We never announced it to the peer (or too long ago to remember).
+    Unannounced,
+}
+
+/// The ids announced to one neighbour, oldest first, and its answer budget.
+#[derive(Debug)]
+struct PeerOffers {
+    ids: HashMap<MessageId, Offer>,
+    order: VecDeque<(Instant, MessageId)>,
+    budget: TokenBucket,
+}
+
+/// The ids announced to each neighbour, bounded per neighbour and in age.
+#[derive(Debug)]
+pub(crate) struct Offers {
+    peers: HashMap<PeerId, PeerOffers>,
+    /// Ids remembered per neighbour at most (the seen cache's capacity: more could not be answered).
+    capacity: usize,
+    burst: f64,
+    rate: f64,
+    ttl: std::time::Duration,
+}
+
+impl Offers {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            peers: HashMap::new(),
+            capacity: config.seen_capacity.max(1),
+            burst: config.graft_burst_bytes as f64,
+            rate: config.graft_bytes_per_sec as f64,
+            ttl: config.seen_ttl,
+        }
+    }
+
+    fn peer(&mut self, peer: PeerId, now: Instant) -> &mut PeerOffers {
+        let burst = self.burst;
+        self.peers.entry(peer).or_insert_with(|| PeerOffers {
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+            budget: TokenBucket::full(burst, now),
+        })
+    }
+
+    /// Remembers that `id` was announced to `peer` at `now`.
+    pub(crate) fn announced(&mut self, now: Instant, peer: PeerId, id: MessageId) {
+        let capacity = self.capacity;
+        let offers = self.peer(peer, now);
+        if offers.ids.insert(id, Offer::Announced).is_none() {
+            offers.order.push_back((now, id));
+        }
+        while offers.order.len() > capacity {
+            if let Some((_, old)) = offers.order.pop_front() {
+                offers.ids.remove(&old);
+            }
+        }
+    }
+
+    /// What a graft for `id` from `peer` is.
+    pub(crate) fn check(&mut self, now: Instant, peer: &PeerId, id: &MessageId) -> GraftCheck {
+        let ttl = self.ttl;
+        let Some(offers) = self.peers.get_mut(peer) else {
+            return GraftCheck::Unannounced;
+        };
+        // Forget what is older than the seen cache keeps: we could not answer it anyway.
+        while let Some((at, old)) = offers.order.front().copied() {
+            if now.saturating_duration_since(at) < ttl {
+                break;
+            }
+            offers.order.pop_front();
+            offers.ids.remove(&old);
+        }
+        match offers.ids.get(id) {
+            Some(Offer::Announced) => GraftCheck::Fresh,
+            Some(Offer::Answered) => GraftCheck::Repeated,
+            None => GraftCheck::Unannounced,
+        }
+    }
+
+    /// Marks `id` answered for `peer`: later grafts for it are repeats.
+    pub(crate) fn answered(&mut self, peer: &PeerId, id: &MessageId) {
+        if let Some(offer) = self.peers.get_mut(peer).and_then(|o| o.ids.get_mut(id)) {
+            *offer = Offer::Answered;
+        }
+    }
+
+    /// Takes `bytes` from `peer`'s answer budget; false (and nothing taken) if it does not hold them.
+    pub(crate) fn spend(&mut self, now: Instant, peer: PeerId, bytes: usize) -> bool {
+        let (burst, rate) = (self.burst, self.rate);
+        self.peer(peer, now)
+            .budget
+            .take_amount(now, bytes as f64, burst, rate)
+    }
+
+    /// Forgets a neighbour that went down.
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+}
