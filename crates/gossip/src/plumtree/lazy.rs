@@ -17,8 +17,11 @@ impl Plumtree {
         self.flush_scheduled = false;
         let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
         for (peer, announcement) in self.lazy_queue.drain(..) {
-            // Remembered as sent: a graft from `peer` for this id is one we owe an answer.
-            self.offers.announced(now, peer, announcement.id);
+            // Remembered as sent: a graft from `peer` for this id is one we owe an answer. Only for
+            // neighbours: what a departed one was owed is forgotten with it (`neighbor_down`).
+            if self.links.contains(&peer) {
+                self.offers.announced(now, peer, announcement.id);
+            }
             by_peer.entry(peer).or_default().push(announcement);
         }
         let mut peers: Vec<_> = by_peer.into_iter().collect();
