@@ -173,11 +173,7 @@ fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
     assert_eq!(g.eager_peers(&key(11).peer_id()).len(), 3);
     // The newcomer hears of X's message in the next IHave batch, so it can graft it if it missed it.
     let mut out = Vec::new();
-    g.handle(
-        Instant::ZERO,
-        Input::Timer(Timer::FlushIHave),
-        &mut out,
-    );
+    g.handle(Instant::ZERO, Input::Timer(Timer::FlushIHave), &mut out);
     let announced = out.iter().any(|o| {
         matches!(o, Output::Send { to, msg: Message::Tree(TreeMessage::IHave { ids }) }
             if *to == newcomer && ids.iter().any(|a| a.id == id))
