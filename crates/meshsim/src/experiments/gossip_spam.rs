@@ -6,6 +6,12 @@
 //! their neighbours, `--spam-rate` per second each, and relays nothing; meanwhile `--publishers` honest
 //! nodes broadcast `--messages` messages in turn, `--interval-ms` apart.
 //!
+//! `--spam-kind valid-burst` is the "ban your neighbours" attack (issue #14): the spammers send *valid*
+//! messages, in bursts and each twice, so honest relays forward bursts of first-seen messages to their
+//! honest neighbours and duplicates cross prunes between honest nodes. Accepted first-seen messages cost
+//! nobody, so `honest_bans_of_honest` must stay 0; the spammers' own duplicates on pruned links are waste
+//! and cost them. (`spam_delivered_to_honest` counts invalid spam only; valid spam is delivered.)
+//!
 //! Reported: honest delivery (share of live honest nodes that delivered each honest message; must stay
 //! 1.0), spam delivered to honest nodes (must stay 0), honest peers banned by mistake (must stay 0), and
 //! how peer scoring removes the spammers: the share banned, the share **disconnected** at the end (no
@@ -13,7 +19,7 @@
 //! **time to disconnect** of each spammer (from the start of the spam to the last time an honest node
 //! dropped it from its active view, for the spammers disconnected at the end).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clap::Args as ClapArgs;
 use meshwork_gossip::{Config, Event, TopicOptions};
@@ -266,6 +272,25 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .map(|s| s.gossip().stats().bad_signatures)
         .sum();
 
+    // Bans of honest peers still in force at the end, by the penalty that caused them.
+    let honest_peers: HashSet<PeerId> = sim
+        .live_nodes()
+        .filter(|n| honest(*n))
+        .filter_map(|n| sim.peer_id(n))
+        .collect();
+    let mut ban_penalties: BTreeMap<String, u64> = BTreeMap::new();
+    for state in sim
+        .live_nodes()
+        .filter(|n| honest(*n))
+        .filter_map(|n| sim.state(n))
+    {
+        for ban in honest_peers.iter().filter_map(|p| state.gossip().ban_of(p)) {
+            *ban_penalties
+                .entry(format!("{:?}", ban.penalty).to_lowercase())
+                .or_default() += 1;
+        }
+    }
+
     let mut report = Report::new();
     report
         .add("experiment", "gossip-spam")
@@ -290,6 +315,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("bad_signatures_dropped", bad_signatures)
         .add("honest_bans_of_spammers", watch.bans_of_spammers)
         .add("honest_bans_of_honest", watch.bans_of_honest)
+        .add(
+            "honest_bans_of_honest_by_penalty",
+            serde_json::json!(ban_penalties),
+        )
         .add("spammers_banned", share(watch.spammers_banned.len()))
         .add("spammers_isolated_once", share(ever_out))
         .add("spammers_disconnected_end", share(disconnected.len()))

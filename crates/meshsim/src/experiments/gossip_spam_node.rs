@@ -31,7 +31,15 @@ pub(crate) enum SpamKind {
     Rejected,
     /// Both, alternately.
     Mixed,
+    /// *Valid* messages (the application accepts them), [`BURST`] new ones per tick, each sent twice to
+    /// every active peer: the "make honest nodes ban each other" attack. Honest relays forward every
+    /// first-seen message in bursts to their honest neighbours, and duplicates cross their prunes; only the
+    /// spammer's own duplicates on pruned links should cost anyone.
+    ValidBurst,
 }
+
+/// New valid messages a [`SpamKind::ValidBurst`] spammer publishes per tick.
+pub(crate) const BURST: u64 = 4;
 
 /// A command to a [`SpamNode`].
 #[derive(Debug, Clone)]
@@ -122,38 +130,61 @@ impl SpamNode {
         }
     }
 
-    /// One invalid message to every active peer. It is published through our own gossip state (which
-    /// signs it and pushes it on every link, since nobody ever prunes a spammer's tree); a bad signature is
-    /// made by changing the sequence number after signing.
+    /// One invalid message to every active peer (or, for [`SpamKind::ValidBurst`], [`BURST`] valid ones,
+    /// each twice). It is published through our own gossip state (which signs it and pushes it on every
+    /// link, since nobody ever prunes a spammer's tree); a bad signature is made by changing the sequence
+    /// number after signing.
     fn spam(&mut self, now: Instant, spam: Spam, out: &mut Vec<Output<Self>>) {
-        self.seq += 1;
-        let bad_signature = match spam.kind {
-            SpamKind::BadSignature => true,
-            SpamKind::Rejected => false,
-            SpamKind::Mixed => self.seq % 2 == 0,
-        };
-        let mut payload = BAD.to_vec();
-        payload.extend_from_slice(&self.seq.to_le_bytes());
-        let publish = Input::Command(Command::Publish(topic(), payload));
-        self.gossip.handle(now, publish, &mut self.scratch);
-        for output in self.scratch.drain(..) {
-            match output {
-                Output::Send {
-                    to,
-                    msg: Message::Tree(TreeMessage::Gossip { mut message, hops }),
-                } => {
-                    if bad_signature {
-                        message.seq = message.seq.wrapping_add(1);
+        let valid = spam.kind == SpamKind::ValidBurst;
+        for _ in 0..if valid { BURST } else { 1 } {
+            self.seq += 1;
+            let bad_signature = match spam.kind {
+                SpamKind::BadSignature => true,
+                SpamKind::Rejected | SpamKind::ValidBurst => false,
+                SpamKind::Mixed => self.seq % 2 == 0,
+            };
+            let mut payload = if valid { b"ok".to_vec() } else { BAD.to_vec() };
+            payload.extend_from_slice(&self.seq.to_le_bytes());
+            let publish = Input::Command(Command::Publish(topic(), payload));
+            self.gossip.handle(now, publish, &mut self.scratch);
+            let (mut signed, mut targets) = (None, Vec::new());
+            for output in self.scratch.drain(..) {
+                match output {
+                    Output::Send {
+                        to,
+                        msg: Message::Tree(TreeMessage::Gossip { mut message, hops }),
+                    } => {
+                        if bad_signature {
+                            message.seq = message.seq.wrapping_add(1);
+                        }
+                        signed = Some((message, hops));
+                        targets.push(to);
                     }
+                    Output::Schedule { after, timer } => out.push(Output::Schedule {
+                        after,
+                        timer: NodeTimer::Gossip(timer),
+                    }),
+                    _ => {} // Our own "delivery" of the spam, and the like.
+                }
+            }
+            let Some((message, hops)) = signed else {
+                continue;
+            };
+            // A valid burst goes to every active peer, whatever our own tree says (a spammer ignores the
+            // prunes its duplicates earn), each message twice: the second copy is a duplicate.
+            let copies = if valid {
+                targets = self.gossip.active_view().to_vec();
+                2
+            } else {
+                1
+            };
+            for to in targets {
+                for _ in 0..copies {
                     self.spam_sent += 1;
+                    let message = message.clone();
                     let msg = Message::Tree(TreeMessage::Gossip { message, hops });
                     out.push(Output::Send { to, msg });
                 }
-                Output::Schedule { after, timer } => out.push(Output::Schedule {
-                    after,
-                    timer: NodeTimer::Gossip(timer),
-                }),
-                _ => {} // Our own "delivery" of the spam, and the like.
             }
         }
         out.push(Output::Schedule {
