@@ -57,6 +57,10 @@ pub(crate) enum Experiment {
     Pow(experiments::pow::Args),
     /// Proof of work across a healed partition: convergence on the most work, reorg depth, double-spends.
     PowPartition(experiments::pow_partition::Args),
+    /// Sybil joins against HyParView (`--sybil F` of the nodes, from `--sybil-prefixes` /24s): honest views.
+    SybilGossip(experiments::sybil_gossip::Args),
+    /// Sybil joins against Kademlia (`--malicious F`, from `--sybil-prefixes` /24s): lookup success.
+    SybilKad(experiments::sybil_kad::Args),
     /// A late node syncs a long chain from several peers, one of them lying: time, rate, liar dropped.
     Sync(experiments::sync::Args),
 }
@@ -73,6 +77,8 @@ impl Experiment {
             Self::KadChurn(args) => &args.common,
             Self::Pow(args) => &args.common,
             Self::PowPartition(args) => &args.common,
+            Self::SybilGossip(args) => &args.common,
+            Self::SybilKad(args) => &args.common,
             Self::Sync(args) => &args.common,
         }
     }
@@ -89,6 +95,8 @@ impl Experiment {
             Self::KadChurn(args) => experiments::kad_churn::run(args),
             Self::Pow(args) => experiments::pow::run(args),
             Self::PowPartition(args) => experiments::pow_partition::run(args),
+            Self::SybilGossip(args) => experiments::sybil_gossip::run(args),
+            Self::SybilKad(args) => experiments::sybil_kad::run(args),
             Self::Sync(args) => experiments::sync::run(args),
         }
     }

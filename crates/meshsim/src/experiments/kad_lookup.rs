@@ -15,15 +15,16 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use clap::Args as ClapArgs;
-use meshwork_kad::{Command, Key, PeerInfo, QueryId};
+use meshwork_kad::{Address, Command, Key, PeerInfo, QueryId};
 use meshwork_sim::NodeId;
 use meshwork_sim::metrics::Summary;
 use meshwork_wire::{Instant, PeerId};
-use rand::Rng;
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use super::kad_net::{NetArgs, Network, at_ms};
-use super::kad_node::{NodeEvent, info};
+use super::kad_node::NodeEvent;
 use crate::cli::Common;
 use crate::clock::wall_now;
 use crate::report::Report;
@@ -37,13 +38,32 @@ pub(crate) struct Args {
     pub(crate) net: NetArgs,
     /// Measured lookups, each from a random node for the key of another random node.
     #[arg(long, default_value_t = 1000)]
-    lookups: u64,
+    pub(crate) lookups: u64,
     /// Share of nodes that answer lookups with each other only (0 for none).
     #[arg(long, default_value_t = 0.0)]
-    malicious: f64,
+    pub(crate) malicious: f64,
     /// Virtual time between two measured lookups, in milliseconds.
     #[arg(long, default_value_t = 50)]
-    lookup_interval_ms: u64,
+    pub(crate) lookup_interval_ms: u64,
+}
+
+/// Malicious nodes as Sybils (`meshsim sybil-kad`): chosen before the joins, they join from few prefixes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sybils {
+    /// The /24 prefixes the malicious nodes share (round robin).
+    pub(crate) prefixes: usize,
+    /// Lift Kademlia's per-prefix limits on every node (the "before" of the defence).
+    pub(crate) lift_limits: bool,
+}
+
+/// The address of the `j`-th Sybil: `172.16.x.y`, one of `prefixes` /24s (outside the honest `10.0.0.0/8`).
+fn sybil_address(j: usize, prefixes: usize) -> Address {
+    let p = j % prefixes.max(1);
+    let host = (j / prefixes.max(1)) % 254 + 1;
+    Address::V4 {
+        ip: [172, 16 + (p >> 8) as u8, (p & 0xff) as u8, host as u8],
+        port: 4001,
+    }
 }
 
 /// One measured lookup.
@@ -62,13 +82,41 @@ struct Outcome {
 
 /// Runs the experiment (`name` is the subcommand, echoed in the report).
 pub(crate) fn run(args: &Args, name: &'static str) -> Result<Report, String> {
+    run_with(args, name, None)
+}
+
+/// Runs the experiment, the malicious nodes being `sybils` if given (see [`Sybils`]).
+pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) -> Result<Report, String> {
     let common = &args.common;
     let started = wall_now();
     let n = common.nodes;
     if !(0.0..1.0).contains(&args.malicious) {
         return Err("--malicious must be in [0, 1)".into());
     }
-    let mut net = Network::build(n, common.seed, &args.net, common.max_events)?;
+    let bad_count = ((n as f64) * args.malicious).floor() as usize;
+    // Sybils are chosen before the joins (never a bootstrap contact) and join from their prefixes.
+    let mut chosen: Vec<usize> = (args.net.bootstraps.max(1).min(n)..n).collect();
+    chosen.shuffle(&mut StdRng::seed_from_u64(common.seed ^ 0x5b11));
+    chosen.truncate(bad_count);
+    let mut net = match sybils {
+        None => Network::build(n, common.seed, &args.net, common.max_events)?,
+        Some(plan) => Network::build_with(
+            n,
+            common.seed,
+            &args.net,
+            common.max_events,
+            |config| {
+                if plan.lift_limits {
+                    config.max_per_prefix_in_bucket = usize::MAX;
+                    config.max_per_prefix_in_table = usize::MAX;
+                }
+            },
+            |peers| {
+                let addr = |(j, &i): (usize, &usize)| (peers[i], sybil_address(j, plan.prefixes));
+                chosen.iter().enumerate().map(addr).collect()
+            },
+        )?,
+    };
     let table_sizes: Vec<f64> = net
         .nodes
         .iter()
@@ -77,16 +125,22 @@ pub(crate) fn run(args: &Args, name: &'static str) -> Result<Report, String> {
         .collect();
     let (nodes, peers) = (net.nodes.clone(), net.peers.clone());
 
-    // Adversaries.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(net.sim.rng());
-    let bad_count = ((n as f64) * args.malicious).floor() as usize;
+    // Adversaries (for kad-adversarial, drawn now, after the joins).
+    let order: Vec<usize> = if sybils.is_some() {
+        chosen
+    } else {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(net.sim.rng());
+        order.truncate(bad_count);
+        order
+    };
     let mut malicious = vec![false; n];
-    for &i in &order[..bad_count] {
+    for &i in &order {
         malicious[i] = true;
     }
-    let liars: Rc<Vec<PeerInfo>> = Rc::new(order[..bad_count].iter().map(|&i| info(peers[i])).collect());
-    for &i in &order[..bad_count] {
+    let liars: Rc<Vec<PeerInfo>> = Rc::new(order.iter().map(|&i| net.info(peers[i])).collect());
+    let sybil_share = sybil_table_share(&net, &malicious);
+    for &i in &order {
         if let Some(state) = net.sim.state_mut(nodes[i]) {
             state.set_malicious(liars.clone());
         }
@@ -157,6 +211,10 @@ pub(crate) fn run(args: &Args, name: &'static str) -> Result<Report, String> {
         .add("paths", args.net.paths)
         .add("malicious", args.malicious)
         .add("malicious_nodes", bad_count)
+        .add("sybil_prefixes", sybils.map_or(0, |s| s.prefixes))
+        .add("prefix_limits", sybils.is_none_or(|s| !s.lift_limits))
+        .add("puzzle_difficulty", net.config.puzzle_difficulty)
+        .add("honest_table_malicious_share", sybil_share)
         .add("latency_ms", args.net.latency_ms)
         .add("loss", args.net.loss)
         .add("bootstrapped", net.bootstrapped)
@@ -182,4 +240,23 @@ pub(crate) fn run(args: &Args, name: &'static str) -> Result<Report, String> {
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
         .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
+}
+
+/// The share of malicious entries in the honest nodes' routing tables, all tables together.
+fn sybil_table_share(net: &Network, malicious: &[bool]) -> f64 {
+    let bad: std::collections::HashSet<PeerId> = (0..net.peers.len())
+        .filter(|&i| malicious[i])
+        .map(|i| net.peers[i])
+        .collect();
+    let (mut entries, mut sybil) = (0usize, 0usize);
+    for i in (0..net.nodes.len()).filter(|&i| !malicious[i]) {
+        let Some(state) = net.sim.state(net.nodes[i]) else {
+            continue;
+        };
+        for entry in state.kad().routing_table().iter() {
+            entries += 1;
+            sybil += usize::from(bad.contains(&entry.peer));
+        }
+    }
+    sybil as f64 / entries.max(1) as f64
 }

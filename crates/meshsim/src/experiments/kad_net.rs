@@ -5,14 +5,16 @@
 //! joined, `--settle` lets each node bootstrap once more (staggered), so the early joiners learn of the
 //! later ones.
 
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use meshwork_kad::{Command, Config, Event, PeerInfo, QueryId};
+use meshwork_kad::{Address, Command, Config, Event, PeerInfo, QueryId};
 use meshwork_sim::{LinkConfig, NodeId, Sim, SimConfig, Stop};
 use meshwork_wire::{Instant, PeerId};
 
-use super::kad_node::{KadNode, NodeEvent, info};
+use super::kad_node::{KadNode, NodeEvent, synthetic_address};
 use crate::clock::Progress;
 
 /// Network options of the Kademlia experiments.
@@ -61,6 +63,8 @@ pub(crate) struct Network {
     pub(crate) ready_ms: u64,
     /// Remaining event budget.
     pub(crate) budget: u64,
+    /// Peers with an address other than their synthetic one (see [`Network::build_with`]).
+    pub(crate) addresses: Rc<HashMap<PeerId, Address>>,
     next_query: u64,
 }
 
@@ -100,8 +104,31 @@ impl Network {
         }
     }
 
+    /// The address book entry of `peer`: its id and the address it connects from.
+    pub(crate) fn info(&self, peer: PeerId) -> PeerInfo {
+        let addr = self.addresses.get(&peer).cloned();
+        PeerInfo {
+            addr: addr.unwrap_or_else(|| synthetic_address(&peer)),
+            id: peer,
+        }
+    }
+
     /// Builds `n` nodes, joins them one by one and lets the tables settle.
     pub(crate) fn build(n: usize, seed: u64, net: &NetArgs, max_events: u64) -> Result<Self, String> {
+        Self::build_with(n, seed, net, max_events, |_| {}, |_| HashMap::new())
+    }
+
+    /// [`Network::build`], with the nodes' Kademlia configuration changed by `tweak`, and the peers
+    /// `addresses` returns (given every node's peer id, in order) connecting from those addresses instead
+    /// of their synthetic ones.
+    pub(crate) fn build_with(
+        n: usize,
+        seed: u64,
+        net: &NetArgs,
+        max_events: u64,
+        tweak: impl FnOnce(&mut Config),
+        addresses: impl FnOnce(&[PeerId]) -> HashMap<PeerId, Address>,
+    ) -> Result<Self, String> {
         if n < 2 {
             return Err("kad needs at least 2 nodes".into());
         }
@@ -113,15 +140,17 @@ impl Network {
         config.k = net.k;
         config.alpha = net.alpha;
         config.disjoint_paths = net.paths;
+        tweak(&mut config);
         let nodes = sim
             .add_nodes(n, |init| KadNode::new(init, config.clone()))
             .map_err(|e| e.to_string())?;
         let peers: Vec<PeerId> = nodes.iter().filter_map(|&node| sim.peer_id(node)).collect();
-        let contacts: Vec<PeerInfo> = peers
-            .iter()
-            .take(net.bootstraps.max(1))
-            .map(|&p| info(p))
-            .collect();
+        let addresses = Rc::new(addresses(&peers));
+        for &node in &nodes {
+            if let Some(state) = sim.state_mut(node) {
+                state.set_addresses(addresses.clone());
+            }
+        }
         let mut this = Self {
             sim,
             nodes,
@@ -131,8 +160,15 @@ impl Network {
             join_messages: 0,
             ready_ms: 0,
             budget: max_events,
+            addresses,
             next_query: 0,
         };
+        let contacts: Vec<PeerInfo> = this
+            .peers
+            .iter()
+            .take(net.bootstraps.max(1))
+            .map(|&p| this.info(p))
+            .collect();
 
         for i in 1..n {
             let peers = contacts.iter().take(i).cloned().collect();

@@ -5,7 +5,9 @@
 //!   address a connection was observed from. When a connection comes up, the wrapper first hands Kademlia
 //!   [`Command::PeerAddress`] with a synthetic IPv4 address derived from the peer's key
 //!   ([`synthetic_address`]): data only, never used for networking. Three key bytes give the address, so
-//!   peers spread over 65,536 /24 prefixes, as random hosts on the internet would.
+//!   peers spread over 65,536 /24 prefixes, as random hosts on the internet would. An experiment may
+//!   give some peers other addresses ([`KadNode::set_addresses`]): `meshsim sybil-kad` puts its Sybils in
+//!   a few prefixes.
 //! - **Lookup tracing.** For every [`Command::FindNode`] it was given, the wrapper follows the lookup's
 //!   requests and answers and, when Kademlia reports [`Event::ClosestPeers`], emits [`NodeEvent::Lookup`]
 //!   with the lookup's *hops* and message count. A peer the lookup asks without having been told of it (a
@@ -79,6 +81,8 @@ pub(crate) struct KadNode {
     tracked: HashMap<Key, Track>,
     pending: HashMap<(PeerId, RequestId), Key>,
     malicious: Option<Rc<Vec<PeerInfo>>>,
+    /// Addresses that replace the synthetic one of these peers.
+    addresses: Rc<HashMap<PeerId, Address>>,
     scratch: Vec<Output<Kademlia>>,
 }
 
@@ -90,6 +94,7 @@ impl KadNode {
             tracked: HashMap::new(),
             pending: HashMap::new(),
             malicious: None,
+            addresses: Rc::default(),
             scratch: Vec::new(),
         }
     }
@@ -103,6 +108,11 @@ impl KadNode {
     /// in crime, not necessarily itself).
     pub(crate) fn set_malicious(&mut self, liars: Rc<Vec<PeerInfo>>) {
         self.malicious = Some(liars);
+    }
+
+    /// From now on, these peers connect from these addresses (the others from their synthetic one).
+    pub(crate) fn set_addresses(&mut self, addresses: Rc<HashMap<PeerId, Address>>) {
+        self.addresses = addresses;
     }
 
     fn lie(
@@ -250,7 +260,11 @@ impl Protocol for KadNode {
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
         match input {
             Input::PeerUp(peer) => {
-                let addr = synthetic_address(&peer);
+                let addr = self
+                    .addresses
+                    .get(&peer)
+                    .cloned()
+                    .unwrap_or_else(|| synthetic_address(&peer));
                 self.feed(now, Input::Command(Command::PeerAddress { peer, addr }));
                 self.feed(now, Input::PeerUp(peer));
             }

@@ -14,4 +14,7 @@ pub(crate) mod kad_node;
 pub(crate) mod pow;
 pub(crate) mod pow_net;
 pub(crate) mod pow_partition;
+pub(crate) mod sybil_gossip;
+pub(crate) mod sybil_gossip_node;
+pub(crate) mod sybil_kad;
 pub(crate) mod sync;

@@ -1,0 +1,275 @@
+//! `meshsim sybil-gossip`: Sybil joins against HyParView's views.
+//!
+//! `--nodes` honest nodes join and settle as [`super::gossip_net`] describes, each connecting from its own
+//! synthetic /24 ([`super::sybil_gossip_node`]). Then Sybils, fresh identities making up a share `--sybil`
+//! of all nodes and connecting from `--sybil-prefixes` /24 prefixes only, attack for `--attack-secs`:
+//! each of them, every `--round-ms`, sends `Join`, high-priority `Neighbor`, `ForwardJoin`, `Shuffle` and
+//! unsolicited `ShuffleReply` messages to `--targets` random honest nodes, accepts every neighbour request
+//! and answers every shuffle with Sybils only, and relays nothing. Then, the attack going on, honest
+//! nodes broadcast `--messages` messages.
+//!
+//! Reported: the share of honest nodes whose active view (and passive view) is still honest-majority
+//! (more honest peers than Sybils; an empty view is not), the minimum and median honest share of the
+//! active views, the Sybils' share of all honest active slots, honest nodes left without an honest
+//! neighbour, the honest overlay's components, and the honest broadcast reliability (share of honest
+//! nodes that delivered each broadcast). `--no-admission-limits` lifts every limit of
+//! `meshwork_gossip::AdmissionConfig` (request and join rates, prefix and source shares, the eviction
+//! budget and the protected neighbours): plain HyParView's admission. The rules that are not
+//! configurable stay (walks and shuffles only from active neighbours, `ShuffleReply` only in answer to
+//! our shuffle).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use meshwork_gossip::{AdmissionConfig, Config, TopicOptions};
+use meshwork_sim::metrics::Summary;
+use meshwork_sim::{NodeId, Sim};
+use meshwork_wire::PeerId;
+use rand::seq::SliceRandom;
+
+use super::gossip_net::{Broadcast, GossipNode, NetArgs, broadcast, build, overlay};
+use super::sybil_gossip_node::{Addresses, NodeCommand, SybilNode};
+use crate::cli::Common;
+use crate::clock::wall_now;
+use crate::report::Report;
+
+/// Options of `meshsim sybil-gossip`.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct Args {
+    /// `--nodes` is the number of honest nodes.
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Share of all nodes (honest and Sybil) that are Sybils.
+    #[arg(long, default_value_t = 0.3)]
+    sybil: f64,
+    /// The /24 prefixes the Sybils connect from (round robin).
+    #[arg(long, default_value_t = 4)]
+    sybil_prefixes: usize,
+    /// Honest nodes each Sybil attacks.
+    #[arg(long, default_value_t = 8)]
+    targets: usize,
+    /// Time between two attack rounds of a Sybil, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    round_ms: u64,
+    /// How long the Sybils attack before the honest broadcasts, in seconds.
+    #[arg(long, default_value_t = 120)]
+    attack_secs: u64,
+    /// Honest broadcasts after the attack phase (the attack goes on).
+    #[arg(long, default_value_t = 5)]
+    messages: u64,
+    /// Lift every admission limit of HyParView (plain HyParView: the attack without the defence).
+    #[arg(long)]
+    no_admission_limits: bool,
+}
+
+/// Plain HyParView's admission: no rate limits, no prefix or source shares, any neighbour evictable.
+fn no_limits() -> AdmissionConfig {
+    let mut config = AdmissionConfig::default().without_prefix_limits();
+    config.requests_burst = f64::INFINITY;
+    config.requests_per_sec = f64::INFINITY;
+    config.max_passive_per_source = usize::MAX;
+    config.established_after = Duration::ZERO;
+    config.eviction_interval = Duration::ZERO;
+    config.protected_neighbors = 0;
+    config
+}
+
+/// The honest nodes' views at one moment.
+struct Census {
+    active_majority: f64,
+    passive_majority: f64,
+    active_share: Summary,
+    sybil_slots: f64,
+    no_honest_neighbour: usize,
+    components: usize,
+}
+
+fn census(sim: &Sim<SybilNode>, sybils: &HashSet<PeerId>) -> Census {
+    let honest: Vec<NodeId> = sim
+        .live_nodes()
+        .filter(|n| sim.state(*n).is_some_and(|s| !s.is_sybil()))
+        .collect();
+    let count = |view: &[PeerId]| view.iter().filter(|p| !sybils.contains(p)).count();
+    let (mut active_majority, mut passive_majority, mut shares) = (0, 0, Vec::new());
+    let (mut slots, mut sybil_slots, mut no_honest_neighbour) = (0, 0, 0);
+    for state in honest.iter().filter_map(|n| sim.state(*n)) {
+        let (active, passive) = (state.gossip().active_view(), state.gossip().passive_view());
+        let (good, good_passive) = (count(active), count(passive));
+        active_majority += usize::from(2 * good > active.len());
+        passive_majority += usize::from(2 * good_passive > passive.len());
+        shares.push(good as f64 / active.len().max(1) as f64);
+        slots += active.len();
+        sybil_slots += active.len() - good;
+        no_honest_neighbour += usize::from(good == 0);
+    }
+    // Components of the overlay among honest nodes only: Sybils relay nothing.
+    let mut parent: Vec<usize> = (0..sim.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for (a, b) in overlay(sim).0 {
+        let (ra, rb) = (root(&mut parent, a.0 as usize), root(&mut parent, b.0 as usize));
+        parent[ra] = rb;
+    }
+    let roots: HashSet<usize> = honest.iter().map(|n| root(&mut parent, n.0 as usize)).collect();
+    let total = honest.len().max(1) as f64;
+    Census {
+        active_majority: active_majority as f64 / total,
+        passive_majority: passive_majority as f64 / total,
+        active_share: Summary::of(shares),
+        sybil_slots: sybil_slots as f64 / slots.max(1) as f64,
+        no_honest_neighbour,
+        components: roots.len(),
+    }
+}
+
+/// The address of the `j`-th Sybil: `172.16.x.y`, one of `prefixes` /24s (outside the honest `10.0.0.0/8`).
+fn sybil_ip(j: usize, prefixes: usize) -> IpAddr {
+    let p = j % prefixes;
+    let host = (j / prefixes) % 254 + 1;
+    IpAddr::V4(Ipv4Addr::new(
+        172,
+        16 + (p >> 8) as u8,
+        (p & 0xff) as u8,
+        host as u8,
+    ))
+}
+
+/// Runs the experiment.
+pub(crate) fn run(args: &Args) -> Result<Report, String> {
+    let started = wall_now();
+    let honest_count = args.common.nodes;
+    if honest_count < 2 || !(0.0..1.0).contains(&args.sybil) || args.sybil_prefixes == 0 {
+        return Err("sybil-gossip needs 2 nodes, --sybil in [0, 1) and --sybil-prefixes >= 1".into());
+    }
+    let sybil_count = (honest_count as f64 * args.sybil / (1.0 - args.sybil)).round() as usize;
+    let n = honest_count + sybil_count;
+    let mut config = Config::default();
+    if args.no_admission_limits {
+        config.admission = no_limits();
+    }
+    let addresses: Addresses = Addresses::default();
+    // Sybils come last: honest nodes join through earlier nodes only, so never through a Sybil.
+    let make = |init: &meshwork_sim::NodeInit<'_>| {
+        let sybil = init.id.0 as usize >= honest_count;
+        SybilNode::new(init, config.clone(), addresses.clone(), sybil)
+    };
+    let mut sim = build(n, args.common.seed, &args.net, TopicOptions::default(), make)?;
+    let node = |i: usize| NodeId(u32::try_from(i).unwrap_or(u32::MAX));
+    let sybil_peers: Vec<PeerId> = (honest_count..n).filter_map(|i| sim.peer_id(node(i))).collect();
+    let honest_peers: Vec<PeerId> = (0..honest_count).filter_map(|i| sim.peer_id(node(i))).collect();
+    for (j, peer) in sybil_peers.iter().enumerate() {
+        addresses
+            .borrow_mut()
+            .insert(*peer, sybil_ip(j, args.sybil_prefixes));
+    }
+    let sybils: HashSet<PeerId> = sybil_peers.iter().copied().collect();
+    let before = census(&sim, &sybils);
+
+    let shared = Rc::new(sybil_peers.clone());
+    for i in honest_count..n {
+        let mut targets = honest_peers.clone();
+        targets.shuffle(sim.rng());
+        targets.truncate(args.targets);
+        let command = NodeCommand::Attack {
+            targets,
+            sybils: shared.clone(),
+            every: Duration::from_millis(args.round_ms.max(1)),
+        };
+        sim.command(node(i), command).map_err(|e| e.to_string())?;
+    }
+    let attack_start = sim.now();
+    for second in 0..args.attack_secs {
+        sim.advance(Duration::from_secs(1), |_, _, _| {});
+        if second % 10 == 9 {
+            eprintln!(
+                "meshsim sybil-gossip: attack {}s, {} events",
+                second + 1,
+                sim.stats().events
+            );
+        }
+    }
+    let after = census(&sim, &sybils);
+    let attack_ms = (sim.now() - attack_start).as_secs_f64() * 1000.0;
+
+    let is_honest = |n: NodeId| (n.0 as usize) < honest_count;
+    let mut runs: Vec<Broadcast> = Vec::new();
+    for i in 0..args.messages {
+        let origin = node(usize::try_from(i).unwrap_or(0) * 7919 % honest_count);
+        let payload = vec![0xab; args.net.payload_bytes];
+        let run = broadcast(
+            &mut sim,
+            origin,
+            &args.net,
+            payload,
+            &is_honest,
+            &mut |_, _, _| {},
+        );
+        runs.push(run);
+    }
+    let end = census(&sim, &sybils);
+    let reliability = Summary::of(
+        runs.iter()
+            .map(|b| b.delivered as f64 / b.live.max(1) as f64)
+            .collect(),
+    );
+    let honest_states: Vec<&SybilNode> = (0..honest_count).filter_map(|i| sim.state(node(i))).collect();
+    let refused: u64 = honest_states
+        .iter()
+        .map(|s| s.gossip().stats().membership_refused)
+        .sum();
+    let mut banned: HashMap<PeerId, usize> = HashMap::new();
+    for state in &honest_states {
+        for peer in sybil_peers.iter().filter(|p| state.gossip().is_banned(p)) {
+            *banned.entry(*peer).or_default() += 1;
+        }
+    }
+    let sybil_states: Vec<&SybilNode> = (honest_count..n).filter_map(|i| sim.state(node(i))).collect();
+    let attack_sent: u64 = sybil_states.iter().map(|s| s.attack_sent).sum();
+    let neighbor_requests: u64 = sybil_states.iter().map(|s| s.neighbor_requests).sum();
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let mut report = Report::new();
+    report
+        .add("experiment", "sybil-gossip")
+        .add("seed", args.common.seed)
+        .add("honest_nodes", honest_count)
+        .add("sybil_nodes", sybil_count)
+        .add("sybil_prefixes", args.sybil_prefixes)
+        .add("targets_per_sybil", args.targets)
+        .add("round_ms", args.round_ms)
+        .add("attack_secs", args.attack_secs)
+        .add("settle_secs", args.net.settle_secs)
+        .add("admission_limits", !args.no_admission_limits)
+        .add("active_honest_majority_before", before.active_majority)
+        .add("active_honest_majority", after.active_majority)
+        .add("passive_honest_majority", after.passive_majority)
+        .add("active_honest_share_min", after.active_share.min)
+        .add("active_honest_share_p50", after.active_share.p50)
+        .add("active_honest_share_mean", after.active_share.mean)
+        .add("sybil_share_of_active_slots", after.sybil_slots)
+        .add("honest_nodes_without_honest_neighbour", after.no_honest_neighbour)
+        .add("honest_overlay_components", after.components)
+        .add("messages", args.messages)
+        .add("honest_reliability", reliability.mean)
+        .add("honest_reliability_min", reliability.min)
+        .add("active_honest_majority_end", end.active_majority)
+        .add("honest_overlay_components_end", end.components)
+        .add("attack_messages_sent", attack_sent)
+        .add("sybil_neighbor_requests_accepted", neighbor_requests)
+        .add("membership_requests_refused", refused)
+        .add("sybils_banned_by_someone", banned.len())
+        .add("sybil_bans", banned.values().sum::<usize>())
+        .add("virtual_attack_ms", attack_ms)
+        .footer(sim.stats().events, wall_ms, sim.trace_hash());
+    Ok(report)
+}

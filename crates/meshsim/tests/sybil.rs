@@ -1,0 +1,115 @@
+//! The network-level attacks of issue #14 at small N (the 1,000-node figures are measured with the
+//! release binary): Sybil joins against HyParView and Kademlia, and the "ban your neighbours" attack.
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+mod support;
+
+use serde_json::Value;
+
+fn meshsim(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--seed", "3"]);
+    support::meshsim_json(&all)
+}
+
+fn number(report: &Value, key: &str) -> f64 {
+    report[key].as_f64().unwrap_or_else(|| panic!("missing {key}"))
+}
+
+/// 120 honest nodes, 51 Sybils (30% of all) from 4 /24s attacking for a minute. The overlay settles for
+/// 90 s first, so that its links are established (60 s): a younger overlay has no protected neighbours.
+const SYBIL_GOSSIP: [&str; 11] = [
+    "sybil-gossip",
+    "--nodes",
+    "120",
+    "--settle-secs",
+    "90",
+    "--attack-secs",
+    "60",
+    "--messages",
+    "3",
+    "--sybil",
+    "0.3",
+];
+
+#[test]
+fn sybil_joins_leave_honest_active_views_honest_majority() {
+    let report = meshsim(&SYBIL_GOSSIP);
+    assert_eq!(report["sybil_nodes"], 51);
+    assert_eq!(report["admission_limits"], true);
+    assert_eq!(number(&report, "active_honest_majority_before"), 1.0);
+    // Seed 3: 89% of the honest nodes keep an honest majority, none is left without an honest neighbour,
+    // and every honest broadcast reaches every honest node.
+    let majority = number(&report, "active_honest_majority");
+    assert!(majority >= 0.8, "honest-majority active views {majority}");
+    assert_eq!(report["honest_nodes_without_honest_neighbour"], 0);
+    assert_eq!(report["honest_overlay_components"], 1);
+    assert_eq!(number(&report, "honest_reliability_min"), 1.0);
+    assert!(number(&report, "membership_requests_refused") > 1000.0);
+    // The same seed gives the same run.
+    assert_eq!(meshsim(&SYBIL_GOSSIP)["trace_hash"], report["trace_hash"]);
+}
+
+#[test]
+fn without_admission_limits_the_sybils_eclipse_every_honest_node() {
+    let mut args = SYBIL_GOSSIP.to_vec();
+    args.push("--no-admission-limits");
+    let report = meshsim(&args);
+    assert_eq!(report["admission_limits"], false);
+    assert!(number(&report, "active_honest_majority") < 0.5);
+    assert!(number(&report, "honest_reliability_min") < 1.0);
+}
+
+#[test]
+fn sybil_kad_lookups_succeed_and_prefix_limits_bound_the_sybils_in_tables() {
+    let args = [
+        "sybil-kad",
+        "--nodes",
+        "150",
+        "--lookups",
+        "60",
+        "--malicious",
+        "0.5",
+        "--sybil-prefixes",
+        "1",
+    ];
+    let report = meshsim(&args);
+    assert_eq!(report["malicious_nodes"], 75);
+    assert_eq!(
+        report["puzzle_difficulty"], 0,
+        "seeded ids do not solve the puzzle"
+    );
+    let success = number(&report, "success");
+    assert!(success >= 0.95, "success {success}");
+    // Seed 3: one /24 holds at most 10 entries of a table (2 per bucket): 16% of the honest tables' entries
+    // are Sybils, 47% once the limits are lifted.
+    let limited = number(&report, "honest_table_malicious_share");
+    let mut lifted = args.to_vec();
+    lifted.push("--no-prefix-limits");
+    let unlimited = meshsim(&lifted);
+    assert_eq!(unlimited["prefix_limits"], false);
+    let share = number(&unlimited, "honest_table_malicious_share");
+    assert!(limited < 0.25 && share > 2.0 * limited, "{limited} vs {share}");
+    assert_eq!(meshsim(&args)["trace_hash"], report["trace_hash"]);
+}
+
+#[test]
+fn valid_bursts_through_honest_relays_get_no_honest_peer_banned() {
+    let report = meshsim(&[
+        "gossip-spam",
+        "--nodes",
+        "100",
+        "--spammers",
+        "0.1",
+        "--messages",
+        "3",
+        "--spam-rate",
+        "20",
+        "--spam-kind",
+        "valid-burst",
+    ]);
+    assert_eq!(report["spam_kind"], "validburst");
+    assert!(number(&report, "spam_sent") > 10_000.0);
+    assert_eq!(report["honest_bans_of_honest"], 0, "no honest peer is banned");
+    assert_eq!(number(&report, "honest_reliability_min"), 1.0);
+}
