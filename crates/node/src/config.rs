@@ -17,9 +17,14 @@ pub struct NodeConfig {
     /// and counted like a full queue; a single message larger than the budget is still queued when
     /// nothing else waits for that peer. A peer that reads slowly (or not at all) costs at most this.
     pub send_bytes_per_peer: u64,
-    /// Encoded bytes waiting to be written to all peers together; a send past it is dropped and
-    /// counted. What peers that stop reading can make the node hold for sending is this plus, per
-    /// connection, the transport's send window (`Limits::max_queued_bytes_per_peer`).
+    /// Encoded bytes each peer may always have queued, outside [`send_bytes_total`](Self::send_bytes_total):
+    /// peers that stop reading cannot use up the total and starve the others' everyday traffic (new
+    /// tips, transactions, header answers).
+    pub send_bytes_reserved_per_peer: u64,
+    /// Encoded bytes waiting to be written to all peers together beyond their reserved floors; a send
+    /// past it is dropped and counted. What peers that stop reading can make the node hold for sending
+    /// is this, plus per connection its reserved floor and the transport's send window
+    /// (`Limits::max_queued_bytes_per_peer`).
     pub send_bytes_total: u64,
     /// How long one write to a peer (opening the protocol's stream, or one frame) may make no progress.
     /// A peer whose writer is stuck past it is disconnected and counted in `meshwork_stalled_peers`.
@@ -42,6 +47,7 @@ impl Default for NodeConfig {
             // A whole answer to a block request (16 blocks of up to 1 MB) fits, so initial download
             // is not cut short; a peer that stops reading holds no more.
             send_bytes_per_peer: 16 * 1024 * 1024,
+            send_bytes_reserved_per_peer: 64 * 1024,
             send_bytes_total: 24 * 1024 * 1024,
             write_deadline: Duration::from_secs(30),
             event_queue: 4096,

@@ -18,7 +18,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::connection::{self, ConnEntry, Queued, Route, SendBudget};
+use crate::connection::{self, ConnEntry, Queued, Route, SendBudget, SendLimits};
 use crate::metrics::Metrics;
 use crate::slot::{Action, AnyCall, Slot};
 
@@ -412,8 +412,12 @@ impl<T: Transport> Runtime<T> {
             metrics.queue_drops.inc();
             return;
         };
-        let (per_peer, total) = (self.config.send_bytes_per_peer, self.config.send_bytes_total);
-        let Some(held) = entry.budget.reserve(bytes.len(), per_peer, total) else {
+        let limits = SendLimits {
+            per_peer: self.config.send_bytes_per_peer,
+            reserved: self.config.send_bytes_reserved_per_peer,
+            total: self.config.send_bytes_total,
+        };
+        let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
             // Past the peer's or the node's byte budget: the peer reads slower than we send.
             metrics.queue_drops.inc();
             return;

@@ -101,11 +101,16 @@ async fn header_requests_from_peers_that_never_read_cost_bounded_memory() {
 
     // The node is still up and useful: its chain grows and the honest peer follows.
     let height = miner.api().tip().await.unwrap().0;
+    let after = std::time::Instant::now();
     wait_for(90, "the chain to grow and the honest peer to follow", || async {
         let tip = miner.api().tip().await.unwrap();
         tip.0 > height + 2 && honest.api().tip().await.unwrap() == tip
     })
     .await;
+    eprintln!(
+        "attack: the chain grew and the honest peer followed {:?} after it",
+        after.elapsed()
+    );
     drop(results);
     honest.shutdown().await;
     miner.shutdown().await;
