@@ -5,6 +5,13 @@
 //! snake_case with units in their names; every run reports `seed`, `trace_hash`, `events`,
 //! `events_per_sec` and `wall_ms`.
 //!
+//! The hostile-peer experiments (issue #14): `meshsim sybil-gossip` (Sybils from a few /24s flood
+//! HyParView's membership requests; share of honest nodes whose views stay honest-majority, broadcast
+//! reliability; `--no-admission-limits` for plain HyParView), `meshsim sybil-kad` (Sybils from a few /24s
+//! join Kademlia and lie in lookups; lookup success and their share of the tables; `--no-prefix-limits`),
+//! and the "ban your neighbours" attack, `meshsim gossip-spam --spam-kind valid-burst` (valid messages
+//! in bursts through honest relays; `honest_bans_of_honest` must stay 0).
+//!
 //! To add an experiment: write `src/experiments/<name>.rs` with an `Args` struct (flattening
 //! [`cli::Common`]) and a `run(&Args) -> Result<Report, String>` function, declare it in
 //! `src/experiments/mod.rs`, and add one variant to [`cli::Experiment`] and one arm to its `run`.

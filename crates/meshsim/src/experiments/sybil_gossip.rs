@@ -17,6 +17,15 @@
 //! budget and the protected neighbours): plain HyParView's admission. The rules that are not
 //! configurable stay (walks and shuffles only from active neighbours, `ShuffleReply` only in answer to
 //! our shuffle).
+//!
+//! What it shows (seed 1, 1,000 honest nodes, 429 Sybils from 4 /24s, 120 s of attack): with
+//! `--settle-secs 90`, so that the honest links are established (`AdmissionConfig::established_after`,
+//! 60 s) when the attack starts, 86% of the honest active views stay honest-majority (median honest share
+//! 0.8), one honest node is eclipsed and broadcasts reach 99.9% of the honest nodes; without the limits
+//! every honest node is eclipsed. With the default 30 s of settling the limits do not help: every link
+//! is still "fresh" and evictable, and the Sybils take every view. Passive views end Sybil-majority
+//! either way: peers learned from shuffles and walks have no address, so the prefix limit cannot count
+//! them, and the share per source bounds each Sybil only.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -15,6 +15,12 @@
 //! in `coin_net`), and against Sybils it only prices each identity, which the limits here do not depend
 //! on. `--paths` sets the disjoint lookup paths (1 by default, the plain Kademlia fast path; the
 //! library's default is 2).
+//!
+//! What it shows (seed 1, 1,000 nodes, 300 Sybils, `--paths 1`): lookups for honest keys succeed 99.9%
+//! of the time with the limits (Sybils 25.8% of the honest tables' entries from 4 /24s, 8.0% from one)
+//! and 99.4% without them (30.1%): an honest table holds mostly honest peers, and one honest answer on
+//! the way to the target suffices. The limits bound what a few prefixes can place in the tables, which
+//! matters when Sybils outnumber honest nodes; fewer prefixes, tighter bound.
 
 use clap::Args as ClapArgs;
 
