@@ -97,7 +97,10 @@ pub struct ScoreConfig {
     pub invalid_message: f64,
     /// Penalty for a message the application rejected.
     pub rejected_message: f64,
-    /// Penalty for a graft that was not answered (a broken `IHave` promise).
+    /// Penalty for a graft that was not answered within the retry time (a broken `IHave` promise).
+    /// An honest announcer may only be slow (a busy link, a repeated graft it refuses), so this costs
+    /// about one second of recovery: sustained faster than recovery (an announcer of ids it never
+    /// delivers) it bans, occasional slowness never does.
     pub broken_promise: f64,
     /// Penalty for each wasted message beyond the allowance ([`ScoreConfig::rate_burst`]).
     pub flood: f64,
@@ -126,7 +129,7 @@ impl Default for ScoreConfig {
         Self {
             invalid_message: 50.0,
             rejected_message: 20.0,
-            broken_promise: 10.0,
+            broken_promise: 1.0,
             flood: 5.0,
             unsolicited: 2.0,
             ban_threshold: -100.0,
@@ -177,7 +180,7 @@ pub struct AdmissionConfig {
     /// Newcomers evict an established neighbour at most once per this interval: 60 s. Neighbours that
     /// are not established yet can be evicted at any time (that is HyParView's churn while joining).
     pub eviction_interval: Duration,
-    /// The longest-lived established neighbours that newcomers never evict: 3. At least one slot is left
+    /// The longest-lived neighbours (established or not) that newcomers never evict: 3. At least one slot is left
     /// open to newcomers whatever this says, so joins still get in.
     pub protected_neighbors: usize,
 }

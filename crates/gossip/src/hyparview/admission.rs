@@ -10,7 +10,8 @@
 //! - **Evictions**: a newcomer (a `Join`, a high-priority `Neighbor`, the end of a join walk) evicts a
 //!   neighbour that is not established yet as HyParView does, but an established one at most once per
 //!   [`AdmissionConfig::eviction_interval`], and never one of the
-//!   [`AdmissionConfig::protected_neighbors`] longest-lived. A newcomer that may evict nobody is not
+//!   [`AdmissionConfig::protected_neighbors`] longest-lived, established or not (a young overlay has
+//!   them too). A newcomer that may evict nobody is not
 //!   admitted (it waits in the passive view).
 
 use std::collections::HashMap;
@@ -202,32 +203,29 @@ impl HyParView {
 
     /// The neighbour a newcomer evicts from a full active view, or `None` if it may evict nobody now.
     ///
-    /// Neighbours that are not established yet go first (random among them, as in the paper). An
-    /// established one only when the budget allows, and never one of the longest-lived.
+    /// The [`protected_neighbors`](crate::AdmissionConfig::protected_neighbors) longest-lived are never
+    /// evicted, established or not: a young overlay (or a node that has just joined) would otherwise
+    /// lose every honest neighbour to Sybils that arrive in its first minute. Of the rest, neighbours
+    /// that are not established yet go first (random among them, as in the paper); an established one
+    /// only when the budget allows.
     pub(super) fn eviction_victim(&mut self, rng: &mut ChaCha8Rng) -> Option<PeerId> {
         let (now, config) = (self.now, &self.guard.config);
         let since = |p: &PeerId| self.guard.since.get(p).copied().unwrap_or(now);
-        let fresh: Vec<PeerId> = self
-            .active
+        // Oldest first; ties (neighbours that came in at the same time) broken by id, so every run agrees.
+        let mut by_age = self.active.clone();
+        by_age.sort_by_key(|p| (since(p), *p));
+        let protected = config.protected_neighbors.min(self.active_cap.saturating_sub(1));
+        let candidates = by_age.get(protected..).unwrap_or_default();
+        let (fresh, established): (Vec<PeerId>, Vec<PeerId>) = candidates
             .iter()
-            .filter(|p| now - since(p) < config.established_after)
-            .copied()
-            .collect();
+            .partition(|p| now - since(p) < config.established_after);
         if !fresh.is_empty() {
             return Some(fresh[rng.gen_range(0..fresh.len())]);
         }
-        if now < self.guard.next_eviction {
+        if now < self.guard.next_eviction || established.is_empty() {
             return None;
         }
-        // Oldest first; ties (neighbours that came in at the same time) broken by id, so every run agrees.
-        let mut established = self.active.clone();
-        established.sort_by_key(|p| (since(p), *p));
-        let protected = config.protected_neighbors.min(self.active_cap.saturating_sub(1));
-        let candidates = established.get(protected..).unwrap_or_default();
-        if candidates.is_empty() {
-            return None;
-        }
-        let victim = candidates[rng.gen_range(0..candidates.len())];
+        let victim = established[rng.gen_range(0..established.len())];
         self.guard.next_eviction = now + config.eviction_interval;
         Some(victim)
     }
