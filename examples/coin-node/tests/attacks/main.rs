@@ -10,11 +10,15 @@ mod eclipse;
 mod memory;
 mod relay;
 mod rpc;
+mod sync;
 
 use meshwork_consensus::ChainSync;
 use meshwork_identity::Keypair;
 use meshwork_ledger::RedbStore;
-use meshwork_transport::{Config, ProtocolSpec, QuicTransport};
+use meshwork_transport::{Config, ProtocolSpec, QuicStream, QuicTransport};
+
+/// A stream of the hostile client.
+pub(crate) type SyncStream = QuicStream;
 
 /// The memory an attack may add to the process, over its idle resident size.
 pub(crate) const RSS_BOUND: u64 = 64 * 1024 * 1024;

@@ -1,0 +1,144 @@
+//! Lies to headers-first sync: claims of work never delivered, and announcements that never connect.
+
+use std::time::Duration;
+
+use meshwork_consensus::{ChainSync, Message};
+use meshwork_identity::{Hash, PeerId};
+use meshwork_ledger::RedbStore;
+use meshwork_transport::{Connection, QuicConnection, QuicTransport, Transport};
+use meshwork_wire::{BoundedVec, Protocol};
+
+use crate::hostile;
+use crate::support::{ONE_AT_A_TIME, params, start, wait_for};
+
+/// Whether the node's sync still talks to `peer`.
+async fn syncs_with(node: &coin_node::CoinNode, peer: PeerId) -> bool {
+    node.api()
+        .app()
+        .with(move |app| app.sync().peers().any(|p| *p == peer))
+        .await
+        .unwrap()
+}
+
+/// A hostile sync peer connected to `node`, with the stream it sends on.
+async fn connect(node: &coin_node::CoinNode, n: u8) -> (QuicTransport, QuicConnection, crate::SyncStream) {
+    let transport = hostile(n).await;
+    let (id, addr) = (node.api().node().peer_id(), node.api().node().local_addr());
+    let conn = transport.dial(id, addr).await.unwrap();
+    let stream = conn.open(<ChainSync<RedbStore> as Protocol>::ID).await.unwrap();
+    (transport, conn, stream)
+}
+
+/// The red team: "the header download goes to whoever claims the most work, and an empty reply is not a
+/// fault". A peer claiming enormous work and answering the header request with nothing is now faulted
+/// (`WorkNotDelivered`): the node stops syncing with it, and keeps its chain growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_of_work_answered_with_no_headers_costs_the_liar_its_sync() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, 0, params(), &[], true, None).await;
+    wait_for(60, "a few blocks", || async {
+        node.api().tip().await.unwrap().0 >= 3
+    })
+    .await;
+    let (transport, conn, mut stream) = connect(&node, 60).await;
+    let liar = transport.peer_id();
+    let claim = Message::Status {
+        tip: Hash::digest(b"a tip nobody has"),
+        height: 1_000_000,
+        work: u128::MAX / 4,
+    };
+    stream.send(&claim).await.unwrap();
+    // Answer every header request with nothing, for as long as the node asks.
+    let mut theirs = tokio::time::timeout(Duration::from_secs(20), conn.accept_stream())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut asked = 0;
+    let answering = async {
+        while let Ok(Some(msg)) = theirs.recv::<Message>().await {
+            if matches!(msg, Message::GetHeaders { .. }) {
+                asked += 1;
+                let empty = Message::Headers(BoundedVec::try_from(Vec::new()).unwrap());
+                if stream.send(&empty).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), answering).await;
+    assert!(asked >= 1, "the node never asked the claimant for headers");
+    wait_for(30, "the node to stop syncing with the liar", || async {
+        !syncs_with(&node, liar).await
+    })
+    .await;
+    let height = node.api().tip().await.unwrap().0;
+    wait_for(60, "the chain to grow", || async {
+        node.api().tip().await.unwrap().0 > height
+    })
+    .await;
+    drop((transport, conn));
+    node.shutdown().await;
+}
+
+/// The red team: "the unconnecting-headers limit is reset by resending a known header (990
+/// unconnecting messages, never dropped)". Now the count runs per window and a known header does not
+/// reset it: the peer loses its sync long before 990.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconnecting_announcements_interleaved_with_known_headers_cost_the_peer_its_sync() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, 0, params(), &[], true, None).await;
+    wait_for(60, "a few blocks", || async {
+        node.api().tip().await.unwrap().0 >= 3
+    })
+    .await;
+    let known = node
+        .api()
+        .app()
+        .with(|app| {
+            let chain = app.sync().chain();
+            chain.header(&chain.tip().id)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (transport, conn, mut stream) = connect(&node, 61).await;
+    let spammer = transport.peer_id();
+    wait_for(20, "the node to sync with the spammer", || {
+        syncs_with(&node, spammer)
+    })
+    .await;
+    // Control: known headers alone are no fault.
+    for _ in 0..50 {
+        stream.send(&Message::NewTip(known)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        syncs_with(&node, spammer).await,
+        "known headers alone cost the peer its sync"
+    );
+    // One header with a valid proof of work on a parent nobody has: it can only be "unconnecting".
+    let mut stray = known;
+    stray.parent = Hash::digest(b"a parent nobody has");
+    stray.height += 1_000;
+    let stray = meshwork_consensus::pow::mine(stray, 1, 1 << 32).unwrap();
+    let mut sent = 0;
+    for _ in 0..990u64 {
+        let ok = stream.send(&Message::NewTip(stray)).await.is_ok()
+            && stream.send(&Message::NewTip(known)).await.is_ok();
+        if !ok {
+            break;
+        }
+        sent += 1;
+    }
+    wait_for(30, "the node to stop syncing with the spammer", || async {
+        !syncs_with(&node, spammer).await
+    })
+    .await;
+    eprintln!(
+        "sync: {sent} unconnecting announcements sent, each followed by a known header; the node stopped syncing with the spammer"
+    );
+    drop((transport, conn));
+    node.shutdown().await;
+}
