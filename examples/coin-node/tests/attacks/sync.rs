@@ -142,3 +142,61 @@ async fn unconnecting_announcements_interleaved_with_known_headers_cost_the_peer
     drop((transport, conn));
     node.shutdown().await;
 }
+
+/// The red team: "the 2-hour future-timestamp limit against a 30 s ASERT half-life lets a few
+/// future-dated blocks drop the whole network to minimum difficulty". A header dated an hour ahead
+/// (with a valid proof of work at the target its parent requires) is now refused: the bound is four
+/// half-lives of the network. One dated half the bound ahead is taken, as a control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_dated_an_hour_ahead_is_not_taken() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, 0, params(), &[], false, None).await;
+    let (parent, target, bound) = node
+        .api()
+        .app()
+        .with(|app| {
+            let chain = app.sync().chain();
+            let tip = chain.header(&chain.tip().id).unwrap();
+            let bound = chain.engine().max_future_secs();
+            (tip, chain.required_target(&tip.id()).unwrap(), bound)
+        })
+        .await
+        .unwrap();
+    // Four half-lives of the test network, well under the ledger's two hours.
+    assert!(bound < 3600, "the future bound is {bound} s");
+    let child = |ahead: u64, salt: &[u8]| {
+        let mut header = parent;
+        header.parent = parent.id();
+        header.height = parent.height + 1;
+        header.target = target;
+        header.merkle_root = Hash::digest(salt);
+        header.timestamp = coin_node::config::unix_now() + ahead;
+        meshwork_consensus::pow::mine(header, 1, 1 << 32).unwrap()
+    };
+    let (transport, conn, mut stream) = connect(&node, 62).await;
+    let (early, control) = (
+        child(3600, b"an hour ahead"),
+        child(bound / 2, b"within the bound"),
+    );
+    let knows = |id| {
+        let node = &node;
+        async move {
+            node.api()
+                .app()
+                .with(move |app| app.sync().chain().header(&id).is_some())
+                .await
+                .unwrap()
+        }
+    };
+    // A new-tip announcement on a known parent is checked and stored at once.
+    stream.send(&Message::NewTip(early)).await.unwrap();
+    stream.send(&Message::NewTip(control)).await.unwrap();
+    wait_for(20, "the header within the bound to be taken", || {
+        knows(control.id())
+    })
+    .await;
+    assert!(!knows(early.id()).await, "a header dated an hour ahead was taken");
+    drop((transport, conn));
+    node.shutdown().await;
+}
