@@ -17,6 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use meshwork_wire::DropReason;
 use tokio::net::TcpListener;
 
 use crate::NodeError;
@@ -25,6 +26,13 @@ use crate::NodeError;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolLabel {
     protocol: String,
+}
+
+/// The labels of a drop: the protocol (channel) and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabel {
+    protocol: String,
+    reason: &'static str,
 }
 
 /// The node's metrics: cheap to clone, every clone sees the same values.
@@ -49,6 +57,7 @@ struct Inner {
     queue_drops: Family<ProtocolLabel, Counter>,
     event_drops: Family<ProtocolLabel, Counter>,
     invalid_frames: Family<ProtocolLabel, Counter>,
+    dropped: Family<DropLabel, Counter>,
 }
 
 /// The counters of one protocol, resolved once at registration so the hot path does no label lookup.
@@ -61,6 +70,20 @@ pub(crate) struct ProtocolMetrics {
     pub(crate) queue_drops: Counter,
     pub(crate) event_drops: Counter,
     pub(crate) invalid_frames: Counter,
+    /// One counter per [`DropReason`], in the order of [`DropReason::ALL`].
+    dropped: Vec<Counter>,
+}
+
+impl ProtocolMetrics {
+    /// Counts one drop for `reason` (a full queue also in the older `queue_drops`).
+    pub(crate) fn dropped(&self, reason: DropReason) {
+        if let Some(counter) = self.dropped.get(reason.index()) {
+            counter.inc();
+        }
+        if reason == DropReason::QueueFull {
+            self.queue_drops.inc();
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -87,6 +110,7 @@ impl Metrics {
             queue_drops: Family::default(),
             event_drops: Family::default(),
             invalid_frames: Family::default(),
+            dropped: Family::default(),
         };
         {
             let mut registry = inner.registry.lock().unwrap_or_else(PoisonError::into_inner);
@@ -151,6 +175,13 @@ impl Metrics {
                 "Frames refused (too large, malformed, trailing bytes); the sender is disconnected",
                 inner.invalid_frames.clone(),
             );
+            registry.register(
+                "dropped",
+                "Messages, requests and peers dropped, by protocol and reason (queue_full, \
+                 connection_closed, write_failed, decode_failed, prefix_limit, ban, rate_limited, \
+                 unsolicited, full); nothing is lost without a count here",
+                inner.dropped.clone(),
+            );
         }
         Self {
             inner: Arc::new(inner),
@@ -170,6 +201,16 @@ impl Metrics {
             queue_drops: i.queue_drops.get_or_create(&label).clone(),
             event_drops: i.event_drops.get_or_create(&label).clone(),
             invalid_frames: i.invalid_frames.get_or_create(&label).clone(),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|reason| {
+                    let label = DropLabel {
+                        protocol: protocol.to_owned(),
+                        reason: reason.label(),
+                    };
+                    i.dropped.get_or_create(&label).clone()
+                })
+                .collect(),
         }
     }
 

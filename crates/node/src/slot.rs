@@ -164,7 +164,7 @@ impl<P: Protocol> Driven<P> {
                         Ok(()) => {
                             // The protocol broke its own bound; the peer would refuse the frame anyway.
                             warn!(protocol = %spec.id, size = bytes.len(), max = spec.max_message_size, "message over the protocol's maximum not sent");
-                            self.metrics.queue_drops.inc();
+                            self.metrics.dropped(meshwork_wire::DropReason::WriteFailed);
                         }
                         Err(err) => warn!(protocol = %spec.id, %err, "message not encodable, not sent"),
                     }
@@ -196,6 +196,10 @@ impl<P: Protocol> Driven<P> {
                     peer,
                     slot: self.index,
                 }),
+                Output::Dropped { peer, reason } => {
+                    debug!(protocol = %P::ID, %peer, %reason, "dropped");
+                    self.metrics.dropped(reason);
+                }
             }
         }
     }

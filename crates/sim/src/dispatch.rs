@@ -209,6 +209,7 @@ impl<P: Protocol> Sim<P> {
                         self.peer_down_at(at, other, node);
                     }
                 }
+                Output::Dropped { reason, .. } => self.stats.refused[reason.index()] += 1,
             }
         }
         self.out = out;

@@ -30,6 +30,9 @@ pub struct SimStats {
     pub dropped_adversary: u64,
     /// Garbage that reached its recipient and failed to decode.
     pub decode_failures: u64,
+    /// What protocols refused ([`Output::Dropped`](meshwork_wire::Output::Dropped)), by reason: index
+    /// `i` counts [`DropReason::ALL`](meshwork_wire::DropReason::ALL)`[i]`.
+    pub refused: [u64; meshwork_wire::DropReason::ALL.len()],
     /// Messages that failed to encode (a protocol bug); dropped.
     pub encode_failures: u64,
     /// Timers fired.
@@ -42,4 +45,11 @@ pub struct SimStats {
     pub crashes: u64,
     /// Restarts.
     pub restarts: u64,
+}
+
+impl SimStats {
+    /// How many times protocols refused something for `reason`.
+    pub fn refused(&self, reason: meshwork_wire::DropReason) -> u64 {
+        self.refused[reason.index()]
+    }
 }

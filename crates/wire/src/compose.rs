@@ -261,6 +261,7 @@ impl Links {
                     }
                 }
             }
+            Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
         }
         Lifted::Done
     }

@@ -44,6 +44,7 @@
 pub mod bounded;
 pub mod codec;
 pub mod compose;
+mod drop_reason;
 mod error;
 pub mod frame;
 pub mod golden;
@@ -55,6 +56,7 @@ mod time;
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, LengthError};
 pub use codec::{decode, encode, encode_into, encoded_len};
 pub use compose::{Lifted, Links};
+pub use drop_reason::DropReason;
 pub use error::{DecodeError, EncodeError, FrameError, ProtocolIdError};
 pub use message::{Channel, WireMessage};
 pub use protocol::{Input, Output, Protocol};

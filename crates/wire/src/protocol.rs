@@ -39,7 +39,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::{Channel, Instant, PeerId, ProtocolId, WireMessage};
+use crate::{Channel, DropReason, Instant, PeerId, ProtocolId, WireMessage};
 
 /// A pure protocol state machine.
 pub trait Protocol {
@@ -117,6 +117,15 @@ pub enum Output<P: Protocol + ?Sized> {
     Dial(PeerId),
     /// Close the connection to this peer.
     Disconnect(PeerId),
+    /// Something from (or for) `peer` was refused: the driver counts it by `reason` and logs the peer.
+    /// Nothing else happens; a protocol that also wants the peer gone pushes
+    /// [`Output::Disconnect`].
+    Dropped {
+        /// The peer whose message, request or entry was dropped.
+        peer: PeerId,
+        /// Why.
+        reason: DropReason,
+    },
 }
 
 impl<P: Protocol + ?Sized> fmt::Debug for Input<P> {
@@ -147,6 +156,11 @@ impl<P: Protocol + ?Sized> fmt::Debug for Output<P> {
                 .finish(),
             Self::Dial(peer) => f.debug_tuple("Dial").field(peer).finish(),
             Self::Disconnect(peer) => f.debug_tuple("Disconnect").field(peer).finish(),
+            Self::Dropped { peer, reason } => f
+                .debug_struct("Dropped")
+                .field("peer", peer)
+                .field("reason", reason)
+                .finish(),
         }
     }
 }

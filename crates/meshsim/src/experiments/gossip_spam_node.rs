@@ -125,6 +125,7 @@ impl SpamNode {
                     }),
                     Output::Dial(peer) => out.push(Output::Dial(peer)),
                     Output::Disconnect(peer) => out.push(Output::Disconnect(peer)),
+                    Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
                 }
             }
         }

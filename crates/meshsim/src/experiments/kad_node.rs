@@ -236,6 +236,7 @@ impl KadNode {
                 Output::Schedule { after, timer } => Output::Schedule { after, timer },
                 Output::Dial(peer) => Output::Dial(peer),
                 Output::Disconnect(peer) => Output::Disconnect(peer),
+                Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
             });
         }
         self.scratch = scratch;

@@ -136,6 +136,7 @@ impl SybilNode {
                 },
                 Output::Dial(peer) => Output::Dial(peer),
                 Output::Disconnect(peer) => Output::Disconnect(peer),
+                Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
             });
         }
     }
