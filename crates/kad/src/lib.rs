@@ -73,6 +73,7 @@ pub mod store;
 
 pub use address::{Address, IpPrefix, MAX_OPAQUE_ADDRESS, PeerInfo};
 pub use behaviour::state::Kademlia;
+pub use behaviour::stats::{KadTotals, QueryStats};
 pub use behaviour::types::{Command, Event, QueryId, Timer};
 pub use config::Config;
 pub use error::{QueryError, RecordError};

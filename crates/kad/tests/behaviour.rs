@@ -11,7 +11,7 @@ use meshwork_kad::message::{Request, Response};
 use meshwork_kad::{
     Address, Command, Config, Event, Kademlia, Key, Message, PeerInfo, QueryError, QueryId, Timer,
 };
-use meshwork_wire::{BoundedVec, Input, Output, Protocol};
+use meshwork_wire::{BoundedVec, Input, Instant, Output, Protocol};
 use node::*;
 
 #[test]
@@ -156,12 +156,14 @@ fn peers_failing_the_puzzle_are_neither_admitted_nor_contacted() {
         !out.iter()
             .any(|o| matches!(o, Output::Dial(p) if *p == peer(bad)))
     );
+    // One request sent, to `good`, and answered; `bad` was never asked.
     assert!(events(&out).iter().any(|e| matches!(
         e,
         Event::Bootstrapped {
             query: QueryId(1),
-            table_size: 1
-        }
+            table_size: 1,
+            stats,
+        } if (stats.requests, stats.successes, stats.failures, stats.timeouts) == (1, 1, 0, 0)
     )));
 }
 
@@ -187,7 +189,7 @@ fn a_lookup_whose_peers_time_out_finishes_empty() {
         3,
         "α = 3 dials"
     );
-    let mut finished = false;
+    let mut finished = None;
     for _ in 0..10 {
         let timers: Vec<Timer> = out
             .iter()
@@ -204,16 +206,27 @@ fn a_lookup_whose_peers_time_out_finishes_empty() {
         for t in timers {
             out.extend(node.input(Input::Timer(t)));
         }
-        if events(&out)
-            .iter()
-            .any(|e| matches!(e, Event::Bootstrapped { table_size: 0, .. }))
-        {
-            finished = true;
+        finished = events(&out).into_iter().find_map(|e| match e {
+            Event::Bootstrapped {
+                table_size: 0, stats, ..
+            } => Some(stats),
+            _ => None,
+        });
+        if finished.is_some() {
             break;
         }
     }
-    assert!(finished);
+    let stats = finished.expect("the bootstrap finished");
     assert_eq!(node.kad.num_queries(), 0);
+    // Four peers asked, none answered: four timeouts, no other failure, over two request timeouts.
+    assert_eq!(
+        (stats.requests, stats.successes, stats.failures, stats.timeouts),
+        (4, 0, 0, 4)
+    );
+    assert_eq!(stats.started, Instant::ZERO);
+    assert_eq!(stats.duration, Duration::from_secs(20));
+    let totals = node.kad.totals();
+    assert_eq!((totals.requests, totals.timeouts, totals.failures), (4, 4, 0));
 }
 
 #[test]
@@ -229,8 +242,9 @@ fn commands_that_cannot_run_fail_with_an_event() {
         events(&out)[..],
         [Event::Failed {
             query: QueryId(1),
-            error: QueryError::Record(_)
-        }]
+            error: QueryError::Record(_),
+            stats,
+        }] if stats.requests == 0
     ));
     node.connect(5);
     let peers = vec![PeerInfo {
@@ -249,8 +263,9 @@ fn commands_that_cannot_run_fail_with_an_event() {
         events(&out)[..],
         [Event::Failed {
             query: QueryId(2),
-            error: QueryError::DuplicateId
-        }]
+            error: QueryError::DuplicateId,
+            stats,
+        }] if stats.requests == 0
     ));
 }
 

@@ -1,7 +1,9 @@
 //! The Kademlia [`meshwork_wire::Protocol`]: the routing table, lookups and the record store wired
 //! together.
 
+mod answers;
 mod queries;
 pub(crate) mod state;
+pub(crate) mod stats;
 mod timers;
 pub(crate) mod types;

@@ -5,8 +5,9 @@ use meshwork_wire::Instant;
 use rand_core::RngCore;
 
 use super::state::{Kademlia, Out};
+use super::stats::QueryStats;
 use super::types::{Command, Event, QueryId, Timer};
-use crate::message::{Request, RequestId, Response};
+use crate::message::Request;
 use crate::query::{DisjointLookup, LookupConfig, LookupState};
 use crate::store::RecordStore;
 use crate::{Address, Key, PeerInfo, QueryError, Record};
@@ -45,10 +46,12 @@ pub(crate) enum Kind {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Query {
-    lookup: DisjointLookup,
-    kind: Kind,
+    pub(crate) lookup: DisjointLookup,
+    pub(crate) kind: Kind,
     /// Store requests still out and accepted, once the lookup is done (PutValue, AddProvider).
-    storing: Option<(usize, usize)>,
+    pub(crate) storing: Option<(usize, usize)>,
+    /// What the query sent so far, every path and the store phase together.
+    pub(crate) stats: QueryStats,
 }
 
 impl<S: RecordStore> Kademlia<S> {
@@ -87,6 +90,7 @@ impl<S: RecordStore> Kademlia<S> {
                             query,
                             key,
                             record: Some(record),
+                            stats: QueryStats::new(now),
                         },
                         out,
                     );
@@ -103,6 +107,7 @@ impl<S: RecordStore> Kademlia<S> {
                             Event::Failed {
                                 query,
                                 error: err.into(),
+                                stats: QueryStats::new(now),
                             },
                             out,
                         );
@@ -139,9 +144,11 @@ impl<S: RecordStore> Kademlia<S> {
         if self.queries.contains_key(&qid) {
             if let Qid::User(query) = qid {
                 self.emit(
+                    // The statistics of the refused command, not of the query running under that id.
                     Event::Failed {
                         query,
                         error: QueryError::DuplicateId,
+                        stats: QueryStats::new(now),
                     },
                     out,
                 );
@@ -165,6 +172,7 @@ impl<S: RecordStore> Kademlia<S> {
                 lookup,
                 kind,
                 storing: None,
+                stats: QueryStats::new(now),
             },
         );
         self.advance(now, qid, out);
@@ -177,7 +185,7 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// Sends the lookup's next requests, or finishes it.
-    fn advance(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
+    pub(crate) fn advance(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
         loop {
             let Some(query) = self.queries.get_mut(&qid) else {
                 return;
@@ -231,17 +239,19 @@ impl<S: RecordStore> Kademlia<S> {
         };
         if let Some(request) = store_request {
             if !peers.is_empty() {
+                query.storing = Some((peers.len(), 0));
+                // Back in the map before the requests go out, so each is counted in its statistics.
+                self.queries.insert(qid, query);
                 for peer in &peers {
                     self.request(*peer, request.clone(), Purpose::Store(qid), out);
                 }
-                query.storing = Some((peers.len(), 0));
-                self.queries.insert(qid, query);
                 return;
             }
             query.storing = Some((0, 0));
-            return self.finish_store(qid, query, out);
+            return self.finish_store(now, qid, query, out);
         }
         let key = *query.lookup.target();
+        let stats = query.stats.finished(now);
         match (query.kind, user) {
             (Kind::Bootstrap, user) => {
                 // Kademlia's join: after the self-lookup, refresh every bucket farther than our neighbours.
@@ -255,6 +265,7 @@ impl<S: RecordStore> Kademlia<S> {
                         Event::Bootstrapped {
                             query,
                             table_size: self.table.len(),
+                            stats,
                         },
                         out,
                     );
@@ -267,19 +278,29 @@ impl<S: RecordStore> Kademlia<S> {
                         query,
                         target: key,
                         peers,
+                        stats,
                     },
                     out,
                 );
             }
             (Kind::FindPeer(peer), Some(query)) => {
                 let found = peers.contains(&peer).then(|| self.info_of(peer));
-                self.emit(Event::FoundPeer { query, peer, found }, out);
+                self.emit(
+                    Event::FoundPeer {
+                        query,
+                        peer,
+                        found,
+                        stats,
+                    },
+                    out,
+                );
             }
             (Kind::GetValue, Some(query)) => self.emit(
                 Event::GetValue {
                     query,
                     key,
                     record: None,
+                    stats,
                 },
                 out,
             ),
@@ -289,6 +310,7 @@ impl<S: RecordStore> Kademlia<S> {
                         query,
                         key,
                         providers,
+                        stats,
                     },
                     out,
                 );
@@ -297,17 +319,19 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    fn finish_store(&mut self, qid: Qid, query: Query, out: &mut Out<S>) {
+    pub(crate) fn finish_store(&mut self, now: Instant, qid: Qid, query: Query, out: &mut Out<S>) {
         let (Qid::User(id), Some((_, ok))) = (qid, query.storing) else {
             return;
         };
         let key = *query.lookup.target();
+        let stats = query.stats.finished(now);
         match query.kind {
             Kind::PutValue(_) => self.emit(
                 Event::PutValue {
                     query: id,
                     key,
                     stored_at: ok,
+                    stats,
                 },
                 out,
             ),
@@ -316,6 +340,7 @@ impl<S: RecordStore> Kademlia<S> {
                     query: id,
                     key,
                     stored_at: ok,
+                    stats,
                 },
                 out,
             ),
@@ -327,126 +352,5 @@ impl<S: RecordStore> Kademlia<S> {
         let mut random = [0u8; 32];
         self.rng.fill_bytes(&mut random);
         self.table.local_key().random_in_bucket(index, random)
-    }
-
-    pub(crate) fn on_response(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        id: RequestId,
-        response: Response,
-        out: &mut Out<S>,
-    ) {
-        // Only the peer we asked may answer, and only once.
-        match self.requests.get(&id) {
-            Some(pending) if pending.peer == from => {}
-            _ => return,
-        }
-        let Some(pending) = self.requests.remove(&id) else {
-            return;
-        };
-        self.on_answer(from, now, out);
-        match pending.purpose {
-            Purpose::Liveness => {
-                self.table.on_ping_result(&from, true, now);
-            }
-            Purpose::Inbound => {}
-            Purpose::Store(qid) => {
-                let ok = matches!(response, Response::Stored { ok: true });
-                self.store_answer(qid, ok, out);
-            }
-            Purpose::Lookup(qid) => self.lookup_answer(now, qid, from, response, out),
-        }
-    }
-
-    fn store_answer(&mut self, qid: Qid, accepted: bool, out: &mut Out<S>) {
-        let Some(query) = self.queries.get_mut(&qid) else {
-            return;
-        };
-        let Some((outstanding, ok)) = query.storing.as_mut() else {
-            return;
-        };
-        *outstanding = outstanding.saturating_sub(1);
-        *ok += usize::from(accepted);
-        if *outstanding == 0 {
-            if let Some(query) = self.queries.remove(&qid) {
-                self.finish_store(qid, query, out);
-            }
-        }
-    }
-
-    fn lookup_answer(&mut self, now: Instant, qid: Qid, from: PeerId, response: Response, out: &mut Out<S>) {
-        let (closer, record, providers) = match response {
-            Response::Nodes { closer } => (closer, None, None),
-            Response::Value { record, closer } => (closer, record, None),
-            Response::Providers { providers, closer } => (closer, None, Some(providers)),
-            Response::Pong | Response::Stored { .. } => {
-                // A confused or hostile peer: count it as a failure.
-                if let Some(query) = self.queries.get_mut(&qid) {
-                    query.lookup.on_failure(&from);
-                }
-                return self.advance(now, qid, out);
-            }
-        };
-        let mut ids = Vec::with_capacity(closer.len());
-        for info in &closer {
-            if self.acceptable(&info.id) {
-                self.learn_address(info);
-                ids.push(info.id);
-            }
-        }
-        let Some(query) = self.queries.get_mut(&qid) else {
-            return;
-        };
-        let target = *query.lookup.target();
-        if let (Kind::GetValue, Some(record)) = (&query.kind, record) {
-            if record.key == target && record.verify(now, self.config.max_record_ttl).is_ok() {
-                self.queries.remove(&qid);
-                if let Qid::User(query) = qid {
-                    self.emit(
-                        Event::GetValue {
-                            query,
-                            key: target,
-                            record: Some(record),
-                        },
-                        out,
-                    );
-                }
-                return;
-            }
-        }
-        if let (Kind::GetProviders(found), Some(providers)) = (&mut query.kind, providers) {
-            for info in providers {
-                if found.len() < self.config.k && !found.iter().any(|f| f.id == info.id) {
-                    found.push(info);
-                }
-            }
-        }
-        query.lookup.on_success(&from, ids);
-        self.advance(now, qid, out);
-    }
-
-    /// A request failed (timed out, or the connection dropped).
-    pub(crate) fn request_failed(&mut self, id: RequestId, now: Instant, out: &mut Out<S>) {
-        let Some(pending) = self.requests.remove(&id) else {
-            return;
-        };
-        let peer = pending.peer;
-        self.forget_dial(&peer);
-        match pending.purpose {
-            Purpose::Liveness => {
-                self.table.on_ping_result(&peer, false, now);
-            }
-            Purpose::Inbound => {}
-            Purpose::Store(qid) => self.store_answer(qid, false, out),
-            Purpose::Lookup(qid) => {
-                // An unresponsive peer leaves the table (its bucket's pending candidate may take its place).
-                self.table.remove(&peer);
-                if let Some(query) = self.queries.get_mut(&qid) {
-                    query.lookup.on_failure(&peer);
-                }
-                self.advance(now, qid, out);
-            }
-        }
     }
 }

@@ -4,20 +4,22 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId, puzzle};
-use meshwork_wire::{BoundedVec, Input, Instant, Output, Protocol, ProtocolId};
+use meshwork_wire::{BoundedVec, DropReason, Input, Instant, Output, Protocol, ProtocolId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::queries::{Purpose, Qid, Query};
+use super::stats::{KadTotals, Outcome, RecentTimeouts};
 use super::types::{Command, Event, Timer};
 use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
-use crate::routing_table::{InsertOutcome, RoutingTable, TableLimits};
+use crate::routing_table::{InsertOutcome, RefuseReason, RoutingTable, TableLimits};
 use crate::store::{MemoryStore, ProviderRecord, RecordStore};
 use crate::{Address, Config, Key, PeerInfo};
 
 /// Messages queued for a peer we are dialing, at most.
 const MAX_QUEUED_PER_PEER: usize = 16;
-/// Peers we dial at once, at most (further sends to unconnected peers are dropped and time out).
+/// Peers we dial at once, at most (further sends to unconnected peers are dropped, reported as
+/// [`DropReason::QueueFull`], and their requests time out).
 const MAX_DIALING: usize = 256;
 /// Addresses learned from responses that we remember, at most.
 const MAX_LEARNED_ADDRS: usize = 4096;
@@ -57,6 +59,10 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     /// Keys we provide, re-announced on a timer.
     pub(crate) provided: HashSet<Key>,
     pub(crate) refresh_scheduled: bool,
+    /// Requests and drops since the start ([`Kademlia::totals`]).
+    pub(crate) totals: KadTotals,
+    /// Requests that timed out lately, to tell a late answer from an unsolicited one.
+    pub(crate) recent_timeouts: RecentTimeouts,
 }
 
 impl Kademlia<MemoryStore> {
@@ -96,6 +102,8 @@ impl<S: RecordStore> Kademlia<S> {
             published: HashMap::new(),
             provided: HashSet::new(),
             refresh_scheduled: false,
+            totals: KadTotals::default(),
+            recent_timeouts: RecentTimeouts::default(),
         }
     }
 
@@ -117,6 +125,13 @@ impl<S: RecordStore> Kademlia<S> {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What this node sent and heard since it was created: requests and how they ended, late and
+    /// unsolicited answers, peers refused for their IP prefix, messages dropped on full dial queues.
+    /// Cumulative and cheap to read (a copy); the node runtime reads it through a closure on the state.
+    pub fn totals(&self) -> KadTotals {
+        self.totals
     }
 
     /// Queries running (the application's and internal ones).
@@ -157,6 +172,12 @@ impl<S: RecordStore> Kademlia<S> {
         let id = self.next_request;
         self.next_request += 1;
         self.requests.insert(id, Pending { peer, purpose });
+        self.totals.requests += 1;
+        if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
+            if let Some(query) = self.queries.get_mut(&qid) {
+                query.stats.requests = query.stats.requests.saturating_add(1);
+            }
+        }
         out.push(Output::Schedule {
             after: self.config.request_timeout,
             timer: Timer::Request(id),
@@ -169,14 +190,36 @@ impl<S: RecordStore> Kademlia<S> {
             out.push(Output::Send { to, msg });
             return;
         }
-        if let Some(queue) = self.dialing.get_mut(&to) {
-            if queue.len() < MAX_QUEUED_PER_PEER {
+        let queued = if let Some(queue) = self.dialing.get_mut(&to) {
+            let room = queue.len() < MAX_QUEUED_PER_PEER;
+            if room {
                 queue.push(msg);
             }
+            room
         } else if self.dialing.len() < MAX_DIALING {
             self.dialing.insert(to, vec![msg]);
             out.push(Output::Dial(to));
+            true
+        } else {
+            false
+        };
+        if !queued {
+            self.totals.queue_full += 1;
+            out.push(Output::Dropped {
+                peer: to,
+                reason: DropReason::QueueFull,
+            });
         }
+    }
+
+    /// `peer` is kept out of the table because its IP prefix fills its share: reported, never silent
+    /// (on one host or behind one NAT every table would otherwise stop at the prefix limit unnoticed).
+    fn refused_for_prefix(&mut self, peer: PeerId, out: &mut Out<S>) {
+        self.totals.prefix_refused += 1;
+        out.push(Output::Dropped {
+            peer,
+            reason: DropReason::PrefixLimit,
+        });
     }
 
     /// Gives up on a dial nobody reported back on, once no request waits for the peer, so dials the
@@ -190,8 +233,17 @@ impl<S: RecordStore> Kademlia<S> {
     /// `peer` answered one of our requests: it may enter the table (S/Kademlia: only after a response).
     pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
         let addr = self.address_of(&peer).cloned().unwrap_or_else(Address::unknown);
-        if let InsertOutcome::PingOldest { oldest } = self.table.insert(peer, addr, now) {
-            self.request(oldest, Request::Ping, Purpose::Liveness, out);
+        // A full bucket whose pending slot is taken (`BucketFull`) is not reported: in a network larger
+        // than a few buckets' worth it is the fate of most peers that answer a lookup, and says nothing
+        // about them (the bucket keeps its long-lived peers by design).
+        match self.table.insert(peer, addr, now) {
+            InsertOutcome::PingOldest { oldest } => {
+                self.request(oldest, Request::Ping, Purpose::Liveness, out)
+            }
+            InsertOutcome::Refused(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
+                self.refused_for_prefix(peer, out);
+            }
+            _ => {}
         }
     }
 
@@ -256,8 +308,12 @@ impl<S: RecordStore> Kademlia<S> {
             return;
         }
         let addr = self.address_of(&from).cloned().unwrap_or_else(Address::unknown);
-        let Ok(index) = self.table.check(&from, &addr) else {
-            return;
+        let index = match self.table.check(&from, &addr) {
+            Ok(index) => index,
+            Err(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
+                return self.refused_for_prefix(from, out);
+            }
+            Err(_) => return,
         };
         let full = self.table.bucket(index).len() >= self.config.k;
         let already = self
@@ -295,7 +351,8 @@ impl<S: RecordStore> Kademlia<S> {
         // replays a seed exactly).
         failed.sort_unstable();
         for id in failed {
-            self.request_failed(id, now, out);
+            // At once, not at the request timer: the answer cannot come on a closed connection.
+            self.request_failed(id, now, Outcome::Failed, out);
         }
     }
 

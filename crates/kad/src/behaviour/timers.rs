@@ -4,6 +4,7 @@ use meshwork_wire::Instant;
 
 use super::queries::Kind;
 use super::state::{Kademlia, Out};
+use super::stats::Outcome;
 use super::types::Timer;
 use crate::store::RecordStore;
 use crate::{Key, Record};
@@ -11,7 +12,7 @@ use crate::{Key, Record};
 impl<S: RecordStore> Kademlia<S> {
     pub(crate) fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Out<S>) {
         match timer {
-            Timer::Request(id) => self.request_failed(id, now, out),
+            Timer::Request(id) => self.request_failed(id, now, Outcome::TimedOut, out),
             Timer::Refresh => {
                 self.store.expire(now);
                 for index in self.table.stale_buckets(now, self.config.refresh_interval) {

@@ -2,6 +2,7 @@
 
 use meshwork_identity::PeerId;
 
+use super::stats::QueryStats;
 use crate::message::RequestId;
 use crate::{Address, Key, PeerInfo, QueryError, Record};
 
@@ -79,7 +80,7 @@ pub enum Command {
     },
 }
 
-/// What Kademlia tells the application.
+/// What Kademlia tells the application. Every answer carries the [`QueryStats`] of its query.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -89,6 +90,8 @@ pub enum Event {
         query: QueryId,
         /// Peers in the routing table now.
         table_size: usize,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::FindNode`] finished.
     ClosestPeers {
@@ -98,6 +101,8 @@ pub enum Event {
         target: Key,
         /// The closest peers that answered, closest first.
         peers: Vec<PeerInfo>,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::FindPeer`] finished.
     FoundPeer {
@@ -107,6 +112,8 @@ pub enum Event {
         peer: PeerId,
         /// The peer and its address, if it answered us during the lookup.
         found: Option<PeerInfo>,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::PutValue`] finished.
     PutValue {
@@ -116,6 +123,8 @@ pub enum Event {
         key: Key,
         /// How many peers accepted the record.
         stored_at: usize,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::GetValue`] finished.
     GetValue {
@@ -125,6 +134,8 @@ pub enum Event {
         key: Key,
         /// A valid record, if one was found.
         record: Option<Record>,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::StartProviding`] finished.
     StartedProviding {
@@ -134,6 +145,8 @@ pub enum Event {
         key: Key,
         /// How many peers accepted the announcement.
         stored_at: usize,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A [`Command::GetProviders`] finished.
     GetProviders {
@@ -143,6 +156,8 @@ pub enum Event {
         key: Key,
         /// The providers found.
         providers: Vec<PeerInfo>,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
     /// A command could not start or failed.
     Failed {
@@ -150,6 +165,8 @@ pub enum Event {
         query: QueryId,
         /// Why.
         error: QueryError,
+        /// What the query sent and how long it ran.
+        stats: QueryStats,
     },
 }
 

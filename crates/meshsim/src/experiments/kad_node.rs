@@ -208,30 +208,38 @@ impl KadNode {
                     }
                     Output::Send { to, msg }
                 }
-                Output::Emit(Event::ClosestPeers { query, target, peers }) => {
-                    match self.tracked.remove(&target) {
-                        Some(track) => {
-                            let found = peers.iter().find(|p| Key::from_peer(&p.id) == target);
-                            let hops = match found {
-                                Some(p) => track.depth.get(&p.id).copied().unwrap_or(0),
-                                None => peers
-                                    .iter()
-                                    .filter_map(|p| track.depth.get(&p.id).copied())
-                                    .max()
-                                    .unwrap_or(0),
-                            };
-                            self.pending.retain(|_, t| *t != target);
-                            Output::Emit(NodeEvent::Lookup(LookupDone {
-                                query,
-                                peers,
-                                hops,
-                                requests: track.requests,
-                                responses: track.responses,
-                            }))
-                        }
-                        None => Output::Emit(NodeEvent::Kad(Event::ClosestPeers { query, target, peers })),
+                Output::Emit(Event::ClosestPeers {
+                    query,
+                    target,
+                    peers,
+                    stats,
+                }) => match self.tracked.remove(&target) {
+                    Some(track) => {
+                        let found = peers.iter().find(|p| Key::from_peer(&p.id) == target);
+                        let hops = match found {
+                            Some(p) => track.depth.get(&p.id).copied().unwrap_or(0),
+                            None => peers
+                                .iter()
+                                .filter_map(|p| track.depth.get(&p.id).copied())
+                                .max()
+                                .unwrap_or(0),
+                        };
+                        self.pending.retain(|_, t| *t != target);
+                        Output::Emit(NodeEvent::Lookup(LookupDone {
+                            query,
+                            peers,
+                            hops,
+                            requests: track.requests,
+                            responses: track.responses,
+                        }))
                     }
-                }
+                    None => Output::Emit(NodeEvent::Kad(Event::ClosestPeers {
+                        query,
+                        target,
+                        peers,
+                        stats,
+                    })),
+                },
                 Output::Emit(event) => Output::Emit(NodeEvent::Kad(event)),
                 Output::Schedule { after, timer } => Output::Schedule { after, timer },
                 Output::Dial(peer) => Output::Dial(peer),

@@ -1,0 +1,186 @@
+//! How requests end: answers (usable, unusable, late, unsolicited) and failures (the request timer, or
+//! the connection going down), each counted in the query's [`super::stats::QueryStats`] and in
+//! [`super::stats::KadTotals`].
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{DropReason, Instant, Output};
+
+use super::queries::{Kind, Purpose, Qid};
+use super::state::{Kademlia, Out};
+use super::stats::Outcome;
+use super::types::Event;
+use crate::message::{RequestId, Response};
+use crate::store::RecordStore;
+
+impl<S: RecordStore> Kademlia<S> {
+    pub(crate) fn on_response(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        id: RequestId,
+        response: Response,
+        out: &mut Out<S>,
+    ) {
+        // Only the peer we asked may answer, and only once.
+        match self.requests.get(&id) {
+            Some(pending) if pending.peer == from => {}
+            _ => return self.stray_answer(from, id, out),
+        }
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        self.on_answer(from, now, out);
+        match pending.purpose {
+            Purpose::Liveness => {
+                self.count(pending.purpose, Outcome::Answered);
+                self.table.on_ping_result(&from, true, now);
+            }
+            Purpose::Inbound => self.count(pending.purpose, Outcome::Answered),
+            Purpose::Store(qid) => {
+                let usable = matches!(response, Response::Stored { .. });
+                self.count(
+                    pending.purpose,
+                    if usable {
+                        Outcome::Answered
+                    } else {
+                        Outcome::Failed
+                    },
+                );
+                let ok = matches!(response, Response::Stored { ok: true });
+                self.store_answer(now, qid, ok, out);
+            }
+            Purpose::Lookup(qid) => self.lookup_answer(now, qid, from, response, out),
+        }
+    }
+
+    /// An answer nothing waits for: late (its request timed out) or unsolicited (never asked of this
+    /// peer, or answered twice). Either way it is dropped; an unsolicited one is reported.
+    fn stray_answer(&mut self, from: PeerId, id: RequestId, out: &mut Out<S>) {
+        if self.recent_timeouts.take(id, &from) {
+            // Already counted as a timeout; a slow peer is not a hostile one, so no `Dropped`.
+            self.totals.late_answers += 1;
+            return;
+        }
+        self.totals.unsolicited += 1;
+        out.push(Output::Dropped {
+            peer: from,
+            reason: DropReason::Unsolicited,
+        });
+    }
+
+    /// Counts how a request for `purpose` ended, in the totals and in its query's statistics.
+    pub(crate) fn count(&mut self, purpose: Purpose, outcome: Outcome) {
+        let total = match outcome {
+            Outcome::Answered => &mut self.totals.successes,
+            Outcome::Failed => &mut self.totals.failures,
+            Outcome::TimedOut => &mut self.totals.timeouts,
+        };
+        *total += 1;
+        if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
+            if let Some(query) = self.queries.get_mut(&qid) {
+                query.stats.count(outcome);
+            }
+        }
+    }
+
+    fn store_answer(&mut self, now: Instant, qid: Qid, accepted: bool, out: &mut Out<S>) {
+        let Some(query) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        let Some((outstanding, ok)) = query.storing.as_mut() else {
+            return;
+        };
+        *outstanding = outstanding.saturating_sub(1);
+        *ok += usize::from(accepted);
+        if *outstanding == 0 {
+            if let Some(query) = self.queries.remove(&qid) {
+                self.finish_store(now, qid, query, out);
+            }
+        }
+    }
+
+    fn lookup_answer(&mut self, now: Instant, qid: Qid, from: PeerId, response: Response, out: &mut Out<S>) {
+        let purpose = Purpose::Lookup(qid);
+        let (closer, record, providers) = match response {
+            Response::Nodes { closer } => (closer, None, None),
+            Response::Value { record, closer } => (closer, record, None),
+            Response::Providers { providers, closer } => (closer, None, Some(providers)),
+            Response::Pong | Response::Stored { .. } => {
+                // A confused or hostile peer: count it as a failure.
+                self.count(purpose, Outcome::Failed);
+                if let Some(query) = self.queries.get_mut(&qid) {
+                    query.lookup.on_failure(&from);
+                }
+                return self.advance(now, qid, out);
+            }
+        };
+        self.count(purpose, Outcome::Answered);
+        let mut ids = Vec::with_capacity(closer.len());
+        for info in &closer {
+            if self.acceptable(&info.id) {
+                self.learn_address(info);
+                ids.push(info.id);
+            }
+        }
+        let Some(query) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        let target = *query.lookup.target();
+        if let (Kind::GetValue, Some(record)) = (&query.kind, record) {
+            if record.key == target && record.verify(now, self.config.max_record_ttl).is_ok() {
+                let stats = query.stats.finished(now);
+                self.queries.remove(&qid);
+                if let Qid::User(query) = qid {
+                    self.emit(
+                        Event::GetValue {
+                            query,
+                            key: target,
+                            record: Some(record),
+                            stats,
+                        },
+                        out,
+                    );
+                }
+                return;
+            }
+        }
+        if let (Kind::GetProviders(found), Some(providers)) = (&mut query.kind, providers) {
+            for info in providers {
+                if found.len() < self.config.k && !found.iter().any(|f| f.id == info.id) {
+                    found.push(info);
+                }
+            }
+        }
+        query.lookup.on_success(&from, ids);
+        self.advance(now, qid, out);
+    }
+
+    /// A request failed: it timed out ([`Outcome::TimedOut`]), or its connection went down
+    /// ([`Outcome::Failed`]). Either way its lookup moves on at once.
+    pub(crate) fn request_failed(&mut self, id: RequestId, now: Instant, outcome: Outcome, out: &mut Out<S>) {
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        let peer = pending.peer;
+        if outcome == Outcome::TimedOut {
+            self.recent_timeouts.remember(id, peer);
+        }
+        self.count(pending.purpose, outcome);
+        self.forget_dial(&peer);
+        match pending.purpose {
+            Purpose::Liveness => {
+                self.table.on_ping_result(&peer, false, now);
+            }
+            Purpose::Inbound => {}
+            Purpose::Store(qid) => self.store_answer(now, qid, false, out),
+            Purpose::Lookup(qid) => {
+                // An unresponsive peer leaves the table (its bucket's pending candidate may take its place).
+                self.table.remove(&peer);
+                if let Some(query) = self.queries.get_mut(&qid) {
+                    query.lookup.on_failure(&peer);
+                }
+                self.advance(now, qid, out);
+            }
+        }
+    }
+}
