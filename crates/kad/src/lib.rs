@@ -38,6 +38,54 @@
 //! `Dial` (the address is [`Kademlia::address_of`]), `Schedule`, and [`Event`]s for the application.
 //! Applications usually talk through the capability traits [`PeerRouting`] and [`ContentRouting`].
 //!
+//! Nothing is dropped silently. A peer kept out of the routing table because its IP prefix already
+//! fills its share, an answer to no request of ours, a message that finds the dial queue full: each is
+//! pushed as [`Output::Dropped`](meshwork_wire::Output::Dropped) with its
+//! [`DropReason`](meshwork_wire::DropReason) (`PrefixLimit`, `Unsolicited`, `QueueFull`), which the driver
+//! logs and counts. Kademlia itself logs nothing. A full bucket is not reported: in any network larger
+//! than a few buckets' worth, most peers that answer a lookup meet one.
+//!
+//! ## Answers and their statistics
+//!
+//! Every answer [`Event`] (the one a command's query ends with, [`Event::Failed`] included) carries the
+//! query's [`QueryStats`]: the requests it sent, on every disjoint path and in the store phase of a put,
+//! how many were answered (`successes`), failed before their timer because the connection closed or the
+//! answer was unusable (`failures`), or were never answered (`timeouts`), when it started and how long it
+//! ran, in the driver's time. A request whose connection goes down fails at once: its lookup moves on
+//! to other peers without waiting for the request timer. [`Kademlia::totals`] sums the same counts over
+//! every request since the node started ([`KadTotals`]), with late and unsolicited answers and peers
+//! refused for their prefix.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use meshwork_identity::Keypair;
+//! use meshwork_kad::{Address, Command, Config, Event, Kademlia, PeerInfo, QueryId};
+//! use meshwork_wire::{Input, Instant, Output, Protocol};
+//!
+//! let peer = Keypair::from_seed([1; 32]).peer_id();
+//! let mut kad = Kademlia::new(Keypair::from_seed([2; 32]), Config::default(), 7);
+//! let mut out = Vec::new();
+//! let start = Instant::from_duration(Duration::from_secs(100));
+//! kad.handle(start, Input::PeerUp(peer), &mut out);
+//! let peers = vec![PeerInfo { id: peer, addr: Address::unknown() }];
+//! kad.handle(start, Input::Command(Command::Bootstrap { query: QueryId(1), peers }), &mut out);
+//! // The connection closes 30 ms later, before the peer answered: the lookup ends then, not at the
+//! // request timer (10 s), and the lost request is a failure, not a timeout.
+//! out.clear();
+//! kad.handle(start + Duration::from_millis(30), Input::PeerDown(peer), &mut out);
+//! let Some(stats) = out.iter().find_map(|o| match o {
+//!     Output::Emit(Event::Bootstrapped { stats, .. }) => Some(*stats),
+//!     _ => None,
+//! }) else {
+//!     panic!("the bootstrap ended");
+//! };
+//! assert_eq!((stats.requests, stats.successes, stats.failures, stats.timeouts), (1, 0, 1, 0));
+//! assert_eq!(stats.started, start);
+//! assert_eq!(stats.duration, Duration::from_millis(30));
+//! assert_eq!(kad.totals().failures, 1);
+//! ```
+//!
 //! ## Example
 //!
 //! ```

@@ -2,6 +2,7 @@
 //! together.
 
 mod answers;
+mod inbound;
 mod queries;
 pub(crate) mod state;
 pub(crate) mod stats;

@@ -1,19 +1,19 @@
-//! [`Kademlia`]: the state, the [`Protocol`] impl, connections and inbound requests.
+//! [`Kademlia`]: the state, the [`Protocol`] impl, connections and what we send.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId, puzzle};
-use meshwork_wire::{BoundedVec, DropReason, Input, Instant, Output, Protocol, ProtocolId};
+use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::queries::{Purpose, Qid, Query};
 use super::stats::{KadTotals, Outcome, RecentTimeouts};
 use super::types::{Command, Event, Timer};
-use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
+use crate::message::{Message, Request, RequestId};
 use crate::routing_table::{InsertOutcome, RefuseReason, RoutingTable, TableLimits};
-use crate::store::{MemoryStore, ProviderRecord, RecordStore};
+use crate::store::{MemoryStore, RecordStore};
 use crate::{Address, Config, Key, PeerInfo};
 
 /// Messages queued for a peer we are dialing, at most.
@@ -45,7 +45,7 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     connected: HashSet<PeerId>,
     dialing: HashMap<PeerId, Vec<Message>>,
     /// Addresses the driver observed; they win over what peers claim.
-    observed: HashMap<PeerId, Address>,
+    pub(crate) observed: HashMap<PeerId, Address>,
     /// Addresses peers told us about.
     learned: HashMap<PeerId, Address>,
     next_request: RequestId,
@@ -129,7 +129,8 @@ impl<S: RecordStore> Kademlia<S> {
 
     /// What this node sent and heard since it was created: requests and how they ended, late and
     /// unsolicited answers, peers refused for their IP prefix, messages dropped on full dial queues.
-    /// Cumulative and cheap to read (a copy); the node runtime reads it through a closure on the state.
+    /// Cumulative and cheap to read (a copy). Under the node runtime, read it in the node task:
+    /// `handle.with(|kad| kad.totals())`.
     pub fn totals(&self) -> KadTotals {
         self.totals
     }
@@ -185,7 +186,7 @@ impl<S: RecordStore> Kademlia<S> {
         self.send(peer, Message::Request { id, request }, out);
     }
 
-    fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
+    pub(crate) fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
         if self.connected.contains(&to) {
             out.push(Output::Send { to, msg });
             return;
@@ -214,7 +215,7 @@ impl<S: RecordStore> Kademlia<S> {
 
     /// `peer` is kept out of the table because its IP prefix fills its share: reported, never silent
     /// (on one host or behind one NAT every table would otherwise stop at the prefix limit unnoticed).
-    fn refused_for_prefix(&mut self, peer: PeerId, out: &mut Out<S>) {
+    pub(crate) fn refused_for_prefix(&mut self, peer: PeerId, out: &mut Out<S>) {
         self.totals.prefix_refused += 1;
         out.push(Output::Dropped {
             peer,
@@ -245,85 +246,6 @@ impl<S: RecordStore> Kademlia<S> {
             }
             _ => {}
         }
-    }
-
-    fn closest_infos(&self, target: &Key, except: &PeerId) -> Peers {
-        let list: Vec<PeerInfo> = self
-            .table
-            .closest(target, self.config.k + 1)
-            .into_iter()
-            .filter(|e| e.peer != *except)
-            .take(self.config.k.min(MAX_PEERS))
-            .map(|e| e.info())
-            .collect();
-        BoundedVec::try_from(list).unwrap_or_default()
-    }
-
-    fn on_request(&mut self, now: Instant, from: PeerId, id: RequestId, request: Request, out: &mut Out<S>) {
-        let response = match request {
-            Request::Ping => Response::Pong,
-            Request::FindNode { target } => Response::Nodes {
-                closer: self.closest_infos(&target, &from),
-            },
-            Request::GetValue { key } => Response::Value {
-                record: self.store.get(&key, now),
-                closer: self.closest_infos(&key, &from),
-            },
-            Request::PutValue { record } => {
-                let ok = record.verify(now, self.config.max_record_ttl).is_ok()
-                    && self.store.put(record, now).is_ok();
-                Response::Stored { ok }
-            }
-            Request::AddProvider { key, addr } => {
-                let addr = self.observed.get(&from).cloned().unwrap_or(addr);
-                let provider = ProviderRecord {
-                    provider: PeerInfo { id: from, addr },
-                    expires: now + self.config.provider_ttl,
-                };
-                Response::Stored {
-                    ok: self.store.add_provider(key, provider).is_ok(),
-                }
-            }
-            Request::GetProviders { key } => {
-                let list: Vec<PeerInfo> = self
-                    .store
-                    .providers(&key, now)
-                    .into_iter()
-                    .take(MAX_PEERS)
-                    .map(|p| p.provider)
-                    .collect();
-                Response::Providers {
-                    providers: BoundedVec::try_from(list).unwrap_or_default(),
-                    closer: self.closest_infos(&key, &from),
-                }
-            }
-        };
-        self.send(from, Message::Response { id, response }, out);
-        self.maybe_ping_inbound(from, out);
-    }
-
-    /// A peer that asked us something may enter our table once it answers a ping of ours.
-    fn maybe_ping_inbound(&mut self, from: PeerId, out: &mut Out<S>) {
-        if !self.config.ping_inbound || self.table.contains(&from) || !self.acceptable(&from) {
-            return;
-        }
-        let addr = self.address_of(&from).cloned().unwrap_or_else(Address::unknown);
-        let index = match self.table.check(&from, &addr) {
-            Ok(index) => index,
-            Err(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
-                return self.refused_for_prefix(from, out);
-            }
-            Err(_) => return,
-        };
-        let full = self.table.bucket(index).len() >= self.config.k;
-        let already = self
-            .requests
-            .values()
-            .any(|p| p.peer == from && matches!(p.purpose, Purpose::Inbound));
-        if (full && self.table.pending(index).is_some()) || already {
-            return;
-        }
-        self.request(from, Request::Ping, Purpose::Inbound, out);
     }
 
     fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {

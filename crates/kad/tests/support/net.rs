@@ -133,6 +133,19 @@ impl Net {
         }
     }
 
+    /// Takes node `i` down now: it handles nothing more, messages to it are lost, and every other node
+    /// is told `PeerDown` for it after `notice` (its connections closing), as a driver does.
+    pub fn kill(&mut self, i: usize, notice: Duration) {
+        self.alive[i] = false;
+        let gone = self.peer(i);
+        let at = self.now + notice;
+        for other in 0..self.nodes.len() {
+            if other != i && self.alive[other] {
+                self.push(at, other, Input::PeerDown(gone));
+            }
+        }
+    }
+
     /// An adversary's answer: pings are answered, lookups get the adversaries closest to the target.
     pub fn lie(&mut self, node: usize, input: Input<Kademlia>) {
         let Input::Message {
