@@ -258,3 +258,53 @@ fn a_full_bucket_is_not_reported_as_a_drop() {
     );
     assert!(drops(&all).is_empty());
 }
+
+#[test]
+fn a_request_the_dial_limits_cannot_take_is_reported_and_fails_at_once() {
+    let mut node = Node::new(Config::default());
+    // Lookups through peers whose dials the driver never answers, until the set of dials is full.
+    let mut refused = None;
+    for round in 0..1_000u64 {
+        let out = node.input(Input::Command(Command::Bootstrap {
+            query: QueryId(round),
+            peers: vec![PeerInfo {
+                id: peer(5_000 + round),
+                addr: addr(1),
+            }],
+        }));
+        if !drops(&out).is_empty() {
+            refused = Some((round, out));
+            break;
+        }
+    }
+    let (round, out) = refused.expect("the dial limit is reached");
+    assert!(round >= 16, "the limit is not tiny: {round}");
+    assert_eq!(drops(&out), vec![(peer(5_000 + round), DropReason::QueueFull)]);
+    assert!(!out.iter().any(|o| matches!(o, Output::Dial(_))));
+    // Its request fails on a timer of zero, as a failure: the lookup ends now, not ten seconds later.
+    let timers: Vec<(Duration, Timer)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                after,
+                timer: t @ Timer::Request(_),
+            } => Some((*after, t.clone())),
+            _ => None,
+        })
+        .collect();
+    let [(Duration::ZERO, timer)] = &timers[..] else {
+        panic!("one immediate request timer expected: {timers:?}");
+    };
+    let out = node.input(Input::Timer(timer.clone()));
+    let Some(stats) = out.iter().find_map(|o| match o {
+        Output::Emit(meshwork_kad::Event::Bootstrapped { query, stats, .. }) if query.0 == round => {
+            Some(*stats)
+        }
+        _ => None,
+    }) else {
+        panic!("the lookup ends at once");
+    };
+    assert_eq!((stats.requests, stats.failures, stats.timeouts), (1, 1, 0));
+    let totals = node.kad.totals();
+    assert_eq!((totals.queue_full, totals.timeouts), (1, 0));
+}

@@ -156,26 +156,33 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// A request failed: it timed out ([`Outcome::TimedOut`]), or its connection went down
-    /// ([`Outcome::Failed`]). Either way its lookup moves on at once.
+    /// ([`Outcome::Failed`]), or it was never sent (our dial limits; a failure too). Either way its
+    /// lookup moves on at once.
     pub(crate) fn request_failed(&mut self, id: RequestId, now: Instant, outcome: Outcome, out: &mut Out<S>) {
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
         let peer = pending.peer;
+        let outcome = if pending.sent { outcome } else { Outcome::Failed };
         if outcome == Outcome::TimedOut {
             self.recent_timeouts.remember(id, peer);
         }
         self.count(pending.purpose, outcome);
         self.forget_dial(&peer);
         match pending.purpose {
+            // A liveness check we could not send says nothing of the oldest entry: the bucket keeps
+            // what it has (Kademlia's preference) and the candidate is dropped.
             Purpose::Liveness => {
-                self.table.on_ping_result(&peer, false, now);
+                self.table.on_ping_result(&peer, !pending.sent, now);
             }
             Purpose::Inbound => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
             Purpose::Lookup(qid) => {
-                // An unresponsive peer leaves the table (its bucket's pending candidate may take its place).
-                self.table.remove(&peer);
+                // An unresponsive peer leaves the table (its bucket's pending candidate may take its
+                // place); one we could not ask stays.
+                if pending.sent {
+                    self.table.remove(&peer);
+                }
                 if let Some(query) = self.queries.get_mut(&qid) {
                     query.lookup.on_failure(&peer);
                 }

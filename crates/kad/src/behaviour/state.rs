@@ -19,7 +19,7 @@ use crate::{Address, Config, Key, PeerInfo};
 /// Messages queued for a peer we are dialing, at most.
 const MAX_QUEUED_PER_PEER: usize = 16;
 /// Peers we dial at once, at most (further sends to unconnected peers are dropped, reported as
-/// [`DropReason::QueueFull`], and their requests time out).
+/// [`DropReason::QueueFull`], and their requests fail at once).
 const MAX_DIALING: usize = 256;
 /// Addresses learned from responses that we remember, at most.
 const MAX_LEARNED_ADDRS: usize = 4096;
@@ -32,6 +32,9 @@ pub(crate) type Out<S> = Vec<Output<Kademlia<S>>>;
 pub(crate) struct Pending {
     pub(crate) peer: PeerId,
     pub(crate) purpose: Purpose,
+    /// False if the request could not even be queued (our own dial limits): it fails on a timer of
+    /// zero, as a failure, and costs the peer nothing.
+    pub(crate) sent: bool,
 }
 
 /// The Kademlia state machine of one node. See the crate docs for the model.
@@ -168,11 +171,14 @@ impl<S: RecordStore> Kademlia<S> {
         *peer != self.local && puzzle::solves(peer, self.config.puzzle_difficulty)
     }
 
-    /// Sends a request to `peer`, tracked under a fresh id with a timeout.
+    /// Sends a request to `peer`, tracked under a fresh id with a timeout. A request our dial limits
+    /// cannot take fails at once, through a timer of zero: failing it here would re-enter the lookup
+    /// that is choosing whom to ask.
     pub(crate) fn request(&mut self, peer: PeerId, request: Request, purpose: Purpose, out: &mut Out<S>) {
         let id = self.next_request;
         self.next_request += 1;
-        self.requests.insert(id, Pending { peer, purpose });
+        let sent = self.can_send(&peer);
+        self.requests.insert(id, Pending { peer, purpose, sent });
         self.totals.requests += 1;
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
             if let Some(query) = self.queries.get_mut(&qid) {
@@ -180,36 +186,41 @@ impl<S: RecordStore> Kademlia<S> {
             }
         }
         out.push(Output::Schedule {
-            after: self.config.request_timeout,
+            after: if sent {
+                self.config.request_timeout
+            } else {
+                Duration::ZERO
+            },
             timer: Timer::Request(id),
         });
         self.send(peer, Message::Request { id, request }, out);
     }
 
+    /// Whether a message to `to` would be sent or queued (not dropped by the dial limits).
+    fn can_send(&self, to: &PeerId) -> bool {
+        self.connected.contains(to)
+            || self
+                .dialing
+                .get(to)
+                .map_or(self.dialing.len() < MAX_DIALING, |queue| {
+                    queue.len() < MAX_QUEUED_PER_PEER
+                })
+    }
+
     pub(crate) fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
         if self.connected.contains(&to) {
             out.push(Output::Send { to, msg });
-            return;
-        }
-        let queued = if let Some(queue) = self.dialing.get_mut(&to) {
-            let room = queue.len() < MAX_QUEUED_PER_PEER;
-            if room {
-                queue.push(msg);
-            }
-            room
-        } else if self.dialing.len() < MAX_DIALING {
-            self.dialing.insert(to, vec![msg]);
-            out.push(Output::Dial(to));
-            true
-        } else {
-            false
-        };
-        if !queued {
+        } else if !self.can_send(&to) {
             self.totals.queue_full += 1;
             out.push(Output::Dropped {
                 peer: to,
                 reason: DropReason::QueueFull,
             });
+        } else if let Some(queue) = self.dialing.get_mut(&to) {
+            queue.push(msg);
+        } else {
+            self.dialing.insert(to, vec![msg]);
+            out.push(Output::Dial(to));
         }
     }
 

@@ -28,7 +28,8 @@ pub struct QueryStats {
     /// Requests answered with a usable answer.
     pub successes: u32,
     /// Requests that failed before their timer: the connection closed or could not be opened (the
-    /// driver's `PeerDown`), or the answer was of the wrong kind. Timeouts are not counted here.
+    /// driver's `PeerDown`), the answer was of the wrong kind, or the request could not be queued
+    /// because too many dials were under way. Timeouts are not counted here.
     pub failures: u32,
     /// Requests that ended by the request timer ([`crate::Config::request_timeout`]): unanswered.
     pub timeouts: u32,
@@ -94,7 +95,7 @@ pub struct KadTotals {
     pub requests: u64,
     /// Requests answered (with a usable answer).
     pub successes: u64,
-    /// Requests failed before their timer (connection down, wrong answer).
+    /// Requests failed before their timer (connection down, wrong answer, not sendable).
     pub failures: u64,
     /// Requests that ended by the request timer, unanswered.
     pub timeouts: u64,
@@ -113,7 +114,7 @@ pub struct KadTotals {
     pub prefix_refused: u64,
     /// Messages not sent because the peer's dial queue or the set of dials was full. Each is also pushed
     /// as `Output::Dropped` with [`DropReason::QueueFull`](meshwork_wire::DropReason::QueueFull); a
-    /// request among them ends by its timer.
+    /// request among them fails at once (counted in `failures`).
     pub queue_full: u64,
 }
 
