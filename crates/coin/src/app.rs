@@ -337,13 +337,11 @@ impl<S: ChainStore> CoinApp<S> {
         self.work.push_back(Work::Kad(Input::Command(command)));
     }
 
-    /// Tells Kademlia and gossip where `peer` connects from: both hold peers to per-prefix limits.
+    /// Tells Kademlia and gossip where `peer` connects from: both hold peers to per-prefix limits, and
+    /// gossip names the peer with it to others.
     fn peer_address(&mut self, peer: PeerId, addr: meshwork_kad::Address) {
-        if let Some(socket) = addr.socket_addr() {
-            self.gossip_command(meshwork_gossip::Command::PeerAddress {
-                peer,
-                ip: socket.ip(),
-            });
+        if let Some(addr) = addr.socket_addr() {
+            self.gossip_command(meshwork_gossip::Command::PeerAddress { peer, addr });
         }
         self.kad_command(meshwork_kad::Command::PeerAddress { peer, addr });
     }

@@ -1,7 +1,7 @@
 //! What the application and [`Gossip`](crate::Gossip) say to each other: commands, events, the verdict
 //! on a message, topic options, and the state machine's timers.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use meshwork_wire::PeerId;
 
@@ -51,14 +51,17 @@ pub enum Command {
     Publish(TopicId, Vec<u8>),
     /// The verdict on a message announced by [`Event::Validate`].
     Validated(MessageId, Verdict),
-    /// The driver observed `peer`'s connection coming from `ip` (send it with every `PeerUp`): the
-    /// per-prefix limits of [`AdmissionConfig`](crate::AdmissionConfig) count peers by it. A peer whose
-    /// address was never reported is under no prefix limit.
+    /// The driver observed `peer`'s connection coming from `addr` (send it with every `PeerUp`, before
+    /// it). The per-prefix limits of [`AdmissionConfig`](crate::AdmissionConfig) count peers by its IP
+    /// (a peer whose address was never reported is under no prefix limit), and gossip names the peer
+    /// with it to others, who dial it there: where one socket dials and listens (our QUIC transport),
+    /// the source address of a connection is where the peer accepts them. It replaces any address a
+    /// peer told us ([`Gossip::address_of`](crate::Gossip::address_of)).
     PeerAddress {
         /// The peer.
         peer: PeerId,
-        /// The IP address its connection comes from.
-        ip: IpAddr,
+        /// The address (IP and port) its connection comes from.
+        addr: SocketAddr,
     },
 }
 

@@ -22,14 +22,19 @@
 //! `ShuffleReply` is taken only in answer to a shuffle of ours, walks (`ForwardJoin`, `Shuffle`) only
 //! from active neighbours, and a newcomer evicts an established neighbour at most once per interval and
 //! never one of the longest-lived.
+//!
+//! Every message that names a peer names it with its address ([`addresses`]), so the node can dial
+//! the peers it learns of; what a peer tells is checked before it is dialled.
 
+mod addresses;
 mod admission;
+mod join;
 mod repair;
 mod shuffle;
 
 use std::collections::{HashMap, HashSet};
 
-use meshwork_wire::{Instant, PeerId};
+use meshwork_wire::{DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
@@ -37,6 +42,7 @@ use crate::ban::{Ban, Bans};
 use crate::config::Config;
 use crate::message::MembershipMessage as Msg;
 use crate::score::Penalty;
+use addresses::AddressBook;
 use admission::Guard;
 use shuffle::ShuffleSent;
 
@@ -55,6 +61,8 @@ pub(crate) enum HvOut {
     Down(PeerId),
     /// The peer misbehaved (an answer nobody asked for).
     Penalty(PeerId, Penalty),
+    /// Something from the peer was refused ([`meshwork_wire::Output::Dropped`]).
+    Dropped(PeerId, DropReason),
 }
 
 /// The HyParView views of one node, and the connections it is opening.
@@ -82,6 +90,8 @@ pub(crate) struct HyParView {
     now: Instant,
     /// The limits on who enters the views ([`admission`]).
     guard: Guard,
+    /// Where peers can be dialled ([`addresses`]).
+    addresses: AddressBook,
     /// The shuffle of ours that a `ShuffleReply` may answer.
     shuffle_sent: Option<ShuffleSent>,
     /// Membership requests ignored over their limits, and answers nobody asked for (for the stats).
@@ -119,6 +129,7 @@ impl HyParView {
             bans: Bans::new(config.score.max_banned, config.score.ban_duration),
             now: Instant::ZERO,
             guard: Guard::new(config.admission.clone()),
+            addresses: AddressBook::default(),
             shuffle_sent: None,
             requests_refused: 0,
             active_cap: config.active_view_capacity.max(1),
@@ -185,28 +196,9 @@ impl HyParView {
         self.send(peer, Msg::Neighbor { high_priority }, out);
     }
 
-    /// Joins the overlay through `contact`, and remembers it for join retries.
-    pub(crate) fn join(&mut self, contact: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
-        if contact == self.me || self.is_banned(&contact) {
-            return;
-        }
-        if !self.contacts.contains(&contact) && self.contacts.len() < MAX_CONTACTS {
-            self.contacts.push(contact);
-        }
-        let joining = self.dialing.get(&contact).is_some_and(|q| q.contains(&Msg::Join));
-        if joining {
-            return;
-        }
-        if self.connected.contains(&contact) {
-            // Already connected (another protocol of a composite holds the connection): take the
-            // contact into the active view now, as `on_peer_up` does for a dialled one (§4.2).
-            self.add_active(contact, rng, out);
-        }
-        self.send(contact, Msg::Join, out);
-    }
-
     pub(crate) fn on_peer_up(&mut self, peer: PeerId, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         if self.is_banned(&peer) {
+            out.push(HvOut::Dropped(peer, DropReason::Banned));
             out.push(HvOut::Disconnect(peer));
             return;
         }
@@ -229,16 +221,19 @@ impl HyParView {
             self.remove_passive(&peer);
         }
         self.remove_active(&peer, out);
-        self.guard.peer_down(&peer, self.passive.contains(&peer));
+        self.guard.peer_down(&peer);
+        self.forget_address(&peer);
         self.fill(rng, out);
     }
 
     pub(crate) fn on_message(&mut self, from: PeerId, msg: Msg, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         if self.is_banned(&from) {
+            out.push(HvOut::Dropped(from, DropReason::Banned));
             out.push(HvOut::Disconnect(from));
             return;
         }
-        if !self.admits_request(from, &msg) {
+        if let Err(reason) = self.admits_request(from, &msg) {
+            out.push(HvOut::Dropped(from, reason));
             return;
         }
         match msg {
@@ -246,13 +241,17 @@ impl HyParView {
                 if !self.add_active(from, rng, out) {
                     // No room for a newcomer now (the eviction budget is spent, or its prefix holds its
                     // share): it waits in the passive view, and the walks below still find it a place.
+                    out.push(HvOut::Dropped(from, self.refusal(&from)));
                     out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
                     self.add_passive(from, None, rng);
                 }
+                // The joiner is named with the address its connection came from: the node where a walk
+                // ends dials it.
+                let joiner = self.entry(from);
                 for peer in self.active.clone() {
                     if peer != from {
                         let ttl = self.arwl;
-                        out.push(HvOut::Send(peer, Msg::ForwardJoin { joiner: from, ttl }));
+                        out.push(HvOut::Send(peer, Msg::ForwardJoin { joiner, ttl }));
                     }
                 }
             }
@@ -265,6 +264,8 @@ impl HyParView {
                     self.is_active(&from) || ((high_priority || room) && self.add_active(from, rng, out));
                 if accepted {
                     self.requested.remove(&from);
+                } else {
+                    out.push(HvOut::Dropped(from, self.refusal(&from)));
                 }
                 out.push(HvOut::Send(from, Msg::NeighborReply { accepted }));
             }
@@ -279,11 +280,16 @@ impl HyParView {
                     // Requests to us filled the slot meanwhile (or the newcomer may not evict anyone).
                     // Undo rather than evict a neighbour: in a settled overlay every eviction cuts
                     // broadcast trees that run over the link.
+                    out.push(HvOut::Dropped(from, self.refusal(&from)));
                     out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
                     self.add_passive(from, None, rng);
                 } else {
                     if !accepted {
                         self.refused.insert(from);
+                    } else if !self.is_active(&from) {
+                        // An acceptance of a request we never made (or gave up on): nothing to take.
+                        // (From a neighbour it crossed a request of its own to us: already linked.)
+                        out.push(HvOut::Dropped(from, DropReason::Unsolicited));
                     }
                     if !self.is_active(&from) {
                         self.close(from, out);
@@ -292,6 +298,9 @@ impl HyParView {
                 }
             }
             Msg::Disconnect { alternative } => {
+                // Only a neighbour that evicted us names a peer we dial: anyone else's hint is not
+                // followed, so a connection cannot be spent on making us dial addresses of its choice.
+                let evicted = self.is_active(&from) || self.requested.contains_key(&from);
                 self.remove_active(&from, out);
                 self.add_passive(from, None, rng);
                 self.close(from, out);
@@ -299,10 +308,13 @@ impl HyParView {
                 // from the peer that just made room for someone else. The peer that took our slot first.
                 self.refused.insert(from);
                 if let Some(peer) = alternative
-                    && self.is_candidate(&peer)
+                    && evicted
+                    && self.is_candidate(&peer.id)
+                    && self.plausible(&peer, &from)
                 {
                     let high_priority = self.is_alone();
-                    self.request(peer, high_priority, out);
+                    self.request(peer.id, high_priority, out);
+                    self.remember(&peer);
                 }
                 self.fill(rng, out);
             }
@@ -311,32 +323,14 @@ impl HyParView {
         }
     }
 
-    fn on_forward_join(
-        &mut self,
-        from: PeerId,
-        joiner: PeerId,
-        ttl: u8,
-        rng: &mut ChaCha8Rng,
-        out: &mut Vec<HvOut>,
-    ) {
-        // Walks run over active links: one from anyone else is not a walk (nor is one about a peer we
-        // refuse), and it must not fill our views.
-        if joiner == self.me || self.is_banned(&joiner) || !self.is_active(&from) {
-            return;
-        }
-        let next = self.random_active_except(&[from, joiner], rng);
-        match next {
-            Some(next) if ttl > 0 => {
-                if ttl == self.prwl {
-                    self.add_passive(joiner, Some(from), rng);
-                }
-                out.push(HvOut::Send(next, Msg::ForwardJoin { joiner, ttl: ttl - 1 }));
-            }
-            _ => {
-                if !self.is_active(&joiner) {
-                    self.request(joiner, true, out);
-                }
-            }
+    /// Why `peer` was not taken into the active view.
+    fn refusal(&self, peer: &PeerId) -> DropReason {
+        if self.is_banned(peer) {
+            DropReason::Banned
+        } else if self.prefix_full_in_active(peer) {
+            DropReason::PrefixLimit
+        } else {
+            DropReason::Full
         }
     }
 
@@ -356,6 +350,7 @@ impl HyParView {
         self.requested.remove(&peer);
         self.remove_active(&peer, out);
         self.close(peer, out);
+        self.forget_address(&peer);
         self.fill(rng, out);
         ban
     }

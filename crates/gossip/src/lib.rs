@@ -52,6 +52,16 @@
 //! [`Output::Dial`](meshwork_wire::Output::Dial) and [`Output::Disconnect`](meshwork_wire::Output::Disconnect),
 //! and learns of failures from [`Input::PeerDown`](meshwork_wire::Input::PeerDown).
 //!
+//! **Addresses travel with peers**, so a node that runs gossip alone can dial the peers it learns of.
+//! The driver reports the address each connection comes from ([`Command::PeerAddress`]); every
+//! membership message that names a peer carries its address ([`PeerEntry`]): a contact names a joiner
+//! with the address it observed, a shuffle's first hop names the origin likewise, and samples carry
+//! what their sender knows. [`Gossip::address_of`] answers the driver's "where do I dial this peer?".
+//! A told address is a claim: it never replaces an observed one, it must be no more local than its
+//! teller's own address, only observed addresses count for the prefix limits, and one message makes
+//! us dial at most one peer we were told of. The book is bounded (4,096 entries) and forgets a peer
+//! that leaves every view.
+//!
 //! ## Example: three nodes in the simulator
 //!
 //! ```
@@ -100,7 +110,7 @@ pub use config::{AdmissionConfig, Config, ScoreConfig};
 pub use error::PublishError;
 pub use message::{
     Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,
-    Message, MessageId, TopicId, TreeMessage,
+    Message, MessageId, PeerEntry, TopicId, TreeMessage,
 };
 pub use plumtree::TreeStats;
 pub use score::Penalty;

@@ -1,6 +1,7 @@
 //! The wire types: what gossip peers send each other. Every collection is bounded (ARCHITECTURE.md).
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use meshwork_identity::{Hash, Keypair, Namespace, PeerId, Signature, VerifyError};
 use meshwork_wire::{BoundedBytes, BoundedVec};
@@ -109,6 +110,26 @@ impl GossipMessage {
     }
 }
 
+/// A peer named in a membership message, with the address it can be dialled at if the sender knows
+/// one. Every place a membership message names a peer carries one of these, so a node can dial the
+/// peers it learns of without any other source of addresses. The address is what the sender observed
+/// on a live connection (or was told); the receiver treats it as a claim (`hyparview/addresses.rs`).
+/// Its encoding is bounded: a tag, at most 16 address bytes and a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// The peer.
+    pub id: PeerId,
+    /// Where it accepts connections, if the sender knows.
+    pub addr: Option<SocketAddr>,
+}
+
+impl PeerEntry {
+    /// A peer whose address the sender does not know (the simulator, or a node not told any).
+    pub const fn id_only(id: PeerId) -> Self {
+        Self { id, addr: None }
+    }
+}
+
 /// HyParView membership messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipMessage {
@@ -116,8 +137,8 @@ pub enum MembershipMessage {
     Join,
     /// A random walk announcing `joiner`, started by the contact.
     ForwardJoin {
-        /// The joining peer.
-        joiner: PeerId,
+        /// The joining peer, with the address the contact observed its connection come from.
+        joiner: PeerEntry,
         /// Hops left (starts at the active random walk length).
         ttl: u8,
     },
@@ -137,21 +158,22 @@ pub enum MembershipMessage {
         /// The peer that took the receiver's slot, if any. It has just been admitted (a joiner, or a node
         /// with few neighbours), so it most likely has room: the receiver asks it first, which keeps the
         /// overlay connected across evictions (the receiver stays two hops from the sender, through it).
-        alternative: Option<PeerId>,
+        alternative: Option<PeerEntry>,
     },
     /// A random walk that exchanges samples of views.
     Shuffle {
-        /// The peer that started it (and gets the reply).
-        origin: PeerId,
+        /// The peer that started it (and gets the reply). The origin does not know its own address: the
+        /// first hop fills in the address it observed the origin's connection come from.
+        origin: PeerEntry,
         /// Hops left.
         ttl: u8,
         /// A sample of the origin's views.
-        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+        peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
     },
     /// The answer to a shuffle: a sample of the passive view of the walk's last node.
     ShuffleReply {
         /// The sample.
-        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+        peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
     },
 }
 

@@ -50,6 +50,8 @@ pub(crate) enum PtOut {
     },
     Schedule(std::time::Duration, Timer),
     Penalty(PeerId, Penalty),
+    /// Something from the peer was refused ([`meshwork_wire::Output::Dropped`]).
+    Dropped(PeerId, meshwork_wire::DropReason),
 }
 
 #[derive(Debug, Default)]
@@ -215,7 +217,9 @@ impl Plumtree {
         let announced = self.missing.remove(&id);
         self.links.make_eager(&origin, &from);
         if self.pending >= self.config.max_pending_validations {
-            return; // Dropped unseen: a later copy may get through once the queue drains.
+            // Dropped unseen: a later copy may get through once the queue drains.
+            out.push(PtOut::Dropped(from, meshwork_wire::DropReason::QueueFull));
+            return;
         }
         let entry = Entry {
             message: message.clone(),

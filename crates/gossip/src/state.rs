@@ -1,9 +1,10 @@
 //! [`Gossip`]: HyParView membership and Plumtree broadcast combined into one [`Protocol`].
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use meshwork_identity::Keypair;
-use meshwork_wire::{BoundedBytes, Input, Instant, Output, PeerId, Protocol, ProtocolId};
+use meshwork_wire::{BoundedBytes, DropReason, Input, Instant, Output, PeerId, Protocol, ProtocolId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -102,6 +103,15 @@ impl Gossip {
     /// Origins whose tree here has at least one lazy link (bounded by [`Config::max_origins`]).
     pub fn tree_count(&self) -> usize {
         self.tree.tree_count()
+    }
+
+    /// Where `peer` can be dialled, as far as gossip knows: the address its connection came from
+    /// ([`Command::PeerAddress`]) or, failing that, the one a peer named it with in a membership
+    /// message. Known for the peers of both views and those being dialled; forgotten once a peer is in
+    /// no view and not connected. A node runtime's `Hooks::address_of` calls this, so gossip can dial
+    /// the peers it learns of.
+    pub fn address_of(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.views.address_of(peer)
     }
 
     /// True if a ban of the peer is in force (at the time of the last input handled).
@@ -208,6 +218,7 @@ impl Gossip {
                 let waste = !self.views.is_active(&from) || self.tree.is_waste(&id, &message.origin, &from);
                 if waste && !self.scores.waste(from, now) {
                     self.stats.rate_limited += 1;
+                    self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
                     self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
                     return;
                 }
@@ -229,6 +240,7 @@ impl Gossip {
                 // (an honest peer grafts again after a timeout).
                 if check == GraftCheck::Unannounced && !self.scores.waste(from, now) {
                     self.stats.rate_limited += 1;
+                    self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
                     self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
                 }
             }
@@ -258,6 +270,7 @@ impl Gossip {
                         out.push(Output::Emit(Event::NeighborDown(peer)));
                     }
                     HvOut::Penalty(peer, penalty) => self.penalise(now, peer, penalty, out),
+                    HvOut::Dropped(peer, reason) => out.push(Output::Dropped { peer, reason }),
                 }
             }
             for action in std::mem::take(&mut self.pt_out) {
@@ -286,6 +299,7 @@ impl Gossip {
                 }
             }
             PtOut::Penalty(peer, penalty) => self.penalise(now, peer, penalty, out),
+            PtOut::Dropped(peer, reason) => out.push(Output::Dropped { peer, reason }),
         }
     }
 
@@ -317,6 +331,10 @@ impl Protocol for Gossip {
         match input {
             Input::Message { from, msg } => {
                 if self.views.is_banned(&from) {
+                    out.push(Output::Dropped {
+                        peer: from,
+                        reason: DropReason::Banned,
+                    });
                     out.push(Output::Disconnect(from));
                     return;
                 }
@@ -342,7 +360,7 @@ impl Protocol for Gossip {
                 Command::Validated(id, verdict) => {
                     self.tree.validated(id, verdict, &mut self.pt_out);
                 }
-                Command::PeerAddress { peer, ip } => self.views.set_address(peer, ip),
+                Command::PeerAddress { peer, addr } => self.views.set_address(peer, addr),
             },
             Input::Timer(timer) => match timer {
                 Timer::Shuffle => {

@@ -3,18 +3,31 @@
 //! hold (and can be lifted for a loopback devnet).
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use meshwork_gossip::{AdmissionConfig, Command, Config, Gossip, MembershipMessage as Msg, Message, Timer};
+use meshwork_gossip::{
+    AdmissionConfig, Command, Config, Gossip, MAX_SHUFFLE, MembershipMessage as Msg, Message, PeerEntry,
+    Timer,
+};
 use meshwork_identity::Keypair;
-use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+use meshwork_wire::{BoundedVec, Input, Instant, Output, PeerId, Protocol};
 
 /// A distinct peer per `n` (Sybils are cheap: any number of fresh keys).
 fn peer(n: u32) -> PeerId {
     let mut seed = [7u8; 32];
     seed[..4].copy_from_slice(&n.to_le_bytes());
     Keypair::from_seed(seed).peer_id()
+}
+
+/// Peers named without addresses, as a shuffle sample.
+fn sample(peers: &[PeerId]) -> BoundedVec<PeerEntry, MAX_SHUFFLE> {
+    peers
+        .iter()
+        .map(|p| PeerEntry::id_only(*p))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
 }
 
 fn secs(s: u64) -> Instant {
@@ -42,10 +55,11 @@ fn connect_and_send(
     let mut out = handle(g, now, Input::PeerUp(from));
     if let Some(ip) = ip {
         let ip: IpAddr = ip.parse().unwrap();
+        let addr = SocketAddr::new(ip, 4001);
         out.extend(handle(
             g,
             now,
-            Input::Command(Command::PeerAddress { peer: from, ip }),
+            Input::Command(Command::PeerAddress { peer: from, addr }),
         ));
     }
     let msg = Message::Membership(msg);
@@ -139,7 +153,7 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
     let attacker = peer(1);
     handle(&mut g, secs(600), Input::PeerUp(attacker));
     let sybils: Vec<PeerId> = (100..116).map(peer).collect();
-    let peers = sybils.clone().try_into().unwrap();
+    let peers = sample(&sybils);
     receive(&mut g, secs(600), attacker, Msg::ShuffleReply { peers });
     assert_eq!(
         g.passive_view(),
@@ -148,13 +162,13 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
     );
     assert!(g.score(&attacker, secs(600)) < 0.0, "and it cost the sender");
     // Walks only run over active links: a shuffle or join walk from outside the view fills nothing.
-    let peers = sybils.clone().try_into().unwrap();
+    let peers = sample(&sybils);
     receive(
         &mut g,
         secs(600),
         attacker,
         Msg::Shuffle {
-            origin: attacker,
+            origin: PeerEntry::id_only(attacker),
             ttl: 0,
             peers,
         },
@@ -164,7 +178,7 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
         secs(600),
         attacker,
         Msg::ForwardJoin {
-            joiner: peer(200),
+            joiner: PeerEntry::id_only(peer(200)),
             ttl: 3,
         },
     );
@@ -182,11 +196,11 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
         })
         .unwrap();
     assert!(honest.contains(&sent.0));
-    let peers = sybils.clone().try_into().unwrap();
+    let peers = sample(&sybils);
     receive(&mut g, secs(611), attacker, Msg::ShuffleReply { peers });
     let learnt = sybils.iter().filter(|p| g.passive_view().contains(p)).count();
     assert_eq!(learnt, sent.1.min(sybils.len()));
-    let peers = (300..316).map(peer).collect::<Vec<_>>().try_into().unwrap();
+    let peers = sample(&(300..316).map(peer).collect::<Vec<_>>());
     receive(&mut g, secs(611), attacker, Msg::ShuffleReply { peers });
     assert_eq!(
         g.passive_view().iter().filter(|p| sybils.contains(p)).count(),
@@ -206,13 +220,13 @@ fn an_active_neighbour_fills_at_most_its_share_of_the_passive_view() {
     let share = AdmissionConfig::default().max_passive_per_source;
     for round in 0..10u32 {
         let peers = (0..16).map(|i| peer(10_000 + 16 * round + i)).collect::<Vec<_>>();
-        let peers = peers.try_into().unwrap();
+        let peers = sample(&peers);
         receive(
             &mut g,
             secs(600 + u64::from(round)),
             honest[4],
             Msg::Shuffle {
-                origin: honest[4],
+                origin: PeerEntry::id_only(honest[4]),
                 ttl: 0,
                 peers,
             },
@@ -233,7 +247,7 @@ fn forwarded_joins_and_requests_are_rate_limited_per_peer() {
             secs(600),
             honest[4],
             Msg::ForwardJoin {
-                joiner: peer(s),
+                joiner: PeerEntry::id_only(peer(s)),
                 ttl: 0,
             },
         );
@@ -282,11 +296,11 @@ fn a_prefix_holds_at_most_its_share_of_the_views() {
     assert!(admitted(&out));
     // An address reported before the connection is up counts too.
     let early = peer(30);
-    let ip: IpAddr = "203.0.113.200".parse().unwrap();
+    let addr: SocketAddr = "203.0.113.200:4001".parse().unwrap();
     handle(
         &mut g,
         secs(0),
-        Input::Command(Command::PeerAddress { peer: early, ip }),
+        Input::Command(Command::PeerAddress { peer: early, addr }),
     );
     let out = connect_and_send(
         &mut g,

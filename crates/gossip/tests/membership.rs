@@ -1,7 +1,7 @@
 //! HyParView repair driven by hand: high-priority requests, eviction hints, expiring requests, join retries.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
-use meshwork_gossip::{Config, Gossip, MembershipMessage as Msg, Message, Timer};
+use meshwork_gossip::{Config, Gossip, MembershipMessage as Msg, Message, PeerEntry, Timer};
 use meshwork_identity::Keypair;
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
 
@@ -53,12 +53,13 @@ fn dials(out: &[Output<Gossip>]) -> Vec<PeerId> {
 
 /// Fills the passive view with `peers` (a shuffle walk of the active peer `via` that ends here).
 fn learn(g: &mut Gossip, via: PeerId, peers: &[PeerId]) {
-    let peers = peers.to_vec().try_into().unwrap();
+    let peers: Vec<PeerEntry> = peers.iter().map(|p| PeerEntry::id_only(*p)).collect();
+    let peers = peers.try_into().unwrap();
     receive(
         g,
         via,
         Msg::Shuffle {
-            origin: via,
+            origin: PeerEntry::id_only(via),
             ttl: 0,
             peers,
         },
@@ -87,7 +88,7 @@ fn a_full_view_takes_a_high_priority_request_and_tells_the_evicted_peer_who_came
         .into_iter()
         .filter(|(_, m)| {
             *m == Msg::Disconnect {
-                alternative: Some(peer(7)),
+                alternative: Some(PeerEntry::id_only(peer(7))),
             }
         })
         .map(|(to, _)| to)
@@ -148,7 +149,7 @@ fn an_evicted_node_asks_the_peer_that_took_its_slot_first() {
         &mut g,
         peer(2),
         Msg::Disconnect {
-            alternative: Some(peer(9)),
+            alternative: Some(PeerEntry::id_only(peer(9))),
         },
     );
     assert_eq!(g.active_view(), &[peer(3)]);

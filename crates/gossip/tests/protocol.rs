@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, MessageId,
-    TopicId, TopicOptions, TreeMessage, Verdict,
+    Announcement, Command, Config, Event, Gossip, GossipMessage, MAX_SHUFFLE, MembershipMessage, Message,
+    MessageId, PeerEntry, TopicId, TopicOptions, TreeMessage, Verdict,
 };
 use meshwork_identity::{Hash, Keypair, Signature};
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, golden};
@@ -202,13 +202,34 @@ fn golden_vectors() {
         "000201",
     );
     // Changed with per-origin trees and eviction hints: `Disconnect`, `Prune` and `Graft` gained fields and
-    // `Shortcut` is new (the peer id is key(2)'s, the message id blake3 of "m").
+    // `Shortcut` is new (the peer id is key(2)'s, the message id blake3 of "m"). Changed again when
+    // addresses came to travel with peers: a named peer is a `PeerEntry` (id, then an optional address:
+    // tag 0 for IPv4 with 4 bytes, 1 for IPv6 with 16, then the port as a varint).
     let peer = key(2).peer_id();
     let disconnect = |alternative| Message::Membership(MembershipMessage::Disconnect { alternative });
     golden::check(&disconnect(None), "000400");
     golden::check(
-        &disconnect(Some(peer)),
-        "0004018139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+        &disconnect(Some(PeerEntry::id_only(peer))),
+        "0004018139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400",
+    );
+    let v4 = PeerEntry {
+        id: peer,
+        addr: Some("127.1.2.1:4001".parse().unwrap()),
+    };
+    golden::check(
+        &Message::Membership(MembershipMessage::ForwardJoin { joiner: v4, ttl: 6 }),
+        "00018139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 01 00 7f010201 a11f 06",
+    );
+    let v6 = PeerEntry {
+        id: peer,
+        addr: Some("[2001:db8::1]:443".parse().unwrap()),
+    };
+    golden::check(
+        &Message::Membership(MembershipMessage::ShuffleReply {
+            peers: vec![v6].try_into().unwrap(),
+        }),
+        "0006 01 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 01 01 \
+         20010db8000000000000000000000001 bb03",
     );
     golden::check(
         &Message::Tree(TreeMessage::Prune { origin: peer }),
@@ -223,6 +244,54 @@ fn golden_vectors() {
         &Message::Tree(TreeMessage::Graft { id }),
         "010283d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
     );
+}
+
+#[test]
+fn named_peers_decode_within_their_bounds_and_nothing_else() {
+    let entry = PeerEntry {
+        id: key(2).peer_id(),
+        addr: Some("[2001:db8::1]:65535".parse().unwrap()),
+    };
+    let reply = |n: usize| {
+        let mut bytes = meshwork_wire::encode(&Message::Membership(MembershipMessage::ShuffleReply {
+            peers: vec![entry; 1].try_into().unwrap(),
+        }))
+        .unwrap();
+        // Announce `n` entries and repeat the one entry's bytes (after the tags and the length byte).
+        let one = bytes.split_off(3);
+        bytes[2] = n as u8;
+        for _ in 0..n {
+            bytes.extend_from_slice(&one);
+        }
+        bytes
+    };
+    let full = reply(MAX_SHUFFLE);
+    assert!(meshwork_wire::decode::<Message>(&full).is_ok());
+    assert!(
+        meshwork_wire::decode::<Message>(&reply(MAX_SHUFFLE + 1)).is_err(),
+        "over the bound"
+    );
+    let mut trailing = full;
+    trailing.push(0);
+    assert!(
+        meshwork_wire::decode::<Message>(&trailing).is_err(),
+        "trailing bytes"
+    );
+    // An address tag other than none (0) or some (1), and an address family other than 4 (0) or 6 (1).
+    let one = reply(1);
+    let mut bad_option = one.clone();
+    bad_option[3 + 32] = 2;
+    assert!(meshwork_wire::decode::<Message>(&bad_option).is_err());
+    let mut bad_family = one;
+    bad_family[3 + 33] = 2;
+    assert!(meshwork_wire::decode::<Message>(&bad_family).is_err());
+    // The largest membership message is far below the frame limit.
+    let shuffle = Message::Membership(MembershipMessage::Shuffle {
+        origin: entry,
+        ttl: u8::MAX,
+        peers: vec![entry; MAX_SHUFFLE].try_into().unwrap(),
+    });
+    assert!(meshwork_wire::encoded_len(&shuffle).unwrap() < 1024);
 }
 
 #[test]

@@ -123,11 +123,15 @@ pub struct CoinNode {
     rpc: Option<rpc::RpcServer>,
 }
 
-/// Kademlia knows addresses from its lookups, and counts the addresses connections come from.
+/// Kademlia knows addresses from its lookups, gossip from its membership messages; both count the
+/// addresses connections come from.
 fn app_hooks() -> Hooks<App> {
     Hooks {
         address_of: Some(|app: &App, peer: &PeerId| {
-            app.kad().address_of(peer).and_then(Address::socket_addr)
+            app.kad()
+                .address_of(peer)
+                .and_then(Address::socket_addr)
+                .or_else(|| app.gossip().address_of(peer))
         }),
         on_connected: Some(|peer, addr| {
             Some(CoinCommand::PeerAddress {

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use meshwork_wire::{Instant, PeerId};
+use meshwork_wire::{DropReason, Instant, PeerId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,9 +25,6 @@ use super::{HvOut, HyParView};
 use crate::bucket::TokenBucket;
 use crate::config::AdmissionConfig;
 use crate::message::MembershipMessage as Msg;
-
-/// Addresses recorded at most for peers that are neither connected nor in a view.
-const MAX_ADDRESSES: usize = 4096;
 
 /// The network prefix the limits count peers by: a /24 for IPv4, a /48 for IPv6 (as the Kademlia routing
 /// table does; an IPv4-mapped IPv6 address counts as IPv4).
@@ -54,8 +51,8 @@ impl Prefix {
     }
 }
 
-/// The admission state: when each neighbour came in, the eviction budget, addresses, rate limits and
-/// who told us of each passive peer.
+/// The admission state: when each neighbour came in, the eviction budget, rate limits and who told us
+/// of each passive peer. Prefixes are those of the observed addresses in the address book.
 #[derive(Debug)]
 pub(super) struct Guard {
     config: AdmissionConfig,
@@ -63,8 +60,6 @@ pub(super) struct Guard {
     since: HashMap<PeerId, Instant>,
     /// From this time on, a newcomer may evict an established neighbour again.
     next_eviction: Instant,
-    /// The prefixes of peers whose address the driver told us (connected peers, and view members).
-    prefixes: HashMap<PeerId, Prefix>,
     /// Membership requests, per connected peer.
     requests: HashMap<PeerId, TokenBucket>,
     /// `Join`s, per prefix.
@@ -79,7 +74,6 @@ impl Guard {
             config,
             since: HashMap::new(),
             next_eviction: Instant::ZERO,
-            prefixes: HashMap::new(),
             requests: HashMap::new(),
             joins: HashMap::new(),
             passive_source: HashMap::new(),
@@ -94,33 +88,21 @@ impl Guard {
         self.since.remove(peer);
     }
 
-    /// A connection closed: its rate limit goes, its prefix stays only while it is a passive peer.
-    pub(super) fn peer_down(&mut self, peer: &PeerId, passive: bool) {
+    /// A connection closed: its rate limit goes.
+    pub(super) fn peer_down(&mut self, peer: &PeerId) {
         self.requests.remove(peer);
-        if !passive {
-            self.prefixes.remove(peer);
-        }
     }
 }
 
 impl HyParView {
-    /// The driver told us where `peer` connects from (before or after its `PeerUp`).
-    pub(crate) fn set_address(&mut self, peer: PeerId, ip: IpAddr) {
-        // Bounded: addresses of peers that are neither connected nor in a view are swept each round,
-        // and past the bound only those peers are recorded.
-        let known = self.connected.contains(&peer) || self.is_active(&peer) || self.passive.contains(&peer);
-        if known || self.guard.prefixes.len() < MAX_ADDRESSES {
-            self.guard.prefixes.insert(peer, Prefix::of(ip));
-        }
-    }
-
-    /// Whether a membership request from `from` is within its limits (answers are not requests: they
-    /// are checked against what we asked).
-    pub(super) fn admits_request(&mut self, from: PeerId, msg: &Msg) -> bool {
+    /// Whether a membership request from `from` is within its limits, or why not: its own allowance
+    /// spent, or its prefix's allowance of joins (answers are not requests: they are checked against
+    /// what we asked).
+    pub(super) fn admits_request(&mut self, from: PeerId, msg: &Msg) -> Result<(), DropReason> {
         let join = match msg {
             Msg::Join => true,
             Msg::ForwardJoin { .. } | Msg::Neighbor { .. } | Msg::Shuffle { .. } => false,
-            Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => return true,
+            Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => return Ok(()),
         };
         let (now, c) = (self.now, &self.guard.config);
         let (burst, rate) = (c.requests_burst, c.requests_per_sec);
@@ -131,19 +113,26 @@ impl HyParView {
             .entry(from)
             .or_insert(TokenBucket::full(burst, now))
             .take(now, burst, rate);
-        let allowed = allowed
-            && (!join
-                || self.guard.prefixes.get(&from).is_none_or(|prefix| {
-                    self.guard
-                        .joins
-                        .entry(*prefix)
-                        .or_insert(TokenBucket::full(join_burst, now))
-                        .take(now, join_burst, join_rate)
-                }));
-        if !allowed {
+        let verdict = if !allowed {
+            Err(DropReason::RateLimited)
+        } else if join
+            && self.addresses.prefix(&from).is_some_and(|prefix| {
+                !self
+                    .guard
+                    .joins
+                    .entry(prefix)
+                    .or_insert(TokenBucket::full(join_burst, now))
+                    .take(now, join_burst, join_rate)
+            })
+        {
+            Err(DropReason::PrefixLimit)
+        } else {
+            Ok(())
+        };
+        if verdict.is_err() {
             self.requests_refused += 1;
         }
-        allowed
+        verdict
     }
 
     /// Takes `peer` into the active view, evicting a neighbour (to the passive view) if it is full and
@@ -164,7 +153,7 @@ impl HyParView {
             let Some(evicted) = self.eviction_victim(rng) else {
                 return false;
             };
-            let alternative = Some(peer);
+            let alternative = Some(self.entry(peer));
             out.push(HvOut::Send(evicted, Msg::Disconnect { alternative }));
             self.remove_active(&evicted, out);
             self.add_passive(evicted, None, rng);
@@ -188,16 +177,15 @@ impl HyParView {
     /// Whether `peer`'s prefix already holds its share of the active view.
     pub(super) fn prefix_full_in_active(&self, peer: &PeerId) -> bool {
         let max = self.guard.config.max_active_per_prefix;
-        self.guard
-            .prefixes
-            .get(peer)
+        self.addresses
+            .prefix(peer)
             .is_some_and(|prefix| self.count_prefix(&self.active, prefix) >= max)
     }
 
-    fn count_prefix(&self, peers: &[PeerId], prefix: &Prefix) -> usize {
+    fn count_prefix(&self, peers: &[PeerId], prefix: Prefix) -> usize {
         peers
             .iter()
-            .filter(|p| self.guard.prefixes.get(p) == Some(prefix))
+            .filter(|p| self.addresses.prefix(p) == Some(prefix))
             .count()
     }
 
@@ -231,22 +219,22 @@ impl HyParView {
     }
 
     /// Adds `peer` to the passive view, told of it by `source` (`None`: the peer itself), within the
-    /// prefix and source limits. A full view replaces a random entry, so it keeps sampling the whole
-    /// overlay; a source over its share replaces one of its own entries.
-    pub(super) fn add_passive(&mut self, peer: PeerId, source: Option<PeerId>, rng: &mut ChaCha8Rng) {
+    /// prefix and source limits; true if it entered. A full view replaces a random entry, so it keeps
+    /// sampling the whole overlay; a source over its share replaces one of its own entries.
+    pub(super) fn add_passive(&mut self, peer: PeerId, source: Option<PeerId>, rng: &mut ChaCha8Rng) -> bool {
         if peer == self.me
             || self.is_active(&peer)
             || self.passive.contains(&peer)
             || self.is_banned(&peer)
             || self.passive_cap == 0
         {
-            return;
+            return false;
         }
         let config = &self.guard.config;
-        if let Some(prefix) = self.guard.prefixes.get(&peer)
+        if let Some(prefix) = self.addresses.prefix(&peer)
             && self.count_prefix(&self.passive, prefix) >= config.max_passive_per_prefix
         {
-            return;
+            return false;
         }
         let own: Vec<usize> = match source {
             Some(source) => (0..self.passive.len())
@@ -271,6 +259,7 @@ impl HyParView {
         if let Some(source) = source {
             self.guard.passive_source.insert(peer, source);
         }
+        true
     }
 
     /// Removes `peer` from the passive view, if it is there.
@@ -283,9 +272,7 @@ impl HyParView {
 
     fn forget_passive(&mut self, peer: &PeerId) {
         self.guard.passive_source.remove(peer);
-        if !self.connected.contains(peer) && !self.is_active(peer) {
-            self.guard.prefixes.remove(peer);
-        }
+        self.forget_address(peer);
     }
 
     /// Drops the rate limits that have refilled (a fresh bucket is the same) and the addresses of peers
@@ -302,9 +289,6 @@ impl HyParView {
         self.guard
             .requests
             .retain(|peer, bucket| connected.contains(peer) || !bucket.is_full(now, burst, rate));
-        let (active, passive) = (&self.active, &self.passive);
-        self.guard
-            .prefixes
-            .retain(|peer, _| connected.contains(peer) || active.contains(peer) || passive.contains(peer));
+        self.sweep_addresses();
     }
 }

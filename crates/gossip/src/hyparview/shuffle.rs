@@ -9,12 +9,12 @@
 //! an attacker would have to guess when we shuffle, and every unsolicited reply costs it
 //! [`Penalty::Unsolicited`].
 
-use meshwork_wire::{BoundedVec, PeerId};
+use meshwork_wire::{BoundedVec, DropReason, PeerId};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{HvOut, HyParView};
-use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg};
+use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg, PeerEntry};
 use crate::score::Penalty;
 
 /// A shuffle of ours waiting for its reply.
@@ -42,49 +42,72 @@ impl HyParView {
             .collect();
         peers.extend(self.passive.choose_multiple(rng, self.shuffle_passive));
         peers.truncate(MAX_SHUFFLE);
+        let peers: Vec<PeerEntry> = peers.into_iter().map(|p| self.entry(p)).collect();
         let peers = BoundedVec::try_from(peers).unwrap_or_default();
         let ttl = self.arwl;
         self.shuffle_sent = Some(ShuffleSent { size: peers.len() });
-        out.push(HvOut::Send(
-            target,
-            Msg::Shuffle {
-                origin: self.me,
-                ttl,
-                peers,
-            },
-        ));
+        // We do not know our own address: the first hop names us with the one it observes.
+        let origin = PeerEntry::id_only(self.me);
+        out.push(HvOut::Send(target, Msg::Shuffle { origin, ttl, peers }));
     }
 
     /// A shuffle walk passing through: forwarded while it has hops left, answered where it ends.
+    ///
+    /// The first hop names the origin with the address it observes the origin's connection come from
+    /// (whatever the origin said). Where the walk ends, the origin is the one peer the walk makes us
+    /// dial (for the reply), and only if its address is one we would dial on the last hop's word.
     pub(super) fn on_shuffle(
         &mut self,
         from: PeerId,
-        origin: PeerId,
+        mut origin: PeerEntry,
         ttl: u8,
-        peers: BoundedVec<PeerId, MAX_SHUFFLE>,
+        peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
         if !self.is_active(&from) {
-            return; // Not a walk over one of our links: nothing it says goes into our views.
+            // Not a walk over one of our links: nothing it says goes into our views.
+            out.push(HvOut::Dropped(from, DropReason::Unsolicited));
+            return;
         }
-        let next = self.random_active_except(&[from, origin], rng);
+        if origin.id == from {
+            origin.addr = self.addresses.observed(&from);
+        }
+        if !self.plausible(&origin, &from) {
+            return;
+        }
+        let next = self.random_active_except(&[from, origin.id], rng);
         match next {
             Some(next) if ttl > 0 => {
                 let ttl = ttl - 1;
                 out.push(HvOut::Send(next, Msg::Shuffle { origin, ttl, peers }));
             }
-            _ if origin != self.me => {
+            _ if origin.id != self.me => {
                 let mut reply = self.passive.clone();
                 reply.shuffle(rng);
                 reply.truncate(peers.len().min(MAX_SHUFFLE));
-                for peer in peers.iter().chain(std::iter::once(&origin)) {
-                    self.add_passive(*peer, Some(from), rng);
-                }
+                let reply: Vec<PeerEntry> = reply.into_iter().map(|p| self.entry(p)).collect();
+                self.take_sample(from, peers.iter().chain(std::iter::once(&origin)), rng);
                 let peers = BoundedVec::try_from(reply).unwrap_or_default();
-                self.send(origin, Msg::ShuffleReply { peers }, out);
+                self.send(origin.id, Msg::ShuffleReply { peers }, out);
+                self.remember(&origin);
             }
             _ => {}
+        }
+    }
+
+    /// Takes the peers of a sample told by `from` into the passive view, with their addresses; an
+    /// entry with an address we would not dial on `from`'s word is skipped.
+    fn take_sample<'a>(
+        &mut self,
+        from: PeerId,
+        sample: impl Iterator<Item = &'a PeerEntry>,
+        rng: &mut ChaCha8Rng,
+    ) {
+        for entry in sample {
+            if self.plausible(entry, &from) && self.add_passive(entry.id, Some(from), rng) {
+                self.remember(entry);
+            }
         }
     }
 
@@ -93,18 +116,15 @@ impl HyParView {
     pub(super) fn on_shuffle_reply(
         &mut self,
         from: PeerId,
-        peers: &[PeerId],
+        peers: &[PeerEntry],
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
         match self.shuffle_sent.take() {
-            Some(sent) => {
-                for peer in peers.iter().take(sent.size) {
-                    self.add_passive(*peer, Some(from), rng);
-                }
-            }
+            Some(sent) => self.take_sample(from, peers.iter().take(sent.size), rng),
             None => {
                 self.requests_refused += 1;
+                out.push(HvOut::Dropped(from, DropReason::Unsolicited));
                 out.push(HvOut::Penalty(from, Penalty::Unsolicited));
             }
         }

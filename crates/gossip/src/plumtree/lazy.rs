@@ -142,6 +142,7 @@ impl Plumtree {
             if !self.offers.spend(now, from, size) {
                 // Over budget: dropped, and still owed, so a graft after the budget refills is answered.
                 self.stats.grafts_refused += 1;
+                out.push(PtOut::Dropped(from, meshwork_wire::DropReason::RateLimited));
                 return check;
             }
             self.stats.gossip_sent += 1;

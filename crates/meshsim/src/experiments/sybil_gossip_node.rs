@@ -14,11 +14,13 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
-use meshwork_gossip::{Command, Event, Gossip, MAX_SHUFFLE, MembershipMessage as Msg, Message, Timer};
+use meshwork_gossip::{
+    Command, Event, Gossip, MAX_SHUFFLE, MembershipMessage as Msg, Message, PeerEntry, Timer,
+};
 use meshwork_kad::Address;
 use meshwork_sim::NodeInit;
 use meshwork_wire::{BoundedVec, Input, Instant, Output, PeerId, Protocol, ProtocolId};
@@ -121,8 +123,8 @@ impl SybilNode {
     /// Hands `input` to the gossip state of an honest node and translates what it asks for.
     fn drive(&mut self, now: Instant, input: Input<Gossip>, out: &mut Vec<Output<Self>>) {
         if let Input::PeerUp(peer) = input {
-            let ip = address_of(&self.addresses, &peer);
-            let address = Input::Command(Command::PeerAddress { peer, ip });
+            let addr = SocketAddr::new(address_of(&self.addresses, &peer), 4001);
+            let address = Input::Command(Command::PeerAddress { peer, addr });
             self.gossip.handle(now, address, &mut self.scratch);
         }
         self.gossip.handle(now, input, &mut self.scratch);
@@ -192,9 +194,10 @@ impl SybilNode {
                     let peers = sample(attacker, me);
                     send(attacker, to, Msg::Join, out);
                     send(attacker, to, Msg::Neighbor { high_priority: true }, out);
+                    let joiner = PeerEntry::id_only(joiner);
                     send(attacker, to, Msg::ForwardJoin { joiner, ttl: 0 }, out);
                     let shuffle = Msg::Shuffle {
-                        origin: me,
+                        origin: PeerEntry::id_only(me),
                         ttl: 0,
                         peers: peers.clone(),
                     };
@@ -229,7 +232,7 @@ impl SybilNode {
                 }
                 Msg::Shuffle { origin, .. } => {
                     let peers = sample(attacker, me);
-                    send(attacker, origin, Msg::ShuffleReply { peers }, out);
+                    send(attacker, origin.id, Msg::ShuffleReply { peers }, out);
                 }
                 _ => {} // Walks end here; evictions and replies change nothing for a Sybil.
             },
@@ -239,8 +242,9 @@ impl SybilNode {
     }
 }
 
-/// Up to [`MAX_SHUFFLE`] random Sybils other than `me`.
-fn sample(attacker: &mut Attacker, me: PeerId) -> BoundedVec<PeerId, MAX_SHUFFLE> {
+/// Up to [`MAX_SHUFFLE`] random Sybils other than `me`, named without addresses: the prefix limits
+/// count only addresses observed on connections, so what a Sybil claims changes nothing there.
+fn sample(attacker: &mut Attacker, me: PeerId) -> BoundedVec<PeerEntry, MAX_SHUFFLE> {
     let count = MAX_SHUFFLE.min(attacker.sybils.len());
     let mut peers: Vec<PeerId> = (0..count)
         .map(|_| attacker.sybils[attacker.rng.gen_range(0..attacker.sybils.len())])
@@ -248,6 +252,7 @@ fn sample(attacker: &mut Attacker, me: PeerId) -> BoundedVec<PeerId, MAX_SHUFFLE
         .collect();
     peers.sort_unstable();
     peers.dedup();
+    let peers: Vec<PeerEntry> = peers.into_iter().map(PeerEntry::id_only).collect();
     BoundedVec::try_from(peers).unwrap_or_default()
 }
 
