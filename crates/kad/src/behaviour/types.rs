@@ -174,7 +174,8 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Timer {
-    /// The request `0` timed out if it is still unanswered.
+    /// The request `0` timed out if it is still unanswered (scheduled at once, to fail it, for a request
+    /// our dial limits could not take).
     Request(RequestId),
     /// Refresh stale buckets and expire stored records.
     Refresh,
