@@ -29,6 +29,10 @@ pub struct NodeConfig {
     /// How long one write to a peer (opening the protocol's stream, or one frame) may make no progress.
     /// A peer whose writer is stuck past it is disconnected and counted in `meshwork_stalled_peers`.
     pub write_deadline: Duration,
+    /// How long a connection being closed gracefully (the loser of a simultaneous dial, or a peer no
+    /// protocol wants) may take to deliver what was written to it: its writers finish their streams
+    /// and wait for the peer to read them to the end. Past it the connection closes regardless.
+    pub drain_deadline: Duration,
     /// Events waiting for the application, per protocol. An event into a full queue is dropped and
     /// counted in `meshwork_event_drops_total`: an application that stops reading events must not stall
     /// the node.
@@ -50,6 +54,8 @@ impl Default for NodeConfig {
             send_bytes_reserved_per_peer: 64 * 1024,
             send_bytes_total: 24 * 1024 * 1024,
             write_deadline: Duration::from_secs(30),
+            // Below the transport's backstop for simultaneous-dial losers (`DUPLICATE_GRACE`).
+            drain_deadline: Duration::from_secs(10),
             event_queue: 4096,
             dial_timeout: Duration::from_secs(10),
             metrics_addr: None,

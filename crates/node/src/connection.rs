@@ -2,95 +2,33 @@
 //! watcher that reports the close. They talk to the node task only through bounded queues.
 //!
 //! What a peer can make us hold here is bounded in bytes (ARCHITECTURE.md, hostile peers): queued
-//! sends count against the peer's and the node's send budgets until written or dropped ([`Held`]), and
-//! received frames keep their transport budget until the node task has handled them. Every write has a
-//! deadline: a peer that stops reading is disconnected, not waited for.
+//! sends count against the peer's and the node's send budgets until written or dropped
+//! ([`Held`](crate::send_budget::Held)), and received frames keep their transport budget until the
+//! node task has handled them. Every write has a deadline: a peer that stops reading is disconnected,
+//! not waited for.
+//!
+//! Nothing written is lost silently (ARCHITECTURE.md, "nothing lost silently"):
+//! - a writer that cannot write hands what it could not write back to the node task
+//!   ([`Inbox::Unsent`]), which sends it on another connection to the peer or counts the drop;
+//! - a connection that closes is reported only after its readers have handed over every frame that
+//!   had arrived, so no frame reaches the node after its connection's `Closed`;
+//! - a connection we retire (the loser of a simultaneous dial, or one no protocol wants) is closed
+//!   gracefully ([`retire`]): its writers finish their streams and wait until the peer's readers
+//!   have read them to the end before the connection closes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use meshwork_transport::{Connection, RecvError};
-use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::mpsc;
+use meshwork_transport::{CloseReason, Connection, RecvError, SendError};
+use meshwork_wire::DropReason;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 use tracing::debug;
 
 use crate::metrics::ProtocolMetrics;
 use crate::runtime::Inbox;
-
-/// Bytes waiting to be written: to one peer, and to all peers beyond each peer's reserved floor.
-#[derive(Clone, Debug)]
-pub(crate) struct SendBudget {
-    peer: Arc<AtomicU64>,
-    total: Arc<AtomicU64>,
-    gauge: Gauge,
-}
-
-impl SendBudget {
-    /// A budget for a new connection, sharing the node's `total`.
-    pub(crate) fn new(total: &Arc<AtomicU64>, gauge: &Gauge) -> Self {
-        Self {
-            peer: Arc::new(AtomicU64::new(0)),
-            total: total.clone(),
-            gauge: gauge.clone(),
-        }
-    }
-
-    /// Reserves `len` bytes if the peer stays within `per_peer` (or has nothing queued) and the part
-    /// of its queue beyond its `reserved` floor fits in the node's `total`. The floor keeps the total
-    /// from being a shared resource peers that stop reading can exhaust: an honest peer can always queue
-    /// that much, whatever the others hold.
-    pub(crate) fn reserve(&self, len: usize, limits: SendLimits) -> Option<Held> {
-        let len = len as u64;
-        let before = self
-            .peer
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q == 0 || q.saturating_add(len) <= limits.per_peer).then_some(q + len)
-            })
-            .ok()?;
-        let shared = (before + len).saturating_sub(before.max(limits.reserved));
-        let fits = self.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-            (t.saturating_add(shared) <= limits.total).then_some(t + shared)
-        });
-        if fits.is_err() {
-            self.peer.fetch_sub(len, Ordering::AcqRel);
-            return None;
-        }
-        self.gauge.inc_by(len as i64);
-        Some(Held {
-            budget: self.clone(),
-            len,
-            shared,
-        })
-    }
-}
-
-/// The send budgets, from [`NodeConfig`](crate::NodeConfig).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SendLimits {
-    pub(crate) per_peer: u64,
-    pub(crate) reserved: u64,
-    pub(crate) total: u64,
-}
-
-/// Bytes of one queued message, given back to the budget when it is written or dropped (however the
-/// writer ends, the queue's contents are dropped with it).
-#[derive(Debug)]
-pub(crate) struct Held {
-    budget: SendBudget,
-    len: u64,
-    /// The part of `len` drawn on the node's total (the rest is within the peer's reserved floor).
-    shared: u64,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.peer.fetch_sub(self.len, Ordering::AcqRel);
-        self.budget.total.fetch_sub(self.shared, Ordering::AcqRel);
-        self.budget.gauge.dec_by(self.len as i64);
-    }
-}
+use crate::send_budget::{Held, SendBudget};
 
 /// One encoded message waiting for a writer, holding its bytes' place in the budgets.
 pub(crate) struct Queued {
@@ -104,10 +42,22 @@ pub(crate) struct ConnEntry<C> {
     pub(crate) id: u64,
     pub(crate) conn: C,
     /// One queue of encoded messages per route (a protocol's channel), drained by its writer task.
+    /// Empty once the connection is retiring: nothing new is written to it.
     pub(crate) writers: Vec<mpsc::Sender<Queued>>,
     /// The bytes queued to this peer, across its routes.
     pub(crate) budget: SendBudget,
+    /// How far the streams in each direction are from done, for a graceful close.
+    streams: Arc<Streams>,
+    /// Ends (`None`) once every writer task has ended; taken by [`retire`].
+    writers_done: Option<mpsc::Receiver<()>>,
     tasks: Vec<AbortHandle>,
+}
+
+impl<C> ConnEntry<C> {
+    /// Whether the connection is being closed gracefully (it takes no new messages).
+    pub(crate) fn retiring(&self) -> bool {
+        self.writers_done.is_none()
+    }
 }
 
 impl<C> Drop for ConnEntry<C> {
@@ -127,6 +77,38 @@ pub(crate) struct Route {
     pub(crate) channel: usize,
 }
 
+/// The streams of one connection, counted so a graceful close knows when both directions are done.
+#[derive(Default)]
+struct Streams {
+    /// Our streams the peer accepted (it speaks the protocol, so it opens its own stream for it too).
+    opened: AtomicUsize,
+    /// The peer's streams we accepted.
+    accepted: AtomicUsize,
+    /// The peer's streams it finished and we read to the end.
+    finished: AtomicUsize,
+    /// Woken whenever `finished` grows.
+    changed: Notify,
+}
+
+impl Streams {
+    /// Waits until the peer has finished as many streams as we opened, and every stream it opened: it
+    /// stopped writing to this connection and we have read everything it wrote.
+    async fn peer_finished(&self) {
+        loop {
+            let (opened, accepted) = (
+                self.opened.load(Ordering::Acquire),
+                self.accepted.load(Ordering::Acquire),
+            );
+            if self.finished.load(Ordering::Acquire) >= opened.max(accepted) {
+                return;
+            }
+            // `notify_one` keeps a permit for the one waiter, so a finish between the check and this
+            // wait is not missed.
+            self.changed.notified().await;
+        }
+    }
+}
+
 /// Starts the tasks of a new connection and returns its entry.
 pub(crate) fn start<C: Connection>(
     id: u64,
@@ -138,28 +120,46 @@ pub(crate) fn start<C: Connection>(
     inbox: &mpsc::Sender<Inbox>,
 ) -> ConnEntry<C> {
     let peer = conn.remote_peer_id();
+    let streams = Arc::new(Streams::default());
     let mut tasks = Vec::with_capacity(routes.len() + 2);
     let mut writers = Vec::with_capacity(routes.len());
-    for route in routes.iter() {
+    let (writer_guard, writers_done) = mpsc::channel(1);
+    for (index, route) in routes.iter().enumerate() {
         let (tx, rx) = mpsc::channel(send_queue.max(1));
         writers.push(tx);
         let writer = Writer {
             conn: conn.clone(),
             id,
+            route: index,
             protocol: route.id,
             metrics: route.metrics.clone(),
             deadline,
             inbox: inbox.clone(),
+            streams: streams.clone(),
+            _guard: writer_guard.clone(),
         };
         let task = tokio::spawn(writer.run(rx));
         tasks.push(task.abort_handle());
     }
-    let readers = tokio::spawn(accept_streams(conn.clone(), id, routes.clone(), inbox.clone()));
+    drop(writer_guard);
+    // Every reader holds a clone of `reader_guard`; the watcher reports the close once all are gone.
+    let (reader_guard, mut readers_done) = mpsc::channel::<()>(1);
+    let readers = tokio::spawn(accept_streams(
+        conn.clone(),
+        id,
+        routes.clone(),
+        inbox.clone(),
+        streams.clone(),
+        reader_guard,
+    ));
     tasks.push(readers.abort_handle());
     let closed = {
         let (conn, inbox) = (conn.clone(), inbox.clone());
         tokio::spawn(async move {
             let reason = conn.closed().await;
+            // What had arrived before the close is still read and handed over; the readers end
+            // once it is (the connection takes nothing new), so this wait is bounded.
+            while readers_done.recv().await.is_some() {}
             debug!(%peer, ?reason, "connection closed");
             let _ = inbox.send(Inbox::Closed { peer, conn: id }).await;
         })
@@ -170,23 +170,71 @@ pub(crate) fn start<C: Connection>(
         conn,
         writers,
         budget,
+        streams,
+        writers_done: Some(writers_done),
         tasks,
     }
+}
+
+/// How a retired connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retire {
+    /// Once our writers are done and the peer has finished its streams too: the loser of a
+    /// simultaneous dial, which both sides retire.
+    BothWays,
+    /// Once our writers are done: a peer no protocol wants (what it still sends is not wanted).
+    OurWrites,
+}
+
+/// Closes `entry`'s connection gracefully with `reason`: no new message is queued to it, its writers
+/// write what is queued, finish their streams and wait until the peer has read them to the end; then
+/// (for [`Retire::BothWays`], once the peer has finished its own streams too) the connection closes.
+/// Whatever happens, it closes within `deadline`.
+pub(crate) fn retire<C: Connection>(
+    entry: &mut ConnEntry<C>,
+    reason: CloseReason,
+    how: Retire,
+    deadline: Duration,
+) {
+    let Some(mut writers_done) = entry.writers_done.take() else {
+        return;
+    };
+    // Dropping the senders ends each writer's queue once it is empty.
+    entry.writers.clear();
+    let (conn, streams) = (entry.conn.clone(), entry.streams.clone());
+    tokio::spawn(async move {
+        let drained = async {
+            while writers_done.recv().await.is_some() {}
+            if how == Retire::BothWays {
+                streams.peer_finished().await;
+            }
+        };
+        if tokio::time::timeout(deadline, drained).await.is_err() {
+            debug!(peer = %conn.remote_peer_id(), ?deadline, "connection not drained in time: closing");
+        }
+        conn.close(reason);
+    });
 }
 
 /// The task writing one protocol's messages to one peer.
 struct Writer<C> {
     conn: C,
     id: u64,
+    route: usize,
     protocol: meshwork_wire::ProtocolId,
     metrics: ProtocolMetrics,
     deadline: Duration,
     inbox: mpsc::Sender<Inbox>,
+    streams: Arc<Streams>,
+    /// Dropped when the writer ends: [`retire`] waits for every writer's.
+    _guard: mpsc::Sender<()>,
 }
 
 impl<C: Connection> Writer<C> {
     /// Opens our stream for the protocol and writes every queued message to it, in order. A step that
-    /// makes no progress within the deadline reports the peer as stalled and ends.
+    /// makes no progress within the deadline reports the peer as stalled and ends. When the queue ends
+    /// (the connection is retiring) the stream is finished, and the writer waits until the peer's
+    /// reader has read it to the end: then everything written has reached the peer's node.
     async fn run(self, mut queue: mpsc::Receiver<Queued>) {
         let peer = self.conn.remote_peer_id();
         let protocol = self.protocol;
@@ -194,24 +242,83 @@ impl<C: Connection> Writer<C> {
             Ok(Ok(stream)) => stream,
             Ok(Err(err)) => {
                 debug!(%peer, %protocol, %err, "cannot open stream");
-                return;
+                let reason = self.reason_of_failure();
+                return self.hand_back(&mut queue, Vec::new(), reason).await;
             }
-            Err(_) => return self.stalled().await,
+            Err(_) => {
+                self.stalled().await;
+                return self
+                    .hand_back(&mut queue, Vec::new(), DropReason::WriteFailed)
+                    .await;
+            }
         };
+        self.streams.opened.fetch_add(1, Ordering::AcqRel);
         while let Some(queued) = queue.recv().await {
-            let bytes = &queued.bytes;
-            match tokio::time::timeout(self.deadline, stream.send_frame(bytes)).await {
+            match tokio::time::timeout(self.deadline, stream.send_frame(&queued.bytes)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
                     debug!(%peer, %protocol, %err, "send failed");
-                    return;
+                    let reason = match err {
+                        SendError::ConnectionClosed(_) => DropReason::ConnectionClosed,
+                        _ => self.reason_of_failure(),
+                    };
+                    return self.hand_back(&mut queue, vec![queued.bytes], reason).await;
                 }
-                Err(_) => return self.stalled().await,
+                Err(_) => {
+                    self.stalled().await;
+                    return self
+                        .hand_back(&mut queue, vec![queued.bytes], DropReason::WriteFailed)
+                        .await;
+                }
             }
             self.metrics.messages_out.inc();
-            self.metrics.bytes_out.inc_by(bytes.len() as u64);
+            self.metrics.bytes_out.inc_by(queued.bytes.len() as u64);
             drop(queued.held);
         }
+        // Retiring. The peer's reader drops its end once it has read ours to the end, which we see
+        // as the end of the (otherwise silent) reverse direction.
+        let confirmed = async {
+            stream.finish().await.ok()?;
+            stream.recv_frame().await.ok()
+        };
+        if tokio::time::timeout(self.deadline, confirmed).await.is_err() {
+            debug!(%peer, %protocol, "peer did not confirm the end of our stream in time");
+        }
+    }
+
+    /// Why writing failed when the error itself does not say: the connection closed, or not.
+    fn reason_of_failure(&self) -> DropReason {
+        if self.conn.close_reason().is_some() {
+            DropReason::ConnectionClosed
+        } else {
+            DropReason::WriteFailed
+        }
+    }
+
+    /// Hands `failed` and everything still queued back to the node task, which sends it on another
+    /// connection to the peer or counts it as dropped for `reason`.
+    async fn hand_back(
+        &self,
+        queue: &mut mpsc::Receiver<Queued>,
+        mut frames: Vec<Vec<u8>>,
+        reason: DropReason,
+    ) {
+        queue.close();
+        while let Ok(queued) = queue.try_recv() {
+            frames.push(queued.bytes);
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let peer = self.conn.remote_peer_id();
+        let unsent = Inbox::Unsent {
+            peer,
+            conn: self.id,
+            route: self.route,
+            frames,
+            reason,
+        };
+        let _ = self.inbox.send(unsent).await;
     }
 
     async fn stalled(&self) {
@@ -221,12 +328,15 @@ impl<C: Connection> Writer<C> {
     }
 }
 
-/// Accepts the streams the peer opens and starts a reader for each.
+/// Accepts the streams the peer opens and starts a reader for each. `guard` (and each reader's clone)
+/// is dropped when it ends: the watcher reports the close only after.
 async fn accept_streams<C: Connection>(
     conn: C,
     id: u64,
     routes: Arc<Vec<Route>>,
     inbox: mpsc::Sender<Inbox>,
+    streams: Arc<Streams>,
+    guard: mpsc::Sender<()>,
 ) {
     let peer = conn.remote_peer_id();
     while let Ok(stream) = conn.accept_stream().await {
@@ -234,9 +344,11 @@ async fn accept_streams<C: Connection>(
         let Some(route) = routes.iter().position(|route| route.id == stream.protocol()) else {
             continue;
         };
+        streams.accepted.fetch_add(1, Ordering::AcqRel);
         let metrics = routes[route].metrics.clone();
-        let inbox = inbox.clone();
+        let (inbox, streams, guard) = (inbox.clone(), streams.clone(), guard.clone());
         tokio::spawn(async move {
+            let _guard = guard;
             let mut stream = stream;
             loop {
                 match stream.recv_held().await {
@@ -256,6 +368,13 @@ async fn accept_streams<C: Connection>(
                             return;
                         }
                     }
+                    // The peer finished the stream and we have handed over all of it. Dropping the
+                    // stream ends our side too, which tells the peer's writer so.
+                    Ok(None) => {
+                        streams.finished.fetch_add(1, Ordering::AcqRel);
+                        streams.changed.notify_one();
+                        return;
+                    }
                     Err(err @ RecvError::TooLarge { .. }) => {
                         metrics.invalid_frames.inc();
                         let _ = inbox
@@ -270,8 +389,8 @@ async fn accept_streams<C: Connection>(
                         let _ = inbox.send(Inbox::Stalled { peer, conn: id }).await;
                         return;
                     }
-                    // The peer finished the stream, or the connection went away: the watcher reports it.
-                    Ok(None) | Err(_) => return,
+                    // The connection went away: the watcher reports it.
+                    Err(_) => return,
                 }
             }
         });

@@ -93,6 +93,7 @@ mod handle;
 mod metrics;
 mod node;
 mod runtime;
+mod send_budget;
 mod slot;
 
 pub use config::NodeConfig;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use meshwork_identity::PeerId;
-use meshwork_transport::{ProtocolSpec, Transport};
+use meshwork_transport::{CountersSnapshot, ProtocolSpec, Transport};
 use meshwork_wire::{Instant, Protocol, ProtocolId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -142,6 +142,7 @@ impl NodeBuilder {
             released: HashMap::new(),
             addresses: HashMap::new(),
             dialing: HashSet::new(),
+            redial: HashSet::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             next_conn: 0,
@@ -163,6 +164,7 @@ impl NodeBuilder {
             metrics_addr,
             metrics: self.metrics,
             protocols: self.specs.iter().map(|spec| spec.id).collect(),
+            transport_counters: Arc::new(move || transport.counters()),
         })
     }
 }
@@ -179,7 +181,7 @@ fn wall_clock() -> Instant {
 }
 
 /// A running node: its identity and address, peers, and shutdown. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Node {
     inbox: mpsc::Sender<Inbox>,
     peer_id: PeerId,
@@ -187,6 +189,18 @@ pub struct Node {
     metrics_addr: Option<SocketAddr>,
     metrics: Metrics,
     protocols: Vec<ProtocolId>,
+    transport_counters: Arc<dyn Fn() -> CountersSnapshot + Send + Sync>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.peer_id)
+            .field("local_addr", &self.local_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("protocols", &self.protocols)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Node {
@@ -208,6 +222,12 @@ impl Node {
     /// The metrics (render them with [`Metrics::render`], add gauges with [`Metrics::gauge`]).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The transport's counters now (handshakes, connections refused and evicted, duplicates closed,
+    /// bytes and datagrams), read without waiting for the node task.
+    pub fn transport_counters(&self) -> CountersSnapshot {
+        (self.transport_counters)()
     }
 
     /// The protocols this node runs, in registration order.

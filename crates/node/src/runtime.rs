@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_transport::{CloseReason, Connection, Direction, Frame, Transport};
-use meshwork_wire::Instant;
+use meshwork_wire::{DropReason, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::connection::{self, ConnEntry, Queued, Route, SendBudget, SendLimits};
+use crate::connection::{self, ConnEntry, Queued, Retire, Route};
 use crate::metrics::Metrics;
+use crate::send_budget::{SendBudget, SendLimits};
 use crate::slot::{Action, AnyCall, Slot};
 
 /// The close code sent to a peer that broke a protocol's framing or encoding.
@@ -42,13 +43,22 @@ pub(crate) enum Inbox {
         route: usize,
         bytes: Frame,
     },
+    /// A writer could not write these frames to connection `conn` (it closed, or the stream broke):
+    /// they go to another connection to the peer, or are counted as dropped for `reason`.
+    Unsent {
+        peer: PeerId,
+        conn: u64,
+        route: usize,
+        frames: Vec<Vec<u8>>,
+        reason: DropReason,
+    },
     /// The peer broke the framing (a frame over the protocol's maximum).
     Invalid { peer: PeerId, reason: String },
     /// A write to connection `conn`, or a frame from it, made no progress within its deadline.
     Stalled { peer: PeerId, conn: u64 },
     /// A handle's request for protocol `slot`.
     Call { slot: usize, call: AnyCall },
-    /// Connection `conn` to `peer` closed.
+    /// Connection `conn` to `peer` closed, and every frame that had arrived on it was handed over.
     Closed { peer: PeerId, conn: u64 },
     /// A dial failed or timed out.
     DialFailed { peer: PeerId, reason: String },
@@ -82,6 +92,8 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) released: HashMap<PeerId, u64>,
     pub(crate) addresses: HashMap<PeerId, SocketAddr>,
     pub(crate) dialing: HashSet<PeerId>,
+    /// Peers a protocol wants while their only connections are retiring: dialled again once closed.
+    pub(crate) redial: HashSet<PeerId>,
     pub(crate) timers: BinaryHeap<Reverse<(TokioInstant, u64, usize, u64)>>,
     pub(crate) timer_seq: u64,
     pub(crate) next_conn: u64,
@@ -175,7 +187,9 @@ impl<T: Transport> Runtime<T> {
         );
         let conns = self.peers.entry(peer).or_default();
         conns.push(entry);
-        if conns.len() == 1 {
+        let first = conns.len() == 1;
+        self.retire_duplicates(peer);
+        if first {
             debug!(%peer, %addr, "peer up");
             self.metrics.peers().inc();
             let now = self.now();
@@ -196,7 +210,37 @@ impl<T: Transport> Runtime<T> {
             debug!(%peer, "peer down");
             self.metrics.peers().dec();
             self.peer_down(peer);
+            if self.redial.remove(&peer) {
+                self.dial(peer);
+            }
         }
+    }
+
+    /// After a simultaneous dial both sides hold two connections to each other. Both keep the same
+    /// one ([`preferred`]) and retire the other gracefully: what either side wrote to it before it
+    /// learned of the winner still arrives, and nothing new is written to it.
+    fn retire_duplicates(&mut self, peer: PeerId) {
+        let local = self.transport.peer_id();
+        let deadline = self.config.drain_deadline;
+        let Some(conns) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let keep = preferred(local, peer, conns).first().copied();
+        for entry in conns.iter_mut() {
+            if Some(entry.id) != keep && !entry.retiring() && entry.conn.close_reason().is_none() {
+                debug!(%peer, conn = entry.id, "retiring the loser of a simultaneous dial");
+                connection::retire(entry, CloseReason::Duplicate, Retire::BothWays, deadline);
+            }
+        }
+    }
+
+    /// Whether a connection to `peer` takes new messages (one that is retiring does not).
+    fn connected(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|conns| {
+            conns
+                .iter()
+                .any(|c| !c.retiring() && c.conn.close_reason().is_none())
+        })
     }
 
     fn peer_down(&mut self, peer: PeerId) {
@@ -215,12 +259,14 @@ impl<T: Transport> Runtime<T> {
                 route,
                 bytes,
             } => {
-                // Frames still queued from a connection already reported closed are dropped.
+                // A connection is reported closed only after its readers handed over every frame, so
+                // this does not happen; if it ever did, the frame is counted, not lost silently.
                 if !self
                     .peers
                     .get(&peer)
                     .is_some_and(|c| c.iter().any(|c| c.id == conn))
                 {
+                    self.dropped(peer, route, DropReason::ConnectionClosed);
                     return None;
                 }
                 let (slot, channel) = (self.routes[route].slot, self.routes[route].channel);
@@ -230,7 +276,19 @@ impl<T: Transport> Runtime<T> {
                 let now = self.now();
                 if let Err(err) = self.slots[slot].message(now, peer, channel, &bytes, &mut self.actions) {
                     self.routes[route].metrics.invalid_frames.inc();
+                    self.dropped(peer, route, DropReason::DecodeFailed);
                     self.penalise(peer, &err.to_string());
+                }
+            }
+            Inbox::Unsent {
+                peer,
+                conn,
+                route,
+                frames,
+                reason,
+            } => {
+                for bytes in frames {
+                    self.send_avoiding(peer, route, bytes, Some(conn), reason);
                 }
             }
             Inbox::Invalid { peer, reason } => self.penalise(peer, &reason),
@@ -332,7 +390,7 @@ impl<T: Transport> Runtime<T> {
                         // Connected already (another protocol holds the connection, this one
                         // released it, or it simply did not know): the protocol is told `PeerUp` at
                         // once, as after a dial, so one waiting to send never waits for nothing.
-                        Some(slot) if self.peers.contains_key(&peer) => self.hand_back(peer, slot),
+                        Some(slot) if self.connected(&peer) => self.hand_back(peer, slot),
                         _ => self.dial(peer),
                     },
                     Action::Release { peer, slot } => self.release(peer, slot),
@@ -387,50 +445,79 @@ impl<T: Transport> Runtime<T> {
         }
     }
 
-    fn close(&self, peer: &PeerId) {
-        for entry in self.peers.get(peer).into_iter().flatten() {
-            entry.conn.close(CloseReason::Application(CLOSE_REQUESTED));
+    /// Closes every connection to `peer` gracefully: what was queued to it is still written and read
+    /// by the peer first (a protocol's last message, say gossip's `Disconnect`, is not lost).
+    fn close(&mut self, peer: &PeerId) {
+        let deadline = self.config.drain_deadline;
+        for entry in self.peers.get_mut(peer).into_iter().flatten() {
+            let reason = CloseReason::Application(CLOSE_REQUESTED);
+            connection::retire(entry, reason, Retire::OurWrites, deadline);
         }
+        self.redial.remove(peer);
     }
 
     fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>) {
-        let metrics = &self.routes[route].metrics;
-        // After a simultaneous dial both connections live for a grace period; both sides write only to
-        // the one the transport keeps (dialed by the smaller id; the newer of two in one direction), so
-        // nothing is written to a connection about to close.
-        let local = self.transport.peer_id();
-        let dialer = |c: &ConnEntry<T::Connection>| match c.conn.direction() {
-            Direction::Outbound => local,
-            Direction::Inbound => to,
-        };
-        let open = self.peers.get(&to).and_then(|conns| {
-            let mut open = conns.iter().rev().filter(|c| c.conn.close_reason().is_none());
-            let first = open.clone().next();
-            open.find(|c| dialer(c) == local.min(to)).or(first)
-        });
-        let Some(entry) = open else {
-            metrics.queue_drops.inc();
-            return;
-        };
+        self.send_avoiding(to, route, bytes, None, DropReason::ConnectionClosed);
+    }
+
+    /// Queues `bytes` on the best connection to `to` that takes messages (not `avoid`, whose writer
+    /// gave them back), trying the next if a writer has ended; counts a drop for `otherwise` if none
+    /// can take them, or for a full queue or budget.
+    fn send_avoiding(
+        &mut self,
+        to: PeerId,
+        route: usize,
+        mut bytes: Vec<u8>,
+        avoid: Option<u64>,
+        otherwise: DropReason,
+    ) {
         let limits = SendLimits {
             per_peer: self.config.send_bytes_per_peer,
             reserved: self.config.send_bytes_reserved_per_peer,
             total: self.config.send_bytes_total,
         };
-        let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
-            // Past the peer's or the node's byte budget: the peer reads slower than we send.
-            metrics.queue_drops.inc();
-            return;
-        };
-        if entry.writers[route].try_send(Queued { bytes, held }).is_err() {
-            // Full (the peer reads slower than we send) or the writer ended: an explicit, counted drop.
-            metrics.queue_drops.inc();
+        let local = self.transport.peer_id();
+        let candidates = self
+            .peers
+            .get(&to)
+            .map(|conns| preferred(local, to, conns))
+            .unwrap_or_default();
+        let conns = self.peers.get(&to).map(Vec::as_slice).unwrap_or_default();
+        for id in candidates.into_iter().filter(|id| Some(*id) != avoid) {
+            let Some(entry) = conns.iter().find(|c| c.id == id) else {
+                continue;
+            };
+            let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
+                // Past the peer's or the node's byte budget: the peer reads slower than we send.
+                return self.dropped(to, route, DropReason::QueueFull);
+            };
+            match entry.writers[route].try_send(Queued { bytes, held }) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return self.dropped(to, route, DropReason::QueueFull);
+                }
+                // That writer ended (its connection is closing): try the next connection.
+                Err(mpsc::error::TrySendError::Closed(queued)) => bytes = queued.bytes,
+            }
         }
+        self.dropped(to, route, otherwise);
+    }
+
+    /// Counts a message to or from `peer` on `route` that was dropped for `reason`, and names the peer
+    /// in the debug log.
+    fn dropped(&self, peer: PeerId, route: usize, reason: DropReason) {
+        let route = &self.routes[route];
+        debug!(%peer, protocol = %route.id, %reason, "message dropped");
+        route.metrics.dropped(reason);
     }
 
     fn dial(&mut self, peer: PeerId) {
-        if peer == self.transport.peer_id() || self.peers.contains_key(&peer) || self.dialing.contains(&peer)
-        {
+        if peer == self.transport.peer_id() || self.connected(&peer) || self.dialing.contains(&peer) {
+            return;
+        }
+        if self.peers.contains_key(&peer) {
+            // Only retiring connections: dial again once they have closed (and `PeerDown` was told).
+            self.redial.insert(peer);
             return;
         }
         let Some(addr) = self.address_of(&peer) else {
@@ -459,6 +546,22 @@ impl<T: Transport> Runtime<T> {
             let _ = inbox.send(Inbox::DialFailed { peer, reason: failed }).await;
         });
     }
+}
+
+/// The ids of `peer`'s connections that take messages, best first: the one both sides keep after a
+/// simultaneous dial (dialed by the smaller `PeerId`; the newer of two in one direction, as the
+/// transport's registry decides), then the others, newest first.
+fn preferred<C: Connection>(local: PeerId, peer: PeerId, conns: &[ConnEntry<C>]) -> Vec<u64> {
+    let dialer = |c: &ConnEntry<C>| match c.conn.direction() {
+        Direction::Outbound => local,
+        Direction::Inbound => peer,
+    };
+    let mut open: Vec<&ConnEntry<C>> = conns
+        .iter()
+        .filter(|c| !c.retiring() && c.conn.close_reason().is_none())
+        .collect();
+    open.sort_by_key(|c| (dialer(c) != local.min(peer), Reverse(c.id)));
+    open.into_iter().map(|c| c.id).collect()
 }
 
 async fn accept_loop<T: Transport>(transport: Arc<T>, conns: mpsc::Sender<T::Connection>) {

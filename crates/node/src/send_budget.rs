@@ -1,0 +1,80 @@
+//! Send budgets: the bytes queued for writing to one peer and to all peers, reserved before a message
+//! is queued and given back when it is written or dropped (ARCHITECTURE.md, hostile peers).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::metrics::gauge::Gauge;
+
+/// Bytes waiting to be written: to one peer, and to all peers beyond each peer's reserved floor.
+#[derive(Clone, Debug)]
+pub(crate) struct SendBudget {
+    peer: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    gauge: Gauge,
+}
+
+impl SendBudget {
+    /// A budget for a new connection, sharing the node's `total`.
+    pub(crate) fn new(total: &Arc<AtomicU64>, gauge: &Gauge) -> Self {
+        Self {
+            peer: Arc::new(AtomicU64::new(0)),
+            total: total.clone(),
+            gauge: gauge.clone(),
+        }
+    }
+
+    /// Reserves `len` bytes if the peer stays within `per_peer` (or has nothing queued) and the part
+    /// of its queue beyond its `reserved` floor fits in the node's `total`. The floor keeps the total
+    /// from being a shared resource peers that stop reading can exhaust: an honest peer can always queue
+    /// that much, whatever the others hold.
+    pub(crate) fn reserve(&self, len: usize, limits: SendLimits) -> Option<Held> {
+        let len = len as u64;
+        let before = self
+            .peer
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q.saturating_add(len) <= limits.per_peer).then_some(q + len)
+            })
+            .ok()?;
+        let shared = (before + len).saturating_sub(before.max(limits.reserved));
+        let fits = self.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+            (t.saturating_add(shared) <= limits.total).then_some(t + shared)
+        });
+        if fits.is_err() {
+            self.peer.fetch_sub(len, Ordering::AcqRel);
+            return None;
+        }
+        self.gauge.inc_by(len as i64);
+        Some(Held {
+            budget: self.clone(),
+            len,
+            shared,
+        })
+    }
+}
+
+/// The send budgets, from [`NodeConfig`](crate::NodeConfig).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendLimits {
+    pub(crate) per_peer: u64,
+    pub(crate) reserved: u64,
+    pub(crate) total: u64,
+}
+
+/// Bytes of one queued message, given back to the budget when it is written or dropped (however the
+/// writer ends, the queue's contents are dropped with it).
+#[derive(Debug)]
+pub(crate) struct Held {
+    budget: SendBudget,
+    len: u64,
+    /// The part of `len` drawn on the node's total (the rest is within the peer's reserved floor).
+    shared: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.peer.fetch_sub(self.len, Ordering::AcqRel);
+        self.budget.total.fetch_sub(self.shared, Ordering::AcqRel);
+        self.budget.gauge.dec_by(self.len as i64);
+    }
+}
