@@ -1,6 +1,9 @@
-//! Counters a transport exposes: how many connections it holds and what it refused or dropped.
+//! Counters a transport exposes: how many connections it holds, what it refused or dropped, what its
+//! connections carried and how they ended.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ClosedByReason;
 
 /// Live counters, shared by a transport and its connections.
 #[derive(Debug, Default)]
@@ -25,6 +28,8 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The atomic counters; the traffic totals and closes are added by the registry
+    /// ([`crate::traffic::Traffic::add_to`]).
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CountersSnapshot {
@@ -41,12 +46,19 @@ impl Counters {
             retries_sent: get(&self.retries_sent),
             refused_by_address: get(&self.refused_by_address),
             evicted: get(&self.evicted),
+            ..CountersSnapshot::default()
         }
     }
 }
 
 /// A copy of a transport's counters at one moment. Nothing is ever dropped silently: every refusal is
 /// counted here, and a full queue makes the sender wait instead.
+///
+/// The traffic totals (`datagrams_sent` to `bytes_lost`) sum [`ConnectionStats`](crate::ConnectionStats)
+/// over every connection this transport ever had: the live ones as read when the snapshot is taken, the
+/// closed ones as they were when they closed. They never go down, and count each connection once, the
+/// losers of simultaneous dials included. Connections whose handshake failed or that were refused are not
+/// in them (they are counted above). Taking a snapshot reads each live connection's statistics once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CountersSnapshot {
@@ -78,4 +90,20 @@ pub struct CountersSnapshot {
     pub refused_by_address: u64,
     /// Inbound connections closed to make room for a newcomer when every slot was taken (QUIC only).
     pub evicted: u64,
+    /// UDP datagrams sent, over every connection ever held (memory: pipe writes, see
+    /// [`ConnectionStats`](crate::ConnectionStats)).
+    pub datagrams_sent: u64,
+    /// Bytes sent in those datagrams (UDP payload: handshakes, acknowledgements and retransmissions
+    /// included).
+    pub bytes_sent: u64,
+    /// UDP datagrams received, over every connection ever held.
+    pub datagrams_received: u64,
+    /// Bytes received in those datagrams (UDP payload).
+    pub bytes_received: u64,
+    /// Packets declared lost, over every connection ever held (always 0 in memory).
+    pub packets_lost: u64,
+    /// Bytes of the packets declared lost, over every connection ever held (always 0 in memory).
+    pub bytes_lost: u64,
+    /// Connections that closed, by reason; `closed_by_reason.total()` is every connection that closed.
+    pub closed_by_reason: ClosedByReason,
 }

@@ -22,6 +22,16 @@
 //!   dial each other at once, both keep the connection dialed by the smaller `PeerId`, and the other
 //!   closes [`DUPLICATE_GRACE`] later, so messages already in flight on it still arrive.
 //!
+//! ## What the counters mean
+//!
+//! [`Connection::stats`] gives one connection's traffic below the streams ([`ConnectionStats`]), and
+//! [`Transport::counters`] the same summed over every connection the transport ever had, closed ones
+//! included, with how many closed for each reason ([`ClosedByReason`]). Over QUIC the figures are UDP
+//! payload bytes and datagrams as quinn counts them: packet headers, the handshake, acknowledgements,
+//! retransmissions, keep-alives and closes included, so they exceed the frames the application sent; the
+//! difference is what the transport costs. In memory, each write into a stream pipe (frames and stream
+//! headers) counts as one datagram, and nothing is ever lost.
+//!
 //! Two implementations share these semantics and one stream type:
 //!
 //! - [`QuicTransport`]: QUIC (quinn) with TLS 1.3 (rustls, ring). Each side presents a self-signed
@@ -80,8 +90,10 @@ pub mod memory;
 mod negotiate;
 pub mod quic;
 mod registry;
+mod stats;
 mod stream;
 pub mod stream_header;
+mod traffic;
 mod traits;
 
 pub use budget::Reserved;
@@ -96,5 +108,6 @@ pub use meshwork_identity::PeerId;
 pub use meshwork_wire::ProtocolId;
 pub use quic::{QuicConnection, QuicStream, QuicTransport};
 pub use registry::DUPLICATE_GRACE;
+pub use stats::{ClosedByReason, ConnectionStats};
 pub use stream::{Frame, Stream};
 pub use traits::{Connection, Direction, Transport};

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use meshwork_identity::PeerId;
 
 use crate::counters::Counters;
-use crate::{CloseReason, Connection, Direction};
+use crate::traffic::Traffic;
+use crate::{CloseReason, Connection, CountersSnapshot, Direction};
 
 /// A connection the registry can tell apart from another connection to the same peer.
 pub(crate) trait Tracked: Connection {
@@ -55,6 +56,9 @@ pub(crate) struct Registry<C> {
     local: PeerId,
     counters: Arc<Counters>,
     conns: Mutex<HashMap<PeerId, C>>,
+    /// Every watched connection's traffic, the losers of simultaneous dials included (they are not in
+    /// `conns`, or not for long). A lock of its own: a metrics scrape does not hold up dials.
+    traffic: Traffic<C>,
 }
 
 impl<C> std::fmt::Debug for Registry<C> {
@@ -73,7 +77,15 @@ impl<C: Tracked> Registry<C> {
             local,
             counters,
             conns: Mutex::new(HashMap::new()),
+            traffic: Traffic::default(),
         }
+    }
+
+    /// The transport's counters, with the traffic totals and closes of every connection it watched.
+    pub(crate) fn snapshot(&self) -> CountersSnapshot {
+        let mut snapshot = self.counters.snapshot();
+        self.traffic.add_to(&mut snapshot);
+        snapshot
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, C>> {
@@ -160,13 +172,18 @@ fn retire<C: Connection>(conn: C) {
     });
 }
 
-/// Watches `conn` until it closes, then forgets it and releases what it held (its connection slot, and
-/// an inbound connection's place in the per-address counts).
+/// Watches `conn` until it closes, then forgets it, releases what it held (its connection slot, and
+/// an inbound connection's place in the per-address counts) and moves its traffic to the closed totals.
+///
+/// Called once for every connection a transport establishes, winner or loser of a tie-break: this is
+/// what puts it in the totals, and the one place it leaves them.
 pub(crate) fn watch<C: Tracked, H: Send + 'static>(registry: Arc<Registry<C>>, conn: C, held: H) {
+    let tracking = registry.traffic.track(conn.clone());
     tokio::spawn(async move {
         let reason = conn.closed().await;
         tracing::debug!(peer = %conn.remote_peer_id(), %reason, "connection closed");
         registry.remove(&conn);
         drop(held);
+        registry.traffic.retire(tracking, &reason);
     });
 }

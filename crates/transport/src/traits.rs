@@ -8,7 +8,7 @@ use meshwork_wire::ProtocolId;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{AcceptError, AcceptStreamError, DialError, OpenStreamError};
-use crate::{CloseReason, CountersSnapshot, Stream};
+use crate::{CloseReason, ConnectionStats, CountersSnapshot, Stream};
 
 /// Which side started a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,7 +55,8 @@ pub trait Transport: Send + Sync + 'static {
     /// The open connection to `peer`, if any.
     fn connection(&self, peer: &PeerId) -> Option<Self::Connection>;
 
-    /// The counters: connections held, and everything refused.
+    /// The counters: connections held, everything refused, the traffic of every connection ever held
+    /// (closed ones included) and why connections closed. Reads each live connection's statistics.
     fn counters(&self) -> CountersSnapshot;
 
     /// Closes every connection with `reason` and stops listening. Later dials and accepts fail.
@@ -105,4 +106,8 @@ pub trait Connection: Clone + std::fmt::Debug + Send + Sync + 'static {
 
     /// Resolves once the connection is closed, with the reason.
     fn closed(&self) -> impl Future<Output = CloseReason> + Send;
+
+    /// What this connection has carried so far: datagrams and bytes each way, losses, round-trip time
+    /// (see [`ConnectionStats`] for what each transport counts). Still answers once closed.
+    fn stats(&self) -> ConnectionStats;
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use meshwork_identity::PeerId;
@@ -18,16 +19,45 @@ use crate::counters::Counters;
 use crate::error::{AcceptStreamError, OpenStreamError};
 use crate::registry::Tracked;
 use crate::stream::PipeClosed;
-use crate::{CloseReason, Config, Connection, Direction, Stream, negotiate};
+use crate::{CloseReason, Config, Connection, ConnectionStats, Direction, Stream, negotiate};
 
 /// A stream on an in-memory connection.
 pub type MemoryStream = Stream<MemoryWriter, MemoryReader>;
 
-/// What both ends of one in-memory connection share: the close reason and its signal.
+/// What both ends of one in-memory connection share: the close reason and its signal, and what went
+/// each way.
 #[derive(Debug)]
 pub(crate) struct Link {
     close: CloseCell,
     signal: watch::Sender<bool>,
+    /// Writes into stream pipes, by the end that wrote them: `[DIALER]` and `[LISTENER]`.
+    flows: [Flow; 2],
+}
+
+/// The dialer's index in [`Link::flows`].
+const DIALER: usize = 0;
+/// The listener's index in [`Link::flows`].
+const LISTENER: usize = 1;
+
+/// What one end wrote into the stream pipes of a connection (see [`ConnectionStats`]).
+#[derive(Debug, Default)]
+struct Flow {
+    writes: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Flow {
+    fn record(&self, bytes: usize) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> (u64, u64) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Link {
@@ -35,6 +65,7 @@ impl Link {
         Arc::new(Self {
             close: CloseCell::default(),
             signal: watch::channel(false).0,
+            flows: Default::default(),
         })
     }
 
@@ -74,6 +105,8 @@ struct Inner {
     counters: Arc<Counters>,
     budget: FrameBudget,
     link: Arc<Link>,
+    /// This end's index in `link.flows` ([`DIALER`] or [`LISTENER`]).
+    end: usize,
     /// Streams we open go here, to the peer's `accept_stream`.
     outgoing: mpsc::Sender<PipeEnds>,
     /// Streams the peer opened, answered and ready to accept.
@@ -89,6 +122,9 @@ struct Inner {
 pub struct MemoryWriter {
     half: WriteHalf<DuplexStream>,
     closed: Closed,
+    /// The connection, to count what this end writes in `link.flows[end]`.
+    link: Arc<Link>,
+    end: usize,
 }
 
 /// The receiving half of an in-memory stream. Fails once the connection is closed.
@@ -122,7 +158,11 @@ impl AsyncWrite for MemoryWriter {
         if let Some(err) = self.closed.poll_closed(cx) {
             return Poll::Ready(Err(err));
         }
-        Pin::new(&mut self.half).poll_write(cx, buf)
+        let written = Pin::new(&mut self.half).poll_write(cx, buf);
+        if let Poll::Ready(Ok(bytes @ 1..)) = written {
+            self.link.flows[self.end].record(bytes);
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -179,6 +219,10 @@ impl Pair {
                 .max(1) as usize
         };
         let end = |me: &Side, other: &Side, direction, outgoing, incoming, credit: usize| {
+            let index = match direction {
+                Direction::Outbound => DIALER,
+                Direction::Inbound => LISTENER,
+            };
             let budget = me.budget.for_connection();
             MemoryConnection {
                 inner: Arc::new(Inner {
@@ -189,6 +233,7 @@ impl Pair {
                     counters: me.counters.clone(),
                     budget: budget.clone(),
                     link: link.clone(),
+                    end: index,
                     outgoing,
                     accepted: Mutex::new(accept_streams(incoming, me, &link, budget)),
                     stream_credit: Arc::new(Semaphore::new(credit)),
@@ -285,11 +330,13 @@ impl Connection for MemoryConnection {
         };
         let credit = Arc::new(credit);
         let (ours, theirs) = tokio::io::duplex(inner.pipe_bytes);
-        let pipe = |stream: DuplexStream, credit: Arc<OwnedSemaphorePermit>| {
+        let pipe = |stream: DuplexStream, credit: Arc<OwnedSemaphorePermit>, end: usize| {
             let (read, write) = tokio::io::split(stream);
             let writer = MemoryWriter {
                 half: write,
                 closed: Closed(Box::pin(inner.link.closed())),
+                link: inner.link.clone(),
+                end,
             };
             let reader = MemoryReader {
                 half: read,
@@ -298,11 +345,11 @@ impl Connection for MemoryConnection {
             };
             (writer, reader)
         };
-        let (send, recv) = pipe(ours, credit.clone());
+        let (send, recv) = pipe(ours, credit.clone(), inner.end);
         tokio::select! {
             biased;
             reason = inner.link.closed() => return Err(closed(reason)),
-            sent = inner.outgoing.send(pipe(theirs, credit)) => sent.map_err(|_| closed(reason_now()))?,
+            sent = inner.outgoing.send(pipe(theirs, credit, 1 - inner.end)) => sent.map_err(|_| closed(reason_now()))?,
         }
         let deadline = inner.config.timeouts.stream_open;
         let (close, counters) = (inner.link.close.clone(), inner.counters.clone());
@@ -330,6 +377,19 @@ impl Connection for MemoryConnection {
 
     async fn closed(&self) -> CloseReason {
         self.inner.link.closed().await
+    }
+
+    fn stats(&self) -> ConnectionStats {
+        let flows = &self.inner.link.flows;
+        let (datagrams_sent, bytes_sent) = flows[self.inner.end].read();
+        let (datagrams_received, bytes_received) = flows[1 - self.inner.end].read();
+        ConnectionStats {
+            datagrams_sent,
+            bytes_sent,
+            datagrams_received,
+            bytes_received,
+            ..ConnectionStats::default()
+        }
     }
 }
 

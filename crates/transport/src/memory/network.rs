@@ -146,28 +146,24 @@ impl Shared {
     }
 }
 
-impl Transport for MemoryTransport {
-    type Connection = MemoryConnection;
-
-    fn peer_id(&self) -> PeerId {
-        self.shared.side.peer_id
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.shared.addr
-    }
-
-    async fn dial(&self, peer: PeerId, addr: SocketAddr) -> Result<MemoryConnection, DialError> {
-        let shared = &self.shared;
-        if shared.is_shut_down() {
+impl MemoryTransport {
+    /// Dials `peer` even if a connection to it is open, as a dial that crossed the peer's own dial would:
+    /// both peers end up with two connections, and keep one by the simultaneous-dial rule. Lets a test
+    /// play a simultaneous dial, which in memory otherwise takes two threads meeting within microseconds.
+    #[cfg(feature = "test-utils")]
+    pub async fn dial_crossing(&self, peer: PeerId, addr: SocketAddr) -> Result<MemoryConnection, DialError> {
+        if self.shared.is_shut_down() {
             return Err(DialError::TransportClosed);
         }
-        if peer == shared.side.peer_id {
+        if peer == self.shared.side.peer_id {
             return Err(DialError::SelfDial);
         }
-        if let Some(conn) = shared.registry.get(&peer) {
-            return Ok(conn);
-        }
+        self.connect(peer, addr).await
+    }
+
+    /// A new connection to `peer` at `addr`: limits, the listener's half, the tie-break.
+    async fn connect(&self, peer: PeerId, addr: SocketAddr) -> Result<MemoryConnection, DialError> {
+        let shared = &self.shared;
         let limit = shared.side.config.limits.max_outbound;
         let Some(slot) = Slot::acquire(&shared.side.counters, |c| &c.outbound, limit) else {
             Counters::bump(&shared.side.counters.dials_refused);
@@ -208,6 +204,32 @@ impl Transport for MemoryTransport {
         }
         Ok(kept)
     }
+}
+
+impl Transport for MemoryTransport {
+    type Connection = MemoryConnection;
+
+    fn peer_id(&self) -> PeerId {
+        self.shared.side.peer_id
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    async fn dial(&self, peer: PeerId, addr: SocketAddr) -> Result<MemoryConnection, DialError> {
+        let shared = &self.shared;
+        if shared.is_shut_down() {
+            return Err(DialError::TransportClosed);
+        }
+        if peer == shared.side.peer_id {
+            return Err(DialError::SelfDial);
+        }
+        if let Some(conn) = shared.registry.get(&peer) {
+            return Ok(conn);
+        }
+        self.connect(peer, addr).await
+    }
 
     async fn accept(&self) -> Result<MemoryConnection, AcceptError> {
         let mut shutdown = self.shared.shutdown.subscribe();
@@ -223,7 +245,7 @@ impl Transport for MemoryTransport {
     }
 
     fn counters(&self) -> CountersSnapshot {
-        self.shared.side.counters.snapshot()
+        self.shared.registry.snapshot()
     }
 
     async fn close(&self, reason: CloseReason) {

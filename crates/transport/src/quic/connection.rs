@@ -12,7 +12,7 @@ use crate::close::CloseCell;
 use crate::counters::Counters;
 use crate::error::{AcceptStreamError, OpenStreamError};
 use crate::registry::Tracked;
-use crate::{CloseReason, Config, Connection, Direction, Stream, negotiate};
+use crate::{CloseReason, Config, Connection, ConnectionStats, Direction, Stream, negotiate};
 
 /// A stream on a QUIC connection.
 pub type QuicStream = Stream<quinn::SendStream, quinn::RecvStream>;
@@ -196,6 +196,21 @@ impl Connection for QuicConnection {
     async fn closed(&self) -> CloseReason {
         let err = self.inner.conn.closed().await;
         self.closed_error(&err)
+    }
+
+    fn stats(&self) -> ConnectionStats {
+        // quinn keeps its connection state (and so these counts) for as long as a handle lives.
+        let stats = self.inner.conn.stats();
+        ConnectionStats {
+            datagrams_sent: stats.udp_tx.datagrams,
+            bytes_sent: stats.udp_tx.bytes,
+            datagrams_received: stats.udp_rx.datagrams,
+            bytes_received: stats.udp_rx.bytes,
+            packets_lost: stats.path.lost_packets,
+            bytes_lost: stats.path.lost_bytes,
+            congestion_events: stats.path.congestion_events,
+            rtt: stats.path.rtt,
+        }
     }
 }
 

@@ -367,7 +367,7 @@ impl Transport for QuicTransport {
     }
 
     fn counters(&self) -> CountersSnapshot {
-        self.shared.counters.snapshot()
+        self.shared.registry.snapshot()
     }
 
     async fn close(&self, reason: CloseReason) {
