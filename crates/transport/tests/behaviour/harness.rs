@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use meshwork_identity::Keypair;
 use meshwork_transport::{
-    Config, Connection, MemoryNetwork, MemoryTransport, ProtocolSpec, QuicTransport, Stream, Transport,
+    Config, Connection, DialError, MemoryNetwork, MemoryTransport, ProtocolSpec, QuicTransport, Stream,
+    Transport,
 };
 use meshwork_wire::ProtocolId;
 
@@ -30,11 +31,22 @@ pub(crate) trait Net: Send + Sync + Sized + 'static {
     type T: Transport + Clone;
     /// Whether a full listener evicts an inbound peer for a newcomer (QUIC) or refuses it (memory).
     const EVICTS: bool;
+    /// Whether traffic travels in packets, with handshakes, acknowledgements and a round-trip time (QUIC),
+    /// or only as the bytes written into stream pipes (memory).
+    const PACKETS: bool;
     /// A fresh network.
     fn new() -> Self;
     /// A transport for `keypair` at 127.0.0.1 on a free port.
     fn bind(&self, keypair: &Keypair, config: Config) -> impl Future<Output = Self::T> + Send;
+    /// `a` and `b` dial each other at once, so that both dials make a connection: `(a's, b's)`.
+    fn crossing_dials(
+        a: &Self::T,
+        b: &Self::T,
+    ) -> impl Future<Output = (Dialed<Self::T>, Dialed<Self::T>)> + Send;
 }
+
+/// What a dial on transport `T` returns.
+pub(crate) type Dialed<T> = Result<<T as Transport>::Connection, DialError>;
 
 /// Real QUIC on 127.0.0.1.
 pub(crate) struct Quic;
@@ -42,6 +54,7 @@ pub(crate) struct Quic;
 impl Net for Quic {
     type T = QuicTransport;
     const EVICTS: bool = true;
+    const PACKETS: bool = true;
     fn new() -> Self {
         Self
     }
@@ -49,6 +62,16 @@ impl Net for Quic {
         QuicTransport::bind(keypair, loopback(), config)
             .await
             .expect("bind 127.0.0.1:0")
+    }
+    async fn crossing_dials(
+        a: &QuicTransport,
+        b: &QuicTransport,
+    ) -> (Dialed<QuicTransport>, Dialed<QuicTransport>) {
+        // Both look for a connection before either handshake's first round trip, so both dial.
+        tokio::join!(
+            a.dial(b.peer_id(), b.local_addr()),
+            b.dial(a.peer_id(), a.local_addr())
+        )
     }
 }
 
@@ -58,11 +81,21 @@ pub(crate) struct Memory(MemoryNetwork);
 impl Net for Memory {
     type T = MemoryTransport;
     const EVICTS: bool = false;
+    const PACKETS: bool = false;
     fn new() -> Self {
         Self(MemoryNetwork::new())
     }
     async fn bind(&self, keypair: &Keypair, config: Config) -> MemoryTransport {
         MemoryTransport::bind(&self.0, keypair, loopback(), config).expect("bind")
+    }
+    async fn crossing_dials(
+        a: &MemoryTransport,
+        b: &MemoryTransport,
+    ) -> (Dialed<MemoryTransport>, Dialed<MemoryTransport>) {
+        // An in-memory dial completes without waiting: two overlap only when two threads meet within
+        // microseconds. The second dial is made as if it had crossed the first.
+        let first = a.dial(b.peer_id(), b.local_addr()).await;
+        (first, b.dial_crossing(a.peer_id(), a.local_addr()).await)
     }
 }
 

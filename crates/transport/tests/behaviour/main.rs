@@ -5,6 +5,7 @@ mod admission;
 mod cases;
 mod harness;
 mod limits;
+mod traffic;
 
 /// Instantiates every generic case for one harness.
 macro_rules! for_transport {
@@ -12,6 +13,7 @@ macro_rules! for_transport {
         mod $name {
             use super::cases;
             use super::limits;
+            use super::traffic;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn two_protocols_at_once() {
@@ -76,6 +78,21 @@ macro_rules! for_transport {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn hundred_peers_exchange_messages() {
                 limits::hundred_peers::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bytes_sent_match_bytes_received() {
+                traffic::bytes_sent_match_bytes_received::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn totals_keep_closed_connections() {
+                traffic::totals_keep_closed_connections::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn simultaneous_dial_loser_is_counted_once() {
+                traffic::simultaneous_dial_loser_counted_once::<$net>().await;
             }
         }
     };
