@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use meshwork_transport::{CloseReason, Connection, RecvError, SendError};
 use meshwork_wire::DropReason;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 use tracing::debug;
@@ -189,12 +190,13 @@ pub(crate) enum Retire {
 /// Closes `entry`'s connection gracefully with `reason`: no new message is queued to it, its writers
 /// write what is queued, finish their streams and wait until the peer has read them to the end; then
 /// (for [`Retire::BothWays`], once the peer has finished its own streams too) the connection closes.
-/// Whatever happens, it closes within `deadline`.
+/// Whatever happens, it closes within `deadline`; if that is what closes it, `undrained` counts it.
 pub(crate) fn retire<C: Connection>(
     entry: &mut ConnEntry<C>,
     reason: CloseReason,
     how: Retire,
     deadline: Duration,
+    undrained: Counter,
 ) {
     let Some(mut writers_done) = entry.writers_done.take() else {
         return;
@@ -211,6 +213,7 @@ pub(crate) fn retire<C: Connection>(
         };
         if tokio::time::timeout(deadline, drained).await.is_err() {
             debug!(peer = %conn.remote_peer_id(), ?deadline, "connection not drained in time: closing");
+            undrained.inc();
         }
         conn.close(reason);
     });

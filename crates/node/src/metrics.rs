@@ -50,6 +50,7 @@ struct Inner {
     stalled: Counter,
     penalised: Counter,
     send_queue_bytes: Gauge,
+    undrained: Counter,
     messages_in: Family<ProtocolLabel, Counter>,
     messages_out: Family<ProtocolLabel, Counter>,
     bytes_in: Family<ProtocolLabel, Counter>,
@@ -103,6 +104,7 @@ impl Metrics {
             stalled: Counter::default(),
             penalised: Counter::default(),
             send_queue_bytes: Gauge::default(),
+            undrained: Counter::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
             bytes_in: Family::default(),
@@ -139,6 +141,12 @@ impl Metrics {
                 "send_queue_bytes",
                 "Encoded bytes waiting in every peer's send queues",
                 inner.send_queue_bytes.clone(),
+            );
+            registry.register(
+                "undrained_closes",
+                "Connections closed gracefully (simultaneous-dial losers, released peers) whose streams \
+                 were not done within the drain deadline: what was in flight on them may be lost",
+                inner.undrained.clone(),
             );
             registry.register(
                 "messages_received",
@@ -232,6 +240,11 @@ impl Metrics {
 
     pub(crate) fn penalised(&self) {
         self.inner.penalised.inc();
+    }
+
+    /// Counts graceful closes that hit their deadline (shared with the closing tasks).
+    pub(crate) fn undrained(&self) -> Counter {
+        self.inner.undrained.clone()
     }
 
     /// The gauge of bytes waiting in send queues (shared with the writers, which lower it).

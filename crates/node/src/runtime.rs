@@ -173,6 +173,18 @@ impl<T: Transport> Runtime<T> {
             return;
         }
         self.remember(peer, addr);
+        // The transport hands a connection over twice when our dial finds it already open (or lost a
+        // simultaneous-dial tie-break and returns the winner, which `accept` also delivered). Two open
+        // connections to one peer in one direction are one connection: a dialer that replaced its
+        // connection had the old one closed by the transport before the new one got here.
+        let known = self.peers.get(&peer).is_some_and(|conns| {
+            conns
+                .iter()
+                .any(|c| c.conn.direction() == conn.direction() && c.conn.close_reason().is_none())
+        });
+        if known {
+            return;
+        }
         let id = self.next_conn;
         self.next_conn += 1;
         let budget = SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes());
@@ -222,6 +234,7 @@ impl<T: Transport> Runtime<T> {
     fn retire_duplicates(&mut self, peer: PeerId) {
         let local = self.transport.peer_id();
         let deadline = self.config.drain_deadline;
+        let undrained = self.metrics.undrained();
         let Some(conns) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -229,7 +242,13 @@ impl<T: Transport> Runtime<T> {
         for entry in conns.iter_mut() {
             if Some(entry.id) != keep && !entry.retiring() && entry.conn.close_reason().is_none() {
                 debug!(%peer, conn = entry.id, "retiring the loser of a simultaneous dial");
-                connection::retire(entry, CloseReason::Duplicate, Retire::BothWays, deadline);
+                connection::retire(
+                    entry,
+                    CloseReason::Duplicate,
+                    Retire::BothWays,
+                    deadline,
+                    undrained.clone(),
+                );
             }
         }
     }
@@ -451,7 +470,13 @@ impl<T: Transport> Runtime<T> {
         let deadline = self.config.drain_deadline;
         for entry in self.peers.get_mut(peer).into_iter().flatten() {
             let reason = CloseReason::Application(CLOSE_REQUESTED);
-            connection::retire(entry, reason, Retire::OurWrites, deadline);
+            connection::retire(
+                entry,
+                reason,
+                Retire::OurWrites,
+                deadline,
+                self.metrics.undrained(),
+            );
         }
         self.redial.remove(peer);
     }

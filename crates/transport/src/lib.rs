@@ -19,8 +19,10 @@
 //!   window makes the sender wait: back-pressure, never an unbounded buffer), handshake and idle time
 //!   with keep-alives. Refusals are counted in [`CountersSnapshot`].
 //! - **One connection per peer.** Dialing a connected peer returns the connection it has; when two peers
-//!   dial each other at once, both keep the connection dialed by the smaller `PeerId`, and the other
-//!   closes [`DUPLICATE_GRACE`] later, so messages already in flight on it still arrive.
+//!   dial each other at once, both keep the connection dialed by the smaller `PeerId`. The other stays
+//!   open so messages already in flight on it still arrive: the application closes it once both sides
+//!   are done with it (the node runtime does), and the transport at the latest [`DUPLICATE_GRACE`]
+//!   later.
 //!
 //! ## What the counters mean
 //!

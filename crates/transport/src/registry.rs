@@ -157,12 +157,16 @@ impl<C: Tracked> Registry<C> {
     }
 }
 
-/// How long the losing connection of a simultaneous dial stays open after the winner is chosen.
+/// How long the losing connection of a simultaneous dial stays open at most after the winner is chosen.
 ///
 /// Both sides may have sent messages on the loser before either saw the winner; closing it at once
 /// would drop what is still in flight. Each side stops using the loser as soon as it learns of the winner
-/// (the one dialed by the smaller `PeerId`), and the loser closes once its last messages have arrived.
-pub const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// (the one dialed by the smaller `PeerId`). An application that knows when both sides are done with the
+/// loser closes it then (the node runtime finishes its streams, waits until the peer has read them and
+/// finished its own, and closes; see `meshwork-node`); this is the backstop for one that does not. Under
+/// load (hundreds of nodes on a few cores) a fixed two seconds was too short: frames still in flight
+/// were lost.
+pub const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Closes the loser of a simultaneous dial as [`CloseReason::Duplicate`] after [`DUPLICATE_GRACE`].
 fn retire<C: Connection>(conn: C) {
