@@ -6,10 +6,11 @@
 //! asks the joiner to be its neighbour, and nodes a few hops before the end add it to their passive view.
 //!
 //! Repair: whenever the active view has a free slot (a peer failed, or evicted us with `Disconnect`),
-//! the node asks passive peers with `Neighbor` requests. A node with **no neighbour left** sends one
-//! *high-priority* request, which the receiver must accept even with a full view (it drops a random member
-//! to make room), so an isolated node always gets back in; otherwise requests are *low priority*, accepted
-//! only by peers with room. A peer that refused is not asked again before the next shuffle round, and the
+//! the node asks passive peers with `Neighbor` requests. A node with **no neighbour left** (here: two slots
+//! free or more) sends one *high-priority* request, which the receiver must accept even with a full view
+//! (it drops a random member to make room), so an isolated node always gets back in; otherwise requests
+//! are *low priority*, accepted only by peers with room, and a refusal names a peer refused shortly
+//! before, which has room too. A peer that refused is not asked again before the next shuffle round, and the
 //! periodic round retries the free slots (the paper's "repeat with another passive peer"). A node left with
 //! no neighbour and no passive peer to ask joins again through its contacts.
 //!
@@ -32,7 +33,8 @@ mod join;
 mod repair;
 mod shuffle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use meshwork_wire::{DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
@@ -40,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ban::{Ban, Bans};
 use crate::config::Config;
-use crate::message::MembershipMessage as Msg;
+use crate::message::{MembershipMessage as Msg, PeerEntry};
 use crate::score::Penalty;
 use addresses::AddressBook;
 use admission::Guard;
@@ -94,6 +96,11 @@ pub(crate) struct HyParView {
     addresses: AddressBook,
     /// The shuffle of ours that a `ShuffleReply` may answer.
     shuffle_sent: Option<ShuffleSent>,
+    /// Peers we refused a slot recently, newest last: each is named once to another refused peer
+    /// ([`repair`]).
+    seekers: VecDeque<(PeerEntry, Instant)>,
+    /// How long a seeker is remembered: a shuffle interval, after which it asks again.
+    seeker_ttl: Duration,
     /// Membership requests ignored over their limits, and answers nobody asked for (for the stats).
     pub(crate) requests_refused: u64,
     active_cap: usize,
@@ -131,6 +138,8 @@ impl HyParView {
             guard: Guard::new(config.admission.clone()),
             addresses: AddressBook::default(),
             shuffle_sent: None,
+            seekers: VecDeque::new(),
+            seeker_ttl: config.shuffle_interval,
             requests_refused: 0,
             active_cap: config.active_view_capacity.max(1),
             passive_cap: config.passive_view_capacity,
@@ -257,19 +266,27 @@ impl HyParView {
             }
             Msg::ForwardJoin { joiner, ttl } => self.on_forward_join(from, joiner, ttl, rng, out),
             Msg::Neighbor { high_priority } => {
-                // A high-priority request comes from a node that is alone: accepted (the paper) unless it
+                // A high-priority request comes from a node two slots short: accepted (the paper) unless it
                 // would evict a neighbour the admission rules protect.
                 let room = self.active.len() < self.active_cap;
                 let accepted =
                     self.is_active(&from) || ((high_priority || room) && self.add_active(from, rng, out));
-                if accepted {
+                let reply = if accepted {
                     self.requested.remove(&from);
+                    Msg::NeighborReply {
+                        accepted,
+                        alternative: None,
+                    }
                 } else {
                     out.push(HvOut::Dropped(from, self.refusal(&from)));
-                }
-                out.push(HvOut::Send(from, Msg::NeighborReply { accepted }));
+                    self.refer(from)
+                };
+                out.push(HvOut::Send(from, reply));
             }
-            Msg::NeighborReply { accepted } => {
+            Msg::NeighborReply {
+                accepted,
+                alternative,
+            } => {
                 let request = self.requested.remove(&from);
                 let full = self.active.len() >= self.active_cap;
                 let low_priority = request.is_some_and(|r| !r.high_priority);
@@ -286,12 +303,17 @@ impl HyParView {
                 } else {
                     if !accepted {
                         self.refused.insert(from);
+                        if let Some(peer) = alternative
+                            && request.is_some()
+                        {
+                            self.follow_referral(from, peer, low_priority, out);
+                        }
                     } else if !self.is_active(&from) {
                         // An acceptance of a request we never made (or gave up on): nothing to take.
                         // (From a neighbour it crossed a request of its own to us: already linked.)
                         out.push(HvOut::Dropped(from, DropReason::Unsolicited));
                     }
-                    if !self.is_active(&from) {
+                    if !self.is_active(&from) && !self.requested.contains_key(&from) {
                         self.close(from, out);
                     }
                     self.fill(rng, out);
@@ -312,7 +334,7 @@ impl HyParView {
                     && self.is_candidate(&peer.id)
                     && self.plausible(&peer, &from)
                 {
-                    let high_priority = self.is_alone();
+                    let high_priority = self.is_short();
                     self.request(peer.id, high_priority, out);
                     self.remember(&peer);
                 }

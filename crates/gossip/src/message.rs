@@ -145,13 +145,17 @@ pub enum MembershipMessage {
     /// "Take me into your active view." High priority must be accepted (the sender has no neighbours, or
     /// fewer than half its active view).
     Neighbor {
-        /// True if the sender is alone: an empty active view, or fewer than half of it filled.
+        /// True if the sender is short: an empty active view, or two slots free or more.
         high_priority: bool,
     },
     /// The answer to [`MembershipMessage::Neighbor`].
     NeighborReply {
         /// True if the sender added us to its active view.
         accepted: bool,
+        /// With a refusal: a peer that asked the sender for a slot shortly before and was refused too,
+        /// so it has room. In a settled overlay the few nodes with a free slot are refused by every
+        /// full node they ask and rarely know each other; a full node that both ask pairs them.
+        alternative: Option<PeerEntry>,
     },
     /// "You left my active view"; the receiver moves the sender to its passive view and closes.
     Disconnect {

@@ -70,7 +70,7 @@ fn a_peer_refused_by_a_full_view_is_reported_full() {
     connect(&mut g, at(1), late, [10, 50, 0, 1]);
     let out = receive(&mut g, at(1), late, Msg::Neighbor { high_priority: false });
     assert_eq!(dropped(&out, late), vec![DropReason::Full]);
-    assert!(out.iter().any(|o| matches!(o, Output::Send { to, msg: Message::Membership(Msg::NeighborReply { accepted: false }) } if *to == late)));
+    assert!(out.iter().any(|o| matches!(o, Output::Send { to, msg: Message::Membership(Msg::NeighborReply { accepted: false, alternative: None }) } if *to == late)));
 }
 
 #[test]
@@ -152,10 +152,26 @@ fn an_unsolicited_shuffle_reply_is_reported_unsolicited() {
     // is crossed a request of its own, and the link is up already).
     let stranger = peer(70);
     connect(&mut g, at(1), stranger, [10, 70, 0, 1]);
-    let out = receive(&mut g, at(1), stranger, Msg::NeighborReply { accepted: true });
+    let out = receive(
+        &mut g,
+        at(1),
+        stranger,
+        Msg::NeighborReply {
+            accepted: true,
+            alternative: None,
+        },
+    );
     assert_eq!(dropped(&out, stranger), vec![DropReason::Unsolicited]);
     assert!(!g.active_view().contains(&stranger));
-    let out = receive(&mut g, at(1), peer(1), Msg::NeighborReply { accepted: true });
+    let out = receive(
+        &mut g,
+        at(1),
+        peer(1),
+        Msg::NeighborReply {
+            accepted: true,
+            alternative: None,
+        },
+    );
     assert!(dropped(&out, peer(1)).is_empty());
 }
 

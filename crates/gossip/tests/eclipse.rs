@@ -263,7 +263,10 @@ fn admitted(out: &[Output<Gossip>]) -> bool {
         matches!(
             o,
             Output::Send {
-                msg: Message::Membership(Msg::NeighborReply { accepted: true }),
+                msg: Message::Membership(Msg::NeighborReply {
+                    accepted: true,
+                    alternative: None
+                }),
                 ..
             }
         )

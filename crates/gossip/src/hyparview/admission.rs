@@ -102,7 +102,9 @@ impl HyParView {
         let join = match msg {
             Msg::Join => true,
             Msg::ForwardJoin { .. } | Msg::Neighbor { .. } | Msg::Shuffle { .. } => false,
-            Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => return Ok(()),
+            Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => {
+                return Ok(());
+            }
         };
         let (now, c) = (self.now, &self.guard.config);
         let (burst, rate) = (c.requests_burst, c.requests_per_sec);

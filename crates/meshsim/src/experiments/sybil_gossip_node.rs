@@ -228,7 +228,15 @@ impl SybilNode {
             } => match msg {
                 Msg::Neighbor { .. } => {
                     self.neighbor_requests += 1;
-                    send(attacker, from, Msg::NeighborReply { accepted: true }, out);
+                    send(
+                        attacker,
+                        from,
+                        Msg::NeighborReply {
+                            accepted: true,
+                            alternative: None,
+                        },
+                        out,
+                    );
                 }
                 Msg::Shuffle { origin, .. } => {
                     let peers = sample(attacker, me);
