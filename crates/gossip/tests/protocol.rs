@@ -212,6 +212,17 @@ fn golden_vectors() {
         &disconnect(Some(PeerEntry::id_only(peer))),
         "0004018139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39400",
     );
+    let reply = |alternative| {
+        Message::Membership(MembershipMessage::NeighborReply {
+            accepted: false,
+            alternative,
+        })
+    };
+    golden::check(&reply(None), "00030000");
+    golden::check(
+        &reply(Some(PeerEntry::id_only(peer))),
+        "00030001 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 00",
+    );
     let v4 = PeerEntry {
         id: peer,
         addr: Some("127.1.2.1:4001".parse().unwrap()),
