@@ -17,9 +17,10 @@
 //!   an entry with such an address is ignored whole;
 //! - only observed addresses count for the per-prefix limits (what a peer claims is free to choose);
 //! - one membership message makes us dial at most one peer we were told of (the end of a join walk,
-//!   the origin of a shuffle, a `Disconnect`'s alternative), and only when it comes within the
-//!   admission rules: walks from active neighbours within their request allowance, an alternative
-//!   from a neighbour that evicted us. Peers of samples only enter the passive view (within the
+//!   the origin of a shuffle, the alternative of a `Disconnect` or of a refusing `NeighborReply`), and
+//!   only when it comes within the admission rules: walks from active neighbours within their request
+//!   allowance, a `Disconnect`'s alternative from a neighbour that evicted us, a `NeighborReply`'s
+//!   in answer to a request of ours. Peers of samples only enter the passive view (within the
 //!   per-source share), from which repair dials one per free active slot.
 //!
 //! The book holds at most [`MAX_ADDRESSES`] entries, and forgets a peer's address once the peer is in
