@@ -16,7 +16,10 @@ pub struct Config {
     /// peer, so one path of honest peers suffices to find the target even if the others meet adversarial
     /// nodes (Baumgart & Mies 2007, §4.4).
     pub disjoint_paths: usize,
-    /// How long we wait for an answer to one request before counting it as failed (default 10 s).
+    /// How long we wait for an answer to one request, from the moment it is sent, before counting it
+    /// as timed out (default 10 s). A request that first waits for a dial is bounded by the driver's
+    /// dial deadline (a failed dial is a `PeerDown`, which fails it at once), and backed up by three
+    /// times this.
     pub request_timeout: Duration,
     /// S/Kademlia static puzzle: peers whose id does not solve it at this difficulty never enter the
     /// routing table and are never contacted by lookups (default 0: everyone, since whether ids are

@@ -374,3 +374,79 @@ fn unanswered_dials_do_not_block_later_dials() {
         }
     }
 }
+
+/// The request timer measures the peer's answer, not the dial before it: a request that waits for a
+/// connection gets a longer backstop, and its own timer once it is sent. Under load (two hundred nodes
+/// joining at once over QUIC) handshakes took seconds, and requests ended by their timer while their
+/// answers were on the way.
+#[test]
+fn a_request_waiting_for_a_dial_gets_its_timer_when_sent() {
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    let timeout = config.request_timeout;
+    let mut node = Node::new(config);
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers: vec![PeerInfo {
+            id: peer(1),
+            addr: addr(1),
+        }],
+    }));
+    assert!(out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(1))));
+    let backstops: Vec<Duration> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                after,
+                timer: Timer::Request(_),
+            } => Some(*after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        backstops,
+        vec![timeout * 3],
+        "queued for a dial: only the backstop"
+    );
+
+    // The dial takes longer than a request timeout; the request goes out when it succeeds.
+    node.now += timeout + Duration::from_secs(5);
+    let out = node.connect(1);
+    let sent = requests_to(&out, peer(1));
+    assert_eq!(sent.len(), 1);
+    let timers: Vec<Duration> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                after,
+                timer: Timer::Request(id),
+            } if *id == sent[0].0 => Some(*after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(timers, vec![timeout], "sent: the request's own timer starts now");
+
+    // Answered within the timeout after sending, though long after the request was made.
+    node.now += timeout / 2;
+    let out = node.from(
+        1,
+        Message::Response {
+            id: sent[0].0,
+            response: Response::Nodes {
+                closer: BoundedVec::default(),
+            },
+        },
+    );
+    let stats = events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Bootstrapped { stats, .. } => Some(stats),
+            _ => None,
+        })
+        .expect("the bootstrap finished");
+    assert_eq!((stats.requests, stats.successes, stats.timeouts), (1, 1, 0));
+    // The backstop firing later finds nothing to fail.
+    node.now += timeout * 3;
+    node.input(Input::Timer(Timer::Request(sent[0].0)));
+    assert_eq!(node.kad.totals().timeouts, 0);
+}

@@ -185,12 +185,16 @@ impl<S: RecordStore> Kademlia<S> {
                 query.stats.requests = query.stats.requests.saturating_add(1);
             }
         }
+        // The request timer measures the peer's answer: a request that waits for a dial gets its
+        // timer when it is sent (`on_peer_up`); until then the dial's own deadline bounds it (the
+        // driver reports `PeerDown` when a dial fails or times out), and this longer one backs it up.
+        let after = match (sent, self.connected.contains(&peer)) {
+            (false, _) => Duration::ZERO,
+            (true, true) => self.config.request_timeout,
+            (true, false) => self.config.request_timeout.saturating_mul(3),
+        };
         out.push(Output::Schedule {
-            after: if sent {
-                self.config.request_timeout
-            } else {
-                Duration::ZERO
-            },
+            after,
             timer: Timer::Request(id),
         });
         self.send(peer, Message::Request { id, request }, out);
@@ -292,6 +296,12 @@ impl<S: RecordStore> Kademlia<S> {
     fn on_peer_up(&mut self, peer: PeerId, out: &mut Out<S>) {
         self.connected.insert(peer);
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
+            if let Message::Request { id, .. } = &msg {
+                out.push(Output::Schedule {
+                    after: self.config.request_timeout,
+                    timer: Timer::Request(*id),
+                });
+            }
             out.push(Output::Send { to: peer, msg });
         }
     }
