@@ -26,9 +26,19 @@
 //!   protocols as `PeerDown`.
 //! - **Everything is bounded** ([`NodeConfig`]): the inbox, each peer's send queue per protocol, each
 //!   event queue. A full send or event queue is an explicit, counted drop.
-//! - **Metrics** in the Prometheus text format: peers, messages and bytes by protocol, queue and event
-//!   drops, invalid frames, dials, and any gauge the application adds ([`Metrics::gauge`]), optionally
-//!   served at `GET /metrics` ([`NodeConfig::metrics_addr`]).
+//! - **Nothing is lost silently.** A connection is reported closed only after every frame that arrived
+//!   on it was handed to its protocol; a writer that cannot write gives its frames back, to go on
+//!   another connection to the peer; the loser of a simultaneous dial and the connection of a peer no
+//!   protocol wants close gracefully (streams finished and read to the end by the peer, within
+//!   [`NodeConfig::drain_deadline`]), so a protocol's last message arrives. Whatever is dropped anyway
+//!   is counted by reason in `meshwork_dropped_total{protocol, reason}` (the reasons of
+//!   [`meshwork_wire::DropReason`], which protocols report too with `Output::Dropped`) and logged at
+//!   debug level with the peer.
+//! - **Metrics** in the Prometheus text format: peers, messages and bytes by protocol, drops by reason,
+//!   invalid frames, dials, the transport's traffic (UDP datagrams and bytes, lost packets, over every
+//!   connection ever held), connections closed by reason and what the transport refused
+//!   (`meshwork_transport_*`, also [`Node::transport_counters`]), and any gauge the application adds
+//!   ([`Metrics::gauge`]), optionally served at `GET /metrics` ([`NodeConfig::metrics_addr`]).
 //!
 //! ## Example
 //!
@@ -95,6 +105,7 @@ mod node;
 mod runtime;
 mod send_budget;
 mod slot;
+mod transport_metrics;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

@@ -252,6 +252,15 @@ impl Metrics {
         self.inner.send_queue_bytes.clone()
     }
 
+    /// Puts the transport's counters on the page, read at each scrape (`meshwork_transport_*`).
+    pub(crate) fn register_transport(&self, read: crate::transport_metrics::ReadCounters) {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(crate::transport_metrics::TransportCollector { read }));
+    }
+
     /// Registers an application gauge (say `chain_height`) and returns it; set it whenever the value
     /// changes. It is published as `meshwork_<name>`.
     pub fn gauge(&self, name: &str, help: &str) -> Gauge {

@@ -149,6 +149,11 @@ impl NodeBuilder {
             actions: Vec::new(),
             send_bytes: Default::default(),
         };
+        let transport_counters: crate::transport_metrics::ReadCounters = {
+            let transport = transport.clone();
+            Arc::new(move || transport.counters())
+        };
+        self.metrics.register_transport(transport_counters.clone());
         let metrics_addr = metrics_server.as_ref().map(|(addr, _)| *addr);
         let metrics_task = metrics_server.map(|(_, task)| task);
         tokio::spawn(async move {
@@ -164,7 +169,7 @@ impl NodeBuilder {
             metrics_addr,
             metrics: self.metrics,
             protocols: self.specs.iter().map(|spec| spec.id).collect(),
-            transport_counters: Arc::new(move || transport.counters()),
+            transport_counters,
         })
     }
 }
@@ -258,7 +263,7 @@ impl Node {
         self.control(Control::Disconnect(peer)).await
     }
 
-    /// The connected peers and their addresses.
+    /// The connected peers and their addresses (a peer whose only connection is closing is not).
     pub async fn peers(&self) -> Result<Vec<(PeerId, SocketAddr)>, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.control(Control::Peers(reply)).await?;

