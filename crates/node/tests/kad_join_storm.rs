@@ -1,6 +1,6 @@
 //! Two hundred Kademlia nodes join over real QUIC on loopback, one every 25 ms, then each looks up
-//! another. Nothing is lost silently: no request goes unanswered (ends by its timer), and every frame
-//! written is read, while about a thousand simultaneous dials are resolved underneath.
+//! another. Nothing is lost silently: every request is answered, and every frame written is read, while
+//! about a thousand simultaneous dials are resolved underneath.
 //!
 //! Before the runtime drained the losers of simultaneous dials, this scenario left tens to hundreds of
 //! requests per run unanswered (each stalling a lookup path for the 10 s request timeout), with no
@@ -219,9 +219,13 @@ async fn join_storm(run: u8) {
          frames sent {sent} received {received} dropped {dropped}; duplicate connections closed {duplicates}",
         kad.requests, kad.successes, kad.failures, kad.timeouts, kad.late_answers
     );
+    // Every request is answered. One whose answer comes after its 10 s timer (the machine is busy:
+    // two hundred nodes on a few cores) counts as timed out and as answered late; one never answered
+    // would count only as timed out. Whether answers beat the timer depends on the machine's load, so
+    // the test does not assert it (the figure is printed above).
     assert_eq!(
-        kad.timeouts, 0,
-        "run {run}: requests ended by their timer, unanswered"
+        kad.timeouts, kad.late_answers,
+        "run {run}: requests never answered"
     );
     assert_eq!(found, NODES, "run {run}: lookups that did not find their peer");
     assert_eq!(
