@@ -12,7 +12,7 @@ use crate::budget::GlobalBudget;
 use crate::counters::Counters;
 use crate::error::{AcceptError, BindError, DialError};
 use crate::registry::{Registry, Slot, watch as watch_connection};
-use crate::{CloseReason, Config, CountersSnapshot, Transport};
+use crate::{CloseReason, Config, Connection, CountersSnapshot, Transport};
 
 /// How many connections may wait for [`Transport::accept`]; a dial beyond it waits (within its handshake
 /// timeout).
@@ -186,12 +186,12 @@ impl MemoryTransport {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 Counters::bump(&shared.side.counters.handshake_failures);
-                crate::Connection::close(&pair.dialer, CloseReason::Normal);
+                Connection::close(&pair.dialer, CloseReason::Normal);
                 return Err(err);
             }
             Err(_) => {
                 Counters::bump(&shared.side.counters.handshake_failures);
-                crate::Connection::close(&pair.dialer, CloseReason::Normal);
+                Connection::close(&pair.dialer, CloseReason::Normal);
                 return Err(DialError::HandshakeTimeout);
             }
         }
@@ -199,8 +199,13 @@ impl MemoryTransport {
         let (kept, is_new) = shared.registry.offer(pair.dialer.clone());
         if !is_new {
             // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
-            // whose last messages are still to be read (dropped instead if the accept queue is full).
-            let _ = shared.to_accept.try_send(pair.dialer);
+            // whose last messages are still to be read. If the accept queue is full nobody would read
+            // it: close it now, so the peer's writes to it fail at once and go to the winner.
+            if let Err(full) = shared.to_accept.try_send(pair.dialer) {
+                let loser = full.into_inner();
+                tracing::debug!(peer = %loser.remote_peer_id(), "simultaneous-dial loser not accepted (queue full): closed at once");
+                loser.close(CloseReason::Duplicate);
+            }
         }
         Ok(kept)
     }
@@ -260,7 +265,7 @@ impl Transport for MemoryTransport {
         }
         drop(listeners);
         for conn in self.shared.registry.all() {
-            crate::Connection::close(&conn, reason.clone());
+            Connection::close(&conn, reason.clone());
         }
     }
 }

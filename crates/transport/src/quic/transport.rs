@@ -344,9 +344,16 @@ impl Transport for QuicTransport {
         let (kept, is_new) = shared.registry.offer(conn.clone());
         if !is_new {
             // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
-            // whose last messages are still to be read (dropped instead if the accept queue is full).
-            if let Some(to_accept) = shared.to_accept.upgrade() {
-                let _ = to_accept.try_send(conn);
+            // whose last messages are still to be read. If nobody can take it (the accept queue is
+            // full, or gone), nobody would read it: close it now, so the peer's writes to it fail at
+            // once and go to the winner, rather than wait for `DUPLICATE_GRACE`.
+            let queued = shared
+                .to_accept
+                .upgrade()
+                .is_some_and(|to_accept| to_accept.try_send(conn.clone()).is_ok());
+            if !queued {
+                tracing::debug!(%peer, "simultaneous-dial loser not accepted (queue full): closed at once");
+                Connection::close(&conn, CloseReason::Duplicate);
             }
         }
         Ok(kept)
