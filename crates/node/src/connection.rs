@@ -10,8 +10,11 @@
 //! Nothing written is lost silently (ARCHITECTURE.md, "nothing lost silently"):
 //! - a writer that cannot write hands what it could not write back to the node task
 //!   ([`Inbox::Unsent`]), which sends it on another connection to the peer or counts the drop;
-//! - a connection that closes is reported only after its readers have handed over every frame that
-//!   had arrived, so no frame reaches the node after its connection's `Closed`;
+//! - a connection that closes is reported only after its readers have ended, each having handed
+//!   over every frame it read, so no frame reaches the node after its connection's `Closed` (what the
+//!   transport still held unread when the connection closed is lost with it);
+//! - writers are never aborted: one that fails hands its frames back even after its connection was
+//!   reported closed;
 //! - a connection we retire (the loser of a simultaneous dial, or one no protocol wants) is closed
 //!   gracefully ([`retire`]): its writers finish their streams and wait until the peer's readers
 //!   have read them to the end before the connection closes.
@@ -51,13 +54,21 @@ pub(crate) struct ConnEntry<C> {
     streams: Arc<Streams>,
     /// Ends (`None`) once every writer task has ended; taken by [`retire`].
     writers_done: Option<mpsc::Receiver<()>>,
+    /// How the connection is being retired, once it is.
+    retire: Option<Retire>,
     tasks: Vec<AbortHandle>,
 }
 
 impl<C> ConnEntry<C> {
     /// Whether the connection is being closed gracefully (it takes no new messages).
     pub(crate) fn retiring(&self) -> bool {
-        self.writers_done.is_none()
+        self.retire.is_some()
+    }
+
+    /// Whether the connection closes because no protocol wants the peer: what the peer still sends
+    /// on it is not wanted.
+    pub(crate) fn released(&self) -> bool {
+        self.retire == Some(Retire::OurWrites)
     }
 }
 
@@ -139,8 +150,9 @@ pub(crate) fn start<C: Connection>(
             streams: streams.clone(),
             _guard: writer_guard.clone(),
         };
-        let task = tokio::spawn(writer.run(rx));
-        tasks.push(task.abort_handle());
+        // Not aborted with the entry: a writer ends on its own (its queue ends with the entry, and
+        // every write has a deadline), and must be able to hand back what it could not write.
+        tokio::spawn(writer.run(rx));
     }
     drop(writer_guard);
     // Every reader holds a clone of `reader_guard`; the watcher reports the close once all are gone.
@@ -158,8 +170,8 @@ pub(crate) fn start<C: Connection>(
         let (conn, inbox) = (conn.clone(), inbox.clone());
         tokio::spawn(async move {
             let reason = conn.closed().await;
-            // What had arrived before the close is still read and handed over; the readers end
-            // once it is (the connection takes nothing new), so this wait is bounded.
+            // Readers end once the connection is closed (reads fail), after handing over what they
+            // had read; so this wait is bounded, and no frame of this connection follows `Closed`.
             while readers_done.recv().await.is_some() {}
             debug!(%peer, ?reason, "connection closed");
             let _ = inbox.send(Inbox::Closed { peer, conn: id }).await;
@@ -173,6 +185,7 @@ pub(crate) fn start<C: Connection>(
         budget,
         streams,
         writers_done: Some(writers_done),
+        retire: None,
         tasks,
     }
 }
@@ -201,6 +214,7 @@ pub(crate) fn retire<C: Connection>(
     let Some(mut writers_done) = entry.writers_done.take() else {
         return;
     };
+    entry.retire = Some(how);
     // Dropping the senders ends each writer's queue once it is empty.
     entry.writers.clear();
     let (conn, streams) = (entry.conn.clone(), entry.streams.clone());
@@ -211,11 +225,17 @@ pub(crate) fn retire<C: Connection>(
                 streams.peer_finished().await;
             }
         };
-        if tokio::time::timeout(deadline, drained).await.is_err() {
-            debug!(peer = %conn.remote_peer_id(), ?deadline, "connection not drained in time: closing");
-            undrained.inc();
+        tokio::select! {
+            // Closed by someone else (the peer, a stall, the transport): nothing left to do.
+            _ = conn.closed() => {}
+            drained = tokio::time::timeout(deadline, drained) => {
+                if drained.is_err() {
+                    debug!(peer = %conn.remote_peer_id(), ?deadline, "connection not drained in time: closing");
+                    undrained.inc();
+                }
+                conn.close(reason);
+            }
         }
-        conn.close(reason);
     });
 }
 

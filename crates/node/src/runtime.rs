@@ -176,11 +176,12 @@ impl<T: Transport> Runtime<T> {
         // The transport hands a connection over twice when our dial finds it already open (or lost a
         // simultaneous-dial tie-break and returns the winner, which `accept` also delivered). Two open
         // connections to one peer in one direction are one connection: a dialer that replaced its
-        // connection had the old one closed by the transport before the new one got here.
+        // connection had the old one closed by the transport before the new one got here. (One we are
+        // retiring is not compared: a peer may dial again while it closes.)
         let known = self.peers.get(&peer).is_some_and(|conns| {
-            conns
-                .iter()
-                .any(|c| c.conn.direction() == conn.direction() && c.conn.close_reason().is_none())
+            conns.iter().any(|c| {
+                c.conn.direction() == conn.direction() && !c.retiring() && c.conn.close_reason().is_none()
+            })
         });
         if known {
             return;
@@ -197,10 +198,22 @@ impl<T: Transport> Runtime<T> {
             self.config.write_deadline,
             &self.inbox_tx,
         );
+        let was_connected = self.connected(&peer);
         let conns = self.peers.entry(peer).or_default();
         conns.push(entry);
         let first = conns.len() == 1;
         self.retire_duplicates(peer);
+        if !first && !was_connected {
+            // A new connection while the old ones retire: the peer is back for every protocol, and
+            // a redial waiting for the old ones to close is no longer needed.
+            debug!(%peer, %addr, "peer up again while its old connections close");
+            self.redial.remove(&peer);
+            self.released.remove(&peer);
+            let now = self.now();
+            for slot in &mut self.slots {
+                slot.peer_up(now, peer, addr, &mut self.actions);
+            }
+        }
         if first {
             debug!(%peer, %addr, "peer up");
             self.metrics.peers().inc();
@@ -280,11 +293,13 @@ impl<T: Transport> Runtime<T> {
             } => {
                 // A connection is reported closed only after its readers handed over every frame, so
                 // this does not happen; if it ever did, the frame is counted, not lost silently.
-                if !self
+                let entry = self
                     .peers
                     .get(&peer)
-                    .is_some_and(|c| c.iter().any(|c| c.id == conn))
-                {
+                    .and_then(|c| c.iter().find(|c| c.id == conn));
+                // A connection closing because no protocol wants the peer: what the peer still sends
+                // on it is not wanted (and must not hand the peer back to a protocol), but counted.
+                if entry.is_none_or(|c| c.released()) {
                     self.dropped(peer, route, DropReason::ConnectionClosed);
                     return None;
                 }
@@ -459,14 +474,20 @@ impl<T: Transport> Runtime<T> {
                 self.released.remove(&peer);
             }
         }
-        let addr = self
-            .peers
-            .get(&peer)
-            .and_then(|conns| conns.first())
-            .map(|c| c.conn.remote_addr());
-        if let Some(addr) = addr {
-            let now = self.now();
-            self.slots[slot].peer_up(now, peer, addr, &mut self.actions);
+        let addr = self.peers.get(&peer).and_then(|conns| {
+            conns
+                .iter()
+                .find(|c| !c.retiring() && c.conn.close_reason().is_none())
+                .map(|c| c.conn.remote_addr())
+        });
+        match addr {
+            Some(addr) => {
+                let now = self.now();
+                self.slots[slot].peer_up(now, peer, addr, &mut self.actions);
+            }
+            // Only connections on their way out: the slot hears `PeerDown` when they close, and
+            // `PeerUp` from a new dial after that.
+            None => self.dial(peer),
         }
     }
 
