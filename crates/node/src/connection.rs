@@ -72,6 +72,13 @@ impl<C> ConnEntry<C> {
     }
 }
 
+impl<C: Connection> ConnEntry<C> {
+    /// Whether new messages may go to this connection: open, and not being retired.
+    pub(crate) fn takes_messages(&self) -> bool {
+        !self.retiring() && self.conn.close_reason().is_none()
+    }
+}
+
 impl<C> Drop for ConnEntry<C> {
     fn drop(&mut self) {
         for task in &self.tasks {

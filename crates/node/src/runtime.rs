@@ -179,9 +179,9 @@ impl<T: Transport> Runtime<T> {
         // connection had the old one closed by the transport before the new one got here. (One we are
         // retiring is not compared: a peer may dial again while it closes.)
         let known = self.peers.get(&peer).is_some_and(|conns| {
-            conns.iter().any(|c| {
-                c.conn.direction() == conn.direction() && !c.retiring() && c.conn.close_reason().is_none()
-            })
+            conns
+                .iter()
+                .any(|c| c.conn.direction() == conn.direction() && c.takes_messages())
         });
         if known {
             return;
@@ -251,9 +251,9 @@ impl<T: Transport> Runtime<T> {
         let Some(conns) = self.peers.get_mut(&peer) else {
             return;
         };
-        let keep = preferred(local, peer, conns).first().copied();
+        let keep = preferred(local, peer, conns, &[]).map(|c| c.id);
         for entry in conns.iter_mut() {
-            if Some(entry.id) != keep && !entry.retiring() && entry.conn.close_reason().is_none() {
+            if Some(entry.id) != keep && entry.takes_messages() {
                 debug!(%peer, conn = entry.id, "retiring the loser of a simultaneous dial");
                 connection::retire(
                     entry,
@@ -268,11 +268,9 @@ impl<T: Transport> Runtime<T> {
 
     /// Whether a connection to `peer` takes new messages (one that is retiring does not).
     fn connected(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|conns| {
-            conns
-                .iter()
-                .any(|c| !c.retiring() && c.conn.close_reason().is_none())
-        })
+        self.peers
+            .get(peer)
+            .is_some_and(|conns| conns.iter().any(|c| c.takes_messages()))
     }
 
     fn peer_down(&mut self, peer: PeerId) {
@@ -369,7 +367,7 @@ impl<T: Transport> Runtime<T> {
                         .filter_map(|(peer, conns)| {
                             conns
                                 .iter()
-                                .find(|c| !c.retiring() && c.conn.close_reason().is_none())
+                                .find(|c| c.takes_messages())
                                 .map(|c| (*peer, c.conn.remote_addr()))
                         })
                         .collect();
@@ -477,7 +475,7 @@ impl<T: Transport> Runtime<T> {
         let addr = self.peers.get(&peer).and_then(|conns| {
             conns
                 .iter()
-                .find(|c| !c.retiring() && c.conn.close_reason().is_none())
+                .find(|c| c.takes_messages())
                 .map(|c| c.conn.remote_addr())
         });
         match addr {
@@ -529,16 +527,10 @@ impl<T: Transport> Runtime<T> {
             total: self.config.send_bytes_total,
         };
         let local = self.transport.peer_id();
-        let candidates = self
-            .peers
-            .get(&to)
-            .map(|conns| preferred(local, to, conns))
-            .unwrap_or_default();
         let conns = self.peers.get(&to).map(Vec::as_slice).unwrap_or_default();
-        for id in candidates.into_iter().filter(|id| Some(*id) != avoid) {
-            let Some(entry) = conns.iter().find(|c| c.id == id) else {
-                continue;
-            };
+        // Connections tried already (empty, so not allocated, unless a writer gave frames back).
+        let mut skip: Vec<u64> = avoid.into_iter().collect();
+        while let Some(entry) = preferred(local, to, conns, &skip) {
             let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
                 // Past the peer's or the node's byte budget: the peer reads slower than we send.
                 return self.dropped(to, route, DropReason::QueueFull);
@@ -549,7 +541,10 @@ impl<T: Transport> Runtime<T> {
                     return self.dropped(to, route, DropReason::QueueFull);
                 }
                 // That writer ended (its connection is closing): try the next connection.
-                Err(mpsc::error::TrySendError::Closed(queued)) => bytes = queued.bytes,
+                Err(mpsc::error::TrySendError::Closed(queued)) => {
+                    bytes = queued.bytes;
+                    skip.push(entry.id);
+                }
             }
         }
         self.dropped(to, route, otherwise);
@@ -600,20 +595,23 @@ impl<T: Transport> Runtime<T> {
     }
 }
 
-/// The ids of `peer`'s connections that take messages, best first: the one both sides keep after a
-/// simultaneous dial (dialed by the smaller `PeerId`; the newer of two in one direction, as the
-/// transport's registry decides), then the others, newest first.
-fn preferred<C: Connection>(local: PeerId, peer: PeerId, conns: &[ConnEntry<C>]) -> Vec<u64> {
+/// `peer`'s best connection that takes messages, leaving out the ids in `skip`: the one both sides
+/// keep after a simultaneous dial (dialed by the smaller `PeerId`; the newer of two in one direction,
+/// as the transport's registry decides), else the newest. No allocation: it runs for every send.
+fn preferred<'a, C: Connection>(
+    local: PeerId,
+    peer: PeerId,
+    conns: &'a [ConnEntry<C>],
+    skip: &[u64],
+) -> Option<&'a ConnEntry<C>> {
     let dialer = |c: &ConnEntry<C>| match c.conn.direction() {
         Direction::Outbound => local,
         Direction::Inbound => peer,
     };
-    let mut open: Vec<&ConnEntry<C>> = conns
+    conns
         .iter()
-        .filter(|c| !c.retiring() && c.conn.close_reason().is_none())
-        .collect();
-    open.sort_by_key(|c| (dialer(c) != local.min(peer), Reverse(c.id)));
-    open.into_iter().map(|c| c.id).collect()
+        .filter(|c| c.takes_messages() && !skip.contains(&c.id))
+        .min_by_key(|c| (dialer(c) != local.min(peer), Reverse(c.id)))
 }
 
 async fn accept_loop<T: Transport>(transport: Arc<T>, conns: mpsc::Sender<T::Connection>) {

@@ -11,9 +11,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, PeerInfo, QueryId};
-use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig};
-use support::{Net, loopback};
+use meshwork_kad::{Command, Config, Event, Kademlia, Key, PeerInfo, QueryId};
+use meshwork_node::{Events, Handle, Node, NodeBuilder, NodeConfig};
+use support::{Net, kad_hooks, loopback};
 use tokio::time::timeout;
 
 const NODES: usize = 50;
@@ -43,23 +43,11 @@ struct KadNode {
     events: Events<Kademlia>,
 }
 
-fn hooks() -> Hooks<Kademlia> {
-    Hooks {
-        address_of: Some(|kad: &Kademlia, peer: &PeerId| kad.address_of(peer).and_then(Address::socket_addr)),
-        on_connected: Some(|peer, addr| {
-            Some(Command::PeerAddress {
-                peer,
-                addr: addr.into(),
-            })
-        }),
-    }
-}
-
 async fn start(net: &Net, i: usize) -> KadNode {
     let key = Keypair::from_seed([i as u8 + 1; 32]);
     let mut builder = NodeBuilder::new(NodeConfig::default());
     let kad = Kademlia::new(key.clone(), Config::default(), i as u64);
-    let (kad, events) = builder.register_with(kad, hooks()).unwrap();
+    let (kad, events) = builder.register_with(kad, kad_hooks()).unwrap();
     let node = net.start(builder, &key, loopback(i)).await;
     KadNode { node, kad, events }
 }

@@ -14,9 +14,9 @@ mod support;
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::{Address, Command, Config, Event, KadTotals, Kademlia, PeerInfo, QueryId};
-use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig};
-use support::{Net, loopback};
+use meshwork_kad::{Command, Config, Event, KadTotals, Kademlia, PeerInfo, QueryId};
+use meshwork_node::{Events, Handle, Node, NodeBuilder, NodeConfig};
+use support::{Net, kad_hooks, loopback};
 use tokio::time::{Instant, sleep, timeout};
 
 const NODES: usize = 200;
@@ -36,25 +36,13 @@ struct KadNode {
     events: Events<Kademlia>,
 }
 
-fn hooks() -> Hooks<Kademlia> {
-    Hooks {
-        address_of: Some(|kad: &Kademlia, peer: &PeerId| kad.address_of(peer).and_then(Address::socket_addr)),
-        on_connected: Some(|peer, addr| {
-            Some(Command::PeerAddress {
-                peer,
-                addr: addr.into(),
-            })
-        }),
-    }
-}
-
 async fn start(run: u8, i: usize) -> KadNode {
     let mut seed = [run; 32];
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     let key = Keypair::from_seed(seed);
     let mut builder = NodeBuilder::new(NodeConfig::default());
     let kad = Kademlia::new(key.clone(), Config::default(), u64::from(run) << 32 | i as u64);
-    let (kad, events) = builder.register_with(kad, hooks()).unwrap();
+    let (kad, events) = builder.register_with(kad, kad_hooks()).unwrap();
     let node = Net::Quic.start(builder, &key, loopback(i)).await;
     KadNode { node, kad, events }
 }

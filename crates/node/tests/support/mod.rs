@@ -4,8 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use meshwork_identity::Keypair;
-use meshwork_node::{Node, NodeBuilder};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::{Address, Command, Kademlia};
+use meshwork_node::{Hooks, Node, NodeBuilder};
 use meshwork_transport::{Config, MemoryNetwork, MemoryTransport, QuicTransport};
 
 /// Which transport a test runs on.
@@ -45,4 +46,18 @@ impl Net {
 /// limits see distinct networks as they would on the internet.
 pub(crate) fn loopback(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, (i / 250) as u8 + 1, (i % 250) as u8, 1)
+}
+
+/// How the runtime asks Kademlia for addresses to dial, and tells it each connection's observed
+/// address (for its per-prefix limits).
+pub(crate) fn kad_hooks() -> Hooks<Kademlia> {
+    Hooks {
+        address_of: Some(|kad: &Kademlia, peer: &PeerId| kad.address_of(peer).and_then(Address::socket_addr)),
+        on_connected: Some(|peer, addr| {
+            Some(Command::PeerAddress {
+                peer,
+                addr: addr.into(),
+            })
+        }),
+    }
 }
