@@ -261,12 +261,16 @@ impl Gossip {
                     }),
                     HvOut::Dial(peer) => out.push(Output::Dial(peer)),
                     HvOut::Disconnect(peer) => out.push(Output::Disconnect(peer)),
+                    // The active view is the set of links broadcast runs on: its connections are
+                    // protected from the driver's connection manager while the peer is in it.
                     HvOut::Up(peer) => {
                         self.tree.neighbor_up(now, peer, &mut self.pt_out);
+                        out.push(Output::Protect { peer, protect: true });
                         out.push(Output::Emit(Event::NeighborUp(peer)));
                     }
                     HvOut::Down(peer) => {
                         self.tree.neighbor_down(peer);
+                        out.push(Output::Protect { peer, protect: false });
                         out.push(Output::Emit(Event::NeighborDown(peer)));
                     }
                     HvOut::Penalty(peer, penalty) => self.penalise(now, peer, penalty, out),

@@ -264,3 +264,33 @@ fn broadcast_traffic_from_a_peer_outside_the_view_is_answered_with_disconnect() 
     let msg = Message::Tree(meshwork_gossip::TreeMessage::Prune { origin: peer(9) });
     assert!(sent(&handle(&mut g, Input::Message { from: peer(5), msg })).is_empty());
 }
+
+fn protections(out: &[Output<Gossip>]) -> Vec<(PeerId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Protect { peer, protect } => Some((*peer, *protect)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_active_view_is_protected_from_the_connection_manager_and_only_it() {
+    let mut g = node();
+    for n in 2..7 {
+        let out = neighbour(&mut g, peer(n), false);
+        assert_eq!(
+            protections(&out),
+            [(peer(n), true)],
+            "neighbour {n} joins the view"
+        );
+    }
+    // Refused (the view is full): connected, but not protected.
+    let out = neighbour(&mut g, peer(8), false);
+    assert!(protections(&out).is_empty());
+    // A neighbour that leaves is no longer protected.
+    let out = receive(&mut g, peer(3), Msg::Disconnect { alternative: None });
+    assert_eq!(protections(&out), [(peer(3), false)]);
+    let out = handle(&mut g, Input::PeerDown(peer(4)));
+    assert_eq!(protections(&out), [(peer(4), false)]);
+}

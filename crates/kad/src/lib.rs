@@ -51,8 +51,10 @@
 //! query's [`QueryStats`]: the requests it sent, on every disjoint path and in the store phase of a put,
 //! how many were answered (`successes`), failed before their timer because the connection closed or the
 //! answer was unusable (`failures`), or were never answered (`timeouts`), when it started and how long it
-//! ran, in the driver's time. A request whose connection goes down fails at once: its lookup moves on
-//! to other peers without waiting for the request timer. [`Kademlia::totals`] sums the same counts over
+//! ran, in the driver's time. A request whose connection closes is sent once more on a new
+//! connection (the peer's connection manager may have closed it: `KadTotals::retried`); one whose dial
+//! fails, or that was retried already, fails at once: its lookup moves on to other peers without
+//! waiting for the request timer. [`Kademlia::totals`] sums the same counts over
 //! every request since the node started ([`KadTotals`]), with late and unsolicited answers and peers
 //! refused for their prefix.
 //!
@@ -70,9 +72,13 @@
 //! kad.handle(start, Input::PeerUp(peer), &mut out);
 //! let peers = vec![PeerInfo { id: peer, addr: Address::unknown() }];
 //! kad.handle(start, Input::Command(Command::Bootstrap { query: QueryId(1), peers }), &mut out);
-//! // The connection closes 30 ms later, before the peer answered: the lookup ends then, not at the
-//! // request timer (10 s), and the lost request is a failure, not a timeout.
+//! // The connection closes 30 ms later, before the peer answered. The request is sent once more on
+//! // a new connection (the peer's connection manager may have closed it), and that dial fails: the
+//! // lookup ends then, not at the request timer (10 s), and the lost request is a failure, not a
+//! // timeout.
 //! out.clear();
+//! kad.handle(start + Duration::from_millis(20), Input::PeerDown(peer), &mut out);
+//! assert!(matches!(out.as_slice(), [Output::Dial(p)] if *p == peer));
 //! kad.handle(start + Duration::from_millis(30), Input::PeerDown(peer), &mut out);
 //! let Some(stats) = out.iter().find_map(|o| match o {
 //!     Output::Emit(Event::Bootstrapped { stats, .. }) => Some(*stats),

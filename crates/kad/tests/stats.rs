@@ -45,6 +45,18 @@ fn node_with_peers(config: Config, n: u64) -> Node {
     node
 }
 
+/// `p`'s connection closes under our requests: they are sent once more on a new connection (a dial),
+/// and that dial fails. The outputs of the failure.
+fn lose(node: &mut Node, p: u64) -> Outs {
+    let out = node.input(Input::PeerDown(peer(p)));
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Dial(q) if *q == peer(p))),
+        "a request whose connection closed is retried on a new one: {out:?}"
+    );
+    assert!(events(&out).is_empty(), "a retry is not an answer");
+    node.input(Input::PeerDown(peer(p)))
+}
+
 fn timers(out: &Outs) -> usize {
     out.iter()
         .filter(|o| {
@@ -124,7 +136,7 @@ fn a_put_counts_its_store_requests_and_their_failures() {
         response: Response::Stored { ok: false },
     };
     assert!(events(&node.from(p, refused)).is_empty());
-    let out = node.input(Input::PeerDown(peer(stores[2].0)));
+    let out = lose(&mut node, stores[2].0);
     let [Event::PutValue { stored_at, stats, .. }] = &events(&out)[..] else {
         panic!("the put ends when its last store request fails");
     };
@@ -148,7 +160,7 @@ fn a_lookup_whose_peer_goes_down_continues_at_once_and_counts_a_failure() {
     assert_eq!(timers(&out), 2);
     let (id2, _) = requests_to(&out, peer(2))[0].clone();
     node.now += Duration::from_secs(1);
-    let out = node.input(Input::PeerDown(peer(1)));
+    let out = lose(&mut node, 1);
     assert!(events(&out).is_empty(), "peer 2 still has to answer");
     assert!(
         !node.kad.is_waiting_on(&peer(1)),
@@ -177,9 +189,9 @@ fn a_lookup_whose_peers_all_go_down_ends_at_once() {
     }));
     assert_eq!(timers(&out), 3);
     node.now += Duration::from_millis(40);
-    assert!(events(&node.input(Input::PeerDown(peer(1)))).is_empty());
-    assert!(events(&node.input(Input::PeerDown(peer(2)))).is_empty());
-    let out = node.input(Input::PeerDown(peer(3)));
+    assert!(events(&lose(&mut node, 1)).is_empty());
+    assert!(events(&lose(&mut node, 2)).is_empty());
+    let out = lose(&mut node, 3);
     let [
         Event::GetValue {
             record: None, stats, ..
@@ -220,4 +232,30 @@ fn an_answer_from_the_local_store_has_empty_stats() {
     assert_eq!(counts(stats), (0, 0, 0, 0));
     assert_eq!(stats.started, node.now);
     assert_eq!(stats.duration, Duration::ZERO);
+}
+
+#[test]
+fn a_request_whose_connection_closes_is_answered_on_a_new_one() {
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    let mut node = node_with_peers(config, 1);
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(1),
+        target: Key::from_bytes([5; 32]),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // The peer's connection manager closes the connection; we dial again and send the same request.
+    let out = node.input(Input::PeerDown(peer(1)));
+    assert!(
+        requests_to(&out, peer(1)).is_empty(),
+        "not sent before the new connection is up"
+    );
+    let out = node.connect(1);
+    assert_eq!(requests_to(&out, peer(1))[0].0, id, "the same request, once more");
+    let out = node.from(1, answering(id, &empty_nodes()));
+    let [Event::ClosestPeers { stats, .. }] = &events(&out)[..] else {
+        panic!("the lookup ends with the answer on the new connection");
+    };
+    assert_eq!(counts(stats), (1, 1, 0, 0), "one request, answered");
+    assert_eq!(node.kad.totals().retried, 1);
 }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::ConnectionLimits;
+
 /// How big the node's queues are and how it treats peers. Every queue is bounded (ARCHITECTURE.md): when
 /// one is full the runtime either waits (back-pressure towards the network) or drops and counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +43,9 @@ pub struct NodeConfig {
     pub dial_timeout: Duration,
     /// Where to serve Prometheus metrics over HTTP (`GET /metrics`), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// How many connections the node keeps, and when it closes ones no protocol protects
+    /// (ARCHITECTURE.md, connection manager).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +64,7 @@ impl Default for NodeConfig {
             event_queue: 4096,
             dial_timeout: Duration::from_secs(10),
             metrics_addr: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -205,6 +205,11 @@ pub(crate) enum Retire {
     BothWays,
     /// Once our writers are done: a peer no protocol wants (what it still sends is not wanted).
     OurWrites,
+    /// Once our writers are done: a connection the connection manager closes (idle, or trimmed).
+    /// Protocols may still want the peer, so what it still sends is handed to them: a request the
+    /// peer wrote before it saw the close is answered on another connection if there is one, and
+    /// otherwise the peer hears the close and asks again.
+    Managed,
 }
 
 /// Closes `entry`'s connection gracefully with `reason`: no new message is queued to it, its writers

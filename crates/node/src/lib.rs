@@ -100,6 +100,7 @@ mod config;
 mod connection;
 mod error;
 mod handle;
+mod manager;
 mod metrics;
 mod node;
 mod runtime;
@@ -110,10 +111,11 @@ mod transport_metrics;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use handle::{Events, Handle};
+pub use manager::ConnectionLimits;
 pub use metrics::Metrics;
 pub use node::{Node, NodeBuilder};
 /// A gauge an application sets (returned by [`Metrics::gauge`]); re-exported so applications need no
 /// direct dependency on `prometheus-client`.
 pub use prometheus_client::metrics::gauge::Gauge;
-pub use runtime::{CLOSE_PROTOCOL_VIOLATION, CLOSE_REQUESTED, CLOSE_STALLED};
+pub use runtime::{CLOSE_IDLE, CLOSE_PROTOCOL_VIOLATION, CLOSE_REQUESTED, CLOSE_STALLED, CLOSE_TRIMMED};
 pub use slot::{Hooks, OnConnected};

@@ -35,6 +35,18 @@ struct DropLabel {
     reason: &'static str,
 }
 
+/// The label of the connection manager's metrics: a state, or a reason to close.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// The label of connections the manager closed: why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 /// The node's metrics: cheap to clone, every clone sees the same values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -59,6 +71,8 @@ struct Inner {
     event_drops: Family<ProtocolLabel, Counter>,
     invalid_frames: Family<ProtocolLabel, Counter>,
     dropped: Family<DropLabel, Counter>,
+    connections: Family<StateLabel, Gauge>,
+    managed_closes: Family<ReasonLabel, Counter>,
 }
 
 /// The counters of one protocol, resolved once at registration so the hot path does no label lookup.
@@ -113,6 +127,8 @@ impl Metrics {
             event_drops: Family::default(),
             invalid_frames: Family::default(),
             dropped: Family::default(),
+            connections: Family::default(),
+            managed_closes: Family::default(),
         };
         {
             let mut registry = inner.registry.lock().unwrap_or_else(PoisonError::into_inner);
@@ -184,6 +200,18 @@ impl Metrics {
                 inner.invalid_frames.clone(),
             );
             registry.register(
+                "connections",
+                "Connected peers by the connection manager's state: protected (a protocol needs it), \
+                 new (in its grace period), closable (idle or trimmed when the time comes)",
+                inner.connections.clone(),
+            );
+            registry.register(
+                "connections_closed",
+                "Connections the connection manager closed, by reason: idle (nothing carried for the \
+                 idle timeout), trimmed (above the high watermark, least recently active)",
+                inner.managed_closes.clone(),
+            );
+            registry.register(
                 "dropped",
                 "Messages, requests and peers dropped, by protocol and reason (queue_full, \
                  connection_closed, write_failed, decode_failed, prefix_limit, ban, rate_limited, \
@@ -219,6 +247,24 @@ impl Metrics {
                     i.dropped.get_or_create(&label).clone()
                 })
                 .collect(),
+        }
+    }
+
+    /// Counts a connection the connection manager closed.
+    pub(crate) fn managed_close(&self, why: crate::manager::Why) {
+        let label = ReasonLabel { reason: why.label() };
+        self.inner.managed_closes.get_or_create(&label).inc();
+    }
+
+    /// Publishes the connection manager's counts by state.
+    pub(crate) fn connection_states(&self, states: crate::manager::States) {
+        for (state, count) in [
+            ("protected", states.protected),
+            ("new", states.new),
+            ("closable", states.closable),
+        ] {
+            let gauge = self.inner.connections.get_or_create(&StateLabel { state });
+            gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

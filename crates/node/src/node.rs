@@ -131,7 +131,7 @@ impl NodeBuilder {
         let (conns_tx, conns_rx) = mpsc::channel(64);
         let runtime = Runtime {
             transport: transport.clone(),
-            config: self.config,
+            config: self.config.clone(),
             metrics: self.metrics.clone(),
             slots: self.slots,
             routes: Arc::new(self.routes),
@@ -148,6 +148,8 @@ impl NodeBuilder {
             next_conn: 0,
             actions: Vec::new(),
             send_bytes: Default::default(),
+            manager: crate::manager::Manager::new(self.config.connections),
+            next_sweep: crate::runtime::monotonic(),
         };
         let transport_counters: crate::transport_metrics::ReadCounters = {
             let transport = transport.clone();

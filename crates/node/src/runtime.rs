@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
 use crate::connection::{self, ConnEntry, Queued, Retire, Route};
+use crate::manager::{Manager, Why};
 use crate::metrics::Metrics;
 use crate::send_budget::{SendBudget, SendLimits};
 use crate::slot::{Action, AnyCall, Slot};
@@ -30,6 +31,15 @@ pub const CLOSE_REQUESTED: u32 = 2;
 /// The close code sent to a peer that stopped reading what we write, or trickled a frame past its
 /// deadline.
 pub const CLOSE_STALLED: u32 = 3;
+/// The close code sent when the connection manager closes a connection that carried nothing for its
+/// idle timeout ([`ConnectionLimits::idle_timeout`](crate::ConnectionLimits)).
+pub const CLOSE_IDLE: u32 = 4;
+/// The close code sent when the connection manager trims the node's connections back to its target
+/// ([`ConnectionLimits::low_watermark`](crate::ConnectionLimits)).
+pub const CLOSE_TRIMMED: u32 = 5;
+
+/// How often the connection manager looks for connections to close.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The most addresses the node remembers; beyond it an arbitrary old entry is forgotten.
 const MAX_ADDRESSES: usize = 65_536;
@@ -100,6 +110,10 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) actions: Vec<Action>,
     /// Bytes queued to all peers (each connection also counts its own).
     pub(crate) send_bytes: Arc<AtomicU64>,
+    /// Which connections the node keeps ([`crate::manager`]).
+    pub(crate) manager: Manager,
+    /// When the connection manager looks next.
+    pub(crate) next_sweep: TokioInstant,
 }
 
 /// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
@@ -128,6 +142,7 @@ impl<T: Transport> Runtime<T> {
                 // Timers first: under load they must not starve behind a busy inbox.
                 biased;
                 () = sleep_until(deadline) => self.fire_timers(),
+                () = tokio::time::sleep_until(self.next_sweep) => self.sweep(),
                 Some(conn) = conns.recv() => self.on_connection(conn),
                 Some(msg) = inbox.recv() => {
                     if let Some(done) = self.on_inbox(msg) {
@@ -209,6 +224,7 @@ impl<T: Transport> Runtime<T> {
             debug!(%peer, %addr, "peer up again while its old connections close");
             self.redial.remove(&peer);
             self.released.remove(&peer);
+            self.manager.up(peer, monotonic());
             let now = self.now();
             for slot in &mut self.slots {
                 slot.peer_up(now, peer, addr, &mut self.actions);
@@ -217,6 +233,7 @@ impl<T: Transport> Runtime<T> {
         if first {
             debug!(%peer, %addr, "peer up");
             self.metrics.peers().inc();
+            self.manager.up(peer, monotonic());
             let now = self.now();
             for slot in &mut self.slots {
                 slot.peer_up(now, peer, addr, &mut self.actions);
@@ -232,6 +249,7 @@ impl<T: Transport> Runtime<T> {
         if entry.get().is_empty() {
             entry.remove();
             self.released.remove(&peer);
+            self.manager.down(&peer);
             debug!(%peer, "peer down");
             self.metrics.peers().dec();
             self.peer_down(peer);
@@ -301,6 +319,7 @@ impl<T: Transport> Runtime<T> {
                     self.dropped(peer, route, DropReason::ConnectionClosed);
                     return None;
                 }
+                self.manager.touch(&peer, monotonic());
                 let (slot, channel) = (self.routes[route].slot, self.routes[route].channel);
                 // The peer opened the stream of a protocol that had released it: that protocol wants
                 // it again (its own bans, if it keeps any, decide what the message gets).
@@ -432,7 +451,8 @@ impl<T: Transport> Runtime<T> {
                         _ => self.dial(peer),
                     },
                     Action::Release { peer, slot } => self.release(peer, slot),
-                    Action::Disconnect(peer) => self.close(&peer),
+                    Action::Disconnect(peer) => self.close(&peer, CLOSE_REQUESTED, Retire::OurWrites),
+                    Action::Protect { peer, slot, protect } => self.manager.protect(peer, slot, protect),
                 }
             }
         }
@@ -452,7 +472,7 @@ impl<T: Transport> Runtime<T> {
         *released |= 1u64 << slot;
         if *released & all == all {
             debug!(%peer, "no protocol wants the peer: disconnecting");
-            self.close(&peer);
+            self.close(&peer, CLOSE_REQUESTED, Retire::OurWrites);
         }
     }
 
@@ -489,21 +509,34 @@ impl<T: Transport> Runtime<T> {
         }
     }
 
-    /// Closes every connection to `peer` gracefully: what was queued to it is still written and read
-    /// by the peer first (a protocol's last message, say gossip's `Disconnect`, is not lost).
-    fn close(&mut self, peer: &PeerId) {
+    /// Closes every connection to `peer` gracefully with close code `code`, retired `how`: what was
+    /// queued to it is still written and read by the peer first (a protocol's last message, say
+    /// gossip's `Disconnect`, is not lost).
+    fn close(&mut self, peer: &PeerId, code: u32, how: Retire) {
         let deadline = self.config.drain_deadline;
+        self.manager.down(peer);
         for entry in self.peers.get_mut(peer).into_iter().flatten() {
-            let reason = CloseReason::Application(CLOSE_REQUESTED);
-            connection::retire(
-                entry,
-                reason,
-                Retire::OurWrites,
-                deadline,
-                self.metrics.undrained(),
-            );
+            let reason = CloseReason::Application(code);
+            connection::retire(entry, reason, how, deadline, self.metrics.undrained());
         }
         self.redial.remove(peer);
+    }
+
+    /// The connection manager's round ([`crate::manager`]): closes idle connections, trims the node
+    /// back to its target when above the high watermark, and publishes the counts by state.
+    fn sweep(&mut self) {
+        let now = monotonic();
+        self.next_sweep = now + SWEEP_EVERY;
+        for (peer, why) in self.manager.to_close(now) {
+            debug!(%peer, reason = why.label(), "connection manager: closing");
+            self.metrics.managed_close(why);
+            let code = match why {
+                Why::Idle => CLOSE_IDLE,
+                Why::Trimmed => CLOSE_TRIMMED,
+            };
+            self.close(&peer, code, Retire::Managed);
+        }
+        self.metrics.connection_states(self.manager.states(now));
     }
 
     fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>) {
@@ -536,7 +569,10 @@ impl<T: Transport> Runtime<T> {
                 return self.dropped(to, route, DropReason::QueueFull);
             };
             match entry.writers[route].try_send(Queued { bytes, held }) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.manager.touch(&to, monotonic());
+                    return;
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     return self.dropped(to, route, DropReason::QueueFull);
                 }

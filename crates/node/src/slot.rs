@@ -35,6 +35,12 @@ pub(crate) enum Action {
     Release { peer: PeerId, slot: usize },
     /// Close every connection to the peer, whoever wants it (the node's own `disconnect`).
     Disconnect(PeerId),
+    /// Protocol `slot` protects the peer from the connection manager, or stops protecting it.
+    Protect {
+        peer: PeerId,
+        slot: usize,
+        protect: bool,
+    },
     /// Fire timer `key` of protocol `slot` after `after`.
     Schedule { after: Duration, slot: usize, key: u64 },
 }
@@ -195,6 +201,11 @@ impl<P: Protocol> Driven<P> {
                 Output::Disconnect(peer) => actions.push(Action::Release {
                     peer,
                     slot: self.index,
+                }),
+                Output::Protect { peer, protect } => actions.push(Action::Protect {
+                    peer,
+                    slot: self.index,
+                    protect,
                 }),
                 Output::Dropped { peer, reason } => {
                     debug!(protocol = %P::ID, %peer, %reason, "dropped");

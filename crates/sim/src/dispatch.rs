@@ -210,6 +210,8 @@ impl<P: Protocol> Sim<P> {
                     }
                 }
                 Output::Dropped { reason, .. } => self.stats.refused[reason.index()] += 1,
+                // The simulator keeps every link a protocol opened: it manages no connections.
+                Output::Protect { .. } => {}
             }
         }
         self.out = out;

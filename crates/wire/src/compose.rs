@@ -131,12 +131,16 @@ pub enum Lifted<E> {
 /// Children share the composite's connections. A child's `Disconnect` releases the peer for that child
 /// only; the composite asks its driver to disconnect when every child has released it. A released child
 /// is engaged again when it dials the peer, or when the peer sends it a message ([`Links::engage`]).
+/// The composite protects a peer ([`Output::Protect`]) while at least one child protects it.
 #[derive(Clone, Debug, Default)]
 pub struct Links {
     children: usize,
     /// Connected peers, each with a bit set per child that released it. Ordered, so that a parent that
     /// walks its peers produces the same outputs in every run (the simulator replays a seed exactly).
     peers: BTreeMap<PeerId, u64>,
+    /// Peers some child protects ([`Output::Protect`]), connected or not, with a bit per such child:
+    /// the composite protects a peer while any child does.
+    protected: BTreeMap<PeerId, u64>,
 }
 
 impl Links {
@@ -149,6 +153,7 @@ impl Links {
         Self {
             children: children.min(Self::MAX_CHILDREN),
             peers: BTreeMap::new(),
+            protected: BTreeMap::new(),
         }
     }
 
@@ -196,6 +201,11 @@ impl Links {
     /// The connected peers, in the order of their ids.
     pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
         self.peers.keys()
+    }
+
+    /// Whether some child protects `peer` ([`Output::Protect`]).
+    pub fn is_protected(&self, peer: &PeerId) -> bool {
+        self.protected.contains_key(peer)
     }
 
     /// How many peers are connected.
@@ -259,6 +269,23 @@ impl Links {
                         out.push(Output::Disconnect(peer));
                         return Lifted::Closed(peer);
                     }
+                }
+            }
+            Output::Protect { peer, protect } => {
+                // The parent's protection changes only when the first child protects the peer or
+                // the last one stops.
+                let before = self.protected.contains_key(&peer);
+                if protect {
+                    *self.protected.entry(peer).or_default() |= Self::bit(child);
+                } else if let Some(children) = self.protected.get_mut(&peer) {
+                    *children &= !Self::bit(child);
+                    if *children == 0 {
+                        self.protected.remove(&peer);
+                    }
+                }
+                let after = self.protected.contains_key(&peer);
+                if before != after {
+                    out.push(Output::Protect { peer, protect: after });
                 }
             }
             Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
@@ -400,5 +427,24 @@ mod tests {
         assert!(matches!(out.as_slice(), [Output::Schedule { timer: 102, .. }]));
         let (lifted, out) = lift(&mut links, 0, Output::Emit(()));
         assert_eq!((lifted, out.len()), (Lifted::Event(()), 0));
+    }
+
+    #[test]
+    fn the_composite_protects_a_peer_while_any_child_does() {
+        let mut links = Links::new(3);
+        let p = peer(5);
+        let protect = |protect| Output::Protect { peer: p, protect };
+        let is_protect = |out: &[Output<Parent>], want: bool| matches!(out, [Output::Protect { peer: q, protect }] if *q == p && *protect == want);
+        // Not connected yet: protection still passes (a request may wait for its dial).
+        let (_, out) = lift(&mut links, 0, protect(true));
+        assert!(is_protect(&out, true) && links.is_protected(&p));
+        let (_, out) = lift(&mut links, 2, protect(true));
+        assert!(out.is_empty(), "already protected by child 0");
+        let (_, out) = lift(&mut links, 0, protect(false));
+        assert!(out.is_empty(), "child 2 still protects the peer");
+        let (_, out) = lift(&mut links, 1, protect(false));
+        assert!(out.is_empty(), "child 1 never protected it");
+        let (_, out) = lift(&mut links, 2, protect(false));
+        assert!(is_protect(&out, false) && !links.is_protected(&p));
     }
 }

@@ -117,6 +117,18 @@ pub enum Output<P: Protocol + ?Sized> {
     Dial(PeerId),
     /// Close the connection to this peer.
     Disconnect(PeerId),
+    /// Keep the connection to `peer` open (`protect: true`), or stop keeping it (`false`). A driver
+    /// that manages connections (the node runtime's connection manager) never closes a protected
+    /// connection to trim its count or because it is idle; unprotected ones may be closed, and the
+    /// protocol hears [`Input::PeerDown`]. Protect what the protocol needs right now (gossip's active
+    /// view, a peer a request waits on) and bound it; a peer may be protected before it is connected.
+    /// Drivers without connection management (the simulator) ignore it.
+    Protect {
+        /// The peer.
+        peer: PeerId,
+        /// Whether to keep it.
+        protect: bool,
+    },
     /// Something from (or for) `peer` was refused: the driver counts it by `reason` and logs the peer.
     /// Nothing else happens; a protocol that also wants the peer gone pushes
     /// [`Output::Disconnect`].
@@ -156,6 +168,11 @@ impl<P: Protocol + ?Sized> fmt::Debug for Output<P> {
                 .finish(),
             Self::Dial(peer) => f.debug_tuple("Dial").field(peer).finish(),
             Self::Disconnect(peer) => f.debug_tuple("Disconnect").field(peer).finish(),
+            Self::Protect { peer, protect } => f
+                .debug_struct("Protect")
+                .field("peer", peer)
+                .field("protect", protect)
+                .finish(),
             Self::Dropped { peer, reason } => f
                 .debug_struct("Dropped")
                 .field("peer", peer)

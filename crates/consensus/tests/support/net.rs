@@ -133,7 +133,7 @@ impl Net {
                     self.queue.push_back((peer, Input::PeerDown(from)));
                 }
             }
-            Output::Dial(_) | Output::Dropped { .. } => {}
+            Output::Dial(_) | Output::Dropped { .. } | Output::Protect { .. } => {}
         }
     }
 

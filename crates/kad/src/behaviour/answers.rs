@@ -29,6 +29,7 @@ impl<S: RecordStore> Kademlia<S> {
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
+        self.untrack(from, out);
         self.on_answer(from, now, out);
         match pending.purpose {
             Purpose::Liveness => {
@@ -163,6 +164,7 @@ impl<S: RecordStore> Kademlia<S> {
             return;
         };
         let peer = pending.peer;
+        self.untrack(peer, out);
         let outcome = if pending.sent { outcome } else { Outcome::Failed };
         if outcome == Outcome::TimedOut {
             self.recent_timeouts.remember(id, peer);

@@ -35,6 +35,8 @@ pub(crate) struct Pending {
     /// False if the request could not even be queued (our own dial limits): it fails on a timer of
     /// zero, as a failure, and costs the peer nothing.
     pub(crate) sent: bool,
+    /// The request, kept to send it once more if its connection closes while it waits (taken then).
+    pub(crate) retry: Option<Request>,
 }
 
 /// The Kademlia state machine of one node. See the crate docs for the model.
@@ -53,6 +55,9 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     learned: HashMap<PeerId, Address>,
     next_request: RequestId,
     pub(crate) requests: HashMap<RequestId, Pending>,
+    /// Requests outstanding per peer: while a peer has one, its connection is protected from the
+    /// driver's connection manager ([`Output::Protect`]), and only then.
+    in_flight: HashMap<PeerId, u32>,
     pub(crate) queries: HashMap<Qid, Query>,
     pub(crate) next_internal: u64,
     /// The next id [`crate::PeerRouting`] and [`crate::ContentRouting`] hand out (above 2^63).
@@ -99,6 +104,7 @@ impl<S: RecordStore> Kademlia<S> {
             learned: HashMap::new(),
             next_request: 0,
             requests: HashMap::new(),
+            in_flight: HashMap::new(),
             queries: HashMap::new(),
             next_internal: 0,
             next_auto_query: 0,
@@ -146,7 +152,28 @@ impl<S: RecordStore> Kademlia<S> {
     /// Whether a request to `peer` is outstanding (or waits for a dial): closing the connection now
     /// would fail it.
     pub fn is_waiting_on(&self, peer: &PeerId) -> bool {
-        self.dialing.contains_key(peer) || self.requests.values().any(|pending| pending.peer == *peer)
+        self.dialing.contains_key(peer) || self.in_flight.contains_key(peer)
+    }
+
+    /// A request to `peer` is outstanding: the first protects its connection. Kademlia holds no
+    /// connection per routing-table entry; entries are addresses, dialled when a request needs one.
+    fn track(&mut self, peer: PeerId, out: &mut Out<S>) {
+        let count = self.in_flight.entry(peer).or_default();
+        *count += 1;
+        if *count == 1 {
+            out.push(Output::Protect { peer, protect: true });
+        }
+    }
+
+    /// A request to `peer` ended: after the last, its connection is no longer protected.
+    pub(crate) fn untrack(&mut self, peer: PeerId, out: &mut Out<S>) {
+        if let Some(count) = self.in_flight.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(&peer);
+                out.push(Output::Protect { peer, protect: false });
+            }
+        }
     }
 
     /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
@@ -178,7 +205,17 @@ impl<S: RecordStore> Kademlia<S> {
         let id = self.next_request;
         self.next_request += 1;
         let sent = self.can_send(&peer);
-        self.requests.insert(id, Pending { peer, purpose, sent });
+        let retry = Some(request.clone());
+        self.requests.insert(
+            id,
+            Pending {
+                peer,
+                purpose,
+                sent,
+                retry,
+            },
+        );
+        self.track(peer, out);
         self.totals.requests += 1;
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
             if let Some(query) = self.queries.get_mut(&qid) {
@@ -241,7 +278,7 @@ impl<S: RecordStore> Kademlia<S> {
     /// Gives up on a dial nobody reported back on, once no request waits for the peer, so dials the
     /// driver never answered cannot fill the dialing set.
     pub(crate) fn forget_dial(&mut self, peer: &PeerId) {
-        if self.dialing.contains_key(peer) && !self.requests.values().any(|p| p.peer == *peer) {
+        if self.dialing.contains_key(peer) && !self.in_flight.contains_key(peer) {
             self.dialing.remove(peer);
         }
     }
@@ -274,11 +311,15 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
+    /// The connection to `peer` closed, or a dial to it failed. Requests waiting on a connection
+    /// that was up are sent once more on a new one: the peer's connection manager may have closed it
+    /// (it cannot know that we wait on an answer), which says nothing of the peer. Requests whose
+    /// dial failed, or that were retried already, fail at once, not at their timer: the answer cannot
+    /// come on a closed connection.
     fn on_peer_down(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
-        self.connected.remove(&peer);
+        let was_connected = self.connected.remove(&peer);
         self.dialing.remove(&peer);
-        self.observed.remove(&peer);
-        let mut failed: Vec<RequestId> = self
+        let mut waiting: Vec<RequestId> = self
             .requests
             .iter()
             .filter(|(_, p)| p.peer == peer)
@@ -286,10 +327,24 @@ impl<S: RecordStore> Kademlia<S> {
             .collect();
         // In request order, not the map's: the same inputs must give the same outputs (the simulator
         // replays a seed exactly).
-        failed.sort_unstable();
-        for id in failed {
-            // At once, not at the request timer: the answer cannot come on a closed connection.
-            self.request_failed(id, now, Outcome::Failed, out);
+        waiting.sort_unstable();
+        let mut again = Vec::new();
+        let room = self.dialing.len() < MAX_DIALING;
+        for id in waiting {
+            let retry = (was_connected && room)
+                .then(|| self.requests.get_mut(&id).and_then(|p| p.retry.take()))
+                .flatten();
+            match retry {
+                Some(request) => again.push(Message::Request { id, request }),
+                None => self.request_failed(id, now, Outcome::Failed, out),
+            }
+        }
+        if again.is_empty() {
+            self.observed.remove(&peer);
+        } else {
+            self.totals.retried += again.len() as u64;
+            self.dialing.insert(peer, again);
+            out.push(Output::Dial(peer));
         }
     }
 

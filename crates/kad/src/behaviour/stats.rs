@@ -116,6 +116,10 @@ pub struct KadTotals {
     /// as `Output::Dropped` with [`DropReason::QueueFull`](meshwork_wire::DropReason::QueueFull); a
     /// request among them fails at once (counted in `failures`).
     pub queue_full: u64,
+    /// Requests sent again on a new connection because their connection closed while they waited
+    /// (once per request; a peer's connection manager closes connections it does not need, unaware
+    /// that ours waits on an answer). Not counted again in `requests`.
+    pub retried: u64,
 }
 
 /// Timed-out request ids remembered to tell a late answer from an unsolicited one.

@@ -128,7 +128,7 @@ impl Net {
                     self.push(at, node, Input::Timer(timer));
                 }
                 Output::Emit(event) => self.events.push((node, event)),
-                Output::Disconnect(_) | Output::Dropped { .. } => {}
+                Output::Disconnect(_) | Output::Dropped { .. } | Output::Protect { .. } => {}
             }
         }
     }

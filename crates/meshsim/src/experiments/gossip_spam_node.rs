@@ -126,6 +126,7 @@ impl SpamNode {
                     Output::Dial(peer) => out.push(Output::Dial(peer)),
                     Output::Disconnect(peer) => out.push(Output::Disconnect(peer)),
                     Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
+                    Output::Protect { peer, protect } => out.push(Output::Protect { peer, protect }),
                 }
             }
         }

@@ -245,6 +245,7 @@ impl KadNode {
                 Output::Dial(peer) => Output::Dial(peer),
                 Output::Disconnect(peer) => Output::Disconnect(peer),
                 Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
+                Output::Protect { peer, protect } => Output::Protect { peer, protect },
             });
         }
         self.scratch = scratch;

@@ -139,6 +139,7 @@ impl SybilNode {
                 Output::Dial(peer) => Output::Dial(peer),
                 Output::Disconnect(peer) => Output::Disconnect(peer),
                 Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
+                Output::Protect { peer, protect } => Output::Protect { peer, protect },
             });
         }
     }

@@ -1,0 +1,286 @@
+//! The connection manager: the node keeps the few connections its protocols need, not one to every
+//! peer it has heard of.
+//!
+//! A QUIC connection costs memory on both sides (its state, buffers, the tasks that own its streams),
+//! and a node that kept one to everyone it ever talked to would hold thousands. The manager closes
+//! connections nobody needs, in two ways (the model of go-libp2p's connection manager, with the idle
+//! timeout rust-libp2p applies to connections no handler keeps alive):
+//!
+//! - **Idle**: a connection that has carried no frame either way for
+//!   [`ConnectionLimits::idle_timeout`] is closed.
+//! - **Trimmed**: when the node holds more than [`ConnectionLimits::high_watermark`] connections, it
+//!   closes the least recently active until it is back at [`ConnectionLimits::low_watermark`], its
+//!   target; one that carried a frame within the last second is not trimmed (the peer may be
+//!   waiting on an answer).
+//!
+//! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
+//! view, a peer a Kademlia request waits on) or one younger than [`ConnectionLimits::grace_period`]
+//! (the peer that dialled it has not yet had time to use it). Protected peers are bounded by the
+//! protocols that protect them, so the count can exceed the high watermark only by what protocols
+//! need, and only for as long as they need it. Protocols hear `PeerDown` for a closed connection, as
+//! for any other; a peer they want again is dialled again on demand.
+//!
+//! This module only decides; the runtime closes, gracefully: what is queued is still written, and what
+//! the peer wrote before it saw the close is still handed to the protocols (a request on its way is
+//! answered on another connection, or the peer hears the close and asks again, as Kademlia does).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use tokio::time::Instant;
+
+/// How long a connection must have carried nothing before it may be trimmed: a frame may be on its
+/// way to us on a connection that just carried one (a request the peer is about to be answered on).
+const TRIM_QUIET: Duration = Duration::from_secs(1);
+
+/// When the node closes connections no protocol needs ([`NodeConfig::connections`](crate::NodeConfig)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// The target: trimming closes connections until the node holds this many (protected and new
+    /// ones are never closed, so it may hold more).
+    pub low_watermark: usize,
+    /// Trimming starts when the node holds more connections than this.
+    pub high_watermark: usize,
+    /// A new connection is neither trimmed nor closed as idle before it is this old.
+    pub grace_period: Duration,
+    /// An unprotected connection that carried no frame for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            low_watermark: 16,
+            high_watermark: 24,
+            // Longer than a handshake under load plus a request's round trip.
+            grace_period: Duration::from_secs(10),
+            // Several Kademlia request timeouts: a connection a lookup just used is reused by the next.
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the manager closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Why {
+    /// No frame either way for the idle timeout.
+    Idle,
+    /// Above the high watermark, and among the least recently active.
+    Trimmed,
+}
+
+impl Why {
+    /// The label of `meshwork_connections_closed_total{reason}`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Trimmed => "trimmed",
+        }
+    }
+}
+
+/// How many managed connections are in each state, for the `meshwork_connections{state}` gauge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct States {
+    /// Protected by at least one protocol.
+    pub(crate) protected: usize,
+    /// Younger than the grace period (and not protected).
+    pub(crate) new: usize,
+    /// Neither: the manager may close them.
+    pub(crate) closable: usize,
+}
+
+/// When a connected peer came up, and when a frame last went either way.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    up: Instant,
+    active: Instant,
+}
+
+/// What the manager knows: which protocols protect which peers, and each connected peer's age and
+/// last activity.
+#[derive(Debug, Default)]
+pub(crate) struct Manager {
+    limits: ConnectionLimits,
+    /// A bit per protocol (slot) that protects the peer.
+    protected: HashMap<PeerId, u64>,
+    /// The peers with a connection that takes messages (ones being closed are forgotten).
+    seen: HashMap<PeerId, Seen>,
+}
+
+impl Manager {
+    pub(crate) fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Protocol `slot` protects `peer`, or stops protecting it.
+    pub(crate) fn protect(&mut self, peer: PeerId, slot: usize, protect: bool) {
+        let bit = 1u64.checked_shl(slot as u32).unwrap_or(0);
+        if protect {
+            *self.protected.entry(peer).or_default() |= bit;
+        } else if let Some(slots) = self.protected.get_mut(&peer) {
+            *slots &= !bit;
+            if *slots == 0 {
+                self.protected.remove(&peer);
+            }
+        }
+    }
+
+    /// Whether some protocol protects `peer`.
+    pub(crate) fn is_protected(&self, peer: &PeerId) -> bool {
+        self.protected.contains_key(peer)
+    }
+
+    /// `peer` is connected (again) as of `now`.
+    pub(crate) fn up(&mut self, peer: PeerId, now: Instant) {
+        self.seen.insert(peer, Seen { up: now, active: now });
+    }
+
+    /// `peer`'s connections are closed or closing: the manager no longer counts it.
+    pub(crate) fn down(&mut self, peer: &PeerId) {
+        self.seen.remove(peer);
+    }
+
+    /// A frame went to or came from `peer` at `now`.
+    pub(crate) fn touch(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(seen) = self.seen.get_mut(peer) {
+            seen.active = now;
+        }
+    }
+
+    /// The managed connections by state, at `now`.
+    pub(crate) fn states(&self, now: Instant) -> States {
+        let mut states = States::default();
+        for (peer, seen) in &self.seen {
+            if self.is_protected(peer) {
+                states.protected += 1;
+            } else if self.is_new(seen, now) {
+                states.new += 1;
+            } else {
+                states.closable += 1;
+            }
+        }
+        states
+    }
+
+    fn is_new(&self, seen: &Seen, now: Instant) -> bool {
+        now.saturating_duration_since(seen.up) < self.limits.grace_period
+    }
+
+    /// The peers to close at `now`, and why: every idle one, then, while the node would still hold
+    /// more than the high watermark, the least recently active down to the low watermark. Never a
+    /// protected or new one. In a stable order (by last activity, then id), so runs are repeatable.
+    pub(crate) fn to_close(&self, now: Instant) -> Vec<(PeerId, Why)> {
+        let mut closable: Vec<(Instant, PeerId)> = self
+            .seen
+            .iter()
+            .filter(|(peer, seen)| !self.is_protected(peer) && !self.is_new(seen, now))
+            .map(|(peer, seen)| (seen.active, *peer))
+            .collect();
+        closable.sort_unstable();
+        let mut held = self.seen.len();
+        let trim = held > self.limits.high_watermark;
+        let mut close = Vec::new();
+        for (active, peer) in closable {
+            let quiet = now.saturating_duration_since(active);
+            if quiet >= self.limits.idle_timeout {
+                close.push((peer, Why::Idle));
+            } else if trim && held > self.limits.low_watermark && quiet >= TRIM_QUIET {
+                close.push((peer, Why::Trimmed));
+            } else {
+                // Sorted by activity: every later peer was active more recently.
+                break;
+            }
+            held -= 1;
+        }
+        close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u16) -> PeerId {
+        let mut seed = [0u8; 32];
+        seed[..2].copy_from_slice(&n.to_le_bytes());
+        meshwork_identity::Keypair::from_seed(seed).peer_id()
+    }
+
+    fn limits(low: usize, high: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            low_watermark: low,
+            high_watermark: high,
+            grace_period: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn above_the_high_watermark_the_least_recently_active_close_down_to_the_low_one() {
+        let start = Instant::now();
+        let mut manager = Manager::new(limits(3, 5));
+        for n in 0..6u16 {
+            manager.up(peer(n), start);
+            // Peer n was last active n seconds after the grace period ended.
+            manager.touch(&peer(n), start + Duration::from_secs(10 + u64::from(n)));
+        }
+        let now = start + Duration::from_secs(20);
+        let close = manager.to_close(now);
+        assert_eq!(
+            close,
+            [peer(0), peer(1), peer(2)].map(|p| (p, Why::Trimmed)),
+            "six held, high mark five: the three least recently active go, leaving the low mark"
+        );
+        manager.down(&peer(5));
+        assert!(
+            manager.to_close(now).is_empty(),
+            "at the high watermark nothing is trimmed"
+        );
+    }
+
+    #[test]
+    fn protected_and_new_connections_are_never_closed() {
+        let start = Instant::now();
+        let mut manager = Manager::new(limits(0, 1));
+        manager.up(peer(1), start);
+        manager.up(peer(2), start);
+        manager.protect(peer(1), 3, true);
+        manager.protect(peer(1), 5, true);
+        // Within the grace period nothing closes, whatever the count.
+        assert!(manager.to_close(start + Duration::from_secs(9)).is_empty());
+        let later = start + Duration::from_secs(600);
+        assert_eq!(manager.to_close(later), [(peer(2), Why::Idle)]);
+        manager.protect(peer(1), 3, false);
+        assert_eq!(
+            manager.to_close(later),
+            [(peer(2), Why::Idle)],
+            "still protected by the other protocol"
+        );
+        manager.protect(peer(1), 5, false);
+        assert_eq!(manager.to_close(later).len(), 2);
+        assert_eq!(
+            manager.states(later),
+            States {
+                protected: 0,
+                new: 0,
+                closable: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_idle_connection_closes_below_the_watermarks_too_and_traffic_keeps_it() {
+        let start = Instant::now();
+        let mut manager = Manager::new(limits(16, 24));
+        manager.up(peer(1), start);
+        manager.up(peer(2), start);
+        manager.touch(&peer(2), start + Duration::from_secs(50));
+        let now = start + Duration::from_secs(61);
+        assert_eq!(manager.to_close(now), [(peer(1), Why::Idle)]);
+    }
+}
