@@ -288,3 +288,38 @@ fn the_two_best_claimants_are_asked_at_once_by_default() {
     }
     assert_eq!(all, vec![peers[0], peers[1]], "two at once; the third waits");
 }
+
+/// The protections in `out`.
+fn protections(out: &[Output<Node>]) -> Vec<(PeerId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Protect { peer, protect } => Some((*peer, *protect)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_we_fetch_headers_from_is_protected_until_it_has_answered() {
+    let (mut node, headers, status, now) = honest_setup();
+    let peer = key(20).peer_id();
+    let out = handle(&mut node, now, Input::PeerUp(peer));
+    assert!(
+        protections(&out).is_empty(),
+        "a peer that owes us nothing is not protected"
+    );
+    let out = deliver(&mut node, now, peer, status);
+    assert_eq!(asked(&out), [peer]);
+    assert_eq!(protections(&out), [(peer, true)], "it owes us headers now");
+    let answer = Message::Headers(headers.try_into().unwrap());
+    let mut out = deliver(&mut node, now, peer, answer);
+    // The headers are answered; the blocks they name are fetched from the same peer, so it stays
+    // protected until those arrive (or it goes down).
+    out.extend(handle(&mut node, now, Input::PeerDown(peer)));
+    assert_eq!(
+        protections(&out).last(),
+        Some(&(peer, false)),
+        "{:?}",
+        protections(&out)
+    );
+}

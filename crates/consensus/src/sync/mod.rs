@@ -126,6 +126,21 @@ impl<S: ChainStore> ChainSync<S> {
             .is_some_and(|state| state.headers_request.is_some() || !state.in_flight.is_empty())
     }
 
+    /// Protects the connection of every peer we fetch from (headers or blocks it owes us) from the
+    /// driver's connection manager, and stops protecting the others.
+    fn protect_fetching(&mut self, out: &mut Vec<Output<Self>>) {
+        for (peer, state) in &mut self.peers {
+            let fetching = state.headers_request.is_some() || !state.in_flight.is_empty();
+            if fetching != state.protected {
+                state.protected = fetching;
+                out.push(Output::Protect {
+                    peer: *peer,
+                    protect: fetching,
+                });
+            }
+        }
+    }
+
     /// Counters of the answers served to peers.
     pub fn serve_stats(&self) -> ServeStats {
         self.server.stats
@@ -237,7 +252,12 @@ impl<S: ChainStore> Protocol for ChainSync<S> {
                 });
                 return;
             }
-            Input::PeerDown(peer) => self.drop_peer(&peer),
+            Input::PeerDown(peer) => {
+                if self.peers.get(&peer).is_some_and(|state| state.protected) {
+                    out.push(Output::Protect { peer, protect: false });
+                }
+                self.drop_peer(&peer);
+            }
             Input::Message { from, msg } => {
                 // Only peers announced by `PeerUp` (and not dropped since) are listened to.
                 if !self.peers.contains_key(&from) {
@@ -250,5 +270,6 @@ impl<S: ChainStore> Protocol for ChainSync<S> {
         }
         self.request_headers(out);
         self.schedule_downloads(out);
+        self.protect_fetching(out);
     }
 }

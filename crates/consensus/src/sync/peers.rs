@@ -41,6 +41,9 @@ pub(super) struct PeerState {
     pub(super) not_found: HashSet<BlockId>,
     /// What we serve it: budget, answers in flight, waiting requests.
     pub(super) serving: Serving,
+    /// Whether we told the driver to protect its connection ([`Output::Protect`]): while it owes us
+    /// headers or blocks.
+    pub(super) protected: bool,
 }
 
 impl PeerState {
