@@ -24,6 +24,9 @@
 //!   [`Node::dial`], and every connection's observed address) or from a protocol's
 //!   [`Hooks::address_of`] (Kademlia knows addresses from its lookups). A failed dial is reported to the
 //!   protocols as `PeerDown`.
+//! - **Few connections** ([`ConnectionLimits`]): protocols protect the peers they need
+//!   (`Output::Protect`); the connection manager closes the others once idle, and trims the least
+//!   recently active when the node holds more than its high watermark, never one in its grace period.
 //! - **Everything is bounded** ([`NodeConfig`]): the inbox, each peer's send queue per protocol, each
 //!   event queue. A full send or event queue is an explicit, counted drop.
 //! - **Nothing is lost silently.** A connection is reported closed only after every frame that arrived
