@@ -202,6 +202,7 @@ impl Manager {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests start the manager at an arbitrary instant.
 mod tests {
     use super::*;
 
