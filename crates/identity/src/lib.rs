@@ -49,6 +49,7 @@
 mod error;
 mod hash;
 mod keypair;
+mod known_keys;
 mod peer_id;
 pub mod puzzle;
 mod signature;

@@ -25,8 +25,12 @@ impl PeerId {
     pub const LEN: usize = 32;
 
     /// Checks `bytes` as an ed25519 public key: it must decode to a point, be its canonical encoding, and
-    /// not have small order.
+    /// not have small order. A key that passed recently is recognised from a memo instead of checked
+    /// again (the check costs two field exponentiations, and the same ids arrive over and over).
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, ParseError> {
+        if crate::known_keys::is_known(&bytes) {
+            return Ok(Self(bytes));
+        }
         let point = CompressedEdwardsY(bytes)
             .decompress()
             .ok_or(ParseError::NotAPoint)?;
@@ -36,6 +40,7 @@ impl PeerId {
         if point.is_small_order() {
             return Err(ParseError::WeakKey);
         }
+        crate::known_keys::remember(&bytes);
         Ok(Self(bytes))
     }
 
