@@ -14,7 +14,8 @@ pub struct Config {
     /// S/Kademlia disjoint lookup paths `d` (default 2, so the defence is on unless turned off; 1 is the
     /// plain Kademlia fast path). With `d > 1` each lookup runs `d` iterative searches that never share a
     /// peer, so one path of honest peers suffices to find the target even if the others meet adversarial
-    /// nodes (Baumgart & Mies 2007, §4.4).
+    /// nodes (Baumgart & Mies 2007, §4.4). Bucket refreshes (those of joining too) run one path: they
+    /// only seed the routing table, which its admission rules guard, and one path halves their cost.
     pub disjoint_paths: usize,
     /// How long we wait for an answer to one request, from the moment it is sent, before counting it
     /// as timed out (default 10 s). A request that first waits for a dial is bounded by the driver's

@@ -165,7 +165,14 @@ impl<S: RecordStore> Kademlia<S> {
         if let Some(index) = self.table.bucket_index(&target) {
             self.table.touch_bucket(index, now);
         }
-        let lookup = DisjointLookup::new(target, self.lookup_config(), self.config.disjoint_paths, seeds);
+        // A bucket refresh only seeds the routing table, whose own admission rules (the puzzle, the
+        // per-prefix caps, the ping of an unknown peer) guard it; one path halves what joining costs.
+        let paths = if matches!(kind, Kind::Refresh) {
+            1
+        } else {
+            self.config.disjoint_paths
+        };
+        let lookup = DisjointLookup::new(target, self.lookup_config(), paths, seeds);
         self.queries.insert(
             qid,
             Query {
@@ -254,9 +261,13 @@ impl<S: RecordStore> Kademlia<S> {
         let stats = query.stats.finished(now);
         match (query.kind, user) {
             (Kind::Bootstrap, user) => {
-                // Kademlia's join: after the self-lookup, refresh every bucket farther than our neighbours.
+                // Kademlia's join: after the self-lookup, refresh every bucket farther than our
+                // neighbours, but not one the self-lookup already filled (a refresh could not add to it).
                 let highest = (0..Key::BITS).rev().find(|&i| !self.table.bucket(i).is_empty());
                 for index in 0..highest.unwrap_or(0) {
+                    if self.table.bucket(index).len() >= self.config.k {
+                        continue;
+                    }
                     let target = self.random_key_in_bucket(index);
                     self.start_internal(now, target, Kind::Refresh, out);
                 }

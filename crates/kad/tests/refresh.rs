@@ -1,0 +1,109 @@
+//! What joining and bucket refreshes cost: a refresh runs one lookup path, and joining skips the
+//! buckets its self-lookup already filled.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::collections::BTreeMap;
+
+use meshwork_kad::message::{Request, Response};
+use meshwork_kad::{Command, Config, Event, Key, Message, QueryId, Timer};
+use meshwork_wire::{BoundedVec, Input, Output};
+use node::*;
+
+/// The `FindNode` requests in `out`: (to, request id, target).
+fn find_nodes(out: &Outs) -> Vec<(meshwork_identity::PeerId, u64, Key)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg:
+                    Message::Request {
+                        id,
+                        request: Request::FindNode { target },
+                    },
+            } => Some((*to, *id, *target)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The bucket of node 0's table that `target` falls in.
+fn bucket_of(target: &Key) -> usize {
+    Key::from_peer(&peer(0)).distance(target).bucket_index().unwrap()
+}
+
+#[test]
+fn a_bucket_refresh_runs_one_lookup_path() {
+    let config = Config::default();
+    let (alpha, paths) = (config.alpha, config.disjoint_paths);
+    assert!(
+        paths > 1,
+        "the default runs disjoint paths, which refreshes do without"
+    );
+    let mut node = Node::new(config.clone());
+    for p in in_bucket(0, 10) {
+        admit(&mut node, p);
+    }
+    node.now += config.refresh_interval * 2;
+    let out = node.input(Input::Timer(Timer::Refresh));
+    let mut per_target: BTreeMap<Key, usize> = BTreeMap::new();
+    for (_, _, target) in find_nodes(&out) {
+        *per_target.entry(target).or_default() += 1;
+    }
+    // The stale bucket 0 and our own key: two refreshes, each α requests on one path (with `d`
+    // paths and ten seeds, each would start with `d·α`).
+    assert_eq!(per_target.len(), 2, "{per_target:?}");
+    assert!(per_target.values().all(|&n| n == alpha), "{per_target:?}");
+}
+
+#[test]
+fn joining_skips_the_buckets_the_self_lookup_filled() {
+    let config = Config::default();
+    let k = config.k;
+    let mut node = Node::new(config);
+    let far = in_bucket(0, k);
+    let near = in_bucket(3, 2);
+    for &p in far.iter().chain(&near) {
+        admit(&mut node, p);
+    }
+    assert_eq!(node.kad.routing_table().bucket(0).len(), k, "bucket 0 is full");
+    let mut out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers: Vec::new(),
+    }));
+    // Answer every request of the self-lookup with no closer peers until it is done.
+    let mut refreshes = Vec::new();
+    for _ in 0..100 {
+        let requests = find_nodes(&out);
+        if events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::Bootstrapped { .. }))
+        {
+            refreshes = requests
+                .iter()
+                .map(|(_, _, t)| *t)
+                .filter(|t| *t != Key::from_peer(&peer(0)))
+                .collect();
+            break;
+        }
+        assert!(!requests.is_empty(), "the self-lookup stalled");
+        let mut next = Vec::new();
+        for (to, id, _) in requests {
+            let closer = BoundedVec::try_from(Vec::new()).unwrap();
+            next.extend(node.input(Input::Message {
+                from: to,
+                msg: Message::Response {
+                    id,
+                    response: Response::Nodes { closer },
+                },
+            }));
+        }
+        out = next;
+    }
+    let buckets: std::collections::BTreeSet<usize> = refreshes.iter().map(bucket_of).collect();
+    // Buckets 1 and 2 lie between the farthest and our nearest neighbours and are empty: refreshed.
+    // Bucket 0 is full: a refresh could not add to it.
+    assert_eq!(buckets, [1, 2].into_iter().collect(), "{buckets:?}");
+}
