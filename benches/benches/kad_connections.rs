@@ -24,7 +24,9 @@
 //! and RSS while settling, the connection manager's states, and each missed lookup's `QueryStats`.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench kad_connections -- [--nodes N] [--lookups L] [--json]`
-//! (`--json` prints one JSON object instead of one line per figure).
+//! (`--json` prints one JSON object instead of one line per figure). `--low N`, `--high N` and
+//! `--grace-ms MS` set the connection manager's limits of the measured nodes (default: the node's);
+//! `--high 100000` measures Kademlia without it.
 //!
 //! Targets of the issue, for 200 nodes: success 1.0, at most 30 open connections per node, settled
 //! within 10 s of the last join, peak RSS at most 400 MB. The same run with 500 nodes completes.
@@ -42,7 +44,7 @@ use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{
     Address, Command, Config as KadConfig, Event, Kademlia, Key, PeerInfo, QueryId, QueryStats,
 };
-use meshwork_node::{Handle, Hooks, Node, NodeBuilder, NodeConfig};
+use meshwork_node::{ConnectionLimits, Handle, Hooks, Node, NodeBuilder, NodeConfig};
 use meshwork_transport::{Config, QuicTransport};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -60,8 +62,6 @@ const SETTLE_QUIET: Duration = Duration::from_secs(2);
 const SETTLE_CAP: Duration = Duration::from_secs(120);
 const TRACE_EVERY: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
-/// The connection manager's default grace period, plus a second.
-const AFTER_GRACE: Duration = Duration::from_secs(11);
 
 /// Who waits for the answer to which query of one node.
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Event>>>>;
@@ -77,6 +77,8 @@ struct Args {
     nodes: usize,
     lookups: usize,
     json: bool,
+    /// The connection manager's limits for every node (defaults, or `--low`, `--high`, `--grace-ms`).
+    limits: ConnectionLimits,
 }
 
 fn args() -> Args {
@@ -84,6 +86,7 @@ fn args() -> Args {
         nodes: 200,
         lookups: 200,
         json: false,
+        limits: ConnectionLimits::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -91,6 +94,11 @@ fn args() -> Args {
             "--nodes" => args.nodes = number(it.next(), "--nodes"),
             "--lookups" => args.lookups = number(it.next(), "--lookups"),
             "--json" => args.json = true,
+            "--low" => args.limits.low_watermark = number(it.next(), "--low"),
+            "--high" => args.limits.high_watermark = number(it.next(), "--high"),
+            "--grace-ms" => {
+                args.limits.grace_period = Duration::from_millis(number(it.next(), "--grace-ms") as u64)
+            }
             // `cargo bench` passes `--bench`; anything else unknown is ignored too.
             _ => {}
         }
@@ -137,11 +145,14 @@ fn query_of(event: &Event) -> Option<QueryId> {
 
 /// Starts a Kademlia node over QUIC (as `crates/node/tests/support` does) and a task that hands each
 /// answer to whoever waits for its query.
-async fn start(set: u8, i: usize) -> KadNode {
+async fn start(set: u8, i: usize, limits: ConnectionLimits) -> KadNode {
     let mut seed = [set; 32];
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     let key = Keypair::from_seed(seed);
-    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let mut builder = NodeBuilder::new(NodeConfig {
+        connections: limits,
+        ..NodeConfig::default()
+    });
     let kad = Kademlia::new(key.clone(), KadConfig::default(), u64::from(set) << 32 | i as u64);
     let (kad, mut events) = builder
         .register_with(kad, kad_hooks())
@@ -232,10 +243,10 @@ async fn shutdown(nodes: &[KadNode]) {
 /// and whatever Kademlia keeps on `PeerUp`.
 /// Returns the bytes per connection end and the RSS of the 101 nodes before they connected.
 async fn bytes_per_idle_connection() -> (u64, u64) {
-    let hub = start(0xA0, 0).await;
+    let hub = start(0xA0, 0, ConnectionLimits::default()).await;
     let mut clients = Vec::with_capacity(IDLE_CLIENTS);
     for i in 1..=IDLE_CLIENTS {
-        clients.push(start(0xA0, i).await);
+        clients.push(start(0xA0, i, ConnectionLimits::default()).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = proc_status("VmRSS");
@@ -365,7 +376,7 @@ async fn run(args: Args) {
 
     // 2. Join: one node every 25 ms, each bootstrapping through node 0 at once.
     let started = Instant::now();
-    let mut nodes = vec![start(1, 0).await];
+    let mut nodes = vec![start(1, 0, args.limits).await];
     let seed = PeerInfo {
         id: nodes[0].node.peer_id(),
         addr: nodes[0].node.local_addr().into(),
@@ -373,7 +384,7 @@ async fn run(args: Args) {
     let mut bootstraps = Vec::with_capacity(args.nodes);
     for i in 1..args.nodes {
         tokio::time::sleep_until((started + JOIN_INTERVAL * i as u32).into()).await;
-        let n = start(1, i).await;
+        let n = start(1, i, args.limits).await;
         let rx = ask(
             &n,
             1,
@@ -649,16 +660,18 @@ async fn run(args: Args) {
             .join(", ")
     };
     say(format!("connection states (all nodes): {}", states(&nodes)));
-    tokio::time::sleep(AFTER_GRACE).await;
+    let after_grace = args.limits.grace_period + Duration::from_secs(1);
+    tokio::time::sleep(after_grace).await;
     let (grace_mean, grace_max) = connections(&nodes).await;
     say(format!(
         "open connections per node {} s later (grace period over): mean {grace_mean:.1}, max {grace_max}",
-        AFTER_GRACE.as_secs()
+        after_grace.as_secs()
     ));
     say(format!("connection states (all nodes): {}", states(&nodes)));
     say(format!(
-        "RSS now (grace period over): {:.1} MiB",
-        proc_status("VmRSS") as f64 / (1024.0 * 1024.0)
+        "RSS now (grace period over): {:.1} MiB; tasks alive: {}",
+        proc_status("VmRSS") as f64 / (1024.0 * 1024.0),
+        tokio::runtime::Handle::current().metrics().num_alive_tasks()
     ));
     let closed_idle = metric_sum(&nodes, "meshwork_connections_closed_total{reason=\"idle\"}");
     let closed_trimmed = metric_sum(&nodes, "meshwork_connections_closed_total{reason=\"trimmed\"}");
