@@ -19,12 +19,15 @@
 //!   pinged back and enters if it answers. Ids must solve the static crypto puzzle
 //!   ([`meshwork_identity::puzzle`]) at the configured difficulty, and at most a few peers of one /24
 //!   (IPv4) or /48 (IPv6) fit in one bucket and in the table. Buckets no lookup touched for an hour are
-//!   refreshed by a lookup of a random key in them.
+//!   refreshed by a lookup of a random key in them. Joining ([`Command::Bootstrap`]) is a lookup of our
+//!   own key, then a refresh of every bucket farther than our nearest neighbours that it left short of
+//!   `k` peers.
 //! - **Iterative lookups** ([`query`]). A lookup asks the `α` (3) closest peers it knows, learns closer
 //!   ones from their answers, and repeats until the `k` closest it has heard of have all answered. Each
 //!   request has a timeout; timers are data ([`Timer`]). With `d > 1` disjoint paths
 //!   ([`Config::disjoint_paths`]) a lookup runs `d` searches that never share a peer, so an adversary on
-//!   one path cannot eclipse the others.
+//!   one path cannot eclipse the others. Bucket refreshes run one path: they only seed the table, which
+//!   the admission rules above guard, and joining costs half as many requests.
 //! - **Records and providers** ([`message::Record`], [`store`]). A record is signed by its publisher in
 //!   its own namespace and carries an absolute expiry (driver time); it is stored at the `k` peers
 //!   closest to its key and republished by its publisher on a timer. Provider announcements ("I serve

@@ -1,5 +1,5 @@
-//! What joining and bucket refreshes cost: a refresh runs one lookup path, and joining skips the
-//! buckets its self-lookup already filled.
+//! Joining and bucket refreshes: a refresh runs one lookup path, joining skips the buckets its
+//! self-lookup already filled, and a join nobody answered is tried again until someone does.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/node.rs"]
@@ -8,7 +8,7 @@ mod node;
 use std::collections::BTreeMap;
 
 use meshwork_kad::message::{Request, Response};
-use meshwork_kad::{Command, Config, Event, Key, Message, QueryId, Timer};
+use meshwork_kad::{Command, Config, Event, Key, Message, PeerInfo, QueryId, Timer};
 use meshwork_wire::{BoundedVec, Input, Output};
 use node::*;
 
@@ -106,4 +106,69 @@ fn joining_skips_the_buckets_the_self_lookup_filled() {
     // Buckets 1 and 2 lie between the farthest and our nearest neighbours and are empty: refreshed.
     // Bucket 0 is full: a refresh could not add to it.
     assert_eq!(buckets, [1, 2].into_iter().collect(), "{buckets:?}");
+}
+
+/// The `Timer::Rejoin` scheduled in `out`, with its delay.
+fn rejoin_in(out: &Outs) -> Option<std::time::Duration> {
+    out.iter().find_map(|o| match o {
+        Output::Schedule {
+            after,
+            timer: Timer::Rejoin,
+        } => Some(*after),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    let mut node = Node::new(config);
+    let seed = PeerInfo {
+        id: peer(1),
+        addr: addr(1),
+    };
+    let out = node.input(Input::Command(Command::Bootstrap {
+        query: QueryId(1),
+        peers: vec![seed],
+    }));
+    assert!(matches!(&out[..], [.., Output::Dial(p)] if *p == peer(1)), "{out:?}");
+    // The dial fails: the join ends with an empty table and is tried again in 1 s, then 2 s, 4 s.
+    let mut out = node.input(Input::PeerDown(peer(1)));
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::Bootstrapped {
+            query: QueryId(1),
+            table_size: 0,
+            ..
+        }
+    )));
+    for wait in [1, 2, 4] {
+        let after = rejoin_in(&out).expect("a new try is scheduled");
+        assert_eq!(after, std::time::Duration::from_secs(wait));
+        node.now += after;
+        out = node.input(Input::Timer(Timer::Rejoin));
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(1))),
+            "the new try dials the bootstrap peer again"
+        );
+        out = node.input(Input::PeerDown(peer(1)));
+    }
+    // This time the seed is up and answers: the table fills and no further try is scheduled.
+    node.now += rejoin_in(&out).unwrap();
+    node.input(Input::Timer(Timer::Rejoin));
+    let out = node.connect(1);
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let closer = BoundedVec::try_from(Vec::new()).unwrap();
+    let out = node.from(
+        1,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer },
+        },
+    );
+    assert_eq!(node.kad.routing_table().len(), 1);
+    assert_eq!(rejoin_in(&out), None, "{out:?}");
+    // A timer that fires late, with the table no longer empty, does nothing.
+    assert!(node.input(Input::Timer(Timer::Rejoin)).is_empty());
 }

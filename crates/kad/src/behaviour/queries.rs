@@ -4,7 +4,7 @@ use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 use rand_core::RngCore;
 
-use super::state::{Kademlia, Out};
+use super::state::{Kademlia, MAX_SEEDS, Out, REJOIN_FIRST, REJOIN_MAX};
 use super::stats::QueryStats;
 use super::types::{Command, Event, QueryId, Timer};
 use crate::message::Request;
@@ -73,6 +73,14 @@ impl<S: RecordStore> Kademlia<S> {
                     }
                     self.learn_address(info);
                     extra.push(info.id);
+                }
+                if !extra.is_empty() {
+                    self.seeds = peers
+                        .into_iter()
+                        .filter(|info| extra.contains(&info.id))
+                        .take(MAX_SEEDS)
+                        .collect();
+                    self.rejoin_delay = REJOIN_FIRST;
                 }
                 if !self.refresh_scheduled {
                     self.refresh_scheduled = true;
@@ -185,6 +193,40 @@ impl<S: RecordStore> Kademlia<S> {
         self.advance(now, qid, out);
     }
 
+    /// After a join (the bootstrap lookup) finished: if nobody answered, try again later through the
+    /// bootstrap peers, each time waiting twice as long; once someone has, the wait starts over.
+    fn after_join(&mut self, out: &mut Out<S>) {
+        if !self.table.is_empty() {
+            self.rejoin_delay = REJOIN_FIRST;
+            return;
+        }
+        if self.seeds.is_empty() || self.rejoin_scheduled {
+            return;
+        }
+        self.rejoin_scheduled = true;
+        self.schedule(self.rejoin_delay, Timer::Rejoin, out);
+        self.rejoin_delay = (self.rejoin_delay * 2).min(REJOIN_MAX);
+    }
+
+    /// Joins again through the bootstrap peers (on [`Timer::Rejoin`]), unless a peer has answered
+    /// since.
+    pub(crate) fn rejoin(&mut self, now: Instant, out: &mut Out<S>) {
+        self.rejoin_scheduled = false;
+        if !self.table.is_empty() {
+            self.rejoin_delay = REJOIN_FIRST;
+            return;
+        }
+        let seeds = self.seeds.clone();
+        for info in &seeds {
+            self.learn_address(info);
+        }
+        let qid = Qid::Internal(self.next_internal);
+        self.next_internal += 1;
+        let target = Key::from_peer(&self.local);
+        let extra = seeds.into_iter().map(|info| info.id).collect();
+        self.start(now, qid, target, Kind::Bootstrap, extra, out);
+    }
+
     pub(crate) fn start_internal(&mut self, now: Instant, target: Key, kind: Kind, out: &mut Out<S>) {
         let qid = Qid::Internal(self.next_internal);
         self.next_internal += 1;
@@ -261,6 +303,7 @@ impl<S: RecordStore> Kademlia<S> {
         let stats = query.stats.finished(now);
         match (query.kind, user) {
             (Kind::Bootstrap, user) => {
+                self.after_join(out);
                 // Kademlia's join: after the self-lookup, refresh every bucket farther than our
                 // neighbours, but not one the self-lookup already filled (a refresh could not add to it).
                 let highest = (0..Key::BITS).rev().find(|&i| !self.table.bucket(i).is_empty());

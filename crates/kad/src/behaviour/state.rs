@@ -23,6 +23,13 @@ const MAX_QUEUED_PER_PEER: usize = 16;
 const MAX_DIALING: usize = 256;
 /// Addresses learned from responses that we remember, at most.
 const MAX_LEARNED_ADDRS: usize = 4096;
+/// Bootstrap peers kept to join through again, at most.
+pub(crate) const MAX_SEEDS: usize = 64;
+/// The wait before the first new try to join when nobody answered a bootstrap; it doubles with every
+/// try that finds nobody again, up to [`REJOIN_MAX`].
+pub(crate) const REJOIN_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between tries to join.
+pub(crate) const REJOIN_MAX: Duration = Duration::from_secs(60);
 
 /// Output of [`Kademlia`], for short.
 pub(crate) type Out<S> = Vec<Output<Kademlia<S>>>;
@@ -67,6 +74,12 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     /// Keys we provide, re-announced on a timer.
     pub(crate) provided: HashSet<Key>,
     pub(crate) refresh_scheduled: bool,
+    /// The peers of the last [`Command::Bootstrap`], joined through again while no peer has answered.
+    pub(crate) seeds: Vec<PeerInfo>,
+    /// The wait before the next try through `seeds`.
+    pub(crate) rejoin_delay: Duration,
+    /// A [`Timer::Rejoin`] is pending.
+    pub(crate) rejoin_scheduled: bool,
     /// Requests and drops since the start ([`Kademlia::totals`]).
     pub(crate) totals: KadTotals,
     /// Requests that timed out lately, to tell a late answer from an unsolicited one.
@@ -111,6 +124,9 @@ impl<S: RecordStore> Kademlia<S> {
             published: HashMap::new(),
             provided: HashSet::new(),
             refresh_scheduled: false,
+            seeds: Vec::new(),
+            rejoin_delay: REJOIN_FIRST,
+            rejoin_scheduled: false,
             totals: KadTotals::default(),
             recent_timeouts: RecentTimeouts::default(),
         }

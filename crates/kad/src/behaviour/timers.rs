@@ -1,4 +1,4 @@
-//! Kademlia's timers: request timeouts, bucket refresh, republishing and re-announcing.
+//! Kademlia's timers: request timeouts, bucket refresh, joining again, republishing and re-announcing.
 
 use meshwork_wire::Instant;
 
@@ -34,6 +34,7 @@ impl<S: RecordStore> Kademlia<S> {
                 }
                 self.schedule(self.config.republish_interval, Timer::Republish(key), out);
             }
+            Timer::Rejoin => self.rejoin(now, out),
             Timer::Reprovide(key) => {
                 if self.provided.contains(&key) {
                     self.start_internal(now, key, Kind::AddProvider, out);

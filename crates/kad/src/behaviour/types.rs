@@ -17,7 +17,10 @@ pub struct QueryId(pub u64);
 #[non_exhaustive]
 pub enum Command {
     /// Join the network through `peers`: look up our own key, then refresh every bucket. Also starts
-    /// the periodic bucket refresh. Answered by [`Event::Bootstrapped`].
+    /// the periodic bucket refresh. Answered by [`Event::Bootstrapped`]. If no peer answered (the
+    /// table is still empty: the peers were down, or too busy to finish a handshake in time), Kademlia
+    /// tries again through the same peers after 1 s, then 2 s, 4 s, … (at most a minute apart) until
+    /// one answers; the event reports the first try.
     Bootstrap {
         /// Names the query.
         query: QueryId,
@@ -183,4 +186,6 @@ pub enum Timer {
     Republish(Key),
     /// Re-announce that we provide this key.
     Reprovide(Key),
+    /// Join again through the bootstrap peers if the routing table is still empty.
+    Rejoin,
 }
