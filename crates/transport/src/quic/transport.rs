@@ -21,6 +21,12 @@ use crate::{CloseReason, Config, Connection, CountersSnapshot, Direction, Transp
 /// How many authenticated inbound connections may wait for [`Transport::accept`]; handshakes beyond it
 /// wait too (back-pressure), and still count against `Limits::max_inbound`.
 const ACCEPT_QUEUE: usize = 64;
+/// The largest UDP payload we accept (QUIC's `max_udp_payload_size` transport parameter): a full
+/// Ethernet frame's. quinn's path MTU discovery never sends more than 1,452 bytes, so no meshwork node
+/// sends anything larger. quinn sizes each endpoint's receive buffer by it: 32 datagrams at a time, each
+/// of up to 64 segments where the kernel coalesces them (GRO), so 3 MiB of address space per endpoint
+/// instead of 134 MiB at QUIC's default of 65,527 (its pages become resident only as datagrams arrive).
+const MAX_UDP_PAYLOAD: u16 = 1472;
 
 /// QUIC over UDP, both sides authenticated by their ed25519 keys (see the crate docs). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -85,7 +91,11 @@ impl QuicTransport {
         let server = tls::server_config(&identity, transport.clone())?;
         let socket = udp_socket(addr)?;
         let runtime = Arc::new(quinn::TokioRuntime);
-        let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)?;
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        endpoint_config
+            .max_udp_payload_size(MAX_UDP_PAYLOAD)
+            .map_err(|err| BindError::Config(err.to_string()))?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)?;
         let addr = endpoint.local_addr()?;
         let counters = Arc::new(Counters::default());
         let peer_id = keypair.peer_id();
