@@ -1,5 +1,5 @@
-//! The runtime's own behaviour, on the in-memory transport: timers, calls, dials, hostile frames,
-//! metrics and shutdown.
+//! The runtime's own behaviour, on the in-memory transport (and on QUIC where a test says so): timers,
+//! calls, dials, hostile frames, metrics and shutdown.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_node::{CLOSE_PROTOCOL_VIOLATION, Events, Handle, Node, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::{
-    CloseReason, Config, Connection, MemoryNetwork, MemoryTransport, ProtocolSpec, Transport,
+    CloseReason, Config, Connection, MemoryNetwork, MemoryTransport, ProtocolSpec, QuicTransport, Transport,
 };
 use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -264,4 +264,42 @@ async fn metrics_are_served_over_http() {
     let missing = timeout(WAIT, get("/nothing")).await.unwrap();
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     a.shutdown().await.unwrap();
+}
+
+/// A node that shut down lets go of everything: once its handles are dropped, its QUIC endpoint is
+/// gone, so its UDP port can be bound again (an application may stop and start nodes for as long as
+/// it runs).
+#[tokio::test]
+async fn a_node_that_shut_down_frees_its_socket() {
+    let start_quic = |seed: u8| async move {
+        let mut builder = NodeBuilder::new(NodeConfig::default());
+        let (handle, events) = builder.register(Probe::default()).unwrap();
+        let key = Keypair::from_seed([seed; 32]);
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let transport = QuicTransport::bind(&key, any, Config::new(builder.protocols()))
+            .await
+            .unwrap();
+        (builder.start(transport).await.unwrap(), handle, events)
+    };
+    let (a, a_probe, mut a_events) = start_quic(11).await;
+    let (b, _b_probe, mut b_events) = start_quic(12).await;
+    a.dial(b.peer_id(), b.local_addr()).await.unwrap();
+    assert_eq!(next(&mut a_events).await, Ev::Up(b.peer_id()));
+    a_probe.command(Cmd::Send(b.peer_id(), 5)).await.unwrap();
+    assert!(matches!(next(&mut b_events).await, Ev::Up(_) | Ev::Got(..)));
+    let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    drop((a, a_probe, a_events, b, _b_probe, b_events));
+    for addr in [a_addr, b_addr] {
+        let mut freed = false;
+        for _ in 0..100 {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(freed, "{addr} is still bound 5 s after its node shut down");
+    }
 }
