@@ -132,7 +132,10 @@ fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
         query: QueryId(1),
         peers: vec![seed],
     }));
-    assert!(matches!(&out[..], [.., Output::Dial(p)] if *p == peer(1)), "{out:?}");
+    assert!(
+        matches!(&out[..], [.., Output::Dial(p)] if *p == peer(1)),
+        "{out:?}"
+    );
     // The dial fails: the join ends with an empty table and is tried again in 1 s, then 2 s, 4 s.
     let mut out = node.input(Input::PeerDown(peer(1)));
     assert!(events(&out).iter().any(|e| matches!(
