@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
+use meshwork_wire::Protections;
 use tokio::time::Instant;
 
 /// How long a connection must have carried nothing before it may be trimmed: a frame may be on its
@@ -103,8 +104,8 @@ struct Seen {
 #[derive(Debug, Default)]
 pub(crate) struct Manager {
     limits: ConnectionLimits,
-    /// A bit per protocol (slot) that protects the peer.
-    protected: HashMap<PeerId, u64>,
+    /// The peers some protocol protects, by the protocols' slots.
+    protected: Protections,
     /// The peers with a connection that takes messages (ones being closed are forgotten).
     seen: HashMap<PeerId, Seen>,
 }
@@ -119,20 +120,12 @@ impl Manager {
 
     /// Protocol `slot` protects `peer`, or stops protecting it.
     pub(crate) fn protect(&mut self, peer: PeerId, slot: usize, protect: bool) {
-        let bit = 1u64.checked_shl(slot as u32).unwrap_or(0);
-        if protect {
-            *self.protected.entry(peer).or_default() |= bit;
-        } else if let Some(slots) = self.protected.get_mut(&peer) {
-            *slots &= !bit;
-            if *slots == 0 {
-                self.protected.remove(&peer);
-            }
-        }
+        self.protected.set(peer, slot, protect);
     }
 
     /// Whether some protocol protects `peer`.
     pub(crate) fn is_protected(&self, peer: &PeerId) -> bool {
-        self.protected.contains_key(peer)
+        self.protected.contains(peer)
     }
 
     /// `peer` is connected (again) as of `now`.

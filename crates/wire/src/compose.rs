@@ -107,7 +107,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Output, PeerId, Protocol};
+use crate::{Output, PeerId, Protections, Protocol};
 
 /// What [`Links::lift`] leaves for the parent to do with one child output.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,9 +138,9 @@ pub struct Links {
     /// Connected peers, each with a bit set per child that released it. Ordered, so that a parent that
     /// walks its peers produces the same outputs in every run (the simulator replays a seed exactly).
     peers: BTreeMap<PeerId, u64>,
-    /// Peers some child protects ([`Output::Protect`]), connected or not, with a bit per such child:
-    /// the composite protects a peer while any child does.
-    protected: BTreeMap<PeerId, u64>,
+    /// Peers some child protects ([`Output::Protect`]), connected or not: the composite protects a peer
+    /// while any child does.
+    protected: Protections,
 }
 
 impl Links {
@@ -153,7 +153,7 @@ impl Links {
         Self {
             children: children.min(Self::MAX_CHILDREN),
             peers: BTreeMap::new(),
-            protected: BTreeMap::new(),
+            protected: Protections::default(),
         }
     }
 
@@ -205,7 +205,7 @@ impl Links {
 
     /// Whether some child protects `peer` ([`Output::Protect`]).
     pub fn is_protected(&self, peer: &PeerId) -> bool {
-        self.protected.contains_key(peer)
+        self.protected.contains(peer)
     }
 
     /// How many peers are connected.
@@ -274,18 +274,8 @@ impl Links {
             Output::Protect { peer, protect } => {
                 // The parent's protection changes only when the first child protects the peer or
                 // the last one stops.
-                let before = self.protected.contains_key(&peer);
-                if protect {
-                    *self.protected.entry(peer).or_default() |= Self::bit(child);
-                } else if let Some(children) = self.protected.get_mut(&peer) {
-                    *children &= !Self::bit(child);
-                    if *children == 0 {
-                        self.protected.remove(&peer);
-                    }
-                }
-                let after = self.protected.contains_key(&peer);
-                if before != after {
-                    out.push(Output::Protect { peer, protect: after });
+                if self.protected.set(peer, child, protect) {
+                    out.push(Output::Protect { peer, protect });
                 }
             }
             Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
