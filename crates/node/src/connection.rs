@@ -15,9 +15,11 @@
 //!   transport still held unread when the connection closed is lost with it);
 //! - writers are never aborted: one that fails hands its frames back even after its connection was
 //!   reported closed;
-//! - a connection we retire (the loser of a simultaneous dial, or one no protocol wants) is closed
-//!   gracefully ([`retire`]): its writers finish their streams and wait until the peer's readers
-//!   have read them to the end before the connection closes.
+//! - a connection we retire (the loser of a simultaneous dial, one no protocol wants, or one the
+//!   connection manager closes) is closed gracefully ([`retire`]): its writers finish their streams and
+//!   wait until the peer's readers have read them to the end before the connection closes; the end of
+//!   our streams tells the peer, which retires its side too ([`Retire::Mirrored`]), and unless no
+//!   protocol wants the peer we also wait for the peer's streams to end, so what it wrote is read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -205,16 +207,22 @@ pub(crate) enum Retire {
     BothWays,
     /// Once our writers are done: a peer no protocol wants (what it still sends is not wanted).
     OurWrites,
-    /// Once our writers are done: a connection the connection manager closes (idle, or trimmed).
-    /// Protocols may still want the peer, so what it still sends is handed to them: a request the
-    /// peer wrote before it saw the close is answered on another connection if there is one, and
-    /// otherwise the peer hears the close and asks again.
+    /// Once our writers are done and the peer has finished its streams too: a connection the
+    /// connection manager closes (idle, or trimmed). The peer learns of the close when our streams
+    /// end, and retires its side ([`Retire::Mirrored`]), so a request it wrote before then is still
+    /// read here, and handed to the protocols, which may still want the peer: it is answered on
+    /// another connection if there is one, and otherwise the peer hears the close and asks again.
+    /// Without that wait, a frame the peer wrote just before our close would be lost with the
+    /// connection, unnoticed by a peer that has a second connection to us.
     Managed,
+    /// As [`Retire::BothWays`]: the peer ended its streams on this connection, which it does only to
+    /// close it; our writers finish too (what they hold is still written), and nothing new goes to it.
+    Mirrored,
 }
 
 /// Closes `entry`'s connection gracefully with `reason`: no new message is queued to it, its writers
 /// write what is queued, finish their streams and wait until the peer has read them to the end; then
-/// (for [`Retire::BothWays`], once the peer has finished its own streams too) the connection closes.
+/// (unless [`Retire::OurWrites`], once the peer has finished its own streams too) the connection closes.
 /// Whatever happens, it closes within `deadline`; if that is what closes it, `undrained` counts it.
 pub(crate) fn retire<C: Connection>(
     entry: &mut ConnEntry<C>,
@@ -233,7 +241,7 @@ pub(crate) fn retire<C: Connection>(
     tokio::spawn(async move {
         let drained = async {
             while writers_done.recv().await.is_some() {}
-            if how == Retire::BothWays {
+            if how != Retire::OurWrites {
                 streams.peer_finished().await;
             }
         };
@@ -405,9 +413,12 @@ async fn accept_streams<C: Connection>(
                     }
                     // The peer finished the stream and we have handed over all of it. Dropping the
                     // stream ends our side too, which tells the peer's writer so.
+                    // A peer ends its streams only to close the connection: tell the node task,
+                    // which retires its side too (see `Retire::Managed`).
                     Ok(None) => {
                         streams.finished.fetch_add(1, Ordering::AcqRel);
                         streams.changed.notify_one();
+                        let _ = inbox.send(Inbox::PeerFinished { peer, conn: id }).await;
                         return;
                     }
                     Err(err @ RecvError::TooLarge { .. }) => {

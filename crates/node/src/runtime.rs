@@ -70,6 +70,8 @@ pub(crate) enum Inbox {
     Call { slot: usize, call: AnyCall },
     /// Connection `conn` to `peer` closed, and every frame that had arrived on it was handed over.
     Closed { peer: PeerId, conn: u64 },
+    /// `peer` ended one of its streams on connection `conn`, which it does only to close it.
+    PeerFinished { peer: PeerId, conn: u64 },
     /// A dial failed or timed out.
     DialFailed { peer: PeerId, reason: String },
     /// A request from [`Node`](crate::Node).
@@ -220,11 +222,15 @@ impl<T: Transport> Runtime<T> {
         self.retire_duplicates(peer);
         if !first && !was_connected {
             // A new connection while the old ones retire: the peer is back for every protocol, and
-            // a redial waiting for the old ones to close is no longer needed.
+            // a redial waiting for the old ones to close is no longer needed. Protocols hear it as a
+            // bounce, `PeerDown` then `PeerUp`: a message they sent while every connection was
+            // retiring had nowhere to go and was dropped, and a `PeerDown` is what tells them to ask
+            // again (Kademlia resends a request whose peer went down).
             debug!(%peer, %addr, "peer up again while its old connections close");
             self.redial.remove(&peer);
             self.released.remove(&peer);
             self.manager.up(peer, monotonic());
+            self.peer_down(peer);
             let now = self.now();
             for slot in &mut self.slots {
                 slot.peer_up(now, peer, addr, &mut self.actions);
@@ -281,6 +287,25 @@ impl<T: Transport> Runtime<T> {
                     undrained.clone(),
                 );
             }
+        }
+    }
+
+    /// The peer ended a stream of connection `conn`: it is closing the connection (its connection
+    /// manager trimmed it, or it retired it otherwise). We retire our side too, so what we already
+    /// wrote is read before the close, and nothing new goes to it.
+    fn on_peer_finished(&mut self, peer: PeerId, conn: u64) {
+        let deadline = self.config.drain_deadline;
+        let undrained = self.metrics.undrained();
+        let Some(conns) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some(entry) = conns.iter_mut().find(|c| c.id == conn && c.takes_messages()) {
+            debug!(%peer, conn, "the peer is closing the connection: retiring our side");
+            let reason = CloseReason::Application(CLOSE_REQUESTED);
+            connection::retire(entry, reason, Retire::Mirrored, deadline, undrained);
+        }
+        if !conns.iter().any(|c| c.takes_messages()) {
+            self.manager.down(&peer);
         }
     }
 
@@ -363,6 +388,7 @@ impl<T: Transport> Runtime<T> {
                 self.slots[slot].call(now, call, &mut self.actions);
             }
             Inbox::Closed { peer, conn } => self.on_closed(peer, conn),
+            Inbox::PeerFinished { peer, conn } => self.on_peer_finished(peer, conn),
             Inbox::DialFailed { peer, reason } => {
                 debug!(%peer, %reason, "dial failed");
                 self.metrics.dial_failed();
