@@ -412,9 +412,9 @@ async fn accept_streams<C: Connection>(
                         }
                     }
                     // The peer finished the stream and we have handed over all of it. Dropping the
-                    // stream ends our side too, which tells the peer's writer so.
-                    // A peer ends its streams only to close the connection: tell the node task,
-                    // which retires its side too (see `Retire::Managed`).
+                    // stream ends our side too, which tells the peer's writer so. A peer ends its
+                    // streams only to close the connection: the node task retires our side too
+                    // (`Retire::Mirrored`).
                     Ok(None) => {
                         streams.finished.fetch_add(1, Ordering::AcqRel);
                         streams.changed.notify_one();
