@@ -1,9 +1,9 @@
 //! The node task: it owns every protocol's state and the table of connections, and is the only place
 //! protocol code runs. Everything reaches it through one bounded inbox (frames, handle calls, connection
-//! news) or as a connection from the accept loop and dials; it answers with actions.
+//! news) or as a connection from the accept loop and dials; it answers with actions. What it does with
+//! connections (taking, retiring, choosing one for a message, dialling) is in [`peers`].
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,18 +11,19 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_transport::{CloseReason, Connection, Direction, Frame, Transport};
+use meshwork_transport::{CloseReason, Connection, Frame, Transport};
 use meshwork_wire::{DropReason, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::connection::{self, ConnEntry, Queued, Retire, Route};
-use crate::manager::{Manager, Why};
+use crate::connection::{ConnEntry, Retire, Route};
+use crate::manager::Manager;
 use crate::metrics::Metrics;
-use crate::send_budget::{SendBudget, SendLimits};
 use crate::slot::{Action, AnyCall, Slot};
+
+mod peers;
 
 /// The close code sent to a peer that broke a protocol's framing or encoding.
 pub const CLOSE_PROTOCOL_VIOLATION: u32 = 1;
@@ -180,140 +181,6 @@ impl<T: Transport> Runtime<T> {
             self.timers.pop();
             self.slots[slot].timer(now, key, &mut self.actions);
         }
-    }
-
-    fn on_connection(&mut self, conn: T::Connection) {
-        let peer = conn.remote_peer_id();
-        let addr = conn.remote_addr();
-        self.dialing.remove(&peer);
-        if conn.close_reason().is_some() {
-            return;
-        }
-        self.remember(peer, addr);
-        // The transport hands a connection over twice when our dial finds it already open (or lost a
-        // simultaneous-dial tie-break and returns the winner, which `accept` also delivered). Two open
-        // connections to one peer in one direction are one connection: a dialer that replaced its
-        // connection had the old one closed by the transport before the new one got here. (One we are
-        // retiring is not compared: a peer may dial again while it closes.)
-        let known = self.peers.get(&peer).is_some_and(|conns| {
-            conns
-                .iter()
-                .any(|c| c.conn.direction() == conn.direction() && c.takes_messages())
-        });
-        if known {
-            return;
-        }
-        let id = self.next_conn;
-        self.next_conn += 1;
-        let budget = SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes());
-        let entry = connection::start(
-            id,
-            conn,
-            &self.routes,
-            self.config.send_queue_per_peer,
-            budget,
-            self.config.write_deadline,
-            &self.inbox_tx,
-        );
-        let was_connected = self.connected(&peer);
-        let conns = self.peers.entry(peer).or_default();
-        conns.push(entry);
-        let first = conns.len() == 1;
-        self.retire_duplicates(peer);
-        if !first && !was_connected {
-            // A new connection while the old ones retire: the peer is back for every protocol, and
-            // a redial waiting for the old ones to close is no longer needed. Protocols hear it as a
-            // bounce, `PeerDown` then `PeerUp`: a message they sent while every connection was
-            // retiring had nowhere to go and was dropped, and a `PeerDown` is what tells them to ask
-            // again (Kademlia resends a request whose peer went down).
-            debug!(%peer, %addr, "peer up again while its old connections close");
-            self.redial.remove(&peer);
-            self.released.remove(&peer);
-            self.manager.up(peer, monotonic());
-            self.peer_down(peer);
-            let now = self.now();
-            for slot in &mut self.slots {
-                slot.peer_up(now, peer, addr, &mut self.actions);
-            }
-        }
-        if first {
-            debug!(%peer, %addr, "peer up");
-            self.metrics.peers().inc();
-            self.manager.up(peer, monotonic());
-            let now = self.now();
-            for slot in &mut self.slots {
-                slot.peer_up(now, peer, addr, &mut self.actions);
-            }
-        }
-    }
-
-    fn on_closed(&mut self, peer: PeerId, conn: u64) {
-        let Entry::Occupied(mut entry) = self.peers.entry(peer) else {
-            return;
-        };
-        entry.get_mut().retain(|c| c.id != conn);
-        if entry.get().is_empty() {
-            entry.remove();
-            self.released.remove(&peer);
-            self.manager.down(&peer);
-            debug!(%peer, "peer down");
-            self.metrics.peers().dec();
-            self.peer_down(peer);
-            if self.redial.remove(&peer) {
-                self.dial(peer);
-            }
-        }
-    }
-
-    /// After a simultaneous dial both sides hold two connections to each other. Both keep the same
-    /// one ([`preferred`]) and retire the other gracefully: what either side wrote to it before it
-    /// learned of the winner still arrives, and nothing new is written to it.
-    fn retire_duplicates(&mut self, peer: PeerId) {
-        let local = self.transport.peer_id();
-        let deadline = self.config.drain_deadline;
-        let undrained = self.metrics.undrained();
-        let Some(conns) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        let keep = preferred(local, peer, conns, &[]).map(|c| c.id);
-        for entry in conns.iter_mut() {
-            if Some(entry.id) != keep && entry.takes_messages() {
-                debug!(%peer, conn = entry.id, "retiring the loser of a simultaneous dial");
-                connection::retire(
-                    entry,
-                    CloseReason::Duplicate,
-                    Retire::BothWays,
-                    deadline,
-                    undrained.clone(),
-                );
-            }
-        }
-    }
-
-    /// The peer ended a stream of connection `conn`: it is closing the connection (its connection
-    /// manager trimmed it, or it retired it otherwise). We retire our side too, so what we already
-    /// wrote is read before the close, and nothing new goes to it.
-    fn on_peer_finished(&mut self, peer: PeerId, conn: u64) {
-        let deadline = self.config.drain_deadline;
-        let undrained = self.metrics.undrained();
-        let Some(conns) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        if let Some(entry) = conns.iter_mut().find(|c| c.id == conn && c.takes_messages()) {
-            debug!(%peer, conn, "the peer is closing the connection: retiring our side");
-            let reason = CloseReason::Application(CLOSE_REQUESTED);
-            connection::retire(entry, reason, Retire::Mirrored, deadline, undrained);
-        }
-        if !conns.iter().any(|c| c.takes_messages()) {
-            self.manager.down(&peer);
-        }
-    }
-
-    /// Whether a connection to `peer` takes new messages (one that is retiring does not).
-    fn connected(&self, peer: &PeerId) -> bool {
-        self.peers
-            .get(peer)
-            .is_some_and(|conns| conns.iter().any(|c| c.takes_messages()))
     }
 
     fn peer_down(&mut self, peer: PeerId) {
@@ -534,146 +401,6 @@ impl<T: Transport> Runtime<T> {
             None => self.dial(peer),
         }
     }
-
-    /// Closes every connection to `peer` gracefully with close code `code`, retired `how`: what was
-    /// queued to it is still written and read by the peer first (a protocol's last message, say
-    /// gossip's `Disconnect`, is not lost).
-    fn close(&mut self, peer: &PeerId, code: u32, how: Retire) {
-        let deadline = self.config.drain_deadline;
-        self.manager.down(peer);
-        for entry in self.peers.get_mut(peer).into_iter().flatten() {
-            let reason = CloseReason::Application(code);
-            connection::retire(entry, reason, how, deadline, self.metrics.undrained());
-        }
-        self.redial.remove(peer);
-    }
-
-    /// The connection manager's round ([`crate::manager`]): closes idle connections, trims the node
-    /// back to its target when above the high watermark, and publishes the counts by state.
-    fn sweep(&mut self) {
-        let now = monotonic();
-        self.next_sweep = now + SWEEP_EVERY;
-        for (peer, why) in self.manager.to_close(now) {
-            debug!(%peer, reason = why.label(), "connection manager: closing");
-            self.metrics.managed_close(why);
-            let code = match why {
-                Why::Idle => CLOSE_IDLE,
-                Why::Trimmed => CLOSE_TRIMMED,
-            };
-            self.close(&peer, code, Retire::Managed);
-        }
-        self.metrics.connection_states(self.manager.states(now));
-    }
-
-    fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>) {
-        self.send_avoiding(to, route, bytes, None, DropReason::ConnectionClosed);
-    }
-
-    /// Queues `bytes` on the best connection to `to` that takes messages (not `avoid`, whose writer
-    /// gave them back), trying the next if a writer has ended; counts a drop for `otherwise` if none
-    /// can take them, or for a full queue or budget.
-    fn send_avoiding(
-        &mut self,
-        to: PeerId,
-        route: usize,
-        mut bytes: Vec<u8>,
-        avoid: Option<u64>,
-        otherwise: DropReason,
-    ) {
-        let limits = SendLimits {
-            per_peer: self.config.send_bytes_per_peer,
-            reserved: self.config.send_bytes_reserved_per_peer,
-            total: self.config.send_bytes_total,
-        };
-        let local = self.transport.peer_id();
-        let conns = self.peers.get(&to).map(Vec::as_slice).unwrap_or_default();
-        // Connections tried already (empty, so not allocated, unless a writer gave frames back).
-        let mut skip: Vec<u64> = avoid.into_iter().collect();
-        while let Some(entry) = preferred(local, to, conns, &skip) {
-            let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
-                // Past the peer's or the node's byte budget: the peer reads slower than we send.
-                return self.dropped(to, route, DropReason::QueueFull);
-            };
-            match entry.writers[route].try_send(Queued { bytes, held }) {
-                Ok(()) => {
-                    self.manager.touch(&to, monotonic());
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    return self.dropped(to, route, DropReason::QueueFull);
-                }
-                // That writer ended (its connection is closing): try the next connection.
-                Err(mpsc::error::TrySendError::Closed(queued)) => {
-                    bytes = queued.bytes;
-                    skip.push(entry.id);
-                }
-            }
-        }
-        self.dropped(to, route, otherwise);
-    }
-
-    /// Counts a message to or from `peer` on `route` that was dropped for `reason`, and names the peer
-    /// in the debug log.
-    fn dropped(&self, peer: PeerId, route: usize, reason: DropReason) {
-        let route = &self.routes[route];
-        debug!(%peer, protocol = %route.id, %reason, "message dropped");
-        route.metrics.dropped(reason);
-    }
-
-    fn dial(&mut self, peer: PeerId) {
-        if peer == self.transport.peer_id() || self.connected(&peer) || self.dialing.contains(&peer) {
-            return;
-        }
-        if self.peers.contains_key(&peer) {
-            // Only retiring connections: dial again once they have closed (and `PeerDown` was told).
-            self.redial.insert(peer);
-            return;
-        }
-        let Some(addr) = self.address_of(&peer) else {
-            debug!(%peer, "no address to dial");
-            self.metrics.dial_failed();
-            self.peer_down(peer);
-            return;
-        };
-        self.dialing.insert(peer);
-        self.metrics.dial_started();
-        let (transport, conns, inbox) = (
-            self.transport.clone(),
-            self.conns_tx.clone(),
-            self.inbox_tx.clone(),
-        );
-        let timeout = self.config.dial_timeout;
-        tokio::spawn(async move {
-            let failed = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
-                Ok(Ok(conn)) => {
-                    let _ = conns.send(conn).await;
-                    return;
-                }
-                Ok(Err(err)) => err.to_string(),
-                Err(_) => format!("no answer within {timeout:?}"),
-            };
-            let _ = inbox.send(Inbox::DialFailed { peer, reason: failed }).await;
-        });
-    }
-}
-
-/// `peer`'s best connection that takes messages, leaving out the ids in `skip`: the one both sides
-/// keep after a simultaneous dial (dialed by the smaller `PeerId`; the newer of two in one direction,
-/// as the transport's registry decides), else the newest. No allocation: it runs for every send.
-fn preferred<'a, C: Connection>(
-    local: PeerId,
-    peer: PeerId,
-    conns: &'a [ConnEntry<C>],
-    skip: &[u64],
-) -> Option<&'a ConnEntry<C>> {
-    let dialer = |c: &ConnEntry<C>| match c.conn.direction() {
-        Direction::Outbound => local,
-        Direction::Inbound => peer,
-    };
-    conns
-        .iter()
-        .filter(|c| c.takes_messages() && !skip.contains(&c.id))
-        .min_by_key(|c| (dialer(c) != local.min(peer), Reverse(c.id)))
 }
 
 async fn accept_loop<T: Transport>(transport: Arc<T>, conns: mpsc::Sender<T::Connection>) {
