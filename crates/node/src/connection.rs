@@ -3,7 +3,7 @@
 //!
 //! What a peer can make us hold here is bounded in bytes (ARCHITECTURE.md, hostile peers): queued
 //! sends count against the peer's and the node's send budgets until written or dropped
-//! ([`Held`](crate::send_budget::Held)), and received frames keep their transport budget until the
+//! ([`Held`]), and received frames keep their transport budget until the
 //! node task has handled them. Every write has a deadline: a peer that stops reading is disconnected,
 //! not waited for.
 //!
