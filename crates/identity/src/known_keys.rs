@@ -49,6 +49,8 @@ mod tests {
 
     #[test]
     fn a_key_is_known_once_remembered_and_forgotten_when_its_slot_is_taken() {
+        // Bytes no other test parses: outside this test only `PeerId::from_bytes` writes the memo, and
+        // only with keys that passed the check.
         let mut a = [7u8; 32];
         a[31] = 1;
         assert!(!is_known(&a));
