@@ -66,28 +66,19 @@ impl<S: RecordStore> Kademlia<S> {
     pub(crate) fn start_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
         let (query, target, kind) = match command {
             Command::Bootstrap { query, peers } => {
-                let mut extra = Vec::new();
-                for info in peers.iter() {
-                    if !self.acceptable(&info.id) {
-                        continue;
-                    }
-                    self.learn_address(info);
-                    extra.push(info.id);
-                }
-                if !extra.is_empty() {
-                    self.seeds = peers
-                        .into_iter()
-                        .filter(|info| extra.contains(&info.id))
-                        .take(MAX_SEEDS)
-                        .collect();
+                let accepted: Vec<PeerInfo> = peers
+                    .into_iter()
+                    .filter(|info| self.acceptable(&info.id))
+                    .collect();
+                if !accepted.is_empty() {
+                    self.seeds = accepted.iter().take(MAX_SEEDS).cloned().collect();
                     self.rejoin_delay = REJOIN_FIRST;
                 }
                 if !self.refresh_scheduled {
                     self.refresh_scheduled = true;
                     self.schedule(self.config.refresh_interval, Timer::Refresh, out);
                 }
-                let target = Key::from_peer(&self.local);
-                return self.start(now, Qid::User(query), target, Kind::Bootstrap, extra, out);
+                return self.join(now, Qid::User(query), &accepted, out);
             }
             Command::FindNode { query, target } => (query, target, Kind::FindNode),
             Command::FindPeer { query, peer } => (query, Key::from_peer(&peer), Kind::FindPeer(peer)),
@@ -216,14 +207,21 @@ impl<S: RecordStore> Kademlia<S> {
             self.rejoin_delay = REJOIN_FIRST;
             return;
         }
+        // A copy (at most `MAX_SEEDS`): a join that ends at once must still find the seeds to retry.
         let seeds = self.seeds.clone();
-        for info in &seeds {
-            self.learn_address(info);
-        }
         let qid = Qid::Internal(self.next_internal);
         self.next_internal += 1;
+        self.join(now, qid, &seeds, out);
+    }
+
+    /// Starts the join, the lookup of our own key, as `qid` through `seeds`, whose addresses it
+    /// (re)learns.
+    fn join(&mut self, now: Instant, qid: Qid, seeds: &[PeerInfo], out: &mut Out<S>) {
+        for info in seeds {
+            self.learn_address(info);
+        }
+        let extra = seeds.iter().map(|info| info.id).collect();
         let target = Key::from_peer(&self.local);
-        let extra = seeds.into_iter().map(|info| info.id).collect();
         self.start(now, qid, target, Kind::Bootstrap, extra, out);
     }
 
