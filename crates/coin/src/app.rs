@@ -32,10 +32,12 @@ pub(crate) const SYNC_BENCH_ROUNDS: u64 = 30;
 const MAX_STEPS: usize = 100_000;
 
 /// One input for one child, waiting in the step's work queue.
-enum Work<S: ChainStore> {
+pub(crate) enum Work<S: ChainStore> {
     Gossip(Input<Gossip>),
     /// The verdict on a message gossip asked about, given through [`Broadcast::validated`].
     Verdict(MessageId, Verdict),
+    /// An orphan that entered the mempool after its parent, to publish (after the parent's verdict).
+    Adopted(TxId),
     Sync(Input<ChainSync<S>>),
     Kad(Input<Kademlia>),
 }
@@ -59,7 +61,7 @@ pub struct CoinApp<S: ChainStore> {
     /// Peers sync dropped for bad data, and the discovery round until which it is not offered them
     /// again (peers dropped for stalling are offered again on the next round).
     pub(crate) sync_benched: HashMap<PeerId, u64>,
-    work: VecDeque<Work<S>>,
+    pub(crate) work: VecDeque<Work<S>>,
     started: bool,
 }
 
@@ -171,6 +173,7 @@ impl<S: ChainStore> CoinApp<S> {
                 Work::Verdict(id, verdict) => {
                     self.gossip_do(now, out, |g, buf| g.validated(now, id, verdict, buf));
                 }
+                Work::Adopted(txid) => self.publish_adopted(now, txid, out),
                 Work::Sync(input) => self.sync_do(out, |s, buf| s.handle(now, input, buf)),
                 Work::Kad(input) => self.kad_do(out, |k, buf| k.handle(now, input, buf)),
             }
@@ -275,8 +278,7 @@ impl<S: ChainStore> CoinApp<S> {
         use meshwork_gossip::Event;
         match event {
             Event::Validate { id, message, from } => {
-                let verdict = self.validate(now, &message, from, out);
-                self.work.push_back(Work::Verdict(id, verdict));
+                self.validate(now, id, &message, from, out);
             }
             // Our own and accepted messages: already in the mempool.
             Event::Delivered { .. } | Event::Published { .. } => {}

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use meshwork_gossip::{Broadcast, GossipMessage, MAX_PAYLOAD, PublishError, Verdict};
+use meshwork_gossip::{Broadcast, GossipMessage, MAX_PAYLOAD, MessageId, PublishError, Verdict};
 use meshwork_identity::PeerId;
 use meshwork_ledger::mempool::Inserted;
 use meshwork_ledger::{ChainStore, MempoolError, Transaction, Transfer, TxId};
 use meshwork_wire::{EncodeError, Instant, Output};
 
-use crate::app::{CoinApp, unix_secs};
+use crate::app::{CoinApp, Work, unix_secs};
 use crate::types::{CoinEvent, CoinTimer, tx_topic};
 
 /// Decides whether this node relays a transaction (`true`: validate and relay as usual).
@@ -62,6 +62,9 @@ pub struct RelayStats {
     pub ignored: u64,
     /// Relayed transactions this node's [`RelayFilter`] refused.
     pub censored: u64,
+    /// Relayed orphans that entered the mempool when their parent did, and were published again: gossip
+    /// ignored each when it came (its parent unknown), so it went no further until then.
+    pub adopted: u64,
     /// Local publications (first sends and rebroadcasts).
     pub published: u64,
     /// Rebroadcast rounds that took a fresh connected peer into gossip's active view.
@@ -73,36 +76,51 @@ pub struct RelayStats {
 }
 
 impl<S: ChainStore> CoinApp<S> {
-    /// The verdict on a gossip message waiting for validation, from the mempool, now.
+    /// Judges a gossip message waiting for validation, from the mempool, now, and queues the verdict for
+    /// gossip; then the orphans the transaction brought into the mempool, to publish after it.
     pub(crate) fn validate(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        message: &GossipMessage,
+        from: PeerId,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        let (verdict, adopted) = self.verdict(now, message, from, out);
+        self.work.push_back(Work::Verdict(id, verdict));
+        self.work.extend(adopted.into_iter().map(Work::Adopted));
+    }
+
+    /// The verdict on a relayed message, and the orphans its transaction brought into the mempool.
+    fn verdict(
         &mut self,
         now: Instant,
         message: &GossipMessage,
         from: PeerId,
         out: &mut Vec<Output<Self>>,
-    ) -> Verdict {
+    ) -> (Verdict, Vec<TxId>) {
         if message.topic != tx_topic() {
             self.relay_stats.ignored += 1;
-            return Verdict::Ignore;
+            return (Verdict::Ignore, Vec::new());
         }
         let Ok(tx) = meshwork_wire::decode::<Transfer>(&message.payload) else {
             self.relay_stats.rejected += 1;
-            return Verdict::Reject;
+            return (Verdict::Reject, Vec::new());
         };
         if !(self.filter)(&tx) {
             self.relay_stats.censored += 1;
-            return Verdict::Ignore;
+            return (Verdict::Ignore, Vec::new());
         }
         let txid = txid_of(&tx);
         match self.sync.chain_mut().submit_tx(tx, unix_secs(now)) {
-            Ok(Inserted::Orphan { .. }) => {
-                self.relay_stats.ignored += 1;
-                Verdict::Ignore
-            }
-            Ok(_) => {
+            Ok(Inserted::Accepted { adopted, .. }) => {
                 self.relay_stats.accepted += 1;
                 out.push(Output::Emit(CoinEvent::TxAccepted { txid, from }));
-                Verdict::Accept
+                (Verdict::Accept, adopted)
+            }
+            Ok(_) => {
+                self.relay_stats.ignored += 1;
+                (Verdict::Ignore, Vec::new())
             }
             Err(error) => {
                 let invalid = matches!(error, MempoolError::Invalid(_)) && !error.is_missing_data();
@@ -114,7 +132,7 @@ impl<S: ChainStore> CoinApp<S> {
                     Verdict::Ignore
                 };
                 out.push(Output::Emit(CoinEvent::TxRejected { txid, from, error }));
-                verdict
+                (verdict, Vec::new())
             }
         }
     }
@@ -135,9 +153,9 @@ impl<S: ChainStore> CoinApp<S> {
             let (topic, size, max) = (tx_topic(), bytes.len(), MAX_PAYLOAD);
             return Err(PublishError::PayloadTooLarge { topic, size, max }.into());
         }
-        let submitted = match self.sync.chain_mut().submit_tx(tx, unix_secs(now))? {
-            Inserted::Orphan { .. } => Submitted::Orphan(txid),
-            _ => Submitted::Accepted(txid),
+        let (submitted, adopted) = match self.sync.chain_mut().submit_tx(tx, unix_secs(now))? {
+            Inserted::Accepted { adopted, .. } => (Submitted::Accepted(txid), adopted),
+            _ => (Submitted::Orphan(txid), Vec::new()),
         };
         if self.local.len() >= self.config.max_local_txs {
             self.local.pop_front();
@@ -145,9 +163,25 @@ impl<S: ChainStore> CoinApp<S> {
         self.local.push_back((txid, bytes.clone(), 0));
         // It is in the mempool now: a failed publication (none is expected within the size checked
         // above) is retried by the rebroadcast timer rather than reported as a refusal.
+        self.relay_stats.published += 1;
         let _ = self.publish_tx(now, bytes, out);
+        self.work.extend(adopted.into_iter().map(Work::Adopted));
         self.run(now, out);
         Ok(submitted)
+    }
+
+    /// Publishes an orphan that entered the mempool after its parent. Gossip cannot forward it: it was
+    /// ignored when it came (a child relayed ahead of its parent, over another connection or path), and
+    /// its signed message is gone. Published under our name it follows the parent; a peer that has it
+    /// already ignores it without blame.
+    pub(crate) fn publish_adopted(&mut self, now: Instant, txid: TxId, out: &mut Vec<Output<Self>>) {
+        let bytes = self.sync.chain().mempool().get(&txid).map(meshwork_wire::encode);
+        // Gone (a later step replaced or evicted it) or too large to encode: the mempool has the last
+        // word, and blocks still carry what it keeps.
+        if let Some(Ok(bytes)) = bytes {
+            self.relay_stats.adopted += 1;
+            let _ = self.publish_tx(now, bytes, out);
+        }
     }
 
     /// Publishes a transaction on the gossip topic, through the [`Broadcast`] capability.
@@ -157,7 +191,6 @@ impl<S: ChainStore> CoinApp<S> {
         bytes: Vec<u8>,
         out: &mut Vec<Output<Self>>,
     ) -> Result<(), PublishError> {
-        self.relay_stats.published += 1;
         self.gossip_do(now, out, |gossip, buf| {
             gossip.publish(now, tx_topic(), bytes, buf)
         })
@@ -189,6 +222,7 @@ impl<S: ChainStore> CoinApp<S> {
         }
         for bytes in again {
             // Refusals cannot happen for bytes published before; nothing to do if one did.
+            self.relay_stats.published += 1;
             let _ = self.publish_tx(now, bytes, out);
         }
     }

@@ -97,9 +97,12 @@ async fn with_the_smallest_event_queues_every_relayed_transaction_is_validated_a
     })
     .await;
     let far = nodes[0].api().app().with(|app| app.relay_stats()).await.unwrap();
+    // A child may overtake its parent (they travel over several streams and, when the connection
+    // manager trims, connections): then it waits as an orphan and is adopted with the parent.
     assert_eq!(
-        far.accepted, count as u64,
-        "the far end accepted each relayed transaction once"
+        far.accepted + far.adopted,
+        count as u64,
+        "the far end took each relayed transaction once"
     );
     assert_eq!(far.rejected, 0);
     for node in nodes {

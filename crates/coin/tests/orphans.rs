@@ -1,0 +1,135 @@
+//! A child relayed ahead of its parent still travels on. Gossip ignores it where it comes first (its
+//! parent is unknown there, so it waits in the orphan pool), and its signed message goes no further;
+//! when the parent arrives, the node that adopts the child publishes it again.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand, Submitted, txid_of};
+use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_kad::{Address, PeerInfo};
+use meshwork_ledger::{Amount, MemoryStore, OutPoint, testkit};
+use meshwork_wire::{Input, Instant, Output, Protocol};
+
+type App = CoinApp<MemoryStore>;
+
+/// Three nodes in a line, `a — b — c`, at `now`.
+fn line(now: Instant) -> Vec<App> {
+    let config = ChainConfig::regtest();
+    let genesis = genesis_block(&config);
+    let secs = now.as_duration().as_secs();
+    (1..=3u8)
+        .map(|seed| {
+            let chain = Chain::open(MemoryStore::default(), config.clone(), genesis.clone(), secs).unwrap();
+            CoinApp::new(
+                Keypair::from_seed([seed; 32]),
+                chain,
+                AppConfig::default(),
+                seed.into(),
+            )
+        })
+        .collect()
+}
+
+/// Delivers every queued input, and what it makes the nodes send, in order, until all are quiet
+/// (bounded). Timers are not fired: nothing comes from a rebroadcast.
+fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
+    for _ in 0..10_000 {
+        let Some((to, input)) = queue.pop_front() else {
+            return;
+        };
+        let mut out = Vec::new();
+        nodes[to].handle(now, input, &mut out);
+        forward(ids, to, out, queue);
+    }
+    panic!("the nodes never went quiet");
+}
+
+/// Queues the messages in `out`, sent by node `from`.
+fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDeque<(usize, Input<App>)>) {
+    for output in out {
+        if let Output::Send { to, msg } = output {
+            let to = ids.iter().position(|id| *id == to).unwrap();
+            queue.push_back((to, Input::Message { from: ids[from], msg }));
+        }
+    }
+}
+
+#[test]
+fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
+    let genesis = genesis_block(&ChainConfig::regtest());
+    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 60));
+    let mut nodes = line(now);
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
+    let mut queue = VecDeque::new();
+    // b joins through a, c through b; the links are up.
+    for (x, y) in [(0, 1), (1, 2)] {
+        let contact = PeerInfo {
+            id: ids[x],
+            addr: Address::V4 {
+                ip: [127, 0, 0, 1],
+                port: 7400 + x as u16,
+            },
+        };
+        queue.push_back((y, Input::Command(CoinCommand::Join(vec![contact]))));
+        queue.push_back((x, Input::PeerUp(ids[y])));
+        queue.push_back((y, Input::PeerUp(ids[x])));
+    }
+    settle(&mut nodes, &ids, &mut queue, now);
+    assert!(
+        nodes[1].gossip().active_view().contains(&ids[2]),
+        "b and c are gossip neighbours"
+    );
+
+    // The faucet pays `owner`; `owner` pays on from that output. The child goes out first.
+    let faucet = testkit::outpoints(&genesis.txs[0])[0];
+    let held = genesis.txs[0].outputs()[0].amount;
+    let owner = Keypair::from_seed([9; 32]);
+    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
+    let spent = OutPoint {
+        txid: txid_of(&parent),
+        index: 0,
+    };
+    let to = Keypair::from_seed([10; 32]);
+    let child = testkit::pay(
+        &[(spent, Amount::from_coins(1), &owner)],
+        &to,
+        Amount::from_units(90_000_000),
+    );
+    let (parent_id, child_id) = (txid_of(&parent), txid_of(&child));
+
+    let mut out = Vec::new();
+    let orphan = nodes[0].submit_local_tx(now, child, &mut out).unwrap();
+    assert_eq!(orphan, Submitted::Orphan(child_id));
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    assert!(
+        nodes[1].chain().mempool().contains_orphan(&child_id),
+        "b holds it as an orphan"
+    );
+    assert!(
+        !nodes[2].chain().mempool().contains_orphan(&child_id),
+        "b did not forward it: gossip ignored it there"
+    );
+
+    let mut out = Vec::new();
+    nodes[0].submit_local_tx(now, parent, &mut out).unwrap();
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
+        let pool = node.chain().mempool();
+        assert!(
+            pool.contains(&parent_id) && pool.contains(&child_id),
+            "{name} holds both"
+        );
+    }
+    let (b, c) = (nodes[1].relay_stats(), nodes[2].relay_stats());
+    assert_eq!(
+        (b.accepted, b.adopted),
+        (1, 1),
+        "b took the parent, then adopted the child"
+    );
+    assert_eq!((c.accepted, c.adopted), (2, 0), "c took both as they came");
+    assert_eq!((c.rejected, b.rejected), (0, 0));
+}
