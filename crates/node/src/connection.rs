@@ -79,6 +79,17 @@ impl<C: Connection> ConnEntry<C> {
     pub(crate) fn takes_messages(&self) -> bool {
         !self.retiring() && self.conn.close_reason().is_none()
     }
+
+    /// Whether the connection is closing for a reason that says nothing against the peer (a trim, ours
+    /// or the peer's, or a lost simultaneous dial), so a message for the peer waits for its next
+    /// connection rather than being dropped.
+    pub(crate) fn reopens(&self) -> bool {
+        let why = matches!(
+            self.retire,
+            Some(Retire::BothWays | Retire::Managed | Retire::Mirrored)
+        );
+        why && self.conn.close_reason().is_none()
+    }
 }
 
 impl<C> Drop for ConnEntry<C> {

@@ -33,7 +33,9 @@
 //!   on it was handed to its protocol; a writer that cannot write gives its frames back, to go on
 //!   another connection to the peer; the loser of a simultaneous dial and the connection of a peer no
 //!   protocol wants close gracefully (streams finished and read to the end by the peer, within
-//!   [`NodeConfig::drain_deadline`]), so a protocol's last message arrives. Whatever is dropped anyway
+//!   [`NodeConfig::drain_deadline`]), so a protocol's last message arrives; a message sent while every
+//!   connection to its peer closes that way (or is trimmed) waits for the next connection, which the
+//!   node dials once the old ones have closed. Whatever is dropped anyway
 //!   is counted by reason in `meshwork_dropped_total{protocol, reason}` (the reasons of
 //!   [`meshwork_wire::DropReason`], which protocols report too with `Output::Dropped`) and logged at
 //!   debug level with the peer.

@@ -150,6 +150,7 @@ impl NodeBuilder {
             send_bytes: Default::default(),
             manager: crate::manager::Manager::new(self.config.connections),
             next_sweep: crate::runtime::monotonic(),
+            waiting: HashMap::new(),
         };
         let transport_counters: crate::transport_metrics::ReadCounters = {
             let transport = transport.clone();

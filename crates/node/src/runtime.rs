@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::slot::{Action, AnyCall, Slot};
 
 mod peers;
+mod waiting;
 
 /// The close code sent to a peer that broke a protocol's framing or encoding.
 pub const CLOSE_PROTOCOL_VIOLATION: u32 = 1;
@@ -117,6 +118,8 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) manager: Manager,
     /// When the connection manager looks next.
     pub(crate) next_sweep: TokioInstant,
+    /// Messages to peers whose every connection is retiring, sent once a new one is up.
+    pub(crate) waiting: HashMap<PeerId, waiting::Waiting>,
 }
 
 /// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
@@ -261,6 +264,7 @@ impl<T: Transport> Runtime<T> {
                 self.metrics.dial_failed();
                 self.dialing.remove(&peer);
                 if !self.peers.contains_key(&peer) {
+                    self.drop_waiting(peer);
                     self.peer_down(peer);
                 }
             }
@@ -295,6 +299,8 @@ impl<T: Transport> Runtime<T> {
     fn penalise(&mut self, peer: PeerId, reason: &str) {
         warn!(%peer, reason, "peer broke the wire rules: disconnecting");
         self.metrics.penalised();
+        self.redial.remove(&peer);
+        self.drop_waiting(peer);
         for entry in self.peers.get(&peer).into_iter().flatten() {
             entry
                 .conn

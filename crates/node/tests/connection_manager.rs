@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_node::{ConnectionLimits, Events, Handle, Node, NodeBuilder, NodeConfig};
-use meshwork_transport::{Config, MemoryNetwork, MemoryTransport};
+use meshwork_transport::{Config, Connection, MemoryNetwork, MemoryTransport, Transport};
 use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 use tokio::time::{sleep, timeout};
 
@@ -60,6 +60,10 @@ async fn start(network: &MemoryNetwork, seed: u8, connections: ConnectionLimits)
         connections,
         ..NodeConfig::default()
     };
+    start_with(network, seed, config).await
+}
+
+async fn start_with(network: &MemoryNetwork, seed: u8, config: NodeConfig) -> Peer {
     let mut builder = NodeBuilder::new(config);
     let (probe, events) = builder.register(Probe).unwrap();
     let key = Keypair::from_seed([seed; 32]);
@@ -119,7 +123,15 @@ async fn until_held(node: &Node, want: usize) -> BTreeSet<PeerId> {
 
 /// The value of `meshwork_connections_closed_total{reason}` on `node`.
 fn closed(node: &Node, reason: &str) -> u64 {
-    let prefix = format!("meshwork_connections_closed_total{{reason=\"{reason}\"}} ");
+    metric(
+        node,
+        &format!("meshwork_connections_closed_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+/// The value of the metric `series` (name and labels) on `node`; 0 if it is not there yet.
+fn metric(node: &Node, series: &str) -> u64 {
+    let prefix = format!("{series} ");
     node.metrics()
         .render()
         .lines()
@@ -206,4 +218,66 @@ async fn above_the_high_watermark_the_least_recently_active_are_trimmed_to_the_t
     // At the target nothing more is trimmed.
     sleep(Duration::from_millis(1500)).await;
     assert_eq!(connected(&hub.node).await, expect);
+}
+
+#[tokio::test]
+async fn a_message_sent_while_every_connection_to_the_peer_is_closing_goes_out_on_the_next_one() {
+    let network = MemoryNetwork::new();
+    // The hub trims any connection that has been quiet for a second, and gives a peer 2 s to finish
+    // its streams when it closes one.
+    let config = NodeConfig {
+        connections: ConnectionLimits {
+            low_watermark: 0,
+            high_watermark: 0,
+            grace_period: Duration::ZERO,
+            idle_timeout: Duration::from_secs(600),
+        },
+        drain_deadline: Duration::from_secs(2),
+        ..NodeConfig::default()
+    };
+    let mut hub = start_with(&network, 20, config).await;
+    // A bare transport speaking the probe's protocol: it writes one message and never finishes its
+    // stream, so the hub's graceful close of the connection waits for the whole drain deadline.
+    let protocols = {
+        let mut builder = NodeBuilder::new(NodeConfig::default());
+        let _ = builder.register(Probe).unwrap();
+        builder.protocols()
+    };
+    let key = Keypair::from_seed([21; 32]);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bare = MemoryTransport::bind(&network, &key, any, Config::new(protocols)).unwrap();
+    let first = bare
+        .dial(hub.node.peer_id(), hub.node.local_addr())
+        .await
+        .unwrap();
+    let mut stream = first.open(Probe::ID).await.unwrap();
+    stream.send(&7u8).await.unwrap();
+    let up = timeout(Duration::from_secs(20), hub.events.recv()).await.unwrap();
+    assert_eq!(up, Some(Ev::Up(key.peer_id())));
+
+    // Trimmed: the connection no longer takes messages, and waits for the bare peer's stream.
+    until_held(&hub.node, 0).await;
+    assert_eq!(closed(&hub.node, "trimmed"), 1);
+    assert!(first.close_reason().is_none(), "still draining");
+    // The hub's protocol still sees the peer up, and sends to it.
+    hub.probe.command(Cmd::Send(key.peer_id())).await.unwrap();
+
+    // Once the old connection has closed, the hub dials the peer again and the message goes out on
+    // the new connection.
+    let second = timeout(Duration::from_secs(20), bare.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut incoming = timeout(Duration::from_secs(20), second.accept_stream())
+        .await
+        .unwrap()
+        .unwrap();
+    let got: Option<u8> = timeout(Duration::from_secs(20), incoming.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Some(1), "the message that waited for a connection");
+    let dropped = r#"meshwork_dropped_total{protocol="/test/managed/1",reason="connection_closed"}"#;
+    assert_eq!(metric(&hub.node, dropped), 0, "nothing was dropped");
+    drop(stream);
 }

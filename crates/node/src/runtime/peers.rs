@@ -55,12 +55,15 @@ impl<T: Transport> Runtime<T> {
         conns.push(entry);
         let first = conns.len() == 1;
         self.retire_duplicates(peer);
+        // Before any protocol hears `PeerUp` (and sends more): what was sent first is queued first.
+        self.flush_waiting(peer);
         if !first && !was_connected {
             // A new connection while the old ones retire: the peer is back for every protocol, and
-            // a redial waiting for the old ones to close is no longer needed. Protocols hear it as a
-            // bounce, `PeerDown` then `PeerUp`: a message they sent while every connection was
-            // retiring had nowhere to go and was dropped, and a `PeerDown` is what tells them to ask
-            // again (Kademlia resends a request whose peer went down).
+            // a redial waiting for the old ones to close is no longer needed. What waited for it went
+            // out above. Protocols hear a bounce, `PeerDown` then `PeerUp`: a message sent while
+            // the old connections were closing for a reason that allows no wait (a peer we released)
+            // was dropped, and a `PeerDown` is what tells them to ask again (Kademlia resends a
+            // request whose peer went down).
             debug!(%peer, %addr, "peer up again while its old connections close");
             self.redial.remove(&peer);
             self.released.remove(&peer);
@@ -94,7 +97,7 @@ impl<T: Transport> Runtime<T> {
             debug!(%peer, "peer down");
             self.metrics.peers().dec();
             self.peer_down(peer);
-            if self.redial.remove(&peer) {
+            if self.redial.remove(&peer) || self.waiting.contains_key(&peer) {
                 self.dial(peer);
             }
         }
@@ -225,6 +228,12 @@ impl<T: Transport> Runtime<T> {
                 }
             }
         }
+        // Every connection is retiring (a trim, ours or the peer's): the protocols still see the peer
+        // up, and what they send waits for its next connection.
+        let reopens = conns.iter().any(ConnEntry::reopens);
+        if otherwise == DropReason::ConnectionClosed && reopens {
+            return self.wait_for_connection(to, route, bytes, limits);
+        }
         self.dropped(to, route, otherwise);
     }
 
@@ -248,6 +257,7 @@ impl<T: Transport> Runtime<T> {
         let Some(addr) = self.address_of(&peer) else {
             debug!(%peer, "no address to dial");
             self.metrics.dial_failed();
+            self.drop_waiting(peer);
             self.peer_down(peer);
             return;
         };
