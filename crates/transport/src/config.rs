@@ -82,7 +82,10 @@ impl Default for Limits {
         Self {
             max_inbound: 256,
             max_outbound: 256,
-            max_streams_per_connection: 64,
+            // quinn allocates the state of every stream the peer may open when the connection starts
+            // (about 200 bytes each way per stream); the node runtime keeps one stream per protocol
+            // channel open (the coin node has three), so 16 leaves room and costs a quarter of 64.
+            max_streams_per_connection: 16,
             // 2 MiB in flight per connection carries 20 MiB/s at a 100 ms round trip, and bounds what
             // quinn buffers for a peer that stops reading (its send window) or stops being read.
             max_queued_bytes_per_peer: 2 * 1024 * 1024,

@@ -171,8 +171,12 @@ pub const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(
 /// Closes the loser of a simultaneous dial as [`CloseReason::Duplicate`] after [`DUPLICATE_GRACE`].
 fn retire<C: Connection>(conn: C) {
     tokio::spawn(async move {
-        tokio::time::sleep(DUPLICATE_GRACE).await;
-        conn.close(CloseReason::Duplicate);
+        // Ends as soon as the connection closes otherwise: this handle would keep the connection's
+        // state (tens of kilobytes in quinn) alive for the rest of the grace period.
+        tokio::select! {
+            _ = conn.closed() => {}
+            () = tokio::time::sleep(DUPLICATE_GRACE) => conn.close(CloseReason::Duplicate),
+        }
     });
 }
 
