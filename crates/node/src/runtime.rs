@@ -214,7 +214,7 @@ impl<T: Transport> Runtime<T> {
                     self.dropped(peer, route, DropReason::ConnectionClosed);
                     return None;
                 }
-                self.manager.touch(&peer, monotonic());
+                self.manager.heard(&peer, monotonic());
                 let (slot, channel) = (self.routes[route].slot, self.routes[route].channel);
                 // The peer opened the stream of a protocol that had released it: that protocol wants
                 // it again (its own bans, if it keeps any, decide what the message gets).

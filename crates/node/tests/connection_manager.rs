@@ -80,6 +80,7 @@ fn patient() -> ConnectionLimits {
         high_watermark: 100,
         grace_period: Duration::from_secs(600),
         idle_timeout: Duration::from_secs(600),
+        ..ConnectionLimits::default()
     }
 }
 
@@ -190,6 +191,7 @@ async fn above_the_high_watermark_the_least_recently_active_are_trimmed_to_the_t
             high_watermark: 3,
             grace_period: grace,
             idle_timeout: Duration::from_secs(600),
+            ..ConnectionLimits::default()
         },
     )
     .await;
@@ -231,6 +233,7 @@ async fn a_message_sent_while_every_connection_to_the_peer_is_closing_goes_out_o
             high_watermark: 0,
             grace_period: Duration::ZERO,
             idle_timeout: Duration::from_secs(600),
+            ..ConnectionLimits::default()
         },
         drain_deadline: Duration::from_secs(2),
         ..NodeConfig::default()
