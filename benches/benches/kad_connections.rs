@@ -450,20 +450,20 @@ async fn run(args: Args) {
             while next_trace <= now {
                 next_trace += TRACE_EVERY;
             }
-            // Connections the transports still hold: open ones, and ones closing or drained by the
-            // runtime whose close quinn has not yet reported.
-            let held: u64 = nodes
-                .iter()
-                .map(|n| {
-                    let c = n.node.transport_counters();
-                    c.inbound_connections + c.outbound_connections
-                })
-                .sum();
+            // Connections the transports still hold (closing ones included), and those quinn still
+            // holds (draining ones included).
+            let (mut held, mut draining) = (0u64, 0u64);
+            for n in &nodes {
+                let c = n.node.transport_counters();
+                held += c.inbound_connections + c.outbound_connections;
+                draining += c.endpoint_connections;
+            }
             trace.push(format!(
-                "{}s: table {:.1}, conns {mean:.1} (transports hold {:.1}), tasks {}, RSS {} MiB",
+                "{}s: table {:.1}, conns {mean:.1} (transports hold {:.1}, quinn {:.1}), tasks {}, RSS {} MiB",
                 now.duration_since(last_join).as_secs(),
                 s as f64 / args.nodes as f64,
                 held as f64 / args.nodes as f64,
+                draining as f64 / args.nodes as f64,
                 tokio::runtime::Handle::current().metrics().num_alive_tasks(),
                 proc_status("VmRSS") / (1024 * 1024)
             ));

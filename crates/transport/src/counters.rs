@@ -84,6 +84,11 @@ pub struct CountersSnapshot {
     pub frames_timed_out: u64,
     /// Inbound handshakes in progress now (QUIC only).
     pub half_open: u64,
+    /// Connections the QUIC endpoint holds now, those closed but still draining included: after a
+    /// close, QUIC keeps a connection's state for three probe timeouts (RFC 9000 §10.2), and its memory
+    /// with it. Under load, round trips (and so probe timeouts) grow, and a node that closes many
+    /// connections holds about as many draining as open. (QUIC only.)
+    pub endpoint_connections: u64,
     /// Stateless Retries sent because `Limits::max_half_open` handshakes were in progress (QUIC only).
     pub retries_sent: u64,
     /// Inbound connections refused because their IP or prefix was at its cap (QUIC only).

@@ -384,7 +384,9 @@ impl Transport for QuicTransport {
     }
 
     fn counters(&self) -> CountersSnapshot {
-        self.shared.registry.snapshot()
+        let mut snapshot = self.shared.registry.snapshot();
+        snapshot.endpoint_connections = self.shared.endpoint.open_connections() as u64;
+        snapshot
     }
 
     async fn close(&self, reason: CloseReason) {

@@ -227,3 +227,18 @@ pub(crate) async fn redial_replaces_stale_connection<N: Net>() {
     let mut inc = bounded(fresh.accept_stream()).await.expect("accept stream");
     assert_eq!(bounded(inc.recv::<u64>()).await.expect("recv"), Some(3));
 }
+
+/// The endpoint's count includes a connection while it is open, and lets it go once the close has
+/// drained on both sides: the count that shows what closed connections still cost.
+pub(crate) async fn quic_endpoint_counts_a_connection_until_it_drains() {
+    let net = Quic;
+    let (a, b, to_b, from_a) = pair(&net, config(), config()).await;
+    assert_eq!(a.counters().endpoint_connections, 1);
+    assert_eq!(b.counters().endpoint_connections, 1);
+    to_b.close(CloseReason::Application(3));
+    assert_eq!(bounded(from_a.closed()).await, CloseReason::Application(3));
+    assert_eq!(a.counters().outbound_connections, 0, "released at the close");
+    // Dropping the handles leaves only quinn's own draining state, which ends after 3 probe timeouts.
+    drop((to_b, from_a));
+    eventually(|| a.counters().endpoint_connections == 0 && b.counters().endpoint_connections == 0).await;
+}

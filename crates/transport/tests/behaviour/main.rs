@@ -107,6 +107,12 @@ async fn quic_keep_alive_holds_and_idle_closes() {
     cases::quic_keep_alive_and_idle().await;
 }
 
+/// QUIC only: the endpoint counts a connection until its close has drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_endpoint_counts_a_connection_until_it_drains() {
+    cases::quic_endpoint_counts_a_connection_until_it_drains().await;
+}
+
 /// QUIC only: one IP's inbound connections are capped; another prefix still gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_per_ip_cap() {
