@@ -1,0 +1,209 @@
+//! Part 1 of `coin-node bench`: confirmed transactions per second on an in-process devnet.
+
+use super::*;
+
+/// Submits splits of `coins` through `api`, at most `per_sec` a second, until `until`; returns how many
+/// the mempool took.
+async fn submitter(
+    api: NodeApi,
+    mut coins: VecDeque<(OutPoint, Amount)>,
+    per_sec: f64,
+    until: Instant,
+) -> u64 {
+    let mut sent = 0;
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(0.1)));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        pace.tick().await;
+        let Some(coin) = coins.pop_front() else {
+            break;
+        };
+        let Some((tx, outputs)) = split(api.wallet(), coin) else {
+            continue;
+        };
+        match api.submit_tx(tx).await {
+            Ok(_) => {
+                sent += 1;
+                coins.extend(outputs);
+            }
+            Err(ApiError::Rejected(_)) => {
+                // Full or stale: try this coin again later.
+                coins.push_back(coin);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => break,
+        }
+    }
+    sent
+}
+
+pub(super) async fn tx_throughput(
+    options: &BenchOptions,
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let dir = tempfile::tempdir()?;
+    let n = options.nodes.max(2);
+    let miners = options.miners.clamp(1, n);
+    let mut params = NetworkParams::devnet(unix_now());
+    params.target_block_time = options.block_time.max(1);
+    eprintln!(
+        "bench: devnet of {n} nodes ({miners} mining, {}s blocks), wallets submit for {}s",
+        params.target_block_time, options.duration
+    );
+    let mut nodes: Vec<CoinNode> = Vec::new();
+    for i in 0..n {
+        let seeds: Vec<NodeApi> = nodes.iter().take(2).map(|n| n.api().clone()).collect();
+        nodes.push(devnet::start(dir.path(), i, params, &seeds, i < miners).await?);
+    }
+    let result = measure_tx(options, params, &nodes, report).await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    result
+}
+
+async fn measure_tx(
+    options: &BenchOptions,
+    params: NetworkParams,
+    nodes: &[CoinNode],
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let n = nodes.len();
+    let first = nodes[0].api();
+    let faucet = genesis_key();
+    let limit = Duration::from_secs(120);
+    // The faucet's coin matures; split it among the wallets (as many coins each as fit one transaction).
+    let coins = poll(limit, "the faucet coin to mature", || async {
+        let coins = first.spendable(faucet.peer_id()).await.ok()?;
+        (!coins.is_empty()).then_some(coins)
+    })
+    .await?;
+    let per_wallet = (1000 / n).min(64);
+    let total: u64 = coins.iter().map(|(_, a)| a.units()).sum();
+    let each = Amount::from_units(total.saturating_sub(FEE_UNITS) / (n * per_wallet + 1) as u64);
+    let mut payments = Vec::new();
+    for node in nodes {
+        for _ in 0..per_wallet {
+            payments.push(TxOut {
+                amount: each,
+                owner: node.api().wallet().peer_id(),
+            });
+        }
+    }
+    let fund = crate::wallet::pay_many(&faucet, coins, payments, Amount::from_units(FEE_UNITS))
+        .map_err(|e| BenchError::Failed(e.to_string()))?;
+    let fund_id = first.submit_tx(fund).await?;
+    for node in nodes {
+        poll(limit, "the funding transaction to reach every node", || async {
+            node.api().transaction(fund_id).await.ok()?.map(|_| ())
+        })
+        .await?;
+    }
+
+    let started = Instant::now();
+    let start_height = first.tip().await?.0;
+    let until = started + Duration::from_secs(options.duration);
+    let mut tasks = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let coins = (0..per_wallet)
+            .map(|k| {
+                let index = u32::try_from(i * per_wallet + k).unwrap_or_default();
+                (OutPoint { txid: fund_id, index }, each)
+            })
+            .collect();
+        let per_sec = options.tx_rate / n as f64;
+        tasks.push(tokio::spawn(submitter(node.api().clone(), coins, per_sec, until)));
+    }
+    for task in tasks {
+        report.tx_submitted += task.await.unwrap_or_default();
+    }
+    tokio::time::sleep_until(until).await;
+    // The window closes when every node holds the chain up to the tip the first node had at the end.
+    let end_height = first.tip().await?.0;
+    let common = poll(
+        Duration::from_secs(60),
+        "every node to hold the blocks mined in the window",
+        || async {
+            let height = common_height(nodes, start_height).await?;
+            (height >= end_height).then_some(height)
+        },
+    )
+    .await;
+    let common = match common {
+        Ok(height) => height,
+        Err(error) => {
+            for (i, node) in nodes.iter().enumerate() {
+                if let Ok(status) = node.api().status().await {
+                    eprintln!(
+                        "  node{i}: height {}, peers {}, mempool {}",
+                        status.height, status.peers, status.mempool
+                    );
+                }
+            }
+            return Err(error);
+        }
+    };
+    report.tx_window_secs = secs(started);
+    let (count, bytes) = first
+        .app()
+        .with(move |s| -> Result<(u64, u64), ChainError> {
+            let chain = s.chain();
+            let (mut count, mut bytes) = (0, 0);
+            for height in start_height + 1..=common {
+                let Some(id) = chain.block_id_at_height(height) else {
+                    continue;
+                };
+                if let Some(block) = chain.block(&id)? {
+                    for tx in block.txs.iter().skip(1) {
+                        count += 1;
+                        bytes += tx.encoded_len() as u64;
+                    }
+                }
+            }
+            Ok((count, bytes))
+        })
+        .await
+        .map_err(ApiError::from)??;
+    let config = params.chain_config();
+    report.tx_confirmed = count;
+    report.tx_offered_per_sec = options.tx_rate;
+    report.gossip_rate_limit_per_sec = meshwork_gossip::ScoreConfig::default().rate_per_sec;
+    report.tx_confirmed_per_sec = rate(count as f64, report.tx_window_secs);
+    report.tx_nodes = n;
+    report.tx_miners = options.miners.clamp(1, n);
+    report.tx_window_blocks = common.saturating_sub(start_height);
+    report.block_time_target_secs = params.target_block_time;
+    report.block_interval_observed_secs = rate(report.tx_window_secs, report.tx_window_blocks as f64);
+    report.max_block_bytes = config.ledger.max_block_bytes;
+    report.max_block_txs = MAX_BLOCK_TXS;
+    report.avg_tx_bytes = rate(bytes as f64, count as f64);
+    let per_block = rate(report.max_block_bytes as f64, report.avg_tx_bytes).min((MAX_BLOCK_TXS - 1) as f64);
+    report.tx_bound_per_sec = rate(per_block, params.target_block_time as f64);
+    Ok(())
+}
+
+/// The highest height (at least `floor`) at which every node's best chain has the same block.
+async fn common_height(nodes: &[CoinNode], floor: u64) -> Option<u64> {
+    let mut lowest = u64::MAX;
+    for node in nodes {
+        lowest = lowest.min(node.api().tip().await.ok()?.0);
+    }
+    let mut height = lowest;
+    while height > floor {
+        let mut ids = Vec::new();
+        for node in nodes {
+            ids.push(
+                node.api()
+                    .app()
+                    .with(move |s| s.chain().block_id_at_height(height))
+                    .await
+                    .ok()?,
+            );
+        }
+        if ids.windows(2).all(|w| w[0] == w[1]) {
+            return Some(height);
+        }
+        height -= 1;
+    }
+    Some(floor)
+}
