@@ -7,8 +7,9 @@
 //!    after every client dials the hub, divided by the 200 connection ends (both ends live here).
 //! 2. Join: `--nodes` nodes (default 200) start one every 25 ms; each bootstraps through node 0 at once.
 //! 3. Settling: after the last join, the routing-table sizes summed over all nodes are polled every
-//!    250 ms (all nodes at once); the DHT is settled once every bootstrap has answered and the sizes
-//!    have not changed for 2 s since (reported without that quiet window, from the start of the sweep
+//!    250 ms (all nodes at once); the DHT is settled once every bootstrap has answered, no node's table
+//!    is empty (a node whose bootstrap found nobody joins again later), and the sizes have not changed
+//!    for 2 s since (reported without that quiet window, from the start of the sweep
 //!    that saw the last change; not settled if that takes over 120 s).
 //! 4. Lookups: `--lookups` lookups (default 200), ten at a time, each from a random node for the key of
 //!    a random other node (`FindNode`, seeded). Success: the target is among the peers returned. Recall:
@@ -303,7 +304,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Table sizes and requests sent, summed over every node.
-async fn tables(nodes: &[KadNode]) -> (usize, u64) {
+async fn tables(nodes: &[KadNode]) -> (usize, u64, usize) {
     // All nodes at once: each answers when its task gets to the call, which under a join storm can
     // take a while; one at a time, a sweep would take the sum of those waits.
     let calls: Vec<_> = nodes
@@ -317,14 +318,14 @@ async fn tables(nodes: &[KadNode]) -> (usize, u64) {
             })
         })
         .collect();
-    let mut size = 0;
-    let mut requests = 0;
+    let (mut size, mut requests, mut empty) = (0, 0, 0);
     for call in calls {
         let (s, r) = call.await.expect("table read");
         size += s;
         requests += r;
+        empty += usize::from(s == 0);
     }
-    (size, requests)
+    (size, requests, empty)
 }
 
 /// Open connections per node: mean and max.
@@ -419,9 +420,10 @@ async fn run(args: Args) {
         (Instant::now(), empty, failed)
     });
 
-    // 3. Settling: every bootstrap has answered and the summed table sizes have not changed for 2 s
-    // since (a DHT whose nodes are still bootstrapping is not settled, however still its tables).
-    let (mut size, requests_at_join) = tables(&nodes).await;
+    // 3. Settling: every bootstrap has answered, every node has someone in its table (one whose
+    // bootstrap found nobody waits to join again), and the summed table sizes have not changed for
+    // 2 s since (a DHT whose nodes are still joining is not settled, however still its tables).
+    let (mut size, requests_at_join, _) = tables(&nodes).await;
     let mut changed = Instant::now();
     let mut requests_now;
     // The most connections seen open while settling: per node on average, and on one node.
@@ -439,7 +441,7 @@ async fn run(args: Args) {
             boot = Some((&mut bootstrapped).await.expect("bootstrap answers"));
         }
         let sweep = Instant::now();
-        let (s, r) = tables(&nodes).await;
+        let (s, r, empty) = tables(&nodes).await;
         requests_now = r;
         let (mean, max) = connections(&nodes).await;
         peak_mean = peak_mean.max(mean);
@@ -473,7 +475,9 @@ async fn run(args: Args) {
             // Changed before this sweep read it.
             changed = sweep;
         }
-        if let Some((at, ..)) = boot {
+        if let Some((at, ..)) = boot
+            && empty == 0
+        {
             let quiet_since = changed.max(at);
             if now.duration_since(quiet_since) >= SETTLE_QUIET {
                 break Some(quiet_since.saturating_duration_since(last_join));
