@@ -27,7 +27,7 @@
 //! Run: `cargo bench -p meshwork-benches --bench kad_connections -- [--nodes N] [--lookups L] [--json]`
 //! (`--json` prints one JSON object instead of one line per figure). `--low N`, `--high N` and
 //! `--grace-ms MS` set the connection manager's limits of the measured nodes (default: the node's), and
-//! `--grace-first-frame` ends a connection's grace period at the peer's first frame;
+//! `--grace-limit N` sets the count above which used connections in their grace period are trimmed;
 //! `--high 100000` measures Kademlia without it.
 //!
 //! Targets of the issue, for 200 nodes: success 1.0, at most 30 open connections per node, settled
@@ -98,7 +98,7 @@ fn args() -> Args {
             "--json" => args.json = true,
             "--low" => args.limits.low_watermark = number(it.next(), "--low"),
             "--high" => args.limits.high_watermark = number(it.next(), "--high"),
-            "--grace-first-frame" => args.limits.grace_ends_at_first_frame = true,
+            "--grace-limit" => args.limits.grace_limit = number(it.next(), "--grace-limit"),
             "--grace-ms" => {
                 args.limits.grace_period = Duration::from_millis(number(it.next(), "--grace-ms") as u64)
             }

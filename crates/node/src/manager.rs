@@ -15,7 +15,10 @@
 //!
 //! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
 //! view, a peer a Kademlia request waits on) or one younger than [`ConnectionLimits::grace_period`]
-//! (the peer that dialled it has not yet had time to use it). Protected peers are bounded by the
+//! (the peer that dialled it has not yet had time to use it), except that above
+//! [`ConnectionLimits::grace_limit`] a young connection the peer has already used, and that has been
+//! quiet for a few seconds, is trimmed too: a burst of dials cannot leave the node holding a
+//! connection to everyone it talked to in the last grace period. Protected peers are bounded by the
 //! protocols that protect them, so the count can exceed the high watermark only by what protocols
 //! need, and only for as long as they need it. Protocols hear `PeerDown` for a closed connection, as
 //! for any other; a peer they want again is dialled again on demand.
@@ -35,6 +38,14 @@ use tokio::time::Instant;
 /// way to us on a connection that just carried one (a request the peer is about to be answered on).
 const TRIM_QUIET: Duration = Duration::from_secs(1);
 
+/// How long a used connection in its grace period must have carried nothing before the grace limit
+/// trims it: a joining Kademlia node asks the same peers again within seconds (its self-lookup, then
+/// its bucket refreshes), and one more round trip is cheaper than a new handshake.
+const GRACE_QUIET: Duration = Duration::from_secs(3);
+
+/// The default [`ConnectionLimits::grace_limit`]: the default high watermark.
+const GRACE_LIMIT: usize = 24;
+
 /// When the node closes connections no protocol needs ([`NodeConfig::connections`](crate::NodeConfig)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -49,19 +60,24 @@ pub struct ConnectionLimits {
     /// (`benches/benches/kad_connections.rs`), 5 s instead of the default 10 s held about a third
     /// less memory at the peak (860 MiB against 1.3 GiB) and settled about 1.5 s later.
     pub grace_period: Duration,
-    /// Ends a connection's grace period at the first frame from the peer (its answer, or its request),
-    /// not only when [`grace_period`](Self::grace_period) has passed: above the high watermark, a
-    /// connection that has served the use it was opened for may then be trimmed a second after its
-    /// last frame. It trades time for memory. With 200 Kademlia nodes joining in one process
-    /// (`benches/benches/kad_connections.rs`, two runs each), it held 27–29 connections per node at
-    /// the peak instead of 96–102 and 740–770 MiB instead of 1.11–1.17 GiB, but the tables settled
-    /// 24–25 s after the last join instead of 9–11 s, and lookups took 580–900 ms at the median
-    /// instead of 360–370 ms: trimmed peers are dialled again, and handshakes are what a joining
-    /// network spends its CPU on. Memory falls less than connections do because a closed QUIC
-    /// connection keeps its state while it drains (three probe timeouts, which grow with the round
-    /// trips of a loaded machine): in that run quinn held about three connections per node for every
-    /// one the node had open (`CountersSnapshot::endpoint_connections`). Off by default.
-    pub grace_ends_at_first_frame: bool,
+    /// Above this many connections (or the high watermark, if that is higher), a connection in its
+    /// grace period that the peer has already used (a frame came from it: its answer, or its request)
+    /// is trimmed too once it has been quiet for 3 s, least recently active first, until the node is
+    /// back at this many. The grace period alone does not bound what a burst of dials leaves open: a
+    /// joining Kademlia node contacts a hundred peers in seconds, and so is contacted by as many.
+    ///
+    /// Measured with 200 Kademlia nodes joining in one process (`benches/benches/kad_connections.rs`,
+    /// runs on this 2-core machine minutes apart; its noise moves settle times by ±5 s): with the
+    /// default, 44 connections per node at the peak and 727–761 MiB; without a limit
+    /// (`usize::MAX`), 76–102 and 0.97–1.17 GiB. The tables settled in 19–21 s against 9–23 s, and
+    /// lookups took 730–760 ms at the median against 360–750 ms: trimmed peers are dialled again, and
+    /// handshakes are what a joining network spends its CPU on. Trimming on the first quiet second
+    /// instead (at the high watermark) held 27–29 connections and 740–770 MiB, and settled in
+    /// 20–25 s. Memory falls less than connections do because a closed QUIC connection keeps its
+    /// state while it drains (three probe timeouts, which grow with the round trips of a loaded
+    /// machine): quinn held about two connections per node for each one open
+    /// (`CountersSnapshot::endpoint_connections`).
+    pub grace_limit: usize,
     /// An unprotected connection that carried no frame for this long is closed.
     pub idle_timeout: Duration,
 }
@@ -73,7 +89,7 @@ impl Default for ConnectionLimits {
             high_watermark: 24,
             // Longer than a handshake under load plus a request's round trip.
             grace_period: Duration::from_secs(10),
-            grace_ends_at_first_frame: false,
+            grace_limit: GRACE_LIMIT,
             // Several Kademlia request timeouts: a connection a lookup just used is reused by the next.
             idle_timeout: Duration::from_secs(60),
         }
@@ -115,8 +131,8 @@ pub(crate) struct States {
 struct Seen {
     up: Instant,
     active: Instant,
-    /// A frame came from the peer since it came up (which ends its grace period if
-    /// [`ConnectionLimits::grace_ends_at_first_frame`]).
+    /// A frame came from the peer since it came up (so above [`ConnectionLimits::grace_limit`], its
+    /// grace period no longer protects it).
     heard: bool,
 }
 
@@ -198,8 +214,7 @@ impl Manager {
     }
 
     fn is_new(&self, seen: &Seen, now: Instant) -> bool {
-        let used = seen.heard && self.limits.grace_ends_at_first_frame;
-        !used && now.saturating_duration_since(seen.up) < self.limits.grace_period
+        now.saturating_duration_since(seen.up) < self.limits.grace_period
     }
 
     /// The peers to close at `now`, and why: every idle one, then, while the node would still hold
@@ -228,6 +243,24 @@ impl Manager {
             }
             held -= 1;
         }
+        // Still above the grace limit: the new connections the peer has used go too, down to it.
+        let limit = self.limits.grace_limit.max(self.limits.high_watermark);
+        if held > limit {
+            let mut used: Vec<(Instant, PeerId)> = self
+                .seen
+                .iter()
+                .filter(|(peer, seen)| seen.heard && self.is_new(seen, now) && !self.is_protected(peer))
+                .filter(|(_, seen)| now.saturating_duration_since(seen.active) >= GRACE_QUIET)
+                .map(|(peer, seen)| (seen.active, *peer))
+                .collect();
+            used.sort_unstable();
+            let excess = held - limit;
+            close.extend(
+                used.into_iter()
+                    .take(excess)
+                    .map(|(_, peer)| (peer, Why::Trimmed)),
+            );
+        }
         close
     }
 }
@@ -248,7 +281,7 @@ mod tests {
             low_watermark: low,
             high_watermark: high,
             grace_period: Duration::from_secs(10),
-            grace_ends_at_first_frame: false,
+            grace_limit: usize::MAX,
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -307,26 +340,31 @@ mod tests {
     }
 
     #[test]
-    fn the_first_frame_from_the_peer_ends_the_grace_period_when_the_limits_say_so() {
+    fn above_the_grace_limit_new_connections_the_peer_used_are_trimmed_down_to_it() {
         let start = Instant::now();
-        let soon = start + Duration::from_secs(2);
-        for ends in [false, true] {
-            let mut manager = Manager::new(ConnectionLimits {
-                grace_ends_at_first_frame: ends,
-                ..limits(0, 0)
-            });
-            manager.up(peer(1), start);
-            manager.up(peer(2), start);
-            // Both had a frame sent to them; only peer 1 answered.
-            manager.touch(&peer(2), start + Duration::from_millis(100));
-            manager.heard(&peer(1), start + Duration::from_millis(100));
-            let expect = if ends {
-                vec![(peer(1), Why::Trimmed)]
-            } else {
-                Vec::new()
-            };
-            assert_eq!(manager.to_close(soon), expect, "ends at first frame: {ends}");
+        let soon = start + Duration::from_secs(4);
+        let mut manager = Manager::new(ConnectionLimits {
+            grace_limit: 2,
+            ..limits(0, 0)
+        });
+        for n in 1..=5u16 {
+            manager.up(peer(n), start);
         }
+        // Peers 1 to 4 answered (1 the longest ago); peer 5 did not; peer 4 is protected.
+        for n in 1..=4u16 {
+            manager.heard(&peer(n), start + Duration::from_millis(100 * u64::from(n)));
+        }
+        manager.protect(peer(4), 0, true);
+        assert_eq!(
+            manager.to_close(soon),
+            [peer(1), peer(2), peer(3)].map(|p| (p, Why::Trimmed)),
+            "five held, limit two: three of the used ones go, least recently active first"
+        );
+        // Without a limit, the grace period protects them all.
+        let mut unlimited = Manager::new(limits(0, 0));
+        unlimited.up(peer(1), start);
+        unlimited.heard(&peer(1), start + Duration::from_millis(100));
+        assert!(unlimited.to_close(soon).is_empty());
     }
 
     #[test]

@@ -224,7 +224,17 @@ async fn the_last_message_before_a_release_arrives(net: Net) {
             "round {round}: the message sent just before the release was lost"
         );
     }
-    // The transport's counters are on the page, and keep what the closed connections carried.
+    // The transport's counters are on the page, and keep what the closed connections carried. Each
+    // side counts a close when its transport's watch sees it, which may come just after `b` heard
+    // `PeerDown`: wait (bounded) until both have counted the fifth.
+    let requested = "meshwork_transport_connections_closed_total{reason=\"requested\"} 5";
+    for _ in 0..200 {
+        let counted = |node: &Node| node.metrics().render().lines().any(|line| line == requested);
+        if counted(&a.node) && counted(&b.node) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for side in [&a.node, &b.node] {
         let page = side.metrics().render();
         let value = |name: &str| -> u64 {
