@@ -43,8 +43,8 @@ const TRIM_QUIET: Duration = Duration::from_secs(1);
 /// its bucket refreshes), and one more round trip is cheaper than a new handshake.
 const GRACE_QUIET: Duration = Duration::from_secs(3);
 
-/// The default [`ConnectionLimits::grace_limit`]: the default high watermark.
-const GRACE_LIMIT: usize = 24;
+/// The default [`ConnectionLimits::grace_limit`]: none (see its doc for why).
+const GRACE_LIMIT: usize = usize::MAX;
 
 /// When the node closes connections no protocol needs ([`NodeConfig::connections`](crate::NodeConfig)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,17 +66,22 @@ pub struct ConnectionLimits {
     /// back at this many. The grace period alone does not bound what a burst of dials leaves open: a
     /// joining Kademlia node contacts a hundred peers in seconds, and so is contacted by as many.
     ///
-    /// Measured with 200 Kademlia nodes joining in one process (`benches/benches/kad_connections.rs`,
-    /// runs on this 2-core machine minutes apart; its noise moves settle times by ±5 s): with the
-    /// default, 44 connections per node at the peak and 727–761 MiB; without a limit
-    /// (`usize::MAX`), 76–102 and 0.97–1.17 GiB. The tables settled in 19–21 s against 9–23 s, and
-    /// lookups took 730–760 ms at the median against 360–750 ms: trimmed peers are dialled again, and
-    /// handshakes are what a joining network spends its CPU on. Trimming on the first quiet second
-    /// instead (at the high watermark) held 27–29 connections and 740–770 MiB, and settled in
-    /// 20–25 s. Memory falls less than connections do because a closed QUIC connection keeps its
-    /// state while it drains (three probe timeouts, which grow with the round trips of a loaded
+    /// Off by default (`usize::MAX`): it saves memory in a small network and costs time in every one.
+    /// Measured with Kademlia nodes joining at 25 ms intervals in one process
+    /// (`benches/benches/kad_connections.rs`, this 2-core machine, runs minutes apart; its noise
+    /// moves settle times by ±5 s), a limit of 24 against none:
+    ///
+    /// | nodes | peak connections per node | peak RSS | settled after the last join | lookup p50 |
+    /// |---|---|---|---|---|
+    /// | 200 | 38–44 against 76–102 | 727–781 MiB against 967–1,169 MiB | 19–26 s against 9–23 s | 0.72–0.86 s against 0.36–0.75 s |
+    /// | 500 | 26 against 31–33 | 1,805 MiB against 1,576–1,672 MiB | 76 s against 53–61 s | 2.3 s against 1.4–1.6 s |
+    ///
+    /// Trimmed peers are dialled again, and handshakes are what a joining network spends its CPU on;
+    /// and memory falls less than connections do, or rises, because a closed QUIC connection keeps
+    /// its state while it drains (three probe timeouts, which grow with the round trips of a loaded
     /// machine): quinn held about two connections per node for each one open
-    /// (`CountersSnapshot::endpoint_connections`).
+    /// (`CountersSnapshot::endpoint_connections`). Use it where a hard bound on connections matters
+    /// more than joining fast.
     pub grace_limit: usize,
     /// An unprotected connection that carried no frame for this long is closed.
     pub idle_timeout: Duration,
