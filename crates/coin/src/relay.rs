@@ -62,8 +62,8 @@ pub struct RelayStats {
     pub ignored: u64,
     /// Relayed transactions this node's [`RelayFilter`] refused.
     pub censored: u64,
-    /// Relayed orphans that entered the mempool when their parent did, and were published again: gossip
-    /// ignored each when it came (its parent unknown), so it went no further until then.
+    /// Orphans that entered the mempool when their parent did, and were published again: gossip ignored
+    /// each relayed one when it came (its parent unknown), so it went no further until then.
     pub adopted: u64,
     /// Local publications (first sends and rebroadcasts).
     pub published: u64,

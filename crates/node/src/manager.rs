@@ -16,8 +16,8 @@
 //! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
 //! view, a peer a Kademlia request waits on) or one younger than [`ConnectionLimits::grace_period`]
 //! (the peer that dialled it has not yet had time to use it), except that above
-//! [`ConnectionLimits::grace_limit`] a young connection the peer has already used, and that has been
-//! quiet for a few seconds, is trimmed too: a burst of dials cannot leave the node holding a
+//! [`ConnectionLimits::grace_limit`] (off by default) a young connection the peer has already used, and that has been
+//! quiet for a few seconds, is trimmed too, so a burst of dials cannot leave the node holding a
 //! connection to everyone it talked to in the last grace period. Protected peers are bounded by the
 //! protocols that protect them, so the count can exceed the high watermark only by what protocols
 //! need, and only for as long as they need it. Protocols hear `PeerDown` for a closed connection, as
@@ -194,8 +194,8 @@ impl Manager {
         }
     }
 
-    /// A frame came from `peer` at `now`: it is active (and, if the limits say so, out of its grace
-    /// period).
+    /// A frame came from `peer` at `now`: it is active, and above the grace limit its grace period no
+    /// longer protects it.
     pub(crate) fn heard(&mut self, peer: &PeerId, now: Instant) {
         if let Some(seen) = self.seen.get_mut(peer) {
             seen.active = now;
