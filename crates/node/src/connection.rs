@@ -316,12 +316,12 @@ impl<C: Connection> Writer<C> {
                         SendError::ConnectionClosed(_) => DropReason::ConnectionClosed,
                         _ => self.reason_of_failure(),
                     };
-                    return self.hand_back(&mut queue, vec![queued.bytes], reason).await;
+                    return self.hand_back(&mut queue, vec![queued], reason).await;
                 }
                 Err(_) => {
                     self.stalled().await;
                     return self
-                        .hand_back(&mut queue, vec![queued.bytes], DropReason::WriteFailed)
+                        .hand_back(&mut queue, vec![queued], DropReason::WriteFailed)
                         .await;
                 }
             }
@@ -354,12 +354,12 @@ impl<C: Connection> Writer<C> {
     async fn hand_back(
         &self,
         queue: &mut mpsc::Receiver<Queued>,
-        mut frames: Vec<Vec<u8>>,
+        mut frames: Vec<Queued>,
         reason: DropReason,
     ) {
         queue.close();
         while let Ok(queued) = queue.try_recv() {
-            frames.push(queued.bytes);
+            frames.push(queued);
         }
         if frames.is_empty() {
             return;

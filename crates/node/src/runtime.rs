@@ -18,7 +18,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
 use crate::NodeConfig;
-use crate::connection::{ConnEntry, Retire, Route};
+use crate::connection::{ConnEntry, Queued, Retire, Route};
 use crate::manager::Manager;
 use crate::metrics::Metrics;
 use crate::slot::{Action, AnyCall, Slot};
@@ -56,12 +56,13 @@ pub(crate) enum Inbox {
         bytes: Frame,
     },
     /// A writer could not write these frames to connection `conn` (it closed, or the stream broke):
-    /// they go to another connection to the peer, or are counted as dropped for `reason`.
+    /// they go to another connection to the peer, or are counted as dropped for `reason`. They stay
+    /// charged to the send budgets on their way here.
     Unsent {
         peer: PeerId,
         conn: u64,
         route: usize,
-        frames: Vec<Vec<u8>>,
+        frames: Vec<Queued>,
         reason: DropReason,
     },
     /// The peer broke the framing (a frame over the protocol's maximum).
@@ -233,7 +234,9 @@ impl<T: Transport> Runtime<T> {
                 frames,
                 reason,
             } => {
-                for bytes in frames {
+                for Queued { bytes, held } in frames {
+                    // Given back before the bytes are charged again, to whichever queue takes them.
+                    drop(held);
                     self.send_avoiding(peer, route, bytes, Some(conn), reason);
                 }
             }

@@ -24,7 +24,8 @@ impl SendBudget {
         }
     }
 
-    /// Reserves `len` bytes if the peer stays within `per_peer` (or has nothing queued) and the part
+    /// Reserves `len` bytes (callers pass a message's capacity: what it holds in memory, not just its
+    /// length) if the peer stays within `per_peer` (or has nothing queued) and the part
     /// of its queue beyond its `reserved` floor fits in the node's `total`. The floor keeps the total
     /// from being a shared resource peers that stop reading can exhaust: an honest peer can always queue
     /// that much, whatever the others hold.

@@ -162,11 +162,17 @@ impl<P: Protocol> Driven<P> {
                     };
                     let mut bytes = Vec::new();
                     match msg.encode_to(&mut bytes) {
-                        Ok(()) if bytes.len() <= spec.max_message_size => actions.push(Action::Send {
-                            to,
-                            route: self.route_base + channel,
-                            bytes,
-                        }),
+                        Ok(()) if bytes.len() <= spec.max_message_size => {
+                            // Encoding grows the buffer by doubling, so up to half of it is spare; a
+                            // queued message is charged to the send budgets by its capacity, and the
+                            // spare half would let a peer that never reads hold twice its budget.
+                            bytes.shrink_to_fit();
+                            actions.push(Action::Send {
+                                to,
+                                route: self.route_base + channel,
+                                bytes,
+                            });
+                        }
                         Ok(()) => {
                             // The protocol broke its own bound; the peer would refuse the frame anyway.
                             warn!(protocol = %spec.id, size = bytes.len(), max = spec.max_message_size, "message over the protocol's maximum not sent");

@@ -209,7 +209,7 @@ impl<T: Transport> Runtime<T> {
         // Connections tried already (empty, so not allocated, unless a writer gave frames back).
         let mut skip: Vec<u64> = avoid.into_iter().collect();
         while let Some(entry) = preferred(local, to, conns, &skip) {
-            let Some(held) = entry.budget.reserve(bytes.len(), limits) else {
+            let Some(held) = entry.budget.reserve(bytes.capacity(), limits) else {
                 // Past the peer's or the node's byte budget: the peer reads slower than we send.
                 return self.dropped(to, route, DropReason::QueueFull);
             };

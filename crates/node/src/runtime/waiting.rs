@@ -42,7 +42,7 @@ impl<T: Transport> Runtime<T> {
             frames: Vec::new(),
         });
         let held = (waiting.frames.len() < max_frames)
-            .then(|| waiting.budget.reserve(bytes.len(), limits))
+            .then(|| waiting.budget.reserve(bytes.capacity(), limits))
             .flatten();
         let Some(held) = held else {
             return self.dropped(to, route, DropReason::QueueFull);
