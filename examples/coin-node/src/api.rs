@@ -3,11 +3,13 @@
 //! (balances, coins, old transactions) run on blocking threads against the store's committed state, so
 //! RPC load never stalls relay.
 
+use std::net::SocketAddr;
+
 use meshwork_consensus::ChainError;
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_ledger::{Amount, Block, BlockId, OutPoint, RedbReader, StoreError, Transfer, TxId};
 use meshwork_node::{Handle, Node, NodeError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use meshwork_coin::{CoinCommand, Submitted};
 
@@ -39,18 +41,18 @@ pub enum ApiError {
 }
 
 /// A summary of the node.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// The node's identity.
-    pub peer_id: String,
+    pub peer_id: PeerId,
     /// Its QUIC address.
-    pub listen: String,
+    pub listen: SocketAddr,
     /// The wallet's address (coinbases pay it).
-    pub wallet: String,
+    pub wallet: PeerId,
     /// The tip's height.
     pub height: u64,
     /// The tip's id.
-    pub tip: String,
+    pub tip: BlockId,
     /// Connected peers.
     pub peers: usize,
     /// Transactions in the mempool.
@@ -62,14 +64,14 @@ pub struct Status {
 }
 
 /// A block as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockView {
     /// Its id.
-    pub id: String,
+    pub id: BlockId,
     /// Its height.
     pub height: u64,
     /// Its parent's id.
-    pub parent: String,
+    pub parent: BlockId,
     /// Unix seconds.
     pub timestamp: u64,
     /// Compact target.
@@ -77,18 +79,28 @@ pub struct BlockView {
     /// The nonce.
     pub nonce: u64,
     /// Its transactions' ids, coinbase first.
-    pub txids: Vec<String>,
+    pub txids: Vec<TxId>,
+}
+
+/// Where a transaction is: on the wire, the lowercase word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Mempool,
+    /// In a block of the best chain.
+    Confirmed,
 }
 
 /// A transaction as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxView {
     /// Its id.
-    pub txid: String,
-    /// `"mempool"` or `"confirmed"`.
-    pub status: &'static str,
+    pub txid: TxId,
+    /// In the mempool or confirmed.
+    pub status: TxStatus,
     /// The block holding it, if confirmed.
-    pub block: Option<String>,
+    pub block: Option<BlockId>,
     /// That block's height.
     pub height: Option<u64>,
     /// The encoded transaction (postcard, hex).
@@ -121,13 +133,13 @@ async fn off_task<T: Send + 'static>(
 
 fn block_view(block: &Block) -> BlockView {
     BlockView {
-        id: block.id().to_string(),
+        id: block.id(),
         height: block.header.height,
-        parent: block.header.parent.to_string(),
+        parent: block.header.parent,
         timestamp: block.header.timestamp,
         target: block.header.target,
         nonce: block.header.nonce,
-        txids: block.txids().iter().map(ToString::to_string).collect(),
+        txids: block.txids(),
     }
 }
 
@@ -190,11 +202,11 @@ impl NodeApi {
             })
             .await?;
         Ok(Status {
-            peer_id: self.node.peer_id().to_string(),
-            listen: self.node.local_addr().to_string(),
-            wallet: self.wallet.peer_id().to_string(),
+            peer_id: self.node.peer_id(),
+            listen: self.node.local_addr(),
+            wallet: self.wallet.peer_id(),
             height,
-            tip: tip.to_string(),
+            tip,
             peers,
             mempool,
             synced,
@@ -241,8 +253,8 @@ impl NodeApi {
             .await?;
         if let Some(raw) = pooled {
             return Ok(Some(TxView {
-                txid: txid.to_string(),
-                status: "mempool",
+                txid,
+                status: TxStatus::Mempool,
                 block: None,
                 height: None,
                 raw: hex::encode(raw),
@@ -256,9 +268,9 @@ impl NodeApi {
                 };
                 if let Some(tx) = block.txs.iter().find(|tx| tx.txid() == txid) {
                     return Ok(Some(TxView {
-                        txid: txid.to_string(),
-                        status: "confirmed",
-                        block: Some(id.to_string()),
+                        txid,
+                        status: TxStatus::Confirmed,
+                        block: Some(id),
                         height: Some(height),
                         raw: hex::encode(tx.to_bytes()),
                     }));

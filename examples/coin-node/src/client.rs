@@ -1,11 +1,16 @@
-//! The RPC client the CLI (`wallet`, `status`) and the tests use: jsonrpsee's HTTP client with the cookie.
+//! The RPC client the CLI (`wallet`, `status`), the bench and the tests use: jsonrpsee's HTTP client
+//! with the cookie. It dereferences to the jsonrpsee client, so the typed methods of
+//! [`CoinRpcClient`](crate::rpc::CoinRpcClient) are called on it directly.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::time::Duration;
 
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde_json::Value;
+
+use crate::rpc::ErrorCode;
 
 /// Why an RPC call failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +21,17 @@ pub enum ClientError {
     /// The call failed (transport, HTTP status, or a JSON-RPC error).
     #[error(transparent)]
     Rpc(#[from] jsonrpsee::core::ClientError),
+}
+
+impl ClientError {
+    /// The node's error code, when the node answered with an error (see [`ErrorCode::of`]).
+    #[must_use]
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Rpc(error) => ErrorCode::of(error),
+            Self::Cookie => None,
+        }
+    }
 }
 
 /// An authenticated client of one node.
@@ -41,7 +57,8 @@ impl RpcClient {
         Ok(Self { client })
     }
 
-    /// Calls `method` with positional `params`.
+    /// Calls `method` with positional `params`, untyped: for methods outside
+    /// [`CoinRpc`](crate::rpc::CoinRpcClient), or malformed calls in tests.
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
         let mut builder = jsonrpsee::core::params::ArrayParams::new();
         for param in params {
@@ -50,5 +67,13 @@ impl RpcClient {
                 .map_err(jsonrpsee::core::ClientError::ParseError)?;
         }
         Ok(self.client.request(method, builder).await?)
+    }
+}
+
+impl Deref for RpcClient {
+    type Target = HttpClient;
+
+    fn deref(&self) -> &HttpClient {
+        &self.client
     }
 }

@@ -227,7 +227,7 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
     }
     for txid in &sent {
         if let Ok(Some(view)) = nodes[0].api().transaction(*txid).await {
-            summary.confirmed += usize::from(view.status == "confirmed");
+            summary.confirmed += usize::from(view.status == crate::api::TxStatus::Confirmed);
         }
     }
     for node in nodes {

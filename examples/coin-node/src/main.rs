@@ -8,6 +8,7 @@ use coin_node::bench::{self, BenchOptions};
 use coin_node::client::RpcClient;
 use coin_node::config::unix_now;
 use coin_node::devnet::{self, DevnetOptions};
+use coin_node::rpc::CoinRpcClient;
 use coin_node::{CoinNode, DataDir, FileConfig, NetworkParams, NodeOptions, wallet};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_ledger::{Amount, OutPoint};
@@ -202,23 +203,27 @@ fn client(data_dir: &PathBuf) -> AnyResult<RpcClient> {
 
 async fn wallet_cmd(data_dir: PathBuf, command: WalletCmd) -> AnyResult<Value> {
     let key = Keypair::load(&DataDir::new(&data_dir).wallet_key())?;
-    let address = key.peer_id().to_string();
+    let address = key.peer_id();
     match command {
         WalletCmd::NewAddress => Ok(json!({ "address": address })),
-        WalletCmd::Balance => Ok(client(&data_dir)?.call("balance", vec![json!(address)]).await?),
+        WalletCmd::Balance => Ok(serde_json::to_value(client(&data_dir)?.balance(address).await?)?),
         WalletCmd::Send { to, amount, fee } => {
             let rpc = client(&data_dir)?;
-            let utxos = rpc.call("utxos", vec![json!(address)]).await?;
-            let mut coins = Vec::new();
-            for coin in utxos.as_array().into_iter().flatten() {
-                let txid = coin["txid"].as_str().unwrap_or_default().parse()?;
-                let index = u32::try_from(coin["index"].as_u64().unwrap_or_default())?;
-                let units = coin["units"].as_u64().unwrap_or_default();
-                coins.push((OutPoint { txid, index }, Amount::from_units(units)));
-            }
+            let coins = rpc
+                .utxos(address)
+                .await?
+                .into_iter()
+                .map(|coin| {
+                    let point = OutPoint {
+                        txid: coin.txid,
+                        index: coin.index,
+                    };
+                    (point, Amount::from_units(coin.units))
+                })
+                .collect();
             let tx = wallet::pay(&key, coins, to, amount, fee)?;
             let raw = hex::encode(meshwork_wire::encode(&tx)?);
-            let txid = rpc.call("send_raw_transaction", vec![json!(raw)]).await?;
+            let txid = rpc.send_raw_transaction(raw).await?;
             Ok(json!({ "txid": txid }))
         }
     }
@@ -320,7 +325,10 @@ async fn run(cli: Cli) -> AnyResult<()> {
             run_node(data_dir, flags).await?
         }
         Cmd::Wallet { data_dir, command } => println!("{}", wallet_cmd(data_dir, command).await?),
-        Cmd::Status { data_dir } => println!("{:#}", client(&data_dir)?.call("status", Vec::new()).await?),
+        Cmd::Status { data_dir } => {
+            let status = client(&data_dir)?.status().await?;
+            println!("{:#}", serde_json::to_value(status)?);
+        }
         Cmd::Devnet {
             nodes,
             duration,

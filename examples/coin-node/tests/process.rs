@@ -7,23 +7,17 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use coin_node::client::RpcClient;
+use coin_node::client::{ClientError, RpcClient};
+use coin_node::rpc::{BlockRef, CoinRpcClient, ErrorCode, Tip};
 use coin_node::{CoinNode, DataDir, NodeOptions};
 use serde_json::json;
 use support::{ONE_AT_A_TIME, params, wait_for};
 
-/// Starts `coin-node run --mine` on `dir` and returns the process and its RPC address (from its first line).
+/// Starts `coin-node run --mine` on `dir` (RPC at its config's address) and returns the process and its RPC
+/// address (from its first line).
 fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coin-node"))
-        .args([
-            "run",
-            "--mine",
-            "--listen",
-            "127.0.0.1:0",
-            "--rpc",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
+        .args(["run", "--mine", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -42,7 +36,7 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
 }
 
 async fn height(client: &RpcClient) -> Option<u64> {
-    client.call("tip", vec![]).await.ok()?["height"].as_u64()
+    Some(client.tip().await.ok()?.height)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,15 +44,16 @@ async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
+    // A fixed RPC port (free a moment ago), since the CLI finds the node at the address in its config.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let status = Command::new(env!("CARGO_BIN_EXE_coin-node"))
-        .args([
-            "init",
-            "--listen",
-            "127.0.0.1:0",
-            "--rpc",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
+        .args(["init", "--listen", "127.0.0.1:0", "--rpc"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
         .arg(&data)
         .status()
         .unwrap();
@@ -70,8 +65,26 @@ async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
         height(&client).await.is_some_and(|h| h >= 5)
     })
     .await;
-    let tip = client.call("tip", vec![]).await.unwrap();
-    let (before, id) = (tip["height"].as_u64().unwrap(), tip["id"].clone());
+    let Tip { height: before, id } = client.tip().await.unwrap();
+    // The CLI speaks the same typed API: `status` and `wallet balance` print its answers as JSON.
+    let cli = |command: &str, sub: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_coin-node"))
+            .args([command, "--data-dir"])
+            .arg(&data)
+            .args(sub)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let status = cli("status", &[]);
+    assert!(status["height"].as_u64().unwrap() >= before, "{status}");
+    let balance = cli("wallet", &["balance"]);
+    assert_eq!(balance["address"], status["wallet"], "{balance}");
+    assert!(
+        balance["units"].as_u64().unwrap() > 0,
+        "the miner's coinbases pay its wallet: {balance}"
+    );
     child.kill().unwrap(); // SIGKILL on Unix.
     child.wait().unwrap();
 
@@ -84,14 +97,19 @@ async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
     .await;
     let after = height(&client).await.unwrap();
     assert!(after >= before, "height went from {before} to {after}");
-    let block = client.call("block", vec![json!(before)]).await.unwrap();
-    assert_eq!(block["id"], id, "the block at the old tip height changed");
+    let client = &client;
+    let block = |h| async move { client.block(BlockRef::Height(h)).await.unwrap().unwrap() };
+    assert_eq!(
+        block(before).await.id,
+        id,
+        "the block at the old tip height changed"
+    );
     // Intact: every block links to the one below it.
-    let mut parent = client.call("block", vec![json!(0)]).await.unwrap()["id"].clone();
+    let mut parent = block(0).await.id;
     for h in 1..=before {
-        let block = client.call("block", vec![json!(h)]).await.unwrap();
-        assert_eq!(block["parent"], parent, "broken link at height {h}");
-        parent = block["id"].clone();
+        let at = block(h).await;
+        assert_eq!(at.parent, parent, "broken link at height {h}");
+        parent = at.id;
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -108,54 +126,47 @@ async fn rpc_refuses_requests_without_the_cookie_and_answers_bad_ones_with_error
     let rpc = node.rpc_addr().unwrap();
 
     let anonymous = RpcClient::new(rpc, None).unwrap();
-    let refused = anonymous.call("status", vec![]).await.unwrap_err().to_string();
-    assert!(refused.contains("401"), "{refused}");
+    let refused = anonymous.status().await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+    assert_eq!(ErrorCode::of(&refused), None, "refused before any JSON-RPC");
     let wrong = RpcClient::new(rpc, Some("00")).unwrap();
-    assert!(wrong.call("status", vec![]).await.is_err());
+    assert!(wrong.status().await.is_err());
 
     let client = RpcClient::new(rpc, Some(&data.read_cookie().unwrap())).unwrap();
-    assert_eq!(client.call("status", vec![]).await.unwrap()["height"], 0);
-    let code = |e: coin_node::client::ClientError| match e {
-        coin_node::client::ClientError::Rpc(jsonrpsee::core::ClientError::Call(obj)) => obj.code(),
-        other => panic!("not a JSON-RPC error: {other}"),
+    let status = client.status().await.unwrap();
+    assert_eq!((status.height, status.peer_id), (0, node.api().node().peer_id()));
+    // The keys on the wire are an interface scripts rely on: ids are strings, as `Display` prints them.
+    let raw = client.call("tip", vec![]).await.unwrap();
+    assert_eq!(raw["height"], 0);
+    assert_eq!(raw["id"].as_str(), Some(status.tip.to_string().as_str()), "{raw}");
+    let code = |e: ClientError| e.code().unwrap_or_else(|| panic!("not a JSON-RPC error: {e}"));
+    let untyped = |method: &'static str, params: Vec<serde_json::Value>| {
+        let client = &client;
+        async move { code(client.call(method, params).await.unwrap_err()) }
     };
+    assert_eq!(untyped("no_such_method", vec![]).await, ErrorCode::MethodNotFound);
     assert_eq!(
-        code(client.call("no_such_method", vec![]).await.unwrap_err()),
-        -32601
+        untyped("block", vec![json!("not a hash")]).await,
+        ErrorCode::InvalidParams
     );
+    assert_eq!(untyped("balance", vec![]).await, ErrorCode::InvalidParams);
+    let typed = |raw: &str| {
+        let (client, raw) = (&client, raw.to_string());
+        async move { ErrorCode::of(&client.send_raw_transaction(raw).await.unwrap_err()) }
+    };
+    assert_eq!(typed("zz").await, Some(ErrorCode::InvalidParams), "not hex");
     assert_eq!(
-        code(client.call("block", vec![json!("not a hash")]).await.unwrap_err()),
-        -32602
-    );
-    assert_eq!(code(client.call("balance", vec![]).await.unwrap_err()), -32602);
-    assert_eq!(
-        code(
-            client
-                .call("send_raw_transaction", vec![json!("zz")])
-                .await
-                .unwrap_err()
-        ),
-        -32602
-    );
-    assert_eq!(
-        code(
-            client
-                .call("send_raw_transaction", vec![json!("00")])
-                .await
-                .unwrap_err()
-        ),
-        -32602
+        typed("00").await,
+        Some(ErrorCode::InvalidParams),
+        "not a transaction"
     );
     let huge = "00".repeat(2 * 1024 * 1024);
     assert!(
-        client
-            .call("send_raw_transaction", vec![json!(huge)])
-            .await
-            .is_err(),
+        client.send_raw_transaction(huge).await.is_err(),
         "oversized body accepted"
     );
     // Still serving.
-    assert_eq!(client.call("tip", vec![]).await.unwrap()["height"], 0);
+    assert_eq!(client.tip().await.unwrap().height, 0);
     node.shutdown().await;
 }
 

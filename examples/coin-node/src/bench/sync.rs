@@ -2,6 +2,7 @@
 //! connect rate, and the idle memory of a `coin-node run` process.
 
 use super::*;
+use crate::rpc::CoinRpcClient;
 
 /// Builds `blocks` blocks of `per_block` transfers on a redb chain at `db` and returns them.
 fn build_chain(
@@ -199,8 +200,8 @@ async fn sync_and_idle(
     let client =
         RpcClient::new(rpc, Some(&data.read_cookie()?)).map_err(|e| BenchError::Failed(e.to_string()))?;
     poll(limit, "the child to sync", || async {
-        let tip = client.call("tip", Vec::new()).await.ok()?;
-        (tip["height"].as_u64()? >= blocks).then_some(())
+        let tip = client.tip().await.ok()?;
+        (tip.height >= blocks).then_some(())
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(QUIET_SECS)).await;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use coin_node::rpc::{CoinRpcClient, ErrorCode, SubmitStatus};
+
 use crate::support::{ONE_AT_A_TIME, params};
 
 /// Sends `request` on a fresh connection to `addr` and returns everything the server answers until it
@@ -117,7 +119,7 @@ async fn submit_transaction_tells_accepted_from_orphan_from_rejected() {
     let submit = |tx: &meshwork_ledger::Transfer| {
         let raw = hex::encode(meshwork_wire::encode(tx).unwrap());
         let rpc = &rpc;
-        async move { rpc.call("submit_transaction", vec![serde_json::json!(raw)]).await }
+        async move { rpc.submit_transaction(raw).await }
     };
     let to = meshwork_identity::Keypair::from_seed([9; 32]).peer_id();
     let genesis = meshwork_consensus::genesis_key();
@@ -133,13 +135,13 @@ async fn submit_transaction_tells_accepted_from_orphan_from_rejected() {
     };
 
     let accepted = submit(&paid(crate::support::faucet_coin(params))).await.unwrap();
-    assert_eq!(accepted["status"], "accepted", "{accepted}");
+    assert_eq!(accepted.status, SubmitStatus::Accepted, "{accepted:?}");
     let unknown = OutPoint {
         txid: meshwork_identity::Hash::digest(b"a parent nobody has"),
         index: 0,
     };
     let orphan = submit(&paid((unknown, Amount::from_coins(2)))).await.unwrap();
-    assert_eq!(orphan["status"], "orphan", "{orphan}");
+    assert_eq!(orphan.status, SubmitStatus::Orphan, "{orphan:?}");
     // The faucet coin again, with a fee too small to replace the first spend: refused, with a reason.
     let conflict = wallet::pay(
         &genesis,
@@ -149,7 +151,7 @@ async fn submit_transaction_tells_accepted_from_orphan_from_rejected() {
         Amount::from_units(10_001),
     )
     .unwrap();
-    let refused = submit(&conflict).await;
-    assert!(refused.is_err(), "{refused:?}");
+    let refused = submit(&conflict).await.unwrap_err();
+    assert_eq!(ErrorCode::of(&refused), Some(ErrorCode::Rejected), "{refused}");
     node.shutdown().await;
 }

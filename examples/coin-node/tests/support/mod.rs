@@ -79,7 +79,7 @@ pub async fn same_tip(nodes: &[&CoinNode]) -> bool {
 pub async fn confirmed_everywhere(nodes: &[&CoinNode], txid: meshwork_ledger::TxId) -> bool {
     for node in nodes {
         match node.api().transaction(txid).await {
-            Ok(Some(view)) if view.status == "confirmed" => {}
+            Ok(Some(view)) if view.status == coin_node::api::TxStatus::Confirmed => {}
             _ => return false,
         }
     }

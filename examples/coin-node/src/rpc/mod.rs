@@ -1,15 +1,22 @@
 //! The JSON-RPC server (jsonrpsee over HTTP) and the cookie check in front of it.
 //!
+//! The methods are one typed trait, `CoinRpc` (`methods.rs`), which jsonrpsee turns into
+//! [`CoinRpcServer`], implemented over [`NodeApi`], and [`CoinRpcClient`], which clients call.
+//!
 //! Like Bitcoin Core, the node writes a random token to `<datadir>/.cookie` (owner-only) at start; a
 //! request must carry `Authorization: Bearer <token>` or it gets HTTP 401 before any JSON is read.
-//! Methods: `status`, `peers`, `tip`, `block` (`[height]` or `["<hash>"]`), `transaction` (`["<txid>"]`,
-//! mempool or the last [`TX_SCAN_DEPTH`](crate::api::TX_SCAN_DEPTH) blocks), `balance` (`["<address>"]`),
-//! `utxos` (`["<address>"]`), `send_raw_transaction` (`["<hex postcard>"]`: the txid) and
-//! `submit_transaction` (the same parameter: `{"txid", "status": "accepted" | "orphan"}`).
 //!
 //! Limits: batches of at most [`MAX_BATCH`] calls, [`MAX_CONNECTIONS`] connections, bodies of
-//! [`MAX_REQUEST_BYTES`], headers within [`HEADER_TIMEOUT`], connections for [`CONNECTION_LIFETIME`]. The server listens on loopback unless the operator says otherwise
-//! (`coin-node run --rpc-allow-remote`): the cookie travels in clear over HTTP.
+//! [`MAX_REQUEST_BYTES`], headers within [`HEADER_TIMEOUT`], connections for [`CONNECTION_LIFETIME`].
+//! The server listens on loopback unless the operator says otherwise (`coin-node run
+//! --rpc-allow-remote`): the cookie travels in clear over HTTP.
+
+mod methods;
+
+pub use methods::{
+    Balance, BlockRef, BlockView, CoinRpcClient, CoinRpcServer, ErrorCode, PeerView, Status, SubmitResult,
+    SubmitStatus, Tip, TxStatus, TxView, Utxo,
+};
 
 use std::future::Future;
 use std::io::Write;
@@ -25,20 +32,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Methods, RpcModule, Server, ServerConfig,
-    ServerHandle, StopHandle,
+    BatchRequestConfig, HttpBody, HttpRequest, HttpResponse, Methods, Server, ServerConfig, ServerHandle,
+    StopHandle,
 };
-use jsonrpsee::types::{ErrorObjectOwned, Params};
-use meshwork_identity::{Hash, PeerId};
-use meshwork_ledger::Transfer;
-use serde_json::{Value, json};
-
-use meshwork_coin::Submitted;
-
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::{ApiError, NodeApi};
+use crate::api::NodeApi;
 
 /// The largest request body accepted (a transaction is at most a few hundred KiB).
 pub const MAX_REQUEST_BYTES: u32 = 1024 * 1024;
@@ -166,108 +166,6 @@ where
     }
 }
 
-fn invalid_params(message: impl std::fmt::Display) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(-32602, format!("invalid params: {message}"), None::<()>)
-}
-
-fn internal(error: ApiError) -> ErrorObjectOwned {
-    match error {
-        ApiError::Rejected(reason) => ErrorObjectOwned::owned(-26, reason, None::<()>),
-        error => ErrorObjectOwned::owned(-32603, error.to_string(), None::<()>),
-    }
-}
-
-fn one_string(params: &Params<'_>) -> Result<String, ErrorObjectOwned> {
-    let (value,): (String,) = params.parse().map_err(invalid_params)?;
-    Ok(value)
-}
-
-type RpcResult = Result<Value, ErrorObjectOwned>;
-
-async fn block(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
-    let (arg,): (Value,) = params.parse().map_err(invalid_params)?;
-    let found = match arg {
-        Value::Number(n) => {
-            let height = n.as_u64().ok_or_else(|| invalid_params("height must be a u64"))?;
-            api.block_at(height).await
-        }
-        Value::String(s) => {
-            let id: Hash = s.parse().map_err(|_| invalid_params("not a block hash"))?;
-            api.block(id).await
-        }
-        _ => return Err(invalid_params("expected a height or a hash")),
-    };
-    Ok(json!(found.map_err(internal)?))
-}
-
-fn raw_transaction(params: &Params<'_>) -> Result<Transfer, ErrorObjectOwned> {
-    let raw = one_string(params)?;
-    let bytes = hex::decode(raw.trim()).map_err(invalid_params)?;
-    meshwork_wire::decode(&bytes).map_err(invalid_params)
-}
-
-/// `send_raw_transaction`: the txid, as Bitcoin Core answers (an orphan counts as sent).
-async fn send_raw(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
-    let txid = api.submit_tx(raw_transaction(&params)?).await.map_err(internal)?;
-    Ok(json!(txid.to_string()))
-}
-
-/// `submit_transaction`: `{"txid", "status"}` with status `accepted` (in the mempool, relayed) or
-/// `orphan` (held until its parents arrive, not yet checked against them); a refusal is error -26 with
-/// the reason.
-async fn submit(api: Arc<NodeApi>, params: Params<'static>) -> RpcResult {
-    let (txid, status) = match api.submit(raw_transaction(&params)?).await.map_err(internal)? {
-        Submitted::Accepted(txid) => (txid, "accepted"),
-        Submitted::Orphan(txid) => (txid, "orphan"),
-    };
-    Ok(json!({ "txid": txid.to_string(), "status": status }))
-}
-
-fn module(api: NodeApi) -> Result<RpcModule<NodeApi>, RpcError> {
-    let mut module = RpcModule::new(api);
-    module.register_async_method("status", |_, api, _| async move {
-        api.status().await.map(|s| json!(s)).map_err(internal)
-    })?;
-    module.register_async_method("peers", |_, api, _| async move {
-        let peers = api.node().peers().await.map_err(|e| internal(e.into()))?;
-        let list: Vec<Value> = peers
-            .iter()
-            .map(|(id, addr)| json!({ "peer_id": id.to_string(), "addr": addr.to_string() }))
-            .collect();
-        RpcResult::Ok(json!(list))
-    })?;
-    module.register_async_method("tip", |_, api, _| async move {
-        let (height, id) = api.tip().await.map_err(internal)?;
-        RpcResult::Ok(json!({ "height": height, "id": id.to_string() }))
-    })?;
-    module.register_async_method("block", |params, api, _| block(api, params))?;
-    module.register_async_method("transaction", |params, api, _| async move {
-        let txid: Hash = one_string(&params)?
-            .parse()
-            .map_err(|_| invalid_params("not a txid"))?;
-        RpcResult::Ok(json!(api.transaction(txid).await.map_err(internal)?))
-    })?;
-    module.register_async_method("balance", |params, api, _| async move {
-        let owner: PeerId = one_string(&params)?.parse().map_err(invalid_params)?;
-        let amount = api.balance(owner).await.map_err(internal)?;
-        RpcResult::Ok(
-            json!({ "address": owner.to_string(), "balance": amount.to_string(), "units": amount.units() }),
-        )
-    })?;
-    module.register_async_method("utxos", |params, api, _| async move {
-        let owner: PeerId = one_string(&params)?.parse().map_err(invalid_params)?;
-        let coins = api.spendable(owner).await.map_err(internal)?;
-        let list: Vec<Value> = coins
-            .iter()
-            .map(|(p, a)| json!({ "txid": p.txid.to_string(), "index": p.index, "units": a.units() }))
-            .collect();
-        RpcResult::Ok(json!(list))
-    })?;
-    module.register_async_method("send_raw_transaction", |params, api, _| send_raw(api, params))?;
-    module.register_async_method("submit_transaction", |params, api, _| submit(api, params))?;
-    Ok(module)
-}
-
 /// Writes the cookie and serves the API at `addr`: a loopback address, unless `allow_remote`.
 pub async fn serve(
     api: NodeApi,
@@ -294,7 +192,7 @@ pub async fn serve(
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(CookieLayer { token }))
         .to_service_builder();
-    let methods: Methods = module(api)?.into();
+    let methods: Methods = api.into_rpc().into();
     let (stop, handle) = jsonrpsee::server::stop_channel();
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
