@@ -270,6 +270,41 @@ fn commands_that_cannot_run_fail_with_an_event() {
 }
 
 #[test]
+fn a_query_with_an_empty_routing_table_fails_with_no_peers_and_sends_nothing() {
+    let mut node = Node::new(Config::default());
+    let key = Key::from_bytes([7; 32]);
+    for command in [
+        Command::GetValue {
+            query: QueryId(1),
+            key,
+        },
+        Command::FindNode {
+            query: QueryId(1),
+            target: key,
+        },
+        Command::PutValue {
+            query: QueryId(1),
+            key,
+            value: b"v".to_vec(),
+        },
+    ] {
+        let out = node.input(Input::Command(command));
+        assert!(
+            matches!(
+                events(&out)[..],
+                [Event::Failed {
+                    query: QueryId(1),
+                    error: QueryError::NoPeers,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(!out.iter().any(|o| matches!(o, Output::Send { .. })), "{out:?}");
+    }
+}
+
+#[test]
 fn bootstrap_arms_the_refresh_timer_once() {
     let mut node = Node::new(Config::default());
     let is_refresh = |o: &Output<Kademlia>| {

@@ -161,6 +161,15 @@ impl<S: RecordStore> Kademlia<S> {
             .map(|e| e.peer)
             .collect();
         seeds.extend(extra);
+        if seeds.is_empty() && !matches!(kind, Kind::Bootstrap | Kind::Refresh) {
+            // Nobody to ask: say so, rather than answer "nothing found" without having looked.
+            if let Qid::User(query) = qid {
+                let error = QueryError::NoPeers;
+                let stats = QueryStats::new(now);
+                self.emit(Event::Failed { query, error, stats }, out);
+            }
+            return;
+        }
         if let Some(index) = self.table.bucket_index(&target) {
             self.table.touch_bucket(index, now);
         }

@@ -173,6 +173,23 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The query this event answers (every event answers one), for a driver that matches answers to
+    /// the commands it sent.
+    pub fn query(&self) -> QueryId {
+        match self {
+            Self::Bootstrapped { query, .. }
+            | Self::ClosestPeers { query, .. }
+            | Self::FoundPeer { query, .. }
+            | Self::PutValue { query, .. }
+            | Self::GetValue { query, .. }
+            | Self::StartedProviding { query, .. }
+            | Self::GetProviders { query, .. }
+            | Self::Failed { query, .. } => *query,
+        }
+    }
+}
+
 /// Kademlia's timers (timers are data: the driver hands them back).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
