@@ -163,6 +163,9 @@ impl<T: Transport> Runtime<T> {
         accept.abort();
         self.peers.clear();
         self.transport.close(CloseReason::Shutdown).await;
+        // The protocols' state goes before the caller hears the node stopped: a store it holds open
+        // (a redb file, which allows one owner) can then be opened again at once, by a restarted node.
+        drop(self);
         if let Some(done) = done {
             let _ = done.send(());
         }
