@@ -291,6 +291,19 @@ impl NodeApi {
         }))
     }
 
+    /// Up to `limit` of the mempool's transactions, by id (the pool keeps no order worth showing).
+    pub async fn mempool(&self, limit: usize) -> Result<Vec<TxId>, ApiError> {
+        Ok(self
+            .app
+            .with(move |s| {
+                let mut txids: Vec<TxId> = s.chain().mempool().txids().copied().collect();
+                txids.sort_unstable();
+                txids.truncate(limit);
+                txids
+            })
+            .await?)
+    }
+
     /// Whether `txid` is in the mempool.
     pub async fn in_mempool(&self, txid: TxId) -> Result<bool, ApiError> {
         Ok(self

@@ -7,6 +7,7 @@
 // The devnet is driven by the wall clock (its duration, its status lines); no app logic lives here.
 #![allow(clippy::disallowed_methods)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_consensus::genesis_key;
@@ -29,6 +30,8 @@ pub struct DevnetOptions {
     pub miners: usize,
     /// Seconds between progress lines.
     pub report_every: u64,
+    /// Serve the first node's block explorer here (off: `None`).
+    pub explorer: Option<SocketAddr>,
 }
 
 /// A tiny deterministic RNG for the demo's choices (xorshift64*).
@@ -64,6 +67,7 @@ pub(crate) async fn start(
     params: NetworkParams,
     bootstrap: &[NodeApi],
     mine: bool,
+    explorer: Option<SocketAddr>,
 ) -> Result<CoinNode, StartError> {
     let mut options = NodeOptions::new(DataDir::new(dir.join(format!("node{i}"))), params);
     options.bootstrap = bootstrap
@@ -73,6 +77,7 @@ pub(crate) async fn start(
     options.mine_threads = usize::from(mine);
     options.seed = i as u64 + 1;
     options.loopback_devnet = true;
+    options.explorer = explorer;
     CoinNode::start(options).await
 }
 
@@ -125,7 +130,8 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
     let mut nodes: Vec<CoinNode> = Vec::new();
     for i in 0..n - 1 {
         let seeds: Vec<NodeApi> = nodes.iter().take(2).map(|n| n.api().clone()).collect();
-        nodes.push(start(dir.path(), i, params, &seeds, i < options.miners).await?);
+        let explorer = options.explorer.filter(|_| i == 0);
+        nodes.push(start(dir.path(), i, params, &seeds, i < options.miners, explorer).await?);
     }
     for (i, node) in nodes.iter().enumerate() {
         eprintln!(
@@ -133,6 +139,9 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
             node.api().node().peer_id().short(),
             node.api().node().local_addr()
         );
+    }
+    if let Some(addr) = nodes[0].explorer_addr() {
+        eprintln!("  explorer (node0): http://{addr}/");
     }
     let late_at = if options.duration == 0 {
         30
@@ -152,7 +161,7 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
         }
         if nodes.len() < n && elapsed >= late_at {
             let seeds: Vec<NodeApi> = nodes.iter().skip(1).take(1).map(|n| n.api().clone()).collect();
-            let node = start(dir.path(), n - 1, params, &seeds, false).await?;
+            let node = start(dir.path(), n - 1, params, &seeds, false, None).await?;
             eprintln!(
                 "  node{} {} joins late at height 0",
                 n - 1,

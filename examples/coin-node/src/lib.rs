@@ -13,7 +13,7 @@
 //! - the **ledger** on redb, **Nakamoto** proof of work with ASERT difficulty, a [`miner`] (nonce grinding
 //!   on blocking threads), a [`wallet`];
 //! - a **JSON-RPC** API protected by a cookie file ([`rpc`]) and a CLI (`src/main.rs`); metrics gauges
-//!   and an event log ([`app`]).
+//!   and an event log ([`app`]); a block explorer in the browser ([`explorer`]).
 //!
 //! The binary's `devnet` subcommand ([`devnet`]) runs a whole network on 127.0.0.1 in one process;
 //! `bench` ([`mod@bench`]) measures confirmed transactions per second, sync speed against the ledger's own
@@ -25,6 +25,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod devnet;
+pub mod explorer;
 pub mod miner;
 pub mod node;
 pub mod rpc;

@@ -81,6 +81,10 @@ enum Cmd {
         /// `meshwork_orphan_blocks`...
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
+        /// Serve the block explorer at `http://<addr>/` (off by default; keep it on loopback unless the
+        /// chain is public anyway: it needs no cookie).
+        #[arg(long, value_name = "ADDR")]
+        explorer: Option<SocketAddr>,
     },
     /// Wallet commands (the node must be running).
     Wallet {
@@ -107,6 +111,9 @@ enum Cmd {
         /// How many nodes mine.
         #[arg(long, default_value_t = 2)]
         miners: usize,
+        /// The first node's block explorer (port 0: any free port; printed at the start).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        explorer: SocketAddr,
     },
     /// Measure the node: confirmed transactions per second, sync speed against the ledger's own connect
     /// rate, idle memory.
@@ -236,6 +243,7 @@ struct RunFlags {
     threads: usize,
     rpc: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    explorer: Option<SocketAddr>,
     rpc_allow_remote: bool,
     loopback_devnet: bool,
 }
@@ -247,6 +255,7 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
         threads,
         rpc,
         metrics,
+        explorer,
         rpc_allow_remote,
         loopback_devnet,
     } = flags;
@@ -266,6 +275,7 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
     options.mine_threads = threads;
     options.seed = unix_now();
     options.metrics = metrics;
+    options.explorer = explorer;
     options.rpc_allow_remote = rpc_allow_remote;
     options.loopback_devnet = loopback_devnet;
     let node = CoinNode::start(options).await?;
@@ -276,8 +286,12 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
         .metrics_addr()
         .map(|a| format!("; metrics on http://{a}/metrics"))
         .unwrap_or_default();
+    let explorer = node
+        .explorer_addr()
+        .map(|a| format!("; explorer on http://{a}/"))
+        .unwrap_or_default();
     println!(
-        "node {}@{} at height {height}; rpc on {}; wallet {}{metrics}",
+        "node {}@{} at height {height}; rpc on {}; wallet {}{metrics}{explorer}",
         node.api().node().peer_id(),
         node.api().node().local_addr(),
         node.rpc_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -312,6 +326,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
             rpc_allow_remote,
             loopback_devnet,
             metrics,
+            explorer,
         } => {
             let flags = RunFlags {
                 listen,
@@ -319,6 +334,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 threads: if mine { threads.max(1) } else { 0 },
                 rpc,
                 metrics,
+                explorer,
                 rpc_allow_remote,
                 loopback_devnet,
             };
@@ -333,12 +349,14 @@ async fn run(cli: Cli) -> AnyResult<()> {
             nodes,
             duration,
             miners,
+            explorer,
         } => {
             let summary = devnet::run(DevnetOptions {
                 nodes,
                 duration,
                 miners,
                 report_every: 3,
+                explorer: Some(explorer),
             })
             .await?;
             println!(

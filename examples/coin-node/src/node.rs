@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::api::NodeApi;
 use crate::app::{self, RelayFilter};
 use crate::config::{ConfigError, DataDir, NetworkParams};
+use crate::explorer;
 use crate::miner;
 use crate::rpc::{self, RpcError};
 
@@ -46,6 +47,9 @@ pub enum StartError {
     /// The RPC server.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// The explorer's socket.
+    #[error("explorer: {0}")]
+    Explorer(std::io::Error),
 }
 
 /// How to run one node.
@@ -65,6 +69,8 @@ pub struct NodeOptions {
     pub rpc: Option<SocketAddr>,
     /// Allow `rpc` on a non-loopback address (with a warning: the cookie travels in clear).
     pub rpc_allow_remote: bool,
+    /// Serve the block explorer here (off: `None`).
+    pub explorer: Option<SocketAddr>,
     /// Connections the discovery loop aims to keep.
     pub target_peers: usize,
     /// Which transactions this node relays (tests use it to make censoring nodes).
@@ -104,6 +110,7 @@ impl NodeOptions {
             mine_threads: 0,
             rpc: None,
             rpc_allow_remote: false,
+            explorer: None,
             target_peers: 8,
             relay_filter: Arc::new(|_: &Transfer| true),
             seed: 0,
@@ -121,6 +128,7 @@ pub struct CoinNode {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     rpc: Option<rpc::RpcServer>,
+    explorer: Option<explorer::ExplorerServer>,
 }
 
 /// Kademlia knows addresses from its lookups, gossip from its membership messages; both count the
@@ -234,11 +242,20 @@ impl CoinNode {
             Some(addr) => Some(rpc::serve(api.clone(), addr, &dir.cookie(), options.rpc_allow_remote).await?),
             None => None,
         };
+        let explorer = match options.explorer {
+            Some(addr) => Some(
+                explorer::serve(api.clone(), addr)
+                    .await
+                    .map_err(StartError::Explorer)?,
+            ),
+            None => None,
+        };
         Ok(Self {
             api,
             stop,
             tasks,
             rpc,
+            explorer,
         })
     }
 
@@ -252,11 +269,19 @@ impl CoinNode {
         self.rpc.as_ref().map(rpc::RpcServer::addr)
     }
 
-    /// Stops the miner, the app loop, the RPC server and the node (closing the chain database).
+    /// Where the block explorer listens, if it runs.
+    pub fn explorer_addr(&self) -> Option<SocketAddr> {
+        self.explorer.as_ref().map(explorer::ExplorerServer::addr)
+    }
+
+    /// Stops the miner, the app loop, the RPC server, the explorer and the node (closing the chain database).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Some(rpc) = self.rpc {
             rpc.stop().await;
+        }
+        if let Some(explorer) = self.explorer {
+            explorer.stop().await;
         }
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;

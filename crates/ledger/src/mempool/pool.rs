@@ -115,6 +115,11 @@ impl Mempool {
         self.entries.contains_key(txid)
     }
 
+    /// The ids of the transactions in the pool (not the orphans), in no particular order.
+    pub fn txids(&self) -> impl Iterator<Item = &TxId> + '_ {
+        self.entries.keys()
+    }
+
     /// The total encoded size of the orphans that wait.
     pub fn orphan_bytes(&self) -> usize {
         self.orphans.bytes()

@@ -194,31 +194,45 @@ pub async fn serve(
         .to_service_builder();
     let methods: Methods = api.into_rpc().into();
     let (stop, handle) = jsonrpsee::server::stop_channel();
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = stop.clone().shutdown() => return,
-            };
-            let socket = match accepted {
-                Ok((socket, _)) => socket,
-                Err(err) => {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    tracing::debug!(%err, "rpc accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            // Past the cap the socket is dropped at once: a client holding connections costs its own.
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
-            let service = services.clone().build(methods.clone(), stop.clone());
-            tokio::spawn(serve_connection(socket, service, stop.clone(), slot));
-        }
-    });
+    let stopping = stop.clone();
+    tokio::spawn(accept_loop(listener, stop, move || {
+        services.clone().build(methods.clone(), stopping.clone())
+    }));
     Ok(RpcServer { addr, handle })
+}
+
+/// Accepts HTTP connections on `listener` until `stop`, serving each with a service from `make`: at
+/// most [`MAX_CONNECTIONS`] at once, each within the deadlines of [`serve_connection`]. The RPC server
+/// and the explorer share it.
+pub(crate) async fn accept_loop<S>(listener: TcpListener, stop: StopHandle, make: impl Fn() -> S)
+where
+    S: tower::Service<HttpRequest<Incoming>, Response = HttpResponse, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.clone().shutdown() => return,
+        };
+        let socket = match accepted {
+            Ok((socket, _)) => socket,
+            Err(err) => {
+                // Out of file descriptors, say: wait instead of spinning.
+                tracing::debug!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Past the cap the socket is dropped at once: a client holding connections costs its own.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        tokio::spawn(serve_connection(socket, make(), stop.clone(), slot));
+    }
 }
 
 /// Serves one HTTP/1 connection: its headers within [`HEADER_TIMEOUT`], the whole connection within
