@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse, ServerHandle};
+use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use jsonrpsee::types::ErrorObjectOwned;
 use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockId, TxId};
@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::api::NodeApi;
-use crate::rpc::{Balance, BlockRef, BlockView, CoinRpcServer, PeerView, Status, TxStatus, TxView, Utxo};
+use crate::rpc::{
+    Balance, BlockRef, BlockView, CoinRpcServer, HttpServer, PeerView, Status, TxStatus, TxView, Utxo,
+};
 
 /// The page, with its script and styles inline.
 const PAGE: &str = include_str!("page.html");
@@ -70,24 +72,7 @@ pub struct AddressPage {
 }
 
 /// A running explorer.
-#[derive(Debug)]
-pub struct ExplorerServer {
-    addr: SocketAddr,
-    handle: ServerHandle,
-}
-
-impl ExplorerServer {
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops it.
-    pub async fn stop(self) {
-        let _ = self.handle.stop();
-        self.handle.stopped().await;
-    }
-}
+pub type ExplorerServer = HttpServer;
 
 /// Serves the explorer of `api` at `addr`.
 pub async fn serve(api: NodeApi, addr: SocketAddr) -> std::io::Result<ExplorerServer> {
@@ -102,7 +87,7 @@ pub async fn serve(api: NodeApi, addr: SocketAddr) -> std::io::Result<ExplorerSe
         async move { Ok::<_, BoxError>(respond(&api, &request).await) }
     });
     tokio::spawn(crate::rpc::accept_loop(listener, stop, move || service.clone()));
-    Ok(ExplorerServer { addr, handle })
+    Ok(HttpServer::new(addr, handle))
 }
 
 /// Why a request got no page.

@@ -71,14 +71,22 @@ pub enum RpcError {
     Remote(SocketAddr),
 }
 
-/// A running RPC server.
+/// A running HTTP server of the node: the RPC server, or the explorer.
 #[derive(Debug)]
-pub struct RpcServer {
+pub struct HttpServer {
     addr: SocketAddr,
     handle: ServerHandle,
 }
 
-impl RpcServer {
+/// The running RPC server.
+pub type RpcServer = HttpServer;
+
+impl HttpServer {
+    /// Binds nothing itself: `addr` is where `accept_loop` listens, `handle` stops it.
+    pub(crate) fn new(addr: SocketAddr, handle: ServerHandle) -> Self {
+        Self { addr, handle }
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -198,7 +206,7 @@ pub async fn serve(
     tokio::spawn(accept_loop(listener, stop, move || {
         services.clone().build(methods.clone(), stopping.clone())
     }));
-    Ok(RpcServer { addr, handle })
+    Ok(HttpServer::new(addr, handle))
 }
 
 /// Accepts HTTP connections on `listener` until `stop`, serving each with a service from `make`: at
