@@ -1,6 +1,9 @@
 //! Wall-clock measurements and progress for the command line (never inside the simulation).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The one place meshsim reads the real clock: to time a run and pace progress lines.
 #[allow(clippy::disallowed_methods)]
@@ -8,34 +11,57 @@ pub(crate) fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
-/// Prints a progress line on stderr every few seconds of wall time.
-pub(crate) struct Progress {
-    started: std::time::Instant,
-    last: std::time::Instant,
-    every: Duration,
+/// Set once `--json` asks for nothing but the report: progress stays hidden.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Hides every later [`Progress`] (`--json`: scripts read stdout, and stderr stays clean too).
+pub(crate) fn hide_progress() {
+    QUIET.store(true, Ordering::Relaxed);
 }
+
+/// A live status line on stderr (indicatif's spinner with the elapsed wall time). indicatif draws
+/// nothing when stderr is not a terminal (a pipe, a CI log), and nothing is drawn after
+/// [`hide_progress`]; the line is cleared when the `Progress` is dropped.
+pub(crate) struct Progress {
+    bar: ProgressBar,
+    last: std::time::Instant,
+}
+
+/// How often the message is rebuilt: it is read by a person.
+const EVERY: Duration = Duration::from_millis(200);
 
 impl Progress {
     pub(crate) fn new() -> Self {
-        let now = wall_now();
+        let target = if QUIET.load(Ordering::Relaxed) {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = ProgressBar::with_draw_target(None, target).with_style(style);
         Self {
-            started: now,
-            last: now,
-            every: Duration::from_secs(2),
+            bar,
+            last: wall_now(),
         }
     }
 
-    /// Call often; prints at most once per interval.
+    /// Call often; rebuilds the message at most every [`EVERY`], and never when nothing is drawn.
     pub(crate) fn tick(&mut self, what: impl FnOnce() -> String) {
-        let now = wall_now();
-        if now.duration_since(self.last) >= self.every {
-            self.last = now;
-            eprintln!(
-                "[{:>6.1}s] {}",
-                now.duration_since(self.started).as_secs_f64(),
-                what()
-            );
+        if self.bar.is_hidden() {
+            return;
         }
+        let now = wall_now();
+        if now.duration_since(self.last) >= EVERY {
+            self.last = now;
+            self.bar.set_message(what());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 

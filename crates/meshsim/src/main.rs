@@ -1,7 +1,8 @@
 //! `meshsim`: the researchers' front door to the meshwork simulator.
 //!
 //! `meshsim <experiment> [--nodes N] [--seed S] [--json] [--csv FILE] ...` runs one experiment and prints
-//! a readable table, or with `--json` one JSON object on stdout (progress goes to stderr). Keys are
+//! a readable table, or with `--json` one JSON object on stdout. Long phases show a live status line on
+//! stderr when it is a terminal (never with `--json`). Keys are
 //! snake_case with units in their names; every run reports `seed`, `trace_hash`, `events`,
 //! `events_per_sec` and `wall_ms`.
 //!
@@ -28,6 +29,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.experiment.common().json;
+    if json {
+        clock::hide_progress();
+    }
     match cli.experiment.run() {
         Ok(report) => {
             if json {

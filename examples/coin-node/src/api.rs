@@ -53,6 +53,8 @@ pub struct Status {
     pub height: u64,
     /// The tip's id.
     pub tip: BlockId,
+    /// The height of the best header known: the tip catches up to it while the node syncs.
+    pub headers: u64,
     /// Connected peers.
     pub peers: usize,
     /// Transactions in the mempool.
@@ -189,13 +191,14 @@ impl NodeApi {
     /// A summary of the node.
     pub async fn status(&self) -> Result<Status, ApiError> {
         let peers = self.node.peers().await?.len();
-        let (height, tip, mempool, synced) = self
+        let (height, tip, headers, mempool, synced) = self
             .app
             .with(|s| {
                 let tip = s.chain().tip();
                 (
                     tip.height,
                     tip.id,
+                    s.chain().best_header().height,
                     s.chain().mempool().len(),
                     s.sync().is_synced(),
                 )
@@ -207,6 +210,7 @@ impl NodeApi {
             wallet: self.wallet.peer_id(),
             height,
             tip,
+            headers,
             peers,
             mempool,
             synced,

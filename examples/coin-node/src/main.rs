@@ -10,6 +10,7 @@ use coin_node::config::unix_now;
 use coin_node::devnet::{self, DevnetOptions};
 use coin_node::rpc::CoinRpcClient;
 use coin_node::{CoinNode, DataDir, FileConfig, NetworkParams, NodeOptions, wallet};
+use indicatif::{ProgressBar, ProgressStyle};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_ledger::{Amount, OutPoint};
 use serde_json::{Value, json};
@@ -297,9 +298,32 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
         node.rpc_addr().map(|a| a.to_string()).unwrap_or_default(),
         node.api().wallet().peer_id()
     );
+    let syncing = tokio::spawn(show_sync(node.api().clone()));
     tokio::signal::ctrl_c().await?;
+    syncing.abort();
     node.shutdown().await;
     Ok(())
+}
+
+/// Shows the initial sync on stderr, blocks connected against the best header known, until the node
+/// says it is synced. indicatif draws nothing when stderr is not a terminal.
+async fn show_sync(api: coin_node::NodeApi) {
+    let style = ProgressStyle::with_template("sync {bar:30} {pos}/{len} blocks, {per_sec}, eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(0).with_style(style);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        let Ok(status) = api.status().await else {
+            break;
+        };
+        if status.synced && status.height >= status.headers {
+            break;
+        }
+        bar.set_length(status.headers);
+        bar.set_position(status.height);
+    }
+    bar.finish_and_clear();
 }
 
 async fn run(cli: Cli) -> AnyResult<()> {

@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 
 use super::gossip_net::{Broadcast, NetArgs, broadcast, build, overlay};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::{Progress, memory, wall_now};
 use crate::report::Report;
 
 /// Options of `meshsim gossip`.
@@ -105,7 +105,9 @@ fn run_flood(args: &Args, links: &[(NodeId, NodeId)]) -> Result<(Vec<Broadcast>,
     let bytes_before = sim.stats().bytes_sent;
     let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
     nodes.shuffle(sim.rng());
+    let mut progress = Progress::new();
     for id in 0..args.messages {
+        progress.tick(|| format!("flood baseline: message {id} of {}", args.messages));
         let before = sim.stats().messages_sent;
         let origin = nodes[usize::try_from(id).unwrap_or(0) % nodes.len()];
         let published = sim.now();
@@ -134,7 +136,9 @@ fn run_flood(args: &Args, links: &[(NodeId, NodeId)]) -> Result<(Vec<Broadcast>,
 /// One broadcast by every live publisher in turn, `count` in all.
 fn rounds(sim: &mut Sim<Gossip>, args: &Args, publishers: &mut Vec<NodeId>, count: u64) -> Vec<Broadcast> {
     let mut runs = Vec::new();
+    let mut progress = Progress::new();
     for i in 0..count {
+        progress.tick(|| format!("gossip: message {i} of {count}"));
         publishers.retain(|p| sim.is_up(*p));
         if publishers.is_empty() {
             let mut live: Vec<NodeId> = sim.live_nodes().collect();
