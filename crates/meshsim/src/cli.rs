@@ -31,6 +31,10 @@ pub(crate) struct Common {
     /// Write per-message data as CSV to this file.
     #[arg(long)]
     pub(crate) csv: Option<PathBuf>,
+    /// Draw the experiment's charts (latency CDFs against flood, hops histograms, reliability after
+    /// crashes) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
     /// Stop after this many events, whatever happens (a bound on every run).
     #[arg(long, default_value_t = 2_000_000_000)]
     pub(crate) max_events: u64,

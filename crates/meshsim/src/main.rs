@@ -20,6 +20,7 @@
 mod cli;
 mod clock;
 mod experiments;
+mod plot;
 mod report;
 
 use std::process::ExitCode;
@@ -29,11 +30,18 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.experiment.common().json;
+    let plot = cli.experiment.common().plot.clone();
     if json {
         clock::hide_progress();
     }
     match cli.experiment.run() {
         Ok(report) => {
+            if let Some(path) = plot {
+                if let Err(err) = plot::write_svg(&path, report.panels()) {
+                    eprintln!("meshsim: --plot: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
             if json {
                 println!("{}", report.to_json());
             } else {

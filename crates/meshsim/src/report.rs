@@ -4,10 +4,13 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-/// The figures of one run, in the order they were added.
+use crate::plot::Panel;
+
+/// The figures of one run, in the order they were added, and the charts `--plot` draws from it.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     fields: Vec<(&'static str, Value)>,
+    panels: Vec<Panel>,
 }
 
 impl Report {
@@ -19,6 +22,17 @@ impl Report {
     pub(crate) fn add(&mut self, key: &'static str, value: impl Into<Value>) -> &mut Self {
         self.fields.push((key, value.into()));
         self
+    }
+
+    /// Adds a chart for `--plot`.
+    pub(crate) fn plot(&mut self, panel: Panel) -> &mut Self {
+        self.panels.push(panel);
+        self
+    }
+
+    /// The charts, in the order they were added.
+    pub(crate) fn panels(&self) -> &[Panel] {
+        &self.panels
     }
 
     /// The figures every run ends with: `events`, `events_per_sec`, `wall_ms`, the process's memory

@@ -40,6 +40,36 @@ fn gossip_reaches_everyone_with_few_copies_and_recovers_from_crashes() {
 }
 
 #[test]
+fn plot_draws_latency_against_flood_hops_and_reliability_after_crashes() {
+    let dir = std::env::temp_dir().join(format!("meshsim-gossip-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gossip.svg");
+    let path_arg = path.to_str().unwrap();
+    let args = [
+        "gossip",
+        "--nodes",
+        "60",
+        "--messages",
+        "3",
+        "--fail",
+        "0.2",
+        "--plot",
+        path_arg,
+    ];
+    meshsim(&args);
+    let svg = std::fs::read_to_string(&path).unwrap();
+    for title in [
+        "Delivery latency",
+        "flood, same overlay",
+        "last delivery",
+        "Reliability after 12 of 60",
+    ] {
+        assert!(svg.contains(title), "the plot lacks {title:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn gossip_spam_keeps_honest_delivery_and_disconnects_the_spammers() {
     let report = meshsim(&[
         "gossip-spam",

@@ -16,6 +16,7 @@ use rand::Rng;
 
 use crate::cli::Common;
 use crate::clock::{Progress, cpu_time, memory, wall_now};
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// How link latency is modelled.
@@ -159,6 +160,20 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     }
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Cdf {
+            title: format!("Flood delivery latency, {} nodes", common.nodes),
+            x_label: "ms after publication".into(),
+            series: vec![("flood".into(), log.latencies_ms())],
+        })
+        .plot(Panel::Histogram {
+            title: "Hops of each delivery".into(),
+            x_label: "hops".into(),
+            series: vec![(
+                "flood".into(),
+                log.deliveries().iter().map(|d| u64::from(d.hops)).collect(),
+            )],
+        });
     report
         .add("experiment", "flood")
         .add("seed", common.seed)

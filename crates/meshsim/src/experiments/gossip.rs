@@ -22,6 +22,7 @@ use rand::seq::SliceRandom;
 use super::gossip_net::{Broadcast, NetArgs, broadcast, build, overlay};
 use crate::cli::Common;
 use crate::clock::{Progress, memory, wall_now};
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim gossip`.
@@ -229,6 +230,26 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         i64::from(last_hop(&stable)) - i64::from(last_hop(&flood)),
     );
 
+    let latencies = |runs: &[Broadcast]| runs.iter().flat_map(|b| b.latencies_ms.clone()).collect();
+    let hops = |runs: &[Broadcast]| runs.iter().map(|b| u64::from(b.max_hops)).collect();
+    report
+        .plot(Panel::Cdf {
+            title: format!("Delivery latency, {n} nodes, {} messages", args.messages),
+            x_label: "ms after publication".into(),
+            series: vec![
+                ("gossip (Plumtree)".into(), latencies(&stable)),
+                ("flood, same overlay".into(), latencies(&flood)),
+            ],
+        })
+        .plot(Panel::Histogram {
+            title: "Hops of each message's last delivery".into(),
+            x_label: "hops".into(),
+            series: vec![
+                ("gossip (Plumtree)".into(), hops(&stable)),
+                ("flood".into(), hops(&flood)),
+            ],
+        });
+
     if args.fail > 0.0 {
         crash(&mut sim, args, &mut publishers, &mut report)?;
     }
@@ -286,6 +307,17 @@ fn crash(
         Some(_) => -1,
     };
     let (_, components) = overlay(sim);
+    let reliability = after
+        .iter()
+        .enumerate()
+        .map(|(i, b)| ((i + 1) as f64, b.delivered as f64 / b.live.max(1) as f64))
+        .collect();
+    report.plot(Panel::Lines {
+        title: format!("Reliability after {crashed} of {n} nodes crash"),
+        x_label: "broadcast after the crash".into(),
+        y_label: "share of live nodes reached".into(),
+        series: vec![("gossip (Plumtree)".into(), reliability)],
+    });
     report
         .add("fail", args.fail)
         .add("crashed", crashed)

@@ -27,6 +27,7 @@ use super::kad_net::{NetArgs, Network, at_ms};
 use super::kad_node::NodeEvent;
 use crate::cli::Common;
 use crate::clock::wall_now;
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim kad-lookup` and `meshsim kad-adversarial`.
@@ -202,6 +203,23 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     let stats = net.sim.stats();
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Cdf {
+            title: format!("Lookup latency, {n} nodes, {} ms links", args.net.latency_ms),
+            x_label: "ms from the command to the answer".into(),
+            series: vec![(
+                "lookups that ended".into(),
+                finished.iter().map(|o| o.latency_ms).collect(),
+            )],
+        })
+        .plot(Panel::Histogram {
+            title: "Hops of the lookups that found their target".into(),
+            x_label: "hops".into(),
+            series: vec![(
+                "lookups".into(),
+                found.iter().map(|o| u64::from(o.hops)).collect(),
+            )],
+        });
     report
         .add("experiment", name)
         .add("seed", common.seed)
