@@ -59,7 +59,7 @@ fn colour(i: usize) -> RGBColor {
 /// Writes `panels` to `path` as one SVG, one panel under another.
 pub(crate) fn write_svg(path: &Path, panels: &[Panel]) -> Result<(), String> {
     if panels.is_empty() {
-        return Err("this experiment has no plot yet (--plot draws gossip, flood and kad-lookup)".into());
+        return Err("the experiment described no chart".into());
     }
     let height = PANEL_HEIGHT * u32::try_from(panels.len()).unwrap_or(1);
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();

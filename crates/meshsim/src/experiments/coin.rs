@@ -37,6 +37,7 @@ use super::coin_net::{CoinNet, Roles, censored};
 use super::pow_net::{Miners, NetArgs, chain_config, secs_since};
 use crate::cli::Common;
 use crate::clock::wall_now;
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim coin`.
@@ -455,6 +456,7 @@ fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, Strin
         }
     }
     let propagation = Summary::of(net.records.propagation_ms.clone());
+    let confirmation_samples = confirmation_ms.clone();
     let confirmation = Summary::of(confirmation_ms);
     let flood_p99 = flood_baseline(args, net, workload, tx_size)?;
     let stats = net.sim.stats();
@@ -462,6 +464,17 @@ fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, Strin
     let censored_txs = workload.iter().filter(|(txid, ..)| censored(txid)).count();
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Cdf {
+            title: format!("Payment confirmation, {n} nodes: submission to the block that holds it"),
+            x_label: "ms".into(),
+            series: vec![("payments".into(), confirmation_samples)],
+        })
+        .plot(Panel::Cdf {
+            title: "Block propagation: mined to connected at each node".into(),
+            x_label: "ms".into(),
+            series: vec![("blocks".into(), net.records.propagation_ms.clone())],
+        });
     report
         .add("experiment", "coin")
         .add("seed", args.common.seed)

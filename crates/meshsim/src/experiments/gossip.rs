@@ -307,11 +307,7 @@ fn crash(
         Some(_) => -1,
     };
     let (_, components) = overlay(sim);
-    let reliability = after
-        .iter()
-        .enumerate()
-        .map(|(i, b)| ((i + 1) as f64, b.delivered as f64 / b.live.max(1) as f64))
-        .collect();
+    let reliability = super::gossip_net::per_broadcast(&after);
     report.plot(Panel::Lines {
         title: format!("Reliability after {crashed} of {n} nodes crash"),
         x_label: "broadcast after the crash".into(),

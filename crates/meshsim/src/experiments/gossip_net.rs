@@ -109,6 +109,14 @@ pub(crate) struct Broadcast {
     pub(crate) latencies_ms: Vec<f64>,
 }
 
+/// Each broadcast's reliability, numbered from 1: the points of a reliability-over-time line.
+pub(crate) fn per_broadcast(runs: &[Broadcast]) -> Vec<(f64, f64)> {
+    runs.iter()
+        .enumerate()
+        .map(|(i, b)| ((i + 1) as f64, b.delivered as f64 / b.live.max(1) as f64))
+        .collect()
+}
+
 /// Publishes one message from `origin` and follows it for `--interval-ms`, counting only the live nodes
 /// `counted` selects (all of them, or the honest ones). Every event is also handed to `watch`.
 pub(crate) fn broadcast<P: GossipNode>(

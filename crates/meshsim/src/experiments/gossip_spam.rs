@@ -32,6 +32,7 @@ use super::gossip_net::{Broadcast, GossipNode, NetArgs, broadcast, build, overla
 use super::gossip_spam_node::{BAD, NodeCommand, SpamKind, SpamNode};
 use crate::cli::Common;
 use crate::clock::{memory, wall_now};
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim gossip-spam`.
@@ -292,6 +293,21 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     }
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Cdf {
+            title: "Delivery latency of honest messages under spam".into(),
+            x_label: "ms after publication".into(),
+            series: vec![(
+                "honest messages".into(),
+                runs.iter().flat_map(|b| b.latencies_ms.iter().copied()).collect(),
+            )],
+        })
+        .plot(Panel::Lines {
+            title: "Reliability of each honest broadcast".into(),
+            x_label: "broadcast".into(),
+            y_label: "share of honest nodes reached".into(),
+            series: vec![("honest messages".into(), super::gossip_net::per_broadcast(&runs))],
+        });
     report
         .add("experiment", "gossip-spam")
         .add("seed", args.common.seed)

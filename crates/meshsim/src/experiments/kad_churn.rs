@@ -25,6 +25,7 @@ use super::kad_net::{NetArgs, Network, at_ms};
 use super::kad_node::{KadNode, NodeEvent, info};
 use crate::cli::Common;
 use crate::clock::{memory, wall_now};
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim kad-churn`.
@@ -152,6 +153,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let mut joined = 0usize;
     let k = i32::try_from(args.net.k).unwrap_or(i32::MAX);
     let mut timeline: Vec<Value> = Vec::new();
+    let (mut measured, mut estimated) = (Vec::new(), Vec::new());
     let mut last = (0.0, 1.0, 1.0);
     for step in 0..=args.steps {
         if step > 0 {
@@ -172,6 +174,8 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         let share_gone = gone as f64 / n as f64;
         let estimate = 1.0 - share_gone.powi(k);
         let retrievable = retrieve(&mut net, &keys, &live)?;
+        measured.push((share_gone, retrievable));
+        estimated.push((share_gone, estimate));
         timeline.push(json!({
             "gone": share_gone,
             "retrievable": retrievable,
@@ -183,6 +187,15 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let stats = net.sim.stats();
 
     let mut report = Report::new();
+    report.plot(Panel::Lines {
+        title: "Records still retrievable as nodes leave".into(),
+        x_label: "share of the original nodes gone".into(),
+        y_label: "share of records retrievable".into(),
+        series: vec![
+            ("measured".into(), measured),
+            ("estimate 1 - gone^k".into(), estimated),
+        ],
+    });
     report
         .add("experiment", "kad-churn")
         .add("seed", common.seed)

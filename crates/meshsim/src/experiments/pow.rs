@@ -30,6 +30,7 @@ use meshwork_sim::metrics::Summary;
 use super::pow_net::{NetArgs, PowNet, chain_config, depth_histogram, secs_since};
 use crate::cli::Common;
 use crate::clock::wall_now;
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Decker & Wattenhofer's (2013) mean block propagation delay to a node of Bitcoin's network, in ms.
@@ -115,6 +116,17 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let stats = net.sim.stats();
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Cdf {
+            title: format!("Block propagation, {n} nodes, {} s blocks", args.block_time),
+            x_label: "ms from mining to a node connecting it".into(),
+            series: vec![("blocks".into(), net.records.delays_ms.clone())],
+        })
+        .plot(Panel::Histogram {
+            title: format!("Reorganisations by depth (stale rate {stale_rate:.4})"),
+            x_label: "blocks undone".into(),
+            series: vec![("reorgs".into(), reorgs.iter().map(|r| r.2 as u64).collect())],
+        });
     report
         .add("experiment", "pow")
         .add("seed", common.seed)

@@ -31,6 +31,7 @@ use rand::seq::SliceRandom;
 use super::pow_net::{Miners, NetArgs, PowNet, chain_config, depth_histogram, secs_since};
 use crate::cli::Common;
 use crate::clock::wall_now;
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// The fee of each double-spend payment, in units: above the minimum relay fee for its ~140 bytes.
@@ -325,6 +326,17 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let stats = net.sim.stats();
 
     let mut report = Report::new();
+    report
+        .plot(Panel::Histogram {
+            title: "Reorganisations after the heal, by depth (the losing side's blocks undone)".into(),
+            x_label: "blocks undone".into(),
+            series: vec![("reorgs".into(), after.iter().map(|&d| d as u64).collect())],
+        })
+        .plot(Panel::Cdf {
+            title: "Block propagation".into(),
+            x_label: "ms from mining to a node connecting it".into(),
+            series: vec![("blocks".into(), net.records.delays_ms.clone())],
+        });
     report
         .add("experiment", "pow-partition")
         .add("seed", common.seed)

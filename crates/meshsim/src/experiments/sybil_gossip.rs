@@ -45,6 +45,7 @@ use super::gossip_net::{Broadcast, GossipNode, NetArgs, broadcast, build, overla
 use super::sybil_gossip_node::{Addresses, NodeCommand, SybilNode};
 use crate::cli::Common;
 use crate::clock::wall_now;
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// Options of `meshsim sybil-gossip`.
@@ -250,6 +251,12 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let mut report = Report::new();
+    report.plot(Panel::Lines {
+        title: "Reliability of each honest broadcast among Sybils".into(),
+        x_label: "broadcast".into(),
+        y_label: "share of honest nodes reached".into(),
+        series: vec![("honest messages".into(), super::gossip_net::per_broadcast(&runs))],
+    });
     report
         .add("experiment", "sybil-gossip")
         .add("seed", args.common.seed)

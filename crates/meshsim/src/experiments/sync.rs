@@ -29,6 +29,7 @@ use meshwork_wire::Instant;
 use super::pow_net::{NetArgs, Node, Records, chain_config, fresh_node, secs_since};
 use crate::cli::Common;
 use crate::clock::{Progress, wall_now};
+use crate::plot::Panel;
 use crate::report::Report;
 
 /// How the lying peer lies.
@@ -173,12 +174,15 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let mut budget = common.max_events;
     let mut done_at: Option<Instant> = None;
     let mut progress = Progress::new();
+    // The late node's height over virtual time, one point per slice of events.
+    let mut climb: Vec<(f64, f64)> = vec![(0.0, 0.0)];
     while budget > 0 {
         let outcome = sim.run(deadline, budget.min(50_000), |at, node, event| {
             records.on_event(at, node, event);
         });
         budget = budget.saturating_sub(outcome.events);
         let tip = sim.state(late).map(|s| s.chain().tip());
+        climb.push((secs_since(sim.now(), start), tip.map_or(0.0, |t| t.height as f64)));
         if done_at.is_none() && tip.is_some_and(|t| t.id == target.id) {
             done_at = Some(records.last_tip_change.get(&late).copied().unwrap_or(sim.now()));
         }
@@ -223,6 +227,12 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
 
     let mut report = Report::new();
     report
+        .plot(Panel::Lines {
+            title: format!("Sync of a late node from {} peers", args.peers),
+            x_label: "virtual s".into(),
+            y_label: "height".into(),
+            series: vec![("late node".into(), climb)],
+        })
         .add("experiment", "sync")
         .add("seed", common.seed)
         .add("nodes", args.peers + 1)
