@@ -15,7 +15,7 @@ use support::{ONE_AT_A_TIME, params, wait_for};
 
 /// Starts `coin-node run --mine` on `dir` (RPC at its config's address) and returns the process and its RPC
 /// address (from its first line).
-fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
+fn spawn(dir: &std::path::Path) -> (Running, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coin-node"))
         .args(["run", "--mine", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -32,7 +32,23 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
         .nth(1)
         .and_then(|rest| rest.split(';').next())
         .unwrap_or_else(|| panic!("unexpected first line: {line}"));
-    (child, rpc.trim().parse().unwrap())
+    (Running(child), rpc.trim().parse().unwrap())
+}
+
+/// A node process, killed (SIGKILL) when dropped: a failed assertion must not leave it mining.
+struct Running(Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 async fn height(client: &RpcClient) -> Option<u64> {
@@ -85,8 +101,7 @@ async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
         balance["units"].as_u64().unwrap() > 0,
         "the miner's coinbases pay its wallet: {balance}"
     );
-    child.kill().unwrap(); // SIGKILL on Unix.
-    child.wait().unwrap();
+    child.kill(); // SIGKILL on Unix.
 
     let (mut child, rpc) = spawn(&data);
     let cookie = DataDir::new(&data).read_cookie().unwrap();
@@ -111,8 +126,7 @@ async fn a_killed_node_restarts_from_its_data_dir_without_loss() {
         assert_eq!(at.parent, parent, "broken link at height {h}");
         parent = at.id;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
