@@ -237,7 +237,8 @@ pub(crate) async fn quic_endpoint_counts_a_connection_until_it_drains() {
     assert_eq!(b.counters().endpoint_connections, 1);
     to_b.close(CloseReason::Application(3));
     assert_eq!(bounded(from_a.closed()).await, CloseReason::Application(3));
-    assert_eq!(a.counters().outbound_connections, 0, "released at the close");
+    // Released by A's own connection task, which may run a moment after B has seen the close.
+    eventually(|| a.counters().outbound_connections == 0).await;
     // Dropping the handles leaves only quinn's own draining state, which ends after 3 probe timeouts.
     drop((to_b, from_a));
     eventually(|| a.counters().endpoint_connections == 0 && b.counters().endpoint_connections == 0).await;
