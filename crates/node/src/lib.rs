@@ -118,7 +118,7 @@ pub use error::NodeError;
 pub use handle::{Events, Handle};
 pub use manager::ConnectionLimits;
 pub use metrics::Metrics;
-pub use node::{Node, NodeBuilder};
+pub use node::{Node, NodeBuilder, wall_clock};
 /// A gauge an application sets (returned by [`Metrics::gauge`]); re-exported so applications need no
 /// direct dependency on `prometheus-client`.
 pub use prometheus_client::metrics::gauge::Gauge;

@@ -177,11 +177,13 @@ impl NodeBuilder {
     }
 }
 
-/// Protocol time in a node is nanoseconds since the Unix epoch, so protocols that need wall time (block
-/// timestamps) read it from `now`. It is read once at start; after that it advances with the monotonic
-/// clock, so a wall-clock step never makes protocol time go backwards.
+/// Protocol time now, as a node counts it: nanoseconds since the Unix epoch, so protocols that need
+/// wall time (block timestamps) read it from `now`, and state a protocol persists (a record's expiry)
+/// means the same after a restart. A running node reads it once at start; after that its time advances
+/// with the monotonic clock, so a wall-clock step never makes protocol time go backwards. Call it to
+/// prepare a protocol's state before the node starts (opening a store with expiries, say).
 #[allow(clippy::disallowed_methods)] // The runtime is where the real clock enters (ARCHITECTURE.md).
-fn wall_clock() -> Instant {
+pub fn wall_clock() -> Instant {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -52,27 +52,14 @@ async fn start(net: &Net, i: usize) -> KadNode {
     KadNode { node, kad, events }
 }
 
-fn query_of(event: &Event) -> Option<QueryId> {
-    match event {
-        Event::Bootstrapped { query, .. }
-        | Event::ClosestPeers { query, .. }
-        | Event::FoundPeer { query, .. }
-        | Event::PutValue { query, .. }
-        | Event::GetValue { query, .. }
-        | Event::StartedProviding { query, .. }
-        | Event::GetProviders { query, .. }
-        | Event::Failed { query, .. } => Some(*query),
-        _ => None,
-    }
-}
-
 /// Collects the answers to `queries` on one node (other events are skipped), within two minutes.
 async fn answers(events: &mut Events<Kademlia>, queries: &[QueryId]) -> HashMap<QueryId, Event> {
     let mut got = HashMap::new();
     timeout(Duration::from_secs(120), async {
         while got.len() < queries.len() {
             let event = events.recv().await.expect("node stopped");
-            if let Some(query) = query_of(&event).filter(|q| queries.contains(q)) {
+            let query = event.query();
+            if queries.contains(&query) {
                 got.insert(query, event);
             }
         }

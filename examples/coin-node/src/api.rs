@@ -230,6 +230,25 @@ impl NodeApi {
         Ok(block.as_ref().map(block_view))
     }
 
+    /// The last `count` blocks of the best chain, newest first, read in one visit to the node task.
+    pub async fn recent_blocks(&self, count: u64) -> Result<Vec<BlockView>, ApiError> {
+        let blocks = self
+            .app
+            .with(move |s| {
+                let chain = s.chain();
+                let tip = chain.tip().height;
+                let mut blocks = Vec::new();
+                for height in (tip.saturating_sub(count.saturating_sub(1))..=tip).rev() {
+                    if let Some(id) = chain.block_id_at_height(height) {
+                        blocks.extend(chain.block(&id)?);
+                    }
+                }
+                Ok::<_, ChainError>(blocks)
+            })
+            .await??;
+        Ok(blocks.iter().map(block_view).collect())
+    }
+
     /// The block `id` (best chain or not, if stored).
     pub async fn block(&self, id: BlockId) -> Result<Option<BlockView>, ApiError> {
         let block = self.app.with(move |s| s.chain().block(&id)).await??;

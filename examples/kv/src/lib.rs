@@ -61,7 +61,6 @@ use meshwork_identity::{KeyFileError, Keypair, PeerId};
 use meshwork_kad::{Address, Command, Event, Kademlia, Key, MemoryStore, PeerInfo, QueryId, RedbRecordStore};
 use meshwork_node::{Handle, Hooks, Node, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::QuicTransport;
-use meshwork_wire::Instant;
 use tokio::sync::oneshot;
 
 pub use meshwork_kad::message::MAX_VALUE;
@@ -175,16 +174,6 @@ pub fn key_of(name: &str) -> Key {
     Key::for_record(name.as_bytes())
 }
 
-/// Protocol time as the node runtime counts it (nanoseconds since the Unix epoch): records on disk
-/// carry expiries in it.
-#[allow(clippy::disallowed_methods)] // The driver is where the real clock enters (ARCHITECTURE.md).
-fn unix_now() -> Instant {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Instant::from_duration(since)
-}
-
 fn load_or_create_key(path: &Path) -> Result<Keypair, KvError> {
     if !path.exists() {
         Keypair::generate(&mut rand_core::OsRng).save(path)?;
@@ -201,7 +190,7 @@ impl KvNode {
         let store = RedbRecordStore::open(
             &options.data_dir.join("records.redb"),
             MemoryStore::default(),
-            unix_now(),
+            meshwork_node::wall_clock(),
         )?;
         let mut config = meshwork_kad::Config::default();
         if options.loopback_devnet {

@@ -192,10 +192,10 @@ async fn route(api: &NodeApi, path: &str) -> Result<Page, Refusal> {
 
 async fn summary(api: &NodeApi) -> Result<Summary, Refusal> {
     let status = CoinRpcServer::status(api).await?;
-    let mut blocks = Vec::new();
-    for height in (status.height.saturating_sub(RECENT_BLOCKS - 1)..=status.height).rev() {
-        blocks.extend(api.block_at(height).await.map_err(ErrorObjectOwned::from)?);
-    }
+    let blocks = api
+        .recent_blocks(RECENT_BLOCKS)
+        .await
+        .map_err(ErrorObjectOwned::from)?;
     let mempool = api
         .mempool(MEMPOOL_LISTED)
         .await
