@@ -2,6 +2,28 @@
 
 use std::time::Duration;
 
+/// What the messages of an origin without a broadcast tree of its own follow.
+///
+/// Plumtree's trees are shaped by first arrivals. Per origin, they are shortest-path trees from that
+/// origin (flood's hop counts at near-zero redundancy), but each origin's first message floods to form
+/// its tree: where every node publishes now and then (a coin's transactions), nearly every message is a
+/// first one, and per-origin trees cost a flood's bytes and more. One tree shared by all origins (the
+/// single eager set of the paper, Leitão et al. 2007, §3) costs one copy per node from the first message
+/// on, but a message climbs from its origin towards where the tree was rooted and back down, so its
+/// paths are longer than flood's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Trees {
+    /// Every origin forms its own tree: its first message is pushed on every link and duplicates prune.
+    /// Shortest paths from the first message on; a flood's traffic for each new origin. Suits a few
+    /// origins that publish often (blocks from miners).
+    #[default]
+    PerOrigin,
+    /// An origin without a tree follows the shared tree (no flood; duplicates prune the shared tree with
+    /// `PruneShared`); it gets a tree of its own, copied from the shared one, when the §3.8 optimisation
+    /// finds it shorter paths. Suits many origins that publish rarely (transactions).
+    Shared,
+}
+
 /// How a gossip node behaves. `Config::default()` follows the HyParView and Plumtree papers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -21,9 +43,15 @@ pub struct Config {
     pub shuffle_passive: usize,
     /// Lazy-push ids are batched and sent at this interval.
     pub ihave_interval: Duration,
-    /// After an `IHave`, wait this long for the message before grafting.
+    /// After an `IHave`, wait at most this long for the message before grafting: 300 ms. The wait is
+    /// learnt from our grafts' round trips (RFC 6298's `SRTT + 4·RTTVAR`, `plumtree/rtt.rs`); this is
+    /// its ceiling, and the wait until a first graft is answered.
     pub graft_timeout: Duration,
-    /// After a graft, wait this long before grafting the next announcer.
+    /// The shortest learnt wait before grafting: 5 ms (below that, task scheduling and batching noise
+    /// on a loopback or LAN path would graft copies that were still coming).
+    pub graft_timeout_min: Duration,
+    /// After a graft, wait at most this long before grafting the next announcer (the learnt wait if it
+    /// is shorter).
     pub graft_retry: Duration,
     /// Plumtree's optimisation: when an `IHave` announces a message this many hops shorter than the copy
     /// that arrived on the tree, the announcer's link replaces the tree link.
@@ -31,8 +59,10 @@ pub struct Config {
     /// A new neighbour is announced the messages accepted this recently (at most one `IHave`), so a node
     /// that was cut off catches up on what it missed.
     pub catch_up: Duration,
-    /// Origins with a broadcast tree of their own kept at most (each origin has its own eager and lazy
-    /// links); the least recently used is forgotten first and its next message forms its tree again.
+    /// Origins with a broadcast tree of their own kept at most: 16,384 (each origin has its own eager and
+    /// lazy links, 48 bytes, so under 1 MiB in all). In a coin every node is an origin of transactions,
+    /// so this is sized for networks of thousands of publishers; the least recently used quarter is
+    /// forgotten when it is full, and a forgotten origin's next message forms its tree again.
     pub max_origins: usize,
     /// Messages kept in the seen cache (answering grafts, suppressing duplicates).
     pub seen_capacity: usize,
@@ -49,6 +79,9 @@ pub struct Config {
     /// Refill of that budget, per second: 1 MiB. A graft over it is dropped without blame (the grafter
     /// asks its next announcer).
     pub graft_bytes_per_sec: u64,
+    /// What messages of an origin without a tree of its own follow: per-origin trees (the default) or
+    /// the shared tree.
+    pub trees: Trees,
     /// Peer scoring and limits.
     pub score: ScoreConfig,
     /// Limits on who enters the views (membership requests, IP prefixes, evictions).
@@ -67,9 +100,10 @@ impl Default for Config {
             shuffle_passive: 4,
             ihave_interval: Duration::from_millis(50),
             graft_timeout: Duration::from_millis(300),
+            graft_timeout_min: Duration::from_millis(5),
             graft_retry: Duration::from_millis(150),
             optimization_threshold: 3,
-            max_origins: 1024,
+            max_origins: 16_384,
             catch_up: Duration::from_secs(10),
             seen_capacity: 4096,
             seen_ttl: Duration::from_secs(120),
@@ -77,6 +111,7 @@ impl Default for Config {
             max_missing: 4096,
             graft_burst_bytes: 4 * 1024 * 1024,
             graft_bytes_per_sec: 1024 * 1024,
+            trees: Trees::PerOrigin,
             score: ScoreConfig::default(),
             admission: AdmissionConfig::default(),
         }

@@ -107,7 +107,7 @@ mod state;
 
 pub use ban::Ban;
 pub use broadcast::Broadcast;
-pub use config::{AdmissionConfig, Config, ScoreConfig};
+pub use config::{AdmissionConfig, Config, ScoreConfig, Trees};
 pub use error::PublishError;
 pub use message::{
     Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,

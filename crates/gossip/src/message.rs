@@ -222,6 +222,9 @@ pub enum TreeMessage {
         /// The origin whose tree the link joins.
         origin: PeerId,
     },
+    /// "I got a duplicate from you of a message whose origin has no tree of its own here: our link
+    /// leaves the shared tree" ([`Trees::Shared`](crate::Trees::Shared)).
+    PruneShared,
 }
 
 /// Everything that crosses the wire on `/meshwork/gossip/1`.

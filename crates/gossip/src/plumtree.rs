@@ -15,6 +15,7 @@
 mod lazy;
 mod links;
 mod offers;
+mod rtt;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -28,6 +29,7 @@ use crate::state::{Timer, Verdict};
 use links::Links;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
+use rtt::GraftWait;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
@@ -58,7 +60,8 @@ pub(crate) enum PtOut {
 struct Missing {
     /// Who announced it, with the hops it had there.
     announcers: VecDeque<(PeerId, u16)>,
-    grafted: Option<PeerId>,
+    /// The announcer grafted last, and when.
+    grafted: Option<(PeerId, Instant)>,
 }
 
 /// Counters for experiments.
@@ -96,6 +99,8 @@ pub(crate) struct Plumtree {
     offers: Offers,
     flush_scheduled: bool,
     pending: usize,
+    /// How long an announced message may take before we graft it.
+    graft_wait: GraftWait,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -103,13 +108,14 @@ pub(crate) struct Plumtree {
 impl Plumtree {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
-            links: Links::new(config.max_origins),
+            links: Links::new(config.max_origins, config.trees),
             cache: SeenCache::new(config.seen_capacity, config.seen_ttl),
             missing: HashMap::new(),
             lazy_queue: Vec::new(),
             offers: Offers::new(config),
             flush_scheduled: false,
             pending: 0,
+            graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -208,13 +214,23 @@ impl Plumtree {
             // Prune even if the link is already lazy on our side: the sender still pushes on it, so its
             // side is eager (a graft crossed our prune, or it missed the prune).
             if self.links.contains(&from) {
-                self.links.make_lazy(origin, from);
                 self.stats.prunes_sent += 1;
-                out.push(PtOut::Send(from, TreeMessage::Prune { origin }));
+                if self.links.follows_shared(&origin) {
+                    self.links.make_shared_lazy(&from);
+                    out.push(PtOut::Send(from, TreeMessage::PruneShared));
+                } else {
+                    self.links.make_lazy(origin, from);
+                    out.push(PtOut::Send(from, TreeMessage::Prune { origin }));
+                }
             }
             return;
         }
         let announced = self.missing.remove(&id);
+        if let Some((grafted, at)) = announced.as_ref().and_then(|m| m.grafted)
+            && grafted == from
+        {
+            self.graft_wait.sample(now.saturating_duration_since(at));
+        }
         self.links.make_eager(&origin, &from);
         if self.pending >= self.config.max_pending_validations {
             // Dropped unseen: a later copy may get through once the queue drains.
@@ -327,6 +343,11 @@ impl Plumtree {
     /// already in flight (the allowance of [`crate::ScoreConfig::rate_burst`]).
     pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
         self.cache.contains(id) && self.links.is_lazy(origin, from)
+    }
+
+    /// The smoothed round trip of our grafts, once one was answered.
+    pub(crate) fn graft_rtt(&self) -> Option<std::time::Duration> {
+        self.graft_wait.srtt()
     }
 
     pub(crate) fn cache_len(&self) -> usize {

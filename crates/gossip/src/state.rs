@@ -105,6 +105,12 @@ impl Gossip {
         self.tree.tree_count()
     }
 
+    /// The smoothed round trip of this node's grafts (a graft sent, its message received), from which
+    /// the wait before grafting is learnt; `None` until a graft was answered.
+    pub fn graft_rtt(&self) -> Option<std::time::Duration> {
+        self.tree.graft_rtt()
+    }
+
     /// Where `peer` can be dialled, as far as gossip knows: the address its connection came from
     /// ([`Command::PeerAddress`]) or, failing that, the one a peer named it with in a membership
     /// message. Known for the peers of both views and those being dialled; forgotten once a peer is in
@@ -246,6 +252,7 @@ impl Gossip {
             }
             TreeMessage::Prune { origin } => self.tree.on_prune(from, origin),
             TreeMessage::Shortcut { origin } => self.tree.on_shortcut(from, origin),
+            TreeMessage::PruneShared => self.tree.on_prune_shared(from),
         }
     }
 
@@ -375,7 +382,7 @@ impl Protocol for Gossip {
                     });
                 }
                 Timer::FlushIHave => self.tree.flush_ihave(now, &mut self.pt_out),
-                Timer::Graft(id) => self.tree.on_graft_timer(id, &mut self.pt_out),
+                Timer::Graft(id) => self.tree.on_graft_timer(now, id, &mut self.pt_out),
                 Timer::Sweep => {
                     self.tree.sweep(now);
                     self.stats.bans_expired += self.views.expire_bans() as u64;

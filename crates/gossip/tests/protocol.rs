@@ -250,6 +250,8 @@ fn golden_vectors() {
         &Message::Tree(TreeMessage::Shortcut { origin: peer }),
         "01048139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
     );
+    // New with the shared tree (`Trees::Shared`); the variants before it keep their bytes.
+    golden::check(&Message::Tree(TreeMessage::PruneShared), "0105");
     let id = MessageId(Hash::digest(b"m"));
     golden::check(
         &Message::Tree(TreeMessage::Graft { id }),

@@ -180,6 +180,19 @@ fn the_tree_heals_after_crashes_and_failed_peers_are_replaced() {
         last = broadcast(&mut sim, NodeId(i), Duration::from_secs(5)).len();
     }
     assert_eq!(last, 150, "every live node delivers after repair");
+    // The repairs were grafts, and the wait before grafting was learnt from their round trips: two
+    // links of 20 to 30 ms each, plus the answerer's batching of nothing (a graft is answered at once).
+    let learnt: Vec<Duration> = sim
+        .live_nodes()
+        .filter_map(|n| sim.state(n).and_then(Gossip::graft_rtt))
+        .collect();
+    assert!(!learnt.is_empty(), "no node measured a graft");
+    for rtt in &learnt {
+        assert!(
+            (Duration::from_millis(40)..=Duration::from_millis(60)).contains(rtt),
+            "graft round trip {rtt:?} on 20-30 ms links"
+        );
+    }
     sim.advance(Duration::from_secs(20), |_, _, _| {});
     for node in sim.live_nodes() {
         let state = sim.state(node).unwrap();

@@ -40,6 +40,86 @@ fn gossip_reaches_everyone_with_few_copies_and_recovers_from_crashes() {
 }
 
 #[test]
+fn every_node_publishing_at_a_rate_sweep_is_measured_against_flood_on_the_same_workload() {
+    let report = meshsim(&[
+        "gossip",
+        "--nodes",
+        "120",
+        "--publishers",
+        "all",
+        "--messages",
+        "30",
+        "--rate",
+        "5,200",
+        "--payload-bytes",
+        "256",
+    ]);
+    assert_eq!(report["publishers"], 120);
+    assert_eq!(report["warmup_rounds"], 0, "with `all` no origin has a tree");
+    for prefix in ["gossip", "flood"] {
+        let key = |k: &str| format!("{prefix}_{k}");
+        assert_eq!(number(&report, &key("reliability_min")), 1.0);
+        let per_byte = number(&report, &key("wire_bytes_per_payload_byte"));
+        // Every node but the origin receives at least one copy of 256 payload bytes and more.
+        assert!(per_byte > 1.0, "{prefix}: {per_byte}");
+        let (p50, p99) = (
+            number(&report, &key("last_delivery_ms_p50")),
+            number(&report, &key("last_delivery_ms_p99")),
+        );
+        // At least one link's latency (50 ms), and p99 is not below p50.
+        assert!(p50 >= 50.0 && p99 >= p50, "{prefix}: {p50} {p99}");
+    }
+    // Every message comes from a new origin, whose first message floods: gossip's first copies cost
+    // about what flood's do.
+    assert!(number(&report, "gossip_rmr") > 1.0);
+    let sweep = report["rate_sweep"].as_array().unwrap();
+    let rates: Vec<f64> = sweep.iter().map(|row| row["rate"].as_f64().unwrap()).collect();
+    assert_eq!(rates, [5.0, 200.0]);
+    for row in sweep {
+        for key in [
+            "gossip_reliability_min",
+            "flood_reliability_min",
+            "gossip_last_delivery_ms_p99",
+        ] {
+            assert!(row[key].as_f64().is_some(), "sweep row lacks {key}: {row}");
+        }
+    }
+}
+
+#[test]
+fn the_shared_tree_does_not_flood_first_messages() {
+    let run = |trees: &str| {
+        meshsim(&[
+            "gossip",
+            "--nodes",
+            "150",
+            "--publishers",
+            "all",
+            "--messages",
+            "20",
+            "--rate",
+            "10",
+            "--trees",
+            trees,
+        ])
+    };
+    let (per_origin, shared) = (run("per-origin"), run("shared"));
+    assert_eq!(number(&shared, "gossip_reliability_min"), 1.0);
+    let (flooded, followed) = (number(&per_origin, "gossip_rmr"), number(&shared, "gossip_rmr"));
+    assert!(
+        followed < flooded / 2.0,
+        "shared {followed}, per-origin {flooded}"
+    );
+    let bytes = |r: &Value| number(r, "gossip_wire_bytes_per_payload_byte");
+    assert!(
+        bytes(&shared) < bytes(&per_origin),
+        "{} {}",
+        bytes(&shared),
+        bytes(&per_origin)
+    );
+}
+
+#[test]
 fn plot_draws_latency_against_flood_hops_and_reliability_after_crashes() {
     let dir = std::env::temp_dir().join(format!("meshsim-gossip-plot-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

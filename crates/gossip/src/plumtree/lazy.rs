@@ -52,7 +52,7 @@ impl Plumtree {
                     continue;
                 }
                 let timer = Timer::Graft(announcement.id);
-                out.push(PtOut::Schedule(self.config.graft_timeout, timer));
+                out.push(PtOut::Schedule(self.graft_wait.timeout(), timer));
             }
             let missing = self.missing.entry(announcement.id).or_default();
             let known = missing.announcers.iter().any(|(p, _)| *p == from);
@@ -86,13 +86,13 @@ impl Plumtree {
             self.stats.prunes_sent += 1;
             out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));
             out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
-            self.links.make_eager(&origin, &from);
+            self.links.join_tree(origin, &from);
             self.links.make_lazy(origin, parent);
         }
     }
 
     /// The graft timer of a missing message fired.
-    pub(crate) fn on_graft_timer(&mut self, id: MessageId, out: &mut Vec<PtOut>) {
+    pub(crate) fn on_graft_timer(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) {
         if self.cache.contains(&id) {
             self.missing.remove(&id);
             return;
@@ -100,17 +100,18 @@ impl Plumtree {
         let Some(missing) = self.missing.get_mut(&id) else {
             return;
         };
-        if let Some(previous) = missing.grafted.take() {
+        if let Some((previous, _)) = missing.grafted.take() {
             out.push(PtOut::Penalty(previous, Penalty::BrokenPromise));
         }
         while let Some((peer, _)) = missing.announcers.pop_front() {
             if self.links.contains(&peer) {
                 // The link turns eager for the message's origin when the message arrives (we do not know
                 // the origin before).
-                missing.grafted = Some(peer);
+                missing.grafted = Some((peer, now));
                 self.stats.grafts_sent += 1;
                 out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
-                out.push(PtOut::Schedule(self.config.graft_retry, Timer::Graft(id)));
+                let retry = self.graft_wait.timeout().min(self.config.graft_retry);
+                out.push(PtOut::Schedule(retry, Timer::Graft(id)));
                 return;
             }
         }
@@ -159,10 +160,15 @@ impl Plumtree {
 
     /// The optimisation's graft from the other side: our link is now on the tree of `origin`.
     pub(crate) fn on_shortcut(&mut self, from: PeerId, origin: PeerId) {
-        self.links.make_eager(&origin, &from);
+        self.links.join_tree(origin, &from);
     }
 
     pub(crate) fn on_prune(&mut self, from: PeerId, origin: PeerId) {
         self.links.make_lazy(origin, from);
+    }
+
+    /// A duplicate crossed the shared tree on our link: it leaves the shared tree.
+    pub(crate) fn on_prune_shared(&mut self, from: PeerId) {
+        self.links.make_shared_lazy(&from);
     }
 }

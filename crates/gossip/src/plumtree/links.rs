@@ -8,17 +8,36 @@
 //! what stays eager is the tree of first arrivals *from that origin*, so later messages follow
 //! near-shortest paths.
 //!
-//! Only lazy links are stored (eager is the default), for at most `capacity` origins; the least recently
-//! used origin is forgotten first, and its next message simply forms its tree again. An origin's entry is
-//! dropped when its last lazy link turns eager: "all eager" is what an unknown origin gets anyway.
+//! In a network where every node publishes (a coin's transactions), a node keeps a tree for thousands of
+//! origins, so a tree is small: one bit per active-view slot (set: lazy) and a use tick, 48 bytes with its
+//! key. Only lazy links are stored (eager is the default), for at most `capacity` origins; when a new one
+//! would exceed it, the least recently used quarter is forgotten in one pass (amortised constant time per
+//! new origin, where a scan per eviction would cost the whole table each time), and a forgotten origin's
+//! next message simply forms its tree again. An origin's entry is dropped when its last lazy link turns
+//! eager: "all eager" is what an unknown origin gets anyway.
+//!
+//! With [`Trees::Shared`] an origin without a tree of its own follows one tree shared by all (the paper's
+//! single eager set) instead of flooding: a duplicate of such a message prunes the shared tree
+//! (`PruneShared`), and an origin gets a tree of its own, copied from the shared one, when the
+//! optimisation moves one of its links. A tree is stored only where it differs from what an origin
+//! without one follows (all eager, or the shared tree).
+//!
+//! Slots: bit `i` stands for `neighbours[i]`. The active view is far smaller than 64 (5 by default);
+//! neighbours past the 64th slot are always eager.
 
 use std::collections::HashMap;
 
 use meshwork_wire::PeerId;
 
-#[derive(Debug)]
+use crate::config::Trees;
+
+/// One bit per neighbour slot.
+type Mask = u64;
+const SLOTS: usize = Mask::BITS as usize;
+
+#[derive(Clone, Copy, Debug)]
 struct Tree {
-    lazy: Vec<PeerId>,
+    lazy: Mask,
     used: u64,
 }
 
@@ -27,15 +46,25 @@ struct Tree {
 pub(crate) struct Links {
     neighbours: Vec<PeerId>,
     trees: HashMap<PeerId, Tree>,
+    /// What an origin without a tree follows.
+    mode: Trees,
+    /// The shared tree's lazy links (always empty with [`Trees::PerOrigin`]).
+    shared: Mask,
     capacity: usize,
     tick: u64,
 }
 
+fn bit(slot: usize) -> Mask {
+    if slot < SLOTS { 1 << slot } else { 0 }
+}
+
 impl Links {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, mode: Trees) -> Self {
         Self {
             neighbours: Vec::new(),
             trees: HashMap::new(),
+            mode,
+            shared: 0,
             capacity: capacity.max(1),
             tick: 0,
         }
@@ -49,35 +78,59 @@ impl Links {
         self.neighbours.contains(peer)
     }
 
+    fn slot(&self, peer: &PeerId) -> Option<usize> {
+        self.neighbours.iter().position(|p| p == peer)
+    }
+
     /// A new neighbour is eager for origins without a tree yet, as the paper's new links are, but lazy for
     /// origins whose tree has formed. Eager there, it would silently re-hang any subtree that lost its tree
     /// link on whatever long path the new link offers; lazy, such a subtree misses the `Gossip`, grafts
     /// from its first announcer and the optimisation straightens it.
     pub(crate) fn up(&mut self, peer: PeerId) {
-        if !self.neighbours.contains(&peer) {
-            self.neighbours.push(peer);
+        if self.contains(&peer) {
+            return;
         }
+        self.neighbours.push(peer);
+        let new = bit(self.neighbours.len() - 1);
         for tree in self.trees.values_mut() {
-            if !tree.lazy.contains(&peer) {
-                tree.lazy.push(peer);
-            }
+            tree.lazy |= new;
         }
     }
 
+    /// A neighbour left: the last neighbour takes its slot (and its bits move with it).
     pub(crate) fn down(&mut self, peer: PeerId) {
-        self.neighbours.retain(|p| *p != peer);
-        self.forget(&peer);
+        let Some(slot) = self.slot(&peer) else {
+            return;
+        };
+        let last = self.neighbours.len() - 1;
+        self.neighbours.swap_remove(slot);
+        let (gone, moved) = (bit(slot), bit(last));
+        let vacate = |mask: &mut Mask| {
+            let was_lazy = *mask & moved != 0;
+            *mask &= !(gone | moved);
+            if was_lazy && slot != last {
+                *mask |= gone;
+            }
+        };
+        vacate(&mut self.shared);
+        for tree in self.trees.values_mut() {
+            vacate(&mut tree.lazy);
+        }
+        let default = self.shared;
+        self.trees.retain(|_, tree| tree.lazy != default);
     }
 
-    fn forget(&mut self, peer: &PeerId) {
-        for tree in self.trees.values_mut() {
-            tree.lazy.retain(|p| p != peer);
-        }
-        self.trees.retain(|_, tree| !tree.lazy.is_empty());
+    /// True if messages of `origin` follow the shared tree (it has no tree of its own).
+    pub(crate) fn follows_shared(&self, origin: &PeerId) -> bool {
+        self.mode == Trees::Shared && !self.trees.contains_key(origin)
     }
 
     pub(crate) fn is_lazy(&self, origin: &PeerId, peer: &PeerId) -> bool {
-        self.trees.get(origin).is_some_and(|t| t.lazy.contains(peer))
+        let Some(slot) = self.slot(peer) else {
+            return false;
+        };
+        let mask = self.trees.get(origin).map_or(self.shared, |tree| tree.lazy);
+        mask & bit(slot) != 0
     }
 
     /// True if `peer` is a neighbour on the tree of `origin`.
@@ -94,35 +147,168 @@ impl Links {
     }
 
     pub(crate) fn make_lazy(&mut self, origin: PeerId, peer: PeerId) {
-        if !self.contains(&peer) || self.is_lazy(&origin, &peer) {
+        let Some(slot) = self.slot(&peer).filter(|&s| s < SLOTS) else {
+            return;
+        };
+        if !self.trees.contains_key(&origin) && self.trees.len() >= self.capacity {
+            self.forget_least_used();
+        }
+        self.tick += 1;
+        let (used, lazy) = (self.tick, self.shared);
+        let tree = self.trees.entry(origin).or_insert(Tree { lazy, used });
+        tree.lazy |= bit(slot);
+    }
+
+    /// The shared tree's link to `peer` turns lazy (a duplicate came on it, or the peer pruned it).
+    pub(crate) fn make_shared_lazy(&mut self, peer: &PeerId) {
+        if let Some(slot) = self.slot(peer) {
+            self.shared |= bit(slot);
+        }
+    }
+
+    /// Forgets the least recently used quarter of the trees (at least one). Ticks are unique, so the
+    /// choice is deterministic.
+    fn forget_least_used(&mut self) {
+        let mut ticks: Vec<u64> = self.trees.values().map(|t| t.used).collect();
+        let cut = (ticks.len() / 4).max(1).min(ticks.len());
+        if cut == 0 {
             return;
         }
-        if !self.trees.contains_key(&origin) && self.trees.len() >= self.capacity {
-            // Forget the least recently used origin (ticks are unique, so the choice is deterministic).
-            if let Some(old) = self.trees.iter().min_by_key(|(_, t)| t.used).map(|(o, _)| *o) {
-                self.trees.remove(&old);
+        let (_, &mut threshold, _) = ticks.select_nth_unstable(cut - 1);
+        self.trees.retain(|_, tree| tree.used > threshold);
+    }
+
+    /// `peer`'s link carries messages of `origin` eagerly: on `origin`'s tree if it has one, else on the
+    /// shared tree (a graft, or a first copy it pushed to us).
+    pub(crate) fn make_eager(&mut self, origin: &PeerId, peer: &PeerId) {
+        let Some(slot) = self.slot(peer) else {
+            return;
+        };
+        match self.trees.get_mut(origin) {
+            Some(tree) => {
+                tree.lazy &= !bit(slot);
+                if tree.lazy == self.shared {
+                    self.trees.remove(origin);
+                }
+            }
+            None => self.shared &= !bit(slot),
+        }
+    }
+
+    /// `peer`'s link joins `origin`'s own tree (the optimisation's `Shortcut`), which is copied from the
+    /// shared tree first if `origin` had none: the shared tree stays as it is.
+    pub(crate) fn join_tree(&mut self, origin: PeerId, peer: &PeerId) {
+        let Some(slot) = self.slot(peer).filter(|&s| s < SLOTS) else {
+            return;
+        };
+        if !self.trees.contains_key(&origin) {
+            if self.mode == Trees::PerOrigin {
+                return; // already eager
+            }
+            if self.trees.len() >= self.capacity {
+                self.forget_least_used();
             }
         }
         self.tick += 1;
-        let used = self.tick;
-        let tree = self.trees.entry(origin).or_insert(Tree {
-            lazy: Vec::new(),
-            used,
-        });
-        tree.lazy.push(peer);
-    }
-
-    pub(crate) fn make_eager(&mut self, origin: &PeerId, peer: &PeerId) {
-        if let Some(tree) = self.trees.get_mut(origin) {
-            tree.lazy.retain(|p| p != peer);
-            if tree.lazy.is_empty() {
-                self.trees.remove(origin);
-            }
+        let (used, lazy) = (self.tick, self.shared);
+        let tree = self.trees.entry(origin).or_insert(Tree { lazy, used });
+        tree.lazy &= !bit(slot);
+        if tree.lazy == self.shared {
+            self.trees.remove(&origin);
         }
     }
 
     /// Origins with a tree of their own (at least one lazy link).
     pub(crate) fn origins(&self) -> usize {
         self.trees.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshwork_identity::Keypair;
+
+    fn peers(n: u8) -> Vec<PeerId> {
+        (0..n).map(|i| Keypair::from_seed([i; 32]).peer_id()).collect()
+    }
+
+    #[test]
+    fn a_departed_neighbours_slot_goes_to_the_last_with_its_bits() {
+        let p = peers(5);
+        let mut links = Links::new(16, Trees::PerOrigin);
+        for &peer in &p[1..] {
+            links.up(peer);
+        }
+        // Origin p0: p2 and p4 lazy.
+        links.make_lazy(p[0], p[2]);
+        links.make_lazy(p[0], p[4]);
+        links.down(p[1]);
+        assert!(!links.contains(&p[1]));
+        assert!(links.is_lazy(&p[0], &p[2]));
+        assert!(
+            links.is_lazy(&p[0], &p[4]),
+            "p4 moved to p1's slot and stays lazy"
+        );
+        assert!(links.is_eager(&p[0], &p[3]));
+        links.down(p[2]);
+        links.down(p[4]);
+        assert_eq!(links.origins(), 0, "no lazy link left: the tree is dropped");
+    }
+
+    #[test]
+    fn a_new_neighbour_is_lazy_only_for_formed_trees() {
+        let p = peers(4);
+        let mut links = Links::new(16, Trees::PerOrigin);
+        links.up(p[1]);
+        links.make_lazy(p[0], p[1]);
+        links.up(p[2]);
+        assert!(links.is_lazy(&p[0], &p[2]));
+        assert!(links.is_eager(&p[3], &p[2]));
+    }
+
+    #[test]
+    fn shared_mode_origins_follow_the_shared_tree_until_a_shortcut_gives_them_their_own() {
+        let p = peers(4);
+        let mut links = Links::new(16, Trees::Shared);
+        for &peer in &p[1..] {
+            links.up(peer);
+        }
+        links.make_shared_lazy(&p[1]);
+        assert!(links.follows_shared(&p[0]));
+        assert!(
+            links.is_lazy(&p[0], &p[1]),
+            "an unknown origin follows the shared tree"
+        );
+        assert!(links.is_eager(&p[0], &p[2]));
+        // The optimisation: p1 joins p0's tree, p2 leaves it; the shared tree is untouched.
+        links.join_tree(p[0], &p[1]);
+        links.make_lazy(p[0], p[2]);
+        assert!(!links.follows_shared(&p[0]));
+        assert!(links.is_eager(&p[0], &p[1]) && links.is_lazy(&p[0], &p[2]));
+        assert!(links.is_lazy(&p[3], &p[1]) && links.is_eager(&p[3], &p[2]));
+        // A graft for an origin without a tree mends the shared tree.
+        links.make_eager(&p[3], &p[1]);
+        assert!(links.is_eager(&p[3], &p[1]));
+        assert!(links.is_lazy(&p[0], &p[2]), "p0's own tree is unchanged");
+    }
+
+    #[test]
+    fn over_capacity_the_least_recently_used_quarter_is_forgotten() {
+        let origins = peers(12);
+        let neighbour = Keypair::from_seed([99; 32]).peer_id();
+        let mut links = Links::new(8, Trees::PerOrigin);
+        links.up(neighbour);
+        for origin in &origins[..8] {
+            links.make_lazy(*origin, neighbour);
+        }
+        links.touch(&origins[0]); // used again: kept
+        links.make_lazy(origins[8], neighbour);
+        assert_eq!(links.origins(), 7, "two of eight forgotten, one added");
+        assert!(links.is_lazy(&origins[0], &neighbour));
+        assert!(!links.is_lazy(&origins[1], &neighbour));
+        assert!(!links.is_lazy(&origins[2], &neighbour));
+        assert!(links.is_lazy(&origins[3], &neighbour));
+        assert!(links.is_lazy(&origins[8], &neighbour));
     }
 }

@@ -1,29 +1,61 @@
 //! `meshsim gossip`: HyParView + Plumtree against flood on the same overlay, in the same run.
 //!
-//! The overlay joins and settles as [`super::gossip_net`] describes. `--publishers` nodes then publish in
-//! turn: `--warmup` rounds while their trees form (each origin has its own Plumtree tree, formed by its
-//! first message, which floods), then `--messages` measured broadcasts: reliability, RMR (full copies
-//! received per delivering node, minus one), last-delivery hop, latency, bytes per node. The first
-//! broadcast of each publisher is reported apart (`gossip_first_*`), as the price of forming a tree.
+//! The overlay joins and settles as [`super::gossip_net`] describes. Then `--messages` broadcasts are
+//! measured, published on the schedule of [`super::gossip_load`]: one every `--interval-ms`, or at each
+//! network-wide `--rate` of a sweep (broadcasts overlap), from `--publishers` origins in turn (`all`: every
+//! node, so nearly every measured message comes from an origin that has not published before). Each
+//! workload reports reliability, RMR (full copies received per delivering node, minus one), wire bytes
+//! per delivered payload byte (all traffic), last-delivery hop, latency and each message's last delivery.
+//!
+//! With a few publishers, `--warmup` rounds run first while their trees form (each origin has its own
+//! Plumtree tree, formed by its first message, which floods); the first round is reported apart
+//! (`gossip_first_*`), as the price of forming a tree. With `all` there is no warm-up.
 //!
 //! Flood runs on the overlay the active views form when the measurement starts (same links, same link
-//! model, same seed), so `last_hop_over_flood` compares paths on the same graph.
+//! model, same seed, same schedule), so every gossip figure has its reference from the same run.
 //!
 //! With `--fail F`, a share `F` of the nodes crashes and `--messages` more broadcasts (from the live
 //! publishers; new ones if all crashed) report reliability among live nodes one by one.
 
+use std::str::FromStr;
+use std::time::Duration;
+
 use clap::Args as ClapArgs;
-use meshwork_gossip::{Config, Gossip, TopicOptions};
-use meshwork_sim::flood::{Flood, FloodCommand, FloodEvent};
+use meshwork_gossip::{Config, Gossip, TopicOptions, Trees};
+use meshwork_sim::flood::Flood;
 use meshwork_sim::metrics::Summary;
 use meshwork_sim::{Control, NodeId, Sim, SimConfig};
 use rand::seq::SliceRandom;
+use serde_json::json;
 
-use super::gossip_net::{Broadcast, NetArgs, broadcast, build, overlay};
+use super::gossip_load::{self, FLOOD, GOSSIP, Outcome, Schedule};
+use super::gossip_net::{NetArgs, build, overlay};
 use crate::cli::Common;
-use crate::clock::{Progress, memory, wall_now};
+use crate::clock::{memory, wall_now};
 use crate::plot::Panel;
 use crate::report::Report;
+
+/// Who publishes: a number of nodes, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Publishers {
+    /// Every node.
+    All,
+    /// This many nodes, chosen at random.
+    Count(usize),
+}
+
+impl FromStr for Publishers {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "all" {
+            return Ok(Self::All);
+        }
+        text.parse()
+            .map(Self::Count)
+            .map_err(|_| format!("`{text}` is neither a number of nodes nor `all`"))
+    }
+}
 
 /// Options of `meshsim gossip`.
 #[derive(Debug, Clone, ClapArgs)]
@@ -32,132 +64,77 @@ pub(crate) struct Args {
     pub(crate) common: Common,
     #[command(flatten)]
     net: NetArgs,
-    /// Measured broadcasts (and as many again after the crash, with `--fail`).
+    /// Measured broadcasts, at each rate (and as many again after the crash, with `--fail`).
     #[arg(long, default_value_t = 10)]
     messages: u64,
-    /// Nodes that publish, in turn.
-    #[arg(long, default_value_t = 5)]
-    publishers: usize,
-    /// Rounds (one broadcast per publisher) before measuring, while the trees form.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
+    /// Nodes that publish, in turn: a number, or `all` (every node; no warm-up).
+    #[arg(long, default_value = "5")]
+    publishers: Publishers,
+    /// Network-wide publication rates to measure, in messages per second, comma-separated (a sweep:
+    /// `--messages` broadcasts at each, gossip then flood). Without it, one broadcast per `--interval-ms`.
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<f64>,
+    /// Rounds (one broadcast per publisher) before measuring, while the trees form: 2 by default with a
+    /// number of publishers, 0 with `all` (a round of `all` is a broadcast from every node; it runs at
+    /// the first `--rate`).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// What a message of an origin without a tree of its own follows: `per-origin` (its first message
+    /// floods and forms its tree) or `shared` (one tree shared by all origins, no flood).
+    #[arg(long, value_enum, default_value_t = TreesArg::PerOrigin)]
+    trees: TreesArg,
     /// Share of nodes that crash after the measured broadcasts (0 for none).
     #[arg(long, default_value_t = 0.0)]
     fail: f64,
 }
 
-const GOSSIP_KEYS: [&str; 7] = [
-    "gossip_reliability",
-    "gossip_reliability_min",
-    "gossip_rmr",
-    "gossip_last_delivery_hop",
-    "gossip_latency_ms_p50",
-    "gossip_latency_ms_p99",
-    "gossip_bytes_per_node",
-];
-const FLOOD_KEYS: [&str; 7] = [
-    "flood_reliability",
-    "flood_reliability_min",
-    "flood_rmr",
-    "flood_last_delivery_hop",
-    "flood_latency_ms_p50",
-    "flood_latency_ms_p99",
-    "flood_bytes_per_node",
-];
-
-fn summarise(report: &mut Report, keys: [&'static str; 7], runs: &[Broadcast], bytes: u64, nodes: usize) {
-    let reliability = Summary::of(
-        runs.iter()
-            .map(|b| b.delivered as f64 / b.live.max(1) as f64)
-            .collect(),
-    );
-    let latency = Summary::of(runs.iter().flat_map(|b| b.latencies_ms.iter().copied()).collect());
-    report
-        .add(keys[0], reliability.mean)
-        .add(keys[1], reliability.min)
-        .add(keys[2], rmr(runs))
-        .add(keys[3], last_hop(runs))
-        .add(keys[4], latency.p50)
-        .add(keys[5], latency.p99)
-        .add(keys[6], bytes as f64 / nodes.max(1) as f64);
+/// `--trees`: [`Trees`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TreesArg {
+    /// [`Trees::PerOrigin`].
+    PerOrigin,
+    /// [`Trees::Shared`].
+    Shared,
 }
 
-/// Full copies received per delivering node (the origin excluded), minus one.
-fn rmr(runs: &[Broadcast]) -> f64 {
-    let copies: u64 = runs.iter().map(|b| b.copies).sum();
-    let receivers: u64 = runs.iter().map(|b| b.delivered.saturating_sub(1) as u64).sum();
-    copies as f64 / receivers.max(1) as f64 - 1.0
+impl From<TreesArg> for Trees {
+    fn from(arg: TreesArg) -> Self {
+        match arg {
+            TreesArg::PerOrigin => Self::PerOrigin,
+            TreesArg::Shared => Self::Shared,
+        }
+    }
 }
 
-fn last_hop(runs: &[Broadcast]) -> u32 {
-    runs.iter().map(|b| b.max_hops).max().unwrap_or(0)
+impl Args {
+    /// One broadcast per `--interval-ms`: the rate when `--rate` is not given.
+    fn sequential_rate(&self) -> f64 {
+        1000.0 / self.net.interval_ms.max(1) as f64
+    }
+
+    /// Every message gets `--interval-ms` to spread after the last publication.
+    fn drain(&self) -> Duration {
+        Duration::from_millis(self.net.interval_ms)
+    }
 }
 
-/// Flood over the given links: the reference for reach, hops and latency on the same graph.
-fn run_flood(args: &Args, links: &[(NodeId, NodeId)]) -> Result<(Vec<Broadcast>, u64, String), String> {
+/// Flood over the given links: the reference for reach, hops, latency and bytes on the same graph.
+fn flood_on(args: &Args, links: &[(NodeId, NodeId)]) -> Result<Sim<Flood>, String> {
     let mut sim = Sim::new(SimConfig::new(args.common.seed).with_link(args.net.link()));
     sim.add_nodes(args.common.nodes, |_| Flood::new())
         .map_err(|e| e.to_string())?;
     for &(a, b) in links {
         sim.connect(a, b).map_err(|e| e.to_string())?;
     }
-    sim.advance(std::time::Duration::from_millis(1), |_, _, _| {});
-    let mut runs = Vec::new();
-    let bytes_before = sim.stats().bytes_sent;
-    let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
-    nodes.shuffle(sim.rng());
-    let mut progress = Progress::new();
-    for id in 0..args.messages {
-        progress.tick(|| format!("flood baseline: message {id} of {}", args.messages));
-        let before = sim.stats().messages_sent;
-        let origin = nodes[usize::try_from(id).unwrap_or(0) % nodes.len()];
-        let published = sim.now();
-        let command =
-            FloodCommand::publish(id, vec![0xab; args.net.payload_bytes]).map_err(|e| e.to_string())?;
-        sim.command(origin, command).map_err(|e| e.to_string())?;
-        let mut run = Broadcast {
-            live: sim.len(),
-            ..Broadcast::default()
-        };
-        let wait = std::time::Duration::from_millis(args.net.interval_ms);
-        sim.advance(wait, |at, _, FloodEvent::Delivered { hops, .. }| {
-            run.delivered += 1;
-            run.max_hops = run.max_hops.max(hops);
-            if hops > 0 {
-                run.latencies_ms.push((at - published).as_secs_f64() * 1000.0);
-            }
-        });
-        run.copies = sim.stats().messages_sent - before;
-        runs.push(run);
-    }
-    let trace = sim.trace_hash().to_string();
-    Ok((runs, sim.stats().bytes_sent - bytes_before, trace))
+    sim.advance(Duration::from_millis(1), |_, _, _| {});
+    Ok(sim)
 }
 
-/// One broadcast by every live publisher in turn, `count` in all.
-fn rounds(sim: &mut Sim<Gossip>, args: &Args, publishers: &mut Vec<NodeId>, count: u64) -> Vec<Broadcast> {
-    let mut runs = Vec::new();
-    let mut progress = Progress::new();
-    for i in 0..count {
-        progress.tick(|| format!("gossip: message {i} of {count}"));
-        publishers.retain(|p| sim.is_up(*p));
-        if publishers.is_empty() {
-            let mut live: Vec<NodeId> = sim.live_nodes().collect();
-            live.shuffle(sim.rng());
-            publishers.extend(live.into_iter().take(args.publishers.max(1)));
-        }
-        let origin = publishers[usize::try_from(i).unwrap_or(0) % publishers.len()];
-        let payload = vec![0xab; args.net.payload_bytes];
-        runs.push(broadcast(
-            sim,
-            origin,
-            &args.net,
-            payload,
-            &|_| true,
-            &mut |_, _, _| {},
-        ));
-    }
-    runs
+/// The figures of one rate of a sweep.
+struct Point {
+    rate: f64,
+    gossip: Outcome,
+    flood: Outcome,
 }
 
 /// Runs the experiment.
@@ -167,33 +144,58 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     if n < 2 {
         return Err("gossip needs at least 2 nodes".into());
     }
-    let make = |init: &meshwork_sim::NodeInit<'_>| {
-        Gossip::new(init.keypair.clone(), Config::default(), init.rng_seed)
+    let payload = args.net.payload_bytes;
+    let config = Config {
+        trees: args.trees.into(),
+        ..Config::default()
     };
+    let make =
+        |init: &meshwork_sim::NodeInit<'_>| Gossip::new(init.keypair.clone(), config.clone(), init.rng_seed);
     let mut sim = build(n, args.common.seed, &args.net, TopicOptions::default(), make)?;
-    eprintln!(
-        "meshsim gossip: {n} nodes joined at virtual {:?}",
-        sim.now().as_duration()
-    );
     let mut publishers: Vec<NodeId> = sim.live_nodes().collect();
     publishers.shuffle(sim.rng());
-    publishers.truncate(args.publishers.clamp(1, n));
-    let per_round = publishers.len() as u64;
-    let mut warmup = Vec::new();
-    for round in 0..args.warmup {
-        let runs = rounds(&mut sim, args, &mut publishers, per_round);
-        for b in &runs {
-            eprintln!(
-                "meshsim gossip: warm-up round {round}: {}/{} delivered, last hop {}, {} copies",
-                b.delivered, b.live, b.max_hops, b.copies
-            );
+    let warmup = match args.publishers {
+        Publishers::All => args.warmup.unwrap_or(0),
+        Publishers::Count(k) => {
+            publishers.truncate(k.clamp(1, n));
+            args.warmup.unwrap_or(2)
         }
-        warmup.push(runs);
+    };
+    let per_round = publishers.len() as u64;
+    let warmup_rate = args.rate.first().copied().unwrap_or(args.sequential_rate());
+    let first = (warmup > 0).then(|| {
+        let round = Schedule::at_rate(&publishers, 0, per_round, warmup_rate, args.drain());
+        gossip_load::gossip(&mut sim, &round, payload)
+    });
+    if warmup > 1 {
+        let rest = Schedule::at_rate(
+            &publishers,
+            0,
+            per_round * (warmup - 1),
+            warmup_rate,
+            args.drain(),
+        );
+        gossip_load::gossip(&mut sim, &rest, payload);
     }
     let (links, components) = overlay(&sim);
-    let bytes_before = sim.stats().bytes_sent;
-    let stable = rounds(&mut sim, args, &mut publishers, args.messages);
-    let stable_bytes = sim.stats().bytes_sent - bytes_before;
+    let mut flood = flood_on(args, &links)?;
+    let rates = if args.rate.is_empty() {
+        vec![args.sequential_rate()]
+    } else {
+        args.rate.clone()
+    };
+    let mut points = Vec::new();
+    for (i, &rate) in rates.iter().enumerate() {
+        // With every node publishing, each rate starts with origins that have not published yet.
+        let first = match args.publishers {
+            Publishers::All => i * usize::try_from(args.messages).unwrap_or(usize::MAX),
+            Publishers::Count(_) => 0,
+        };
+        let schedule = Schedule::at_rate(&publishers, first, args.messages, rate, args.drain());
+        let gossip = gossip_load::gossip(&mut sim, &schedule, payload);
+        let flood = gossip_load::flood(&mut flood, &schedule, payload, i as u64 * args.messages);
+        points.push(Point { rate, gossip, flood });
+    }
 
     let mut report = Report::new();
     report
@@ -202,8 +204,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("nodes", n)
         .add("publishers", per_round)
         .add("messages", args.messages)
-        .add("warmup_rounds", args.warmup)
-        .add("payload_bytes", args.net.payload_bytes)
+        .add("warmup_rounds", warmup)
+        .add("payload_bytes", payload)
+        .add("trees", format!("{:?}", args.trees))
+        .add("rate", rates[0])
         .add("overlay_components", components)
         .add("overlay_links", links.len());
     let views: Vec<f64> = sim
@@ -215,40 +219,23 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     report
         .add("active_view_mean", views.mean)
         .add("active_view_min", views.min);
-    if let Some(first) = warmup.first() {
+    if let Some(first) = &first {
         report
-            .add("gossip_first_reliability_min", min_reliability(first))
-            .add("gossip_first_rmr", rmr(first))
-            .add("gossip_first_last_delivery_hop", last_hop(first));
+            .add("gossip_first_reliability_min", first.reliability_min())
+            .add("gossip_first_rmr", first.rmr())
+            .add("gossip_first_last_delivery_hop", first.last_hop());
     }
-    summarise(&mut report, GOSSIP_KEYS, &stable, stable_bytes, n);
-
-    let (flood, flood_bytes, flood_trace) = run_flood(args, &links)?;
-    summarise(&mut report, FLOOD_KEYS, &flood, flood_bytes, n);
+    let measured = &points[0];
+    measured.gossip.report(&mut report, &GOSSIP, n);
+    measured.flood.report(&mut report, &FLOOD, n);
     report.add(
         "last_hop_over_flood",
-        i64::from(last_hop(&stable)) - i64::from(last_hop(&flood)),
+        i64::from(measured.gossip.last_hop()) - i64::from(measured.flood.last_hop()),
     );
-
-    let latencies = |runs: &[Broadcast]| runs.iter().flat_map(|b| b.latencies_ms.clone()).collect();
-    let hops = |runs: &[Broadcast]| runs.iter().map(|b| u64::from(b.max_hops)).collect();
-    report
-        .plot(Panel::Cdf {
-            title: format!("Delivery latency, {n} nodes, {} messages", args.messages),
-            x_label: "ms after publication".into(),
-            series: vec![
-                ("gossip (Plumtree)".into(), latencies(&stable)),
-                ("flood, same overlay".into(), latencies(&flood)),
-            ],
-        })
-        .plot(Panel::Histogram {
-            title: "Hops of each message's last delivery".into(),
-            x_label: "hops".into(),
-            series: vec![
-                ("gossip (Plumtree)".into(), hops(&stable)),
-                ("flood".into(), hops(&flood)),
-            ],
-        });
+    if points.len() > 1 {
+        sweep(&mut report, &points);
+    }
+    plot(&mut report, args, measured);
 
     if args.fail > 0.0 {
         crash(&mut sim, args, &mut publishers, &mut report)?;
@@ -262,20 +249,67 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
             "trees_per_node_mean",
             total(|s| s.tree_count() as u64) as f64 / sim.live_nodes().count().max(1) as f64,
         )
-        .add("events", sim.stats().events)
-        .add("trace_hash", sim.trace_hash().to_string())
-        .add("flood_trace_hash", flood_trace)
-        .add("wall_ms", started.elapsed().as_secs_f64() * 1000.0);
+        .add("flood_trace_hash", flood.trace_hash().to_string());
     if let Some((_, hwm)) = memory() {
         report.add("peak_rss_bytes", hwm);
     }
+    let events = sim.stats().events + flood.stats().events;
+    report.footer(events, started.elapsed().as_secs_f64() * 1000.0, sim.trace_hash());
     Ok(report)
 }
 
-fn min_reliability(runs: &[Broadcast]) -> f64 {
-    runs.iter()
-        .map(|b| b.delivered as f64 / b.live.max(1) as f64)
-        .fold(1.0, f64::min)
+/// The sweep's figures, one object per rate, and reliability against rate for `--plot`.
+fn sweep(report: &mut Report, points: &[Point]) {
+    let rows: Vec<serde_json::Value> = points
+        .iter()
+        .map(|p| {
+            json!({
+                "rate": p.rate,
+                "gossip_reliability_min": p.gossip.reliability_min(),
+                "flood_reliability_min": p.flood.reliability_min(),
+                "gossip_rmr": p.gossip.rmr(),
+                "gossip_wire_bytes_per_payload_byte": p.gossip.wire_bytes_per_payload_byte(),
+                "flood_wire_bytes_per_payload_byte": p.flood.wire_bytes_per_payload_byte(),
+                "gossip_last_delivery_ms_p99": Summary::of(p.gossip.last_delivery_ms()).p99,
+                "flood_last_delivery_ms_p99": Summary::of(p.flood.last_delivery_ms()).p99,
+            })
+        })
+        .collect();
+    let line = |f: fn(&Point) -> f64| points.iter().map(|p| (p.rate, f(p))).collect();
+    report.add("rate_sweep", rows).plot(Panel::Lines {
+        title: "Worst message's reliability against the network-wide rate".into(),
+        x_label: "messages per second".into(),
+        y_label: "share of live nodes reached".into(),
+        series: vec![
+            ("gossip (Plumtree)".into(), line(|p| p.gossip.reliability_min())),
+            ("flood, same overlay".into(), line(|p| p.flood.reliability_min())),
+        ],
+    });
+}
+
+/// Latency CDFs and last-hop histograms of the first rate, against flood.
+fn plot(report: &mut Report, args: &Args, measured: &Point) {
+    let hops = |o: &Outcome| o.runs.iter().map(|b| u64::from(b.max_hops)).collect();
+    report
+        .plot(Panel::Cdf {
+            title: format!(
+                "Delivery latency, {} nodes, {} messages",
+                args.common.nodes, args.messages
+            ),
+            x_label: "ms after publication".into(),
+            series: vec![
+                ("gossip (Plumtree)".into(), measured.gossip.latencies_ms()),
+                ("flood, same overlay".into(), measured.flood.latencies_ms()),
+            ],
+        })
+        .plot(Panel::Histogram {
+            title: "Hops of each message's last delivery".into(),
+            x_label: "hops".into(),
+            series: vec![
+                ("gossip (Plumtree)".into(), hops(&measured.gossip)),
+                ("flood".into(), hops(&measured.flood)),
+            ],
+        });
 }
 
 /// Crashes a share of the nodes, then reports how broadcasts recover, one by one.
@@ -293,12 +327,21 @@ fn crash(
         sim.apply_control(Control::Crash(node))
             .map_err(|e| e.to_string())?;
     }
-    let after = rounds(sim, args, publishers, args.messages);
-    let shares: Vec<String> = after
-        .iter()
-        .map(|b| format!("{:.4}", b.delivered as f64 / b.live.max(1) as f64))
-        .collect();
-    let full = |b: &Broadcast| b.delivered == b.live;
+    publishers.retain(|p| sim.is_up(*p));
+    if publishers.is_empty() {
+        let mut live: Vec<NodeId> = sim.live_nodes().collect();
+        live.shuffle(sim.rng());
+        let keep = match args.publishers {
+            Publishers::All => live.len(),
+            Publishers::Count(k) => k.max(1),
+        };
+        publishers.extend(live.into_iter().take(keep));
+    }
+    let schedule = Schedule::at_rate(publishers, 0, args.messages, args.sequential_rate(), args.drain());
+    let outcome = gossip_load::gossip(sim, &schedule, args.net.payload_bytes);
+    let after = &outcome.runs;
+    let shares: Vec<String> = after.iter().map(|b| format!("{:.4}", b.reliability())).collect();
+    let full = |b: &super::gossip_net::Broadcast| b.delivered == b.live;
     let first_full = after.iter().position(full).map_or(-1, |i| i as i64 + 1);
     // From which broadcast on every later one reached every live node (-1: the last one did not).
     let full_from = match after.iter().rposition(|b| !full(b)) {
@@ -307,7 +350,7 @@ fn crash(
         Some(_) => -1,
     };
     let (_, components) = overlay(sim);
-    let reliability = super::gossip_net::per_broadcast(&after);
+    let reliability = super::gossip_net::per_broadcast(after);
     report.plot(Panel::Lines {
         title: format!("Reliability after {crashed} of {n} nodes crash"),
         x_label: "broadcast after the crash".into(),
@@ -320,8 +363,8 @@ fn crash(
         .add("after_crash_reliability_per_broadcast", shares.join(" "))
         .add("after_crash_first_full_broadcast", first_full)
         .add("after_crash_full_from_broadcast", full_from)
-        .add("after_crash_rmr", rmr(&after))
-        .add("after_crash_last_delivery_hop", last_hop(&after))
+        .add("after_crash_rmr", outcome.rmr())
+        .add("after_crash_last_delivery_hop", outcome.last_hop())
         .add("after_crash_overlay_components", components);
     Ok(())
 }

@@ -34,13 +34,21 @@ pub(crate) struct NetArgs {
     /// Virtual time the overlay settles after the last join, in seconds.
     #[arg(long, default_value_t = 30)]
     pub(crate) settle_secs: u64,
+    /// Each node's upload bandwidth in bytes per second (messages queue behind each other on the
+    /// sender's uplink); unlimited if not given. With it, a high enough `--rate` saturates the network.
+    #[arg(long)]
+    pub(crate) upload_bytes_per_sec: Option<u64>,
 }
 
 impl NetArgs {
     /// The link model: constant latency plus uniform jitter.
     pub(crate) fn link(&self) -> LinkConfig {
-        LinkConfig::constant(Duration::from_millis(self.latency_ms))
-            .with_jitter(Duration::from_millis(self.jitter_ms))
+        let link = LinkConfig::constant(Duration::from_millis(self.latency_ms))
+            .with_jitter(Duration::from_millis(self.jitter_ms));
+        match self.upload_bytes_per_sec {
+            Some(rate) => link.with_upload(rate),
+            None => link,
+        }
     }
 }
 
@@ -107,13 +115,22 @@ pub(crate) struct Broadcast {
     pub(crate) max_hops: u32,
     /// Delivery latencies, origin excluded.
     pub(crate) latencies_ms: Vec<f64>,
+    /// The last delivery, in milliseconds after publication (0 if nobody but the origin delivered).
+    pub(crate) last_ms: f64,
+}
+
+impl Broadcast {
+    /// The share of the counted live nodes that delivered it.
+    pub(crate) fn reliability(&self) -> f64 {
+        self.delivered as f64 / self.live.max(1) as f64
+    }
 }
 
 /// Each broadcast's reliability, numbered from 1: the points of a reliability-over-time line.
 pub(crate) fn per_broadcast(runs: &[Broadcast]) -> Vec<(f64, f64)> {
     runs.iter()
         .enumerate()
-        .map(|(i, b)| ((i + 1) as f64, b.delivered as f64 / b.live.max(1) as f64))
+        .map(|(i, b)| ((i + 1) as f64, b.reliability()))
         .collect()
 }
 
@@ -150,7 +167,9 @@ pub(crate) fn broadcast<P: GossipNode>(
                 out.delivered += 1;
                 out.max_hops = out.max_hops.max(u32::from(hops));
                 if hops > 0 {
-                    out.latencies_ms.push((at - published).as_secs_f64() * 1000.0);
+                    let ms = (at - published).as_secs_f64() * 1000.0;
+                    out.latencies_ms.push(ms);
+                    out.last_ms = out.last_ms.max(ms);
                 }
             }
             _ => {}

@@ -4,6 +4,7 @@ pub(crate) mod coin;
 pub(crate) mod coin_net;
 pub(crate) mod flood;
 pub(crate) mod gossip;
+pub(crate) mod gossip_load;
 pub(crate) mod gossip_net;
 pub(crate) mod gossip_spam;
 pub(crate) mod gossip_spam_node;
