@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshwork_benches::process::{prometheus_sum, status_bytes as proc_status};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{
     Address, Command, Config as KadConfig, Event, Kademlia, Key, PeerInfo, QueryId, QueryStats,
@@ -132,6 +133,7 @@ fn kad_hooks() -> Hooks<Kademlia> {
                 addr: addr.into(),
             })
         }),
+        on_round_trip: None,
     }
 }
 
@@ -197,32 +199,10 @@ async fn answer(rx: oneshot::Receiver<Event>) -> Event {
         .expect("node stopped")
 }
 
-/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`; 0 where there is no procfs).
-fn proc_status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
-}
-
-/// Sums a metric of the Prometheus text over every line that starts with `prefix`.
-fn metric(text: &str, prefix: &str) -> u64 {
-    text.lines()
-        .filter(|line| line.starts_with(prefix))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
 fn metric_sum(nodes: &[KadNode], prefix: &str) -> u64 {
     nodes
         .iter()
-        .map(|n| metric(&n.node.metrics().render(), prefix))
+        .map(|n| prometheus_sum(&n.node.metrics().render(), prefix))
         .sum()
 }
 

@@ -63,6 +63,16 @@ pub enum Command {
         /// The address (IP and port) its connection comes from.
         addr: SocketAddr,
     },
+    /// The driver measured a round trip of `rtt` to `peer` (the node runtime sends it when a
+    /// connection comes up, from the QUIC handshake). Plumtree learns from these, as from its own
+    /// grafts, how long to wait for an announced message before grafting it
+    /// ([`Config::graft_timeout`](crate::Config::graft_timeout)).
+    PeerRoundTrip {
+        /// The peer.
+        peer: PeerId,
+        /// The measured round trip.
+        rtt: std::time::Duration,
+    },
 }
 
 /// What [`Gossip`](crate::Gossip) tells the application.

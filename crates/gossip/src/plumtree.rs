@@ -345,6 +345,11 @@ impl Plumtree {
         self.cache.contains(id) && self.links.is_lazy(origin, from)
     }
 
+    /// A round trip the driver measured: a sample for the wait before grafting.
+    pub(crate) fn round_trip(&mut self, rtt: std::time::Duration) {
+        self.graft_wait.sample(rtt);
+    }
+
     /// The smoothed round trip of our grafts, once one was answered.
     pub(crate) fn graft_rtt(&self) -> Option<std::time::Duration> {
         self.graft_wait.srtt()

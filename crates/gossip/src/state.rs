@@ -105,8 +105,9 @@ impl Gossip {
         self.tree.tree_count()
     }
 
-    /// The smoothed round trip of this node's grafts (a graft sent, its message received), from which
-    /// the wait before grafting is learnt; `None` until a graft was answered.
+    /// The smoothed round trip the wait before grafting is learnt from: this node's grafts (a graft
+    /// sent, its message received) and the round trips its driver measured
+    /// ([`Command::PeerRoundTrip`]); `None` before the first.
     pub fn graft_rtt(&self) -> Option<std::time::Duration> {
         self.tree.graft_rtt()
     }
@@ -372,6 +373,7 @@ impl Protocol for Gossip {
                     self.tree.validated(id, verdict, &mut self.pt_out);
                 }
                 Command::PeerAddress { peer, addr } => self.views.set_address(peer, addr),
+                Command::PeerRoundTrip { rtt, .. } => self.tree.round_trip(rtt),
             },
             Input::Timer(timer) => match timer {
                 Timer::Shuffle => {

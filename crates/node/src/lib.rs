@@ -123,4 +123,4 @@ pub use node::{Node, NodeBuilder, wall_clock};
 /// direct dependency on `prometheus-client`.
 pub use prometheus_client::metrics::gauge::Gauge;
 pub use runtime::{CLOSE_IDLE, CLOSE_PROTOCOL_VIOLATION, CLOSE_REQUESTED, CLOSE_STALLED, CLOSE_TRIMMED};
-pub use slot::{Hooks, OnConnected};
+pub use slot::{Hooks, OnConnected, OnRoundTrip};

@@ -397,16 +397,16 @@ impl<T: Transport> Runtime<T> {
                 self.released.remove(&peer);
             }
         }
-        let addr = self.peers.get(&peer).and_then(|conns| {
+        let link = self.peers.get(&peer).and_then(|conns| {
             conns
                 .iter()
                 .find(|c| c.takes_messages())
-                .map(|c| c.conn.remote_addr())
+                .map(|c| (c.conn.remote_addr(), c.conn.stats().rtt))
         });
-        match addr {
-            Some(addr) => {
+        match link {
+            Some(link) => {
                 let now = self.now();
-                self.slots[slot].peer_up(now, peer, addr, &mut self.actions);
+                self.slots[slot].peer_up(now, peer, link, &mut self.actions);
             }
             // Only connections on their way out: the slot hears `PeerDown` when they close, and
             // `PeerUp` from a new dial after that.

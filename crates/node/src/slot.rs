@@ -63,6 +63,11 @@ pub(crate) enum Call<P: Protocol> {
 /// Builds the command a protocol gets when a connection comes up, from the peer and its address.
 pub type OnConnected<P> = fn(PeerId, SocketAddr) -> Option<<P as Protocol>::Command>;
 
+/// Builds the command a protocol gets when a connection comes up, from the peer and the round-trip
+/// time the transport measured on it (QUIC: from its handshake; transports that measure none give no
+/// command).
+pub type OnRoundTrip<P> = fn(PeerId, Duration) -> Option<<P as Protocol>::Command>;
+
 /// Optional ways a protocol helps the runtime, given at registration.
 pub struct Hooks<P: Protocol> {
     /// Where the protocol believes a peer can be reached; asked when the node's own address book has no
@@ -71,6 +76,10 @@ pub struct Hooks<P: Protocol> {
     /// A command to deliver when a connection comes up, built from the peer and its observed address
     /// (Kademlia counts observed addresses for its per-prefix limits).
     pub on_connected: Option<OnConnected<P>>,
+    /// A command to deliver when a connection comes up, built from the peer and the connection's
+    /// measured round trip (gossip learns from it how long to wait for a message before grafting it,
+    /// so its first repairs on a fast path do not wait the slow default).
+    pub on_round_trip: Option<OnRoundTrip<P>>,
 }
 
 impl<P: Protocol> Default for Hooks<P> {
@@ -78,6 +87,7 @@ impl<P: Protocol> Default for Hooks<P> {
         Self {
             address_of: None,
             on_connected: None,
+            on_round_trip: None,
         }
     }
 }
@@ -87,6 +97,7 @@ impl<P: Protocol> std::fmt::Debug for Hooks<P> {
         f.debug_struct("Hooks")
             .field("address_of", &self.address_of.is_some())
             .field("on_connected", &self.on_connected.is_some())
+            .field("on_round_trip", &self.on_round_trip.is_some())
             .finish()
     }
 }
@@ -101,7 +112,13 @@ pub(crate) trait Slot: Send {
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), DecodeError>;
-    fn peer_up(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, actions: &mut Vec<Action>);
+    fn peer_up(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        link: (SocketAddr, Duration),
+        actions: &mut Vec<Action>,
+    );
     fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>);
     fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>);
     fn call(&mut self, now: Instant, call: AnyCall, actions: &mut Vec<Action>);
@@ -242,8 +259,24 @@ where
         Ok(())
     }
 
-    fn peer_up(&mut self, now: Instant, peer: PeerId, addr: SocketAddr, actions: &mut Vec<Action>) {
+    fn peer_up(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        link: (SocketAddr, Duration),
+        actions: &mut Vec<Action>,
+    ) {
+        let (addr, rtt) = link;
         if let Some(command) = self.hooks.on_connected.and_then(|hook| hook(peer, addr)) {
+            self.input(now, Input::Command(command), actions);
+        }
+        let measured = (!rtt.is_zero()).then_some(rtt);
+        if let Some(command) = self
+            .hooks
+            .on_round_trip
+            .zip(measured)
+            .and_then(|(hook, rtt)| hook(peer, rtt))
+        {
             self.input(now, Input::Command(command), actions);
         }
         self.input(now, Input::PeerUp(peer), actions);

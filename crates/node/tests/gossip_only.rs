@@ -35,6 +35,7 @@ fn hooks() -> Hooks<Gossip> {
     Hooks {
         address_of: Some(|gossip: &Gossip, peer: &PeerId| gossip.address_of(peer)),
         on_connected: Some(|peer, addr| Some(Command::PeerAddress { peer, addr })),
+        on_round_trip: Some(|peer, rtt| Some(Command::PeerRoundTrip { peer, rtt })),
     }
 }
 

@@ -43,5 +43,6 @@ pub fn hooks() -> meshwork_node::Hooks<ChatApp> {
     meshwork_node::Hooks {
         address_of: Some(|chat: &ChatApp, peer| chat.address_of(peer)),
         on_connected: Some(|peer, addr| Some(ChatCommand::PeerAddress { peer, addr })),
+        on_round_trip: None,
     }
 }

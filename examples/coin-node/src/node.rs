@@ -147,6 +147,7 @@ fn app_hooks() -> Hooks<App> {
                 addr: addr.into(),
             })
         }),
+        on_round_trip: None,
     }
 }
 

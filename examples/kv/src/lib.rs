@@ -350,5 +350,6 @@ pub fn hooks() -> Hooks<Kad> {
                 addr: addr.into(),
             })
         }),
+        on_round_trip: None,
     }
 }

@@ -5,7 +5,9 @@
 //! the tree lost waits the whole timeout (the 300 ms that dominated our last-delivery p99 against
 //! gossipsub on loopback QUIC), and on a slow path a short one grafts copies that were still coming.
 //! Here the wait is learnt from the round trips of our own grafts (a graft sent, the message it asked
-//! for received from the same peer) with the estimator TCP uses for its retransmission timeout
+//! for received from the same peer), and from those the driver measured (the node runtime passes
+//! each QUIC connection's handshake round trip, `Command::PeerRoundTrip`, so the first repair on a
+//! fast path does not wait the slow default), with the estimator TCP uses for its retransmission timeout
 //! (RFC 6298: smoothed round trip `SRTT`, its variation `RTTVAR`, timeout `SRTT + 4·RTTVAR`), bounded
 //! below by a floor (scheduling noise) and above by the configured timeout, which is also the wait
 //! before the first sample.

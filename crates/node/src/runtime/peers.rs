@@ -20,6 +20,7 @@ impl<T: Transport> Runtime<T> {
     pub(super) fn on_connection(&mut self, conn: T::Connection) {
         let peer = conn.remote_peer_id();
         let addr = conn.remote_addr();
+        let link = (addr, conn.stats().rtt);
         self.dialing.remove(&peer);
         if conn.close_reason().is_some() {
             return;
@@ -71,7 +72,7 @@ impl<T: Transport> Runtime<T> {
             self.peer_down(peer);
             let now = self.now();
             for slot in &mut self.slots {
-                slot.peer_up(now, peer, addr, &mut self.actions);
+                slot.peer_up(now, peer, link, &mut self.actions);
             }
         }
         if first {
@@ -80,7 +81,7 @@ impl<T: Transport> Runtime<T> {
             self.manager.up(peer, monotonic());
             let now = self.now();
             for slot in &mut self.slots {
-                slot.peer_up(now, peer, addr, &mut self.actions);
+                slot.peer_up(now, peer, link, &mut self.actions);
             }
         }
     }

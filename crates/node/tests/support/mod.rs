@@ -59,5 +59,6 @@ pub(crate) fn kad_hooks() -> Hooks<Kademlia> {
                 addr: addr.into(),
             })
         }),
+        on_round_trip: None,
     }
 }

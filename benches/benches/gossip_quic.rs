@@ -1,0 +1,547 @@
+//! Issue #15: gossip on real QUIC over loopback, beside a plain flood on the same nodes and the same
+//! overlay, all in this one process.
+//!
+//! `--nodes` nodes (default 50) each run two protocols on one QUIC endpoint: gossip (HyParView +
+//! Plumtree) and the reference, a flood over exactly the links of gossip's active views (its
+//! `Links` command; any other connection it hears of, it releases). Every node joins gossip through
+//! node 0, 20 ms apart, and the overlay settles: no active view changes for 15 s (HyParView evicts and
+//! refills while neighbours are new; a tree link that changes makes its subtree graft, so measuring
+//! earlier counts the repairs of a churning overlay, not the broadcast). Then:
+//!
+//! 1. Gossip: `--messages` messages (default 200) of `--payload-bytes` (256) at `--rate` messages per
+//!    second network-wide (20), publishers in rotation (node `k` publishes message `k mod n`, so each
+//!    origin's first message forms its tree), then 3 s to drain.
+//! 2. Flood: the same schedule over the reference.
+//!
+//! Per protocol: reliability (the worst message's share of nodes reached), each message's last
+//! delivery after its publication (p50, p99), latency of every delivery, frame bytes sent (the node's
+//! `meshwork_bytes_sent_total` for the protocol's channel, every message of the protocol included:
+//! payloads, announcements, membership) per payload byte delivered to a node other than the origin,
+//! and the process's CPU time during the phase per delivery (gossip's background — shuffles, sweeps —
+//! runs during both phases). The peak RSS (`VmHWM`) covers the whole run, both protocols. Times are
+//! read where each node's event pump receives the event, the same way for both protocols. Timing
+//! figures are ratios against flood from the same run: the machine is shared and noisy.
+//!
+//! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
+//! [--payload-bytes B] [--trees per-origin|shared] [--ihave-ms MS] [--json]` (`--ihave-ms`: gossip's
+//! `ihave_interval`, how long announcements are batched).
+
+// A benchmark's clock is wall time.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshwork_benches::process::{cpu_seconds, prometheus_sum, status_bytes};
+use meshwork_gossip::{
+    AdmissionConfig, Command, Config as GossipConfig, Event, Gossip, TopicId, TopicOptions, Trees,
+};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_node::{Handle, Hooks, Node, NodeBuilder, NodeConfig};
+use meshwork_sim::flood::{FloodMessage, MAX_PAYLOAD};
+use meshwork_sim::metrics::Summary;
+use meshwork_transport::{Config, QuicTransport};
+use meshwork_wire::{BoundedBytes, Input, Output, Protocol, ProtocolId};
+
+const DRAIN: Duration = Duration::from_secs(3);
+/// The overlay is settled once no active view has changed for this long (one and a half shuffle
+/// periods: a view with a free slot tries to fill it on the shuffle timer, and evictions follow)...
+const QUIET: Duration = Duration::from_secs(15);
+/// ...or, failing that, after this long (reported: the run is then not a steady state).
+const SETTLE_CAP: Duration = Duration::from_secs(120);
+
+struct Args {
+    nodes: usize,
+    messages: usize,
+    rate: f64,
+    payload: usize,
+    trees: Trees,
+    ihave: Duration,
+    json: bool,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        nodes: 50,
+        messages: 200,
+        rate: 20.0,
+        payload: 256,
+        trees: Trees::PerOrigin,
+        ihave: GossipConfig::default().ihave_interval,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    let number = |name: &str, value: Option<String>| -> f64 {
+        value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} takes a number"))
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--nodes" => args.nodes = number("--nodes", it.next()) as usize,
+            "--messages" => args.messages = number("--messages", it.next()) as usize,
+            "--rate" => args.rate = number("--rate", it.next()),
+            "--payload-bytes" => args.payload = number("--payload-bytes", it.next()) as usize,
+            "--trees" => {
+                args.trees = match it.next().as_deref() {
+                    Some("shared") => Trees::Shared,
+                    Some("per-origin") => Trees::PerOrigin,
+                    other => panic!("--trees takes per-origin or shared, not {other:?}"),
+                }
+            }
+            "--ihave-ms" => args.ihave = Duration::from_millis(number("--ihave-ms", it.next()) as u64),
+            "--json" => args.json = true,
+            // `cargo bench` passes `--bench`; anything else unknown is ignored too.
+            _ => {}
+        }
+    }
+    assert!(
+        args.nodes >= 2 && args.rate > 0.0,
+        "--nodes at least 2, --rate above 0"
+    );
+    args
+}
+
+/// The reference's commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FloodCommand {
+    /// Flood over these peers only (gossip's active-view links).
+    Links(Vec<PeerId>),
+    /// Publish a message with this id.
+    Publish(u64, BoundedBytes<MAX_PAYLOAD>),
+}
+
+/// Flood over the links it is given: every new message goes to every link but the one it came from.
+#[derive(Default)]
+struct Reference {
+    links: HashSet<PeerId>,
+    up: HashSet<PeerId>,
+    seen: HashSet<u64>,
+}
+
+impl Reference {
+    fn forward(&self, msg: &FloodMessage, except: Option<PeerId>, out: &mut Vec<Output<Self>>) {
+        let next = FloodMessage {
+            hops: msg.hops + 1,
+            ..msg.clone()
+        };
+        let mut to: Vec<&PeerId> = self.links.intersection(&self.up).collect();
+        to.sort(); // a stable order, not the hash set's
+        for peer in to {
+            if Some(*peer) != except {
+                out.push(Output::Send {
+                    to: *peer,
+                    msg: next.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Protocol for Reference {
+    type Message = FloodMessage;
+    type Command = FloodCommand;
+    type Event = u64;
+    type Timer = ();
+
+    const ID: ProtocolId = ProtocolId::new("/meshwork-bench/flood/1");
+    const MAX_MESSAGE_SIZE: usize = MAX_PAYLOAD + 32;
+
+    fn handle(&mut self, _now: meshwork_wire::Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        match input {
+            Input::Command(FloodCommand::Links(peers)) => {
+                self.links = peers.into_iter().collect();
+                for peer in &self.links {
+                    if !self.up.contains(peer) {
+                        out.push(Output::Dial(*peer));
+                    }
+                }
+            }
+            Input::Command(FloodCommand::Publish(id, payload)) => {
+                if self.seen.insert(id) {
+                    out.push(Output::Emit(id));
+                    self.forward(&FloodMessage { id, hops: 0, payload }, None, out);
+                }
+            }
+            Input::Message { from, msg } => {
+                if self.seen.insert(msg.id) {
+                    out.push(Output::Emit(msg.id));
+                    self.forward(&msg, Some(from), out);
+                }
+            }
+            Input::PeerUp(peer) => {
+                self.up.insert(peer);
+                if !self.links.contains(&peer) {
+                    // Not one of gossip's links: leave the connection to gossip's use.
+                    out.push(Output::Disconnect(peer));
+                }
+            }
+            Input::PeerDown(peer) => {
+                self.up.remove(&peer);
+            }
+            Input::Timer(()) => {}
+        }
+    }
+}
+
+/// When each message of one protocol was published and delivered, by its index in the schedule (the
+/// first 8 bytes of a gossip payload; the reference's id).
+#[derive(Default)]
+struct Log {
+    published: HashMap<usize, Instant>,
+    delivered: HashMap<usize, Vec<Instant>>,
+    /// Active-view changes seen (gossip's `NeighborUp` and `NeighborDown`): a changed tree link makes a
+    /// subtree graft.
+    view_changes: usize,
+}
+
+type SharedLog = Arc<Mutex<Log>>;
+
+fn delivered(log: &SharedLog, index: usize) {
+    let at = Instant::now();
+    log.lock()
+        .expect("log")
+        .delivered
+        .entry(index)
+        .or_default()
+        .push(at);
+}
+
+/// A payload of `len` bytes that starts with the schedule index.
+fn payload(index: usize, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0xab; len.max(8)];
+    bytes[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    bytes
+}
+
+fn index_of(payload: &[u8]) -> Option<usize> {
+    let head: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    usize::try_from(u64::from_le_bytes(head)).ok()
+}
+
+struct BenchNode {
+    node: Node,
+    gossip: Handle<Gossip>,
+    flood: Handle<Reference>,
+}
+
+fn loopback(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, (i / 250) as u8 + 1, (i % 250) as u8 + 1)
+}
+
+fn topic() -> TopicId {
+    TopicId::from_name("bench")
+}
+
+async fn start(i: usize, args: &Args, logs: &(SharedLog, SharedLog)) -> BenchNode {
+    let mut seed = [7u8; 32];
+    seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    let key = Keypair::from_seed(seed);
+    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let config = GossipConfig {
+        trees: args.trees,
+        ihave_interval: args.ihave,
+        // Every node is on loopback: one prefix for the admission limits.
+        admission: AdmissionConfig::default().without_prefix_limits(),
+        ..GossipConfig::default()
+    };
+    let hooks = Hooks {
+        address_of: Some(|g: &Gossip, peer: &PeerId| g.address_of(peer)),
+        on_connected: Some(|peer, addr| Some(Command::PeerAddress { peer, addr })),
+        on_round_trip: Some(|peer, rtt| Some(Command::PeerRoundTrip { peer, rtt })),
+    };
+    let (gossip, mut gossip_events) = builder
+        .register_with(Gossip::new(key.clone(), config, i as u64), hooks)
+        .expect("register gossip");
+    let (flood, mut flood_events) = builder.register(Reference::default()).expect("register flood");
+    let mut transport = Config::new(builder.protocols());
+    transport.limits = transport.limits.loopback_devnet();
+    let quic = QuicTransport::bind(&key, SocketAddr::from((loopback(i), 0)), transport)
+        .await
+        .expect("bind QUIC");
+    let node = builder.start(quic).await.expect("start node");
+    let log = logs.0.clone();
+    tokio::spawn(async move {
+        while let Some(event) = gossip_events.recv().await {
+            match event {
+                Event::Delivered { message, .. } => {
+                    if let Some(index) = index_of(&message.payload) {
+                        delivered(&log, index);
+                    }
+                }
+                Event::NeighborUp(_) | Event::NeighborDown(_) => log.lock().expect("log").view_changes += 1,
+                _ => {}
+            }
+        }
+    });
+    let log = logs.1.clone();
+    tokio::spawn(async move {
+        while let Some(id) = flood_events.recv().await {
+            if let Ok(index) = usize::try_from(id) {
+                delivered(&log, index);
+            }
+        }
+    });
+    gossip
+        .command(Command::Subscribe(topic(), TopicOptions::default()))
+        .await
+        .expect("subscribe");
+    BenchNode { node, gossip, flood }
+}
+
+/// What one phase measured.
+struct Phase {
+    reliability_min: f64,
+    last_delivery_ms: Summary,
+    latency_ms: Summary,
+    deliveries: usize,
+    bytes_per_payload_byte: f64,
+    cpu_us_per_delivery: f64,
+}
+
+fn frame_bytes(nodes: &[BenchNode], protocol: ProtocolId) -> u64 {
+    let prefix = format!("meshwork_bytes_sent_total{{protocol=\"{}\"", protocol.as_str());
+    nodes
+        .iter()
+        .map(|n| prometheus_sum(&n.node.metrics().render(), &prefix))
+        .sum()
+}
+
+/// Publishes `--messages` messages on the schedule (message `k` from node `k mod n`, its publication
+/// time logged just before), drains, and reads the log.
+async fn phase<Fut: Future<Output = ()>>(
+    args: &Args,
+    nodes: &[BenchNode],
+    log: &SharedLog,
+    protocol: ProtocolId,
+    publish: impl Fn(&BenchNode, usize) -> Fut,
+) -> Phase {
+    let (cpu_before, bytes_before) = (cpu_seconds(), frame_bytes(nodes, protocol));
+    let spacing = Duration::from_secs_f64(1.0 / args.rate);
+    let start = tokio::time::Instant::now();
+    for index in 0..args.messages {
+        tokio::time::sleep_until(start + spacing.mul_f64(index as f64)).await;
+        log.lock().expect("log").published.insert(index, Instant::now());
+        publish(&nodes[index % nodes.len()], index).await;
+    }
+    tokio::time::sleep(DRAIN).await;
+    let (cpu, bytes) = (
+        cpu_seconds() - cpu_before,
+        frame_bytes(nodes, protocol) - bytes_before,
+    );
+    let log = log.lock().expect("log");
+    let (mut reliability_min, mut last, mut latency, mut deliveries) = (1.0f64, Vec::new(), Vec::new(), 0);
+    for index in 0..args.messages {
+        let times = log.delivered.get(&index).cloned().unwrap_or_default();
+        reliability_min = reliability_min.min(times.len() as f64 / nodes.len() as f64);
+        deliveries += times.len().saturating_sub(1);
+        let Some(&published) = log.published.get(&index) else {
+            continue;
+        };
+        let ms: Vec<f64> = times
+            .iter()
+            .map(|t| t.saturating_duration_since(published).as_secs_f64() * 1000.0)
+            .collect();
+        last.push(ms.iter().copied().fold(0.0, f64::max));
+        latency.extend(ms);
+    }
+    Phase {
+        reliability_min,
+        last_delivery_ms: Summary::of(last),
+        latency_ms: Summary::of(latency),
+        deliveries,
+        bytes_per_payload_byte: bytes as f64 / (deliveries.max(1) * args.payload.max(8)) as f64,
+        cpu_us_per_delivery: cpu * 1e6 / deliveries.max(1) as f64,
+    }
+}
+
+/// Gossip's active views as undirected links: each node's reference floods over these.
+async fn overlay(nodes: &[BenchNode]) -> HashMap<PeerId, Vec<PeerId>> {
+    let mut links: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
+    for n in nodes {
+        let me = n.node.peer_id();
+        let view = n
+            .gossip
+            .with(|g: &mut Gossip| g.active_view().to_vec())
+            .await
+            .expect("view");
+        for peer in view {
+            for (a, b) in [(me, peer), (peer, me)] {
+                let entry = links.entry(a).or_default();
+                if !entry.contains(&b) {
+                    entry.push(b);
+                }
+            }
+        }
+    }
+    links
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let wall = Instant::now();
+    let logs = (SharedLog::default(), SharedLog::default());
+    let mut nodes = Vec::new();
+    for i in 0..args.nodes {
+        nodes.push(start(i, &args, &logs).await);
+    }
+    let addresses: Vec<(PeerId, SocketAddr)> = nodes
+        .iter()
+        .map(|n| (n.node.peer_id(), n.node.local_addr()))
+        .collect();
+    for n in &nodes {
+        for &(peer, addr) in &addresses {
+            if peer != n.node.peer_id() {
+                n.node.add_address(peer, addr).await.expect("address");
+            }
+        }
+    }
+    let contact = addresses[0].0;
+    for n in &nodes[1..] {
+        n.gossip
+            .command(Command::Join(vec![contact]))
+            .await
+            .expect("join");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // HyParView keeps evicting and refilling while neighbours are new (a newcomer may evict one that
+    // is not established yet): measuring then would count the repairs of a churning overlay.
+    let joined = Instant::now();
+    let (mut seen, mut quiet_since) = (usize::MAX, Instant::now());
+    while joined.elapsed() < SETTLE_CAP && quiet_since.elapsed() < QUIET {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let changes = logs.0.lock().expect("log").view_changes;
+        if changes != seen {
+            (seen, quiet_since) = (changes, Instant::now());
+        }
+    }
+    let settled_ms = joined.elapsed().saturating_sub(QUIET).as_secs_f64() * 1000.0;
+
+    let len = args.payload;
+    let changes_before = logs.0.lock().expect("log").view_changes;
+    // Connections closed as duplicates or by the connection manager: each one a bounce protocols hear.
+    let counters = |nodes: &[BenchNode]| -> (u64, u64) {
+        nodes.iter().fold((0, 0), |acc, n| {
+            let duplicates = n.node.transport_counters().duplicates_closed;
+            let managed = prometheus_sum(&n.node.metrics().render(), "meshwork_connections_closed_total");
+            (acc.0 + duplicates, acc.1 + managed)
+        })
+    };
+    let counters_before = counters(&nodes);
+    let gossip = phase(&args, &nodes, &logs.0, Gossip::ID, |n, index| {
+        let handle = n.gossip.clone();
+        async move {
+            let publish = Command::Publish(topic(), payload(index, len));
+            handle.command(publish).await.expect("publish");
+        }
+    })
+    .await;
+    let view_changes = logs.0.lock().expect("log").view_changes - changes_before;
+    let counters_after = counters(&nodes);
+    let connection_closes = (counters_after.0 - counters_before.0) + (counters_after.1 - counters_before.1);
+
+    let links = overlay(&nodes).await;
+    let mean_degree = links.values().map(Vec::len).sum::<usize>() as f64 / nodes.len() as f64;
+    for n in &nodes {
+        let peers = links.get(&n.node.peer_id()).cloned().unwrap_or_default();
+        n.flood.command(FloodCommand::Links(peers)).await.expect("links");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flood = phase(&args, &nodes, &logs.1, Reference::ID, |n, index| {
+        let handle = n.flood.clone();
+        async move {
+            let body = BoundedBytes::try_from(payload(index, len)).expect("payload fits");
+            let publish = FloodCommand::Publish(index as u64, body);
+            handle.command(publish).await.expect("publish");
+        }
+    })
+    .await;
+    let totals = gossip_totals(&nodes).await;
+    let peak_rss = status_bytes("VmHWM");
+    for n in &nodes {
+        let _ = n.node.shutdown().await;
+    }
+    let figures: Vec<(&str, f64)> = vec![
+        ("nodes", args.nodes as f64),
+        ("messages", args.messages as f64),
+        ("rate", args.rate),
+        ("payload_bytes", args.payload as f64),
+        ("overlay_degree_mean", mean_degree),
+        ("overlay_settled_after_joins_ms", settled_ms),
+        ("gossip_reliability_min", gossip.reliability_min),
+        ("flood_reliability_min", flood.reliability_min),
+        ("gossip_last_delivery_ms_p50", gossip.last_delivery_ms.p50),
+        ("gossip_last_delivery_ms_p99", gossip.last_delivery_ms.p99),
+        ("flood_last_delivery_ms_p50", flood.last_delivery_ms.p50),
+        ("flood_last_delivery_ms_p99", flood.last_delivery_ms.p99),
+        (
+            "last_delivery_p99_over_flood",
+            gossip.last_delivery_ms.p99 / flood.last_delivery_ms.p99.max(1e-9),
+        ),
+        ("gossip_latency_ms_p50", gossip.latency_ms.p50),
+        ("flood_latency_ms_p50", flood.latency_ms.p50),
+        (
+            "gossip_wire_bytes_per_payload_byte",
+            gossip.bytes_per_payload_byte,
+        ),
+        ("flood_wire_bytes_per_payload_byte", flood.bytes_per_payload_byte),
+        ("gossip_cpu_us_per_delivery", gossip.cpu_us_per_delivery),
+        ("flood_cpu_us_per_delivery", flood.cpu_us_per_delivery),
+        (
+            "cpu_per_delivery_over_flood",
+            gossip.cpu_us_per_delivery / flood.cpu_us_per_delivery.max(1e-9),
+        ),
+        ("gossip_deliveries", gossip.deliveries as f64),
+        ("flood_deliveries", flood.deliveries as f64),
+        ("gossip_grafts", totals.grafts as f64),
+        ("gossip_bans", totals.bans as f64),
+        ("gossip_rate_limited", totals.rate_limited as f64),
+        ("gossip_membership_refused", totals.membership_refused as f64),
+        ("gossip_view_changes_while_measured", view_changes as f64),
+        ("connections_closed_while_measured", connection_closes as f64),
+        ("gossip_graft_rtt_ms_mean", totals.rtt_ms),
+        ("peak_rss_bytes", peak_rss as f64),
+        ("wall_ms", wall.elapsed().as_secs_f64() * 1000.0),
+    ];
+    if args.json {
+        let body: Vec<String> = figures.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        println!("{{{}}}", body.join(","));
+    } else {
+        for (key, value) in &figures {
+            println!("{key:<36} {value:.4}");
+        }
+    }
+}
+
+/// Gossip's counters over the run, summed over the nodes.
+#[derive(Default)]
+struct GossipTotals {
+    grafts: u64,
+    /// The mean of the nodes' learnt round trips (ms; 0 if none).
+    rtt_ms: f64,
+    /// Bans, and messages refused by the rate limits: an honest run has none.
+    bans: u64,
+    rate_limited: u64,
+    membership_refused: u64,
+}
+
+async fn gossip_totals(nodes: &[BenchNode]) -> GossipTotals {
+    let (mut totals, mut rtts) = (GossipTotals::default(), Vec::new());
+    for n in nodes {
+        let (stats, rtt) = n
+            .gossip
+            .with(|g: &mut Gossip| (g.stats(), g.graft_rtt()))
+            .await
+            .expect("stats");
+        totals.grafts += stats.tree.grafts_sent;
+        totals.bans += stats.bans;
+        totals.rate_limited += stats.rate_limited;
+        totals.membership_refused += stats.membership_refused;
+        rtts.extend(rtt.map(|r| r.as_secs_f64() * 1000.0));
+    }
+    totals.rtt_ms = rtts.iter().sum::<f64>() / rtts.len().max(1) as f64;
+    totals
+}
