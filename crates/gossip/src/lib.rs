@@ -29,6 +29,26 @@
 //!   that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
 //!   of recent messages, so a node that was cut off catches up.
 //!
+//! ## Many origins, and tail latency
+//!
+//! In a coin every node is an origin (of its wallets' transactions), so a node keeps trees for thousands
+//! of origins: a tree is one bit per active-view slot, 48 bytes an origin, 16,384 origins by default
+//! ([`Config::max_origins`]; the least recently used quarter is forgotten when full). Once every origin
+//! has published, every message follows its origin's tree: in `meshsim gossip` at 2,000 nodes with every
+//! node publishing, RMR stays near 0 and the wire carries about 1.95 bytes per payload byte delivered
+//! (flood: 4.08), and with each node's upload limited, gossip still reaches every node at rates where
+//! flood's queues lose some. What per-origin trees cannot make cheap is an origin's *first* message:
+//! it floods. For a network of many origins that publish rarely, [`Trees::Shared`] sends the messages
+//! of origins without a tree along one tree shared by all (the paper's single eager set, pruned by
+//! duplicates with `PruneShared`): about a quarter of a flood's copies, but paths up to twice the
+//! overlay's depth. Per-origin trees suit blocks (few origins, latency first); the shared tree suits
+//! transactions (many origins, bytes first). [`Config::trees`] chooses.
+//!
+//! A message a tree lost is fetched after an `IHave` and a wait. The paper's wait is a fixed timeout;
+//! here it is learnt like TCP's retransmission timeout (RFC 6298: `SRTT + 4·RTTVAR`) from the round
+//! trips of our grafts and from those the driver measured ([`Command::PeerRoundTrip`], the QUIC
+//! handshake's), within 5 to 300 ms, so on a LAN or loopback a repair costs milliseconds.
+//!
 //! On top of these:
 //!
 //! - **Topics** ([`TopicId`]): a node delivers and relays only topics it subscribed to, each with its own
