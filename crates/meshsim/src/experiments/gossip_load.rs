@@ -58,24 +58,24 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    /// Full copies received per delivering node (the origin excluded), minus one.
-    pub(crate) fn rmr(&self) -> f64 {
-        let receivers: u64 = self
+    /// Deliveries at nodes other than the origin, over every message (at least 1).
+    fn receivers(&self) -> u64 {
+        let sum: u64 = self
             .runs
             .iter()
             .map(|b| b.delivered.saturating_sub(1) as u64)
             .sum();
-        self.copies as f64 / receivers.max(1) as f64 - 1.0
+        sum.max(1)
+    }
+
+    /// Full copies received per delivering node (the origin excluded), minus one.
+    pub(crate) fn rmr(&self) -> f64 {
+        self.copies as f64 / self.receivers() as f64 - 1.0
     }
 
     /// Bytes on the wire per payload byte delivered to a node other than its origin.
     pub(crate) fn wire_bytes_per_payload_byte(&self) -> f64 {
-        let receivers: u64 = self
-            .runs
-            .iter()
-            .map(|b| b.delivered.saturating_sub(1) as u64)
-            .sum();
-        self.wire_bytes as f64 / (receivers.max(1) * self.payload_bytes.max(1) as u64) as f64
+        self.wire_bytes as f64 / (self.receivers() * self.payload_bytes.max(1) as u64) as f64
     }
 
     /// The hops of the latest first delivery of any message.
