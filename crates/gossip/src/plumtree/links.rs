@@ -160,7 +160,12 @@ impl Links {
     }
 
     /// The shared tree's link to `peer` turns lazy (a duplicate came on it, or the peer pruned it).
+    /// Without a shared tree ([`Trees::PerOrigin`]) there is nothing to prune: a peer's `PruneShared`
+    /// must not make its link lazy for every origin we have no tree for.
     pub(crate) fn make_shared_lazy(&mut self, peer: &PeerId) {
+        if self.mode != Trees::Shared {
+            return;
+        }
         if let Some(slot) = self.slot(peer) {
             self.shared |= bit(slot);
         }
@@ -254,6 +259,18 @@ mod tests {
         links.down(p[2]);
         links.down(p[4]);
         assert_eq!(links.origins(), 0, "no lazy link left: the tree is dropped");
+    }
+
+    #[test]
+    fn per_origin_links_ignore_a_shared_prune() {
+        let p = peers(3);
+        let mut links = Links::new(16, Trees::PerOrigin);
+        links.up(p[1]);
+        links.make_shared_lazy(&p[1]);
+        assert!(
+            links.is_eager(&p[0], &p[1]),
+            "no shared tree: the link stays eager for new origins"
+        );
     }
 
     #[test]
