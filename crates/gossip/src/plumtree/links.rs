@@ -150,13 +150,18 @@ impl Links {
         let Some(slot) = self.slot(&peer).filter(|&s| s < SLOTS) else {
             return;
         };
+        self.own_tree(origin).lazy |= bit(slot);
+    }
+
+    /// `origin`'s own tree, copied from what it followed until now (the shared tree, or all eager) if
+    /// it had none; room is made first when the table is full.
+    fn own_tree(&mut self, origin: PeerId) -> &mut Tree {
         if !self.trees.contains_key(&origin) && self.trees.len() >= self.capacity {
             self.forget_least_used();
         }
         self.tick += 1;
         let (used, lazy) = (self.tick, self.shared);
-        let tree = self.trees.entry(origin).or_insert(Tree { lazy, used });
-        tree.lazy |= bit(slot);
+        self.trees.entry(origin).or_insert(Tree { lazy, used })
     }
 
     /// The shared tree's link to `peer` turns lazy (a duplicate came on it, or the peer pruned it).
@@ -206,19 +211,13 @@ impl Links {
         let Some(slot) = self.slot(peer).filter(|&s| s < SLOTS) else {
             return;
         };
-        if !self.trees.contains_key(&origin) {
-            if self.mode == Trees::PerOrigin {
-                return; // already eager
-            }
-            if self.trees.len() >= self.capacity {
-                self.forget_least_used();
-            }
+        if self.mode == Trees::PerOrigin && !self.trees.contains_key(&origin) {
+            return; // already eager
         }
-        self.tick += 1;
-        let (used, lazy) = (self.tick, self.shared);
-        let tree = self.trees.entry(origin).or_insert(Tree { lazy, used });
+        let shared = self.shared;
+        let tree = self.own_tree(origin);
         tree.lazy &= !bit(slot);
-        if tree.lazy == self.shared {
+        if tree.lazy == shared {
             self.trees.remove(&origin);
         }
     }
