@@ -68,6 +68,10 @@ pub enum CertificateError {
     /// A vote's signature does not verify.
     #[error("vote by {0:?} has a bad signature")]
     BadSignature(PeerId),
+    /// A validator set larger than a certificate can carry
+    /// ([`MAX_CERTIFICATE_VOTES`](crate::MAX_CERTIFICATE_VOTES)).
+    #[error("{0} validators, at most 256")]
+    TooManyValidators(usize),
     /// Fewer distinct validators voted than a quorum.
     #[error("{have} votes, a quorum is {need}")]
     NoQuorum {

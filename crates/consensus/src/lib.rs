@@ -99,6 +99,7 @@
 //! - [`Chain::balance`] scans the whole UTXO set.
 #![deny(missing_docs)]
 
+pub mod bft;
 mod certificate;
 mod chain;
 mod config;

@@ -6,8 +6,9 @@
 use meshwork_identity::PeerId;
 use meshwork_ledger::{Block, BlockError, BlockHeader, BlockId, ChainStore, Ledger};
 
+use crate::bft::Evidence;
 use crate::certificate::Certificate;
-use crate::error::{ChainError, CompactError};
+use crate::error::{CertificateError, ChainError, CompactError};
 
 /// What a component concluded about a header or block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,6 +237,12 @@ pub enum Fault {
         /// The cumulative work of the chain its headers ended (0: it sent none).
         delivered: u128,
     },
+    /// It sent a BFT vote or certificate that does not verify: a bad signature, a vote by a key outside
+    /// the validator set (or relayed by someone other than its signer), too few votes for a quorum.
+    BadVote(CertificateError),
+    /// A validator signed two votes no honest validator signs together; the evidence proves it to
+    /// anyone.
+    Equivocation(Box<Evidence>),
 }
 
 /// Hears about peers that misbehave (the sync protocol reports; the application may score or ban).

@@ -1,0 +1,383 @@
+//! What a validator does within a view: enter it, propose if it leads, vote for the leader's proposal
+//! once its ancestry is certified, count the votes it receives, and vote to skip the view when time
+//! runs out.
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{Instant, Output};
+
+use super::engine::{Application, Event, Simplex, Timer};
+use super::journal::{Journal, LastVote};
+use super::message::{Message, NOTARIZE_VOTE, NULLIFY_VOTE, Proposal, nullify_message, sign_nullify};
+use super::votes::Counted;
+use crate::certificate::{COMMIT_VOTE, Vote};
+use crate::error::CertificateError;
+use crate::traits::{Fault, Verdict};
+
+/// Whether a proposal can be voted on now.
+pub(super) enum Ancestry {
+    /// Its parent is certified and every view in between nullified: here is the parent.
+    Ready(Proposal),
+    /// Certificates of these views are missing.
+    Missing(Vec<u64>),
+    /// It can never be voted for (its parent is not final-compatible, or its height is wrong).
+    Invalid,
+}
+
+impl<A: Application, J: Journal> Simplex<A, J> {
+    /// Moves to `view` (never back), sets its timers, proposes if this validator leads it, and votes if
+    /// the leader's proposal is already here.
+    pub(super) fn enter_view(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        if view <= self.view {
+            return;
+        }
+        self.view = view;
+        let leader = self.config.validators.leader(view);
+        out.push(Output::Emit(Event::ViewEntered { view, leader }));
+        out.push(Output::Schedule {
+            after: self.config.leader_timeout,
+            timer: Timer::Leader(view),
+        });
+        out.push(Output::Schedule {
+            after: self.config.notarization_timeout,
+            timer: Timer::Notarization(view),
+        });
+        if leader == self.me && self.voter && self.mine.view < view {
+            self.propose(now, view, out);
+        }
+        self.try_vote(now, out);
+    }
+
+    fn propose(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        let Some(parent) = self.parent_for(view) else {
+            return;
+        };
+        let Some(payload) = self.app.propose(&parent, view) else {
+            return;
+        };
+        let proposal = Proposal {
+            view,
+            parent: parent.view,
+            height: parent.height + 1,
+            payload,
+        };
+        self.view_votes(view).proposal = Some(proposal);
+        out.push(Output::Emit(Event::Proposed(proposal)));
+        self.cast_notarize(now, proposal, out);
+    }
+
+    /// The proposal a leader of `view` builds on: the highest notarized one below it with every view in
+    /// between nullified.
+    fn parent_for(&self, view: u64) -> Option<Proposal> {
+        let mut at = view.checked_sub(1)?;
+        loop {
+            if at <= self.finalized.view {
+                return (at == self.finalized.view).then_some(self.finalized);
+            }
+            if let Some(notarization) = self.notarized.get(&at) {
+                return Some(notarization.proposal);
+            }
+            if !self.nullified.contains_key(&at) {
+                return None;
+            }
+            at -= 1;
+        }
+    }
+
+    /// Checks what voting for `proposal` needs: its parent's certificate, the nullifications between.
+    pub(super) fn ancestry(&self, proposal: &Proposal) -> Ancestry {
+        if proposal.parent >= proposal.view || proposal.parent < self.finalized.view {
+            return Ancestry::Invalid;
+        }
+        let parent = if proposal.parent == self.finalized.view {
+            Some(self.finalized)
+        } else {
+            self.notarized.get(&proposal.parent).map(|n| n.proposal)
+        };
+        let mut missing: Vec<u64> = (proposal.parent + 1..proposal.view)
+            .filter(|view| !self.nullified.contains_key(view))
+            .take(super::message::MAX_BACKFILL_VIEWS)
+            .collect();
+        match parent {
+            Some(parent) if missing.is_empty() => {
+                if parent.height + 1 == proposal.height {
+                    Ancestry::Ready(parent)
+                } else {
+                    Ancestry::Invalid
+                }
+            }
+            Some(_) => Ancestry::Missing(missing),
+            None => {
+                missing.insert(0, proposal.parent);
+                missing.truncate(super::message::MAX_BACKFILL_VIEWS);
+                Ancestry::Missing(missing)
+            }
+        }
+    }
+
+    /// Votes for the current view's proposal if it has one, this validator has not voted in the view,
+    /// its ancestry is certified and the application finds it valid.
+    pub(super) fn try_vote(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        let view = self.view;
+        if !self.voter || self.halted || self.mine.view >= view {
+            return;
+        }
+        let Some(proposal) = self.votes.get(&view).and_then(|v| v.proposal) else {
+            return;
+        };
+        match self.ancestry(&proposal) {
+            Ancestry::Invalid => {}
+            Ancestry::Missing(views) => {
+                let leader = self.config.validators.leader(view);
+                self.ask(now, leader, views, out);
+            }
+            Ancestry::Ready(parent) => match self.app.verify(&parent, &proposal) {
+                Verdict::Valid => self.cast_notarize(now, proposal, out),
+                Verdict::Invalid(reason) => {
+                    out.push(Output::Emit(Event::InvalidProposal { proposal, reason }))
+                }
+                Verdict::NotYetKnown => {}
+            },
+        }
+    }
+
+    /// Records a vote in the journal before it is sent; false (and the engine halts) if that failed.
+    fn record(&mut self, vote: LastVote, out: &mut Vec<Output<Self>>) -> bool {
+        if let Err(error) = self.journal.record(&vote) {
+            self.halt(error.to_string(), out);
+            return false;
+        }
+        self.mine = vote;
+        true
+    }
+
+    fn cast_notarize(&mut self, now: Instant, proposal: Proposal, out: &mut Vec<Output<Self>>) {
+        let vote = LastVote {
+            view: proposal.view,
+            notarize: Some(proposal),
+            ..LastVote::default()
+        };
+        if !self.record(vote, out) {
+            return;
+        }
+        let vote = proposal.sign_notarize(&self.key, &self.config.genesis);
+        self.broadcast(&Message::Notarize { proposal, vote }, out);
+        self.count_notarize(now, proposal, vote, out);
+    }
+
+    /// Votes to finalize the notarized `proposal`, unless this validator voted to skip its view.
+    pub(super) fn cast_finalize(&mut self, now: Instant, proposal: Proposal, out: &mut Vec<Output<Self>>) {
+        if !self.voter || self.halted || self.mine.view > proposal.view {
+            return;
+        }
+        let mut vote = if self.mine.view == proposal.view {
+            if self.mine.nullify || self.mine.finalize.is_some() {
+                return;
+            }
+            self.mine
+        } else {
+            LastVote {
+                view: proposal.view,
+                ..LastVote::default()
+            }
+        };
+        vote.finalize = Some(proposal);
+        if !self.record(vote, out) {
+            return;
+        }
+        let vote = proposal.sign_finalize(&self.key);
+        self.broadcast(&Message::Finalize { proposal, vote }, out);
+        self.count_finalize(now, proposal, vote, out);
+    }
+
+    fn cast_nullify(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        if !self.voter || self.halted || view != self.view || self.mine.view > view {
+            return;
+        }
+        let mut vote = if self.mine.view == view {
+            if self.mine.nullify || self.mine.finalize.is_some() {
+                return;
+            }
+            self.mine
+        } else {
+            LastVote {
+                view,
+                ..LastVote::default()
+            }
+        };
+        vote.nullify = true;
+        if !self.record(vote, out) {
+            return;
+        }
+        let vote = sign_nullify(&self.key, &self.config.genesis, view);
+        self.broadcast(&Message::Nullify { view, vote }, out);
+        out.push(Output::Schedule {
+            after: self.config.retry,
+            timer: Timer::Retry(view),
+        });
+        self.count_nullify(now, view, vote, out);
+    }
+
+    pub(super) fn on_leader_timeout(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        // A validator that already voted for the leader's proposal waits for the view's own timeout.
+        if !(self.mine.view == view && self.mine.notarize.is_some()) {
+            self.cast_nullify(now, view, out);
+        }
+    }
+
+    pub(super) fn on_view_timeout(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        self.cast_nullify(now, view, out);
+    }
+
+    /// Still in `view` after voting to skip it: send the nullify vote again, with the certificate that
+    /// let this validator enter the view, to every validator (some may have lost either).
+    pub(super) fn on_retry(&mut self, _now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        if view != self.view || !(self.mine.view == view && self.mine.nullify) {
+            return;
+        }
+        if let Some(entry) = self.certificate_of(view - 1) {
+            self.broadcast(&entry, out);
+        }
+        let vote = sign_nullify(&self.key, &self.config.genesis, view);
+        self.broadcast(&Message::Nullify { view, vote }, out);
+        out.push(Output::Schedule {
+            after: self.config.retry,
+            timer: Timer::Retry(view),
+        });
+    }
+
+    /// Whether a vote for `view` from `from` is worth counting: it is the signer's own, the signer is a
+    /// validator, and the view is neither final nor too far ahead. A vote for a view this validator has
+    /// left is answered with the view's certificate (its sender is behind).
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        view: u64,
+        vote: &Vote,
+        out: &mut Vec<Output<Self>>,
+    ) -> bool {
+        if vote.validator != from || !self.config.validators.contains(&from) {
+            self.punish(
+                from,
+                Fault::BadVote(CertificateError::UnknownValidator(vote.validator)),
+                out,
+            );
+            return false;
+        }
+        if view < self.view {
+            self.help(now, from, view, out);
+        }
+        view > self.finalized.view && view <= self.view.saturating_add(self.config.max_views_ahead)
+    }
+
+    /// Checks one vote's signature; a bad one costs its sender the connection.
+    fn signed(
+        &self,
+        from: PeerId,
+        namespace: meshwork_identity::Namespace,
+        message: &[u8],
+        vote: &Vote,
+        out: &mut Vec<Output<Self>>,
+    ) -> bool {
+        if from.verify(namespace, message, &vote.signature).is_ok() {
+            return true;
+        }
+        self.punish(from, Fault::BadVote(CertificateError::BadSignature(from)), out);
+        false
+    }
+
+    pub(super) fn on_notarize(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        proposal: Proposal,
+        vote: Vote,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if !self.admit(now, from, proposal.view, &vote, out)
+            || !self.signed(
+                from,
+                NOTARIZE_VOTE,
+                &proposal.notarize_message(&self.config.genesis),
+                &vote,
+                out,
+            )
+        {
+            return;
+        }
+        let is_proposal = from == self.config.validators.leader(proposal.view);
+        let votes = self.view_votes(proposal.view);
+        if is_proposal && votes.proposal.is_none() {
+            votes.proposal = Some(proposal);
+        }
+        self.count_notarize(now, proposal, vote, out);
+        if is_proposal && proposal.view == self.view {
+            self.try_vote(now, out);
+        }
+    }
+
+    pub(super) fn on_nullify(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        view: u64,
+        vote: Vote,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if !self.admit(now, from, view, &vote, out)
+            || !self.signed(
+                from,
+                NULLIFY_VOTE,
+                &nullify_message(&self.config.genesis, view),
+                &vote,
+                out,
+            )
+        {
+            return;
+        }
+        self.count_nullify(now, view, vote, out);
+    }
+
+    pub(super) fn on_finalize(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        proposal: Proposal,
+        vote: Vote,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if !self.admit(now, from, proposal.view, &vote, out)
+            || !self.signed(from, COMMIT_VOTE, &proposal.finalize_message(), &vote, out)
+        {
+            return;
+        }
+        self.count_finalize(now, proposal, vote, out);
+    }
+
+    fn count_notarize(&mut self, now: Instant, proposal: Proposal, vote: Vote, out: &mut Vec<Output<Self>>) {
+        let quorum = self.config.validators.quorum();
+        match self.view_votes(proposal.view).notarize(proposal, vote, quorum) {
+            Counted::Yes(Some(notarization)) => self.on_notarization(now, notarization, out),
+            Counted::Yes(None) | Counted::Repeat => {}
+            Counted::Equivocation(evidence) => self.convict(evidence, out),
+        }
+    }
+
+    fn count_nullify(&mut self, now: Instant, view: u64, vote: Vote, out: &mut Vec<Output<Self>>) {
+        let quorum = self.config.validators.quorum();
+        match self.view_votes(view).nullify(view, vote, quorum) {
+            Counted::Yes(Some(nullification)) => self.on_nullification(now, nullification, out),
+            Counted::Yes(None) | Counted::Repeat => {}
+            Counted::Equivocation(evidence) => self.convict(evidence, out),
+        }
+    }
+
+    fn count_finalize(&mut self, now: Instant, proposal: Proposal, vote: Vote, out: &mut Vec<Output<Self>>) {
+        let quorum = self.config.validators.quorum();
+        match self.view_votes(proposal.view).finalize(proposal, vote, quorum) {
+            Counted::Yes(Some(finalization)) => self.on_finalization(now, finalization, None, out),
+            Counted::Yes(None) | Counted::Repeat => {}
+            Counted::Equivocation(evidence) => self.convict(evidence, out),
+        }
+    }
+}
