@@ -117,6 +117,12 @@ fn derive(context: &str, seed: u64, index: u32, extra: u32) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// The key node `index` gets in a run with `seed`: for experiments that must know keys before they
+/// build the nodes (a validator set that every validator is constructed with).
+pub fn node_keypair(seed: u64, index: u32) -> Keypair {
+    Keypair::from_seed(derive("meshwork-sim node key", seed, index, 0))
+}
+
 fn derive_u64(context: &str, seed: u64, index: u32, extra: u32) -> u64 {
     let bytes = derive(context, seed, index, extra);
     let mut word = [0u8; 8];
@@ -151,7 +157,7 @@ impl<P: Protocol> Sim<P> {
     }
 
     pub(crate) fn keypair(&self, index: u32) -> Keypair {
-        Keypair::from_seed(derive("meshwork-sim node key", self.seed, index, 0))
+        node_keypair(self.seed, index)
     }
 
     pub(crate) fn init_state(

@@ -121,6 +121,11 @@ pub struct BftConfig {
     /// How often a validator stuck in a view sends its nullify vote again (to every validator, with the
     /// certificate that let it enter the view), so validators that lost messages catch up.
     pub retry: Duration,
+    /// How long to wait for the answer to a [`Backfill`](super::Message::Backfill) before asking
+    /// another validator.
+    pub backfill_timeout: Duration,
+    /// A peer's backfill requests are answered at most this often (an answer may be many certificates).
+    pub backfill_interval: Duration,
     /// How soon to dial a validator again after its connection went down.
     pub redial: Duration,
     /// Votes for views more than this far ahead of ours are ignored (they cannot fill memory);
@@ -141,6 +146,8 @@ impl BftConfig {
             notarization_timeout: Duration::from_secs(2),
             retry: Duration::from_secs(5),
             redial: Duration::from_secs(1),
+            backfill_timeout: Duration::from_secs(1),
+            backfill_interval: Duration::from_millis(250),
             max_views_ahead: 64,
             history_views: 1024,
         }

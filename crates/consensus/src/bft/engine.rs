@@ -130,10 +130,13 @@ pub struct Simplex<A, J> {
     pub(super) waiting_final: Option<(Finalization, PeerId)>,
     /// Connected peers.
     pub(super) up: HashSet<PeerId>,
-    /// When each view's certificates were last asked for.
-    pub(super) asked: BTreeMap<u64, Instant>,
-    /// When each peer's last backfill request or stale vote was answered, and the highest view answered.
-    pub(super) answered: HashMap<PeerId, (Instant, u64)>,
+    /// When each view's certificates were last asked for, and how many times.
+    pub(super) asked: BTreeMap<u64, (Instant, u32)>,
+    /// For each peer that voted in a view we had left: when we last sent it a certificate, and the
+    /// highest view we sent.
+    pub(super) helped: HashMap<PeerId, (Instant, u64)>,
+    /// When each peer's last backfill request was answered.
+    pub(super) served: HashMap<PeerId, Instant>,
 }
 
 impl<A: Application, J: Journal> Simplex<A, J> {
@@ -159,7 +162,8 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             waiting_final: None,
             up: HashSet::new(),
             asked: BTreeMap::new(),
-            answered: HashMap::new(),
+            helped: HashMap::new(),
+            served: HashMap::new(),
         }
     }
 
@@ -297,7 +301,8 @@ impl<A: Application, J: Journal> Protocol for Simplex<A, J> {
             }
             Input::PeerDown(peer) => {
                 self.up.remove(&peer);
-                self.answered.remove(&peer);
+                self.helped.remove(&peer);
+                self.served.remove(&peer);
                 if self.started && self.config.validators.contains(&peer) {
                     out.push(Output::Schedule {
                         after: self.config.redial,

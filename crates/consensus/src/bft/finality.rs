@@ -7,8 +7,8 @@ use meshwork_wire::{BoundedVec, Instant, Output};
 use super::engine::{Application, Event, Simplex};
 use super::journal::Journal;
 use super::message::{
-    Finalization, Message, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification, Proposal,
-    nullify_message,
+    Finalization, MAX_BACKFILL_VIEWS, Message, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification,
+    Proposal, nullify_message,
 };
 use crate::certificate::COMMIT_VOTE;
 use crate::traits::Fault;
@@ -116,6 +116,10 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         from: Option<PeerId>,
         out: &mut Vec<Output<Self>>,
     ) {
+        if cert.proposal.view <= self.finalized.view {
+            // A descendant was finalised first (this one waited for a link, or both formed in one step).
+            return;
+        }
         let mut chain = vec![cert.proposal];
         let mut at = cert.proposal;
         while at.parent > self.finalized.view {
@@ -247,30 +251,34 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         }
     }
 
-    /// Whether `peer` may be answered now: once per retry interval, or sooner for a higher view than
-    /// it was last answered for (answers are certificates of up to 24 KB: a peer must not be able to
-    /// make us send them in a loop).
-    fn may_answer(&mut self, now: Instant, peer: PeerId, view: u64) -> bool {
-        let allow = match self.answered.get(&peer) {
-            None => true,
-            Some(&(at, highest)) => view > highest || now.saturating_duration_since(at) >= self.config.retry,
-        };
-        if allow {
-            let highest = self.answered.get(&peer).map_or(view, |&(_, h)| h.max(view));
-            self.answered.insert(peer, (now, highest));
-        }
-        allow
-    }
-
-    /// A peer voted in `view`, which this validator has left: send it the view's certificate.
+    /// A peer voted in `view`, which this validator has left: send it the certificate that let this
+    /// validator enter its current view (the peer jumps straight here), and the latest finalization.
+    /// Once per view of ours, or again after a retry interval (the first may have been lost).
     pub(super) fn help(&mut self, now: Instant, peer: PeerId, view: u64, out: &mut Vec<Output<Self>>) {
-        if let Some(msg) = self.certificate_of(view) {
-            if self.may_answer(now, peer, view) {
-                out.push(Output::Send { to: peer, msg });
+        let current = self.view;
+        let due = self.helped.get(&peer).is_none_or(|&(at, helped)| {
+            current > helped || now.saturating_duration_since(at) >= self.config.retry
+        });
+        if view >= current || !due {
+            return;
+        }
+        self.helped.insert(peer, (now, current));
+        if let Some(msg) = self.certificate_of(current - 1) {
+            out.push(Output::Send { to: peer, msg });
+        }
+        if let Some(last) = self.finalizations.values().next_back() {
+            if last.proposal.view + 1 != current {
+                out.push(Output::Send {
+                    to: peer,
+                    msg: Message::Finalization(last.clone()),
+                });
             }
         }
     }
 
+    /// Answers a backfill request with the certificates held, at most once per
+    /// [`BftConfig::backfill_interval`](super::BftConfig::backfill_interval) per peer (an answer is up to
+    /// [`MAX_BACKFILL_VIEWS`] certificates).
     pub(super) fn on_backfill(
         &mut self,
         now: Instant,
@@ -278,10 +286,14 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         views: &[u64],
         out: &mut Vec<Output<Self>>,
     ) {
-        let highest = views.iter().copied().max().unwrap_or(0);
-        if views.is_empty() || !self.may_answer(now, from, highest) {
+        let due = self
+            .served
+            .get(&from)
+            .is_none_or(|at| now.saturating_duration_since(*at) >= self.config.backfill_interval);
+        if !due {
             return;
         }
+        self.served.insert(from, now);
         for view in views {
             if let Some(msg) = self.certificate_of(*view) {
                 out.push(Output::Send { to: from, msg });
@@ -289,30 +301,37 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         }
     }
 
-    /// Asks `peer` for the certificates of `views` not asked for within the retry interval.
-    pub(super) fn ask(&mut self, now: Instant, peer: PeerId, views: Vec<u64>, out: &mut Vec<Output<Self>>) {
-        if peer == self.me {
+    /// Asks for the certificates of `views` not asked for within the backfill timeout: first `hint` (who
+    /// should have them), then, if no answer came, the next validator in turn, so that neither a silent
+    /// peer nor this validator itself (it may lead the view) is asked forever.
+    pub(super) fn ask(&mut self, now: Instant, hint: PeerId, views: Vec<u64>, out: &mut Vec<Output<Self>>) {
+        let timeout = self.config.backfill_timeout;
+        let mut attempt = u32::MAX;
+        let mut fresh = Vec::new();
+        for view in views {
+            let (at, tries) = self.asked.get(&view).copied().unwrap_or((now, 0));
+            if tries == 0 || now.saturating_duration_since(at) >= timeout {
+                attempt = attempt.min(tries);
+                self.asked.insert(view, (now, tries + 1));
+                fresh.push(view);
+            }
+        }
+        let Ok(views) = BoundedVec::<u64, { MAX_BACKFILL_VIEWS }>::try_from(fresh) else {
+            return;
+        };
+        if views.is_empty() {
             return;
         }
-        let retry = self.config.retry;
-        let fresh: Vec<u64> = views
-            .into_iter()
-            .filter(|view| {
-                self.asked
-                    .get(view)
-                    .is_none_or(|at| now.saturating_duration_since(*at) >= retry)
-            })
-            .collect();
-        for view in &fresh {
-            self.asked.insert(*view, now);
-        }
-        if let Ok(views) = BoundedVec::try_from(fresh) {
-            if !views.is_empty() {
-                out.push(Output::Send {
-                    to: peer,
-                    msg: Message::Backfill(views),
-                });
-            }
+        let list: Vec<PeerId> = self.config.validators.iter().copied().collect();
+        let start = list.iter().position(|p| *p == hint).unwrap_or(0);
+        let peer = (0..list.len())
+            .map(|k| list[(start + attempt as usize + k) % list.len()])
+            .find(|p| *p != self.me);
+        if let Some(to) = peer {
+            out.push(Output::Send {
+                to,
+                msg: Message::Backfill(views),
+            });
         }
     }
 }

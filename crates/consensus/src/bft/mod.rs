@@ -52,6 +52,9 @@
 //!   certificate; one stuck in a view sends its nullify vote and the certificate that let it enter the
 //!   view again every [`BftConfig::retry`]; one that lacks a proposal's ancestry or a finalization's
 //!   chain asks for it ([`Message::Backfill`]). Answers are rate-limited per peer.
+//! - **Faulty validators** for tests and the simulator ([`mocks`]): [`mocks::Byzantine`] wraps honest
+//!   engines and equivocates as leader, sends conflicting votes, goes silent, or runs as Twins
+//!   ([`mocks::Misbehaviour`]).
 //! - **Bounds.** Votes count only from their signer, for views from the last final one to
 //!   [`BftConfig::max_views_ahead`] ahead; certificates are kept for [`BftConfig::history_views`] views;
 //!   a message is at most [`Message::MAX_SIZE`] bytes.
@@ -129,6 +132,7 @@ mod engine;
 mod finality;
 mod journal;
 mod message;
+pub mod mocks;
 mod view;
 mod votes;
 
