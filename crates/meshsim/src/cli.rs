@@ -43,6 +43,9 @@ pub(crate) struct Common {
 /// The experiments. Each variant is one file in `src/experiments/`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Experiment {
+    /// Simplex BFT consensus among N validators in six regions, with Byzantine validators, crashes and a
+    /// partition: safety violations (must be 0), finality latency in ms and message delays, timeouts.
+    Bft(experiments::bft::Args),
     /// The whole coin node (the CoinApp type the coin node runs) with miners, wallets and attacks.
     Coin(experiments::coin::Args),
     /// Flood messages over a random regular overlay: reliability, RMR, hops, latency.
@@ -73,6 +76,7 @@ impl Experiment {
     /// The options shared by all experiments.
     pub(crate) fn common(&self) -> &Common {
         match self {
+            Self::Bft(args) => &args.common,
             Self::Coin(args) => &args.common,
             Self::Flood(args) => &args.common,
             Self::Gossip(args) => &args.common,
@@ -90,6 +94,7 @@ impl Experiment {
     /// Runs the experiment.
     pub(crate) fn run(&self) -> Result<Report, String> {
         match self {
+            Self::Bft(args) => experiments::bft::run(args),
             Self::Coin(args) => experiments::coin::run(args),
             Self::Flood(args) => experiments::flood::run(args),
             Self::Gossip(args) => experiments::gossip::run(args),

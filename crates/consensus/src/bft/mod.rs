@@ -133,6 +133,7 @@ mod finality;
 mod journal;
 mod message;
 pub mod mocks;
+mod receive;
 mod view;
 mod votes;
 

@@ -2,16 +2,12 @@
 //! once its ancestry is certified, count the votes it receives, and vote to skip the view when time
 //! runs out.
 
-use meshwork_identity::PeerId;
 use meshwork_wire::{Instant, Output};
 
 use super::engine::{Application, Event, Simplex, Timer};
 use super::journal::{Journal, LastVote};
-use super::message::{Message, NOTARIZE_VOTE, NULLIFY_VOTE, Proposal, nullify_message, sign_nullify};
-use super::votes::Counted;
-use crate::certificate::{COMMIT_VOTE, Vote};
-use crate::error::CertificateError;
-use crate::traits::{Fault, Verdict};
+use super::message::{Message, Proposal, sign_nullify};
+use crate::traits::Verdict;
 
 /// Whether a proposal can be voted on now.
 pub(super) enum Ancestry {
@@ -243,141 +239,5 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             after: self.config.retry,
             timer: Timer::Retry(view),
         });
-    }
-
-    /// Whether a vote for `view` from `from` is worth counting: it is the signer's own, the signer is a
-    /// validator, and the view is neither final nor too far ahead. A vote for a view this validator has
-    /// left is answered with the view's certificate (its sender is behind).
-    fn admit(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        view: u64,
-        vote: &Vote,
-        out: &mut Vec<Output<Self>>,
-    ) -> bool {
-        if vote.validator != from || !self.config.validators.contains(&from) {
-            self.punish(
-                from,
-                Fault::BadVote(CertificateError::UnknownValidator(vote.validator)),
-                out,
-            );
-            return false;
-        }
-        if view < self.view {
-            self.help(now, from, view, out);
-        }
-        view > self.finalized.view && view <= self.view.saturating_add(self.config.max_views_ahead)
-    }
-
-    /// Checks one vote's signature; a bad one costs its sender the connection.
-    fn signed(
-        &self,
-        from: PeerId,
-        namespace: meshwork_identity::Namespace,
-        message: &[u8],
-        vote: &Vote,
-        out: &mut Vec<Output<Self>>,
-    ) -> bool {
-        if from.verify(namespace, message, &vote.signature).is_ok() {
-            return true;
-        }
-        self.punish(from, Fault::BadVote(CertificateError::BadSignature(from)), out);
-        false
-    }
-
-    pub(super) fn on_notarize(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        proposal: Proposal,
-        vote: Vote,
-        out: &mut Vec<Output<Self>>,
-    ) {
-        if !self.admit(now, from, proposal.view, &vote, out)
-            || !self.signed(
-                from,
-                NOTARIZE_VOTE,
-                &proposal.notarize_message(&self.config.genesis),
-                &vote,
-                out,
-            )
-        {
-            return;
-        }
-        let is_proposal = from == self.config.validators.leader(proposal.view);
-        let votes = self.view_votes(proposal.view);
-        if is_proposal && votes.proposal.is_none() {
-            votes.proposal = Some(proposal);
-        }
-        self.count_notarize(now, proposal, vote, out);
-        if is_proposal && proposal.view == self.view {
-            self.try_vote(now, out);
-        }
-    }
-
-    pub(super) fn on_nullify(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        view: u64,
-        vote: Vote,
-        out: &mut Vec<Output<Self>>,
-    ) {
-        if !self.admit(now, from, view, &vote, out)
-            || !self.signed(
-                from,
-                NULLIFY_VOTE,
-                &nullify_message(&self.config.genesis, view),
-                &vote,
-                out,
-            )
-        {
-            return;
-        }
-        self.count_nullify(now, view, vote, out);
-    }
-
-    pub(super) fn on_finalize(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        proposal: Proposal,
-        vote: Vote,
-        out: &mut Vec<Output<Self>>,
-    ) {
-        if !self.admit(now, from, proposal.view, &vote, out)
-            || !self.signed(from, COMMIT_VOTE, &proposal.finalize_message(), &vote, out)
-        {
-            return;
-        }
-        self.count_finalize(now, proposal, vote, out);
-    }
-
-    fn count_notarize(&mut self, now: Instant, proposal: Proposal, vote: Vote, out: &mut Vec<Output<Self>>) {
-        let quorum = self.config.validators.quorum();
-        match self.view_votes(proposal.view).notarize(proposal, vote, quorum) {
-            Counted::Yes(Some(notarization)) => self.on_notarization(now, notarization, out),
-            Counted::Yes(None) | Counted::Repeat => {}
-            Counted::Equivocation(evidence) => self.convict(evidence, out),
-        }
-    }
-
-    fn count_nullify(&mut self, now: Instant, view: u64, vote: Vote, out: &mut Vec<Output<Self>>) {
-        let quorum = self.config.validators.quorum();
-        match self.view_votes(view).nullify(view, vote, quorum) {
-            Counted::Yes(Some(nullification)) => self.on_nullification(now, nullification, out),
-            Counted::Yes(None) | Counted::Repeat => {}
-            Counted::Equivocation(evidence) => self.convict(evidence, out),
-        }
-    }
-
-    fn count_finalize(&mut self, now: Instant, proposal: Proposal, vote: Vote, out: &mut Vec<Output<Self>>) {
-        let quorum = self.config.validators.quorum();
-        match self.view_votes(proposal.view).finalize(proposal, vote, quorum) {
-            Counted::Yes(Some(finalization)) => self.on_finalization(now, finalization, None, out),
-            Counted::Yes(None) | Counted::Repeat => {}
-            Counted::Equivocation(evidence) => self.convict(evidence, out),
-        }
     }
 }

@@ -1,5 +1,7 @@
 //! One module per experiment (see the crate docs for how to add one).
 
+pub(crate) mod bft;
+pub(crate) mod bft_net;
 pub(crate) mod coin;
 pub(crate) mod coin_net;
 pub(crate) mod flood;
