@@ -47,6 +47,14 @@
 //! - **Finality** is confirmation depth ([`FinalityProof::Depth`]); the [`Certificate`] of a BFT engine is
 //!   the other kind of proof the same enum carries.
 //!
+//! ## Simplex BFT
+//!
+//! The [`bft`] module is the second engine: Simplex consensus (Chan & Pass, 2023) for a fixed validator
+//! set, finalising in three message delays, with equivocation evidence, a durable last vote and
+//! Byzantine validators for simulations. It is a [`Protocol`](meshwork_wire::Protocol) of its own
+//! (`/meshwork/simplex/1`); `meshsim bft` runs it at 50 validators. [`Chain`] does not drive it yet: the
+//! coin node runs Nakamoto.
+//!
 //! [`Chain`] puts the ledger, the mempool and the engine together with the methods a coin node calls
 //! (submit blocks, headers and transactions, block templates, balances); [`pow::mine`] searches nonces.
 //!
