@@ -21,8 +21,15 @@ fn messages(data: &[u8]) -> Vec<CoinMessage> {
         let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3);
         let bytes = &rest[3..3 + len];
         if let Ok(msg) = CoinMessage::decode_from(channel, bytes) {
-            assert!(channel < CoinApp::<MemoryStore>::channels().len(), "decoded on a channel it does not speak");
-            assert_eq!(msg.channel(), channel, "a message goes back out on the channel it came from");
+            assert!(
+                channel < CoinApp::<MemoryStore>::channels().len(),
+                "decoded on a channel it does not speak"
+            );
+            assert_eq!(
+                msg.channel(),
+                channel,
+                "a message goes back out on the channel it came from"
+            );
             let mut again = Vec::new();
             msg.encode_to(&mut again).expect("a decoded message encodes");
             assert_eq!(again, bytes, "non-canonical encoding");

@@ -11,7 +11,10 @@ const MAX: usize = 4096;
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum Message {
     Ping(u64),
-    Data { topic: u16, chunks: BoundedVec<BoundedBytes<256>, 8> },
+    Data {
+        topic: u16,
+        chunks: BoundedVec<BoundedBytes<256>, 8>,
+    },
     Peers(BoundedVec<meshwork_identity::PeerId, 4>),
 }
 

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = text.parse::<Hash>();
     }
     if data.len() >= 96 {
-        if let (Ok(peer), Ok(sig)) = (PeerId::from_slice(&data[..32]), Signature::from_slice(&data[32..96])) {
+        if let (Ok(peer), Ok(sig)) = (
+            PeerId::from_slice(&data[..32]),
+            Signature::from_slice(&data[32..96]),
+        ) {
             // Random signatures must not verify; and verifying must never panic.
             let _ = peer.verify(NS, &data[96..], &sig);
         }

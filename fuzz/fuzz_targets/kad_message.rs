@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match &msg {
-        Message::Request { request: Request::PutValue { record }, .. } => assert!(record.value.len() <= MAX_VALUE),
+        Message::Request {
+            request: Request::PutValue { record },
+            ..
+        } => assert!(record.value.len() <= MAX_VALUE),
         Message::Response { response, .. } => match response {
             Response::Nodes { closer } => assert!(closer.len() <= MAX_PEERS),
             Response::Value { record, closer } => {

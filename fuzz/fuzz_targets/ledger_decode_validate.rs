@@ -23,7 +23,9 @@ fn config() -> LedgerConfig {
 static STORE: LazyLock<MemoryStore> = LazyLock::new(|| {
     let mut ledger = Ledger::new(MemoryStore::new(), config());
     let block = genesis(&key(1), 4, Amount::from_coins(10));
-    ledger.connect_block(&block, 1, NOW).expect("the genesis block connects");
+    ledger
+        .connect_block(&block, 1, NOW)
+        .expect("the genesis block connects");
     ledger.into_store()
 });
 
@@ -38,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
             ledger.disconnect_tip().expect("a connected block disconnects");
             assert_eq!(ledger.utxo_commitment().expect("memory store"), before);
         } else {
-            assert_eq!(ledger.utxo_commitment().expect("memory store"), before, "a refused block changes nothing");
+            assert_eq!(
+                ledger.utxo_commitment().expect("memory store"),
+                before,
+                "a refused block changes nothing"
+            );
         }
     }
 });

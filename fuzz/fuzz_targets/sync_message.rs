@@ -33,7 +33,11 @@ static CHAIN: LazyLock<(MemoryStore, Block, u64)> = LazyLock::new(|| {
 
 fn messages(data: &[u8]) -> Vec<Message> {
     if let Ok(msg) = decode::<Message>(data) {
-        assert_eq!(encode(&msg).expect("a decoded message encodes"), data, "non-canonical encoding");
+        assert_eq!(
+            encode(&msg).expect("a decoded message encodes"),
+            data,
+            "non-canonical encoding"
+        );
         return vec![msg];
     }
     let mut out = Vec::new();
@@ -54,7 +58,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (store, genesis, tip_time) = &*CHAIN;
-    let chain = Chain::open(store.clone(), ChainConfig::regtest(), genesis.clone(), *tip_time).expect("reopen");
+    let chain =
+        Chain::open(store.clone(), ChainConfig::regtest(), genesis.clone(), *tip_time).expect("reopen");
     let work = chain.tip().work;
     let mut node = ChainSync::new(chain, SyncConfig::default());
     let peer = Keypair::from_seed([7; 32]).peer_id();

@@ -122,6 +122,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         }
         let mut chain = vec![cert.proposal];
         let mut at = cert.proposal;
+        let mut linked = true;
         while at.parent > self.finalized.view {
             let Some(parent) = self.certified(at.parent) else {
                 let peer = from.unwrap_or_else(|| self.config.validators.leader(cert.proposal.view));
@@ -136,10 +137,16 @@ impl<A: Application, J: Journal> Simplex<A, J> {
                 self.ask(now, peer, vec![missing], out);
                 return;
             };
+            if parent.height + 1 != at.height {
+                // Certified links whose heights do not add up: only more than a third of faulty
+                // validators could have signed them.
+                linked = false;
+                break;
+            }
             chain.push(parent);
             at = parent;
         }
-        if at.parent != self.finalized.view || at.height != self.finalized.height + 1 {
+        if !linked || at.parent != self.finalized.view || at.height != self.finalized.height + 1 {
             out.push(Output::Emit(Event::ConflictingFinalization {
                 ours: self.finalized,
                 theirs: cert,
