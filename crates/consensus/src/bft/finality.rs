@@ -134,7 +134,12 @@ impl<A: Application, J: Journal> Simplex<A, J> {
                 if higher {
                     self.waiting_final = Some((cert, peer));
                 }
-                self.ask(now, peer, vec![missing], out);
+                // Only the missing view is known to be needed, but its ancestors below are likely missing
+                // too (this validator was cut off): ask for the views up to it in one request.
+                let from_view = missing
+                    .saturating_sub(MAX_BACKFILL_VIEWS as u64 - 1)
+                    .max(self.finalized.view + 1);
+                self.ask(now, peer, (from_view..=missing).rev().collect(), out);
                 return;
             };
             if parent.height + 1 != at.height {
