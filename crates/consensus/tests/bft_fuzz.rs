@@ -69,7 +69,7 @@ impl Fuzz {
             }
             4 | 5 => {
                 let proposal = self.proposal(current);
-                let vote = proposal.sign_finalize(&key);
+                let vote = proposal.sign_finalize(&key, &self.chain);
                 Message::Finalize { proposal, vote }
             }
             6 => {
@@ -96,7 +96,10 @@ impl Fuzz {
             }
             8 => {
                 let proposal = self.proposal(current);
-                let votes: Vec<_> = self.keys[1..].iter().map(|k| proposal.sign_finalize(k)).collect();
+                let votes: Vec<_> = self.keys[1..]
+                    .iter()
+                    .map(|k| proposal.sign_finalize(k, &self.chain))
+                    .collect();
                 Message::Finalization(Finalization {
                     proposal,
                     votes: votes.try_into().unwrap(),
@@ -220,4 +223,61 @@ fn an_honest_validator_never_contradicts_itself_whatever_the_others_send() {
         finalized_somewhere > SEEDS / 10,
         "{finalized_somewhere} runs finalised anything"
     );
+}
+
+#[test]
+fn a_finalization_re_pointed_at_another_parent_is_refused_not_followed() {
+    // The votes sign the parent: changing it breaks every signature, so the sender is punished and
+    // the engine neither halts nor finalises anything.
+    let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed([i as u8 + 1; 32])).collect();
+    let chain = Hash::digest(b"fuzz genesis");
+    let set = ValidatorSet::new(keys.iter().map(Keypair::peer_id).collect()).unwrap();
+    let mut engine = Simplex::new(
+        BftConfig::new(set, chain),
+        keys[0].clone(),
+        Digests::new(keys[0].peer_id()),
+        MemoryJournal::new(),
+    );
+    let now = Instant::ZERO;
+    let mut out = Vec::new();
+    for key in &keys[1..] {
+        engine.handle(now, Input::PeerUp(key.peer_id()), &mut out);
+    }
+    engine.handle(now, Input::Command(Command::Start), &mut out);
+    let real = Proposal {
+        view: 3,
+        parent: 2,
+        height: 3,
+        payload: Hash::digest(b"x"),
+    };
+    let votes: Vec<_> = keys[1..].iter().map(|k| real.sign_finalize(k, &chain)).collect();
+    let forged = Finalization {
+        proposal: Proposal {
+            parent: 0,
+            height: 1,
+            ..real
+        },
+        votes: votes.try_into().unwrap(),
+    };
+    out.clear();
+    let from = keys[1].peer_id();
+    engine.handle(
+        now,
+        Input::Message {
+            from,
+            msg: Message::Finalization(forged),
+        },
+        &mut out,
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Disconnect(p) if *p == from)),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::Finalized { .. } | Event::Halted { .. }))),
+        "{out:?}"
+    );
+    assert_eq!(engine.finalized().height, 0);
 }

@@ -70,7 +70,9 @@ const GET_BLOCKS: &str = "030155555555555555555555555555555555555555555555555555
 const BLOCK: &str = "0401cb014af779ce1e76fffe1163805a8f7021ef781790ea44bea60a114bade7b071306ac547976852cf0b1dec8fcbbb19c54f391f8e1b278fc2173c3f1f58f5cec0bce2cfaa06ffffff830200080100080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100";
 const NOT_FOUND: &str = "05016666666666666666666666666666666666666666666666666666666666666666";
 const NEW_TIP: &str = "06012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffffff83022a07";
-const CERTIFICATE: &str = "77777777777777777777777777777777777777777777777777777777777777770902038a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5cd0c91ea7b958aa11bbf7d940bb3c1ff0e4ca04338972885d85366a798bd1d2cc720d7e5b76f6c2f0b57632030adbff468f098fe01e5a4aaf8a9596fb5e02ff088139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3945cf4a925eb160f9bca9f6579ee5d057258fdb74d6bfa43b330dd9eaa4fcdd8f7599c2ab65c3e81fdc7978307c2e95d14d177b637ba2f1b4799c7d1e12ab81e0fed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d1b5cd4cbf784596d4d67671c908106d3c2b67d6306a79dbdc65e7f22db107b05e3c39d99e193281b4213a4c8056bd2de352be776345f8c8bf96805213ea915b08";
+// The parent round and the chain joined the signed bytes with the Simplex engine (before any engine
+// produced certificates): a finalization can no longer be re-pointed at another parent.
+const CERTIFICATE: &str = "7777777777777777777777777777777777777777777777777777777777777777090201038a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c375d66d4b35c2ce72fd44d9df960d66a13ff8b579e184468847c27bf67089a8612ffc391e10764fe4af1bd9e47b1a114233049ffb992a81b5d929fb7385350028139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b39418d64eb3f111edeb3e7fdf2d7fa9a4f1ecaf1ada33858daeb1a8486989ac7486dc7b000d00e19ac72d24a16192e8ddcd4cae45d5288bcf1adc9102c4c6bb0e0eed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d1a15d1e017e15d1b496702391469b678655e63d107676f94736d98fce03cb4348585f8ef3abef66a4360264c57546a461f1353fcb1d562971730b0280d141ab06";
 
 #[test]
 fn every_sync_message_has_pinned_bytes() {
@@ -86,7 +88,7 @@ fn a_certificate_has_pinned_bytes_and_verifies() {
         .iter()
         .map(|i| Keypair::from_seed([*i; 32]).peer_id())
         .collect();
-    assert_eq!(certificate().verify(&validators), Ok(()));
+    assert_eq!(certificate().verify(&id(0x01), &validators), Ok(()));
 }
 
 #[test]
@@ -125,12 +127,13 @@ fn certificate() -> Certificate {
     let block = id(0x77);
     let votes: Vec<Vote> = [1u8, 2, 3]
         .iter()
-        .map(|i| Certificate::sign_vote(&Keypair::from_seed([*i; 32]), &block, 9, 2))
+        .map(|i| Certificate::sign_vote(&Keypair::from_seed([*i; 32]), &id(0x01), &block, 9, 2, 1))
         .collect();
     Certificate {
         block,
         height: 9,
         round: 2,
+        parent_round: 1,
         votes: votes.try_into().unwrap(),
     }
 }

@@ -60,6 +60,16 @@ pub enum Event {
         /// The view of the finalization certificate that made it final (its own, or a descendant's).
         by_view: u64,
     },
+    /// The validator was too far behind to link a finalization to its last final block (the
+    /// certificates in between are older than any validator keeps): it takes the finalization's block
+    /// as final without announcing the blocks between. The application must sync them (with the
+    /// chain's own sync protocol).
+    Jumped {
+        /// The last block announced final before.
+        from: Proposal,
+        /// The block now final.
+        to: Proposal,
+    },
     /// A leader's proposal was refused by the application.
     InvalidProposal {
         /// The proposal.
@@ -250,7 +260,12 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         let first = match self.journal.load() {
             Ok(last) => {
                 self.mine = last.unwrap_or_default();
-                self.mine.view.max(1)
+                // A finalize vote was sent on seeing the view's notarization: the validator had moved on.
+                if self.mine.finalize.is_some() {
+                    self.mine.view + 1
+                } else {
+                    self.mine.view.max(1)
+                }
             }
             Err(error) => return self.halt(error.to_string(), out),
         };
@@ -301,8 +316,9 @@ impl<A: Application, J: Journal> Protocol for Simplex<A, J> {
             }
             Input::PeerDown(peer) => {
                 self.up.remove(&peer);
+                // `served` stays: reconnecting must not reset a peer's backfill allowance (it holds
+                // validators only, so it is bounded).
                 self.helped.remove(&peer);
-                self.served.remove(&peer);
                 if self.started && self.config.validators.contains(&peer) {
                     out.push(Output::Schedule {
                         after: self.config.redial,

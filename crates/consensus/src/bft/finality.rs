@@ -101,10 +101,11 @@ impl<A: Application, J: Journal> Simplex<A, J> {
                 });
             }
         }
+        // Link first: the next view's leader builds on what is final.
+        self.finalize_chain(now, cert, from, out);
         if view >= self.view {
             self.enter_view(now, view + 1, out);
         }
-        self.finalize_chain(now, cert, from, out);
     }
 
     /// Walks from `cert`'s proposal back to the last final one and announces the chain in height order;
@@ -127,6 +128,11 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             let Some(parent) = self.certified(at.parent) else {
                 let peer = from.unwrap_or_else(|| self.config.validators.leader(cert.proposal.view));
                 let missing = at.parent;
+                if missing < self.view.saturating_sub(self.config.history_views) {
+                    // No validator keeps certificates that old: the chain cannot be linked. The quorum
+                    // vouches for `cert`; take it as the new anchor and let the application sync.
+                    return self.jump(cert, out);
+                }
                 let higher = self
                     .waiting_final
                     .as_ref()
@@ -166,19 +172,26 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             }));
         }
         self.finalized = cert.proposal;
-        if self
-            .waiting_final
-            .as_ref()
-            .is_some_and(|(w, _)| w.proposal.view <= self.finalized.view)
-        {
-            self.waiting_final = None;
-        }
+        self.prune();
+        // A finalization that waited for a link above this one may link now.
+        self.retry_waiting_final(now, out);
+    }
+
+    /// Takes `cert`'s proposal as final without its ancestors ([`Event::Jumped`]).
+    fn jump(&mut self, cert: Finalization, out: &mut Vec<Output<Self>>) {
+        out.push(Output::Emit(Event::Jumped {
+            from: self.finalized,
+            to: cert.proposal,
+        }));
+        self.finalized = cert.proposal;
         self.prune();
     }
 
     fn retry_waiting_final(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
         if let Some((cert, from)) = self.waiting_final.take() {
-            self.finalize_chain(now, cert, Some(from), out);
+            if cert.proposal.view > self.finalized.view {
+                self.finalize_chain(now, cert, Some(from), out);
+            }
         }
     }
 
@@ -252,7 +265,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         if view <= self.finalized.view || self.finalizations.contains_key(&view) {
             return;
         }
-        let message = cert.proposal.finalize_message();
+        let message = cert.proposal.finalize_message(&self.config.genesis);
         match self
             .config
             .validators
@@ -298,17 +311,39 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         views: &[u64],
         out: &mut Vec<Output<Self>>,
     ) {
-        let due = self
-            .served
-            .get(&from)
-            .is_none_or(|at| now.saturating_duration_since(*at) >= self.config.backfill_interval);
+        // Validators only (observers are sent finalizations), and `served` outlives reconnections.
+        let due = self.config.validators.contains(&from)
+            && self
+                .served
+                .get(&from)
+                .is_none_or(|at| now.saturating_duration_since(*at) >= self.config.backfill_interval);
         if !due {
             return;
         }
         self.served.insert(from, now);
+        let mut views = views.to_vec();
+        views.sort_unstable();
+        views.dedup();
         for view in views {
-            if let Some(msg) = self.certificate_of(*view) {
-                out.push(Output::Send { to: from, msg });
+            // Every certificate held: the asker may need the notarization of a final view (to build
+            // on it) or the nullification of a notarized one (to skip it).
+            if let Some(cert) = self.finalizations.get(&view) {
+                out.push(Output::Send {
+                    to: from,
+                    msg: Message::Finalization(cert.clone()),
+                });
+            }
+            if let Some(cert) = self.notarized.get(&view) {
+                out.push(Output::Send {
+                    to: from,
+                    msg: Message::Notarization(cert.clone()),
+                });
+            }
+            if let Some(cert) = self.nullified.get(&view) {
+                out.push(Output::Send {
+                    to: from,
+                    msg: Message::Nullification(cert.clone()),
+                });
             }
         }
     }

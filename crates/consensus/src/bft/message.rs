@@ -44,19 +44,14 @@ impl Proposal {
     /// The bytes a notarize vote signs: the chain's genesis payload (so a vote counts on one chain only),
     /// then view, parent and height as big-endian `u64`s, then the payload.
     pub fn notarize_message(&self, chain: &Hash) -> [u8; 88] {
-        let mut message = [0u8; 88];
-        message[..32].copy_from_slice(chain.as_bytes());
-        message[32..40].copy_from_slice(&self.view.to_be_bytes());
-        message[40..48].copy_from_slice(&self.parent.to_be_bytes());
-        message[48..56].copy_from_slice(&self.height.to_be_bytes());
-        message[56..].copy_from_slice(self.payload.as_bytes());
-        message
+        Certificate::vote_message(chain, &self.payload, self.height, self.view, self.parent)
     }
 
-    /// The bytes a finalize vote signs: [`Certificate::vote_message`] of the payload, height and view, so
-    /// a [`Finalization`] is a [`Certificate`].
-    pub fn finalize_message(&self) -> [u8; 48] {
-        Certificate::vote_message(&self.payload, self.height, self.view)
+    /// The bytes a finalize vote signs: the same as a notarize vote's (in another namespace), which are
+    /// [`Certificate::vote_message`]'s, so a [`Finalization`] is a [`Certificate`]. The parent is signed:
+    /// a finalization cannot be re-pointed at another parent.
+    pub fn finalize_message(&self, chain: &Hash) -> [u8; 88] {
+        self.notarize_message(chain)
     }
 
     /// `key`'s notarize vote for this proposal on `chain`.
@@ -64,9 +59,9 @@ impl Proposal {
         sign(key, NOTARIZE_VOTE, &self.notarize_message(chain))
     }
 
-    /// `key`'s finalize vote for this proposal.
-    pub fn sign_finalize(&self, key: &Keypair) -> Vote {
-        sign(key, COMMIT_VOTE, &self.finalize_message())
+    /// `key`'s finalize vote for this proposal on `chain`.
+    pub fn sign_finalize(&self, key: &Keypair, chain: &Hash) -> Vote {
+        sign(key, COMMIT_VOTE, &self.finalize_message(chain))
     }
 }
 
@@ -129,6 +124,7 @@ impl Finalization {
             block: self.proposal.payload,
             height: self.proposal.height,
             round: self.proposal.view,
+            parent_round: self.proposal.parent,
             votes: self.votes.clone(),
         }
     }
@@ -192,7 +188,7 @@ mod tests {
             height: u64::MAX,
             payload: Hash::digest(b"p"),
         };
-        let vote = proposal.sign_finalize(&key);
+        let vote = proposal.sign_finalize(&key, &Hash::ZERO);
         let votes: Votes = vec![vote; MAX_CERTIFICATE_VOTES].try_into().unwrap();
         let message = Message::Finalization(Finalization { proposal, votes });
         let len = encode(&message).unwrap().len();
@@ -246,11 +242,14 @@ mod tests {
         // A finalization is a certificate: the same votes verify as commit votes.
         let keys: Vec<Keypair> = (1..=4).map(|i| Keypair::from_seed([i; 32])).collect();
         let validators: Vec<_> = keys.iter().map(Keypair::peer_id).collect();
-        let votes: Vec<Vote> = keys[..3].iter().map(|k| proposal.sign_finalize(k)).collect();
+        let votes: Vec<Vote> = keys[..3]
+            .iter()
+            .map(|k| proposal.sign_finalize(k, &chain))
+            .collect();
         let finalization = Finalization {
             proposal,
             votes: votes.try_into().unwrap(),
         };
-        assert_eq!(finalization.certificate().verify(&validators), Ok(()));
+        assert_eq!(finalization.certificate().verify(&chain, &validators), Ok(()));
     }
 }

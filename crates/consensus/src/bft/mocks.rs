@@ -144,7 +144,7 @@ impl<A: Application, J: Journal> Byzantine<A, J> {
                 out.push(Output::Send { to, msg: nullify });
                 if second {
                     let proposal = Self::conflicting(&proposal);
-                    let vote = proposal.sign_finalize(&self.key);
+                    let vote = proposal.sign_finalize(&self.key, &chain);
                     Message::Finalize { proposal, vote }
                 } else {
                     Message::Finalize { proposal, vote }

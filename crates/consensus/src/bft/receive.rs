@@ -44,7 +44,11 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         if view < self.view {
             self.help(now, from, view, out);
         }
-        view > self.finalized.view && view <= self.view.saturating_add(self.config.max_views_ahead)
+        // The same window `prune` keeps: from the last final view (or `max_views_ahead` behind) to
+        // `max_views_ahead` ahead.
+        view > self.finalized.view
+            && view >= self.view.saturating_sub(self.config.max_views_ahead)
+            && view <= self.view.saturating_add(self.config.max_views_ahead)
     }
 
     pub(super) fn on_notarize(
@@ -142,7 +146,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         let quorum = self.config.validators.quorum();
         let notarize_message = |p: &Proposal| p.notarize_message(&chain).to_vec();
         let nullify_message = |p: &Proposal| nullify_message(&chain, p.view).to_vec();
-        let finalize_message = |p: &Proposal| p.finalize_message().to_vec();
+        let finalize_message = |p: &Proposal| p.finalize_message(&chain).to_vec();
         let notarize = Check {
             namespace: NOTARIZE_VOTE,
             message: &notarize_message,

@@ -27,6 +27,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             return;
         }
         self.view = view;
+        self.prune();
         let leader = self.config.validators.leader(view);
         out.push(Output::Emit(Event::ViewEntered { view, leader }));
         out.push(Output::Schedule {
@@ -44,6 +45,9 @@ impl<A: Application, J: Journal> Simplex<A, J> {
     }
 
     fn propose(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
+        if self.halted {
+            return;
+        }
         let Some(parent) = self.parent_for(view) else {
             return;
         };
@@ -69,8 +73,8 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             if at <= self.finalized.view {
                 return (at == self.finalized.view).then_some(self.finalized);
             }
-            if let Some(notarization) = self.notarized.get(&at) {
-                return Some(notarization.proposal);
+            if let Some(proposal) = self.certified(at) {
+                return Some(proposal);
             }
             if !self.nullified.contains_key(&at) {
                 return None;
@@ -84,11 +88,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         if proposal.parent >= proposal.view || proposal.parent < self.finalized.view {
             return Ancestry::Invalid;
         }
-        let parent = if proposal.parent == self.finalized.view {
-            Some(self.finalized)
-        } else {
-            self.notarized.get(&proposal.parent).map(|n| n.proposal)
-        };
+        let parent = self.certified(proposal.parent);
         let mut missing: Vec<u64> = (proposal.parent + 1..proposal.view)
             .filter(|view| !self.nullified.contains_key(view))
             .take(super::message::MAX_BACKFILL_VIEWS)
@@ -147,6 +147,9 @@ impl<A: Application, J: Journal> Simplex<A, J> {
     }
 
     fn cast_notarize(&mut self, now: Instant, proposal: Proposal, out: &mut Vec<Output<Self>>) {
+        if self.halted {
+            return;
+        }
         let vote = LastVote {
             view: proposal.view,
             notarize: Some(proposal),
@@ -180,7 +183,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         if !self.record(vote, out) {
             return;
         }
-        let vote = proposal.sign_finalize(&self.key);
+        let vote = proposal.sign_finalize(&self.key, &self.config.genesis);
         self.broadcast(&Message::Finalize { proposal, vote }, out);
         self.count_finalize(now, proposal, vote, out);
     }

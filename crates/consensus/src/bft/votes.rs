@@ -76,9 +76,9 @@ impl Evidence {
             Self::ConflictingFinalize { first, second } => {
                 first.1.validator == second.1.validator
                     && first.0.view == second.0.view
-                    && first.0.finalize_message() != second.0.finalize_message()
-                    && signed(COMMIT_VOTE, &first.0.finalize_message(), &first.1)
-                    && signed(COMMIT_VOTE, &second.0.finalize_message(), &second.1)
+                    && first.0 != second.0
+                    && signed(COMMIT_VOTE, &first.0.finalize_message(chain), &first.1)
+                    && signed(COMMIT_VOTE, &second.0.finalize_message(chain), &second.1)
             }
             Self::NullifyAndFinalize {
                 view,
@@ -88,7 +88,7 @@ impl Evidence {
                 nullify.validator == finalize.1.validator
                     && finalize.0.view == *view
                     && signed(NULLIFY_VOTE, &nullify_message(chain, *view), nullify)
-                    && signed(COMMIT_VOTE, &finalize.0.finalize_message(), &finalize.1)
+                    && signed(COMMIT_VOTE, &finalize.0.finalize_message(chain), &finalize.1)
             }
         }
     }
@@ -441,7 +441,7 @@ mod tests {
         nullify_message(&CHAIN, p.view).to_vec()
     }
     fn finalize_message(p: &Proposal) -> Vec<u8> {
-        p.finalize_message().to_vec()
+        p.finalize_message(&CHAIN).to_vec()
     }
 
     fn checks() -> [Check<'static>; 3] {
@@ -520,7 +520,7 @@ mod tests {
         assert!(again.evidence.is_none(), "reported once");
 
         let mut votes = ViewVotes::default();
-        votes.finalize(a, a.sign_finalize(&key), false, &finalize, &nullify);
+        votes.finalize(a, a.sign_finalize(&key, &CHAIN), false, &finalize, &nullify);
         let evidence = votes
             .nullify(2, sign_nullify(&key, &CHAIN, 2), false, &nullify, &finalize)
             .evidence
