@@ -12,10 +12,13 @@ use meshwork_kad::{Kademlia, PeerRouting};
 use meshwork_ledger::{ChainStore, TxId};
 use meshwork_wire::{Channel, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
 
+use crate::bft::{Engine, Validator};
 use crate::config::AppConfig;
 use crate::discovery::Seen;
 use crate::relay::{RelayFilter, RelayStats};
-use crate::types::{CHILDREN, CoinCommand, CoinEvent, CoinMessage, CoinTimer, GOSSIP, KAD, SYNC, tx_topic};
+use crate::types::{
+    BFT, CHILDREN, CoinCommand, CoinEvent, CoinMessage, CoinTimer, GOSSIP, KAD, SYNC, final_topic, tx_topic,
+};
 
 /// `now` as Unix seconds: the node runtime's epoch is the Unix epoch, and simulations start their clock
 /// at a realistic Unix time (see `meshwork_consensus::sync`).
@@ -40,10 +43,13 @@ pub(crate) enum Work<S: ChainStore> {
     Adopted(TxId),
     Sync(Input<ChainSync<S>>),
     Kad(Input<Kademlia>),
+    Bft(Input<Engine>),
 }
 
 /// The coin node's logic as one pure [`Protocol`]: see the [crate docs](crate).
 pub struct CoinApp<S: ChainStore> {
+    /// The node's identity (the BFT engine signs votes with it).
+    pub(crate) key: Keypair,
     pub(crate) gossip: Gossip,
     pub(crate) sync: ChainSync<S>,
     pub(crate) kad: Kademlia,
@@ -62,6 +68,8 @@ pub struct CoinApp<S: ChainStore> {
     /// again (peers dropped for stalling are offered again on the next round).
     pub(crate) sync_benched: HashMap<PeerId, u64>,
     pub(crate) work: VecDeque<Work<S>>,
+    /// The BFT engine, on a certified chain's validators ([`CoinApp::with_bft`]).
+    pub(crate) bft: Option<Validator>,
     started: bool,
 }
 
@@ -87,8 +95,19 @@ impl<S: ChainStore> CoinApp<S> {
                 ..TopicOptions::default()
             },
         );
-        let kad = Kademlia::new(keypair, config.kad_config(), seed.wrapping_add(1));
+        if chain.is_certified() {
+            gossip.subscribe(
+                final_topic(),
+                TopicOptions {
+                    validate: true,
+                    ..TopicOptions::default()
+                },
+            );
+        }
+        let kad = Kademlia::new(keypair.clone(), config.kad_config(), seed.wrapping_add(1));
         Self {
+            key: keypair,
+            bft: None,
             gossip,
             sync: ChainSync::new(chain, config.sync.clone()),
             kad,
@@ -150,6 +169,10 @@ impl<S: ChainStore> CoinApp<S> {
     fn start(&mut self, out: &mut Vec<Output<Self>>) {
         if !self.started {
             self.started = true;
+            if self.bft.is_some() {
+                self.work
+                    .push_back(Work::Bft(Input::Command(meshwork_consensus::bft::Command::Start)));
+            }
             out.push(Output::Schedule {
                 after: self.config.discovery_interval,
                 timer: CoinTimer::Discover,
@@ -176,6 +199,10 @@ impl<S: ChainStore> CoinApp<S> {
                 Work::Adopted(txid) => self.publish_adopted(now, txid, out),
                 Work::Sync(input) => self.sync_do(out, |s, buf| s.handle(now, input, buf)),
                 Work::Kad(input) => self.kad_do(out, |k, buf| k.handle(now, input, buf)),
+                Work::Bft(Input::PeerUp(peer)) if !self.is_validator(&peer) => {
+                    self.release_for_bft(peer, out);
+                }
+                Work::Bft(input) => self.bft_do(now, out, |b, buf| b.handle(now, input, buf)),
             }
         }
         // Never reached by the children as written; dropping the rest beats running forever.
@@ -225,6 +252,17 @@ impl<S: ChainStore> CoinApp<S> {
                 let until = self.rounds + SYNC_BENCH_ROUNDS;
                 self.sync_benched.insert(*peer, until);
             }
+            // A block came in: the engine may have been waiting for it to vote or to propose.
+            if self.bft.is_some()
+                && matches!(
+                    event,
+                    sync::Event::BlockPending { .. } | sync::Event::BlockAccepted { .. }
+                )
+            {
+                self.work.push_back(Work::Bft(Input::Command(
+                    meshwork_consensus::bft::Command::Recheck,
+                )));
+            }
             out.push(Output::Emit(CoinEvent::Sync(event)));
         }
         answer
@@ -246,7 +284,7 @@ impl<S: ChainStore> CoinApp<S> {
     }
 
     /// Queues the `PeerUp`s and `PeerDown`s a child's outputs call for; returns its events.
-    fn follow<E>(&mut self, left: Vec<Lifted<E>>, peer_up: fn(PeerId) -> Work<S>) -> Vec<E> {
+    pub(crate) fn follow<E>(&mut self, left: Vec<Lifted<E>>, peer_up: fn(PeerId) -> Work<S>) -> Vec<E> {
         let mut events = Vec::new();
         for lifted in left {
             match lifted {
@@ -260,7 +298,7 @@ impl<S: ChainStore> CoinApp<S> {
     }
 
     /// Queues a peer's coming (`up`) or going for every child.
-    fn all_children(&mut self, peer: PeerId, up: bool) {
+    pub(crate) fn all_children(&mut self, peer: PeerId, up: bool) {
         fn news<P: Protocol>(peer: PeerId, up: bool) -> Input<P> {
             if up {
                 Input::PeerUp(peer)
@@ -271,6 +309,7 @@ impl<S: ChainStore> CoinApp<S> {
         self.work.push_back(Work::Gossip(news(peer, up)));
         self.work.push_back(Work::Sync(news(peer, up)));
         self.work.push_back(Work::Kad(news(peer, up)));
+        self.work.push_back(Work::Bft(news(peer, up)));
     }
 
     /// Gossip's events: a question is answered now; overlay news goes to the application.
@@ -369,6 +408,7 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
             Channel::of::<Gossip>(),
             Channel::of::<ChainSync<S>>(),
             Channel::of::<Kademlia>(),
+            Channel::of::<Engine>(),
         ]
     }
 
@@ -392,6 +432,13 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                         Work::Kad(Input::Message { from, msg }),
                         Work::Kad(Input::PeerUp(from)),
                     ),
+                    // Consensus messages only from validators, and only if we run the engine.
+                    CoinMessage::Bft(_) if !self.is_validator(&from) => return,
+                    CoinMessage::Bft(msg) => (
+                        BFT,
+                        Work::Bft(Input::Message { from, msg }),
+                        Work::Bft(Input::PeerUp(from)),
+                    ),
                 };
                 // Sync does not hear a peer it dropped for bad data until the bench ends.
                 if child == SYNC && self.sync_benched.contains_key(&from) {
@@ -409,6 +456,7 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                 CoinTimer::Gossip(timer) => self.work.push_back(Work::Gossip(Input::Timer(timer))),
                 CoinTimer::Sync(timer) => self.work.push_back(Work::Sync(Input::Timer(timer))),
                 CoinTimer::Kad(timer) => self.work.push_back(Work::Kad(Input::Timer(timer))),
+                CoinTimer::Bft(timer) => self.work.push_back(Work::Bft(Input::Timer(timer))),
                 CoinTimer::Discover => self.discover(now, out),
                 CoinTimer::Rebroadcast => self.rebroadcast(now, out),
             },

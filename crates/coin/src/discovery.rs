@@ -61,7 +61,8 @@ pub(crate) fn xor(a: &PeerId, b: &PeerId) -> [u8; 32] {
 
 impl<S: ChainStore> CoinApp<S> {
     /// Above the high watermark, closes idle connections until the low watermark is reached: those
-    /// no child needs now (not a gossip neighbour, no Kademlia request, no sync download in flight).
+    /// no child needs now (not a gossip neighbour, no Kademlia request, no sync download in flight, not
+    /// a fellow validator).
     fn trim(&mut self, out: &mut Vec<Output<Self>>) {
         if self.links.len() <= self.config.high_watermark {
             return;
@@ -73,7 +74,10 @@ impl<S: ChainStore> CoinApp<S> {
             .links
             .peers()
             .filter(|peer| {
-                !active.contains(peer) && !self.kad.is_waiting_on(peer) && !self.sync.is_fetching_from(peer)
+                !active.contains(peer)
+                    && !self.kad.is_waiting_on(peer)
+                    && !self.sync.is_fetching_from(peer)
+                    && !self.is_validator(peer)
             })
             .copied()
             .collect();

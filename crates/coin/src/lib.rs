@@ -83,12 +83,14 @@
 #![deny(missing_docs)]
 
 mod app;
+pub mod bft;
 mod config;
 mod discovery;
 pub mod relay;
 mod types;
 
 pub use app::CoinApp;
+pub use bft::BftSetup;
 pub use config::AppConfig;
 pub use relay::{RelayFilter, RelayStats, SubmitError, Submitted, txid_of};
-pub use types::{CoinCommand, CoinEvent, CoinMessage, CoinTimer, tx_topic};
+pub use types::{CoinCommand, CoinEvent, CoinMessage, CoinTimer, final_topic, tx_topic};

@@ -16,7 +16,7 @@ use meshwork_ledger::{ChainStore, MempoolError, Transaction, Transfer, TxId};
 use meshwork_wire::{EncodeError, Instant, Output};
 
 use crate::app::{CoinApp, Work, unix_secs};
-use crate::types::{CoinEvent, CoinTimer, tx_topic};
+use crate::types::{CoinEvent, CoinTimer, final_topic, tx_topic};
 
 /// Decides whether this node relays a transaction (`true`: validate and relay as usual).
 pub type RelayFilter = Arc<dyn Fn(&Transfer) -> bool + Send + Sync>;
@@ -99,6 +99,9 @@ impl<S: ChainStore> CoinApp<S> {
         from: PeerId,
         out: &mut Vec<Output<Self>>,
     ) -> (Verdict, Vec<TxId>) {
+        if message.topic == final_topic() && self.sync.chain().is_certified() {
+            return (self.final_verdict(now, message, out), Vec::new());
+        }
         if message.topic != tx_topic() {
             self.relay_stats.ignored += 1;
             return (Verdict::Ignore, Vec::new());

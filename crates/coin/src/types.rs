@@ -1,7 +1,7 @@
 //! What crosses [`CoinApp`](crate::CoinApp)'s boundary: its wire messages (its children's, on their own
 //! channels), its timers, the commands it takes and the events it emits.
 
-use meshwork_consensus::sync;
+use meshwork_consensus::{bft, sync};
 use meshwork_gossip::{Gossip, TopicId};
 use meshwork_identity::PeerId;
 use meshwork_kad::{Address, Kademlia, PeerInfo};
@@ -9,7 +9,8 @@ use meshwork_ledger::{Block, MempoolError, Transfer, TxId};
 
 meshwork_wire::wire_enum! {
     /// What a coin node sends and receives: each child's messages on the child's own channel
-    /// (`/meshwork/gossip/1`, `/meshwork/sync/1`, `/meshwork/kad/1`), encoded as the child encodes them.
+    /// (`/meshwork/gossip/1`, `/meshwork/sync/1`, `/meshwork/kad/1`, `/meshwork/simplex/1`), encoded as the
+    /// child encodes them.
     pub enum CoinMessage {
         /// Transaction relay.
         Gossip(meshwork_gossip::Message),
@@ -17,6 +18,8 @@ meshwork_wire::wire_enum! {
         Sync(sync::Message),
         /// Peer discovery.
         Kad(meshwork_kad::Message),
+        /// BFT consensus between validators (`/meshwork/simplex/1`), on chains that run it.
+        Bft(bft::Message),
     }
 }
 
@@ -24,7 +27,8 @@ meshwork_wire::wire_enum! {
 pub(crate) const GOSSIP: usize = 0;
 pub(crate) const SYNC: usize = 1;
 pub(crate) const KAD: usize = 2;
-pub(crate) const CHILDREN: usize = 3;
+pub(crate) const BFT: usize = 3;
+pub(crate) const CHILDREN: usize = 4;
 
 /// A timer of the app or of one of its children.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +39,8 @@ pub enum CoinTimer {
     Sync(sync::Timer),
     /// Kademlia's.
     Kad(<Kademlia as meshwork_wire::Protocol>::Timer),
+    /// The BFT engine's.
+    Bft(bft::Timer),
     /// Top up connections, repair the overlay, re-bootstrap now and then.
     Discover,
     /// Publish again the local transactions still waiting in the mempool.
@@ -86,6 +92,25 @@ pub enum CoinEvent {
     Gossip(meshwork_gossip::Event),
     /// Kademlia's answers and news.
     Kad(meshwork_kad::Event),
+    /// The BFT engine's news: views, notarized and final blocks, faults with their evidence.
+    Bft(bft::Event),
+    /// The chain refused what the BFT engine or a relayed certificate asked of it (a store failure, or
+    /// a certificate that conflicts with the final block: more than a third of the validators faulty).
+    Consensus(meshwork_consensus::ChainError),
+    /// A finality certificate moved this node's final block (certified chains).
+    Finalized {
+        /// The final block.
+        block: meshwork_ledger::BlockId,
+        /// Its height.
+        height: u64,
+    },
+}
+
+/// The gossip topic of finality certificates on certified chains: a validator publishes the
+/// certificate of each block it proposed once it is final, so that nodes outside the validator set
+/// learn what is final.
+pub fn final_topic() -> TopicId {
+    TopicId::from_name("meshwork-coin/final/1")
 }
 
 /// The gossip topic of transactions (blocks travel by sync alone: one block relay path).

@@ -5,6 +5,8 @@ use std::time::Duration;
 use meshwork_identity::{Hash, Keypair, PeerId};
 use meshwork_ledger::{LedgerConfig, MempoolConfig};
 
+use crate::bft::ValidatorSet;
+
 const GENESIS_KEY_DOMAIN: &str = "meshwork consensus 2026 genesis key v1";
 
 /// The fixed, **public** key the default genesis coinbase pays: its secret seed is
@@ -53,6 +55,25 @@ pub struct ChainConfig {
     pub genesis_time: u64,
     /// Who the genesis coinbase pays (the subsidy of height 0). Default: [`genesis_key`].
     pub genesis_owner: PeerId,
+    /// How the chain picks its tip and decides finality. Default [`ChainRule::ProofOfWork`].
+    pub rule: ChainRule,
+}
+
+/// How a [`Chain`](crate::Chain) picks its tip and decides finality: the engine is chosen here, and the
+/// ledger, mempool and sync stay the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChainRule {
+    /// Nakamoto consensus: headers carry proof of work at the ASERT target, the valid chain with the
+    /// most work is the tip, and a block is final [`ChainConfig::finality_depth`] blocks deep.
+    #[default]
+    ProofOfWork,
+    /// BFT: a consensus engine ([`Simplex`](crate::bft::Simplex)) certifies blocks and the chain
+    /// follows it ([`Chain::follow`](crate::Chain::follow)); a block is final once a
+    /// [`Certificate`](crate::Certificate) of more than two thirds of these validators commits it or a
+    /// descendant ([`Chain::finalize`](crate::Chain::finalize)). Headers carry no proof of work: every
+    /// target must be [`ChainConfig::pow_limit`] and its hash is not checked (the validators, not work,
+    /// stop Sybils), so fork choice by work is never used.
+    Certified(ValidatorSet),
 }
 
 impl Default for ChainConfig {
@@ -71,6 +92,7 @@ impl Default for ChainConfig {
             max_invalid_remembered: 10_000,
             genesis_time: 1_767_225_600,
             genesis_owner: genesis_key().peer_id(),
+            rule: ChainRule::ProofOfWork,
         }
     }
 }

@@ -50,6 +50,22 @@ pub enum ChainError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),
+    /// A call for certified chains ([`ChainRule::Certified`](crate::ChainRule::Certified)) on a
+    /// proof-of-work chain.
+    #[error("not a certified chain")]
+    NotCertified,
+    /// A finality certificate does not verify against the validator set.
+    #[error("finality certificate: {0}")]
+    Certificate(CertificateError),
+    /// A finality certificate commits another block than the one already final at its height: more
+    /// than a third of the validators signed both.
+    #[error("certificate for {theirs} conflicts with final block {ours}")]
+    ConflictingFinality {
+        /// Our final block at that height.
+        ours: BlockId,
+        /// The certificate's block.
+        theirs: BlockId,
+    },
 }
 
 /// Why a BFT [`Certificate`](crate::Certificate) does not prove finality.

@@ -117,8 +117,10 @@ pub mod sync;
 mod traits;
 
 pub use certificate::{COMMIT_VOTE, Certificate, MAX_CERTIFICATE_VOTES, Vote};
-pub use chain::{BlockOutcome, BlockStatus, Chain, GENESIS_TAG, HeadersOutcome, TipInfo, genesis_block};
-pub use config::{ChainConfig, SyncConfig, genesis_key};
+pub use chain::{
+    BlockOutcome, BlockStatus, Chain, GENESIS_TAG, HeadersOutcome, TipChange, TipInfo, genesis_block,
+};
+pub use config::{ChainConfig, ChainRule, SyncConfig, genesis_key};
 pub use error::{CertificateError, ChainError, CompactError};
 pub use pow::Nakamoto;
 pub use sync::{ChainSync, Command, Event, Message, Timer};

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use meshwork_consensus::ChainError;
+use meshwork_consensus::{ChainError, Finality};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_ledger::{Amount, Block, BlockId, OutPoint, RedbReader, StoreError, Transfer, TxId};
 use meshwork_node::{Handle, Node, NodeError};
@@ -63,6 +63,9 @@ pub struct Status {
     pub synced: bool,
     /// Whether the miner runs.
     pub mining: bool,
+    /// The highest block known to be final: under BFT the last finality certificate's, under proof of
+    /// work the deepest block at the finality depth. `None` before any is.
+    pub final_height: Option<u64>,
 }
 
 /// A block as the API shows it.
@@ -107,6 +110,10 @@ pub struct TxView {
     pub height: Option<u64>,
     /// The encoded transaction (postcard, hex).
     pub raw: String,
+    /// Whether its block is final (JSON `final`): under BFT once a certificate commits it (what a
+    /// payment waits for), under proof of work at the finality depth.
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
 }
 
 /// The node's operations. Cheap to clone.
@@ -191,16 +198,23 @@ impl NodeApi {
     /// A summary of the node.
     pub async fn status(&self) -> Result<Status, ApiError> {
         let peers = self.node.peers().await?.len();
-        let (height, tip, headers, mempool, synced) = self
+        let (height, tip, headers, mempool, synced, final_height) = self
             .app
             .with(|s| {
-                let tip = s.chain().tip();
+                let chain = s.chain();
+                let tip = chain.tip();
+                let final_height = if chain.is_certified() {
+                    chain.final_certificate().map(|c| c.height)
+                } else {
+                    (tip.height + 1).checked_sub(chain.config().finality_depth.max(1))
+                };
                 (
                     tip.height,
                     tip.id,
-                    s.chain().best_header().height,
-                    s.chain().mempool().len(),
+                    chain.best_header().height,
+                    chain.mempool().len(),
                     s.sync().is_synced(),
+                    final_height,
                 )
             })
             .await?;
@@ -215,6 +229,7 @@ impl NodeApi {
             mempool,
             synced,
             mining: self.mining,
+            final_height,
         })
     }
 
@@ -281,6 +296,7 @@ impl NodeApi {
                 block: None,
                 height: None,
                 raw: hex::encode(raw),
+                is_final: false,
             }));
         }
         let reader = self.reader.clone();
@@ -296,13 +312,23 @@ impl NodeApi {
                         block: Some(id),
                         height: Some(height),
                         raw: hex::encode(tx.to_bytes()),
+                        is_final: false,
                     }));
                 }
             }
             Ok(None)
         })
         .await?;
-        Ok(found)
+        let Some(mut view) = found else {
+            return Ok(None);
+        };
+        if let Some(block) = view.block {
+            view.is_final = self
+                .app
+                .with(move |app| matches!(app.chain().finality(&block), Finality::Final { .. }))
+                .await?;
+        }
+        Ok(Some(view))
     }
 
     /// The confirmed balance of `owner` (a scan of the UTXO set, off the node task).

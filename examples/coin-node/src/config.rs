@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use meshwork_consensus::ChainConfig;
-use meshwork_identity::{KeyFileError, Keypair};
+use meshwork_consensus::bft::ValidatorSet;
+use meshwork_consensus::{CertificateError, ChainConfig, ChainRule};
+use meshwork_identity::{KeyFileError, Keypair, PeerId};
 use meshwork_ledger::LedgerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,77 @@ pub enum ConfigError {
         /// Why.
         source: serde_json::Error,
     },
+    /// A line of a validators file is not a peer id.
+    #[error("{path}, line {line}: not a peer id")]
+    BadValidator {
+        /// The file.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+    },
+    /// The validator set is not one (empty, too large, a key twice).
+    #[error("validator set: {0}")]
+    Validators(#[from] CertificateError),
+}
+
+/// How a network reaches consensus: part of its parameters, the same on every node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsensusParams {
+    /// Nakamoto proof of work: miners extend the chain with the most work; a payment is confirmed once
+    /// in a block, final at depth.
+    #[default]
+    Pow,
+    /// Simplex BFT: these validators (node ids, in leader order) propose and certify blocks; a payment
+    /// is confirmed when its block is final, by a certificate of more than two thirds of them.
+    Bft {
+        /// The validators' node ids.
+        validators: Vec<PeerId>,
+    },
+}
+
+impl ConsensusParams {
+    /// The chain's configuration: `network`'s, with the rule of this consensus.
+    pub fn chain_config(&self, network: &NetworkParams) -> Result<ChainConfig, ConfigError> {
+        let config = network.chain_config();
+        Ok(match self {
+            Self::Pow => config,
+            Self::Bft { validators } => ChainConfig {
+                rule: ChainRule::Certified(ValidatorSet::new(validators.clone())?),
+                ..config
+            },
+        })
+    }
+
+    /// The validator set, under BFT.
+    pub fn validators(&self) -> Option<&[PeerId]> {
+        match self {
+            Self::Pow => None,
+            Self::Bft { validators } => Some(validators),
+        }
+    }
+}
+
+/// Reads a validators file: one node id per line, in leader order; blank lines and `#` comments are
+/// skipped.
+pub fn read_validators(path: &Path) -> Result<Vec<PeerId>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut validators = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        validators.push(line.parse().map_err(|_| ConfigError::BadValidator {
+            path: path.to_path_buf(),
+            line: i + 1,
+        })?);
+    }
+    ValidatorSet::new(validators.clone())?;
+    Ok(validators)
 }
 
 /// The consensus parameters every node of one network must share (they are in each node's config file).
@@ -96,6 +168,9 @@ pub struct FileConfig {
     pub listen: SocketAddr,
     /// The JSON-RPC address (keep it on loopback: the cookie is the only protection).
     pub rpc: SocketAddr,
+    /// Proof of work or BFT (absent in files written before BFT: proof of work).
+    #[serde(default)]
+    pub consensus: ConsensusParams,
 }
 
 /// The files of a data directory.
@@ -133,6 +208,11 @@ impl DataDir {
         self.0.join("chain.redb")
     }
 
+    /// A validator's last BFT vote, kept so that a restart never votes twice in one view.
+    pub fn vote_journal(&self) -> PathBuf {
+        self.0.join("votes.journal")
+    }
+
     /// The RPC cookie (a random token, owner-only, rewritten at each start).
     pub fn cookie(&self) -> PathBuf {
         self.0.join(".cookie")
@@ -153,6 +233,25 @@ impl DataDir {
             std::fs::write(self.config(), text).map_err(|source| self.io(source))?;
         }
         Ok(())
+    }
+
+    /// Replaces the config file (before the node first runs: a chain already stored follows the rules
+    /// it was built with).
+    pub fn write_config(&self, config: &FileConfig) -> Result<(), ConfigError> {
+        let text = serde_json::to_string_pretty(config).unwrap_or_default();
+        std::fs::write(self.config(), text).map_err(|source| self.io(source))
+    }
+
+    /// The node's id, its key created first if missing (with the S/Kademlia puzzle solved): a BFT
+    /// network's validator set names its nodes before any starts.
+    pub fn node_id(&self) -> Result<PeerId, ConfigError> {
+        let path = self.node_key();
+        if !path.exists() {
+            std::fs::create_dir_all(&self.0).map_err(|source| self.io(source))?;
+            let puzzle = meshwork_coin::AppConfig::PUZZLE_DIFFICULTY;
+            Keypair::generate_with_puzzle(&mut rand_core::OsRng, puzzle).save(&path)?;
+        }
+        Ok(Keypair::load(&path)?.peer_id())
     }
 
     /// Reads the config file.

@@ -1,9 +1,11 @@
 //! `coin-node devnet`: a local network in one process over real QUIC on 127.0.0.1.
 //!
-//! Nodes start in temporary data dirs; the first two mine (ASERT tunes difficulty to this machine's
-//! CPU); the genesis faucet funds every wallet, then wallets pay each other at random; one node starts
-//! late and catches up through headers-first sync. Progress is printed every few seconds, a summary at
-//! the end.
+//! Nodes start in temporary data dirs; under proof of work the first two mine (ASERT tunes difficulty to
+//! this machine's CPU), under BFT the first four are the validators (`--consensus bft`). The genesis
+//! faucet funds every wallet, then wallets pay each other at random; one node starts late and catches
+//! up through headers-first sync (under BFT, towards the validators' finality certificates). Progress is
+//! printed every few seconds, a summary at the end: under BFT a payment counts as confirmed once its
+//! block is final.
 // The devnet is driven by the wall clock (its duration, its status lines); no app logic lives here.
 #![allow(clippy::disallowed_methods)]
 
@@ -15,7 +17,7 @@ use meshwork_ledger::{Amount, TxId, TxOut};
 use tokio::time::Instant;
 
 use crate::api::NodeApi;
-use crate::config::{DataDir, NetworkParams, unix_now};
+use crate::config::{ConsensusParams, DataDir, NetworkParams, unix_now};
 use crate::node::{CoinNode, NodeOptions, StartError};
 use crate::wallet;
 
@@ -32,6 +34,18 @@ pub struct DevnetOptions {
     pub report_every: u64,
     /// Serve the first node's block explorer here (off: `None`).
     pub explorer: Option<SocketAddr>,
+    /// Proof of work or BFT.
+    pub consensus: DevnetConsensus,
+}
+
+/// The devnet's consensus.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DevnetConsensus {
+    /// `miners` nodes mine.
+    #[default]
+    Pow,
+    /// The first four nodes (three of a four-node devnet) are Simplex validators; nobody mines.
+    Bft,
 }
 
 /// A tiny deterministic RNG for the demo's choices (xorshift64*).
@@ -55,21 +69,40 @@ pub struct Summary {
     pub tips_agree: bool,
     /// Payments sent.
     pub sent: usize,
-    /// Payments confirmed on the first node.
+    /// Payments confirmed on the first node (under BFT: in a final block).
     pub confirmed: usize,
     /// Seconds run.
     pub seconds: f64,
+    /// Under BFT, the final height on each node.
+    pub final_heights: Vec<Option<u64>>,
+    /// The consensus run.
+    pub consensus: DevnetConsensus,
+}
+
+impl Summary {
+    /// The summary line `coin-node devnet` prints.
+    pub fn line(&self) -> String {
+        let finals = match self.consensus {
+            DevnetConsensus::Pow => String::new(),
+            DevnetConsensus::Bft => format!(", final heights {:?}", self.final_heights),
+        };
+        format!(
+            "devnet summary: {:.0}s, heights {:?}{finals}, tips agree: {}, payments sent {}, confirmed {}",
+            self.seconds, self.heights, self.tips_agree, self.sent, self.confirmed
+        )
+    }
 }
 
 pub(crate) async fn start(
     dir: &std::path::Path,
     i: usize,
-    params: NetworkParams,
+    (params, consensus): (NetworkParams, &ConsensusParams),
     bootstrap: &[NodeApi],
     mine: bool,
     explorer: Option<SocketAddr>,
 ) -> Result<CoinNode, StartError> {
     let mut options = NodeOptions::new(DataDir::new(dir.join(format!("node{i}"))), params);
+    options.consensus = consensus.clone();
     options.bootstrap = bootstrap
         .iter()
         .map(|api| (api.node().peer_id(), api.node().local_addr()))
@@ -122,16 +155,36 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
     })?;
     let params = NetworkParams::devnet(unix_now());
     let started = Instant::now();
-    eprintln!(
-        "devnet: {n} nodes on 127.0.0.1 (QUIC), {} mining, data in {}",
-        options.miners.min(n - 1),
-        dir.path().display()
-    );
+    let consensus = match options.consensus {
+        DevnetConsensus::Pow => ConsensusParams::Pow,
+        DevnetConsensus::Bft => ConsensusParams::Bft {
+            validators: (0..4.min(n - 1))
+                .map(|i| DataDir::new(dir.path().join(format!("node{i}"))).node_id())
+                .collect::<Result<_, _>>()?,
+        },
+    };
+    let miners = if consensus == ConsensusParams::Pow {
+        options.miners.min(n - 1)
+    } else {
+        0
+    };
+    match consensus.validators() {
+        Some(validators) => eprintln!(
+            "devnet: {n} nodes on 127.0.0.1 (QUIC), Simplex BFT with {} validators, data in {}",
+            validators.len(),
+            dir.path().display()
+        ),
+        None => eprintln!(
+            "devnet: {n} nodes on 127.0.0.1 (QUIC), {miners} mining, data in {}",
+            dir.path().display()
+        ),
+    }
+    let net = (params, &consensus);
     let mut nodes: Vec<CoinNode> = Vec::new();
     for i in 0..n - 1 {
         let seeds: Vec<NodeApi> = nodes.iter().take(2).map(|n| n.api().clone()).collect();
         let explorer = options.explorer.filter(|_| i == 0);
-        nodes.push(start(dir.path(), i, params, &seeds, i < options.miners, explorer).await?);
+        nodes.push(start(dir.path(), i, net, &seeds, i < miners, explorer).await?);
     }
     for (i, node) in nodes.iter().enumerate() {
         eprintln!(
@@ -161,7 +214,7 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
         }
         if nodes.len() < n && elapsed >= late_at {
             let seeds: Vec<NodeApi> = nodes.iter().skip(1).take(1).map(|n| n.api().clone()).collect();
-            let node = start(dir.path(), n - 1, params, &seeds, false, None).await?;
+            let node = start(dir.path(), n - 1, net, &seeds, false, None).await?;
             eprintln!(
                 "  node{} {} joins late at height 0",
                 n - 1,
@@ -218,9 +271,11 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
     let mut summary = Summary {
         sent: sent.len(),
         seconds: started.elapsed().as_secs_f64(),
+        consensus: options.consensus,
         ..Summary::default()
     };
-    // Let the last blocks reach everyone before comparing tips.
+    // Let the last blocks reach everyone before comparing tips. Under BFT blocks come faster than the
+    // tips can be read, so the nodes agree if they hold the same block at the lowest tip.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut tips = Vec::new();
@@ -228,21 +283,51 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
             tips.push(node.api().tip().await.ok());
         }
         summary.heights = tips.iter().map(|t| t.map_or(0, |t| t.0)).collect();
-        summary.tips_agree = tips.windows(2).all(|w| w[0] == w[1]);
+        summary.tips_agree = match options.consensus {
+            DevnetConsensus::Pow => tips.windows(2).all(|w| w[0] == w[1]),
+            DevnetConsensus::Bft => same_block_at_lowest_tip(&nodes, &summary.heights).await,
+        };
         if summary.tips_agree || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    for node in &nodes {
+        let status = node.api().status().await.ok();
+        summary.final_heights.push(status.and_then(|s| s.final_height));
+    }
     for txid in &sent {
         if let Ok(Some(view)) = nodes[0].api().transaction(*txid).await {
-            summary.confirmed += usize::from(view.status == crate::api::TxStatus::Confirmed);
+            let confirmed = match options.consensus {
+                DevnetConsensus::Pow => view.status == crate::api::TxStatus::Confirmed,
+                DevnetConsensus::Bft => view.is_final,
+            };
+            summary.confirmed += usize::from(confirmed);
         }
     }
     for node in nodes {
         node.shutdown().await;
     }
     Ok(summary)
+}
+
+/// Whether every node holds the same block at the lowest of their tips.
+async fn same_block_at_lowest_tip(nodes: &[CoinNode], heights: &[u64]) -> bool {
+    let Some(low) = heights.iter().min().copied() else {
+        return true;
+    };
+    let mut ids = Vec::new();
+    for node in nodes {
+        ids.push(
+            node.api()
+                .block_at(low)
+                .await
+                .ok()
+                .flatten()
+                .map(|block| block.id),
+        );
+    }
+    ids[0].is_some() && ids.windows(2).all(|w| w[0] == w[1])
 }
 
 fn short(txid: &TxId) -> String {

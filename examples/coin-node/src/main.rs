@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use coin_node::bench::{self, BenchOptions};
 use coin_node::client::RpcClient;
 use coin_node::config::unix_now;
+use coin_node::config::{ConsensusParams, read_validators};
+use coin_node::devnet::DevnetConsensus;
 use coin_node::devnet::{self, DevnetOptions};
 use coin_node::rpc::CoinRpcClient;
 use coin_node::{CoinNode, DataDir, FileConfig, NetworkParams, NodeOptions, wallet};
@@ -48,6 +50,13 @@ enum Cmd {
         /// JSON-RPC address (keep it on loopback).
         #[arg(long, default_value = "127.0.0.1:7401")]
         rpc: SocketAddr,
+        /// The network's consensus: proof of work, or Simplex BFT among the nodes of --validators.
+        #[arg(long, value_enum, default_value_t = ConsensusKind::Pow)]
+        consensus: ConsensusKind,
+        /// Under `--consensus bft`: a file of the validators' node ids, one per line, in leader order
+        /// (`coin-node init` prints each node's id). Every node of the network uses the same file.
+        #[arg(long, required_if_eq("consensus", "bft"))]
+        validators: Option<PathBuf>,
     },
     /// Run a node from its data dir (created with defaults if missing).
     Run {
@@ -115,6 +124,11 @@ enum Cmd {
         /// The first node's block explorer (port 0: any free port; printed at the start).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         explorer: SocketAddr,
+        /// Proof of work (`--miners` mine), or Simplex BFT: the first four nodes are the validators
+        /// (three if there are only four nodes), the others follow their certificates, and a payment
+        /// counts as confirmed once its block is final.
+        #[arg(long, value_enum, default_value_t = ConsensusKind::Pow)]
+        consensus: ConsensusKind,
     },
     /// Measure the node: confirmed transactions per second, sync speed against the ledger's own connect
     /// rate, idle memory.
@@ -161,6 +175,15 @@ enum Cmd {
     },
 }
 
+/// The consensus of a network, as flags name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ConsensusKind {
+    /// Nakamoto proof of work.
+    Pow,
+    /// Simplex BFT among a fixed validator set.
+    Bft,
+}
+
 #[derive(Subcommand, Debug)]
 enum WalletCmd {
     /// Print the wallet's address (its public key; coinbases and payments go there).
@@ -200,6 +223,7 @@ fn default_config(genesis_time: Option<u64>, listen: SocketAddr, rpc: SocketAddr
         network: NetworkParams::devnet(genesis_time.unwrap_or_else(unix_now)),
         listen,
         rpc,
+        consensus: ConsensusParams::Pow,
     }
 }
 
@@ -270,6 +294,7 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
     }
     let config = dir.load_config()?;
     let mut options = NodeOptions::new(dir, config.network);
+    options.consensus = config.consensus;
     options.listen = listen.unwrap_or(config.listen);
     options.rpc = Some(rpc.unwrap_or(config.rpc));
     options.bootstrap = bootstrap;
@@ -333,9 +358,27 @@ async fn run(cli: Cli) -> AnyResult<()> {
             genesis_time,
             listen,
             rpc,
+            consensus,
+            validators,
         } => {
             let dir = DataDir::new(&data_dir);
-            dir.init(&default_config(genesis_time, listen, rpc))?;
+            let mut config = default_config(genesis_time, listen, rpc);
+            if let (ConsensusKind::Bft, Some(path)) = (consensus, validators) {
+                config.consensus = ConsensusParams::Bft {
+                    validators: read_validators(&path)?,
+                };
+            }
+            dir.init(&config)?;
+            // A data dir initialised before the validator set was known (to learn its node id) takes
+            // the consensus now, as long as it holds no chain yet.
+            let mut written = dir.load_config()?;
+            if written.consensus != config.consensus {
+                if dir.chain_db().exists() {
+                    return Err(format!("{} already holds a chain", data_dir.display()).into());
+                }
+                written.consensus = config.consensus;
+                dir.write_config(&written)?;
+            }
             let wallet = Keypair::load(&dir.wallet_key())?.peer_id();
             let node = Keypair::load(&dir.node_key())?.peer_id();
             println!("initialised {}: node {node}, wallet {wallet}", data_dir.display());
@@ -374,6 +417,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
             duration,
             miners,
             explorer,
+            consensus,
         } => {
             let summary = devnet::run(DevnetOptions {
                 nodes,
@@ -381,12 +425,13 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 miners,
                 report_every: 3,
                 explorer: Some(explorer),
+                consensus: match consensus {
+                    ConsensusKind::Pow => DevnetConsensus::Pow,
+                    ConsensusKind::Bft => DevnetConsensus::Bft,
+                },
             })
             .await?;
-            println!(
-                "devnet summary: {:.0}s, heights {:?}, tips agree: {}, payments sent {}, confirmed {}",
-                summary.seconds, summary.heights, summary.tips_agree, summary.sent, summary.confirmed
-            );
+            println!("{}", summary.line());
         }
         Cmd::Bench {
             nodes,

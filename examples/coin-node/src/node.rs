@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshwork_coin::{AppConfig, CoinApp, CoinCommand};
+use meshwork_coin::{AppConfig, BftSetup, CoinApp, CoinCommand};
+use meshwork_consensus::bft::{AnyJournal, BftConfig, FileJournal, ValidatorSet};
 use meshwork_consensus::{Chain, SyncConfig, genesis_block};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
@@ -18,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::NodeApi;
 use crate::app::{self, RelayFilter};
-use crate::config::{ConfigError, DataDir, NetworkParams};
+use crate::config::{ConfigError, ConsensusParams, DataDir, NetworkParams};
 use crate::explorer;
 use crate::miner;
 use crate::rpc::{self, RpcError};
@@ -59,6 +60,9 @@ pub struct NodeOptions {
     pub data_dir: DataDir,
     /// The network's consensus parameters.
     pub network: NetworkParams,
+    /// Proof of work or BFT. Under BFT a node whose key is a validator's runs the engine (and never
+    /// mines); any other node follows the validators' certificates.
+    pub consensus: ConsensusParams,
     /// The QUIC address to bind (`127.0.0.1:0` picks a port).
     pub listen: SocketAddr,
     /// Peers to join through.
@@ -105,6 +109,7 @@ impl NodeOptions {
         Self {
             data_dir,
             network,
+            consensus: ConsensusParams::Pow,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap: Vec::new(),
             mine_threads: 0,
@@ -178,8 +183,9 @@ impl CoinNode {
         }
         let wallet = Keypair::load(&dir.wallet_key()).map_err(ConfigError::from)?;
 
-        let config = options.network.chain_config();
+        let config = options.consensus.chain_config(&options.network)?;
         let genesis = genesis_block(&config);
+        let genesis_id = genesis.id();
         let store = RedbStore::open(&dir.chain_db())?;
         let reader = store.reader();
         let chain = Chain::open(store, config, genesis, crate::config::unix_now())?;
@@ -197,6 +203,26 @@ impl CoinNode {
             options.seed,
         )
         .with_relay_filter(options.relay_filter.clone());
+        let validator = options
+            .consensus
+            .validators()
+            .filter(|set| set.contains(&node_key.peer_id()));
+        let mine_threads = if options.consensus == ConsensusParams::Pow {
+            options.mine_threads
+        } else {
+            0
+        };
+        let app = match validator {
+            Some(set) => {
+                let validators = ValidatorSet::new(set.to_vec()).map_err(ConfigError::from)?;
+                app.with_bft(BftSetup {
+                    config: BftConfig::new(validators, genesis_id),
+                    journal: AnyJournal::File(FileJournal::new(dir.vote_journal())),
+                    coinbase_owner: wallet.peer_id(),
+                })
+            }
+            None => app,
+        };
         let (handle, events) = builder.register_with(app, app_hooks())?;
         let mut transport_config = TransportConfig::new(builder.protocols());
         // Many nodes in one process on few cores: give slow handshakes room.
@@ -225,19 +251,15 @@ impl CoinNode {
             handle.command(CoinCommand::Join(contacts)).await?;
         }
 
-        let api = NodeApi::new(node, handle, reader, wallet, options.mine_threads > 0);
+        let api = NodeApi::new(node, handle, reader, wallet, mine_threads > 0);
         let (stop, stopped) = watch::channel(false);
         gauges.refresh(&api).await;
         let mut tasks = vec![
             tokio::spawn(app::refresh_gauges(api.clone(), gauges, stopped.clone())),
             tokio::spawn(app::log_events(events, stopped.clone())),
         ];
-        if options.mine_threads > 0 {
-            tasks.push(tokio::spawn(miner::run(
-                api.clone(),
-                options.mine_threads,
-                stopped,
-            )));
+        if mine_threads > 0 {
+            tasks.push(tokio::spawn(miner::run(api.clone(), mine_threads, stopped)));
         }
         let rpc = match options.rpc {
             Some(addr) => Some(rpc::serve(api.clone(), addr, &dir.cookie(), options.rpc_allow_remote).await?),

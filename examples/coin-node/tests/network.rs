@@ -6,12 +6,16 @@ mod support;
 
 use std::sync::Arc;
 
+use coin_node::api::TxStatus;
 use coin_node::api::txid_of;
 use coin_node::app::RelayFilter;
+use coin_node::config::ConsensusParams;
 use coin_node::wallet;
 use meshwork_consensus::genesis_key;
 use meshwork_ledger::{Amount, Transfer};
-use support::{ONE_AT_A_TIME, confirmed_everywhere, faucet_coin, params, same_tip, start, wait_for};
+use support::{
+    ONE_AT_A_TIME, confirmed_everywhere, data_dir, faucet_coin, params, same_tip, start, start_with, wait_for,
+};
 
 /// The genesis faucet's coin, paid to `to` (amount 10 coins, fee 0.001).
 fn faucet_payment(params: coin_node::NetworkParams, to: meshwork_identity::PeerId) -> Transfer {
@@ -186,6 +190,89 @@ async fn a_payment_two_censoring_relays_refuse_is_confirmed_on_every_honest_node
         !nodes[1].api().in_mempool(target).await.unwrap(),
         "a censor never took it in"
     );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// Every node's final height.
+async fn final_heights(nodes: &[&coin_node::CoinNode]) -> Vec<Option<u64>> {
+    let mut heights = Vec::new();
+    for node in nodes {
+        heights.push(node.api().status().await.unwrap().final_height);
+    }
+    heights
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_finalise_a_payment_everywhere_and_a_restarted_validator_rejoins() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let params = params();
+    // The validator set names its nodes before any starts.
+    let validators = (0..4).map(|i| data_dir(&dir, i).node_id().unwrap()).collect();
+    let bft = ConsensusParams::Bft { validators };
+    let mut nodes = vec![start_with(&dir, 0, params, bft.clone(), &[], true, None).await];
+    for i in 1..5 {
+        // Node 4 is not a validator: it follows their certificates. Nobody mines under BFT.
+        let node = start_with(&dir, i, params, bft.clone(), &[&nodes[0]], true, None).await;
+        nodes.push(node);
+    }
+    for node in &nodes {
+        assert!(!node.api().status().await.unwrap().mining);
+    }
+    wait_for(90, "final height 5 on every node", || async {
+        let all: Vec<&_> = nodes.iter().collect();
+        final_heights(&all)
+            .await
+            .iter()
+            .all(|h| h.is_some_and(|h| h >= 5))
+    })
+    .await;
+
+    // A payment sent through the observer is in a final block on every node.
+    let to = nodes[3].api().wallet().peer_id();
+    let txid = nodes[4]
+        .api()
+        .submit_tx(faucet_payment(params, to))
+        .await
+        .unwrap();
+    wait_for(60, "the payment final on every node", || async {
+        for node in &nodes {
+            match node.api().transaction(txid).await.unwrap() {
+                Some(view) if view.is_final && view.status == TxStatus::Confirmed => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+
+    // A validator restarts from its data dir (its vote journal is there): three of four keep
+    // finalising meanwhile, and it catches up with them.
+    let restarted = nodes.remove(2);
+    restarted.shutdown().await;
+    assert!(
+        data_dir(&dir, 2).vote_journal().exists(),
+        "the validator journalled its votes"
+    );
+    let before = nodes[0].api().status().await.unwrap().final_height.unwrap();
+    wait_for(60, "five more final blocks with three validators", || async {
+        nodes[1].api().status().await.unwrap().final_height.unwrap_or(0) >= before + 5
+    })
+    .await;
+    let back = start_with(&dir, 2, params, bft.clone(), &[&nodes[0]], false, None).await;
+    let target = nodes[0].api().status().await.unwrap().final_height.unwrap();
+    wait_for(
+        60,
+        "the restarted validator at the others' final height",
+        || async { back.api().status().await.unwrap().final_height.unwrap_or(0) >= target },
+    )
+    .await;
+    let ours = back.api().block_at(target).await.unwrap().map(|b| b.id);
+    let theirs = nodes[0].api().block_at(target).await.unwrap().map(|b| b.id);
+    assert!(ours.is_some() && ours == theirs);
+    nodes.push(back);
     for node in nodes {
         node.shutdown().await;
     }

@@ -10,7 +10,7 @@ use crate::error::CertificateError;
 
 /// A fixed set of validators, each with one vote. The leader of view `v` is validator `v mod n`
 /// (round robin, as in Simplex's paper; a predictable leader lets the next one prepare).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     list: Vec<PeerId>,
     index: HashMap<PeerId, usize>,

@@ -29,7 +29,8 @@ pub trait Application {
 pub enum Command {
     /// Start (or resume, from the journal's last vote): dial the validators and enter the first view.
     Start,
-    /// A payload the engine was waiting for may have arrived: check the current view's proposal again.
+    /// A payload the engine was waiting for may have arrived: check the current view's proposal again,
+    /// and, if this validator leads the view and had nothing to propose, ask the application again.
     Recheck,
 }
 
@@ -224,6 +225,26 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         }
     }
 
+    /// A validator connected mid-view (the engine started before the link came up, or it reconnected):
+    /// it gets this validator's notarize vote of the current view again, which carries the proposal, so
+    /// the view need not time out for it. Signatures are deterministic: the same vote, not a second one.
+    fn greet(&self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        if !self.voter
+            || self.halted
+            || !self.config.validators.contains(&peer)
+            || self.mine.view != self.view
+        {
+            return;
+        }
+        if let Some(proposal) = self.mine.notarize {
+            let vote = proposal.sign_notarize(&self.key, &self.config.genesis);
+            out.push(Output::Send {
+                to: peer,
+                msg: Message::Notarize { proposal, vote },
+            });
+        }
+    }
+
     /// Reports `fault` by `peer` and closes its connection.
     pub(super) fn punish(&self, peer: PeerId, fault: Fault, out: &mut Vec<Output<Self>>) {
         out.push(Output::Emit(Event::Fault { peer, fault }));
@@ -310,9 +331,14 @@ impl<A: Application, J: Journal> Protocol for Simplex<A, J> {
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
         match input {
             Input::Command(Command::Start) => self.start(now, out),
-            Input::Command(Command::Recheck) => self.try_vote(now, out),
+            Input::Command(Command::Recheck) => {
+                self.propose_again(now, out);
+                self.try_vote(now, out);
+            }
             Input::PeerUp(peer) => {
-                self.up.insert(peer);
+                if self.up.insert(peer) && self.started {
+                    self.greet(peer, out);
+                }
             }
             Input::PeerDown(peer) => {
                 self.up.remove(&peer);

@@ -184,3 +184,34 @@ mod tests {
         assert!(matches!(journal.load(), Err(JournalError::Corrupt { .. })));
     }
 }
+
+/// A journal chosen at run time: in memory (tests, simulations) or in a file (a node). Lets an
+/// application hold one engine type whichever it runs with.
+#[derive(Debug)]
+pub enum AnyJournal {
+    /// A [`MemoryJournal`].
+    Memory(MemoryJournal),
+    /// A [`FileJournal`].
+    File(FileJournal),
+}
+
+impl Journal for AnyJournal {
+    type Error = JournalError;
+
+    fn load(&self) -> Result<Option<LastVote>, JournalError> {
+        match self {
+            Self::Memory(journal) => Ok(journal.last),
+            Self::File(journal) => journal.load(),
+        }
+    }
+
+    fn record(&mut self, vote: &LastVote) -> Result<(), JournalError> {
+        match self {
+            Self::Memory(journal) => {
+                journal.last = Some(*vote);
+                Ok(())
+            }
+            Self::File(journal) => journal.record(vote),
+        }
+    }
+}

@@ -139,7 +139,7 @@ mod votes;
 
 pub use config::{BftConfig, ValidatorSet};
 pub use engine::{Application, Command, Event, Simplex, Timer};
-pub use journal::{FileJournal, Journal, JournalError, LastVote, MemoryJournal};
+pub use journal::{AnyJournal, FileJournal, Journal, JournalError, LastVote, MemoryJournal};
 pub use message::{
     Finalization, MAX_BACKFILL_VIEWS, Message, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification,
     Proposal, Votes, nullify_message, sign_nullify,

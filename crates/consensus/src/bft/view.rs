@@ -44,6 +44,25 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         self.try_vote(now, out);
     }
 
+    /// Proposes in the current view if this validator leads it, has not proposed and has not voted to
+    /// skip it: the application had nothing when the view began (its parent's block was still on the
+    /// way, say) and may have now.
+    pub(super) fn propose_again(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        let view = self.view;
+        let proposed = self
+            .votes
+            .get(&view)
+            .is_some_and(|votes| votes.proposal.is_some());
+        if self.started
+            && self.voter
+            && !proposed
+            && self.mine.view < view
+            && self.config.validators.leader(view) == self.me
+        {
+            self.propose(now, view, out);
+        }
+    }
+
     fn propose(&mut self, now: Instant, view: u64, out: &mut Vec<Output<Self>>) {
         if self.halted {
             return;

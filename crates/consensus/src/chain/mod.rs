@@ -1,6 +1,7 @@
 //! [`Chain`]: the ledger, the mempool and the Nakamoto engine together, as the coin node drives them.
 
 mod bodies;
+mod certified;
 mod headers;
 mod orphans;
 mod submit;
@@ -14,11 +15,13 @@ use meshwork_ledger::{
 };
 
 use self::bodies::Bodies;
+use self::certified::Certified;
+pub use self::certified::TipChange;
 pub use self::headers::HeadersOutcome;
 use self::orphans::OrphanBlocks;
 pub use self::submit::{BlockOutcome, BlockStatus};
 pub use self::template::{GENESIS_TAG, genesis_block};
-use crate::config::ChainConfig;
+use crate::config::{ChainConfig, ChainRule};
 use crate::error::ChainError;
 use crate::pow::{Nakamoto, Target};
 use crate::traits::{Consensus, Finality};
@@ -50,6 +53,8 @@ pub struct Chain<S: ChainStore> {
     engine: Nakamoto,
     bodies: Bodies,
     orphans: OrphanBlocks,
+    /// Under [`ChainRule::Certified`]: what the BFT engine chose and certified.
+    certified: Option<Certified>,
 }
 
 impl<S: ChainStore> Chain<S> {
@@ -107,7 +112,12 @@ impl<S: ChainStore> Chain<S> {
             }
         }
         engine.settle();
+        let certified = match &config.rule {
+            ChainRule::ProofOfWork => None,
+            ChainRule::Certified(validators) => Some(Certified::new(validators, genesis_id)),
+        };
         Ok(Self {
+            certified,
             mempool: Mempool::new(config.mempool.clone()),
             orphans: OrphanBlocks::new(config.max_orphan_blocks),
             bodies: Bodies::default(),
@@ -170,9 +180,15 @@ impl<S: ChainStore> Chain<S> {
     }
 
     /// The header with the most work we know of (sync downloads towards it).
+    ///
+    /// Under the certified rule: the block the engine chose last, if its header is known (sync downloads
+    /// towards certified blocks, not the longest chain, which anyone can extend for free).
     pub fn best_header(&self) -> TipInfo {
-        self.tip_info(&self.engine.best_header())
-            .unwrap_or_else(|| self.tip())
+        let best = match &self.certified {
+            Some(certified) => certified.chosen().unwrap_or_else(|| self.tip().id),
+            None => self.engine.best_header(),
+        };
+        self.tip_info(&best).unwrap_or_else(|| self.tip())
     }
 
     fn tip_info(&self, id: &BlockId) -> Option<TipInfo> {
@@ -203,9 +219,13 @@ impl<S: ChainStore> Chain<S> {
         self.engine.id_at_height(height)
     }
 
-    /// How final block `id` is (by confirmation depth on the best chain).
+    /// How final block `id` is: by confirmation depth on the best chain under proof of work, by the
+    /// last accepted certificate under the certified rule ([`Chain::finalize`]).
     pub fn finality(&self, id: &BlockId) -> Finality {
-        self.engine.finality(id)
+        match &self.certified {
+            Some(certified) => self.certified_finality(certified, id),
+            None => self.engine.finality(id),
+        }
     }
 
     /// The compact target a block on `parent` must carry.
@@ -245,8 +265,16 @@ impl<S: ChainStore> Chain<S> {
     }
 
     /// The least work a new header chain must carry to be stored: the tip's work, and at least
-    /// [`ChainConfig::min_chain_work`].
+    /// [`ChainConfig::min_chain_work`]. Under the certified rule, where every block weighs the same and
+    /// a proposal may extend a block below the tip, any chain above the final block qualifies.
     pub fn work_floor(&self) -> u128 {
+        if let Some(certified) = &self.certified {
+            let final_block = certified.last_final().map(|c| c.block);
+            return final_block
+                .and_then(|id| self.engine.work(&id))
+                .unwrap_or(0)
+                .max(self.config.min_chain_work);
+        }
         self.tip().work.max(self.config.min_chain_work)
     }
 }

@@ -58,11 +58,11 @@ impl BlockOutcome {
 
 /// Changes made while processing one submission.
 #[derive(Default)]
-struct Changes {
-    connected: Vec<BlockId>,
-    disconnected: Vec<BlockId>,
-    invalidated: Vec<(BlockId, InvalidReason)>,
-    adopted: Vec<BlockId>,
+pub(super) struct Changes {
+    pub(super) connected: Vec<BlockId>,
+    pub(super) disconnected: Vec<BlockId>,
+    pub(super) invalidated: Vec<(BlockId, InvalidReason)>,
+    pub(super) adopted: Vec<BlockId>,
 }
 
 enum Accept {
@@ -171,7 +171,12 @@ impl<S: ChainStore> Chain<S> {
             Err(error) => return Accept::Rejected(InvalidReason::BadCompactTarget(error)),
         };
         let limit = self.engine.asert().pow_limit;
-        if target > limit || !target.is_met_by(&block.id()) {
+        let unworked = if self.engine.certified {
+            target != limit
+        } else {
+            !target.is_met_by(&block.id())
+        };
+        if target > limit || unworked {
             return Accept::Rejected(InvalidReason::HighHash);
         }
         self.orphans.insert(block);
@@ -204,8 +209,8 @@ impl<S: ChainStore> Chain<S> {
 
     /// Moves the active chain to the best candidate: disconnect down to the fork point, connect up the
     /// new branch; a block that fails drops out of fork choice (with its descendants) and we start over.
-    fn activate(&mut self, now_secs: u64, changes: &mut Changes) -> Result<(), ChainError> {
-        'choose: while let Some(best) = self.engine.best_tip() {
+    pub(super) fn activate(&mut self, now_secs: u64, changes: &mut Changes) -> Result<(), ChainError> {
+        'choose: while let Some(best) = self.next_tip() {
             if self.engine.active_tip() == Some(best) {
                 break;
             }

@@ -51,6 +51,9 @@ pub struct Nakamoto {
     pub(super) invalid: HashSet<BlockId>,
     invalid_order: VecDeque<BlockId>,
     max_invalid: usize,
+    /// [`ChainRule::Certified`](crate::ChainRule::Certified): headers carry no proof of work, their
+    /// target is always the limit, and finality is the chain's (certificates), not depth.
+    pub(crate) certified: bool,
 }
 
 impl Nakamoto {
@@ -100,6 +103,7 @@ impl Nakamoto {
             invalid: HashSet::new(),
             invalid_order: VecDeque::new(),
             max_invalid: config.max_invalid_remembered,
+            certified: matches!(config.rule, crate::config::ChainRule::Certified(_)),
         })
     }
 
@@ -117,6 +121,9 @@ impl Nakamoto {
     /// The compact target a child of `parent` must carry (`None` if `parent` is unknown).
     pub fn required_target(&self, parent: &BlockId) -> Option<u32> {
         let node = self.tree.get(parent)?;
+        if self.certified {
+            return Some(self.asert.pow_limit.to_compact());
+        }
         Some(
             self.asert
                 .next_target(node.header.height, node.header.timestamp)
@@ -367,11 +374,13 @@ impl Consensus for Nakamoto {
         self.tree.best_candidate()
     }
 
+    /// By depth; always pending under [`ChainRule::Certified`](crate::ChainRule::Certified), where
+    /// certificates decide ([`Chain::finality`](crate::Chain::finality)).
     fn finality(&self, id: &BlockId) -> Finality {
         let (Some(node), Some(tip)) = (self.tree.get(id), self.active.len().checked_sub(1)) else {
             return Finality::Pending;
         };
-        if !self.is_active(id) {
+        if self.certified || !self.is_active(id) {
             return Finality::Pending;
         }
         let confirmations = tip as u64 - node.header.height + 1;

@@ -162,7 +162,7 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     /// Announces a new tip once caught up with the best header, and reports reaching it.
-    fn after_tip_change(&mut self, from: Option<PeerId>, out: &mut Vec<Output<Self>>) {
+    pub(super) fn after_tip_change(&mut self, from: Option<PeerId>, out: &mut Vec<Output<Self>>) {
         let tip = self.chain.tip();
         let caught_up = tip.id == self.chain.best_header().id;
         if caught_up {

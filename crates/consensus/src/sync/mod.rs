@@ -30,6 +30,7 @@
 //! start their virtual clock at a realistic Unix time.
 
 mod blocks;
+mod certified;
 mod download;
 mod headers;
 mod message;

@@ -165,6 +165,7 @@ async fn sync_and_idle(
         network: params,
         listen: loopback,
         rpc: loopback,
+        consensus: crate::config::ConsensusParams::Pow,
     })?;
     let bootstrap = seeds
         .iter()

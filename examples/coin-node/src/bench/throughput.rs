@@ -53,7 +53,17 @@ pub(super) async fn tx_throughput(
     let mut nodes: Vec<CoinNode> = Vec::new();
     for i in 0..n {
         let seeds: Vec<NodeApi> = nodes.iter().take(2).map(|n| n.api().clone()).collect();
-        nodes.push(devnet::start(dir.path(), i, params, &seeds, i < miners, None).await?);
+        nodes.push(
+            devnet::start(
+                dir.path(),
+                i,
+                (params, &crate::config::ConsensusParams::Pow),
+                &seeds,
+                i < miners,
+                None,
+            )
+            .await?,
+        );
     }
     let result = measure_tx(options, params, &nodes, report).await;
     for node in nodes {

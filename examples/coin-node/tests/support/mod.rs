@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use coin_node::app::RelayFilter;
-use coin_node::config::unix_now;
+use coin_node::config::{ConsensusParams, unix_now};
 use coin_node::{CoinNode, DataDir, NetworkParams, NodeOptions};
 use tempfile::TempDir;
 
@@ -17,6 +17,11 @@ pub fn params() -> NetworkParams {
     NetworkParams::test(unix_now())
 }
 
+/// The data directory of node `i` in `dir`.
+pub fn data_dir(dir: &TempDir, i: usize) -> DataDir {
+    DataDir::new(dir.path().join(format!("n{i}")))
+}
+
 /// Starts node `i` in `dir`, bootstrapping from `seeds`.
 pub async fn start(
     dir: &TempDir,
@@ -26,7 +31,21 @@ pub async fn start(
     mine: bool,
     filter: Option<RelayFilter>,
 ) -> CoinNode {
-    let mut options = NodeOptions::new(DataDir::new(dir.path().join(format!("n{i}"))), params);
+    start_with(dir, i, params, ConsensusParams::Pow, seeds, mine, filter).await
+}
+
+/// Starts node `i` in `dir` under `consensus`, bootstrapping from `seeds`.
+pub async fn start_with(
+    dir: &TempDir,
+    i: usize,
+    params: NetworkParams,
+    consensus: ConsensusParams,
+    seeds: &[&CoinNode],
+    mine: bool,
+    filter: Option<RelayFilter>,
+) -> CoinNode {
+    let mut options = NodeOptions::new(data_dir(dir, i), params);
+    options.consensus = consensus;
     options.bootstrap = seeds
         .iter()
         .map(|n| (n.api().node().peer_id(), n.api().node().local_addr()))
