@@ -72,7 +72,8 @@ pub enum ChainRule {
     /// [`Certificate`](crate::Certificate) of more than two thirds of these validators commits it or a
     /// descendant ([`Chain::finalize`](crate::Chain::finalize)). Headers carry no proof of work: every
     /// target must be [`ChainConfig::pow_limit`] and its hash is not checked (the validators, not work,
-    /// stop Sybils), so fork choice by work is never used.
+    /// stop Sybils), so fork choice by work is never used. Blocks may be dated at the median time past
+    /// ([`LedgerConfig::timestamp_may_equal_median`]): [`Chain::open`](crate::Chain::open) sets it.
     Certified(ValidatorSet),
 }
 

@@ -118,7 +118,8 @@ mod traits;
 
 pub use certificate::{COMMIT_VOTE, Certificate, MAX_CERTIFICATE_VOTES, Vote};
 pub use chain::{
-    BlockOutcome, BlockStatus, Chain, GENESIS_TAG, HeadersOutcome, TipChange, TipInfo, genesis_block,
+    BlockOutcome, BlockStatus, Chain, GENESIS_TAG, HeadersOutcome, TipChange, TipInfo, UNCERTIFIED_HORIZON,
+    genesis_block,
 };
 pub use config::{ChainConfig, ChainRule, SyncConfig, genesis_key};
 pub use error::{CertificateError, ChainError, CompactError};

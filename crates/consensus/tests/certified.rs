@@ -170,3 +170,42 @@ fn certified_headers_carry_the_fixed_target_and_no_work() {
         Verdict::NotYetKnown
     );
 }
+
+#[test]
+fn blocks_far_above_the_final_one_wait_for_a_certificate() {
+    use meshwork_consensus::UNCERTIFIED_HORIZON;
+    // A chain of free blocks up to the horizon is taken (kept aside, nothing certified it); one past
+    // it is not yet, and is not held against its sender.
+    let (mut chain, genesis) = certified_chain();
+    let (mut source, _) = certified_chain();
+    let mut blocks = Vec::new();
+    for round in 1..=UNCERTIFIED_HORIZON + 1 {
+        let block = template(&source, 1);
+        source.submit_block(block.clone(), NOW).unwrap();
+        source.follow(block.id(), round, NOW).unwrap();
+        blocks.push(block);
+    }
+    for block in &blocks[..UNCERTIFIED_HORIZON as usize] {
+        assert_eq!(
+            chain.submit_block(block.clone(), NOW).unwrap().status,
+            BlockStatus::SideChain
+        );
+    }
+    let last = blocks.last().unwrap().clone();
+    let outcome = chain.submit_block(last.clone(), NOW).unwrap();
+    assert_eq!(
+        (outcome.status, outcome.verdict),
+        (BlockStatus::TooNew, Verdict::NotYetKnown)
+    );
+    // A certificate for block 10 raises the horizon: the block is taken, and the tip moves to block 10.
+    let keys = validators();
+    let tenth = &blocks[9];
+    chain
+        .finalize(certificate(&genesis, &keys[..3], tenth, 10, 9), NOW)
+        .unwrap();
+    assert_eq!(chain.tip().id, tenth.id());
+    assert_eq!(
+        chain.submit_block(last, NOW).unwrap().status,
+        BlockStatus::SideChain
+    );
+}

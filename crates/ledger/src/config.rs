@@ -15,6 +15,11 @@ pub struct LedgerConfig {
     pub max_future_secs: u64,
     /// How many previous blocks the median-time-past is taken over. Default 11.
     pub median_time_span: usize,
+    /// Whether a block may be dated at the median time past itself instead of strictly after it.
+    /// Timestamps are whole seconds, and a strict rule makes them climb one second every six blocks or
+    /// so: a chain that finalises several blocks a second (BFT) would run its timestamps ahead of the
+    /// clock until blocks are refused as too far ahead. Default false (Bitcoin's strict rule).
+    pub timestamp_may_equal_median: bool,
     /// The subsidy of the first blocks. Default 50 coins.
     pub initial_subsidy: Amount,
     /// Blocks between two halvings of the subsidy. Default 210,000.
@@ -33,6 +38,7 @@ impl Default for LedgerConfig {
             max_block_bytes: 1_000_000,
             max_future_secs: 2 * 60 * 60,
             median_time_span: 11,
+            timestamp_may_equal_median: false,
             initial_subsidy: Amount::from_coins(50),
             halving_interval: 210_000,
             signature_cache_capacity: 100_000,

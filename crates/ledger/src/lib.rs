@@ -53,7 +53,8 @@
 //!    the caller must reorg first), its height is the parent's plus one ([`BlockError::BadHeight`]) and the
 //!    coinbase carries that height ([`BlockError::BadCoinbaseHeight`]);
 //! 5. its timestamp is after the median of the last [`median_time_span`](LedgerConfig::median_time_span)
-//!    blocks ([`BlockError::TimestampTooOld`]) and at most
+//!    blocks, or at it with [`timestamp_may_equal_median`](LedgerConfig::timestamp_may_equal_median)
+//!    ([`BlockError::TimestampTooOld`]), and at most
 //!    [`max_future_secs`](LedgerConfig::max_future_secs) after the caller's `now`
 //!    ([`BlockError::TimestampTooFarAhead`]);
 //! 6. every transaction follows the transaction rules ([`BlockError::Tx`]); an input is spent at most

@@ -371,3 +371,29 @@ fn a_loose_transaction_with_an_unknown_input_is_missing_data() {
     let as_tx: Transaction = tx.into();
     assert!(!ledger.sig_cache().contains(&as_tx.txid()));
 }
+
+#[test]
+fn a_block_may_be_dated_at_the_median_time_past_only_where_the_network_allows_it() {
+    // The genesis block is the only one before: the median time past is its timestamp.
+    for (may_equal, accepted) in [(false, false), (true, true)] {
+        let config = LedgerConfig {
+            timestamp_may_equal_median: may_equal,
+            ..config()
+        };
+        let owner = key(1);
+        let mut ledger = Ledger::new(MemoryStore::new(), config);
+        let genesis = genesis(&owner, 1, Amount::from_coins(5));
+        ledger.connect_block(&genesis, 1, NOW).unwrap();
+        let mut block = child_block(&genesis.header, &key(9), subsidy(), vec![]);
+        block.header.timestamp = genesis.header.timestamp;
+        // Earlier than the median is refused either way.
+        let mut earlier = block.clone();
+        earlier.header.timestamp -= 1;
+        assert!(matches!(
+            ledger.validate_block(&earlier, NOW),
+            Err(BlockError::TimestampTooOld { .. })
+        ));
+        let result = ledger.connect_block(&block, 2, NOW);
+        assert_eq!(result.is_ok(), accepted, "{result:?}");
+    }
+}

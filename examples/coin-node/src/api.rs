@@ -66,6 +66,9 @@ pub struct Status {
     /// The highest block known to be final: under BFT the last finality certificate's, under proof of
     /// work the deepest block at the finality depth. `None` before any is.
     pub final_height: Option<u64>,
+    /// A BFT validator's current view (`None` on other nodes). Views beyond the blocks made were
+    /// skipped: `view - height` counts the timeouts since genesis.
+    pub view: Option<u64>,
 }
 
 /// A block as the API shows it.
@@ -198,7 +201,7 @@ impl NodeApi {
     /// A summary of the node.
     pub async fn status(&self) -> Result<Status, ApiError> {
         let peers = self.node.peers().await?.len();
-        let (height, tip, headers, mempool, synced, final_height) = self
+        let (height, tip, headers, mempool, synced, final_height, view) = self
             .app
             .with(|s| {
                 let chain = s.chain();
@@ -215,6 +218,7 @@ impl NodeApi {
                     chain.mempool().len(),
                     s.sync().is_synced(),
                     final_height,
+                    s.bft().map(|engine| engine.view()),
                 )
             })
             .await?;
@@ -230,6 +234,7 @@ impl NodeApi {
             synced,
             mining: self.mining,
             final_height,
+            view,
         })
     }
 

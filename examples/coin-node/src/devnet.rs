@@ -9,6 +9,7 @@
 // The devnet is driven by the wall clock (its duration, its status lines); no app logic lives here.
 #![allow(clippy::disallowed_methods)]
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -119,6 +120,7 @@ async fn progress(started: Instant, nodes: &[CoinNode]) -> String {
     let mut peers = Vec::new();
     let mut pools = Vec::new();
     let mut balances = Vec::new();
+    let mut skipped = Vec::new();
     let first = &nodes[0];
     for node in nodes {
         match node.api().status().await {
@@ -126,6 +128,9 @@ async fn progress(started: Instant, nodes: &[CoinNode]) -> String {
                 heights.push(status.height.to_string());
                 peers.push(status.peers.to_string());
                 pools.push(status.mempool.to_string());
+                if let Some(view) = status.view {
+                    skipped.push(view.saturating_sub(status.height + 1).to_string());
+                }
             }
             Err(_) => heights.push("-".into()),
         }
@@ -136,8 +141,13 @@ async fn progress(started: Instant, nodes: &[CoinNode]) -> String {
             .unwrap_or_default();
         balances.push(format!("{:.2}", balance.units() as f64 / Amount::COIN as f64));
     }
+    let skipped = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" | skipped views {}", skipped.join(" "))
+    };
     format!(
-        "[{:>4.0}s] heights {} | peers {} | mempool {} | balances {}",
+        "[{:>4.0}s] heights {} | peers {} | mempool {} | balances {}{skipped}",
         started.elapsed().as_secs_f64(),
         heights.join(" "),
         peers.join(" "),
@@ -205,6 +215,7 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
     let mut rng = Rng(unix_now() | 1);
     let mut funded = false;
     let mut sent: Vec<TxId> = Vec::new();
+    let mut confirmed: HashSet<TxId> = HashSet::new();
     let mut last_report = Instant::now();
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     loop {
@@ -261,6 +272,9 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
         if last_report.elapsed() >= Duration::from_secs(options.report_every) {
             last_report = Instant::now();
             eprintln!("{}", progress(started, &nodes).await);
+            // Checked as the run goes: a payment is looked up among the last blocks only
+            // (`TX_SCAN_DEPTH`), and BFT makes many a second.
+            note_confirmed(nodes[0].api(), options.consensus, &sent, &mut confirmed).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(700)) => {}
@@ -296,19 +310,38 @@ pub async fn run(options: DevnetOptions) -> Result<Summary, StartError> {
         let status = node.api().status().await.ok();
         summary.final_heights.push(status.and_then(|s| s.final_height));
     }
-    for txid in &sent {
-        if let Ok(Some(view)) = nodes[0].api().transaction(*txid).await {
-            let confirmed = match options.consensus {
-                DevnetConsensus::Pow => view.status == crate::api::TxStatus::Confirmed,
-                DevnetConsensus::Bft => view.is_final,
-            };
-            summary.confirmed += usize::from(confirmed);
-        }
-    }
+    note_confirmed(nodes[0].api(), options.consensus, &sent, &mut confirmed).await;
+    summary.confirmed = confirmed.len();
     for node in nodes {
         node.shutdown().await;
     }
     Ok(summary)
+}
+
+/// Adds to `confirmed` the payments of `sent` that `api`'s node holds confirmed: in a block of the best
+/// chain under proof of work, in a final block under BFT.
+async fn note_confirmed(
+    api: &NodeApi,
+    consensus: DevnetConsensus,
+    sent: &[TxId],
+    confirmed: &mut HashSet<TxId>,
+) {
+    let waiting: Vec<TxId> = sent
+        .iter()
+        .filter(|txid| !confirmed.contains(*txid))
+        .copied()
+        .collect();
+    for txid in waiting {
+        if let Ok(Some(view)) = api.transaction(txid).await {
+            let done = match consensus {
+                DevnetConsensus::Pow => view.status == crate::api::TxStatus::Confirmed,
+                DevnetConsensus::Bft => view.is_final,
+            };
+            if done {
+                confirmed.insert(txid);
+            }
+        }
+    }
 }
 
 /// Whether every node holds the same block at the lowest of their tips.

@@ -17,6 +17,13 @@ use crate::certificate::Certificate;
 use crate::error::ChainError;
 use crate::traits::{BlockValidator, Finality, FinalityProof, InvalidReason, Verdict};
 
+/// How far above the final block (or the tip, if higher) a certified chain takes headers: blocks carry
+/// no proof of work there, so anyone could make up a chain of any length for free. Honest blocks above
+/// the final one are the few notarized but not yet final (Simplex finalises one message delay after
+/// notarizing), and a node catching up learns the final height from a certificate first. A header
+/// beyond is *not yet* acceptable, not invalid: it is taken once a certificate raises the final height.
+pub const UNCERTIFIED_HORIZON: u64 = 256;
+
 /// The certified rule's state: whom to believe, where the engine points, what is final.
 #[derive(Debug)]
 pub(crate) struct Certified {
@@ -152,6 +159,19 @@ impl<S: ChainStore> Chain<S> {
             return Ok(Verdict::NotYetKnown);
         }
         self.ledger.validate(block, now_secs)
+    }
+
+    /// Whether a header at `height` is beyond what a certified chain takes yet
+    /// ([`UNCERTIFIED_HORIZON`]); never under proof of work.
+    pub(super) fn beyond_horizon(&self, height: u64) -> bool {
+        let Some(certified) = &self.certified else {
+            return false;
+        };
+        let final_height = certified.last_final.as_ref().map_or(0, |c| c.height);
+        height
+            > final_height
+                .max(self.tip().height)
+                .saturating_add(UNCERTIFIED_HORIZON)
     }
 
     /// Finality under the certified rule: final if on the active chain and an ancestor of the last

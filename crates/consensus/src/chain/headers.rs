@@ -40,7 +40,9 @@ pub enum HeadersOutcome {
         /// The least work accepted.
         required: u128,
     },
-    /// Header `index` has a timestamp too far ahead of `now`; nothing was stored (not a fault).
+    /// Header `index` has a timestamp too far ahead of `now`, or (certified chains) is further above the
+    /// final block than [`UNCERTIFIED_HORIZON`](crate::UNCERTIFIED_HORIZON); nothing was stored
+    /// (not a fault).
     TooNew {
         /// Its position in the batch.
         index: usize,
@@ -86,6 +88,9 @@ impl<S: ChainStore> Chain<S> {
         let span = self.engine.median_time_span();
         let mut checked = Vec::with_capacity(headers.len() - first_new);
         for (index, header) in headers.iter().enumerate().skip(first_new) {
+            if self.beyond_horizon(header.height) {
+                return Ok(HeadersOutcome::TooNew { index });
+            }
             match self.engine.check_with(header, &context, now_secs) {
                 HeaderCheck::Valid { work } => {
                     context = context.child(header, work, span);

@@ -16,7 +16,7 @@ use meshwork_ledger::{
 
 use self::bodies::Bodies;
 use self::certified::Certified;
-pub use self::certified::TipChange;
+pub use self::certified::{TipChange, UNCERTIFIED_HORIZON};
 pub use self::headers::HeadersOutcome;
 use self::orphans::OrphanBlocks;
 pub use self::submit::{BlockOutcome, BlockStatus};
@@ -62,7 +62,19 @@ impl<S: ChainStore> Chain<S> {
     /// chain (a node restarting from its data directory) is resumed at its tip, after checking that the
     /// chain starts at `genesis`: the engine rebuilds its header index by walking the store's block index
     /// back from the tip. Side branches the store may hold are not re-indexed (peers send them again).
-    pub fn open(store: S, config: ChainConfig, genesis: Block, now_secs: u64) -> Result<Self, ChainError> {
+    ///
+    /// A certified chain ([`ChainRule::Certified`]) always takes
+    /// [`LedgerConfig::timestamp_may_equal_median`](meshwork_ledger::LedgerConfig::timestamp_may_equal_median):
+    /// it makes several blocks a second.
+    pub fn open(
+        store: S,
+        mut config: ChainConfig,
+        genesis: Block,
+        now_secs: u64,
+    ) -> Result<Self, ChainError> {
+        if matches!(config.rule, ChainRule::Certified(_)) {
+            config.ledger.timestamp_may_equal_median = true;
+        }
         let mut engine = Nakamoto::new(&genesis.header, &config)?;
         let mut ledger = Ledger::new(store, config.ledger.clone());
         let genesis_id = genesis.id();

@@ -18,8 +18,9 @@ pub enum BlockStatus {
     SideChain,
     /// Its parent is unknown: it waits in the orphan pool. Verdict: not yet known.
     Orphan,
-    /// Its timestamp is too far ahead of `now`: dropped, it may be submitted again later. Verdict: not yet
-    /// known.
+    /// Its timestamp is too far ahead of `now`, or (certified chains) it is further above the final
+    /// block than [`UNCERTIFIED_HORIZON`](crate::UNCERTIFIED_HORIZON): dropped, it may be
+    /// submitted again later. Verdict: not yet known.
     TooNew,
     /// Its chain carries less work than our tip (or the minimum chain work): dropped. Verdict: not yet
     /// known.
@@ -130,6 +131,9 @@ impl<S: ChainStore> Chain<S> {
             return Ok(Accept::InTree);
         }
         if self.engine.header(&id).is_none() {
+            if self.beyond_horizon(header.height) {
+                return Ok(Accept::TooNew);
+            }
             let Some(parent) = self.engine.context(&header.parent) else {
                 return Ok(self.add_orphan(block));
             };

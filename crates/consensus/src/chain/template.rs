@@ -104,7 +104,9 @@ impl<S: ChainStore> Chain<S> {
                 version: 1,
                 parent: tip.id,
                 merkle_root: merkle::root(&txids),
-                timestamp: now_secs.max(median_time.saturating_add(1)),
+                timestamp: now_secs.max(
+                    median_time.saturating_add(u64::from(!self.config.ledger.timestamp_may_equal_median)),
+                ),
                 target: self.engine.required_target(&tip.id).unwrap_or(tip.header.target),
                 nonce: 0,
                 height,

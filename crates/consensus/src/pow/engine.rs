@@ -45,6 +45,8 @@ pub struct Nakamoto {
     pub(super) asert: Asert,
     pub(super) max_future_secs: u64,
     pub(super) median_time_span: usize,
+    /// [`LedgerConfig::timestamp_may_equal_median`](meshwork_ledger::LedgerConfig::timestamp_may_equal_median).
+    pub(super) may_equal_median: bool,
     finality_depth: u64,
     active: Vec<BlockId>,
     best_chain: Vec<BlockId>,
@@ -97,6 +99,7 @@ impl Nakamoto {
                 .max_future_secs
                 .min(MAX_FUTURE_HALF_LIVES.saturating_mul(config.half_life)),
             median_time_span: config.ledger.median_time_span.max(1),
+            may_equal_median: config.ledger.timestamp_may_equal_median,
             finality_depth: config.finality_depth,
             active: Vec::new(),
             best_chain: vec![genesis.id()],

@@ -99,7 +99,7 @@ impl Nakamoto {
             return HeaderCheck::Invalid(InvalidReason::HighHash);
         }
         let median = median(&parent.times);
-        if header.timestamp <= median {
+        if header.timestamp < median || header.timestamp == median && !self.may_equal_median {
             return HeaderCheck::Invalid(InvalidReason::TimestampTooOld {
                 timestamp: header.timestamp,
                 median,

@@ -319,7 +319,10 @@ impl<S: ChainStore> Ledger<S> {
             Some(_) => self.median_time_past(header.parent)?,
             None => None,
         };
-        if let Some(median) = median.filter(|median| header.timestamp <= *median) {
+        let may_equal = self.config.timestamp_may_equal_median;
+        if let Some(median) =
+            median.filter(|median| header.timestamp < *median || header.timestamp == *median && !may_equal)
+        {
             return Err(BlockError::TimestampTooOld {
                 timestamp: header.timestamp,
                 median,
