@@ -8,7 +8,7 @@
 //! block against every ledger rule on it; a notarized block becomes its tip, so the next leader builds
 //! on it; a finalization makes it and its ancestors final ([`Chain::finalize`](meshwork_consensus::Chain::finalize)),
 //! never to be disconnected. The leader of a final block publishes its certificate on
-//! [`final_topic`](crate::final_topic); every node of a certified chain validates it (a forged
+//! [`final_topic`]; every node of a certified chain validates it (a forged
 //! certificate costs the peer that relayed it) and moves its final block, and sync fetches the blocks.
 //! So a node outside the validator set follows the final chain only, and a payment is confirmed at
 //! finality, not at depth.

@@ -44,16 +44,23 @@
 //! - **Orphans**: a block whose parent is unknown waits in a bounded pool until the parent arrives.
 //! - **Floods**: a header chain is stored only if it carries at least our tip's work (and
 //!   [`ChainConfig::min_chain_work`]); the header index is bounded ([`ChainConfig::max_headers`]).
-//! - **Finality** is confirmation depth ([`FinalityProof::Depth`]); the [`Certificate`] of a BFT engine is
-//!   the other kind of proof the same enum carries.
+//! - **Finality** is confirmation depth ([`FinalityProof::Depth`]); the [`Certificate`] of the BFT engine
+//!   is the other kind of proof the same enum carries.
 //!
 //! ## Simplex BFT
 //!
 //! The [`bft`] module is the second engine: Simplex consensus (Chan & Pass, 2023) for a fixed validator
 //! set, finalising in three message delays, with equivocation evidence, a durable last vote and
 //! Byzantine validators for simulations. It is a [`Protocol`](meshwork_wire::Protocol) of its own
-//! (`/meshwork/simplex/1`); `meshsim bft` runs it at 50 validators. [`Chain`] does not drive it yet: the
-//! coin node runs Nakamoto.
+//! (`/meshwork/simplex/1`); `meshsim bft` runs it at 50 validators.
+//!
+//! Swapping engines is a choice of [`ChainRule`] in [`ChainConfig::rule`]: the same [`Chain`], ledger,
+//! mempool and sync run either. Under [`ChainRule::Certified`] headers carry no proof of work, the tip
+//! follows the blocks the engine notarizes ([`Chain::follow`], reorganising off a skipped view through
+//! the ledger's undo data), a [`Certificate`] makes a block and its ancestors final
+//! ([`Chain::finalize`]; [`FinalityProof::Certificate`]) and nothing final is ever disconnected. Headers
+//! more than [`UNCERTIFIED_HORIZON`] above the final block wait for a certificate. `meshwork-coin` runs
+//! the engine inside the coin's protocol (`CoinApp::with_bft`).
 //!
 //! [`Chain`] puts the ledger, the mempool and the engine together with the methods a coin node calls
 //! (submit blocks, headers and transactions, block templates, balances); [`pow::mine`] searches nonces.
