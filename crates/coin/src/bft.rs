@@ -203,6 +203,14 @@ impl<S: ChainStore> CoinApp<S> {
         }
     }
 
+    /// Moves the tip to the parent the engine builds on (or votes on a proposal on) in `view`, back
+    /// below a block of a skipped view if need be.
+    fn build_on(&mut self, now: Instant, parent: BlockId, view: u64, out: &mut Vec<Output<Self>>) {
+        if let Err(error) = self.sync_do(out, |sync, buf| sync.build_on(now, parent, view, buf)) {
+            out.push(Output::Emit(CoinEvent::Consensus(error)));
+        }
+    }
+
     /// Accepts a finality certificate: whether it moved the final block.
     fn finalize_chain(
         &mut self,
@@ -221,7 +229,8 @@ impl<S: ChainStore> CoinApp<S> {
     }
 
     /// The verdict on a relayed finality certificate: accepted (and forwarded) if it verifies and
-    /// moves the final block, rejected if it does not verify, ignored if old.
+    /// moves the final block or is the final block's, rejected if it does not verify or a node outside
+    /// the validator set published it, ignored if older.
     pub(crate) fn final_verdict(
         &mut self,
         now: Instant,
@@ -231,6 +240,26 @@ impl<S: ChainStore> CoinApp<S> {
         let Ok(certificate) = meshwork_wire::decode::<Certificate>(&message.payload) else {
             return Verdict::Reject;
         };
+        // Only validators publish certificates (gossip has checked the origin's signature).
+        if !self
+            .chain()
+            .validators()
+            .is_some_and(|set| set.contains(&message.origin))
+        {
+            return Verdict::Reject;
+        }
+        // Cheap checks first: an older certificate is dropped unverified; ours again is verified and
+        // passed on (validators hear of finality from the engine first, and must still relay it).
+        match self.chain().final_certificate().map(|c| (c.height, c.block)) {
+            Some((height, _)) if certificate.height < height => return Verdict::Ignore,
+            Some((height, block)) if certificate.height == height && certificate.block == block => {
+                return match self.chain().verify_certificate(&certificate) {
+                    Ok(()) => Verdict::Accept,
+                    Err(_) => Verdict::Reject,
+                };
+            }
+            _ => {}
+        }
         match self.finalize_chain(now, certificate, out) {
             Ok(true) => Verdict::Accept,
             Ok(false) => Verdict::Ignore,
@@ -269,7 +298,7 @@ impl<S: ChainStore> CoinApp<S> {
         view: u64,
         out: &mut Vec<Output<Self>>,
     ) -> bool {
-        self.follow_block(now, parent.payload, parent.view, out);
+        self.build_on(now, parent.payload, view, out);
         if self.chain().tip().id != parent.payload {
             return false; // the parent's block is not here yet
         }
@@ -340,7 +369,7 @@ impl<S: ChainStore> CoinApp<S> {
         proposal: Proposal,
         out: &mut Vec<Output<Self>>,
     ) -> bool {
-        self.follow_block(now, parent.payload, parent.view, out);
+        self.build_on(now, parent.payload, proposal.view, out);
         let verdict = match self.chain().validate_on_tip(&proposal.payload, unix_secs(now)) {
             Ok(BlockVerdict::NotYetKnown) => {
                 self.fetch_proposal(&proposal, out);

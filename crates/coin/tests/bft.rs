@@ -14,7 +14,7 @@ use meshwork_consensus::{
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{Amount, MemoryStore, testkit};
-use meshwork_sim::{NodeId, Sim, SimConfig, node_keypair};
+use meshwork_sim::{Control, NodeId, Sim, SimConfig, node_keypair};
 use meshwork_wire::Instant;
 
 type App = CoinApp<MemoryStore>;
@@ -171,4 +171,49 @@ fn validators_finalise_blocks_and_an_observer_confirms_a_payment_at_finality() {
     let engine = |i: usize| -> &Engine { sim.state(nodes[i]).unwrap().bft().unwrap() };
     assert!(sim.state(observer).unwrap().bft().is_none());
     assert!(engine(0).finalized().height >= certificate.height);
+}
+
+#[test]
+fn a_partition_without_a_quorum_stops_finality_and_the_heal_resumes_it_on_one_chain() {
+    let (mut sim, nodes, _) = network();
+    let observer = nodes[VALIDATORS];
+    let mut refused = Vec::new();
+    let mut on_event = |_: Instant, _: NodeId, event: CoinEvent| match event {
+        CoinEvent::Bft(Event::InvalidProposal { reason, .. }) => refused.push(reason.to_string()),
+        CoinEvent::Consensus(error) => refused.push(error.to_string()),
+        _ => {}
+    };
+    let final_height = |sim: &Sim<App>, i: usize| {
+        sim.state(nodes[i])
+            .unwrap()
+            .chain()
+            .final_certificate()
+            .map_or(0, |c| c.height)
+    };
+    sim.advance(Duration::from_secs(5), &mut on_event);
+    // Two validators (and the observer, with validator 1) on each side: no side has a quorum of 3.
+    sim.apply_control(Control::Partition(vec![vec![nodes[0], nodes[1], observer]]))
+        .unwrap();
+    sim.advance(Duration::from_secs(1), &mut on_event);
+    let cut_at = (0..VALIDATORS).map(|i| final_height(&sim, i)).max().unwrap();
+    sim.advance(Duration::from_secs(20), &mut on_event);
+    let during = (0..VALIDATORS).map(|i| final_height(&sim, i)).max().unwrap();
+    assert_eq!(during, cut_at, "no block is final without a quorum");
+    sim.apply_control(Control::Heal).unwrap();
+    sim.advance(Duration::from_secs(20), &mut on_event);
+
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let chains: Vec<&Chain<MemoryStore>> = nodes.iter().map(|n| sim.state(*n).unwrap().chain()).collect();
+    let heights: Vec<u64> = (0..=VALIDATORS).map(|i| final_height(&sim, i)).collect();
+    assert!(
+        heights.iter().all(|h| *h > during + 20),
+        "final heights after the heal: {heights:?}"
+    );
+    let height = chains[VALIDATORS].tip().height;
+    let block = chains[VALIDATORS].block_id_at_height(height);
+    assert!(
+        chains
+            .iter()
+            .all(|chain| chain.block_id_at_height(height) == block)
+    );
 }

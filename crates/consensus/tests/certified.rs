@@ -209,3 +209,68 @@ fn blocks_far_above_the_final_one_wait_for_a_certificate() {
         BlockStatus::SideChain
     );
 }
+
+#[test]
+fn the_engine_builds_below_a_skipped_views_block_and_a_higher_certificate_must_extend_the_final_one() {
+    let (mut chain, genesis) = certified_chain();
+    let b1 = template(&chain, 1);
+    chain.submit_block(b1.clone(), NOW).unwrap();
+    chain.follow(b1.id(), 1, NOW).unwrap();
+    let b2 = template(&chain, 2);
+    chain.submit_block(b2.clone(), NOW).unwrap();
+    chain.follow(b2.id(), 2, NOW).unwrap();
+    assert_eq!(chain.tip().id, b2.id());
+    // View 2 was skipped as well as notarized: view 3's leader builds on b1, and so must we.
+    let back = chain.build_on(b1.id(), 3, NOW).unwrap();
+    assert_eq!((back.disconnected, chain.tip().id), (vec![b2.id()], b1.id()));
+    // A late notarization of view 2 does not take us back up.
+    assert!(!chain.follow(b2.id(), 2, NOW).unwrap().tip_changed());
+    let b2b = template(&chain, 3);
+    chain.submit_block(b2b.clone(), NOW).unwrap();
+    chain.follow(b2b.id(), 3, NOW).unwrap();
+    let keys = validators();
+    chain
+        .finalize(certificate(&genesis, &keys[..3], &b2b, 3, 1), NOW)
+        .unwrap();
+    // More than a third of the validators also certify a child of the abandoned b2: refused, and
+    // the final block stays.
+    let mut child = b2.clone();
+    child.header.parent = b2.id();
+    child.header.height = 3;
+    chain.submit_block(child.clone(), NOW).unwrap();
+    let conflicting = certificate(&genesis, &keys[1..], &child, 5, 2);
+    assert!(matches!(
+        chain.finalize(conflicting, NOW),
+        Err(ChainError::ConflictingFinality { .. })
+    ));
+    assert_eq!(chain.final_certificate().unwrap().block, b2b.id());
+    assert_eq!(chain.tip().id, b2b.id());
+}
+
+#[test]
+fn a_header_batch_is_taken_up_to_the_horizon() {
+    use meshwork_consensus::{HeadersOutcome, UNCERTIFIED_HORIZON};
+    let (mut chain, _) = certified_chain();
+    let (mut source, _) = certified_chain();
+    let mut headers = Vec::new();
+    for round in 1..=UNCERTIFIED_HORIZON + 10 {
+        let block = template(&source, 1);
+        source.submit_block(block.clone(), NOW).unwrap();
+        source.follow(block.id(), round, NOW).unwrap();
+        headers.push(block.header);
+    }
+    let at_horizon = headers[UNCERTIFIED_HORIZON as usize - 1].id();
+    assert_eq!(
+        chain.submit_headers(&headers, NOW).unwrap(),
+        HeadersOutcome::Accepted {
+            new: UNCERTIFIED_HORIZON as usize,
+            last: Some(at_horizon)
+        }
+    );
+    // The rest waits, and is no one's fault.
+    let rest = &headers[UNCERTIFIED_HORIZON as usize..];
+    assert!(matches!(
+        chain.submit_headers(rest, NOW).unwrap(),
+        HeadersOutcome::TooNew { .. }
+    ));
+}

@@ -81,6 +81,21 @@ impl<S: ChainStore> Chain<S> {
         self.certified.is_some()
     }
 
+    /// The validators whose certificates this chain follows (certified chains only).
+    pub fn validators(&self) -> Option<&[PeerId]> {
+        self.certified
+            .as_ref()
+            .map(|certified| certified.validators.as_slice())
+    }
+
+    /// Checks `certificate` against the validator set, changing nothing.
+    pub fn verify_certificate(&self, certificate: &Certificate) -> Result<(), ChainError> {
+        let certified = self.certified.as_ref().ok_or(ChainError::NotCertified)?;
+        certificate
+            .verify(&certified.genesis, &certified.validators)
+            .map_err(ChainError::Certificate)
+    }
+
     /// The highest finality certificate this chain accepted (certified chains only).
     pub fn final_certificate(&self) -> Option<&Certificate> {
         self.certified.as_ref()?.last_final.as_ref()
@@ -91,6 +106,25 @@ impl<S: ChainStore> Chain<S> {
     /// another. A block already on the active chain, or certified in an earlier view than the block
     /// followed before, changes nothing; nor does one that does not descend from the final block.
     pub fn follow(&mut self, id: BlockId, round: u64, now_secs: u64) -> Result<TipChange, ChainError> {
+        let active = self.engine.is_active(&id);
+        self.choose(id, round, !active, now_secs)
+    }
+
+    /// Moves the tip to `id`, on which the engine builds (or votes for a proposal) in view `round`: like
+    /// [`Chain::follow`], but `id` may be on the active chain below the tip, whose blocks are then
+    /// disconnected. The engine builds on a certified parent with every view since skipped, so a
+    /// notarized block of a skipped view above it is abandoned.
+    pub fn build_on(&mut self, id: BlockId, round: u64, now_secs: u64) -> Result<TipChange, ChainError> {
+        self.choose(id, round, true, now_secs)
+    }
+
+    fn choose(
+        &mut self,
+        id: BlockId,
+        round: u64,
+        moves: bool,
+        now_secs: u64,
+    ) -> Result<TipChange, ChainError> {
         let certified = self.certified.as_mut().ok_or(ChainError::NotCertified)?;
         let older = certified.chosen.is_some_and(|(_, seen)| round < seen);
         let off_final = certified.last_final.as_ref().is_some_and(|last| {
@@ -98,7 +132,7 @@ impl<S: ChainStore> Chain<S> {
                 .ancestor(&id, last.height)
                 .is_some_and(|ours| ours != last.block)
         });
-        if !older && !off_final && !self.engine.is_active(&id) {
+        if moves && !older && !off_final {
             certified.chosen = Some((id, round));
         }
         self.move_tip(now_secs)
@@ -114,6 +148,17 @@ impl<S: ChainStore> Chain<S> {
         certificate
             .verify(&certified.genesis, &certified.validators)
             .map_err(ChainError::Certificate)?;
+        // A higher certificate must extend the final block, as far as the headers known show.
+        if let Some(last) = &certified.last_final
+            && certificate.height > last.height
+            && let Some(ours) = self.engine.ancestor(&certificate.block, last.height)
+            && ours != last.block
+        {
+            return Err(ChainError::ConflictingFinality {
+                ours: last.block,
+                theirs: ours,
+            });
+        }
         if let Some(last) = &certified.last_final
             && certificate.height <= last.height
         {
@@ -217,13 +262,23 @@ impl<S: ChainStore> Chain<S> {
             path.push(cursor);
             cursor = header.parent;
         }
-        if final_at.is_some_and(|(height, block)| {
-            self.engine
-                .header(&cursor)
-                .is_some_and(|header| header.height < height)
-                && !path.contains(&block)
-        }) {
-            return None;
+        // The walk ended on the active chain: the final block must be on the way (below the fork) or
+        // on the path (above it).
+        if let Some((height, block)) = final_at {
+            let fork = self.engine.header(&cursor)?.height;
+            let through = if fork >= height {
+                self.engine.ancestor(&cursor, height) == Some(block)
+            } else {
+                path.contains(&block)
+            };
+            if !through {
+                return None;
+            }
+        }
+        // Chosen on the active chain below the tip (the engine builds on an earlier block): disconnect
+        // down to it.
+        if path.is_empty() {
+            return Some(chosen);
         }
         let mut target = None;
         for id in path.iter().rev() {

@@ -13,7 +13,8 @@ use crate::traits::InvalidReason;
 #[non_exhaustive]
 pub enum HeadersOutcome {
     /// Every header is valid and the chain they end has enough work: they are indexed (`new` of them were
-    /// not known before). `last` is the batch's last id (`None` for an empty batch).
+    /// not known before). `last` is the batch's last id (`None` for an empty batch), or under the
+    /// certified rule the last one below the horizon (the rest was not taken).
     Accepted {
         /// Headers added to the index.
         new: usize,
@@ -80,6 +81,11 @@ impl<S: ChainStore> Chain<S> {
                 last: ids.last().copied(),
             });
         };
+        // Beyond a certified chain's horizon: not yet, and not unconnecting either (announcements of the
+        // validators' tips race far ahead of a node that has not heard a certificate yet).
+        if self.beyond_horizon(headers[first_new].height) {
+            return Ok(HeadersOutcome::TooNew { index: first_new });
+        }
         let Some(mut context) = self.engine.context(&headers[first_new].parent) else {
             return Ok(HeadersOutcome::Unconnected {
                 parent: headers[first_new].parent,
@@ -87,9 +93,12 @@ impl<S: ChainStore> Chain<S> {
         };
         let span = self.engine.median_time_span();
         let mut checked = Vec::with_capacity(headers.len() - first_new);
+        let mut last = ids.last().copied();
         for (index, header) in headers.iter().enumerate().skip(first_new) {
+            // The part below a certified chain's horizon is taken; the rest waits for a certificate.
             if self.beyond_horizon(header.height) {
-                return Ok(HeadersOutcome::TooNew { index });
+                last = Some(ids[index - 1]);
+                break;
             }
             match self.engine.check_with(header, &context, now_secs) {
                 HeaderCheck::Valid { work } => {
@@ -114,10 +123,7 @@ impl<S: ChainStore> Chain<S> {
         for (header, work) in checked {
             self.engine.insert(header, work);
         }
-        Ok(HeadersOutcome::Accepted {
-            new,
-            last: ids.last().copied(),
-        })
+        Ok(HeadersOutcome::Accepted { new, last })
     }
 
     /// Submits one header (a new-tip announcement, say); see [`Chain::submit_headers`].

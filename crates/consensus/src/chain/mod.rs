@@ -213,6 +213,26 @@ impl<S: ChainStore> Chain<S> {
         })
     }
 
+    /// The block at `height` on the chain sync downloads towards: the best header chain under proof of
+    /// work, the chosen block's chain under the certified rule (the longest chain there costs nothing
+    /// to make).
+    pub fn best_chain_at(&self, height: u64) -> Option<BlockId> {
+        let Some(_) = &self.certified else {
+            return self.engine.best_chain_at(height);
+        };
+        let best = self.best_header();
+        if height > best.height {
+            return None;
+        }
+        // Usually the chosen block is on the longest chain, whose index answers at once; otherwise
+        // walk back from it.
+        if self.engine.best_chain_at(best.height) == Some(best.id) {
+            self.engine.best_chain_at(height)
+        } else {
+            self.engine.ancestor(&best.id, height)
+        }
+    }
+
     /// A known header (in the header index: the best chain, side branches, headers being downloaded).
     pub fn header(&self, id: &BlockId) -> Option<BlockHeader> {
         self.engine.header(id).copied()

@@ -299,7 +299,7 @@ impl<S: ChainStore> Chain<S> {
             .into_iter()
             .map(|id| {
                 let height = self.engine.header(&id).map_or(0, |header| header.height);
-                let on_best = self.engine.best_chain_at(height) == Some(id);
+                let on_best = self.best_chain_at(height) == Some(id);
                 let rank = if on_best {
                     u128::MAX - u128::from(height)
                 } else {

@@ -184,12 +184,14 @@ impl<S: ChainStore> ChainSync<S> {
     pub(super) fn schedule_downloads(&mut self, out: &mut Vec<Output<Self>>) {
         let tip = self.chain.tip();
         let best = self.chain.best_header();
-        if best.id == tip.id || best.work <= tip.work || self.peers.is_empty() {
+        // Under the certified rule the best header is the chosen block, which may be below the tip.
+        let lighter = best.work <= tip.work && !self.chain.is_certified();
+        if best.id == tip.id || lighter || self.peers.is_empty() {
             return;
         }
         let engine = self.chain.engine();
         let mut fork = tip.height.min(best.height);
-        while fork > 0 && engine.best_chain_at(fork) != engine.id_at_height(fork) {
+        while fork > 0 && self.chain.best_chain_at(fork) != engine.id_at_height(fork) {
             fork -= 1;
         }
         let end = best.height.min(fork.saturating_add(self.config.download_window));
@@ -207,7 +209,7 @@ impl<S: ChainStore> ChainSync<S> {
         let mut requests: BTreeMap<PeerId, Vec<BlockId>> = BTreeMap::new();
         let mut lowest_missing = true;
         for height in fork + 1..=end {
-            let Some(id) = engine.best_chain_at(height) else {
+            let Some(id) = self.chain.best_chain_at(height) else {
                 break;
             };
             if engine.has_block(&id) {

@@ -24,6 +24,19 @@ impl<S: ChainStore> ChainSync<S> {
         Ok(change)
     }
 
+    /// [`Chain::build_on`](crate::Chain::build_on), then the same as [`ChainSync::follow`].
+    pub fn build_on(
+        &mut self,
+        now: Instant,
+        id: BlockId,
+        round: u64,
+        out: &mut Vec<Output<Self>>,
+    ) -> Result<TipChange, ChainError> {
+        let change = self.chain.build_on(id, round, unix_secs(now))?;
+        self.after_certified(&change, out);
+        Ok(change)
+    }
+
     /// [`Chain::finalize`](crate::Chain::finalize), then the same as [`ChainSync::follow`].
     pub fn finalize(
         &mut self,
