@@ -49,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let bft = data[0] % 2 == 1;
-    let keys: Vec<Keypair> = [1u8, 7, 8, 9].iter().map(|i| Keypair::from_seed([*i; 32])).collect();
+    let keys: Vec<Keypair> = [1u8, 7, 8, 9]
+        .iter()
+        .map(|i| Keypair::from_seed([*i; 32]))
+        .collect();
     let set = ValidatorSet::new(keys.iter().map(Keypair::peer_id).collect()).expect("four validators");
     let mut config = ChainConfig::regtest();
     if bft {
@@ -76,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
         app.handle(now, Input::Message { from: peer, msg }, &mut out);
     }
     if bft {
-        assert!(app.chain().final_certificate().is_none(), "one validator made a block final");
+        assert!(
+            app.chain().final_certificate().is_none(),
+            "one validator made a block final"
+        );
     } else {
         assert!(app.chain().tip().work >= work, "the tip never loses work");
     }
