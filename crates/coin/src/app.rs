@@ -456,7 +456,13 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                 CoinTimer::Gossip(timer) => self.work.push_back(Work::Gossip(Input::Timer(timer))),
                 CoinTimer::Sync(timer) => self.work.push_back(Work::Sync(Input::Timer(timer))),
                 CoinTimer::Kad(timer) => self.work.push_back(Work::Kad(Input::Timer(timer))),
-                CoinTimer::Bft(timer) => self.work.push_back(Work::Bft(Input::Timer(timer))),
+                CoinTimer::Bft(timer) => {
+                    let stuck = matches!(timer, meshwork_consensus::bft::Timer::Retry(_));
+                    self.work.push_back(Work::Bft(Input::Timer(timer)));
+                    if stuck {
+                        self.retry_fetch();
+                    }
+                }
                 CoinTimer::Discover => self.discover(now, out),
                 CoinTimer::Rebroadcast => self.rebroadcast(now, out),
             },

@@ -337,8 +337,17 @@ impl<S: ChainStore> CoinApp<S> {
         true
     }
 
+    /// Still stuck in a view (the engine's retry timer): a proposed block asked for and still missing
+    /// (the answer was lost, or evicted before its parent came) may be asked for again.
+    pub(crate) fn retry_fetch(&mut self) {
+        if let Some(validator) = self.bft.as_mut() {
+            validator.engine.app_mut().fetched = None;
+            self.work.push_back(Work::Bft(Input::Command(Command::Recheck)));
+        }
+    }
+
     /// Asks the leader for a proposed block that has not come (its push raced the connection, say),
-    /// once per proposal.
+    /// once per proposal until the engine's retry timer fires.
     fn fetch_proposal(&mut self, proposal: &Proposal, out: &mut Vec<Output<Self>>) {
         let id = proposal.payload;
         if !matches!(self.chain().block(&id), Ok(None)) {
