@@ -151,12 +151,11 @@ impl<S: ChainStore> ChainSync<S> {
             }
         }
         if outcome.tip_changed() {
-            out.push(Output::Emit(Event::TipChanged {
-                id: outcome.tip.id,
-                height: outcome.tip.height,
-                connected: outcome.connected.len(),
-                disconnected: outcome.disconnected.len(),
-            }));
+            out.push(Output::Emit(Event::tip_changed(
+                &outcome.tip,
+                outcome.connected.len(),
+                outcome.disconnected.len(),
+            )));
             self.after_tip_change(from, out);
         }
     }

@@ -6,7 +6,7 @@ use meshwork_wire::{Instant, Output};
 
 use super::{ChainSync, Event, unix_secs};
 use crate::certificate::Certificate;
-use crate::chain::TipChange;
+use crate::chain::{Chain, TipChange};
 use crate::error::ChainError;
 
 impl<S: ChainStore> ChainSync<S> {
@@ -19,9 +19,7 @@ impl<S: ChainStore> ChainSync<S> {
         round: u64,
         out: &mut Vec<Output<Self>>,
     ) -> Result<TipChange, ChainError> {
-        let change = self.chain.follow(id, round, unix_secs(now))?;
-        self.after_certified(&change, out);
-        Ok(change)
+        self.move_tip(out, |chain| chain.follow(id, round, unix_secs(now)))
     }
 
     /// [`Chain::build_on`](crate::Chain::build_on), then the same as [`ChainSync::follow`].
@@ -32,9 +30,7 @@ impl<S: ChainStore> ChainSync<S> {
         round: u64,
         out: &mut Vec<Output<Self>>,
     ) -> Result<TipChange, ChainError> {
-        let change = self.chain.build_on(id, round, unix_secs(now))?;
-        self.after_certified(&change, out);
-        Ok(change)
+        self.move_tip(out, |chain| chain.build_on(id, round, unix_secs(now)))
     }
 
     /// [`Chain::finalize`](crate::Chain::finalize), then the same as [`ChainSync::follow`].
@@ -44,24 +40,28 @@ impl<S: ChainStore> ChainSync<S> {
         certificate: Certificate,
         out: &mut Vec<Output<Self>>,
     ) -> Result<TipChange, ChainError> {
-        let change = self.chain.finalize(certificate, unix_secs(now))?;
-        self.after_certified(&change, out);
-        Ok(change)
+        self.move_tip(out, |chain| chain.finalize(certificate, unix_secs(now)))
     }
 
-    fn after_certified(&mut self, change: &TipChange, out: &mut Vec<Output<Self>>) {
+    /// Runs one of the chain's certified moves and tells peers what changed.
+    fn move_tip(
+        &mut self,
+        out: &mut Vec<Output<Self>>,
+        step: impl FnOnce(&mut Chain<S>) -> Result<TipChange, ChainError>,
+    ) -> Result<TipChange, ChainError> {
+        let change = step(&mut self.chain)?;
         for connected in &change.connected {
             self.sources.remove(connected);
         }
         if change.tip_changed() {
-            out.push(Output::Emit(Event::TipChanged {
-                id: change.tip.id,
-                height: change.tip.height,
-                connected: change.connected.len(),
-                disconnected: change.disconnected.len(),
-            }));
+            out.push(Output::Emit(Event::tip_changed(
+                &change.tip,
+                change.connected.len(),
+                change.disconnected.len(),
+            )));
             self.after_tip_change(None, out);
         }
         self.schedule_downloads(out);
+        Ok(change)
     }
 }

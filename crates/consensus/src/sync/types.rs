@@ -3,7 +3,7 @@
 use meshwork_identity::PeerId;
 use meshwork_ledger::{Block, BlockId, MempoolError, Transfer, TxId};
 
-use crate::chain::BlockStatus;
+use crate::chain::{BlockStatus, TipInfo};
 use crate::error::ChainError;
 use crate::traits::{Fault, InvalidReason};
 
@@ -114,6 +114,18 @@ pub enum Event {
     },
     /// The chain's store failed while handling an input; the node should stop and reopen its store.
     StoreFailed(ChainError),
+}
+
+impl Event {
+    /// [`Event::TipChanged`] to `tip`.
+    pub(crate) fn tip_changed(tip: &TipInfo, connected: usize, disconnected: usize) -> Self {
+        Self::TipChanged {
+            id: tip.id,
+            height: tip.height,
+            connected,
+            disconnected,
+        }
+    }
 }
 
 /// A timeout the protocol scheduled.
