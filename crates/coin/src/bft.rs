@@ -185,11 +185,12 @@ impl<S: ChainStore> CoinApp<S> {
             return;
         };
         let publish = validator.engine.config().validators.leader(certificate.round) == self.gossip.peer_id();
-        let bytes = meshwork_wire::encode(&certificate);
+        // Encoded only by the validator that publishes it: this runs for every final block.
+        let bytes = publish.then(|| meshwork_wire::encode(&certificate));
         if let Err(error) = self.finalize_chain(now, certificate, out) {
             out.push(Output::Emit(CoinEvent::Consensus(error)));
         }
-        if publish && let Ok(bytes) = bytes {
+        if let Some(Ok(bytes)) = bytes {
             let _ = self.gossip_do(now, out, |gossip, buf| {
                 gossip.publish(now, final_topic(), bytes, buf)
             });

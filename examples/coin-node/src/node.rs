@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshwork_coin::{AppConfig, BftSetup, CoinApp, CoinCommand};
-use meshwork_consensus::bft::{AnyJournal, BftConfig, FileJournal, ValidatorSet};
-use meshwork_consensus::{Chain, SyncConfig, genesis_block};
+use meshwork_consensus::bft::{AnyJournal, BftConfig, FileJournal};
+use meshwork_consensus::{Chain, ChainRule, SyncConfig, genesis_block};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{RedbStore, StoreError, Transfer};
@@ -184,6 +184,11 @@ impl CoinNode {
         let wallet = Keypair::load(&dir.wallet_key()).map_err(ConfigError::from)?;
 
         let config = options.consensus.chain_config(&options.network)?;
+        // Under BFT a node whose key is in the set runs the engine, with the set the chain checks.
+        let validators = match &config.rule {
+            ChainRule::Certified(set) if set.contains(&node_key.peer_id()) => Some(set.clone()),
+            _ => None,
+        };
         let genesis = genesis_block(&config);
         let genesis_id = genesis.id();
         let store = RedbStore::open(&dir.chain_db())?;
@@ -203,24 +208,17 @@ impl CoinNode {
             options.seed,
         )
         .with_relay_filter(options.relay_filter.clone());
-        let validator = options
-            .consensus
-            .validators()
-            .filter(|set| set.contains(&node_key.peer_id()));
         let mine_threads = if options.consensus == ConsensusParams::Pow {
             options.mine_threads
         } else {
             0
         };
-        let app = match validator {
-            Some(set) => {
-                let validators = ValidatorSet::new(set.to_vec()).map_err(ConfigError::from)?;
-                app.with_bft(BftSetup {
-                    config: BftConfig::new(validators, genesis_id),
-                    journal: AnyJournal::File(FileJournal::new(dir.vote_journal())),
-                    coinbase_owner: wallet.peer_id(),
-                })
-            }
+        let app = match validators {
+            Some(validators) => app.with_bft(BftSetup {
+                config: BftConfig::new(validators, genesis_id),
+                journal: AnyJournal::File(FileJournal::new(dir.vote_journal())),
+                coinbase_owner: wallet.peer_id(),
+            }),
             None => app,
         };
         let (handle, events) = builder.register_with(app, app_hooks())?;
