@@ -37,6 +37,10 @@ use crate::runtime::Inbox;
 use crate::send_budget::{Held, SendBudget};
 
 /// One encoded message waiting for a writer, holding its bytes' place in the budgets.
+///
+/// Writers' queues hold it boxed: tokio allocates a channel's first block of 32 slots when the
+/// channel is made, so every route of every connection pays 32 slots before its first message; a box
+/// is 8 bytes to this struct's 64, about 1.8 KB less per route of an idle connection.
 pub(crate) struct Queued {
     pub(crate) bytes: Vec<u8>,
     pub(crate) held: Held,
@@ -49,7 +53,7 @@ pub(crate) struct ConnEntry<C> {
     pub(crate) conn: C,
     /// One queue of encoded messages per route (a protocol's channel), drained by its writer task.
     /// Empty once the connection is retiring: nothing new is written to it.
-    pub(crate) writers: Vec<mpsc::Sender<Queued>>,
+    pub(crate) writers: Vec<mpsc::Sender<Box<Queued>>>,
     /// The bytes queued to this peer, across its routes.
     pub(crate) budget: SendBudget,
     /// How far the streams in each direction are from done, for a graceful close.
@@ -289,7 +293,7 @@ impl<C: Connection> Writer<C> {
     /// makes no progress within the deadline reports the peer as stalled and ends. When the queue ends
     /// (the connection is retiring) the stream is finished, and the writer waits until the peer's
     /// reader has read it to the end: then everything written has reached the peer's node.
-    async fn run(self, mut queue: mpsc::Receiver<Queued>) {
+    async fn run(self, mut queue: mpsc::Receiver<Box<Queued>>) {
         let peer = self.conn.remote_peer_id();
         let protocol = self.protocol;
         let mut stream = match tokio::time::timeout(self.deadline, self.conn.open(protocol)).await {
@@ -316,12 +320,12 @@ impl<C: Connection> Writer<C> {
                         SendError::ConnectionClosed(_) => DropReason::ConnectionClosed,
                         _ => self.reason_of_failure(),
                     };
-                    return self.hand_back(&mut queue, vec![queued], reason).await;
+                    return self.hand_back(&mut queue, vec![*queued], reason).await;
                 }
                 Err(_) => {
                     self.stalled().await;
                     return self
-                        .hand_back(&mut queue, vec![queued], DropReason::WriteFailed)
+                        .hand_back(&mut queue, vec![*queued], DropReason::WriteFailed)
                         .await;
                 }
             }
@@ -353,13 +357,13 @@ impl<C: Connection> Writer<C> {
     /// connection to the peer or counts it as dropped for `reason`.
     async fn hand_back(
         &self,
-        queue: &mut mpsc::Receiver<Queued>,
+        queue: &mut mpsc::Receiver<Box<Queued>>,
         mut frames: Vec<Queued>,
         reason: DropReason,
     ) {
         queue.close();
         while let Ok(queued) = queue.try_recv() {
-            frames.push(queued);
+            frames.push(*queued);
         }
         if frames.is_empty() {
             return;

@@ -214,7 +214,7 @@ impl<T: Transport> Runtime<T> {
                 // Past the peer's or the node's byte budget: the peer reads slower than we send.
                 return self.dropped(to, route, DropReason::QueueFull);
             };
-            match entry.writers[route].try_send(Queued { bytes, held }) {
+            match entry.writers[route].try_send(Box::new(Queued { bytes, held })) {
                 Ok(()) => {
                     self.manager.touch(&to, monotonic());
                     return;

@@ -110,7 +110,7 @@ struct Inner {
     /// Streams we open go here, to the peer's `accept_stream`.
     outgoing: mpsc::Sender<PipeEnds>,
     /// Streams the peer opened, answered and ready to accept.
-    accepted: Mutex<mpsc::Receiver<MemoryStream>>,
+    accepted: Mutex<mpsc::Receiver<Box<MemoryStream>>>,
     /// How many streams we may have open to the peer (its `max_streams_per_connection`).
     stream_credit: Arc<Semaphore>,
     /// Bytes buffered in one stream's pipe.
@@ -268,8 +268,8 @@ fn accept_streams(
     me: &Side,
     link: &Arc<Link>,
     budget: FrameBudget,
-) -> mpsc::Receiver<MemoryStream> {
-    let (queue, accepted) = mpsc::channel(me.config.limits.max_streams_per_connection.max(1) as usize);
+) -> mpsc::Receiver<Box<MemoryStream>> {
+    let (queue, accepted) = negotiate::stream_queue(me.config.limits.max_streams_per_connection);
     let (config, counters, close) = (me.config.clone(), me.counters.clone(), link.close.clone());
     let closed = link.closed();
     tokio::spawn(async move {
@@ -360,7 +360,7 @@ impl Connection for MemoryConnection {
         let inner = &self.inner;
         let mut accepted = inner.accepted.lock().await;
         tokio::select! {
-            stream = accepted.recv() => stream.ok_or_else(|| {
+            stream = accepted.recv() => stream.map(|stream| *stream).ok_or_else(|| {
                 AcceptStreamError::ConnectionClosed(inner.link.close.get().unwrap_or(CloseReason::Normal))
             }),
             reason = inner.link.closed() => Err(AcceptStreamError::ConnectionClosed(reason)),

@@ -34,7 +34,7 @@ struct Inner {
     budget: FrameBudget,
     /// The order this connection was established in, among this transport's (older is smaller).
     seq: u64,
-    accepted: Mutex<mpsc::Receiver<QuicStream>>,
+    accepted: Mutex<mpsc::Receiver<Box<QuicStream>>>,
 }
 
 impl QuicConnection {
@@ -48,8 +48,7 @@ impl QuicConnection {
         seq: u64,
     ) -> Self {
         let close = CloseCell::default();
-        let streams = config.limits.max_streams_per_connection.max(1) as usize;
-        let (queue, accepted) = mpsc::channel(streams);
+        let (queue, accepted) = negotiate::stream_queue(config.limits.max_streams_per_connection);
         tokio::spawn(accept_streams(
             conn.clone(),
             config.clone(),
@@ -98,7 +97,7 @@ async fn accept_streams(
     close: CloseCell,
     counters: Arc<Counters>,
     budget: FrameBudget,
-    queue: mpsc::Sender<QuicStream>,
+    queue: mpsc::Sender<Box<QuicStream>>,
 ) {
     while let Ok((send, recv)) = conn.accept_bi().await {
         negotiate::accept_in_background(
@@ -179,7 +178,7 @@ impl Connection for QuicConnection {
     async fn accept_stream(&self) -> Result<QuicStream, AcceptStreamError> {
         let next = self.inner.accepted.lock().await.recv().await;
         match next {
-            Some(stream) => Ok(stream),
+            Some(stream) => Ok(*stream),
             None => Err(AcceptStreamError::ConnectionClosed(self.closed().await)),
         }
     }
