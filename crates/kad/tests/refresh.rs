@@ -1,5 +1,6 @@
 //! Joining and bucket refreshes: a refresh runs one lookup path, joining skips the buckets its
-//! self-lookup already filled, and a join nobody answered is tried again until someone does.
+//! self-lookup already filled or saw all of, and a join nobody answered is tried again until someone
+//! does.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/node.rs"]
@@ -58,35 +59,25 @@ fn a_bucket_refresh_runs_one_lookup_path() {
     assert!(per_target.values().all(|&n| n == alpha), "{per_target:?}");
 }
 
-#[test]
-fn joining_skips_the_buckets_the_self_lookup_filled() {
-    let config = Config::default();
-    let k = config.k;
-    let mut node = Node::new(config);
-    let far = in_bucket(0, k);
-    let near = in_bucket(3, 2);
-    for &p in far.iter().chain(&near) {
-        admit(&mut node, p);
-    }
-    assert_eq!(node.kad.routing_table().bucket(0).len(), k, "bucket 0 is full");
+/// Joins through the peers already in `node`'s table, answering every request of the self-lookup with
+/// no closer peers, and returns the buckets the join then refreshes.
+fn buckets_refreshed_by_join(node: &mut Node) -> std::collections::BTreeSet<usize> {
     let mut out = node.input(Input::Command(Command::Bootstrap {
         query: QueryId(1),
         peers: Vec::new(),
     }));
-    // Answer every request of the self-lookup with no closer peers until it is done.
-    let mut refreshes = Vec::new();
     for _ in 0..100 {
         let requests = find_nodes(&out);
         if events(&out)
             .iter()
             .any(|e| matches!(e, Event::Bootstrapped { .. }))
         {
-            refreshes = requests
+            return requests
                 .iter()
                 .map(|(_, _, t)| *t)
                 .filter(|t| *t != Key::from_peer(&peer(0)))
+                .map(|t| bucket_of(&t))
                 .collect();
-            break;
         }
         assert!(!requests.is_empty(), "the self-lookup stalled");
         let mut next = Vec::new();
@@ -102,10 +93,52 @@ fn joining_skips_the_buckets_the_self_lookup_filled() {
         }
         out = next;
     }
-    let buckets: std::collections::BTreeSet<usize> = refreshes.iter().map(bucket_of).collect();
-    // Buckets 1 and 2 lie between the farthest and our nearest neighbours and are empty: refreshed.
-    // Bucket 0 is full: a refresh could not add to it.
-    assert_eq!(buckets, [1, 2].into_iter().collect(), "{buckets:?}");
+    panic!("the self-lookup did not end within 100 rounds");
+}
+
+#[test]
+fn joining_refreshes_only_the_buckets_the_self_lookup_did_not_cover() {
+    let config = Config::default();
+    let k = config.k;
+    let mut node = Node::new(config);
+    // Ten peers in bucket 0, five in 1, a full bucket 3 and two in bucket 5 (our nearest).
+    let peers = [in_bucket(0, 10), in_bucket(1, 5), in_bucket(3, k), in_bucket(5, 2)];
+    for &p in peers.iter().flatten() {
+        admit(&mut node, p);
+    }
+    assert_eq!(node.kad.routing_table().bucket(3).len(), k, "bucket 3 is full");
+    // The self-lookup's k closest are the two of bucket 5 and eighteen of bucket 3: it has seen
+    // everyone nearer than bucket 3, so bucket 4 needs no refresh although it is empty. Buckets 0
+    // to 2 lie beyond its k-th peer and are not full: refreshed. Bucket 3 is full.
+    assert_eq!(
+        buckets_refreshed_by_join(&mut node),
+        [0, 1, 2].into_iter().collect()
+    );
+}
+
+#[test]
+fn a_self_lookup_that_found_fewer_than_k_covers_only_our_nearest_neighbours() {
+    let config = Config::default();
+    let k = config.k;
+    let mut node = Node::new(config);
+    let (far, near) = (in_bucket(0, k), in_bucket(3, 2));
+    for &p in far.iter().chain(&near) {
+        admit(&mut node, p);
+    }
+    // 22 answered, but the table is all the lookup knew: its 20 closest reach into bucket 0, so
+    // it saw everyone nearer, and no bucket is refreshed (bucket 0 is full).
+    assert!(buckets_refreshed_by_join(&mut node).is_empty());
+
+    // Fewer than k answered: the lookup's reach says nothing, so every bucket beyond our nearest
+    // neighbour's that is not full is refreshed, as Kademlia's join does.
+    let mut small = Node::new(Config::default());
+    for &p in in_bucket(0, 5).iter().chain(&near) {
+        admit(&mut small, p);
+    }
+    assert_eq!(
+        buckets_refreshed_by_join(&mut small),
+        [0, 1, 2].into_iter().collect()
+    );
 }
 
 /// The `Timer::Rejoin` scheduled in `out`, with its delay.

@@ -16,7 +16,8 @@ pub struct QueryId(pub u64);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Command {
-    /// Join the network through `peers`: look up our own key, then refresh every bucket. Also starts
+    /// Join the network through `peers`: look up our own key, then refresh every bucket that lookup
+    /// did not cover (see the crate docs, "The routing table"). Also starts
     /// the periodic bucket refresh. Answered by [`Event::Bootstrapped`]. If no peer answered (the
     /// table is still empty: the peers were down, or too busy to finish a handshake in time), Kademlia
     /// tries again through the same peers after 1 s, then 2 s, 4 s, … (at most a minute apart) until
