@@ -102,7 +102,12 @@ fn joining_refreshes_only_the_buckets_the_self_lookup_did_not_cover() {
     let k = config.k;
     let mut node = Node::new(config);
     // Ten peers in bucket 0, five in 1, a full bucket 3 and two in bucket 5 (our nearest).
-    let peers = [in_bucket(0, 10), in_bucket(1, 5), in_bucket(3, k), in_bucket(5, 2)];
+    let peers = [
+        in_bucket(0, 10),
+        in_bucket(1, 5),
+        in_bucket(3, k),
+        in_bucket(5, 2),
+    ];
     for &p in peers.iter().flatten() {
         admit(&mut node, p);
     }

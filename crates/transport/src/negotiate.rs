@@ -103,11 +103,15 @@ where
 /// It holds boxes: tokio allocates a channel's first block of 32 slots when the channel is made, so
 /// every connection pays 32 × the slot's size before any stream arrives. A QUIC stream is 144 bytes,
 /// a box 8: about 4.4 KB less per idle connection.
-pub(crate) fn stream_queue<W, R>(
-    streams: u32,
-) -> (mpsc::Sender<Box<Stream<W, R>>>, mpsc::Receiver<Box<Stream<W, R>>>) {
+pub(crate) fn stream_queue<W, R>(streams: u32) -> (StreamQueue<W, R>, AcceptedStreams<W, R>) {
     mpsc::channel(streams.max(1) as usize)
 }
+
+/// Where [`accept_in_background`] puts a connection's answered inbound streams ([`stream_queue`]).
+pub(crate) type StreamQueue<W, R> = mpsc::Sender<Box<Stream<W, R>>>;
+
+/// Where `accept_stream` takes them from.
+pub(crate) type AcceptedStreams<W, R> = mpsc::Receiver<Box<Stream<W, R>>>;
 
 /// Answers a new inbound stream's header in the background and queues it for `accept_stream` if we speak
 /// its protocol. The queue is bounded: when the application does not accept, streams wait here and the
@@ -119,7 +123,7 @@ pub(crate) fn accept_in_background<W, R>(
     close: CloseCell,
     counters: Arc<Counters>,
     budget: FrameBudget,
-    queue: mpsc::Sender<Box<Stream<W, R>>>,
+    queue: StreamQueue<W, R>,
 ) where
     W: AsyncWrite + Unpin + Send + 'static,
     R: AsyncRead + Unpin + Send + 'static,
