@@ -1,5 +1,6 @@
 //! Nothing lost silently: frames written around a simultaneous dial and before a release arrive, and a
-//! message that cannot be sent is counted under its reason. Runs over real QUIC on loopback and over
+//! message that cannot be sent (no connection, or a peer that refuses the protocol) is counted under
+//! its reason. Runs over real QUIC on loopback and over
 //! the in-memory network.
 #![allow(clippy::unwrap_used)]
 // A test's deadlines are wall time, and one node's task is made to stall on purpose.
@@ -267,6 +268,67 @@ async fn an_unsendable_message_is_counted(net: Net) {
     // The command is handled by the next call's time.
     a.burst.with(|_| ()).await.unwrap();
     assert_eq!(dropped(&a.node, "connection_closed"), 1);
+}
+
+/// Speaks nothing: a peer that does not run [`Burst`].
+struct Mute;
+
+impl Protocol for Mute {
+    type Message = Seq;
+    type Command = ();
+    type Event = ();
+    type Timer = ();
+    const ID: ProtocolId = ProtocolId::new("/test/mute/1");
+    const MAX_MESSAGE_SIZE: usize = 64;
+
+    fn handle(&mut self, _now: Instant, _input: Input<Self>, _out: &mut Vec<Output<Self>>) {}
+}
+
+/// Every drop `node` counted, by reason.
+fn drops(node: &Node) -> Vec<(String, u64)> {
+    meshwork_wire::DropReason::ALL
+        .iter()
+        .map(|reason| (reason.label().to_string(), dropped(node, reason.label())))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Writers open their streams eagerly, so a burst goes out before the peer says whether it speaks
+/// the protocol at all. One that does not: every message of the burst is counted as dropped, once,
+/// under its reason (`write_failed` when handed back on the refusal, `connection_closed` when the
+/// peer, wanting nothing of us, closed first), not lost silently.
+async fn messages_to_a_peer_that_refuses_the_protocol_are_counted(net: Net) {
+    let a = start(&net, 40).await;
+    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let (_mute, _events) = builder.register(Mute).unwrap();
+    let b = net
+        .start(builder, &Keypair::from_seed([141; 32]), loopback(41))
+        .await;
+    a.node.dial(b.peer_id(), b.local_addr()).await.unwrap();
+    let total = |node: &Node| drops(node).iter().map(|(_, n)| n).sum::<u64>();
+    let counted = timeout(Duration::from_secs(20), async {
+        while total(&a.node) < u64::from(BURST) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "of {BURST}: {:?}", drops(&a.node));
+    assert_eq!(
+        total(&a.node),
+        u64::from(BURST),
+        "each once: {:?}",
+        drops(&a.node)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_peer_that_refuses_the_protocol_are_counted_over_quic() {
+    messages_to_a_peer_that_refuses_the_protocol_are_counted(Net::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_a_peer_that_refuses_the_protocol_are_counted_in_memory() {
+    messages_to_a_peer_that_refuses_the_protocol_are_counted(Net::memory()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,13 +14,28 @@ use crate::stream::{Failure, classify};
 use crate::stream_header::{self, ACCEPTED, REFUSED};
 use crate::{Config, ProtocolSpec, Stream};
 
-/// Sends the header for `spec` and waits for the peer's answer, at most `deadline`: a peer that never
-/// answers must not hold the opener (and whatever waits to be written behind it).
-pub(crate) async fn open<W, R>(
-    mut send: W,
-    mut recv: R,
-    spec: ProtocolSpec,
+/// Waits at most `deadline` for the peer's answer to an eagerly opened stream's header: a peer that
+/// never answers must not hold the opener (and whatever waits to be written behind it).
+pub(crate) async fn answered_within<W, R>(
+    mut stream: Stream<W, R>,
     deadline: Duration,
+) -> Result<Stream<W, R>, OpenStreamError>
+where
+    W: AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+{
+    match tokio::time::timeout(deadline, stream.answered()).await {
+        Ok(answer) => answer.map(|()| stream),
+        Err(_) => Err(OpenStreamError::Timeout),
+    }
+}
+
+/// Sends the header for `spec` and returns the stream at once: frames may follow the header before the
+/// peer answers it ([`Stream::answered`]).
+pub(crate) async fn open_eager<W, R>(
+    mut send: W,
+    recv: R,
+    spec: ProtocolSpec,
     close: CloseCell,
     counters: Arc<Counters>,
     budget: FrameBudget,
@@ -29,25 +44,12 @@ where
     W: AsyncWrite + Unpin + Send,
     R: AsyncRead + Unpin + Send,
 {
-    let fail = |err: std::io::Error| match classify(err, &close) {
-        Failure::Closed(reason) => OpenStreamError::ConnectionClosed(reason),
-        Failure::Reset | Failure::Finished => OpenStreamError::ProtocolRefused(spec.id),
-    };
-    let exchange = async {
-        send.write_all(&stream_header::encode(spec.id))
-            .await
-            .map_err(fail)?;
-        let mut status = [0u8; 1];
-        recv.read(&mut status)
-            .await
-            .map_err(fail)
-            .map(|read| (read, status[0]))
-    };
-    match tokio::time::timeout(deadline, exchange).await {
-        Err(_) => Err(OpenStreamError::Timeout),
-        Ok(Err(err)) => Err(err),
-        Ok(Ok((1, ACCEPTED))) => Ok(Stream::new(spec, send, recv, close, counters, budget)),
-        Ok(Ok(_)) => Err(OpenStreamError::ProtocolRefused(spec.id)),
+    match send.write_all(&stream_header::encode(spec.id)).await {
+        Ok(()) => Ok(Stream::new(spec, send, recv, close, counters, budget).answer_pending()),
+        Err(err) => Err(match classify(err, &close) {
+            Failure::Closed(reason) => OpenStreamError::ConnectionClosed(reason),
+            Failure::Reset | Failure::Finished => OpenStreamError::ProtocolRefused(spec.id),
+        }),
     }
 }
 

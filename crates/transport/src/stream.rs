@@ -11,7 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::budget::{FrameBudget, Reserved};
 use crate::close::CloseCell;
 use crate::counters::Counters;
-use crate::error::{RecvError, SendError};
+use crate::error::{OpenStreamError, RecvError, SendError};
+use crate::stream_header::ACCEPTED;
 use crate::{CloseReason, ProtocolSpec};
 
 /// Bodies up to this size are copied behind their header and written at once; larger ones are written
@@ -34,6 +35,9 @@ pub struct Stream<W, R> {
     close: CloseCell,
     counters: Arc<Counters>,
     budget: FrameBudget,
+    /// Opened eagerly ([`crate::Connection::open_eager`]): the peer's one-byte answer to our header
+    /// has not been read yet.
+    answer_pending: bool,
 }
 
 /// A received frame's body, holding its share of the peer's and the transport's frame budgets
@@ -79,6 +83,37 @@ where
             close,
             counters,
             budget,
+            answer_pending: false,
+        }
+    }
+
+    /// The stream of an eager open: its header is sent, the peer's answer not yet read.
+    pub(crate) fn answer_pending(mut self) -> Self {
+        self.answer_pending = true;
+        self
+    }
+
+    /// Waits for the peer's answer to the header of a stream opened with
+    /// [`Connection::open_eager`](crate::Connection::open_eager); returns at once for any other
+    /// stream, or once the answer has been read. Fails with [`OpenStreamError::ProtocolRefused`] if
+    /// the peer does not speak the protocol: what was sent on the stream is lost.
+    ///
+    /// Cancel-safe: dropped before it returns, it has read nothing.
+    pub async fn answered(&mut self) -> Result<(), OpenStreamError> {
+        if !self.answer_pending {
+            return Ok(());
+        }
+        let mut status = [0u8; 1];
+        let read = self.recv.read(&mut status).await;
+        self.answer_pending = false;
+        let refused = OpenStreamError::ProtocolRefused(self.spec.id);
+        match read {
+            Ok(1) if status[0] == ACCEPTED => Ok(()),
+            Ok(_) => Err(refused),
+            Err(err) => Err(match classify(err, &self.close) {
+                Failure::Closed(reason) => OpenStreamError::ConnectionClosed(reason),
+                Failure::Reset | Failure::Finished => refused,
+            }),
         }
     }
 
@@ -161,6 +196,10 @@ where
     /// Reads one frame into `body`: header, bound, reservation, then the body within the frame deadline.
     async fn recv_reserved(&mut self, body: &mut Vec<u8>) -> Result<Option<Reserved>, RecvError> {
         body.clear();
+        self.answered().await.map_err(|err| match err {
+            OpenStreamError::ConnectionClosed(reason) => RecvError::ConnectionClosed(reason),
+            _ => RecvError::Reset,
+        })?;
         let mut header = [0u8; frame::HEADER_LEN];
         let first = self
             .recv

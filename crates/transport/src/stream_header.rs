@@ -9,6 +9,11 @@
 //! ([`ProtocolId::lookup`]). An unknown or malformed id is refused (status 1) and the stream is closed, so
 //! no bytes of an unknown protocol ever reach a decoder. After the status byte the stream carries frames
 //! (`meshwork_wire::frame`) in both directions.
+//!
+//! The opener may write frames right behind its header, before the status arrives
+//! ([`Connection::open_eager`](crate::Connection::open_eager)): the accepter reads nothing past a
+//! header it refuses, so those frames are lost on a refusal, and the opener learns of it from the
+//! status it reads before anything else the accepter sent.
 
 use meshwork_wire::{ProtocolId, ProtocolIdError};
 

@@ -93,6 +93,16 @@ pub trait Connection: Clone + std::fmt::Debug + Send + Sync + 'static {
         protocol: ProtocolId,
     ) -> impl Future<Output = Result<Stream<Self::Writer, Self::Reader>, OpenStreamError>> + Send;
 
+    /// Opens a stream for `protocol` without waiting for the peer's answer: frames written now follow
+    /// the header, a round trip sooner than [`Connection::open`] allows, which matters on a connection
+    /// dialled for one request. [`Stream::answered`] waits for the answer (receiving on the stream
+    /// reads it first). If the peer refuses the protocol, whatever was written is lost: a caller that
+    /// must not lose it keeps it until the answer, as the node runtime's writers do.
+    fn open_eager(
+        &self,
+        protocol: ProtocolId,
+    ) -> impl Future<Output = Result<Stream<Self::Writer, Self::Reader>, OpenStreamError>> + Send;
+
     /// The next stream the peer opened for a protocol we speak (others are refused and counted).
     fn accept_stream(
         &self,

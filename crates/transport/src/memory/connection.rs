@@ -310,6 +310,11 @@ impl Connection for MemoryConnection {
     }
 
     async fn open(&self, protocol: ProtocolId) -> Result<MemoryStream, OpenStreamError> {
+        let stream = self.open_eager(protocol).await?;
+        negotiate::answered_within(stream, self.inner.config.timeouts.stream_open).await
+    }
+
+    async fn open_eager(&self, protocol: ProtocolId) -> Result<MemoryStream, OpenStreamError> {
         let inner = &self.inner;
         let spec = inner
             .config
@@ -351,9 +356,8 @@ impl Connection for MemoryConnection {
             reason = inner.link.closed() => return Err(closed(reason)),
             sent = inner.outgoing.send(pipe(theirs, credit, 1 - inner.end)) => sent.map_err(|_| closed(reason_now()))?,
         }
-        let deadline = inner.config.timeouts.stream_open;
         let (close, counters) = (inner.link.close.clone(), inner.counters.clone());
-        negotiate::open(send, recv, spec, deadline, close, counters, inner.budget.clone()).await
+        negotiate::open_eager(send, recv, spec, close, counters, inner.budget.clone()).await
     }
 
     async fn accept_stream(&self) -> Result<MemoryStream, AcceptStreamError> {

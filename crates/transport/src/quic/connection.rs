@@ -150,6 +150,11 @@ impl Connection for QuicConnection {
     }
 
     async fn open(&self, protocol: ProtocolId) -> Result<QuicStream, OpenStreamError> {
+        let stream = self.open_eager(protocol).await?;
+        negotiate::answered_within(stream, self.inner.config.timeouts.stream_open).await
+    }
+
+    async fn open_eager(&self, protocol: ProtocolId) -> Result<QuicStream, OpenStreamError> {
         let spec = self
             .inner
             .config
@@ -162,17 +167,7 @@ impl Connection for QuicConnection {
             .await
             .map_err(|err| OpenStreamError::ConnectionClosed(self.closed_error(&err)))?;
         let (close, counters) = (self.inner.close.clone(), self.inner.counters.clone());
-        let deadline = self.inner.config.timeouts.stream_open;
-        negotiate::open(
-            send,
-            recv,
-            spec,
-            deadline,
-            close,
-            counters,
-            self.inner.budget.clone(),
-        )
-        .await
+        negotiate::open_eager(send, recv, spec, close, counters, self.inner.budget.clone()).await
     }
 
     async fn accept_stream(&self) -> Result<QuicStream, AcceptStreamError> {

@@ -118,6 +118,37 @@ pub(crate) async fn unknown_protocol_is_refused<N: Net>() {
     assert_eq!(a.counters().streams_refused, 0);
 }
 
+pub(crate) async fn an_eager_open_sends_before_the_answer_and_still_learns_of_a_refusal<N: Net>() {
+    let net = N::new();
+    let mut opener_config = config();
+    opener_config.protocols.push(ProtocolSpec::new(SECRET, 1024));
+    let (_a, b, to_b, from_a) = pair(&net, opener_config, config()).await;
+
+    // A frame written right after the header, before any answer, reaches the peer's application.
+    let mut ping = bounded(to_b.open_eager(PING)).await.expect("open ping");
+    ping.send(&7u64).await.expect("send before the answer");
+    let mut accepted = bounded(from_a.accept_stream()).await.expect("accept");
+    assert_eq!(bounded(accepted.recv::<u64>()).await.expect("recv"), Some(7));
+    bounded(ping.answered()).await.expect("accepted");
+    // Answered once: asking again returns at once, and the stream carries on both ways.
+    bounded(ping.answered()).await.expect("still accepted");
+    accepted.send(&8u64).await.expect("reply");
+    assert_eq!(bounded(ping.recv::<u64>()).await.expect("recv reply"), Some(8));
+
+    // B does not speak SECRET: the eager open succeeds, and the answer says refused.
+    let mut secret = bounded(to_b.open_eager(SECRET)).await.expect("sent at once");
+    let _ = secret.send(&1u64).await;
+    let refused = bounded(secret.answered()).await.expect_err("refused");
+    assert!(
+        matches!(refused, OpenStreamError::ProtocolRefused(id) if id == SECRET),
+        "{refused:?}"
+    );
+    assert_eq!(b.counters().streams_refused, 1);
+    // A receive on a refused stream reports it rather than waiting.
+    let mut again = bounded(to_b.open_eager(SECRET)).await.expect("sent at once");
+    assert!(bounded(again.recv::<u64>()).await.is_err());
+}
+
 pub(crate) async fn oversized_frame_is_refused<N: Net>() {
     let net = N::new();
     let (_a, b, to_b, from_a) = pair(&net, config(), config()).await;

@@ -31,6 +31,11 @@ macro_rules! for_transport {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_eager_open_sends_before_the_answer_and_still_learns_of_a_refusal() {
+                cases::an_eager_open_sends_before_the_answer_and_still_learns_of_a_refusal::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn oversized_frame_is_refused_before_allocation() {
                 cases::oversized_frame_is_refused::<$net>().await;
             }
