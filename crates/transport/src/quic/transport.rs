@@ -86,10 +86,20 @@ pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 impl QuicTransport {
     /// Binds a UDP socket at `addr` (use port 0 for any free port) and starts listening.
     pub async fn bind(keypair: &Keypair, addr: SocketAddr, config: Config) -> Result<Self, BindError> {
+        Self::with_socket(keypair, udp_socket(addr)?, config).await
+    }
+
+    /// Listens on a UDP socket the caller bound: one made inside another network namespace (the NAT
+    /// testbed's hosts), or with options [`udp_socket`] does not set. It must be non-blocking; its
+    /// buffers are left as they are.
+    pub async fn with_socket(
+        keypair: &Keypair,
+        socket: std::net::UdpSocket,
+        config: Config,
+    ) -> Result<Self, BindError> {
         let identity = Identity::new(keypair)?;
         let transport = Arc::new(tls::transport_config(&config)?);
         let server = tls::server_config(&identity, transport.clone())?;
-        let socket = udp_socket(addr)?;
         let runtime = Arc::new(quinn::TokioRuntime);
         let mut endpoint_config = quinn::EndpointConfig::default();
         endpoint_config
