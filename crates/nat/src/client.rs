@@ -1,0 +1,373 @@
+//! The client side: registering, discovering, asking for hole punches and carrying them out.
+
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{DropReason, Instant, Output};
+
+use crate::message::{Namespace, NatMessage};
+use crate::protocol::{Nat, NatCommand, NatEvent, NatTimer, PunchFailure, unsolicited};
+
+/// Discover requests one node keeps waiting at once; more are refused locally (they would only grow
+/// the table of answers we accept).
+const MAX_DISCOVERING: usize = 64;
+
+impl Nat {
+    pub(crate) fn command(&mut self, now: Instant, command: NatCommand, out: &mut Vec<Output<Self>>) {
+        match command {
+            NatCommand::Connected { .. } => {}
+            NatCommand::Register {
+                rendezvous,
+                namespace,
+                ttl,
+            } => {
+                self.generation += 1;
+                let generation = self.generation;
+                self.registrations
+                    .insert((rendezvous, namespace.clone()), (ttl, generation));
+                out.push(Output::Protect {
+                    peer: rendezvous,
+                    protect: true,
+                });
+                if self.connected.contains_key(&rendezvous) {
+                    send_register(rendezvous, namespace.clone(), ttl, out);
+                } else {
+                    self.redial(now, rendezvous, out);
+                }
+                schedule_renewal(rendezvous, namespace, ttl, generation, out);
+            }
+            NatCommand::Unregister {
+                rendezvous,
+                namespace,
+            } => {
+                if self
+                    .registrations
+                    .remove(&(rendezvous, namespace.clone()))
+                    .is_some()
+                {
+                    out.push(Output::Send {
+                        to: rendezvous,
+                        msg: NatMessage::Unregister { namespace },
+                    });
+                    self.release_if_unused(rendezvous, out);
+                }
+            }
+            NatCommand::Discover {
+                rendezvous,
+                namespace,
+                limit,
+                after,
+            } => {
+                if self.discovering.len() >= MAX_DISCOVERING {
+                    return;
+                }
+                self.discovering.insert((rendezvous, namespace.clone()));
+                out.push(Output::Send {
+                    to: rendezvous,
+                    msg: NatMessage::Discover {
+                        namespace,
+                        limit,
+                        after,
+                    },
+                });
+            }
+            NatCommand::Connect { rendezvous, target } => self.connect(now, rendezvous, target, out),
+        }
+    }
+
+    fn connect(&mut self, now: Instant, rendezvous: PeerId, target: PeerId, out: &mut Vec<Output<Self>>) {
+        let failed = |reason| Output::Emit(NatEvent::PunchFailed { peer: target, reason });
+        if self.connected.contains_key(&target) {
+            out.push(Output::Emit(NatEvent::AlreadyConnected(target)));
+            return;
+        }
+        if !self.connected.contains_key(&rendezvous) {
+            out.push(failed(PunchFailure::RendezvousNotConnected));
+            return;
+        }
+        let Some(pending) = self.punches.start(now, target, rendezvous) else {
+            out.push(failed(PunchFailure::TooMany));
+            return;
+        };
+        let attempt = pending.attempt;
+        out.push(Output::Schedule {
+            after: self.config.punch_timeout,
+            timer: NatTimer::PunchDeadline {
+                peer: target,
+                attempt,
+            },
+        });
+        out.push(Output::Send {
+            to: rendezvous,
+            msg: NatMessage::Connect { target },
+        });
+    }
+
+    /// Handles an answer from a rendezvous; one we did not ask for is counted and dropped.
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        msg: NatMessage,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        match msg {
+            NatMessage::Registered {
+                namespace,
+                ttl_secs,
+                addr,
+            } if self.registrations.contains_key(&(from, namespace.clone())) => {
+                out.push(Output::Emit(NatEvent::Registered {
+                    rendezvous: from,
+                    namespace,
+                    ttl: Duration::from_secs(u64::from(ttl_secs)),
+                    addr,
+                }));
+            }
+            NatMessage::RegisterRefused { namespace, reason }
+                if self.registrations.remove(&(from, namespace.clone())).is_some() =>
+            {
+                self.release_if_unused(from, out);
+                out.push(Output::Emit(NatEvent::RegisterRefused {
+                    rendezvous: from,
+                    namespace,
+                    reason,
+                }));
+            }
+            NatMessage::Discovered {
+                namespace,
+                registrations,
+                more,
+            } if self.discovering.remove(&(from, namespace.clone())) => {
+                out.push(Output::Emit(NatEvent::Discovered {
+                    rendezvous: from,
+                    namespace,
+                    registrations: registrations.into_inner(),
+                    more,
+                }));
+            }
+            NatMessage::DiscoverRefused { namespace, reason }
+                if self.discovering.remove(&(from, namespace.clone())) =>
+            {
+                out.push(Output::Emit(NatEvent::DiscoverRefused {
+                    rendezvous: from,
+                    namespace,
+                    reason,
+                }));
+            }
+            NatMessage::ConnectRefused { target, reason }
+                if self.punches.get(&target).is_some_and(|p| p.via == from) =>
+            {
+                self.punches.finish(&target);
+                out.push(Output::Emit(NatEvent::PunchFailed {
+                    peer: target,
+                    reason: PunchFailure::Refused(reason),
+                }));
+            }
+            NatMessage::Punch { peer, addr } => self.punch(now, from, peer, addr, out),
+            _ => unsolicited(from, out),
+        }
+    }
+
+    /// The rendezvous `from` tells us to dial `peer` at `addr` now. Only a rendezvous we registered
+    /// with, or asked for this punch, may: anyone else could make us send packets to any address.
+    fn punch(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        peer: PeerId,
+        addr: std::net::SocketAddr,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        let asked = self.punches.get(&peer).is_some_and(|p| p.via == from);
+        let registered = self.registrations.keys().any(|(r, _)| *r == from);
+        if !asked && !registered {
+            unsolicited(from, out);
+            return;
+        }
+        if self.connected.contains_key(&peer) {
+            // The other side's dial got through first; `PeerUp` already settled the punch.
+            return;
+        }
+        let timeout = self.config.punch_timeout;
+        let Some(pending) = self.punches.start(now, peer, from) else {
+            out.push(Output::Dropped {
+                peer: from,
+                reason: DropReason::RateLimited,
+            });
+            return;
+        };
+        let fresh = pending.dials == 0 && pending.addr.is_none() && !asked;
+        pending.addr = Some(addr);
+        pending.dials += 1;
+        let attempt = pending.attempt;
+        if fresh {
+            out.push(Output::Schedule {
+                after: timeout,
+                timer: NatTimer::PunchDeadline { peer, attempt },
+            });
+        }
+        out.push(Output::Dial(peer));
+    }
+
+    pub(crate) fn peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        if let Some(pending) = self.punches.finish(&peer) {
+            let addr = pending
+                .addr
+                .or_else(|| self.connected.get(&peer).copied().flatten());
+            out.push(Output::Emit(NatEvent::HolePunched {
+                peer,
+                addr,
+                elapsed: now.saturating_duration_since(pending.started),
+            }));
+        }
+        if self.redialling.remove(&peer) {
+            let again: Vec<(Namespace, Duration)> = self
+                .registrations
+                .iter()
+                .filter(|((r, _), _)| *r == peer)
+                .map(|((_, ns), (ttl, _))| (ns.clone(), *ttl))
+                .collect();
+            for (namespace, ttl) in again {
+                send_register(peer, namespace, ttl, out);
+            }
+        }
+    }
+
+    pub(crate) fn peer_down(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        let attempts = self.config.punch_attempts;
+        if let Some(pending) = self.punches.get_mut(&peer)
+            && pending.addr.is_some()
+        {
+            // A punch dial failed: the NATs let nothing through in time. Try again while attempts
+            // and time are left; the mappings our earlier packets opened are still there.
+            if pending.dials < attempts {
+                pending.dials += 1;
+                out.push(Output::Dial(peer));
+            } else {
+                self.punches.finish(&peer);
+                out.push(Output::Emit(NatEvent::PunchFailed {
+                    peer,
+                    reason: PunchFailure::DialsFailed { attempts },
+                }));
+            }
+        }
+        for target in self.punches.waiting_on(&peer) {
+            self.punches.finish(&target);
+            out.push(Output::Emit(NatEvent::PunchFailed {
+                peer: target,
+                reason: PunchFailure::RendezvousNotConnected,
+            }));
+        }
+        if self.registrations.keys().any(|(r, _)| *r == peer) {
+            self.redial(now, peer, out);
+        }
+    }
+
+    pub(crate) fn timer(&mut self, now: Instant, timer: NatTimer, out: &mut Vec<Output<Self>>) {
+        match timer {
+            NatTimer::ObservationExpiry => {
+                let changes = self.observed.expire(now);
+                self.tell(changes, out);
+                self.schedule_expiry(now, out);
+            }
+            NatTimer::Renew {
+                rendezvous,
+                namespace,
+                generation,
+            } => {
+                let key = (rendezvous, namespace);
+                let Some((ttl, current)) = self.registrations.get(&key).copied() else {
+                    return;
+                };
+                if current != generation {
+                    return;
+                }
+                if self.connected.contains_key(&rendezvous) {
+                    send_register(rendezvous, key.1.clone(), ttl, out);
+                }
+                schedule_renewal(rendezvous, key.1, ttl, generation, out);
+            }
+            NatTimer::PunchDeadline { peer, attempt } => {
+                if self.punches.get(&peer).is_some_and(|p| p.attempt == attempt) {
+                    self.punches.finish(&peer);
+                    out.push(Output::Emit(NatEvent::PunchFailed {
+                        peer,
+                        reason: PunchFailure::TimedOut,
+                    }));
+                }
+            }
+            NatTimer::Redial { rendezvous, backoff } => {
+                let wanted = self.registrations.keys().any(|(r, _)| *r == rendezvous);
+                if !wanted || self.connected.contains_key(&rendezvous) {
+                    self.redialling.remove(&rendezvous);
+                    return;
+                }
+                out.push(Output::Dial(rendezvous));
+                let next = (backoff * 2).min(self.config.redial_after * 64);
+                out.push(Output::Schedule {
+                    after: next,
+                    timer: NatTimer::Redial {
+                        rendezvous,
+                        backoff: next,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Dials `rendezvous` now and again with backoff until it is connected; at most one chain of
+    /// redials per rendezvous.
+    fn redial(&mut self, _now: Instant, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
+        if !self.redialling.insert(rendezvous) {
+            return;
+        }
+        out.push(Output::Dial(rendezvous));
+        out.push(Output::Schedule {
+            after: self.config.redial_after,
+            timer: NatTimer::Redial {
+                rendezvous,
+                backoff: self.config.redial_after,
+            },
+        });
+    }
+
+    /// Stops protecting `rendezvous` once no registration needs it.
+    fn release_if_unused(&mut self, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
+        if !self.registrations.keys().any(|(r, _)| *r == rendezvous) {
+            self.redialling.remove(&rendezvous);
+            out.push(Output::Protect {
+                peer: rendezvous,
+                protect: false,
+            });
+        }
+    }
+}
+
+fn send_register(rendezvous: PeerId, namespace: Namespace, ttl: Duration, out: &mut Vec<Output<Nat>>) {
+    out.push(Output::Send {
+        to: rendezvous,
+        msg: NatMessage::Register {
+            namespace,
+            ttl_secs: crate::registry::secs(ttl),
+        },
+    });
+}
+
+/// Renews at three quarters of the TTL, so a late renewal still lands before the registration expires.
+fn schedule_renewal(
+    rendezvous: PeerId,
+    namespace: Namespace,
+    ttl: Duration,
+    generation: u64,
+    out: &mut Vec<Output<Nat>>,
+) {
+    out.push(Output::Schedule {
+        after: (ttl * 3 / 4).max(Duration::from_secs(1)),
+        timer: NatTimer::Renew {
+            rendezvous,
+            namespace,
+            generation,
+        },
+    });
+}

@@ -1,0 +1,393 @@
+//! The [`Nat`] protocol: its configuration, commands, events and timers, and the input dispatch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
+
+use crate::message::{Namespace, NatMessage, Refusal, Registration};
+use crate::observed::{AddressChange, ObservedAddresses};
+use crate::punch::Punches;
+use crate::registry::{Registry, RegistryLimits};
+
+/// How a node takes part.
+#[derive(Clone, Debug)]
+pub struct NatConfig {
+    /// Serve as a rendezvous: keep a registry and coordinate hole punches between connected peers.
+    /// Only a publicly reachable node should.
+    pub rendezvous: Option<RegistryLimits>,
+    /// Distinct peers that must report an address before it is confirmed.
+    pub confirmations: usize,
+    /// How long a report of our address stays fresh.
+    pub observation_ttl: Duration,
+    /// The most peers whose reports are kept.
+    pub max_reporters: usize,
+    /// How long a hole punch may take before it is reported failed.
+    pub punch_timeout: Duration,
+    /// Dials per punch: a failed dial is retried until this many were made or the timeout passes
+    /// (libp2p's DCUtR makes 3 attempts).
+    pub punch_attempts: u32,
+    /// The most hole punches in flight; a `Punch` past it is dropped and counted.
+    pub max_punches: usize,
+    /// Hole punches a rendezvous coordinates per requesting peer per minute.
+    pub connects_per_minute: u32,
+    /// The first wait before dialling a lost rendezvous again (doubling up to 64 times it).
+    pub redial_after: Duration,
+}
+
+impl Default for NatConfig {
+    /// A client (no rendezvous role): two confirmations within 10 minutes, 64 reporters, punches of
+    /// at most 15 s and 3 dials, 16 at once; a rendezvous would coordinate 10 punches a minute per peer.
+    fn default() -> Self {
+        Self {
+            rendezvous: None,
+            confirmations: 2,
+            observation_ttl: Duration::from_secs(600),
+            max_reporters: 64,
+            punch_timeout: Duration::from_secs(15),
+            punch_attempts: 3,
+            max_punches: 16,
+            connects_per_minute: 10,
+            redial_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl NatConfig {
+    /// The default configuration with the rendezvous role and its default limits.
+    pub fn rendezvous() -> Self {
+        Self {
+            rendezvous: Some(RegistryLimits::default()),
+            ..Self::default()
+        }
+    }
+}
+
+/// What the application asks.
+#[derive(Clone, Debug)]
+pub enum NatCommand {
+    /// A connection to `peer` came up from `addr` (the driver's `on_connected` hook, [`Nat::on_connected`]).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Where its connection comes from, as this node sees it.
+        addr: SocketAddr,
+    },
+    /// Register under `namespace` at `rendezvous`, renewing before the TTL runs out, until
+    /// `Unregister`. The rendezvous connection is protected meanwhile and dialled again if lost.
+    Register {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// For how long each registration holds.
+        ttl: Duration,
+    },
+    /// Stop registering under `namespace` at `rendezvous`.
+    Unregister {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+    },
+    /// Ask `rendezvous` who is registered under `namespace`.
+    Discover {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// The most to return.
+        limit: u16,
+        /// Continue after this peer (the last one of the previous answer).
+        after: Option<PeerId>,
+    },
+    /// Reach `target` directly: `rendezvous`, connected to both, tells both sides to dial each other
+    /// at once.
+    Connect {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// The peer to reach.
+        target: PeerId,
+    },
+}
+
+/// Why a hole punch failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PunchFailure {
+    /// The rendezvous refused to coordinate it.
+    #[error("the rendezvous refused: {0}")]
+    Refused(Refusal),
+    /// This node is not connected to the rendezvous it named.
+    #[error("not connected to the rendezvous")]
+    RendezvousNotConnected,
+    /// Every dial failed: the NATs did not let the packets through (a symmetric NAT on one side, or
+    /// filtering that a punch cannot open). Only a relay connects such peers.
+    #[error("{attempts} dials failed")]
+    DialsFailed {
+        /// How many were made.
+        attempts: u32,
+    },
+    /// No connection came up within the punch timeout.
+    #[error("no connection within the punch timeout")]
+    TimedOut,
+    /// Too many punches were in flight.
+    #[error("too many hole punches in flight")]
+    TooMany,
+}
+
+/// What the protocol tells the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NatEvent {
+    /// Enough peers report this external address (see [`crate::observed`]).
+    AddressConfirmed(SocketAddr),
+    /// A confirmed address lost its reports.
+    AddressExpired(SocketAddr),
+    /// A rendezvous registered us.
+    Registered {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// For how long.
+        ttl: Duration,
+        /// At which address (our NAT's mapping, as the rendezvous saw it).
+        addr: SocketAddr,
+    },
+    /// A rendezvous refused to register us; we stop asking it for this namespace.
+    RegisterRefused {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// Why.
+        reason: Refusal,
+    },
+    /// The answer to a `Discover`.
+    Discovered {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// Who is there.
+        registrations: Vec<Registration>,
+        /// Whether more follow (ask again after the last).
+        more: bool,
+    },
+    /// A rendezvous refused a `Discover`.
+    DiscoverRefused {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// Why.
+        reason: Refusal,
+    },
+    /// `Connect` named a peer this node is already connected to: nothing to punch.
+    AlreadyConnected(PeerId),
+    /// A punched connection to `peer` came up.
+    HolePunched {
+        /// The peer.
+        peer: PeerId,
+        /// The address dialled, if the rendezvous's `Punch` came before the connection (the other
+        /// side's dial may get through first).
+        addr: Option<SocketAddr>,
+        /// From the `Connect` (or the rendezvous's `Punch`) until the connection was up.
+        elapsed: Duration,
+    },
+    /// A hole punch towards `peer` failed.
+    PunchFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: PunchFailure,
+    },
+}
+
+/// The protocol's timers.
+#[derive(Clone, Debug)]
+pub enum NatTimer {
+    /// Check the reports of our address for expiry.
+    ObservationExpiry,
+    /// Renew a registration.
+    Renew {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// The registration's generation when this was scheduled.
+        generation: u64,
+    },
+    /// A hole punch's deadline.
+    PunchDeadline {
+        /// The peer.
+        peer: PeerId,
+        /// Which punch (a later one to the same peer has its own deadline).
+        attempt: u64,
+    },
+    /// Dial a lost rendezvous again.
+    Redial {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// The wait that led here; the next is twice it.
+        backoff: Duration,
+    },
+}
+
+/// A rendezvous's per-peer budget of coordinated punches: a token bucket refilled per minute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    pub(crate) tokens: f64,
+    pub(crate) at: Instant,
+}
+
+/// Observed addresses, rendezvous (either role) and hole punching, as one pure protocol on
+/// `/meshwork/nat/1`. See the crate docs for the model.
+#[derive(Debug)]
+pub struct Nat {
+    pub(crate) config: NatConfig,
+    /// Connected peers, with the address their connection comes from once the driver told us.
+    pub(crate) connected: BTreeMap<PeerId, Option<SocketAddr>>,
+    pub(crate) observed: ObservedAddresses,
+    pub(crate) expiry_scheduled: bool,
+    /// The rendezvous role's registry.
+    pub(crate) registry: Option<Registry>,
+    pub(crate) buckets: HashMap<PeerId, Bucket>,
+    /// The client's registrations: what to renew, and which rendezvous may tell us to punch.
+    /// Each maps to the TTL asked for and a generation, which tells the current renewal timer from
+    /// those of earlier `Register` commands.
+    pub(crate) registrations: BTreeMap<(PeerId, Namespace), (Duration, u64)>,
+    pub(crate) generation: u64,
+    /// Discover requests waiting for an answer.
+    pub(crate) discovering: BTreeSet<(PeerId, Namespace)>,
+    /// Rendezvous being dialled again after a loss.
+    pub(crate) redialling: BTreeSet<PeerId>,
+    pub(crate) punches: Punches,
+}
+
+impl Nat {
+    /// A node in the given role.
+    pub fn new(config: NatConfig) -> Self {
+        Self {
+            observed: ObservedAddresses::new(
+                config.confirmations,
+                config.observation_ttl,
+                config.max_reporters,
+            ),
+            registry: config.rendezvous.clone().map(Registry::new),
+            punches: Punches::new(config.max_punches),
+            config,
+            connected: BTreeMap::new(),
+            expiry_scheduled: false,
+            buckets: HashMap::new(),
+            registrations: BTreeMap::new(),
+            generation: 0,
+            discovering: BTreeSet::new(),
+            redialling: BTreeSet::new(),
+        }
+    }
+
+    /// For the node runtime's `on_connected` hook: the command that tells the protocol where a new
+    /// connection comes from.
+    pub fn on_connected(peer: PeerId, addr: SocketAddr) -> Option<NatCommand> {
+        Some(NatCommand::Connected { peer, addr })
+    }
+
+    /// For the node runtime's `address_of` hook: where a peer we were told to punch towards is.
+    pub fn address_of(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.punches.address_of(peer)
+    }
+
+    /// Our confirmed external addresses.
+    pub fn external_addresses(&self) -> &[SocketAddr] {
+        self.observed.confirmed()
+    }
+
+    /// The rendezvous role's registry, if this node serves as one.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    fn on_observed(&mut self, now: Instant, from: PeerId, addr: SocketAddr, out: &mut Vec<Output<Self>>) {
+        let changes = self.observed.report(now, from, addr);
+        self.tell(changes, out);
+        if !self.expiry_scheduled {
+            self.schedule_expiry(now, out);
+        }
+    }
+
+    pub(crate) fn schedule_expiry(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        self.expiry_scheduled = false;
+        if let Some(at) = self.observed.next_expiry() {
+            self.expiry_scheduled = true;
+            out.push(Output::Schedule {
+                after: at.saturating_duration_since(now),
+                timer: NatTimer::ObservationExpiry,
+            });
+        }
+    }
+
+    pub(crate) fn tell(&self, changes: Vec<AddressChange>, out: &mut Vec<Output<Self>>) {
+        for change in changes {
+            out.push(Output::Emit(match change {
+                AddressChange::Confirmed(addr) => NatEvent::AddressConfirmed(addr),
+                AddressChange::Expired(addr) => NatEvent::AddressExpired(addr),
+            }));
+        }
+    }
+}
+
+impl Protocol for Nat {
+    type Message = NatMessage;
+    type Command = NatCommand;
+    type Event = NatEvent;
+    type Timer = NatTimer;
+    const ID: ProtocolId = ProtocolId::new("/meshwork/nat/1");
+    /// A full `Discovered` page: 100 registrations of at most 58 bytes, and the namespace.
+    const MAX_MESSAGE_SIZE: usize = 8 * 1024;
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        match input {
+            Input::PeerUp(peer) => {
+                self.connected.entry(peer).or_insert(None);
+                self.peer_up(now, peer, out);
+            }
+            Input::PeerDown(peer) => {
+                self.connected.remove(&peer);
+                self.buckets.remove(&peer);
+                self.peer_down(now, peer, out);
+            }
+            Input::Command(NatCommand::Connected { peer, addr }) => {
+                self.connected.insert(peer, Some(addr));
+                out.push(Output::Send {
+                    to: peer,
+                    msg: NatMessage::Observed(addr),
+                });
+            }
+            Input::Command(command) => self.command(now, command, out),
+            Input::Timer(timer) => self.timer(now, timer, out),
+            Input::Message { from, msg } => match msg {
+                NatMessage::Observed(addr) => self.on_observed(now, from, addr, out),
+                NatMessage::Register { .. }
+                | NatMessage::Unregister { .. }
+                | NatMessage::Discover { .. }
+                | NatMessage::Connect { .. } => self.serve(now, from, msg, out),
+                NatMessage::Registered { .. }
+                | NatMessage::RegisterRefused { .. }
+                | NatMessage::Discovered { .. }
+                | NatMessage::DiscoverRefused { .. }
+                | NatMessage::ConnectRefused { .. }
+                | NatMessage::Punch { .. } => self.answer(now, from, msg, out),
+            },
+        }
+    }
+}
+
+/// Counts something `peer` sent that we did not ask for.
+pub(crate) fn unsolicited(peer: PeerId, out: &mut Vec<Output<Nat>>) {
+    out.push(Output::Dropped {
+        peer,
+        reason: DropReason::Unsolicited,
+    });
+}

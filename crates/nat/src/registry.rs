@@ -1,0 +1,208 @@
+//! The rendezvous's registry: who is registered under which namespace, bounded three ways.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::Instant;
+
+use crate::message::{MAX_DISCOVERED, Namespace, Refusal, Registration};
+
+/// What a rendezvous holds at most, and for how long.
+#[derive(Clone, Debug)]
+pub struct RegistryLimits {
+    /// Namespaces one peer may be registered under at once.
+    pub namespaces_per_peer: usize,
+    /// Registrations one namespace holds.
+    pub registrations_per_namespace: usize,
+    /// Registrations in all.
+    pub registrations: usize,
+    /// The shortest TTL accepted.
+    pub min_ttl: Duration,
+    /// The longest TTL granted; longer requests are lowered to it.
+    pub max_ttl: Duration,
+}
+
+impl Default for RegistryLimits {
+    /// 8 namespaces per peer, 1,000 registrations per namespace and 10,000 in all (about 1 MB),
+    /// TTLs from 10 s to 2 h (libp2p's rendezvous spec uses 2 h as its default).
+    fn default() -> Self {
+        Self {
+            namespaces_per_peer: 8,
+            registrations_per_namespace: 1_000,
+            registrations: 10_000,
+            min_ttl: Duration::from_secs(10),
+            max_ttl: Duration::from_secs(2 * 60 * 60),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    addr: SocketAddr,
+    expires: Instant,
+}
+
+/// Registrations by namespace and peer, each with an expiry; expired ones are purged lazily when their
+/// namespace is touched, and all at once when a limit is reached, so they never hold a slot a live
+/// registration needs.
+#[derive(Debug, Default)]
+pub struct Registry {
+    limits: RegistryLimits,
+    namespaces: BTreeMap<Namespace, BTreeMap<PeerId, Entry>>,
+    per_peer: HashMap<PeerId, usize>,
+    total: usize,
+}
+
+impl Registry {
+    /// An empty registry within `limits`.
+    pub fn new(limits: RegistryLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Registers (or renews) `peer` at `addr` under `namespace`; returns the TTL granted.
+    pub fn register(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        namespace: Namespace,
+        ttl: Duration,
+    ) -> Result<Duration, Refusal> {
+        if ttl < self.limits.min_ttl {
+            return Err(Refusal::InvalidTtl);
+        }
+        let ttl = ttl.min(self.limits.max_ttl);
+        let expires = now.checked_add(ttl).unwrap_or(Instant::MAX);
+        self.purge_namespace(now, &namespace);
+        let renewal = self
+            .namespaces
+            .get(&namespace)
+            .is_some_and(|peers| peers.contains_key(&peer));
+        if !renewal {
+            if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
+                self.purge(now);
+                if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
+                    return Err(Refusal::TooManyNamespaces);
+                }
+            }
+            let in_namespace = self.namespaces.get(&namespace).map_or(0, BTreeMap::len);
+            if in_namespace >= self.limits.registrations_per_namespace {
+                return Err(Refusal::NamespaceFull);
+            }
+            if self.total >= self.limits.registrations {
+                self.purge(now);
+                if self.total >= self.limits.registrations {
+                    return Err(Refusal::RegistryFull);
+                }
+            }
+            *self.per_peer.entry(peer).or_default() += 1;
+            self.total += 1;
+        }
+        self.namespaces
+            .entry(namespace)
+            .or_default()
+            .insert(peer, Entry { addr, expires });
+        Ok(ttl)
+    }
+
+    /// Removes `peer`'s registration under `namespace`, if any.
+    pub fn unregister(&mut self, peer: &PeerId, namespace: &Namespace) {
+        let Some(peers) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        let removed = peers.remove(peer).is_some();
+        if peers.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        if removed {
+            self.forget(peer);
+        }
+    }
+
+    /// Up to `limit` (at most [`MAX_DISCOVERED`]) live registrations under `namespace` in peer-id
+    /// order after `after`, leaving out `asker`; and whether more follow.
+    pub fn discover(
+        &mut self,
+        now: Instant,
+        namespace: &Namespace,
+        asker: &PeerId,
+        after: Option<PeerId>,
+        limit: usize,
+    ) -> (Vec<Registration>, bool) {
+        self.purge_namespace(now, namespace);
+        let Some(peers) = self.namespaces.get(namespace) else {
+            return (Vec::new(), false);
+        };
+        let limit = limit.min(MAX_DISCOVERED);
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut found = peers
+            .range((start, Bound::Unbounded))
+            .filter(|(peer, _)| *peer != asker)
+            .map(|(peer, entry)| Registration {
+                peer: *peer,
+                addr: entry.addr,
+                ttl_secs: secs(entry.expires.saturating_duration_since(now)),
+            });
+        let page: Vec<_> = found.by_ref().take(limit).collect();
+        let more = found.next().is_some();
+        (page, more)
+    }
+
+    /// How many registrations are held (expired ones not yet purged included).
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn purge_namespace(&mut self, now: Instant, namespace: &Namespace) {
+        let Some(peers) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        let expired: Vec<PeerId> = peers
+            .iter()
+            .filter(|(_, entry)| entry.expires <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &expired {
+            peers.remove(peer);
+        }
+        if peers.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        for peer in &expired {
+            self.forget(peer);
+        }
+    }
+
+    fn purge(&mut self, now: Instant) {
+        let namespaces: Vec<Namespace> = self.namespaces.keys().cloned().collect();
+        for namespace in &namespaces {
+            self.purge_namespace(now, namespace);
+        }
+    }
+
+    fn forget(&mut self, peer: &PeerId) {
+        self.total -= 1;
+        if let Some(count) = self.per_peer.get_mut(peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(peer);
+            }
+        }
+    }
+}
+
+/// Whole seconds, saturating at `u32::MAX`.
+pub(crate) fn secs(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
+}

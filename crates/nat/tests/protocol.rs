@@ -1,0 +1,266 @@
+//! The protocol end to end over a scripted network: registration, discovery, coordinated punches, and
+//! what hostile or absent peers get.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_nat::{NatCommand, NatConfig, NatEvent, NatMessage, PunchFailure, Refusal};
+use meshwork_wire::DropReason;
+use support::Net;
+
+/// A rendezvous and two clients behind NATs, both registered under "coin".
+fn registered() -> (Net, PeerId, PeerId, PeerId) {
+    let mut net = Net::new();
+    let r = net.add(NatConfig::rendezvous(), "10.200.0.100:9000");
+    let a = net.add(NatConfig::default(), "10.200.0.1:40001");
+    let b = net.add(NatConfig::default(), "10.200.0.2:40002");
+    net.connect(a, r);
+    net.connect(b, r);
+    net.run();
+    for peer in [a, b] {
+        net.command(
+            peer,
+            NatCommand::Register {
+                rendezvous: r,
+                namespace: "coin".try_into().unwrap(),
+                ttl: Duration::from_secs(60),
+            },
+        );
+    }
+    (net, r, a, b)
+}
+
+#[test]
+fn a_client_is_registered_at_the_address_the_rendezvous_observes_and_found_by_others() {
+    let (mut net, r, a, b) = registered();
+    let registered = net.events_of(a).into_iter().find_map(|e| match e {
+        NatEvent::Registered { addr, ttl, .. } => Some((addr, ttl)),
+        _ => None,
+    });
+    assert_eq!(registered, Some((net.seen_at[&a], Duration::from_secs(60))));
+    assert_eq!(
+        net.protected.get(&(a, r)),
+        Some(&true),
+        "the rendezvous connection is kept"
+    );
+    net.command(
+        b,
+        NatCommand::Discover {
+            rendezvous: r,
+            namespace: "coin".try_into().unwrap(),
+            limit: 10,
+            after: None,
+        },
+    );
+    let found = net.events_of(b).into_iter().find_map(|e| match e {
+        NatEvent::Discovered {
+            registrations, more, ..
+        } => Some((registrations, more)),
+        _ => None,
+    });
+    let (found, more) = found.unwrap();
+    assert!(!more);
+    assert_eq!(found.len(), 1, "b's own registration is left out");
+    assert_eq!((found[0].peer, found[0].addr), (a, net.seen_at[&a]));
+}
+
+#[test]
+fn each_side_learns_the_address_its_connection_comes_from() {
+    let mut net = Net::new();
+    let a = net.add(NatConfig::default(), "10.200.0.1:40001");
+    let p1 = net.add(NatConfig::default(), "10.200.0.100:9000");
+    let p2 = net.add(NatConfig::default(), "10.200.0.101:9000");
+    net.connect(a, p1);
+    net.run();
+    assert!(
+        net.nodes[&a].external_addresses().is_empty(),
+        "one report is not enough"
+    );
+    net.connect(a, p2);
+    net.run();
+    assert_eq!(net.nodes[&a].external_addresses(), &[net.seen_at[&a]]);
+    assert!(
+        net.events_of(a)
+            .contains(&NatEvent::AddressConfirmed(net.seen_at[&a]))
+    );
+    // Without new reports the address expires after the observation TTL.
+    net.advance(Duration::from_secs(601));
+    assert!(
+        net.events_of(a)
+            .contains(&NatEvent::AddressExpired(net.seen_at[&a]))
+    );
+}
+
+#[test]
+fn a_coordinated_punch_makes_both_sides_dial_and_ends_in_a_direct_connection() {
+    let (mut net, r, a, b) = registered();
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: b,
+        },
+    );
+    assert!(net.connected(a, b));
+    // Both sides dialled (the rendezvous told both), each at the address the rendezvous observed.
+    assert!(net.dials.contains(&(a, b)) && net.dials.contains(&(b, a)));
+    for (me, other) in [(a, b), (b, a)] {
+        let punched = net.events_of(me).into_iter().find_map(|e| match e {
+            NatEvent::HolePunched { peer, addr, .. } => Some((peer, addr)),
+            _ => None,
+        });
+        let (peer, addr) = punched.unwrap();
+        assert_eq!(peer, other);
+        assert_eq!(addr, Some(net.seen_at[&other]));
+    }
+    // Once the connection is up, the punch address is forgotten (the runtime's book has the peer).
+    assert_eq!(net.nodes[&a].address_of(&b), None);
+}
+
+#[test]
+fn through_nats_that_let_nothing_in_the_punch_fails_after_its_attempts() {
+    let (mut net, r, a, b) = registered();
+    net.dialable = |_, _, _| false;
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: b,
+        },
+    );
+    assert!(!net.connected(a, b));
+    assert_eq!(net.dials.iter().filter(|d| **d == (a, b)).count(), 3);
+    let failure = |peer| {
+        net.events_of(peer).into_iter().find_map(|e| match e {
+            NatEvent::PunchFailed { reason, .. } => Some(reason),
+            _ => None,
+        })
+    };
+    assert_eq!(failure(a), Some(PunchFailure::DialsFailed { attempts: 3 }));
+    assert_eq!(failure(b), Some(PunchFailure::DialsFailed { attempts: 3 }));
+}
+
+#[test]
+fn a_punch_nobody_asked_for_is_dropped_and_dials_nothing() {
+    let (mut net, _r, a, b) = registered();
+    let stranger = net.add(NatConfig::default(), "10.200.0.9:1");
+    net.connect(stranger, a);
+    net.run();
+    let victim = "192.0.2.80:80".parse().unwrap();
+    net.message(
+        stranger,
+        a,
+        NatMessage::Punch {
+            peer: b,
+            addr: victim,
+        },
+    );
+    assert!(!net.dials.contains(&(a, b)));
+    assert_eq!(net.nodes[&a].address_of(&b), None);
+    assert!(net.dropped.contains(&(a, stranger, DropReason::Unsolicited)));
+}
+
+#[test]
+fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
+    let (mut net, r, a, b) = registered();
+    let offline = net.add(NatConfig::default(), "10.200.0.3:1");
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: offline,
+        },
+    );
+    assert!(net.events_of(a).contains(&NatEvent::PunchFailed {
+        peer: offline,
+        reason: PunchFailure::Refused(Refusal::TargetNotConnected),
+    }));
+    // A plain node is no rendezvous.
+    net.command(
+        a,
+        NatCommand::Register {
+            rendezvous: b,
+            namespace: "x".try_into().unwrap(),
+            ttl: Duration::from_secs(60),
+        },
+    );
+    net.connect(a, b);
+    net.run();
+    assert!(net.events_of(a).contains(&NatEvent::RegisterRefused {
+        rendezvous: b,
+        namespace: "x".try_into().unwrap(),
+        reason: Refusal::NotARendezvous,
+    }));
+}
+
+#[test]
+fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
+    let (mut net, r, a, b) = registered();
+    // Dials fail at once, so each punch ends before the next request.
+    net.dialable = |_, _, _| false;
+    let limited = |net: &Net| {
+        net.events_of(a)
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    NatEvent::PunchFailed {
+                        reason: PunchFailure::Refused(Refusal::RateLimited),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let punches_to_b = |net: &Net| net.dials.iter().filter(|d| **d == (b, a)).count();
+    for _ in 0..15 {
+        net.command(
+            a,
+            NatCommand::Connect {
+                rendezvous: r,
+                target: b,
+            },
+        );
+    }
+    assert_eq!(limited(&net), 5, "10 a minute");
+    assert_eq!(
+        punches_to_b(&net),
+        10 * 3,
+        "b dialled (3 times) for each coordinated punch only"
+    );
+    // Half a minute refills five.
+    net.advance(Duration::from_secs(30));
+    for _ in 0..6 {
+        net.command(
+            a,
+            NatCommand::Connect {
+                rendezvous: r,
+                target: b,
+            },
+        );
+    }
+    assert_eq!(limited(&net), 6);
+}
+
+#[test]
+fn a_client_renews_its_registration_and_registers_again_after_losing_the_rendezvous() {
+    let (mut net, r, a, _b) = registered();
+    let registrations = |net: &Net| {
+        net.events_of(a)
+            .iter()
+            .filter(|e| matches!(e, NatEvent::Registered { .. }))
+            .count()
+    };
+    assert_eq!(registrations(&net), 1);
+    net.advance(Duration::from_secs(46)); // 3/4 of the 60 s TTL
+    assert_eq!(registrations(&net), 2);
+    net.disconnect(a, r);
+    net.run();
+    // The client dials the rendezvous again at once and registers on the new connection.
+    assert!(net.connected(a, r));
+    assert_eq!(registrations(&net), 3);
+    assert_eq!(net.nodes[&r].registry().unwrap().len(), 2);
+}

@@ -1,0 +1,159 @@
+//! The rendezvous registry's limits, expiry and paging, and the confirmation of observed addresses.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_nat::{AddressChange, Namespace, ObservedAddresses, Refusal, Registry, RegistryLimits};
+use meshwork_wire::Instant;
+
+fn peer(n: u8) -> PeerId {
+    Keypair::from_seed([n; 32]).peer_id()
+}
+
+fn ns(name: &str) -> Namespace {
+    name.try_into().unwrap()
+}
+
+fn at(secs: u64) -> Instant {
+    Instant::from_duration(Duration::from_secs(secs))
+}
+
+const ADDR: &str = "192.0.2.1:4000";
+
+fn small() -> Registry {
+    Registry::new(RegistryLimits {
+        namespaces_per_peer: 2,
+        registrations_per_namespace: 2,
+        registrations: 4,
+        min_ttl: Duration::from_secs(10),
+        max_ttl: Duration::from_secs(100),
+    })
+}
+
+#[test]
+fn every_limit_refuses_with_its_own_reason_and_a_renewal_takes_no_new_slot() {
+    let mut reg = small();
+    let addr: SocketAddr = ADDR.parse().unwrap();
+    let sec = Duration::from_secs;
+    assert_eq!(
+        reg.register(at(0), peer(1), addr, ns("a"), sec(5)),
+        Err(Refusal::InvalidTtl)
+    );
+    assert_eq!(
+        reg.register(at(0), peer(1), addr, ns("a"), sec(1000)),
+        Ok(sec(100))
+    );
+    assert_eq!(
+        reg.register(at(0), peer(1), addr, ns("a"), sec(50)),
+        Ok(sec(50)),
+        "renewal"
+    );
+    assert_eq!(reg.len(), 1);
+    assert_eq!(reg.register(at(0), peer(1), addr, ns("b"), sec(50)), Ok(sec(50)));
+    assert_eq!(
+        reg.register(at(0), peer(1), addr, ns("c"), sec(50)),
+        Err(Refusal::TooManyNamespaces)
+    );
+    reg.register(at(0), peer(2), addr, ns("a"), sec(50)).unwrap();
+    assert_eq!(
+        reg.register(at(0), peer(3), addr, ns("a"), sec(50)),
+        Err(Refusal::NamespaceFull)
+    );
+    reg.register(at(0), peer(3), addr, ns("c"), sec(50)).unwrap();
+    assert_eq!(
+        reg.register(at(0), peer(4), addr, ns("d"), sec(50)),
+        Err(Refusal::RegistryFull)
+    );
+    // Once expired, the slots are free again.
+    assert_eq!(reg.register(at(60), peer(4), addr, ns("d"), sec(50)), Ok(sec(50)));
+    assert_eq!(reg.len(), 1);
+}
+
+#[test]
+fn discovery_pages_in_peer_order_without_the_asker_or_the_expired() {
+    let mut reg = Registry::new(RegistryLimits::default());
+    let addr: SocketAddr = ADDR.parse().unwrap();
+    for n in 1..=5 {
+        reg.register(
+            at(0),
+            peer(n),
+            addr,
+            ns("coin"),
+            Duration::from_secs(10 * u64::from(n)),
+        )
+        .unwrap();
+    }
+    let asker = peer(1);
+    let (first, more) = reg.discover(at(15), &ns("coin"), &asker, None, 2);
+    assert!(more);
+    assert_eq!(first.len(), 2);
+    let (rest, more) = reg.discover(at(15), &ns("coin"), &asker, Some(first[1].peer), 10);
+    assert!(!more);
+    let mut all: Vec<PeerId> = first.iter().chain(&rest).map(|r| r.peer).collect();
+    assert!(!all.contains(&asker));
+    // At 15 s, peer 1's 10 s registration is gone anyway; the other four remain, each once.
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "peer-id order");
+    all.sort();
+    let expected: Vec<PeerId> = {
+        let mut v: Vec<_> = (2..=5).map(peer).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(all, expected);
+    let ttl_of_5 = first
+        .iter()
+        .chain(&rest)
+        .find(|r| r.peer == peer(5))
+        .unwrap()
+        .ttl_secs;
+    assert_eq!(ttl_of_5, 35);
+    // Unregistering removes it from the next answer.
+    reg.unregister(&peer(5), &ns("coin"));
+    let (left, _) = reg.discover(at(15), &ns("coin"), &asker, None, 100);
+    assert_eq!(left.len(), 3);
+}
+
+#[test]
+fn an_address_is_confirmed_by_distinct_peers_and_expires_with_their_reports() {
+    let ttl = Duration::from_secs(60);
+    let mut seen = ObservedAddresses::new(2, ttl, 8);
+    let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    assert!(seen.report(at(0), peer(1), ours).is_empty());
+    assert!(
+        seen.report(at(1), peer(1), ours).is_empty(),
+        "one peer twice is still one"
+    );
+    assert_eq!(
+        seen.report(at(2), peer(2), ours),
+        vec![AddressChange::Confirmed(ours)]
+    );
+    assert_eq!(seen.confirmed(), &[ours]);
+    // Peer 1's report (renewed at 1 s) goes stale at 61 s: one report is not enough.
+    assert_eq!(seen.next_expiry(), Some(at(61)));
+    assert_eq!(seen.expire(at(61)), vec![AddressChange::Expired(ours)]);
+    assert!(seen.confirmed().is_empty());
+}
+
+#[test]
+fn a_liar_cannot_confirm_an_address_and_reporters_are_bounded() {
+    let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 3);
+    let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    let lie: SocketAddr = "203.0.113.9:1".parse().unwrap();
+    seen.report(at(0), peer(1), ours);
+    seen.report(at(1), peer(9), lie);
+    seen.report(at(2), peer(9), lie);
+    assert!(seen.confirmed().is_empty());
+    // A fourth reporter evicts the oldest report (peer 1's), so its vote no longer counts.
+    seen.report(at(3), peer(2), lie);
+    seen.report(at(4), peer(3), ours);
+    assert_eq!(seen.confirmed(), &[lie], "two distinct peers did report it");
+    // A fifth evicts peer 9's: the lie loses its second vote as the truth gains one.
+    let changes = seen.report(at(5), peer(4), ours);
+    assert_eq!(
+        changes,
+        vec![AddressChange::Expired(lie), AddressChange::Confirmed(ours)]
+    );
+}
