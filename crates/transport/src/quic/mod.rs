@@ -9,5 +9,6 @@ pub use cert::{CertError, peer_id_of_cert};
 pub(crate) use connection::close_reason;
 pub use connection::{QuicConnection, QuicStream};
 pub use transport::{
-    QUINN_SERVER_NAME, QuicTransport, UDP_BUFFER_BYTES, quinn_client_config, quinn_server_config, udp_socket,
+    CLOSE_WAIT, QUINN_SERVER_NAME, QuicTransport, UDP_BUFFER_BYTES, quinn_client_config, quinn_server_config,
+    udp_socket,
 };

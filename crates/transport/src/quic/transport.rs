@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
 use tokio::sync::{Mutex, mpsc};
@@ -60,6 +61,11 @@ impl Drop for Shared {
             .close(quinn_code(&reason), reason.to_string().as_bytes());
     }
 }
+
+/// The longest [`Transport::close`] waits for closed connections to drain (three probe timeouts: about
+/// 3 s for a connection without a round-trip sample, less for the rest). A connection still draining
+/// then finishes in the background, and keeps the socket bound until it does.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(4);
 
 /// The UDP receive and send buffer we ask the kernel for (it caps the request at `net.core.rmem_max` /
 /// `wmem_max`). Linux's default of about 208 KiB overflows when dozens of handshakes or a fast stream arrive at
@@ -406,7 +412,10 @@ impl Transport for QuicTransport {
         self.shared
             .endpoint
             .close(quinn_code(&reason), reason.to_string().as_bytes());
-        self.shared.endpoint.wait_idle().await;
+        // Waiting lets quinn repeat its close to peers that lost it; a connection whose peer vanished
+        // mid-handshake would hold the wait until its idle timeout (seen after a hole punch: the other
+        // side's close of its half-open dial reaches us as a new Initial), so the wait has a deadline.
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.shared.endpoint.wait_idle()).await;
     }
 }
 
