@@ -41,9 +41,11 @@
 
 mod command;
 mod host;
+mod node;
 mod setup;
 
 pub use host::Host;
+pub use node::NatNode;
 pub use setup::{NatKind, Testbed, TestbedSpec};
 
 use thiserror::Error;
@@ -66,6 +68,18 @@ pub enum TestbedError {
     /// Entering a namespace or running a command failed at the system level.
     #[error("system error: {0}")]
     Io(#[from] std::io::Error),
+    /// A node on the testbed could not bind its transport.
+    #[error("transport: {0}")]
+    Bind(#[from] meshwork_transport::BindError),
+    /// A node on the testbed stopped or refused a command.
+    #[error("node: {0}")]
+    Node(#[from] meshwork_node::NodeError),
+    /// A rendezvous refused to register a node.
+    #[error("the rendezvous refused: {0}")]
+    Refused(meshwork_nat::Refusal),
+    /// An answer did not come in time.
+    #[error("no {0} in time")]
+    TimedOut(&'static str),
 }
 
 /// Whether this machine can build a testbed: Linux, root, and iproute2's `ip` and nftables' `nft`.
