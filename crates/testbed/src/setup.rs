@@ -53,10 +53,32 @@ static BUILT: AtomicUsize = AtomicUsize::new(0);
 /// The public segment's first three bytes: 10.200.0.0/24.
 const PUBLIC: [u8; 3] = [10, 200, 0];
 
+/// Removes the namespaces of testbeds whose process is gone (killed before its `Drop` ran), so a
+/// killed run leaves nothing behind for long. Best effort: what cannot be listed or removed stays.
+fn sweep_orphans() {
+    let Ok(list) = run(&["ip", "netns", "list"]) else {
+        return;
+    };
+    for line in list.lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let pid = name
+            .strip_prefix("mw")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
 impl Testbed {
     /// Creates the namespaces, links and rules of `spec`. On error, whatever was made is removed.
     pub fn build(spec: &TestbedSpec) -> Result<Self, TestbedError> {
         available()?;
+        sweep_orphans();
         if spec.public_hosts > 100 || spec.nats.len() > 50 || spec.hosts_per_nat > 200 {
             return Err(TestbedError::Unavailable(
                 "at most 100 public hosts, 50 NATs and 200 hosts per NAT".into(),
