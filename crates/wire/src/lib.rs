@@ -52,6 +52,7 @@ pub mod message;
 mod protections;
 pub mod protocol;
 mod protocol_id;
+pub mod relayed;
 mod time;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, LengthError};

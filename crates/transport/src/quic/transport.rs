@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::cert::peer_id_of_cert;
 use super::connection::{QuicConnection, close_quinn, quinn_code};
+use super::paths::{PathSocket, RelayPaths, canonical};
 use super::tls::{self, Identity};
 use crate::admission::{AddrSlot, Admission, Candidate, Prefix, select_victim};
 use crate::budget::GlobalBudget;
@@ -48,6 +49,7 @@ struct Shared {
     /// Establishment order of connections (eviction protects the long-lived).
     seq: Arc<AtomicU64>,
     registry: Arc<Registry<QuicConnection>>,
+    paths: RelayPaths,
     /// The accept queue, for the losers of simultaneous dials. Weak, so the queue still ends (and
     /// `accept` fails) once the listener stops.
     to_accept: mpsc::WeakSender<QuicConnection>,
@@ -111,7 +113,13 @@ impl QuicTransport {
         endpoint_config
             .max_udp_payload_size(MAX_UDP_PAYLOAD)
             .map_err(|err| BindError::Config(err.to_string()))?;
-        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)?;
+        let paths = RelayPaths::new();
+        let socket = Arc::new(PathSocket::new(
+            quinn::Runtime::wrap_udp_socket(&*runtime, socket)?,
+            paths.clone(),
+        )?);
+        let endpoint =
+            quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(server), socket, runtime)?;
         let addr = endpoint.local_addr()?;
         let counters = Arc::new(Counters::default());
         let peer_id = keypair.peer_id();
@@ -147,6 +155,7 @@ impl QuicTransport {
             budget,
             seq,
             registry,
+            paths,
             to_accept: tx.downgrade(),
             incoming: Mutex::new(rx),
         };
@@ -158,6 +167,23 @@ impl QuicTransport {
     /// The quinn endpoint (statistics, or to rebind).
     pub fn endpoint(&self) -> &quinn::Endpoint {
         &self.shared.endpoint
+    }
+
+    /// The relay paths of this transport's socket ([`RelayPaths`]): a relay driver opens one per
+    /// circuit, and peers are then dialled (or dial us) at its virtual address like any other.
+    pub fn relay_paths(&self) -> &RelayPaths {
+        &self.shared.paths
+    }
+
+    /// Closes the relay path at `addr` and every connection over it (with `reason`): its circuit is
+    /// gone, so the connection could only idle out.
+    pub fn close_path(&self, addr: SocketAddr, reason: CloseReason) {
+        self.shared.paths.close(addr);
+        for conn in self.shared.registry.all() {
+            if canonical(conn.remote_addr()) == canonical(addr) {
+                Connection::close(&conn, reason.clone());
+            }
+        }
     }
 }
 

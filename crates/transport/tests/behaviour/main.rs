@@ -5,6 +5,7 @@ mod admission;
 mod cases;
 mod harness;
 mod limits;
+mod paths;
 mod traffic;
 
 /// Instantiates every generic case for one harness.
@@ -128,4 +129,10 @@ async fn quic_per_ip_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_initial_flood_does_not_lock_out() {
     admission::initial_flood_does_not_lock_out().await;
+}
+
+/// QUIC only: a connection over a relay path (the datagrams carried by a stand-in for the relay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_over_a_relay_path() {
+    paths::quic_over_a_relay_path().await;
 }
