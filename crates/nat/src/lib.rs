@@ -72,15 +72,19 @@
 //! assert_eq!(server.registry().map(|r| r.len()), Some(1));
 //! ```
 
+#[cfg(feature = "driver")]
+pub mod bridge;
 mod client;
 pub mod message;
 pub mod observed;
 mod protocol;
 mod punch;
 pub mod registry;
+pub mod relay;
 mod server;
 
 pub use message::{MAX_DISCOVERED, MAX_NAMESPACE, Namespace, NatMessage, Refusal, Registration};
 pub use observed::{AddressChange, ObservedAddresses};
 pub use protocol::{Nat, NatCommand, NatConfig, NatEvent, NatTimer, PunchFailure};
 pub use registry::{Registry, RegistryLimits};
+pub use relay::{Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits, RelayStats};

@@ -289,9 +289,10 @@ impl Nat {
     }
 
     /// For the node runtime's `on_connected` hook: the command that tells the protocol where a new
-    /// connection comes from.
+    /// connection comes from. A relayed connection's address ([`meshwork_wire::relayed`]) is the
+    /// relay circuit's, not the peer's: it is neither reported to the peer nor registered.
     pub fn on_connected(peer: PeerId, addr: SocketAddr) -> Option<NatCommand> {
-        Some(NatCommand::Connected { peer, addr })
+        (!meshwork_wire::relayed::is_relayed(&addr)).then_some(NatCommand::Connected { peer, addr })
     }
 
     /// For the node runtime's `address_of` hook: where a peer we were told to punch towards is.

@@ -1,0 +1,202 @@
+//! The end's side: reservations at relays, circuits through them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{DropReason, Instant, Output};
+
+use super::message::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal};
+use super::{Relay, RelayEvent, RelayTimer};
+
+/// An end's state.
+#[derive(Debug, Default)]
+pub(crate) struct Client {
+    /// Relays we want a reservation at (kept, renewed, and re-made after a loss, until `Unreserve`).
+    pub(crate) wanted: BTreeSet<PeerId>,
+    /// Relays that granted one, and until when.
+    pub(crate) reserved: BTreeMap<PeerId, Instant>,
+    /// Circuits asked for and not yet answered: (relay, target).
+    pub(crate) connecting: BTreeSet<(PeerId, PeerId)>,
+    /// Open circuits, by (relay, circuit), with the peer at the other end.
+    pub(crate) circuits: BTreeMap<(PeerId, CircuitId), PeerId>,
+    /// The latest renewal scheduled per relay, by generation.
+    pub(crate) renewals: BTreeMap<PeerId, u64>,
+    generation: u64,
+}
+
+impl Client {
+    /// Schedules the renewal of the reservation at `relay`, superseding any scheduled before.
+    fn renew_after(&mut self, relay: PeerId, after: Duration, out: &mut Vec<Output<Relay>>) {
+        self.generation += 1;
+        self.renewals.insert(relay, self.generation);
+        out.push(Output::Schedule {
+            after,
+            timer: RelayTimer::Renew {
+                relay,
+                generation: self.generation,
+            },
+        });
+    }
+
+    /// Whether `relay` is one we deal with (its answers are solicited).
+    fn uses(&self, relay: &PeerId) -> bool {
+        self.wanted.contains(relay)
+            || self.reserved.contains_key(relay)
+            || self.connecting.iter().any(|(r, _)| r == relay)
+            || self.circuits.keys().any(|(r, _)| r == relay)
+    }
+
+    /// Stops protecting `relay`'s connection once nothing of ours goes through it.
+    fn release(&self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
+        if !self.uses(&relay) {
+            out.push(Output::Protect {
+                peer: relay,
+                protect: false,
+            });
+        }
+    }
+
+    /// The relay came up: send what waited for it.
+    pub(crate) fn peer_up(&self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
+        if self.wanted.contains(&relay) && !self.reserved.contains_key(&relay) {
+            out.push(send(relay, RelayMessage::Reserve));
+        }
+        for &(_, target) in self.connecting.iter().filter(|(r, _)| *r == relay) {
+            out.push(send(relay, RelayMessage::Connect { target }));
+        }
+    }
+
+    /// The relay went down: its reservation and circuits are gone.
+    pub(crate) fn peer_down(&mut self, relay: PeerId, redial_after: Duration, out: &mut Vec<Output<Relay>>) {
+        self.reserved.remove(&relay);
+        let lost: Vec<_> = self
+            .circuits
+            .keys()
+            .filter(|(r, _)| *r == relay)
+            .copied()
+            .collect();
+        for key in lost {
+            self.circuits.remove(&key);
+            out.push(Output::Emit(RelayEvent::CircuitClosed {
+                relay,
+                circuit: key.1,
+                reason: CircuitEnd::Disconnected,
+            }));
+        }
+        let waiting: Vec<_> = self
+            .connecting
+            .iter()
+            .filter(|(r, _)| *r == relay)
+            .copied()
+            .collect();
+        for key in waiting {
+            self.connecting.remove(&key);
+            out.push(Output::Emit(RelayEvent::ConnectRefused {
+                relay,
+                target: key.1,
+                reason: RelayRefusal::RelayUnreachable,
+            }));
+        }
+        if self.wanted.contains(&relay) {
+            self.renew_after(relay, redial_after, out);
+        }
+    }
+
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        relay: PeerId,
+        msg: RelayMessage,
+        max_circuits: usize,
+        out: &mut Vec<Output<Relay>>,
+    ) {
+        if !self.uses(&relay) {
+            out.push(Output::Dropped {
+                peer: relay,
+                reason: DropReason::Unsolicited,
+            });
+            return;
+        }
+        match msg {
+            RelayMessage::Reserved {
+                ttl_secs,
+                circuit_bytes,
+                circuit_secs,
+            } if self.wanted.contains(&relay) => {
+                let ttl = Duration::from_secs(u64::from(ttl_secs.max(4)));
+                self.reserved.insert(relay, now + ttl);
+                self.renew_after(relay, ttl * 3 / 4, out);
+                out.push(Output::Emit(RelayEvent::Reserved {
+                    relay,
+                    ttl,
+                    circuit_bytes,
+                    circuit_duration: Duration::from_secs(u64::from(circuit_secs)),
+                }));
+            }
+            RelayMessage::ReserveRefused { reason } if self.wanted.remove(&relay) => {
+                self.reserved.remove(&relay);
+                out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
+                self.release(relay, out);
+            }
+            RelayMessage::Opened { circuit, peer } if self.connecting.remove(&(relay, peer)) => {
+                self.circuits.insert((relay, circuit), peer);
+                out.push(Output::Emit(RelayEvent::CircuitOpened {
+                    relay,
+                    circuit,
+                    peer,
+                    outbound: true,
+                }));
+            }
+            RelayMessage::ConnectRefused { target, reason } if self.connecting.remove(&(relay, target)) => {
+                out.push(Output::Emit(RelayEvent::ConnectRefused {
+                    relay,
+                    target,
+                    reason,
+                }));
+                self.release(relay, out);
+            }
+            RelayMessage::Incoming { circuit, peer } if self.reserved.contains_key(&relay) => {
+                if self.circuits.len() >= max_circuits {
+                    out.push(send(relay, RelayMessage::Close { circuit }));
+                    out.push(Output::Dropped {
+                        peer,
+                        reason: DropReason::Full,
+                    });
+                    return;
+                }
+                self.circuits.insert((relay, circuit), peer);
+                out.push(Output::Emit(RelayEvent::CircuitOpened {
+                    relay,
+                    circuit,
+                    peer,
+                    outbound: false,
+                }));
+            }
+            RelayMessage::Deliver { circuit, payload } if self.circuits.contains_key(&(relay, circuit)) => {
+                out.push(Output::Emit(RelayEvent::Datagram {
+                    relay,
+                    circuit,
+                    payload: payload.into_inner(),
+                }));
+            }
+            RelayMessage::Closed { circuit, reason } if self.circuits.remove(&(relay, circuit)).is_some() => {
+                out.push(Output::Emit(RelayEvent::CircuitClosed {
+                    relay,
+                    circuit,
+                    reason,
+                }));
+                self.release(relay, out);
+            }
+            // Answers to nothing we asked (or a datagram of a circuit already closed): counted.
+            _ => out.push(Output::Dropped {
+                peer: relay,
+                reason: DropReason::Unsolicited,
+            }),
+        }
+    }
+}
+
+fn send(to: PeerId, msg: RelayMessage) -> Output<Relay> {
+    Output::Send { to, msg }
+}

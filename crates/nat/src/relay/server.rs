@@ -1,0 +1,303 @@
+//! The relay role: reservations, circuits and their limits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{BoundedBytes, DropReason, Instant, Output};
+
+use super::message::{CircuitEnd, CircuitId, MAX_DATAGRAM, RelayMessage, RelayRefusal};
+use super::{Relay, RelayTimer};
+
+/// What a relay holds for others, and for how long. Every bound is per relay; a peer that exceeds
+/// one is refused, never queued.
+#[derive(Clone, Debug)]
+pub struct RelayLimits {
+    /// Peers reachable through this relay at once.
+    pub max_reservations: usize,
+    /// How long a reservation holds unless renewed.
+    pub reservation_ttl: Duration,
+    /// Circuits at once.
+    pub max_circuits: usize,
+    /// Circuits one peer may be an end of at once.
+    pub max_circuits_per_peer: usize,
+    /// Bytes one circuit may carry, both directions together; the circuit closes when a datagram would
+    /// take it past this ([`CircuitEnd::ByteLimit`]).
+    pub max_circuit_bytes: u64,
+    /// How long one circuit may last ([`CircuitEnd::TimeLimit`]).
+    pub max_circuit_duration: Duration,
+}
+
+impl Default for RelayLimits {
+    /// 128 reservations of an hour; 256 circuits, 8 per peer, each of at most 16 MiB and 30 minutes.
+    ///
+    /// libp2p's circuit relay v2 defaults to 128 KiB and 2 minutes per circuit, enough to coordinate a
+    /// hole punch and no more. Here a peer behind a symmetric NAT has no other path, so a circuit must
+    /// carry its share of a coin node's traffic (blocks, votes, transactions) for a while; when it
+    /// ends, the peer opens another. The worst case a relay commits to is the product: 4 GiB over 30
+    /// minutes, about 2.3 MiB/s, bounded whatever its peers do.
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            reservation_ttl: Duration::from_secs(3600),
+            max_circuits: 256,
+            max_circuits_per_peer: 8,
+            max_circuit_bytes: 16 * 1024 * 1024,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What a relay has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Reservations held now.
+    pub reservations: usize,
+    /// Circuits open now.
+    pub circuits: usize,
+    /// Datagram bytes carried, over every circuit ever opened.
+    pub bytes_relayed: u64,
+    /// Datagrams refused because their circuit reached its byte limit (or did not exist).
+    pub datagrams_refused: u64,
+    /// Circuits closed at their byte limit.
+    pub closed_at_byte_limit: u64,
+    /// Circuits closed at their time limit.
+    pub closed_at_time_limit: u64,
+}
+
+#[derive(Debug)]
+struct Circuit {
+    /// The dialer and the target.
+    ends: [PeerId; 2],
+    bytes: u64,
+}
+
+/// The relay role's state.
+#[derive(Debug)]
+pub(crate) struct Server {
+    limits: RelayLimits,
+    /// Reserved peers and when their reservation expires.
+    reservations: HashMap<PeerId, Instant>,
+    circuits: HashMap<CircuitId, Circuit>,
+    per_peer: HashMap<PeerId, usize>,
+    next: CircuitId,
+    stats: RelayStats,
+}
+
+impl Server {
+    pub(crate) fn new(limits: RelayLimits) -> Self {
+        Self {
+            limits,
+            reservations: HashMap::new(),
+            circuits: HashMap::new(),
+            per_peer: HashMap::new(),
+            next: 0,
+            stats: RelayStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> RelayStats {
+        RelayStats {
+            reservations: self.reservations.len(),
+            circuits: self.circuits.len(),
+            ..self.stats
+        }
+    }
+
+    pub(crate) fn reserve(&mut self, now: Instant, from: PeerId, out: &mut Vec<Output<Relay>>) {
+        if !self.reservations.contains_key(&from) && self.reservations.len() >= self.limits.max_reservations {
+            out.push(send(
+                from,
+                RelayMessage::ReserveRefused {
+                    reason: RelayRefusal::TooManyReservations,
+                },
+            ));
+            return;
+        }
+        let ttl = self.limits.reservation_ttl;
+        self.reservations.insert(from, now + ttl);
+        out.push(Output::Protect {
+            peer: from,
+            protect: true,
+        });
+        out.push(Output::Schedule {
+            after: ttl,
+            timer: RelayTimer::ReservationExpiry { peer: from },
+        });
+        out.push(send(
+            from,
+            RelayMessage::Reserved {
+                ttl_secs: secs(ttl),
+                circuit_bytes: self.limits.max_circuit_bytes,
+                circuit_secs: secs(self.limits.max_circuit_duration),
+            },
+        ));
+    }
+
+    /// A reservation's timer: it ends unless it was renewed meanwhile.
+    pub(crate) fn reservation_expiry(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Relay>>) {
+        if self
+            .reservations
+            .get(&peer)
+            .is_some_and(|&expires| expires <= now)
+        {
+            self.reservations.remove(&peer);
+            self.release(peer, out);
+        }
+    }
+
+    pub(crate) fn connect(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        target: PeerId,
+        connected: &BTreeSet<PeerId>,
+        out: &mut Vec<Output<Relay>>,
+    ) {
+        let refusal = if target == from || self.reservations.get(&target).is_none_or(|&e| e <= now) {
+            Some(RelayRefusal::NoReservation)
+        } else if !connected.contains(&target) {
+            Some(RelayRefusal::TargetNotConnected)
+        } else if self.circuits.len() >= self.limits.max_circuits {
+            Some(RelayRefusal::TooManyCircuits)
+        } else if [from, target]
+            .iter()
+            .any(|p| self.count(p) >= self.limits.max_circuits_per_peer)
+        {
+            Some(RelayRefusal::TooManyCircuitsForPeer)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            out.push(send(from, RelayMessage::ConnectRefused { target, reason }));
+            return;
+        }
+        let circuit = self.next;
+        self.next += 1;
+        self.circuits.insert(
+            circuit,
+            Circuit {
+                ends: [from, target],
+                bytes: 0,
+            },
+        );
+        for end in [from, target] {
+            *self.per_peer.entry(end).or_default() += 1;
+            out.push(Output::Protect {
+                peer: end,
+                protect: true,
+            });
+        }
+        out.push(Output::Schedule {
+            after: self.limits.max_circuit_duration,
+            timer: RelayTimer::CircuitDeadline { circuit },
+        });
+        out.push(send(
+            from,
+            RelayMessage::Opened {
+                circuit,
+                peer: target,
+            },
+        ));
+        out.push(send(target, RelayMessage::Incoming { circuit, peer: from }));
+    }
+
+    /// An end's datagram: to the other end, unless it would take the circuit past its byte limit.
+    pub(crate) fn carry(
+        &mut self,
+        from: PeerId,
+        circuit: CircuitId,
+        payload: BoundedBytes<MAX_DATAGRAM>,
+        out: &mut Vec<Output<Relay>>,
+    ) {
+        let Some(c) = self.circuits.get_mut(&circuit).filter(|c| c.ends.contains(&from)) else {
+            // A datagram sent before the sender learned of the close is common and harmless; it is
+            // counted, not punished.
+            self.stats.datagrams_refused += 1;
+            out.push(Output::Dropped {
+                peer: from,
+                reason: DropReason::Unsolicited,
+            });
+            return;
+        };
+        let len = payload.len() as u64;
+        if c.bytes + len > self.limits.max_circuit_bytes {
+            self.stats.datagrams_refused += 1;
+            self.stats.closed_at_byte_limit += 1;
+            self.close(circuit, CircuitEnd::ByteLimit, out);
+            return;
+        }
+        c.bytes += len;
+        self.stats.bytes_relayed += len;
+        let to = if c.ends[0] == from { c.ends[1] } else { c.ends[0] };
+        out.push(send(to, RelayMessage::Deliver { circuit, payload }));
+    }
+
+    /// An end closes its circuit.
+    pub(crate) fn close_from(&mut self, from: PeerId, circuit: CircuitId, out: &mut Vec<Output<Relay>>) {
+        if self
+            .circuits
+            .get(&circuit)
+            .is_some_and(|c| c.ends.contains(&from))
+        {
+            self.close(circuit, CircuitEnd::Closed, out);
+        }
+    }
+
+    pub(crate) fn deadline(&mut self, circuit: CircuitId, out: &mut Vec<Output<Relay>>) {
+        if self.circuits.contains_key(&circuit) {
+            self.stats.closed_at_time_limit += 1;
+            self.close(circuit, CircuitEnd::TimeLimit, out);
+        }
+    }
+
+    /// A peer disconnected: its reservation and its circuits end.
+    pub(crate) fn peer_down(&mut self, peer: PeerId, out: &mut Vec<Output<Relay>>) {
+        self.reservations.remove(&peer);
+        let mine: Vec<CircuitId> = self
+            .circuits
+            .iter()
+            .filter(|(_, c)| c.ends.contains(&peer))
+            .map(|(&id, _)| id)
+            .collect();
+        for circuit in mine {
+            self.close(circuit, CircuitEnd::Disconnected, out);
+        }
+        self.per_peer.remove(&peer);
+    }
+
+    fn close(&mut self, circuit: CircuitId, reason: CircuitEnd, out: &mut Vec<Output<Relay>>) {
+        let Some(c) = self.circuits.remove(&circuit) else {
+            return;
+        };
+        for end in c.ends {
+            out.push(send(end, RelayMessage::Closed { circuit, reason }));
+            if let Some(n) = self.per_peer.get_mut(&end) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_peer.remove(&end);
+                }
+            }
+            self.release(end, out);
+        }
+    }
+
+    fn count(&self, peer: &PeerId) -> usize {
+        self.per_peer.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Stops protecting `peer`'s connection once it holds neither a reservation nor a circuit.
+    fn release(&self, peer: PeerId, out: &mut Vec<Output<Relay>>) {
+        if !self.reservations.contains_key(&peer) && self.count(&peer) == 0 {
+            out.push(Output::Protect { peer, protect: false });
+        }
+    }
+}
+
+fn send(to: PeerId, msg: RelayMessage) -> Output<Relay> {
+    Output::Send { to, msg }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

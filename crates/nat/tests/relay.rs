@@ -1,0 +1,384 @@
+//! The relay protocol's rules, end to end over scripted messages: reservations, circuits, forwarding,
+//! and every limit a relay puts on what it does for others.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_nat::relay::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal};
+use meshwork_nat::{Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits};
+use meshwork_wire::{DropReason, Input, Instant, Output, Protocol};
+
+fn peer(seed: u8) -> PeerId {
+    Keypair::from_seed([seed; 32]).peer_id()
+}
+
+/// A relay with `limits`, and its connected peers 1..=n.
+struct Bench {
+    relay: Relay,
+    now: Instant,
+}
+
+impl Bench {
+    fn new(limits: RelayLimits, peers: u8) -> Self {
+        let mut relay = Relay::new(RelayConfig {
+            serve: Some(limits),
+            ..RelayConfig::default()
+        });
+        let mut out = Vec::new();
+        for p in 1..=peers {
+            relay.handle(Instant::ZERO, Input::PeerUp(peer(p)), &mut out);
+        }
+        Self {
+            relay,
+            now: Instant::ZERO,
+        }
+    }
+
+    fn input(&mut self, input: Input<Relay>) -> Vec<Output<Relay>> {
+        let mut out = Vec::new();
+        self.relay.handle(self.now, input, &mut out);
+        out
+    }
+
+    fn from(&mut self, p: u8, msg: RelayMessage) -> Vec<Output<Relay>> {
+        self.input(Input::Message { from: peer(p), msg })
+    }
+
+    /// `p` reserves; asserts the relay accepted.
+    fn reserve(&mut self, p: u8) {
+        let out = self.from(p, RelayMessage::Reserve);
+        assert!(
+            sent(&out, p)
+                .iter()
+                .any(|m| matches!(m, RelayMessage::Reserved { .. })),
+            "{out:?}"
+        );
+    }
+
+    /// `from` connects to `to`; the circuit, asserting both ends were told.
+    fn open(&mut self, from: u8, to: u8) -> CircuitId {
+        let out = self.from(from, RelayMessage::Connect { target: peer(to) });
+        let circuit = sent(&out, from)
+            .iter()
+            .find_map(|m| match m {
+                RelayMessage::Opened { circuit, peer: p } if *p == peer(to) => Some(*circuit),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no circuit: {out:?}"));
+        assert!(sent(&out, to).contains(&RelayMessage::Incoming {
+            circuit,
+            peer: peer(from)
+        }));
+        circuit
+    }
+
+    fn refusal(&mut self, from: u8, to: u8) -> Option<RelayRefusal> {
+        let out = self.from(from, RelayMessage::Connect { target: peer(to) });
+        sent(&out, from).iter().find_map(|m| match m {
+            RelayMessage::ConnectRefused { reason, .. } => Some(*reason),
+            _ => None,
+        })
+    }
+}
+
+/// The messages `out` sends to peer `p`.
+fn sent(out: &[Output<Relay>], p: u8) -> Vec<RelayMessage> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, msg } if *to == peer(p) => Some(msg.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn send_on(circuit: CircuitId, len: usize) -> RelayMessage {
+    RelayMessage::Send {
+        circuit,
+        payload: vec![7; len].try_into().unwrap(),
+    }
+}
+
+/// The events `out` emits.
+fn emitted(out: &[Output<Relay>]) -> Vec<RelayEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Emit(event) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_circuit_carries_datagrams_between_its_two_ends_only() {
+    let mut bench = Bench::new(RelayLimits::default(), 3);
+    bench.reserve(2);
+    let circuit = bench.open(1, 2);
+
+    let out = bench.from(1, send_on(circuit, 1200));
+    assert!(matches!(&sent(&out, 2)[..], [RelayMessage::Deliver { payload, .. }] if payload.len() == 1200));
+    let out = bench.from(2, send_on(circuit, 80));
+    assert!(matches!(&sent(&out, 1)[..], [RelayMessage::Deliver { payload, .. }] if payload.len() == 80));
+
+    // A third peer cannot inject into it: dropped and counted, nothing forwarded.
+    let out = bench.from(3, send_on(circuit, 100));
+    assert!(sent(&out, 1).is_empty() && sent(&out, 2).is_empty());
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Dropped {
+            reason: DropReason::Unsolicited,
+            ..
+        }
+    )));
+
+    let stats = bench.relay.stats().unwrap();
+    assert_eq!(stats.bytes_relayed, 1280);
+    assert_eq!((stats.reservations, stats.circuits), (1, 1));
+}
+
+#[test]
+fn only_a_reserved_connected_target_can_be_reached() {
+    let mut bench = Bench::new(RelayLimits::default(), 3);
+    assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::NoReservation));
+    assert_eq!(bench.refusal(1, 1), Some(RelayRefusal::NoReservation));
+    bench.reserve(2);
+    bench.input(Input::PeerDown(peer(2)));
+    // Its reservation went with its connection.
+    assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::NoReservation));
+    bench.input(Input::PeerUp(peer(2)));
+    bench.reserve(2);
+    bench.open(1, 2);
+}
+
+#[test]
+fn a_datagram_past_the_byte_limit_is_not_forwarded_and_closes_the_circuit() {
+    let limits = RelayLimits {
+        max_circuit_bytes: 3000,
+        ..RelayLimits::default()
+    };
+    let mut bench = Bench::new(limits, 2);
+    bench.reserve(2);
+    let circuit = bench.open(1, 2);
+    assert_eq!(sent(&bench.from(1, send_on(circuit, 1500)), 2).len(), 1);
+    assert_eq!(sent(&bench.from(2, send_on(circuit, 1500)), 1).len(), 1);
+    // Both directions count: the next byte is one too many.
+    let out = bench.from(1, send_on(circuit, 1));
+    let closed = RelayMessage::Closed {
+        circuit,
+        reason: CircuitEnd::ByteLimit,
+    };
+    assert_eq!(sent(&out, 2), vec![closed.clone()]);
+    assert_eq!(sent(&out, 1), vec![closed]);
+    // Later datagrams of the flood are refused without reaching anyone.
+    let out = bench.from(1, send_on(circuit, 1500));
+    assert!(sent(&out, 2).is_empty());
+    let stats = bench.relay.stats().unwrap();
+    assert_eq!(stats.bytes_relayed, 3000);
+    assert_eq!(
+        (
+            stats.closed_at_byte_limit,
+            stats.circuits,
+            stats.datagrams_refused
+        ),
+        (1, 0, 2)
+    );
+}
+
+#[test]
+fn circuits_are_bounded_per_peer_and_in_all_and_end_at_their_time_limit() {
+    let limits = RelayLimits {
+        max_circuits: 3,
+        max_circuits_per_peer: 2,
+        max_circuit_duration: Duration::from_secs(60),
+        ..RelayLimits::default()
+    };
+    let mut bench = Bench::new(limits, 6);
+    for p in 2..=6 {
+        bench.reserve(p);
+    }
+    let first = bench.open(1, 2);
+    bench.open(1, 3);
+    assert_eq!(bench.refusal(1, 4), Some(RelayRefusal::TooManyCircuitsForPeer));
+    bench.open(5, 6);
+    assert_eq!(bench.refusal(4, 5), Some(RelayRefusal::TooManyCircuits));
+
+    // The time limit: the deadline timer closes the circuit and tells both ends.
+    bench.now = Instant::ZERO + Duration::from_secs(60);
+    let out = bench.input(Input::Timer(meshwork_nat::relay::RelayTimer::CircuitDeadline {
+        circuit: first,
+    }));
+    let closed = RelayMessage::Closed {
+        circuit: first,
+        reason: CircuitEnd::TimeLimit,
+    };
+    assert_eq!(sent(&out, 1), vec![closed.clone()]);
+    assert_eq!(sent(&out, 2), vec![closed]);
+    // Which frees a slot for peer 1.
+    bench.open(1, 4);
+}
+
+#[test]
+fn reservations_are_bounded_and_expire_unless_renewed() {
+    let limits = RelayLimits {
+        max_reservations: 2,
+        reservation_ttl: Duration::from_secs(100),
+        ..RelayLimits::default()
+    };
+    let mut bench = Bench::new(limits, 3);
+    bench.reserve(1);
+    bench.reserve(2);
+    let out = bench.from(3, RelayMessage::Reserve);
+    assert_eq!(
+        sent(&out, 3),
+        vec![RelayMessage::ReserveRefused {
+            reason: RelayRefusal::TooManyReservations
+        }]
+    );
+    // Renewing one's own is always allowed.
+    bench.now = Instant::ZERO + Duration::from_secs(50);
+    bench.reserve(1);
+    bench.now = Instant::ZERO + Duration::from_secs(100);
+    for p in [1, 2] {
+        bench.input(Input::Timer(meshwork_nat::relay::RelayTimer::ReservationExpiry {
+            peer: peer(p),
+        }));
+    }
+    // Peer 2's lapsed; peer 1's renewal holds until 150 s.
+    assert_eq!(bench.relay.stats().unwrap().reservations, 1);
+    assert_eq!(bench.refusal(3, 2), Some(RelayRefusal::NoReservation));
+    bench.open(3, 1);
+}
+
+#[test]
+fn an_end_disconnecting_closes_its_circuits_at_the_other_end() {
+    let mut bench = Bench::new(RelayLimits::default(), 2);
+    bench.reserve(2);
+    let circuit = bench.open(1, 2);
+    let out = bench.input(Input::PeerDown(peer(1)));
+    assert_eq!(
+        sent(&out, 2),
+        vec![RelayMessage::Closed {
+            circuit,
+            reason: CircuitEnd::Disconnected
+        }]
+    );
+    assert_eq!(bench.relay.stats().unwrap().circuits, 0);
+}
+
+#[test]
+fn an_end_opens_circuits_only_where_it_asked_and_reports_what_arrives() {
+    let relay = peer(9);
+    let target = peer(2);
+    let mut end = Relay::new(RelayConfig::default());
+    let mut out = Vec::new();
+    let now = Instant::ZERO;
+    // Nobody asked: an `Incoming` or `Opened` from a stranger opens nothing.
+    end.handle(now, Input::PeerUp(relay), &mut out);
+    for msg in [
+        RelayMessage::Incoming {
+            circuit: 1,
+            peer: target,
+        },
+        RelayMessage::Opened {
+            circuit: 1,
+            peer: target,
+        },
+    ] {
+        out.clear();
+        end.handle(now, Input::Message { from: relay, msg }, &mut out);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Dropped {
+                    reason: DropReason::Unsolicited,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+
+    out.clear();
+    end.handle(
+        now,
+        Input::Command(RelayCommand::Connect { relay, target }),
+        &mut out,
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: RelayMessage::Connect { .. },
+            ..
+        }
+    )));
+    out.clear();
+    end.handle(
+        now,
+        Input::Message {
+            from: relay,
+            msg: RelayMessage::Opened {
+                circuit: 4,
+                peer: target,
+            },
+        },
+        &mut out,
+    );
+    assert!(emitted(&out).contains(
+        &(RelayEvent::CircuitOpened {
+            relay,
+            circuit: 4,
+            peer: target,
+            outbound: true
+        })
+    ));
+    out.clear();
+    let payload = vec![1, 2, 3];
+    end.handle(
+        now,
+        Input::Message {
+            from: relay,
+            msg: RelayMessage::Deliver {
+                circuit: 4,
+                payload: payload.clone().try_into().unwrap(),
+            },
+        },
+        &mut out,
+    );
+    assert!(emitted(&out).contains(
+        &(RelayEvent::Datagram {
+            relay,
+            circuit: 4,
+            payload
+        })
+    ));
+    // Losing the relay closes the circuit, with the reason.
+    out.clear();
+    end.handle(now, Input::PeerDown(relay), &mut out);
+    assert!(emitted(&out).contains(
+        &(RelayEvent::CircuitClosed {
+            relay,
+            circuit: 4,
+            reason: CircuitEnd::Disconnected
+        })
+    ));
+}
+
+#[test]
+fn a_node_that_is_not_a_relay_says_so() {
+    let mut node = Relay::new(RelayConfig::default());
+    let mut out = Vec::new();
+    node.handle(
+        Instant::ZERO,
+        Input::Message {
+            from: peer(1),
+            msg: RelayMessage::Reserve,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        sent(&out, 1),
+        vec![RelayMessage::ReserveRefused {
+            reason: RelayRefusal::NotARelay
+        }]
+    );
+}
