@@ -1,31 +1,53 @@
-//! A meshwork node running the NAT protocol on a testbed host: what the hole-punching tests and the
-//! `hole_punch` benchmark start on every host.
+//! A meshwork node running the NAT and relay protocols on a testbed host: what the hole-punching and
+//! relay tests and the `hole_punch` benchmark start on every host.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_nat::{Nat, NatCommand, NatConfig, NatEvent};
-use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig};
+use meshwork_nat::bridge::{BridgeEvent, spawn_bridge};
+use meshwork_nat::{Nat, NatCommand, NatConfig, NatEvent, Relay, RelayConfig};
+use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::Config;
 use meshwork_transport::quic::{QuicTransport, udp_socket};
+use tokio::sync::mpsc;
 
 use crate::{Host, TestbedError};
 
-/// A node on a host with [`Nat`] registered (with the hooks it needs), its handle and its events.
+/// A node on a host with [`Nat`] (with the hooks it needs) and [`Relay`] registered, and the relay
+/// bridge joining its relay circuits to its QUIC transport.
 pub struct NatNode {
     /// The node.
     pub node: Node,
+    /// Its transport (a clone of the one the node runs on).
+    pub transport: QuicTransport,
     /// Commands to the NAT protocol.
     pub nat: Handle<Nat>,
     /// What the NAT protocol reports.
     pub events: Events<Nat>,
+    /// Commands to the relay protocol.
+    pub relay: Handle<Relay>,
+    /// What the relay bridge reports.
+    pub relay_events: mpsc::Receiver<BridgeEvent>,
 }
 
 impl NatNode {
     /// Starts a node with `key` on `host` (a fresh UDP port on the host's address, so a fresh NAT
-    /// mapping), running `Nat` with `config`.
+    /// mapping), running `Nat` with `config` and `Relay` as an end only.
     pub async fn start(host: &Host, key: &Keypair, config: NatConfig) -> Result<Self, TestbedError> {
+        let (node, ()) = Self::start_with(host, key, config, RelayConfig::default(), |_| Ok(())).await?;
+        Ok(node)
+    }
+
+    /// Starts a node as [`NatNode::start`] does, with the relay in the role `relay`, after `register`
+    /// added the caller's own protocols to the builder.
+    pub async fn start_with<X>(
+        host: &Host,
+        key: &Keypair,
+        config: NatConfig,
+        relay: RelayConfig,
+        register: impl FnOnce(&mut NodeBuilder) -> Result<X, NodeError>,
+    ) -> Result<(Self, X), TestbedError> {
         let addr = SocketAddr::new(host.addr().into(), 0);
         let socket = host.enter(|| udp_socket(addr))??;
         let mut builder = NodeBuilder::new(NodeConfig::default());
@@ -35,9 +57,38 @@ impl NatNode {
             ..Hooks::default()
         };
         let (nat, events) = builder.register_with(Nat::new(config), hooks)?;
+        let (relay, relay_protocol_events) = builder.register(Relay::new(relay))?;
+        let extra = register(&mut builder)?;
         let transport = QuicTransport::with_socket(key, socket, Config::new(builder.protocols())).await?;
-        let node = builder.start(transport).await?;
-        Ok(Self { node, nat, events })
+        let relay_events = spawn_bridge(transport.clone(), relay.clone(), relay_protocol_events);
+        let node = builder.start(transport.clone()).await?;
+        let node = Self {
+            node,
+            transport,
+            nat,
+            events,
+            relay,
+            relay_events,
+        };
+        Ok((node, extra))
+    }
+
+    /// The first relay bridge event `pick` accepts within `within`, or `None` (the events before it
+    /// are dropped).
+    pub async fn next_relay<T>(
+        &mut self,
+        within: Duration,
+        mut pick: impl FnMut(BridgeEvent) -> Option<T>,
+    ) -> Option<T> {
+        let wait = async {
+            while let Some(event) = self.relay_events.recv().await {
+                if let Some(found) = pick(event) {
+                    return Some(found);
+                }
+            }
+            None
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
     }
 
     /// The first event `pick` accepts within `within`, or `None` (the events before it are dropped).
