@@ -7,7 +7,8 @@
 //! - **transport**: QUIC with ed25519-bound certificates (`meshwork-transport`), and the tokio runtime
 //!   (`meshwork-node`) that drives the app ([`node`]);
 //! - **discovery**: Kademlia bootstraps from the `--bootstrap` peers; the app dials peers from its
-//!   routing table until it has about eight connections;
+//!   routing table until it has about eight connections; peers behind NATs meet at a rendezvous and
+//!   connect by hole punching, or through its relay ([`nat`]);
 //! - **relay**: transactions by gossip (HyParView + Plumtree), each validated by the mempool before it is
 //!   forwarded, in the same step; blocks by sync alone (announced, then fetched);
 //! - the **ledger** on redb, **Nakamoto** proof of work with ASERT difficulty, a [`miner`] (nonce grinding
@@ -27,6 +28,7 @@ pub mod config;
 pub mod devnet;
 pub mod explorer;
 pub mod miner;
+pub mod nat;
 pub mod node;
 pub mod rpc;
 pub mod wallet;

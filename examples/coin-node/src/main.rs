@@ -10,6 +10,7 @@ use coin_node::config::unix_now;
 use coin_node::config::{ConsensusParams, read_validators};
 use coin_node::devnet::DevnetConsensus;
 use coin_node::devnet::{self, DevnetOptions};
+use coin_node::nat::NatRole;
 use coin_node::rpc::CoinRpcClient;
 use coin_node::{CoinNode, DataDir, FileConfig, NetworkParams, NodeOptions, wallet};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -86,6 +87,15 @@ enum Cmd {
         /// operator (per-IP and per-prefix caps, Kademlia's prefix limits): for a devnet on one machine.
         #[arg(long)]
         loopback_devnet: bool,
+        /// Serve as the rendezvous and relay for peers behind NATs: they register here, find each
+        /// other, punch holes through their NATs, and relay through this node when a punch fails. Only
+        /// on a publicly reachable node.
+        #[arg(long, conflicts_with = "use_rendezvous")]
+        rendezvous: bool,
+        /// This node is behind a NAT: register at this rendezvous, `<peer-id>@<ip:port>` (a node run
+        /// with --rendezvous), and reach the peers registered there directly or through its relay.
+        #[arg(long, value_parser = parse_peer, value_name = "PEER")]
+        use_rendezvous: Option<(PeerId, SocketAddr)>,
         /// Serve Prometheus metrics at `http://<addr>/metrics` (off by default): the runtime's
         /// counters plus `meshwork_chain_height`, `meshwork_mempool_transactions`, `meshwork_mempool_bytes`,
         /// `meshwork_orphan_blocks`...
@@ -271,6 +281,7 @@ struct RunFlags {
     explorer: Option<SocketAddr>,
     rpc_allow_remote: bool,
     loopback_devnet: bool,
+    nat: NatRole,
 }
 
 async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
@@ -283,6 +294,7 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
         explorer,
         rpc_allow_remote,
         loopback_devnet,
+        nat,
     } = flags;
     let dir = DataDir::new(&data_dir);
     if !dir.config().exists() {
@@ -304,6 +316,7 @@ async fn run_node(data_dir: PathBuf, flags: RunFlags) -> AnyResult<()> {
     options.explorer = explorer;
     options.rpc_allow_remote = rpc_allow_remote;
     options.loopback_devnet = loopback_devnet;
+    options.nat = nat;
     let node = CoinNode::start(options).await?;
     let (height, _) = node.api().tip().await?;
     let metrics = node
@@ -394,7 +407,14 @@ async fn run(cli: Cli) -> AnyResult<()> {
             loopback_devnet,
             metrics,
             explorer,
+            rendezvous,
+            use_rendezvous,
         } => {
+            let nat = match (rendezvous, use_rendezvous) {
+                (true, _) => NatRole::Rendezvous,
+                (false, Some((peer, addr))) => NatRole::Client(peer, addr),
+                (false, None) => NatRole::Direct,
+            };
             let flags = RunFlags {
                 listen,
                 bootstrap,
@@ -404,6 +424,7 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 explorer,
                 rpc_allow_remote,
                 loopback_devnet,
+                nat,
             };
             run_node(data_dir, flags).await?
         }

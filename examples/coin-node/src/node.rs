@@ -12,8 +12,11 @@ use meshwork_consensus::{Chain, ChainRule, SyncConfig, genesis_block};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{RedbStore, StoreError, Transfer};
+use meshwork_nat::bridge::spawn_bridge;
+use meshwork_nat::{Nat, Relay};
 use meshwork_node::{Hooks, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::{BindError, Config as TransportConfig, QuicTransport};
+use meshwork_wire::relayed::is_relayed;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -22,6 +25,7 @@ use crate::app::{self, RelayFilter};
 use crate::config::{ConfigError, ConsensusParams, DataDir, NetworkParams};
 use crate::explorer;
 use crate::miner;
+use crate::nat::{self, NatRole};
 use crate::rpc::{self, RpcError};
 
 /// The coin's logic over the redb store: the one protocol the node runs.
@@ -91,6 +95,11 @@ pub struct NodeOptions {
     /// caps on inbound connections, and Kademlia's per-prefix table limits. Off by default; the
     /// devnet and tests turn it on, `coin-node run --loopback-devnet` on request.
     pub loopback_devnet: bool,
+    /// This node's part in reaching peers behind NATs ([`NatRole`]).
+    pub nat: NatRole,
+    /// A UDP socket the caller bound, used instead of binding `listen`: one bound inside another
+    /// network namespace (the NAT testbed's hosts). Non-blocking.
+    pub socket: Option<Arc<std::net::UdpSocket>>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -99,6 +108,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
             .field("mine_threads", &self.mine_threads)
+            .field("nat", &self.nat)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +132,8 @@ impl NodeOptions {
             metrics: None,
             event_queue: NodeConfig::default().event_queue,
             loopback_devnet: false,
+            nat: NatRole::Direct,
+            socket: None,
         }
     }
 }
@@ -137,7 +149,8 @@ pub struct CoinNode {
 }
 
 /// Kademlia knows addresses from its lookups, gossip from its membership messages; both count the
-/// addresses connections come from.
+/// addresses connections come from, except a relayed connection's (a relay circuit's virtual address,
+/// useless to anyone else).
 fn app_hooks() -> Hooks<App> {
     Hooks {
         address_of: Some(|app: &App, peer: &PeerId| {
@@ -147,7 +160,7 @@ fn app_hooks() -> Hooks<App> {
                 .or_else(|| app.gossip().address_of(peer))
         }),
         on_connected: Some(|peer, addr| {
-            Some(CoinCommand::PeerAddress {
+            (!is_relayed(&addr)).then(|| CoinCommand::PeerAddress {
                 peer,
                 addr: addr.into(),
             })
@@ -222,13 +235,32 @@ impl CoinNode {
             None => app,
         };
         let (handle, events) = builder.register_with(app, app_hooks())?;
+        let (nat_config, relay_config) = options.nat.configs();
+        let nat_hooks = Hooks {
+            address_of: Some(Nat::address_of),
+            on_connected: Some(Nat::on_connected),
+            ..Hooks::default()
+        };
+        let (nat, nat_events) = builder.register_with(Nat::new(nat_config), nat_hooks)?;
+        let (relay, relay_events) = builder.register(Relay::new(relay_config))?;
         let mut transport_config = TransportConfig::new(builder.protocols());
         // Many nodes in one process on few cores: give slow handshakes room.
         transport_config.timeouts.handshake = Duration::from_secs(30);
         if options.loopback_devnet {
             transport_config.limits = transport_config.limits.loopback_devnet();
         }
-        let transport = QuicTransport::bind(&node_key, options.listen, transport_config).await?;
+        let transport = match &options.socket {
+            Some(socket) => {
+                QuicTransport::with_socket(
+                    &node_key,
+                    socket.try_clone().map_err(BindError::from)?,
+                    transport_config,
+                )
+                .await?
+            }
+            None => QuicTransport::bind(&node_key, options.listen, transport_config).await?,
+        };
+        let bridge = spawn_bridge(transport.clone(), relay.clone(), relay_events);
         let node = builder.start(transport).await?;
 
         for (peer, addr) in &options.bootstrap {
@@ -255,6 +287,18 @@ impl CoinNode {
         let mut tasks = vec![
             tokio::spawn(app::refresh_gauges(api.clone(), gauges, stopped.clone())),
             tokio::spawn(app::log_events(events, stopped.clone())),
+            tokio::spawn(nat::run(
+                api.clone(),
+                nat::Parts {
+                    nat,
+                    nat_events,
+                    relay,
+                    bridge,
+                },
+                options.nat,
+                nat::namespace(genesis_id.as_bytes()),
+                stopped.clone(),
+            )),
         ];
         if mine_threads > 0 {
             tasks.push(tokio::spawn(miner::run(api.clone(), mine_threads, stopped)));
