@@ -23,11 +23,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
+use meshwork_nat::PunchFailure;
 use meshwork_nat::bridge::BridgeEvent;
 use meshwork_nat::{
     Namespace, Nat, NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent,
 };
-use meshwork_node::{Events, Handle};
+use meshwork_node::{Events, Gauge, Handle, Metrics};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -76,6 +77,59 @@ pub fn namespace(genesis: &[u8]) -> Namespace {
     Namespace::try_from(format!("coin/{hex}")).unwrap_or_default()
 }
 
+/// What NAT traversal did, on the node's metrics page (`meshwork_nat_*`; counts since start).
+#[derive(Clone, Debug)]
+pub struct NatMetrics {
+    punched: Gauge,
+    punch_ms: Gauge,
+    timed_out: Gauge,
+    dials_failed: Gauge,
+    refused: Gauge,
+    relayed: Gauge,
+    relay_refused: Gauge,
+}
+
+impl NatMetrics {
+    /// Registers the gauges on `metrics`.
+    pub fn register(metrics: &Metrics) -> Self {
+        Self {
+            punched: metrics.gauge(
+                "nat_punches_succeeded",
+                "Hole punches that ended in a direct connection",
+            ),
+            punch_ms: metrics.gauge(
+                "nat_punch_last_ms",
+                "Milliseconds from the last successful punch's request to its connection",
+            ),
+            timed_out: metrics.gauge(
+                "nat_punches_timed_out",
+                "Hole punches with no connection within the punch timeout (a symmetric NAT, usually)",
+            ),
+            dials_failed: metrics.gauge("nat_punches_dials_failed", "Hole punches whose every dial failed"),
+            refused: metrics.gauge(
+                "nat_punches_refused",
+                "Hole punches the rendezvous refused or could not start (target gone, rate limit, too many)",
+            ),
+            relayed: metrics.gauge(
+                "nat_relay_circuits_opened",
+                "Relay circuits opened to reach a peer",
+            ),
+            relay_refused: metrics.gauge("nat_relay_circuits_refused", "Relay circuits the relay refused"),
+        }
+    }
+
+    fn punch_failed(&self, reason: PunchFailure) {
+        match reason {
+            PunchFailure::TimedOut => &self.timed_out,
+            PunchFailure::DialsFailed { .. } => &self.dials_failed,
+            PunchFailure::Refused(_) | PunchFailure::RendezvousNotConnected | PunchFailure::TooMany => {
+                &self.refused
+            }
+        }
+        .inc();
+    }
+}
+
 /// The NAT and relay protocols' handles and events, as the node registered them.
 pub struct Parts {
     /// Commands to the NAT protocol.
@@ -121,6 +175,7 @@ pub async fn run(
         }
         NatRole::Direct | NatRole::Rendezvous => None,
     };
+    let metrics = NatMetrics::register(api.node().metrics());
     let me = api.node().peer_id();
     let mut tried: HashMap<PeerId, tokio::time::Instant> = HashMap::new();
     let mut tick = tokio::time::interval(DISCOVER_EVERY);
@@ -159,12 +214,15 @@ pub async fn run(
                     }
                 }
                 Some(NatEvent::PunchFailed { peer, reason }) => {
+                    metrics.punch_failed(reason);
                     info!(%peer, %reason, "hole punch failed; reaching the peer through the relay");
                     if let Some(relay_peer) = rendezvous {
                         let _ = relay.command(RelayCommand::Connect { relay: relay_peer, target: peer }).await;
                     }
                 }
                 Some(NatEvent::HolePunched { peer, elapsed, .. }) => {
+                    metrics.punched.inc();
+                    metrics.punch_ms.set(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
                     info!(%peer, ?elapsed, "hole punched: direct connection");
                 }
                 Some(other) => debug!(?other, "nat"),
@@ -172,10 +230,12 @@ pub async fn run(
             event = bridge.recv() => match event {
                 None => break,
                 Some(BridgeEvent::Opened { peer, addr, outbound: true, .. }) => {
+                    metrics.relayed.inc();
                     info!(%peer, %addr, "relay circuit open; dialling over it");
                     let _ = api.node().dial(peer, addr).await;
                 }
                 Some(BridgeEvent::Relay(RelayEvent::ConnectRefused { target, reason, .. })) => {
+                    metrics.relay_refused.inc();
                     info!(peer = %target, %reason, "the relay refused a circuit");
                 }
                 Some(other) => debug!(?other, "relay"),

@@ -90,6 +90,21 @@ async fn a_devnet_behind_nats_mines_relays_a_payment_and_converges() {
         .await;
     }
 
+    // The metrics say how: the punches towards the symmetric NAT failed for want of a connection in
+    // time, and relay circuits were opened instead. (The direct connection needs no successful punch
+    // of its own: the two peers' Kademlia dials to each other's mapping can cross and open it first.)
+    let gauge = |node: &CoinNode, name: &str| -> i64 {
+        let text = node.api().node().metrics().render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("meshwork_{name} ")))
+            .unwrap_or("");
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let total = |name: &str| [&a, &b, &c].iter().map(|n| gauge(n, name)).sum::<i64>();
+    assert!(total("nat_relay_circuits_opened") >= 1);
+    assert!(total("nat_punches_timed_out") + total("nat_punches_dials_failed") >= 1);
+
     // Blocks are mined behind the NATs and reach everyone.
     let all = [&public, &a, &b, &c];
     wait_for(120, "height 2 everywhere", || async {
