@@ -37,8 +37,8 @@ use crate::api::NodeApi;
 /// How often a client asks the rendezvous who is registered.
 pub const DISCOVER_EVERY: Duration = Duration::from_secs(10);
 
-/// How long after an attempt to reach a peer (punch or relay) before another.
-pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How many discovery rounds after an attempt to reach a peer (punch or relay) before another: a minute.
+pub const RETRY_AFTER_ROUNDS: u64 = 6;
 
 /// How long a registration at the rendezvous holds (renewed at three quarters of it).
 const REGISTRATION_TTL: Duration = Duration::from_secs(600);
@@ -177,13 +177,16 @@ pub async fn run(
     };
     let metrics = NatMetrics::register(api.node().metrics());
     let me = api.node().peer_id();
-    let mut tried: HashMap<PeerId, tokio::time::Instant> = HashMap::new();
+    // The discovery round of each peer's last attempt: rounds are the clock (no time is read here).
+    let mut tried: HashMap<PeerId, u64> = HashMap::new();
+    let mut round = 0u64;
     let mut tick = tokio::time::interval(DISCOVER_EVERY);
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tick.tick(), if rendezvous.is_some() => {
                 let Some(rendezvous) = rendezvous else { continue };
+                round += 1;
                 let discover = NatCommand::Discover {
                     rendezvous,
                     namespace: namespace.clone(),
@@ -201,14 +204,13 @@ pub async fn run(
                         Ok(peers) => peers.into_iter().map(|(p, _)| p).collect(),
                         Err(_) => break,
                     };
-                    let now = tokio::time::Instant::now();
-                    tried.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
+                    tried.retain(|_, at| round.saturating_sub(*at) < RETRY_AFTER_ROUNDS);
                     for registration in registrations {
                         let peer = registration.peer;
                         if peer <= me || connected.contains(&peer) || tried.contains_key(&peer) || tried.len() >= MAX_TRACKED {
                             continue;
                         }
-                        tried.insert(peer, now);
+                        tried.insert(peer, round);
                         debug!(%peer, addr = %registration.addr, "punching a hole");
                         let _ = nat.command(NatCommand::Connect { rendezvous, target: peer }).await;
                     }

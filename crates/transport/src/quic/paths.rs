@@ -253,7 +253,14 @@ impl AsyncUdpSocket for PathSocket {
         if n > 0 {
             return Poll::Ready(Ok(n));
         }
-        *lock(&self.paths.shared.waker) = Some(cx.waker().clone());
+        // Registered on every poll that would wait (a path may open and deliver at any time); cloned
+        // only when the endpoint driver's waker changed.
+        {
+            let mut waker = lock(&self.paths.shared.waker);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
         // A datagram delivered between the first look and the waker's registration would wait for the
         // next real one: look again.
         let n = self.paths.receive(bufs, meta, self.ipv6);
