@@ -8,9 +8,16 @@
 //! connection over it, when the circuit closes. The application dials a peer at the address
 //! [`BridgeEvent::Opened`] gives (when it asked for the circuit); the other end's transport accepts
 //! the connection from that address as from any other.
+//!
+//! Two tasks: one carries quinn's datagrams to the relay (waiting on the node's inbox when it is
+//! full), the other reads the protocol's events, so a busy path never delays a circuit's opening or
+//! closing. A circuit no connection uses for [`IDLE_PATH`] (its connection closed, or never came) is
+//! closed, so circuits do not outlive what they carry.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_node::{Events, Handle};
@@ -44,6 +51,13 @@ pub enum BridgeEvent {
 /// How many events wait for the application; past it they are dropped and logged.
 const EVENTS: usize = 256;
 
+/// How long a circuit may carry no connection before the bridge closes it: longer than a handshake
+/// takes (the node runtime's dial timeout), so a connection still being dialled over it is not cut.
+pub const IDLE_PATH: Duration = Duration::from_secs(40);
+
+/// How often paths are checked for a connection.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// Starts the bridge for the node whose relay protocol is `relay`/`events` and whose transport is
 /// `transport` (a clone of the one the node runs on). Returns what the application should see; the
 /// bridge ends when the node does.
@@ -58,16 +72,47 @@ pub fn spawn_bridge(
         tracing::warn!("relay bridge: the transport's relay paths already have a driver");
         return rx;
     };
+    let by_addr = Arc::new(Mutex::new(HashMap::new()));
+    tokio::spawn(forward(outbound, by_addr.clone(), relay.clone()));
     let bridge = Bridge {
         transport,
         paths,
         relay,
         tx,
         by_circuit: HashMap::new(),
-        by_addr: HashMap::new(),
+        by_addr,
     };
-    tokio::spawn(bridge.run(events, outbound));
+    tokio::spawn(bridge.run(events));
     rx
+}
+
+/// The circuit of each open path, shared by the two tasks.
+type ByAddr = Arc<Mutex<HashMap<SocketAddr, (PeerId, CircuitId)>>>;
+
+/// Carries quinn's datagrams on relay paths to their circuits until the node or the transport stops.
+async fn forward(mut outbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>, by_addr: ByAddr, relay: Handle<Relay>) {
+    while let Some((addr, datagram)) = outbound.recv().await {
+        let circuit = by_addr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&addr)
+            .copied();
+        let Some((relay_peer, circuit)) = circuit else {
+            continue;
+        };
+        // quinn never sends more than a relay datagram holds; anything larger is lost.
+        let Ok(payload) = datagram.try_into() else {
+            continue;
+        };
+        let send = RelayCommand::Send {
+            relay: relay_peer,
+            circuit,
+            payload,
+        };
+        if relay.command(send).await.is_err() {
+            break;
+        }
+    }
 }
 
 struct Bridge {
@@ -75,27 +120,55 @@ struct Bridge {
     paths: RelayPaths,
     relay: Handle<Relay>,
     tx: mpsc::Sender<BridgeEvent>,
-    by_circuit: HashMap<(PeerId, CircuitId), SocketAddr>,
-    by_addr: HashMap<SocketAddr, (PeerId, CircuitId)>,
+    /// Each circuit's path, and how many checks in a row found no connection on it.
+    by_circuit: HashMap<(PeerId, CircuitId), (SocketAddr, u32)>,
+    by_addr: ByAddr,
 }
 
 impl Bridge {
-    async fn run(mut self, mut events: Events<Relay>, mut outbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>) {
+    async fn run(mut self, mut events: Events<Relay>) {
+        let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
             tokio::select! {
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event).await,
                     None => break,
                 },
-                Some((addr, datagram)) = outbound.recv() => {
-                    let Some(&(relay, circuit)) = self.by_addr.get(&addr) else { continue };
-                    // quinn never sends more than a relay datagram holds; anything larger is lost.
-                    let Ok(payload) = datagram.try_into() else { continue };
-                    if self.relay.command(RelayCommand::Send { relay, circuit, payload }).await.is_err() {
-                        break;
-                    }
+                _ = check.tick() => self.close_idle().await,
+            }
+        }
+    }
+
+    /// Closes the circuits no connection has used for [`IDLE_PATH`].
+    async fn close_idle(&mut self) {
+        let limit = u32::try_from(IDLE_PATH.as_secs() / CHECK_EVERY.as_secs()).unwrap_or(u32::MAX);
+        let mut idle = Vec::new();
+        for (&key, (addr, misses)) in &mut self.by_circuit {
+            if self.transport.path_in_use(*addr) {
+                *misses = 0;
+            } else {
+                *misses += 1;
+                if *misses >= limit {
+                    idle.push(key);
                 }
             }
+        }
+        for (relay, circuit) in idle {
+            tracing::debug!(%relay, circuit, "relay circuit unused: closed");
+            let _ = self.relay.command(RelayCommand::Close { relay, circuit }).await;
+            self.forget(relay, circuit, "unused");
+        }
+    }
+
+    /// Drops the circuit's path and closes any connection over it.
+    fn forget(&mut self, relay: PeerId, circuit: CircuitId, why: &str) {
+        if let Some((addr, _)) = self.by_circuit.remove(&(relay, circuit)) {
+            self.by_addr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&addr);
+            self.transport
+                .close_path(addr, CloseReason::Lost(format!("relay circuit closed: {why}")));
         }
     }
 
@@ -106,7 +179,7 @@ impl Bridge {
                 circuit,
                 payload,
             } => {
-                if let Some(&addr) = self.by_circuit.get(&(relay, circuit)) {
+                if let Some(&(addr, _)) = self.by_circuit.get(&(relay, circuit)) {
                     self.paths.deliver(addr, payload);
                 }
             }
@@ -116,13 +189,19 @@ impl Bridge {
                 peer,
                 outbound,
             } => {
+                if self.by_circuit.contains_key(&(relay, circuit)) {
+                    return;
+                }
                 let Some(addr) = self.paths.open() else {
                     tracing::warn!(%peer, "relay bridge: no virtual address left; circuit closed");
                     let _ = self.relay.command(RelayCommand::Close { relay, circuit }).await;
                     return;
                 };
-                self.by_circuit.insert((relay, circuit), addr);
-                self.by_addr.insert(addr, (relay, circuit));
+                self.by_circuit.insert((relay, circuit), (addr, 0));
+                self.by_addr
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(addr, (relay, circuit));
                 tracing::debug!(%relay, %peer, %addr, outbound, "relay circuit open");
                 self.tell(BridgeEvent::Opened {
                     relay,
@@ -137,11 +216,7 @@ impl Bridge {
                 circuit,
                 reason,
             } => {
-                if let Some(addr) = self.by_circuit.remove(&(relay, circuit)) {
-                    self.by_addr.remove(&addr);
-                    self.transport
-                        .close_path(addr, CloseReason::Lost(format!("relay circuit closed: {reason}")));
-                }
+                self.forget(relay, circuit, &reason.to_string());
                 self.tell(BridgeEvent::Relay(event));
             }
             other => self.tell(BridgeEvent::Relay(other)),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_nat::relay::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal};
+use meshwork_nat::relay::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal, RelayTimer};
 use meshwork_nat::{Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits};
 use meshwork_wire::{DropReason, Input, Instant, Output, Protocol};
 
@@ -99,6 +99,19 @@ fn send_on(circuit: CircuitId, len: usize) -> RelayMessage {
     }
 }
 
+/// Reads a step's outputs.
+trait Outputs {
+    /// Whether they set `peer`'s protection to `protect`.
+    fn contains_protect(&self, peer: PeerId, protect: bool) -> bool;
+}
+
+impl Outputs for Vec<Output<Relay>> {
+    fn contains_protect(&self, who: PeerId, to: bool) -> bool {
+        self.iter()
+            .any(|o| matches!(o, Output::Protect { peer, protect } if *peer == who && *protect == to))
+    }
+}
+
 /// The events `out` emits.
 fn emitted(out: &[Output<Relay>]) -> Vec<RelayEvent> {
     out.iter()
@@ -142,7 +155,11 @@ fn only_a_reserved_connected_target_can_be_reached() {
     assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::NoReservation));
     assert_eq!(bench.refusal(1, 1), Some(RelayRefusal::NoReservation));
     bench.reserve(2);
-    bench.input(Input::PeerDown(peer(2)));
+    let out = bench.input(Input::PeerDown(peer(2)));
+    assert!(
+        out.contains_protect(peer(2), false),
+        "released with its reservation: {out:?}"
+    );
     // Its reservation went with its connection.
     assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::NoReservation));
     bench.input(Input::PeerUp(peer(2)));
@@ -197,22 +214,31 @@ fn circuits_are_bounded_per_peer_and_in_all_and_end_at_their_time_limit() {
         bench.reserve(p);
     }
     let first = bench.open(1, 2);
+    // The others open later, so only the first is past its limit at 60 s.
+    bench.now = Instant::ZERO + Duration::from_secs(10);
     bench.open(1, 3);
     assert_eq!(bench.refusal(1, 4), Some(RelayRefusal::TooManyCircuitsForPeer));
     bench.open(5, 6);
     assert_eq!(bench.refusal(4, 5), Some(RelayRefusal::TooManyCircuits));
 
-    // The time limit: the deadline timer closes the circuit and tells both ends.
+    // The time limit: the sweep closes the circuit past it and tells both ends.
     bench.now = Instant::ZERO + Duration::from_secs(60);
-    let out = bench.input(Input::Timer(meshwork_nat::relay::RelayTimer::CircuitDeadline {
-        circuit: first,
-    }));
+    let out = bench.input(Input::Timer(RelayTimer::Sweep));
     let closed = RelayMessage::Closed {
         circuit: first,
         reason: CircuitEnd::TimeLimit,
     };
     assert_eq!(sent(&out, 1), vec![closed.clone()]);
     assert_eq!(sent(&out, 2), vec![closed]);
+    assert_eq!(bench.relay.stats().unwrap().circuits, 2);
+    // The sweep comes again while circuits remain.
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Schedule {
+            timer: RelayTimer::Sweep,
+            ..
+        }
+    )));
     // Which frees a slot for peer 1.
     bench.open(1, 4);
 }
@@ -238,11 +264,9 @@ fn reservations_are_bounded_and_expire_unless_renewed() {
     bench.now = Instant::ZERO + Duration::from_secs(50);
     bench.reserve(1);
     bench.now = Instant::ZERO + Duration::from_secs(100);
-    for p in [1, 2] {
-        bench.input(Input::Timer(meshwork_nat::relay::RelayTimer::ReservationExpiry {
-            peer: peer(p),
-        }));
-    }
+    let out = bench.input(Input::Timer(RelayTimer::Sweep));
+    // The lapsed reservation's connection is no longer protected.
+    assert!(out.contains_protect(peer(2), false));
     // Peer 2's lapsed; peer 1's renewal holds until 150 s.
     assert_eq!(bench.relay.stats().unwrap().reservations, 1);
     assert_eq!(bench.refusal(3, 2), Some(RelayRefusal::NoReservation));
@@ -255,6 +279,10 @@ fn an_end_disconnecting_closes_its_circuits_at_the_other_end() {
     bench.reserve(2);
     let circuit = bench.open(1, 2);
     let out = bench.input(Input::PeerDown(peer(1)));
+    assert!(
+        !out.contains_protect(peer(2), false),
+        "peer 2 still holds a reservation: {out:?}"
+    );
     assert_eq!(
         sent(&out, 2),
         vec![RelayMessage::Closed {
@@ -381,4 +409,22 @@ fn a_node_that_is_not_a_relay_says_so() {
             reason: RelayRefusal::NotARelay
         }]
     );
+}
+
+#[test]
+fn a_peer_repeating_reserve_and_churning_circuits_cannot_grow_the_relays_timers() {
+    let mut bench = Bench::new(RelayLimits::default(), 2);
+    let mut scheduled = 0;
+    for _ in 0..1000 {
+        let mut out = bench.from(2, RelayMessage::Reserve);
+        let circuit = bench.open(1, 2);
+        out.extend(bench.from(1, RelayMessage::Close { circuit }));
+        scheduled += out
+            .iter()
+            .filter(|o| matches!(o, Output::Schedule { .. }))
+            .count();
+    }
+    // One sweep timer for all of it, scheduled by the first `Reserve`.
+    assert!(scheduled <= 1, "{scheduled} timers scheduled");
+    assert_eq!(bench.relay.stats().unwrap().circuits, 0);
 }

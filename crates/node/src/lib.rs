@@ -22,7 +22,9 @@
 //!   clock once at start and advanced by the monotonic clock after that.
 //! - **Dials** resolve a peer's address from the node's address book (filled by [`Node::add_address`],
 //!   [`Node::dial`], and every connection's observed address) or from a protocol's
-//!   [`Hooks::address_of`] (Kademlia knows addresses from its lookups). A failed dial is reported to the
+//!   [`Hooks::address_of`] (Kademlia knows addresses from its lookups). A relay circuit's address
+//!   (`meshwork_wire::relayed`) is never kept: it dies with its circuit, so `Node::dial` dials it as
+//!   given and a relayed connection's address stays out of the book. A failed dial is reported to the
 //!   protocols as `PeerDown`.
 //! - **Few connections** ([`ConnectionLimits`]): protocols protect the peers they need
 //!   (`Output::Protect`); the connection manager closes the others once idle, and trims the least

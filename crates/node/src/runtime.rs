@@ -276,6 +276,11 @@ impl<T: Transport> Runtime<T> {
             }
             Inbox::Control(control) => match control {
                 Control::AddAddress(peer, addr) => self.remember(peer, addr),
+                // A relay circuit's address is dialled as given and never kept: it dies with its
+                // circuit, and a later dial must find the peer again.
+                Control::Dial(peer, addr) if meshwork_wire::relayed::is_relayed(&addr) => {
+                    self.dial_at(peer, Some(addr));
+                }
                 Control::Dial(peer, addr) => {
                     self.remember(peer, addr);
                     self.actions.push(Action::Dial { peer, slot: None });

@@ -248,6 +248,11 @@ async fn a_flood_through_a_circuit_stops_at_the_relays_byte_limit() {
         .await
         .unwrap()
         .unwrap();
+    // The figures, for the record (`cargo test -p meshwork-testbed --test relay -- --nocapture`).
+    eprintln!(
+        "flood of {} bytes through a circuit of {LIMIT}: B received {got}; relay {stats:?}",
+        128 * blob.len()
+    );
     assert!(stats.bytes_relayed <= LIMIT, "{stats:?}");
     assert_eq!(stats.closed_at_byte_limit, 1, "{stats:?}");
     assert_eq!(stats.circuits, 0, "{stats:?}");

@@ -217,8 +217,11 @@ pub async fn run(
                 }
                 Some(NatEvent::PunchFailed { peer, reason }) => {
                     metrics.punch_failed(reason);
-                    info!(%peer, %reason, "hole punch failed; reaching the peer through the relay");
-                    if let Some(relay_peer) = rendezvous {
+                    info!(%peer, %reason, "hole punch failed");
+                    // Both sides of a punch hear that it failed; the one that started it (the smaller
+                    // id) opens the circuit, so a pair gets one.
+                    if let Some(relay_peer) = rendezvous.filter(|_| me < peer) {
+                        info!(%peer, "reaching the peer through the relay");
                         let _ = relay.command(RelayCommand::Connect { relay: relay_peer, target: peer }).await;
                     }
                 }

@@ -54,6 +54,10 @@ async fn a_devnet_behind_nats_mines_relays_a_payment_and_converges() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("coin_node=info,meshwork_nat=debug")
+        .with_test_writer()
+        .try_init();
     let nats = [
         NatKind::EndpointIndependent,
         NatKind::EndpointIndependent,

@@ -27,7 +27,7 @@ pub(crate) struct Client {
 
 impl Client {
     /// Schedules the renewal of the reservation at `relay`, superseding any scheduled before.
-    fn renew_after(&mut self, relay: PeerId, after: Duration, out: &mut Vec<Output<Relay>>) {
+    pub(crate) fn renew_after(&mut self, relay: PeerId, after: Duration, out: &mut Vec<Output<Relay>>) {
         self.generation += 1;
         self.renewals.insert(relay, self.generation);
         out.push(Output::Schedule {
@@ -48,7 +48,7 @@ impl Client {
     }
 
     /// Stops protecting `relay`'s connection once nothing of ours goes through it.
-    fn release(&self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
+    pub(crate) fn release(&self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
         if !self.uses(&relay) {
             out.push(Output::Protect {
                 peer: relay,
@@ -156,11 +156,15 @@ impl Client {
                 }));
                 self.release(relay, out);
             }
-            RelayMessage::Incoming { circuit, peer } if self.reserved.contains_key(&relay) => {
+            // A number already open is a relay repeating itself (or restarted): the circuit we hold
+            // stays, and the repeat is counted below.
+            RelayMessage::Incoming { circuit, peer }
+                if self.reserved.contains_key(&relay) && !self.circuits.contains_key(&(relay, circuit)) =>
+            {
                 if self.circuits.len() >= max_circuits {
                     out.push(send(relay, RelayMessage::Close { circuit }));
                     out.push(Output::Dropped {
-                        peer,
+                        peer: relay,
                         reason: DropReason::Full,
                     });
                     return;

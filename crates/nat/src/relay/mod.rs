@@ -48,6 +48,9 @@ pub use message::{CircuitEnd, CircuitId, MAX_DATAGRAM, RelayMessage, RelayRefusa
 use server::Server;
 pub use server::{RelayLimits, RelayStats};
 
+/// How long an end waits for the answer to `Reserve` before asking again.
+pub const RESERVE_RETRY: Duration = Duration::from_secs(30);
+
 /// How a node takes part.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -182,16 +185,9 @@ pub enum RelayEvent {
 /// The protocol's timers.
 #[derive(Clone, Debug)]
 pub enum RelayTimer {
-    /// (Relay role) a reservation's TTL ran out, unless it was renewed.
-    ReservationExpiry {
-        /// The reserved peer.
-        peer: PeerId,
-    },
-    /// (Relay role) a circuit's time limit.
-    CircuitDeadline {
-        /// The circuit.
-        circuit: CircuitId,
-    },
+    /// (Relay role) end lapsed reservations and circuits past their time limit (one timer for all,
+    /// every few seconds while any exist).
+    Sweep,
     /// (End) renew the reservation at `relay`, dialling it first if it was lost.
     Renew {
         /// The relay.
@@ -242,17 +238,12 @@ impl Relay {
         match command {
             RelayCommand::Reserve { relay } => {
                 client.wanted.insert(relay);
-                self.protect_and_reach(relay, RelayMessage::Reserve, out);
+                self.reserve(relay, out);
             }
             RelayCommand::Unreserve { relay } => {
                 client.wanted.remove(&relay);
                 client.reserved.remove(&relay);
-                if !client.circuits.keys().any(|(r, _)| *r == relay) {
-                    out.push(Output::Protect {
-                        peer: relay,
-                        protect: false,
-                    });
-                }
+                client.release(relay, out);
             }
             RelayCommand::Connect { relay, target } => {
                 if client.connecting.insert((relay, target)) {
@@ -283,9 +274,18 @@ impl Relay {
                         to: relay,
                         msg: RelayMessage::Close { circuit },
                     });
+                    client.release(relay, out);
                 }
             }
         }
+    }
+
+    /// Asks `relay` for a reservation (dialling it first if need be), and asks again after
+    /// [`RESERVE_RETRY`] unless an answer schedules the renewal first: a lost request or answer does
+    /// not end the renewals.
+    fn reserve(&mut self, relay: PeerId, out: &mut Vec<Output<Self>>) {
+        self.protect_and_reach(relay, RelayMessage::Reserve, out);
+        self.client.renew_after(relay, RESERVE_RETRY, out);
     }
 
     /// Keeps `relay`'s connection and sends `msg` now, or dials it (`PeerUp` sends what waits).
@@ -303,21 +303,25 @@ impl Relay {
 
     fn timer(&mut self, now: Instant, timer: RelayTimer, out: &mut Vec<Output<Self>>) {
         match timer {
-            RelayTimer::ReservationExpiry { peer } => {
+            RelayTimer::Sweep => {
                 if let Some(server) = &mut self.server {
-                    server.reservation_expiry(now, peer, out);
-                }
-            }
-            RelayTimer::CircuitDeadline { circuit } => {
-                if let Some(server) = &mut self.server {
-                    server.deadline(circuit, out);
+                    server.sweep(now, out);
                 }
             }
             RelayTimer::Renew { relay, generation } => {
                 // A renewal scheduled before an `Unreserve`, or superseded by a later one, does nothing.
                 let latest = self.client.renewals.get(&relay) == Some(&generation);
+                if self
+                    .client
+                    .reserved
+                    .get(&relay)
+                    .is_some_and(|&until| until <= now)
+                {
+                    // Lapsed without a renewal: circuits to us through it are no longer accepted.
+                    self.client.reserved.remove(&relay);
+                }
                 if self.client.wanted.contains(&relay) && latest {
-                    self.protect_and_reach(relay, RelayMessage::Reserve, out);
+                    self.reserve(relay, out);
                 }
             }
         }

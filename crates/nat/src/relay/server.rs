@@ -1,6 +1,6 @@
 //! The relay role: reservations, circuits and their limits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
@@ -34,8 +34,10 @@ impl Default for RelayLimits {
     /// libp2p's circuit relay v2 defaults to 128 KiB and 2 minutes per circuit, enough to coordinate a
     /// hole punch and no more. Here a peer behind a symmetric NAT has no other path, so a circuit must
     /// carry its share of a coin node's traffic (blocks, votes, transactions) for a while; when it
-    /// ends, the peer opens another. The worst case a relay commits to is the product: 4 GiB over 30
-    /// minutes, about 2.3 MiB/s, bounded whatever its peers do.
+    /// ends, the peer opens another. These bound what the relay holds at once (256 circuits, 4 GiB of
+    /// credit), not its bandwidth over time: a peer may open a new circuit as soon as one ends, so a
+    /// relay that must cap its rate does so at the transport (its connection and stream limits) or by
+    /// lowering these.
     fn default() -> Self {
         Self {
             max_reservations: 128,
@@ -70,29 +72,39 @@ struct Circuit {
     /// The dialer and the target.
     ends: [PeerId; 2],
     bytes: u64,
+    /// When its time limit ends it.
+    deadline: Instant,
 }
+
+/// How often the relay looks for lapsed reservations and circuits past their time limit: one timer
+/// for all of them, so the timers a relay holds do not grow with what its peers open and close.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The relay role's state.
 #[derive(Debug)]
 pub(crate) struct Server {
     limits: RelayLimits,
     /// Reserved peers and when their reservation expires.
-    reservations: HashMap<PeerId, Instant>,
-    circuits: HashMap<CircuitId, Circuit>,
+    // Ordered maps: the sweep and a disconnect walk them, and their outputs must come in the same
+    // order in every run (the simulator's traces are deterministic).
+    reservations: BTreeMap<PeerId, Instant>,
+    circuits: BTreeMap<CircuitId, Circuit>,
     per_peer: HashMap<PeerId, usize>,
     next: CircuitId,
     stats: RelayStats,
+    sweep_scheduled: bool,
 }
 
 impl Server {
     pub(crate) fn new(limits: RelayLimits) -> Self {
         Self {
             limits,
-            reservations: HashMap::new(),
-            circuits: HashMap::new(),
+            reservations: BTreeMap::new(),
+            circuits: BTreeMap::new(),
             per_peer: HashMap::new(),
             next: 0,
             stats: RelayStats::default(),
+            sweep_scheduled: false,
         }
     }
 
@@ -120,10 +132,7 @@ impl Server {
             peer: from,
             protect: true,
         });
-        out.push(Output::Schedule {
-            after: ttl,
-            timer: RelayTimer::ReservationExpiry { peer: from },
-        });
+        self.schedule_sweep(out);
         out.push(send(
             from,
             RelayMessage::Reserved {
@@ -134,15 +143,42 @@ impl Server {
         ));
     }
 
-    /// A reservation's timer: it ends unless it was renewed meanwhile.
-    pub(crate) fn reservation_expiry(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Relay>>) {
-        if self
+    fn schedule_sweep(&mut self, out: &mut Vec<Output<Relay>>) {
+        if !self.sweep_scheduled {
+            self.sweep_scheduled = true;
+            out.push(Output::Schedule {
+                after: SWEEP_EVERY,
+                timer: RelayTimer::Sweep,
+            });
+        }
+    }
+
+    /// The sweep: lapsed reservations end, circuits past their time limit close, and the sweep comes
+    /// again while anything is left.
+    pub(crate) fn sweep(&mut self, now: Instant, out: &mut Vec<Output<Relay>>) {
+        self.sweep_scheduled = false;
+        let lapsed: Vec<PeerId> = self
             .reservations
-            .get(&peer)
-            .is_some_and(|&expires| expires <= now)
-        {
+            .iter()
+            .filter(|(_, expires)| **expires <= now)
+            .map(|(&peer, _)| peer)
+            .collect();
+        for peer in lapsed {
             self.reservations.remove(&peer);
             self.release(peer, out);
+        }
+        let overdue: Vec<CircuitId> = self
+            .circuits
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for circuit in overdue {
+            self.stats.closed_at_time_limit += 1;
+            self.close(circuit, CircuitEnd::TimeLimit, None, out);
+        }
+        if !self.reservations.is_empty() || !self.circuits.is_empty() {
+            self.schedule_sweep(out);
         }
     }
 
@@ -179,6 +215,7 @@ impl Server {
             Circuit {
                 ends: [from, target],
                 bytes: 0,
+                deadline: now + self.limits.max_circuit_duration,
             },
         );
         for end in [from, target] {
@@ -188,10 +225,7 @@ impl Server {
                 protect: true,
             });
         }
-        out.push(Output::Schedule {
-            after: self.limits.max_circuit_duration,
-            timer: RelayTimer::CircuitDeadline { circuit },
-        });
+        self.schedule_sweep(out);
         out.push(send(
             from,
             RelayMessage::Opened {
@@ -224,7 +258,7 @@ impl Server {
         if c.bytes + len > self.limits.max_circuit_bytes {
             self.stats.datagrams_refused += 1;
             self.stats.closed_at_byte_limit += 1;
-            self.close(circuit, CircuitEnd::ByteLimit, out);
+            self.close(circuit, CircuitEnd::ByteLimit, None, out);
             return;
         }
         c.bytes += len;
@@ -233,45 +267,53 @@ impl Server {
         out.push(send(to, RelayMessage::Deliver { circuit, payload }));
     }
 
-    /// An end closes its circuit.
+    /// An end closes its circuit; the other end is told.
     pub(crate) fn close_from(&mut self, from: PeerId, circuit: CircuitId, out: &mut Vec<Output<Relay>>) {
         if self
             .circuits
             .get(&circuit)
             .is_some_and(|c| c.ends.contains(&from))
         {
-            self.close(circuit, CircuitEnd::Closed, out);
+            self.close(circuit, CircuitEnd::Closed, Some(from), out);
         }
     }
 
-    pub(crate) fn deadline(&mut self, circuit: CircuitId, out: &mut Vec<Output<Relay>>) {
-        if self.circuits.contains_key(&circuit) {
-            self.stats.closed_at_time_limit += 1;
-            self.close(circuit, CircuitEnd::TimeLimit, out);
-        }
-    }
-
-    /// A peer disconnected: its reservation and its circuits end.
+    /// A peer disconnected: its reservation and its circuits end, and its protection with them.
     pub(crate) fn peer_down(&mut self, peer: PeerId, out: &mut Vec<Output<Relay>>) {
-        self.reservations.remove(&peer);
+        let reserved = self.reservations.remove(&peer).is_some();
         let mine: Vec<CircuitId> = self
             .circuits
             .iter()
             .filter(|(_, c)| c.ends.contains(&peer))
             .map(|(&id, _)| id)
             .collect();
+        let had_circuits = !mine.is_empty();
         for circuit in mine {
-            self.close(circuit, CircuitEnd::Disconnected, out);
+            self.close(circuit, CircuitEnd::Disconnected, Some(peer), out);
         }
         self.per_peer.remove(&peer);
+        if reserved && !had_circuits {
+            // `close` released the ends of its circuits; a peer that only held a reservation is
+            // released here.
+            self.release(peer, out);
+        }
     }
 
-    fn close(&mut self, circuit: CircuitId, reason: CircuitEnd, out: &mut Vec<Output<Relay>>) {
+    /// Closes `circuit`, telling its ends (but `quiet`, which knows already) why.
+    fn close(
+        &mut self,
+        circuit: CircuitId,
+        reason: CircuitEnd,
+        quiet: Option<PeerId>,
+        out: &mut Vec<Output<Relay>>,
+    ) {
         let Some(c) = self.circuits.remove(&circuit) else {
             return;
         };
         for end in c.ends {
-            out.push(send(end, RelayMessage::Closed { circuit, reason }));
+            if Some(end) != quiet {
+                out.push(send(end, RelayMessage::Closed { circuit, reason }));
+            }
             if let Some(n) = self.per_peer.get_mut(&end) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {

@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
 
 use meshwork_identity::PeerId;
 use meshwork_transport::{CloseReason, Connection, Direction, Transport};
@@ -25,7 +26,11 @@ impl<T: Transport> Runtime<T> {
         if conn.close_reason().is_some() {
             return;
         }
-        self.remember(peer, addr);
+        // A relayed connection's address is its relay circuit's and dies with it: a later dial must
+        // find the peer again (a protocol's hook, a new circuit), not a path that is gone.
+        if !meshwork_wire::relayed::is_relayed(&addr) {
+            self.remember(peer, addr);
+        }
         // The transport hands a connection over twice when our dial finds it already open (or lost a
         // simultaneous-dial tie-break and returns the winner, which `accept` also delivered). Two open
         // connections to one peer in one direction are one connection: a dialer that replaced its
@@ -247,7 +252,16 @@ impl<T: Transport> Runtime<T> {
     }
 
     pub(super) fn dial(&mut self, peer: PeerId) {
-        if peer == self.transport.peer_id() || self.connected(&peer) || self.dialing.contains(&peer) {
+        self.dial_at(peer, None);
+    }
+
+    /// Dials `peer` at `given`, or where [`Runtime::address_of`] says. A dial to a given address (a
+    /// relay circuit's) goes ahead even while another dial to the peer is under way: that one may be
+    /// waiting out its timeout at an address a NAT drops, and the circuit is why we were asked. Should
+    /// both succeed, the transport keeps one connection, as after simultaneous dials.
+    pub(super) fn dial_at(&mut self, peer: PeerId, given: Option<SocketAddr>) {
+        let busy = given.is_none() && self.dialing.contains(&peer);
+        if peer == self.transport.peer_id() || self.connected(&peer) || busy {
             return;
         }
         if self.peers.contains_key(&peer) {
@@ -255,7 +269,7 @@ impl<T: Transport> Runtime<T> {
             self.redial.insert(peer);
             return;
         }
-        let Some(addr) = self.address_of(&peer) else {
+        let Some(addr) = given.or_else(|| self.address_of(&peer)) else {
             debug!(%peer, "no address to dial");
             self.metrics.dial_failed();
             self.drop_waiting(peer);

@@ -175,6 +175,15 @@ impl QuicTransport {
         &self.shared.paths
     }
 
+    /// Whether a connection uses the relay path at `addr` (one being handshaken does not count yet).
+    pub fn path_in_use(&self, addr: SocketAddr) -> bool {
+        self.shared
+            .registry
+            .all()
+            .iter()
+            .any(|conn| conn.close_reason().is_none() && canonical(conn.remote_addr()) == canonical(addr))
+    }
+
     /// Closes the relay path at `addr` and every connection over it (with `reason`): its circuit is
     /// gone, so the connection could only idle out.
     pub fn close_path(&self, addr: SocketAddr, reason: CloseReason) {

@@ -143,11 +143,16 @@ pub(crate) async fn pair<N: Net>(
 }
 
 /// Waits (bounded by [`WAIT`]) until `condition` holds.
-pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
-    bounded(async {
+pub(crate) async fn eventually(condition: impl FnMut() -> bool) {
+    eventually_within(WAIT, condition).await;
+}
+
+/// Waits until `condition` holds, failing the test after `limit`.
+pub(crate) async fn eventually_within(limit: Duration, mut condition: impl FnMut() -> bool) {
+    let wait = async {
         while !condition() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    })
-    .await;
+    };
+    tokio::time::timeout(limit, wait).await.expect("timed out");
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use meshwork_transport::{Connection, DialError, Direction, Transport};
+use meshwork_transport::{Connection, DUPLICATE_GRACE, DialError, Direction, Transport};
 
-use crate::harness::{CHAT, Net, PING, bounded, config, eventually, key, pair};
+use crate::harness::{CHAT, Net, PING, WAIT, bounded, config, eventually, eventually_within, key, pair};
 
 pub(crate) async fn simultaneous_dials<N: Net>() {
     let net = N::new();
@@ -24,8 +24,9 @@ pub(crate) async fn simultaneous_dials<N: Net>() {
     .await;
     x.expect("small dials");
     y.expect("large dials");
-    // Both settle on the connection the smaller id dialed; the other is closed as a duplicate.
-    eventually(|| {
+    // Both settle on the connection the smaller id dialed; the other is closed as a duplicate once its
+    // grace ends.
+    eventually_within(DUPLICATE_GRACE + WAIT, || {
         let counts = |t: &N::T| {
             let c = t.counters();
             c.inbound_connections + c.outbound_connections
