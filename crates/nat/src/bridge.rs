@@ -11,8 +11,9 @@
 //!
 //! Two tasks: one carries quinn's datagrams to the relay (waiting on the node's inbox when it is
 //! full), the other reads the protocol's events, so a busy path never delays a circuit's opening or
-//! closing. A circuit no connection uses for [`IDLE_PATH`] (its connection closed, or never came) is
-//! closed, so circuits do not outlive what they carry.
+//! closing. A circuit whose connection closed (a direct connection replaced it, say), or that no
+//! connection uses for [`IDLE_PATH`] (its connection never came), is closed, so circuits do not
+//! outlive what they carry.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,7 +57,7 @@ const EVENTS: usize = 256;
 pub const IDLE_PATH: Duration = Duration::from_secs(40);
 
 /// How often paths are checked for a connection.
-const CHECK_EVERY: Duration = Duration::from_secs(10);
+const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the bridge for the node whose relay protocol is `relay`/`events` and whose transport is
 /// `transport` (a clone of the one the node runs on). Returns what the application should see; the
@@ -115,13 +116,21 @@ async fn forward(mut outbound: mpsc::Receiver<(SocketAddr, Vec<u8>)>, by_addr: B
     }
 }
 
+/// A circuit's path, as the idle check sees it.
+struct Path {
+    /// The virtual address.
+    addr: SocketAddr,
+    /// How many checks in a row found no connection on it.
+    misses: u32,
+}
+
 struct Bridge {
     transport: QuicTransport,
     paths: RelayPaths,
     relay: Handle<Relay>,
     tx: mpsc::Sender<BridgeEvent>,
-    /// Each circuit's path, and how many checks in a row found no connection on it.
-    by_circuit: HashMap<(PeerId, CircuitId), (SocketAddr, u32)>,
+    /// Each circuit's path.
+    by_circuit: HashMap<(PeerId, CircuitId), Path>,
     by_addr: ByAddr,
 }
 
@@ -139,16 +148,20 @@ impl Bridge {
         }
     }
 
-    /// Closes the circuits no connection has used for [`IDLE_PATH`].
+    /// Closes the circuits no connection has used for [`IDLE_PATH`], and at once those whose
+    /// connection closed (a direct connection replaced it, or it ended): a circuit carries one
+    /// connection, and the relay's limits are better spent on others.
     async fn close_idle(&mut self) {
         let limit = u32::try_from(IDLE_PATH.as_secs() / CHECK_EVERY.as_secs()).unwrap_or(u32::MAX);
         let mut idle = Vec::new();
-        for (&key, (addr, misses)) in &mut self.by_circuit {
-            if self.transport.path_in_use(*addr) {
-                *misses = 0;
+        for (&key, path) in &mut self.by_circuit {
+            if self.transport.path_in_use(path.addr) {
+                path.misses = 0;
+            } else if self.transport.path_done(path.addr) {
+                idle.push(key);
             } else {
-                *misses += 1;
-                if *misses >= limit {
+                path.misses += 1;
+                if path.misses >= limit {
                     idle.push(key);
                 }
             }
@@ -162,7 +175,7 @@ impl Bridge {
 
     /// Drops the circuit's path and closes any connection over it.
     fn forget(&mut self, relay: PeerId, circuit: CircuitId, why: &str) {
-        if let Some((addr, _)) = self.by_circuit.remove(&(relay, circuit)) {
+        if let Some(Path { addr, .. }) = self.by_circuit.remove(&(relay, circuit)) {
             self.by_addr
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -179,8 +192,8 @@ impl Bridge {
                 circuit,
                 payload,
             } => {
-                if let Some(&(addr, _)) = self.by_circuit.get(&(relay, circuit)) {
-                    self.paths.deliver(addr, payload);
+                if let Some(path) = self.by_circuit.get(&(relay, circuit)) {
+                    self.paths.deliver(path.addr, payload);
                 }
             }
             RelayEvent::CircuitOpened {
@@ -197,7 +210,8 @@ impl Bridge {
                     let _ = self.relay.command(RelayCommand::Close { relay, circuit }).await;
                     return;
                 };
-                self.by_circuit.insert((relay, circuit), (addr, 0));
+                let path = Path { addr, misses: 0 };
+                self.by_circuit.insert((relay, circuit), path);
                 self.by_addr
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

@@ -77,7 +77,8 @@ impl Nat {
 
     fn connect(&mut self, now: Instant, rendezvous: PeerId, target: PeerId, out: &mut Vec<Output<Self>>) {
         let failed = |reason| Output::Emit(NatEvent::PunchFailed { peer: target, reason });
-        if self.connected.contains_key(&target) {
+        // Connected through a relay circuit: the punch goes ahead, to upgrade it.
+        if self.directly_connected(&target) {
             out.push(Output::Emit(NatEvent::AlreadyConnected(target)));
             return;
         }
@@ -185,7 +186,7 @@ impl Nat {
             unsolicited(from, out);
             return;
         }
-        if self.connected.contains_key(&peer) {
+        if self.directly_connected(&peer) {
             // The other side's dial got through first; `PeerUp` already settled the punch.
             return;
         }
@@ -210,16 +211,23 @@ impl Nat {
         out.push(Output::Dial(peer));
     }
 
-    pub(crate) fn peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
+    /// A direct connection to `peer` is up: a punch towards it, if one was under way, succeeded.
+    pub(crate) fn punched(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
         if let Some(pending) = self.punches.finish(&peer) {
-            let addr = pending
-                .addr
-                .or_else(|| self.connected.get(&peer).copied().flatten());
+            let addr = pending.addr.or_else(|| self.direct_addr(&peer));
             out.push(Output::Emit(NatEvent::HolePunched {
                 peer,
                 addr,
                 elapsed: now.saturating_duration_since(pending.started),
             }));
+        }
+    }
+
+    pub(crate) fn peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        // Up through a relay circuit settles no punch: its upgrade does ([`NatCommand::Connected`]
+        // with a direct address).
+        if self.directly_connected(&peer) {
+            self.punched(now, peer, out);
         }
         if self.redialling.remove(&peer) {
             let again: Vec<(Namespace, Duration)> = self

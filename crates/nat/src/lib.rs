@@ -35,6 +35,15 @@
 //! ([`relay`]: a circuit through a public node, with the QUIC session still end to end).
 //! Seemann et al. measured 70% ± 7.1% success for DCUtR across 4.4 million attempts in the wild.
 //!
+//! 4. **Upgrade.** A punch may also start while the two are connected through a relay circuit (a NAT
+//!    changed its mind, or the first punch was unlucky): `Connect` goes ahead, the node runtime dials
+//!    beside the relayed connection, and when a direct connection comes up every layer prefers it (the
+//!    transport's registry and the runtime keep a direct connection over a relayed one, on both
+//!    sides). The relayed one retires gracefully, nothing in flight lost, and its circuit closes once
+//!    unused. The protocols keep the peer throughout; they hear no `PeerDown`, only the new address.
+//!    DCUtR upgrades this way too, with the relayed connection as its coordinator; here the rendezvous
+//!    coordinates.
+//!
 //! # Hostile peers
 //!
 //! - Only a rendezvous we registered with, or asked for this punch, may send `Punch`: anyone else could

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
+use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 
 use crate::message::{Namespace, NatMessage, Refusal, Registration};
@@ -104,7 +105,8 @@ pub enum NatCommand {
         after: Option<PeerId>,
     },
     /// Reach `target` directly: `rendezvous`, connected to both, tells both sides to dial each other
-    /// at once.
+    /// at once. If we are connected to `target` through a relay circuit, a punch that gets through
+    /// upgrades that connection to a direct one.
     Connect {
         /// The rendezvous.
         rendezvous: PeerId,
@@ -184,9 +186,11 @@ pub enum NatEvent {
         /// Why.
         reason: Refusal,
     },
-    /// `Connect` named a peer this node is already connected to: nothing to punch.
+    /// `Connect` named a peer this node is already connected to directly: nothing to punch. (Over a
+    /// relay circuit only, the punch goes ahead: a direct connection then replaces the relayed one.)
     AlreadyConnected(PeerId),
-    /// A punched connection to `peer` came up.
+    /// A punched connection to `peer` came up (the first connection to it, or the direct one that
+    /// replaced a relayed one).
     HolePunched {
         /// The peer.
         peer: PeerId,
@@ -289,10 +293,30 @@ impl Nat {
     }
 
     /// For the node runtime's `on_connected` hook: the command that tells the protocol where a new
-    /// connection comes from. A relayed connection's address ([`meshwork_wire::relayed`]) is the
-    /// relay circuit's, not the peer's: it is neither reported to the peer nor registered.
+    /// connection comes from (the runtime runs it again when a relayed connection is upgraded to a
+    /// direct one). A relayed connection's address ([`meshwork_wire::relayed`]) is the relay
+    /// circuit's, not the peer's: it is neither reported to the peer nor registered, but it tells the
+    /// protocol that a punch towards the peer is still worth trying.
     pub fn on_connected(peer: PeerId, addr: SocketAddr) -> Option<NatCommand> {
-        (!meshwork_wire::relayed::is_relayed(&addr)).then_some(NatCommand::Connected { peer, addr })
+        Some(NatCommand::Connected { peer, addr })
+    }
+
+    /// Where `peer`'s connection comes from, if it is direct (or the driver never said): `None` if
+    /// not connected or connected only through a relay circuit.
+    pub(crate) fn direct_addr(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.connected
+            .get(peer)
+            .copied()
+            .flatten()
+            .filter(|addr| !is_relayed(addr))
+    }
+
+    /// Whether `peer` is connected directly: connected, and not through a relay circuit (a driver
+    /// without the `on_connected` hook never says, and its connections count as direct).
+    pub(crate) fn directly_connected(&self, peer: &PeerId) -> bool {
+        self.connected
+            .get(peer)
+            .is_some_and(|addr| addr.is_none_or(|addr| !is_relayed(&addr)))
     }
 
     /// For the node runtime's `address_of` hook: where a peer we were told to punch towards is.
@@ -360,11 +384,19 @@ impl Protocol for Nat {
                 self.peer_down(now, peer, out);
             }
             Input::Command(NatCommand::Connected { peer, addr }) => {
+                let was_relayed = self.connected.contains_key(&peer) && !self.directly_connected(&peer);
                 self.connected.insert(peer, Some(addr));
+                if is_relayed(&addr) {
+                    return;
+                }
                 out.push(Output::Send {
                     to: peer,
                     msg: NatMessage::Observed(addr),
                 });
+                if was_relayed {
+                    // The relayed connection was upgraded: a punch got through.
+                    self.punched(now, peer, out);
+                }
             }
             Input::Command(command) => self.command(now, command, out),
             Input::Timer(timer) => self.timer(now, timer, out),

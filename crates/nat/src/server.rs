@@ -12,7 +12,7 @@ use crate::registry::secs;
 impl Nat {
     /// Answers a request `from` a peer; a node without the rendezvous role refuses.
     pub(crate) fn serve(&mut self, now: Instant, from: PeerId, msg: NatMessage, out: &mut Vec<Output<Self>>) {
-        let addr = self.connected.get(&from).copied().flatten();
+        let addr = self.direct_addr(&from);
         let Some(registry) = self.registry.as_mut() else {
             refuse(from, msg, Refusal::NotARendezvous, out);
             return;
@@ -75,10 +75,7 @@ impl Nat {
             out.push(refused(Refusal::RateLimited));
             return;
         }
-        let ends = (
-            self.connected.get(&from).copied().flatten(),
-            self.connected.get(&target).copied().flatten(),
-        );
+        let ends = (self.direct_addr(&from), self.direct_addr(&target));
         let (Some(from_addr), Some(target_addr)) = ends else {
             out.push(refused(Refusal::TargetNotConnected));
             return;

@@ -121,6 +121,80 @@ fn a_coordinated_punch_makes_both_sides_dial_and_ends_in_a_direct_connection() {
 }
 
 #[test]
+fn a_punch_between_peers_joined_by_a_relay_upgrades_their_connection() {
+    let (mut net, r, a, b) = registered();
+    net.connect_relayed(a, b);
+    net.run();
+    // A relayed connection's virtual address is no observation: neither side is told it.
+    assert!(net.nodes[&a].external_addresses().is_empty());
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: b,
+        },
+    );
+    assert!(
+        !net.events_of(a)
+            .iter()
+            .any(|e| matches!(e, NatEvent::AlreadyConnected(_))),
+        "a relayed peer is not connected enough to skip the punch"
+    );
+    assert!(net.dials.contains(&(a, b)) && net.dials.contains(&(b, a)));
+    assert!(net.connected(a, b) && !net.is_relayed(a, b), "upgraded");
+    for (me, other) in [(a, b), (b, a)] {
+        let punched = net.events_of(me).into_iter().find_map(|e| match e {
+            NatEvent::HolePunched { peer, addr, .. } => Some((peer, addr)),
+            _ => None,
+        });
+        assert_eq!(punched, Some((other, Some(net.seen_at[&other]))));
+    }
+    // Now directly connected, a second punch has nothing to do.
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: b,
+        },
+    );
+    assert!(
+        net.events_of(a)
+            .iter()
+            .any(|e| matches!(e, NatEvent::AlreadyConnected(peer) if *peer == b))
+    );
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_relayed_connection_and_times_out() {
+    let (mut net, r, a, b) = registered();
+    net.connect_relayed(a, b);
+    net.run();
+    net.dialable = |_, _, _| false;
+    net.command(
+        a,
+        NatCommand::Connect {
+            rendezvous: r,
+            target: b,
+        },
+    );
+    // `PeerUp` from the runtime's hand-back (the peer is connected, through the relay) settles nothing.
+    assert!(
+        !net.events_of(a)
+            .iter()
+            .any(|e| matches!(e, NatEvent::HolePunched { .. }))
+    );
+    net.advance(NatConfig::default().punch_timeout);
+    for me in [a, b] {
+        let failure = net.events_of(me).into_iter().find_map(|e| match e {
+            NatEvent::PunchFailed { reason, .. } => Some(reason),
+            _ => None,
+        });
+        assert_eq!(failure, Some(PunchFailure::TimedOut));
+    }
+    assert!(net.is_relayed(a, b), "the relayed connection carries on");
+}
+
+#[test]
 fn through_nats_that_let_nothing_in_the_punch_fails_after_its_attempts() {
     let (mut net, r, a, b) = registered();
     net.dialable = |_, _, _| false;

@@ -63,6 +63,8 @@ struct Inner {
     penalised: Counter,
     send_queue_bytes: Gauge,
     undrained: Counter,
+    /// Relayed connections replaced by direct ones.
+    upgraded: Counter,
     messages_in: Family<ProtocolLabel, Counter>,
     messages_out: Family<ProtocolLabel, Counter>,
     bytes_in: Family<ProtocolLabel, Counter>,
@@ -119,6 +121,7 @@ impl Metrics {
             penalised: Counter::default(),
             send_queue_bytes: Gauge::default(),
             undrained: Counter::default(),
+            upgraded: Counter::default(),
             messages_in: Family::default(),
             messages_out: Family::default(),
             bytes_in: Family::default(),
@@ -163,6 +166,12 @@ impl Metrics {
                 "Connections closed gracefully (simultaneous-dial losers, released peers) whose streams \
                  were not done within the drain deadline: what was in flight on them may be lost",
                 inner.undrained.clone(),
+            );
+            registry.register(
+                "relayed_upgrades",
+                "Peers whose connection through a relay circuit was replaced by a direct one (a hole \
+                 punch, or a direct dial, got through)",
+                inner.upgraded.clone(),
             );
             registry.register(
                 "messages_received",
@@ -278,6 +287,10 @@ impl Metrics {
 
     pub(crate) fn dial_failed(&self) {
         self.inner.dial_failures.inc();
+    }
+
+    pub(crate) fn upgraded(&self) {
+        self.inner.upgraded.inc();
     }
 
     pub(crate) fn stalled(&self) {

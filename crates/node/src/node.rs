@@ -151,6 +151,7 @@ impl NodeBuilder {
             manager: crate::manager::Manager::new(self.config.connections),
             next_sweep: crate::runtime::monotonic(),
             waiting: HashMap::new(),
+            upgraded: HashMap::new(),
         };
         let transport_counters: crate::transport_metrics::ReadCounters = {
             let transport = transport.clone();

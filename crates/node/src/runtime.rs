@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::slot::{Action, AnyCall, Slot};
 
 mod peers;
+mod upgrade;
 mod waiting;
 
 /// The close code sent to a peer that broke a protocol's framing or encoding.
@@ -45,6 +46,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The most addresses the node remembers; beyond it an arbitrary old entry is forgotten.
 const MAX_ADDRESSES: usize = 65_536;
+
+/// How long a relayed connection stays open after a direct one replaced it. Each side learns of the
+/// direct connection at its own moment (the dialer when its handshake ends, the other side when the
+/// accept loop hands it over); were the first to retire the relayed connection at once, the other
+/// could see it close before its direct one arrives, and its protocols would hear the peer go down.
+/// Nothing new is written to it meanwhile: the direct connection is preferred.
+pub(crate) const UPGRADE_GRACE: Duration = Duration::from_secs(2);
 
 /// What reaches the node task.
 pub(crate) enum Inbox {
@@ -121,6 +129,9 @@ pub(crate) struct Runtime<T: Transport> {
     pub(crate) next_sweep: TokioInstant,
     /// Messages to peers whose every connection is retiring, sent once a new one is up.
     pub(crate) waiting: HashMap<PeerId, waiting::Waiting>,
+    /// Peers whose relayed connections a direct one replaced, and when: the sweep retires the relayed
+    /// ones after [`UPGRADE_GRACE`].
+    pub(crate) upgraded: HashMap<PeerId, TokioInstant>,
 }
 
 /// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
@@ -288,14 +299,12 @@ impl<T: Transport> Runtime<T> {
                 Control::Disconnect(peer) => self.actions.push(Action::Disconnect(peer)),
                 Control::Peers(reply) => {
                     // Connections that take messages; one being retired is already on its way out.
+                    let local = self.transport.peer_id();
                     let peers = self
                         .peers
                         .iter()
                         .filter_map(|(peer, conns)| {
-                            conns
-                                .iter()
-                                .find(|c| c.takes_messages())
-                                .map(|c| (*peer, c.conn.remote_addr()))
+                            peers::preferred(local, *peer, conns, &[]).map(|c| (*peer, c.conn.remote_addr()))
                         })
                         .collect();
                     let _ = reply.send(peers);
@@ -356,8 +365,20 @@ impl<T: Transport> Runtime<T> {
                     Action::Dial { peer, slot } => match slot {
                         // Connected already (another protocol holds the connection, this one
                         // released it, or it simply did not know): the protocol is told `PeerUp` at
-                        // once, as after a dial, so one waiting to send never waits for nothing.
-                        Some(slot) if self.connected(&peer) => self.hand_back(peer, slot),
+                        // once, as after a dial, so one waiting to send never waits for nothing. If
+                        // the connection is relayed, the peer is dialled directly too, at the address
+                        // the asking protocol knows first (a hole punch's).
+                        Some(slot) if self.connected(&peer) => {
+                            self.hand_back(peer, slot);
+                            let addr = self.slots[slot]
+                                .address_of(&peer)
+                                .or_else(|| self.addresses.get(&peer).copied());
+                            self.upgrade(peer, addr);
+                        }
+                        None if self.connected(&peer) => {
+                            let addr = self.addresses.get(&peer).copied();
+                            self.upgrade(peer, addr);
+                        }
                         _ => self.dial(peer),
                     },
                     Action::Release { peer, slot } => self.release(peer, slot),

@@ -74,10 +74,12 @@ pub struct Hooks<P: Protocol> {
     /// entry for a peer someone wants to dial (Kademlia knows addresses from its lookups).
     pub address_of: Option<fn(&P, &PeerId) -> Option<SocketAddr>>,
     /// A command to deliver when a connection comes up, built from the peer and its observed address
-    /// (Kademlia counts observed addresses for its per-prefix limits).
+    /// (Kademlia counts observed addresses for its per-prefix limits). It is delivered again when the
+    /// peer's relayed connection is upgraded to a direct one, with the direct address (the protocol
+    /// hears no second `PeerUp`).
     pub on_connected: Option<OnConnected<P>>,
     /// A command to deliver when a connection comes up, built from the peer and the connection's
-    /// measured round trip (gossip learns from it how long to wait for a message before grafting it,
+    /// measured round trip, and again with the direct connection's after an upgrade (gossip learns from it how long to wait for a message before grafting it,
     /// so its first repairs on a fast path do not wait the slow default).
     pub on_round_trip: Option<OnRoundTrip<P>>,
 }
@@ -113,6 +115,15 @@ pub(crate) trait Slot: Send {
         actions: &mut Vec<Action>,
     ) -> Result<(), DecodeError>;
     fn peer_up(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        link: (SocketAddr, Duration),
+        actions: &mut Vec<Action>,
+    );
+    /// The connected `peer` moved to a better connection at `link` (a relayed one was upgraded to a
+    /// direct one): the hooks run again with it; the protocol sees no `PeerDown` or `PeerUp`.
+    fn link_changed(
         &mut self,
         now: Instant,
         peer: PeerId,
@@ -266,6 +277,17 @@ where
         link: (SocketAddr, Duration),
         actions: &mut Vec<Action>,
     ) {
+        self.link_changed(now, peer, link, actions);
+        self.input(now, Input::PeerUp(peer), actions);
+    }
+
+    fn link_changed(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        link: (SocketAddr, Duration),
+        actions: &mut Vec<Action>,
+    ) {
         let (addr, rtt) = link;
         if let Some(command) = self.hooks.on_connected.and_then(|hook| hook(peer, addr)) {
             self.input(now, Input::Command(command), actions);
@@ -279,7 +301,6 @@ where
         {
             self.input(now, Input::Command(command), actions);
         }
-        self.input(now, Input::PeerUp(peer), actions);
     }
 
     fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>) {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_nat::bridge::BridgeEvent;
 use meshwork_nat::relay::CircuitEnd;
-use meshwork_nat::{NatConfig, Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits};
+use meshwork_nat::{
+    NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits,
+};
 use meshwork_node::{Events, Handle};
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedSpec, skip_reason};
 use meshwork_wire::relayed::is_relayed;
@@ -24,10 +26,19 @@ struct Blob;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Bytes(Vec<u8>);
 
+/// What [`Blob`] reports.
+#[derive(Debug)]
+enum Seen {
+    /// A blob from a peer.
+    Blob(PeerId, Vec<u8>),
+    /// A peer went down.
+    Down(PeerId),
+}
+
 impl Protocol for Blob {
     type Message = Bytes;
     type Command = (PeerId, Vec<u8>);
-    type Event = (PeerId, Vec<u8>);
+    type Event = Seen;
     type Timer = ();
     const ID: ProtocolId = ProtocolId::new("/test/blob/1");
     const MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -38,7 +49,8 @@ impl Protocol for Blob {
                 to,
                 msg: Bytes(bytes),
             }),
-            Input::Message { from, msg } => out.push(Output::Emit((from, msg.0))),
+            Input::Message { from, msg } => out.push(Output::Emit(Seen::Blob(from, msg.0))),
+            Input::PeerDown(peer) => out.push(Output::Emit(Seen::Down(peer))),
             _ => {}
         }
     }
@@ -46,34 +58,39 @@ impl Protocol for Blob {
 
 type BlobNode = (NatNode, (Handle<Blob>, Events<Blob>));
 
-async fn start(bed: &Testbed, host: (Option<usize>, usize), seed: u8, relay: RelayConfig) -> BlobNode {
+async fn start(
+    bed: &Testbed,
+    host: (Option<usize>, usize),
+    seed: u8,
+    (nat, relay): (NatConfig, RelayConfig),
+) -> BlobNode {
     let host = match host {
         (None, i) => bed.public(i),
         (Some(nat), i) => bed.private(nat, i),
     };
-    NatNode::start_with(
-        host,
-        &Keypair::from_seed([seed; 32]),
-        NatConfig::default(),
-        relay,
-        |b| b.register(Blob),
-    )
+    NatNode::start_with(host, &Keypair::from_seed([seed; 32]), nat, relay, |b| {
+        b.register(Blob)
+    })
     .await
     .unwrap()
 }
 
-/// The relay on the public segment; A behind a symmetric NAT, B behind `b_nat`; B reserved at the
-/// relay, and A's circuit to B open with A dialled over it. Returns the virtual address A reaches
-/// B at.
-async fn relayed(limits: RelayLimits, b_nat: NatKind) -> (Testbed, BlobNode, BlobNode, BlobNode, SocketAddr) {
-    let bed = Testbed::build(&TestbedSpec::new(1, &[NatKind::Symmetric, b_nat])).unwrap();
+/// The relay (and rendezvous) on the public segment; A and B behind NATs of the kinds `nats`; B
+/// reserved at the relay, and A's circuit to B open with A dialled over it. Returns the virtual address
+/// A reaches B at.
+async fn relayed(
+    limits: RelayLimits,
+    nats: [NatKind; 2],
+) -> (Testbed, BlobNode, BlobNode, BlobNode, SocketAddr) {
+    let bed = Testbed::build(&TestbedSpec::new(1, &nats)).unwrap();
     let relay_config = RelayConfig {
         serve: Some(limits),
         ..RelayConfig::default()
     };
-    let relay = start(&bed, (None, 0), 1, relay_config).await;
-    let mut a = start(&bed, (Some(0), 0), 2, RelayConfig::default()).await;
-    let mut b = start(&bed, (Some(1), 0), 3, RelayConfig::default()).await;
+    let relay = start(&bed, (None, 0), 1, (NatConfig::rendezvous(), relay_config)).await;
+    let end = (NatConfig::default(), RelayConfig::default());
+    let mut a = start(&bed, (Some(0), 0), 2, end.clone()).await;
+    let mut b = start(&bed, (Some(1), 0), 3, end).await;
     let r_id = relay.0.node.peer_id();
     let r_addr = relay.0.node.local_addr();
     let b_id = b.0.node.peer_id();
@@ -133,20 +150,32 @@ async fn connection_to(
     last
 }
 
-/// Waits for blob events from `from` until `bytes` arrived; what arrived.
-async fn receive(events: &mut Events<Blob>, from: PeerId, bytes: usize, within: Duration) -> usize {
-    let mut got = 0;
+/// Waits for blob events from `from` until `bytes` arrived; what arrived, and whether `from` went down
+/// meanwhile.
+async fn receive_watching(
+    events: &mut Events<Blob>,
+    from: PeerId,
+    bytes: usize,
+    within: Duration,
+) -> (usize, bool) {
+    let (mut got, mut down) = (0, false);
     let wait = async {
         while got < bytes {
             match events.recv().await {
-                Some((peer, blob)) if peer == from => got += blob.len(),
+                Some(Seen::Blob(peer, blob)) if peer == from => got += blob.len(),
+                Some(Seen::Down(peer)) if peer == from => down = true,
                 Some(_) => {}
                 None => break,
             }
         }
     };
     let _ = tokio::time::timeout(within, wait).await;
-    got
+    (got, down)
+}
+
+/// Waits for blob events from `from` until `bytes` arrived; what arrived.
+async fn receive(events: &mut Events<Blob>, from: PeerId, bytes: usize, within: Duration) -> usize {
+    receive_watching(events, from, bytes, within).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +183,7 @@ async fn peers_a_punch_cannot_join_stay_connected_through_the_relay() {
     if skip_reason().is_some() {
         return;
     }
-    let (_bed, relay, mut a, mut b, at) = relayed(RelayLimits::default(), NatKind::Symmetric).await;
+    let (_bed, relay, mut a, mut b, at) = relayed(RelayLimits::default(), [NatKind::Symmetric; 2]).await;
     let (a_id, b_id) = (a.0.node.peer_id(), b.0.node.peer_id());
 
     // The QUIC session runs between A and B themselves: each authenticated the other's key (the
@@ -219,7 +248,8 @@ async fn a_flood_through_a_circuit_stops_at_the_relays_byte_limit() {
         max_circuit_bytes: LIMIT,
         ..RelayLimits::default()
     };
-    let (_bed, relay, mut a, mut b, at) = relayed(limits, NatKind::EndpointIndependent).await;
+    let (_bed, relay, mut a, mut b, at) =
+        relayed(limits, [NatKind::Symmetric, NatKind::EndpointIndependent]).await;
     let (a_id, b_id) = (a.0.node.peer_id(), b.0.node.peer_id());
     assert_eq!(connection_to(&a.0, b_id, |c| c.is_some()).await, Some(at));
 
@@ -272,6 +302,108 @@ async fn a_flood_through_a_circuit_stops_at_the_relays_byte_limit() {
         a.0.next_relay(WAIT, |e| matches!(e, BridgeEvent::Opened { .. }).then_some(()))
             .await;
     assert_eq!(reopened, Some(()));
+    for node in [&a.0, &b.0, &relay.0] {
+        node.node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_punch_upgrades_a_relayed_connection_without_losing_a_message() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let nats = [NatKind::EndpointIndependent; 2];
+    let (bed, relay, mut a, mut b, at) = relayed(RelayLimits::default(), nats).await;
+    let (a_id, b_id) = (a.0.node.peer_id(), b.0.node.peer_id());
+    let rendezvous = (relay.0.node.peer_id(), relay.0.node.local_addr());
+    assert_eq!(connection_to(&a.0, b_id, |c| c.is_some()).await, Some(at));
+    assert!(
+        connection_to(&b.0, a_id, |c| c.is_some_and(|c| is_relayed(&c)))
+            .await
+            .is_some()
+    );
+    for end in [&mut a, &mut b] {
+        end.0.register(rendezvous, "coin", WAIT).await.unwrap();
+    }
+
+    // A keeps sending through the upgrade: 40 blobs of 16 KiB, one every 25 ms, with the punch
+    // asked for after the fifth.
+    let blob = vec![0xab; 16 * 1024];
+    let sender = a.1.0.clone();
+    let sending = {
+        let blob = blob.clone();
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                sender.command((b_id, blob.clone())).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(125)).await;
+    a.0.nat
+        .command(NatCommand::Connect {
+            rendezvous: rendezvous.0,
+            target: b_id,
+        })
+        .await
+        .unwrap();
+    let punched =
+        a.0.next(WAIT, |e| match e {
+            NatEvent::HolePunched { peer, .. } => Some(peer),
+            NatEvent::PunchFailed { reason, .. } => panic!("punch failed: {reason}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(punched, Some(b_id));
+
+    // Both ends now use a direct connection, at the other's NAT's address.
+    let direct = |c: Option<SocketAddr>| c.is_some_and(|c| !is_relayed(&c));
+    let a_sees = connection_to(&a.0, b_id, direct).await.unwrap();
+    assert_eq!(a_sees.ip(), bed.nat_address(1), "A reaches B at B's NAT");
+    let b_sees = connection_to(&b.0, a_id, direct).await.unwrap();
+    assert_eq!(b_sees.ip(), bed.nat_address(0), "B reaches A at A's NAT");
+
+    // Every blob arrived, and B's protocols never saw A go down.
+    let (got, down) = receive_watching(&mut b.1.1, a_id, 40 * blob.len(), WAIT).await;
+    sending.await.unwrap();
+    assert_eq!(got, 40 * blob.len());
+    assert!(!down, "the upgrade bounced the peer");
+    let upgrades = |node: &NatNode| {
+        let page = node.node.metrics().render();
+        page.lines()
+            .find(|l| l.starts_with("meshwork_relayed_upgrades_total "))
+            .map(|l| l.to_string())
+    };
+    assert_eq!(
+        upgrades(&a.0).as_deref(),
+        Some("meshwork_relayed_upgrades_total 1")
+    );
+    assert_eq!(
+        upgrades(&b.0).as_deref(),
+        Some("meshwork_relayed_upgrades_total 1")
+    );
+
+    // The relayed connection retired, and its circuit closed once unused: the relay holds none.
+    let mut circuits = u64::MAX;
+    for _ in 0..80 {
+        let stats = relay
+            .0
+            .relay
+            .call(|r: &mut Relay, _, _| r.stats())
+            .await
+            .unwrap()
+            .unwrap();
+        circuits = stats.circuits as u64;
+        if circuits == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(circuits, 0, "the relay still holds the upgraded pair's circuit");
+    assert!(!a.0.transport.path_in_use(at));
+    // And the direct connection carries on.
+    a.1.0.command((b_id, vec![7; 100])).await.unwrap();
+    assert_eq!(receive(&mut b.1.1, a_id, 100, WAIT).await, 100);
     for node in [&a.0, &b.0, &relay.0] {
         node.node.shutdown().await.unwrap();
     }

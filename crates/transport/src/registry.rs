@@ -100,6 +100,12 @@ impl<C: Tracked> Registry<C> {
             .cloned()
     }
 
+    /// Every connection watched and not yet closed: those held, and the losers of tie-breaks still
+    /// retiring.
+    pub(crate) fn live(&self) -> Vec<C> {
+        self.traffic.live()
+    }
+
     /// Every connection held.
     pub(crate) fn all(&self) -> Vec<C> {
         self.lock().values().cloned().collect()
@@ -114,6 +120,8 @@ impl<C: Tracked> Registry<C> {
 
     /// Offers a newly established connection. Returns the connection to use and whether it is `new`.
     ///
+    /// A direct connection is kept over one through a relay circuit ([`meshwork_wire::relayed`]),
+    /// whichever came first and whoever dialled: the relayed one retires after [`DUPLICATE_GRACE`].
     /// Two live connections to one peer in opposite directions (a simultaneous dial): the one dialed by the
     /// smaller `PeerId` is kept; both peers apply the same rule, so they keep the same one. Two in the same
     /// direction: the newer is kept, since its dialer evidently lost the old one (a restart, a dead path).
@@ -128,6 +136,19 @@ impl<C: Tracked> Registry<C> {
             return (new, true);
         };
         Counters::bump(&self.counters.duplicates_closed);
+        let (new_relayed, old_relayed) = (relayed(&new), relayed(&existing));
+        if new_relayed != old_relayed {
+            // A direct path beats a relay circuit, whoever dialled (both peers see which is which):
+            // this is how a hole punch upgrades a relayed connection. The loser retires gracefully.
+            return if old_relayed {
+                conns.insert(peer, new.clone());
+                retire(existing);
+                (new, true)
+            } else {
+                retire(new);
+                (existing, false)
+            };
+        }
         if self.dialer(&existing) == self.dialer(&new) {
             // The dialer lost the old connection (it restarted): nothing more will come on it.
             // Closing only records the reason and queues a close frame; it never blocks, so it runs under
@@ -167,6 +188,11 @@ impl<C: Tracked> Registry<C> {
 /// load (hundreds of nodes on a few cores) a fixed two seconds was too short: frames still in flight
 /// were lost.
 pub const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Whether `conn` runs over a relay circuit (its remote address is a circuit's virtual one).
+fn relayed<C: Connection>(conn: &C) -> bool {
+    meshwork_wire::relayed::is_relayed(&conn.remote_addr())
+}
 
 /// Closes the loser of a simultaneous dial as [`CloseReason::Duplicate`] after [`DUPLICATE_GRACE`].
 fn retire<C: Connection>(conn: C) {

@@ -55,6 +55,12 @@ impl<C: Connection> Traffic<C> {
         Tracking(id)
     }
 
+    /// Every watched connection not yet retired (the losers of tie-breaks, which the registry no
+    /// longer holds, included).
+    pub(crate) fn live(&self) -> Vec<C> {
+        self.lock().live.values().cloned().collect()
+    }
+
     /// Moves a closed connection's final figures to the closed totals, and counts its `reason`.
     pub(crate) fn retire(&self, tracking: Tracking, reason: &CloseReason) {
         let mut state = self.lock();

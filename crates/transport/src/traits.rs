@@ -37,6 +37,10 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Connects to `peer` at `addr`. Fails with [`DialError::PeerIdMismatch`] if whoever answers there
     /// proves a different key.
+    ///
+    /// An open connection to `peer` is returned as it is, unless it runs over a relay circuit
+    /// ([`meshwork_wire::relayed`]) and `addr` is direct: then the dial goes ahead, and a direct
+    /// connection replaces the relayed one (which retires like a simultaneous dial's loser).
     fn dial(
         &self,
         peer: PeerId,

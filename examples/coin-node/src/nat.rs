@@ -11,7 +11,10 @@
 //!    (the smaller id of each pair starts, so a pair makes one attempt, not two) asks the rendezvous
 //!    to coordinate a **hole punch**;
 //! 3. when a punch fails (a symmetric NAT on either side), opens a **circuit** through the relay and
-//!    dials the peer over it.
+//!    dials the peer over it;
+//! 4. keeps trying to punch to peers it reaches only through the relay, less often after each failure
+//!    (every [`RETRY_AFTER_ROUNDS`] rounds, doubling up to [`MAX_BACKOFF_DOUBLINGS`] times): a punch
+//!    that gets through **upgrades** the relayed connection to a direct one, and its circuit closes.
 //!
 //! The coin's own protocols (gossip, sync, Kademlia) then see the peer like any other. A relayed
 //! connection's address is virtual ([`meshwork_wire::relayed`]), so they never store or advertise it.
@@ -29,6 +32,7 @@ use meshwork_nat::{
     Namespace, Nat, NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent,
 };
 use meshwork_node::{Events, Gauge, Handle, Metrics};
+use meshwork_wire::relayed::is_relayed;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
@@ -39,6 +43,27 @@ pub const DISCOVER_EVERY: Duration = Duration::from_secs(10);
 
 /// How many discovery rounds after an attempt to reach a peer (punch or relay) before another: a minute.
 pub const RETRY_AFTER_ROUNDS: u64 = 6;
+
+/// How many times the wait between punches to one peer doubles after failures: at most 16 minutes
+/// between attempts to a peer behind a symmetric NAT, which no punch gets through.
+pub const MAX_BACKOFF_DOUBLINGS: u32 = 4;
+
+/// The last attempt to reach a peer directly.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    /// The discovery round it started in.
+    round: u64,
+    /// Punches to the peer that failed in a row.
+    failures: u32,
+}
+
+impl Attempt {
+    /// Whether another punch is due in `round`.
+    fn due(self, round: u64) -> bool {
+        let wait = RETRY_AFTER_ROUNDS << self.failures.min(MAX_BACKOFF_DOUBLINGS);
+        round.saturating_sub(self.round) >= wait
+    }
+}
 
 /// How long a registration at the rendezvous holds (renewed at three quarters of it).
 const REGISTRATION_TTL: Duration = Duration::from_secs(600);
@@ -177,8 +202,8 @@ pub async fn run(
     };
     let metrics = NatMetrics::register(api.node().metrics());
     let me = api.node().peer_id();
-    // The discovery round of each peer's last attempt: rounds are the clock (no time is read here).
-    let mut tried: HashMap<PeerId, u64> = HashMap::new();
+    // Each peer's last attempt: discovery rounds are the clock (no time is read here).
+    let mut tried: HashMap<PeerId, Attempt> = HashMap::new();
     let mut round = 0u64;
     let mut tick = tokio::time::interval(DISCOVER_EVERY);
     loop {
@@ -200,32 +225,46 @@ pub async fn run(
             event = nat_events.recv() => match event {
                 None => break,
                 Some(NatEvent::Discovered { rendezvous, registrations, .. }) => {
-                    let connected: Vec<PeerId> = match api.node().peers().await {
-                        Ok(peers) => peers.into_iter().map(|(p, _)| p).collect(),
+                    // Peers reached through a relay circuit are punched to again: an upgrade.
+                    let direct: Vec<PeerId> = match api.node().peers().await {
+                        Ok(peers) => peers.into_iter().filter(|(_, addr)| !is_relayed(addr)).map(|(p, _)| p).collect(),
                         Err(_) => break,
                     };
-                    tried.retain(|_, at| round.saturating_sub(*at) < RETRY_AFTER_ROUNDS);
+                    let forget_after = RETRY_AFTER_ROUNDS << MAX_BACKOFF_DOUBLINGS;
+                    tried.retain(|_, last| round.saturating_sub(last.round) < forget_after);
                     for registration in registrations {
                         let peer = registration.peer;
-                        if peer <= me || connected.contains(&peer) || tried.contains_key(&peer) || tried.len() >= MAX_TRACKED {
+                        let due = tried.get(&peer).is_none_or(|last| last.due(round));
+                        let room = tried.len() < MAX_TRACKED || tried.contains_key(&peer);
+                        if peer <= me || direct.contains(&peer) || !due || !room {
                             continue;
                         }
-                        tried.insert(peer, round);
-                        debug!(%peer, addr = %registration.addr, "punching a hole");
+                        let failures = tried.get(&peer).map_or(0, |last| last.failures);
+                        tried.insert(peer, Attempt { round, failures });
+                        debug!(%peer, addr = %registration.addr, failures, "punching a hole");
                         let _ = nat.command(NatCommand::Connect { rendezvous, target: peer }).await;
                     }
                 }
                 Some(NatEvent::PunchFailed { peer, reason }) => {
                     metrics.punch_failed(reason);
                     info!(%peer, %reason, "hole punch failed");
+                    if let Some(last) = tried.get_mut(&peer) {
+                        last.failures = last.failures.saturating_add(1);
+                    }
                     // Both sides of a punch hear that it failed; the one that started it (the smaller
-                    // id) opens the circuit, so a pair gets one.
-                    if let Some(relay_peer) = rendezvous.filter(|_| me < peer) {
+                    // id) opens the circuit, so a pair gets one; none if the pair has one already
+                    // (the punch was an upgrade attempt).
+                    let connected = match api.node().peers().await {
+                        Ok(peers) => peers.iter().any(|(p, _)| *p == peer),
+                        Err(_) => break,
+                    };
+                    if let Some(relay_peer) = rendezvous.filter(|_| me < peer && !connected) {
                         info!(%peer, "reaching the peer through the relay");
                         let _ = relay.command(RelayCommand::Connect { relay: relay_peer, target: peer }).await;
                     }
                 }
                 Some(NatEvent::HolePunched { peer, elapsed, .. }) => {
+                    tried.remove(&peer);
                     metrics.punched.inc();
                     metrics.punch_ms.set(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
                     info!(%peer, ?elapsed, "hole punched: direct connection");

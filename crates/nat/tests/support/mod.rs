@@ -15,6 +15,8 @@ pub struct Net {
     /// Where each node's connections appear to come from.
     pub seen_at: BTreeMap<PeerId, SocketAddr>,
     links: BTreeSet<(PeerId, PeerId)>,
+    /// The links that run through a relay circuit.
+    pub relayed: BTreeSet<(PeerId, PeerId)>,
     queue: VecDeque<(PeerId, Input<Nat>)>,
     timers: Vec<(Instant, PeerId, NatTimer)>,
     pub events: Vec<(PeerId, NatEvent)>,
@@ -32,6 +34,7 @@ impl Net {
             nodes: BTreeMap::new(),
             seen_at: BTreeMap::new(),
             links: BTreeSet::new(),
+            relayed: BTreeSet::new(),
             queue: VecDeque::new(),
             timers: Vec::new(),
             events: Vec::new(),
@@ -64,6 +67,25 @@ impl Net {
             self.queue
                 .push_back((me, Input::Command(NatCommand::Connected { peer: other, addr })));
         }
+    }
+
+    /// Connects `a` and `b` through a relay circuit: each sees the other at a virtual address.
+    pub fn connect_relayed(&mut self, a: PeerId, b: PeerId) {
+        if !self.links.insert((a.min(b), a.max(b))) {
+            return;
+        }
+        self.relayed.insert((a.min(b), a.max(b)));
+        for (n, (me, other)) in [(a, b), (b, a)].into_iter().enumerate() {
+            self.queue.push_back((me, Input::PeerUp(other)));
+            let addr = meshwork_wire::relayed::relayed_addr(n as u32);
+            self.queue
+                .push_back((me, Input::Command(NatCommand::Connected { peer: other, addr })));
+        }
+    }
+
+    /// Whether `a` and `b` are connected through a relay circuit.
+    pub fn is_relayed(&self, a: PeerId, b: PeerId) -> bool {
+        self.relayed.contains(&(a.min(b), a.max(b)))
     }
 
     pub fn disconnect(&mut self, a: PeerId, b: PeerId) {
@@ -112,7 +134,20 @@ impl Net {
             }
             Output::Dial(peer) => {
                 self.dials.push((at, peer));
-                if self.connected(at, peer) {
+                if self.is_relayed(at, peer) {
+                    // As the node runtime does: the asker hears `PeerUp` at once (it is connected),
+                    // and a direct dial goes out; if it gets through, the direct connection replaces
+                    // the relayed one, and both sides' hooks report its address (no `PeerDown`).
+                    self.queue.push_back((at, Input::PeerUp(peer)));
+                    if (self.dialable)(self, at, peer) {
+                        self.relayed.remove(&(at.min(peer), at.max(peer)));
+                        for (me, other) in [(at, peer), (peer, at)] {
+                            let addr = self.seen_at[&other];
+                            self.queue
+                                .push_back((me, Input::Command(NatCommand::Connected { peer: other, addr })));
+                        }
+                    }
+                } else if self.connected(at, peer) {
                 } else if (self.dialable)(self, at, peer) {
                     self.connect(at, peer);
                 } else {

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use meshwork_identity::PeerId;
 use meshwork_transport::{CloseReason, Connection, Direction, Transport};
 use meshwork_wire::DropReason;
+use meshwork_wire::relayed::is_relayed;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{CLOSE_IDLE, CLOSE_REQUESTED, CLOSE_TRIMMED, Inbox, Runtime, SWEEP_EVERY, monotonic};
 use crate::connection::{self, ConnEntry, Queued, Retire};
@@ -28,22 +29,27 @@ impl<T: Transport> Runtime<T> {
         }
         // A relayed connection's address is its relay circuit's and dies with it: a later dial must
         // find the peer again (a protocol's hook, a new circuit), not a path that is gone.
-        if !meshwork_wire::relayed::is_relayed(&addr) {
+        if !is_relayed(&addr) {
             self.remember(peer, addr);
         }
         // The transport hands a connection over twice when our dial finds it already open (or lost a
         // simultaneous-dial tie-break and returns the winner, which `accept` also delivered). Two open
         // connections to one peer in one direction are one connection: a dialer that replaced its
         // connection had the old one closed by the transport before the new one got here. (One we are
-        // retiring is not compared: a peer may dial again while it closes.)
+        // retiring is not compared: a peer may dial again while it closes.) A direct connection beside
+        // a relayed one is another connection: the upgrade a hole punch brings.
+        let relayed = is_relayed(&addr);
         let known = self.peers.get(&peer).is_some_and(|conns| {
-            conns
-                .iter()
-                .any(|c| c.conn.direction() == conn.direction() && c.takes_messages())
+            conns.iter().any(|c| {
+                c.conn.direction() == conn.direction()
+                    && is_relayed(&c.conn.remote_addr()) == relayed
+                    && c.takes_messages()
+            })
         });
         if known {
             return;
         }
+        let upgrade = !relayed && self.relayed_without_loss(&peer);
         let id = self.next_conn;
         self.next_conn += 1;
         let budget = SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes());
@@ -63,7 +69,13 @@ impl<T: Transport> Runtime<T> {
         self.retire_duplicates(peer);
         // Before any protocol hears `PeerUp` (and sends more): what was sent first is queued first.
         self.flush_waiting(peer);
-        if !first && !was_connected {
+        if !first && !was_connected && upgrade {
+            // The relayed connection was already retiring when its replacement arrived (the peer
+            // took the direct one first, and finished the relayed one): what was sent meanwhile
+            // waited for this connection, so nothing was lost and the protocols need no bounce.
+            self.redial.remove(&peer);
+            self.manager.up(peer, monotonic());
+        } else if !first && !was_connected {
             // A new connection while the old ones retire: the peer is back for every protocol, and
             // a redial waiting for the old ones to close is no longer needed. What waited for it went
             // out above. Protocols hear a bounce, `PeerDown` then `PeerUp`: a message sent while
@@ -78,6 +90,17 @@ impl<T: Transport> Runtime<T> {
             let now = self.now();
             for slot in &mut self.slots {
                 slot.peer_up(now, peer, link, &mut self.actions);
+            }
+        }
+        if upgrade {
+            // The direct connection is preferred from now on (on both sides); the relayed one
+            // retires after `UPGRADE_GRACE`. The protocols keep the peer; their hooks learn its
+            // direct address and round trip.
+            info!(%peer, %addr, "relayed connection upgraded to a direct one");
+            self.metrics.upgraded();
+            let now = self.now();
+            for slot in &mut self.slots {
+                slot.link_changed(now, peer, link, &mut self.actions);
             }
         }
         if first {
@@ -111,7 +134,8 @@ impl<T: Transport> Runtime<T> {
 
     /// After a simultaneous dial both sides hold two connections to each other. Both keep the same
     /// one ([`preferred`]) and retire the other gracefully: what either side wrote to it before it
-    /// learned of the winner still arrives, and nothing new is written to it.
+    /// learned of the winner still arrives, and nothing new is written to it. A relayed connection
+    /// that a direct one replaced retires later, after [`super::UPGRADE_GRACE`] (see [`super::upgrade`]).
     pub(super) fn retire_duplicates(&mut self, peer: PeerId) {
         let local = self.transport.peer_id();
         let deadline = self.config.drain_deadline;
@@ -119,9 +143,17 @@ impl<T: Transport> Runtime<T> {
         let Some(conns) = self.peers.get_mut(&peer) else {
             return;
         };
-        let keep = preferred(local, peer, conns, &[]).map(|c| c.id);
+        let keep = preferred(local, peer, conns, &[]);
+        let direct_kept = keep.is_some_and(|c| !is_relayed(&c.conn.remote_addr()));
+        let keep = keep.map(|c| c.id);
         for entry in conns.iter_mut() {
             if Some(entry.id) != keep && entry.takes_messages() {
+                if direct_kept && is_relayed(&entry.conn.remote_addr()) {
+                    // Replaced by a direct connection: retired by the sweep after `UPGRADE_GRACE`,
+                    // once the peer has surely taken the direct one too.
+                    self.upgraded.entry(peer).or_insert_with(monotonic);
+                    continue;
+                }
                 debug!(%peer, conn = entry.id, "retiring the loser of a simultaneous dial");
                 connection::retire(
                     entry,
@@ -178,6 +210,7 @@ impl<T: Transport> Runtime<T> {
     pub(super) fn sweep(&mut self) {
         let now = monotonic();
         self.next_sweep = now + SWEEP_EVERY;
+        self.retire_upgraded(now);
         for (peer, why) in self.manager.to_close(now) {
             debug!(%peer, reason = why.label(), "connection manager: closing");
             self.metrics.managed_close(why);
@@ -276,6 +309,12 @@ impl<T: Transport> Runtime<T> {
             self.peer_down(peer);
             return;
         };
+        self.spawn_dial(peer, addr);
+    }
+
+    /// Dials `peer` at `addr` in a task of its own: the connection, or [`Inbox::DialFailed`], comes
+    /// back through the runtime's queues.
+    pub(super) fn spawn_dial(&mut self, peer: PeerId, addr: SocketAddr) {
         self.dialing.insert(peer);
         self.metrics.dial_started();
         let (transport, conns, inbox) = (
@@ -298,10 +337,11 @@ impl<T: Transport> Runtime<T> {
     }
 }
 
-/// `peer`'s best connection that takes messages, leaving out the ids in `skip`: the one both sides
-/// keep after a simultaneous dial (dialed by the smaller `PeerId`; the newer of two in one direction,
-/// as the transport's registry decides), else the newest. No allocation: it runs for every send.
-fn preferred<'a, C: Connection>(
+/// `peer`'s best connection that takes messages, leaving out the ids in `skip`: a direct one before
+/// one through a relay circuit, then the one both sides keep after a simultaneous dial (dialed by the
+/// smaller `PeerId`; the newer of two in one direction), else the newest, as the transport's registry
+/// decides. No allocation: it runs for every send.
+pub(super) fn preferred<'a, C: Connection>(
     local: PeerId,
     peer: PeerId,
     conns: &'a [ConnEntry<C>],
@@ -314,5 +354,8 @@ fn preferred<'a, C: Connection>(
     conns
         .iter()
         .filter(|c| c.takes_messages() && !skip.contains(&c.id))
-        .min_by_key(|c| (dialer(c) != local.min(peer), Reverse(c.id)))
+        .min_by_key(|c| {
+            let relayed = is_relayed(&c.conn.remote_addr());
+            (relayed, dialer(c) != local.min(peer), Reverse(c.id))
+        })
 }

@@ -15,7 +15,7 @@
 //! Both queues are bounded ([`MAX_QUEUED`] datagrams): a full queue drops, as a full UDP buffer does,
 //! and QUIC's loss recovery and congestion control react as they would on a lossy link.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -43,8 +43,9 @@ pub struct RelayPaths {
 }
 
 struct Shared {
-    /// Paths open now, by virtual address (IPv4 form).
-    open: Mutex<HashSet<SocketAddr>>,
+    /// Paths open now, by virtual address (IPv4 form), and whether a connection over each was
+    /// established.
+    open: Mutex<HashMap<SocketAddr, bool>>,
     next: AtomicU32,
     /// Datagrams from circuits, for quinn to read.
     inbound: Mutex<VecDeque<Outbound>>,
@@ -89,7 +90,7 @@ impl RelayPaths {
         let (to_driver, from_quinn) = mpsc::channel(MAX_QUEUED);
         Self {
             shared: Arc::new(Shared {
-                open: Mutex::new(HashSet::new()),
+                open: Mutex::new(HashMap::new()),
                 next: AtomicU32::new(0),
                 inbound: Mutex::new(VecDeque::new()),
                 queued: AtomicUsize::new(0),
@@ -109,7 +110,8 @@ impl RelayPaths {
         // a million others were: a late datagram of an old circuit cannot land in a new one.
         for _ in 0..RELAYED_ADDRESSES {
             let addr = relayed_addr(self.shared.next.fetch_add(1, Ordering::Relaxed));
-            if open.insert(addr) {
+            if let std::collections::hash_map::Entry::Vacant(entry) = open.entry(addr) {
+                entry.insert(false);
                 return Some(addr);
             }
         }
@@ -124,7 +126,23 @@ impl RelayPaths {
 
     /// Whether a path is open at `addr`.
     pub fn is_open(&self, addr: SocketAddr) -> bool {
-        lock(&self.shared.open).contains(&canonical(addr))
+        lock(&self.shared.open).contains_key(&canonical(addr))
+    }
+
+    /// Whether a connection over the open path at `addr` was ever established (it may have closed
+    /// since: a circuit carries one connection, so its path is then done).
+    pub fn carried_a_connection(&self, addr: SocketAddr) -> bool {
+        lock(&self.shared.open)
+            .get(&canonical(addr))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Notes that a connection over the path at `addr` was established.
+    pub(crate) fn established(&self, addr: SocketAddr) {
+        if let Some(carried) = lock(&self.shared.open).get_mut(&canonical(addr)) {
+            *carried = true;
+        }
     }
 
     /// Hands quinn a datagram that arrived through the circuit of the path at `from`. Returns `false`

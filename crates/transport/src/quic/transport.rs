@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
+use meshwork_wire::relayed::is_relayed;
 use tokio::sync::{Mutex, mpsc};
 
 use super::cert::peer_id_of_cert;
@@ -141,6 +142,7 @@ impl QuicTransport {
             admission,
             salt: RandomState::new(),
             registry: registry.clone(),
+            paths: paths.clone(),
             tx: tx.clone(),
         };
         tokio::spawn(listener.run());
@@ -175,20 +177,27 @@ impl QuicTransport {
         &self.shared.paths
     }
 
-    /// Whether a connection uses the relay path at `addr` (one being handshaken does not count yet).
+    /// Whether a connection uses the relay path at `addr` (one being handshaken does not count yet;
+    /// one retiring after a direct connection replaced it does, until it closes).
     pub fn path_in_use(&self, addr: SocketAddr) -> bool {
         self.shared
             .registry
-            .all()
+            .live()
             .iter()
             .any(|conn| conn.close_reason().is_none() && canonical(conn.remote_addr()) == canonical(addr))
+    }
+
+    /// Whether the relay path at `addr` is done: a connection over it was established and none is
+    /// open now (it closed, or a direct connection replaced it). Its circuit can close.
+    pub fn path_done(&self, addr: SocketAddr) -> bool {
+        self.shared.paths.carried_a_connection(addr) && !self.path_in_use(addr)
     }
 
     /// Closes the relay path at `addr` and every connection over it (with `reason`): its circuit is
     /// gone, so the connection could only idle out.
     pub fn close_path(&self, addr: SocketAddr, reason: CloseReason) {
         self.shared.paths.close(addr);
-        for conn in self.shared.registry.all() {
+        for conn in self.shared.registry.live() {
             if canonical(conn.remote_addr()) == canonical(addr) {
                 Connection::close(&conn, reason.clone());
             }
@@ -211,6 +220,7 @@ struct Listener {
     admission: Arc<Admission>,
     salt: RandomState,
     registry: Arc<Registry<QuicConnection>>,
+    paths: RelayPaths,
     tx: mpsc::Sender<QuicConnection>,
 }
 
@@ -272,6 +282,9 @@ impl Listener {
             close_quinn(&conn, &CloseReason::Evicted);
             return;
         };
+        if is_relayed(&conn.remote_address()) {
+            self.paths.established(conn.remote_address());
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
             conn,
@@ -348,7 +361,11 @@ impl Transport for QuicTransport {
         if peer == shared.peer_id {
             return Err(DialError::SelfDial);
         }
-        if let Some(conn) = shared.registry.get(&peer) {
+        // The open connection serves, unless it runs over a relay circuit and this dial is direct: a
+        // direct connection then replaces it (the registry keeps the direct one).
+        if let Some(conn) = shared.registry.get(&peer)
+            && (!is_relayed(&conn.remote_addr()) || is_relayed(&addr))
+        {
             return Ok(conn);
         }
         let limit = shared.config.limits.max_outbound;
@@ -391,6 +408,9 @@ impl Transport for QuicTransport {
                 return Err(DialError::HandshakeTimeout);
             }
         };
+        if is_relayed(&addr) {
+            shared.paths.established(addr);
+        }
         let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
             conn,

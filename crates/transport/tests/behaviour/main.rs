@@ -136,3 +136,9 @@ async fn quic_initial_flood_does_not_lock_out() {
 async fn quic_over_a_relay_path() {
     paths::quic_over_a_relay_path().await;
 }
+
+/// QUIC only: a direct dial replaces a connection over a relay path, on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_direct_replaces_relayed() {
+    paths::direct_replaces_relayed().await;
+}

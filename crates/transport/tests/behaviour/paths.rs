@@ -69,3 +69,59 @@ pub(crate) async fn quic_over_a_relay_path() {
     assert!(!a.relay_paths().deliver(a_to_b, vec![0; 10]));
     assert_eq!(a.relay_paths().dropped(), dropped + 1);
 }
+
+pub(crate) async fn direct_replaces_relayed() {
+    let a = QuicTransport::bind(&key(1), loopback(), config())
+        .await
+        .expect("bind a");
+    let b = QuicTransport::bind(&key(2), loopback(), config())
+        .await
+        .expect("bind b");
+    let a_to_b = a.relay_paths().open().expect("a path");
+    let b_to_a = b.relay_paths().open().expect("a path");
+    forward(&a, &b, b_to_a);
+    forward(&b, &a, a_to_b);
+    let relayed = bounded(a.dial(b.peer_id(), a_to_b))
+        .await
+        .expect("dial over the path");
+    let relayed_in = bounded(b.accept()).await.expect("accept over the path");
+    assert!(a.path_in_use(a_to_b) && !a.path_done(a_to_b));
+
+    // Dialling the relayed peer at the same path gives the open connection back; at a direct address,
+    // a new connection, which both sides then prefer (whichever side dialled).
+    let again = bounded(a.dial(b.peer_id(), a_to_b)).await.expect("dial again");
+    assert_eq!(again.remote_addr(), relayed.remote_addr());
+    let direct = bounded(a.dial(b.peer_id(), b.local_addr()))
+        .await
+        .expect("dial directly");
+    assert!(!is_relayed(&direct.remote_addr()));
+    let direct_in = bounded(b.accept()).await.expect("accept the direct one");
+    assert!(!is_relayed(&direct_in.remote_addr()));
+    assert!(
+        a.path_in_use(a_to_b) && !a.path_done(a_to_b),
+        "the replaced connection still runs over its path until it closes"
+    );
+    let held = |t: &QuicTransport, peer| t.connection(&peer).map(|c| c.remote_addr());
+    assert_eq!(held(&a, b.peer_id()), Some(direct.remote_addr()));
+    assert_eq!(held(&b, a.peer_id()), Some(direct_in.remote_addr()));
+    // A later dial, direct or over the path, gets the direct connection.
+    let later = bounded(a.dial(b.peer_id(), a_to_b)).await.expect("dial");
+    assert_eq!(later.remote_addr(), direct.remote_addr());
+
+    // The relayed connection still carries what was in flight; closed, its path is done.
+    let mut ping = bounded(relayed.open(PING))
+        .await
+        .expect("open on the relayed one");
+    ping.send_frame(b"late").await.expect("send");
+    let mut accepted = bounded(relayed_in.accept_stream()).await.expect("accept");
+    assert_eq!(
+        bounded(accepted.recv_frame()).await.expect("recv").as_deref(),
+        Some(&b"late"[..])
+    );
+    relayed.close(meshwork_transport::CloseReason::Duplicate);
+    eventually(|| a.path_done(a_to_b)).await;
+    assert!(
+        a.relay_paths().is_open(a_to_b),
+        "closing the path is the driver's call"
+    );
+}
