@@ -11,8 +11,15 @@
 //! protocol's own measure, from the `Connect` to the connection. The testbed's links have no delay
 //! (the kernel here has no netem), so times are the handshake's processing, not round trips.
 //!
+//!
+//! The `eim-eim+relayed` scenario measures the **upgrade**: the two nodes first connect through a relay
+//! circuit (the rendezvous is also the relay), and the punch then replaces that connection with a
+//! direct one; it succeeds when the first node's connection to the second is direct, at the NAT
+//! mapping, and both nodes counted one upgrade (`meshwork_relayed_upgrades_total`).
+//!
 //! Run: `cargo bench -p meshwork-benches --bench hole_punch -- [--attempts N] [--concurrency C]
-//! [--punch-timeout-ms MS] [--json]` (defaults: 100 attempts per pair, 10 at once, 3 s).
+//! [--punch-timeout-ms MS] [--scenario NAME] [--json]` (defaults: 100 attempts per pair, 10 at once,
+//! 3 s, every scenario).
 
 // A benchmark's clock is wall time.
 #![allow(clippy::disallowed_methods)]
@@ -20,10 +27,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use meshwork_identity::Keypair;
-use meshwork_nat::{NatCommand, NatConfig, NatEvent};
+use std::net::SocketAddr;
+
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_nat::bridge::BridgeEvent;
+use meshwork_nat::{NatCommand, NatConfig, NatEvent, RelayCommand, RelayConfig, RelayEvent};
 use meshwork_sim::metrics::percentile;
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedError, TestbedSpec};
+use meshwork_wire::relayed::is_relayed;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -32,6 +43,7 @@ struct Args {
     attempts: usize,
     concurrency: usize,
     punch_timeout: Duration,
+    scenario: Option<String>,
     json: bool,
 }
 
@@ -40,6 +52,7 @@ fn args() -> Args {
         attempts: 100,
         concurrency: 10,
         punch_timeout: Duration::from_secs(3),
+        scenario: None,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -49,6 +62,7 @@ fn args() -> Args {
             "--attempts" => args.attempts = number() as usize,
             "--concurrency" => args.concurrency = (number() as usize).clamp(1, 200),
             "--punch-timeout-ms" => args.punch_timeout = Duration::from_millis(number()),
+            "--scenario" => args.scenario = it.next(),
             "--json" => args.json = true,
             _ => {} // cargo bench passes --bench
         }
@@ -59,12 +73,72 @@ fn args() -> Args {
 /// One attempt's outcome: the time to a direct connection, or why there was none.
 type Outcome = Result<Duration, String>;
 
+/// Whether `node`'s connection to `peer` is at `at` (the NAT mapping) within a second: after an
+/// upgrade, the runtime takes the direct connection a moment after the protocol reports the punch.
+async fn direct_within(node: &NatNode, peer: PeerId, at: SocketAddr) -> Result<bool, TestbedError> {
+    for _ in 0..20 {
+        if node.connection_to(peer).await? == Some(at) {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(false)
+}
+
+/// The node's count of relayed connections upgraded to direct ones.
+fn upgrades(node: &NatNode) -> u64 {
+    node.node
+        .metrics()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("meshwork_relayed_upgrades_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// B reserves at the relay, A opens a circuit to B and dials over it: the two are then connected
+/// through the relay. Why not, if they are not.
+async fn relay_first(
+    a: &mut NatNode,
+    b: &mut NatNode,
+    relay: PeerId,
+) -> Result<Result<(), String>, TestbedError> {
+    b.relay.command(RelayCommand::Reserve { relay }).await?;
+    let reserved = b
+        .next_relay(WAIT, |e| {
+            matches!(e, BridgeEvent::Relay(RelayEvent::Reserved { .. })).then_some(())
+        })
+        .await;
+    if reserved.is_none() {
+        return Ok(Err("no reservation".into()));
+    }
+    let target = b.node.peer_id();
+    a.relay.command(RelayCommand::Connect { relay, target }).await?;
+    let opened = a
+        .next_relay(WAIT, |e| match e {
+            BridgeEvent::Opened { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .await;
+    let Some(addr) = opened else {
+        return Ok(Err("no circuit".into()));
+    };
+    a.node.dial(target, addr).await?;
+    for _ in 0..100 {
+        if a.connection_to(target).await?.is_some_and(|c| is_relayed(&c)) {
+            return Ok(Ok(()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Err("no relayed connection".into()))
+}
+
 async fn attempt(
     bed: &Testbed,
     host: usize,
     seed: u32,
-    rendezvous: (meshwork_identity::PeerId, std::net::SocketAddr),
-    config: NatConfig,
+    rendezvous: (PeerId, SocketAddr),
+    (config, relayed_first): (NatConfig, bool),
 ) -> Result<Outcome, TestbedError> {
     let key = |side: u8| {
         let mut bytes = [side; 32];
@@ -76,6 +150,11 @@ async fn attempt(
     a.register(rendezvous, "bench", WAIT).await?;
     let b_at = b.register(rendezvous, "bench", WAIT).await?;
     let target = b.node.peer_id();
+    if relayed_first && let Err(reason) = relay_first(&mut a, &mut b, rendezvous.0).await? {
+        a.node.shutdown().await?;
+        b.node.shutdown().await?;
+        return Ok(Err(reason));
+    }
     a.nat
         .command(NatCommand::Connect {
             rendezvous: rendezvous.0,
@@ -91,26 +170,47 @@ async fn attempt(
         .await
         .unwrap_or_else(|| Err("no outcome".into()));
     let outcome = match outcome {
-        Ok(elapsed) if a.connection_to(target).await? == Some(b_at) => Ok(elapsed),
-        Ok(_) => Err("connected, but not at the NAT mapping".into()),
-        Err(reason) => Err(reason),
+        Ok(_) if !direct_within(&a, target, b_at).await? => {
+            Err("connected, but not at the NAT mapping".into())
+        }
+        Ok(elapsed) if relayed_first => {
+            // B takes the direct connection at its own moment; then each side counts one upgrade.
+            let a_id = a.node.peer_id();
+            for _ in 0..20 {
+                let seen = b.connection_to(a_id).await?;
+                if seen.is_some_and(|c| !is_relayed(&c)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            match (upgrades(&a), upgrades(&b)) {
+                (1, 1) => Ok(elapsed),
+                counts => Err(format!("direct, but upgrades counted (A, B) = {counts:?}")),
+            }
+        }
+        other => other,
     };
     a.node.shutdown().await?;
     b.node.shutdown().await?;
     Ok(outcome)
 }
 
-async fn scenario(name: &str, nats: [NatKind; 2], args: &Args) -> Result<serde_json::Value, TestbedError> {
+async fn scenario(
+    (name, nats, relayed_first): (&str, [NatKind; 2], bool),
+    args: &Args,
+) -> Result<serde_json::Value, TestbedError> {
     let spec = TestbedSpec {
         public_hosts: 1,
         nats: nats.to_vec(),
         hosts_per_nat: args.concurrency,
     };
     let bed = Testbed::build(&spec)?;
-    let rendezvous = NatNode::start(
+    let (rendezvous, ()) = NatNode::start_with(
         bed.public(0),
         &Keypair::from_seed([0xff; 32]),
         NatConfig::rendezvous(),
+        RelayConfig::relay(),
+        |_| Ok(()),
     )
     .await?;
     let at = (rendezvous.node.peer_id(), rendezvous.node.local_addr());
@@ -125,7 +225,7 @@ async fn scenario(name: &str, nats: [NatKind; 2], args: &Args) -> Result<serde_j
         let round = (args.attempts - outcomes.len()).min(args.concurrency);
         let attempts = (0..round).map(|host| {
             seed += 1;
-            attempt(&bed, host, seed, at, config.clone())
+            attempt(&bed, host, seed, at, (config.clone(), relayed_first))
         });
         for outcome in futures::future::join_all(attempts).await {
             outcomes.push(outcome?);
@@ -166,21 +266,24 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let eim = [NatKind::EndpointIndependent; 2];
     let scenarios = [
-        (
-            "eim-eim",
-            [NatKind::EndpointIndependent, NatKind::EndpointIndependent],
-        ),
+        ("eim-eim", eim, false),
+        ("eim-eim+relayed", eim, true),
         (
             "symmetric-eim",
             [NatKind::Symmetric, NatKind::EndpointIndependent],
+            false,
         ),
-        ("symmetric-symmetric", [NatKind::Symmetric, NatKind::Symmetric]),
+        ("symmetric-symmetric", [NatKind::Symmetric; 2], false),
     ];
     let mut results = Vec::new();
-    for (name, nats) in scenarios {
+    for (name, nats, relayed_first) in scenarios {
+        if args.scenario.as_ref().is_some_and(|only| only != name) {
+            continue;
+        }
         let result = runtime
-            .block_on(scenario(name, nats, &args))
+            .block_on(scenario((name, nats, relayed_first), &args))
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         if !args.json {
             println!("{result}");

@@ -205,7 +205,7 @@ impl Bridge {
                 if self.by_circuit.contains_key(&(relay, circuit)) {
                     return;
                 }
-                let Some(addr) = self.paths.open() else {
+                let Some(addr) = self.paths.open(peer) else {
                     tracing::warn!(%peer, "relay bridge: no virtual address left; circuit closed");
                     let _ = self.relay.command(RelayCommand::Close { relay, circuit }).await;
                     return;

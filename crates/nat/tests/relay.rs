@@ -428,3 +428,22 @@ fn a_peer_repeating_reserve_and_churning_circuits_cannot_grow_the_relays_timers(
     assert!(scheduled <= 1, "{scheduled} timers scheduled");
     assert_eq!(bench.relay.stats().unwrap().circuits, 0);
 }
+
+#[test]
+fn a_relay_that_is_also_an_end_keeps_a_peer_protected_while_either_role_needs_it() {
+    let mut bench = Bench::new(RelayLimits::default(), 2);
+    bench.reserve(1);
+    // This relay also reserves at peer 2 (another relay), and peer 2 opens a circuit through it.
+    let out = bench.input(Input::Command(RelayCommand::Reserve { relay: peer(2) }));
+    assert!(out.contains_protect(peer(2), true));
+    let circuit = bench.open(2, 1);
+    // The circuit closes: the relay role no longer needs peer 2, but the end's reservation does.
+    let out = bench.from(2, RelayMessage::Close { circuit });
+    assert!(
+        !out.contains_protect(peer(2), false),
+        "one role released a peer the other needs: {out:?}"
+    );
+    // Once neither needs it, it is released.
+    let out = bench.input(Input::Command(RelayCommand::Unreserve { relay: peer(2) }));
+    assert!(out.contains_protect(peer(2), false), "{out:?}");
+}

@@ -40,7 +40,7 @@ impl Client {
     }
 
     /// Whether `relay` is one we deal with (its answers are solicited).
-    fn uses(&self, relay: &PeerId) -> bool {
+    pub(crate) fn uses(&self, relay: &PeerId) -> bool {
         self.wanted.contains(relay)
             || self.reserved.contains_key(relay)
             || self.connecting.iter().any(|(r, _)| r == relay)

@@ -364,6 +364,24 @@ impl Protocol for Relay {
     const MAX_MESSAGE_SIZE: usize = MAX_DATAGRAM + 32;
 
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        let start = out.len();
+        self.step(now, input, out);
+        // The node keeps one protection per peer and protocol, and both roles use it (a relay that
+        // is also an end: two relays holding reservations at each other). A role's release stands only
+        // if the other role does not need the peer either.
+        let mut mine = out.split_off(start);
+        mine.retain(|o| !matches!(o, Output::Protect { peer, protect: false } if self.needs(peer)));
+        out.append(&mut mine);
+    }
+}
+
+impl Relay {
+    /// Whether either role needs `peer`'s connection kept.
+    fn needs(&self, peer: &PeerId) -> bool {
+        self.client.uses(peer) || self.server.as_ref().is_some_and(|s| s.holds(peer))
+    }
+
+    fn step(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
         match input {
             Input::PeerUp(peer) => {
                 self.connected.insert(peer);

@@ -328,9 +328,14 @@ impl Server {
         self.per_peer.get(peer).copied().unwrap_or(0)
     }
 
+    /// Whether `peer` holds a reservation or a circuit here (its connection must be kept).
+    pub(crate) fn holds(&self, peer: &PeerId) -> bool {
+        self.reservations.contains_key(peer) || self.count(peer) > 0
+    }
+
     /// Stops protecting `peer`'s connection once it holds neither a reservation nor a circuit.
     fn release(&self, peer: PeerId, out: &mut Vec<Output<Relay>>) {
-        if !self.reservations.contains_key(&peer) && self.count(&peer) == 0 {
+        if !self.holds(&peer) {
             out.push(Output::Protect { peer, protect: false });
         }
     }

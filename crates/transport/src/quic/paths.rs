@@ -20,10 +20,11 @@ use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use meshwork_identity::PeerId;
 use meshwork_wire::relayed::{RELAYED_ADDRESSES, is_relayed, relayed_addr};
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
@@ -43,9 +44,8 @@ pub struct RelayPaths {
 }
 
 struct Shared {
-    /// Paths open now, by virtual address (IPv4 form), and whether a connection over each was
-    /// established.
-    open: Mutex<HashMap<SocketAddr, bool>>,
+    /// Paths open now, by virtual address (IPv4 form).
+    open: Mutex<HashMap<SocketAddr, Path>>,
     next: AtomicU32,
     /// Datagrams from circuits, for quinn to read.
     inbound: Mutex<VecDeque<Outbound>>,
@@ -58,6 +58,15 @@ struct Shared {
     from_quinn: Mutex<Option<mpsc::Receiver<Outbound>>>,
     /// Datagrams dropped because a queue was full or their path was closed.
     dropped: AtomicUsize,
+}
+
+/// One open path.
+#[derive(Clone, Copy, Debug)]
+struct Path {
+    /// The peer at the circuit's other end: the only one a connection over the path may authenticate as.
+    peer: PeerId,
+    /// Whether a connection over it was established.
+    carried: bool,
 }
 
 impl fmt::Debug for RelayPaths {
@@ -102,16 +111,18 @@ impl RelayPaths {
         }
     }
 
-    /// Opens a path and returns its virtual address: dial a peer there, or expect its connection from
-    /// there. `None` if every virtual address is in use.
-    pub fn open(&self) -> Option<SocketAddr> {
+    /// Opens a path to `peer` (the other end of a relay circuit) and returns its virtual address: dial
+    /// the peer there, or expect its connection from there. A connection over the path that
+    /// authenticates as anyone else is refused: a relay cannot hand a circuit to a peer other than the
+    /// one it named. `None` if every virtual address is in use.
+    pub fn open(&self, peer: PeerId) -> Option<SocketAddr> {
         let mut open = lock(&self.shared.open);
         // Addresses are handed out round-robin, so a closed path's address is not reused until
         // a million others were: a late datagram of an old circuit cannot land in a new one.
         for _ in 0..RELAYED_ADDRESSES {
             let addr = relayed_addr(self.shared.next.fetch_add(1, Ordering::Relaxed));
             if let std::collections::hash_map::Entry::Vacant(entry) = open.entry(addr) {
-                entry.insert(false);
+                entry.insert(Path { peer, carried: false });
                 return Some(addr);
             }
         }
@@ -134,14 +145,18 @@ impl RelayPaths {
     pub fn carried_a_connection(&self, addr: SocketAddr) -> bool {
         lock(&self.shared.open)
             .get(&canonical(addr))
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|path| path.carried)
     }
 
-    /// Notes that a connection over the path at `addr` was established.
-    pub(crate) fn established(&self, addr: SocketAddr) {
-        if let Some(carried) = lock(&self.shared.open).get_mut(&canonical(addr)) {
-            *carried = true;
+    /// A connection over the path at `addr` was established with `peer`: whether it may stand (the
+    /// path is open, and for that peer). Noted for [`RelayPaths::carried_a_connection`] if so.
+    pub(crate) fn established(&self, addr: SocketAddr, peer: PeerId) -> bool {
+        match lock(&self.shared.open).get_mut(&canonical(addr)) {
+            Some(path) if path.peer == peer => {
+                path.carried = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -174,7 +189,8 @@ impl RelayPaths {
         lock(&self.shared.from_quinn).take()
     }
 
-    /// Datagrams dropped so far: a queue was full, or their path was closed.
+    /// Datagrams dropped so far: a queue was full, their path was closed, or one came from a relay
+    /// path's address on the real socket.
     pub fn dropped(&self) -> usize {
         self.shared.dropped.load(Ordering::Relaxed)
     }
@@ -225,12 +241,77 @@ pub(crate) struct PathSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     paths: RelayPaths,
     ipv6: bool,
+    /// Which source the next receive looks at first: they take turns, so a busy relay path cannot
+    /// starve the UDP socket, nor a busy socket the relay paths.
+    socket_first: AtomicBool,
 }
 
 impl PathSocket {
     pub(crate) fn new(inner: Arc<dyn AsyncUdpSocket>, paths: RelayPaths) -> io::Result<Self> {
         let ipv6 = inner.local_addr()?.is_ipv6();
-        Ok(Self { inner, paths, ipv6 })
+        Ok(Self {
+            inner,
+            paths,
+            ipv6,
+            socket_first: AtomicBool::new(false),
+        })
+    }
+
+    /// Datagrams the relay paths hold, moved into quinn's buffers; `None` (with the endpoint driver's
+    /// waker registered) if there are none.
+    fn poll_paths(
+        &self,
+        cx: &Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Option<usize> {
+        let n = self.paths.receive(bufs, meta, self.ipv6);
+        if n > 0 {
+            return Some(n);
+        }
+        // Registered on every poll that would wait (a path may open and deliver at any time); cloned
+        // only when the endpoint driver's waker changed.
+        {
+            let mut waker = lock(&self.paths.shared.waker);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        // A datagram delivered between the first look and the waker's registration would wait for the
+        // next real one: look again.
+        let n = self.paths.receive(bufs, meta, self.ipv6);
+        (n > 0).then_some(n)
+    }
+
+    /// The real socket's datagrams, without any whose source is a relay path's virtual address: those
+    /// come only from the relay paths, never from the network (a spoofed one could otherwise pose as a
+    /// relayed peer's).
+    fn poll_socket(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let n = match self.inner.poll_recv(cx, bufs, meta) {
+            Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        let mut kept = 0;
+        for i in 0..n {
+            if is_relayed(&meta[i].addr) {
+                self.paths.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if kept != i {
+                let len = meta[i].len;
+                let (to, from) = bufs.split_at_mut(i);
+                to[kept][..len].copy_from_slice(&from[0][..len]);
+                meta[kept] = meta[i];
+            }
+            kept += 1;
+        }
+        // Zero (all dropped) is a valid answer: quinn polls again.
+        Poll::Ready(Ok(kept))
     }
 }
 
@@ -267,25 +348,19 @@ impl AsyncUdpSocket for PathSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        let n = self.paths.receive(bufs, meta, self.ipv6);
-        if n > 0 {
-            return Poll::Ready(Ok(n));
-        }
-        // Registered on every poll that would wait (a path may open and deliver at any time); cloned
-        // only when the endpoint driver's waker changed.
-        {
-            let mut waker = lock(&self.paths.shared.waker);
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
+        if self.socket_first.fetch_xor(true, Ordering::Relaxed) {
+            match self.poll_socket(cx, bufs, meta) {
+                Poll::Pending => {}
+                ready => return ready,
             }
+            return self
+                .poll_paths(cx, bufs, meta)
+                .map_or(Poll::Pending, |n| Poll::Ready(Ok(n)));
         }
-        // A datagram delivered between the first look and the waker's registration would wait for the
-        // next real one: look again.
-        let n = self.paths.receive(bufs, meta, self.ipv6);
-        if n > 0 {
+        if let Some(n) = self.poll_paths(cx, bufs, meta) {
             return Poll::Ready(Ok(n));
         }
-        self.inner.poll_recv(cx, bufs, meta)
+        self.poll_socket(cx, bufs, meta)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

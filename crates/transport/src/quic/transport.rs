@@ -282,8 +282,13 @@ impl Listener {
             close_quinn(&conn, &CloseReason::Evicted);
             return;
         };
-        if is_relayed(&conn.remote_address()) {
-            self.paths.established(conn.remote_address());
+        if is_relayed(&conn.remote_address()) && !self.paths.established(conn.remote_address(), peer) {
+            // Over a relay path opened for another peer (or closed since): the relay handed us a
+            // circuit from someone it did not name.
+            Counters::bump(&self.counters.handshake_failures);
+            tracing::debug!(%peer, "inbound connection over a relay path that is not this peer's: refused");
+            close_quinn(&conn, &CloseReason::Evicted);
+            return;
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
@@ -408,8 +413,11 @@ impl Transport for QuicTransport {
                 return Err(DialError::HandshakeTimeout);
             }
         };
-        if is_relayed(&addr) {
-            shared.paths.established(addr);
+        if is_relayed(&addr) && !shared.paths.established(addr, peer) {
+            // The path closed during the handshake (the handshake verified `peer` itself).
+            Counters::bump(&shared.counters.handshake_failures);
+            close_quinn(&conn, &CloseReason::Lost("relay path closed".into()));
+            return Err(DialError::Unreachable);
         }
         let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(

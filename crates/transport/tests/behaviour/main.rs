@@ -142,3 +142,9 @@ async fn quic_over_a_relay_path() {
 async fn quic_direct_replaces_relayed() {
     paths::direct_replaces_relayed().await;
 }
+
+/// QUIC only: a relay path admits only the peer it was opened for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_a_path_carries_only_its_peer() {
+    paths::a_path_carries_only_its_peer().await;
+}

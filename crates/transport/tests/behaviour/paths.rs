@@ -25,8 +25,8 @@ pub(crate) async fn quic_over_a_relay_path() {
     let b = QuicTransport::bind(&key(2), loopback(), config())
         .await
         .expect("bind b");
-    let a_to_b = a.relay_paths().open().expect("a path");
-    let b_to_a = b.relay_paths().open().expect("a path");
+    let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
+    let b_to_a = b.relay_paths().open(a.peer_id()).expect("a path");
     forward(&a, &b, b_to_a);
     forward(&b, &a, a_to_b);
 
@@ -77,8 +77,8 @@ pub(crate) async fn direct_replaces_relayed() {
     let b = QuicTransport::bind(&key(2), loopback(), config())
         .await
         .expect("bind b");
-    let a_to_b = a.relay_paths().open().expect("a path");
-    let b_to_a = b.relay_paths().open().expect("a path");
+    let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
+    let b_to_a = b.relay_paths().open(a.peer_id()).expect("a path");
     forward(&a, &b, b_to_a);
     forward(&b, &a, a_to_b);
     let relayed = bounded(a.dial(b.peer_id(), a_to_b))
@@ -124,4 +124,27 @@ pub(crate) async fn direct_replaces_relayed() {
         a.relay_paths().is_open(a_to_b),
         "closing the path is the driver's call"
     );
+}
+
+pub(crate) async fn a_path_carries_only_its_peer() {
+    let a = QuicTransport::bind(&key(1), loopback(), config())
+        .await
+        .expect("bind a");
+    let b = QuicTransport::bind(&key(2), loopback(), config())
+        .await
+        .expect("bind b");
+    // B's path is for peer 3; A's connection arrives over it (a relay lying about who the circuit
+    // joins): B refuses it once A's key is proven, and A's dial fails.
+    let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
+    let b_to_a = b.relay_paths().open(key(3).peer_id()).expect("a path");
+    forward(&a, &b, b_to_a);
+    forward(&b, &a, a_to_b);
+    let dialed = bounded(a.dial(b.peer_id(), a_to_b)).await;
+    if let Ok(conn) = &dialed {
+        // The client's handshake may end before the server's refusal arrives: the refusal closes it.
+        eventually(|| conn.close_reason().is_some()).await;
+    }
+    assert!(b.connection(&a.peer_id()).is_none());
+    assert!(!b.relay_paths().carried_a_connection(b_to_a));
+    assert!(b.counters().handshake_failures >= 1);
 }
