@@ -152,6 +152,7 @@ impl NodeBuilder {
             next_sweep: crate::runtime::monotonic(),
             waiting: HashMap::new(),
             upgraded: HashMap::new(),
+            upgrading: HashSet::new(),
         };
         let transport_counters: crate::transport_metrics::ReadCounters = {
             let transport = transport.clone();

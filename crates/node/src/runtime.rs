@@ -51,7 +51,9 @@ const MAX_ADDRESSES: usize = 65_536;
 /// direct connection at its own moment (the dialer when its handshake ends, the other side when the
 /// accept loop hands it over); were the first to retire the relayed connection at once, the other
 /// could see it close before its direct one arrives, and its protocols would hear the peer go down.
-/// Nothing new is written to it meanwhile: the direct connection is preferred.
+/// Nothing new is written to it meanwhile: the direct connection is preferred. What was written to it
+/// just before the switch still arrives, possibly after later messages on the direct connection:
+/// order between the two connections is not kept (as after a simultaneous dial).
 pub(crate) const UPGRADE_GRACE: Duration = Duration::from_secs(2);
 
 /// What reaches the node task.
@@ -85,6 +87,12 @@ pub(crate) enum Inbox {
     PeerFinished { peer: PeerId, conn: u64 },
     /// A dial failed or timed out.
     DialFailed { peer: PeerId, reason: String },
+    /// A direct dial to a peer held over a relay circuit ended (`failure` says why, if it failed).
+    UpgradeDialed {
+        peer: PeerId,
+        addr: SocketAddr,
+        failure: Option<String>,
+    },
     /// A request from [`Node`](crate::Node).
     Control(Control),
 }
@@ -132,6 +140,9 @@ pub(crate) struct Runtime<T: Transport> {
     /// Peers whose relayed connections a direct one replaced, and when: the sweep retires the relayed
     /// ones after [`UPGRADE_GRACE`].
     pub(crate) upgraded: HashMap<PeerId, TokioInstant>,
+    /// Direct dials under way to peers held over relay circuits (at most one per peer and address;
+    /// only connected peers, so bounded by the connections).
+    pub(crate) upgrading: HashSet<(PeerId, SocketAddr)>,
 }
 
 /// The monotonic clock: the runtime is where the real clock enters (ARCHITECTURE.md); protocols get `now`.
@@ -285,6 +296,7 @@ impl<T: Transport> Runtime<T> {
                     self.peer_down(peer);
                 }
             }
+            Inbox::UpgradeDialed { peer, addr, failure } => self.on_upgrade_dialed(peer, addr, failure),
             Inbox::Control(control) => match control {
                 Control::AddAddress(peer, addr) => self.remember(peer, addr),
                 // A relay circuit's address is dialled as given and never kept: it dies with its
@@ -366,13 +378,12 @@ impl<T: Transport> Runtime<T> {
                         // Connected already (another protocol holds the connection, this one
                         // released it, or it simply did not know): the protocol is told `PeerUp` at
                         // once, as after a dial, so one waiting to send never waits for nothing. If
-                        // the connection is relayed, the peer is dialled directly too, at the address
-                        // the asking protocol knows first (a hole punch's).
+                        // the connection is relayed, the peer is dialled directly too, if the asking
+                        // protocol knows where (a hole punch's address; never one from the address
+                        // book, which other peers may have fed).
                         Some(slot) if self.connected(&peer) => {
                             self.hand_back(peer, slot);
-                            let addr = self.slots[slot]
-                                .address_of(&peer)
-                                .or_else(|| self.addresses.get(&peer).copied());
+                            let addr = self.slots[slot].address_of(&peer);
                             self.upgrade(peer, addr);
                         }
                         None if self.connected(&peer) => {
@@ -423,11 +434,9 @@ impl<T: Transport> Runtime<T> {
                 self.released.remove(&peer);
             }
         }
+        let local = self.transport.peer_id();
         let link = self.peers.get(&peer).and_then(|conns| {
-            conns
-                .iter()
-                .find(|c| c.takes_messages())
-                .map(|c| (c.conn.remote_addr(), c.conn.stats().rtt))
+            peers::preferred(local, peer, conns, &[]).map(|c| (c.conn.remote_addr(), c.conn.stats().rtt))
         });
         match link {
             Some(link) => {

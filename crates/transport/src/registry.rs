@@ -127,7 +127,7 @@ impl<C: Tracked> Registry<C> {
     /// direction: the newer is kept, since its dialer evidently lost the old one (a restart, a dead path).
     /// The other connection is closed as [`CloseReason::Duplicate`]: at once when the dialer replaced its
     /// own connection, after [`DUPLICATE_GRACE`] after a simultaneous dial.
-    pub(crate) fn offer(&self, new: C) -> (C, bool) {
+    pub(crate) fn offer(self: &Arc<Self>, new: C) -> (C, bool) {
         let peer = new.remote_peer_id();
         let winner = self.local.min(peer);
         let mut conns = self.lock();
@@ -142,10 +142,10 @@ impl<C: Tracked> Registry<C> {
             // this is how a hole punch upgrades a relayed connection. The loser retires gracefully.
             return if old_relayed {
                 conns.insert(peer, new.clone());
-                retire(existing);
+                self.retire_relayed(existing);
                 (new, true)
             } else {
-                retire(new);
+                self.retire_relayed(new);
                 (existing, false)
             };
         }
@@ -166,15 +166,51 @@ impl<C: Tracked> Registry<C> {
         }
     }
 
-    /// Forgets `conn` (once closed), unless another connection has replaced it.
+    /// Forgets `conn` (once closed), unless another connection has replaced it. A direct connection
+    /// that replaced a relayed one, and closed before the relayed one retired, gives its place back to
+    /// it: the relay circuit still joins the two peers.
     pub(crate) fn remove(&self, conn: &C) {
+        let peer = conn.remote_peer_id();
         let mut conns = self.lock();
-        if conns
-            .get(&conn.remote_peer_id())
-            .is_some_and(|held| held.same_as(conn))
-        {
-            conns.remove(&conn.remote_peer_id());
+        if !conns.get(&peer).is_some_and(|held| held.same_as(conn)) {
+            return;
         }
+        conns.remove(&peer);
+        if relayed(conn) {
+            return;
+        }
+        let fallback = self
+            .traffic
+            .live()
+            .into_iter()
+            .find(|c| c.remote_peer_id() == peer && relayed(c) && c.close_reason().is_none());
+        if let Some(fallback) = fallback {
+            conns.insert(peer, fallback);
+        }
+    }
+
+    /// Closes a relayed connection that a direct one replaced, as [`CloseReason::Duplicate`] after
+    /// [`DUPLICATE_GRACE`], if the direct one still stands then; otherwise the relayed one is held
+    /// again. (The node runtime retires it gracefully long before; this is the backstop.)
+    fn retire_relayed(self: &Arc<Self>, conn: C) {
+        let registry = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = conn.closed() => {}
+                () = tokio::time::sleep(DUPLICATE_GRACE) => {
+                    let peer = conn.remote_peer_id();
+                    let mut conns = registry.lock();
+                    let held = conns.get(&peer).filter(|c| c.close_reason().is_none()).cloned();
+                    match held {
+                        Some(held) if held.same_as(&conn) => {}
+                        Some(_) => conn.close(CloseReason::Duplicate),
+                        None => {
+                            conns.insert(peer, conn);
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 

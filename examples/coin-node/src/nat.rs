@@ -230,7 +230,9 @@ pub async fn run(
                         Ok(peers) => peers.into_iter().filter(|(_, addr)| !is_relayed(addr)).map(|(p, _)| p).collect(),
                         Err(_) => break,
                     };
-                    let forget_after = RETRY_AFTER_ROUNDS << MAX_BACKOFF_DOUBLINGS;
+                    // Longer than the longest wait, so a peer's failures are kept until its next
+                    // attempt is due, and the wait stays at its cap.
+                    let forget_after = RETRY_AFTER_ROUNDS << (MAX_BACKOFF_DOUBLINGS + 1);
                     tried.retain(|_, last| round.saturating_sub(last.round) < forget_after);
                     for registration in registrations {
                         let peer = registration.peer;
@@ -285,5 +287,21 @@ pub async fn run(
                 Some(other) => debug!(?other, "relay"),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_between_punches_doubles_after_failures_up_to_its_cap() {
+        let waits: Vec<u64> = (0..7)
+            .map(|failures| {
+                let last = Attempt { round: 100, failures };
+                (100..1000).find(|&round| last.due(round)).unwrap() - 100
+            })
+            .collect();
+        assert_eq!(waits, vec![6, 12, 24, 48, 96, 96, 96]);
     }
 }

@@ -115,11 +115,16 @@ impl<T: Transport> Runtime<T> {
     }
 
     pub(super) fn on_closed(&mut self, peer: PeerId, conn: u64) {
+        let local = self.transport.peer_id();
         let Entry::Occupied(mut entry) = self.peers.entry(peer) else {
             return;
         };
+        let was_direct = preferred(local, peer, entry.get(), &[])
+            .is_some_and(|c| c.id == conn && !is_relayed(&c.conn.remote_addr()));
         entry.get_mut().retain(|c| c.id != conn);
-        if entry.get().is_empty() {
+        if !entry.get().is_empty() {
+            self.after_close(peer, was_direct);
+        } else {
             entry.remove();
             self.released.remove(&peer);
             self.manager.down(&peer);
@@ -314,7 +319,7 @@ impl<T: Transport> Runtime<T> {
 
     /// Dials `peer` at `addr` in a task of its own: the connection, or [`Inbox::DialFailed`], comes
     /// back through the runtime's queues.
-    pub(super) fn spawn_dial(&mut self, peer: PeerId, addr: SocketAddr) {
+    fn spawn_dial(&mut self, peer: PeerId, addr: SocketAddr) {
         self.dialing.insert(peer);
         self.metrics.dial_started();
         let (transport, conns, inbox) = (

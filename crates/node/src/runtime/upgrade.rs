@@ -10,7 +10,8 @@ use meshwork_wire::relayed::is_relayed;
 use tokio::time::Instant as TokioInstant;
 use tracing::debug;
 
-use super::{Runtime, UPGRADE_GRACE};
+use super::peers::preferred;
+use super::{Inbox, Runtime, UPGRADE_GRACE};
 use crate::connection::{self, Retire};
 
 impl<T: Transport> Runtime<T> {
@@ -75,15 +76,66 @@ impl<T: Transport> Runtime<T> {
     /// Dials `peer` directly at `addr` if its only connections run over relay circuits (a hole punch
     /// asked, or the application gave a direct address): should the dial get through, the direct
     /// connection replaces the relayed ones ([`Runtime::on_connection`]); should it fail, the relayed
-    /// connection carries on, and nobody hears `PeerDown`.
+    /// connection carries on, and nobody hears `PeerDown`. The dial goes ahead beside any other dial
+    /// to the peer (a punch's is time-critical), but not beside another upgrade dial to the same
+    /// address: QUIC repeats its first flight within one dial, so a second would add only packets.
     pub(super) fn upgrade(&mut self, peer: PeerId, addr: Option<SocketAddr>) {
         let Some(addr) = addr.filter(|addr| !is_relayed(addr)) else {
             return;
         };
-        if self.dialing.contains(&peer) || !self.only_relayed(&peer) {
+        if !self.only_relayed(&peer) || !self.upgrading.insert((peer, addr)) {
             return;
         }
         debug!(%peer, %addr, "dialling a relayed peer directly");
-        self.spawn_dial(peer, addr);
+        self.metrics.dial_started();
+        let (transport, conns, inbox) = (
+            self.transport.clone(),
+            self.conns_tx.clone(),
+            self.inbox_tx.clone(),
+        );
+        let timeout = self.config.dial_timeout;
+        tokio::spawn(async move {
+            let failure = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conns.send(conn).await;
+                    None
+                }
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(_) => Some(format!("no answer within {timeout:?}")),
+            };
+            let _ = inbox.send(Inbox::UpgradeDialed { peer, addr, failure }).await;
+        });
+    }
+
+    /// An upgrade dial ended: another may go to that address.
+    pub(super) fn on_upgrade_dialed(&mut self, peer: PeerId, addr: SocketAddr, failure: Option<String>) {
+        self.upgrading.remove(&(peer, addr));
+        if let Some(reason) = failure {
+            debug!(%peer, %addr, %reason, "direct dial to a relayed peer failed; the relay carries on");
+            self.metrics.dial_failed();
+        }
+    }
+
+    /// The connection to `peer` that carries its messages now runs over a relay circuit again (the
+    /// direct one closed before the relayed one retired): the protocols' hooks hear the relayed link,
+    /// so a punch may upgrade it again.
+    pub(super) fn after_close(&mut self, peer: PeerId, was_direct: bool) {
+        let local = self.transport.peer_id();
+        let Some(conns) = self.peers.get(&peer) else {
+            return;
+        };
+        let Some(now_preferred) = preferred(local, peer, conns, &[]) else {
+            return;
+        };
+        let addr = now_preferred.conn.remote_addr();
+        if !was_direct || !is_relayed(&addr) {
+            return;
+        }
+        let link = (addr, now_preferred.conn.stats().rtt);
+        debug!(%peer, %addr, "the direct connection closed: the relayed one carries the peer again");
+        let now = self.now();
+        for slot in &mut self.slots {
+            slot.link_changed(now, peer, link, &mut self.actions);
+        }
     }
 }

@@ -148,15 +148,19 @@ impl RelayPaths {
             .is_some_and(|path| path.carried)
     }
 
-    /// A connection over the path at `addr` was established with `peer`: whether it may stand (the
-    /// path is open, and for that peer). Noted for [`RelayPaths::carried_a_connection`] if so.
-    pub(crate) fn established(&self, addr: SocketAddr, peer: PeerId) -> bool {
-        match lock(&self.shared.open).get_mut(&canonical(addr)) {
-            Some(path) if path.peer == peer => {
-                path.carried = true;
-                true
-            }
-            _ => false,
+    /// Whether a connection with `peer` may run over the path at `addr`: it is open, and for that peer.
+    pub(crate) fn admits(&self, addr: SocketAddr, peer: PeerId) -> bool {
+        lock(&self.shared.open)
+            .get(&canonical(addr))
+            .is_some_and(|path| path.peer == peer)
+    }
+
+    /// Notes that a connection over the path at `addr` was established (for
+    /// [`RelayPaths::carried_a_connection`]). Called once the transport watches the connection, so
+    /// the path is never seen done between the two.
+    pub(crate) fn established(&self, addr: SocketAddr) {
+        if let Some(path) = lock(&self.shared.open).get_mut(&canonical(addr)) {
+            path.carried = true;
         }
     }
 

@@ -276,20 +276,21 @@ impl Listener {
             conn.close(0u32.into(), b"no peer identity");
             return;
         };
+        let from = conn.remote_address();
+        if is_relayed(&from) && !self.paths.admits(from, peer) {
+            // Over a relay path opened for another peer (or closed since): the relay handed us a
+            // circuit from someone it did not name. Checked before a slot is found, so it evicts nobody.
+            Counters::bump(&self.counters.handshake_failures);
+            tracing::debug!(%peer, "inbound connection over a relay path that is not this peer's: refused");
+            close_quinn(&conn, &CloseReason::Evicted);
+            return;
+        }
         let Some(slot) = self.inbound_slot() else {
             Counters::bump(&self.counters.inbound_refused);
             tracing::debug!(%peer, "inbound connection refused: every slot is protected");
             close_quinn(&conn, &CloseReason::Evicted);
             return;
         };
-        if is_relayed(&conn.remote_address()) && !self.paths.established(conn.remote_address(), peer) {
-            // Over a relay path opened for another peer (or closed since): the relay handed us a
-            // circuit from someone it did not name.
-            Counters::bump(&self.counters.handshake_failures);
-            tracing::debug!(%peer, "inbound connection over a relay path that is not this peer's: refused");
-            close_quinn(&conn, &CloseReason::Evicted);
-            return;
-        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let conn = QuicConnection::new(
             conn,
@@ -301,6 +302,9 @@ impl Listener {
             seq,
         );
         watch(self.registry.clone(), conn.clone(), (slot, Some(admitted)));
+        if is_relayed(&from) {
+            self.paths.established(from);
+        }
         // Kept or not, the application gets it: a connection that lost a simultaneous-dial tie-break
         // still carries what the peer sent before it learned of the winner, until it closes.
         self.registry.offer(conn.clone());
@@ -413,7 +417,7 @@ impl Transport for QuicTransport {
                 return Err(DialError::HandshakeTimeout);
             }
         };
-        if is_relayed(&addr) && !shared.paths.established(addr, peer) {
+        if is_relayed(&addr) && !shared.paths.admits(addr, peer) {
             // The path closed during the handshake (the handshake verified `peer` itself).
             Counters::bump(&shared.counters.handshake_failures);
             close_quinn(&conn, &CloseReason::Lost("relay path closed".into()));
@@ -430,6 +434,9 @@ impl Transport for QuicTransport {
             seq,
         );
         watch(shared.registry.clone(), conn.clone(), (slot, None::<AddrSlot>));
+        if is_relayed(&addr) {
+            shared.paths.established(addr);
+        }
         let (kept, is_new) = shared.registry.offer(conn.clone());
         if !is_new {
             // We lost a simultaneous-dial tie-break: the caller gets the winner, and `accept` the loser,
