@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 use std::net::SocketAddr;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_nat::bridge::BridgeEvent;
-use meshwork_nat::{NatCommand, NatConfig, NatEvent, RelayCommand, RelayConfig, RelayEvent};
+use meshwork_nat::{NatCommand, NatConfig, NatEvent, RelayConfig};
 use meshwork_sim::metrics::percentile;
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedError, TestbedSpec};
 use meshwork_wire::relayed::is_relayed;
@@ -76,24 +75,10 @@ type Outcome = Result<Duration, String>;
 /// Whether `node`'s connection to `peer` is at `at` (the NAT mapping) within a second: after an
 /// upgrade, the runtime takes the direct connection a moment after the protocol reports the punch.
 async fn direct_within(node: &NatNode, peer: PeerId, at: SocketAddr) -> Result<bool, TestbedError> {
-    for _ in 0..20 {
-        if node.connection_to(peer).await? == Some(at) {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(false)
-}
-
-/// The node's count of relayed connections upgraded to direct ones.
-fn upgrades(node: &NatNode) -> u64 {
-    node.node
-        .metrics()
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix("meshwork_relayed_upgrades_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let seen = node
+        .connection_where(peer, Duration::from_secs(1), |c| c == Some(at))
+        .await?;
+    Ok(seen == Some(at))
 }
 
 /// B reserves at the relay, A opens a circuit to B and dials over it: the two are then connected
@@ -103,34 +88,13 @@ async fn relay_first(
     b: &mut NatNode,
     relay: PeerId,
 ) -> Result<Result<(), String>, TestbedError> {
-    b.relay.command(RelayCommand::Reserve { relay }).await?;
-    let reserved = b
-        .next_relay(WAIT, |e| {
-            matches!(e, BridgeEvent::Relay(RelayEvent::Reserved { .. })).then_some(())
-        })
-        .await;
-    if reserved.is_none() {
-        return Ok(Err("no reservation".into()));
+    if let Err(err) = b.reserve(relay, WAIT).await {
+        return Ok(Err(err.to_string()));
     }
-    let target = b.node.peer_id();
-    a.relay.command(RelayCommand::Connect { relay, target }).await?;
-    let opened = a
-        .next_relay(WAIT, |e| match e {
-            BridgeEvent::Opened { addr, .. } => Some(addr),
-            _ => None,
-        })
-        .await;
-    let Some(addr) = opened else {
-        return Ok(Err("no circuit".into()));
-    };
-    a.node.dial(target, addr).await?;
-    for _ in 0..100 {
-        if a.connection_to(target).await?.is_some_and(|c| is_relayed(&c)) {
-            return Ok(Ok(()));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(Err("no relayed connection".into()))
+    Ok(a.connect_through(relay, b.node.peer_id(), WAIT)
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string()))
 }
 
 async fn attempt(
@@ -176,14 +140,9 @@ async fn attempt(
         Ok(elapsed) if relayed_first => {
             // B takes the direct connection at its own moment; then each side counts one upgrade.
             let a_id = a.node.peer_id();
-            for _ in 0..20 {
-                let seen = b.connection_to(a_id).await?;
-                if seen.is_some_and(|c| !is_relayed(&c)) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            match (upgrades(&a), upgrades(&b)) {
+            let direct = |c: Option<SocketAddr>| c.is_some_and(|c| !is_relayed(&c));
+            b.connection_where(a_id, Duration::from_secs(1), direct).await?;
+            match (a.relayed_upgrades(), b.relayed_upgrades()) {
                 (1, 1) => Ok(elapsed),
                 counts => Err(format!("direct, but upgrades counted (A, B) = {counts:?}")),
             }
@@ -257,15 +216,9 @@ async fn scenario(
 
 fn main() {
     let args = args();
-    if let Err(err) = meshwork_testbed::available() {
-        eprintln!("hole_punch: {err}");
+    let Some(runtime) = meshwork_benches::testbed_runtime("hole_punch") else {
         return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    };
     let eim = [NatKind::EndpointIndependent; 2];
     let scenarios = [
         ("eim-eim", eim, false),

@@ -19,8 +19,7 @@
 use std::time::{Duration, Instant};
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_nat::bridge::BridgeEvent;
-use meshwork_nat::{NatCommand, NatConfig, NatEvent, RelayCommand, RelayConfig, RelayEvent, RelayLimits};
+use meshwork_nat::{NatCommand, NatConfig, NatEvent, RelayConfig, RelayLimits};
 use meshwork_node::{Events, Handle};
 use meshwork_sim::metrics::percentile;
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedError, TestbedSpec};
@@ -165,51 +164,14 @@ async fn run(args: &Args) -> Result<serde_json::Value, TestbedError> {
         .ok_or(TestbedError::TimedOut("hole punch"))?;
 
     // The relayed pair: B reserved at the relay, A's circuit to it, A dialled over it.
-    let relayed_a = start(bed.private(0, 1), 4, NatConfig::default(), RelayConfig::default()).await?;
+    let mut relayed_a = start(bed.private(0, 1), 4, NatConfig::default(), RelayConfig::default()).await?;
     let mut relayed_b = start(bed.private(1, 1), 5, NatConfig::default(), RelayConfig::default()).await?;
-    let mut relayed_a = relayed_a;
     for node in [&relayed_a, &relayed_b] {
         node.0.node.add_address(at.0, at.1).await?;
     }
-    relayed_b
-        .0
-        .relay
-        .command(RelayCommand::Reserve { relay: at.0 })
-        .await?;
-    relayed_b
-        .0
-        .next_relay(WAIT, |e| {
-            matches!(e, BridgeEvent::Relay(RelayEvent::Reserved { .. })).then_some(())
-        })
-        .await
-        .ok_or(TestbedError::TimedOut("reservation"))?;
+    relayed_b.0.reserve(at.0, WAIT).await?;
     let target = relayed_b.0.node.peer_id();
-    relayed_a
-        .0
-        .relay
-        .command(RelayCommand::Connect { relay: at.0, target })
-        .await?;
-    let path = relayed_a
-        .0
-        .next_relay(WAIT, |e| match e {
-            BridgeEvent::Opened { addr, .. } => Some(addr),
-            _ => None,
-        })
-        .await
-        .ok_or(TestbedError::TimedOut("circuit"))?;
-    relayed_a.0.node.dial(target, path).await?;
-    // Messages to a peer not yet connected are dropped: wait for the connection over the circuit.
-    let mut connected = false;
-    for _ in 0..(WAIT.as_millis() / 50) {
-        if relayed_a.0.connection_to(target).await? == Some(path) {
-            connected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !connected {
-        return Err(TestbedError::TimedOut("connection over the circuit"));
-    }
+    relayed_a.0.connect_through(at.0, target, WAIT).await?;
 
     let bytes = args.mib * 1024 * 1024;
     // A warm-up transfer on each path (connections, congestion windows), not counted.
@@ -260,15 +222,9 @@ async fn run(args: &Args) -> Result<serde_json::Value, TestbedError> {
 
 fn main() {
     let args = args();
-    if let Err(err) = meshwork_testbed::available() {
-        eprintln!("relay: {err}");
+    let Some(runtime) = meshwork_benches::testbed_runtime("relay") else {
         return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    };
     let result = runtime
         .block_on(run(&args))
         .unwrap_or_else(|err| panic!("relay: {err}"));

@@ -43,3 +43,19 @@ pub mod process {
             .sum()
     }
 }
+
+/// The runtime of the benchmarks that run in the NAT testbed (`hole_punch`, `relay`): two worker
+/// threads, as on the development machine; `None`, after saying why on stderr, where the testbed
+/// cannot run (not root, no `ip` or `nft`).
+pub fn testbed_runtime(bench: &str) -> Option<tokio::runtime::Runtime> {
+    if let Err(err) = meshwork_testbed::available() {
+        eprintln!("{bench}: {err}");
+        return None;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    Some(runtime)
+}

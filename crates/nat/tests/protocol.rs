@@ -97,13 +97,7 @@ fn each_side_learns_the_address_its_connection_comes_from() {
 #[test]
 fn a_coordinated_punch_makes_both_sides_dial_and_ends_in_a_direct_connection() {
     let (mut net, r, a, b) = registered();
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: b,
-        },
-    );
+    net.punch(a, r, b);
     assert!(net.connected(a, b));
     // Both sides dialled (the rendezvous told both), each at the address the rendezvous observed.
     assert!(net.dials.contains(&(a, b)) && net.dials.contains(&(b, a)));
@@ -127,13 +121,7 @@ fn a_punch_between_peers_joined_by_a_relay_upgrades_their_connection() {
     net.run();
     // A relayed connection's virtual address is no observation: neither side is told it.
     assert!(net.nodes[&a].external_addresses().is_empty());
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: b,
-        },
-    );
+    net.punch(a, r, b);
     assert!(
         !net.events_of(a)
             .iter()
@@ -150,13 +138,7 @@ fn a_punch_between_peers_joined_by_a_relay_upgrades_their_connection() {
         assert_eq!(punched, Some((other, Some(net.seen_at[&other]))));
     }
     // Now directly connected, a second punch has nothing to do.
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: b,
-        },
-    );
+    net.punch(a, r, b);
     assert!(
         net.events_of(a)
             .iter()
@@ -170,13 +152,7 @@ fn a_failed_upgrade_leaves_the_relayed_connection_and_times_out() {
     net.connect_relayed(a, b);
     net.run();
     net.dialable = |_, _, _| false;
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: b,
-        },
-    );
+    net.punch(a, r, b);
     // `PeerUp` from the runtime's hand-back (the peer is connected, through the relay) settles nothing.
     assert!(
         !net.events_of(a)
@@ -198,13 +174,7 @@ fn a_failed_upgrade_leaves_the_relayed_connection_and_times_out() {
 fn through_nats_that_let_nothing_in_the_punch_fails_after_its_attempts() {
     let (mut net, r, a, b) = registered();
     net.dialable = |_, _, _| false;
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: b,
-        },
-    );
+    net.punch(a, r, b);
     assert!(!net.connected(a, b));
     assert_eq!(net.dials.iter().filter(|d| **d == (a, b)).count(), 3);
     let failure = |peer| {
@@ -241,13 +211,7 @@ fn a_punch_nobody_asked_for_is_dropped_and_dials_nothing() {
 fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
     let (mut net, r, a, b) = registered();
     let offline = net.add(NatConfig::default(), "10.200.0.3:1");
-    net.command(
-        a,
-        NatCommand::Connect {
-            rendezvous: r,
-            target: offline,
-        },
-    );
+    net.punch(a, r, offline);
     assert!(net.events_of(a).contains(&NatEvent::PunchFailed {
         peer: offline,
         reason: PunchFailure::Refused(Refusal::TargetNotConnected),
@@ -291,13 +255,7 @@ fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
     };
     let punches_to_b = |net: &Net| net.dials.iter().filter(|d| **d == (b, a)).count();
     for _ in 0..15 {
-        net.command(
-            a,
-            NatCommand::Connect {
-                rendezvous: r,
-                target: b,
-            },
-        );
+        net.punch(a, r, b);
     }
     assert_eq!(limited(&net), 5, "10 a minute");
     assert_eq!(
@@ -308,13 +266,7 @@ fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
     // Half a minute refills five.
     net.advance(Duration::from_secs(30));
     for _ in 0..6 {
-        net.command(
-            a,
-            NatCommand::Connect {
-                rendezvous: r,
-                target: b,
-            },
-        );
+        net.punch(a, r, b);
     }
     assert_eq!(limited(&net), 6);
 }

@@ -77,6 +77,9 @@ pub enum TestbedError {
     /// A rendezvous refused to register a node.
     #[error("the rendezvous refused: {0}")]
     Refused(meshwork_nat::Refusal),
+    /// A relay refused a reservation or a circuit.
+    #[error("the relay refused: {0}")]
+    RelayRefused(meshwork_nat::relay::RelayRefusal),
     /// An answer did not come in time.
     #[error("no {0} in time")]
     TimedOut(&'static str),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_nat::bridge::{BridgeEvent, spawn_bridge};
-use meshwork_nat::{Nat, NatCommand, NatConfig, NatEvent, Relay, RelayConfig};
+use meshwork_nat::{
+    Nat, NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent, RelayStats,
+};
 use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::Config;
 use meshwork_transport::quic::{QuicTransport, udp_socket};
@@ -145,5 +147,91 @@ impl NatNode {
     pub async fn connection_to(&self, peer: PeerId) -> Result<Option<SocketAddr>, TestbedError> {
         let peers = self.node.peers().await?;
         Ok(peers.into_iter().find(|(p, _)| *p == peer).map(|(_, addr)| addr))
+    }
+
+    /// Polls [`NatNode::connection_to`] every 50 ms until `want` accepts it, for at most `within`;
+    /// the last answer either way.
+    pub async fn connection_where(
+        &self,
+        peer: PeerId,
+        within: Duration,
+        want: impl Fn(Option<SocketAddr>) -> bool,
+    ) -> Result<Option<SocketAddr>, TestbedError> {
+        let mut last = None;
+        for _ in 0..=(within.as_millis() / 50) {
+            last = self.connection_to(peer).await?;
+            if want(last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(last)
+    }
+
+    /// Reserves at `relay` (which must be dialable: its address added) and waits, at most `within`,
+    /// for its answer.
+    pub async fn reserve(&mut self, relay: PeerId, within: Duration) -> Result<(), TestbedError> {
+        self.relay.command(RelayCommand::Reserve { relay }).await?;
+        let answer = self
+            .next_relay(within, |e| match e {
+                BridgeEvent::Relay(RelayEvent::Reserved { relay: r, .. }) if r == relay => Some(Ok(())),
+                BridgeEvent::Relay(RelayEvent::ReserveRefused { relay: r, reason }) if r == relay => {
+                    Some(Err(TestbedError::RelayRefused(reason)))
+                }
+                _ => None,
+            })
+            .await;
+        answer.unwrap_or(Err(TestbedError::TimedOut("reservation")))
+    }
+
+    /// Opens a circuit through `relay` to `target` (which reserved there), dials `target` over it,
+    /// and returns the circuit's virtual address once the connection over it is up (at most
+    /// `within` for each step).
+    pub async fn connect_through(
+        &mut self,
+        relay: PeerId,
+        target: PeerId,
+        within: Duration,
+    ) -> Result<SocketAddr, TestbedError> {
+        self.relay
+            .command(RelayCommand::Connect { relay, target })
+            .await?;
+        let opened = self
+            .next_relay(within, |e| match e {
+                BridgeEvent::Opened {
+                    peer,
+                    addr,
+                    outbound: true,
+                    ..
+                } if peer == target => Some(Ok(addr)),
+                BridgeEvent::Relay(RelayEvent::ConnectRefused {
+                    target: t, reason, ..
+                }) if t == target => Some(Err(TestbedError::RelayRefused(reason))),
+                _ => None,
+            })
+            .await;
+        let at = opened.unwrap_or(Err(TestbedError::TimedOut("circuit")))?;
+        self.node.dial(target, at).await?;
+        match self.connection_where(target, within, |c| c == Some(at)).await? {
+            Some(c) if c == at => Ok(at),
+            _ => Err(TestbedError::TimedOut("connection over the circuit")),
+        }
+    }
+
+    /// How many relayed connections the node has upgraded to direct ones
+    /// (`meshwork_relayed_upgrades_total`).
+    pub fn relayed_upgrades(&self) -> u64 {
+        self.node
+            .metrics()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("meshwork_relayed_upgrades_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The relay role's counters, if this node serves as a relay.
+    pub async fn relay_stats(&self) -> Result<Option<RelayStats>, TestbedError> {
+        Ok(self.relay.call(|r: &mut Relay, _, _| r.stats()).await?)
     }
 }

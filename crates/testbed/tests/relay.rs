@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use meshwork_nat::bridge::BridgeEvent;
 use meshwork_nat::relay::CircuitEnd;
-use meshwork_nat::{Relay, RelayCommand, RelayEvent, RelayLimits};
+use meshwork_nat::{RelayCommand, RelayEvent, RelayLimits};
 use meshwork_testbed::{NatKind, skip_reason};
 use meshwork_wire::relayed::is_relayed;
 
@@ -61,13 +61,7 @@ async fn peers_a_punch_cannot_join_stay_connected_through_the_relay() {
     a.1.0.command((b_id, vec![1; 100])).await.unwrap();
     assert_eq!(receive(&mut b.1.1, a_id, 100, WAIT).await, 100);
 
-    let stats = relay
-        .0
-        .relay
-        .call(|r: &mut Relay, _, _| r.stats())
-        .await
-        .unwrap()
-        .unwrap();
+    let stats = relay_stats(&relay.0).await;
     assert_eq!((stats.reservations, stats.circuits), (1, 1));
     assert!(stats.bytes_relayed > 5 * blob.len() as u64, "{stats:?}");
     for node in [&a.0, &b.0, &relay.0] {
@@ -108,13 +102,7 @@ async fn a_flood_through_a_circuit_stops_at_the_relays_byte_limit() {
         "B got {got} bytes through a circuit of {LIMIT}"
     );
 
-    let stats = relay
-        .0
-        .relay
-        .call(|r: &mut Relay, _, _| r.stats())
-        .await
-        .unwrap()
-        .unwrap();
+    let stats = relay_stats(&relay.0).await;
     // The figures, for the record (`cargo test -p meshwork-testbed --test relay -- --nocapture`).
     eprintln!(
         "flood of {} bytes through a circuit of {LIMIT}: B received {got}; relay {stats:?}",

@@ -9,11 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use meshwork_nat::bridge::BridgeEvent;
-use meshwork_nat::{
-    NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits,
-};
-use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedSpec, skip_reason};
+use meshwork_nat::{NatCommand, NatEvent, RelayLimits};
+use meshwork_testbed::{NatKind, Testbed, TestbedSpec, skip_reason};
 use meshwork_transport::{Connection, Transport};
 use meshwork_wire::relayed::is_relayed;
 
@@ -78,31 +75,13 @@ async fn a_hole_punch_upgrades_a_relayed_connection_without_losing_a_message() {
     sending.await.unwrap();
     assert_eq!(got, 40 * blob.len());
     assert!(!down, "the upgrade bounced the peer");
-    let upgrades = |node: &NatNode| {
-        let page = node.node.metrics().render();
-        page.lines()
-            .find(|l| l.starts_with("meshwork_relayed_upgrades_total "))
-            .map(|l| l.to_string())
-    };
-    assert_eq!(
-        upgrades(&a.0).as_deref(),
-        Some("meshwork_relayed_upgrades_total 1")
-    );
-    assert_eq!(
-        upgrades(&b.0).as_deref(),
-        Some("meshwork_relayed_upgrades_total 1")
-    );
+    assert_eq!(a.0.relayed_upgrades(), 1, "meshwork_relayed_upgrades_total of A");
+    assert_eq!(b.0.relayed_upgrades(), 1, "meshwork_relayed_upgrades_total of B");
 
     // The relayed connection retired, and its circuit closed once unused: the relay holds none.
     let mut circuits = u64::MAX;
     for _ in 0..80 {
-        let stats = relay
-            .0
-            .relay
-            .call(|r: &mut Relay, _, _| r.stats())
-            .await
-            .unwrap()
-            .unwrap();
+        let stats = relay_stats(&relay.0).await;
         circuits = stats.circuits as u64;
         if circuits == 0 {
             break;
@@ -127,48 +106,9 @@ async fn a_direct_connection_that_fails_at_once_leaves_the_relayed_one_in_charge
     // A behind a NAT, B public: A reaches B through the relay first, then dials it directly (one
     // dial, so one direct connection), which then dies before the relayed one retires.
     let bed = Testbed::build(&TestbedSpec::new(2, &[NatKind::EndpointIndependent])).unwrap();
-    let relay_config = RelayConfig {
-        serve: Some(RelayLimits::default()),
-        ..RelayConfig::default()
-    };
-    let relay = start(&bed, (None, 0), 1, (NatConfig::rendezvous(), relay_config)).await;
-    let end = (NatConfig::default(), RelayConfig::default());
-    let mut a = start(&bed, (Some(0), 0), 2, end.clone()).await;
-    let mut b = start(&bed, (None, 1), 3, end).await;
+    let ends = [(Some(0), 0), (None, 1)];
+    let (relay, a, mut b, at) = relayed_on(&bed, RelayLimits::default(), ends).await;
     let (a_id, b_id) = (a.0.node.peer_id(), b.0.node.peer_id());
-    let r_id = relay.0.node.peer_id();
-    for node in [&a, &b] {
-        node.0
-            .node
-            .add_address(r_id, relay.0.node.local_addr())
-            .await
-            .unwrap();
-    }
-    b.0.relay
-        .command(RelayCommand::Reserve { relay: r_id })
-        .await
-        .unwrap();
-    let reserved =
-        b.0.next_relay(WAIT, |e| {
-            matches!(e, BridgeEvent::Relay(RelayEvent::Reserved { .. })).then_some(())
-        })
-        .await;
-    assert_eq!(reserved, Some(()));
-    a.0.relay
-        .command(RelayCommand::Connect {
-            relay: r_id,
-            target: b_id,
-        })
-        .await
-        .unwrap();
-    let at =
-        a.0.next_relay(WAIT, |e| match e {
-            BridgeEvent::Opened { addr, .. } => Some(addr),
-            _ => None,
-        })
-        .await
-        .unwrap();
-    a.0.node.dial(b_id, at).await.unwrap();
     assert_eq!(connection_to(&a.0, b_id, |c| c.is_some()).await, Some(at));
 
     // Given B's public address, A dials it directly beside the relayed connection: an upgrade.
@@ -194,13 +134,7 @@ async fn a_direct_connection_that_fails_at_once_leaves_the_relayed_one_in_charge
     let (got, down) = receive_watching(&mut b.1.1, a_id, 4096, WAIT).await;
     assert_eq!(got, 4096);
     assert!(!down, "the failed upgrade bounced the peer");
-    let stats = relay
-        .0
-        .relay
-        .call(|r: &mut Relay, _, _| r.stats())
-        .await
-        .unwrap()
-        .unwrap();
+    let stats = relay_stats(&relay.0).await;
     assert_eq!(stats.circuits, 1, "the circuit still carries the pair");
     for node in [&a.0, &b.0, &relay.0] {
         node.node.shutdown().await.unwrap();

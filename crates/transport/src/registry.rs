@@ -106,6 +106,11 @@ impl<C: Tracked> Registry<C> {
         self.traffic.live()
     }
 
+    /// The first connection of [`Registry::live`] that `pred` accepts.
+    pub(crate) fn find_live(&self, pred: impl Fn(&C) -> bool) -> Option<C> {
+        self.traffic.find_live(pred)
+    }
+
     /// Every connection held.
     pub(crate) fn all(&self) -> Vec<C> {
         self.lock().values().cloned().collect()
@@ -181,9 +186,7 @@ impl<C: Tracked> Registry<C> {
         }
         let fallback = self
             .traffic
-            .live()
-            .into_iter()
-            .find(|c| c.remote_peer_id() == peer && relayed(c) && c.close_reason().is_none());
+            .find_live(|c| c.remote_peer_id() == peer && relayed(c) && c.close_reason().is_none());
         if let Some(fallback) = fallback {
             conns.insert(peer, fallback);
         }

@@ -61,6 +61,11 @@ impl<C: Connection> Traffic<C> {
         self.lock().live.values().cloned().collect()
     }
 
+    /// A watched connection not yet retired that `pred` accepts (no copy of the others is made).
+    pub(crate) fn find_live(&self, pred: impl Fn(&C) -> bool) -> Option<C> {
+        self.lock().live.values().find(|c| pred(c)).cloned()
+    }
+
     /// Moves a closed connection's final figures to the closed totals, and counts its `reason`.
     pub(crate) fn retire(&self, tracking: Tracking, reason: &CloseReason) {
         let mut state = self.lock();

@@ -100,6 +100,11 @@ impl Net {
         self.run();
     }
 
+    /// `from` asks `rendezvous` to coordinate a punch to `target` (`NatCommand::Connect`).
+    pub fn punch(&mut self, from: PeerId, rendezvous: PeerId, target: PeerId) {
+        self.command(from, NatCommand::Connect { rendezvous, target });
+    }
+
     pub fn message(&mut self, from: PeerId, to: PeerId, msg: <Nat as Protocol>::Message) {
         self.queue.push_back((to, Input::Message { from, msg }));
         self.run();

@@ -321,6 +321,20 @@ impl<T: Transport> Runtime<T> {
     /// back through the runtime's queues.
     fn spawn_dial(&mut self, peer: PeerId, addr: SocketAddr) {
         self.dialing.insert(peer);
+        self.dial_task(peer, addr, |peer, _, failure| {
+            failure.map(|reason| Inbox::DialFailed { peer, reason })
+        });
+    }
+
+    /// Starts a dial of `peer` at `addr`, bounded by the dial timeout, in a task of its own. The
+    /// connection goes where accepted ones go; `ended` turns the outcome (`None` once connected, else
+    /// why not) into what the inbox hears, if anything.
+    pub(super) fn dial_task(
+        &self,
+        peer: PeerId,
+        addr: SocketAddr,
+        ended: fn(PeerId, SocketAddr, Option<String>) -> Option<Inbox>,
+    ) {
         self.metrics.dial_started();
         let (transport, conns, inbox) = (
             self.transport.clone(),
@@ -329,15 +343,17 @@ impl<T: Transport> Runtime<T> {
         );
         let timeout = self.config.dial_timeout;
         tokio::spawn(async move {
-            let failed = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
+            let failure = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
                 Ok(Ok(conn)) => {
                     let _ = conns.send(conn).await;
-                    return;
+                    None
                 }
-                Ok(Err(err)) => err.to_string(),
-                Err(_) => format!("no answer within {timeout:?}"),
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(_) => Some(format!("no answer within {timeout:?}")),
             };
-            let _ = inbox.send(Inbox::DialFailed { peer, reason: failed }).await;
+            if let Some(news) = ended(peer, addr, failure) {
+                let _ = inbox.send(news).await;
+            }
         });
     }
 }

@@ -87,23 +87,8 @@ impl<T: Transport> Runtime<T> {
             return;
         }
         debug!(%peer, %addr, "dialling a relayed peer directly");
-        self.metrics.dial_started();
-        let (transport, conns, inbox) = (
-            self.transport.clone(),
-            self.conns_tx.clone(),
-            self.inbox_tx.clone(),
-        );
-        let timeout = self.config.dial_timeout;
-        tokio::spawn(async move {
-            let failure = match tokio::time::timeout(timeout, transport.dial(peer, addr)).await {
-                Ok(Ok(conn)) => {
-                    let _ = conns.send(conn).await;
-                    None
-                }
-                Ok(Err(err)) => Some(err.to_string()),
-                Err(_) => Some(format!("no answer within {timeout:?}")),
-            };
-            let _ = inbox.send(Inbox::UpgradeDialed { peer, addr, failure }).await;
+        self.dial_task(peer, addr, |peer, addr, failure| {
+            Some(Inbox::UpgradeDialed { peer, addr, failure })
         });
     }
 

@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_nat::bridge::BridgeEvent;
-use meshwork_nat::{NatConfig, RelayCommand, RelayConfig, RelayEvent, RelayLimits};
+use meshwork_nat::{NatConfig, RelayConfig, RelayLimits};
 use meshwork_node::{Events, Handle};
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedSpec};
 use meshwork_wire::relayed::is_relayed;
@@ -72,61 +71,41 @@ pub async fn start(
 }
 
 /// The relay (and rendezvous) on the public segment; A and B behind NATs of the kinds `nats`; B
-/// reserved at the relay, and A's circuit to B open with A dialled over it. Returns the virtual address
+/// reserved at the relay, and A connected to B over a circuit through it. Returns the virtual address
 /// A reaches B at.
 pub async fn relayed(
     limits: RelayLimits,
     nats: [NatKind; 2],
 ) -> (Testbed, BlobNode, BlobNode, BlobNode, SocketAddr) {
     let bed = Testbed::build(&TestbedSpec::new(1, &nats)).unwrap();
+    let (relay, a, b, at) = relayed_on(&bed, limits, [(Some(0), 0), (Some(1), 0)]).await;
+    (bed, relay, a, b, at)
+}
+
+/// [`relayed`] on a testbed of the caller's, with the relay on public host 0 and A and B on the hosts
+/// `ends` names (`(None, i)`: public host `i`; `(Some(n), i)`: host `i` behind NAT `n`).
+pub async fn relayed_on(
+    bed: &Testbed,
+    limits: RelayLimits,
+    ends: [(Option<usize>, usize); 2],
+) -> (BlobNode, BlobNode, BlobNode, SocketAddr) {
     let relay_config = RelayConfig {
         serve: Some(limits),
         ..RelayConfig::default()
     };
-    let relay = start(&bed, (None, 0), 1, (NatConfig::rendezvous(), relay_config)).await;
+    let relay = start(bed, (None, 0), 1, (NatConfig::rendezvous(), relay_config)).await;
     let end = (NatConfig::default(), RelayConfig::default());
-    let mut a = start(&bed, (Some(0), 0), 2, end.clone()).await;
-    let mut b = start(&bed, (Some(1), 0), 3, end).await;
+    let mut a = start(bed, ends[0], 2, end.clone()).await;
+    let mut b = start(bed, ends[1], 3, end).await;
     let r_id = relay.0.node.peer_id();
     let r_addr = relay.0.node.local_addr();
-    let b_id = b.0.node.peer_id();
     for end in [&a, &b] {
         end.0.node.add_address(r_id, r_addr).await.unwrap();
     }
-
-    b.0.relay
-        .command(RelayCommand::Reserve { relay: r_id })
-        .await
-        .unwrap();
-    let reserved =
-        b.0.next_relay(WAIT, |e| match e {
-            BridgeEvent::Relay(RelayEvent::Reserved { relay, .. }) => Some(relay),
-            _ => None,
-        })
-        .await;
-    assert_eq!(reserved, Some(r_id));
-
-    a.0.relay
-        .command(RelayCommand::Connect {
-            relay: r_id,
-            target: b_id,
-        })
-        .await
-        .unwrap();
-    let opened =
-        a.0.next_relay(WAIT, |e| match e {
-            BridgeEvent::Opened {
-                peer, addr, outbound, ..
-            } if peer == b_id => Some((addr, outbound)),
-            BridgeEvent::Relay(RelayEvent::ConnectRefused { reason, .. }) => panic!("refused: {reason}"),
-            _ => None,
-        })
-        .await;
-    let (at, outbound) = opened.unwrap();
-    assert!(outbound);
+    b.0.reserve(r_id, WAIT).await.unwrap();
+    let at = a.0.connect_through(r_id, b.0.node.peer_id(), WAIT).await.unwrap();
     assert!(is_relayed(&at), "{at} is a virtual address");
-    a.0.node.dial(b_id, at).await.unwrap();
-    (bed, relay, a, b, at)
+    (relay, a, b, at)
 }
 
 /// Waits (at most `WAIT`) for the node's connection to `peer` to satisfy `want`.
@@ -135,15 +114,12 @@ pub async fn connection_to(
     peer: PeerId,
     want: impl Fn(Option<SocketAddr>) -> bool,
 ) -> Option<SocketAddr> {
-    let mut last = None;
-    for _ in 0..(WAIT.as_millis() / 50) {
-        last = node.connection_to(peer).await.unwrap();
-        if want(last) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    last
+    node.connection_where(peer, WAIT, want).await.unwrap()
+}
+
+/// The relay role's counters of `node`, which serves as a relay.
+pub async fn relay_stats(node: &NatNode) -> meshwork_nat::RelayStats {
+    node.relay_stats().await.unwrap().unwrap()
 }
 
 /// Waits for blob events from `from` until `bytes` arrived; what arrived, and whether `from` went down

@@ -180,11 +180,11 @@ impl QuicTransport {
     /// Whether a connection uses the relay path at `addr` (one being handshaken does not count yet;
     /// one retiring after a direct connection replaced it does, until it closes).
     pub fn path_in_use(&self, addr: SocketAddr) -> bool {
+        let addr = canonical(addr);
         self.shared
             .registry
-            .live()
-            .iter()
-            .any(|conn| conn.close_reason().is_none() && canonical(conn.remote_addr()) == canonical(addr))
+            .find_live(|conn| conn.close_reason().is_none() && canonical(conn.remote_addr()) == addr)
+            .is_some()
     }
 
     /// Whether the relay path at `addr` is done: a connection over it was established and none is

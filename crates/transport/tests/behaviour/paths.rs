@@ -2,13 +2,15 @@
 //! side's path datagrams to the other. The session is the two peers' own (keys checked end to end),
 //! the connection is marked relayed by its address, and closing the path closes it.
 
+use std::net::SocketAddr;
+
 use meshwork_transport::{Connection, QuicTransport, Transport};
 use meshwork_wire::relayed::is_relayed;
 
 use crate::harness::{PING, bounded, config, eventually, key, loopback};
 
 /// Carries `from`'s path datagrams to `to`, arriving from `at` (the path `to` opened for `from`).
-fn forward(from: &QuicTransport, to: &QuicTransport, at: std::net::SocketAddr) {
+fn forward(from: &QuicTransport, to: &QuicTransport, at: SocketAddr) {
     let mut outbound = from.relay_paths().outbound().expect("the first driver");
     let paths = to.relay_paths().clone();
     tokio::spawn(async move {
@@ -18,7 +20,11 @@ fn forward(from: &QuicTransport, to: &QuicTransport, at: std::net::SocketAddr) {
     });
 }
 
-pub(crate) async fn quic_over_a_relay_path() {
+/// Two transports, each with a path to the other that the forwarder joins: `(a, b, a's path to b,
+/// b's path to a)`. B's path is opened for `b_expects` if given, else for A.
+async fn joined(
+    b_expects: Option<meshwork_identity::PeerId>,
+) -> (QuicTransport, QuicTransport, SocketAddr, SocketAddr) {
     let a = QuicTransport::bind(&key(1), loopback(), config())
         .await
         .expect("bind a");
@@ -26,9 +32,17 @@ pub(crate) async fn quic_over_a_relay_path() {
         .await
         .expect("bind b");
     let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
-    let b_to_a = b.relay_paths().open(a.peer_id()).expect("a path");
+    let b_to_a = b
+        .relay_paths()
+        .open(b_expects.unwrap_or(a.peer_id()))
+        .expect("a path");
     forward(&a, &b, b_to_a);
     forward(&b, &a, a_to_b);
+    (a, b, a_to_b, b_to_a)
+}
+
+pub(crate) async fn quic_over_a_relay_path() {
+    let (a, b, a_to_b, b_to_a) = joined(None).await;
 
     // A dials B's key at the path's virtual address: the handshake crosses the forwarder.
     let to_b = bounded(a.dial(b.peer_id(), a_to_b))
@@ -71,16 +85,7 @@ pub(crate) async fn quic_over_a_relay_path() {
 }
 
 pub(crate) async fn direct_replaces_relayed() {
-    let a = QuicTransport::bind(&key(1), loopback(), config())
-        .await
-        .expect("bind a");
-    let b = QuicTransport::bind(&key(2), loopback(), config())
-        .await
-        .expect("bind b");
-    let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
-    let b_to_a = b.relay_paths().open(a.peer_id()).expect("a path");
-    forward(&a, &b, b_to_a);
-    forward(&b, &a, a_to_b);
+    let (a, b, a_to_b, _) = joined(None).await;
     let relayed = bounded(a.dial(b.peer_id(), a_to_b))
         .await
         .expect("dial over the path");
@@ -127,18 +132,9 @@ pub(crate) async fn direct_replaces_relayed() {
 }
 
 pub(crate) async fn a_path_carries_only_its_peer() {
-    let a = QuicTransport::bind(&key(1), loopback(), config())
-        .await
-        .expect("bind a");
-    let b = QuicTransport::bind(&key(2), loopback(), config())
-        .await
-        .expect("bind b");
     // B's path is for peer 3; A's connection arrives over it (a relay lying about who the circuit
     // joins): B refuses it once A's key is proven, and A's dial fails.
-    let a_to_b = a.relay_paths().open(b.peer_id()).expect("a path");
-    let b_to_a = b.relay_paths().open(key(3).peer_id()).expect("a path");
-    forward(&a, &b, b_to_a);
-    forward(&b, &a, a_to_b);
+    let (a, b, a_to_b, b_to_a) = joined(Some(key(3).peer_id())).await;
     let dialed = bounded(a.dial(b.peer_id(), a_to_b)).await;
     if let Ok(conn) = &dialed {
         // The client's handshake may end before the server's refusal arrives: the refusal closes it.
