@@ -33,6 +33,11 @@ pub struct Config {
     /// At most this many peers of one IP prefix in the whole table (default 10; lift it only as
     /// `max_per_prefix_in_bucket`).
     pub max_per_prefix_in_table: usize,
+    /// A full bucket pings its oldest entry for a newcomer only if that entry has not answered us for
+    /// this long (default 10 min); a fresher one is taken as alive, and the newcomer waits to replace
+    /// the first entry that fails a request (Kademlia §4.1; [`crate::routing_table`]). `Duration::ZERO`
+    /// pings every time, as §2.2 alone would.
+    pub stale_after: Duration,
     /// A bucket that saw no lookup for this long is refreshed by a lookup of a random key in it (default 1 h).
     pub refresh_interval: Duration,
     /// How long a record stays valid after it is (re)published (default 36 h).
@@ -62,6 +67,7 @@ impl Default for Config {
             puzzle_difficulty: 0,
             max_per_prefix_in_bucket: 2,
             max_per_prefix_in_table: 10,
+            stale_after: Duration::from_secs(600),
             refresh_interval: Duration::from_secs(3600),
             record_ttl: Duration::from_secs(36 * 3600),
             max_record_ttl: Duration::from_secs(48 * 3600),

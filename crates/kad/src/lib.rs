@@ -14,7 +14,10 @@
 //!   keys is their XOR read as an integer. Every lookup converges because each step halves the distance.
 //! - **The routing table** ([`routing_table`]). Bucket `i` holds up to `k` (20) peers whose distance from
 //!   us has `i` leading zero bits. A full bucket prefers the peers it has: the least recently seen entry
-//!   is pinged and only evicted if it does not answer, the newcomer waiting in a pending slot. Peers enter
+//!   is pinged and only evicted if it does not answer, the newcomer waiting in a pending slot. The ping
+//!   is delayed as the paper's §4.1 delays it: an entry that answered within [`Config::stale_after`]
+//!   (10 min) is not pinged, and the newcomer waits to replace the first entry that fails a request a
+//!   lookup sends anyway. Peers enter
 //!   only after they *answered* a request of ours (S/Kademlia); a peer that merely asked us something is
 //!   pinged back and enters if it answers. Ids must solve the static crypto puzzle
 //!   ([`meshwork_identity::puzzle`]) at the configured difficulty, and at most a few peers of one /24

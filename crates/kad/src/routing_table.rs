@@ -6,11 +6,20 @@
 //! only evicted if it fails to answer, because long-lived peers are the likeliest to stay. While that
 //! ping is out the newcomer waits in the bucket's single pending slot.
 //!
+//! The ping is delayed as the paper's §4.1 delays it ("Kademlia delays probing contacts until it has
+//! useful messages to send them"): if the oldest entry answered us within
+//! [`TableLimits::stale_after`], it is taken as alive and not pinged. The newcomer still waits in the
+//! pending slot, the paper's replacement cache (of one: the most recently seen candidate), and takes the
+//! place of the first entry that fails to answer a request we send anyway, such as a lookup's. A
+//! ping costs a connection to a peer we may have no other reason to talk to; in a network joining
+//! fast, where buckets fill in seconds, undelayed pings were a fifth of every Kademlia request.
+//!
 //! S/Kademlia defences applied on insertion: the peer's id must solve the static puzzle at the configured
 //! difficulty, and at most a configured number of peers of one IP prefix (/24, /48) may sit in one bucket
 //! and in the whole table, so one operator with one subnet cannot fill our view.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use meshwork_identity::{PeerId, puzzle};
 use meshwork_wire::Instant;
@@ -28,6 +37,9 @@ pub struct TableLimits {
     pub max_per_prefix_in_bucket: usize,
     /// Most peers of one IP prefix in the table.
     pub max_per_prefix_in_table: usize,
+    /// A full bucket's oldest entry is pinged for a newcomer only if it has not answered us for this
+    /// long; a fresher one is taken as alive (see the module doc).
+    pub stale_after: Duration,
 }
 
 /// One peer in a bucket.
@@ -57,8 +69,12 @@ impl Entry {
 struct KBucket {
     /// Least recently seen first.
     entries: Vec<Entry>,
-    /// A candidate waiting for the oldest entry's liveness check.
+    /// A candidate for the first place that frees up: the oldest entry's if it fails its liveness
+    /// check, or any entry's that fails to answer a request.
     pending: Option<Entry>,
+    /// Whether the oldest entry's liveness check is out (the candidate then waits for it and is not
+    /// replaced by a newer one).
+    probing: bool,
     /// The last time a lookup touched this bucket.
     last_refresh: Instant,
 }
@@ -76,7 +92,12 @@ pub enum InsertOutcome {
         /// The least recently seen entry of the bucket.
         oldest: PeerId,
     },
-    /// The bucket is full and a candidate already waits; this peer was dropped.
+    /// The bucket is full and its oldest entry answered within [`TableLimits::stale_after`]: the peer
+    /// waits in the pending slot (replacing an earlier candidate) for the first entry that fails to
+    /// answer, and nobody is pinged.
+    Pending,
+    /// The bucket is full and a candidate already waits on the oldest entry's liveness check; this
+    /// peer was dropped.
     BucketFull,
     /// The peer was refused.
     Refused(RefuseReason),
@@ -158,7 +179,7 @@ impl RoutingTable {
             Ok(index) => index,
             Err(reason) => return InsertOutcome::Refused(reason),
         };
-        let k = self.limits.k;
+        let (k, stale_after) = (self.limits.k, self.limits.stale_after);
         let bucket = self.bucket_mut(index);
         if let Some(pos) = bucket.entries.iter().position(|e| e.peer == peer) {
             let mut entry = bucket.entries.remove(pos);
@@ -177,18 +198,20 @@ impl RoutingTable {
             self.add_entry(index, entry);
             return InsertOutcome::Inserted;
         }
-        match &mut bucket.pending {
-            Some(pending) if pending.peer == peer => {
-                pending.last_seen = now;
-                InsertOutcome::BucketFull
-            }
-            Some(_) => InsertOutcome::BucketFull,
-            slot @ None => {
-                *slot = Some(entry);
-                let oldest = bucket.entries[0].peer;
-                InsertOutcome::PingOldest { oldest }
-            }
+        if let Some(pending) = bucket.pending.as_mut().filter(|p| p.peer == peer) {
+            pending.last_seen = now;
+            return InsertOutcome::BucketFull;
         }
+        if bucket.probing {
+            return InsertOutcome::BucketFull;
+        }
+        let oldest = &bucket.entries[0];
+        bucket.pending = Some(entry);
+        if now.saturating_duration_since(oldest.last_seen) < stale_after {
+            return InsertOutcome::Pending;
+        }
+        bucket.probing = true;
+        InsertOutcome::PingOldest { oldest: oldest.peer }
     }
 
     /// The result of the liveness check of a full bucket's oldest entry: if it answered it becomes the
@@ -197,6 +220,9 @@ impl RoutingTable {
     pub fn on_ping_result(&mut self, peer: &PeerId, alive: bool, now: Instant) -> Option<PeerId> {
         let index = self.bucket_index(&Key::from_peer(peer))?;
         let bucket = self.buckets.get_mut(index)?;
+        // Whatever became of the pinged entry meanwhile (a failed lookup request may have removed it),
+        // the check is over: the next newcomer may start another.
+        bucket.probing = false;
         let pos = bucket.entries.iter().position(|e| e.peer == *peer)?;
         if alive {
             let mut entry = bucket.entries.remove(pos);
@@ -316,7 +342,7 @@ impl RoutingTable {
 
     /// The buckets that need a refresh at `now`: every bucket up to the highest non-empty one whose last
     /// lookup is older than `interval` (buckets nearer to us are covered by lookups of our own key).
-    pub fn stale_buckets(&self, now: Instant, interval: std::time::Duration) -> Vec<usize> {
+    pub fn stale_buckets(&self, now: Instant, interval: Duration) -> Vec<usize> {
         let Some(highest) = self.buckets.iter().rposition(|b| !b.entries.is_empty()) else {
             return Vec::new();
         };
@@ -342,6 +368,7 @@ mod tests {
             puzzle_difficulty: 0,
             max_per_prefix_in_bucket: 64,
             max_per_prefix_in_table: 1000,
+            stale_after: Duration::ZERO,
         };
         let local = Keypair::from_seed([1; 32]).peer_id();
         let mut table = RoutingTable::new(Key::from_peer(&local), limits);

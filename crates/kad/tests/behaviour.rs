@@ -82,6 +82,7 @@ fn without_inbound_pings_requesters_never_enter() {
 fn a_full_bucket_pings_its_oldest_and_evicts_it_only_on_timeout() {
     let mut config = Config::default();
     config.k = 1;
+    config.stale_after = Duration::ZERO;
     let mut node = Node::new(config);
     let p = in_bucket(0, 3);
     admit(&mut node, p[0]);
@@ -109,6 +110,34 @@ fn a_full_bucket_pings_its_oldest_and_evicts_it_only_on_timeout() {
     node.input(Input::Timer(Timer::Request(liveness[0].0)));
     assert!(!node.kad.routing_table().contains(&peer(p[0])));
     assert!(node.kad.routing_table().contains(&peer(p[2])));
+}
+
+#[test]
+fn a_full_bucket_with_a_fresh_oldest_pings_nobody_and_a_failed_lookup_request_makes_room() {
+    // Default `stale_after`: the oldest answered a moment ago, so it is not pinged.
+    let mut config = Config::default();
+    config.k = 1;
+    let mut node = Node::new(config);
+    let p = in_bucket(0, 2);
+    admit(&mut node, p[0]);
+    let out = admit(&mut node, p[1]);
+    assert!(requests_to(&out, peer(p[0])).is_empty(), "no liveness ping");
+    assert!(!node.kad.routing_table().contains(&peer(p[1])));
+    assert_eq!(
+        node.kad.routing_table().pending(0).map(|e| e.peer),
+        Some(peer(p[1]))
+    );
+    // A lookup asks the one entry, which stays silent: it leaves and the candidate takes its place.
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(1),
+        target: Key::from_bytes([3; 32]),
+    }));
+    let asked = requests_to(&out, peer(p[0]));
+    assert_eq!(asked.len(), 1);
+    node.now += Duration::from_secs(10);
+    node.input(Input::Timer(Timer::Request(asked[0].0)));
+    assert!(!node.kad.routing_table().contains(&peer(p[0])));
+    assert!(node.kad.routing_table().contains(&peer(p[1])));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use meshwork_kad::routing_table::{InsertOutcome, RefuseReason, RoutingTable, Tab
 use meshwork_kad::{Address, Key};
 use meshwork_wire::Instant;
 use proptest::prelude::*;
+use std::time::Duration;
 
 fn peer(i: u64) -> PeerId {
     let mut seed = [0u8; 32];
@@ -34,6 +35,8 @@ fn limits(k: usize) -> TableLimits {
         puzzle_difficulty: 0,
         max_per_prefix_in_bucket: usize::MAX,
         max_per_prefix_in_table: usize::MAX,
+        // Every full bucket pings, as §2.2 alone would; the delayed ping has its own test.
+        stale_after: Duration::ZERO,
     }
 }
 
@@ -157,6 +160,52 @@ fn a_full_bucket_evicts_only_after_a_failed_ping() {
     assert_eq!(table.on_ping_result(&peer(p[1]), false, t(7)), Some(peer(p[4])));
     assert!(!table.contains(&peer(p[1])) && table.contains(&peer(p[4])));
     assert_eq!(table.bucket(0).len(), 2);
+}
+
+#[test]
+fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place() {
+    let local = Key::from_peer(&peer(1));
+    let stale_after = Duration::from_secs(600);
+    let mut table = RoutingTable::new(
+        local,
+        TableLimits {
+            stale_after,
+            ..limits(2)
+        },
+    );
+    let p = peers_in_bucket(&local, 0, 6);
+    table.insert(peer(p[0]), addr(p[0]), t(1));
+    table.insert(peer(p[1]), addr(p[1]), t(2));
+    // The oldest answered a moment ago: no ping, the newcomer waits.
+    assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
+    assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[2])));
+    // A newer candidate takes the slot: the most recently seen is the likeliest alive.
+    assert_eq!(table.insert(peer(p[3]), addr(p[3]), t(4)), InsertOutcome::Pending);
+    assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[3])));
+    // An entry that fails a request (a lookup's) leaves, and the candidate takes its place.
+    table.remove(&peer(p[1]));
+    assert!(table.contains(&peer(p[3])) && table.pending(0).is_none());
+    // Once the oldest has been quiet past `stale_after`, a newcomer pings it, and while that ping is
+    // out the candidate is not replaced.
+    let later = t(1) + stale_after;
+    assert_eq!(
+        table.insert(peer(p[4]), addr(p[4]), later),
+        InsertOutcome::PingOldest { oldest: peer(p[0]) }
+    );
+    assert_eq!(
+        table.insert(peer(p[5]), addr(p[5]), later),
+        InsertOutcome::BucketFull
+    );
+    assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[4])));
+    // The pinged entry left meanwhile (its place went to the candidate); the ping's result still ends
+    // the check, so the next newcomer is not refused for ever.
+    table.remove(&peer(p[0]));
+    assert!(table.contains(&peer(p[4])));
+    assert_eq!(table.on_ping_result(&peer(p[0]), false, later), None);
+    assert_eq!(
+        table.insert(peer(p[5]), addr(p[5]), later),
+        InsertOutcome::Pending
+    );
 }
 
 #[test]

@@ -103,6 +103,7 @@ impl<S: RecordStore> Kademlia<S> {
             puzzle_difficulty: config.puzzle_difficulty,
             max_per_prefix_in_bucket: config.max_per_prefix_in_bucket,
             max_per_prefix_in_table: config.max_per_prefix_in_table,
+            stale_after: config.stale_after,
         };
         Self {
             keypair,
@@ -233,6 +234,11 @@ impl<S: RecordStore> Kademlia<S> {
         );
         self.track(peer, out);
         self.totals.requests += 1;
+        match purpose {
+            Purpose::Liveness => self.totals.liveness_pings += 1,
+            Purpose::Inbound => self.totals.inbound_pings += 1,
+            Purpose::Lookup(_) | Purpose::Store(_) => {}
+        }
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
             if let Some(query) = self.queries.get_mut(&qid) {
                 query.stats.requests = query.stats.requests.saturating_add(1);
@@ -277,6 +283,7 @@ impl<S: RecordStore> Kademlia<S> {
             queue.push(msg);
         } else {
             self.dialing.insert(to, vec![msg]);
+            self.totals.dials += 1;
             out.push(Output::Dial(to));
         }
     }
@@ -302,9 +309,9 @@ impl<S: RecordStore> Kademlia<S> {
     /// `peer` answered one of our requests: it may enter the table (S/Kademlia: only after a response).
     pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
         let addr = self.address_of(&peer).cloned().unwrap_or_else(Address::unknown);
-        // A full bucket whose pending slot is taken (`BucketFull`) is not reported: in a network larger
-        // than a few buckets' worth it is the fate of most peers that answer a lookup, and says nothing
-        // about them (the bucket keeps its long-lived peers by design).
+        // A full bucket (`Pending`, `BucketFull`) is not reported: in a network larger than a few
+        // buckets' worth it is the fate of most peers that answer a lookup, and says nothing about them
+        // (the bucket keeps its long-lived peers by design).
         match self.table.insert(peer, addr, now) {
             InsertOutcome::PingOldest { oldest } => {
                 self.request(oldest, Request::Ping, Purpose::Liveness, out)
@@ -360,6 +367,7 @@ impl<S: RecordStore> Kademlia<S> {
         } else {
             self.totals.retried += again.len() as u64;
             self.dialing.insert(peer, again);
+            self.totals.dials += 1;
             out.push(Output::Dial(peer));
         }
     }

@@ -93,6 +93,12 @@ pub(crate) enum Outcome {
 pub struct KadTotals {
     /// Requests sent.
     pub requests: u64,
+    /// Of `requests`: liveness pings of a full bucket's oldest entry.
+    pub liveness_pings: u64,
+    /// Of `requests`: pings of peers that asked us something and are not in the table.
+    pub inbound_pings: u64,
+    /// Dials asked of the driver (`Output::Dial`): a message for a peer we had no connection to.
+    pub dials: u64,
     /// Requests answered (with a usable answer).
     pub successes: u64,
     /// Requests failed before their timer (connection down, wrong answer, not sendable).
