@@ -26,8 +26,7 @@
 //!
 //! Run: `cargo bench -p meshwork-benches --bench kad_connections -- [--nodes N] [--lookups L] [--json]`
 //! (`--json` prints one JSON object instead of one line per figure). `--low N`, `--high N` and
-//! `--grace-ms MS` set the connection manager's limits of the measured nodes (default: the node's), and
-//! `--grace-limit N` sets the count above which used connections in their grace period are trimmed;
+//! `--grace-ms MS` set the connection manager's limits of the measured nodes (default: the node's);
 //! `--high 100000` measures Kademlia without it.
 //!
 //! Targets of the issue, for 200 nodes: success 1.0, at most 30 open connections per node, settled
@@ -99,7 +98,6 @@ fn args() -> Args {
             "--json" => args.json = true,
             "--low" => args.limits.low_watermark = number(it.next(), "--low"),
             "--high" => args.limits.high_watermark = number(it.next(), "--high"),
-            "--grace-limit" => args.limits.grace_limit = number(it.next(), "--grace-limit"),
             "--grace-ms" => {
                 args.limits.grace_period = Duration::from_millis(number(it.next(), "--grace-ms") as u64)
             }
@@ -306,6 +304,27 @@ async fn tables(nodes: &[KadNode]) -> (usize, u64, usize) {
         empty += usize::from(s == 0);
     }
     (size, requests, empty)
+}
+
+/// Kademlia's totals summed over every node: requests, liveness pings, inbound pings, dials, retried
+/// requests, timeouts.
+async fn kad_totals(nodes: &[KadNode]) -> [u64; 6] {
+    let mut sum = [0; 6];
+    for n in nodes {
+        let t = n.kad.with(|kad| kad.totals()).await.expect("node stopped");
+        let each = [
+            t.requests,
+            t.liveness_pings,
+            t.inbound_pings,
+            t.dials,
+            t.retried,
+            t.timeouts,
+        ];
+        for (s, v) in sum.iter_mut().zip(each) {
+            *s += v;
+        }
+    }
+    sum
 }
 
 /// Open connections per node: mean and max.
@@ -657,6 +676,11 @@ async fn run(args: Args) {
             .join(", ")
     };
     say(format!("connection states (all nodes): {}", states(&nodes)));
+    let kad = kad_totals(&nodes).await;
+    say(format!(
+        "kad, all nodes: requests {} (liveness pings {}, inbound pings {}), dials {}, retried {}, timeouts {}",
+        kad[0], kad[1], kad[2], kad[3], kad[4], kad[5]
+    ));
     let after_grace = args.limits.grace_period + Duration::from_secs(1);
     tokio::time::sleep(after_grace).await;
     let (grace_mean, grace_max) = connections(&nodes).await;

@@ -14,14 +14,15 @@
 //!   waiting on an answer).
 //!
 //! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
-//! view, a peer a Kademlia request waits on) or one younger than [`ConnectionLimits::grace_period`]
-//! (the peer that dialled it has not yet had time to use it), except that above
-//! [`ConnectionLimits::grace_limit`] (off by default) a young connection the peer has already used, and that has been
-//! quiet for a few seconds, is trimmed too, so a burst of dials cannot leave the node holding a
-//! connection to everyone it talked to in the last grace period. Protected peers are bounded by the
-//! protocols that protect them, so the count can exceed the high watermark only by what protocols
-//! need, and only for as long as they need it. Protocols hear `PeerDown` for a closed connection, as
-//! for any other; a peer they want again is dialled again on demand.
+//! view, a peer a Kademlia request waits on) or a **new** one: younger than
+//! [`ConnectionLimits::grace_period`] and not yet used by the peer (no frame came from it), so the peer
+//! that dialled it has time to send what it dialled for. A connection stops being new the moment the
+//! peer uses it: a connection dialled for one request is released once the answer is in and no
+//! protocol holds the peer (libp2p's model too, where a connection lives while a handler keeps it
+//! alive). Protected peers are bounded by the protocols that protect them, so the count can exceed
+//! the high watermark only by what protocols need and by connections not yet used, and only for as
+//! long as that lasts. Protocols hear `PeerDown` for a closed connection, as for any other; a peer
+//! they want again is dialled again on demand.
 //!
 //! This module only decides; the runtime closes, gracefully: what is queued is still written, and what
 //! the peer wrote before it saw the close is still handed to the protocols (a request on its way is
@@ -38,14 +39,6 @@ use tokio::time::Instant;
 /// way to us on a connection that just carried one (a request the peer is about to be answered on).
 const TRIM_QUIET: Duration = Duration::from_secs(1);
 
-/// How long a used connection in its grace period must have carried nothing before the grace limit
-/// trims it: a joining Kademlia node asks the same peers again within seconds (its self-lookup, then
-/// its bucket refreshes), and one more round trip is cheaper than a new handshake.
-const GRACE_QUIET: Duration = Duration::from_secs(3);
-
-/// The default [`ConnectionLimits::grace_limit`]: none (see its doc for why).
-const GRACE_LIMIT: usize = usize::MAX;
-
 /// When the node closes connections no protocol needs ([`NodeConfig::connections`](crate::NodeConfig)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -54,35 +47,12 @@ pub struct ConnectionLimits {
     pub low_watermark: usize,
     /// Trimming starts when the node holds more connections than this.
     pub high_watermark: usize,
-    /// A new connection is neither trimmed nor closed as idle before it is this old. It bounds how
-    /// many connections a burst of dials leaves open at once, so memory, against how often a peer
-    /// is dialled again: with 200 Kademlia nodes joining in one process
-    /// (`benches/benches/kad_connections.rs`), 5 s instead of the default 10 s held about a third
-    /// less memory at the peak (860 MiB against 1.3 GiB) and settled about 1.5 s later.
+    /// A new connection the peer has not used yet is neither trimmed nor closed as idle before it is
+    /// this old: the peer that dialled it has this long to send its first frame. Once a frame came
+    /// from the peer, the grace is over: a burst of dials (a joining Kademlia node contacts a hundred
+    /// peers in seconds, and is contacted by as many) must not leave the node holding a connection to
+    /// everyone it talked to in the last grace period.
     pub grace_period: Duration,
-    /// Above this many connections (or the high watermark, if that is higher), a connection in its
-    /// grace period that the peer has already used (a frame came from it: its answer, or its request)
-    /// is trimmed too once it has been quiet for 3 s, least recently active first, until the node is
-    /// back at this many. The grace period alone does not bound what a burst of dials leaves open: a
-    /// joining Kademlia node contacts a hundred peers in seconds, and so is contacted by as many.
-    ///
-    /// Off by default (`usize::MAX`): it saves memory in a small network and costs time in every one.
-    /// Measured with Kademlia nodes joining at 25 ms intervals in one process
-    /// (`benches/benches/kad_connections.rs`, this 2-core machine, runs minutes apart; its noise
-    /// moves settle times by ±5 s), a limit of 24 against none:
-    ///
-    /// | nodes | peak connections per node | peak RSS | settled after the last join | lookup p50 |
-    /// |---|---|---|---|---|
-    /// | 200 | 38–44 against 76–102 | 727–781 MiB against 967–1,169 MiB | 19–26 s against 9–23 s | 0.72–0.86 s against 0.36–0.75 s |
-    /// | 500 | 26 against 31–33 | 1,805 MiB against 1,576–1,672 MiB | 76 s against 53–61 s | 2.3 s against 1.4–1.6 s |
-    ///
-    /// Trimmed peers are dialled again, and handshakes are what a joining network spends its CPU on;
-    /// and memory falls less than connections do, or rises, because a closed QUIC connection keeps
-    /// its state while it drains (three probe timeouts, which grow with the round trips of a loaded
-    /// machine): quinn held about two connections per node for each one open
-    /// (`CountersSnapshot::endpoint_connections`). Use it where a hard bound on connections matters
-    /// more than joining fast.
-    pub grace_limit: usize,
     /// An unprotected connection that carried no frame for this long is closed.
     pub idle_timeout: Duration,
 }
@@ -94,7 +64,6 @@ impl Default for ConnectionLimits {
             high_watermark: 24,
             // Longer than a handshake under load plus a request's round trip.
             grace_period: Duration::from_secs(10),
-            grace_limit: GRACE_LIMIT,
             // Several Kademlia request timeouts: a connection a lookup just used is reused by the next.
             idle_timeout: Duration::from_secs(60),
         }
@@ -125,7 +94,7 @@ impl Why {
 pub(crate) struct States {
     /// Protected by at least one protocol.
     pub(crate) protected: usize,
-    /// Younger than the grace period (and not protected).
+    /// Younger than the grace period, not yet used by the peer, and not protected.
     pub(crate) new: usize,
     /// Neither: the manager may close them.
     pub(crate) closable: usize,
@@ -136,8 +105,7 @@ pub(crate) struct States {
 struct Seen {
     up: Instant,
     active: Instant,
-    /// A frame came from the peer since it came up (so above [`ConnectionLimits::grace_limit`], its
-    /// grace period no longer protects it).
+    /// A frame came from the peer since it came up (so its grace period is over).
     heard: bool,
 }
 
@@ -194,8 +162,7 @@ impl Manager {
         }
     }
 
-    /// A frame came from `peer` at `now`: it is active, and above the grace limit its grace period no
-    /// longer protects it.
+    /// A frame came from `peer` at `now`: it is active, and its grace period is over.
     pub(crate) fn heard(&mut self, peer: &PeerId, now: Instant) {
         if let Some(seen) = self.seen.get_mut(peer) {
             seen.active = now;
@@ -219,7 +186,7 @@ impl Manager {
     }
 
     fn is_new(&self, seen: &Seen, now: Instant) -> bool {
-        now.saturating_duration_since(seen.up) < self.limits.grace_period
+        !seen.heard && now.saturating_duration_since(seen.up) < self.limits.grace_period
     }
 
     /// The peers to close at `now`, and why: every idle one, then, while the node would still hold
@@ -248,24 +215,6 @@ impl Manager {
             }
             held -= 1;
         }
-        // Still above the grace limit: the new connections the peer has used go too, down to it.
-        let limit = self.limits.grace_limit.max(self.limits.high_watermark);
-        if held > limit {
-            let mut used: Vec<(Instant, PeerId)> = self
-                .seen
-                .iter()
-                .filter(|(peer, seen)| seen.heard && self.is_new(seen, now) && !self.is_protected(peer))
-                .filter(|(_, seen)| now.saturating_duration_since(seen.active) >= GRACE_QUIET)
-                .map(|(peer, seen)| (seen.active, *peer))
-                .collect();
-            used.sort_unstable();
-            let excess = held - limit;
-            close.extend(
-                used.into_iter()
-                    .take(excess)
-                    .map(|(_, peer)| (peer, Why::Trimmed)),
-            );
-        }
         close
     }
 }
@@ -286,7 +235,6 @@ mod tests {
             low_watermark: low,
             high_watermark: high,
             grace_period: Duration::from_secs(10),
-            grace_limit: usize::MAX,
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -345,31 +293,46 @@ mod tests {
     }
 
     #[test]
-    fn above_the_grace_limit_new_connections_the_peer_used_are_trimmed_down_to_it() {
+    fn the_grace_period_ends_when_the_peer_first_uses_the_connection() {
         let start = Instant::now();
-        let soon = start + Duration::from_secs(4);
-        let mut manager = Manager::new(ConnectionLimits {
-            grace_limit: 2,
-            ..limits(0, 0)
-        });
-        for n in 1..=5u16 {
+        let soon = start + Duration::from_secs(2);
+        let mut manager = Manager::new(limits(0, 0));
+        for n in 1..=4u16 {
             manager.up(peer(n), start);
         }
-        // Peers 1 to 4 answered (1 the longest ago); peer 5 did not; peer 4 is protected.
-        for n in 1..=4u16 {
+        // Peers 1 to 3 sent a frame (1 the longest ago); peer 4 did not; peer 3 is protected.
+        for n in 1..=3u16 {
             manager.heard(&peer(n), start + Duration::from_millis(100 * u64::from(n)));
         }
-        manager.protect(peer(4), 0, true);
+        manager.protect(peer(3), 0, true);
         assert_eq!(
             manager.to_close(soon),
-            [peer(1), peer(2), peer(3)].map(|p| (p, Why::Trimmed)),
-            "five held, limit two: three of the used ones go, least recently active first"
+            [peer(1), peer(2)].map(|p| (p, Why::Trimmed)),
+            "used and quiet for a second: trimmed at once, least recently active first"
         );
-        // Without a limit, the grace period protects them all.
-        let mut unlimited = Manager::new(limits(0, 0));
-        unlimited.up(peer(1), start);
-        unlimited.heard(&peer(1), start + Duration::from_millis(100));
-        assert!(unlimited.to_close(soon).is_empty());
+        assert_eq!(
+            manager.states(soon),
+            States {
+                protected: 1,
+                new: 1,
+                closable: 2
+            }
+        );
+        // The one never used is new until its grace period ends.
+        manager.down(&peer(1));
+        manager.down(&peer(2));
+        manager.protect(peer(3), 0, false);
+        let later = start + Duration::from_secs(10);
+        assert_eq!(
+            manager.to_close(later),
+            [peer(4), peer(3)].map(|p| (p, Why::Trimmed)),
+            "by last activity: peer 4's was its coming up"
+        );
+        // A frame within the last second still keeps a used connection.
+        let mut busy = Manager::new(limits(0, 0));
+        busy.up(peer(1), start);
+        busy.heard(&peer(1), soon - Duration::from_millis(500));
+        assert!(busy.to_close(soon).is_empty());
     }
 
     #[test]

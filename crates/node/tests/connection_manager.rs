@@ -80,7 +80,6 @@ fn patient() -> ConnectionLimits {
         high_watermark: 100,
         grace_period: Duration::from_secs(600),
         idle_timeout: Duration::from_secs(600),
-        ..ConnectionLimits::default()
     }
 }
 
@@ -191,7 +190,6 @@ async fn above_the_high_watermark_the_least_recently_active_are_trimmed_to_the_t
             high_watermark: 3,
             grace_period: grace,
             idle_timeout: Duration::from_secs(600),
-            ..ConnectionLimits::default()
         },
     )
     .await;
@@ -223,6 +221,46 @@ async fn above_the_high_watermark_the_least_recently_active_are_trimmed_to_the_t
 }
 
 #[tokio::test]
+async fn a_connection_the_peer_has_used_is_no_longer_new() {
+    let network = MemoryNetwork::new();
+    // A grace period far longer than the test: only the peer's use can end it.
+    let hub = start(
+        &network,
+        20,
+        ConnectionLimits {
+            low_watermark: 1,
+            high_watermark: 1,
+            grace_period: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+        },
+    )
+    .await;
+    let mut clients = Vec::new();
+    for seed in 21..23 {
+        clients.push(start(&network, seed, patient()).await);
+    }
+    connect(&hub, &mut clients).await;
+    assert_eq!(connected(&hub.node).await.len(), 2);
+    // The first client sends what it dialled for; the second never sends anything.
+    clients[0]
+        .probe
+        .command(Cmd::Send(hub.node.peer_id()))
+        .await
+        .unwrap();
+    // Above the high watermark, the used one goes once it has been quiet for a second; the unused
+    // one keeps its grace period.
+    let expect: BTreeSet<PeerId> = [clients[1].node.peer_id()].into();
+    assert_eq!(until_held(&hub.node, 1).await, expect);
+    assert_eq!(closed(&hub.node, "trimmed"), 1);
+    let down = timeout(Duration::from_secs(20), clients[0].events.recv())
+        .await
+        .unwrap();
+    assert_eq!(down, Some(Ev::Down(hub.node.peer_id())));
+    sleep(Duration::from_millis(1500)).await;
+    assert_eq!(connected(&hub.node).await, expect);
+}
+
+#[tokio::test]
 async fn a_message_sent_while_every_connection_to_the_peer_is_closing_goes_out_on_the_next_one() {
     let network = MemoryNetwork::new();
     // The hub trims any connection that has been quiet for a second, and gives a peer 2 s to finish
@@ -233,7 +271,6 @@ async fn a_message_sent_while_every_connection_to_the_peer_is_closing_goes_out_o
             high_watermark: 0,
             grace_period: Duration::ZERO,
             idle_timeout: Duration::from_secs(600),
-            ..ConnectionLimits::default()
         },
         drain_deadline: Duration::from_secs(2),
         ..NodeConfig::default()
