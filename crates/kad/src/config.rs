@@ -51,7 +51,9 @@ pub struct Config {
     /// The provider re-announces this often (default 12 h).
     pub reprovide_interval: Duration,
     /// Ping a peer that sent us a request and is not in our table, so it can enter once it answers
-    /// (default true). Without this, a bootstrap node would never learn of the nodes that join through it.
+    /// (default true; not when its bucket is full and a candidate already waits there,
+    /// [`crate::routing_table::RoutingTable::wants_candidate`]). Without this, a bootstrap node would
+    /// never learn of the nodes that join through it.
     pub ping_inbound: bool,
     /// The address we announce as providers (default none: receivers use the address they observe).
     pub external_address: Option<crate::Address>,

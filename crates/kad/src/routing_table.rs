@@ -237,6 +237,40 @@ impl RoutingTable {
         }
     }
 
+    /// The liveness check of `peer` (a full bucket's oldest entry) could not be made (our dial limits):
+    /// that says nothing of the entry, so the bucket keeps what it has, as it was, and the candidate
+    /// is dropped; the next newcomer may start another check.
+    pub fn abandon_probe(&mut self, peer: &PeerId) {
+        let Some(index) = self.bucket_index(&Key::from_peer(peer)) else {
+            return;
+        };
+        if let Some(bucket) = self.buckets.get_mut(index) {
+            bucket.probing = false;
+            bucket.pending = None;
+        }
+    }
+
+    /// Whether bucket `index` would take a new peer at `now`, in its entries or as a candidate that
+    /// changes something: false while a liveness check is out, or when the bucket is full, a candidate
+    /// already waits and the oldest entry is too fresh to be checked (another candidate would only
+    /// take the first one's place). Kademlia asks this before pinging a peer that asked us something.
+    pub fn wants_candidate(&self, index: usize, now: Instant) -> bool {
+        let Some(bucket) = self.buckets.get(index) else {
+            return true;
+        };
+        if bucket.entries.len() < self.limits.k {
+            return true;
+        }
+        if bucket.probing {
+            return false;
+        }
+        let stale = bucket
+            .entries
+            .first()
+            .is_some_and(|oldest| now.saturating_duration_since(oldest.last_seen) >= self.limits.stale_after);
+        stale || bucket.pending.is_none()
+    }
+
     /// Removes `peer`; if its bucket had a pending candidate that fits, the candidate takes its place.
     pub fn remove(&mut self, peer: &PeerId) -> Option<Entry> {
         let index = self.bucket_index(&Key::from_peer(peer))?;
@@ -266,11 +300,15 @@ impl RoutingTable {
         removed
     }
 
+    /// Adds `entry` to bucket `index` where its `last_seen` puts it (least recently seen first): at
+    /// the end for a peer that just answered, further in for a candidate that waited a while.
     fn add_entry(&mut self, index: usize, entry: Entry) {
         if let Some(prefix) = entry.addr.prefix() {
             *self.prefix_counts.entry(prefix).or_insert(0) += 1;
         }
-        self.bucket_mut(index).entries.push(entry);
+        let entries = &mut self.bucket_mut(index).entries;
+        let at = entries.partition_point(|e| e.last_seen <= entry.last_seen);
+        entries.insert(at, entry);
     }
 
     /// Bucket `index`, allocating the buckets up to it if they are not yet.

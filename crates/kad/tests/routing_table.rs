@@ -209,6 +209,67 @@ fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place
 }
 
 #[test]
+fn a_check_that_could_not_be_made_leaves_the_bucket_as_it_was() {
+    let local = Key::from_peer(&peer(1));
+    let stale_after = Duration::from_secs(600);
+    let mut table = RoutingTable::new(
+        local,
+        TableLimits {
+            stale_after,
+            ..limits(2)
+        },
+    );
+    let p = peers_in_bucket(&local, 0, 4);
+    table.insert(peer(p[0]), addr(p[0]), t(1));
+    table.insert(peer(p[1]), addr(p[1]), t(2));
+    assert!(table.wants_candidate(0, t(3)), "full, but no candidate yet");
+    assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
+    assert!(
+        !table.wants_candidate(0, t(4)),
+        "a candidate waits and the oldest is fresh: another would change nothing"
+    );
+    let later = t(1) + stale_after;
+    assert!(table.wants_candidate(0, later), "the oldest is due a check");
+    assert_eq!(
+        table.insert(peer(p[3]), addr(p[3]), later),
+        InsertOutcome::PingOldest { oldest: peer(p[0]) }
+    );
+    assert!(!table.wants_candidate(0, later), "a check is out");
+    // The ping could not be sent: nothing is learnt of the oldest, which stays as it was (still due
+    // a check), and the candidate goes.
+    table.abandon_probe(&peer(p[0]));
+    assert_eq!(table.bucket(0)[0].peer, peer(p[0]));
+    assert_eq!(table.bucket(0)[0].last_seen, t(1));
+    assert!(table.pending(0).is_none());
+    assert!(table.wants_candidate(0, later));
+}
+
+#[test]
+fn a_candidate_that_waited_enters_by_when_it_was_last_seen() {
+    let local = Key::from_peer(&peer(1));
+    let mut table = RoutingTable::new(
+        local,
+        TableLimits {
+            stale_after: Duration::from_secs(600),
+            ..limits(2)
+        },
+    );
+    let p = peers_in_bucket(&local, 0, 3);
+    table.insert(peer(p[0]), addr(p[0]), t(1));
+    table.insert(peer(p[1]), addr(p[1]), t(2));
+    assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
+    // p[1] answers again after the candidate last did.
+    assert_eq!(table.insert(peer(p[1]), addr(p[1]), t(5)), InsertOutcome::Updated);
+    table.remove(&peer(p[0]));
+    let order: Vec<PeerId> = table.bucket(0).iter().map(|e| e.peer).collect();
+    assert_eq!(
+        order,
+        vec![peer(p[2]), peer(p[1])],
+        "least recently seen first: the candidate is the next one due a check"
+    );
+}
+
+#[test]
 fn peers_failing_the_puzzle_are_refused() {
     let local = Key::from_peer(&peer(1));
     let difficulty = 3;

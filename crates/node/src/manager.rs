@@ -51,7 +51,9 @@ pub struct ConnectionLimits {
     /// this old: the peer that dialled it has this long to send its first frame. Once a frame came
     /// from the peer, the grace is over: a burst of dials (a joining Kademlia node contacts a hundred
     /// peers in seconds, and is contacted by as many) must not leave the node holding a connection to
-    /// everyone it talked to in the last grace period.
+    /// everyone it talked to in the last grace period. Any protocol's frame counts, a greeting too (sync's
+    /// `Status`, NAT's `Observed` on every new connection): a protocol that needs a peer beyond one
+    /// exchange protects it (`Output::Protect`), as gossip does its active view.
     pub grace_period: Duration,
     /// An unprotected connection that carried no frame for this long is closed.
     pub idle_timeout: Duration,

@@ -173,10 +173,11 @@ impl<S: RecordStore> Kademlia<S> {
         self.forget_dial(&peer);
         match pending.purpose {
             // A liveness check we could not send says nothing of the oldest entry: the bucket keeps
-            // what it has (Kademlia's preference) and the candidate is dropped.
-            Purpose::Liveness => {
-                self.table.on_ping_result(&peer, !pending.sent, now);
+            // what it has (Kademlia's preference), as it was, and the candidate is dropped.
+            Purpose::Liveness if pending.sent => {
+                self.table.on_ping_result(&peer, false, now);
             }
+            Purpose::Liveness => self.table.abandon_probe(&peer),
             Purpose::Inbound => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
             Purpose::Lookup(qid) => {

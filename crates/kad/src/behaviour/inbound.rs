@@ -71,11 +71,11 @@ impl<S: RecordStore> Kademlia<S> {
             }
         };
         self.send(from, Message::Response { id, response }, out);
-        self.maybe_ping_inbound(from, out);
+        self.maybe_ping_inbound(now, from, out);
     }
 
     /// A peer that asked us something may enter our table once it answers a ping of ours.
-    fn maybe_ping_inbound(&mut self, from: PeerId, out: &mut Out<S>) {
+    fn maybe_ping_inbound(&mut self, now: Instant, from: PeerId, out: &mut Out<S>) {
         if !self.config.ping_inbound || self.table.contains(&from) || !self.acceptable(&from) {
             return;
         }
@@ -87,12 +87,11 @@ impl<S: RecordStore> Kademlia<S> {
             }
             Err(_) => return,
         };
-        let full = self.table.bucket(index).len() >= self.config.k;
         let already = self
             .requests
             .values()
             .any(|p| p.peer == from && matches!(p.purpose, Purpose::Inbound));
-        if (full && self.table.pending(index).is_some()) || already {
+        if !self.table.wants_candidate(index, now) || already {
             return;
         }
         self.request(from, Request::Ping, Purpose::Inbound, out);
