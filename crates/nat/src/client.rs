@@ -305,6 +305,7 @@ impl Nat {
                     }));
                 }
             }
+            NatTimer::RegistryExpiry => self.sweep_registry(now, out),
             NatTimer::Redial { rendezvous, backoff } => {
                 let wanted = self.registrations.keys().any(|(r, _)| *r == rendezvous);
                 if !wanted || self.connected.contains_key(&rendezvous) {
@@ -344,10 +345,13 @@ impl Nat {
     fn release_if_unused(&mut self, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
         if !self.registrations.keys().any(|(r, _)| *r == rendezvous) {
             self.redialling.remove(&rendezvous);
-            out.push(Output::Protect {
-                peer: rendezvous,
-                protect: false,
-            });
+            // One protection bit serves both roles: a peer registered with our rendezvous role stays.
+            if !self.registrants.contains(&rendezvous) {
+                out.push(Output::Protect {
+                    peer: rendezvous,
+                    protect: false,
+                });
+            }
         }
     }
 }

@@ -18,7 +18,9 @@
 //!    mapping), with a TTL, and answers `Discover` with the registrations in peer-id order, a page at a
 //!    time. This follows libp2p's rendezvous protocol; the registry is bounded per peer, per namespace
 //!    and in all ([`RegistryLimits`]). Clients renew at three quarters of the TTL, keep the rendezvous
-//!    connection protected from the connection manager, and dial it again with backoff if it is lost.
+//!    connection protected from the connection manager, and dial it again with backoff if it is lost;
+//!    the rendezvous protects its side too while the peer holds a registration (it cannot dial a peer
+//!    behind a NAT back to tell it to punch), within the registry's bounds.
 //! 3. **Hole punching** ([`NatCommand::Connect`]). A peer asks the rendezvous to connect it to a target
 //!    registered there. The rendezvous sends both a `Punch` naming the other and the address it
 //!    observes for it, and both dial at once. Each side's first packets open its own NAT's mapping

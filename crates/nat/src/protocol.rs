@@ -230,6 +230,9 @@ pub enum NatTimer {
         /// Which punch (a later one to the same peer has its own deadline).
         attempt: u64,
     },
+    /// The rendezvous role's sweep: purge expired registrations and stop protecting the peers that
+    /// no longer hold one.
+    RegistryExpiry,
     /// Dial a lost rendezvous again.
     Redial {
         /// The rendezvous.
@@ -257,6 +260,11 @@ pub struct Nat {
     pub(crate) expiry_scheduled: bool,
     /// The rendezvous role's registry.
     pub(crate) registry: Option<Registry>,
+    /// Registrants the rendezvous role protects: a rendezvous must keep the connection to a peer
+    /// behind a NAT (it cannot dial it back) to tell it to punch. Bounded by the registry's limits.
+    pub(crate) registrants: BTreeSet<PeerId>,
+    /// Whether the registry's sweep timer is set.
+    pub(crate) registry_sweep_scheduled: bool,
     pub(crate) buckets: HashMap<PeerId, Bucket>,
     /// The client's registrations: what to renew, and which rendezvous may tell us to punch.
     /// Each maps to the TTL asked for and a generation, which tells the current renewal timer from
@@ -280,6 +288,8 @@ impl Nat {
                 config.max_reporters,
             ),
             registry: config.rendezvous.clone().map(Registry::new),
+            registrants: BTreeSet::new(),
+            registry_sweep_scheduled: false,
             punches: Punches::new(config.max_punches),
             config,
             connected: BTreeMap::new(),

@@ -154,6 +154,16 @@ impl Registry {
         (page, more)
     }
 
+    /// Whether `peer` holds a registration (an expired one not yet purged included).
+    pub fn holds(&self, peer: &PeerId) -> bool {
+        self.per_peer.contains_key(peer)
+    }
+
+    /// Purges every expired registration.
+    pub fn expire(&mut self, now: Instant) {
+        self.purge(now);
+    }
+
     /// How many registrations are held (expired ones not yet purged included).
     pub fn len(&self) -> usize {
         self.total

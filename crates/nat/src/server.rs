@@ -6,8 +6,12 @@ use meshwork_identity::PeerId;
 use meshwork_wire::{BoundedVec, Instant, Output};
 
 use crate::message::{NatMessage, Refusal};
-use crate::protocol::{Bucket, Nat, unsolicited};
+use crate::protocol::{Bucket, Nat, NatTimer, unsolicited};
 use crate::registry::secs;
+
+/// How often the rendezvous purges expired registrations while it protects a registrant: expired
+/// ones hold their protection at most this much longer (the shortest TTL it accepts is 10 s).
+const REGISTRY_SWEEP: Duration = Duration::from_secs(10);
 
 impl Nat {
     /// Answers a request `from` a peer; a node without the rendezvous role refuses.
@@ -32,16 +36,22 @@ impl Nat {
                 };
                 let ttl = Duration::from_secs(u64::from(ttl_secs));
                 let reply = match registry.register(now, from, addr, namespace.clone(), ttl) {
-                    Ok(ttl) => NatMessage::Registered {
-                        namespace,
-                        ttl_secs: secs(ttl),
-                        addr,
-                    },
+                    Ok(ttl) => {
+                        self.protect_registrant(from, out);
+                        NatMessage::Registered {
+                            namespace,
+                            ttl_secs: secs(ttl),
+                            addr,
+                        }
+                    }
                     Err(reason) => NatMessage::RegisterRefused { namespace, reason },
                 };
                 out.push(Output::Send { to: from, msg: reply });
             }
-            NatMessage::Unregister { namespace } => registry.unregister(&from, &namespace),
+            NatMessage::Unregister { namespace } => {
+                registry.unregister(&from, &namespace);
+                self.release_registrants(out);
+            }
             NatMessage::Discover {
                 namespace,
                 limit,
@@ -61,6 +71,58 @@ impl Nat {
             }
             NatMessage::Connect { target } => self.coordinate(now, from, target, out),
             _ => unsolicited(from, out),
+        }
+    }
+
+    /// Protects a peer that registered here (the connection manager must not close it: behind a NAT
+    /// it cannot be dialled back), and sets the sweep that releases it once its registrations expire.
+    fn protect_registrant(&mut self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        if self.registrants.insert(peer) {
+            out.push(Output::Protect { peer, protect: true });
+        }
+        if !self.registry_sweep_scheduled {
+            self.registry_sweep_scheduled = true;
+            out.push(Output::Schedule {
+                after: REGISTRY_SWEEP,
+                timer: NatTimer::RegistryExpiry,
+            });
+        }
+    }
+
+    /// Stops protecting the registrants that no longer hold a registration, unless the client role
+    /// still needs them as its own rendezvous (one protection bit serves both roles).
+    fn release_registrants(&mut self, out: &mut Vec<Output<Self>>) {
+        let Some(registry) = self.registry.as_ref() else {
+            return;
+        };
+        let gone: Vec<PeerId> = self
+            .registrants
+            .iter()
+            .filter(|p| !registry.holds(p))
+            .copied()
+            .collect();
+        for peer in gone {
+            self.registrants.remove(&peer);
+            if !self.registrations.keys().any(|(r, _)| *r == peer) {
+                out.push(Output::Protect { peer, protect: false });
+            }
+        }
+    }
+
+    /// The registry's sweep: expired registrations go, and so does their peers' protection; set again
+    /// while anyone is protected.
+    pub(crate) fn sweep_registry(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        self.registry_sweep_scheduled = false;
+        if let Some(registry) = self.registry.as_mut() {
+            registry.expire(now);
+        }
+        self.release_registrants(out);
+        if !self.registrants.is_empty() {
+            self.registry_sweep_scheduled = true;
+            out.push(Output::Schedule {
+                after: REGISTRY_SWEEP,
+                timer: NatTimer::RegistryExpiry,
+            });
         }
     }
 

@@ -290,3 +290,37 @@ fn a_client_renews_its_registration_and_registers_again_after_losing_the_rendezv
     assert_eq!(registrations(&net), 3);
     assert_eq!(net.nodes[&r].registry().unwrap().len(), 2);
 }
+
+#[test]
+fn a_rendezvous_protects_its_registrants_until_their_registrations_end() {
+    let (mut net, r, a, b) = registered();
+    // A peer behind a NAT cannot be dialled back: the rendezvous keeps the connection it registered on.
+    assert_eq!(net.protected.get(&(r, a)), Some(&true));
+    assert_eq!(net.protected.get(&(r, b)), Some(&true));
+    // A registration that is not renewed: it expires, and its peer's protection goes with it.
+    let c = net.add(NatConfig::default(), "10.200.0.3:40003");
+    net.connect(c, r);
+    net.run();
+    net.message(
+        c,
+        r,
+        NatMessage::Register {
+            namespace: "coin".try_into().unwrap(),
+            ttl_secs: 10,
+        },
+    );
+    assert_eq!(net.protected.get(&(r, c)), Some(&true));
+    net.advance(Duration::from_secs(21));
+    assert_eq!(net.protected.get(&(r, c)), Some(&false));
+    // Renewing clients stay protected; one that unregisters is released at once.
+    assert_eq!(net.protected.get(&(r, b)), Some(&true));
+    net.command(
+        a,
+        NatCommand::Unregister {
+            rendezvous: r,
+            namespace: "coin".try_into().unwrap(),
+        },
+    );
+    assert_eq!(net.protected.get(&(r, a)), Some(&false));
+    assert_eq!(net.protected.get(&(r, b)), Some(&true));
+}
