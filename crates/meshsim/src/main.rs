@@ -3,8 +3,9 @@
 //! `meshsim <experiment> [--nodes N] [--seed S] [--json] [--csv FILE] ...` runs one experiment and prints
 //! a readable table, or with `--json` one JSON object on stdout. Long phases show a live status line on
 //! stderr when it is a terminal (never with `--json`). Keys are
-//! snake_case with units in their names; every run reports `seed`, `trace_hash`, `events`,
-//! `events_per_sec` and `wall_ms`.
+//! snake_case with units in their names; every run ends with the same footer (`Report::footer`):
+//! `events`, `events_per_sec`, `cpu_ms`, `events_per_cpu_sec`, `wall_ms`, `rss_bytes`,
+//! `peak_rss_bytes` and `trace_hash`; and reports its `seed`.
 //!
 //! The hostile-peer experiments (issue #14): `meshsim sybil-gossip` (Sybils from a few /24s flood
 //! HyParView's membership requests; share of honest nodes whose views stay honest-majority, broadcast

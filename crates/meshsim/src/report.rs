@@ -35,12 +35,20 @@ impl Report {
         &self.panels
     }
 
-    /// The figures every run ends with: `events`, `events_per_sec`, `wall_ms`, the process's memory
-    /// (`rss_bytes`, `peak_rss_bytes`) and the `trace_hash` that a second run with the seed must repeat.
+    /// The figures every run ends with, the one place they are written: `events`, `events_per_sec`
+    /// (wall time), `cpu_ms` and `events_per_cpu_sec` (the process's CPU time, which a busy machine does
+    /// not inflate; one experiment per process, building its network included), `wall_ms`, the
+    /// process's memory (`rss_bytes`, `peak_rss_bytes`) and the `trace_hash` that a second run with the
+    /// seed must repeat.
     pub(crate) fn footer(&mut self, events: u64, wall_ms: f64, trace_hash: impl ToString) -> &mut Self {
         self.add("events", events)
-            .add("events_per_sec", events as f64 / (wall_ms / 1000.0).max(1e-9))
-            .add("wall_ms", wall_ms);
+            .add("events_per_sec", events as f64 / (wall_ms / 1000.0).max(1e-9));
+        if let Some(cpu) = crate::clock::cpu_time() {
+            let secs = cpu.as_secs_f64();
+            self.add("cpu_ms", secs * 1000.0)
+                .add("events_per_cpu_sec", events as f64 / secs.max(1e-9));
+        }
+        self.add("wall_ms", wall_ms);
         if let Some((rss, hwm)) = crate::clock::memory() {
             self.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
         }

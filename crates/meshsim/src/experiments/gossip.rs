@@ -31,7 +31,7 @@ use serde_json::json;
 use super::gossip_load::{self, FLOOD, GOSSIP, Outcome, Schedule};
 use super::gossip_net::{NetArgs, build, overlay};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::plot::Panel;
 use crate::report::Report;
 
@@ -250,9 +250,6 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
             total(|s| s.tree_count() as u64) as f64 / sim.live_nodes().count().max(1) as f64,
         )
         .add("flood_trace_hash", flood.trace_hash().to_string());
-    if let Some((_, hwm)) = memory() {
-        report.add("peak_rss_bytes", hwm);
-    }
     let events = sim.stats().events + flood.stats().events;
     report.footer(events, started.elapsed().as_secs_f64() * 1000.0, sim.trace_hash());
     Ok(report)

@@ -31,7 +31,7 @@ use rand::seq::SliceRandom;
 use super::gossip_net::{Broadcast, GossipNode, NetArgs, broadcast, build, overlay};
 use super::gossip_spam_node::{BAD, NodeCommand, SpamKind, SpamNode};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::plot::Panel;
 use crate::report::Report;
 
@@ -354,11 +354,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("time_to_isolate_ms_max", first_out.max)
         .add("time_to_last_disconnect_ms_p50", last_out.p50)
         .add("time_to_last_disconnect_ms_max", last_out.max)
-        .add("events", sim.stats().events)
-        .add("trace_hash", sim.trace_hash().to_string())
-        .add("wall_ms", started.elapsed().as_secs_f64() * 1000.0);
-    if let Some((_, hwm)) = memory() {
-        report.add("peak_rss_bytes", hwm);
-    }
+        .footer(
+            sim.stats().events,
+            started.elapsed().as_secs_f64() * 1000.0,
+            sim.trace_hash(),
+        );
     Ok(report)
 }

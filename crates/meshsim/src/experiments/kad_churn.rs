@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::kad_net::{NetArgs, Network, at_ms};
 use super::kad_node::{KadNode, NodeEvent, info};
 use crate::cli::Common;
-use crate::clock::{memory, wall_now};
+use crate::clock::wall_now;
 use crate::plot::Panel;
 use crate::report::Report;
 
@@ -216,11 +216,6 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("timeline", Value::Array(timeline))
         .add("messages_sent", stats.messages_sent)
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
-        .add("events", stats.events)
-        .add("wall_ms", wall_ms);
-    if let Some((rss, hwm)) = memory() {
-        report.add("rss_bytes", rss).add("peak_rss_bytes", hwm);
-    }
-    report.add("trace_hash", net.sim.trace_hash().to_string());
+        .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
 }
