@@ -79,6 +79,16 @@ struct KBucket {
     last_refresh: Instant,
 }
 
+impl KBucket {
+    /// Whether the oldest entry has not answered for `stale_after` at `now` (a newcomer may have it
+    /// checked).
+    fn oldest_is_stale(&self, now: Instant, stale_after: Duration) -> bool {
+        self.entries
+            .first()
+            .is_some_and(|oldest| now.saturating_duration_since(oldest.last_seen) >= stale_after)
+    }
+}
+
 /// What [`RoutingTable::insert`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
@@ -205,13 +215,14 @@ impl RoutingTable {
         if bucket.probing {
             return InsertOutcome::BucketFull;
         }
-        let oldest = &bucket.entries[0];
         bucket.pending = Some(entry);
-        if now.saturating_duration_since(oldest.last_seen) < stale_after {
+        if !bucket.oldest_is_stale(now, stale_after) {
             return InsertOutcome::Pending;
         }
         bucket.probing = true;
-        InsertOutcome::PingOldest { oldest: oldest.peer }
+        InsertOutcome::PingOldest {
+            oldest: bucket.entries[0].peer,
+        }
     }
 
     /// The result of the liveness check of a full bucket's oldest entry: if it answered it becomes the
@@ -264,11 +275,7 @@ impl RoutingTable {
         if bucket.probing {
             return false;
         }
-        let stale = bucket
-            .entries
-            .first()
-            .is_some_and(|oldest| now.saturating_duration_since(oldest.last_seen) >= self.limits.stale_after);
-        stale || bucket.pending.is_none()
+        bucket.oldest_is_stale(now, self.limits.stale_after) || bucket.pending.is_none()
     }
 
     /// Removes `peer`; if its bucket had a pending candidate that fits, the candidate takes its place.

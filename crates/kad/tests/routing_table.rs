@@ -162,20 +162,30 @@ fn a_full_bucket_evicts_only_after_a_failed_ping() {
     assert_eq!(table.bucket(0).len(), 2);
 }
 
-#[test]
-fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place() {
+/// How long the delayed-ping tests let an entry go unheard before it is checked.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// A table with `stale_after` of [`STALE_AFTER`] whose bucket 0 (k = 2) is full: `p[0]` answered at
+/// t(1), `p[1]` at t(2); the other `count - 2` peers of bucket 0 are free for the test.
+fn full_bucket(count: usize) -> (RoutingTable, Vec<u64>) {
     let local = Key::from_peer(&peer(1));
-    let stale_after = Duration::from_secs(600);
     let mut table = RoutingTable::new(
         local,
         TableLimits {
-            stale_after,
+            stale_after: STALE_AFTER,
             ..limits(2)
         },
     );
-    let p = peers_in_bucket(&local, 0, 6);
+    let p = peers_in_bucket(&local, 0, count);
     table.insert(peer(p[0]), addr(p[0]), t(1));
     table.insert(peer(p[1]), addr(p[1]), t(2));
+    (table, p)
+}
+
+#[test]
+fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place() {
+    let stale_after = STALE_AFTER;
+    let (mut table, p) = full_bucket(6);
     // The oldest answered a moment ago: no ping, the newcomer waits.
     assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
     assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[2])));
@@ -210,18 +220,8 @@ fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place
 
 #[test]
 fn a_check_that_could_not_be_made_leaves_the_bucket_as_it_was() {
-    let local = Key::from_peer(&peer(1));
-    let stale_after = Duration::from_secs(600);
-    let mut table = RoutingTable::new(
-        local,
-        TableLimits {
-            stale_after,
-            ..limits(2)
-        },
-    );
-    let p = peers_in_bucket(&local, 0, 4);
-    table.insert(peer(p[0]), addr(p[0]), t(1));
-    table.insert(peer(p[1]), addr(p[1]), t(2));
+    let stale_after = STALE_AFTER;
+    let (mut table, p) = full_bucket(4);
     assert!(table.wants_candidate(0, t(3)), "full, but no candidate yet");
     assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
     assert!(
@@ -246,17 +246,7 @@ fn a_check_that_could_not_be_made_leaves_the_bucket_as_it_was() {
 
 #[test]
 fn a_candidate_that_waited_enters_by_when_it_was_last_seen() {
-    let local = Key::from_peer(&peer(1));
-    let mut table = RoutingTable::new(
-        local,
-        TableLimits {
-            stale_after: Duration::from_secs(600),
-            ..limits(2)
-        },
-    );
-    let p = peers_in_bucket(&local, 0, 3);
-    table.insert(peer(p[0]), addr(p[0]), t(1));
-    table.insert(peer(p[1]), addr(p[1]), t(2));
+    let (mut table, p) = full_bucket(3);
     assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
     // p[1] answers again after the candidate last did.
     assert_eq!(table.insert(peer(p[1]), addr(p[1]), t(5)), InsertOutcome::Updated);

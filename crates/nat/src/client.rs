@@ -181,7 +181,7 @@ impl Nat {
         out: &mut Vec<Output<Self>>,
     ) {
         let asked = self.punches.get(&peer).is_some_and(|p| p.via == from);
-        let registered = self.registrations.keys().any(|(r, _)| *r == from);
+        let registered = self.registered_at(&from);
         if !asked && !registered {
             unsolicited(from, out);
             return;
@@ -267,7 +267,7 @@ impl Nat {
                 reason: PunchFailure::RendezvousNotConnected,
             }));
         }
-        if self.registrations.keys().any(|(r, _)| *r == peer) {
+        if self.registered_at(&peer) {
             self.redial(now, peer, out);
         }
     }
@@ -307,7 +307,7 @@ impl Nat {
             }
             NatTimer::RegistryExpiry => self.sweep_registry(now, out),
             NatTimer::Redial { rendezvous, backoff } => {
-                let wanted = self.registrations.keys().any(|(r, _)| *r == rendezvous);
+                let wanted = self.registered_at(&rendezvous);
                 if !wanted || self.connected.contains_key(&rendezvous) {
                     self.redialling.remove(&rendezvous);
                     return;
@@ -341,9 +341,14 @@ impl Nat {
         });
     }
 
+    /// Whether the client role holds a registration at `rendezvous`.
+    pub(crate) fn registered_at(&self, rendezvous: &PeerId) -> bool {
+        self.registrations.keys().any(|(r, _)| r == rendezvous)
+    }
+
     /// Stops protecting `rendezvous` once no registration needs it.
     fn release_if_unused(&mut self, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
-        if !self.registrations.keys().any(|(r, _)| *r == rendezvous) {
+        if !self.registered_at(&rendezvous) {
             self.redialling.remove(&rendezvous);
             // One protection bit serves both roles: a peer registered with our rendezvous role stays.
             if !self.registrants.contains(&rendezvous) {

@@ -86,7 +86,7 @@ impl Registry {
             .is_some_and(|peers| peers.contains_key(&peer));
         if !renewal {
             if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
-                self.purge(now);
+                self.expire(now);
                 if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
                     return Err(Refusal::TooManyNamespaces);
                 }
@@ -96,7 +96,7 @@ impl Registry {
                 return Err(Refusal::NamespaceFull);
             }
             if self.total >= self.limits.registrations {
-                self.purge(now);
+                self.expire(now);
                 if self.total >= self.limits.registrations {
                     return Err(Refusal::RegistryFull);
                 }
@@ -159,11 +159,6 @@ impl Registry {
         self.per_peer.contains_key(peer)
     }
 
-    /// Purges every expired registration.
-    pub fn expire(&mut self, now: Instant) {
-        self.purge(now);
-    }
-
     /// How many registrations are held (expired ones not yet purged included).
     pub fn len(&self) -> usize {
         self.total
@@ -194,7 +189,8 @@ impl Registry {
         }
     }
 
-    fn purge(&mut self, now: Instant) {
+    /// Purges every expired registration.
+    pub fn expire(&mut self, now: Instant) {
         let namespaces: Vec<Namespace> = self.namespaces.keys().cloned().collect();
         for namespace in &namespaces {
             self.purge_namespace(now, namespace);

@@ -80,6 +80,11 @@ impl Nat {
         if self.registrants.insert(peer) {
             out.push(Output::Protect { peer, protect: true });
         }
+        self.schedule_registry_sweep(out);
+    }
+
+    /// Sets the registry's sweep timer, unless it is set.
+    fn schedule_registry_sweep(&mut self, out: &mut Vec<Output<Self>>) {
         if !self.registry_sweep_scheduled {
             self.registry_sweep_scheduled = true;
             out.push(Output::Schedule {
@@ -103,7 +108,7 @@ impl Nat {
             .collect();
         for peer in gone {
             self.registrants.remove(&peer);
-            if !self.registrations.keys().any(|(r, _)| *r == peer) {
+            if !self.registered_at(&peer) {
                 out.push(Output::Protect { peer, protect: false });
             }
         }
@@ -118,11 +123,7 @@ impl Nat {
         }
         self.release_registrants(out);
         if !self.registrants.is_empty() {
-            self.registry_sweep_scheduled = true;
-            out.push(Output::Schedule {
-                after: REGISTRY_SWEEP,
-                timer: NatTimer::RegistryExpiry,
-            });
+            self.schedule_registry_sweep(out);
         }
     }
 
