@@ -213,3 +213,112 @@ fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
     // A timer that fires late, with the table no longer empty, does nothing.
     assert!(node.input(Input::Timer(Timer::Rejoin)).is_empty());
 }
+
+#[test]
+fn a_join_refresh_ends_once_its_bucket_is_full() {
+    let config = Config::default();
+    let k = config.k as usize;
+    let mut node = Node::new(config);
+    // Bucket 0 starts a quarter full; our nearest neighbours are in bucket 5.
+    let bucket0 = in_bucket(0, 4 * k);
+    let (known, fresh) = bucket0.split_at(k / 4);
+    for &p in known.iter().chain(&in_bucket(5, 2)) {
+        admit(&mut node, p);
+    }
+    let index: std::collections::HashMap<_, _> = fresh.iter().map(|&i| (peer(i), i)).collect();
+    let mut fresh = fresh.iter().copied();
+    let own = Key::from_peer(&peer(0));
+    let (mut named, mut asked) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+    // Every input's requests of the bucket-0 refresh were issued while the bucket still had room.
+    // Dials connect at once, so a request that waited for one goes out with the input that issued it.
+    let feed = |node: &mut Node, input| {
+        let mut out = node.input(input);
+        let dials: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Dial(p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        for p in dials {
+            out.extend(node.input(Input::PeerUp(p)));
+        }
+        let refreshing = find_nodes(&out)
+            .iter()
+            .any(|(_, _, target)| *target != own && bucket_of(target) == 0);
+        assert!(
+            !refreshing || node.kad.routing_table().bucket(0).len() < k,
+            "a request of the refresh after its bucket filled"
+        );
+        out
+    };
+    // The self-lookup is answered with nobody closer, and each request of the
+    // bucket-0 refresh with three peers of bucket 0 it has not heard of.
+    let mut pending = feed(
+        &mut node,
+        Input::Command(Command::Bootstrap {
+            query: QueryId(1),
+            peers: Vec::new(),
+        }),
+    );
+    for _ in 0..1_000 {
+        let mut next = Vec::new();
+        for output in std::mem::take(&mut pending) {
+            match output {
+                Output::Send {
+                    to,
+                    msg:
+                        Message::Request {
+                            id,
+                            request: Request::FindNode { target },
+                        },
+                } => {
+                    let mut closer = Vec::new();
+                    if target != own && bucket_of(&target) == 0 {
+                        if let Some(&i) = index.get(&to) {
+                            asked.insert(i);
+                        }
+                        for i in fresh.by_ref().take(3) {
+                            named.insert(i);
+                            closer.push(PeerInfo {
+                                id: peer(i),
+                                addr: addr(i),
+                            });
+                        }
+                    }
+                    let closer = BoundedVec::try_from(closer).unwrap();
+                    let response = Message::Response {
+                        id,
+                        response: Response::Nodes { closer },
+                    };
+                    next.extend(feed(
+                        &mut node,
+                        Input::Message {
+                            from: to,
+                            msg: response,
+                        },
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        pending = next;
+    }
+    assert!(pending.is_empty(), "the join did not end within 1,000 rounds");
+    assert_eq!(
+        node.kad.routing_table().bucket(0).len(),
+        k,
+        "the refresh filled bucket 0"
+    );
+    // A lookup would go on until the k peers closest to its random target had answered; the
+    // refresh stopped with peers it had heard of still unasked.
+    assert!(
+        asked.len() < named.len(),
+        "asked {} of the {} peers named to it",
+        asked.len(),
+        named.len()
+    );
+}

@@ -35,7 +35,12 @@ pub(crate) enum Purpose {
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
     Bootstrap,
+    /// A refresh of a bucket no lookup touched for [`crate::Config::refresh_interval`]: a full lookup of
+    /// a random key in it, which also finds peers that joined since.
     Refresh,
+    /// A refresh of bucket `.0` after joining, which had fewer than `k` peers: it ends as soon as the
+    /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table).
+    JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
     GetValue,
@@ -161,7 +166,7 @@ impl<S: RecordStore> Kademlia<S> {
             .map(|e| e.peer)
             .collect();
         seeds.extend(extra);
-        if seeds.is_empty() && !matches!(kind, Kind::Bootstrap | Kind::Refresh) {
+        if seeds.is_empty() && !matches!(kind, Kind::Bootstrap | Kind::Refresh | Kind::JoinRefresh(_)) {
             // Nobody to ask: say so, rather than answer "nothing found" without having looked.
             if let Qid::User(query) = qid {
                 let error = QueryError::NoPeers;
@@ -175,7 +180,7 @@ impl<S: RecordStore> Kademlia<S> {
         }
         // A bucket refresh only seeds the routing table, whose own admission rules (the puzzle, the
         // per-prefix caps, the ping of an unknown peer) guard it; one path halves what joining costs.
-        let paths = if matches!(kind, Kind::Refresh) {
+        let paths = if matches!(kind, Kind::Refresh | Kind::JoinRefresh(_)) {
             1
         } else {
             self.config.disjoint_paths
@@ -243,6 +248,14 @@ impl<S: RecordStore> Kademlia<S> {
     /// Sends the lookup's next requests, or finishes it.
     pub(crate) fn advance(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
         loop {
+            if let Some(Query {
+                kind: Kind::JoinRefresh(bucket),
+                ..
+            }) = self.queries.get(&qid)
+                && self.table.bucket(*bucket).len() >= self.config.k
+            {
+                return self.finish_lookup(now, qid, out);
+            }
             let Some(query) = self.queries.get_mut(&qid) else {
                 return;
             };
@@ -313,7 +326,7 @@ impl<S: RecordStore> Kademlia<S> {
                 self.after_join(out);
                 for index in self.buckets_to_refresh_after_join(&peers) {
                     let target = self.random_key_in_bucket(index);
-                    self.start_internal(now, target, Kind::Refresh, out);
+                    self.start_internal(now, target, Kind::JoinRefresh(index), out);
                 }
                 if let Some(query) = user {
                     self.emit(
