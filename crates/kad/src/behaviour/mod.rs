@@ -3,6 +3,7 @@
 
 mod answers;
 mod inbound;
+mod join;
 mod queries;
 pub(crate) mod state;
 pub(crate) mod stats;

@@ -2,9 +2,8 @@
 
 use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
-use rand_core::RngCore;
 
-use super::state::{Kademlia, MAX_SEEDS, Out, REJOIN_FIRST, REJOIN_MAX};
+use super::state::{Kademlia, MAX_SEEDS, Out, REJOIN_FIRST};
 use super::stats::QueryStats;
 use super::types::{Command, Event, QueryId, Timer};
 use crate::message::Request;
@@ -39,7 +38,8 @@ pub(crate) enum Kind {
     /// a random key in it, which also finds peers that joined since.
     Refresh,
     /// A refresh of bucket `.0` after joining, which had fewer than `k` peers: it ends as soon as the
-    /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table).
+    /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table),
+    /// and then the join's next refresh starts (`join_refreshes`).
     JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
@@ -136,7 +136,7 @@ impl<S: RecordStore> Kademlia<S> {
         self.start(now, Qid::User(query), target, kind, Vec::new(), out);
     }
 
-    fn start(
+    pub(crate) fn start(
         &mut self,
         now: Instant,
         qid: Qid,
@@ -196,47 +196,6 @@ impl<S: RecordStore> Kademlia<S> {
             },
         );
         self.advance(now, qid, out);
-    }
-
-    /// After a join (the bootstrap lookup) finished: if nobody answered, try again later through the
-    /// bootstrap peers, each time waiting twice as long; once someone has, the wait starts over.
-    fn after_join(&mut self, out: &mut Out<S>) {
-        if !self.table.is_empty() {
-            self.rejoin_delay = REJOIN_FIRST;
-            return;
-        }
-        if self.seeds.is_empty() || self.rejoin_scheduled {
-            return;
-        }
-        self.rejoin_scheduled = true;
-        self.schedule(self.rejoin_delay, Timer::Rejoin, out);
-        self.rejoin_delay = (self.rejoin_delay * 2).min(REJOIN_MAX);
-    }
-
-    /// Joins again through the bootstrap peers (on [`Timer::Rejoin`]), unless a peer has answered
-    /// since.
-    pub(crate) fn rejoin(&mut self, now: Instant, out: &mut Out<S>) {
-        self.rejoin_scheduled = false;
-        if !self.table.is_empty() {
-            self.rejoin_delay = REJOIN_FIRST;
-            return;
-        }
-        // A copy (at most `MAX_SEEDS`): a join that ends at once must still find the seeds to retry.
-        let seeds = self.seeds.clone();
-        let qid = Qid::Internal(self.next_internal);
-        self.next_internal += 1;
-        self.join(now, qid, &seeds, out);
-    }
-
-    /// Starts the join, the lookup of our own key, as `qid` through `seeds`, whose addresses it
-    /// (re)learns.
-    fn join(&mut self, now: Instant, qid: Qid, seeds: &[PeerInfo], out: &mut Out<S>) {
-        for info in seeds {
-            self.learn_address(info);
-        }
-        let extra = seeds.iter().map(|info| info.id).collect();
-        let target = Key::from_peer(&self.local);
-        self.start(now, qid, target, Kind::Bootstrap, extra, out);
     }
 
     pub(crate) fn start_internal(&mut self, now: Instant, target: Key, kind: Kind, out: &mut Out<S>) {
@@ -322,23 +281,8 @@ impl<S: RecordStore> Kademlia<S> {
         let key = *query.lookup.target();
         let stats = query.stats.finished(now);
         match (query.kind, user) {
-            (Kind::Bootstrap, user) => {
-                self.after_join(out);
-                for index in self.buckets_to_refresh_after_join(&peers) {
-                    let target = self.random_key_in_bucket(index);
-                    self.start_internal(now, target, Kind::JoinRefresh(index), out);
-                }
-                if let Some(query) = user {
-                    self.emit(
-                        Event::Bootstrapped {
-                            query,
-                            table_size: self.table.len(),
-                            stats,
-                        },
-                        out,
-                    );
-                }
-            }
+            (Kind::Bootstrap, user) => self.joined(now, &peers, user, stats, out),
+            (Kind::JoinRefresh(_), _) => self.next_join_refresh(now, out),
             (Kind::FindNode, Some(query)) => {
                 let peers = peers.into_iter().map(|p| self.info_of(p)).collect();
                 self.emit(
@@ -414,44 +358,5 @@ impl<S: RecordStore> Kademlia<S> {
             ),
             _ => {}
         }
-    }
-
-    /// Kademlia's join: after the self-lookup, which found `closest`, refresh every bucket farther
-    /// than our nearest neighbour (Maymounkov & Mazières 2002, §2.3) that the self-lookup did not
-    /// already cover.
-    ///
-    /// A bucket is covered when it is full (a refresh could not add to it), or when it lies wholly
-    /// nearer to us than the `k`-th peer the self-lookup found: the lookup ended only once the `k`
-    /// closest had answered, so it has seen every peer in that radius. Only the buckets out to that
-    /// peer's are left: about `log2(N / k)` of them in a network of `N`, not `log2 N`. Measured: a
-    /// third fewer requests until 200 nodes joining at once over QUIC settled
-    /// (`benches/benches/kad_connections.rs`), and 30% fewer join messages per node at 1,000
-    /// simulated nodes (`meshsim kad-lookup`), with the same tables. A self-lookup that found fewer
-    /// than `k` (answers lost, or a network that small) covers nothing beyond our nearest
-    /// neighbour.
-    pub(crate) fn buckets_to_refresh_after_join(&self, closest: &[PeerId]) -> Vec<usize> {
-        let Some(nearest) = (0..Key::BITS).rev().find(|&i| !self.table.bucket(i).is_empty()) else {
-            return Vec::new();
-        };
-        let covered_beyond = if closest.len() >= self.config.k {
-            // Bucket 0 is the farthest half of the key space: the k-th peer's bucket has the
-            // smallest index among the k.
-            closest
-                .iter()
-                .filter_map(|peer| self.table.bucket_index(&Key::from_peer(peer)))
-                .min()
-                .map_or(nearest, |farthest| (farthest + 1).min(nearest))
-        } else {
-            nearest
-        };
-        (0..covered_beyond)
-            .filter(|&index| self.table.bucket(index).len() < self.config.k)
-            .collect()
-    }
-
-    pub(crate) fn random_key_in_bucket(&mut self, index: usize) -> Key {
-        let mut random = [0u8; 32];
-        self.rng.fill_bytes(&mut random);
-        self.table.local_key().random_in_bucket(index, random)
     }
 }

@@ -80,6 +80,8 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) rejoin_delay: Duration,
     /// A [`Timer::Rejoin`] is pending.
     pub(crate) rejoin_scheduled: bool,
+    /// Buckets the join still has to refresh, one at a time (see `Kind::JoinRefresh`).
+    pub(crate) join_refreshes: Vec<usize>,
     /// Requests and drops since the start ([`Kademlia::totals`]).
     pub(crate) totals: KadTotals,
     /// Requests that timed out lately, to tell a late answer from an unsolicited one.
@@ -128,6 +130,7 @@ impl<S: RecordStore> Kademlia<S> {
             seeds: Vec::new(),
             rejoin_delay: REJOIN_FIRST,
             rejoin_scheduled: false,
+            join_refreshes: Vec::new(),
             totals: KadTotals::default(),
             recent_timeouts: RecentTimeouts::default(),
         }
