@@ -274,3 +274,25 @@ pub(crate) async fn quic_endpoint_counts_a_connection_until_it_drains() {
     drop((to_b, from_a));
     eventually(|| a.counters().endpoint_connections == 0 && b.counters().endpoint_connections == 0).await;
 }
+
+/// Path MTU discovery reaches the full 1,452-byte datagram of an Ethernet-sized path (loopback carries
+/// more) in two probes, where quinn's default search sends four.
+pub(crate) async fn quic_path_mtu_in_two_probes() {
+    let net = Quic;
+    let (_a, _b, to_b, from_a) = pair(&net, config(), config()).await;
+    // The search starts once the handshake is confirmed; traffic lets it finish.
+    let mut out = bounded(to_b.open(PING)).await.expect("open");
+    let mut inc = bounded(from_a.accept_stream()).await.expect("accept stream");
+    let mtu_reached = || to_b.quinn().stats().path.current_mtu == 1452;
+    for n in 0..50u64 {
+        if mtu_reached() {
+            break;
+        }
+        out.send(&n).await.expect("send");
+        assert_eq!(bounded(inc.recv::<u64>()).await.expect("recv"), Some(n));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = to_b.quinn().stats().path;
+    assert_eq!(path.current_mtu, 1452, "{path:?}");
+    assert_eq!(path.sent_plpmtud_probes, 2, "{path:?}");
+}

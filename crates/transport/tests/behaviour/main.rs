@@ -119,6 +119,12 @@ async fn quic_endpoint_counts_a_connection_until_it_drains() {
     cases::quic_endpoint_counts_a_connection_until_it_drains().await;
 }
 
+/// QUIC only: path MTU discovery takes two probes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_path_mtu_in_two_probes() {
+    cases::quic_path_mtu_in_two_probes().await;
+}
+
 /// QUIC only: one IP's inbound connections are capped; another prefix still gets in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_per_ip_cap() {
