@@ -281,6 +281,11 @@ impl DisjointLookup {
         self.paths[0].target()
     }
 
+    /// Requests in flight on all paths together.
+    pub fn num_waiting(&self) -> usize {
+        self.paths.iter().map(ClosestPeers::num_waiting).sum()
+    }
+
     /// The number of paths.
     pub fn num_paths(&self) -> usize {
         self.paths.len()

@@ -39,7 +39,8 @@ pub(crate) enum Kind {
     Refresh,
     /// A refresh of bucket `.0` after joining, which had fewer than `k` peers: it ends as soon as the
     /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table),
-    /// and then the join's next refresh starts (`join_refreshes`).
+    /// with no more requests in flight than the bucket has places left, and then the join's next
+    /// refresh starts (`join_refreshes`).
     JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
@@ -209,11 +210,19 @@ impl<S: RecordStore> Kademlia<S> {
         loop {
             if let Some(Query {
                 kind: Kind::JoinRefresh(bucket),
+                lookup,
                 ..
             }) = self.queries.get(&qid)
-                && self.table.bucket(*bucket).len() >= self.config.k
             {
-                return self.finish_lookup(now, qid, out);
+                // Filling the bucket is all a join's refresh is for: it ends once the bucket is
+                // full, and never has more requests in flight than answers could still fit.
+                let room = self.config.k.saturating_sub(self.table.bucket(*bucket).len());
+                if room == 0 {
+                    return self.finish_lookup(now, qid, out);
+                }
+                if lookup.num_waiting() >= room {
+                    return;
+                }
             }
             let Some(query) = self.queries.get_mut(&qid) else {
                 return;
