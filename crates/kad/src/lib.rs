@@ -28,8 +28,8 @@
 //!   `k` peers, except those nearer than the `k`-th peer it found: it has seen everyone there. These
 //!   refreshes run one after another, nearest bucket first; each ends as soon as its bucket holds `k`
 //!   peers, which is all it is for, and never has more requests in flight than answers could still fit
-//!   (a stalled lookup would otherwise widen to `k` at once): a node joining costs a few requests in
-//!   flight at a time, not one lookup's worth per bucket at once.
+//!   (or `α`; a stalled lookup would otherwise widen to `k` at once): a node joining costs a few
+//!   requests in flight at a time, not one lookup's worth per bucket at once.
 //! - **Iterative lookups** ([`query`]). A lookup asks the `α` (3) closest peers it knows, learns closer
 //!   ones from their answers, and repeats until the `k` closest it has heard of have all answered. Each
 //!   request has a timeout; timers are data ([`Timer`]). With `d > 1` disjoint paths

@@ -39,8 +39,8 @@ pub(crate) enum Kind {
     Refresh,
     /// A refresh of bucket `.0` after joining, which had fewer than `k` peers: it ends as soon as the
     /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table),
-    /// with no more requests in flight than the bucket has places left, and then the join's next
-    /// refresh starts (`join_refreshes`).
+    /// with no more requests in flight than the bucket has places left (but `α` at least), and then
+    /// the join's next refresh starts (`join_refreshes`).
     JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
@@ -215,12 +215,13 @@ impl<S: RecordStore> Kademlia<S> {
             }) = self.queries.get(&qid)
             {
                 // Filling the bucket is all a join's refresh is for: it ends once the bucket is
-                // full, and never has more requests in flight than answers could still fit.
+                // full, and never has more requests in flight than answers could still fit, nor
+                // fewer than `α` (so a peer that never answers cannot hold up the join alone).
                 let room = self.config.k.saturating_sub(self.table.bucket(*bucket).len());
                 if room == 0 {
                     return self.finish_lookup(now, qid, out);
                 }
-                if lookup.num_waiting() >= room {
+                if lookup.num_waiting() >= room.max(self.config.alpha) {
                     return;
                 }
             }
