@@ -284,7 +284,8 @@ pub(crate) async fn quic_path_mtu_in_two_probes() {
     let mut out = bounded(to_b.open(PING)).await.expect("open");
     let mut inc = bounded(from_a.accept_stream()).await.expect("accept stream");
     let mtu_reached = || to_b.quinn().stats().path.current_mtu == 1452;
-    for n in 0..50u64 {
+    // Up to about 10 s: a loaded machine may delay the probes' acknowledgements.
+    for n in 0..500u64 {
         if mtu_reached() {
             break;
         }
@@ -294,5 +295,6 @@ pub(crate) async fn quic_path_mtu_in_two_probes() {
     }
     let path = to_b.quinn().stats().path;
     assert_eq!(path.current_mtu, 1452, "{path:?}");
-    assert_eq!(path.sent_plpmtud_probes, 2, "{path:?}");
+    // Two sizes probed; a probe lost (a full socket buffer under load) is sent again and counted lost.
+    assert_eq!(path.sent_plpmtud_probes - path.lost_plpmtud_probes, 2, "{path:?}");
 }
