@@ -35,6 +35,16 @@ fn bucket_of(target: &Key) -> usize {
     Key::from_peer(&peer(0)).distance(target).bucket_index().unwrap()
 }
 
+/// The answer to request `id` that names `closer`.
+fn nodes(id: u64, closer: Vec<PeerInfo>) -> Message {
+    Message::Response {
+        id,
+        response: Response::Nodes {
+            closer: BoundedVec::try_from(closer).unwrap(),
+        },
+    }
+}
+
 #[test]
 fn a_bucket_refresh_runs_one_lookup_path() {
     let config = Config::default();
@@ -91,13 +101,9 @@ fn buckets_refreshed_by_join(node: &mut Node) -> std::collections::BTreeSet<usiz
         refreshed.extend(targets.iter().map(bucket_of));
         let mut next = Vec::new();
         for (to, id, _) in requests {
-            let closer = BoundedVec::try_from(Vec::new()).unwrap();
             next.extend(node.input(Input::Message {
                 from: to,
-                msg: Message::Response {
-                    id,
-                    response: Response::Nodes { closer },
-                },
+                msg: nodes(id, Vec::new()),
             }));
         }
         out = next;
@@ -209,14 +215,7 @@ fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
     node.input(Input::Timer(Timer::Rejoin));
     let out = node.connect(1);
     let (id, _) = requests_to(&out, peer(1))[0].clone();
-    let closer = BoundedVec::try_from(Vec::new()).unwrap();
-    let out = node.from(
-        1,
-        Message::Response {
-            id,
-            response: Response::Nodes { closer },
-        },
-    );
+    let out = node.from(1, nodes(id, Vec::new()));
     assert_eq!(node.kad.routing_table().len(), 1);
     assert_eq!(rejoin_in(&out), None, "{out:?}");
     // A timer that fires late, with the table no longer empty, does nothing.
@@ -238,11 +237,9 @@ fn a_join_refresh_asks_no_more_than_its_bucket_can_take_and_ends_once_full() {
     let mut fresh = fresh.iter().copied();
     let own = Key::from_peer(&peer(0));
     let (mut named, mut asked) = (std::collections::HashSet::new(), std::collections::HashSet::new());
-    // Every input's requests of the bucket-0 refresh were issued while the bucket still had room for
-    // their answers. Dials connect at once, so a request that waited for one goes out with the input
-    // that issued it.
-    // Requests of the refresh not answered yet: never more than answers could still fit in the bucket
-    // (or than `α`, which a refresh always may have in flight).
+    // The bucket-0 refresh's requests not answered yet: whenever it sends one, the bucket still has
+    // room, and no more are in flight than answers could fit (or `α`, which a refresh may always have).
+    // Dials connect at once, so a request that waited for one goes out with the input that issued it.
     let mut in_flight = std::collections::HashSet::new();
     let mut feed = |node: &mut Node, input: Input<meshwork_kad::Kademlia>| {
         if let Input::Message {
@@ -311,16 +308,11 @@ fn a_join_refresh_asks_no_more_than_its_bucket_can_take_and_ends_once_full() {
                     });
                 }
             }
-            let closer = BoundedVec::try_from(closer).unwrap();
-            let response = Message::Response {
-                id,
-                response: Response::Nodes { closer },
-            };
             next.extend(feed(
                 &mut node,
                 Input::Message {
                     from: to,
-                    msg: response,
+                    msg: nodes(id, closer),
                 },
             ));
         }
