@@ -18,7 +18,9 @@
 //! publish and give verdicts, [`PeerRouting`](meshwork_kad::PeerRouting) to bootstrap and find
 //! candidates.
 //!
-//! Blocks travel by sync alone (`NewTip`, then the body on request), so a block crosses each link once.
+//! Blocks travel by sync alone (`NewTip`, then the body on request), so a block crosses each link once;
+//! the body of a new block comes as a compact block that the receiver rebuilds from the transactions
+//! gossip already put in its mempool (`meshwork_consensus::sync`, after BIP152).
 //! Timers drive the rest: discovery tops up connections every [`AppConfig::discovery_interval`], and
 //! local transactions are published again every [`AppConfig::rebroadcast_interval`] until mined.
 //!

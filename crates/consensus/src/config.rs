@@ -161,6 +161,9 @@ pub struct SyncConfig {
     pub serve_total_bytes_per_sec: u64,
     /// Bytes of answers served to all peers together at once. Default 64 MiB.
     pub serve_total_burst_bytes: u64,
+    /// Whether the block that extends our tip is fetched as a compact block and rebuilt from the
+    /// mempool (BIP152) rather than whole. Default on.
+    pub compact_blocks: bool,
 }
 
 impl Default for SyncConfig {
@@ -178,6 +181,7 @@ impl Default for SyncConfig {
             serve_burst_bytes: 32 * 1024 * 1024,
             serve_total_bytes_per_sec: 32 * 1024 * 1024,
             serve_total_burst_bytes: 64 * 1024 * 1024,
+            compact_blocks: true,
         }
     }
 }

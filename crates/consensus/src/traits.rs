@@ -9,6 +9,7 @@ use meshwork_ledger::{Block, BlockError, BlockHeader, BlockId, ChainStore, Ledge
 use crate::bft::Evidence;
 use crate::certificate::Certificate;
 use crate::error::{CertificateError, ChainError, CompactError};
+use crate::sync::CompactBlockError;
 
 /// What a component concluded about a header or block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,6 +244,9 @@ pub enum Fault {
     /// A validator signed two votes no honest validator signs together; the evidence proves it to
     /// anyone.
     Equivocation(Box<Evidence>),
+    /// It answered our request for a compact block with one whose positions break the rules, or with
+    /// the wrong number of missing transactions.
+    BadCompactBlock(CompactBlockError),
 }
 
 /// Hears about peers that misbehave (the sync protocol reports; the application may score or ban).

@@ -2,7 +2,9 @@
 //! decoder enforces.
 #![allow(clippy::unwrap_used)]
 
-use meshwork_consensus::sync::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message};
+use meshwork_consensus::sync::{
+    CompactBlock, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message, PrefilledTx, short_id,
+};
 use meshwork_consensus::{Certificate, Vote};
 use meshwork_identity::{Hash, Keypair};
 use meshwork_ledger::testkit::{block_on, coinbase, key};
@@ -31,6 +33,7 @@ fn messages() -> Vec<(Message, &'static str)> {
         1_700_000_060,
         vec![coinbase(8, &key(3), Amount::from_coins(50))],
     );
+    let coinbase = block.txs[0].clone();
     vec![
         (
             Message::Status {
@@ -59,6 +62,34 @@ fn messages() -> Vec<(Message, &'static str)> {
         (Message::Block(block), BLOCK),
         (Message::NotFound(vec![id(0x66)].try_into().unwrap()), NOT_FOUND),
         (Message::NewTip(header()), NEW_TIP),
+        (Message::GetCompactBlock(id(0x77)), GET_COMPACT_BLOCK),
+        (
+            Message::CompactBlock(CompactBlock {
+                header: header(),
+                short_ids: vec![[1, 2, 3, 4, 5, 6]].try_into().unwrap(),
+                prefilled: vec![PrefilledTx {
+                    index: 0,
+                    tx: coinbase.clone(),
+                }]
+                .try_into()
+                .unwrap(),
+            }),
+            COMPACT_BLOCK,
+        ),
+        (
+            Message::GetBlockTxs {
+                block: id(0x88),
+                indexes: vec![1, 300].try_into().unwrap(),
+            },
+            GET_BLOCK_TXS,
+        ),
+        (
+            Message::BlockTxs {
+                block: id(0x88),
+                txs: vec![coinbase].try_into().unwrap(),
+            },
+            BLOCK_TXS,
+        ),
     ]
 }
 
@@ -69,6 +100,11 @@ const HEADERS: &str = "020101222222222222222222222222222222222222222222222222222
 const GET_BLOCKS: &str = "03015555555555555555555555555555555555555555555555555555555555555555";
 const BLOCK: &str = "0401cb014af779ce1e76fffe1163805a8f7021ef781790ea44bea60a114bade7b071306ac547976852cf0b1dec8fcbbb19c54f391f8e1b278fc2173c3f1f58f5cec0bce2cfaa06ffffff830200080100080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100";
 const NOT_FOUND: &str = "05016666666666666666666666666666666666666666666666666666666666666666";
+const SHORT_ID: &str = "4f8bb8fb1bc3";
+const GET_COMPACT_BLOCK: &str = "077777777777777777777777777777777777777777777777777777777777777777";
+const COMPACT_BLOCK: &str = "08012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffffff83022a0701010203040506010000080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100";
+const GET_BLOCK_TXS: &str = "0988888888888888888888888888888888888888888888888888888888888888880201ac02";
+const BLOCK_TXS: &str = "0a88888888888888888888888888888888888888888888888888888888888888880100080180e497d012ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d100";
 const NEW_TIP: &str = "06012222222222222222222222222222222222222222222222222222222222222222333333333333333333333333333333333333333333333333333333333333333380e2cfaa06ffffff83022a07";
 // The parent round and the chain joined the signed bytes with the Simplex engine (before any engine
 // produced certificates): a finalization can no longer be re-pointed at another parent.
@@ -79,6 +115,12 @@ fn every_sync_message_has_pinned_bytes() {
     for (msg, hex) in messages() {
         golden::check(&msg, hex);
     }
+}
+
+#[test]
+fn short_ids_are_pinned() {
+    // Both ends of a compact block must compute the same six bytes.
+    assert_eq!(hex::encode(short_id(&id(0x01), &id(0x02))), SHORT_ID);
 }
 
 #[test]
@@ -117,10 +159,18 @@ fn the_decoder_enforces_every_bound_and_refuses_trailing_bytes() {
         bytes.extend(varint(bound + 1));
         assert!(meshwork_wire::decode::<Message>(&bytes).is_err(), "tag {tag}");
     }
+    // `GetBlockTxs`: a block id, then one position more than a block may hold.
+    let mut bytes = vec![9];
+    bytes.extend([0x88; 32]);
+    bytes.extend(varint(meshwork_ledger::MAX_BLOCK_TXS + 1));
+    assert!(meshwork_wire::decode::<Message>(&bytes).is_err(), "positions");
     let mut bytes = meshwork_wire::encode(&Message::NewTip(header())).unwrap();
     bytes.push(0);
     assert!(meshwork_wire::decode::<Message>(&bytes).is_err());
-    assert!(meshwork_wire::decode::<Message>(&[7]).is_err(), "unknown variant");
+    assert!(
+        meshwork_wire::decode::<Message>(&[11]).is_err(),
+        "unknown variant"
+    );
 }
 
 fn certificate() -> Certificate {

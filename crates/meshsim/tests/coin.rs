@@ -1,5 +1,6 @@
 //! `meshsim coin`: the coin node's own protocol, run as a user runs the experiment. Censoring relays do not
-//! stop a payment, every honest node ends on one tip, and one seed gives one trace hash in two processes.
+//! stop a payment, every honest node ends on one tip, new blocks travel as compact blocks, and one seed
+//! gives one trace hash in two processes.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
 use serde_json::Value;
@@ -42,6 +43,7 @@ fn every_payment_is_confirmed_past_censors_and_sybils_and_the_run_is_reproducibl
         "stale_rate",
         "gossip_bytes_per_node_per_tx",
         "sync_bytes_per_node_per_block",
+        "block_relay_bytes_over_block_bytes",
         "wall_ms",
         "peak_rss_bytes",
         "trace_hash",
@@ -54,6 +56,14 @@ fn every_payment_is_confirmed_past_censors_and_sybils_and_the_run_is_reproducibl
     assert_eq!(first["honest_on_best_tip"], 1.0, "{first}");
     assert_eq!(first["confirmed_then_reversed"], 0);
     assert!(first["tx_propagation_samples"].as_u64().unwrap() > 0);
+    // New blocks come as compact blocks rebuilt from the mempool: each costs less than itself, even
+    // with censors' mempools lacking transactions and every peer's announcement counted.
+    assert!(first["blocks_relayed"].as_u64().unwrap() > 0);
+    assert!(first["blocks_rebuilt_share"].as_f64().unwrap() > 0.5, "{first}");
+    assert!(
+        first["block_relay_bytes_over_block_bytes"].as_f64().unwrap() < 1.0,
+        "{first}"
+    );
 
     let again = coin("3");
     assert_eq!(first["trace_hash"], again["trace_hash"]);

@@ -148,7 +148,9 @@ enum Cmd {
     ///    takes them for --duration seconds; counted: transfers in the blocks every node agrees on, per
     ///    second from the start until the tips agree. Wallets offer at most --tx-rate a second: gossip bans
     ///    a peer relaying over 200 messages/s, which bounds the network's rate before blocks do (1 MB and
-    ///    16,384 transactions per block interval: tx_bound_per_sec).
+    ///    16,384 transactions per block interval: tx_bound_per_sec). block_relay_bytes_over_block_bytes: the
+    ///    sync bytes each relayed block cost its receivers (compact blocks rebuilt from the mempool) over
+    ///    the block's size.
     /// 2. A chain of --blocks blocks with --txs-per-block transfers each is built at the easiest target;
     ///    (b) connected directly into a fresh Chain on redb (connect_blocks_per_sec), (a) synced by a fresh
     ///    node from 3 peers over QUIC (sync_blocks_per_sec); sync_over_connect is their ratio.

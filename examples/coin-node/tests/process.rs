@@ -223,6 +223,8 @@ async fn bench_prints_every_figure_as_json() {
         "connect_blocks_per_sec",
         "sync_over_connect",
         "idle_rss_bytes",
+        "block_relay_bytes_over_block_bytes",
+        "blocks_relayed",
     ] {
         let value = report[key]
             .as_f64()

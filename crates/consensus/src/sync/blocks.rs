@@ -8,8 +8,9 @@ use meshwork_ledger::mempool::Inserted;
 use meshwork_ledger::{Block, BlockId, ChainStore, Transaction};
 use meshwork_wire::{BoundedVec, Instant, Output};
 
-use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
+use super::message::{CompactBlock, MAX_BLOCKS_PER_REQUEST, Message};
 use super::peers::PeerState;
+use super::serve::Want;
 use super::types::{Command, Event};
 use super::{ChainSync, Timer, unix_secs};
 use crate::chain::BlockStatus;
@@ -25,6 +26,25 @@ fn peer_has(engine: &Nakamoto, state: &PeerState, id: &BlockId, height: u64) -> 
         return false;
     }
     engine.best_chain_at(best_height) == Some(best) || engine.ancestor(&best, height) == Some(*id)
+}
+
+/// The transactions at `indexes` of `block`, if the positions are strictly increasing and within it
+/// (so the answer is never larger than the block).
+fn block_txs(block: Block, indexes: &[u32]) -> Option<Message> {
+    let increasing = indexes.windows(2).all(|pair| pair[0] < pair[1]);
+    if !increasing
+        || indexes
+            .last()
+            .is_some_and(|last| *last as usize >= block.txs.len())
+    {
+        return None;
+    }
+    let txs = block.txs.into_inner();
+    let picked: Vec<Transaction> = indexes.iter().map(|index| txs[*index as usize].clone()).collect();
+    Some(Message::BlockTxs {
+        block: block.header.id(),
+        txs: BoundedVec::try_from(picked).ok()?,
+    })
 }
 
 impl<S: ChainStore> ChainSync<S> {
@@ -43,14 +63,22 @@ impl<S: ChainStore> ChainSync<S> {
         }
     }
 
-    /// The answer to a `GetBlocks`: the requested blocks we hold, and one `NotFound` for the others.
-    pub(super) fn blocks_answer(&self, ids: &[BlockId]) -> Vec<Message> {
+    /// The answer to block requests: what was asked of the blocks we hold (the block, its compact form,
+    /// or some of its transactions), and one `NotFound` for the others.
+    pub(super) fn blocks_answer(&self, wants: &[Want]) -> Vec<Message> {
         let mut answer = Vec::new();
         let mut missing = Vec::new();
-        for id in ids {
-            match self.chain.block(id) {
-                Ok(Some(block)) => answer.push(Message::Block(block)),
-                _ => missing.push(*id),
+        for want in wants {
+            let id = want.id();
+            let found = match (self.chain.block(&id), want) {
+                (Ok(Some(block)), Want::Block(_)) => Some(Message::Block(block)),
+                (Ok(Some(block)), Want::Compact(_)) => Some(Message::CompactBlock(CompactBlock::of(&block))),
+                (Ok(Some(block)), Want::Txs(_, indexes)) => block_txs(block, indexes),
+                _ => None,
+            };
+            match found {
+                Some(msg) => answer.push(msg),
+                None => missing.push(id),
             }
         }
         if !missing.is_empty() {
@@ -62,6 +90,18 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     pub(super) fn on_block(&mut self, now: Instant, from: PeerId, block: Block, out: &mut Vec<Output<Self>>) {
+        self.count_relayed_block(&from, &block);
+        self.received_block(now, from, block, out);
+    }
+
+    /// A block `from` sent, whole or rebuilt from a compact block.
+    pub(super) fn received_block(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        block: Block,
+        out: &mut Vec<Output<Self>>,
+    ) {
         let id = block.id();
         if let Some(state) = self.peers.get_mut(&from) {
             state.in_flight.remove(&id);
@@ -81,6 +121,7 @@ impl<S: ChainStore> ChainSync<S> {
             if state.in_flight.remove(id).is_some() && self.in_flight.get(id) == Some(&from) {
                 self.in_flight.remove(id);
             }
+            state.relay.take_if(|relay| relay.id() == *id);
             state.note_not_found(*id);
         }
     }
@@ -165,8 +206,15 @@ impl<S: ChainStore> ChainSync<S> {
         let tip = self.chain.tip();
         let caught_up = tip.id == self.chain.best_header().id;
         if caught_up {
+            // Not to the peer that sent it, nor to those that announced it to us: they have it.
+            let announced: Vec<PeerId> = (self.peers.iter())
+                .filter(|(_, state)| state.best.is_some_and(|(id, _)| id == tip.id))
+                .map(|(peer, _)| *peer)
+                .collect();
             let mut effects = self.effects(out);
-            effects.peers.retain(|peer| Some(*peer) != from);
+            effects
+                .peers
+                .retain(|peer| Some(*peer) != from && !announced.contains(peer));
             effects.announce(&tip.header);
             if !self.synced {
                 out.push(Output::Emit(Event::Synced {
@@ -235,6 +283,9 @@ impl<S: ChainStore> ChainSync<S> {
                 break;
             }
         }
+        // The one block we lack extends our tip: it is a new block being relayed, asked for alone
+        // (compact if configured, see `compact.rs`).
+        let tip_block = (fork == tip.height && best.height == tip.height + 1).then_some(best.id);
         for (peer, ids) in requests {
             for chunk in ids.chunks(MAX_BLOCKS_PER_REQUEST) {
                 let seq = self.next_seq();
@@ -244,7 +295,10 @@ impl<S: ChainStore> ChainSync<S> {
                         self.in_flight.insert(*id, peer);
                     }
                 }
-                self.effects(out).request_blocks(peer, chunk);
+                match (tip_block, chunk) {
+                    (Some(tip_block), [id]) if *id == tip_block => self.request_tip_block(peer, *id, out),
+                    _ => self.effects(out).request_blocks(peer, chunk),
+                }
                 out.push(Output::Schedule {
                     after: self.config.block_timeout,
                     timer: Timer::Blocks { peer, seq },

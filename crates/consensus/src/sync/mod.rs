@@ -23,7 +23,9 @@
 //!   not a fault.
 //! - **New tips.** When our tip changes and we are caught up, every peer gets [`Message::NewTip`]; a peer
 //!   that lacks the block fetches it (and asks for headers if it cannot connect it). This makes the
-//!   protocol a block relay by itself.
+//!   protocol a block relay by itself. The block that extends the receiver's tip is fetched as a
+//!   [`CompactBlock`] and rebuilt from the mempool (BIP152; `compact.rs`), so a block whose
+//!   transactions were relayed already costs its header and six bytes a transaction.
 //!
 //! Time: `now.as_duration().as_secs()` is taken as **Unix seconds** (block timestamps are checked
 //! against it), so the driver's epoch must be the Unix epoch: the node runtime's is, and simulations
@@ -31,6 +33,7 @@
 
 mod blocks;
 mod certified;
+mod compact;
 mod download;
 mod headers;
 mod message;
@@ -44,10 +47,13 @@ use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockId, ChainStore};
 use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 
-pub use self::message::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message};
+pub use self::compact::{CompactBlockError, RelayStats, SHORT_ID_DOMAIN, short_id};
+pub use self::message::{
+    CompactBlock, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, Message, PrefilledTx, ShortId,
+};
 use self::peers::{Effects, PeerState};
-use self::serve::Server;
 pub use self::serve::{MAX_DEFERRED_BLOCKS, ServeStats};
+use self::serve::{Server, Want};
 pub use self::types::{Command, Event, Timer};
 use crate::chain::Chain;
 use crate::config::SyncConfig;
@@ -71,6 +77,8 @@ pub struct ChainSync<S: ChainStore> {
     synced: bool,
     /// Answering peers' requests within budgets (`serve.rs`).
     server: Server,
+    /// What relaying new blocks cost us (`compact.rs`).
+    relay_stats: RelayStats,
 }
 
 /// `now` as Unix seconds (see the module docs).
@@ -90,6 +98,7 @@ impl<S: ChainStore> ChainSync<S> {
             next_seq: 0,
             synced: true,
             server: Server::default(),
+            relay_stats: RelayStats::default(),
         }
     }
 
@@ -145,6 +154,11 @@ impl<S: ChainStore> ChainSync<S> {
     /// Counters of the answers served to peers.
     pub fn serve_stats(&self) -> ServeStats {
         self.server.stats
+    }
+
+    /// What relaying new blocks to us cost, in bytes against their size (see [`RelayStats`]).
+    pub fn relay_stats(&self) -> RelayStats {
+        self.relay_stats
     }
 
     /// Requests of `peer` waiting for a serving budget: 0, 1 or 2 (at most one `GetHeaders` and one
@@ -207,10 +221,34 @@ impl<S: ChainStore> ChainSync<S> {
                 self.on_get_headers(now, from, locator.into_inner(), stop, out)
             }
             Message::Headers(headers) => self.on_headers(now, from, headers.into_inner(), out),
-            Message::NewTip(header) => self.on_new_tip(now, from, header, out),
-            Message::GetBlocks(ids) => self.on_get_blocks(now, from, &ids, out),
+            Message::NewTip(header) => {
+                let bytes = compact::message_len(&Message::NewTip(header));
+                self.relay_stats.relay_bytes += bytes;
+                self.relay_stats.announce_bytes += bytes;
+                self.on_new_tip(now, from, header, out);
+            }
+            Message::GetBlocks(ids) => {
+                let wants = ids.into_iter().map(Want::Block).collect();
+                self.on_get_blocks(now, from, wants, out);
+            }
             Message::Block(block) => self.on_block(now, from, block, out),
             Message::NotFound(ids) => self.on_not_found(from, &ids),
+            Message::GetCompactBlock(id) => self.on_get_blocks(now, from, vec![Want::Compact(id)], out),
+            Message::GetBlockTxs { block, indexes } => {
+                self.on_get_blocks(now, from, vec![Want::Txs(block, indexes.into_inner())], out);
+            }
+            msg @ Message::CompactBlock(_) => {
+                let bytes = compact::message_len(&msg);
+                if let Message::CompactBlock(compact) = msg {
+                    self.on_compact_block(now, from, compact, bytes, out);
+                }
+            }
+            msg @ Message::BlockTxs { .. } => {
+                let bytes = compact::message_len(&msg);
+                if let Message::BlockTxs { block, txs } = msg {
+                    self.on_block_txs(now, from, block, txs.into_inner(), bytes, out);
+                }
+            }
         }
     }
 

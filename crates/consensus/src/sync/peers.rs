@@ -8,6 +8,7 @@ use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
 use meshwork_wire::{Instant, Output};
 
 use super::ChainSync;
+use super::compact::Relay;
 use super::message::{MAX_BLOCKS_PER_REQUEST, Message};
 use super::serve::Serving;
 use super::types::Event;
@@ -41,6 +42,8 @@ pub(super) struct PeerState {
     pub(super) not_found: HashSet<BlockId>,
     /// What we serve it: budget, answers in flight, waiting requests.
     pub(super) serving: Serving,
+    /// The block at our tip being relayed from it (compact relay, `compact.rs`), while it is in flight.
+    pub(super) relay: Option<Relay>,
     /// Whether we told the driver to protect its connection ([`Output::Protect`]): while it owes us
     /// headers or blocks.
     pub(super) protected: bool,

@@ -14,7 +14,10 @@
 //!   `GetHeaders` replaces the waiting one (its locator supersedes the older), and the ids of a newer
 //!   `GetBlocks` join the waiting ones (an honest downloader asks for each block once and keeps several
 //!   requests open; replacing would lose blocks it still expects), up to [`MAX_DEFERRED_BLOCKS`], the
-//!   oldest dropped first;
+//!   oldest dropped first. `GetCompactBlock` and `GetBlockTxs` (compact relay, `compact.rs`) wait in
+//!   the same slot as block requests; a newer `GetBlockTxs` replaces a waiting one, and one whose
+//!   positions are not strictly increasing within the block is answered `NotFound`, so its answer is
+//!   never larger than the block;
 //! - waiting peers sit in a round-robin queue: each round answers every waiting peer at most once per
 //!   kind, in queue order, until the total budget is spent; a peer answered goes to the back. A
 //!   [`Timer::Serve`] runs the next round when a budget or an answer in flight allows.
@@ -41,14 +44,15 @@ pub const MAX_DEFERRED_BLOCKS: usize = 4 * MAX_BLOCKS_PER_REQUEST;
 /// Counters of the answers served to peers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServeStats {
-    /// Answers sent: a `Headers`, or the blocks (and `NotFound`) of one turn of a `GetBlocks`.
+    /// Answers sent: a `Headers`, or the blocks, compact blocks, transactions (and `NotFound`) of one
+    /// turn of block requests.
     pub answered: u64,
     /// Bytes of those answers, encoded.
     pub bytes: u64,
     /// Requests not answered at once (they waited for a budget or for an answer in flight).
     pub deferred: u64,
-    /// Waiting requests dropped: a `GetHeaders` replaced by a newer one, or block ids beyond
-    /// [`MAX_DEFERRED_BLOCKS`].
+    /// Waiting requests dropped: a `GetHeaders` or `GetBlockTxs` replaced by a newer one, or block
+    /// requests beyond [`MAX_DEFERRED_BLOCKS`].
     pub superseded: u64,
 }
 
@@ -106,8 +110,28 @@ pub(super) struct Serving {
     blocks_until: Option<Instant>,
     /// The waiting `GetHeaders` (locator and stop).
     headers: Option<(Vec<BlockId>, Option<BlockId>)>,
-    /// The waiting block ids, oldest first, without duplicates.
-    blocks: VecDeque<BlockId>,
+    /// The waiting block requests, oldest first, without duplicates.
+    blocks: VecDeque<Want>,
+}
+
+/// One block's data a peer asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Want {
+    /// The whole block (`GetBlocks`).
+    Block(BlockId),
+    /// The block as a compact block (`GetCompactBlock`).
+    Compact(BlockId),
+    /// Some of its transactions, by position (`GetBlockTxs`).
+    Txs(BlockId, Vec<u32>),
+}
+
+impl Want {
+    /// The block asked about.
+    pub(super) fn id(&self) -> BlockId {
+        match self {
+            Self::Block(id) | Self::Compact(id) | Self::Txs(id, _) => *id,
+        }
+    }
 }
 
 impl Serving {
@@ -152,16 +176,24 @@ impl Serving {
         headers.into_iter().chain(blocks).min()
     }
 
-    /// Adds the ids of a `GetBlocks` to the waiting ones; returns how many old ids were dropped.
-    fn add_blocks(&mut self, ids: &[BlockId]) -> usize {
-        for id in ids {
-            if !self.blocks.contains(id) {
-                self.blocks.push_back(*id);
+    /// Adds the requests of a `GetBlocks`, `GetCompactBlock` or `GetBlockTxs` to the waiting ones;
+    /// returns how many old ones were dropped. A newer `GetBlockTxs` replaces a waiting one, so the
+    /// positions held per peer stay within one block's.
+    fn add_blocks(&mut self, wants: Vec<Want>) -> usize {
+        let mut dropped = 0;
+        for want in wants {
+            if matches!(want, Want::Txs(..)) {
+                let before = self.blocks.len();
+                self.blocks.retain(|waiting| !matches!(waiting, Want::Txs(..)));
+                dropped += before - self.blocks.len();
+            }
+            if !self.blocks.contains(&want) {
+                self.blocks.push_back(want);
             }
         }
         let over = self.blocks.len().saturating_sub(MAX_DEFERRED_BLOCKS);
         self.blocks.drain(..over);
-        over
+        dropped + over
     }
 }
 
@@ -206,18 +238,19 @@ impl<S: ChainStore> ChainSync<S> {
         }
     }
 
-    /// A `GetBlocks`: its ids join the peer's waiting ones and are answered now if the budgets allow.
+    /// A `GetBlocks`, `GetCompactBlock` or `GetBlockTxs`: its requests join the peer's waiting ones and
+    /// are answered now if the budgets allow.
     pub(super) fn on_get_blocks(
         &mut self,
         now: Instant,
         from: PeerId,
-        ids: &[BlockId],
+        wants: Vec<Want>,
         out: &mut Vec<Output<Self>>,
     ) {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
-        self.server.stats.superseded += state.serving.add_blocks(ids) as u64;
+        self.server.stats.superseded += state.serving.add_blocks(wants) as u64;
         self.enqueue(from);
         self.serve_round(now, out);
         if self
@@ -267,7 +300,7 @@ impl<S: ChainStore> ChainSync<S> {
                 None
             };
             let until = serving.blocks_until;
-            let blocks: Vec<BlockId> = if !serving.blocks.is_empty() && serving.ready(until, now, &config) {
+            let blocks: Vec<Want> = if !serving.blocks.is_empty() && serving.ready(until, now, &config) {
                 let n = serving.blocks.len().min(MAX_BLOCKS_PER_REQUEST);
                 serving.blocks.drain(..n).collect()
             } else {

@@ -21,6 +21,10 @@ pub enum Lie {
     CorruptHeaders,
     /// Claims enormous work in `Status`, then never answers for headers or blocks.
     Silent,
+    /// Answers `GetBlockTxs` with the transactions asked for in reverse order (its status stays honest).
+    WrongBlockTxs,
+    /// Sends compact blocks whose prefilled position lies past the block's end (status honest).
+    BadCompactBlock,
 }
 
 pub struct Net {
@@ -142,6 +146,22 @@ impl Net {
             return Some(msg);
         };
         Some(match (lie, msg) {
+            (Lie::WrongBlockTxs | Lie::BadCompactBlock, msg @ Message::Status { .. }) => msg,
+            (Lie::WrongBlockTxs, Message::BlockTxs { block, txs }) => {
+                // Reversed: the right transactions in the wrong order (two or more are asked for).
+                let mut txs = txs.into_inner();
+                txs.reverse();
+                Message::BlockTxs {
+                    block,
+                    txs: txs.try_into().ok()?,
+                }
+            }
+            (Lie::BadCompactBlock, Message::CompactBlock(mut compact)) => {
+                let mut prefilled = compact.prefilled.into_inner();
+                prefilled[0].index = u32::MAX;
+                compact.prefilled = prefilled.try_into().ok()?;
+                Message::CompactBlock(compact)
+            }
             (_, Message::Status { tip, height, .. }) => Message::Status {
                 tip,
                 height,

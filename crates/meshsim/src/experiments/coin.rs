@@ -24,6 +24,7 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 use meshwork_coin::txid_of;
 use meshwork_consensus::genesis_key;
+use meshwork_consensus::sync::RelayStats;
 use meshwork_identity::{Hash, Keypair};
 use meshwork_ledger::{Amount, OutPoint, Transaction, Transfer, TxId, TxOut};
 use meshwork_sim::ChaCha8Rng;
@@ -33,7 +34,7 @@ use meshwork_sim::{Control, NodeId, Sim, SimConfig};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use super::coin_net::{CoinNet, Roles, censored};
+use super::coin_net::{CoinNet, Roles, app_config, censored};
 use super::pow_net::{Miners, NetArgs, chain_config, secs_since};
 use crate::cli::Common;
 use crate::clock::wall_now;
@@ -77,6 +78,10 @@ pub(crate) struct Args {
     /// Share of the nodes that are Sybils: they join, then drop every transaction and block.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) sybil: f64,
+    /// Relay new blocks whole instead of as compact blocks rebuilt from the mempool: the reference
+    /// for `block_relay_bytes_over_block_bytes`.
+    #[arg(long)]
+    pub(crate) full_blocks: bool,
 }
 
 /// Blocks deep at which a transaction counts as confirmed for `confirmed_then_reversed`.
@@ -134,7 +139,15 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let t = args.block_time as f64;
     let mut miners = Miners::new(common.seed, n, args.miners, t, 0.0);
     let (roles, crashed) = roles(args, &miners.nodes);
-    let mut net = CoinNet::build(common.seed, &args.net, &config, roles.clone(), common.max_events)?;
+    let app = app_config(!args.full_blocks);
+    let mut net = CoinNet::build(
+        common.seed,
+        &args.net,
+        &config,
+        &app,
+        roles.clone(),
+        common.max_events,
+    )?;
 
     // The wallets: honest nodes that do not crash; wallet i belongs to node payers[i].
     let payers: Vec<usize> = (0..n)
@@ -411,6 +424,23 @@ struct Outcome {
     wall_ms: f64,
 }
 
+/// `num / den`, 0 when `den` is 0.
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+}
+
+/// What relaying new blocks cost the honest nodes up now, summed.
+fn block_relay(net: &CoinNet) -> RelayStats {
+    let mut sum = RelayStats::default();
+    for i in (0..net.nodes.len()).filter(|&i| net.roles.honest(i)) {
+        let Some(app) = net.app(i) else {
+            continue;
+        };
+        sum += app.sync().relay_stats();
+    }
+    sum
+}
+
 fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, String> {
     let Outcome {
         workload,
@@ -462,6 +492,7 @@ fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, Strin
     let stats = net.sim.stats();
     let per = |bytes: u64, count: usize| bytes as f64 / n as f64 / count.max(1) as f64;
     let censored_txs = workload.iter().filter(|(txid, ..)| censored(txid)).count();
+    let relay = block_relay(net);
 
     let mut report = Report::new();
     report
@@ -518,6 +549,20 @@ fn report(args: &Args, net: &CoinNet, outcome: &Outcome) -> Result<Report, Strin
             per(stats.bytes_by_channel[1], blocks.order.len()),
         )
         .add("kad_bytes_per_node", per(stats.bytes_by_channel[2], 1))
+        .add("compact_blocks", !args.full_blocks)
+        .add(
+            "block_relay_bytes_over_block_bytes",
+            relay.bytes_over_block_bytes(),
+        )
+        .add(
+            "block_relay_announce_bytes_over_block_bytes",
+            ratio(relay.announce_bytes, relay.block_bytes),
+        )
+        .add("blocks_relayed", relay.blocks)
+        .add("blocks_rebuilt_share", ratio(relay.rebuilt, relay.blocks))
+        .add("blocks_rebuilt_with_fetch", relay.rebuilt_with_fetch)
+        .add("block_txs_fetched", relay.txs_fetched)
+        .add("compact_fallbacks", relay.fallbacks)
         .add("mining_stopped_secs", mining_stopped)
         .add("virtual_secs", secs_since(net.sim.now(), net.start))
         .footer(stats.events, wall_ms, net.sim.trace_hash());

@@ -49,13 +49,15 @@ pub(crate) fn censored(txid: &TxId) -> bool {
 /// The app's settings in the simulator: defaults, with synthetic addresses (one /24 per node) for
 /// Kademlia's and gossip's prefix limits. Simulated ids come from the seed and do not solve Kademlia's
 /// id puzzle, so it is off here: solving it costs about 90 ms per node, which the simulator skips (ids
-/// are free in simulation, the Sybil experiment's attacker included).
-fn app_config() -> AppConfig {
+/// are free in simulation, the Sybil experiment's attacker included). `compact_blocks` false fetches
+/// new blocks whole, the reference for compact block relay's bytes.
+pub(crate) fn app_config(compact_blocks: bool) -> AppConfig {
     let mut config = AppConfig {
         address_of: Some(synthetic_address),
         ..AppConfig::default()
     };
     config.kad.puzzle_difficulty = 0;
+    config.sync.compact_blocks = compact_blocks;
     config
 }
 
@@ -67,8 +69,14 @@ fn open_chain(store: MemoryStore, config: &ChainConfig) -> Result<Chain<MemorySt
 }
 
 /// A node over `chain`; a censor refuses the transactions [`censored`] picks.
-fn make_app(keypair: &Keypair, rng_seed: u64, chain: Chain<MemoryStore>, censor: bool) -> App {
-    let app = App::new(keypair.clone(), chain, app_config(), rng_seed);
+fn make_app(
+    keypair: &Keypair,
+    rng_seed: u64,
+    chain: Chain<MemoryStore>,
+    config: &AppConfig,
+    censor: bool,
+) -> App {
+    let app = App::new(keypair.clone(), chain, config.clone(), rng_seed);
     if censor {
         let filter: RelayFilter = Arc::new(|tx: &Transfer| !censored(&txid_of(tx)));
         app.with_relay_filter(filter)
@@ -147,6 +155,7 @@ impl CoinNet {
         seed: u64,
         net: &NetArgs,
         config: &ChainConfig,
+        app: &AppConfig,
         roles: Roles,
         max_events: u64,
     ) -> Result<Self, String> {
@@ -161,18 +170,19 @@ impl CoinNet {
         for i in 0..n {
             let chain = open_chain(MemoryStore::new(), config)?;
             let node = sim
-                .add_node(|init| make_app(init.keypair, init.rng_seed, chain, roles.censor[i]))
+                .add_node(|init| make_app(init.keypair, init.rng_seed, chain, app, roles.censor[i]))
                 .map_err(|e| e.to_string())?;
             nodes.push(node);
         }
         // Crashed nodes come back on the store they had when they crashed.
         let restarts: Rc<RefCell<HashMap<u32, MemoryStore>>> = Rc::default();
         let (taken, chain_config, censors) = (restarts.clone(), config.clone(), roles.censor.clone());
+        let app = app.clone();
         sim.set_restart(move |init| {
             let store = taken.borrow_mut().remove(&init.id.0).unwrap_or_default();
             let censor = censors[init.id.index()];
             match open_chain(store, &chain_config) {
-                Ok(chain) => make_app(init.keypair, init.rng_seed, chain, censor),
+                Ok(chain) => make_app(init.keypair, init.rng_seed, chain, &app, censor),
                 // The store was written by the same rules; a chain that does not reopen is a bug.
                 Err(error) => panic!("node {} does not reopen its chain: {error}", init.id.0),
             }

@@ -144,6 +144,16 @@ pub struct BenchReport {
     /// What full blocks at the target interval would confirm: `min(max_block_bytes / avg_tx_bytes,
     /// max_block_txs - 1) / block_time_target_secs`.
     pub tx_bound_per_sec: f64,
+    /// Sync bytes each relayed block cost its receiver (announcements, compact block, missing
+    /// transactions, or the whole block) over the block's size, summed over the devnet's nodes for the
+    /// whole run (funding included).
+    pub block_relay_bytes_over_block_bytes: f64,
+    /// Blocks received by relay, counted once per receiving node.
+    pub blocks_relayed: u64,
+    /// Of those, blocks rebuilt from a compact block and the mempool.
+    pub blocks_rebuilt: u64,
+    /// Transactions the rebuilds had to fetch because the mempool lacked them.
+    pub block_txs_fetched: u64,
     /// Blocks of the synced chain.
     pub chain_blocks: u64,
     /// Transfers in it.

@@ -174,6 +174,19 @@ async fn measure_tx(
         })
         .await
         .map_err(ApiError::from)??;
+    let mut relay = meshwork_consensus::sync::RelayStats::default();
+    for node in nodes {
+        relay += node
+            .api()
+            .app()
+            .with(|s| s.sync().relay_stats())
+            .await
+            .map_err(ApiError::from)?;
+    }
+    report.block_relay_bytes_over_block_bytes = relay.bytes_over_block_bytes();
+    report.blocks_relayed = relay.blocks;
+    report.blocks_rebuilt = relay.rebuilt;
+    report.block_txs_fetched = relay.txs_fetched;
     let config = params.chain_config();
     report.tx_confirmed = count;
     report.tx_offered_per_sec = options.tx_rate;
