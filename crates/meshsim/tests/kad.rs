@@ -27,6 +27,7 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
         "messages_per_lookup",
         "latency_ms_p50",
         "latency_ms_p99",
+        "round_trips_p50",
     ] {
         assert!(report.get(key).is_some(), "missing {key}");
     }
@@ -36,6 +37,13 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
     assert!((1.0..=4.0).contains(&hops), "hops_max {hops}");
     assert!(report["messages_per_lookup"].as_f64().unwrap() >= 2.0);
     assert!(report["latency_ms_p50"].as_f64().unwrap() >= 100.0);
+    // The same latency in link round trips (2 × the default 50 ms): at least one.
+    let round_trips = report["round_trips_p50"].as_f64().unwrap();
+    let expected = report["latency_ms_p50"].as_f64().unwrap() / 100.0;
+    assert!(
+        round_trips >= 1.0 && (round_trips - expected).abs() < 1e-9,
+        "{round_trips}"
+    );
 }
 
 #[test]

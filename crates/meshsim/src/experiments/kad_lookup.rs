@@ -7,7 +7,8 @@
 //! A lookup succeeds if its target is among the peers it returns. Hops are the depth of the request
 //! chain that reached the target (see [`super::kad_node`]): 1 if the target was in the searcher's own
 //! table. Messages per lookup count the lookup's requests and the answers it got. Latency runs from the
-//! command to the result, dials included. With `--malicious F` (kad-adversarial), a share `F` of the
+//! command to the result, dials included; `round_trips_p50` is that latency in link round trips (two
+//! `--latency-ms` link delays, jitter not counted). With `--malicious F` (kad-adversarial), a share `F` of the
 //! nodes turns malicious after the settling phase and answers lookups with each other only; searchers
 //! and targets are then honest nodes.
 
@@ -199,6 +200,14 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     let hops = Summary::of(found.iter().map(|o| f64::from(o.hops)).collect());
     let messages = Summary::of(finished.iter().map(|o| o.messages as f64).collect());
     let latency = Summary::of(finished.iter().map(|o| o.latency_ms).collect());
+    // A round trip is two link delays: the unit of the goal "(hops + 2) round trips".
+    let round_trip_ms = 2.0 * args.net.latency_ms as f64;
+    let round_trips = Summary::of(
+        finished
+            .iter()
+            .map(|o| o.latency_ms / round_trip_ms.max(1e-9))
+            .collect(),
+    );
     let tables = Summary::of(table_sizes);
     let stats = net.sim.stats();
 
@@ -252,6 +261,8 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("latency_ms_p90", latency.p90)
         .add("latency_ms_p99", latency.p99)
         .add("latency_ms_max", latency.max)
+        .add("round_trips_p50", round_trips.p50)
+        .add("round_trips_p90", round_trips.p90)
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)
