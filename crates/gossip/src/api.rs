@@ -124,6 +124,13 @@ pub enum Timer {
     FlushIHave,
     /// An announced message may be missing: graft it.
     Graft(MessageId),
+    /// A graft's announcer had until now to send the message: if it has not, it broke its promise.
+    Promise {
+        /// The announcer grafted.
+        peer: PeerId,
+        /// The message.
+        id: MessageId,
+    },
     /// Periodic expiry of the seen cache.
     Sweep,
 }

@@ -53,6 +53,11 @@ pub struct Config {
     /// After a graft, wait at most this long before grafting the next announcer (the learnt wait if it
     /// is shorter).
     pub graft_retry: Duration,
+    /// How long a grafted announcer has to send the message before the graft counts as a broken promise
+    /// ([`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise)): 5 s. Much longer than the retry,
+    /// which is as short as the round trip allows: at 1,000 transactions a second a busy honest node
+    /// answered hundreds of grafts a few milliseconds past it and was banned by its neighbours.
+    pub graft_promise: Duration,
     /// Plumtree's optimisation: when an `IHave` announces a message this many hops shorter than the copy
     /// that arrived on the tree, the announcer's link replaces the tree link.
     pub optimization_threshold: u16,
@@ -102,6 +107,7 @@ impl Default for Config {
             graft_timeout: Duration::from_millis(300),
             graft_timeout_min: Duration::from_millis(5),
             graft_retry: Duration::from_millis(150),
+            graft_promise: Duration::from_secs(5),
             optimization_threshold: 3,
             max_origins: 16_384,
             catch_up: Duration::from_secs(10),
@@ -132,7 +138,7 @@ pub struct ScoreConfig {
     pub invalid_message: f64,
     /// Penalty for a message the application rejected.
     pub rejected_message: f64,
-    /// Penalty for a graft that was not answered within the retry time (a broken `IHave` promise).
+    /// Penalty for a graft that was not answered within [`Config::graft_promise`](crate::Config::graft_promise) (a broken `IHave` promise).
     /// An honest announcer may only be slow (a busy link, a repeated graft it refuses), so this costs
     /// about one second of recovery: sustained faster than recovery (an announcer of ids it never
     /// delivers) it bans, occasional slowness never does.

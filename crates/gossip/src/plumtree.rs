@@ -17,7 +17,7 @@ mod links;
 mod offers;
 mod rtt;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use meshwork_wire::{Instant, PeerId};
 
@@ -33,6 +33,9 @@ use rtt::GraftWait;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
+/// Grafts whose answer we wait for at most (beyond it a graft is sent without holding its announcer to
+/// it): the missing messages times the announcers grafted for each, with room to spare.
+const MAX_PROMISES: usize = 4 * 4096;
 
 /// What the broadcast layer asks of the node.
 #[derive(Debug)]
@@ -101,6 +104,9 @@ pub(crate) struct Plumtree {
     pending: usize,
     /// How long an announced message may take before we graft it.
     graft_wait: GraftWait,
+    /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
+    /// message does not come from that announcer within [`Config::graft_promise`].
+    promises: HashSet<(PeerId, MessageId)>,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -116,6 +122,7 @@ impl Plumtree {
             flush_scheduled: false,
             pending: 0,
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
+            promises: HashSet::new(),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -208,6 +215,9 @@ impl Plumtree {
         out: &mut Vec<PtOut>,
     ) {
         self.stats.gossip_received += 1;
+        // A graft's answer keeps the announcer's promise, however late (a copy from someone else may
+        // have come first).
+        self.promises.remove(&(from, id));
         let origin = message.origin;
         if self.cache.contains(&id) {
             self.stats.duplicates += 1;
@@ -338,11 +348,12 @@ impl Plumtree {
     }
 
     /// Whether a full message from `from` is waste: a copy of one we hold, on a link we had already
-    /// pruned for its origin. The first duplicate on an eager link is how Plumtree learns to prune it,
-    /// and costs nothing; a peer that keeps pushing after our `Prune` is only excused for the copies
-    /// already in flight (the allowance of [`crate::ScoreConfig::rate_burst`]).
+    /// pruned for its origin, that does not answer a graft of ours. The first duplicate on an eager link
+    /// is how Plumtree learns to prune it, and costs nothing; a peer that keeps pushing after our `Prune`
+    /// is only excused for the copies already in flight (the allowance of
+    /// [`crate::ScoreConfig::rate_burst`]).
     pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
-        self.cache.contains(id) && self.links.is_lazy(origin, from)
+        self.cache.contains(id) && self.links.is_lazy(origin, from) && !self.promises.contains(&(*from, *id))
     }
 
     /// A round trip the driver measured: a sample for the wait before grafting.

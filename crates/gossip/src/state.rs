@@ -385,6 +385,7 @@ impl Protocol for Gossip {
                 }
                 Timer::FlushIHave => self.tree.flush_ihave(now, &mut self.pt_out),
                 Timer::Graft(id) => self.tree.on_graft_timer(now, id, &mut self.pt_out),
+                Timer::Promise { peer, id } => self.tree.on_promise_timer(peer, id, &mut self.pt_out),
                 Timer::Sweep => {
                     self.tree.sweep(now);
                     self.stats.bans_expired += self.views.expire_bans() as u64;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use meshwork_wire::{BoundedVec, Instant, PeerId};
 
-use super::{GraftCheck, MAX_ANNOUNCERS, Plumtree, PtOut};
+use super::{GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, Plumtree, PtOut};
 use crate::cache::Status;
 use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
@@ -100,9 +100,10 @@ impl Plumtree {
         let Some(missing) = self.missing.get_mut(&id) else {
             return;
         };
-        if let Some((previous, _)) = missing.grafted.take() {
-            out.push(PtOut::Penalty(previous, Penalty::BrokenPromise));
-        }
+        // The announcer grafted before is not blamed here: the retry is as short as the learnt round
+        // trip allows, for latency, and a busy honest announcer misses it. It is held to its promise
+        // for `graft_promise` instead (`on_promise_timer`).
+        missing.grafted = None;
         while let Some((peer, _)) = missing.announcers.pop_front() {
             if self.links.contains(&peer) {
                 // The link turns eager for the message's origin when the message arrives (we do not know
@@ -112,10 +113,21 @@ impl Plumtree {
                 out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
                 let retry = self.graft_wait.timeout().min(self.config.graft_retry);
                 out.push(PtOut::Schedule(retry, Timer::Graft(id)));
+                if self.promises.len() < MAX_PROMISES && self.promises.insert((peer, id)) {
+                    let timer = Timer::Promise { peer, id };
+                    out.push(PtOut::Schedule(self.config.graft_promise, timer));
+                }
                 return;
             }
         }
         self.missing.remove(&id);
+    }
+
+    /// A graft's promise is due: if the announcer grafted still has not sent the message, it broke it.
+    pub(crate) fn on_promise_timer(&mut self, peer: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
+        if self.promises.remove(&(peer, id)) {
+            out.push(PtOut::Penalty(peer, Penalty::BrokenPromise));
+        }
     }
 
     /// A graft: if it is for an id we announced to `from` and have not answered yet, the link becomes a
