@@ -145,10 +145,10 @@ enum Cmd {
     ///
     /// 1. tx_confirmed_per_sec: a devnet of --nodes in-process nodes (real QUIC on 127.0.0.1, --miners
     ///    mining, ASERT aiming at --block-time); wallets submit transactions as fast as their node's mempool
-    ///    takes them for --duration seconds; counted: transfers in the blocks every node agrees on, per
-    ///    second from the start until the tips agree. Wallets offer at most --tx-rate a second: gossip bans
-    ///    a peer relaying over 200 messages/s, which bounds the network's rate before blocks do (1 MB and
-    ///    16,384 transactions per block interval: tx_bound_per_sec). block_relay_bytes_over_block_bytes: the
+    ///    takes them for --duration seconds (--tx-rate caps them; 0, the default, does not); counted:
+    ///    transfers in the blocks every node agrees on, per second from the start until the tips agree
+    ///    (tx_accepted_per_sec: what the mempools took). Blocks bound it: 1 MB and 16,384 transactions
+    ///    per block interval (tx_bound_per_sec). block_relay_bytes_over_block_bytes: the
     ///    sync bytes each relayed block cost its receivers (compact blocks rebuilt from the mempool) over
     ///    the block's size.
     /// 2. A chain of --blocks blocks with --txs-per-block transfers each is built at the easiest target;
@@ -171,9 +171,9 @@ enum Cmd {
         /// Block interval ASERT aims at on the throughput devnet (seconds; the devnet's is 4).
         #[arg(long, default_value_t = 4)]
         block_time: u64,
-        /// Transactions per second offered by all wallets together (keep it under gossip's per-peer rate
-        /// limit, 200 messages/s: a node relaying more is banned by its peers).
-        #[arg(long, default_value_t = 150.0)]
+        /// Transactions per second offered by all wallets together, at most (0: no cap, each wallet
+        /// submits as fast as its node's mempool answers).
+        #[arg(long, default_value_t = 0.0)]
         tx_rate: f64,
         /// Blocks of the chain that is synced and connected.
         #[arg(long, default_value_t = 2000)]

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// Submits splits of `coins` through `api`, at most `per_sec` a second, until `until`; returns how many
-/// the mempool took.
+/// Submits splits of `coins` through `api` until `until`, at most `per_sec` a second (0: as fast as the
+/// node answers); returns how many the mempool took.
 async fn submitter(
     api: NodeApi,
     mut coins: VecDeque<(OutPoint, Amount)>,
@@ -11,10 +11,15 @@ async fn submitter(
     until: Instant,
 ) -> u64 {
     let mut sent = 0;
-    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(0.1)));
-    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = (per_sec > 0.0).then(|| {
+        let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(0.1)));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pace
+    });
     while Instant::now() < until {
-        pace.tick().await;
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
         let Some(coin) = coins.pop_front() else {
             break;
         };
@@ -176,12 +181,14 @@ async fn measure_tx(
         .map_err(ApiError::from)??;
     let mut relay = meshwork_consensus::sync::RelayStats::default();
     for node in nodes {
-        relay += node
+        let (stats, bans) = node
             .api()
             .app()
-            .with(|s| s.sync().relay_stats())
+            .with(|s| (s.sync().relay_stats(), s.gossip().stats().bans))
             .await
             .map_err(ApiError::from)?;
+        relay += stats;
+        report.gossip_bans += bans;
     }
     report.block_relay_bytes_over_block_bytes = relay.bytes_over_block_bytes();
     report.blocks_relayed = relay.blocks;
@@ -190,7 +197,7 @@ async fn measure_tx(
     let config = params.chain_config();
     report.tx_confirmed = count;
     report.tx_offered_per_sec = options.tx_rate;
-    report.gossip_rate_limit_per_sec = meshwork_gossip::ScoreConfig::default().rate_per_sec;
+    report.tx_accepted_per_sec = rate(report.tx_submitted as f64, options.duration as f64);
     report.tx_confirmed_per_sec = rate(count as f64, report.tx_window_secs);
     report.tx_nodes = n;
     report.tx_miners = options.miners.clamp(1, n);
