@@ -69,8 +69,16 @@ pub struct Config {
     /// so this is sized for networks of thousands of publishers; the least recently used quarter is
     /// forgotten when it is full, and a forgotten origin's next message forms its tree again.
     pub max_origins: usize,
-    /// Messages kept in the seen cache (answering grafts, suppressing duplicates).
+    /// Messages kept in the seen cache (answering grafts, suppressing duplicates): 65,536, 13 s of a
+    /// coin's transactions at 5,000 a second. With 4,096, at 4,000 transactions a second a message
+    /// was forgotten a second after it came, and 7,033 grafts in a 30 s run asked announcers for
+    /// messages they had already dropped: broken promises, and honest peers banned. Also the ids
+    /// remembered per neighbour as announced to it (so its grafts can be told from waste).
     pub seen_capacity: usize,
+    /// Bytes the seen cache holds at most (payloads plus an estimate of each entry's fixed cost): 32 MiB.
+    /// The oldest messages go first beyond it, so large payloads cannot make the cache grow past it
+    /// (4,096 messages of 64 KiB were 256 MiB).
+    pub seen_max_bytes: usize,
     /// How long a message stays in the seen cache.
     pub seen_ttl: Duration,
     /// Messages waiting for the application's verdict at most; more are ignored.
@@ -111,7 +119,8 @@ impl Default for Config {
             optimization_threshold: 3,
             max_origins: 16_384,
             catch_up: Duration::from_secs(10),
-            seen_capacity: 4096,
+            seen_capacity: 65_536,
+            seen_max_bytes: 32 * 1024 * 1024,
             seen_ttl: Duration::from_secs(120),
             max_pending_validations: 1024,
             max_missing: 4096,

@@ -115,7 +115,7 @@ impl Plumtree {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
             links: Links::new(config.max_origins, config.trees),
-            cache: SeenCache::new(config.seen_capacity, config.seen_ttl),
+            cache: SeenCache::new(config.seen_capacity, config.seen_max_bytes, config.seen_ttl),
             missing: HashMap::new(),
             lazy_queue: Vec::new(),
             offers: Offers::new(config),
