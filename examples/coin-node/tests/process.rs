@@ -225,6 +225,8 @@ async fn bench_prints_every_figure_as_json() {
         "idle_rss_bytes",
         "block_relay_bytes_over_block_bytes",
         "blocks_relayed",
+        "blocks_rebuilt",
+        "tx_accepted_per_sec",
     ] {
         let value = report[key]
             .as_f64()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use meshwork_consensus::sync::CompactBlock;
 use meshwork_consensus::{ChainSync, Message};
 use meshwork_identity::{Hash, PeerId};
 use meshwork_ledger::RedbStore;
@@ -198,5 +199,80 @@ async fn a_header_dated_an_hour_ahead_is_not_taken() {
     .await;
     assert!(!knows(early.id()).await, "a header dated an hour ahead was taken");
     drop((transport, conn));
+    node.shutdown().await;
+}
+
+/// A peer that announces a block and answers the node's compact-block request with one whose prefilled
+/// position lies past the block's end loses its sync (`Fault::BadCompactBlock`); an honest peer's
+/// compact block of the same block is then rebuilt and connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_compact_block_costs_the_peer_its_sync_and_an_honest_one_is_rebuilt() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir, 0, params(), &[], false, None).await;
+    // The next block on the node's tip, which the node itself does not have.
+    let miner = meshwork_identity::Keypair::from_seed([65; 32]).peer_id();
+    let mut block = node
+        .api()
+        .app()
+        .with(move |app| {
+            let now = coin_node::config::unix_now();
+            app.sync().chain().block_template(miner, now)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    block.header = meshwork_consensus::pow::mine(block.header, 1, 1 << 32).unwrap();
+    let id = block.id();
+
+    // Announces the block, waits for the node's request for it, and answers with `compact`.
+    let serve = |n: u8, compact: CompactBlock| {
+        let node = &node;
+        async move {
+            let (transport, conn, mut stream) = connect(node, n).await;
+            stream.send(&Message::NewTip(compact.header)).await.unwrap();
+            let mut theirs = tokio::time::timeout(Duration::from_secs(20), conn.accept_stream())
+                .await
+                .unwrap()
+                .unwrap();
+            let asked = async {
+                while let Ok(Some(msg)) = theirs.recv::<Message>().await {
+                    if msg == Message::GetCompactBlock(id) {
+                        return true;
+                    }
+                }
+                false
+            };
+            let asked = tokio::time::timeout(Duration::from_secs(20), asked).await;
+            assert_eq!(asked, Ok(true), "the node asked for the block as a compact block");
+            stream.send(&Message::CompactBlock(compact)).await.unwrap();
+            (transport, conn, theirs)
+        }
+    };
+    let mut bad = CompactBlock::of(&block);
+    let mut prefilled = bad.prefilled.clone().into_inner();
+    prefilled[0].index = u32::MAX;
+    bad.prefilled = prefilled.try_into().unwrap();
+    let (liar, liar_conn, _) = serve(63, bad).await;
+    let liar_id = liar.peer_id();
+    wait_for(30, "the node to stop syncing with the liar", || async {
+        !syncs_with(&node, liar_id).await
+    })
+    .await;
+    assert_ne!(node.api().tip().await.unwrap().1, id);
+
+    let (honest, honest_conn, _) = serve(64, CompactBlock::of(&block)).await;
+    wait_for(30, "the block to be rebuilt and connected", || async {
+        node.api().tip().await.unwrap().1 == id
+    })
+    .await;
+    let stats = node
+        .api()
+        .app()
+        .with(|app| app.sync().relay_stats())
+        .await
+        .unwrap();
+    assert_eq!((stats.rebuilt, stats.fallbacks), (1, 0), "{stats:?}");
+    drop((liar, liar_conn, honest, honest_conn));
     node.shutdown().await;
 }
