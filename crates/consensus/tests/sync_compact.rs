@@ -343,3 +343,32 @@ fn a_new_tip_is_not_announced_back_to_peers_that_announced_it() {
         .collect();
     assert!(announced.is_empty(), "announced back to {announced:?}");
 }
+
+#[test]
+fn a_block_answered_whole_ends_its_relay_so_the_next_one_is_asked_for_compact_again() {
+    let mut chain = open(&config());
+    let blocks = support::extend(&mut chain, &key(72).peer_id(), 2, 60);
+    let mut node = ChainSync::new(open(&config()), SyncConfig::default());
+    let peer = Keypair::from_seed([73; 32]).peer_id();
+    let now = Instant::from_duration(std::time::Duration::from_secs(support::NOW));
+    node.handle(now, Input::PeerUp(peer), &mut Vec::new());
+    let asked = |out: Vec<Output<ChainSync<meshwork_ledger::MemoryStore>>>| -> Vec<Message> {
+        out.into_iter()
+            .filter_map(|output| match output {
+                Output::Send { msg, .. } if !matches!(msg, Message::NewTip(_)) => Some(msg),
+                _ => None,
+            })
+            .collect()
+    };
+    for block in &blocks {
+        let mut out = Vec::new();
+        let msg = Message::NewTip(block.header);
+        node.handle(now, Input::Message { from: peer, msg }, &mut out);
+        assert_eq!(asked(out), vec![Message::GetCompactBlock(block.id())]);
+        // The peer answers with the whole block instead.
+        let mut out = Vec::new();
+        let msg = Message::Block(block.clone());
+        node.handle(now, Input::Message { from: peer, msg }, &mut out);
+        assert_eq!(node.chain().tip().id, block.id());
+    }
+}

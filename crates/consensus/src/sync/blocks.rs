@@ -104,6 +104,8 @@ impl<S: ChainStore> ChainSync<S> {
     ) {
         let id = block.id();
         if let Some(state) = self.peers.get_mut(&from) {
+            // Whatever form the block came in, a relay of it from this peer is over.
+            state.relay.take_if(|relay| relay.id() == id);
             state.in_flight.remove(&id);
             state.saw(id, block.header.height);
         }

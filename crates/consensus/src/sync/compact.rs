@@ -49,7 +49,7 @@ use meshwork_wire::{BoundedVec, Instant, Output};
 
 use super::ChainSync;
 use super::message::{CompactBlock, Message, PrefilledTx, ShortId};
-use crate::traits::Fault;
+use crate::traits::{BlockRelay, Fault};
 
 /// The blake3 domain of short ids.
 pub const SHORT_ID_DOMAIN: &str = "meshwork sync 2026 compact block short id v1";
@@ -291,8 +291,13 @@ pub(super) fn message_len(msg: &Message) -> u64 {
 }
 
 impl<S: ChainStore> ChainSync<S> {
-    /// Asks `peer` for block `id`, which extends our tip: compact if configured, whole otherwise.
+    /// Asks `peer` for block `id`, which extends our tip: compact if configured, whole otherwise. A peer
+    /// still relaying another block to us (a competing tip) is asked for this one as a plain download,
+    /// so the relay under way keeps its state and the peer is not later taken for stalled.
     pub(super) fn request_tip_block(&mut self, peer: PeerId, id: BlockId, out: &mut Vec<Output<Self>>) {
+        if self.peers.get(&peer).is_some_and(|state| state.relay.is_some()) {
+            return self.effects(out).request_blocks(peer, &[id]);
+        }
         let (msg, relay) = if self.config.compact_blocks {
             (Message::GetCompactBlock(id), Relay::Compact(id))
         } else {
