@@ -290,6 +290,12 @@ pub(super) fn message_len(msg: &Message) -> u64 {
     meshwork_wire::encoded_len(msg).unwrap_or(0) as u64
 }
 
+/// `GetBlocks` for one block.
+fn get_block(id: BlockId) -> Message {
+    // One id is within any request's bound.
+    Message::GetBlocks(BoundedVec::try_from(vec![id]).unwrap_or_default())
+}
+
 impl<S: ChainStore> ChainSync<S> {
     /// Asks `peer` for block `id`, which extends our tip: compact if configured, whole otherwise. A peer
     /// still relaying another block to us (a competing tip) is asked for this one as a plain download,
@@ -301,10 +307,7 @@ impl<S: ChainStore> ChainSync<S> {
         let (msg, relay) = if self.config.compact_blocks {
             (Message::GetCompactBlock(id), Relay::Compact(id))
         } else {
-            let Ok(ids) = BoundedVec::try_from(vec![id]) else {
-                return;
-            };
-            (Message::GetBlocks(ids), Relay::Full(id))
+            (get_block(id), Relay::Full(id))
         };
         self.send_relay(peer, msg, relay, out);
     }
@@ -386,20 +389,15 @@ impl<S: ChainStore> ChainSync<S> {
     fn rebuilt(&mut self, now: Instant, from: PeerId, partial: Partial, out: &mut Vec<Output<Self>>) {
         let id = partial.id;
         match partial.into_block() {
+            // `received_block` ends the relay.
             Some(block) => {
-                if let Some(state) = self.peers.get_mut(&from) {
-                    state.relay = None;
-                }
                 self.relay_stats.rebuilt += 1;
-                self.relay_stats.blocks += 1;
-                self.relay_stats.block_bytes += block.encoded_len() as u64;
+                self.count_block(block.encoded_len() as u64);
                 self.received_block(now, from, block, out);
             }
             None => {
                 self.relay_stats.fallbacks += 1;
-                if let Ok(ids) = BoundedVec::try_from(vec![id]) {
-                    self.send_relay(from, Message::GetBlocks(ids), Relay::Full(id), out);
-                }
+                self.send_relay(from, get_block(id), Relay::Full(id), out);
             }
         }
     }
@@ -417,8 +415,13 @@ impl<S: ChainStore> ChainSync<S> {
             // The message is the block behind a one-byte variant tag.
             let bytes = block.encoded_len() as u64;
             self.relay_stats.relay_bytes += bytes + 1;
-            self.relay_stats.blocks += 1;
-            self.relay_stats.block_bytes += bytes;
+            self.count_block(bytes);
         }
+    }
+
+    /// A block of `bytes` arrived by relay.
+    fn count_block(&mut self, bytes: u64) {
+        self.relay_stats.blocks += 1;
+        self.relay_stats.block_bytes += bytes;
     }
 }

@@ -215,6 +215,14 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     fn on_message(&mut self, now: Instant, from: PeerId, msg: Message, out: &mut Vec<Output<Self>>) {
+        // What a block's relay brings us counts toward `RelayStats` (`compact.rs`; a whole block is
+        // counted there only if it was the relayed one).
+        let relay_bytes = match &msg {
+            Message::NewTip(_) | Message::CompactBlock(_) | Message::BlockTxs { .. } => {
+                compact::message_len(&msg)
+            }
+            _ => 0,
+        };
         match msg {
             Message::Status { tip, height, work } => self.on_status(from, tip, height, work),
             Message::GetHeaders { locator, stop } => {
@@ -222,9 +230,8 @@ impl<S: ChainStore> ChainSync<S> {
             }
             Message::Headers(headers) => self.on_headers(now, from, headers.into_inner(), out),
             Message::NewTip(header) => {
-                let bytes = compact::message_len(&Message::NewTip(header));
-                self.relay_stats.relay_bytes += bytes;
-                self.relay_stats.announce_bytes += bytes;
+                self.relay_stats.relay_bytes += relay_bytes;
+                self.relay_stats.announce_bytes += relay_bytes;
                 self.on_new_tip(now, from, header, out);
             }
             Message::GetBlocks(ids) => {
@@ -237,17 +244,9 @@ impl<S: ChainStore> ChainSync<S> {
             Message::GetBlockTxs { block, indexes } => {
                 self.on_get_blocks(now, from, vec![Want::Txs(block, indexes.into_inner())], out);
             }
-            msg @ Message::CompactBlock(_) => {
-                let bytes = compact::message_len(&msg);
-                if let Message::CompactBlock(compact) = msg {
-                    self.on_compact_block(now, from, compact, bytes, out);
-                }
-            }
-            msg @ Message::BlockTxs { .. } => {
-                let bytes = compact::message_len(&msg);
-                if let Message::BlockTxs { block, txs } = msg {
-                    self.on_block_txs(now, from, block, txs.into_inner(), bytes, out);
-                }
+            Message::CompactBlock(compact) => self.on_compact_block(now, from, compact, relay_bytes, out),
+            Message::BlockTxs { block, txs } => {
+                self.on_block_txs(now, from, block, txs.into_inner(), relay_bytes, out);
             }
         }
     }
