@@ -15,6 +15,13 @@ pub struct NodeConfig {
     /// Encoded messages waiting to be written to one peer for one protocol. A send into a full queue is
     /// dropped and counted in `meshwork_queue_drops_total` (the protocol sees it as a lost message).
     pub send_queue_per_peer: usize,
+    /// Room kept beyond [`send_queue_per_peer`](Self::send_queue_per_peer) for the messages a protocol
+    /// marks as control ([`Protocol::is_control`](meshwork_wire::Protocol::is_control): gossip's
+    /// grafts, prunes and declines). A peer that reads slower than the node's data arrives fills the
+    /// queue with data; the few small messages that steer the protocol still go out, so a promise the
+    /// data queue could not keep is declined rather than broken. Control messages are counted in the
+    /// same byte budgets.
+    pub control_queue_per_peer: usize,
     /// Encoded bytes waiting to be written to one peer, across its protocols. A send past it is dropped
     /// and counted like a full queue; a single message larger than the budget is still queued when
     /// nothing else waits for that peer. A peer that reads slowly (or not at all) costs at most this.
@@ -53,6 +60,7 @@ impl Default for NodeConfig {
         Self {
             inbox_capacity: 4096,
             send_queue_per_peer: 1024,
+            control_queue_per_peer: 256,
             // A whole answer to a block request (16 blocks of up to 1 MB) fits, so initial download
             // is not cut short; a peer that stops reading holds no more.
             send_bytes_per_peer: 16 * 1024 * 1024,

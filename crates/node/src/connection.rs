@@ -46,6 +46,8 @@ use writer::Writer;
 pub(crate) struct Queued {
     pub(crate) bytes: Vec<u8>,
     pub(crate) held: Held,
+    /// A control message ([`meshwork_wire::Protocol::is_control`]): it may use the queue's reserve.
+    pub(crate) control: bool,
 }
 
 /// What the node task keeps of one open connection.

@@ -259,10 +259,10 @@ impl<T: Transport> Runtime<T> {
                 frames,
                 reason,
             } => {
-                for Queued { bytes, held } in frames {
+                for Queued { bytes, held, control } in frames {
                     // Given back before the bytes are charged again, to whichever queue takes them.
                     drop(held);
-                    self.send_avoiding(peer, route, bytes, Some(conn), reason);
+                    self.send_avoiding(peer, route, (bytes, control), Some(conn), reason);
                 }
             }
             Inbox::Invalid { peer, reason } => self.penalise(peer, &reason),
@@ -368,7 +368,12 @@ impl<T: Transport> Runtime<T> {
             let actions = std::mem::take(&mut self.actions);
             for action in actions {
                 match action {
-                    Action::Send { to, route, bytes } => self.send(to, route, bytes),
+                    Action::Send {
+                        to,
+                        route,
+                        bytes,
+                        control,
+                    } => self.send(to, route, bytes, control),
                     Action::Schedule { after, slot, key } => {
                         let at = monotonic() + after.min(Duration::from_secs(365 * 24 * 3600));
                         self.timer_seq += 1;

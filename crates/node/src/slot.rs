@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_wire::{Channel, DecodeError, Input, Instant, Output, Protocol, WireMessage};
+use meshwork_wire::{Channel, DecodeError, DropReason, Input, Instant, Output, Protocol, WireMessage};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -28,6 +28,8 @@ pub(crate) enum Action {
         to: PeerId,
         route: usize,
         bytes: Vec<u8>,
+        /// [`Protocol::is_control`]: the message may use the send queue's reserve.
+        control: bool,
     },
     /// Connect to the peer; `slot` asked (a connected peer it had released is handed back to it).
     Dial { peer: PeerId, slot: Option<usize> },
@@ -131,6 +133,17 @@ pub(crate) trait Slot: Send {
         actions: &mut Vec<Action>,
     );
     fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>);
+    /// A message of channel `channel` for `to` was dropped for `reason` before it was written: the
+    /// protocol hears it back ([`Protocol::undelivered`]).
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        channel: usize,
+        bytes: &[u8],
+        reason: DropReason,
+        actions: &mut Vec<Action>,
+    );
     fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>);
     fn call(&mut self, now: Instant, call: AnyCall, actions: &mut Vec<Action>);
     fn address_of(&self, peer: &PeerId) -> Option<SocketAddr>;
@@ -184,6 +197,7 @@ impl<P: Protocol> Driven<P> {
             match output {
                 Output::Send { to, msg } => {
                     let channel = msg.channel();
+                    let control = P::is_control(&msg);
                     let Some(spec) = self.channels.get(channel) else {
                         warn!(protocol = %P::ID, channel, "message for a channel the protocol does not list");
                         continue;
@@ -199,12 +213,13 @@ impl<P: Protocol> Driven<P> {
                                 to,
                                 route: self.route_base + channel,
                                 bytes,
+                                control,
                             });
                         }
                         Ok(()) => {
                             // The protocol broke its own bound; the peer would refuse the frame anyway.
                             warn!(protocol = %spec.id, size = bytes.len(), max = spec.max_message_size, "message over the protocol's maximum not sent");
-                            self.metrics.dropped(meshwork_wire::DropReason::WriteFailed);
+                            self.metrics.dropped(DropReason::WriteFailed);
                         }
                         Err(err) => warn!(protocol = %spec.id, %err, "message not encodable, not sent"),
                     }
@@ -305,6 +320,24 @@ where
 
     fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>) {
         self.input(now, Input::PeerDown(peer), actions);
+    }
+
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        channel: usize,
+        bytes: &[u8],
+        reason: DropReason,
+        actions: &mut Vec<Action>,
+    ) {
+        // The bytes are our own encoding, so they decode; the message is rebuilt only on a drop,
+        // rather than kept beside every queued frame.
+        let Ok(msg) = P::Message::decode_from(channel, bytes) else {
+            return;
+        };
+        self.state.undelivered(now, to, msg, reason, &mut self.out);
+        self.flush(actions);
     }
 
     fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>) {

@@ -74,6 +74,37 @@ pub trait Protocol {
     /// Handles one input at time `now`, pushing the resulting actions onto `out` in the order they should
     /// be carried out. It must not block, and must not clear `out` (the driver may batch several calls).
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>);
+
+    /// Whether `msg` steers the protocol rather than carries its data: small messages whose loss
+    /// costs more than their bytes (gossip's grafts, prunes and declines, its membership messages). A
+    /// driver that bounds its send queues keeps a reserve for them (the node runtime's
+    /// `NodeConfig::control_queue_per_peer`), so a queue that data has filled still takes them. Mark
+    /// only small messages, and only as many as the protocol sends per data message or fewer.
+    ///
+    /// The default is false: everything is data. A composite asks the child whose message it is.
+    fn is_control(msg: &Self::Message) -> bool {
+        let _ = msg;
+        false
+    }
+
+    /// The driver could not send `msg` to `to`, for `reason` (most often
+    /// [`DropReason::QueueFull`]: the peer reads slower than we send, and its send queue or budget is
+    /// full). The driver has counted the drop already; this tells the protocol, so one that promised
+    /// the peer an answer can say it will not come rather than leave the peer waiting for it (gossip
+    /// declines a graft whose answer was dropped, and the grafter asks another announcer at once,
+    /// without blaming us). Drivers that never drop a send (the simulator) never call it.
+    ///
+    /// The default does nothing. A composite forwards it to the child whose message it is.
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        msg: Self::Message,
+        reason: DropReason,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        let _ = (now, to, msg, reason, out);
+    }
 }
 
 /// Something that happened to a protocol.

@@ -57,7 +57,7 @@ impl<T: Transport> Runtime<T> {
             id,
             conn,
             &self.routes,
-            self.config.send_queue_per_peer,
+            self.config.send_queue_per_peer + self.config.control_queue_per_peer,
             budget,
             self.config.write_deadline,
             &self.inbox_tx,
@@ -228,21 +228,25 @@ impl<T: Transport> Runtime<T> {
         self.metrics.connection_states(self.manager.states(now));
     }
 
-    pub(super) fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>) {
-        self.send_avoiding(to, route, bytes, None, DropReason::ConnectionClosed);
+    /// Queues `bytes` (a control message if `control`) for `to` on `route`.
+    pub(super) fn send(&mut self, to: PeerId, route: usize, bytes: Vec<u8>, control: bool) {
+        self.send_avoiding(to, route, (bytes, control), None, DropReason::ConnectionClosed);
     }
 
     /// Queues `bytes` on the best connection to `to` that takes messages (not `avoid`, whose writer
     /// gave them back), trying the next if a writer has ended; counts a drop for `otherwise` if none
-    /// can take them, or for a full queue or budget.
+    /// can take them, or for a full queue or budget. A data message finds the queue full once only the
+    /// control reserve is left ([`crate::NodeConfig::control_queue_per_peer`]); a control message
+    /// (`control`) may use the reserve.
     pub(super) fn send_avoiding(
         &mut self,
         to: PeerId,
         route: usize,
-        mut bytes: Vec<u8>,
+        (mut bytes, control): (Vec<u8>, bool),
         avoid: Option<u64>,
         otherwise: DropReason,
     ) {
+        let reserve = self.config.control_queue_per_peer;
         let limits = SendLimits {
             per_peer: self.config.send_bytes_per_peer,
             reserved: self.config.send_bytes_reserved_per_peer,
@@ -253,17 +257,21 @@ impl<T: Transport> Runtime<T> {
         // Connections tried already (empty, so not allocated, unless a writer gave frames back).
         let mut skip: Vec<u64> = avoid.into_iter().collect();
         while let Some(entry) = preferred(local, to, conns, &skip) {
+            let writer = &entry.writers[route];
+            if !control && writer.capacity() <= reserve && !writer.is_closed() {
+                return self.undelivered(to, route, &bytes, DropReason::QueueFull);
+            }
             let Some(held) = entry.budget.reserve(bytes.capacity(), limits) else {
                 // Past the peer's or the node's byte budget: the peer reads slower than we send.
-                return self.dropped(to, route, DropReason::QueueFull);
+                return self.undelivered(to, route, &bytes, DropReason::QueueFull);
             };
-            match entry.writers[route].try_send(Box::new(Queued { bytes, held })) {
+            match writer.try_send(Box::new(Queued { bytes, held, control })) {
                 Ok(()) => {
                     self.manager.touch(&to, monotonic());
                     return;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    return self.dropped(to, route, DropReason::QueueFull);
+                Err(mpsc::error::TrySendError::Full(queued)) => {
+                    return self.undelivered(to, route, &queued.bytes, DropReason::QueueFull);
                 }
                 // That writer ended (its connection is closing): try the next connection.
                 Err(mpsc::error::TrySendError::Closed(queued)) => {
@@ -276,9 +284,18 @@ impl<T: Transport> Runtime<T> {
         // up, and what they send waits for its next connection.
         let reopens = conns.iter().any(ConnEntry::reopens);
         if otherwise == DropReason::ConnectionClosed && reopens {
-            return self.wait_for_connection(to, route, bytes, limits);
+            return self.wait_for_connection(to, route, (bytes, control), limits);
         }
-        self.dropped(to, route, otherwise);
+        self.undelivered(to, route, &bytes, otherwise);
+    }
+
+    /// Counts a message for `to` on `route` that was dropped for `reason` before it was written, and
+    /// hands it back to its protocol ([`meshwork_wire::Protocol::undelivered`]).
+    pub(super) fn undelivered(&mut self, to: PeerId, route: usize, bytes: &[u8], reason: DropReason) {
+        self.dropped(to, route, reason);
+        let (slot, channel) = (self.routes[route].slot, self.routes[route].channel);
+        let now = self.now();
+        self.slots[slot].undelivered(now, to, channel, bytes, reason, &mut self.actions);
     }
 
     /// Counts a message to or from `peer` on `route` that was dropped for `reason`, and names the peer

@@ -22,8 +22,9 @@ use crate::send_budget::{Held, SendBudget, SendLimits};
 pub(crate) struct Waiting {
     /// The peer's budget while it has no connection that takes messages (it shares the node's total).
     budget: SendBudget,
-    /// The messages, in the order they were sent: route, bytes, and their reservation.
-    frames: Vec<(usize, Vec<u8>, Held)>,
+    /// The messages, in the order they were sent: route, bytes, whether a control message, and their
+    /// reservation.
+    frames: Vec<(usize, Vec<u8>, bool, Held)>,
 }
 
 impl<T: Transport> Runtime<T> {
@@ -33,10 +34,13 @@ impl<T: Transport> Runtime<T> {
         &mut self,
         to: PeerId,
         route: usize,
-        bytes: Vec<u8>,
+        (bytes, control): (Vec<u8>, bool),
         limits: SendLimits,
     ) {
-        let max_frames = self.config.send_queue_per_peer;
+        let mut max_frames = self.config.send_queue_per_peer;
+        if control {
+            max_frames += self.config.control_queue_per_peer;
+        }
         let waiting = self.waiting.entry(to).or_insert_with(|| Waiting {
             budget: SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes()),
             frames: Vec::new(),
@@ -45,9 +49,9 @@ impl<T: Transport> Runtime<T> {
             .then(|| waiting.budget.reserve(bytes.capacity(), limits))
             .flatten();
         let Some(held) = held else {
-            return self.dropped(to, route, DropReason::QueueFull);
+            return self.undelivered(to, route, &bytes, DropReason::QueueFull);
         };
-        waiting.frames.push((route, bytes, held));
+        waiting.frames.push((route, bytes, control, held));
         // Dialled again once the old connections have closed, unless the peer comes back first.
         self.redial.insert(to);
     }
@@ -58,10 +62,10 @@ impl<T: Transport> Runtime<T> {
             return;
         };
         debug!(peer = %to, frames = waiting.frames.len(), "sending what waited for a new connection");
-        for (route, bytes, held) in waiting.frames {
+        for (route, bytes, control, held) in waiting.frames {
             // The reservation moves to the new connection's budget.
             drop(held);
-            self.send(to, route, bytes);
+            self.send(to, route, bytes, control);
         }
     }
 
@@ -71,8 +75,8 @@ impl<T: Transport> Runtime<T> {
         let Some(waiting) = self.waiting.remove(&to) else {
             return;
         };
-        for (route, ..) in waiting.frames {
-            self.dropped(to, route, DropReason::ConnectionClosed);
+        for (route, bytes, ..) in waiting.frames {
+            self.undelivered(to, route, &bytes, DropReason::ConnectionClosed);
         }
     }
 }
