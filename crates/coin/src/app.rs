@@ -10,7 +10,7 @@ use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicOptions, Verdict};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Kademlia, PeerRouting};
 use meshwork_ledger::{ChainStore, TxId};
-use meshwork_wire::{Channel, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
+use meshwork_wire::{Channel, DropReason, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
 
 use crate::bft::{Engine, Validator};
 use crate::config::AppConfig;
@@ -482,5 +482,30 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
             }
         }
         self.run(now, out);
+    }
+
+    fn is_control(msg: &CoinMessage) -> bool {
+        match msg {
+            CoinMessage::Gossip(msg) => Gossip::is_control(msg),
+            CoinMessage::Sync(msg) => ChainSync::<S>::is_control(msg),
+            CoinMessage::Kad(msg) => <Kademlia>::is_control(msg),
+            CoinMessage::Bft(msg) => Engine::is_control(msg),
+        }
+    }
+
+    /// Only gossip promises answers that another peer waits on without a deadline of its own (sync's
+    /// and Kademlia's requests time out); its undelivered messages go back to it.
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        msg: CoinMessage,
+        reason: DropReason,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if let CoinMessage::Gossip(msg) = msg {
+            self.gossip_do(now, out, |g, buf| g.undelivered(now, to, msg, reason, buf));
+            self.run(now, out);
+        }
     }
 }

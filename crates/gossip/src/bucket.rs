@@ -42,6 +42,13 @@ impl TokenBucket {
         }
     }
 
+    /// Refills, then adds `amount` tokens (a reward earned, not time passed), up to `cap`: earned
+    /// tokens may exceed `burst`, which bounds only what time refills.
+    pub(crate) fn give(&mut self, now: Instant, amount: f64, cap: f64, burst: f64, rate: f64) {
+        self.refill(now, burst, rate);
+        self.tokens = (self.tokens + amount).min(cap.max(self.tokens));
+    }
+
     /// True once the bucket has refilled completely: it can be forgotten, a new full one is the same.
     pub(crate) fn is_full(&mut self, now: Instant, burst: f64, rate: f64) -> bool {
         self.refill(now, burst, rate);
@@ -53,7 +60,10 @@ impl TokenBucket {
         // `0 × ∞` for an unlimited rate).
         if now > self.at {
             let secs = (now - self.at).as_secs_f64();
-            self.tokens = (self.tokens + secs * rate).min(burst);
+            // Tokens earned beyond the burst ([`TokenBucket::give`]) are kept, not cut back.
+            if self.tokens < burst {
+                self.tokens = (self.tokens + secs * rate).min(burst);
+            }
             self.at = now;
         }
     }

@@ -58,6 +58,12 @@ pub struct Config {
     /// which is as short as the round trip allows: at 1,000 transactions a second a busy honest node
     /// answered hundreds of grafts a few milliseconds past it and was banned by its neighbours.
     pub graft_promise: Duration,
+    /// The longest a grafted announcer is given: 30 s. Within it, a promise falls due after four times
+    /// the slowest recent answer from that announcer, if that is longer than
+    /// [`Config::graft_promise`]: a link whose queue holds seconds of traffic (a peer that offers more
+    /// than its neighbours can read) delivers answers seconds late, and the announcer is honest. Like
+    /// TCP's retransmission timeout, the deadline follows the delay measured on the path.
+    pub graft_promise_max: Duration,
     /// Plumtree's optimisation: when an `IHave` announces a message this many hops shorter than the copy
     /// that arrived on the tree, the announcer's link replaces the tree link.
     pub optimization_threshold: u16,
@@ -116,6 +122,7 @@ impl Default for Config {
             graft_timeout_min: Duration::from_millis(5),
             graft_retry: Duration::from_millis(150),
             graft_promise: Duration::from_secs(5),
+            graft_promise_max: Duration::from_secs(30),
             optimization_threshold: 3,
             max_origins: 16_384,
             catch_up: Duration::from_secs(10),
@@ -170,6 +177,12 @@ pub struct ScoreConfig {
     pub rate_burst: f64,
     /// Refill of that allowance, per second.
     pub rate_per_sec: f64,
+    /// Allowance a peer may bank, beyond [`ScoreConfig::rate_burst`], by relaying: each first-seen
+    /// message it sends adds one wasted message it may send. A busy honest link has as many copies in
+    /// flight when we prune it as its sender had queued for us (the node runtime queues up to 1,024
+    /// messages a peer), so the credit covers a full queue with room to spare; an attacker's waste
+    /// stays bounded by the valid traffic it relays.
+    pub relay_credit: f64,
     /// Bans remembered at most (the oldest is forgotten first).
     pub max_banned: usize,
 }
@@ -187,6 +200,7 @@ impl Default for ScoreConfig {
             recovery_per_sec: 1.0,
             rate_burst: 500.0,
             rate_per_sec: 200.0,
+            relay_credit: 4096.0,
             max_banned: 1024,
         }
     }

@@ -225,6 +225,15 @@ pub enum TreeMessage {
     /// "I got a duplicate from you of a message whose origin has no tree of its own here: our link
     /// leaves the shared tree" ([`Trees::Shared`](crate::Trees::Shared)).
     PruneShared,
+    /// "You grafted this message from me and it is not coming": the answer to a `Graft` that we cannot
+    /// send now (its bytes are over your answer budget, our send queue to you dropped the message, or we
+    /// no longer hold it). The grafter asks its next announcer at once and does not hold us to the
+    /// promise of our `IHave`. Like an `eth/68` node's answer that leaves out the transactions it cannot
+    /// serve, it turns a timeout into a quick "no".
+    Decline {
+        /// The message grafted.
+        id: MessageId,
+    },
 }
 
 /// Everything that crosses the wire on `/meshwork/gossip/1`.

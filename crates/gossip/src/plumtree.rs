@@ -17,7 +17,7 @@ mod links;
 mod offers;
 mod rtt;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use meshwork_wire::{Instant, PeerId};
 
@@ -36,6 +36,12 @@ const MAX_ANNOUNCERS: usize = 8;
 /// Grafts whose answer we wait for at most (beyond it a graft is sent without holding its announcer to
 /// it): the missing messages times the announcers grafted for each, with room to spare.
 const MAX_PROMISES: usize = 4 * 4096;
+/// Peers whose in-flight window is kept at most (neighbours, and peers whose link ended lately).
+const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
+/// How long a neighbour that declined a graft is asked only after the other announcers of a message:
+/// long enough for a congested send queue to drain, short enough that a neighbour whose link recovered
+/// is soon grafted first again.
+const DECLINE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the broadcast layer asks of the node.
 #[derive(Debug)]
@@ -65,6 +71,9 @@ struct Missing {
     announcers: VecDeque<(PeerId, u16)>,
     /// The announcer grafted last, and when.
     grafted: Option<(PeerId, Instant)>,
+    /// When the graft timer scheduled last falls due: one that fires before is stale (a `Decline`
+    /// grafted the next announcer sooner, and scheduled its own).
+    due: Option<Instant>,
 }
 
 /// Counters for experiments.
@@ -89,6 +98,15 @@ pub struct TreeStats {
     /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for
     /// an id we never announced to it.
     pub grafts_refused: u64,
+    /// Grafts of ours whose announcer neither sent the message nor declined within
+    /// [`Config::graft_promise`](crate::Config::graft_promise): each cost the announcer
+    /// [`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise).
+    pub broken_promises: u64,
+    /// Grafts we declined (`Decline`): over the grafter's answer budget, the answer dropped by our
+    /// send queue, or the message no longer held.
+    pub declines_sent: u64,
+    /// Grafts of ours an announcer declined.
+    pub declines_received: u64,
 }
 
 /// The Plumtree state of one node.
@@ -106,7 +124,16 @@ pub(crate) struct Plumtree {
     graft_wait: GraftWait,
     /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
     /// message does not come from that announcer within [`Config::graft_promise`].
-    promises: HashSet<(PeerId, MessageId)>,
+    promises: HashMap<(PeerId, MessageId), Instant>,
+    /// Per neighbour, the slowest recent answer to our grafts (it decays by an eighth with each faster
+    /// one): how long its link's queue makes us wait, which a promise is given four times over.
+    answer_lag: HashMap<PeerId, std::time::Duration>,
+    /// Per peer whose link we pruned or lost, until when the copies it pushed before it heard of it
+    /// may still arrive: [`Plumtree::in_flight`].
+    in_flight_until: HashMap<PeerId, Instant>,
+    /// When each neighbour last declined a graft of ours: it is grafted after the other announcers for
+    /// a while ([`DECLINE_BACKOFF`]), since its link to us is congested or its budget spent.
+    declined: HashMap<PeerId, Instant>,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -122,7 +149,10 @@ impl Plumtree {
             flush_scheduled: false,
             pending: 0,
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
-            promises: HashSet::new(),
+            promises: HashMap::new(),
+            answer_lag: HashMap::new(),
+            in_flight_until: HashMap::new(),
+            declined: HashMap::new(),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -172,9 +202,15 @@ impl Plumtree {
         self.schedule_flush(out);
     }
 
-    pub(crate) fn neighbor_down(&mut self, peer: PeerId) {
+    pub(crate) fn neighbor_down(&mut self, now: Instant, peer: PeerId) {
+        self.excuse_pushes(now, peer);
         self.links.down(peer);
         self.offers.forget(&peer);
+        self.declined.remove(&peer);
+        // What it promised ends with the link: the graft timers move on to other announcers, and a
+        // neighbour that left (a view change, a full queue that timed out) broke nothing.
+        self.promises.retain(|(promiser, _), _| *promiser != peer);
+        self.answer_lag.remove(&peer);
     }
 
     /// A message a local publisher signed: accepted at once, delivered and pushed.
@@ -217,13 +253,18 @@ impl Plumtree {
         self.stats.gossip_received += 1;
         // A graft's answer keeps the announcer's promise, however late (a copy from someone else may
         // have come first).
-        self.promises.remove(&(from, id));
+        if let Some(grafted) = self.promises.remove(&(from, id)) {
+            self.answered(from, now.saturating_duration_since(grafted));
+        }
         let origin = message.origin;
         if self.cache.contains(&id) {
             self.stats.duplicates += 1;
             // Prune even if the link is already lazy on our side: the sender still pushes on it, so its
             // side is eager (a graft crossed our prune, or it missed the prune).
             if self.links.contains(&from) {
+                if !self.links.is_lazy(&origin, &from) {
+                    self.excuse_pushes(now, from);
+                }
                 self.stats.prunes_sent += 1;
                 if self.links.follows_shared(&origin) {
                     self.links.make_shared_lazy(&from);
@@ -338,6 +379,7 @@ impl Plumtree {
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
+        self.in_flight_until.retain(|_, until| *until > now);
     }
 
     /// Whether an identical copy (same id, same signature) is already in the cache: it was verified then.
@@ -353,7 +395,35 @@ impl Plumtree {
     /// is only excused for the copies already in flight (the allowance of
     /// [`crate::ScoreConfig::rate_burst`]).
     pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
-        self.cache.contains(id) && self.links.is_lazy(origin, from) && !self.promises.contains(&(*from, *id))
+        self.cache.contains(id)
+            && self.links.is_lazy(origin, from)
+            && !self.promises.contains_key(&(*from, *id))
+    }
+
+    /// We told `peer` to stop pushing to us (a `Prune` on a link that was eager), its link ended, or we
+    /// grafted it (which makes it push an origin we cannot name yet, so our side of the link may still
+    /// be lazy for it): what it pushes until it hears of it may arrive for twice its link's measured
+    /// delay (the slowest recent answer to our grafts), at least [`Config::graft_promise`] and at most
+    /// [`Config::graft_promise_max`].
+    pub(super) fn excuse_pushes(&mut self, now: Instant, peer: PeerId) {
+        let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
+        let window = (lag * 2)
+            .max(self.config.graft_promise)
+            .min(self.config.graft_promise_max);
+        if self.in_flight_until.len() >= MAX_IN_FLIGHT_WINDOWS {
+            self.in_flight_until.retain(|_, until| *until > now);
+        }
+        if self.in_flight_until.len() < MAX_IN_FLIGHT_WINDOWS || self.in_flight_until.contains_key(&peer) {
+            self.in_flight_until.insert(peer, now + window);
+        }
+    }
+
+    /// Whether a wasted message from `from` may be one it pushed before it heard that we pruned its
+    /// link (or dropped it), or one our graft asked for: such copies are dropped but not charged. The
+    /// window opens only on what we do (a graft we send, our side of a link turning lazy, a link
+    /// ending), never on what the peer sends, so a peer cannot hold it open by wasting.
+    pub(crate) fn in_flight(&self, from: &PeerId, now: Instant) -> bool {
+        self.in_flight_until.get(from).is_some_and(|until| now < *until)
     }
 
     /// A round trip the driver measured: a sample for the wait before grafting.

@@ -4,7 +4,9 @@
 //! the ban threshold the peer is banned (see [`crate::Ban`]) and its score starts again from zero when the
 //! ban expires. Valid traffic is never charged: only *wasted* broadcast messages (duplicates on a link
 //! we pruned, messages from outside the active view) and grafts for ids we never announced to the peer
-//! draw on a token bucket per peer, in driver time, and only waste beyond it costs points.
+//! draw on a token bucket per peer, in driver time, and only waste beyond it costs points. The bucket
+//! refills with time and with each first-seen message the peer relays (a busy honest link has more
+//! copies in flight when we prune it).
 
 use std::collections::HashMap;
 
@@ -95,6 +97,23 @@ impl Scores {
             .entry(peer)
             .or_insert(TokenBucket::full(burst, now))
             .take(now, burst, rate)
+    }
+
+    /// Earns the peer one token of waste allowance for a first-seen message it relayed, up to
+    /// [`ScoreConfig::relay_credit`]: an honest neighbour's duplicates after our `Prune` are the
+    /// messages it had already queued for us, so they grow with the useful traffic it sends, and the
+    /// allowance grows with it. What a peer may waste stays bounded by what it relays, plus the
+    /// time-based allowance.
+    pub(crate) fn relayed(&mut self, peer: PeerId, now: Instant) {
+        let (burst, rate, cap) = (
+            self.config.rate_burst,
+            self.config.rate_per_sec,
+            self.config.relay_credit,
+        );
+        self.buckets
+            .entry(peer)
+            .or_insert(TokenBucket::full(burst, now))
+            .give(now, 1.0, cap, burst, rate);
     }
 
     /// Forgets the score of a peer just banned: the ban is its punishment, and when it expires the peer

@@ -28,6 +28,9 @@ pub struct GossipStats {
     /// Wasted messages (duplicates on pruned links, messages from outside the active view) dropped
     /// beyond a peer's allowance. Valid relay is never counted here.
     pub rate_limited: u64,
+    /// Of those, the ones not charged: copies a peer pushed before it heard of our `Prune`, the end of
+    /// our link, or our graft (see [`Config::graft_promise_max`](crate::Config::graft_promise_max)).
+    pub in_flight_excused: u64,
     /// Peers banned ([`Event::PeerBanned`]).
     pub bans: u64,
     /// Bans that expired (counted when the seen cache is swept, a quarter of its time to live).
@@ -226,8 +229,17 @@ impl Gossip {
                 if waste && !self.scores.waste(from, now) {
                     self.stats.rate_limited += 1;
                     self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
-                    self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                    // Copies the peer pushed before our `Prune` (or the end of our link) reached it
+                    // are dropped, but cost it nothing: a busy honest link has a queue of them.
+                    if self.tree.in_flight(&from, now) {
+                        self.stats.in_flight_excused += 1;
+                    } else {
+                        self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                    }
                     return;
+                }
+                if !waste && self.tree.cached(&id).is_none() {
+                    self.scores.relayed(from, now);
                 }
                 let Some(options) = self.topics.get(&message.topic) else {
                     return; // Not our topic: neither delivered nor relayed.
@@ -254,6 +266,15 @@ impl Gossip {
             TreeMessage::Prune { origin } => self.tree.on_prune(from, origin),
             TreeMessage::Shortcut { origin } => self.tree.on_shortcut(from, origin),
             TreeMessage::PruneShared => self.tree.on_prune_shared(from),
+            TreeMessage::Decline { id } => {
+                // A decline of nothing we grafted from the peer costs us a lookup: waste, metered
+                // like a graft for an id never announced.
+                if !self.tree.on_decline(now, from, id, &mut self.pt_out) && !self.scores.waste(from, now) {
+                    self.stats.rate_limited += 1;
+                    self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
+                    self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                }
+            }
         }
     }
 
@@ -277,7 +298,7 @@ impl Gossip {
                         out.push(Output::Emit(Event::NeighborUp(peer)));
                     }
                     HvOut::Down(peer) => {
-                        self.tree.neighbor_down(peer);
+                        self.tree.neighbor_down(now, peer);
                         out.push(Output::Protect { peer, protect: false });
                         out.push(Output::Emit(Event::NeighborDown(peer)));
                     }
@@ -385,7 +406,7 @@ impl Protocol for Gossip {
                 }
                 Timer::FlushIHave => self.tree.flush_ihave(now, &mut self.pt_out),
                 Timer::Graft(id) => self.tree.on_graft_timer(now, id, &mut self.pt_out),
-                Timer::Promise { peer, id } => self.tree.on_promise_timer(peer, id, &mut self.pt_out),
+                Timer::Promise { peer, id } => self.tree.on_promise_timer(now, peer, id, &mut self.pt_out),
                 Timer::Sweep => {
                     self.tree.sweep(now);
                     self.stats.bans_expired += self.views.expire_bans() as u64;
@@ -402,5 +423,32 @@ impl Protocol for Gossip {
             }
         }
         self.drain(now, out);
+    }
+
+    /// Membership messages and the tree's grafts, prunes, shortcuts and declines: each is small, and
+    /// its loss costs more than its bytes (a lost `Prune` keeps a link eager and wasting, a lost
+    /// `Decline` leaves a grafter waiting). Messages and `IHave`s are data: a dropped `IHave` is only a
+    /// promise not made.
+    fn is_control(msg: &Message) -> bool {
+        !matches!(
+            msg,
+            Message::Tree(TreeMessage::Gossip { .. } | TreeMessage::IHave { .. })
+        )
+    }
+
+    /// A full message we could not send: if it answered a graft, the grafter gets a `Decline` (see
+    /// [`TreeMessage::Decline`]), so a congested link never makes an honest announcer a promise breaker.
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        msg: Message,
+        _reason: DropReason,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if let Message::Tree(msg) = msg {
+            self.tree.undelivered(now, to, &msg, &mut self.pt_out);
+            self.drain(now, out);
+        }
     }
 }

@@ -5,65 +5,18 @@
 //! clock.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
+mod support;
+
 use std::time::Duration;
 
-use meshwork_gossip::{
-    Announcement, Command, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, MessageId,
-    Timer, TopicId, TopicOptions, TreeMessage,
-};
-use meshwork_identity::Keypair;
-use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
-
-fn topic() -> TopicId {
-    TopicId::from_name("t")
-}
-
-fn key(n: u8) -> Keypair {
-    Keypair::from_seed([n; 32])
-}
-
-fn at(millis: u64) -> Instant {
-    Instant::from_duration(Duration::from_millis(millis))
-}
+use meshwork_gossip::{Announcement, Config, Event, Gossip, Message, MessageId, Timer, TreeMessage};
+use meshwork_wire::{Input, Instant, Output, PeerId};
+use support::{at, from, handle, message, timers};
 
 /// A node (key 1) whose only neighbour is the announcer (key 2).
 fn node() -> (Gossip, PeerId) {
-    let mut g = Gossip::new(key(1), Config::default(), 7);
-    let mut out = Vec::new();
-    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
-    g.handle(at(0), Input::Command(subscribe), &mut out);
-    let announcer = key(2).peer_id();
-    g.handle(at(0), Input::PeerUp(announcer), &mut out);
-    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-    g.handle(at(0), Input::Message { from: announcer, msg }, &mut out);
-    (g, announcer)
-}
-
-fn message(seq: u64) -> GossipMessage {
-    GossipMessage::sign(&key(10), topic(), seq, vec![7; 64].try_into().unwrap())
-}
-
-fn handle(g: &mut Gossip, now: Instant, input: Input<Gossip>) -> Vec<Output<Gossip>> {
-    let mut out = Vec::new();
-    g.handle(now, input, &mut out);
-    out
-}
-
-fn from(peer: PeerId, msg: TreeMessage) -> Input<Gossip> {
-    Input::Message {
-        from: peer,
-        msg: Message::Tree(msg),
-    }
-}
-
-/// The timers `out` scheduled, with their delays.
-fn timers(out: &[Output<Gossip>]) -> Vec<(Duration, Timer)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Schedule { after, timer } => Some((*after, timer.clone())),
-            _ => None,
-        })
-        .collect()
+    let (g, peers) = support::node(&[2]);
+    (g, peers[0])
 }
 
 /// `announcer` announces `id`; the graft timer fires and the node grafts it. Returns the promise timer

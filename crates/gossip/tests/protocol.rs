@@ -257,6 +257,11 @@ fn golden_vectors() {
         &Message::Tree(TreeMessage::Graft { id }),
         "010283d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
     );
+    // New with declines; the variants before it keep their bytes.
+    golden::check(
+        &Message::Tree(TreeMessage::Decline { id }),
+        "010683d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
+    );
 }
 
 #[test]

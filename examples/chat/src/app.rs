@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicId, TopicOptions, Verdict};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Kademlia, PeerInfo, QueryId};
-use meshwork_wire::{Channel, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
+use meshwork_wire::{Channel, DropReason, Input, Instant, Lifted, Links, Output, Protocol, ProtocolId};
 
 use crate::line::{ChatLine, MAX_LINE_PAYLOAD};
 
@@ -343,6 +343,28 @@ impl Protocol for ChatApp {
             }
         }
         self.run(now, out);
+    }
+
+    fn is_control(msg: &ChatMessage) -> bool {
+        match msg {
+            ChatMessage::Gossip(msg) => Gossip::is_control(msg),
+            ChatMessage::Kad(msg) => <Kademlia>::is_control(msg),
+        }
+    }
+
+    /// Gossip's undelivered messages go back to it (it declines a graft whose answer was dropped).
+    fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        msg: ChatMessage,
+        reason: DropReason,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        if let ChatMessage::Gossip(msg) = msg {
+            self.gossip_do(out, |g, buf| g.undelivered(now, to, msg, reason, buf));
+            self.run(now, out);
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use meshwork_wire::{BoundedVec, Instant, PeerId};
 
-use super::{GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, Plumtree, PtOut};
+use super::{DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, Plumtree, PtOut};
 use crate::cache::Status;
 use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
@@ -97,6 +97,22 @@ impl Plumtree {
             self.missing.remove(&id);
             return;
         }
+        // A timer of a graft that a `Decline` already moved on from.
+        if self
+            .missing
+            .get(&id)
+            .and_then(|m| m.due)
+            .is_some_and(|due| now < due)
+        {
+            return;
+        }
+        self.graft_next(now, id, out);
+    }
+
+    /// Grafts the next announcer of missing message `id`: the first, in the order they announced it,
+    /// that is still a neighbour and has not declined a graft within [`DECLINE_BACKOFF`] (or else the
+    /// first still a neighbour). Forgets the message when no announcer is left.
+    fn graft_next(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) {
         let Some(missing) = self.missing.get_mut(&id) else {
             return;
         };
@@ -104,28 +120,134 @@ impl Plumtree {
         // trip allows, for latency, and a busy honest announcer misses it. It is held to its promise
         // for `graft_promise` instead (`on_promise_timer`).
         missing.grafted = None;
-        while let Some((peer, _)) = missing.announcers.pop_front() {
-            if self.links.contains(&peer) {
-                // The link turns eager for the message's origin when the message arrives (we do not know
-                // the origin before).
-                missing.grafted = Some((peer, now));
-                self.stats.grafts_sent += 1;
-                out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
-                let retry = self.graft_wait.timeout().min(self.config.graft_retry);
-                out.push(PtOut::Schedule(retry, Timer::Graft(id)));
-                if self.promises.len() < MAX_PROMISES && self.promises.insert((peer, id)) {
-                    let timer = Timer::Promise { peer, id };
-                    out.push(PtOut::Schedule(self.config.graft_promise, timer));
-                }
-                return;
-            }
+        missing.due = None;
+        let links = &self.links;
+        missing.announcers.retain(|(peer, _)| links.contains(peer));
+        let declined = &self.declined;
+        let backing_off = |peer: &PeerId| {
+            declined
+                .get(peer)
+                .is_some_and(|at| now.saturating_duration_since(*at) < DECLINE_BACKOFF)
+        };
+        let next = missing
+            .announcers
+            .iter()
+            .position(|(peer, _)| !backing_off(peer))
+            .unwrap_or(0);
+        let Some((peer, _)) = missing.announcers.remove(next) else {
+            self.missing.remove(&id);
+            return;
+        };
+        // The link turns eager for the message's origin when the message arrives (we do not know the
+        // origin before).
+        let retry = self.graft_wait.timeout().min(self.config.graft_retry);
+        missing.grafted = Some((peer, now));
+        missing.due = Some(now + retry);
+        self.excuse_pushes(now, peer);
+        self.stats.grafts_sent += 1;
+        out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
+        out.push(PtOut::Schedule(retry, Timer::Graft(id)));
+        if self.promises.len() < MAX_PROMISES && !self.promises.contains_key(&(peer, id)) {
+            self.promises.insert((peer, id), now);
+            let timer = Timer::Promise { peer, id };
+            out.push(PtOut::Schedule(self.config.graft_promise, timer));
         }
-        self.missing.remove(&id);
     }
 
-    /// A graft's promise is due: if the announcer grafted still has not sent the message, it broke it.
-    pub(crate) fn on_promise_timer(&mut self, peer: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
-        if self.promises.remove(&(peer, id)) {
+    /// `from` declined our graft for `id`: its promise is released without blame, and if we were
+    /// waiting on it, the next announcer is grafted now rather than after the retry. Returns false for a
+    /// decline of nothing we asked `from` for (the caller charges it as waste).
+    pub(crate) fn on_decline(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        id: MessageId,
+        out: &mut Vec<PtOut>,
+    ) -> bool {
+        let waiting = self
+            .missing
+            .get(&id)
+            .and_then(|m| m.grafted)
+            .is_some_and(|(peer, _)| peer == from);
+        if self.promises.remove(&(from, id)).is_none() && !waiting {
+            return false;
+        }
+        self.stats.declines_received += 1;
+        if self.links.contains(&from) {
+            self.declined.insert(from, now);
+        }
+        if waiting && !self.cache.contains(&id) {
+            self.graft_next(now, id, out);
+        }
+        true
+    }
+
+    /// Our send of `msg` to `to` was dropped (its send queue was full). If it answered a graft, the
+    /// grafter is told it is not coming, so it asks another announcer and does not blame us. If it was
+    /// our graft, the announcer never heard it: it is not held to the promise, and the next announcer
+    /// is grafted now.
+    pub(crate) fn undelivered(&mut self, now: Instant, to: PeerId, msg: &TreeMessage, out: &mut Vec<PtOut>) {
+        match msg {
+            TreeMessage::Gossip { message, .. } => {
+                let id = message.id();
+                if self.offers.is_answered(&to, &id) {
+                    self.decline(to, id, out);
+                }
+            }
+            TreeMessage::Graft { id } => {
+                self.promises.remove(&(to, *id));
+                let waiting = self.missing.get(id).and_then(|m| m.grafted);
+                if waiting.is_some_and(|(peer, _)| peer == to) && !self.cache.contains(id) {
+                    self.graft_next(now, *id, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `from` answered a graft of ours `after` it was sent: the slowest recent answer is kept, and
+    /// decays by an eighth with each faster one.
+    pub(super) fn answered(&mut self, from: PeerId, after: std::time::Duration) {
+        if !self.links.contains(&from) {
+            return;
+        }
+        let lag = self.answer_lag.entry(from).or_default();
+        *lag = after.max(*lag * 7 / 8 + after / 8);
+    }
+
+    fn decline(&mut self, to: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
+        self.stats.declines_sent += 1;
+        out.push(PtOut::Send(to, TreeMessage::Decline { id }));
+    }
+
+    /// A graft's promise timer fired. The promise is due after [`Config::graft_promise`], or four
+    /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`]
+    /// (the timer is set again until then); if the announcer still has not sent the message nor
+    /// declined, it broke its promise.
+    ///
+    /// [`Config::graft_promise`]: crate::Config::graft_promise
+    /// [`Config::graft_promise_max`]: crate::Config::graft_promise_max
+    pub(crate) fn on_promise_timer(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        id: MessageId,
+        out: &mut Vec<PtOut>,
+    ) {
+        let Some(grafted) = self.promises.get(&(peer, id)).copied() else {
+            return;
+        };
+        let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
+        let due = (lag * 4)
+            .max(self.config.graft_promise)
+            .min(self.config.graft_promise_max);
+        let waited = now.saturating_duration_since(grafted);
+        if waited < due {
+            out.push(PtOut::Schedule(due - waited, Timer::Promise { peer, id }));
+            return;
+        }
+        if self.promises.remove(&(peer, id)).is_some() {
+            self.stats.broken_promises += 1;
             out.push(PtOut::Penalty(peer, Penalty::BrokenPromise));
         }
     }
@@ -147,15 +269,20 @@ impl Plumtree {
             return check;
         }
         let Some(entry) = self.cache.get(&id) else {
+            // Announced, but forgotten since (the seen cache is full or the message expired).
+            self.offers.answered(&from, &id);
+            self.decline(from, id, out);
             return check;
         };
         let (origin, accepted) = (entry.message.origin, entry.status == Status::Accepted);
         if accepted {
             let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
             if !self.offers.spend(now, from, size) {
-                // Over budget: dropped, and still owed, so a graft after the budget refills is answered.
+                // Over budget: declined, so the grafter asks another announcer at once; still owed, so
+                // a graft after the budget refills is answered.
                 self.stats.grafts_refused += 1;
                 out.push(PtOut::Dropped(from, meshwork_wire::DropReason::RateLimited));
+                self.decline(from, id, out);
                 return check;
             }
             self.stats.gossip_sent += 1;

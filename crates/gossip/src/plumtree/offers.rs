@@ -115,6 +115,14 @@ impl Offers {
         }
     }
 
+    /// Whether we answered (or are answering) a graft of `peer`'s for `id`.
+    pub(crate) fn is_answered(&self, peer: &PeerId, id: &MessageId) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|o| o.ids.get(id))
+            .is_some_and(|offer| *offer == Offer::Answered)
+    }
+
     /// Takes `bytes` from `peer`'s answer budget; false (and nothing taken) if it does not hold them.
     pub(crate) fn spend(&mut self, now: Instant, peer: PeerId, bytes: usize) -> bool {
         let (burst, rate) = (self.burst, self.rate);

@@ -1,0 +1,73 @@
+//! Helpers of the one-node gossip tests: a node on a fake clock, signed messages, inputs.
+#![allow(dead_code)] // each test file uses a part
+
+use std::time::Duration;
+
+use meshwork_gossip::{
+    Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId, TopicOptions,
+    TreeMessage,
+};
+use meshwork_identity::Keypair;
+use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+
+pub(crate) fn topic() -> TopicId {
+    TopicId::from_name("t")
+}
+
+pub(crate) fn key(n: u8) -> Keypair {
+    Keypair::from_seed([n; 32])
+}
+
+pub(crate) fn at(millis: u64) -> Instant {
+    Instant::from_duration(Duration::from_millis(millis))
+}
+
+/// Message `seq` of origin key 10, 64 bytes of payload.
+pub(crate) fn message(seq: u64) -> GossipMessage {
+    GossipMessage::sign(&key(10), topic(), seq, vec![7; 64].try_into().unwrap())
+}
+
+/// A node (key 1) subscribed to the topic, with neighbours of keys `neighbours`.
+pub(crate) fn node(neighbours: &[u8]) -> (Gossip, Vec<PeerId>) {
+    let mut g = Gossip::new(key(1), Config::default(), 7);
+    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
+    handle(&mut g, at(0), Input::Command(subscribe));
+    let peers: Vec<PeerId> = neighbours.iter().map(|n| key(*n).peer_id()).collect();
+    for peer in &peers {
+        handle(&mut g, at(0), Input::PeerUp(*peer));
+        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+        handle(&mut g, at(0), Input::Message { from: *peer, msg });
+    }
+    (g, peers)
+}
+
+pub(crate) fn handle(g: &mut Gossip, now: Instant, input: Input<Gossip>) -> Vec<Output<Gossip>> {
+    let mut out = Vec::new();
+    g.handle(now, input, &mut out);
+    out
+}
+
+pub(crate) fn from(peer: PeerId, msg: TreeMessage) -> Input<Gossip> {
+    Input::Message {
+        from: peer,
+        msg: Message::Tree(msg),
+    }
+}
+
+/// `msg` pushed one hop.
+pub(crate) fn gossip(msg: &GossipMessage) -> TreeMessage {
+    TreeMessage::Gossip {
+        message: msg.clone(),
+        hops: 1,
+    }
+}
+
+/// The timers `out` scheduled, with their delays.
+pub(crate) fn timers(out: &[Output<Gossip>]) -> Vec<(Duration, Timer)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Schedule { after, timer } => Some((*after, timer.clone())),
+            _ => None,
+        })
+        .collect()
+}
