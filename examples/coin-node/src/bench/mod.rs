@@ -120,6 +120,16 @@ pub struct BenchReport {
     pub tx_accepted_per_sec: f64,
     /// Peers the devnet's nodes banned from gossip during the run (all of them honest: 0 is right).
     pub gossip_bans: u64,
+    /// Grafts the devnet's nodes sent that their announcers neither answered nor declined in time
+    /// (each a point off an honest peer's gossip score: 0 is right).
+    pub gossip_broken_promises: u64,
+    /// Wasted gossip messages (duplicates on pruned links) beyond a peer's allowance that were
+    /// charged, each a [`Penalty::Flood`](meshwork_gossip::Penalty::Flood) on an honest peer (0 is
+    /// right; copies pushed before the peer heard of our `Prune` are dropped without charge).
+    pub gossip_flood_penalties: u64,
+    /// Grafts the devnet's nodes declined (their answer over the grafter's budget or dropped by a full
+    /// send queue): the grafter asked another announcer at once, and blamed no one.
+    pub gossip_declines: u64,
     /// Transfers the wallets had accepted by their nodes' mempools.
     pub tx_submitted: u64,
     /// Transfers in the agreed chain's blocks mined during the window.

@@ -181,14 +181,17 @@ async fn measure_tx(
         .map_err(ApiError::from)??;
     let mut relay = meshwork_consensus::sync::RelayStats::default();
     for node in nodes {
-        let (stats, bans) = node
+        let (stats, gossip) = node
             .api()
             .app()
-            .with(|s| (s.sync().relay_stats(), s.gossip().stats().bans))
+            .with(|s| (s.sync().relay_stats(), s.gossip().stats()))
             .await
             .map_err(ApiError::from)?;
         relay += stats;
-        report.gossip_bans += bans;
+        report.gossip_bans += gossip.bans;
+        report.gossip_broken_promises += gossip.tree.broken_promises;
+        report.gossip_flood_penalties += gossip.rate_limited - gossip.in_flight_excused;
+        report.gossip_declines += gossip.tree.declines_sent;
     }
     report.block_relay_bytes_over_block_bytes = relay.bytes_over_block_bytes();
     report.blocks_relayed = relay.blocks;
