@@ -68,6 +68,15 @@
 //! - **Peer scoring and limits** ([`Penalty`]): bad signatures, rejected messages, broken `IHave` promises
 //!   and floods (a token bucket per peer, in driver time) lower a peer's score; at the threshold the peer is
 //!   removed from both views, disconnected and refused.
+//! - **Slow is not lying.** A congested honest link delays and drops; the scores tell it from a liar
+//!   (see `tests/congestion.rs`). An announcer that cannot answer a graft says so
+//!   ([`TreeMessage::Decline`], sent also when the driver hands an answer back undelivered,
+//!   [`Protocol::undelivered`](meshwork_wire::Protocol::undelivered)), and the grafter asks the next one
+//!   at once; a promise is given four times the announcer's slowest recent answer
+//!   ([`Config::graft_promise_max`]); copies pushed before our `Prune` arrived are not waste; relaying
+//!   earns room for waste ([`ScoreConfig::relay_credit`]). Grafts, prunes, declines and membership
+//!   messages are control messages ([`Protocol::is_control`](meshwork_wire::Protocol::is_control)): the
+//!   node runtime keeps room for them in a send queue full of data.
 //! - **The [`Broadcast`] capability**: the small trait other crates use to publish, subscribe and validate.
 //!
 //! ## Membership (HyParView)

@@ -38,6 +38,19 @@ const MAX_ANNOUNCERS: usize = 8;
 const MAX_PROMISES: usize = 4 * 4096;
 /// Peers whose in-flight window is kept at most (neighbours, and peers whose link ended lately).
 const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
+/// Copies excused in one in-flight window, at most: the default seen cache's capacity. Under a
+/// congested link that keeps being grafted and pruned, honest copies ran past a budget of 4,096 (four
+/// runtime send queues) in most uncapped `coin-node bench` runs; a bound is kept so that a peer that
+/// holds its window open (by relaying first-seen messages) still cannot waste without end.
+const MAX_EXCUSED: u32 = 65_536;
+
+/// An open in-flight window of a peer ([`Plumtree::excuse_pushes`]).
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    until: Instant,
+    left: u32,
+}
+
 /// How long a neighbour that declined a graft is asked only after the other announcers of a message:
 /// long enough for a congested send queue to drain, short enough that a neighbour whose link recovered
 /// is soon grafted first again.
@@ -129,8 +142,8 @@ pub(crate) struct Plumtree {
     /// one): how long its link's queue makes us wait, which a promise is given four times over.
     answer_lag: HashMap<PeerId, std::time::Duration>,
     /// Per peer whose link we pruned or lost, until when the copies it pushed before it heard of it
-    /// may still arrive: [`Plumtree::in_flight`].
-    in_flight_until: HashMap<PeerId, Instant>,
+    /// may still arrive, and how many more of them are excused: [`Plumtree::excuse`].
+    in_flight: HashMap<PeerId, InFlight>,
     /// When each neighbour last declined a graft of ours: it is grafted after the other announcers for
     /// a while ([`DECLINE_BACKOFF`]), since its link to us is congested or its budget spent.
     declined: HashMap<PeerId, Instant>,
@@ -151,7 +164,7 @@ impl Plumtree {
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             promises: HashMap::new(),
             answer_lag: HashMap::new(),
-            in_flight_until: HashMap::new(),
+            in_flight: HashMap::new(),
             declined: HashMap::new(),
             config: config.clone(),
             stats: TreeStats::default(),
@@ -379,7 +392,7 @@ impl Plumtree {
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
-        self.in_flight_until.retain(|_, until| *until > now);
+        self.in_flight.retain(|_, window| window.until > now);
     }
 
     /// Whether an identical copy (same id, same signature) is already in the cache: it was verified then.
@@ -404,26 +417,54 @@ impl Plumtree {
     /// grafted it (which makes it push an origin we cannot name yet, so our side of the link may still
     /// be lazy for it): what it pushes until it hears of it may arrive for twice its link's measured
     /// delay (the slowest recent answer to our grafts), at least [`Config::graft_promise`] and at most
-    /// [`Config::graft_promise_max`].
+    /// [`Config::graft_promise_max`]. A window still open is extended, but its count of excused copies
+    /// is not refilled.
     pub(super) fn excuse_pushes(&mut self, now: Instant, peer: PeerId) {
         let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
-        let window = (lag * 2)
-            .max(self.config.graft_promise)
-            .min(self.config.graft_promise_max);
-        if self.in_flight_until.len() >= MAX_IN_FLIGHT_WINDOWS {
-            self.in_flight_until.retain(|_, until| *until > now);
+        let until = now
+            + (lag * 2)
+                .max(self.config.graft_promise)
+                .min(self.config.graft_promise_max);
+        if let Some(window) = self.in_flight.get_mut(&peer)
+            && window.until > now
+        {
+            window.until = window.until.max(until);
+            return;
         }
-        if self.in_flight_until.len() < MAX_IN_FLIGHT_WINDOWS || self.in_flight_until.contains_key(&peer) {
-            self.in_flight_until.insert(peer, now + window);
+        if self.in_flight.len() >= MAX_IN_FLIGHT_WINDOWS {
+            self.in_flight.retain(|_, window| window.until > now);
+        }
+        if self.in_flight.len() < MAX_IN_FLIGHT_WINDOWS || self.in_flight.contains_key(&peer) {
+            let left = MAX_EXCUSED;
+            self.in_flight.insert(peer, InFlight { until, left });
+        }
+    }
+
+    /// `from` relayed a first-seen message: an open window excuses one more copy (up to
+    /// [`MAX_EXCUSED`]). A busy honest link that keeps being grafted and pruned keeps its window open
+    /// for as long as the congestion lasts, and its copies grow with what it relays.
+    pub(crate) fn relayed_by(&mut self, from: &PeerId, now: Instant) {
+        if let Some(window) = self.in_flight.get_mut(from)
+            && now < window.until
+        {
+            window.left = (window.left + 1).min(MAX_EXCUSED);
         }
     }
 
     /// Whether a wasted message from `from` may be one it pushed before it heard that we pruned its
-    /// link (or dropped it), or one our graft asked for: such copies are dropped but not charged. The
-    /// window opens only on what we do (a graft we send, our side of a link turning lazy, a link
-    /// ending), never on what the peer sends, so a peer cannot hold it open by wasting.
-    pub(crate) fn in_flight(&self, from: &PeerId, now: Instant) -> bool {
-        self.in_flight_until.get(from).is_some_and(|until| now < *until)
+    /// link (or dropped it), or one our graft asked for: such copies are dropped but not charged, up
+    /// to [`MAX_EXCUSED`] a window and one more per first-seen message it relays meanwhile. A peer
+    /// can refill a window only by letting it close (a first-seen message of its own makes the link
+    /// eager again, and the next copy prunes it, which extends the window but does not refill it), so
+    /// what it may waste unpunished stays bounded by what it relays.
+    pub(crate) fn excuse(&mut self, from: &PeerId, now: Instant) -> bool {
+        match self.in_flight.get_mut(from) {
+            Some(window) if now < window.until && window.left > 0 => {
+                window.left -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A round trip the driver measured: a sample for the wait before grafting.

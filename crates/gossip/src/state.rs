@@ -231,7 +231,7 @@ impl Gossip {
                     self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
                     // Copies the peer pushed before our `Prune` (or the end of our link) reached it
                     // are dropped, but cost it nothing: a busy honest link has a queue of them.
-                    if self.tree.in_flight(&from, now) {
+                    if self.tree.excuse(&from, now) {
                         self.stats.in_flight_excused += 1;
                     } else {
                         self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
@@ -240,6 +240,7 @@ impl Gossip {
                 }
                 if !waste && self.tree.cached(&id).is_none() {
                     self.scores.relayed(from, now);
+                    self.tree.relayed_by(&from, now);
                 }
                 let Some(options) = self.topics.get(&message.topic) else {
                     return; // Not our topic: neither delivered nor relayed.

@@ -295,3 +295,46 @@ fn relaying_earns_a_neighbour_room_to_waste() {
     assert_eq!(g.stats().rate_limited, 0);
     assert_eq!(g.score(&relay, at(60_000)), 0.0);
 }
+
+#[test]
+fn a_neighbour_that_declined_lately_has_the_longest_promise() {
+    let (mut g, peers) = node(&[2]);
+    let busy = peers[0];
+    let first = message(1).id();
+    announce(&mut g, at(10), busy, first);
+    handle(&mut g, at(20), Input::Timer(Timer::Graft(first)));
+    handle(&mut g, at(21), from(busy, TreeMessage::Decline { id: first }));
+    // What it does queue for us is late: due after `graft_promise_max`, not `graft_promise`.
+    let late = message(2);
+    announce(&mut g, at(100), busy, late.id());
+    let out = handle(&mut g, at(110), Input::Timer(Timer::Graft(late.id())));
+    let (after, promise) = promises(&out).pop().unwrap();
+    let config = Config::default();
+    let out = handle(&mut g, at(110) + after, Input::Timer(promise.clone()));
+    assert_eq!(
+        promises(&out),
+        vec![(config.graft_promise_max - config.graft_promise, promise.clone())]
+    );
+    handle(&mut g, at(20_110), from(busy, gossip(&late)));
+    handle(&mut g, at(30_110), Input::Timer(promise));
+    assert_eq!(g.stats().tree.broken_promises, 0);
+    assert_eq!(g.score(&busy, at(30_110)), 0.0);
+}
+
+#[test]
+fn a_window_excuses_a_few_queues_of_copies_not_a_flood() {
+    let (mut g, peers) = node(&[2, 3]);
+    let (parent, pusher) = (peers[0], peers[1]);
+    let msg = message(1);
+    handle(&mut g, at(10), from(parent, gossip(&msg)));
+    handle(
+        &mut g,
+        at(10),
+        Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
+    );
+    // 70,000 copies within the window: 65,536 excused, the rest beyond the allowance charged.
+    push_copies(&mut g, at(20), pusher, &msg, 70_000);
+    let stats = g.stats();
+    assert_eq!(stats.in_flight_excused, 65_536);
+    assert_eq!(stats.bans, 1);
+}

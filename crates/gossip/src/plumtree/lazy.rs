@@ -221,9 +221,10 @@ impl Plumtree {
     }
 
     /// A graft's promise timer fired. The promise is due after [`Config::graft_promise`], or four
-    /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`]
-    /// (the timer is set again until then); if the announcer still has not sent the message nor
-    /// declined, it broke its promise.
+    /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`]; after
+    /// the latter if the announcer declined a graft within it (its link is congested). The timer is
+    /// set again until then; if the announcer still has not sent the message nor declined, it broke its
+    /// promise.
     ///
     /// [`Config::graft_promise`]: crate::Config::graft_promise
     /// [`Config::graft_promise_max`]: crate::Config::graft_promise_max
@@ -238,9 +239,18 @@ impl Plumtree {
             return;
         };
         let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
-        let due = (lag * 4)
-            .max(self.config.graft_promise)
-            .min(self.config.graft_promise_max);
+        // A neighbour that declined lately is congested: what it did queue for us is seconds late.
+        let congested = self
+            .declined
+            .get(&peer)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.config.graft_promise_max);
+        let due = if congested {
+            self.config.graft_promise_max
+        } else {
+            (lag * 4)
+                .max(self.config.graft_promise)
+                .min(self.config.graft_promise_max)
+        };
         let waited = now.saturating_duration_since(grafted);
         if waited < due {
             out.push(PtOut::Schedule(due - waited, Timer::Promise { peer, id }));
