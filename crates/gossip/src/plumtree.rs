@@ -402,15 +402,13 @@ impl Plumtree {
             .is_some_and(|e| e.message.signature == message.signature)
     }
 
-    /// Whether a full message from `from` is waste: a copy of one we hold, on a link we had already
-    /// pruned for its origin, that does not answer a graft of ours. The first duplicate on an eager link
-    /// is how Plumtree learns to prune it, and costs nothing; a peer that keeps pushing after our `Prune`
-    /// is only excused for the copies already in flight (the allowance of
-    /// [`crate::ScoreConfig::rate_burst`]).
+    /// Whether a copy from `from` of a message we hold is waste: on a link we had already pruned for its
+    /// origin, and not answering a graft of ours. The first duplicate on an eager link is how Plumtree
+    /// learns to prune it, and costs nothing; a peer that keeps pushing after our `Prune` is excused for
+    /// the copies in flight ([`Plumtree::excuse`]) and within its allowance
+    /// ([`crate::ScoreConfig::rate_burst`]). The caller knows the message is held (it looked it up once).
     pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
-        self.cache.contains(id)
-            && self.links.is_lazy(origin, from)
-            && !self.promises.contains_key(&(*from, *id))
+        self.links.is_lazy(origin, from) && !self.promises.contains_key(&(*from, *id))
     }
 
     /// We told `peer` to stop pushing to us (a `Prune` on a link that was eager), its link ended, or we

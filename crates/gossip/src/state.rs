@@ -225,7 +225,9 @@ impl Gossip {
                 // Only waste draws on the allowance: a first-seen message costs nothing, however fast
                 // it comes (relaying is what a neighbour is for; the red team got an honest relay of
                 // 700 valid transactions banned when every message was charged).
-                let waste = !self.views.is_active(&from) || self.tree.is_waste(&id, &message.origin, &from);
+                let held = self.tree.cached(&id).is_some();
+                let waste =
+                    !self.views.is_active(&from) || (held && self.tree.is_waste(&id, &message.origin, &from));
                 if waste && !self.scores.waste(from, now) {
                     self.stats.rate_limited += 1;
                     self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
@@ -238,7 +240,7 @@ impl Gossip {
                     }
                     return;
                 }
-                if !waste && self.tree.cached(&id).is_none() {
+                if !waste && !held {
                     self.scores.relayed(from, now);
                     self.tree.relayed_by(&from, now);
                 }

@@ -121,19 +121,11 @@ fn a_graft_answer_the_send_queue_dropped_is_declined() {
     // duplicate: it announces the next message to `grafter`.
     let (mut g, peers) = node(&[2, 3]);
     let (parent, grafter) = (peers[0], peers[1]);
-    let accept = |g: &mut Gossip, now, msg: &GossipMessage| {
-        handle(g, now, from(parent, gossip(msg)));
-        handle(
-            g,
-            now,
-            Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
-        );
-    };
     let first = message(1);
-    accept(&mut g, at(10), &first);
+    accepted(&mut g, at(10), parent, &first);
     handle(&mut g, at(11), from(grafter, gossip(&first)));
     let second = message(2);
-    accept(&mut g, at(20), &second);
+    accepted(&mut g, at(20), parent, &second);
     let out = handle(&mut g, at(100), Input::Timer(Timer::FlushIHave));
     assert!(out.iter().any(|o| matches!(
         o,
@@ -230,6 +222,16 @@ fn on_a_slow_link_a_promise_waits_four_times_the_slowest_recent_answer() {
     assert!(g.score(&announcer, at(25_010) + rest) < 0.0);
 }
 
+/// `relay` delivers `msg` first, and the application accepts it.
+fn accepted(g: &mut Gossip, now: Instant, relay: PeerId, msg: &GossipMessage) {
+    handle(g, now, from(relay, gossip(msg)));
+    handle(
+        g,
+        now,
+        Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
+    );
+}
+
 /// `pusher` keeps pushing copies of `msg` on the link we pruned: `n` of them at `now`.
 fn push_copies(g: &mut Gossip, now: Instant, pusher: PeerId, msg: &GossipMessage, n: usize) {
     for _ in 0..n {
@@ -242,12 +244,7 @@ fn copies_pushed_before_our_prune_arrived_are_dropped_without_blame() {
     let (mut g, peers) = node(&[2, 3]);
     let (parent, pusher) = (peers[0], peers[1]);
     let msg = message(1);
-    handle(&mut g, at(10), from(parent, gossip(&msg)));
-    handle(
-        &mut g,
-        at(10),
-        Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
-    );
+    accepted(&mut g, at(10), parent, &msg);
     // The pusher's copy is a duplicate: we prune its link, and its queue of copies keeps coming, far
     // past the allowance.
     push_copies(&mut g, at(20), pusher, &msg, 3_000);
@@ -274,22 +271,12 @@ fn relaying_earns_a_neighbour_room_to_waste() {
     // The relay delivers 2,000 first-seen messages.
     for seq in 0..2_000 {
         let msg = message(seq);
-        handle(&mut g, at(10), from(relay, gossip(&msg)));
-        handle(
-            &mut g,
-            at(10),
-            Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
-        );
+        accepted(&mut g, at(10), relay, &msg);
     }
     // Long after any prune, it sends 2,000 copies of a message we got from `other`: the burst (500)
     // alone would charge 1,500 of them; its relaying covers them.
     let msg = message(5_000);
-    handle(&mut g, at(60_000), from(other, gossip(&msg)));
-    handle(
-        &mut g,
-        at(60_000),
-        Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
-    );
+    accepted(&mut g, at(60_000), other, &msg);
     handle(&mut g, at(60_000), from(relay, gossip(&msg)));
     push_copies(&mut g, at(60_000), relay, &msg, 2_000);
     assert_eq!(g.stats().rate_limited, 0);
@@ -326,12 +313,7 @@ fn a_window_excuses_a_few_queues_of_copies_not_a_flood() {
     let (mut g, peers) = node(&[2, 3]);
     let (parent, pusher) = (peers[0], peers[1]);
     let msg = message(1);
-    handle(&mut g, at(10), from(parent, gossip(&msg)));
-    handle(
-        &mut g,
-        at(10),
-        Input::Command(Command::Validated(msg.id(), Verdict::Accept)),
-    );
+    accepted(&mut g, at(10), parent, &msg);
     // 70,000 copies within the window: 65,536 excused, the rest beyond the allowance charged.
     push_copies(&mut g, at(20), pusher, &msg, 70_000);
     let stats = g.stats();
