@@ -306,7 +306,7 @@ async fn tables(nodes: &[KadNode]) -> (usize, u64, usize) {
     (size, requests, empty)
 }
 
-/// Kademlia's totals summed over every node: requests, liveness pings, inbound pings, dials, retried
+/// Kademlia's totals summed over every node: requests, liveness pings, peers admitted on asking, dials, retried
 /// requests, timeouts.
 async fn kad_totals(nodes: &[KadNode]) -> [u64; 6] {
     let mut sum = [0; 6];
@@ -315,7 +315,7 @@ async fn kad_totals(nodes: &[KadNode]) -> [u64; 6] {
         let each = [
             t.requests,
             t.liveness_pings,
-            t.inbound_pings,
+            t.admitted_inbound,
             t.dials,
             t.retried,
             t.timeouts,
@@ -678,7 +678,7 @@ async fn run(args: Args) {
     say(format!("connection states (all nodes): {}", states(&nodes)));
     let kad = kad_totals(&nodes).await;
     say(format!(
-        "kad, all nodes: requests {} (liveness pings {}, inbound pings {}), dials {}, retried {}, timeouts {}",
+        "kad, all nodes: requests {} (liveness pings {}), admitted on asking {}, dials {}, retried {}, timeouts {}",
         kad[0], kad[1], kad[2], kad[3], kad[4], kad[5]
     ));
     let after_grace = args.limits.grace_period + Duration::from_secs(1);

@@ -17,10 +17,9 @@
 //!   is pinged and only evicted if it does not answer, the newcomer waiting in a pending slot. The ping
 //!   is delayed as the paper's §4.1 delays it: an entry that answered within [`Config::stale_after`]
 //!   (10 min) is not pinged, and the newcomer waits to replace the first entry that fails a request a
-//!   lookup sends anyway. Peers enter
-//!   only after they *answered* a request of ours (S/Kademlia); a peer that merely asked us something is
-//!   pinged back and enters if it answers (not when its bucket is full and a candidate already waits
-//!   there: it could only take that candidate's place). Ids must solve the static crypto puzzle
+//!   lookup sends anyway. A peer enters when it answers a request of ours or sends us one (the paper's
+//!   §2.2: any message from a peer updates its bucket; [`Config::admit_inbound`]), over a connection
+//!   authenticated as that peer, never because another peer named it. Ids must solve the static crypto puzzle
 //!   ([`meshwork_identity::puzzle`]) at the configured difficulty, and at most a few peers of one /24
 //!   (IPv4) or /48 (IPv6) fit in one bucket and in the table. Buckets no lookup touched for an hour are
 //!   refreshed by a lookup of a random key in them. Joining ([`Command::Bootstrap`]) is a lookup of our

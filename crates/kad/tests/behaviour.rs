@@ -15,7 +15,7 @@ use meshwork_wire::{BoundedVec, Input, Instant, Output, Protocol};
 use node::*;
 
 #[test]
-fn a_requester_enters_the_table_only_after_answering_our_ping() {
+fn a_requester_enters_the_table_at_once_as_the_paper_has_it() {
     let mut node = Node::new(Config::default());
     node.connect(1);
     let out = node.from(
@@ -29,28 +29,8 @@ fn a_requester_enters_the_table_only_after_answering_our_ping() {
     );
     assert!(matches!(responses(&out)[..], [Response::Nodes { .. }]));
     assert!(
-        !node.kad.routing_table().contains(&peer(1)),
-        "a request alone does not admit a peer"
-    );
-    let pings = requests_to(&out, peer(1));
-    assert_eq!(pings.len(), 1);
-    assert_eq!(pings[0].1, Request::Ping);
-    // A pong from someone else under the same id is ignored.
-    node.connect(2);
-    node.from(
-        2,
-        Message::Response {
-            id: pings[0].0,
-            response: Response::Pong,
-        },
-    );
-    assert!(node.kad.routing_table().is_empty());
-    node.from(
-        1,
-        Message::Response {
-            id: pings[0].0,
-            response: Response::Pong,
-        },
+        requests_to(&out, peer(1)).is_empty(),
+        "no ping back: the request proves what a pong would"
     );
     let entry = node.kad.routing_table().get(&peer(1)).unwrap();
     assert_eq!(
@@ -58,12 +38,23 @@ fn a_requester_enters_the_table_only_after_answering_our_ping() {
         addr(1),
         "the table keeps the address the driver observed"
     );
+    assert_eq!(node.kad.totals().admitted_inbound, 1);
+    // A second request refreshes the entry; it is not admitted twice.
+    node.from(
+        1,
+        Message::Request {
+            id: 10,
+            request: Request::Ping,
+        },
+    );
+    assert_eq!(node.kad.routing_table().len(), 1);
+    assert_eq!(node.kad.totals().admitted_inbound, 1);
 }
 
 #[test]
-fn without_inbound_pings_requesters_never_enter() {
+fn without_inbound_admission_requesters_never_enter() {
     let mut config = Config::default();
-    config.ping_inbound = false;
+    config.admit_inbound = false;
     let mut node = Node::new(config);
     node.connect(1);
     let out = node.from(

@@ -36,7 +36,6 @@ impl<S: RecordStore> Kademlia<S> {
                 self.count(pending.purpose, Outcome::Answered);
                 self.table.on_ping_result(&from, true, now);
             }
-            Purpose::Inbound => self.count(pending.purpose, Outcome::Answered),
             Purpose::Store(qid) => {
                 let usable = matches!(response, Response::Stored { .. });
                 self.count(
@@ -178,7 +177,6 @@ impl<S: RecordStore> Kademlia<S> {
                 self.table.on_ping_result(&peer, false, now);
             }
             Purpose::Liveness => self.table.abandon_probe(&peer),
-            Purpose::Inbound => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
             Purpose::Lookup(qid) => {
                 // An unresponsive peer leaves the table (its bucket's pending candidate may take its

@@ -1,15 +1,13 @@
-//! Requests peers send us: answered from the table and the store, and the asker pinged back so it can
-//! enter the table once it answers (S/Kademlia).
+//! Requests peers send us: answered from the table and the store, and the asker admitted to the table
+//! as an answering peer would be (Kademlia §2.2; [`crate::Config::admit_inbound`]).
 
 use meshwork_identity::PeerId;
 use meshwork_wire::{BoundedVec, Instant};
 
-use super::queries::Purpose;
 use super::state::{Kademlia, Out};
 use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
-use crate::routing_table::RefuseReason;
 use crate::store::{ProviderRecord, RecordStore};
-use crate::{Address, Key, PeerInfo};
+use crate::{Key, PeerInfo};
 
 impl<S: RecordStore> Kademlia<S> {
     fn closest_infos(&self, target: &Key, except: &PeerId) -> Peers {
@@ -71,29 +69,19 @@ impl<S: RecordStore> Kademlia<S> {
             }
         };
         self.send(from, Message::Response { id, response }, out);
-        self.maybe_ping_inbound(now, from, out);
+        self.admit_inbound(now, from, out);
     }
 
-    /// A peer that asked us something may enter our table once it answers a ping of ours.
-    fn maybe_ping_inbound(&mut self, now: Instant, from: PeerId, out: &mut Out<S>) {
-        if !self.config.ping_inbound || self.table.contains(&from) || !self.acceptable(&from) {
+    /// A peer that asked us something enters (or refreshes its place in) our table, as if it had
+    /// answered a request of ours.
+    fn admit_inbound(&mut self, now: Instant, from: PeerId, out: &mut Out<S>) {
+        if !self.config.admit_inbound || !self.acceptable(&from) {
             return;
         }
-        let addr = self.address_of(&from).cloned().unwrap_or_else(Address::unknown);
-        let index = match self.table.check(&from, &addr) {
-            Ok(index) => index,
-            Err(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
-                return self.refused_for_prefix(from, out);
-            }
-            Err(_) => return,
-        };
-        let already = self
-            .requests
-            .values()
-            .any(|p| p.peer == from && matches!(p.purpose, Purpose::Inbound));
-        if !self.table.wants_candidate(index, now) || already {
-            return;
+        let known = self.table.contains(&from);
+        self.on_answer(from, now, out);
+        if !known && self.table.contains(&from) {
+            self.totals.admitted_inbound += 1;
         }
-        self.request(from, Request::Ping, Purpose::Inbound, out);
     }
 }

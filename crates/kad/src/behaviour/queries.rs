@@ -23,8 +23,6 @@ pub(crate) enum Qid {
 pub(crate) enum Purpose {
     /// Liveness check of a full bucket's oldest entry.
     Liveness,
-    /// A peer that asked us something; it enters the table if it answers.
-    Inbound,
     /// A lookup step of a query.
     Lookup(Qid),
     /// Storing a record or a provider announcement after a lookup.

@@ -239,7 +239,6 @@ impl<S: RecordStore> Kademlia<S> {
         self.totals.requests += 1;
         match purpose {
             Purpose::Liveness => self.totals.liveness_pings += 1,
-            Purpose::Inbound => self.totals.inbound_pings += 1,
             Purpose::Lookup(_) | Purpose::Store(_) => {}
         }
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {

@@ -84,7 +84,7 @@ pub(crate) enum Outcome {
 }
 
 /// What one node's Kademlia sent and heard since it was created, every query and request of it
-/// (lookups, stores, liveness pings of full buckets, pings of peers that asked us something). Read it
+/// (lookups, stores, liveness pings of full buckets), and how many peers entered the table by asking. Read it
 /// with [`crate::Kademlia::totals`]; from the node runtime, through a closure run on the state.
 ///
 /// `requests` = `successes` + `failures` + `timeouts` + requests still out.
@@ -95,8 +95,9 @@ pub struct KadTotals {
     pub requests: u64,
     /// Of `requests`: liveness pings of a full bucket's oldest entry.
     pub liveness_pings: u64,
-    /// Of `requests`: pings of peers that asked us something and are not in the table.
-    pub inbound_pings: u64,
+    /// Peers that entered the routing table by sending us a request ([`crate::Config::admit_inbound`]).
+    /// Not requests of ours: an asker enters without one.
+    pub admitted_inbound: u64,
     /// Dials asked of the driver (`Output::Dial`): a message for a peer we had no connection to.
     pub dials: u64,
     /// Requests answered (with a usable answer).
