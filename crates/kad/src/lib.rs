@@ -30,7 +30,11 @@
 //!   (or `α`; a stalled lookup would otherwise widen to `k` at once): a node joining costs a few
 //!   requests in flight at a time, not one lookup's worth per bucket at once.
 //! - **Iterative lookups** ([`query`]). A lookup asks the `α` (3) closest peers it knows, learns closer
-//!   ones from their answers, and repeats until the `k` closest it has heard of have all answered. Each
+//!   ones from their answers, and repeats until the closest set stops improving: the `α` closest it has
+//!   heard of have all answered ([`query::Finish::Converged`]). A join's lookups go on until the `k`
+//!   closest have answered (the paper's rule, [`query::Finish::AllClosest`]): the lookup of our own key,
+//!   so that our future neighbours hear of us, and the bucket refreshes, whose answering peers fill
+//!   the table. Each
 //!   request has a timeout; timers are data ([`Timer`]). With `d > 1` disjoint paths
 //!   ([`Config::disjoint_paths`]) a lookup runs `d` searches that never share a peer, so an adversary on
 //!   one path cannot eclipse the others. Bucket refreshes run one path: they only seed the table, which

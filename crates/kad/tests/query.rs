@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::Key;
-use meshwork_kad::query::{ClosestPeers, DisjointLookup, LookupConfig, LookupState};
+use meshwork_kad::query::{ClosestPeers, DisjointLookup, Finish, LookupConfig, LookupState};
 use meshwork_wire::Instant;
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -78,6 +78,7 @@ struct Outcome {
     contacted: HashSet<PeerId>,
     learned: HashSet<PeerId>,
     answered: HashSet<PeerId>,
+    failed: HashSet<PeerId>,
     max_in_flight: usize,
 }
 
@@ -89,6 +90,7 @@ fn drive(lookup: &mut ClosestPeers, oracle: &Oracle, seeds: &[PeerId], k: usize)
     let mut contacted = HashSet::new();
     let mut learned: HashSet<PeerId> = seeds.iter().copied().collect();
     let mut answered = HashSet::new();
+    let mut failed = HashSet::new();
     let mut max_in_flight = 0;
     for _ in 0..100_000 {
         loop {
@@ -104,6 +106,7 @@ fn drive(lookup: &mut ClosestPeers, oracle: &Oracle, seeds: &[PeerId], k: usize)
                         contacted,
                         learned,
                         answered,
+                        failed,
                         max_in_flight,
                     };
                 }
@@ -119,7 +122,10 @@ fn drive(lookup: &mut ClosestPeers, oracle: &Oracle, seeds: &[PeerId], k: usize)
                     assert!(lookup.on_success(&p, closer));
                     answered.insert(p);
                 }
-                Behaviour::Fail => assert!(lookup.on_failure(&p)),
+                Behaviour::Fail => {
+                    assert!(lookup.on_failure(&p));
+                    failed.insert(p);
+                }
                 Behaviour::Silent => {}
             },
             None => now += TIMEOUT,
@@ -150,7 +156,7 @@ proptest! {
         let oracle = Oracle::new(&all, share, faulty, &mut rng);
         let target = Key::from_bytes(rng.r#gen());
         let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 3).copied().collect();
-        let config = LookupConfig { parallelism: alpha, num_results: k, peer_timeout: TIMEOUT };
+        let config = LookupConfig { parallelism: alpha, num_results: k, peer_timeout: TIMEOUT, finish: Finish::AllClosest };
         let mut lookup = ClosestPeers::new(target, config, seeds.clone());
         let out = drive(&mut lookup, &oracle, &seeds, k);
 
@@ -181,7 +187,7 @@ proptest! {
         let oracle = Oracle::new(&all, 1.0, 0.0, &mut rng);
         let target = Key::from_bytes(rng.r#gen());
         let seeds = vec![all[rng.gen_range(0..100)]];
-        let config = LookupConfig { parallelism: 3, num_results: k, peer_timeout: TIMEOUT };
+        let config = LookupConfig { parallelism: 3, num_results: k, peer_timeout: TIMEOUT, finish: Finish::AllClosest };
         let mut lookup = ClosestPeers::new(target, config, seeds.clone());
         let out = drive(&mut lookup, &oracle, &seeds, k);
         let mut truth = all.clone();
@@ -191,13 +197,72 @@ proptest! {
     }
 
     #[test]
+    fn a_converged_lookup_ends_once_the_alpha_closest_answered(
+        seed in any::<u64>(),
+        n in 30usize..150,
+        k in 1usize..12,
+        alpha in 1usize..5,
+        share in 0.05f64..0.6,
+        faulty in 0.0f64..0.4,
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let all = peers(n);
+        let oracle = Oracle::new(&all, share, faulty, &mut rng);
+        let target = Key::from_bytes(rng.r#gen());
+        let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 3).copied().collect();
+        let config = LookupConfig { parallelism: alpha, num_results: k, peer_timeout: TIMEOUT, finish: Finish::Converged };
+        let mut lookup = ClosestPeers::new(target, config, seeds.clone());
+        let out = drive(&mut lookup, &oracle, &seeds, k);
+
+        prop_assert!(sorted_by_distance(&out.result, &target));
+        prop_assert!(out.result.len() <= k);
+        prop_assert!(out.result.iter().all(|p| out.learned.contains(p)), "only peers someone named");
+        prop_assert!(out.result.iter().all(|p| !out.failed.contains(p)), "a failed peer returned");
+        // The closest `α` returned answered, and nobody closer than them was left unasked.
+        let verified = alpha.min(out.result.len());
+        for p in &out.result[..verified] {
+            prop_assert!(out.answered.contains(p), "one of the closest returned never answered");
+        }
+        if let Some(last) = out.result[..verified].last() {
+            let bound = Key::from_peer(last).distance(&target);
+            for p in &out.learned {
+                if Key::from_peer(p).distance(&target) < bound {
+                    prop_assert!(out.contacted.contains(p));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn with_global_knowledge_a_converged_lookup_finds_the_true_k_closest_in_one_round_more(
+        seed in any::<u64>(),
+        k in 3usize..10,
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let all = peers(100);
+        let oracle = Oracle::new(&all, 1.0, 0.0, &mut rng);
+        let target = Key::from_bytes(rng.r#gen());
+        let seeds = vec![all[rng.gen_range(0..100)]];
+        let config = LookupConfig { parallelism: 3, num_results: k, peer_timeout: TIMEOUT, finish: Finish::Converged };
+        let mut lookup = ClosestPeers::new(target, config, seeds.clone());
+        let out = drive(&mut lookup, &oracle, &seeds, k);
+        let mut truth = all.clone();
+        truth.sort_by_key(|p| Key::from_peer(p).distance(&target));
+        truth.truncate(k);
+        prop_assert_eq!(&out.result, &truth);
+        // The seed names the true k closest; asking the closest three of them ends it. The rule of
+        // the paper asks all k.
+        prop_assert!(out.contacted.len() <= 1 + 3, "{} requests", out.contacted.len());
+    }
+
+    #[test]
     fn disjoint_paths_never_share_a_peer(seed in any::<u64>(), d in 1usize..5) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let all = peers(120);
         let oracle = Oracle::new(&all, 0.3, 0.1, &mut rng);
         let target = Key::from_bytes(rng.r#gen());
         let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 10).copied().collect();
-        let config = LookupConfig { parallelism: 3, num_results: 8, peer_timeout: TIMEOUT };
+        let config = LookupConfig { parallelism: 3, num_results: 8, peer_timeout: TIMEOUT, finish: Finish::AllClosest };
         let mut lookup = DisjointLookup::new(target, config, d, seeds);
         let mut contacted_by: HashMap<PeerId, usize> = HashMap::new();
         let mut now = Instant::ZERO;
@@ -247,6 +312,7 @@ fn at_most_alpha_requests_in_flight_while_progressing() {
         parallelism: 3,
         num_results: 20,
         peer_timeout: TIMEOUT,
+        finish: Finish::AllClosest,
     };
     let mut lookup = ClosestPeers::new(target, config, all.clone());
     let now = Instant::ZERO;
@@ -274,6 +340,7 @@ fn timeouts_free_capacity_and_failed_peers_are_not_results() {
         parallelism: 2,
         num_results: 3,
         peer_timeout: TIMEOUT,
+        finish: Finish::AllClosest,
     };
     let mut lookup = ClosestPeers::new(target, config, all);
     let t0 = Instant::ZERO;
@@ -325,6 +392,7 @@ fn a_lookup_with_no_seeds_finishes_empty() {
         parallelism: 3,
         num_results: 20,
         peer_timeout: TIMEOUT,
+        finish: Finish::AllClosest,
     };
     let mut lookup = ClosestPeers::new(Key::from_bytes([0; 32]), config, Vec::new());
     assert_eq!(lookup.next(Instant::ZERO), LookupState::Finished);

@@ -7,7 +7,7 @@ use super::state::{Kademlia, MAX_SEEDS, Out, REJOIN_FIRST};
 use super::stats::QueryStats;
 use super::types::{Command, Event, QueryId, Timer};
 use crate::message::Request;
-use crate::query::{DisjointLookup, LookupConfig, LookupState};
+use crate::query::{DisjointLookup, Finish, LookupConfig, LookupState};
 use crate::store::RecordStore;
 use crate::{Address, Key, PeerInfo, QueryError, Record};
 
@@ -59,11 +59,20 @@ pub(crate) struct Query {
 }
 
 impl<S: RecordStore> Kademlia<S> {
-    fn lookup_config(&self) -> LookupConfig {
+    /// The lookup of a query of `kind`. A join's lookups run until the `k` closest have answered: the
+    /// lookup of our own key so that our nearest neighbours hear of us, a join's bucket refresh because
+    /// only peers that answer enter the table. Every other lookup ends once the closest set stops
+    /// improving ([`Finish::Converged`]).
+    fn lookup_config(&self, kind: &Kind) -> LookupConfig {
+        let finish = match kind {
+            Kind::Bootstrap | Kind::JoinRefresh(_) => Finish::AllClosest,
+            _ => Finish::Converged,
+        };
         LookupConfig {
             parallelism: self.config.alpha,
             num_results: self.config.k,
             peer_timeout: self.config.request_timeout,
+            finish,
         }
     }
 
@@ -184,7 +193,7 @@ impl<S: RecordStore> Kademlia<S> {
         } else {
             self.config.disjoint_paths
         };
-        let lookup = DisjointLookup::new(target, self.lookup_config(), paths, seeds);
+        let lookup = DisjointLookup::new(target, self.lookup_config(&kind), paths, seeds);
         self.queries.insert(
             qid,
             Query {
@@ -235,7 +244,20 @@ impl<S: RecordStore> Kademlia<S> {
                 Kind::GetProviders(_) => Request::GetProviders { key: target },
                 _ => Request::FindNode { target },
             };
+            // A join's lookups are for meeting peers: the `k` closest to us must hear of us, and a
+            // refresh fills a bucket with the peers that answer it. A peer already in our table has
+            // met us (it answered a request of ours, or sent us one), so once the lookup has names to
+            // go on such a peer is skipped: asking it again would add nobody and tell it nothing. It
+            // counts as having answered. Where a bucket cannot fill (fewer than `k` peers live in it,
+            // as in the buckets nearest us) the refresh then ends once the first answers name nobody
+            // new, instead of asking every one of the `k` closest again; and a node that joins a
+            // second time asks only the neighbours it has not met.
+            let skip_known =
+                matches!(query.kind, Kind::Bootstrap | Kind::JoinRefresh(_)) && query.stats.successes > 0;
             match query.lookup.next(now) {
+                LookupState::Contact(peer) if skip_known && self.table.contains(&peer) => {
+                    query.lookup.skip(&peer);
+                }
                 LookupState::Contact(peer) => self.request(peer, request, Purpose::Lookup(qid), out),
                 LookupState::Waiting => return,
                 LookupState::Finished => return self.finish_lookup(now, qid, out),

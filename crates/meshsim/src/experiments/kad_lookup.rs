@@ -4,7 +4,10 @@
 //! [`Command::FindNode`] lookups for the key of a random node start from random nodes, one every
 //! `--lookup-interval-ms`.
 //!
-//! A lookup succeeds if its target is among the peers it returns. Hops are the depth of the request
+//! A lookup succeeds if its target is among the peers it returns. Its *accuracy* is the share of the
+//! returned peers that are among the `k` nodes truly closest to the target (known here from every
+//! node's id): `closest_accuracy` is the mean over the lookups that ended, a check on how lookups end
+//! ([`meshwork_kad::query::Finish`]). Hops are the depth of the request
 //! chain that reached the target (see [`super::kad_node`]): 1 if the target was in the searcher's own
 //! table. Messages per lookup count the lookup's requests and the answers it got. Latency runs from the
 //! command to the result, dials included; `round_trips_p50` is that latency in link round trips (two
@@ -71,12 +74,16 @@ fn sybil_address(j: usize, prefixes: usize) -> Address {
 /// One measured lookup.
 struct Lookup {
     target: PeerId,
+    /// The `k` nodes closest to the target.
+    truth: Vec<PeerId>,
     started: Instant,
     done: Option<Outcome>,
 }
 
 struct Outcome {
     found: bool,
+    /// The share of the returned peers among the `k` truly closest.
+    accuracy: f64,
     hops: u32,
     messages: u64,
     latency_ms: f64,
@@ -154,6 +161,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
 
     // Measured lookups.
     let messages_before = net.sim.stats().messages_sent;
+    let keys: Vec<(Key, PeerId)> = peers.iter().map(|p| (Key::from_peer(p), *p)).collect();
     let mut lookups: HashMap<(NodeId, QueryId), Lookup> = HashMap::new();
     let lookup_start = net.ready_ms + 1000;
     for l in 0..args.lookups {
@@ -165,6 +173,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         let at = at_ms(lookup_start + l * args.lookup_interval_ms);
         let query = net.query();
         let target = Key::from_peer(&peers[to]);
+        let truth = closest(&keys, &target, net.config.k);
         net.sim
             .schedule_command(at, nodes[from], Command::FindNode { query, target })
             .map_err(|e| e.to_string())?;
@@ -172,6 +181,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
             (nodes[from], query),
             Lookup {
                 target: peers[to],
+                truth,
                 started: at,
                 done: None,
             },
@@ -182,8 +192,10 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     net.run_phase(at_ms(end), "lookups", |at, node, event| {
         if let NodeEvent::Lookup(done) = event {
             if let Some(lookup) = lookups.get_mut(&(node, done.query)) {
+                let right = done.peers.iter().filter(|p| lookup.truth.contains(&p.id)).count();
                 lookup.done = Some(Outcome {
                     found: done.peers.iter().any(|p| p.id == lookup.target),
+                    accuracy: right as f64 / done.peers.len().max(1) as f64,
                     hops: done.hops,
                     messages: done.requests + done.responses,
                     latency_ms: (at - lookup.started).as_secs_f64() * 1000.0,
@@ -250,6 +262,10 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("lookups", args.lookups)
         .add("lookups_finished", finished.len())
         .add("success", found.len() as f64 / total)
+        .add(
+            "closest_accuracy",
+            Summary::of(finished.iter().map(|o| o.accuracy).collect()).mean,
+        )
         .add("hops_p50", hops.p50)
         .add("hops_p90", hops.p90)
         .add("hops_max", hops.max)
@@ -269,6 +285,20 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
         .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
+}
+
+/// The `k` of `keys` closest to `target`.
+fn closest(keys: &[(Key, PeerId)], target: &Key, k: usize) -> Vec<PeerId> {
+    let mut by_distance: Vec<(meshwork_kad::Distance, PeerId)> = keys
+        .iter()
+        .map(|(key, peer)| (key.distance(target), *peer))
+        .collect();
+    let k = k.min(by_distance.len());
+    if k > 0 && k < by_distance.len() {
+        by_distance.select_nth_unstable_by_key(k - 1, |entry| entry.0);
+    }
+    // Collected from a slice: collecting the vector itself would keep its whole buffer.
+    by_distance[..k].iter().map(|(_, peer)| *peer).collect()
 }
 
 /// The share of malicious entries in the honest nodes' routing tables, all tables together.
