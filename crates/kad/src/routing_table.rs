@@ -363,19 +363,46 @@ impl RoutingTable {
     }
 
     /// The (at most) `count` entries closest to `target`, closest first.
+    ///
+    /// The buckets are visited nearest to `target` first, so only they are measured and sorted, not
+    /// the whole table (answering `FindNode` was a fifth of a simulated network's CPU when every
+    /// answer measured all 150 to 200 entries). Let `D` be our distance to `target` and `i` its
+    /// bucket. Every peer of bucket `i` is nearer to `target` than any other peer: XOR clears the bit
+    /// `D` and it share. A peer of a bucket `j > i` is at `D` with bit `j` flipped, so the buckets
+    /// where `D` has a one come next, the highest bit first, then those where it has a zero, the
+    /// lowest bit first; the buckets `j < i` are farther still, the lowest bit first. Each bucket in
+    /// that order holds only peers farther than every peer of the buckets before it, so whole buckets
+    /// are taken until `count` is reached, and only they are sorted.
     pub fn closest(&self, target: &Key, count: usize) -> Vec<&Entry> {
-        let mut all: Vec<&Entry> = self.iter().collect();
-        // Distinct entries have distinct keys, hence distinct distances: selecting the `count` closest
-        // before sorting gives the same list as sorting everything, in linear time for a large table.
         if count == 0 {
             return Vec::new();
         }
-        if count < all.len() {
-            all.select_nth_unstable_by_key(count - 1, |e| e.key.distance(target));
-            all.truncate(count);
+        let distance = self.local.distance(target);
+        let used = self.buckets.len();
+        let bit = |j: usize| distance.as_bytes()[j / 8] & (0x80 >> (j % 8)) != 0;
+        let order: Box<dyn Iterator<Item = usize>> = match distance.bucket_index() {
+            Some(i) => Box::new(
+                std::iter::once(i)
+                    .chain((i + 1..used).filter(move |&j| bit(j)))
+                    .chain((i + 1..used).rev().filter(move |&j| !bit(j)))
+                    .chain((0..i.min(used)).rev()),
+            ),
+            // Our own key: the nearest bucket first.
+            None => Box::new((0..used).rev()),
+        };
+        let mut taken: Vec<&Entry> = Vec::with_capacity(count + self.limits.k);
+        for index in order {
+            if taken.len() >= count {
+                break;
+            }
+            if let Some(bucket) = self.buckets.get(index) {
+                taken.extend(bucket.entries.iter());
+            }
         }
-        all.sort_unstable_by_key(|e| e.key.distance(target));
-        all
+        // Distinct entries have distinct keys, hence distinct distances.
+        taken.sort_unstable_by_key(|e| e.key.distance(target));
+        taken.truncate(count);
+        taken
     }
 
     /// Notes that a lookup for a key in bucket `index` started at `now`.

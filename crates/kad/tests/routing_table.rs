@@ -115,6 +115,29 @@ proptest! {
     }
 
     #[test]
+    fn closest_is_the_true_closest_for_targets_near_us_too(
+        seeds in proptest::collection::vec(0u64..1_000_000, 1..300),
+        random in any::<[u8; 32]>(),
+        bucket in 0usize..18,
+        own_key in any::<bool>(),
+        count in 1usize..45,
+    ) {
+        // `closest` walks the buckets in XOR order from the target's bucket; targets in the deeper
+        // buckets (and our own key) take every branch of that order.
+        let local = Key::from_peer(&peer(u64::MAX));
+        let mut table = RoutingTable::new(local, limits(8));
+        for s in &seeds {
+            table.insert(peer(*s), addr(*s), t(0));
+        }
+        let target = if own_key { local } else { local.random_in_bucket(bucket, random) };
+        let got: Vec<PeerId> = table.closest(&target, count).iter().map(|e| e.peer).collect();
+        let mut all: Vec<PeerId> = table.iter().map(|e| e.peer).collect();
+        all.sort_by_key(|p| Key::from_peer(p).distance(&target));
+        all.truncate(count);
+        prop_assert_eq!(got, all);
+    }
+
+    #[test]
     fn random_key_in_bucket_lands_in_that_bucket(local in any::<[u8; 32]>(), random in any::<[u8; 32]>(), bucket in 0usize..256) {
         let local = Key::from_bytes(local);
         let key = local.random_in_bucket(bucket, random);
