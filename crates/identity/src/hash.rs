@@ -111,3 +111,33 @@ impl<'de> Deserialize<'de> for Hash {
         }
     }
 }
+
+/// A domain of [`Hash::derive`] whose context string is hashed once, not on every call.
+///
+/// blake3's key-derivation mode first hashes the context string into a key, then the data under that
+/// key: for 32 bytes of data (a peer id) that is two compressions, one of them the same every time.
+/// [`Domain::derive`] keeps the first and does only the second, and gives exactly
+/// `Hash::derive(context, data)`. Kademlia derives a key from every peer id it reads, which made the
+/// context hash a tenth of a simulated network's CPU.
+#[derive(Clone)]
+pub struct Domain(blake3::Hasher);
+
+impl Domain {
+    /// The domain named `context` (what [`Hash::derive`] takes as its `context`).
+    pub fn new(context: &str) -> Self {
+        Self(blake3::Hasher::new_derive_key(context))
+    }
+
+    /// The digest of `data` in this domain: `Hash::derive(context, data)`.
+    pub fn derive(&self, data: &[u8]) -> Hash {
+        let mut hasher = self.0.clone();
+        hasher.update(data);
+        Hash(*hasher.finalize().as_bytes())
+    }
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Domain(..)")
+    }
+}

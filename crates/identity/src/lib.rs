@@ -55,7 +55,7 @@ pub mod puzzle;
 mod signature;
 
 pub use error::{KeyFileError, ParseError, VerifyError};
-pub use hash::Hash;
+pub use hash::{Domain, Hash};
 pub use keypair::Keypair;
 pub use peer_id::PeerId;
 pub use signature::{BatchVerifier, Namespace, Signature};

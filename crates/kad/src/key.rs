@@ -5,12 +5,15 @@
 //! and a record's key is whatever 32 bytes its application chose (usually a hash, see [`Key::for_record`]).
 
 use std::fmt;
+use std::sync::LazyLock;
 
-use meshwork_identity::{Hash, PeerId};
+use meshwork_identity::{Domain, Hash, PeerId};
 use serde::{Deserialize, Serialize};
 
 /// The blake3 key-derivation context that maps a [`PeerId`] to its [`Key`].
 const PEER_KEY_CONTEXT: &str = "meshwork 2026 kad peer key v1";
+/// The peer-key domain, its context hashed once: every message names peers whose keys we derive.
+static PEER_KEY_DOMAIN: LazyLock<Domain> = LazyLock::new(|| Domain::new(PEER_KEY_CONTEXT));
 /// The blake3 key-derivation context that maps application bytes to a record [`Key`].
 const RECORD_KEY_CONTEXT: &str = "meshwork 2026 kad record key v1";
 
@@ -29,7 +32,7 @@ impl Key {
 
     /// The key of a peer: blake3 of its id, in the kad peer-key domain.
     pub fn from_peer(peer: &PeerId) -> Self {
-        Self(*Hash::derive(PEER_KEY_CONTEXT, peer.as_bytes()).as_bytes())
+        Self(*PEER_KEY_DOMAIN.derive(peer.as_bytes()).as_bytes())
     }
 
     /// The key under which an application stores a record named by `name` (blake3 in the record domain).
