@@ -98,7 +98,7 @@ fn a_full_bucket_pings_its_oldest_and_evicts_it_only_on_timeout() {
     let liveness = requests_to(&out, peer(p[0]));
     assert_eq!(liveness.len(), 1);
     node.now += Duration::from_secs(10);
-    node.input(Input::Timer(Timer::Request(liveness[0].0)));
+    node.input(Input::Timer(Timer::Deadlines));
     assert!(!node.kad.routing_table().contains(&peer(p[0])));
     assert!(node.kad.routing_table().contains(&peer(p[2])));
 }
@@ -126,7 +126,7 @@ fn a_full_bucket_with_a_fresh_oldest_pings_nobody_and_a_failed_lookup_request_ma
     let asked = requests_to(&out, peer(p[0]));
     assert_eq!(asked.len(), 1);
     node.now += Duration::from_secs(10);
-    node.input(Input::Timer(Timer::Request(asked[0].0)));
+    node.input(Input::Timer(Timer::Deadlines));
     assert!(!node.kad.routing_table().contains(&peer(p[0])));
     assert!(node.kad.routing_table().contains(&peer(p[1])));
 }
@@ -211,21 +211,19 @@ fn a_lookup_whose_peers_time_out_finishes_empty() {
     );
     let mut finished = None;
     for _ in 0..10 {
-        let timers: Vec<Timer> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Schedule {
-                    timer: t @ Timer::Request(_),
-                    ..
-                } => Some(t.clone()),
-                _ => None,
-            })
-            .collect();
-        node.now += Duration::from_secs(10);
-        out = Vec::new();
-        for t in timers {
-            out.extend(node.input(Input::Timer(t)));
-        }
+        // The peers are never connected: each request's deadline is the backstop of three timeouts.
+        let Some(after) = out.iter().find_map(|o| match o {
+            Output::Schedule {
+                after,
+                timer: Timer::Deadlines,
+            } => Some(*after),
+            _ => None,
+        }) else {
+            panic!("requests out, but no deadline timer: {out:?}");
+        };
+        assert_eq!(after, Duration::from_secs(30));
+        node.now += after;
+        out = node.input(Input::Timer(Timer::Deadlines));
         finished = events(&out).into_iter().find_map(|e| match e {
             Event::Bootstrapped {
                 table_size: 0, stats, ..
@@ -238,13 +236,14 @@ fn a_lookup_whose_peers_time_out_finishes_empty() {
     }
     let stats = finished.expect("the bootstrap finished");
     assert_eq!(node.kad.num_queries(), 0);
-    // Four peers asked, none answered: four timeouts, no other failure, over two request timeouts.
+    // Four peers asked, none answered: four timeouts, no other failure, over two backstops of three
+    // request timeouts (the dials never complete).
     assert_eq!(
         (stats.requests, stats.successes, stats.failures, stats.timeouts),
         (4, 0, 0, 4)
     );
     assert_eq!(stats.started, Instant::ZERO);
-    assert_eq!(stats.duration, Duration::from_secs(20));
+    assert_eq!(stats.duration, Duration::from_secs(60));
     let totals = node.kad.totals();
     assert_eq!((totals.requests, totals.timeouts, totals.failures), (4, 4, 0));
 }
@@ -417,25 +416,18 @@ fn unanswered_dials_do_not_block_later_dials() {
                 .any(|o| matches!(o, Output::Dial(p) if *p == peer(1000 + round))),
             "round {round}"
         );
-        for o in out {
-            if let Output::Schedule {
-                timer: t @ Timer::Request(_),
-                ..
-            } = o
-            {
-                node.now += Duration::from_secs(1);
-                node.input(Input::Timer(t));
-            }
-        }
+        // A second passes; the requests of three rounds ago reach their backstop (three timeouts).
+        node.now += Duration::from_secs(1);
+        node.input(Input::Timer(Timer::Deadlines));
     }
 }
 
-/// The request timer measures the peer's answer, not the dial before it: a request that waits for a
-/// connection gets a longer backstop, and its own timer once it is sent. Under load (two hundred nodes
+/// The request deadline measures the peer's answer, not the dial before it: a request that waits for a
+/// connection gets a longer backstop, and its own deadline once it is sent. Under load (two hundred nodes
 /// joining at once over QUIC) handshakes took seconds, and requests ended by their timer while their
 /// answers were on the way.
 #[test]
-fn a_request_waiting_for_a_dial_gets_its_timer_when_sent() {
+fn a_request_waiting_for_a_dial_gets_its_deadline_when_sent() {
     let mut config = Config::default();
     config.disjoint_paths = 1;
     let timeout = config.request_timeout;
@@ -448,38 +440,25 @@ fn a_request_waiting_for_a_dial_gets_its_timer_when_sent() {
         }],
     }));
     assert!(out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(1))));
-    let backstops: Vec<Duration> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Schedule {
-                after,
-                timer: Timer::Request(_),
-            } => Some(*after),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        backstops,
+        deadline_timers(&out),
         vec![timeout * 3],
         "queued for a dial: only the backstop"
     );
 
-    // The dial takes longer than a request timeout; the request goes out when it succeeds.
+    // The dial takes longer than a request timeout: the request has not timed out.
     node.now += timeout + Duration::from_secs(5);
+    node.input(Input::Timer(Timer::Deadlines));
+    assert_eq!(node.kad.totals().timeouts, 0);
+    // The request goes out when the dial succeeds, and its deadline is a timeout from then.
     let out = node.connect(1);
     let sent = requests_to(&out, peer(1));
     assert_eq!(sent.len(), 1);
-    let timers: Vec<Duration> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Schedule {
-                after,
-                timer: Timer::Request(id),
-            } if *id == sent[0].0 => Some(*after),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(timers, vec![timeout], "sent: the request's own timer starts now");
+    assert_eq!(
+        deadline_timers(&out),
+        vec![timeout],
+        "sent: the request's own deadline"
+    );
 
     // Answered within the timeout after sending, though long after the request was made.
     node.now += timeout / 2;
@@ -500,8 +479,8 @@ fn a_request_waiting_for_a_dial_gets_its_timer_when_sent() {
         })
         .expect("the bootstrap finished");
     assert_eq!((stats.requests, stats.successes, stats.timeouts), (1, 1, 0));
-    // The backstop firing later finds nothing to fail.
+    // The backstop's timer firing later finds nothing to fail.
     node.now += timeout * 3;
-    node.input(Input::Timer(Timer::Request(sent[0].0)));
+    node.input(Input::Timer(Timer::Deadlines));
     assert_eq!(node.kad.totals().timeouts, 0);
 }

@@ -213,7 +213,7 @@ fn a_late_answer_is_counted_not_reported_as_unsolicited() {
     }));
     let (id, _) = requests_to(&out, peer(1))[0].clone();
     node.now += Duration::from_secs(10);
-    node.input(Input::Timer(Timer::Request(id)));
+    node.input(Input::Timer(Timer::Deadlines));
     node.now += Duration::from_secs(1);
     let out = node.from(
         1,

@@ -74,8 +74,9 @@ fn a_request_that_times_out_or_fails_releases_its_peer_too() {
     let out = node.input(Input::PeerDown(peer(1)));
     assert!(protections(&out).contains(&(peer(1), false)), "{out:?}");
     let out = node.connect(2);
-    let (id, _) = requests_to(&out, peer(2))[0].clone();
-    let out = node.input(Input::Timer(Timer::Request(id)));
+    assert_eq!(requests_to(&out, peer(2)).len(), 1);
+    node.now += Config::default().request_timeout;
+    let out = node.input(Input::Timer(Timer::Deadlines));
     assert!(protections(&out).contains(&(peer(2), false)), "{out:?}");
     assert!(!node.kad.is_waiting_on(&peer(1)) && !node.kad.is_waiting_on(&peer(2)));
 }

@@ -258,7 +258,7 @@ impl<S: RecordStore> Kademlia<S> {
                 LookupState::Contact(peer) if skip_known && self.table.contains(&peer) => {
                     query.lookup.skip(&peer);
                 }
-                LookupState::Contact(peer) => self.request(peer, request, Purpose::Lookup(qid), out),
+                LookupState::Contact(peer) => self.request(now, peer, request, Purpose::Lookup(qid), out),
                 LookupState::Waiting => return,
                 LookupState::Finished => return self.finish_lookup(now, qid, out),
             }
@@ -301,7 +301,7 @@ impl<S: RecordStore> Kademlia<S> {
                 // Back in the map before the requests go out, so each is counted in its statistics.
                 self.queries.insert(qid, query);
                 for peer in &peers {
-                    self.request(*peer, request.clone(), Purpose::Store(qid), out);
+                    self.request(now, *peer, request.clone(), Purpose::Store(qid), out);
                 }
                 return;
             }

@@ -44,7 +44,16 @@ pub(crate) struct Pending {
     pub(crate) sent: bool,
     /// The request, kept to send it once more if its connection closes while it waits (taken then).
     pub(crate) retry: Option<Request>,
+    /// When it times out if still unanswered ([`Timer::Deadlines`]).
+    pub(crate) deadline: Instant,
 }
+
+/// Request deadlines are checked on whole multiples of this: a request times out up to this much
+/// after [`crate::Config::request_timeout`], and a node busy with requests has at most one deadline
+/// timer pending a tick. A timer per request made a simulated network's event queue a third of its
+/// memory (every request's timer waited out its ten seconds, answered or not) and a sixth of its
+/// events.
+pub(crate) const DEADLINE_TICK: Duration = Duration::from_secs(1);
 
 /// The Kademlia state machine of one node. See the crate docs for the model.
 pub struct Kademlia<S: RecordStore = MemoryStore> {
@@ -86,6 +95,8 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) totals: KadTotals,
     /// Requests that timed out lately, to tell a late answer from an unsolicited one.
     pub(crate) recent_timeouts: RecentTimeouts,
+    /// When the earliest [`Timer::Deadlines`] we scheduled fires, if one is pending.
+    deadline_timer: Option<Instant>,
 }
 
 impl Kademlia<MemoryStore> {
@@ -133,6 +144,7 @@ impl<S: RecordStore> Kademlia<S> {
             join_refreshes: Vec::new(),
             totals: KadTotals::default(),
             recent_timeouts: RecentTimeouts::default(),
+            deadline_timer: None,
         }
     }
 
@@ -243,11 +255,26 @@ impl<S: RecordStore> Kademlia<S> {
     /// Sends a request to `peer`, tracked under a fresh id with a timeout. A request our dial limits
     /// cannot take fails at once, through a timer of zero: failing it here would re-enter the lookup
     /// that is choosing whom to ask.
-    pub(crate) fn request(&mut self, peer: PeerId, request: Request, purpose: Purpose, out: &mut Out<S>) {
+    pub(crate) fn request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        request: Request,
+        purpose: Purpose,
+        out: &mut Out<S>,
+    ) {
         let id = self.next_request;
         self.next_request += 1;
         let sent = self.can_send(&peer);
         let retry = Some(request.clone());
+        // The deadline measures the peer's answer: a request that waits for a dial gets its
+        // deadline when it is sent (`on_peer_up`); until then the dial's own deadline bounds it (the
+        // driver reports `PeerDown` when a dial fails or times out), and this longer one backs it up.
+        let deadline = match (sent, self.connected.contains(&peer)) {
+            (false, _) => now,
+            (true, true) => now + self.config.request_timeout,
+            (true, false) => now + self.config.request_timeout.saturating_mul(3),
+        };
         self.requests.insert(
             id,
             Pending {
@@ -255,6 +282,7 @@ impl<S: RecordStore> Kademlia<S> {
                 purpose,
                 sent,
                 retry,
+                deadline,
             },
         );
         self.track(peer, out);
@@ -268,19 +296,52 @@ impl<S: RecordStore> Kademlia<S> {
                 query.stats.requests = query.stats.requests.saturating_add(1);
             }
         }
-        // The request timer measures the peer's answer: a request that waits for a dial gets its
-        // timer when it is sent (`on_peer_up`); until then the dial's own deadline bounds it (the
-        // driver reports `PeerDown` when a dial fails or times out), and this longer one backs it up.
-        let after = match (sent, self.connected.contains(&peer)) {
-            (false, _) => Duration::ZERO,
-            (true, true) => self.config.request_timeout,
-            (true, false) => self.config.request_timeout.saturating_mul(3),
-        };
-        out.push(Output::Schedule {
-            after,
-            timer: Timer::Request(id),
-        });
+        if sent {
+            self.arm_deadlines(now, deadline, out);
+        } else {
+            // Failed at once, but not from inside the query that is choosing whom to ask.
+            self.schedule(Duration::ZERO, Timer::Request(id), out);
+        }
         self.send(peer, Message::Request { id, request }, out);
+    }
+
+    /// Makes sure a [`Timer::Deadlines`] fires by `deadline` (rounded up to a [`DEADLINE_TICK`]).
+    fn arm_deadlines(&mut self, now: Instant, deadline: Instant, out: &mut Out<S>) {
+        let tick = DEADLINE_TICK.as_nanos().max(1);
+        let at = deadline.as_duration().as_nanos().div_ceil(tick) * tick;
+        let at = Instant::from_nanos(u64::try_from(at).unwrap_or(u64::MAX));
+        if self.deadline_timer.is_some_and(|pending| pending <= at) {
+            return;
+        }
+        self.deadline_timer = Some(at);
+        self.schedule(at.saturating_duration_since(now), Timer::Deadlines, out);
+    }
+
+    /// On [`Timer::Deadlines`]: every request past its deadline times out, in request order (the
+    /// simulator replays a seed exactly), and the timer is set again for the earliest one left.
+    pub(crate) fn deadlines_due(&mut self, now: Instant, out: &mut Out<S>) {
+        if self.deadline_timer.is_some_and(|pending| pending <= now) {
+            self.deadline_timer = None;
+        }
+        let mut due: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, p)| p.sent && p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            self.request_failed(id, now, Outcome::TimedOut, out);
+        }
+        let next = self
+            .requests
+            .values()
+            .filter(|p| p.sent)
+            .map(|p| p.deadline)
+            .min();
+        if let Some(next) = next {
+            self.arm_deadlines(now, next, out);
+        }
     }
 
     /// Whether a message to `to` would be sent or queued (not dropped by the dial limits).
@@ -338,7 +399,7 @@ impl<S: RecordStore> Kademlia<S> {
         // (the bucket keeps its long-lived peers by design).
         match self.table.insert(peer, addr, now) {
             InsertOutcome::PingOldest { oldest } => {
-                self.request(oldest, Request::Ping, Purpose::Liveness, out)
+                self.request(now, oldest, Request::Ping, Purpose::Liveness, out)
             }
             InsertOutcome::Refused(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
                 self.refused_for_prefix(peer, out);
@@ -396,14 +457,17 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    fn on_peer_up(&mut self, peer: PeerId, out: &mut Out<S>) {
+    fn on_peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
         self.connected.insert(peer);
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
             if let Message::Request { id, .. } = &msg {
-                out.push(Output::Schedule {
-                    after: self.config.request_timeout,
-                    timer: Timer::Request(*id),
-                });
+                // Sent now: the answer is due a request timeout from now (or by the backstop).
+                let sent_deadline = now + self.config.request_timeout;
+                if let Some(pending) = self.requests.get_mut(id) {
+                    pending.deadline = pending.deadline.min(sent_deadline);
+                    let deadline = pending.deadline;
+                    self.arm_deadlines(now, deadline, out);
+                }
             }
             out.push(Output::Send { to: peer, msg });
         }
@@ -444,7 +508,7 @@ impl<S: RecordStore> Protocol for Kademlia<S> {
             }
             Input::Command(command) => self.on_command(now, command, out),
             Input::Timer(timer) => self.on_timer(now, timer, out),
-            Input::PeerUp(peer) => self.on_peer_up(peer, out),
+            Input::PeerUp(peer) => self.on_peer_up(now, peer, out),
             Input::PeerDown(peer) => self.on_peer_down(peer, now, out),
         }
         self.release_when_idle();

@@ -1,4 +1,4 @@
-//! Kademlia's timers: request timeouts, bucket refresh, joining again, republishing and re-announcing.
+//! Kademlia's timers: request deadlines, bucket refresh, joining again, republishing and re-announcing.
 
 use meshwork_wire::Instant;
 
@@ -13,6 +13,7 @@ impl<S: RecordStore> Kademlia<S> {
     pub(crate) fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Out<S>) {
         match timer {
             Timer::Request(id) => self.request_failed(id, now, Outcome::TimedOut, out),
+            Timer::Deadlines => self.deadlines_due(now, out),
             Timer::Refresh => {
                 self.store.expire(now);
                 for index in self.table.stale_buckets(now, self.config.refresh_interval) {

@@ -197,9 +197,12 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Timer {
-    /// The request `0` timed out if it is still unanswered (scheduled at once, to fail it, for a request
-    /// our dial limits could not take).
+    /// Fail the request `0` (scheduled at once, for a request our dial limits could not take).
     Request(RequestId),
+    /// Time out every request past its deadline ([`crate::Config::request_timeout`] after it was
+    /// sent). One timer serves all requests: it is set for the earliest deadline, rounded up to a
+    /// whole second, and set again when it fires.
+    Deadlines,
     /// Refresh stale buckets and expire stored records.
     Refresh,
     /// Republish our record under this key.

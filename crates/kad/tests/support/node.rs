@@ -3,7 +3,7 @@
 
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::message::{Request, Response};
-use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, Message};
+use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, Message, Timer};
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
 pub type Outs = Vec<Output<Kademlia>>;
@@ -111,4 +111,17 @@ pub fn admit(node: &mut Node, p: u64) -> Outs {
             request: Request::Ping,
         },
     )
+}
+
+/// The delays of the request-deadline timers `out` schedules.
+pub fn deadline_timers(out: &Outs) -> Vec<std::time::Duration> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                after,
+                timer: Timer::Deadlines,
+            } => Some(*after),
+            _ => None,
+        })
+        .collect()
 }
