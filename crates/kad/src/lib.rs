@@ -24,11 +24,13 @@
 //!   (IPv4) or /48 (IPv6) fit in one bucket and in the table. Buckets no lookup touched for an hour are
 //!   refreshed by a lookup of a random key in them. Joining ([`Command::Bootstrap`]) is a lookup of our
 //!   own key, then a refresh of every bucket farther than our nearest neighbours that it left short of
-//!   `k` peers, except those nearer than the `k`-th peer it found: it has seen everyone there. These
-//!   refreshes run one after another, nearest bucket first; each ends as soon as its bucket holds `k`
-//!   peers, which is all it is for, and never has more requests in flight than answers could still fit
-//!   (or `α`; a stalled lookup would otherwise widen to `k` at once): a node joining costs a few
-//!   requests in flight at a time, not one lookup's worth per bucket at once.
+//!   half a bucket ([`Config::join_fill`]), except those nearer than the `k`-th peer it found: it has
+//!   seen everyone there. These refreshes run one after another, nearest bucket first; each ends as
+//!   soon as its bucket holds half of `k` peers, and never has more requests in flight than answers
+//!   could still fit (or `α`; a stalled lookup would otherwise widen to `k` at once): a node joining
+//!   costs a few requests in flight at a time, not one lookup's worth per bucket at once. The other
+//!   half of each bucket fills from the peers that ask us things. A join's lookups skip the peers
+//!   already in our table once they have names to go on: those have met us.
 //! - **Iterative lookups** ([`query`]). A lookup asks the `α` (3) closest peers it knows, learns closer
 //!   ones from their answers, and repeats until the closest set stops improving: the `α` closest it has
 //!   heard of have all answered ([`query::Finish::Converged`]). A join's lookups go on until the `k`

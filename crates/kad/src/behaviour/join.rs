@@ -85,7 +85,8 @@ impl<S: RecordStore> Kademlia<S> {
     /// than our nearest neighbour (Maymounkov & Mazières 2002, §2.3) that the self-lookup did not
     /// already cover.
     ///
-    /// A bucket is covered when it is full (a refresh could not add to it), or when it lies wholly
+    /// A bucket is covered when it holds [`crate::Config::join_fill`] peers already (all a join's
+    /// refresh brings it to), or when it lies wholly
     /// nearer to us than the `k`-th peer the self-lookup found: the lookup ended only once the `k`
     /// closest had answered, so it has seen every peer in that radius. Only the buckets out to that
     /// peer's are left: about `log2(N / k)` of them in a network of `N`, not `log2 N`. Measured: a
@@ -110,7 +111,7 @@ impl<S: RecordStore> Kademlia<S> {
             nearest
         };
         (0..covered_beyond)
-            .filter(|&index| self.table.bucket(index).len() < self.config.k)
+            .filter(|&index| self.table.bucket(index).len() < self.config.join_fill)
             .collect()
     }
 

@@ -35,8 +35,9 @@ pub(crate) enum Kind {
     /// A refresh of a bucket no lookup touched for [`crate::Config::refresh_interval`]: a full lookup of
     /// a random key in it, which also finds peers that joined since.
     Refresh,
-    /// A refresh of bucket `.0` after joining, which had fewer than `k` peers: it ends as soon as the
-    /// bucket holds `k`, since filling it is all it is for (every peer that answers enters the table),
+    /// A refresh of bucket `.0` after joining, which had fewer than [`crate::Config::join_fill`]
+    /// peers: it ends as soon as the bucket holds that many, since filling it is all it is for (every
+    /// peer that answers enters the table),
     /// with no more requests in flight than the bucket has places left (but `α` at least), and then
     /// the join's next refresh starts (`join_refreshes`).
     JoinRefresh(usize),
@@ -221,10 +222,14 @@ impl<S: RecordStore> Kademlia<S> {
                 ..
             }) = self.queries.get(&qid)
             {
-                // Filling the bucket is all a join's refresh is for: it ends once the bucket is
-                // full, and never has more requests in flight than answers could still fit, nor
-                // fewer than `α` (so a peer that never answers cannot hold up the join alone).
-                let room = self.config.k.saturating_sub(self.table.bucket(*bucket).len());
+                // Filling the bucket is all a join's refresh is for: it ends once the bucket holds
+                // `join_fill` peers, and never has more requests in flight than answers could still
+                // fit, nor fewer than `α` (so a peer that never answers cannot hold up the join
+                // alone).
+                let room = self
+                    .config
+                    .join_fill
+                    .saturating_sub(self.table.bucket(*bucket).len());
                 if room == 0 {
                     return self.finish_lookup(now, qid, out);
                 }
