@@ -55,6 +55,15 @@ pub(crate) struct Pending {
 /// events.
 pub(crate) const DEADLINE_TICK: Duration = Duration::from_secs(1);
 
+/// What we know of a peer's connection.
+#[derive(Clone, Debug, Default)]
+struct Link {
+    /// The address the driver observed ([`Command::PeerAddress`]); it wins over what peers claim.
+    observed: Option<Address>,
+    /// Whether the connection is up (between `PeerUp` and `PeerDown`).
+    up: bool,
+}
+
 /// The Kademlia state machine of one node. See the crate docs for the model.
 pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) keypair: Keypair,
@@ -63,10 +72,10 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) table: RoutingTable,
     pub(crate) store: S,
     pub(crate) rng: ChaCha8Rng,
-    connected: HashSet<PeerId>,
+    /// Peers we have a connection to, or had one and dial again, with the address the driver observed
+    /// (one map for both: a simulated node keeps hundreds of connections).
+    links: HashMap<PeerId, Link>,
     dialing: HashMap<PeerId, Vec<Message>>,
-    /// Addresses the driver observed; they win over what peers claim.
-    pub(crate) observed: HashMap<PeerId, Address>,
     /// Addresses peers told us about.
     learned: HashMap<PeerId, Address>,
     next_request: RequestId,
@@ -125,9 +134,8 @@ impl<S: RecordStore> Kademlia<S> {
             config,
             store,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            connected: HashSet::new(),
+            links: HashMap::new(),
             dialing: HashMap::new(),
-            observed: HashMap::new(),
             learned: HashMap::new(),
             next_request: 0,
             requests: HashMap::new(),
@@ -211,10 +219,19 @@ impl<S: RecordStore> Kademlia<S> {
     /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
     /// driver reads this to carry out [`Output::Dial`].
     pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {
-        self.observed
-            .get(peer)
+        self.observed(peer)
             .or_else(|| self.table.get(peer).map(|e| &e.addr))
             .or_else(|| self.learned.get(peer))
+    }
+
+    /// The address the driver observed `peer` at, if it told us.
+    pub(crate) fn observed(&self, peer: &PeerId) -> Option<&Address> {
+        self.links.get(peer).and_then(|link| link.observed.as_ref())
+    }
+
+    /// Whether our connection to `peer` is up.
+    fn is_connected(&self, peer: &PeerId) -> bool {
+        self.links.get(peer).is_some_and(|link| link.up)
     }
 
     /// Between queries a node holds only its table, its store and its connections: the addresses
@@ -270,7 +287,7 @@ impl<S: RecordStore> Kademlia<S> {
         // The deadline measures the peer's answer: a request that waits for a dial gets its
         // deadline when it is sent (`on_peer_up`); until then the dial's own deadline bounds it (the
         // driver reports `PeerDown` when a dial fails or times out), and this longer one backs it up.
-        let deadline = match (sent, self.connected.contains(&peer)) {
+        let deadline = match (sent, self.is_connected(&peer)) {
             (false, _) => now,
             (true, true) => now + self.config.request_timeout,
             (true, false) => now + self.config.request_timeout.saturating_mul(3),
@@ -346,7 +363,7 @@ impl<S: RecordStore> Kademlia<S> {
 
     /// Whether a message to `to` would be sent or queued (not dropped by the dial limits).
     fn can_send(&self, to: &PeerId) -> bool {
-        self.connected.contains(to)
+        self.is_connected(to)
             || self
                 .dialing
                 .get(to)
@@ -356,7 +373,7 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     pub(crate) fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
-        if self.connected.contains(&to) {
+        if self.is_connected(&to) {
             out.push(Output::Send { to, msg });
         } else if !self.can_send(&to) {
             self.totals.queue_full += 1;
@@ -411,8 +428,15 @@ impl<S: RecordStore> Kademlia<S> {
     fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
         match command {
             Command::PeerAddress { peer, addr } => {
-                if self.observed.len() < MAX_LEARNED_ADDRS || self.observed.contains_key(&peer) {
-                    self.observed.insert(peer, addr);
+                // Bounded for peers not connected yet; a connection's own entry always has room.
+                if let Some(link) = self.links.get_mut(&peer) {
+                    link.observed = Some(addr);
+                } else if self.links.len() < MAX_LEARNED_ADDRS {
+                    let link = Link {
+                        observed: Some(addr),
+                        up: false,
+                    };
+                    self.links.insert(peer, link);
                 }
             }
             other => self.start_command(now, other, out),
@@ -425,7 +449,10 @@ impl<S: RecordStore> Kademlia<S> {
     /// dial failed, or that were retried already, fail at once, not at their timer: the answer cannot
     /// come on a closed connection.
     fn on_peer_down(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
-        let was_connected = self.connected.remove(&peer);
+        let was_connected = self
+            .links
+            .get_mut(&peer)
+            .is_some_and(|link| std::mem::take(&mut link.up));
         self.dialing.remove(&peer);
         let mut waiting: Vec<RequestId> = self
             .requests
@@ -448,7 +475,7 @@ impl<S: RecordStore> Kademlia<S> {
             }
         }
         if again.is_empty() {
-            self.observed.remove(&peer);
+            self.links.remove(&peer);
         } else {
             self.totals.retried += again.len() as u64;
             self.dialing.insert(peer, again);
@@ -458,7 +485,7 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     fn on_peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
-        self.connected.insert(peer);
+        self.links.entry(peer).or_default().up = true;
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
             if let Message::Request { id, .. } = &msg {
                 // Sent now: the answer is due a request timeout from now (or by the backstop).
