@@ -37,9 +37,8 @@ pub(crate) enum Kind {
     Refresh,
     /// A refresh of bucket `.0` after joining, which had fewer than [`crate::Config::join_fill`]
     /// peers: it ends as soon as the bucket holds that many, since filling it is all it is for (every
-    /// peer that answers enters the table),
-    /// with no more requests in flight than the bucket has places left (but `α` at least), and then
-    /// the join's next refresh starts (`join_refreshes`).
+    /// peer that answers enters the table), with no more requests in flight than the bucket has
+    /// places left (but `α` at least), and then the join's next refresh starts (`join_refreshes`).
     JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
