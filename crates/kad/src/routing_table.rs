@@ -383,16 +383,13 @@ impl RoutingTable {
         let distance = self.local.distance(target);
         let used = self.buckets.len();
         let bit = |j: usize| distance.as_bytes()[j / 8] & (0x80 >> (j % 8)) != 0;
-        let order: Box<dyn Iterator<Item = usize>> = match distance.bucket_index() {
-            Some(i) => Box::new(
-                std::iter::once(i)
-                    .chain((i + 1..used).filter(move |&j| bit(j)))
-                    .chain((i + 1..used).rev().filter(move |&j| !bit(j)))
-                    .chain((0..i.min(used)).rev()),
-            ),
-            // Our own key: the nearest bucket first.
-            None => Box::new((0..used).rev()),
-        };
+        // Our own key has no bucket: with `i` past the last one, the order is every bucket, the
+        // nearest first.
+        let i = distance.bucket_index().unwrap_or(Key::BITS);
+        let order = std::iter::once(i)
+            .chain((i + 1..used).filter(move |&j| bit(j)))
+            .chain((i + 1..used).rev().filter(move |&j| !bit(j)))
+            .chain((0..i.min(used)).rev());
         let mut taken: Vec<&Entry> = Vec::with_capacity(count + self.limits.k);
         for index in order {
             if taken.len() >= count {

@@ -134,6 +134,28 @@ fn drive(lookup: &mut ClosestPeers, oracle: &Oracle, seeds: &[PeerId], k: usize)
     panic!("the lookup did not terminate: {lookup:?} {in_flight:?}");
 }
 
+/// A random network of `n` peers (each knowing a `share` of the others, a `faulty` share failing or
+/// silent) and a random target, looked up under `config` from three random seeds.
+fn random_lookup(seed: u64, n: usize, share: f64, faulty: f64, config: LookupConfig) -> (Key, Outcome) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let all = peers(n);
+    let oracle = Oracle::new(&all, share, faulty, &mut rng);
+    let target = Key::from_bytes(rng.r#gen());
+    let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 3).copied().collect();
+    let mut lookup = ClosestPeers::new(target, config, seeds.clone());
+    let out = drive(&mut lookup, &oracle, &seeds, config.num_results);
+    (target, out)
+}
+
+/// Whether the lookup asked every peer it learned that is closer to `target` than `bound`.
+fn closer_all_asked(out: &Outcome, target: &Key, bound: &PeerId) -> bool {
+    let bound = Key::from_peer(bound).distance(target);
+    out.learned
+        .iter()
+        .filter(|p| Key::from_peer(p).distance(target) < bound)
+        .all(|p| out.contacted.contains(p))
+}
+
 fn sorted_by_distance(list: &[PeerId], target: &Key) -> bool {
     list.windows(2)
         .all(|w| Key::from_peer(&w[0]).distance(target) < Key::from_peer(&w[1]).distance(target))
@@ -151,14 +173,8 @@ proptest! {
         share in 0.05f64..0.6,
         faulty in 0.0f64..0.4,
     ) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let all = peers(n);
-        let oracle = Oracle::new(&all, share, faulty, &mut rng);
-        let target = Key::from_bytes(rng.r#gen());
-        let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 3).copied().collect();
         let config = LookupConfig { parallelism: alpha, num_results: k, peer_timeout: TIMEOUT, finish: Finish::AllClosest };
-        let mut lookup = ClosestPeers::new(target, config, seeds.clone());
-        let out = drive(&mut lookup, &oracle, &seeds, k);
+        let (target, out) = random_lookup(seed, n, share, faulty, config);
 
         prop_assert!(out.max_in_flight <= alpha.max(k));
         prop_assert!(sorted_by_distance(&out.result, &target));
@@ -171,12 +187,7 @@ proptest! {
         prop_assert_eq!(&out.result, &answered);
         // ... and no learned peer closer than the k-th result was left uncontacted.
         if out.result.len() == k {
-            let bound = Key::from_peer(&out.result[k - 1]).distance(&target);
-            for p in &out.learned {
-                if Key::from_peer(p).distance(&target) < bound {
-                    prop_assert!(out.contacted.contains(p));
-                }
-            }
+            prop_assert!(closer_all_asked(&out, &target, &out.result[k - 1]));
         }
     }
 
@@ -205,14 +216,8 @@ proptest! {
         share in 0.05f64..0.6,
         faulty in 0.0f64..0.4,
     ) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let all = peers(n);
-        let oracle = Oracle::new(&all, share, faulty, &mut rng);
-        let target = Key::from_bytes(rng.r#gen());
-        let seeds: Vec<PeerId> = all.choose_multiple(&mut rng, 3).copied().collect();
         let config = LookupConfig { parallelism: alpha, num_results: k, peer_timeout: TIMEOUT, finish: Finish::Converged };
-        let mut lookup = ClosestPeers::new(target, config, seeds.clone());
-        let out = drive(&mut lookup, &oracle, &seeds, k);
+        let (target, out) = random_lookup(seed, n, share, faulty, config);
 
         prop_assert!(sorted_by_distance(&out.result, &target));
         prop_assert!(out.result.len() <= k);
@@ -224,12 +229,7 @@ proptest! {
             prop_assert!(out.answered.contains(p), "one of the closest returned never answered");
         }
         if let Some(last) = out.result[..verified].last() {
-            let bound = Key::from_peer(last).distance(&target);
-            for p in &out.learned {
-                if Key::from_peer(p).distance(&target) < bound {
-                    prop_assert!(out.contacted.contains(p));
-                }
-            }
+            prop_assert!(closer_all_asked(&out, &target, last));
         }
     }
 

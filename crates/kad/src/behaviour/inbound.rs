@@ -6,6 +6,7 @@ use meshwork_wire::{BoundedVec, Instant};
 
 use super::state::{Kademlia, Out};
 use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
+use crate::routing_table::InsertOutcome;
 use crate::store::{ProviderRecord, RecordStore};
 use crate::{Key, PeerInfo};
 
@@ -78,9 +79,7 @@ impl<S: RecordStore> Kademlia<S> {
         if !self.config.admit_inbound || !self.acceptable(&from) {
             return;
         }
-        let known = self.table.contains(&from);
-        self.on_answer(from, now, out);
-        if !known && self.table.contains(&from) {
+        if self.on_answer(from, now, out) == InsertOutcome::Inserted {
             self.totals.admitted_inbound += 1;
         }
     }

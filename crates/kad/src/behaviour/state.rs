@@ -409,20 +409,22 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// `peer` answered one of our requests: it may enter the table (S/Kademlia: only after a response).
-    pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
+    pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) -> InsertOutcome {
         let addr = self.address_of(&peer).cloned().unwrap_or_else(Address::unknown);
         // A full bucket (`Pending`, `BucketFull`) is not reported: in a network larger than a few
         // buckets' worth it is the fate of most peers that answer a lookup, and says nothing about them
         // (the bucket keeps its long-lived peers by design).
-        match self.table.insert(peer, addr, now) {
+        let outcome = self.table.insert(peer, addr, now);
+        match &outcome {
             InsertOutcome::PingOldest { oldest } => {
-                self.request(now, oldest, Request::Ping, Purpose::Liveness, out)
+                self.request(now, *oldest, Request::Ping, Purpose::Liveness, out)
             }
             InsertOutcome::Refused(RefuseReason::BucketPrefixLimit | RefuseReason::TablePrefixLimit) => {
                 self.refused_for_prefix(peer, out);
             }
             _ => {}
         }
+        outcome
     }
 
     fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
