@@ -24,7 +24,7 @@ use std::time::Duration;
 use meshwork_identity::{PeerId, puzzle};
 use meshwork_wire::Instant;
 
-use crate::{Address, IpPrefix, Key, PeerInfo};
+use crate::{Address, Distance, IpPrefix, Key, PeerInfo};
 
 /// Limits the table enforces on insertion.
 #[derive(Clone, Copy, Debug)]
@@ -390,19 +390,20 @@ impl RoutingTable {
             .chain((i + 1..used).filter(move |&j| bit(j)))
             .chain((i + 1..used).rev().filter(move |&j| !bit(j)))
             .chain((0..i.min(used)).rev());
-        let mut taken: Vec<&Entry> = Vec::with_capacity(count + self.limits.k);
+        let mut taken: Vec<(Distance, &Entry)> = Vec::with_capacity(count + self.limits.k);
         for index in order {
             if taken.len() >= count {
                 break;
             }
             if let Some(bucket) = self.buckets.get(index) {
-                taken.extend(bucket.entries.iter());
+                taken.extend(bucket.entries.iter().map(|e| (e.key.distance(target), e)));
             }
         }
-        // Distinct entries have distinct keys, hence distinct distances.
-        taken.sort_unstable_by_key(|e| e.key.distance(target));
+        // Distinct entries have distinct keys, hence distinct distances. Each distance is computed
+        // once, not once per comparison.
+        taken.sort_unstable_by_key(|&(d, _)| d);
         taken.truncate(count);
-        taken
+        taken.into_iter().map(|(_, e)| e).collect()
     }
 
     /// Notes that a lookup for a key in bucket `index` started at `now`.

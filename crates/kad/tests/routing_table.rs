@@ -62,6 +62,26 @@ fn naive_leading_zeros(bytes: &[u8; 32]) -> u32 {
 }
 
 proptest! {
+    /// `Distance` compares by words; it must order exactly as the 256-bit big-endian integer, also
+    /// when the distances share a prefix longer than a word.
+    #[test]
+    fn distances_order_as_big_endian_integers(
+        a in proptest::array::uniform32(any::<u8>()),
+        b in proptest::array::uniform32(any::<u8>()),
+        t in proptest::array::uniform32(any::<u8>()),
+        shared in 0usize..=32,
+    ) {
+        let mut b = b;
+        b[..shared].copy_from_slice(&a[..shared]);
+        let target = Key::from_bytes(t);
+        let (da, db) = (Key::from_bytes(a).distance(&target), Key::from_bytes(b).distance(&target));
+        prop_assert_eq!(da.cmp(&db), da.as_bytes().cmp(db.as_bytes()));
+        prop_assert_eq!(da.partial_cmp(&db), Some(da.as_bytes().cmp(db.as_bytes())));
+        prop_assert_eq!(da == db, da.as_bytes() == db.as_bytes());
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
