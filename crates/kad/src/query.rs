@@ -16,11 +16,13 @@
 //!   and their answers named nobody nearer; the `k` closest known are then the peers that the nearest
 //!   peers of the network hold nearest to the target. A lookup that finds a node, a record or the place
 //!   to store one needs no more: it ends one round after it reaches the target's neighbourhood.
-//!   Measured with `meshsim kad-lookup --nodes 2000` (50 ms links): 15.0 messages a lookup against
-//!   46.7 with the paper's rule for every lookup, latency p50 3 round trips against 15, every target
-//!   found, and 99.9% of the peers returned among the true `k` closest (`closest_accuracy`); at
-//!   10,000 nodes 19.3 messages, 5 round trips for 3 hops, and 99.7%. At 100,000 nodes the share
-//!   falls to 91%, for reasons not yet measured.
+//!   Measured with `meshsim kad-lookup --nodes 2000` (50 ms links, connections kept open): 15.0
+//!   messages a lookup against 46.7 with the paper's rule for every lookup, latency p50 3 round trips
+//!   against 15, every target found, and 99.9% of the peers returned among the true `k` closest
+//!   (`closest_accuracy`); at 10,000 nodes 19.3 messages, 5 round trips for 3 hops, and 99.7%. When
+//!   idle connections close after a minute, as a node's connection manager closes them (the
+//!   simulator's default), a hop to a peer not heard from lately pays a handshake: 4 round trips at
+//!   2,000 nodes, 6 at 10,000. At 100,000 nodes the share falls to 91%, for reasons not yet measured.
 //!   Only the peers among the `α` closest are asked, all at once (their number bounds the requests
 //!   in flight): a peer farther out could only name peers the closer ones will name too.
 //!

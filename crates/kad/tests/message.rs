@@ -56,7 +56,7 @@ fn samples() -> Vec<(&'static str, Message)> {
             "add_provider",
             req(Request::AddProvider {
                 key: Key::from_bytes([4; 32]),
-                addr: Address::Opaque(BoundedBytes::try_from(b"mem".to_vec()).unwrap()),
+                addr: Address::Opaque(Box::new(BoundedBytes::try_from(b"mem".to_vec()).unwrap())),
             }),
         ),
         (
@@ -183,8 +183,9 @@ fn every_message_decodes_only_from_its_exact_bytes() {
 
 #[test]
 fn a_maximal_message_fits_the_protocol_bound() {
-    let big_addr =
-        Address::Opaque(BoundedBytes::try_from(vec![0xab; meshwork_kad::MAX_OPAQUE_ADDRESS]).unwrap());
+    let big_addr = Address::Opaque(Box::new(
+        BoundedBytes::try_from(vec![0xab; meshwork_kad::MAX_OPAQUE_ADDRESS]).unwrap(),
+    ));
     let peer = PeerInfo {
         id: alice().peer_id(),
         addr: big_addr,

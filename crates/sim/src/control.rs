@@ -63,12 +63,16 @@ impl<P: Protocol> Sim<P> {
         let meta = &mut self.nodes[node as usize];
         meta.upload_free_at = 0;
         let links = std::mem::take(&mut meta.links);
+        meta.uses = Vec::new();
         self.states[node as usize] = None;
         self.stats.crashes += 1;
         for peer in links {
-            let links = &mut self.nodes[peer as usize].links;
-            if let Ok(at) = links.binary_search(&node) {
-                links.remove(at);
+            let meta = &mut self.nodes[peer as usize];
+            if let Ok(at) = meta.links.binary_search(&node) {
+                meta.links.remove(at);
+                if at < meta.uses.len() {
+                    meta.uses.remove(at);
+                }
             }
             // The peer notices when the connection times out; one link latency is the optimistic case.
             let at = self.now.saturating_add(self.delay(node, peer));

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::engine::Sim;
 use crate::fault::Verdict;
+use crate::idle::LinkUse;
 use crate::link::{nanos, serialisation_nanos};
 use crate::queue::Pending;
 use crate::trace::Kind;
@@ -53,27 +54,33 @@ impl<P: Protocol> Sim<P> {
     }
 
     pub(crate) fn link(&mut self, a: u32, b: u32) -> bool {
-        let links = &mut self.nodes[a as usize].links;
-        match links.binary_search(&b) {
-            Ok(_) => false,
-            Err(at) => {
-                links.insert(at, b);
-                let links = &mut self.nodes[b as usize].links;
-                if let Err(at) = links.binary_search(&a) {
-                    links.insert(at, a);
+        if self.linked(a, b) {
+            return false;
+        }
+        let fresh = LinkUse::new(self.now);
+        let tracked = self.link.idle_timeout.is_some();
+        for (x, y) in [(a, b), (b, a)] {
+            let meta = &mut self.nodes[x as usize];
+            if let Err(at) = meta.links.binary_search(&y) {
+                meta.links.insert(at, y);
+                if tracked {
+                    meta.uses.insert(at, fresh);
                 }
-                self.stats.connections += 1;
-                true
             }
         }
+        self.stats.connections += 1;
+        true
     }
 
     pub(crate) fn unlink(&mut self, a: u32, b: u32) -> bool {
         let mut removed = false;
         for (x, y) in [(a, b), (b, a)] {
-            let links = &mut self.nodes[x as usize].links;
-            if let Ok(at) = links.binary_search(&y) {
-                links.remove(at);
+            let meta = &mut self.nodes[x as usize];
+            if let Ok(at) = meta.links.binary_search(&y) {
+                meta.links.remove(at);
+                if at < meta.uses.len() {
+                    meta.uses.remove(at);
+                }
                 removed = true;
                 self.unlinks += 1;
             }
@@ -210,8 +217,13 @@ impl<P: Protocol> Sim<P> {
                     }
                 }
                 Output::Dropped { reason, .. } => self.stats.refused[reason.index()] += 1,
-                // The simulator keeps every link a protocol opened: it manages no connections.
-                Output::Protect { .. } => {}
+                // Only an idle timeout closes links a protocol did not close itself; protection
+                // exempts a link from it.
+                Output::Protect { peer, protect } => {
+                    if let Some(&other) = self.index.get(&peer) {
+                        self.protect(node, other, protect);
+                    }
+                }
             }
         }
         self.out = out;
@@ -245,6 +257,7 @@ impl<P: Protocol> Sim<P> {
             self.stats.dropped_no_link += 1;
             return;
         }
+        self.touch(a, b);
         let (msg, extra_delay, garbage) = match self.adversaries.get_mut(&a) {
             None => (Some(msg), Duration::ZERO, false),
             Some(behaviour) => match behaviour.apply(to, msg, &mut self.rng) {

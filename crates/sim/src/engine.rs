@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fast_hash::FoldBuild;
+use crate::idle::LinkUse;
 use crate::queue::{Pending, Queue};
 use crate::trace::Trace;
 use crate::{Behaviour, Churn, Control, LinkConfig, NodeId, NodeInit, NodeStats, SimError, SimStats};
@@ -77,10 +78,12 @@ pub(crate) struct Hot {
 }
 
 /// What the simulator keeps per node besides the protocol state and [`Hot`] (about 60 bytes plus 4 per
-/// link).
+/// link, 12 with an idle timeout).
 pub(crate) struct NodeMeta {
     /// Indices of connected nodes, sorted.
     pub(crate) links: Vec<u32>,
+    /// With an idle timeout, each link's use, in the order of `links`; empty without one.
+    pub(crate) uses: Vec<LinkUse>,
     pub(crate) upload_free_at: u64,
     pub(crate) stats: NodeStats,
 }
@@ -107,6 +110,8 @@ pub struct Sim<P: Protocol> {
     pub(crate) adversaries: HashMap<u32, Behaviour<P>, FoldBuild>,
     pub(crate) restart: Option<RestartFactory<P>>,
     pub(crate) partitioned: bool,
+    /// When idle connections are next looked for (with [`LinkConfig::idle_timeout`]).
+    pub(crate) sweep_at: Option<u64>,
 }
 
 fn derive(context: &str, seed: u64, index: u32, extra: u32) -> [u8; 32] {
@@ -134,6 +139,7 @@ impl<P: Protocol> Sim<P> {
     /// An empty simulation at virtual time zero.
     pub fn new(config: SimConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(derive_u64("meshwork-sim engine rng", config.seed, 0, 0));
+        let sweep_at = config.link.idle_timeout.map(crate::idle::sweep_interval);
         Self {
             now: 0,
             seed: config.seed,
@@ -153,6 +159,7 @@ impl<P: Protocol> Sim<P> {
             adversaries: HashMap::default(),
             restart: None,
             partitioned: false,
+            sweep_at,
         }
     }
 
@@ -189,6 +196,7 @@ impl<P: Protocol> Sim<P> {
         self.index.insert(peer, index);
         self.nodes.push(NodeMeta {
             links: Vec::new(),
+            uses: Vec::new(),
             upload_free_at: 0,
             stats: NodeStats::default(),
         });
@@ -368,7 +376,7 @@ impl<P: Protocol> Sim<P> {
             match self.queue.peek_time() {
                 None => break Stop::Idle,
                 Some(time) if time > until => break Stop::ReachedTime,
-                Some(_) => {}
+                Some(time) => self.sweep_before(time, &mut on_emit),
             }
             let Some((time, pending)) = self.queue.pop() else {
                 break Stop::Idle;

@@ -21,6 +21,9 @@
 //! - **Links** ([`LinkConfig`]): constant, uniform or region-matrix latency ([`RegionMatrix::cloud6`], from
 //!   public cloud inter-region RTTs), jitter, random loss, and per-node upload bandwidth, which delays each
 //!   message by its encoded size ([`meshwork_wire::encoded_len`]) behind the sender's earlier messages.
+//! - **Connections** stay open until a protocol or the experiment closes them, or, with
+//!   [`LinkConfig::idle_timeout`], until they carry nothing for that long and neither end protects
+//!   them (`Output::Protect`), as the node runtime's connection manager closes them.
 //! - **Faults** ([`Control`]): partitions and heals, crashes (a crashed node gets no inputs; events meant
 //!   for it are discarded even after a restart) and restarts with a fresh state, [`Churn`], and adversarial
 //!   senders ([`Behaviour`]: drop all, drop selected, delay, garbage that fails to decode, rewrite).
@@ -28,8 +31,8 @@
 //!   percentiles, reliability and Relative Message Redundancy.
 //!
 //! Every run call is bounded: [`Sim::run_until`] stops at a virtual time, [`Sim::run_for`] after a number of
-//! events. Per node the simulator keeps about a hundred bytes plus four per connection, besides the
-//! protocol's own state, so 10,000 nodes and more fit easily.
+//! events. Per node the simulator keeps about a hundred bytes plus four per connection (twelve with an
+//! idle timeout), besides the protocol's own state, so 10,000 nodes and more fit easily.
 //!
 //! [`flood`] is the reference broadcast (eager push to every neighbour), public so that gossip and other
 //! protocols are compared with it; [`topology`] builds the random overlays experiments share.
@@ -74,6 +77,7 @@ mod error;
 mod fast_hash;
 mod fault;
 pub mod flood;
+mod idle;
 mod link;
 pub mod metrics;
 mod node;

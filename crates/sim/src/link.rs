@@ -45,6 +45,11 @@ pub struct LinkConfig {
     pub loss: f64,
     /// Each node's upload bandwidth in bytes per second; `None` for unlimited (no serialisation delay).
     pub upload_bytes_per_sec: Option<u64>,
+    /// Close a connection that carried no message either way for this long and that neither end
+    /// protects ([`Output::Protect`](meshwork_wire::Output::Protect)), as the node runtime's connection
+    /// manager does (its default is 60 s); both ends get `PeerDown`. `None` keeps every connection
+    /// until a protocol or the experiment closes it.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for LinkConfig {
@@ -54,6 +59,7 @@ impl Default for LinkConfig {
             jitter: Duration::ZERO,
             loss: 0.0,
             upload_bytes_per_sec: None,
+            idle_timeout: None,
         }
     }
 }
@@ -76,6 +82,12 @@ impl LinkConfig {
     /// The same link losing each message with probability `loss` (clamped to `0.0..=1.0`).
     pub fn with_loss(mut self, loss: f64) -> Self {
         self.loss = if loss.is_nan() { 0.0 } else { loss.clamp(0.0, 1.0) };
+        self
+    }
+
+    /// The same link with idle connections closed after `timeout` ([`LinkConfig::idle_timeout`]).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout.max(Duration::from_millis(1)));
         self
     }
 

@@ -45,6 +45,9 @@ pub struct SimStats {
     pub crashes: u64,
     /// Restarts.
     pub restarts: u64,
+    /// Connections closed for carrying nothing for the idle timeout
+    /// ([`LinkConfig::idle_timeout`](crate::LinkConfig::idle_timeout)).
+    pub idle_closed: u64,
 }
 
 impl SimStats {

@@ -23,6 +23,7 @@ enum Cmd {
     Send(PeerId),
     Tick(Duration),
     Hang(PeerId),
+    Protect(PeerId, bool),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +51,7 @@ impl Protocol for Pinger {
             }),
             Input::Command(Cmd::Tick(after)) => out.push(Output::Schedule { after, timer: () }),
             Input::Command(Cmd::Hang(peer)) => out.push(Output::Disconnect(peer)),
+            Input::Command(Cmd::Protect(peer, protect)) => out.push(Output::Protect { peer, protect }),
             Input::PeerUp(peer) => out.push(Output::Emit(Event::Up(peer))),
             Input::PeerDown(peer) => out.push(Output::Emit(Event::Down(peer))),
             Input::Message { from, msg: Msg::Ping } => out.push(Output::Send {
@@ -181,4 +183,96 @@ fn disconnect_tells_the_other_side() {
     assert_eq!(events[0].1, NodeId(1));
     assert_eq!(events[0].2, Event::Down(a));
     assert!(!sim.is_connected(NodeId(0), NodeId(1)));
+}
+
+/// Three nodes, node 0 linked to 1 and 2, with idle links closing after 10 s; node 0 ticks every
+/// second until `until_s`, so virtual time moves on.
+fn idle_triangle(until_s: u64) -> (Sim<Pinger>, [PeerId; 3]) {
+    let link = LinkConfig::constant(Duration::from_millis(30)).with_idle_timeout(Duration::from_secs(10));
+    let mut sim = Sim::new(SimConfig::new(1).with_link(link));
+    sim.add_nodes(3, |_| Pinger).unwrap();
+    let peers = [0, 1, 2].map(|i| sim.peer_id(NodeId(i)).unwrap());
+    sim.connect(NodeId(0), NodeId(1)).unwrap();
+    sim.connect(NodeId(0), NodeId(2)).unwrap();
+    for s in 1..=until_s {
+        sim.schedule_command(
+            Instant::from_duration(Duration::from_secs(s)),
+            NodeId(0),
+            Cmd::Tick(Duration::ZERO),
+        )
+        .unwrap();
+    }
+    (sim, peers)
+}
+
+fn downs(events: &[(u64, NodeId, Event)]) -> Vec<(u64, NodeId, PeerId)> {
+    events
+        .iter()
+        .filter_map(|(at, node, event)| match event {
+            Event::Down(peer) => Some((*at, *node, *peer)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_idle_link_closes_after_the_timeout_at_both_ends_and_a_used_or_protected_one_stays() {
+    let (mut sim, [a, b, c]) = idle_triangle(40);
+    sim.command(NodeId(0), Cmd::Protect(c, true)).unwrap();
+    // Pings on 0-1 until 15 s: its last use.
+    for s in [5, 10, 15] {
+        sim.schedule_command(
+            Instant::from_duration(Duration::from_secs(s)),
+            NodeId(0),
+            Cmd::Send(b),
+        )
+        .unwrap();
+    }
+    let events = collect(&mut sim);
+    let closed = downs(&events);
+    assert_eq!(closed.len(), 2, "only 0-1 closes: {closed:?}");
+    // Its last message left at 15 s and answered at 15.03 s; it closes at the first sweep (every
+    // quarter of the timeout) at least 10 s after that.
+    assert!(
+        closed.iter().all(|(at, _, _)| (25_030..=27_530).contains(at)),
+        "{closed:?}"
+    );
+    let at = closed[0].0;
+    assert!(closed.contains(&(at, NodeId(0), b)) && closed.contains(&(at, NodeId(1), a)));
+    assert!(!sim.is_connected(NodeId(0), NodeId(1)));
+    assert!(sim.is_connected(NodeId(0), NodeId(2)), "protected by node 0");
+    assert_eq!(sim.stats().idle_closed, 1);
+
+    // Unprotected, the link idle since it opened closes at the next sweep.
+    let now = sim.now().as_duration().as_millis() as u64;
+    sim.command(NodeId(0), Cmd::Protect(c, false)).unwrap();
+    sim.schedule_command(
+        Instant::from_duration(Duration::from_secs(50)),
+        NodeId(0),
+        Cmd::Tick(Duration::ZERO),
+    )
+    .unwrap();
+    let later = downs(&collect(&mut sim));
+    assert_eq!(later.len(), 2, "{later:?}");
+    assert!(
+        later.iter().all(|(at, _, _)| *at >= now && *at <= now + 2_500),
+        "{later:?}"
+    );
+    assert!(!sim.is_connected(NodeId(0), NodeId(2)));
+    assert_eq!(sim.stats().idle_closed, 2);
+}
+
+#[test]
+fn without_an_idle_timeout_links_stay_open() {
+    let (mut sim, _, _) = pair();
+    sim.connect(NodeId(0), NodeId(1)).unwrap();
+    sim.schedule_command(
+        Instant::from_duration(Duration::from_secs(3_600)),
+        NodeId(0),
+        Cmd::Tick(Duration::ZERO),
+    )
+    .unwrap();
+    assert!(downs(&collect(&mut sim)).is_empty());
+    assert!(sim.is_connected(NodeId(0), NodeId(1)));
+    assert_eq!(sim.stats().idle_closed, 0);
 }

@@ -237,10 +237,15 @@ impl<S: RecordStore> Kademlia<S> {
     /// Between queries a node holds only its table, its store and its connections: the addresses
     /// learned for lookups, and the maps of requests and dials, are given back to the allocator once
     /// nothing uses them (a `HashMap` keeps its capacity when emptied). In a simulated network of
-    /// idle nodes, the learned addresses alone were 26 KB a node.
+    /// idle nodes, the learned addresses alone were 26 KB a node. The map of links keeps what it
+    /// holds, but not the room of the hundreds of connections a join opened and the connection
+    /// manager has since closed.
     fn release_when_idle(&mut self) {
         if !self.queries.is_empty() || !self.dialing.is_empty() {
             return;
+        }
+        if self.links.capacity() > 4 * self.links.len().max(8) {
+            self.links.shrink_to_fit();
         }
         if self.learned.capacity() > 0 {
             self.learned = HashMap::new();

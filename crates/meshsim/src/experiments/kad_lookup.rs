@@ -280,6 +280,16 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("round_trips_p50", round_trips.p50)
         .add("round_trips_p90", round_trips.p90)
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
+        .add("idle_timeout_secs", args.net.idle_timeout_secs)
+        .add(
+            "connections_per_node",
+            net.sim
+                .live_nodes()
+                .map(|node| net.sim.links(node).count())
+                .sum::<usize>() as f64
+                / n as f64,
+        )
+        .add("connections_closed_idle", stats.idle_closed)
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)

@@ -47,6 +47,10 @@ pub(crate) struct NetArgs {
     /// Probability that a message is lost.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) loss: f64,
+    /// Close a connection idle for this many seconds, as the node runtime's connection manager does
+    /// (its default is 60); 0 keeps every connection open for the whole run.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) idle_timeout_secs: u64,
 }
 
 /// A joined and settled network.
@@ -132,9 +136,12 @@ impl Network {
         if n < 2 {
             return Err("kad needs at least 2 nodes".into());
         }
-        let link = LinkConfig::constant(Duration::from_millis(net.latency_ms))
+        let mut link = LinkConfig::constant(Duration::from_millis(net.latency_ms))
             .with_jitter(Duration::from_millis(net.jitter_ms))
             .with_loss(net.loss);
+        if net.idle_timeout_secs > 0 {
+            link = link.with_idle_timeout(Duration::from_secs(net.idle_timeout_secs));
+        }
         let mut sim = Sim::new(SimConfig::new(seed).with_link(link));
         let mut config = Config::default();
         config.k = net.k;
