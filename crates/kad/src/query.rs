@@ -417,12 +417,12 @@ impl DisjointLookup {
 
     /// `peer` answered with `closer` peers; peers already owned by another path are ignored.
     pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = PeerId>) -> bool {
+        if let [only] = self.paths.as_mut_slice() {
+            return only.on_success(peer, closer);
+        }
         let Some(path) = self.path_for(peer) else {
             return false;
         };
-        if self.paths.len() == 1 {
-            return self.paths[0].on_success(peer, closer);
-        }
         let mut fresh = Vec::new();
         for new in closer {
             match self.owner.get(&new) {

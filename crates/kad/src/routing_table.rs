@@ -161,10 +161,14 @@ impl RoutingTable {
         self.local.distance(key).bucket_index()
     }
 
+    /// Where `prefix` is counted in `prefix_counts` (`Err`: where it would go).
+    fn prefix_slot(&self, prefix: &IpPrefix) -> Result<usize, usize> {
+        self.prefix_counts.binary_search_by_key(prefix, |&(p, _)| p)
+    }
+
     /// How many entries of the table have an address in `prefix`.
     fn prefix_count(&self, prefix: &IpPrefix) -> usize {
-        self.prefix_counts
-            .binary_search_by_key(prefix, |&(p, _)| p)
+        self.prefix_slot(prefix)
             .map_or(0, |at| self.prefix_counts[at].1 as usize)
     }
 
@@ -294,7 +298,7 @@ impl RoutingTable {
         let removed = if let Some(pos) = bucket.entries.iter().position(|e| e.peer == *peer) {
             let entry = bucket.entries.remove(pos);
             if let Some(prefix) = entry.addr.prefix()
-                && let Ok(at) = self.prefix_counts.binary_search_by_key(&prefix, |&(p, _)| p)
+                && let Ok(at) = self.prefix_slot(&prefix)
             {
                 let count = &mut self.prefix_counts[at].1;
                 *count = count.saturating_sub(1);
@@ -321,7 +325,7 @@ impl RoutingTable {
     /// the end for a peer that just answered, further in for a candidate that waited a while.
     fn add_entry(&mut self, index: usize, entry: Entry) {
         if let Some(prefix) = entry.addr.prefix() {
-            match self.prefix_counts.binary_search_by_key(&prefix, |&(p, _)| p) {
+            match self.prefix_slot(&prefix) {
                 Ok(at) => self.prefix_counts[at].1 += 1,
                 Err(at) => {
                     self.prefix_counts.reserve_exact(1);
