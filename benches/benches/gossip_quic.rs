@@ -23,7 +23,7 @@
 //! figures are ratios against flood from the same run: the machine is shared and noisy.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
-//! [--payload-bytes B] [--trees per-origin|shared] [--ihave-ms MS] [--json]` (`--ihave-ms`: gossip's
+//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--ihave-ms MS] [--json]` (`--ihave-ms`: gossip's
 //! `ihave_interval`, how long announcements are batched).
 
 // A benchmark's clock is wall time.
@@ -88,7 +88,8 @@ fn args() -> Args {
                 args.trees = match it.next().as_deref() {
                     Some("shared") => Trees::Shared,
                     Some("per-origin") => Trees::PerOrigin,
-                    other => panic!("--trees takes per-origin or shared, not {other:?}"),
+                    Some("borrow") => Trees::Borrow,
+                    other => panic!("--trees takes per-origin, shared or borrow, not {other:?}"),
                 }
             }
             "--ihave-ms" => args.ihave = Duration::from_millis(number("--ihave-ms", it.next()) as u64),

@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
         // Canonical encodings only: a decoded message re-encodes to exactly the input.
         let bytes = encode(&msg).expect("a decoded message encodes");
         assert_eq!(bytes, data);
-        if let Message::Tree(meshwork_gossip::TreeMessage::Gossip { message, .. }) = msg {
+        use meshwork_gossip::TreeMessage::{Borrowed, Gossip};
+        if let Message::Tree(Gossip { message, .. } | Borrowed { message, .. }) = msg {
             let _ = message.verify();
             let _ = message.id();
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshwork_wire::{Instant, PeerId};
 
-use crate::message::{GossipMessage, MessageId};
+use crate::message::{GossipMessage, MessageId, TreeMessage};
 
 /// Where a received message stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,23 @@ pub(crate) struct Entry {
     pub(crate) status: Status,
     /// The peer the first copy came from (`None` for our own messages).
     pub(crate) parent: Option<PeerId>,
+    /// The origin whose tree the message follows: its own origin, or the neighbour of its origin whose
+    /// tree it borrowed ([`TreeMessage::Borrowed`]).
+    pub(crate) tree: PeerId,
+}
+
+impl Entry {
+    /// The message as pushed to a neighbour, `hops` links from its origin at the receiver: on its
+    /// origin's tree, or on the tree it borrowed.
+    pub(crate) fn push(&self, hops: u16) -> TreeMessage {
+        let message = self.message.clone();
+        if self.tree == self.message.origin {
+            TreeMessage::Gossip { message, hops }
+        } else {
+            let tree = self.tree;
+            TreeMessage::Borrowed { tree, message, hops }
+        }
+    }
 }
 
 /// What an entry costs besides its payload: the message's fixed fields (origin, topic, signature,
@@ -141,6 +158,7 @@ mod tests {
         let payload = vec![0; payload].try_into().unwrap_or_default();
         let message = GossipMessage::sign(&key, TopicId::from_name("t"), seq, payload);
         let entry = Entry {
+            tree: message.origin,
             message,
             hops: 1,
             status: Status::Accepted,

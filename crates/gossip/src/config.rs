@@ -22,6 +22,14 @@ pub enum Trees {
     /// `PruneShared`); it gets a tree of its own, copied from the shared one, when the §3.8 optimisation
     /// finds it shorter paths. Suits many origins that publish rarely (transactions).
     Shared,
+    /// Per-origin trees, but a node whose own tree has not formed yet does not flood: it sends its
+    /// message along the tree of a neighbour that published on its own tree lately
+    /// ([`TreeMessage::Borrowed`](crate::TreeMessage::Borrowed)), and every node forwards it as a message
+    /// of that neighbour. The neighbour's tree spans the network and reaches the origin one link from its
+    /// root, so the message takes near-shortest paths (a last delivery about 1.2× a flood's) at a tree's
+    /// cost (RMR ≈ 0). A node with no such neighbour, or one that has published
+    /// [`BORROW_LIMIT`](crate::BORROW_LIMIT) messages on borrowed trees, floods once and forms its own.
+    Borrow,
 }
 
 /// How a gossip node behaves. `Config::default()` follows the HyParView and Plumtree papers.

@@ -234,6 +234,22 @@ pub enum TreeMessage {
         /// The message grafted.
         id: MessageId,
     },
+    /// Eager push of a message along the tree of another origin, `tree`: the message's own origin had
+    /// no tree yet and borrowed the tree of a neighbour that publishes on its own
+    /// ([`Trees::Borrow`](crate::Trees::Borrow)). Receivers treat it as a message of `tree` for every
+    /// tree decision (which links push it, what a duplicate prunes, what a graft mends) and as a
+    /// message of its signer for everything else (its id, its signature, the application). A `tree`
+    /// the receiver holds no tree for is all eager there, so such a message floods onward from it, as
+    /// a new origin's first message does: naming a tree gains a sender nothing it could not have by
+    /// publishing.
+    Borrowed {
+        /// The origin whose tree the message follows.
+        tree: PeerId,
+        /// The signed message.
+        message: GossipMessage,
+        /// Links crossed so far (at the receiver, including this one).
+        hops: u16,
+    },
 }
 
 /// Everything that crosses the wire on `/meshwork/gossip/1`.

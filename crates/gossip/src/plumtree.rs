@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use meshwork_wire::{Instant, PeerId};
 
 use crate::cache::{Entry, SeenCache, Status};
-use crate::config::Config;
+use crate::config::{Config, Trees};
 use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
@@ -50,6 +50,16 @@ struct InFlight {
     until: Instant,
     left: u32,
 }
+
+/// Messages a node publishes on borrowed trees ([`Trees::Borrow`]) before it floods once to form a tree of
+/// its own: a node that publishes often earns its own tree's shortest paths, and one that publishes a few
+/// messages never pays a flood.
+pub const BORROW_LIMIT: u32 = 8;
+
+/// How long after a neighbour's last message on its own tree we still lend its tree to our messages:
+/// longer, and the other nodes may have forgotten the tree (their table of trees is least recently used)
+/// or the overlay moved under it.
+const LENDER_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long a neighbour that declined a graft is asked only after the other announcers of a message:
 /// long enough for a congested send queue to drain, short enough that a neighbour whose link recovered
@@ -102,6 +112,8 @@ pub struct TreeStats {
     pub ihave_sent: u64,
     /// `Graft` messages sent.
     pub grafts_sent: u64,
+    /// Messages we published on a neighbour's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
+    pub published_borrowed: u64,
     /// `Prune` messages sent.
     pub prunes_sent: u64,
     /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
@@ -147,6 +159,11 @@ pub(crate) struct Plumtree {
     /// When each neighbour last declined a graft of ours: it is grafted after the other announcers for
     /// a while ([`DECLINE_BACKOFF`]), since its link to us is congested or its budget spent.
     declined: HashMap<PeerId, Instant>,
+    /// With [`Trees::Borrow`]: the neighbours whose own messages (on their own trees) came through us,
+    /// and when the last did. Our messages may borrow their trees.
+    lenders: HashMap<PeerId, Instant>,
+    /// Messages we published on borrowed trees; `None` once we published on our own tree.
+    borrowed: Option<u32>,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -166,6 +183,8 @@ impl Plumtree {
             answer_lag: HashMap::new(),
             in_flight: HashMap::new(),
             declined: HashMap::new(),
+            lenders: HashMap::new(),
+            borrowed: Some(0),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -220,6 +239,7 @@ impl Plumtree {
         self.links.down(peer);
         self.offers.forget(&peer);
         self.declined.remove(&peer);
+        self.lenders.remove(&peer);
         // What it promised ends with the link: the graft timers move on to other announcers, and a
         // neighbour that left (a view change, a full queue that timed out) broke nothing.
         self.promises.retain(|(promiser, _), _| *promiser != peer);
@@ -238,6 +258,7 @@ impl Plumtree {
             return;
         }
         let entry = Entry {
+            tree: self.tree_to_publish_on(now, message.origin),
             message: message.clone(),
             hops: 0,
             status: Status::Accepted,
@@ -248,12 +269,44 @@ impl Plumtree {
         self.forward(id, None, out);
     }
 
+    /// The tree our next message follows: our own once it has formed (or with any mode but
+    /// [`Trees::Borrow`]), else the tree of the neighbour whose own message came through us last, within
+    /// [`LENDER_MAX_AGE`], for up to [`BORROW_LIMIT`] messages. Without such a neighbour our message
+    /// floods and forms our own tree.
+    fn tree_to_publish_on(&mut self, now: Instant, me: PeerId) -> PeerId {
+        let Some(borrowed) = self.borrowed.filter(|_| self.config.trees == Trees::Borrow) else {
+            return me;
+        };
+        let links = &self.links;
+        let lender = self
+            .lenders
+            .iter()
+            .filter(|(peer, at)| {
+                links.contains(peer) && now.saturating_duration_since(**at) <= LENDER_MAX_AGE
+            })
+            .max_by_key(|(peer, at)| (**at, **peer))
+            .map(|(peer, _)| *peer);
+        match lender {
+            Some(lender) if borrowed < BORROW_LIMIT => {
+                self.borrowed = Some(borrowed + 1);
+                self.stats.published_borrowed += 1;
+                lender
+            }
+            _ => {
+                self.borrowed = None;
+                me
+            }
+        }
+    }
+
     fn insert(&mut self, now: Instant, id: MessageId, entry: Entry) {
         let dropped = self.cache.insert(now, id, entry);
         self.pending = self.pending.saturating_sub(dropped.len());
     }
 
-    /// A full message from `from`, whose signature the caller has checked.
+    /// A full message from `from`, whose signature the caller has checked, on the tree of `tree` (its
+    /// origin, or the neighbour of its origin whose tree it borrowed).
+    #[allow(clippy::too_many_arguments)] // the fields of a pushed message, and where it came from
     pub(crate) fn on_gossip(
         &mut self,
         now: Instant,
@@ -261,6 +314,7 @@ impl Plumtree {
         id: MessageId,
         message: GossipMessage,
         hops: u16,
+        tree: PeerId,
         out: &mut Vec<PtOut>,
     ) {
         self.stats.gossip_received += 1;
@@ -269,9 +323,18 @@ impl Plumtree {
         if let Some(grafted) = self.promises.remove(&(from, id)) {
             self.answered(from, now.saturating_duration_since(grafted));
         }
-        let origin = message.origin;
+        // Every tree decision below is about the tree the message follows, which is its origin's own
+        // unless it borrowed one.
+        let origin = tree;
+        // A borrowed tree is shaped by its own origin's messages only. Several origins' flows reshaping
+        // one tree (a duplicate prunes the link it came on, an announcement moves a link) leave it
+        // pruned differently for each, so that some nodes end up off it: the shared tree's trouble.
+        let borrowed = tree != message.origin;
         if self.cache.contains(&id) {
             self.stats.duplicates += 1;
+            if borrowed {
+                return;
+            }
             // Prune even if the link is already lazy on our side: the sender still pushes on it, so its
             // side is eager (a graft crossed our prune, or it missed the prune).
             if self.links.contains(&from) {
@@ -290,12 +353,20 @@ impl Plumtree {
             return;
         }
         let announced = self.missing.remove(&id);
-        if let Some((grafted, at)) = announced.as_ref().and_then(|m| m.grafted)
-            && grafted == from
-        {
+        let graft_answer = announced
+            .as_ref()
+            .and_then(|m| m.grafted)
+            .filter(|(g, _)| *g == from);
+        if let Some((_, at)) = graft_answer {
             self.graft_wait.sample(now.saturating_duration_since(at));
         }
-        self.links.make_eager(&origin, &from);
+        // A graft mends a borrowed tree too: the link was missing from it.
+        if !borrowed || graft_answer.is_some() {
+            self.links.make_eager(&origin, &from);
+        }
+        if self.config.trees == Trees::Borrow && tree == message.origin && self.links.contains(&tree) {
+            self.lenders.insert(tree, now);
+        }
         if self.pending >= self.config.max_pending_validations {
             // Dropped unseen: a later copy may get through once the queue drains.
             out.push(PtOut::Dropped(from, meshwork_wire::DropReason::QueueFull));
@@ -306,6 +377,7 @@ impl Plumtree {
             hops,
             status: Status::Pending { from: Some(from) },
             parent: Some(from),
+            tree,
         };
         self.insert(now, id, entry);
         self.pending += 1;
@@ -316,7 +388,7 @@ impl Plumtree {
                 .filter(|(p, _)| *p != from)
                 .min_by_key(|(_, h)| *h)
         });
-        if let Some((announcer, announced_hops)) = best {
+        if let Some((announcer, announced_hops)) = best.filter(|_| !borrowed) {
             self.maybe_optimize(origin, announcer, from, hops, announced_hops, out);
         }
         out.push(PtOut::Validate {
@@ -361,7 +433,7 @@ impl Plumtree {
             return;
         };
         let hops = entry.hops.saturating_add(1);
-        let origin = entry.message.origin;
+        let origin = entry.tree;
         self.links.touch(&origin);
         for peer in self.links.neighbours() {
             if Some(*peer) == except {
@@ -372,8 +444,7 @@ impl Plumtree {
                 self.lazy_queue.push((*peer, announcement));
             } else {
                 self.stats.gossip_sent += 1;
-                let message = entry.message.clone();
-                out.push(PtOut::Send(*peer, TreeMessage::Gossip { message, hops }));
+                out.push(PtOut::Send(*peer, entry.push(hops)));
             }
         }
         self.schedule_flush(out);

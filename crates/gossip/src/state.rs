@@ -214,46 +214,10 @@ impl Gossip {
     fn on_tree_message(&mut self, now: Instant, from: PeerId, msg: TreeMessage) {
         match msg {
             TreeMessage::Gossip { message, hops } => {
-                let id = message.id();
-                // The signature is checked before anything else, except for an exact copy of a message
-                // already verified (same content, hence same id, and same signature bytes).
-                if !self.tree.is_known_copy(&id, &message) && message.verify().is_err() {
-                    self.stats.bad_signatures += 1;
-                    self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
-                    return;
-                }
-                // Only waste draws on the allowance: a first-seen message costs nothing, however fast
-                // it comes (relaying is what a neighbour is for; the red team got an honest relay of
-                // 700 valid transactions banned when every message was charged).
-                let held = self.tree.cached(&id).is_some();
-                let waste =
-                    !self.views.is_active(&from) || (held && self.tree.is_waste(&id, &message.origin, &from));
-                if waste && !self.scores.waste(from, now) {
-                    self.stats.rate_limited += 1;
-                    self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
-                    // Copies the peer pushed before our `Prune` (or the end of our link) reached it
-                    // are dropped, but cost it nothing: a busy honest link has a queue of them.
-                    if self.tree.excuse(&from, now) {
-                        self.stats.in_flight_excused += 1;
-                    } else {
-                        self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
-                    }
-                    return;
-                }
-                if !waste && !held {
-                    self.scores.relayed(from, now);
-                    self.tree.relayed_by(&from, now);
-                }
-                let Some(options) = self.topics.get(&message.topic) else {
-                    return; // Not our topic: neither delivered nor relayed.
-                };
-                if message.payload.len() > options.max_payload {
-                    self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
-                    return;
-                }
-                self.tree
-                    .on_gossip(now, from, id, message, hops, &mut self.pt_out);
+                let tree = message.origin;
+                self.on_pushed(now, from, message, hops, tree);
             }
+            TreeMessage::Borrowed { tree, message, hops } => self.on_pushed(now, from, message, hops, tree),
             TreeMessage::IHave { ids } => self.tree.on_ihave(from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => {
                 let check = self.tree.on_graft(now, from, id, &mut self.pt_out);
@@ -279,6 +243,48 @@ impl Gossip {
                 }
             }
         }
+    }
+
+    /// A message pushed to us in full (eagerly, or answering a graft), on the tree of `tree`.
+    fn on_pushed(&mut self, now: Instant, from: PeerId, message: GossipMessage, hops: u16, tree: PeerId) {
+        let id = message.id();
+        // The signature is checked before anything else, except for an exact copy of a message
+        // already verified (same content, hence same id, and same signature bytes).
+        if !self.tree.is_known_copy(&id, &message) && message.verify().is_err() {
+            self.stats.bad_signatures += 1;
+            self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
+            return;
+        }
+        // Only waste draws on the allowance: a first-seen message costs nothing, however fast
+        // it comes (relaying is what a neighbour is for; the red team got an honest relay of
+        // 700 valid transactions banned when every message was charged).
+        let held = self.tree.cached(&id).is_some();
+        let waste = !self.views.is_active(&from) || (held && self.tree.is_waste(&id, &tree, &from));
+        if waste && !self.scores.waste(from, now) {
+            self.stats.rate_limited += 1;
+            self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
+            // Copies the peer pushed before our `Prune` (or the end of our link) reached it
+            // are dropped, but cost it nothing: a busy honest link has a queue of them.
+            if self.tree.excuse(&from, now) {
+                self.stats.in_flight_excused += 1;
+            } else {
+                self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+            }
+            return;
+        }
+        if !waste && !held {
+            self.scores.relayed(from, now);
+            self.tree.relayed_by(&from, now);
+        }
+        let Some(options) = self.topics.get(&message.topic) else {
+            return; // Not our topic: neither delivered nor relayed.
+        };
+        if message.payload.len() > options.max_payload {
+            self.pt_out.push(PtOut::Penalty(from, Penalty::InvalidMessage));
+            return;
+        }
+        self.tree
+            .on_gossip(now, from, id, message, hops, tree, &mut self.pt_out);
     }
 
     /// Turns the layers' actions into outputs, feeding view changes from HyParView to Plumtree and
@@ -435,7 +441,9 @@ impl Protocol for Gossip {
     fn is_control(msg: &Message) -> bool {
         !matches!(
             msg,
-            Message::Tree(TreeMessage::Gossip { .. } | TreeMessage::IHave { .. })
+            Message::Tree(
+                TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. } | TreeMessage::IHave { .. }
+            )
         )
     }
 

@@ -262,6 +262,24 @@ fn golden_vectors() {
         &Message::Tree(TreeMessage::Decline { id }),
         "010683d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
     );
+    // New with borrowed trees; the variants before it keep their bytes.
+    let message = GossipMessage {
+        origin: peer,
+        topic: TopicId(Hash::digest(b"t")),
+        seq: 1,
+        payload: b"tx".to_vec().try_into().unwrap(),
+        signature: Signature::from_bytes([7; 64]),
+    };
+    golden::check(
+        &Message::Tree(TreeMessage::Borrowed {
+            tree: peer,
+            message,
+            hops: 2,
+        }),
+        "0107 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 \
+         0538661423236a5d8df6286a8633369e2a03c5f90d48eded333222dbee8cdbdd 01 02 7478 07070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707 \
+         02",
+    );
 }
 
 #[test]

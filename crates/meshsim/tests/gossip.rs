@@ -86,23 +86,28 @@ fn every_node_publishing_at_a_rate_sweep_is_measured_against_flood_on_the_same_w
     }
 }
 
+/// 150 nodes, 20 messages at 10 a second from nodes that have not published before, on `trees`.
+fn new_origins(trees: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "gossip",
+        "--nodes",
+        "150",
+        "--publishers",
+        "all",
+        "--messages",
+        "20",
+        "--rate",
+        "10",
+        "--trees",
+        trees,
+    ];
+    args.extend_from_slice(extra);
+    meshsim(&args)
+}
+
 #[test]
 fn the_shared_tree_does_not_flood_first_messages() {
-    let run = |trees: &str| {
-        meshsim(&[
-            "gossip",
-            "--nodes",
-            "150",
-            "--publishers",
-            "all",
-            "--messages",
-            "20",
-            "--rate",
-            "10",
-            "--trees",
-            trees,
-        ])
-    };
+    let run = |trees: &str| new_origins(trees, &[]);
     let (per_origin, shared) = (run("per-origin"), run("shared"));
     assert_eq!(number(&shared, "gossip_reliability_min"), 1.0);
     let (flooded, followed) = (number(&per_origin, "gossip_rmr"), number(&shared, "gossip_rmr"));
@@ -116,6 +121,24 @@ fn the_shared_tree_does_not_flood_first_messages() {
         "{} {}",
         bytes(&shared),
         bytes(&per_origin)
+    );
+}
+
+#[test]
+fn new_origins_borrow_the_trees_of_neighbours_that_published() {
+    let run = |trees: &str| new_origins(trees, &["--warm-share", "0.5"]);
+    let (per_origin, borrow) = (run("per-origin"), run("borrow"));
+    assert_eq!(number(&per_origin, "gossip_published_borrowed"), 0.0);
+    // Half the nodes published: most of the 20 new origins have one of them as a neighbour.
+    let borrowed = number(&borrow, "gossip_published_borrowed");
+    assert!(borrowed >= 10.0, "{borrowed} of 20 borrowed");
+    assert_eq!(number(&borrow, "gossip_reliability_min"), 1.0);
+    let rmr = |r: &Value| number(r, "gossip_rmr");
+    assert!(
+        rmr(&borrow) < rmr(&per_origin) / 2.0,
+        "borrow {}, per-origin {}",
+        rmr(&borrow),
+        rmr(&per_origin)
     );
 }
 

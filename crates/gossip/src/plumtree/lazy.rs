@@ -41,9 +41,14 @@ impl Plumtree {
         for announcement in ids {
             if let Some(entry) = self.cache.get(&announcement.id) {
                 let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
-                if accepted && let Some(parent) = parent {
-                    let origin = entry.message.origin;
-                    self.maybe_optimize(origin, from, parent, hops, announcement.hops, out);
+                // Hops of a borrowed message count from its own origin, not its tree's.
+                let own_tree = entry.tree == entry.message.origin;
+                if accepted
+                    && own_tree
+                    && let Some(parent) = parent
+                {
+                    let tree = entry.tree;
+                    self.maybe_optimize(tree, from, parent, hops, announcement.hops, out);
                 }
                 continue;
             }
@@ -188,7 +193,7 @@ impl Plumtree {
     /// is grafted now.
     pub(crate) fn undelivered(&mut self, now: Instant, to: PeerId, msg: &TreeMessage, out: &mut Vec<PtOut>) {
         match msg {
-            TreeMessage::Gossip { message, .. } => {
+            TreeMessage::Gossip { message, .. } | TreeMessage::Borrowed { message, .. } => {
                 let id = message.id();
                 if self.offers.is_answered(&to, &id) {
                     self.decline(to, id, out);
@@ -284,7 +289,7 @@ impl Plumtree {
             self.decline(from, id, out);
             return check;
         };
-        let (origin, accepted) = (entry.message.origin, entry.status == Status::Accepted);
+        let (tree, accepted) = (entry.tree, entry.status == Status::Accepted);
         if accepted {
             let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
             if !self.offers.spend(now, from, size) {
@@ -297,13 +302,11 @@ impl Plumtree {
             }
             self.stats.gossip_sent += 1;
             self.stats.grafts_answered += 1;
-            let message = entry.message.clone();
-            let hops = entry.hops.saturating_add(1);
-            out.push(PtOut::Send(from, TreeMessage::Gossip { message, hops }));
+            out.push(PtOut::Send(from, entry.push(entry.hops.saturating_add(1))));
         }
         // A message still being validated goes out on the now-eager link once accepted.
         self.offers.answered(&from, &id);
-        self.links.make_eager(&origin, &from);
+        self.links.make_eager(&tree, &from);
         check
     }
 

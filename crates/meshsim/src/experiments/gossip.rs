@@ -83,6 +83,11 @@ pub(crate) struct Args {
     /// floods and forms its tree) or `shared` (one tree shared by all origins, no flood).
     #[arg(long, value_enum, default_value_t = TreesArg::PerOrigin)]
     trees: TreesArg,
+    /// With `--publishers all`: a share of the nodes (the last in the publishing order) publishes once
+    /// before the measurement, so their trees form; the measured messages still come from new origins,
+    /// but some of their neighbours have published (with `--trees borrow` they borrow those trees).
+    #[arg(long, default_value_t = 0.0)]
+    warm_share: f64,
     /// Share of nodes that crash after the measured broadcasts (0 for none).
     #[arg(long, default_value_t = 0.0)]
     fail: f64,
@@ -95,6 +100,8 @@ pub(crate) enum TreesArg {
     PerOrigin,
     /// [`Trees::Shared`].
     Shared,
+    /// [`Trees::Borrow`].
+    Borrow,
 }
 
 impl From<TreesArg> for Trees {
@@ -102,6 +109,7 @@ impl From<TreesArg> for Trees {
         match arg {
             TreesArg::PerOrigin => Self::PerOrigin,
             TreesArg::Shared => Self::Shared,
+            TreesArg::Borrow => Self::Borrow,
         }
     }
 }
@@ -128,6 +136,12 @@ fn flood_on(args: &Args, links: &[(NodeId, NodeId)]) -> Result<Sim<Flood>, Strin
     }
     sim.advance(Duration::from_millis(1), |_, _, _| {});
     Ok(sim)
+}
+
+/// Messages published on borrowed trees so far ([`Trees::Borrow`]), by the nodes alive.
+fn published_borrowed(sim: &Sim<Gossip>) -> u64 {
+    let stats = sim.live_nodes().filter_map(|n| sim.state(n));
+    stats.map(|s| s.stats().tree.published_borrowed).sum()
 }
 
 /// The figures of one rate of a sweep.
@@ -167,6 +181,15 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         let round = Schedule::at_rate(&publishers, 0, per_round, warmup_rate, args.drain());
         gossip_load::gossip(&mut sim, &round, payload)
     });
+    let warm = match args.publishers {
+        Publishers::All => (args.warm_share.clamp(0.0, 1.0) * n as f64) as usize,
+        Publishers::Count(_) => 0,
+    };
+    if warm > 0 {
+        let tail = &publishers[n - warm..];
+        let round = Schedule::at_rate(tail, 0, warm as u64, warmup_rate, args.drain());
+        gossip_load::gossip(&mut sim, &round, payload);
+    }
     if warmup > 1 {
         let rest = Schedule::at_rate(
             &publishers,
@@ -184,6 +207,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.rate.clone()
     };
+    let borrowed_before = published_borrowed(&sim);
     let mut points = Vec::new();
     for (i, &rate) in rates.iter().enumerate() {
         // With every node publishing, each rate starts with origins that have not published yet.
@@ -205,6 +229,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("publishers", per_round)
         .add("messages", args.messages)
         .add("warmup_rounds", warmup)
+        .add("warm_publishers", warm)
         .add("payload_bytes", payload)
         .add("trees", format!("{:?}", args.trees))
         .add("rate", rates[0])
@@ -243,6 +268,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let total = |f: fn(&Gossip) -> u64| -> u64 { sim.live_nodes().filter_map(|n| sim.state(n)).map(f).sum() };
     report
         .add("gossip_grafts_total", total(|s| s.stats().tree.grafts_sent))
+        .add(
+            "gossip_published_borrowed",
+            published_borrowed(&sim) - borrowed_before,
+        )
         .add("gossip_prunes_total", total(|s| s.stats().tree.prunes_sent))
         .add("gossip_shortcuts_total", total(|s| s.stats().tree.shortcuts_sent))
         .add(
