@@ -477,9 +477,18 @@ impl Plumtree {
     /// origin, and not answering a graft of ours. The first duplicate on an eager link is how Plumtree
     /// learns to prune it, and costs nothing; a peer that keeps pushing after our `Prune` is excused for
     /// the copies in flight ([`Plumtree::excuse`]) and within its allowance
-    /// ([`crate::ScoreConfig::rate_burst`]). The caller knows the message is held (it looked it up once).
-    pub(crate) fn is_waste(&self, id: &MessageId, origin: &PeerId, from: &PeerId) -> bool {
-        self.links.is_lazy(origin, from) && !self.promises.contains_key(&(*from, *id))
+    /// ([`crate::ScoreConfig::rate_burst`]). A duplicate of a borrowed message prunes nothing (see
+    /// [`Plumtree::on_gossip`]), so nothing would stop a peer repeating it: it is waste on any link.
+    /// `tree` is the tree the copy follows. The caller knows the message is held (it looked it up once).
+    pub(crate) fn is_waste(
+        &self,
+        id: &MessageId,
+        message: &GossipMessage,
+        tree: &PeerId,
+        from: &PeerId,
+    ) -> bool {
+        let borrowed = *tree != message.origin;
+        (borrowed || self.links.is_lazy(tree, from)) && !self.promises.contains_key(&(*from, *id))
     }
 
     /// We told `peer` to stop pushing to us (a `Prune` on a link that was eager), its link ended, or we

@@ -194,3 +194,21 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
         "the graft mended the lender's tree"
     );
 }
+
+#[test]
+fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
+    let mut g = node(&[2, 3]);
+    let message = signed_by(11, 1);
+    let borrowed = TreeMessage::Borrowed {
+        tree: id(10),
+        message,
+        hops: 2,
+    };
+    tree(&mut g, 2, borrowed.clone());
+    // Link 3 is eager on the lender's tree, and a borrowed duplicate prunes nothing: without metering,
+    // a peer could repeat one forever. 600 is past the allowance (`ScoreConfig::rate_burst`, 500).
+    for _ in 0..600 {
+        tree(&mut g, 3, borrowed.clone());
+    }
+    assert!(g.stats().rate_limited > 0, "{:?}", g.stats());
+}
