@@ -28,7 +28,8 @@ pub struct AppConfig {
     pub max_local_txs: usize,
     /// The most peers remembered as ever connected, to redial when the routing table runs dry.
     pub max_seen_peers: usize,
-    /// Gossip's settings (transaction relay).
+    /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
+    /// a node's first transactions follow a neighbour's tree instead of flooding.
     pub gossip: meshwork_gossip::Config,
     /// Sync's settings (headers-first block download and relay).
     pub sync: SyncConfig,
@@ -93,7 +94,12 @@ impl Default for AppConfig {
             rebroadcast_interval: Duration::from_secs(10),
             max_local_txs: 256,
             max_seen_peers: 256,
-            gossip: meshwork_gossip::Config::default(),
+            // Every node publishes transactions (its wallets'), most of them rarely: a node without a
+            // tree of its own borrows a neighbour's rather than flooding (`Trees::Borrow`).
+            gossip: meshwork_gossip::Config {
+                trees: meshwork_gossip::Trees::Borrow,
+                ..meshwork_gossip::Config::default()
+            },
             sync: SyncConfig::default(),
             kad: {
                 let mut kad = meshwork_kad::Config::default();
