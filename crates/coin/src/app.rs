@@ -342,6 +342,9 @@ impl<S: ChainStore> CoinApp<S> {
                 self.work.push_back(Work::Sync(Input::Command(submit)));
             }
             CoinCommand::PeerAddress { peer, addr } => self.peer_address(peer, addr),
+            CoinCommand::PeerRoundTrip { peer, rtt } => {
+                self.gossip_command(meshwork_gossip::Command::PeerRoundTrip { peer, rtt });
+            }
         }
     }
 

@@ -64,6 +64,15 @@ pub enum CoinCommand {
         /// Where its connection comes from.
         addr: Address,
     },
+    /// The driver measured a round trip of `rtt` to `peer` (the node runtime's `on_round_trip` hook,
+    /// from the QUIC handshake). Gossip learns its graft wait from it, and a node without a tree of its
+    /// own borrows the tree of its nearest lender ([`meshwork_gossip::Trees::Borrow`]).
+    PeerRoundTrip {
+        /// The peer.
+        peer: PeerId,
+        /// The measured round trip.
+        rtt: std::time::Duration,
+    },
 }
 
 /// What [`CoinApp`](crate::CoinApp) tells the application.

@@ -66,7 +66,8 @@ pub enum Command {
     /// The driver measured a round trip of `rtt` to `peer` (the node runtime sends it when a
     /// connection comes up, from the QUIC handshake). Plumtree learns from these, as from its own
     /// grafts, how long to wait for an announced message before grafting it
-    /// ([`Config::graft_timeout`](crate::Config::graft_timeout)).
+    /// ([`Config::graft_timeout`](crate::Config::graft_timeout)), and with
+    /// [`Trees::Borrow`](crate::Trees::Borrow) a node borrows the tree of its nearest lender.
     PeerRoundTrip {
         /// The peer.
         peer: PeerId,

@@ -23,7 +23,8 @@ pub enum Trees {
     /// finds it shorter paths. Suits many origins that publish rarely (transactions).
     Shared,
     /// Per-origin trees, but a node whose own tree has not formed yet does not flood: it sends its
-    /// message along the tree of a neighbour that published on its own tree lately
+    /// message along the tree of a neighbour that published on its own tree lately (the nearest by the
+    /// round trips of [`Command::PeerRoundTrip`](crate::Command::PeerRoundTrip), if the driver gives any)
     /// ([`TreeMessage::Borrowed`](crate::TreeMessage::Borrowed)), and every node forwards it as a message
     /// of that neighbour. The neighbour's tree spans the network and reaches the origin one link from its
     /// root, so the message takes near-shortest paths (a last delivery about 1.2× a flood's) at a tree's

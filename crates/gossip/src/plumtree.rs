@@ -164,6 +164,9 @@ pub(crate) struct Plumtree {
     lenders: HashMap<PeerId, Instant>,
     /// Messages we published on borrowed trees; `None` once we published on our own tree.
     borrowed: Option<u32>,
+    /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
+    /// [`MAX_IN_FLIGHT_WINDOWS`] peers: the nearest lender is borrowed from.
+    round_trips: HashMap<PeerId, std::time::Duration>,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -185,6 +188,7 @@ impl Plumtree {
             declined: HashMap::new(),
             lenders: HashMap::new(),
             borrowed: Some(0),
+            round_trips: HashMap::new(),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -270,21 +274,27 @@ impl Plumtree {
     }
 
     /// The tree our next message follows: our own once it has formed (or with any mode but
-    /// [`Trees::Borrow`]), else the tree of the neighbour whose own message came through us last, within
-    /// [`LENDER_MAX_AGE`], for up to [`BORROW_LIMIT`] messages. Without such a neighbour our message
-    /// floods and forms our own tree.
+    /// [`Trees::Borrow`]), else for up to [`BORROW_LIMIT`] messages the tree of a neighbour whose own
+    /// message came through us within [`LENDER_MAX_AGE`]: the nearest by measured round trip (every
+    /// message's path starts with the link to it, so a lender across an ocean delays all of them), or
+    /// without round trips the one heard from last. Without such a neighbour our message floods and
+    /// forms our own tree.
     fn tree_to_publish_on(&mut self, now: Instant, me: PeerId) -> PeerId {
         let Some(borrowed) = self.borrowed.filter(|_| self.config.trees == Trees::Borrow) else {
             return me;
         };
-        let links = &self.links;
+        let (links, round_trips) = (&self.links, &self.round_trips);
+        let unknown = std::time::Duration::MAX;
         let lender = self
             .lenders
             .iter()
             .filter(|(peer, at)| {
                 links.contains(peer) && now.saturating_duration_since(**at) <= LENDER_MAX_AGE
             })
-            .max_by_key(|(peer, at)| (**at, **peer))
+            .min_by_key(|(peer, at)| {
+                let rtt = round_trips.get(*peer).copied().unwrap_or(unknown);
+                (rtt, std::cmp::Reverse(**at), std::cmp::Reverse(**peer))
+            })
             .map(|(peer, _)| *peer);
         match lender {
             Some(lender) if borrowed < BORROW_LIMIT => {
@@ -545,9 +555,18 @@ impl Plumtree {
         }
     }
 
-    /// A round trip the driver measured: a sample for the wait before grafting.
-    pub(crate) fn round_trip(&mut self, rtt: std::time::Duration) {
+    /// A round trip the driver measured to `peer`: a sample for the wait before grafting, and the
+    /// peer's distance when we choose a tree to borrow. The driver measures a connection before the
+    /// peer joins the active view, so any peer is kept; when full, only neighbours are.
+    pub(crate) fn round_trip(&mut self, peer: PeerId, rtt: std::time::Duration) {
         self.graft_wait.sample(rtt);
+        if self.round_trips.len() >= MAX_IN_FLIGHT_WINDOWS && !self.round_trips.contains_key(&peer) {
+            let links = &self.links;
+            self.round_trips.retain(|p, _| links.contains(p));
+        }
+        if self.round_trips.len() < MAX_IN_FLIGHT_WINDOWS || self.round_trips.contains_key(&peer) {
+            self.round_trips.insert(peer, rtt);
+        }
     }
 
     /// The smoothed round trip of our grafts, once one was answered.

@@ -403,7 +403,7 @@ impl Protocol for Gossip {
                     self.tree.validated(id, verdict, &mut self.pt_out);
                 }
                 Command::PeerAddress { peer, addr } => self.views.set_address(peer, addr),
-                Command::PeerRoundTrip { rtt, .. } => self.tree.round_trip(rtt),
+                Command::PeerRoundTrip { peer, rtt } => self.tree.round_trip(peer, rtt),
             },
             Input::Timer(timer) => match timer {
                 Timer::Shuffle => {

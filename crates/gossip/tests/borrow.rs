@@ -212,3 +212,46 @@ fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
     }
     assert!(g.stats().rate_limited > 0, "{:?}", g.stats());
 }
+
+/// `lender`'s own message comes through, `secs` seconds in (the other inputs come at one second).
+fn heard_from(g: &mut Gossip, lender: u8, secs: u64) {
+    let message = signed_by(lender, 1);
+    let msg = Message::Tree(TreeMessage::Gossip { message, hops: 1 });
+    let input = Input::Message {
+        from: id(lender),
+        msg,
+    };
+    g.handle(Instant::from_nanos(secs * 1_000_000_000), input, &mut Vec::new());
+}
+
+/// The tree each message of `out` was pushed on is `lender`'s.
+fn all_on(out: &[(PeerId, TreeMessage)], lender: u8) -> bool {
+    let pushed = pushes(out);
+    !pushed.is_empty() && pushed.iter().all(|(_, on)| *on == Some(id(lender)))
+}
+
+#[test]
+fn the_nearest_lender_by_measured_round_trip_is_borrowed_from() {
+    let mut g = node(&[2, 3, 4]);
+    let rtt = |peer: u8, ms: u64| {
+        let rtt = std::time::Duration::from_millis(ms);
+        Input::Command(Command::PeerRoundTrip { peer: id(peer), rtt })
+    };
+    handle(&mut g, rtt(2, 5));
+    handle(&mut g, rtt(3, 80));
+    // 3 is heard from last, but 2 is sixteen times nearer: every path of a borrowed message starts
+    // with the link to the lender.
+    heard_from(&mut g, 2, 1);
+    heard_from(&mut g, 3, 2);
+    let out = publish(&mut g);
+    assert!(all_on(&out, 2), "{out:?}");
+}
+
+#[test]
+fn without_round_trips_the_lender_heard_from_last_is_borrowed_from() {
+    let mut g = node(&[2, 3, 4]);
+    heard_from(&mut g, 2, 1);
+    heard_from(&mut g, 3, 2);
+    let out = publish(&mut g);
+    assert!(all_on(&out, 3), "{out:?}");
+}

@@ -165,7 +165,7 @@ fn app_hooks() -> Hooks<App> {
                 addr: addr.into(),
             })
         }),
-        on_round_trip: None,
+        on_round_trip: Some(|peer, rtt| Some(CoinCommand::PeerRoundTrip { peer, rtt })),
     }
 }
 

@@ -1,11 +1,17 @@
-//! The coin's Kademlia defences are on by default: ids must solve the S/Kademlia puzzle and the
-//! per-prefix limits are Kademlia's own; only an explicit loopback devnet lifts the limits.
+//! The coin's defaults. Its Kademlia defences are on: ids must solve the S/Kademlia puzzle and the
+//! per-prefix limits are Kademlia's own; only an explicit loopback devnet lifts the limits. Its
+//! transaction gossip borrows trees, and the round trips the driver measures reach it (they choose the
+//! lender, and teach it the wait before grafting).
 #![allow(clippy::unwrap_used)]
 
-use meshwork_coin::{AppConfig, CoinApp};
+use std::time::Duration;
+
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand};
 use meshwork_consensus::{Chain, ChainConfig, genesis_block};
+use meshwork_gossip::Trees;
 use meshwork_identity::{Keypair, puzzle};
 use meshwork_ledger::MemoryStore;
+use meshwork_wire::{Input, Instant, Protocol};
 
 fn app(config: AppConfig) -> CoinApp<MemoryStore> {
     let chain_config = ChainConfig::regtest();
@@ -65,4 +71,21 @@ fn ids_that_solve_the_puzzle_exist_and_most_do_not() {
         .filter(|&i| !puzzle::solves(&Keypair::from_seed(seed(i)).peer_id(), difficulty))
         .count();
     assert!(failing >= 95, "{failing} of 100 fail");
+}
+
+#[test]
+fn transactions_borrow_trees_by_default() {
+    assert_eq!(AppConfig::default().gossip.trees, Trees::Borrow);
+    assert_eq!(AppConfig::default().gossip_config().trees, Trees::Borrow);
+}
+
+#[test]
+fn a_measured_round_trip_reaches_gossip() {
+    let mut node = app(AppConfig::default());
+    assert_eq!(node.gossip().graft_rtt(), None);
+    let peer = Keypair::from_seed([2; 32]).peer_id();
+    let rtt = Duration::from_millis(40);
+    let command = CoinCommand::PeerRoundTrip { peer, rtt };
+    node.handle(Instant::from_nanos(1), Input::Command(command), &mut Vec::new());
+    assert_eq!(node.gossip().graft_rtt(), Some(rtt));
 }
