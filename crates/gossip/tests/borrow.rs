@@ -3,20 +3,13 @@
 //! once (forming its own tree) when it has no neighbour to borrow from or has borrowed enough.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
+mod support;
+
 use meshwork_gossip::{
-    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId,
-    TopicOptions, TreeMessage, Trees,
+    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, Message, Timer, TreeMessage, Trees,
 };
-use meshwork_identity::Keypair;
-use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
-
-fn topic() -> TopicId {
-    TopicId::from_name("t")
-}
-
-fn key(n: u8) -> Keypair {
-    Keypair::from_seed([n; 32])
-}
+use meshwork_wire::{Input, Instant, PeerId, Protocol};
+use support::{key, topic, tree_sends};
 
 fn id(n: u8) -> PeerId {
     key(n).peer_id()
@@ -28,30 +21,12 @@ fn node(peers: &[u8]) -> Gossip {
         trees: Trees::Borrow,
         ..Config::default()
     };
-    let mut g = Gossip::new(key(1), config, 7);
-    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
-    handle(&mut g, Input::Command(subscribe));
-    for &n in peers {
-        handle(&mut g, Input::PeerUp(id(n)));
-        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-        handle(&mut g, Input::Message { from: id(n), msg });
-    }
-    g
+    support::node_with(config, peers).0
 }
 
-/// The tree messages `input` makes the node send, with their receivers.
+/// The tree messages `input`, one second in, makes the node send, with their receivers.
 fn handle(g: &mut Gossip, input: Input<Gossip>) -> Vec<(PeerId, TreeMessage)> {
-    let mut out = Vec::new();
-    g.handle(Instant::from_nanos(1_000_000_000), input, &mut out);
-    out.into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                to,
-                msg: Message::Tree(m),
-            } => Some((to, m)),
-            _ => None,
-        })
-        .collect()
+    tree_sends(support::handle(g, support::at(1000), input))
 }
 
 fn tree(g: &mut Gossip, from: u8, msg: TreeMessage) -> Vec<(PeerId, TreeMessage)> {

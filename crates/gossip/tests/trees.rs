@@ -1,6 +1,8 @@
 //! Plumtree trees driven by hand: one tree per origin, prune and graft per origin, the §3.8 optimisation.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
+mod support;
+
 use meshwork_gossip::{
     Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId,
     TopicOptions, TreeMessage,
@@ -41,15 +43,7 @@ fn tree(g: &mut Gossip, from: u8, msg: TreeMessage) -> Vec<(PeerId, TreeMessage)
     let msg = Message::Tree(msg);
     let from = key(from).peer_id();
     g.handle(Instant::ZERO, Input::Message { from, msg }, &mut out);
-    out.into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                to,
-                msg: Message::Tree(m),
-            } => Some((to, m)),
-            _ => None,
-        })
-        .collect()
+    support::tree_sends(out)
 }
 
 fn gossip(g: &mut Gossip, from: u8, message: GossipMessage, hops: u16) -> Vec<(PeerId, TreeMessage)> {

@@ -29,7 +29,12 @@ pub(crate) fn message(seq: u64) -> GossipMessage {
 
 /// A node (key 1) subscribed to the topic, with neighbours of keys `neighbours`.
 pub(crate) fn node(neighbours: &[u8]) -> (Gossip, Vec<PeerId>) {
-    let mut g = Gossip::new(key(1), Config::default(), 7);
+    node_with(Config::default(), neighbours)
+}
+
+/// [`node`] with `config`.
+pub(crate) fn node_with(config: Config, neighbours: &[u8]) -> (Gossip, Vec<PeerId>) {
+    let mut g = Gossip::new(key(1), config, 7);
     let subscribe = Command::Subscribe(topic(), TopicOptions::default());
     handle(&mut g, at(0), Input::Command(subscribe));
     let peers: Vec<PeerId> = neighbours.iter().map(|n| key(*n).peer_id()).collect();
@@ -60,6 +65,19 @@ pub(crate) fn gossip(msg: &GossipMessage) -> TreeMessage {
         message: msg.clone(),
         hops: 1,
     }
+}
+
+/// The tree messages `out` sends, with their receivers.
+pub(crate) fn tree_sends(out: Vec<Output<Gossip>>) -> Vec<(PeerId, TreeMessage)> {
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Tree(m),
+            } => Some((to, m)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The timers `out` scheduled, with their delays.

@@ -138,10 +138,14 @@ fn flood_on(args: &Args, links: &[(NodeId, NodeId)]) -> Result<Sim<Flood>, Strin
     Ok(sim)
 }
 
-/// Messages published on borrowed trees so far ([`Trees::Borrow`]), by the nodes alive.
-fn published_borrowed(sim: &Sim<Gossip>) -> u64 {
-    let stats = sim.live_nodes().filter_map(|n| sim.state(n));
-    stats.map(|s| s.stats().tree.published_borrowed).sum()
+/// A figure of every live node, summed.
+fn total(sim: &Sim<Gossip>, figure: fn(&Gossip) -> u64) -> u64 {
+    sim.live_nodes().filter_map(|n| sim.state(n)).map(figure).sum()
+}
+
+/// Messages published on borrowed trees so far ([`Trees::Borrow`]).
+fn published_borrowed(node: &Gossip) -> u64 {
+    node.stats().tree.published_borrowed
 }
 
 /// The figures of one rate of a sweep.
@@ -207,7 +211,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.rate.clone()
     };
-    let borrowed_before = published_borrowed(&sim);
+    let borrowed_before = total(&sim, published_borrowed);
     let mut points = Vec::new();
     for (i, &rate) in rates.iter().enumerate() {
         // With every node publishing, each rate starts with origins that have not published yet.
@@ -221,7 +225,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         points.push(Point { rate, gossip, flood });
     }
     // Counted now: the crash below removes nodes from the live ones the count sums over.
-    let borrowed = published_borrowed(&sim).saturating_sub(borrowed_before);
+    let borrowed = total(&sim, published_borrowed).saturating_sub(borrowed_before);
 
     let mut report = Report::new();
     report
@@ -267,7 +271,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     if args.fail > 0.0 {
         crash(&mut sim, args, &mut publishers, &mut report)?;
     }
-    let total = |f: fn(&Gossip) -> u64| -> u64 { sim.live_nodes().filter_map(|n| sim.state(n)).map(f).sum() };
+    let total = |figure: fn(&Gossip) -> u64| total(&sim, figure);
     report
         .add("gossip_grafts_total", total(|s| s.stats().tree.grafts_sent))
         .add("gossip_published_borrowed", borrowed)
