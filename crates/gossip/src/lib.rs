@@ -27,7 +27,12 @@
 //!   tree link there (`Shortcut`, the optimisation of §3.8). An origin's first broadcast floods the active
 //!   view; from then on its messages follow the tree of first arrivals, which is near-shortest-path from
 //!   that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
-//!   of recent messages, so a node that was cut off catches up.
+//!   of recent messages, so a node that was cut off catches up. It joins the trees that have formed
+//!   here lazily (the paper adds it eagerly): after half the nodes of 1,000 crash, eager new links
+//!   cost every tree's next message a duplicate per link, a median of 0.015 duplicates per delivery
+//!   over the next 100 messages of 5 publishers; lazy ones leave only the repair's grafts, a median of
+//!   0.007 (`meshsim gossip --publishers 5 --messages 100 --fail 0.5`, seeds 1-6). An origin with no
+//!   eager link left floods its next message.
 //!
 //! ## Many origins, and tail latency
 //!

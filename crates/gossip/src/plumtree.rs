@@ -212,7 +212,8 @@ impl Plumtree {
             .filter(move |p| links.is_lazy(&origin, p))
     }
 
-    /// Origins whose tree differs from "all links eager".
+    /// Origins whose tree has formed here (with [`Trees::Shared`], those with a tree
+    /// of their own).
     pub(crate) fn tree_count(&self) -> usize {
         self.links.origins()
     }
@@ -444,7 +445,14 @@ impl Plumtree {
         };
         let hops = entry.hops.saturating_add(1);
         let origin = entry.tree;
-        self.links.touch(&origin);
+        let own = entry.parent.is_none() && origin == entry.message.origin;
+        self.links.relaying(origin);
+        // Our own tree with no eager link left here (its links all left, and the neighbours that
+        // replaced them join it lazily): the message would go out as announcements only, and every
+        // node would wait a graft for it. It floods instead, and the duplicates prune the tree back.
+        if own && !self.links.has_eager(&origin) {
+            self.links.all_eager(origin);
+        }
         for peer in self.links.neighbours() {
             if Some(*peer) == except {
                 continue;

@@ -103,7 +103,8 @@ impl Gossip {
         self.tree.lazy_peers(*origin).copied().collect()
     }
 
-    /// Origins whose tree here has at least one lazy link (bounded by [`Config::max_origins`]).
+    /// Origins whose tree has formed here: this node relayed one of their messages (with
+    /// [`Trees::Shared`](crate::Trees::Shared), origins with a tree of their own), bounded by [`Config::max_origins`].
     pub fn tree_count(&self) -> usize {
         self.tree.tree_count()
     }

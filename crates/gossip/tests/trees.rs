@@ -66,7 +66,7 @@ fn a_duplicate_prunes_the_link_for_its_origin_only() {
         "{out:?}"
     );
     assert!(g.lazy_peers(&y).is_empty());
-    assert_eq!(g.tree_count(), 1);
+    assert_eq!(g.tree_count(), 2, "both trees formed here, all eager for y");
 }
 
 #[test]
@@ -173,6 +173,80 @@ fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
             if *to == newcomer && ids.iter().any(|a| a.id == id))
     });
     assert!(announced, "{out:?}");
+}
+
+/// Brings `n` into the active view of `g`.
+fn neighbour_up(g: &mut Gossip, n: u8) {
+    let mut out = Vec::new();
+    let peer = key(n).peer_id();
+    g.handle(Instant::ZERO, Input::PeerUp(peer), &mut out);
+    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+    g.handle(Instant::ZERO, Input::Message { from: peer, msg }, &mut out);
+}
+
+#[test]
+fn after_a_crash_new_neighbours_join_trees_lazily_even_where_every_link_was_eager() {
+    // X's message came on 2 and this node relayed it to 3: both links are on X's tree, none is lazy.
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let x = key(10).peer_id();
+    gossip(&mut g, 2, published_by(10, 1), 1);
+    assert!(g.lazy_peers(&x).is_empty());
+    // 2 crashes and 4 replaces it. Eager, 4 would push X's next message to us (and we to it) as a
+    // duplicate of what the tree brings; lazy, it only announces it.
+    let mut out = Vec::new();
+    g.handle(Instant::ZERO, Input::PeerDown(key(2).peer_id()), &mut out);
+    neighbour_up(&mut g, 4);
+    assert_eq!(g.lazy_peers(&x), vec![key(4).peer_id()]);
+    let out = gossip(&mut g, 3, published_by(10, 2), 2);
+    assert!(
+        !out.iter()
+            .any(|(to, m)| *to == key(4).peer_id() && matches!(m, TreeMessage::Gossip { .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_origin_whose_tree_links_all_left_floods_its_next_message() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let me = key(1).peer_id();
+    let mut out = Vec::new();
+    let publish = |g: &mut Gossip, out: &mut Vec<Output<Gossip>>| {
+        out.clear();
+        g.handle(
+            Instant::ZERO,
+            Input::Command(Command::Publish(topic(), b"m".to_vec())),
+            out,
+        );
+        pushed_to(out)
+    };
+    assert_eq!(
+        publish(&mut g, &mut out),
+        vec![key(2).peer_id(), key(3).peer_id()]
+    );
+    // 3 got it first from 2 and pruned us; then 2 crashed, and 4 joined our formed tree lazily.
+    tree(&mut g, 3, TreeMessage::Prune { origin: me });
+    g.handle(Instant::ZERO, Input::PeerDown(key(2).peer_id()), &mut out);
+    neighbour_up(&mut g, 4);
+    assert_eq!(g.lazy_peers(&me), vec![key(3).peer_id(), key(4).peer_id()]);
+    // Announced only, the message would reach nobody before a graft: it floods, and the tree re-forms.
+    assert_eq!(
+        publish(&mut g, &mut out),
+        vec![key(3).peer_id(), key(4).peer_id()]
+    );
+    assert!(g.lazy_peers(&me).is_empty());
+}
+
+/// The peers that `out` pushes a full message to.
+fn pushed_to(out: &[Output<Gossip>]) -> Vec<PeerId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Tree(TreeMessage::Gossip { .. }),
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]

@@ -15,7 +15,10 @@
 //! model, same seed, same schedule), so every gossip figure has its reference from the same run.
 //!
 //! With `--fail F`, a share `F` of the nodes crashes and `--messages` more broadcasts (from the live
-//! publishers; new ones if all crashed) report reliability among live nodes one by one.
+//! publishers; new ones if all crashed) report reliability among live nodes one by one, and their RMR.
+//! `after_crash_publishers_surviving` tells the two cases apart: the surviving publishers' trees only
+//! mend (a neighbour that replaces a crashed one joins a formed tree lazily, so the repair costs a few
+//! duplicates), while a new publisher's first message forms its tree, as any origin's does.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -357,6 +360,7 @@ fn crash(
             .map_err(|e| e.to_string())?;
     }
     publishers.retain(|p| sim.is_up(*p));
+    let surviving = publishers.len();
     if publishers.is_empty() {
         let mut live: Vec<NodeId> = sim.live_nodes().collect();
         live.shuffle(sim.rng());
@@ -389,6 +393,7 @@ fn crash(
     report
         .add("fail", args.fail)
         .add("crashed", crashed)
+        .add("after_crash_publishers_surviving", surviving)
         .add("after_crash_reliability_per_broadcast", shares.join(" "))
         .add("after_crash_first_full_broadcast", first_full)
         .add("after_crash_full_from_broadcast", full_from)

@@ -149,18 +149,17 @@ impl SpamNode {
             payload.extend_from_slice(&self.seq.to_le_bytes());
             let publish = Input::Command(Command::Publish(topic(), payload));
             self.gossip.handle(now, publish, &mut self.scratch);
-            let (mut signed, mut targets) = (None, Vec::new());
+            let mut signed = None;
             for output in self.scratch.drain(..) {
                 match output {
                     Output::Send {
-                        to,
                         msg: Message::Tree(TreeMessage::Gossip { mut message, hops }),
+                        ..
                     } => {
                         if bad_signature {
                             message.seq = message.seq.wrapping_add(1);
                         }
                         signed = Some((message, hops));
-                        targets.push(to);
                     }
                     Output::Schedule { after, timer } => out.push(Output::Schedule {
                         after,
@@ -172,14 +171,10 @@ impl SpamNode {
             let Some((message, hops)) = signed else {
                 continue;
             };
-            // A valid burst goes to every active peer, whatever our own tree says (a spammer ignores the
-            // prunes its duplicates earn), each message twice: the second copy is a duplicate.
-            let copies = if valid {
-                targets = self.gossip.active_view().to_vec();
-                2
-            } else {
-                1
-            };
+            // Spam goes to every active peer, whatever our own tree says (a spammer ignores the prunes
+            // its messages earn); a valid burst sends each message twice: the second copy is a duplicate.
+            let targets = self.gossip.active_view().to_vec();
+            let copies = if valid { 2 } else { 1 };
             for to in targets {
                 for _ in 0..copies {
                     self.spam_sent += 1;
