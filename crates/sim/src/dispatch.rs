@@ -34,6 +34,17 @@ fn sample_delay(link: &LinkConfig, rng: &mut ChaCha8Rng, from: u8, to: u8) -> u6
     }
 }
 
+/// The mean round trip between regions `a` and `b`: both ways' base latency (a uniform range's
+/// midpoint) and mean jitter. Nothing is drawn from the RNG.
+fn mean_round_trip(link: &LinkConfig, a: u8, b: u8) -> Duration {
+    let both_ways = match &link.latency {
+        Latency::Constant(latency) => *latency * 2,
+        Latency::Uniform { min, max } => *min + *max,
+        Latency::Regions(matrix) => matrix.one_way(a, b) + matrix.one_way(b, a),
+    };
+    both_ways + link.jitter
+}
+
 impl<P: Protocol> Sim<P> {
     pub(crate) fn delay(&mut self, a: u32, b: u32) -> u64 {
         let (ra, rb) = (self.hot[a as usize].region, self.hot[b as usize].region);
@@ -145,8 +156,15 @@ impl<P: Protocol> Sim<P> {
             Pending::PeerUp { node, epoch, peer } => {
                 if self.alive(node, epoch) {
                     self.trace.record(now, node, Kind::PeerUp, peer, 0);
-                    let peer = self.peers[peer as usize];
-                    self.handle(node, Input::PeerUp(peer), on_emit);
+                    let (from, to) = (self.hot[node as usize].region, self.hot[peer as usize].region);
+                    let measured = self.round_trip_hook.and_then(|hook| {
+                        hook(self.peers[peer as usize], mean_round_trip(&self.link, from, to))
+                    });
+                    self.handle(node, Input::PeerUp(self.peers[peer as usize]), on_emit);
+                    if let Some(command) = measured {
+                        self.trace.record(now, node, Kind::Command, peer, 0);
+                        self.handle(node, Input::Command(command), on_emit);
+                    }
                 }
             }
             Pending::PeerDown { node, epoch, peer } => {

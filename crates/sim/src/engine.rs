@@ -45,6 +45,11 @@ impl SimConfig {
 /// Builds the fresh state of a node that restarts after a crash.
 pub type RestartFactory<P> = Box<dyn FnMut(&NodeInit<'_>) -> P>;
 
+/// A command to deliver when a connection comes up, built from the peer and the link's round trip:
+/// the same shape as the node runtime's `on_round_trip` hook (`meshwork_node::OnRoundTrip`), which
+/// passes the QUIC handshake's measurement. See [`Sim::set_round_trip_hook`].
+pub type RoundTripHook<P> = fn(PeerId, Duration) -> Option<<P as Protocol>::Command>;
+
 /// Why a run call returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -109,6 +114,7 @@ pub struct Sim<P: Protocol> {
     pub(crate) stats: SimStats,
     pub(crate) adversaries: HashMap<u32, Behaviour<P>, FoldBuild>,
     pub(crate) restart: Option<RestartFactory<P>>,
+    pub(crate) round_trip_hook: Option<RoundTripHook<P>>,
     pub(crate) partitioned: bool,
     /// When idle connections are next looked for (with [`LinkConfig::idle_timeout`]).
     pub(crate) sweep_at: Option<u64>,
@@ -158,6 +164,7 @@ impl<P: Protocol> Sim<P> {
             stats: SimStats::default(),
             adversaries: HashMap::default(),
             restart: None,
+            round_trip_hook: None,
             partitioned: false,
             sweep_at,
         }
@@ -288,6 +295,15 @@ impl<P: Protocol> Sim<P> {
     /// Sets how a restarted node gets its fresh state.
     pub fn set_restart(&mut self, factory: impl FnMut(&NodeInit<'_>) -> P + 'static) {
         self.restart = Some(Box::new(factory));
+    }
+
+    /// From now on, every `PeerUp` is followed in the same step by the command `hook` builds from the
+    /// peer and the link's round trip, as the node runtime follows it with the handshake's (a protocol
+    /// that learns from round trips then learns the same here). The round trip is the link model's
+    /// mean, so it draws nothing from the run's RNG: the base latency both ways (a uniform range's
+    /// midpoint) plus the mean jitter of both directions.
+    pub fn set_round_trip_hook(&mut self, hook: RoundTripHook<P>) {
+        self.round_trip_hook = Some(hook);
     }
 
     /// Makes `node` an adversary: `behaviour` applies to every message it sends from now on.

@@ -88,7 +88,7 @@ mod stats;
 pub mod topology;
 mod trace;
 
-pub use engine::{RestartFactory, RunOutcome, Sim, SimConfig, Stop, node_keypair};
+pub use engine::{RestartFactory, RoundTripHook, RunOutcome, Sim, SimConfig, Stop, node_keypair};
 pub use error::SimError;
 pub use fault::{Behaviour, Churn, Control, Corrupter, DropFilter};
 pub use link::{Latency, LinkConfig};

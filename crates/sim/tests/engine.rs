@@ -24,6 +24,7 @@ enum Cmd {
     Tick(Duration),
     Hang(PeerId),
     Protect(PeerId, bool),
+    RoundTrip(PeerId, Duration),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +33,7 @@ enum Event {
     Down(PeerId),
     Pong,
     Tick,
+    RoundTrip(PeerId, Duration),
 }
 
 impl Protocol for Pinger {
@@ -52,6 +54,7 @@ impl Protocol for Pinger {
             Input::Command(Cmd::Tick(after)) => out.push(Output::Schedule { after, timer: () }),
             Input::Command(Cmd::Hang(peer)) => out.push(Output::Disconnect(peer)),
             Input::Command(Cmd::Protect(peer, protect)) => out.push(Output::Protect { peer, protect }),
+            Input::Command(Cmd::RoundTrip(peer, rtt)) => out.push(Output::Emit(Event::RoundTrip(peer, rtt))),
             Input::PeerUp(peer) => out.push(Output::Emit(Event::Up(peer))),
             Input::PeerDown(peer) => out.push(Output::Emit(Event::Down(peer))),
             Input::Message { from, msg: Msg::Ping } => out.push(Output::Send {
@@ -91,6 +94,28 @@ fn a_dial_brings_the_connection_up_on_both_sides_after_a_round_trip() {
     );
     assert!(sim.is_connected(NodeId(0), NodeId(1)));
     assert_eq!(sim.stats().connections, 1);
+}
+
+#[test]
+fn the_round_trip_hook_follows_each_peer_up_with_the_links_mean_round_trip() {
+    // 30 ms each way and up to 10 ms of jitter each way: a mean round trip of 70 ms.
+    let link = LinkConfig::constant(Duration::from_millis(30)).with_jitter(Duration::from_millis(10));
+    let mut sim = Sim::new(SimConfig::new(1).with_link(link));
+    sim.add_nodes(2, |_| Pinger).unwrap();
+    let (a, b) = (sim.peer_id(NodeId(0)).unwrap(), sim.peer_id(NodeId(1)).unwrap());
+    sim.set_round_trip_hook(|peer, rtt| Some(Cmd::RoundTrip(peer, rtt)));
+    sim.command(NodeId(0), Cmd::Dial(b)).unwrap();
+    let events: Vec<(NodeId, Event)> = collect(&mut sim).into_iter().map(|(_, n, e)| (n, e)).collect();
+    let rtt = Duration::from_millis(70);
+    assert_eq!(
+        events,
+        vec![
+            (NodeId(1), Event::Up(a)),
+            (NodeId(1), Event::RoundTrip(a, rtt)),
+            (NodeId(0), Event::Up(b)),
+            (NodeId(0), Event::RoundTrip(b, rtt)),
+        ]
+    );
 }
 
 #[test]

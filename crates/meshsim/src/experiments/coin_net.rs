@@ -9,7 +9,8 @@
 //! `target_peers`, as on a real network.
 //!
 //! **Links** are those of the proof-of-work experiments ([`NetArgs`]): the six cloud regions, jitter and
-//! per-node upload bandwidth.
+//! per-node upload bandwidth. Every connection's round trip reaches the app as coin-node's QUIC
+//! handshake does (`CoinCommand::PeerRoundTrip`, from [`Sim::set_round_trip_hook`]).
 //!
 //! **Roles.** Miners are spread evenly over the nodes. Censors run the honest protocol with a
 //! [`RelayFilter`] that refuses every transaction whose id starts with an even byte (half the workload);
@@ -164,6 +165,9 @@ impl CoinNet {
             return Err("at least 2 nodes".into());
         }
         let mut sim = Sim::new(SimConfig::new(seed).with_link(net.link()));
+        // As coin-node passes the QUIC handshake's round trip (its `on_round_trip` hook): gossip lends
+        // trees from the nearest neighbour and learns its graft wait from them.
+        sim.set_round_trip_hook(|peer, rtt| Some(CoinCommand::PeerRoundTrip { peer, rtt }));
         let start = Instant::from_duration(Duration::from_secs(config.genesis_time));
         sim.run_until(start, |_, _, _| {});
         let mut nodes = Vec::with_capacity(n);
