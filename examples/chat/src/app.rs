@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicId, TopicOptions, Verdict};
 use meshwork_identity::{Keypair, PeerId};
@@ -61,6 +62,14 @@ pub enum ChatCommand {
         peer: PeerId,
         /// The address its connection comes from.
         addr: SocketAddr,
+    },
+    /// From the driver: a round trip of `rtt` to `peer` was measured (the QUIC handshake's). Gossip
+    /// learns from it how long to wait for an announced message before grafting it.
+    PeerRoundTrip {
+        /// The peer.
+        peer: PeerId,
+        /// The measured round trip.
+        rtt: Duration,
     },
 }
 
@@ -329,6 +338,10 @@ impl Protocol for ChatApp {
                     addr: addr.into(),
                 }),
             ),
+            Input::Command(ChatCommand::PeerRoundTrip { peer, rtt }) => {
+                let measured = meshwork_gossip::Command::PeerRoundTrip { peer, rtt };
+                self.work.push_back(Work::Gossip(Input::Command(measured)));
+            }
             Input::Timer(ChatTimer::Gossip(timer)) => self.work.push_back(Work::Gossip(Input::Timer(timer))),
             Input::Timer(ChatTimer::Kad(timer)) => self.work.push_back(Work::Kad(Input::Timer(timer))),
             Input::PeerUp(peer) => {

@@ -38,11 +38,12 @@ pub use app::{ChatApp, ChatCommand, ChatConfig, ChatEvent, ChatMessage, ChatTime
 pub use line::{ChatLine, LineError, MAX_LINE_PAYLOAD, MAX_NICK, MAX_TEXT};
 
 /// The node runtime's hooks for a [`ChatApp`]: where to dial a peer (gossip's or Kademlia's address
-/// for it), and the observed address of each new connection handed to both children.
+/// for it), the observed address of each new connection handed to both children, and its measured
+/// round trip handed to gossip.
 pub fn hooks() -> meshwork_node::Hooks<ChatApp> {
     meshwork_node::Hooks {
         address_of: Some(|chat: &ChatApp, peer| chat.address_of(peer)),
         on_connected: Some(|peer, addr| Some(ChatCommand::PeerAddress { peer, addr })),
-        on_round_trip: None,
+        on_round_trip: Some(|peer, rtt| Some(ChatCommand::PeerRoundTrip { peer, rtt })),
     }
 }

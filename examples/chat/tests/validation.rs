@@ -1,6 +1,6 @@
 //! The checks a chat node makes on received lines, on the pure composite (no network): a good line is
 //! delivered with its sender, nick and text; a forged signature, an oversized nickname, control
-//! characters or a payload that is no line are not delivered.
+//! characters or a payload that is no line are not delivered. And the driver's round trips reach gossip.
 #![allow(clippy::unwrap_used)]
 
 use meshwork_chat::{ChatApp, ChatConfig, ChatEvent, ChatLine, ChatMessage, LineError, chat_topic};
@@ -116,4 +116,23 @@ fn the_line_rules() {
     assert!(ok.encode().len() <= meshwork_chat::MAX_LINE_PAYLOAD);
     assert_eq!(ChatLine::decode(&ok.encode()), Ok(ok));
     assert_eq!(ChatLine::decode(b"\xff\xff"), Err(LineError::Malformed));
+}
+
+#[test]
+fn a_measured_round_trip_reaches_gossip() {
+    let mut chat = ChatApp::new(Keypair::from_seed([1; 32]), &ChatConfig::default(), 1);
+    assert_eq!(chat.gossip().graft_rtt(), None);
+    let (peer, rtt) = (
+        Keypair::from_seed([2; 32]).peer_id(),
+        std::time::Duration::from_millis(40),
+    );
+    let command = meshwork_chat::ChatCommand::PeerRoundTrip { peer, rtt };
+    chat.handle(Instant::from_nanos(1), Input::Command(command), &mut Vec::new());
+    assert_eq!(chat.gossip().graft_rtt(), Some(rtt));
+    // The node runtime's hook builds that command from each connection's handshake.
+    let hook = meshwork_chat::hooks().on_round_trip.unwrap();
+    assert!(matches!(
+        hook(peer, rtt),
+        Some(meshwork_chat::ChatCommand::PeerRoundTrip { peer: p, rtt: r }) if p == peer && r == rtt
+    ));
 }
