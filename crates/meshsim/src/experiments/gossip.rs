@@ -241,6 +241,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("warm_publishers", warm)
         .add("payload_bytes", payload)
         .add("trees", format!("{:?}", args.trees))
+        .add("round_trips", !args.net.no_round_trips)
         .add("rate", rates[0])
         .add("overlay_components", components)
         .add("overlay_links", links.len());

@@ -3,7 +3,8 @@
 //!
 //! Nodes join one by one, `--join-interval-ms` apart, each through a contact drawn from the nodes already
 //! in (as a bootstrap list or a DHT would give), then the overlay settles for `--settle-secs` (shuffle
-//! rounds fill the passive views).
+//! rounds fill the passive views). Every new link's round trip reaches gossip as on the node runtime
+//! (`--no-round-trips` leaves it out).
 
 use std::time::Duration;
 
@@ -38,6 +39,12 @@ pub(crate) struct NetArgs {
     /// sender's uplink); unlimited if not given. With it, a high enough `--rate` saturates the network.
     #[arg(long)]
     pub(crate) upload_bytes_per_sec: Option<u64>,
+    /// Do not tell gossip each new link's round trip. By default it hears it, as it does on the node
+    /// runtime (coin-node and chat pass the QUIC handshake's): its wait before grafting is then
+    /// learnt from the first link, where without it the wait stays at `graft_timeout` (300 ms)
+    /// until a graft is answered.
+    #[arg(long)]
+    pub(crate) no_round_trips: bool,
 }
 
 impl NetArgs {
@@ -84,6 +91,9 @@ pub(crate) fn build<P: GossipNode>(
     make: impl FnMut(&meshwork_sim::NodeInit<'_>) -> P,
 ) -> Result<Sim<P>, String> {
     let mut sim = Sim::new(SimConfig::new(seed).with_link(net.link()));
+    if !net.no_round_trips {
+        sim.set_round_trip_hook(|peer, rtt| Some(P::wrap(Command::PeerRoundTrip { peer, rtt })));
+    }
     let nodes = sim.add_nodes(n, make).map_err(|e| e.to_string())?;
     for &node in &nodes {
         sim.command(node, P::wrap(Command::Subscribe(topic(), options)))
