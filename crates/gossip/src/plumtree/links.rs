@@ -20,8 +20,9 @@
 //! when a neighbour joins: the new link is lazy on a formed tree and eager on an unknown one. Dropping
 //! the all-eager trees (as this module once did to save their 48 bytes) made every new link after a
 //! crash eager on them, and the first message of each tree then crossed every new link as a duplicate:
-//! at 1,000 nodes with 5 publishers, half the nodes crashing cost a median of 0.015 duplicates per
-//! delivery over the next 100 messages, nearly all in the first few (0.007 with formed trees kept).
+//! at 1,000 nodes with 5 publishers, half the nodes crashing cost a median of 0.036 duplicates per
+//! delivery over the next 100 messages, nearly all in the first few (0.022 with formed trees kept;
+//! the crate docs say where the rest comes from).
 //!
 //! With [`Trees::Shared`] an origin without a tree of its own follows one tree shared by all (the paper's
 //! single eager set) instead of flooding: a duplicate of such a message prunes the shared tree
