@@ -17,7 +17,9 @@
 //!   (only over a connection: a send to an unconnected peer is dropped and counted), `Schedule` fires
 //!   `Input::Timer`, `Dial` connects after one round trip (`PeerUp` on both sides, or `PeerDown` to the
 //!   dialer on failure), `Disconnect` closes (`PeerDown` to the other side one latency later), and `Emit`
-//!   goes to the experiment's callback together with the time and the node.
+//!   goes to the experiment's callback together with the time and the node. With
+//!   [`Sim::set_round_trip_hook`], each `PeerUp` is followed by a command carrying the link's mean round
+//!   trip, as the node runtime follows it with the QUIC handshake's.
 //! - **Links** ([`LinkConfig`]): constant, uniform or region-matrix latency ([`RegionMatrix::cloud6`], from
 //!   public cloud inter-region RTTs), jitter, random loss, and per-node upload bandwidth, which delays each
 //!   message by its encoded size ([`meshwork_wire::encoded_len`]) behind the sender's earlier messages.
