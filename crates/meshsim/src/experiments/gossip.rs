@@ -83,7 +83,8 @@ pub(crate) struct Args {
     #[arg(long)]
     warmup: Option<u64>,
     /// What a message of an origin without a tree of its own follows: `per-origin` (its first message
-    /// floods and forms its tree) or `shared` (one tree shared by all origins, no flood).
+    /// floods and forms its tree), `shared` (one tree shared by all origins, no flood) or `borrow` (the
+    /// tree of a neighbour that published, for up to 8 messages; without one, it floods).
     #[arg(long, value_enum, default_value_t = TreesArg::PerOrigin)]
     trees: TreesArg,
     /// With `--publishers all`: a share of the nodes (the last in the publishing order) publishes once
