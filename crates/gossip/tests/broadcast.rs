@@ -3,6 +3,8 @@
 //! drops the message at once.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use meshwork_gossip::{
     Broadcast, Config, Event, Gossip, GossipMessage, MembershipMessage, Message, PublishError, TopicId,
     TopicOptions, TreeMessage, Verdict,
@@ -34,18 +36,6 @@ fn node(topic: TopicId) -> (Gossip, PeerId, PeerId) {
     (gossip, a, b)
 }
 
-fn gossip_sends(out: &[Output<Gossip>]) -> Vec<PeerId> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                to,
-                msg: Message::Tree(TreeMessage::Gossip { .. }),
-            } => Some(*to),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn publish_answers_with_the_message_id_and_sends_in_the_same_step() {
     let topic = TopicId::from_name("broadcast");
@@ -55,7 +45,7 @@ fn publish_answers_with_the_message_id_and_sends_in_the_same_step() {
         .publish(Instant::ZERO, topic, b"hello".to_vec(), &mut out)
         .unwrap();
     assert!(gossip.has_seen(&id));
-    let mut sent = gossip_sends(&out);
+    let mut sent = support::gossip_sends(&out);
     sent.sort();
     let mut expected = vec![a, b];
     expected.sort();
@@ -92,11 +82,11 @@ fn a_verdict_given_in_the_step_forwards_or_drops_the_message() {
             panic!("a validating topic asks first");
         };
         assert!(
-            gossip_sends(&out).is_empty(),
+            support::gossip_sends(&out).is_empty(),
             "nothing is forwarded before the verdict"
         );
         let mut out = Vec::new();
         gossip.validated(Instant::ZERO, id, verdict, &mut out);
-        assert_eq!(gossip_sends(&out) == vec![b], forwarded, "{verdict:?}");
+        assert_eq!(support::gossip_sends(&out) == vec![b], forwarded, "{verdict:?}");
     }
 }

@@ -4,8 +4,7 @@
 mod support;
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId,
-    TopicOptions, TreeMessage,
+    Announcement, Command, Config, Gossip, GossipMessage, Message, Timer, TopicId, TopicOptions, TreeMessage,
 };
 use meshwork_identity::Keypair;
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
@@ -25,10 +24,7 @@ fn node_with(config: Config, peers: &[u8]) -> Gossip {
     let subscribe = Command::Subscribe(topic(), TopicOptions::default());
     g.handle(Instant::ZERO, Input::Command(subscribe), &mut out);
     for &n in peers {
-        let peer = key(n).peer_id();
-        g.handle(Instant::ZERO, Input::PeerUp(peer), &mut out);
-        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-        g.handle(Instant::ZERO, Input::Message { from: peer, msg }, &mut out);
+        support::neighbour_up(&mut g, key(n).peer_id());
     }
     g
 }
@@ -157,11 +153,8 @@ fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
     let id = message.id();
     gossip(&mut g, 2, message.clone(), 1);
     gossip(&mut g, 3, message, 1); // X's tree formed here: 3 is lazy for it.
-    let mut out = Vec::new();
     let newcomer = key(4).peer_id();
-    g.handle(Instant::ZERO, Input::PeerUp(newcomer), &mut out);
-    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-    g.handle(Instant::ZERO, Input::Message { from: newcomer, msg }, &mut out);
+    support::neighbour_up(&mut g, newcomer);
     assert_eq!(g.lazy_peers(&x), vec![key(3).peer_id(), newcomer]);
     // Origin Y has no tree yet: everyone, the newcomer too, is eager for it.
     assert_eq!(g.eager_peers(&key(11).peer_id()).len(), 3);
@@ -175,15 +168,6 @@ fn a_new_neighbour_is_lazy_for_formed_trees_and_is_told_of_recent_messages() {
     assert!(announced, "{out:?}");
 }
 
-/// Brings `n` into the active view of `g`.
-fn neighbour_up(g: &mut Gossip, n: u8) {
-    let mut out = Vec::new();
-    let peer = key(n).peer_id();
-    g.handle(Instant::ZERO, Input::PeerUp(peer), &mut out);
-    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-    g.handle(Instant::ZERO, Input::Message { from: peer, msg }, &mut out);
-}
-
 #[test]
 fn after_a_crash_new_neighbours_join_trees_lazily_even_where_every_link_was_eager() {
     // X's message came on 2 and this node relayed it to 3: both links are on X's tree, none is lazy.
@@ -195,7 +179,7 @@ fn after_a_crash_new_neighbours_join_trees_lazily_even_where_every_link_was_eage
     // duplicate of what the tree brings; lazy, it only announces it.
     let mut out = Vec::new();
     g.handle(Instant::ZERO, Input::PeerDown(key(2).peer_id()), &mut out);
-    neighbour_up(&mut g, 4);
+    support::neighbour_up(&mut g, key(4).peer_id());
     assert_eq!(g.lazy_peers(&x), vec![key(4).peer_id()]);
     let out = gossip(&mut g, 3, published_by(10, 2), 2);
     assert!(
@@ -217,7 +201,7 @@ fn an_origin_whose_tree_links_all_left_floods_its_next_message() {
             Input::Command(Command::Publish(topic(), b"m".to_vec())),
             out,
         );
-        pushed_to(out)
+        support::gossip_sends(out)
     };
     assert_eq!(
         publish(&mut g, &mut out),
@@ -226,7 +210,7 @@ fn an_origin_whose_tree_links_all_left_floods_its_next_message() {
     // 3 got it first from 2 and pruned us; then 2 crashed, and 4 joined our formed tree lazily.
     tree(&mut g, 3, TreeMessage::Prune { origin: me });
     g.handle(Instant::ZERO, Input::PeerDown(key(2).peer_id()), &mut out);
-    neighbour_up(&mut g, 4);
+    support::neighbour_up(&mut g, key(4).peer_id());
     assert_eq!(g.lazy_peers(&me), vec![key(3).peer_id(), key(4).peer_id()]);
     // Announced only, the message would reach nobody before a graft: it floods, and the tree re-forms.
     assert_eq!(
@@ -234,19 +218,6 @@ fn an_origin_whose_tree_links_all_left_floods_its_next_message() {
         vec![key(3).peer_id(), key(4).peer_id()]
     );
     assert!(g.lazy_peers(&me).is_empty());
-}
-
-/// The peers that `out` pushes a full message to.
-fn pushed_to(out: &[Output<Gossip>]) -> Vec<PeerId> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                to,
-                msg: Message::Tree(TreeMessage::Gossip { .. }),
-            } => Some(*to),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -39,11 +39,16 @@ pub(crate) fn node_with(config: Config, neighbours: &[u8]) -> (Gossip, Vec<PeerI
     handle(&mut g, at(0), Input::Command(subscribe));
     let peers: Vec<PeerId> = neighbours.iter().map(|n| key(*n).peer_id()).collect();
     for peer in &peers {
-        handle(&mut g, at(0), Input::PeerUp(*peer));
-        let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
-        handle(&mut g, at(0), Input::Message { from: *peer, msg });
+        neighbour_up(&mut g, *peer);
     }
     (g, peers)
+}
+
+/// Brings `peer` into the active view of `g`: a connection, then its `Neighbor` request.
+pub(crate) fn neighbour_up(g: &mut Gossip, peer: PeerId) {
+    handle(g, at(0), Input::PeerUp(peer));
+    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+    handle(g, at(0), Input::Message { from: peer, msg });
 }
 
 pub(crate) fn handle(g: &mut Gossip, now: Instant, input: Input<Gossip>) -> Vec<Output<Gossip>> {
@@ -65,6 +70,19 @@ pub(crate) fn gossip(msg: &GossipMessage) -> TreeMessage {
         message: msg.clone(),
         hops: 1,
     }
+}
+
+/// The peers that `out` pushes a full message (`Gossip`) to.
+pub(crate) fn gossip_sends(out: &[Output<Gossip>]) -> Vec<PeerId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Tree(TreeMessage::Gossip { .. }),
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The tree messages `out` sends, with their receivers.
