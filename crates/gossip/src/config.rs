@@ -53,8 +53,9 @@ pub struct Config {
     /// Lazy-push ids are batched and sent at this interval.
     pub ihave_interval: Duration,
     /// After an `IHave`, wait at most this long for the message before grafting: 300 ms. The wait is
-    /// learnt from our grafts' round trips (RFC 6298's `SRTT + 4·RTTVAR`, `plumtree/rtt.rs`); this is
-    /// its ceiling, and the wait until a first graft is answered.
+    /// learnt from round trips (our grafts' and the driver's) and from how late the tree's copies
+    /// came after their announcements (RFC 6298's `S + 4·V` of each, `plumtree/rtt.rs`); this is its
+    /// ceiling, and the wait until a first round trip is measured.
     pub graft_timeout: Duration,
     /// The shortest learnt wait before grafting: 5 ms (below that, task scheduling and batching noise
     /// on a loopback or LAN path would graft copies that were still coming).

@@ -43,6 +43,9 @@ const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
 /// runtime send queues) in most uncapped `coin-node bench` runs; a bound is kept so that a peer that
 /// holds its window open (by relaying first-seen messages) still cannot waste without end.
 const MAX_EXCUSED: u32 = 65_536;
+/// Grafted messages remembered at most, to learn how late the tree's copy came after all
+/// ([`Plumtree::repaired`]): a sample lost to the bound only slows learning.
+const MAX_REPAIRED: usize = 1024;
 
 /// An open in-flight window of a peer ([`Plumtree::excuse_pushes`]).
 #[derive(Clone, Copy, Debug)]
@@ -88,8 +91,10 @@ pub(crate) enum PtOut {
     Dropped(PeerId, meshwork_wire::DropReason),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Missing {
+    /// When its first announcement came: how late the tree's copy is ([`GraftWait::lateness`]).
+    since: Instant,
     /// Who announced it, with the hops it had there.
     announcers: VecDeque<(PeerId, u16)>,
     /// The announcer grafted last, and when.
@@ -97,6 +102,17 @@ struct Missing {
     /// When the graft timer scheduled last falls due: one that fires before is stale (a `Decline`
     /// grafted the next announcer sooner, and scheduled its own).
     due: Option<Instant>,
+}
+
+impl Missing {
+    fn new(since: Instant) -> Self {
+        Self {
+            since,
+            announcers: VecDeque::new(),
+            grafted: None,
+            due: None,
+        }
+    }
 }
 
 /// Counters for experiments.
@@ -147,6 +163,10 @@ pub(crate) struct Plumtree {
     pending: usize,
     /// How long an announced message may take before we graft it.
     graft_wait: GraftWait,
+    /// Messages a graft of ours brought, with when they were first announced: if the tree's own copy
+    /// still comes, we grafted too early, and its lateness teaches the wait. At most
+    /// [`MAX_REPAIRED`], each for a few graft timeouts.
+    repaired: HashMap<MessageId, Instant>,
     /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
     /// message does not come from that announcer within [`Config::graft_promise`].
     promises: HashMap<(PeerId, MessageId), Instant>,
@@ -182,6 +202,7 @@ impl Plumtree {
             flush_scheduled: false,
             pending: 0,
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
+            repaired: HashMap::new(),
             promises: HashMap::new(),
             answer_lag: HashMap::new(),
             in_flight: HashMap::new(),
@@ -331,9 +352,13 @@ impl Plumtree {
         self.stats.gossip_received += 1;
         // A graft's answer keeps the announcer's promise, however late (a copy from someone else may
         // have come first).
-        if let Some(grafted) = self.promises.remove(&(from, id)) {
-            self.answered(from, now.saturating_duration_since(grafted));
-        }
+        let answers_graft = match self.promises.remove(&(from, id)) {
+            Some(grafted) => {
+                self.answered(from, now.saturating_duration_since(grafted));
+                true
+            }
+            None => false,
+        };
         // Every tree decision below is about the tree the message follows, which is its origin's own
         // unless it borrowed one.
         let origin = tree;
@@ -343,6 +368,9 @@ impl Plumtree {
         let borrowed = tree != message.origin;
         if self.cache.contains(&id) {
             self.stats.duplicates += 1;
+            if !answers_graft {
+                self.duplicate_arrived(now, &id);
+            }
             if borrowed {
                 return;
             }
@@ -371,6 +399,12 @@ impl Plumtree {
         if let Some((_, at)) = graft_answer {
             self.graft_wait.sample(now.saturating_duration_since(at));
         }
+        self.copy_arrived(
+            now,
+            id,
+            announced.as_ref(),
+            answers_graft || graft_answer.is_some(),
+        );
         // A graft mends a borrowed tree too: the link was missing from it.
         if !borrowed || graft_answer.is_some() {
             self.links.make_eager(&origin, &from);
@@ -481,6 +515,9 @@ impl Plumtree {
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
+        let horizon = self.repaired_horizon();
+        self.repaired
+            .retain(|_, since| now.saturating_duration_since(*since) < horizon);
         self.in_flight.retain(|_, window| window.until > now);
     }
 

@@ -219,7 +219,7 @@ impl Gossip {
                 self.on_pushed(now, from, message, hops, tree);
             }
             TreeMessage::Borrowed { tree, message, hops } => self.on_pushed(now, from, message, hops, tree),
-            TreeMessage::IHave { ids } => self.tree.on_ihave(from, &ids, &mut self.pt_out),
+            TreeMessage::IHave { ids } => self.tree.on_ihave(now, from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => {
                 let check = self.tree.on_graft(now, from, id, &mut self.pt_out);
                 // A graft for an id we never announced to the peer can only be a request for free

@@ -2,10 +2,13 @@
 //! arrive, and the optimisation that moves a tree link to a much shorter path (§3.8).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use meshwork_wire::{BoundedVec, Instant, PeerId};
 
-use super::{DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, Plumtree, PtOut};
+use super::{
+    DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, PtOut,
+};
 use crate::cache::Status;
 use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
@@ -37,7 +40,13 @@ impl Plumtree {
         }
     }
 
-    pub(crate) fn on_ihave(&mut self, from: PeerId, ids: &[Announcement], out: &mut Vec<PtOut>) {
+    pub(crate) fn on_ihave(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        ids: &[Announcement],
+        out: &mut Vec<PtOut>,
+    ) {
         for announcement in ids {
             if let Some(entry) = self.cache.get(&announcement.id) {
                 let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
@@ -59,12 +68,57 @@ impl Plumtree {
                 let timer = Timer::Graft(announcement.id);
                 out.push(PtOut::Schedule(self.graft_wait.timeout(), timer));
             }
-            let missing = self.missing.entry(announcement.id).or_default();
+            let missing = self
+                .missing
+                .entry(announcement.id)
+                .or_insert_with(|| Missing::new(now));
             let known = missing.announcers.iter().any(|(p, _)| *p == from);
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
             }
         }
+    }
+
+    /// The first copy of `id` came; `announced` is what its announcements left, if any came first.
+    /// The tree's copy teaches the graft wait how late it was ([`GraftWait::lateness`]); a graft's
+    /// answer is remembered, in case the tree's copy still comes ([`Plumtree::duplicate_arrived`]).
+    pub(super) fn copy_arrived(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        announced: Option<&Missing>,
+        grafted: bool,
+    ) {
+        match announced {
+            None => self.graft_wait.lateness(Duration::ZERO),
+            Some(missing) if !grafted => self
+                .graft_wait
+                .lateness(now.saturating_duration_since(missing.since)),
+            Some(missing) => {
+                if self.repaired.len() >= MAX_REPAIRED {
+                    let horizon = self.repaired_horizon();
+                    self.repaired
+                        .retain(|_, since| now.saturating_duration_since(*since) < horizon);
+                }
+                if self.repaired.len() < MAX_REPAIRED {
+                    self.repaired.insert(id, missing.since);
+                }
+            }
+        }
+    }
+
+    /// A copy of `id`, already held, that answers no graft of ours. If a graft brought the first copy,
+    /// this is the tree's after all: the graft was too early, by the lateness it teaches.
+    pub(super) fn duplicate_arrived(&mut self, now: Instant, id: &MessageId) {
+        if let Some(since) = self.repaired.remove(id) {
+            self.graft_wait.lateness(now.saturating_duration_since(since));
+        }
+    }
+
+    /// How long a grafted message is remembered: a tree copy later than a few ceilings teaches nothing
+    /// the ceiling does not.
+    pub(super) fn repaired_horizon(&self) -> Duration {
+        self.config.graft_timeout * 4
     }
 
     /// The paper's optimisation (§3.8): when a lazy neighbour announces a message `threshold` hops sooner
@@ -212,7 +266,7 @@ impl Plumtree {
 
     /// `from` answered a graft of ours `after` it was sent: the slowest recent answer is kept, and
     /// decays by an eighth with each faster one.
-    pub(super) fn answered(&mut self, from: PeerId, after: std::time::Duration) {
+    pub(super) fn answered(&mut self, from: PeerId, after: Duration) {
         if !self.links.contains(&from) {
             return;
         }

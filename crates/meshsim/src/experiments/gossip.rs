@@ -15,7 +15,8 @@
 //! model, same seed, same schedule), so every gossip figure has its reference from the same run.
 //!
 //! With `--fail F`, a share `F` of the nodes crashes and `--messages` more broadcasts (from the live
-//! publishers; new ones if all crashed) report reliability among live nodes one by one, and their RMR.
+//! publishers; new ones if all crashed) report reliability among live nodes one by one, their RMR, and
+//! their last deliveries (`after_crash_last_delivery_ms_p99`, `_max`: what the repair's waits cost).
 //! `after_crash_publishers_surviving` tells the two cases apart: the surviving publishers' trees only
 //! mend (a neighbour that replaces a crashed one joins a formed tree lazily, so the repair costs a few
 //! duplicates), while a new publisher's first message forms its tree, as any origin's does.
@@ -386,6 +387,9 @@ fn crash(
     };
     let (_, components) = overlay(sim);
     let reliability = super::gossip_net::per_broadcast(after);
+    // What the repair costs in time: a longer graft wait saves duplicates and delays the messages it
+    // repairs.
+    let last_delivery = Summary::of(outcome.last_delivery_ms());
     report.plot(Panel::Lines {
         title: format!("Reliability after {crashed} of {n} nodes crash"),
         x_label: "broadcast after the crash".into(),
@@ -401,6 +405,8 @@ fn crash(
         .add("after_crash_full_from_broadcast", full_from)
         .add("after_crash_rmr", outcome.rmr())
         .add("after_crash_last_delivery_hop", outcome.last_hop())
+        .add("after_crash_last_delivery_ms_p99", last_delivery.p99)
+        .add("after_crash_last_delivery_ms_max", last_delivery.max)
         .add("after_crash_overlay_components", components);
     Ok(())
 }
