@@ -379,6 +379,11 @@ impl Plumtree {
             if self.links.contains(&from) {
                 if !self.links.is_lazy(&origin, &from) {
                     self.excuse_pushes(now, from);
+                } else {
+                    // It has not heard our last `Prune` yet: what it pushes until it hears this one
+                    // is in flight too. Under a saturated link that outlasts the first window (a
+                    // coin-node bench banned an honest peer 35 ms after its window closed).
+                    self.keep_excusing(now, from);
                 }
                 self.stats.prunes_sent += 1;
                 if self.links.follows_shared(&origin) {
@@ -570,6 +575,15 @@ impl Plumtree {
         if self.in_flight.len() < MAX_IN_FLIGHT_WINDOWS || self.in_flight.contains_key(&peer) {
             let left = MAX_EXCUSED;
             self.in_flight.insert(peer, InFlight { until, left });
+        }
+    }
+
+    /// We pruned `peer` again: an open in-flight window lasts as long from now as a new one would. Its
+    /// count is not refilled, and a closed one is not reopened, so a peer that keeps pushing on a pruned
+    /// link gets no more copies excused than [`Plumtree::excuse_pushes`] allows.
+    fn keep_excusing(&mut self, now: Instant, peer: PeerId) {
+        if self.in_flight.get(&peer).is_some_and(|window| window.until > now) {
+            self.excuse_pushes(now, peer);
         }
     }
 

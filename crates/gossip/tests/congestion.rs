@@ -320,3 +320,30 @@ fn a_window_excuses_a_few_queues_of_copies_not_a_flood() {
     assert_eq!(stats.in_flight_excused, 65_536);
     assert_eq!(stats.bans, 1);
 }
+
+#[test]
+fn a_link_whose_queue_outlasts_the_first_window_stays_excused_while_we_prune_it() {
+    let (mut g, peers) = node(&[2, 3]);
+    let (parent, pusher) = (peers[0], peers[1]);
+    let msg = message(1);
+    accepted(&mut g, at(10), parent, &msg);
+    // The first duplicate prunes the link and opens the window (`graft_promise`, 5 s).
+    push_copies(&mut g, at(20), pusher, &msg, 1);
+    // Its queue is seconds deep: copies keep coming, and each we see answers another `Prune`.
+    push_copies(&mut g, at(4_000), pusher, &msg, 10);
+    push_copies(&mut g, at(8_000), pusher, &msg, 10);
+    // 12 s after the first prune, a burst far past the allowance: still copies queued before our
+    // prunes reached it.
+    push_copies(&mut g, at(12_000), pusher, &msg, 3_000);
+    let stats = g.stats();
+    assert!(
+        stats.rate_limited > 1_000,
+        "beyond the allowance they are dropped"
+    );
+    assert_eq!(stats.in_flight_excused, stats.rate_limited);
+    assert_eq!(g.score(&pusher, at(12_000)), 0.0);
+    assert_eq!(stats.bans, 0);
+    // Once the copies stop long enough for a prune to have reached it, the window closes for good.
+    push_copies(&mut g, at(60_000), pusher, &msg, 3_000);
+    assert_eq!(g.stats().bans, 1);
+}
