@@ -98,7 +98,8 @@
 //!   ([`TreeMessage::Decline`], sent also when the driver hands an answer back undelivered,
 //!   [`Protocol::undelivered`](meshwork_wire::Protocol::undelivered)), and the grafter asks the next one
 //!   at once; a promise is given four times the announcer's slowest recent answer
-//!   ([`Config::graft_promise_max`]); copies pushed before our `Prune` arrived are not waste; relaying
+//!   ([`Config::graft_promise_max`]); copies pushed before our `Prune` arrived are not waste (within a window that
+//!   each further `Prune` of ours extends, and up to a bounded count); relaying
 //!   earns room for waste ([`ScoreConfig::relay_credit`]). Grafts, prunes, declines and membership
 //!   messages are control messages ([`Protocol::is_control`](meshwork_wire::Protocol::is_control)): the
 //!   node runtime keeps room for them in a send queue full of data.
