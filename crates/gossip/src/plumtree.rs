@@ -12,6 +12,7 @@
 //!
 //! Messages are forwarded only after the application accepts them (see [`crate::Verdict`]).
 
+mod in_flight;
 mod lazy;
 mod links;
 mod offers;
@@ -26,6 +27,7 @@ use crate::config::{Config, Trees};
 use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
+use in_flight::InFlight;
 use links::Links;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
@@ -38,21 +40,9 @@ const MAX_ANNOUNCERS: usize = 8;
 const MAX_PROMISES: usize = 4 * 4096;
 /// Peers whose in-flight window is kept at most (neighbours, and peers whose link ended lately).
 const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
-/// Copies excused in one in-flight window, at most: the default seen cache's capacity. Under a
-/// congested link that keeps being grafted and pruned, honest copies ran past a budget of 4,096 (four
-/// runtime send queues) in most uncapped `coin-node bench` runs; a bound is kept so that a peer that
-/// holds its window open (by relaying first-seen messages) still cannot waste without end.
-const MAX_EXCUSED: u32 = 65_536;
 /// Grafted messages remembered at most, to learn how late the tree's copy came after all
 /// ([`Plumtree::repaired`]): a sample lost to the bound only slows learning.
 const MAX_REPAIRED: usize = 1024;
-
-/// An open in-flight window of a peer ([`Plumtree::excuse_pushes`]).
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    until: Instant,
-    left: u32,
-}
 
 /// Messages a node publishes on borrowed trees ([`Trees::Borrow`]) before it floods once to form a tree of
 /// its own: a node that publishes often earns its own tree's shortest paths, and one that publishes a few
@@ -549,69 +539,6 @@ impl Plumtree {
     ) -> bool {
         let borrowed = *tree != message.origin;
         (borrowed || self.links.is_lazy(tree, from)) && !self.promises.contains_key(&(*from, *id))
-    }
-
-    /// We told `peer` to stop pushing to us (a `Prune` on a link that was eager), its link ended, or we
-    /// grafted it (which makes it push an origin we cannot name yet, so our side of the link may still
-    /// be lazy for it): what it pushes until it hears of it may arrive for twice its link's measured
-    /// delay (the slowest recent answer to our grafts), at least [`Config::graft_promise`] and at most
-    /// [`Config::graft_promise_max`]. A window still open is extended, but its count of excused copies
-    /// is not refilled.
-    pub(super) fn excuse_pushes(&mut self, now: Instant, peer: PeerId) {
-        let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
-        let until = now
-            + (lag * 2)
-                .max(self.config.graft_promise)
-                .min(self.config.graft_promise_max);
-        if let Some(window) = self.in_flight.get_mut(&peer)
-            && window.until > now
-        {
-            window.until = window.until.max(until);
-            return;
-        }
-        if self.in_flight.len() >= MAX_IN_FLIGHT_WINDOWS {
-            self.in_flight.retain(|_, window| window.until > now);
-        }
-        if self.in_flight.len() < MAX_IN_FLIGHT_WINDOWS || self.in_flight.contains_key(&peer) {
-            let left = MAX_EXCUSED;
-            self.in_flight.insert(peer, InFlight { until, left });
-        }
-    }
-
-    /// We pruned `peer` again: an open in-flight window lasts as long from now as a new one would. Its
-    /// count is not refilled, and a closed one is not reopened, so a peer that keeps pushing on a pruned
-    /// link gets no more copies excused than [`Plumtree::excuse_pushes`] allows.
-    fn keep_excusing(&mut self, now: Instant, peer: PeerId) {
-        if self.in_flight.get(&peer).is_some_and(|window| window.until > now) {
-            self.excuse_pushes(now, peer);
-        }
-    }
-
-    /// `from` relayed a first-seen message: an open window excuses one more copy (up to
-    /// [`MAX_EXCUSED`]). A busy honest link that keeps being grafted and pruned keeps its window open
-    /// for as long as the congestion lasts, and its copies grow with what it relays.
-    pub(crate) fn relayed_by(&mut self, from: &PeerId, now: Instant) {
-        if let Some(window) = self.in_flight.get_mut(from)
-            && now < window.until
-        {
-            window.left = (window.left + 1).min(MAX_EXCUSED);
-        }
-    }
-
-    /// Whether a wasted message from `from` may be one it pushed before it heard that we pruned its
-    /// link (or dropped it), or one our graft asked for: such copies are dropped but not charged, up
-    /// to [`MAX_EXCUSED`] a window and one more per first-seen message it relays meanwhile. A peer
-    /// can refill a window only by letting it close (a first-seen message of its own makes the link
-    /// eager again, and the next copy prunes it, which extends the window but does not refill it), so
-    /// what it may waste unpunished stays bounded by what it relays.
-    pub(crate) fn excuse(&mut self, from: &PeerId, now: Instant) -> bool {
-        match self.in_flight.get_mut(from) {
-            Some(window) if now < window.until && window.left > 0 => {
-                window.left -= 1;
-                true
-            }
-            _ => false,
-        }
     }
 
     /// A round trip the driver measured to `peer`: a sample for the wait before grafting, and the
