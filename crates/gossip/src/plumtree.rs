@@ -510,9 +510,7 @@ impl Plumtree {
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
-        let horizon = self.repaired_horizon();
-        self.repaired
-            .retain(|_, since| now.saturating_duration_since(*since) < horizon);
+        self.forget_old_repairs(now);
         self.in_flight.retain(|_, window| window.until > now);
     }
 

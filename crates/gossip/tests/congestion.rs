@@ -239,23 +239,35 @@ fn push_copies(g: &mut Gossip, now: Instant, pusher: PeerId, msg: &GossipMessage
     }
 }
 
-#[test]
-fn copies_pushed_before_our_prune_arrived_are_dropped_without_blame() {
+/// A node whose parent (key 2) delivered message 1 at 10 ms; the other neighbour (key 3) will push
+/// copies of it. Returns the node, that pusher and the message.
+fn delivered_by_parent() -> (Gossip, PeerId, GossipMessage) {
     let (mut g, peers) = node(&[2, 3]);
     let (parent, pusher) = (peers[0], peers[1]);
     let msg = message(1);
     accepted(&mut g, at(10), parent, &msg);
-    // The pusher's copy is a duplicate: we prune its link, and its queue of copies keeps coming, far
-    // past the allowance.
-    push_copies(&mut g, at(20), pusher, &msg, 3_000);
+    (g, pusher, msg)
+}
+
+/// Copies went past the allowance, and every one dropped was excused: the pusher is not charged.
+fn all_excused(g: &Gossip, pusher: PeerId, now: Instant) {
     let stats = g.stats();
     assert!(
         stats.rate_limited > 1_000,
         "beyond the allowance they are dropped"
     );
     assert_eq!(stats.in_flight_excused, stats.rate_limited);
-    assert_eq!(g.score(&pusher, at(20)), 0.0, "in flight: not charged");
+    assert_eq!(g.score(&pusher, now), 0.0, "in flight: not charged");
     assert_eq!(stats.bans, 0);
+}
+
+#[test]
+fn copies_pushed_before_our_prune_arrived_are_dropped_without_blame() {
+    let (mut g, pusher, msg) = delivered_by_parent();
+    // The pusher's copy is a duplicate: we prune its link, and its queue of copies keeps coming, far
+    // past the allowance.
+    push_copies(&mut g, at(20), pusher, &msg, 3_000);
+    all_excused(&g, pusher, at(20));
 
     // Long after the prune reached it, copies are its own doing: charged, until it is banned.
     push_copies(&mut g, at(60_000), pusher, &msg, 3_000);
@@ -310,10 +322,7 @@ fn a_neighbour_that_declined_lately_has_the_longest_promise() {
 
 #[test]
 fn a_window_excuses_a_few_queues_of_copies_not_a_flood() {
-    let (mut g, peers) = node(&[2, 3]);
-    let (parent, pusher) = (peers[0], peers[1]);
-    let msg = message(1);
-    accepted(&mut g, at(10), parent, &msg);
+    let (mut g, pusher, msg) = delivered_by_parent();
     // 70,000 copies within the window: 65,536 excused, the rest beyond the allowance charged.
     push_copies(&mut g, at(20), pusher, &msg, 70_000);
     let stats = g.stats();
@@ -323,10 +332,7 @@ fn a_window_excuses_a_few_queues_of_copies_not_a_flood() {
 
 #[test]
 fn a_link_whose_queue_outlasts_the_first_window_stays_excused_while_we_prune_it() {
-    let (mut g, peers) = node(&[2, 3]);
-    let (parent, pusher) = (peers[0], peers[1]);
-    let msg = message(1);
-    accepted(&mut g, at(10), parent, &msg);
+    let (mut g, pusher, msg) = delivered_by_parent();
     // The first duplicate prunes the link and opens the window (`graft_promise`, 5 s).
     push_copies(&mut g, at(20), pusher, &msg, 1);
     // Its queue is seconds deep: copies keep coming, and each we see answers another `Prune`.
@@ -335,14 +341,7 @@ fn a_link_whose_queue_outlasts_the_first_window_stays_excused_while_we_prune_it(
     // 12 s after the first prune, a burst far past the allowance: still copies queued before our
     // prunes reached it.
     push_copies(&mut g, at(12_000), pusher, &msg, 3_000);
-    let stats = g.stats();
-    assert!(
-        stats.rate_limited > 1_000,
-        "beyond the allowance they are dropped"
-    );
-    assert_eq!(stats.in_flight_excused, stats.rate_limited);
-    assert_eq!(g.score(&pusher, at(12_000)), 0.0);
-    assert_eq!(stats.bans, 0);
+    all_excused(&g, pusher, at(12_000));
     // Once the copies stop long enough for a prune to have reached it, the window closes for good.
     push_copies(&mut g, at(60_000), pusher, &msg, 3_000);
     assert_eq!(g.stats().bans, 1);

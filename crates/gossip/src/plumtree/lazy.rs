@@ -96,9 +96,7 @@ impl Plumtree {
                 .lateness(now.saturating_duration_since(missing.since)),
             Some(missing) => {
                 if self.repaired.len() >= MAX_REPAIRED {
-                    let horizon = self.repaired_horizon();
-                    self.repaired
-                        .retain(|_, since| now.saturating_duration_since(*since) < horizon);
+                    self.forget_old_repairs(now);
                 }
                 if self.repaired.len() < MAX_REPAIRED {
                     self.repaired.insert(id, missing.since);
@@ -115,10 +113,12 @@ impl Plumtree {
         }
     }
 
-    /// How long a grafted message is remembered: a tree copy later than a few ceilings teaches nothing
-    /// the ceiling does not.
-    pub(super) fn repaired_horizon(&self) -> Duration {
-        self.config.graft_timeout * 4
+    /// Forgets the grafted messages remembered longer than four graft ceilings: a tree copy later
+    /// than that teaches nothing the ceiling does not.
+    pub(super) fn forget_old_repairs(&mut self, now: Instant) {
+        let horizon = self.config.graft_timeout * 4;
+        self.repaired
+            .retain(|_, since| now.saturating_duration_since(*since) < horizon);
     }
 
     /// The paper's optimisation (§3.8): when a lazy neighbour announces a message `threshold` hops sooner
