@@ -28,6 +28,9 @@ pub(crate) struct Entry {
     /// The origin whose tree the message follows: its own origin, or the neighbour of its origin whose
     /// tree it borrowed ([`TreeMessage::Borrowed`]).
     pub(crate) tree: PeerId,
+    /// Neighbours that announced the message to us before we forwarded it: they hold it, so we do not
+    /// announce it back. Emptied once forwarded.
+    pub(crate) holders: Vec<PeerId>,
 }
 
 impl Entry {
@@ -163,6 +166,7 @@ mod tests {
             hops: 1,
             status: Status::Accepted,
             parent: None,
+            holders: Vec::new(),
         };
         (entry.message.id(), entry)
     }

@@ -18,7 +18,7 @@ mod links;
 mod offers;
 mod rtt;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use meshwork_wire::{Instant, PeerId};
 
@@ -28,6 +28,7 @@ use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMess
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
 use in_flight::InFlight;
+use lazy::shortens;
 use links::Links;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
@@ -116,6 +117,9 @@ pub struct TreeStats {
     pub duplicates: u64,
     /// `IHave` messages sent.
     pub ihave_sent: u64,
+    /// Announcements not sent because the neighbour had announced the message to us first: of the two
+    /// ends of a lazy link, one announcing is enough.
+    pub announcements_spared: u64,
     /// `Graft` messages sent.
     pub grafts_sent: u64,
     /// Messages we published on a neighbour's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
@@ -147,6 +151,9 @@ pub(crate) struct Plumtree {
     cache: SeenCache,
     missing: HashMap<MessageId, Missing>,
     lazy_queue: Vec<(PeerId, Announcement)>,
+    /// Announcements neighbours made to us, since the last flush, of messages we hold and have queued
+    /// to announce to them: those are not sent. At most as many as the queue holds.
+    told: HashSet<(PeerId, MessageId)>,
     /// What we announced to each neighbour, and what its grafts may still cost us.
     offers: Offers,
     flush_scheduled: bool,
@@ -188,6 +195,7 @@ impl Plumtree {
             cache: SeenCache::new(config.seen_capacity, config.seen_max_bytes, config.seen_ttl),
             missing: HashMap::new(),
             lazy_queue: Vec::new(),
+            told: HashSet::new(),
             offers: Offers::new(config),
             flush_scheduled: false,
             pending: 0,
@@ -279,6 +287,7 @@ impl Plumtree {
             hops: 0,
             status: Status::Accepted,
             parent: None,
+            holders: Vec::new(),
         };
         self.insert(now, id, entry);
         out.push(PtOut::Deliver { id, message, hops: 0 });
@@ -412,22 +421,28 @@ impl Plumtree {
             out.push(PtOut::Dropped(from, meshwork_wire::DropReason::QueueFull));
             return;
         }
+        let announcers = announced.map(|m| m.announcers).unwrap_or_default();
         let entry = Entry {
             message: message.clone(),
             hops,
             status: Status::Pending { from: Some(from) },
             parent: Some(from),
             tree,
+            holders: announcers
+                .iter()
+                .filter(|(p, theirs)| {
+                    *p != from && !shortens(hops, *theirs, self.config.optimization_threshold)
+                })
+                .map(|(p, _)| *p)
+                .collect(),
         };
         self.insert(now, id, entry);
         self.pending += 1;
         // §3.8 also applies to announcements that came before the message: the tree delivered it late.
-        let best = announced.and_then(|m| {
-            m.announcers
-                .into_iter()
-                .filter(|(p, _)| *p != from)
-                .min_by_key(|(_, h)| *h)
-        });
+        let best = announcers
+            .into_iter()
+            .filter(|(p, _)| *p != from)
+            .min_by_key(|(_, h)| *h);
         if let Some((announcer, announced_hops)) = best.filter(|_| !borrowed) {
             self.maybe_optimize(origin, announcer, from, hops, announced_hops, out);
         }
@@ -447,6 +462,9 @@ impl Plumtree {
             return false;
         };
         self.pending = self.pending.saturating_sub(1);
+        if verdict != Verdict::Accept {
+            entry.holders = Vec::new(); // never forwarded: nothing to spare
+        }
         match verdict {
             Verdict::Accept => {
                 entry.status = Status::Accepted;
@@ -487,12 +505,21 @@ impl Plumtree {
                 continue;
             }
             if self.links.is_lazy(&origin, peer) {
+                // A neighbour that announced the message to us holds it: telling it back is the
+                // second announcement on the link, which only one end needs to send.
+                if entry.holders.contains(peer) {
+                    self.stats.announcements_spared += 1;
+                    continue;
+                }
                 let announcement = Announcement { id, hops: entry.hops };
                 self.lazy_queue.push((*peer, announcement));
             } else {
                 self.stats.gossip_sent += 1;
                 out.push(PtOut::Send(*peer, entry.push(hops)));
             }
+        }
+        if let Some(entry) = self.cache.get_mut(&id) {
+            entry.holders = Vec::new();
         }
         self.schedule_flush(out);
     }

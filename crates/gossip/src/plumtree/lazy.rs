@@ -14,12 +14,24 @@ use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
 use crate::state::Timer;
 
+/// Whether a message `hops` links from its origin here gives a neighbour that has it `theirs` links
+/// from its origin a path shorter by `threshold` or more through us: the test of §3.8's optimisation
+/// ([`Plumtree::maybe_optimize`]), from either end of the link.
+pub(super) fn shortens(hops: u16, theirs: u16, threshold: u16) -> bool {
+    hops.saturating_add(1).saturating_add(threshold) <= theirs
+}
+
 impl Plumtree {
     /// Sends the batched announcements.
     pub(crate) fn flush_ihave(&mut self, now: Instant, out: &mut Vec<PtOut>) {
         self.flush_scheduled = false;
         let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
+        let told = std::mem::take(&mut self.told);
         for (peer, announcement) in self.lazy_queue.drain(..) {
+            if told.contains(&(peer, announcement.id)) {
+                self.stats.announcements_spared += 1;
+                continue;
+            }
             // Remembered as sent: a graft from `peer` for this id is one we owe an answer. Only for
             // neighbours: what a departed one was owed is forgotten with it (`neighbor_down`).
             if self.links.contains(&peer) {
@@ -48,7 +60,21 @@ impl Plumtree {
         out: &mut Vec<PtOut>,
     ) {
         for announcement in ids {
-            if let Some(entry) = self.cache.get(&announcement.id) {
+            if let Some(entry) = self.cache.get_mut(&announcement.id) {
+                // It holds the message: what we would announce to it is spared, unless our path is
+                // short enough to move its tree link here (§3.8). Before we forward it, the entry
+                // remembers; after, our queued announcement is struck at the flush.
+                let shorter_here =
+                    shortens(entry.hops, announcement.hops, self.config.optimization_threshold);
+                if shorter_here {
+                    // Our announcement moves its tree link here: sent.
+                } else if matches!(entry.status, Status::Pending { .. }) {
+                    if entry.holders.len() < MAX_ANNOUNCERS && !entry.holders.contains(&from) {
+                        entry.holders.push(from);
+                    }
+                } else if entry.status == Status::Accepted && self.told.len() < self.lazy_queue.len() {
+                    self.told.insert((from, announcement.id));
+                }
                 let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
                 // Hops of a borrowed message count from its own origin, not its tree's.
                 let own_tree = entry.tree == entry.message.origin;
@@ -134,11 +160,10 @@ impl Plumtree {
         announced: u16,
         out: &mut Vec<PtOut>,
     ) {
-        let via_announcer = announced.saturating_add(1);
         if parent != from
             && self.links.contains(&from)
             && self.links.is_lazy(&origin, &from)
-            && via_announcer.saturating_add(self.config.optimization_threshold) <= hops
+            && shortens(announced, hops, self.config.optimization_threshold)
             && self.links.is_eager(&origin, &parent)
         {
             self.stats.shortcuts_sent += 1;

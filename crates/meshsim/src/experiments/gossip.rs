@@ -281,6 +281,11 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let total = |figure: fn(&Gossip) -> u64| total(&sim, figure);
     report
         .add("gossip_grafts_total", total(|s| s.stats().tree.grafts_sent))
+        .add("gossip_ihave_total", total(|s| s.stats().tree.ihave_sent))
+        .add(
+            "gossip_announcements_spared_total",
+            total(|s| s.stats().tree.announcements_spared),
+        )
         .add("gossip_published_borrowed", borrowed)
         .add("gossip_prunes_total", total(|s| s.stats().tree.prunes_sent))
         .add("gossip_shortcuts_total", total(|s| s.stats().tree.shortcuts_sent))
