@@ -86,6 +86,12 @@
 //! through 200 kB/s uplinks (`meshsim gossip --publishers all --trees borrow --rate 800
 //! --upload-bytes-per-sec 200000`), learning lateness cut grafts from 333,264 to 206,710 and RMR
 //! from 0.98 to 0.82. A lost message gives no lateness sample, so losses do not lengthen the wait.
+//! A late copy raises the estimate at once; a timely one lowers it by RFC 6298's step only if it
+//! comes 25 ms or more after the previous sample, and by that share of the step if sooner, so the
+//! estimate comes down over time rather than over messages (at 800 a second, eight messages are ten
+//! milliseconds). Over the same sweep that cut grafts again, from 204,442 to 124,980, and at 800
+//! messages a second RMR from 0.82 to 0.72 and the wire's bytes per payload byte from 3.30 to 3.13
+//! (flood 4.08), with the last delivery's p99 at 1,964 ms against 2,046 (flood 2,331).
 //!
 //! On top of these:
 //!

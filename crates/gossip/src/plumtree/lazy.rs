@@ -116,10 +116,10 @@ impl Plumtree {
         grafted: bool,
     ) {
         match announced {
-            None => self.graft_wait.lateness(Duration::ZERO),
+            None => self.graft_wait.lateness(now, Duration::ZERO),
             Some(missing) if !grafted => self
                 .graft_wait
-                .lateness(now.saturating_duration_since(missing.since)),
+                .lateness(now, now.saturating_duration_since(missing.since)),
             Some(missing) => {
                 if self.repaired.len() >= MAX_REPAIRED {
                     self.forget_old_repairs(now);
@@ -135,7 +135,8 @@ impl Plumtree {
     /// this is the tree's after all: the graft was too early, by the lateness it teaches.
     pub(super) fn duplicate_arrived(&mut self, now: Instant, id: &MessageId) {
         if let Some(since) = self.repaired.remove(id) {
-            self.graft_wait.lateness(now.saturating_duration_since(since));
+            self.graft_wait
+                .lateness(now, now.saturating_duration_since(since));
         }
     }
 

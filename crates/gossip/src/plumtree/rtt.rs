@@ -16,7 +16,11 @@
 //!   duplicate: the graft was too early). Round trips measured on an idle link say nothing of a copy
 //!   queued behind a busy uplink: at 2,000 nodes and 800 messages a second, a wait learnt from
 //!   handshakes alone grafted 3.2 times as often as one learnt from graft answers. A message the tree
-//!   lost gives no lateness sample (no copy comes), so losses do not lengthen the wait.
+//!   lost gives no lateness sample (no copy comes), so losses do not lengthen the wait. Unlike a
+//!   round trip, lateness comes once per message, so at high rates RFC 6298's eight-sample memory
+//!   would be milliseconds: a late sample raises the estimate in full, but a timely one lowers it
+//!   only by the share of [`LATENESS_SPACING`] since the sample before, so the estimate comes down
+//!   in time, not in messages.
 //!
 //! The wait is the larger of the two bounds, between a floor (scheduling noise) and the configured
 //! timeout, which is also the wait before the first round trip. A peer can lengthen our wait by
@@ -24,6 +28,8 @@
 //! have without learning.
 
 use std::time::Duration;
+
+use meshwork_wire::Instant;
 
 /// RFC 6298's smoothed estimate of a delay and of its variation (§2: gains 1/8 and 1/4).
 #[derive(Debug, Clone, Copy)]
@@ -42,9 +48,16 @@ impl Smoothed {
     }
 
     fn sample(&mut self, sample: Duration) {
+        self.sample_falling(sample, 1.0);
+    }
+
+    /// A sample whose pull downward counts for `fall` (0 to 1) of a full one's; upward it counts in
+    /// full.
+    fn sample_falling(&mut self, sample: Duration, fall: f64) {
         let deviation = self.mean.abs_diff(sample);
-        self.var = (self.var * 3 + deviation) / 4;
-        self.mean = (self.mean * 7 + sample) / 8;
+        let gain = |from: Duration, to: Duration| if to < from { fall } else { 1.0 };
+        self.var = approach(self.var, deviation, gain(self.var, deviation) / 4.0);
+        self.mean = approach(self.mean, sample, gain(self.mean, sample) / 8.0);
     }
 
     /// `S + 4·V`: what a sample rarely exceeds.
@@ -53,6 +66,18 @@ impl Smoothed {
     }
 }
 
+/// `from` moved toward `to` by `gain` of the difference.
+fn approach(from: Duration, to: Duration, gain: f64) -> Duration {
+    let (from, to) = (from.as_secs_f64(), to.as_secs_f64());
+    Duration::from_secs_f64((from + (to - from) * gain.clamp(0.0, 1.0)).max(0.0))
+}
+
+/// A lateness sample closer than this to the previous one lowers the estimate by a share of what a
+/// full sample would, in proportion (a late one raises it in full): the estimate comes down over about
+/// eight of these spans however many timely copies come, rather than over eight messages, which at
+/// 800 a second is ten milliseconds and lets a burst of timely copies hide the late ones just before.
+const LATENESS_SPACING: Duration = Duration::from_millis(25);
+
 /// The graft timeout learnt from round trips and from the lateness of the tree's copies.
 #[derive(Debug, Clone)]
 pub(crate) struct GraftWait {
@@ -60,6 +85,8 @@ pub(crate) struct GraftWait {
     /// Starts at zero (a copy is not late until one is seen late), so a node that only ever got its
     /// copies first waits what the round trips say.
     lateness: Smoothed,
+    /// When the last lateness sample came.
+    last_lateness: Option<Instant>,
     floor: Duration,
     ceiling: Duration,
 }
@@ -72,6 +99,7 @@ impl GraftWait {
                 mean: Duration::ZERO,
                 var: Duration::ZERO,
             },
+            last_lateness: None,
             floor: floor.min(ceiling),
             ceiling,
         }
@@ -87,9 +115,15 @@ impl GraftWait {
 
     /// How late the tree's copy of one message came after its first announcement (zero if it came
     /// first). Samples past the ceiling count as the ceiling: the wait never exceeds it anyway, and one
-    /// copy stuck for seconds should not hold the estimate up for long after.
-    pub(crate) fn lateness(&mut self, late: Duration) {
-        self.lateness.sample(late.min(self.ceiling));
+    /// copy stuck for seconds should not hold the estimate up for long after. `now` is when the copy
+    /// came: samples sooner than [`LATENESS_SPACING`] after the last lower the estimate in proportion.
+    pub(crate) fn lateness(&mut self, now: Instant, late: Duration) {
+        let since = self
+            .last_lateness
+            .map_or(LATENESS_SPACING, |last| now.saturating_duration_since(last));
+        let fall = (since.as_secs_f64() / LATENESS_SPACING.as_secs_f64()).min(1.0);
+        self.last_lateness = Some(now);
+        self.lateness.sample_falling(late.min(self.ceiling), fall);
     }
 
     /// How long to wait for a copy before grafting (and before grafting the next announcer).
@@ -115,6 +149,15 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A clock for lateness samples: each call is `step` after the last.
+    fn clock(step: Duration) -> impl FnMut() -> Instant {
+        let mut now = Instant::from_duration(Duration::from_secs(1));
+        move || {
+            now += step;
+            now
+        }
+    }
+
     #[test]
     fn the_wait_follows_measured_round_trips_within_its_bounds() {
         let mut wait = GraftWait::new(5 * MS, 300 * MS);
@@ -136,10 +179,12 @@ mod tests {
 
     #[test]
     fn late_copies_lengthen_the_wait_and_timely_ones_bring_it_back() {
+        // Messages a spacing apart: each sample counts in full, as RFC 6298's.
+        let mut tick = clock(LATENESS_SPACING);
         let mut wait = GraftWait::new(5 * MS, 300 * MS);
         for _ in 0..50 {
             wait.sample(20 * MS);
-            wait.lateness(Duration::ZERO);
+            wait.lateness(tick(), Duration::ZERO);
         }
         let idle = wait.timeout();
         assert!(
@@ -148,12 +193,12 @@ mod tests {
         );
         // A burst of traffic: the tree's copies queue behind it and come 80 ms after the announcements.
         for _ in 0..20 {
-            wait.lateness(80 * MS);
+            wait.lateness(tick(), 80 * MS);
         }
         let busy = wait.timeout();
         assert!(busy >= 80 * MS, "the wait covers the late copies: {busy:?}");
         for _ in 0..50 {
-            wait.lateness(Duration::ZERO);
+            wait.lateness(tick(), Duration::ZERO);
         }
         assert!(
             wait.timeout() < 30 * MS,
@@ -162,12 +207,42 @@ mod tests {
         );
         // Lateness alone never lifts a wait past its ceiling, nor replaces the missing round trip.
         let mut fresh = GraftWait::new(5 * MS, 300 * MS);
-        fresh.lateness(10 * MS);
+        fresh.lateness(tick(), 10 * MS);
         assert_eq!(fresh.timeout(), 300 * MS);
         fresh.sample(20 * MS);
         for _ in 0..10 {
-            fresh.lateness(10_000 * MS);
+            fresh.lateness(tick(), 10_000 * MS);
         }
         assert_eq!(fresh.timeout(), 300 * MS);
+    }
+
+    #[test]
+    fn a_burst_of_timely_copies_does_not_hide_the_late_ones_just_before() {
+        // 1,000 messages a second: a millisecond between samples.
+        let mut tick = clock(MS);
+        let mut wait = GraftWait::new(5 * MS, 300 * MS);
+        for _ in 0..50 {
+            wait.sample(20 * MS);
+        }
+        for _ in 0..20 {
+            wait.lateness(tick(), 80 * MS);
+        }
+        let busy = wait.timeout();
+        assert!(busy >= 80 * MS, "late copies raise the wait at once: {busy:?}");
+        // Fifty timely copies within 50 ms: per message the wait would be back to the round trip's
+        // (as the test above shows for messages a spacing apart); in time it has come down a little.
+        for _ in 0..50 {
+            wait.lateness(tick(), Duration::ZERO);
+        }
+        let after_burst = wait.timeout();
+        assert!(
+            after_burst >= busy / 2,
+            "50 ms of timely copies: {after_burst:?} after {busy:?}"
+        );
+        // A second of them brings it back down.
+        for _ in 0..1_000 {
+            wait.lateness(tick(), Duration::ZERO);
+        }
+        assert!(wait.timeout() < 30 * MS, "{:?}", wait.timeout());
     }
 }
