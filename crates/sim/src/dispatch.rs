@@ -307,6 +307,9 @@ impl<P: Protocol> Sim<P> {
         let slots = self.stats.bytes_by_channel.len();
         let channel = msg.as_ref().map_or(0, WireMessage::channel).min(slots - 1);
         self.stats.bytes_by_channel[channel] += size as u64;
+        if msg.as_ref().is_some_and(|m| P::is_control(m)) {
+            self.stats.control_bytes += size as u64;
+        }
         let meta = &mut self.nodes[a as usize];
         meta.stats.messages_sent += 1;
         meta.stats.bytes_sent += size as u64;

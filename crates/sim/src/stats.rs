@@ -14,6 +14,10 @@ pub struct SimStats {
     /// `i` of [`Protocol::channels`](meshwork_wire::Protocol::channels); channels past the last slot are
     /// counted in it).
     pub bytes_by_channel: [u64; 4],
+    /// Of those bytes, the ones of control messages
+    /// ([`Protocol::is_control`](meshwork_wire::Protocol::is_control)): a broadcast protocol's
+    /// membership and repair traffic, beside its data.
+    pub control_bytes: u64,
     /// Messages handed to their recipient.
     pub delivered: u64,
     /// Lost to the link's random loss.

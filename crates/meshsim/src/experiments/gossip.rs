@@ -6,6 +6,9 @@
 //! node, so nearly every measured message comes from an origin that has not published before). Each
 //! workload reports reliability, RMR (full copies received per delivering node, minus one), wire bytes
 //! per delivered payload byte (all traffic), last-delivery hop, latency and each message's last delivery.
+//! Gossip's wire bytes are also given for its control messages alone
+//! (`gossip_control_wire_bytes_per_payload_byte`: membership, grafts, prunes, declines), since at low
+//! rates membership's shuffles, which run whatever is broadcast, are most of them.
 //!
 //! With a few publishers, `--warmup` rounds run first while their trees form (each origin has its own
 //! Plumtree tree, formed by its first message, which floods); the first round is reported apart
@@ -265,6 +268,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     }
     let measured = &points[0];
     measured.gossip.report(&mut report, &GOSSIP, n);
+    report.add(
+        "gossip_control_wire_bytes_per_payload_byte",
+        measured.gossip.control_bytes_per_payload_byte(),
+    );
     measured.flood.report(&mut report, &FLOOD, n);
     report.add(
         "last_hop_over_flood",

@@ -53,6 +53,8 @@ pub(crate) struct Outcome {
     pub(crate) copies: u64,
     /// Every byte sent in the window.
     pub(crate) wire_bytes: u64,
+    /// Of those, the bytes of control messages (membership, grafts, prunes, declines).
+    pub(crate) control_bytes: u64,
     /// The payload size of every message.
     pub(crate) payload_bytes: usize,
 }
@@ -75,7 +77,16 @@ impl Outcome {
 
     /// Bytes on the wire per payload byte delivered to a node other than its origin.
     pub(crate) fn wire_bytes_per_payload_byte(&self) -> f64 {
-        self.wire_bytes as f64 / (self.receivers() * self.payload_bytes.max(1) as u64) as f64
+        self.per_payload_byte(self.wire_bytes)
+    }
+
+    /// The control messages' share of [`Outcome::wire_bytes_per_payload_byte`].
+    pub(crate) fn control_bytes_per_payload_byte(&self) -> f64 {
+        self.per_payload_byte(self.control_bytes)
+    }
+
+    fn per_payload_byte(&self, bytes: u64) -> f64 {
+        bytes as f64 / (self.receivers() * self.payload_bytes.max(1) as u64) as f64
     }
 
     /// The hops of the latest first delivery of any message.
@@ -228,6 +239,7 @@ pub(crate) fn gossip(sim: &mut Sim<Gossip>, schedule: &Schedule, payload_bytes: 
             .sum()
     };
     let (copies_before, bytes_before) = (received(sim), sim.stats().bytes_sent);
+    let control_before = sim.stats().control_bytes;
     // A publication's id is known when its origin emits `Published`, in the same step.
     let waiting: RefCell<HashMap<NodeId, VecDeque<usize>>> = RefCell::default();
     let mut ids: HashMap<MessageId, usize> = HashMap::new();
@@ -253,6 +265,7 @@ pub(crate) fn gossip(sim: &mut Sim<Gossip>, schedule: &Schedule, payload_bytes: 
         runs,
         copies: received(sim) - copies_before,
         wire_bytes: sim.stats().bytes_sent - bytes_before,
+        control_bytes: sim.stats().control_bytes - control_before,
         payload_bytes,
     }
 }
@@ -283,6 +296,7 @@ pub(crate) fn flood(
         runs,
         copies: sim.stats().messages_sent - sent_before,
         wire_bytes: sim.stats().bytes_sent - bytes_before,
+        control_bytes: 0, // flood has none
         payload_bytes,
     }
 }
