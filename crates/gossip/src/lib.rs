@@ -40,8 +40,8 @@
 //!   Of a lazy link's two ends, one announcing a message is enough: a neighbour that announced it
 //!   to us holds it, so it is not told back, whether its `IHave` came before the message or while
 //!   ours waited for the batch ([`TreeStats::announcements_spared`]) — unless our path is shorter
-//!   than its by the optimisation's threshold, since our announcement is what moves its tree link
-//!   to us (§3.8). Sparing those too cost the repairs after a crash some shortcuts: with 50%
+//!   than the neighbour's by the optimisation's threshold, since our announcement is what moves its
+//!   tree link to us (§3.8). Sparing those too cost the repairs after a crash some shortcuts: with 50%
 //!   crashed, over the 20 of seeds 1-24 where a publisher survives, the median duplicates per
 //!   delivery after the crash went from 0.0153 to 0.0165 (worse in 16 seeds); with the
 //!   exception, 0.0149 (worse in 12: no change beyond the noise). On a tree of near-shortest paths
@@ -86,8 +86,8 @@
 //! through 200 kB/s uplinks (`meshsim gossip --publishers all --trees borrow --rate 800
 //! --upload-bytes-per-sec 200000`), learning lateness cut grafts from 333,264 to 206,710 and RMR
 //! from 0.98 to 0.82. A lost message gives no lateness sample, so losses do not lengthen the wait.
-//! A late copy raises the estimate at once; a timely one lowers it by RFC 6298's step only if it
-//! comes 25 ms or more after the previous sample, and by that share of the step if sooner, so the
+//! A late copy raises the estimate at once; a timely one lowers it by RFC 6298's full step only if
+//! it comes 25 ms or more after the previous sample, and by a proportional share if sooner, so the
 //! estimate comes down over time rather than over messages (at 800 a second, eight messages are ten
 //! milliseconds). Over the same sweep that cut grafts again, from 204,442 to 124,980, and at 800
 //! messages a second RMR from 0.82 to 0.72 and the wire's bytes per payload byte from 3.30 to 3.13
