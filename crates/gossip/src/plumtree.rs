@@ -487,9 +487,12 @@ impl Plumtree {
     }
 
     fn forward(&mut self, id: MessageId, except: Option<PeerId>, out: &mut Vec<PtOut>) {
-        let Some(entry) = self.cache.get(&id) else {
+        let Some(entry) = self.cache.get_mut(&id) else {
             return;
         };
+        // Needed only until the message is forwarded, which is now.
+        let holders = std::mem::take(&mut entry.holders);
+        let entry = &*entry;
         let hops = entry.hops.saturating_add(1);
         let origin = entry.tree;
         let own = entry.parent.is_none() && origin == entry.message.origin;
@@ -507,7 +510,7 @@ impl Plumtree {
             if self.links.is_lazy(&origin, peer) {
                 // A neighbour that announced the message to us holds it: telling it back is the
                 // second announcement on the link, which only one end needs to send.
-                if entry.holders.contains(peer) {
+                if holders.contains(peer) {
                     self.stats.announcements_spared += 1;
                     continue;
                 }
@@ -517,9 +520,6 @@ impl Plumtree {
                 self.stats.gossip_sent += 1;
                 out.push(PtOut::Send(*peer, entry.push(hops)));
             }
-        }
-        if let Some(entry) = self.cache.get_mut(&id) {
-            entry.holders = Vec::new();
         }
         self.schedule_flush(out);
     }

@@ -35,13 +35,12 @@ fn ihave(id: MessageId, hops: u16) -> TreeMessage {
 /// The peers the batch flushed at `now` announces `id` to.
 fn announced_to(g: &mut Gossip, now: Instant, id: MessageId) -> Vec<PeerId> {
     let out = handle(g, now, Input::Timer(Timer::FlushIHave));
-    let mut peers: Vec<PeerId> = tree_sends(out)
+    let peers = tree_sends(out)
         .into_iter()
         .filter(|(_, m)| matches!(m, TreeMessage::IHave { ids } if ids.iter().any(|a| a.id == id)))
         .map(|(to, _)| to)
         .collect();
-    peers.sort();
-    peers
+    sorted(peers)
 }
 
 fn sorted(mut peers: Vec<PeerId>) -> Vec<PeerId> {

@@ -64,16 +64,18 @@ impl Plumtree {
                 // It holds the message: what we would announce to it is spared, unless our path is
                 // short enough to move its tree link here (§3.8). Before we forward it, the entry
                 // remembers; after, our queued announcement is struck at the flush.
-                let shorter_here =
-                    shortens(entry.hops, announcement.hops, self.config.optimization_threshold);
-                if shorter_here {
-                    // Our announcement moves its tree link here: sent.
-                } else if matches!(entry.status, Status::Pending { .. }) {
-                    if entry.holders.len() < MAX_ANNOUNCERS && !entry.holders.contains(&from) {
-                        entry.holders.push(from);
+                if !shortens(entry.hops, announcement.hops, self.config.optimization_threshold) {
+                    match entry.status {
+                        Status::Pending { .. } => {
+                            if entry.holders.len() < MAX_ANNOUNCERS && !entry.holders.contains(&from) {
+                                entry.holders.push(from);
+                            }
+                        }
+                        Status::Accepted if self.told.len() < self.lazy_queue.len() => {
+                            self.told.insert((from, announcement.id));
+                        }
+                        Status::Accepted | Status::Dropped => {}
                     }
-                } else if entry.status == Status::Accepted && self.told.len() < self.lazy_queue.len() {
-                    self.told.insert((from, announcement.id));
                 }
                 let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
                 // Hops of a borrowed message count from its own origin, not its tree's.

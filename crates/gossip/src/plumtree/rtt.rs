@@ -158,6 +158,16 @@ mod tests {
         }
     }
 
+    /// Twenty copies 80 ms late, one `tick` apart: the wait covers them at once. Returns it.
+    fn raise_with_late_copies(wait: &mut GraftWait, tick: &mut impl FnMut() -> Instant) -> Duration {
+        for _ in 0..20 {
+            wait.lateness(tick(), 80 * MS);
+        }
+        let busy = wait.timeout();
+        assert!(busy >= 80 * MS, "the wait covers the late copies: {busy:?}");
+        busy
+    }
+
     #[test]
     fn the_wait_follows_measured_round_trips_within_its_bounds() {
         let mut wait = GraftWait::new(5 * MS, 300 * MS);
@@ -192,11 +202,7 @@ mod tests {
             "copies that come first leave the round trip's wait: {idle:?}"
         );
         // A burst of traffic: the tree's copies queue behind it and come 80 ms after the announcements.
-        for _ in 0..20 {
-            wait.lateness(tick(), 80 * MS);
-        }
-        let busy = wait.timeout();
-        assert!(busy >= 80 * MS, "the wait covers the late copies: {busy:?}");
+        raise_with_late_copies(&mut wait, &mut tick);
         for _ in 0..50 {
             wait.lateness(tick(), Duration::ZERO);
         }
@@ -224,11 +230,7 @@ mod tests {
         for _ in 0..50 {
             wait.sample(20 * MS);
         }
-        for _ in 0..20 {
-            wait.lateness(tick(), 80 * MS);
-        }
-        let busy = wait.timeout();
-        assert!(busy >= 80 * MS, "late copies raise the wait at once: {busy:?}");
+        let busy = raise_with_late_copies(&mut wait, &mut tick);
         // Fifty timely copies within 50 ms: per message the wait would be back to the round trip's
         // (as the test above shows for messages a spacing apart); in time it has come down a little.
         for _ in 0..50 {
