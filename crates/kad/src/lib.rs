@@ -115,9 +115,26 @@
 //! ([`Output::Protect`](meshwork_wire::Output::Protect)) only while a request to the peer is
 //! outstanding; once the last is answered or fails, the driver may close it when it is idle or the
 //! node holds too many. A request whose connection closes is sent once more on a new connection
-//! (the other side's manager may have closed it without knowing we wait). Pings go only to a full
-//! bucket's oldest entry, one at a time per bucket, and a bucket is refreshed only after
+//! (the other side's manager may have closed it without knowing we wait). Liveness pings go only to
+//! a full bucket's oldest entry, one at a time per bucket, and a bucket is refreshed only after
 //! [`Config::refresh_interval`] without a lookup in it.
+//!
+//! A handshake costs a round trip, so a lookup whose first hop must dial takes two round trips for
+//! it. Two things give that round trip back. Each of the [`Config::anchors`] farthest buckets (3)
+//! keeps an **anchor**: the first peer of the bucket, not a join's seed, that answers a request of
+//! ours over a live connection; its connection stays protected, and a keep-alive ping goes to it
+//! when it carried nothing for [`Config::anchor_keepalive`] (45 s), since the other side's manager
+//! does not know we keep it ([`Kademlia::anchors`], [`KadTotals::anchor_pings`]). And every lookup
+//! that ends when it converges asks, besides the `α` closest peers, the closest peer it already has
+//! a connection to, an anchor or one another protocol keeps ([`query::ClosestPeers::ask_first`]).
+//! A random target falls in the first three buckets 7 times in 8. Measured with `meshsim kad-lookup
+//! --nodes 10000 --json` (50 ms links, idle connections closed after 60 s, one path): lookup latency
+//! p50 6 round trips without anchors (3 hops), 5 with them (`round_trips_p90` 8 and 7), at 22.7
+//! messages a lookup instead of 19.3 (the extra request, and a hop more now and then), 6.0
+//! connections a node instead of 1.2 (three anchors of ours, three of others), 44.4 KB a node
+//! instead of 43.0; the keep-alive pings cost each idle node 8 messages a minute (4 pings and their answers) (24 of the 292 join
+//! messages a node, over the 200 s of virtual time the 10,000 joins take). Two anchors gave 6
+//! round trips again; four gave 5, with 32 messages a node of pings while joining.
 //!
 //! ## Example
 //!

@@ -22,7 +22,8 @@
 //!   (`closest_accuracy`); at 10,000 nodes 19.3 messages, 5 round trips for 3 hops, and 99.7%. When
 //!   idle connections close after a minute, as a node's connection manager closes them (the
 //!   simulator's default), a hop to a peer not heard from lately pays a handshake: 4 round trips at
-//!   2,000 nodes, 6 at 10,000. At 100,000 nodes the share falls to 91%, for reasons not yet measured.
+//!   2,000 nodes, 6 at 10,000, and 5 again once the first hop can go to a peer we hold a connection
+//!   to ([`ClosestPeers::ask_first`]; the anchors of the crate docs' "Connections"). At 100,000 nodes the share falls to 91%, for reasons not yet measured.
 //!   Only the peers among the `α` closest are asked, all at once (their number bounds the requests
 //!   in flight): a peer farther out could only name peers the closer ones will name too.
 //!
@@ -102,6 +103,8 @@ pub struct ClosestPeers {
     peers: BTreeMap<Distance, (PeerId, PeerState)>,
     phase: Phase,
     num_waiting: usize,
+    /// A peer to contact before any other ([`ClosestPeers::ask_first`]).
+    first: Option<Distance>,
 }
 
 impl ClosestPeers {
@@ -113,6 +116,7 @@ impl ClosestPeers {
             peers: BTreeMap::new(),
             phase: Phase::Iterating { no_progress: 0 },
             num_waiting: 0,
+            first: None,
         };
         for peer in seeds {
             lookup.learn(peer);
@@ -144,6 +148,26 @@ impl ClosestPeers {
         self.num_waiting
     }
 
+    /// Contact, besides the first round's `α`, the closest not yet contacted peer that `warm`
+    /// accepts, before any other: a peer we hold a connection to answers one round trip earlier
+    /// than one we must dial first (a handshake, then the request), and its answer, which names
+    /// peers a step closer, starts the next round as early. Nothing changes if no such peer is
+    /// known or it is among the `α` closest (the first round asks it anyway). Returns the peer.
+    pub fn ask_first(&mut self, warm: impl Fn(&PeerId) -> bool) -> Option<PeerId> {
+        let alpha = self.config.parallelism;
+        let (rank, (distance, (peer, _))) = self
+            .peers
+            .iter()
+            .filter(|(_, (_, state))| *state == PeerState::NotContacted)
+            .enumerate()
+            .find(|(_, (_, (peer, _)))| warm(peer))?;
+        if rank < alpha {
+            return None;
+        }
+        self.first = Some(*distance);
+        Some(*peer)
+    }
+
     /// Requests allowed in flight: `α` while progressing, `max(α, k)` once stalled.
     fn capacity(&self) -> usize {
         match self.phase {
@@ -157,6 +181,13 @@ impl ClosestPeers {
     pub fn next(&mut self, now: Instant) -> LookupState {
         if self.phase == Phase::Finished {
             return LookupState::Finished;
+        }
+        if let Some(distance) = self.first.take() {
+            if let Some((peer, state @ PeerState::NotContacted)) = self.peers.get_mut(&distance) {
+                *state = PeerState::Waiting(now + self.config.peer_timeout);
+                self.num_waiting += 1;
+                return LookupState::Contact(*peer);
+            }
         }
         // One pass, closest first. Succeeded peers count toward the result only while no closer peer is
         // still pending (waiting, or not yet contacted). Every pass looks at every waiting peer, so a
@@ -364,6 +395,15 @@ impl DisjointLookup {
     /// The key looked up.
     pub fn target(&self) -> &Key {
         self.paths[0].target()
+    }
+
+    /// On every path, contact first the closest peer `warm` accepts, besides the first round's `α`
+    /// ([`ClosestPeers::ask_first`]). Returns how many paths have one.
+    pub fn ask_first(&mut self, warm: impl Fn(&PeerId) -> bool) -> usize {
+        self.paths
+            .iter_mut()
+            .filter_map(|path| path.ask_first(&warm))
+            .count()
     }
 
     /// Requests in flight on all paths together.

@@ -6,21 +6,10 @@
 #[path = "support/node.rs"]
 mod node;
 
-use meshwork_identity::PeerId;
 use meshwork_kad::message::Response;
 use meshwork_kad::{Command, Config, Message, PeerInfo, QueryId, Timer};
 use meshwork_wire::{BoundedVec, Input, Output};
 use node::*;
-
-/// The protections in `out`, in order.
-fn protections(out: &Outs) -> Vec<(PeerId, bool)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Protect { peer, protect } => Some((*peer, *protect)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn bootstrap(node: &mut Node, peers: &[u64]) -> Outs {
     node.input(Input::Command(Command::Bootstrap {

@@ -161,17 +161,6 @@ fn a_self_lookup_that_found_fewer_than_k_covers_only_our_nearest_neighbours() {
     );
 }
 
-/// The `Timer::Rejoin` scheduled in `out`, with its delay.
-fn rejoin_in(out: &Outs) -> Option<std::time::Duration> {
-    out.iter().find_map(|o| match o {
-        Output::Schedule {
-            after,
-            timer: Timer::Rejoin,
-        } => Some(*after),
-        _ => None,
-    })
-}
-
 #[test]
 fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
     let mut config = Config::default();
@@ -200,7 +189,7 @@ fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
         }
     )));
     for wait in [1, 2, 4] {
-        let after = rejoin_in(&out).expect("a new try is scheduled");
+        let after = timer_in(&out, &Timer::Rejoin).expect("a new try is scheduled");
         assert_eq!(after, std::time::Duration::from_secs(wait));
         node.now += after;
         out = node.input(Input::Timer(Timer::Rejoin));
@@ -211,13 +200,13 @@ fn a_join_nobody_answered_is_tried_again_later_until_someone_does() {
         out = node.input(Input::PeerDown(peer(1)));
     }
     // This time the seed is up and answers: the table fills and no further try is scheduled.
-    node.now += rejoin_in(&out).unwrap();
+    node.now += timer_in(&out, &Timer::Rejoin).unwrap();
     node.input(Input::Timer(Timer::Rejoin));
     let out = node.connect(1);
     let (id, _) = requests_to(&out, peer(1))[0].clone();
     let out = node.from(1, nodes(id, Vec::new()));
     assert_eq!(node.kad.routing_table().len(), 1);
-    assert_eq!(rejoin_in(&out), None, "{out:?}");
+    assert_eq!(timer_in(&out, &Timer::Rejoin), None, "{out:?}");
     // A timer that fires late, with the table no longer empty, does nothing.
     assert!(node.input(Input::Timer(Timer::Rejoin)).is_empty());
 }

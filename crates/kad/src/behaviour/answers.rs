@@ -29,13 +29,19 @@ impl<S: RecordStore> Kademlia<S> {
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
-        self.untrack(from, out);
         self.on_answer(from, now, out);
+        // Before the request's protection ends, so that a new anchor keeps it without a gap. Only
+        // a peer that answered us is anchored; one that asks us has proved less.
+        if self.anchors.has_room(self.config.anchors) && self.is_connected(&from) {
+            self.consider_anchor(from, now, out);
+        }
+        self.untrack(from, out);
         match pending.purpose {
             Purpose::Liveness => {
                 self.count(pending.purpose, Outcome::Answered);
                 self.table.on_ping_result(&from, true, now);
             }
+            Purpose::Keepalive => self.count(pending.purpose, Outcome::Answered),
             Purpose::Store(qid) => {
                 let usable = matches!(response, Response::Stored { .. });
                 self.count(
@@ -177,12 +183,20 @@ impl<S: RecordStore> Kademlia<S> {
                 self.table.on_ping_result(&peer, false, now);
             }
             Purpose::Liveness => self.table.abandon_probe(&peer),
+            // An anchor that does not answer is no longer one, and leaves the table as a peer that
+            // fails a lookup's request does; one we could not ping (our dial limits) stays.
+            Purpose::Keepalive if pending.sent => {
+                self.table.remove(&peer);
+                self.release_anchor(&peer, out);
+            }
+            Purpose::Keepalive => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
             Purpose::Lookup(qid) => {
                 // An unresponsive peer leaves the table (its bucket's pending candidate may take its
                 // place); one we could not ask stays.
                 if pending.sent {
                     self.table.remove(&peer);
+                    self.release_anchor(&peer, out);
                 }
                 if let Some(query) = self.queries.get_mut(&qid) {
                     query.lookup.on_failure(&peer);

@@ -69,7 +69,7 @@ impl<S: RecordStore> Kademlia<S> {
                 }
             }
         };
-        self.send(from, Message::Response { id, response }, out);
+        self.send(now, from, Message::Response { id, response }, out);
         self.admit_inbound(now, from, out);
     }
 

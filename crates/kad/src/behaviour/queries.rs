@@ -23,6 +23,8 @@ pub(crate) enum Qid {
 pub(crate) enum Purpose {
     /// Liveness check of a full bucket's oldest entry.
     Liveness,
+    /// A ping that keeps an anchor's connection in use ([`super::anchors`]).
+    Keepalive,
     /// A lookup step of a query.
     Lookup(Qid),
     /// Storing a record or a provider announcement after a lookup.
@@ -193,7 +195,13 @@ impl<S: RecordStore> Kademlia<S> {
         } else {
             self.config.disjoint_paths
         };
-        let lookup = DisjointLookup::new(target, self.lookup_config(&kind), paths, seeds);
+        let config = self.lookup_config(&kind);
+        let mut lookup = DisjointLookup::new(target, config, paths, seeds);
+        // A lookup that ends as soon as it converges ends a round trip earlier if its first hop needs
+        // no handshake; a join's lookups ask every one of the `k` closest anyway.
+        if config.finish == Finish::Converged {
+            lookup.ask_first(|peer| self.is_connected(peer));
+        }
         self.queries.insert(
             qid,
             Query {

@@ -8,6 +8,7 @@ use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
+use super::anchors::Anchors;
 use super::queries::{Purpose, Qid, Query};
 use super::stats::{KadTotals, Outcome, RecentTimeouts};
 use super::types::{Command, Event, Timer};
@@ -106,6 +107,8 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     pub(crate) recent_timeouts: RecentTimeouts,
     /// When the earliest [`Timer::Deadlines`] we scheduled fires, if one is pending.
     deadline_timer: Option<Instant>,
+    /// The far buckets' warm connections ([`super::anchors`]).
+    pub(crate) anchors: Anchors,
 }
 
 impl Kademlia<MemoryStore> {
@@ -153,6 +156,7 @@ impl<S: RecordStore> Kademlia<S> {
             totals: KadTotals::default(),
             recent_timeouts: RecentTimeouts::default(),
             deadline_timer: None,
+            anchors: Anchors::default(),
         }
     }
 
@@ -195,23 +199,38 @@ impl<S: RecordStore> Kademlia<S> {
         self.dialing.contains_key(peer) || self.in_flight.contains_key(peer)
     }
 
+    /// The anchors, farthest bucket first: the peers whose connections we keep between requests
+    /// ([`crate::Config::anchors`]).
+    pub fn anchors(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.anchors.peers()
+    }
+
+    /// Whether a request to `peer` is in flight (its connection is protected for it).
+    pub(crate) fn has_in_flight(&self, peer: &PeerId) -> bool {
+        self.in_flight.contains_key(peer)
+    }
+
     /// A request to `peer` is outstanding: the first protects its connection. Kademlia holds no
     /// connection per routing-table entry; entries are addresses, dialled when a request needs one.
+    /// An anchor's connection is protected already.
     fn track(&mut self, peer: PeerId, out: &mut Out<S>) {
         let count = self.in_flight.entry(peer).or_default();
         *count += 1;
-        if *count == 1 {
+        if *count == 1 && !self.anchors.contains(&peer) {
             out.push(Output::Protect { peer, protect: true });
         }
     }
 
-    /// A request to `peer` ended: after the last, its connection is no longer protected.
+    /// A request to `peer` ended: after the last, its connection is no longer protected, unless
+    /// `peer` is an anchor.
     pub(crate) fn untrack(&mut self, peer: PeerId, out: &mut Out<S>) {
         if let Some(count) = self.in_flight.get_mut(&peer) {
             *count -= 1;
             if *count == 0 {
                 self.in_flight.remove(&peer);
-                out.push(Output::Protect { peer, protect: false });
+                if !self.anchors.contains(&peer) {
+                    out.push(Output::Protect { peer, protect: false });
+                }
             }
         }
     }
@@ -230,7 +249,7 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// Whether our connection to `peer` is up.
-    fn is_connected(&self, peer: &PeerId) -> bool {
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
         self.links.get(peer).is_some_and(|link| link.up)
     }
 
@@ -311,6 +330,7 @@ impl<S: RecordStore> Kademlia<S> {
         self.totals.requests += 1;
         match purpose {
             Purpose::Liveness => self.totals.liveness_pings += 1,
+            Purpose::Keepalive => self.totals.anchor_pings += 1,
             Purpose::Lookup(_) | Purpose::Store(_) => {}
         }
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
@@ -324,7 +344,7 @@ impl<S: RecordStore> Kademlia<S> {
             // Failed at once, but not from inside the query that is choosing whom to ask.
             self.schedule(Duration::ZERO, Timer::Request(id), out);
         }
-        self.send(peer, Message::Request { id, request }, out);
+        self.send(now, peer, Message::Request { id, request }, out);
     }
 
     /// Makes sure a [`Timer::Deadlines`] fires by `deadline` (rounded up to a [`DEADLINE_TICK`]).
@@ -377,8 +397,9 @@ impl<S: RecordStore> Kademlia<S> {
                 })
     }
 
-    pub(crate) fn send(&mut self, to: PeerId, msg: Message, out: &mut Out<S>) {
+    pub(crate) fn send(&mut self, now: Instant, to: PeerId, msg: Message, out: &mut Out<S>) {
         if self.is_connected(&to) {
+            self.anchors.touch(&to, now);
             out.push(Output::Send { to, msg });
         } else if !self.can_send(&to) {
             self.totals.queue_full += 1;
@@ -461,6 +482,10 @@ impl<S: RecordStore> Kademlia<S> {
             .get_mut(&peer)
             .is_some_and(|link| std::mem::take(&mut link.up));
         self.dialing.remove(&peer);
+        // An anchor whose connection closed is one no longer: dialling it again would fight the
+        // other side's connection manager, which closes what it holds too many of. The next peer
+        // of its bucket that answers takes its place.
+        self.release_anchor(&peer, out);
         let mut waiting: Vec<RequestId> = self
             .requests
             .iter()
@@ -493,6 +518,7 @@ impl<S: RecordStore> Kademlia<S> {
 
     fn on_peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
         self.links.entry(peer).or_default().up = true;
+        self.anchors.touch(&peer, now);
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
             if let Message::Request { id, .. } = &msg {
                 // Sent now: the answer is due a request timeout from now (or by the backstop).
@@ -527,6 +553,9 @@ impl<S: RecordStore> Protocol for Kademlia<S> {
     const MAX_MESSAGE_SIZE: usize = 16 * 1024;
 
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        if let Input::Message { from, .. } = &input {
+            self.anchors.touch(from, now);
+        }
         match input {
             Input::Message {
                 from,

@@ -1,4 +1,5 @@
-//! Kademlia's timers: request deadlines, bucket refresh, joining again, republishing and re-announcing.
+//! Kademlia's timers: request deadlines, bucket refresh, joining again, republishing, re-announcing
+//! and keeping anchors in use.
 
 use meshwork_wire::Instant;
 
@@ -36,6 +37,7 @@ impl<S: RecordStore> Kademlia<S> {
                 self.schedule(self.config.republish_interval, Timer::Republish(key), out);
             }
             Timer::Rejoin => self.rejoin(now, out),
+            Timer::Keepalive => self.keepalive_due(now, out),
             Timer::Reprovide(key) => {
                 if self.provided.contains(&key) {
                     self.start_internal(now, key, Kind::AddProvider, out);

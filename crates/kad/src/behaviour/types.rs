@@ -211,4 +211,7 @@ pub enum Timer {
     Reprovide(Key),
     /// Join again through the bootstrap peers if the routing table is still empty.
     Rejoin,
+    /// Ping the anchors that were quiet for half of [`crate::Config::anchor_keepalive`] (set again
+    /// every period while the node has an anchor).
+    Keepalive,
 }

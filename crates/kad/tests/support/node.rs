@@ -125,3 +125,21 @@ pub fn deadline_timers(out: &Outs) -> Vec<std::time::Duration> {
         })
         .collect()
 }
+
+/// The protections in `out`, in order.
+pub fn protections(out: &Outs) -> Vec<(PeerId, bool)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Protect { peer, protect } => Some((*peer, *protect)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How long after `out` the timer `timer` fires, if `out` sets it.
+pub fn timer_in(out: &Outs, timer: &Timer) -> Option<std::time::Duration> {
+    out.iter().find_map(|o| match o {
+        Output::Schedule { after, timer: t } if t == timer => Some(*after),
+        _ => None,
+    })
+}

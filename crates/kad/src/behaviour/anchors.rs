@@ -1,0 +1,161 @@
+//! Anchors: one warm connection in each of the farthest buckets ([`crate::Config::anchors`]).
+//!
+//! The routing table holds addresses, and the driver's connection manager closes a connection nobody
+//! uses, so between lookups a node holds almost no connection: every lookup's first round dials, and
+//! its first hop costs a handshake before the request (two round trips, not one). Most lookups start
+//! in a far bucket (a random target falls in bucket 0 half the time, in the first four 15 times in
+//! 16), so a node keeps, in each of the first [`crate::Config::anchors`] buckets, one peer whose
+//! connection it protects ([`Output::Protect`]) and keeps in use: the first peer of the bucket that
+//! answers a request of ours over a live connection. A lookup asks the peers it already has a
+//! connection to in its first round ([`crate::query::ClosestPeers::ask_first`]); the anchors make sure
+//! there is one in the buckets most lookups start in, and connections other protocols hold (gossip's
+//! active view) serve as well.
+//!
+//! The other side does not protect our connection: its manager closes it once no frame went either
+//! way for its idle timeout. So an anchor that carried no Kademlia message for
+//! [`crate::Config::anchor_keepalive`] is pinged (a busy anchor costs nothing). An anchor whose
+//! connection closes (the other side holds too many, or the peer is gone), that fails a ping or
+//! that leaves the table frees its bucket's place for the next peer of that bucket that answers.
+
+use meshwork_identity::PeerId;
+use meshwork_wire::{Instant, Output};
+
+use super::queries::Purpose;
+use super::state::{Kademlia, Out};
+use super::types::Timer;
+use crate::Key;
+use crate::message::Request;
+use crate::store::RecordStore;
+
+/// An anchor: a peer of a far bucket whose connection we keep, and when a message last went either way.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anchor {
+    pub(crate) peer: PeerId,
+    active: Instant,
+}
+
+/// The anchors of the farthest buckets, by bucket index (at most [`crate::Config::anchors`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Anchors {
+    slots: Vec<Option<Anchor>>,
+    /// When the pending [`Timer::Keepalive`] fires, if one is pending.
+    timer: Option<Instant>,
+}
+
+impl Anchors {
+    /// Whether `peer` is an anchor.
+    pub(crate) fn contains(&self, peer: &PeerId) -> bool {
+        self.slots.iter().flatten().any(|a| a.peer == *peer)
+    }
+
+    /// A message went to or came from `peer`: if it is an anchor, its connection is in use.
+    pub(crate) fn touch(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(anchor) = self.slots.iter_mut().flatten().find(|a| a.peer == *peer) {
+            anchor.active = now;
+        }
+    }
+
+    /// Whether one of the first `buckets` buckets has no anchor (a cheap test before any other).
+    pub(crate) fn has_room(&self, buckets: usize) -> bool {
+        self.slots.len() < buckets || self.slots.iter().any(Option::is_none)
+    }
+
+    /// The anchors, farthest bucket first.
+    pub(crate) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.slots.iter().flatten().map(|a| a.peer)
+    }
+}
+
+impl<S: RecordStore> Kademlia<S> {
+    /// `peer` answered us over a live connection: it becomes its bucket's anchor if the bucket is one
+    /// of the farthest [`crate::Config::anchors`], it has none, and the table holds `peer`.
+    pub(crate) fn consider_anchor(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) {
+        // A seed is every joining node's first answer: anchoring it would load the seeds with a
+        // connection from every node.
+        if self.seeds.iter().any(|seed| seed.id == peer) || !self.table.contains(&peer) {
+            return;
+        }
+        let Some(index) = self.table.bucket_index(&Key::from_peer(&peer)) else {
+            return;
+        };
+        if index >= self.config.anchors {
+            return;
+        }
+        let slots = &mut self.anchors.slots;
+        if slots.len() <= index {
+            slots.resize(index + 1, None);
+        }
+        if slots[index].is_some() {
+            return;
+        }
+        slots[index] = Some(Anchor { peer, active: now });
+        if !self.has_in_flight(&peer) {
+            out.push(Output::Protect { peer, protect: true });
+        }
+        self.arm_keepalive(now, out);
+    }
+
+    /// Makes sure a [`Timer::Keepalive`] fires when the quietest anchor is due its ping. An anchor
+    /// that carries traffic meanwhile only moves its own time later, so a timer set earlier is kept
+    /// and finds nothing to do, or less.
+    fn arm_keepalive(&mut self, now: Instant, out: &mut Out<S>) {
+        let period = self.config.anchor_keepalive;
+        let Some(due) = self
+            .anchors
+            .slots
+            .iter()
+            .flatten()
+            .map(|a| a.active + period)
+            .min()
+        else {
+            return;
+        };
+        if self.anchors.timer.is_some_and(|pending| pending <= due) {
+            return;
+        }
+        self.anchors.timer = Some(due);
+        self.schedule(due.saturating_duration_since(now), Timer::Keepalive, out);
+    }
+
+    /// `peer` is no longer an anchor (its connection closed, it left the table, or it failed a
+    /// keep-alive ping): its
+    /// connection is released unless a request waits on it, and its bucket takes the next peer
+    /// that answers.
+    pub(crate) fn release_anchor(&mut self, peer: &PeerId, out: &mut Out<S>) {
+        let Some(slot) = self
+            .anchors
+            .slots
+            .iter_mut()
+            .find(|s| s.is_some_and(|a| a.peer == *peer))
+        else {
+            return;
+        };
+        *slot = None;
+        if !self.has_in_flight(peer) {
+            out.push(Output::Protect {
+                peer: *peer,
+                protect: false,
+            });
+        }
+    }
+
+    /// On [`Timer::Keepalive`]: anchors that left the table are released, and those that carried
+    /// nothing for [`crate::Config::anchor_keepalive`] are pinged. The timer is set again for the
+    /// next one due.
+    pub(crate) fn keepalive_due(&mut self, now: Instant, out: &mut Out<S>) {
+        if self.anchors.timer.is_some_and(|pending| pending <= now) {
+            self.anchors.timer = None;
+        }
+        let period = self.config.anchor_keepalive;
+        let anchors: Vec<Anchor> = self.anchors.slots.iter().flatten().copied().collect();
+        for anchor in anchors {
+            if !self.table.contains(&anchor.peer) {
+                self.release_anchor(&anchor.peer, out);
+            } else if anchor.active + period <= now {
+                // Over the anchor's live connection (an anchor whose connection closed is released).
+                self.request(now, anchor.peer, Request::Ping, Purpose::Keepalive, out);
+            }
+        }
+        self.arm_keepalive(now, out);
+    }
+}
