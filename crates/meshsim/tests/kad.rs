@@ -47,6 +47,40 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
 }
 
 #[test]
+fn kad_lookup_anchors_give_back_the_first_hops_handshake() {
+    // Idle connections close after 60 s (the default), long before the lookups start: without
+    // anchors a lookup dials its first hop; with them it asks a peer it holds a connection to.
+    let run = |anchors: &str| {
+        meshsim(&[
+            "kad-lookup",
+            "--nodes",
+            "500",
+            "--lookups",
+            "200",
+            "--anchors",
+            anchors,
+        ])
+    };
+    let (cold, warm) = (run("0"), run("3"));
+    assert_eq!(cold["anchors_per_node"], 0.0);
+    assert_eq!(cold["anchor_pings_per_node"], 0.0);
+    let anchors = warm["anchors_per_node"].as_f64().unwrap();
+    assert!(anchors > 2.5, "three far buckets, each with an anchor: {anchors}");
+    assert!(warm["anchor_pings_per_node"].as_f64().unwrap() > 0.0);
+    for report in [&cold, &warm] {
+        assert_eq!(report["success"], 1.0);
+    }
+    let (cold_p50, warm_p50) = (
+        cold["round_trips_p50"].as_f64().unwrap(),
+        warm["round_trips_p50"].as_f64().unwrap(),
+    );
+    assert!(
+        warm_p50 <= cold_p50 - 1.0,
+        "a handshake saved: {warm_p50} round trips against {cold_p50}"
+    );
+}
+
+#[test]
 fn kad_adversarial_reports_success_with_malicious_nodes() {
     let report = meshsim(&[
         "kad-adversarial",

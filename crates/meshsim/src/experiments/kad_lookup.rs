@@ -132,6 +132,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .filter_map(|&node| net.sim.state(node))
         .map(|state| state.kad().routing_table().len() as f64)
         .collect();
+    let join_anchor_pings = anchor_pings(&net);
     let (nodes, peers) = (net.nodes.clone(), net.peers.clone());
 
     // Adversaries (for kad-adversarial, drawn now, after the joins).
@@ -248,6 +249,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("k", args.net.k)
         .add("alpha", args.net.alpha)
         .add("paths", args.net.paths)
+        .add("anchors", args.net.anchors)
         .add("malicious", args.malicious)
         .add("malicious_nodes", bad_count)
         .add("sybil_prefixes", sybils.map_or(0, |s| s.prefixes))
@@ -280,6 +282,17 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("round_trips_p50", round_trips.p50)
         .add("round_trips_p90", round_trips.p90)
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
+        .add("join_anchor_pings_per_node", join_anchor_pings as f64 / n as f64)
+        .add("anchor_pings_per_node", anchor_pings(&net) as f64 / n as f64)
+        .add(
+            "anchors_per_node",
+            net.nodes
+                .iter()
+                .filter_map(|&node| net.sim.state(node))
+                .map(|state| state.kad().anchors().count())
+                .sum::<usize>() as f64
+                / n as f64,
+        )
         .add("idle_timeout_secs", args.net.idle_timeout_secs)
         .add(
             "connections_per_node",
@@ -295,6 +308,16 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
         .footer(stats.events, wall_ms, net.sim.trace_hash());
     Ok(report)
+}
+
+/// Keep-alive pings sent to anchors so far, by every node together (each is a request and its
+/// answer: two messages).
+fn anchor_pings(net: &Network) -> u64 {
+    net.nodes
+        .iter()
+        .filter_map(|&node| net.sim.state(node))
+        .map(|state| state.kad().totals().anchor_pings)
+        .sum()
 }
 
 /// The `k` of `keys` closest to `target`.

@@ -23,6 +23,10 @@ pub(crate) struct NetArgs {
     /// Lookup parallelism α.
     #[arg(long, default_value_t = 3)]
     pub(crate) alpha: usize,
+    /// Buckets that keep an anchor, a warm connection a lookup into them asks first (the farthest
+    /// ones; Kademlia's `Config::anchors`, 0 for none).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) anchors: usize,
     /// S/Kademlia disjoint lookup paths d.
     #[arg(long, default_value_t = 1)]
     pub(crate) paths: usize,
@@ -147,6 +151,7 @@ impl Network {
         config.k = net.k;
         config.alpha = net.alpha;
         config.disjoint_paths = net.paths;
+        config.anchors = net.anchors;
         tweak(&mut config);
         let nodes = sim
             .add_nodes(n, |init| KadNode::new(init, config.clone()))
