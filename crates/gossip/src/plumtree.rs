@@ -12,11 +12,13 @@
 //!
 //! Messages are forwarded only after the application accepts them (see [`crate::Verdict`]).
 
+mod announce;
 mod in_flight;
 mod lazy;
 mod links;
 mod offers;
 mod rtt;
+mod stats;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -26,13 +28,14 @@ use crate::cache::{Entry, SeenCache, Status};
 use crate::config::{Config, Trees};
 use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage};
 use crate::score::Penalty;
-use crate::state::{Timer, Verdict};
+use crate::state::Timer;
 use in_flight::InFlight;
 use lazy::shortens;
 use links::Links;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
 use rtt::GraftWait;
+pub use stats::TreeStats;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
@@ -104,44 +107,6 @@ impl Missing {
             due: None,
         }
     }
-}
-
-/// Counters for experiments.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TreeStats {
-    /// Full messages pushed (eagerly or in answer to a graft).
-    pub gossip_sent: u64,
-    /// Full messages received.
-    pub gossip_received: u64,
-    /// Full messages received that were already known.
-    pub duplicates: u64,
-    /// `IHave` messages sent.
-    pub ihave_sent: u64,
-    /// Announcements not sent because the neighbour had announced the message to us first: of the two
-    /// ends of a lazy link, one announcing is enough.
-    pub announcements_spared: u64,
-    /// `Graft` messages sent.
-    pub grafts_sent: u64,
-    /// Messages we published on a neighbour's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
-    pub published_borrowed: u64,
-    /// `Prune` messages sent.
-    pub prunes_sent: u64,
-    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
-    pub shortcuts_sent: u64,
-    /// Grafts answered with the message.
-    pub grafts_answered: u64,
-    /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for
-    /// an id we never announced to it.
-    pub grafts_refused: u64,
-    /// Grafts of ours whose announcer neither sent the message nor declined within
-    /// [`Config::graft_promise`](crate::Config::graft_promise): each cost the announcer
-    /// [`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise).
-    pub broken_promises: u64,
-    /// Grafts we declined (`Decline`): over the grafter's answer budget, the answer dropped by our
-    /// send queue, or the message no longer held.
-    pub declines_sent: u64,
-    /// Grafts of ours an announcer declined.
-    pub declines_received: u64,
 }
 
 /// The Plumtree state of one node.
@@ -451,84 +416,6 @@ impl Plumtree {
             message,
             from: Some(from),
         });
-    }
-
-    /// The application's verdict on a pending message. Returns false if no such message was pending.
-    pub(crate) fn validated(&mut self, id: MessageId, verdict: Verdict, out: &mut Vec<PtOut>) -> bool {
-        let Some(entry) = self.cache.get_mut(&id) else {
-            return false;
-        };
-        let Status::Pending { from } = entry.status else {
-            return false;
-        };
-        self.pending = self.pending.saturating_sub(1);
-        if verdict != Verdict::Accept {
-            entry.holders = Vec::new(); // never forwarded: nothing to spare
-        }
-        match verdict {
-            Verdict::Accept => {
-                entry.status = Status::Accepted;
-                out.push(PtOut::Deliver {
-                    id,
-                    message: entry.message.clone(),
-                    hops: entry.hops,
-                });
-                self.forward(id, from, out);
-            }
-            Verdict::Reject => {
-                entry.status = Status::Dropped;
-                if let Some(from) = from {
-                    out.push(PtOut::Penalty(from, Penalty::Rejected));
-                }
-            }
-            Verdict::Ignore => entry.status = Status::Dropped,
-        }
-        true
-    }
-
-    fn forward(&mut self, id: MessageId, except: Option<PeerId>, out: &mut Vec<PtOut>) {
-        let Some(entry) = self.cache.get_mut(&id) else {
-            return;
-        };
-        // Needed only until the message is forwarded, which is now.
-        let holders = std::mem::take(&mut entry.holders);
-        let entry = &*entry;
-        let hops = entry.hops.saturating_add(1);
-        let origin = entry.tree;
-        let own = entry.parent.is_none() && origin == entry.message.origin;
-        self.links.relaying(origin);
-        // Our own tree with no eager link left here (its links all left, and the neighbours that
-        // replaced them join it lazily): the message would go out as announcements only, and every
-        // node would wait a graft for it. It floods instead, and the duplicates prune the tree back.
-        if own && !self.links.has_eager(&origin) {
-            self.links.all_eager(origin);
-        }
-        for peer in self.links.neighbours() {
-            if Some(*peer) == except {
-                continue;
-            }
-            if self.links.is_lazy(&origin, peer) {
-                // A neighbour that announced the message to us holds it: telling it back is the
-                // second announcement on the link, which only one end needs to send.
-                if holders.contains(peer) {
-                    self.stats.announcements_spared += 1;
-                    continue;
-                }
-                let announcement = Announcement { id, hops: entry.hops };
-                self.lazy_queue.push((*peer, announcement));
-            } else {
-                self.stats.gossip_sent += 1;
-                out.push(PtOut::Send(*peer, entry.push(hops)));
-            }
-        }
-        self.schedule_flush(out);
-    }
-
-    fn schedule_flush(&mut self, out: &mut Vec<PtOut>) {
-        if !self.lazy_queue.is_empty() && !self.flush_scheduled {
-            self.flush_scheduled = true;
-            out.push(PtOut::Schedule(self.config.ihave_interval, Timer::FlushIHave));
-        }
     }
 
     /// Forgets expired cache entries.

@@ -1,16 +1,15 @@
 //! The lazy side of Plumtree: batched `IHave` announcements, grafts for announced messages that do not
 //! arrive, and the optimisation that moves a tree link to a much shorter path (§3.8).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use meshwork_wire::{BoundedVec, Instant, PeerId};
+use meshwork_wire::{Instant, PeerId};
 
 use super::{
     DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, PtOut,
 };
 use crate::cache::Status;
-use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
+use crate::message::{Announcement, MessageId, TreeMessage};
 use crate::score::Penalty;
 use crate::state::Timer;
 
@@ -22,36 +21,6 @@ pub(super) fn shortens(hops: u16, theirs: u16, threshold: u16) -> bool {
 }
 
 impl Plumtree {
-    /// Sends the batched announcements.
-    pub(crate) fn flush_ihave(&mut self, now: Instant, out: &mut Vec<PtOut>) {
-        self.flush_scheduled = false;
-        let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
-        let told = std::mem::take(&mut self.told);
-        for (peer, announcement) in self.lazy_queue.drain(..) {
-            if told.contains(&(peer, announcement.id)) {
-                self.stats.announcements_spared += 1;
-                continue;
-            }
-            // Remembered as sent: a graft from `peer` for this id is one we owe an answer. Only for
-            // neighbours: what a departed one was owed is forgotten with it (`neighbor_down`).
-            if self.links.contains(&peer) {
-                self.offers.announced(now, peer, announcement.id);
-            }
-            by_peer.entry(peer).or_default().push(announcement);
-        }
-        let mut peers: Vec<_> = by_peer.into_iter().collect();
-        peers.sort_by_key(|(peer, _)| *peer); // deterministic order
-        for (peer, ids) in peers {
-            for chunk in ids.chunks(MAX_IHAVE) {
-                let Ok(ids) = BoundedVec::try_from(chunk.to_vec()) else {
-                    continue;
-                };
-                self.stats.ihave_sent += 1;
-                out.push(PtOut::Send(peer, TreeMessage::IHave { ids }));
-            }
-        }
-    }
-
     pub(crate) fn on_ihave(
         &mut self,
         now: Instant,

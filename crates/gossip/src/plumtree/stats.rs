@@ -1,0 +1,39 @@
+//! What a node's broadcast trees did: counters for experiments and metrics.
+
+/// Counters for experiments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeStats {
+    /// Full messages pushed (eagerly or in answer to a graft).
+    pub gossip_sent: u64,
+    /// Full messages received.
+    pub gossip_received: u64,
+    /// Full messages received that were already known.
+    pub duplicates: u64,
+    /// `IHave` messages sent.
+    pub ihave_sent: u64,
+    /// Announcements not sent because the neighbour had announced the message to us first: of the two
+    /// ends of a lazy link, one announcing is enough.
+    pub announcements_spared: u64,
+    /// `Graft` messages sent.
+    pub grafts_sent: u64,
+    /// Messages we published on a neighbour's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
+    pub published_borrowed: u64,
+    /// `Prune` messages sent.
+    pub prunes_sent: u64,
+    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
+    pub shortcuts_sent: u64,
+    /// Grafts answered with the message.
+    pub grafts_answered: u64,
+    /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for
+    /// an id we never announced to it.
+    pub grafts_refused: u64,
+    /// Grafts of ours whose announcer neither sent the message nor declined within
+    /// [`Config::graft_promise`](crate::Config::graft_promise): each cost the announcer
+    /// [`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise).
+    pub broken_promises: u64,
+    /// Grafts we declined (`Decline`): over the grafter's answer budget, the answer dropped by our
+    /// send queue, or the message no longer held.
+    pub declines_sent: u64,
+    /// Grafts of ours an announcer declined.
+    pub declines_received: u64,
+}
