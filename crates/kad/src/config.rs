@@ -83,7 +83,7 @@ pub struct Config {
     /// time and in the first four 15 times in 16. A first hop over a cold connection costs a
     /// handshake and the request (two round trips); over a warm one, the request alone. Measured
     /// with `meshsim kad-lookup --nodes 10000` (50 ms links, connections idle for 60 s closed):
-    /// see the crate docs' "Connections". 0 keeps no anchors.
+    /// see the crate docs' "Connections". 0 keeps no anchors; at most [`crate::MAX_ANCHORS`] (4).
     pub anchors: usize,
     /// An anchor that carried no Kademlia message either way for this long is pinged (default
     /// 45 s). Keep it below the idle timeout of the peers' connection managers, which close a
@@ -125,7 +125,7 @@ impl Config {
         self.join_fill = self.join_fill.clamp(1, self.k);
         self.alpha = self.alpha.max(1);
         self.disjoint_paths = self.disjoint_paths.clamp(1, self.k);
-        self.anchors = self.anchors.min(crate::Key::BITS);
+        self.anchors = self.anchors.min(crate::MAX_ANCHORS);
         self.anchor_keepalive = self.anchor_keepalive.max(Duration::from_secs(1));
         self
     }

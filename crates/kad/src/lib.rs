@@ -170,6 +170,7 @@ pub mod routing_table;
 pub mod store;
 
 pub use address::{Address, IpPrefix, MAX_OPAQUE_ADDRESS, PeerInfo};
+pub use behaviour::anchors::MAX_ANCHORS;
 pub use behaviour::state::Kademlia;
 pub use behaviour::stats::{KadTotals, QueryStats};
 pub use behaviour::types::{Command, Event, QueryId, Timer};

@@ -1,7 +1,7 @@
 //! The Kademlia [`meshwork_wire::Protocol`]: the routing table, lookups and the record store wired
 //! together.
 
-mod anchors;
+pub(crate) mod anchors;
 mod answers;
 mod inbound;
 mod join;
