@@ -11,7 +11,11 @@
 //! chain that reached the target (see [`super::kad_node`]): 1 if the target was in the searcher's own
 //! table. Messages per lookup count the lookup's requests and the answers it got. Latency runs from the
 //! command to the result, dials included; `round_trips_p50` is that latency in link round trips (two
-//! `--latency-ms` link delays, jitter not counted). With `--malicious F` (kad-adversarial), a share `F` of the
+//! `--latency-ms` link delays, jitter not counted). Each node keeps `--anchors` warm connections, one
+//! in each of its farthest buckets (Kademlia's `Config::anchors`), pinged when quiet: their pings are
+//! background traffic that `join_messages_per_node` and `network_messages_per_lookup` include, and
+//! `join_anchor_pings_per_node` and `anchor_pings_per_node` count apart (a ping and its answer are two
+//! messages). With `--malicious F` (kad-adversarial), a share `F` of the
 //! nodes turns malicious after the settling phase and answers lookups with each other only; searchers
 //! and targets are then honest nodes.
 
