@@ -10,6 +10,7 @@
 //!   banned) but relays nothing: the Plumtree messages of its gossip state are dropped, so honest messages
 //!   must route around it.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -77,7 +78,22 @@ pub(crate) struct SpamNode {
     /// Spam messages sent (one per message and peer).
     pub(crate) spam_sent: u64,
     seq: u64,
-    scratch: Vec<Output<Gossip>>,
+}
+
+thread_local! {
+    /// Gossip's outputs on their way out of a wrapper node ([`SpamNode`], and
+    /// [`super::sybil_gossip_node::SybilNode`]): one buffer for every node of the simulation, empty
+    /// between two inputs. A buffer per node kept room for the largest burst that node ever emitted.
+    static SCRATCH: RefCell<Vec<Output<Gossip>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the output buffer all simulated gossip wrapper nodes share (left empty after).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<Output<Gossip>>) -> R) -> R {
+    let mut scratch = SCRATCH.take();
+    let result = f(&mut scratch);
+    scratch.clear();
+    SCRATCH.set(scratch);
+    result
 }
 
 impl SpamNode {
@@ -88,7 +104,6 @@ impl SpamNode {
             spam: None,
             spam_sent: 0,
             seq: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -100,36 +115,38 @@ impl SpamNode {
     /// Hands `input` to the gossip state and translates what it asks for, validating at once.
     fn drive(&mut self, now: Instant, input: Input<Gossip>, out: &mut Vec<Output<Self>>) {
         let mut pending = vec![input];
-        while let Some(input) = pending.pop() {
-            self.gossip.handle(now, input, &mut self.scratch);
-            for output in self.scratch.drain(..) {
-                match output {
-                    Output::Emit(Event::Validate { id, message, .. }) => {
-                        let verdict = if message.payload.starts_with(BAD) {
-                            Verdict::Reject
-                        } else {
-                            Verdict::Accept
-                        };
-                        pending.push(Input::Command(Command::Validated(id, verdict)));
+        with_scratch(|scratch| {
+            while let Some(input) = pending.pop() {
+                self.gossip.handle(now, input, scratch);
+                for output in scratch.drain(..) {
+                    match output {
+                        Output::Emit(Event::Validate { id, message, .. }) => {
+                            let verdict = if message.payload.starts_with(BAD) {
+                                Verdict::Reject
+                            } else {
+                                Verdict::Accept
+                            };
+                            pending.push(Input::Command(Command::Validated(id, verdict)));
+                        }
+                        // A spammer relays nothing of the broadcast layer.
+                        Output::Send {
+                            msg: Message::Tree(_),
+                            ..
+                        } if self.spam.is_some() => {}
+                        Output::Send { to, msg } => out.push(Output::Send { to, msg }),
+                        Output::Emit(event) => out.push(Output::Emit(event)),
+                        Output::Schedule { after, timer } => out.push(Output::Schedule {
+                            after,
+                            timer: NodeTimer::Gossip(timer),
+                        }),
+                        Output::Dial(peer) => out.push(Output::Dial(peer)),
+                        Output::Disconnect(peer) => out.push(Output::Disconnect(peer)),
+                        Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
+                        Output::Protect { peer, protect } => out.push(Output::Protect { peer, protect }),
                     }
-                    // A spammer relays nothing of the broadcast layer.
-                    Output::Send {
-                        msg: Message::Tree(_),
-                        ..
-                    } if self.spam.is_some() => {}
-                    Output::Send { to, msg } => out.push(Output::Send { to, msg }),
-                    Output::Emit(event) => out.push(Output::Emit(event)),
-                    Output::Schedule { after, timer } => out.push(Output::Schedule {
-                        after,
-                        timer: NodeTimer::Gossip(timer),
-                    }),
-                    Output::Dial(peer) => out.push(Output::Dial(peer)),
-                    Output::Disconnect(peer) => out.push(Output::Disconnect(peer)),
-                    Output::Dropped { peer, reason } => out.push(Output::Dropped { peer, reason }),
-                    Output::Protect { peer, protect } => out.push(Output::Protect { peer, protect }),
                 }
             }
-        }
+        });
     }
 
     /// One invalid message to every active peer (or, for [`SpamKind::ValidBurst`], [`BURST`] valid ones,
@@ -148,26 +165,29 @@ impl SpamNode {
             let mut payload = if valid { b"ok".to_vec() } else { BAD.to_vec() };
             payload.extend_from_slice(&self.seq.to_le_bytes());
             let publish = Input::Command(Command::Publish(topic(), payload));
-            self.gossip.handle(now, publish, &mut self.scratch);
-            let mut signed = None;
-            for output in self.scratch.drain(..) {
-                match output {
-                    Output::Send {
-                        msg: Message::Tree(TreeMessage::Gossip { mut message, hops }),
-                        ..
-                    } => {
-                        if bad_signature {
-                            message.seq = message.seq.wrapping_add(1);
+            let signed = with_scratch(|scratch| {
+                self.gossip.handle(now, publish, scratch);
+                let mut signed = None;
+                for output in scratch.drain(..) {
+                    match output {
+                        Output::Send {
+                            msg: Message::Tree(TreeMessage::Gossip { mut message, hops }),
+                            ..
+                        } => {
+                            if bad_signature {
+                                message.seq = message.seq.wrapping_add(1);
+                            }
+                            signed = Some((message, hops));
                         }
-                        signed = Some((message, hops));
+                        Output::Schedule { after, timer } => out.push(Output::Schedule {
+                            after,
+                            timer: NodeTimer::Gossip(timer),
+                        }),
+                        _ => {} // Our own "delivery" of the spam, and the like.
                     }
-                    Output::Schedule { after, timer } => out.push(Output::Schedule {
-                        after,
-                        timer: NodeTimer::Gossip(timer),
-                    }),
-                    _ => {} // Our own "delivery" of the spam, and the like.
                 }
-            }
+                signed
+            });
             let Some((message, hops)) = signed else {
                 continue;
             };

@@ -29,6 +29,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::gossip_net::GossipNode;
+use super::gossip_spam_node::with_scratch;
 use super::kad_node::synthetic_address;
 
 /// The addresses of the Sybils, filled in once their ids are known (honest peers are not in it).
@@ -92,7 +93,6 @@ pub(crate) struct SybilNode {
     pub(crate) attack_sent: u64,
     /// `Neighbor` requests of honest nodes a Sybil accepted.
     pub(crate) neighbor_requests: u64,
-    scratch: Vec<Output<Gossip>>,
 }
 
 impl SybilNode {
@@ -111,7 +111,6 @@ impl SybilNode {
             attacker: None,
             attack_sent: 0,
             neighbor_requests: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -122,26 +121,28 @@ impl SybilNode {
 
     /// Hands `input` to the gossip state of an honest node and translates what it asks for.
     fn drive(&mut self, now: Instant, input: Input<Gossip>, out: &mut Vec<Output<Self>>) {
-        if let Input::PeerUp(peer) = input {
-            let addr = SocketAddr::new(address_of(&self.addresses, &peer), 4001);
-            let address = Input::Command(Command::PeerAddress { peer, addr });
-            self.gossip.handle(now, address, &mut self.scratch);
-        }
-        self.gossip.handle(now, input, &mut self.scratch);
-        for output in self.scratch.drain(..) {
-            out.push(match output {
-                Output::Send { to, msg } => Output::Send { to, msg },
-                Output::Emit(event) => Output::Emit(event),
-                Output::Schedule { after, timer } => Output::Schedule {
-                    after,
-                    timer: NodeTimer::Gossip(timer),
-                },
-                Output::Dial(peer) => Output::Dial(peer),
-                Output::Disconnect(peer) => Output::Disconnect(peer),
-                Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
-                Output::Protect { peer, protect } => Output::Protect { peer, protect },
-            });
-        }
+        with_scratch(|scratch| {
+            if let Input::PeerUp(peer) = input {
+                let addr = SocketAddr::new(address_of(&self.addresses, &peer), 4001);
+                let address = Input::Command(Command::PeerAddress { peer, addr });
+                self.gossip.handle(now, address, scratch);
+            }
+            self.gossip.handle(now, input, scratch);
+            for output in scratch.drain(..) {
+                out.push(match output {
+                    Output::Send { to, msg } => Output::Send { to, msg },
+                    Output::Emit(event) => Output::Emit(event),
+                    Output::Schedule { after, timer } => Output::Schedule {
+                        after,
+                        timer: NodeTimer::Gossip(timer),
+                    },
+                    Output::Dial(peer) => Output::Dial(peer),
+                    Output::Disconnect(peer) => Output::Disconnect(peer),
+                    Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
+                    Output::Protect { peer, protect } => Output::Protect { peer, protect },
+                });
+            }
+        });
     }
 
     /// What a Sybil does with an input (nothing before the attack).
