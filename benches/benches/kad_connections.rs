@@ -27,7 +27,8 @@
 //! Run: `cargo bench -p meshwork-benches --bench kad_connections -- [--nodes N] [--lookups L] [--json]`
 //! (`--json` prints one JSON object instead of one line per figure). `--low N`, `--high N` and
 //! `--grace-ms MS` set the connection manager's limits of the measured nodes (default: the node's);
-//! `--high 100000` measures Kademlia without it.
+//! `--high 100000` measures Kademlia without it. `--anchors N` sets how many far buckets keep a warm
+//! connection (Kademlia's `Config::anchors`, default 3; 0 for none).
 //!
 //! Targets of the issue, for 200 nodes: success 1.0, at most 30 open connections per node, settled
 //! within 10 s of the last join, peak RSS at most 400 MB. The same run with 500 nodes completes.
@@ -81,6 +82,8 @@ struct Args {
     json: bool,
     /// The connection manager's limits for every node (defaults, or `--low`, `--high`, `--grace-ms`).
     limits: ConnectionLimits,
+    /// Kademlia's `Config::anchors` of the measured nodes (`--anchors`).
+    anchors: usize,
 }
 
 fn args() -> Args {
@@ -89,6 +92,7 @@ fn args() -> Args {
         lookups: 200,
         json: false,
         limits: ConnectionLimits::default(),
+        anchors: KadConfig::default().anchors,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -98,6 +102,7 @@ fn args() -> Args {
             "--json" => args.json = true,
             "--low" => args.limits.low_watermark = number(it.next(), "--low"),
             "--high" => args.limits.high_watermark = number(it.next(), "--high"),
+            "--anchors" => args.anchors = number(it.next(), "--anchors"),
             "--grace-ms" => {
                 args.limits.grace_period = Duration::from_millis(number(it.next(), "--grace-ms") as u64)
             }
@@ -148,7 +153,7 @@ fn query_of(event: &Event) -> Option<QueryId> {
 
 /// Starts a Kademlia node over QUIC (as `crates/node/tests/support` does) and a task that hands each
 /// answer to whoever waits for its query.
-async fn start(set: u8, i: usize, limits: ConnectionLimits) -> KadNode {
+async fn start(set: u8, i: usize, limits: ConnectionLimits, anchors: usize) -> KadNode {
     let mut seed = [set; 32];
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     let key = Keypair::from_seed(seed);
@@ -156,7 +161,9 @@ async fn start(set: u8, i: usize, limits: ConnectionLimits) -> KadNode {
         connections: limits,
         ..NodeConfig::default()
     });
-    let kad = Kademlia::new(key.clone(), KadConfig::default(), u64::from(set) << 32 | i as u64);
+    let mut config = KadConfig::default();
+    config.anchors = anchors;
+    let kad = Kademlia::new(key.clone(), config, u64::from(set) << 32 | i as u64);
     let (kad, mut events) = builder
         .register_with(kad, kad_hooks())
         .expect("register Kademlia");
@@ -224,10 +231,10 @@ async fn shutdown(nodes: &[KadNode]) {
 /// and whatever Kademlia keeps on `PeerUp`.
 /// Returns the bytes per connection end and the RSS of the 101 nodes before they connected.
 async fn bytes_per_idle_connection() -> (u64, u64) {
-    let hub = start(0xA0, 0, ConnectionLimits::default()).await;
+    let hub = start(0xA0, 0, ConnectionLimits::default(), 0).await;
     let mut clients = Vec::with_capacity(IDLE_CLIENTS);
     for i in 1..=IDLE_CLIENTS {
-        clients.push(start(0xA0, i, ConnectionLimits::default()).await);
+        clients.push(start(0xA0, i, ConnectionLimits::default(), 0).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = proc_status("VmRSS");
@@ -378,7 +385,7 @@ async fn run(args: Args) {
 
     // 2. Join: one node every 25 ms, each bootstrapping through node 0 at once.
     let started = Instant::now();
-    let mut nodes = vec![start(1, 0, args.limits).await];
+    let mut nodes = vec![start(1, 0, args.limits, args.anchors).await];
     let seed = PeerInfo {
         id: nodes[0].node.peer_id(),
         addr: nodes[0].node.local_addr().into(),
@@ -386,7 +393,7 @@ async fn run(args: Args) {
     let mut bootstraps = Vec::with_capacity(args.nodes);
     for i in 1..args.nodes {
         tokio::time::sleep_until((started + JOIN_INTERVAL * i as u32).into()).await;
-        let n = start(1, i, args.limits).await;
+        let n = start(1, i, args.limits, args.anchors).await;
         let rx = ask(
             &n,
             1,
@@ -715,7 +722,7 @@ async fn run(args: Args) {
     if args.json {
         let settled = settled_ms.map_or_else(|| "null".to_owned(), |ms| ms.to_string());
         println!(
-            "{{\"nodes\":{},\"lookups\":{},\"success\":{success:.4},\"recall_20_closest\":{recall:.4},\
+            "{{\"nodes\":{},\"lookups\":{},\"anchors\":{},\"success\":{success:.4},\"recall_20_closest\":{recall:.4},\
              \"lookup_latency_ms_p50\":{p50:.1},\"lookup_latency_ms_p99\":{p99:.1},\
              \"requests_per_lookup\":{requests:.2},\"settled_after_last_join_ms\":{settled},\
              \"open_connections_per_node_mean\":{open_mean:.2},\"open_connections_per_node_max\":{open_max},\
@@ -726,7 +733,7 @@ async fn run(args: Args) {
              \"bytes_per_idle_connection\":{per_connection},\
              \"open_connections_per_node_peak_mean_settling\":{peak_mean:.2},\
              \"open_connections_per_node_peak_max_settling\":{peak_max},\"wall_ms\":{wall_ms}}}",
-            args.nodes, args.lookups
+            args.nodes, args.lookups, args.anchors
         );
     }
 }
