@@ -19,6 +19,10 @@
 //! 5. Open connections per node (mean, max) right after the lookups and again once the connection
 //!    manager's grace period (10 s) has passed, the manager's closes by reason, and the peak RSS
 //!    (`VmHWM`) over the whole run.
+//! 6. Cold lookups: once the connections of phase 4 have been idle for the manager's idle timeout
+//!    (60 s), the same number of lookups again (another seeded plan), `cold_*` in the JSON: what a
+//!    lookup costs a node that looked nothing up for a minute, whose first hop dials unless it can
+//!    ask a peer it holds a connection to (an anchor, `--anchors`).
 //!
 //! Besides the figures of the issue it prints what explains them: the RSS of the unconnected nodes of
 //! phase 1, the peak of open connections while settling, a trace every 5 s of table size, connections
@@ -279,6 +283,149 @@ struct Lookup {
     requests: u32,
 }
 
+/// What one round of lookups found.
+struct LookupRound {
+    success: f64,
+    recall: f64,
+    requests: f64,
+    /// Latency percentiles, in milliseconds.
+    p50: f64,
+    p99: f64,
+}
+
+/// `args.lookups` lookups, ten at a time, each from a random node for the key of a random other node
+/// (the plan drawn from `seed`), with query ids from `first_query` on; reports them under `label`.
+async fn lookup_round(
+    nodes: &Arc<Vec<KadNode>>,
+    net: &Arc<(Vec<PeerId>, Vec<Key>)>,
+    args: &Args,
+    seed: u64,
+    first_query: u64,
+    label: &str,
+    say: &impl Fn(String),
+) -> LookupRound {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let plan: Vec<(usize, usize)> = (0..args.lookups)
+        .map(|_| {
+            let from = rng.next_u64() as usize % args.nodes;
+            let target = (from + 1 + rng.next_u64() as usize % (args.nodes - 1)) % args.nodes;
+            (from, target)
+        })
+        .collect();
+    let plan = Arc::new(plan);
+    let next = Arc::new(AtomicUsize::new(0));
+    let lookups_started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENT_LOOKUPS)
+        .map(|_| {
+            let (nodes, net, plan, next) = (nodes.clone(), net.clone(), plan.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(from, target)) = plan.get(i) else { break };
+                    let (ids, keys) = (&net.0, &net.1);
+                    let key = keys[target];
+                    let query = first_query + i as u64;
+                    let rx = ask(
+                        &nodes[from],
+                        query,
+                        Command::FindNode {
+                            query: QueryId(query),
+                            target: key,
+                        },
+                    )
+                    .await;
+                    let (peers, stats, error) = match answer(rx).await {
+                        Event::ClosestPeers { peers, stats, .. } => (peers, stats, None),
+                        Event::Failed { stats, error, .. } => (Vec::new(), stats, Some(format!("{error:?}"))),
+                        other => panic!("unexpected answer {other:?}"),
+                    };
+                    // The true closest set: every node but the one asking (it never lists itself).
+                    let mut truth: Vec<usize> = (0..keys.len()).filter(|&j| j != from).collect();
+                    truth.sort_by_key(|&j| keys[j].distance(&key));
+                    truth.truncate(CLOSEST);
+                    let hits = truth
+                        .iter()
+                        .filter(|&&j| peers.iter().any(|p| p.id == ids[j]))
+                        .count();
+                    done.push(Lookup {
+                        from,
+                        target,
+                        returned: peers.len(),
+                        stats,
+                        error,
+                        found: peers.iter().any(|p| p.id == ids[target]),
+                        recall: hits as f64 / truth.len() as f64,
+                        latency: stats.duration,
+                        requests: stats.requests,
+                    });
+                }
+                done
+            })
+        })
+        .collect();
+    let mut lookups = Vec::with_capacity(args.lookups);
+    for worker in workers {
+        lookups.extend(worker.await.expect("lookup worker"));
+    }
+    let lookups_took = lookups_started.elapsed();
+    let count = lookups.len().max(1) as f64;
+    let success = lookups.iter().filter(|l| l.found).count() as f64 / count;
+    let recall = lookups.iter().map(|l| l.recall).sum::<f64>() / count;
+    let requests = lookups.iter().map(|l| f64::from(l.requests)).sum::<f64>() / count;
+    let mut latencies: Vec<Duration> = lookups.iter().map(|l| l.latency).collect();
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p50 = ms(percentile(&latencies, 0.50));
+    let p99 = ms(percentile(&latencies, 0.99));
+    say(format!(
+        "{label}: {} in {} ms, {CONCURRENT_LOOKUPS} at a time",
+        lookups.len(),
+        lookups_took.as_millis()
+    ));
+    say(format!("success: {success:.3}"));
+    for l in lookups.iter().filter(|l| !l.found) {
+        say(format!(
+            "  missed: node {} for node {}: {} peers returned; requests {}, answered {}, failed {}, timed out {}, {} ms{}",
+            l.from,
+            l.target,
+            l.returned,
+            l.stats.requests,
+            l.stats.successes,
+            l.stats.failures,
+            l.stats.timeouts,
+            l.stats.duration.as_millis(),
+            l.error
+                .as_deref()
+                .map_or_else(String::new, |e| format!(", failed with {e}"))
+        ));
+    }
+    if let Some(l) = lookups.iter().max_by_key(|l| l.latency) {
+        say(format!(
+            "  slowest: node {} for node {}: requests {}, answered {}, failed {}, timed out {}, {} ms",
+            l.from,
+            l.target,
+            l.stats.requests,
+            l.stats.successes,
+            l.stats.failures,
+            l.stats.timeouts,
+            l.latency.as_millis()
+        ));
+    }
+    let timed_out = lookups.iter().filter(|l| l.stats.timeouts > 0).count();
+    say(format!("  lookups with a timed-out request: {timed_out}"));
+    say(format!("recall of the {CLOSEST} closest: {recall:.3}"));
+    say(format!("lookup latency: p50 {p50:.1} ms, p99 {p99:.1} ms"));
+    say(format!("requests per lookup: {requests:.1}"));
+    LookupRound {
+        success,
+        recall,
+        requests,
+        p50,
+        p99,
+    }
+}
+
 /// The nearest-rank percentile `p` (0..=1) of sorted `values`.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -332,6 +479,21 @@ async fn kad_totals(nodes: &[KadNode]) -> [u64; 6] {
         }
     }
     sum
+}
+
+/// Kademlia's anchors per node, and the keep-alive pings sent, over all nodes.
+async fn anchors(nodes: &[KadNode]) -> (f64, u64) {
+    let (mut anchors, mut pings) = (0, 0);
+    for n in nodes {
+        let (a, p) = n
+            .kad
+            .with(|kad| (kad.anchors().count(), kad.totals().anchor_pings))
+            .await
+            .expect("node stopped");
+        anchors += a;
+        pings += p;
+    }
+    (anchors as f64 / nodes.len().max(1) as f64, pings)
 }
 
 /// Open connections per node: mean and max.
@@ -544,128 +706,16 @@ async fn run(args: Args) {
     // 4. Lookups of random existing peers from random nodes, ten at a time.
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.node.peer_id()).collect();
     let keys: Vec<Key> = ids.iter().map(Key::from_peer).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(20);
-    let plan: Vec<(usize, usize)> = (0..args.lookups)
-        .map(|_| {
-            let from = rng.next_u64() as usize % args.nodes;
-            let target = (from + 1 + rng.next_u64() as usize % (args.nodes - 1)) % args.nodes;
-            (from, target)
-        })
-        .collect();
     let nodes = Arc::new(nodes);
-    let ids = Arc::new(ids);
-    let keys = Arc::new(keys);
-    let plan = Arc::new(plan);
-    let next = Arc::new(AtomicUsize::new(0));
-    let lookups_started = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENT_LOOKUPS)
-        .map(|_| {
-            let (nodes, ids, keys, plan, next) = (
-                nodes.clone(),
-                ids.clone(),
-                keys.clone(),
-                plan.clone(),
-                next.clone(),
-            );
-            tokio::spawn(async move {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(from, target)) = plan.get(i) else { break };
-                    let key = keys[target];
-                    // Query ids 1 is the bootstrap; lookups take 2 and up.
-                    let query = 2 + i as u64;
-                    let rx = ask(
-                        &nodes[from],
-                        query,
-                        Command::FindNode {
-                            query: QueryId(query),
-                            target: key,
-                        },
-                    )
-                    .await;
-                    let (peers, stats, error) = match answer(rx).await {
-                        Event::ClosestPeers { peers, stats, .. } => (peers, stats, None),
-                        Event::Failed { stats, error, .. } => (Vec::new(), stats, Some(format!("{error:?}"))),
-                        other => panic!("unexpected answer {other:?}"),
-                    };
-                    // The true closest set: every node but the one asking (it never lists itself).
-                    let mut truth: Vec<usize> = (0..keys.len()).filter(|&j| j != from).collect();
-                    truth.sort_by_key(|&j| keys[j].distance(&key));
-                    truth.truncate(CLOSEST);
-                    let hits = truth
-                        .iter()
-                        .filter(|&&j| peers.iter().any(|p| p.id == ids[j]))
-                        .count();
-                    done.push(Lookup {
-                        from,
-                        target,
-                        returned: peers.len(),
-                        stats,
-                        error,
-                        found: peers.iter().any(|p| p.id == ids[target]),
-                        recall: hits as f64 / truth.len() as f64,
-                        latency: stats.duration,
-                        requests: stats.requests,
-                    });
-                }
-                done
-            })
-        })
-        .collect();
-    let mut lookups = Vec::with_capacity(args.lookups);
-    for worker in workers {
-        lookups.extend(worker.await.expect("lookup worker"));
-    }
-    let lookups_took = lookups_started.elapsed();
-    let count = lookups.len().max(1) as f64;
-    let success = lookups.iter().filter(|l| l.found).count() as f64 / count;
-    let recall = lookups.iter().map(|l| l.recall).sum::<f64>() / count;
-    let requests = lookups.iter().map(|l| f64::from(l.requests)).sum::<f64>() / count;
-    let mut latencies: Vec<Duration> = lookups.iter().map(|l| l.latency).collect();
-    latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p50 = ms(percentile(&latencies, 0.50));
-    let p99 = ms(percentile(&latencies, 0.99));
-    say(format!(
-        "lookups: {} in {} ms, {CONCURRENT_LOOKUPS} at a time",
-        lookups.len(),
-        lookups_took.as_millis()
-    ));
-    say(format!("success: {success:.3}"));
-    for l in lookups.iter().filter(|l| !l.found) {
-        say(format!(
-            "  missed: node {} for node {}: {} peers returned; requests {}, answered {}, failed {}, timed out {}, {} ms{}",
-            l.from,
-            l.target,
-            l.returned,
-            l.stats.requests,
-            l.stats.successes,
-            l.stats.failures,
-            l.stats.timeouts,
-            l.stats.duration.as_millis(),
-            l.error
-                .as_deref()
-                .map_or_else(String::new, |e| format!(", failed with {e}"))
-        ));
-    }
-    if let Some(l) = lookups.iter().max_by_key(|l| l.latency) {
-        say(format!(
-            "  slowest: node {} for node {}: requests {}, answered {}, failed {}, timed out {}, {} ms",
-            l.from,
-            l.target,
-            l.stats.requests,
-            l.stats.successes,
-            l.stats.failures,
-            l.stats.timeouts,
-            l.latency.as_millis()
-        ));
-    }
-    let timed_out = lookups.iter().filter(|l| l.stats.timeouts > 0).count();
-    say(format!("  lookups with a timed-out request: {timed_out}"));
-    say(format!("recall of the {CLOSEST} closest: {recall:.3}"));
-    say(format!("lookup latency: p50 {p50:.1} ms, p99 {p99:.1} ms"));
-    say(format!("requests per lookup: {requests:.1}"));
+    let net = Arc::new((ids, keys));
+    let warm = lookup_round(&nodes, &net, &args, 20, 2, "lookups", &say).await;
+    let LookupRound {
+        success,
+        recall,
+        requests,
+        p50,
+        p99,
+    } = warm;
 
     // 5. Open connections, the manager's closes, memory.
     let (open_mean, open_max) = connections(&nodes).await;
@@ -716,6 +766,28 @@ async fn run(args: Args) {
         per_node as f64 / (1024.0 * 1024.0)
     ));
 
+    // 6. The same number of lookups once every connection the first ones opened has been idle for
+    // the manager's idle timeout: what is left is what protocols protect (Kademlia's anchors), so a
+    // lookup's first hop dials unless it can ask a peer it holds a connection to.
+    tokio::time::sleep(args.limits.idle_timeout + Duration::from_secs(2)).await;
+    let (idle_mean, idle_max) = connections(&nodes).await;
+    let (anchors_per_node, anchor_pings) = anchors(&nodes).await;
+    say(format!(
+        "open connections per node after the idle timeout: mean {idle_mean:.1}, max {idle_max}; \
+         anchors per node {anchors_per_node:.2}, {anchor_pings} keep-alive pings so far (all nodes)"
+    ));
+    let first_query = 2 + args.lookups as u64;
+    let cold = lookup_round(
+        &nodes,
+        &net,
+        &args,
+        21,
+        first_query,
+        "lookups after the idle timeout",
+        &say,
+    )
+    .await;
+
     shutdown(&nodes).await;
     let wall_ms = wall.elapsed().as_millis();
     say(format!("wall: {wall_ms} ms"));
@@ -732,8 +804,12 @@ async fn run(args: Args) {
              \"peak_rss_bytes\":{peak_rss},\"rss_bytes_per_node\":{per_node},\
              \"bytes_per_idle_connection\":{per_connection},\
              \"open_connections_per_node_peak_mean_settling\":{peak_mean:.2},\
-             \"open_connections_per_node_peak_max_settling\":{peak_max},\"wall_ms\":{wall_ms}}}",
-            args.nodes, args.lookups, args.anchors
+             \"open_connections_per_node_peak_max_settling\":{peak_max},\
+             \"open_connections_per_node_mean_idle\":{idle_mean:.2},\
+             \"anchors_per_node\":{anchors_per_node:.2},\"anchor_pings\":{anchor_pings},\
+             \"cold_success\":{:.4},\"cold_lookup_latency_ms_p50\":{:.1},\
+             \"cold_lookup_latency_ms_p99\":{:.1},\"cold_requests_per_lookup\":{:.2},\"wall_ms\":{wall_ms}}}",
+            args.nodes, args.lookups, args.anchors, cold.success, cold.p50, cold.p99, cold.requests
         );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_kad::message::{Request, Response};
-use meshwork_kad::{Command, Config, Key, Message, PeerInfo, QueryId, Timer};
+use meshwork_kad::{Command, Config, Key, Message, QueryId, Timer};
 use meshwork_wire::{BoundedVec, Input, Output};
 use node::*;
 
@@ -88,13 +88,7 @@ fn a_seed_or_a_peer_of_a_near_bucket_is_no_anchor() {
     let mut node = Node::new(Config::default());
     // The seed of a join is every joining node's first answer.
     let seed = in_bucket(0, 1)[0];
-    node.input(Input::Command(Command::Bootstrap {
-        query: QueryId(1),
-        peers: vec![PeerInfo {
-            id: peer(seed),
-            addr: addr(seed),
-        }],
-    }));
+    bootstrap(&mut node, &[seed]);
     let out = node.connect(seed);
     let (id, _) = requests_to(&out, peer(seed))[0].clone();
     let out = node.from(seed, nodes(id));
@@ -167,6 +161,54 @@ fn an_anchor_whose_connection_closes_is_released_at_once_and_stays_in_the_table(
         node.kad.routing_table().contains(&peer(a)),
         "a closed connection says nothing of the peer"
     );
+}
+
+#[test]
+fn a_far_bucket_without_an_anchor_recruits_one_a_keepalive_period_after_it_lost_it() {
+    let (mut node, a) = with_anchor();
+    node.input(Input::PeerDown(peer(a)));
+    assert_eq!(node.kad.anchors().count(), 0);
+
+    // At the keep-alive timer it had set, the bucket asks its peer (still in the table, no longer
+    // connected) again.
+    let period = Config::default().anchor_keepalive;
+    node.now += period;
+    let out = node.input(Input::Timer(Timer::Keepalive));
+    assert_eq!(dials(&out), [peer(a)], "{out:?}");
+    assert_eq!(protections(&out), [(peer(a), true)]);
+    let out = node.connect(a);
+    let pings = requests_to(&out, peer(a));
+    assert!(matches!(pings.as_slice(), [(_, Request::Ping)]), "{out:?}");
+    let out = node.from(
+        a,
+        Message::Response {
+            id: pings[0].0,
+            response: Response::Pong,
+        },
+    );
+    assert!(
+        protections(&out).is_empty(),
+        "kept protected as the anchor: {out:?}"
+    );
+    assert_eq!(node.kad.anchors().collect::<Vec<_>>(), [peer(a)]);
+    assert_eq!(
+        timer_in(&out, &Timer::Keepalive),
+        None,
+        "the pending timer serves"
+    );
+}
+
+#[test]
+fn a_joining_node_sets_the_timer_that_recruits_its_anchors() {
+    let seed = in_bucket(0, 1)[0];
+    let mut node = Node::new(Config::default());
+    let out = bootstrap(&mut node, &[seed]);
+    let period = Config::default().anchor_keepalive;
+    assert_eq!(timer_in(&out, &Timer::Keepalive), Some(period), "{out:?}");
+    // The seed is its only peer: no candidate, nothing sent.
+    node.now += period;
+    let out = node.input(Input::Timer(Timer::Keepalive));
+    assert!(requests_to(&out, peer(seed)).is_empty(), "{out:?}");
 }
 
 #[test]

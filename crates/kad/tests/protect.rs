@@ -7,22 +7,9 @@
 mod node;
 
 use meshwork_kad::message::Response;
-use meshwork_kad::{Command, Config, Message, PeerInfo, QueryId, Timer};
+use meshwork_kad::{Config, Message, Timer};
 use meshwork_wire::{BoundedVec, Input, Output};
 use node::*;
-
-fn bootstrap(node: &mut Node, peers: &[u64]) -> Outs {
-    node.input(Input::Command(Command::Bootstrap {
-        query: QueryId(1),
-        peers: peers
-            .iter()
-            .map(|&p| PeerInfo {
-                id: peer(p),
-                addr: addr(p),
-            })
-            .collect(),
-    }))
-}
 
 #[test]
 fn a_peer_is_protected_while_a_request_waits_on_it_and_released_after_its_answer() {

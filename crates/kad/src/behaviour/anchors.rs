@@ -15,7 +15,12 @@
 //! way for its idle timeout. So an anchor that carried no Kademlia message for
 //! [`crate::Config::anchor_keepalive`] is pinged (a busy anchor costs nothing). An anchor whose
 //! connection closes (the other side holds too many, or the peer is gone), that fails a ping or
-//! that leaves the table frees its bucket's place for the next peer of that bucket that answers.
+//! that leaves the table frees its bucket's place for the next peer of that bucket that answers; and
+//! once a keep-alive period, a far bucket without an anchor pings one of its peers (one it holds a
+//! connection to, else the one seen last), which becomes the anchor if it answers. Without that, a
+//! node that looks little up kept losing anchors to the other sides' connection managers and never
+//! got them back (`benches/benches/kad_connections.rs` over QUIC: 1.3 anchors a node of 3 a minute
+//! after 200 nodes joined).
 
 use meshwork_identity::PeerId;
 use meshwork_wire::{Instant, Output};
@@ -98,19 +103,15 @@ impl<S: RecordStore> Kademlia<S> {
         self.arm_keepalive(now, out);
     }
 
-    /// Makes sure a [`Timer::Keepalive`] fires when the quietest anchor is due its ping. An anchor
-    /// that carries traffic meanwhile only moves its own time later, so a timer set earlier is kept
-    /// and finds nothing to do, or less.
-    fn arm_keepalive(&mut self, now: Instant, out: &mut Out<S>) {
+    /// Makes sure a [`Timer::Keepalive`] fires when the quietest anchor is due its ping, or a
+    /// period from now if a far bucket has no anchor (to recruit one). An anchor that carries traffic
+    /// meanwhile only moves its own time later, so a timer set earlier is kept and finds nothing to
+    /// do, or less.
+    pub(crate) fn arm_keepalive(&mut self, now: Instant, out: &mut Out<S>) {
         let period = self.config.anchor_keepalive;
-        let Some(due) = self
-            .anchors
-            .slots
-            .iter()
-            .flatten()
-            .map(|a| a.active + period)
-            .min()
-        else {
+        let recruit = self.anchors.has_room(self.config.anchors).then(|| now + period);
+        let pings = self.anchors.slots.iter().flatten().map(|a| a.active + period);
+        let Some(due) = pings.chain(recruit).min() else {
             return;
         };
         if self.anchors.timer.is_some_and(|pending| pending <= due) {
@@ -124,7 +125,7 @@ impl<S: RecordStore> Kademlia<S> {
     /// keep-alive ping): its
     /// connection is released unless a request waits on it, and its bucket takes the next peer
     /// that answers.
-    pub(crate) fn release_anchor(&mut self, peer: &PeerId, out: &mut Out<S>) {
+    pub(crate) fn release_anchor(&mut self, now: Instant, peer: &PeerId, out: &mut Out<S>) {
         let Some(slot) = self
             .anchors
             .slots
@@ -140,11 +141,12 @@ impl<S: RecordStore> Kademlia<S> {
                 protect: false,
             });
         }
+        self.arm_keepalive(now, out);
     }
 
-    /// On [`Timer::Keepalive`]: anchors that left the table are released, and those that carried
-    /// nothing for [`crate::Config::anchor_keepalive`] are pinged. The timer is set again for the
-    /// next one due.
+    /// On [`Timer::Keepalive`]: anchors that left the table are released, those that carried
+    /// nothing for [`crate::Config::anchor_keepalive`] are pinged, and each far bucket without an
+    /// anchor pings a candidate. The timer is set again for the next one due.
     pub(crate) fn keepalive_due(&mut self, now: Instant, out: &mut Out<S>) {
         if self.anchors.timer.is_some_and(|pending| pending <= now) {
             self.anchors.timer = None;
@@ -153,12 +155,34 @@ impl<S: RecordStore> Kademlia<S> {
         let anchors: Vec<Anchor> = self.anchors.slots.iter().flatten().copied().collect();
         for anchor in anchors {
             if !self.table.contains(&anchor.peer) {
-                self.release_anchor(&anchor.peer, out);
+                self.release_anchor(now, &anchor.peer, out);
             } else if anchor.active + period <= now {
                 // Over the anchor's live connection (an anchor whose connection closed is released).
                 self.request(now, anchor.peer, Request::Ping, Purpose::Keepalive, out);
             }
         }
+        for index in 0..self.config.anchors {
+            if self.anchors.slots[index].is_none() {
+                if let Some(candidate) = self.recruit(index) {
+                    // It becomes the anchor when it answers over the connection (`consider_anchor`).
+                    self.request(now, candidate, Request::Ping, Purpose::Keepalive, out);
+                }
+            }
+        }
         self.arm_keepalive(now, out);
+    }
+
+    /// The peer of bucket `index` to ask to be its anchor: one we hold a connection to, else the
+    /// one that answered last; never a seed, nor one a request already waits on (its answer will
+    /// do).
+    fn recruit(&self, index: usize) -> Option<PeerId> {
+        let seed = |peer: &PeerId| self.seeds.iter().any(|s| s.id == *peer);
+        let candidates = self.table.bucket(index).iter().rev().map(|e| e.peer);
+        let mut candidates = candidates.filter(|p| !seed(p) && !self.is_waiting_on(p));
+        let first = candidates.next()?;
+        if self.is_connected(&first) {
+            return Some(first);
+        }
+        Some(candidates.find(|p| self.is_connected(p)).unwrap_or(first))
     }
 }

@@ -187,7 +187,7 @@ impl<S: RecordStore> Kademlia<S> {
             // fails a lookup's request does; one we could not ping (our dial limits) stays.
             Purpose::Keepalive if pending.sent => {
                 self.table.remove(&peer);
-                self.release_anchor(&peer, out);
+                self.release_anchor(now, &peer, out);
             }
             Purpose::Keepalive => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
@@ -196,7 +196,7 @@ impl<S: RecordStore> Kademlia<S> {
                 // place); one we could not ask stays.
                 if pending.sent {
                     self.table.remove(&peer);
-                    self.release_anchor(&peer, out);
+                    self.release_anchor(now, &peer, out);
                 }
                 if let Some(query) = self.queries.get_mut(&qid) {
                     query.lookup.on_failure(&peer);

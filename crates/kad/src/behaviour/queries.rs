@@ -93,6 +93,8 @@ impl<S: RecordStore> Kademlia<S> {
                     self.refresh_scheduled = true;
                     self.schedule(self.config.refresh_interval, Timer::Refresh, out);
                 }
+                // The far buckets recruit their anchors from a keep-alive period on.
+                self.arm_keepalive(now, out);
                 return self.join(now, Qid::User(query), &accepted, out);
             }
             Command::FindNode { query, target } => (query, target, Kind::FindNode),

@@ -485,7 +485,7 @@ impl<S: RecordStore> Kademlia<S> {
         // An anchor whose connection closed is one no longer: dialling it again would fight the
         // other side's connection manager, which closes what it holds too many of. The next peer
         // of its bucket that answers takes its place.
-        self.release_anchor(&peer, out);
+        self.release_anchor(now, &peer, out);
         let mut waiting: Vec<RequestId> = self
             .requests
             .iter()

@@ -143,3 +143,17 @@ pub fn timer_in(out: &Outs, timer: &Timer) -> Option<std::time::Duration> {
         _ => None,
     })
 }
+
+/// A join (query 1) through `peers`.
+pub fn bootstrap(node: &mut Node, peers: &[u64]) -> Outs {
+    node.input(Input::Command(Command::Bootstrap {
+        query: meshwork_kad::QueryId(1),
+        peers: peers
+            .iter()
+            .map(|&p| meshwork_kad::PeerInfo {
+                id: peer(p),
+                addr: addr(p),
+            })
+            .collect(),
+    }))
+}
