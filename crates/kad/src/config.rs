@@ -88,7 +88,8 @@ pub struct Config {
     /// An anchor that carried no Kademlia message either way for this long is pinged (default
     /// 45 s). Keep it below the idle timeout of the peers' connection managers, which close a
     /// connection that carried nothing for that long and do not know we keep it
-    /// (`meshwork_node::ConnectionLimits::idle_timeout`, 60 s by default, checked every second).
+    /// (`meshwork_node::ConnectionLimits::idle_timeout`, 60 s by default, checked every second). A
+    /// far bucket without an anchor asks one of its peers to be one this often too.
     pub anchor_keepalive: Duration,
 }
 

@@ -122,9 +122,8 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// `peer` is no longer an anchor (its connection closed, it left the table, or it failed a
-    /// keep-alive ping): its
-    /// connection is released unless a request waits on it, and its bucket takes the next peer
-    /// that answers.
+    /// keep-alive ping): its connection is released unless a request waits on it, and its bucket
+    /// takes the next peer that answers, or the one it recruits at the next keep-alive timer.
     pub(crate) fn release_anchor(&mut self, now: Instant, peer: &PeerId, out: &mut Out<S>) {
         let Some(slot) = self
             .anchors

@@ -23,7 +23,8 @@ pub(crate) enum Qid {
 pub(crate) enum Purpose {
     /// Liveness check of a full bucket's oldest entry.
     Liveness,
-    /// A ping that keeps an anchor's connection in use ([`super::anchors`]).
+    /// A ping that keeps an anchor's connection in use, or asks a peer of a far bucket without an
+    /// anchor to be its anchor ([`super::anchors`]).
     Keepalive,
     /// A lookup step of a query.
     Lookup(Qid),

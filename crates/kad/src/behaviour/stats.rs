@@ -95,7 +95,8 @@ pub struct KadTotals {
     pub requests: u64,
     /// Of `requests`: liveness pings of a full bucket's oldest entry.
     pub liveness_pings: u64,
-    /// Of `requests`: pings that keep an anchor's connection in use ([`crate::Config::anchors`]).
+    /// Of `requests`: pings that keep an anchor's connection in use, or recruit a far bucket's
+    /// anchor ([`crate::Config::anchors`]).
     pub anchor_pings: u64,
     /// Peers that entered the routing table by sending us a request ([`crate::Config::admit_inbound`]).
     /// Not requests of ours: an asker enters without one.

@@ -211,7 +211,8 @@ pub enum Timer {
     Reprovide(Key),
     /// Join again through the bootstrap peers if the routing table is still empty.
     Rejoin,
-    /// Ping the anchors that were quiet for half of [`crate::Config::anchor_keepalive`] (set again
-    /// every period while the node has an anchor).
+    /// Ping the anchors that were quiet for [`crate::Config::anchor_keepalive`], and a candidate in
+    /// each far bucket without one (set for the next anchor due, or a period on while a bucket
+    /// lacks one).
     Keepalive,
 }
