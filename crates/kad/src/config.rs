@@ -76,7 +76,7 @@ pub struct Config {
     pub admit_inbound: bool,
     /// The address we announce as providers (default none: receivers use the address they observe).
     pub external_address: Option<crate::Address>,
-    /// How many of the farthest buckets keep an **anchor** (default 4): one peer of the bucket whose
+    /// How many of the farthest buckets keep an **anchor** (default 3): one peer of the bucket whose
     /// connection we protect and keep warm, so a lookup into that bucket can ask a peer in its
     /// first round without dialling it ([`crate::routing_table`] entries are addresses, and the
     /// connection manager closes what nobody uses). A random target falls in bucket 0 half the
@@ -120,7 +120,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The configuration with `k`, `alpha` and `disjoint_paths` clamped to usable values.
+    /// The configuration with `k`, `alpha`, `disjoint_paths`, `anchors` (at most
+    /// [`crate::MAX_ANCHORS`]) and `anchor_keepalive` (at least a second) clamped to usable values.
     pub(crate) fn sanitized(mut self) -> Self {
         self.k = self.k.clamp(1, crate::message::MAX_PEERS);
         self.join_fill = self.join_fill.clamp(1, self.k);

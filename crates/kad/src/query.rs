@@ -23,7 +23,8 @@
 //!   idle connections close after a minute, as a node's connection manager closes them (the
 //!   simulator's default), a hop to a peer not heard from lately pays a handshake: 4 round trips at
 //!   2,000 nodes, 6 at 10,000, and 5 again once the first hop can go to a peer we hold a connection
-//!   to ([`ClosestPeers::ask_first`]; the anchors of the crate docs' "Connections"). At 100,000 nodes the share falls to 91%, for reasons not yet measured.
+//!   to ([`ClosestPeers::ask_first`]; the anchors of the crate docs' "Connections"). At 100,000
+//!   nodes the share falls to 91%, for reasons not yet measured.
 //!   Only the peers among the `α` closest are asked, all at once (their number bounds the requests
 //!   in flight): a peer farther out could only name peers the closer ones will name too.
 //!

@@ -137,7 +137,9 @@ fn a_quiet_anchor_is_pinged_and_a_busy_one_is_not() {
     let pings = requests_to(&out, peer(a));
     assert!(matches!(pings.as_slice(), [(_, Request::Ping)]), "{out:?}");
     assert!(protections(&out).is_empty(), "an anchor stays protected: {out:?}");
-    assert_eq!(timer_in(&out, &Timer::Keepalive), Some(period));
+    // Set for the recruiting of buckets 1 and 2 (empty), a period after the first: before the
+    // anchor's next ping, a period from now.
+    assert_eq!(timer_in(&out, &Timer::Keepalive), Some(period / 3));
     let out = node.from(
         a,
         Message::Response {
@@ -196,6 +198,27 @@ fn a_far_bucket_without_an_anchor_recruits_one_a_keepalive_period_after_it_lost_
         None,
         "the pending timer serves"
     );
+}
+
+#[test]
+fn a_bucket_recruits_once_a_period_and_not_while_a_candidate_is_asked() {
+    let (mut node, a) = with_anchor();
+    let b = in_bucket(0, 3)[2];
+    admit(&mut node, b);
+    node.input(Input::PeerDown(peer(a)));
+    let period = Config::default().anchor_keepalive;
+    node.now += period;
+    let out = node.input(Input::Timer(Timer::Keepalive));
+    // The peer it holds a connection to, not the one seen last.
+    assert_eq!(requests_to(&out, peer(b)).len(), 1, "{out:?}");
+    assert!(
+        requests_to(&out, peer(a)).is_empty() && dials(&out).is_empty(),
+        "{out:?}"
+    );
+    // The timer fires again (one set before, superseded): nothing more is asked.
+    let out = node.input(Input::Timer(Timer::Keepalive));
+    assert!(requests_to(&out, peer(a)).is_empty() && requests_to(&out, peer(b)).is_empty());
+    assert!(dials(&out).is_empty(), "{out:?}");
 }
 
 #[test]

@@ -6,18 +6,19 @@
 //! in a far bucket (a random target falls in bucket 0 half the time, in the first four 15 times in
 //! 16), so a node keeps, in each of the first [`crate::Config::anchors`] buckets, one peer whose
 //! connection it protects ([`Output::Protect`]) and keeps in use: the first peer of the bucket that
-//! answers a request of ours over a live connection. A lookup asks the peers it already has a
-//! connection to in its first round ([`crate::query::ClosestPeers::ask_first`]); the anchors make sure
-//! there is one in the buckets most lookups start in, and connections other protocols hold (gossip's
-//! active view) serve as well.
+//! answers a request of ours over a live connection. A lookup asks, besides the `α` closest peers,
+//! the closest peer it already has a connection to ([`crate::query::ClosestPeers::ask_first`]); the
+//! anchors make sure there is one in the buckets most lookups start in, and connections other
+//! protocols hold (gossip's active view) serve as well.
 //!
 //! The other side does not protect our connection: its manager closes it once no frame went either
 //! way for its idle timeout. So an anchor that carried no Kademlia message for
 //! [`crate::Config::anchor_keepalive`] is pinged (a busy anchor costs nothing). An anchor whose
 //! connection closes (the other side holds too many, or the peer is gone), that fails a ping or
-//! that leaves the table frees its bucket's place for the next peer of that bucket that answers; and
-//! once a keep-alive period, a far bucket without an anchor pings one of its peers (one it holds a
-//! connection to, else the one seen last), which becomes the anchor if it answers. Without that, a
+//! that leaves the table frees its bucket's place at once, and is not dialled for it: the next peer
+//! of that bucket that answers takes it, or, a keep-alive period after the place fell free, the
+//! bucket pings one of its peers (one it holds a connection to, else the one seen last, which may be
+//! the same peer again), which becomes the anchor if it answers. Without that, a
 //! node that looks little up kept losing anchors to the other sides' connection managers and never
 //! got them back (`benches/benches/kad_connections.rs` over QUIC: 1.3 anchors a node of 3 a minute
 //! after 200 nodes joined).
@@ -52,6 +53,9 @@ pub(crate) struct Anchors {
     slots: [Option<Anchor>; MAX_ANCHORS],
     /// When the pending [`Timer::Keepalive`] fires, if one is pending.
     timer: Option<Instant>,
+    /// When the far buckets without an anchor recruit one: a keep-alive period after a place fell
+    /// free (or after the join), and then once a period while one stays free.
+    recruit_at: Option<Instant>,
 }
 
 impl Anchors {
@@ -109,9 +113,11 @@ impl<S: RecordStore> Kademlia<S> {
     /// do, or less.
     pub(crate) fn arm_keepalive(&mut self, now: Instant, out: &mut Out<S>) {
         let period = self.config.anchor_keepalive;
-        let recruit = self.anchors.has_room(self.config.anchors).then(|| now + period);
+        if self.anchors.recruit_at.is_none() && self.anchors.has_room(self.config.anchors) {
+            self.anchors.recruit_at = Some(now + period);
+        }
         let pings = self.anchors.slots.iter().flatten().map(|a| a.active + period);
-        let Some(due) = pings.chain(recruit).min() else {
+        let Some(due) = pings.chain(self.anchors.recruit_at).min() else {
             return;
         };
         if self.anchors.timer.is_some_and(|pending| pending <= due) {
@@ -160,11 +166,15 @@ impl<S: RecordStore> Kademlia<S> {
                 self.request(now, anchor.peer, Request::Ping, Purpose::Keepalive, out);
             }
         }
-        for index in 0..self.config.anchors {
-            if self.anchors.slots[index].is_none() {
-                if let Some(candidate) = self.recruit(index) {
-                    // It becomes the anchor when it answers over the connection (`consider_anchor`).
-                    self.request(now, candidate, Request::Ping, Purpose::Keepalive, out);
+        if self.anchors.recruit_at.is_some_and(|at| at <= now) {
+            // Once a period at most: `arm_keepalive` sets the next time if a place stays free.
+            self.anchors.recruit_at = None;
+            for index in 0..self.config.anchors {
+                if self.anchors.slots[index].is_none() {
+                    if let Some(candidate) = self.recruit(index) {
+                        // Anchored when it answers over the connection (`consider_anchor`).
+                        self.request(now, candidate, Request::Ping, Purpose::Keepalive, out);
+                    }
                 }
             }
         }
@@ -172,12 +182,15 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// The peer of bucket `index` to ask to be its anchor: one we hold a connection to, else the
-    /// one that answered last; never a seed, nor one a request already waits on (its answer will
-    /// do).
+    /// one that answered last; never a seed. None while a request waits on a peer of the bucket:
+    /// its answer will do.
     fn recruit(&self, index: usize) -> Option<PeerId> {
+        let bucket = self.table.bucket(index);
+        if bucket.iter().any(|e| self.is_waiting_on(&e.peer)) {
+            return None;
+        }
         let seed = |peer: &PeerId| self.seeds.iter().any(|s| s.id == *peer);
-        let candidates = self.table.bucket(index).iter().rev().map(|e| e.peer);
-        let mut candidates = candidates.filter(|p| !seed(p) && !self.is_waiting_on(p));
+        let mut candidates = bucket.iter().rev().map(|e| e.peer).filter(|p| !seed(p));
         let first = candidates.next()?;
         if self.is_connected(&first) {
             return Some(first);

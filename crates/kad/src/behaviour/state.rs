@@ -482,9 +482,9 @@ impl<S: RecordStore> Kademlia<S> {
             .get_mut(&peer)
             .is_some_and(|link| std::mem::take(&mut link.up));
         self.dialing.remove(&peer);
-        // An anchor whose connection closed is one no longer: dialling it again would fight the
-        // other side's connection manager, which closes what it holds too many of. The next peer
-        // of its bucket that answers takes its place.
+        // An anchor whose connection closed is one no longer, and is not dialled for it now: the
+        // other side's connection manager may have closed it for holding too many. The next peer of
+        // its bucket that answers takes its place, or the one the bucket recruits a period later.
         self.release_anchor(now, &peer, out);
         let mut waiting: Vec<RequestId> = self
             .requests
