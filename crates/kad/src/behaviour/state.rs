@@ -518,7 +518,6 @@ impl<S: RecordStore> Kademlia<S> {
 
     fn on_peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
         self.links.entry(peer).or_default().up = true;
-        self.anchors.touch(&peer, now);
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
             if let Message::Request { id, .. } = &msg {
                 // Sent now: the answer is due a request timeout from now (or by the backstop).
