@@ -196,7 +196,7 @@ impl Plumtree {
         };
         // The link turns eager for the message's origin when the message arrives (we do not know the
         // origin before).
-        let retry = self.graft_wait.timeout().min(self.config.graft_retry);
+        let retry = self.graft_wait.answer_wait().unwrap_or(self.config.graft_retry);
         missing.grafted = Some((peer, now));
         missing.due = Some(now + retry);
         self.excuse_pushes(now, peer);
