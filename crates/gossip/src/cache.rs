@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshwork_wire::{Instant, PeerId};
 
-use crate::message::{GossipMessage, MessageId, TreeMessage};
+use crate::message::{Announcement, GossipMessage, MessageId, TreeMessage, TreeTag};
 
 /// Where a received message stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,14 +103,18 @@ impl SeenCache {
     }
 
     /// Accepted messages that arrived at or after `since`, newest first, at most `max`, with their hops.
-    pub(crate) fn recent(&self, since: Instant, max: usize) -> Vec<(MessageId, u16)> {
+    pub(crate) fn recent(&self, since: Instant, max: usize) -> Vec<Announcement> {
         self.order
             .iter()
             .rev()
             .take_while(|(at, _)| *at >= since)
             .filter_map(|(_, id)| {
                 let entry = self.entries.get(id)?;
-                (entry.status == Status::Accepted).then_some((*id, entry.hops))
+                (entry.status == Status::Accepted).then_some(Announcement {
+                    id: *id,
+                    hops: entry.hops,
+                    tree: TreeTag::of(&entry.tree),
+                })
             })
             .take(max)
             .collect()

@@ -185,7 +185,7 @@ pub use config::{AdmissionConfig, Config, ScoreConfig, Trees};
 pub use error::PublishError;
 pub use message::{
     Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,
-    Message, MessageId, PeerEntry, TopicId, TreeMessage,
+    Message, MessageId, PeerEntry, TopicId, TreeMessage, TreeTag,
 };
 pub use plumtree::{BORROW_LIMIT, TreeStats};
 pub use score::Penalty;

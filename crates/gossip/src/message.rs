@@ -181,13 +181,33 @@ pub enum MembershipMessage {
     },
 }
 
-/// A message id announced lazily, with the hop count at which the announcer received it.
+/// Which tree a message follows, as an announcement names it: the first two bytes of the tree's
+/// origin (the message's own origin, or the one whose tree it borrowed). An announced message is
+/// known only by its id until it arrives, and the id says nothing of its origin; the tag lets a node
+/// whose parent on that tree is alive wait for the parent's copy rather than graft a second one
+/// (`plumtree/lazy.rs`). Two bytes, not the 32 of the origin: two trees a node holds may share a
+/// tag, and then a node may wait once for the wrong parent, which costs a graft wait and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TreeTag(pub [u8; 2]);
+
+impl TreeTag {
+    /// The tag of `origin`'s tree.
+    pub fn of(origin: &PeerId) -> Self {
+        let bytes = origin.as_bytes();
+        Self([bytes[0], bytes[1]])
+    }
+}
+
+/// A message id announced lazily, with the hop count at which the announcer received it and the tree
+/// it came on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announcement {
     /// The message id.
     pub id: MessageId,
     /// Links the message crossed to reach the announcer.
     pub hops: u16,
+    /// The tree the message follows.
+    pub tree: TreeTag,
 }
 
 /// Plumtree broadcast messages.
@@ -252,7 +272,7 @@ pub enum TreeMessage {
     },
 }
 
-/// Everything that crosses the wire on `/meshwork/gossip/1`.
+/// Everything that crosses the wire on `/meshwork/gossip/2`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Membership (HyParView).

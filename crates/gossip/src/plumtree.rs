@@ -26,7 +26,7 @@ use meshwork_wire::{Instant, PeerId};
 
 use crate::cache::{Entry, SeenCache, Status};
 use crate::config::{Config, Trees};
-use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage};
+use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage, TreeTag};
 use crate::score::Penalty;
 use crate::state::Timer;
 use in_flight::InFlight;
@@ -96,15 +96,21 @@ struct Missing {
     /// When the graft timer scheduled last falls due: one that fires before is stale (a `Decline`
     /// grafted the next announcer sooner, and scheduled its own).
     due: Option<Instant>,
+    /// The tree its first announcement named.
+    tree: TreeTag,
+    /// Whether its first graft waited for our parent on that tree (`lazy.rs`'s `defer_to_parent`).
+    deferred: bool,
 }
 
 impl Missing {
-    fn new(since: Instant) -> Self {
+    fn new(since: Instant, tree: TreeTag) -> Self {
         Self {
             since,
             announcers: VecDeque::new(),
             grafted: None,
             due: None,
+            tree,
+            deferred: false,
         }
     }
 }
@@ -217,8 +223,8 @@ impl Plumtree {
     pub(crate) fn neighbor_up(&mut self, now: Instant, peer: PeerId, out: &mut Vec<PtOut>) {
         self.links.up(peer);
         let since = Instant::from_duration(now.as_duration().saturating_sub(self.config.catch_up));
-        for (id, hops) in self.cache.recent(since, MAX_IHAVE) {
-            self.lazy_queue.push((peer, Announcement { id, hops }));
+        for announcement in self.cache.recent(since, MAX_IHAVE) {
+            self.lazy_queue.push((peer, announcement));
         }
         self.schedule_flush(out);
     }

@@ -10,7 +10,7 @@
 
 mod support;
 
-use meshwork_gossip::{Announcement, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
+use meshwork_gossip::{Gossip, GossipMessage, MessageId, Timer, TreeMessage};
 use meshwork_wire::{Input, Instant, PeerId};
 use support::{at, from, gossip, handle, message, node, tree_sends};
 
@@ -28,7 +28,7 @@ fn pruned_node() -> (Gossip, PeerId, [PeerId; 2]) {
 
 /// An announcement of `id`, `hops` links from its origin at the announcer.
 fn ihave(id: MessageId, hops: u16) -> TreeMessage {
-    let ids = vec![Announcement { id, hops }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, hops)].try_into().unwrap();
     TreeMessage::IHave { ids }
 }
 

@@ -16,7 +16,7 @@ mod support;
 use std::time::Duration;
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Gossip, GossipMessage, Message, MessageId, Timer, TreeMessage, Verdict,
+    Command, Config, Gossip, GossipMessage, Message, MessageId, Timer, TreeMessage, Verdict,
 };
 use meshwork_wire::{DropReason, Input, Instant, Output, PeerId, Protocol};
 use support::{at, from, gossip, handle, message, node, timers};
@@ -43,7 +43,7 @@ fn promises(out: &[Output<Gossip>]) -> Vec<(Duration, Timer)> {
 }
 
 fn announce(g: &mut Gossip, now: Instant, announcer: PeerId, id: MessageId) {
-    let ids = vec![Announcement { id, hops: 1 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 1)].try_into().unwrap();
     handle(g, now, from(announcer, TreeMessage::IHave { ids }));
 }
 

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Duration;
 
-use meshwork_gossip::{Announcement, Command, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
+use meshwork_gossip::{Command, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
 use meshwork_wire::{Input, Instant, PeerId};
 use support::{at, from, gossip, handle, message, node, timers};
 
@@ -31,7 +31,7 @@ fn measured_node() -> (Gossip, PeerId, PeerId) {
 
 /// `announcer` announces `id` at `now`; returns the wait the node set before grafting it.
 fn announce(g: &mut Gossip, now: Instant, announcer: PeerId, id: MessageId) -> Duration {
-    let ids = vec![Announcement { id, hops: 1 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 1)].try_into().unwrap();
     let out = handle(g, now, from(announcer, TreeMessage::IHave { ids }));
     timers(&out)
         .into_iter()

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use meshwork_gossip::{Announcement, Config, Event, Gossip, Message, MessageId, Timer, TreeMessage};
+use meshwork_gossip::{Config, Event, Gossip, Message, MessageId, Timer, TreeMessage};
 use meshwork_wire::{Input, Instant, Output, PeerId};
 use support::{at, from, handle, message, timers};
 
@@ -22,7 +22,7 @@ fn node() -> (Gossip, PeerId) {
 /// `announcer` announces `id`; the graft timer fires and the node grafts it. Returns the promise timer
 /// and its delay.
 fn announce_and_graft(g: &mut Gossip, now: Instant, announcer: PeerId, id: MessageId) -> (Duration, Timer) {
-    let ids = vec![Announcement { id, hops: 1 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 1)].try_into().unwrap();
     let out = handle(g, now, from(announcer, TreeMessage::IHave { ids }));
     assert!(timers(&out).iter().any(|(_, t)| *t == Timer::Graft(id)));
     let out = handle(g, now, Input::Timer(Timer::Graft(id)));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshwork_gossip::{
     Announcement, Command, Config, Event, Gossip, GossipMessage, MAX_SHUFFLE, MembershipMessage, Message,
-    MessageId, PeerEntry, TopicId, TopicOptions, TreeMessage, Verdict,
+    MessageId, PeerEntry, TopicId, TopicOptions, TreeMessage, TreeTag, Verdict,
 };
 use meshwork_identity::{Hash, Keypair, Signature};
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, golden};
@@ -149,7 +149,13 @@ fn a_missing_message_triggers_graft_after_the_timeout() {
     let (mut g, a, _) = node(false);
     let id = gossip(1).id();
     let mut out = Vec::new();
-    let ids = vec![Announcement { id, hops: 1 }].try_into().unwrap();
+    let ids = vec![Announcement {
+        id,
+        hops: 1,
+        tree: TreeTag::of(&key(9).peer_id()),
+    }]
+    .try_into()
+    .unwrap();
     let msg = Message::Tree(TreeMessage::IHave { ids });
     g.handle(Instant::ZERO, Input::Message { from: a, msg }, &mut out);
     let timer = out

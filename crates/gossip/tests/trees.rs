@@ -4,7 +4,7 @@
 mod support;
 
 use meshwork_gossip::{
-    Announcement, Command, Config, Gossip, GossipMessage, Message, Timer, TopicId, TopicOptions, TreeMessage,
+    Command, Config, Gossip, GossipMessage, Message, Timer, TopicId, TopicOptions, TreeMessage,
 };
 use meshwork_identity::Keypair;
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
@@ -103,10 +103,10 @@ fn a_much_shorter_announcement_reshapes_the_tree() {
     gossip(&mut g, 2, message, 8);
     assert_eq!(g.eager_peers(&x), vec![a]);
     // An announcement only a little shorter (6 + 1 + threshold 3 > 8) changes nothing.
-    let ids = vec![Announcement { id, hops: 6 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 6)].try_into().unwrap();
     assert!(tree(&mut g, 3, TreeMessage::IHave { ids }).is_empty());
     // Much shorter (2 + 1 + 3 <= 8): 3 becomes the tree link, 2 is pruned (Plumtree §3.8).
-    let ids = vec![Announcement { id, hops: 2 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 2)].try_into().unwrap();
     let out = tree(&mut g, 3, TreeMessage::IHave { ids });
     assert_eq!(
         out,
@@ -228,7 +228,7 @@ fn announcements_that_came_before_a_late_message_reshape_the_tree_on_arrival() {
     let message = published_by(10, 1);
     let id = message.id();
     // 3 (lazy) announces it at 2 hops; the tree copy comes later, at 9 hops, before any graft.
-    let ids = vec![Announcement { id, hops: 2 }].try_into().unwrap();
+    let ids = vec![support::announcement(10, id, 2)].try_into().unwrap();
     tree(&mut g, 3, TreeMessage::IHave { ids });
     let out = gossip(&mut g, 2, message, 9);
     assert!(out.contains(&(b, TreeMessage::Shortcut { origin: x })), "{out:?}");

@@ -9,7 +9,7 @@ use meshwork_wire::{BoundedVec, Instant, PeerId};
 
 use super::{Plumtree, PtOut};
 use crate::cache::Status;
-use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage};
+use crate::message::{Announcement, MAX_IHAVE, MessageId, TreeMessage, TreeTag};
 use crate::score::Penalty;
 use crate::state::{Timer, Verdict};
 
@@ -58,6 +58,10 @@ impl Plumtree {
         let origin = entry.tree;
         let own = entry.parent.is_none() && origin == entry.message.origin;
         self.links.relaying(origin);
+        if let Some(parent) = entry.parent {
+            self.links.set_parent(&origin, &parent);
+        }
+        let tree = TreeTag::of(&origin);
         // Our own tree with no eager link left here (its links all left, and the neighbours that
         // replaced them join it lazily): the message would go out as announcements only, and every
         // node would wait a graft for it. It floods instead, and the duplicates prune the tree back.
@@ -75,7 +79,11 @@ impl Plumtree {
                     self.stats.announcements_spared += 1;
                     continue;
                 }
-                let announcement = Announcement { id, hops: entry.hops };
+                let announcement = Announcement {
+                    id,
+                    hops: entry.hops,
+                    tree,
+                };
                 self.lazy_queue.push((*peer, announcement));
             } else {
                 self.stats.gossip_sent += 1;

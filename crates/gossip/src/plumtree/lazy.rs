@@ -68,7 +68,7 @@ impl Plumtree {
             let missing = self
                 .missing
                 .entry(announcement.id)
-                .or_insert_with(|| Missing::new(now));
+                .or_insert_with(|| Missing::new(now, announcement.tree));
             let known = missing.announcers.iter().any(|(p, _)| *p == from);
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
@@ -88,6 +88,9 @@ impl Plumtree {
     ) {
         match announced {
             None => self.graft_wait.lateness(now, Duration::ZERO),
+            // The wait for our parent brought it: a repair above us was late, not the tree, and the
+            // wait for the parent already covers one.
+            Some(missing) if missing.deferred && !grafted => {}
             Some(missing) if !grafted => self
                 .graft_wait
                 .lateness(now, now.saturating_duration_since(missing.since)),
@@ -162,7 +165,39 @@ impl Plumtree {
         {
             return;
         }
+        if self.defer_to_parent(now, id, out) {
+            return;
+        }
         self.graft_next(now, id, out);
+    }
+
+    /// A missing message whose tree has a live parent here (the announcements name the tree, a
+    /// [`TreeTag`](crate::TreeTag)) waits two more graft waits before its first graft: one for the
+    /// parent's own wait, one for its graft's round trip and the copy's way down. After a crash every
+    /// node below a break hears of the tree's next message from its lazy links at about the same time;
+    /// if each grafted at its own timer, each would get a copy from its announcer and then a second
+    /// from its parent, once the node nearest the break mended the tree. Waiting leaves the mending to
+    /// that node (whose parent is gone). Not when the parent is among the announcers (it announced
+    /// rather than pushed: it is not sending a copy), nor a second time.
+    fn defer_to_parent(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) -> bool {
+        let Some(missing) = self.missing.get_mut(&id) else {
+            return false;
+        };
+        if missing.deferred || missing.grafted.is_some() {
+            return false;
+        }
+        let Some(parent) = self.links.parent_for(missing.tree) else {
+            return false;
+        };
+        if missing.announcers.iter().any(|(peer, _)| *peer == parent) {
+            return false;
+        }
+        let wait = self.graft_wait.timeout() * 2;
+        missing.deferred = true;
+        missing.due = Some(now + wait);
+        self.stats.grafts_deferred += 1;
+        out.push(PtOut::Schedule(wait, Timer::Graft(id)));
+        true
     }
 
     /// Grafts the next announcer of missing message `id`: the first, in the order they announced it,

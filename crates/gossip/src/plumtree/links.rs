@@ -30,6 +30,10 @@
 //! optimisation moves one of its links. A tree is stored only where it differs from what an origin
 //! without one follows (all eager, or the shared tree).
 //!
+//! Each tree also remembers its **parent** here: the neighbour whose copy of the tree's last message
+//! relayed here came first. Announcements name a tree only by a [`TreeTag`], so the table keeps which
+//! tree each tag stood for last ([`Links::parent_for`]).
+//!
 //! Slots: bit `i` stands for `neighbours[i]`. The active view is far smaller than 64 (5 by default);
 //! neighbours past the 64th slot are always eager.
 
@@ -38,15 +42,20 @@ use std::collections::HashMap;
 use meshwork_wire::PeerId;
 
 use crate::config::Trees;
+use crate::message::TreeTag;
 
 /// One bit per neighbour slot.
 type Mask = u64;
 const SLOTS: usize = Mask::BITS as usize;
+/// No parent recorded (or it left).
+const NO_PARENT: u8 = u8::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Tree {
     lazy: Mask,
     used: u64,
+    /// The slot of the neighbour whose copy of the last message relayed came first, or [`NO_PARENT`].
+    parent: u8,
 }
 
 /// The active-view neighbours, and per origin the ones that are lazy.
@@ -54,6 +63,8 @@ struct Tree {
 pub(crate) struct Links {
     neighbours: Vec<PeerId>,
     trees: HashMap<PeerId, Tree>,
+    /// The origin of the tree each tag stood for last: at most one entry per tree, forgotten with it.
+    tags: HashMap<TreeTag, PeerId>,
     /// What an origin without a tree follows.
     mode: Trees,
     /// The shared tree's lazy links (always empty with [`Trees::PerOrigin`]).
@@ -71,6 +82,7 @@ impl Links {
         Self {
             neighbours: Vec::new(),
             trees: HashMap::new(),
+            tags: HashMap::new(),
             mode,
             shared: 0,
             capacity: capacity.max(1),
@@ -123,10 +135,16 @@ impl Links {
         vacate(&mut self.shared);
         for tree in self.trees.values_mut() {
             vacate(&mut tree.lazy);
+            if usize::from(tree.parent) == slot {
+                tree.parent = NO_PARENT;
+            } else if usize::from(tree.parent) == last {
+                tree.parent = slot as u8; // below `last`, itself below `NO_PARENT`
+            }
         }
         if self.mode == Trees::Shared {
             let shared = self.shared;
             self.trees.retain(|_, tree| tree.lazy != shared);
+            self.forget_tags();
         }
     }
 
@@ -135,7 +153,42 @@ impl Links {
     fn drop_if_shared(&mut self, origin: &PeerId) {
         if self.mode == Trees::Shared && self.trees.get(origin).is_some_and(|t| t.lazy == self.shared) {
             self.trees.remove(origin);
+            let tag = TreeTag::of(origin);
+            if self.tags.get(&tag) == Some(origin) {
+                self.tags.remove(&tag);
+            }
         }
+    }
+
+    /// Forgets the tags of trees no longer held.
+    fn forget_tags(&mut self) {
+        let trees = &self.trees;
+        self.tags.retain(|_, origin| trees.contains_key(origin));
+    }
+
+    /// `peer`'s copy of a message on `origin`'s tree came first here: it is the tree's parent until
+    /// another's copy of a later message comes first, or it leaves. Only for a formed tree (the caller
+    /// relays the message), and only while the link is on the tree.
+    pub(crate) fn set_parent(&mut self, origin: &PeerId, peer: &PeerId) {
+        let Some(slot) = self.slot(peer).filter(|&s| s < usize::from(NO_PARENT)) else {
+            return;
+        };
+        let lazy = self.trees.get(origin).map(|tree| tree.lazy & bit(slot) != 0);
+        if lazy == Some(false)
+            && let Some(tree) = self.trees.get_mut(origin)
+        {
+            tree.parent = slot as u8; // below `NO_PARENT` (filtered above)
+        }
+    }
+
+    /// The parent on the tree `tag` stood for last, if it is still a neighbour on that tree: the
+    /// neighbour whose copy of the tree's next message should come first.
+    pub(crate) fn parent_for(&self, tag: TreeTag) -> Option<PeerId> {
+        let origin = self.tags.get(&tag)?;
+        let tree = self.trees.get(origin)?;
+        let slot = usize::from(tree.parent);
+        let parent = *self.neighbours.get(slot)?;
+        (tree.lazy & bit(slot) == 0).then_some(parent)
     }
 
     /// True if messages of `origin` follow the shared tree (it has no tree of its own).
@@ -184,7 +237,15 @@ impl Links {
         }
         self.tick += 1;
         let (used, lazy) = (self.tick, self.shared);
-        self.trees.entry(origin).or_insert(Tree { lazy, used })
+        let tags = &mut self.tags;
+        self.trees.entry(origin).or_insert_with(|| {
+            tags.insert(TreeTag::of(&origin), origin);
+            Tree {
+                lazy,
+                used,
+                parent: NO_PARENT,
+            }
+        })
     }
 
     /// The shared tree's link to `peer` turns lazy (a duplicate came on it, or the peer pruned it).
@@ -209,6 +270,7 @@ impl Links {
         }
         let (_, &mut threshold, _) = ticks.select_nth_unstable(cut - 1);
         self.trees.retain(|_, tree| tree.used > threshold);
+        self.forget_tags();
     }
 
     /// `peer`'s link carries messages of `origin` eagerly: on `origin`'s tree if it has one, else on the
@@ -312,6 +374,49 @@ mod tests {
         links.make_eager(&p[0], &p[2]);
         links.up(p[3]);
         assert!(links.is_eager(&p[0], &p[2]) && links.is_lazy(&p[0], &p[3]));
+    }
+
+    #[test]
+    fn a_trees_parent_is_found_by_its_tag_and_follows_its_slot() {
+        let p = peers(5);
+        let mut links = Links::new(16, Trees::PerOrigin);
+        for &peer in &p[1..] {
+            links.up(peer);
+        }
+        let tag = TreeTag::of(&p[0]);
+        links.set_parent(&p[0], &p[4]);
+        assert_eq!(links.parent_for(tag), None, "a tree not formed has no parent");
+        links.relaying(p[0]);
+        links.set_parent(&p[0], &p[4]);
+        assert_eq!(links.parent_for(tag), Some(p[4]));
+        // p4 moves to p1's slot, and stays the parent.
+        links.down(p[1]);
+        assert_eq!(links.parent_for(tag), Some(p[4]));
+        // A parent whose link turned lazy sends no copy; one that left is no parent.
+        links.make_lazy(p[0], p[4]);
+        assert_eq!(links.parent_for(tag), None);
+        links.make_eager(&p[0], &p[4]);
+        assert_eq!(links.parent_for(tag), Some(p[4]));
+        links.down(p[4]);
+        assert_eq!(links.parent_for(tag), None);
+        links.up(p[4]);
+        assert_eq!(links.parent_for(tag), None, "it came back lazy, and is not the parent");
+        assert_eq!(links.parent_for(TreeTag::of(&p[2])), None, "no tree of that tag");
+    }
+
+    #[test]
+    fn a_forgotten_tree_takes_its_tag_with_it() {
+        let origins = peers(12);
+        let neighbour = Keypair::from_seed([99; 32]).peer_id();
+        let mut links = Links::new(4, Trees::PerOrigin);
+        links.up(neighbour);
+        for origin in &origins {
+            links.relaying(*origin);
+            links.set_parent(origin, &neighbour);
+        }
+        assert!(links.tags.len() <= links.trees.len());
+        assert!(links.parent_for(TreeTag::of(&origins[11])).is_some());
+        assert!(links.parent_for(TreeTag::of(&origins[0])).is_none());
     }
 
     #[test]

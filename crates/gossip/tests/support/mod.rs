@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use meshwork_gossip::{
-    Command, Config, Gossip, GossipMessage, MembershipMessage, Message, Timer, TopicId, TopicOptions,
-    TreeMessage,
+    Announcement, Command, Config, Gossip, GossipMessage, MembershipMessage, Message, MessageId, Timer,
+    TopicId, TopicOptions, TreeMessage, TreeTag,
 };
 use meshwork_identity::Keypair;
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
@@ -25,6 +25,15 @@ pub(crate) fn at(millis: u64) -> Instant {
 /// Message `seq` of origin key 10, 64 bytes of payload.
 pub(crate) fn message(seq: u64) -> GossipMessage {
     GossipMessage::sign(&key(10), topic(), seq, vec![7; 64].try_into().unwrap())
+}
+
+/// An announcement of `id` at `hops`, on the tree of the origin of key `origin`.
+pub(crate) fn announcement(origin: u8, id: MessageId, hops: u16) -> Announcement {
+    Announcement {
+        id,
+        hops,
+        tree: TreeTag::of(&key(origin).peer_id()),
+    }
 }
 
 /// A node (key 1) subscribed to the topic, with neighbours of keys `neighbours`.

@@ -288,6 +288,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let total = |figure: fn(&Gossip) -> u64| total(&sim, figure);
     report
         .add("gossip_grafts_total", total(|s| s.stats().tree.grafts_sent))
+        .add(
+            "gossip_grafts_deferred_total",
+            total(|s| s.stats().tree.grafts_deferred),
+        )
         .add("gossip_ihave_total", total(|s| s.stats().tree.ihave_sent))
         .add(
             "gossip_announcements_spared_total",

@@ -1,0 +1,131 @@
+//! After a crash, the node nearest a break in a tree mends it, and the nodes below it wait for their
+//! parent rather than graft copies of their own: announcements name the tree they came on (a
+//! `TreeTag`), and a node whose parent on that tree is alive gives it two more graft waits before
+//! grafting. If every node below the break grafted at its own timer, each would get a copy from its
+//! announcer and a second from its parent.
+//!
+//! One node, a fake clock. Neighbour 2 is its parent on the tree of origin 10 (its copy of the first
+//! message came first); 3 is lazy on that tree (its copy was a duplicate, which pruned it).
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
+
+mod support;
+
+use std::time::Duration;
+
+use meshwork_gossip::{Gossip, GossipMessage, MessageId, Timer, TreeMessage};
+use meshwork_wire::{Input, Instant, PeerId};
+use support::{announcement, at, from, gossip, handle, message, node, timers, tree_sends};
+
+/// A node whose parent on origin 10's tree is `parent`, and `lazy` a lazy link of that tree.
+fn node_with_parent() -> (Gossip, PeerId, PeerId) {
+    let (mut g, peers) = node(&[2, 3]);
+    let (parent, lazy) = (peers[0], peers[1]);
+    handle(&mut g, at(100), from(parent, gossip(&message(1))));
+    handle(&mut g, at(110), from(lazy, gossip(&message(1))));
+    handle(&mut g, at(200), Input::Timer(Timer::FlushIHave));
+    (g, parent, lazy)
+}
+
+/// `announcer` announces `id` on the tree of origin `origin` at `now`; returns the graft wait set.
+fn announce(g: &mut Gossip, now: Instant, announcer: PeerId, origin: u8, id: MessageId) -> Duration {
+    let ids = vec![announcement(origin, id, 1)].try_into().unwrap();
+    let out = handle(g, now, from(announcer, TreeMessage::IHave { ids }));
+    graft_timer(&timers(&out), id).expect("a graft timer for the announced message")
+}
+
+fn graft_timer(timers: &[(Duration, Timer)], id: MessageId) -> Option<Duration> {
+    timers
+        .iter()
+        .find(|(_, timer)| *timer == Timer::Graft(id))
+        .map(|(after, _)| *after)
+}
+
+/// Fires the graft timer of `id` at `now`: the peers grafted, and the wait set again, if any.
+fn fire(g: &mut Gossip, now: Instant, id: MessageId) -> (Vec<PeerId>, Option<Duration>) {
+    let out = handle(g, now, Input::Timer(Timer::Graft(id)));
+    let again = graft_timer(&timers(&out), id);
+    let grafted = tree_sends(out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, TreeMessage::Graft { id: grafted } if *grafted == id))
+        .map(|(to, _)| to)
+        .collect();
+    (grafted, again)
+}
+
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap()
+}
+
+#[test]
+fn a_node_whose_parent_lives_leaves_the_repair_to_it() {
+    let (mut g, parent, lazy) = node_with_parent();
+    let next: GossipMessage = message(2);
+    let wait = announce(&mut g, at(1_000), lazy, 10, next.id());
+    let first = 1_000 + millis(wait);
+    let (grafted, again) = fire(&mut g, at(first), next.id());
+    assert!(grafted.is_empty(), "the parent is alive: no graft yet");
+    let again = again.expect("the graft waits again");
+    assert_eq!(again, wait * 2, "two graft waits more");
+    assert_eq!(g.stats().tree.grafts_deferred, 1);
+    // The parent mended its own link and pushes the message: nothing was grafted, nothing duplicated.
+    handle(&mut g, at(first + 50), from(parent, gossip(&next)));
+    let (grafted, again) = fire(&mut g, at(first + millis(again)), next.id());
+    assert!(grafted.is_empty() && again.is_none());
+    assert_eq!(g.stats().tree.grafts_sent, 0);
+    assert_eq!(
+        g.stats().tree.duplicates,
+        1,
+        "only the first message's, which pruned 3"
+    );
+}
+
+#[test]
+fn a_parent_that_sends_nothing_is_waited_for_once() {
+    let (mut g, _parent, lazy) = node_with_parent();
+    let id = message(2).id();
+    let wait = announce(&mut g, at(1_000), lazy, 10, id);
+    let first = 1_000 + millis(wait);
+    let (_, again) = fire(&mut g, at(first), id);
+    let second = first + millis(again.unwrap());
+    let (grafted, _) = fire(&mut g, at(second), id);
+    assert_eq!(
+        grafted,
+        vec![lazy],
+        "after the wait for the parent, the announcer is grafted"
+    );
+    assert_eq!(g.stats().tree.grafts_deferred, 1);
+}
+
+#[test]
+fn a_node_whose_parent_left_grafts_at_the_first_timer() {
+    let (mut g, parent, lazy) = node_with_parent();
+    handle(&mut g, at(500), Input::PeerDown(parent));
+    let id = message(2).id();
+    let wait = announce(&mut g, at(1_000), lazy, 10, id);
+    let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), id);
+    assert_eq!(grafted, vec![lazy], "the node nearest the break mends it");
+    assert_eq!(g.stats().tree.grafts_deferred, 0);
+}
+
+#[test]
+fn an_announcement_on_another_tree_or_from_the_parent_is_grafted_at_the_first_timer() {
+    let (mut g, parent, lazy) = node_with_parent();
+    // Origin 11 has no tree here, so no parent: the announcement is all the node has.
+    let other = GossipMessage::sign(
+        &support::key(11),
+        support::topic(),
+        1,
+        vec![7; 64].try_into().unwrap(),
+    );
+    let wait = announce(&mut g, at(1_000), lazy, 11, other.id());
+    let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), other.id());
+    assert_eq!(grafted, vec![lazy]);
+    // The parent announced the message rather than pushing it: no copy is coming from it.
+    let id = message(2).id();
+    let wait = announce(&mut g, at(2_000), lazy, 10, id);
+    let ids = vec![announcement(10, id, 1)].try_into().unwrap();
+    handle(&mut g, at(2_000), from(parent, TreeMessage::IHave { ids }));
+    let (grafted, _) = fire(&mut g, at(2_000 + millis(wait)), id);
+    assert_eq!(grafted.len(), 1, "grafted at once: {grafted:?}");
+    assert_eq!(g.stats().tree.grafts_deferred, 0);
+}
