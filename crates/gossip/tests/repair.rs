@@ -12,13 +12,13 @@ mod support;
 
 use std::time::Duration;
 
-use meshwork_gossip::{Gossip, GossipMessage, MessageId, Timer, TreeMessage};
+use meshwork_gossip::{Config, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
 use meshwork_wire::{Input, Instant, PeerId};
-use support::{announcement, at, from, gossip, handle, message, node, timers, tree_sends};
+use support::{announcement, at, from, gossip, handle, key, message, node, timers, tree_sends};
 
 /// A node whose parent on origin 10's tree is `parent`, and `lazy` a lazy link of that tree.
 fn node_with_parent() -> (Gossip, PeerId, PeerId) {
-    let (mut g, peers) = node(&[2, 3]);
+    let (mut g, peers) = node(&[2, 3, 4]);
     let (parent, lazy) = (peers[0], peers[1]);
     handle(&mut g, at(100), from(parent, gossip(&message(1))));
     handle(&mut g, at(110), from(lazy, gossip(&message(1))));
@@ -97,26 +97,59 @@ fn a_parent_that_sends_nothing_is_waited_for_once() {
 }
 
 #[test]
-fn a_node_whose_parent_left_grafts_at_the_first_timer() {
+fn a_node_whose_parent_left_grafts_at_once() {
     let (mut g, parent, lazy) = node_with_parent();
+    let usual = announce(&mut g, at(300), lazy, 10, message(5).id());
     handle(&mut g, at(500), Input::PeerDown(parent));
     let id = message(2).id();
     let wait = announce(&mut g, at(1_000), lazy, 10, id);
+    assert_eq!(
+        wait,
+        Config::default().graft_timeout_min,
+        "no copy comes from above: only the floor, not the learnt {usual:?}"
+    );
     let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), id);
     assert_eq!(grafted, vec![lazy], "the node nearest the break mends it");
     assert_eq!(g.stats().tree.grafts_deferred, 0);
+    // Its answer makes the announcer the parent: the tree's next message waits for it.
+    handle(&mut g, at(1_200), from(lazy, gossip(&message(2))));
+    let wait = announce(&mut g, at(2_000), key(4).peer_id(), 10, message(3).id());
+    assert!(wait > Config::default().graft_timeout_min, "{wait:?}");
+}
+
+#[test]
+fn a_shortcut_moves_the_parent_to_the_announcer() {
+    let (mut g, parent, lazy) = node_with_parent();
+    // The lazy neighbour announces the next message far sooner than the tree delivers it (§3.8).
+    let next = message(2);
+    let ids = vec![announcement(10, next.id(), 1)].try_into().unwrap();
+    handle(&mut g, at(1_000), from(lazy, TreeMessage::IHave { ids }));
+    let far = TreeMessage::Gossip {
+        message: next,
+        hops: 9,
+    };
+    let out = tree_sends(handle(&mut g, at(1_010), from(parent, far)));
+    assert!(out.contains(&(
+        lazy,
+        TreeMessage::Shortcut {
+            origin: key(10).peer_id()
+        }
+    )));
+    // The old parent announces the one after: the node does not wait for it, it waits for the new one.
+    let id = message(3).id();
+    let wait = announce(&mut g, at(2_000), parent, 10, id);
+    let (grafted, again) = fire(&mut g, at(2_000 + millis(wait)), id);
+    assert!(
+        grafted.is_empty() && again.is_some(),
+        "the new parent is waited for"
+    );
 }
 
 #[test]
 fn an_announcement_on_another_tree_or_from_the_parent_is_grafted_at_the_first_timer() {
     let (mut g, parent, lazy) = node_with_parent();
     // Origin 11 has no tree here, so no parent: the announcement is all the node has.
-    let other = GossipMessage::sign(
-        &support::key(11),
-        support::topic(),
-        1,
-        vec![7; 64].try_into().unwrap(),
-    );
+    let other = GossipMessage::sign(&key(11), support::topic(), 1, vec![7; 64].try_into().unwrap());
     let wait = announce(&mut g, at(1_000), lazy, 11, other.id());
     let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), other.id());
     assert_eq!(grafted, vec![lazy]);

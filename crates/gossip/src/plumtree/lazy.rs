@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use meshwork_wire::{Instant, PeerId};
 
+use super::links::Parent;
 use super::{
     DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, PtOut,
 };
 use crate::cache::Status;
-use crate::message::{Announcement, MessageId, TreeMessage};
+use crate::message::{Announcement, MessageId, TreeMessage, TreeTag};
 use crate::score::Penalty;
 use crate::state::Timer;
 
@@ -63,7 +64,7 @@ impl Plumtree {
                     continue;
                 }
                 let timer = Timer::Graft(announcement.id);
-                out.push(PtOut::Schedule(self.graft_wait.timeout(), timer));
+                out.push(PtOut::Schedule(self.graft_wait_for(announcement.tree), timer));
             }
             let missing = self
                 .missing
@@ -73,6 +74,17 @@ impl Plumtree {
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
             }
+        }
+    }
+
+    /// How long to wait for a copy of a message announced on the tree `tag` before grafting it: the
+    /// learnt wait, but only the floor where our parent on that tree left since its last message. No
+    /// copy comes from above then, and the nodes below us wait for ours (`defer_to_parent`), so a
+    /// wait would only delay the whole subtree's repair.
+    fn graft_wait_for(&self, tag: TreeTag) -> Duration {
+        match self.links.parent_for(tag) {
+            Parent::Left => self.config.graft_timeout_min,
+            Parent::Alive(_) | Parent::Unknown => self.graft_wait.timeout(),
         }
     }
 
@@ -147,6 +159,7 @@ impl Plumtree {
             out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
             self.links.join_tree(origin, &from);
             self.links.make_lazy(origin, parent);
+            self.links.set_parent(&origin, &from);
         }
     }
 
@@ -186,7 +199,7 @@ impl Plumtree {
         if missing.deferred || missing.grafted.is_some() {
             return false;
         }
-        let Some(parent) = self.links.parent_for(missing.tree) else {
+        let Parent::Alive(parent) = self.links.parent_for(missing.tree) else {
             return false;
         };
         if missing.announcers.iter().any(|(peer, _)| *peer == parent) {

@@ -47,14 +47,29 @@ use crate::message::TreeTag;
 /// One bit per neighbour slot.
 type Mask = u64;
 const SLOTS: usize = Mask::BITS as usize;
-/// No parent recorded (or it left).
+/// No parent recorded.
 const NO_PARENT: u8 = u8::MAX;
+/// The parent's link closed: the tree is broken just above this node.
+const PARENT_LEFT: u8 = u8::MAX - 1;
+
+/// What a node knows of its parent on a tree ([`Links::parent_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Parent {
+    /// A neighbour on the tree, whose copy of the tree's next message should come first.
+    Alive(PeerId),
+    /// The parent's link closed since the tree's last message: no copy comes from above until this
+    /// node or one below it grafts.
+    Left,
+    /// No tree of that tag, no parent recorded, or the parent's link left the tree.
+    Unknown,
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Tree {
     lazy: Mask,
     used: u64,
-    /// The slot of the neighbour whose copy of the last message relayed came first, or [`NO_PARENT`].
+    /// The slot of the neighbour whose copy of the last message relayed came first, [`NO_PARENT`], or
+    /// [`PARENT_LEFT`].
     parent: u8,
 }
 
@@ -136,9 +151,9 @@ impl Links {
         for tree in self.trees.values_mut() {
             vacate(&mut tree.lazy);
             if usize::from(tree.parent) == slot {
-                tree.parent = NO_PARENT;
+                tree.parent = PARENT_LEFT;
             } else if usize::from(tree.parent) == last {
-                tree.parent = slot as u8; // below `last`, itself below `NO_PARENT`
+                tree.parent = slot as u8; // below `last`, itself below `PARENT_LEFT`
             }
         }
         if self.mode == Trees::Shared {
@@ -170,25 +185,30 @@ impl Links {
     /// another's copy of a later message comes first, or it leaves. Only for a formed tree (the caller
     /// relays the message), and only while the link is on the tree.
     pub(crate) fn set_parent(&mut self, origin: &PeerId, peer: &PeerId) {
-        let Some(slot) = self.slot(peer).filter(|&s| s < usize::from(NO_PARENT)) else {
+        let Some(slot) = self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT)) else {
             return;
         };
         let lazy = self.trees.get(origin).map(|tree| tree.lazy & bit(slot) != 0);
         if lazy == Some(false)
             && let Some(tree) = self.trees.get_mut(origin)
         {
-            tree.parent = slot as u8; // below `NO_PARENT` (filtered above)
+            tree.parent = slot as u8; // below `PARENT_LEFT` (filtered above)
         }
     }
 
-    /// The parent on the tree `tag` stood for last, if it is still a neighbour on that tree: the
-    /// neighbour whose copy of the tree's next message should come first.
-    pub(crate) fn parent_for(&self, tag: TreeTag) -> Option<PeerId> {
-        let origin = self.tags.get(&tag)?;
-        let tree = self.trees.get(origin)?;
+    /// The parent on the tree `tag` stood for last.
+    pub(crate) fn parent_for(&self, tag: TreeTag) -> Parent {
+        let Some(tree) = self.tags.get(&tag).and_then(|origin| self.trees.get(origin)) else {
+            return Parent::Unknown;
+        };
+        if tree.parent == PARENT_LEFT {
+            return Parent::Left;
+        }
         let slot = usize::from(tree.parent);
-        let parent = *self.neighbours.get(slot)?;
-        (tree.lazy & bit(slot) == 0).then_some(parent)
+        match self.neighbours.get(slot) {
+            Some(parent) if tree.lazy & bit(slot) == 0 => Parent::Alive(*parent),
+            _ => Parent::Unknown,
+        }
     }
 
     /// True if messages of `origin` follow the shared tree (it has no tree of its own).
@@ -385,23 +405,39 @@ mod tests {
         }
         let tag = TreeTag::of(&p[0]);
         links.set_parent(&p[0], &p[4]);
-        assert_eq!(links.parent_for(tag), None, "a tree not formed has no parent");
+        assert_eq!(
+            links.parent_for(tag),
+            Parent::Unknown,
+            "a tree not formed has no parent"
+        );
         links.relaying(p[0]);
+        assert_eq!(links.parent_for(tag), Parent::Unknown, "none recorded yet");
         links.set_parent(&p[0], &p[4]);
-        assert_eq!(links.parent_for(tag), Some(p[4]));
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
         // p4 moves to p1's slot, and stays the parent.
         links.down(p[1]);
-        assert_eq!(links.parent_for(tag), Some(p[4]));
-        // A parent whose link turned lazy sends no copy; one that left is no parent.
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
+        // A parent whose link turned lazy sends no copy.
         links.make_lazy(p[0], p[4]);
-        assert_eq!(links.parent_for(tag), None);
+        assert_eq!(links.parent_for(tag), Parent::Unknown);
         links.make_eager(&p[0], &p[4]);
-        assert_eq!(links.parent_for(tag), Some(p[4]));
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
+        // One that left leaves the tree broken above us until a message sets a parent again.
         links.down(p[4]);
-        assert_eq!(links.parent_for(tag), None);
+        assert_eq!(links.parent_for(tag), Parent::Left);
         links.up(p[4]);
-        assert_eq!(links.parent_for(tag), None, "it came back lazy, and is not the parent");
-        assert_eq!(links.parent_for(TreeTag::of(&p[2])), None, "no tree of that tag");
+        assert_eq!(
+            links.parent_for(tag),
+            Parent::Left,
+            "it came back lazy, and is not the parent"
+        );
+        links.set_parent(&p[0], &p[2]);
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[2]));
+        assert_eq!(
+            links.parent_for(TreeTag::of(&p[2])),
+            Parent::Unknown,
+            "no tree of that tag"
+        );
     }
 
     #[test]
@@ -415,8 +451,11 @@ mod tests {
             links.set_parent(origin, &neighbour);
         }
         assert!(links.tags.len() <= links.trees.len());
-        assert!(links.parent_for(TreeTag::of(&origins[11])).is_some());
-        assert!(links.parent_for(TreeTag::of(&origins[0])).is_none());
+        assert_eq!(
+            links.parent_for(TreeTag::of(&origins[11])),
+            Parent::Alive(neighbour)
+        );
+        assert_eq!(links.parent_for(TreeTag::of(&origins[0])), Parent::Unknown);
     }
 
     #[test]
