@@ -9,8 +9,8 @@
 //! near-shortest paths.
 //!
 //! In a network where every node publishes (a coin's transactions), a node keeps a tree for thousands of
-//! origins, so a tree is small: one bit per active-view slot (set: lazy) and a use tick, 48 bytes with its
-//! key. A tree is stored once it has formed here (this node relayed one of its messages), for at most
+//! origins, so a tree is small: one bit per active-view slot (set: lazy), a use tick and its parent's
+//! slot, 56 bytes with its key, and 34 more for its tag's entry (below). A tree is stored once it has formed here (this node relayed one of its messages), for at most
 //! `capacity` origins; when a new one would exceed it, the least recently used quarter is forgotten in
 //! one pass (amortised constant time per new origin, where a scan per eviction would cost the whole table
 //! each time), and a forgotten origin's next message simply forms its tree again.
@@ -18,7 +18,7 @@
 //! A formed tree is kept even when every one of its links here is eager (a node whose neighbours are
 //! all its parent and children). "All eager" is also what an unknown origin gets, but the two differ
 //! when a neighbour joins: the new link is lazy on a formed tree and eager on an unknown one. Dropping
-//! the all-eager trees (as this module once did to save their 48 bytes) made every new link after a
+//! the all-eager trees (as this module once did to save their bytes) made every new link after a
 //! crash eager on them, and the first message of each tree then crossed every new link as a duplicate:
 //! at 1,000 nodes with 5 publishers, half the nodes crashing cost a median of 0.036 duplicates per
 //! delivery over the next 100 messages, nearly all in the first few (0.022 with formed trees kept;
