@@ -5,7 +5,7 @@
 //! its first hop costs a handshake before the request (two round trips, not one). Most lookups start
 //! in a far bucket (a random target falls in bucket 0 half the time, in the first four 15 times in
 //! 16), so a node keeps, in each of the first [`crate::Config::anchors`] buckets, one peer whose
-//! connection it protects ([`Output::Protect`]) and keeps in use: the first peer of the bucket that
+//! connection it protects ([`meshwork_wire::Output::Protect`]) and keeps in use: the first peer of the bucket that
 //! answers a request of ours over a live connection. A lookup asks, besides the `α` closest peers,
 //! the closest peer it already has a connection to ([`crate::query::ClosestPeers::ask_first`]); the
 //! anchors make sure there is one in the buckets most lookups start in, and connections other
@@ -24,7 +24,7 @@
 //! after 200 nodes joined).
 
 use meshwork_identity::PeerId;
-use meshwork_wire::{Instant, Output};
+use meshwork_wire::Instant;
 
 use super::queries::Purpose;
 use super::state::{Kademlia, Out};
@@ -97,13 +97,11 @@ impl<S: RecordStore> Kademlia<S> {
         if index >= self.config.anchors {
             return;
         }
-        let Some(slot @ None) = self.anchors.slots.get_mut(index) else {
+        let Some(None) = self.anchors.slots.get(index) else {
             return;
         };
-        *slot = Some(Anchor { peer, active: now });
-        if !self.has_in_flight(&peer) {
-            out.push(Output::Protect { peer, protect: true });
-        }
+        let anchor = Anchor { peer, active: now };
+        self.protecting(peer, out, |kad| kad.anchors.slots[index] = Some(anchor));
         self.arm_keepalive(now, out);
     }
 
@@ -131,21 +129,15 @@ impl<S: RecordStore> Kademlia<S> {
     /// keep-alive ping): its connection is released unless a request waits on it, and its bucket
     /// takes the next peer that answers, or the one it recruits at the next keep-alive timer.
     pub(crate) fn release_anchor(&mut self, now: Instant, peer: &PeerId, out: &mut Out<S>) {
-        let Some(slot) = self
+        let Some(index) = self
             .anchors
             .slots
-            .iter_mut()
-            .find(|s| s.is_some_and(|a| a.peer == *peer))
+            .iter()
+            .position(|s| s.is_some_and(|a| a.peer == *peer))
         else {
             return;
         };
-        *slot = None;
-        if !self.has_in_flight(peer) {
-            out.push(Output::Protect {
-                peer: *peer,
-                protect: false,
-            });
-        }
+        self.protecting(*peer, out, |kad| kad.anchors.slots[index] = None);
         self.arm_keepalive(now, out);
     }
 

@@ -205,34 +205,39 @@ impl<S: RecordStore> Kademlia<S> {
         self.anchors.peers()
     }
 
-    /// Whether a request to `peer` is in flight (its connection is protected for it).
-    pub(crate) fn has_in_flight(&self, peer: &PeerId) -> bool {
-        self.in_flight.contains_key(peer)
+    /// Whether Kademlia keeps `peer`'s connection: a request to it is in flight, or it is an anchor.
+    /// Kademlia holds no connection per routing-table entry (entries are addresses, dialled when a
+    /// request needs one); these are its only two reasons.
+    fn keeps(&self, peer: &PeerId) -> bool {
+        self.in_flight.contains_key(peer) || self.anchors.contains(peer)
     }
 
-    /// A request to `peer` is outstanding: the first protects its connection. Kademlia holds no
-    /// connection per routing-table entry; entries are addresses, dialled when a request needs one.
-    /// An anchor's connection is protected already.
-    fn track(&mut self, peer: PeerId, out: &mut Out<S>) {
-        let count = self.in_flight.entry(peer).or_default();
-        *count += 1;
-        if *count == 1 && !self.anchors.contains(&peer) {
-            out.push(Output::Protect { peer, protect: true });
+    /// Applies `change` to the reasons we keep `peer`'s connection ([`Kademlia::keeps`]) and tells
+    /// the driver's connection manager ([`Output::Protect`]) when the answer flips, and only then.
+    pub(crate) fn protecting(&mut self, peer: PeerId, out: &mut Out<S>, change: impl FnOnce(&mut Self)) {
+        let before = self.keeps(&peer);
+        change(self);
+        let after = self.keeps(&peer);
+        if before != after {
+            out.push(Output::Protect { peer, protect: after });
         }
     }
 
-    /// A request to `peer` ended: after the last, its connection is no longer protected, unless
-    /// `peer` is an anchor.
+    /// A request to `peer` is outstanding: the first protects its connection.
+    fn track(&mut self, peer: PeerId, out: &mut Out<S>) {
+        self.protecting(peer, out, |kad| *kad.in_flight.entry(peer).or_default() += 1);
+    }
+
+    /// A request to `peer` ended: after the last, its connection is no longer protected for it.
     pub(crate) fn untrack(&mut self, peer: PeerId, out: &mut Out<S>) {
-        if let Some(count) = self.in_flight.get_mut(&peer) {
-            *count -= 1;
-            if *count == 0 {
-                self.in_flight.remove(&peer);
-                if !self.anchors.contains(&peer) {
-                    out.push(Output::Protect { peer, protect: false });
+        self.protecting(peer, out, |kad| {
+            if let Some(count) = kad.in_flight.get_mut(&peer) {
+                *count -= 1;
+                if *count == 0 {
+                    kad.in_flight.remove(&peer);
                 }
             }
-        }
+        });
     }
 
     /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
