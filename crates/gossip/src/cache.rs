@@ -102,7 +102,8 @@ impl SeenCache {
         self.entries.len()
     }
 
-    /// Accepted messages that arrived at or after `since`, newest first, at most `max`, with their hops.
+    /// Accepted messages that arrived at or after `since`, newest first, at most `max`, as
+    /// announcements (with their hops and tree).
     pub(crate) fn recent(&self, since: Instant, max: usize) -> Vec<Announcement> {
         self.order
             .iter()

@@ -96,8 +96,9 @@ struct Missing {
     /// When the graft timer scheduled last falls due: one that fires before is stale (a `Decline`
     /// grafted the next announcer sooner, and scheduled its own).
     due: Option<Instant>,
-    /// The tree its first announcement named.
-    tree: TreeTag,
+    /// The tree its announcements named, or `None` once two named different ones (a node then trusts
+    /// no tag for it, so an announcer naming a wrong tree cannot make it wait).
+    tree: Option<TreeTag>,
     /// Whether its first graft waited for our parent on that tree (`lazy.rs`'s `defer_to_parent`).
     deferred: bool,
 }
@@ -109,7 +110,7 @@ impl Missing {
             announcers: VecDeque::new(),
             grafted: None,
             due: None,
-            tree,
+            tree: Some(tree),
             deferred: false,
         }
     }

@@ -162,3 +162,17 @@ fn an_announcement_on_another_tree_or_from_the_parent_is_grafted_at_the_first_ti
     assert_eq!(grafted.len(), 1, "grafted at once: {grafted:?}");
     assert_eq!(g.stats().tree.grafts_deferred, 0);
 }
+
+#[test]
+fn announcers_that_name_different_trees_are_not_trusted_to_wait() {
+    let (mut g, _parent, lazy) = node_with_parent();
+    // A neighbour names origin 10's tree (whose parent lives here) for a message the lazy link
+    // says is of origin 11's: the node waits for no parent.
+    let id = message(2).id();
+    let wait = announce(&mut g, at(1_000), key(4).peer_id(), 10, id);
+    let ids = vec![announcement(11, id, 1)].try_into().unwrap();
+    handle(&mut g, at(1_000), from(lazy, TreeMessage::IHave { ids }));
+    let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), id);
+    assert_eq!(grafted.len(), 1, "grafted at the first timer: {grafted:?}");
+    assert_eq!(g.stats().tree.grafts_deferred, 0);
+}

@@ -112,9 +112,9 @@
 //!
 //! The routing table holds addresses, not connections. A request dials its peer on demand (or uses
 //! a live connection) and protects that connection from the driver's connection manager
-//! ([`Output::Protect`](meshwork_wire::Output::Protect)) only while a request to the peer is
+//! ([`Output::Protect`](meshwork_wire::Output::Protect)) while a request to the peer is
 //! outstanding; once the last is answered or fails, the driver may close it when it is idle or the
-//! node holds too many. A request whose connection closes is sent once more on a new connection
+//! node holds too many, unless the peer is an anchor (below). A request whose connection closes is sent once more on a new connection
 //! (the other side's manager may have closed it without knowing we wait). Liveness pings go only to
 //! a full bucket's oldest entry, one at a time per bucket, and a bucket is refreshed only after
 //! [`Config::refresh_interval`] without a lookup in it.

@@ -70,6 +70,9 @@ impl Plumtree {
                 .missing
                 .entry(announcement.id)
                 .or_insert_with(|| Missing::new(now, announcement.tree));
+            if missing.tree != Some(announcement.tree) {
+                missing.tree = None;
+            }
             let known = missing.announcers.iter().any(|(p, _)| *p == from);
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
@@ -100,9 +103,11 @@ impl Plumtree {
     ) {
         match announced {
             None => self.graft_wait.lateness(now, Duration::ZERO),
-            // The wait for our parent brought it: a repair above us was late, not the tree, and the
-            // wait for the parent already covers one.
-            Some(missing) if missing.deferred && !grafted => {}
+            // It waited for our parent (`defer_to_parent`): a repair above us was late, not the tree,
+            // and the wait for the parent covers one. If the parent's copy brought it, it teaches
+            // nothing; if our graft did after the wait, a parent's copy still coming would be late by
+            // the wait, which the tree did not cost, so it is not remembered either.
+            Some(missing) if missing.deferred => {}
             Some(missing) if !grafted => self
                 .graft_wait
                 .lateness(now, now.saturating_duration_since(missing.since)),
@@ -199,7 +204,7 @@ impl Plumtree {
         if missing.deferred || missing.grafted.is_some() {
             return false;
         }
-        let Parent::Alive(parent) = self.links.parent_for(missing.tree) else {
+        let Some(Parent::Alive(parent)) = missing.tree.map(|tag| self.links.parent_for(tag)) else {
             return false;
         };
         if missing.announcers.iter().any(|(peer, _)| *peer == parent) {

@@ -32,7 +32,7 @@
 //!
 //! Each tree also remembers its **parent** here: the neighbour whose copy of the tree's last message
 //! relayed here came first. Announcements name a tree only by a [`TreeTag`], so the table keeps which
-//! tree each tag stood for last ([`Links::parent_for`]).
+//! tree each tag stood for last: the one of them relayed last ([`Links::parent_for`]).
 //!
 //! Slots: bit `i` stands for `neighbours[i]`. The active view is far smaller than 64 (5 by default);
 //! neighbours past the 64th slot are always eager.
@@ -78,7 +78,8 @@ struct Tree {
 pub(crate) struct Links {
     neighbours: Vec<PeerId>,
     trees: HashMap<PeerId, Tree>,
-    /// The origin of the tree each tag stood for last: at most one entry per tree, forgotten with it.
+    /// The origin of the tree each tag stands for: of the trees that share a tag, the one relayed last.
+    /// At most one entry per tree, forgotten with it.
     tags: HashMap<TreeTag, PeerId>,
     /// What an origin without a tree follows.
     mode: Trees,
@@ -150,10 +151,13 @@ impl Links {
         vacate(&mut self.shared);
         for tree in self.trees.values_mut() {
             vacate(&mut tree.lazy);
+            if tree.parent >= PARENT_LEFT {
+                continue; // no slot to move
+            }
             if usize::from(tree.parent) == slot {
                 tree.parent = PARENT_LEFT;
             } else if usize::from(tree.parent) == last {
-                tree.parent = slot as u8; // below `last`, itself below `PARENT_LEFT`
+                tree.parent = slot as u8; // below `last`, the parent's slot, itself below `PARENT_LEFT`
             }
         }
         if self.mode == Trees::Shared {
@@ -239,6 +243,8 @@ impl Links {
         self.tick += 1;
         if let Some(tree) = self.trees.get_mut(&origin) {
             tree.used = self.tick;
+            // A tag two trees share stands for the one relayed last.
+            self.tags.insert(TreeTag::of(&origin), origin);
         }
     }
 
@@ -438,6 +444,32 @@ mod tests {
             Parent::Unknown,
             "no tree of that tag"
         );
+    }
+
+    #[test]
+    fn a_shared_tag_stands_for_the_tree_relayed_last() {
+        let neighbours = peers(3);
+        // Two origins whose keys begin alike (a byte further in changed, until the key is a
+        // point again): their trees share a tag.
+        let a = neighbours[0];
+        let b = (0..=u8::MAX)
+            .find_map(|x| {
+                let mut bytes = *a.as_bytes();
+                bytes[20] ^= x.max(1);
+                PeerId::from_bytes(bytes).ok()
+            })
+            .unwrap();
+        assert_eq!(TreeTag::of(&a), TreeTag::of(&b));
+        let mut links = Links::new(16, Trees::PerOrigin);
+        links.up(neighbours[1]);
+        links.up(neighbours[2]);
+        links.relaying(a);
+        links.set_parent(&a, &neighbours[1]);
+        links.relaying(b);
+        links.set_parent(&b, &neighbours[2]);
+        assert_eq!(links.parent_for(TreeTag::of(&a)), Parent::Alive(neighbours[2]));
+        links.relaying(a);
+        assert_eq!(links.parent_for(TreeTag::of(&b)), Parent::Alive(neighbours[1]));
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     learned: HashMap<PeerId, Address>,
     next_request: RequestId,
     pub(crate) requests: HashMap<RequestId, Pending>,
-    /// Requests outstanding per peer: while a peer has one, its connection is protected from the
-    /// driver's connection manager ([`Output::Protect`]), and only then.
+    /// Requests outstanding per peer: while a peer has one (or is an anchor), its connection is
+    /// protected from the driver's connection manager ([`Output::Protect`]).
     in_flight: HashMap<PeerId, u32>,
     pub(crate) queries: HashMap<Qid, Query>,
     pub(crate) next_internal: u64,
