@@ -83,10 +83,11 @@ pub struct Config {
     /// A new neighbour is announced the messages accepted this recently (at most one `IHave`), so a node
     /// that was cut off catches up on what it missed.
     pub catch_up: Duration,
-    /// Origins with a broadcast tree of their own kept at most: 16,384 (each origin has its own eager and
-    /// lazy links, its parent and its tag, about 90 bytes, so about 1.5 MB in all). In a coin every node is an origin of transactions,
-    /// so this is sized for networks of thousands of publishers; the least recently used quarter is
-    /// forgotten when it is full, and a forgotten origin's next message forms its tree again.
+    /// Origins with a broadcast tree of their own kept at most: 16,384 (each origin has its own eager
+    /// and lazy links, its parent and its tag, about 90 bytes, so about 1.5 MB in all). In a coin every
+    /// node is an origin of transactions, so this is sized for networks of thousands of publishers; the
+    /// least recently used quarter is forgotten when it is full, and a forgotten origin's next message
+    /// forms its tree again.
     pub max_origins: usize,
     /// Messages kept in the seen cache (answering grafts, suppressing duplicates): 65,536, 13 s of a
     /// coin's transactions at 5,000 a second. With 4,096, at 4,000 transactions a second a message

@@ -8,12 +8,13 @@
 //! what stays eager is the tree of first arrivals *from that origin*, so later messages follow
 //! near-shortest paths.
 //!
-//! In a network where every node publishes (a coin's transactions), a node keeps a tree for thousands of
-//! origins, so a tree is small: one bit per active-view slot (set: lazy), a use tick and its parent's
-//! slot, 56 bytes with its key, and 34 more for its tag's entry (below). A tree is stored once it has formed here (this node relayed one of its messages), for at most
-//! `capacity` origins; when a new one would exceed it, the least recently used quarter is forgotten in
-//! one pass (amortised constant time per new origin, where a scan per eviction would cost the whole table
-//! each time), and a forgotten origin's next message simply forms its tree again.
+//! In a network where every node publishes (a coin's transactions), a node keeps a tree for thousands
+//! of origins, so a tree is small: one bit per active-view slot (set: lazy), a use tick and its
+//! parent's slot, 56 bytes with its key, and 36 more for its tag's entry (below). A tree is stored once
+//! it has formed here (this node relayed one of its messages), for at most `capacity` origins; when a
+//! new one would exceed it, the least recently used quarter is forgotten in one pass (amortised
+//! constant time per new origin, where a scan per eviction would cost the whole table each time), and a
+//! forgotten origin's next message simply forms its tree again.
 //!
 //! A formed tree is kept even when every one of its links here is eager (a node whose neighbours are
 //! all its parent and children). "All eager" is also what an unknown origin gets, but the two differ

@@ -5,11 +5,11 @@
 //! its first hop costs a handshake before the request (two round trips, not one). Most lookups start
 //! in a far bucket (a random target falls in bucket 0 half the time, in the first four 15 times in
 //! 16), so a node keeps, in each of the first [`crate::Config::anchors`] buckets, one peer whose
-//! connection it protects ([`meshwork_wire::Output::Protect`]) and keeps in use: the first peer of the bucket that
-//! answers a request of ours over a live connection. A lookup asks, besides the `α` closest peers,
-//! the closest peer it already has a connection to ([`crate::query::ClosestPeers::ask_first`]); the
-//! anchors make sure there is one in the buckets most lookups start in, and connections other
-//! protocols hold (gossip's active view) serve as well.
+//! connection it protects ([`meshwork_wire::Output::Protect`]) and keeps in use: the first peer of
+//! the bucket that answers a request of ours over a live connection. A lookup asks, besides the `α`
+//! closest peers, the closest peer it already has a connection to
+//! ([`crate::query::ClosestPeers::ask_first`]); the anchors make sure there is one in the buckets
+//! most lookups start in, and connections other protocols hold (gossip's active view) serve as well.
 //!
 //! The other side does not protect our connection: its manager closes it once no frame went either
 //! way for its idle timeout. So an anchor that carried no Kademlia message for
