@@ -193,9 +193,8 @@ impl Links {
         let Some(slot) = self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT)) else {
             return;
         };
-        let lazy = self.trees.get(origin).map(|tree| tree.lazy & bit(slot) != 0);
-        if lazy == Some(false)
-            && let Some(tree) = self.trees.get_mut(origin)
+        if let Some(tree) = self.trees.get_mut(origin)
+            && tree.lazy & bit(slot) == 0
         {
             tree.parent = slot as u8; // below `PARENT_LEFT` (filtered above)
         }
@@ -354,13 +353,19 @@ mod tests {
         (0..n).map(|i| Keypair::from_seed([i; 32]).peer_id()).collect()
     }
 
-    #[test]
-    fn a_departed_neighbours_slot_goes_to_the_last_with_its_bits() {
-        let p = peers(5);
-        let mut links = Links::new(16, Trees::PerOrigin);
+    /// Links in `mode` whose neighbours are all of `p` but the first (the origin of the tests).
+    fn linked(p: &[PeerId], mode: Trees) -> Links {
+        let mut links = Links::new(16, mode);
         for &peer in &p[1..] {
             links.up(peer);
         }
+        links
+    }
+
+    #[test]
+    fn a_departed_neighbours_slot_goes_to_the_last_with_its_bits() {
+        let p = peers(5);
+        let mut links = linked(&p, Trees::PerOrigin);
         // Origin p0: p2 and p4 lazy.
         links.make_lazy(p[0], p[2]);
         links.make_lazy(p[0], p[4]);
@@ -406,10 +411,7 @@ mod tests {
     #[test]
     fn a_trees_parent_is_found_by_its_tag_and_follows_its_slot() {
         let p = peers(5);
-        let mut links = Links::new(16, Trees::PerOrigin);
-        for &peer in &p[1..] {
-            links.up(peer);
-        }
+        let mut links = linked(&p, Trees::PerOrigin);
         let tag = TreeTag::of(&p[0]);
         links.set_parent(&p[0], &p[4]);
         assert_eq!(
@@ -517,10 +519,7 @@ mod tests {
     #[test]
     fn shared_mode_origins_follow_the_shared_tree_until_a_shortcut_gives_them_their_own() {
         let p = peers(4);
-        let mut links = Links::new(16, Trees::Shared);
-        for &peer in &p[1..] {
-            links.up(peer);
-        }
+        let mut links = linked(&p, Trees::Shared);
         links.make_shared_lazy(&p[1]);
         assert!(links.follows_shared(&p[0]));
         assert!(
