@@ -57,10 +57,7 @@ impl Plumtree {
         let hops = entry.hops.saturating_add(1);
         let origin = entry.tree;
         let own = entry.parent.is_none() && origin == entry.message.origin;
-        self.links.relaying(origin);
-        if let Some(parent) = entry.parent {
-            self.links.set_parent(&origin, &parent);
-        }
+        self.links.relaying(origin, entry.parent.as_ref());
         let tree = TreeTag::of(&origin);
         // Our own tree with no eager link left here (its links all left, and the neighbours that
         // replaced them join it lazily): the message would go out as announcements only, and every

@@ -233,19 +233,36 @@ impl Links {
         self.contains(peer) && !self.is_lazy(origin, peer)
     }
 
-    /// A message on `origin`'s tree is being relayed: the tree has formed here (a neighbour that joins
-    /// later is lazy on it) and is the last to be forgotten. With [`Trees::Shared`] an origin without a
-    /// tree of its own follows the shared one, so nothing is recorded for it.
-    pub(crate) fn relaying(&mut self, origin: PeerId) {
-        if self.mode != Trees::Shared {
-            self.own_tree(origin);
+    /// A message on `origin`'s tree is being relayed, its first copy from `parent` (`None`: we
+    /// published it): the tree has formed here (a neighbour that joins later is lazy on it), is the
+    /// last to be forgotten, and `parent` is its parent (as `set_parent` has it). With
+    /// [`Trees::Shared`] an origin without a tree of its own follows the shared one, so nothing is
+    /// recorded for it. One lookup of the tree for all three: it runs for every message relayed.
+    pub(crate) fn relaying(&mut self, origin: PeerId, parent: Option<&PeerId>) {
+        let slot = parent
+            .and_then(|peer| self.slot(peer))
+            .filter(|&s| s < usize::from(PARENT_LEFT));
+        let shared = self.mode == Trees::Shared;
+        // `own_tree` counts a tick of its own.
+        let used = self.tick + if shared { 1 } else { 2 };
+        let tree = if shared {
+            let Some(tree) = self.trees.get_mut(&origin) else {
+                self.tick = used;
+                return;
+            };
+            tree
+        } else {
+            self.own_tree(origin)
+        };
+        tree.used = used;
+        if let Some(slot) = slot
+            && tree.lazy & bit(slot) == 0
+        {
+            tree.parent = slot as u8; // below `PARENT_LEFT` (filtered above)
         }
-        self.tick += 1;
-        if let Some(tree) = self.trees.get_mut(&origin) {
-            tree.used = self.tick;
-            // A tag two trees share stands for the one relayed last.
-            self.tags.insert(TreeTag::of(&origin), origin);
-        }
+        self.tick = used;
+        // A tag two trees share stands for the one relayed last.
+        self.tags.insert(TreeTag::of(&origin), origin);
     }
 
     pub(crate) fn make_lazy(&mut self, origin: PeerId, peer: PeerId) {
@@ -392,7 +409,7 @@ mod tests {
         let p = peers(4);
         let mut links = Links::new(16, Trees::PerOrigin);
         links.up(p[1]);
-        links.relaying(p[0]);
+        links.relaying(p[0], None);
         assert!(links.is_eager(&p[0], &p[1]));
         // After a crash the node refills its view: the new link must not carry p0's messages eagerly,
         // or the next one crosses it as a duplicate.
@@ -419,7 +436,7 @@ mod tests {
             Parent::Unknown,
             "a tree not formed has no parent"
         );
-        links.relaying(p[0]);
+        links.relaying(p[0], None);
         assert_eq!(links.parent_for(tag), Parent::Unknown, "none recorded yet");
         links.set_parent(&p[0], &p[4]);
         assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
@@ -466,12 +483,12 @@ mod tests {
         let mut links = Links::new(16, Trees::PerOrigin);
         links.up(neighbours[1]);
         links.up(neighbours[2]);
-        links.relaying(a);
+        links.relaying(a, None);
         links.set_parent(&a, &neighbours[1]);
-        links.relaying(b);
+        links.relaying(b, None);
         links.set_parent(&b, &neighbours[2]);
         assert_eq!(links.parent_for(TreeTag::of(&a)), Parent::Alive(neighbours[2]));
-        links.relaying(a);
+        links.relaying(a, None);
         assert_eq!(links.parent_for(TreeTag::of(&b)), Parent::Alive(neighbours[1]));
     }
 
@@ -482,7 +499,7 @@ mod tests {
         let mut links = Links::new(4, Trees::PerOrigin);
         links.up(neighbour);
         for origin in &origins {
-            links.relaying(*origin);
+            links.relaying(*origin, None);
             links.set_parent(origin, &neighbour);
         }
         assert!(links.tags.len() <= links.trees.len());
@@ -548,7 +565,7 @@ mod tests {
         for origin in &origins[..8] {
             links.make_lazy(*origin, neighbour);
         }
-        links.relaying(origins[0]); // used again: kept
+        links.relaying(origins[0], None); // used again: kept
         links.make_lazy(origins[8], neighbour);
         assert_eq!(links.origins(), 7, "two of eight forgotten, one added");
         assert!(links.is_lazy(&origins[0], &neighbour));
