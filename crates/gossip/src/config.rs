@@ -61,10 +61,10 @@ pub struct Config {
     /// on a loopback or LAN path would graft copies that were still coming).
     pub graft_timeout_min: Duration,
     /// After a graft, wait this long for its answer before grafting the next announcer, until a round
-    /// trip is measured: 150 ms. From then on the wait is a learnt round trip with its variation
-    /// (`plumtree/rtt.rs`'s `answer_wait`, within `graft_timeout_min` and `graft_timeout`): a retry
-    /// fired before an answer that was coming grafts a second copy, and a fixed 150 ms fires before
-    /// every answer on a path slower than that.
+    /// trip is measured: 150 ms (at most `graft_timeout`). From then on the wait is a learnt round
+    /// trip with its variation (`plumtree/rtt.rs`'s `answer_wait`, within `graft_timeout_min` and
+    /// `graft_timeout`): a retry fired before an answer that was coming grafts a second copy, and a
+    /// fixed 150 ms fires before every answer on a path slower than that.
     pub graft_retry: Duration,
     /// How long a grafted announcer has to send the message before the graft counts as a broken promise
     /// ([`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise)): 5 s. Much longer than the retry,

@@ -13,8 +13,8 @@ mod support;
 use std::time::Duration;
 
 use meshwork_gossip::{Config, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
-use meshwork_wire::{Input, Instant, PeerId};
-use support::{announcement, at, from, gossip, handle, key, message, node, timers, tree_sends};
+use meshwork_wire::{Input, Instant, Output, PeerId};
+use support::{announcement, at, from, gossip, handle, key, message, node, node_with, timers, tree_sends};
 
 /// A node whose parent on origin 10's tree is `parent`, and `lazy` a lazy link of that tree.
 fn node_with_parent() -> (Gossip, PeerId, PeerId) {
@@ -40,16 +40,20 @@ fn graft_timer(timers: &[(Duration, Timer)], id: MessageId) -> Option<Duration> 
         .map(|(after, _)| *after)
 }
 
+/// The peers `out` grafts `id` from.
+fn grafts(out: Vec<Output<Gossip>>, id: MessageId) -> Vec<PeerId> {
+    tree_sends(out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, TreeMessage::Graft { id: grafted } if *grafted == id))
+        .map(|(to, _)| to)
+        .collect()
+}
+
 /// Fires the graft timer of `id` at `now`: the peers grafted, and the wait set again, if any.
 fn fire(g: &mut Gossip, now: Instant, id: MessageId) -> (Vec<PeerId>, Option<Duration>) {
     let out = handle(g, now, Input::Timer(Timer::Graft(id)));
     let again = graft_timer(&timers(&out), id);
-    let grafted = tree_sends(out)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, TreeMessage::Graft { id: grafted } if *grafted == id))
-        .map(|(to, _)| to)
-        .collect();
-    (grafted, again)
+    (grafts(out, id), again)
 }
 
 fn millis(wait: Duration) -> u64 {
@@ -94,6 +98,48 @@ fn a_parent_that_sends_nothing_is_waited_for_once() {
         "after the wait for the parent, the announcer is grafted"
     );
     assert_eq!(g.stats().tree.grafts_deferred, 1);
+}
+
+#[test]
+fn a_parent_that_announces_the_message_ends_the_wait() {
+    let (mut g, parent, lazy) = node_with_parent();
+    let id = message(2).id();
+    let wait = announce(&mut g, at(1_000), lazy, 10, id);
+    let first = 1_000 + millis(wait);
+    let (grafted, again) = fire(&mut g, at(first), id);
+    assert!(
+        grafted.is_empty() && again.is_some(),
+        "the node waits for its parent"
+    );
+    // The parent announces it: it holds the message and pushed it elsewhere, no copy is coming.
+    let ids = vec![announcement(10, id, 1)].try_into().unwrap();
+    let out = handle(&mut g, at(first + 10), from(parent, TreeMessage::IHave { ids }));
+    assert_eq!(
+        grafts(out, id),
+        vec![lazy],
+        "grafted at the parent's announcement"
+    );
+    assert_eq!(g.stats().tree.grafts_sent, 1);
+}
+
+#[test]
+fn a_retry_before_any_round_trip_waits_at_most_the_graft_ceiling() {
+    let ceiling = Duration::from_millis(100);
+    let config = Config {
+        graft_timeout: ceiling,
+        graft_retry: Duration::from_millis(150),
+        ..Config::default()
+    };
+    let (mut g, peers) = node_with(config, &[2, 3]);
+    let id = message(1).id();
+    let wait = announce(&mut g, at(1_000), peers[0], 10, id);
+    let (grafted, retry) = fire(&mut g, at(1_000 + millis(wait)), id);
+    assert_eq!(grafted, vec![peers[0]]);
+    assert_eq!(
+        retry,
+        Some(ceiling),
+        "no round trip measured: the retry, within the ceiling"
+    );
 }
 
 #[test]

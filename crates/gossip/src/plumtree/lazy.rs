@@ -29,6 +29,8 @@ impl Plumtree {
         ids: &[Announcement],
         out: &mut Vec<PtOut>,
     ) {
+        // Messages waiting for our parent's copy that the parent announced instead: graft now.
+        let mut parent_announced = Vec::new();
         for announcement in ids {
             if let Some(entry) = self.cache.get_mut(&announcement.id) {
                 // It holds the message: what we would announce to it is spared, unless our path is
@@ -77,6 +79,19 @@ impl Plumtree {
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
             }
+            // The parent we wait for (`defer_to_parent`) announced the message: it holds it and
+            // pushed it elsewhere, so no copy is coming from it and the rest of the wait is lost.
+            let waiting_on_parent = missing.deferred && missing.grafted.is_none();
+            if waiting_on_parent
+                && missing
+                    .tree
+                    .is_some_and(|tag| self.links.parent_for(tag) == Parent::Alive(from))
+            {
+                parent_announced.push(announcement.id);
+            }
+        }
+        for id in parent_announced {
+            self.graft_next(now, id, out);
         }
     }
 
@@ -196,7 +211,8 @@ impl Plumtree {
     /// if each grafted at its own timer, each would get a copy from its announcer and then a second
     /// from its parent, once the node nearest the break mended the tree. Waiting leaves the mending to
     /// that node (whose parent is gone). Not when the parent is among the announcers (it announced
-    /// rather than pushed: it is not sending a copy), nor a second time.
+    /// rather than pushed: it is not sending a copy), nor a second time; a parent that announces it
+    /// during the wait ends the wait (`on_ihave`).
     fn defer_to_parent(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) -> bool {
         let Some(missing) = self.missing.get_mut(&id) else {
             return false;
@@ -249,7 +265,8 @@ impl Plumtree {
         };
         // The link turns eager for the message's origin when the message arrives (we do not know the
         // origin before).
-        let retry = self.graft_wait.answer_wait().unwrap_or(self.config.graft_retry);
+        let first_retry = self.config.graft_retry.min(self.config.graft_timeout);
+        let retry = self.graft_wait.answer_wait().unwrap_or(first_retry);
         missing.grafted = Some((peer, now));
         missing.due = Some(now + retry);
         self.excuse_pushes(now, peer);
