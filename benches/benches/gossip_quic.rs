@@ -17,6 +17,8 @@
 //! delivery after its publication (p50, p99), latency of every delivery, frame bytes sent (the node's
 //! `meshwork_bytes_sent_total` for the protocol's channel, every message of the protocol included:
 //! payloads, announcements, membership) per payload byte delivered to a node other than the origin,
+//! messages sent per delivery (`meshwork_messages_sent_total`: each costs the runtime the same work
+//! whatever its size, so they explain the CPU figure as bytes do not),
 //! and the process's CPU time during the phase per delivery (gossip's background — shuffles, sweeps —
 //! runs during both phases). The peak RSS (`VmHWM`) covers the whole run, both protocols. Times are
 //! read where each node's event pump receives the event, the same way for both protocols. Timing
@@ -299,15 +301,26 @@ struct Phase {
     latency_ms: Summary,
     deliveries: usize,
     bytes_per_payload_byte: f64,
+    /// Messages the protocol sent (every kind) per delivery: each costs the runtime's per-message
+    /// work (queues, a stream write, a packet, the reader, the handler) whatever its size.
+    messages_per_delivery: f64,
     cpu_us_per_delivery: f64,
 }
 
-fn frame_bytes(nodes: &[BenchNode], protocol: ProtocolId) -> u64 {
-    let prefix = format!("meshwork_bytes_sent_total{{protocol=\"{}\"", protocol.as_str());
-    nodes
-        .iter()
-        .map(|n| prometheus_sum(&n.node.metrics().render(), &prefix))
-        .sum()
+/// Frame bytes and messages the nodes sent on `protocol`'s channel so far.
+fn sent(nodes: &[BenchNode], protocol: ProtocolId) -> (u64, u64) {
+    let label = format!("{{protocol=\"{}\"", protocol.as_str());
+    let (bytes, messages) = (
+        format!("meshwork_bytes_sent_total{label}"),
+        format!("meshwork_messages_sent_total{label}"),
+    );
+    nodes.iter().fold((0, 0), |acc, n| {
+        let metrics = n.node.metrics().render();
+        (
+            acc.0 + prometheus_sum(&metrics, &bytes),
+            acc.1 + prometheus_sum(&metrics, &messages),
+        )
+    })
 }
 
 /// Publishes `--messages` messages on the schedule (message `k` from node `k mod n`, its publication
@@ -319,7 +332,7 @@ async fn phase<Fut: Future<Output = ()>>(
     protocol: ProtocolId,
     publish: impl Fn(&BenchNode, usize) -> Fut,
 ) -> Phase {
-    let (cpu_before, bytes_before) = (cpu_seconds(), frame_bytes(nodes, protocol));
+    let (cpu_before, sent_before) = (cpu_seconds(), sent(nodes, protocol));
     let spacing = Duration::from_secs_f64(1.0 / args.rate);
     let start = tokio::time::Instant::now();
     for index in 0..args.messages {
@@ -328,10 +341,8 @@ async fn phase<Fut: Future<Output = ()>>(
         publish(&nodes[index % nodes.len()], index).await;
     }
     tokio::time::sleep(DRAIN).await;
-    let (cpu, bytes) = (
-        cpu_seconds() - cpu_before,
-        frame_bytes(nodes, protocol) - bytes_before,
-    );
+    let (cpu, sent_after) = (cpu_seconds() - cpu_before, sent(nodes, protocol));
+    let (bytes, messages) = (sent_after.0 - sent_before.0, sent_after.1 - sent_before.1);
     let log = log.lock().expect("log");
     let (mut reliability_min, mut last, mut latency, mut deliveries) = (1.0f64, Vec::new(), Vec::new(), 0);
     for index in 0..args.messages {
@@ -354,6 +365,7 @@ async fn phase<Fut: Future<Output = ()>>(
         latency_ms: Summary::of(latency),
         deliveries,
         bytes_per_payload_byte: bytes as f64 / (deliveries.max(1) * args.payload.max(8)) as f64,
+        messages_per_delivery: messages as f64 / deliveries.max(1) as f64,
         cpu_us_per_delivery: cpu * 1e6 / deliveries.max(1) as f64,
     }
 }
@@ -489,6 +501,8 @@ async fn main() {
             gossip.bytes_per_payload_byte,
         ),
         ("flood_wire_bytes_per_payload_byte", flood.bytes_per_payload_byte),
+        ("gossip_messages_per_delivery", gossip.messages_per_delivery),
+        ("flood_messages_per_delivery", flood.messages_per_delivery),
         ("gossip_cpu_us_per_delivery", gossip.cpu_us_per_delivery),
         ("flood_cpu_us_per_delivery", flood.cpu_us_per_delivery),
         (
