@@ -12,17 +12,22 @@
 //!    second network-wide (20), publishers in rotation (node `k` publishes message `k mod n`, so each
 //!    origin's first message forms its tree), then 3 s to drain.
 //! 2. Flood: the same schedule over the reference.
+//! 3. Signed flood: the same again, each copy carrying the message gossip would send (its encoding
+//!    as the payload: origin, topic, sequence number, signature), which a node checks before it
+//!    delivers and relays it, as it must for anything from the network. The plain flood checks
+//!    nothing and sends a smaller header, so against it gossip's CPU includes a signature check per
+//!    delivery and its bytes a header the reference lacks; the signed flood tells the two apart.
 //!
 //! Per protocol: reliability (the worst message's share of nodes reached), each message's last
-//! delivery after its publication (p50, p99), latency of every delivery, frame bytes sent (the node's
+//! delivery after its publication (p50, p90, p99), latency of every delivery, frame bytes sent (the node's
 //! `meshwork_bytes_sent_total` for the protocol's channel, every message of the protocol included:
 //! payloads, announcements, membership) per payload byte delivered to a node other than the origin,
 //! messages sent per delivery (`meshwork_messages_sent_total`: each costs the runtime the same work
 //! whatever its size, so they explain the CPU figure as bytes do not),
 //! and the process's CPU time during the phase per delivery (gossip's background — shuffles, sweeps —
-//! runs during both phases). The peak RSS (`VmHWM`) covers the whole run, both protocols. Times are
-//! read where each node's event pump receives the event, the same way for both protocols. Timing
-//! figures are ratios against flood from the same run: the machine is shared and noisy.
+//! runs during every phase). The peak RSS (`VmHWM`) covers the whole run, every protocol. Times are
+//! read where each node's event pump receives the event, the same way for every protocol. Timing
+//! figures are ratios against a flood from the same run: the machine is shared and noisy.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
 //! [--payload-bytes B] [--trees per-origin|shared|borrow] [--ihave-ms MS] [--json]` (`--ihave-ms`: gossip's
@@ -38,7 +43,8 @@ use std::time::{Duration, Instant};
 
 use meshwork_benches::process::{cpu_seconds, prometheus_sum, status_bytes};
 use meshwork_gossip::{
-    AdmissionConfig, Command, Config as GossipConfig, Event, Gossip, TopicId, TopicOptions, Trees,
+    AdmissionConfig, Command, Config as GossipConfig, Event, Gossip, GossipMessage, TopicId, TopicOptions,
+    Trees,
 };
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_node::{Handle, Hooks, Node, NodeBuilder, NodeConfig};
@@ -114,6 +120,8 @@ enum FloodCommand {
     Links(Vec<PeerId>),
     /// Publish a message with this id.
     Publish(u64, BoundedBytes<MAX_PAYLOAD>),
+    /// From now on every payload is a signed gossip message, checked before it is delivered.
+    Verify,
 }
 
 /// Flood over the links it is given: every new message goes to every link but the one it came from.
@@ -122,6 +130,13 @@ struct Reference {
     links: HashSet<PeerId>,
     up: HashSet<PeerId>,
     seen: HashSet<u64>,
+    /// Payloads are signed gossip messages ([`FloodCommand::Verify`]).
+    verify: bool,
+}
+
+/// Whether `payload` is a gossip message whose signature holds.
+fn signed_message_valid(payload: &[u8]) -> bool {
+    meshwork_wire::decode::<GossipMessage>(payload).is_ok_and(|message| message.verify().is_ok())
 }
 
 impl Reference {
@@ -162,6 +177,7 @@ impl Protocol for Reference {
                     }
                 }
             }
+            Input::Command(FloodCommand::Verify) => self.verify = true,
             Input::Command(FloodCommand::Publish(id, payload)) => {
                 if self.seen.insert(id) {
                     out.push(Output::Emit(id));
@@ -169,10 +185,13 @@ impl Protocol for Reference {
                 }
             }
             Input::Message { from, msg } => {
-                if self.seen.insert(msg.id) {
-                    out.push(Output::Emit(msg.id));
-                    self.forward(&msg, Some(from), out);
+                // A forged copy is neither delivered nor relayed, nor does it hide the real one.
+                if self.seen.contains(&msg.id) || (self.verify && !signed_message_valid(&msg.payload)) {
+                    return;
                 }
+                self.seen.insert(msg.id);
+                out.push(Output::Emit(msg.id));
+                self.forward(&msg, Some(from), out);
             }
             Input::PeerUp(peer) => {
                 self.up.insert(peer);
@@ -226,8 +245,16 @@ fn index_of(payload: &[u8]) -> Option<usize> {
 
 struct BenchNode {
     node: Node,
+    key: Keypair,
     gossip: Handle<Gossip>,
     flood: Handle<Reference>,
+}
+
+/// The delivery logs: gossip's, the flood's and the signed flood's.
+struct Logs {
+    gossip: SharedLog,
+    flood: SharedLog,
+    signed: SharedLog,
 }
 
 fn loopback(i: usize) -> Ipv4Addr {
@@ -238,7 +265,7 @@ fn topic() -> TopicId {
     TopicId::from_name("bench")
 }
 
-async fn start(i: usize, args: &Args, logs: &(SharedLog, SharedLog)) -> BenchNode {
+async fn start(i: usize, args: &Args, logs: &Logs) -> BenchNode {
     let mut seed = [7u8; 32];
     seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
     let key = Keypair::from_seed(seed);
@@ -265,7 +292,7 @@ async fn start(i: usize, args: &Args, logs: &(SharedLog, SharedLog)) -> BenchNod
         .await
         .expect("bind QUIC");
     let node = builder.start(quic).await.expect("start node");
-    let log = logs.0.clone();
+    let log = logs.gossip.clone();
     tokio::spawn(async move {
         while let Some(event) = gossip_events.recv().await {
             match event {
@@ -279,11 +306,14 @@ async fn start(i: usize, args: &Args, logs: &(SharedLog, SharedLog)) -> BenchNod
             }
         }
     });
-    let log = logs.1.clone();
+    let (log, signed_log, messages) = (logs.flood.clone(), logs.signed.clone(), args.messages);
     tokio::spawn(async move {
+        // The signed flood's ids follow the flood's.
         while let Some(id) = flood_events.recv().await {
-            if let Ok(index) = usize::try_from(id) {
-                delivered(&log, index);
+            match usize::try_from(id) {
+                Ok(index) if index < messages => delivered(&log, index),
+                Ok(index) => delivered(&signed_log, index - messages),
+                Err(_) => {}
             }
         }
     });
@@ -291,7 +321,12 @@ async fn start(i: usize, args: &Args, logs: &(SharedLog, SharedLog)) -> BenchNod
         .command(Command::Subscribe(topic(), TopicOptions::default()))
         .await
         .expect("subscribe");
-    BenchNode { node, gossip, flood }
+    BenchNode {
+        node,
+        key,
+        gossip,
+        flood,
+    }
 }
 
 /// What one phase measured.
@@ -396,7 +431,11 @@ async fn overlay(nodes: &[BenchNode]) -> HashMap<PeerId, Vec<PeerId>> {
 async fn main() {
     let args = args();
     let wall = Instant::now();
-    let logs = (SharedLog::default(), SharedLog::default());
+    let logs = Logs {
+        gossip: SharedLog::default(),
+        flood: SharedLog::default(),
+        signed: SharedLog::default(),
+    };
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
         nodes.push(start(i, &args, &logs).await);
@@ -426,7 +465,7 @@ async fn main() {
     let (mut seen, mut quiet_since) = (usize::MAX, Instant::now());
     while joined.elapsed() < SETTLE_CAP && quiet_since.elapsed() < QUIET {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let changes = logs.0.lock().expect("log").view_changes;
+        let changes = logs.gossip.lock().expect("log").view_changes;
         if changes != seen {
             (seen, quiet_since) = (changes, Instant::now());
         }
@@ -434,7 +473,7 @@ async fn main() {
     let settled_ms = joined.elapsed().saturating_sub(QUIET).as_secs_f64() * 1000.0;
 
     let len = args.payload;
-    let changes_before = logs.0.lock().expect("log").view_changes;
+    let changes_before = logs.gossip.lock().expect("log").view_changes;
     // Connections closed as duplicates or by the connection manager: each one a bounce protocols hear.
     let counters = |nodes: &[BenchNode]| -> (u64, u64) {
         nodes.iter().fold((0, 0), |acc, n| {
@@ -444,7 +483,7 @@ async fn main() {
         })
     };
     let counters_before = counters(&nodes);
-    let gossip = phase(&args, &nodes, &logs.0, Gossip::ID, |n, index| {
+    let gossip = phase(&args, &nodes, &logs.gossip, Gossip::ID, |n, index| {
         let handle = n.gossip.clone();
         async move {
             let publish = Command::Publish(topic(), payload(index, len));
@@ -452,7 +491,7 @@ async fn main() {
         }
     })
     .await;
-    let view_changes = logs.0.lock().expect("log").view_changes - changes_before;
+    let view_changes = logs.gossip.lock().expect("log").view_changes - changes_before;
     let counters_after = counters(&nodes);
     let connection_closes = (counters_after.0 - counters_before.0) + (counters_after.1 - counters_before.1);
 
@@ -463,11 +502,27 @@ async fn main() {
         n.flood.command(FloodCommand::Links(peers)).await.expect("links");
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let flood = phase(&args, &nodes, &logs.1, Reference::ID, |n, index| {
+    let flood = phase(&args, &nodes, &logs.flood, Reference::ID, |n, index| {
         let handle = n.flood.clone();
         async move {
             let body = BoundedBytes::try_from(payload(index, len)).expect("payload fits");
             let publish = FloodCommand::Publish(index as u64, body);
+            handle.command(publish).await.expect("publish");
+        }
+    })
+    .await;
+    for n in &nodes {
+        n.flood.command(FloodCommand::Verify).await.expect("verify");
+    }
+    let messages = args.messages;
+    let signed = phase(&args, &nodes, &logs.signed, Reference::ID, |n, index| {
+        let handle = n.flood.clone();
+        let body = BoundedBytes::try_from(payload(index, len)).expect("payload fits");
+        let message = GossipMessage::sign(&n.key, topic(), index as u64, body);
+        let encoded = meshwork_wire::encode(&message).expect("a message encodes");
+        async move {
+            let body = BoundedBytes::try_from(encoded).expect("a signed payload fits");
+            let publish = FloodCommand::Publish((messages + index) as u64, body);
             handle.command(publish).await.expect("publish");
         }
     })
@@ -487,8 +542,10 @@ async fn main() {
         ("gossip_reliability_min", gossip.reliability_min),
         ("flood_reliability_min", flood.reliability_min),
         ("gossip_last_delivery_ms_p50", gossip.last_delivery_ms.p50),
+        ("gossip_last_delivery_ms_p90", gossip.last_delivery_ms.p90),
         ("gossip_last_delivery_ms_p99", gossip.last_delivery_ms.p99),
         ("flood_last_delivery_ms_p50", flood.last_delivery_ms.p50),
+        ("flood_last_delivery_ms_p90", flood.last_delivery_ms.p90),
         ("flood_last_delivery_ms_p99", flood.last_delivery_ms.p99),
         (
             "last_delivery_p99_over_flood",
@@ -503,6 +560,23 @@ async fn main() {
         ("flood_wire_bytes_per_payload_byte", flood.bytes_per_payload_byte),
         ("gossip_messages_per_delivery", gossip.messages_per_delivery),
         ("flood_messages_per_delivery", flood.messages_per_delivery),
+        ("signed_flood_reliability_min", signed.reliability_min),
+        ("signed_flood_last_delivery_ms_p90", signed.last_delivery_ms.p90),
+        ("signed_flood_last_delivery_ms_p99", signed.last_delivery_ms.p99),
+        (
+            "last_delivery_p99_over_signed_flood",
+            gossip.last_delivery_ms.p99 / signed.last_delivery_ms.p99.max(1e-9),
+        ),
+        (
+            "signed_flood_wire_bytes_per_payload_byte",
+            signed.bytes_per_payload_byte,
+        ),
+        ("signed_flood_messages_per_delivery", signed.messages_per_delivery),
+        ("signed_flood_cpu_us_per_delivery", signed.cpu_us_per_delivery),
+        (
+            "cpu_per_delivery_over_signed_flood",
+            gossip.cpu_us_per_delivery / signed.cpu_us_per_delivery.max(1e-9),
+        ),
         ("gossip_cpu_us_per_delivery", gossip.cpu_us_per_delivery),
         ("flood_cpu_us_per_delivery", flood.cpu_us_per_delivery),
         (
