@@ -6,32 +6,38 @@
 //! `Links` command; any other connection it hears of, it releases). Every node joins gossip through
 //! node 0, 20 ms apart, and the overlay settles: no active view changes for 15 s (HyParView evicts and
 //! refills while neighbours are new; a tree link that changes makes its subtree graft, so measuring
-//! earlier counts the repairs of a churning overlay, not the broadcast). Then:
+//! earlier counts the repairs of a churning overlay, not the broadcast). Then the schedule runs:
+//! `--messages` messages (default 200) of `--payload-bytes` (256) at `--rate` messages per second
+//! network-wide (20), publishers in rotation (node `k` publishes message `k mod n`, so each origin's
+//! first message forms its tree). It can be cut into `--rounds` slices (default 1: the whole
+//! schedule); in each round each of three protocols runs the round's slice, then 3 s to drain, so a
+//! machine whose load drifts during the run weighs on the three alike. Rounds add pauses to
+//! gossip's schedule, which it measures too: with 4, its trees grafted 6-8 times against 2, and the
+//! drains' membership traffic adds about 0.1 wire byte per payload byte. In each round:
 //!
-//! 1. Gossip: `--messages` messages (default 200) of `--payload-bytes` (256) at `--rate` messages per
-//!    second network-wide (20), publishers in rotation (node `k` publishes message `k mod n`, so each
-//!    origin's first message forms its tree), then 3 s to drain.
-//! 2. Flood: the same schedule over the reference.
-//! 3. Signed flood: the same again, each copy carrying the message gossip would send (its encoding
+//! 1. Gossip.
+//! 2. Flood: the reference.
+//! 3. Signed flood: the reference again, each copy carrying the message gossip would send (its encoding
 //!    as the payload: origin, topic, sequence number, signature), which a node checks before it
 //!    delivers and relays it, as it must for anything from the network. The plain flood checks
 //!    nothing and sends a smaller header, so against it gossip's CPU includes a signature check per
 //!    delivery and its bytes a header the reference lacks; the signed flood tells the two apart.
 //!
 //! Per protocol: reliability (the worst message's share of nodes reached), each message's last
-//! delivery after its publication (p50, p90, p99), latency of every delivery, frame bytes sent (the node's
+//! delivery after its publication (p50, p90, p99) and the links that copy crossed (a tree's detour
+//! against stalls on the way), latency of every delivery, frame bytes sent (the node's
 //! `meshwork_bytes_sent_total` for the protocol's channel, every message of the protocol included:
 //! payloads, announcements, membership) per payload byte delivered to a node other than the origin,
 //! messages sent per delivery (`meshwork_messages_sent_total`: each costs the runtime the same work
 //! whatever its size, so they explain the CPU figure as bytes do not),
-//! and the process's CPU time during the phase per delivery (gossip's background — shuffles, sweeps —
-//! runs during every phase). The peak RSS (`VmHWM`) covers the whole run, every protocol. Times are
+//! and the process's CPU time during its slices per delivery (gossip's background — shuffles, sweeps
+//! — runs during every slice). The peak RSS (`VmHWM`) covers the whole run, every protocol. Times are
 //! read where each node's event pump receives the event, the same way for every protocol. Timing
 //! figures are ratios against a flood from the same run: the machine is shared and noisy.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
-//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--ihave-ms MS] [--json]` (`--ihave-ms`: gossip's
-//! `ihave_interval`, how long announcements are batched).
+//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--ihave-ms MS] [--rounds R] [--json]`
+//! (`--ihave-ms`: gossip's `ihave_interval`, how long announcements are batched).
 
 // A benchmark's clock is wall time.
 #![allow(clippy::disallowed_methods)]
@@ -67,6 +73,7 @@ struct Args {
     payload: usize,
     trees: Trees,
     ihave: Duration,
+    rounds: usize,
     json: bool,
 }
 
@@ -78,6 +85,7 @@ fn args() -> Args {
         payload: 256,
         trees: Trees::PerOrigin,
         ihave: GossipConfig::default().ihave_interval,
+        rounds: 1,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -101,14 +109,15 @@ fn args() -> Args {
                 }
             }
             "--ihave-ms" => args.ihave = Duration::from_millis(number("--ihave-ms", it.next()) as u64),
+            "--rounds" => args.rounds = number("--rounds", it.next()) as usize,
             "--json" => args.json = true,
             // `cargo bench` passes `--bench`; anything else unknown is ignored too.
             _ => {}
         }
     }
     assert!(
-        args.nodes >= 2 && args.rate > 0.0,
-        "--nodes at least 2, --rate above 0"
+        args.nodes >= 2 && args.rate > 0.0 && args.rounds >= 1,
+        "--nodes at least 2, --rate above 0, --rounds at least 1"
     );
     args
 }
@@ -120,8 +129,9 @@ enum FloodCommand {
     Links(Vec<PeerId>),
     /// Publish a message with this id.
     Publish(u64, BoundedBytes<MAX_PAYLOAD>),
-    /// From now on every payload is a signed gossip message, checked before it is delivered.
-    Verify,
+    /// Whether every payload is a signed gossip message, checked before it is delivered (the signed
+    /// flood), or not (the plain one).
+    Verify(bool),
 }
 
 /// Flood over the links it is given: every new message goes to every link but the one it came from.
@@ -161,7 +171,8 @@ impl Reference {
 impl Protocol for Reference {
     type Message = FloodMessage;
     type Command = FloodCommand;
-    type Event = u64;
+    /// A delivery: the message's id, and the links its copy crossed.
+    type Event = (u64, u32);
     type Timer = ();
 
     const ID: ProtocolId = ProtocolId::new("/meshwork-bench/flood/1");
@@ -177,10 +188,10 @@ impl Protocol for Reference {
                     }
                 }
             }
-            Input::Command(FloodCommand::Verify) => self.verify = true,
+            Input::Command(FloodCommand::Verify(on)) => self.verify = on,
             Input::Command(FloodCommand::Publish(id, payload)) => {
                 if self.seen.insert(id) {
-                    out.push(Output::Emit(id));
+                    out.push(Output::Emit((id, 0)));
                     self.forward(&FloodMessage { id, hops: 0, payload }, None, out);
                 }
             }
@@ -190,7 +201,7 @@ impl Protocol for Reference {
                     return;
                 }
                 self.seen.insert(msg.id);
-                out.push(Output::Emit(msg.id));
+                out.push(Output::Emit((msg.id, msg.hops)));
                 self.forward(&msg, Some(from), out);
             }
             Input::PeerUp(peer) => {
@@ -213,7 +224,8 @@ impl Protocol for Reference {
 #[derive(Default)]
 struct Log {
     published: HashMap<usize, Instant>,
-    delivered: HashMap<usize, Vec<Instant>>,
+    /// Each delivery's time, and the links its copy crossed.
+    delivered: HashMap<usize, Vec<(Instant, u32)>>,
     /// Active-view changes seen (gossip's `NeighborUp` and `NeighborDown`): a changed tree link makes a
     /// subtree graft.
     view_changes: usize,
@@ -221,14 +233,14 @@ struct Log {
 
 type SharedLog = Arc<Mutex<Log>>;
 
-fn delivered(log: &SharedLog, index: usize) {
+fn delivered(log: &SharedLog, index: usize, hops: u32) {
     let at = Instant::now();
     log.lock()
         .expect("log")
         .delivered
         .entry(index)
         .or_default()
-        .push(at);
+        .push((at, hops));
 }
 
 /// A payload of `len` bytes that starts with the schedule index.
@@ -296,9 +308,9 @@ async fn start(i: usize, args: &Args, logs: &Logs) -> BenchNode {
     tokio::spawn(async move {
         while let Some(event) = gossip_events.recv().await {
             match event {
-                Event::Delivered { message, .. } => {
+                Event::Delivered { message, hops, .. } => {
                     if let Some(index) = index_of(&message.payload) {
-                        delivered(&log, index);
+                        delivered(&log, index, u32::from(hops));
                     }
                 }
                 Event::NeighborUp(_) | Event::NeighborDown(_) => log.lock().expect("log").view_changes += 1,
@@ -309,10 +321,10 @@ async fn start(i: usize, args: &Args, logs: &Logs) -> BenchNode {
     let (log, signed_log, messages) = (logs.flood.clone(), logs.signed.clone(), args.messages);
     tokio::spawn(async move {
         // The signed flood's ids follow the flood's.
-        while let Some(id) = flood_events.recv().await {
+        while let Some((id, hops)) = flood_events.recv().await {
             match usize::try_from(id) {
-                Ok(index) if index < messages => delivered(&log, index),
-                Ok(index) => delivered(&signed_log, index - messages),
+                Ok(index) if index < messages => delivered(&log, index, hops),
+                Ok(index) => delivered(&signed_log, index - messages, hops),
                 Err(_) => {}
             }
         }
@@ -329,10 +341,13 @@ async fn start(i: usize, args: &Args, logs: &Logs) -> BenchNode {
     }
 }
 
-/// What one phase measured.
+/// What one protocol measured, over its slices.
 struct Phase {
     reliability_min: f64,
     last_delivery_ms: Summary,
+    /// The links the last delivery of each message had crossed: a tree's detour, against stalls on
+    /// the way.
+    last_delivery_hops: Summary,
     latency_ms: Summary,
     deliveries: usize,
     bytes_per_payload_byte: f64,
@@ -358,50 +373,81 @@ fn sent(nodes: &[BenchNode], protocol: ProtocolId) -> (u64, u64) {
     })
 }
 
-/// Publishes `--messages` messages on the schedule (message `k` from node `k mod n`, its publication
-/// time logged just before), drains, and reads the log.
-async fn phase<Fut: Future<Output = ()>>(
+/// What one protocol's slices of the schedule cost, summed over the rounds.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    cpu_seconds: f64,
+    bytes: u64,
+    messages: u64,
+}
+
+/// Publishes messages `range` of the schedule (message `k` from node `k mod n`, at `--rate`, its
+/// publication time logged just before), drains, and returns what the protocol sent meanwhile and
+/// the process's CPU time.
+async fn publish_slice<Fut: Future<Output = ()>>(
     args: &Args,
     nodes: &[BenchNode],
     log: &SharedLog,
     protocol: ProtocolId,
-    publish: impl Fn(&BenchNode, usize) -> Fut,
-) -> Phase {
+    range: std::ops::Range<usize>,
+    publish: &impl Fn(&BenchNode, usize) -> Fut,
+) -> Cost {
     let (cpu_before, sent_before) = (cpu_seconds(), sent(nodes, protocol));
     let spacing = Duration::from_secs_f64(1.0 / args.rate);
     let start = tokio::time::Instant::now();
-    for index in 0..args.messages {
-        tokio::time::sleep_until(start + spacing.mul_f64(index as f64)).await;
+    for (k, index) in range.enumerate() {
+        tokio::time::sleep_until(start + spacing.mul_f64(k as f64)).await;
         log.lock().expect("log").published.insert(index, Instant::now());
         publish(&nodes[index % nodes.len()], index).await;
     }
     tokio::time::sleep(DRAIN).await;
-    let (cpu, sent_after) = (cpu_seconds() - cpu_before, sent(nodes, protocol));
-    let (bytes, messages) = (sent_after.0 - sent_before.0, sent_after.1 - sent_before.1);
+    let sent_after = sent(nodes, protocol);
+    Cost {
+        cpu_seconds: cpu_seconds() - cpu_before,
+        bytes: sent_after.0 - sent_before.0,
+        messages: sent_after.1 - sent_before.1,
+    }
+}
+
+/// Turns every node's reference into the signed flood (`on`) or the plain one.
+async fn verify(nodes: &[BenchNode], on: bool) {
+    for n in nodes {
+        n.flood.command(FloodCommand::Verify(on)).await.expect("verify");
+    }
+}
+
+/// A protocol's figures from its log and its summed cost.
+fn summarize(args: &Args, nodes: usize, log: &SharedLog, cost: Cost) -> Phase {
     let log = log.lock().expect("log");
     let (mut reliability_min, mut last, mut latency, mut deliveries) = (1.0f64, Vec::new(), Vec::new(), 0);
+    let mut last_hops = Vec::new();
     for index in 0..args.messages {
         let times = log.delivered.get(&index).cloned().unwrap_or_default();
-        reliability_min = reliability_min.min(times.len() as f64 / nodes.len() as f64);
+        reliability_min = reliability_min.min(times.len() as f64 / nodes as f64);
         deliveries += times.len().saturating_sub(1);
         let Some(&published) = log.published.get(&index) else {
             continue;
         };
         let ms: Vec<f64> = times
             .iter()
-            .map(|t| t.saturating_duration_since(published).as_secs_f64() * 1000.0)
+            .map(|(t, _)| t.saturating_duration_since(published).as_secs_f64() * 1000.0)
             .collect();
+        if let Some(&(_, hops)) = times.iter().max_by_key(|(t, _)| *t) {
+            last_hops.push(f64::from(hops));
+        }
         last.push(ms.iter().copied().fold(0.0, f64::max));
         latency.extend(ms);
     }
+    let per_delivery = deliveries.max(1) as f64;
     Phase {
         reliability_min,
         last_delivery_ms: Summary::of(last),
+        last_delivery_hops: Summary::of(last_hops),
         latency_ms: Summary::of(latency),
         deliveries,
-        bytes_per_payload_byte: bytes as f64 / (deliveries.max(1) * args.payload.max(8)) as f64,
-        messages_per_delivery: messages as f64 / deliveries.max(1) as f64,
-        cpu_us_per_delivery: cpu * 1e6 / deliveries.max(1) as f64,
+        bytes_per_payload_byte: cost.bytes as f64 / (per_delivery * args.payload.max(8) as f64),
+        messages_per_delivery: cost.messages as f64 / per_delivery,
+        cpu_us_per_delivery: cost.cpu_seconds * 1e6 / per_delivery,
     }
 }
 
@@ -483,18 +529,6 @@ async fn main() {
         })
     };
     let counters_before = counters(&nodes);
-    let gossip = phase(&args, &nodes, &logs.gossip, Gossip::ID, |n, index| {
-        let handle = n.gossip.clone();
-        async move {
-            let publish = Command::Publish(topic(), payload(index, len));
-            handle.command(publish).await.expect("publish");
-        }
-    })
-    .await;
-    let view_changes = logs.gossip.lock().expect("log").view_changes - changes_before;
-    let counters_after = counters(&nodes);
-    let connection_closes = (counters_after.0 - counters_before.0) + (counters_after.1 - counters_before.1);
-
     let links = overlay(&nodes).await;
     let mean_degree = links.values().map(Vec::len).sum::<usize>() as f64 / nodes.len() as f64;
     for n in &nodes {
@@ -502,20 +536,24 @@ async fn main() {
         n.flood.command(FloodCommand::Links(peers)).await.expect("links");
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let flood = phase(&args, &nodes, &logs.flood, Reference::ID, |n, index| {
+
+    let publish_gossip = |n: &BenchNode, index: usize| {
+        let handle = n.gossip.clone();
+        async move {
+            let publish = Command::Publish(topic(), payload(index, len));
+            handle.command(publish).await.expect("publish");
+        }
+    };
+    let publish_flood = |n: &BenchNode, index: usize| {
         let handle = n.flood.clone();
         async move {
             let body = BoundedBytes::try_from(payload(index, len)).expect("payload fits");
             let publish = FloodCommand::Publish(index as u64, body);
             handle.command(publish).await.expect("publish");
         }
-    })
-    .await;
-    for n in &nodes {
-        n.flood.command(FloodCommand::Verify).await.expect("verify");
-    }
+    };
     let messages = args.messages;
-    let signed = phase(&args, &nodes, &logs.signed, Reference::ID, |n, index| {
+    let publish_signed = |n: &BenchNode, index: usize| {
         let handle = n.flood.clone();
         let body = BoundedBytes::try_from(payload(index, len)).expect("payload fits");
         let message = GossipMessage::sign(&n.key, topic(), index as u64, body);
@@ -525,8 +563,53 @@ async fn main() {
             let publish = FloodCommand::Publish((messages + index) as u64, body);
             handle.command(publish).await.expect("publish");
         }
-    })
-    .await;
+    };
+    // The protocols take turns, a slice of the schedule each per round: a machine whose load drifts
+    // during the run weighs on all three alike.
+    let rounds = args.rounds.min(args.messages.max(1));
+    let mut cost = [Cost::default(); 3];
+    for round in 0..rounds {
+        let range = round * args.messages / rounds..(round + 1) * args.messages / rounds;
+        let slices = [
+            publish_slice(
+                &args,
+                &nodes,
+                &logs.gossip,
+                Gossip::ID,
+                range.clone(),
+                &publish_gossip,
+            )
+            .await,
+            publish_slice(
+                &args,
+                &nodes,
+                &logs.flood,
+                Reference::ID,
+                range.clone(),
+                &publish_flood,
+            )
+            .await,
+            {
+                verify(&nodes, true).await;
+                let signed =
+                    publish_slice(&args, &nodes, &logs.signed, Reference::ID, range, &publish_signed);
+                let signed = signed.await;
+                verify(&nodes, false).await;
+                signed
+            },
+        ];
+        for (total, slice) in cost.iter_mut().zip(slices) {
+            total.cpu_seconds += slice.cpu_seconds;
+            total.bytes += slice.bytes;
+            total.messages += slice.messages;
+        }
+    }
+    let view_changes = logs.gossip.lock().expect("log").view_changes - changes_before;
+    let counters_after = counters(&nodes);
+    let connection_closes = (counters_after.0 - counters_before.0) + (counters_after.1 - counters_before.1);
+    let gossip = summarize(&args, nodes.len(), &logs.gossip, cost[0]);
+    let flood = summarize(&args, nodes.len(), &logs.flood, cost[1]);
+    let signed = summarize(&args, nodes.len(), &logs.signed, cost[2]);
     let totals = gossip_totals(&nodes).await;
     let peak_rss = status_bytes("VmHWM");
     for n in &nodes {
@@ -550,6 +633,14 @@ async fn main() {
         (
             "last_delivery_p99_over_flood",
             gossip.last_delivery_ms.p99 / flood.last_delivery_ms.p99.max(1e-9),
+        ),
+        ("gossip_last_delivery_hops_p50", gossip.last_delivery_hops.p50),
+        ("gossip_last_delivery_hops_p99", gossip.last_delivery_hops.p99),
+        ("flood_last_delivery_hops_p50", flood.last_delivery_hops.p50),
+        ("flood_last_delivery_hops_p99", flood.last_delivery_hops.p99),
+        (
+            "signed_flood_last_delivery_hops_p99",
+            signed.last_delivery_hops.p99,
         ),
         ("gossip_latency_ms_p50", gossip.latency_ms.p50),
         ("flood_latency_ms_p50", flood.latency_ms.p50),
