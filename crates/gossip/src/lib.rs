@@ -48,9 +48,10 @@
 //!   trees to mend), and the last delivery's p99 after the crash from 1,270 ms to 1,098. With 80%
 //!   crashed, over the 7 of seeds 1-12 where a publisher survives: 0.0074 to 0.0035, but the p99
 //!   from 654 ms to 835, since there a node often hears of a message before the parent it waits
-//!   for does. A shorter wait trades duplicates for that tail: one and a half graft waits took seed
-//!   5's 80% p99 from 835 ms to 777 (one wait: 708) but raised the 50% duplicates on five of six
-//!   seeds (seed 10: 0.0117 to 0.0132; one wait: 0.0143), so the wait stays at two.
+//!   for does. A shorter wait trades duplicates for that tail: one and a half graft waits took the
+//!   80% p99 of seed 5 (the median seed) from 835 ms to 777 (one wait: 708) but raised the 50%
+//!   duplicates on five of six seeds (seed 10: 0.0117 to 0.0132; one wait: 0.0143), so the wait
+//!   stays at two.
 //!   An origin with no eager link left floods its next message.
 //!   Of a lazy link's two ends, one announcing a message is enough: a neighbour that announced it
 //!   to us holds it, so it is not told back, whether its `IHave` came before the message or while

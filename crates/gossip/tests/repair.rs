@@ -111,13 +111,23 @@ fn a_parent_that_announces_the_message_ends_the_wait() {
         grafted.is_empty() && again.is_some(),
         "the node waits for its parent"
     );
-    // The parent announces it: it holds the message and pushed it elsewhere, no copy is coming.
+    // Another neighbour's announcement changes nothing: the parent may still push it.
     let ids = vec![announcement(10, id, 1)].try_into().unwrap();
+    let out = handle(
+        &mut g,
+        at(first + 5),
+        from(key(4).peer_id(), TreeMessage::IHave { ids }),
+    );
+    assert!(grafts(out, id).is_empty(), "still waiting for the parent");
+    // The parent announces it (twice in one batch): it holds the message and pushed it elsewhere,
+    // no copy is coming. One graft, to the first announcer.
+    let twice = announcement(10, id, 1);
+    let ids = vec![twice, twice].try_into().unwrap();
     let out = handle(&mut g, at(first + 10), from(parent, TreeMessage::IHave { ids }));
     assert_eq!(
         grafts(out, id),
         vec![lazy],
-        "grafted at the parent's announcement"
+        "grafted once, at the parent's announcement"
     );
     assert_eq!(g.stats().tree.grafts_sent, 1);
 }

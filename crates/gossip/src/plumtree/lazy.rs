@@ -79,8 +79,9 @@ impl Plumtree {
             if missing.announcers.len() < MAX_ANNOUNCERS && !known {
                 missing.announcers.push_back((from, announcement.hops));
             }
-            // The parent we wait for (`defer_to_parent`) announced the message: it holds it and
-            // pushed it elsewhere, so no copy is coming from it and the rest of the wait is lost.
+            // Our parent on the tree (the one `defer_to_parent` waits for, or whoever relayed the
+            // tree's last message first since) announced the message: it holds it and pushed it
+            // elsewhere, so no copy is coming from it and the rest of the wait is lost.
             let waiting_on_parent = missing.deferred && missing.grafted.is_none();
             if waiting_on_parent
                 && missing
@@ -91,7 +92,10 @@ impl Plumtree {
             }
         }
         for id in parent_announced {
-            self.graft_next(now, id, out);
+            // Once: an `IHave` that names the message twice must not graft a second announcer.
+            if self.missing.get(&id).is_some_and(|m| m.grafted.is_none()) {
+                self.graft_next(now, id, out);
+            }
         }
     }
 

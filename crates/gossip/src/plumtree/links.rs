@@ -426,6 +426,24 @@ mod tests {
     }
 
     #[test]
+    fn relaying_makes_the_copys_sender_the_parent_unless_its_link_is_lazy() {
+        let p = peers(5);
+        let mut links = linked(&p, Trees::PerOrigin);
+        let tag = TreeTag::of(&p[0]);
+        links.relaying(p[0], Some(&p[2]));
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[2]));
+        // A copy over a lazy link (a graft's answer) moves nothing: no copy comes that way next.
+        links.make_lazy(p[0], p[3]);
+        links.relaying(p[0], Some(&p[3]));
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[2]));
+        links.relaying(p[0], Some(&p[4]));
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
+        // Published here: the parent stays.
+        links.relaying(p[0], None);
+        assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
+    }
+
+    #[test]
     fn a_trees_parent_is_found_by_its_tag_and_follows_its_slot() {
         let p = peers(5);
         let mut links = linked(&p, Trees::PerOrigin);
