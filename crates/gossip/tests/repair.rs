@@ -60,13 +60,38 @@ fn millis(wait: Duration) -> u64 {
     u64::try_from(wait.as_millis()).unwrap()
 }
 
+/// What the first graft timer did after `announcer` announced `id` on origin 10's tree at 1 s.
+struct FirstTimer {
+    /// The wait the announcement set.
+    wait: Duration,
+    /// When the timer fired, in milliseconds.
+    at: u64,
+    grafted: Vec<PeerId>,
+    again: Option<Duration>,
+}
+
+fn announce_then_fire(g: &mut Gossip, announcer: PeerId, id: MessageId) -> FirstTimer {
+    let wait = announce(g, at(1_000), announcer, 10, id);
+    let first = 1_000 + millis(wait);
+    let (grafted, again) = fire(g, at(first), id);
+    FirstTimer {
+        wait,
+        at: first,
+        grafted,
+        again,
+    }
+}
+
 #[test]
 fn a_node_whose_parent_lives_leaves_the_repair_to_it() {
     let (mut g, parent, lazy) = node_with_parent();
     let next: GossipMessage = message(2);
-    let wait = announce(&mut g, at(1_000), lazy, 10, next.id());
-    let first = 1_000 + millis(wait);
-    let (grafted, again) = fire(&mut g, at(first), next.id());
+    let FirstTimer {
+        wait,
+        at: first,
+        grafted,
+        again,
+    } = announce_then_fire(&mut g, lazy, next.id());
     assert!(grafted.is_empty(), "the parent is alive: no graft yet");
     let again = again.expect("the graft waits again");
     assert_eq!(again, wait * 2, "two graft waits more");
@@ -87,10 +112,8 @@ fn a_node_whose_parent_lives_leaves_the_repair_to_it() {
 fn a_parent_that_sends_nothing_is_waited_for_once() {
     let (mut g, _parent, lazy) = node_with_parent();
     let id = message(2).id();
-    let wait = announce(&mut g, at(1_000), lazy, 10, id);
-    let first = 1_000 + millis(wait);
-    let (_, again) = fire(&mut g, at(first), id);
-    let second = first + millis(again.unwrap());
+    let timer = announce_then_fire(&mut g, lazy, id);
+    let second = timer.at + millis(timer.again.unwrap());
     let (grafted, _) = fire(&mut g, at(second), id);
     assert_eq!(
         grafted,
@@ -104,9 +127,12 @@ fn a_parent_that_sends_nothing_is_waited_for_once() {
 fn a_parent_that_announces_the_message_ends_the_wait() {
     let (mut g, parent, lazy) = node_with_parent();
     let id = message(2).id();
-    let wait = announce(&mut g, at(1_000), lazy, 10, id);
-    let first = 1_000 + millis(wait);
-    let (grafted, again) = fire(&mut g, at(first), id);
+    let FirstTimer {
+        at: first,
+        grafted,
+        again,
+        ..
+    } = announce_then_fire(&mut g, lazy, id);
     assert!(
         grafted.is_empty() && again.is_some(),
         "the node waits for its parent"

@@ -74,6 +74,16 @@ struct Tree {
     parent: u8,
 }
 
+impl Tree {
+    /// The neighbour in `slot` (a parent slot, [`Links::parent_slot`]) becomes the parent, unless its
+    /// link is lazy on this tree: no copy comes that way next.
+    fn adopt_parent(&mut self, slot: usize) {
+        if self.lazy & bit(slot) == 0 {
+            self.parent = slot as u8; // below `PARENT_LEFT` (`parent_slot`)
+        }
+    }
+}
+
 /// The active-view neighbours, and per origin the ones that are lazy.
 #[derive(Debug)]
 pub(crate) struct Links {
@@ -190,14 +200,16 @@ impl Links {
     /// another's copy of a later message comes first, or it leaves. Only for a formed tree (the caller
     /// relays the message), and only while the link is on the tree.
     pub(crate) fn set_parent(&mut self, origin: &PeerId, peer: &PeerId) {
-        let Some(slot) = self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT)) else {
-            return;
-        };
-        if let Some(tree) = self.trees.get_mut(origin)
-            && tree.lazy & bit(slot) == 0
+        if let Some(slot) = self.parent_slot(peer)
+            && let Some(tree) = self.trees.get_mut(origin)
         {
-            tree.parent = slot as u8; // below `PARENT_LEFT` (filtered above)
+            tree.adopt_parent(slot);
         }
+    }
+
+    /// `peer`'s slot, if a tree can record it as parent (a neighbour's, below the sentinels).
+    fn parent_slot(&self, peer: &PeerId) -> Option<usize> {
+        self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT))
     }
 
     /// The parent on the tree `tag` stood for last.
@@ -239,9 +251,7 @@ impl Links {
     /// [`Trees::Shared`] an origin without a tree of its own follows the shared one, so nothing is
     /// recorded for it. One lookup of the tree for all three: it runs for every message relayed.
     pub(crate) fn relaying(&mut self, origin: PeerId, parent: Option<&PeerId>) {
-        let slot = parent
-            .and_then(|peer| self.slot(peer))
-            .filter(|&s| s < usize::from(PARENT_LEFT));
+        let slot = parent.and_then(|peer| self.parent_slot(peer));
         let shared = self.mode == Trees::Shared;
         // `own_tree` counts a tick of its own.
         let used = self.tick + if shared { 1 } else { 2 };
@@ -255,10 +265,8 @@ impl Links {
             self.own_tree(origin)
         };
         tree.used = used;
-        if let Some(slot) = slot
-            && tree.lazy & bit(slot) == 0
-        {
-            tree.parent = slot as u8; // below `PARENT_LEFT` (filtered above)
+        if let Some(slot) = slot {
+            tree.adopt_parent(slot);
         }
         self.tick = used;
         // A tag two trees share stands for the one relayed last.
