@@ -36,8 +36,9 @@
 //! figures are ratios against a flood from the same run: the machine is shared and noisy.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
-//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--ihave-ms MS] [--rounds R] [--json]`
-//! (`--ihave-ms`: gossip's `ihave_interval`, how long announcements are batched).
+//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--lender-hops H] [--ihave-ms MS] [--rounds R]
+//! [--json]` (`--lender-hops`: gossip's `lender_hops`, how far a borrowed tree's root may be; `--ihave-ms`:
+//! its `ihave_interval`, how long announcements are batched).
 
 // A benchmark's clock is wall time.
 #![allow(clippy::disallowed_methods)]
@@ -72,6 +73,7 @@ struct Args {
     rate: f64,
     payload: usize,
     trees: Trees,
+    lender_hops: u16,
     ihave: Duration,
     rounds: usize,
     json: bool,
@@ -84,6 +86,7 @@ fn args() -> Args {
         rate: 20.0,
         payload: 256,
         trees: Trees::PerOrigin,
+        lender_hops: GossipConfig::default().lender_hops,
         ihave: GossipConfig::default().ihave_interval,
         rounds: 1,
         json: false,
@@ -108,6 +111,7 @@ fn args() -> Args {
                     other => panic!("--trees takes per-origin, shared or borrow, not {other:?}"),
                 }
             }
+            "--lender-hops" => args.lender_hops = number("--lender-hops", it.next()) as u16,
             "--ihave-ms" => args.ihave = Duration::from_millis(number("--ihave-ms", it.next()) as u64),
             "--rounds" => args.rounds = number("--rounds", it.next()) as usize,
             "--json" => args.json = true,
@@ -290,6 +294,7 @@ async fn start(i: usize, args: &Args, logs: &Logs) -> BenchNode {
     let mut builder = NodeBuilder::new(NodeConfig::default());
     let config = GossipConfig {
         trees: args.trees,
+        lender_hops: args.lender_hops,
         ihave_interval: args.ihave,
         // Every node is on loopback: one prefix for the admission limits.
         admission: AdmissionConfig::default().without_prefix_limits(),
@@ -629,6 +634,7 @@ async fn main() {
         ("messages", args.messages as f64),
         ("rate", args.rate),
         ("payload_bytes", args.payload as f64),
+        ("lender_hops", f64::from(args.lender_hops)),
         ("overlay_degree_mean", mean_degree),
         ("overlay_settled_after_joins_ms", settled_ms),
         ("gossip_reliability_min", gossip.reliability_min),

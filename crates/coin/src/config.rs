@@ -29,7 +29,7 @@ pub struct AppConfig {
     /// The most peers remembered as ever connected, to redial when the routing table runs dry.
     pub max_seen_peers: usize,
     /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
-    /// a node's first transactions follow a neighbour's tree instead of flooding.
+    /// a node's first transactions follow the tree of a node a link or two away instead of flooding.
     pub gossip: meshwork_gossip::Config,
     /// Sync's settings (headers-first block download and relay).
     pub sync: SyncConfig,
@@ -95,7 +95,8 @@ impl Default for AppConfig {
             max_local_txs: 256,
             max_seen_peers: 256,
             // Every node publishes transactions (its wallets'), most of them rarely: a node without a
-            // tree of its own borrows a neighbour's rather than flooding (`Trees::Borrow`).
+            // tree of its own borrows a nearby node's rather than flooding (`Trees::Borrow`, with
+            // lenders two links away by default: bytes before latency, as transactions want).
             gossip: meshwork_gossip::Config {
                 trees: meshwork_gossip::Trees::Borrow,
                 ..meshwork_gossip::Config::default()

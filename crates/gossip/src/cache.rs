@@ -41,7 +41,7 @@ impl Entry {
         if self.tree == self.message.origin {
             TreeMessage::Gossip { message, hops }
         } else {
-            let tree = self.tree;
+            let tree = TreeTag::of(&self.tree);
             TreeMessage::Borrowed { tree, message, hops }
         }
     }

@@ -78,14 +78,16 @@
 //! duplicates with `PruneShared`): a third of a flood's copies at 10,000 nodes (half at 2,000 nodes
 //! under load, where grafts race the long tree), but paths two to three times flood's. Per-origin
 //! trees suit blocks (few origins, latency first); the shared tree trades latency for bytes where
-//! origins are many and rare. [`Trees::Borrow`] keeps the latency: a node without a tree of its own
-//! sends along the tree of a neighbour that published on its own ([`TreeMessage::Borrowed`]). Any
-//! origin's tree spans the network, and this one is rooted one link from the new origin, so the
-//! message takes near-shortest paths without a flood; only the nodes none of whose neighbours has
-//! published flood (about a third when every node publishes in turn, a dominating set of the overlay),
-//! and a node forms its own tree after [`BORROW_LIMIT`] borrowed messages. At 2,000 nodes with every
-//! message from a new origin, RMR is 0.93 (per-origin: 3.0) and the wire carries 3.51 bytes per payload
-//! byte (per-origin 6.61, flood 4.08), with the last delivery's p99 at 1.17× flood's. A borrowed tree is
+//! origins are many and rare. [`Trees::Borrow`] keeps most of the latency: a node without a tree of
+//! its own sends along the tree of a *lender*, a node a link or two away that published on its own
+//! ([`TreeMessage::Borrowed`]). Any origin's tree spans the network, and this one is rooted a link or
+//! two from the new origin, so the message takes near-shortest paths without a flood; only the nodes
+//! with no lender that near flood, and a node forms its own tree after [`BORROW_LIMIT`] borrowed
+//! messages. With neighbours only as lenders, a third of the nodes flood when every node publishes in
+//! turn (a dominating set of the overlay); with two links ([`Config::lender_hops`], the default), a
+//! tenth. At 2,000 nodes with every message from a new origin, RMR is 0.31 (per-origin: 3.0;
+//! neighbours only: 0.93) and the wire carries 2.22 bytes per payload byte (neighbours only 3.17,
+//! flood 4.08), with the last delivery's p99 at 1.27× flood's (neighbours only: 1.16×). A borrowed tree is
 //! shaped by its own origin's messages only: duplicates of borrowed messages prune nothing and their
 //! hop counts move no link, since the flows of many origins pruning one tree leave nodes off it.
 //! [`Config::trees`] chooses. Neither makes the first messages of thousands
@@ -200,8 +202,8 @@ pub use broadcast::Broadcast;
 pub use config::{AdmissionConfig, Config, ScoreConfig, Trees};
 pub use error::PublishError;
 pub use message::{
-    Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_NAMESPACE, MembershipMessage,
-    Message, MessageId, PeerEntry, TopicId, TreeMessage, TreeTag,
+    Announcement, GossipMessage, MAX_IHAVE, MAX_PAYLOAD, MAX_SHUFFLE, MESSAGE_ID_LEN, MESSAGE_NAMESPACE,
+    MembershipMessage, Message, MessageId, PeerEntry, TOPIC_ID_LEN, TopicId, TreeMessage, TreeTag,
 };
 pub use plumtree::{BORROW_LIMIT, TreeStats};
 pub use score::Penalty;

@@ -14,32 +14,83 @@ pub const MAX_IHAVE: usize = 64;
 /// The most peers one `Shuffle` or `ShuffleReply` carries.
 pub const MAX_SHUFFLE: usize = 16;
 /// The namespace of the origin's signature on every broadcast message.
-pub const MESSAGE_NAMESPACE: Namespace = Namespace::new(b"meshwork/gossip/message/1");
+pub const MESSAGE_NAMESPACE: Namespace = Namespace::new(b"meshwork/gossip/message/2");
 
-/// A topic, named by the blake3 hash of its name.
+/// The bytes of a [`TopicId`].
+pub const TOPIC_ID_LEN: usize = 16;
+
+/// A topic, named by the first [`TOPIC_ID_LEN`] bytes of the blake3 hash of its name.
+///
+/// Every copy of a message carries its topic, so its length is paid on every link a message
+/// crosses: 16 bytes, as [`MessageId`] (whose length says why that is enough). A topic is open to
+/// every publisher, so two names that share an id give their finder nothing it could not have by
+/// publishing on the topic itself.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TopicId(pub Hash);
+pub struct TopicId(pub [u8; TOPIC_ID_LEN]);
 
 impl TopicId {
     /// The topic with this human-readable name.
     pub fn from_name(name: &str) -> Self {
-        Self(Hash::derive("meshwork-gossip topic v1", name.as_bytes()))
+        Self::from_hash(&Hash::derive("meshwork-gossip topic v1", name.as_bytes()))
     }
+
+    /// The topic whose name hashes to `hash` (its first [`TOPIC_ID_LEN`] bytes).
+    pub fn from_hash(hash: &Hash) -> Self {
+        Self(prefix(hash))
+    }
+}
+
+/// The first `N` bytes of a hash: a topic's or a message's id.
+fn prefix<const N: usize>(hash: &Hash) -> [u8; N] {
+    let mut id = [0; N];
+    id.copy_from_slice(&hash.as_bytes()[..N]);
+    id
+}
+
+/// Twelve hex digits: plenty to tell ids apart in logs (as `Hash`'s `Debug`).
+fn short_hex(bytes: &[u8]) -> String {
+    bytes[..6].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl fmt::Debug for TopicId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "topic:{:?}", self.0)
+        write!(f, "topic:{}", short_hex(&self.0))
     }
 }
 
-/// A broadcast message's id: the blake3 hash of its signed content (origin, topic, sequence, payload).
+/// The bytes of a [`MessageId`].
+pub const MESSAGE_ID_LEN: usize = 16;
+
+/// A broadcast message's id: the first [`MESSAGE_ID_LEN`] bytes of the blake3 hash of its signed
+/// content (origin, topic, sequence, payload).
+///
+/// Sixteen bytes, not the hash's 32, because ids are most of what lazy push sends: an `IHave` names
+/// each message it announces, a `Graft` and a `Decline` name one, and on a tree every node announces
+/// each message to its lazy neighbours (at 50 nodes publishing 256-byte messages, announcements were
+/// a sixth of gossip's wire bytes). Ethereum's consensus layer cuts its gossip ids to 20 bytes for
+/// the same reason. Two messages share an id only if their signer makes them collide, about 2⁶⁴
+/// hashes of work (a birthday search); finding a second message for someone else's id takes 2¹²⁸.
+/// A collision costs only its maker: each node keeps the one of the pair it got first, as with
+/// equivocation by any other means, which gossip cannot prevent either.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MessageId(pub Hash);
+pub struct MessageId(pub [u8; MESSAGE_ID_LEN]);
+
+impl MessageId {
+    /// The id of content whose blake3 hash is `hash` (its first [`MESSAGE_ID_LEN`] bytes).
+    pub fn from_hash(hash: &Hash) -> Self {
+        Self(prefix(hash))
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
 
 impl fmt::Debug for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "msg:{:?}", self.0)
+        write!(f, "msg:{}", short_hex(&self.0))
     }
 }
 
@@ -71,9 +122,9 @@ impl fmt::Debug for GossipMessage {
 
 /// The signed bytes: fixed-size fields first, the payload last, so the layout is unambiguous.
 fn content(origin: &PeerId, topic: &TopicId, seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(72 + payload.len());
+    let mut bytes = Vec::with_capacity(32 + TOPIC_ID_LEN + 8 + payload.len());
     bytes.extend_from_slice(origin.as_bytes());
-    bytes.extend_from_slice(topic.0.as_bytes());
+    bytes.extend_from_slice(&topic.0);
     bytes.extend_from_slice(&seq.to_le_bytes());
     bytes.extend_from_slice(payload);
     bytes
@@ -95,7 +146,7 @@ impl GossipMessage {
 
     /// The message id (blake3 of the signed content; the signature is not part of it).
     pub fn id(&self) -> MessageId {
-        MessageId(Hash::digest(&content(
+        MessageId::from_hash(&Hash::digest(&content(
             &self.origin,
             &self.topic,
             self.seq,
@@ -191,7 +242,7 @@ pub enum MembershipMessage {
 /// the one relayed last, and a message of the other may wait two graft waits for the wrong parent
 /// or be grafted early: a delay or a duplicate, never a loss. Announcers that name different tags
 /// for one message make the node ignore them all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TreeTag(pub [u8; 4]);
 
 impl TreeTag {
@@ -258,17 +309,20 @@ pub enum TreeMessage {
         /// The message grafted.
         id: MessageId,
     },
-    /// Eager push of a message along the tree of another origin, `tree`: the message's own origin had
-    /// no tree yet and borrowed the tree of a neighbour that publishes on its own
-    /// ([`Trees::Borrow`](crate::Trees::Borrow)). Receivers treat it as a message of `tree` for every
+    /// Eager push of a message along the tree of another origin, named by its tag: the message's own
+    /// origin had no tree yet and borrowed the tree of a nearby node that publishes on its own
+    /// ([`Trees::Borrow`](crate::Trees::Borrow)). Receivers treat it as a message of the tree the tag
+    /// stands for here ([`TreeTag`]: of the trees that share a tag, the one relayed last) for every
     /// tree decision (which links push it, what a duplicate prunes, what a graft mends) and as a
-    /// message of its signer for everything else (its id, its signature, the application). A `tree`
-    /// the receiver holds no tree for is all eager there, so such a message floods onward from it, as
-    /// a new origin's first message does: naming a tree gains a sender nothing it could not have by
-    /// publishing.
+    /// message of its signer for everything else (its id, its signature, the application). A tag that
+    /// stands for no tree at the receiver (the tree was forgotten there, or never formed) makes the
+    /// message one of its own origin's there, as a new origin's first message is: it floods onward
+    /// from that node. So naming a tree gains a sender nothing it could not have by publishing. The
+    /// tag, not the tree's 32-byte origin, because most messages of a network of new origins are
+    /// borrowed and the tag is what every node already resolves for announcements.
     Borrowed {
-        /// The origin whose tree the message follows.
-        tree: PeerId,
+        /// The tree the message follows.
+        tree: TreeTag,
         /// The signed message.
         message: GossipMessage,
         /// Links crossed so far (at the receiver, including this one).
@@ -276,7 +330,7 @@ pub enum TreeMessage {
     },
 }
 
-/// Everything that crosses the wire on `/meshwork/gossip/2`.
+/// Everything that crosses the wire on `/meshwork/gossip/3`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Membership (HyParView).

@@ -53,7 +53,22 @@ const MAX_REPAIRED: usize = 1024;
 /// messages never pays a flood.
 pub const BORROW_LIMIT: u32 = 8;
 
-/// How long after a neighbour's last message on its own tree we still lend its tree to our messages:
+/// Lenders remembered at most ([`Plumtree::note_lender`]): a handful is all a node chooses from.
+const MAX_LENDERS: usize = 16;
+
+/// A node whose tree our messages may borrow ([`Trees::Borrow`]).
+#[derive(Clone, Copy, Debug)]
+struct Lender {
+    /// When its last message on its own tree came through us.
+    at: Instant,
+    /// Links between it and us (one for a neighbour).
+    hops: u16,
+    /// The neighbour its message came through (itself, for a neighbour): the first link of the way
+    /// to it, whose round trip is what we can measure of that way.
+    via: PeerId,
+}
+
+/// How long after a lender's last message on its own tree we still lend its tree to our messages:
 /// longer, and the other nodes may have forgotten the tree (their table of trees is least recently used)
 /// or the overlay moved under it.
 const LENDER_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -148,9 +163,9 @@ pub(crate) struct Plumtree {
     /// When each neighbour last declined a graft of ours: it is grafted after the other announcers for
     /// a while ([`DECLINE_BACKOFF`]), since its link to us is congested or its budget spent.
     declined: HashMap<PeerId, Instant>,
-    /// With [`Trees::Borrow`]: the neighbours whose own messages (on their own trees) came through us,
-    /// and when the last did. Our messages may borrow their trees.
-    lenders: HashMap<PeerId, Instant>,
+    /// With [`Trees::Borrow`]: the nodes within [`Config::lender_hops`] whose own messages (on their
+    /// own trees) came through us, at most [`MAX_LENDERS`]. Our messages may borrow their trees.
+    lenders: HashMap<PeerId, Lender>,
     /// Messages we published on borrowed trees; `None` once we published on our own tree.
     borrowed: Option<u32>,
     /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
@@ -207,6 +222,11 @@ impl Plumtree {
     /// of their own).
     pub(crate) fn tree_count(&self) -> usize {
         self.links.origins()
+    }
+
+    /// The origin of the tree `tag` stands for here ([`TreeMessage::Borrowed`]), if any.
+    pub(crate) fn tree_of(&self, tag: TreeTag) -> Option<PeerId> {
+        self.links.origin_of(tag)
     }
 
     pub(crate) fn cached(&self, id: &MessageId) -> Option<&GossipMessage> {
@@ -267,11 +287,11 @@ impl Plumtree {
     }
 
     /// The tree our next message follows: our own once it has formed (or with any mode but
-    /// [`Trees::Borrow`]), else for up to [`BORROW_LIMIT`] messages the tree of a neighbour whose own
-    /// message came through us within [`LENDER_MAX_AGE`]: the nearest by measured round trip (every
-    /// message's path starts with the link to it, so a lender across an ocean delays all of them), or
-    /// without round trips the one heard from last. Without such a neighbour our message floods and
-    /// forms our own tree.
+    /// [`Trees::Borrow`]), else for up to [`BORROW_LIMIT`] messages the tree of a lender whose own
+    /// message came through us within [`LENDER_MAX_AGE`]: the fewest hops away (a neighbour before a
+    /// node two hops away, up to [`Config::lender_hops`]), then the nearest by the measured round trip
+    /// of the first link towards it (every message's path starts with the way to it, so a lender
+    /// across an ocean delays all of them), then the one heard from last. Without a lender our message floods and forms our own tree.
     fn tree_to_publish_on(&mut self, now: Instant, me: PeerId) -> PeerId {
         let Some(borrowed) = self.borrowed.filter(|_| self.config.trees == Trees::Borrow) else {
             return me;
@@ -281,12 +301,21 @@ impl Plumtree {
         let lender = self
             .lenders
             .iter()
-            .filter(|(peer, at)| {
-                links.contains(peer) && now.saturating_duration_since(**at) <= LENDER_MAX_AGE
+            .filter(|(peer, lender)| {
+                // A neighbour lends while its link lasts; any lender, while its tag names its tree here
+                // (the receivers resolve the tag: a forgotten tree would make our message flood).
+                (lender.hops > 1 || links.contains(peer))
+                    && links.origin_of(TreeTag::of(peer)) == Some(**peer)
+                    && now.saturating_duration_since(lender.at) <= LENDER_MAX_AGE
             })
-            .min_by_key(|(peer, at)| {
-                let rtt = round_trips.get(*peer).copied().unwrap_or(unknown);
-                (rtt, std::cmp::Reverse(**at), std::cmp::Reverse(**peer))
+            .min_by_key(|(peer, lender)| {
+                let rtt = round_trips.get(&lender.via).copied().unwrap_or(unknown);
+                (
+                    lender.hops,
+                    rtt,
+                    std::cmp::Reverse(lender.at),
+                    std::cmp::Reverse(**peer),
+                )
             })
             .map(|(peer, _)| *peer);
         match lender {
@@ -298,6 +327,32 @@ impl Plumtree {
             _ => {
                 self.borrowed = None;
                 me
+            }
+        }
+    }
+
+    /// `origin`'s own message came through us from `via`, `hops` links from it (a neighbour's is one
+    /// hop away whatever path its first copy took): within [`Config::lender_hops`], its tree may carry
+    /// ours. Of more than [`MAX_LENDERS`], the farthest (then the one heard from least lately) is
+    /// dropped.
+    fn note_lender(&mut self, now: Instant, origin: PeerId, via: PeerId, hops: u16) {
+        let (hops, via) = if self.links.contains(&origin) {
+            (1, origin)
+        } else {
+            (hops, via)
+        };
+        if hops > self.config.lender_hops {
+            return;
+        }
+        self.lenders.insert(origin, Lender { at: now, hops, via });
+        if self.lenders.len() > MAX_LENDERS {
+            let farthest = self
+                .lenders
+                .iter()
+                .max_by_key(|(peer, lender)| (lender.hops, std::cmp::Reverse(lender.at), **peer))
+                .map(|(peer, _)| *peer);
+            if let Some(farthest) = farthest {
+                self.lenders.remove(&farthest);
             }
         }
     }
@@ -385,8 +440,8 @@ impl Plumtree {
         if !borrowed || graft_answer.is_some() {
             self.links.make_eager(&origin, &from);
         }
-        if self.config.trees == Trees::Borrow && tree == message.origin && self.links.contains(&tree) {
-            self.lenders.insert(tree, now);
+        if self.config.trees == Trees::Borrow && !borrowed {
+            self.note_lender(now, tree, from, hops);
         }
         if self.pending >= self.config.max_pending_validations {
             // Dropped unseen: a later copy may get through once the queue drains.

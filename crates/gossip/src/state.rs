@@ -218,7 +218,10 @@ impl Gossip {
                 let tree = message.origin;
                 self.on_pushed(now, from, message, hops, tree);
             }
-            TreeMessage::Borrowed { tree, message, hops } => self.on_pushed(now, from, message, hops, tree),
+            TreeMessage::Borrowed { tree, message, hops } => {
+                let tree = self.tree.tree_of(tree).unwrap_or(message.origin);
+                self.on_pushed(now, from, message, hops, tree);
+            }
             TreeMessage::IHave { ids } => self.tree.on_ihave(now, from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => {
                 let check = self.tree.on_graft(now, from, id, &mut self.pt_out);
@@ -365,7 +368,7 @@ impl Protocol for Gossip {
     type Event = Event;
     type Timer = Timer;
 
-    const ID: ProtocolId = ProtocolId::new("/meshwork/gossip/2");
+    const ID: ProtocolId = ProtocolId::new("/meshwork/gossip/3");
     const MAX_MESSAGE_SIZE: usize = MAX_PAYLOAD + 1024;
 
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {

@@ -1,12 +1,13 @@
 //! Borrowed trees (`Trees::Borrow`) driven by hand: a node whose own tree has not formed sends its
-//! messages along a neighbour's tree, every node relays them as messages of that tree, and a node floods
-//! once (forming its own tree) when it has no neighbour to borrow from or has borrowed enough.
+//! messages along the tree of a lender (a neighbour, or a node two links away), every node relays them
+//! as messages of that tree, and a node floods once (forming its own tree) when it has no lender or has
+//! borrowed enough.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
 mod support;
 
 use meshwork_gossip::{
-    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, Message, Timer, TreeMessage, Trees,
+    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, Message, Timer, TreeMessage, TreeTag, Trees,
 };
 use meshwork_wire::{Input, Instant, PeerId, Protocol};
 use support::{key, topic, tree_sends};
@@ -15,10 +16,21 @@ fn id(n: u8) -> PeerId {
     key(n).peer_id()
 }
 
+/// The tag that names `n`'s tree.
+fn tag(n: u8) -> TreeTag {
+    TreeTag::of(&id(n))
+}
+
 /// A node (key 1) that borrows trees, with the given peers in its active view.
 fn node(peers: &[u8]) -> Gossip {
+    node_with_lenders_within(peers, Config::default().lender_hops)
+}
+
+/// A node (key 1) that borrows trees from lenders up to `hops` links away.
+fn node_with_lenders_within(peers: &[u8], hops: u16) -> Gossip {
     let config = Config {
         trees: Trees::Borrow,
+        lender_hops: hops,
         ..Config::default()
     };
     support::node_with(config, peers).0
@@ -43,7 +55,7 @@ fn publish(g: &mut Gossip) -> Vec<(PeerId, TreeMessage)> {
 }
 
 /// Who got the message in full, and on which tree.
-fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<PeerId>)> {
+fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<TreeTag>)> {
     let mut pushes: Vec<_> = out
         .iter()
         .filter_map(|(to, m)| match m {
@@ -56,7 +68,7 @@ fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<PeerId>)> {
     pushes
 }
 
-fn sorted(mut peers: Vec<(PeerId, Option<PeerId>)>) -> Vec<(PeerId, Option<PeerId>)> {
+fn sorted(mut peers: Vec<(PeerId, Option<TreeTag>)>) -> Vec<(PeerId, Option<TreeTag>)> {
     peers.sort();
     peers
 }
@@ -84,7 +96,7 @@ fn a_new_origin_sends_along_the_tree_of_a_neighbour_that_published_on_its_own() 
     assert_eq!(g.lazy_peers(&id(2)), vec![id(3)]);
 
     let out = publish(&mut g);
-    let on_2 = Some(id(2));
+    let on_2 = Some(tag(2));
     assert_eq!(pushes(&out), sorted(vec![(id(2), on_2), (id(4), on_2)]));
     // The lazy link of the borrowed tree hears of it in the next `IHave`.
     let flushed = handle(&mut g, Input::Timer(Timer::FlushIHave));
@@ -129,7 +141,7 @@ fn after_the_borrow_limit_a_node_forms_its_own_tree() {
     );
     for _ in 0..BORROW_LIMIT {
         let out = publish(&mut g);
-        assert!(pushes(&out).iter().all(|(_, on)| *on == Some(id(2))), "{out:?}");
+        assert!(all_on(&out, 2), "{out:?}");
     }
     let out = publish(&mut g);
     assert_eq!(pushes(&out), sorted(vec![(id(2), None), (id(3), None)]));
@@ -144,13 +156,13 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
     tree(&mut g, 3, TreeMessage::Prune { origin: lender });
     let message = signed_by(11, 1);
     let borrowed = |hops| TreeMessage::Borrowed {
-        tree: lender,
+        tree: tag(10),
         message: message.clone(),
         hops,
     };
 
     let out = tree(&mut g, 2, borrowed(2));
-    assert_eq!(pushes(&out), vec![(id(4), Some(lender))]);
+    assert_eq!(pushes(&out), vec![(id(4), Some(tag(10)))]);
 
     // A duplicate changes no tree: the lender's tree is shaped by the lender's own messages only (the
     // flows of many origins pruning one tree would leave some nodes off it), and the signer has none.
@@ -163,7 +175,7 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
     // rejoins the lender's tree.
     handle(&mut g, Input::Timer(Timer::FlushIHave));
     let out = tree(&mut g, 3, TreeMessage::Graft { id: message.id() });
-    assert_eq!(pushes(&out), vec![(id(3), Some(lender))]);
+    assert_eq!(pushes(&out), vec![(id(3), Some(tag(10)))]);
     assert!(
         g.lazy_peers(&lender).is_empty(),
         "the graft mended the lender's tree"
@@ -173,9 +185,11 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
 #[test]
 fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
     let mut g = node(&[2, 3]);
+    // The lender's tree has formed here (its own message came through).
+    heard_from_via(&mut g, 10, 2, 2);
     let message = signed_by(11, 1);
     let borrowed = TreeMessage::Borrowed {
-        tree: id(10),
+        tree: tag(10),
         message,
         hops: 2,
     };
@@ -188,38 +202,52 @@ fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
     assert!(g.stats().rate_limited > 0, "{:?}", g.stats());
 }
 
-/// `lender`'s own message comes through, `secs` seconds in (the other inputs come at one second).
+/// Neighbour `lender`'s own message comes through, `secs` seconds in (the other inputs come at one
+/// second).
 fn heard_from(g: &mut Gossip, lender: u8, secs: u64) {
+    heard_at(g, secs, lender, lender, 1);
+}
+
+/// `lender`'s own message comes through from neighbour `via`, `hops` links from `lender`, one second in.
+fn heard_from_via(g: &mut Gossip, lender: u8, via: u8, hops: u16) {
+    heard_at(g, 1, lender, via, hops);
+}
+
+fn heard_at(g: &mut Gossip, secs: u64, lender: u8, via: u8, hops: u16) {
     let message = signed_by(lender, 1);
-    let msg = Message::Tree(TreeMessage::Gossip { message, hops: 1 });
-    let input = Input::Message {
-        from: id(lender),
-        msg,
-    };
+    let msg = Message::Tree(TreeMessage::Gossip { message, hops });
+    let input = Input::Message { from: id(via), msg };
     g.handle(Instant::from_nanos(secs * 1_000_000_000), input, &mut Vec::new());
+}
+
+/// The driver measured a round trip of `ms` to `peer`.
+fn round_trip(peer: u8, ms: u64) -> Input<Gossip> {
+    let rtt = std::time::Duration::from_millis(ms);
+    Input::Command(Command::PeerRoundTrip { peer: id(peer), rtt })
+}
+
+/// The node's next message goes out on `lender`'s tree.
+fn assert_borrows_from(g: &mut Gossip, lender: u8) {
+    let out = publish(g);
+    assert!(all_on(&out, lender), "{out:?}");
 }
 
 /// The tree each message of `out` was pushed on is `lender`'s.
 fn all_on(out: &[(PeerId, TreeMessage)], lender: u8) -> bool {
     let pushed = pushes(out);
-    !pushed.is_empty() && pushed.iter().all(|(_, on)| *on == Some(id(lender)))
+    !pushed.is_empty() && pushed.iter().all(|(_, on)| *on == Some(tag(lender)))
 }
 
 #[test]
 fn the_nearest_lender_by_measured_round_trip_is_borrowed_from() {
     let mut g = node(&[2, 3, 4]);
-    let rtt = |peer: u8, ms: u64| {
-        let rtt = std::time::Duration::from_millis(ms);
-        Input::Command(Command::PeerRoundTrip { peer: id(peer), rtt })
-    };
-    handle(&mut g, rtt(2, 5));
-    handle(&mut g, rtt(3, 80));
+    handle(&mut g, round_trip(2, 5));
+    handle(&mut g, round_trip(3, 80));
     // 3 is heard from last, but 2 is sixteen times nearer: every path of a borrowed message starts
     // with the link to the lender.
     heard_from(&mut g, 2, 1);
     heard_from(&mut g, 3, 2);
-    let out = publish(&mut g);
-    assert!(all_on(&out, 2), "{out:?}");
+    assert_borrows_from(&mut g, 2);
 }
 
 #[test]
@@ -227,6 +255,67 @@ fn without_round_trips_the_lender_heard_from_last_is_borrowed_from() {
     let mut g = node(&[2, 3, 4]);
     heard_from(&mut g, 2, 1);
     heard_from(&mut g, 3, 2);
+    assert_borrows_from(&mut g, 3);
+}
+
+#[test]
+fn without_a_neighbour_that_published_a_lender_two_links_away_is_borrowed_from() {
+    let mut g = node(&[2, 3]);
+    // 10 is no neighbour: its own message came through 2, two links from it.
+    heard_from_via(&mut g, 10, 2, 2);
     let out = publish(&mut g);
-    assert!(all_on(&out, 3), "{out:?}");
+    // Its tree here is all eager (no duplicate pruned it), so both links carry ours on it.
+    assert_eq!(
+        pushes(&out),
+        sorted(vec![(id(2), Some(tag(10))), (id(3), Some(tag(10)))])
+    );
+    assert_eq!(g.stats().tree.published_borrowed, 1);
+}
+
+#[test]
+fn a_neighbour_lends_before_a_node_two_links_away_heard_from_later() {
+    let mut g = node(&[2, 3, 4]);
+    heard_from(&mut g, 3, 1);
+    heard_at(&mut g, 2, 10, 2, 2);
+    assert_borrows_from(&mut g, 3);
+}
+
+#[test]
+fn a_lender_beyond_the_limit_lends_nothing_and_the_first_message_floods() {
+    // Three links away, past the default of two.
+    let mut g = node(&[2, 3]);
+    heard_from_via(&mut g, 10, 2, 3);
+    let out = publish(&mut g);
+    assert_eq!(pushes(&out), sorted(vec![(id(2), None), (id(3), None)]));
+    // Two links away, with lenders limited to neighbours.
+    let mut g = node_with_lenders_within(&[2, 3], 1);
+    heard_from_via(&mut g, 10, 2, 2);
+    let out = publish(&mut g);
+    assert_eq!(pushes(&out), sorted(vec![(id(2), None), (id(3), None)]));
+}
+
+#[test]
+fn a_borrowed_message_whose_tag_names_no_tree_here_is_its_origins_and_floods_on() {
+    let mut g = node(&[2, 3, 4]);
+    let message = signed_by(11, 1);
+    let borrowed = TreeMessage::Borrowed {
+        tree: tag(10),
+        message,
+        hops: 2,
+    };
+    // No tree of 10 here: the message follows its origin's tree, which is new here (all eager), and
+    // goes on as the origin's own, so the nodes past this one form the origin's tree as well.
+    let out = tree(&mut g, 2, borrowed);
+    assert_eq!(pushes(&out), sorted(vec![(id(3), None), (id(4), None)]));
+}
+
+#[test]
+fn of_lenders_two_links_away_the_one_behind_the_nearer_neighbour_is_borrowed_from() {
+    let mut g = node(&[2, 3, 4]);
+    handle(&mut g, round_trip(2, 5));
+    handle(&mut g, round_trip(3, 80));
+    // 11 is heard from last, through the far neighbour: the way to a lender starts with that link.
+    heard_at(&mut g, 1, 10, 2, 2);
+    heard_at(&mut g, 2, 11, 3, 2);
+    assert_borrows_from(&mut g, 10);
 }

@@ -150,7 +150,7 @@ fn grafts_for_ids_never_announced_get_nothing_and_draw_on_the_waste_allowance() 
     let allowance = Config::default().score.rate_burst as u64;
     let mut out = Vec::new();
     for i in 1..allowance {
-        let id = MessageId(Hash::digest(&i.to_le_bytes()));
+        let id = MessageId::from_hash(&Hash::digest(&i.to_le_bytes()));
         out.extend(send(&mut g, at(1), grafter, TreeMessage::Graft { id }));
     }
     assert_eq!(answered(&out, grafter).0, 0);
@@ -162,7 +162,7 @@ fn grafts_for_ids_never_announced_get_nothing_and_draw_on_the_waste_allowance() 
     let threshold = Config::default().score.ban_threshold;
     let over = (-threshold / flood) as u64;
     for i in 0..=over {
-        let id = MessageId(Hash::digest(&(u64::MAX - i).to_le_bytes()));
+        let id = MessageId::from_hash(&Hash::digest(&(u64::MAX - i).to_le_bytes()));
         send(&mut g, at(1), grafter, TreeMessage::Graft { id });
     }
     assert_eq!(g.stats().rate_limited, over);

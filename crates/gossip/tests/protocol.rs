@@ -258,32 +258,33 @@ fn golden_vectors() {
     );
     // New with the shared tree (`Trees::Shared`); the variants before it keep their bytes.
     golden::check(&Message::Tree(TreeMessage::PruneShared), "0105");
-    let id = MessageId(Hash::digest(b"m"));
+    // Ids and topics are the first 16 bytes of their hashes since `/meshwork/gossip/3`.
+    let id = MessageId::from_hash(&Hash::digest(b"m"));
     golden::check(
         &Message::Tree(TreeMessage::Graft { id }),
-        "010283d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
+        "0102 83d9dab06011479163c7c4d5fa735f91",
     );
     // New with declines; the variants before it keep their bytes.
     golden::check(
         &Message::Tree(TreeMessage::Decline { id }),
-        "010683d9dab06011479163c7c4d5fa735f911bac86729f56aaa115b7eed2eb66e022",
+        "0106 83d9dab06011479163c7c4d5fa735f91",
     );
-    // New with borrowed trees; the variants before it keep their bytes.
+    // New with borrowed trees, which name their tree by its tag since `/meshwork/gossip/3`.
     let message = GossipMessage {
         origin: peer,
-        topic: TopicId(Hash::digest(b"t")),
+        topic: TopicId::from_hash(&Hash::digest(b"t")),
         seq: 1,
         payload: b"tx".to_vec().try_into().unwrap(),
         signature: Signature::from_bytes([7; 64]),
     };
     golden::check(
         &Message::Tree(TreeMessage::Borrowed {
-            tree: peer,
+            tree: TreeTag::of(&peer),
             message,
             hops: 2,
         }),
-        "0107 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 \
-         0538661423236a5d8df6286a8633369e2a03c5f90d48eded333222dbee8cdbdd 01 02 7478 07070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707 \
+        "0107 8139770e 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 \
+         0538661423236a5d8df6286a8633369e 01 02 7478 07070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707 \
          02",
     );
 }

@@ -5,7 +5,7 @@
 //! Both ends are guarded, since a shuffle writes into the passive view that repairs draw from: a walk is
 //! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
 //! shuffle of ours is outstanding, once, with at most as many peers as we sent. The wire carries no
-//! shuffle id (adding one would change `/meshwork/gossip/2`), so the reply cannot be tied to its walk;
+//! shuffle id (adding one would change `/meshwork/gossip/3`), so the reply cannot be tied to its walk;
 //! an attacker would have to guess when we shuffle, and every unsolicited reply costs it
 //! [`Penalty::Unsolicited`].
 

@@ -212,6 +212,11 @@ impl Links {
         self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT))
     }
 
+    /// The origin of the tree `tag` stands for: of the formed trees that share it, the one relayed last.
+    pub(crate) fn origin_of(&self, tag: TreeTag) -> Option<PeerId> {
+        self.tags.get(&tag).copied()
+    }
+
     /// The parent on the tree `tag` stood for last.
     pub(crate) fn parent_for(&self, tag: TreeTag) -> Parent {
         let Some(tree) = self.tags.get(&tag).and_then(|origin| self.trees.get(origin)) else {

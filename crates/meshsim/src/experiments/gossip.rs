@@ -92,6 +92,9 @@ pub(crate) struct Args {
     /// tree of a neighbour that published, for up to 8 messages; without one, it floods).
     #[arg(long, value_enum, default_value_t = TreesArg::PerOrigin)]
     trees: TreesArg,
+    /// With `--trees borrow`: how many links away a lender may be (1: neighbours only).
+    #[arg(long, default_value_t = Config::default().lender_hops)]
+    lender_hops: u16,
     /// With `--publishers all`: a share of the nodes (the last in the publishing order) publishes once
     /// before the measurement, so their trees form; the measured messages still come from new origins,
     /// but some of their neighbours have published (with `--trees borrow` they borrow those trees).
@@ -174,6 +177,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let payload = args.net.payload_bytes;
     let config = Config {
         trees: args.trees.into(),
+        lender_hops: args.lender_hops,
         ..Config::default()
     };
     let make =
@@ -247,6 +251,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("warm_publishers", warm)
         .add("payload_bytes", payload)
         .add("trees", format!("{:?}", args.trees))
+        .add("lender_hops", args.lender_hops)
         .add("round_trips", !args.net.no_round_trips)
         .add("rate", rates[0])
         .add("overlay_components", components)
