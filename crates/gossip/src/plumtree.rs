@@ -15,6 +15,7 @@
 mod announce;
 mod in_flight;
 mod lazy;
+mod lenders;
 mod links;
 mod offers;
 mod rtt;
@@ -31,6 +32,7 @@ use crate::score::Penalty;
 use crate::state::Timer;
 use in_flight::InFlight;
 use lazy::shortens;
+use lenders::Lenders;
 use links::Links;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
@@ -52,26 +54,6 @@ const MAX_REPAIRED: usize = 1024;
 /// its own: a node that publishes often earns its own tree's shortest paths, and one that publishes a few
 /// messages never pays a flood.
 pub const BORROW_LIMIT: u32 = 8;
-
-/// Lenders remembered at most ([`Plumtree::note_lender`]): a handful is all a node chooses from.
-const MAX_LENDERS: usize = 16;
-
-/// A node whose tree our messages may borrow ([`Trees::Borrow`]).
-#[derive(Clone, Copy, Debug)]
-struct Lender {
-    /// When its last message on its own tree came through us.
-    at: Instant,
-    /// Links between it and us (one for a neighbour).
-    hops: u16,
-    /// The neighbour its message came through (itself, for a neighbour): the first link of the way
-    /// to it, whose round trip is what we can measure of that way.
-    via: PeerId,
-}
-
-/// How long after a lender's last message on its own tree we still lend its tree to our messages:
-/// longer, and the other nodes may have forgotten the tree (their table of trees is least recently used)
-/// or the overlay moved under it.
-const LENDER_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long a neighbour that declined a graft is asked only after the other announcers of a message:
 /// long enough for a congested send queue to drain, short enough that a neighbour whose link recovered
@@ -164,8 +146,8 @@ pub(crate) struct Plumtree {
     /// a while ([`DECLINE_BACKOFF`]), since its link to us is congested or its budget spent.
     declined: HashMap<PeerId, Instant>,
     /// With [`Trees::Borrow`]: the nodes within [`Config::lender_hops`] whose own messages (on their
-    /// own trees) came through us, at most [`MAX_LENDERS`]. Our messages may borrow their trees.
-    lenders: HashMap<PeerId, Lender>,
+    /// own trees) came through us. Our messages may borrow their trees.
+    lenders: Lenders,
     /// Messages we published on borrowed trees; `None` once we published on our own tree.
     borrowed: Option<u32>,
     /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
@@ -192,7 +174,7 @@ impl Plumtree {
             answer_lag: HashMap::new(),
             in_flight: HashMap::new(),
             declined: HashMap::new(),
-            lenders: HashMap::new(),
+            lenders: Lenders::new(config.lender_hops),
             borrowed: Some(0),
             round_trips: HashMap::new(),
             config: config.clone(),
@@ -255,7 +237,7 @@ impl Plumtree {
         self.links.down(peer);
         self.offers.forget(&peer);
         self.declined.remove(&peer);
-        self.lenders.remove(&peer);
+        self.lenders.forget(&peer);
         // What it promised ends with the link: the graft timers move on to other announcers, and a
         // neighbour that left (a view change, a full queue that timed out) broke nothing.
         self.promises.retain(|(promiser, _), _| *promiser != peer);
@@ -287,38 +269,13 @@ impl Plumtree {
     }
 
     /// The tree our next message follows: our own once it has formed (or with any mode but
-    /// [`Trees::Borrow`]), else for up to [`BORROW_LIMIT`] messages the tree of a lender whose own
-    /// message came through us within [`LENDER_MAX_AGE`]: the fewest hops away (a neighbour before a
-    /// node two hops away, up to [`Config::lender_hops`]), then the nearest by the measured round trip
-    /// of the first link towards it (every message's path starts with the way to it, so a lender
-    /// across an ocean delays all of them), then the one heard from last. Without a lender our message floods and forms our own tree.
+    /// [`Trees::Borrow`]), else for up to [`BORROW_LIMIT`] messages the tree of the nearest lender
+    /// ([`Lenders::nearest`]). Without a lender our message floods and forms our own tree.
     fn tree_to_publish_on(&mut self, now: Instant, me: PeerId) -> PeerId {
         let Some(borrowed) = self.borrowed.filter(|_| self.config.trees == Trees::Borrow) else {
             return me;
         };
-        let (links, round_trips) = (&self.links, &self.round_trips);
-        let unknown = std::time::Duration::MAX;
-        let lender = self
-            .lenders
-            .iter()
-            .filter(|(peer, lender)| {
-                // A neighbour lends while its link lasts; any lender, while its tag names its tree here
-                // (the receivers resolve the tag: a forgotten tree would make our message flood).
-                (lender.hops > 1 || links.contains(peer))
-                    && links.origin_of(TreeTag::of(peer)) == Some(**peer)
-                    && now.saturating_duration_since(lender.at) <= LENDER_MAX_AGE
-            })
-            .min_by_key(|(peer, lender)| {
-                let rtt = round_trips.get(&lender.via).copied().unwrap_or(unknown);
-                (
-                    lender.hops,
-                    rtt,
-                    std::cmp::Reverse(lender.at),
-                    std::cmp::Reverse(**peer),
-                )
-            })
-            .map(|(peer, _)| *peer);
-        match lender {
+        match self.lenders.nearest(now, &self.links, &self.round_trips) {
             Some(lender) if borrowed < BORROW_LIMIT => {
                 self.borrowed = Some(borrowed + 1);
                 self.stats.published_borrowed += 1;
@@ -327,32 +284,6 @@ impl Plumtree {
             _ => {
                 self.borrowed = None;
                 me
-            }
-        }
-    }
-
-    /// `origin`'s own message came through us from `via`, `hops` links from it (a neighbour's is one
-    /// hop away whatever path its first copy took): within [`Config::lender_hops`], its tree may carry
-    /// ours. Of more than [`MAX_LENDERS`], the farthest (then the one heard from least lately) is
-    /// dropped.
-    fn note_lender(&mut self, now: Instant, origin: PeerId, via: PeerId, hops: u16) {
-        let (hops, via) = if self.links.contains(&origin) {
-            (1, origin)
-        } else {
-            (hops, via)
-        };
-        if hops > self.config.lender_hops {
-            return;
-        }
-        self.lenders.insert(origin, Lender { at: now, hops, via });
-        if self.lenders.len() > MAX_LENDERS {
-            let farthest = self
-                .lenders
-                .iter()
-                .max_by_key(|(peer, lender)| (lender.hops, std::cmp::Reverse(lender.at), **peer))
-                .map(|(peer, _)| *peer);
-            if let Some(farthest) = farthest {
-                self.lenders.remove(&farthest);
             }
         }
     }
@@ -441,7 +372,7 @@ impl Plumtree {
             self.links.make_eager(&origin, &from);
         }
         if self.config.trees == Trees::Borrow && !borrowed {
-            self.note_lender(now, tree, from, hops);
+            self.lenders.heard(now, tree, from, hops, &self.links);
         }
         if self.pending >= self.config.max_pending_validations {
             // Dropped unseen: a later copy may get through once the queue drains.
