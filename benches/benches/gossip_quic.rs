@@ -36,9 +36,9 @@
 //! figures are ratios against a flood from the same run: the machine is shared and noisy.
 //!
 //! Run: `cargo bench -p meshwork-benches --bench gossip_quic -- [--nodes N] [--messages M] [--rate R]
-//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--lender-hops H] [--ihave-ms MS] [--rounds R]
-//! [--json]` (`--lender-hops`: gossip's `lender_hops`, how far a borrowed tree's root may be; `--ihave-ms`:
-//! its `ihave_interval`, how long announcements are batched).
+//! [--payload-bytes B] [--trees per-origin|shared|borrow] [--lender-hops H] [--ihave-ms MS]
+//! [--rounds R] [--json]` (`--lender-hops`: gossip's `lender_hops`, how far a borrowed tree's root
+//! may be; `--ihave-ms`: its `ihave_interval`, how long announcements are batched).
 
 // A benchmark's clock is wall time.
 #![allow(clippy::disallowed_methods)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshwork_wire::{Instant, PeerId};
 
-use crate::message::{Announcement, GossipMessage, MessageId, TreeMessage, TreeTag};
+use crate::message::{Announcement, GossipMessage, MessageId, TreeMessage, TreeRef, TreeTag};
 
 /// Where a received message stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub(crate) struct Entry {
     pub(crate) status: Status,
     /// The peer the first copy came from (`None` for our own messages).
     pub(crate) parent: Option<PeerId>,
-    /// The origin whose tree the message follows: its own origin, or the neighbour of its origin whose
-    /// tree it borrowed ([`TreeMessage::Borrowed`]).
+    /// The origin whose tree the message follows: its own origin, or the lender whose tree it
+    /// borrowed ([`TreeMessage::Borrowed`]).
     pub(crate) tree: PeerId,
     /// Neighbours that announced the message to us before we forwarded it: they hold it, so we do not
     /// announce it back. Emptied once forwarded.
@@ -41,7 +41,7 @@ impl Entry {
         if self.tree == self.message.origin {
             TreeMessage::Gossip { message, hops }
         } else {
-            let tree = TreeTag::of(&self.tree);
+            let tree = TreeRef::of(&self.tree);
             TreeMessage::Borrowed { tree, message, hops }
         }
     }

@@ -27,9 +27,9 @@ pub enum Trees {
     /// published on its own tree lately (a neighbour first, then the nearest by the round trips of
     /// [`Command::PeerRoundTrip`](crate::Command::PeerRoundTrip), if the driver gives any)
     /// ([`TreeMessage::Borrowed`](crate::TreeMessage::Borrowed)), and every node forwards it as a message
-    /// of that lender. The lender's tree spans the network and reaches the origin a link or two from its
-    /// root, so the message takes near-shortest paths (a last delivery about 1.2× a flood's) at a tree's
-    /// cost (RMR ≈ 0). A node with no lender, or one that has published
+    /// of that lender. The lender's tree spans the network and reaches the origin a link or two from
+    /// its root, so the message takes near-shortest paths (a last delivery 1.2-1.5× a flood's) at a
+    /// tree's cost (RMR ≈ 0). A node with no lender, or one that has published
     /// [`BORROW_LIMIT`](crate::BORROW_LIMIT) messages on borrowed trees, floods once and forms its own.
     Borrow,
 }
@@ -116,20 +116,21 @@ pub struct Config {
     /// What messages of an origin without a tree of its own follow: per-origin trees (the default) or
     /// the shared tree.
     pub trees: Trees,
-    /// With [`Trees::Borrow`]: how many links away a lender may be (1: neighbours only). 2 by default,
-    /// a trade of latency for bytes that suits transactions (set 1 where latency comes first). A
-    /// tree rooted two links away carries a message up to a link farther than a neighbour's, and
-    /// is within reach of far more new origins, so far fewer first messages flood:
+    /// With [`Trees::Borrow`]: how many links away a lender may be (1: neighbours only; 0: none, so
+    /// every origin's first message floods). 2 by default, a trade of latency for bytes that suits
+    /// transactions (set 1 where latency comes first). A tree rooted two links away carries a message
+    /// up to a link farther than a neighbour's, and is within reach of far more new origins, so far
+    /// fewer first messages flood:
     ///
     /// - `meshsim gossip --nodes 50 --publishers all --trees borrow --payload-bytes 256 --messages 200
     ///   --rate 20`, seeds 1-3, neighbours only → two links: 15-18 of the 200 messages flood → 5-6;
-    ///   RMR 0.25-0.29 → 0.08-0.11; wire bytes per payload byte 2.17-2.23 → 1.90-1.95; the last
+    ///   RMR 0.25-0.29 → 0.08-0.11; wire bytes per payload byte 2.18-2.24 → 1.91-1.97; the last
     ///   delivery's p99 1.18-1.27× flood's → 1.28-1.46×.
-    /// - The same at 2,000 nodes and 2,000 messages: 615 flood → 203; RMR 0.93 → 0.31; 3.17 → 2.22
-    ///   bytes per payload byte; p99 1.16× → 1.27×.
-    /// - `meshsim coin` (1,000 nodes in six regions): 856 → 684 gossip bytes a node per transaction;
-    ///   the transactions' propagation p99 1.30× → 1.54× flood's (a lender's way is known only by its
-    ///   first link's round trip).
+    /// - The same at 2,000 nodes and 2,000 messages: 615 flood → 203; RMR 0.93 → 0.31; 3.17 →
+    ///   2.22 bytes per payload byte; p99 1.16× → 1.27×.
+    /// - `meshsim coin` (1,000 nodes in six regions): 856 → 684 gossip bytes a node per
+    ///   transaction; the transactions' propagation p99 1.30× → 1.54× flood's (a lender's way is
+    ///   known only by its first link's round trip).
     pub lender_hops: u16,
     /// Peer scoring and limits.
     pub score: ScoreConfig,

@@ -42,8 +42,13 @@ impl TopicId {
 
 /// The first `N` bytes of a hash: a topic's or a message's id.
 fn prefix<const N: usize>(hash: &Hash) -> [u8; N] {
+    prefix_of(hash.as_bytes())
+}
+
+/// The first `N` bytes of `bytes` (at least `N` long: a hash or a peer id).
+fn prefix_of<const N: usize>(bytes: &[u8; 32]) -> [u8; N] {
     let mut id = [0; N];
-    id.copy_from_slice(&hash.as_bytes()[..N]);
+    id.copy_from_slice(&bytes[..N]);
     id
 }
 
@@ -253,6 +258,33 @@ impl TreeTag {
     }
 }
 
+/// The tree a borrowed copy follows ([`TreeMessage::Borrowed`]): the first eight bytes of the tree's
+/// origin, not its 32. A receiver finds the tree by the first four (its [`TreeTag`], as for an
+/// announcement) and follows it only if the other four match as well; otherwise the copy is its own
+/// origin's there. The four more bytes matter because a borrowed copy, unlike an announcement, is
+/// pushed along the tree it names, and a duplicate of one counts against its sender: a tag that
+/// stood for another tree (two trees sharing one, or a key ground to share one, about 2³² tries)
+/// would have an honest node push copies its neighbours hold. Eight bytes take 2⁶⁴ tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TreeRef(pub [u8; 8]);
+
+impl TreeRef {
+    /// The name of `origin`'s tree.
+    pub fn of(origin: &PeerId) -> Self {
+        Self(prefix_of(origin.as_bytes()))
+    }
+
+    /// The tag under which the tree is found.
+    pub fn tag(&self) -> TreeTag {
+        TreeTag([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+
+    /// Whether this names `origin`'s tree.
+    pub fn names(&self, origin: &PeerId) -> bool {
+        *self == Self::of(origin)
+    }
+}
+
 /// A message id announced lazily, with the hop count at which the announcer received it and the tree
 /// it came on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,20 +341,20 @@ pub enum TreeMessage {
         /// The message grafted.
         id: MessageId,
     },
-    /// Eager push of a message along the tree of another origin, named by its tag: the message's own
-    /// origin had no tree yet and borrowed the tree of a nearby node that publishes on its own
-    /// ([`Trees::Borrow`](crate::Trees::Borrow)). Receivers treat it as a message of the tree the tag
-    /// stands for here ([`TreeTag`]: of the trees that share a tag, the one relayed last) for every
-    /// tree decision (which links push it, what a duplicate prunes, what a graft mends) and as a
-    /// message of its signer for everything else (its id, its signature, the application). A tag that
-    /// stands for no tree at the receiver (the tree was forgotten there, or never formed) makes the
-    /// message one of its own origin's there, as a new origin's first message is: it floods onward
-    /// from that node. So naming a tree gains a sender nothing it could not have by publishing. The
-    /// tag, not the tree's 32-byte origin, because most messages of a network of new origins are
-    /// borrowed and the tag is what every node already resolves for announcements.
+    /// Eager push of a message along the tree of another origin: the message's own origin had no tree
+    /// yet and borrowed the tree of a nearby node that publishes on its own
+    /// ([`Trees::Borrow`](crate::Trees::Borrow)). Receivers treat it as a message of the tree `tree`
+    /// names for every tree decision (which links push it, what a duplicate prunes, what a graft
+    /// mends) and as a message of its signer for everything else (its id, its signature, the
+    /// application). A name that stands for no tree at the receiver (the tree was forgotten there,
+    /// never formed, or shares its tag with the one relayed last) makes the message one of its own
+    /// origin's there, as a new origin's first message is: it floods onward from that node, and its
+    /// origin lends nothing. So naming a tree gains a sender nothing it could not have by publishing.
+    /// Eight bytes of the tree's origin ([`TreeRef`]), not 32, since most messages of a network of
+    /// new origins are borrowed.
     Borrowed {
         /// The tree the message follows.
-        tree: TreeTag,
+        tree: TreeRef,
         /// The signed message.
         message: GossipMessage,
         /// Links crossed so far (at the receiver, including this one).

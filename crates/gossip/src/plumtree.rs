@@ -27,7 +27,7 @@ use meshwork_wire::{Instant, PeerId};
 
 use crate::cache::{Entry, SeenCache, Status};
 use crate::config::{Config, Trees};
-use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage, TreeTag};
+use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage, TreeRef, TreeTag};
 use crate::score::Penalty;
 use crate::state::Timer;
 use in_flight::InFlight;
@@ -206,9 +206,12 @@ impl Plumtree {
         self.links.origins()
     }
 
-    /// The origin of the tree `tag` stands for here ([`TreeMessage::Borrowed`]), if any.
-    pub(crate) fn tree_of(&self, tag: TreeTag) -> Option<PeerId> {
-        self.links.origin_of(tag)
+    /// The origin of the tree `name` stands for here ([`TreeMessage::Borrowed`]), if any: found by
+    /// its tag, and only if the rest of the name matches.
+    pub(crate) fn tree_of(&self, name: TreeRef) -> Option<PeerId> {
+        self.links
+            .origin_of(name.tag())
+            .filter(|origin| name.names(origin))
     }
 
     pub(crate) fn cached(&self, id: &MessageId) -> Option<&GossipMessage> {
@@ -275,7 +278,7 @@ impl Plumtree {
         let Some(borrowed) = self.borrowed.filter(|_| self.config.trees == Trees::Borrow) else {
             return me;
         };
-        match self.lenders.nearest(now, &self.links, &self.round_trips) {
+        match self.lenders.nearest(now, me, &self.links, &self.round_trips) {
             Some(lender) if borrowed < BORROW_LIMIT => {
                 self.borrowed = Some(borrowed + 1);
                 self.stats.published_borrowed += 1;
@@ -294,7 +297,9 @@ impl Plumtree {
     }
 
     /// A full message from `from`, whose signature the caller has checked, on the tree of `tree` (its
-    /// origin, or the neighbour of its origin whose tree it borrowed).
+    /// origin, or the lender whose tree it borrowed). `lends`: the copy came on its origin's own tree
+    /// (`Gossip`), so the origin may lend that tree to our messages; a `Borrowed` copy whose tree is
+    /// unknown here follows its origin's tree here, but that origin has no tree of its own to lend.
     #[allow(clippy::too_many_arguments)] // the fields of a pushed message, and where it came from
     pub(crate) fn on_gossip(
         &mut self,
@@ -304,6 +309,7 @@ impl Plumtree {
         message: GossipMessage,
         hops: u16,
         tree: PeerId,
+        lends: bool,
         out: &mut Vec<PtOut>,
     ) {
         self.stats.gossip_received += 1;
@@ -371,7 +377,7 @@ impl Plumtree {
         if !borrowed || graft_answer.is_some() {
             self.links.make_eager(&origin, &from);
         }
-        if self.config.trees == Trees::Borrow && !borrowed {
+        if self.config.trees == Trees::Borrow && !borrowed && lends {
             self.lenders.heard(now, tree, from, hops, &self.links);
         }
         if self.pending >= self.config.max_pending_validations {

@@ -216,11 +216,11 @@ impl Gossip {
         match msg {
             TreeMessage::Gossip { message, hops } => {
                 let tree = message.origin;
-                self.on_pushed(now, from, message, hops, tree);
+                self.on_pushed(now, from, message, hops, tree, true);
             }
             TreeMessage::Borrowed { tree, message, hops } => {
                 let tree = self.tree.tree_of(tree).unwrap_or(message.origin);
-                self.on_pushed(now, from, message, hops, tree);
+                self.on_pushed(now, from, message, hops, tree, false);
             }
             TreeMessage::IHave { ids } => self.tree.on_ihave(now, from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => {
@@ -249,8 +249,17 @@ impl Gossip {
         }
     }
 
-    /// A message pushed to us in full (eagerly, or answering a graft), on the tree of `tree`.
-    fn on_pushed(&mut self, now: Instant, from: PeerId, message: GossipMessage, hops: u16, tree: PeerId) {
+    /// A message pushed to us in full (eagerly, or answering a graft), on the tree of `tree`; `lends`
+    /// as [`crate::plumtree::Plumtree::on_gossip`] has it.
+    fn on_pushed(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        message: GossipMessage,
+        hops: u16,
+        tree: PeerId,
+        lends: bool,
+    ) {
         let id = message.id();
         // The signature is checked before anything else, except for an exact copy of a message
         // already verified (same content, hence same id, and same signature bytes).
@@ -288,7 +297,7 @@ impl Gossip {
             return;
         }
         self.tree
-            .on_gossip(now, from, id, message, hops, tree, &mut self.pt_out);
+            .on_gossip(now, from, id, message, hops, tree, lends, &mut self.pt_out);
     }
 
     /// Turns the layers' actions into outputs, feeding view changes from HyParView to Plumtree and

@@ -7,7 +7,8 @@
 mod support;
 
 use meshwork_gossip::{
-    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, Message, Timer, TreeMessage, TreeTag, Trees,
+    BORROW_LIMIT, Command, Config, Gossip, GossipMessage, Message, Timer, TreeMessage, TreeRef, TreeTag,
+    Trees,
 };
 use meshwork_wire::{Input, Instant, PeerId, Protocol};
 use support::{key, topic, tree_sends};
@@ -16,9 +17,9 @@ fn id(n: u8) -> PeerId {
     key(n).peer_id()
 }
 
-/// The tag that names `n`'s tree.
-fn tag(n: u8) -> TreeTag {
-    TreeTag::of(&id(n))
+/// The name of `n`'s tree in a borrowed copy.
+fn tree_ref(n: u8) -> TreeRef {
+    TreeRef::of(&id(n))
 }
 
 /// A node (key 1) that borrows trees, with the given peers in its active view.
@@ -55,7 +56,7 @@ fn publish(g: &mut Gossip) -> Vec<(PeerId, TreeMessage)> {
 }
 
 /// Who got the message in full, and on which tree.
-fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<TreeTag>)> {
+fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<TreeRef>)> {
     let mut pushes: Vec<_> = out
         .iter()
         .filter_map(|(to, m)| match m {
@@ -68,7 +69,7 @@ fn pushes(out: &[(PeerId, TreeMessage)]) -> Vec<(PeerId, Option<TreeTag>)> {
     pushes
 }
 
-fn sorted(mut peers: Vec<(PeerId, Option<TreeTag>)>) -> Vec<(PeerId, Option<TreeTag>)> {
+fn sorted(mut peers: Vec<(PeerId, Option<TreeRef>)>) -> Vec<(PeerId, Option<TreeRef>)> {
     peers.sort();
     peers
 }
@@ -96,7 +97,7 @@ fn a_new_origin_sends_along_the_tree_of_a_neighbour_that_published_on_its_own() 
     assert_eq!(g.lazy_peers(&id(2)), vec![id(3)]);
 
     let out = publish(&mut g);
-    let on_2 = Some(tag(2));
+    let on_2 = Some(tree_ref(2));
     assert_eq!(pushes(&out), sorted(vec![(id(2), on_2), (id(4), on_2)]));
     // The lazy link of the borrowed tree hears of it in the next `IHave`.
     let flushed = handle(&mut g, Input::Timer(Timer::FlushIHave));
@@ -156,13 +157,13 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
     tree(&mut g, 3, TreeMessage::Prune { origin: lender });
     let message = signed_by(11, 1);
     let borrowed = |hops| TreeMessage::Borrowed {
-        tree: tag(10),
+        tree: tree_ref(10),
         message: message.clone(),
         hops,
     };
 
     let out = tree(&mut g, 2, borrowed(2));
-    assert_eq!(pushes(&out), vec![(id(4), Some(tag(10)))]);
+    assert_eq!(pushes(&out), vec![(id(4), Some(tree_ref(10)))]);
 
     // A duplicate changes no tree: the lender's tree is shaped by the lender's own messages only (the
     // flows of many origins pruning one tree would leave some nodes off it), and the signer has none.
@@ -175,7 +176,7 @@ fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tre
     // rejoins the lender's tree.
     handle(&mut g, Input::Timer(Timer::FlushIHave));
     let out = tree(&mut g, 3, TreeMessage::Graft { id: message.id() });
-    assert_eq!(pushes(&out), vec![(id(3), Some(tag(10)))]);
+    assert_eq!(pushes(&out), vec![(id(3), Some(tree_ref(10)))]);
     assert!(
         g.lazy_peers(&lender).is_empty(),
         "the graft mended the lender's tree"
@@ -189,7 +190,7 @@ fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
     heard_from_via(&mut g, 10, 2, 2);
     let message = signed_by(11, 1);
     let borrowed = TreeMessage::Borrowed {
-        tree: tag(10),
+        tree: tree_ref(10),
         message,
         hops: 2,
     };
@@ -208,7 +209,8 @@ fn heard_from(g: &mut Gossip, lender: u8, secs: u64) {
     heard_at(g, secs, lender, lender, 1);
 }
 
-/// `lender`'s own message comes through from neighbour `via`, `hops` links from `lender`, one second in.
+/// `lender`'s own message comes through from neighbour `via`, `hops` links from `lender`, one second
+/// in.
 fn heard_from_via(g: &mut Gossip, lender: u8, via: u8, hops: u16) {
     heard_at(g, 1, lender, via, hops);
 }
@@ -235,7 +237,7 @@ fn assert_borrows_from(g: &mut Gossip, lender: u8) {
 /// The tree each message of `out` was pushed on is `lender`'s.
 fn all_on(out: &[(PeerId, TreeMessage)], lender: u8) -> bool {
     let pushed = pushes(out);
-    !pushed.is_empty() && pushed.iter().all(|(_, on)| *on == Some(tag(lender)))
+    !pushed.is_empty() && pushed.iter().all(|(_, on)| *on == Some(tree_ref(lender)))
 }
 
 #[test]
@@ -267,7 +269,7 @@ fn without_a_neighbour_that_published_a_lender_two_links_away_is_borrowed_from()
     // Its tree here is all eager (no duplicate pruned it), so both links carry ours on it.
     assert_eq!(
         pushes(&out),
-        sorted(vec![(id(2), Some(tag(10))), (id(3), Some(tag(10)))])
+        sorted(vec![(id(2), Some(tree_ref(10))), (id(3), Some(tree_ref(10)))])
     );
     assert_eq!(g.stats().tree.published_borrowed, 1);
 }
@@ -299,7 +301,7 @@ fn a_borrowed_message_whose_tag_names_no_tree_here_is_its_origins_and_floods_on(
     let mut g = node(&[2, 3, 4]);
     let message = signed_by(11, 1);
     let borrowed = TreeMessage::Borrowed {
-        tree: tag(10),
+        tree: tree_ref(10),
         message,
         hops: 2,
     };
@@ -307,6 +309,72 @@ fn a_borrowed_message_whose_tag_names_no_tree_here_is_its_origins_and_floods_on(
     // goes on as the origin's own, so the nodes past this one form the origin's tree as well.
     let out = tree(&mut g, 2, borrowed);
     assert_eq!(pushes(&out), sorted(vec![(id(3), None), (id(4), None)]));
+    // But its origin published on a borrowed tree, so it has none of its own to lend: our first
+    // message floods.
+    let out = publish(&mut g);
+    assert_eq!(
+        pushes(&out),
+        sorted(vec![(id(2), None), (id(3), None), (id(4), None)])
+    );
+}
+
+/// A key whose tree shares `n`'s tag (its first four bytes) but not the rest of its name: a byte
+/// past the tag changed, until the key is a point again.
+fn same_tag_as(n: u8) -> PeerId {
+    (1..=u8::MAX)
+        .find_map(|x| {
+            let mut bytes = *id(n).as_bytes();
+            bytes[5] ^= x;
+            PeerId::from_bytes(bytes).ok()
+        })
+        .unwrap()
+}
+
+/// Neighbour 3 prunes a key that shares 10's tag (any neighbour may prune any key, and the tree it
+/// makes here is one link 3 is off); then 2 pushes 11's message borrowing 10's tree. Who gets it.
+fn borrowed_after_a_prune_of_a_tag_sharer(g: &mut Gossip) -> Vec<(PeerId, Option<TreeRef>)> {
+    let other = same_tag_as(10);
+    assert_eq!(TreeTag::of(&other), TreeTag::of(&id(10)));
+    tree(g, 3, TreeMessage::Prune { origin: other });
+    let borrowed = TreeMessage::Borrowed {
+        tree: tree_ref(10),
+        message: signed_by(11, 1),
+        hops: 3,
+    };
+    pushes(&tree(g, 2, borrowed))
+}
+
+#[test]
+fn a_prune_naming_a_key_that_shares_a_lenders_tag_does_not_take_the_tag() {
+    let mut g = node(&[2, 3, 4]);
+    heard_from_via(&mut g, 10, 2, 2);
+    // 10's tree (all eager here) still carries the copy.
+    let on_10 = Some(tree_ref(10));
+    assert_eq!(
+        borrowed_after_a_prune_of_a_tag_sharer(&mut g),
+        sorted(vec![(id(3), on_10), (id(4), on_10)])
+    );
+}
+
+#[test]
+fn a_borrowed_copy_does_not_follow_another_tree_that_shares_its_tag() {
+    // 10's tree is unknown here, and its tag stands for the other. Pushed along the other tree, the
+    // copy would reach 4 only, and every copy a neighbour already held would count against us. It is
+    // its origin's message here instead, and floods on.
+    let mut g = node(&[2, 3, 4]);
+    assert_eq!(
+        borrowed_after_a_prune_of_a_tag_sharer(&mut g),
+        sorted(vec![(id(3), None), (id(4), None)])
+    );
+}
+
+#[test]
+fn lenders_reached_through_a_neighbour_that_left_lend_no_more() {
+    let mut g = node(&[2, 3]);
+    heard_from_via(&mut g, 10, 2, 2);
+    handle(&mut g, Input::PeerDown(id(2)));
+    let out = publish(&mut g);
+    assert_eq!(pushes(&out), vec![(id(3), None)]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meshwork_gossip::{
     Announcement, Command, Config, Event, Gossip, GossipMessage, MAX_SHUFFLE, MembershipMessage, Message,
-    MessageId, PeerEntry, TopicId, TopicOptions, TreeMessage, TreeTag, Verdict,
+    MessageId, PeerEntry, TopicId, TopicOptions, TreeMessage, TreeRef, TreeTag, Verdict,
 };
 use meshwork_identity::{Hash, Keypair, Signature};
 use meshwork_wire::{Input, Instant, Output, PeerId, Protocol, golden};
@@ -269,7 +269,8 @@ fn golden_vectors() {
         &Message::Tree(TreeMessage::Decline { id }),
         "0106 83d9dab06011479163c7c4d5fa735f91",
     );
-    // New with borrowed trees, which name their tree by its tag since `/meshwork/gossip/3`.
+    // New with borrowed trees, which name their tree by eight bytes of its origin since
+    // `/meshwork/gossip/3`.
     let message = GossipMessage {
         origin: peer,
         topic: TopicId::from_hash(&Hash::digest(b"t")),
@@ -279,14 +280,34 @@ fn golden_vectors() {
     };
     golden::check(
         &Message::Tree(TreeMessage::Borrowed {
-            tree: TreeTag::of(&peer),
+            tree: TreeRef::of(&peer),
             message,
             hops: 2,
         }),
-        "0107 8139770e 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 \
+        "0107 8139770ea87d175f 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 \
          0538661423236a5d8df6286a8633369e 01 02 7478 07070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707070707 \
          02",
     );
+    // An announcement names the 16-byte id.
+    let announced = Announcement {
+        id,
+        hops: 3,
+        tree: TreeTag::of(&peer),
+    };
+    golden::check(
+        &Message::Tree(TreeMessage::IHave {
+            ids: vec![announced].try_into().unwrap(),
+        }),
+        "0101 01 83d9dab06011479163c7c4d5fa735f91 03 8139770e",
+    );
+    // A real signature pins the signed content (its layout and namespace) and the id derived from it.
+    let signed = GossipMessage::sign(&key(9), topic(), 1, b"tx".to_vec().try_into().unwrap());
+    golden::check(
+        &signed,
+        "fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618 da87377a34e6a7fdd22ad908ad94ec8b 01 02 7478 \
+         c46197f81dd355a39473c71507dc2d7ab0fa1c7ddb24577861739618becc922875a7b487816e3ac60c7f77af7ed0d852471c87190ecf407820a5db5b221b0f0e",
+    );
+    assert_eq!(signed.id().to_string(), "3f115a0218dd8d13c6ac5d26ad025c86");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::{ParseError, PeerId, VerifyError};
 /// of some other system that uses the same key.
 const SIGNING_PREFIX: &[u8] = b"meshwork-sig-v1";
 
-/// The kind of message a signature is for, e.g. `Namespace::new(b"meshwork/gossip/message/1")`.
+/// The kind of message a signature is for, e.g. `Namespace::new(b"meshwork/gossip/message/2")`.
 ///
 /// It is signed together with the message (after a fixed prefix and its own length), so a signature made for
 /// one namespace never verifies in another. Give each message kind its own `const` namespace and put the

@@ -212,7 +212,8 @@ impl Links {
         self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT))
     }
 
-    /// The origin of the tree `tag` stands for: of the formed trees that share it, the one relayed last.
+    /// The origin of the tree `tag` stands for: of the formed trees that share it, the one relayed
+    /// last.
     pub(crate) fn origin_of(&self, tag: TreeTag) -> Option<PeerId> {
         self.tags.get(&tag).copied()
     }
@@ -295,7 +296,9 @@ impl Links {
         let (used, lazy) = (self.tick, self.shared);
         let tags = &mut self.tags;
         self.trees.entry(origin).or_insert_with(|| {
-            tags.insert(TreeTag::of(&origin), origin);
+            // Only relaying moves a tag to another tree (`relaying`): a `Prune` or a `Shortcut`
+            // naming any key would otherwise take the tag from the tree it stands for.
+            tags.entry(TreeTag::of(&origin)).or_insert(origin);
             Tree {
                 lazy,
                 used,

@@ -18,7 +18,7 @@ pub struct TreeStats {
     pub grafts_sent: u64,
     /// Missing messages whose first graft waited once more, for our parent on their tree to send them.
     pub grafts_deferred: u64,
-    /// Messages we published on a neighbour's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
+    /// Messages we published on a lender's tree ([`Trees::Borrow`](crate::Trees::Borrow)).
     pub published_borrowed: u64,
     /// `Prune` messages sent.
     pub prunes_sent: u64,

@@ -89,7 +89,8 @@ pub(crate) struct Args {
     warmup: Option<u64>,
     /// What a message of an origin without a tree of its own follows: `per-origin` (its first message
     /// floods and forms its tree), `shared` (one tree shared by all origins, no flood) or `borrow` (the
-    /// tree of a neighbour that published, for up to 8 messages; without one, it floods).
+    /// tree of a node up to `--lender-hops` links away that published, for up to 8 messages; without
+    /// one, it floods).
     #[arg(long, value_enum, default_value_t = TreesArg::PerOrigin)]
     trees: TreesArg,
     /// With `--trees borrow`: how many links away a lender may be (1: neighbours only).
