@@ -126,10 +126,10 @@ pub struct Config {
     ///   --rate 20`, seeds 1-3, neighbours only → two links: 15-18 of the 200 messages flood → 5-6;
     ///   RMR 0.25-0.29 → 0.08-0.11; wire bytes per payload byte 2.18-2.24 → 1.91-1.97; the last
     ///   delivery's p99 1.18-1.27× flood's → 1.28-1.46×.
-    /// - The same at 2,000 nodes and 2,000 messages: 615 flood → 203; RMR 0.93 → 0.31; 3.17 →
-    ///   2.22 bytes per payload byte; p99 1.16× → 1.27×.
-    /// - `meshsim coin` (1,000 nodes in six regions): 856 → 684 gossip bytes a node per
-    ///   transaction; the transactions' propagation p99 1.30× → 1.54× flood's (a lender's way is
+    /// - The same at 2,000 nodes and 2,000 messages: 615 flood → 203; RMR 0.93 → 0.31; 3.18 →
+    ///   2.23 bytes per payload byte; p99 1.16× → 1.27×.
+    /// - `meshsim coin` (1,000 nodes in six regions): 859 → 689 gossip bytes a node per
+    ///   transaction; the transactions' propagation p99 1.30× → 1.53× flood's (a lender's way is
     ///   known only by its first link's round trip).
     pub lender_hops: u16,
     /// Peer scoring and limits.

@@ -86,15 +86,15 @@
 //! messages. With neighbours only as lenders, a third of the nodes flood when every node publishes in
 //! turn (a dominating set of the overlay); with two links ([`Config::lender_hops`], the default), a
 //! tenth. At 2,000 nodes with every message from a new origin, RMR is 0.31 (per-origin: 3.0;
-//! neighbours only: 0.93) and the wire carries 2.22 bytes per payload byte (neighbours only 3.17,
+//! neighbours only: 0.93) and the wire carries 2.23 bytes per payload byte (neighbours only 3.18,
 //! flood 4.08), with the last delivery's p99 at 1.27× flood's (neighbours only: 1.16×). A borrowed
 //! tree is shaped by its own origin's messages only: duplicates of borrowed messages prune nothing and
 //! their hop counts move no link, since the flows of many origins pruning one tree leave nodes off it.
 //! [`Config::trees`] chooses. Under load, with each node's upload limited, `meshsim gossip --nodes 2000
 //! --publishers all --trees borrow --payload-bytes 256 --messages 500 --rate 50,200,800
 //! --upload-bytes-per-sec 200000` delivers every message to every node at each rate, as flood does,
-//! with 3.01, 2.03 and 1.86 bytes per payload byte (flood 4.08) and the last delivery's p99 at 1.28×,
-//! 0.95× and 0.59× flood's (a flood's duplicates queue behind each other where a tree's copies do not).
+//! with 3.02, 2.04 and 1.87 bytes per payload byte (flood 4.08) and the last delivery's p99 at 1.30×,
+//! 0.95× and 0.63× flood's (a flood's duplicates queue behind each other where a tree's copies do not).
 //!
 //! A message a tree lost is fetched after an `IHave` and a wait. The paper's wait is a fixed timeout;
 //! here it is learnt like TCP's retransmission timeout (RFC 6298: `SRTT + 4·RTTVAR`), within 5 to
