@@ -89,7 +89,8 @@ impl Tree {
 pub(crate) struct Links {
     neighbours: Vec<PeerId>,
     trees: HashMap<PeerId, Tree>,
-    /// The origin of the tree each tag stands for: of the trees that share a tag, the one relayed last.
+    /// The origin of the tree each tag stands for: of the trees that share a tag, the one relayed last
+    /// (until one is relayed, the first formed: only relaying moves a tag).
     /// At most one entry per tree, forgotten with it.
     tags: HashMap<TreeTag, PeerId>,
     /// What an origin without a tree follows.
@@ -212,8 +213,7 @@ impl Links {
         self.slot(peer).filter(|&s| s < usize::from(PARENT_LEFT))
     }
 
-    /// The origin of the tree `tag` stands for: of the formed trees that share it, the one relayed
-    /// last.
+    /// The origin of the tree `tag` stands for (`tags`).
     pub(crate) fn origin_of(&self, tag: TreeTag) -> Option<PeerId> {
         self.tags.get(&tag).copied()
     }
