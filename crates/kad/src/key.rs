@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 use meshwork_identity::{Domain, Hash, PeerId};
 use serde::{Deserialize, Serialize};
 
+pub use crate::key_memo::{MAX_MEMO_SLOTS, memoize_peer_keys};
+
 /// The blake3 key-derivation context that maps a [`PeerId`] to its [`Key`].
 const PEER_KEY_CONTEXT: &str = "meshwork 2026 kad peer key v1";
 /// The peer-key domain, its context hashed once: every message names peers whose keys we derive.
@@ -30,8 +32,14 @@ impl Key {
         Self(bytes)
     }
 
-    /// The key of a peer: blake3 of its id, in the kad peer-key domain.
+    /// The key of a peer: blake3 of its id, in the kad peer-key domain (from this thread's memo if
+    /// [`memoize_peer_keys`](crate::key::memoize_peer_keys) gave it one).
     pub fn from_peer(peer: &PeerId) -> Self {
+        crate::key_memo::peer_key(peer, Self::from_peer_uncached)
+    }
+
+    /// [`Key::from_peer`], derived without the memo.
+    pub(crate) fn from_peer_uncached(peer: &PeerId) -> Self {
         Self(*PEER_KEY_DOMAIN.derive(peer.as_bytes()).as_bytes())
     }
 

@@ -165,6 +165,7 @@ mod behaviour;
 mod config;
 mod error;
 pub mod key;
+mod key_memo;
 pub mod message;
 pub mod query;
 #[cfg(feature = "redb")]
