@@ -32,6 +32,11 @@
 //!
 //! [`DisjointLookup`] runs `d` of them over disjoint sets of peers (S/Kademlia §4.4): a peer learned by one
 //! path is never contacted by another, so a path that meets an adversary cannot poison the others.
+//!
+//! A lookup keeps whatever the caller knows of each peer with it ([`Contact`]): a bare [`PeerId`], or
+//! Kademlia's [`PeerInfo`] with the address it was named with, so the address of a peer to contact is
+//! at hand without a map of every address ever named (a lookup hears of hundreds of peers and
+//! contacts a few dozen; that map was a tenth of a simulated network's CPU).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -39,7 +44,26 @@ use std::time::Duration;
 use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
+use crate::address::PeerInfo;
 use crate::key::{Distance, Key};
+
+/// What a lookup keeps of a peer: at least its id.
+pub trait Contact: Clone {
+    /// The peer's id.
+    fn peer(&self) -> &PeerId;
+}
+
+impl Contact for PeerId {
+    fn peer(&self) -> &PeerId {
+        self
+    }
+}
+
+impl Contact for PeerInfo {
+    fn peer(&self) -> &PeerId {
+        &self.id
+    }
+}
 
 /// Parameters of one lookup.
 #[derive(Clone, Copy, Debug)]
@@ -96,21 +120,21 @@ enum Phase {
     Finished,
 }
 
-/// One iterative lookup of the peers closest to a target.
+/// One iterative lookup of the peers closest to a target, keeping a `C` of each peer ([`Contact`]).
 #[derive(Clone, Debug)]
-pub struct ClosestPeers {
+pub struct ClosestPeers<C = PeerId> {
     target: Key,
     config: LookupConfig,
-    peers: BTreeMap<Distance, (PeerId, PeerState)>,
+    peers: BTreeMap<Distance, (C, PeerState)>,
     phase: Phase,
     num_waiting: usize,
     /// A peer to contact before any other ([`ClosestPeers::ask_first`]).
     first: Option<Distance>,
 }
 
-impl ClosestPeers {
+impl<C: Contact> ClosestPeers<C> {
     /// A lookup of `target`, seeded with the peers we already know (normally the closest of our table).
-    pub fn new(target: Key, config: LookupConfig, seeds: impl IntoIterator<Item = PeerId>) -> Self {
+    pub fn new(target: Key, config: LookupConfig, seeds: impl IntoIterator<Item = C>) -> Self {
         let mut lookup = Self {
             target,
             config,
@@ -130,12 +154,19 @@ impl ClosestPeers {
         &self.target
     }
 
-    fn learn(&mut self, peer: PeerId) -> Distance {
-        let distance = Key::from_peer(&peer).distance(&self.target);
+    /// Adds `contact` if the lookup does not know its peer yet (what it knows first stays).
+    fn learn(&mut self, contact: C) -> Distance {
+        let distance = Key::from_peer(contact.peer()).distance(&self.target);
         self.peers
             .entry(distance)
-            .or_insert((peer, PeerState::NotContacted));
+            .or_insert((contact, PeerState::NotContacted));
         distance
+    }
+
+    /// What the lookup keeps of `peer`, if it knows it.
+    pub fn contact(&self, peer: &PeerId) -> Option<&C> {
+        let distance = Key::from_peer(peer).distance(&self.target);
+        self.peers.get(&distance).map(|(contact, _)| contact)
     }
 
     /// Whether the lookup knows `peer` (in any state).
@@ -161,12 +192,12 @@ impl ClosestPeers {
             .iter()
             .filter(|(_, (_, state))| *state == PeerState::NotContacted)
             .enumerate()
-            .find(|(_, (_, (peer, _)))| warm(peer))?;
+            .find(|(_, (_, (contact, _)))| warm(contact.peer()))?;
         if rank < alpha {
             return None;
         }
         self.first = Some(*distance);
-        Some(*peer)
+        Some(*peer.peer())
     }
 
     /// Requests allowed in flight: `α` while progressing, `max(α, k)` once stalled.
@@ -184,10 +215,10 @@ impl ClosestPeers {
             return LookupState::Finished;
         }
         if let Some(distance) = self.first.take() {
-            if let Some((peer, state @ PeerState::NotContacted)) = self.peers.get_mut(&distance) {
+            if let Some((contact, state @ PeerState::NotContacted)) = self.peers.get_mut(&distance) {
                 *state = PeerState::Waiting(now + self.config.peer_timeout);
                 self.num_waiting += 1;
-                return LookupState::Contact(*peer);
+                return LookupState::Contact(*contact.peer());
             }
         }
         // One pass, closest first. Succeeded peers count toward the result only while no closer peer is
@@ -242,10 +273,10 @@ impl ClosestPeers {
             // round that names closer peers is followed up without waiting on the stragglers it left
             // behind.
             if self.config.finish == Finish::Converged || self.num_waiting < self.capacity() {
-                if let Some((peer, state)) = self.peers.get_mut(&distance) {
+                if let Some((contact, state)) = self.peers.get_mut(&distance) {
                     *state = PeerState::Waiting(now + self.config.peer_timeout);
                     self.num_waiting += 1;
-                    return LookupState::Contact(*peer);
+                    return LookupState::Contact(*contact.peer());
                 }
             }
             return LookupState::Waiting;
@@ -260,7 +291,7 @@ impl ClosestPeers {
 
     /// `peer` answered and named `closer` peers. Returns false (and ignores the answer) if we were not
     /// waiting for `peer`.
-    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = PeerId>) -> bool {
+    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = C>) -> bool {
         if self.phase == Phase::Finished {
             return false;
         }
@@ -341,7 +372,7 @@ impl ClosestPeers {
     /// The (at most `k`) closest peers, closest first: those that answered (or were skipped), and with
     /// [`Finish::Converged`] also those named but not asked (or not yet answering), never one that
     /// failed or timed out.
-    pub fn result(&self) -> Vec<PeerId> {
+    pub fn result(&self) -> Vec<C> {
         let returned = |state: &PeerState| match self.config.finish {
             Finish::AllClosest => matches!(state, PeerState::Succeeded | PeerState::Skipped),
             Finish::Converged => !matches!(state, PeerState::Failed | PeerState::Unresponsive),
@@ -349,7 +380,7 @@ impl ClosestPeers {
         self.peers
             .values()
             .filter(|(_, s)| returned(s))
-            .map(|(p, _)| *p)
+            .map(|(contact, _)| contact.clone())
             .take(self.config.num_results)
             .collect()
     }
@@ -358,8 +389,8 @@ impl ClosestPeers {
 /// `d` lookups of one target over disjoint sets of peers (S/Kademlia). With `d = 1` it is a plain
 /// [`ClosestPeers`].
 #[derive(Clone, Debug)]
-pub struct DisjointLookup {
-    paths: Vec<ClosestPeers>,
+pub struct DisjointLookup<C = PeerId> {
+    paths: Vec<ClosestPeers<C>>,
     /// Which path owns each peer it has learned; empty with one path, which owns every peer (a
     /// lookup names hundreds of peers, and this map was a tenth of a simulated lookup's cost).
     owner: HashMap<PeerId, usize>,
@@ -367,20 +398,20 @@ pub struct DisjointLookup {
     cursor: usize,
 }
 
-impl DisjointLookup {
+impl<C: Contact> DisjointLookup<C> {
     /// `paths` disjoint lookups of `target`; the seeds are dealt round-robin, closest first.
-    pub fn new(target: Key, config: LookupConfig, paths: usize, seeds: Vec<PeerId>) -> Self {
+    pub fn new(target: Key, config: LookupConfig, paths: usize, seeds: Vec<C>) -> Self {
         let paths = paths.max(1);
         let mut sorted = seeds;
-        sorted.sort_by_key(|p| Key::from_peer(p).distance(&target));
-        sorted.dedup();
-        let mut split: Vec<Vec<PeerId>> = vec![Vec::new(); paths];
+        sorted.sort_by_key(|c| Key::from_peer(c.peer()).distance(&target));
+        sorted.dedup_by(|a, b| a.peer() == b.peer());
+        let mut split: Vec<Vec<C>> = vec![Vec::new(); paths];
         let mut owner = HashMap::new();
-        for (i, peer) in sorted.into_iter().enumerate() {
+        for (i, contact) in sorted.into_iter().enumerate() {
             if paths > 1 {
-                owner.insert(peer, i % paths);
+                owner.insert(*contact.peer(), i % paths);
             }
-            split[i % paths].push(peer);
+            split[i % paths].push(contact);
         }
         let paths = split
             .into_iter()
@@ -409,12 +440,17 @@ impl DisjointLookup {
 
     /// Requests in flight on all paths together.
     pub fn num_waiting(&self) -> usize {
-        self.paths.iter().map(ClosestPeers::num_waiting).sum()
+        self.paths.iter().map(ClosestPeers::<C>::num_waiting).sum()
     }
 
     /// The number of paths.
     pub fn num_paths(&self) -> usize {
         self.paths.len()
+    }
+
+    /// What the path that owns `peer` keeps of it, if any has learned it.
+    pub fn contact(&self, peer: &PeerId) -> Option<&C> {
+        self.paths[self.path_for(peer)?].contact(peer)
     }
 
     /// The path that owns `peer`, if any has learned it.
@@ -457,7 +493,7 @@ impl DisjointLookup {
     }
 
     /// `peer` answered with `closer` peers; peers already owned by another path are ignored.
-    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = PeerId>) -> bool {
+    pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = C>) -> bool {
         if let [only] = self.paths.as_mut_slice() {
             return only.on_success(peer, closer);
         }
@@ -466,11 +502,11 @@ impl DisjointLookup {
         };
         let mut fresh = Vec::new();
         for new in closer {
-            match self.owner.get(&new) {
+            match self.owner.get(new.peer()) {
                 Some(&p) if p != path => {}
                 Some(_) => fresh.push(new),
                 None => {
-                    self.owner.insert(new, path);
+                    self.owner.insert(*new.peer(), path);
                     fresh.push(new);
                 }
             }
@@ -496,21 +532,24 @@ impl DisjointLookup {
 
     /// Whether every path is finished.
     pub fn is_finished(&self) -> bool {
-        self.paths.iter().all(ClosestPeers::is_finished)
+        self.paths.iter().all(ClosestPeers::<C>::is_finished)
     }
 
     /// The `k` closest peers that answered on any path, closest first.
-    pub fn result(&self) -> Vec<PeerId> {
+    pub fn result(&self) -> Vec<C> {
+        if let [only] = self.paths.as_slice() {
+            return only.result();
+        }
         let target = *self.target();
-        let mut all: Vec<PeerId> = self.paths.iter().flat_map(ClosestPeers::result).collect();
-        all.sort_by_key(|p| Key::from_peer(p).distance(&target));
-        all.dedup();
+        let mut all: Vec<C> = self.paths.iter().flat_map(ClosestPeers::result).collect();
+        all.sort_by_key(|c| Key::from_peer(c.peer()).distance(&target));
+        all.dedup_by(|a, b| a.peer() == b.peer());
         all.truncate(self.paths[0].config.num_results);
         all
     }
 
     /// The closest answered peers per path (for inspecting the disjointness).
-    pub fn path_results(&self) -> Vec<Vec<PeerId>> {
+    pub fn path_results(&self) -> Vec<Vec<C>> {
         self.paths.iter().map(ClosestPeers::result).collect()
     }
 }

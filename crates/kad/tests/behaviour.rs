@@ -484,3 +484,114 @@ fn a_request_waiting_for_a_dial_gets_its_deadline_when_sent() {
     node.input(Input::Timer(Timer::Deadlines));
     assert_eq!(node.kad.totals().timeouts, 0);
 }
+
+#[test]
+fn a_peer_named_to_a_lookup_is_dialled_at_the_address_it_was_named_with() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(7),
+        target: Key::from_peer(&peer(2)),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // Peer 1 names peer 2 at an address of its own choosing; nobody else has told us of peer 2.
+    let told = Address::V4 {
+        ip: [192, 0, 2, 7],
+        port: 4242,
+    };
+    let closer = BoundedVec::try_from(vec![PeerInfo {
+        id: peer(2),
+        addr: told.clone(),
+    }])
+    .unwrap();
+    let out = node.from(
+        1,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer },
+        },
+    );
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(2))),
+        "the lookup asks the peer it was told of"
+    );
+    assert_eq!(
+        node.kad.address_of(&peer(2)),
+        Some(&told),
+        "where the driver dials it"
+    );
+    // Once the driver observes the connection, its address wins over what a peer claimed.
+    node.connect(2);
+    assert_eq!(node.kad.address_of(&peer(2)), Some(&addr(2)));
+}
+
+#[test]
+fn a_lookup_result_carries_the_address_each_peer_was_named_with() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    // Peer 1 is the target itself, so it is the closest; it names five more.
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(8),
+        target: Key::from_peer(&peer(1)),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let told = |i: u64| Address::V4 {
+        ip: [198, 51, 100, i as u8],
+        port: 7,
+    };
+    let named = |range: std::ops::Range<u64>| {
+        BoundedVec::try_from(
+            range
+                .map(|i| PeerInfo {
+                    id: peer(i),
+                    addr: told(i),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let out = node.from(
+        1,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer: named(2..7) },
+        },
+    );
+    let dialled: Vec<u64> = (2..7)
+        .filter(|&i| out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(i))))
+        .collect();
+    assert_eq!(dialled.len(), 2, "the next two of the α closest: {dialled:?}");
+    // They answer (over connections the driver observed), naming nobody new: the lookup converges.
+    let mut out = Vec::new();
+    for &i in &dialled {
+        let sent = node.connect(i);
+        let (id, _) = requests_to(&sent, peer(i))[0].clone();
+        out.extend(node.from(
+            i,
+            Message::Response {
+                id,
+                response: Response::Nodes { closer: named(0..0) },
+            },
+        ));
+    }
+    let result = events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ClosestPeers { peers, .. } => Some(peers),
+            _ => None,
+        })
+        .expect("the lookup converged");
+    assert_eq!(result.len(), 6);
+    for info in &result {
+        let i = (1..7).find(|&i| peer(i) == info.id).unwrap();
+        let expected = if i == 1 || dialled.contains(&i) {
+            addr(i)
+        } else {
+            told(i)
+        };
+        assert_eq!(
+            info.addr, expected,
+            "peer {i}: observed if we met it, else as named"
+        );
+    }
+}

@@ -394,7 +394,7 @@ fn a_lookup_with_no_seeds_finishes_empty() {
         peer_timeout: TIMEOUT,
         finish: Finish::AllClosest,
     };
-    let mut lookup = ClosestPeers::new(Key::from_bytes([0; 32]), config, Vec::new());
+    let mut lookup = ClosestPeers::new(Key::from_bytes([0; 32]), config, Vec::<PeerId>::new());
     assert_eq!(lookup.next(Instant::ZERO), LookupState::Finished);
     assert!(lookup.result().is_empty());
 }

@@ -121,13 +121,8 @@ impl<S: RecordStore> Kademlia<S> {
             }
         };
         self.count(purpose, Outcome::Answered);
-        let mut ids = Vec::with_capacity(closer.len());
-        for info in &closer {
-            if self.acceptable(&info.id) {
-                self.learn_address(info);
-                ids.push(info.id);
-            }
-        }
+        let mut named = closer.into_inner();
+        named.retain(|info| self.acceptable(&info.id));
         let Some(query) = self.queries.get_mut(&qid) else {
             return;
         };
@@ -157,7 +152,7 @@ impl<S: RecordStore> Kademlia<S> {
                 }
             }
         }
-        query.lookup.on_success(&from, ids);
+        query.lookup.on_success(&from, named);
         self.advance(now, qid, out);
     }
 

@@ -70,15 +70,10 @@ impl<S: RecordStore> Kademlia<S> {
         self.join(now, qid, &seeds, out);
     }
 
-    /// Starts the join, the lookup of our own key, as `qid` through `seeds`, whose addresses it
-    /// (re)learns.
+    /// Starts the join, the lookup of our own key, as `qid` through `seeds` (with their addresses).
     pub(crate) fn join(&mut self, now: Instant, qid: Qid, seeds: &[PeerInfo], out: &mut Out<S>) {
-        for info in seeds {
-            self.learn_address(info);
-        }
-        let extra = seeds.iter().map(|info| info.id).collect();
         let target = Key::from_peer(&self.local);
-        self.start(now, qid, target, Kind::Bootstrap, extra, out);
+        self.start(now, qid, target, Kind::Bootstrap, seeds.to_vec(), out);
     }
 
     /// Kademlia's join: after the self-lookup, which found `closest`, refresh every bucket farther

@@ -12,7 +12,7 @@ use crate::store::RecordStore;
 use crate::{Address, Key, PeerInfo, QueryError, Record};
 
 /// A query's key: the application's ids and internal ones (refresh, republish) never collide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Qid {
     User(QueryId),
     Internal(u64),
@@ -53,7 +53,8 @@ pub(crate) enum Kind {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Query {
-    pub(crate) lookup: DisjointLookup,
+    /// The lookup, keeping each peer with the address it was named with.
+    pub(crate) lookup: DisjointLookup<PeerInfo>,
     pub(crate) kind: Kind,
     /// Store requests still out and accepted, once the lookup is done (PutValue, AddProvider).
     pub(crate) storing: Option<(usize, usize)>,
@@ -155,7 +156,7 @@ impl<S: RecordStore> Kademlia<S> {
         qid: Qid,
         target: Key,
         kind: Kind,
-        extra: Vec<PeerId>,
+        extra: Vec<PeerInfo>,
         out: &mut Out<S>,
     ) {
         if self.queries.contains_key(&qid) {
@@ -172,11 +173,14 @@ impl<S: RecordStore> Kademlia<S> {
             }
             return;
         }
-        let mut seeds: Vec<PeerId> = self
+        let mut seeds: Vec<PeerInfo> = self
             .table
             .closest(&target, self.config.k)
             .iter()
-            .map(|e| e.peer)
+            .map(|e| PeerInfo {
+                id: e.peer,
+                addr: e.addr.clone(),
+            })
             .collect();
         seeds.extend(extra);
         if seeds.is_empty() && !matches!(kind, Kind::Bootstrap | Kind::Refresh | Kind::JoinRefresh(_)) {
@@ -280,10 +284,15 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    fn info_of(&self, peer: PeerId) -> PeerInfo {
-        PeerInfo {
-            id: peer,
-            addr: self.address_of(&peer).cloned().unwrap_or_else(Address::unknown),
+    /// A peer of a lookup's result, at the address we know best: the one our driver observed, or
+    /// our table's, else the one it was named with.
+    fn info_of(&self, named: PeerInfo) -> PeerInfo {
+        match self.address_of(&named.id) {
+            Some(addr) => PeerInfo {
+                id: named.id,
+                addr: addr.clone(),
+            },
+            None => named,
         }
     }
 
@@ -316,7 +325,7 @@ impl<S: RecordStore> Kademlia<S> {
                 // Back in the map before the requests go out, so each is counted in its statistics.
                 self.queries.insert(qid, query);
                 for peer in &peers {
-                    self.request(now, *peer, request.clone(), Purpose::Store(qid), out);
+                    self.request(now, peer.id, request.clone(), Purpose::Store(qid), out);
                 }
                 return;
             }
@@ -326,7 +335,10 @@ impl<S: RecordStore> Kademlia<S> {
         let key = *query.lookup.target();
         let stats = query.stats.finished(now);
         match (query.kind, user) {
-            (Kind::Bootstrap, user) => self.joined(now, &peers, user, stats, out),
+            (Kind::Bootstrap, user) => {
+                let closest: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+                self.joined(now, &closest, user, stats, out);
+            }
             (Kind::JoinRefresh(_), _) => self.next_join_refresh(now, out),
             (Kind::FindNode, Some(query)) => {
                 let peers = peers.into_iter().map(|p| self.info_of(p)).collect();
@@ -341,7 +353,7 @@ impl<S: RecordStore> Kademlia<S> {
                 );
             }
             (Kind::FindPeer(peer), Some(query)) => {
-                let found = peers.contains(&peer).then(|| self.info_of(peer));
+                let found = peers.into_iter().find(|p| p.id == peer).map(|p| self.info_of(p));
                 self.emit(
                     Event::FoundPeer {
                         query,

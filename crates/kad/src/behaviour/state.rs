@@ -22,7 +22,7 @@ const MAX_QUEUED_PER_PEER: usize = 16;
 /// Peers we dial at once, at most (further sends to unconnected peers are dropped, reported as
 /// [`DropReason::QueueFull`], and their requests fail at once).
 const MAX_DIALING: usize = 256;
-/// Addresses learned from responses that we remember, at most.
+/// Addresses the driver reported for peers we hold no connection to, at most.
 const MAX_LEARNED_ADDRS: usize = 4096;
 /// Bootstrap peers kept to join through again, at most.
 pub(crate) const MAX_SEEDS: usize = 64;
@@ -77,8 +77,6 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     /// (one map for both: a simulated node keeps hundreds of connections).
     links: HashMap<PeerId, Link>,
     dialing: HashMap<PeerId, Vec<Message>>,
-    /// Addresses peers told us about.
-    learned: HashMap<PeerId, Address>,
     next_request: RequestId,
     pub(crate) requests: HashMap<RequestId, Pending>,
     /// Requests outstanding per peer: while a peer has one (or is an anchor), its connection is
@@ -139,7 +137,6 @@ impl<S: RecordStore> Kademlia<S> {
             rng: ChaCha8Rng::seed_from_u64(seed),
             links: HashMap::new(),
             dialing: HashMap::new(),
-            learned: HashMap::new(),
             next_request: 0,
             requests: HashMap::new(),
             in_flight: HashMap::new(),
@@ -240,12 +237,23 @@ impl<S: RecordStore> Kademlia<S> {
         });
     }
 
-    /// Where we believe `peer` can be reached: what the driver observed, else what peers told us. The
-    /// driver reads this to carry out [`Output::Dial`].
+    /// Where we believe `peer` can be reached: what the driver observed, else our table's address,
+    /// else the address a lookup under way was told (of the query that started first, where two
+    /// were told different ones). The driver reads this to carry out [`Output::Dial`].
+    ///
+    /// Peers named to a lookup keep their address in it ([`crate::query::Contact`]): only the few a
+    /// lookup contacts are ever dialled, and remembering every named peer's address in a map of its
+    /// own was a tenth of a simulated network's CPU.
     pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {
         self.observed(peer)
             .or_else(|| self.table.get(peer).map(|e| &e.addr))
-            .or_else(|| self.learned.get(peer))
+            .or_else(|| {
+                self.queries
+                    .iter()
+                    .filter_map(|(qid, query)| Some((qid, &query.lookup.contact(peer)?.addr)))
+                    .min_by_key(|(qid, _)| **qid)
+                    .map(|(_, addr)| addr)
+            })
     }
 
     /// The address the driver observed `peer` at, if it told us.
@@ -258,10 +266,9 @@ impl<S: RecordStore> Kademlia<S> {
         self.links.get(peer).is_some_and(|link| link.up)
     }
 
-    /// Between queries a node holds only its table, its store and its connections: the addresses
-    /// learned for lookups, and the maps of requests and dials, are given back to the allocator once
-    /// nothing uses them (a `HashMap` keeps its capacity when emptied). In a simulated network of
-    /// idle nodes, the learned addresses alone were 26 KB a node. The map of links keeps what it
+    /// Between queries a node holds only its table, its store and its connections: the maps of
+    /// requests and dials are given back to the allocator once nothing uses them (a `HashMap` keeps
+    /// its capacity when emptied). The map of links keeps what it
     /// holds, but not the room of the hundreds of connections a join opened and the connection
     /// manager has since closed.
     fn release_when_idle(&mut self) {
@@ -270,9 +277,6 @@ impl<S: RecordStore> Kademlia<S> {
         }
         if self.links.capacity() > 4 * self.links.len().max(8) {
             self.links.shrink_to_fit();
-        }
-        if self.learned.capacity() > 0 {
-            self.learned = HashMap::new();
         }
         if self.requests.is_empty() && self.requests.capacity() > 0 {
             self.requests = HashMap::new();
@@ -283,14 +287,6 @@ impl<S: RecordStore> Kademlia<S> {
         if self.dialing.capacity() > 0 {
             self.dialing = HashMap::new();
         }
-    }
-
-    pub(crate) fn learn_address(&mut self, info: &PeerInfo) {
-        if self.learned.len() >= MAX_LEARNED_ADDRS && !self.learned.contains_key(&info.id) {
-            // Crude but bounded: forget everything learned; table entries keep their own addresses.
-            self.learned.clear();
-        }
-        self.learned.insert(info.id, info.addr.clone());
     }
 
     /// Whether a peer named by another may be contacted at all: not us, and it solves the puzzle.
