@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use clap::Args as ClapArgs;
-use meshwork_kad::{Address, Command, Key, PeerInfo, QueryId};
+use meshwork_kad::{Address, Command, KadTotals, Key, PeerInfo, QueryId};
 use meshwork_sim::NodeId;
 use meshwork_sim::metrics::Summary;
 use meshwork_wire::{Instant, PeerId};
@@ -136,7 +136,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .filter_map(|&node| net.sim.state(node))
         .map(|state| state.kad().routing_table().len() as f64)
         .collect();
-    let join_anchor_pings = anchor_pings(&net);
+    let joined = totals(&net);
     let (nodes, peers) = (net.nodes.clone(), net.peers.clone());
 
     // Adversaries (for kad-adversarial, drawn now, after the joins).
@@ -251,6 +251,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("seed", common.seed)
         .add("nodes", n)
         .add("k", args.net.k)
+        .add("join_interval_ms", args.net.join_interval(n))
         .add("alpha", args.net.alpha)
         .add("paths", args.net.paths)
         .add("anchors", args.net.anchors)
@@ -286,8 +287,20 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("round_trips_p50", round_trips.p50)
         .add("round_trips_p90", round_trips.p90)
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
-        .add("join_anchor_pings_per_node", join_anchor_pings as f64 / n as f64)
-        .add("anchor_pings_per_node", anchor_pings(&net) as f64 / n as f64)
+        .add("join_requests_per_node", joined.requests as f64 / n as f64)
+        .add(
+            "join_liveness_pings_per_node",
+            joined.liveness_pings as f64 / n as f64,
+        )
+        .add(
+            "join_anchor_pings_per_node",
+            joined.anchor_pings as f64 / n as f64,
+        )
+        .add("join_dials_per_node", joined.dials as f64 / n as f64)
+        .add(
+            "anchor_pings_per_node",
+            totals(&net).anchor_pings as f64 / n as f64,
+        )
         .add(
             "anchors_per_node",
             net.nodes
@@ -314,14 +327,18 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     Ok(report)
 }
 
-/// Keep-alive pings sent to anchors so far, by every node together (each is a request and its
-/// answer: two messages).
-fn anchor_pings(net: &Network) -> u64 {
-    net.nodes
-        .iter()
-        .filter_map(|&node| net.sim.state(node))
-        .map(|state| state.kad().totals().anchor_pings)
-        .sum()
+/// What every node's Kademlia sent so far, summed: requests, and of them liveness pings and anchor
+/// keep-alives (each a request and its answer: two messages), and dials.
+fn totals(net: &Network) -> KadTotals {
+    let mut sum = KadTotals::default();
+    for state in net.nodes.iter().filter_map(|&node| net.sim.state(node)) {
+        let node = state.kad().totals();
+        sum.requests += node.requests;
+        sum.liveness_pings += node.liveness_pings;
+        sum.anchor_pings += node.anchor_pings;
+        sum.dials += node.dials;
+    }
+    sum
 }
 
 /// The `k` of `keys` closest to `target`.
