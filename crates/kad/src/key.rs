@@ -33,7 +33,7 @@ impl Key {
     }
 
     /// The key of a peer: blake3 of its id, in the kad peer-key domain (from this thread's memo if
-    /// [`memoize_peer_keys`](crate::key::memoize_peer_keys) gave it one).
+    /// [`memoize_peer_keys`] gave it one).
     pub fn from_peer(peer: &PeerId) -> Self {
         crate::key_memo::peer_key(peer, Self::from_peer_uncached)
     }
