@@ -45,23 +45,26 @@ pub fn memoize_peer_keys(slots: usize) {
     MEMO.with_borrow_mut(|memo| *memo = vec![None; slots]);
 }
 
-/// `peer`'s key from this thread's memo, else from `derive` (and then remembered).
-pub(crate) fn peer_key(peer: &PeerId, derive: impl FnOnce(&PeerId) -> Key) -> Key {
-    MEMO.with_borrow_mut(|memo| {
+/// `peer`'s key from this thread's memo, else from `derive` (and then remembered). Without a memo
+/// (the default), or once the thread's locals are being torn down, it only derives.
+pub(crate) fn peer_key(peer: &PeerId, derive: fn(&PeerId) -> Key) -> Key {
+    let memoised = MEMO.try_with(|memo| {
+        let mut memo = memo.try_borrow_mut().ok()?;
         if memo.is_empty() {
-            return derive(peer);
+            return None;
         }
         let at = place(peer.as_bytes(), memo.len());
         let slot = &mut memo[at];
-        match slot {
+        Some(match slot {
             Some((id, key)) if id == peer.as_bytes() => *key,
             _ => {
                 let key = derive(peer);
                 *slot = Some((*peer.as_bytes(), key));
                 key
             }
-        }
-    })
+        })
+    });
+    memoised.ok().flatten().unwrap_or_else(|| derive(peer))
 }
 
 /// The slot of `id` among `slots` (a power of two): Fibonacci hashing of its first eight bytes, which
@@ -79,8 +82,23 @@ mod tests {
     use super::*;
     use meshwork_identity::Keypair;
 
-    fn derived(peer: &PeerId) -> Key {
-        peer_key(peer, |_| panic!("derive called"))
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Derivations made through [`counted`] on this (test's own) thread.
+        static DERIVED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    fn counted(peer: &PeerId) -> Key {
+        DERIVED.set(DERIVED.get() + 1);
+        Key::from_peer_uncached(peer)
+    }
+
+    /// `peer`'s key through the memo, and whether it had to be derived.
+    fn lookup(peer: &PeerId) -> (Key, bool) {
+        let before = DERIVED.get();
+        let key = peer_key(peer, counted);
+        (key, DERIVED.get() > before)
     }
 
     #[test]
@@ -89,15 +107,19 @@ mod tests {
         memoize_peer_keys(1);
         let a = Keypair::from_seed([1; 32]).peer_id();
         let b = Keypair::from_seed([2; 32]).peer_id();
-        let (key_a, key_b) = (Key::from_peer(&a), Key::from_peer(&b));
+        let (key_a, key_b) = (Key::from_peer_uncached(&a), Key::from_peer_uncached(&b));
         assert_ne!(key_a, key_b);
-        // One slot: `b` took it from `a`, whose key is derived again (and right).
-        assert_eq!(derived(&b), key_b);
-        assert_eq!(peer_key(&a, Key::from_peer_uncached), key_a);
-        assert_eq!(derived(&a), key_a);
+        assert_eq!(lookup(&a), (key_a, true), "first sight: derived");
+        assert_eq!(lookup(&a), (key_a, false), "then remembered");
+        // One slot: `b` takes it from `a`, whose key is derived again (and right).
+        assert_eq!(lookup(&b), (key_b, true));
+        assert_eq!(lookup(&b), (key_b, false));
+        assert_eq!(lookup(&a), (key_a, true), "evicted");
+        // Off: every call derives.
         memoize_peer_keys(0);
+        assert_eq!(lookup(&a), (key_a, true));
+        assert_eq!(lookup(&a), (key_a, true));
         assert_eq!(Key::from_peer(&a), key_a);
-        assert_eq!(Key::from_peer(&a), Key::from_peer_uncached(&a));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::Key;
 use meshwork_kad::query::{ClosestPeers, DisjointLookup, Finish, LookupConfig, LookupState};
+use meshwork_kad::{Address, Key, PeerInfo};
 use meshwork_wire::Instant;
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -397,4 +397,36 @@ fn a_lookup_with_no_seeds_finishes_empty() {
     let mut lookup = ClosestPeers::new(Key::from_bytes([0; 32]), config, Vec::<PeerId>::new());
     assert_eq!(lookup.next(Instant::ZERO), LookupState::Finished);
     assert!(lookup.result().is_empty());
+}
+
+#[test]
+fn a_lookup_keeps_the_address_a_peer_was_first_named_with() {
+    let config = LookupConfig {
+        parallelism: 3,
+        num_results: 20,
+        peer_timeout: TIMEOUT,
+        finish: Finish::Converged,
+    };
+    let ids = peers(3);
+    let (a, b, x) = (ids[0], ids[1], ids[2]);
+    let at = |id: PeerId, port: u16| PeerInfo {
+        id,
+        addr: Address::V4 {
+            ip: [10, 0, 0, 1],
+            port,
+        },
+    };
+    let mut lookup = ClosestPeers::new(Key::from_bytes([0; 32]), config, vec![at(a, 1), at(b, 1)]);
+    let asked: Vec<LookupState> = (0..2).map(|_| lookup.next(Instant::ZERO)).collect();
+    assert!(asked.contains(&LookupState::Contact(a)) && asked.contains(&LookupState::Contact(b)));
+    // `a` names `x` first; `b` names it at another port, and names `a` at another port too.
+    assert!(lookup.on_success(&a, vec![at(x, 2)]));
+    assert!(lookup.on_success(&b, vec![at(x, 3), at(a, 3)]));
+    let port = |id: &PeerId| match lookup.contact(id).map(|c| &c.addr) {
+        Some(Address::V4 { port, .. }) => Some(*port),
+        _ => None,
+    };
+    assert_eq!(port(&x), Some(2), "the first naming stays");
+    assert_eq!(port(&a), Some(1), "a seed keeps the address it came with");
+    assert_eq!(lookup.contact(&peers(4)[3]).map(|c| c.id), None, "never named");
 }

@@ -284,8 +284,9 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    /// A peer of a lookup's result, at the address we know best: the one our driver observed, or
-    /// our table's, else the one it was named with.
+    /// A peer of a finished lookup's result, at the address we know best: what
+    /// [`Kademlia::address_of`] knows (the driver's observation, our table, another lookup under way),
+    /// else the one it was named with here.
     fn info_of(&self, named: PeerInfo) -> PeerInfo {
         match self.address_of(&named.id) {
             Some(addr) => PeerInfo {

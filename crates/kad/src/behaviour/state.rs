@@ -23,7 +23,7 @@ const MAX_QUEUED_PER_PEER: usize = 16;
 /// [`DropReason::QueueFull`], and their requests fail at once).
 const MAX_DIALING: usize = 256;
 /// Addresses the driver reported for peers we hold no connection to, at most.
-const MAX_LEARNED_ADDRS: usize = 4096;
+const MAX_UNCONNECTED_ADDRS: usize = 4096;
 /// Bootstrap peers kept to join through again, at most.
 pub(crate) const MAX_SEEDS: usize = 64;
 /// The wait before the first new try to join when nobody answered a bootstrap; it doubles with every
@@ -238,12 +238,15 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// Where we believe `peer` can be reached: what the driver observed, else our table's address,
-    /// else the address a lookup under way was told (of the query that started first, where two
-    /// were told different ones). The driver reads this to carry out [`Output::Dial`].
+    /// else the address a lookup under way was told (where two lookups were told different ones,
+    /// the one with the smallest query id, the application's before internal ones: a choice that
+    /// does not depend on a map's order). The driver reads this to carry out [`Output::Dial`].
     ///
-    /// Peers named to a lookup keep their address in it ([`crate::query::Contact`]): only the few a
-    /// lookup contacts are ever dialled, and remembering every named peer's address in a map of its
-    /// own was a tenth of a simulated network's CPU.
+    /// Peers named to a lookup keep their address in it ([`crate::query::Contact`]; within a lookup
+    /// the first naming stays): only the few a lookup contacts are ever dialled, and remembering
+    /// every named peer's address in a map of its own was a tenth of a simulated network's CPU. A
+    /// named address is a claim: a hostile peer may name an honest one at a false address, and the
+    /// dial then fails and the lookup moves on, as it does for a peer that left.
     pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {
         self.observed(peer)
             .or_else(|| self.table.get(peer).map(|e| &e.addr))
@@ -460,7 +463,7 @@ impl<S: RecordStore> Kademlia<S> {
                 // Bounded for peers not connected yet; a connection's own entry always has room.
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.observed = Some(addr);
-                } else if self.links.len() < MAX_LEARNED_ADDRS {
+                } else if self.links.len() < MAX_UNCONNECTED_ADDRS {
                     let link = Link {
                         observed: Some(addr),
                         up: false,

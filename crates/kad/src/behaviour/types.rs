@@ -105,7 +105,8 @@ pub enum Event {
         query: QueryId,
         /// The key looked up.
         target: Key,
-        /// The closest peers that answered, closest first.
+        /// The closest peers that answered, closest first. A peer we have not met comes with the
+        /// address another peer named it with: a claim, not checked.
         peers: Vec<PeerInfo>,
         /// What the query sent and how long it ran.
         stats: QueryStats,
@@ -116,7 +117,8 @@ pub enum Event {
         query: QueryId,
         /// The peer looked up.
         peer: PeerId,
-        /// The peer and its address, if it answered us during the lookup.
+        /// The peer and its address, if it answered us during the lookup (then the address our
+        /// driver observed, or our table's).
         found: Option<PeerInfo>,
         /// What the query sent and how long it ran.
         stats: QueryStats,

@@ -15,7 +15,11 @@
 //! in each of its farthest buckets (Kademlia's `Config::anchors`), pinged when quiet: their pings are
 //! background traffic that `join_messages_per_node` and `network_messages_per_lookup` include, and
 //! `join_anchor_pings_per_node` and `anchor_pings_per_node` count apart (a ping and its answer are two
-//! messages). With `--malicious F` (kad-adversarial), a share `F` of the
+//! messages). The join's requests are counted by kind too, per node: all of them
+//! (`join_requests_per_node`, each of which is a request and its answer in `join_messages_per_node`),
+//! liveness pings of full buckets (`join_liveness_pings_per_node`) and dials (`join_dials_per_node`);
+//! `join_interval_ms` is the schedule the network joined on. With `--malicious F` (kad-adversarial),
+//! a share `F` of the
 //! nodes turns malicious after the settling phase and answers lookups with each other only; searchers
 //! and targets are then honest nodes.
 

@@ -87,10 +87,11 @@ pub(crate) struct Network {
     next_query: u64,
 }
 
-/// The virtual time the default join interval forms a network in, at most.
+/// The virtual time the default join interval forms a network in, at most (beyond 400,000 nodes
+/// longer: the interval is 1 ms at least).
 pub(crate) const FORMATION: Duration = Duration::from_secs(400);
 
-/// The default join interval, for networks of up to 10,000 nodes.
+/// The default join interval, for networks of up to 20,000 nodes.
 const JOIN_INTERVAL_MS: u64 = 20;
 
 impl NetArgs {
