@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use meshwork_benches::process::{prometheus_sum, status_bytes as proc_status};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{
-    Address, Command, Config as KadConfig, Event, Kademlia, Key, PeerInfo, QueryId, QueryStats,
+    Address, Command, Config as KadConfig, Event, KadTotals, Kademlia, Key, PeerInfo, QueryId, QueryStats,
 };
 use meshwork_node::{ConnectionLimits, Handle, Hooks, Node, NodeBuilder, NodeConfig};
 use meshwork_transport::{Config, QuicTransport};
@@ -460,25 +460,13 @@ async fn tables(nodes: &[KadNode]) -> (usize, u64, usize) {
     (size, requests, empty)
 }
 
-/// Kademlia's totals summed over every node: requests, liveness pings, peers admitted on asking, dials, retried
-/// requests, timeouts.
-async fn kad_totals(nodes: &[KadNode]) -> [u64; 6] {
-    let mut sum = [0; 6];
+/// Kademlia's totals summed over every node.
+async fn kad_totals(nodes: &[KadNode]) -> KadTotals {
+    let mut each = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let t = n.kad.with(|kad| kad.totals()).await.expect("node stopped");
-        let each = [
-            t.requests,
-            t.liveness_pings,
-            t.admitted_inbound,
-            t.dials,
-            t.retried,
-            t.timeouts,
-        ];
-        for (s, v) in sum.iter_mut().zip(each) {
-            *s += v;
-        }
+        each.push(n.kad.with(|kad| kad.totals()).await.expect("node stopped"));
     }
-    sum
+    each.into_iter().sum()
 }
 
 /// Kademlia's anchors per node, and the keep-alive pings sent, over all nodes.
@@ -736,7 +724,7 @@ async fn run(args: Args) {
     let kad = kad_totals(&nodes).await;
     say(format!(
         "kad, all nodes: requests {} (liveness pings {}), admitted on asking {}, dials {}, retried {}, timeouts {}",
-        kad[0], kad[1], kad[2], kad[3], kad[4], kad[5]
+        kad.requests, kad.liveness_pings, kad.admitted_inbound, kad.dials, kad.retried, kad.timeouts
     ));
     let after_grace = args.limits.grace_period + Duration::from_secs(1);
     tokio::time::sleep(after_grace).await;

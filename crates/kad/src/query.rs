@@ -171,8 +171,7 @@ impl<C: Contact> ClosestPeers<C> {
 
     /// Whether the lookup knows `peer` (in any state).
     pub fn knows(&self, peer: &PeerId) -> bool {
-        self.peers
-            .contains_key(&Key::from_peer(peer).distance(&self.target))
+        self.contact(peer).is_some()
     }
 
     /// Requests currently counted as in flight.

@@ -485,32 +485,44 @@ fn a_request_waiting_for_a_dial_gets_its_deadline_when_sent() {
     assert_eq!(node.kad.totals().timeouts, 0);
 }
 
-#[test]
-fn a_peer_named_to_a_lookup_is_dialled_at_the_address_it_was_named_with() {
+/// Peer `from`'s answer to request `id`, naming `named`.
+fn answer(node: &mut Node, from: u64, id: u64, named: Vec<PeerInfo>) -> Outs {
+    let closer = BoundedVec::try_from(named).unwrap();
+    node.from(
+        from,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer },
+        },
+    )
+}
+
+/// A node with peer 1 in its table, looking up `target` through it, and peer 1's answer, which
+/// names `named`.
+fn lookup_through_peer_1(target: Key, named: Vec<PeerInfo>) -> (Node, Outs) {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
     let out = node.input(Input::Command(Command::FindNode {
         query: QueryId(7),
-        target: Key::from_peer(&peer(2)),
+        target,
     }));
     let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let out = answer(&mut node, 1, id, named);
+    (node, out)
+}
+
+#[test]
+fn a_peer_named_to_a_lookup_is_dialled_at_the_address_it_was_named_with() {
     // Peer 1 names peer 2 at an address of its own choosing; nobody else has told us of peer 2.
     let told = Address::V4 {
         ip: [192, 0, 2, 7],
         port: 4242,
     };
-    let closer = BoundedVec::try_from(vec![PeerInfo {
+    let named = vec![PeerInfo {
         id: peer(2),
         addr: told.clone(),
-    }])
-    .unwrap();
-    let out = node.from(
-        1,
-        Message::Response {
-            id,
-            response: Response::Nodes { closer },
-        },
-    );
+    }];
+    let (mut node, out) = lookup_through_peer_1(Key::from_peer(&peer(2)), named);
     assert!(
         out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(2))),
         "the lookup asks the peer it was told of"
@@ -527,36 +539,18 @@ fn a_peer_named_to_a_lookup_is_dialled_at_the_address_it_was_named_with() {
 
 #[test]
 fn a_lookup_result_carries_the_address_each_peer_was_named_with() {
-    let mut node = Node::new(Config::default());
-    admit(&mut node, 1);
-    // Peer 1 is the target itself, so it is the closest; it names five more.
-    let out = node.input(Input::Command(Command::FindNode {
-        query: QueryId(8),
-        target: Key::from_peer(&peer(1)),
-    }));
-    let (id, _) = requests_to(&out, peer(1))[0].clone();
     let told = |i: u64| Address::V4 {
         ip: [198, 51, 100, i as u8],
         port: 7,
     };
-    let named = |range: std::ops::Range<u64>| {
-        BoundedVec::try_from(
-            range
-                .map(|i| PeerInfo {
-                    id: peer(i),
-                    addr: told(i),
-                })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap()
-    };
-    let out = node.from(
-        1,
-        Message::Response {
-            id,
-            response: Response::Nodes { closer: named(2..7) },
-        },
-    );
+    // Peer 1 is the target itself, so it is the closest; it names five more.
+    let named = (2..7)
+        .map(|i| PeerInfo {
+            id: peer(i),
+            addr: told(i),
+        })
+        .collect();
+    let (mut node, out) = lookup_through_peer_1(Key::from_peer(&peer(1)), named);
     let dialled: Vec<u64> = (2..7)
         .filter(|&i| out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(i))))
         .collect();
@@ -566,13 +560,7 @@ fn a_lookup_result_carries_the_address_each_peer_was_named_with() {
     for &i in &dialled {
         let sent = node.connect(i);
         let (id, _) = requests_to(&sent, peer(i))[0].clone();
-        out.extend(node.from(
-            i,
-            Message::Response {
-                id,
-                response: Response::Nodes { closer: named(0..0) },
-            },
-        ));
+        out.extend(answer(&mut node, i, id, Vec::new()));
     }
     let result = events(&out)
         .into_iter()

@@ -132,6 +132,27 @@ pub struct KadTotals {
     pub retried: u64,
 }
 
+/// Totals of many nodes, field by field (a simulation's or a bench's whole network).
+impl std::iter::Sum for KadTotals {
+    fn sum<I: Iterator<Item = Self>>(nodes: I) -> Self {
+        nodes.fold(Self::default(), |sum, node| Self {
+            requests: sum.requests + node.requests,
+            liveness_pings: sum.liveness_pings + node.liveness_pings,
+            anchor_pings: sum.anchor_pings + node.anchor_pings,
+            admitted_inbound: sum.admitted_inbound + node.admitted_inbound,
+            dials: sum.dials + node.dials,
+            successes: sum.successes + node.successes,
+            failures: sum.failures + node.failures,
+            timeouts: sum.timeouts + node.timeouts,
+            late_answers: sum.late_answers + node.late_answers,
+            unsolicited: sum.unsolicited + node.unsolicited,
+            prefix_refused: sum.prefix_refused + node.prefix_refused,
+            queue_full: sum.queue_full + node.queue_full,
+            retried: sum.retried + node.retried,
+        })
+    }
+}
+
 /// Timed-out request ids remembered to tell a late answer from an unsolicited one.
 pub(crate) const MAX_REMEMBERED_TIMEOUTS: usize = 1024;
 

@@ -331,18 +331,13 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     Ok(report)
 }
 
-/// What every node's Kademlia sent so far, summed: requests, and of them liveness pings and anchor
-/// keep-alives (each a request and its answer: two messages), and dials.
+/// What every node's Kademlia sent so far, summed (a ping and its answer are two messages).
 fn totals(net: &Network) -> KadTotals {
-    let mut sum = KadTotals::default();
-    for state in net.nodes.iter().filter_map(|&node| net.sim.state(node)) {
-        let node = state.kad().totals();
-        sum.requests += node.requests;
-        sum.liveness_pings += node.liveness_pings;
-        sum.anchor_pings += node.anchor_pings;
-        sum.dials += node.dials;
-    }
-    sum
+    net.nodes
+        .iter()
+        .filter_map(|&node| net.sim.state(node))
+        .map(|state| state.kad().totals())
+        .sum()
 }
 
 /// The `k` of `keys` closest to `target`.
