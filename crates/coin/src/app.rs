@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use meshwork_consensus::sync::{self, MAX_SYNC_MESSAGE};
 use meshwork_consensus::{Chain, ChainSync, Fault};
-use meshwork_gossip::{Broadcast, Gossip, MessageId, TopicOptions, Verdict};
+use meshwork_gossip::{Broadcast, Gossip, GossipMessage, MessageId, TopicOptions, Verdict};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Kademlia, PeerRouting};
 use meshwork_ledger::{ChainStore, TxId};
@@ -68,6 +68,10 @@ pub struct CoinApp<S: ChainStore> {
     /// again (peers dropped for stalling are offered again on the next round).
     pub(crate) sync_benched: HashMap<PeerId, u64>,
     pub(crate) work: VecDeque<Work<S>>,
+    /// Relayed transactions gathered to be judged in one batch (at most `config.validation_batch`).
+    pub(crate) validating: Vec<(MessageId, GossipMessage, PeerId)>,
+    /// Whether a [`CoinTimer::Validate`] is scheduled.
+    pub(crate) validate_timer: bool,
     /// The BFT engine, on a certified chain's validators ([`CoinApp::with_bft`]).
     pub(crate) bft: Option<Validator>,
     started: bool,
@@ -121,6 +125,8 @@ impl<S: ChainStore> CoinApp<S> {
             relay_stats: RelayStats::default(),
             sync_benched: HashMap::new(),
             work: VecDeque::new(),
+            validating: Vec::new(),
+            validate_timer: false,
             started: false,
         }
     }
@@ -316,9 +322,7 @@ impl<S: ChainStore> CoinApp<S> {
     fn on_gossip(&mut self, now: Instant, event: meshwork_gossip::Event, out: &mut Vec<Output<Self>>) {
         use meshwork_gossip::Event;
         match event {
-            Event::Validate { id, message, from } => {
-                self.validate(now, id, &message, from, out);
-            }
+            Event::Validate { id, message, from } => self.gather(now, id, message, from, out),
             // Our own and accepted messages: already in the mempool.
             Event::Delivered { .. } | Event::Published { .. } => {}
             other => out.push(Output::Emit(CoinEvent::Gossip(other))),
@@ -468,6 +472,10 @@ impl<S: ChainStore> Protocol for CoinApp<S> {
                 }
                 CoinTimer::Discover => self.discover(now, out),
                 CoinTimer::Rebroadcast => self.rebroadcast(now, out),
+                CoinTimer::Validate => {
+                    self.validate_timer = false;
+                    self.validate_gathered(now, out);
+                }
             },
             Input::PeerUp(peer) => {
                 if self.links.up(peer) {

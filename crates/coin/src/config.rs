@@ -28,6 +28,17 @@ pub struct AppConfig {
     pub max_local_txs: usize,
     /// The most peers remembered as ever connected, to redial when the routing table runs dry.
     pub max_seen_peers: usize,
+    /// The most relayed transactions judged together (default 64): their signatures are verified in
+    /// one batch ([`Chain::preverify_txs`](meshwork_consensus::Chain::preverify_txs)), at a third of
+    /// the cost of one at a time. A batch is judged once it is full or [`validation_delay`] after its
+    /// first transaction came; 1 judges each transaction as it comes.
+    ///
+    /// [`validation_delay`]: Self::validation_delay
+    pub validation_batch: usize,
+    /// How long a relayed transaction waits for others to be judged with (default 2 ms; zero judges
+    /// each as it comes). It delays each hop of a transaction by at most this much, and only when
+    /// fewer than [`validation_batch`](Self::validation_batch) arrive meanwhile.
+    pub validation_delay: Duration,
     /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
     /// a node's first transactions follow the tree of a node a link or two away instead of flooding.
     pub gossip: meshwork_gossip::Config,
@@ -94,6 +105,8 @@ impl Default for AppConfig {
             rebroadcast_interval: Duration::from_secs(10),
             max_local_txs: 256,
             max_seen_peers: 256,
+            validation_batch: 64,
+            validation_delay: Duration::from_millis(2),
             // Every node publishes transactions (its wallets'), most of them rarely: a node without a
             // tree of its own borrows a nearby node's rather than flooding (`Trees::Borrow`, with
             // lenders two links away by default: bytes before latency, as transactions want).

@@ -12,9 +12,11 @@
 //!
 //! It is composed with `meshwork_wire::compose`: a message arrives on a child's channel and goes to that
 //! child; what the child emits comes back to the app **in the same step**. So when gossip asks whether a
-//! transaction is valid, the app asks the mempool and hands gossip the verdict before `handle` returns
-//! (the [`relay`] module): no queue sits between them, so no verdict can be dropped or come late. The
-//! app talks to its children through their capabilities: [`Broadcast`](meshwork_gossip::Broadcast) to
+//! message is valid, the app hands gossip the verdict before `handle` returns, with one exception (the
+//! [`relay`] module): a relayed transaction waits up to [`AppConfig::validation_delay`] (2 ms) for
+//! others, so that their signatures are verified in one batch at a third of the cost, and the app's own
+//! timer ends the wait. No queue but that one, bounded by [`AppConfig::validation_batch`], sits between
+//! them, so no verdict can be dropped. The app talks to its children through their capabilities: [`Broadcast`](meshwork_gossip::Broadcast) to
 //! publish and give verdicts, [`PeerRouting`](meshwork_kad::PeerRouting) to bootstrap and find
 //! candidates.
 //!
@@ -31,7 +33,7 @@
 //! ## Example: two nodes, a payment, driven by hand
 //!
 //! ```
-//! use meshwork_coin::{AppConfig, CoinApp, CoinCommand, Submitted};
+//! use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinTimer, Submitted};
 //! use meshwork_kad::{Address, PeerInfo};
 //! use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key};
 //! use meshwork_identity::Keypair;
@@ -60,8 +62,13 @@
 //!         let (me, app) = if to == pa { (pa, &mut *a) } else { (pb, &mut *b) };
 //!         app.handle(now, input, &mut out);
 //!         for output in out {
-//!             if let Output::Send { to, msg } = output {
-//!                 inbox.insert(0, (to, Input::Message { from: me, msg }));
+//!             match output {
+//!                 Output::Send { to, msg } => inbox.insert(0, (to, Input::Message { from: me, msg })),
+//!                 // A relayed transaction waits for others to batch with; end the wait at once.
+//!                 Output::Schedule { timer: CoinTimer::Validate, .. } => {
+//!                     inbox.insert(0, (me, Input::Timer(CoinTimer::Validate)))
+//!                 }
+//!                 _ => {}
 //!             }
 //!         }
 //!     }

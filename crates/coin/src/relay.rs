@@ -1,7 +1,9 @@
-//! The relay policy: what the node forwards, answered in the step that asks.
+//! The relay policy: what the node forwards, answered within a batch's short wait.
 //!
-//! A transaction that arrives by gossip waits for a verdict before it is forwarded. The app gives it at
-//! once, from the mempool: accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
+//! A transaction that arrives by gossip waits for a verdict before it is forwarded. The app gathers the
+//! transactions that come within [`AppConfig::validation_delay`] (2 ms), or until
+//! [`AppConfig::validation_batch`] (64) have come, verifies their signatures in one batch, and then
+//! judges each in turn from the mempool: accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
 //! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
 //! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
 //! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published, and are
@@ -15,6 +17,8 @@ use meshwork_ledger::mempool::Inserted;
 use meshwork_ledger::{ChainStore, MempoolError, Transaction, Transfer, TxId};
 use meshwork_wire::{EncodeError, Instant, Output};
 
+#[cfg(doc)]
+use crate::AppConfig;
 use crate::app::{CoinApp, Work, unix_secs};
 use crate::types::{CoinEvent, CoinTimer, final_topic, tx_topic};
 
@@ -73,9 +77,65 @@ pub struct RelayStats {
     pub benched_sync_messages: u64,
     /// Child inputs dropped because one step went past its bound (never, unless a feedback loop).
     pub dropped_work: u64,
+    /// Batches of relayed transactions judged together ([`AppConfig::validation_batch`]).
+    pub batches: u64,
+    /// Relayed transactions whose signatures a batch verified (the others of a batch were known,
+    /// orphans, invalid, or after a bad signature, and met their own checks).
+    pub batch_verified: u64,
 }
 
 impl<S: ChainStore> CoinApp<S> {
+    /// Gathers a relayed transaction to be judged with the others of its batch; judges it now if
+    /// batches are off, or it is not a transaction.
+    pub(crate) fn gather(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        message: GossipMessage,
+        from: PeerId,
+        out: &mut Vec<Output<Self>>,
+    ) {
+        let (batch, delay) = (self.config.validation_batch, self.config.validation_delay);
+        if batch <= 1 || delay.is_zero() || message.topic != tx_topic() {
+            return self.validate(now, id, &message, from, out);
+        }
+        self.validating.push((id, message, from));
+        if self.validating.len() >= batch {
+            self.validate_gathered(now, out);
+        } else if !self.validate_timer {
+            // A timer left from a batch that filled up fires early for this one: harmless.
+            self.validate_timer = true;
+            out.push(Output::Schedule {
+                after: delay,
+                timer: CoinTimer::Validate,
+            });
+        }
+    }
+
+    /// Verifies the signatures of the gathered transactions in one batch, then judges each in the
+    /// order they came (their verdicts find the signatures cached).
+    pub(crate) fn validate_gathered(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
+        let gathered = std::mem::take(&mut self.validating);
+        if gathered.is_empty() {
+            return;
+        }
+        let filter = &self.filter;
+        let txs: Vec<Transfer> = gathered
+            .iter()
+            .filter_map(|(_, message, _)| meshwork_wire::decode::<Transfer>(&message.payload).ok())
+            .filter(|tx| filter(tx))
+            .collect();
+        if txs.len() > 1 {
+            self.relay_stats.batches += 1;
+            // A store error here meets each transaction's own check again, which reports it.
+            let verified = self.sync.chain_mut().preverify_txs(&txs).unwrap_or(0);
+            self.relay_stats.batch_verified += verified as u64;
+        }
+        for (id, message, from) in gathered {
+            self.validate(now, id, &message, from, out);
+        }
+    }
+
     /// Judges a gossip message waiting for validation, from the mempool, now, and queues the verdict for
     /// gossip; then the orphans the transaction brought into the mempool, to publish after it.
     pub(crate) fn validate(

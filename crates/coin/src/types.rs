@@ -45,6 +45,10 @@ pub enum CoinTimer {
     Discover,
     /// Publish again the local transactions still waiting in the mempool.
     Rebroadcast,
+    /// Judge the relayed transactions gathered for one batch ([`AppConfig::validation_delay`]).
+    ///
+    /// [`AppConfig::validation_delay`]: crate::AppConfig::validation_delay
+    Validate,
 }
 
 /// What the application (the node's wallet, miner, RPC) asks of [`CoinApp`](crate::CoinApp).

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use meshwork_coin::{AppConfig, CoinApp, CoinCommand, Submitted, txid_of};
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinTimer, Submitted, txid_of};
 use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
@@ -33,7 +33,8 @@ fn line(now: Instant) -> Vec<App> {
 }
 
 /// Delivers every queued input, and what it makes the nodes send, in order, until all are quiet
-/// (bounded). Timers are not fired: nothing comes from a rebroadcast.
+/// (bounded). Of the timers only the end of a batch's wait for validation fires (at once): nothing
+/// comes from a rebroadcast.
 fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
     for _ in 0..10_000 {
         let Some((to, input)) = queue.pop_front() else {
@@ -46,12 +47,19 @@ fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<
     panic!("the nodes never went quiet");
 }
 
-/// Queues the messages in `out`, sent by node `from`.
+/// Queues the messages in `out`, sent by node `from`, and its batch timers.
 fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDeque<(usize, Input<App>)>) {
     for output in out {
-        if let Output::Send { to, msg } = output {
-            let to = ids.iter().position(|id| *id == to).unwrap();
-            queue.push_back((to, Input::Message { from: ids[from], msg }));
+        match output {
+            Output::Send { to, msg } => {
+                let to = ids.iter().position(|id| *id == to).unwrap();
+                queue.push_back((to, Input::Message { from: ids[from], msg }));
+            }
+            Output::Schedule {
+                timer: CoinTimer::Validate,
+                ..
+            } => queue.push_back((from, Input::Timer(CoinTimer::Validate))),
+            _ => {}
         }
     }
 }

@@ -165,6 +165,18 @@ impl Mempool {
         Ok(outcome)
     }
 
+    /// Verifies the signatures of `txs` in one batch before they are inserted one by one, so that each
+    /// insert finds them cached ([`Ledger::preverify_transfers`], with the pool's outputs as
+    /// unconfirmed coins). Returns how many transactions were verified and cached; the others are
+    /// checked by their inserts as usual.
+    pub fn preverify<S: ChainStore>(
+        &self,
+        txs: &[Transfer],
+        ledger: &mut Ledger<S>,
+    ) -> Result<usize, StoreError> {
+        ledger.preverify_transfers(txs, &PoolOutputs(&self.entries))
+    }
+
     fn insert_one<S: ChainStore>(
         &mut self,
         tx: Transfer,

@@ -4,6 +4,7 @@
 
 pub(crate) mod chain;
 mod connect;
+mod preverify;
 pub(crate) mod sigcheck;
 pub(crate) mod utxo;
 pub(crate) mod validation;

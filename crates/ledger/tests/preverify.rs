@@ -1,0 +1,136 @@
+//! Signatures of many relayed transactions verified in one batch before their one-by-one inserts.
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should stop loudly
+
+use meshwork_identity::Keypair;
+use meshwork_ledger::mempool::Inserted;
+use meshwork_ledger::testkit::{GENESIS_TIME, genesis, key, outpoints, pay};
+use meshwork_ledger::{
+    Amount, Block, Ledger, LedgerConfig, MemoryStore, Mempool, MempoolConfig, MempoolError, OutPoint,
+    Transaction, Transfer, TxError, TxId,
+};
+
+const NOW: u64 = GENESIS_TIME + 1_000_000;
+const EACH: u64 = 5 * Amount::COIN;
+const FEE: u64 = 1_000;
+
+fn setup() -> (Ledger<MemoryStore>, Mempool, Block, Keypair) {
+    let owner = key(1);
+    // The genesis coinbase's outputs are spendable in the next block.
+    let config = LedgerConfig {
+        coinbase_maturity: 1,
+        ..LedgerConfig::default()
+    };
+    let mut ledger = Ledger::new(MemoryStore::new(), config);
+    let genesis = genesis(&owner, 10, Amount::from_units(EACH));
+    ledger.connect_block(&genesis, 1, NOW).unwrap();
+    (ledger, Mempool::new(MempoolConfig::default()), genesis, owner)
+}
+
+fn txid(tx: &Transfer) -> TxId {
+    Transaction::Transfer(tx.clone()).txid()
+}
+
+/// Genesis output `i`, spent by `signer` (the owner, or a thief) to `key(to)`.
+fn spend(genesis: &Block, signer: &Keypair, i: usize, to: u8) -> Transfer {
+    let coin = outpoints(&genesis.txs[0])[i];
+    pay(
+        &[(coin, Amount::from_units(EACH), signer)],
+        &key(to),
+        Amount::from_units(EACH - FEE),
+    )
+}
+
+/// Output 0 of `parent` (held by `key(holder)`), spent on to `key(to)`.
+fn spend_on(parent: &Transfer, holder: u8, to: u8) -> Transfer {
+    let coin = OutPoint {
+        txid: txid(parent),
+        index: 0,
+    };
+    let held = parent.outputs[0].amount;
+    pay(
+        &[(coin, held, &key(holder))],
+        &key(to),
+        Amount::from_units(held.units() - FEE),
+    )
+}
+
+fn accepted(result: Result<Inserted, MempoolError>) {
+    assert!(
+        matches!(result, Ok(Inserted::Accepted { .. })),
+        "expected acceptance, got {result:?}"
+    );
+}
+
+#[test]
+fn a_batch_verifies_a_chain_that_came_together_and_the_inserts_find_it_cached() {
+    let (mut ledger, mut pool, genesis, owner) = setup();
+    let parent = spend(&genesis, &owner, 0, 2);
+    let child = spend_on(&parent, 2, 3);
+    let other = spend(&genesis, &owner, 1, 4);
+    let txs = vec![parent, child, other];
+    // The child's coin is in neither the store nor the pool: only in the batch.
+    assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 3);
+    for tx in &txs {
+        assert!(ledger.sig_cache().contains(&txid(tx)));
+    }
+    for tx in txs {
+        accepted(pool.insert(tx, &mut ledger));
+    }
+}
+
+#[test]
+fn a_bad_signature_caches_what_came_before_it_and_costs_the_others_nothing() {
+    let (mut ledger, mut pool, genesis, owner) = setup();
+    let before = spend(&genesis, &owner, 0, 2);
+    let thief = spend(&genesis, &key(66), 1, 66);
+    let after = spend(&genesis, &owner, 2, 3);
+    let txs = vec![before.clone(), thief.clone(), after.clone()];
+    assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 1);
+    assert!(ledger.sig_cache().contains(&txid(&before)));
+    assert!(!ledger.sig_cache().contains(&txid(&thief)));
+    assert!(
+        !ledger.sig_cache().contains(&txid(&after)),
+        "not vouched for by a failed batch"
+    );
+    accepted(pool.insert(before, &mut ledger));
+    assert!(matches!(
+        pool.insert(thief, &mut ledger),
+        Err(MempoolError::Invalid(TxError::BadSignature { input: 0 }))
+    ));
+    // Checked on its own, and taken.
+    accepted(pool.insert(after.clone(), &mut ledger));
+    assert!(ledger.sig_cache().contains(&txid(&after)));
+}
+
+#[test]
+fn what_a_batch_cannot_check_is_left_to_the_inserts() {
+    let (mut ledger, pool, genesis, owner) = setup();
+    let unknown = OutPoint {
+        txid: TxId::digest(b"nowhere"),
+        index: 0,
+    };
+    let orphan = pay(
+        &[(unknown, Amount::from_units(EACH), &owner)],
+        &key(2),
+        Amount::from_units(1),
+    );
+    let overspend = pay(
+        &[(outpoints(&genesis.txs[0])[0], Amount::from_units(EACH), &owner)],
+        &key(2),
+        Amount::from_units(EACH + 1),
+    );
+    assert_eq!(
+        pool.preverify(&[orphan.clone(), overspend.clone()], &mut ledger)
+            .unwrap(),
+        0
+    );
+    assert!(!ledger.sig_cache().contains(&txid(&orphan)));
+    assert!(!ledger.sig_cache().contains(&txid(&overspend)));
+    // Cached once, a transaction is not verified (nor counted) again.
+    let fine = spend(&genesis, &owner, 3, 2);
+    assert_eq!(
+        pool.preverify(std::slice::from_ref(&fine), &mut ledger).unwrap(),
+        1
+    );
+    assert_eq!(pool.preverify(&[fine], &mut ledger).unwrap(), 0);
+}
