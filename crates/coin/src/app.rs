@@ -72,6 +72,9 @@ pub struct CoinApp<S: ChainStore> {
     pub(crate) validating: Vec<(MessageId, GossipMessage, PeerId)>,
     /// Whether a [`CoinTimer::Validate`] is scheduled.
     pub(crate) validate_timer: bool,
+    /// When the last relayed transaction came: one that comes later than the batch's wait after it
+    /// finds no batch to join, and is judged at once.
+    pub(crate) last_relayed: Option<Instant>,
     /// The BFT engine, on a certified chain's validators ([`CoinApp::with_bft`]).
     pub(crate) bft: Option<Validator>,
     started: bool,
@@ -127,6 +130,7 @@ impl<S: ChainStore> CoinApp<S> {
             work: VecDeque::new(),
             validating: Vec::new(),
             validate_timer: false,
+            last_relayed: None,
             started: false,
         }
     }

@@ -36,8 +36,9 @@ pub struct AppConfig {
     /// [`validation_delay`]: Self::validation_delay
     pub validation_batch: usize,
     /// How long a relayed transaction waits for others to be judged with (default 2 ms; zero judges
-    /// each as it comes). It delays each hop of a transaction by at most this much, and only when
-    /// fewer than [`validation_batch`](Self::validation_batch) arrive meanwhile.
+    /// each as it comes). It delays a hop by at most this much, and only under load: a transaction
+    /// that comes this long or longer after the one before is judged at once, and a batch that fills
+    /// up is judged when it does.
     pub validation_delay: Duration,
     /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
     /// a node's first transactions follow the tree of a node a link or two away instead of flooding.

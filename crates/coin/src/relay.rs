@@ -3,7 +3,8 @@
 //! A transaction that arrives by gossip waits for a verdict before it is forwarded. The app gathers the
 //! transactions that come within [`AppConfig::validation_delay`] (2 ms), or until
 //! [`AppConfig::validation_batch`] (64) have come, verifies their signatures in one batch, and then
-//! judges each in turn from the mempool: accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
+//! judges each in turn from the mempool (a transaction that comes alone, later than that wait after the
+//! one before, is judged at once): accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
 //! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
 //! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
 //! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published, and are
@@ -86,7 +87,9 @@ pub struct RelayStats {
 
 impl<S: ChainStore> CoinApp<S> {
     /// Gathers a relayed transaction to be judged with the others of its batch; judges it now if
-    /// batches are off, or it is not a transaction.
+    /// batches are off, it is not a transaction, or it came alone: later than the batch's wait after
+    /// the one before it. Transactions that come that sparsely would each make a batch of one and
+    /// wait for nothing, so batches form only under load, where they pay.
     pub(crate) fn gather(
         &mut self,
         now: Instant,
@@ -97,6 +100,13 @@ impl<S: ChainStore> CoinApp<S> {
     ) {
         let (batch, delay) = (self.config.validation_batch, self.config.validation_delay);
         if batch <= 1 || delay.is_zero() || message.topic != tx_topic() {
+            return self.validate(now, id, &message, from, out);
+        }
+        let alone = self
+            .last_relayed
+            .is_none_or(|last| now.saturating_duration_since(last) >= delay);
+        self.last_relayed = Some(now);
+        if alone && self.validating.is_empty() {
             return self.validate(now, id, &message, from, out);
         }
         self.validating.push((id, message, from));

@@ -1,5 +1,6 @@
-//! Relayed transactions are judged in batches: their signatures verified together, their verdicts given
-//! once the batch is full or its short wait ends (`AppConfig::validation_batch`, `validation_delay`).
+//! Relayed transactions are judged in batches under load: their signatures verified together, their
+//! verdicts given once the batch is full or its short wait ends (`AppConfig::validation_batch`,
+//! `validation_delay`); one that comes alone is judged at once.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -153,19 +154,16 @@ fn in_mempool(app: &App, txs: &[Transfer]) -> usize {
 }
 
 #[test]
-fn relayed_transactions_wait_for_the_batch_timer_and_are_verified_together() {
+fn transactions_that_come_together_wait_for_the_batch_timer_and_are_verified_together() {
     let mut pair = Pair::new(AppConfig::default());
     let (split, spends) = transfers(3);
+    // The first comes alone: judged at once.
     pair.submit(std::slice::from_ref(&split));
-    assert_eq!(pair.timers[1], 1, "b waits for others to batch with");
-    assert_eq!(in_mempool(&pair.nodes[1], std::slice::from_ref(&split)), 0);
-    pair.fire();
+    assert_eq!(pair.timers[1], 0);
     assert_eq!(in_mempool(&pair.nodes[1], std::slice::from_ref(&split)), 1);
-    // One transaction is no batch: judged alone.
-    assert_eq!(pair.nodes[1].relay_stats().batches, 0);
-
+    // Three more in the same instant, within the wait after it: gathered.
     pair.submit(&spends);
-    assert_eq!(pair.timers[1], 2, "one timer for the three");
+    assert_eq!(pair.timers[1], 1, "one timer for the three");
     assert_eq!(
         in_mempool(&pair.nodes[1], &spends),
         0,
@@ -178,6 +176,21 @@ fn relayed_transactions_wait_for_the_batch_timer_and_are_verified_together() {
 }
 
 #[test]
+fn transactions_that_come_sparsely_are_judged_at_once() {
+    let mut pair = Pair::new(AppConfig::default());
+    let (split, spends) = transfers(2);
+    pair.submit(&[split]);
+    for tx in &spends {
+        // Each as long after the one before as the batch's wait.
+        pair.now += AppConfig::default().validation_delay;
+        pair.submit(std::slice::from_ref(tx));
+        assert_eq!(in_mempool(&pair.nodes[1], std::slice::from_ref(tx)), 1);
+    }
+    assert_eq!(pair.timers[1], 0);
+    assert_eq!(pair.nodes[1].relay_stats().batches, 0);
+}
+
+#[test]
 fn a_full_batch_is_judged_without_waiting() {
     let config = AppConfig {
         validation_batch: 2,
@@ -186,12 +199,15 @@ fn a_full_batch_is_judged_without_waiting() {
     let mut pair = Pair::new(config);
     let (split, spends) = transfers(2);
     pair.submit(&[split]);
-    pair.fire();
     pair.submit(&spends);
     assert_eq!(
         in_mempool(&pair.nodes[1], &spends),
         2,
         "judged when the second came"
+    );
+    assert_eq!(
+        pair.timers[1], 1,
+        "the first spend began a wait that the second ended"
     );
     let stats = pair.nodes[1].relay_stats();
     assert_eq!((stats.batches, stats.batch_verified), (1, 2));

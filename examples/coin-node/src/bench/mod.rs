@@ -130,6 +130,13 @@ pub struct BenchReport {
     /// Grafts the devnet's nodes declined (their answer over the grafter's budget or dropped by a full
     /// send queue): the grafter asked another announcer at once, and blamed no one.
     pub gossip_declines: u64,
+    /// Relayed transactions the devnet's nodes accepted into their mempools.
+    pub tx_relayed_accepted: u64,
+    /// Batches the nodes judged relayed transactions in (`AppConfig::validation_batch`).
+    pub tx_relay_batches: u64,
+    /// Relayed transactions whose signatures such a batch verified: over `tx_relayed_accepted`, the
+    /// share of relayed signatures checked in batches rather than one at a time.
+    pub tx_batch_verified: u64,
     /// Transfers the wallets had accepted by their nodes' mempools.
     pub tx_submitted: u64,
     /// Transfers in the agreed chain's blocks mined during the window.

@@ -181,13 +181,16 @@ async fn measure_tx(
         .map_err(ApiError::from)??;
     let mut relay = meshwork_consensus::sync::RelayStats::default();
     for node in nodes {
-        let (stats, gossip) = node
+        let (stats, gossip, app) = node
             .api()
             .app()
-            .with(|s| (s.sync().relay_stats(), s.gossip().stats()))
+            .with(|s| (s.sync().relay_stats(), s.gossip().stats(), s.relay_stats()))
             .await
             .map_err(ApiError::from)?;
         relay += stats;
+        report.tx_relayed_accepted += app.accepted;
+        report.tx_relay_batches += app.batches;
+        report.tx_batch_verified += app.batch_verified;
         report.gossip_bans += gossip.bans;
         report.gossip_broken_promises += gossip.tree.broken_promises;
         report.gossip_flood_penalties += gossip.rate_limited - gossip.in_flight_excused;
