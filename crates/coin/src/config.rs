@@ -29,7 +29,7 @@ pub struct AppConfig {
     /// The most peers remembered as ever connected, to redial when the routing table runs dry.
     pub max_seen_peers: usize,
     /// The most relayed transactions judged together (default 64): their signatures are verified in
-    /// one batch ([`Chain::preverify_txs`](meshwork_consensus::Chain::preverify_txs)), at a third of
+    /// one batch ([`Chain::preverify_txs`](meshwork_consensus::Chain::preverify_txs)), at half or less of
     /// the cost of one at a time. A batch is judged once it is full or [`validation_delay`] after its
     /// first transaction came; 1 judges each transaction as it comes.
     ///

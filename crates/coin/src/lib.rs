@@ -13,10 +13,12 @@
 //! It is composed with `meshwork_wire::compose`: a message arrives on a child's channel and goes to that
 //! child; what the child emits comes back to the app **in the same step**. So when gossip asks whether a
 //! message is valid, the app hands gossip the verdict before `handle` returns, with one exception (the
-//! [`relay`] module): a relayed transaction waits up to [`AppConfig::validation_delay`] (2 ms) for
-//! others, so that their signatures are verified in one batch at a third of the cost, and the app's own
-//! timer ends the wait. No queue but that one, bounded by [`AppConfig::validation_batch`], sits between
-//! them, so no verdict can be dropped. The app talks to its children through their capabilities: [`Broadcast`](meshwork_gossip::Broadcast) to
+//! [`relay`] module): under load, a relayed transaction waits up to [`AppConfig::validation_delay`]
+//! (2 ms) for others, so that their signatures are verified in one batch at half the cost or less, and
+//! the app's own timer ends the wait (one that comes alone is judged at once). No queue but that one,
+//! bounded by [`AppConfig::validation_batch`], sits between them, and the app gives every verdict it is
+//! asked for (gossip may still forget a message it waits on, if its cache overflows meanwhile). The app
+//! talks to its children through their capabilities: [`Broadcast`](meshwork_gossip::Broadcast) to
 //! publish and give verdicts, [`PeerRouting`](meshwork_kad::PeerRouting) to bootstrap and find
 //! candidates.
 //!
@@ -64,7 +66,7 @@
 //!         for output in out {
 //!             match output {
 //!                 Output::Send { to, msg } => inbox.insert(0, (to, Input::Message { from: me, msg })),
-//!                 // A relayed transaction waits for others to batch with; end the wait at once.
+//!                 // Under load a relayed transaction waits for others to batch with: end it now.
 //!                 Output::Schedule { timer: CoinTimer::Validate, .. } => {
 //!                     inbox.insert(0, (me, Input::Timer(CoinTimer::Validate)))
 //!                 }

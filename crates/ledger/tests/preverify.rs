@@ -134,3 +134,52 @@ fn what_a_batch_cannot_check_is_left_to_the_inserts() {
     );
     assert_eq!(pool.preverify(&[fine], &mut ledger).unwrap(), 0);
 }
+
+#[test]
+fn a_child_of_a_transaction_with_unknown_coins_is_not_verified_and_spoils_nothing() {
+    let (mut ledger, pool, genesis, owner) = setup();
+    let unknown = OutPoint {
+        txid: TxId::digest(b"nowhere"),
+        index: 0,
+    };
+    // An orphan, then a child of it signed by the wrong key: both will be judged orphans, without
+    // blame, so the child must not be verified here, where its bad signature would fail the batch.
+    let orphan = pay(
+        &[(unknown, Amount::from_units(EACH), &owner)],
+        &key(2),
+        Amount::from_units(EACH),
+    );
+    let spoiler = spend_on(&orphan, 66, 3);
+    let honest = spend(&genesis, &owner, 0, 4);
+    let txs = vec![orphan, spoiler.clone(), honest.clone(), honest.clone()];
+    assert_eq!(
+        pool.preverify(&txs, &mut ledger).unwrap(),
+        1,
+        "the duplicate counted once"
+    );
+    assert!(ledger.sig_cache().contains(&txid(&honest)));
+    assert!(!ledger.sig_cache().contains(&txid(&spoiler)));
+}
+
+#[test]
+fn a_batch_split_across_threads_caches_exactly_what_precedes_the_bad_signature() {
+    let (_, mut pool, genesis, owner) = setup();
+    // One signature per thread's share at least: the batch is split across every core.
+    let config = LedgerConfig {
+        coinbase_maturity: 1,
+        min_batch_per_thread: 1,
+        ..LedgerConfig::default()
+    };
+    let mut ledger = Ledger::new(MemoryStore::new(), config);
+    ledger.connect_block(&genesis, 1, NOW).unwrap();
+    let mut txs: Vec<Transfer> = (0..6).map(|i| spend(&genesis, &owner, i, 2)).collect();
+    // The bad signature in the last share.
+    txs[4] = spend(&genesis, &key(66), 4, 66);
+    assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 4);
+    for (i, tx) in txs.iter().enumerate() {
+        assert_eq!(ledger.sig_cache().contains(&txid(tx)), i < 4, "transaction {i}");
+    }
+    for tx in txs.iter().take(4) {
+        accepted(pool.insert(tx.clone(), &mut ledger));
+    }
+}

@@ -167,14 +167,15 @@ impl Mempool {
 
     /// Verifies the signatures of `txs` in one batch before they are inserted one by one, so that each
     /// insert finds them cached ([`Ledger::preverify_transfers`], with the pool's outputs as
-    /// unconfirmed coins). Returns how many transactions were verified and cached; the others are
-    /// checked by their inserts as usual.
+    /// unconfirmed coins; what the pool holds already is skipped). Returns how many transactions were
+    /// verified and cached; the others are checked by their inserts as usual.
     pub fn preverify<S: ChainStore>(
         &self,
         txs: &[Transfer],
         ledger: &mut Ledger<S>,
     ) -> Result<usize, StoreError> {
-        ledger.preverify_transfers(txs, &PoolOutputs(&self.entries))
+        let known = |txid: &TxId| self.entries.contains_key(txid) || self.orphans.contains(txid);
+        ledger.preverify_transfers(txs, &PoolOutputs(&self.entries), known)
     }
 
     fn insert_one<S: ChainStore>(

@@ -8,7 +8,7 @@
 //! signatures together here, then insert them one by one: each insert finds its transaction in the
 //! signature cache and skips the verification.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::chain::Ledger;
 use super::connect::signature_jobs;
@@ -37,32 +37,44 @@ impl<S: ChainStore> Ledger<S> {
     ///
     /// The coins a transaction spends are looked up in an earlier transaction of `txs`, then in `extra`
     /// (unconfirmed outputs: the mempool's), then in the store, so a chain of transactions that arrive
-    /// together is verified together. A transaction is left out, for its own check to judge, if it is
-    /// cached already, spends a coin none of these holds, or breaks a rule that needs no signature.
+    /// together is verified together. A transaction is left out, for its own check to judge, if the
+    /// caller holds it already (`known`: the mempool's transactions and orphans), it came earlier in
+    /// `txs`, it is cached, it spends a coin none of these holds, or it breaks a rule that needs no
+    /// signature.
     ///
     /// What is cached is what [`check_transfer`](Self::check_transfer) would have cached: a
     /// transaction's signatures cover its id's inputs, and the coins those inputs name are fixed by the
     /// ids of the transactions that made them, so a valid signature stays valid wherever the coin is
-    /// found. If the batch fails, the search for the first bad signature has checked the signatures
-    /// before it one by one: their transactions are cached, and the rest are left to their own checks.
-    /// A bad transaction so costs one batch and never stops the others.
+    /// found. If the batch fails, the signatures before the first bad one have been checked (in
+    /// batches that passed, or one by one in the search for it): their transactions are cached, and
+    /// the rest are left to their own checks. A bad transaction so costs one batch and never stops the
+    /// others; the peer that relayed it is blamed by its own check.
     pub fn preverify_transfers(
         &mut self,
         txs: &[Transfer],
         extra: &impl UtxoView,
+        known: impl Fn(&TxId) -> bool,
     ) -> Result<usize, StoreError> {
         let mut made: HashMap<OutPoint, Coin> = HashMap::new();
+        let mut seen: HashSet<TxId> = HashSet::new();
         let mut candidates: Vec<(TxId, &Transfer, Vec<Coin>)> = Vec::new();
         for tx in txs {
             let txid = Transaction::Transfer(tx.clone()).txid();
+            if known(&txid) || !seen.insert(txid) {
+                continue;
+            }
             if !self.sig_cache.contains(&txid) {
                 let view = Chained {
                     first: &made,
                     then: extra,
                 };
-                if let Ok(checked) = self.check_transfer_unsigned(tx, &view)? {
-                    candidates.push((txid, tx, checked.coins));
-                }
+                let Ok(checked) = self.check_transfer_unsigned(tx, &view)? else {
+                    // Its outputs are not offered to later transactions: a child of a transaction
+                    // that spends unknown coins would otherwise be verified (and could spoil the
+                    // batch) while both are judged orphans, without blame.
+                    continue;
+                };
+                candidates.push((txid, tx, checked.coins));
             }
             for (index, output) in tx.outputs.iter().enumerate() {
                 let Ok(index) = u32::try_from(index) else {

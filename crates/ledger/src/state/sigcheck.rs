@@ -68,7 +68,8 @@ impl SigCache {
 /// One signature to check, and where it came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SigJob<'a> {
-    /// The transaction's position (in the block, or 0 for a loose transaction).
+    /// The transaction's position (in the block, in a batch of loose transactions checked ahead of
+    /// their inserts, or 0 for one loose transaction).
     pub(crate) tx: usize,
     /// The input's position in the transaction.
     pub(crate) input: usize,
