@@ -183,3 +183,32 @@ fn a_batch_split_across_threads_caches_exactly_what_precedes_the_bad_signature()
         accepted(pool.insert(tx.clone(), &mut ledger));
     }
 }
+
+#[test]
+fn what_the_pool_would_refuse_is_not_verified() {
+    let (mut ledger, mut pool, genesis, owner) = setup();
+    let held = spend(&genesis, &owner, 0, 2);
+    accepted(pool.insert(held.clone(), &mut ledger));
+    let coin = outpoints(&genesis.txs[0]);
+    // No fee at all, and a conflict with `held` that pays no more than it.
+    let free = pay(
+        &[(coin[1], Amount::from_units(EACH), &owner)],
+        &key(2),
+        Amount::from_units(EACH),
+    );
+    let rival = pay(
+        &[(coin[0], Amount::from_units(EACH), &owner)],
+        &key(3),
+        Amount::from_units(EACH - FEE),
+    );
+    let fine = spend(&genesis, &owner, 2, 2);
+    let txs = vec![held, free.clone(), rival.clone(), fine.clone()];
+    assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 1);
+    assert!(!ledger.sig_cache().contains(&txid(&free)));
+    assert!(!ledger.sig_cache().contains(&txid(&rival)));
+    assert!(ledger.sig_cache().contains(&txid(&fine)));
+    assert!(matches!(
+        pool.insert(free, &mut ledger),
+        Err(MempoolError::FeeRateTooLow { .. })
+    ));
+}

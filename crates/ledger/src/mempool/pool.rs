@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::orphans::OrphanPool;
 use crate::{
-    Amount, Block, ChainStore, Coin, Ledger, MempoolConfig, MempoolError, OutPoint, StoreError, Transaction,
-    Transfer, TxError, TxId, UtxoView,
+    Amount, Block, ChainStore, CheckedTransfer, Coin, Ledger, MempoolConfig, MempoolError, OutPoint,
+    StoreError, Transaction, Transfer, TxError, TxId, UtxoView,
 };
 
 /// A pool transaction and its links to other pool transactions.
@@ -167,15 +167,40 @@ impl Mempool {
 
     /// Verifies the signatures of `txs` in one batch before they are inserted one by one, so that each
     /// insert finds them cached ([`Ledger::preverify_transfers`], with the pool's outputs as
-    /// unconfirmed coins; what the pool holds already is skipped). Returns how many transactions were
-    /// verified and cached; the others are checked by their inserts as usual.
+    /// unconfirmed coins; what the pool holds already, and what its fee floor, replacement or package
+    /// rules refuse, is skipped). Returns how many transactions were verified and cached; the others
+    /// are checked by their inserts as usual.
     pub fn preverify<S: ChainStore>(
         &self,
         txs: &[Transfer],
         ledger: &mut Ledger<S>,
     ) -> Result<usize, StoreError> {
         let known = |txid: &TxId| self.entries.contains_key(txid) || self.orphans.contains(txid);
-        ledger.preverify_transfers(txs, &PoolOutputs(&self.entries), known)
+        // As the insert checks its signatures last, a transaction the policy refuses is not verified
+        // here either (judged against the pool as it is: the batch's earlier ones are not in it yet).
+        let wanted = |tx: &Transfer, checked: &CheckedTransfer| {
+            let size = Transaction::Transfer(tx.clone()).encoded_len();
+            self.check_policy(tx, checked.fee, size).is_ok()
+        };
+        ledger.preverify_transfers(txs, &PoolOutputs(&self.entries), known, wanted)
+    }
+
+    /// The pool's rules that need the fee but no signature: the relay fee floor, replacement (BIP125)
+    /// and package limits. Gives the fee rate and the transactions it would replace.
+    fn check_policy(
+        &self,
+        tx: &Transfer,
+        fee: Amount,
+        size: usize,
+    ) -> Result<(u64, HashSet<TxId>), MempoolError> {
+        let min_fee = self.config.min_relay_fee(size);
+        if fee < min_fee {
+            return Err(MempoolError::FeeRateTooLow { fee, size, min_fee });
+        }
+        let rate = fee_rate(fee, size);
+        let replaced = self.check_replacement(tx, fee, size, rate)?;
+        self.check_package_limits(tx, size, &replaced)?;
+        Ok((rate, replaced))
     }
 
     fn insert_one<S: ChainStore>(
@@ -214,17 +239,7 @@ impl Mempool {
             }
             Err(error) => return Err(error.into()),
         };
-        let min_fee = self.config.min_relay_fee(size);
-        if checked.fee < min_fee {
-            return Err(MempoolError::FeeRateTooLow {
-                fee: checked.fee,
-                size,
-                min_fee,
-            });
-        }
-        let rate = fee_rate(checked.fee, size);
-        let replaced = self.check_replacement(&tx, checked.fee, size, rate)?;
-        self.check_package_limits(&tx, size, &replaced)?;
+        let (rate, replaced) = self.check_policy(&tx, checked.fee, size)?;
         // Signatures last, as Bitcoin Core does: a transaction the policy refuses costs no verification.
         ledger.verify_transfer_signatures(&tx, &checked)?;
         // Refuse early rather than evict ourselves.

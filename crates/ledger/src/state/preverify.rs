@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 use super::chain::Ledger;
 use super::connect::signature_jobs;
 use super::sigcheck;
-use crate::{ChainStore, Coin, OutPoint, StoreError, Transaction, Transfer, TxId, TxOut, UtxoView};
+use crate::{
+    ChainStore, CheckedTransfer, Coin, OutPoint, StoreError, Transaction, Transfer, TxId, TxOut, UtxoView,
+};
 
 /// `first`, then `then`: the outputs of earlier transactions of a batch before the caller's view.
 struct Chained<'a, V> {
@@ -39,8 +41,8 @@ impl<S: ChainStore> Ledger<S> {
     /// (unconfirmed outputs: the mempool's), then in the store, so a chain of transactions that arrive
     /// together is verified together. A transaction is left out, for its own check to judge, if the
     /// caller holds it already (`known`: the mempool's transactions and orphans), it came earlier in
-    /// `txs`, it is cached, it spends a coin none of these holds, or it breaks a rule that needs no
-    /// signature.
+    /// `txs`, it is cached, it spends a coin none of these holds, it breaks a rule that needs no
+    /// signature, or the caller does not want it (`wanted`: the mempool's policy refuses it).
     ///
     /// What is cached is what [`check_transfer`](Self::check_transfer) would have cached: a
     /// transaction's signatures cover its id's inputs, and the coins those inputs name are fixed by the
@@ -54,6 +56,7 @@ impl<S: ChainStore> Ledger<S> {
         txs: &[Transfer],
         extra: &impl UtxoView,
         known: impl Fn(&TxId) -> bool,
+        wanted: impl Fn(&Transfer, &CheckedTransfer) -> bool,
     ) -> Result<usize, StoreError> {
         let mut made: HashMap<OutPoint, Coin> = HashMap::new();
         let mut seen: HashSet<TxId> = HashSet::new();
@@ -74,6 +77,9 @@ impl<S: ChainStore> Ledger<S> {
                     // batch) while both are judged orphans, without blame.
                     continue;
                 };
+                if !wanted(tx, &checked) {
+                    continue;
+                }
                 candidates.push((txid, tx, checked.coins));
             }
             for (index, output) in tx.outputs.iter().enumerate() {
