@@ -54,6 +54,15 @@ fn spend_on(parent: &Transfer, holder: u8, to: u8) -> Transfer {
     )
 }
 
+/// A transfer of `amount` to `key(2)` from a coin nobody knows of: an orphan wherever it goes.
+fn orphan(owner: &Keypair, amount: Amount) -> Transfer {
+    let unknown = OutPoint {
+        txid: TxId::digest(b"nowhere"),
+        index: 0,
+    };
+    pay(&[(unknown, Amount::from_units(EACH), owner)], &key(2), amount)
+}
+
 fn accepted(result: Result<Inserted, MempoolError>) {
     assert!(
         matches!(result, Ok(Inserted::Accepted { .. })),
@@ -105,15 +114,7 @@ fn a_bad_signature_caches_what_came_before_it_and_costs_the_others_nothing() {
 #[test]
 fn what_a_batch_cannot_check_is_left_to_the_inserts() {
     let (mut ledger, pool, genesis, owner) = setup();
-    let unknown = OutPoint {
-        txid: TxId::digest(b"nowhere"),
-        index: 0,
-    };
-    let orphan = pay(
-        &[(unknown, Amount::from_units(EACH), &owner)],
-        &key(2),
-        Amount::from_units(1),
-    );
+    let orphan = orphan(&owner, Amount::from_units(1));
     let overspend = pay(
         &[(outpoints(&genesis.txs[0])[0], Amount::from_units(EACH), &owner)],
         &key(2),
@@ -138,17 +139,9 @@ fn what_a_batch_cannot_check_is_left_to_the_inserts() {
 #[test]
 fn a_child_of_a_transaction_with_unknown_coins_is_not_verified_and_spoils_nothing() {
     let (mut ledger, pool, genesis, owner) = setup();
-    let unknown = OutPoint {
-        txid: TxId::digest(b"nowhere"),
-        index: 0,
-    };
     // An orphan, then a child of it signed by the wrong key: both will be judged orphans, without
     // blame, so the child must not be verified here, where its bad signature would fail the batch.
-    let orphan = pay(
-        &[(unknown, Amount::from_units(EACH), &owner)],
-        &key(2),
-        Amount::from_units(EACH),
-    );
+    let orphan = orphan(&owner, Amount::from_units(EACH));
     let spoiler = spend_on(&orphan, 66, 3);
     let honest = spend(&genesis, &owner, 0, 4);
     let txs = vec![orphan, spoiler.clone(), honest.clone(), honest.clone()];

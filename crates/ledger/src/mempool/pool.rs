@@ -178,8 +178,7 @@ impl Mempool {
         let known = |txid: &TxId| self.entries.contains_key(txid) || self.orphans.contains(txid);
         // As the insert checks its signatures last, a transaction the policy refuses is not verified
         // here either (judged against the pool as it is: the batch's earlier ones are not in it yet).
-        let wanted = |tx: &Transfer, checked: &CheckedTransfer| {
-            let size = Transaction::Transfer(tx.clone()).encoded_len();
+        let wanted = |tx: &Transfer, checked: &CheckedTransfer, size: usize| {
             self.check_policy(tx, checked.fee, size).is_ok()
         };
         ledger.preverify_transfers(txs, &PoolOutputs(&self.entries), known, wanted)

@@ -42,7 +42,8 @@ impl<S: ChainStore> Ledger<S> {
     /// together is verified together. A transaction is left out, for its own check to judge, if the
     /// caller holds it already (`known`: the mempool's transactions and orphans), it came earlier in
     /// `txs`, it is cached, it spends a coin none of these holds, it breaks a rule that needs no
-    /// signature, or the caller does not want it (`wanted`: the mempool's policy refuses it).
+    /// signature, or the caller does not want it (`wanted`, given its encoded size: the mempool's policy
+    /// refuses it).
     ///
     /// What is cached is what [`check_transfer`](Self::check_transfer) would have cached: a
     /// transaction's signatures cover its id's inputs, and the coins those inputs name are fixed by the
@@ -56,13 +57,14 @@ impl<S: ChainStore> Ledger<S> {
         txs: &[Transfer],
         extra: &impl UtxoView,
         known: impl Fn(&TxId) -> bool,
-        wanted: impl Fn(&Transfer, &CheckedTransfer) -> bool,
+        wanted: impl Fn(&Transfer, &CheckedTransfer, usize) -> bool,
     ) -> Result<usize, StoreError> {
         let mut made: HashMap<OutPoint, Coin> = HashMap::new();
         let mut seen: HashSet<TxId> = HashSet::new();
         let mut candidates: Vec<(TxId, &Transfer, Vec<Coin>)> = Vec::new();
         for tx in txs {
-            let txid = Transaction::Transfer(tx.clone()).txid();
+            let as_tx = Transaction::Transfer(tx.clone());
+            let (txid, size) = (as_tx.txid(), as_tx.encoded_len());
             if known(&txid) || !seen.insert(txid) {
                 continue;
             }
@@ -77,7 +79,7 @@ impl<S: ChainStore> Ledger<S> {
                     // batch) while both are judged orphans, without blame.
                     continue;
                 };
-                if !wanted(tx, &checked) {
+                if !wanted(tx, &checked, size) {
                     continue;
                 }
                 candidates.push((txid, tx, checked.coins));
