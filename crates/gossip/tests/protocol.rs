@@ -77,6 +77,7 @@ fn a_bad_signature_is_rejected_and_scores_down() {
     );
     assert!(g.score(&a, Instant::ZERO) < 0.0);
     assert_eq!(g.stats().bad_signatures, 1);
+    assert_eq!(g.stats().signatures_verified, 1);
     // Enough of them and the peer is banned and disconnected.
     let mut out = Vec::new();
     for seq in 2..6 {
@@ -142,6 +143,8 @@ fn a_duplicate_triggers_prune() {
     assert_eq!(sends(&out), vec![(b, TreeMessage::Prune { origin })]);
     assert_eq!(g.lazy_peers(&origin), vec![b]);
     assert_eq!(g.eager_peers(&origin), vec![a]);
+    // The exact copy was not verified again.
+    assert_eq!(g.stats().signatures_verified, 1);
 }
 
 #[test]

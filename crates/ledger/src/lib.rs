@@ -126,7 +126,7 @@ pub use message::{
     MAX_OUTPUTS, OutPoint, TX_SIGNING, Transaction, Transfer, TxId, TxIn, TxOut,
 };
 pub use state::chain::{CheckedTransfer, Ledger};
-pub use state::sigcheck::SigCache;
+pub use state::sigcheck::{SigCache, SigStats};
 pub use state::utxo::{BlockUndo, Coin, UtxoCommitment, UtxoView};
 pub use store::{
     BlockIndexEntry, ChainStore, ChainTip, MemoryStore, OwnedCoins, RedbReader, RedbStore, StoreBatch,

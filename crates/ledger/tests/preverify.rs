@@ -78,13 +78,24 @@ fn a_batch_verifies_a_chain_that_came_together_and_the_inserts_find_it_cached() 
     let other = spend(&genesis, &owner, 1, 4);
     let txs = vec![parent, child, other];
     // The child's coin is in neither the store nor the pool: only in the batch.
+    let before = ledger.sig_stats();
     assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 3);
     for tx in &txs {
         assert!(ledger.sig_cache().contains(&txid(tx)));
     }
+    let batched = ledger.sig_stats();
+    assert_eq!(batched.batches - before.batches, 1, "one batch for the three");
+    assert_eq!(batched.signatures - before.signatures, 3);
     for tx in txs {
         accepted(pool.insert(tx, &mut ledger));
     }
+    // The inserts verify nothing more: each finds its transaction cached.
+    let inserted = ledger.sig_stats();
+    assert_eq!(
+        (inserted.batches, inserted.signatures),
+        (batched.batches, batched.signatures)
+    );
+    assert_eq!(inserted.cached - batched.cached, 3);
 }
 
 #[test]

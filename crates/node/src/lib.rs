@@ -105,6 +105,7 @@
 
 mod config;
 mod connection;
+mod cpu;
 mod error;
 mod handle;
 mod manager;
@@ -116,6 +117,7 @@ mod slot;
 mod transport_metrics;
 
 pub use config::NodeConfig;
+pub use cpu::{process_cpu_time, thread_cpu_time};
 pub use error::NodeError;
 pub use handle::{Events, Handle};
 pub use manager::ConnectionLimits;

@@ -6,7 +6,9 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -72,10 +74,14 @@ struct Inner {
     queue_drops: Family<ProtocolLabel, Counter>,
     event_drops: Family<ProtocolLabel, Counter>,
     invalid_frames: Family<ProtocolLabel, Counter>,
+    cpu: Family<ProtocolLabel, CpuSeconds>,
     dropped: Family<DropLabel, Counter>,
     connections: Family<StateLabel, Gauge>,
     managed_closes: Family<ReasonLabel, Counter>,
 }
+
+/// Seconds of CPU time, a float counter (the Prometheus convention for durations).
+type CpuSeconds = Counter<f64, AtomicU64>;
 
 /// The counters of one protocol, resolved once at registration so the hot path does no label lookup.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +93,8 @@ pub(crate) struct ProtocolMetrics {
     pub(crate) queue_drops: Counter,
     pub(crate) event_drops: Counter,
     pub(crate) invalid_frames: Counter,
+    /// CPU seconds of the node task's calls into the protocol.
+    pub(crate) cpu: CpuSeconds,
     /// One counter per [`DropReason`], in the order of [`DropReason::ALL`].
     dropped: Vec<Counter>,
 }
@@ -129,6 +137,7 @@ impl Metrics {
             queue_drops: Family::default(),
             event_drops: Family::default(),
             invalid_frames: Family::default(),
+            cpu: Family::default(),
             dropped: Family::default(),
             connections: Family::default(),
             managed_closes: Family::default(),
@@ -209,6 +218,12 @@ impl Metrics {
                 inner.invalid_frames.clone(),
             );
             registry.register(
+                "protocol_cpu_seconds",
+                "CPU time of the node task's calls into each protocol (decoding its messages, its \
+                 handlers, encoding what it sends), by protocol; threads a protocol starts are not in it",
+                inner.cpu.clone(),
+            );
+            registry.register(
                 "connections",
                 "Connected peers by the connection manager's state: protected (a protocol needs it), \
                  new (in its grace period), closable (idle or trimmed when the time comes)",
@@ -246,6 +261,7 @@ impl Metrics {
             queue_drops: i.queue_drops.get_or_create(&label).clone(),
             event_drops: i.event_drops.get_or_create(&label).clone(),
             invalid_frames: i.invalid_frames.get_or_create(&label).clone(),
+            cpu: i.cpu.get_or_create(&label).clone(),
             dropped: DropReason::ALL
                 .iter()
                 .map(|reason| {
@@ -330,6 +346,19 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner)
             .register(name, help, gauge.clone());
         gauge
+    }
+
+    /// CPU time the node task has spent in calls into `protocol` (its id, as in
+    /// [`Protocol::ID`](meshwork_wire::Protocol::ID)): decoding its frames, its handlers and timers,
+    /// encoding what it sends. Measured with the thread's CPU clock ([`thread_cpu_time`](crate::thread_cpu_time)),
+    /// so time the task waited for a core is not in it, nor are threads the protocol starts itself.
+    /// Zero for a protocol the node does not run, or where the platform has no thread CPU clock.
+    pub fn protocol_cpu(&self, protocol: &str) -> Duration {
+        let label = ProtocolLabel {
+            protocol: protocol.to_owned(),
+        };
+        let seconds = self.inner.cpu.get(&label).map_or(0.0, |counter| counter.get());
+        Duration::try_from_secs_f64(seconds).unwrap_or_default()
     }
 
     /// Every metric, in the OpenMetrics text format (which Prometheus scrapes).

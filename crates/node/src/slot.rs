@@ -191,6 +191,34 @@ impl<P: Protocol> Driven<P> {
         self.flush(actions);
     }
 
+    /// Runs `work` and charges its CPU time to the protocol. Every entry point of [`Slot`] goes through
+    /// here exactly once (none calls another), so nothing is counted twice.
+    fn charged<R>(&mut self, work: impl FnOnce(&mut Self) -> R) -> R {
+        let start = crate::thread_cpu_time();
+        let result = work(self);
+        if let Some((start, end)) = start.zip(crate::thread_cpu_time()) {
+            self.metrics.cpu.inc_by(end.saturating_sub(start).as_secs_f64());
+        }
+        result
+    }
+
+    /// Tells the protocol a link's address and round trip, through its hooks.
+    fn link(&mut self, now: Instant, peer: PeerId, link: (SocketAddr, Duration), actions: &mut Vec<Action>) {
+        let (addr, rtt) = link;
+        if let Some(command) = self.hooks.on_connected.and_then(|hook| hook(peer, addr)) {
+            self.input(now, Input::Command(command), actions);
+        }
+        let measured = (!rtt.is_zero()).then_some(rtt);
+        if let Some(command) = self
+            .hooks
+            .on_round_trip
+            .zip(measured)
+            .and_then(|(hook, rtt)| hook(peer, rtt))
+        {
+            self.input(now, Input::Command(command), actions);
+        }
+    }
+
     /// Turns the protocol's outputs into actions, in order.
     fn flush(&mut self, actions: &mut Vec<Action>) {
         for output in self.out.drain(..) {
@@ -280,9 +308,11 @@ where
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), DecodeError> {
-        let msg = P::Message::decode_from(channel, bytes)?;
-        self.input(now, Input::Message { from, msg }, actions);
-        Ok(())
+        self.charged(|s| {
+            let msg = P::Message::decode_from(channel, bytes)?;
+            s.input(now, Input::Message { from, msg }, actions);
+            Ok(())
+        })
     }
 
     fn peer_up(
@@ -292,8 +322,10 @@ where
         link: (SocketAddr, Duration),
         actions: &mut Vec<Action>,
     ) {
-        self.link_changed(now, peer, link, actions);
-        self.input(now, Input::PeerUp(peer), actions);
+        self.charged(|s| {
+            s.link(now, peer, link, actions);
+            s.input(now, Input::PeerUp(peer), actions);
+        });
     }
 
     fn link_changed(
@@ -303,23 +335,11 @@ where
         link: (SocketAddr, Duration),
         actions: &mut Vec<Action>,
     ) {
-        let (addr, rtt) = link;
-        if let Some(command) = self.hooks.on_connected.and_then(|hook| hook(peer, addr)) {
-            self.input(now, Input::Command(command), actions);
-        }
-        let measured = (!rtt.is_zero()).then_some(rtt);
-        if let Some(command) = self
-            .hooks
-            .on_round_trip
-            .zip(measured)
-            .and_then(|(hook, rtt)| hook(peer, rtt))
-        {
-            self.input(now, Input::Command(command), actions);
-        }
+        self.charged(|s| s.link(now, peer, link, actions));
     }
 
     fn peer_down(&mut self, now: Instant, peer: PeerId, actions: &mut Vec<Action>) {
-        self.input(now, Input::PeerDown(peer), actions);
+        self.charged(|s| s.input(now, Input::PeerDown(peer), actions));
     }
 
     fn undelivered(
@@ -331,18 +351,20 @@ where
         reason: DropReason,
         actions: &mut Vec<Action>,
     ) {
-        // The bytes are our own encoding, so they decode; the message is rebuilt only on a drop,
-        // rather than kept beside every queued frame.
-        let Ok(msg) = P::Message::decode_from(channel, bytes) else {
-            return;
-        };
-        self.state.undelivered(now, to, msg, reason, &mut self.out);
-        self.flush(actions);
+        self.charged(|s| {
+            // The bytes are our own encoding, so they decode; the message is rebuilt only on a drop,
+            // rather than kept beside every queued frame.
+            let Ok(msg) = P::Message::decode_from(channel, bytes) else {
+                return;
+            };
+            s.state.undelivered(now, to, msg, reason, &mut s.out);
+            s.flush(actions);
+        });
     }
 
     fn timer(&mut self, now: Instant, key: u64, actions: &mut Vec<Action>) {
         if let Some(timer) = self.timers.remove(&key) {
-            self.input(now, Input::Timer(timer), actions);
+            self.charged(|s| s.input(now, Input::Timer(timer), actions));
         }
     }
 
@@ -352,13 +374,13 @@ where
             warn!(protocol = %P::ID, "call of the wrong type ignored");
             return;
         };
-        match *call {
-            Call::Command(command) => self.input(now, Input::Command(command), actions),
+        self.charged(|s| match *call {
+            Call::Command(command) => s.input(now, Input::Command(command), actions),
             Call::With(with) => {
-                with(&mut self.state, now, &mut self.out);
-                self.flush(actions);
+                with(&mut s.state, now, &mut s.out);
+                s.flush(actions);
             }
-        }
+        });
     }
 
     fn address_of(&self, peer: &PeerId) -> Option<SocketAddr> {

@@ -237,6 +237,42 @@ async fn a_full_event_queue_drops_and_counts_instead_of_stalling() {
     a.shutdown().await.unwrap();
 }
 
+/// The node task charges each protocol the CPU time of its calls into it, by the thread's CPU clock.
+#[tokio::test]
+async fn a_protocol_is_charged_the_cpu_time_of_its_calls() {
+    let network = MemoryNetwork::new();
+    let (a, a_probe, _events) = start(&network, 1, NodeConfig::default()).await;
+    let before = a.metrics().protocol_cpu(Probe::ID.as_str());
+    // Busy work inside the protocol's state, which also measures itself with the same clock.
+    let spun = a_probe
+        .call(|_, _, _| {
+            let start = meshwork_node::thread_cpu_time().unwrap();
+            let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+            for i in 0..30_000_000_u64 {
+                x = (x ^ i).wrapping_mul(0x5851_f42d_4c95_7f2d).rotate_left(17);
+            }
+            std::hint::black_box(x);
+            meshwork_node::thread_cpu_time().unwrap() - start
+        })
+        .await
+        .unwrap();
+    // The charge is recorded after the call returns: one more call orders it before the read.
+    a_probe.with(|_| ()).await.unwrap();
+    let charged = a.metrics().protocol_cpu(Probe::ID.as_str()) - before;
+    assert!(spun > Duration::ZERO);
+    assert!(
+        charged >= spun,
+        "charged {charged:?} for a call that used {spun:?}"
+    );
+    assert_eq!(a.metrics().protocol_cpu("/test/absent/1"), Duration::ZERO);
+    assert!(
+        a.metrics()
+            .render()
+            .contains("meshwork_protocol_cpu_seconds_total{protocol=\"/test/probe/1\"}")
+    );
+    a.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn metrics_are_served_over_http() {
     let network = MemoryNetwork::new();

@@ -128,6 +128,8 @@ pub struct NodeApi {
     reader: RedbReader,
     wallet: std::sync::Arc<Keypair>,
     mining: bool,
+    /// Block header hashes the miner has tried (shared with it).
+    hashes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How many times a read that must match the node's tip is tried.
@@ -169,6 +171,7 @@ impl NodeApi {
             reader,
             wallet: std::sync::Arc::new(wallet),
             mining,
+            hashes: std::sync::Arc::default(),
         }
     }
 
@@ -185,6 +188,16 @@ impl NodeApi {
     /// The wallet's key.
     pub fn wallet(&self) -> &Keypair {
         &self.wallet
+    }
+
+    /// Block header hashes this node's miner has tried (proof-of-work attempts).
+    pub fn hashes_tried(&self) -> u64 {
+        self.hashes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `n` more hashes tried.
+    pub(crate) fn add_hashes(&self, n: u64) {
+        self.hashes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The tip's height and id.

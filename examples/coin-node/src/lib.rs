@@ -31,6 +31,7 @@ pub mod miner;
 pub mod nat;
 pub mod node;
 pub mod rpc;
+pub mod store;
 pub mod wallet;
 
 pub use api::NodeApi;

@@ -150,7 +150,10 @@ enum Cmd {
     ///    (tx_accepted_per_sec: what the mempools took). Blocks bound it: 1 MB and 16,384 transactions
     ///    per block interval (tx_bound_per_sec). block_relay_bytes_over_block_bytes: the
     ///    sync bytes each relayed block cost its receivers (compact blocks rebuilt from the mempool) over
-    ///    the block's size.
+    ///    the block's size. Where the window's CPU time went: cpu_secs (the process) split into
+    ///    cpu_mining_secs, cpu_wallets_secs, cpu_node_core_secs (of which cpu_tx_signatures_secs,
+    ///    cpu_gossip_signatures_secs, cpu_store_secs, cpu_core_other_secs) and cpu_transport_secs;
+    ///    measured by CPU clocks, or counted and costed (cost_*) in the same run.
     /// 2. A chain of --blocks blocks with --txs-per-block transfers each is built at the easiest target;
     ///    (b) connected directly into a fresh Chain on redb (connect_blocks_per_sec), (a) synced by a fresh
     ///    node from 3 peers over QUIC (sync_blocks_per_sec); sync_over_connect is their ratio.

@@ -20,6 +20,17 @@ pub const NONCES_PER_CHUNK: u64 = 20_000;
 /// A template older than this is rebuilt.
 pub const TEMPLATE_MAX_AGE: Duration = Duration::from_secs(3);
 
+/// How many hashes a chunk that started at nonce `start` tried. Lane `l` of `threads` tries
+/// `start + l + k·threads` for `k = 0, 1, ...`; when one lane finds a nonce the others stop at about the
+/// same `k`, so a solved chunk tried about `(k + 1)·threads` (an unsolved one all of its nonces).
+fn hashes_tried(start: u64, solved: Option<u64>, threads: usize) -> u64 {
+    let threads = threads.max(1) as u64;
+    match solved {
+        Some(nonce) => (nonce.wrapping_sub(start) / threads + 1) * threads,
+        None => NONCES_PER_CHUNK * threads,
+    }
+}
+
 /// Mines on `api`'s chain with `threads` threads, paying its wallet, until `stop` turns true.
 pub async fn run(api: NodeApi, threads: usize, stop: watch::Receiver<bool>) {
     let owner = api.wallet().peer_id();
@@ -51,6 +62,7 @@ pub async fn run(api: NodeApi, threads: usize, stop: watch::Receiver<bool>) {
                 .await
                 .ok()
                 .flatten();
+            api.add_hashes(hashes_tried(header.nonce, solved.map(|h| h.nonce), threads));
             if let Some(header) = solved {
                 let block = Block {
                     header,
@@ -70,5 +82,21 @@ pub async fn run(api: NodeApi, threads: usize, stop: watch::Receiver<bool>) {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_counts_the_nonces_its_lanes_reached() {
+        assert_eq!(hashes_tried(100, None, 2), 2 * NONCES_PER_CHUNK);
+        // One thread: nonces 100..=104 tried.
+        assert_eq!(hashes_tried(100, Some(104), 1), 5);
+        // Two lanes, lane 1 found 100 + 1 + 3·2: each lane reached k = 3.
+        assert_eq!(hashes_tried(100, Some(107), 2), 8);
+        // The nonce space wraps.
+        assert_eq!(hashes_tried(u64::MAX, Some(1), 1), 3);
     }
 }

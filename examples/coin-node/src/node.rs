@@ -12,6 +12,8 @@ use meshwork_consensus::{Chain, ChainRule, SyncConfig, genesis_block};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{RedbStore, StoreError, Transfer};
+
+use crate::store::MeteredStore;
 use meshwork_nat::bridge::spawn_bridge;
 use meshwork_nat::{Nat, Relay};
 use meshwork_node::{Hooks, NodeBuilder, NodeConfig, NodeError};
@@ -29,7 +31,7 @@ use crate::nat::{self, NatRole};
 use crate::rpc::{self, RpcError};
 
 /// The coin's logic over the redb store: the one protocol the node runs.
-pub type App = CoinApp<RedbStore>;
+pub type App = CoinApp<MeteredStore<RedbStore>>;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +208,12 @@ impl CoinNode {
         let genesis_id = genesis.id();
         let store = RedbStore::open(&dir.chain_db())?;
         let reader = store.reader();
-        let chain = Chain::open(store, config, genesis, crate::config::unix_now())?;
+        let chain = Chain::open(
+            MeteredStore::new(store),
+            config,
+            genesis,
+            crate::config::unix_now(),
+        )?;
 
         let mut builder = NodeBuilder::new(NodeConfig {
             metrics_addr: options.metrics,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use meshwork_identity::Hash;
 
-use super::sigcheck::{self, SigCache};
+use super::sigcheck::{self, SigCache, SigCounters, SigStats};
 use super::validation::{check_transfer_shape, check_transfer_value};
 use crate::message::merkle;
 use crate::{
@@ -21,6 +21,7 @@ pub struct Ledger<S> {
     pub(super) store: S,
     pub(super) config: LedgerConfig,
     pub(super) sig_cache: SigCache,
+    pub(super) sig_counters: SigCounters,
 }
 
 /// The result of checking a loose transaction against the tip's UTXO set.
@@ -47,6 +48,7 @@ impl<S: ChainStore> Ledger<S> {
             store,
             config,
             sig_cache,
+            sig_counters: SigCounters::default(),
         }
     }
 
@@ -68,6 +70,11 @@ impl<S: ChainStore> Ledger<S> {
     /// The signature cache.
     pub fn sig_cache(&self) -> &SigCache {
         &self.sig_cache
+    }
+
+    /// The signature work done so far: batches, signatures, and transactions the cache spared.
+    pub fn sig_stats(&self) -> SigStats {
+        self.sig_counters.snapshot()
     }
 
     /// The connected tip.
@@ -222,12 +229,13 @@ impl<S: ChainStore> Ledger<S> {
     ) -> Result<(), TxError> {
         let txid = Transaction::Transfer(tx.clone()).txid();
         if self.sig_cache.contains(&txid) {
+            self.sig_counters.cached(1);
             return Ok(());
         }
         let spent: Vec<TxOut> = checked.coins.iter().map(|coin| coin.output).collect();
         let sighash = tx.sighash(&spent);
         let jobs = super::connect::signature_jobs(0, tx, &checked.coins, sighash);
-        if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
+        if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread, &self.sig_counters) {
             return Err(TxError::BadSignature {
                 input: jobs[position].input,
             });

@@ -85,7 +85,9 @@ impl<S: ChainStore> Ledger<S> {
                     .checked_add(fee)
                     .filter(|fees| fees.in_range())
                     .ok_or(BlockError::FeesOutOfRange)?;
-                if !self.sig_cache.contains(&txids[index]) {
+                if self.sig_cache.contains(&txids[index]) {
+                    self.sig_counters.cached(1);
+                } else {
                     let spent: Vec<TxOut> = coins.iter().map(|coin| coin.output).collect();
                     sighashes.push((index, transfer.sighash(&spent), coins));
                 }
@@ -124,7 +126,7 @@ impl<S: ChainStore> Ledger<S> {
                 jobs.extend(signature_jobs(*index, transfer, coins, *sighash));
             }
         }
-        if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
+        if let Err(position) = sigcheck::verify(&jobs, self.config.min_batch_per_thread, &self.sig_counters) {
             let job = &jobs[position];
             return Err(tx_error(job.tx, TxError::BadSignature { input: job.input }));
         }

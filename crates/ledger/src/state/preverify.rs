@@ -102,7 +102,7 @@ impl<S: ChainStore> Ledger<S> {
             let spent: Vec<TxOut> = coins.iter().map(|coin| coin.output).collect();
             jobs.extend(signature_jobs(position, tx, coins, tx.sighash(&spent)));
         }
-        let valid = match sigcheck::verify(&jobs, self.config.min_batch_per_thread) {
+        let valid = match sigcheck::verify(&jobs, self.config.min_batch_per_thread, &self.sig_counters) {
             Ok(()) => candidates.len(),
             Err(position) => jobs[position].tx,
         };

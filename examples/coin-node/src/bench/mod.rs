@@ -10,6 +10,9 @@
 //!    transfers in the blocks of the chain every node agrees on at the end, above the tip at the start,
 //!    over the seconds from the start until every node agrees. The bound is `max_block_bytes` (and
 //!    `MAX_BLOCK_TXS`) per block interval.
+//!
+//!    Where that window's CPU time went is [`CpuReport`]: measured by CPU clocks where the code may read
+//!    one, counted in the pure cores and costed on this machine where it may not.
 //! 2. **Sync against the ledger's own connect rate.** A chain of `blocks` blocks with `txs_per_block`
 //!    transfers each is built in-process at the easiest target (timestamps behind schedule, so ASERT
 //!    stays at the limit). (b) The same blocks are connected directly into a fresh `Chain` on redb
@@ -43,8 +46,11 @@ use crate::config::{ConfigError, DataDir, FileConfig, NetworkParams, unix_now};
 use crate::devnet;
 use crate::node::{CoinNode, NodeOptions, StartError};
 
+mod cpu;
 mod sync;
 mod throughput;
+
+pub use cpu::CpuReport;
 
 use sync::chain_parts;
 use throughput::tx_throughput;
@@ -130,6 +136,9 @@ pub struct BenchReport {
     /// Grafts the devnet's nodes declined (their answer over the grafter's budget or dropped by a full
     /// send queue): the grafter asked another announcer at once, and blamed no one.
     pub gossip_declines: u64,
+    /// Where the window's CPU time went ([`CpuReport`]; its keys are at this level in the JSON).
+    #[serde(flatten)]
+    pub cpu: CpuReport,
     /// Relayed transactions the devnet's nodes accepted into their mempools.
     pub tx_relayed_accepted: u64,
     /// Batches the nodes judged relayed transactions in (`AppConfig::validation_batch`).

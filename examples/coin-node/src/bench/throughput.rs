@@ -3,14 +3,14 @@
 use super::*;
 
 /// Submits splits of `coins` through `api` until `until`, at most `per_sec` a second (0: as fast as the
-/// node answers); returns how many the mempool took.
+/// node answers); returns how many the mempool took, and the CPU time spent building and signing them.
 async fn submitter(
     api: NodeApi,
     mut coins: VecDeque<(OutPoint, Amount)>,
     per_sec: f64,
     until: Instant,
-) -> u64 {
-    let mut sent = 0;
+) -> (u64, Duration) {
+    let (mut sent, mut cpu) = (0, Duration::ZERO);
     let mut pace = (per_sec > 0.0).then(|| {
         let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(0.1)));
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -23,7 +23,13 @@ async fn submitter(
         let Some(coin) = coins.pop_front() else {
             break;
         };
-        let Some((tx, outputs)) = split(api.wallet(), coin) else {
+        // No await inside: the task stays on one thread while its clock runs.
+        let start = meshwork_node::thread_cpu_time().unwrap_or_default();
+        let made = split(api.wallet(), coin);
+        cpu += meshwork_node::thread_cpu_time()
+            .unwrap_or_default()
+            .saturating_sub(start);
+        let Some((tx, outputs)) = made else {
             continue;
         };
         match api.submit_tx(tx).await {
@@ -39,7 +45,7 @@ async fn submitter(
             Err(_) => break,
         }
     }
-    sent
+    (sent, cpu)
 }
 
 pub(super) async fn tx_throughput(
@@ -74,15 +80,26 @@ pub(super) async fn tx_throughput(
     for node in nodes {
         node.shutdown().await;
     }
-    result
+    let (work, wallets) = result?;
+    // The unit costs, measured with the nodes gone so that nothing else runs on the machine's cores.
+    let header = genesis_block(&params.chain_config()).header;
+    let gossip_bytes = report.avg_tx_bytes as usize + GOSSIP_CONTENT_OVERHEAD;
+    let costs = tokio::task::spawn_blocking(move || cpu::measure_costs(header, n, gossip_bytes))
+        .await
+        .map_err(|e| BenchError::Failed(format!("measuring unit costs: {e}")))?;
+    report.cpu = CpuReport::new(work, wallets, costs);
+    Ok(())
 }
+
+/// Bytes a gossip message's signature covers beyond its payload: origin, topic and sequence number.
+const GOSSIP_CONTENT_OVERHEAD: usize = 32 + 32 + 8;
 
 async fn measure_tx(
     options: &BenchOptions,
     params: NetworkParams,
     nodes: &[CoinNode],
     report: &mut BenchReport,
-) -> Result<(), BenchError> {
+) -> Result<(cpu::Work, Duration), BenchError> {
     let n = nodes.len();
     let first = nodes[0].api();
     let faucet = genesis_key();
@@ -115,6 +132,7 @@ async fn measure_tx(
         .await?;
     }
 
+    let before = cpu::Work::read(nodes).await?;
     let started = Instant::now();
     let start_height = first.tip().await?.0;
     let until = started + Duration::from_secs(options.duration);
@@ -129,8 +147,11 @@ async fn measure_tx(
         let per_sec = options.tx_rate / n as f64;
         tasks.push(tokio::spawn(submitter(node.api().clone(), coins, per_sec, until)));
     }
+    let mut wallets = Duration::ZERO;
     for task in tasks {
-        report.tx_submitted += task.await.unwrap_or_default();
+        let (sent, cpu) = task.await.unwrap_or_default();
+        report.tx_submitted += sent;
+        wallets += cpu;
     }
     tokio::time::sleep_until(until).await;
     // The window closes when every node holds the chain up to the tip the first node had at the end.
@@ -159,6 +180,7 @@ async fn measure_tx(
         }
     };
     report.tx_window_secs = secs(started);
+    let work = cpu::Work::read(nodes).await?.since(before);
     let (count, bytes) = first
         .app()
         .with(move |s| -> Result<(u64, u64), ChainError> {
@@ -215,7 +237,7 @@ async fn measure_tx(
     report.avg_tx_bytes = rate(bytes as f64, count as f64);
     let per_block = rate(report.max_block_bytes as f64, report.avg_tx_bytes).min((MAX_BLOCK_TXS - 1) as f64);
     report.tx_bound_per_sec = rate(per_block, params.target_block_time as f64);
-    Ok(())
+    Ok((work, wallets))
 }
 
 /// The highest height (at least `floor`) at which every node's best chain has the same block.
