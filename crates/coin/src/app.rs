@@ -99,6 +99,10 @@ impl<S: ChainStore> CoinApp<S> {
             tx_topic(),
             TopicOptions {
                 validate: true,
+                // Transactions come many at a time under load: their origin signatures too are
+                // checked in batches (`Config::verify_batch`), as their own are (`gather`), unless
+                // batches are off.
+                batch_verify: config.validation_batch > 1,
                 ..TopicOptions::default()
             },
         );
@@ -235,8 +239,21 @@ impl<S: ChainStore> CoinApp<S> {
             CoinTimer::Gossip,
             out,
         );
-        for event in self.follow(left, |peer| Work::Gossip(Input::PeerUp(peer))) {
-            self.on_gossip(now, event, out);
+        let events = self.follow(left, |peer| Work::Gossip(Input::PeerUp(peer)));
+        // Transactions whose origin signatures gossip checked in one batch come out of one step: they
+        // came under load and waited already, so they are judged as one batch at once.
+        let burst = events
+            .iter()
+            .filter(|event| {
+                matches!(event, meshwork_gossip::Event::Validate { message, .. } if message.topic == tx_topic())
+            })
+            .count()
+            > 1;
+        for event in events {
+            self.on_gossip(now, event, burst, out);
+        }
+        if burst {
+            self.validate_gathered(now, out);
         }
         answer
     }
@@ -322,11 +339,18 @@ impl<S: ChainStore> CoinApp<S> {
         self.work.push_back(Work::Bft(news(peer, up)));
     }
 
-    /// Gossip's events: a question is answered now; overlay news goes to the application.
-    fn on_gossip(&mut self, now: Instant, event: meshwork_gossip::Event, out: &mut Vec<Output<Self>>) {
+    /// Gossip's events: a question is answered now, or gathered into a batch (`burst`: with the others
+    /// of this step); overlay news goes to the application.
+    fn on_gossip(
+        &mut self,
+        now: Instant,
+        event: meshwork_gossip::Event,
+        burst: bool,
+        out: &mut Vec<Output<Self>>,
+    ) {
         use meshwork_gossip::Event;
         match event {
-            Event::Validate { id, message, from } => self.gather(now, id, message, from, out),
+            Event::Validate { id, message, from } => self.gather(now, id, message, from, burst, out),
             // Our own and accepted messages: already in the mempool.
             Event::Delivered { .. } | Event::Published { .. } => {}
             other => out.push(Output::Emit(CoinEvent::Gossip(other))),

@@ -89,13 +89,16 @@ impl<S: ChainStore> CoinApp<S> {
     /// Gathers a relayed transaction to be judged with the others of its batch; judges it now if
     /// batches are off, it is not a transaction, or it came alone: later than the batch's wait after
     /// the one before it. Transactions that come that sparsely would each make a batch of one and
-    /// wait for nothing, so batches form only under load, where they pay.
+    /// wait for nothing, so batches form only under load, where they pay. One of a `burst` (gossip
+    /// checked its origin signature in a batch) is gathered without a timer: the caller judges the
+    /// burst when its step is done.
     pub(crate) fn gather(
         &mut self,
         now: Instant,
         id: MessageId,
         message: GossipMessage,
         from: PeerId,
+        burst: bool,
         out: &mut Vec<Output<Self>>,
     ) {
         let (batch, delay) = (self.config.validation_batch, self.config.validation_delay);
@@ -106,10 +109,13 @@ impl<S: ChainStore> CoinApp<S> {
             .last_relayed
             .is_none_or(|last| now.saturating_duration_since(last) >= delay);
         self.last_relayed = Some(now);
-        if alone && self.validating.is_empty() {
+        if alone && !burst && self.validating.is_empty() {
             return self.validate(now, id, &message, from, out);
         }
         self.validating.push((id, message, from));
+        if burst {
+            return;
+        }
         if self.validating.len() >= batch {
             self.validate_gathered(now, out);
         } else if !self.validate_timer {

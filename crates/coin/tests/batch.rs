@@ -1,12 +1,14 @@
 //! Relayed transactions are judged in batches under load: their signatures verified together, their
 //! verdicts given once the batch is full or its short wait ends (`AppConfig::validation_batch`,
-//! `validation_delay`); one that comes alone is judged at once.
+//! `validation_delay`); one that comes alone is judged at once. Gossip checks their origin signatures
+//! in batches first (`meshwork_gossip::Config::verify_batch`): a batch of those is judged at once.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 
 use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinTimer, txid_of};
 use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key};
+use meshwork_gossip::Timer as GossipTimer;
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
 use meshwork_ledger::{Amount, MemoryStore, OutPoint, Transfer, TxOut, testkit};
@@ -18,8 +20,10 @@ struct Pair {
     nodes: [App; 2],
     ids: [PeerId; 2],
     queue: VecDeque<(usize, Input<App>)>,
-    /// Batch timers scheduled by each node, not yet fired.
+    /// The app's batch timers scheduled by each node.
     timers: [usize; 2],
+    /// Gossip's batch timers (for origin signatures) scheduled by each node.
+    verify_timers: [usize; 2],
     now: Instant,
 }
 
@@ -47,6 +51,7 @@ impl Pair {
             ids,
             queue: VecDeque::new(),
             timers: [0; 2],
+            verify_timers: [0; 2],
             now,
         };
         let contact = PeerInfo {
@@ -95,6 +100,10 @@ impl Pair {
                     timer: CoinTimer::Validate,
                     ..
                 } => self.timers[from] += 1,
+                Output::Schedule {
+                    timer: CoinTimer::Gossip(GossipTimer::Verify),
+                    ..
+                } => self.verify_timers[from] += 1,
                 _ => {}
             }
         }
@@ -115,6 +124,13 @@ impl Pair {
     /// Fires `b`'s batch timer.
     fn fire(&mut self) {
         self.queue.push_back((1, Input::Timer(CoinTimer::Validate)));
+        self.settle();
+    }
+
+    /// Fires `b`'s gossip batch timer.
+    fn fire_gossip(&mut self) {
+        self.queue
+            .push_back((1, Input::Timer(CoinTimer::Gossip(GossipTimer::Verify))));
         self.settle();
     }
 }
@@ -153,9 +169,22 @@ fn in_mempool(app: &App, txs: &[Transfer]) -> usize {
         .count()
 }
 
+/// The app's own batches, with gossip's off: the wait is the app's.
+fn app_batches_only(validation_batch: usize) -> AppConfig {
+    let defaults = AppConfig::default();
+    AppConfig {
+        validation_batch,
+        gossip: meshwork_gossip::Config {
+            verify_batch: 1,
+            ..defaults.gossip.clone()
+        },
+        ..defaults
+    }
+}
+
 #[test]
 fn transactions_that_come_together_wait_for_the_batch_timer_and_are_verified_together() {
-    let mut pair = Pair::new(AppConfig::default());
+    let mut pair = Pair::new(app_batches_only(64));
     let (split, spends) = transfers(3);
     // The first comes alone: judged at once.
     pair.submit(std::slice::from_ref(&split));
@@ -176,6 +205,26 @@ fn transactions_that_come_together_wait_for_the_batch_timer_and_are_verified_tog
 }
 
 #[test]
+fn a_batch_of_origin_signatures_is_judged_as_one_batch_without_a_second_wait() {
+    let mut pair = Pair::new(AppConfig::default());
+    let (split, spends) = transfers(3);
+    pair.submit(std::slice::from_ref(&split));
+    assert_eq!(pair.verify_timers[1], 0, "the first came alone");
+    // Three more in the same instant: gossip holds them for one check of their origin signatures.
+    pair.submit(&spends);
+    assert_eq!(pair.verify_timers[1], 1);
+    assert_eq!(in_mempool(&pair.nodes[1], &spends), 0);
+    pair.fire_gossip();
+    // Judged at once, in one batch of the ledger's: no timer of the app's.
+    assert_eq!(in_mempool(&pair.nodes[1], &spends), 3);
+    assert_eq!(pair.timers[1], 0);
+    let stats = pair.nodes[1].relay_stats();
+    assert_eq!((stats.batches, stats.batch_verified, stats.accepted), (1, 3, 4));
+    let gossip = pair.nodes[1].gossip().stats();
+    assert_eq!((gossip.signature_batches, gossip.signatures_batched), (1, 3));
+}
+
+#[test]
 fn transactions_that_come_sparsely_are_judged_at_once() {
     let mut pair = Pair::new(AppConfig::default());
     let (split, spends) = transfers(2);
@@ -192,11 +241,7 @@ fn transactions_that_come_sparsely_are_judged_at_once() {
 
 #[test]
 fn a_full_batch_is_judged_without_waiting() {
-    let config = AppConfig {
-        validation_batch: 2,
-        ..AppConfig::default()
-    };
-    let mut pair = Pair::new(config);
+    let mut pair = Pair::new(app_batches_only(2));
     let (split, spends) = transfers(2);
     pair.submit(&[split]);
     pair.submit(&spends);

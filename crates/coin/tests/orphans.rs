@@ -33,8 +33,8 @@ fn line(now: Instant) -> Vec<App> {
 }
 
 /// Delivers every queued input, and what it makes the nodes send, in order, until all are quiet
-/// (bounded). Of the timers only the end of a batch's wait for validation fires (at once): nothing
-/// comes from a rebroadcast.
+/// (bounded). Of the timers only the ends of the batches' waits fire (at once: the app's for validation,
+/// gossip's for origin signatures): nothing comes from a rebroadcast.
 fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
     for _ in 0..10_000 {
         let Some((to, input)) = queue.pop_front() else {
@@ -56,9 +56,9 @@ fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDe
                 queue.push_back((to, Input::Message { from: ids[from], msg }));
             }
             Output::Schedule {
-                timer: CoinTimer::Validate,
+                timer: timer @ (CoinTimer::Validate | CoinTimer::Gossip(meshwork_gossip::Timer::Verify)),
                 ..
-            } => queue.push_back((from, Input::Timer(CoinTimer::Validate))),
+            } => queue.push_back((from, Input::Timer(timer))),
             _ => {}
         }
     }

@@ -27,6 +27,12 @@ pub struct TopicOptions {
     /// If true, every new message waits for [`Command::Validated`] after [`Event::Validate`]; if false,
     /// messages with a good signature are accepted at once.
     pub validate: bool,
+    /// If true, origin signatures of messages that come close together are checked in batches of up
+    /// to [`Config::verify_batch`](crate::Config::verify_batch), a message waiting at most
+    /// [`Config::verify_wait`](crate::Config::verify_wait); one that comes alone is checked at once.
+    /// For topics of many small messages (a coin's transactions), where the checks are most of the
+    /// CPU; off by default.
+    pub batch_verify: bool,
 }
 
 impl Default for TopicOptions {
@@ -34,6 +40,7 @@ impl Default for TopicOptions {
         Self {
             max_payload: MAX_PAYLOAD,
             validate: false,
+            batch_verify: false,
         }
     }
 }
@@ -134,4 +141,6 @@ pub enum Timer {
     },
     /// Periodic expiry of the seen cache.
     Sweep,
+    /// Messages waiting for a batch check of their signatures have waited long enough.
+    Verify,
 }

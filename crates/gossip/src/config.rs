@@ -132,6 +132,12 @@ pub struct Config {
     ///   transaction; the transactions' propagation p99 1.30× → 1.53× flood's (a lender's way is
     ///   known only by its first link's round trip).
     pub lender_hops: u16,
+    /// Messages whose origin signatures are checked in one batch at most, on topics with
+    /// [`TopicOptions::batch_verify`](crate::TopicOptions::batch_verify): 64 (1 turns batches off).
+    pub verify_batch: usize,
+    /// The longest a message waits for the batch: 2 ms. A message that comes this long or more after
+    /// the one before it is checked at once, so batches form only under load.
+    pub verify_wait: Duration,
     /// Peer scoring and limits.
     pub score: ScoreConfig,
     /// Limits on who enters the views (membership requests, IP prefixes, evictions).
@@ -166,6 +172,8 @@ impl Default for Config {
             graft_bytes_per_sec: 1024 * 1024,
             trees: Trees::PerOrigin,
             lender_hops: 2,
+            verify_batch: 64,
+            verify_wait: Duration::from_millis(2),
             score: ScoreConfig::default(),
             admission: AdmissionConfig::default(),
         }

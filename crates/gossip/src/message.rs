@@ -161,8 +161,13 @@ impl GossipMessage {
 
     /// Checks the origin's signature.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        let bytes = content(&self.origin, &self.topic, self.seq, &self.payload);
-        self.origin.verify(MESSAGE_NAMESPACE, &bytes, &self.signature)
+        self.origin
+            .verify(MESSAGE_NAMESPACE, &self.signed_content(), &self.signature)
+    }
+
+    /// The bytes the origin signed, in [`MESSAGE_NAMESPACE`] (for a batch check).
+    pub(crate) fn signed_content(&self) -> Vec<u8> {
+        content(&self.origin, &self.topic, self.seq, &self.payload)
     }
 }
 

@@ -185,7 +185,7 @@ fn publishing_over_the_topic_limit_fails_clearly() {
     let mut out = Vec::new();
     let options = TopicOptions {
         max_payload: 4,
-        validate: false,
+        ..TopicOptions::default()
     };
     g.handle(
         Instant::ZERO,

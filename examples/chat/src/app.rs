@@ -139,6 +139,7 @@ impl ChatApp {
         let options = TopicOptions {
             max_payload: MAX_LINE_PAYLOAD,
             validate: true,
+            ..TopicOptions::default()
         };
         gossip.subscribe(chat_topic(), options);
         Self {

@@ -43,8 +43,17 @@ pub(crate) fn node(neighbours: &[u8]) -> (Gossip, Vec<PeerId>) {
 
 /// [`node`] with `config`.
 pub(crate) fn node_with(config: Config, neighbours: &[u8]) -> (Gossip, Vec<PeerId>) {
+    node_subscribed(config, TopicOptions::default(), neighbours)
+}
+
+/// [`node`] with `config`, subscribed with `options`.
+pub(crate) fn node_subscribed(
+    config: Config,
+    options: TopicOptions,
+    neighbours: &[u8],
+) -> (Gossip, Vec<PeerId>) {
     let mut g = Gossip::new(key(1), config, 7);
-    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
+    let subscribe = Command::Subscribe(topic(), options);
     handle(&mut g, at(0), Input::Command(subscribe));
     let peers: Vec<PeerId> = neighbours.iter().map(|n| key(*n).peer_id()).collect();
     for peer in &peers {
