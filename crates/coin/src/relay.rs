@@ -114,6 +114,10 @@ impl<S: ChainStore> CoinApp<S> {
         }
         self.validating.push((id, message, from));
         if burst {
+            // Judged when the burst is all in, unless the batch fills first (after a backlog).
+            if self.validating.len() >= batch {
+                self.validate_gathered(now, out);
+            }
             return;
         }
         if self.validating.len() >= batch {

@@ -136,7 +136,9 @@ pub struct Config {
     /// [`TopicOptions::batch_verify`](crate::TopicOptions::batch_verify): 64 (1 turns batches off).
     pub verify_batch: usize,
     /// The longest a message waits for the batch: 2 ms. A message that comes this long or more after
-    /// the one before it is checked at once, so batches form only under load.
+    /// the one before it is checked at once, so batches form only under load. Keep it below
+    /// [`Config::graft_timeout_min`]: a message waiting for its check is not yet held, and an
+    /// announcement of it that came meanwhile would be grafted when that wait ends.
     pub verify_wait: Duration,
     /// Peer scoring and limits.
     pub score: ScoreConfig,

@@ -276,6 +276,7 @@ impl Gossip {
         let id = message.id();
         let pushed = Pushed {
             from,
+            active: self.views.is_active(&from),
             id,
             message,
             hops,
@@ -296,6 +297,7 @@ impl Gossip {
     fn on_verified(&mut self, now: Instant, pushed: Pushed) {
         let Pushed {
             from,
+            active,
             id,
             message,
             hops,
@@ -306,7 +308,7 @@ impl Gossip {
         // it comes (relaying is what a neighbour is for; the red team got an honest relay of
         // 700 valid transactions banned when every message was charged).
         let held = self.tree.cached(&id).is_some();
-        let waste = !self.views.is_active(&from) || (held && self.tree.is_waste(&id, &message, &tree, &from));
+        let waste = !active || (held && self.tree.is_waste(&id, &message, &tree, &from));
         if waste && !self.scores.waste(from, now) {
             self.stats.rate_limited += 1;
             self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));

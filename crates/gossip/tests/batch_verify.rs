@@ -1,4 +1,4 @@
-//! Origin signatures checked in batches under load (`TopicOptions::batch_verify`, `src/verify.rs`).
+//! Origin signatures checked in batches under load (`TopicOptions::batch_verify`, `src/state/verify.rs`).
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
 mod support;
@@ -100,6 +100,9 @@ fn a_forged_message_in_a_batch_is_refused_alone_and_the_others_go_through() {
     let out = fire(&mut g, at(103));
     assert_eq!(delivered(&out), vec![before.id(), after.id()]);
     assert_eq!(g.stats().bad_signatures, 1);
+    // One alone, three in the batch, then the forged one and the one after it alone: the batch
+    // vouched for the one before the forgery.
+    assert_eq!(g.stats().signatures_verified, 1 + 3 + 2);
     assert!(g.score(&b, at(103)) < 0.0, "the forger's sender pays");
     assert!(
         g.score(&a, at(103)) >= 0.0,
@@ -121,9 +124,33 @@ fn a_full_batch_is_checked_without_waiting_for_the_timer() {
     let out = receive(&mut g, at(101), a, waiting[2].clone());
     let ids: Vec<MessageId> = waiting.iter().map(GossipMessage::id).collect();
     assert_eq!(delivered(&out), ids);
-    // The timer set for that batch finds nothing left.
-    assert!(delivered(&fire(&mut g, at(103))).is_empty());
-    assert_eq!(g.stats().signature_batches, 1);
+    // The timer set for that batch is still coming: the next message waits for it without a new one.
+    let next = signed(9, 5);
+    let out = receive(&mut g, at(102), a, next.clone());
+    assert!(delivered(&out).is_empty() && !schedules_verify(&out));
+    assert_eq!(delivered(&fire(&mut g, at(103))), vec![next.id()]);
+    assert_eq!(g.stats().signature_batches, 2);
+}
+
+#[test]
+fn a_forger_that_fills_a_batch_costs_one_batch_and_one_check() {
+    let (mut g, a, b) = node(Config::default(), true);
+    receive(&mut g, at(100), a, signed(9, 1));
+    for seq in 1..=10 {
+        receive(&mut g, at(101), b, forged(8, seq));
+    }
+    let honest = signed(9, 2);
+    receive(&mut g, at(101), a, honest.clone());
+    let out = fire(&mut g, at(103));
+    assert_eq!(delivered(&out), vec![honest.id()]);
+    let stats = g.stats();
+    assert_eq!(
+        stats.bad_signatures, 1,
+        "the forger's other messages are dropped unchecked"
+    );
+    // One alone before; eleven in the batch; the first forgery and the honest message alone.
+    assert_eq!(stats.signatures_verified, 1 + 11 + 2);
+    assert!(g.score(&b, at(103)) < 0.0 && g.score(&a, at(103)) >= 0.0);
 }
 
 #[test]

@@ -180,6 +180,11 @@ fn a_batch_split_across_threads_caches_exactly_what_precedes_the_bad_signature()
     // The bad signature in the last share.
     txs[4] = spend(&genesis, &key(66), 4, 66);
     assert_eq!(pool.preverify(&txs, &mut ledger).unwrap(), 4);
+    // The calling thread checks the first share; the others ran on helper threads.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let stats = ledger.sig_stats();
+    let first_share = 6usize.div_ceil(cores.min(6)) as u64;
+    assert_eq!(stats.off_thread, 6 - first_share, "{cores} cores: {stats:?}");
     for (i, tx) in txs.iter().enumerate() {
         assert_eq!(ledger.sig_cache().contains(&txid(tx)), i < 4, "transaction {i}");
     }

@@ -15,8 +15,10 @@
 //! fails, it names its first bad signature (found by checking its signatures one by one): the messages
 //! before it are good, and from it on each meets its own check, so the forged ones are refused and
 //! their senders penalised ([`Penalty::InvalidMessage`](crate::Penalty::InvalidMessage), two of which
-//! ban) while the others go through. A forged message costs a batch and single checks of what came with
-//! it: at most about 1.25 times what checking them alone would have.
+//! ban) while the others go through; the forger's later messages in the batch are dropped unchecked,
+//! as its ban would drop them. Messages from a peer banned while they waited are dropped before the
+//! batch. A forged message costs a batch and single checks of the messages after it from others: at
+//! most about 1.25 times what checking them alone would have.
 //! What waits is bounded: at most `verify_batch` messages, each within its topic's `max_payload`.
 
 use std::collections::HashSet;
@@ -34,6 +36,9 @@ use crate::state::{Gossip, Timer};
 #[derive(Debug)]
 pub(crate) struct Pushed {
     pub(crate) from: PeerId,
+    /// Whether `from` was in our active view when the message came (a neighbour that left while
+    /// the message waited sent it as a neighbour).
+    pub(crate) active: bool,
     pub(crate) id: MessageId,
     pub(crate) message: GossipMessage,
     pub(crate) hops: u16,
@@ -92,8 +97,13 @@ impl Batch {
     /// once). Returns them in the order they came; whether all are valid, or `Err(position)`: those
     /// before `position` are valid, the rest must each be checked alone (the first of them is the
     /// bad signature the batch found, when it could tell); and how many signatures were checked.
-    pub(crate) fn check(&mut self) -> (Vec<Pushed>, Result<(), usize>, u64) {
-        let waiting = std::mem::take(&mut self.waiting);
+    /// Messages from senders `banned` now are dropped unchecked.
+    pub(crate) fn check(
+        &mut self,
+        banned: impl Fn(&PeerId) -> bool,
+    ) -> (Vec<Pushed>, Result<(), usize>, u64) {
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.retain(|pushed| !banned(&pushed.from));
         // Each distinct signature once, with the position of its first message.
         let mut distinct: HashSet<(MessageId, &Signature)> = HashSet::new();
         let mut firsts = Vec::new();
@@ -122,8 +132,9 @@ impl Batch {
 }
 
 impl Gossip {
-    /// Checks a message's signature on its own, then handles it.
-    pub(super) fn check_alone(&mut self, now: Instant, pushed: Pushed) {
+    /// Checks a message's signature on its own, then handles it. Returns false if the signature was
+    /// bad (and the sender penalised).
+    pub(super) fn check_alone(&mut self, now: Instant, pushed: Pushed) -> bool {
         // A copy of a message handled since this one came (in the same batch) is known now.
         if !self.tree.is_known_copy(&pushed.id, &pushed.message) {
             self.stats.signatures_verified += 1;
@@ -131,10 +142,11 @@ impl Gossip {
                 self.stats.bad_signatures += 1;
                 self.pt_out
                     .push(PtOut::Penalty(pushed.from, Penalty::InvalidMessage));
-                return;
+                return false;
             }
         }
         self.on_verified(now, pushed);
+        true
     }
 
     /// Puts a message of a topic that batches its checks into the batch (`verify.rs`); gives it back
@@ -163,23 +175,29 @@ impl Gossip {
 
     /// Checks the waiting messages' signatures in one batch and handles them in the order they came.
     pub(super) fn check_batch(&mut self, now: Instant) {
-        let (waiting, verdict, checked) = self.batch.check();
+        let views = &self.views;
+        let (waiting, verdict, checked) = self.batch.check(|peer| views.is_banned(peer));
         if checked > 0 {
             self.stats.signature_batches += 1;
             self.stats.signatures_batched += checked;
             self.stats.signatures_verified += checked;
         }
         let valid = verdict.err().unwrap_or(waiting.len());
+        // Senders caught forging in this batch: their penalties take effect when this step ends, so
+        // their later messages here are dropped unchecked, as a ban would drop them on arrival (a
+        // batch of one forger's messages would otherwise cost a check each).
+        let mut forgers: Vec<PeerId> = Vec::new();
         for (position, pushed) in waiting.into_iter().enumerate() {
-            // A peer banned while its message waited (for another message of the batch) is not
-            // heard any more, as on arrival.
-            if self.views.is_banned(&pushed.from) {
+            if forgers.contains(&pushed.from) {
                 continue;
             }
             if position < valid {
                 self.on_verified(now, pushed);
             } else {
-                self.check_alone(now, pushed);
+                let from = pushed.from;
+                if !self.check_alone(now, pushed) {
+                    forgers.push(from);
+                }
             }
         }
     }
