@@ -68,15 +68,20 @@ pub struct Config {
     /// fixed 150 ms fires before every answer on a path slower than that.
     pub graft_retry: Duration,
     /// How long a grafted announcer has to send the message before the graft counts as a broken promise
-    /// ([`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise)): 5 s. Much longer than the retry,
-    /// which is as short as the round trip allows: at 1,000 transactions a second a busy honest node
-    /// answered hundreds of grafts a few milliseconds past it and was banned by its neighbours.
+    /// ([`Penalty::BrokenPromise`](crate::Penalty::BrokenPromise)), once it answered or declined a
+    /// later graft of ours (its answers come in the order of our grafts, on one stream, so it skipped
+    /// this one): 5 s. Much longer than the retry, which is as short as the round trip allows: at 1,000
+    /// transactions a second a busy honest node answered hundreds of grafts a few milliseconds past it
+    /// and was banned by its neighbours.
     pub graft_promise: Duration,
     /// The longest a grafted announcer is given: 30 s. Within it, a promise falls due after four times
     /// the slowest recent answer from that announcer, if that is longer than
     /// [`Config::graft_promise`]: a link whose queue holds seconds of traffic (a peer that offers more
     /// than its neighbours can read) delivers answers seconds late, and the announcer is honest. Like
-    /// TCP's retransmission timeout, the deadline follows the delay measured on the path.
+    /// TCP's retransmission timeout, the deadline follows the delay measured on the path. A promise
+    /// is due only after this longest wait while no later graft to the announcer was answered: the
+    /// answer may be queued behind a link that filled at once (103 grafts into one such link broke
+    /// together in a `coin-node bench` run, and an honest neighbour was banned), or in our own inbox.
     pub graft_promise_max: Duration,
     /// Plumtree's optimisation: when an `IHave` announces a message this many hops shorter than the copy
     /// that arrived on the tree, the announcer's link replaces the tree link.

@@ -143,8 +143,9 @@
 //!   (see `tests/congestion.rs`). An announcer that cannot answer a graft says so
 //!   ([`TreeMessage::Decline`], sent also when the driver hands an answer back undelivered,
 //!   [`Protocol::undelivered`](meshwork_wire::Protocol::undelivered)), and the grafter asks the next one
-//!   at once; a promise is given four times the announcer's slowest recent answer
-//!   ([`Config::graft_promise_max`]); copies pushed before our `Prune` arrived are not waste (within a window that
+//!   at once; a promise is given four times the announcer's slowest recent answer, and the longest
+//!   wait ([`Config::graft_promise_max`]) until the announcer answers a later graft, which proves it
+//!   skipped this one (its answers may all be queued behind a full link); copies pushed before our `Prune` arrived are not waste (within a window that
 //!   each further `Prune` of ours extends, and up to a bounded count); relaying
 //!   earns room for waste ([`ScoreConfig::relay_credit`]). Grafts, prunes, declines and membership
 //!   messages are control messages ([`Protocol::is_control`](meshwork_wire::Protocol::is_control)): the

@@ -82,6 +82,14 @@ pub(crate) enum PtOut {
     Dropped(PeerId, meshwork_wire::DropReason),
 }
 
+/// A graft of ours that its announcer has not answered yet: when it went, and its number among our
+/// grafts ([`Plumtree::replied`] compares them).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Promise {
+    grafted: Instant,
+    seq: u64,
+}
+
 #[derive(Debug)]
 struct Missing {
     /// When its first announcement came: how late the tree's copy is ([`GraftWait::lateness`]).
@@ -134,8 +142,13 @@ pub(crate) struct Plumtree {
     /// [`MAX_REPAIRED`], each for a few graft timeouts.
     repaired: HashMap<MessageId, Instant>,
     /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
-    /// message does not come from that announcer within [`Config::graft_promise`].
-    promises: HashMap<(PeerId, MessageId), Instant>,
+    /// message does not come from that announcer within [`Config::graft_promise`] once a later graft
+    /// to it was answered, or within [`Config::graft_promise_max`] in any case.
+    promises: HashMap<(PeerId, MessageId), Promise>,
+    /// The number of our next graft: grafts are numbered in the order they go out.
+    next_graft: u64,
+    /// Per neighbour, the number of the latest graft of ours it answered or declined.
+    replied: HashMap<PeerId, u64>,
     /// Per neighbour, the slowest recent answer to our grafts (it decays by an eighth with each faster
     /// one): how long its link's queue makes us wait, which a promise is given four times over.
     answer_lag: HashMap<PeerId, std::time::Duration>,
@@ -171,6 +184,8 @@ impl Plumtree {
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             repaired: HashMap::new(),
             promises: HashMap::new(),
+            next_graft: 0,
+            replied: HashMap::new(),
             answer_lag: HashMap::new(),
             in_flight: HashMap::new(),
             declined: HashMap::new(),
@@ -244,6 +259,7 @@ impl Plumtree {
         // What it promised ends with the link: the graft timers move on to other announcers, and a
         // neighbour that left (a view change, a full queue that timed out) broke nothing.
         self.promises.retain(|(promiser, _), _| *promiser != peer);
+        self.replied.remove(&peer);
         self.answer_lag.remove(&peer);
     }
 
@@ -316,8 +332,9 @@ impl Plumtree {
         // A graft's answer keeps the announcer's promise, however late (a copy from someone else may
         // have come first).
         let answers_graft = match self.promises.remove(&(from, id)) {
-            Some(grafted) => {
-                self.answered(from, now.saturating_duration_since(grafted));
+            Some(promise) => {
+                self.answered(from, now.saturating_duration_since(promise.grafted));
+                self.replied(from, promise);
                 true
             }
             None => false,

@@ -7,7 +7,8 @@ use meshwork_wire::{Instant, PeerId};
 
 use super::links::Parent;
 use super::{
-    DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, PtOut,
+    DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, Promise,
+    PtOut,
 };
 use crate::cache::Status;
 use crate::message::{Announcement, MessageId, TreeMessage, TreeTag};
@@ -278,7 +279,9 @@ impl Plumtree {
         out.push(PtOut::Send(peer, TreeMessage::Graft { id }));
         out.push(PtOut::Schedule(retry, Timer::Graft(id)));
         if self.promises.len() < MAX_PROMISES && !self.promises.contains_key(&(peer, id)) {
-            self.promises.insert((peer, id), now);
+            let seq = self.next_graft;
+            self.next_graft += 1;
+            self.promises.insert((peer, id), Promise { grafted: now, seq });
             let timer = Timer::Promise { peer, id };
             out.push(PtOut::Schedule(self.config.graft_promise, timer));
         }
@@ -299,8 +302,10 @@ impl Plumtree {
             .get(&id)
             .and_then(|m| m.grafted)
             .is_some_and(|(peer, _)| peer == from);
-        if self.promises.remove(&(from, id)).is_none() && !waiting {
-            return false;
+        match self.promises.remove(&(from, id)) {
+            Some(promise) => self.replied(from, promise),
+            None if !waiting => return false,
+            None => {}
         }
         self.stats.declines_received += 1;
         if self.links.contains(&from) {
@@ -345,16 +350,30 @@ impl Plumtree {
         *lag = after.max(*lag * 7 / 8 + after / 8);
     }
 
+    /// `from` answered or declined the graft of `promise`: every earlier graft to it that is still
+    /// unanswered was skipped, since its answers come in the order our grafts went (one stream).
+    pub(super) fn replied(&mut self, from: PeerId, promise: Promise) {
+        if !self.links.contains(&from) {
+            return;
+        }
+        let latest = self.replied.entry(from).or_default();
+        *latest = (*latest).max(promise.seq);
+    }
+
     fn decline(&mut self, to: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
         self.stats.declines_sent += 1;
         out.push(PtOut::Send(to, TreeMessage::Decline { id }));
     }
 
     /// A graft's promise timer fired. The promise is due after [`Config::graft_promise`], or four
-    /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`]; after
-    /// the latter if the announcer declined a graft within it (its link is congested). The timer is
-    /// set again until then; if the announcer still has not sent the message nor declined, it broke its
-    /// promise.
+    /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`], once
+    /// the announcer answered or declined a later graft of ours: it skipped this one. Until then the
+    /// answer may still be queued, on the link or in our own inbox (a link whose queue holds more than
+    /// the usual wait filled suddenly, and every graft into it broke at once, 103 of them in one
+    /// `coin-node bench` run, banning an honest neighbour), and it is due after
+    /// [`Config::graft_promise_max`]; so too if the announcer declined a graft within it (its link is
+    /// congested). The timer is set again until then; if the announcer still has not sent the message
+    /// nor declined, it broke its promise.
     ///
     /// [`Config::graft_promise`]: crate::Config::graft_promise
     /// [`Config::graft_promise_max`]: crate::Config::graft_promise_max
@@ -365,23 +384,27 @@ impl Plumtree {
         id: MessageId,
         out: &mut Vec<PtOut>,
     ) {
-        let Some(grafted) = self.promises.get(&(peer, id)).copied() else {
+        let Some(promise) = self.promises.get(&(peer, id)).copied() else {
             return;
         };
+        let skipped = self
+            .replied
+            .get(&peer)
+            .is_some_and(|latest| *latest > promise.seq);
         let lag = self.answer_lag.get(&peer).copied().unwrap_or_default();
         // A neighbour that declined lately is congested: what it did queue for us is seconds late.
         let congested = self
             .declined
             .get(&peer)
             .is_some_and(|at| now.saturating_duration_since(*at) < self.config.graft_promise_max);
-        let due = if congested {
+        let due = if congested || !skipped {
             self.config.graft_promise_max
         } else {
             (lag * 4)
                 .max(self.config.graft_promise)
                 .min(self.config.graft_promise_max)
         };
-        let waited = now.saturating_duration_since(grafted);
+        let waited = now.saturating_duration_since(promise.grafted);
         if waited < due {
             out.push(PtOut::Schedule(due - waited, Timer::Promise { peer, id }));
             return;

@@ -202,6 +202,7 @@ async fn measure_tx(
         .await
         .map_err(ApiError::from)??;
     let mut relay = meshwork_consensus::sync::RelayStats::default();
+    report_bans(nodes).await?;
     for node in nodes {
         let (stats, gossip, app) = node
             .api()
@@ -238,6 +239,37 @@ async fn measure_tx(
     let per_block = rate(report.max_block_bytes as f64, report.avg_tx_bytes).min((MAX_BLOCK_TXS - 1) as f64);
     report.tx_bound_per_sec = rate(per_block, params.target_block_time as f64);
     Ok((work, wallets))
+}
+
+/// Says on stderr which node banned which from gossip, and for what: every ban on the devnet is of
+/// an honest peer.
+async fn report_bans(nodes: &[CoinNode]) -> Result<(), BenchError> {
+    let ids: Vec<_> = nodes.iter().map(|node| node.api().node().peer_id()).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let peers = ids.clone();
+        let bans = node
+            .api()
+            .app()
+            .with(move |s| {
+                let gossip = s.gossip();
+                let bans: Vec<_> = peers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, peer)| gossip.ban_of(peer).map(|ban| (j, ban)))
+                    .collect();
+                (bans, gossip.stats().tree)
+            })
+            .await
+            .map_err(ApiError::from)?;
+        for (j, ban) in bans.0 {
+            let tree = bans.1;
+            eprintln!(
+                "bench: node{i} banned node{j} from gossip for {:?} (node{i}: {} broken promises, {} declines received)",
+                ban.penalty, tree.broken_promises, tree.declines_received
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The highest height (at least `floor`) at which every node's best chain has the same block.
