@@ -259,6 +259,11 @@ impl Plumtree {
         // What it promised ends with the link: the graft timers move on to other announcers, and a
         // neighbour that left (a view change, a full queue that timed out) broke nothing.
         self.promises.retain(|(promiser, _), _| *promiser != peer);
+        // What it announced goes too: if the link comes back, the peer has forgotten its offers to us
+        // (`offers.forget` on its side) and would answer a graft for them with silence.
+        for missing in self.missing.values_mut() {
+            missing.announcers.retain(|(announcer, _)| *announcer != peer);
+        }
         self.replied.remove(&peer);
         self.answer_lag.remove(&peer);
     }

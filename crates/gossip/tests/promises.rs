@@ -146,3 +146,31 @@ fn answers_queued_behind_a_full_link_keep_every_promise() {
     assert_eq!(g.score(&announcer, at(30_010)), 0.0);
     assert!(!g.is_banned(&announcer));
 }
+
+/// A neighbour whose link went down and came back forgot what it had announced to us (its offers went
+/// with the link): it is not grafted for those ids, so it is not held to promises it no longer knows.
+#[test]
+fn a_neighbour_that_came_back_is_not_grafted_for_what_it_announced_before() {
+    let (mut g, announcer) = node();
+    let id = message(1).id();
+    let ids = vec![support::announcement(10, id, 1)].try_into().unwrap();
+    handle(&mut g, at(10), from(announcer, TreeMessage::IHave { ids }));
+    handle(&mut g, at(20), Input::PeerDown(announcer));
+    support::neighbour_up(&mut g, announcer);
+    let out = handle(&mut g, at(400), Input::Timer(Timer::Graft(id)));
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::Tree(TreeMessage::Graft { .. }),
+                ..
+            }
+        )),
+        "no graft for an announcement made on the old link"
+    );
+    assert!(
+        timers(&out)
+            .iter()
+            .all(|(_, t)| !matches!(t, Timer::Promise { .. }))
+    );
+}
