@@ -247,7 +247,7 @@ async fn report_bans(nodes: &[CoinNode]) -> Result<(), BenchError> {
     let ids: Vec<_> = nodes.iter().map(|node| node.api().node().peer_id()).collect();
     for (i, node) in nodes.iter().enumerate() {
         let peers = ids.clone();
-        let bans = node
+        let (bans, tree) = node
             .api()
             .app()
             .with(move |s| {
@@ -261,8 +261,7 @@ async fn report_bans(nodes: &[CoinNode]) -> Result<(), BenchError> {
             })
             .await
             .map_err(ApiError::from)?;
-        for (j, ban) in bans.0 {
-            let tree = bans.1;
+        for (j, ban) in bans {
             eprintln!(
                 "bench: node{i} banned node{j} from gossip for {:?} (node{i}: {} broken promises, {} declines received)",
                 ban.penalty, tree.broken_promises, tree.declines_received
