@@ -4,7 +4,9 @@
 use meshwork_identity::{Hash, Keypair};
 
 use crate::message::merkle;
-use crate::{Amount, Block, BlockHeader, Coinbase, Transaction, TxOut};
+use crate::{
+    Amount, Block, BlockError, BlockHeader, Coinbase, Ledger, LedgerConfig, MemoryStore, Transaction, TxOut,
+};
 
 /// A coinbase at `height` paying `amount` to `owner`.
 pub fn coinbase(height: u64, owner: &Keypair, amount: Amount) -> Transaction {
@@ -69,6 +71,26 @@ pub fn key(i: u8) -> Keypair {
 pub fn genesis(owner: &Keypair, outputs: usize, each: Amount) -> Block {
     let payees: Vec<(&Keypair, Amount)> = (0..outputs).map(|_| (owner, each)).collect();
     block_on(None, GENESIS_TIME, vec![coinbase_to(0, &payees)])
+}
+
+/// A ledger on a memory store with `config`'s rules, except that coinbase outputs mature in one block,
+/// holding [`genesis`] (paying `outputs` outputs of `each` to `owner`) connected at `now`: the genesis
+/// coins are spendable by the next transactions. Returns the ledger and the genesis block.
+pub fn ledger_with_spendable_genesis(
+    config: LedgerConfig,
+    owner: &Keypair,
+    outputs: usize,
+    each: Amount,
+    now: u64,
+) -> Result<(Ledger<MemoryStore>, Block), BlockError> {
+    let config = LedgerConfig {
+        coinbase_maturity: 1,
+        ..config
+    };
+    let mut ledger = Ledger::new(MemoryStore::new(), config);
+    let genesis = genesis(owner, outputs, each);
+    ledger.connect_block(&genesis, 1, now)?;
+    Ok((ledger, genesis))
 }
 
 /// A block on `parent`, [`BLOCK_INTERVAL`] seconds later, whose coinbase pays `subsidy + fees` to `miner`

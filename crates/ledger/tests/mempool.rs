@@ -3,7 +3,9 @@
 
 use meshwork_identity::Keypair;
 use meshwork_ledger::mempool::Inserted;
-use meshwork_ledger::testkit::{GENESIS_TIME, child_block, genesis, key, outpoints, pay};
+use meshwork_ledger::testkit::{
+    GENESIS_TIME, child_block, key, ledger_with_spendable_genesis, outpoints, pay,
+};
 use meshwork_ledger::{
     Amount, Block, Ledger, LedgerConfig, MemoryStore, Mempool, MempoolConfig, MempoolError, OutPoint,
     Transaction, Transfer, TxError, TxId,
@@ -14,13 +16,9 @@ const EACH: u64 = 5 * Amount::COIN;
 
 fn setup() -> (Ledger<MemoryStore>, Mempool, Block, Keypair) {
     let owner = key(1);
-    let config = LedgerConfig {
-        coinbase_maturity: 1,
-        ..LedgerConfig::default()
-    };
-    let mut ledger = Ledger::new(MemoryStore::new(), config);
-    let genesis = genesis(&owner, 10, Amount::from_units(EACH));
-    ledger.connect_block(&genesis, 1, NOW).unwrap();
+    let (ledger, genesis) =
+        ledger_with_spendable_genesis(LedgerConfig::default(), &owner, 10, Amount::from_units(EACH), NOW)
+            .unwrap();
     (ledger, Mempool::new(MempoolConfig::default()), genesis, owner)
 }
 

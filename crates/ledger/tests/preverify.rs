@@ -3,7 +3,7 @@
 
 use meshwork_identity::Keypair;
 use meshwork_ledger::mempool::Inserted;
-use meshwork_ledger::testkit::{GENESIS_TIME, genesis, key, outpoints, pay};
+use meshwork_ledger::testkit::{GENESIS_TIME, key, ledger_with_spendable_genesis, outpoints, pay};
 use meshwork_ledger::{
     Amount, Block, Ledger, LedgerConfig, MemoryStore, Mempool, MempoolConfig, MempoolError, OutPoint,
     Transaction, Transfer, TxError, TxId,
@@ -15,14 +15,9 @@ const FEE: u64 = 1_000;
 
 fn setup() -> (Ledger<MemoryStore>, Mempool, Block, Keypair) {
     let owner = key(1);
-    // The genesis coinbase's outputs are spendable in the next block.
-    let config = LedgerConfig {
-        coinbase_maturity: 1,
-        ..LedgerConfig::default()
-    };
-    let mut ledger = Ledger::new(MemoryStore::new(), config);
-    let genesis = genesis(&owner, 10, Amount::from_units(EACH));
-    ledger.connect_block(&genesis, 1, NOW).unwrap();
+    let (ledger, genesis) =
+        ledger_with_spendable_genesis(LedgerConfig::default(), &owner, 10, Amount::from_units(EACH), NOW)
+            .unwrap();
     (ledger, Mempool::new(MempoolConfig::default()), genesis, owner)
 }
 
@@ -170,12 +165,11 @@ fn a_batch_split_across_threads_caches_exactly_what_precedes_the_bad_signature()
     let (_, mut pool, genesis, owner) = setup();
     // One signature per thread's share at least: the batch is split across every core.
     let config = LedgerConfig {
-        coinbase_maturity: 1,
         min_batch_per_thread: 1,
         ..LedgerConfig::default()
     };
-    let mut ledger = Ledger::new(MemoryStore::new(), config);
-    ledger.connect_block(&genesis, 1, NOW).unwrap();
+    let (mut ledger, _) =
+        ledger_with_spendable_genesis(config, &owner, 10, Amount::from_units(EACH), NOW).unwrap();
     let mut txs: Vec<Transfer> = (0..6).map(|i| spend(&genesis, &owner, i, 2)).collect();
     // The bad signature in the last share.
     txs[4] = spend(&genesis, &key(66), 4, 66);
