@@ -361,6 +361,19 @@ impl Metrics {
         Duration::try_from_secs_f64(seconds).unwrap_or_default()
     }
 
+    /// Messages for `protocol` (its id) that the node dropped because a peer's send queue or byte budget
+    /// was full (`meshwork_queue_drops_total`): the peer read slower than the node sent. Zero for a
+    /// protocol the node does not run.
+    pub fn queue_drops(&self, protocol: &str) -> u64 {
+        let label = ProtocolLabel {
+            protocol: protocol.to_owned(),
+        };
+        self.inner
+            .queue_drops
+            .get(&label)
+            .map_or(0, |counter| counter.get())
+    }
+
     /// Every metric, in the OpenMetrics text format (which Prometheus scrapes).
     pub fn render(&self) -> String {
         let mut text = String::new();

@@ -162,6 +162,9 @@ async fn a_full_data_queue_still_takes_a_control_message_and_every_dropped_one_c
                 };
                 assert!(!data.contains(n), "{n} both arrived and came back");
             }
+            // Every drop for a full queue is counted under the protocol's id.
+            assert_eq!(a.metrics().queue_drops(Pusher::ID.as_str()), back.len() as u64);
+            assert_eq!(a.metrics().queue_drops("/not/run/1"), 0);
             break;
         }
         assert!(

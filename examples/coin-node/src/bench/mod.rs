@@ -136,6 +136,17 @@ pub struct BenchReport {
     /// Grafts the devnet's nodes declined (their answer over the grafter's budget or dropped by a full
     /// send queue): the grafter asked another announcer at once, and blamed no one.
     pub gossip_declines: u64,
+    /// Grafts the devnet's nodes sent: messages they heard announced but had not received in time
+    /// from their parent on the message's tree, and asked an announcer for.
+    pub gossip_grafts: u64,
+    /// Full gossip copies the devnet's nodes received that they already held.
+    pub gossip_duplicates: u64,
+    /// Coin-protocol messages (gossip, sync, Kademlia) the devnet's nodes dropped because a peer's send
+    /// queue or byte budget was full: the peer read slower than they sent.
+    pub send_queue_drops: u64,
+    /// Transactions left in each node's mempool when the window closed, summed: accepted, not yet
+    /// confirmed.
+    pub mempool_left: u64,
     /// Where the window's CPU time went ([`CpuReport`]; its keys are at this level in the JSON).
     #[serde(flatten)]
     pub cpu: CpuReport,

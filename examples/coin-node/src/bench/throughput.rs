@@ -1,6 +1,8 @@
 //! Part 1 of `coin-node bench`: confirmed transactions per second on an in-process devnet.
 
 use super::*;
+use crate::node::App;
+use meshwork_wire::Protocol;
 
 /// Submits splits of `coins` through `api` until `until`, at most `per_sec` a second (0: as fast as the
 /// node answers); returns how many the mempool took, and the CPU time spent building and signing them.
@@ -218,6 +220,15 @@ async fn measure_tx(
         report.gossip_broken_promises += gossip.tree.broken_promises;
         report.gossip_flood_penalties += gossip.rate_limited - gossip.in_flight_excused;
         report.gossip_declines += gossip.tree.declines_sent;
+        report.gossip_grafts += gossip.tree.grafts_sent;
+        report.gossip_duplicates += gossip.tree.duplicates;
+        let metrics = node.api().node().metrics();
+        // Drops are counted per channel (gossip, sync, Kademlia...), each under its own id.
+        report.send_queue_drops += <App as Protocol>::channels()
+            .iter()
+            .map(|channel| metrics.queue_drops(channel.id.as_str()))
+            .sum::<u64>();
+        report.mempool_left += node.api().status().await?.mempool as u64;
     }
     report.block_relay_bytes_over_block_bytes = relay.bytes_over_block_bytes();
     report.blocks_relayed = relay.blocks;
