@@ -142,7 +142,8 @@
 //! - **Slow is not lying.** A congested honest link delays and drops; the scores tell it from a liar
 //!   (see `tests/congestion.rs`). An announcer that cannot answer a graft says so
 //!   ([`TreeMessage::Decline`], sent also when the driver hands an answer back undelivered,
-//!   [`Protocol::undelivered`](meshwork_wire::Protocol::undelivered)), and the grafter asks the next one
+//!   [`Protocol::undelivered`](meshwork_wire::Protocol::undelivered), and sent again with the next
+//!   announcements when the driver hands the decline itself back), and the grafter asks the next one
 //!   at once; a promise is given four times the announcer's slowest recent answer, and the longest
 //!   wait ([`Config::graft_promise_max`]) until the announcer answers a later graft, which proves it
 //!   skipped this one (its answers may all be queued behind a full link); copies pushed before our `Prune` arrived are not waste (within a window that

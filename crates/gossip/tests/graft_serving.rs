@@ -1,6 +1,7 @@
 //! Issue #14: a 35-byte `Graft` is answered with a message of up to 64 KiB, so grafts are answered only
 //! for ids we announced to the grafter, once per id, within a byte budget per neighbour; grafts for ids
-//! we never announced are waste. One node, a fake clock.
+//! we never announced are waste, and declined (we may have announced them and forgotten). A decline a
+//! full send queue dropped is sent again with the next announcements. One node, a fake clock.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use meshwork_gossip::{
     TopicId, TopicOptions, TreeMessage,
 };
 use meshwork_identity::{Hash, Keypair};
-use meshwork_wire::{Input, Instant, Output, PeerId, Protocol};
+use meshwork_wire::{DropReason, Input, Instant, Output, PeerId, Protocol};
 
 fn topic() -> TopicId {
     TopicId::from_name("t")
@@ -86,6 +87,19 @@ fn relay_and_announce(
     ids
 }
 
+/// The ids of the declines `out` sends to `to`.
+fn declined(out: &[Output<Gossip>], to: PeerId) -> Vec<MessageId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: t,
+                msg: Message::Tree(TreeMessage::Decline { id }),
+            } if *t == to => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Bytes of the full messages sent to `to`.
 fn answered(out: &[Output<Gossip>], to: PeerId) -> (usize, u64) {
     let answers: Vec<_> = out
@@ -144,9 +158,12 @@ fn grafts_for_ids_never_announced_get_nothing_and_draw_on_the_waste_allowance() 
         },
     );
     assert!(g.has_seen(&held_id));
-    // The relay never got an `IHave` for it: its graft is for free bytes, and so are random ids.
+    // The relay never got an `IHave` for it: its graft is for free bytes, and so are random ids. Each
+    // is declined (a 19-byte answer to a 19-byte graft), for the grafter that had its announcement
+    // from us and was left waiting once we forgot it.
     let out = send(&mut g, at(1), relay, TreeMessage::Graft { id: held_id });
     assert_eq!(answered(&out, relay).0, 0);
+    assert_eq!(declined(&out, relay), vec![held_id]);
     let allowance = Config::default().score.rate_burst as u64;
     let mut out = Vec::new();
     for i in 1..allowance {
@@ -154,6 +171,7 @@ fn grafts_for_ids_never_announced_get_nothing_and_draw_on_the_waste_allowance() 
         out.extend(send(&mut g, at(1), grafter, TreeMessage::Graft { id }));
     }
     assert_eq!(answered(&out, grafter).0, 0);
+    assert_eq!(declined(&out, grafter).len() as u64, allowance - 1);
     // Within the allowance: no points lost (the relay's one graft and the grafter's 499 are separate).
     assert_eq!(g.score(&grafter, at(1)), 0.0);
     assert_eq!(g.stats().rate_limited, 0);
@@ -200,4 +218,99 @@ fn grafts_for_many_announced_ids_are_answered_within_the_byte_budget() {
     assert_eq!(g.score(&grafter, at(2_001)), 0.0);
     assert_eq!(g.stats().rate_limited, 0);
     assert_eq!(g.stats().tree.grafts_answered as usize, first + second);
+}
+
+#[test]
+fn a_graft_for_an_id_whose_announcement_was_forgotten_is_declined_not_left_waiting() {
+    // Announcements are remembered for the seen cache's time to live: a graft that comes later (its
+    // grafter's link held it up) is for an id we announced but no longer know we did.
+    let (mut g, relay, grafter) = node();
+    let [id] = relay_and_announce(&mut g, at(0), relay, vec![message(1, 100)])[..] else {
+        unreachable!()
+    };
+    let late = at(Config::default().seen_ttl.as_millis() as u64 + 1);
+    let out = send(&mut g, late, grafter, TreeMessage::Graft { id });
+    // Silence would leave the grafter waiting out its promise, and blaming us at the end of it.
+    assert_eq!(answered(&out, grafter).0, 0);
+    assert_eq!(declined(&out, grafter), vec![id]);
+    assert_eq!(g.stats().tree.declines_sent, 1);
+}
+
+/// Announces one message to the grafter, takes its graft, and drops the answer and then the decline
+/// that replaced it in the driver's full queue, at 100 ms. Returns the message's id.
+fn answer_and_decline_dropped(g: &mut Gossip, relay: PeerId, grafter: PeerId) -> MessageId {
+    let [id] = relay_and_announce(g, at(0), relay, vec![message(1, 100)])[..] else {
+        unreachable!()
+    };
+    let out = send(g, at(10), grafter, TreeMessage::Graft { id });
+    let answer = out
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Send { to, msg } if to == grafter => Some(msg),
+            _ => None,
+        })
+        .expect("the graft is answered");
+    let mut out = Vec::new();
+    g.undelivered(at(100), grafter, answer, DropReason::QueueFull, &mut out);
+    assert_eq!(declined(&out, grafter), vec![id]);
+    let decline = Message::Tree(TreeMessage::Decline { id });
+    let mut out = Vec::new();
+    g.undelivered(at(100), grafter, decline, DropReason::QueueFull, &mut out);
+    // Owed: the next flush of announcements is scheduled to carry it.
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Schedule {
+            timer: Timer::FlushIHave,
+            ..
+        }
+    )));
+    id
+}
+
+#[test]
+fn a_decline_the_send_queue_dropped_is_sent_again_with_the_next_announcements() {
+    let (mut g, relay, grafter) = node();
+    let id = answer_and_decline_dropped(&mut g, relay, grafter);
+    let mut out = Vec::new();
+    g.handle(at(150), Input::Timer(Timer::FlushIHave), &mut out);
+    assert_eq!(declined(&out, grafter), vec![id]);
+    // Once delivered it is owed no more.
+    let mut out = Vec::new();
+    g.handle(at(200), Input::Timer(Timer::FlushIHave), &mut out);
+    assert!(declined(&out, grafter).is_empty());
+    assert_eq!(g.stats().tree.declines_sent, 1);
+    assert_eq!(g.stats().tree.declines_resent, 1);
+}
+
+#[test]
+fn a_decline_dropped_again_and_again_is_given_up_once_no_grafter_still_waits() {
+    let (mut g, relay, grafter) = node();
+    let id = answer_and_decline_dropped(&mut g, relay, grafter);
+    let decline = || Message::Tree(TreeMessage::Decline { id });
+    // The queue stays full: every resend is dropped too, and owed from when the first was.
+    let give_up = Config::default().graft_promise_max.as_millis() as u64 / 2;
+    let mut resent = 0;
+    for ms in (150..give_up + 200).step_by(50) {
+        let mut out = Vec::new();
+        g.handle(at(ms), Input::Timer(Timer::FlushIHave), &mut out);
+        if declined(&out, grafter).is_empty() {
+            break;
+        }
+        resent += 1;
+        g.undelivered(at(ms), grafter, decline(), DropReason::QueueFull, &mut Vec::new());
+    }
+    // Sent every 50 ms until half the grafter's longest wait after the first drop, then given up.
+    assert_eq!(resent, (100 + give_up - 150) / 50);
+    assert_eq!(g.stats().tree.declines_resent, resent);
+}
+
+#[test]
+fn declines_owed_to_a_neighbour_that_left_are_forgotten() {
+    let (mut g, relay, grafter) = node();
+    answer_and_decline_dropped(&mut g, relay, grafter);
+    let mut out = Vec::new();
+    g.handle(at(120), Input::PeerDown(grafter), &mut out);
+    let mut out = Vec::new();
+    g.handle(at(150), Input::Timer(Timer::FlushIHave), &mut out);
+    assert!(declined(&out, grafter).is_empty());
 }

@@ -91,15 +91,20 @@ impl Plumtree {
     }
 
     pub(super) fn schedule_flush(&mut self, out: &mut Vec<PtOut>) {
-        if !self.lazy_queue.is_empty() && !self.flush_scheduled {
+        let queued = !self.lazy_queue.is_empty() || self.offers.owes();
+        if queued && !self.flush_scheduled {
             self.flush_scheduled = true;
             out.push(PtOut::Schedule(self.config.ihave_interval, Timer::FlushIHave));
         }
     }
 
-    /// Sends the batched announcements.
+    /// Sends the declines a full queue dropped (owed, see `offers.rs`), then the batched announcements.
     pub(crate) fn flush_ihave(&mut self, now: Instant, out: &mut Vec<PtOut>) {
         self.flush_scheduled = false;
+        for (peer, id) in self.offers.take_owed(now) {
+            self.stats.declines_resent += 1;
+            out.push(PtOut::Send(peer, TreeMessage::Decline { id }));
+        }
         let mut by_peer: HashMap<PeerId, Vec<Announcement>> = HashMap::new();
         let told = std::mem::take(&mut self.told);
         for (peer, announcement) in self.lazy_queue.drain(..) {

@@ -320,7 +320,7 @@ impl Plumtree {
     /// Our send of `msg` to `to` was dropped (its send queue was full). If it answered a graft, the
     /// grafter is told it is not coming, so it asks another announcer and does not blame us. If it was
     /// our graft, the announcer never heard it: it is not held to the promise, and the next announcer
-    /// is grafted now.
+    /// is grafted now. If it was such a decline, it is owed, and sent again with the next announcements.
     pub(crate) fn undelivered(&mut self, now: Instant, to: PeerId, msg: &TreeMessage, out: &mut Vec<PtOut>) {
         match msg {
             TreeMessage::Gossip { message, .. } | TreeMessage::Borrowed { message, .. } => {
@@ -335,6 +335,10 @@ impl Plumtree {
                 if waiting.is_some_and(|(peer, _)| peer == to) && !self.cache.contains(id) {
                     self.graft_next(now, *id, out);
                 }
+            }
+            TreeMessage::Decline { id } if self.links.contains(&to) => {
+                self.offers.owe(now, to, *id);
+                self.schedule_flush(out);
             }
             _ => {}
         }
@@ -429,6 +433,12 @@ impl Plumtree {
         let check = self.offers.check(now, &from, &id);
         if check != GraftCheck::Fresh {
             self.stats.grafts_refused += 1;
+            // For an id we do not remember announcing (never, or so long ago that the memory of it is
+            // gone), the grafter gets a decline: silence would be a broken promise if we did announce
+            // it. A repeat gets none: the answer is on its way, and a decline behind it would be waste.
+            if check == GraftCheck::Unannounced {
+                self.decline(from, id, out);
+            }
             return check;
         }
         let Some(entry) = self.cache.get(&id) else {

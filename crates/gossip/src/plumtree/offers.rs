@@ -7,6 +7,12 @@
 //! [`Config::graft_bytes_per_sec`]). A repeated graft or one over the budget is dropped without blame
 //! (an honest peer grafts again after its timeout, and the next announcer answers); a graft for an id
 //! we never announced to that peer is waste, charged to its allowance like a duplicate on a pruned link.
+//!
+//! A graft we cannot answer is declined, so the grafter asks another announcer at once and does not
+//! hold us to the promise. A `Decline` is control (it may use the send queue's reserve), but a link
+//! whose reserve is spent drops it too; then it is **owed**: kept here and sent again with the next
+//! batch of announcements, for as long as the grafter's longest wait ([`Config::graft_promise_max`])
+//! leaves it of use. A decline that never arrived would let the grafter blame us for congestion.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -42,10 +48,21 @@ struct PeerOffers {
     budget: TokenBucket,
 }
 
+/// Declines owed at most (dropped by a full send queue, to be sent again): beyond it the oldest is
+/// given up, and its grafter may blame us after its longest wait.
+const MAX_OWED_DECLINES: usize = 4096;
+
 /// The ids announced to each neighbour, bounded per neighbour and in age.
 #[derive(Debug)]
 pub(crate) struct Offers {
     peers: HashMap<PeerId, PeerOffers>,
+    /// Declines a full send queue dropped, oldest first, with when the first was dropped.
+    owed: VecDeque<(Instant, PeerId, MessageId)>,
+    /// The owed declines sent again at the last flush, with when each was first dropped: one dropped
+    /// again is owed from that time, not from now.
+    resent: HashMap<(PeerId, MessageId), Instant>,
+    /// How long an owed decline is worth sending: half the grafter's longest wait for an answer.
+    owed_for: std::time::Duration,
     /// Ids remembered per neighbour at most (the seen cache's capacity: more could not be answered).
     capacity: usize,
     burst: f64,
@@ -57,6 +74,9 @@ impl Offers {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
             peers: HashMap::new(),
+            owed: VecDeque::new(),
+            resent: HashMap::new(),
+            owed_for: config.graft_promise_max / 2,
             capacity: config.seen_capacity.max(1),
             burst: config.graft_burst_bytes as f64,
             rate: config.graft_bytes_per_sec as f64,
@@ -131,8 +151,41 @@ impl Offers {
             .take_amount(now, bytes as f64, burst, rate)
     }
 
-    /// Forgets a neighbour that went down.
+    /// Forgets a neighbour that went down, and the declines we owed it: its grafts' promises ended
+    /// with the link on its side.
     pub(crate) fn forget(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
+        self.owed.retain(|(_, to, _)| to != peer);
+    }
+
+    /// Our decline of `peer`'s graft for `id` was dropped by a full send queue at `now`: it is owed.
+    /// A decline sent again and dropped again keeps the time it was first dropped, so it is not
+    /// retried past its use.
+    pub(crate) fn owe(&mut self, now: Instant, peer: PeerId, id: MessageId) {
+        let first = self.resent.get(&(peer, id)).copied().unwrap_or(now);
+        if self.owed.len() >= MAX_OWED_DECLINES {
+            self.owed.pop_front();
+        }
+        self.owed.push_back((first, peer, id));
+    }
+
+    /// Whether declines are owed (the next flush of announcements sends them).
+    pub(crate) fn owes(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
+    /// The owed declines still worth sending at `now`, oldest first; the others are given up. They are
+    /// remembered until the next call, in case a full queue drops them again.
+    pub(crate) fn take_owed(&mut self, now: Instant) -> Vec<(PeerId, MessageId)> {
+        let owed_for = self.owed_for;
+        self.resent.clear();
+        let mut due = Vec::with_capacity(self.owed.len());
+        for (first, peer, id) in self.owed.drain(..) {
+            if now.saturating_duration_since(first) < owed_for {
+                self.resent.insert((peer, id), first);
+                due.push((peer, id));
+            }
+        }
+        due
     }
 }

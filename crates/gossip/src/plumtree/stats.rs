@@ -36,6 +36,9 @@ pub struct TreeStats {
     /// Grafts we declined (`Decline`): over the grafter's answer budget, the answer dropped by our
     /// send queue, or the message no longer held.
     pub declines_sent: u64,
+    /// Declines sent again after a full send queue dropped them (each is counted once in
+    /// `declines_sent`).
+    pub declines_resent: u64,
     /// Grafts of ours an announcer declined.
     pub declines_received: u64,
 }
