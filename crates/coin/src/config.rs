@@ -40,6 +40,12 @@ pub struct AppConfig {
     /// that comes this long or longer after the one before is judged at once, and a batch that fills
     /// up is judged when it does.
     pub validation_delay: Duration,
+    /// How long local transactions (wallet, RPC) are refused after a data message to most gossip
+    /// neighbours was dropped by a full send queue (default 500 ms; zero never refuses): the node then
+    /// sends faster than its neighbours read, and what it took from its wallets would crowd out what it
+    /// relays for others ([`SubmitError::LinksFull`](crate::SubmitError::LinksFull)). A minority of slow
+    /// neighbours never trips it.
+    pub links_full_hold: Duration,
     /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
     /// a node's first transactions follow the tree of a node a link or two away instead of flooding.
     pub gossip: meshwork_gossip::Config,
@@ -108,6 +114,9 @@ impl Default for AppConfig {
             max_seen_peers: 256,
             validation_batch: 64,
             validation_delay: Duration::from_millis(2),
+            // About as long as a full queue of transactions (768 data messages) takes to drain at the
+            // rates `coin-node bench` relays.
+            links_full_hold: Duration::from_millis(500),
             // Every node publishes transactions (its wallets'), most of them rarely: a node without a
             // tree of its own borrows a nearby node's rather than flooding (`Trees::Borrow`, with
             // lenders two links away by default: bytes before latency, as transactions want).

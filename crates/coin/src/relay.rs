@@ -54,6 +54,17 @@ pub enum SubmitError {
     /// Gossip refused to publish it (larger than the topic allows).
     #[error("publication: {0}")]
     Publish(#[from] PublishError),
+    /// Most of the node's gossip neighbours read slower than it sends: data to `full` of its
+    /// `neighbours` was dropped by a full send queue within [`AppConfig::links_full_hold`]. The node
+    /// relays what it holds before it takes more from its wallets; the same transaction may be
+    /// submitted again shortly.
+    #[error("busy: the send queues to {full} of {neighbours} gossip neighbours are full; try again shortly")]
+    LinksFull {
+        /// Neighbours whose send queue dropped data lately.
+        full: usize,
+        /// Neighbours in gossip's active view.
+        neighbours: usize,
+    },
 }
 
 /// Counters of the relay policy.
@@ -83,6 +94,9 @@ pub struct RelayStats {
     /// Relayed transactions whose signatures a batch verified (the others of a batch were known,
     /// orphans, invalid, or after a bad signature, and met their own checks).
     pub batch_verified: u64,
+    /// Local transactions refused because most gossip neighbours' send queues were full
+    /// ([`SubmitError::LinksFull`]).
+    pub refused_links_full: u64,
 }
 
 impl<S: ChainStore> CoinApp<S> {
@@ -222,12 +236,15 @@ impl<S: ChainStore> CoinApp<S> {
 
     /// Takes a local transaction (wallet, RPC): into the mempool, then published and remembered for
     /// rebroadcast until a block takes it. Call it inside the node (`Handle::call`) to get the outcome.
+    /// Refused, to be submitted again shortly, while most gossip neighbours' send queues are full
+    /// ([`SubmitError::LinksFull`]).
     pub fn submit_local_tx(
         &mut self,
         now: Instant,
         tx: Transfer,
         out: &mut Vec<Output<Self>>,
     ) -> Result<Submitted, SubmitError> {
+        self.check_links(now)?;
         let txid = txid_of(&tx);
         let bytes = meshwork_wire::encode(&tx)?;
         // A transaction gossip cannot carry is refused before the mempool takes it: one that is kept
@@ -251,6 +268,23 @@ impl<S: ChainStore> CoinApp<S> {
         self.work.extend(adopted.into_iter().map(Work::Adopted));
         self.run(now, out);
         Ok(submitted)
+    }
+
+    /// Back-pressure on the node's own transactions: refused while data to most gossip neighbours was
+    /// dropped by a full send queue within [`AppConfig::links_full_hold`]. Relayed transactions are not
+    /// refused here: the transport's flow control paces them, and what a peer sent is already paid for.
+    fn check_links(&mut self, now: Instant) -> Result<(), SubmitError> {
+        let hold = self.config.links_full_hold;
+        let neighbours = self.gossip.active_view().len();
+        if hold.is_zero() || neighbours == 0 {
+            return Ok(());
+        }
+        let full = self.gossip.full_links(now, hold);
+        if full * 2 > neighbours {
+            self.relay_stats.refused_links_full += 1;
+            return Err(SubmitError::LinksFull { full, neighbours });
+        }
+        Ok(())
     }
 
     /// Publishes an orphan that entered the mempool after its parent. Gossip cannot forward it: it was

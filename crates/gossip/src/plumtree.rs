@@ -163,6 +163,9 @@ pub(crate) struct Plumtree {
     lenders: Lenders,
     /// Messages we published on borrowed trees; `None` once we published on our own tree.
     borrowed: Option<u32>,
+    /// When the driver last dropped a data message (a copy or an `IHave`) to each neighbour because its
+    /// send queue was full: that neighbour reads slower than we send ([`Plumtree::full_links`]).
+    full_links: HashMap<PeerId, Instant>,
     /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
     /// [`MAX_IN_FLIGHT_WINDOWS`] peers: the nearest lender is borrowed from.
     round_trips: HashMap<PeerId, std::time::Duration>,
@@ -192,6 +195,7 @@ impl Plumtree {
             lenders: Lenders::new(config.lender_hops),
             borrowed: Some(0),
             round_trips: HashMap::new(),
+            full_links: HashMap::new(),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -266,6 +270,16 @@ impl Plumtree {
         }
         self.replied.remove(&peer);
         self.answer_lag.remove(&peer);
+        self.full_links.remove(&peer);
+    }
+
+    /// How many neighbours had a data message to them dropped by a full send queue within `within`
+    /// before `now`.
+    pub(crate) fn full_links(&self, now: Instant, within: std::time::Duration) -> usize {
+        self.full_links
+            .values()
+            .filter(|at| now.saturating_duration_since(**at) < within)
+            .count()
     }
 
     /// A message a local publisher signed: accepted at once, delivered and pushed.

@@ -111,6 +111,16 @@ impl Gossip {
         self.tree.eager_peers(*origin).copied().collect()
     }
 
+    /// How many neighbours the driver dropped a data message to (a copy or an `IHave`) within `within`
+    /// before `now`, because its send queue to them was full ([`Protocol::undelivered`] with
+    /// [`DropReason::QueueFull`]): they read slower than this node sends. An application that originates
+    /// messages can hold back while most of its neighbours are full (the coin node refuses local
+    /// transactions then), so that what it relays for others is not dropped for its own; a few slow or
+    /// hostile neighbours cannot make it refuse, since the others still take its messages.
+    pub fn full_links(&self, now: Instant, within: std::time::Duration) -> usize {
+        self.tree.full_links(now, within)
+    }
+
     /// Active peers that messages of `origin` are only announced to (`IHave`).
     pub fn lazy_peers(&self, origin: &PeerId) -> Vec<PeerId> {
         self.tree.lazy_peers(*origin).copied().collect()
@@ -507,11 +517,12 @@ impl Protocol for Gossip {
         now: Instant,
         to: PeerId,
         msg: Message,
-        _reason: DropReason,
+        reason: DropReason,
         out: &mut Vec<Output<Self>>,
     ) {
         if let Message::Tree(msg) = msg {
-            self.tree.undelivered(now, to, &msg, &mut self.pt_out);
+            let full = reason == DropReason::QueueFull;
+            self.tree.undelivered(now, to, &msg, full, &mut self.pt_out);
             self.drain(now, out);
         }
     }

@@ -7,6 +7,8 @@
 //! - A promise falls due after four times the announcer's slowest recent answer, when that is longer
 //!   than `Config::graft_promise`.
 //! - Copies a neighbour pushed before our `Prune` reached it are dropped without blame, however many.
+//! - Data the driver dropped for a full queue marks the link full for a while (`Gossip::full_links`),
+//!   for an application that originates messages to hold back on.
 //!
 //! One node, a fake clock.
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is a test failure
@@ -19,7 +21,7 @@ use meshwork_gossip::{
     Command, Config, Gossip, GossipMessage, Message, MessageId, Timer, TreeMessage, Verdict,
 };
 use meshwork_wire::{DropReason, Input, Instant, Output, PeerId, Protocol};
-use support::{at, from, gossip, handle, message, node, timers};
+use support::{at, from, gossip, handle, key, message, node, timers};
 
 /// The peers `out` sends a graft for `id` to.
 fn grafted(out: &[Output<Gossip>], id: MessageId) -> Vec<PeerId> {
@@ -350,4 +352,35 @@ fn a_link_whose_queue_outlasts_the_first_window_stays_excused_while_we_prune_it(
     // Once the copies stop long enough for a prune to have reached it, the window closes for good.
     push_copies(&mut g, at(60_000), pusher, &msg, 3_000);
     assert_eq!(g.stats().bans, 1);
+}
+
+#[test]
+fn data_dropped_for_a_full_queue_marks_the_link_full_for_a_while() {
+    let (mut g, peers) = node(&[2, 3, 4]);
+    let hold = Duration::from_millis(500);
+    let data = |seq| Message::Tree(gossip(&message(seq)));
+    let mut out = Vec::new();
+    g.undelivered(at(100), peers[0], data(1), DropReason::QueueFull, &mut out);
+    g.undelivered(at(150), peers[1], data(2), DropReason::QueueFull, &mut out);
+    assert_eq!(g.full_links(at(200), hold), 2);
+    // A control message dropped from the reserve, a message to a peer that closed, a peer that is no
+    // neighbour: none says a neighbour reads slower than we send.
+    let graft = Message::Tree(TreeMessage::Graft { id: message(3).id() });
+    g.undelivered(at(160), peers[2], graft, DropReason::QueueFull, &mut out);
+    g.undelivered(at(160), peers[2], data(3), DropReason::ConnectionClosed, &mut out);
+    g.undelivered(
+        at(160),
+        key(9).peer_id(),
+        data(3),
+        DropReason::QueueFull,
+        &mut out,
+    );
+    assert_eq!(g.full_links(at(200), hold), 2);
+    // Each link is full for `within` after its last drop.
+    assert_eq!(g.full_links(at(620), hold), 1);
+    assert_eq!(g.full_links(at(650), hold), 0);
+    // A neighbour that left is forgotten with its link.
+    g.undelivered(at(700), peers[0], data(4), DropReason::QueueFull, &mut out);
+    handle(&mut g, at(710), Input::PeerDown(peers[0]));
+    assert_eq!(g.full_links(at(720), hold), 0);
 }

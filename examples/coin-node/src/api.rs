@@ -11,7 +11,7 @@ use meshwork_ledger::{Amount, Block, BlockId, OutPoint, RedbReader, StoreError, 
 use meshwork_node::{Handle, Node, NodeError};
 use serde::{Deserialize, Serialize};
 
-use meshwork_coin::{CoinCommand, Submitted};
+use meshwork_coin::{CoinCommand, SubmitError, Submitted};
 
 use crate::node::App;
 
@@ -38,6 +38,15 @@ pub enum ApiError {
     /// The mempool refused the transaction.
     #[error("transaction rejected: {0}")]
     Rejected(String),
+    /// The node sends faster than most of its gossip neighbours read: it relays what it holds before
+    /// it takes more local transactions (`AppConfig::links_full_hold`). Submit again shortly.
+    #[error("busy: the send queues to {full} of {neighbours} gossip neighbours are full; try again shortly")]
+    LinksFull {
+        /// Neighbours whose send queue dropped data lately.
+        full: usize,
+        /// Neighbours in gossip's active view.
+        neighbours: usize,
+    },
 }
 
 /// A summary of the node.
@@ -427,12 +436,16 @@ impl NodeApi {
 
     /// Submits a transaction and says what became of it: in the mempool ([`Submitted::Accepted`]), or
     /// held as an orphan until its parents arrive ([`Submitted::Orphan`]: not verified against its
-    /// inputs yet). A refusal is [`ApiError::Rejected`] with the reason.
+    /// inputs yet). A refusal is [`ApiError::Rejected`] with the reason, or [`ApiError::LinksFull`]
+    /// while the node's links are full (try again shortly).
     pub async fn submit(&self, tx: Transfer) -> Result<Submitted, ApiError> {
         self.app
             .call(move |app, now, out| app.submit_local_tx(now, tx, out))
             .await?
-            .map_err(|e| ApiError::Rejected(e.to_string()))
+            .map_err(|e| match e {
+                SubmitError::LinksFull { full, neighbours } => ApiError::LinksFull { full, neighbours },
+                e => ApiError::Rejected(e.to_string()),
+            })
     }
 
     /// Submits a block the local miner found: connected, and announced to every sync peer.

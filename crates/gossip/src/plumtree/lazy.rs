@@ -321,7 +321,23 @@ impl Plumtree {
     /// grafter is told it is not coming, so it asks another announcer and does not blame us. If it was
     /// our graft, the announcer never heard it: it is not held to the promise, and the next announcer
     /// is grafted now. If it was such a decline, it is owed, and sent again with the next announcements.
-    pub(crate) fn undelivered(&mut self, now: Instant, to: PeerId, msg: &TreeMessage, out: &mut Vec<PtOut>) {
+    /// A data message dropped for a full queue (`full`) marks the link full for a while
+    /// ([`Plumtree::full_links`]).
+    pub(crate) fn undelivered(
+        &mut self,
+        now: Instant,
+        to: PeerId,
+        msg: &TreeMessage,
+        full: bool,
+        out: &mut Vec<PtOut>,
+    ) {
+        let data = matches!(
+            msg,
+            TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. } | TreeMessage::IHave { .. }
+        );
+        if full && data && self.links.contains(&to) {
+            self.full_links.insert(to, now);
+        }
         match msg {
             TreeMessage::Gossip { message, .. } | TreeMessage::Borrowed { message, .. } => {
                 let id = message.id();

@@ -136,6 +136,10 @@ pub struct BenchReport {
     /// Grafts the devnet's nodes declined (their answer over the grafter's budget or dropped by a full
     /// send queue): the grafter asked another announcer at once, and blamed no one.
     pub gossip_declines: u64,
+    /// Local transactions the nodes refused (to be submitted again) because the send queues to most of
+    /// their gossip neighbours were full (`AppConfig::links_full_hold`): the back-pressure that paces
+    /// the wallets to what the links carry.
+    pub tx_refused_links_full: u64,
     /// Grafts the devnet's nodes sent: messages they heard announced but had not received in time
     /// from their parent on the message's tree, and asked an announcer for.
     pub gossip_grafts: u64,

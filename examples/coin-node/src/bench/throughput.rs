@@ -44,6 +44,11 @@ async fn submitter(
                 coins.push_back(coin);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            Err(ApiError::LinksFull { .. }) => {
+                // The node's links are full: the same transaction, once they drain.
+                coins.push_front(coin);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             Err(_) => break,
         }
     }
@@ -216,6 +221,7 @@ async fn measure_tx(
         report.tx_relayed_accepted += app.accepted;
         report.tx_relay_batches += app.batches;
         report.tx_batch_verified += app.batch_verified;
+        report.tx_refused_links_full += app.refused_links_full;
         report.gossip_bans += gossip.bans;
         report.gossip_broken_promises += gossip.tree.broken_promises;
         report.gossip_flood_penalties += gossip.rate_limited - gossip.in_flight_excused;

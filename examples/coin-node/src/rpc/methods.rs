@@ -52,7 +52,9 @@ pub enum ErrorCode {
     /// The mempool refused the transaction; the message says why (Bitcoin Core's
     /// `RPC_VERIFY_REJECTED`, -26).
     Rejected,
-    /// The chain kept moving while the node read it; the same call may succeed if made again (-32001).
+    /// The node is busy; the same call may succeed if made again (-32001): the chain kept moving while
+    /// the node read it, or, for a submission, the node's send queues to most of its gossip neighbours
+    /// are full (it relays what it holds before it takes more).
     Busy,
 }
 
@@ -102,7 +104,7 @@ impl From<ApiError> for ErrorObjectOwned {
     fn from(error: ApiError) -> Self {
         let code = match &error {
             ApiError::Rejected(_) => ErrorCode::Rejected,
-            ApiError::Busy => ErrorCode::Busy,
+            ApiError::Busy | ApiError::LinksFull { .. } => ErrorCode::Busy,
             ApiError::Node(_) | ApiError::Chain(_) | ApiError::Store(_) => ErrorCode::Internal,
         };
         match error {
@@ -215,12 +217,13 @@ pub trait CoinRpc {
     async fn utxos(&self, address: PeerId) -> RpcResult<Vec<Utxo>>;
 
     /// Submits a transaction (postcard, hex) and answers its id, as Bitcoin Core does: an orphan counts
-    /// as sent. A refusal is [`ErrorCode::Rejected`].
+    /// as sent. A refusal is [`ErrorCode::Rejected`]; [`ErrorCode::Busy`] asks to submit it again
+    /// shortly.
     #[method(name = "send_raw_transaction")]
     async fn send_raw_transaction(&self, raw: String) -> RpcResult<TxId>;
 
     /// Submits a transaction (postcard, hex) and says what became of it. A refusal is
-    /// [`ErrorCode::Rejected`], with the reason.
+    /// [`ErrorCode::Rejected`], with the reason; [`ErrorCode::Busy`] asks to submit it again shortly.
     #[method(name = "submit_transaction")]
     async fn submit_transaction(&self, raw: String) -> RpcResult<SubmitResult>;
 }
