@@ -211,9 +211,12 @@ impl Nat {
         out.push(Output::Dial(peer));
     }
 
-    /// A direct connection to `peer` is up: a punch towards it, if one was under way, succeeded.
+    /// A direct connection to `peer` is up: a punch towards it, if one was under way, succeeded, and
+    /// the connection is kept (protected) while it lasts, among the last
+    /// [`NatConfig::max_punched_kept`](crate::NatConfig::max_punched_kept) punched.
     pub(crate) fn punched(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
         if let Some(pending) = self.punches.finish(&peer) {
+            self.keep_punched(peer, out);
             let addr = pending.addr.or_else(|| self.direct_addr(&peer));
             out.push(Output::Emit(NatEvent::HolePunched {
                 peer,
@@ -350,13 +353,47 @@ impl Nat {
     fn release_if_unused(&mut self, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
         if !self.registered_at(&rendezvous) {
             self.redialling.remove(&rendezvous);
-            // One protection bit serves both roles: a peer registered with our rendezvous role stays.
-            if !self.registrants.contains(&rendezvous) {
+            // One protection bit serves every role: a registrant or a punched peer stays.
+            if !self.needs_protection(&rendezvous) {
                 out.push(Output::Protect {
                     peer: rendezvous,
                     protect: false,
                 });
             }
+        }
+    }
+
+    /// Protects the punched connection to `peer`; past the bound, the oldest kept is released.
+    fn keep_punched(&mut self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        let max = self.config.max_punched_kept;
+        if max == 0 || self.punched_kept.contains(&peer) {
+            return;
+        }
+        if self.punched_kept.len() >= max
+            && let Some(oldest) = self.punched_kept.pop_front()
+            && !self.needs_protection(&oldest)
+        {
+            out.push(Output::Protect {
+                peer: oldest,
+                protect: false,
+            });
+        }
+        self.punched_kept.push_back(peer);
+        out.push(Output::Protect { peer, protect: true });
+    }
+
+    /// The connection to `peer` is gone: a punched peer kept is released (a new connection is a new
+    /// punch's to keep).
+    pub(crate) fn release_punched(&mut self, peer: &PeerId, out: &mut Vec<Output<Self>>) {
+        let Some(at) = self.punched_kept.iter().position(|kept| kept == peer) else {
+            return;
+        };
+        self.punched_kept.remove(at);
+        if !self.needs_protection(peer) {
+            out.push(Output::Protect {
+                peer: *peer,
+                protect: false,
+            });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The [`Nat`] protocol: its configuration, commands, events and timers, and the input dispatch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,11 +36,18 @@ pub struct NatConfig {
     pub connects_per_minute: u32,
     /// The first wait before dialling a lost rendezvous again (doubling up to 64 times it).
     pub redial_after: Duration,
+    /// Peers reached by a hole punch whose connection the protocol protects for as long as it lasts,
+    /// the most recent this many (0: none). A punched connection cost a coordinated punch and may not
+    /// come back (NAT mappings change, the peer may have no other way in), yet a connection manager
+    /// above its watermark trims any unprotected connection a second after its first exchange, before
+    /// the application knows whether it wants the peer. Both ends of a punch protect it.
+    pub max_punched_kept: usize,
 }
 
 impl Default for NatConfig {
     /// A client (no rendezvous role): two confirmations within 10 minutes, 64 reporters, punches of
-    /// at most 15 s and 3 dials, 16 at once; a rendezvous would coordinate 10 punches a minute per peer.
+    /// at most 15 s and 3 dials, 16 at once, the last 8 punched connections kept; a rendezvous would
+    /// coordinate 10 punches a minute per peer.
     fn default() -> Self {
         Self {
             rendezvous: None,
@@ -52,6 +59,8 @@ impl Default for NatConfig {
             max_punches: 16,
             connects_per_minute: 10,
             redial_after: Duration::from_secs(5),
+            // Bitcoin Core's eight outbound connections: enough to stay in the network behind a NAT.
+            max_punched_kept: 8,
         }
     }
 }
@@ -276,6 +285,9 @@ pub struct Nat {
     /// Rendezvous being dialled again after a loss.
     pub(crate) redialling: BTreeSet<PeerId>,
     pub(crate) punches: Punches,
+    /// Peers whose punched connection is protected while it lasts, oldest first, at most
+    /// [`NatConfig::max_punched_kept`].
+    pub(crate) punched_kept: VecDeque<PeerId>,
 }
 
 impl Nat {
@@ -299,7 +311,14 @@ impl Nat {
             generation: 0,
             discovering: BTreeSet::new(),
             redialling: BTreeSet::new(),
+            punched_kept: VecDeque::new(),
         }
+    }
+
+    /// Whether a role still needs `peer` protected: our rendezvous, a registrant of our rendezvous
+    /// role, or a punched peer kept (one protection bit per peer serves every role).
+    pub(crate) fn needs_protection(&self, peer: &PeerId) -> bool {
+        self.registered_at(peer) || self.registrants.contains(peer) || self.punched_kept.contains(peer)
     }
 
     /// For the node runtime's `on_connected` hook: the command that tells the protocol where a new
@@ -391,6 +410,7 @@ impl Protocol for Nat {
             Input::PeerDown(peer) => {
                 self.connected.remove(&peer);
                 self.buckets.remove(&peer);
+                self.release_punched(&peer, out);
                 self.peer_down(now, peer, out);
             }
             Input::Command(NatCommand::Connected { peer, addr }) => {

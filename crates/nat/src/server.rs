@@ -95,7 +95,8 @@ impl Nat {
     }
 
     /// Stops protecting the registrants that no longer hold a registration, unless the client role
-    /// still needs them as its own rendezvous (one protection bit serves both roles).
+    /// still needs them (its own rendezvous, or a punched peer it keeps: one protection bit serves
+    /// every role).
     fn release_registrants(&mut self, out: &mut Vec<Output<Self>>) {
         let Some(registry) = self.registry.as_ref() else {
             return;
@@ -108,7 +109,7 @@ impl Nat {
             .collect();
         for peer in gone {
             self.registrants.remove(&peer);
-            if !self.registered_at(&peer) {
+            if !self.needs_protection(&peer) {
                 out.push(Output::Protect { peer, protect: false });
             }
         }

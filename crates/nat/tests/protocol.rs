@@ -324,3 +324,71 @@ fn a_rendezvous_protects_its_registrants_until_their_registrations_end() {
     assert_eq!(net.protected.get(&(r, a)), Some(&false));
     assert_eq!(net.protected.get(&(r, b)), Some(&true));
 }
+
+#[test]
+fn both_ends_keep_a_punched_connection_until_it_closes() {
+    let (mut net, r, a, b) = registered();
+    net.punch(a, r, b);
+    assert!(net.connected(a, b));
+    // A connection manager above its watermark would trim it a second after its first exchange;
+    // rebuilding it takes another coordinated punch, which may not get through.
+    assert_eq!(net.protected.get(&(a, b)), Some(&true));
+    assert_eq!(net.protected.get(&(b, a)), Some(&true));
+    net.disconnect(a, b);
+    net.run();
+    assert_eq!(net.protected.get(&(a, b)), Some(&false));
+    assert_eq!(net.protected.get(&(b, a)), Some(&false));
+    // The rendezvous stays protected: its registration still needs it.
+    assert_eq!(net.protected.get(&(a, r)), Some(&true));
+}
+
+#[test]
+fn an_upgraded_connection_is_kept_like_a_punched_one() {
+    let (mut net, r, a, b) = registered();
+    net.connect_relayed(a, b);
+    net.run();
+    assert_eq!(
+        net.protected.get(&(a, b)),
+        None,
+        "a relayed link is not the punch's to keep"
+    );
+    net.punch(a, r, b);
+    assert!(net.connected(a, b) && !net.is_relayed(a, b));
+    assert_eq!(net.protected.get(&(a, b)), Some(&true));
+    assert_eq!(net.protected.get(&(b, a)), Some(&true));
+}
+
+#[test]
+fn only_the_last_punched_connections_are_kept() {
+    let mut net = Net::new();
+    let r = net.add(NatConfig::rendezvous(), "10.200.0.100:9000");
+    let keep = NatConfig {
+        max_punched_kept: 2,
+        ..NatConfig::default()
+    };
+    let a = net.add(keep, "10.200.0.1:40001");
+    let others: Vec<PeerId> = (2..=4)
+        .map(|i| net.add(NatConfig::default(), &format!("10.200.0.{i}:4000{i}")))
+        .collect();
+    for peer in std::iter::once(a).chain(others.iter().copied()) {
+        net.connect(peer, r);
+        net.run();
+        net.command(
+            peer,
+            NatCommand::Register {
+                rendezvous: r,
+                namespace: "coin".try_into().unwrap(),
+                ttl: Duration::from_secs(60),
+            },
+        );
+    }
+    for other in &others {
+        net.punch(a, r, *other);
+        assert!(net.connected(a, *other));
+    }
+    // The oldest was released when the third came; the two latest stay kept.
+    let kept: Vec<Option<&bool>> = others.iter().map(|o| net.protected.get(&(a, *o))).collect();
+    assert_eq!(kept, vec![Some(&false), Some(&true), Some(&true)]);
+    // The rendezvous is never released to make room: its registration needs it.
+    assert_eq!(net.protected.get(&(a, r)), Some(&true));
+}

@@ -9,7 +9,7 @@ use meshwork_nat::bridge::{BridgeEvent, spawn_bridge};
 use meshwork_nat::{
     Nat, NatCommand, NatConfig, NatEvent, Relay, RelayCommand, RelayConfig, RelayEvent, RelayStats,
 };
-use meshwork_node::{Events, Handle, Hooks, Node, NodeBuilder, NodeConfig, NodeError};
+use meshwork_node::{ConnectionLimits, Events, Handle, Hooks, Node, NodeBuilder, NodeConfig, NodeError};
 use meshwork_transport::Config;
 use meshwork_transport::quic::{QuicTransport, udp_socket};
 use tokio::sync::mpsc;
@@ -41,6 +41,22 @@ impl NatNode {
         Ok(node)
     }
 
+    /// Starts a node as [`NatNode::start`] does, whose connection manager keeps to `connections`.
+    pub async fn start_limited(
+        host: &Host,
+        key: &Keypair,
+        config: NatConfig,
+        connections: ConnectionLimits,
+    ) -> Result<Self, TestbedError> {
+        let node = NodeConfig {
+            connections,
+            ..NodeConfig::default()
+        };
+        let relay = RelayConfig::default();
+        let (node, ()) = Self::build(host, key, (config, relay, node), |_| Ok(())).await?;
+        Ok(node)
+    }
+
     /// Starts a node as [`NatNode::start`] does, with the relay in the role `relay`, after `register`
     /// added the caller's own protocols to the builder.
     pub async fn start_with<X>(
@@ -50,9 +66,18 @@ impl NatNode {
         relay: RelayConfig,
         register: impl FnOnce(&mut NodeBuilder) -> Result<X, NodeError>,
     ) -> Result<(Self, X), TestbedError> {
+        Self::build(host, key, (config, relay, NodeConfig::default()), register).await
+    }
+
+    async fn build<X>(
+        host: &Host,
+        key: &Keypair,
+        (config, relay, node): (NatConfig, RelayConfig, NodeConfig),
+        register: impl FnOnce(&mut NodeBuilder) -> Result<X, NodeError>,
+    ) -> Result<(Self, X), TestbedError> {
         let addr = SocketAddr::new(host.addr().into(), 0);
         let socket = host.enter(|| udp_socket(addr))??;
-        let mut builder = NodeBuilder::new(NodeConfig::default());
+        let mut builder = NodeBuilder::new(node);
         let hooks = Hooks {
             address_of: Some(Nat::address_of),
             on_connected: Some(Nat::on_connected),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use meshwork_identity::Keypair;
 use meshwork_nat::{NatCommand, NatConfig, NatEvent, PunchFailure};
+use meshwork_node::ConnectionLimits;
 use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedSpec, skip_reason};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -141,4 +142,72 @@ async fn a_symmetric_nat_defeats_the_punch_and_the_failure_says_why() {
     for peer in [&a, &b, &rendezvous] {
         peer.node.shutdown().await.unwrap();
     }
+}
+
+/// Two clients behind endpoint-independent NATs whose connection managers hold one connection at most
+/// (the rendezvous's, which their registrations protect), punched to each other with the NAT protocol
+/// keeping `kept` punched connections. Whether the punched connection still stands on each side once
+/// the managers have had time to trim it (a second quiet after the first exchange, a sweep a second).
+async fn punched_above_the_watermark(kept: usize) -> (bool, bool) {
+    let nats = [NatKind::EndpointIndependent, NatKind::EndpointIndependent];
+    let bed = Testbed::build(&TestbedSpec::new(1, &nats)).unwrap();
+    let key = |seed| Keypair::from_seed([seed; 32]);
+    let rendezvous = NatNode::start(bed.public(0), &key(1), NatConfig::rendezvous())
+        .await
+        .unwrap();
+    let r_id = rendezvous.node.peer_id();
+    let at = (r_id, rendezvous.node.local_addr());
+    let config = NatConfig {
+        max_punched_kept: kept,
+        ..NatConfig::default()
+    };
+    let one = ConnectionLimits {
+        low_watermark: 1,
+        high_watermark: 1,
+        ..ConnectionLimits::default()
+    };
+    let mut a = NatNode::start_limited(bed.private(0, 0), &key(2), config.clone(), one)
+        .await
+        .unwrap();
+    let mut b = NatNode::start_limited(bed.private(1, 0), &key(3), config, one)
+        .await
+        .unwrap();
+    for client in [&mut a, &mut b] {
+        client.register(at, "coin", WAIT).await.unwrap();
+    }
+    let (a_id, b_id) = (a.node.peer_id(), b.node.peer_id());
+    let connect = NatCommand::Connect {
+        rendezvous: r_id,
+        target: b_id,
+    };
+    a.nat.command(connect).await.unwrap();
+    let punched = a
+        .next(WAIT, |e| match e {
+            NatEvent::HolePunched { peer, .. } if peer == b_id => Some(Ok(())),
+            NatEvent::PunchFailed { reason, .. } => Some(Err(reason)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(punched, Some(Ok(())));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let a_holds = a.connection_to(b_id).await.unwrap().is_some();
+    let b_holds = b.connection_to(a_id).await.unwrap().is_some();
+    // The rendezvous connection is never trimmed: the registration protects it.
+    assert!(a.connection_to(r_id).await.unwrap().is_some());
+    for peer in [&a, &b, &rendezvous] {
+        peer.node.shutdown().await.unwrap();
+    }
+    (a_holds, b_holds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_punched_connection_above_the_watermark_is_kept_by_both_ends() {
+    if skip_reason().is_some() {
+        return;
+    }
+    // Unkept, the managers trim it within seconds of the punch: another punch to get it back.
+    assert_eq!(punched_above_the_watermark(0).await, (false, false));
+    // Kept (the default), it stands on both sides.
+    let kept = NatConfig::default().max_punched_kept;
+    assert_eq!(punched_above_the_watermark(kept).await, (true, true));
 }

@@ -16,6 +16,10 @@
 //!    (every [`RETRY_AFTER_ROUNDS`] rounds, doubling up to [`MAX_BACKOFF_DOUBLINGS`] times): a punch
 //!    that gets through **upgrades** the relayed connection to a direct one, and its circuit closes.
 //!
+//! The NAT protocol protects the last eight punched connections while they last
+//! (`NatConfig::max_punched_kept`), so the connection manager does not trim them above its watermark;
+//! one that closes all the same is punched again after [`RETRY_AFTER_ROUNDS`] rounds.
+//!
 //! The coin's own protocols (gossip, sync, Kademlia) then see the peer like any other. A relayed
 //! connection's address is virtual ([`meshwork_wire::relayed`]), so they never store or advertise it.
 //! A node started with `--rendezvous` ([`NatRole::Rendezvous`]) serves both roles; it should be
@@ -266,7 +270,12 @@ pub async fn run(
                     }
                 }
                 Some(NatEvent::HolePunched { peer, elapsed, .. }) => {
-                    tried.remove(&peer);
+                    // The NAT protocol keeps the connection (`NatConfig::max_punched_kept`); should it
+                    // close anyway, the peer is punched again a minute after this attempt, not at the
+                    // next round, and its failures start over.
+                    if let Some(last) = tried.get_mut(&peer) {
+                        last.failures = 0;
+                    }
                     metrics.punched.inc();
                     metrics.punch_ms.set(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
                     info!(%peer, ?elapsed, "hole punched: direct connection");
