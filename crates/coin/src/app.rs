@@ -97,23 +97,14 @@ impl<S: ChainStore> CoinApp<S> {
         let mut gossip = Gossip::new(keypair.clone(), config.gossip_config(), seed);
         gossip.subscribe(
             tx_topic(),
-            TopicOptions {
-                validate: true,
-                // Transactions come many at a time under load: their origin signatures too are
-                // checked in batches (`Config::verify_batch`), as their own are (`gather`), unless
-                // batches are off.
-                batch_verify: config.validation_batch > 1,
-                ..TopicOptions::default()
-            },
+            // Transactions come many at a time under load: their origin signatures too are checked in
+            // batches (`Config::verify_batch`), as their own are (`gather`), unless batches are off.
+            TopicOptions::default()
+                .with_validation()
+                .with_batch_verify(config.validation_batch > 1),
         );
         if chain.is_certified() {
-            gossip.subscribe(
-                final_topic(),
-                TopicOptions {
-                    validate: true,
-                    ..TopicOptions::default()
-                },
-            );
+            gossip.subscribe(final_topic(), TopicOptions::default().with_validation());
         }
         let kad = Kademlia::new(keypair.clone(), config.kad_config(), seed.wrapping_add(1));
         Self {

@@ -19,8 +19,18 @@ pub enum Verdict {
     Ignore,
 }
 
-/// How a node takes part in a topic.
+/// How a node takes part in a topic: [`TopicOptions::default`] and the `with_` methods. Non-exhaustive,
+/// so that an option added later breaks no caller.
+///
+/// ```
+/// use meshwork_gossip::TopicOptions;
+///
+/// let options = TopicOptions::default().with_validation().with_max_payload(1024);
+/// assert!(options.validate && !options.batch_verify);
+/// assert_eq!(options.max_payload, 1024);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TopicOptions {
     /// The largest payload accepted or published on the topic (at most [`MAX_PAYLOAD`]).
     pub max_payload: usize,
@@ -42,6 +52,32 @@ impl Default for TopicOptions {
             validate: false,
             batch_verify: false,
         }
+    }
+}
+
+impl TopicOptions {
+    /// With a smaller payload limit ([`TopicOptions::max_payload`]).
+    #[must_use]
+    pub fn with_max_payload(self, max_payload: usize) -> Self {
+        Self { max_payload, ..self }
+    }
+
+    /// With the application's verdict awaited for every new message ([`TopicOptions::validate`]).
+    #[must_use]
+    pub fn with_validation(self) -> Self {
+        self.with_validate(true)
+    }
+
+    /// With the application's verdict awaited (`true`) or not ([`TopicOptions::validate`]).
+    #[must_use]
+    pub fn with_validate(self, validate: bool) -> Self {
+        Self { validate, ..self }
+    }
+
+    /// With origin signatures checked in batches under load, or not ([`TopicOptions::batch_verify`]).
+    #[must_use]
+    pub fn with_batch_verify(self, batch_verify: bool) -> Self {
+        Self { batch_verify, ..self }
     }
 }
 

@@ -12,10 +12,7 @@ use support::{at, from, gossip, handle, key, node_subscribed, topic};
 
 /// A node whose topic batches its checks or not, with neighbours `a` (key 2) and `b` (key 3).
 fn node(config: Config, batch_verify: bool) -> (Gossip, PeerId, PeerId) {
-    let options = TopicOptions {
-        batch_verify,
-        ..TopicOptions::default()
-    };
+    let options = TopicOptions::default().with_batch_verify(batch_verify);
     let (g, peers) = node_subscribed(config, options, &[2, 3]);
     (g, peers[0], peers[1])
 }

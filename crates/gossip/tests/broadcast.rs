@@ -19,13 +19,7 @@ fn key(n: u8) -> Keypair {
 /// A validating node on `topic` with peers 2 and 3 in its active view.
 fn node(topic: TopicId) -> (Gossip, PeerId, PeerId) {
     let mut gossip = Gossip::new(key(1), Config::default(), 7);
-    gossip.subscribe(
-        topic,
-        TopicOptions {
-            validate: true,
-            ..TopicOptions::default()
-        },
-    );
+    gossip.subscribe(topic, TopicOptions::default().with_validation());
     let mut out = Vec::new();
     let (a, b) = (key(2).peer_id(), key(3).peer_id());
     for peer in [a, b] {

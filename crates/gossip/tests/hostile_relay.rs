@@ -27,10 +27,7 @@ fn at(millis: u64) -> Instant {
 /// A node validating its topic, with neighbours 2 and 3 in its active view.
 fn node() -> (Gossip, PeerId, PeerId) {
     let mut g = Gossip::new(key(1), Config::default(), 7);
-    let options = TopicOptions {
-        validate: true,
-        ..TopicOptions::default()
-    };
+    let options = TopicOptions::default().with_validation();
     let mut out = Vec::new();
     g.handle(
         at(0),

@@ -22,10 +22,7 @@ fn key(n: u8) -> Keypair {
 fn node(validate: bool) -> (Gossip, PeerId, PeerId) {
     let mut g = Gossip::new(key(1), Config::default(), 7);
     let mut out = Vec::new();
-    let options = TopicOptions {
-        validate,
-        ..TopicOptions::default()
-    };
+    let options = TopicOptions::default().with_validate(validate);
     g.handle(
         Instant::ZERO,
         Input::Command(Command::Subscribe(topic(), options)),
@@ -183,10 +180,7 @@ fn a_missing_message_triggers_graft_after_the_timeout() {
 fn publishing_over_the_topic_limit_fails_clearly() {
     let mut g = Gossip::new(key(1), Config::default(), 7);
     let mut out = Vec::new();
-    let options = TopicOptions {
-        max_payload: 4,
-        ..TopicOptions::default()
-    };
+    let options = TopicOptions::default().with_max_payload(4);
     g.handle(
         Instant::ZERO,
         Input::Command(Command::Subscribe(topic(), options)),

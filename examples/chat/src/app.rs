@@ -136,11 +136,9 @@ impl ChatApp {
             kad_config.max_per_prefix_in_table = usize::MAX;
         }
         let mut gossip = Gossip::new(keypair.clone(), gossip_config, seed);
-        let options = TopicOptions {
-            max_payload: MAX_LINE_PAYLOAD,
-            validate: true,
-            ..TopicOptions::default()
-        };
+        let options = TopicOptions::default()
+            .with_max_payload(MAX_LINE_PAYLOAD)
+            .with_validation();
         gossip.subscribe(chat_topic(), options);
         Self {
             gossip,

@@ -192,10 +192,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     if n < 2 || !(0.0..1.0).contains(&args.spammers) {
         return Err("gossip-spam needs at least 2 nodes and --spammers in [0, 1)".into());
     }
-    let options = TopicOptions {
-        validate: true,
-        ..TopicOptions::default()
-    };
+    let options = TopicOptions::default().with_validation();
     let make = |init: &meshwork_sim::NodeInit<'_>| SpamNode::new(init, Config::default());
     let mut sim = build(n, args.common.seed, &args.net, options, make)?;
     let mut nodes: Vec<NodeId> = sim.live_nodes().collect();
