@@ -75,6 +75,9 @@ pub struct CoinApp<S: ChainStore> {
     /// When the last relayed transaction came: one that comes later than the batch's wait after it
     /// finds no batch to join, and is judged at once.
     pub(crate) last_relayed: Option<Instant>,
+    /// When a local transaction was last let through while most links were full (one per
+    /// `AppConfig::links_full_hold`, so a node on a slow uplink still gets its own out).
+    pub(crate) trickled: Option<Instant>,
     /// The BFT engine, on a certified chain's validators ([`CoinApp::with_bft`]).
     pub(crate) bft: Option<Validator>,
     started: bool,
@@ -126,6 +129,7 @@ impl<S: ChainStore> CoinApp<S> {
             validating: Vec::new(),
             validate_timer: false,
             last_relayed: None,
+            trickled: None,
             started: false,
         }
     }
@@ -357,8 +361,9 @@ impl<S: ChainStore> CoinApp<S> {
                     .push_back(Work::Gossip(Input::Command(meshwork_gossip::Command::Join(ids))));
             }
             CoinCommand::SubmitTx(tx) => {
-                // The outcome is for callers that ask (`submit_local_tx`); a command has no answer.
-                let _ = self.submit_local_tx(now, tx, out);
+                // The outcome is for callers that ask (`submit_local_tx`); a command has no answer, so
+                // it is not held back while the links are full either: a refusal would be silent.
+                let _ = self.take_local_tx(now, tx, out);
             }
             CoinCommand::SubmitBlock(block) => {
                 let submit = sync::Command::SubmitBlock { block, from: None };

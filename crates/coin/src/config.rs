@@ -43,8 +43,9 @@ pub struct AppConfig {
     /// How long local transactions (wallet, RPC) are refused after a data message to most gossip
     /// neighbours was dropped by a full send queue (default 500 ms; zero never refuses): the node then
     /// sends faster than its neighbours read, and what it took from its wallets would crowd out what it
-    /// relays for others ([`SubmitError::LinksFull`](crate::SubmitError::LinksFull)). A minority of slow
-    /// neighbours never trips it.
+    /// relays for others ([`SubmitError::LinksFull`](crate::SubmitError::LinksFull)). One local
+    /// transaction per hold still goes through, so a node whose uplink is always full gets its own
+    /// out. A minority of slow neighbours never trips it.
     pub links_full_hold: Duration,
     /// Gossip's settings (transaction relay). The default borrows trees ([`meshwork_gossip::Trees::Borrow`]):
     /// a node's first transactions follow the tree of a node a link or two away instead of flooding.

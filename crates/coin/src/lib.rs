@@ -29,8 +29,8 @@
 //! local transactions are published again every [`AppConfig::rebroadcast_interval`] until mined.
 //! Local transactions wait while the node's links are full: a node whose send queues to most of its
 //! gossip neighbours dropped data within [`AppConfig::links_full_hold`] refuses them
-//! ([`SubmitError::LinksFull`], to be submitted again shortly), so that its wallets cannot crowd out
-//! what it relays for others.
+//! ([`SubmitError::LinksFull`], to be submitted again shortly; one per hold still goes through), so
+//! that its wallets cannot crowd out what it relays for others.
 //!
 //! The app reads no clock and opens no socket. The node runtime (`examples/coin-node`) runs it over QUIC
 //! and adds the disk (redb), mining threads and the RPC server; `meshsim coin` runs the very same type

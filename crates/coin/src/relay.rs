@@ -237,7 +237,7 @@ impl<S: ChainStore> CoinApp<S> {
     /// Takes a local transaction (wallet, RPC): into the mempool, then published and remembered for
     /// rebroadcast until a block takes it. Call it inside the node (`Handle::call`) to get the outcome.
     /// Refused, to be submitted again shortly, while most gossip neighbours' send queues are full
-    /// ([`SubmitError::LinksFull`]).
+    /// ([`SubmitError::LinksFull`]), but for one per [`AppConfig::links_full_hold`].
     pub fn submit_local_tx(
         &mut self,
         now: Instant,
@@ -245,6 +245,16 @@ impl<S: ChainStore> CoinApp<S> {
         out: &mut Vec<Output<Self>>,
     ) -> Result<Submitted, SubmitError> {
         self.check_links(now)?;
+        self.take_local_tx(now, tx, out)
+    }
+
+    /// [`CoinApp::submit_local_tx`] without the check of the links.
+    pub(crate) fn take_local_tx(
+        &mut self,
+        now: Instant,
+        tx: Transfer,
+        out: &mut Vec<Output<Self>>,
+    ) -> Result<Submitted, SubmitError> {
         let txid = txid_of(&tx);
         let bytes = meshwork_wire::encode(&tx)?;
         // A transaction gossip cannot carry is refused before the mempool takes it: one that is kept
@@ -271,8 +281,10 @@ impl<S: ChainStore> CoinApp<S> {
     }
 
     /// Back-pressure on the node's own transactions: refused while data to most gossip neighbours was
-    /// dropped by a full send queue within [`AppConfig::links_full_hold`]. Relayed transactions are not
-    /// refused here: the transport's flow control paces them, and what a peer sent is already paid for.
+    /// dropped by a full send queue within [`AppConfig::links_full_hold`], but for one let through per
+    /// hold, so that a node whose uplink is always full (a thin link in a busy network) still gets its
+    /// own transactions out, slowly. Relayed transactions are not refused here: the transport's flow
+    /// control paces them, and what a peer sent is already paid for.
     fn check_links(&mut self, now: Instant) -> Result<(), SubmitError> {
         let hold = self.config.links_full_hold;
         let neighbours = self.gossip.active_view().len();
@@ -280,11 +292,18 @@ impl<S: ChainStore> CoinApp<S> {
             return Ok(());
         }
         let full = self.gossip.full_links(now, hold);
-        if full * 2 > neighbours {
-            self.relay_stats.refused_links_full += 1;
-            return Err(SubmitError::LinksFull { full, neighbours });
+        if full * 2 <= neighbours {
+            return Ok(());
         }
-        Ok(())
+        if self
+            .trickled
+            .is_none_or(|at| now.saturating_duration_since(at) >= hold)
+        {
+            self.trickled = Some(now);
+            return Ok(());
+        }
+        self.relay_stats.refused_links_full += 1;
+        Err(SubmitError::LinksFull { full, neighbours })
     }
 
     /// Publishes an orphan that entered the mempool after its parent. Gossip cannot forward it: it was

@@ -57,7 +57,8 @@ pub enum CoinCommand {
     /// Join the network through these contacts (Kademlia bootstrap, gossip join).
     Join(Vec<PeerInfo>),
     /// A local transaction (wallet, RPC): into the mempool, published, rebroadcast until mined. Use
-    /// [`CoinApp::submit_local_tx`](crate::CoinApp::submit_local_tx) to learn the outcome.
+    /// [`CoinApp::submit_local_tx`](crate::CoinApp::submit_local_tx) to learn the outcome; unlike it,
+    /// the command is never held back while the node's links are full (a refusal would be silent).
     SubmitTx(Transfer),
     /// A block from the local miner: connected and announced to sync peers.
     SubmitBlock(Block),

@@ -367,6 +367,17 @@ pub enum TreeMessage {
     },
 }
 
+impl TreeMessage {
+    /// Whether this carries data (a full message, or an `IHave` announcing some) rather than steers
+    /// the tree: a dropped one is a message or a promise not sent, never an answer someone waits for.
+    pub fn is_data(&self) -> bool {
+        matches!(
+            self,
+            Self::Gossip { .. } | Self::Borrowed { .. } | Self::IHave { .. }
+        )
+    }
+}
+
 /// Everything that crosses the wire on `/meshwork/gossip/3`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {

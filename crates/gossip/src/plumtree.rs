@@ -264,7 +264,7 @@ impl Plumtree {
         // neighbour that left (a view change, a full queue that timed out) broke nothing.
         self.promises.retain(|(promiser, _), _| *promiser != peer);
         // What it announced goes too: if the link comes back, the peer has forgotten its offers to us
-        // (`offers.forget` on its side) and would answer a graft for them with silence.
+        // (`offers.forget` on its side) and would count a graft for them as waste.
         for missing in self.missing.values_mut() {
             missing.announcers.retain(|(announcer, _)| *announcer != peer);
         }

@@ -248,13 +248,19 @@ impl Gossip {
             TreeMessage::IHave { ids } => self.tree.on_ihave(now, from, &ids, &mut self.pt_out),
             TreeMessage::Graft { id } => {
                 let check = self.tree.on_graft(now, from, id, &mut self.pt_out);
-                // A graft for an id we never announced to the peer can only be a request for free
-                // bytes: waste, like a duplicate on a pruned link. Repeats of an announced id are not
-                // (an honest peer grafts again after a timeout).
-                if check == GraftCheck::Unannounced && !self.scores.waste(from, now) {
-                    self.stats.rate_limited += 1;
-                    self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
-                    self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                // A graft for an id we do not remember announcing to the peer is a request for free
+                // bytes, or (rarely) for one announced so long ago that we forgot: waste, like a
+                // duplicate on a pruned link, and declined within the peer's allowance (an honest
+                // grafter is then not left waiting out its promise). Repeats of an announced id are
+                // no waste (an honest peer grafts again after a timeout).
+                if check == GraftCheck::Unannounced {
+                    if self.scores.waste(from, now) {
+                        self.tree.decline(from, id, &mut self.pt_out);
+                    } else {
+                        self.stats.rate_limited += 1;
+                        self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
+                        self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+                    }
                 }
             }
             TreeMessage::Prune { origin } => self.tree.on_prune(from, origin),
@@ -502,16 +508,14 @@ impl Protocol for Gossip {
     /// `Decline` leaves a grafter waiting). Messages and `IHave`s are data: a dropped `IHave` is only a
     /// promise not made.
     fn is_control(msg: &Message) -> bool {
-        !matches!(
-            msg,
-            Message::Tree(
-                TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. } | TreeMessage::IHave { .. }
-            )
-        )
+        !matches!(msg, Message::Tree(tree) if tree.is_data())
     }
 
-    /// A full message we could not send: if it answered a graft, the grafter gets a `Decline` (see
-    /// [`TreeMessage::Decline`]), so a congested link never makes an honest announcer a promise breaker.
+    /// A message the driver could not send. A full message that answered a graft is declined (see
+    /// [`TreeMessage::Decline`]), so a congested link never makes an honest announcer a promise
+    /// breaker; a decline dropped by a full queue is owed and sent again with the next announcements;
+    /// data dropped because the neighbour reads slower than we send marks its link full for a while
+    /// ([`Gossip::full_links`]).
     fn undelivered(
         &mut self,
         now: Instant,
@@ -521,8 +525,7 @@ impl Protocol for Gossip {
         out: &mut Vec<Output<Self>>,
     ) {
         if let Message::Tree(msg) = msg {
-            let full = reason == DropReason::QueueFull;
-            self.tree.undelivered(now, to, &msg, full, &mut self.pt_out);
+            self.tree.undelivered(now, to, &msg, reason, &mut self.pt_out);
             self.drain(now, out);
         }
     }

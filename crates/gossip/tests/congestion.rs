@@ -361,20 +361,22 @@ fn data_dropped_for_a_full_queue_marks_the_link_full_for_a_while() {
     let data = |seq| Message::Tree(gossip(&message(seq)));
     let mut out = Vec::new();
     g.undelivered(at(100), peers[0], data(1), DropReason::QueueFull, &mut out);
-    g.undelivered(at(150), peers[1], data(2), DropReason::QueueFull, &mut out);
+    // An announcement is data too.
+    let ids = vec![support::announcement(10, message(2).id(), 1)]
+        .try_into()
+        .unwrap();
+    let ihave = Message::Tree(TreeMessage::IHave { ids });
+    g.undelivered(at(150), peers[1], ihave, DropReason::QueueFull, &mut out);
     assert_eq!(g.full_links(at(200), hold), 2);
-    // A control message dropped from the reserve, a message to a peer that closed, a peer that is no
-    // neighbour: none says a neighbour reads slower than we send.
+    // A control message dropped from the reserve, a message to a peer that closed, the node's whole
+    // budget spent (by others), a peer that is no neighbour: none says a neighbour reads slower than
+    // we send.
     let graft = Message::Tree(TreeMessage::Graft { id: message(3).id() });
     g.undelivered(at(160), peers[2], graft, DropReason::QueueFull, &mut out);
     g.undelivered(at(160), peers[2], data(3), DropReason::ConnectionClosed, &mut out);
-    g.undelivered(
-        at(160),
-        key(9).peer_id(),
-        data(3),
-        DropReason::QueueFull,
-        &mut out,
-    );
+    g.undelivered(at(160), peers[2], data(3), DropReason::BudgetSpent, &mut out);
+    let stranger = key(9).peer_id();
+    g.undelivered(at(160), stranger, data(3), DropReason::QueueFull, &mut out);
     assert_eq!(g.full_links(at(200), hold), 2);
     // Each link is full for `within` after its last drop.
     assert_eq!(g.full_links(at(620), hold), 1);

@@ -30,7 +30,12 @@ const ORIGIN: u8 = 10;
 
 /// A node (key 1) with neighbours 2 (which relays to it) and 3 (lazy for `ORIGIN`: it gets `IHave`s).
 fn node() -> (Gossip, PeerId, PeerId) {
-    let mut g = Gossip::new(key(1), Config::default(), 7);
+    node_with(Config::default())
+}
+
+/// [`node`] with `config`.
+fn node_with(config: Config) -> (Gossip, PeerId, PeerId) {
+    let mut g = Gossip::new(key(1), config, 7);
     let mut out = Vec::new();
     let subscribe = Command::Subscribe(topic(), TopicOptions::default());
     g.handle(at(0), Input::Command(subscribe), &mut out);
@@ -179,11 +184,14 @@ fn grafts_for_ids_never_announced_get_nothing_and_draw_on_the_waste_allowance() 
     let flood = Config::default().score.flood;
     let threshold = Config::default().score.ban_threshold;
     let over = (-threshold / flood) as u64;
+    let mut out = Vec::new();
     for i in 0..=over {
         let id = MessageId::from_hash(&Hash::digest(&(u64::MAX - i).to_le_bytes()));
-        send(&mut g, at(1), grafter, TreeMessage::Graft { id });
+        out.extend(send(&mut g, at(1), grafter, TreeMessage::Graft { id }));
     }
     assert_eq!(g.stats().rate_limited, over);
+    // Past the allowance, no courtesy either: only the first of these, the allowance's last, is declined.
+    assert_eq!(declined(&out, grafter).len(), 1);
     assert!(g.is_banned(&grafter));
     assert!(!g.is_banned(&relay));
 }
@@ -313,4 +321,93 @@ fn declines_owed_to_a_neighbour_that_left_are_forgotten() {
     let mut out = Vec::new();
     g.handle(at(150), Input::Timer(Timer::FlushIHave), &mut out);
     assert!(declined(&out, grafter).is_empty());
+}
+
+/// Drops `msg` to `to` in the driver's queue for `reason` at `ms`; what the node does about it.
+fn drop_at(g: &mut Gossip, ms: u64, to: PeerId, msg: TreeMessage, reason: DropReason) -> Vec<Output<Gossip>> {
+    let mut out = Vec::new();
+    g.undelivered(at(ms), to, Message::Tree(msg), reason, &mut out);
+    out
+}
+
+#[test]
+fn only_declines_of_announced_ids_dropped_by_a_full_queue_are_owed_and_at_most_64_a_neighbour() {
+    let (mut g, relay, grafter) = node();
+    let messages: Vec<GossipMessage> = (1..=80).map(|seq| message(seq, 100)).collect();
+    let ids = relay_and_announce(&mut g, at(0), relay, messages.clone());
+    // The grafter asks for all 80; every answer, then every decline, is dropped by the full queue.
+    for (id, message) in ids.iter().zip(messages) {
+        let out = send(&mut g, at(10), grafter, TreeMessage::Graft { id: *id });
+        assert_eq!(answered(&out, grafter).0, 1);
+        let answer = TreeMessage::Gossip { message, hops: 2 };
+        assert_eq!(
+            declined(
+                &drop_at(&mut g, 20, grafter, answer, DropReason::QueueFull),
+                grafter
+            ),
+            vec![*id]
+        );
+        drop_at(
+            &mut g,
+            20,
+            grafter,
+            TreeMessage::Decline { id: *id },
+            DropReason::QueueFull,
+        );
+    }
+    // A decline for an id never announced (a courtesy to a wasteful graft), or one that met a closed
+    // connection, is not owed.
+    let never = MessageId::from_hash(&Hash::digest(b"never announced"));
+    drop_at(
+        &mut g,
+        20,
+        grafter,
+        TreeMessage::Decline { id: never },
+        DropReason::QueueFull,
+    );
+    drop_at(
+        &mut g,
+        20,
+        relay,
+        TreeMessage::Decline { id: ids[0] },
+        DropReason::ConnectionClosed,
+    );
+    let mut out = Vec::new();
+    g.handle(at(50), Input::Timer(Timer::FlushIHave), &mut out);
+    let again = declined(&out, grafter);
+    assert_eq!(again, ids[..64].to_vec(), "the first 64, once each, in order");
+    assert!(declined(&out, relay).is_empty());
+}
+
+#[test]
+fn an_owed_decline_is_not_sent_after_the_graft_was_answered() {
+    // A budget of one 100-byte answer, so the second graft is declined for it.
+    let config = Config {
+        graft_burst_bytes: 400,
+        graft_bytes_per_sec: 400,
+        ..Config::default()
+    };
+    let (mut g, relay, grafter) = node_with(config);
+    let ids = relay_and_announce(&mut g, at(0), relay, vec![message(1, 100), message(2, 100)]);
+    let first = send(&mut g, at(10), grafter, TreeMessage::Graft { id: ids[0] });
+    assert_eq!(answered(&first, grafter).0, 1);
+    // Over budget: declined, and the decline is dropped, so it is owed.
+    let second = send(&mut g, at(10), grafter, TreeMessage::Graft { id: ids[1] });
+    assert_eq!(declined(&second, grafter), vec![ids[1]]);
+    drop_at(
+        &mut g,
+        10,
+        grafter,
+        TreeMessage::Decline { id: ids[1] },
+        DropReason::QueueFull,
+    );
+    // The grafter asks again once the budget refilled, and is answered before the next flush.
+    let again = send(&mut g, at(2_000), grafter, TreeMessage::Graft { id: ids[1] });
+    assert_eq!(answered(&again, grafter).0, 1);
+    let mut out = Vec::new();
+    g.handle(at(2_010), Input::Timer(Timer::FlushIHave), &mut out);
+    assert!(
+        declined(&out, grafter).is_empty(),
+        "a decline after the message would be waste"
+    );
 }

@@ -86,7 +86,7 @@ impl Nat {
             out.push(failed(PunchFailure::RendezvousNotConnected));
             return;
         }
-        let Some(pending) = self.punches.start(now, target, rendezvous) else {
+        let Some(pending) = self.punches.start(now, target, rendezvous, true) else {
             out.push(failed(PunchFailure::TooMany));
             return;
         };
@@ -191,7 +191,7 @@ impl Nat {
             return;
         }
         let timeout = self.config.punch_timeout;
-        let Some(pending) = self.punches.start(now, peer, from) else {
+        let Some(pending) = self.punches.start(now, peer, from, false) else {
             out.push(Output::Dropped {
                 peer: from,
                 reason: DropReason::RateLimited,
@@ -216,7 +216,7 @@ impl Nat {
     /// [`NatConfig::max_punched_kept`](crate::NatConfig::max_punched_kept) punched.
     pub(crate) fn punched(&mut self, now: Instant, peer: PeerId, out: &mut Vec<Output<Self>>) {
         if let Some(pending) = self.punches.finish(&peer) {
-            self.keep_punched(peer, out);
+            self.keep_punched(peer, pending.asked, out);
             let addr = pending.addr.or_else(|| self.direct_addr(&peer));
             out.push(Output::Emit(NatEvent::HolePunched {
                 peer,
@@ -363,14 +363,19 @@ impl Nat {
         }
     }
 
-    /// Protects the punched connection to `peer`; past the bound, the oldest kept is released.
-    fn keep_punched(&mut self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+    /// Protects the punched connection to `peer`. Punches this node `asked` for and those others asked
+    /// for are kept apart, each up to the bound, the oldest released past it: peers that ask our
+    /// rendezvous to punch to us, under as many identities as they like, cannot push out the
+    /// connections we punched for ourselves.
+    fn keep_punched(&mut self, peer: PeerId, asked: bool, out: &mut Vec<Output<Self>>) {
         let max = self.config.max_punched_kept;
-        if max == 0 || self.punched_kept.contains(&peer) {
+        if max == 0 || self.punched_kept.iter().any(|(kept, _)| *kept == peer) {
             return;
         }
-        if self.punched_kept.len() >= max
-            && let Some(oldest) = self.punched_kept.pop_front()
+        let side = self.punched_kept.iter().filter(|(_, a)| *a == asked).count();
+        if side >= max
+            && let Some(at) = self.punched_kept.iter().position(|(_, a)| *a == asked)
+            && let Some((oldest, _)) = self.punched_kept.remove(at)
             && !self.needs_protection(&oldest)
         {
             out.push(Output::Protect {
@@ -378,14 +383,14 @@ impl Nat {
                 protect: false,
             });
         }
-        self.punched_kept.push_back(peer);
+        self.punched_kept.push_back((peer, asked));
         out.push(Output::Protect { peer, protect: true });
     }
 
     /// The connection to `peer` is gone: a punched peer kept is released (a new connection is a new
     /// punch's to keep).
     pub(crate) fn release_punched(&mut self, peer: &PeerId, out: &mut Vec<Output<Self>>) {
-        let Some(at) = self.punched_kept.iter().position(|kept| kept == peer) else {
+        let Some(at) = self.punched_kept.iter().position(|(kept, _)| kept == peer) else {
             return;
         };
         self.punched_kept.remove(at);
@@ -424,4 +429,50 @@ fn schedule_renewal(
             generation,
         },
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NatConfig;
+
+    fn peer(n: u8) -> PeerId {
+        meshwork_identity::Keypair::from_seed([n; 32]).peer_id()
+    }
+
+    /// The peers `out` stops protecting.
+    fn released(out: &[Output<Nat>]) -> Vec<PeerId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Protect { peer, protect: false } => Some(*peer),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_punched_peer_another_role_needs_stays_protected_when_it_is_no_longer_kept() {
+        let mut nat = Nat::new(NatConfig {
+            max_punched_kept: 1,
+            ..NatConfig::default()
+        });
+        let (rendezvous, registrant, other) = (peer(1), peer(2), peer(3));
+        let namespace: Namespace = "coin".try_into().unwrap();
+        nat.registrations
+            .insert((rendezvous, namespace), (Duration::from_secs(60), 1));
+        nat.registrants.insert(registrant);
+        let mut out = Vec::new();
+        // Our rendezvous, punched to and kept, pushed out by our next punch: its registration still
+        // needs it.
+        nat.keep_punched(rendezvous, true, &mut out);
+        nat.keep_punched(other, true, &mut out);
+        assert!(released(&out).is_empty());
+        // A registrant of our rendezvous role, kept, then gone as a punched peer: still protected.
+        nat.keep_punched(registrant, false, &mut out);
+        nat.release_punched(&registrant, &mut out);
+        assert!(released(&out).is_empty());
+        // A punched peer no other role needs is released with its connection.
+        nat.release_punched(&other, &mut out);
+        assert_eq!(released(&out), vec![other]);
+    }
 }

@@ -37,10 +37,12 @@ pub struct NatConfig {
     /// The first wait before dialling a lost rendezvous again (doubling up to 64 times it).
     pub redial_after: Duration,
     /// Peers reached by a hole punch whose connection the protocol protects for as long as it lasts,
-    /// the most recent this many (0: none). A punched connection cost a coordinated punch and may not
-    /// come back (NAT mappings change, the peer may have no other way in), yet a connection manager
-    /// above its watermark trims any unprotected connection a second after its first exchange, before
-    /// the application knows whether it wants the peer. Both ends of a punch protect it.
+    /// the most recent this many of the punches this node asked for, and as many of those others asked
+    /// for (0: none). A punched connection cost a coordinated punch and may not come back (NAT mappings
+    /// change, the peer may have no other way in), yet a connection manager above its watermark trims
+    /// any unprotected connection a second after its first exchange, before the application knows
+    /// whether it wants the peer. Both ends of a punch protect it; kept apart, punches others ask for
+    /// cannot push out ours.
     pub max_punched_kept: usize,
 }
 
@@ -285,9 +287,9 @@ pub struct Nat {
     /// Rendezvous being dialled again after a loss.
     pub(crate) redialling: BTreeSet<PeerId>,
     pub(crate) punches: Punches,
-    /// Peers whose punched connection is protected while it lasts, oldest first, at most
-    /// [`NatConfig::max_punched_kept`].
-    pub(crate) punched_kept: VecDeque<PeerId>,
+    /// Peers whose punched connection is protected while it lasts, oldest first, each with whether this
+    /// node asked for the punch: at most [`NatConfig::max_punched_kept`] of either kind.
+    pub(crate) punched_kept: VecDeque<(PeerId, bool)>,
 }
 
 impl Nat {
@@ -318,7 +320,9 @@ impl Nat {
     /// Whether a role still needs `peer` protected: our rendezvous, a registrant of our rendezvous
     /// role, or a punched peer kept (one protection bit per peer serves every role).
     pub(crate) fn needs_protection(&self, peer: &PeerId) -> bool {
-        self.registered_at(peer) || self.registrants.contains(peer) || self.punched_kept.contains(peer)
+        self.registered_at(peer)
+            || self.registrants.contains(peer)
+            || self.punched_kept.iter().any(|(kept, _)| kept == peer)
     }
 
     /// For the node runtime's `on_connected` hook: the command that tells the protocol where a new

@@ -19,6 +19,8 @@ pub(crate) struct Pending {
     pub(crate) attempt: u64,
     /// Dials made so far.
     pub(crate) dials: u32,
+    /// Whether this node asked for it (`Connect`); otherwise the other side did.
+    pub(crate) asked: bool,
 }
 
 /// The punches in flight, at most `max`.
@@ -38,9 +40,15 @@ impl Punches {
         }
     }
 
-    /// Starts a punch towards `peer` through `via`; `None` when `max` are in flight. A punch already
-    /// in flight towards `peer` is kept and returned.
-    pub(crate) fn start(&mut self, now: Instant, peer: PeerId, via: PeerId) -> Option<&mut Pending> {
+    /// Starts a punch towards `peer` through `via`, which this node `asked` for or not; `None` when
+    /// `max` are in flight. A punch already in flight towards `peer` is kept and returned.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        via: PeerId,
+        asked: bool,
+    ) -> Option<&mut Pending> {
         if !self.pending.contains_key(&peer) {
             if self.pending.len() >= self.max {
                 return None;
@@ -54,6 +62,7 @@ impl Punches {
                     addr: None,
                     attempt: self.seq,
                     dials: 0,
+                    asked,
                 },
             );
         }

@@ -358,8 +358,9 @@ fn an_upgraded_connection_is_kept_like_a_punched_one() {
     assert_eq!(net.protected.get(&(b, a)), Some(&true));
 }
 
-#[test]
-fn only_the_last_punched_connections_are_kept() {
+/// A rendezvous, a client `a` that keeps two punched connections of each kind, and `n` other
+/// clients, all registered under "coin".
+fn keeping_two(n: u8) -> (Net, PeerId, PeerId, Vec<PeerId>) {
     let mut net = Net::new();
     let r = net.add(NatConfig::rendezvous(), "10.200.0.100:9000");
     let keep = NatConfig {
@@ -367,7 +368,7 @@ fn only_the_last_punched_connections_are_kept() {
         ..NatConfig::default()
     };
     let a = net.add(keep, "10.200.0.1:40001");
-    let others: Vec<PeerId> = (2..=4)
+    let others: Vec<PeerId> = (2..2 + n)
         .map(|i| net.add(NatConfig::default(), &format!("10.200.0.{i}:4000{i}")))
         .collect();
     for peer in std::iter::once(a).chain(others.iter().copied()) {
@@ -382,6 +383,12 @@ fn only_the_last_punched_connections_are_kept() {
             },
         );
     }
+    (net, r, a, others)
+}
+
+#[test]
+fn only_the_last_punched_connections_are_kept() {
+    let (mut net, r, a, others) = keeping_two(3);
     for other in &others {
         net.punch(a, r, *other);
         assert!(net.connected(a, *other));
@@ -389,6 +396,23 @@ fn only_the_last_punched_connections_are_kept() {
     // The oldest was released when the third came; the two latest stay kept.
     let kept: Vec<Option<&bool>> = others.iter().map(|o| net.protected.get(&(a, *o))).collect();
     assert_eq!(kept, vec![Some(&false), Some(&true), Some(&true)]);
-    // The rendezvous is never released to make room: its registration needs it.
-    assert_eq!(net.protected.get(&(a, r)), Some(&true));
+}
+
+#[test]
+fn punches_others_ask_for_cannot_push_out_the_ones_we_asked_for() {
+    let (mut net, r, a, others) = keeping_two(5);
+    // `a` punches to the first two; then three others (one identity each, say) ask to punch to `a`.
+    for other in &others[..2] {
+        net.punch(a, r, *other);
+    }
+    for other in &others[2..] {
+        net.punch(*other, r, a);
+        assert!(net.connected(a, *other));
+    }
+    let kept: Vec<Option<&bool>> = others.iter().map(|o| net.protected.get(&(a, *o))).collect();
+    // Ours stay; of theirs, the last two.
+    assert_eq!(
+        kept,
+        vec![Some(&true), Some(&true), Some(&false), Some(&true), Some(&true)]
+    );
 }

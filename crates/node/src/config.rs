@@ -31,7 +31,8 @@ pub struct NodeConfig {
     /// tips, transactions, header answers).
     pub send_bytes_reserved_per_peer: u64,
     /// Encoded bytes waiting to be written to all peers together beyond their reserved floors; a send
-    /// past it is dropped and counted. What peers that stop reading can make the node hold for sending
+    /// past it is dropped and counted as `budget_spent` (not `queue_full`: the peer it was for may
+    /// read as fast as any). What peers that stop reading can make the node hold for sending
     /// is this, plus per connection its reserved floor and the transport's send window
     /// (`Limits::max_queued_bytes_per_peer`).
     pub send_bytes_total: u64,

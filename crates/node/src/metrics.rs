@@ -100,12 +100,12 @@ pub(crate) struct ProtocolMetrics {
 }
 
 impl ProtocolMetrics {
-    /// Counts one drop for `reason` (a full queue also in the older `queue_drops`).
+    /// Counts one drop for `reason` (a full queue or a spent budget also in the older `queue_drops`).
     pub(crate) fn dropped(&self, reason: DropReason) {
         if let Some(counter) = self.dropped.get(reason.index()) {
             counter.inc();
         }
-        if reason == DropReason::QueueFull {
+        if matches!(reason, DropReason::QueueFull | DropReason::BudgetSpent) {
             self.queue_drops.inc();
         }
     }
@@ -239,7 +239,7 @@ impl Metrics {
                 "dropped",
                 "Messages, requests and peers dropped, by protocol and reason (queue_full, \
                  connection_closed, write_failed, decode_failed, prefix_limit, ban, rate_limited, \
-                 unsolicited, full); nothing is lost without a count here",
+                 unsolicited, full, budget_spent); nothing is lost without a count here",
                 inner.dropped.clone(),
             );
         }
@@ -362,8 +362,8 @@ impl Metrics {
     }
 
     /// Messages for `protocol` (its id) that the node dropped because a peer's send queue or byte budget
-    /// was full (`meshwork_queue_drops_total`): the peer read slower than the node sent. Zero for a
-    /// protocol the node does not run.
+    /// was full, or the node's send budget across peers was spent (`meshwork_queue_drops_total`). Zero
+    /// for a protocol the node does not run.
     pub fn queue_drops(&self, protocol: &str) -> u64 {
         let label = ProtocolLabel {
             protocol: protocol.to_owned(),

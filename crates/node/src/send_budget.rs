@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use meshwork_wire::DropReason;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// Bytes waiting to be written: to one peer, and to all peers beyond each peer's reserved floor.
@@ -29,24 +30,28 @@ impl SendBudget {
     /// of its queue beyond its `reserved` floor fits in the node's `total`. The floor keeps the total
     /// from being a shared resource peers that stop reading can exhaust: an honest peer can always queue
     /// that much, whatever the others hold.
-    pub(crate) fn reserve(&self, len: usize, limits: SendLimits) -> Option<Held> {
+    ///
+    /// A refusal says which limit it met: the peer's own ([`DropReason::QueueFull`]: it reads slower
+    /// than we send to it) or the node's total ([`DropReason::BudgetSpent`]: other peers hold it, which
+    /// says nothing of this one).
+    pub(crate) fn reserve(&self, len: usize, limits: SendLimits) -> Result<Held, DropReason> {
         let len = len as u64;
         let before = self
             .peer
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                 (q == 0 || q.saturating_add(len) <= limits.per_peer).then_some(q + len)
             })
-            .ok()?;
+            .map_err(|_| DropReason::QueueFull)?;
         let shared = (before + len).saturating_sub(before.max(limits.reserved));
         let fits = self.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
             (t.saturating_add(shared) <= limits.total).then_some(t + shared)
         });
         if fits.is_err() {
             self.peer.fetch_sub(len, Ordering::AcqRel);
-            return None;
+            return Err(DropReason::BudgetSpent);
         }
         self.gauge.inc_by(len as i64);
-        Some(Held {
+        Ok(Held {
             budget: self.clone(),
             len,
             shared,
@@ -77,5 +82,40 @@ impl Drop for Held {
         self.budget.peer.fetch_sub(self.len, Ordering::AcqRel);
         self.budget.total.fetch_sub(self.shared, Ordering::AcqRel);
         self.budget.gauge.dec_by(self.len as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: SendLimits = SendLimits {
+        per_peer: 1000,
+        reserved: 100,
+        total: 1500,
+    };
+
+    #[test]
+    fn a_refusal_says_whether_the_peer_or_the_node_ran_out() {
+        let (total, gauge) = (Arc::new(AtomicU64::new(0)), Gauge::default());
+        let (slow, other, honest) = (
+            SendBudget::new(&total, &gauge),
+            SendBudget::new(&total, &gauge),
+            SendBudget::new(&total, &gauge),
+        );
+        // A peer past its own budget: it reads slower than we send.
+        let held = slow.reserve(1000, LIMITS).unwrap();
+        assert_eq!(slow.reserve(1, LIMITS).err(), Some(DropReason::QueueFull));
+        // Two slow peers spend the node's total (beyond their floors: 900 + 600 of 1,500).
+        let other_held = other.reserve(700, LIMITS).unwrap();
+        assert_eq!(total.load(Ordering::Acquire), 1500);
+        // A third peer still queues within its floor, and past it is refused for the node's total,
+        // which says nothing of it.
+        let floor = honest.reserve(100, LIMITS).unwrap();
+        assert_eq!(honest.reserve(1, LIMITS).err(), Some(DropReason::BudgetSpent));
+        // What is written is given back.
+        drop((held, other_held, floor));
+        assert_eq!(total.load(Ordering::Acquire), 0);
+        assert!(honest.reserve(101, LIMITS).is_ok());
     }
 }

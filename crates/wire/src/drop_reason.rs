@@ -12,7 +12,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum DropReason {
-    /// A send queue was full, or the peer's or the node's send budget was spent.
+    /// The peer's send queue was full, or its share of the send budget spent: it reads slower than we
+    /// send to it.
     QueueFull,
     /// The connection the message was for (or came on) had closed and no other was open.
     ConnectionClosed,
@@ -30,11 +31,14 @@ pub enum DropReason {
     Unsolicited,
     /// The table or view the peer would enter is full and the peer did not displace anyone.
     Full,
+    /// The node's send budget across all peers was spent (by peers that read slowly, or not at all),
+    /// and the peer had more than its reserved floor queued: no sign that this peer itself is slow.
+    BudgetSpent,
 }
 
 impl DropReason {
     /// Every reason, in label order (for metrics that list each one).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::QueueFull,
         Self::ConnectionClosed,
         Self::WriteFailed,
@@ -44,6 +48,7 @@ impl DropReason {
         Self::RateLimited,
         Self::Unsolicited,
         Self::Full,
+        Self::BudgetSpent,
     ];
 
     /// This reason's position in [`DropReason::ALL`] (for counters kept in an array).
@@ -52,7 +57,7 @@ impl DropReason {
     }
 
     /// The stable label: `queue_full`, `connection_closed`, `write_failed`, `decode_failed`,
-    /// `prefix_limit`, `ban`, `rate_limited`, `unsolicited`, `full`.
+    /// `prefix_limit`, `ban`, `rate_limited`, `unsolicited`, `full`, `budget_spent`.
     pub const fn label(self) -> &'static str {
         match self {
             Self::QueueFull => "queue_full",
@@ -64,6 +69,7 @@ impl DropReason {
             Self::RateLimited => "rate_limited",
             Self::Unsolicited => "unsolicited",
             Self::Full => "full",
+            Self::BudgetSpent => "budget_spent",
         }
     }
 }
@@ -85,7 +91,7 @@ mod tests {
         // `ALL` is in label order, so a new variant placed anywhere shows up here.
         let mut sorted = DropReason::ALL;
         sorted.sort_by_key(|r| r.label());
-        assert_eq!(sorted.len(), 9);
+        assert_eq!(sorted.len(), 10);
         for (i, reason) in DropReason::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i);
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use meshwork_wire::{Instant, PeerId};
+use meshwork_wire::{DropReason, Instant, PeerId};
 
 use super::links::Parent;
 use super::{
@@ -320,24 +320,22 @@ impl Plumtree {
     /// Our send of `msg` to `to` was dropped (its send queue was full). If it answered a graft, the
     /// grafter is told it is not coming, so it asks another announcer and does not blame us. If it was
     /// our graft, the announcer never heard it: it is not held to the promise, and the next announcer
-    /// is grafted now. If it was such a decline, it is owed, and sent again with the next announcements.
-    /// A data message dropped for a full queue (`full`) marks the link full for a while
-    /// ([`Plumtree::full_links`]).
+    /// is grafted now. If it was a decline of a graft for an id we announced, dropped by a full queue or
+    /// budget, it is owed, and sent again with the next announcements. Data dropped because the peer
+    /// reads slower than we send ([`DropReason::QueueFull`]) marks its link full for a while
+    /// ([`Plumtree::full_links`]); the node's whole budget spent by others does not.
     pub(crate) fn undelivered(
         &mut self,
         now: Instant,
         to: PeerId,
         msg: &TreeMessage,
-        full: bool,
+        reason: DropReason,
         out: &mut Vec<PtOut>,
     ) {
-        let data = matches!(
-            msg,
-            TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. } | TreeMessage::IHave { .. }
-        );
-        if full && data && self.links.contains(&to) {
+        if reason == DropReason::QueueFull && msg.is_data() && self.links.contains(&to) {
             self.full_links.insert(to, now);
         }
+        let congested = matches!(reason, DropReason::QueueFull | DropReason::BudgetSpent);
         match msg {
             TreeMessage::Gossip { message, .. } | TreeMessage::Borrowed { message, .. } => {
                 let id = message.id();
@@ -352,8 +350,10 @@ impl Plumtree {
                     self.graft_next(now, *id, out);
                 }
             }
-            TreeMessage::Decline { id } if self.links.contains(&to) => {
-                self.offers.owe(now, to, *id);
+            // Owed only if it declined a graft for an id we announced (`Offers::owe`).
+            TreeMessage::Decline { id }
+                if congested && self.links.contains(&to) && self.offers.owe(now, to, *id) =>
+            {
                 self.schedule_flush(out);
             }
             _ => {}
@@ -380,7 +380,7 @@ impl Plumtree {
         *latest = (*latest).max(promise.seq);
     }
 
-    fn decline(&mut self, to: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
+    pub(crate) fn decline(&mut self, to: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
         self.stats.declines_sent += 1;
         out.push(PtOut::Send(to, TreeMessage::Decline { id }));
     }
@@ -448,13 +448,9 @@ impl Plumtree {
     ) -> GraftCheck {
         let check = self.offers.check(now, &from, &id);
         if check != GraftCheck::Fresh {
+            // A repeat gets no answer: the first is on its way. For an id we do not remember
+            // announcing, the caller decides (a decline, within the peer's waste allowance).
             self.stats.grafts_refused += 1;
-            // For an id we do not remember announcing (never, or so long ago that the memory of it is
-            // gone), the grafter gets a decline: silence would be a broken promise if we did announce
-            // it. A repeat gets none: the answer is on its way, and a decline behind it would be waste.
-            if check == GraftCheck::Unannounced {
-                self.decline(from, id, out);
-            }
             return check;
         }
         let Some(entry) = self.cache.get(&id) else {
@@ -470,13 +466,15 @@ impl Plumtree {
                 // Over budget: declined, so the grafter asks another announcer at once; still owed, so
                 // a graft after the budget refills is answered.
                 self.stats.grafts_refused += 1;
-                out.push(PtOut::Dropped(from, meshwork_wire::DropReason::RateLimited));
+                out.push(PtOut::Dropped(from, DropReason::RateLimited));
                 self.decline(from, id, out);
                 return check;
             }
             self.stats.gossip_sent += 1;
             self.stats.grafts_answered += 1;
             out.push(PtOut::Send(from, entry.push(entry.hops.saturating_add(1))));
+            // An earlier decline of it still owed would now follow the message: waste to the grafter.
+            self.offers.settle(&from, &id);
         }
         // A message still being validated goes out on the now-eager link once accepted.
         self.offers.answered(&from, &id);

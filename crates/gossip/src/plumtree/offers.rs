@@ -10,9 +10,11 @@
 //!
 //! A graft we cannot answer is declined, so the grafter asks another announcer at once and does not
 //! hold us to the promise. A `Decline` is control (it may use the send queue's reserve), but a link
-//! whose reserve is spent drops it too; then it is **owed**: kept here and sent again with the next
-//! batch of announcements, for as long as the grafter's longest wait ([`Config::graft_promise_max`])
-//! leaves it of use. A decline that never arrived would let the grafter blame us for congestion.
+//! whose reserve is spent drops it too; then, if it declined a graft for an id we announced to that
+//! neighbour, it is **owed**: kept here and sent again with the next batch of announcements, for up
+//! to half the grafter's longest wait ([`Config::graft_promise_max`]), unless we answer the graft
+//! meanwhile. A decline that never arrived would let the grafter blame us for congestion. At most
+//! [`MAX_OWED_PER_PEER`] are owed to one neighbour, so one that never reads holds only its own.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -51,6 +53,9 @@ struct PeerOffers {
 /// Declines owed at most (dropped by a full send queue, to be sent again): beyond it the oldest is
 /// given up, and its grafter may blame us after its longest wait.
 const MAX_OWED_DECLINES: usize = 4096;
+/// Declines owed to one neighbour at most (one full `IHave`'s worth of ids): a neighbour that never
+/// reads cannot push out what is owed to the others.
+pub(crate) const MAX_OWED_PER_PEER: usize = 64;
 
 /// The ids announced to each neighbour, bounded per neighbour and in age.
 #[derive(Debug)]
@@ -158,15 +163,31 @@ impl Offers {
         self.owed.retain(|(_, to, _)| to != peer);
     }
 
-    /// Our decline of `peer`'s graft for `id` was dropped by a full send queue at `now`: it is owed.
-    /// A decline sent again and dropped again keeps the time it was first dropped, so it is not
-    /// retried past its use.
-    pub(crate) fn owe(&mut self, now: Instant, peer: PeerId, id: MessageId) {
+    /// Our decline of `peer`'s graft for `id` was dropped by a full send queue at `now`: it is owed,
+    /// if `id` is one we announced to `peer` (a graft for anything else was waste, and its decline a
+    /// courtesy), it is not owed already, and `peer` is owed fewer than [`MAX_OWED_PER_PEER`].
+    /// Returns whether it is owed. A decline sent again and dropped again keeps the time it was first
+    /// dropped, so it is not retried past its use.
+    pub(crate) fn owe(&mut self, now: Instant, peer: PeerId, id: MessageId) -> bool {
+        let announced = self.peers.get(&peer).is_some_and(|o| o.ids.contains_key(&id));
+        let mut to_peer = self.owed.iter().filter(|(_, p, _)| *p == peer);
+        if !announced
+            || to_peer.clone().any(|(_, _, i)| *i == id)
+            || to_peer.nth(MAX_OWED_PER_PEER - 1).is_some()
+        {
+            return false;
+        }
         let first = self.resent.get(&(peer, id)).copied().unwrap_or(now);
         if self.owed.len() >= MAX_OWED_DECLINES {
             self.owed.pop_front();
         }
         self.owed.push_back((first, peer, id));
+        true
+    }
+
+    /// We answered `peer`'s graft for `id` after all: a decline of it still owed is not.
+    pub(crate) fn settle(&mut self, peer: &PeerId, id: &MessageId) {
+        self.owed.retain(|(_, p, i)| p != peer || i != id);
     }
 
     /// Whether declines are owed (the next flush of announcements sends them).

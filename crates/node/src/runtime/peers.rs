@@ -261,9 +261,11 @@ impl<T: Transport> Runtime<T> {
             if !control && writer.capacity() <= reserve && !writer.is_closed() {
                 return self.undelivered(to, route, &bytes, DropReason::QueueFull);
             }
-            let Some(held) = entry.budget.reserve(bytes.capacity(), limits) else {
-                // Past the peer's or the node's byte budget: the peer reads slower than we send.
-                return self.undelivered(to, route, &bytes, DropReason::QueueFull);
+            let held = match entry.budget.reserve(bytes.capacity(), limits) {
+                Ok(held) => held,
+                // Past the peer's byte budget (it reads slower than we send), or the node's (spent by
+                // others): the reason says which.
+                Err(reason) => return self.undelivered(to, route, &bytes, reason),
             };
             match writer.try_send(Box::new(Queued { bytes, held, control })) {
                 Ok(()) => {

@@ -45,11 +45,14 @@ impl<T: Transport> Runtime<T> {
             budget: SendBudget::new(&self.send_bytes, &self.metrics.send_queue_bytes()),
             frames: Vec::new(),
         });
-        let held = (waiting.frames.len() < max_frames)
-            .then(|| waiting.budget.reserve(bytes.capacity(), limits))
-            .flatten();
-        let Some(held) = held else {
-            return self.undelivered(to, route, &bytes, DropReason::QueueFull);
+        let held = if waiting.frames.len() < max_frames {
+            waiting.budget.reserve(bytes.capacity(), limits)
+        } else {
+            Err(DropReason::QueueFull)
+        };
+        let held = match held {
+            Ok(held) => held,
+            Err(reason) => return self.undelivered(to, route, &bytes, reason),
         };
         waiting.frames.push((route, bytes, control, held));
         // Dialled again once the old connections have closed, unless the peer comes back first.

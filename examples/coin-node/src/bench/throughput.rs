@@ -18,23 +18,31 @@ async fn submitter(
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         pace
     });
+    // A transaction the node asked to have again once its links drain (`ApiError::LinksFull`).
+    let mut held = None;
     while Instant::now() < until {
-        if let Some(pace) = pace.as_mut() {
-            pace.tick().await;
-        }
-        let Some(coin) = coins.pop_front() else {
-            break;
+        let (coin, tx, outputs) = match held.take() {
+            Some(again) => again,
+            None => {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
+                let Some(coin) = coins.pop_front() else {
+                    break;
+                };
+                // No await inside: the task stays on one thread while its clock runs.
+                let start = meshwork_node::thread_cpu_time().unwrap_or_default();
+                let made = split(api.wallet(), coin);
+                cpu += meshwork_node::thread_cpu_time()
+                    .unwrap_or_default()
+                    .saturating_sub(start);
+                let Some((tx, outputs)) = made else {
+                    continue;
+                };
+                (coin, tx, outputs)
+            }
         };
-        // No await inside: the task stays on one thread while its clock runs.
-        let start = meshwork_node::thread_cpu_time().unwrap_or_default();
-        let made = split(api.wallet(), coin);
-        cpu += meshwork_node::thread_cpu_time()
-            .unwrap_or_default()
-            .saturating_sub(start);
-        let Some((tx, outputs)) = made else {
-            continue;
-        };
-        match api.submit_tx(tx).await {
+        match api.submit_tx(tx.clone()).await {
             Ok(_) => {
                 sent += 1;
                 coins.extend(outputs);
@@ -45,8 +53,7 @@ async fn submitter(
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(ApiError::LinksFull { .. }) => {
-                // The node's links are full: the same transaction, once they drain.
-                coins.push_front(coin);
+                held = Some((coin, tx, outputs));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(_) => break,

@@ -305,3 +305,20 @@ impl CoinRpcServer for NodeApi {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_whose_links_are_full_answers_busy_with_the_counts() {
+        let error = ErrorObjectOwned::from(ApiError::LinksFull {
+            full: 3,
+            neighbours: 4,
+        });
+        assert_eq!(ErrorCode::from_code(error.code()), Some(ErrorCode::Busy));
+        assert!(error.message().contains("3 of 4"), "{}", error.message());
+        let rejected = ErrorObjectOwned::from(ApiError::Rejected("fee too low".into()));
+        assert_eq!(rejected.code(), ErrorCode::Rejected.code());
+    }
+}
