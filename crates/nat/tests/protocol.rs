@@ -17,12 +17,19 @@ fn registered() -> (Net, PeerId, PeerId, PeerId) {
     let r = net.add(NatConfig::rendezvous(), "10.200.0.100:9000");
     let a = net.add(NatConfig::default(), "10.200.0.1:40001");
     let b = net.add(NatConfig::default(), "10.200.0.2:40002");
-    net.connect(a, r);
-    net.connect(b, r);
+    register(&mut net, r, &[a, b]);
+    (net, r, a, b)
+}
+
+/// Connects `clients` to the rendezvous `r` and registers each under "coin" for a minute.
+fn register(net: &mut Net, r: PeerId, clients: &[PeerId]) {
+    for client in clients {
+        net.connect(*client, r);
+    }
     net.run();
-    for peer in [a, b] {
+    for client in clients {
         net.command(
-            peer,
+            *client,
             NatCommand::Register {
                 rendezvous: r,
                 namespace: "coin".try_into().unwrap(),
@@ -30,7 +37,6 @@ fn registered() -> (Net, PeerId, PeerId, PeerId) {
             },
         );
     }
-    (net, r, a, b)
 }
 
 #[test]
@@ -371,18 +377,8 @@ fn keeping_two(n: u8) -> (Net, PeerId, PeerId, Vec<PeerId>) {
     let others: Vec<PeerId> = (2..2 + n)
         .map(|i| net.add(NatConfig::default(), &format!("10.200.0.{i}:4000{i}")))
         .collect();
-    for peer in std::iter::once(a).chain(others.iter().copied()) {
-        net.connect(peer, r);
-        net.run();
-        net.command(
-            peer,
-            NatCommand::Register {
-                rendezvous: r,
-                namespace: "coin".try_into().unwrap(),
-                ttl: Duration::from_secs(60),
-            },
-        );
-    }
+    let clients: Vec<PeerId> = std::iter::once(a).chain(others.iter().copied()).collect();
+    register(&mut net, r, &clients);
     (net, r, a, others)
 }
 

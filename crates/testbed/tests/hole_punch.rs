@@ -11,17 +11,48 @@ use meshwork_testbed::{NatKind, NatNode, Testbed, TestbedSpec, skip_reason};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// `a` asks the rendezvous `r_id` to punch to `b_id`: how the punch ended on `a`'s side, if it did
+/// within [`WAIT`].
+async fn punch(
+    a: &mut NatNode,
+    r_id: meshwork_identity::PeerId,
+    b_id: meshwork_identity::PeerId,
+) -> Option<Result<(), PunchFailure>> {
+    let connect = NatCommand::Connect {
+        rendezvous: r_id,
+        target: b_id,
+    };
+    a.nat.command(connect).await.unwrap();
+    a.next(WAIT, |e| match e {
+        NatEvent::HolePunched { peer, .. } if peer == b_id => Some(Ok(())),
+        NatEvent::PunchFailed { reason, .. } => Some(Err(reason)),
+        _ => None,
+    })
+    .await
+}
+
 /// A rendezvous on the public segment and one client behind each NAT, both registered under "coin".
 async fn registered(bed: &Testbed, config: NatConfig) -> (NatNode, NatNode, NatNode) {
+    registered_limited(bed, config, ConnectionLimits::default()).await
+}
+
+/// [`registered`], with the clients' connection managers keeping to `limits`.
+async fn registered_limited(
+    bed: &Testbed,
+    config: NatConfig,
+    limits: ConnectionLimits,
+) -> (NatNode, NatNode, NatNode) {
     let key = |seed| Keypair::from_seed([seed; 32]);
     let rendezvous = NatNode::start(bed.public(0), &key(1), NatConfig::rendezvous())
         .await
         .unwrap();
     let at = (rendezvous.node.peer_id(), rendezvous.node.local_addr());
-    let mut a = NatNode::start(bed.private(0, 0), &key(2), config.clone())
+    let mut a = NatNode::start_limited(bed.private(0, 0), &key(2), config.clone(), limits)
         .await
         .unwrap();
-    let mut b = NatNode::start(bed.private(1, 0), &key(3), config).await.unwrap();
+    let mut b = NatNode::start_limited(bed.private(1, 0), &key(3), config, limits)
+        .await
+        .unwrap();
     for (client, nat) in [(&mut a, 0), (&mut b, 1)] {
         let registered = client.register(at, "coin", WAIT).await.unwrap();
         assert_eq!(
@@ -64,21 +95,7 @@ async fn nodes_behind_two_endpoint_independent_nats_end_with_a_direct_connection
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].peer, b_id);
 
-    a.nat
-        .command(NatCommand::Connect {
-            rendezvous: r_id,
-            target: b_id,
-        })
-        .await
-        .unwrap();
-    let punched = a
-        .next(WAIT, |e| match e {
-            NatEvent::HolePunched { peer, .. } if peer == b_id => Some(Ok(())),
-            NatEvent::PunchFailed { reason, .. } => Some(Err(reason)),
-            _ => None,
-        })
-        .await;
-    assert_eq!(punched, Some(Ok(())));
+    assert_eq!(punch(&mut a, r_id, b_id).await, Some(Ok(())));
     let b_punched = b
         .next(WAIT, |e| matches!(e, NatEvent::HolePunched { .. }).then_some(()))
         .await;
@@ -118,22 +135,10 @@ async fn a_symmetric_nat_defeats_the_punch_and_the_failure_says_why() {
     };
     let (rendezvous, mut a, b) = registered(&bed, config).await;
     let b_id = b.node.peer_id();
-    a.nat
-        .command(NatCommand::Connect {
-            rendezvous: rendezvous.node.peer_id(),
-            target: b_id,
-        })
-        .await
-        .unwrap();
-    let outcome = a
-        .next(WAIT, |e| match e {
-            NatEvent::PunchFailed { reason, .. } => Some(Ok(reason)),
-            NatEvent::HolePunched { .. } => Some(Err("a punch through a symmetric NAT succeeded")),
-            _ => None,
-        })
-        .await
-        .unwrap();
-    let reason = outcome.unwrap();
+    let outcome = punch(&mut a, rendezvous.node.peer_id(), b_id).await;
+    let Some(Err(reason)) = outcome else {
+        panic!("a punch through a symmetric NAT ended {outcome:?}");
+    };
     assert!(
         matches!(reason, PunchFailure::TimedOut | PunchFailure::DialsFailed { .. }),
         "{reason:?}"
@@ -151,12 +156,6 @@ async fn a_symmetric_nat_defeats_the_punch_and_the_failure_says_why() {
 async fn punched_above_the_watermark(kept: usize) -> (bool, bool) {
     let nats = [NatKind::EndpointIndependent, NatKind::EndpointIndependent];
     let bed = Testbed::build(&TestbedSpec::new(1, &nats)).unwrap();
-    let key = |seed| Keypair::from_seed([seed; 32]);
-    let rendezvous = NatNode::start(bed.public(0), &key(1), NatConfig::rendezvous())
-        .await
-        .unwrap();
-    let r_id = rendezvous.node.peer_id();
-    let at = (r_id, rendezvous.node.local_addr());
     let config = NatConfig {
         max_punched_kept: kept,
         ..NatConfig::default()
@@ -166,29 +165,10 @@ async fn punched_above_the_watermark(kept: usize) -> (bool, bool) {
         high_watermark: 1,
         ..ConnectionLimits::default()
     };
-    let mut a = NatNode::start_limited(bed.private(0, 0), &key(2), config.clone(), one)
-        .await
-        .unwrap();
-    let mut b = NatNode::start_limited(bed.private(1, 0), &key(3), config, one)
-        .await
-        .unwrap();
-    for client in [&mut a, &mut b] {
-        client.register(at, "coin", WAIT).await.unwrap();
-    }
+    let (rendezvous, mut a, b) = registered_limited(&bed, config, one).await;
+    let r_id = rendezvous.node.peer_id();
     let (a_id, b_id) = (a.node.peer_id(), b.node.peer_id());
-    let connect = NatCommand::Connect {
-        rendezvous: r_id,
-        target: b_id,
-    };
-    a.nat.command(connect).await.unwrap();
-    let punched = a
-        .next(WAIT, |e| match e {
-            NatEvent::HolePunched { peer, .. } if peer == b_id => Some(Ok(())),
-            NatEvent::PunchFailed { reason, .. } => Some(Err(reason)),
-            _ => None,
-        })
-        .await;
-    assert_eq!(punched, Some(Ok(())));
+    assert_eq!(punch(&mut a, r_id, b_id).await, Some(Ok(())));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let a_holds = a.connection_to(b_id).await.unwrap().is_some();
     let b_holds = b.connection_to(a_id).await.unwrap().is_some();
