@@ -30,7 +30,8 @@
 //!    the coordinator, and the simultaneous-open idea of Ford, Srisuresh and Kegel, "Peer-to-Peer
 //!    Communication Across Network Address Translators" (USENIX ATC 2005). Both sides then protect the
 //!    punched connection from the connection manager while it lasts (the last
-//!    [`NatConfig::max_punched_kept`]): it cost a coordinated punch, and another may not get through.
+//!    [`NatConfig::max_punched_kept`] of each kind, asked for by us or by others): it cost a
+//!    coordinated punch, and another may not get through.
 //!
 //! It works through **endpoint-independent** mappings, where one socket appears at one external port
 //! whatever the destination. Through a **symmetric** NAT, which picks a new port per destination, the

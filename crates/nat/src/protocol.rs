@@ -48,8 +48,8 @@ pub struct NatConfig {
 
 impl Default for NatConfig {
     /// A client (no rendezvous role): two confirmations within 10 minutes, 64 reporters, punches of
-    /// at most 15 s and 3 dials, 16 at once, the last 8 punched connections kept; a rendezvous would
-    /// coordinate 10 punches a minute per peer.
+    /// at most 15 s and 3 dials, 16 at once, the last 8 punched connections of each kind kept (asked for
+    /// by us, by others); a rendezvous would coordinate 10 punches a minute per peer.
     fn default() -> Self {
         Self {
             rendezvous: None,

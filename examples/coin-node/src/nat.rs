@@ -16,8 +16,9 @@
 //!    (every [`RETRY_AFTER_ROUNDS`] rounds, doubling up to [`MAX_BACKOFF_DOUBLINGS`] times): a punch
 //!    that gets through **upgrades** the relayed connection to a direct one, and its circuit closes.
 //!
-//! The NAT protocol protects the last eight punched connections while they last
-//! (`NatConfig::max_punched_kept`), so the connection manager does not trim them above its watermark;
+//! The NAT protocol protects the last eight punched connections this node asked for, and as many that
+//! others asked for, while they last (`NatConfig::max_punched_kept`), so the connection manager does
+//! not trim them above its watermark;
 //! one that closes all the same is punched again after [`RETRY_AFTER_ROUNDS`] rounds.
 //!
 //! The coin's own protocols (gossip, sync, Kademlia) then see the peer like any other. A relayed
