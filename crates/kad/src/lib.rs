@@ -140,6 +140,14 @@
 //! while joining. At 100,000 nodes (4 hops at the median) anchors take a lookup from 8 round trips
 //! to 7.
 //!
+//! A lookup of one peer ([`Command::FindPeer`]) ends as soon as our connection to that peer comes
+//! up, as go-libp2p-kad-dht's `FindPeer` stops once connected: the handshake proved the peer holds
+//! its key at that address, so neither its answer nor its neighbours' (the converged rule) are
+//! waited for. Measured in the same runs as the lookups of keys above (`meshsim kad-lookup --json`,
+//! the `find_peer_` keys, 1,000 lookups of each kind for random nodes): at 10,000 nodes p50 4 round
+//! trips at 3 hops against 5 (p90 5 against 6), at 17.5 messages against 22.6; at 100,000 nodes 5
+//! at 3 hops against 7 (p90 7 against 9), at 24.4 messages against 29.6.
+//!
 //! ## Example
 //!
 //! ```

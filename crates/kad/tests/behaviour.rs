@@ -485,18 +485,6 @@ fn a_request_waiting_for_a_dial_gets_its_deadline_when_sent() {
     assert_eq!(node.kad.totals().timeouts, 0);
 }
 
-/// Peer `from`'s answer to request `id`, naming `named`.
-fn answer(node: &mut Node, from: u64, id: u64, named: Vec<PeerInfo>) -> Outs {
-    let closer = BoundedVec::try_from(named).unwrap();
-    node.from(
-        from,
-        Message::Response {
-            id,
-            response: Response::Nodes { closer },
-        },
-    )
-}
-
 /// A node with peer 1 in its table, looking up `target` through it, and peer 1's answer, which
 /// names `named`.
 fn lookup_through_peer_1(target: Key, named: Vec<PeerInfo>) -> (Node, Outs) {

@@ -44,6 +44,15 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
         round_trips >= 1.0 && (round_trips - expected).abs() < 1e-9,
         "{round_trips}"
     );
+    // As many lookups of peers, between those of keys: each ends once the searcher's connection to
+    // its peer is up, at least a round trip before a lookup of a key, which waits for answers.
+    assert_eq!(report["find_peer_lookups_finished"], 30);
+    assert_eq!(report["find_peer_success"], 1.0);
+    let peer_round_trips = report["find_peer_round_trips_p50"].as_f64().unwrap();
+    assert!(
+        peer_round_trips <= round_trips - 1.0,
+        "{peer_round_trips} round trips against {round_trips}"
+    );
 }
 
 #[test]

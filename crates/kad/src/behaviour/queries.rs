@@ -100,7 +100,27 @@ impl<S: RecordStore> Kademlia<S> {
                 return self.join(now, Qid::User(query), &accepted, out);
             }
             Command::FindNode { query, target } => (query, target, Kind::FindNode),
-            Command::FindPeer { query, peer } => (query, Key::from_peer(&peer), Kind::FindPeer(peer)),
+            Command::FindPeer { query, peer } => {
+                // Connected already: the address is the one the connection came from (or our
+                // table's), and a lookup would only end where it starts ([`Kademlia::reached`]).
+                if let (true, Some(addr)) = (self.is_connected(&peer), self.address_of(&peer)) {
+                    let found = Some(PeerInfo {
+                        id: peer,
+                        addr: addr.clone(),
+                    });
+                    let stats = QueryStats::new(now).finished(now);
+                    return self.emit(
+                        Event::FoundPeer {
+                            query,
+                            peer,
+                            found,
+                            stats,
+                        },
+                        out,
+                    );
+                }
+                (query, Key::from_peer(&peer), Kind::FindPeer(peer))
+            }
             Command::GetValue { query, key } => {
                 if let Some(record) = self.store.get(&key, now) {
                     self.emit(
@@ -386,6 +406,46 @@ impl<S: RecordStore> Kademlia<S> {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// Our connection to `peer` is up: every [`Command::FindPeer`] of `peer` under way is answered
+    /// now, with the address we reached it at. The handshake proved that the peer holds its key at
+    /// that address, which is all a lookup of a peer is for; waiting for its answer, and for its
+    /// neighbours' as the converged rule does, would cost a round trip more and tell nothing more of
+    /// where it is. go-libp2p-kad-dht's `FindPeer` stops the same way, once connected. Measured with
+    /// `meshsim kad-lookup` (the `find_peer_` keys) against a lookup of the same peers' keys
+    /// ([`Command::FindNode`]): see the crate docs, "Connections". The request the lookup sent the
+    /// peer goes out all the same: its answer puts the peer in our table.
+    pub(crate) fn reached(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
+        let mut done: Vec<Qid> = self
+            .queries
+            .iter()
+            .filter(|(_, query)| matches!(query.kind, Kind::FindPeer(p) if p == peer))
+            .map(|(qid, _)| *qid)
+            .collect();
+        // In query order, not the map's: the simulator replays a seed exactly.
+        done.sort_unstable();
+        for qid in done {
+            let Some(addr) = self.address_of(&peer).cloned() else {
+                continue;
+            };
+            let Some(query) = self.queries.remove(&qid) else {
+                continue;
+            };
+            if let Qid::User(id) = qid {
+                let found = Some(PeerInfo { id: peer, addr });
+                let stats = query.stats.finished(now);
+                self.emit(
+                    Event::FoundPeer {
+                        query: id,
+                        peer,
+                        found,
+                        stats,
+                    },
+                    out,
+                );
+            }
         }
     }
 

@@ -534,6 +534,7 @@ impl<S: RecordStore> Kademlia<S> {
             }
             out.push(Output::Send { to: peer, msg });
         }
+        self.reached(now, peer, out);
     }
 
     pub(crate) fn schedule(&self, after: Duration, timer: Timer, out: &mut Out<S>) {

@@ -35,7 +35,10 @@ pub enum Command {
         /// The key.
         target: Key,
     },
-    /// Find one peer's address. Answered by [`Event::FoundPeer`].
+    /// Find one peer's address. Answered by [`Event::FoundPeer`] as soon as we hold a connection
+    /// to the peer (at once if we hold one already), without waiting for its answer: the
+    /// handshake proved it holds its key at that address. A lookup that never reaches it ends
+    /// as [`Command::FindNode`] does.
     FindPeer {
         /// Names the query.
         query: QueryId,
@@ -117,8 +120,8 @@ pub enum Event {
         query: QueryId,
         /// The peer looked up.
         peer: PeerId,
-        /// The peer and its address, if it answered us during the lookup (then the address our
-        /// driver observed, or our table's).
+        /// The peer and its address, if our connection to it came up (then the address our driver
+        /// observed, or our table's, or the one it was named with when the driver tells neither).
         found: Option<PeerInfo>,
         /// What the query sent and how long it ran.
         stats: QueryStats,

@@ -101,6 +101,18 @@ pub fn in_bucket(bucket: usize, count: usize) -> Vec<u64> {
         .take(count)
         .collect()
 }
+/// Peer `from`'s answer to request `id`, naming `named`.
+pub fn answer(node: &mut Node, from: u64, id: u64, named: Vec<meshwork_kad::PeerInfo>) -> Outs {
+    let closer = meshwork_wire::BoundedVec::try_from(named).unwrap_or_default();
+    node.from(
+        from,
+        Message::Response {
+            id,
+            response: Response::Nodes { closer },
+        },
+    )
+}
+
 /// Admits `p` by a request it sends us, returning the outputs of that request (its answer among them).
 pub fn admit(node: &mut Node, p: u64) -> Outs {
     node.connect(p);

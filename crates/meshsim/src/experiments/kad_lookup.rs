@@ -2,7 +2,11 @@
 //!
 //! The network joins and settles as [`super::kad_net`] describes. Then `--lookups`
 //! [`Command::FindNode`] lookups for the key of a random node start from random nodes, one every
-//! `--lookup-interval-ms`.
+//! `--lookup-interval-ms`, and between them (half an interval later) `--peer-lookups`
+//! [`Command::FindPeer`] lookups of a random node, which end once the searcher's connection to that
+//! node comes up. Their figures are the `find_peer_` keys, the others' the unprefixed ones;
+//! `network_messages_per_lookup` is the whole network's traffic while they run over the lookups of
+//! both kinds.
 //!
 //! A lookup succeeds if its target is among the peers it returns. Its *accuracy* is the share of the
 //! returned peers that are among the `k` nodes truly closest to the target (known here from every
@@ -49,9 +53,14 @@ pub(crate) struct Args {
     pub(crate) common: Common,
     #[command(flatten)]
     pub(crate) net: NetArgs,
-    /// Measured lookups, each from a random node for the key of another random node.
+    /// Measured lookups ([`Command::FindNode`]), each from a random node for the key of another
+    /// random node.
     #[arg(long, default_value_t = 1000)]
     pub(crate) lookups: u64,
+    /// Measured lookups of a peer ([`Command::FindPeer`]), each from a random node for another
+    /// random node, between the others [default: as many as `--lookups`].
+    #[arg(long)]
+    pub(crate) peer_lookups: Option<u64>,
     /// Share of nodes that answer lookups with each other only (0 for none).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) malicious: f64,
@@ -81,6 +90,8 @@ fn sybil_address(j: usize, prefixes: usize) -> Address {
 
 /// One measured lookup.
 struct Lookup {
+    /// A [`Command::FindPeer`], else a [`Command::FindNode`].
+    of_peer: bool,
     target: PeerId,
     /// The `k` nodes closest to the target.
     truth: Vec<PeerId>,
@@ -95,6 +106,50 @@ struct Outcome {
     hops: u32,
     messages: u64,
     latency_ms: f64,
+}
+
+/// The figures of one kind of measured lookup.
+struct Figures<'a> {
+    /// The lookups that ended.
+    finished: Vec<&'a Outcome>,
+    /// Those that returned their target.
+    found: Vec<&'a Outcome>,
+    /// The share of all lookups of the kind that returned their target.
+    success: f64,
+    /// Hops of those that found their target.
+    hops: Summary,
+    messages: Summary,
+    latency: Summary,
+    round_trips: Summary,
+}
+
+impl<'a> Figures<'a> {
+    /// The figures of the `count` lookups of peers (`of_peer`) or of keys among `lookups`.
+    fn of(
+        lookups: &'a HashMap<(NodeId, QueryId), Lookup>,
+        of_peer: bool,
+        count: u64,
+        round_trip_ms: f64,
+    ) -> Self {
+        let finished: Vec<&Outcome> = lookups
+            .values()
+            .filter(|l| l.of_peer == of_peer)
+            .filter_map(|l| l.done.as_ref())
+            .collect();
+        let found: Vec<&Outcome> = finished.iter().copied().filter(|o| o.found).collect();
+        let summary = |value: &dyn Fn(&Outcome) -> f64, of: &[&Outcome]| {
+            Summary::of(of.iter().map(|o| value(o)).collect())
+        };
+        Self {
+            success: found.len() as f64 / count.max(1) as f64,
+            hops: summary(&|o| f64::from(o.hops), &found),
+            messages: summary(&|o| o.messages as f64, &finished),
+            latency: summary(&|o| o.latency_ms, &finished),
+            round_trips: summary(&|o| o.latency_ms / round_trip_ms.max(1e-9), &finished),
+            finished,
+            found,
+        }
+    }
 }
 
 /// Runs the experiment (`name` is the subcommand, echoed in the report).
@@ -173,22 +228,44 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     let keys: Vec<(Key, PeerId)> = peers.iter().map(|p| (Key::from_peer(p), *p)).collect();
     let mut lookups: HashMap<(NodeId, QueryId), Lookup> = HashMap::new();
     let lookup_start = net.ready_ms + 1000;
-    for l in 0..args.lookups {
+    let peer_lookups = args.peer_lookups.unwrap_or(args.lookups);
+    // The lookups of peers go half an interval after the others, between them.
+    let schedule = (0..args.lookups)
+        .map(|l| (false, lookup_start + l * args.lookup_interval_ms))
+        .chain((0..peer_lookups).map(|l| {
+            (
+                true,
+                lookup_start + l * args.lookup_interval_ms + args.lookup_interval_ms / 2,
+            )
+        }));
+    for (of_peer, at_ms_) in schedule.collect::<Vec<_>>() {
         let from = honest[net.sim.rng().gen_range(0..honest.len())];
         let mut to = from;
         while to == from {
             to = honest[net.sim.rng().gen_range(0..honest.len())];
         }
-        let at = at_ms(lookup_start + l * args.lookup_interval_ms);
+        let at = at_ms(at_ms_);
         let query = net.query();
         let target = Key::from_peer(&peers[to]);
-        let truth = closest(&keys, &target, net.config.k);
+        let (truth, command) = if of_peer {
+            let command = Command::FindPeer {
+                query,
+                peer: peers[to],
+            };
+            (Vec::new(), command)
+        } else {
+            (
+                closest(&keys, &target, net.config.k),
+                Command::FindNode { query, target },
+            )
+        };
         net.sim
-            .schedule_command(at, nodes[from], Command::FindNode { query, target })
+            .schedule_command(at, nodes[from], command)
             .map_err(|e| e.to_string())?;
         lookups.insert(
             (nodes[from], query),
             Lookup {
+                of_peer,
                 target: peers[to],
                 truth,
                 started: at,
@@ -197,7 +274,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         );
     }
     let timeout = net.config.request_timeout.as_millis() as u64;
-    let end = lookup_start + args.lookups * args.lookup_interval_ms + 20 * timeout;
+    let end = lookup_start + args.lookups.max(peer_lookups) * args.lookup_interval_ms + 20 * timeout;
     net.run_phase(at_ms(end), "lookups", |at, node, event| {
         if let NodeEvent::Lookup(done) = event {
             if let Some(lookup) = lookups.get_mut(&(node, done.query)) {
@@ -215,19 +292,16 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
     let lookup_messages = net.sim.stats().messages_sent - messages_before;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    let finished: Vec<&Outcome> = lookups.values().filter_map(|l| l.done.as_ref()).collect();
-    let found: Vec<&&Outcome> = finished.iter().filter(|o| o.found).collect();
-    let total = args.lookups.max(1) as f64;
-    let hops = Summary::of(found.iter().map(|o| f64::from(o.hops)).collect());
-    let messages = Summary::of(finished.iter().map(|o| o.messages as f64).collect());
-    let latency = Summary::of(finished.iter().map(|o| o.latency_ms).collect());
     // A round trip is two link delays: the unit of the goal "(hops + 2) round trips".
     let round_trip_ms = 2.0 * args.net.latency_ms as f64;
-    let round_trips = Summary::of(
-        finished
-            .iter()
-            .map(|o| o.latency_ms / round_trip_ms.max(1e-9))
-            .collect(),
+    let of_nodes = Figures::of(&lookups, false, args.lookups, round_trip_ms);
+    let of_peers = Figures::of(&lookups, true, peer_lookups, round_trip_ms);
+    let (finished, found) = (&of_nodes.finished, &of_nodes.found);
+    let (hops, messages, latency, round_trips) = (
+        &of_nodes.hops,
+        &of_nodes.messages,
+        &of_nodes.latency,
+        &of_nodes.round_trips,
     );
     let tables = Summary::of(table_sizes);
     let stats = net.sim.stats();
@@ -272,7 +346,7 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("table_size_min", tables.min)
         .add("lookups", args.lookups)
         .add("lookups_finished", finished.len())
-        .add("success", found.len() as f64 / total)
+        .add("success", of_nodes.success)
         .add(
             "closest_accuracy",
             Summary::of(finished.iter().map(|o| o.accuracy).collect()).mean,
@@ -283,13 +357,26 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("hops_mean", hops.mean)
         .add("messages_per_lookup", messages.mean)
         .add("messages_per_lookup_p90", messages.p90)
-        .add("network_messages_per_lookup", lookup_messages as f64 / total)
+        .add(
+            "network_messages_per_lookup",
+            lookup_messages as f64 / (args.lookups + peer_lookups).max(1) as f64,
+        )
         .add("latency_ms_p50", latency.p50)
         .add("latency_ms_p90", latency.p90)
         .add("latency_ms_p99", latency.p99)
         .add("latency_ms_max", latency.max)
         .add("round_trips_p50", round_trips.p50)
         .add("round_trips_p90", round_trips.p90)
+        .add("find_peer_lookups", peer_lookups)
+        .add("find_peer_lookups_finished", of_peers.finished.len())
+        .add("find_peer_success", of_peers.success)
+        .add("find_peer_hops_p50", of_peers.hops.p50)
+        .add("find_peer_hops_p90", of_peers.hops.p90)
+        .add("find_peer_messages_per_lookup", of_peers.messages.mean)
+        .add("find_peer_latency_ms_p50", of_peers.latency.p50)
+        .add("find_peer_latency_ms_p90", of_peers.latency.p90)
+        .add("find_peer_round_trips_p50", of_peers.round_trips.p50)
+        .add("find_peer_round_trips_p90", of_peers.round_trips.p90)
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
         .add("join_requests_per_node", joined.requests as f64 / n as f64)
         .add(

@@ -8,9 +8,10 @@
 //!   peers spread over 65,536 /24 prefixes, as random hosts on the internet would. An experiment may
 //!   give some peers other addresses ([`KadNode::set_addresses`]): `meshsim sybil-kad` puts its Sybils in
 //!   a few prefixes.
-//! - **Lookup tracing.** For every [`Command::FindNode`] it was given, the wrapper follows the lookup's
-//!   requests and answers and, when Kademlia reports [`Event::ClosestPeers`], emits [`NodeEvent::Lookup`]
-//!   with the lookup's *hops* and message count. A peer the lookup asks without having been told of it (a
+//! - **Lookup tracing.** For every [`Command::FindNode`] and [`Command::FindPeer`] it was given, the
+//!   wrapper follows the lookup's requests and answers and, when Kademlia reports
+//!   [`Event::ClosestPeers`] or [`Event::FoundPeer`], emits [`NodeEvent::Lookup`] with the lookup's
+//!   *hops* and message count. A peer the lookup asks without having been told of it (a
 //!   seed from our own table) has depth 1; a peer first named in the answer of a peer of depth `d` has
 //!   depth `d + 1`. The hops of a lookup are the depth of its target (the request chain that reached it),
 //!   or, if the target was not found, the largest depth among the returned peers.
@@ -225,29 +226,28 @@ impl KadNode {
                     peers,
                     stats,
                 }) => match self.tracked.remove(&target) {
-                    Some(track) => {
-                        let found = peers.iter().find(|p| Key::from_peer(&p.id) == target);
-                        let hops = match found {
-                            Some(p) => track.depth.get(&p.id).copied().unwrap_or(0),
-                            None => peers
-                                .iter()
-                                .filter_map(|p| track.depth.get(&p.id).copied())
-                                .max()
-                                .unwrap_or(0),
-                        };
-                        self.pending.retain(|_, t| *t != target);
-                        Output::Emit(NodeEvent::Lookup(LookupDone {
-                            query,
-                            peers,
-                            hops,
-                            requests: track.requests,
-                            responses: track.responses,
-                        }))
-                    }
+                    Some(track) => self.traced(track, query, target, peers),
                     None => Output::Emit(NodeEvent::Kad(Event::ClosestPeers {
                         query,
                         target,
                         peers,
+                        stats,
+                    })),
+                },
+                Output::Emit(Event::FoundPeer {
+                    query,
+                    peer,
+                    found,
+                    stats,
+                }) => match self.tracked.remove(&Key::from_peer(&peer)) {
+                    Some(track) => {
+                        let peers = found.into_iter().collect();
+                        self.traced(track, query, Key::from_peer(&peer), peers)
+                    }
+                    None => Output::Emit(NodeEvent::Kad(Event::FoundPeer {
+                        query,
+                        peer,
+                        found,
                         stats,
                     })),
                 },
@@ -259,6 +259,27 @@ impl KadNode {
                 Output::Protect { peer, protect } => Output::Protect { peer, protect },
             });
         }
+    }
+
+    /// The end of a traced lookup of `target`, which returned `peers`.
+    fn traced(&mut self, track: Track, query: QueryId, target: Key, peers: Vec<PeerInfo>) -> Output<Self> {
+        let found = peers.iter().find(|p| Key::from_peer(&p.id) == target);
+        let hops = match found {
+            Some(p) => track.depth.get(&p.id).copied().unwrap_or(0),
+            None => peers
+                .iter()
+                .filter_map(|p| track.depth.get(&p.id).copied())
+                .max()
+                .unwrap_or(0),
+        };
+        self.pending.retain(|_, t| *t != target);
+        Output::Emit(NodeEvent::Lookup(LookupDone {
+            query,
+            peers,
+            hops,
+            requests: track.requests,
+            responses: track.responses,
+        }))
     }
 
     fn feed(&mut self, now: Instant, input: Input<Kademlia>) {
@@ -301,8 +322,14 @@ impl Protocol for KadNode {
                 self.feed(now, Input::Message { from, msg });
             }
             Input::Command(command) => {
-                if let Command::FindNode { target, .. } = &command {
-                    self.tracked.insert(*target, Track::default());
+                match &command {
+                    Command::FindNode { target, .. } => {
+                        self.tracked.insert(*target, Track::default());
+                    }
+                    Command::FindPeer { peer, .. } => {
+                        self.tracked.insert(Key::from_peer(peer), Track::default());
+                    }
+                    _ => {}
                 }
                 self.feed(now, Input::Command(command));
             }

@@ -62,6 +62,8 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         common: args.common.clone(),
         net: args.net.clone(),
         lookups: args.lookups,
+        // The experiment measures what the Sybils do to lookups of keys.
+        peer_lookups: Some(0),
         malicious: args.malicious,
         lookup_interval_ms: args.lookup_interval_ms,
     };

@@ -1,0 +1,128 @@
+//! A lookup of one peer ([`Command::FindPeer`]) ends once we hold a connection to that peer: the
+//! handshake proved where it is, so neither its answer nor its neighbours' are waited for.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use meshwork_kad::message::Request;
+use meshwork_kad::{Address, Command, Config, Event, PeerInfo, QueryId, QueryStats};
+use meshwork_wire::{Input, Output};
+use node::*;
+
+/// The [`Event::FoundPeer`]s in `out`: the peer found (if any) and the query's statistics.
+fn found(out: &Outs) -> Vec<(Option<PeerInfo>, QueryStats)> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::FoundPeer { found, stats, .. } => Some((found, stats)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn told(i: u64) -> Address {
+    Address::V4 {
+        ip: [198, 51, 100, i as u8],
+        port: 7,
+    }
+}
+
+#[test]
+fn a_lookup_of_a_peer_ends_when_its_connection_comes_up_not_when_it_answers() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // Peer 1 names the peer we look for, and peer 3, at addresses of its choosing.
+    let named = [2, 3].map(|i| PeerInfo {
+        id: peer(i),
+        addr: told(i),
+    });
+    let out = answer(&mut node, 1, id, named.to_vec());
+    for i in [2, 3] {
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(i))),
+            "peer {i}, among the α closest, is dialled"
+        );
+    }
+    assert!(found(&out).is_empty(), "nobody reached yet");
+
+    // Another peer's connection ends nothing.
+    let out = node.connect(3);
+    assert_eq!(requests_to(&out, peer(3)).len(), 1);
+    assert!(found(&out).is_empty(), "peer 3 is not the peer looked up");
+
+    // The connection to peer 2 comes up (the driver observed it at `addr(2)`): the lookup is
+    // answered now, and the request queued for the dial still goes out.
+    node.now += std::time::Duration::from_millis(40);
+    let out = node.connect(2);
+    let asked = requests_to(&out, peer(2));
+    assert!(matches!(asked.as_slice(), [(_, Request::FindNode { .. })]));
+    let [(Some(info), stats)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("found, with an address");
+    };
+    assert_eq!(info.id, peer(2));
+    assert_eq!(
+        info.addr,
+        addr(2),
+        "the address the connection came from, not the one named"
+    );
+    assert_eq!(
+        (stats.requests, stats.successes),
+        (3, 1),
+        "peer 1 answered; 2 and 3 not yet"
+    );
+    assert_eq!(stats.duration, std::time::Duration::from_millis(40));
+
+    // Its answer, later, ends nothing twice, and puts it in our table.
+    let out = answer(&mut node, 2, asked[0].0, Vec::new());
+    assert!(found(&out).is_empty());
+    assert!(node.kad.routing_table().contains(&peer(2)));
+}
+
+#[test]
+fn a_lookup_of_a_peer_we_hold_a_connection_to_answers_at_once() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    admit(&mut node, 2);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(1),
+    }));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Send { .. } | Output::Dial(_))),
+        "nothing sent: {out:?}"
+    );
+    let [(Some(info), stats)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("found, with an address");
+    };
+    assert_eq!(
+        info,
+        PeerInfo {
+            id: peer(1),
+            addr: addr(1)
+        }
+    );
+    assert_eq!(stats.requests, 0);
+}
+
+#[test]
+fn a_lookup_of_a_peer_nobody_names_ends_as_a_lookup_does_without_it() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(9),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let out = answer(&mut node, 1, id, Vec::new());
+    let [(None, stats)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("ended, not found");
+    };
+    assert_eq!((stats.requests, stats.successes), (1, 1));
+}
