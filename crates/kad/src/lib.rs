@@ -142,11 +142,14 @@
 //!
 //! A lookup of one peer ([`Command::FindPeer`]) ends as soon as our connection to that peer comes
 //! up, as go-libp2p-kad-dht's `FindPeer` stops once connected: the handshake proved the peer holds
-//! its key at that address, so neither its answer nor its neighbours' (the converged rule) are
-//! waited for. Measured in the same runs as the lookups of keys above (`meshsim kad-lookup --json`,
-//! the `find_peer_` keys, 1,000 lookups of each kind for random nodes): at 10,000 nodes p50 4 round
-//! trips at 3 hops against 5 (p90 5 against 6), at 17.5 messages against 22.6; at 100,000 nodes 5
-//! at 3 hops against 7 (p90 7 against 9), at 24.4 messages against 29.6.
+//! its key at the address the driver observed, so neither its answer nor those of its neighbours
+//! are waited for, which a lookup of a key needs (the `α` closest must answer, and the target's
+//! answer may name nearer neighbours than anyone had: another round). Measured with `meshsim
+//! kad-lookup --json` (its `find_peer_` keys, 1,000 lookups of random nodes after the 1,000 of keys
+//! of the figures above, which they leave as they were): at 10,000 nodes p50 4 round trips at 3
+//! hops against 5 (p90 5 against 7), at 22.5 messages a lookup against 22.8 (its requests still out
+//! when it ends counted with their answers); at 100,000 nodes p50 5 at 3 hops against 7 (p90 7
+//! against 9), at 28.9 messages against 29.6.
 //!
 //! ## Example
 //!

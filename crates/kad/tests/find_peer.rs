@@ -79,9 +79,80 @@ fn a_lookup_of_a_peer_ends_when_its_connection_comes_up_not_when_it_answers() {
     assert_eq!(stats.duration, std::time::Duration::from_millis(40));
 
     // Its answer, later, ends nothing twice, and puts it in our table.
+    assert_eq!(node.kad.num_queries(), 0);
     let out = answer(&mut node, 2, asked[0].0, Vec::new());
     assert!(found(&out).is_empty());
     assert!(node.kad.routing_table().contains(&peer(2)));
+}
+
+#[test]
+fn a_request_left_out_by_an_ended_lookup_is_not_taken_by_a_new_one_under_the_same_id() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let named = [2, 3].map(|i| PeerInfo {
+        id: peer(i),
+        addr: told(i),
+    });
+    answer(&mut node, 1, id, named.to_vec());
+    // Peer 2 is reached while peer 3's request is still out.
+    node.connect(2);
+    let straggler = requests_to(&node.connect(3), peer(3))[0].0;
+    assert_eq!(node.kad.num_queries(), 0);
+
+    // The application reuses the id for another lookup; peer 3's late answer is not one of its.
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(9),
+    }));
+    let asked: Vec<u64> = [1, 2, 3]
+        .into_iter()
+        .filter(|&i| !requests_to(&out, peer(i)).is_empty())
+        .collect();
+    assert_eq!(asked, [1], "peer 1 is the only one in our table: {out:?}");
+    assert!(found(&answer(&mut node, 3, straggler, Vec::new())).is_empty());
+    let id = requests_to(&out, peer(1))[0].0;
+    let out = answer(&mut node, 1, id, Vec::new());
+    let [(None, stats)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("ended, not found");
+    };
+    assert_eq!(
+        (stats.requests, stats.successes),
+        (1, 1),
+        "peer 3's answer belonged to the lookup that ended"
+    );
+    // It still taught the table.
+    assert!(node.kad.routing_table().contains(&peer(3)));
+}
+
+#[test]
+fn without_an_observed_address_the_lookup_of_a_peer_waits_for_its_answer() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // Peer 1 names peer 2 alone; the driver tells no address when the connection comes up, so only
+    // the named one is known, and a claim is not what a connection proved.
+    let named = vec![PeerInfo {
+        id: peer(2),
+        addr: told(2),
+    }];
+    answer(&mut node, 1, id, named);
+    let out = node.input(Input::PeerUp(peer(2)));
+    assert!(found(&out).is_empty(), "no observed address, no early end");
+    let (id, _) = requests_to(&out, peer(2))[0].clone();
+    let out = answer(&mut node, 2, id, Vec::new());
+    let [(Some(info), _)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("found once it answered");
+    };
+    assert_eq!(info.id, peer(2));
 }
 
 #[test]

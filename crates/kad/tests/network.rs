@@ -291,8 +291,9 @@ fn eclipse_success(disjoint_paths: usize) -> f64 {
         / asked as f64
 }
 
-/// Liars can redirect a lookup but cannot hide the target: it goes on until the `k` closest peers it
-/// learned have answered, and the honest neighbours of the target are among them. (Liars whose ids sit
+/// Liars can redirect a lookup but cannot hide the target: it goes on until the closest peers it
+/// learned have answered (or the target itself is reached: only the target can complete a handshake
+/// as the target), and the honest neighbours of the target are among them. (Liars whose ids sit
 /// next to the target would do better; the crypto puzzle is what makes such ids expensive.)
 #[test]
 fn lying_nodes_cannot_hide_honest_targets() {

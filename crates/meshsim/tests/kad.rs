@@ -44,7 +44,7 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
         round_trips >= 1.0 && (round_trips - expected).abs() < 1e-9,
         "{round_trips}"
     );
-    // As many lookups of peers, between those of keys: each ends once the searcher's connection to
+    // As many lookups of peers, after those of keys: each ends once the searcher's connection to
     // its peer is up, at least a round trip before a lookup of a key, which waits for answers.
     assert_eq!(report["find_peer_lookups_finished"], 30);
     assert_eq!(report["find_peer_success"], 1.0);
@@ -53,6 +53,29 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
         peer_round_trips <= round_trips - 1.0,
         "{peer_round_trips} round trips against {round_trips}"
     );
+    // The same seed replays the same run, lookups of peers included.
+    assert_eq!(meshsim(&args)["trace_hash"], report["trace_hash"]);
+    // Without lookups of peers, the lookups of keys are what they were beside them, and no
+    // `find_peer_` key is reported.
+    let alone = meshsim(&[
+        "kad-lookup",
+        "--nodes",
+        "80",
+        "--lookups",
+        "30",
+        "--peer-lookups",
+        "0",
+    ]);
+    assert!(alone.get("find_peer_success").is_none());
+    for key in [
+        "success",
+        "latency_ms_p50",
+        "messages_per_lookup",
+        "network_messages_per_lookup",
+    ] {
+        assert_eq!(alone[key], report[key], "{key}");
+    }
+    assert_ne!(alone["trace_hash"], report["trace_hash"]);
 }
 
 #[test]

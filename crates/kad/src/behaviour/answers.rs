@@ -41,7 +41,7 @@ impl<S: RecordStore> Kademlia<S> {
                 self.count(pending.purpose, Outcome::Answered);
                 self.table.on_ping_result(&from, true, now);
             }
-            Purpose::Keepalive => self.count(pending.purpose, Outcome::Answered),
+            Purpose::Keepalive | Purpose::Ended => self.count(pending.purpose, Outcome::Answered),
             Purpose::Store(qid) => {
                 let usable = matches!(response, Response::Stored { .. });
                 self.count(
@@ -131,6 +131,7 @@ impl<S: RecordStore> Kademlia<S> {
             if record.key == target && record.verify(now, self.config.max_record_ttl).is_ok() {
                 let stats = query.stats.finished(now);
                 self.queries.remove(&qid);
+                self.abandon(qid);
                 if let Qid::User(query) = qid {
                     self.emit(
                         Event::GetValue {
@@ -186,17 +187,19 @@ impl<S: RecordStore> Kademlia<S> {
             }
             Purpose::Keepalive => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
-            Purpose::Lookup(qid) => {
+            Purpose::Lookup(_) | Purpose::Ended => {
                 // An unresponsive peer leaves the table (its bucket's pending candidate may take its
                 // place); one we could not ask stays.
                 if pending.sent {
                     self.table.remove(&peer);
                     self.release_anchor(now, &peer, out);
                 }
-                if let Some(query) = self.queries.get_mut(&qid) {
-                    query.lookup.on_failure(&peer);
+                if let Purpose::Lookup(qid) = pending.purpose {
+                    if let Some(query) = self.queries.get_mut(&qid) {
+                        query.lookup.on_failure(&peer);
+                    }
+                    self.advance(now, qid, out);
                 }
-                self.advance(now, qid, out);
             }
         }
     }

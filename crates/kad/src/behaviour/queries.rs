@@ -30,6 +30,10 @@ pub(crate) enum Purpose {
     Lookup(Qid),
     /// Storing a record or a provider announcement after a lookup.
     Store(Qid),
+    /// A lookup step of a query that has ended since ([`Kademlia::abandon`]): its answer still
+    /// enters the table and its failure still counts against the peer, but no query hears of it, so a
+    /// query started later under the same id cannot take it for its own.
+    Ended,
 }
 
 #[derive(Clone, Debug)]
@@ -101,13 +105,11 @@ impl<S: RecordStore> Kademlia<S> {
             }
             Command::FindNode { query, target } => (query, target, Kind::FindNode),
             Command::FindPeer { query, peer } => {
-                // Connected already: the address is the one the connection came from (or our
-                // table's), and a lookup would only end where it starts ([`Kademlia::reached`]).
-                if let (true, Some(addr)) = (self.is_connected(&peer), self.address_of(&peer)) {
-                    let found = Some(PeerInfo {
-                        id: peer,
-                        addr: addr.clone(),
-                    });
+                // Connected already: a lookup would end where it starts ([`Kademlia::reached`]). An id
+                // in use is refused by `start`, as for any command.
+                let reachable = self.reachable(&peer);
+                if let (Some(info), false) = (reachable, self.queries.contains_key(&Qid::User(query))) {
+                    let found = Some(info);
                     let stats = QueryStats::new(now).finished(now);
                     return self.emit(
                         Event::FoundPeer {
@@ -317,10 +319,21 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
+    /// The lookup of `qid` has ended: the requests it still has out are nobody's now
+    /// ([`Purpose::Ended`]). Their answers still come, and still teach the table.
+    pub(crate) fn abandon(&mut self, qid: Qid) {
+        for pending in self.requests.values_mut() {
+            if pending.purpose == Purpose::Lookup(qid) {
+                pending.purpose = Purpose::Ended;
+            }
+        }
+    }
+
     fn finish_lookup(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
         let Some(mut query) = self.queries.remove(&qid) else {
             return;
         };
+        self.abandon(qid);
         let peers = query.lookup.result();
         let user = match qid {
             Qid::User(query) => Some(query),
@@ -409,15 +422,32 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
+    /// `peer` as a [`Command::FindPeer`] may report it found: we hold a connection to it, the driver
+    /// told us the address that connection came from ([`Command::PeerAddress`]), and it solves the
+    /// puzzle a lookup would have asked of it. The address is the driver's observation only, never
+    /// what a peer named (a hostile one may name anyone anywhere): without one, the lookup runs to
+    /// its end.
+    fn reachable(&self, peer: &PeerId) -> Option<PeerInfo> {
+        if !self.is_connected(peer) || !self.acceptable(peer) {
+            return None;
+        }
+        let addr = self.observed(peer)?.clone();
+        Some(PeerInfo { id: *peer, addr })
+    }
+
     /// Our connection to `peer` is up: every [`Command::FindPeer`] of `peer` under way is answered
-    /// now, with the address we reached it at. The handshake proved that the peer holds its key at
-    /// that address, which is all a lookup of a peer is for; waiting for its answer, and for its
-    /// neighbours' as the converged rule does, would cost a round trip more and tell nothing more of
-    /// where it is. go-libp2p-kad-dht's `FindPeer` stops the same way, once connected. Measured with
-    /// `meshsim kad-lookup` (the `find_peer_` keys) against a lookup of the same peers' keys
-    /// ([`Command::FindNode`]): see the crate docs, "Connections". The request the lookup sent the
-    /// peer goes out all the same: its answer puts the peer in our table.
+    /// now, with the address the driver observed the connection at ([`Kademlia::reachable`]). The
+    /// handshake proved that the peer holds its key there, which is all a lookup of a peer is for;
+    /// waiting for its answer, and for its neighbours' as the converged rule does, would cost a
+    /// round trip more and tell nothing more of where it is. go-libp2p-kad-dht's `FindPeer` stops
+    /// the same way, once connected. Measured with `meshsim kad-lookup` (the `find_peer_` keys)
+    /// beside lookups of random nodes' keys ([`Command::FindNode`]): see the crate docs,
+    /// "Connections". The requests the lookup still has out go on ([`Kademlia::abandon`]): the
+    /// peer's answer puts it in our table.
     pub(crate) fn reached(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
+        let Some(found) = self.reachable(&peer) else {
+            return;
+        };
         let mut done: Vec<Qid> = self
             .queries
             .iter()
@@ -427,14 +457,12 @@ impl<S: RecordStore> Kademlia<S> {
         // In query order, not the map's: the simulator replays a seed exactly.
         done.sort_unstable();
         for qid in done {
-            let Some(addr) = self.address_of(&peer).cloned() else {
-                continue;
-            };
             let Some(query) = self.queries.remove(&qid) else {
                 continue;
             };
+            self.abandon(qid);
             if let Qid::User(id) = qid {
-                let found = Some(PeerInfo { id: peer, addr });
+                let found = Some(found.clone());
                 let stats = query.stats.finished(now);
                 self.emit(
                     Event::FoundPeer {

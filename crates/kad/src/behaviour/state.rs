@@ -335,7 +335,7 @@ impl<S: RecordStore> Kademlia<S> {
         match purpose {
             Purpose::Liveness => self.totals.liveness_pings += 1,
             Purpose::Keepalive => self.totals.anchor_pings += 1,
-            Purpose::Lookup(_) | Purpose::Store(_) => {}
+            Purpose::Lookup(_) | Purpose::Store(_) | Purpose::Ended => {}
         }
         if let Purpose::Lookup(qid) | Purpose::Store(qid) = purpose {
             if let Some(query) = self.queries.get_mut(&qid) {

@@ -36,9 +36,9 @@ pub enum Command {
         target: Key,
     },
     /// Find one peer's address. Answered by [`Event::FoundPeer`] as soon as we hold a connection
-    /// to the peer (at once if we hold one already), without waiting for its answer: the
-    /// handshake proved it holds its key at that address. A lookup that never reaches it ends
-    /// as [`Command::FindNode`] does.
+    /// to the peer whose address the driver observed ([`Command::PeerAddress`]; at once if we hold
+    /// one already), without waiting for its answer: the handshake proved it holds its key at that
+    /// address. Otherwise the lookup ends as [`Command::FindNode`] does.
     FindPeer {
         /// Names the query.
         query: QueryId,
@@ -120,8 +120,9 @@ pub enum Event {
         query: QueryId,
         /// The peer looked up.
         peer: PeerId,
-        /// The peer and its address, if our connection to it came up (then the address our driver
-        /// observed, or our table's, or the one it was named with when the driver tells neither).
+        /// The peer and its address, if our connection to it came up (then the address the driver
+        /// observed), or, where the driver tells no addresses, if it answered the lookup (then our
+        /// table's address, else the one a peer named it with: a claim).
         found: Option<PeerInfo>,
         /// What the query sent and how long it ran.
         stats: QueryStats,

@@ -103,7 +103,7 @@ pub fn in_bucket(bucket: usize, count: usize) -> Vec<u64> {
 }
 /// Peer `from`'s answer to request `id`, naming `named`.
 pub fn answer(node: &mut Node, from: u64, id: u64, named: Vec<meshwork_kad::PeerInfo>) -> Outs {
-    let closer = meshwork_wire::BoundedVec::try_from(named).unwrap_or_default();
+    let closer = meshwork_wire::BoundedVec::try_from(named).expect("at most the bound");
     node.from(
         from,
         Message::Response {

@@ -2,11 +2,15 @@
 //!
 //! The network joins and settles as [`super::kad_net`] describes. Then `--lookups`
 //! [`Command::FindNode`] lookups for the key of a random node start from random nodes, one every
-//! `--lookup-interval-ms`, and between them (half an interval later) `--peer-lookups`
-//! [`Command::FindPeer`] lookups of a random node, which end once the searcher's connection to that
-//! node comes up. Their figures are the `find_peer_` keys, the others' the unprefixed ones;
-//! `network_messages_per_lookup` is the whole network's traffic while they run over the lookups of
-//! both kinds.
+//! `--lookup-interval-ms`. Once their phase is over, `--peer-lookups` [`Command::FindPeer`] lookups
+//! of a random node follow on the same schedule, until they have all ended: each ends once the
+//! searcher's connection to that node comes up, and succeeds if it returns the node at its own
+//! address. Their figures are the `find_peer_` keys (none if there are none), the others' the
+//! unprefixed ones, which the lookups of peers, coming after, leave as they were.
+//! `find_peer_messages_per_lookup` counts every request a lookup of a peer sent or queued on a dial,
+//! and the answer each gets, or will get after the lookup ended (a failed one none), where
+//! `messages_per_lookup` counts the requests and answers of a lookup of a key until it ended. A
+//! lookup of a peer the searcher held a connection to ends at once, with hops and latency 0.
 //!
 //! A lookup succeeds if its target is among the peers it returns. Its *accuracy* is the share of the
 //! returned peers that are among the `k` nodes truly closest to the target (known here from every
@@ -58,7 +62,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1000)]
     pub(crate) lookups: u64,
     /// Measured lookups of a peer ([`Command::FindPeer`]), each from a random node for another
-    /// random node, between the others [default: as many as `--lookups`].
+    /// random node, after the others [default: as many as `--lookups`].
     #[arg(long)]
     pub(crate) peer_lookups: Option<u64>,
     /// Share of nodes that answer lookups with each other only (0 for none).
@@ -93,6 +97,8 @@ struct Lookup {
     /// A [`Command::FindPeer`], else a [`Command::FindNode`].
     of_peer: bool,
     target: PeerId,
+    /// Where the target is, for a [`Command::FindPeer`]: what it must return.
+    addr: Option<Address>,
     /// The `k` nodes closest to the target.
     truth: Vec<PeerId>,
     started: Instant,
@@ -148,6 +154,114 @@ impl<'a> Figures<'a> {
             round_trips: summary(&|o| o.latency_ms / round_trip_ms.max(1e-9), &finished),
             finished,
             found,
+        }
+    }
+}
+
+impl Figures<'_> {
+    /// Adds the figures of the `count` lookups of peers, under the `find_peer_` keys.
+    fn report(&self, report: &mut Report, count: u64) {
+        report
+            .add("find_peer_lookups", count)
+            .add("find_peer_lookups_finished", self.finished.len())
+            .add("find_peer_success", self.success)
+            .add("find_peer_hops_p50", self.hops.p50)
+            .add("find_peer_hops_p90", self.hops.p90)
+            .add("find_peer_messages_per_lookup", self.messages.mean)
+            .add("find_peer_latency_ms_p50", self.latency.p50)
+            .add("find_peer_latency_ms_p90", self.latency.p90)
+            .add("find_peer_round_trips_p50", self.round_trips.p50)
+            .add("find_peer_round_trips_p90", self.round_trips.p90);
+    }
+}
+
+/// What a phase of measured lookups draws from.
+struct Plan<'a> {
+    args: &'a Args,
+    /// The nodes that search and are searched for.
+    honest: &'a [usize],
+    /// Every node's key and peer id, for the truly closest.
+    keys: &'a [(Key, PeerId)],
+}
+
+impl Plan<'_> {
+    /// Schedules `count` lookups, of peers if `of_peer` (else of keys), from `start_ms` on, one every
+    /// `--lookup-interval-ms`, each from a random honest node for another, and runs the network until
+    /// the last could have timed out 20 times over, or, for lookups of peers, until they have all
+    /// ended. Returns when the phase ended, in milliseconds of virtual time.
+    fn measure(
+        &self,
+        net: &mut Network,
+        lookups: &mut HashMap<(NodeId, QueryId), Lookup>,
+        of_peer: bool,
+        count: u64,
+        start_ms: u64,
+    ) -> Result<u64, String> {
+        let (honest, interval) = (self.honest, self.args.lookup_interval_ms);
+        for l in 0..count {
+            let from = honest[net.sim.rng().gen_range(0..honest.len())];
+            let mut to = from;
+            while to == from {
+                to = honest[net.sim.rng().gen_range(0..honest.len())];
+            }
+            let at = at_ms(start_ms + l * interval);
+            let query = net.query();
+            let (peer, target) = (net.peers[to], Key::from_peer(&net.peers[to]));
+            let (truth, addr, command) = if of_peer {
+                let addr = Some(net.info(peer).addr);
+                (Vec::new(), addr, Command::FindPeer { query, peer })
+            } else {
+                let truth = closest(self.keys, &target, net.config.k);
+                (truth, None, Command::FindNode { query, target })
+            };
+            net.sim
+                .schedule_command(at, net.nodes[from], command)
+                .map_err(|e| e.to_string())?;
+            let lookup = Lookup {
+                of_peer,
+                target: peer,
+                addr,
+                truth,
+                started: at,
+                done: None,
+            };
+            lookups.insert((net.nodes[from], query), lookup);
+        }
+        let timeout = net.config.request_timeout.as_millis() as u64;
+        let end = start_ms + count * interval + 20 * timeout;
+        let (phase, mut until) = if of_peer {
+            ("peer lookups", start_ms)
+        } else {
+            ("lookups", end)
+        };
+        let mut open = count;
+        loop {
+            // Lookups of peers run a second at a time until none is left.
+            until = if of_peer { (until + 1000).min(end) } else { end };
+            net.run_phase(at_ms(until), phase, |at, node, event| {
+                let NodeEvent::Lookup(done) = event else {
+                    return;
+                };
+                let Some(lookup) = lookups.get_mut(&(node, done.query)) else {
+                    return;
+                };
+                let right = done.peers.iter().filter(|p| lookup.truth.contains(&p.id)).count();
+                // A peer found counts only at its own address.
+                let found = done.peers.iter().any(|p| {
+                    p.id == lookup.target && lookup.addr.as_ref().is_none_or(|addr| *addr == p.addr)
+                });
+                open = open.saturating_sub(u64::from(lookup.done.is_none()));
+                lookup.done = Some(Outcome {
+                    found,
+                    accuracy: right as f64 / done.peers.len().max(1) as f64,
+                    hops: done.hops,
+                    messages: done.requests + done.responses,
+                    latency_ms: (at - lookup.started).as_secs_f64() * 1000.0,
+                });
+            });
+            if until >= end || open == 0 || net.budget == 0 {
+                return Ok(until);
+            }
         }
     }
 }
@@ -223,73 +337,35 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         return Err("fewer than 2 honest nodes".into());
     }
 
-    // Measured lookups.
+    // Measured lookups: of keys, then of peers once those have all ended.
     let messages_before = net.sim.stats().messages_sent;
     let keys: Vec<(Key, PeerId)> = peers.iter().map(|p| (Key::from_peer(p), *p)).collect();
     let mut lookups: HashMap<(NodeId, QueryId), Lookup> = HashMap::new();
-    let lookup_start = net.ready_ms + 1000;
     let peer_lookups = args.peer_lookups.unwrap_or(args.lookups);
-    // The lookups of peers go half an interval after the others, between them.
-    let schedule = (0..args.lookups)
-        .map(|l| (false, lookup_start + l * args.lookup_interval_ms))
-        .chain((0..peer_lookups).map(|l| {
-            (
-                true,
-                lookup_start + l * args.lookup_interval_ms + args.lookup_interval_ms / 2,
-            )
-        }));
-    for (of_peer, at_ms_) in schedule.collect::<Vec<_>>() {
-        let from = honest[net.sim.rng().gen_range(0..honest.len())];
-        let mut to = from;
-        while to == from {
-            to = honest[net.sim.rng().gen_range(0..honest.len())];
-        }
-        let at = at_ms(at_ms_);
-        let query = net.query();
-        let target = Key::from_peer(&peers[to]);
-        let (truth, command) = if of_peer {
-            let command = Command::FindPeer {
-                query,
-                peer: peers[to],
-            };
-            (Vec::new(), command)
-        } else {
-            (
-                closest(&keys, &target, net.config.k),
-                Command::FindNode { query, target },
-            )
-        };
-        net.sim
-            .schedule_command(at, nodes[from], command)
-            .map_err(|e| e.to_string())?;
-        lookups.insert(
-            (nodes[from], query),
-            Lookup {
-                of_peer,
-                target: peers[to],
-                truth,
-                started: at,
-                done: None,
-            },
-        );
-    }
-    let timeout = net.config.request_timeout.as_millis() as u64;
-    let end = lookup_start + args.lookups.max(peer_lookups) * args.lookup_interval_ms + 20 * timeout;
-    net.run_phase(at_ms(end), "lookups", |at, node, event| {
-        if let NodeEvent::Lookup(done) = event {
-            if let Some(lookup) = lookups.get_mut(&(node, done.query)) {
-                let right = done.peers.iter().filter(|p| lookup.truth.contains(&p.id)).count();
-                lookup.done = Some(Outcome {
-                    found: done.peers.iter().any(|p| p.id == lookup.target),
-                    accuracy: right as f64 / done.peers.len().max(1) as f64,
-                    hops: done.hops,
-                    messages: done.requests + done.responses,
-                    latency_ms: (at - lookup.started).as_secs_f64() * 1000.0,
-                });
-            }
-        }
-    });
+    let plan = Plan {
+        args,
+        honest: &honest,
+        keys: &keys,
+    };
+    let lookup_start = net.ready_ms + 1000;
+    let ended = plan.measure(&mut net, &mut lookups, false, args.lookups, lookup_start)?;
     let lookup_messages = net.sim.stats().messages_sent - messages_before;
+    // The state the lookups of keys left, before the lookups of peers open connections of their own.
+    let anchor_pings = totals(&net).anchor_pings;
+    let anchors = net
+        .nodes
+        .iter()
+        .filter_map(|&node| net.sim.state(node))
+        .map(|state| state.kad().anchors().count())
+        .sum::<usize>();
+    let connections = net
+        .sim
+        .live_nodes()
+        .map(|node| net.sim.links(node).count())
+        .sum::<usize>();
+    if peer_lookups > 0 {
+        plan.measure(&mut net, &mut lookups, true, peer_lookups, ended)?;
+    }
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     // A round trip is two link delays: the unit of the goal "(hops + 2) round trips".
@@ -359,24 +435,18 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
         .add("messages_per_lookup_p90", messages.p90)
         .add(
             "network_messages_per_lookup",
-            lookup_messages as f64 / (args.lookups + peer_lookups).max(1) as f64,
+            lookup_messages as f64 / args.lookups.max(1) as f64,
         )
         .add("latency_ms_p50", latency.p50)
         .add("latency_ms_p90", latency.p90)
         .add("latency_ms_p99", latency.p99)
         .add("latency_ms_max", latency.max)
         .add("round_trips_p50", round_trips.p50)
-        .add("round_trips_p90", round_trips.p90)
-        .add("find_peer_lookups", peer_lookups)
-        .add("find_peer_lookups_finished", of_peers.finished.len())
-        .add("find_peer_success", of_peers.success)
-        .add("find_peer_hops_p50", of_peers.hops.p50)
-        .add("find_peer_hops_p90", of_peers.hops.p90)
-        .add("find_peer_messages_per_lookup", of_peers.messages.mean)
-        .add("find_peer_latency_ms_p50", of_peers.latency.p50)
-        .add("find_peer_latency_ms_p90", of_peers.latency.p90)
-        .add("find_peer_round_trips_p50", of_peers.round_trips.p50)
-        .add("find_peer_round_trips_p90", of_peers.round_trips.p90)
+        .add("round_trips_p90", round_trips.p90);
+    if peer_lookups > 0 {
+        of_peers.report(&mut report, peer_lookups);
+    }
+    report
         .add("join_messages_per_node", net.join_messages as f64 / n as f64)
         .add("join_requests_per_node", joined.requests as f64 / n as f64)
         .add(
@@ -388,28 +458,10 @@ pub(crate) fn run_with(args: &Args, name: &'static str, sybils: Option<Sybils>) 
             joined.anchor_pings as f64 / n as f64,
         )
         .add("join_dials_per_node", joined.dials as f64 / n as f64)
-        .add(
-            "anchor_pings_per_node",
-            totals(&net).anchor_pings as f64 / n as f64,
-        )
-        .add(
-            "anchors_per_node",
-            net.nodes
-                .iter()
-                .filter_map(|&node| net.sim.state(node))
-                .map(|state| state.kad().anchors().count())
-                .sum::<usize>() as f64
-                / n as f64,
-        )
+        .add("anchor_pings_per_node", anchor_pings as f64 / n as f64)
+        .add("anchors_per_node", anchors as f64 / n as f64)
         .add("idle_timeout_secs", args.net.idle_timeout_secs)
-        .add(
-            "connections_per_node",
-            net.sim
-                .live_nodes()
-                .map(|node| net.sim.links(node).count())
-                .sum::<usize>() as f64
-                / n as f64,
-        )
+        .add("connections_per_node", connections as f64 / n as f64)
         .add("connections_closed_idle", stats.idle_closed)
         .add("messages_sent", stats.messages_sent)
         .add("bytes_sent", stats.bytes_sent)

@@ -240,7 +240,12 @@ impl KadNode {
                     found,
                     stats,
                 }) => match self.tracked.remove(&Key::from_peer(&peer)) {
-                    Some(track) => {
+                    Some(mut track) => {
+                        // It ends as its peer's connection comes up, with requests still out or
+                        // queued on dials: each counts with the answer it will get (a failed one
+                        // with none), so that ending early does not make it look cheaper.
+                        let answered = stats.requests.saturating_sub(stats.failures + stats.timeouts);
+                        (track.requests, track.responses) = (stats.requests.into(), answered.into());
                         let peers = found.into_iter().collect();
                         self.traced(track, query, Key::from_peer(&peer), peers)
                     }
