@@ -137,8 +137,11 @@
 //! instead of 43.0. The keep-alive pings cost each idle node 8 messages a minute (4 pings and
 //! their answers): 24 of the 292 join messages a node, over the 200 s of virtual time the 10,000
 //! joins take. Two anchors gave 6 round trips again; four gave 5, with 32 messages a node of pings
-//! while joining. At 100,000 nodes (4 hops at the median) anchors take a lookup from 8 round trips
-//! to 7.
+//! while joining. At 100,000 nodes (4 hops at the median) anchors took a lookup from 8 round trips
+//! to 7, and 6 once the simulator's addresses stopped following the keys (3 hops at the median,
+//! 99.97% of the peers returned among the true `k` closest instead of 91%: the peers nearest a key
+//! had shared a /24, and the per-prefix limits kept them out of each other's tables; see
+//! `crates/meshsim/src/experiments/kad_node.rs`).
 //!
 //! A lookup of one peer ([`Command::FindPeer`]) ends as soon as our connection to that peer comes
 //! up, as go-libp2p-kad-dht's `FindPeer` stops once connected: the handshake proved the peer holds
@@ -147,9 +150,9 @@
 //! answer may name nearer neighbours than anyone had: another round). Measured with `meshsim
 //! kad-lookup --json` (its `find_peer_` keys, 1,000 lookups of random nodes after the 1,000 of keys
 //! of the figures above, which they leave as they were): at 10,000 nodes p50 4 round trips at 3
-//! hops against 5 (p90 5 against 7), at 22.5 messages a lookup against 22.8 (its requests still out
-//! when it ends counted with their answers); at 100,000 nodes p50 5 at 3 hops against 7 (p90 7
-//! against 9), at 28.9 messages against 29.6.
+//! hops against 5 (p90 5 against 6), at 22.5 messages a lookup against 22.8 (its requests still out
+//! when it ends counted with their answers); at 100,000 nodes p50 5 at 3 hops against 6 (p90 6
+//! against 8), at 28.6 messages against 28.9.
 //!
 //! ## Example
 //!

@@ -24,7 +24,10 @@
 //!   simulator's default), a hop to a peer not heard from lately pays a handshake: 4 round trips at
 //!   2,000 nodes, 6 at 10,000, and 5 again once the first hop can go to a peer we hold a connection
 //!   to ([`ClosestPeers::ask_first`]; the anchors of the crate docs' "Connections"). At 100,000
-//!   nodes the share falls to 91%, for reasons not yet measured.
+//!   nodes the share was 91% while the simulator derived each peer's address from its key: the
+//!   peers nearest a key shared a /24, and the per-prefix limits kept them out of each other's
+//!   tables. With addresses independent of keys, as on the internet, it is 99.97% at 100,000 nodes
+//!   (6 round trips at 3 hops), 99.99% at 30,000 and 99.96% at 10,000.
 //!   Only the peers among the `α` closest are asked, all at once (their number bounds the requests
 //!   in flight): a peer farther out could only name peers the closer ones will name too.
 //!

@@ -11,7 +11,9 @@
 //! network of 100,000 nodes took 33 minutes to form, and those requests were 150 of a node's 342 (45%)
 //! by the time it was ready (`join_anchor_pings_per_node` 102, `join_liveness_pings_per_node` 48),
 //! against 12 of 146 at 10,000 nodes; the run took 12 minutes. Formed in 400 s (4 ms apart), the node
-//! of 100,000 sends 212, 22 of them anchor pings, and the run takes 9.5. Faster is not cheaper: formed
+//! of 100,000 sends 212 (206 once the simulated addresses stopped following the keys:
+//! [`synthetic_address`]), 22 of them anchor pings, and the run takes 9.5 (10.5 on a day when the
+//! machine ran each event 10% slower). Faster is not cheaper: formed
 //! in 200 s it sends 200, but the joins overlap twice as much and hold 53 KB a node at the peak
 //! against 45 KB, in the same time.
 
