@@ -28,21 +28,34 @@ fn told(i: u64) -> Address {
     }
 }
 
-#[test]
-fn a_lookup_of_a_peer_ends_when_its_connection_comes_up_not_when_it_answers() {
+/// A node with peer 1 in its table, looking up peer `target` (query 7), and the id of its request
+/// to peer 1.
+fn find_peer_through_1(target: u64) -> (Node, u64) {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
     let out = node.input(Input::Command(Command::FindPeer {
         query: QueryId(7),
-        peer: peer(2),
+        peer: peer(target),
     }));
     let (id, _) = requests_to(&out, peer(1))[0].clone();
-    // Peer 1 names the peer we look for, and peer 3, at addresses of its choosing.
+    (node, id)
+}
+
+/// [`find_peer_through_1`] of peer 2, and peer 1's answer, which names peer 2 and peer 3 at
+/// addresses of its choosing.
+fn lookup_told_of_2_and_3() -> (Node, Outs) {
+    let (mut node, id) = find_peer_through_1(2);
     let named = [2, 3].map(|i| PeerInfo {
         id: peer(i),
         addr: told(i),
     });
     let out = answer(&mut node, 1, id, named.to_vec());
+    (node, out)
+}
+
+#[test]
+fn a_lookup_of_a_peer_ends_when_its_connection_comes_up_not_when_it_answers() {
+    let (mut node, out) = lookup_told_of_2_and_3();
     for i in [2, 3] {
         assert!(
             out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(i))),
@@ -87,18 +100,7 @@ fn a_lookup_of_a_peer_ends_when_its_connection_comes_up_not_when_it_answers() {
 
 #[test]
 fn a_request_left_out_by_an_ended_lookup_is_not_taken_by_a_new_one_under_the_same_id() {
-    let mut node = Node::new(Config::default());
-    admit(&mut node, 1);
-    let out = node.input(Input::Command(Command::FindPeer {
-        query: QueryId(7),
-        peer: peer(2),
-    }));
-    let (id, _) = requests_to(&out, peer(1))[0].clone();
-    let named = [2, 3].map(|i| PeerInfo {
-        id: peer(i),
-        addr: told(i),
-    });
-    answer(&mut node, 1, id, named.to_vec());
+    let (mut node, _) = lookup_told_of_2_and_3();
     // Peer 2 is reached while peer 3's request is still out.
     node.connect(2);
     let straggler = requests_to(&node.connect(3), peer(3))[0].0;
@@ -131,13 +133,7 @@ fn a_request_left_out_by_an_ended_lookup_is_not_taken_by_a_new_one_under_the_sam
 
 #[test]
 fn without_an_observed_address_the_lookup_of_a_peer_waits_for_its_answer() {
-    let mut node = Node::new(Config::default());
-    admit(&mut node, 1);
-    let out = node.input(Input::Command(Command::FindPeer {
-        query: QueryId(7),
-        peer: peer(2),
-    }));
-    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let (mut node, id) = find_peer_through_1(2);
     // Peer 1 names peer 2 alone; the driver tells no address when the connection comes up, so only
     // the named one is known, and a claim is not what a connection proved.
     let named = vec![PeerInfo {
@@ -184,13 +180,7 @@ fn a_lookup_of_a_peer_we_hold_a_connection_to_answers_at_once() {
 
 #[test]
 fn a_lookup_of_a_peer_nobody_names_ends_as_a_lookup_does_without_it() {
-    let mut node = Node::new(Config::default());
-    admit(&mut node, 1);
-    let out = node.input(Input::Command(Command::FindPeer {
-        query: QueryId(7),
-        peer: peer(9),
-    }));
-    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let (mut node, id) = find_peer_through_1(9);
     let out = answer(&mut node, 1, id, Vec::new());
     let [(None, stats)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
         panic!("ended, not found");

@@ -109,17 +109,8 @@ impl<S: RecordStore> Kademlia<S> {
                 // in use is refused by `start`, as for any command.
                 let reachable = self.reachable(&peer);
                 if let (Some(info), false) = (reachable, self.queries.contains_key(&Qid::User(query))) {
-                    let found = Some(info);
                     let stats = QueryStats::new(now).finished(now);
-                    return self.emit(
-                        Event::FoundPeer {
-                            query,
-                            peer,
-                            found,
-                            stats,
-                        },
-                        out,
-                    );
+                    return self.found_peer(query, peer, Some(info), stats, out);
                 }
                 (query, Key::from_peer(&peer), Kind::FindPeer(peer))
             }
@@ -388,15 +379,7 @@ impl<S: RecordStore> Kademlia<S> {
             }
             (Kind::FindPeer(peer), Some(query)) => {
                 let found = peers.into_iter().find(|p| p.id == peer).map(|p| self.info_of(p));
-                self.emit(
-                    Event::FoundPeer {
-                        query,
-                        peer,
-                        found,
-                        stats,
-                    },
-                    out,
-                );
+                self.found_peer(query, peer, found, stats, out);
             }
             (Kind::GetValue, Some(query)) => self.emit(
                 Event::GetValue {
@@ -420,6 +403,24 @@ impl<S: RecordStore> Kademlia<S> {
             }
             _ => {}
         }
+    }
+
+    /// Answers the [`Command::FindPeer`] `query` of `peer`.
+    fn found_peer(
+        &self,
+        query: QueryId,
+        peer: PeerId,
+        found: Option<PeerInfo>,
+        stats: QueryStats,
+        out: &mut Out<S>,
+    ) {
+        let event = Event::FoundPeer {
+            query,
+            peer,
+            found,
+            stats,
+        };
+        self.emit(event, out);
     }
 
     /// `peer` as a [`Command::FindPeer`] may report it found: we hold a connection to it, the driver
@@ -462,17 +463,8 @@ impl<S: RecordStore> Kademlia<S> {
             };
             self.abandon(qid);
             if let Qid::User(id) = qid {
-                let found = Some(found.clone());
                 let stats = query.stats.finished(now);
-                self.emit(
-                    Event::FoundPeer {
-                        query: id,
-                        peer,
-                        found,
-                        stats,
-                    },
-                    out,
-                );
+                self.found_peer(id, peer, Some(found.clone()), stats, out);
             }
         }
     }
