@@ -19,7 +19,8 @@
 //!   Measured with `meshsim kad-lookup --nodes 2000` (50 ms links, connections kept open): 15.0
 //!   messages a lookup against 46.7 with the paper's rule for every lookup, latency p50 3 round trips
 //!   against 15, every target found, and 99.9% of the peers returned among the true `k` closest
-//!   (`closest_accuracy`); at 10,000 nodes 19.3 messages, 5 round trips for 3 hops, and 99.7%. When
+//!   (`closest_accuracy`); at 10,000 nodes 19.3 messages, 5 round trips for 3 hops, and 99.7% (with
+//!   the addresses of the simulator then, below). When
 //!   idle connections close after a minute, as a node's connection manager closes them (the
 //!   simulator's default), a hop to a peer not heard from lately pays a handshake: 4 round trips at
 //!   2,000 nodes, 6 at 10,000, and 5 again once the first hop can go to a peer we hold a connection

@@ -6,7 +6,7 @@
 mod node;
 
 use meshwork_kad::message::Request;
-use meshwork_kad::{Address, Command, Config, Event, PeerInfo, QueryId, QueryStats};
+use meshwork_kad::{Address, Command, Config, Event, Key, PeerInfo, QueryError, QueryId, QueryStats};
 use meshwork_wire::{Input, Output};
 use node::*;
 
@@ -149,6 +149,131 @@ fn without_an_observed_address_the_lookup_of_a_peer_waits_for_its_answer() {
         panic!("found once it answered");
     };
     assert_eq!(info.id, peer(2));
+    assert_eq!(info.addr, told(2), "the address it was named with: all we know");
+}
+
+#[test]
+fn an_address_told_after_the_connection_came_up_ends_the_lookup_then() {
+    let (mut node, id) = find_peer_through_1(2);
+    answer(
+        &mut node,
+        1,
+        id,
+        vec![PeerInfo {
+            id: peer(2),
+            addr: told(2),
+        }],
+    );
+    assert!(found(&node.input(Input::PeerUp(peer(2)))).is_empty());
+    let out = node.input(Input::Command(Command::PeerAddress {
+        peer: peer(2),
+        addr: addr(2),
+    }));
+    let [(Some(info), _)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("found once the address is known");
+    };
+    assert_eq!(info.addr, addr(2));
+}
+
+#[test]
+fn a_lookup_of_a_connected_peer_under_an_id_in_use_is_refused() {
+    let (mut node, _) = find_peer_through_1(9);
+    admit(&mut node, 2);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    let refused = events(&out).into_iter().any(|e| {
+        matches!(
+            e,
+            Event::Failed {
+                query: QueryId(7),
+                error: QueryError::DuplicateId,
+                ..
+            }
+        )
+    });
+    assert!(refused, "{out:?}");
+    assert!(found(&out).is_empty());
+}
+
+#[test]
+fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_leaves_the_table() {
+    // Peer 1 is the target; of the candidates, the two nearest it are named by peer 1, the two
+    // farthest are in our table: the lookup converges on the near ones while the far ones are out.
+    let target = Key::from_peer(&peer(1));
+    let mut by_distance: Vec<u64> = (2..40).collect();
+    by_distance.sort_by_key(|&i| Key::from_peer(&peer(i)).distance(&target));
+    let (near, far) = (
+        [by_distance[0], by_distance[1]],
+        [by_distance[36], by_distance[37]],
+    );
+    // One path: with two, the far peers would make a path of their own, which waits for them.
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    let mut node = Node::new(config);
+    for i in [1, far[0], far[1]] {
+        admit(&mut node, i);
+    }
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(7),
+        target,
+    }));
+    let asked = |i: u64| requests_to(&out, peer(i)).first().map(|(id, _)| *id);
+    let (to_1, stragglers) = (asked(1).unwrap(), far.map(|i| asked(i).unwrap()));
+    let named = near
+        .map(|i| PeerInfo {
+            id: peer(i),
+            addr: told(i),
+        })
+        .to_vec();
+    answer(&mut node, 1, to_1, named);
+    let mut out = Vec::new();
+    for i in near {
+        let id = requests_to(&node.connect(i), peer(i))[0].0;
+        out.extend(answer(&mut node, i, id, Vec::new()));
+    }
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::ClosestPeers { .. })),
+        "converged on the nearest, the far ones still out"
+    );
+
+    // A new lookup under the same id: one straggler's answer is not its own, and the other
+    // straggler, timing out, leaves the table as any unresponsive peer does.
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(7),
+        target,
+    }));
+    let asked: Vec<(u64, u64)> = [1, near[0], near[1]]
+        .into_iter()
+        .filter_map(|i| Some((i, requests_to(&out, peer(i)).first()?.0)))
+        .collect();
+    let mut out = answer(&mut node, far[0], stragglers[0], Vec::new());
+    for (i, id) in &asked {
+        out.extend(answer(&mut node, *i, *id, Vec::new()));
+    }
+    let stats = events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ClosestPeers { stats, .. } => Some(stats),
+            _ => None,
+        })
+        .expect("the new lookup converged");
+    assert_eq!(
+        (stats.requests, stats.successes),
+        (asked.len() as u32, asked.len() as u32),
+        "only its own requests: {asked:?}"
+    );
+    node.now += Config::default().request_timeout * 2;
+    let out = node.input(Input::Timer(meshwork_kad::Timer::Deadlines));
+    assert!(events(&out).is_empty(), "{out:?}");
+    assert!(
+        !node.kad.routing_table().contains(&peer(far[1])),
+        "timed out: out of the table"
+    );
+    assert!(node.kad.routing_table().contains(&peer(far[0])));
 }
 
 #[test]

@@ -72,6 +72,9 @@ fn kad_lookup_finds_every_target_in_a_static_network() {
         "latency_ms_p50",
         "messages_per_lookup",
         "network_messages_per_lookup",
+        "anchors_per_node",
+        "anchor_pings_per_node",
+        "connections_per_node",
     ] {
         assert_eq!(alone[key], report[key], "{key}");
     }

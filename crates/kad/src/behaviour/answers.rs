@@ -41,7 +41,17 @@ impl<S: RecordStore> Kademlia<S> {
                 self.count(pending.purpose, Outcome::Answered);
                 self.table.on_ping_result(&from, true, now);
             }
-            Purpose::Keepalive | Purpose::Ended => self.count(pending.purpose, Outcome::Answered),
+            Purpose::Keepalive => self.count(pending.purpose, Outcome::Answered),
+            // As a lookup counts its answers: one of the wrong kind is a failure.
+            Purpose::Ended => {
+                let usable = !matches!(response, Response::Pong | Response::Stored { .. });
+                let outcome = if usable {
+                    Outcome::Answered
+                } else {
+                    Outcome::Failed
+                };
+                self.count(pending.purpose, outcome);
+            }
             Purpose::Store(qid) => {
                 let usable = matches!(response, Response::Stored { .. });
                 self.count(

@@ -463,6 +463,10 @@ impl<S: RecordStore> Kademlia<S> {
                 // Bounded for peers not connected yet; a connection's own entry always has room.
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.observed = Some(addr);
+                    // Told after the connection came up: a lookup of that peer ends now.
+                    if link.up {
+                        self.reached(now, peer, out);
+                    }
                 } else if self.links.len() < MAX_UNCONNECTED_ADDRS {
                     let link = Link {
                         observed: Some(addr),
@@ -502,9 +506,12 @@ impl<S: RecordStore> Kademlia<S> {
         let mut again = Vec::new();
         let room = self.dialing.len() < MAX_DIALING;
         for id in waiting {
+            // A request no query waits for any more is not worth a dial.
             let retry = (was_connected && room)
-                .then(|| self.requests.get_mut(&id).and_then(|p| p.retry.take()))
-                .flatten();
+                .then(|| self.requests.get_mut(&id))
+                .flatten()
+                .filter(|p| p.purpose != Purpose::Ended)
+                .and_then(|p| p.retry.take());
             match retry {
                 Some(request) => again.push(Message::Request { id, request }),
                 None => self.request_failed(id, now, Outcome::Failed, out),

@@ -18,8 +18,10 @@ use crate::message::RequestId;
 /// requests after the lookup. A request still out when the answer was given ends uncounted
 /// (`requests - successes - failures - timeouts` of them, [`QueryStats::unfinished`]): a record found
 /// by one path ends the query while the others still wait, a lookup that converged leaves the
-/// stragglers of its last round, and a [`crate::Command::FindPeer`] ends as its peer's connection
-/// comes up, before that peer (and often others) answered.
+/// stragglers of its last round (for [`crate::Command::PutValue`] and
+/// [`crate::Command::StartProviding`] too, however they end during the store phase), and a
+/// [`crate::Command::FindPeer`] ends as its peer's connection comes up, before that peer (and often
+/// others) answered.
 ///
 /// Times are the driver's `now` (protocol time), never a clock read here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,11 +6,14 @@
 //! of a random node follow on the same schedule, until they have all ended: each ends once the
 //! searcher's connection to that node comes up, and succeeds if it returns the node at its own
 //! address. Their figures are the `find_peer_` keys (none if there are none), the others' the
-//! unprefixed ones, which the lookups of peers, coming after, leave as they were.
-//! `find_peer_messages_per_lookup` counts every request a lookup of a peer sent or queued on a dial,
-//! and the answer each gets, or will get after the lookup ended (a failed one none), where
-//! `messages_per_lookup` counts the requests and answers of a lookup of a key until it ended. A
-//! lookup of a peer the searcher held a connection to ends at once, with hops and latency 0.
+//! unprefixed ones, which the lookups of peers, coming after, leave as they were; so are the
+//! anchors, connections and anchor pings, read before them. The run's totals (`messages_sent`,
+//! `bytes_sent`, `connections_closed_idle`, `virtual_ms`, `events` and what follows from them)
+//! cover both. `find_peer_messages_per_lookup` counts every request a lookup of a peer sent or
+//! queued on a dial, and an answer to each that had not failed when the lookup ended (an upper
+//! bound: one may fail later), where `messages_per_lookup` counts the requests and answers of a
+//! lookup of a key until it ended. A lookup of a peer the searcher held a connection to ends at
+//! once, with hops and latency 0.
 //!
 //! A lookup succeeds if its target is among the peers it returns. Its *accuracy* is the share of the
 //! returned peers that are among the `k` nodes truly closest to the target (known here from every
@@ -250,7 +253,8 @@ impl Plan<'_> {
                 let found = done.peers.iter().any(|p| {
                     p.id == lookup.target && lookup.addr.as_ref().is_none_or(|addr| *addr == p.addr)
                 });
-                open = open.saturating_sub(u64::from(lookup.done.is_none()));
+                // Only this phase's lookups count (one of keys may end late, in the phase of peers).
+                open = open.saturating_sub(u64::from(lookup.done.is_none() && lookup.of_peer == of_peer));
                 lookup.done = Some(Outcome {
                     found,
                     accuracy: right as f64 / done.peers.len().max(1) as f64,

@@ -4,7 +4,8 @@
 //! - **Addresses.** HyParView's per-prefix limits count the address a connection comes from. When a
 //!   connection comes up, an honest node first hands gossip [`Command::PeerAddress`]: a Sybil's address
 //!   from the shared [`Addresses`] (a few /24 prefixes), or an honest peer's synthetic address of
-//!   [`synthetic_address`] (its own /24 in `10.0.0.0/8`). Data only, never used for networking.
+//!   [`synthetic_address`] (a /24 of `10.0.0.0/8` drawn from its id: 65,536 of them, so a few honest
+//!   nodes share one). Data only, never used for networking.
 //! - **Sybils.** A Sybil is dormant (it ignores everything) until told [`NodeCommand::Attack`]. Then every
 //!   round it connects to each of its honest targets and sends `Join`, a high-priority `Neighbor`, a
 //!   `ForwardJoin` that ends at once (`ttl` 0) naming another Sybil (the target, if it holds us, asks that
