@@ -47,7 +47,8 @@ pub(crate) fn censored(txid: &TxId) -> bool {
     txid.as_bytes()[0] % 2 == 0
 }
 
-/// The app's settings in the simulator: defaults, with synthetic addresses (a /24 drawn from each node's id) for
+/// The app's settings in the simulator: defaults, with synthetic addresses (a /24 drawn from each
+/// node's id) for
 /// Kademlia's and gossip's prefix limits. Simulated ids come from the seed and do not solve Kademlia's
 /// id puzzle, so it is off here: solving it costs about 90 ms per node, which the simulator skips (ids
 /// are free in simulation, the Sybil experiment's attacker included). `compact_blocks` false fetches

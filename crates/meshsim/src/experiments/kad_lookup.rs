@@ -33,21 +33,24 @@
 //! a share `F` of the
 //! nodes turns malicious after the settling phase and answers lookups with each other only; searchers
 //! and targets are then honest nodes.
+//!
+//! [`Command::FindNode`]: meshwork_kad::Command::FindNode
+//! [`Command::FindPeer`]: meshwork_kad::Command::FindPeer
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use clap::Args as ClapArgs;
-use meshwork_kad::{Address, Command, KadTotals, Key, PeerInfo, QueryId};
+use meshwork_kad::{Address, KadTotals, Key, PeerInfo, QueryId};
 use meshwork_sim::NodeId;
 use meshwork_sim::metrics::Summary;
-use meshwork_wire::{Instant, PeerId};
+use meshwork_wire::PeerId;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 
-use super::kad_net::{NetArgs, Network, at_ms};
-use super::kad_node::NodeEvent;
+use super::kad_measure::{Figures, Lookup, Plan};
+use super::kad_net::{NetArgs, Network};
 use crate::cli::Common;
 use crate::clock::wall_now;
 use crate::plot::Panel;
@@ -60,11 +63,11 @@ pub(crate) struct Args {
     pub(crate) common: Common,
     #[command(flatten)]
     pub(crate) net: NetArgs,
-    /// Measured lookups ([`Command::FindNode`]), each from a random node for the key of another
-    /// random node.
+    /// Measured lookups of keys (Kademlia's `FindNode`), each from a random node for the key of
+    /// another random node.
     #[arg(long, default_value_t = 1000)]
     pub(crate) lookups: u64,
-    /// Measured lookups of a peer ([`Command::FindPeer`]), each from a random node for another
+    /// Measured lookups of peers (Kademlia's `FindPeer`), each from a random node for another
     /// random node, after the others [default: as many as `--lookups`].
     #[arg(long)]
     pub(crate) peer_lookups: Option<u64>,
@@ -92,181 +95,6 @@ fn sybil_address(j: usize, prefixes: usize) -> Address {
     Address::V4 {
         ip: [172, 16 + (p >> 8) as u8, (p & 0xff) as u8, host as u8],
         port: 4001,
-    }
-}
-
-/// One measured lookup.
-struct Lookup {
-    /// A [`Command::FindPeer`], else a [`Command::FindNode`].
-    of_peer: bool,
-    target: PeerId,
-    /// Where the target is, for a [`Command::FindPeer`]: what it must return.
-    addr: Option<Address>,
-    /// The `k` nodes closest to the target.
-    truth: Vec<PeerId>,
-    started: Instant,
-    done: Option<Outcome>,
-}
-
-struct Outcome {
-    found: bool,
-    /// The share of the returned peers among the `k` truly closest.
-    accuracy: f64,
-    hops: u32,
-    messages: u64,
-    latency_ms: f64,
-}
-
-/// The figures of one kind of measured lookup.
-struct Figures<'a> {
-    /// The lookups that ended.
-    finished: Vec<&'a Outcome>,
-    /// Those that returned their target.
-    found: Vec<&'a Outcome>,
-    /// The share of all lookups of the kind that returned their target.
-    success: f64,
-    /// Hops of those that found their target.
-    hops: Summary,
-    messages: Summary,
-    latency: Summary,
-    round_trips: Summary,
-}
-
-impl<'a> Figures<'a> {
-    /// The figures of the `count` lookups of peers (`of_peer`) or of keys among `lookups`.
-    fn of(
-        lookups: &'a HashMap<(NodeId, QueryId), Lookup>,
-        of_peer: bool,
-        count: u64,
-        round_trip_ms: f64,
-    ) -> Self {
-        let finished: Vec<&Outcome> = lookups
-            .values()
-            .filter(|l| l.of_peer == of_peer)
-            .filter_map(|l| l.done.as_ref())
-            .collect();
-        let found: Vec<&Outcome> = finished.iter().copied().filter(|o| o.found).collect();
-        let summary = |value: &dyn Fn(&Outcome) -> f64, of: &[&Outcome]| {
-            Summary::of(of.iter().map(|o| value(o)).collect())
-        };
-        Self {
-            success: found.len() as f64 / count.max(1) as f64,
-            hops: summary(&|o| f64::from(o.hops), &found),
-            messages: summary(&|o| o.messages as f64, &finished),
-            latency: summary(&|o| o.latency_ms, &finished),
-            round_trips: summary(&|o| o.latency_ms / round_trip_ms.max(1e-9), &finished),
-            finished,
-            found,
-        }
-    }
-}
-
-impl Figures<'_> {
-    /// Adds the figures of the `count` lookups of peers, under the `find_peer_` keys.
-    fn report(&self, report: &mut Report, count: u64) {
-        report
-            .add("find_peer_lookups", count)
-            .add("find_peer_lookups_finished", self.finished.len())
-            .add("find_peer_success", self.success)
-            .add("find_peer_hops_p50", self.hops.p50)
-            .add("find_peer_hops_p90", self.hops.p90)
-            .add("find_peer_messages_per_lookup", self.messages.mean)
-            .add("find_peer_latency_ms_p50", self.latency.p50)
-            .add("find_peer_latency_ms_p90", self.latency.p90)
-            .add("find_peer_round_trips_p50", self.round_trips.p50)
-            .add("find_peer_round_trips_p90", self.round_trips.p90);
-    }
-}
-
-/// What a phase of measured lookups draws from.
-struct Plan<'a> {
-    args: &'a Args,
-    /// The nodes that search and are searched for.
-    honest: &'a [usize],
-    /// Every node's key and peer id, for the truly closest.
-    keys: &'a [(Key, PeerId)],
-}
-
-impl Plan<'_> {
-    /// Schedules `count` lookups, of peers if `of_peer` (else of keys), from `start_ms` on, one every
-    /// `--lookup-interval-ms`, each from a random honest node for another, and runs the network until
-    /// the last could have timed out 20 times over, or, for lookups of peers, until they have all
-    /// ended. Returns when the phase ended, in milliseconds of virtual time.
-    fn measure(
-        &self,
-        net: &mut Network,
-        lookups: &mut HashMap<(NodeId, QueryId), Lookup>,
-        of_peer: bool,
-        count: u64,
-        start_ms: u64,
-    ) -> Result<u64, String> {
-        let (honest, interval) = (self.honest, self.args.lookup_interval_ms);
-        for l in 0..count {
-            let from = honest[net.sim.rng().gen_range(0..honest.len())];
-            let mut to = from;
-            while to == from {
-                to = honest[net.sim.rng().gen_range(0..honest.len())];
-            }
-            let at = at_ms(start_ms + l * interval);
-            let query = net.query();
-            let (peer, target) = (net.peers[to], Key::from_peer(&net.peers[to]));
-            let (truth, addr, command) = if of_peer {
-                let addr = Some(net.info(peer).addr);
-                (Vec::new(), addr, Command::FindPeer { query, peer })
-            } else {
-                let truth = closest(self.keys, &target, net.config.k);
-                (truth, None, Command::FindNode { query, target })
-            };
-            net.sim
-                .schedule_command(at, net.nodes[from], command)
-                .map_err(|e| e.to_string())?;
-            let lookup = Lookup {
-                of_peer,
-                target: peer,
-                addr,
-                truth,
-                started: at,
-                done: None,
-            };
-            lookups.insert((net.nodes[from], query), lookup);
-        }
-        let timeout = net.config.request_timeout.as_millis() as u64;
-        let end = start_ms + count * interval + 20 * timeout;
-        let (phase, mut until) = if of_peer {
-            ("peer lookups", start_ms)
-        } else {
-            ("lookups", end)
-        };
-        let mut open = count;
-        loop {
-            // Lookups of peers run a second at a time until none is left.
-            until = if of_peer { (until + 1000).min(end) } else { end };
-            net.run_phase(at_ms(until), phase, |at, node, event| {
-                let NodeEvent::Lookup(done) = event else {
-                    return;
-                };
-                let Some(lookup) = lookups.get_mut(&(node, done.query)) else {
-                    return;
-                };
-                let right = done.peers.iter().filter(|p| lookup.truth.contains(&p.id)).count();
-                // A peer found counts only at its own address.
-                let found = done.peers.iter().any(|p| {
-                    p.id == lookup.target && lookup.addr.as_ref().is_none_or(|addr| *addr == p.addr)
-                });
-                // Only this phase's lookups count (one of keys may end late, in the phase of peers).
-                open = open.saturating_sub(u64::from(lookup.done.is_none() && lookup.of_peer == of_peer));
-                lookup.done = Some(Outcome {
-                    found,
-                    accuracy: right as f64 / done.peers.len().max(1) as f64,
-                    hops: done.hops,
-                    messages: done.requests + done.responses,
-                    latency_ms: (at - lookup.started).as_secs_f64() * 1000.0,
-                });
-            });
-            if until >= end || open == 0 || net.budget == 0 {
-                return Ok(until);
-            }
-        }
     }
 }
 
@@ -481,20 +309,6 @@ fn totals(net: &Network) -> KadTotals {
         .filter_map(|&node| net.sim.state(node))
         .map(|state| state.kad().totals())
         .sum()
-}
-
-/// The `k` of `keys` closest to `target`.
-fn closest(keys: &[(Key, PeerId)], target: &Key, k: usize) -> Vec<PeerId> {
-    let mut by_distance: Vec<(meshwork_kad::Distance, PeerId)> = keys
-        .iter()
-        .map(|(key, peer)| (key.distance(target), *peer))
-        .collect();
-    let k = k.min(by_distance.len());
-    if k > 0 && k < by_distance.len() {
-        by_distance.select_nth_unstable_by_key(k - 1, |entry| entry.0);
-    }
-    // Collected from a slice: collecting the vector itself would keep its whole buffer.
-    by_distance[..k].iter().map(|(_, peer)| *peer).collect()
 }
 
 /// The share of malicious entries in the honest nodes' routing tables, all tables together.

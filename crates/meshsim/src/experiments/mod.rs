@@ -12,6 +12,7 @@ pub(crate) mod gossip_spam;
 pub(crate) mod gossip_spam_node;
 pub(crate) mod kad_churn;
 pub(crate) mod kad_lookup;
+mod kad_measure;
 pub(crate) mod kad_net;
 pub(crate) mod kad_node;
 pub(crate) mod pow;

@@ -1,12 +1,12 @@
 //! `meshsim sybil-gossip`: Sybil joins against HyParView's views.
 //!
 //! `--nodes` honest nodes join and settle as [`super::gossip_net`] describes, each connecting from a
-//! synthetic /24 drawn from its id ([`super::sybil_gossip_node`]; a few share one). Then Sybils, fresh identities making up a share `--sybil`
-//! of all nodes and connecting from `--sybil-prefixes` /24 prefixes only, attack for `--attack-secs`:
-//! each of them, every `--round-ms`, sends `Join`, high-priority `Neighbor`, `ForwardJoin`, `Shuffle` and
-//! unsolicited `ShuffleReply` messages to `--targets` random honest nodes, accepts every neighbour request
-//! and answers every shuffle with Sybils only, and relays nothing. Then, the attack going on, honest
-//! nodes broadcast `--messages` messages.
+//! synthetic /24 drawn from its id ([`super::sybil_gossip_node`]; a few share one). Then Sybils, fresh
+//! identities making up a share `--sybil` of all nodes and connecting from `--sybil-prefixes` /24 prefixes
+//! only, attack for `--attack-secs`: each of them, every `--round-ms`, sends `Join`, high-priority
+//! `Neighbor`, `ForwardJoin`, `Shuffle` and unsolicited `ShuffleReply` messages to `--targets` random honest
+//! nodes, accepts every neighbour request and answers every shuffle with Sybils only, and relays nothing.
+//! Then, the attack going on, honest nodes broadcast `--messages` messages.
 //!
 //! Reported: the share of honest nodes whose active view (and passive view) is still honest-majority
 //! (more honest peers than Sybils; an empty view is not), the minimum and median honest share of the
