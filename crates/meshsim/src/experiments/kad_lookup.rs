@@ -13,7 +13,8 @@
 //! queued on a dial, and an answer to each that had not failed when the lookup ended (an upper
 //! bound: one may fail later), where `messages_per_lookup` counts the requests and answers of a
 //! lookup of a key until it ended. A lookup of a peer the searcher held a connection to ends at
-//! once, with hops and latency 0.
+//! once, with hops and latency 0. How each phase is scheduled and summed up is
+//! [`super::kad_measure`]'s.
 //!
 //! A lookup succeeds if its target is among the peers it returns. Its *accuracy* is the share of the
 //! returned peers that are among the `k` nodes truly closest to the target (known here from every

@@ -19,21 +19,29 @@ use crate::report::Report;
 pub(super) struct Lookup {
     /// A [`Command::FindPeer`], else a [`Command::FindNode`].
     pub(super) of_peer: bool,
+    /// The node looked up (its key, for a [`Command::FindNode`]).
     pub(super) target: PeerId,
     /// Where the target is, for a [`Command::FindPeer`]: what it must return.
     pub(super) addr: Option<Address>,
     /// The `k` nodes closest to the target.
     pub(super) truth: Vec<PeerId>,
+    /// When the command reached the searcher.
     pub(super) started: Instant,
+    /// How it ended, once it has.
     pub(super) done: Option<Outcome>,
 }
 
+/// How a measured lookup ended.
 pub(super) struct Outcome {
+    /// It returned its target (for a [`Command::FindPeer`], at the target's own address).
     pub(super) found: bool,
     /// The share of the returned peers among the `k` truly closest.
     pub(super) accuracy: f64,
+    /// The depth of the request chain that reached the target ([`super::kad_node`]).
     pub(super) hops: u32,
+    /// Its requests and answers (see the module docs of [`super::kad_lookup`]).
     pub(super) messages: u64,
+    /// From the command to the result.
     pub(super) latency_ms: f64,
 }
 
@@ -47,8 +55,11 @@ pub(super) struct Figures<'a> {
     pub(super) success: f64,
     /// Hops of those that found their target.
     pub(super) hops: Summary,
+    /// Messages of those that ended.
     pub(super) messages: Summary,
+    /// Latency of those that ended, in milliseconds.
     pub(super) latency: Summary,
+    /// The same latency in link round trips.
     pub(super) round_trips: Summary,
 }
 
