@@ -353,13 +353,7 @@ impl Nat {
     fn release_if_unused(&mut self, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
         if !self.registered_at(&rendezvous) {
             self.redialling.remove(&rendezvous);
-            // One protection bit serves every role: a registrant or a punched peer stays.
-            if !self.needs_protection(&rendezvous) {
-                out.push(Output::Protect {
-                    peer: rendezvous,
-                    protect: false,
-                });
-            }
+            self.unprotect_unless_needed(rendezvous, out);
         }
     }
 
@@ -376,12 +370,8 @@ impl Nat {
         if side >= max
             && let Some(at) = self.punched_kept.iter().position(|(_, a)| *a == asked)
             && let Some((oldest, _)) = self.punched_kept.remove(at)
-            && !self.needs_protection(&oldest)
         {
-            out.push(Output::Protect {
-                peer: oldest,
-                protect: false,
-            });
+            self.unprotect_unless_needed(oldest, out);
         }
         self.punched_kept.push_back((peer, asked));
         out.push(Output::Protect { peer, protect: true });
@@ -394,11 +384,14 @@ impl Nat {
             return;
         };
         self.punched_kept.remove(at);
-        if !self.needs_protection(peer) {
-            out.push(Output::Protect {
-                peer: *peer,
-                protect: false,
-            });
+        self.unprotect_unless_needed(*peer, out);
+    }
+
+    /// A role let go of `peer`: its connection is unprotected, unless another role still needs it
+    /// (one protection bit per peer serves every role: [`Nat::needs_protection`]).
+    pub(crate) fn unprotect_unless_needed(&self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        if !self.needs_protection(&peer) {
+            out.push(Output::Protect { peer, protect: false });
         }
     }
 }

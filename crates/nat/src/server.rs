@@ -109,9 +109,7 @@ impl Nat {
             .collect();
         for peer in gone {
             self.registrants.remove(&peer);
-            if !self.needs_protection(&peer) {
-                out.push(Output::Protect { peer, protect: false });
-            }
+            self.unprotect_unless_needed(peer, out);
         }
     }
 

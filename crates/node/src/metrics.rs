@@ -105,7 +105,7 @@ impl ProtocolMetrics {
         if let Some(counter) = self.dropped.get(reason.index()) {
             counter.inc();
         }
-        if matches!(reason, DropReason::QueueFull | DropReason::BudgetSpent) {
+        if reason.is_congestion() {
             self.queue_drops.inc();
         }
     }

@@ -51,6 +51,13 @@ impl DropReason {
         Self::BudgetSpent,
     ];
 
+    /// Whether the send side could not keep up: the peer's queue was full
+    /// ([`DropReason::QueueFull`]) or the node's budget spent ([`DropReason::BudgetSpent`]). Such a
+    /// message was fine and may be sent again; every other reason is about the peer or the message.
+    pub const fn is_congestion(self) -> bool {
+        matches!(self, Self::QueueFull | Self::BudgetSpent)
+    }
+
     /// This reason's position in [`DropReason::ALL`] (for counters kept in an array).
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)

@@ -89,7 +89,8 @@ pub trait Protocol {
 
     /// The driver could not send `msg` to `to`, for `reason` (most often
     /// [`DropReason::QueueFull`]: the peer reads slower than we send, and its send queue or budget is
-    /// full; or [`DropReason::BudgetSpent`]: the node's budget across peers is spent, by others). The driver has counted the drop already; this tells the protocol, so one that promised
+    /// full; or [`DropReason::BudgetSpent`]: the node's budget across peers is spent, by others). The
+    /// driver has counted the drop already; this tells the protocol, so one that promised
     /// the peer an answer can say it will not come rather than leave the peer waiting for it (gossip
     /// declines a graft whose answer was dropped, and the grafter asks another announcer at once,
     /// without blaming us). Drivers that never drop a send (the simulator) never call it.

@@ -335,7 +335,6 @@ impl Plumtree {
         if reason == DropReason::QueueFull && msg.is_data() && self.links.contains(&to) {
             self.full_links.insert(to, now);
         }
-        let congested = matches!(reason, DropReason::QueueFull | DropReason::BudgetSpent);
         match msg {
             TreeMessage::Gossip { message, .. } | TreeMessage::Borrowed { message, .. } => {
                 let id = message.id();
@@ -352,7 +351,7 @@ impl Plumtree {
             }
             // Owed only if it declined a graft for an id we announced (`Offers::owe`).
             TreeMessage::Decline { id }
-                if congested && self.links.contains(&to) && self.offers.owe(now, to, *id) =>
+                if reason.is_congestion() && self.links.contains(&to) && self.offers.owe(now, to, *id) =>
             {
                 self.schedule_flush(out);
             }
