@@ -312,3 +312,41 @@ fn a_lookup_of_a_peer_nobody_names_ends_as_a_lookup_does_without_it() {
     };
     assert_eq!((stats.requests, stats.successes), (1, 1));
 }
+
+#[test]
+fn a_relay_circuits_address_is_not_where_a_peer_is_found() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    admit(&mut node, 2);
+    // Peer 2's connection now comes through a relay: the virtual address of its circuit says where
+    // the relay is, and withdraws the direct address observed before.
+    let relayed = Address::from(meshwork_wire::relayed::relayed_addr(5));
+    node.input(Input::Command(Command::PeerAddress {
+        peer: peer(2),
+        addr: relayed.clone(),
+    }));
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    assert!(
+        found(&out).is_empty(),
+        "no observed address: not answered at once"
+    );
+    let (to_1, _) = requests_to(&out, peer(1))[0].clone();
+    let (to_2, _) = requests_to(&out, peer(2))[0].clone();
+    answer(&mut node, 2, to_2, Vec::new());
+    let out = answer(&mut node, 1, to_1, Vec::new());
+    let [(Some(info), _)] = <[_; 1]>::try_from(found(&out)).unwrap() else {
+        panic!("found once it answered: {out:?}");
+    };
+    assert_ne!(info.addr, relayed);
+    assert_ne!(node.kad.address_of(&peer(2)), Some(&relayed));
+
+    // Nor does a relayed address make an entry for a peer we have no connection to.
+    node.input(Input::Command(Command::PeerAddress {
+        peer: peer(9),
+        addr: relayed,
+    }));
+    assert_eq!(node.kad.address_of(&peer(9)), None);
+}

@@ -168,3 +168,68 @@ fn the_publisher_republishes_on_its_timer_with_a_fresh_expiry() {
     };
     assert_eq!(record.expires_at(), node.now + node.kad.config().record_ttl);
 }
+
+#[test]
+fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let mine = Key::from_bytes([1; 32]);
+    node.input(Input::Command(Command::PutValue {
+        query: QueryId(1),
+        key: mine,
+        value: b"mine".to_vec(),
+    }));
+    assert_eq!(node.kad.store().num_records(), 1);
+    // Query 1 is still out (peer 1 has not answered its lookup): every command under id 1 is
+    // refused, including a `GetValue` our own store could answer at once.
+    let other = Key::from_bytes([2; 32]);
+    for command in [
+        Command::GetValue {
+            query: QueryId(1),
+            key: mine,
+        },
+        Command::PutValue {
+            query: QueryId(1),
+            key: other,
+            value: b"other".to_vec(),
+        },
+        Command::StartProviding {
+            query: QueryId(1),
+            key: other,
+        },
+    ] {
+        let out = node.input(Input::Command(command.clone()));
+        let refused = events(&out);
+        assert!(
+            matches!(
+                refused[..],
+                [meshwork_kad::Event::Failed {
+                    query: QueryId(1),
+                    error: meshwork_kad::QueryError::DuplicateId,
+                    ..
+                }]
+            ),
+            "{command:?}: {out:?}"
+        );
+        assert_eq!(out.len(), 1, "{command:?}: nothing sent or scheduled: {out:?}");
+    }
+    assert_eq!(
+        node.kad.store().num_records(),
+        1,
+        "the refused record is not stored"
+    );
+    // Under a free id, the refused commands run: the record is stored, and republished and
+    // re-announced on their timers.
+    let out = node.input(Input::Command(Command::PutValue {
+        query: QueryId(2),
+        key: other,
+        value: b"other".to_vec(),
+    }));
+    assert_eq!(node.kad.store().num_records(), 2);
+    assert!(timer_in(&out, &Timer::Republish(other)).is_some());
+    let out = node.input(Input::Command(Command::StartProviding {
+        query: QueryId(3),
+        key: other,
+    }));
+    assert!(timer_in(&out, &Timer::Reprovide(other)).is_some());
+}

@@ -85,6 +85,15 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     pub(crate) fn start_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
+        // An id in use is refused before the command does anything: a `PutValue` must not store or
+        // schedule the republishing of a record, nor a `GetValue` answer from our store, under an id
+        // the caller already waits on.
+        if let Some(query) = command
+            .query()
+            .filter(|&q| self.queries.contains_key(&Qid::User(q)))
+        {
+            return self.refuse_duplicate(now, query, out);
+        }
         let (query, target, kind) = match command {
             Command::Bootstrap { query, peers } => {
                 let accepted: Vec<PeerInfo> = peers
@@ -105,10 +114,8 @@ impl<S: RecordStore> Kademlia<S> {
             }
             Command::FindNode { query, target } => (query, target, Kind::FindNode),
             Command::FindPeer { query, peer } => {
-                // Connected already: a lookup would end where it starts ([`Kademlia::reached`]). An id
-                // in use is refused by `start`, as for any command.
-                let reachable = self.reachable(&peer);
-                if let (Some(info), false) = (reachable, self.queries.contains_key(&Qid::User(query))) {
+                // Connected already: a lookup would end where it starts ([`Kademlia::reached`]).
+                if let Some(info) = self.reachable(&peer) {
                     let stats = QueryStats::new(now).finished(now);
                     return self.found_peer(query, peer, Some(info), stats, out);
                 }
@@ -174,15 +181,7 @@ impl<S: RecordStore> Kademlia<S> {
     ) {
         if self.queries.contains_key(&qid) {
             if let Qid::User(query) = qid {
-                self.emit(
-                    // The statistics of the refused command, not of the query running under that id.
-                    Event::Failed {
-                        query,
-                        error: QueryError::DuplicateId,
-                        stats: QueryStats::new(now),
-                    },
-                    out,
-                );
+                self.refuse_duplicate(now, query, out);
             }
             return;
         }
@@ -232,6 +231,14 @@ impl<S: RecordStore> Kademlia<S> {
             },
         );
         self.advance(now, qid, out);
+    }
+
+    /// Answers a command whose query id is in use with [`QueryError::DuplicateId`].
+    fn refuse_duplicate(&mut self, now: Instant, query: QueryId, out: &mut Out<S>) {
+        // The statistics of the refused command, not of the query running under that id.
+        let stats = QueryStats::new(now);
+        let error = QueryError::DuplicateId;
+        self.emit(Event::Failed { query, error, stats }, out);
     }
 
     pub(crate) fn start_internal(&mut self, now: Instant, target: Key, kind: Kind, out: &mut Out<S>) {

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId, puzzle};
+use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -460,6 +461,15 @@ impl<S: RecordStore> Kademlia<S> {
     fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
         match command {
             Command::PeerAddress { peer, addr } => {
+                if addr.socket_addr().is_some_and(|a| is_relayed(&a)) {
+                    // A relay circuit's address says where the relay is, not the peer, and dies with
+                    // the circuit: the peer has no address we observed now. A lookup of it runs to its
+                    // end and reports where peers say it is.
+                    if let Some(link) = self.links.get_mut(&peer) {
+                        link.observed = None;
+                    }
+                    return;
+                }
                 // Bounded for peers not connected yet; a connection's own entry always has room.
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.observed = Some(addr);

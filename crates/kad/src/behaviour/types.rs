@@ -84,9 +84,28 @@ pub enum Command {
     PeerAddress {
         /// The peer.
         peer: PeerId,
-        /// Its observed address.
+        /// Its observed address. A relay circuit's virtual address
+        /// ([`meshwork_wire::relayed::is_relayed`]) is not where the peer is: it withdraws what was
+        /// observed before instead.
         addr: Address,
     },
+}
+
+impl Command {
+    /// The id of the query this command starts; `None` for [`Command::PeerAddress`], which starts
+    /// none.
+    pub fn query(&self) -> Option<QueryId> {
+        match self {
+            Self::Bootstrap { query, .. }
+            | Self::FindNode { query, .. }
+            | Self::FindPeer { query, .. }
+            | Self::PutValue { query, .. }
+            | Self::GetValue { query, .. }
+            | Self::StartProviding { query, .. }
+            | Self::GetProviders { query, .. } => Some(*query),
+            Self::PeerAddress { .. } => None,
+        }
+    }
 }
 
 /// What Kademlia tells the application. Every answer carries the [`QueryStats`] of its query.
