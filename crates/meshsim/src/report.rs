@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use meshwork_identity::Hash;
 use serde_json::Value;
 
 use crate::plot::Panel;
@@ -78,5 +79,17 @@ impl Report {
             let _ = writeln!(out, "{key:<width$}  {shown}");
         }
         out
+    }
+}
+
+/// The trace hash of an experiment of several runs: one run's own, or the digest of every run's in
+/// order, so that the same seeds give the same hash and any run that differs changes it.
+pub(crate) fn trace_hash_of_runs(hashes: &[Hash]) -> Hash {
+    match hashes {
+        [one] => *one,
+        many => {
+            let parts: Vec<&[u8]> = many.iter().map(|h| h.as_bytes().as_slice()).collect();
+            Hash::digest_parts(&parts)
+        }
     }
 }

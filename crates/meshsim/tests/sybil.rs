@@ -61,6 +61,41 @@ fn without_admission_limits_the_sybils_eclipse_every_honest_node() {
 }
 
 #[test]
+fn runs_over_seeds_report_each_run_their_mean_and_the_worst() {
+    let mut args = SYBIL_GOSSIP.to_vec();
+    args.push("--no-admission-limits");
+    let mut seed_4 = args.clone();
+    seed_4.extend(["--json", "--seed", "4"]);
+    let single = [meshsim(&args), support::meshsim_json(&seed_4)];
+    args.extend(["--runs", "2"]);
+    let both = meshsim(&args);
+    assert_eq!(both["runs"], 2);
+    for key in ["honest_reliability", "active_honest_majority"] {
+        let runs: Vec<f64> = single.iter().map(|r| number(r, key)).collect();
+        let by_run: Vec<f64> = both[format!("{key}_by_run")]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(by_run, runs, "{key}: seeds 3 and 4, in order");
+        let mean = number(&both, key);
+        assert!((mean - (runs[0] + runs[1]) / 2.0).abs() < 1e-9, "{key}: {mean} of {runs:?}");
+    }
+    let worst = |key: &str| single.iter().map(|r| number(r, key)).fold(f64::INFINITY, f64::min);
+    assert_eq!(number(&both, "honest_reliability_min"), worst("honest_reliability_min"));
+    assert_eq!(
+        number(&both, "active_honest_majority_min"),
+        worst("active_honest_majority")
+    );
+    let refused: f64 = single.iter().map(|r| number(r, "membership_requests_refused")).sum();
+    assert_eq!(number(&both, "membership_requests_refused"), refused, "a total of both runs");
+    for one in &single {
+        assert_ne!(both["trace_hash"], one["trace_hash"], "the hash covers both runs");
+    }
+}
+
+#[test]
 fn sybil_kad_lookups_succeed_and_prefix_limits_bound_the_sybils_in_tables() {
     let args = [
         "sybil-kad",

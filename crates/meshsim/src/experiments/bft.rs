@@ -39,7 +39,7 @@ use super::bft_net::{RunOutcome, Setup, run as run_once};
 use crate::cli::Common;
 use crate::clock::{Progress, wall_now};
 use crate::plot::Panel;
-use crate::report::Report;
+use crate::report::{Report, trace_hash_of_runs};
 
 /// What Byzantine validators do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -160,15 +160,8 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let sum = |f: fn(&RunOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     let runs = outcomes.len() as f64;
     let resumed: Vec<f64> = outcomes.iter().filter_map(|o| o.resume_ms).collect();
-    let trace_hash = if outcomes.len() == 1 {
-        outcomes[0].trace_hash
-    } else {
-        let hashes: Vec<&[u8]> = outcomes
-            .iter()
-            .map(|o| o.trace_hash.as_bytes().as_slice())
-            .collect();
-        Hash::digest_parts(&hashes)
-    };
+    let hashes: Vec<Hash> = outcomes.iter().map(|o| o.trace_hash).collect();
+    let trace_hash = trace_hash_of_runs(&hashes);
     let first = &outcomes[0];
 
     let mut report = Report::new();
