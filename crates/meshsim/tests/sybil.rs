@@ -80,16 +80,34 @@ fn runs_over_seeds_report_each_run_their_mean_and_the_worst() {
             .collect();
         assert_eq!(by_run, runs, "{key}: seeds 3 and 4, in order");
         let mean = number(&both, key);
-        assert!((mean - (runs[0] + runs[1]) / 2.0).abs() < 1e-9, "{key}: {mean} of {runs:?}");
+        assert!(
+            (mean - (runs[0] + runs[1]) / 2.0).abs() < 1e-9,
+            "{key}: {mean} of {runs:?}"
+        );
     }
-    let worst = |key: &str| single.iter().map(|r| number(r, key)).fold(f64::INFINITY, f64::min);
-    assert_eq!(number(&both, "honest_reliability_min"), worst("honest_reliability_min"));
+    let worst = |key: &str| {
+        single
+            .iter()
+            .map(|r| number(r, key))
+            .fold(f64::INFINITY, f64::min)
+    };
+    assert_eq!(
+        number(&both, "honest_reliability_min"),
+        worst("honest_reliability_min")
+    );
     assert_eq!(
         number(&both, "active_honest_majority_min"),
         worst("active_honest_majority")
     );
-    let refused: f64 = single.iter().map(|r| number(r, "membership_requests_refused")).sum();
-    assert_eq!(number(&both, "membership_requests_refused"), refused, "a total of both runs");
+    let refused: f64 = single
+        .iter()
+        .map(|r| number(r, "membership_requests_refused"))
+        .sum();
+    assert_eq!(
+        number(&both, "membership_requests_refused"),
+        refused,
+        "a total of both runs"
+    );
     for one in &single {
         assert_ne!(both["trace_hash"], one["trace_hash"], "the hash covers both runs");
     }
