@@ -49,6 +49,20 @@ impl Address {
         Self::Opaque(Box::default())
     }
 
+    /// Whether this is a relay circuit's virtual address ([`meshwork_wire::relayed::is_relayed`]):
+    /// one the transport of the node that holds the circuit made up for it, which says nothing of
+    /// where the peer is and means nothing to anyone else.
+    pub fn is_relayed(&self) -> bool {
+        self.socket_addr()
+            .is_some_and(|addr| meshwork_wire::relayed::is_relayed(&addr))
+    }
+
+    /// The address as a peer named it, with a relay circuit's virtual address, which means nothing
+    /// here, made [`Address::unknown`].
+    pub fn named(self) -> Self {
+        if self.is_relayed() { Self::unknown() } else { self }
+    }
+
     /// The prefix the per-prefix limits count this address under, if it is an IP address.
     pub fn prefix(&self) -> Option<IpPrefix> {
         match self {

@@ -571,3 +571,19 @@ fn a_lookup_result_carries_the_address_each_peer_was_named_with() {
         );
     }
 }
+
+#[test]
+fn connections_that_are_up_do_not_count_against_the_bound_on_addresses_of_unconnected_peers() {
+    let mut node = Node::new(Config::default());
+    // More connections than the bound (4,096), each told its address before it comes up.
+    for i in 1..=4_200 {
+        node.connect(i);
+    }
+    assert_eq!(node.kad.address_of(&peer(4_200)), Some(&addr(4_200)));
+    node.connect(4_201);
+    assert_eq!(
+        node.kad.address_of(&peer(4_201)),
+        Some(&addr(4_201)),
+        "the newest connection's observed address is kept"
+    );
+}

@@ -350,3 +350,56 @@ fn a_relay_circuits_address_is_not_where_a_peer_is_found() {
     }));
     assert_eq!(node.kad.address_of(&peer(9)), None);
 }
+
+#[test]
+fn a_peer_whose_connection_closes_under_an_ended_lookups_request_keeps_its_place() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    admit(&mut node, 5);
+    let out = node.input(Input::Command(Command::FindPeer {
+        query: QueryId(7),
+        peer: peer(2),
+    }));
+    let to_1 = requests_to(&out, peer(1))[0].0;
+    assert_eq!(
+        requests_to(&out, peer(5)).len(),
+        1,
+        "peer 5 is asked too: {out:?}"
+    );
+    let named = vec![PeerInfo {
+        id: peer(2),
+        addr: told(2),
+    }];
+    answer(&mut node, 1, to_1, named);
+    assert_eq!(
+        found(&node.connect(2)).len(),
+        1,
+        "peer 2 reached: the lookup ended"
+    );
+    // Peer 5's connection closes (its connection manager's choice) under the ended lookup's
+    // request: nothing waits for that request, so it is not sent again, and it says nothing of
+    // peer 5.
+    let out = node.input(Input::PeerDown(peer(5)));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(5))),
+        "not redialled: {out:?}"
+    );
+    assert!(node.kad.routing_table().contains(&peer(5)));
+    assert!(!node.kad.is_waiting_on(&peer(5)));
+}
+
+#[test]
+fn a_relay_circuits_address_named_by_a_peer_is_no_address_here() {
+    let (mut node, id) = find_peer_through_1(2);
+    let relayed = Address::from(meshwork_wire::relayed::relayed_addr(5));
+    let named = vec![PeerInfo {
+        id: peer(2),
+        addr: relayed,
+    }];
+    let out = answer(&mut node, 1, id, named);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(2))),
+        "peer 2 is still asked: {out:?}"
+    );
+    assert_eq!(node.kad.address_of(&peer(2)), Some(&Address::unknown()));
+}

@@ -9,6 +9,7 @@ use super::queries::{Kind, Purpose, Qid};
 use super::state::{Kademlia, Out};
 use super::stats::Outcome;
 use super::types::Event;
+use crate::Address;
 use crate::message::{RequestId, Response};
 use crate::store::RecordStore;
 
@@ -133,6 +134,10 @@ impl<S: RecordStore> Kademlia<S> {
         self.count(purpose, Outcome::Answered);
         let mut named = closer.into_inner();
         named.retain(|info| self.acceptable(&info.id));
+        // A relay circuit's virtual address is the naming peer's own business: here it is none.
+        for info in named.iter_mut().filter(|info| info.addr.is_relayed()) {
+            info.addr = Address::unknown();
+        }
         let Some(query) = self.queries.get_mut(&qid) else {
             return;
         };

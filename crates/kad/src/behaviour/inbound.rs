@@ -46,7 +46,7 @@ impl<S: RecordStore> Kademlia<S> {
                 Response::Stored { ok }
             }
             Request::AddProvider { key, addr } => {
-                let addr = self.observed(&from).cloned().unwrap_or(addr);
+                let addr = self.observed(&from).cloned().unwrap_or_else(|| addr.named());
                 let provider = ProviderRecord {
                     provider: PeerInfo { id: from, addr },
                     expires: now + self.config.provider_ttl,

@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId, puzzle};
-use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -77,6 +76,9 @@ pub struct Kademlia<S: RecordStore = MemoryStore> {
     /// Peers we have a connection to, or had one and dial again, with the address the driver observed
     /// (one map for both: a simulated node keeps hundreds of connections).
     links: HashMap<PeerId, Link>,
+    /// How many of `links` are up: the others are the addresses of peers not connected, which
+    /// [`MAX_UNCONNECTED_ADDRS`] bounds.
+    connected: usize,
     dialing: HashMap<PeerId, Vec<Message>>,
     next_request: RequestId,
     pub(crate) requests: HashMap<RequestId, Pending>,
@@ -137,6 +139,7 @@ impl<S: RecordStore> Kademlia<S> {
             store,
             rng: ChaCha8Rng::seed_from_u64(seed),
             links: HashMap::new(),
+            connected: 0,
             dialing: HashMap::new(),
             next_request: 0,
             requests: HashMap::new(),
@@ -461,7 +464,7 @@ impl<S: RecordStore> Kademlia<S> {
     fn on_command(&mut self, now: Instant, command: Command, out: &mut Out<S>) {
         match command {
             Command::PeerAddress { peer, addr } => {
-                if addr.socket_addr().is_some_and(|a| is_relayed(&a)) {
+                if addr.is_relayed() {
                     // A relay circuit's address says where the relay is, not the peer, and dies with
                     // the circuit: the peer has no address we observed now. A lookup of it runs to its
                     // end and reports where peers say it is.
@@ -470,14 +473,16 @@ impl<S: RecordStore> Kademlia<S> {
                     }
                     return;
                 }
-                // Bounded for peers not connected yet; a connection's own entry always has room.
+                // Bounded for peers not connected: entries of connections that are up do not count,
+                // so a new connection's address (told before its `PeerUp`) finds room however many
+                // connections we hold.
                 if let Some(link) = self.links.get_mut(&peer) {
                     link.observed = Some(addr);
                     // Told after the connection came up: a lookup of that peer ends now.
                     if link.up {
                         self.reached(now, peer, out);
                     }
-                } else if self.links.len() < MAX_UNCONNECTED_ADDRS {
+                } else if self.links.len().saturating_sub(self.connected) < MAX_UNCONNECTED_ADDRS {
                     let link = Link {
                         observed: Some(addr),
                         up: false,
@@ -499,6 +504,7 @@ impl<S: RecordStore> Kademlia<S> {
             .links
             .get_mut(&peer)
             .is_some_and(|link| std::mem::take(&mut link.up));
+        self.connected -= usize::from(was_connected);
         self.dialing.remove(&peer);
         // An anchor whose connection closed is one no longer, and is not dialled for it now: the
         // other side's connection manager may have closed it for holding too many. The next peer of
@@ -516,16 +522,24 @@ impl<S: RecordStore> Kademlia<S> {
         let mut again = Vec::new();
         let room = self.dialing.len() < MAX_DIALING;
         for id in waiting {
-            // A request no query waits for any more is not worth a dial.
-            let retry = (was_connected && room)
-                .then(|| self.requests.get_mut(&id))
-                .flatten()
-                .filter(|p| p.purpose != Purpose::Ended)
-                .and_then(|p| p.retry.take());
-            match retry {
-                Some(request) => again.push(Message::Request { id, request }),
-                None => self.request_failed(id, now, Outcome::Failed, out),
+            let Some(pending) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            // The first close of a live connection under a request says nothing of the peer. The
+            // request goes once more on a new connection, unless no query waits for it any more
+            // (not worth a dial) or our own dial set is full: then it ends without blame, and the
+            // peer keeps its place in the table.
+            let first_close = was_connected && pending.retry.is_some();
+            if first_close && room && pending.purpose != Purpose::Ended {
+                if let Some(request) = pending.retry.take() {
+                    again.push(Message::Request { id, request });
+                }
+                continue;
             }
+            if first_close {
+                pending.sent = false;
+            }
+            self.request_failed(id, now, Outcome::Failed, out);
         }
         if again.is_empty() {
             self.links.remove(&peer);
@@ -538,7 +552,8 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     fn on_peer_up(&mut self, now: Instant, peer: PeerId, out: &mut Out<S>) {
-        self.links.entry(peer).or_default().up = true;
+        let link = self.links.entry(peer).or_default();
+        self.connected += usize::from(!std::mem::replace(&mut link.up, true));
         for msg in self.dialing.remove(&peer).unwrap_or_default() {
             if let Message::Request { id, .. } = &msg {
                 // Sent now: the answer is due a request timeout from now (or by the backstop).
