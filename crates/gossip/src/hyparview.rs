@@ -324,7 +324,12 @@ impl HyParView {
                 // followed, so a connection cannot be spent on making us dial addresses of its choice.
                 let evicted = self.is_active(&from) || self.requested.contains_key(&from);
                 self.remove_active(&from, out);
-                self.add_passive(from, None, rng);
+                // A neighbour (or one we asked) that lets go of us goes to the passive view, as the
+                // paper has it; a stranger's `Disconnect` is no way in past the join and request
+                // limits.
+                if evicted {
+                    self.add_passive(from, None, rng);
+                }
                 self.close(from, out);
                 // Evicted: refill at once (a node evicted from its last link is isolated until then), but not
                 // from the peer that just made room for someone else. The peer that took our slot first.

@@ -131,3 +131,30 @@ fn a_neighbour_on_a_much_longer_path_is_still_told() {
     }
     assert_eq!(announced_to(&mut g, at(2_050), msg.id()), sorted(lazy.to_vec()));
 }
+
+#[test]
+fn a_strangers_announcements_are_not_followed() {
+    let (mut g, peers) = node(&[2, 3]);
+    let stranger = meshwork_identity::Keypair::from_seed([50; 32]).peer_id();
+    handle(&mut g, at(0), Input::PeerUp(stranger));
+    let id = message(1).id();
+    let grafts_due = |out: &Vec<meshwork_wire::Output<Gossip>>| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    meshwork_wire::Output::Schedule {
+                        timer: Timer::Graft(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // Connected, but not a neighbour: its announcement starts no wait for the message.
+    let out = handle(&mut g, at(10), from(stranger, ihave(id, 1)));
+    assert_eq!(grafts_due(&out), 0, "{out:?}");
+    // A neighbour's does.
+    let out = handle(&mut g, at(20), from(peers[1], ihave(id, 1)));
+    assert_eq!(grafts_due(&out), 1, "{out:?}");
+}

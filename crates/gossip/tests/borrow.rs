@@ -153,7 +153,8 @@ fn after_the_borrow_limit_a_node_forms_its_own_tree() {
 fn a_borrowed_message_follows_the_lenders_tree_and_only_a_graft_changes_that_tree() {
     let mut g = node(&[2, 3, 4]);
     let (lender, signer) = (id(10), id(11));
-    // Link 3 is off the lender's tree.
+    // The lender's tree has formed here (its own message came through), and link 3 is off it.
+    heard_from_via(&mut g, 10, 2, 2);
     tree(&mut g, 3, TreeMessage::Prune { origin: lender });
     let message = signed_by(11, 1);
     let borrowed = |hops| TreeMessage::Borrowed {

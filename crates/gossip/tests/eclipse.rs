@@ -333,16 +333,24 @@ fn a_prefix_holds_at_most_its_share_of_the_views() {
         !admitted(&out),
         "a third from 203.0.113.0/24, even as a high-priority request"
     );
-    // The passive view: peers of one prefix leaving us (they go to the passive view) fill four slots.
+    // The passive view: neighbours of one prefix leaving us (they go to the passive view) fill four
+    // slots. A stranger's `Disconnect` is no way in at all.
     let mut g = node(Config::default());
+    let stranger = Msg::Disconnect { alternative: None };
+    connect_and_send(&mut g, secs(0), peer(99), Some("2001:db8:3::1"), stranger);
+    assert!(g.passive_view().is_empty());
     for n in 0..10u32 {
-        connect_and_send(
+        let (at, neighbour) = (secs(10 * u64::from(n)), peer(100 + n));
+        let ip = format!("2001:db8:2:{n}::1");
+        let request = Msg::Neighbor { high_priority: true };
+        assert!(admitted(&connect_and_send(
             &mut g,
-            secs(0),
-            peer(100 + n),
-            Some(&format!("2001:db8:2:{n}::1")),
-            Msg::Disconnect { alternative: None },
-        );
+            at,
+            neighbour,
+            Some(&ip),
+            request
+        )));
+        receive(&mut g, at, neighbour, Msg::Disconnect { alternative: None });
     }
     assert_eq!(
         g.passive_view().len(),

@@ -45,7 +45,14 @@ fn node_with(config: Config) -> (Gossip, PeerId, PeerId) {
         let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
         g.handle(at(0), Input::Message { from: peer, msg }, &mut out);
     }
+    // `ORIGIN`'s tree forms here (a message of its own comes through), and the grafter prunes its
+    // link (a prune naming an origin we hold no tree for changes nothing).
     let origin = key(ORIGIN).peer_id();
+    let first = TreeMessage::Gossip {
+        message: message(1_000_000, 1),
+        hops: 1,
+    };
+    send(&mut g, at(0), relay, first);
     send(&mut g, at(0), grafter, TreeMessage::Prune { origin });
     assert_eq!(g.lazy_peers(&origin), vec![grafter]);
     (g, relay, grafter)

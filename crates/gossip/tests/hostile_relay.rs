@@ -229,3 +229,28 @@ fn a_ban_releases_only_gossips_hold_on_the_connection() {
         "the other protocols keep it"
     );
 }
+
+#[test]
+fn a_message_of_a_topic_we_did_not_subscribe_to_costs_no_signature_check_however_often_it_comes() {
+    let (mut g, a, _) = node();
+    let other = TopicId::from_name("not ours");
+    let message = GossipMessage::sign(&key(2), other, 1, b"x".to_vec().try_into().unwrap());
+    let mut delivered = 0;
+    for i in 0..100 {
+        let out = relay(&mut g, at(i), a, message.clone());
+        delivered += out
+            .iter()
+            .filter(|o| matches!(o, Output::Emit(Event::Delivered { .. })))
+            .count();
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Send { .. })),
+            "nothing relayed: {out:?}"
+        );
+    }
+    assert_eq!(delivered, 0);
+    assert_eq!(g.stats().signatures_verified, 0);
+    assert_eq!(g.stats().off_topic, 100);
+    // Our own topic's messages are checked as before.
+    relay(&mut g, at(200), a, transaction(1));
+    assert_eq!(g.stats().signatures_verified, 1);
+}

@@ -46,6 +46,16 @@ fn gossip(g: &mut Gossip, from: u8, message: GossipMessage, hops: u16) -> Vec<(P
     tree(g, from, TreeMessage::Gossip { message, hops })
 }
 
+/// The tree of the peer of key `origin` forms here (a message of its own, sequence 0, comes from
+/// neighbour 2), and neighbour `lazy` prunes its link: what a duplicate of ours would have had it
+/// do. A prune naming an origin we hold no tree for changes nothing.
+fn formed_with_lazy(g: &mut Gossip, origin: u8, lazy: u8) {
+    gossip(g, 2, published_by(origin, 0), 1);
+    let origin = key(origin).peer_id();
+    tree(g, lazy, TreeMessage::Prune { origin });
+    assert_eq!(g.lazy_peers(&origin), vec![key(lazy).peer_id()]);
+}
+
 #[test]
 fn a_duplicate_prunes_the_link_for_its_origin_only() {
     let mut g = node_with(Config::default(), &[2, 3]);
@@ -70,8 +80,11 @@ fn prune_shortcut_and_graft_move_a_link_between_lazy_and_eager() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let x = key(10).peer_id();
     let b = key(3).peer_id();
+    // Before X's tree forms here, a prune naming it changes nothing: every link stays eager.
     tree(&mut g, 3, TreeMessage::Prune { origin: x });
-    assert_eq!(g.lazy_peers(&x), vec![b]);
+    assert!(g.lazy_peers(&x).is_empty());
+    assert_eq!(g.tree_count(), 0);
+    formed_with_lazy(&mut g, 10, 3);
     tree(&mut g, 3, TreeMessage::Shortcut { origin: x });
     assert!(g.lazy_peers(&x).is_empty());
     // A graft names a message we announced: the link turns eager for that message's origin, and the
@@ -97,7 +110,7 @@ fn a_much_shorter_announcement_reshapes_the_tree() {
     // Peer 2 is on the tree of origin X (it delivered at 8 hops); peer 3 is lazy and announces 2 hops.
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
-    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    formed_with_lazy(&mut g, 10, 3);
     let message = published_by(10, 1);
     let id = message.id();
     gossip(&mut g, 2, message, 8);
@@ -131,13 +144,7 @@ fn the_number_of_trees_is_bounded() {
     };
     let mut g = node_with(config, &[2, 3]);
     for origin in 10..15 {
-        tree(
-            &mut g,
-            3,
-            TreeMessage::Prune {
-                origin: key(origin).peer_id(),
-            },
-        );
+        formed_with_lazy(&mut g, origin, 3);
     }
     assert_eq!(g.tree_count(), 2);
     // The most recent origins are kept; the others fall back to "every link eager".
@@ -224,7 +231,7 @@ fn an_origin_whose_tree_links_all_left_floods_its_next_message() {
 fn announcements_that_came_before_a_late_message_reshape_the_tree_on_arrival() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
-    tree(&mut g, 3, TreeMessage::Prune { origin: x });
+    formed_with_lazy(&mut g, 10, 3);
     let message = published_by(10, 1);
     let id = message.id();
     // 3 (lazy) announces it at 2 hops; the tree copy comes later, at 9 hops, before any graft.
@@ -234,4 +241,21 @@ fn announcements_that_came_before_a_late_message_reshape_the_tree_on_arrival() {
     assert!(out.contains(&(b, TreeMessage::Shortcut { origin: x })), "{out:?}");
     assert!(out.contains(&(a, TreeMessage::Prune { origin: x })), "{out:?}");
     assert_eq!(g.eager_peers(&x), vec![b]);
+}
+
+#[test]
+fn prunes_and_shortcuts_naming_made_up_origins_push_no_real_tree_out() {
+    let config = Config {
+        max_origins: 2,
+        ..Config::default()
+    };
+    let mut g = node_with(config, &[2, 3]);
+    formed_with_lazy(&mut g, 10, 3);
+    for origin in 20..120 {
+        let origin = key(origin).peer_id();
+        tree(&mut g, 3, TreeMessage::Prune { origin });
+        tree(&mut g, 3, TreeMessage::Shortcut { origin });
+    }
+    assert_eq!(g.tree_count(), 1, "no tree made for a made-up origin");
+    assert_eq!(g.lazy_peers(&key(10).peer_id()), vec![key(3).peer_id()]);
 }

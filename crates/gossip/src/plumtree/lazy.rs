@@ -30,6 +30,13 @@ impl Plumtree {
         ids: &[Announcement],
         out: &mut Vec<PtOut>,
     ) {
+        // Only neighbours announce: a stranger's announcements would take places in the table of
+        // missing messages (`max_missing`) that honest announcements need, and it is never grafted,
+        // so it would never pay for them. A neighbour's catch-up announcement comes after the
+        // membership message that made us neighbours, on the same connection.
+        if !self.links.contains(&from) {
+            return;
+        }
         // Messages waiting for our parent's copy that the parent announced instead: graft now.
         let mut parent_announced = Vec::new();
         for announcement in ids {
@@ -483,11 +490,15 @@ impl Plumtree {
 
     /// The optimisation's graft from the other side: our link is now on the tree of `origin`.
     pub(crate) fn on_shortcut(&mut self, from: PeerId, origin: PeerId) {
-        self.links.join_tree(origin, &from);
+        if self.links.prunable(&origin) {
+            self.links.join_tree(origin, &from);
+        }
     }
 
     pub(crate) fn on_prune(&mut self, from: PeerId, origin: PeerId) {
-        self.links.make_lazy(origin, from);
+        if self.links.prunable(&origin) {
+            self.links.make_lazy(origin, from);
+        }
     }
 
     /// A duplicate crossed the shared tree on our link: it leaves the shared tree.

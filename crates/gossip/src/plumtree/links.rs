@@ -279,6 +279,17 @@ impl Links {
         self.tags.insert(TreeTag::of(&origin), origin);
     }
 
+    /// Whether a neighbour's `Prune` or `Shortcut` naming `origin` may change our links for it. A
+    /// tree forms here by relaying its messages, so one naming an origin we hold no tree for prunes
+    /// nothing (its tree was forgotten, or the origin is made up) and must not make a tree: each
+    /// would push a real one out of the table, whose origin's next message then floods. With
+    /// [`Trees::Shared`] any origin may: the optimisation moves an origin that follows the shared
+    /// tree to a tree of its own, by a `Prune` to its old parent (and one forgotten falls back to
+    /// the shared tree, not to a flood).
+    pub(crate) fn prunable(&self, origin: &PeerId) -> bool {
+        self.mode == Trees::Shared || self.trees.contains_key(origin)
+    }
+
     pub(crate) fn make_lazy(&mut self, origin: PeerId, peer: PeerId) {
         let Some(slot) = self.slot(&peer).filter(|&s| s < SLOTS) else {
             return;
