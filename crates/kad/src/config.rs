@@ -33,6 +33,12 @@ pub struct Config {
     /// dial deadline (a failed dial is a `PeerDown`, which fails it at once), and backed up by three
     /// times this.
     pub request_timeout: Duration,
+    /// How long a lookup runs at most (default 60 s, rust-libp2p's query timeout): past it, it ends
+    /// with what it has found, as if it had converged. One hostile answer naming unreachable peers
+    /// near the target would otherwise hold a lookup for minutes, each of them waiting out a dial,
+    /// the window asking them a few at a time. The store requests after a lookup have their own
+    /// deadlines.
+    pub query_timeout: Duration,
     /// S/Kademlia static puzzle: peers whose id does not solve it at this difficulty never enter the
     /// routing table and are never contacted by lookups (default 0: everyone, since whether ids are
     /// generated to solve it is the application's choice; an application that generates them sets it,
@@ -101,6 +107,7 @@ impl Default for Config {
             alpha: 3,
             disjoint_paths: 2,
             request_timeout: Duration::from_secs(10),
+            query_timeout: Duration::from_secs(60),
             puzzle_difficulty: 0,
             max_per_prefix_in_bucket: 2,
             max_per_prefix_in_table: 10,

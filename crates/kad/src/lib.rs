@@ -36,8 +36,10 @@
 //!   heard of have all answered ([`query::Finish::Converged`]). A join's lookups go on until the `k`
 //!   closest have answered (the paper's rule, [`query::Finish::AllClosest`]): the lookup of our own key,
 //!   so that our future neighbours hear of us, and the bucket refreshes, whose answering peers fill
-//!   the table. Each
-//!   request has a timeout; timers are data ([`Timer`]). With `d > 1` disjoint paths
+//!   the table; so do the lookups before a store, which goes to peers that answered, never to peers
+//!   only named. Each request has a timeout, and each lookup one of its own
+//!   ([`Config::query_timeout`], 60 s), past which it ends with what it has; timers are data
+//!   ([`Timer`]). With `d > 1` disjoint paths
 //!   ([`Config::disjoint_paths`]) a lookup runs `d` searches that never share a peer, so an adversary on
 //!   one path cannot eclipse the others. Bucket refreshes run one path: they only seed the table, which
 //!   the admission rules above guard, and joining costs half as many requests.

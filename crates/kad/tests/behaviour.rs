@@ -587,3 +587,46 @@ fn connections_that_are_up_do_not_count_against_the_bound_on_addresses_of_unconn
         "the newest connection's observed address is kept"
     );
 }
+
+#[test]
+fn a_lookup_held_by_unreachable_peers_ends_at_the_query_timeout_with_what_it_has() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let target = Key::from_bytes([6; 32]);
+    let out = node.input(Input::Command(Command::FindNode {
+        query: QueryId(1),
+        target,
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // Peer 1 names twenty peers whose dials the driver never reports back on: each request waits
+    // out its backstop (three request timeouts), the window asking three at a time.
+    let named = (100..120)
+        .map(|i| PeerInfo {
+            id: peer(i),
+            addr: addr(i),
+        })
+        .collect();
+    answer(&mut node, 1, id, named);
+    let mut ended = None;
+    for second in 1..=300 {
+        node.now = Instant::from_duration(Duration::from_secs(second));
+        let out = node.input(Input::Timer(Timer::Deadlines));
+        if let Some(peers) = events(&out).into_iter().find_map(|e| match e {
+            Event::ClosestPeers { peers, .. } => Some(peers),
+            _ => None,
+        }) {
+            ended = Some((second, peers));
+            break;
+        }
+    }
+    let (second, peers) = ended.expect("the lookup ended");
+    assert_eq!(
+        second,
+        Config::default().query_timeout.as_secs(),
+        "at its timeout"
+    );
+    assert!(
+        peers.iter().any(|p| p.id == peer(1)),
+        "with what it had: {peers:?}"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use meshwork_kad::message::{Request, Response};
 use meshwork_kad::{Address, Command, Config, Key, Message, QueryId, Record, Timer};
-use meshwork_wire::{Input, Instant, Output};
+use meshwork_wire::{Input, Instant, Output, PeerId};
 use node::*;
 
 #[test]
@@ -232,4 +232,61 @@ fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers
         key: other,
     }));
     assert!(timer_in(&out, &Timer::Reprovide(other)).is_some());
+}
+
+#[test]
+fn a_record_is_stored_only_at_peers_that_answered_the_lookup() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let key = Key::from_bytes([4; 32]);
+    // Peer 1 names the three peers nearest the key, which answer, and the next seventeen, which
+    // nobody can reach (made-up ids, as a hostile answer would name).
+    let mut candidates: Vec<u64> = (2..200).collect();
+    candidates.sort_by_key(|&i| Key::from_peer(&peer(i)).distance(&key));
+    let (real, fake) = (&candidates[..3], &candidates[3..20]);
+    let out = node.input(Input::Command(Command::PutValue {
+        query: QueryId(1),
+        key,
+        value: b"v".to_vec(),
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let named = real
+        .iter()
+        .chain(fake)
+        .map(|&i| meshwork_kad::PeerInfo {
+            id: peer(i),
+            addr: addr(i),
+        })
+        .collect();
+    let mut work = answer(&mut node, 1, id, named);
+    let mut stores = Vec::new();
+    for _ in 0..200 {
+        let Some(output) = work.pop() else {
+            break;
+        };
+        match output {
+            Output::Send {
+                to,
+                msg:
+                    Message::Request {
+                        request: Request::PutValue { .. },
+                        ..
+                    },
+            } => stores.push(to),
+            Output::Dial(p) => match real.iter().find(|&&i| peer(i) == p) {
+                Some(&i) => {
+                    let out = node.connect(i);
+                    let (id, _) = requests_to(&out, p)[0].clone();
+                    work.extend(out);
+                    work.extend(answer(&mut node, i, id, Vec::new()));
+                }
+                None => work.extend(node.input(Input::PeerDown(p))),
+            },
+            _ => {}
+        }
+    }
+    stores.sort();
+    let mut answered: Vec<PeerId> = [1].iter().chain(real).map(|&i| peer(i)).collect();
+    answered.sort();
+    assert_eq!(stores, answered, "only the peers that answered");
 }

@@ -69,11 +69,16 @@ pub(crate) struct Query {
 impl<S: RecordStore> Kademlia<S> {
     /// The lookup of a query of `kind`. A join's lookups run until the `k` closest have answered: the
     /// lookup of our own key so that our nearest neighbours hear of us, a join's bucket refresh because
-    /// only peers that answer enter the table. Every other lookup ends once the closest set stops
-    /// improving ([`Finish::Converged`]).
+    /// only peers that answer enter the table. So does the lookup before a store (`PutValue`,
+    /// `StartProviding`), as rust-libp2p's does: a converged lookup's result holds peers only named,
+    /// and one hostile answer naming made-up ids near the key would have the record stored at peers
+    /// that do not exist. Every other lookup ends once the closest set stops improving
+    /// ([`Finish::Converged`]).
     fn lookup_config(&self, kind: &Kind) -> LookupConfig {
         let finish = match kind {
-            Kind::Bootstrap | Kind::JoinRefresh(_) => Finish::AllClosest,
+            Kind::Bootstrap | Kind::JoinRefresh(_) | Kind::PutValue(_) | Kind::AddProvider => {
+                Finish::AllClosest
+            }
             _ => Finish::Converged,
         };
         LookupConfig {
@@ -327,7 +332,7 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    fn finish_lookup(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
+    pub(crate) fn finish_lookup(&mut self, now: Instant, qid: Qid, out: &mut Out<S>) {
         let Some(mut query) = self.queries.remove(&qid) else {
             return;
         };

@@ -368,7 +368,8 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// On [`Timer::Deadlines`]: every request past its deadline times out, in request order (the
-    /// simulator replays a seed exactly), and the timer is set again for the earliest one left.
+    /// simulator replays a seed exactly), every lookup past [`Config::query_timeout`] ends with
+    /// what it has, in query order, and the timer is set again for the earliest deadline left.
     pub(crate) fn deadlines_due(&mut self, now: Instant, out: &mut Out<S>) {
         if self.deadline_timer.is_some_and(|pending| pending <= now) {
             self.deadline_timer = None;
@@ -383,11 +384,28 @@ impl<S: RecordStore> Kademlia<S> {
         for id in due {
             self.request_failed(id, now, Outcome::TimedOut, out);
         }
+        let query_timeout = self.config.query_timeout;
+        let mut overdue: Vec<Qid> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| q.storing.is_none() && q.stats.started + query_timeout <= now)
+            .map(|(qid, _)| *qid)
+            .collect();
+        overdue.sort_unstable();
+        for qid in overdue {
+            self.finish_lookup(now, qid, out);
+        }
+        let lookups = self
+            .queries
+            .values()
+            .filter(|q| q.storing.is_none())
+            .map(|q| q.stats.started + query_timeout);
         let next = self
             .requests
             .values()
             .filter(|p| p.sent)
             .map(|p| p.deadline)
+            .chain(lookups)
             .min();
         if let Some(next) = next {
             self.arm_deadlines(now, next, out);
