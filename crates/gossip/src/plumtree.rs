@@ -49,6 +49,9 @@ const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
 /// Grafted messages remembered at most, to learn how late the tree's copy came after all
 /// ([`Plumtree::repaired`]): a sample lost to the bound only slows learning.
 const MAX_REPAIRED: usize = 1024;
+/// Borrowed messages whose copies' senders are remembered at most ([`Plumtree::is_waste`]): past it,
+/// every duplicate of a borrowed message not remembered is waste, as all were before.
+const MAX_BORROWED_COPIES: usize = 4096;
 
 /// Messages a node publishes on borrowed trees ([`Trees::Borrow`]) before it floods once to form a tree of
 /// its own: a node that publishes often earns its own tree's shortest paths, and one that publishes a few
@@ -141,6 +144,12 @@ pub(crate) struct Plumtree {
     /// still comes, we grafted too early, and its lateness teaches the wait. At most
     /// [`MAX_REPAIRED`], each for a few graft timeouts.
     repaired: HashMap<MessageId, Instant>,
+    /// Per borrowed message held that came more than once, the neighbours that sent it to us (its
+    /// parent first): a borrowed copy prunes nothing, so a repeat from one of them is waste, but a
+    /// neighbour's first copy may be honest relay of a message injected at two points of the tree.
+    /// At most [`MAX_BORROWED_COPIES`] messages, each with at most a sender per link; swept with the
+    /// cache.
+    borrowed_copies: HashMap<MessageId, Vec<PeerId>>,
     /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
     /// message does not come from that announcer within [`Config::graft_promise`] once a later graft
     /// to it was answered, or within [`Config::graft_promise_max`] in any case.
@@ -186,6 +195,7 @@ impl Plumtree {
             pending: 0,
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             repaired: HashMap::new(),
+            borrowed_copies: HashMap::new(),
             promises: HashMap::new(),
             next_graft: 0,
             replied: HashMap::new(),
@@ -459,6 +469,7 @@ impl Plumtree {
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
+        self.borrowed_copies.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
         self.in_flight.retain(|_, window| window.until > now);
     }
@@ -475,17 +486,43 @@ impl Plumtree {
     /// learns to prune it, and costs nothing; a peer that keeps pushing after our `Prune` is excused for
     /// the copies in flight ([`Plumtree::excuse`]) and within its allowance
     /// ([`crate::ScoreConfig::rate_burst`]). A duplicate of a borrowed message prunes nothing (see
-    /// [`Plumtree::on_gossip`]), so nothing would stop a peer repeating it: it is waste on any link.
-    /// `tree` is the tree the copy follows. The caller knows the message is held (it looked it up once).
+    /// [`Plumtree::on_gossip`]), so nothing would stop a peer repeating it: on a lazy link it is
+    /// waste, and on an eager one only a repeat is (a second copy from the same neighbour, or any from
+    /// the neighbour whose copy came first). A neighbour's first copy is what honest relay looks like
+    /// when someone injected the message at two points of the tree, or sent it to us directly too:
+    /// charging it would let that someone get honest relays banned. `tree` is the tree the copy
+    /// follows. The caller knows the message is held (it looked it up once).
     pub(crate) fn is_waste(
-        &self,
+        &mut self,
         id: &MessageId,
         message: &GossipMessage,
         tree: &PeerId,
         from: &PeerId,
     ) -> bool {
-        let borrowed = *tree != message.origin;
-        (borrowed || self.links.is_lazy(tree, from)) && !self.promises.contains_key(&(*from, *id))
+        if self.promises.contains_key(&(*from, *id)) {
+            return false;
+        }
+        let lazy = self.links.is_lazy(tree, from);
+        if *tree == message.origin || lazy {
+            return lazy;
+        }
+        if !self.borrowed_copies.contains_key(id) && self.borrowed_copies.len() >= MAX_BORROWED_COPIES {
+            let cache = &self.cache;
+            self.borrowed_copies.retain(|id, _| cache.contains(id));
+            if self.borrowed_copies.len() >= MAX_BORROWED_COPIES {
+                return true;
+            }
+        }
+        let parent = self.cache.get(id).and_then(|entry| entry.parent);
+        let senders = self
+            .borrowed_copies
+            .entry(*id)
+            .or_insert_with(|| parent.into_iter().collect());
+        if senders.contains(from) || senders.len() > self.links.neighbours().len() {
+            return true;
+        }
+        senders.push(*from);
+        false
     }
 
     /// A round trip the driver measured to `peer`: a sample for the wait before grafting, and the

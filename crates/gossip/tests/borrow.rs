@@ -204,6 +204,36 @@ fn repeated_copies_of_a_borrowed_message_are_waste_on_any_link() {
     assert!(g.stats().rate_limited > 0, "{:?}", g.stats());
 }
 
+#[test]
+fn a_neighbours_first_copy_of_a_borrowed_message_on_an_eager_link_is_not_waste_its_repeat_is() {
+    // No allowance: every wasted message is counted (`rate_limited`) at once.
+    let mut config = Config {
+        trees: Trees::Borrow,
+        ..Config::default()
+    };
+    (
+        config.score.rate_burst,
+        config.score.rate_per_sec,
+        config.score.relay_credit,
+    ) = (0.0, 0.0, 0.0);
+    let mut g = support::node_with(config, &[2, 3]).0;
+    heard_from_via(&mut g, 10, 2, 2);
+    let borrowed = TreeMessage::Borrowed {
+        tree: tree_ref(10),
+        message: signed_by(11, 1),
+        hops: 2,
+    };
+    tree(&mut g, 2, borrowed.clone());
+    // Someone injected the message at two points of the lender's tree: neighbour 3 relays it to us
+    // too, honestly, on a link eager on that tree.
+    tree(&mut g, 3, borrowed.clone());
+    assert_eq!(g.stats().rate_limited, 0, "an honest relay's copy");
+    tree(&mut g, 3, borrowed.clone());
+    assert_eq!(g.stats().rate_limited, 1, "its repeat");
+    tree(&mut g, 2, borrowed);
+    assert_eq!(g.stats().rate_limited, 2, "the first sender's repeat");
+}
+
 /// Neighbour `lender`'s own message comes through, `secs` seconds in (the other inputs come at one
 /// second).
 fn heard_from(g: &mut Gossip, lender: u8, secs: u64) {
