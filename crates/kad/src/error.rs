@@ -29,6 +29,10 @@ pub enum RecordError {
     /// The store is full.
     #[error("record store is full")]
     StoreFull,
+    /// The publisher (or provider) already holds its share of the store
+    /// ([`crate::MemoryStore::with_share`]): one peer cannot fill a store for everyone.
+    #[error("the publisher holds its share of the record store")]
+    ShareFull,
     /// A persistent store could not read or write its database.
     #[error("record store failed: {0}")]
     Store(String),

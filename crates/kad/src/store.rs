@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
 use crate::{Key, PeerInfo, Record, RecordError};
@@ -37,6 +38,13 @@ pub trait RecordStore {
 }
 
 /// A bounded in-memory [`RecordStore`].
+///
+/// Besides its bounds in total, a store holds at most a share of its records from one publisher, and
+/// of its provided keys from one provider ([`MemoryStore::with_share`]; an eighth by default):
+/// records come from anyone who connects, and without a share one peer storing a thousand records
+/// under made-up keys would have the store refuse every other publisher's until they expire, up to
+/// two days later. An eighth, not less: in a network of a handful of nodes every node holds every
+/// record, and a publisher of a hundred values must still find room.
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
     records: HashMap<Key, Record>,
@@ -44,6 +52,11 @@ pub struct MemoryStore {
     max_records: usize,
     max_provided_keys: usize,
     max_providers_per_key: usize,
+    /// Records of one publisher, and keys one provider provides, at most.
+    max_per_peer: (usize, usize),
+    /// How many keys each provider provides here (kept, not scanned: an announcement carries no
+    /// signature to check, so a scan per announcement would be the costliest thing about it).
+    provided_by: HashMap<PeerId, usize>,
 }
 
 impl Default for MemoryStore {
@@ -52,9 +65,13 @@ impl Default for MemoryStore {
     }
 }
 
+/// The share of a store one peer may hold by default: an eighth.
+const DEFAULT_SHARE: usize = 8;
+
 impl MemoryStore {
     /// A store of at most `max_records` records, providers for at most `max_provided_keys` keys and
-    /// `max_providers_per_key` providers each.
+    /// `max_providers_per_key` providers each; one publisher holds at most an eighth of the
+    /// records, one provider provides at most an eighth of the keys (at least one each).
     pub fn new(max_records: usize, max_provided_keys: usize, max_providers_per_key: usize) -> Self {
         Self {
             records: HashMap::new(),
@@ -62,7 +79,35 @@ impl MemoryStore {
             max_records,
             max_provided_keys,
             max_providers_per_key,
+            max_per_peer: (
+                (max_records / DEFAULT_SHARE).max(1),
+                (max_provided_keys / DEFAULT_SHARE).max(1),
+            ),
+            provided_by: HashMap::new(),
         }
+    }
+
+    /// Counts the providers of `list` in (`added`) or out of [`MemoryStore::provided_by`].
+    fn count_providers(&mut self, list: &[ProviderRecord], added: bool) {
+        for p in list {
+            count(&mut self.provided_by, p.provider.id, added);
+        }
+    }
+
+    /// The store with one publisher holding at most `records` records, and one provider providing at
+    /// most `provided_keys` keys (at least one each).
+    pub fn with_share(mut self, records: usize, provided_keys: usize) -> Self {
+        self.max_per_peer = (records.max(1), provided_keys.max(1));
+        self
+    }
+
+    /// How many records `publisher` holds here. A scan: it runs only for a record under a key not
+    /// held yet, after the record's signature was checked, which costs far more.
+    fn held_by(&self, publisher: &PeerId) -> usize {
+        self.records
+            .values()
+            .filter(|r| r.publisher == *publisher)
+            .count()
     }
 
     /// The number of records held (expired ones included until [`RecordStore::expire`]).
@@ -94,10 +139,16 @@ impl MemoryStore {
     /// Puts back what [`Self::providers_slot`] returned.
     #[cfg_attr(not(feature = "redb"), allow(dead_code))]
     pub(crate) fn restore_providers(&mut self, key: Key, providers: Option<Vec<ProviderRecord>>) {
-        match providers {
+        if let Some(list) = &providers {
+            self.count_providers(list, true);
+        }
+        let replaced = match providers {
             Some(list) => self.providers.insert(key, list),
             None => self.providers.remove(&key),
         };
+        if let Some(list) = replaced {
+            self.count_providers(&list, false);
+        }
     }
 }
 
@@ -114,9 +165,14 @@ impl RecordStore for MemoryStore {
             {
                 return Err(RecordError::Conflict);
             }
-            Some(_) => {}
-            None if self.records.len() >= self.max_records => return Err(RecordError::StoreFull),
-            None => {}
+            Some(old) if old.publisher == record.publisher => {}
+            _ if self.records.len() >= self.max_records && !self.records.contains_key(&record.key) => {
+                return Err(RecordError::StoreFull);
+            }
+            _ if self.held_by(&record.publisher) >= self.max_per_peer.0 => {
+                return Err(RecordError::ShareFull);
+            }
+            _ => {}
         }
         self.records.insert(record.key, record);
         Ok(())
@@ -130,10 +186,18 @@ impl RecordStore for MemoryStore {
         if !self.providers.contains_key(&key) && self.providers.len() >= self.max_provided_keys {
             return Err(RecordError::StoreFull);
         }
+        let id = provider.provider.id;
+        let provided = self.provided_by.get(&id).copied().unwrap_or(0);
         let list = self.providers.entry(key).or_default();
-        if let Some(existing) = list.iter_mut().find(|p| p.provider.id == provider.provider.id) {
+        if let Some(existing) = list.iter_mut().find(|p| p.provider.id == id) {
             *existing = provider;
             return Ok(());
+        }
+        if provided >= self.max_per_peer.1 {
+            if list.is_empty() {
+                self.providers.remove(&key);
+            }
+            return Err(RecordError::ShareFull);
         }
         if list.len() >= self.max_providers_per_key {
             // Replace the announcement that lapses first, if the new one outlives it.
@@ -143,10 +207,12 @@ impl RecordStore for MemoryStore {
             if soonest.expires >= provider.expires {
                 return Err(RecordError::StoreFull);
             }
-            *soonest = provider;
-            return Ok(());
+            let replaced = std::mem::replace(soonest, provider).provider.id;
+            count(&mut self.provided_by, replaced, false);
+        } else {
+            list.push(provider);
         }
-        list.push(provider);
+        count(&mut self.provided_by, id, true);
         Ok(())
     }
 
@@ -159,9 +225,29 @@ impl RecordStore for MemoryStore {
 
     fn expire(&mut self, now: Instant) {
         self.records.retain(|_, r| r.expires_at() > now);
+        let provided_by = &mut self.provided_by;
         self.providers.retain(|_, list| {
-            list.retain(|p| p.expires > now);
+            list.retain(|p| {
+                let keep = p.expires > now;
+                if !keep {
+                    count(provided_by, p.provider.id, false);
+                }
+                keep
+            });
             !list.is_empty()
         });
+    }
+}
+
+/// One more (`added`) or one fewer key provided by `provider`; a provider of none is forgotten.
+fn count(provided_by: &mut HashMap<PeerId, usize>, provider: PeerId, added: bool) {
+    let n = provided_by.entry(provider).or_insert(0);
+    if added {
+        *n += 1;
+    } else {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            provided_by.remove(&provider);
+        }
     }
 }

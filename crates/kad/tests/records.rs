@@ -290,3 +290,51 @@ fn a_record_is_stored_only_at_peers_that_answered_the_lookup() {
     answered.sort();
     assert_eq!(stores, answered, "only the peers that answered");
 }
+
+#[test]
+fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
+    use meshwork_kad::{MemoryStore, RecordError, RecordStore, store::ProviderRecord};
+    // Sixteen records and provided keys: an eighth, two, for one peer.
+    let mut store = MemoryStore::new(16, 16, 4);
+    let (now, expires) = (Instant::ZERO, Instant::from_duration(Duration::from_secs(100)));
+    let record = |publisher: u64, key: u8, value: &[u8]| {
+        Record::sign(
+            &keypair(publisher),
+            Key::from_bytes([key; 32]),
+            value.to_vec(),
+            expires,
+        )
+        .unwrap()
+    };
+    for key in 0..2 {
+        store.put(record(5, key, b"x"), now).unwrap();
+    }
+    assert_eq!(store.put(record(5, 2, b"x"), now), Err(RecordError::ShareFull));
+    // What it holds it may still refresh, and others still find room.
+    store.put(record(5, 1, b"y"), now).unwrap();
+    store.put(record(6, 2, b"x"), now).unwrap();
+    assert_eq!(store.num_records(), 3);
+
+    let provider = |i: u64, lapses: u64| ProviderRecord {
+        provider: meshwork_kad::PeerInfo {
+            id: peer(i),
+            addr: addr(i),
+        },
+        expires: Instant::from_duration(Duration::from_secs(lapses)),
+    };
+    for key in 0..2 {
+        store
+            .add_provider(Key::from_bytes([key; 32]), provider(5, 50))
+            .unwrap();
+    }
+    let third = Key::from_bytes([2; 32]);
+    assert_eq!(
+        store.add_provider(third, provider(5, 50)),
+        Err(RecordError::ShareFull)
+    );
+    store.add_provider(third, provider(6, 50)).unwrap();
+    // Once its announcements lapse, it has room again.
+    store.expire(Instant::from_duration(Duration::from_secs(60)));
+    store.add_provider(third, provider(5, 200)).unwrap();
+    assert_eq!(store.providers(&third, now).len(), 1, "peer 6's lapsed too");
+}

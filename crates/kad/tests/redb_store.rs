@@ -85,7 +85,9 @@ fn the_cache_bounds_hold_on_reload() {
     let path = dir.path().join("records.redb");
     let publisher = Keypair::from_seed([1; 32]);
     {
-        let mut store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 10), at(0)).unwrap();
+        // One publisher may fill it all here (its share is the whole store).
+        let limits = MemoryStore::new(10, 10, 10).with_share(10, 10);
+        let mut store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
         for i in 0..10u8 {
             let record = Record::sign(&publisher, Key::from_bytes([i; 32]), vec![i], at(100)).unwrap();
             store.put(record, at(0)).unwrap();
@@ -93,7 +95,8 @@ fn the_cache_bounds_hold_on_reload() {
         let extra = Record::sign(&publisher, Key::from_bytes([99; 32]), vec![99], at(100)).unwrap();
         assert_eq!(store.put(extra, at(0)), Err(RecordError::StoreFull));
     }
-    let store = RedbRecordStore::open(&path, MemoryStore::new(4, 10, 10), at(0)).unwrap();
+    let limits = MemoryStore::new(4, 10, 10).with_share(4, 10);
+    let store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
     assert_eq!(
         store.num_records(),
         4,
