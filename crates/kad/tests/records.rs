@@ -338,3 +338,32 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
     store.add_provider(third, provider(5, 200)).unwrap();
     assert_eq!(store.providers(&third, now).len(), 1, "peer 6's lapsed too");
 }
+
+#[test]
+fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
+    let mut node = Node::new(Config::default());
+    admit(&mut node, 1);
+    let key = Key::from_bytes([8; 32]);
+    let out = node.input(Input::Command(Command::GetProviders {
+        query: QueryId(1),
+        key,
+    }));
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    let info = |i: u64, addr: meshwork_kad::Address| meshwork_kad::PeerInfo { id: peer(i), addr };
+    let relayed = meshwork_kad::Address::from(meshwork_wire::relayed::relayed_addr(3));
+    // Peer 1 names us (peer 0) as a provider, and peer 7 at a relay circuit's address.
+    let providers = vec![info(0, addr(0)), info(7, relayed)].try_into().unwrap();
+    let response = Response::Providers {
+        providers,
+        closer: Vec::new().try_into().unwrap(),
+    };
+    let out = node.from(1, Message::Response { id, response });
+    let found = events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            meshwork_kad::Event::GetProviders { providers, .. } => Some(providers),
+            _ => None,
+        })
+        .expect("the lookup ended");
+    assert_eq!(found, vec![info(7, meshwork_kad::Address::unknown())]);
+}

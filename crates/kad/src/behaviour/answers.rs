@@ -9,9 +9,9 @@ use super::queries::{Kind, Purpose, Qid};
 use super::state::{Kademlia, Out};
 use super::stats::Outcome;
 use super::types::Event;
-use crate::Address;
 use crate::message::{RequestId, Response};
 use crate::store::RecordStore;
+use crate::{Address, PeerInfo};
 
 impl<S: RecordStore> Kademlia<S> {
     pub(crate) fn on_response(
@@ -116,6 +116,17 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
+    /// The peers an answer names that we may contact (not us, and solving the puzzle), a relay
+    /// circuit's virtual address made unknown: it is the naming peer's own business, and means
+    /// nothing here.
+    fn named(&self, mut peers: Vec<PeerInfo>) -> Vec<PeerInfo> {
+        peers.retain(|info| self.acceptable(&info.id));
+        for info in peers.iter_mut().filter(|info| info.addr.is_relayed()) {
+            info.addr = Address::unknown();
+        }
+        peers
+    }
+
     fn lookup_answer(&mut self, now: Instant, qid: Qid, from: PeerId, response: Response, out: &mut Out<S>) {
         let purpose = Purpose::Lookup(qid);
         let (closer, record, providers) = match response {
@@ -132,12 +143,9 @@ impl<S: RecordStore> Kademlia<S> {
             }
         };
         self.count(purpose, Outcome::Answered);
-        let mut named = closer.into_inner();
-        named.retain(|info| self.acceptable(&info.id));
-        // A relay circuit's virtual address is the naming peer's own business: here it is none.
-        for info in named.iter_mut().filter(|info| info.addr.is_relayed()) {
-            info.addr = Address::unknown();
-        }
+        let named = self.named(closer.into_inner());
+        // A provider is a peer named like any other.
+        let providers = providers.map(|list| self.named(list.into_inner()));
         let Some(query) = self.queries.get_mut(&qid) else {
             return;
         };
