@@ -349,8 +349,8 @@ fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
         key,
     }));
     let (id, _) = requests_to(&out, peer(1))[0].clone();
-    let info = |i: u64, addr: meshwork_kad::Address| meshwork_kad::PeerInfo { id: peer(i), addr };
-    let relayed = meshwork_kad::Address::from(meshwork_wire::relayed::relayed_addr(3));
+    let info = |i: u64, addr: Address| meshwork_kad::PeerInfo { id: peer(i), addr };
+    let relayed = Address::from(meshwork_wire::relayed::relayed_addr(3));
     // Peer 1 names us (peer 0) as a provider, and peer 7 at a relay circuit's address.
     let providers = vec![info(0, addr(0)), info(7, relayed)].try_into().unwrap();
     let response = Response::Providers {
@@ -365,5 +365,5 @@ fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
             _ => None,
         })
         .expect("the lookup ended");
-    assert_eq!(found, vec![info(7, meshwork_kad::Address::unknown())]);
+    assert_eq!(found, vec![info(7, Address::unknown())]);
 }
