@@ -151,9 +151,21 @@ impl RecordStore for RedbRecordStore {
         let id = provider_key(&key, &provider.provider);
         let before = self.cache.providers_slot(&key);
         self.cache.add_provider(key, provider)?;
+        // A full key's announcement that lapses first makes room for the new one: its row goes too,
+        // or a reload would bring it back and rows would pile up under the key until they expire.
+        let after = self.cache.providers_slot(&key).unwrap_or_default();
+        let evicted: Vec<Vec<u8>> = before
+            .iter()
+            .flatten()
+            .filter(|old| !after.iter().any(|p| p.provider.id == old.provider.id))
+            .map(|old| provider_key(&key, &old.provider))
+            .collect();
         let written = self.write(|txn| {
-            txn.open_table(PROVIDERS)?
-                .insert(id.as_slice(), value.as_slice())?;
+            let mut table = txn.open_table(PROVIDERS)?;
+            table.insert(id.as_slice(), value.as_slice())?;
+            for row in &evicted {
+                table.remove(row.as_slice())?;
+            }
             Ok(())
         });
         if written.is_err() {

@@ -103,3 +103,23 @@ fn the_cache_bounds_hold_on_reload() {
         "a smaller bound on reopen keeps memory bounded"
     );
 }
+
+#[test]
+fn a_provider_pushed_out_of_a_full_key_leaves_the_disk_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let key = Key::from_bytes([3; 32]);
+    {
+        // One provider a key: the second, lapsing later, takes the first one's place.
+        let mut store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 1), at(0)).unwrap();
+        store.add_provider(key, provider(7, at(100))).unwrap();
+        store.add_provider(key, provider(8, at(200))).unwrap();
+        assert_eq!(store.providers(&key, at(0)), vec![provider(8, at(200))]);
+    }
+    let store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 10), at(0)).unwrap();
+    assert_eq!(
+        store.providers(&key, at(0)),
+        vec![provider(8, at(200))],
+        "the first one's row went with it"
+    );
+}
