@@ -15,7 +15,7 @@ use meshwork_wire::{Instant, PeerId};
 use crate::bucket::TokenBucket;
 use crate::config::ScoreConfig;
 
-/// Scores kept at most; beyond this the scores closest to zero are forgotten.
+/// Scores kept at most; beyond this the quarter closest to zero is forgotten.
 const MAX_SCORED: usize = 4096;
 
 /// Why a peer loses points.
@@ -80,12 +80,25 @@ impl Scores {
         let value = self.score(&peer, now) - cost;
         self.scores.insert(peer, Score { value, at: now });
         if self.scores.len() > MAX_SCORED {
-            let threshold = self.config.ban_threshold;
-            let recovery = self.config.recovery_per_sec;
-            self.scores
-                .retain(|_, s| s.value + (now - s.at).as_secs_f64() * recovery < threshold / 2.0);
+            self.forget_mildest(now);
         }
         value <= self.config.ban_threshold
+    }
+
+    /// Forgets the quarter of the scores closest to zero. Not every score above some bar: fresh
+    /// identities each earning a small penalty would then erase the record of a peer working its way
+    /// towards a ban; here they push out one another first. Ties go by id, so that the same inputs
+    /// forget the same scores (the simulator replays a seed exactly).
+    fn forget_mildest(&mut self, now: Instant) {
+        let mut ranked: Vec<(f64, PeerId)> = self
+            .scores
+            .iter()
+            .map(|(peer, score)| (self.recovered(*score, now), *peer))
+            .collect();
+        ranked.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, peer) in ranked.drain(MAX_SCORED * 3 / 4..) {
+            self.scores.remove(&peer);
+        }
     }
 
     /// Charges one wasted message to the peer's allowance; false if the allowance is spent (the message
@@ -125,5 +138,30 @@ impl Scores {
     /// Forgets a disconnected peer's bucket (its score stays, so reconnecting does not clear it).
     pub(crate) fn forget_bucket(&mut self, peer: &PeerId) {
         self.buckets.remove(peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshwork_identity::Keypair;
+
+    #[test]
+    fn fresh_identities_with_small_penalties_do_not_erase_a_worse_record() {
+        let mut scores = Scores::new(ScoreConfig::default());
+        let now = Instant::ZERO;
+        let neighbour = Keypair::from_seed([1; 32]).peer_id();
+        for _ in 0..2 {
+            scores.penalise(neighbour, Penalty::Rejected, now);
+        }
+        assert_eq!(scores.score(&neighbour, now), -40.0);
+        for i in 0..2 * MAX_SCORED as u32 {
+            let mut seed = [0; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            seed[31] = 9;
+            scores.penalise(Keypair::from_seed(seed).peer_id(), Penalty::Unsolicited, now);
+        }
+        assert!(scores.scores.len() <= MAX_SCORED);
+        assert_eq!(scores.score(&neighbour, now), -40.0, "its record stays");
     }
 }
