@@ -150,6 +150,12 @@ pub(crate) struct Plumtree {
     /// At most [`MAX_BORROWED_COPIES`] messages, each with at most a sender per link; swept with the
     /// cache.
     borrowed_copies: HashMap<MessageId, Vec<PeerId>>,
+    /// Neighbours that grafted a message while it waited for the application's verdict (it came
+    /// again after the cache forgot it, and was announced before): it goes to them once accepted,
+    /// and a decline does if it is not, so they are not left waiting out their promise. At most a
+    /// grafter per link for each of [`Config::max_pending_validations`] messages; swept with the
+    /// cache.
+    grafted_pending: HashMap<MessageId, Vec<PeerId>>,
     /// Grafts sent and not yet answered by the announcer grafted: each is a broken promise if the
     /// message does not come from that announcer within [`Config::graft_promise`] once a later graft
     /// to it was answered, or within [`Config::graft_promise_max`] in any case.
@@ -196,6 +202,7 @@ impl Plumtree {
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             repaired: HashMap::new(),
             borrowed_copies: HashMap::new(),
+            grafted_pending: HashMap::new(),
             promises: HashMap::new(),
             next_graft: 0,
             replied: HashMap::new(),
@@ -470,6 +477,7 @@ impl Plumtree {
         let cache = &self.cache;
         self.missing.retain(|id, _| !cache.contains(id));
         self.borrowed_copies.retain(|id, _| cache.contains(id));
+        self.grafted_pending.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
         self.in_flight.retain(|_, window| window.until > now);
     }

@@ -418,3 +418,51 @@ fn an_owed_decline_is_not_sent_after_the_graft_was_answered() {
         "a decline after the message would be waste"
     );
 }
+
+#[test]
+fn a_graft_taken_while_the_message_awaits_its_verdict_is_declined_if_it_is_not_accepted() {
+    // A seen cache of two messages' bytes (the announcements are remembered by count): a message
+    // announced is soon forgotten, and may come again.
+    let config = Config {
+        seen_max_bytes: 2 * (100 + 320),
+        ..Config::default()
+    };
+    let (mut g, relay, grafter) = node_with(config);
+    let [id] = relay_and_announce(&mut g, at(0), relay, vec![message(1, 100)])[..] else {
+        unreachable!()
+    };
+    relay_and_announce(&mut g, at(1), relay, vec![message(2, 100), message(3, 100)]);
+    // The application validates the topic from now on; message 1 comes again and awaits its
+    // verdict when the grafter, told of it before, asks for it.
+    let validated = TopicOptions::default().with_validation();
+    g.handle(
+        at(2),
+        Input::Command(Command::Subscribe(topic(), validated)),
+        &mut Vec::new(),
+    );
+    let again = TreeMessage::Gossip {
+        message: message(1, 100),
+        hops: 1,
+    };
+    let out = send(&mut g, at(3), relay, again);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(meshwork_gossip::Event::Validate { .. }))),
+        "{out:?}"
+    );
+    let out = send(&mut g, at(4), grafter, TreeMessage::Graft { id });
+    assert_eq!(answered(&out, grafter).0, 0);
+    assert!(
+        declined(&out, grafter).is_empty(),
+        "the verdict may still be Accept"
+    );
+    // The application ignores it this time (it holds it already): nothing will follow, and the
+    // grafter is told so.
+    let mut out = Vec::new();
+    let verdict = Command::Validated(id, meshwork_gossip::Verdict::Ignore);
+    g.handle(at(5), Input::Command(verdict), &mut out);
+    assert_eq!(declined(&out, grafter), vec![id]);
+    // A graft after the verdict is declined at once.
+    let out = send(&mut g, at(6), grafter, TreeMessage::Graft { id });
+    assert_eq!(answered(&out, grafter).0, 0);
+}

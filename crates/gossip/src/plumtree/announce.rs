@@ -26,6 +26,7 @@ impl Plumtree {
         if verdict != Verdict::Accept {
             entry.holders = Vec::new(); // never forwarded: nothing to spare
         }
+        let grafters = self.grafted_pending.remove(&id).unwrap_or_default();
         match verdict {
             Verdict::Accept => {
                 entry.status = Status::Accepted;
@@ -43,6 +44,13 @@ impl Plumtree {
                 }
             }
             Verdict::Ignore => entry.status = Status::Dropped,
+        }
+        // Accepted, it went to them with the forwarding (their links turned eager); otherwise
+        // nothing will, and they must not wait out their promise for it.
+        if verdict != Verdict::Accept {
+            for grafter in grafters {
+                self.decline(grafter, id, out);
+            }
         }
         true
     }

@@ -1,6 +1,7 @@
 //! The lazy side of Plumtree: batched `IHave` announcements, grafts for announced messages that do not
 //! arrive, and the optimisation that moves a tree link to a much shorter path (§3.8).
 
+use std::collections::hash_map::Entry as HashEntry;
 use std::time::Duration;
 
 use meshwork_wire::{DropReason, Instant, PeerId};
@@ -465,8 +466,29 @@ impl Plumtree {
             self.decline(from, id, out);
             return check;
         };
-        let (tree, accepted) = (entry.tree, entry.status == Status::Accepted);
-        if accepted {
+        let (tree, status) = (entry.tree, entry.status);
+        if status == Status::Dropped {
+            // It came again after the cache forgot it, and the application refused it this time:
+            // nothing will follow, so the grafter asks another announcer at once.
+            self.offers.answered(&from, &id);
+            self.decline(from, id, out);
+            return check;
+        }
+        if status != Status::Accepted {
+            // Awaiting its verdict: it goes out on the now-eager link once accepted, and a decline
+            // goes if it is not (`validated`).
+            let room = self.grafted_pending.len() < self.config.max_pending_validations;
+            let links = self.links.neighbours().len();
+            match self.grafted_pending.entry(id) {
+                HashEntry::Occupied(mut list) if list.get().len() <= links && !list.get().contains(&from) => {
+                    list.get_mut().push(from);
+                }
+                HashEntry::Vacant(slot) if room => {
+                    slot.insert(vec![from]);
+                }
+                _ => {}
+            }
+        } else {
             let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
             if !self.offers.spend(now, from, size) {
                 // Over budget: declined, so the grafter asks another announcer at once; still owed, so
@@ -482,7 +504,6 @@ impl Plumtree {
             // An earlier decline of it still owed would now follow the message: waste to the grafter.
             self.offers.settle(&from, &id);
         }
-        // A message still being validated goes out on the now-eager link once accepted.
         self.offers.answered(&from, &id);
         self.links.make_eager(&tree, &from);
         check
