@@ -97,6 +97,9 @@ pub(super) struct Promise {
 struct Missing {
     /// When its first announcement came: how late the tree's copy is ([`GraftWait::lateness`]).
     since: Instant,
+    /// The neighbour whose announcement made the entry: it counts against that neighbour's share of
+    /// the table ([`Plumtree::missing_by`]).
+    creator: PeerId,
     /// Who announced it, with the hops it had there.
     announcers: VecDeque<(PeerId, u16)>,
     /// The announcer grafted last, and when.
@@ -112,9 +115,10 @@ struct Missing {
 }
 
 impl Missing {
-    fn new(since: Instant, tree: TreeTag) -> Self {
+    fn new(since: Instant, tree: TreeTag, creator: PeerId) -> Self {
         Self {
             since,
+            creator,
             announcers: VecDeque::new(),
             grafted: None,
             due: None,
@@ -130,6 +134,10 @@ pub(crate) struct Plumtree {
     links: Links,
     cache: SeenCache,
     missing: HashMap<MessageId, Missing>,
+    /// How many entries of `missing` each neighbour's announcements made: one neighbour makes at most
+    /// half of [`Config::max_missing`], so one announcing made-up ids cannot take every place that
+    /// honest announcements need.
+    missing_by: HashMap<PeerId, usize>,
     lazy_queue: Vec<(PeerId, Announcement)>,
     /// Announcements neighbours made to us, since the last flush, of messages we hold and have queued
     /// to announce to them: those are not sent. At most as many as the queue holds.
@@ -194,6 +202,7 @@ impl Plumtree {
             links: Links::new(config.max_origins, config.trees),
             cache: SeenCache::new(config.seen_capacity, config.seen_max_bytes, config.seen_ttl),
             missing: HashMap::new(),
+            missing_by: HashMap::new(),
             lazy_queue: Vec::new(),
             told: HashSet::new(),
             offers: Offers::new(config),
@@ -412,7 +421,7 @@ impl Plumtree {
             }
             return;
         }
-        let announced = self.missing.remove(&id);
+        let announced = self.forget_missing(&id);
         let graft_answer = announced
             .as_ref()
             .and_then(|m| m.grafted)
@@ -470,12 +479,26 @@ impl Plumtree {
         });
     }
 
+    /// Forgets missing message `id`, and its count against the neighbour whose announcement made it.
+    fn forget_missing(&mut self, id: &MessageId) -> Option<Missing> {
+        let missing = self.missing.remove(id)?;
+        uncount(&mut self.missing_by, &missing.creator);
+        Some(missing)
+    }
+
     /// Forgets expired cache entries.
     pub(crate) fn sweep(&mut self, now: Instant) {
         let dropped = self.cache.expire(now);
         self.pending = self.pending.saturating_sub(dropped.len());
         let cache = &self.cache;
-        self.missing.retain(|id, _| !cache.contains(id));
+        let missing_by = &mut self.missing_by;
+        self.missing.retain(|id, missing| {
+            let keep = !cache.contains(id);
+            if !keep {
+                uncount(missing_by, &missing.creator);
+            }
+            keep
+        });
         self.borrowed_copies.retain(|id, _| cache.contains(id));
         self.grafted_pending.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
@@ -554,5 +577,15 @@ impl Plumtree {
 
     pub(crate) fn cache_len(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// One entry of the table of missing messages fewer made by `creator`'s announcements.
+fn uncount(missing_by: &mut HashMap<PeerId, usize>, creator: &PeerId) {
+    if let Some(n) = missing_by.get_mut(creator) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            missing_by.remove(creator);
+        }
     }
 }

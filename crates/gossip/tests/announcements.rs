@@ -158,3 +158,36 @@ fn a_strangers_announcements_are_not_followed() {
     let out = handle(&mut g, at(20), from(peers[1], ihave(id, 1)));
     assert_eq!(grafts_due(&out), 1, "{out:?}");
 }
+
+#[test]
+fn one_neighbours_announcements_take_at_most_half_the_table_of_missing_messages() {
+    let config = meshwork_gossip::Config {
+        max_missing: 8,
+        ..meshwork_gossip::Config::default()
+    };
+    let (mut g, peers) = support::node_with(config, &[2, 3]);
+    let grafts_due = |out: &Vec<meshwork_wire::Output<Gossip>>| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    meshwork_wire::Output::Schedule {
+                        timer: Timer::Graft(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // Neighbour 3 announces eight messages nobody sends (it could make up any number of ids).
+    let ids = (100..108)
+        .map(|seq| support::announcement(10, message(seq).id(), 1))
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let out = handle(&mut g, at(10), from(peers[1], TreeMessage::IHave { ids }));
+    assert_eq!(grafts_due(&out), 4, "half the table");
+    // Neighbour 2's announcement still finds a place.
+    let out = handle(&mut g, at(20), from(peers[0], ihave(message(1).id(), 1)));
+    assert_eq!(grafts_due(&out), 1, "{out:?}");
+}

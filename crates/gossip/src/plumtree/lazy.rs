@@ -71,16 +71,18 @@ impl Plumtree {
                 continue;
             }
             if !self.missing.contains_key(&announcement.id) {
-                if self.missing.len() >= self.config.max_missing {
+                let made = self.missing_by.get(&from).copied().unwrap_or(0);
+                if self.missing.len() >= self.config.max_missing || made >= self.config.max_missing / 2 {
                     continue;
                 }
+                *self.missing_by.entry(from).or_default() += 1;
                 let timer = Timer::Graft(announcement.id);
                 out.push(PtOut::Schedule(self.graft_wait_for(announcement.tree), timer));
             }
             let missing = self
                 .missing
                 .entry(announcement.id)
-                .or_insert_with(|| Missing::new(now, announcement.tree));
+                .or_insert_with(|| Missing::new(now, announcement.tree, from));
             if missing.tree != Some(announcement.tree) {
                 missing.tree = None;
             }
@@ -199,7 +201,7 @@ impl Plumtree {
     /// The graft timer of a missing message fired.
     pub(crate) fn on_graft_timer(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) {
         if self.cache.contains(&id) {
-            self.missing.remove(&id);
+            self.forget_missing(&id);
             return;
         }
         // A timer of a graft that a `Decline` already moved on from.
@@ -273,7 +275,7 @@ impl Plumtree {
             .position(|(peer, _)| !backing_off(peer))
             .unwrap_or(0);
         let Some((peer, _)) = missing.announcers.remove(next) else {
-            self.missing.remove(&id);
+            self.forget_missing(&id);
             return;
         };
         // The link turns eager for the message's origin when the message arrives (we do not know the
