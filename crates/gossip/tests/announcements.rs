@@ -138,19 +138,6 @@ fn a_strangers_announcements_are_not_followed() {
     let stranger = meshwork_identity::Keypair::from_seed([50; 32]).peer_id();
     handle(&mut g, at(0), Input::PeerUp(stranger));
     let id = message(1).id();
-    let grafts_due = |out: &Vec<meshwork_wire::Output<Gossip>>| {
-        out.iter()
-            .filter(|o| {
-                matches!(
-                    o,
-                    meshwork_wire::Output::Schedule {
-                        timer: Timer::Graft(_),
-                        ..
-                    }
-                )
-            })
-            .count()
-    };
     // Connected, but not a neighbour: its announcement starts no wait for the message.
     let out = handle(&mut g, at(10), from(stranger, ihave(id, 1)));
     assert_eq!(grafts_due(&out), 0, "{out:?}");
@@ -166,19 +153,6 @@ fn one_neighbours_announcements_take_at_most_half_the_table_of_missing_messages(
         ..meshwork_gossip::Config::default()
     };
     let (mut g, peers) = support::node_with(config, &[2, 3]);
-    let grafts_due = |out: &Vec<meshwork_wire::Output<Gossip>>| {
-        out.iter()
-            .filter(|o| {
-                matches!(
-                    o,
-                    meshwork_wire::Output::Schedule {
-                        timer: Timer::Graft(_),
-                        ..
-                    }
-                )
-            })
-            .count()
-    };
     // Neighbour 3 announces eight messages nobody sends (it could make up any number of ids).
     let ids = (100..108)
         .map(|seq| support::announcement(10, message(seq).id(), 1))
@@ -190,4 +164,19 @@ fn one_neighbours_announcements_take_at_most_half_the_table_of_missing_messages(
     // Neighbour 2's announcement still finds a place.
     let out = handle(&mut g, at(20), from(peers[0], ihave(message(1).id(), 1)));
     assert_eq!(grafts_due(&out), 1, "{out:?}");
+}
+
+/// How many graft waits `out` starts: one for each missing message an announcement told of.
+fn grafts_due(out: &[meshwork_wire::Output<Gossip>]) -> usize {
+    out.iter()
+        .filter(|o| {
+            matches!(
+                o,
+                meshwork_wire::Output::Schedule {
+                    timer: Timer::Graft(_),
+                    ..
+                }
+            )
+        })
+        .count()
 }
