@@ -31,6 +31,9 @@ pub(crate) struct Entry {
     /// Neighbours that announced the message to us before we forwarded it: they hold it, so we do not
     /// announce it back. Emptied once forwarded.
     pub(crate) holders: Vec<PeerId>,
+    /// For a borrowed message that came more than once, the neighbours that sent it (its parent
+    /// first), at most one a link (`Plumtree::is_waste`). Empty, and unallocated, for most entries.
+    pub(crate) copies_from: Vec<PeerId>,
 }
 
 impl Entry {
@@ -172,6 +175,7 @@ mod tests {
             status: Status::Accepted,
             parent: None,
             holders: Vec::new(),
+            copies_from: Vec::new(),
         };
         (entry.message.id(), entry)
     }

@@ -110,7 +110,8 @@ pub struct Config {
     /// Messages waiting for the application's verdict at most; more are ignored.
     pub max_pending_validations: usize,
     /// Missing messages tracked at most (ids announced by `IHave`, not yet received); one
-    /// neighbour's announcements make at most half of them.
+    /// neighbour's announcements make at most its share among a full active view's neighbours
+    /// (`max_missing / active_view_capacity`, at least one).
     pub max_missing: usize,
     /// Bytes of messages sent in answer to one neighbour's grafts at once: 4 MiB, one full `IHave` (64
     /// ids) of messages at the 64 KiB payload limit, so a neighbour catching up is answered at once. A

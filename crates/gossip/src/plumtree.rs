@@ -49,9 +49,6 @@ const MAX_IN_FLIGHT_WINDOWS: usize = 4096;
 /// Grafted messages remembered at most, to learn how late the tree's copy came after all
 /// ([`Plumtree::repaired`]): a sample lost to the bound only slows learning.
 const MAX_REPAIRED: usize = 1024;
-/// Borrowed messages whose copies' senders are remembered at most ([`Plumtree::is_waste`]): past it,
-/// every duplicate of a borrowed message not remembered is waste, as all were before.
-const MAX_BORROWED_COPIES: usize = 4096;
 
 /// Messages a node publishes on borrowed trees ([`Trees::Borrow`]) before it floods once to form a tree of
 /// its own: a node that publishes often earns its own tree's shortest paths, and one that publishes a few
@@ -135,8 +132,8 @@ pub(crate) struct Plumtree {
     cache: SeenCache,
     missing: HashMap<MessageId, Missing>,
     /// How many entries of `missing` each neighbour's announcements made: one neighbour makes at most
-    /// half of [`Config::max_missing`], so one announcing made-up ids cannot take every place that
-    /// honest announcements need.
+    /// its share of [`Config::max_missing`] among a full active view's neighbours, so neighbours
+    /// announcing made-up ids cannot take every place that honest announcements need.
     missing_by: HashMap<PeerId, usize>,
     lazy_queue: Vec<(PeerId, Announcement)>,
     /// Announcements neighbours made to us, since the last flush, of messages we hold and have queued
@@ -152,12 +149,6 @@ pub(crate) struct Plumtree {
     /// still comes, we grafted too early, and its lateness teaches the wait. At most
     /// [`MAX_REPAIRED`], each for a few graft timeouts.
     repaired: HashMap<MessageId, Instant>,
-    /// Per borrowed message held that came more than once, the neighbours that sent it to us (its
-    /// parent first): a borrowed copy prunes nothing, so a repeat from one of them is waste, but a
-    /// neighbour's first copy may be honest relay of a message injected at two points of the tree.
-    /// At most [`MAX_BORROWED_COPIES`] messages, each with at most a sender per link; swept with the
-    /// cache.
-    borrowed_copies: HashMap<MessageId, Vec<PeerId>>,
     /// Neighbours that grafted a message while it waited for the application's verdict (it came
     /// again after the cache forgot it, and was announced before): it goes to them once accepted,
     /// and a decline does if it is not, so they are not left waiting out their promise. At most a
@@ -210,7 +201,6 @@ impl Plumtree {
             pending: 0,
             graft_wait: GraftWait::new(config.graft_timeout_min, config.graft_timeout),
             repaired: HashMap::new(),
-            borrowed_copies: HashMap::new(),
             grafted_pending: HashMap::new(),
             promises: HashMap::new(),
             next_graft: 0,
@@ -326,6 +316,7 @@ impl Plumtree {
             status: Status::Accepted,
             parent: None,
             holders: Vec::new(),
+            copies_from: Vec::new(),
         };
         self.insert(now, id, entry);
         out.push(PtOut::Deliver { id, message, hops: 0 });
@@ -461,6 +452,7 @@ impl Plumtree {
                 })
                 .map(|(p, _)| *p)
                 .collect(),
+            copies_from: Vec::new(),
         };
         self.insert(now, id, entry);
         self.pending += 1;
@@ -486,6 +478,14 @@ impl Plumtree {
         Some(missing)
     }
 
+    /// A copy of `id` from `from` dropped unread (its topic is not ours): if we grafted it from
+    /// `from`, the promise is kept, and the message is missing no more (no graft would bring one we
+    /// want).
+    pub(crate) fn unwanted(&mut self, from: &PeerId, id: &MessageId) {
+        self.promises.remove(&(*from, *id));
+        self.forget_missing(id);
+    }
+
     /// Forgets expired cache entries.
     pub(crate) fn sweep(&mut self, now: Instant) {
         let dropped = self.cache.expire(now);
@@ -499,7 +499,6 @@ impl Plumtree {
             }
             keep
         });
-        self.borrowed_copies.retain(|id, _| cache.contains(id));
         self.grafted_pending.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
         self.in_flight.retain(|_, window| window.until > now);
@@ -537,19 +536,17 @@ impl Plumtree {
         if *tree == message.origin || lazy {
             return lazy;
         }
-        if !self.borrowed_copies.contains_key(id) && self.borrowed_copies.len() >= MAX_BORROWED_COPIES {
-            let cache = &self.cache;
-            self.borrowed_copies.retain(|id, _| cache.contains(id));
-            if self.borrowed_copies.len() >= MAX_BORROWED_COPIES {
-                return true;
-            }
+        // The senders live in the cache entry, as long as the message: a table of their own, once
+        // full, would let a neighbour replaying held messages make every first copy waste again.
+        let links = self.links.neighbours().len();
+        let Some(entry) = self.cache.get_mut(id) else {
+            return true;
+        };
+        let senders = &mut entry.copies_from;
+        if senders.is_empty() {
+            senders.extend(entry.parent);
         }
-        let parent = self.cache.get(id).and_then(|entry| entry.parent);
-        let senders = self
-            .borrowed_copies
-            .entry(*id)
-            .or_insert_with(|| parent.into_iter().collect());
-        if senders.contains(from) || senders.len() > self.links.neighbours().len() {
+        if senders.contains(from) || senders.len() > links {
             return true;
         }
         senders.push(*from);

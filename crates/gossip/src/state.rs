@@ -296,10 +296,15 @@ impl Gossip {
         // A topic we did not subscribe to is neither delivered nor relayed, so its signature is
         // not worth a check: one signed message replayed at us would otherwise cost an Ed25519
         // verification each time (it is never cached, so never a known copy), and earn its sender
-        // relay credit. Not charged: an honest neighbour on a newer version may carry a topic we do
-        // not know yet.
+        // relay credit. Not charged to a neighbour (an honest one on a newer version may carry a
+        // topic we do not know yet), but to a stranger, as any message from outside the active view.
+        // If we grafted it, its announcer kept its promise.
         if !self.topics.contains_key(&message.topic) {
             self.stats.off_topic += 1;
+            if !self.views.is_active(&from) {
+                self.over_allowance(from, now);
+            }
+            self.tree.unwanted(&from, &message.id());
             return;
         }
         let id = message.id();
@@ -322,6 +327,23 @@ impl Gossip {
         }
     }
 
+    /// Charges a wasted message to `from`'s allowance. Past it, the message is dropped (returns true)
+    /// and costs the peer [`Penalty::Flood`], except copies it pushed before our `Prune` (or the end
+    /// of our link) reached it: a busy honest link has a queue of them.
+    fn over_allowance(&mut self, from: PeerId, now: Instant) -> bool {
+        if self.scores.waste(from, now) {
+            return false;
+        }
+        self.stats.rate_limited += 1;
+        self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
+        if self.tree.excuse(&from, now) {
+            self.stats.in_flight_excused += 1;
+        } else {
+            self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
+        }
+        true
+    }
+
     /// A pushed message whose signature is good.
     fn on_verified(&mut self, now: Instant, pushed: Pushed) {
         let Pushed {
@@ -338,16 +360,7 @@ impl Gossip {
         // 700 valid transactions banned when every message was charged).
         let held = self.tree.cached(&id).is_some();
         let waste = !active || (held && self.tree.is_waste(&id, &message, &tree, &from));
-        if waste && !self.scores.waste(from, now) {
-            self.stats.rate_limited += 1;
-            self.pt_out.push(PtOut::Dropped(from, DropReason::RateLimited));
-            // Copies the peer pushed before our `Prune` (or the end of our link) reached it
-            // are dropped, but cost it nothing: a busy honest link has a queue of them.
-            if self.tree.excuse(&from, now) {
-                self.stats.in_flight_excused += 1;
-            } else {
-                self.pt_out.push(PtOut::Penalty(from, Penalty::Flood));
-            }
+        if waste && self.over_allowance(from, now) {
             return;
         }
         if !waste && !held {

@@ -419,10 +419,10 @@ fn an_owed_decline_is_not_sent_after_the_graft_was_answered() {
     );
 }
 
-#[test]
-fn a_graft_taken_while_the_message_awaits_its_verdict_is_declined_if_it_is_not_accepted() {
-    // A seen cache of two messages' bytes (the announcements are remembered by count): a message
-    // announced is soon forgotten, and may come again.
+/// A node whose seen cache holds two messages' bytes (announcements are remembered by count):
+/// message 1 is announced to the grafter, forgotten, and comes again, now awaiting the verdict of
+/// an application that validates the topic. Returns the node, the grafter and the message's id.
+fn announced_forgotten_and_back() -> (Gossip, PeerId, MessageId) {
     let config = Config {
         seen_max_bytes: 2 * (100 + 320),
         ..Config::default()
@@ -432,8 +432,6 @@ fn a_graft_taken_while_the_message_awaits_its_verdict_is_declined_if_it_is_not_a
         unreachable!()
     };
     relay_and_announce(&mut g, at(1), relay, vec![message(2, 100), message(3, 100)]);
-    // The application validates the topic from now on; message 1 comes again and awaits its
-    // verdict when the grafter, told of it before, asks for it.
     let validated = TopicOptions::default().with_validation();
     g.handle(
         at(2),
@@ -450,19 +448,38 @@ fn a_graft_taken_while_the_message_awaits_its_verdict_is_declined_if_it_is_not_a
             .any(|o| matches!(o, Output::Emit(meshwork_gossip::Event::Validate { .. }))),
         "{out:?}"
     );
+    (g, grafter, id)
+}
+
+/// The application ignores message `id` this time (it holds it already), at 5 ms.
+fn ignore(g: &mut Gossip, id: MessageId) -> Vec<Output<Gossip>> {
+    let mut out = Vec::new();
+    let verdict = Command::Validated(id, meshwork_gossip::Verdict::Ignore);
+    g.handle(at(5), Input::Command(verdict), &mut out);
+    out
+}
+
+#[test]
+fn a_graft_taken_while_the_message_awaits_its_verdict_is_declined_if_it_is_not_accepted() {
+    let (mut g, grafter, id) = announced_forgotten_and_back();
     let out = send(&mut g, at(4), grafter, TreeMessage::Graft { id });
     assert_eq!(answered(&out, grafter).0, 0);
     assert!(
         declined(&out, grafter).is_empty(),
         "the verdict may still be Accept"
     );
-    // The application ignores it this time (it holds it already): nothing will follow, and the
-    // grafter is told so.
-    let mut out = Vec::new();
-    let verdict = Command::Validated(id, meshwork_gossip::Verdict::Ignore);
-    g.handle(at(5), Input::Command(verdict), &mut out);
-    assert_eq!(declined(&out, grafter), vec![id]);
-    // A graft after the verdict is declined at once.
+    // Nothing will follow: the grafter is told so.
+    assert_eq!(declined(&ignore(&mut g, id), grafter), vec![id]);
+}
+
+#[test]
+fn a_graft_for_a_message_the_application_refused_after_it_came_again_is_declined_at_once() {
+    let (mut g, grafter, id) = announced_forgotten_and_back();
+    assert!(
+        declined(&ignore(&mut g, id), grafter).is_empty(),
+        "nobody grafted it"
+    );
     let out = send(&mut g, at(6), grafter, TreeMessage::Graft { id });
     assert_eq!(answered(&out, grafter).0, 0);
+    assert_eq!(declined(&out, grafter), vec![id]);
 }

@@ -254,3 +254,35 @@ fn a_message_of_a_topic_we_did_not_subscribe_to_costs_no_signature_check_however
     relay(&mut g, at(200), a, transaction(1));
     assert_eq!(g.stats().signatures_verified, 1);
 }
+
+#[test]
+fn a_strangers_messages_of_a_topic_we_did_not_subscribe_to_draw_on_its_allowance() {
+    // No allowance: every wasted message is counted (`rate_limited`) at once.
+    let mut config = Config::default();
+    (
+        config.score.rate_burst,
+        config.score.rate_per_sec,
+        config.score.relay_credit,
+    ) = (0.0, 0.0, 0.0);
+    let mut g = Gossip::new(key(1), config, 7);
+    let mut out = Vec::new();
+    let subscribe = Command::Subscribe(topic(), TopicOptions::default());
+    g.handle(at(0), Input::Command(subscribe), &mut out);
+    let (neighbour, stranger) = (key(2).peer_id(), key(50).peer_id());
+    for peer in [neighbour, stranger] {
+        g.handle(at(0), Input::PeerUp(peer), &mut out);
+    }
+    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: false });
+    g.handle(at(0), Input::Message { from: neighbour, msg }, &mut out);
+    let other = TopicId::from_name("not ours");
+    let message = GossipMessage::sign(&key(2), other, 1, b"x".to_vec().try_into().unwrap());
+    for from in [neighbour, stranger] {
+        let msg = Message::Tree(TreeMessage::Gossip {
+            message: message.clone(),
+            hops: 1,
+        });
+        g.handle(at(1), Input::Message { from, msg }, &mut out);
+    }
+    assert_eq!(g.stats().off_topic, 2);
+    assert_eq!(g.stats().rate_limited, 1, "the stranger's, not the neighbour's");
+}

@@ -54,8 +54,10 @@ pub struct MemoryStore {
     max_providers_per_key: usize,
     /// Records of one publisher, and keys one provider provides, at most.
     max_per_peer: (usize, usize),
-    /// How many keys each provider provides here (kept, not scanned: an announcement carries no
-    /// signature to check, so a scan per announcement would be the costliest thing about it).
+    /// How many records each publisher holds here, and how many keys each provider provides: kept,
+    /// not scanned, so that a store of any size costs the same per record or announcement.
+    records_by: HashMap<PeerId, usize>,
+    /// See `records_by`.
     provided_by: HashMap<PeerId, usize>,
 }
 
@@ -83,6 +85,7 @@ impl MemoryStore {
                 (max_records / DEFAULT_SHARE).max(1),
                 (max_provided_keys / DEFAULT_SHARE).max(1),
             ),
+            records_by: HashMap::new(),
             provided_by: HashMap::new(),
         }
     }
@@ -101,13 +104,24 @@ impl MemoryStore {
         self
     }
 
-    /// How many records `publisher` holds here. A scan: it runs only for a record under a key not
-    /// held yet, after the record's signature was checked, which costs far more.
+    /// How many records `publisher` holds here.
     fn held_by(&self, publisher: &PeerId) -> usize {
-        self.records
-            .values()
-            .filter(|r| r.publisher == *publisher)
-            .count()
+        self.records_by.get(publisher).copied().unwrap_or(0)
+    }
+
+    /// Stores `record` under its key, counting it for its publisher (and the one it replaces out).
+    fn insert_record(&mut self, record: Record) {
+        count(&mut self.records_by, record.publisher, true);
+        if let Some(old) = self.records.insert(record.key, record) {
+            count(&mut self.records_by, old.publisher, false);
+        }
+    }
+
+    /// Drops the record under `key`, counting it out.
+    fn remove_record(&mut self, key: &Key) {
+        if let Some(old) = self.records.remove(key) {
+            count(&mut self.records_by, old.publisher, false);
+        }
     }
 
     /// The number of records held (expired ones included until [`RecordStore::expire`]).
@@ -125,9 +139,9 @@ impl MemoryStore {
     #[cfg_attr(not(feature = "redb"), allow(dead_code))]
     pub(crate) fn restore_record(&mut self, key: Key, record: Option<Record>) {
         match record {
-            Some(record) => self.records.insert(key, record),
-            None => self.records.remove(&key),
-        };
+            Some(record) => self.insert_record(record),
+            None => self.remove_record(&key),
+        }
     }
 
     /// The providers held for `key` (to undo a change).
@@ -174,12 +188,12 @@ impl RecordStore for MemoryStore {
             }
             _ => {}
         }
-        self.records.insert(record.key, record);
+        self.insert_record(record);
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) {
-        self.records.remove(key);
+        self.remove_record(key);
     }
 
     fn add_provider(&mut self, key: Key, provider: ProviderRecord) -> Result<(), RecordError> {
@@ -224,7 +238,14 @@ impl RecordStore for MemoryStore {
     }
 
     fn expire(&mut self, now: Instant) {
-        self.records.retain(|_, r| r.expires_at() > now);
+        let records_by = &mut self.records_by;
+        self.records.retain(|_, r| {
+            let keep = r.expires_at() > now;
+            if !keep {
+                count(records_by, r.publisher, false);
+            }
+            keep
+        });
         let provided_by = &mut self.provided_by;
         self.providers.retain(|_, list| {
             list.retain(|p| {
@@ -239,15 +260,16 @@ impl RecordStore for MemoryStore {
     }
 }
 
-/// One more (`added`) or one fewer key provided by `provider`; a provider of none is forgotten.
-fn count(provided_by: &mut HashMap<PeerId, usize>, provider: PeerId, added: bool) {
-    let n = provided_by.entry(provider).or_insert(0);
+/// One more (`added`) or one fewer record or provided key of `peer` in `counts`; a peer of none is
+/// forgotten.
+fn count(counts: &mut HashMap<PeerId, usize>, peer: PeerId, added: bool) {
+    let n = counts.entry(peer).or_insert(0);
     if added {
         *n += 1;
     } else {
         *n = n.saturating_sub(1);
         if *n == 0 {
-            provided_by.remove(&provider);
+            counts.remove(&peer);
         }
     }
 }

@@ -340,7 +340,7 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
 }
 
 #[test]
-fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
+fn providers_named_in_an_answer_lose_a_relay_circuits_address() {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
     let key = Key::from_bytes([8; 32]);
@@ -351,7 +351,8 @@ fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
     let (id, _) = requests_to(&out, peer(1))[0].clone();
     let info = |i: u64, addr: Address| meshwork_kad::PeerInfo { id: peer(i), addr };
     let relayed = Address::from(meshwork_wire::relayed::relayed_addr(3));
-    // Peer 1 names us (peer 0) as a provider, and peer 7 at a relay circuit's address.
+    // Peer 1 names us (peer 0: it stores our announcement) and peer 7, at a relay circuit's
+    // address, as providers.
     let providers = vec![info(0, addr(0)), info(7, relayed)].try_into().unwrap();
     let response = Response::Providers {
         providers,
@@ -365,5 +366,5 @@ fn providers_named_in_an_answer_are_checked_as_any_named_peer() {
             _ => None,
         })
         .expect("the lookup ended");
-    assert_eq!(found, vec![info(7, Address::unknown())]);
+    assert_eq!(found, vec![info(0, addr(0)), info(7, Address::unknown())]);
 }

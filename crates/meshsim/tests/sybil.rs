@@ -62,8 +62,9 @@ fn without_admission_limits_the_sybils_eclipse_every_honest_node() {
 
 #[test]
 fn runs_over_seeds_report_each_run_their_mean_and_the_worst() {
+    // With the defences on, the figures differ from seed to seed (without them, every run is
+    // eclipsed alike and the checks below would hold trivially).
     let mut args = SYBIL_GOSSIP.to_vec();
-    args.push("--no-admission-limits");
     let mut seed_4 = args.clone();
     seed_4.extend(["--json", "--seed", "4"]);
     let single = [meshsim(&args), support::meshsim_json(&seed_4)];

@@ -72,7 +72,7 @@ impl Plumtree {
             }
             if !self.missing.contains_key(&announcement.id) {
                 let made = self.missing_by.get(&from).copied().unwrap_or(0);
-                if self.missing.len() >= self.config.max_missing || made >= self.config.max_missing / 2 {
+                if self.missing.len() >= self.config.max_missing || made >= self.missing_share() {
                     continue;
                 }
                 *self.missing_by.entry(from).or_default() += 1;
@@ -108,6 +108,14 @@ impl Plumtree {
                 self.graft_next(now, id, out);
             }
         }
+    }
+
+    /// The entries of the table of missing messages one neighbour's announcements may make: its
+    /// share of [`crate::Config::max_missing`] among a full active view's neighbours (at least one),
+    /// so that hostile neighbours announcing made-up ids leave the honest ones their places.
+    fn missing_share(&self) -> usize {
+        let neighbours = self.config.active_view_capacity.max(1);
+        (self.config.max_missing / neighbours).max(1)
     }
 
     /// How long to wait for a copy of a message announced on the tree `tag` before grafting it: the

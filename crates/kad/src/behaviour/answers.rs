@@ -9,9 +9,9 @@ use super::queries::{Kind, Purpose, Qid};
 use super::state::{Kademlia, Out};
 use super::stats::Outcome;
 use super::types::Event;
+use crate::PeerInfo;
 use crate::message::{RequestId, Response};
 use crate::store::RecordStore;
-use crate::{Address, PeerInfo};
 
 impl<S: RecordStore> Kademlia<S> {
     pub(crate) fn on_response(
@@ -116,15 +116,18 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    /// The peers an answer names that we may contact (not us, and solving the puzzle), a relay
-    /// circuit's virtual address made unknown: it is the naming peer's own business, and means
-    /// nothing here.
-    fn named(&self, mut peers: Vec<PeerInfo>) -> Vec<PeerInfo> {
-        peers.retain(|info| self.acceptable(&info.id));
-        for info in peers.iter_mut().filter(|info| info.addr.is_relayed()) {
-            info.addr = Address::unknown();
-        }
+    /// The peers an answer names that `keep` accepts, each at the address it was named with as
+    /// [`crate::Address::named`] takes it (a relay circuit's virtual address is the naming peer's own
+    /// business, and means nothing here).
+    fn named_peers(&self, peers: Vec<PeerInfo>, keep: impl Fn(&PeerId) -> bool) -> Vec<PeerInfo> {
         peers
+            .into_iter()
+            .filter(|info| keep(&info.id))
+            .map(|info| PeerInfo {
+                id: info.id,
+                addr: info.addr.named(),
+            })
+            .collect()
     }
 
     fn lookup_answer(&mut self, now: Instant, qid: Qid, from: PeerId, response: Response, out: &mut Out<S>) {
@@ -143,9 +146,13 @@ impl<S: RecordStore> Kademlia<S> {
             }
         };
         self.count(purpose, Outcome::Answered);
-        let named = self.named(closer.into_inner());
-        // A provider is a peer named like any other.
-        let providers = providers.map(|list| self.named(list.into_inner()));
+        // Peers to contact: not us, and solving the puzzle. A provider must solve it too, but may
+        // be us (another peer stores our announcement).
+        let named = self.named_peers(closer.into_inner(), |peer| self.acceptable(peer));
+        let providers = providers.map(|list| {
+            let keep = |peer: &PeerId| *peer == self.local || self.acceptable(peer);
+            self.named_peers(list.into_inner(), keep)
+        });
         let Some(query) = self.queries.get_mut(&qid) else {
             return;
         };

@@ -19,8 +19,9 @@
 //! our shuffle).
 //!
 //! `--runs` repeats the experiment over seeds `--seed`, `--seed + 1`, …: shares are means over the
-//! runs, `_min` keys and counts of harm (nodes without an honest neighbour, components) the worst
-//! run's, and each run's reliability and honest-majority share are listed (`_by_run`). One attack
+//! runs (`active_honest_share_p50` the mean of the runs' medians), `_min` keys and counts of harm
+//! (nodes without an honest neighbour, components) the worst run's, counts of messages and bans
+//! totals, and each run's reliability and honest-majority share are listed (`_by_run`). One attack
 //! can eclipse a publisher by the luck of its draw, so a single seed is an anecdote.
 //!
 //! What it shows (`--runs 6`, seeds 1 to 6, 1,000 honest nodes, 429 Sybils from 4 /24s, 120 s of
@@ -85,8 +86,8 @@ pub(crate) struct Args {
     /// Honest broadcasts after the attack phase (the attack goes on).
     #[arg(long, default_value_t = 5)]
     messages: u64,
-    /// Runs, with seeds `--seed`, `--seed + 1`, …: shares are means over the runs, `_min` keys and
-    /// counts of harm the worst run's, message counts totals.
+    /// Runs, with seeds --seed, --seed + 1, ...: shares (and the median honest share) are means over
+    /// the runs, _min keys and counts of harm the worst run's, message and ban counts totals.
     #[arg(long, default_value_t = 1)]
     runs: u64,
     /// Lift every admission limit of HyParView (plain HyParView: the attack without the defence).
