@@ -17,23 +17,25 @@ mod in_flight;
 mod lazy;
 mod lenders;
 mod links;
+mod missing;
 mod offers;
 mod rtt;
 mod stats;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use meshwork_wire::{Instant, PeerId};
 
 use crate::cache::{Entry, SeenCache, Status};
 use crate::config::{Config, Trees};
-use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage, TreeRef, TreeTag};
+use crate::message::{Announcement, GossipMessage, MAX_IHAVE, MessageId, TreeMessage, TreeRef};
 use crate::score::Penalty;
 use crate::state::Timer;
 use in_flight::InFlight;
 use lazy::shortens;
 use lenders::Lenders;
 use links::Links;
+use missing::Missing;
 pub(crate) use offers::GraftCheck;
 use offers::Offers;
 use rtt::GraftWait;
@@ -88,41 +90,6 @@ pub(crate) enum PtOut {
 pub(super) struct Promise {
     grafted: Instant,
     seq: u64,
-}
-
-#[derive(Debug)]
-struct Missing {
-    /// When its first announcement came: how late the tree's copy is ([`GraftWait::lateness`]).
-    since: Instant,
-    /// The neighbour whose announcement made the entry: it counts against that neighbour's share of
-    /// the table ([`Plumtree::missing_by`]).
-    creator: PeerId,
-    /// Who announced it, with the hops it had there.
-    announcers: VecDeque<(PeerId, u16)>,
-    /// The announcer grafted last, and when.
-    grafted: Option<(PeerId, Instant)>,
-    /// When the graft timer scheduled last falls due: one that fires before is stale (a `Decline`
-    /// grafted the next announcer sooner, and scheduled its own).
-    due: Option<Instant>,
-    /// The tree its announcements named, or `None` once two named different ones (a node then trusts
-    /// no tag for it, so an announcer naming a wrong tree cannot make it wait).
-    tree: Option<TreeTag>,
-    /// Whether its first graft waited for our parent on that tree (`lazy.rs`'s `defer_to_parent`).
-    deferred: bool,
-}
-
-impl Missing {
-    fn new(since: Instant, tree: TreeTag, creator: PeerId) -> Self {
-        Self {
-            since,
-            creator,
-            announcers: VecDeque::new(),
-            grafted: None,
-            due: None,
-            tree: Some(tree),
-            deferred: false,
-        }
-    }
 }
 
 /// The Plumtree state of one node.
@@ -471,13 +438,6 @@ impl Plumtree {
         });
     }
 
-    /// Forgets missing message `id`, and its count against the neighbour whose announcement made it.
-    fn forget_missing(&mut self, id: &MessageId) -> Option<Missing> {
-        let missing = self.missing.remove(id)?;
-        uncount(&mut self.missing_by, &missing.creator);
-        Some(missing)
-    }
-
     /// A copy of `id` from `from` dropped unread (its topic is not ours): if we grafted it from
     /// `from`, the promise is kept, and the message is missing no more (no graft would bring one we
     /// want).
@@ -490,15 +450,8 @@ impl Plumtree {
     pub(crate) fn sweep(&mut self, now: Instant) {
         let dropped = self.cache.expire(now);
         self.pending = self.pending.saturating_sub(dropped.len());
+        self.forget_arrived();
         let cache = &self.cache;
-        let missing_by = &mut self.missing_by;
-        self.missing.retain(|id, missing| {
-            let keep = !cache.contains(id);
-            if !keep {
-                uncount(missing_by, &missing.creator);
-            }
-            keep
-        });
         self.grafted_pending.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
         self.in_flight.retain(|_, window| window.until > now);
@@ -574,15 +527,5 @@ impl Plumtree {
 
     pub(crate) fn cache_len(&self) -> usize {
         self.cache.len()
-    }
-}
-
-/// One entry of the table of missing messages fewer made by `creator`'s announcements.
-fn uncount(missing_by: &mut HashMap<PeerId, usize>, creator: &PeerId) {
-    if let Some(n) = missing_by.get_mut(creator) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            missing_by.remove(creator);
-        }
     }
 }
