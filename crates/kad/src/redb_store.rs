@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
 use crate::store::{MemoryStore, ProviderRecord, RecordStore};
@@ -40,7 +41,8 @@ fn provider_key(key: &Key, provider: &PeerInfo) -> Vec<u8> {
 
 impl RedbRecordStore {
     /// Opens (or creates) the database at `path`, loading what is unexpired at `now` into a cache with
-    /// the bounds of `limits` (see [`MemoryStore::new`]); entries beyond the bounds are dropped.
+    /// the bounds of `limits` (see [`MemoryStore::new`]); entries beyond the bounds are dropped, from
+    /// the disk too.
     pub fn open(path: &Path, limits: MemoryStore, now: Instant) -> Result<Self, RecordError> {
         let db = Database::create(path).map_err(store_error)?;
         let txn = db.begin_write().map_err(store_error)?;
@@ -56,31 +58,62 @@ impl RedbRecordStore {
         Ok(store)
     }
 
+    /// Loads the unexpired records and providers into the cache. Rows the cache's bounds leave out
+    /// (refused, or pushed out by a later row) are deleted, so that they do not come back at every
+    /// open; expired ones are left to [`RecordStore::expire`].
     fn load(&mut self, now: Instant) -> Result<(), RecordError> {
         let txn = self.db.begin_read().map_err(store_error)?;
         let records = txn.open_table(RECORDS).map_err(store_error)?;
+        let mut left_out: Vec<(bool, Vec<u8>)> = Vec::new();
         for entry in records.iter().map_err(store_error)? {
-            let (_, value) = entry.map_err(store_error)?;
+            let (key, value) = entry.map_err(store_error)?;
             // A corrupt or foreign entry is skipped, not trusted: records are re-verified on every read
             // by whoever asks for them anyway.
             if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
-                let _ = self.cache.put(record, now);
+                if record.expires_at() > now && self.cache.put(record, now).is_err() {
+                    left_out.push((true, key.value().to_vec()));
+                }
             }
         }
         let providers = txn.open_table(PROVIDERS).map_err(store_error)?;
+        let mut loaded: Vec<(Key, PeerId, Vec<u8>)> = Vec::new();
         for entry in providers.iter().map_err(store_error)? {
-            let (key, value) = entry.map_err(store_error)?;
-            let Ok(bytes) = <[u8; 32]>::try_from(&key.value()[..32.min(key.value().len())]) else {
+            let (row, value) = entry.map_err(store_error)?;
+            let Ok(bytes) = <[u8; 32]>::try_from(&row.value()[..32.min(row.value().len())]) else {
                 continue;
             };
             if let Ok((provider, expires)) = meshwork_wire::decode::<(PeerInfo, u64)>(value.value()) {
                 let expires = Instant::from_nanos(expires);
                 if expires > now {
-                    let _ = self
-                        .cache
-                        .add_provider(Key::from_bytes(bytes), ProviderRecord { provider, expires });
+                    let (key, id) = (Key::from_bytes(bytes), provider.id);
+                    let _ = self.cache.add_provider(key, ProviderRecord { provider, expires });
+                    loaded.push((key, id, row.value().to_vec()));
                 }
             }
+        }
+        drop((records, providers, txn));
+        for (key, id, row) in loaded {
+            let kept = self
+                .cache
+                .providers(&key, now)
+                .iter()
+                .any(|p| p.provider.id == id);
+            if !kept {
+                left_out.push((false, row));
+            }
+        }
+        if !left_out.is_empty() {
+            self.write(|txn| {
+                let (mut records, mut providers) = (txn.open_table(RECORDS)?, txn.open_table(PROVIDERS)?);
+                for (record, row) in &left_out {
+                    if *record {
+                        records.remove(row.as_slice())?;
+                    } else {
+                        providers.remove(row.as_slice())?;
+                    }
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }

@@ -102,6 +102,11 @@ fn the_cache_bounds_hold_on_reload() {
         4,
         "a smaller bound on reopen keeps memory bounded"
     );
+    drop(store);
+    // And the disk: what the bound left out is gone, not loaded again at every open.
+    let limits = MemoryStore::new(10, 10, 10).with_share(10, 10);
+    let store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
+    assert_eq!(store.num_records(), 4);
 }
 
 #[test]
