@@ -32,7 +32,8 @@ pub(crate) struct Entry {
     /// announce it back. Emptied once forwarded.
     pub(crate) holders: Vec<PeerId>,
     /// For a borrowed message that came more than once, the neighbours that sent it (its parent
-    /// first), at most one a link (`Plumtree::is_waste`). Empty, and unallocated, for most entries.
+    /// first), at most the parent and one a link (`Plumtree::is_waste`). Empty, and unallocated, for
+    /// most entries.
     pub(crate) copies_from: Vec<PeerId>,
 }
 

@@ -334,14 +334,7 @@ impl Plumtree {
         self.stats.gossip_received += 1;
         // A graft's answer keeps the announcer's promise, however late (a copy from someone else may
         // have come first).
-        let answers_graft = match self.promises.remove(&(from, id)) {
-            Some(promise) => {
-                self.answered(from, now.saturating_duration_since(promise.grafted));
-                self.replied(from, promise);
-                true
-            }
-            None => false,
-        };
+        let answers_graft = self.keep_promise(now, from, id);
         // Every tree decision below is about the tree the message follows, which is its origin's own
         // unless it borrowed one.
         let origin = tree;
@@ -441,9 +434,21 @@ impl Plumtree {
     /// A copy of `id` from `from` dropped unread (its topic is not ours): if we grafted it from
     /// `from`, the promise is kept, and the message is missing no more (no graft would bring one we
     /// want).
-    pub(crate) fn unwanted(&mut self, from: &PeerId, id: &MessageId) {
-        self.promises.remove(&(*from, *id));
-        self.forget_missing(id);
+    pub(crate) fn unwanted(&mut self, now: Instant, from: PeerId, id: MessageId) {
+        self.keep_promise(now, from, id);
+        self.forget_missing(&id);
+    }
+
+    /// A copy of `id` came from `from`: if it answers a graft of ours, the announcer kept its
+    /// promise, and its answer teaches how long its link makes us wait (and that the grafts to it
+    /// before were skipped). Returns whether it answers a graft.
+    fn keep_promise(&mut self, now: Instant, from: PeerId, id: MessageId) -> bool {
+        let Some(promise) = self.promises.remove(&(from, id)) else {
+            return false;
+        };
+        self.answered(from, now.saturating_duration_since(promise.grafted));
+        self.replied(from, promise);
+        true
     }
 
     /// Forgets expired cache entries.

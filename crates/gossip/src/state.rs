@@ -304,7 +304,7 @@ impl Gossip {
             if !self.views.is_active(&from) {
                 self.over_allowance(from, now);
             }
-            self.tree.unwanted(&from, &message.id());
+            self.tree.unwanted(now, from, message.id());
             return;
         }
         let id = message.id();

@@ -174,3 +174,23 @@ fn a_neighbour_that_came_back_is_not_grafted_for_what_it_announced_before() {
             .all(|(_, t)| !matches!(t, Timer::Promise { .. }))
     );
 }
+
+#[test]
+fn an_answer_to_a_graft_on_a_topic_we_do_not_take_keeps_the_promise() {
+    let (mut g, announcer) = node();
+    // The announcer told of a message of a topic we did not subscribe to (an announcement names no
+    // topic), and answers our graft with it: dropped unread, but the promise was kept.
+    let other = meshwork_gossip::TopicId::from_name("not ours");
+    let key = meshwork_identity::Keypair::from_seed([10; 32]);
+    let msg = meshwork_gossip::GossipMessage::sign(&key, other, 1, b"x".to_vec().try_into().unwrap());
+    let id = msg.id();
+    let (_, promise) = announce_and_graft(&mut g, at(10), announcer, id);
+    let answer = TreeMessage::Gossip {
+        message: msg,
+        hops: 1,
+    };
+    handle(&mut g, at(60), from(announcer, answer));
+    assert_eq!(g.stats().off_topic, 1);
+    let (last, _) = fire(&mut g, at(5_010), promise);
+    assert_eq!(g.score(&announcer, last), 0.0, "no broken promise");
+}

@@ -102,8 +102,9 @@ impl RedbRecordStore {
                 left_out.push((false, row));
             }
         }
+        // Best effort, as every removal: a failed write is counted, and the rows go at a later open.
         if !left_out.is_empty() {
-            self.write(|txn| {
+            let _ = self.write(|txn| {
                 let (mut records, mut providers) = (txn.open_table(RECORDS)?, txn.open_table(PROVIDERS)?);
                 for (record, row) in &left_out {
                     if *record {
@@ -113,7 +114,7 @@ impl RedbRecordStore {
                     }
                 }
                 Ok(())
-            })?;
+            });
         }
         Ok(())
     }

@@ -128,3 +128,23 @@ fn a_provider_pushed_out_of_a_full_key_leaves_the_disk_too() {
         "the first one's row went with it"
     );
 }
+
+#[test]
+fn providers_the_bounds_leave_out_on_load_leave_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let key = Key::from_bytes([4; 32]);
+    let open = |per_key| RedbRecordStore::open(&path, MemoryStore::new(10, 10, per_key), at(0)).unwrap();
+    {
+        let mut store = open(10);
+        store.add_provider(key, provider(7, at(100))).unwrap();
+        store.add_provider(key, provider(8, at(200))).unwrap();
+    }
+    // One provider a key: one of the two is left out (refused, or pushed out by the other).
+    assert_eq!(open(1).providers(&key, at(0)).len(), 1);
+    assert_eq!(
+        open(10).providers(&key, at(0)).len(),
+        1,
+        "the other's row is gone"
+    );
+}
