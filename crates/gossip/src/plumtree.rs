@@ -240,7 +240,7 @@ impl Plumtree {
     pub(crate) fn neighbor_down(&mut self, now: Instant, peer: PeerId) {
         self.excuse_pushes(now, peer);
         self.links.down(peer);
-        self.offers.forget(&peer);
+        self.offers.forget(now, &peer);
         self.declined.remove(&peer);
         self.lenders.forget(&peer);
         // What it promised ends with the link: the graft timers move on to other announcers, and a

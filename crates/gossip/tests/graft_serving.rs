@@ -483,3 +483,31 @@ fn a_graft_for_a_message_the_application_refused_after_it_came_again_is_declined
     assert_eq!(answered(&out, grafter).0, 0);
     assert_eq!(declined(&out, grafter), vec![id]);
 }
+
+#[test]
+fn a_neighbour_that_leaves_and_comes_back_takes_up_the_answer_budget_it_left() {
+    // A budget of one answer, refilled slowly.
+    let config = Config {
+        graft_burst_bytes: 600,
+        graft_bytes_per_sec: 1,
+        ..Config::default()
+    };
+    let (mut g, relay, grafter) = node_with(config);
+    let messages = vec![message(1, 200), message(2, 200)];
+    let ids = relay_and_announce(&mut g, at(0), relay, messages);
+    let out = send(&mut g, at(1), grafter, TreeMessage::Graft { id: ids[0] });
+    assert_eq!(answered(&out, grafter).0, 1);
+    let out = send(&mut g, at(2), grafter, TreeMessage::Graft { id: ids[1] });
+    assert_eq!(declined(&out, grafter), vec![ids[1]], "over the budget");
+    // It leaves and comes back: told of the recent messages again, it grafts the second once more.
+    let mut out = Vec::new();
+    g.handle(at(3), Input::PeerDown(grafter), &mut out);
+    g.handle(at(4), Input::PeerUp(grafter), &mut out);
+    let msg = Message::Membership(MembershipMessage::Neighbor { high_priority: true });
+    g.handle(at(4), Input::Message { from: grafter, msg }, &mut out);
+    assert!(g.active_view().contains(&grafter));
+    g.handle(at(5), Input::Timer(Timer::FlushIHave), &mut out);
+    let out = send(&mut g, at(6), grafter, TreeMessage::Graft { id: ids[1] });
+    assert_eq!(answered(&out, grafter).0, 0, "the budget it left, not a full one");
+    assert_eq!(declined(&out, grafter), vec![ids[1]]);
+}

@@ -56,11 +56,17 @@ const MAX_OWED_DECLINES: usize = 4096;
 /// Declines owed to one neighbour at most (one full `IHave`'s worth of ids): a neighbour that never
 /// reads cannot push out what is owed to the others.
 pub(crate) const MAX_OWED_PER_PEER: usize = 64;
+/// Answer budgets of departed neighbours kept at most, until each refills ([`Offers::forget`]).
+const MAX_DEPARTED: usize = 4096;
 
 /// The ids announced to each neighbour, bounded per neighbour and in age.
 #[derive(Debug)]
 pub(crate) struct Offers {
     peers: HashMap<PeerId, PeerOffers>,
+    /// The answer budgets of neighbours whose link went down, until they refill: a neighbour that
+    /// leaves and comes back (a `Neighbor` request about once a second is within the limits) takes
+    /// up the budget it left, not a full one each time, which was 4 MiB of answers a cycle.
+    departed: HashMap<PeerId, TokenBucket>,
     /// Declines a full send queue dropped, oldest first, with when the first was dropped.
     owed: VecDeque<(Instant, PeerId, MessageId)>,
     /// The owed declines sent again at the last flush, with when each was first dropped: one dropped
@@ -79,6 +85,7 @@ impl Offers {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
             peers: HashMap::new(),
+            departed: HashMap::new(),
             owed: VecDeque::new(),
             resent: HashMap::new(),
             owed_for: config.graft_promise_max / 2,
@@ -90,11 +97,13 @@ impl Offers {
     }
 
     fn peer(&mut self, peer: PeerId, now: Instant) -> &mut PeerOffers {
-        let burst = self.burst;
+        let (burst, departed) = (self.burst, &mut self.departed);
         self.peers.entry(peer).or_insert_with(|| PeerOffers {
             ids: HashMap::new(),
             order: VecDeque::new(),
-            budget: TokenBucket::full(burst, now),
+            budget: departed
+                .remove(&peer)
+                .unwrap_or_else(|| TokenBucket::full(burst, now)),
         })
     }
 
@@ -157,9 +166,22 @@ impl Offers {
     }
 
     /// Forgets a neighbour that went down, and the declines we owed it: its grafts' promises ended
-    /// with the link on its side.
-    pub(crate) fn forget(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
+    /// with the link on its side. Its answer budget is kept until it refills, for when it comes
+    /// back ([`MAX_DEPARTED`] at most: past it, those refilled are dropped, then new ones are not
+    /// kept).
+    pub(crate) fn forget(&mut self, now: Instant, peer: &PeerId) {
+        let (burst, rate) = (self.burst, self.rate);
+        if let Some(mut offers) = self.peers.remove(peer)
+            && !offers.budget.is_full(now, burst, rate)
+        {
+            if self.departed.len() >= MAX_DEPARTED {
+                self.departed
+                    .retain(|_, budget| !budget.is_full(now, burst, rate));
+            }
+            if self.departed.len() < MAX_DEPARTED {
+                self.departed.insert(*peer, offers.budget);
+            }
+        }
         self.owed.retain(|(_, to, _)| to != peer);
     }
 
