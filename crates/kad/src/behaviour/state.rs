@@ -458,7 +458,7 @@ impl<S: RecordStore> Kademlia<S> {
             .links
             .get_mut(&peer)
             .is_some_and(|link| std::mem::take(&mut link.up));
-        self.connected -= usize::from(was_connected);
+        self.connected = self.connected.saturating_sub(usize::from(was_connected));
         self.dialing.remove(&peer);
         // An anchor whose connection closed is one no longer, and is not dialled for it now: the
         // other side's connection manager may have closed it for holding too many. The next peer of
