@@ -339,8 +339,9 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
     assert_eq!(store.providers(&third, now).len(), 1, "peer 6's lapsed too");
 }
 
-#[test]
-fn providers_named_in_an_answer_lose_a_relay_circuits_address() {
+/// The providers a lookup of them returns when the only peer asked, peer 1, answers naming
+/// `providers` (and no closer peers).
+fn providers_found(providers: Vec<meshwork_kad::PeerInfo>) -> Vec<meshwork_kad::PeerInfo> {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
     let key = Key::from_bytes([8; 32]);
@@ -349,22 +350,45 @@ fn providers_named_in_an_answer_lose_a_relay_circuits_address() {
         key,
     }));
     let (id, _) = requests_to(&out, peer(1))[0].clone();
-    let info = |i: u64, addr: Address| meshwork_kad::PeerInfo { id: peer(i), addr };
-    let relayed = Address::from(meshwork_wire::relayed::relayed_addr(3));
-    // Peer 1 names us (peer 0: it stores our announcement) and peer 7, at a relay circuit's
-    // address, as providers.
-    let providers = vec![info(0, addr(0)), info(7, relayed)].try_into().unwrap();
     let response = Response::Providers {
-        providers,
+        providers: providers.try_into().unwrap(),
         closer: Vec::new().try_into().unwrap(),
     };
     let out = node.from(1, Message::Response { id, response });
-    let found = events(&out)
+    events(&out)
         .into_iter()
         .find_map(|e| match e {
             meshwork_kad::Event::GetProviders { providers, .. } => Some(providers),
             _ => None,
         })
-        .expect("the lookup ended");
-    assert_eq!(found, vec![info(0, addr(0)), info(7, Address::unknown())]);
+        .expect("the lookup ended")
+}
+
+fn provider_at(i: u64, addr: Address) -> meshwork_kad::PeerInfo {
+    meshwork_kad::PeerInfo { id: peer(i), addr }
+}
+
+#[test]
+fn providers_named_in_an_answer_lose_a_relay_circuits_address() {
+    let relayed = Address::from(meshwork_wire::relayed::relayed_addr(3));
+    // Peer 1 names us (peer 0: it stores our announcement) and peer 7, at a relay circuit's
+    // address, as providers.
+    let found = providers_found(vec![provider_at(0, addr(0)), provider_at(7, relayed)]);
+    assert_eq!(
+        found,
+        vec![provider_at(0, addr(0)), provider_at(7, Address::unknown())]
+    );
+}
+
+#[test]
+fn one_answer_fills_at_most_half_the_providers_found() {
+    let named: Vec<_> = (10..30).map(|i| provider_at(i, addr(i))).collect();
+    let found = providers_found(named.clone());
+    let k = Config::default().k;
+    assert_eq!(
+        found.len(),
+        k / 2,
+        "the first answer cannot shut out every other provider"
+    );
+    assert_eq!(found[..], named[..k / 2]);
 }

@@ -177,9 +177,14 @@ impl<S: RecordStore> Kademlia<S> {
             }
         }
         if let (Kind::GetProviders(found), Some(providers)) = (&mut query.kind, providers) {
+            // One answer fills at most half the result: the first to answer cannot shut out every
+            // other provider with names of its own making, and the lookup asks `α` peers at least.
+            let share = (self.config.k / 2).max(1);
+            let mut taken = 0;
             for info in providers {
-                if found.len() < self.config.k && !found.iter().any(|f| f.id == info.id) {
+                if taken < share && found.len() < self.config.k && !found.iter().any(|f| f.id == info.id) {
                     found.push(info);
+                    taken += 1;
                 }
             }
         }

@@ -185,7 +185,7 @@ pub enum Event {
         query: QueryId,
         /// The provided key.
         key: Key,
-        /// The providers found.
+        /// The providers found: at most `k`, and at most half of them from one answer.
         providers: Vec<PeerInfo>,
         /// What the query sent and how long it ran.
         stats: QueryStats,
