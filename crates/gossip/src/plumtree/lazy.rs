@@ -470,35 +470,16 @@ impl Plumtree {
             self.stats.grafts_refused += 1;
             return check;
         }
-        let Some(entry) = self.cache.get(&id) else {
-            // Announced, but forgotten since (the seen cache is full or the message expired).
+        // Nothing will follow: the message was announced but forgotten since (the seen cache is full
+        // or it expired), or it came again after that and the application refused it this time. The
+        // grafter is declined, so it asks another announcer at once.
+        let Some(entry) = self.cache.get(&id).filter(|e| e.status != Status::Dropped) else {
             self.offers.answered(&from, &id);
             self.decline(from, id, out);
             return check;
         };
-        let (tree, status) = (entry.tree, entry.status);
-        if status == Status::Dropped {
-            // It came again after the cache forgot it, and the application refused it this time:
-            // nothing will follow, so the grafter asks another announcer at once.
-            self.offers.answered(&from, &id);
-            self.decline(from, id, out);
-            return check;
-        }
-        if status != Status::Accepted {
-            // Awaiting its verdict: it goes out on the now-eager link once accepted, and a decline
-            // goes if it is not (`validated`).
-            let room = self.grafted_pending.len() < self.config.max_pending_validations;
-            let links = self.links.neighbours().len();
-            match self.grafted_pending.entry(id) {
-                HashEntry::Occupied(mut list) if list.get().len() <= links && !list.get().contains(&from) => {
-                    list.get_mut().push(from);
-                }
-                HashEntry::Vacant(slot) if room => {
-                    slot.insert(vec![from]);
-                }
-                _ => {}
-            }
-        } else {
+        let tree = entry.tree;
+        if entry.status == Status::Accepted {
             let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
             if !self.offers.spend(now, from, size) {
                 // Over budget: declined, so the grafter asks another announcer at once; still owed, so
@@ -513,6 +494,20 @@ impl Plumtree {
             out.push(PtOut::Send(from, entry.push(entry.hops.saturating_add(1))));
             // An earlier decline of it still owed would now follow the message: waste to the grafter.
             self.offers.settle(&from, &id);
+        } else {
+            // Awaiting its verdict: it goes out on the now-eager link once accepted, and a decline
+            // goes if it is not (`validated`).
+            let room = self.grafted_pending.len() < self.config.max_pending_validations;
+            let links = self.links.neighbours().len();
+            match self.grafted_pending.entry(id) {
+                HashEntry::Occupied(mut list) if list.get().len() <= links && !list.get().contains(&from) => {
+                    list.get_mut().push(from);
+                }
+                HashEntry::Vacant(slot) if room => {
+                    slot.insert(vec![from]);
+                }
+                _ => {}
+            }
         }
         self.offers.answered(&from, &id);
         self.links.make_eager(&tree, &from);
