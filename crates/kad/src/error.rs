@@ -23,6 +23,10 @@ pub enum RecordError {
         /// The maximum.
         max: usize,
     },
+    /// The key is another publisher's own: its tail is neither a shared name's nor the publisher's
+    /// ([`crate::Key::admits_publisher`]), so nobody can take or shadow a key before its owner does.
+    #[error("the record key belongs to another publisher")]
+    ForeignKey,
     /// Another publisher already holds this key, or ours is older than the stored one.
     #[error("a conflicting or newer record is already stored")]
     Conflict,

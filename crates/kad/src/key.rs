@@ -1,8 +1,27 @@
 //! 256-bit Kademlia keys and the XOR metric.
 //!
 //! Peers and records live in one key space. A peer's key is the blake3 hash of its [`PeerId`] in a
-//! domain of its own ([`Key::from_peer`]), so ids are spread uniformly even when the public keys are not,
-//! and a record's key is whatever 32 bytes its application chose (usually a hash, see [`Key::for_record`]).
+//! domain of its own ([`Key::from_peer`]), so ids are spread uniformly even when the public keys are not.
+//!
+//! ## Record keys: whose they are
+//!
+//! A record key's first half places the record (which peers store it); its second half, the
+//! **tail**, says who may publish under it, and every node that stores or returns a record checks it
+//! ([`crate::Record::verify`]):
+//! - **a publisher's own key** ([`Key::for_record`]): the tail is a hash of the publisher, so no other
+//!   peer can store a record under it. Nobody can take a key before its owner publishes (squatting), nor
+//!   shadow the owner's record with one of its own. This is how IPNS makes names self-certifying: the
+//!   reader names the publisher, and any record that verifies is the publisher's (though not
+//!   always its latest: [`crate::Command::GetValue`] ends on the first valid record it meets, and a
+//!   peer that missed an update serves the older one until it expires);
+//! - **a shared name** ([`Key::for_name`]): the tail is zero, and the first publisher to store a
+//!   record under it holds it until that record expires (the store refuses others,
+//!   [`crate::RecordError::Conflict`]). That is a first-come naming system: whoever knows a name
+//!   before its intended owner publishes can take it. Use it where that is the point.
+//!
+//! Any other tail is refused ([`crate::RecordError::ForeignKey`]). Forging a tail means finding a
+//! peer id whose hash matches 128 given bits: a second preimage of blake3, 2^128 work. The head keeps
+//! 128 uniform bits, far more than Kademlia's placement reads (about log₂ N of them).
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -16,8 +35,13 @@ pub use crate::key_memo::{MAX_MEMO_SLOTS, memoize_peer_keys};
 const PEER_KEY_CONTEXT: &str = "meshwork 2026 kad peer key v1";
 /// The peer-key domain, its context hashed once: every message names peers whose keys we derive.
 static PEER_KEY_DOMAIN: LazyLock<Domain> = LazyLock::new(|| Domain::new(PEER_KEY_CONTEXT));
-/// The blake3 key-derivation context that maps application bytes to a record [`Key`].
-const RECORD_KEY_CONTEXT: &str = "meshwork 2026 kad record key v1";
+/// The blake3 key-derivation context that places a record: its key's head, from the publisher (or
+/// nobody, for a shared name) and the name.
+const RECORD_KEY_CONTEXT: &str = "meshwork 2026 kad record key v2";
+/// The blake3 key-derivation context of a publisher's key tail.
+const RECORD_OWNER_CONTEXT: &str = "meshwork 2026 kad record owner v1";
+/// Where a record key's tail begins: its last 16 bytes say whose it is (module docs).
+const TAIL_START: usize = 16;
 
 /// A point of the 256-bit Kademlia key space.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -43,9 +67,35 @@ impl Key {
         Self(*PEER_KEY_DOMAIN.derive(peer.as_bytes()).as_bytes())
     }
 
-    /// The key under which an application stores a record named by `name` (blake3 in the record domain).
-    pub fn for_record(name: &[u8]) -> Self {
-        Self(*Hash::derive(RECORD_KEY_CONTEXT, name).as_bytes())
+    /// The key of the record `publisher` names `name`: only `publisher` can store a record under it
+    /// (module docs). A reader names the publisher too, as it names the name.
+    pub fn for_record(publisher: &PeerId, name: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(32 + name.len());
+        bytes.extend_from_slice(publisher.as_bytes());
+        bytes.extend_from_slice(name);
+        let mut key = *Hash::derive(RECORD_KEY_CONTEXT, &bytes).as_bytes();
+        key[TAIL_START..].copy_from_slice(&owner_tail(publisher));
+        Self(key)
+    }
+
+    /// The key of the shared name `name`: the first publisher to store a record under it holds it
+    /// until the record expires (module docs). Its head is hashed apart from every publisher's own keys.
+    pub fn for_name(name: &[u8]) -> Self {
+        // A zero-filled id stands for "nobody": no peer's own key hashes from it, and the name keeps
+        // the same encoding as in `for_record`.
+        let mut bytes = Vec::with_capacity(32 + name.len());
+        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(name);
+        let mut key = *Hash::derive(RECORD_KEY_CONTEXT, &bytes).as_bytes();
+        key[TAIL_START..].fill(0);
+        Self(key)
+    }
+
+    /// Whether `publisher` may store a record under this key: under its own keys
+    /// ([`Key::for_record`]) and under shared names ([`Key::for_name`]), nowhere else.
+    pub fn admits_publisher(&self, publisher: &PeerId) -> bool {
+        let tail = &self.0[TAIL_START..];
+        tail.iter().all(|b| *b == 0) || tail == owner_tail(publisher)
     }
 
     /// The key bytes.
@@ -86,6 +136,14 @@ impl Key {
         }
         Self(key)
     }
+}
+
+/// The tail of `publisher`'s own record keys: the first 16 bytes of its hash in the owner domain.
+fn owner_tail(publisher: &PeerId) -> [u8; 32 - TAIL_START] {
+    let hash = Hash::derive(RECORD_OWNER_CONTEXT, publisher.as_bytes());
+    let mut tail = [0; 32 - TAIL_START];
+    tail.copy_from_slice(&hash.as_bytes()[..32 - TAIL_START]);
+    tail
 }
 
 impl fmt::Debug for Key {

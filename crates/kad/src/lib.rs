@@ -45,7 +45,9 @@
 //!   the admission rules above guard, and joining costs half as many requests.
 //! - **Records and providers** ([`message::Record`], [`store`]). A record is signed by its publisher in
 //!   its own namespace and carries an absolute expiry (driver time); it is stored at the `k` peers
-//!   closest to its key and republished by its publisher on a timer. Provider announcements ("I serve
+//!   closest to its key and republished by its publisher on a timer. Its key is its publisher's own
+//!   ([`Key::for_record`]: nobody else can store under it) or a shared name ([`Key::for_name`]: the
+//!   first publisher holds it); [`key`] tells how a key says which. Provider announcements ("I serve
 //!   key X") are stored the same way and expire. A store is bounded in total and per peer: one
 //!   publisher holds at most an eighth of its records, one provider announces at most an eighth of
 //!   its keys ([`MemoryStore`]).

@@ -110,7 +110,8 @@ pub enum Response {
 /// A value stored in the DHT, signed by its publisher.
 ///
 /// The signature covers the key, the expiry and the value, in [`RECORD_NAMESPACE`]. The expiry is an
-/// absolute time of the driver's clock (virtual time in the simulator).
+/// absolute time of the driver's clock (virtual time in the simulator). The key is the publisher's own
+/// ([`Key::for_record`]) or a shared name ([`Key::for_name`]); see [`crate::key`] for why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Where the record lives.
@@ -126,8 +127,12 @@ pub struct Record {
 }
 
 impl Record {
-    /// Signs a new record expiring at `expires`.
+    /// Signs a new record expiring at `expires`. Refused with [`RecordError::ForeignKey`] if `key` is
+    /// another publisher's own: no peer would store it.
     pub fn sign(keypair: &Keypair, key: Key, value: Vec<u8>, expires: Instant) -> Result<Self, RecordError> {
+        if !key.admits_publisher(&keypair.peer_id()) {
+            return Err(RecordError::ForeignKey);
+        }
         let len = value.len();
         let value =
             BoundedBytes::try_from(value).map_err(|_| RecordError::TooLarge { len, max: MAX_VALUE })?;
@@ -147,9 +152,13 @@ impl Record {
         Instant::from_nanos(self.expires)
     }
 
-    /// Checks the signature, and that the record is neither expired at `now` nor expires later than
-    /// `now + max_ttl`.
+    /// Checks that the key admits the publisher ([`Key::admits_publisher`]), that the record is
+    /// neither expired at `now` nor expires later than `now + max_ttl`, and the signature (last: it is
+    /// the one check that costs).
     pub fn verify(&self, now: Instant, max_ttl: std::time::Duration) -> Result<(), RecordError> {
+        if !self.key.admits_publisher(&self.publisher) {
+            return Err(RecordError::ForeignKey);
+        }
         if self.expires_at() <= now {
             return Err(RecordError::Expired);
         }

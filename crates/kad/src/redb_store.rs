@@ -70,7 +70,10 @@ impl RedbRecordStore {
             // A corrupt or foreign entry is skipped, not trusted: records are re-verified on every read
             // by whoever asks for them anyway.
             if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
-                if record.expires_at() > now && self.cache.put(record, now).is_err() {
+                // A key that does not admit its publisher is a row of an older release: no peer
+                // would take the record from us.
+                let foreign = !record.key.admits_publisher(&record.publisher);
+                if record.expires_at() > now && (foreign || self.cache.put(record, now).is_err()) {
                     left_out.push((true, key.value().to_vec()));
                 }
             }

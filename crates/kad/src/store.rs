@@ -25,7 +25,8 @@ pub trait RecordStore {
     /// The unexpired record under `key`.
     fn get(&self, key: &Key, now: Instant) -> Option<Record>;
     /// Stores a verified record. The store refuses a record of another publisher while the stored one
-    /// is unexpired, and an older record of the same publisher.
+    /// is unexpired (only possible under a shared name, [`Key::for_name`]: a verified record's key
+    /// admits its publisher), and an older record of the same publisher.
     fn put(&mut self, record: Record, now: Instant) -> Result<(), RecordError>;
     /// Removes the record under `key`.
     fn remove(&mut self, key: &Key);

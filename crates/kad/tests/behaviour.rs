@@ -9,7 +9,8 @@ use std::time::Duration;
 use meshwork_identity::puzzle;
 use meshwork_kad::message::{Request, Response};
 use meshwork_kad::{
-    Address, Command, Config, Event, Kademlia, Key, Message, PeerInfo, QueryError, QueryId, Timer,
+    Address, Command, Config, Event, Kademlia, Key, Message, PeerInfo, QueryError, QueryId, RecordError,
+    Timer,
 };
 use meshwork_wire::{BoundedVec, Input, Instant, Output, Protocol};
 use node::*;
@@ -254,17 +255,32 @@ fn commands_that_cannot_run_fail_with_an_event() {
     let big = vec![0; meshwork_kad::message::MAX_VALUE + 1];
     let out = node.input(Input::Command(Command::PutValue {
         query: QueryId(1),
-        key: Key::from_bytes([1; 32]),
+        key: key_of(0, b"big"),
         value: big,
     }));
     assert!(matches!(
         events(&out)[..],
         [Event::Failed {
             query: QueryId(1),
-            error: QueryError::Record(_),
+            error: QueryError::Record(RecordError::TooLarge { .. }),
             stats,
         }] if stats.requests == 0
     ));
+    // Another peer's key: nobody would store it.
+    let out = node.input(Input::Command(Command::PutValue {
+        query: QueryId(3),
+        key: key_of(1, b"theirs"),
+        value: b"v".to_vec(),
+    }));
+    assert!(matches!(
+        events(&out)[..],
+        [Event::Failed {
+            query: QueryId(3),
+            error: QueryError::Record(RecordError::ForeignKey),
+            ..
+        }]
+    ));
+    assert_eq!(node.kad.store().num_records(), 0, "and kept nothing");
     node.connect(5);
     let peers = vec![PeerInfo {
         id: peer(5),
@@ -291,7 +307,7 @@ fn commands_that_cannot_run_fail_with_an_event() {
 #[test]
 fn a_query_with_an_empty_routing_table_fails_with_no_peers_and_sends_nothing() {
     let mut node = Node::new(Config::default());
-    let key = Key::from_bytes([7; 32]);
+    let key = key_of(0, b"seven");
     for command in [
         Command::GetValue {
             query: QueryId(1),

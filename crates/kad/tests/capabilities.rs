@@ -30,7 +30,7 @@ fn answered(events: &[(usize, Event)], (node, query): (usize, QueryId)) -> Optio
 fn content_and_peer_routing_answer_with_the_ids_they_returned() {
     let config = Config::default();
     let mut net = bootstrapped(40, &config);
-    let key = Key::for_record(b"capabilities");
+    let key = Key::for_record(&net.nodes[3].local_peer(), b"capabilities");
 
     let mut out = Vec::new();
     let put = (

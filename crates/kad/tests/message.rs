@@ -7,7 +7,11 @@ use meshwork_identity::{Keypair, Namespace};
 use meshwork_kad::message::{MAX_PEERS, MAX_VALUE, Request, Response};
 use meshwork_kad::{Address, Kademlia, Key, Message, PeerInfo, Record, RecordError};
 use meshwork_wire::{BoundedBytes, BoundedVec, DecodeError, Instant, Protocol, golden};
+use node::signed_by_hand;
 use proptest::prelude::*;
+
+#[path = "support/node.rs"]
+mod node;
 
 fn alice() -> Keypair {
     Keypair::from_seed([1; 32])
@@ -23,10 +27,18 @@ fn info() -> PeerInfo {
     }
 }
 
+/// The wire sample: the same bytes since the first release (an encoding pins bytes, not validity;
+/// this key admits nobody).
 fn record() -> Record {
+    signed_by_hand(&alice(), Key::from_bytes([7; 32]), b"hi", 1_000)
+}
+
+/// A valid record under a shared name, so that any change of a field but the key fails on the
+/// signature.
+fn named_record() -> Record {
     Record::sign(
         &alice(),
-        Key::from_bytes([7; 32]),
+        Key::for_name(b"hi"),
         b"hi".to_vec(),
         Instant::from_nanos(1_000),
     )
@@ -193,7 +205,7 @@ fn a_maximal_message_fits_the_protocol_bound() {
     let full = BoundedVec::try_from(vec![peer; MAX_PEERS]).unwrap();
     let big = Record::sign(
         &alice(),
-        Key::from_bytes([1; 32]),
+        Key::for_record(&alice().peer_id(), b"big"),
         vec![0xcd; MAX_VALUE],
         Instant::MAX,
     )
@@ -234,13 +246,13 @@ fn more_than_max_peers_is_refused_while_decoding() {
 fn records_verify_only_as_signed() {
     let now = Instant::from_nanos(500);
     let ttl = Duration::from_secs(1);
-    let good = record();
+    let good = named_record();
     assert_eq!(good.verify(now, ttl), Ok(()));
     let mut tampered = good.clone();
     tampered.value = BoundedBytes::try_from(b"ho".to_vec()).unwrap();
     assert_eq!(tampered.verify(now, ttl), Err(RecordError::BadSignature));
     let mut moved = good.clone();
-    moved.key = Key::from_bytes([8; 32]);
+    moved.key = Key::for_name(b"ho");
     assert_eq!(moved.verify(now, ttl), Err(RecordError::BadSignature));
     let mut extended = good.clone();
     extended.expires += 1;
@@ -264,12 +276,54 @@ fn records_verify_only_as_signed() {
     assert!(matches!(
         Record::sign(
             &alice(),
-            Key::from_bytes([1; 32]),
+            Key::for_name(b"big"),
             vec![0; MAX_VALUE + 1],
             Instant::MAX
         ),
         Err(RecordError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn a_record_key_admits_its_own_publisher_or_anyone_for_a_shared_name() {
+    let (bob, now, ttl) = (
+        Keypair::from_seed([2; 32]),
+        Instant::from_nanos(500),
+        Duration::from_secs(1),
+    );
+    let (a, b) = (alice().peer_id(), bob.peer_id());
+    let own = Key::for_record(&a, b"home");
+    assert!(own.admits_publisher(&a) && !own.admits_publisher(&b));
+    assert_ne!(
+        own,
+        Key::for_record(&b, b"home"),
+        "one name, one key per publisher"
+    );
+    assert_ne!(own, Key::for_record(&a, b"away"));
+    let shared = Key::for_name(b"home");
+    assert!(shared.admits_publisher(&a) && shared.admits_publisher(&b));
+    assert_ne!(shared, own);
+    // Any other tail admits nobody.
+    let made_up = Key::from_bytes([7; 32]);
+    assert!(!made_up.admits_publisher(&a) && !made_up.admits_publisher(&b));
+
+    // Bob cannot sign under Alice's key, and a record he signs by hand, with a signature that
+    // verifies, is refused before the signature is looked at.
+    assert_eq!(
+        Record::sign(&bob, own, b"squat".to_vec(), Instant::from_nanos(1_000)),
+        Err(RecordError::ForeignKey)
+    );
+    let squat = signed_by_hand(&bob, own, b"squat", 1_000);
+    assert_eq!(squat.verify(now, ttl), Err(RecordError::ForeignKey));
+    // The same made by Alice is hers.
+    assert_eq!(
+        signed_by_hand(&alice(), own, b"mine", 1_000).verify(now, ttl),
+        Ok(())
+    );
+    assert_eq!(
+        signed_by_hand(&alice(), made_up, b"mine", 1_000).verify(now, ttl),
+        Err(RecordError::ForeignKey)
+    );
 }
 
 fn arb_key() -> impl Strategy<Value = Key> {

@@ -70,7 +70,7 @@ fn two_hundred_nodes_bootstrap_find_each_other_and_share_records() {
 
     // A FIND_NODE returns exactly the k closest nodes of the whole network.
     net.events.clear();
-    let target = Key::for_record(b"some key");
+    let target = Key::for_name(b"some key");
     net.command(
         7,
         Command::FindNode {
@@ -100,7 +100,7 @@ fn two_hundred_nodes_bootstrap_find_each_other_and_share_records() {
 
     // A record PUT by node 3 is found by 20 other nodes.
     net.events.clear();
-    let key = Key::for_record(b"greeting");
+    let key = Key::for_record(&net.peer(3), b"greeting");
     net.command(
         3,
         Command::PutValue {
@@ -152,7 +152,7 @@ fn two_hundred_nodes_bootstrap_find_each_other_and_share_records() {
 
     // Providers: node 9 provides a key, node 150 finds it.
     net.events.clear();
-    let content = Key::for_record(b"a file");
+    let content = Key::for_name(b"a file");
     net.command(
         9,
         Command::StartProviding {

@@ -15,7 +15,7 @@ use node::*;
 fn inbound_records_are_checked_before_they_are_stored() {
     let mut node = Node::new(Config::default());
     node.connect(1);
-    let key = Key::from_bytes([3; 32]);
+    let key = Key::for_name(b"three");
     let expires = Instant::from_duration(Duration::from_secs(3600));
     let good = Record::sign(&keypair(1), key, b"v".to_vec(), expires).unwrap();
     let mut forged = good.clone();
@@ -67,6 +67,43 @@ fn inbound_records_are_checked_before_they_are_stored() {
         &responses(&out)[..],
         [Response::Value { record: None, .. }]
     ));
+}
+
+#[test]
+fn nobody_takes_a_publishers_own_key_before_it_publishes() {
+    let mut node = Node::new(Config::default());
+    node.connect(1);
+    node.connect(2);
+    let expires = Instant::from_duration(Duration::from_secs(3600));
+    let key = key_of(1, b"home");
+    let put = |node: &mut Node, from: u64, id: u64, record: Record| {
+        let out = node.from(
+            from,
+            Message::Request {
+                id,
+                request: Request::PutValue { record },
+            },
+        );
+        responses(&out)
+    };
+    // Peer 2 signs a record of its own under peer 1's key, first: refused, and nothing is held.
+    let squat = signed_by_hand(&keypair(2), key, b"squat", expires.as_nanos());
+    assert_eq!(put(&mut node, 2, 1, squat), vec![Response::Stored { ok: false }]);
+    assert_eq!(node.kad.store().num_records(), 0);
+    // Peer 1's own record goes in, whoever relays it, and is the one served.
+    let own = Record::sign(&keypair(1), key, b"mine".to_vec(), expires).unwrap();
+    assert_eq!(
+        put(&mut node, 2, 2, own.clone()),
+        vec![Response::Stored { ok: true }]
+    );
+    let out = node.from(
+        2,
+        Message::Request {
+            id: 3,
+            request: Request::GetValue { key },
+        },
+    );
+    assert!(matches!(&responses(&out)[..], [Response::Value { record: Some(r), .. }] if *r == own));
 }
 
 #[test]
@@ -122,7 +159,7 @@ fn the_publisher_republishes_on_its_timer_with_a_fresh_expiry() {
     config.republish_interval = Duration::from_secs(100);
     let mut node = Node::new(config);
     admit(&mut node, 1);
-    let key = Key::from_bytes([5; 32]);
+    let key = key_of(0, b"five");
     let out = node.input(Input::Command(Command::PutValue {
         query: QueryId(1),
         key,
@@ -173,7 +210,7 @@ fn the_publisher_republishes_on_its_timer_with_a_fresh_expiry() {
 fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers() {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
-    let mine = Key::from_bytes([1; 32]);
+    let mine = key_of(0, b"mine");
     node.input(Input::Command(Command::PutValue {
         query: QueryId(1),
         key: mine,
@@ -182,7 +219,7 @@ fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers
     assert_eq!(node.kad.store().num_records(), 1);
     // Query 1 is still out (peer 1 has not answered its lookup): every command under id 1 is
     // refused, including a `GetValue` our own store could answer at once.
-    let other = Key::from_bytes([2; 32]);
+    let other = key_of(0, b"other");
     for command in [
         Command::GetValue {
             query: QueryId(1),
@@ -238,7 +275,7 @@ fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers
 fn a_record_is_stored_only_at_peers_that_answered_the_lookup() {
     let mut node = Node::new(Config::default());
     admit(&mut node, 1);
-    let key = Key::from_bytes([4; 32]);
+    let key = key_of(0, b"v");
     // Peer 1 names the three peers nearest the key, which answer, and the next seventeen, which
     // nobody can reach (made-up ids, as a hostile answer would name).
     let mut candidates: Vec<u64> = (2..200).collect();
@@ -300,7 +337,7 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
     let record = |publisher: u64, key: u8, value: &[u8]| {
         Record::sign(
             &keypair(publisher),
-            Key::from_bytes([key; 32]),
+            Key::for_name(&[key]),
             value.to_vec(),
             expires,
         )

@@ -30,7 +30,7 @@ fn records_and_providers_survive_a_reopen_and_expire_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.redb");
     let publisher = Keypair::from_seed([1; 32]);
-    let (short, long) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
+    let (short, long) = (Key::for_name(b"short"), Key::for_name(b"long"));
     let provided = Key::from_bytes([3; 32]);
     {
         let mut store = RedbRecordStore::open(&path, MemoryStore::default(), at(0)).unwrap();
@@ -89,10 +89,10 @@ fn the_cache_bounds_hold_on_reload() {
         let limits = MemoryStore::new(10, 10, 10).with_share(10, 10);
         let mut store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
         for i in 0..10u8 {
-            let record = Record::sign(&publisher, Key::from_bytes([i; 32]), vec![i], at(100)).unwrap();
+            let record = Record::sign(&publisher, Key::for_name(&[i]), vec![i], at(100)).unwrap();
             store.put(record, at(0)).unwrap();
         }
-        let extra = Record::sign(&publisher, Key::from_bytes([99; 32]), vec![99], at(100)).unwrap();
+        let extra = Record::sign(&publisher, Key::for_name(&[99]), vec![99], at(100)).unwrap();
         assert_eq!(store.put(extra, at(0)), Err(RecordError::StoreFull));
     }
     let limits = MemoryStore::new(4, 10, 10).with_share(4, 10);

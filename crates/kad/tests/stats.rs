@@ -113,7 +113,7 @@ fn a_put_counts_its_store_requests_and_their_failures() {
     let mut node = node_with_peers(config, 3);
     let out = node.input(Input::Command(Command::PutValue {
         query: QueryId(1),
-        key: Key::from_bytes([9; 32]),
+        key: key_of(0, b"nine"),
         value: b"v".to_vec(),
     }));
     let mut stores = Vec::new();
@@ -210,7 +210,7 @@ fn a_lookup_whose_peers_all_go_down_ends_at_once() {
 #[test]
 fn an_answer_from_the_local_store_has_empty_stats() {
     let mut node = Node::new(Config::default());
-    let key = Key::from_bytes([2; 32]);
+    let key = key_of(0, b"two");
     node.input(Input::Command(Command::PutValue {
         query: QueryId(1),
         key,

@@ -154,7 +154,7 @@ async fn fifty_nodes_find_each_other_and_share_a_record(net: Net) {
     eprintln!("lookups done at {:?}", started.elapsed());
 
     // Node 7 puts a record; every node reads it back.
-    let key = Key::for_record(b"meshwork node test record");
+    let key = Key::for_record(&nodes[7].node.peer_id(), b"meshwork node test record");
     let value = b"the value".to_vec();
     nodes[7]
         .kad

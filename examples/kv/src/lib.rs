@@ -9,7 +9,8 @@
 //!
 //! ## Records
 //!
-//! A name maps to the key `blake3-derive("meshwork/kad/record", name)` ([`Key::for_record`]). A value is
+//! A name maps to a shared name's key ([`Key::for_name`]): any publisher may take a free name, where a
+//! publisher's own key ([`Key::for_record`]) would admit only its publisher. A value is
 //! at most [`MAX_VALUE`] bytes. The node signs every record it puts with its own identity (the
 //! record's **publisher**), with an expiry 36 hours ahead, and re-publishes it every 12 hours while it
 //! runs; every node that stores or returns a record checks the signature and the expiry first, so a
@@ -169,9 +170,9 @@ impl std::fmt::Debug for KvNode {
     }
 }
 
-/// The key of a name.
+/// The key of a name: a shared name's (see the crate docs).
 pub fn key_of(name: &str) -> Key {
-    Key::for_record(name.as_bytes())
+    Key::for_name(name.as_bytes())
 }
 
 fn load_or_create_key(path: &Path) -> Result<Keypair, KvError> {

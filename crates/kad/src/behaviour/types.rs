@@ -46,7 +46,9 @@ pub enum Command {
         peer: PeerId,
     },
     /// Sign `value` as a record under `key` and store it at the `k` closest peers; it is republished
-    /// on a timer. Answered by [`Event::PutValue`]. With an empty routing table the answer is
+    /// on a timer. The key is our own ([`Key::for_record`] with our id) or a shared name
+    /// ([`Key::for_name`]); another's is refused at once with
+    /// [`RecordError::ForeignKey`](crate::RecordError::ForeignKey). Answered by [`Event::PutValue`]. With an empty routing table the answer is
     /// [`Event::Failed`] with [`QueryError::NoPeers`](crate::QueryError::NoPeers); the record is still
     /// kept in our own store and republished on its timer, so it spreads once peers are known.
     PutValue {

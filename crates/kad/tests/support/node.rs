@@ -2,8 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use meshwork_identity::{Keypair, PeerId};
-use meshwork_kad::message::{Request, Response};
-use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, Message, Timer};
+use meshwork_kad::message::{RECORD_NAMESPACE, Request, Response};
+use meshwork_kad::{Address, Command, Config, Event, Kademlia, Key, Message, Record, Timer};
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
 pub type Outs = Vec<Output<Kademlia>>;
@@ -17,6 +17,26 @@ pub fn keypair(i: u64) -> Keypair {
 
 pub fn peer(i: u64) -> PeerId {
     keypair(i).peer_id()
+}
+
+/// The key of peer `i`'s own record `name`.
+pub fn key_of(i: u64, name: &[u8]) -> Key {
+    Key::for_record(&peer(i), name)
+}
+
+/// A record `keypair` signed over `key`, whether or not the key admits it: what a hostile peer can
+/// make, with a signature that verifies.
+pub fn signed_by_hand(keypair: &Keypair, key: Key, value: &[u8], expires: u64) -> Record {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes.extend_from_slice(&expires.to_be_bytes());
+    bytes.extend_from_slice(value);
+    Record {
+        key,
+        value: meshwork_wire::BoundedBytes::try_from(value.to_vec()).unwrap(),
+        publisher: keypair.peer_id(),
+        expires,
+        signature: keypair.sign(RECORD_NAMESPACE, &bytes),
+    }
 }
 
 pub fn addr(i: u64) -> Address {

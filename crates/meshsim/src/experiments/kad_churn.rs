@@ -120,7 +120,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
 
     // Store the records.
     let keys: Vec<Key> = (0..args.records)
-        .map(|r| Key::for_record(format!("meshsim-record-{r}").as_bytes()))
+        .map(|r| Key::for_name(format!("meshsim-record-{r}").as_bytes()))
         .collect();
     let start = net.ready_ms + 1000;
     for (r, key) in keys.iter().enumerate() {
