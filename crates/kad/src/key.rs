@@ -9,19 +9,30 @@
 //! **tail**, says who may publish under it, and every node that stores or returns a record checks it
 //! ([`crate::Record::verify`]):
 //! - **a publisher's own key** ([`Key::for_record`]): the tail is a hash of the publisher, so no other
-//!   peer can store a record under it. Nobody can take a key before its owner publishes (squatting), nor
-//!   shadow the owner's record with one of its own. This is how IPNS makes names self-certifying: the
-//!   reader names the publisher, and any record that verifies is the publisher's (though not
-//!   always its latest: [`crate::Command::GetValue`] ends on the first valid record it meets, and a
-//!   peer that missed an update serves the older one until it expires);
+//!   peer can store a record under it, nor answer a lookup with one. Nobody can take a key before its
+//!   owner publishes (squatting), nor shadow the owner's record with one of its own. This is how IPNS
+//!   makes names self-certifying: the reader names the publisher, and any record that verifies is
+//!   the publisher's. Not always its latest: a peer that missed an update serves the older one
+//!   until it expires, so a lookup counts every answer and takes the latest
+//!   ([`crate::Command::GetValue`]);
 //! - **a shared name** ([`Key::for_name`]): the tail is zero, and the first publisher to store a
-//!   record under it holds it until that record expires (the store refuses others,
-//!   [`crate::RecordError::Conflict`]). That is a first-come naming system: whoever knows a name
-//!   before its intended owner publishes can take it. Use it where that is the point.
+//!   record under it at a peer holds it there for as long as it republishes it (the store refuses
+//!   others, [`crate::RecordError::Conflict`]); a lookup takes the publisher the most answers
+//!   carry. That is a first-come naming system: whoever knows a name before its intended owner
+//!   publishes can take it. Use it where that is the point.
 //!
-//! Any other tail is refused ([`crate::RecordError::ForeignKey`]). Forging a tail means finding a
-//! peer id whose hash matches 128 given bits: a second preimage of blake3, 2^128 work. The head keeps
+//! Any other tail is refused ([`crate::RecordError::ForeignKey`]). Forging a tail means finding a key
+//! pair whose id hashes to 128 given bits: about 2^128 key generations for one target. The head keeps
 //! 128 uniform bits, far more than Kademlia's placement reads (about log₂ N of them).
+//!
+//! What binding does not do:
+//! - **It does not hide whose key it is.** The tail is the same for all of a publisher's keys, and
+//!   anyone can compute it from the id: a peer on a lookup's path learns whose record is looked up,
+//!   and can link a publisher's keys.
+//! - **It does not make room.** Nobody checks that a head was hashed from a name, so a peer can choose
+//!   keys that land at the same `k` peers as a victim's and fill their stores, one share of each
+//!   store per identity it has ([`crate::MemoryStore::with_share`]); the identity puzzle's
+//!   difficulty ([`crate::Config`]) sets what an identity costs.
 
 use std::fmt;
 use std::sync::LazyLock;

@@ -67,13 +67,12 @@ impl RedbRecordStore {
         let mut left_out: Vec<(bool, Vec<u8>)> = Vec::new();
         for entry in records.iter().map_err(store_error)? {
             let (key, value) = entry.map_err(store_error)?;
-            // A corrupt or foreign entry is skipped, not trusted: records are re-verified on every read
-            // by whoever asks for them anyway.
+            // An entry that does not decode is skipped. One that does is trusted as our own disk's (it
+            // was verified when it was stored): the peers we answer verify it again, and our own
+            // lookups count it as one answer among others. A key that does not admit its publisher is a
+            // row of an older release, and the cache refuses it.
             if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
-                // A key that does not admit its publisher is a row of an older release: no peer
-                // would take the record from us.
-                let foreign = !record.key.admits_publisher(&record.publisher);
-                if record.expires_at() > now && (foreign || self.cache.put(record, now).is_err()) {
+                if record.expires_at() > now && self.cache.put(record, now).is_err() {
                     left_out.push((true, key.value().to_vec()));
                 }
             }

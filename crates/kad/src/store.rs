@@ -24,9 +24,9 @@ pub struct ProviderRecord {
 pub trait RecordStore {
     /// The unexpired record under `key`.
     fn get(&self, key: &Key, now: Instant) -> Option<Record>;
-    /// Stores a verified record. The store refuses a record of another publisher while the stored one
-    /// is unexpired (only possible under a shared name, [`Key::for_name`]: a verified record's key
-    /// admits its publisher), and an older record of the same publisher.
+    /// Stores a verified record. The store refuses a record whose key does not admit its publisher
+    /// ([`RecordError::ForeignKey`]), a record of another publisher while the stored one is unexpired
+    /// (so only under a shared name, [`Key::for_name`]), and an older record of the same publisher.
     fn put(&mut self, record: Record, now: Instant) -> Result<(), RecordError>;
     /// Removes the record under `key`.
     fn remove(&mut self, key: &Key);
@@ -173,6 +173,11 @@ impl RecordStore for MemoryStore {
     }
 
     fn put(&mut self, record: Record, now: Instant) -> Result<(), RecordError> {
+        // The caller verifies; this one check is cheap, and keeps a store that skipped it from ever
+        // holding or serving a key against its owner.
+        if !record.key.admits_publisher(&record.publisher) {
+            return Err(RecordError::ForeignKey);
+        }
         match self.records.get(&record.key) {
             Some(old)
                 if old.expires_at() > now

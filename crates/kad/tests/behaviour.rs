@@ -281,6 +281,10 @@ fn commands_that_cannot_run_fail_with_an_event() {
         }]
     ));
     assert_eq!(node.kad.store().num_records(), 0, "and kept nothing");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Schedule { .. })),
+        "nor scheduled its republishing"
+    );
     node.connect(5);
     let peers = vec![PeerInfo {
         id: peer(5),

@@ -302,7 +302,7 @@ fn a_record_key_admits_its_own_publisher_or_anyone_for_a_shared_name() {
     assert_ne!(own, Key::for_record(&a, b"away"));
     let shared = Key::for_name(b"home");
     assert!(shared.admits_publisher(&a) && shared.admits_publisher(&b));
-    assert_ne!(shared, own);
+    assert_ne!(shared.as_bytes()[..16], own.as_bytes()[..16], "placed apart");
     // Any other tail admits nobody.
     let made_up = Key::from_bytes([7; 32]);
     assert!(!made_up.admits_publisher(&a) && !made_up.admits_publisher(&b));

@@ -7,7 +7,7 @@ mod node;
 use std::time::Duration;
 
 use meshwork_kad::message::{Request, Response};
-use meshwork_kad::{Address, Command, Config, Key, Message, QueryId, Record, Timer};
+use meshwork_kad::{Address, Command, Config, Event, Key, Message, QueryId, Record, Timer};
 use meshwork_wire::{Input, Instant, Output, PeerId};
 use node::*;
 
@@ -240,7 +240,7 @@ fn a_command_under_an_id_in_use_is_refused_before_it_stores_schedules_or_answers
         assert!(
             matches!(
                 refused[..],
-                [meshwork_kad::Event::Failed {
+                [Event::Failed {
                     query: QueryId(1),
                     error: meshwork_kad::QueryError::DuplicateId,
                     ..
@@ -347,6 +347,10 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
         store.put(record(5, key, b"x"), now).unwrap();
     }
     assert_eq!(store.put(record(5, 2, b"x"), now), Err(RecordError::ShareFull));
+    // The store checks a key admits its publisher, whatever its caller did.
+    let mut foreign = record(6, 9, b"x");
+    foreign.key = Key::from_bytes([9; 32]);
+    assert_eq!(store.put(foreign, now), Err(RecordError::ForeignKey));
     // What it holds it may still refresh, and others still find room.
     store.put(record(5, 1, b"y"), now).unwrap();
     store.put(record(6, 2, b"x"), now).unwrap();
@@ -395,7 +399,7 @@ fn providers_found(providers: Vec<meshwork_kad::PeerInfo>) -> Vec<meshwork_kad::
     events(&out)
         .into_iter()
         .find_map(|e| match e {
-            meshwork_kad::Event::GetProviders { providers, .. } => Some(providers),
+            Event::GetProviders { providers, .. } => Some(providers),
             _ => None,
         })
         .expect("the lookup ended")
@@ -428,4 +432,90 @@ fn one_answer_fills_at_most_half_the_providers_found() {
         "the first answer cannot shut out every other provider"
     );
     assert_eq!(found[..], named[..k / 2]);
+}
+
+/// The answer to a `GetValue` of `key` when peers 1, 2 and 3 (all the node knows) answer with
+/// `answers`, in that order, naming nobody closer; and whether the lookup answered before the last
+/// of them. The quorum is `quorum` answers with a record.
+fn get_value_with(key: Key, answers: [Option<Record>; 3], quorum: usize) -> (bool, Option<Record>) {
+    let mut config = Config::default();
+    config.disjoint_paths = 1;
+    config.value_quorum = quorum;
+    let mut node = Node::new(config);
+    for p in 1..=3 {
+        admit(&mut node, p);
+    }
+    let out = node.input(Input::Command(Command::GetValue {
+        query: QueryId(1),
+        key,
+    }));
+    let mut early = false;
+    let mut result = None;
+    for (i, record) in answers.into_iter().enumerate() {
+        let p = i as u64 + 1;
+        let (id, _) = requests_to(&out, peer(p))[0].clone();
+        let response = Response::Value {
+            record,
+            closer: meshwork_wire::BoundedVec::default(),
+        };
+        let got = node.from(p, Message::Response { id, response });
+        for event in events(&got) {
+            if let Event::GetValue { record, .. } = event {
+                early |= p < 3;
+                result = record;
+            }
+        }
+    }
+    (early, result)
+}
+
+#[test]
+fn a_get_counts_every_answer_so_one_peer_cannot_serve_a_stale_or_forged_record() {
+    let key = key_of(5, b"home");
+    let at = |secs| Instant::from_duration(Duration::from_secs(secs));
+    let stale = Record::sign(&keypair(5), key, b"old".to_vec(), at(1000)).unwrap();
+    let fresh = Record::sign(&keypair(5), key, b"new".to_vec(), at(2000)).unwrap();
+    // Peer 2 answers with a record it signed itself under peer 5's key: not counted at all.
+    let forged = signed_by_hand(&keypair(2), key, b"forged", at(3000).as_nanos());
+    let (early, got) = get_value_with(
+        key,
+        [Some(stale.clone()), Some(forged.clone()), Some(fresh.clone())],
+        3,
+    );
+    assert!(!early, "the first record does not end the lookup");
+    assert_eq!(got, Some(fresh.clone()), "the latest of the publisher's records");
+    let (_, got) = get_value_with(key, [Some(forged), None, Some(stale.clone())], 3);
+    assert_eq!(
+        got,
+        Some(stale.clone()),
+        "a forged record is no answer, however late it expires"
+    );
+    // A quorum of two ends the lookup at the second record, before peer 3 answers.
+    let (early, got) = get_value_with(key, [Some(stale), Some(fresh.clone()), None], 2);
+    assert!(early);
+    assert_eq!(got, Some(fresh));
+}
+
+#[test]
+fn under_a_shared_name_the_publisher_most_peers_hold_wins() {
+    let key = Key::for_name(b"shared");
+    let expires = Instant::from_duration(Duration::from_secs(1000));
+    let holder = Record::sign(&keypair(5), key, b"first".to_vec(), expires).unwrap();
+    // Peer 1, on the lookup's path, answers with a record of its own that no other peer stores.
+    let own = Record::sign(
+        &keypair(1),
+        key,
+        b"mine".to_vec(),
+        expires + Duration::from_secs(1),
+    )
+    .unwrap();
+    let (_, got) = get_value_with(
+        key,
+        [Some(own.clone()), Some(holder.clone()), Some(holder.clone())],
+        3,
+    );
+    assert_eq!(got, Some(holder.clone()));
+    // One answer each: the first met.
+    let (_, got) = get_value_with(key, [Some(own.clone()), None, Some(holder)], 3);
+    assert_eq!(got, Some(own));
 }

@@ -148,3 +148,47 @@ fn providers_the_bounds_leave_out_on_load_leave_the_disk() {
         "the other's row is gone"
     );
 }
+
+#[test]
+fn a_row_whose_key_admits_nobody_is_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let publisher = Keypair::from_seed([1; 32]);
+    let good = Record::sign(&publisher, Key::for_name(b"good"), b"g".to_vec(), at(100)).unwrap();
+    drop(RedbRecordStore::open(&path, MemoryStore::default(), at(0)).unwrap());
+    // Rows as an older release wrote them: under keys that were whatever the application chose.
+    let mut foreign = good.clone();
+    foreign.key = Key::from_bytes([7; 32]);
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn
+                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("records"))
+                .unwrap();
+            for record in [&good, &foreign] {
+                let bytes = meshwork_wire::encode(record).unwrap();
+                table
+                    .insert(record.key.as_bytes().as_slice(), bytes.as_slice())
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let store = RedbRecordStore::open(&path, MemoryStore::default(), at(0)).unwrap();
+    assert_eq!(store.num_records(), 1);
+    assert_eq!(store.get(&good.key, at(0)), Some(good.clone()));
+    assert_eq!(store.get(&foreign.key, at(0)), None);
+    drop(store);
+    let db = redb::Database::create(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let table = txn
+        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("records"))
+        .unwrap();
+    assert!(
+        redb::ReadableTable::get(&table, foreign.key.as_bytes().as_slice())
+            .unwrap()
+            .is_none(),
+        "and deleted from the disk"
+    );
+}

@@ -29,7 +29,8 @@
 //!   puts its names again to keep them).
 //!
 //! Two publishers racing for a free name can each reach part of the closest peers; a get then answers
-//! whichever record it meets first, until one expires. A naming system that needs one winner needs
+//! the record most of the peers it asks hold (three answers with a record end it,
+//! `Config::value_quorum`), until one expires. A naming system that needs one winner needs
 //! consensus; this store does not promise it.
 //!
 //! ## Example

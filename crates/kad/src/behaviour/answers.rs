@@ -8,7 +8,6 @@ use meshwork_wire::{DropReason, Instant, Output};
 use super::queries::{Kind, Purpose, Qid};
 use super::state::{Kademlia, Out};
 use super::stats::Outcome;
-use super::types::Event;
 use crate::PeerInfo;
 use crate::message::{RequestId, Response};
 use crate::store::RecordStore;
@@ -157,23 +156,12 @@ impl<S: RecordStore> Kademlia<S> {
             return;
         };
         let target = *query.lookup.target();
-        if let (Kind::GetValue, Some(record)) = (&query.kind, record) {
+        // A record is one answer among those the lookup counts until the quorum (`values.rs`).
+        let mut quorum = false;
+        if let (Kind::GetValue(found), Some(record)) = (&mut query.kind, record) {
             if record.key == target && record.verify(now, self.config.max_record_ttl).is_ok() {
-                let stats = query.stats.finished(now);
-                self.queries.remove(&qid);
-                self.abandon(qid);
-                if let Qid::User(query) = qid {
-                    self.emit(
-                        Event::GetValue {
-                            query,
-                            key: target,
-                            record: Some(record),
-                            stats,
-                        },
-                        out,
-                    );
-                }
-                return;
+                found.add(record, self.config.k);
+                quorum = found.answers() >= self.config.value_quorum;
             }
         }
         if let (Kind::GetProviders(found), Some(providers)) = (&mut query.kind, providers) {
@@ -189,6 +177,9 @@ impl<S: RecordStore> Kademlia<S> {
             }
         }
         query.lookup.on_success(&from, named);
+        if quorum {
+            return self.finish_lookup(now, qid, out);
+        }
         self.advance(now, qid, out);
     }
 

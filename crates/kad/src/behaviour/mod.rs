@@ -12,3 +12,4 @@ pub(crate) mod state;
 pub(crate) mod stats;
 mod timers;
 pub(crate) mod types;
+mod values;

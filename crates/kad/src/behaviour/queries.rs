@@ -6,6 +6,7 @@ use meshwork_wire::Instant;
 use super::state::{Kademlia, MAX_SEEDS, Out, REJOIN_FIRST};
 use super::stats::QueryStats;
 use super::types::{Command, Event, QueryId, Timer};
+use super::values::Found;
 use crate::message::Request;
 use crate::query::{DisjointLookup, Finish, LookupConfig, LookupState};
 use crate::store::RecordStore;
@@ -49,7 +50,8 @@ pub(crate) enum Kind {
     JoinRefresh(usize),
     FindNode,
     FindPeer(PeerId),
-    GetValue,
+    /// The records met so far ([`Found`]).
+    GetValue(Found),
     PutValue(Record),
     GetProviders(Vec<PeerInfo>),
     AddProvider,
@@ -127,19 +129,26 @@ impl<S: RecordStore> Kademlia<S> {
                 (query, Key::from_peer(&peer), Kind::FindPeer(peer))
             }
             Command::GetValue { query, key } => {
+                let mut found = Found::default();
                 if let Some(record) = self.store.get(&key, now) {
-                    self.emit(
-                        Event::GetValue {
-                            query,
-                            key,
-                            record: Some(record),
-                            stats: QueryStats::new(now),
-                        },
-                        out,
-                    );
-                    return;
+                    // Our own record is the latest there is. Another's that we store may be stale
+                    // (`values.rs`): it counts as one answer.
+                    if record.publisher == self.local {
+                        let stats = QueryStats::new(now);
+                        let record = Some(record);
+                        return self.emit(
+                            Event::GetValue {
+                                query,
+                                key,
+                                record,
+                                stats,
+                            },
+                            out,
+                        );
+                    }
+                    found.add(record, 1);
                 }
-                (query, key, Kind::GetValue)
+                (query, key, Kind::GetValue(found))
             }
             Command::PutValue { query, key, value } => {
                 let expires = now + self.config.record_ttl;
@@ -201,7 +210,22 @@ impl<S: RecordStore> Kademlia<S> {
             .collect();
         seeds.extend(extra);
         if seeds.is_empty() && !matches!(kind, Kind::Bootstrap | Kind::Refresh | Kind::JoinRefresh(_)) {
-            // Nobody to ask: say so, rather than answer "nothing found" without having looked.
+            // Nobody to ask: say so, rather than answer "nothing found" without having looked; but
+            // a record our own store holds is an answer.
+            if let (Qid::User(query), Kind::GetValue(found)) = (qid, &kind)
+                && let Some(record) = found.clone().best()
+            {
+                let (record, stats) = (Some(record), QueryStats::new(now));
+                return self.emit(
+                    Event::GetValue {
+                        query,
+                        key: target,
+                        record,
+                        stats,
+                    },
+                    out,
+                );
+            }
             if let Qid::User(query) = qid {
                 let error = QueryError::NoPeers;
                 let stats = QueryStats::new(now);
@@ -284,7 +308,7 @@ impl<S: RecordStore> Kademlia<S> {
             }
             let target = *query.lookup.target();
             let request = match query.kind {
-                Kind::GetValue => Request::GetValue { key: target },
+                Kind::GetValue(_) => Request::GetValue { key: target },
                 Kind::GetProviders(_) => Request::GetProviders { key: target },
                 _ => Request::FindNode { target },
             };
@@ -393,11 +417,11 @@ impl<S: RecordStore> Kademlia<S> {
                 let found = peers.into_iter().find(|p| p.id == peer).map(|p| self.info_of(p));
                 self.found_peer(query, peer, found, stats, out);
             }
-            (Kind::GetValue, Some(query)) => self.emit(
+            (Kind::GetValue(found), Some(query)) => self.emit(
                 Event::GetValue {
                     query,
                     key,
-                    record: None,
+                    record: found.best(),
                     stats,
                 },
                 out,

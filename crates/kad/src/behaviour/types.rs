@@ -48,9 +48,10 @@ pub enum Command {
     /// Sign `value` as a record under `key` and store it at the `k` closest peers; it is republished
     /// on a timer. The key is our own ([`Key::for_record`] with our id) or a shared name
     /// ([`Key::for_name`]); another's is refused at once with
-    /// [`RecordError::ForeignKey`](crate::RecordError::ForeignKey). Answered by [`Event::PutValue`]. With an empty routing table the answer is
-    /// [`Event::Failed`] with [`QueryError::NoPeers`](crate::QueryError::NoPeers); the record is still
-    /// kept in our own store and republished on its timer, so it spreads once peers are known.
+    /// [`RecordError::ForeignKey`](crate::RecordError::ForeignKey). Answered by [`Event::PutValue`].
+    /// With an empty routing table the answer is [`Event::Failed`] with
+    /// [`QueryError::NoPeers`](crate::QueryError::NoPeers); the record is still kept in our own store
+    /// and republished on its timer, so it spreads once peers are known.
     PutValue {
         /// Names the query.
         query: QueryId,
@@ -59,7 +60,12 @@ pub enum Command {
         /// The value (at most [`crate::message::MAX_VALUE`] bytes).
         value: Vec<u8>,
     },
-    /// Find the record under `key`. Answered by [`Event::GetValue`].
+    /// Find the record under `key`. The lookup runs until [`crate::Config::value_quorum`] answers (3)
+    /// carried a record, or until it converges, and counts them: the publisher the most peers answered
+    /// for wins (the first met of a tie), and of its records the latest; one peer cannot serve a stale
+    /// version or, under a shared name, its own record. A record
+    /// of ours in our own store is the answer at once; another's that we store counts as one answer.
+    /// Answered by [`Event::GetValue`].
     GetValue {
         /// Names the query.
         query: QueryId,
@@ -165,7 +171,7 @@ pub enum Event {
         query: QueryId,
         /// The record key.
         key: Key,
-        /// A valid record, if one was found.
+        /// The record the answers chose ([`Command::GetValue`]), if any carried a valid one.
         record: Option<Record>,
         /// What the query sent and how long it ran.
         stats: QueryStats,

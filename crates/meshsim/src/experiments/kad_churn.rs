@@ -12,6 +12,8 @@
 //! at least one of its `k` holders is alive, so Kademlia's estimate of the share retrievable is `1 − C^k`
 //! with `C` the share of the original nodes gone (departures are uniform and independent of the keys);
 //! the measured share also counts the lookups that miss a surviving holder among the newcomers.
+//! `get_requests_mean` and `get_ms_p50` are what a lookup that found its record cost, over every wave:
+//! a lookup counts its answers until it converges rather than ending on the first record.
 
 use clap::Args as ClapArgs;
 use meshwork_kad::{Command, Event, Key};
@@ -49,8 +51,14 @@ pub(crate) struct Args {
     join_per_step: f64,
 }
 
-/// Looks every record up from a random live node; returns the share found.
-fn retrieve(net: &mut Network, keys: &[Key], live: &[usize]) -> Result<f64, String> {
+/// Looks every record up from a random live node; returns the share found. Each lookup that finds its
+/// record adds its requests and its duration in milliseconds to `costs`.
+fn retrieve(
+    net: &mut Network,
+    keys: &[Key],
+    live: &[usize],
+    costs: &mut Vec<(f64, f64)>,
+) -> Result<f64, String> {
     let start = net.sim.now().as_duration().as_millis() as u64 + 100;
     for (r, key) in keys.iter().enumerate() {
         let from = live[net.sim.rng().gen_range(0..live.len())];
@@ -64,8 +72,14 @@ fn retrieve(net: &mut Network, keys: &[Key], live: &[usize]) -> Result<f64, Stri
     let end = start + keys.len() as u64 * 20 + 20 * timeout;
     let mut found = 0u64;
     net.run_phase(at_ms(end), "retrieving", |_, _, event| {
-        if let NodeEvent::Kad(Event::GetValue { record: Some(_), .. }) = event {
+        if let NodeEvent::Kad(Event::GetValue {
+            record: Some(_),
+            stats,
+            ..
+        }) = event
+        {
             found += 1;
+            costs.push((f64::from(stats.requests), stats.duration.as_secs_f64() * 1000.0));
         }
     });
     Ok(found as f64 / keys.len().max(1) as f64)
@@ -153,6 +167,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let mut joined = 0usize;
     let k = i32::try_from(args.net.k).unwrap_or(i32::MAX);
     let mut timeline: Vec<Value> = Vec::new();
+    let mut costs: Vec<(f64, f64)> = Vec::new();
     let (mut measured, mut estimated) = (Vec::new(), Vec::new());
     let mut last = (0.0, 1.0, 1.0);
     for step in 0..=args.steps {
@@ -173,7 +188,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         let live: Vec<usize> = order[gone..].iter().copied().chain(n..n + joined).collect();
         let share_gone = gone as f64 / n as f64;
         let estimate = 1.0 - share_gone.powi(k);
-        let retrievable = retrieve(&mut net, &keys, &live)?;
+        let retrievable = retrieve(&mut net, &keys, &live, &mut costs)?;
         measured.push((share_gone, retrievable));
         estimated.push((share_gone, estimate));
         timeline.push(json!({
@@ -213,6 +228,11 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("gone_final", last.0)
         .add("retrievable_final", last.1)
         .add("estimate_final", last.2)
+        .add(
+            "get_requests_mean",
+            Summary::of(costs.iter().map(|c| c.0).collect()).mean,
+        )
+        .add("get_ms_p50", Summary::of(costs.iter().map(|c| c.1).collect()).p50)
         .add("timeline", Value::Array(timeline))
         .add("messages_sent", stats.messages_sent)
         .add("virtual_ms", net.sim.now().as_duration().as_secs_f64() * 1000.0)
