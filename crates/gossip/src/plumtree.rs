@@ -21,6 +21,7 @@ mod missing;
 mod offers;
 mod rtt;
 mod stats;
+mod trials;
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,6 +41,7 @@ pub(crate) use offers::GraftCheck;
 use offers::Offers;
 use rtt::GraftWait;
 pub use stats::TreeStats;
+use trials::Trials;
 
 /// Announcers remembered per missing message.
 const MAX_ANNOUNCERS: usize = 8;
@@ -150,6 +152,9 @@ pub(crate) struct Plumtree {
     /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
     /// [`MAX_IN_FLIGHT_WINDOWS`] peers: the nearest lender is borrowed from.
     round_trips: HashMap<PeerId, std::time::Duration>,
+    /// Shortcuts on trial until their origin's next message shows whether the neighbour's claim of
+    /// fewer hops held, and the neighbours whose claim failed ([`trials`]).
+    trials: Trials,
     config: Config,
     pub(crate) stats: TreeStats,
 }
@@ -179,6 +184,7 @@ impl Plumtree {
             borrowed: Some(0),
             round_trips: HashMap::new(),
             full_links: HashMap::new(),
+            trials: Trials::default(),
             config: config.clone(),
             stats: TreeStats::default(),
         }
@@ -377,6 +383,11 @@ impl Plumtree {
             .as_ref()
             .and_then(|m| m.grafted)
             .filter(|(g, _)| *g == from);
+        // A shortcut on trial holds only if its neighbour pushed the copy, unasked.
+        let pushed = !answers_graft && graft_answer.is_none();
+        if !borrowed && let Some(failed) = self.trials.first_copy(&origin, &from, pushed, now) {
+            self.claim_failed(failed, out);
+        }
         if let Some((_, at)) = graft_answer {
             self.graft_wait.sample(now.saturating_duration_since(at));
         }
@@ -422,7 +433,7 @@ impl Plumtree {
             .filter(|(p, _)| *p != from)
             .min_by_key(|(_, h)| *h);
         if let Some((announcer, announced_hops)) = best.filter(|_| !borrowed) {
-            self.maybe_optimize(origin, announcer, from, hops, announced_hops, out);
+            self.maybe_optimize(now, origin, announcer, from, hops, announced_hops, out);
         }
         out.push(PtOut::Validate {
             id,
@@ -459,6 +470,7 @@ impl Plumtree {
         let cache = &self.cache;
         self.grafted_pending.retain(|id, _| cache.contains(id));
         self.forget_old_repairs(now);
+        self.trials.sweep(now);
         self.in_flight.retain(|_, window| window.until > now);
     }
 

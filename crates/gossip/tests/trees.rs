@@ -259,3 +259,102 @@ fn prunes_and_shortcuts_naming_made_up_origins_push_no_real_tree_out() {
     assert_eq!(g.tree_count(), 1, "no tree made for a made-up origin");
     assert_eq!(g.lazy_peers(&key(10).peer_id()), vec![key(3).peer_id()]);
 }
+
+/// `tree`, at `now`.
+fn tree_at(g: &mut Gossip, now: Instant, from: u8, msg: TreeMessage) -> Vec<(PeerId, TreeMessage)> {
+    let mut out = Vec::new();
+    let msg = Message::Tree(msg);
+    let from = key(from).peer_id();
+    g.handle(now, Input::Message { from, msg }, &mut out);
+    support::tree_sends(out)
+}
+
+/// Origin `origin`'s message `seq` comes from 2 at 8 hops, and 3 (lazy) announces it at 1 hop, at
+/// `now`: what we send in answer to the announcement.
+fn claimed_nearer(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
+    let message = published_by(origin, seq);
+    let id = message.id();
+    tree_at(g, now, 2, TreeMessage::Gossip { message, hops: 8 });
+    let ids = vec![support::announcement(origin, id, 1)].try_into().unwrap();
+    tree_at(g, now, 3, TreeMessage::IHave { ids })
+}
+
+#[test]
+fn a_neighbour_whose_claim_of_fewer_hops_fails_leaves_the_tree_and_is_not_believed_for_a_while() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, y, a, b) = (
+        key(10).peer_id(),
+        key(11).peer_id(),
+        key(2).peer_id(),
+        key(3).peer_id(),
+    );
+    formed_with_lazy(&mut g, 10, 3);
+    formed_with_lazy(&mut g, 11, 3);
+    // 3 claims to be one hop from both origins: both trees move to it, on trial.
+    let now = Instant::ZERO;
+    assert!(claimed_nearer(&mut g, now, 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
+    assert!(claimed_nearer(&mut g, now, 11, 1).contains(&(b, TreeMessage::Shortcut { origin: y })));
+    assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![b], vec![b]));
+    // X's next message: 3 withholds it, and it comes from 2 (which had not heard our prune yet). The
+    // claim failed: 3 leaves X's tree, and Y's tree goes back to 2.
+    let out = tree_at(
+        &mut g,
+        now,
+        2,
+        TreeMessage::Gossip {
+            message: published_by(10, 2),
+            hops: 9,
+        },
+    );
+    assert!(out.contains(&(b, TreeMessage::Prune { origin: x })), "{out:?}");
+    assert!(out.contains(&(b, TreeMessage::Prune { origin: y })), "{out:?}");
+    assert!(out.contains(&(a, TreeMessage::Shortcut { origin: y })), "{out:?}");
+    assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![a], vec![a]));
+    assert_eq!(g.stats().tree.shortcuts_failed, 1);
+    // Its next claims are not believed until the bar is over: a minute, twice that after it fails
+    // again.
+    let secs = |s| now + std::time::Duration::from_secs(s);
+    let shortcut =
+        |out: &[(PeerId, TreeMessage)]| out.iter().any(|(_, m)| matches!(m, TreeMessage::Shortcut { .. }));
+    assert!(!shortcut(&claimed_nearer(&mut g, secs(30), 10, 3)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(61), 10, 4)));
+    tree_at(
+        &mut g,
+        secs(62),
+        2,
+        TreeMessage::Gossip {
+            message: published_by(10, 5),
+            hops: 9,
+        },
+    );
+    assert_eq!(g.stats().tree.shortcuts_failed, 2);
+    assert!(!shortcut(&claimed_nearer(&mut g, secs(62 + 100), 10, 6)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(62 + 121), 10, 7)));
+}
+
+#[test]
+fn a_claim_that_holds_keeps_its_tree_and_the_next_claims_count() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, y, b) = (key(10).peer_id(), key(11).peer_id(), key(3).peer_id());
+    formed_with_lazy(&mut g, 10, 3);
+    formed_with_lazy(&mut g, 11, 3);
+    let now = Instant::ZERO;
+    assert!(claimed_nearer(&mut g, now, 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
+    // 3 pushes X's next message first: no prune, the tree stays.
+    let out = tree_at(
+        &mut g,
+        now,
+        3,
+        TreeMessage::Gossip {
+            message: published_by(10, 2),
+            hops: 2,
+        },
+    );
+    assert!(
+        !out.iter().any(|(_, m)| matches!(m, TreeMessage::Prune { .. })),
+        "{out:?}"
+    );
+    assert_eq!(g.eager_peers(&x), vec![b]);
+    assert!(claimed_nearer(&mut g, now, 11, 1).contains(&(b, TreeMessage::Shortcut { origin: y })));
+    assert_eq!(g.stats().tree.shortcuts_failed, 0);
+}

@@ -66,7 +66,7 @@ impl Plumtree {
                     && let Some(parent) = parent
                 {
                     let tree = entry.tree;
-                    self.maybe_optimize(tree, from, parent, hops, announcement.hops, out);
+                    self.maybe_optimize(now, tree, from, parent, hops, announcement.hops, out);
                 }
                 continue;
             }
@@ -181,8 +181,12 @@ impl Plumtree {
     /// than the tree delivered it, its link becomes the tree link for this origin (`Shortcut`, the paper's
     /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
     /// graft through whichever announcer answered first) keeps its detour for every later message.
+    /// The move is on trial until the origin's next message (`trials.rs`): hop counts are the
+    /// announcer's word.
+    #[allow(clippy::too_many_arguments)] // the link, the two hop counts, and the time of the trial
     pub(super) fn maybe_optimize(
         &mut self,
+        now: Instant,
         origin: PeerId,
         from: PeerId,
         parent: PeerId,
@@ -195,7 +199,9 @@ impl Plumtree {
             && self.links.is_lazy(&origin, &from)
             && shortens(announced, hops, self.config.optimization_threshold)
             && self.links.is_eager(&origin, &parent)
+            && self.trials.may_try(&from, now)
         {
+            self.trials.open(origin, from, parent, now);
             self.stats.shortcuts_sent += 1;
             self.stats.prunes_sent += 1;
             out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));
@@ -203,6 +209,30 @@ impl Plumtree {
             self.links.join_tree(origin, &from);
             self.links.make_lazy(origin, parent);
             self.links.set_parent(&origin, &from);
+        }
+    }
+
+    /// A shortcut's claim failed (`trials.rs`): the liar's link leaves the tree it failed on, and its
+    /// other shortcuts on trial are undone, each tree back to the parent the shortcut replaced.
+    pub(super) fn claim_failed(&mut self, failed: super::trials::Failed, out: &mut Vec<PtOut>) {
+        self.stats.shortcuts_failed += 1;
+        let liar = failed.peer;
+        let undo = failed
+            .undo
+            .into_iter()
+            .map(|(origin, replaced)| (origin, Some(replaced)));
+        for (origin, replaced) in std::iter::once((failed.origin, None)).chain(undo) {
+            if self.links.contains(&liar) && self.links.is_eager(&origin, &liar) {
+                self.stats.prunes_sent += 1;
+                self.links.make_lazy(origin, liar);
+                out.push(PtOut::Send(liar, TreeMessage::Prune { origin }));
+            }
+            if let Some(parent) = replaced.filter(|p| self.links.is_lazy(&origin, p)) {
+                self.stats.shortcuts_sent += 1;
+                self.links.join_tree(origin, &parent);
+                self.links.set_parent(&origin, &parent);
+                out.push(PtOut::Send(parent, TreeMessage::Shortcut { origin }));
+            }
         }
     }
 

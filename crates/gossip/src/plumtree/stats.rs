@@ -22,8 +22,12 @@ pub struct TreeStats {
     pub published_borrowed: u64,
     /// `Prune` messages sent.
     pub prunes_sent: u64,
-    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link).
+    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link, or a failed one was
+    /// undone).
     pub shortcuts_sent: u64,
+    /// Shortcuts whose origin's next message came first from another neighbour than the one the
+    /// shortcut moved to: its claim of fewer hops failed, and its claims are ignored for a while.
+    pub shortcuts_failed: u64,
     /// Grafts answered with the message.
     pub grafts_answered: u64,
     /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for

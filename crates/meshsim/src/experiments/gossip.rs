@@ -307,6 +307,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("gossip_prunes_total", total(|s| s.stats().tree.prunes_sent))
         .add("gossip_shortcuts_total", total(|s| s.stats().tree.shortcuts_sent))
         .add(
+            "gossip_shortcuts_failed_total",
+            total(|s| s.stats().tree.shortcuts_failed),
+        )
+        .add(
             "trees_per_node_mean",
             total(|s| s.tree_count() as u64) as f64 / sim.live_nodes().count().max(1) as f64,
         )

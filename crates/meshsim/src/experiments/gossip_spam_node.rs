@@ -37,6 +37,10 @@ pub(crate) enum SpamKind {
     /// first-seen message in bursts to their honest neighbours, and duplicates cross their prunes; only the
     /// spammer's own duplicates on pruned links should cost anyone.
     ValidBurst,
+    /// No spam: the "spammer" announces every message it holds at one hop from its origin, and pushes
+    /// no copy to anyone. A neighbour that believes it makes it its parent on the origin's tree
+    /// (Plumtree's §3.8), and then waits in vain for the next message.
+    HopLie,
 }
 
 /// New valid messages a [`SpamKind::ValidBurst`] spammer publishes per tick.
@@ -128,11 +132,15 @@ impl SpamNode {
                             };
                             pending.push(Input::Command(Command::Validated(id, verdict)));
                         }
-                        // A spammer relays nothing of the broadcast layer.
                         Output::Send {
-                            msg: Message::Tree(_),
-                            ..
-                        } if self.spam.is_some() => {}
+                            to,
+                            msg: Message::Tree(tree),
+                        } if let Some(spam) = self.spam => {
+                            // A spammer relays nothing of the broadcast layer; a liar announces.
+                            if let Some(msg) = lie(spam.kind, tree) {
+                                out.push(Output::Send { to, msg });
+                            }
+                        }
                         Output::Send { to, msg } => out.push(Output::Send { to, msg }),
                         Output::Emit(event) => out.push(Output::Emit(event)),
                         Output::Schedule { after, timer } => out.push(Output::Schedule {
@@ -154,12 +162,15 @@ impl SpamNode {
     /// link, since nobody ever prunes a spammer's tree); a bad signature is made by changing the sequence
     /// number after signing.
     fn spam(&mut self, now: Instant, spam: Spam, out: &mut Vec<Output<Self>>) {
+        if spam.kind == SpamKind::HopLie {
+            return;
+        }
         let valid = spam.kind == SpamKind::ValidBurst;
         for _ in 0..if valid { BURST } else { 1 } {
             self.seq += 1;
             let bad_signature = match spam.kind {
                 SpamKind::BadSignature => true,
-                SpamKind::Rejected | SpamKind::ValidBurst => false,
+                SpamKind::Rejected | SpamKind::ValidBurst | SpamKind::HopLie => false,
                 SpamKind::Mixed => self.seq % 2 == 0,
             };
             let mut payload = if valid { b"ok".to_vec() } else { BAD.to_vec() };
@@ -208,6 +219,24 @@ impl SpamNode {
             after: spam.every,
             timer: NodeTimer::Spam,
         });
+    }
+}
+
+/// What a [`SpamKind::HopLie`] liar sends of `tree`: announcements at one hop, no copies, the rest as
+/// is. Other spammers send nothing of the broadcast layer.
+fn lie(kind: SpamKind, tree: TreeMessage) -> Option<Message> {
+    match (kind, tree) {
+        (SpamKind::HopLie, TreeMessage::IHave { ids }) => {
+            let mut ids = ids.into_inner();
+            for announcement in &mut ids {
+                announcement.hops = 1;
+            }
+            let ids = ids.try_into().ok()?; // as many as before
+            Some(Message::Tree(TreeMessage::IHave { ids }))
+        }
+        (SpamKind::HopLie, TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. }) => None,
+        (SpamKind::HopLie, tree) => Some(Message::Tree(tree)),
+        _ => None,
     }
 }
 
