@@ -21,7 +21,9 @@
 //! of the link by then, and announced the message instead of pushing it; the rest because a copy
 //! came first along another path. Such a neighbour loses nothing but the optimisation, for a
 //! minute, and those runs' redundancy and latency after the crash are the same as without trials.
-//! A trial whose origin stays silent for [`WINDOW`] ends without a verdict.
+//! A trial whose origin stays silent for [`WINDOW`] ends without a verdict. The attack is staged on
+//! QUIC in the node crate's `tests/gossip_hop_lie.rs`, and at scale by `meshsim gossip-spam
+//! --spam-kind hop-lie`.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,0 +1,224 @@
+//! A neighbour that lies about hop counts, staged on real QUIC. Three nodes: an origin, a victim, and
+//! a liar that relays honestly until told to lie, then announces every message at zero hops and
+//! pushes no copy. The victim moves its tree link to the liar once (Plumtree's §3.8), the origin's
+//! next message shows the claim false, and the liar's later claims are not believed.
+#![allow(clippy::unwrap_used)]
+// A test's deadlines are wall time.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::time::Duration;
+
+use meshwork_gossip::{Command, Config, Event, Gossip, Message, Timer, TopicId, TopicOptions, TreeMessage};
+use meshwork_identity::{Keypair, PeerId};
+use meshwork_node::{Events, Handle, Node, NodeBuilder, NodeConfig};
+use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
+use support::{Net, loopback};
+use tokio::time::timeout;
+
+/// A gossip node that turns liar when told ([`LiarCommand::Lie`]).
+struct Liar {
+    gossip: Gossip,
+    lying: bool,
+}
+
+#[derive(Debug)]
+enum LiarCommand {
+    Gossip(Command),
+    Lie,
+}
+
+impl Protocol for Liar {
+    type Message = Message;
+    type Command = LiarCommand;
+    type Event = Event;
+    type Timer = Timer;
+    const ID: ProtocolId = Gossip::ID;
+    const MAX_MESSAGE_SIZE: usize = Gossip::MAX_MESSAGE_SIZE;
+
+    fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        let input = match input {
+            Input::Command(LiarCommand::Lie) => {
+                self.lying = true;
+                return;
+            }
+            Input::Command(LiarCommand::Gossip(command)) => Input::Command(command),
+            Input::Message { from, msg } => Input::Message { from, msg },
+            Input::Timer(timer) => Input::Timer(timer),
+            Input::PeerUp(peer) => Input::PeerUp(peer),
+            Input::PeerDown(peer) => Input::PeerDown(peer),
+        };
+        let mut inner = Vec::new();
+        self.gossip.handle(now, input, &mut inner);
+        for output in inner {
+            out.push(match output {
+                Output::Send {
+                    to,
+                    msg: Message::Tree(tree),
+                } if self.lying => match tree {
+                    TreeMessage::IHave { ids } => {
+                        let mut ids = ids.into_inner();
+                        for announcement in &mut ids {
+                            announcement.hops = 0;
+                        }
+                        let ids = ids.try_into().unwrap();
+                        Output::Send {
+                            to,
+                            msg: Message::Tree(TreeMessage::IHave { ids }),
+                        }
+                    }
+                    TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. } => continue,
+                    tree => Output::Send {
+                        to,
+                        msg: Message::Tree(tree),
+                    },
+                },
+                Output::Send { to, msg } => Output::Send { to, msg },
+                Output::Emit(event) => Output::Emit(event),
+                Output::Schedule { after, timer } => Output::Schedule { after, timer },
+                Output::Dial(peer) => Output::Dial(peer),
+                Output::Disconnect(peer) => Output::Disconnect(peer),
+                Output::Protect { peer, protect } => Output::Protect { peer, protect },
+                Output::Dropped { peer, reason } => Output::Dropped { peer, reason },
+            });
+        }
+    }
+}
+
+fn topic() -> TopicId {
+    TopicId::from_name("hops")
+}
+
+async fn start(builder: NodeBuilder, seed: u8, i: usize) -> Node {
+    Net::Quic
+        .start(builder, &Keypair::from_seed([seed; 32]), loopback(i))
+        .await
+}
+
+/// Waits (at most 20 s) until `events` delivers a message, and returns its hop count.
+async fn delivered(events: &mut Events<Gossip>) -> u16 {
+    timeout(Duration::from_secs(20), async {
+        loop {
+            if let Event::Delivered { hops, .. } = events.recv().await.expect("node stopped") {
+                return hops;
+            }
+        }
+    })
+    .await
+    .expect("not delivered in time")
+}
+
+/// The victim's counters of shortcuts taken and failed, and its eager peers on `origin`'s tree.
+async fn victim_state(victim: &Handle<Gossip>, origin: PeerId) -> (u64, u64, Vec<PeerId>) {
+    victim
+        .with(move |g| {
+            let tree = g.stats().tree;
+            (tree.shortcuts_sent, tree.shortcuts_failed, g.eager_peers(&origin))
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neighbour_that_lies_about_hops_is_disproved_once_and_then_not_believed() {
+    let subscribe = || Command::Subscribe(topic(), TopicOptions::default());
+    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let (origin, _origin_events) = builder
+        .register(Gossip::new(Keypair::from_seed([1; 32]), Config::default(), 1))
+        .unwrap();
+    let origin_node = start(builder, 1, 0).await;
+    // The victim takes any shorter path: three nodes make no long ones.
+    let config = Config {
+        optimization_threshold: 0,
+        ..Config::default()
+    };
+    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let (victim, mut victim_events) = builder
+        .register(Gossip::new(Keypair::from_seed([2; 32]), config, 2))
+        .unwrap();
+    let victim_node = start(builder, 2, 1).await;
+    let mut builder = NodeBuilder::new(NodeConfig::default());
+    let liar = Liar {
+        gossip: Gossip::new(Keypair::from_seed([3; 32]), Config::default(), 3),
+        lying: false,
+    };
+    let (liar, _liar_events) = builder.register(liar).unwrap();
+    let liar_node = start(builder, 3, 2).await;
+
+    let nodes = [&origin_node, &victim_node, &liar_node];
+    for n in nodes {
+        for other in nodes {
+            n.add_address(other.peer_id(), other.local_addr()).await.unwrap();
+        }
+    }
+    origin.command(subscribe()).await.unwrap();
+    victim.command(subscribe()).await.unwrap();
+    liar.command(LiarCommand::Gossip(subscribe())).await.unwrap();
+    let contact = vec![origin_node.peer_id()];
+    victim.command(Command::Join(contact.clone())).await.unwrap();
+    liar.command(LiarCommand::Gossip(Command::Join(contact)))
+        .await
+        .unwrap();
+    // Bounded: every node has the two others as neighbours.
+    let mut linked = false;
+    for _ in 0..200 {
+        let views = [
+            origin.with(|g| g.active_view().len()).await.unwrap(),
+            victim.with(|g| g.active_view().len()).await.unwrap(),
+        ];
+        if views == [2, 2] {
+            linked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(linked, "the three nodes did not link up");
+
+    let publish = |n: u32| Command::Publish(topic(), format!("message {n}").into_bytes());
+    let origin_id = origin_node.peer_id();
+    let liar_id = liar_node.peer_id();
+    // Honest first: the first message floods, and the duplicates make the tree.
+    origin.command(publish(0)).await.unwrap();
+    delivered(&mut victim_events).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    liar.command(LiarCommand::Lie).await.unwrap();
+
+    // Message 1 comes from the origin; the liar announces it at zero hops, and the victim believes it.
+    origin.command(publish(1)).await.unwrap();
+    delivered(&mut victim_events).await;
+    let mut believed = false;
+    for _ in 0..100 {
+        let (taken, _, eager) = victim_state(&victim, origin_id).await;
+        if taken >= 1 && eager == vec![liar_id] {
+            believed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(believed, "the victim never took the liar's shortcut");
+    let (taken, _, _) = victim_state(&victim, origin_id).await;
+
+    // Message 2: the liar withholds it; it comes by a graft from the origin, late, and shows the
+    // claim false.
+    origin.command(publish(2)).await.unwrap();
+    delivered(&mut victim_events).await;
+    let (_, failed, eager) = victim_state(&victim, origin_id).await;
+    assert_eq!(failed, 1, "the claim was disproved");
+    assert_eq!(eager, vec![origin_id], "the tree link is back at the origin");
+
+    // Messages 3 and 4: the liar announces them at zero hops too, and is not believed.
+    for n in 3..5 {
+        origin.command(publish(n)).await.unwrap();
+        let hops = delivered(&mut victim_events).await;
+        assert_eq!(hops, 1, "message {n} came straight from the origin");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, failed, eager) = victim_state(&victim, origin_id).await;
+    assert_eq!(after, taken, "no shortcut to the liar again");
+    assert_eq!((failed, eager), (1, vec![origin_id]));
+
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
