@@ -24,11 +24,10 @@
 //!   Active links are *eager* (full messages pushed) or *lazy* (ids announced in batched `IHave`s) for
 //!   each origin. Duplicates answer `Prune` (the link turns lazy for that origin), announced messages that
 //!   do not arrive in time are fetched with `Graft`, and an announcement of a much shorter path moves the
-//!   tree link there (`Shortcut`, the optimisation of §3.8), on trial until the origin's next message
-//!   shows the neighbour pushes it (hop counts are the sender's word: `plumtree/trials.rs`). An
-//!   origin's first broadcast floods the active
-//!   view; from then on its messages follow the tree of first arrivals, which is near-shortest-path from
-//!   that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
+//!   tree link there (`Shortcut`, the optimisation of §3.8), the neighbour on probation as our parent
+//!   (hop counts are the sender's word: `plumtree/trials.rs`). An origin's first broadcast floods the
+//!   active view; from then on its messages follow the tree of first arrivals, which is
+//!   near-shortest-path from that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
 //!   of recent messages, so a node that was cut off catches up. It joins the trees that have formed
 //!   here lazily (the paper adds it eagerly): after half the nodes of 1,000 crash, eager new links
 //!   cost every tree's next message a duplicate per link. Over the next 100 messages of 5 publishers

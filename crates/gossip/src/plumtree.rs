@@ -243,9 +243,13 @@ impl Plumtree {
         self.schedule_flush(out);
     }
 
-    pub(crate) fn neighbor_down(&mut self, now: Instant, peer: PeerId) {
+    pub(crate) fn neighbor_down(&mut self, now: Instant, peer: PeerId, out: &mut Vec<PtOut>) {
         self.excuse_pushes(now, peer);
         self.links.down(peer);
+        // Its shortcuts on probation end without blame, and the parents they replaced are asked back.
+        for (origin, replaced) in self.trials.close(&peer) {
+            self.restore_parent(origin, replaced, out);
+        }
         self.offers.forget(now, &peer);
         self.declined.remove(&peer);
         self.lenders.forget(&peer);
@@ -383,11 +387,6 @@ impl Plumtree {
             .as_ref()
             .and_then(|m| m.grafted)
             .filter(|(g, _)| *g == from);
-        // A shortcut on trial holds only if its neighbour pushed the copy, unasked.
-        let pushed = !answers_graft && graft_answer.is_none();
-        if !borrowed && let Some(failed) = self.trials.first_copy(&origin, &from, pushed, now) {
-            self.claim_failed(failed, out);
-        }
         if let Some((_, at)) = graft_answer {
             self.graft_wait.sample(now.saturating_duration_since(at));
         }
@@ -408,6 +407,17 @@ impl Plumtree {
             // Dropped unseen: a later copy may get through once the queue drains.
             out.push(PtOut::Dropped(from, meshwork_wire::DropReason::QueueFull));
             return;
+        }
+        // Late on a tree whose parent a shortcut made: the parent's claim fails (`trials.rs`). Only
+        // for a copy on its origin's own tree, which is what the claim was about.
+        let waited = announced.as_ref().is_some_and(|m| m.deferred);
+        if !borrowed && lends && (waited || answers_graft || graft_answer.is_some()) {
+            let news = announced.as_ref().map_or(now, |m| m.since);
+            let parent = self.links.parent_of(&origin).alive();
+            let race = self.graft_wait.timeout();
+            if let Some(failed) = self.trials.late(&origin, parent, news, race, now) {
+                self.claim_failed(now, failed, out);
+            }
         }
         let announcers = announced.map(|m| m.announcers).unwrap_or_default();
         let entry = Entry {

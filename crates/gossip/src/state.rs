@@ -398,7 +398,7 @@ impl Gossip {
                         out.push(Output::Emit(Event::NeighborUp(peer)));
                     }
                     HvOut::Down(peer) => {
-                        self.tree.neighbor_down(now, peer);
+                        self.tree.neighbor_down(now, peer, &mut self.pt_out);
                         out.push(Output::Protect { peer, protect: false });
                         out.push(Output::Emit(Event::NeighborDown(peer)));
                     }

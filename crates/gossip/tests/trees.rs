@@ -269,6 +269,13 @@ fn tree_at(g: &mut Gossip, now: Instant, from: u8, msg: TreeMessage) -> Vec<(Pee
     support::tree_sends(out)
 }
 
+/// Fires `timer` at `now`.
+fn fire(g: &mut Gossip, now: Instant, timer: Timer) -> Vec<(PeerId, TreeMessage)> {
+    let mut out = Vec::new();
+    g.handle(now, Input::Timer(timer), &mut out);
+    support::tree_sends(out)
+}
+
 /// Origin `origin`'s message `seq` comes from 2 at 8 hops, and 3 (lazy) announces it at 1 hop, at
 /// `now`: what we send in answer to the announcement.
 fn claimed_nearer(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
@@ -279,8 +286,72 @@ fn claimed_nearer(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(Pe
     tree_at(g, now, 3, TreeMessage::IHave { ids })
 }
 
+/// Origin `origin`'s message `seq` is withheld by our parent: 2 announces it at `now`, we wait for
+/// the parent, graft 2, and 2's copy comes. What we send when it does.
+fn late_by_graft(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
+    let message = published_by(origin, seq);
+    let id = message.id();
+    let ids = vec![support::announcement(origin, id, 2)].try_into().unwrap();
+    tree_at(g, now, 2, TreeMessage::IHave { ids });
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        fire(g, now + second, Timer::Graft(id)).is_empty(),
+        "waits for the parent"
+    );
+    let out = fire(g, now + 10 * second, Timer::Graft(id));
+    assert!(
+        out.contains(&(key(2).peer_id(), TreeMessage::Graft { id })),
+        "{out:?}"
+    );
+    tree_at(g, now + 10 * second, 2, TreeMessage::Gossip { message, hops: 9 })
+}
+
+fn shortcut(out: &[(PeerId, TreeMessage)]) -> bool {
+    out.iter().any(|(_, m)| matches!(m, TreeMessage::Shortcut { .. }))
+}
+
+/// Origin `origin`'s message `seq` is late from our parent 3: 2 announces it at `now`, we wait for
+/// the parent, and 3's copy comes a second later. What we send when it does.
+fn late_by_parent(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
+    let message = published_by(origin, seq);
+    let id = message.id();
+    let ids = vec![support::announcement(origin, id, 2)].try_into().unwrap();
+    tree_at(g, now, 2, TreeMessage::IHave { ids });
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        fire(g, now + second, Timer::Graft(id)).is_empty(),
+        "waits for the parent"
+    );
+    tree_at(g, now + 2 * second, 3, TreeMessage::Gossip { message, hops: 2 })
+}
+
 #[test]
-fn a_neighbour_whose_claim_of_fewer_hops_fails_leaves_the_tree_and_is_not_believed_for_a_while() {
+fn a_neighbour_whose_claim_of_fewer_hops_fails_is_not_believed_for_a_while() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
+    for origin in 10..13 {
+        formed_with_lazy(&mut g, origin, 3);
+    }
+    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
+    assert!(claimed_nearer(&mut g, secs(0), 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
+    assert_eq!(g.eager_peers(&x), vec![b]);
+    // X's next message: 3 withholds it, and it comes late, by a graft from 2, which is the tree's
+    // parent from then on. A strike against 3's claim.
+    late_by_graft(&mut g, secs(5), 10, 2);
+    assert_eq!(g.stats().tree.shortcuts_failed, 1);
+    assert!(g.eager_peers(&x).contains(&a));
+    // Its claims on the other trees are not believed until the bar is over: a minute from the
+    // strike at 15 s, twice that after the next.
+    assert!(!shortcut(&claimed_nearer(&mut g, secs(30), 11, 1)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(76), 11, 2)));
+    late_by_graft(&mut g, secs(80), 11, 3);
+    assert_eq!(g.stats().tree.shortcuts_failed, 2);
+    assert!(!shortcut(&claimed_nearer(&mut g, secs(90 + 100), 12, 1)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(90 + 121), 12, 2)));
+}
+
+#[test]
+fn a_parent_late_twice_on_probation_leaves_the_tree_and_its_shortcuts_are_undone() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, y, a, b) = (
         key(10).peer_id(),
@@ -290,71 +361,68 @@ fn a_neighbour_whose_claim_of_fewer_hops_fails_leaves_the_tree_and_is_not_believ
     );
     formed_with_lazy(&mut g, 10, 3);
     formed_with_lazy(&mut g, 11, 3);
-    // 3 claims to be one hop from both origins: both trees move to it, on trial.
-    let now = Instant::ZERO;
-    assert!(claimed_nearer(&mut g, now, 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
-    assert!(claimed_nearer(&mut g, now, 11, 1).contains(&(b, TreeMessage::Shortcut { origin: y })));
-    assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![b], vec![b]));
-    // X's next message: 3 withholds it, and it comes from 2 (which had not heard our prune yet). The
-    // claim failed: 3 leaves X's tree, and Y's tree goes back to 2.
-    let out = tree_at(
-        &mut g,
-        now,
-        2,
-        TreeMessage::Gossip {
-            message: published_by(10, 2),
-            hops: 9,
-        },
-    );
-    assert!(out.contains(&(b, TreeMessage::Prune { origin: x })), "{out:?}");
-    assert!(out.contains(&(b, TreeMessage::Prune { origin: y })), "{out:?}");
-    assert!(out.contains(&(a, TreeMessage::Shortcut { origin: y })), "{out:?}");
-    assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![a], vec![a]));
-    assert_eq!(g.stats().tree.shortcuts_failed, 1);
-    // Its next claims are not believed until the bar is over: a minute, twice that after it fails
-    // again.
-    let secs = |s| now + std::time::Duration::from_secs(s);
-    let shortcut =
-        |out: &[(PeerId, TreeMessage)]| out.iter().any(|(_, m)| matches!(m, TreeMessage::Shortcut { .. }));
-    assert!(!shortcut(&claimed_nearer(&mut g, secs(30), 10, 3)));
-    assert!(shortcut(&claimed_nearer(&mut g, secs(61), 10, 4)));
-    tree_at(
-        &mut g,
-        secs(62),
-        2,
-        TreeMessage::Gossip {
-            message: published_by(10, 5),
-            hops: 9,
-        },
-    );
-    assert_eq!(g.stats().tree.shortcuts_failed, 2);
-    assert!(!shortcut(&claimed_nearer(&mut g, secs(62 + 100), 10, 6)));
-    assert!(shortcut(&claimed_nearer(&mut g, secs(62 + 121), 10, 7)));
-}
-
-#[test]
-fn a_claim_that_holds_keeps_its_tree_and_the_next_claims_count() {
-    let mut g = node_with(Config::default(), &[2, 3]);
-    let (x, y, b) = (key(10).peer_id(), key(11).peer_id(), key(3).peer_id());
-    formed_with_lazy(&mut g, 10, 3);
-    formed_with_lazy(&mut g, 11, 3);
-    let now = Instant::ZERO;
-    assert!(claimed_nearer(&mut g, now, 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
-    // 3 pushes X's next message first: no prune, the tree stays.
-    let out = tree_at(
-        &mut g,
-        now,
-        3,
-        TreeMessage::Gossip {
-            message: published_by(10, 2),
-            hops: 2,
-        },
-    );
+    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 11, 1)));
+    // 3 pushes X's next message, but only after we waited for it: a strike, and it stays parent.
+    let out = late_by_parent(&mut g, secs(5), 10, 2);
     assert!(
-        !out.iter().any(|(_, m)| matches!(m, TreeMessage::Prune { .. })),
+        out.iter().all(|(_, m)| !matches!(m, TreeMessage::Prune { .. })),
         "{out:?}"
     );
     assert_eq!(g.eager_peers(&x), vec![b]);
-    assert!(claimed_nearer(&mut g, now, 11, 1).contains(&(b, TreeMessage::Shortcut { origin: y })));
+    // Late again: it leaves X's tree, and both trees go back to 2.
+    let out = late_by_parent(&mut g, secs(10), 10, 3);
+    for origin in [x, y] {
+        assert!(out.contains(&(b, TreeMessage::Prune { origin })), "{out:?}");
+        assert!(out.contains(&(a, TreeMessage::Shortcut { origin })), "{out:?}");
+    }
+    assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![a], vec![a]));
+    let tree = g.stats().tree;
+    assert_eq!((tree.shortcuts_failed, tree.shortcuts_undone), (2, 2));
+}
+
+#[test]
+fn a_message_on_its_way_before_the_shortcut_or_first_along_another_path_is_no_verdict() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, b) = (key(10).peer_id(), key(3).peer_id());
+    formed_with_lazy(&mut g, 10, 3);
+    assert!(shortcut(&claimed_nearer(&mut g, Instant::ZERO, 10, 1)));
+    // Announced by 2 at once, before 3 could have heard of the shortcut: late, but no fault of 3's.
+    late_by_graft(&mut g, Instant::ZERO, 10, 2);
+    // Pushed by 2 (it had not heard our prune yet), first, with no waiting: nothing was late.
+    let later = Instant::ZERO + std::time::Duration::from_secs(20);
+    tree_at(
+        &mut g,
+        later,
+        2,
+        TreeMessage::Gossip {
+            message: published_by(10, 3),
+            hops: 9,
+        },
+    );
+    // 3 pushes the next one itself.
+    tree_at(
+        &mut g,
+        later,
+        3,
+        TreeMessage::Gossip {
+            message: published_by(10, 4),
+            hops: 2,
+        },
+    );
+    assert_eq!(g.stats().tree.shortcuts_failed, 0);
+    assert!(g.eager_peers(&x).contains(&b), "3 stays on the tree");
+}
+
+#[test]
+fn a_neighbour_that_leaves_on_probation_is_not_blamed_and_the_old_parent_is_asked_back() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, a, b) = (key(10).peer_id(), key(2).peer_id(), key(3).peer_id());
+    formed_with_lazy(&mut g, 10, 3);
+    assert!(shortcut(&claimed_nearer(&mut g, Instant::ZERO, 10, 1)));
+    let out = support::tree_sends(support::handle(&mut g, Instant::ZERO, Input::PeerDown(b)));
+    assert!(out.contains(&(a, TreeMessage::Shortcut { origin: x })), "{out:?}");
+    assert_eq!(g.eager_peers(&x), vec![a]);
     assert_eq!(g.stats().tree.shortcuts_failed, 0);
 }

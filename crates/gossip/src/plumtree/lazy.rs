@@ -199,7 +199,13 @@ impl Plumtree {
             && self.links.is_lazy(&origin, &from)
             && shortens(announced, hops, self.config.optimization_threshold)
             && self.links.is_eager(&origin, &parent)
-            && self.trials.may_try(&from, now)
+            && self.trials.may_try(
+                &origin,
+                &from,
+                &parent,
+                self.links.parent_of(&origin).alive(),
+                now,
+            )
         {
             self.trials.open(origin, from, parent, now);
             self.stats.shortcuts_sent += 1;
@@ -212,27 +218,38 @@ impl Plumtree {
         }
     }
 
-    /// A shortcut's claim failed (`trials.rs`): the liar's link leaves the tree it failed on, and its
-    /// other shortcuts on trial are undone, each tree back to the parent the shortcut replaced.
-    pub(super) fn claim_failed(&mut self, failed: super::trials::Failed, out: &mut Vec<PtOut>) {
+    /// A shortcut's claim failed (`trials.rs`). At its second strike the claimant's link leaves the
+    /// tree, and the trees of its other shortcuts on probation, which go back to the parents the
+    /// shortcuts replaced.
+    pub(super) fn claim_failed(&mut self, now: Instant, failed: super::trials::Failed, out: &mut Vec<PtOut>) {
         self.stats.shortcuts_failed += 1;
-        let liar = failed.peer;
-        let undo = failed
-            .undo
-            .into_iter()
-            .map(|(origin, replaced)| (origin, Some(replaced)));
-        for (origin, replaced) in std::iter::once((failed.origin, None)).chain(undo) {
-            if self.links.contains(&liar) && self.links.is_eager(&origin, &liar) {
+        let claimant = failed.peer;
+        let Some((failed_tree, others)) = failed.undo else {
+            return;
+        };
+        for (origin, replaced) in std::iter::once(failed_tree).chain(others) {
+            if self.links.contains(&claimant)
+                && self.links.prunable(&origin)
+                && self.links.is_eager(&origin, &claimant)
+            {
+                // What it pushed before it hears the prune is no waste.
+                self.excuse_pushes(now, claimant);
                 self.stats.prunes_sent += 1;
-                self.links.make_lazy(origin, liar);
-                out.push(PtOut::Send(liar, TreeMessage::Prune { origin }));
+                self.links.make_lazy(origin, claimant);
+                out.push(PtOut::Send(claimant, TreeMessage::Prune { origin }));
             }
-            if let Some(parent) = replaced.filter(|p| self.links.is_lazy(&origin, p)) {
-                self.stats.shortcuts_sent += 1;
-                self.links.join_tree(origin, &parent);
-                self.links.set_parent(&origin, &parent);
-                out.push(PtOut::Send(parent, TreeMessage::Shortcut { origin }));
-            }
+            self.restore_parent(origin, replaced, out);
+        }
+    }
+
+    /// Asks `parent` back as our parent on `origin`'s tree, where a shortcut replaced it: if it is
+    /// still a neighbour, lazy there, and we hold the tree.
+    pub(super) fn restore_parent(&mut self, origin: PeerId, parent: PeerId, out: &mut Vec<PtOut>) {
+        if self.links.prunable(&origin) && self.links.is_lazy(&origin, &parent) {
+            self.stats.shortcuts_undone += 1;
+            self.links.join_tree(origin, &parent);
+            self.links.set_parent(&origin, &parent);
+            out.push(PtOut::Send(parent, TreeMessage::Shortcut { origin }));
         }
     }
 

@@ -65,6 +65,16 @@ pub(crate) enum Parent {
     Unknown,
 }
 
+impl Parent {
+    /// The parent, if it is alive.
+    pub(crate) fn alive(self) -> Option<PeerId> {
+        match self {
+            Self::Alive(parent) => Some(parent),
+            Self::Left | Self::Unknown => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Tree {
     lazy: Mask,
@@ -220,7 +230,15 @@ impl Links {
 
     /// The parent on the tree `tag` stood for last.
     pub(crate) fn parent_for(&self, tag: TreeTag) -> Parent {
-        let Some(tree) = self.tags.get(&tag).and_then(|origin| self.trees.get(origin)) else {
+        match self.tags.get(&tag) {
+            Some(origin) => self.parent_of(origin),
+            None => Parent::Unknown,
+        }
+    }
+
+    /// The parent on `origin`'s tree.
+    pub(crate) fn parent_of(&self, origin: &PeerId) -> Parent {
+        let Some(tree) = self.trees.get(origin) else {
             return Parent::Unknown;
         };
         if tree.parent == PARENT_LEFT {

@@ -22,12 +22,14 @@ pub struct TreeStats {
     pub published_borrowed: u64,
     /// `Prune` messages sent.
     pub prunes_sent: u64,
-    /// `Shortcut` messages sent (the optimisation of §3.8 replaced a tree link, or a failed one was
-    /// undone).
+    /// `Shortcut` messages sent by the optimisation of §3.8 (a tree link moved).
     pub shortcuts_sent: u64,
-    /// Shortcuts whose origin's next message came first from another neighbour than the one the
-    /// shortcut moved to: its claim of fewer hops failed, and its claims are ignored for a while.
+    /// Shortcuts whose new parent's claim of fewer hops failed: a message of the origin came late
+    /// while it was our parent on probation, and its claims are ignored for a while.
     pub shortcuts_failed: u64,
+    /// `Shortcut` messages that asked a parent back: a shortcut that replaced it failed, or the
+    /// neighbour it moved to left while on probation.
+    pub shortcuts_undone: u64,
     /// Grafts answered with the message.
     pub grafts_answered: u64,
     /// Grafts not answered: repeats of one already answered, over the neighbour's answer budget, or for

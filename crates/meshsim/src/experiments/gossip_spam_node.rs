@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use meshwork_gossip::{Command, Event, Gossip, Message, Timer, TreeMessage, Verdict};
+use meshwork_gossip::{Announcement, Command, Event, Gossip, Message, Timer, TreeMessage, TreeTag, Verdict};
 use meshwork_sim::NodeInit;
 use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 
@@ -37,9 +37,10 @@ pub(crate) enum SpamKind {
     /// first-seen message in bursts to their honest neighbours, and duplicates cross their prunes; only the
     /// spammer's own duplicates on pruned links should cost anyone.
     ValidBurst,
-    /// No spam: the "spammer" announces every message it holds at one hop from its origin, and pushes
-    /// no copy to anyone. A neighbour that believes it makes it its parent on the origin's tree
-    /// (Plumtree's §3.8), and then waits in vain for the next message.
+    /// No spam: the "spammer" announces every message it holds at one hop from its origin (those it
+    /// would push too), and pushes no copy to anyone, not even in answer to a graft. A neighbour that
+    /// believes it makes it its parent on the origin's tree (Plumtree's §3.8), and then waits in vain
+    /// for the next message.
     HopLie,
 }
 
@@ -222,22 +223,29 @@ impl SpamNode {
     }
 }
 
-/// What a [`SpamKind::HopLie`] liar sends of `tree`: announcements at one hop, no copies, the rest as
-/// is. Other spammers send nothing of the broadcast layer.
+/// What a [`SpamKind::HopLie`] liar sends of `tree`: announcements at one hop, of the copies it would
+/// push too, and no copy; the rest as is. Other spammers send nothing of the broadcast layer.
 fn lie(kind: SpamKind, tree: TreeMessage) -> Option<Message> {
-    match (kind, tree) {
-        (SpamKind::HopLie, TreeMessage::IHave { ids }) => {
-            let mut ids = ids.into_inner();
-            for announcement in &mut ids {
-                announcement.hops = 1;
-            }
-            let ids = ids.try_into().ok()?; // as many as before
-            Some(Message::Tree(TreeMessage::IHave { ids }))
-        }
-        (SpamKind::HopLie, TreeMessage::Gossip { .. } | TreeMessage::Borrowed { .. }) => None,
-        (SpamKind::HopLie, tree) => Some(Message::Tree(tree)),
-        _ => None,
+    if kind != SpamKind::HopLie {
+        return None;
     }
+    let ids = match tree {
+        TreeMessage::IHave { ids } => ids.into_inner(),
+        TreeMessage::Gossip { message, .. } => vec![Announcement {
+            id: message.id(),
+            hops: 1,
+            tree: TreeTag::of(&message.origin),
+        }],
+        TreeMessage::Borrowed { .. } => return None,
+        tree => return Some(Message::Tree(tree)),
+    };
+    let ids = ids
+        .into_iter()
+        .map(|a| Announcement { hops: 1, ..a })
+        .collect::<Vec<_>>()
+        .try_into()
+        .ok()?; // as many as before
+    Some(Message::Tree(TreeMessage::IHave { ids }))
 }
 
 impl Protocol for SpamNode {
