@@ -286,9 +286,9 @@ fn claimed_nearer(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(Pe
     tree_at(g, now, 3, TreeMessage::IHave { ids })
 }
 
-/// Origin `origin`'s message `seq` is withheld by our parent: 2 announces it at `now`, we wait for
-/// the parent, graft 2, and 2's copy comes. What we send when it does.
-fn late_by_graft(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
+/// Origin `origin`'s message `seq` is announced by 2 at `now`, and we wait for our parent on its
+/// tree a second later: its copy does not come in time.
+fn awaited(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> GossipMessage {
     let message = published_by(origin, seq);
     let id = message.id();
     let ids = vec![support::announcement(origin, id, 2)].try_into().unwrap();
@@ -298,31 +298,33 @@ fn late_by_graft(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(Pee
         fire(g, now + second, Timer::Graft(id)).is_empty(),
         "waits for the parent"
     );
-    let out = fire(g, now + 10 * second, Timer::Graft(id));
+    message
+}
+
+/// Origin `origin`'s message `seq` is withheld by our parent ([`awaited`]): we graft 2 and 2's copy
+/// comes. What we send when it does.
+fn late_by_graft(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
+    let message = awaited(g, now, origin, seq);
+    let id = message.id();
+    let later = now + std::time::Duration::from_secs(10);
+    let out = fire(g, later, Timer::Graft(id));
     assert!(
         out.contains(&(key(2).peer_id(), TreeMessage::Graft { id })),
         "{out:?}"
     );
-    tree_at(g, now + 10 * second, 2, TreeMessage::Gossip { message, hops: 9 })
+    tree_at(g, later, 2, TreeMessage::Gossip { message, hops: 9 })
 }
 
 fn shortcut(out: &[(PeerId, TreeMessage)]) -> bool {
     out.iter().any(|(_, m)| matches!(m, TreeMessage::Shortcut { .. }))
 }
 
-/// Origin `origin`'s message `seq` is late from our parent 3: 2 announces it at `now`, we wait for
-/// the parent, and 3's copy comes a second later. What we send when it does.
+/// Origin `origin`'s message `seq` is late from our parent 3: we wait for it ([`awaited`]), and its
+/// copy comes a second later. What we send when it does.
 fn late_by_parent(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(PeerId, TreeMessage)> {
-    let message = published_by(origin, seq);
-    let id = message.id();
-    let ids = vec![support::announcement(origin, id, 2)].try_into().unwrap();
-    tree_at(g, now, 2, TreeMessage::IHave { ids });
-    let second = std::time::Duration::from_secs(1);
-    assert!(
-        fire(g, now + second, Timer::Graft(id)).is_empty(),
-        "waits for the parent"
-    );
-    tree_at(g, now + 2 * second, 3, TreeMessage::Gossip { message, hops: 2 })
+    let message = awaited(g, now, origin, seq);
+    let later = now + std::time::Duration::from_secs(2);
+    tree_at(g, later, 3, TreeMessage::Gossip { message, hops: 2 })
 }
 
 #[test]
