@@ -27,8 +27,8 @@
 //!   tree link there (`Shortcut`, the optimisation of §3.8), the neighbour on probation as our parent
 //!   (hop counts are the sender's word: `plumtree/trials.rs`). An origin's first broadcast floods the
 //!   active view; from then on its messages follow the tree of first arrivals, which is
-//!   near-shortest-path from that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop counts. A new neighbour is told
-//!   of recent messages, so a node that was cut off catches up. It joins the trees that have formed
+//!   near-shortest-path from that origin, so redundancy stays near zero (RMR ≈ 0) with flood's hop
+//!   counts. A new neighbour is told of recent messages, so a node that was cut off catches up. It joins the trees that have formed
 //!   here lazily (the paper adds it eagerly): after half the nodes of 1,000 crash, eager new links
 //!   cost every tree's next message a duplicate per link. Over the next 100 messages of 5 publishers
 //!   (`meshsim gossip --publishers 5 --messages 100 --fail 0.5`, seeds 1-6, medians) that was 0.036

@@ -152,8 +152,8 @@ pub(crate) struct Plumtree {
     /// The round trip the driver measured to each peer ([`crate::Command::PeerRoundTrip`]), at most
     /// [`MAX_IN_FLIGHT_WINDOWS`] peers: the nearest lender is borrowed from.
     round_trips: HashMap<PeerId, std::time::Duration>,
-    /// Shortcuts on trial until their origin's next message shows whether the neighbour's claim of
-    /// fewer hops held, and the neighbours whose claim failed ([`trials`]).
+    /// The parents shortcuts made, on probation, and the neighbours whose claims of fewer hops were
+    /// struck ([`trials`]).
     trials: Trials,
     config: Config,
     pub(crate) stats: TreeStats,
@@ -246,9 +246,12 @@ impl Plumtree {
     pub(crate) fn neighbor_down(&mut self, now: Instant, peer: PeerId, out: &mut Vec<PtOut>) {
         self.excuse_pushes(now, peer);
         self.links.down(peer);
-        // Its shortcuts on probation end without blame, and the parents they replaced are asked back.
+        // Its shortcuts on probation end without blame, and where it was still the parent, the
+        // parents they replaced are asked back.
         for (origin, replaced) in self.trials.close(&peer) {
-            self.restore_parent(origin, replaced, out);
+            if self.links.parent_of(&origin) == links::Parent::Left {
+                self.restore_parent(origin, replaced, out);
+            }
         }
         self.offers.forget(now, &peer);
         self.declined.remove(&peer);
@@ -413,7 +416,7 @@ impl Plumtree {
         let waited = announced.as_ref().is_some_and(|m| m.deferred);
         if !borrowed && lends && (waited || answers_graft || graft_answer.is_some()) {
             let news = announced.as_ref().map_or(now, |m| m.since);
-            let parent = self.links.parent_of(&origin).alive();
+            let parent = self.links.recorded_parent(&origin);
             let race = self.graft_wait.timeout();
             if let Some(failed) = self.trials.late(&origin, parent, news, race, now) {
                 self.claim_failed(now, failed, out);

@@ -428,3 +428,58 @@ fn a_neighbour_that_leaves_on_probation_is_not_blamed_and_the_old_parent_is_aske
     assert_eq!(g.eager_peers(&x), vec![a]);
     assert_eq!(g.stats().tree.shortcuts_failed, 0);
 }
+
+#[test]
+fn a_parent_on_probation_that_prunes_its_own_link_is_still_struck() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, a) = (key(10).peer_id(), key(2).peer_id());
+    formed_with_lazy(&mut g, 10, 3);
+    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
+    // 3 prunes its own link: there is no live parent to wait for, but it is still the one whose
+    // copy did not come.
+    tree_at(&mut g, secs(1), 3, TreeMessage::Prune { origin: x });
+    let message = published_by(10, 2);
+    let id = message.id();
+    let ids = vec![support::announcement(10, id, 2)].try_into().unwrap();
+    tree_at(&mut g, secs(5), 2, TreeMessage::IHave { ids });
+    assert!(fire(&mut g, secs(6), Timer::Graft(id)).contains(&(a, TreeMessage::Graft { id })));
+    tree_at(&mut g, secs(6), 2, TreeMessage::Gossip { message, hops: 9 });
+    assert_eq!(g.stats().tree.shortcuts_failed, 1);
+    assert!(
+        !shortcut(&claimed_nearer(&mut g, secs(7), 10, 3)),
+        "and its claims are barred"
+    );
+}
+
+#[test]
+fn a_parent_that_only_answers_grafts_is_evicted_at_its_second_strike() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let (x, y, a, b) = (
+        key(10).peer_id(),
+        key(11).peer_id(),
+        key(2).peer_id(),
+        key(3).peer_id(),
+    );
+    formed_with_lazy(&mut g, 10, 3);
+    formed_with_lazy(&mut g, 11, 3);
+    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 11, 1)));
+    let mut last = Vec::new();
+    for (seq, at) in [(2, 5), (3, 10)] {
+        // 3 announces X's message rather than push it, and sends it when grafted.
+        let message = published_by(10, seq);
+        let id = message.id();
+        let ids = vec![support::announcement(10, id, 1)].try_into().unwrap();
+        tree_at(&mut g, secs(at), 3, TreeMessage::IHave { ids });
+        let out = fire(&mut g, secs(at + 1), Timer::Graft(id));
+        assert!(out.contains(&(b, TreeMessage::Graft { id })), "{out:?}");
+        last = tree_at(&mut g, secs(at + 1), 3, TreeMessage::Gossip { message, hops: 1 });
+    }
+    assert_eq!(g.stats().tree.shortcuts_failed, 2);
+    for origin in [x, y] {
+        assert!(last.contains(&(b, TreeMessage::Prune { origin })), "{last:?}");
+        assert!(last.contains(&(a, TreeMessage::Shortcut { origin })), "{last:?}");
+    }
+}

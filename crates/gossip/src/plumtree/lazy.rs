@@ -181,8 +181,7 @@ impl Plumtree {
     /// than the tree delivered it, its link becomes the tree link for this origin (`Shortcut`, the paper's
     /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
     /// graft through whichever announcer answered first) keeps its detour for every later message.
-    /// The move is on trial until the origin's next message (`trials.rs`): hop counts are the
-    /// announcer's word.
+    /// The new parent is on probation (`trials.rs`): hop counts are the announcer's word.
     #[allow(clippy::too_many_arguments)] // the link, the two hop counts, and the time of the trial
     pub(super) fn maybe_optimize(
         &mut self,
@@ -199,13 +198,9 @@ impl Plumtree {
             && self.links.is_lazy(&origin, &from)
             && shortens(announced, hops, self.config.optimization_threshold)
             && self.links.is_eager(&origin, &parent)
-            && self.trials.may_try(
-                &origin,
-                &from,
-                &parent,
-                self.links.parent_of(&origin).alive(),
-                now,
-            )
+            && self
+                .trials
+                .may_try(&origin, &from, &parent, self.links.recorded_parent(&origin), now)
         {
             self.trials.open(origin, from, parent, now);
             self.stats.shortcuts_sent += 1;
@@ -218,9 +213,10 @@ impl Plumtree {
         }
     }
 
-    /// A shortcut's claim failed (`trials.rs`). At its second strike the claimant's link leaves the
-    /// tree, and the trees of its other shortcuts on probation, which go back to the parents the
-    /// shortcuts replaced.
+    /// A strike against a shortcut's claim (`trials.rs`). At the second, the claimant is evicted:
+    /// its link leaves the tree it was struck on and the trees of its other shortcuts on probation,
+    /// and each of those trees where it was still the parent goes back to the parent its shortcut
+    /// replaced.
     pub(super) fn claim_failed(&mut self, now: Instant, failed: super::trials::Failed, out: &mut Vec<PtOut>) {
         self.stats.shortcuts_failed += 1;
         let claimant = failed.peer;
@@ -228,6 +224,9 @@ impl Plumtree {
             return;
         };
         for (origin, replaced) in std::iter::once(failed_tree).chain(others) {
+            // Where another neighbour became the parent since, the tree is whole: only the
+            // claimant's link leaves it.
+            let was_parent = self.links.recorded_parent(&origin) == Some(claimant);
             if self.links.contains(&claimant)
                 && self.links.prunable(&origin)
                 && self.links.is_eager(&origin, &claimant)
@@ -238,7 +237,9 @@ impl Plumtree {
                 self.links.make_lazy(origin, claimant);
                 out.push(PtOut::Send(claimant, TreeMessage::Prune { origin }));
             }
-            self.restore_parent(origin, replaced, out);
+            if was_parent {
+                self.restore_parent(origin, replaced, out);
+            }
         }
     }
 

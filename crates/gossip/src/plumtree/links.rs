@@ -65,16 +65,6 @@ pub(crate) enum Parent {
     Unknown,
 }
 
-impl Parent {
-    /// The parent, if it is alive.
-    pub(crate) fn alive(self) -> Option<PeerId> {
-        match self {
-            Self::Alive(parent) => Some(parent),
-            Self::Left | Self::Unknown => None,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Tree {
     lazy: Mask,
@@ -234,6 +224,16 @@ impl Links {
             Some(origin) => self.parent_of(origin),
             None => Parent::Unknown,
         }
+    }
+
+    /// The neighbour recorded as parent on `origin`'s tree, its link eager or lazy: a parent that
+    /// pruned its own link since is still the one whose copy did not come.
+    pub(crate) fn recorded_parent(&self, origin: &PeerId) -> Option<PeerId> {
+        let tree = self.trees.get(origin)?;
+        if tree.parent >= PARENT_LEFT {
+            return None;
+        }
+        self.neighbours.get(usize::from(tree.parent)).copied()
     }
 
     /// The parent on `origin`'s tree.

@@ -24,8 +24,9 @@ pub struct TreeStats {
     pub prunes_sent: u64,
     /// `Shortcut` messages sent by the optimisation of §3.8 (a tree link moved).
     pub shortcuts_sent: u64,
-    /// Shortcuts whose new parent's claim of fewer hops failed: a message of the origin came late
-    /// while it was our parent on probation, and its claims are ignored for a while.
+    /// Strikes against shortcuts' claims of fewer hops: a message of the origin came late while the
+    /// new parent was on probation, and its claims are ignored for a while (one shortcut can be
+    /// struck twice).
     pub shortcuts_failed: u64,
     /// `Shortcut` messages that asked a parent back: a shortcut that replaced it failed, or the
     /// neighbour it moved to left while on probation.

@@ -9,23 +9,34 @@
 //! message of every such origin.
 //!
 //! So the neighbour a shortcut moved us to is our parent on probation for [`PROBATION`]. A message of
-//! the origin that reaches us late while it is still our parent there (by a graft, or after we
-//! waited for the parent) is a strike against its claim, whoever's copy came in the end, and its
-//! claims are ignored for a while: [`FIRST_BAR`], doubling with each strike within [`MAX_BAR`] of
-//! the last bar's end, up to [`MAX_BAR`]. A copy that came by a graft from another neighbour makes
-//! that neighbour the tree's parent, which ends the harm on that tree. A parent that is still the
-//! parent at its second strike (it pushed late, after we waited for it) is evicted: its link leaves
-//! the tree, and the trees of its other shortcuts on probation, which go back to the parents the
-//! shortcuts replaced. Evicting at the first strike cost honest trees: after half of 1,000 nodes
-//! crash, parents whose own upstream broke are late once, and moving their links back and forth
-//! raised `after_crash_rmr` from 0.0094 to 0.013 (`meshsim gossip --fail 0.5`, seed 1).
+//! the origin that reaches us late while that neighbour is still the tree's recorded parent (by a
+//! graft, or after we waited for the parent; pruning its own link changes nothing) is a strike
+//! against its claim, whoever's copy came in the end, and its claims are ignored for a while:
+//! [`FIRST_BAR`], doubling with each strike within [`MAX_BAR`] of the last bar's end, up to
+//! [`MAX_BAR`]. A copy that came by a graft from another neighbour makes that neighbour the tree's
+//! parent, which ends the harm on that tree. A neighbour still the parent at its second strike (it
+//! pushed late, after we waited for it, or only answered our grafts) is evicted: its link leaves
+//! that tree and the trees of its other shortcuts on probation, and each of those trees where it was
+//! still the parent goes back to the parent its shortcut replaced. Evicting at the first strike
+//! cost honest trees: after half of 1,000 nodes crash, parents whose own upstream broke are late
+//! once, and moving their links back and forth raised `after_crash_rmr` from 0.0094 to 0.013
+//! (`meshsim gossip --fail 0.5`, seed 1).
 //!
 //! A message whose first news came within a graft wait of the shortcut is no strike: it was on its
 //! way before the new parent heard of the shortcut. Nor is a copy that came first along another
-//! path: nothing was late. A liar thus costs a late message on each tree it claimed before its first
-//! strike, then a few more in its first ten minutes as its bar doubles, then one per ten minutes.
-//! A neighbour that leaves ends its probations without blame, and the replaced parents are asked
-//! back at once.
+//! path: nothing was late. A neighbour that leaves ends its probations without blame, and where it
+//! was still the parent, the replaced parents are asked back at once.
+//!
+//! What it bounds, and what not:
+//! - A liar costs about one late message on each tree it claims, per bar: the bar only holds new
+//!   claims back, and once it ends the liar may claim every tree it is lazy on again (at most 128
+//!   probations a neighbour). Its bars double to ten minutes while it keeps failing.
+//! - Delays shorter than the graft wait are not caught: a copy that comes before we graft or wait
+//!   is on time. Nor is a parent that behaves for the ten minutes of its probation and withholds
+//!   after; the tree's usual repair (a graft, whose sender becomes the parent) then applies.
+//! - A strike is the time our news of a message came, not the message's age: a message published
+//!   before the shortcut but announced to us only later (a new neighbour's catch-up) can strike an
+//!   honest parent. Strikes do not decay within a probation: two late messages evict.
 //!
 //! The attack is staged on QUIC in the node crate's `tests/gossip_hop_lie.rs`, and at scale by
 //! `meshsim gossip-spam --spam-kind hop-lie`.
@@ -85,9 +96,10 @@ pub(super) struct Trials {
 
 impl Trials {
     /// Whether a shortcut to `peer` on `origin`'s tree, in place of `replaced`, may be taken now, with
-    /// `parent` the tree's parent: `peer` is not barred, there is room, and the tree's parent is not
-    /// on probation, or is what the shortcut replaces (and its probation with it). One that replaced
-    /// another link would leave the parent on probation on the tree, and its probation would end.
+    /// `parent` the tree's recorded parent ([`super::links::Links::recorded_parent`]): `peer` is not
+    /// barred, there is room, and the tree's probation, if any, is another neighbour's and either
+    /// what the shortcut replaces or moot (another neighbour is the parent now). A claim by the parent
+    /// on probation itself (it pruned its own link, to claim again) is refused.
     pub(super) fn may_try(
         &self,
         origin: &PeerId,
@@ -97,16 +109,20 @@ impl Trials {
         now: Instant,
     ) -> bool {
         self.open.len() < MAX_TRIALS
-            && self
-                .open
-                .get(origin)
-                .is_none_or(|t| t.peer == *replaced || Some(t.peer) != parent)
+            && self.open.get(origin).is_none_or(|t| {
+                t.peer != *peer && (t.peer == *replaced || parent.is_some_and(|p| p != t.peer))
+            })
             && self.barred.get(peer).is_none_or(|(until, _)| now >= *until)
             && self.open.values().filter(|t| t.peer == *peer).count() < MAX_TRIALS_PER_PEER
     }
 
-    /// A shortcut made `peer` our parent on `origin`'s tree, in place of `replaced`.
+    /// A shortcut made `peer` our parent on `origin`'s tree, in place of `replaced`. If `replaced`
+    /// was on probation there, the parent it replaced is the one to give the tree back to.
     pub(super) fn open(&mut self, origin: PeerId, peer: PeerId, replaced: PeerId, now: Instant) {
+        let replaced = match self.open.get(&origin) {
+            Some(t) if t.peer == replaced => t.replaced,
+            _ => replaced,
+        };
         let strikes = 0;
         self.open.insert(
             origin,
@@ -120,7 +136,8 @@ impl Trials {
     }
 
     /// A message of `origin`'s tree reached us late (a graft brought it, or we waited for our parent
-    /// first), with `parent` our parent there until now, and the first news of it came at `news`:
+    /// first), with `parent` the recorded parent there until now, and the first news of it came at
+    /// `news`:
     /// the claim fails if `parent` is the tree's parent on probation and the news came `race` or more
     /// after the shortcut. A failed claim bars its neighbour; at its second strike its probations
     /// close, to be undone.

@@ -307,8 +307,12 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
         .add("gossip_prunes_total", total(|s| s.stats().tree.prunes_sent))
         .add("gossip_shortcuts_total", total(|s| s.stats().tree.shortcuts_sent))
         .add(
-            "gossip_shortcuts_failed_total",
+            "gossip_shortcut_strikes_total",
             total(|s| s.stats().tree.shortcuts_failed),
+        )
+        .add(
+            "gossip_shortcuts_undone_total",
+            total(|s| s.stats().tree.shortcuts_undone),
         )
         .add(
             "trees_per_node_mean",
