@@ -411,8 +411,8 @@ impl Plumtree {
             out.push(PtOut::Dropped(from, meshwork_wire::DropReason::QueueFull));
             return;
         }
-        // Late on a tree whose parent a shortcut made: the parent's claim fails (`trials.rs`). Only
-        // for a copy on its origin's own tree, which is what the claim was about.
+        // Late on a tree whose parent a shortcut made: a strike against the parent's claim
+        // (`trials.rs`). Only for a copy on its origin's own tree, which is what the claim was about.
         let waited = announced.as_ref().is_some_and(|m| m.deferred);
         if !borrowed && lends && (waited || answers_graft || graft_answer.is_some()) {
             let news = announced.as_ref().map_or(now, |m| m.since);
