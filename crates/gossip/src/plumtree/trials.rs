@@ -77,10 +77,10 @@ struct Trial {
 /// A tree to give back: an origin, and the parent a shortcut replaced there.
 pub(super) type Undo = (PeerId, PeerId);
 
-/// A claim that failed: who made it, and, at its second strike, the trees to undo.
+/// A strike against a claim: who made it, and, at its second strike, the trees to undo.
 #[derive(Debug)]
 pub(super) struct Failed {
-    /// The neighbour whose claim failed.
+    /// The neighbour struck.
     pub(super) peer: PeerId,
     /// At the second strike: the tree it failed on, and those of its other shortcuts on probation.
     pub(super) undo: Option<(Undo, Vec<Undo>)>,
@@ -90,7 +90,7 @@ pub(super) struct Failed {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Trials {
     open: HashMap<PeerId, Trial>,
-    /// Per neighbour whose claim failed: until when its claims are ignored, and how long that bar was.
+    /// Per neighbour struck: until when its claims are ignored, and how long that bar was.
     barred: HashMap<PeerId, (Instant, Duration)>,
 }
 
@@ -137,10 +137,9 @@ impl Trials {
 
     /// A message of `origin`'s tree reached us late (a graft brought it, or we waited for our parent
     /// first), with `parent` the recorded parent there until now, and the first news of it came at
-    /// `news`:
-    /// the claim fails if `parent` is the tree's parent on probation and the news came `race` or more
-    /// after the shortcut. A failed claim bars its neighbour; at its second strike its probations
-    /// close, to be undone.
+    /// `news`: a strike against the claim if `parent` is the tree's parent on probation and the news
+    /// came `race` or more after the shortcut. A strike bars the neighbour; at its second, its
+    /// probations close, to be undone.
     pub(super) fn late(
         &mut self,
         origin: &PeerId,
