@@ -315,6 +315,30 @@ fn late_by_graft(g: &mut Gossip, now: Instant, origin: u8, seq: u64) -> Vec<(Pee
     tree_at(g, later, 2, TreeMessage::Gossip { message, hops: 9 })
 }
 
+/// `s` seconds into a test.
+fn secs(s: u64) -> Instant {
+    Instant::ZERO + std::time::Duration::from_secs(s)
+}
+
+/// A node whose trees of origins 10 (X) and 11 (Y) both moved to 3 at 0 s, on its claim of one hop.
+fn claimed_on_two_trees() -> Gossip {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    for origin in [10, 11] {
+        formed_with_lazy(&mut g, origin, 3);
+        assert!(shortcut(&claimed_nearer(&mut g, secs(0), origin, 1)));
+    }
+    g
+}
+
+/// Whether `out` takes 3's link off the trees of X and Y and gives both back to 2.
+fn gives_both_trees_back(out: &[(PeerId, TreeMessage)]) -> bool {
+    let (a, b) = (key(2).peer_id(), key(3).peer_id());
+    [key(10).peer_id(), key(11).peer_id()].into_iter().all(|origin| {
+        out.contains(&(b, TreeMessage::Prune { origin }))
+            && out.contains(&(a, TreeMessage::Shortcut { origin }))
+    })
+}
+
 fn shortcut(out: &[(PeerId, TreeMessage)]) -> bool {
     out.iter().any(|(_, m)| matches!(m, TreeMessage::Shortcut { .. }))
 }
@@ -334,7 +358,6 @@ fn a_neighbour_whose_claim_of_fewer_hops_fails_is_not_believed_for_a_while() {
     for origin in 10..13 {
         formed_with_lazy(&mut g, origin, 3);
     }
-    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
     assert!(claimed_nearer(&mut g, secs(0), 10, 1).contains(&(b, TreeMessage::Shortcut { origin: x })));
     assert_eq!(g.eager_peers(&x), vec![b]);
     // X's next message: 3 withholds it, and it comes late, by a graft from 2, which is the tree's
@@ -354,18 +377,13 @@ fn a_neighbour_whose_claim_of_fewer_hops_fails_is_not_believed_for_a_while() {
 
 #[test]
 fn a_parent_late_twice_on_probation_leaves_the_tree_and_its_shortcuts_are_undone() {
-    let mut g = node_with(Config::default(), &[2, 3]);
+    let mut g = claimed_on_two_trees();
     let (x, y, a, b) = (
         key(10).peer_id(),
         key(11).peer_id(),
         key(2).peer_id(),
         key(3).peer_id(),
     );
-    formed_with_lazy(&mut g, 10, 3);
-    formed_with_lazy(&mut g, 11, 3);
-    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
-    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
-    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 11, 1)));
     // 3 pushes X's next message, but only after we waited for it: a strike, and it stays parent.
     let out = late_by_parent(&mut g, secs(5), 10, 2);
     assert!(
@@ -375,10 +393,7 @@ fn a_parent_late_twice_on_probation_leaves_the_tree_and_its_shortcuts_are_undone
     assert_eq!(g.eager_peers(&x), vec![b]);
     // Late again: it leaves X's tree, and both trees go back to 2.
     let out = late_by_parent(&mut g, secs(10), 10, 3);
-    for origin in [x, y] {
-        assert!(out.contains(&(b, TreeMessage::Prune { origin })), "{out:?}");
-        assert!(out.contains(&(a, TreeMessage::Shortcut { origin })), "{out:?}");
-    }
+    assert!(gives_both_trees_back(&out), "{out:?}");
     assert_eq!((g.eager_peers(&x), g.eager_peers(&y)), (vec![a], vec![a]));
     let tree = g.stats().tree;
     assert_eq!((tree.shortcuts_failed, tree.shortcuts_undone), (2, 2));
@@ -434,7 +449,6 @@ fn a_parent_on_probation_that_prunes_its_own_link_is_still_struck() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, a) = (key(10).peer_id(), key(2).peer_id());
     formed_with_lazy(&mut g, 10, 3);
-    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
     assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
     // 3 prunes its own link: there is no live parent to wait for, but it is still the one whose
     // copy did not come.
@@ -454,18 +468,8 @@ fn a_parent_on_probation_that_prunes_its_own_link_is_still_struck() {
 
 #[test]
 fn a_parent_that_only_answers_grafts_is_evicted_at_its_second_strike() {
-    let mut g = node_with(Config::default(), &[2, 3]);
-    let (x, y, a, b) = (
-        key(10).peer_id(),
-        key(11).peer_id(),
-        key(2).peer_id(),
-        key(3).peer_id(),
-    );
-    formed_with_lazy(&mut g, 10, 3);
-    formed_with_lazy(&mut g, 11, 3);
-    let secs = |s| Instant::ZERO + std::time::Duration::from_secs(s);
-    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 1)));
-    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 11, 1)));
+    let mut g = claimed_on_two_trees();
+    let b = key(3).peer_id();
     let mut last = Vec::new();
     for (seq, at) in [(2, 5), (3, 10)] {
         // 3 announces X's message rather than push it, and sends it when grafted.
@@ -478,8 +482,5 @@ fn a_parent_that_only_answers_grafts_is_evicted_at_its_second_strike() {
         last = tree_at(&mut g, secs(at + 1), 3, TreeMessage::Gossip { message, hops: 1 });
     }
     assert_eq!(g.stats().tree.shortcuts_failed, 2);
-    for origin in [x, y] {
-        assert!(last.contains(&(b, TreeMessage::Prune { origin })), "{last:?}");
-        assert!(last.contains(&(a, TreeMessage::Shortcut { origin })), "{last:?}");
-    }
+    assert!(gives_both_trees_back(&last), "{last:?}");
 }

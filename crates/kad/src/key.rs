@@ -81,12 +81,7 @@ impl Key {
     /// The key of the record `publisher` names `name`: only `publisher` can store a record under it
     /// (module docs). A reader names the publisher too, as it names the name.
     pub fn for_record(publisher: &PeerId, name: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(32 + name.len());
-        bytes.extend_from_slice(publisher.as_bytes());
-        bytes.extend_from_slice(name);
-        let mut key = *Hash::derive(RECORD_KEY_CONTEXT, &bytes).as_bytes();
-        key[TAIL_START..].copy_from_slice(&owner_tail(publisher));
-        Self(key)
+        Self::record_key(publisher.as_bytes(), name, owner_tail(publisher))
     }
 
     /// The key of the shared name `name`: the first publisher to store a record under it holds it
@@ -94,11 +89,16 @@ impl Key {
     pub fn for_name(name: &[u8]) -> Self {
         // A zero-filled id stands for "nobody": no peer's own key hashes from it, and the name keeps
         // the same encoding as in `for_record`.
+        Self::record_key(&[0; 32], name, [0; 32 - TAIL_START])
+    }
+
+    /// A record key: its head hashed from `id` (32 bytes) and `name`, then `tail`.
+    fn record_key(id: &[u8; 32], name: &[u8], tail: [u8; 32 - TAIL_START]) -> Self {
         let mut bytes = Vec::with_capacity(32 + name.len());
-        bytes.extend_from_slice(&[0; 32]);
+        bytes.extend_from_slice(id);
         bytes.extend_from_slice(name);
         let mut key = *Hash::derive(RECORD_KEY_CONTEXT, &bytes).as_bytes();
-        key[TAIL_START..].fill(0);
+        key[TAIL_START..].copy_from_slice(&tail);
         Self(key)
     }
 
