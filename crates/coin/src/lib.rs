@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`Gossip`](meshwork_gossip::Gossip) | `/meshwork/gossip/3` | transaction relay, validated before forwarding |
 //! | [`ChainSync`](meshwork_consensus::ChainSync) | `/meshwork/sync/1` | headers-first sync, and the one block relay path |
-//! | [`Kademlia`](meshwork_kad::Kademlia) | `/meshwork/kad/1` | peer discovery |
+//! | [`Kademlia`](meshwork_kad::Kademlia) | `/meshwork/kad/2` | peer discovery |
 //! | [`Simplex`](meshwork_consensus::bft::Simplex) | `/meshwork/simplex/1` | BFT consensus, on a certified chain's validators ([`bft`]) |
 //!
 //! It is composed with `meshwork_wire::compose`: a message arrives on a child's channel and goes to that

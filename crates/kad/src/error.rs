@@ -37,6 +37,10 @@ pub enum RecordError {
     /// ([`crate::MemoryStore::with_share`]): one peer cannot fill a store for everyone.
     #[error("the publisher holds its share of the record store")]
     ShareFull,
+    /// The peers of the sender's IP prefix already hold their share of the store
+    /// ([`crate::MemoryStore::with_prefix_share`]): one host cannot fill a store with many identities.
+    #[error("the sender's IP prefix holds its share of the record store")]
+    PrefixShareFull,
     /// A persistent store could not read or write its database.
     #[error("record store failed: {0}")]
     Store(String),

@@ -14,7 +14,7 @@ use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
 use crate::store::{MemoryStore, ProviderRecord, RecordStore};
-use crate::{Key, PeerInfo, Record, RecordError};
+use crate::{IpPrefix, Key, PeerInfo, Record, RecordError};
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 /// Keyed by the provided key then the provider's id, so one provider has one entry per key.
@@ -70,9 +70,10 @@ impl RedbRecordStore {
             // An entry that does not decode is skipped. One that does is trusted as our own disk's (it
             // was verified when it was stored): the peers we answer verify it again, and our own
             // lookups count it as one answer among others. A key that does not admit its publisher is a
-            // row of an older release, and the cache refuses it.
+            // row of an older release, and the cache refuses it. The prefix that sent it is not kept,
+            // so it counts against none (`MemoryStore`'s docs).
             if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
-                if record.expires_at() > now && self.cache.put(record, now).is_err() {
+                if record.expires_at() > now && self.cache.put(record, None, now).is_err() {
                     left_out.push((true, key.value().to_vec()));
                 }
             }
@@ -155,13 +156,13 @@ impl RecordStore for RedbRecordStore {
         self.cache.get(key, now)
     }
 
-    fn put(&mut self, record: Record, now: Instant) -> Result<(), RecordError> {
+    fn put(&mut self, record: Record, from: Option<IpPrefix>, now: Instant) -> Result<(), RecordError> {
         // The cache decides (conflicts, bounds); if the disk then fails, the cache is put back as it was,
         // so both always hold the same.
         let key = record.key;
         let bytes = meshwork_wire::encode(&record).map_err(store_error)?;
         let before = self.cache.record_slot(&key);
-        self.cache.put(record, now)?;
+        self.cache.put(record, from, now)?;
         let written = self.write(|txn| {
             txn.open_table(RECORDS)?
                 .insert(key.as_bytes().as_slice(), bytes.as_slice())?;

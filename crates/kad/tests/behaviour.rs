@@ -369,7 +369,7 @@ fn bootstrap_arms_the_refresh_timer_once() {
 
 #[test]
 fn the_protocol_id_is_versioned() {
-    assert_eq!(<Kademlia as Protocol>::ID.as_str(), "/meshwork/kad/1");
+    assert_eq!(<Kademlia as Protocol>::ID.as_str(), "/meshwork/kad/2");
 }
 
 #[test]

@@ -344,16 +344,19 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
         .unwrap()
     };
     for key in 0..2 {
-        store.put(record(5, key, b"x"), now).unwrap();
+        store.put(record(5, key, b"x"), None, now).unwrap();
     }
-    assert_eq!(store.put(record(5, 2, b"x"), now), Err(RecordError::ShareFull));
+    assert_eq!(
+        store.put(record(5, 2, b"x"), None, now),
+        Err(RecordError::ShareFull)
+    );
     // The store checks a key admits its publisher, whatever its caller did.
     let mut foreign = record(6, 9, b"x");
     foreign.key = Key::from_bytes([9; 32]);
-    assert_eq!(store.put(foreign, now), Err(RecordError::ForeignKey));
+    assert_eq!(store.put(foreign, None, now), Err(RecordError::ForeignKey));
     // What it holds it may still refresh, and others still find room.
-    store.put(record(5, 1, b"y"), now).unwrap();
-    store.put(record(6, 2, b"x"), now).unwrap();
+    store.put(record(5, 1, b"y"), None, now).unwrap();
+    store.put(record(6, 2, b"x"), None, now).unwrap();
     assert_eq!(store.num_records(), 3);
 
     let provider = |i: u64, lapses: u64| ProviderRecord {
@@ -378,6 +381,81 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
     store.expire(Instant::from_duration(Duration::from_secs(60)));
     store.add_provider(third, provider(5, 200)).unwrap();
     assert_eq!(store.providers(&third, now).len(), 1, "peer 6's lapsed too");
+}
+
+#[test]
+fn one_prefix_cannot_fill_a_store_with_many_publishers_or_providers() {
+    use meshwork_kad::{MemoryStore, PeerInfo, RecordError, RecordStore, store::ProviderRecord};
+    // Sixteen of each: two a publisher or provider, four a prefix.
+    let mut store = MemoryStore::new(16, 16, 4);
+    let now = Instant::ZERO;
+    let at = |secs: u64| Instant::from_duration(Duration::from_secs(secs));
+    let record = |publisher: u64, expires: u64| {
+        let key = Key::for_record(&peer(publisher), b"r");
+        Record::sign(&keypair(publisher), key, b"v".to_vec(), at(expires)).unwrap()
+    };
+    let (a, b) = (addr(1).prefix(), addr(2).prefix());
+    for publisher in 10..14 {
+        store.put(record(publisher, 100), a, now).unwrap();
+    }
+    assert_eq!(
+        store.put(record(14, 100), a, now),
+        Err(RecordError::PrefixShareFull)
+    );
+    // A refresh from elsewhere stays counted against the first prefix: it frees nothing there.
+    store.put(record(10, 200), b, now).unwrap();
+    assert_eq!(
+        store.put(record(14, 100), a, now),
+        Err(RecordError::PrefixShareFull)
+    );
+    for publisher in 20..24 {
+        store.put(record(publisher, 100), b, now).unwrap();
+    }
+    // Our own records, and peers without an IP address, count against no prefix.
+    store.put(record(30, 100), None, now).unwrap();
+    assert_eq!(store.num_records(), 9);
+    // Once the prefix's records lapse, it has room again, but for publisher 10's refresh: it lives
+    // on, counted against the first prefix still.
+    store.expire(at(150));
+    assert_eq!(store.num_records(), 1);
+    for publisher in [14, 11, 12] {
+        store.put(record(publisher, 300), a, now).unwrap();
+    }
+    assert_eq!(
+        store.put(record(13, 300), a, now),
+        Err(RecordError::PrefixShareFull)
+    );
+
+    // Providers are counted by the prefix of the address they provide from.
+    let provider = |i: u64, net: u8| ProviderRecord {
+        provider: PeerInfo {
+            id: peer(i),
+            addr: Address::V4 {
+                ip: [10, 9, net, i as u8],
+                port: 9,
+            },
+        },
+        expires: at(100),
+    };
+    let key = |i: u8| Key::from_bytes([i; 32]);
+    for i in 40..44 {
+        store.add_provider(key(1), provider(i, 1)).unwrap();
+    }
+    assert_eq!(
+        store.add_provider(key(1), provider(44, 1)),
+        Err(RecordError::PrefixShareFull)
+    );
+    // A provider that moves takes its count along, within the new prefix's share.
+    store.add_provider(key(1), provider(40, 2)).unwrap();
+    store.add_provider(key(2), provider(44, 1)).unwrap();
+    for i in 41..44 {
+        store.add_provider(key(2), provider(i, 2)).unwrap();
+    }
+    assert_eq!(
+        store.add_provider(key(1), provider(44, 2)),
+        Err(RecordError::PrefixShareFull),
+        "moving into a full prefix is refused"
+    );
 }
 
 /// The providers a lookup of them returns when the only peer asked, peer 1, answers naming

@@ -37,12 +37,14 @@ fn records_and_providers_survive_a_reopen_and_expire_on_time() {
         store
             .put(
                 Record::sign(&publisher, short, b"short".to_vec(), at(100)).unwrap(),
+                None,
                 at(0),
             )
             .unwrap();
         store
             .put(
                 Record::sign(&publisher, long, b"long".to_vec(), at(1000)).unwrap(),
+                None,
                 at(0),
             )
             .unwrap();
@@ -50,7 +52,7 @@ fn records_and_providers_survive_a_reopen_and_expire_on_time() {
         store.add_provider(provided, provider(8, at(50))).unwrap();
         // The same rules as in memory: another publisher cannot take a live key.
         let rival = Record::sign(&Keypair::from_seed([2; 32]), long, b"rival".to_vec(), at(2000)).unwrap();
-        assert_eq!(store.put(rival, at(0)), Err(RecordError::Conflict));
+        assert_eq!(store.put(rival, None, at(0)), Err(RecordError::Conflict));
         assert_eq!(store.write_failures(), 0);
     }
     // Reopened later: what expired meanwhile is gone, the rest is back, byte for byte.
@@ -90,10 +92,10 @@ fn the_cache_bounds_hold_on_reload() {
         let mut store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
         for i in 0..10u8 {
             let record = Record::sign(&publisher, Key::for_name(&[i]), vec![i], at(100)).unwrap();
-            store.put(record, at(0)).unwrap();
+            store.put(record, None, at(0)).unwrap();
         }
         let extra = Record::sign(&publisher, Key::for_name(&[99]), vec![99], at(100)).unwrap();
-        assert_eq!(store.put(extra, at(0)), Err(RecordError::StoreFull));
+        assert_eq!(store.put(extra, None, at(0)), Err(RecordError::StoreFull));
     }
     let limits = MemoryStore::new(4, 10, 10).with_share(4, 10);
     let store = RedbRecordStore::open(&path, limits, at(0)).unwrap();

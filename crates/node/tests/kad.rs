@@ -195,7 +195,7 @@ async fn fifty_nodes_find_each_other_and_share_a_record(net: Net) {
 
     let metrics = nodes[0].node.metrics().render();
     assert!(
-        metrics.contains("meshwork_messages_received_total{protocol=\"/meshwork/kad/1\"}"),
+        metrics.contains("meshwork_messages_received_total{protocol=\"/meshwork/kad/2\"}"),
         "{metrics}"
     );
     futures_join_all(nodes.iter().map(|n| async { n.node.shutdown().await.unwrap() })).await;

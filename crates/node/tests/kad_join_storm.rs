@@ -220,7 +220,7 @@ async fn join_storm(run: u8) {
         .map(|r| format!(
             "{r} {}",
             sum(&format!(
-                "meshwork_dropped_total{{protocol=\"/meshwork/kad/1\",reason=\"{r}\"}}"
+                "meshwork_dropped_total{{protocol=\"/meshwork/kad/2\",reason=\"{r}\"}}"
             ))
         ))
         .join(", ")

@@ -8,7 +8,7 @@ use super::state::{Kademlia, Out};
 use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
 use crate::routing_table::InsertOutcome;
 use crate::store::{ProviderRecord, RecordStore};
-use crate::{Key, PeerInfo};
+use crate::{Address, Key, PeerInfo};
 
 impl<S: RecordStore> Kademlia<S> {
     fn closest_infos(&self, target: &Key, except: &PeerId) -> Peers {
@@ -41,8 +41,10 @@ impl<S: RecordStore> Kademlia<S> {
                 closer: self.closest_infos(&key, &from),
             },
             Request::PutValue { record } => {
+                // Counted against the prefix we see the sender at, not one it names.
+                let prefix = self.observed(&from).and_then(Address::prefix);
                 let ok = record.verify(now, self.config.max_record_ttl).is_ok()
-                    && self.store.put(record, now).is_ok();
+                    && self.store.put(record, prefix, now).is_ok();
                 Response::Stored { ok }
             }
             Request::AddProvider { key, addr } => {

@@ -166,7 +166,7 @@ impl<S: RecordStore> Kademlia<S> {
                     }
                 };
                 // We keep our own record too; a failure here (a conflicting record) is not fatal.
-                let _ = self.store.put(record.clone(), now);
+                let _ = self.store.put(record.clone(), None, now);
                 if self.published.insert(key, value).is_none() {
                     self.schedule(self.config.republish_interval, Timer::Republish(key), out);
                 }

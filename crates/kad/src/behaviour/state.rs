@@ -538,7 +538,10 @@ impl<S: RecordStore> Protocol for Kademlia<S> {
     type Event = Event;
     type Timer = Timer;
 
-    const ID: ProtocolId = ProtocolId::new("/meshwork/kad/1");
+    /// Version 2: a record key says who may publish under it ([`Key::for_record`](crate::Key::for_record)).
+    /// The wire encoding is version 1's, but a version-1 node stores and serves records under keys that
+    /// are not theirs, so the two must not meet on one channel.
+    const ID: ProtocolId = ProtocolId::new("/meshwork/kad/2");
     /// A value response: a maximal record plus 20 peers with maximal addresses, with room to spare.
     const MAX_MESSAGE_SIZE: usize = 16 * 1024;
 

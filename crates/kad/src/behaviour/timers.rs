@@ -31,7 +31,7 @@ impl<S: RecordStore> Kademlia<S> {
                 };
                 let expires = now + self.config.record_ttl;
                 if let Ok(record) = Record::sign(&self.keypair, key, value, expires) {
-                    let _ = self.store.put(record.clone(), now);
+                    let _ = self.store.put(record.clone(), None, now);
                     self.start_internal(now, key, Kind::PutValue(record), out);
                 }
                 self.schedule(self.config.republish_interval, Timer::Republish(key), out);
