@@ -418,7 +418,8 @@ impl Plumtree {
             let news = announced.as_ref().map_or(now, |m| m.since);
             let parent = self.links.recorded_parent(&origin);
             let race = self.graft_wait.timeout();
-            if let Some(failed) = self.trials.late(&origin, parent, news, race, now) {
+            let late = (message.seq, news);
+            if let Some(failed) = self.trials.late(&origin, parent, late, race, now) {
                 self.claim_failed(now, failed, out);
             }
         }
@@ -446,7 +447,8 @@ impl Plumtree {
             .filter(|(p, _)| *p != from)
             .min_by_key(|(_, h)| *h);
         if let Some((announcer, announced_hops)) = best.filter(|_| !borrowed) {
-            self.maybe_optimize(now, origin, announcer, from, hops, announced_hops, out);
+            let claim = (hops, announced_hops, message.seq);
+            self.maybe_optimize(now, origin, announcer, from, claim, out);
         }
         out.push(PtOut::Validate {
             id,

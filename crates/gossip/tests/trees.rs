@@ -400,6 +400,20 @@ fn a_parent_late_twice_on_probation_leaves_the_tree_and_its_shortcuts_are_undone
 }
 
 #[test]
+fn a_message_published_before_the_shortcut_is_no_strike_however_late_we_hear_of_it() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    formed_with_lazy(&mut g, 10, 3);
+    assert!(shortcut(&claimed_nearer(&mut g, secs(0), 10, 5)));
+    // Message 3 came before message 5, which prompted the shortcut: we hear of it only now (a
+    // catch-up), well after the race, and 3 pushes it after we waited. Not the claim's fault.
+    late_by_parent(&mut g, secs(20), 10, 3);
+    assert_eq!(g.stats().tree.shortcuts_failed, 0);
+    // Message 6 is the claim's: the same delay is a strike.
+    late_by_parent(&mut g, secs(30), 10, 6);
+    assert_eq!(g.stats().tree.shortcuts_failed, 1);
+}
+
+#[test]
 fn a_message_on_its_way_before_the_shortcut_or_first_along_another_path_is_no_verdict() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, b) = (key(10).peer_id(), key(3).peer_id());

@@ -58,7 +58,8 @@ impl Plumtree {
                         Status::Accepted | Status::Dropped => {}
                     }
                 }
-                let (parent, hops, accepted) = (entry.parent, entry.hops, entry.status == Status::Accepted);
+                let (parent, accepted) = (entry.parent, entry.status == Status::Accepted);
+                let claim = (entry.hops, announcement.hops, entry.message.seq);
                 // Hops of a borrowed message count from its own origin, not its tree's.
                 let own_tree = entry.tree == entry.message.origin;
                 if accepted
@@ -66,7 +67,7 @@ impl Plumtree {
                     && let Some(parent) = parent
                 {
                     let tree = entry.tree;
-                    self.maybe_optimize(now, tree, from, parent, hops, announcement.hops, out);
+                    self.maybe_optimize(now, tree, from, parent, claim, out);
                 }
                 continue;
             }
@@ -182,15 +183,15 @@ impl Plumtree {
     /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
     /// graft through whichever announcer answered first) keeps its detour for every later message.
     /// The new parent is on probation (`trials.rs`): hop counts are the announcer's word.
-    #[allow(clippy::too_many_arguments)] // the link, the two hop counts, and the time of the trial
+    /// `claim`: the hops our copy of the origin's message took, the hops `from` announced it at, and
+    /// its sequence number (the probation judges only later messages).
     pub(super) fn maybe_optimize(
         &mut self,
         now: Instant,
         origin: PeerId,
         from: PeerId,
         parent: PeerId,
-        hops: u16,
-        announced: u16,
+        (hops, announced, seq): (u16, u16, u64),
         out: &mut Vec<PtOut>,
     ) {
         if parent != from
@@ -202,7 +203,7 @@ impl Plumtree {
                 .trials
                 .may_try(&origin, &from, &parent, self.links.recorded_parent(&origin), now)
         {
-            self.trials.open(origin, from, parent, now);
+            self.trials.open(origin, from, parent, seq, now);
             self.stats.shortcuts_sent += 1;
             self.stats.prunes_sent += 1;
             out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));

@@ -22,9 +22,11 @@
 //! once, and moving their links back and forth raised `after_crash_rmr` from 0.0094 to 0.013
 //! (`meshsim gossip --fail 0.5`, seed 1).
 //!
-//! A message whose first news came within a graft wait of the shortcut is no strike: it was on its
-//! way before the new parent heard of the shortcut. Nor is a copy that came first along another
-//! path: nothing was late. A neighbour that leaves ends its probations without blame, and where it
+//! Only messages the origin published after the one that prompted the shortcut count (by the
+//! origin's sequence number, which an honest origin raises with every message): an older one that we
+//! hear of late, from a new neighbour's catch-up say, never passed the new parent. Nor does a message
+//! whose first news came within a graft wait of the shortcut: it was on its way before the new parent
+//! heard of the shortcut. Nor a copy that came first along another path: nothing was late. A neighbour that leaves ends its probations without blame, and where it
 //! was still the parent, the replaced parents are asked back at once.
 //!
 //! What it bounds, and what not:
@@ -34,9 +36,10 @@
 //! - Delays shorter than the graft wait are not caught: a copy that comes before we graft or wait
 //!   is on time. Nor is a parent that behaves for the ten minutes of its probation and withholds
 //!   after; the tree's usual repair (a graft, whose sender becomes the parent) then applies.
-//! - A strike is the time our news of a message came, not the message's age: a message published
-//!   before the shortcut but announced to us only later (a new neighbour's catch-up) can strike an
-//!   honest parent. Strikes do not decay within a probation: two late messages evict.
+//! - Strikes do not decay within a probation: two late messages evict, however far apart. A parent
+//!   whose own upstream broke twice in ten minutes is moved back to the parent it replaced, which is
+//!   where the tree was before its claim.
+//! - An origin that numbers its messages out of order harms only the probations on its own tree.
 //!
 //! The attack is staged on QUIC in the node crate's `tests/gossip_hop_lie.rs`, and at scale by
 //! `meshsim gossip-spam --spam-kind hop-lie`.
@@ -70,6 +73,8 @@ struct Trial {
     replaced: PeerId,
     /// When the shortcut was taken.
     since: Instant,
+    /// The sequence number of the origin's message that prompted it: later messages are the claim's.
+    after: u64,
     /// Messages that came late while it was our parent on probation.
     strikes: u8,
 }
@@ -116,9 +121,10 @@ impl Trials {
             && self.open.values().filter(|t| t.peer == *peer).count() < MAX_TRIALS_PER_PEER
     }
 
-    /// A shortcut made `peer` our parent on `origin`'s tree, in place of `replaced`. If `replaced`
-    /// was on probation there, the parent it replaced is the one to give the tree back to.
-    pub(super) fn open(&mut self, origin: PeerId, peer: PeerId, replaced: PeerId, now: Instant) {
+    /// A shortcut made `peer` our parent on `origin`'s tree, in place of `replaced`, on news of the
+    /// origin's message `after`. If `replaced` was on probation there, the parent it replaced is the
+    /// one to give the tree back to.
+    pub(super) fn open(&mut self, origin: PeerId, peer: PeerId, replaced: PeerId, after: u64, now: Instant) {
         let replaced = match self.open.get(&origin) {
             Some(t) if t.peer == replaced => t.replaced,
             _ => replaced,
@@ -130,26 +136,28 @@ impl Trials {
                 peer,
                 replaced,
                 since: now,
+                after,
                 strikes,
             },
         );
     }
 
-    /// A message of `origin`'s tree reached us late (a graft brought it, or we waited for our parent
-    /// first), with `parent` the recorded parent there until now, and the first news of it came at
-    /// `news`: a strike against the claim if `parent` is the tree's parent on probation and the news
-    /// came `race` or more after the shortcut. A strike bars the neighbour; at its second, its
-    /// probations close, to be undone.
+    /// The message `seq` of `origin`'s tree reached us late (a graft brought it, or we waited for our
+    /// parent first), with `parent` the recorded parent there until now, and the first news of it came
+    /// at `news`: a strike against the claim if `parent` is the tree's parent on probation, the
+    /// message is newer than the one that prompted the shortcut, and the news came `race` or more
+    /// after the shortcut. A strike bars the neighbour; at its second, its probations close, to be
+    /// undone.
     pub(super) fn late(
         &mut self,
         origin: &PeerId,
         parent: Option<PeerId>,
-        news: Instant,
+        (seq, news): (u64, Instant),
         race: Duration,
         now: Instant,
     ) -> Option<Failed> {
         let trial = self.open.get_mut(origin)?;
-        if parent != Some(trial.peer) || news < trial.since + race {
+        if parent != Some(trial.peer) || seq <= trial.after || news < trial.since + race {
             return None;
         }
         trial.strikes += 1;
