@@ -13,6 +13,7 @@
 //! Messages are forwarded only after the application accepts them (see [`crate::Verdict`]).
 
 mod announce;
+mod answers;
 mod in_flight;
 mod lazy;
 mod lenders;

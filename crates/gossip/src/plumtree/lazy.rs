@@ -1,16 +1,13 @@
-//! The lazy side of Plumtree: batched `IHave` announcements, grafts for announced messages that do not
-//! arrive, and the optimisation that moves a tree link to a much shorter path (§3.8).
+//! The lazy side of Plumtree: announcements of messages we lack, and the grafts that fetch those that
+//! do not arrive, with the promises our grafts hold announcers to. What neighbours ask of our links is
+//! in `answers.rs`, and §3.8's optimisation, which announcements prompt, in `trials.rs`.
 
-use std::collections::hash_map::Entry as HashEntry;
 use std::time::Duration;
 
 use meshwork_wire::{DropReason, Instant, PeerId};
 
 use super::links::Parent;
-use super::{
-    DECLINE_BACKOFF, GraftCheck, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, Promise,
-    PtOut,
-};
+use super::{DECLINE_BACKOFF, MAX_ANNOUNCERS, MAX_PROMISES, MAX_REPAIRED, Missing, Plumtree, Promise, PtOut};
 use crate::cache::Status;
 use crate::message::{Announcement, MessageId, TreeMessage, TreeTag};
 use crate::score::Penalty;
@@ -176,83 +173,6 @@ impl Plumtree {
         let horizon = self.config.graft_timeout * 4;
         self.repaired
             .retain(|_, since| now.saturating_duration_since(*since) < horizon);
-    }
-
-    /// The paper's optimisation (§3.8): when a lazy neighbour announces a message `threshold` hops sooner
-    /// than the tree delivered it, its link becomes the tree link for this origin (`Shortcut`, the paper's
-    /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
-    /// graft through whichever announcer answered first) keeps its detour for every later message.
-    /// The new parent is on probation (`trials.rs`): hop counts are the announcer's word.
-    /// `claim`: the hops our copy of the origin's message took, the hops `from` announced it at, and
-    /// its sequence number (the probation judges only later messages).
-    pub(super) fn maybe_optimize(
-        &mut self,
-        now: Instant,
-        origin: PeerId,
-        from: PeerId,
-        parent: PeerId,
-        (hops, announced, seq): (u16, u16, u64),
-        out: &mut Vec<PtOut>,
-    ) {
-        if parent != from
-            && self.links.contains(&from)
-            && self.links.is_lazy(&origin, &from)
-            && shortens(announced, hops, self.config.optimization_threshold)
-            && self.links.is_eager(&origin, &parent)
-            && self
-                .trials
-                .may_try(&origin, &from, &parent, self.links.recorded_parent(&origin), now)
-        {
-            self.trials.open(origin, from, parent, seq, now);
-            self.stats.shortcuts_sent += 1;
-            self.stats.prunes_sent += 1;
-            out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));
-            out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
-            self.links.join_tree(origin, &from);
-            self.links.make_lazy(origin, parent);
-            self.links.set_parent(&origin, &from);
-        }
-    }
-
-    /// A strike against a shortcut's claim (`trials.rs`). At the second, the claimant is evicted:
-    /// its link leaves the tree it was struck on and the trees of its other shortcuts on probation,
-    /// and each of those trees where it was still the parent goes back to the parent its shortcut
-    /// replaced.
-    pub(super) fn claim_failed(&mut self, now: Instant, failed: super::trials::Failed, out: &mut Vec<PtOut>) {
-        self.stats.shortcuts_failed += 1;
-        let claimant = failed.peer;
-        let Some((failed_tree, others)) = failed.undo else {
-            return;
-        };
-        for (origin, replaced) in std::iter::once(failed_tree).chain(others) {
-            // Where another neighbour became the parent since, the tree is whole: only the
-            // claimant's link leaves it.
-            let was_parent = self.links.recorded_parent(&origin) == Some(claimant);
-            if self.links.contains(&claimant)
-                && self.links.prunable(&origin)
-                && self.links.is_eager(&origin, &claimant)
-            {
-                // What it pushed before it hears the prune is no waste.
-                self.excuse_pushes(now, claimant);
-                self.stats.prunes_sent += 1;
-                self.links.make_lazy(origin, claimant);
-                out.push(PtOut::Send(claimant, TreeMessage::Prune { origin }));
-            }
-            if was_parent {
-                self.restore_parent(origin, replaced, out);
-            }
-        }
-    }
-
-    /// Asks `parent` back as our parent on `origin`'s tree, where a shortcut replaced it: if it is
-    /// still a neighbour, lazy there, and we hold the tree.
-    pub(super) fn restore_parent(&mut self, origin: PeerId, parent: PeerId, out: &mut Vec<PtOut>) {
-        if self.links.prunable(&origin) && self.links.is_lazy(&origin, &parent) {
-            self.stats.shortcuts_undone += 1;
-            self.links.join_tree(origin, &parent);
-            self.links.set_parent(&origin, &parent);
-            out.push(PtOut::Send(parent, TreeMessage::Shortcut { origin }));
-        }
     }
 
     /// The graft timer of a missing message fired.
@@ -446,11 +366,6 @@ impl Plumtree {
         *latest = (*latest).max(promise.seq);
     }
 
-    pub(crate) fn decline(&mut self, to: PeerId, id: MessageId, out: &mut Vec<PtOut>) {
-        self.stats.declines_sent += 1;
-        out.push(PtOut::Send(to, TreeMessage::Decline { id }));
-    }
-
     /// A graft's promise timer fired. The promise is due after [`Config::graft_promise`], or four
     /// times the announcer's slowest recent answer if longer, up to [`Config::graft_promise_max`], once
     /// the announcer answered or declined a later graft of ours: it skipped this one. Until then the
@@ -499,85 +414,5 @@ impl Plumtree {
             self.stats.broken_promises += 1;
             out.push(PtOut::Penalty(peer, Penalty::BrokenPromise));
         }
-    }
-
-    /// A graft: if it is for an id we announced to `from` and have not answered yet, the link becomes a
-    /// tree link for the message's origin, and the message is sent if we have accepted it and `from`'s
-    /// answer budget holds it. An id we no longer hold tells us no origin: the grafter's timer moves on.
-    /// Returns what the graft was, so the caller charges grafts for ids never announced as waste.
-    pub(crate) fn on_graft(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        id: MessageId,
-        out: &mut Vec<PtOut>,
-    ) -> GraftCheck {
-        let check = self.offers.check(now, &from, &id);
-        if check != GraftCheck::Fresh {
-            // A repeat gets no answer: the first is on its way. For an id we do not remember
-            // announcing, the caller decides (a decline, within the peer's waste allowance).
-            self.stats.grafts_refused += 1;
-            return check;
-        }
-        // Nothing will follow: the message was announced but forgotten since (the seen cache is full
-        // or it expired), or it came again after that and the application refused it this time. The
-        // grafter is declined, so it asks another announcer at once.
-        let Some(entry) = self.cache.get(&id).filter(|e| e.status != Status::Dropped) else {
-            self.offers.answered(&from, &id);
-            self.decline(from, id, out);
-            return check;
-        };
-        let tree = entry.tree;
-        if entry.status == Status::Accepted {
-            let size = meshwork_wire::encoded_len(&entry.message).unwrap_or(usize::MAX);
-            if !self.offers.spend(now, from, size) {
-                // Over budget: declined, so the grafter asks another announcer at once; still owed, so
-                // a graft after the budget refills is answered.
-                self.stats.grafts_refused += 1;
-                out.push(PtOut::Dropped(from, DropReason::RateLimited));
-                self.decline(from, id, out);
-                return check;
-            }
-            self.stats.gossip_sent += 1;
-            self.stats.grafts_answered += 1;
-            out.push(PtOut::Send(from, entry.push(entry.hops.saturating_add(1))));
-            // An earlier decline of it still owed would now follow the message: waste to the grafter.
-            self.offers.settle(&from, &id);
-        } else {
-            // Awaiting its verdict: it goes out on the now-eager link once accepted, and a decline
-            // goes if it is not (`validated`).
-            let room = self.grafted_pending.len() < self.config.max_pending_validations;
-            let links = self.links.neighbours().len();
-            match self.grafted_pending.entry(id) {
-                HashEntry::Occupied(mut list) if list.get().len() <= links && !list.get().contains(&from) => {
-                    list.get_mut().push(from);
-                }
-                HashEntry::Vacant(slot) if room => {
-                    slot.insert(vec![from]);
-                }
-                _ => {}
-            }
-        }
-        self.offers.answered(&from, &id);
-        self.links.make_eager(&tree, &from);
-        check
-    }
-
-    /// The optimisation's graft from the other side: our link is now on the tree of `origin`.
-    pub(crate) fn on_shortcut(&mut self, from: PeerId, origin: PeerId) {
-        if self.links.prunable(&origin) {
-            self.links.join_tree(origin, &from);
-        }
-    }
-
-    pub(crate) fn on_prune(&mut self, from: PeerId, origin: PeerId) {
-        if self.links.prunable(&origin) {
-            self.links.make_lazy(origin, from);
-        }
-    }
-
-    /// A duplicate crossed the shared tree on our link: it leaves the shared tree.
-    pub(crate) fn on_prune_shared(&mut self, from: PeerId) {
-        self.links.make_shared_lazy(&from);
     }
 }

@@ -50,6 +50,10 @@ use std::time::Duration;
 use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
+use super::lazy::shortens;
+use super::{Plumtree, PtOut};
+use crate::message::TreeMessage;
+
 /// How long a neighbour whose shortcut failed has its claims ignored, the first time.
 pub(super) const FIRST_BAR: Duration = Duration::from_secs(60);
 /// The longest bar; a neighbour whose last bar ended this long ago starts again from [`FIRST_BAR`].
@@ -203,5 +207,84 @@ impl Trials {
         self.open
             .retain(|_, t| now.saturating_duration_since(t.since) < PROBATION);
         self.barred.retain(|_, (until, _)| now < *until + MAX_BAR);
+    }
+}
+
+impl Plumtree {
+    /// The paper's optimisation (§3.8): when a lazy neighbour announces a message `threshold` hops sooner
+    /// than the tree delivered it, its link becomes the tree link for this origin (`Shortcut`, the paper's
+    /// graft without a message) and the old tree link is pruned. Without it a tree bent by a repair (a
+    /// graft through whichever announcer answered first) keeps its detour for every later message.
+    /// The new parent is on probation (`trials.rs`): hop counts are the announcer's word.
+    /// `claim`: the hops our copy of the origin's message took, the hops `from` announced it at, and
+    /// its sequence number (the probation judges only later messages).
+    pub(super) fn maybe_optimize(
+        &mut self,
+        now: Instant,
+        origin: PeerId,
+        from: PeerId,
+        parent: PeerId,
+        (hops, announced, seq): (u16, u16, u64),
+        out: &mut Vec<PtOut>,
+    ) {
+        if parent != from
+            && self.links.contains(&from)
+            && self.links.is_lazy(&origin, &from)
+            && shortens(announced, hops, self.config.optimization_threshold)
+            && self.links.is_eager(&origin, &parent)
+            && self
+                .trials
+                .may_try(&origin, &from, &parent, self.links.recorded_parent(&origin), now)
+        {
+            self.trials.open(origin, from, parent, seq, now);
+            self.stats.shortcuts_sent += 1;
+            self.stats.prunes_sent += 1;
+            out.push(PtOut::Send(from, TreeMessage::Shortcut { origin }));
+            out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
+            self.links.join_tree(origin, &from);
+            self.links.make_lazy(origin, parent);
+            self.links.set_parent(&origin, &from);
+        }
+    }
+
+    /// A strike against a shortcut's claim (`trials.rs`). At the second, the claimant is evicted:
+    /// its link leaves the tree it was struck on and the trees of its other shortcuts on probation,
+    /// and each of those trees where it was still the parent goes back to the parent its shortcut
+    /// replaced.
+    pub(super) fn claim_failed(&mut self, now: Instant, failed: Failed, out: &mut Vec<PtOut>) {
+        self.stats.shortcuts_failed += 1;
+        let claimant = failed.peer;
+        let Some((failed_tree, others)) = failed.undo else {
+            return;
+        };
+        for (origin, replaced) in std::iter::once(failed_tree).chain(others) {
+            // Where another neighbour became the parent since, the tree is whole: only the
+            // claimant's link leaves it.
+            let was_parent = self.links.recorded_parent(&origin) == Some(claimant);
+            if self.links.contains(&claimant)
+                && self.links.prunable(&origin)
+                && self.links.is_eager(&origin, &claimant)
+            {
+                // What it pushed before it hears the prune is no waste.
+                self.excuse_pushes(now, claimant);
+                self.stats.prunes_sent += 1;
+                self.links.make_lazy(origin, claimant);
+                out.push(PtOut::Send(claimant, TreeMessage::Prune { origin }));
+            }
+            if was_parent {
+                self.restore_parent(origin, replaced, out);
+            }
+        }
+    }
+
+    /// Asks `parent` back as our parent on `origin`'s tree, where a shortcut replaced it: if it is
+    /// still a neighbour, lazy there, and we hold the tree.
+    pub(super) fn restore_parent(&mut self, origin: PeerId, parent: PeerId, out: &mut Vec<PtOut>) {
+        if self.links.prunable(&origin) && self.links.is_lazy(&origin, &parent) {
+            self.stats.shortcuts_undone += 1;
+            self.links.join_tree(origin, &parent);
+            self.links.set_parent(&origin, &parent);
+            out.push(PtOut::Send(parent, TreeMessage::Shortcut { origin }));
+        }
     }
 }
