@@ -3,6 +3,7 @@
 
 pub(crate) mod anchors;
 mod answers;
+mod connections;
 mod deadlines;
 mod find_peer;
 mod inbound;
