@@ -414,6 +414,30 @@ fn a_message_published_before_the_shortcut_is_no_strike_however_late_we_hear_of_
 }
 
 #[test]
+fn a_shortcut_made_when_the_tree_copy_arrives_judges_only_later_messages() {
+    let mut g = node_with(Config::default(), &[2, 3]);
+    let x = key(10).peer_id();
+    formed_with_lazy(&mut g, 10, 3);
+    // 3 announces message 5 at 2 hops before the tree's copy comes at 9: the shortcut is taken on
+    // the copy's arrival (`on_gossip`), with message 5 as its mark.
+    let message = published_by(10, 5);
+    let ids = vec![support::announcement(10, message.id(), 2)]
+        .try_into()
+        .unwrap();
+    tree_at(&mut g, secs(0), 3, TreeMessage::IHave { ids });
+    tree_at(&mut g, secs(0), 2, TreeMessage::Gossip { message, hops: 9 });
+    assert_eq!(g.eager_peers(&x), vec![key(3).peer_id()]);
+    late_by_parent(&mut g, secs(20), 10, 4);
+    assert_eq!(
+        g.stats().tree.shortcuts_failed,
+        0,
+        "message 4 is older than the mark"
+    );
+    late_by_parent(&mut g, secs(30), 10, 6);
+    assert_eq!(g.stats().tree.shortcuts_failed, 1);
+}
+
+#[test]
 fn a_message_on_its_way_before_the_shortcut_or_first_along_another_path_is_no_verdict() {
     let mut g = node_with(Config::default(), &[2, 3]);
     let (x, b) = (key(10).peer_id(), key(3).peer_id());

@@ -26,8 +26,9 @@
 //! origin's sequence number, which an honest origin raises with every message): an older one that we
 //! hear of late, from a new neighbour's catch-up say, never passed the new parent. Nor does a message
 //! whose first news came within a graft wait of the shortcut: it was on its way before the new parent
-//! heard of the shortcut. Nor a copy that came first along another path: nothing was late. A neighbour that leaves ends its probations without blame, and where it
-//! was still the parent, the replaced parents are asked back at once.
+//! heard of the shortcut. Nor a copy that came first along another path: nothing was late. A
+//! neighbour that leaves ends its probations without blame, and where it was still the parent, the
+//! replaced parents are asked back at once.
 //!
 //! What it bounds, and what not:
 //! - A liar costs about one late message on each tree it claims, per bar: the bar only holds new
@@ -39,7 +40,11 @@
 //! - Strikes do not decay within a probation: two late messages evict, however far apart. A parent
 //!   whose own upstream broke twice in ten minutes is moved back to the parent it replaced, which is
 //!   where the tree was before its claim.
-//! - An origin that numbers its messages out of order harms only the probations on its own tree.
+//! - The mark is the number of the message that prompted the shortcut, not the newest we hold: a
+//!   shortcut prompted by an older message we hold (a new neighbour's catch-up announcement of it)
+//!   still judges the messages between the two, should one of them come late.
+//! - An origin that numbers its messages out of order harms only the probations on its own tree
+//!   (messages that borrow its tree are never judged).
 //!
 //! The attack is staged on QUIC in the node crate's `tests/gossip_hop_lie.rs`, and at scale by
 //! `meshsim gossip-spam --spam-kind hop-lie`.
