@@ -35,7 +35,7 @@ pub enum Address {
 }
 
 /// The network prefix the routing table counts peers by: a /24 for IPv4, a /48 for IPv6.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub enum IpPrefix {
     /// The first three bytes of an IPv4 address.
     V4([u8; 3]),

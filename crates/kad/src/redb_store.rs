@@ -5,7 +5,9 @@
 //! the disk, and the [`RecordStore`] reads stay infallible), and every change is written to redb in its
 //! own transaction before it counts. On open, the unexpired entries on disk are loaded back within the
 //! same bounds. Expiry is by driver time: under the node runtime that is Unix time, so a record stored
-//! before a restart expires when it would have anyway.
+//! before a restart expires when it would have anyway. Each row keeps the [`Sender`] its entry is
+//! counted against, so that a restart gives no prefix its share afresh; rows of a release that kept
+//! none load counted against no prefix.
 
 use std::path::Path;
 
@@ -13,8 +15,8 @@ use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
-use crate::store::{MemoryStore, ProviderRecord, RecordStore};
-use crate::{IpPrefix, Key, PeerInfo, Record, RecordError};
+use crate::store::{MemoryStore, ProviderRecord, RecordStore, Sender};
+use crate::{Key, PeerInfo, Record, RecordError};
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 /// Keyed by the provided key then the provider's id, so one provider has one entry per key.
@@ -30,6 +32,27 @@ pub struct RedbRecordStore {
 
 fn store_error(error: impl std::fmt::Display) -> RecordError {
     RecordError::Store(error.to_string())
+}
+
+/// A record row: the record and its sender, or a record alone (a row of a release that kept no
+/// sender: counted against no prefix).
+fn decode_record(bytes: &[u8]) -> Option<(Record, Sender)> {
+    meshwork_wire::decode::<(Record, Sender)>(bytes)
+        .ok()
+        .or_else(|| Some((meshwork_wire::decode::<Record>(bytes).ok()?, Sender::Local)))
+}
+
+/// A provider row: the provider, its expiry and its sender, or the first two alone (as in
+/// [`decode_record`]).
+fn decode_provider(bytes: &[u8]) -> Option<(ProviderRecord, Sender)> {
+    let (provider, expires, from) = meshwork_wire::decode::<(PeerInfo, u64, Sender)>(bytes)
+        .ok()
+        .or_else(|| {
+            let (provider, expires) = meshwork_wire::decode::<(PeerInfo, u64)>(bytes).ok()?;
+            Some((provider, expires, Sender::Local))
+        })?;
+    let expires = Instant::from_nanos(expires);
+    Some((ProviderRecord { provider, expires }, from))
 }
 
 fn provider_key(key: &Key, provider: &PeerInfo) -> Vec<u8> {
@@ -70,10 +93,9 @@ impl RedbRecordStore {
             // An entry that does not decode is skipped. One that does is trusted as our own disk's (it
             // was verified when it was stored): the peers we answer verify it again, and our own
             // lookups count it as one answer among others. A key that does not admit its publisher is a
-            // row of an older release, and the cache refuses it. The prefix that sent it is not kept,
-            // so it counts against none (`MemoryStore`'s docs).
-            if let Ok(record) = meshwork_wire::decode::<Record>(value.value()) {
-                if record.expires_at() > now && self.cache.put(record, None, now).is_err() {
+            // row of an older release, and the cache refuses it.
+            if let Some((record, from)) = decode_record(value.value()) {
+                if record.expires_at() > now && self.cache.put(record, from, now).is_err() {
                     left_out.push((true, key.value().to_vec()));
                 }
             }
@@ -85,11 +107,10 @@ impl RedbRecordStore {
             let Ok(bytes) = <[u8; 32]>::try_from(&row.value()[..32.min(row.value().len())]) else {
                 continue;
             };
-            if let Ok((provider, expires)) = meshwork_wire::decode::<(PeerInfo, u64)>(value.value()) {
-                let expires = Instant::from_nanos(expires);
-                if expires > now {
-                    let (key, id) = (Key::from_bytes(bytes), provider.id);
-                    let _ = self.cache.add_provider(key, ProviderRecord { provider, expires });
+            if let Some((provider, from)) = decode_provider(value.value()) {
+                if provider.expires > now {
+                    let (key, id) = (Key::from_bytes(bytes), provider.provider.id);
+                    let _ = self.cache.add_provider(key, provider, from);
                     loaded.push((key, id, row.value().to_vec()));
                 }
             }
@@ -156,13 +177,20 @@ impl RecordStore for RedbRecordStore {
         self.cache.get(key, now)
     }
 
-    fn put(&mut self, record: Record, from: Option<IpPrefix>, now: Instant) -> Result<(), RecordError> {
-        // The cache decides (conflicts, bounds); if the disk then fails, the cache is put back as it was,
-        // so both always hold the same.
+    fn put(&mut self, record: Record, from: Sender, now: Instant) -> Result<(), RecordError> {
+        // The cache decides (conflicts, bounds, whom the record is counted against); if the disk then
+        // fails, the cache is put back as it was, so both always hold the same.
         let key = record.key;
-        let bytes = meshwork_wire::encode(&record).map_err(store_error)?;
         let before = self.cache.record_slot(&key);
         self.cache.put(record, from, now)?;
+        let encoded = self
+            .cache
+            .record_slot(&key)
+            .map(|held| meshwork_wire::encode(&held));
+        let Some(Ok(bytes)) = encoded else {
+            self.cache.restore_record(key, before);
+            return Err(store_error("the record does not encode"));
+        };
         let written = self.write(|txn| {
             txn.open_table(RECORDS)?
                 .insert(key.as_bytes().as_slice(), bytes.as_slice())?;
@@ -182,20 +210,20 @@ impl RecordStore for RedbRecordStore {
         });
     }
 
-    fn add_provider(&mut self, key: Key, provider: ProviderRecord) -> Result<(), RecordError> {
-        let value =
-            meshwork_wire::encode(&(&provider.provider, provider.expires.as_nanos())).map_err(store_error)?;
+    fn add_provider(&mut self, key: Key, provider: ProviderRecord, from: Sender) -> Result<(), RecordError> {
+        let value = meshwork_wire::encode(&(&provider.provider, provider.expires.as_nanos(), from))
+            .map_err(store_error)?;
         let id = provider_key(&key, &provider.provider);
         let before = self.cache.providers_slot(&key);
-        self.cache.add_provider(key, provider)?;
+        self.cache.add_provider(key, provider, from)?;
         // A full key's announcement that lapses first makes room for the new one: its row goes too,
         // or a reload would bring it back and rows would pile up under the key until they expire.
         let after = self.cache.providers_slot(&key).unwrap_or_default();
         let evicted: Vec<Vec<u8>> = before
             .iter()
             .flatten()
-            .filter(|old| !after.iter().any(|p| p.provider.id == old.provider.id))
-            .map(|old| provider_key(&key, &old.provider))
+            .filter(|(old, _)| !after.iter().any(|(p, _)| p.provider.id == old.provider.id))
+            .map(|(old, _)| provider_key(&key, &old.provider))
             .collect();
         let written = self.write(|txn| {
             let mut table = txn.open_table(PROVIDERS)?;
@@ -220,13 +248,10 @@ impl RecordStore for RedbRecordStore {
         let _ = self.write(|txn| {
             let mut records = txn.open_table(RECORDS)?;
             records.retain(|_, value| {
-                meshwork_wire::decode::<Record>(value).is_ok_and(|record| record.expires_at() > now)
+                decode_record(value).is_some_and(|(record, _)| record.expires_at() > now)
             })?;
             let mut providers = txn.open_table(PROVIDERS)?;
-            providers.retain(|_, value| {
-                meshwork_wire::decode::<(PeerInfo, u64)>(value)
-                    .is_ok_and(|(_, expires)| Instant::from_nanos(expires) > now)
-            })?;
+            providers.retain(|_, value| decode_provider(value).is_some_and(|(p, _)| p.expires > now))?;
             Ok(())
         });
     }

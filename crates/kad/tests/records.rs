@@ -330,7 +330,8 @@ fn a_record_is_stored_only_at_peers_that_answered_the_lookup() {
 
 #[test]
 fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
-    use meshwork_kad::{MemoryStore, RecordError, RecordStore, store::ProviderRecord};
+    use meshwork_kad::store::{ProviderRecord, Sender};
+    use meshwork_kad::{MemoryStore, RecordError, RecordStore};
     // Sixteen records and provided keys: an eighth, two, for one peer.
     let mut store = MemoryStore::new(16, 16, 4);
     let (now, expires) = (Instant::ZERO, Instant::from_duration(Duration::from_secs(100)));
@@ -343,20 +344,21 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
         )
         .unwrap()
     };
+    let local = Sender::Local;
     for key in 0..2 {
-        store.put(record(5, key, b"x"), None, now).unwrap();
+        store.put(record(5, key, b"x"), local, now).unwrap();
     }
     assert_eq!(
-        store.put(record(5, 2, b"x"), None, now),
+        store.put(record(5, 2, b"x"), local, now),
         Err(RecordError::ShareFull)
     );
     // The store checks a key admits its publisher, whatever its caller did.
     let mut foreign = record(6, 9, b"x");
     foreign.key = Key::from_bytes([9; 32]);
-    assert_eq!(store.put(foreign, None, now), Err(RecordError::ForeignKey));
+    assert_eq!(store.put(foreign, local, now), Err(RecordError::ForeignKey));
     // What it holds it may still refresh, and others still find room.
-    store.put(record(5, 1, b"y"), None, now).unwrap();
-    store.put(record(6, 2, b"x"), None, now).unwrap();
+    store.put(record(5, 1, b"y"), local, now).unwrap();
+    store.put(record(6, 2, b"x"), local, now).unwrap();
     assert_eq!(store.num_records(), 3);
 
     let provider = |i: u64, lapses: u64| ProviderRecord {
@@ -366,26 +368,28 @@ fn one_publisher_or_provider_cannot_fill_a_store_for_everyone() {
         },
         expires: Instant::from_duration(Duration::from_secs(lapses)),
     };
+    let from = |i: u64| Sender::observed(Some(&addr(i)));
     for key in 0..2 {
         store
-            .add_provider(Key::from_bytes([key; 32]), provider(5, 50))
+            .add_provider(Key::from_bytes([key; 32]), provider(5, 50), from(5))
             .unwrap();
     }
     let third = Key::from_bytes([2; 32]);
     assert_eq!(
-        store.add_provider(third, provider(5, 50)),
+        store.add_provider(third, provider(5, 50), from(5)),
         Err(RecordError::ShareFull)
     );
-    store.add_provider(third, provider(6, 50)).unwrap();
+    store.add_provider(third, provider(6, 50), from(6)).unwrap();
     // Once its announcements lapse, it has room again.
     store.expire(Instant::from_duration(Duration::from_secs(60)));
-    store.add_provider(third, provider(5, 200)).unwrap();
+    store.add_provider(third, provider(5, 200), from(5)).unwrap();
     assert_eq!(store.providers(&third, now).len(), 1, "peer 6's lapsed too");
 }
 
 #[test]
 fn one_prefix_cannot_fill_a_store_with_many_publishers_or_providers() {
-    use meshwork_kad::{MemoryStore, PeerInfo, RecordError, RecordStore, store::ProviderRecord};
+    use meshwork_kad::store::{ProviderRecord, Sender};
+    use meshwork_kad::{MemoryStore, PeerInfo, RecordError, RecordStore};
     // Sixteen of each: two a publisher or provider, four a prefix.
     let mut store = MemoryStore::new(16, 16, 4);
     let now = Instant::ZERO;
@@ -394,26 +398,28 @@ fn one_prefix_cannot_fill_a_store_with_many_publishers_or_providers() {
         let key = Key::for_record(&peer(publisher), b"r");
         Record::sign(&keypair(publisher), key, b"v".to_vec(), at(expires)).unwrap()
     };
-    let (a, b) = (addr(1).prefix(), addr(2).prefix());
+    let (a, b) = (Sender::observed(Some(&addr(1))), Sender::observed(Some(&addr(2))));
     for publisher in 10..14 {
         store.put(record(publisher, 100), a, now).unwrap();
     }
-    assert_eq!(
-        store.put(record(14, 100), a, now),
-        Err(RecordError::PrefixShareFull)
-    );
+    let full = Err(RecordError::PrefixShareFull);
+    assert_eq!(store.put(record(14, 100), a, now), full);
     // A refresh from elsewhere stays counted against the first prefix: it frees nothing there.
     store.put(record(10, 200), b, now).unwrap();
-    assert_eq!(
-        store.put(record(14, 100), a, now),
-        Err(RecordError::PrefixShareFull)
-    );
+    assert_eq!(store.put(record(14, 100), a, now), full);
     for publisher in 20..24 {
         store.put(record(publisher, 100), b, now).unwrap();
     }
-    // Our own records, and peers without an IP address, count against no prefix.
-    store.put(record(30, 100), None, now).unwrap();
-    assert_eq!(store.num_records(), 9);
+    // Our own records count against no prefix. Peers the driver saw at no IP address (through a
+    // relay, say) share one prefix's share: a relay is no way around the share.
+    store.put(record(30, 100), Sender::Local, now).unwrap();
+    for publisher in 31..35 {
+        store
+            .put(record(publisher, 100), Sender::Unobserved, now)
+            .unwrap();
+    }
+    assert_eq!(store.put(record(35, 100), Sender::Unobserved, now), full);
+    assert_eq!(store.num_records(), 13);
     // Once the prefix's records lapse, it has room again, but for publisher 10's refresh: it lives
     // on, counted against the first prefix still.
     store.expire(at(150));
@@ -421,40 +427,56 @@ fn one_prefix_cannot_fill_a_store_with_many_publishers_or_providers() {
     for publisher in [14, 11, 12] {
         store.put(record(publisher, 300), a, now).unwrap();
     }
-    assert_eq!(
-        store.put(record(13, 300), a, now),
-        Err(RecordError::PrefixShareFull)
-    );
+    assert_eq!(store.put(record(13, 300), a, now), full);
 
-    // Providers are counted by the prefix of the address they provide from.
-    let provider = |i: u64, net: u8| ProviderRecord {
+    // Providers are counted by where the driver saw them, whatever address they name.
+    let provider = |i: u64, named: u8| ProviderRecord {
         provider: PeerInfo {
             id: peer(i),
             addr: Address::V4 {
-                ip: [10, 9, net, i as u8],
+                ip: [10, 9, named, i as u8],
                 port: 9,
             },
         },
         expires: at(100),
     };
+    let net = |n: u8| {
+        Sender::observed(Some(&Address::V4 {
+            ip: [10, 9, n, 1],
+            port: 9,
+        }))
+    };
     let key = |i: u8| Key::from_bytes([i; 32]);
     for i in 40..44 {
-        store.add_provider(key(1), provider(i, 1)).unwrap();
+        store.add_provider(key(1), provider(i, 1), net(1)).unwrap();
     }
-    assert_eq!(
-        store.add_provider(key(1), provider(44, 1)),
-        Err(RecordError::PrefixShareFull)
-    );
+    assert_eq!(store.add_provider(key(1), provider(44, 7), net(1)), full);
     // A provider that moves takes its count along, within the new prefix's share.
-    store.add_provider(key(1), provider(40, 2)).unwrap();
-    store.add_provider(key(2), provider(44, 1)).unwrap();
+    store.add_provider(key(1), provider(40, 2), net(2)).unwrap();
+    store.add_provider(key(2), provider(44, 1), net(1)).unwrap();
     for i in 41..44 {
-        store.add_provider(key(2), provider(i, 2)).unwrap();
+        store.add_provider(key(2), provider(i, 2), net(2)).unwrap();
     }
     assert_eq!(
-        store.add_provider(key(1), provider(44, 2)),
-        Err(RecordError::PrefixShareFull),
+        store.add_provider(key(1), provider(41, 2), net(2)),
+        full,
         "moving into a full prefix is refused"
+    );
+    let kept = store.providers(&key(1), now);
+    let p41 = kept.iter().find(|p| p.provider.id == peer(41)).unwrap();
+    assert_eq!(
+        p41.provider.addr,
+        provider(41, 1).provider.addr,
+        "the refused refresh changed nothing"
+    );
+    for i in 50..54 {
+        store
+            .add_provider(key(3), provider(i, 3), Sender::Unobserved)
+            .unwrap();
+    }
+    assert_eq!(
+        store.add_provider(key(3), provider(54, 3), Sender::Unobserved),
+        full
     );
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use meshwork_identity::Keypair;
-use meshwork_kad::store::ProviderRecord;
+use meshwork_kad::store::{ProviderRecord, Sender};
 use meshwork_kad::{Address, Key, MemoryStore, PeerInfo, Record, RecordError, RecordStore, RedbRecordStore};
 use meshwork_wire::Instant;
 
@@ -37,22 +37,26 @@ fn records_and_providers_survive_a_reopen_and_expire_on_time() {
         store
             .put(
                 Record::sign(&publisher, short, b"short".to_vec(), at(100)).unwrap(),
-                None,
+                Sender::Local,
                 at(0),
             )
             .unwrap();
         store
             .put(
                 Record::sign(&publisher, long, b"long".to_vec(), at(1000)).unwrap(),
-                None,
+                Sender::Local,
                 at(0),
             )
             .unwrap();
-        store.add_provider(provided, provider(7, at(500))).unwrap();
-        store.add_provider(provided, provider(8, at(50))).unwrap();
+        store
+            .add_provider(provided, provider(7, at(500)), Sender::Local)
+            .unwrap();
+        store
+            .add_provider(provided, provider(8, at(50)), Sender::Local)
+            .unwrap();
         // The same rules as in memory: another publisher cannot take a live key.
         let rival = Record::sign(&Keypair::from_seed([2; 32]), long, b"rival".to_vec(), at(2000)).unwrap();
-        assert_eq!(store.put(rival, None, at(0)), Err(RecordError::Conflict));
+        assert_eq!(store.put(rival, Sender::Local, at(0)), Err(RecordError::Conflict));
         assert_eq!(store.write_failures(), 0);
     }
     // Reopened later: what expired meanwhile is gone, the rest is back, byte for byte.
@@ -92,10 +96,13 @@ fn the_cache_bounds_hold_on_reload() {
         let mut store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
         for i in 0..10u8 {
             let record = Record::sign(&publisher, Key::for_name(&[i]), vec![i], at(100)).unwrap();
-            store.put(record, None, at(0)).unwrap();
+            store.put(record, Sender::Local, at(0)).unwrap();
         }
         let extra = Record::sign(&publisher, Key::for_name(&[99]), vec![99], at(100)).unwrap();
-        assert_eq!(store.put(extra, None, at(0)), Err(RecordError::StoreFull));
+        assert_eq!(
+            store.put(extra, Sender::Local, at(0)),
+            Err(RecordError::StoreFull)
+        );
     }
     let limits = MemoryStore::new(4, 10, 10).with_share(4, 10);
     let store = RedbRecordStore::open(&path, limits, at(0)).unwrap();
@@ -119,8 +126,12 @@ fn a_provider_pushed_out_of_a_full_key_leaves_the_disk_too() {
     {
         // One provider a key: the second, lapsing later, takes the first one's place.
         let mut store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 1), at(0)).unwrap();
-        store.add_provider(key, provider(7, at(100))).unwrap();
-        store.add_provider(key, provider(8, at(200))).unwrap();
+        store
+            .add_provider(key, provider(7, at(100)), Sender::Local)
+            .unwrap();
+        store
+            .add_provider(key, provider(8, at(200)), Sender::Local)
+            .unwrap();
         assert_eq!(store.providers(&key, at(0)), vec![provider(8, at(200))]);
     }
     let store = RedbRecordStore::open(&path, MemoryStore::new(10, 10, 10), at(0)).unwrap();
@@ -139,8 +150,12 @@ fn providers_the_bounds_leave_out_on_load_leave_the_disk() {
     let open = |per_key| RedbRecordStore::open(&path, MemoryStore::new(10, 10, per_key), at(0)).unwrap();
     {
         let mut store = open(10);
-        store.add_provider(key, provider(7, at(100))).unwrap();
-        store.add_provider(key, provider(8, at(200))).unwrap();
+        store
+            .add_provider(key, provider(7, at(100)), Sender::Local)
+            .unwrap();
+        store
+            .add_provider(key, provider(8, at(200)), Sender::Local)
+            .unwrap();
     }
     // One provider a key: one of the two is left out (refused, or pushed out by the other).
     assert_eq!(open(1).providers(&key, at(0)).len(), 1);
@@ -193,4 +208,38 @@ fn a_row_whose_key_admits_nobody_is_dropped_on_open() {
             .is_none(),
         "and deleted from the disk"
     );
+}
+
+#[test]
+fn a_restart_gives_no_prefix_its_share_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    // Sixteen records: four a prefix. One host sends four records and a provided key.
+    let host = Sender::observed(Some(&Address::V4 {
+        ip: [10, 0, 0, 1],
+        port: 9,
+    }));
+    let record = |seed: u8| {
+        let publisher = Keypair::from_seed([seed; 32]);
+        let key = Key::for_record(&publisher.peer_id(), b"r");
+        Record::sign(&publisher, key, b"v".to_vec(), at(100)).unwrap()
+    };
+    {
+        let mut store = RedbRecordStore::open(&path, MemoryStore::new(16, 16, 4), at(0)).unwrap();
+        for seed in 10..14 {
+            store.put(record(seed), host, at(0)).unwrap();
+        }
+        assert_eq!(
+            store.put(record(14), host, at(0)),
+            Err(RecordError::PrefixShareFull)
+        );
+    }
+    let mut store = RedbRecordStore::open(&path, MemoryStore::new(16, 16, 4), at(0)).unwrap();
+    assert_eq!(store.num_records(), 4);
+    assert_eq!(
+        store.put(record(14), host, at(0)),
+        Err(RecordError::PrefixShareFull),
+        "the reloaded records still count against the host's prefix"
+    );
+    store.put(record(15), Sender::Unobserved, at(0)).unwrap();
 }

@@ -135,8 +135,8 @@ pub struct KvOptions {
     pub data_dir: PathBuf,
     /// The UDP address to listen on.
     pub listen: SocketAddr,
-    /// Every node on this machine shares 127.0.0.1: lift Kademlia's per-prefix limits, which are meant
-    /// for the internet. Never on a public network.
+    /// Every node on this machine shares 127.0.0.1: lift Kademlia's per-prefix limits (the routing
+    /// table's and the record store's), which are meant for the internet. Never on a public network.
     pub loopback_devnet: bool,
 }
 
@@ -189,9 +189,13 @@ impl KvNode {
     pub async fn start(options: KvOptions) -> Result<Self, KvError> {
         std::fs::create_dir_all(&options.data_dir)?;
         let key = load_or_create_key(&options.data_dir.join("node.key"))?;
+        let mut limits = MemoryStore::default();
+        if options.loopback_devnet {
+            limits = limits.with_prefix_share(usize::MAX, usize::MAX);
+        }
         let store = RedbRecordStore::open(
             &options.data_dir.join("records.redb"),
-            MemoryStore::default(),
+            limits,
             meshwork_node::wall_clock(),
         )?;
         let mut config = meshwork_kad::Config::default();

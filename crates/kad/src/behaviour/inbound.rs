@@ -7,8 +7,8 @@ use meshwork_wire::{BoundedVec, Instant};
 use super::state::{Kademlia, Out};
 use crate::message::{MAX_PEERS, Message, Peers, Request, RequestId, Response};
 use crate::routing_table::InsertOutcome;
-use crate::store::{ProviderRecord, RecordStore};
-use crate::{Address, Key, PeerInfo};
+use crate::store::{ProviderRecord, RecordStore, Sender};
+use crate::{Key, PeerInfo};
 
 impl<S: RecordStore> Kademlia<S> {
     fn closest_infos(&self, target: &Key, except: &PeerId) -> Peers {
@@ -42,9 +42,9 @@ impl<S: RecordStore> Kademlia<S> {
             },
             Request::PutValue { record } => {
                 // Counted against the prefix we see the sender at, not one it names.
-                let prefix = self.observed(&from).and_then(Address::prefix);
+                let sender = Sender::observed(self.observed(&from));
                 let ok = record.verify(now, self.config.max_record_ttl).is_ok()
-                    && self.store.put(record, prefix, now).is_ok();
+                    && self.store.put(record, sender, now).is_ok();
                 Response::Stored { ok }
             }
             Request::AddProvider { key, addr } => {
@@ -53,8 +53,9 @@ impl<S: RecordStore> Kademlia<S> {
                     provider: PeerInfo { id: from, addr },
                     expires: now + self.config.provider_ttl,
                 };
+                let sender = Sender::observed(self.observed(&from));
                 Response::Stored {
-                    ok: self.store.add_provider(key, provider).is_ok(),
+                    ok: self.store.add_provider(key, provider, sender).is_ok(),
                 }
             }
             Request::GetProviders { key } => {

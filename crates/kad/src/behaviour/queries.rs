@@ -9,7 +9,7 @@ use super::types::{Command, Event, QueryId, Timer};
 use super::values::Found;
 use crate::message::Request;
 use crate::query::{DisjointLookup, Finish, LookupConfig, LookupState};
-use crate::store::RecordStore;
+use crate::store::{RecordStore, Sender};
 use crate::{Address, Key, PeerInfo, QueryError, Record};
 
 /// A query's key: the application's ids and internal ones (refresh, republish) never collide.
@@ -166,7 +166,7 @@ impl<S: RecordStore> Kademlia<S> {
                     }
                 };
                 // We keep our own record too; a failure here (a conflicting record) is not fatal.
-                let _ = self.store.put(record.clone(), None, now);
+                let _ = self.store.put(record.clone(), Sender::Local, now);
                 if self.published.insert(key, value).is_none() {
                     self.schedule(self.config.republish_interval, Timer::Republish(key), out);
                 }

@@ -7,7 +7,7 @@ use super::queries::Kind;
 use super::state::{Kademlia, Out};
 use super::stats::Outcome;
 use super::types::Timer;
-use crate::store::RecordStore;
+use crate::store::{RecordStore, Sender};
 use crate::{Key, Record};
 
 impl<S: RecordStore> Kademlia<S> {
@@ -31,7 +31,7 @@ impl<S: RecordStore> Kademlia<S> {
                 };
                 let expires = now + self.config.record_ttl;
                 if let Ok(record) = Record::sign(&self.keypair, key, value, expires) {
-                    let _ = self.store.put(record.clone(), None, now);
+                    let _ = self.store.put(record.clone(), Sender::Local, now);
                     self.start_internal(now, key, Kind::PutValue(record), out);
                 }
                 self.schedule(self.config.republish_interval, Timer::Republish(key), out);
