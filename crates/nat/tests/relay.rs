@@ -214,9 +214,12 @@ fn circuits_are_bounded_per_peer_and_in_all_and_end_at_their_time_limit() {
         bench.reserve(p);
     }
     let first = bench.open(1, 2);
+    // Used circuits: an unused one would give way to a new one at a full end.
+    bench.from(1, send_on(first, 10));
     // The others open later, so only the first is past its limit at 60 s.
     bench.now = Instant::ZERO + Duration::from_secs(10);
-    bench.open(1, 3);
+    let second = bench.open(1, 3);
+    bench.from(1, send_on(second, 10));
     assert_eq!(bench.refusal(1, 4), Some(RelayRefusal::TooManyCircuitsForPeer));
     bench.open(5, 6);
     assert_eq!(bench.refusal(4, 5), Some(RelayRefusal::TooManyCircuits));
@@ -241,6 +244,62 @@ fn circuits_are_bounded_per_peer_and_in_all_and_end_at_their_time_limit() {
     )));
     // Which frees a slot for peer 1.
     bench.open(1, 4);
+}
+
+#[test]
+fn one_dialer_cannot_take_a_targets_circuit_slots_and_unused_circuits_give_way() {
+    let limits = RelayLimits {
+        max_circuits_per_peer: 3,
+        ..RelayLimits::default()
+    };
+    let mut bench = Bench::new(limits, 6);
+    bench.reserve(2);
+    // One dialer gets two circuits to a target, not all of its slots.
+    bench.open(1, 2);
+    bench.open(1, 2);
+    assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::TooManyCircuitsForPeer));
+    // Another takes the last slot, and uses it.
+    let used = bench.open(3, 2);
+    bench.from(3, send_on(used, 10));
+    // The target is full. Within the grace its unused circuits stand; after it the oldest unused one
+    // gives way to a new dialer, and both its ends are told.
+    bench.now = Instant::ZERO + Duration::from_secs(5);
+    assert_eq!(bench.refusal(4, 2), Some(RelayRefusal::TooManyCircuitsForPeer));
+    bench.now = Instant::ZERO + Duration::from_secs(11);
+    let out = bench.from(4, RelayMessage::Connect { target: peer(2) });
+    let closed: Vec<_> = sent(&out, 1)
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                RelayMessage::Closed {
+                    reason: CircuitEnd::TimeLimit,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(closed.len(), 1, "{out:?}");
+    assert!(
+        sent(&out, 4)
+            .iter()
+            .any(|m| matches!(m, RelayMessage::Opened { .. })),
+        "{out:?}"
+    );
+    // A circuit that carries nothing for a minute closes at the sweep; the used one stays.
+    let swept = |bench: &mut Bench, at: u64| {
+        bench.now = Instant::ZERO + Duration::from_secs(at);
+        bench.from(3, send_on(used, 10));
+        bench.input(Input::Timer(RelayTimer::Sweep));
+        let stats = bench.relay.stats().unwrap();
+        (stats.circuits, stats.closed_idle)
+    };
+    assert_eq!(
+        swept(&mut bench, 61),
+        (2, 2),
+        "1's second: the new one is 50 s old"
+    );
+    assert_eq!(swept(&mut bench, 72), (1, 3));
 }
 
 #[test]

@@ -347,7 +347,7 @@ impl Relay {
         match msg {
             RelayMessage::Reserve => server.reserve(now, from, out),
             RelayMessage::Connect { target } => server.connect(now, from, target, &self.connected, out),
-            RelayMessage::Send { circuit, payload } => server.carry(from, circuit, payload, out),
+            RelayMessage::Send { circuit, payload } => server.carry(now, from, circuit, payload, out),
             RelayMessage::Close { circuit } => server.close_from(from, circuit, out),
             _ => {}
         }

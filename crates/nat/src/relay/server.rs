@@ -21,6 +21,12 @@ pub struct RelayLimits {
     pub max_circuits: usize,
     /// Circuits one peer may be an end of at once.
     pub max_circuits_per_peer: usize,
+    /// Circuits between one dialer and one target at once: without it one dialer (which needs no
+    /// reservation) takes every circuit slot of a target and every honest dialer is refused.
+    pub max_circuits_per_pair: usize,
+    /// How long a circuit may carry nothing before it closes (reported as [`CircuitEnd::TimeLimit`]).
+    /// A circuit an end opened and left unused would otherwise hold its slots for its whole duration.
+    pub circuit_idle: Duration,
     /// Bytes one circuit may carry, both directions together; the circuit closes when a datagram would
     /// take it past this ([`CircuitEnd::ByteLimit`]).
     pub max_circuit_bytes: u64,
@@ -29,7 +35,8 @@ pub struct RelayLimits {
 }
 
 impl Default for RelayLimits {
-    /// 128 reservations of an hour; 256 circuits, 8 per peer, each of at most 16 MiB and 30 minutes.
+    /// 128 reservations of an hour; 256 circuits, 8 per peer and 2 per dialer and target, each of at
+    /// most 16 MiB and 30 minutes, closed after a minute without a datagram.
     ///
     /// libp2p's circuit relay v2 defaults to 128 KiB and 2 minutes per circuit, enough to coordinate a
     /// hole punch and no more. Here a peer behind a symmetric NAT has no other path, so a circuit must
@@ -44,6 +51,8 @@ impl Default for RelayLimits {
             reservation_ttl: Duration::from_secs(3600),
             max_circuits: 256,
             max_circuits_per_peer: 8,
+            max_circuits_per_pair: 2,
+            circuit_idle: Duration::from_secs(60),
             max_circuit_bytes: 16 * 1024 * 1024,
             max_circuit_duration: Duration::from_secs(30 * 60),
         }
@@ -65,6 +74,9 @@ pub struct RelayStats {
     pub closed_at_byte_limit: u64,
     /// Circuits closed at their time limit.
     pub closed_at_time_limit: u64,
+    /// Circuits closed after carrying nothing for [`RelayLimits::circuit_idle`], or to make room for
+    /// another at an end whose slots were full and this one had carried nothing yet.
+    pub closed_idle: u64,
 }
 
 #[derive(Debug)]
@@ -72,9 +84,17 @@ struct Circuit {
     /// The dialer and the target.
     ends: [PeerId; 2],
     bytes: u64,
+    /// When it opened.
+    opened: Instant,
+    /// When it last carried a datagram (when it opened, until then).
+    last_used: Instant,
     /// When its time limit ends it.
     deadline: Instant,
 }
+
+/// How long a circuit that has carried nothing is safe from being closed to make room at a full end:
+/// long enough for its ends' handshake to begin.
+const UNUSED_GRACE: Duration = Duration::from_secs(10);
 
 /// How often the relay looks for lapsed reservations and circuits past their time limit: one timer
 /// for all of them, so the timers a relay holds do not grow with what its peers open and close.
@@ -167,14 +187,20 @@ impl Server {
             self.reservations.remove(&peer);
             self.release(peer, out);
         }
-        let overdue: Vec<CircuitId> = self
+        let overdue: Vec<(CircuitId, bool)> = self
             .circuits
             .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(&id, _)| id)
+            .filter_map(|(&id, c)| {
+                let idle = now.saturating_duration_since(c.last_used) >= self.limits.circuit_idle;
+                (c.deadline <= now || idle).then_some((id, c.deadline > now))
+            })
             .collect();
-        for circuit in overdue {
-            self.stats.closed_at_time_limit += 1;
+        for (circuit, idle) in overdue {
+            if idle {
+                self.stats.closed_idle += 1;
+            } else {
+                self.stats.closed_at_time_limit += 1;
+            }
             self.close(circuit, CircuitEnd::TimeLimit, None, out);
         }
         if !self.reservations.is_empty() || !self.circuits.is_empty() {
@@ -194,13 +220,12 @@ impl Server {
             Some(RelayRefusal::NoReservation)
         } else if !connected.contains(&target) {
             Some(RelayRefusal::TargetNotConnected)
+        } else if self.pair_count(&from, &target) >= self.limits.max_circuits_per_pair {
+            Some(RelayRefusal::TooManyCircuitsForPeer)
+        } else if !self.make_room(now, [from, target], out) {
+            Some(RelayRefusal::TooManyCircuitsForPeer)
         } else if self.circuits.len() >= self.limits.max_circuits {
             Some(RelayRefusal::TooManyCircuits)
-        } else if [from, target]
-            .iter()
-            .any(|p| self.count(p) >= self.limits.max_circuits_per_peer)
-        {
-            Some(RelayRefusal::TooManyCircuitsForPeer)
         } else {
             None
         };
@@ -215,6 +240,8 @@ impl Server {
             Circuit {
                 ends: [from, target],
                 bytes: 0,
+                opened: now,
+                last_used: now,
                 deadline: now + self.limits.max_circuit_duration,
             },
         );
@@ -239,6 +266,7 @@ impl Server {
     /// An end's datagram: to the other end, unless it would take the circuit past its byte limit.
     pub(crate) fn carry(
         &mut self,
+        now: Instant,
         from: PeerId,
         circuit: CircuitId,
         payload: BoundedBytes<MAX_DATAGRAM>,
@@ -255,13 +283,14 @@ impl Server {
             return;
         };
         let len = payload.len() as u64;
-        if c.bytes + len > self.limits.max_circuit_bytes {
+        if c.bytes.saturating_add(len) > self.limits.max_circuit_bytes {
             self.stats.datagrams_refused += 1;
             self.stats.closed_at_byte_limit += 1;
             self.close(circuit, CircuitEnd::ByteLimit, None, out);
             return;
         }
         c.bytes += len;
+        c.last_used = now;
         self.stats.bytes_relayed += len;
         let to = if c.ends[0] == from { c.ends[1] } else { c.ends[0] };
         out.push(send(to, RelayMessage::Deliver { circuit, payload }));
@@ -326,6 +355,38 @@ impl Server {
 
     fn count(&self, peer: &PeerId) -> usize {
         self.per_peer.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Circuits open between `dialer` and `target`.
+    fn pair_count(&self, dialer: &PeerId, target: &PeerId) -> usize {
+        self.circuits
+            .values()
+            .filter(|c| c.ends == [*dialer, *target])
+            .count()
+    }
+
+    /// Whether each of `ends` has a circuit slot free, after closing, for each end at its limit, its
+    /// oldest circuit that has carried nothing for [`UNUSED_GRACE`]: circuits a dialer opens and
+    /// leaves unused (made-up dialers need no reservation) give way to one that will be used.
+    fn make_room(&mut self, now: Instant, ends: [PeerId; 2], out: &mut Vec<Output<Relay>>) -> bool {
+        for end in ends {
+            if self.count(&end) < self.limits.max_circuits_per_peer {
+                continue;
+            }
+            let unused = self
+                .circuits
+                .iter()
+                .filter(|(_, c)| c.ends.contains(&end) && c.bytes == 0)
+                .filter(|(_, c)| now.saturating_duration_since(c.opened) >= UNUSED_GRACE)
+                .min_by_key(|(id, c)| (c.opened, **id))
+                .map(|(&id, _)| id);
+            let Some(circuit) = unused else {
+                return false;
+            };
+            self.stats.closed_idle += 1;
+            self.close(circuit, CircuitEnd::TimeLimit, None, out);
+        }
+        true
     }
 
     /// Whether `peer` holds a reservation or a circuit here (its connection must be kept).
