@@ -220,9 +220,9 @@ impl Server {
             Some(RelayRefusal::NoReservation)
         } else if !connected.contains(&target) {
             Some(RelayRefusal::TargetNotConnected)
-        } else if self.pair_count(&from, &target) >= self.limits.max_circuits_per_pair {
-            Some(RelayRefusal::TooManyCircuitsForPeer)
-        } else if !self.make_room(now, [from, target], out) {
+        } else if self.pair_count(&from, &target) >= self.limits.max_circuits_per_pair
+            || !self.make_room(now, [from, target], out)
+        {
             Some(RelayRefusal::TooManyCircuitsForPeer)
         } else if self.circuits.len() >= self.limits.max_circuits {
             Some(RelayRefusal::TooManyCircuits)
