@@ -118,10 +118,22 @@ impl Nat {
                 ttl_secs,
                 addr,
             } if self.registrations.contains_key(&(from, namespace.clone())) => {
+                let granted = Duration::from_secs(u64::from(ttl_secs));
+                // A rendezvous may grant less than we asked: renewing at what we asked would leave
+                // us unregistered from the grant's end to our renewal. We ask for the grant from now
+                // on, and renew within it.
+                let key = (from, namespace.clone());
+                if let Some((ttl, generation)) = self.registrations.get_mut(&key)
+                    && granted < *ttl
+                {
+                    self.generation += 1;
+                    (*ttl, *generation) = (granted, self.generation);
+                    schedule_renewal(from, namespace.clone(), granted, self.generation, out);
+                }
                 out.push(Output::Emit(NatEvent::Registered {
                     rendezvous: from,
                     namespace,
-                    ttl: Duration::from_secs(u64::from(ttl_secs)),
+                    ttl: granted,
                     addr,
                 }));
             }

@@ -415,6 +415,7 @@ impl Protocol for Nat {
                 self.connected.remove(&peer);
                 self.buckets.remove(&peer);
                 self.release_punched(&peer, out);
+                self.registrant_down(&peer, out);
                 self.peer_down(now, peer, out);
             }
             Input::Command(NatCommand::Connected { peer, addr }) => {

@@ -125,6 +125,32 @@ impl Registry {
         }
     }
 
+    /// Removes every registration of `peer`: its connection closed, so the address it registered (that
+    /// connection's mapping) is stale and no punch to it can be coordinated. A registration that
+    /// outlived its connection let one host fill a namespace, or the registry, with identities it
+    /// connected once each.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        if !self.per_peer.contains_key(peer) {
+            return;
+        }
+        let mut emptied = Vec::new();
+        let mut removed = 0;
+        for (namespace, peers) in &mut self.namespaces {
+            if peers.remove(peer).is_some() {
+                removed += 1;
+                if peers.is_empty() {
+                    emptied.push(namespace.clone());
+                }
+            }
+        }
+        for namespace in emptied {
+            self.namespaces.remove(&namespace);
+        }
+        for _ in 0..removed {
+            self.forget(peer);
+        }
+    }
+
     /// Up to `limit` (at most [`MAX_DISCOVERED`]) live registrations under `namespace` in peer-id
     /// order after `after`, leaving out `asker`; and whether more follow.
     pub fn discover(

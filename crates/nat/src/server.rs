@@ -113,6 +113,15 @@ impl Nat {
         }
     }
 
+    /// A peer's connection closed: its registrations go with it ([`crate::Registry::remove_peer`]),
+    /// and its protection if nothing else holds it. It registers again when it reconnects.
+    pub(crate) fn registrant_down(&mut self, peer: &PeerId, out: &mut Vec<Output<Self>>) {
+        if let Some(registry) = self.registry.as_mut() {
+            registry.remove_peer(peer);
+            self.release_registrants(out);
+        }
+    }
+
     /// The registry's sweep: expired registrations go, and so does their peers' protection; set again
     /// while anyone is protected.
     pub(crate) fn sweep_registry(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {

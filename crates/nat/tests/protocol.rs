@@ -298,6 +298,75 @@ fn a_client_renews_its_registration_and_registers_again_after_losing_the_rendezv
 }
 
 #[test]
+fn a_registration_ends_with_its_connection() {
+    let (mut net, r, _a, b) = registered();
+    // A peer registers on a raw connection and leaves: a host cycling identities so would fill the
+    // namespace with peers nobody can reach.
+    let c = net.add(NatConfig::default(), "10.200.0.3:40003");
+    net.connect(c, r);
+    net.run();
+    let register = NatMessage::Register {
+        namespace: "coin".try_into().unwrap(),
+        ttl_secs: 3600,
+    };
+    net.message(c, r, register);
+    assert_eq!(net.nodes[&r].registry().unwrap().len(), 3);
+    net.disconnect(c, r);
+    net.run();
+    assert_eq!(net.nodes[&r].registry().unwrap().len(), 2);
+    net.command(
+        b,
+        NatCommand::Discover {
+            rendezvous: r,
+            namespace: "coin".try_into().unwrap(),
+            limit: 10,
+            after: None,
+        },
+    );
+    let found = net.events_of(b).into_iter().find_map(|e| match e {
+        NatEvent::Discovered { registrations, .. } => Some(registrations),
+        _ => None,
+    });
+    assert!(found.unwrap().iter().all(|reg| reg.peer != c));
+}
+
+#[test]
+fn a_client_renews_within_the_ttl_the_rendezvous_granted() {
+    let mut net = Net::new();
+    let r = net.add(NatConfig::rendezvous(), "10.200.0.100:9000");
+    let a = net.add(NatConfig::default(), "10.200.0.1:40001");
+    net.connect(a, r);
+    net.run();
+    // A day asked; the rendezvous grants its maximum, two hours.
+    net.command(
+        a,
+        NatCommand::Register {
+            rendezvous: r,
+            namespace: "coin".try_into().unwrap(),
+            ttl: Duration::from_secs(24 * 3600),
+        },
+    );
+    let granted: Vec<Duration> = net
+        .events_of(a)
+        .iter()
+        .filter_map(|e| match e {
+            NatEvent::Registered { ttl, .. } => Some(*ttl),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(granted, vec![Duration::from_secs(2 * 3600)]);
+    // Renewed at three quarters of the grant, not of the day asked: it never lapses.
+    net.advance(Duration::from_secs(3 * 1800 + 1));
+    let renewals = net
+        .events_of(a)
+        .iter()
+        .filter(|e| matches!(e, NatEvent::Registered { .. }))
+        .count();
+    assert_eq!(renewals, 2);
+    assert_eq!(net.nodes[&r].registry().unwrap().len(), 1);
+}
+
+#[test]
 fn a_rendezvous_protects_its_registrants_until_their_registrations_end() {
     let (mut net, r, a, b) = registered();
     // A peer behind a NAT cannot be dialled back: the rendezvous keeps the connection it registered on.
