@@ -359,30 +359,43 @@ fn an_end_opens_circuits_only_where_it_asked_and_reports_what_arrives() {
     let mut end = Relay::new(RelayConfig::default());
     let mut out = Vec::new();
     let now = Instant::ZERO;
-    // Nobody asked: an `Incoming` or `Opened` from a stranger opens nothing.
+    // Nobody asked: an `Incoming` or `Opened` from a stranger opens nothing. The `Incoming` is
+    // closed, so that the relay frees its slots and the dialer stops waiting.
     end.handle(now, Input::PeerUp(relay), &mut out);
-    for msg in [
-        RelayMessage::Incoming {
-            circuit: 1,
-            peer: target,
-        },
-        RelayMessage::Opened {
-            circuit: 1,
-            peer: target,
-        },
+    for (msg, closes) in [
+        (
+            RelayMessage::Incoming {
+                circuit: 1,
+                peer: target,
+            },
+            true,
+        ),
+        (
+            RelayMessage::Opened {
+                circuit: 1,
+                peer: target,
+            },
+            false,
+        ),
     ] {
         out.clear();
         end.handle(now, Input::Message { from: relay, msg }, &mut out);
+        assert_eq!(
+            sent(&out, 9) == vec![RelayMessage::Close { circuit: 1 }],
+            closes,
+            "{out:?}"
+        );
         assert!(
             matches!(
-                &out[..],
-                [Output::Dropped {
+                out.last(),
+                Some(Output::Dropped {
                     reason: DropReason::Unsolicited,
                     ..
-                }]
+                })
             ),
             "{out:?}"
         );
+        assert!(emitted(&out).is_empty(), "{out:?}");
     }
 
     out.clear();

@@ -112,6 +112,10 @@ impl Client {
         out: &mut Vec<Output<Relay>>,
     ) {
         if !self.uses(&relay) {
+            if let RelayMessage::Incoming { circuit, .. } = msg {
+                // Closed, as below: the relay frees its slots and the dialer stops waiting.
+                out.push(send(relay, RelayMessage::Close { circuit }));
+            }
             out.push(Output::Dropped {
                 peer: relay,
                 reason: DropReason::Unsolicited,
@@ -139,7 +143,12 @@ impl Client {
                 out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
                 self.release(relay, out);
             }
-            RelayMessage::Opened { circuit, peer } if self.connecting.remove(&(relay, peer)) => {
+            // A number we hold already would take the circuit of another peer: the relay's fault,
+            // counted below, and our connect stays pending until its answer or the relay goes.
+            RelayMessage::Opened { circuit, peer }
+                if !self.circuits.contains_key(&(relay, circuit))
+                    && self.connecting.remove(&(relay, peer)) =>
+            {
                 self.circuits.insert((relay, circuit), peer);
                 out.push(Output::Emit(RelayEvent::CircuitOpened {
                     relay,
@@ -176,6 +185,15 @@ impl Client {
                     peer,
                     outbound: false,
                 }));
+            }
+            // A circuit to us through a relay we hold no reservation at (we gave it up, or it lapsed
+            // here first): closed, so that the relay frees its slots and the dialer stops waiting.
+            RelayMessage::Incoming { circuit, .. } if !self.reserved.contains_key(&relay) => {
+                out.push(send(relay, RelayMessage::Close { circuit }));
+                out.push(Output::Dropped {
+                    peer: relay,
+                    reason: DropReason::Unsolicited,
+                });
             }
             RelayMessage::Deliver { circuit, payload } if self.circuits.contains_key(&(relay, circuit)) => {
                 out.push(Output::Emit(RelayEvent::Datagram {
