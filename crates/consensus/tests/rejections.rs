@@ -157,6 +157,38 @@ fn an_orphan_waits_for_its_parent_then_both_connect() {
 }
 
 #[test]
+fn an_orphan_larger_than_a_block_may_be_is_not_kept() {
+    let mut cfg = config();
+    let mut other = open(&cfg);
+    let blocks = extend(&mut other, &key(2).peer_id(), 2, 60);
+    cfg.ledger.max_block_bytes = 4096;
+    let mut chain = open(&cfg);
+    // The header and its work are real; the body is padded past what a block may be. Before the
+    // parent is known nothing checks the body against the header, so the pool would hold a sync
+    // message's bytes, four times a block's, for each of its places.
+    let mut padded = blocks[1].clone();
+    let coinbase = padded.txs[0].clone();
+    let mut txs = padded.txs.clone().into_inner();
+    let size = |txs: &Vec<_>| {
+        let block = Block {
+            header: padded.header,
+            txs: txs.clone().try_into().unwrap(),
+        };
+        block.encoded_len()
+    };
+    while size(&txs) <= cfg.ledger.max_block_bytes {
+        txs.extend(std::iter::repeat_n(coinbase.clone(), 64));
+    }
+    padded.txs = txs.try_into().unwrap();
+    let outcome = chain.submit_block(padded, NOW).unwrap();
+    assert!(outcome.verdict.is_invalid(), "{outcome:?}");
+    assert_eq!(chain.orphan_count(), 0);
+    // The block as mined is kept.
+    let outcome = chain.submit_block(blocks[1].clone(), NOW).unwrap();
+    assert_eq!(outcome.status, BlockStatus::Orphan);
+}
+
+#[test]
 fn a_flood_of_low_work_headers_is_not_stored() {
     let cfg = config();
     let mut chain = open(&cfg);

@@ -184,6 +184,11 @@ fn a_claim_answered_empty_is_a_fault_and_the_download_moves_on() {
         Input::Timer(meshwork_consensus::sync::Timer::Headers { peer: honest, seq: 1 }),
     );
     assert_eq!(faulted(&out, honest), Some(Fault::Stalled));
+    assert!(
+        protections(&out).contains(&(honest, false)),
+        "a faulted peer is no longer protected for us: {:?}",
+        protections(&out)
+    );
     assert_eq!(asked(&out), vec![liar]);
     let out = deliver(
         &mut node,
@@ -322,4 +327,48 @@ fn a_peer_we_fetch_headers_from_is_protected_until_it_has_answered() {
         "{:?}",
         protections(&out)
     );
+}
+
+#[test]
+fn a_chain_that_ends_with_the_headers_we_hold_for_it_delivered_its_claim() {
+    use meshwork_consensus::sync::MAX_HEADERS;
+    let cfg = support::config();
+    // Peer 1's chain is exactly one full answer long; peer 2's is a little heavier.
+    let mut theirs = open(&cfg);
+    let ones = extend(&mut theirs, &key(1).peer_id(), MAX_HEADERS, 60);
+    let claim = theirs.tip();
+    let mut heavier = open(&cfg);
+    let twos = extend(&mut heavier, &key(2).peer_id(), MAX_HEADERS + 5, 60);
+    let now = at(twos.last().unwrap().header.timestamp + 60);
+    let sync = SyncConfig {
+        header_download_peers: 1,
+        ..SyncConfig::default()
+    };
+    let mut node = ChainSync::new(open(&cfg), sync);
+    let p1 = key(1).peer_id();
+    handle(&mut node, now, Input::PeerUp(p1));
+    let status = Message::Status {
+        tip: claim.id,
+        height: claim.height,
+        work: claim.work,
+    };
+    assert_eq!(asked(&deliver(&mut node, now, p1, status)), vec![p1]);
+    // Before peer 1 answers, a heavier chain arrives (from the miner, say): ours is now heavier
+    // than peer 1's.
+    for block in twos {
+        let submit = meshwork_consensus::sync::Command::SubmitBlock { block, from: None };
+        handle(&mut node, now, Input::Command(submit));
+    }
+    // Peer 1's full answer is lighter than ours now, so it is held and the rest asked for; the rest
+    // is nothing. It delivered what it claimed: no fault.
+    let answer: Vec<BlockHeader> = ones.iter().map(|b| b.header).collect();
+    let out = deliver(&mut node, now, p1, Message::Headers(answer.try_into().unwrap()));
+    assert_eq!(asked(&out), vec![p1], "a full answer: the rest is asked for");
+    let out = deliver(
+        &mut node,
+        now,
+        p1,
+        Message::Headers(Vec::new().try_into().unwrap()),
+    );
+    assert_eq!(faulted(&out, p1), None);
 }

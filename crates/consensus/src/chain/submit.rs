@@ -168,8 +168,17 @@ impl<S: ChainStore> Chain<S> {
         Ok(Accept::InTree)
     }
 
-    /// Keeps a block whose parent is unknown, if it at least carries the work its own target claims.
+    /// Keeps a block whose parent is unknown, if it at least carries the work its own target claims
+    /// and is no larger than a block may be: the pool holds `max_orphan_blocks` of them, so at most
+    /// that many full blocks' bytes (a sync message may be four times a block).
     fn add_orphan(&mut self, block: Block) -> Accept {
+        let size = block.encoded_len();
+        if size > self.config.ledger.max_block_bytes {
+            return Accept::Rejected(InvalidReason::Contents(format!(
+                "orphan block of {size} bytes exceeds {}",
+                self.config.ledger.max_block_bytes
+            )));
+        }
         let target = match Target::from_compact(block.header.target) {
             Ok(target) => target,
             Err(error) => return Accept::Rejected(InvalidReason::BadCompactTarget(error)),

@@ -65,10 +65,17 @@ impl<S: ChainStore> ChainSync<S> {
         // request is outstanding is its answer; one without is unsolicited.
         let asked = state.headers_request.take().is_some();
         if headers.is_empty() {
-            // It has nothing after our locator: whatever it claimed, we have heard all it has.
+            // It has nothing after our locator: whatever it claimed, we have heard all it has. Its
+            // chain may end with the headers we hold for it, whose work it did deliver (our tip
+            // moved past it meanwhile, say).
+            let delivered = if state.pending.is_empty() {
+                0
+            } else {
+                state.pending_work
+            };
             state.pending.clear();
             if asked {
-                self.end_download(from, 0, out);
+                self.end_download(from, delivered, out);
             } else {
                 state.claimed = None;
             }
@@ -133,6 +140,7 @@ impl<S: ChainStore> ChainSync<S> {
                     locator.extend(self.chain.engine().locator());
                     if let Some(state) = self.peers.get_mut(&from) {
                         state.pending = batch;
+                        state.pending_work = work;
                     }
                     self.send_get_headers(from, locator, out);
                 } else {

@@ -197,13 +197,21 @@ impl<S: ChainStore> ChainSync<S> {
     fn fault(&mut self, peer: PeerId, fault: Fault, out: &mut Vec<Output<Self>>) {
         if self.peers.contains_key(&peer) {
             self.effects(out).report(peer, fault);
-            self.drop_peer(&peer);
+            self.drop_peer(&peer, out);
         }
     }
 
-    /// Forgets `peer`; its requested blocks become free to ask of others.
-    fn drop_peer(&mut self, peer: &PeerId) {
+    /// Forgets `peer`; its requested blocks become free to ask of others, and its connection is no
+    /// longer protected for us (a faulted peer's protection otherwise outlived it, and the connection
+    /// manager never closed it).
+    fn drop_peer(&mut self, peer: &PeerId, out: &mut Vec<Output<Self>>) {
         if let Some(state) = self.peers.remove(peer) {
+            if state.protected {
+                out.push(Output::Protect {
+                    peer: *peer,
+                    protect: false,
+                });
+            }
             for id in state.in_flight.keys() {
                 if self.in_flight.get(id) == Some(peer) {
                     self.in_flight.remove(id);
@@ -290,12 +298,7 @@ impl<S: ChainStore> Protocol for ChainSync<S> {
                 });
                 return;
             }
-            Input::PeerDown(peer) => {
-                if self.peers.get(&peer).is_some_and(|state| state.protected) {
-                    out.push(Output::Protect { peer, protect: false });
-                }
-                self.drop_peer(&peer);
-            }
+            Input::PeerDown(peer) => self.drop_peer(&peer, out),
             Input::Message { from, msg } => {
                 // Only peers announced by `PeerUp` (and not dropped since) are listened to.
                 if !self.peers.contains_key(&from) {

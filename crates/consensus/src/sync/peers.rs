@@ -30,6 +30,8 @@ pub(super) struct PeerState {
     pub(super) headers_request: Option<u64>,
     /// Valid headers of its chain that do not (yet) add up to enough work to be stored.
     pub(super) pending: Vec<BlockHeader>,
+    /// The cumulative work at the last of `pending`: what it delivered, should its chain end there.
+    pub(super) pending_work: u128,
     /// Header messages that connected to nothing, counted since `unconnecting_since`.
     pub(super) unconnecting: u32,
     /// When the current counting window began: the first unconnecting message counted in it.
