@@ -372,3 +372,53 @@ fn a_chain_that_ends_with_the_headers_we_hold_for_it_delivered_its_claim() {
     );
     assert_eq!(faulted(&out, p1), None);
 }
+
+#[test]
+fn a_peer_is_not_stalled_for_blocks_that_came_from_elsewhere() {
+    use meshwork_consensus::sync::{Command, Timer};
+    let cfg = support::config();
+    let mut theirs = open(&cfg);
+    let blocks = extend(&mut theirs, &key(1).peer_id(), 3, 60);
+    let tip = theirs.tip();
+    let now = at(tip.header.timestamp + 60);
+    let mut node = ChainSync::new(open(&cfg), SyncConfig::default());
+    let peer = key(2).peer_id();
+    handle(&mut node, now, Input::PeerUp(peer));
+    let status = Message::Status {
+        tip: tip.id,
+        height: tip.height,
+        work: tip.work,
+    };
+    deliver(&mut node, now, peer, status);
+    let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header).collect();
+    let out = deliver(
+        &mut node,
+        now,
+        peer,
+        Message::Headers(headers.try_into().unwrap()),
+    );
+    let due: Vec<Timer> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                timer: timer @ Timer::Blocks { .. },
+                ..
+            } => Some(timer.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!due.is_empty(), "the blocks are asked of the peer: {out:?}");
+    // They come another way first (a miner's relay through gossip, say), and the peer's answer
+    // never does: it owes us nothing any more.
+    for block in blocks {
+        handle(
+            &mut node,
+            now,
+            Input::Command(Command::SubmitBlock { block, from: None }),
+        );
+    }
+    for timer in due {
+        let out = handle(&mut node, now + Duration::from_secs(60), Input::Timer(timer));
+        assert_eq!(faulted(&out, peer), None);
+    }
+}

@@ -115,6 +115,17 @@ impl<S: ChainStore> ChainSync<S> {
         self.process_block(now, block, Some(from), true, out);
     }
 
+    /// Block `id` is stored, whoever brought it: a request for it still out to another peer is over
+    /// (its answer, if it comes, is a duplicate). Left out, that peer's timer faulted it as stalled
+    /// for a block we no longer wanted, a busy honest server most of all.
+    fn arrived(&mut self, id: &BlockId) {
+        if let Some(peer) = self.in_flight.remove(id)
+            && let Some(state) = self.peers.get_mut(&peer)
+        {
+            state.in_flight.remove(id);
+        }
+    }
+
     pub(super) fn on_not_found(&mut self, from: PeerId, ids: &[BlockId]) {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
@@ -146,6 +157,9 @@ impl<S: ChainStore> ChainSync<S> {
         };
         for connected in &outcome.connected {
             self.sources.remove(connected);
+        }
+        if matches!(outcome.status, BlockStatus::Active | BlockStatus::SideChain) {
+            self.arrived(&id);
         }
         for (bad, reason) in &outcome.invalidated {
             if let Some(source) = self.sources.remove(bad).filter(|_| *bad != id) {
