@@ -422,3 +422,113 @@ fn a_peer_is_not_stalled_for_blocks_that_came_from_elsewhere() {
         assert_eq!(faulted(&out, peer), None);
     }
 }
+
+#[test]
+fn a_peer_that_resends_one_full_batch_ends_its_download_and_answers_for_its_claim() {
+    use meshwork_consensus::sync::MAX_HEADERS;
+    let cfg = support::config();
+    let mut ours = open(&cfg);
+    let blocks = extend(&mut ours, &key(1).peer_id(), MAX_HEADERS, 60);
+    let now = at(blocks.last().unwrap().header.timestamp + 60);
+    let mut node = ChainSync::new(ours, SyncConfig::default());
+    let liar = key(3).peer_id();
+    handle(&mut node, now, Input::PeerUp(liar));
+    let claimed = u128::MAX;
+    let lie = Message::Status {
+        tip: Hash::digest(b"a tip nobody has"),
+        height: 1_000_000,
+        work: claimed,
+    };
+    assert_eq!(asked(&deliver(&mut node, now, liar, lie)), vec![liar]);
+    // It answers every request with the same full batch: our own headers, which it fetched from us.
+    let batch: Vec<BlockHeader> = blocks.iter().map(|b| b.header).collect();
+    let answer = || Message::Headers(batch.clone().try_into().unwrap());
+    let out = deliver(&mut node, now, liar, answer());
+    assert_eq!(asked(&out), vec![liar], "a full answer: the rest is asked for");
+    // The same again goes no higher: the download ends, and the claim was not delivered.
+    let out = deliver(&mut node, now, liar, answer());
+    assert!(asked(&out).is_empty(), "{out:?}");
+    assert!(matches!(
+        faulted(&out, liar),
+        Some(Fault::WorkNotDelivered { claimed: c, .. }) if c == claimed
+    ));
+}
+
+/// The blocks asked of each peer in `out`, by id.
+fn blocks_asked(out: &[Output<Node>]) -> Vec<(PeerId, Vec<meshwork_ledger::BlockId>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::GetBlocks(ids),
+            } => Some((*to, ids.to_vec())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_that_stalled_comes_back_after_every_peer_that_did_not() {
+    use meshwork_consensus::sync::Timer;
+    let cfg = support::config();
+    let mut theirs = open(&cfg);
+    let blocks = extend(&mut theirs, &key(1).peer_id(), 20, 60);
+    let tip = theirs.tip();
+    let now = at(tip.header.timestamp + 60);
+    let mut node = ChainSync::new(open(&cfg), SyncConfig::default());
+    let status = || Message::Status {
+        tip: tip.id,
+        height: tip.height,
+        work: tip.work,
+    };
+    let (staller, honest) = (key(5).peer_id(), key(6).peer_id());
+    handle(&mut node, now, Input::PeerUp(staller));
+    deliver(&mut node, now, staller, status());
+    let headers: Vec<BlockHeader> = blocks.iter().map(|b| b.header).collect();
+    let out = deliver(
+        &mut node,
+        now,
+        staller,
+        Message::Headers(headers.try_into().unwrap()),
+    );
+    let asked_first = blocks_asked(&out);
+    assert_eq!(asked_first.len(), 1, "{out:?}");
+    assert!(
+        asked_first[0].1.contains(&blocks[0].id()),
+        "alone, it gets the lowest blocks"
+    );
+    let due: Vec<Timer> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                timer: timer @ Timer::Blocks { .. },
+                ..
+            } => Some(timer.clone()),
+            _ => None,
+        })
+        .collect();
+    let later = now + Duration::from_secs(30);
+    let mut out = Vec::new();
+    for timer in due {
+        out.extend(handle(&mut node, later, Input::Timer(timer)));
+    }
+    assert_eq!(faulted(&out, staller), Some(Fault::Stalled));
+    // It comes straight back, beside an honest peer with the same chain: the honest one gets the
+    // lowest blocks, and the staller one block at a time.
+    let mut out = Vec::new();
+    for peer in [honest, staller] {
+        handle(&mut node, later, Input::PeerUp(peer));
+        out.extend(deliver(&mut node, later, peer, status()));
+    }
+    let asked = blocks_asked(&out);
+    let of = |peer| -> Vec<_> {
+        asked
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .flat_map(|(_, ids)| ids.clone())
+            .collect()
+    };
+    assert!(of(honest).contains(&blocks[0].id()), "{asked:?}");
+    assert!(of(staller).len() <= 1, "{asked:?}");
+    assert!(!of(staller).contains(&blocks[0].id()), "{asked:?}");
+}

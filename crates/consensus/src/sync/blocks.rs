@@ -199,7 +199,7 @@ impl<S: ChainStore> ChainSync<S> {
                             if self.peers.get(&peer).is_some_and(|s| s.headers_request.is_none()) =>
                         {
                             let locator = self.chain.engine().locator();
-                            self.send_get_headers(peer, locator, out);
+                            self.send_get_headers(peer, locator, None, out);
                         }
                         _ => {}
                     }
@@ -286,11 +286,15 @@ impl<S: ChainStore> ChainSync<S> {
             if self.in_flight.contains_key(&id) {
                 continue;
             }
+            // A peer that stalled lately takes one block at a time, after every peer that did not
+            // (`stalls.rs`).
+            let stalls = &self.stalls;
+            let room = |peer: &PeerId| load[peer] < if stalls.stalled(peer) { 1 } else { capacity };
             let chosen = self
                 .peers
                 .iter()
-                .filter(|(peer, state)| load[*peer] < capacity && peer_has(engine, state, &id, height))
-                .min_by_key(|(peer, _)| load[*peer])
+                .filter(|(peer, state)| room(peer) && peer_has(engine, state, &id, height))
+                .min_by_key(|(peer, _)| (stalls.stalled(peer), load[*peer]))
                 .map(|(peer, _)| *peer);
             if let Some(peer) = chosen {
                 *load.entry(peer).or_default() += 1;

@@ -43,21 +43,25 @@ impl<S: ChainStore> ChainSync<S> {
             .filter_map(|(peer, state)| state.claimed.map(|(tip, _, work)| (work, *peer, tip)))
             .filter(|(work, _, tip)| *work > best_work && *work >= floor && self.chain.header(tip).is_none())
             .collect();
-        // Most work first; the sort is stable, so equals stay in id order.
-        candidates.sort_by_key(|(work, _, _)| std::cmp::Reverse(*work));
+        // Peers that stalled lately last (`stalls.rs`), then the most work first; the sort is stable,
+        // so equals stay in id order.
+        candidates.sort_by_key(|(work, peer, _)| (self.stalls.stalled(peer), std::cmp::Reverse(*work)));
         for (work, peer, tip) in candidates.into_iter().take(free) {
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.download_claim = Some((tip, work));
             }
             let locator = self.chain.engine().locator();
-            self.send_get_headers(peer, locator, out);
+            self.send_get_headers(peer, locator, None, out);
         }
     }
 
+    /// Asks `peer` for headers after `locator`; `reached`, the height its answers reached when this
+    /// asks for the rest of a chain (`None`: a new download).
     pub(super) fn send_get_headers(
         &mut self,
         peer: PeerId,
         mut locator: Vec<BlockId>,
+        reached: Option<u64>,
         out: &mut Vec<Output<Self>>,
     ) {
         locator.truncate(MAX_LOCATOR);
@@ -69,6 +73,7 @@ impl<S: ChainStore> ChainSync<S> {
             return;
         };
         state.headers_request = Some(seq);
+        state.reached = reached;
         out.push(Output::Send {
             to: peer,
             msg: Message::GetHeaders { locator, stop: None },

@@ -64,6 +64,7 @@ impl<S: ChainStore> ChainSync<S> {
         // Messages of one peer arrive in order and requests are answered in order: a `Headers` while a
         // request is outstanding is its answer; one without is unsolicited.
         let asked = state.headers_request.take().is_some();
+        let reached = state.reached.take();
         if headers.is_empty() {
             // It has nothing after our locator: whatever it claimed, we have heard all it has. Its
             // chain may end with the headers we hold for it, whose work it did deliver (our tip
@@ -81,7 +82,10 @@ impl<S: ChainStore> ChainSync<S> {
             }
             return;
         }
-        let full = !is_final(headers.len());
+        // A full answer that goes no higher than the last is no progress: the download ends there, and
+        // the claim is judged on what it delivered.
+        let height = headers.last().map_or(0, |header| header.height);
+        let full = !is_final(headers.len()) && reached.is_none_or(|r| height > r);
         let continues = state
             .pending
             .last()
@@ -116,7 +120,7 @@ impl<S: ChainStore> ChainSync<S> {
                 match (full, last) {
                     (true, Some(last)) => {
                         let locator = self.chain.engine().locator_from(&last);
-                        self.send_get_headers(from, locator, out);
+                        self.send_get_headers(from, locator, Some(height), out);
                     }
                     _ => {
                         let delivered = last.and_then(|id| self.chain.engine().work(&id)).unwrap_or(0);
@@ -142,7 +146,7 @@ impl<S: ChainStore> ChainSync<S> {
                         state.pending = batch;
                         state.pending_work = work;
                     }
-                    self.send_get_headers(from, locator, out);
+                    self.send_get_headers(from, locator, Some(height), out);
                 } else {
                     // Its whole chain is lighter than ours: nothing to fetch, and nobody's fault
                     // unless it claimed more.
@@ -212,7 +216,7 @@ impl<S: ChainStore> ChainSync<S> {
         }
         if state.headers_request.is_none() {
             let locator = self.chain.engine().locator();
-            self.send_get_headers(from, locator, out);
+            self.send_get_headers(from, locator, None, out);
         }
     }
 

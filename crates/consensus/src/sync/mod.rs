@@ -39,6 +39,7 @@ mod headers;
 mod message;
 mod peers;
 mod serve;
+mod stalls;
 mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +55,7 @@ pub use self::message::{
 use self::peers::{Effects, PeerState};
 pub use self::serve::{MAX_DEFERRED_BLOCKS, ServeStats};
 use self::serve::{Server, Want};
+use self::stalls::Stalls;
 pub use self::types::{Command, Event, Timer};
 use crate::chain::Chain;
 use crate::config::SyncConfig;
@@ -79,6 +81,8 @@ pub struct ChainSync<S: ChainStore> {
     server: Server,
     /// What relaying new blocks cost us (`compact.rs`).
     relay_stats: RelayStats,
+    /// Peers that stalled lately (`stalls.rs`).
+    stalls: Stalls,
 }
 
 /// `now` as Unix seconds (see the module docs).
@@ -99,6 +103,7 @@ impl<S: ChainStore> ChainSync<S> {
             synced: true,
             server: Server::default(),
             relay_stats: RelayStats::default(),
+            stalls: Stalls::default(),
         }
     }
 
@@ -273,6 +278,7 @@ impl<S: ChainStore> ChainSync<S> {
         };
         if stalled {
             if let Timer::Blocks { peer, .. } | Timer::Headers { peer, .. } = timer {
+                self.stalls.record(peer, now);
                 self.fault(peer, Fault::Stalled, out);
             }
         }

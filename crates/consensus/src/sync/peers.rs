@@ -32,6 +32,10 @@ pub(super) struct PeerState {
     pub(super) pending: Vec<BlockHeader>,
     /// The cumulative work at the last of `pending`: what it delivered, should its chain end there.
     pub(super) pending_work: u128,
+    /// While we ask it for the rest of a chain, the height its answers reached: an answer that goes
+    /// no higher ends the download (a peer that resends one full batch forever held a download slot,
+    /// and us checking its headers, for as long as it liked).
+    pub(super) reached: Option<u64>,
     /// Header messages that connected to nothing, counted since `unconnecting_since`.
     pub(super) unconnecting: u32,
     /// When the current counting window began: the first unconnecting message counted in it.
