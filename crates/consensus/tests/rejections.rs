@@ -189,6 +189,57 @@ fn an_orphan_larger_than_a_block_may_be_is_not_kept() {
 }
 
 #[test]
+fn one_message_of_bad_headers_does_not_flush_what_we_know_is_invalid() {
+    let cfg = meshwork_consensus::ChainConfig {
+        max_invalid_remembered: 4,
+        ..config()
+    };
+    let mut chain = open(&cfg);
+    let mut other = open(&cfg);
+    let good: Vec<BlockHeader> = extend(&mut other, &key(2).peer_id(), 8, 60)
+        .iter()
+        .map(|b| b.header)
+        .collect();
+    // A header without its work, remembered as invalid.
+    let unworked = |mut header: BlockHeader| {
+        let target = Target::from_compact(header.target).unwrap();
+        while target.is_met_by(&header.id()) {
+            header.nonce += 1;
+        }
+        header
+    };
+    let bad = unworked(good[0]);
+    assert!(matches!(
+        chain.submit_headers(&[bad], NOW).unwrap(),
+        HeadersOutcome::Invalid {
+            reason: InvalidReason::HighHash,
+            ..
+        }
+    ));
+    // Eight linked headers whose first lacks its work (and the rest, linked to it, too).
+    let mut batch = vec![unworked(BlockHeader {
+        nonce: good[0].nonce + 1_000_000,
+        ..good[0]
+    })];
+    for header in &good[1..] {
+        let parent = batch.last().unwrap().id();
+        batch.push(BlockHeader { parent, ..*header });
+    }
+    assert!(matches!(
+        chain.submit_headers(&batch, NOW).unwrap(),
+        HeadersOutcome::Invalid { index: 0, .. }
+    ));
+    // The first bad header is still known: refused without a check.
+    assert!(matches!(
+        chain.submit_headers(&[bad], NOW).unwrap(),
+        HeadersOutcome::Invalid {
+            reason: InvalidReason::KnownInvalid,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn a_flood_of_low_work_headers_is_not_stored() {
     let cfg = config();
     let mut chain = open(&cfg);

@@ -135,9 +135,13 @@ impl<S: ChainStore> Chain<S> {
         self.submit_headers(&[header], now_secs)
     }
 
+    /// Remembers the first of `ids` as invalid. Not the rest: the header after it names it as parent
+    /// and is refused for it ([`InvalidReason::InvalidAncestor`]), and those after that connect to
+    /// nothing we store. Remembering every id after it let one message of 2,000 headers, the first
+    /// one bad, push 2,000 ids out of the bounded memory, real invalid blocks among them.
     fn remember_invalid_from(&mut self, ids: &[BlockId]) {
-        for id in ids {
-            self.engine.remember_invalid(*id);
+        if let Some(first) = ids.first() {
+            self.engine.remember_invalid(*first);
         }
     }
 }
