@@ -8,10 +8,6 @@ use meshwork_wire::{DropReason, Instant, Output};
 use crate::message::{Namespace, NatMessage};
 use crate::protocol::{Nat, NatCommand, NatEvent, NatTimer, PunchFailure, unsolicited};
 
-/// Discover requests one node keeps waiting at once; more are refused locally (they would only grow
-/// the table of answers we accept).
-const MAX_DISCOVERING: usize = 64;
-
 impl Nat {
     pub(crate) fn command(&mut self, now: Instant, command: NatCommand, out: &mut Vec<Output<Self>>) {
         match command {
@@ -57,20 +53,7 @@ impl Nat {
                 namespace,
                 limit,
                 after,
-            } => {
-                if self.discovering.len() >= MAX_DISCOVERING {
-                    return;
-                }
-                self.discovering.insert((rendezvous, namespace.clone()));
-                out.push(Output::Send {
-                    to: rendezvous,
-                    msg: NatMessage::Discover {
-                        namespace,
-                        limit,
-                        after,
-                    },
-                });
-            }
+            } => self.discover(rendezvous, namespace, (limit, after), out),
             NatCommand::Connect { rendezvous, target } => self.connect(now, rendezvous, target, out),
         }
     }
@@ -151,7 +134,7 @@ impl Nat {
                 namespace,
                 registrations,
                 more,
-            } if self.discovering.remove(&(from, namespace.clone())) => {
+            } if self.discovered(from, &namespace) => {
                 out.push(Output::Emit(NatEvent::Discovered {
                     rendezvous: from,
                     namespace,
@@ -159,9 +142,7 @@ impl Nat {
                     more,
                 }));
             }
-            NatMessage::DiscoverRefused { namespace, reason }
-                if self.discovering.remove(&(from, namespace.clone())) =>
-            {
+            NatMessage::DiscoverRefused { namespace, reason } if self.discovered(from, &namespace) => {
                 out.push(Output::Emit(NatEvent::DiscoverRefused {
                     rendezvous: from,
                     namespace,
@@ -275,6 +256,7 @@ impl Nat {
                 }));
             }
         }
+        self.discoveries_down(&peer, out);
         for target in self.punches.waiting_on(&peer) {
             self.punches.finish(&target);
             out.push(Output::Emit(NatEvent::PunchFailed {
@@ -321,6 +303,11 @@ impl Nat {
                 }
             }
             NatTimer::RegistryExpiry => self.sweep_registry(now, out),
+            NatTimer::DiscoverDeadline {
+                rendezvous,
+                namespace,
+                generation,
+            } => self.discover_deadline(rendezvous, namespace, generation, out),
             NatTimer::Redial { rendezvous, backoff } => {
                 let wanted = self.registered_at(&rendezvous);
                 if !wanted || self.connected.contains_key(&rendezvous) {

@@ -91,6 +91,7 @@
 #[cfg(feature = "driver")]
 pub mod bridge;
 mod client;
+mod discover;
 pub mod message;
 pub mod observed;
 mod protocol;

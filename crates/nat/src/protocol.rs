@@ -188,6 +188,14 @@ pub enum NatEvent {
         /// Whether more follow (ask again after the last).
         more: bool,
     },
+    /// A `Discover` of ours will get no answer: the rendezvous is not connected or went down, did not
+    /// answer within 30 s, one of that namespace is waiting there already, or 64 are waiting in all.
+    DiscoverFailed {
+        /// The rendezvous.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+    },
     /// A rendezvous refused a `Discover`.
     DiscoverRefused {
         /// The rendezvous.
@@ -244,6 +252,15 @@ pub enum NatTimer {
     /// The rendezvous role's sweep: purge expired registrations and stop protecting the peers that
     /// no longer hold one.
     RegistryExpiry,
+    /// A discovery's answer is due.
+    DiscoverDeadline {
+        /// The rendezvous asked.
+        rendezvous: PeerId,
+        /// Where.
+        namespace: Namespace,
+        /// Which discovery (a later one of the same namespace there has its own deadline).
+        generation: u64,
+    },
     /// Dial a lost rendezvous again.
     Redial {
         /// The rendezvous.
@@ -282,8 +299,9 @@ pub struct Nat {
     /// those of earlier `Register` commands.
     pub(crate) registrations: BTreeMap<(PeerId, Namespace), (Duration, u64)>,
     pub(crate) generation: u64,
-    /// Discover requests waiting for an answer.
-    pub(crate) discovering: BTreeSet<(PeerId, Namespace)>,
+    /// Discover requests waiting for an answer, each with the generation of its deadline timer
+    /// (`discover.rs`).
+    pub(crate) discovering: BTreeMap<(PeerId, Namespace), u64>,
     /// Rendezvous being dialled again after a loss.
     pub(crate) redialling: BTreeSet<PeerId>,
     pub(crate) punches: Punches,
@@ -311,7 +329,7 @@ impl Nat {
             buckets: HashMap::new(),
             registrations: BTreeMap::new(),
             generation: 0,
-            discovering: BTreeSet::new(),
+            discovering: BTreeMap::new(),
             redialling: BTreeSet::new(),
             punched_kept: VecDeque::new(),
         }

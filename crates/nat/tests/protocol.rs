@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_nat::{NatCommand, NatConfig, NatEvent, NatMessage, PunchFailure, Refusal};
-use meshwork_wire::DropReason;
+use meshwork_nat::{NatCommand, NatConfig, NatEvent, NatMessage, NatTimer, PunchFailure, Refusal};
+use meshwork_wire::{DropReason, Input, Output, Protocol};
 use support::Net;
 
 /// A rendezvous and two clients behind NATs, both registered under "coin".
@@ -364,6 +364,63 @@ fn a_client_renews_within_the_ttl_the_rendezvous_granted() {
         .count();
     assert_eq!(renewals, 2);
     assert_eq!(net.nodes[&r].registry().unwrap().len(), 1);
+}
+
+/// The `DiscoverFailed` events `peer` got.
+fn discoveries_failed(net: &Net, peer: PeerId) -> usize {
+    net.events_of(peer)
+        .iter()
+        .filter(|e| matches!(e, NatEvent::DiscoverFailed { .. }))
+        .count()
+}
+
+#[test]
+fn a_discovery_that_will_get_no_answer_is_reported_and_forgotten() {
+    let (mut net, r, a, b) = registered();
+    let discover = |rendezvous| NatCommand::Discover {
+        rendezvous,
+        namespace: "coin".try_into().unwrap(),
+        limit: 10,
+        after: None,
+    };
+    // Through a rendezvous we hold no connection to: it fails at once, nothing waits.
+    let stranger = net.add(NatConfig::rendezvous(), "10.200.0.200:9000");
+    net.command(b, discover(stranger));
+    assert_eq!(discoveries_failed(&net, b), 1);
+    // One of a namespace waits at a rendezvous at a time. The rendezvous answers in turn, so the
+    // first is answered and the second failed at once, not mistaken for its answer.
+    let mut out = Vec::new();
+    let node = net.nodes.get_mut(&b).unwrap();
+    node.handle(net.now, Input::Command(discover(r)), &mut out);
+    node.handle(net.now, Input::Command(discover(r)), &mut out);
+    let failed = out
+        .iter()
+        .filter(|o| matches!(o, Output::Emit(NatEvent::DiscoverFailed { .. })))
+        .count();
+    assert_eq!(failed, 1, "{out:?}");
+    // The rendezvous goes down with it waiting: it fails then, and later ones can go out.
+    net.disconnect(b, r);
+    net.run();
+    assert_eq!(discoveries_failed(&net, b), 2);
+    // A rendezvous that never answers: the deadline ends the wait.
+    let mut out = Vec::new();
+    let node = net.nodes.get_mut(&a).unwrap();
+    node.handle(net.now, Input::Command(discover(r)), &mut out);
+    let deadline = out.iter().find_map(|o| match o {
+        Output::Schedule {
+            after,
+            timer: timer @ NatTimer::DiscoverDeadline { .. },
+        } => Some((*after, timer.clone())),
+        _ => None,
+    });
+    let (after, timer) = deadline.expect("a deadline is set");
+    out.clear();
+    node.handle(net.now + after, Input::Timer(timer), &mut out);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(NatEvent::DiscoverFailed { .. }))),
+        "{out:?}"
+    );
 }
 
 #[test]
