@@ -2,13 +2,17 @@
 //!
 //! Every peer tells us the address our connection comes from (`Observed`). One peer can lie, and a
 //! single report may describe a mapping only that peer sees (a symmetric NAT gives each destination its
-//! own port), so an address counts as **confirmed** only while at least `confirmations` distinct peers
-//! report it, each within the last `ttl`, as libp2p's identify and AutoNAT combine observations before
-//! advertising one. A report is replaced by the same peer's next one and forgotten after `ttl`, so an
-//! address the NAT no longer uses expires on its own.
+//! own port), so an address counts as **confirmed** only while at least `confirmations` distinct
+//! reporters report it, each within the last `ttl`, as libp2p's identify and AutoNAT combine
+//! observations before advertising one. A report is replaced by the same reporter's next one and
+//! forgotten after `ttl`, so an address the NAT no longer uses expires on its own.
+//!
+//! A reporter is the IP prefix (a /24, a /48) the peer's connection comes from, not the peer: one host
+//! under two identities confirmed any address it liked, and under a few dozen it pushed every honest
+//! report out of the bounded table. A peer whose address the driver never told counts as itself.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
@@ -23,11 +27,38 @@ pub enum AddressChange {
     Expired(SocketAddr),
 }
 
+/// Who a report counts for: the prefix the reporting peer's connection comes from, or the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Reporter {
+    /// An IPv4 /24.
+    V4([u8; 3]),
+    /// An IPv6 /48.
+    V6([u8; 6]),
+    /// A peer whose address we were not told.
+    Peer(PeerId),
+}
+
+impl Reporter {
+    fn of(peer: PeerId, seen_from: Option<IpAddr>) -> Self {
+        match seen_from {
+            Some(IpAddr::V4(ip)) => {
+                let o = ip.octets();
+                Self::V4([o[0], o[1], o[2]])
+            }
+            Some(IpAddr::V6(ip)) => {
+                let o = ip.octets();
+                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+            None => Self::Peer(peer),
+        }
+    }
+}
+
 /// The reports peers made of our address, bounded in the number of reporters.
 #[derive(Debug)]
 pub struct ObservedAddresses {
     /// Each reporter's latest report and when it came.
-    reports: BTreeMap<PeerId, (SocketAddr, Instant)>,
+    reports: BTreeMap<Reporter, (SocketAddr, Instant)>,
     confirmed: Vec<SocketAddr>,
     confirmations: usize,
     ttl: Duration,
@@ -47,8 +78,16 @@ impl ObservedAddresses {
         }
     }
 
-    /// `from` observed us at `addr`. Returns what changed.
-    pub fn report(&mut self, now: Instant, from: PeerId, addr: SocketAddr) -> Vec<AddressChange> {
+    /// `from`, whose connection comes from `seen_from` (`None`: we were not told), observed us at
+    /// `addr`. Returns what changed.
+    pub fn report(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        seen_from: Option<IpAddr>,
+        addr: SocketAddr,
+    ) -> Vec<AddressChange> {
+        let from = Reporter::of(from, seen_from);
         if !self.reports.contains_key(&from) && self.reports.len() >= self.max_reporters {
             let oldest = self
                 .reports

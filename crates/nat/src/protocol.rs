@@ -386,7 +386,14 @@ impl Nat {
     }
 
     fn on_observed(&mut self, now: Instant, from: PeerId, addr: SocketAddr, out: &mut Vec<Output<Self>>) {
-        let changes = self.observed.report(now, from, addr);
+        // Over a relay circuit the peer sees the relay, not us: we never send one there, and take none.
+        let seen_from = self.connected.get(&from).copied().flatten();
+        if seen_from.is_some_and(|seen| is_relayed(&seen)) {
+            return unsolicited(from, out);
+        }
+        let changes = self
+            .observed
+            .report(now, from, seen_from.map(|seen| seen.ip()), addr);
         self.tell(changes, out);
         if !self.expiry_scheduled {
             self.schedule_expiry(now, out);

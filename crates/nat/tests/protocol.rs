@@ -78,7 +78,8 @@ fn each_side_learns_the_address_its_connection_comes_from() {
     let mut net = Net::new();
     let a = net.add(NatConfig::default(), "10.200.0.1:40001");
     let p1 = net.add(NatConfig::default(), "10.200.0.100:9000");
-    let p2 = net.add(NatConfig::default(), "10.200.0.101:9000");
+    // In another /24: two peers of one prefix count as one reporter.
+    let p2 = net.add(NatConfig::default(), "10.201.0.101:9000");
     net.connect(a, p1);
     net.run();
     assert!(

@@ -121,13 +121,13 @@ fn an_address_is_confirmed_by_distinct_peers_and_expires_with_their_reports() {
     let ttl = Duration::from_secs(60);
     let mut seen = ObservedAddresses::new(2, ttl, 8);
     let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
-    assert!(seen.report(at(0), peer(1), ours).is_empty());
+    assert!(seen.report(at(0), peer(1), None, ours).is_empty());
     assert!(
-        seen.report(at(1), peer(1), ours).is_empty(),
+        seen.report(at(1), peer(1), None, ours).is_empty(),
         "one peer twice is still one"
     );
     assert_eq!(
-        seen.report(at(2), peer(2), ours),
+        seen.report(at(2), peer(2), None, ours),
         vec![AddressChange::Confirmed(ours)]
     );
     assert_eq!(seen.confirmed(), &[ours]);
@@ -138,20 +138,39 @@ fn an_address_is_confirmed_by_distinct_peers_and_expires_with_their_reports() {
 }
 
 #[test]
+fn reports_count_by_the_prefix_they_come_from() {
+    let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 3);
+    let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    let lie: SocketAddr = "203.0.113.9:1".parse().unwrap();
+    let host = |last: u8| Some(std::net::IpAddr::from([192, 0, 2, last]));
+    let elsewhere = |third: u8| Some(std::net::IpAddr::from([10, 0, third, 1]));
+    seen.report(at(0), peer(1), elsewhere(1), ours);
+    // One host under many identities is one reporter: it confirms nothing, and holds one place.
+    for (i, n) in (20..60).enumerate() {
+        assert!(seen.report(at(1 + i as u64), peer(n), host(n), lie).is_empty());
+    }
+    // So the honest report was not pushed out, and a second prefix confirms the truth.
+    assert_eq!(
+        seen.report(at(50), peer(2), elsewhere(2), ours),
+        vec![AddressChange::Confirmed(ours)]
+    );
+}
+
+#[test]
 fn a_liar_cannot_confirm_an_address_and_reporters_are_bounded() {
     let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 3);
     let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
     let lie: SocketAddr = "203.0.113.9:1".parse().unwrap();
-    seen.report(at(0), peer(1), ours);
-    seen.report(at(1), peer(9), lie);
-    seen.report(at(2), peer(9), lie);
+    seen.report(at(0), peer(1), None, ours);
+    seen.report(at(1), peer(9), None, lie);
+    seen.report(at(2), peer(9), None, lie);
     assert!(seen.confirmed().is_empty());
     // A fourth reporter evicts the oldest report (peer 1's), so its vote no longer counts.
-    seen.report(at(3), peer(2), lie);
-    seen.report(at(4), peer(3), ours);
+    seen.report(at(3), peer(2), None, lie);
+    seen.report(at(4), peer(3), None, ours);
     assert_eq!(seen.confirmed(), &[lie], "two distinct peers did report it");
     // A fifth evicts peer 9's: the lie loses its second vote as the truth gains one.
-    let changes = seen.report(at(5), peer(4), ours);
+    let changes = seen.report(at(5), peer(4), None, ours);
     assert_eq!(
         changes,
         vec![AddressChange::Expired(lie), AddressChange::Confirmed(ours)]

@@ -50,8 +50,13 @@ pub struct Testbed {
 /// Tells the testbeds of one process apart.
 static BUILT: AtomicUsize = AtomicUsize::new(0);
 
-/// The public segment's first three bytes: 10.200.0.0/24.
+/// The public segment, 10.200.0.0/16: public hosts in 10.200.0.0/24, NAT `n`'s public address
+/// 10.200.`n + 1`.1.
 const PUBLIC: [u8; 3] = [10, 200, 0];
+/// The public segment's prefix length.
+const PUBLIC_PREFIX: u8 = 16;
+/// A private segment's prefix length.
+const LAN_PREFIX: u8 = 24;
 
 /// Removes the namespaces of testbeds whose process is gone (killed before its `Drop` ran), so a
 /// killed run leaves nothing behind for long. Best effort: what cannot be listed or removed stays.
@@ -101,13 +106,13 @@ impl Testbed {
         for i in 0..spec.public_hosts {
             let ns = bed.namespace(&format!("{prefix}-pub{i}"))?;
             let addr = Ipv4Addr::new(PUBLIC[0], PUBLIC[1], PUBLIC[2], 100 + i as u8);
-            plug(&inet, &ns, "eth0", &format!("pub{i}"), addr)?;
+            plug(&inet, &ns, "eth0", &format!("pub{i}"), (addr, PUBLIC_PREFIX))?;
             bed.public.push(Host { namespace: ns, addr });
         }
         for (n, kind) in spec.nats.iter().enumerate() {
             let router = bed.namespace(&format!("{prefix}-nat{n}"))?;
-            let wan = Ipv4Addr::new(PUBLIC[0], PUBLIC[1], PUBLIC[2], 1 + n as u8);
-            plug(&inet, &router, "wan", &format!("nat{n}"), wan)?;
+            let wan = Ipv4Addr::new(PUBLIC[0], PUBLIC[1], 1 + n as u8, 1);
+            plug(&inet, &router, "wan", &format!("nat{n}"), (wan, PUBLIC_PREFIX))?;
             let lan = [10, 201 + n as u8, 0];
             run(&["ip", "-n", &router, "link", "add", "lan", "type", "bridge"])?;
             run(&[
@@ -138,7 +143,7 @@ impl Testbed {
             for h in 0..spec.hosts_per_nat {
                 let ns = bed.namespace(&format!("{prefix}-nat{n}h{h}"))?;
                 let addr = Ipv4Addr::new(lan[0], lan[1], lan[2], 2 + h as u8);
-                plug(&router, &ns, "eth0", &format!("h{h}"), addr)?;
+                plug(&router, &ns, "eth0", &format!("h{h}"), (addr, LAN_PREFIX))?;
                 run(&[
                     "ip",
                     "-n",
@@ -207,15 +212,30 @@ impl Drop for Testbed {
     }
 }
 
-/// Links namespace `ns` (interface `inner`, address `addr`/24) to a bridge in `hub` (its end named
+/// Links namespace `ns` (interface `inner`, address `addr`/`len`) to a bridge in `hub` (its end named
 /// `outer`, created inside `hub`, so names never clash between testbeds).
-fn plug(hub: &str, ns: &str, inner: &str, outer: &str, addr: Ipv4Addr) -> Result<(), TestbedError> {
+fn plug(
+    hub: &str,
+    ns: &str,
+    inner: &str,
+    outer: &str,
+    (addr, len): (Ipv4Addr, u8),
+) -> Result<(), TestbedError> {
     run(&[
         "ip", "-n", ns, "link", "add", inner, "type", "veth", "peer", "name", outer, "netns", hub,
     ])?;
     let bridge = if hub.ends_with("-inet") { "br0" } else { "lan" };
     run(&["ip", "-n", hub, "link", "set", outer, "master", bridge, "up"])?;
-    run(&["ip", "-n", ns, "addr", "add", &format!("{addr}/24"), "dev", inner])?;
+    run(&[
+        "ip",
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{addr}/{len}"),
+        "dev",
+        inner,
+    ])?;
     run(&["ip", "-n", ns, "link", "set", inner, "up"])?;
     Ok(())
 }
