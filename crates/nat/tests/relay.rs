@@ -303,6 +303,45 @@ fn one_dialer_cannot_take_a_targets_circuit_slots_and_unused_circuits_give_way()
 }
 
 #[test]
+fn one_prefix_cannot_take_every_reservation_or_circuit() {
+    let limits = RelayLimits {
+        max_reservations_per_prefix: 2,
+        max_circuits_per_prefix: 2,
+        ..RelayLimits::default()
+    };
+    let mut bench = Bench::new(limits, 9);
+    // Peers 1-3 and 5-7 come from one /24, 4 and 8 from others, 9 through a relay circuit.
+    let at = |p: u8| -> std::net::SocketAddr {
+        match p {
+            1..=3 | 5..=7 => format!("192.0.2.{p}:4000"),
+            9 => meshwork_wire::relayed::relayed_addr(1).to_string(),
+            _ => format!("198.51.{p}.1:4000"),
+        }
+        .parse()
+        .unwrap()
+    };
+    for p in 1..=9 {
+        let addr = at(p);
+        bench.input(Input::Command(RelayCommand::Connected { peer: peer(p), addr }));
+    }
+    bench.reserve(1);
+    bench.reserve(2);
+    let refused = RelayMessage::ReserveRefused {
+        reason: RelayRefusal::TooManyReservations,
+    };
+    assert_eq!(sent(&bench.from(3, RelayMessage::Reserve), 3), vec![refused]);
+    bench.reserve(4);
+    // Circuits dialled from one prefix: two, then refused; another prefix still dials.
+    bench.open(5, 1);
+    bench.open(6, 2);
+    assert_eq!(bench.refusal(7, 4), Some(RelayRefusal::TooManyCircuitsForPeer));
+    bench.open(8, 4);
+    // One whose reservation went frees its prefix's place.
+    bench.input(Input::PeerDown(peer(2)));
+    bench.reserve(3);
+}
+
+#[test]
 fn reservations_are_bounded_and_expire_unless_renewed() {
     let limits = RelayLimits {
         max_reservations: 2,

@@ -84,7 +84,11 @@ impl NatNode {
             ..Hooks::default()
         };
         let (nat, events) = builder.register_with(Nat::new(config), hooks)?;
-        let (relay, relay_protocol_events) = builder.register(Relay::new(relay))?;
+        let relay_hooks = Hooks {
+            on_connected: Some(Relay::on_connected),
+            ..Hooks::default()
+        };
+        let (relay, relay_protocol_events) = builder.register_with(Relay::new(relay), relay_hooks)?;
         let extra = register(&mut builder)?;
         let transport = QuicTransport::with_socket(key, socket, Config::new(builder.protocols())).await?;
         let relay_events = spawn_bridge(transport.clone(), relay.clone(), relay_protocol_events);

@@ -249,7 +249,11 @@ impl CoinNode {
             ..Hooks::default()
         };
         let (nat, nat_events) = builder.register_with(Nat::new(nat_config), nat_hooks)?;
-        let (relay, relay_events) = builder.register(Relay::new(relay_config))?;
+        let relay_hooks = Hooks {
+            on_connected: Some(Relay::on_connected),
+            ..Hooks::default()
+        };
+        let (relay, relay_events) = builder.register_with(Relay::new(relay_config), relay_hooks)?;
         let mut transport_config = TransportConfig::new(builder.protocols());
         // Many nodes in one process on few cores: give slow handshakes room.
         transport_config.timeouts.handshake = Duration::from_secs(30);

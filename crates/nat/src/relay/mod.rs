@@ -35,9 +35,11 @@
 
 mod client;
 pub mod message;
+mod origins;
 mod server;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
@@ -118,6 +120,14 @@ pub enum RelayCommand {
         relay: PeerId,
         /// The circuit.
         circuit: CircuitId,
+    },
+    /// `peer`'s connection comes from `addr`, as the driver observed it ([`Relay::on_connected`]): the
+    /// relay role counts reservations and circuits per IP prefix by it.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Where its connection comes from.
+        addr: SocketAddr,
     },
 }
 
@@ -218,6 +228,12 @@ impl Relay {
         }
     }
 
+    /// For the node runtime's `on_connected` hook: tells the relay role where each connection comes
+    /// from, for its limits per IP prefix.
+    pub fn on_connected(peer: PeerId, addr: SocketAddr) -> Option<RelayCommand> {
+        Some(RelayCommand::Connected { peer, addr })
+    }
+
     /// The relay role's counters, if this node serves as a relay.
     pub fn stats(&self) -> Option<RelayStats> {
         self.server.as_ref().map(Server::stats)
@@ -236,6 +252,11 @@ impl Relay {
     fn command(&mut self, command: RelayCommand, out: &mut Vec<Output<Self>>) {
         let client = &mut self.client;
         match command {
+            RelayCommand::Connected { peer, addr } => {
+                if let Some(server) = &mut self.server {
+                    server.observed(peer, &addr);
+                }
+            }
             RelayCommand::Reserve { relay } => {
                 client.wanted.insert(relay);
                 self.reserve(relay, out);

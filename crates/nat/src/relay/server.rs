@@ -1,12 +1,14 @@
 //! The relay role: reservations, circuits and their limits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_wire::{BoundedBytes, DropReason, Instant, Output};
 
 use super::message::{CircuitEnd, CircuitId, MAX_DATAGRAM, RelayMessage, RelayRefusal};
+use super::origins::Origins;
 use super::{Relay, RelayTimer};
 
 /// What a relay holds for others, and for how long. Every bound is per relay; a peer that exceeds
@@ -24,6 +26,10 @@ pub struct RelayLimits {
     /// Circuits between one dialer and one target at once: without it one dialer (which needs no
     /// reservation) takes every circuit slot of a target and every honest dialer is refused.
     pub max_circuits_per_pair: usize,
+    /// Reservations held by the peers of one IP prefix (a /24, a /48) at once (`origins.rs`).
+    pub max_reservations_per_prefix: usize,
+    /// Circuits dialled by the peers of one IP prefix at once (`origins.rs`).
+    pub max_circuits_per_prefix: usize,
     /// How long a circuit may carry nothing before it closes (reported as [`CircuitEnd::TimeLimit`]).
     /// A circuit an end opened and left unused would otherwise hold its slots for its whole duration.
     pub circuit_idle: Duration,
@@ -35,8 +41,9 @@ pub struct RelayLimits {
 }
 
 impl Default for RelayLimits {
-    /// 128 reservations of an hour; 256 circuits, 8 per peer and 2 per dialer and target, each of at
-    /// most 16 MiB and 30 minutes, closed after a minute without a datagram.
+    /// 128 reservations of an hour, 8 per IP prefix; 256 circuits, 8 per peer, 2 per dialer and
+    /// target and 32 dialled from one prefix, each of at most 16 MiB and 30 minutes, closed after a
+    /// minute without a datagram.
     ///
     /// libp2p's circuit relay v2 defaults to 128 KiB and 2 minutes per circuit, enough to coordinate a
     /// hole punch and no more. Here a peer behind a symmetric NAT has no other path, so a circuit must
@@ -52,6 +59,8 @@ impl Default for RelayLimits {
             max_circuits: 256,
             max_circuits_per_peer: 8,
             max_circuits_per_pair: 2,
+            max_reservations_per_prefix: 8,
+            max_circuits_per_prefix: 32,
             circuit_idle: Duration::from_secs(60),
             max_circuit_bytes: 16 * 1024 * 1024,
             max_circuit_duration: Duration::from_secs(30 * 60),
@@ -110,6 +119,8 @@ pub(crate) struct Server {
     reservations: BTreeMap<PeerId, Instant>,
     circuits: BTreeMap<CircuitId, Circuit>,
     per_peer: HashMap<PeerId, usize>,
+    /// Where connections come from, for the limits per prefix.
+    origins: Origins,
     next: CircuitId,
     stats: RelayStats,
     sweep_scheduled: bool,
@@ -122,6 +133,7 @@ impl Server {
             reservations: BTreeMap::new(),
             circuits: BTreeMap::new(),
             per_peer: HashMap::new(),
+            origins: Origins::default(),
             next: 0,
             stats: RelayStats::default(),
             sweep_scheduled: false,
@@ -136,8 +148,29 @@ impl Server {
         }
     }
 
+    /// `peer`'s connection comes from `addr`.
+    pub(crate) fn observed(&mut self, peer: PeerId, addr: &SocketAddr) {
+        self.origins.observed(peer, addr);
+    }
+
+    /// Whether the peers of `peer`'s prefix hold their share of reservations.
+    fn prefix_reserved(&self, peer: &PeerId) -> bool {
+        self.origins.get(peer).is_some_and(|origin| {
+            self.origins.count(origin, self.reservations.keys()) >= self.limits.max_reservations_per_prefix
+        })
+    }
+
+    /// Whether the peers of `dialer`'s prefix dialled their share of circuits.
+    fn prefix_dialled(&self, dialer: &PeerId) -> bool {
+        self.origins.get(dialer).is_some_and(|origin| {
+            let dialers = self.circuits.values().map(|c| &c.ends[0]);
+            self.origins.count(origin, dialers) >= self.limits.max_circuits_per_prefix
+        })
+    }
+
     pub(crate) fn reserve(&mut self, now: Instant, from: PeerId, out: &mut Vec<Output<Relay>>) {
-        if !self.reservations.contains_key(&from) && self.reservations.len() >= self.limits.max_reservations {
+        let full = self.reservations.len() >= self.limits.max_reservations || self.prefix_reserved(&from);
+        if !self.reservations.contains_key(&from) && full {
             out.push(send(
                 from,
                 RelayMessage::ReserveRefused {
@@ -221,6 +254,7 @@ impl Server {
         } else if !connected.contains(&target) {
             Some(RelayRefusal::TargetNotConnected)
         } else if self.pair_count(&from, &target) >= self.limits.max_circuits_per_pair
+            || self.prefix_dialled(&from)
             || !self.make_room(now, [from, target], out)
         {
             Some(RelayRefusal::TooManyCircuitsForPeer)
@@ -309,6 +343,7 @@ impl Server {
 
     /// A peer disconnected: its reservation and its circuits end, and its protection with them.
     pub(crate) fn peer_down(&mut self, peer: PeerId, out: &mut Vec<Output<Relay>>) {
+        self.origins.forget(&peer);
         let reserved = self.reservations.remove(&peer).is_some();
         let mine: Vec<CircuitId> = self
             .circuits

@@ -1,0 +1,74 @@
+//! Where each peer's connection comes from, as the driver observed it: what the relay's limits per IP
+//! prefix count.
+//!
+//! Identities cost nothing, so a limit per peer alone let one host take every reservation (128
+//! identities) or every circuit. Reservations and circuits are therefore also counted by the prefix
+//! (a /24, a /48) of the connection they came on ([`RelayLimits::max_reservations_per_prefix`],
+//! [`RelayLimits::max_circuits_per_prefix`]); peers on relayed connections share one count. A peer
+//! the driver said nothing of (a driver without the `on_connected` hook) is not counted.
+//!
+//! [`RelayLimits::max_reservations_per_prefix`]: super::RelayLimits::max_reservations_per_prefix
+//! [`RelayLimits::max_circuits_per_prefix`]: super::RelayLimits::max_circuits_per_prefix
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use meshwork_identity::PeerId;
+use meshwork_wire::relayed::is_relayed;
+
+/// The prefix a connection comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Origin {
+    /// An IPv4 /24.
+    V4([u8; 3]),
+    /// An IPv6 /48.
+    V6([u8; 6]),
+    /// A relay circuit (whose address says nothing of the peer).
+    Relayed,
+}
+
+impl Origin {
+    fn of(addr: &SocketAddr) -> Self {
+        if is_relayed(addr) {
+            return Self::Relayed;
+        }
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                let o = ip.octets();
+                Self::V4([o[0], o[1], o[2]])
+            }
+            IpAddr::V6(ip) => {
+                let o = ip.octets();
+                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+        }
+    }
+}
+
+/// The origin of each connected peer the driver told us of.
+#[derive(Debug, Default)]
+pub(super) struct Origins {
+    of: HashMap<PeerId, Origin>,
+}
+
+impl Origins {
+    /// `peer`'s connection comes from `addr` (again, after an upgrade from a relayed one).
+    pub(super) fn observed(&mut self, peer: PeerId, addr: &SocketAddr) {
+        self.of.insert(peer, Origin::of(addr));
+    }
+
+    /// `peer` disconnected.
+    pub(super) fn forget(&mut self, peer: &PeerId) {
+        self.of.remove(peer);
+    }
+
+    /// `peer`'s origin, if we were told.
+    pub(super) fn get(&self, peer: &PeerId) -> Option<Origin> {
+        self.of.get(peer).copied()
+    }
+
+    /// How many of `peers` share `origin`.
+    pub(super) fn count<'a>(&self, origin: Origin, peers: impl Iterator<Item = &'a PeerId>) -> usize {
+        peers.filter(|peer| self.get(peer) == Some(origin)).count()
+    }
+}
