@@ -558,3 +558,43 @@ fn a_relay_that_is_also_an_end_keeps_a_peer_protected_while_either_role_needs_it
     let out = bench.input(Input::Command(RelayCommand::Unreserve { relay: peer(2) }));
     assert!(out.contains_protect(peer(2), false), "{out:?}");
 }
+
+#[test]
+fn a_connect_the_relay_never_answers_ends_at_its_deadline() {
+    let (relay, target) = (peer(9), peer(2));
+    let mut end = Relay::new(RelayConfig::default());
+    let mut out = Vec::new();
+    let now = Instant::ZERO;
+    end.handle(now, Input::PeerUp(relay), &mut out);
+    let connect = || Input::Command(RelayCommand::Connect { relay, target });
+    out.clear();
+    end.handle(now, connect(), &mut out);
+    let deadline = out.iter().find_map(|o| match o {
+        Output::Schedule {
+            after,
+            timer: timer @ RelayTimer::ConnectDeadline { .. },
+        } => Some((*after, timer.clone())),
+        _ => None,
+    });
+    let (after, timer) = deadline.expect("the answer has a deadline");
+    // Asked again meanwhile: nothing new goes out, the first request stands.
+    out.clear();
+    end.handle(now, connect(), &mut out);
+    assert!(sent(&out, 9).is_empty(), "{out:?}");
+    // The relay never answers: the request fails, and the relay is no longer kept for it.
+    out.clear();
+    end.handle(now + after, Input::Timer(timer), &mut out);
+    assert_eq!(
+        emitted(&out),
+        vec![RelayEvent::ConnectRefused {
+            relay,
+            target,
+            reason: RelayRefusal::RelayUnreachable
+        }]
+    );
+    assert!(out.contains_protect(relay, false), "{out:?}");
+    // A new request goes out.
+    out.clear();
+    end.handle(now + after, connect(), &mut out);
+    assert_eq!(sent(&out, 9), vec![RelayMessage::Connect { target }]);
+}

@@ -7,7 +7,7 @@ use meshwork_identity::PeerId;
 use meshwork_wire::{DropReason, Instant, Output};
 
 use super::message::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal};
-use super::{Relay, RelayEvent, RelayTimer};
+use super::{CONNECT_TIMEOUT, Relay, RelayEvent, RelayTimer};
 
 /// An end's state.
 #[derive(Debug, Default)]
@@ -16,8 +16,9 @@ pub(crate) struct Client {
     pub(crate) wanted: BTreeSet<PeerId>,
     /// Relays that granted one, and until when.
     pub(crate) reserved: BTreeMap<PeerId, Instant>,
-    /// Circuits asked for and not yet answered: (relay, target).
-    pub(crate) connecting: BTreeSet<(PeerId, PeerId)>,
+    /// Circuits asked for and not yet answered: (relay, target), with the generation of the
+    /// request's deadline timer.
+    pub(crate) connecting: BTreeMap<(PeerId, PeerId), u64>,
     /// Open circuits, by (relay, circuit), with the peer at the other end.
     pub(crate) circuits: BTreeMap<(PeerId, CircuitId), PeerId>,
     /// The latest renewal scheduled per relay, by generation.
@@ -39,11 +40,51 @@ impl Client {
         });
     }
 
+    /// Asks for a circuit to `target` through `relay`, unless one is asked for already; the answer is
+    /// due within [`CONNECT_TIMEOUT`]. Returns whether to send the request.
+    pub(crate) fn connect(&mut self, relay: PeerId, target: PeerId, out: &mut Vec<Output<Relay>>) -> bool {
+        if self.connecting.contains_key(&(relay, target)) {
+            return false;
+        }
+        self.generation += 1;
+        self.connecting.insert((relay, target), self.generation);
+        out.push(Output::Schedule {
+            after: CONNECT_TIMEOUT,
+            timer: RelayTimer::ConnectDeadline {
+                relay,
+                target,
+                generation: self.generation,
+            },
+        });
+        true
+    }
+
+    /// A circuit request's deadline: if it is still unanswered, the relay is taken as unreachable
+    /// (it kept the relay protected, and every later `Connect` to that target through it was
+    /// swallowed).
+    pub(crate) fn connect_deadline(
+        &mut self,
+        (relay, target): (PeerId, PeerId),
+        generation: u64,
+        out: &mut Vec<Output<Relay>>,
+    ) {
+        if self.connecting.get(&(relay, target)) != Some(&generation) {
+            return;
+        }
+        self.connecting.remove(&(relay, target));
+        out.push(Output::Emit(RelayEvent::ConnectRefused {
+            relay,
+            target,
+            reason: RelayRefusal::RelayUnreachable,
+        }));
+        self.release(relay, out);
+    }
+
     /// Whether `relay` is one we deal with (its answers are solicited).
     pub(crate) fn uses(&self, relay: &PeerId) -> bool {
         self.wanted.contains(relay)
             || self.reserved.contains_key(relay)
-            || self.connecting.iter().any(|(r, _)| r == relay)
+            || self.connecting.keys().any(|(r, _)| r == relay)
             || self.circuits.keys().any(|(r, _)| r == relay)
     }
 
@@ -62,7 +103,7 @@ impl Client {
         if self.wanted.contains(&relay) && !self.reserved.contains_key(&relay) {
             out.push(send(relay, RelayMessage::Reserve));
         }
-        for &(_, target) in self.connecting.iter().filter(|(r, _)| *r == relay) {
+        for &(_, target) in self.connecting.keys().filter(|(r, _)| *r == relay) {
             out.push(send(relay, RelayMessage::Connect { target }));
         }
     }
@@ -86,7 +127,7 @@ impl Client {
         }
         let waiting: Vec<_> = self
             .connecting
-            .iter()
+            .keys()
             .filter(|(r, _)| *r == relay)
             .copied()
             .collect();
@@ -147,7 +188,7 @@ impl Client {
             // counted below, and our connect stays pending until its answer or the relay goes.
             RelayMessage::Opened { circuit, peer }
                 if !self.circuits.contains_key(&(relay, circuit))
-                    && self.connecting.remove(&(relay, peer)) =>
+                    && self.connecting.remove(&(relay, peer)).is_some() =>
             {
                 self.circuits.insert((relay, circuit), peer);
                 out.push(Output::Emit(RelayEvent::CircuitOpened {
@@ -157,7 +198,9 @@ impl Client {
                     outbound: true,
                 }));
             }
-            RelayMessage::ConnectRefused { target, reason } if self.connecting.remove(&(relay, target)) => {
+            RelayMessage::ConnectRefused { target, reason }
+                if self.connecting.remove(&(relay, target)).is_some() =>
+            {
                 out.push(Output::Emit(RelayEvent::ConnectRefused {
                     relay,
                     target,

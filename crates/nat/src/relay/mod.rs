@@ -52,6 +52,8 @@ pub use server::{RelayLimits, RelayStats};
 
 /// How long an end waits for the answer to `Reserve` before asking again.
 pub const RESERVE_RETRY: Duration = Duration::from_secs(30);
+/// How long an end waits for the answer to `Connect` (the dial to the relay included).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a node takes part.
 #[derive(Clone, Debug)]
@@ -198,6 +200,15 @@ pub enum RelayTimer {
     /// (Relay role) end lapsed reservations and circuits past their time limit (one timer for all,
     /// every few seconds while any exist).
     Sweep,
+    /// (End) the answer to our `Connect` through `relay` to `target` is due.
+    ConnectDeadline {
+        /// The relay.
+        relay: PeerId,
+        /// The peer to reach.
+        target: PeerId,
+        /// Which request (a later one of the same pair has its own deadline).
+        generation: u64,
+    },
     /// (End) renew the reservation at `relay`, dialling it first if it was lost.
     Renew {
         /// The relay.
@@ -267,7 +278,7 @@ impl Relay {
                 client.release(relay, out);
             }
             RelayCommand::Connect { relay, target } => {
-                if client.connecting.insert((relay, target)) {
+                if client.connect(relay, target, out) {
                     self.protect_and_reach(relay, RelayMessage::Connect { target }, out);
                 }
             }
@@ -329,6 +340,11 @@ impl Relay {
                     server.sweep(now, out);
                 }
             }
+            RelayTimer::ConnectDeadline {
+                relay,
+                target,
+                generation,
+            } => self.client.connect_deadline((relay, target), generation, out),
             RelayTimer::Renew { relay, generation } => {
                 // A renewal scheduled before an `Unreserve`, or superseded by a later one, does nothing.
                 let latest = self.client.renewals.get(&relay) == Some(&generation);
