@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
+use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{DropReason, Instant, Output};
 
 use crate::message::{Namespace, NatMessage};
@@ -175,7 +176,14 @@ impl Nat {
     ) {
         let asked = self.punches.get(&peer).is_some_and(|p| p.via == from);
         let registered = self.registered_at(&from);
-        if !asked && !registered {
+        // Only the rendezvous coordinating a punch may say where to dial, once: a second `Punch`, or
+        // one from another rendezvous, would have us dial wherever it said, as often as it said. Nor
+        // is an address that cannot be a peer's (unspecified, multicast, a relay circuit's) dialled.
+        let pending = self.punches.get(&peer);
+        let repeated = pending.is_some_and(|p| p.via != from || p.addr.is_some());
+        let ip = addr.ip();
+        let bogus = ip.is_unspecified() || ip.is_multicast() || is_relayed(&addr);
+        if (!asked && !registered) || repeated || bogus {
             unsolicited(from, out);
             return;
         }

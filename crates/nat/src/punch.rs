@@ -41,7 +41,9 @@ impl Punches {
     }
 
     /// Starts a punch towards `peer` through `via`, which this node `asked` for or not; `None` when
-    /// `max` are in flight. A punch already in flight towards `peer` is kept and returned.
+    /// `max` are in flight, or half of them for punches others asked for (the dials those cost us
+    /// cannot take the places of our own). A punch already in flight towards `peer` is kept and
+    /// returned.
     pub(crate) fn start(
         &mut self,
         now: Instant,
@@ -50,7 +52,8 @@ impl Punches {
         asked: bool,
     ) -> Option<&mut Pending> {
         if !self.pending.contains_key(&peer) {
-            if self.pending.len() >= self.max {
+            let unasked = self.pending.values().filter(|p| !p.asked).count();
+            if self.pending.len() >= self.max || (!asked && unasked >= (self.max / 2).max(1)) {
                 return None;
             }
             self.seq += 1;

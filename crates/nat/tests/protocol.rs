@@ -215,6 +215,66 @@ fn a_punch_nobody_asked_for_is_dropped_and_dials_nothing() {
 }
 
 #[test]
+fn a_rendezvous_says_where_to_dial_once_and_never_somewhere_no_peer_can_be() {
+    let (mut net, r, a, _b) = registered();
+    let punch = |peer, addr: &str| NatMessage::Punch {
+        peer,
+        addr: addr.parse().unwrap(),
+    };
+    let dials = |net: &Net, peer| net.dials.iter().filter(|d| **d == (a, peer)).count();
+    // A punch another peer asked for: one dial, however often the rendezvous repeats itself.
+    let x = net.add(NatConfig::default(), "10.203.0.1:1");
+    net.message(r, a, punch(x, "198.51.100.1:4000"));
+    net.message(r, a, punch(x, "198.51.100.2:4000"));
+    assert_eq!(dials(&net, x), 1);
+    // Addresses no peer has are not dialled.
+    let y = net.add(NatConfig::default(), "10.204.0.1:1");
+    for bogus in ["0.0.0.0:4000", "224.0.0.1:4000"] {
+        net.message(r, a, punch(y, bogus));
+    }
+    assert_eq!(dials(&net, y), 0);
+}
+
+#[test]
+fn punches_others_ask_for_leave_room_for_our_own() {
+    let (mut net, r, a, _b) = registered();
+    let max = NatConfig::default().max_punches;
+    let now = net.now;
+    let node = net.nodes.get_mut(&a).unwrap();
+    let mut out = Vec::new();
+    // The rendezvous names more peers to punch towards than we take: half the places at most.
+    for i in 0..max {
+        let peer = meshwork_identity::Keypair::from_seed([100 + i as u8; 32]).peer_id();
+        let addr = format!("198.51.100.{}:4000", i + 1).parse().unwrap();
+        let msg = NatMessage::Punch { peer, addr };
+        node.handle(now, Input::Message { from: r, msg }, &mut out);
+    }
+    let dialled = out.iter().filter(|o| matches!(o, Output::Dial(_))).count();
+    assert_eq!(dialled, max / 2);
+    // Our own punch still starts.
+    out.clear();
+    let target = meshwork_identity::Keypair::from_seed([99; 32]).peer_id();
+    node.handle(
+        now,
+        Input::Command(NatCommand::Connect {
+            rendezvous: r,
+            target,
+        }),
+        &mut out,
+    );
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: NatMessage::Connect { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
     let (mut net, r, a, b) = registered();
     let offline = net.add(NatConfig::default(), "10.200.0.3:1");
