@@ -94,6 +94,7 @@ mod client;
 mod discover;
 pub mod message;
 pub mod observed;
+mod prefix;
 mod protocol;
 mod punch;
 pub mod registry;

@@ -18,6 +18,8 @@ use std::time::Duration;
 use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
+use crate::prefix::Prefix;
+
 /// A change to the set of confirmed addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddressChange {
@@ -30,27 +32,15 @@ pub enum AddressChange {
 /// Who a report counts for: the prefix the reporting peer's connection comes from, or the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Reporter {
-    /// An IPv4 /24.
-    V4([u8; 3]),
-    /// An IPv6 /48.
-    V6([u8; 6]),
+    /// The peers of one prefix.
+    Net(Prefix),
     /// A peer whose address we were not told.
     Peer(PeerId),
 }
 
 impl Reporter {
     fn of(peer: PeerId, seen_from: Option<IpAddr>) -> Self {
-        match seen_from {
-            Some(IpAddr::V4(ip)) => {
-                let o = ip.octets();
-                Self::V4([o[0], o[1], o[2]])
-            }
-            Some(IpAddr::V6(ip)) => {
-                let o = ip.octets();
-                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
-            }
-            None => Self::Peer(peer),
-        }
+        seen_from.map_or(Self::Peer(peer), |ip| Self::Net(Prefix::of(ip)))
     }
 }
 

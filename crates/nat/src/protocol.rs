@@ -10,6 +10,7 @@ use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
 
 use crate::message::{Namespace, NatMessage, Refusal, Registration};
 use crate::observed::{AddressChange, ObservedAddresses};
+use crate::prefix::Prefix;
 use crate::punch::Punches;
 use crate::registry::{Registry, RegistryLimits};
 
@@ -270,11 +271,28 @@ pub enum NatTimer {
     },
 }
 
-/// A rendezvous's per-peer budget of coordinated punches: a token bucket refilled per minute.
+/// A rendezvous's budget of coordinated punches: a token bucket refilled per minute.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bucket {
     pub(crate) tokens: f64,
     pub(crate) at: Instant,
+}
+
+impl Bucket {
+    /// Its tokens at `now`, refilled at `rate` a minute up to `rate`.
+    pub(crate) fn refilled(&self, now: Instant, rate: f64) -> f64 {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * rate / 60.0;
+        (self.tokens + refill).min(rate)
+    }
+}
+
+/// Whose budget of coordinated punches a `Connect` spends (`server.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Budget {
+    /// The askers of one IP prefix.
+    Net(Prefix),
+    /// An asker whose address we were not told.
+    Peer(PeerId),
 }
 
 /// Observed addresses, rendezvous (either role) and hole punching, as one pure protocol on
@@ -293,7 +311,8 @@ pub struct Nat {
     pub(crate) registrants: BTreeSet<PeerId>,
     /// Whether the registry's sweep timer is set.
     pub(crate) registry_sweep_scheduled: bool,
-    pub(crate) buckets: HashMap<PeerId, Bucket>,
+    /// The rendezvous role's punch budgets, kept past the connections they were spent on.
+    pub(crate) buckets: HashMap<Budget, Bucket>,
     /// The client's registrations: what to renew, and which rendezvous may tell us to punch.
     /// Each maps to the TTL asked for and a generation, which tells the current renewal timer from
     /// those of earlier `Register` commands.
@@ -438,7 +457,6 @@ impl Protocol for Nat {
             }
             Input::PeerDown(peer) => {
                 self.connected.remove(&peer);
-                self.buckets.remove(&peer);
                 self.release_punched(&peer, out);
                 self.registrant_down(&peer, out);
                 self.peer_down(now, peer, out);

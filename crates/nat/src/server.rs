@@ -6,8 +6,13 @@ use meshwork_identity::PeerId;
 use meshwork_wire::{BoundedVec, Instant, Output};
 
 use crate::message::{NatMessage, Refusal};
-use crate::protocol::{Bucket, Nat, NatTimer, unsolicited};
+use crate::prefix::Prefix;
+use crate::protocol::{Bucket, Budget, Nat, NatTimer, unsolicited};
 use crate::registry::secs;
+
+/// Punch budgets a rendezvous keeps at most; past it, budgets that refilled are forgotten, and a new
+/// asker is refused until one has.
+const MAX_BUDGETS: usize = 4096;
 
 /// How often the rendezvous purges expired registrations while it protects a registrant: expired
 /// ones hold their protection at most this much longer (the shortest TTL it accepts is 10 s).
@@ -173,15 +178,29 @@ impl Nat {
         });
     }
 
-    /// Takes one of `peer`'s coordinated punches for this minute, if it has one left.
-    fn take_token(&mut self, now: Instant, peer: PeerId) -> bool {
+    /// Takes one of the asker's coordinated punches for this minute, if it has one left. The budget
+    /// is the asker's network's (its prefix; the peer itself if we were not told where it is), and
+    /// outlives its connection: identities are free, and a peer that reconnected started with a full
+    /// budget. (No budget per target: one asker could then spend a peer's for everyone. A target
+    /// bounds the punches others ask of it itself, `punch.rs`.)
+    fn take_token(&mut self, now: Instant, from: PeerId) -> bool {
+        let key = match self.direct_addr(&from) {
+            Some(addr) => Budget::Net(Prefix::of(addr.ip())),
+            None => Budget::Peer(from),
+        };
         let rate = f64::from(self.config.connects_per_minute);
-        let bucket = self.buckets.entry(peer).or_insert(Bucket {
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= MAX_BUDGETS {
+            // Forget the budgets that refilled: they are what a new one starts as.
+            self.buckets.retain(|_, bucket| bucket.refilled(now, rate) < rate);
+            if self.buckets.len() >= MAX_BUDGETS {
+                return false;
+            }
+        }
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: rate,
             at: now,
         });
-        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * rate / 60.0;
-        bucket.tokens = (bucket.tokens + refill).min(rate);
+        bucket.tokens = bucket.refilled(now, rate);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;

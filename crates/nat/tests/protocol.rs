@@ -302,6 +302,49 @@ fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
 }
 
 #[test]
+fn punch_budgets_belong_to_networks_and_outlive_connections() {
+    let (mut net, r, a, b) = registered();
+    net.dialable = |_, _, _| false;
+    let refused = |net: &Net, peer| {
+        net.events_of(peer)
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    NatEvent::PunchFailed {
+                        reason: PunchFailure::Refused(Refusal::RateLimited),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    for _ in 0..10 {
+        net.punch(a, r, b);
+    }
+    assert_eq!(refused(&net, a), 0);
+    // Reconnecting does not refill a's budget.
+    net.disconnect(a, r);
+    net.run();
+    net.connect(a, r);
+    net.run();
+    net.punch(a, r, b);
+    assert_eq!(refused(&net, a), 1);
+    // Another identity in a's /24 (10.200.0.0/24) spends the same budget.
+    let sybil = net.add(NatConfig::default(), "10.200.0.77:40077");
+    net.connect(sybil, r);
+    net.run();
+    net.punch(sybil, r, b);
+    assert_eq!(refused(&net, sybil), 1);
+    // A peer of another network has a budget of its own.
+    let other = net.add(NatConfig::default(), "10.209.0.1:40009");
+    net.connect(other, r);
+    net.run();
+    net.punch(other, r, b);
+    assert_eq!(refused(&net, other), 0);
+}
+
+#[test]
 fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
     let (mut net, r, a, b) = registered();
     // Dials fail at once, so each punch ends before the next request.

@@ -11,18 +11,18 @@
 //! [`RelayLimits::max_circuits_per_prefix`]: super::RelayLimits::max_circuits_per_prefix
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use meshwork_identity::PeerId;
 use meshwork_wire::relayed::is_relayed;
 
+use crate::prefix::Prefix;
+
 /// The prefix a connection comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Origin {
-    /// An IPv4 /24.
-    V4([u8; 3]),
-    /// An IPv6 /48.
-    V6([u8; 6]),
+    /// The peers of one prefix.
+    Net(Prefix),
     /// A relay circuit (whose address says nothing of the peer).
     Relayed,
 }
@@ -30,17 +30,9 @@ pub(super) enum Origin {
 impl Origin {
     fn of(addr: &SocketAddr) -> Self {
         if is_relayed(addr) {
-            return Self::Relayed;
-        }
-        match addr.ip() {
-            IpAddr::V4(ip) => {
-                let o = ip.octets();
-                Self::V4([o[0], o[1], o[2]])
-            }
-            IpAddr::V6(ip) => {
-                let o = ip.octets();
-                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
-            }
+            Self::Relayed
+        } else {
+            Self::Net(Prefix::of(addr.ip()))
         }
     }
 }
