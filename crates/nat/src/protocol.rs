@@ -20,7 +20,8 @@ pub struct NatConfig {
     /// Serve as a rendezvous: keep a registry and coordinate hole punches between connected peers.
     /// Only a publicly reachable node should.
     pub rendezvous: Option<RegistryLimits>,
-    /// Distinct peers that must report an address before it is confirmed.
+    /// Distinct networks (the /24 or /48 a reporting peer's connection comes from) that must report
+    /// an address before it is confirmed.
     pub confirmations: usize,
     /// How long a report of our address stays fresh.
     pub observation_ttl: Duration,
@@ -33,8 +34,11 @@ pub struct NatConfig {
     pub punch_attempts: u32,
     /// The most hole punches in flight; a `Punch` past it is dropped and counted.
     pub max_punches: usize,
-    /// Hole punches a rendezvous coordinates per requesting peer per minute.
+    /// Hole punches a rendezvous coordinates per requesting network (/24, /48) per minute.
     pub connects_per_minute: u32,
+    /// `Discover`s a rendezvous answers per requesting network per minute (each costs it a purge of
+    /// the namespace and a page of up to 100 registrations).
+    pub discovers_per_minute: u32,
     /// The first wait before dialling a lost rendezvous again (doubling up to 64 times it).
     pub redial_after: Duration,
     /// Peers reached by a hole punch whose connection the protocol protects for as long as it lasts,
@@ -61,6 +65,7 @@ impl Default for NatConfig {
             punch_attempts: 3,
             max_punches: 16,
             connects_per_minute: 10,
+            discovers_per_minute: 60,
             redial_after: Duration::from_secs(5),
             // Bitcoin Core's eight outbound connections: enough to stay in the network behind a NAT.
             max_punched_kept: 8,
@@ -286,9 +291,18 @@ impl Bucket {
     }
 }
 
-/// Whose budget of coordinated punches a `Connect` spends (`server.rs`).
+/// What a budget of the rendezvous role pays for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Budget {
+pub(crate) enum Ask {
+    /// Coordinated punches (`Connect`).
+    Punch,
+    /// Pages of registrations (`Discover`).
+    Discover,
+}
+
+/// Whose budget a request spends (`server.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Asker {
     /// The askers of one IP prefix.
     Net(Prefix),
     /// An asker whose address we were not told.
@@ -311,8 +325,8 @@ pub struct Nat {
     pub(crate) registrants: BTreeSet<PeerId>,
     /// Whether the registry's sweep timer is set.
     pub(crate) registry_sweep_scheduled: bool,
-    /// The rendezvous role's punch budgets, kept past the connections they were spent on.
-    pub(crate) buckets: HashMap<Budget, Bucket>,
+    /// The rendezvous role's budgets, kept past the connections they were spent on.
+    pub(crate) buckets: HashMap<(Ask, Asker), Bucket>,
     /// The client's registrations: what to renew, and which rendezvous may tell us to punch.
     /// Each maps to the TTL asked for and a generation, which tells the current renewal timer from
     /// those of earlier `Register` commands.

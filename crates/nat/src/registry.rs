@@ -45,15 +45,20 @@ struct Entry {
     expires: Instant,
 }
 
+/// How often a reached limit may make the registry purge every namespace.
+const PURGE_EVERY: Duration = Duration::from_secs(1);
+
 /// Registrations by namespace and peer, each with an expiry; expired ones are purged lazily when their
-/// namespace is touched, and all at once when a limit is reached, so they never hold a slot a live
-/// registration needs.
+/// namespace is touched, and all at once when a limit is reached (at most once a second, and at the
+/// rendezvous's sweep), so they hold no slot a live registration needs for long.
 #[derive(Debug, Default)]
 pub struct Registry {
     limits: RegistryLimits,
     namespaces: BTreeMap<Namespace, BTreeMap<PeerId, Entry>>,
     per_peer: HashMap<PeerId, usize>,
     total: usize,
+    /// When a limit last made us purge every namespace.
+    last_purge: Option<Instant>,
 }
 
 impl Registry {
@@ -86,7 +91,7 @@ impl Registry {
             .is_some_and(|peers| peers.contains_key(&peer));
         if !renewal {
             if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
-                self.expire(now);
+                self.purge_now_and_then(now);
                 if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
                     return Err(Refusal::TooManyNamespaces);
                 }
@@ -96,7 +101,7 @@ impl Registry {
                 return Err(Refusal::NamespaceFull);
             }
             if self.total >= self.limits.registrations {
-                self.expire(now);
+                self.purge_now_and_then(now);
                 if self.total >= self.limits.registrations {
                     return Err(Refusal::RegistryFull);
                 }
@@ -212,6 +217,18 @@ impl Registry {
         }
         for peer in &expired {
             self.forget(peer);
+        }
+    }
+
+    /// Purges every expired registration when a limit is reached, at most once a second: a peer at
+    /// its limit, or a full registry, made every `Register` walk every registration.
+    fn purge_now_and_then(&mut self, now: Instant) {
+        if self
+            .last_purge
+            .is_none_or(|last| now.saturating_duration_since(last) >= PURGE_EVERY)
+        {
+            self.last_purge = Some(now);
+            self.expire(now);
         }
     }
 

@@ -7,11 +7,11 @@ use meshwork_wire::{BoundedVec, Instant, Output};
 
 use crate::message::{NatMessage, Refusal};
 use crate::prefix::Prefix;
-use crate::protocol::{Bucket, Budget, Nat, NatTimer, unsolicited};
+use crate::protocol::{Ask, Asker, Bucket, Nat, NatTimer, unsolicited};
 use crate::registry::secs;
 
-/// Punch budgets a rendezvous keeps at most; past it, budgets that refilled are forgotten, and a new
-/// asker is refused until one has.
+/// Budgets a rendezvous keeps at most; past it, budgets that refilled are forgotten, and a new asker
+/// is refused until one has.
 const MAX_BUDGETS: usize = 4096;
 
 /// How often the rendezvous purges expired registrations while it protects a registrant: expired
@@ -55,13 +55,23 @@ impl Nat {
             }
             NatMessage::Unregister { namespace } => {
                 registry.unregister(&from, &namespace);
-                self.release_registrants(out);
+                self.release_registrant(from, out);
             }
             NatMessage::Discover {
                 namespace,
                 limit,
                 after,
             } => {
+                if !self.take_token(now, Ask::Discover, from) {
+                    let reply = NatMessage::DiscoverRefused {
+                        namespace,
+                        reason: Refusal::RateLimited,
+                    };
+                    return out.push(Output::Send { to: from, msg: reply });
+                }
+                let Some(registry) = self.registry.as_mut() else {
+                    return;
+                };
                 let (page, more) = registry.discover(now, &namespace, &from, after, usize::from(limit));
                 // The registry caps a page at the bound, so the conversion cannot fail.
                 let registrations = BoundedVec::try_from(page).unwrap_or_default();
@@ -123,7 +133,16 @@ impl Nat {
     pub(crate) fn registrant_down(&mut self, peer: &PeerId, out: &mut Vec<Output<Self>>) {
         if let Some(registry) = self.registry.as_mut() {
             registry.remove_peer(peer);
-            self.release_registrants(out);
+            self.release_registrant(*peer, out);
+        }
+    }
+
+    /// Stops protecting `peer` if it no longer holds a registration (and the client role does not
+    /// need it): one peer's change looks at that peer only, not at every registrant.
+    fn release_registrant(&mut self, peer: PeerId, out: &mut Vec<Output<Self>>) {
+        let holds = self.registry.as_ref().is_some_and(|r| r.holds(&peer));
+        if !holds && self.registrants.remove(&peer) {
+            self.unprotect_unless_needed(peer, out);
         }
     }
 
@@ -147,7 +166,7 @@ impl Nat {
             to: from,
             msg: NatMessage::ConnectRefused { target, reason },
         };
-        if !self.take_token(now, from) {
+        if !self.take_token(now, Ask::Punch, from) {
             out.push(refused(Refusal::RateLimited));
             return;
         }
@@ -178,17 +197,21 @@ impl Nat {
         });
     }
 
-    /// Takes one of the asker's coordinated punches for this minute, if it has one left. The budget
+    /// Takes one of the asker's requests of kind `ask` for this minute, if it has one left. The budget
     /// is the asker's network's (its prefix; the peer itself if we were not told where it is), and
     /// outlives its connection: identities are free, and a peer that reconnected started with a full
-    /// budget. (No budget per target: one asker could then spend a peer's for everyone. A target
-    /// bounds the punches others ask of it itself, `punch.rs`.)
-    fn take_token(&mut self, now: Instant, from: PeerId) -> bool {
-        let key = match self.direct_addr(&from) {
-            Some(addr) => Budget::Net(Prefix::of(addr.ip())),
-            None => Budget::Peer(from),
+    /// budget. (No punch budget per target: one asker could then spend a peer's for everyone. A
+    /// target bounds the punches others ask of it itself, `punch.rs`.)
+    fn take_token(&mut self, now: Instant, ask: Ask, from: PeerId) -> bool {
+        let asker = match self.direct_addr(&from) {
+            Some(addr) => Asker::Net(Prefix::of(addr.ip())),
+            None => Asker::Peer(from),
         };
-        let rate = f64::from(self.config.connects_per_minute);
+        let key = (ask, asker);
+        let rate = f64::from(match ask {
+            Ask::Punch => self.config.connects_per_minute,
+            Ask::Discover => self.config.discovers_per_minute,
+        });
         if !self.buckets.contains_key(&key) && self.buckets.len() >= MAX_BUDGETS {
             // Forget the budgets that refilled: they are what a new one starts as.
             self.buckets.retain(|_, bucket| bucket.refilled(now, rate) < rate);

@@ -345,6 +345,41 @@ fn punch_budgets_belong_to_networks_and_outlive_connections() {
 }
 
 #[test]
+fn a_rendezvous_answers_a_bounded_number_of_discovers_per_network_per_minute() {
+    let (mut net, r, _a, b) = registered();
+    let per_minute = NatConfig::default().discovers_per_minute;
+    for _ in 0..=per_minute {
+        net.command(
+            b,
+            NatCommand::Discover {
+                rendezvous: r,
+                namespace: "coin".try_into().unwrap(),
+                limit: 10,
+                after: None,
+            },
+        );
+    }
+    let events = net.events_of(b);
+    let answered = events
+        .iter()
+        .filter(|e| matches!(e, NatEvent::Discovered { .. }))
+        .count();
+    let limited = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NatEvent::DiscoverRefused {
+                    reason: Refusal::RateLimited,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!((answered, limited), (per_minute as usize, 1));
+}
+
+#[test]
 fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
     let (mut net, r, a, b) = registered();
     // Dials fail at once, so each punch ends before the next request.
