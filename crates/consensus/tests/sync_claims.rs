@@ -532,3 +532,38 @@ fn a_peer_that_stalled_comes_back_after_every_peer_that_did_not() {
     assert!(of(staller).len() <= 1, "{asked:?}");
     assert!(!of(staller).contains(&blocks[0].id()), "{asked:?}");
 }
+
+#[test]
+fn all_peers_together_hold_a_bounded_number_of_low_work_headers() {
+    use meshwork_consensus::sync::MAX_HEADERS;
+    let cfg = support::config();
+    let mut ours = open(&cfg);
+    let mine = extend(&mut ours, &key(1).peer_id(), MAX_HEADERS + 5, 60);
+    let mut fork = open(&cfg);
+    let lighter: Vec<BlockHeader> = extend(&mut fork, &key(2).peer_id(), MAX_HEADERS, 60)
+        .iter()
+        .map(|b| b.header)
+        .collect();
+    let now = at(mine.last().unwrap().header.timestamp + 60);
+    // One full message held per peer; four peers' worth in all.
+    let sync = SyncConfig {
+        max_pending_headers: MAX_HEADERS,
+        ..SyncConfig::default()
+    };
+    let mut node = ChainSync::new(ours, sync);
+    let mut held = Vec::new();
+    for i in 0..5u8 {
+        let peer = key(30 + i).peer_id();
+        handle(&mut node, now, Input::PeerUp(peer));
+        let out = deliver(
+            &mut node,
+            now,
+            peer,
+            Message::Headers(lighter.clone().try_into().unwrap()),
+        );
+        assert_eq!(faulted(&out, peer), None);
+        // A held batch is followed by a request for the rest of that chain.
+        held.push(asked(&out) == vec![peer]);
+    }
+    assert_eq!(held, vec![true, true, true, true, false]);
+}

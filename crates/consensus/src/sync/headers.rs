@@ -11,6 +11,12 @@ use super::{ChainSync, unix_secs};
 use crate::chain::HeadersOutcome;
 use crate::traits::Fault;
 
+/// How many peers' worth of pending headers ([`SyncConfig::max_pending_headers`]) all peers hold at
+/// most together.
+///
+/// [`SyncConfig::max_pending_headers`]: crate::SyncConfig::max_pending_headers
+const PENDING_PEERS: usize = 4;
+
 impl<S: ChainStore> ChainSync<S> {
     pub(super) fn on_status(&mut self, from: PeerId, tip: BlockId, height: u64, work: u128) {
         let known = self
@@ -138,7 +144,16 @@ impl<S: ChainStore> ChainSync<S> {
                     let headers = batch.len();
                     return self.fault(from, Fault::LowWorkHeaders { headers }, out);
                 }
-                if full {
+                // What all peers' pending headers may hold together: each peer's bound alone let every
+                // connection hold its own, a few hundred megabytes over a full node's connections.
+                let held: usize = (self.peers.iter())
+                    .filter(|(peer, _)| **peer != from)
+                    .map(|(_, state)| state.pending.len())
+                    .sum();
+                if full && held + batch.len() > PENDING_PEERS * self.config.max_pending_headers {
+                    // No room to hold it now: no verdict on its claim, which it may announce again.
+                    self.abandon_download(&from);
+                } else if full {
                     // Maybe more of its chain makes it heavier: hold these and ask for the rest.
                     let mut locator = vec![batch[batch.len() - 1].id()];
                     locator.extend(self.chain.engine().locator());
