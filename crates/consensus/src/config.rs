@@ -128,7 +128,9 @@ pub struct SyncConfig {
     /// A peer that has not answered a header request after this long is dropped. Default 20 s.
     pub headers_timeout: Duration,
     /// Headers held per peer while its chain does not (yet) carry more work than our tip; beyond this
-    /// the peer is dropped for a low-work header flood. Default 16,000 (eight full messages).
+    /// the peer is dropped for a low-work header flood. Default 16,000 (eight full messages). The
+    /// peers we did not choose to download from share a pool of four times this; a batch beyond it is
+    /// not held.
     pub max_pending_headers: usize,
     /// Header messages (`Headers` or `NewTip`) that connect to nothing we know a peer may send within
     /// one [`unconnecting_window`](Self::unconnecting_window): one more drops it. The count starts again

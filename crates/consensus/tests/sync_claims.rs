@@ -528,9 +528,18 @@ fn a_peer_that_stalled_comes_back_after_every_peer_that_did_not() {
             .flat_map(|(_, ids)| ids.clone())
             .collect()
     };
+    // The honest peer takes all it has room for, the lowest first; the staller only what is left.
+    let height = |id| blocks.iter().position(|b| b.id() == id).unwrap();
     assert!(of(honest).contains(&blocks[0].id()), "{asked:?}");
-    assert!(of(staller).len() <= 1, "{asked:?}");
-    assert!(!of(staller).contains(&blocks[0].id()), "{asked:?}");
+    assert_eq!(
+        of(honest).len(),
+        SyncConfig::default().max_blocks_in_flight_per_peer
+    );
+    let highest_honest = of(honest).into_iter().map(height).max().unwrap();
+    assert!(
+        of(staller).into_iter().all(|id| height(id) > highest_honest),
+        "{asked:?}"
+    );
 }
 
 #[test]
@@ -566,4 +575,20 @@ fn all_peers_together_hold_a_bounded_number_of_low_work_headers() {
         held.push(asked(&out) == vec![peer]);
     }
     assert_eq!(held, vec![true, true, true, true, false]);
+    // A peer we chose to download from, for the work it claims, is held whatever the pool holds.
+    let chosen = key(40).peer_id();
+    handle(&mut node, now, Input::PeerUp(chosen));
+    let claim = Message::Status {
+        tip: Hash::digest(b"its tip"),
+        height: 1_000_000,
+        work: u128::MAX,
+    };
+    assert_eq!(asked(&deliver(&mut node, now, chosen, claim)), vec![chosen]);
+    let out = deliver(
+        &mut node,
+        now,
+        chosen,
+        Message::Headers(lighter.try_into().unwrap()),
+    );
+    assert_eq!(asked(&out), vec![chosen], "held, and asked for the rest");
 }

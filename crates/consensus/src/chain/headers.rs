@@ -106,7 +106,14 @@ impl<S: ChainStore> Chain<S> {
                     checked.push((*header, work));
                 }
                 HeaderCheck::Invalid(reason) => {
-                    self.remember_invalid_from(&ids[index..]);
+                    // A header without its work costs one hash to check again: remembered, a stream
+                    // of them would push out what took real checking to find invalid.
+                    if !matches!(
+                        reason,
+                        InvalidReason::HighHash | InvalidReason::BadCompactTarget(_)
+                    ) {
+                        self.remember_invalid_from(&ids[index..]);
+                    }
                     return Ok(HeadersOutcome::Invalid { index, reason });
                 }
                 HeaderCheck::TooNew => return Ok(HeadersOutcome::TooNew { index }),

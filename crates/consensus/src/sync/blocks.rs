@@ -161,6 +161,9 @@ impl<S: ChainStore> ChainSync<S> {
         if matches!(outcome.status, BlockStatus::Active | BlockStatus::SideChain) {
             self.arrived(&id);
         }
+        for adopted in &outcome.adopted {
+            self.arrived(adopted);
+        }
         for (bad, reason) in &outcome.invalidated {
             if let Some(source) = self.sources.remove(bad).filter(|_| *bad != id) {
                 self.fault(source, Fault::InvalidData(reason.clone()), out);
@@ -286,14 +289,13 @@ impl<S: ChainStore> ChainSync<S> {
             if self.in_flight.contains_key(&id) {
                 continue;
             }
-            // A peer that stalled lately takes one block at a time, after every peer that did not
+            // A peer that stalled lately is asked only for what no peer that did not has room for
             // (`stalls.rs`).
             let stalls = &self.stalls;
-            let room = |peer: &PeerId| load[peer] < if stalls.stalled(peer) { 1 } else { capacity };
             let chosen = self
                 .peers
                 .iter()
-                .filter(|(peer, state)| room(peer) && peer_has(engine, state, &id, height))
+                .filter(|(peer, state)| load[*peer] < capacity && peer_has(engine, state, &id, height))
                 .min_by_key(|(peer, _)| (stalls.stalled(peer), load[*peer]))
                 .map(|(peer, _)| *peer);
             if let Some(peer) = chosen {

@@ -4,13 +4,16 @@
 //! A peer's `Status` claims a chain (tip, height, cumulative work). Claims cost nothing to make, so a
 //! claim only decides whom we ask, and a peer that is asked because of its claim must deliver it:
 //! - up to [`SyncConfig::header_download_peers`](crate::SyncConfig::header_download_peers) claimants
-//!   are asked at once, the most work first, so one that stalls (it is dropped when its request times
-//!   out) or lies does not hold up the download: another is already fetching, and the next claimant
-//!   takes its place;
-//! - when its answers end (an empty reply, or a batch short of [`MAX_HEADERS`] with no more to come)
-//!   while the claimed tip is still unknown to us and the chain it delivered carries less work than it
-//!   claimed, the claim was a lie: [`Fault::WorkNotDelivered`]. An honest peer's best chain is what it
-//!   serves, so its answers end at its tip (or at a later, heavier one).
+//!   are asked at once, the most work first (peers that stalled lately last, `stalls.rs`), so one that
+//!   stalls (it is dropped when its request times out) or lies does not hold up the download: another
+//!   is already fetching, and the next claimant takes its place;
+//! - when its answers end (an empty reply, a batch short of [`MAX_HEADERS`] with no more to come, or a
+//!   full one that brings nothing: no new header, none higher than the last answer's) while the
+//!   claimed tip is still unknown to us and the chain it delivered carries less work than it claimed,
+//!   the claim was a lie: [`Fault::WorkNotDelivered`]. An honest peer's best chain is what it serves,
+//!   so its answers end at its tip (or at a later, heavier one). A full answer of a lighter branch no
+//!   higher than the last, and not continuing the headers held for it, ends the download without a
+//!   verdict: it may have switched branches.
 
 use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockId, ChainStore};
@@ -103,7 +106,8 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     /// A claim-driven download ended without a verdict on the claim (its headers are dated after our
-    /// clock allows): the peer is not blamed, and not asked again until it announces something.
+    /// clock allows, or it sent a lighter branch no higher than before): the peer is not blamed, and
+    /// not asked again until it announces something.
     pub(super) fn abandon_download(&mut self, from: &PeerId) {
         if let Some(state) = self.peers.get_mut(from) {
             state.claimed = None;
@@ -113,7 +117,8 @@ impl<S: ChainStore> ChainSync<S> {
     }
 }
 
-/// Whether a `Headers` answer of `len` headers is the last of a download: a full one means more follow.
+/// Whether a `Headers` answer of `len` headers is the last of a download: after a full one more may
+/// follow (`headers.rs` asks for them while the answers bring something).
 pub(super) fn is_final(len: usize) -> bool {
     len < MAX_HEADERS
 }

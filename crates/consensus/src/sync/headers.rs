@@ -6,6 +6,7 @@ use meshwork_wire::{BoundedVec, Instant, Output};
 
 use super::download::is_final;
 use super::message::{MAX_HEADERS, Message};
+use super::peers::PeerState;
 use super::types::Event;
 use super::{ChainSync, unix_secs};
 use crate::chain::HeadersOutcome;
@@ -88,10 +89,13 @@ impl<S: ChainStore> ChainSync<S> {
             }
             return;
         }
-        // A full answer that goes no higher than the last is no progress: the download ends there, and
-        // the claim is judged on what it delivered.
+        // A full answer is followed by a request for the rest while it brings something: new headers,
+        // headers higher than the last answer's, or the continuation of the headers held for it. A
+        // peer that resends one batch (our own headers, or a cheap fork) held a download slot and our
+        // header checks for as long as it liked.
         let height = headers.last().map_or(0, |header| header.height);
-        let full = !is_final(headers.len()) && reached.is_none_or(|r| height > r);
+        let full = !is_final(headers.len());
+        let higher = reached.is_none_or(|r| height > r);
         let continues = state
             .pending
             .last()
@@ -123,7 +127,7 @@ impl<S: ChainStore> ChainSync<S> {
                 if new > 0 {
                     self.after_new_headers(out);
                 }
-                match (full, last) {
+                match (full && (higher || new > 0), last) {
                     (true, Some(last)) => {
                         let locator = self.chain.engine().locator_from(&last);
                         self.send_get_headers(from, locator, Some(height), out);
@@ -144,15 +148,23 @@ impl<S: ChainStore> ChainSync<S> {
                     let headers = batch.len();
                     return self.fault(from, Fault::LowWorkHeaders { headers }, out);
                 }
-                // What all peers' pending headers may hold together: each peer's bound alone let every
-                // connection hold its own, a few hundred megabytes over a full node's connections.
-                let held: usize = (self.peers.iter())
-                    .filter(|(peer, _)| **peer != from)
+                // Peers we did not choose to download from hold their pending headers in one shared
+                // pool: each peer's bound alone let every connection hold its own, a few hundred
+                // megabytes over a full node's connections. The peers we chose (at most
+                // `header_download_peers`, answerable for their claims) are never crowded out.
+                let chosen = |state: &PeerState| state.download_claim.is_some();
+                let pooled: usize = (self.peers.iter())
+                    .filter(|(peer, state)| **peer != from && !chosen(state))
                     .map(|(_, state)| state.pending.len())
                     .sum();
-                if full && held + batch.len() > PENDING_PEERS * self.config.max_pending_headers {
-                    // No room to hold it now: no verdict on its claim, which it may announce again.
+                let pool_full = pooled + batch.len() > PENDING_PEERS * self.config.max_pending_headers;
+                let is_chosen = self.peers.get(&from).is_some_and(chosen);
+                if full && !higher && !continues {
+                    // The same batch again, or another branch no higher: no progress, and no verdict.
                     self.abandon_download(&from);
+                } else if full && pool_full && !is_chosen {
+                    // No room in the pool now: not held, and not asked for more. Its claim, if it made
+                    // one, stays for the download to choose.
                 } else if full {
                     // Maybe more of its chain makes it heavier: hold these and ask for the rest.
                     let mut locator = vec![batch[batch.len() - 1].id()];

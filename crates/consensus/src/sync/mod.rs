@@ -6,16 +6,18 @@
 //!   ([`Message::GetHeaders`] with a locator of our best header chain), up to
 //!   [`SyncConfig::header_download_peers`] at once. Headers are checked (linkage, proof of work, ASERT
 //!   target, timestamps) and stored only when the chain they end carries at least our tip's work; a full
-//!   batch that does not yet is held per peer (bounded by [`SyncConfig::max_pending_headers`]) while we
-//!   ask for more. Peers that send invalid headers, too many low-work headers, more than
+//!   batch that does not yet is held per peer (bounded by [`SyncConfig::max_pending_headers`], and
+//!   for peers we did not choose to download from by a pool shared among them) while we ask for more.
+//!   Peers that send invalid headers, too many low-work headers, more than
 //!   [`SyncConfig::max_unconnecting_headers`] that connect to nothing within
 //!   [`SyncConfig::unconnecting_window`], or whose answers end short of the work they claimed
 //!   ([`Fault::WorkNotDelivered`], see `download.rs`) are dropped.
 //! - **Blocks in parallel.** The bodies on the best header chain are requested from every peer known to
 //!   have them, at most [`SyncConfig::max_blocks_in_flight_per_peer`] per peer and within
 //!   [`SyncConfig::download_window`] heights above the fork point with our chain, the least loaded peer
-//!   first. Each request has a timeout ([`Timer::Blocks`]); a peer that stalls or sends an invalid block
-//!   is disconnected ([`Output::Disconnect`] and [`Event::PeerFaulted`]) and its requests go to others.
+//!   first (a peer that stalled in the last ten minutes only when no other has room, `stalls.rs`).
+//!   Each request has a timeout ([`Timer::Blocks`]); a peer that stalls or sends an invalid block is
+//!   disconnected ([`Output::Disconnect`] and [`Event::PeerFaulted`]) and its requests go to others.
 //! - **Serving within budgets.** `GetHeaders` and `GetBlocks` are answered within a byte budget per peer
 //!   ([`SyncConfig::serve_bytes_per_sec`], [`SyncConfig::serve_burst_bytes`]) and in total, with one
 //!   answer of each kind in flight per peer; a request over them waits in the peer's one slot for that
@@ -295,6 +297,7 @@ impl<S: ChainStore> Protocol for ChainSync<S> {
     const MAX_MESSAGE_SIZE: usize = MAX_SYNC_MESSAGE;
 
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {
+        self.stalls.tick(now);
         match input {
             Input::PeerUp(peer) => {
                 self.peers.entry(peer).or_default();
