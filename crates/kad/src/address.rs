@@ -27,7 +27,9 @@ pub enum Address {
         /// The UDP port.
         port: u16,
     },
-    /// Anything else (an in-memory transport's name, a relay path); no IP limit applies to it.
+    /// Anything else (an in-memory transport's name, a relay path). The routing table's IP limits do
+    /// not apply to it; a record store counts what peers at such addresses send together, as one
+    /// prefix ([`crate::store::Sender::Unobserved`]).
     /// Boxed: the rare opaque address would otherwise make every address, in every table entry and
     /// every connection's record, the size of a `Vec` plus its tag (32 bytes, not 24). The box
     /// changes nothing on the wire.

@@ -48,9 +48,11 @@
 //!   closest to its key and republished by its publisher on a timer. Its key is its publisher's own
 //!   ([`Key::for_record`]: nobody else can store under it) or a shared name ([`Key::for_name`]: the
 //!   first publisher holds it); [`key`] tells how a key says which. Provider announcements ("I serve
-//!   key X") are stored the same way and expire. A store is bounded in total and per peer: one
-//!   publisher holds at most an eighth of its records, one provider announces at most an eighth of
-//!   its keys ([`MemoryStore`]).
+//!   key X") are stored the same way and expire. A store is bounded in total, per peer and per IP
+//!   prefix: one publisher holds at most an eighth of its records, one provider announces at most an
+//!   eighth of its keys, and the peers of one /24 (/48) send or provide at most a quarter of either
+//!   ([`MemoryStore`]). The prefix is the one the driver observed ([`Command::PeerAddress`]; the node
+//!   runtime's `on_connected` hook sends it): peers it said nothing of share one quarter.
 //!
 //! ## Driving it
 //!

@@ -619,3 +619,27 @@ fn under_a_shared_name_the_publisher_most_peers_hold_wins() {
     let (_, got) = get_value_with(key, [Some(own.clone()), None, Some(holder)], 3);
     assert_eq!(got, Some(own));
 }
+
+#[test]
+fn a_record_taking_over_an_expired_one_frees_its_place_first() {
+    use meshwork_kad::store::Sender;
+    use meshwork_kad::{MemoryStore, RecordStore};
+    let mut store = MemoryStore::new(16, 16, 4);
+    let at = |secs: u64| Instant::from_duration(Duration::from_secs(secs));
+    let record = |publisher: u64, name: u8, expires: u64| {
+        Record::sign(
+            &keypair(publisher),
+            Key::for_name(&[name]),
+            b"v".to_vec(),
+            at(expires),
+        )
+        .unwrap()
+    };
+    let host = Sender::observed(Some(&addr(1)));
+    for (publisher, name) in (10..14).zip(0..4) {
+        store.put(record(publisher, name, 100), host, at(0)).unwrap();
+    }
+    // The first name lapsed (not yet swept): another publisher of the same host takes it over.
+    store.put(record(20, 0, 300), host, at(150)).unwrap();
+    assert_eq!(store.num_records(), 4);
+}

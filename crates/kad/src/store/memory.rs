@@ -185,6 +185,9 @@ impl RecordStore for MemoryStore {
                 return Err(RecordError::StoreFull);
             }
             _ => {
+                // An expired record of another publisher under the key goes first: counted, it would
+                // take a place in its sender's share that the new record is about to free.
+                self.remove_record(&record.key);
                 if let Some(refused) = self.record_shares.refuses(&record.publisher, from) {
                     return Err(refused);
                 }
