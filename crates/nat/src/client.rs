@@ -180,10 +180,15 @@ impl Nat {
         // one from another rendezvous, would have us dial wherever it said, as often as it said. Nor
         // is an address that cannot be a peer's (unspecified, multicast, a relay circuit's) dialled.
         let pending = self.punches.get(&peer);
-        let repeated = pending.is_some_and(|p| p.via != from || p.addr.is_some());
-        let ip = addr.ip();
+        if asked && pending.is_some_and(|p| p.addr.is_some()) {
+            // Both sides asked at once (or the rendezvous repeated itself): one dial plan is enough,
+            // and the rendezvous did nothing wrong.
+            return;
+        }
+        let elsewhere = pending.is_some_and(|p| p.via != from);
+        let ip = addr.ip().to_canonical();
         let bogus = ip.is_unspecified() || ip.is_multicast() || is_relayed(&addr);
-        if (!asked && !registered) || repeated || bogus {
+        if (!asked && !registered) || elsewhere || bogus {
             unsolicited(from, out);
             return;
         }

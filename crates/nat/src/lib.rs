@@ -11,16 +11,20 @@
 //!
 //! 1. **Observed addresses** ([`observed`]). When a connection comes up, each side tells the other the
 //!    address the connection comes from (`Observed`), as libp2p's identify does. An address is
-//!    *confirmed* once `confirmations` distinct peers report it within `observation_ttl`
-//!    ([`NatEvent::AddressConfirmed`]); it expires when the reports stop.
+//!    *confirmed* once peers of `confirmations` distinct networks (the /24 or /48 their connection
+//!    comes from) report it within `observation_ttl` ([`NatEvent::AddressConfirmed`]); it expires
+//!    when the reports stop.
 //! 2. **Rendezvous** ([`registry`]). A public node in the rendezvous role ([`NatConfig::rendezvous`])
 //!    registers peers under a namespace at the address *it observes* for their connection (their NAT's
 //!    mapping), with a TTL, and answers `Discover` with the registrations in peer-id order, a page at a
 //!    time. This follows libp2p's rendezvous protocol; the registry is bounded per peer, per namespace
-//!    and in all ([`RegistryLimits`]). Clients renew at three quarters of the TTL, keep the rendezvous
-//!    connection protected from the connection manager, and dial it again with backoff if it is lost;
-//!    the rendezvous protects its side too while the peer holds a registration (it cannot dial a peer
-//!    behind a NAT back to tell it to punch), within the registry's bounds.
+//!    and in all ([`RegistryLimits`]). Clients renew at three quarters of the TTL the rendezvous
+//!    granted, keep the rendezvous connection protected from the connection manager, and dial it again
+//!    with backoff if it is lost, registering again on the new connection: a registration ends with
+//!    its connection (the address it names was that connection's mapping). The rendezvous protects
+//!    its side too while the peer holds a registration (it cannot dial a peer behind a NAT back to
+//!    tell it to punch), within the registry's bounds. A `Discover` that will get no answer (the
+//!    rendezvous is gone, or silent for 30 s) is reported ([`NatEvent::DiscoverFailed`]).
 //! 3. **Hole punching** ([`NatCommand::Connect`]). A peer asks the rendezvous to connect it to a target
 //!    registered there. The rendezvous sends both a `Punch` naming the other and the address it
 //!    observes for it, and both dial at once. Each side's first packets open its own NAT's mapping
@@ -51,14 +55,19 @@
 //!
 //! # Hostile peers
 //!
-//! - Only a rendezvous we registered with, or asked for this punch, may send `Punch`: anyone else could
-//!   make us send packets to an address of its choosing. Other answers nobody asked for are dropped and
-//!   counted (`DropReason::Unsolicited`).
-//! - One liar cannot move our address: confirmation needs distinct peers, and one peer holds one
-//!   report. A Sybil with many identities still could; a dial-back check (libp2p's AutoNAT v2) is the
-//!   stronger test, not built yet.
-//! - Everything is bounded: reporters, punches in flight, pending discoveries, the registry, and the
-//!   punches a rendezvous coordinates per peer per minute (a token bucket).
+//! - Only a rendezvous we registered with, or asked for this punch, may send `Punch`, once per punch,
+//!   and never to an address no peer can have (unspecified, multicast, a relay circuit's): anyone else
+//!   could make us send packets to an address of its choosing. Punches others ask for take at most
+//!   half our places. Other answers nobody asked for are dropped and counted
+//!   (`DropReason::Unsolicited`).
+//! - Identities are free, networks are not: confirming an address needs reports from distinct
+//!   networks, one network holds one report, and a rendezvous budgets the punches it coordinates and
+//!   the discoveries it answers per network (token buckets that outlive connections). A host with
+//!   addresses in several networks still could move our address; a dial-back check (libp2p's
+//!   AutoNAT v2) is the stronger test, not built yet. On loopback each peer counts for itself.
+//! - Everything is bounded: reporters, punches in flight, pending discoveries (each with a deadline),
+//!   the registry, the rendezvous's budgets, and the relay's reservations and circuits per peer, per
+//!   dialer network and target, and per network ([`RelayLimits`]).
 //!
 //! # Wiring it into a node
 //!

@@ -49,8 +49,9 @@ pub enum Refusal {
     /// The peer to punch towards is not connected to the rendezvous, so it cannot be told to punch.
     #[error("the target is not connected to the rendezvous")]
     TargetNotConnected,
-    /// The peer asked for more hole punches than the rendezvous coordinates per minute.
-    #[error("too many hole-punch requests")]
+    /// The peer's network asked for more hole punches, or discoveries, than the rendezvous answers
+    /// per minute.
+    #[error("too many requests from this network")]
     RateLimited,
     /// The rendezvous does not know the address the peer's connection comes from (its driver does
     /// not report connection addresses), so it has nothing to register or hand out.

@@ -40,7 +40,7 @@ enum Reporter {
 
 impl Reporter {
     fn of(peer: PeerId, seen_from: Option<IpAddr>) -> Self {
-        seen_from.map_or(Self::Peer(peer), |ip| Self::Net(Prefix::of(ip)))
+        seen_from.and_then(Prefix::of).map_or(Self::Peer(peer), Self::Net)
     }
 }
 
@@ -56,8 +56,8 @@ pub struct ObservedAddresses {
 }
 
 impl ObservedAddresses {
-    /// Confirms an address once `confirmations` peers report it within `ttl`, keeping the latest
-    /// reports of at most `max_reporters` peers (the oldest report makes room).
+    /// Confirms an address once `confirmations` reporters (networks, see the module docs) report it
+    /// within `ttl`, keeping the latest reports of at most `max_reporters` (the oldest makes room).
     pub fn new(confirmations: usize, ttl: Duration, max_reporters: usize) -> Self {
         Self {
             reports: BTreeMap::new(),

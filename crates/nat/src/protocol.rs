@@ -25,7 +25,7 @@ pub struct NatConfig {
     pub confirmations: usize,
     /// How long a report of our address stays fresh.
     pub observation_ttl: Duration,
-    /// The most peers whose reports are kept.
+    /// The most reporters (networks; peers where we were not told the network) whose reports are kept.
     pub max_reporters: usize,
     /// How long a hole punch may take before it is reported failed.
     pub punch_timeout: Duration,
@@ -54,7 +54,8 @@ pub struct NatConfig {
 impl Default for NatConfig {
     /// A client (no rendezvous role): two confirmations within 10 minutes, 64 reporters, punches of
     /// at most 15 s and 3 dials, 16 at once, the last 8 punched connections of each kind kept (asked for
-    /// by us, by others); a rendezvous would coordinate 10 punches a minute per peer.
+    /// by us, by others); a rendezvous would coordinate 10 punches and answer 60 discoveries a minute
+    /// per network.
     fn default() -> Self {
         Self {
             rendezvous: None,
@@ -276,7 +277,8 @@ pub enum NatTimer {
     },
 }
 
-/// A rendezvous's budget of coordinated punches: a token bucket refilled per minute.
+/// A rendezvous's budget of coordinated punches or answered discoveries: a token bucket refilled per
+/// minute.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bucket {
     pub(crate) tokens: f64,
@@ -305,8 +307,10 @@ pub(crate) enum Ask {
 pub(crate) enum Asker {
     /// The askers of one IP prefix.
     Net(Prefix),
-    /// An asker whose address we were not told.
+    /// An asker whose address we were not told, or on loopback.
     Peer(PeerId),
+    /// Every asker on a relayed connection.
+    Relayed,
 }
 
 /// Observed addresses, rendezvous (either role) and hole punching, as one pure protocol on

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
+use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{BoundedVec, Instant, Output};
 
 use crate::message::{NatMessage, Refusal};
@@ -198,23 +199,30 @@ impl Nat {
     }
 
     /// Takes one of the asker's requests of kind `ask` for this minute, if it has one left. The budget
-    /// is the asker's network's (its prefix; the peer itself if we were not told where it is), and
+    /// is the asker's network's (its prefix; the peer itself if we were not told where it is or it is
+    /// on loopback; one shared by all peers on relayed connections), and
     /// outlives its connection: identities are free, and a peer that reconnected started with a full
     /// budget. (No punch budget per target: one asker could then spend a peer's for everyone. A
     /// target bounds the punches others ask of it itself, `punch.rs`.)
     fn take_token(&mut self, now: Instant, ask: Ask, from: PeerId) -> bool {
-        let asker = match self.direct_addr(&from) {
-            Some(addr) => Asker::Net(Prefix::of(addr.ip())),
+        let asker = match self.connected.get(&from).copied().flatten() {
+            Some(addr) if is_relayed(&addr) => Asker::Relayed,
+            Some(addr) => Prefix::of(addr.ip()).map_or(Asker::Peer(from), Asker::Net),
             None => Asker::Peer(from),
         };
         let key = (ask, asker);
-        let rate = f64::from(match ask {
-            Ask::Punch => self.config.connects_per_minute,
-            Ask::Discover => self.config.discovers_per_minute,
-        });
+        let config = &self.config;
+        let rate_of = |ask: Ask| {
+            f64::from(match ask {
+                Ask::Punch => config.connects_per_minute,
+                Ask::Discover => config.discovers_per_minute,
+            })
+        };
+        let rate = rate_of(ask);
         if !self.buckets.contains_key(&key) && self.buckets.len() >= MAX_BUDGETS {
             // Forget the budgets that refilled: they are what a new one starts as.
-            self.buckets.retain(|_, bucket| bucket.refilled(now, rate) < rate);
+            self.buckets
+                .retain(|(ask, _), bucket| bucket.refilled(now, rate_of(*ask)) < rate_of(*ask));
             if self.buckets.len() >= MAX_BUDGETS {
                 return false;
             }

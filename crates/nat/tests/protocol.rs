@@ -229,10 +229,47 @@ fn a_rendezvous_says_where_to_dial_once_and_never_somewhere_no_peer_can_be() {
     assert_eq!(dials(&net, x), 1);
     // Addresses no peer has are not dialled.
     let y = net.add(NatConfig::default(), "10.204.0.1:1");
-    for bogus in ["0.0.0.0:4000", "224.0.0.1:4000"] {
+    let relayed = meshwork_wire::relayed::relayed_addr(7).to_string();
+    for bogus in [
+        "0.0.0.0:4000",
+        "224.0.0.1:4000",
+        "[::ffff:224.0.0.1]:4000",
+        &relayed,
+    ] {
         net.message(r, a, punch(y, bogus));
     }
     assert_eq!(dials(&net, y), 0);
+    // Nor does another rendezvous move a punch the first coordinates.
+    let r2 = net.add(NatConfig::rendezvous(), "10.206.0.100:9000");
+    net.connect(a, r2);
+    net.run();
+    net.command(
+        a,
+        NatCommand::Register {
+            rendezvous: r2,
+            namespace: "coin".try_into().unwrap(),
+            ttl: Duration::from_secs(60),
+        },
+    );
+    let z = meshwork_identity::Keypair::from_seed([77; 32]).peer_id();
+    let (now, node) = (net.now, net.nodes.get_mut(&a).unwrap());
+    let mut out = Vec::new();
+    for (via, addr) in [(r, "198.51.100.3:4000"), (r2, "198.51.100.4:4000")] {
+        let msg = punch(z, addr);
+        node.handle(now, Input::Message { from: via, msg }, &mut out);
+    }
+    let dialled = out
+        .iter()
+        .filter(|o| matches!(o, Output::Dial(p) if *p == z))
+        .count();
+    assert_eq!(dialled, 1, "{out:?}");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Dropped {
+            peer,
+            reason: DropReason::Unsolicited
+        } if *peer == r2
+    )));
 }
 
 #[test]

@@ -157,6 +157,27 @@ fn reports_count_by_the_prefix_they_come_from() {
 }
 
 #[test]
+fn dual_stack_and_loopback_reporters_count_as_they_should() {
+    let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    // IPv4 peers seen on a dual-stack socket count by their own /24s: two of them confirm.
+    let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 8);
+    let mapped = |third: u8| Some(format!("::ffff:10.0.{third}.1").parse().unwrap());
+    seen.report(at(0), peer(1), mapped(1), ours);
+    assert_eq!(
+        seen.report(at(1), peer(2), mapped(2), ours),
+        vec![AddressChange::Confirmed(ours)]
+    );
+    // On loopback (a devnet on one machine) each peer counts for itself.
+    let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 8);
+    let lo = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    seen.report(at(0), peer(1), lo, ours);
+    assert_eq!(
+        seen.report(at(1), peer(2), lo, ours),
+        vec![AddressChange::Confirmed(ours)]
+    );
+}
+
+#[test]
 fn a_liar_cannot_confirm_an_address_and_reporters_are_bounded() {
     let mut seen = ObservedAddresses::new(2, Duration::from_secs(60), 3);
     let ours: SocketAddr = "198.51.100.7:5000".parse().unwrap();

@@ -214,12 +214,15 @@ fn circuits_are_bounded_per_peer_and_in_all_and_end_at_their_time_limit() {
         bench.reserve(p);
     }
     let first = bench.open(1, 2);
-    // Used circuits: an unused one would give way to a new one at a full end.
+    // Used circuits, both ways: one an end has not spoken on would give way to a new one at a full
+    // end.
     bench.from(1, send_on(first, 10));
+    bench.from(2, send_on(first, 10));
     // The others open later, so only the first is past its limit at 60 s.
     bench.now = Instant::ZERO + Duration::from_secs(10);
     let second = bench.open(1, 3);
     bench.from(1, send_on(second, 10));
+    bench.from(3, send_on(second, 10));
     assert_eq!(bench.refusal(1, 4), Some(RelayRefusal::TooManyCircuitsForPeer));
     bench.open(5, 6);
     assert_eq!(bench.refusal(4, 5), Some(RelayRefusal::TooManyCircuits));
@@ -258,9 +261,10 @@ fn one_dialer_cannot_take_a_targets_circuit_slots_and_unused_circuits_give_way()
     bench.open(1, 2);
     bench.open(1, 2);
     assert_eq!(bench.refusal(1, 2), Some(RelayRefusal::TooManyCircuitsForPeer));
-    // Another takes the last slot, and uses it.
+    // Another takes the last slot, and uses it, both ways.
     let used = bench.open(3, 2);
     bench.from(3, send_on(used, 10));
+    bench.from(2, send_on(used, 10));
     // The target is full. Within the grace its unused circuits stand; after it the oldest unused one
     // gives way to a new dialer, and both its ends are told.
     bench.now = Instant::ZERO + Duration::from_secs(5);
@@ -290,6 +294,7 @@ fn one_dialer_cannot_take_a_targets_circuit_slots_and_unused_circuits_give_way()
     let swept = |bench: &mut Bench, at: u64| {
         bench.now = Instant::ZERO + Duration::from_secs(at);
         bench.from(3, send_on(used, 10));
+        bench.from(2, send_on(used, 10));
         bench.input(Input::Timer(RelayTimer::Sweep));
         let stats = bench.relay.stats().unwrap();
         (stats.circuits, stats.closed_idle)
@@ -597,4 +602,107 @@ fn a_connect_the_relay_never_answers_ends_at_its_deadline() {
     out.clear();
     end.handle(now + after, connect(), &mut out);
     assert_eq!(sent(&out, 9), vec![RelayMessage::Connect { target }]);
+}
+
+#[test]
+fn a_host_cannot_fill_a_target_with_identities_or_one_sided_circuits() {
+    let mut bench = Bench::new(RelayLimits::default(), 9);
+    // Peers 3-8 share a /24; the target 2 and the honest dialer 9 are elsewhere.
+    for p in 2..=9 {
+        let addr = match p {
+            3..=8 => format!("192.0.2.{p}:4000"),
+            _ => format!("198.51.{p}.1:4000"),
+        };
+        let addr = addr.parse().unwrap();
+        bench.input(Input::Command(RelayCommand::Connected { peer: peer(p), addr }));
+    }
+    bench.reserve(2);
+    // Two circuits to a target per dialer network, whatever identities it uses.
+    let kept = [bench.open(3, 2), bench.open(4, 2)];
+    assert_eq!(bench.refusal(5, 2), Some(RelayRefusal::TooManyCircuitsForPeer));
+    // The host keeps its circuits alive from its side alone; the target never answers on them. A
+    // minute on, the sweep closes them: no connection runs over a path one end is silent on.
+    for at in [20, 40, 61] {
+        bench.now = Instant::ZERO + Duration::from_secs(at);
+        for circuit in kept {
+            bench.from(3, send_on(circuit, 10));
+            bench.from(4, send_on(circuit, 10));
+        }
+    }
+    bench.input(Input::Timer(RelayTimer::Sweep));
+    assert_eq!(bench.relay.stats().unwrap().circuits, 0);
+    bench.open(9, 2);
+}
+
+#[test]
+fn an_end_closes_circuits_it_did_not_ask_for_and_retries_a_full_relay() {
+    let (relay, target) = (peer(9), peer(2));
+    let mut end = Relay::new(RelayConfig::default());
+    let mut out = Vec::new();
+    let now = Instant::ZERO;
+    end.handle(now, Input::PeerUp(relay), &mut out);
+    end.handle(
+        now,
+        Input::Command(RelayCommand::Connect { relay, target }),
+        &mut out,
+    );
+    let opened = |circuit| Input::Message {
+        from: relay,
+        msg: RelayMessage::Opened {
+            circuit,
+            peer: target,
+        },
+    };
+    end.handle(now, opened(4), &mut out);
+    // The same number again, for a request that ended: closed, and circuit 4 is not rebound.
+    out.clear();
+    end.handle(
+        now,
+        Input::Command(RelayCommand::Connect {
+            relay,
+            target: peer(3),
+        }),
+        &mut out,
+    );
+    out.clear();
+    end.handle(
+        now,
+        Input::Message {
+            from: relay,
+            msg: RelayMessage::Opened {
+                circuit: 4,
+                peer: peer(3),
+            },
+        },
+        &mut out,
+    );
+    assert!(emitted(&out).is_empty(), "{out:?}");
+    out.clear();
+    end.handle(now, opened(5), &mut out);
+    assert_eq!(sent(&out, 9), vec![RelayMessage::Close { circuit: 5 }]);
+    // A relay full now is asked again later; it is not given up.
+    out.clear();
+    end.handle(now, Input::Command(RelayCommand::Reserve { relay }), &mut out);
+    let retry = out.iter().find_map(|o| match o {
+        Output::Schedule {
+            after,
+            timer: timer @ RelayTimer::Renew { .. },
+        } => Some((*after, timer.clone())),
+        _ => None,
+    });
+    let (after, retry) = retry.expect("a lost answer is asked again");
+    let refused = RelayMessage::ReserveRefused {
+        reason: RelayRefusal::TooManyReservations,
+    };
+    end.handle(
+        now,
+        Input::Message {
+            from: relay,
+            msg: refused,
+        },
+        &mut out,
+    );
+    out.clear();
+    end.handle(now + after, Input::Timer(retry), &mut out);
+    assert_eq!(sent(&out, 9), vec![RelayMessage::Reserve], "{out:?}");
 }

@@ -5,12 +5,13 @@
 //!                      public segment 10.200.0.0/16 (a bridge in the `inet` namespace)
 //!        +------------------+-------------------+------------------------+
 //!   public host          NAT 0 (wan 10.200.1.1)       NAT 1 (wan 10.200.2.1)      ...
-//!   10.200.0.100         |  lan 10.201.0.1            |  lan 10.202.0.1
-//!   10.200.0.101 ...     private host 10.201.0.2      private host 10.202.0.2 ...
+//!   10.200.100.100       |  lan 10.201.0.1            |  lan 10.202.0.1
+//!   10.200.101.100 ...   private host 10.201.0.2      private host 10.202.0.2 ...
 //! ```
 //!
-//! Each NAT's public address is in a /24 of its own, as on the internet: protocols that count peers
-//! by prefix (confirming an observed address, Kademlia's limits) tell them apart.
+//! Each public host and each NAT's public address is in a /24 of its own, as on the internet:
+//! protocols that count peers by prefix (confirming an observed address, Kademlia's limits, a relay's
+//! and a rendezvous's budgets) tell them apart.
 //!
 //! Every testbed makes its own namespaces (named `mw<pid>-<n>-<role>`) and removes them when dropped,
 //! so tests run side by side; the addresses are private ranges that exist only inside them, and no

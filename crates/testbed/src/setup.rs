@@ -20,7 +20,7 @@ pub enum NatKind {
 /// What to build: public hosts on the shared segment, and NAT routers with private hosts behind each.
 #[derive(Clone, Debug)]
 pub struct TestbedSpec {
-    /// Hosts on the public segment (10.200.0.100 and up); at most 100.
+    /// Hosts on the public segment (10.200.100.100, 10.200.101.100, ...); at most 100.
     pub public_hosts: usize,
     /// One router per entry, each with its own private segment; at most 50.
     pub nats: Vec<NatKind>,
@@ -50,9 +50,9 @@ pub struct Testbed {
 /// Tells the testbeds of one process apart.
 static BUILT: AtomicUsize = AtomicUsize::new(0);
 
-/// The public segment, 10.200.0.0/16: public hosts in 10.200.0.0/24, NAT `n`'s public address
-/// 10.200.`n + 1`.1.
-const PUBLIC: [u8; 3] = [10, 200, 0];
+/// The public segment, 10.200.0.0/16: public host `i` at 10.200.`100 + i`.100, NAT `n`'s public
+/// address 10.200.`n + 1`.1, each in a /24 of its own.
+const PUBLIC: [u8; 2] = [10, 200];
 /// The public segment's prefix length.
 const PUBLIC_PREFIX: u8 = 16;
 /// A private segment's prefix length.
@@ -105,7 +105,7 @@ impl Testbed {
         run(&["ip", "-n", &inet, "link", "set", "br0", "up"])?;
         for i in 0..spec.public_hosts {
             let ns = bed.namespace(&format!("{prefix}-pub{i}"))?;
-            let addr = Ipv4Addr::new(PUBLIC[0], PUBLIC[1], PUBLIC[2], 100 + i as u8);
+            let addr = Ipv4Addr::new(PUBLIC[0], PUBLIC[1], 100 + i as u8, 100);
             plug(&inet, &ns, "eth0", &format!("pub{i}"), (addr, PUBLIC_PREFIX))?;
             bed.public.push(Host { namespace: ns, addr });
         }

@@ -179,6 +179,14 @@ impl Client {
                     circuit_duration: Duration::from_secs(u64::from(circuit_secs)),
                 }));
             }
+            // A relay that is full now may have room later (others leave, reservations lapse): we ask
+            // again after `RESERVE_RETRY`, as for a lost answer. Any other refusal is final.
+            RelayMessage::ReserveRefused {
+                reason: reason @ RelayRefusal::TooManyReservations,
+            } if self.wanted.contains(&relay) => {
+                self.reserved.remove(&relay);
+                out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
+            }
             RelayMessage::ReserveRefused { reason } if self.wanted.remove(&relay) => {
                 self.reserved.remove(&relay);
                 out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
@@ -252,6 +260,17 @@ impl Client {
                     reason,
                 }));
                 self.release(relay, out);
+            }
+            // A circuit opened for a request that ended (its deadline passed), or under a number we
+            // hold: closed, so that the relay frees its slots and the target stops waiting.
+            RelayMessage::Opened { circuit, .. } => {
+                if !self.circuits.contains_key(&(relay, circuit)) {
+                    out.push(send(relay, RelayMessage::Close { circuit }));
+                }
+                out.push(Output::Dropped {
+                    peer: relay,
+                    reason: DropReason::Unsolicited,
+                });
             }
             // Answers to nothing we asked (or a datagram of a circuit already closed): counted.
             _ => out.push(Output::Dropped {

@@ -26,12 +26,18 @@
 //! # Bounds
 //!
 //! A relay spends its own bandwidth on others, so everything it does for them is bounded
-//! ([`RelayLimits`]): reservations, circuits in all and per peer, and each circuit's bytes and
-//! lifetime. A datagram that would take a circuit past its byte limit is not forwarded, and the circuit
-//! closes ([`CircuitEnd::ByteLimit`]); a flood through a circuit therefore costs the relay at most the
-//! limit. What the relay holds per datagram is bounded by the node runtime's per-peer send queues: a
-//! flood faster than the target reads is dropped there and counted. Peers holding a reservation or a
-//! circuit are protected from the connection manager while they do.
+//! ([`RelayLimits`]): reservations, in all and per IP prefix; circuits in all, per peer, per dialer
+//! network and target, and per dialer network; and each circuit's bytes, lifetime and idleness. The
+//! prefixes are those the driver observed ([`RelayCommand::Connected`], the node runtime's
+//! `on_connected` hook with [`Relay::on_connected`]): identities are free, networks are not. A circuit
+//! one end has sent nothing on for a minute closes, and at a full end a circuit one end has not
+//! spoken on gives way to a new one: a QUIC path carries traffic both ways, so neither a circuit left
+//! unused nor one kept alive from one side carries a connection. A refused reservation for a full
+//! relay is asked again later. A datagram that would take a circuit past its byte limit is not
+//! forwarded, and the circuit closes ([`CircuitEnd::ByteLimit`]); a flood through a circuit therefore
+//! costs the relay at most the limit. What the relay holds per datagram is bounded by the node
+//! runtime's per-peer send queues: a flood faster than the target reads is dropped there and counted.
+//! Peers holding a reservation or a circuit are protected from the connection manager while they do.
 
 mod client;
 pub mod message;

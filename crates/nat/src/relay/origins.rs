@@ -28,11 +28,12 @@ pub(super) enum Origin {
 }
 
 impl Origin {
-    fn of(addr: &SocketAddr) -> Self {
+    /// `None` for a loopback address: every node of a devnet on one machine is 127.0.0.1.
+    fn of(addr: &SocketAddr) -> Option<Self> {
         if is_relayed(addr) {
-            Self::Relayed
+            Some(Self::Relayed)
         } else {
-            Self::Net(Prefix::of(addr.ip()))
+            Prefix::of(addr.ip()).map(Self::Net)
         }
     }
 }
@@ -46,7 +47,10 @@ pub(super) struct Origins {
 impl Origins {
     /// `peer`'s connection comes from `addr` (again, after an upgrade from a relayed one).
     pub(super) fn observed(&mut self, peer: PeerId, addr: &SocketAddr) {
-        self.of.insert(peer, Origin::of(addr));
+        match Origin::of(addr) {
+            Some(origin) => self.of.insert(peer, origin),
+            None => self.of.remove(&peer),
+        };
     }
 
     /// `peer` disconnected.

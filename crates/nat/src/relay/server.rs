@@ -41,7 +41,7 @@ pub struct RelayLimits {
 }
 
 impl Default for RelayLimits {
-    /// 128 reservations of an hour, 8 per IP prefix; 256 circuits, 8 per peer, 2 per dialer and
+    /// 128 reservations of an hour, 16 per IP prefix; 256 circuits, 8 per peer, 2 per dialer and
     /// target and 32 dialled from one prefix, each of at most 16 MiB and 30 minutes, closed after a
     /// minute without a datagram.
     ///
@@ -59,7 +59,7 @@ impl Default for RelayLimits {
             max_circuits: 256,
             max_circuits_per_peer: 8,
             max_circuits_per_pair: 2,
-            max_reservations_per_prefix: 8,
+            max_reservations_per_prefix: 16,
             max_circuits_per_prefix: 32,
             circuit_idle: Duration::from_secs(60),
             max_circuit_bytes: 16 * 1024 * 1024,
@@ -95,8 +95,12 @@ struct Circuit {
     bytes: u64,
     /// When it opened.
     opened: Instant,
-    /// When it last carried a datagram (when it opened, until then).
-    last_used: Instant,
+    /// When each end last sent a datagram on it (when it opened, until then): a QUIC path carries
+    /// acknowledgements and keep-alives both ways, so a circuit one end keeps sending on while the
+    /// other never answers carries no connection.
+    last_from: [Instant; 2],
+    /// Whether each end has sent anything yet.
+    spoke: [bool; 2],
     /// When its time limit ends it.
     deadline: Instant,
 }
@@ -224,7 +228,8 @@ impl Server {
             .circuits
             .iter()
             .filter_map(|(&id, c)| {
-                let idle = now.saturating_duration_since(c.last_used) >= self.limits.circuit_idle;
+                let quiet = |end: usize| now.saturating_duration_since(c.last_from[end]);
+                let idle = quiet(0).max(quiet(1)) >= self.limits.circuit_idle;
                 (c.deadline <= now || idle).then_some((id, c.deadline > now))
             })
             .collect();
@@ -275,7 +280,8 @@ impl Server {
                 ends: [from, target],
                 bytes: 0,
                 opened: now,
-                last_used: now,
+                last_from: [now; 2],
+                spoke: [false; 2],
                 deadline: now + self.limits.max_circuit_duration,
             },
         );
@@ -324,7 +330,9 @@ impl Server {
             return;
         }
         c.bytes += len;
-        c.last_used = now;
+        let end = usize::from(c.ends[1] == from);
+        c.last_from[end] = now;
+        c.spoke[end] = true;
         self.stats.bytes_relayed += len;
         let to = if c.ends[0] == from { c.ends[1] } else { c.ends[0] };
         out.push(send(to, RelayMessage::Deliver { circuit, payload }));
@@ -392,18 +400,25 @@ impl Server {
         self.per_peer.get(peer).copied().unwrap_or(0)
     }
 
-    /// Circuits open between `dialer` and `target`.
+    /// Circuits open to `target` from `dialer`, or from any dialer of its IP prefix: identities
+    /// are free, and a limit per dialer identity let one host take a target's every slot.
     fn pair_count(&self, dialer: &PeerId, target: &PeerId) -> usize {
+        let origin = self.origins.get(dialer);
         self.circuits
             .values()
-            .filter(|c| c.ends == [*dialer, *target])
+            .filter(|c| c.ends[1] == *target)
+            .filter(|c| {
+                c.ends[0] == *dialer || origin.is_some_and(|o| self.origins.get(&c.ends[0]) == Some(o))
+            })
             .count()
     }
 
     /// Whether each of `ends` has a circuit slot free, after closing, for each end at its limit, its
-    /// oldest circuit that has carried nothing for [`UNUSED_GRACE`]: circuits a dialer opens and
-    /// leaves unused (made-up dialers need no reservation) give way to one that will be used.
+    /// oldest circuit on which one end has sent nothing for [`UNUSED_GRACE`]: circuits a dialer
+    /// opens and leaves unused (made-up dialers need no reservation), or keeps alive from its side
+    /// alone, give way to one that will be used. Nothing is closed unless both ends get room.
     fn make_room(&mut self, now: Instant, ends: [PeerId; 2], out: &mut Vec<Output<Relay>>) -> bool {
+        let mut give_way = Vec::new();
         for end in ends {
             if self.count(&end) < self.limits.max_circuits_per_peer {
                 continue;
@@ -411,13 +426,17 @@ impl Server {
             let unused = self
                 .circuits
                 .iter()
-                .filter(|(_, c)| c.ends.contains(&end) && c.bytes == 0)
+                .filter(|(id, c)| c.ends.contains(&end) && !give_way.contains(*id))
+                .filter(|(_, c)| !(c.spoke[0] && c.spoke[1]))
                 .filter(|(_, c)| now.saturating_duration_since(c.opened) >= UNUSED_GRACE)
                 .min_by_key(|(id, c)| (c.opened, **id))
                 .map(|(&id, _)| id);
             let Some(circuit) = unused else {
                 return false;
             };
+            give_way.push(circuit);
+        }
+        for circuit in give_way {
             self.stats.closed_idle += 1;
             self.close(circuit, CircuitEnd::TimeLimit, None, out);
         }
