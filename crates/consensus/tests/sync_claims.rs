@@ -375,7 +375,7 @@ fn a_chain_that_ends_with_the_headers_we_hold_for_it_delivered_its_claim() {
 
 #[test]
 fn a_peer_is_not_stalled_for_blocks_that_came_from_elsewhere() {
-    use meshwork_consensus::sync::{Command, Timer};
+    use meshwork_consensus::sync::Command;
     let cfg = support::config();
     let mut theirs = open(&cfg);
     let blocks = extend(&mut theirs, &key(1).peer_id(), 3, 60);
@@ -397,16 +397,7 @@ fn a_peer_is_not_stalled_for_blocks_that_came_from_elsewhere() {
         peer,
         Message::Headers(headers.try_into().unwrap()),
     );
-    let due: Vec<Timer> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Schedule {
-                timer: timer @ Timer::Blocks { .. },
-                ..
-            } => Some(timer.clone()),
-            _ => None,
-        })
-        .collect();
+    let due = blocks_due(&out);
     assert!(!due.is_empty(), "the blocks are asked of the peer: {out:?}");
     // They come another way first (a miner's relay through gossip, say), and the peer's answer
     // never does: it owes us nothing any more.
@@ -454,6 +445,19 @@ fn a_peer_that_resends_one_full_batch_ends_its_download_and_answers_for_its_clai
     ));
 }
 
+/// The block timers `out` set.
+fn blocks_due(out: &[Output<Node>]) -> Vec<meshwork_consensus::sync::Timer> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Schedule {
+                timer: timer @ meshwork_consensus::sync::Timer::Blocks { .. },
+                ..
+            } => Some(timer.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The blocks asked of each peer in `out`, by id.
 fn blocks_asked(out: &[Output<Node>]) -> Vec<(PeerId, Vec<meshwork_ledger::BlockId>)> {
     out.iter()
@@ -469,7 +473,6 @@ fn blocks_asked(out: &[Output<Node>]) -> Vec<(PeerId, Vec<meshwork_ledger::Block
 
 #[test]
 fn a_peer_that_stalled_comes_back_after_every_peer_that_did_not() {
-    use meshwork_consensus::sync::Timer;
     let cfg = support::config();
     let mut theirs = open(&cfg);
     let blocks = extend(&mut theirs, &key(1).peer_id(), 20, 60);
@@ -497,16 +500,7 @@ fn a_peer_that_stalled_comes_back_after_every_peer_that_did_not() {
         asked_first[0].1.contains(&blocks[0].id()),
         "alone, it gets the lowest blocks"
     );
-    let due: Vec<Timer> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Schedule {
-                timer: timer @ Timer::Blocks { .. },
-                ..
-            } => Some(timer.clone()),
-            _ => None,
-        })
-        .collect();
+    let due = blocks_due(&out);
     let later = now + Duration::from_secs(30);
     let mut out = Vec::new();
     for timer in due {

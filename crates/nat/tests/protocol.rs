@@ -338,24 +338,27 @@ fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
     }));
 }
 
+/// The punches of `peer` the rendezvous refused for its network's budget.
+fn rate_limited(net: &Net, peer: PeerId) -> usize {
+    net.events_of(peer)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                NatEvent::PunchFailed {
+                    reason: PunchFailure::Refused(Refusal::RateLimited),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
 #[test]
 fn punch_budgets_belong_to_networks_and_outlive_connections() {
     let (mut net, r, a, b) = registered();
     net.dialable = |_, _, _| false;
-    let refused = |net: &Net, peer| {
-        net.events_of(peer)
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    NatEvent::PunchFailed {
-                        reason: PunchFailure::Refused(Refusal::RateLimited),
-                        ..
-                    }
-                )
-            })
-            .count()
-    };
+    let refused = rate_limited;
     for _ in 0..10 {
         net.punch(a, r, b);
     }
@@ -421,20 +424,7 @@ fn a_rendezvous_coordinates_a_bounded_number_of_punches_per_peer_per_minute() {
     let (mut net, r, a, b) = registered();
     // Dials fail at once, so each punch ends before the next request.
     net.dialable = |_, _, _| false;
-    let limited = |net: &Net| {
-        net.events_of(a)
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    NatEvent::PunchFailed {
-                        reason: PunchFailure::Refused(Refusal::RateLimited),
-                        ..
-                    }
-                )
-            })
-            .count()
-    };
+    let limited = |net: &Net| rate_limited(net, a);
     let punches_to_b = |net: &Net| net.dials.iter().filter(|d| **d == (b, a)).count();
     for _ in 0..15 {
         net.punch(a, r, b);
