@@ -36,14 +36,9 @@ pub enum Address {
     Opaque(Box<BoundedBytes<MAX_OPAQUE_ADDRESS>>),
 }
 
-/// The network prefix the routing table counts peers by: a /24 for IPv4, a /48 for IPv6.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-pub enum IpPrefix {
-    /// The first three bytes of an IPv4 address.
-    V4([u8; 3]),
-    /// The first six bytes of an IPv6 address.
-    V6([u8; 6]),
-}
+/// The network prefix the routing table and the record store count peers by: a /24 for IPv4, a /48
+/// for IPv6 (the one type every meshwork crate counts networks with).
+pub use meshwork_wire::IpPrefix;
 
 impl Address {
     /// The empty opaque address: used for a peer whose address we were never told.

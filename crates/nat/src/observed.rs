@@ -16,9 +16,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
-use meshwork_wire::Instant;
+use meshwork_wire::{Instant, IpPrefix};
 
-use crate::prefix::Prefix;
+use crate::prefix::prefix_of;
 
 /// A change to the set of confirmed addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,14 +33,14 @@ pub enum AddressChange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Reporter {
     /// The peers of one prefix.
-    Net(Prefix),
+    Net(IpPrefix),
     /// A peer whose address we were not told.
     Peer(PeerId),
 }
 
 impl Reporter {
     fn of(peer: PeerId, seen_from: Option<IpAddr>) -> Self {
-        seen_from.and_then(Prefix::of).map_or(Self::Peer(peer), Self::Net)
+        seen_from.and_then(prefix_of).map_or(Self::Peer(peer), Self::Net)
     }
 }
 

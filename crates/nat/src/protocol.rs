@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use meshwork_identity::PeerId;
 use meshwork_wire::relayed::is_relayed;
-use meshwork_wire::{DropReason, Input, Instant, Output, Protocol, ProtocolId};
+use meshwork_wire::{DropReason, Input, Instant, IpPrefix, Output, Protocol, ProtocolId};
 
 use crate::message::{Namespace, NatMessage, Refusal, Registration};
 use crate::observed::{AddressChange, ObservedAddresses};
-use crate::prefix::Prefix;
 use crate::punch::Punches;
 use crate::registry::{Registry, RegistryLimits};
 
@@ -306,7 +305,7 @@ pub(crate) enum Ask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Asker {
     /// The askers of one IP prefix.
-    Net(Prefix),
+    Net(IpPrefix),
     /// An asker whose address we were not told, or on loopback.
     Peer(PeerId),
     /// Every asker on a relayed connection.

@@ -7,7 +7,7 @@ use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{BoundedVec, Instant, Output};
 
 use crate::message::{NatMessage, Refusal};
-use crate::prefix::Prefix;
+use crate::prefix::prefix_of;
 use crate::protocol::{Ask, Asker, Bucket, Nat, NatTimer, unsolicited};
 use crate::registry::secs;
 
@@ -207,7 +207,7 @@ impl Nat {
     fn take_token(&mut self, now: Instant, ask: Ask, from: PeerId) -> bool {
         let asker = match self.connected.get(&from).copied().flatten() {
             Some(addr) if is_relayed(&addr) => Asker::Relayed,
-            Some(addr) => Prefix::of(addr.ip()).map_or(Asker::Peer(from), Asker::Net),
+            Some(addr) => prefix_of(addr.ip()).map_or(Asker::Peer(from), Asker::Net),
             None => Asker::Peer(from),
         };
         let key = (ask, asker);

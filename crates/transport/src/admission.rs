@@ -14,33 +14,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// A network prefix: the /24 of an IPv4 address, the /48 of an IPv6 one (IPv4-mapped IPv6 addresses
-/// count as IPv4). One operator usually holds a whole prefix, so caps and eviction work per prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Prefix {
-    V4([u8; 3]),
-    V6([u8; 6]),
-}
-
-impl Prefix {
-    pub(crate) fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => {
-                let [a, b, c, _] = v4.octets();
-                Self::V4([a, b, c])
-            }
-            IpAddr::V6(v6) => {
-                let o = v6.octets();
-                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
-            }
-        }
-    }
-}
+use meshwork_wire::IpPrefix;
 
 #[derive(Debug, Default)]
 struct Held {
     ips: HashMap<IpAddr, usize>,
-    prefixes: HashMap<Prefix, usize>,
+    prefixes: HashMap<IpPrefix, usize>,
 }
 
 /// Counts of inbound connections (established or in handshake) per IP and per prefix.
@@ -74,7 +53,7 @@ impl Admission {
     /// Admits a connection from `ip` if neither its IP nor its prefix is at its cap.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
         let ip = ip.to_canonical();
-        let prefix = Prefix::of(ip);
+        let prefix = IpPrefix::of(ip);
         let mut held = self.lock();
         let by_ip = held.ips.get(&ip).copied().unwrap_or(0);
         let by_prefix = held.prefixes.get(&prefix).copied().unwrap_or(0);
@@ -93,7 +72,7 @@ impl Admission {
 impl Drop for AddrSlot {
     fn drop(&mut self) {
         let mut held = self.admission.lock();
-        let prefix = Prefix::of(self.ip);
+        let prefix = IpPrefix::of(self.ip);
         decrement(&mut held.ips, self.ip);
         decrement(&mut held.prefixes, prefix);
     }
@@ -112,7 +91,7 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate<K> {
     pub(crate) key: K,
-    pub(crate) prefix: Prefix,
+    pub(crate) prefix: IpPrefix,
     /// Establishment order: smaller is older.
     pub(crate) seq: u64,
     pub(crate) rtt: Duration,
@@ -144,7 +123,7 @@ pub(crate) fn select_victim<K: Copy>(mut left: Vec<Candidate<K>>, salt: &impl Bu
     left.sort_by_key(|c| c.seq);
     left.drain(..left.len() / 2);
     // The newest of the most crowded prefix (ties: the prefix whose newest member is newest).
-    let mut groups: HashMap<Prefix, (usize, Candidate<K>)> = HashMap::new();
+    let mut groups: HashMap<IpPrefix, (usize, Candidate<K>)> = HashMap::new();
     for c in left {
         let group = groups.entry(c.prefix).or_insert((0, c));
         group.0 += 1;
@@ -167,7 +146,7 @@ mod tests {
     fn candidate(key: u64, ip: [u8; 4], rtt_ms: u64) -> Candidate<u64> {
         Candidate {
             key,
-            prefix: Prefix::of(IpAddr::from(ip)),
+            prefix: IpPrefix::of(IpAddr::from(ip)),
             seq: key,
             rtt: Duration::from_millis(rtt_ms),
         }

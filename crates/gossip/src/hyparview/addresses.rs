@@ -32,8 +32,8 @@ use std::net::{IpAddr, SocketAddr};
 use meshwork_wire::PeerId;
 
 use super::HyParView;
-use super::admission::Prefix;
 use crate::message::PeerEntry;
+use meshwork_wire::IpPrefix;
 
 /// Addresses kept at most (observed and told). The views, the connections being opened and the
 /// contacts need a few dozen; the rest is room for the connections a composite keeps open (the
@@ -66,8 +66,8 @@ impl AddressBook {
     }
 
     /// The prefix the limits count `peer` under: that of its observed address only.
-    pub(super) fn prefix(&self, peer: &PeerId) -> Option<Prefix> {
-        self.observed(peer).map(|addr| Prefix::of(addr.ip()))
+    pub(super) fn prefix(&self, peer: &PeerId) -> Option<IpPrefix> {
+        self.observed(peer).map(|addr| IpPrefix::of(addr.ip()))
     }
 
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {

@@ -15,9 +15,8 @@
 //!   admitted (it waits in the passive view).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
-use meshwork_wire::{DropReason, Instant, PeerId};
+use meshwork_wire::{DropReason, Instant, IpPrefix, PeerId};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,31 +24,6 @@ use super::{HvOut, HyParView};
 use crate::bucket::TokenBucket;
 use crate::config::AdmissionConfig;
 use crate::message::MembershipMessage as Msg;
-
-/// The network prefix the limits count peers by: a /24 for IPv4, a /48 for IPv6 (as the Kademlia routing
-/// table does; an IPv4-mapped IPv6 address counts as IPv4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum Prefix {
-    /// The first three bytes of an IPv4 address.
-    V4([u8; 3]),
-    /// The first six bytes of an IPv6 address.
-    V6([u8; 6]),
-}
-
-impl Prefix {
-    pub(super) fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(ip) => {
-                let [a, b, c, _] = ip.octets();
-                Self::V4([a, b, c])
-            }
-            IpAddr::V6(ip) => {
-                let o = ip.octets();
-                Self::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
-            }
-        }
-    }
-}
 
 /// The admission state: when each neighbour came in, the eviction budget, rate limits and who told us
 /// of each passive peer. Prefixes are those of the observed addresses in the address book.
@@ -63,7 +37,7 @@ pub(super) struct Guard {
     /// Membership requests, per connected peer.
     requests: HashMap<PeerId, TokenBucket>,
     /// `Join`s, per prefix.
-    joins: HashMap<Prefix, TokenBucket>,
+    joins: HashMap<IpPrefix, TokenBucket>,
     /// Who told us of each passive peer (absent: the peer itself, e.g. a neighbour we evicted).
     passive_source: HashMap<PeerId, PeerId>,
 }
@@ -184,7 +158,7 @@ impl HyParView {
             .is_some_and(|prefix| self.count_prefix(&self.active, prefix) >= max)
     }
 
-    fn count_prefix(&self, peers: &[PeerId], prefix: Prefix) -> usize {
+    fn count_prefix(&self, peers: &[PeerId], prefix: IpPrefix) -> usize {
         peers
             .iter()
             .filter(|p| self.addresses.prefix(p) == Some(prefix))

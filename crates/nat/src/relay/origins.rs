@@ -14,15 +14,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use meshwork_identity::PeerId;
+use meshwork_wire::IpPrefix;
 use meshwork_wire::relayed::is_relayed;
 
-use crate::prefix::Prefix;
+use crate::prefix::prefix_of;
 
 /// The prefix a connection comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Origin {
     /// The peers of one prefix.
-    Net(Prefix),
+    Net(IpPrefix),
     /// A relay circuit (whose address says nothing of the peer).
     Relayed,
 }
@@ -33,7 +34,7 @@ impl Origin {
         if is_relayed(addr) {
             Some(Self::Relayed)
         } else {
-            Prefix::of(addr.ip()).map(Self::Net)
+            prefix_of(addr.ip()).map(Self::Net)
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use meshwork_identity::{Keypair, PeerId};
+use meshwork_wire::IpPrefix;
 use meshwork_wire::relayed::is_relayed;
 use tokio::sync::{Mutex, mpsc};
 
@@ -14,7 +15,7 @@ use super::cert::peer_id_of_cert;
 use super::connection::{QuicConnection, close_quinn, quinn_code};
 use super::paths::{PathSocket, RelayPaths, canonical};
 use super::tls::{self, Identity};
-use crate::admission::{AddrSlot, Admission, Candidate, Prefix, select_victim};
+use crate::admission::{AddrSlot, Admission, Candidate, select_victim};
 use crate::budget::GlobalBudget;
 use crate::counters::Counters;
 use crate::error::{AcceptError, BindError, DialError};
@@ -331,7 +332,7 @@ impl Listener {
             .enumerate()
             .map(|(i, c)| Candidate {
                 key: i,
-                prefix: Prefix::of(c.remote_addr().ip()),
+                prefix: IpPrefix::of(c.remote_addr().ip()),
                 seq: c.seq(),
                 rtt: c.quinn().rtt(),
             })
