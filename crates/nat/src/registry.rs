@@ -1,6 +1,6 @@
 //! The rendezvous's registry: who is registered under which namespace, bounded three ways.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub struct RegistryLimits {
 }
 
 impl Default for RegistryLimits {
-    /// 8 namespaces per peer, 1,000 registrations per namespace and 10,000 in all (about 1 MB),
+    /// 8 namespaces per peer, 1,000 registrations per namespace and 10,000 in all (about 2 MB),
     /// TTLs from 10 s to 2 h (libp2p's rendezvous spec uses 2 h as its default).
     fn default() -> Self {
         Self {
@@ -49,13 +49,17 @@ struct Entry {
 const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 /// Registrations by namespace and peer, each with an expiry; expired ones are purged lazily when their
-/// namespace is touched, and all at once when a limit is reached (at most once a second, and at the
-/// rendezvous's sweep), so they hold no slot a live registration needs for long.
+/// namespace is touched, a peer's own when it is at its namespace limit, and all at once when the
+/// registry is full (at most once a second, and at the rendezvous's sweep), so they hold no slot a
+/// live registration needs for long.
 #[derive(Debug, Default)]
 pub struct Registry {
     limits: RegistryLimits,
     namespaces: BTreeMap<Namespace, BTreeMap<PeerId, Entry>>,
-    per_peer: HashMap<PeerId, usize>,
+    /// The namespaces each peer is registered under (at most
+    /// [`RegistryLimits::namespaces_per_peer`]): a peer at its limit has its own expired registrations
+    /// purged, and a closed connection removes its registrations, without walking every namespace.
+    per_peer: HashMap<PeerId, BTreeSet<Namespace>>,
     total: usize,
     /// When a limit last made us purge every namespace.
     last_purge: Option<Instant>,
@@ -90,9 +94,9 @@ impl Registry {
             .get(&namespace)
             .is_some_and(|peers| peers.contains_key(&peer));
         if !renewal {
-            if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
-                self.purge_now_and_then(now);
-                if self.per_peer.get(&peer).copied().unwrap_or(0) >= self.limits.namespaces_per_peer {
+            if self.namespaces_of(&peer) >= self.limits.namespaces_per_peer {
+                self.purge_peer(now, &peer);
+                if self.namespaces_of(&peer) >= self.limits.namespaces_per_peer {
                     return Err(Refusal::TooManyNamespaces);
                 }
             }
@@ -106,7 +110,7 @@ impl Registry {
                     return Err(Refusal::RegistryFull);
                 }
             }
-            *self.per_peer.entry(peer).or_default() += 1;
+            self.per_peer.entry(peer).or_default().insert(namespace.clone());
             self.total += 1;
         }
         self.namespaces
@@ -126,7 +130,7 @@ impl Registry {
             self.namespaces.remove(namespace);
         }
         if removed {
-            self.forget(peer);
+            self.forget(peer, namespace);
         }
     }
 
@@ -135,24 +139,8 @@ impl Registry {
     /// outlived its connection let one host fill a namespace, or the registry, with identities it
     /// connected once each.
     pub fn remove_peer(&mut self, peer: &PeerId) {
-        if !self.per_peer.contains_key(peer) {
-            return;
-        }
-        let mut emptied = Vec::new();
-        let mut removed = 0;
-        for (namespace, peers) in &mut self.namespaces {
-            if peers.remove(peer).is_some() {
-                removed += 1;
-                if peers.is_empty() {
-                    emptied.push(namespace.clone());
-                }
-            }
-        }
-        for namespace in emptied {
-            self.namespaces.remove(&namespace);
-        }
-        for _ in 0..removed {
-            self.forget(peer);
+        for namespace in self.per_peer.get(peer).cloned().unwrap_or_default() {
+            self.unregister(peer, &namespace);
         }
     }
 
@@ -216,12 +204,33 @@ impl Registry {
             self.namespaces.remove(namespace);
         }
         for peer in &expired {
-            self.forget(peer);
+            self.forget(peer, namespace);
         }
     }
 
-    /// Purges every expired registration when a limit is reached, at most once a second: a peer at
-    /// its limit, or a full registry, made every `Register` walk every registration.
+    /// How many namespaces `peer` is registered under (expired registrations not yet purged included).
+    fn namespaces_of(&self, peer: &PeerId) -> usize {
+        self.per_peer.get(peer).map_or(0, BTreeSet::len)
+    }
+
+    /// Purges `peer`'s expired registrations: at most [`RegistryLimits::namespaces_per_peer`] look-ups,
+    /// so a peer at its limit whose registrations lapsed is never refused for them.
+    fn purge_peer(&mut self, now: Instant, peer: &PeerId) {
+        let namespaces = self.per_peer.get(peer).cloned().unwrap_or_default();
+        for namespace in namespaces {
+            let expired = self
+                .namespaces
+                .get(&namespace)
+                .and_then(|peers| peers.get(peer))
+                .is_some_and(|entry| entry.expires <= now);
+            if expired {
+                self.unregister(peer, &namespace);
+            }
+        }
+    }
+
+    /// Purges every expired registration when the registry is full, at most once a second: a full
+    /// registry made every `Register` walk every registration.
     fn purge_now_and_then(&mut self, now: Instant) {
         if self
             .last_purge
@@ -240,11 +249,12 @@ impl Registry {
         }
     }
 
-    fn forget(&mut self, peer: &PeerId) {
+    /// Counts out `peer`'s registration under `namespace`, just removed.
+    fn forget(&mut self, peer: &PeerId, namespace: &Namespace) {
         self.total -= 1;
-        if let Some(count) = self.per_peer.get_mut(peer) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(namespaces) = self.per_peer.get_mut(peer) {
+            namespaces.remove(namespace);
+            if namespaces.is_empty() {
                 self.per_peer.remove(peer);
             }
         }

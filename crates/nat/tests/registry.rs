@@ -197,3 +197,41 @@ fn a_liar_cannot_confirm_an_address_and_reporters_are_bounded() {
         vec![AddressChange::Expired(lie), AddressChange::Confirmed(ours)]
     );
 }
+
+#[test]
+fn a_peer_whose_registrations_lapsed_is_never_refused_for_them_however_lately_the_registry_was_purged() {
+    let mut reg = Registry::new(RegistryLimits {
+        namespaces_per_peer: 2,
+        registrations: 10,
+        min_ttl: Duration::from_secs(10),
+        ..RegistryLimits::default()
+    });
+    let addr: SocketAddr = ADDR.parse().unwrap();
+    let ms = Duration::from_millis;
+    let at_ms = |ms: u64| Instant::from_duration(Duration::from_millis(ms));
+    // Peer 1 fills its namespaces, each lapsing at 10.5 s.
+    for name in ["a", "b"] {
+        reg.register(at_ms(500), peer(1), addr, ns(name), ms(10_000))
+            .unwrap();
+    }
+    // At 10.1 s peer 2, at its own limit, is refused: a purge of the registry ran then, when peer 1's
+    // registrations still held.
+    for name in ["a", "b"] {
+        reg.register(at_ms(0), peer(2), addr, ns(name), ms(100_000))
+            .unwrap();
+    }
+    assert_eq!(
+        reg.register(at_ms(10_100), peer(2), addr, ns("c"), ms(10_000)),
+        Err(Refusal::TooManyNamespaces)
+    );
+    // Within the second, peer 1's lapsed registrations do not count against it.
+    assert_eq!(
+        reg.register(at_ms(10_600), peer(1), addr, ns("c"), ms(10_000)),
+        Ok(ms(10_000))
+    );
+    assert_eq!(reg.len(), 3, "peer 2's two and peer 1's new one");
+    // A closed connection removes every registration of its peer.
+    reg.remove_peer(&peer(2));
+    assert_eq!(reg.len(), 1);
+    assert!(!reg.holds(&peer(2)) && reg.holds(&peer(1)));
+}
