@@ -162,7 +162,8 @@ pub enum Event {
 /// A timer of the gossip state machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Timer {
-    /// Periodic shuffle and active-view refill.
+    /// A repair round ([`Config::repair_interval`](crate::Config::repair_interval)): active-view
+    /// refill, and a shuffle walk when one is due.
     Shuffle,
     /// Send batched `IHave`s.
     FlushIHave,

@@ -10,12 +10,15 @@
 //! free or more) sends one *high-priority* request, which the receiver must accept even with a full view
 //! (it drops a random member to make room), so an isolated node always gets back in; otherwise requests
 //! are *low priority*, accepted only by peers with room, and a refusal names a peer refused shortly
-//! before, which has room too. A peer that refused is not asked again before the next shuffle round, and the
+//! before, which has room too. A peer that refused is not asked again before the next repair round, and the
 //! periodic round retries the free slots (the paper's "repeat with another passive peer"). A node left with
 //! no neighbour and no passive peer to ask joins again through its contacts.
 //!
 //! The periodic `Shuffle` walk (in [`shuffle`]) exchanges samples of the views, so passive views
-//! stay fresh and dead entries get replaced.
+//! stay fresh and dead entries get replaced. Rounds come every
+//! [`Config::repair_interval`](crate::Config::repair_interval) (10 s); a node whose views are both
+//! full walks only every [`Config::shuffle_interval`](crate::Config::shuffle_interval) (60 s), which
+//! cuts what an idle node sends sixfold, and a node with room walks at every round.
 //!
 //! The paper trusts every peer. Against Sybils (fresh identities are free) the views are guarded in
 //! [`admission`]: membership requests are rate-limited per peer and joins per IP prefix, an IP prefix may
@@ -76,13 +79,13 @@ pub(crate) struct HyParView {
     connected: HashSet<PeerId>,
     /// Dials in progress, with the messages to send once the connection is up.
     dialing: HashMap<PeerId, Vec<Msg>>,
-    /// Our `Neighbor` requests not answered yet: their priority and the shuffle round they were sent in.
+    /// Our `Neighbor` requests not answered yet: their priority and the repair round they were sent in.
     /// A request unanswered for a whole round is dropped (the request or its answer was lost), so it never
     /// blocks the next one.
     requested: HashMap<PeerId, Request>,
-    /// Shuffle rounds so far.
+    /// Repair rounds so far.
     round: u64,
-    /// Peers that refused us (or evicted us) since the last shuffle round: not asked again before the next,
+    /// Peers that refused us (or evicted us) since the last repair round: not asked again before the next,
     /// so a node with a free slot walks through its passive view instead of insisting on one peer.
     refused: HashSet<PeerId>,
     /// The contacts given to `join`, asked again while the node has nobody else (join retries).
@@ -96,6 +99,13 @@ pub(crate) struct HyParView {
     addresses: AddressBook,
     /// The shuffle of ours that a `ShuffleReply` may answer.
     shuffle_sent: Option<ShuffleSent>,
+    /// Time between two shuffle walks ([`Config::shuffle_interval`](crate::Config::shuffle_interval)).
+    shuffle_interval: Duration,
+    /// When our last shuffle walk started: rounds come every
+    /// [`Config::repair_interval`](crate::Config::repair_interval), walks less often.
+    last_walk: Option<Instant>,
+    /// A peer entered or left the active view since our last walk.
+    active_changed: bool,
     /// Peers we refused a slot recently, newest last: each is named once to another refused peer
     /// ([`repair`]).
     seekers: VecDeque<(PeerEntry, Instant)>,
@@ -139,7 +149,10 @@ impl HyParView {
             addresses: AddressBook::default(),
             shuffle_sent: None,
             seekers: VecDeque::new(),
-            seeker_ttl: config.shuffle_interval,
+            seeker_ttl: config.repair_interval,
+            shuffle_interval: config.shuffle_interval,
+            last_walk: None,
+            active_changed: false,
             requests_refused: 0,
             active_cap: config.active_view_capacity.max(1),
             passive_cap: config.passive_view_capacity,

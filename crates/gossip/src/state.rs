@@ -203,7 +203,7 @@ impl Gossip {
         if !self.started {
             self.started = true;
             out.push(Output::Schedule {
-                after: self.config.shuffle_interval,
+                after: self.config.repair_interval,
                 timer: Timer::Shuffle,
             });
             out.push(Output::Schedule {
@@ -500,7 +500,7 @@ impl Protocol for Gossip {
                 Timer::Shuffle => {
                     self.views.on_shuffle_timer(&mut self.rng, &mut self.hv_out);
                     out.push(Output::Schedule {
-                        after: self.config.shuffle_interval,
+                        after: self.config.repair_interval,
                         timer: Timer::Shuffle,
                     });
                 }

@@ -294,3 +294,57 @@ fn the_active_view_is_protected_from_the_connection_manager_and_only_it() {
     let out = handle(&mut g, Input::PeerDown(peer(4)));
     assert_eq!(protections(&out), [(peer(4), false)]);
 }
+
+/// The shuffle walks `g` started in `out`.
+fn walks(out: &[Output<Gossip>]) -> usize {
+    sent(out)
+        .iter()
+        .filter(|(_, m)| matches!(m, Msg::Shuffle { .. }))
+        .count()
+}
+
+#[test]
+fn a_settled_node_walks_once_a_shuffle_interval_and_one_with_room_or_a_new_neighbour_every_round() {
+    let config = Config::default();
+    let (round, interval) = (config.repair_interval, config.shuffle_interval);
+    assert!(interval >= round * 3, "the test needs rounds between walks");
+    let mut g = node();
+    for n in 2..7 {
+        neighbour(&mut g, peer(n), false);
+    }
+    // Each neighbour's walks fill at most its share of the passive view.
+    for n in 2..7u8 {
+        let peers: Vec<PeerId> = (0..8).map(|i| peer(100 + n * 8 + i)).collect();
+        learn(&mut g, peer(n), &peers);
+    }
+    assert_eq!(g.active_view().len(), config.active_view_capacity);
+    assert_eq!(g.passive_view().len(), config.passive_view_capacity);
+    // Both views full: one walk at the first round, the next a shuffle interval later.
+    let round_walks = |g: &mut Gossip, at: &mut Instant| {
+        *at += round;
+        let mut out = Vec::new();
+        g.handle(*at, Input::Timer(Timer::Shuffle), &mut out);
+        walks(&out)
+    };
+    let rounds = u32::try_from(interval.as_millis() / round.as_millis()).unwrap();
+    let mut at = Instant::ZERO;
+    let per_round: Vec<usize> = (0..=rounds).map(|_| round_walks(&mut g, &mut at)).collect();
+    let expected: Vec<usize> = (0..=rounds).map(|r| usize::from(r == 0 || r == rounds)).collect();
+    assert_eq!(per_round, expected);
+    // A neighbour fails: the view has room, and the node walks at every round until it is full.
+    let mut out = Vec::new();
+    g.handle(at, Input::PeerDown(peer(3)), &mut out);
+    assert_eq!(
+        [round_walks(&mut g, &mut at), round_walks(&mut g, &mut at)],
+        [1, 1]
+    );
+    // A new neighbour fills the slot: the active view changed since the last walk, so the next round
+    // walks too, and the one after is settled again.
+    neighbour(&mut g, peer(60), false);
+    assert_eq!(g.active_view().len(), config.active_view_capacity);
+    assert_eq!(g.passive_view().len(), config.passive_view_capacity);
+    assert_eq!(
+        [round_walks(&mut g, &mut at), round_walks(&mut g, &mut at)],
+        [1, 0]
+    );
+}

@@ -99,7 +99,7 @@ fn a_refusal_names_the_peer_refused_before_once_and_while_fresh() {
     // 20 was named once; 21 is named next.
     let out = ask(&mut g, at(300), 22);
     assert_eq!(refusal_to(&out, peer(22)), Some(entry(21)));
-    // A seeker is remembered for a shuffle interval (10 s): it asks again each round anyway.
+    // A seeker is remembered for a repair round (10 s): it asks again each round anyway.
     let out = ask(&mut g, at(20_000), 23);
     assert_eq!(refusal_to(&out, peer(23)), None);
 }

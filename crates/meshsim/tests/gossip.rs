@@ -37,7 +37,7 @@ fn gossip_reaches_everyone_with_few_copies_and_recovers_from_crashes() {
     assert!(number(&report, "gossip_first_rmr") > 1.0);
     let full_from = number(&report, "after_crash_full_from_broadcast");
     assert!((1.0..=5.0).contains(&full_from), "full from {full_from}");
-    // Membership runs beside the broadcast (a shuffle every 10 s a node): its bytes are a part of
+    // Membership runs beside the broadcast (repair rounds and shuffle walks): its bytes are a part of
     // the wire's, reported apart.
     let (control, all) = (
         number(&report, "gossip_control_wire_bytes_per_payload_byte"),

@@ -78,7 +78,7 @@ async fn fifty_gossip_only_nodes_fill_their_views_and_deliver_everything(net: Ne
     }
 
     // Every active view fills (bounded wait). The view size is HyParView's 5; free slots are asked for
-    // again every shuffle round (10 s), and the views were full after two rounds when this was written.
+    // again every repair round (10 s), and the views were full after two rounds when this was written.
     let full = Config::default().active_view_capacity;
     let wait = Duration::from_secs(45);
     let deadline = Instant::now() + wait;

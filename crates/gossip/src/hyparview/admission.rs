@@ -136,6 +136,7 @@ impl HyParView {
         }
         self.remove_passive(&peer);
         self.active.push(peer);
+        self.active_changed = true;
         self.guard.entered_active(peer, self.now);
         out.push(HvOut::Up(peer));
         true
@@ -145,6 +146,7 @@ impl HyParView {
     pub(super) fn remove_active(&mut self, peer: &PeerId, out: &mut Vec<HvOut>) {
         if let Some(at) = self.active.iter().position(|p| p == peer) {
             self.active.swap_remove(at);
+            self.active_changed = true;
             self.guard.left_active(peer);
             out.push(HvOut::Down(*peer));
         }

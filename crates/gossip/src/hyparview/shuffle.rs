@@ -25,15 +25,37 @@ pub(super) struct ShuffleSent {
 }
 
 impl HyParView {
-    /// A shuffle round: repair first (refusals forgotten, free slots asked for, join retried when alone),
-    /// then start a shuffle walk through a random active peer.
+    /// A round: repair first (refusals forgotten, free slots asked for, join retried when alone), then
+    /// a shuffle walk through a random active peer if one is due.
+    ///
+    /// A walk is most of what membership sends (a sample of seven peers, over six hops and back: about
+    /// 190 bytes a second a node at one walk every 10 s). In a settled neighbourhood (both views full,
+    /// and no peer entered or left the active view since our last walk) it only keeps the passive view
+    /// fresh, so it runs once every [`Config::shuffle_interval`](crate::Config::shuffle_interval).
+    /// Otherwise it runs every round: a node whose views have room (peers failed, or the overlay is
+    /// still forming) repairs from fresh passive peers, and two nodes each one short pair only once a
+    /// walk has told one of the other; a node whose active view churns (failures, evictions, an
+    /// attack) is the one likely to repair next.
     pub(crate) fn on_shuffle_timer(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         self.new_round(rng, out);
-        // One reply per round: the last round's, if it never came, is no longer expected.
+        let now = self.now;
+        let settled = self.active.len() >= self.active_cap
+            && self.passive.len() >= self.passive_cap
+            && !self.active_changed;
+        let due = !settled
+            || self
+                .last_walk
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.shuffle_interval);
+        if !due {
+            return;
+        }
+        // One reply per walk: the last walk's, if it never came, is no longer expected.
         self.shuffle_sent = None;
         let Some(&target) = self.active.choose(rng) else {
             return;
         };
+        self.last_walk = Some(now);
+        self.active_changed = false;
         let mut peers: Vec<PeerId> = self
             .active
             .choose_multiple(rng, self.shuffle_active)

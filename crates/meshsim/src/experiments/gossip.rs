@@ -8,7 +8,8 @@
 //! per delivered payload byte (all traffic), last-delivery hop, latency and each message's last delivery.
 //! Gossip's wire bytes are also given for its control messages alone
 //! (`gossip_control_wire_bytes_per_payload_byte`: membership, grafts, prunes, declines), since at low
-//! rates membership's shuffles, which run whatever is broadcast, are most of them.
+//! rates membership's shuffles, which run whatever is broadcast, are most of them; and per node and
+//! second (`gossip_control_bytes_per_node_per_sec`), which does not depend on the workload's rate.
 //!
 //! With a few publishers, `--warmup` rounds run first while their trees form (each origin has its own
 //! Plumtree tree, formed by its first message, which floods); the first round is reported apart
@@ -277,6 +278,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     report.add(
         "gossip_control_wire_bytes_per_payload_byte",
         measured.gossip.control_bytes_per_payload_byte(),
+    );
+    report.add(
+        "gossip_control_bytes_per_node_per_sec",
+        measured.gossip.control_bytes_per_node_per_sec(n),
     );
     measured.flood.report(&mut report, &FLOOD, n);
     report.add(

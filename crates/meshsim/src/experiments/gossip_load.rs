@@ -57,6 +57,8 @@ pub(crate) struct Outcome {
     pub(crate) control_bytes: u64,
     /// The payload size of every message.
     pub(crate) payload_bytes: usize,
+    /// How long the window lasted, in virtual time.
+    pub(crate) window: Duration,
 }
 
 impl Outcome {
@@ -83,6 +85,12 @@ impl Outcome {
     /// The control messages' share of [`Outcome::wire_bytes_per_payload_byte`].
     pub(crate) fn control_bytes_per_payload_byte(&self) -> f64 {
         self.per_payload_byte(self.control_bytes)
+    }
+
+    /// Control bytes a node sent per second of the window: what membership and tree upkeep cost a
+    /// node, which at a low rate is most of what it sends.
+    pub(crate) fn control_bytes_per_node_per_sec(&self, nodes: usize) -> f64 {
+        self.control_bytes as f64 / nodes.max(1) as f64 / self.window.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
     fn per_payload_byte(&self, bytes: u64) -> f64 {
@@ -240,6 +248,7 @@ pub(crate) fn gossip(sim: &mut Sim<Gossip>, schedule: &Schedule, payload_bytes: 
     };
     let (copies_before, bytes_before) = (received(sim), sim.stats().bytes_sent);
     let control_before = sim.stats().control_bytes;
+    let start = sim.now();
     // A publication's id is known when its origin emits `Published`, in the same step.
     let waiting: RefCell<HashMap<NodeId, VecDeque<usize>>> = RefCell::default();
     let mut ids: HashMap<MessageId, usize> = HashMap::new();
@@ -267,6 +276,7 @@ pub(crate) fn gossip(sim: &mut Sim<Gossip>, schedule: &Schedule, payload_bytes: 
         wire_bytes: sim.stats().bytes_sent - bytes_before,
         control_bytes: sim.stats().control_bytes - control_before,
         payload_bytes,
+        window: sim.now() - start,
     }
 }
 
@@ -278,6 +288,7 @@ pub(crate) fn flood(
     first_id: u64,
 ) -> Outcome {
     let (sent_before, bytes_before) = (sim.stats().messages_sent, sim.stats().bytes_sent);
+    let start = sim.now();
     let runs = run(
         sim,
         schedule,
@@ -298,5 +309,6 @@ pub(crate) fn flood(
         wire_bytes: sim.stats().bytes_sent - bytes_before,
         control_bytes: 0, // flood has none
         payload_bytes,
+        window: sim.now() - start,
     }
 }
