@@ -28,7 +28,8 @@ pub(crate) struct Common {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Write per-message data as CSV to this file.
+    /// Write per-message data as CSV to this file (`flood`: a row per delivery; `gossip`: a row per
+    /// message and protocol, flood's on the same workload included).
     #[arg(long)]
     pub(crate) csv: Option<PathBuf>,
     /// Draw the experiment's charts (latency CDFs against flood, hops histograms, reliability after
@@ -89,6 +90,11 @@ impl Experiment {
             Self::SybilKad(args) => &args.common,
             Self::Sync(args) => &args.common,
         }
+    }
+
+    /// Whether the experiment writes per-message data for `--csv`.
+    pub(crate) fn writes_csv(&self) -> bool {
+        matches!(self, Self::Flood(_) | Self::Gossip(_))
     }
 
     /// Runs the experiment.

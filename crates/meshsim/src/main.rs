@@ -32,6 +32,11 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.experiment.common().json;
     let plot = cli.experiment.common().plot.clone();
+    let csv = cli.experiment.common().csv.clone();
+    if csv.is_some() && !cli.experiment.writes_csv() {
+        eprintln!("meshsim: --csv: the experiment writes no per-message data (flood and gossip do)");
+        return ExitCode::FAILURE;
+    }
     if json {
         clock::hide_progress();
     }
@@ -40,6 +45,12 @@ fn main() -> ExitCode {
             if let Some(path) = plot {
                 if let Err(err) = plot::write_svg(&path, report.panels()) {
                     eprintln!("meshsim: --plot: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if let Some(path) = csv {
+                if let Err(err) = report.write_csv(&path) {
+                    eprintln!("meshsim: --csv: {err}");
                     return ExitCode::FAILURE;
                 }
             }

@@ -12,6 +12,8 @@ use crate::plot::Panel;
 pub(crate) struct Report {
     fields: Vec<(&'static str, Value)>,
     panels: Vec<Panel>,
+    /// `--csv`'s header line and rows, if the experiment writes per-message data.
+    csv: Option<(&'static str, Vec<String>)>,
 }
 
 impl Report {
@@ -34,6 +36,33 @@ impl Report {
     /// The charts, in the order they were added.
     pub(crate) fn panels(&self) -> &[Panel] {
         &self.panels
+    }
+
+    /// Adds rows of per-message data for `--csv`, under `header` (the first call's header stays).
+    pub(crate) fn csv_rows(
+        &mut self,
+        header: &'static str,
+        rows: impl IntoIterator<Item = String>,
+    ) -> &mut Self {
+        self.csv
+            .get_or_insert_with(|| (header, Vec::new()))
+            .1
+            .extend(rows);
+        self
+    }
+
+    /// Writes the per-message data to `path`, or says the experiment gives none.
+    pub(crate) fn write_csv(&self, path: &std::path::Path) -> Result<(), String> {
+        let Some((header, rows)) = &self.csv else {
+            return Err("the experiment writes no per-message data (flood and gossip do)".into());
+        };
+        let mut text =
+            String::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + header.len() + 1);
+        for line in std::iter::once(*header).chain(rows.iter().map(String::as_str)) {
+            text.push_str(line);
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The figures every run ends with, the one place they are written: `events`, `events_per_sec`

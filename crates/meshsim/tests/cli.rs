@@ -68,3 +68,51 @@ fn bad_arguments_fail_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("warp"));
 }
+
+#[test]
+fn csv_gets_a_row_per_message_from_gossip_and_a_clear_error_where_there_is_none() {
+    let dir = std::env::temp_dir().join(format!("meshsim-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gossip.csv");
+    let report = support::meshsim_json(&[
+        "gossip",
+        "--nodes",
+        "100",
+        "--messages",
+        "4",
+        "--fail",
+        "0.2",
+        "--json",
+        "--csv",
+        path.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "protocol");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // Four messages each for gossip, flood on the same workload, and gossip after the crash.
+    for protocol in ["gossip", "flood", "gossip_after_crash"] {
+        let of: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == protocol).collect();
+        assert_eq!(of.len(), 4, "{protocol}: {text}");
+        assert!(of.iter().all(|r| r.len() == header.len()));
+    }
+    // The rows are the report's messages: the worst reliability among gossip's is the report's.
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let worst = rows
+        .iter()
+        .filter(|r| r[0] == "gossip")
+        .map(|r| r[column("reliability")].parse::<f64>().unwrap())
+        .fold(1.0, f64::min);
+    let reported = report["gossip_reliability_min"].as_f64().unwrap();
+    assert!((worst - reported).abs() < 1e-3, "{worst} against {reported}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
+        .args(["pow", "--nodes", "10", "--csv", "unused.csv"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no per-message data"));
+    assert!(!std::path::Path::new("unused.csv").exists());
+}

@@ -4,7 +4,6 @@
 //! message), RMR, the hop count of the last delivery, delivery latency percentiles, traffic per node, and
 //! the engine's speed and memory.
 
-use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, ValueEnum};
@@ -155,11 +154,10 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     let hops = Summary::of(log.deliveries().iter().map(|d| f64::from(d.hops)).collect());
     let nodes = n.max(1) as f64;
 
-    if let Some(path) = &common.csv {
-        write_csv(path, &log).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-
     let mut report = Report::new();
+    if common.csv.is_some() {
+        report.csv_rows("message_id,node,hops,delivered_ms,latency_ms", csv_rows(&log));
+    }
     report
         .plot(Panel::Cdf {
             title: format!("Flood delivery latency, {} nodes", common.nodes),
@@ -224,20 +222,17 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     Ok(report)
 }
 
-fn write_csv(path: &std::path::Path, log: &DeliveryLog) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(file, "message_id,node,hops,delivered_ms,latency_ms")?;
-    for d in log.deliveries() {
+/// `--csv`: a row per delivery.
+fn csv_rows(log: &DeliveryLog) -> impl Iterator<Item = String> + '_ {
+    log.deliveries().iter().map(|d| {
         let published = log.published_at(d.tag).unwrap_or(Instant::ZERO);
-        writeln!(
-            file,
+        format!(
             "{},{},{},{:.3},{:.3}",
             d.tag,
             d.node.0,
             d.hops,
             d.at.as_duration().as_secs_f64() * 1000.0,
             (d.at - published).as_secs_f64() * 1000.0
-        )?;
-    }
-    file.flush()
+        )
+    })
 }

@@ -37,7 +37,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use super::gossip_load::{self, FLOOD, GOSSIP, Outcome, Schedule};
+use super::gossip_load::{self, CSV_HEADER, FLOOD, GOSSIP, Outcome, Schedule};
 use super::gossip_net::{NetArgs, build, overlay};
 use crate::cli::Common;
 use crate::clock::wall_now;
@@ -273,6 +273,12 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
             .add("gossip_first_rmr", first.rmr())
             .add("gossip_first_last_delivery_hop", first.last_hop());
     }
+    if args.common.csv.is_some() {
+        for point in &points {
+            report.csv_rows(CSV_HEADER, point.gossip.csv_rows("gossip", point.rate));
+            report.csv_rows(CSV_HEADER, point.flood.csv_rows("flood", point.rate));
+        }
+    }
     let measured = &points[0];
     measured.gossip.report(&mut report, &GOSSIP, n);
     report.add(
@@ -414,6 +420,12 @@ fn crash(
     }
     let schedule = Schedule::at_rate(publishers, 0, args.messages, args.sequential_rate(), args.drain());
     let outcome = gossip_load::gossip(sim, &schedule, args.net.payload_bytes);
+    if args.common.csv.is_some() {
+        report.csv_rows(
+            CSV_HEADER,
+            outcome.csv_rows("gossip_after_crash", args.sequential_rate()),
+        );
+    }
     let after = &outcome.runs;
     let shares: Vec<String> = after.iter().map(|b| format!("{:.4}", b.reliability())).collect();
     let full = |b: &super::gossip_net::Broadcast| b.delivered == b.live;

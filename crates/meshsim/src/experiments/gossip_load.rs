@@ -93,6 +93,22 @@ impl Outcome {
         self.control_bytes as f64 / nodes.max(1) as f64 / self.window.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
+    /// `--csv`'s rows, one per message: [`CSV_HEADER`]'s columns.
+    pub(crate) fn csv_rows<'a>(&'a self, protocol: &'a str, rate: f64) -> impl Iterator<Item = String> + 'a {
+        self.runs.iter().enumerate().map(move |(i, b)| {
+            let p50 = Summary::of(b.latencies_ms.clone()).p50;
+            format!(
+                "{protocol},{rate},{i},{},{},{:.4},{},{:.3},{:.3}",
+                b.delivered,
+                b.live,
+                b.reliability(),
+                b.max_hops,
+                b.last_ms,
+                p50
+            )
+        })
+    }
+
     fn per_payload_byte(&self, bytes: u64) -> f64 {
         bytes as f64 / (self.receivers() * self.payload_bytes.max(1) as u64) as f64
     }
@@ -144,6 +160,12 @@ impl Outcome {
             .add(keys.0[9], self.wire_bytes_per_payload_byte());
     }
 }
+
+/// The columns of [`Outcome::csv_rows`]: the protocol (and phase), the network-wide rate of its
+/// workload (messages per second), the message's number in it, the live nodes that delivered it and
+/// all live nodes, their ratio, the last delivery's hops and time, and the median latency.
+pub(crate) const CSV_HEADER: &str =
+    "protocol,rate,message,delivered,live,reliability,last_delivery_hop,last_delivery_ms,latency_ms_p50";
 
 /// The report keys of one protocol's figures, in the order [`Outcome::report`] adds them.
 pub(crate) struct Keys(pub(crate) [&'static str; 10]);
