@@ -17,8 +17,10 @@
 //! The periodic `Shuffle` walk (in [`shuffle`]) exchanges samples of the views, so passive views
 //! stay fresh and dead entries get replaced. Rounds come every
 //! [`Config::repair_interval`](crate::Config::repair_interval) (10 s); a node whose views are both
-//! full walks only every [`Config::shuffle_interval`](crate::Config::shuffle_interval) (60 s), which
-//! cuts what an idle node sends sixfold, and a node with room walks at every round.
+//! full, and whose active view has not changed since its last walk, walks only every
+//! [`Config::shuffle_interval`](crate::Config::shuffle_interval) (60 s), which cuts what an idle node
+//! sends sixfold; any other node walks at every round. A passive view fills only in an overlay of
+//! more than 36 nodes (30 passive, 5 active and the node), so smaller ones walk at every round.
 //!
 //! The paper trusts every peer. Against Sybils (fresh identities are free) the views are guarded in
 //! [`admission`]: membership requests are rate-limited per peer and joins per IP prefix, an IP prefix may
@@ -101,6 +103,9 @@ pub(crate) struct HyParView {
     shuffle_sent: Option<ShuffleSent>,
     /// Time between two shuffle walks ([`Config::shuffle_interval`](crate::Config::shuffle_interval)).
     shuffle_interval: Duration,
+    /// Time between two repair rounds ([`Config::repair_interval`](crate::Config::repair_interval)):
+    /// also how long a walk's reply is awaited.
+    repair_interval: Duration,
     /// When our last shuffle walk started: rounds come every
     /// [`Config::repair_interval`](crate::Config::repair_interval), walks less often.
     last_walk: Option<Instant>,
@@ -109,7 +114,7 @@ pub(crate) struct HyParView {
     /// Peers we refused a slot recently, newest last: each is named once to another refused peer
     /// ([`repair`]).
     seekers: VecDeque<(PeerEntry, Instant)>,
-    /// How long a seeker is remembered: a shuffle interval, after which it asks again.
+    /// How long a seeker is remembered: a repair interval, after which it asks again.
     seeker_ttl: Duration,
     /// Membership requests ignored over their limits, and answers nobody asked for (for the stats).
     pub(crate) requests_refused: u64,
@@ -151,6 +156,7 @@ impl HyParView {
             seekers: VecDeque::new(),
             seeker_ttl: config.repair_interval,
             shuffle_interval: config.shuffle_interval,
+            repair_interval: config.repair_interval,
             last_walk: None,
             active_changed: false,
             requests_refused: 0,

@@ -16,7 +16,8 @@
 //!   plus `ForwardJoin` random walks (active walk length 6, passive walk length 3); a free slot in the
 //!   active view is filled by `Neighbor` requests to passive peers, with high priority (which the receiver
 //!   cannot refuse) for a node that is alone; a periodic `Shuffle` walk refreshes the passive views (every
-//!   60 s once both views are full, every 10 s repair round while they have room). Three
+//!   60 s once both views are full and the active view unchanged, at every 10 s repair round
+//!   otherwise). Three
 //!   additions keep the overlay in one piece and its views full: an evicted peer is told who took its
 //!   slot and asks that peer first; "alone" means two slots free or more, not only none; and a refusal
 //!   names a peer refused shortly before, so the last nodes with a free slot find each other.

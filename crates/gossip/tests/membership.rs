@@ -149,7 +149,7 @@ fn an_unanswered_request_expires_and_the_next_peer_is_asked() {
     learn(&mut g, peer(2), &[peer(10), peer(11)]);
     let first = dials(&handle(&mut g, Input::PeerDown(peer(2))));
     handle(&mut g, Input::PeerUp(first[0]));
-    // No answer ever comes (lost). Within two shuffle rounds the request is dropped and the other
+    // No answer ever comes (lost). Within two repair rounds the request is dropped and the other
     // passive peer is asked.
     let mut asked = Vec::new();
     for _ in 0..2 {
@@ -206,7 +206,7 @@ fn a_node_left_with_nobody_joins_again_through_its_contact() {
         Input::Command(meshwork_gossip::Command::Join(vec![contact])),
     );
     assert_eq!(dials(&out), vec![contact]);
-    // The dial fails: no neighbour, no passive peer. The next shuffle round retries the join.
+    // The dial fails: no neighbour, no passive peer. The next repair round retries the join.
     handle(&mut g, Input::PeerDown(contact));
     let out = handle(&mut g, Input::Timer(Timer::Shuffle));
     assert_eq!(dials(&out), vec![contact]);
@@ -226,7 +226,7 @@ fn a_late_accept_when_full_is_undone_instead_of_evicting_a_neighbour() {
         peer(2),
         &[peer(20), peer(21), peer(22), peer(23), peer(24)],
     );
-    // The shuffle round asks a passive peer (low priority) for the free slot.
+    // The repair round asks a passive peer (low priority) for the free slot.
     let asked = dials(&handle(&mut g, Input::Timer(Timer::Shuffle)));
     assert_eq!(asked.len(), 1, "{asked:?}");
     let out = handle(&mut g, Input::PeerUp(asked[0]));
@@ -303,11 +303,9 @@ fn walks(out: &[Output<Gossip>]) -> usize {
         .count()
 }
 
-#[test]
-fn a_settled_node_walks_once_a_shuffle_interval_and_one_with_room_or_a_new_neighbour_every_round() {
+/// A node whose views are both full: five neighbours, and a passive view filled by their walks.
+fn settled() -> Gossip {
     let config = Config::default();
-    let (round, interval) = (config.repair_interval, config.shuffle_interval);
-    assert!(interval >= round * 3, "the test needs rounds between walks");
     let mut g = node();
     for n in 2..7 {
         neighbour(&mut g, peer(n), false);
@@ -319,32 +317,79 @@ fn a_settled_node_walks_once_a_shuffle_interval_and_one_with_room_or_a_new_neigh
     }
     assert_eq!(g.active_view().len(), config.active_view_capacity);
     assert_eq!(g.passive_view().len(), config.passive_view_capacity);
+    g
+}
+
+/// A repair round `round` after `at` (which it moves on): the shuffle walks it started.
+fn round_walks(g: &mut Gossip, at: &mut Instant, round: std::time::Duration) -> usize {
+    *at += round;
+    let mut out = Vec::new();
+    g.handle(*at, Input::Timer(Timer::Shuffle), &mut out);
+    walks(&out)
+}
+
+#[test]
+fn a_settled_node_walks_once_a_shuffle_interval_and_one_with_room_or_a_new_neighbour_every_round() {
+    let config = Config::default();
+    let (round, interval) = (config.repair_interval, config.shuffle_interval);
+    assert!(interval >= round * 3, "the test needs rounds between walks");
+    let mut g = settled();
     // Both views full: one walk at the first round, the next a shuffle interval later.
-    let round_walks = |g: &mut Gossip, at: &mut Instant| {
-        *at += round;
-        let mut out = Vec::new();
-        g.handle(*at, Input::Timer(Timer::Shuffle), &mut out);
-        walks(&out)
-    };
     let rounds = u32::try_from(interval.as_millis() / round.as_millis()).unwrap();
     let mut at = Instant::ZERO;
-    let per_round: Vec<usize> = (0..=rounds).map(|_| round_walks(&mut g, &mut at)).collect();
+    let per_round: Vec<usize> = (0..=rounds)
+        .map(|_| round_walks(&mut g, &mut at, round))
+        .collect();
     let expected: Vec<usize> = (0..=rounds).map(|r| usize::from(r == 0 || r == rounds)).collect();
     assert_eq!(per_round, expected);
     // A neighbour fails: the view has room, and the node walks at every round until it is full.
     let mut out = Vec::new();
     g.handle(at, Input::PeerDown(peer(3)), &mut out);
-    assert_eq!(
-        [round_walks(&mut g, &mut at), round_walks(&mut g, &mut at)],
-        [1, 1]
-    );
+    let two = |g: &mut Gossip, at: &mut Instant| [round_walks(g, at, round), round_walks(g, at, round)];
+    assert_eq!(two(&mut g, &mut at), [1, 1]);
     // A new neighbour fills the slot: the active view changed since the last walk, so the next round
     // walks too, and the one after is settled again.
-    neighbour(&mut g, peer(60), false);
+    g.handle(at, Input::PeerUp(peer(60)), &mut out);
+    let msg = Message::Membership(Msg::Neighbor { high_priority: false });
+    g.handle(at, Input::Message { from: peer(60), msg }, &mut out);
     assert_eq!(g.active_view().len(), config.active_view_capacity);
     assert_eq!(g.passive_view().len(), config.passive_view_capacity);
-    assert_eq!(
-        [round_walks(&mut g, &mut at), round_walks(&mut g, &mut at)],
-        [1, 0]
-    );
+    assert_eq!(two(&mut g, &mut at), [1, 0]);
+}
+
+#[test]
+fn a_walks_reply_is_taken_for_a_repair_interval_and_not_after_however_long_till_the_next_walk() {
+    let config = Config::default();
+    let round = config.repair_interval;
+    let mut g = settled();
+    let reply = |g: &mut Gossip, at: Instant, from: u8| {
+        let peers: Vec<PeerEntry> = (0..4).map(|i| PeerEntry::id_only(peer(200 + from + i))).collect();
+        let msg = Message::Membership(Msg::ShuffleReply {
+            peers: peers.try_into().unwrap(),
+        });
+        let mut out = Vec::new();
+        g.handle(
+            at,
+            Input::Message {
+                from: peer(from),
+                msg,
+            },
+            &mut out,
+        );
+        let refused = out
+            .iter()
+            .any(|o| matches!(o, Output::Dropped { peer: p, .. } if *p == peer(from)));
+        let learnt = (0..4).any(|i| g.passive_view().contains(&peer(200 + from + i)));
+        (learnt, refused)
+    };
+    // The walk at the first round is answered just within a repair interval: taken.
+    let mut at = Instant::ZERO;
+    assert_eq!(round_walks(&mut g, &mut at, round), 1);
+    let just_within = at + (round - std::time::Duration::from_millis(1));
+    assert_eq!(reply(&mut g, just_within, 10), (true, false));
+    // The next walk, a shuffle interval on, is answered only after a repair interval, with no walk
+    // of ours since: refused, and it teaches nothing.
+    while round_walks(&mut g, &mut at, round) == 0 {}
+    assert!(at < Instant::ZERO + config.shuffle_interval * 2);
+    assert_eq!(reply(&mut g, at + round, 20), (false, true));
 }

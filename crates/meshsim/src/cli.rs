@@ -29,11 +29,12 @@ pub(crate) struct Common {
     #[arg(long)]
     pub(crate) json: bool,
     /// Write per-message data as CSV to this file (`flood`: a row per delivery; `gossip`: a row per
-    /// message and protocol, flood's on the same workload included).
+    /// measured message and protocol, flood's on the same workload and the broadcasts after a crash
+    /// included, the warm-up's left out). Other experiments refuse it.
     #[arg(long)]
     pub(crate) csv: Option<PathBuf>,
     /// Draw the experiment's charts (latency CDFs against flood, hops histograms, reliability after
-    /// crashes) to this SVG file.
+    /// crashes) to this SVG file. Every experiment but `sybil-kad` draws some; it refuses the flag.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
     /// Stop after this many events, whatever happens (a bound on every run).
@@ -95,6 +96,11 @@ impl Experiment {
     /// Whether the experiment writes per-message data for `--csv`.
     pub(crate) fn writes_csv(&self) -> bool {
         matches!(self, Self::Flood(_) | Self::Gossip(_))
+    }
+
+    /// Whether the experiment draws charts for `--plot`: all but `sybil-kad`.
+    pub(crate) fn draws_plot(&self) -> bool {
+        !matches!(self, Self::SybilKad(_))
     }
 
     /// Runs the experiment.

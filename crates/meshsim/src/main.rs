@@ -30,40 +30,73 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let json = cli.experiment.common().json;
-    let plot = cli.experiment.common().plot.clone();
-    let csv = cli.experiment.common().csv.clone();
-    if csv.is_some() && !cli.experiment.writes_csv() {
+    let common = cli.experiment.common();
+    let json = common.json;
+    // The output files are checked before the run, which may be long: an experiment that writes no
+    // such output, or a path that cannot be created, fails at once.
+    if common.csv.is_some() && !cli.experiment.writes_csv() {
         eprintln!("meshsim: --csv: the experiment writes no per-message data (flood and gossip do)");
+        return ExitCode::FAILURE;
+    }
+    if common.plot.is_some() && !cli.experiment.draws_plot() {
+        eprintln!("meshsim: --plot: the experiment draws no chart");
+        return ExitCode::FAILURE;
+    }
+    let csv = match common
+        .csv
+        .as_deref()
+        .map(|path| (path, std::fs::File::create(path)))
+    {
+        None => None,
+        Some((_, Ok(file))) => Some(file),
+        Some((path, Err(err))) => {
+            eprintln!("meshsim: --csv: {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let plot = common.plot.clone();
+    if let Some(path) = &plot
+        && let Err(err) = std::fs::File::create(path)
+    {
+        eprintln!("meshsim: --plot: {}: {err}", path.display());
         return ExitCode::FAILURE;
     }
     if json {
         clock::hide_progress();
     }
-    match cli.experiment.run() {
-        Ok(report) => {
-            if let Some(path) = plot {
-                if let Err(err) = plot::write_svg(&path, report.panels()) {
-                    eprintln!("meshsim: --plot: {err}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            if let Some(path) = csv {
-                if let Err(err) = report.write_csv(&path) {
-                    eprintln!("meshsim: --csv: {err}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.to_table());
-            }
-            ExitCode::SUCCESS
-        }
+    let report = match cli.experiment.run() {
+        Ok(report) => report,
         Err(err) => {
             eprintln!("meshsim: {err}");
-            ExitCode::FAILURE
+            // No output files from a failed run, not even the empty ones made to check the paths.
+            for path in [&common.csv, &plot].into_iter().flatten() {
+                let _ = std::fs::remove_file(path);
+            }
+            return ExitCode::FAILURE;
         }
+    };
+    // The figures are printed whatever becomes of the files: a long run's results are never lost.
+    let mut written = true;
+    if let Some(path) = plot
+        && let Err(err) = plot::write_svg(&path, report.panels())
+    {
+        eprintln!("meshsim: --plot: {err}");
+        written = false;
+    }
+    if let Some(file) = csv
+        && let Err(err) = report.write_csv(file)
+    {
+        eprintln!("meshsim: --csv: {err}");
+        written = false;
+    }
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    if written {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -12,8 +12,9 @@ use crate::plot::Panel;
 pub(crate) struct Report {
     fields: Vec<(&'static str, Value)>,
     panels: Vec<Panel>,
-    /// `--csv`'s header line and rows, if the experiment writes per-message data.
-    csv: Option<(&'static str, Vec<String>)>,
+    /// `--csv`'s header line and its rows (each ending in a newline), if the experiment writes
+    /// per-message data: one buffer, so a row costs its bytes and no allocation of its own.
+    csv: Option<(&'static str, String)>,
 }
 
 impl Report {
@@ -38,31 +39,33 @@ impl Report {
         &self.panels
     }
 
-    /// Adds rows of per-message data for `--csv`, under `header` (the first call's header stays).
+    /// Adds rows of per-message data for `--csv`, under `header`: every call of one experiment
+    /// passes the same header.
     pub(crate) fn csv_rows(
         &mut self,
         header: &'static str,
         rows: impl IntoIterator<Item = String>,
     ) -> &mut Self {
-        self.csv
-            .get_or_insert_with(|| (header, Vec::new()))
-            .1
-            .extend(rows);
+        let (first, text) = self.csv.get_or_insert_with(|| (header, String::new()));
+        debug_assert_eq!(*first, header, "rows of two shapes in one CSV");
+        for row in rows {
+            text.push_str(&row);
+            text.push('\n');
+        }
         self
     }
 
-    /// Writes the per-message data to `path`, or says the experiment gives none.
-    pub(crate) fn write_csv(&self, path: &std::path::Path) -> Result<(), String> {
+    /// Writes the per-message data to `file`, or says the experiment gave none.
+    pub(crate) fn write_csv(&self, file: std::fs::File) -> Result<(), String> {
+        use std::io::Write;
         let Some((header, rows)) = &self.csv else {
-            return Err("the experiment writes no per-message data (flood and gossip do)".into());
+            return Err("the experiment wrote no per-message data".into());
         };
-        let mut text =
-            String::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + header.len() + 1);
-        for line in std::iter::once(*header).chain(rows.iter().map(String::as_str)) {
-            text.push_str(line);
-            text.push('\n');
-        }
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        let mut file = std::io::BufWriter::new(file);
+        writeln!(file, "{header}")
+            .and_then(|()| file.write_all(rows.as_bytes()))
+            .and_then(|()| file.flush())
+            .map_err(|e| e.to_string())
     }
 
     /// The figures every run ends with, the one place they are written: `events`, `events_per_sec`

@@ -97,22 +97,29 @@ fn csv_gets_a_row_per_message_from_gossip_and_a_clear_error_where_there_is_none(
         assert_eq!(of.len(), 4, "{protocol}: {text}");
         assert!(of.iter().all(|r| r.len() == header.len()));
     }
-    // The rows are the report's messages: the worst reliability among gossip's is the report's.
+    // The rows are the report's messages: the latest last delivery among gossip's is the report's.
     let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let worst = rows
+    let latest = rows
         .iter()
         .filter(|r| r[0] == "gossip")
-        .map(|r| r[column("reliability")].parse::<f64>().unwrap())
-        .fold(1.0, f64::min);
-    let reported = report["gossip_reliability_min"].as_f64().unwrap();
-    assert!((worst - reported).abs() < 1e-3, "{worst} against {reported}");
+        .map(|r| r[column("last_delivery_hop")].parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(Some(latest), report["gossip_last_delivery_hop"].as_u64());
+    assert!(latest > 1, "a hundred nodes are more than a hop from any origin");
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
-        .args(["pow", "--nodes", "10", "--csv", "unused.csv"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no per-message data"));
-    assert!(!std::path::Path::new("unused.csv").exists());
+    // An experiment with no per-message data, or no chart, refuses the flag before it runs, and makes
+    // no file.
+    let unused = std::env::temp_dir().join(format!("meshsim-unused-{}", std::process::id()));
+    for (experiment, flag) in [("pow", "--csv"), ("sybil-kad", "--plot")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_meshsim"))
+            .args([experiment, "--nodes", "10", flag, unused.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag) && stderr.contains("no "), "{stderr}");
+        assert!(!unused.exists());
+    }
 }

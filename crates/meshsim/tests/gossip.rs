@@ -44,6 +44,13 @@ fn gossip_reaches_everyone_with_few_copies_and_recovers_from_crashes() {
         number(&report, "gossip_wire_bytes_per_payload_byte"),
     );
     assert!(control > 0.0 && control < all, "control {control} of {all}");
+    // A settled overlay walks its shuffles once a shuffle interval, not at every repair round: with a
+    // walk every round this run's nodes sent 136 control bytes a second each.
+    let per_sec = number(&report, "gossip_control_bytes_per_node_per_sec");
+    assert!(
+        per_sec > 0.0 && per_sec < 50.0,
+        "control bytes a node a second: {per_sec}"
+    );
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub struct Registry {
     /// purged, and a closed connection removes its registrations, without walking every namespace.
     per_peer: HashMap<PeerId, BTreeSet<Namespace>>,
     total: usize,
-    /// When a limit last made us purge every namespace.
+    /// When a full registry last made us purge every namespace.
     last_purge: Option<Instant>,
 }
 

@@ -214,8 +214,8 @@ fn a_peer_whose_registrations_lapsed_is_never_refused_for_them_however_lately_th
         reg.register(at_ms(500), peer(1), addr, ns(name), ms(10_000))
             .unwrap();
     }
-    // At 10.1 s peer 2, at its own limit, is refused: a purge of the registry ran then, when peer 1's
-    // registrations still held.
+    // At 10.1 s peer 2, at its own limit, is refused. The registry used to purge every namespace then
+    // (at most once a second), when peer 1's registrations still held, and so refused peer 1 below.
     for name in ["a", "b"] {
         reg.register(at_ms(0), peer(2), addr, ns(name), ms(100_000))
             .unwrap();
@@ -234,4 +234,62 @@ fn a_peer_whose_registrations_lapsed_is_never_refused_for_them_however_lately_th
     reg.remove_peer(&peer(2));
     assert_eq!(reg.len(), 1);
     assert!(!reg.holds(&peer(2)) && reg.holds(&peer(1)));
+}
+
+#[test]
+fn the_count_of_registrations_stays_true_through_renewals_expiry_and_closed_connections() {
+    let mut reg = Registry::new(RegistryLimits {
+        namespaces_per_peer: 3,
+        min_ttl: Duration::from_secs(10),
+        ..RegistryLimits::default()
+    });
+    let addr: SocketAddr = ADDR.parse().unwrap();
+    let sec = Duration::from_secs;
+    let names = ["a", "b", "c"];
+    // Every live registration, counted the way a client sees them.
+    let visible = |reg: &mut Registry, now: Instant| -> usize {
+        names
+            .iter()
+            .map(|name| reg.discover(now, &ns(name), &peer(250), None, 100).0.len())
+            .sum()
+    };
+    for p in 1..=6u8 {
+        for (i, name) in names.iter().enumerate() {
+            // Peers 1-3 register for 10 s, 4-6 for 100 s; every third registration is renewed.
+            let ttl = if p <= 3 { sec(10) } else { sec(100) };
+            reg.register(at(0), peer(p), addr, ns(name), ttl).unwrap();
+            if (usize::from(p) + i) % 3 == 0 {
+                reg.register(at(1), peer(p), addr, ns(name), ttl).unwrap();
+            }
+        }
+    }
+    assert_eq!(reg.len(), 18);
+    assert_eq!(visible(&mut reg, at(5)), 18);
+    // At 20 s the short ones lapsed. A peer at its limit purges its own; one namespace's look-up
+    // purges that namespace; a closed connection removes all of one peer's; the sweep the rest.
+    assert_eq!(
+        reg.register(at(20), peer(1), addr, ns("d"), sec(100)),
+        Ok(sec(100))
+    );
+    assert_eq!(reg.len(), 16, "peer 1's three lapsed ones gone, its new one in");
+    assert_eq!(reg.discover(at(20), &ns("a"), &peer(250), None, 100).0.len(), 3);
+    assert_eq!(reg.len(), 14, "peers 2 and 3 lapsed under a");
+    reg.remove_peer(&peer(4));
+    assert_eq!(reg.len(), 11);
+    assert!(!reg.holds(&peer(4)));
+    reg.expire(at(20));
+    assert_eq!(
+        reg.len(),
+        7,
+        "peers 5 and 6 in three namespaces each, and peer 1's new one"
+    );
+    assert_eq!(visible(&mut reg, at(20)), 6);
+    assert!(reg.holds(&peer(1)) && !reg.holds(&peer(2)) && !reg.holds(&peer(3)));
+    // Every peer can still take its full share of namespaces: nothing was left counted.
+    for p in 2..=3u8 {
+        for name in names {
+            reg.register(at(21), peer(p), addr, ns(name), sec(100)).unwrap();
+        }
+    }
+    assert_eq!(reg.len(), 13);
 }

@@ -124,7 +124,7 @@ impl HyParView {
             && !self.is_banned(peer)
     }
 
-    /// The start of a shuffle round: refusals are forgotten, a node with no neighbour and nobody left to ask joins
+    /// The start of a repair round: refusals are forgotten, a node with no neighbour and nobody left to ask joins
     /// again through its contacts, and free slots are filled.
     pub(super) fn new_round(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         self.refused.clear();

@@ -4,12 +4,13 @@
 //!
 //! Both ends are guarded, since a shuffle writes into the passive view that repairs draw from: a walk is
 //! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
-//! shuffle of ours is outstanding, once, with at most as many peers as we sent. The wire carries no
+//! shuffle of ours is outstanding (for a repair interval after the walk starts), once, with at most as
+//! many peers as we sent. The wire carries no
 //! shuffle id (adding one would change `/meshwork/gossip/3`), so the reply cannot be tied to its walk;
 //! an attacker would have to guess when we shuffle, and every unsolicited reply costs it
 //! [`Penalty::Unsolicited`].
 
-use meshwork_wire::{BoundedVec, DropReason, PeerId};
+use meshwork_wire::{BoundedVec, DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
@@ -22,13 +23,16 @@ use crate::score::Penalty;
 pub(super) struct ShuffleSent {
     /// Peers we sent: the reply carries at most as many.
     size: usize,
+    /// When the walk started: its reply is taken for a repair interval, as long as it was when a walk
+    /// started every round (a walk crosses seven links and the reply one more, seconds at most).
+    at: Instant,
 }
 
 impl HyParView {
     /// A round: repair first (refusals forgotten, free slots asked for, join retried when alone), then
     /// a shuffle walk through a random active peer if one is due.
     ///
-    /// A walk is most of what membership sends (a sample of seven peers, over six hops and back: about
+    /// A walk is most of what membership sends (a sample of seven peers, over seven links, and a reply straight back: about
     /// 190 bytes a second a node at one walk every 10 s). In a settled neighbourhood (both views full,
     /// and no peer entered or left the active view since our last walk) it only keeps the passive view
     /// fresh, so it runs once every [`Config::shuffle_interval`](crate::Config::shuffle_interval).
@@ -67,7 +71,10 @@ impl HyParView {
         let peers: Vec<PeerEntry> = peers.into_iter().map(|p| self.entry(p)).collect();
         let peers = BoundedVec::try_from(peers).unwrap_or_default();
         let ttl = self.arwl;
-        self.shuffle_sent = Some(ShuffleSent { size: peers.len() });
+        self.shuffle_sent = Some(ShuffleSent {
+            size: peers.len(),
+            at: now,
+        });
         // We do not know our own address: the first hop names us with the one it observes.
         let origin = PeerEntry::id_only(self.me);
         out.push(HvOut::Send(target, Msg::Shuffle { origin, ttl, peers }));
@@ -142,9 +149,13 @@ impl HyParView {
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
+        let now = self.now;
+        let window = self.repair_interval;
         match self.shuffle_sent.take() {
-            Some(sent) => self.take_sample(from, peers.iter().take(sent.size), rng),
-            None => {
+            Some(sent) if now.saturating_duration_since(sent.at) < window => {
+                self.take_sample(from, peers.iter().take(sent.size), rng);
+            }
+            _ => {
                 self.requests_refused += 1;
                 out.push(HvOut::Dropped(from, DropReason::Unsolicited));
                 out.push(HvOut::Penalty(from, Penalty::Unsolicited));

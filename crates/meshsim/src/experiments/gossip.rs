@@ -9,7 +9,8 @@
 //! Gossip's wire bytes are also given for its control messages alone
 //! (`gossip_control_wire_bytes_per_payload_byte`: membership, grafts, prunes, declines), since at low
 //! rates membership's shuffles, which run whatever is broadcast, are most of them; and per node and
-//! second (`gossip_control_bytes_per_node_per_sec`), which does not depend on the workload's rate.
+//! second (`gossip_control_bytes_per_node_per_sec`), at low rates mostly what membership costs an
+//! idle node.
 //!
 //! With a few publishers, `--warmup` rounds run first while their trees form (each origin has its own
 //! Plumtree tree, formed by its first message, which floods); the first round is reported apart
