@@ -400,8 +400,8 @@ impl Protocol for Gossip {
     }
 
     /// A message the driver could not send. A full message that answered a graft is declined (see
-    /// [`TreeMessage::Decline`]), so a congested link never makes an honest announcer a promise
-    /// breaker; a decline dropped by a full queue is owed and sent again with the next announcements;
+    /// [`TreeMessage::Decline`](crate::TreeMessage::Decline)), so a congested link never makes an
+    /// honest announcer a promise breaker; a decline dropped by a full queue is owed and sent again with the next announcements;
     /// data dropped because the neighbour reads slower than we send marks its link full for a while
     /// ([`Gossip::full_links`]).
     fn undelivered(
