@@ -5,10 +5,9 @@
 //! Both ends are guarded, since a shuffle writes into the passive view that repairs draw from: a walk is
 //! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
 //! shuffle of ours is outstanding (for a repair interval after the walk starts), once, with at most as
-//! many peers as we sent. The wire carries no
-//! shuffle id (adding one would change `/meshwork/gossip/3`), so the reply cannot be tied to its walk;
-//! an attacker would have to guess when we shuffle, and every unsolicited reply costs it
-//! [`Penalty::Unsolicited`].
+//! many peers as we sent. The wire carries no shuffle id (adding one would change
+//! `/meshwork/gossip/3`), so the reply cannot be tied to its walk; an attacker would have to guess
+//! when we shuffle, and every unsolicited reply costs it [`Penalty::Unsolicited`].
 
 use meshwork_wire::{BoundedVec, DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
@@ -32,10 +31,11 @@ impl HyParView {
     /// A round: repair first (refusals forgotten, free slots asked for, join retried when alone), then
     /// a shuffle walk through a random active peer if one is due.
     ///
-    /// A walk is most of what membership sends (a sample of seven peers, over seven links, and a reply straight back: about
-    /// 190 bytes a second a node at one walk every 10 s). In a settled neighbourhood (both views full,
-    /// and no peer entered or left the active view since our last walk) it only keeps the passive view
-    /// fresh, so it runs once every [`Config::shuffle_interval`](crate::Config::shuffle_interval).
+    /// A walk is most of what membership sends (a sample of seven peers over seven links, and a reply
+    /// straight back: about 190 bytes a second a node at one walk every 10 s). In a settled
+    /// neighbourhood (both views full, and no peer entered or left the active view since our last
+    /// walk) it only keeps the passive view fresh, so it runs once every
+    /// [`Config::shuffle_interval`](crate::Config::shuffle_interval).
     /// Otherwise it runs every round: a node whose views have room (peers failed, or the overlay is
     /// still forming) repairs from fresh passive peers, and two nodes each one short pair only once a
     /// walk has told one of the other; a node whose active view churns (failures, evictions, an
