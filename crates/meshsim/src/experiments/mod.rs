@@ -4,6 +4,7 @@ pub(crate) mod bft;
 pub(crate) mod bft_net;
 pub(crate) mod coin;
 pub(crate) mod coin_net;
+pub(crate) mod coin_report;
 pub(crate) mod flood;
 pub(crate) mod gossip;
 pub(crate) mod gossip_load;
