@@ -104,7 +104,8 @@ pub(crate) struct HyParView {
     /// Time between two shuffle walks ([`Config::shuffle_interval`](crate::Config::shuffle_interval)).
     shuffle_interval: Duration,
     /// Time between two repair rounds ([`Config::repair_interval`](crate::Config::repair_interval)):
-    /// also how long a walk's reply is awaited.
+    /// also how long a walk's reply is awaited, and how long a seeker is remembered (it asks again
+    /// each round anyway).
     repair_interval: Duration,
     /// When our last shuffle walk started: rounds come every
     /// [`Config::repair_interval`](crate::Config::repair_interval), walks less often.
@@ -114,8 +115,6 @@ pub(crate) struct HyParView {
     /// Peers we refused a slot recently, newest last: each is named once to another refused peer
     /// ([`repair`]).
     seekers: VecDeque<(PeerEntry, Instant)>,
-    /// How long a seeker is remembered: a repair interval, after which it asks again.
-    seeker_ttl: Duration,
     /// Membership requests ignored over their limits, and answers nobody asked for (for the stats).
     pub(crate) requests_refused: u64,
     active_cap: usize,
@@ -154,7 +153,6 @@ impl HyParView {
             addresses: AddressBook::default(),
             shuffle_sent: None,
             seekers: VecDeque::new(),
-            seeker_ttl: config.repair_interval,
             shuffle_interval: config.shuffle_interval,
             repair_interval: config.repair_interval,
             last_walk: None,

@@ -62,7 +62,7 @@ impl HyParView {
     /// asked by both pairs them. Each seeker is named once, to one peer, so a seeker gets at most one
     /// request per refusal it caused.
     pub(super) fn refer(&mut self, from: PeerId) -> Msg {
-        let (now, ttl) = (self.now, self.seeker_ttl);
+        let (now, ttl) = (self.now, self.repair_interval);
         self.seekers
             .retain(|(_, at)| now.saturating_duration_since(*at) < ttl);
         let alternative = self
