@@ -28,15 +28,21 @@ fn register(net: &mut Net, r: PeerId, clients: &[PeerId]) {
     }
     net.run();
     for client in clients {
-        net.command(
-            *client,
-            NatCommand::Register {
-                rendezvous: r,
-                namespace: "coin".try_into().unwrap(),
-                ttl: Duration::from_secs(60),
-            },
-        );
+        register_under_coin(net, *client, r, Duration::from_secs(60));
     }
+}
+
+/// `client` asks `rendezvous` to register it under "coin" for `ttl`.
+fn register_under_coin(net: &mut Net, client: PeerId, rendezvous: PeerId, ttl: Duration) {
+    let namespace = "coin".try_into().unwrap();
+    net.command(
+        client,
+        NatCommand::Register {
+            rendezvous,
+            namespace,
+            ttl,
+        },
+    );
 }
 
 #[test]
@@ -243,14 +249,7 @@ fn a_rendezvous_says_where_to_dial_once_and_never_somewhere_no_peer_can_be() {
     let r2 = net.add(NatConfig::rendezvous(), "10.206.0.100:9000");
     net.connect(a, r2);
     net.run();
-    net.command(
-        a,
-        NatCommand::Register {
-            rendezvous: r2,
-            namespace: "coin".try_into().unwrap(),
-            ttl: Duration::from_secs(60),
-        },
-    );
+    register_under_coin(&mut net, a, r2, Duration::from_secs(60));
     let z = meshwork_identity::Keypair::from_seed([77; 32]).peer_id();
     let (now, node) = (net.now, net.nodes.get_mut(&a).unwrap());
     let mut out = Vec::new();
@@ -504,14 +503,7 @@ fn a_client_renews_within_the_ttl_the_rendezvous_granted() {
     net.connect(a, r);
     net.run();
     // A day asked; the rendezvous grants its maximum, two hours.
-    net.command(
-        a,
-        NatCommand::Register {
-            rendezvous: r,
-            namespace: "coin".try_into().unwrap(),
-            ttl: Duration::from_secs(24 * 3600),
-        },
-    );
+    register_under_coin(&mut net, a, r, Duration::from_secs(24 * 3600));
     let granted: Vec<Duration> = net
         .events_of(a)
         .iter()

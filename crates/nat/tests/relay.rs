@@ -112,6 +112,14 @@ impl Outputs for Vec<Output<Relay>> {
     }
 }
 
+/// The first timer in `out` that `which` picks, with when it fires.
+fn scheduled(out: &[Output<Relay>], which: impl Fn(&RelayTimer) -> bool) -> Option<(Duration, RelayTimer)> {
+    out.iter().find_map(|o| match o {
+        Output::Schedule { after, timer } if which(timer) => Some((*after, timer.clone())),
+        _ => None,
+    })
+}
+
 /// The events `out` emits.
 fn emitted(out: &[Output<Relay>]) -> Vec<RelayEvent> {
     out.iter()
@@ -574,13 +582,7 @@ fn a_connect_the_relay_never_answers_ends_at_its_deadline() {
     let connect = || Input::Command(RelayCommand::Connect { relay, target });
     out.clear();
     end.handle(now, connect(), &mut out);
-    let deadline = out.iter().find_map(|o| match o {
-        Output::Schedule {
-            after,
-            timer: timer @ RelayTimer::ConnectDeadline { .. },
-        } => Some((*after, timer.clone())),
-        _ => None,
-    });
+    let deadline = scheduled(&out, |t| matches!(t, RelayTimer::ConnectDeadline { .. }));
     let (after, timer) = deadline.expect("the answer has a deadline");
     // Asked again meanwhile: nothing new goes out, the first request stands.
     out.clear();
@@ -683,13 +685,7 @@ fn an_end_closes_circuits_it_did_not_ask_for_and_retries_a_full_relay() {
     // A relay full now is asked again later; it is not given up.
     out.clear();
     end.handle(now, Input::Command(RelayCommand::Reserve { relay }), &mut out);
-    let retry = out.iter().find_map(|o| match o {
-        Output::Schedule {
-            after,
-            timer: timer @ RelayTimer::Renew { .. },
-        } => Some((*after, timer.clone())),
-        _ => None,
-    });
+    let retry = scheduled(&out, |t| matches!(t, RelayTimer::Renew { .. }));
     let (after, retry) = retry.expect("a lost answer is asked again");
     let refused = RelayMessage::ReserveRefused {
         reason: RelayRefusal::TooManyReservations,
