@@ -8,9 +8,10 @@ use meshwork_identity::{Hash, Keypair, PeerId};
 use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 
 use super::config::BftConfig;
+use super::evidence::Evidence;
 use super::journal::{Journal, LastVote};
 use super::message::{Finalization, Message, Notarization, Nullification, Proposal};
-use super::votes::{Evidence, ViewVotes};
+use super::votes::ViewVotes;
 use crate::traits::{Fault, InvalidReason, Verdict};
 
 /// What the engine asks of the application: blocks to propose, and a verdict on the leaders' proposals.

@@ -129,6 +129,7 @@
 
 mod config;
 mod engine;
+mod evidence;
 mod finality;
 mod journal;
 mod message;
@@ -139,9 +140,9 @@ mod votes;
 
 pub use config::{BftConfig, ValidatorSet};
 pub use engine::{Application, Command, Event, Simplex, Timer};
+pub use evidence::Evidence;
 pub use journal::{AnyJournal, FileJournal, Journal, JournalError, LastVote, MemoryJournal};
 pub use message::{
     Finalization, MAX_BACKFILL_VIEWS, Message, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification,
     Proposal, Votes, nullify_message, sign_nullify,
 };
-pub use votes::Evidence;

@@ -4,95 +4,10 @@
 use std::collections::HashMap;
 
 use meshwork_identity::{BatchVerifier, Hash, Namespace, PeerId};
-use serde::{Deserialize, Serialize};
 
-use super::message::{
-    Finalization, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification, Proposal, Votes, nullify_message,
-};
-use crate::certificate::{COMMIT_VOTE, Vote};
-
-/// Proof that a validator broke the protocol: two signed votes no honest validator sends together. Anyone
-/// who knows the chain can check it ([`Evidence::verify`]); more than a third of the validators must
-/// produce such evidence before two conflicting blocks can be final.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Evidence {
-    /// Two notarize votes in one view, for different proposals.
-    ConflictingNotarize {
-        /// The first vote seen.
-        first: (Proposal, Vote),
-        /// The conflicting one.
-        second: (Proposal, Vote),
-    },
-    /// Two finalize votes in one view, for different proposals.
-    ConflictingFinalize {
-        /// The first vote seen.
-        first: (Proposal, Vote),
-        /// The conflicting one.
-        second: (Proposal, Vote),
-    },
-    /// A vote to skip a view and a vote to finalize a proposal of the same view.
-    NullifyAndFinalize {
-        /// The view.
-        view: u64,
-        /// The nullify vote.
-        nullify: Vote,
-        /// The finalize vote.
-        finalize: (Proposal, Vote),
-    },
-}
-
-impl Evidence {
-    /// The validator it convicts.
-    pub fn validator(&self) -> PeerId {
-        match self {
-            Self::ConflictingNotarize { first, .. } | Self::ConflictingFinalize { first, .. } => {
-                first.1.validator
-            }
-            Self::NullifyAndFinalize { nullify, .. } => nullify.validator,
-        }
-    }
-
-    /// The view it happened in.
-    pub fn view(&self) -> u64 {
-        match self {
-            Self::ConflictingNotarize { first, .. } | Self::ConflictingFinalize { first, .. } => first.0.view,
-            Self::NullifyAndFinalize { view, .. } => *view,
-        }
-    }
-
-    /// Whether both votes are signed by the same validator on `chain`, in one view, and contradict.
-    pub fn verify(&self, chain: &Hash) -> bool {
-        let signed = |namespace, message: &[u8], vote: &Vote| {
-            vote.validator.verify(namespace, message, &vote.signature).is_ok()
-        };
-        match self {
-            Self::ConflictingNotarize { first, second } => {
-                first.1.validator == second.1.validator
-                    && first.0.view == second.0.view
-                    && first.0 != second.0
-                    && signed(NOTARIZE_VOTE, &first.0.notarize_message(chain), &first.1)
-                    && signed(NOTARIZE_VOTE, &second.0.notarize_message(chain), &second.1)
-            }
-            Self::ConflictingFinalize { first, second } => {
-                first.1.validator == second.1.validator
-                    && first.0.view == second.0.view
-                    && first.0 != second.0
-                    && signed(COMMIT_VOTE, &first.0.finalize_message(chain), &first.1)
-                    && signed(COMMIT_VOTE, &second.0.finalize_message(chain), &second.1)
-            }
-            Self::NullifyAndFinalize {
-                view,
-                nullify,
-                finalize,
-            } => {
-                nullify.validator == finalize.1.validator
-                    && finalize.0.view == *view
-                    && signed(NULLIFY_VOTE, &nullify_message(chain, *view), nullify)
-                    && signed(COMMIT_VOTE, &finalize.0.finalize_message(chain), &finalize.1)
-            }
-        }
-    }
-}
+use super::evidence::Evidence;
+use super::message::{Finalization, Notarization, Nullification, Proposal, Votes};
+use crate::certificate::Vote;
 
 /// What became of a vote handed to [`ViewVotes`].
 #[derive(Debug)]
@@ -421,7 +336,8 @@ mod tests {
     use meshwork_identity::Keypair;
 
     use super::*;
-    use crate::bft::message::sign_nullify;
+    use crate::bft::message::{NOTARIZE_VOTE, NULLIFY_VOTE, nullify_message, sign_nullify};
+    use crate::certificate::COMMIT_VOTE;
 
     fn proposal(view: u64, tag: &[u8]) -> Proposal {
         Proposal {

@@ -1,0 +1,91 @@
+//! [`Evidence`]: two signed votes of one validator that no honest validator sends together, kept
+//! when a view's votes are counted ([`super::votes`]) and checkable by anyone who knows the chain.
+
+use meshwork_identity::{Hash, PeerId};
+use serde::{Deserialize, Serialize};
+
+use super::message::{NOTARIZE_VOTE, NULLIFY_VOTE, Proposal, nullify_message};
+use crate::certificate::{COMMIT_VOTE, Vote};
+
+/// Proof that a validator broke the protocol: two signed votes no honest validator sends together. Anyone
+/// who knows the chain can check it ([`Evidence::verify`]); more than a third of the validators must
+/// produce such evidence before two conflicting blocks can be final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two notarize votes in one view, for different proposals.
+    ConflictingNotarize {
+        /// The first vote seen.
+        first: (Proposal, Vote),
+        /// The conflicting one.
+        second: (Proposal, Vote),
+    },
+    /// Two finalize votes in one view, for different proposals.
+    ConflictingFinalize {
+        /// The first vote seen.
+        first: (Proposal, Vote),
+        /// The conflicting one.
+        second: (Proposal, Vote),
+    },
+    /// A vote to skip a view and a vote to finalize a proposal of the same view.
+    NullifyAndFinalize {
+        /// The view.
+        view: u64,
+        /// The nullify vote.
+        nullify: Vote,
+        /// The finalize vote.
+        finalize: (Proposal, Vote),
+    },
+}
+
+impl Evidence {
+    /// The validator it convicts.
+    pub fn validator(&self) -> PeerId {
+        match self {
+            Self::ConflictingNotarize { first, .. } | Self::ConflictingFinalize { first, .. } => {
+                first.1.validator
+            }
+            Self::NullifyAndFinalize { nullify, .. } => nullify.validator,
+        }
+    }
+
+    /// The view it happened in.
+    pub fn view(&self) -> u64 {
+        match self {
+            Self::ConflictingNotarize { first, .. } | Self::ConflictingFinalize { first, .. } => first.0.view,
+            Self::NullifyAndFinalize { view, .. } => *view,
+        }
+    }
+
+    /// Whether both votes are signed by the same validator on `chain`, in one view, and contradict.
+    pub fn verify(&self, chain: &Hash) -> bool {
+        let signed = |namespace, message: &[u8], vote: &Vote| {
+            vote.validator.verify(namespace, message, &vote.signature).is_ok()
+        };
+        match self {
+            Self::ConflictingNotarize { first, second } => {
+                first.1.validator == second.1.validator
+                    && first.0.view == second.0.view
+                    && first.0 != second.0
+                    && signed(NOTARIZE_VOTE, &first.0.notarize_message(chain), &first.1)
+                    && signed(NOTARIZE_VOTE, &second.0.notarize_message(chain), &second.1)
+            }
+            Self::ConflictingFinalize { first, second } => {
+                first.1.validator == second.1.validator
+                    && first.0.view == second.0.view
+                    && first.0 != second.0
+                    && signed(COMMIT_VOTE, &first.0.finalize_message(chain), &first.1)
+                    && signed(COMMIT_VOTE, &second.0.finalize_message(chain), &second.1)
+            }
+            Self::NullifyAndFinalize {
+                view,
+                nullify,
+                finalize,
+            } => {
+                nullify.validator == finalize.1.validator
+                    && finalize.0.view == *view
+                    && signed(NULLIFY_VOTE, &nullify_message(chain, *view), nullify)
+                    && signed(COMMIT_VOTE, &finalize.0.finalize_message(chain), &finalize.1)
+            }
+        }
+    }
+}
