@@ -6,8 +6,9 @@ use meshwork_identity::PeerId;
 use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{DropReason, Instant, Output};
 
+use crate::api::{NatCommand, NatEvent, NatTimer, PunchFailure};
 use crate::message::{Namespace, NatMessage};
-use crate::protocol::{Nat, NatCommand, NatEvent, NatTimer, PunchFailure, unsolicited};
+use crate::protocol::{Nat, unsolicited};
 
 impl Nat {
     pub(crate) fn command(&mut self, now: Instant, command: NatCommand, out: &mut Vec<Output<Self>>) {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use meshwork_identity::PeerId;
 use meshwork_wire::Output;
 
+use crate::api::{NatEvent, NatTimer};
 use crate::message::{Namespace, NatMessage};
-use crate::protocol::{Nat, NatEvent, NatTimer};
+use crate::protocol::Nat;
 
 /// Discoveries waiting at once, at most.
 pub(crate) const MAX_DISCOVERING: usize = 64;

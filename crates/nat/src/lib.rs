@@ -97,6 +97,7 @@
 //! assert_eq!(server.registry().map(|r| r.len()), Some(1));
 //! ```
 
+mod api;
 #[cfg(feature = "driver")]
 pub mod bridge;
 mod client;
@@ -110,8 +111,9 @@ pub mod registry;
 pub mod relay;
 mod server;
 
+pub use api::{NatCommand, NatConfig, NatEvent, NatTimer, PunchFailure};
 pub use message::{MAX_DISCOVERED, MAX_NAMESPACE, Namespace, NatMessage, Refusal, Registration};
 pub use observed::{AddressChange, ObservedAddresses};
-pub use protocol::{Nat, NatCommand, NatConfig, NatEvent, NatTimer, PunchFailure};
+pub use protocol::Nat;
 pub use registry::{Registry, RegistryLimits};
 pub use relay::{Relay, RelayCommand, RelayConfig, RelayEvent, RelayLimits, RelayStats};

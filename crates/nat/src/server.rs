@@ -6,9 +6,10 @@ use meshwork_identity::PeerId;
 use meshwork_wire::relayed::is_relayed;
 use meshwork_wire::{BoundedVec, Instant, Output};
 
+use crate::api::NatTimer;
 use crate::message::{NatMessage, Refusal};
 use crate::prefix::prefix_of;
-use crate::protocol::{Ask, Asker, Bucket, Nat, NatTimer, unsolicited};
+use crate::protocol::{Ask, Asker, Bucket, Nat, unsolicited};
 use crate::registry::secs;
 
 /// Budgets a rendezvous keeps at most; past it, budgets that refilled are forgotten, and a new asker
