@@ -2,6 +2,7 @@
 
 mod cert;
 mod connection;
+mod listener;
 mod paths;
 mod tls;
 mod transport;

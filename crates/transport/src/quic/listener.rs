@@ -1,0 +1,169 @@
+//! The QUIC transport's listener: admits inbound handshakes within the limits (half-open budget,
+//! per-address caps, eviction when every slot is taken) and hands authenticated connections on.
+
+use std::collections::hash_map::RandomState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use meshwork_identity::PeerId;
+use meshwork_wire::IpPrefix;
+use meshwork_wire::relayed::is_relayed;
+use tokio::sync::mpsc;
+
+use super::cert::peer_id_of_cert;
+use super::connection::{QuicConnection, close_quinn};
+use super::paths::RelayPaths;
+use crate::admission::{AddrSlot, Admission, Candidate, select_victim};
+use crate::budget::GlobalBudget;
+use crate::counters::Counters;
+use crate::registry::{Registry, Slot, watch};
+use crate::{CloseReason, Config, Connection, Direction};
+
+/// Accepts QUIC handshakes within the limits and hands authenticated connections to `accept`.
+///
+/// Admission (ARCHITECTURE.md, hostile peers): at most `max_half_open` handshakes at once, past which an
+/// unvalidated source gets a stateless Retry (it must prove it receives at its address before we hold
+/// anything for it); caps per IP and per prefix; and when every inbound slot is taken, an eviction
+/// ([`crate::admission`]) instead of a lock-out.
+pub(super) struct Listener {
+    pub(super) endpoint: quinn::Endpoint,
+    pub(super) config: Arc<Config>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) budget: GlobalBudget,
+    pub(super) seq: Arc<AtomicU64>,
+    pub(super) admission: Arc<Admission>,
+    pub(super) salt: RandomState,
+    pub(super) registry: Arc<Registry<QuicConnection>>,
+    pub(super) paths: RelayPaths,
+    pub(super) tx: mpsc::Sender<QuicConnection>,
+}
+
+impl Listener {
+    pub(super) async fn run(self) {
+        let this = Arc::new(self);
+        while let Some(incoming) = this.endpoint.accept().await {
+            let from = incoming.remote_address();
+            let limit = this.config.limits.max_half_open;
+            // Past the half-open budget, an unproven source gets a stateless Retry: the token carries
+            // everything, so a flood of Initials (spoofed or never answered) costs one datagram each and
+            // holds nothing. A source that answered a Retry has proven its address; the per-IP and
+            // per-prefix caps below bound it instead, so honest peers still get in during a flood.
+            let validated = incoming.remote_address_validated();
+            let half_open = Slot::acquire(&this.counters, |c| &c.half_open, limit)
+                .or_else(|| validated.then(|| Slot::force(&this.counters, |c| &c.half_open)));
+            let Some(half_open) = half_open else {
+                if incoming.may_retry() {
+                    // An error means quinn refused it instead, which is as good.
+                    if incoming.retry().is_ok() {
+                        Counters::bump(&this.counters.retries_sent);
+                    }
+                } else {
+                    Counters::bump(&this.counters.inbound_refused);
+                    tracing::debug!(%from, limit, "inbound handshake refused: half-open limit");
+                    incoming.refuse();
+                }
+                continue;
+            };
+            let Some(admitted) = this.admission.admit(from.ip()) else {
+                Counters::bump(&this.counters.refused_by_address);
+                tracing::debug!(%from, "inbound connection refused: per-IP or per-prefix cap");
+                incoming.refuse();
+                continue;
+            };
+            tokio::spawn(this.clone().handshake(incoming, half_open, admitted));
+        }
+    }
+
+    async fn handshake(self: Arc<Self>, incoming: quinn::Incoming, half_open: Slot, admitted: AddrSlot) {
+        let timeout = self.config.timeouts.handshake;
+        let conn = match incoming.accept() {
+            Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
+            Err(err) => Ok(Err(err)),
+        };
+        drop(half_open);
+        let Ok(Ok(conn)) = conn else {
+            Counters::bump(&self.counters.handshake_failures);
+            return;
+        };
+        let Some(peer) = remote_peer(&conn) else {
+            Counters::bump(&self.counters.handshake_failures);
+            conn.close(0u32.into(), b"no peer identity");
+            return;
+        };
+        let from = conn.remote_address();
+        if is_relayed(&from) && !self.paths.admits(from, peer) {
+            // Over a relay path opened for another peer (or closed since): the relay handed us a
+            // circuit from someone it did not name. Checked before a slot is found, so it evicts nobody.
+            Counters::bump(&self.counters.handshake_failures);
+            tracing::debug!(%peer, "inbound connection over a relay path that is not this peer's: refused");
+            close_quinn(&conn, &CloseReason::Evicted);
+            return;
+        }
+        let Some(slot) = self.inbound_slot() else {
+            Counters::bump(&self.counters.inbound_refused);
+            tracing::debug!(%peer, "inbound connection refused: every slot is protected");
+            close_quinn(&conn, &CloseReason::Evicted);
+            return;
+        };
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let conn = QuicConnection::new(
+            conn,
+            peer,
+            Direction::Inbound,
+            self.config.clone(),
+            self.counters.clone(),
+            self.budget.for_connection(),
+            seq,
+        );
+        watch(self.registry.clone(), conn.clone(), (slot, Some(admitted)));
+        if is_relayed(&from) {
+            self.paths.established(from);
+        }
+        // Kept or not, the application gets it: a connection that lost a simultaneous-dial tie-break
+        // still carries what the peer sent before it learned of the winner, until it closes.
+        self.registry.offer(conn.clone());
+        if self.tx.send(conn.clone()).await.is_err() {
+            Connection::close(&conn, CloseReason::Shutdown);
+        }
+    }
+
+    /// An inbound slot: a free one, or one made by evicting a connection; `None` if every inbound
+    /// connection is protected.
+    fn inbound_slot(&self) -> Option<Slot> {
+        let limit = self.config.limits.max_inbound;
+        if let Some(slot) = Slot::acquire(&self.counters, |c| &c.inbound, limit) {
+            return Some(slot);
+        }
+        let inbound: Vec<_> = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|c| c.direction() == Direction::Inbound && c.close_reason().is_none())
+            .collect();
+        let candidates = inbound
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Candidate {
+                key: i,
+                prefix: IpPrefix::of(c.remote_addr().ip()),
+                seq: c.seq(),
+                rtt: c.quinn().rtt(),
+            })
+            .collect();
+        let victim = &inbound[select_victim(candidates, &self.salt)?];
+        tracing::debug!(peer = %victim.remote_peer_id(), addr = %victim.remote_addr(), "evicting an inbound peer to make room");
+        Counters::bump(&self.counters.evicted);
+        Connection::close(victim, CloseReason::Evicted);
+        // The victim's slot is released once its close is seen; until then we hold one over the limit.
+        Some(Slot::force(&self.counters, |c| &c.inbound))
+    }
+}
+
+/// The peer a finished handshake authenticated (its certificate was checked by our verifier).
+fn remote_peer(conn: &quinn::Connection) -> Option<PeerId> {
+    let identity = conn.peer_identity()?;
+    let certs = identity
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    peer_id_of_cert(certs.first()?.as_ref()).ok()
+}
