@@ -4,6 +4,8 @@
 //! Run one group with `cargo bench -p meshwork-benches --bench identity`, then print the ratios of the
 //! medians with `python3 benches/ratios.py`.
 
+pub mod flood_reference;
+
 /// What the process has used so far, read from procfs (Linux); the custom benchmark binaries
 /// (`kad_connections`, `gossip_quic`) report memory and CPU with these.
 pub mod process {
