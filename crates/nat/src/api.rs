@@ -82,7 +82,7 @@ impl NatConfig {
 /// What the application asks.
 #[derive(Clone, Debug)]
 pub enum NatCommand {
-    /// A connection to `peer` came up from `addr` (the driver's `on_connected` hook, [`Nat::on_connected`]).
+    /// A connection to `peer` came up from `addr` (the driver's `on_connected` hook, [`Nat::on_connected`](crate::Nat::on_connected)).
     Connected {
         /// The peer.
         peer: PeerId,
