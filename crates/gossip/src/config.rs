@@ -51,8 +51,7 @@ pub struct Config {
     /// Time between two shuffle walks of a settled node: 60 s (iroh-gossip's default too). A walk
     /// keeps the passive view fresh and is most of what membership sends, so a node whose views are
     /// both full, and whose active view has not changed since its last walk, walks less often than it
-    /// repairs, as does one whose views did not change at all since its last walk (a small overlay's);
-    /// any other node walks at every repair round (`hyparview/shuffle.rs`). An idle
+    /// repairs; any other node walks at every repair round (`hyparview/shuffle.rs`). An idle
     /// 1,000-node overlay sends 33 bytes a second a node for membership and tree upkeep, against 195
     /// at a walk every round (`meshsim gossip --nodes 1000 --publishers 5 --messages 100`,
     /// `gossip_control_bytes_per_node_per_sec`).

@@ -137,7 +137,6 @@ impl HyParView {
         self.remove_passive(&peer);
         self.active.push(peer);
         self.active_changed = true;
-        self.views_changed = true;
         self.guard.entered_active(peer, self.now);
         out.push(HvOut::Up(peer));
         true
@@ -148,7 +147,6 @@ impl HyParView {
         if let Some(at) = self.active.iter().position(|p| p == peer) {
             self.active.swap_remove(at);
             self.active_changed = true;
-            self.views_changed = true;
             self.guard.left_active(peer);
             out.push(HvOut::Down(*peer));
         }
@@ -239,7 +237,6 @@ impl HyParView {
         if let Some(source) = source {
             self.guard.passive_source.insert(peer, source);
         }
-        self.views_changed = true;
         true
     }
 
@@ -248,7 +245,6 @@ impl HyParView {
         if let Some(at) = self.passive.iter().position(|p| p == peer) {
             self.passive.swap_remove(at);
             self.forget_passive(peer);
-            self.views_changed = true;
         }
     }
 

@@ -32,21 +32,20 @@ impl HyParView {
     /// a shuffle walk through a random active peer if one is due.
     ///
     /// A walk is most of what membership sends (a sample of seven peers over seven links, and a reply
-    /// straight back: about 190 bytes a second a node at one walk every 10 s). A settled node walks
-    /// once every [`Config::shuffle_interval`](crate::Config::shuffle_interval), where a walk only
-    /// keeps the passive view fresh. It is settled when both views are full and no peer entered or
-    /// left the active view since its last walk, or when no peer entered or left either view since
-    /// then (the walk's reply included): a walk that taught it nothing, in an overlay too small to
-    /// fill a passive view (36 nodes or fewer), would teach it nothing the next round either.
-    /// Any other node walks every round: a node whose views have room (peers failed, or the overlay
-    /// is still forming) repairs from fresh passive peers, and two nodes each one short pair only once
-    /// a walk has told one of the other; a node whose active view churns (failures, evictions, an
+    /// straight back: about 190 bytes a second a node at one walk every 10 s). In a settled
+    /// neighbourhood (both views full, and no peer entered or left the active view since our last
+    /// walk) it only keeps the passive view fresh, so it runs once every
+    /// [`Config::shuffle_interval`](crate::Config::shuffle_interval).
+    /// Otherwise it runs every round: a node whose views have room (peers failed, or the overlay is
+    /// still forming) repairs from fresh passive peers, and two nodes each one short pair only once a
+    /// walk has told one of the other; a node whose active view churns (failures, evictions, an
     /// attack) is the one likely to repair next.
     pub(crate) fn on_shuffle_timer(&mut self, rng: &mut ChaCha8Rng, out: &mut Vec<HvOut>) {
         self.new_round(rng, out);
         let now = self.now;
-        let full = self.active.len() >= self.active_cap && self.passive.len() >= self.passive_cap;
-        let settled = (full && !self.active_changed) || !self.views_changed;
+        let settled = self.active.len() >= self.active_cap
+            && self.passive.len() >= self.passive_cap
+            && !self.active_changed;
         let due = !settled
             || self
                 .last_walk
@@ -61,7 +60,6 @@ impl HyParView {
         };
         self.last_walk = Some(now);
         self.active_changed = false;
-        self.views_changed = false;
         let mut peers: Vec<PeerId> = self
             .active
             .choose_multiple(rng, self.shuffle_active)
