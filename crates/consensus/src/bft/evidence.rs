@@ -1,7 +1,7 @@
 //! [`Evidence`]: two signed votes of one validator that no honest validator sends together, kept
 //! when a view's votes are counted ([`super::votes`]) and checkable by anyone who knows the chain.
 
-use meshwork_identity::{Hash, PeerId};
+use meshwork_identity::{Hash, Namespace, PeerId};
 use serde::{Deserialize, Serialize};
 
 use super::message::{NOTARIZE_VOTE, NULLIFY_VOTE, Proposal, nullify_message};
@@ -58,23 +58,12 @@ impl Evidence {
 
     /// Whether both votes are signed by the same validator on `chain`, in one view, and contradict.
     pub fn verify(&self, chain: &Hash) -> bool {
-        let signed = |namespace, message: &[u8], vote: &Vote| {
-            vote.validator.verify(namespace, message, &vote.signature).is_ok()
-        };
         match self {
             Self::ConflictingNotarize { first, second } => {
-                first.1.validator == second.1.validator
-                    && first.0.view == second.0.view
-                    && first.0 != second.0
-                    && signed(NOTARIZE_VOTE, &first.0.notarize_message(chain), &first.1)
-                    && signed(NOTARIZE_VOTE, &second.0.notarize_message(chain), &second.1)
+                conflicting(first, second, chain, NOTARIZE_VOTE, Proposal::notarize_message)
             }
             Self::ConflictingFinalize { first, second } => {
-                first.1.validator == second.1.validator
-                    && first.0.view == second.0.view
-                    && first.0 != second.0
-                    && signed(COMMIT_VOTE, &first.0.finalize_message(chain), &first.1)
-                    && signed(COMMIT_VOTE, &second.0.finalize_message(chain), &second.1)
+                conflicting(first, second, chain, COMMIT_VOTE, Proposal::finalize_message)
             }
             Self::NullifyAndFinalize {
                 view,
@@ -88,4 +77,25 @@ impl Evidence {
             }
         }
     }
+}
+
+/// Whether `vote` signs `message` in `namespace`.
+fn signed(namespace: Namespace, message: &[u8], vote: &Vote) -> bool {
+    vote.validator.verify(namespace, message, &vote.signature).is_ok()
+}
+
+/// Whether two votes of one kind (signed in `namespace` over `message` of their proposal on `chain`)
+/// contradict: one validator, one view, two proposals, both signatures valid.
+fn conflicting(
+    first: &(Proposal, Vote),
+    second: &(Proposal, Vote),
+    chain: &Hash,
+    namespace: Namespace,
+    message: fn(&Proposal, &Hash) -> [u8; 88],
+) -> bool {
+    first.1.validator == second.1.validator
+        && first.0.view == second.0.view
+        && first.0 != second.0
+        && signed(namespace, &message(&first.0, chain), &first.1)
+        && signed(namespace, &message(&second.0, chain), &second.1)
 }
