@@ -42,23 +42,18 @@ fn main() -> ExitCode {
         eprintln!("meshsim: --plot: the experiment draws no chart");
         return ExitCode::FAILURE;
     }
-    let csv = match common
+    let Ok(csv) = common
         .csv
         .as_deref()
-        .map(|path| (path, std::fs::File::create(path)))
-    {
-        None => None,
-        Some((_, Ok(file))) => Some(file),
-        Some((path, Err(err))) => {
-            eprintln!("meshsim: --csv: {}: {err}", path.display());
-            return ExitCode::FAILURE;
-        }
+        .map(|path| create("--csv", path))
+        .transpose()
+    else {
+        return ExitCode::FAILURE;
     };
     let plot = common.plot.clone();
     if let Some(path) = &plot
-        && let Err(err) = std::fs::File::create(path)
+        && create("--plot", path).is_err()
     {
-        eprintln!("meshsim: --plot: {}: {err}", path.display());
         return ExitCode::FAILURE;
     }
     if json {
@@ -99,4 +94,9 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Creates the output file of `flag` at `path` (empty), saying why on stderr if it cannot.
+fn create(flag: &str, path: &std::path::Path) -> Result<std::fs::File, ()> {
+    std::fs::File::create(path).map_err(|err| eprintln!("meshsim: {flag}: {}: {err}", path.display()))
 }
