@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use meshwork_gossip::{Config, Gossip, GossipMessage, MessageId, Timer, TreeMessage};
 use meshwork_wire::{Input, Instant, Output, PeerId};
-use support::{announcement, at, from, gossip, handle, key, message, node, node_with, timers, tree_sends};
+use support::{
+    announcement, at, from, gossip, gossip_sends, handle, key, message, node, node_with, timers, tree_sends,
+};
 
 /// A node whose parent on origin 10's tree is `parent`, and `lazy` a lazy link of that tree.
 fn node_with_parent() -> (Gossip, PeerId, PeerId) {
@@ -210,7 +212,16 @@ fn a_shortcut_moves_the_parent_to_the_announcer() {
         message: next,
         hops: 9,
     };
-    let out = tree_sends(handle(&mut g, at(1_010), from(parent, far)));
+    let out = handle(&mut g, at(1_010), from(parent, far));
+    // The link to the announcer is on the tree now, but the announcer holds the message: it is
+    // pushed to the other neighbours only.
+    assert_eq!(
+        gossip_sends(&out),
+        vec![key(4).peer_id()],
+        "no copy back to the announcer"
+    );
+    assert_eq!(g.stats().tree.pushes_spared, 1);
+    let out = tree_sends(out);
     assert!(out.contains(&(
         lazy,
         TreeMessage::Shortcut {

@@ -9,6 +9,9 @@ pub struct TreeStats {
     pub gossip_received: u64,
     /// Full messages received that were already known.
     pub duplicates: u64,
+    /// Copies not pushed on an eager link because the neighbour had announced the message to us:
+    /// it holds it (mostly a shortcut to it, which its announcement prompted, made the link eager).
+    pub pushes_spared: u64,
     /// `IHave` messages sent.
     pub ihave_sent: u64,
     /// Announcements not sent because the neighbour had announced the message to us first: of the two
