@@ -39,7 +39,7 @@
 //!   its parent's copy then comes as a duplicate. So each tree remembers its **parent** here (the
 //!   neighbour whose copy of its last message came first), and an `IHave` names the tree of each
 //!   message it announces ([`TreeTag`], four bytes): a node whose parent on that tree is alive waits
-//!   two more graft waits for the parent's copy before grafting (unless the parent announces the
+//!   a graft wait more for the parent's copy before grafting (unless the parent announces the
 //!   message meanwhile: it pushed it elsewhere), and a node whose parent's link closed,
 //!   the node nearest the break, grafts after only [`Config::graft_timeout_min`], since no copy comes
 //!   from above and the nodes below wait for its copy. A graft's retry waits a round trip with its
@@ -51,10 +51,26 @@
 //!   trees to mend), and the last delivery's p99 after the crash from 1,270 ms to 1,098. With 80%
 //!   crashed, over the 7 of seeds 1-12 where a publisher survives: 0.0074 to 0.0035, but the p99
 //!   from 654 ms to 835, since there a node often hears of a message before the parent it waits
-//!   for does. A shorter wait trades duplicates for that tail: one and a half graft waits took the
-//!   80% p99 of seed 5 (the median seed) from 835 ms to 777 (one wait: 708) but raised the 50%
-//!   duplicates on five of six seeds (seed 10: 0.0117 to 0.0132; one wait: 0.0143), so the wait
-//!   stays at two.
+//!   for does (the wait for the parent was two graft waits then). Counting each duplicate by how
+//!   its copy came then showed where the rest came from. Over half were §3.8's shortcut: a copy
+//!   that came after a lazy neighbour had announced it at fewer hops moved the tree link to that
+//!   neighbour, which turned its link eager just before the copy was forwarded, so the copy went
+//!   straight back to a node that held it; a neighbour that announced a message is no longer
+//!   pushed it ([`TreeStats::pushes_spared`]). And a node whose graft brings the copy after it
+//!   waited for its parent now prunes that parent at once ([`TreeStats::silent_parents_pruned`]),
+//!   before it forwards the copy: the parent's late copy is then mostly never sent, and ours does
+//!   not go up to it. It prunes only once the copy came, and only the parent of the tree the copy
+//!   is on: which tree an announced id belongs to is its announcer's word until then, and pruning
+//!   at the graft let a neighbour prune our honest parents with made-up ids. With both, a second
+//!   graft wait for the parent bought little, so the wait is one. At 1,000 nodes with 5
+//!   publishers and half of them crashing (`--fail 0.5`), over the 11 of seeds 1-68 where four or
+//!   five publishers survive, duplicates per delivery after the crash went from 0.0109-0.0153 to
+//!   0.0044-0.0071 (five survive: 0.0115-0.0153 to 0.0063-0.0071), with the after-crash p99 at
+//!   −9% to +5% of before; the shortcut's fix alone gave 0.0051-0.0097, and two graft waits
+//!   with the prune 0.0033-0.0062 at −4% to +11% of the p99. With 80% crashed (seeds 1-10 where
+//!   a publisher survives) it went from 0.0021-0.0041 to 0.0007-0.0029, but the p99's median from
+//!   820 ms to 960: there a node's copy pushed up to a parent still repairing was often the
+//!   fastest path down the rest of the parent's subtree.
 //!   An origin with no eager link left floods its next message.
 //!   Of a lazy link's two ends, one announcing a message is enough: a neighbour that announced it
 //!   to us holds it, so it is not told back, whether its `IHave` came before the message or while

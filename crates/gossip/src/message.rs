@@ -249,8 +249,9 @@ pub enum MembershipMessage {
 /// one whose parent left graft at once (`plumtree/lazy.rs`). Four bytes, not the 32 of the origin:
 /// two trees a node holds rarely share a tag (a full table of 16,384 has a pair in about 3% of
 /// nodes; two bytes would leave a fifth of the trees sharing one). When two do, the tag stands for
-/// the one relayed last, and a message of the other may wait two graft waits for the wrong parent
-/// or be grafted early: a delay or a duplicate, never a loss. Announcers that name different tags
+/// the one relayed last, and a message of the other may wait a graft wait longer for the wrong
+/// parent (which is pruned if we graft, and asked back when the copy shows its tree) or be grafted
+/// early: a delay or a duplicate, never a loss. Announcers that name different tags
 /// for one message make the node ignore them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TreeTag(pub [u8; 4]);

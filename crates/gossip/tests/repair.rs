@@ -1,8 +1,9 @@
 //! After a crash, the node nearest a break in a tree mends it, and the nodes below it wait for their
 //! parent rather than graft copies of their own: announcements name the tree they came on (a
-//! `TreeTag`), and a node whose parent on that tree is alive gives it two more graft waits before
+//! `TreeTag`), and a node whose parent on that tree is alive gives it one more graft wait before
 //! grafting. If every node below the break grafted at its own timer, each would get a copy from its
-//! announcer and a second from its parent.
+//! announcer and a second from its parent. A node that grafts after all prunes the parent it waited
+//! for, whose copy would come as a duplicate, and asks it back if that copy comes first.
 //!
 //! One node, a fake clock. Neighbour 2 is its parent on the tree of origin 10 (its copy of the first
 //! message came first); 3 is lazy on that tree (its copy was a duplicate, which pruned it).
@@ -96,7 +97,7 @@ fn a_node_whose_parent_lives_leaves_the_repair_to_it() {
     } = announce_then_fire(&mut g, lazy, next.id());
     assert!(grafted.is_empty(), "the parent is alive: no graft yet");
     let again = again.expect("the graft waits again");
-    assert_eq!(again, wait * 2, "two graft waits more");
+    assert_eq!(again, wait, "one graft wait more");
     assert_eq!(g.stats().tree.grafts_deferred, 1);
     // The parent mended its own link and pushes the message: nothing was grafted, nothing duplicated.
     handle(&mut g, at(first + 50), from(parent, gossip(&next)));
@@ -268,4 +269,135 @@ fn announcers_that_name_different_trees_are_not_trusted_to_wait() {
     let (grafted, _) = fire(&mut g, at(1_000 + millis(wait)), id);
     assert_eq!(grafted.len(), 1, "grafted at the first timer: {grafted:?}");
     assert_eq!(g.stats().tree.grafts_deferred, 0);
+}
+
+/// `lazy` announces `next` on origin 10's tree at 1 s; the node waits for its parent, then grafts
+/// `lazy`. Returns the tree messages of the graft, and when it was sent (ms).
+fn graft_after_waiting(
+    g: &mut Gossip,
+    lazy: PeerId,
+    next: &GossipMessage,
+) -> (Vec<(PeerId, TreeMessage)>, u64) {
+    let timer = announce_then_fire(g, lazy, next.id());
+    let again = timer.again.expect("the node waits for its parent");
+    let grafted_at = timer.at + millis(again);
+    let out = handle(g, at(grafted_at), Input::Timer(Timer::Graft(next.id())));
+    (tree_sends(out), grafted_at)
+}
+
+/// Whether `sent` prunes `parent`'s link on any tree.
+fn prunes(sent: &[(PeerId, TreeMessage)], parent: PeerId) -> bool {
+    sent.iter()
+        .any(|(to, m)| *to == parent && matches!(m, TreeMessage::Prune { .. }))
+}
+
+/// The next message of origin 10's tree, announced by `announcer` at `now`, waits for a parent.
+fn waits_for_a_parent(g: &mut Gossip, now: u64, announcer: PeerId) -> bool {
+    let id = message(9).id();
+    let wait = announce(g, at(now), announcer, 10, id);
+    let (grafted, again) = fire(g, at(now + millis(wait)), id);
+    grafted.is_empty() && again.is_some()
+}
+
+#[test]
+fn a_parent_waited_for_in_vain_leaves_the_tree_when_the_graft_answers() {
+    let (mut g, parent, lazy) = node_with_parent();
+    let next = message(2);
+    let (sent, t) = graft_after_waiting(&mut g, lazy, &next);
+    assert!(
+        sent.contains(&(lazy, TreeMessage::Graft { id: next.id() })),
+        "{sent:?}"
+    );
+    assert!(
+        !prunes(&sent, parent),
+        "which tree the id is on is the announcer's word until it comes"
+    );
+    // The answer comes: the parent's copy would be a duplicate, and ours is not pushed up to it.
+    let out = handle(&mut g, at(t + 100), from(lazy, gossip(&next)));
+    assert_eq!(gossip_sends(&out), vec![key(4).peer_id()]);
+    let origin = key(10).peer_id();
+    assert!(tree_sends(out).contains(&(parent, TreeMessage::Prune { origin })));
+    assert_eq!(g.stats().tree.silent_parents_pruned, 1);
+    // The parent's copy, pushed before it heard the prune, is the only duplicate.
+    handle(&mut g, at(t + 120), from(parent, gossip(&next)));
+    assert_eq!(
+        g.stats().tree.duplicates,
+        2,
+        "the first message's, and the parent's late copy"
+    );
+    // The announcer is the parent now: the next message waits for it, not for the old parent.
+    assert!(waits_for_a_parent(&mut g, t + 1_000, parent));
+}
+
+#[test]
+fn a_parent_whose_copy_beats_the_graft_answer_stays_on_the_tree() {
+    let (mut g, parent, lazy) = node_with_parent();
+    let next = message(2);
+    let (_, t) = graft_after_waiting(&mut g, lazy, &next);
+    let out = tree_sends(handle(&mut g, at(t + 10), from(parent, gossip(&next))));
+    assert!(!prunes(&out, parent));
+    // The graft's answer is the duplicate, and it prunes the announcer's link.
+    let out = tree_sends(handle(&mut g, at(t + 100), from(lazy, gossip(&next))));
+    assert!(
+        out.contains(&(
+            lazy,
+            TreeMessage::Prune {
+                origin: key(10).peer_id()
+            }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(g.stats().tree.silent_parents_pruned, 0);
+    assert!(waits_for_a_parent(&mut g, t + 1_000, lazy));
+}
+
+#[test]
+fn an_announcement_never_answered_prunes_no_parent() {
+    let (mut g, parent, lazy) = node_with_parent();
+    // `lazy` announces an id on origin 10's tree and never sends it.
+    let made_up = message(2);
+    let (sent, t) = graft_after_waiting(&mut g, lazy, &made_up);
+    let out = tree_sends(handle(
+        &mut g,
+        at(t + 1_000),
+        Input::Timer(Timer::Graft(made_up.id())),
+    ));
+    assert!(!prunes(&sent, parent) && !prunes(&out, parent));
+    assert_eq!(g.stats().tree.silent_parents_pruned, 0);
+    assert!(
+        waits_for_a_parent(&mut g, t + 2_000, lazy),
+        "the parent is still the tree link"
+    );
+}
+
+#[test]
+fn a_message_announced_on_another_trees_tag_prunes_no_parent() {
+    let (mut g, parent, lazy) = node_with_parent();
+    // `lazy` names origin 10's tree for a message of origin 11, and answers the graft with it.
+    let other = GossipMessage::sign(&key(11), support::topic(), 1, vec![7; 64].try_into().unwrap());
+    let (sent, t) = graft_after_waiting(&mut g, lazy, &other);
+    assert!(
+        sent.contains(&(lazy, TreeMessage::Graft { id: other.id() })),
+        "{sent:?}"
+    );
+    let out = tree_sends(handle(&mut g, at(t + 100), from(lazy, gossip(&other))));
+    assert!(!prunes(&out, parent), "{out:?}");
+    assert_eq!(g.stats().tree.silent_parents_pruned, 0);
+    assert!(waits_for_a_parent(&mut g, t + 1_000, lazy));
+}
+
+#[test]
+fn a_parent_grafted_after_the_wait_is_not_pruned_by_its_own_answer() {
+    let (mut g, parent, lazy) = node_with_parent();
+    let next = message(2);
+    let (_, t) = graft_after_waiting(&mut g, lazy, &next);
+    // The parent announces it (it pushed elsewhere); `lazy` does not answer by the retry, so the
+    // parent is grafted, and answers.
+    let ids = vec![announcement(10, next.id(), 1)].try_into().unwrap();
+    handle(&mut g, at(t + 5), from(parent, TreeMessage::IHave { ids }));
+    let (grafted, _) = fire(&mut g, at(t + 1_000), next.id());
+    assert_eq!(grafted, vec![parent]);
+    let out = tree_sends(handle(&mut g, at(t + 1_100), from(parent, gossip(&next))));
+    assert!(!prunes(&out, parent), "{out:?}");
+    assert_eq!(g.stats().tree.silent_parents_pruned, 0);
 }

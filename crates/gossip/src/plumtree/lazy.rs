@@ -197,14 +197,17 @@ impl Plumtree {
     }
 
     /// A missing message whose tree has a live parent here (the announcements name the tree, a
-    /// [`TreeTag`](crate::TreeTag)) waits two more graft waits before its first graft: one for the
-    /// parent's own wait, one for its graft's round trip and the copy's way down. After a crash every
-    /// node below a break hears of the tree's next message from its lazy links at about the same time;
-    /// if each grafted at its own timer, each would get a copy from its announcer and then a second
-    /// from its parent, once the node nearest the break mended the tree. Waiting leaves the mending to
-    /// that node (whose parent is gone). Not when the parent is among the announcers (it announced
-    /// rather than pushed: it is not sending a copy), nor a second time; a parent that announces it
-    /// during the wait ends the wait (`on_ihave`).
+    /// [`TreeTag`](crate::TreeTag)) waits one more graft wait before its first graft, for the
+    /// parent's graft's round trip and the copy's way down. After a crash every node below a break
+    /// hears of the tree's next message from its lazy links at about the same time; if each grafted
+    /// at its own timer, each would get a copy from its announcer and then a second from its parent,
+    /// once the node nearest the break mended the tree. Waiting leaves the mending to that node (whose
+    /// parent is gone, so it grafts after only the floor). A node whose graft brings the copy after
+    /// all prunes the parent it waited for (`leave_silent_parent`), so most late parents' copies are
+    /// never sent; with that, a second graft wait saved few duplicates and cost latency (crate docs).
+    /// Not when the parent is among the announcers (it announced rather than pushed: it is not
+    /// sending a copy), nor a second time; a parent that announces it during the wait ends the wait
+    /// (`on_ihave`).
     fn defer_to_parent(&mut self, now: Instant, id: MessageId, out: &mut Vec<PtOut>) -> bool {
         let Some(missing) = self.missing.get_mut(&id) else {
             return false;
@@ -218,8 +221,9 @@ impl Plumtree {
         if missing.announcers.iter().any(|(peer, _)| *peer == parent) {
             return false;
         }
-        let wait = self.graft_wait.timeout() * 2;
+        let wait = self.graft_wait.timeout();
         missing.deferred = true;
+        missing.waited_for = Some(parent);
         missing.due = Some(now + wait);
         self.stats.grafts_deferred += 1;
         out.push(PtOut::Schedule(wait, Timer::Graft(id)));

@@ -31,6 +31,9 @@ pub(super) struct Missing {
     pub(super) tree: Option<TreeTag>,
     /// Whether its first graft waited for our parent on that tree (`lazy.rs`'s `defer_to_parent`).
     pub(super) deferred: bool,
+    /// The parent it waited for: pruned if a graft brings the copy instead
+    /// (`receive.rs`'s `leave_silent_parent`).
+    pub(super) waited_for: Option<PeerId>,
 }
 
 impl Missing {
@@ -43,6 +46,7 @@ impl Missing {
             due: None,
             tree: Some(tree),
             deferred: false,
+            waited_for: None,
         }
     }
 }

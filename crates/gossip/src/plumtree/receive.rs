@@ -106,6 +106,13 @@ impl Plumtree {
                 self.claim_failed(now, failed, out);
             }
         }
+        if !borrowed
+            && (answers_graft || graft_answer.is_some())
+            && let Some(parent) = announced.as_ref().and_then(|m| m.waited_for)
+            && parent != from
+        {
+            self.leave_silent_parent(now, origin, parent, out);
+        }
         let announcers = announced.map(|m| m.announcers).unwrap_or_default();
         let entry = Entry {
             message: message.clone(),
@@ -138,6 +145,24 @@ impl Plumtree {
             message,
             from: Some(from),
         });
+    }
+
+    /// We waited for `parent`'s copy of a message of `origin`'s tree, and a graft brought it
+    /// instead: the parent is repairing a break above us, and its copy, when it comes, would be a
+    /// duplicate here (and ours, pushed up to it, one there). Its link leaves the tree now, before we
+    /// forward the copy; what it pushed before it hears the prune is excused. Only once the copy came,
+    /// and only if `parent` is still the tree's parent: which tree a missing message is on is the
+    /// announcers' word until then, and a made-up id, or a message announced on another tree's tag,
+    /// must not prune an honest parent.
+    fn leave_silent_parent(&mut self, now: Instant, origin: PeerId, parent: PeerId, out: &mut Vec<PtOut>) {
+        if self.links.recorded_parent(&origin) != Some(parent) || !self.links.is_eager(&origin, &parent) {
+            return;
+        }
+        self.excuse_pushes(now, parent);
+        self.stats.prunes_sent += 1;
+        self.stats.silent_parents_pruned += 1;
+        self.links.make_lazy(origin, parent);
+        out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
     }
 
     /// A copy of `id` from `from` dropped unread (its topic is not ours): if we grafted it from

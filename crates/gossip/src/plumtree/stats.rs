@@ -31,6 +31,9 @@ pub struct TreeStats {
     /// new parent was on probation, and its claims are ignored for a while (one shortcut can be
     /// struck twice).
     pub shortcuts_failed: u64,
+    /// Tree links to a parent we had waited for, pruned when a graft brought the message instead:
+    /// its copy would have come as a duplicate (`receive.rs`).
+    pub silent_parents_pruned: u64,
     /// `Shortcut` messages that asked a parent back: a shortcut that replaced it failed, or the
     /// neighbour it moved to left while on probation.
     pub shortcuts_undone: u64,

@@ -4,7 +4,7 @@
 //! origin to a lazy neighbour whose announcement counts fewer hops than our copy did. Hop counts are
 //! the sender's word. A neighbour that announces every message at one hop becomes our parent on every
 //! tree it is lazy on, and then need only withhold the copies: each next message waits the graft
-//! wait, then twice that more for the parent (`defer_to_parent`), then a graft's round trip; and after
+//! wait, then as long again for the parent (`defer_to_parent`), then a graft's round trip; and after
 //! the repair the liar announces low again and takes the tree back. One liar would delay every
 //! message of every such origin.
 //!
