@@ -99,7 +99,8 @@ pub struct Config {
     /// that was cut off catches up on what it missed.
     pub catch_up: Duration,
     /// Origins with a broadcast tree of their own kept at most: 16,384 (each origin has its own eager
-    /// and lazy links, its parent and its tag, about 90 bytes, so about 1.5 MB in all). In a coin every
+    /// and lazy links, its parent, its newest message's number and its tag, about 100 bytes, so about
+    /// 1.6 MB in all). In a coin every
     /// node is an origin of transactions, so this is sized for networks of thousands of publishers; the
     /// least recently used quarter is forgotten when it is full, and a forgotten origin's next message
     /// forms its tree again.

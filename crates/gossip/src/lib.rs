@@ -55,13 +55,16 @@
 //!   its copy came then showed where the rest came from. Over half were §3.8's shortcut: a copy
 //!   that came after a lazy neighbour had announced it at fewer hops moved the tree link to that
 //!   neighbour, which turned its link eager just before the copy was forwarded, so the copy went
-//!   straight back to a node that held it; a neighbour that announced a message is no longer
-//!   pushed it ([`TreeStats::pushes_spared`]). And a node whose graft brings the copy after it
+//!   straight back to a node that held it; a neighbour whose announcement of a message came before
+//!   we forward it, and moved or kept our tree link, is not pushed it
+//!   ([`TreeStats::pushes_spared`]). And a node whose graft brings the copy after it
 //!   waited for its parent now prunes that parent at once ([`TreeStats::silent_parents_pruned`]),
 //!   before it forwards the copy: the parent's late copy is then mostly never sent, and ours does
-//!   not go up to it. It prunes only once the copy came, and only the parent of the tree the copy
-//!   is on: which tree an announced id belongs to is its announcer's word until then, and pruning
-//!   at the graft let a neighbour prune our honest parents with made-up ids. With both, a second
+//!   not go up to it. It prunes only once the copy came, only the parent of the tree the copy is
+//!   on, and only for a message newer than the tree's last here: which tree an announced id
+//!   belongs to is its announcer's word until then, pruning at the graft let a neighbour prune our
+//!   honest parents with made-up ids, and an old message replayed once it left the seen cache was
+//!   never the parent's to push. With both, a second
 //!   graft wait for the parent bought little, so the wait is one. At 1,000 nodes with 5
 //!   publishers and half of them crashing (`--fail 0.5`), over the 11 of seeds 1-68 where four or
 //!   five publishers survive, duplicates per delivery after the crash went from 0.0109-0.0153 to
@@ -86,7 +89,7 @@
 //! ## Many origins, and tail latency
 //!
 //! In a coin every node is an origin (of its wallets' transactions), so a node keeps trees for thousands
-//! of origins: a tree is one bit per active-view slot, about 90 bytes an origin, 16,384 origins by default
+//! of origins: a tree is one bit per active-view slot, about 100 bytes an origin, 16,384 origins by default
 //! ([`Config::max_origins`]; the least recently used quarter is forgotten when full). Once every origin
 //! has published, every message follows its origin's tree: in `meshsim gossip` at 2,000 nodes with every
 //! node publishing, RMR stays near 0 and the wire carries about 1.95 bytes per payload byte delivered

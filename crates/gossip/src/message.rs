@@ -250,8 +250,7 @@ pub enum MembershipMessage {
 /// two trees a node holds rarely share a tag (a full table of 16,384 has a pair in about 3% of
 /// nodes; two bytes would leave a fifth of the trees sharing one). When two do, the tag stands for
 /// the one relayed last, and a message of the other may wait a graft wait longer for the wrong
-/// parent (which is pruned if we graft, and asked back when the copy shows its tree) or be grafted
-/// early: a delay or a duplicate, never a loss. Announcers that name different tags
+/// parent or be grafted early: a delay or a duplicate, never a loss. Announcers that name different tags
 /// for one message make the node ignore them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TreeTag(pub [u8; 4]);

@@ -2,8 +2,9 @@
 //! parent rather than graft copies of their own: announcements name the tree they came on (a
 //! `TreeTag`), and a node whose parent on that tree is alive gives it one more graft wait before
 //! grafting. If every node below the break grafted at its own timer, each would get a copy from its
-//! announcer and a second from its parent. A node that grafts after all prunes the parent it waited
-//! for, whose copy would come as a duplicate, and asks it back if that copy comes first.
+//! announcer and a second from its parent. A node whose graft brings the copy after all prunes the
+//! parent it waited for, whose copy would come as a duplicate; not if the parent's copy came first,
+//! nor for a message that is not the parent's to push.
 //!
 //! One node, a fake clock. Neighbour 2 is its parent on the tree of origin 10 (its copy of the first
 //! message came first); 3 is lazy on that tree (its copy was a duplicate, which pruned it).
@@ -404,4 +405,32 @@ fn a_parent_grafted_after_the_wait_is_not_pruned_by_its_own_answer() {
     assert_eq!(grafted, vec![parent]);
     let out = tree_sends(handle(&mut g, at(t + 1_100), from(parent, gossip(&next))));
     assert_parent_kept(&mut g, &out, parent, t + 2_000, lazy);
+}
+
+#[test]
+fn an_old_message_replayed_through_a_graft_prunes_no_parent() {
+    // A seen cache of one message: the first leaves it when the second comes.
+    let config = Config {
+        seen_capacity: 1,
+        ..Config::default()
+    };
+    let (mut g, peers) = node_with(config, &[2, 3, 4]);
+    let (parent, lazy) = (peers[0], peers[1]);
+    handle(&mut g, at(100), from(parent, gossip(&message(1))));
+    handle(&mut g, at(110), from(lazy, gossip(&message(1))));
+    handle(&mut g, at(200), Input::Timer(Timer::FlushIHave));
+    handle(&mut g, at(500), from(parent, gossip(&message(2))));
+    assert!(!g.has_seen(&message(1).id()), "the first message left the cache");
+    // `lazy` announces the first message again and answers the graft with it: a genuine copy,
+    // but not one the parent owed us.
+    let old = message(1);
+    let (sent, t) = graft_after_waiting(&mut g, lazy, &old);
+    assert!(
+        sent.contains(&(lazy, TreeMessage::Graft { id: old.id() })),
+        "{sent:?}"
+    );
+    let out = tree_sends(handle(&mut g, at(t + 100), from(lazy, gossip(&old))));
+    // The replayer's copy answered our graft, so it is the tree's parent now (as any graft's
+    // answer makes it); the old parent was not pruned.
+    assert_parent_kept(&mut g, &out, parent, t + 1_000, key(4).peer_id());
 }

@@ -10,7 +10,8 @@
 //!
 //! In a network where every node publishes (a coin's transactions), a node keeps a tree for thousands
 //! of origins, so a tree is small: one bit per active-view slot (set: lazy), a use tick and its
-//! parent's slot, 56 bytes with its key, and 36 more for its tag's entry (below). A tree is stored once
+//! parent's slot and the newest message's sequence number, 64 bytes with its key, and 36 more for its
+//! tag's entry (below). A tree is stored once
 //! it has formed here (this node relayed one of its messages), for at most `capacity` origins; when a
 //! new one would exceed it, the least recently used quarter is forgotten in one pass (amortised
 //! constant time per new origin, where a scan per eviction would cost the whole table each time), and a
@@ -72,6 +73,8 @@ struct Tree {
     /// The slot of the neighbour whose copy of the last message relayed came first, [`NO_PARENT`], or
     /// [`PARENT_LEFT`].
     parent: u8,
+    /// The sequence number of the newest of the origin's own messages relayed on it (`newest.rs`).
+    newest: u64,
 }
 
 impl Tree {
@@ -332,6 +335,7 @@ impl Links {
                 lazy,
                 used,
                 parent: NO_PARENT,
+                newest: 0,
             }
         })
     }
@@ -406,5 +410,6 @@ impl Links {
     }
 }
 
+mod newest;
 #[cfg(test)]
 mod tests;

@@ -107,9 +107,12 @@ impl Plumtree {
             }
         }
         if !borrowed
+            && lends
             && (answers_graft || graft_answer.is_some())
             && let Some(parent) = announced.as_ref().and_then(|m| m.waited_for)
             && parent != from
+            && self.links.is_eager(&origin, &from)
+            && self.links.is_newer(&origin, message.seq)
         {
             self.leave_silent_parent(now, origin, parent, out);
         }
@@ -153,7 +156,10 @@ impl Plumtree {
     /// forward the copy; what it pushed before it hears the prune is excused. Only once the copy came,
     /// and only if `parent` is still the tree's parent: which tree a missing message is on is the
     /// announcers' word until then, and a made-up id, or a message announced on another tree's tag,
-    /// must not prune an honest parent.
+    /// must not prune an honest parent. The caller also asks that the copy came on its origin's own
+    /// tree, that the grafted link is on the tree now (a sender that left is not), and that the
+    /// message is newer than the tree's last here (`links/newest.rs`): an old message replayed once
+    /// it left our seen cache was never the parent's to push.
     fn leave_silent_parent(&mut self, now: Instant, origin: PeerId, parent: PeerId, out: &mut Vec<PtOut>) {
         if self.links.recorded_parent(&origin) != Some(parent) || !self.links.is_eager(&origin, &parent) {
             return;

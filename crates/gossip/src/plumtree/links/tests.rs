@@ -1,7 +1,7 @@
 use super::*;
 use meshwork_identity::Keypair;
 
-fn peers(n: u8) -> Vec<PeerId> {
+pub(super) fn peers(n: u8) -> Vec<PeerId> {
     (0..n).map(|i| Keypair::from_seed([i; 32]).peer_id()).collect()
 }
 
