@@ -56,24 +56,24 @@
 //!   that came after a lazy neighbour had announced it at fewer hops moved the tree link to that
 //!   neighbour, which turned its link eager just before the copy was forwarded, so the copy went
 //!   straight back to a node that held it; a neighbour whose announcement of a message came before
-//!   we forward it, and moved or kept our tree link, is not pushed it
-//!   ([`TreeStats::pushes_spared`]). And a node whose graft brings the copy after it
-//!   waited for its parent now prunes that parent at once ([`TreeStats::silent_parents_pruned`]),
-//!   before it forwards the copy: the parent's late copy is then mostly never sent, and ours does
-//!   not go up to it. It prunes only once the copy came, only the parent of the tree the copy is
-//!   on, and only for a message newer than the tree's last here: which tree an announced id
-//!   belongs to is its announcer's word until then, pruning at the graft let a neighbour prune our
-//!   honest parents with made-up ids, and an old message replayed once it left the seen cache was
-//!   never the parent's to push. With both, a second
-//!   graft wait for the parent bought little, so the wait is one. At 1,000 nodes with 5
-//!   publishers and half of them crashing (`--fail 0.5`), over the 11 of seeds 1-68 where four or
-//!   five publishers survive, duplicates per delivery after the crash went from 0.0109-0.0153 to
-//!   0.0044-0.0071 (five survive: 0.0115-0.0153 to 0.0063-0.0071), with the after-crash p99 at
-//!   −9% to +5% of before; the shortcut's fix alone gave 0.0051-0.0097, and two graft waits
-//!   with the prune 0.0033-0.0062 at −4% to +11% of the p99. With 80% crashed (seeds 1-10 where
-//!   a publisher survives) it went from 0.0021-0.0041 to 0.0007-0.0029, but the p99's median from
-//!   820 ms to 960: there a node's copy pushed up to a parent still repairing was often the
-//!   fastest path down the rest of the parent's subtree.
+//!   we forward it is not pushed it ([`TreeStats::pushes_spared`]; unless its path was longer than
+//!   ours by the optimisation's threshold, the one case where it is still told). And a node whose
+//!   graft brings the copy after it waited for its parent now prunes that parent at once
+//!   ([`TreeStats::silent_parents_pruned`]), before it forwards the copy: the parent's late copy is
+//!   then mostly never sent, and ours does not go up to it. It prunes only once the copy came, only
+//!   the parent of the tree the copy is on, and only for a message newer than the tree's last here:
+//!   which tree an announced id belongs to is its announcer's word until then, pruning at the graft
+//!   let a neighbour prune our honest parents with made-up ids, and an old message replayed once it
+//!   left the seen cache was never the parent's to push. With both, a second graft wait for the
+//!   parent bought little, so the wait is one. At 1,000 nodes with 5 publishers and half of them
+//!   crashing (`--fail 0.5`), over the 11 of seeds 1-68 where four or five publishers survive,
+//!   duplicates per delivery after the crash went from 0.0109-0.0153 to 0.0044-0.0071 (five
+//!   survive: 0.0115-0.0153 to 0.0063-0.0071), with the after-crash p99 at −9% to +5% of before;
+//!   the shortcut's fix alone gave 0.0051-0.0097, and two graft waits with the prune 0.0033-0.0062
+//!   at −4% to +11% of the p99. With 80% crashed (seeds 1-10 where a publisher survives) it went
+//!   from 0.0021-0.0041 to 0.0007-0.0029, but the p99's median from 820 ms to 960: there a node's
+//!   copy pushed up to a parent still repairing was often the fastest path down the rest of the
+//!   parent's subtree.
 //!   An origin with no eager link left floods its next message.
 //!   Of a lazy link's two ends, one announcing a message is enough: a neighbour that announced it
 //!   to us holds it, so it is not told back, whether its `IHave` came before the message or while
