@@ -71,7 +71,7 @@
 //!   survive: 0.0115-0.0153 to 0.0063-0.0071), with the after-crash p99 at −9% to +5% of before;
 //!   the shortcut's fix alone gave 0.0051-0.0097, and two graft waits with the prune 0.0033-0.0062
 //!   at −4% to +11% of the p99. With 80% crashed (seeds 1-10 where a publisher survives) it went
-//!   from 0.0021-0.0041 to 0.0007-0.0029, but the p99's median from 820 ms to 960: there a node's
+//!   from 0.0021-0.0041 to 0.0009-0.0029, but the p99's median from 820 ms to 960: there a node's
 //!   copy pushed up to a parent still repairing was often the fastest path down the rest of the
 //!   parent's subtree.
 //!   An origin with no eager link left floods its next message.
