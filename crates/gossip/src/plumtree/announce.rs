@@ -65,10 +65,8 @@ impl Plumtree {
         let hops = entry.hops.saturating_add(1);
         let origin = entry.tree;
         let own = entry.parent.is_none() && origin == entry.message.origin;
-        self.links.relaying(origin, entry.parent.as_ref());
-        if origin == entry.message.origin {
-            self.links.relayed_seq(&origin, entry.message.seq);
-        }
+        let seq = (origin == entry.message.origin).then_some(entry.message.seq);
+        self.links.relaying(origin, entry.parent.as_ref(), seq);
         let tree = TreeTag::of(&origin);
         // Our own tree with no eager link left here (its links all left, and the neighbours that
         // replaced them join it lazily): the message would go out as announcements only, and every

@@ -139,7 +139,7 @@ mod tests {
     fn links(neighbours: &[PeerId], origins: &[PeerId], capacity: usize) -> Links {
         let mut links = Links::new(capacity, Trees::Borrow);
         neighbours.iter().for_each(|n| links.up(*n));
-        origins.iter().for_each(|o| links.relaying(*o, None));
+        origins.iter().for_each(|o| links.relaying(*o, None, None));
         links
     }
 
@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(lenders.nearest(secs(3601), me, &held, &rtts), None);
         // A table of one tree forgets the lender's when another forms.
         let mut forgotten = links(&[neighbour], &[lender], 1);
-        forgotten.relaying(other, None);
+        forgotten.relaying(other, None, None);
         assert_eq!(lenders.nearest(secs(1), me, &forgotten, &rtts), None);
     }
 

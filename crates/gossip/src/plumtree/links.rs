@@ -276,8 +276,10 @@ impl Links {
     /// published it): the tree has formed here (a neighbour that joins later is lazy on it), is the
     /// last to be forgotten, and `parent` is its parent (as `set_parent` has it). With
     /// [`Trees::Shared`] an origin without a tree of its own follows the shared one, so nothing is
-    /// recorded for it. One lookup of the tree for all three: it runs for every message relayed.
-    pub(crate) fn relaying(&mut self, origin: PeerId, parent: Option<&PeerId>) {
+    /// recorded for it. `seq` is the message's sequence number if it is the origin's own (not one
+    /// that borrowed the tree): the tree's newest, if newer (`newest.rs`). One lookup of the tree for
+    /// all four: it runs for every message relayed.
+    pub(crate) fn relaying(&mut self, origin: PeerId, parent: Option<&PeerId>, seq: Option<u64>) {
         let slot = parent.and_then(|peer| self.parent_slot(peer));
         let shared = self.mode == Trees::Shared;
         // `own_tree` counts a tick of its own.
@@ -294,6 +296,9 @@ impl Links {
         tree.used = used;
         if let Some(slot) = slot {
             tree.adopt_parent(slot);
+        }
+        if let Some(seq) = seq {
+            tree.newest = tree.newest.max(seq);
         }
         self.tick = used;
         // A tag two trees share stands for the one relayed last.

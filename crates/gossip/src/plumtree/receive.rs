@@ -164,11 +164,17 @@ impl Plumtree {
         if self.links.recorded_parent(&origin) != Some(parent) || !self.links.is_eager(&origin, &parent) {
             return;
         }
-        self.excuse_pushes(now, parent);
-        self.stats.prunes_sent += 1;
         self.stats.silent_parents_pruned += 1;
-        self.links.make_lazy(origin, parent);
-        out.push(PtOut::Send(parent, TreeMessage::Prune { origin }));
+        self.prune(now, origin, parent, out);
+    }
+
+    /// Takes `peer`'s link off `origin`'s tree, on both ends (`Prune`). What it pushed before it
+    /// hears the prune is no waste.
+    pub(super) fn prune(&mut self, now: Instant, origin: PeerId, peer: PeerId, out: &mut Vec<PtOut>) {
+        self.excuse_pushes(now, peer);
+        self.stats.prunes_sent += 1;
+        self.links.make_lazy(origin, peer);
+        out.push(PtOut::Send(peer, TreeMessage::Prune { origin }));
     }
 
     /// A copy of `id` from `from` dropped unread (its topic is not ours): if we grafted it from

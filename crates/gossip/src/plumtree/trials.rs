@@ -270,11 +270,7 @@ impl Plumtree {
                 && self.links.prunable(&origin)
                 && self.links.is_eager(&origin, &claimant)
             {
-                // What it pushed before it hears the prune is no waste.
-                self.excuse_pushes(now, claimant);
-                self.stats.prunes_sent += 1;
-                self.links.make_lazy(origin, claimant);
-                out.push(PtOut::Send(claimant, TreeMessage::Prune { origin }));
+                self.prune(now, origin, claimant, out);
             }
             if was_parent {
                 self.restore_parent(origin, replaced, out);

@@ -6,20 +6,13 @@
 //! once it has left our seen cache was never the parent's to push, and must not prune it.
 //!
 //! Sequence numbers are the origin's, raised with every message (an honest node uses its clock's
-//! nanoseconds, so the whole 64 bits are kept: 8 bytes a tree).
+//! nanoseconds, so the whole 64 bits are kept: 8 bytes a tree). [`Links::relaying`] records them.
 
 use meshwork_wire::PeerId;
 
 use super::Links;
 
 impl Links {
-    /// `origin`'s own message `seq` is being relayed on its tree: the tree's newest, if newer.
-    pub(crate) fn relayed_seq(&mut self, origin: &PeerId, seq: u64) {
-        if let Some(tree) = self.trees.get_mut(origin) {
-            tree.newest = tree.newest.max(seq);
-        }
-    }
-
     /// Whether `origin`'s message `seq` is newer than the newest its tree relayed here (false
     /// without a tree: nothing was owed).
     pub(crate) fn is_newer(&self, origin: &PeerId, seq: u64) -> bool {
@@ -38,9 +31,8 @@ mod tests {
         let p = peers(2);
         let mut links = Links::new(16, Trees::PerOrigin);
         assert!(!links.is_newer(&p[0], 7), "no tree: nothing was owed");
-        links.relaying(p[0], None);
-        links.relayed_seq(&p[0], 7);
-        links.relayed_seq(&p[0], 5); // an older one relayed late does not move it back
+        links.relaying(p[0], None, Some(7));
+        links.relaying(p[0], None, Some(5)); // an older one relayed late does not move it back
         assert!(links.is_newer(&p[0], 8));
         assert!(!links.is_newer(&p[0], 7) && !links.is_newer(&p[0], 6));
     }

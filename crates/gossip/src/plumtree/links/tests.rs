@@ -44,7 +44,7 @@ fn a_tree_relayed_with_every_link_eager_has_formed() {
     let p = peers(4);
     let mut links = Links::new(16, Trees::PerOrigin);
     links.up(p[1]);
-    links.relaying(p[0], None);
+    links.relaying(p[0], None, None);
     assert!(links.is_eager(&p[0], &p[1]));
     // After a crash the node refills its view: the new link must not carry p0's messages eagerly,
     // or the next one crosses it as a duplicate.
@@ -65,16 +65,16 @@ fn relaying_makes_the_copys_sender_the_parent_unless_its_link_is_lazy() {
     let p = peers(5);
     let mut links = linked(&p, Trees::PerOrigin);
     let tag = TreeTag::of(&p[0]);
-    links.relaying(p[0], Some(&p[2]));
+    links.relaying(p[0], Some(&p[2]), None);
     assert_eq!(links.parent_for(tag), Parent::Alive(p[2]));
     // A copy over a lazy link (a graft's answer) moves nothing: no copy comes that way next.
     links.make_lazy(p[0], p[3]);
-    links.relaying(p[0], Some(&p[3]));
+    links.relaying(p[0], Some(&p[3]), None);
     assert_eq!(links.parent_for(tag), Parent::Alive(p[2]));
-    links.relaying(p[0], Some(&p[4]));
+    links.relaying(p[0], Some(&p[4]), None);
     assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
     // Published here: the parent stays.
-    links.relaying(p[0], None);
+    links.relaying(p[0], None, None);
     assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
 }
 
@@ -89,7 +89,7 @@ fn a_trees_parent_is_found_by_its_tag_and_follows_its_slot() {
         Parent::Unknown,
         "a tree not formed has no parent"
     );
-    links.relaying(p[0], None);
+    links.relaying(p[0], None, None);
     assert_eq!(links.parent_for(tag), Parent::Unknown, "none recorded yet");
     links.set_parent(&p[0], &p[4]);
     assert_eq!(links.parent_for(tag), Parent::Alive(p[4]));
@@ -136,12 +136,12 @@ fn a_shared_tag_stands_for_the_tree_relayed_last() {
     let mut links = Links::new(16, Trees::PerOrigin);
     links.up(neighbours[1]);
     links.up(neighbours[2]);
-    links.relaying(a, None);
+    links.relaying(a, None, None);
     links.set_parent(&a, &neighbours[1]);
-    links.relaying(b, None);
+    links.relaying(b, None, None);
     links.set_parent(&b, &neighbours[2]);
     assert_eq!(links.parent_for(TreeTag::of(&a)), Parent::Alive(neighbours[2]));
-    links.relaying(a, None);
+    links.relaying(a, None, None);
     assert_eq!(links.parent_for(TreeTag::of(&b)), Parent::Alive(neighbours[1]));
 }
 
@@ -152,7 +152,7 @@ fn a_forgotten_tree_takes_its_tag_with_it() {
     let mut links = Links::new(4, Trees::PerOrigin);
     links.up(neighbour);
     for origin in &origins {
-        links.relaying(*origin, None);
+        links.relaying(*origin, None, None);
         links.set_parent(origin, &neighbour);
     }
     assert!(links.tags.len() <= links.trees.len());
@@ -218,7 +218,7 @@ fn over_capacity_the_least_recently_used_quarter_is_forgotten() {
     for origin in &origins[..8] {
         links.make_lazy(*origin, neighbour);
     }
-    links.relaying(origins[0], None); // used again: kept
+    links.relaying(origins[0], None, None); // used again: kept
     links.make_lazy(origins[8], neighbour);
     assert_eq!(links.origins(), 7, "two of eight forgotten, one added");
     assert!(links.is_lazy(&origins[0], &neighbour));
