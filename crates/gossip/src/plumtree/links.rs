@@ -274,11 +274,11 @@ impl Links {
 
     /// A message on `origin`'s tree is being relayed, its first copy from `parent` (`None`: we
     /// published it): the tree has formed here (a neighbour that joins later is lazy on it), is the
-    /// last to be forgotten, and `parent` is its parent (as `set_parent` has it). With
-    /// [`Trees::Shared`] an origin without a tree of its own follows the shared one, so nothing is
-    /// recorded for it. `seq` is the message's sequence number if it is the origin's own (not one
-    /// that borrowed the tree): the tree's newest, if newer (`newest.rs`). One lookup of the tree for
-    /// all four: it runs for every message relayed.
+    /// last to be forgotten, and `parent` is its parent (as `set_parent` has it) unless the message
+    /// is no newer than the tree's newest. With [`Trees::Shared`] an origin without a tree of its
+    /// own follows the shared one, so nothing is recorded for it. `seq` is the message's sequence
+    /// number if it is the origin's own (not one that borrowed the tree): the tree's newest, if newer
+    /// (`newest.rs`). One lookup of the tree for all four: it runs for every message relayed.
     pub(crate) fn relaying(&mut self, origin: PeerId, parent: Option<&PeerId>, seq: Option<u64>) {
         let slot = parent.and_then(|peer| self.parent_slot(peer));
         let shared = self.mode == Trees::Shared;
@@ -294,7 +294,10 @@ impl Links {
             self.own_tree(origin)
         };
         tree.used = used;
-        if let Some(slot) = slot {
+        // The parent is whoever brought the tree's newest message first: an old one, replayed once
+        // it left our seen cache, says nothing of where the next comes from (`newest.rs`).
+        let newer = seq.is_none_or(|seq| seq > tree.newest);
+        if let Some(slot) = slot.filter(|_| newer) {
             tree.adopt_parent(slot);
         }
         if let Some(seq) = seq {
