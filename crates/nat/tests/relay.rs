@@ -702,3 +702,55 @@ fn an_end_closes_circuits_it_did_not_ask_for_and_retries_a_full_relay() {
     end.handle(now + after, Input::Timer(retry), &mut out);
     assert_eq!(sent(&out, 9), vec![RelayMessage::Reserve], "{out:?}");
 }
+
+#[test]
+fn a_relay_repeating_reserved_unasked_schedules_one_renewal() {
+    let relay = peer(9);
+    let mut end = Relay::new(RelayConfig::default());
+    let mut out = Vec::new();
+    let now = Instant::ZERO;
+    end.handle(now, Input::PeerUp(relay), &mut out);
+    end.handle(now, Input::Command(RelayCommand::Reserve { relay }), &mut out);
+    assert!(sent(&out, 9).contains(&RelayMessage::Reserve), "{out:?}");
+    // The answer, and then the same answer a thousand times more, with the longest TTL there is.
+    let reserved = RelayMessage::Reserved {
+        ttl_secs: u32::MAX,
+        circuit_bytes: 1 << 20,
+        circuit_secs: 120,
+    };
+    let mut renewals = Vec::new();
+    let mut unsolicited = 0;
+    for _ in 0..1_001 {
+        out.clear();
+        let msg = reserved.clone();
+        end.handle(now, Input::Message { from: relay, msg }, &mut out);
+        renewals.extend(scheduled(&out, |t| matches!(t, RelayTimer::Renew { .. })));
+        unsolicited += out
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Dropped {
+                        reason: DropReason::Unsolicited,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert_eq!(renewals.len(), 1, "one renewal for the one request");
+    assert_eq!(unsolicited, 1_000);
+    // Within a day however long the relay says.
+    assert!(renewals[0].0 <= Duration::from_secs(24 * 3600), "{renewals:?}");
+    // The renewal asks again, and its answer is taken again.
+    out.clear();
+    end.handle(now + renewals[0].0, Input::Timer(renewals[0].1.clone()), &mut out);
+    assert!(sent(&out, 9).contains(&RelayMessage::Reserve), "{out:?}");
+    out.clear();
+    let msg = reserved.clone();
+    end.handle(now + renewals[0].0, Input::Message { from: relay, msg }, &mut out);
+    assert!(
+        scheduled(&out, |t| matches!(t, RelayTimer::Renew { .. })).is_some(),
+        "{out:?}"
+    );
+}

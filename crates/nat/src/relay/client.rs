@@ -9,6 +9,10 @@ use meshwork_wire::{DropReason, Instant, Output};
 use super::message::{CircuitEnd, CircuitId, RelayMessage, RelayRefusal};
 use super::{CONNECT_TIMEOUT, Relay, RelayEvent, RelayTimer};
 
+/// The longest reservation an end believes, whatever the relay says (a day: relays grant an hour
+/// by default, [`super::RelayLimits::reservation_ttl`]).
+const MAX_RESERVATION_SECS: u32 = 24 * 3600;
+
 /// An end's state.
 #[derive(Debug, Default)]
 pub(crate) struct Client {
@@ -16,6 +20,10 @@ pub(crate) struct Client {
     pub(crate) wanted: BTreeSet<PeerId>,
     /// Relays that granted one, and until when.
     pub(crate) reserved: BTreeMap<PeerId, Instant>,
+    /// Relays asked for a reservation that have not answered: only the answer to a request of ours
+    /// is taken. Each `Reserved` schedules a renewal, and the driver holds every timer until it
+    /// fires, so a relay repeating `Reserved` unasked would grow our memory by one timer a message.
+    pub(crate) asked: BTreeSet<PeerId>,
     /// Circuits asked for and not yet answered: (relay, target), with the generation of the
     /// request's deadline timer.
     pub(crate) connecting: BTreeMap<(PeerId, PeerId), u64>,
@@ -99,8 +107,9 @@ impl Client {
     }
 
     /// The relay came up: send what waited for it.
-    pub(crate) fn peer_up(&self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
+    pub(crate) fn peer_up(&mut self, relay: PeerId, out: &mut Vec<Output<Relay>>) {
         if self.wanted.contains(&relay) && !self.reserved.contains_key(&relay) {
+            self.asked.insert(relay);
             out.push(send(relay, RelayMessage::Reserve));
         }
         for &(_, target) in self.connecting.keys().filter(|(r, _)| *r == relay) {
@@ -168,8 +177,8 @@ impl Client {
                 ttl_secs,
                 circuit_bytes,
                 circuit_secs,
-            } if self.wanted.contains(&relay) => {
-                let ttl = Duration::from_secs(u64::from(ttl_secs.max(4)));
+            } if self.wanted.contains(&relay) && self.asked.remove(&relay) => {
+                let ttl = Duration::from_secs(u64::from(ttl_secs.clamp(4, MAX_RESERVATION_SECS)));
                 self.reserved.insert(relay, now + ttl);
                 self.renew_after(relay, ttl * 3 / 4, out);
                 out.push(Output::Emit(RelayEvent::Reserved {
@@ -183,11 +192,13 @@ impl Client {
             // again after `RESERVE_RETRY`, as for a lost answer. Any other refusal is final.
             RelayMessage::ReserveRefused {
                 reason: reason @ RelayRefusal::TooManyReservations,
-            } if self.wanted.contains(&relay) => {
+            } if self.wanted.contains(&relay) && self.asked.remove(&relay) => {
                 self.reserved.remove(&relay);
                 out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
             }
-            RelayMessage::ReserveRefused { reason } if self.wanted.remove(&relay) => {
+            RelayMessage::ReserveRefused { reason }
+                if self.asked.remove(&relay) && self.wanted.remove(&relay) =>
+            {
                 self.reserved.remove(&relay);
                 out.push(Output::Emit(RelayEvent::ReserveRefused { relay, reason }));
                 self.release(relay, out);

@@ -281,6 +281,7 @@ impl Relay {
             RelayCommand::Unreserve { relay } => {
                 client.wanted.remove(&relay);
                 client.reserved.remove(&relay);
+                client.asked.remove(&relay);
                 client.release(relay, out);
             }
             RelayCommand::Connect { relay, target } => {
@@ -322,6 +323,7 @@ impl Relay {
     /// [`RESERVE_RETRY`] unless an answer schedules the renewal first: a lost request or answer does
     /// not end the renewals.
     fn reserve(&mut self, relay: PeerId, out: &mut Vec<Output<Self>>) {
+        self.client.asked.insert(relay);
         self.protect_and_reach(relay, RelayMessage::Reserve, out);
         self.client.renew_after(relay, RESERVE_RETRY, out);
     }
