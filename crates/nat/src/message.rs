@@ -46,8 +46,9 @@ pub enum Refusal {
     /// The rendezvous holds as many registrations as it may.
     #[error("the rendezvous is full")]
     RegistryFull,
-    /// The peer to punch towards is not connected to the rendezvous, so it cannot be told to punch.
-    #[error("the target is not connected to the rendezvous")]
+    /// The peer to punch towards is not connected to the rendezvous, or holds no registration there
+    /// (it takes a `Punch` only from a rendezvous it registered with), so it cannot be told to punch.
+    #[error("the target is not connected to the rendezvous or not registered there")]
     TargetNotConnected,
     /// The peer's network asked for more hole punches, or discoveries, than the rendezvous answers
     /// per minute.

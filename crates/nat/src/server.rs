@@ -162,7 +162,10 @@ impl Nat {
     }
 
     /// Tells `from` and `target` to dial each other at once, each at the address its connection to
-    /// us comes from.
+    /// us comes from. Only for a target that holds a registration here: registering is how a peer
+    /// consents to being found, and a peer merely connected (one whose id is public, say) would
+    /// otherwise have its address handed to anyone who names it. It would drop our `Punch` anyway,
+    /// taking one only from a rendezvous it registered with (`client.rs`).
     fn coordinate(&mut self, now: Instant, from: PeerId, target: PeerId, out: &mut Vec<Output<Self>>) {
         let refused = |reason| Output::Send {
             to: from,
@@ -177,7 +180,8 @@ impl Nat {
             out.push(refused(Refusal::TargetNotConnected));
             return;
         };
-        if from == target {
+        let registered = self.registry.as_ref().is_some_and(|r| r.holds(&target));
+        if from == target || !registered {
             out.push(refused(Refusal::TargetNotConnected));
             return;
         }

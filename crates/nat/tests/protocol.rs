@@ -319,6 +319,17 @@ fn the_rendezvous_refuses_what_it_cannot_do_with_a_reason() {
         peer: offline,
         reason: PunchFailure::Refused(Refusal::TargetNotConnected),
     }));
+    // Connected but not registered: its address is not handed out (registering is how a peer
+    // consents to being found).
+    let unregistered = net.add(NatConfig::default(), "10.200.0.4:40004");
+    net.connect(unregistered, r);
+    net.run();
+    net.punch(a, r, unregistered);
+    assert!(net.events_of(a).contains(&NatEvent::PunchFailed {
+        peer: unregistered,
+        reason: PunchFailure::Refused(Refusal::TargetNotConnected),
+    }));
+
     // A plain node is no rendezvous.
     net.command(
         a,
