@@ -269,5 +269,7 @@ pub enum NatTimer {
         rendezvous: PeerId,
         /// The wait that led here; the next is twice it.
         backoff: Duration,
+        /// Which chain of redials: one that a connection ended (a later loss starts another) stops.
+        generation: u64,
     },
 }

@@ -239,7 +239,7 @@ impl Nat {
         if self.directly_connected(&peer) {
             self.punched(now, peer, out);
         }
-        if self.redialling.remove(&peer) {
+        if self.redialling.remove(&peer).is_some() {
             let again: Vec<(Namespace, Duration)> = self
                 .registrations
                 .iter()
@@ -322,7 +322,17 @@ impl Nat {
                 namespace,
                 generation,
             } => self.discover_deadline(rendezvous, namespace, generation, out),
-            NatTimer::Redial { rendezvous, backoff } => {
+            NatTimer::Redial {
+                rendezvous,
+                backoff,
+                generation,
+            } => {
+                // A chain that a connection ended, whether or not another loss started a new one
+                // since: without this check every connection the rendezvous accepted and closed
+                // left one more chain dialling it forever.
+                if self.redialling.get(&rendezvous) != Some(&generation) {
+                    return;
+                }
                 let wanted = self.registered_at(&rendezvous);
                 if !wanted || self.connected.contains_key(&rendezvous) {
                     self.redialling.remove(&rendezvous);
@@ -335,6 +345,7 @@ impl Nat {
                     timer: NatTimer::Redial {
                         rendezvous,
                         backoff: next,
+                        generation,
                     },
                 });
             }
@@ -344,15 +355,19 @@ impl Nat {
     /// Dials `rendezvous` now and again with backoff until it is connected; at most one chain of
     /// redials per rendezvous.
     fn redial(&mut self, _now: Instant, rendezvous: PeerId, out: &mut Vec<Output<Self>>) {
-        if !self.redialling.insert(rendezvous) {
+        if self.redialling.contains_key(&rendezvous) {
             return;
         }
+        self.generation += 1;
+        let generation = self.generation;
+        self.redialling.insert(rendezvous, generation);
         out.push(Output::Dial(rendezvous));
         out.push(Output::Schedule {
             after: self.config.redial_after,
             timer: NatTimer::Redial {
                 rendezvous,
                 backoff: self.config.redial_after,
+                generation,
             },
         });
     }

@@ -77,8 +77,9 @@ pub struct Nat {
     /// Discover requests waiting for an answer, each with the generation of its deadline timer
     /// (`discover.rs`).
     pub(crate) discovering: BTreeMap<(PeerId, Namespace), u64>,
-    /// Rendezvous being dialled again after a loss.
-    pub(crate) redialling: BTreeSet<PeerId>,
+    /// Rendezvous being dialled again after a loss, each with the generation of its chain of
+    /// redials: only the current chain's timer dials.
+    pub(crate) redialling: BTreeMap<PeerId, u64>,
     pub(crate) punches: Punches,
     /// Peers whose punched connection is protected while it lasts, oldest first, each with whether this
     /// node asked for the punch: at most [`NatConfig::max_punched_kept`] of either kind.
@@ -105,7 +106,7 @@ impl Nat {
             registrations: BTreeMap::new(),
             generation: 0,
             discovering: BTreeMap::new(),
-            redialling: BTreeSet::new(),
+            redialling: BTreeMap::new(),
             punched_kept: VecDeque::new(),
         }
     }

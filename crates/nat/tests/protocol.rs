@@ -707,3 +707,35 @@ fn punches_others_ask_for_cannot_push_out_the_ones_we_asked_for() {
         vec![Some(&true), Some(&true), Some(&false), Some(&true), Some(&true)]
     );
 }
+
+/// Dials `net`'s node `a` makes to `r` while time moves on by `window`.
+fn redials(net: &mut Net, a: PeerId, r: PeerId, window: Duration) -> usize {
+    let before = net.dials.iter().filter(|d| **d == (a, r)).count();
+    net.advance(window);
+    net.dials.iter().filter(|d| **d == (a, r)).count() - before
+}
+
+#[test]
+fn a_rendezvous_that_accepts_and_drops_our_redials_leaves_one_chain_of_redials() {
+    let window = Duration::from_secs(3_600);
+    // One loss, the rendezvous unreachable since: one chain of redials, with backoff.
+    let (mut net, r, a, _) = registered();
+    net.dialable = |_, _, _| false;
+    net.disconnect(a, r);
+    net.run();
+    let one_loss = redials(&mut net, a, r, window);
+    assert!(one_loss > 0);
+    // A rendezvous that accepts each redial and closes it at once: six losses in a row leave one
+    // chain too, not six.
+    let (mut net, r, a, _) = registered();
+    net.dialable = |_, _, _| false;
+    for _ in 0..6 {
+        net.disconnect(a, r);
+        net.run();
+        net.connect(a, r);
+        net.run();
+    }
+    net.disconnect(a, r);
+    net.run();
+    assert_eq!(redials(&mut net, a, r, window), one_loss);
+}
