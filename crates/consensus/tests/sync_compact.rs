@@ -372,3 +372,69 @@ fn a_block_answered_whole_ends_its_relay_so_the_next_one_is_asked_for_compact_ag
         assert_eq!(node.chain().tip().id, block.id());
     }
 }
+
+#[test]
+fn a_compact_block_repeating_a_short_id_is_not_rebuilt_but_fetched_whole() {
+    // One short id at 16,382 positions, naming one transaction of our mempool, and a made-up one:
+    // rebuilt, that is 16,382 clones held while the made-up one is fetched, then all hashed.
+    let mut pair = pair_with_payments(SyncConfig::default(), 0);
+    pair.net.lies.insert(pair.miner, Lie::RepeatedShortIds);
+    let before = pair.relay_stats();
+    pair.mine();
+    pair.assert_same_tip();
+    let stats = pair.relay_stats();
+    assert_eq!(stats.fallbacks - before.fallbacks, 1);
+    assert_eq!(stats.rebuilt_with_fetch, 0, "no missing transaction asked for");
+    assert_eq!(stats.rebuilt - before.rebuilt, 0);
+    assert_eq!(pair.net.blocks_sent[&(pair.miner, pair.receiver)], 1);
+    // A chance collision looks the same: the sender keeps its connection.
+    assert!(pair.net.faults(pair.receiver).is_empty());
+}
+
+#[test]
+fn a_block_another_peer_brings_ends_a_relay_still_waiting_for_missing_transactions() {
+    let mut pair = pair_with_payments(SyncConfig::default(), 10);
+    let other = key(65).peer_id();
+    pair.net
+        .add(other, ChainSync::new(open(&config()), SyncConfig::default()));
+    pair.net.connect(other, pair.receiver);
+    pair.net.run(10_000);
+    // The miner never sends the missing transactions of its next block: the receiver's relay with it
+    // waits, and nothing else happens before its timer (which is not fired here).
+    pair.net.lies.insert(pair.miner, Lie::SilentBlockTxs);
+    let node = pair.net.nodes.get_mut(&pair.miner).unwrap();
+    let now = node.chain().tip().header.timestamp + 60;
+    let block = solve(node.chain().block_template(pair.miner, now).unwrap());
+    let x = block.id();
+    pair.net.command(
+        pair.miner,
+        Command::SubmitBlock {
+            block: block.clone(),
+            from: None,
+        },
+    );
+    assert!(pair.net.settle(10_000) < 10_000);
+    assert_ne!(pair.net.nodes[&pair.receiver].chain().tip().id, x);
+    // Another peer brings the block.
+    pair.net.deliver(other, pair.receiver, Message::Block(block));
+    assert!(pair.net.settle(10_000) < 10_000);
+    assert_eq!(pair.net.nodes[&pair.receiver].chain().tip().id, x);
+    // The miner's next block is asked for compact again, not whole behind a relay that is over.
+    let before = pair.relay_stats();
+    let node = pair.net.nodes.get_mut(&pair.miner).unwrap();
+    let now = node.chain().tip().header.timestamp + 60;
+    let next = solve(node.chain().block_template(pair.miner, now).unwrap());
+    let y = next.id();
+    pair.net.command(
+        pair.miner,
+        Command::SubmitBlock {
+            block: next,
+            from: None,
+        },
+    );
+    // Timers run now: the miner's next answer waits on its serving timer.
+    assert!(pair.net.run(10_000) < 10_000);
+    assert_eq!(pair.net.nodes[&pair.receiver].chain().tip().id, y);
+    assert_eq!(pair.relay_stats().rebuilt - before.rebuilt, 1);
+    assert_eq!(pair.net.blocks_sent.get(&(pair.miner, pair.receiver)), None);
+}

@@ -117,12 +117,17 @@ impl<S: ChainStore> ChainSync<S> {
 
     /// Block `id` is stored, whoever brought it: a request for it still out to another peer is over
     /// (its answer, if it comes, is a duplicate). Left out, that peer's timer faulted it as stalled
-    /// for a block we no longer wanted, a busy honest server most of all.
+    /// for a block we no longer wanted, a busy honest server most of all. So is any peer's relay of
+    /// it: a rebuild waiting on `BlockTxs` would otherwise outlive the request whose timer bounds it,
+    /// holding its transactions, and keep every later block from that peer off compact relay.
     fn arrived(&mut self, id: &BlockId) {
         if let Some(peer) = self.in_flight.remove(id)
             && let Some(state) = self.peers.get_mut(&peer)
         {
             state.in_flight.remove(id);
+        }
+        for state in self.peers.values_mut() {
+            state.relay.take_if(|relay| relay.id() == *id);
         }
     }
 

@@ -29,7 +29,12 @@
 //! **Bounds.** A peer is asked for at most one block this way at a time, and what it sends is only
 //! looked at while we wait for that block: an unsolicited compact block or `BlockTxs` is ignored. The
 //! rebuild holds clones of our own mempool's transactions plus what the peer sent within the message
-//! limit, and only the block at our tip is fetched compact, so one rebuild runs at a time. The first
+//! limit, and only the block at our tip is fetched compact, so one rebuild runs at a time. It stops,
+//! and the full block is asked for, as soon as a short id repeats or the transactions found pass the
+//! ledger's `max_block_bytes`: no valid block holds a transaction twice or weighs more, and a compact
+//! block of one short id repeated 16,383 times, naming one large mempool transaction, would otherwise
+//! have us clone it as often (about a gigabyte) and hash it all. Neither costs the sender anything
+//! (a chance collision looks the same), and the full block it then sends is checked as any other. The first
 //! request's timer ([`SyncConfig::block_timeout`]) covers the whole exchange, fallback included: a peer
 //! that never completes it is dropped as stalled. A compact block whose positions break the rules, or a
 //! `BlockTxs` with the wrong number of transactions, is [`Fault::BadCompactBlock`].
@@ -41,7 +46,7 @@
 //! [`SyncConfig::compact_blocks`]: crate::SyncConfig::compact_blocks
 //! [`SyncConfig::block_timeout`]: crate::SyncConfig::block_timeout
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use meshwork_identity::{Hash, PeerId};
 use meshwork_ledger::{Block, BlockHeader, BlockId, ChainStore, MAX_BLOCK_TXS, Mempool, Transaction, TxId};
@@ -162,12 +167,27 @@ pub(super) struct Partial {
 }
 
 impl Partial {
-    /// Fills `compact`'s positions from its prefilled transactions and from `mempool`. `compact` has
-    /// passed [`CompactBlock::check`].
-    fn rebuild(compact: CompactBlock, mempool: &Mempool) -> Self {
+    /// Fills `compact`'s positions from its prefilled transactions and from `mempool`, or `None` if
+    /// its short ids repeat or what it names weighs more than `max_bytes` (no valid block does; the
+    /// module docs say why it matters). `compact` has passed [`CompactBlock::check`].
+    fn rebuild(compact: CompactBlock, mempool: &Mempool, max_bytes: usize) -> Option<Self> {
         let id = compact.header.id();
+        let distinct: HashSet<&ShortId> = compact.short_ids.iter().collect();
+        if distinct.len() != compact.short_ids.len() {
+            return None;
+        }
+        // Weighed before a mempool transaction is cloned, by its encoding (as in the block, within
+        // the variant tag).
+        let mut bytes = 0usize;
+        let mut weigh = |len: usize| {
+            bytes = bytes.saturating_add(len);
+            bytes <= max_bytes
+        };
         let mut slots: Vec<Option<Transaction>> = vec![None; compact.len()];
         for prefilled in compact.prefilled {
+            if !weigh(prefilled.tx.encoded_len()) {
+                return None;
+            }
             slots[prefilled.index as usize] = Some(prefilled.tx);
         }
         // Short id -> the one mempool transaction with it (`None`: several have it, so it is missing).
@@ -192,16 +212,21 @@ impl Partial {
                 .and_then(|short| by_short.get(&short).copied().flatten())
                 .and_then(|txid| mempool.get(&txid));
             match found {
-                Some(tx) => *slot = Some(Transaction::Transfer(tx.clone())),
+                Some(tx) => {
+                    if !weigh(meshwork_wire::encoded_len(tx).unwrap_or(usize::MAX)) {
+                        return None;
+                    }
+                    *slot = Some(Transaction::Transfer(tx.clone()));
+                }
                 None => missing.push(u32::try_from(index).unwrap_or(u32::MAX)),
             }
         }
-        Self {
+        Some(Self {
             id,
             header: compact.header,
             slots,
             missing,
-        }
+        })
     }
 
     /// The block, once nothing is missing, if it matches its header's merkle root.
@@ -256,7 +281,8 @@ pub struct RelayStats {
     pub rebuilt_with_fetch: u64,
     /// Transactions fetched with `GetBlockTxs`.
     pub txs_fetched: u64,
-    /// Compact blocks given up for the full block: the rebuilt block did not match its merkle root.
+    /// Compact blocks given up for the full block: the rebuilt block did not match its merkle root, or
+    /// the compact block repeated a short id or named more than a block's bytes.
     pub fallbacks: u64,
 }
 
@@ -342,7 +368,11 @@ impl<S: ChainStore> ChainSync<S> {
         if let Err(error) = compact.check() {
             return self.fault(from, Fault::BadCompactBlock(error), out);
         }
-        let partial = Partial::rebuild(compact, self.chain.mempool());
+        let max_bytes = self.chain.config().ledger.max_block_bytes;
+        let Some(partial) = Partial::rebuild(compact, self.chain.mempool(), max_bytes) else {
+            self.relay_stats.fallbacks += 1;
+            return self.send_relay(from, get_block(id), Relay::Full(id), out);
+        };
         if partial.missing.is_empty() {
             return self.rebuilt(now, from, partial, out);
         }

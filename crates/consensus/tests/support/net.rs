@@ -25,6 +25,11 @@ pub enum Lie {
     WrongBlockTxs,
     /// Sends compact blocks whose prefilled position lies past the block's end (status honest).
     BadCompactBlock,
+    /// Sends compact blocks naming the block's first short id at every position but the last, and a
+    /// made-up one there (status honest).
+    RepeatedShortIds,
+    /// Never answers `GetBlockTxs` (status honest).
+    SilentBlockTxs,
 }
 
 pub struct Net {
@@ -79,6 +84,22 @@ impl Net {
         self.queue.push_back((node, Input::Command(command)));
     }
 
+    /// Hands `to` a message from `from` directly (linked or not, untampered).
+    pub fn deliver(&mut self, from: PeerId, to: PeerId, msg: Message) {
+        self.queue.push_back((to, Input::Message { from, msg }));
+    }
+
+    /// Handles what is queued, and what that queues, but fires no timer; returns the steps taken (at
+    /// most `max_steps`).
+    pub fn settle(&mut self, max_steps: usize) -> usize {
+        for step in 0..max_steps {
+            if self.queue.is_empty() || !self.step() {
+                return step;
+            }
+        }
+        max_steps
+    }
+
     /// Runs until nothing is left to do or `max_steps` inputs were handled; returns the steps taken.
     pub fn run(&mut self, max_steps: usize) -> usize {
         for step in 0..max_steps {
@@ -120,6 +141,7 @@ impl Net {
                 let Some(msg) = self.tamper(from, msg) else {
                     return;
                 };
+
                 if matches!(msg, Message::Block(_)) {
                     *self.blocks_sent.entry((from, to)).or_default() += 1;
                 }
@@ -146,7 +168,19 @@ impl Net {
             return Some(msg);
         };
         Some(match (lie, msg) {
-            (Lie::WrongBlockTxs | Lie::BadCompactBlock, msg @ Message::Status { .. }) => msg,
+            (
+                Lie::WrongBlockTxs | Lie::BadCompactBlock | Lie::RepeatedShortIds | Lie::SilentBlockTxs,
+                msg @ Message::Status { .. },
+            ) => msg,
+            (Lie::SilentBlockTxs, Message::BlockTxs { .. }) => return None,
+            (Lie::RepeatedShortIds, Message::CompactBlock(mut compact)) => {
+                let room = meshwork_ledger::MAX_BLOCK_TXS - compact.prefilled.len();
+                let first = *compact.short_ids.first()?;
+                let mut short_ids = vec![first; room - 1];
+                short_ids.push([0xee; 6]);
+                compact.short_ids = short_ids.try_into().ok()?;
+                Message::CompactBlock(compact)
+            }
             (Lie::WrongBlockTxs, Message::BlockTxs { block, txs }) => {
                 // Reversed: the right transactions in the wrong order (two or more are asked for).
                 let mut txs = txs.into_inner();
