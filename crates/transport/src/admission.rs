@@ -22,7 +22,9 @@ struct Held {
     prefixes: HashMap<IpPrefix, usize>,
 }
 
-/// Counts of inbound connections (established or in handshake) per IP and per prefix.
+/// Counts of inbound connections per IP and per prefix: established ones, and handshakes from an
+/// address that proved it receives there (a Retry answered); an unproven handshake takes its place
+/// only once it completes (`quic/listener.rs`).
 #[derive(Debug)]
 pub(crate) struct Admission {
     per_ip: usize,
@@ -50,14 +52,24 @@ impl Admission {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a connection from `ip` would be admitted now (neither its IP nor its prefix is at its
+    /// cap), without taking a place.
+    pub(crate) fn has_room(&self, ip: IpAddr) -> bool {
+        self.room(&self.lock(), ip.to_canonical())
+    }
+
+    fn room(&self, held: &Held, ip: IpAddr) -> bool {
+        let by_ip = held.ips.get(&ip).copied().unwrap_or(0);
+        let by_prefix = held.prefixes.get(&IpPrefix::of(ip)).copied().unwrap_or(0);
+        by_ip < self.per_ip && by_prefix < self.per_prefix
+    }
+
     /// Admits a connection from `ip` if neither its IP nor its prefix is at its cap.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
         let ip = ip.to_canonical();
         let prefix = IpPrefix::of(ip);
         let mut held = self.lock();
-        let by_ip = held.ips.get(&ip).copied().unwrap_or(0);
-        let by_prefix = held.prefixes.get(&prefix).copied().unwrap_or(0);
-        if by_ip >= self.per_ip || by_prefix >= self.per_prefix {
+        if !self.room(&held, ip) {
             return None;
         }
         *held.ips.entry(ip).or_default() += 1;

@@ -25,6 +25,13 @@ use crate::{CloseReason, Config, Connection, Direction};
 /// unvalidated source gets a stateless Retry (it must prove it receives at its address before we hold
 /// anything for it); caps per IP and per prefix; and when every inbound slot is taken, an eviction
 /// ([`crate::admission`]) instead of a lock-out.
+///
+/// An unproven source's handshake takes its place under the per-address caps only once it
+/// completes, which proves the address (the handshake's packets reached it). Counted from its first
+/// packet, as it once was, a few Initials with a victim's forged source address, never answered,
+/// held the victim's IP at its cap for a handshake timeout each: four datagrams every ten seconds
+/// kept a chosen peer (or, sixteen, its /24) from connecting to us. An unproven source whose address
+/// is at its cap gets a Retry, so an honest one proves itself and is counted then.
 pub(super) struct Listener {
     pub(super) endpoint: quinn::Endpoint,
     pub(super) config: Arc<Config>,
@@ -64,17 +71,38 @@ impl Listener {
                 }
                 continue;
             };
-            let Some(admitted) = this.admission.admit(from.ip()) else {
-                Counters::bump(&this.counters.refused_by_address);
-                tracing::debug!(%from, "inbound connection refused: per-IP or per-prefix cap");
-                incoming.refuse();
+            let admitted = if validated {
+                let Some(admitted) = this.admission.admit(from.ip()) else {
+                    Counters::bump(&this.counters.refused_by_address);
+                    tracing::debug!(%from, "inbound connection refused: per-IP or per-prefix cap");
+                    incoming.refuse();
+                    continue;
+                };
+                Some(admitted)
+            } else if this.admission.has_room(from.ip()) {
+                None // counted once the handshake proves the address
+            } else {
+                // At its cap, and unproven: a forged source gets nothing, an honest one answers.
+                if !incoming.may_retry() {
+                    Counters::bump(&this.counters.refused_by_address);
+                    incoming.refuse();
+                } else if incoming.retry().is_ok() {
+                    Counters::bump(&this.counters.retries_sent);
+                }
                 continue;
             };
             tokio::spawn(this.clone().handshake(incoming, half_open, admitted));
         }
     }
 
-    async fn handshake(self: Arc<Self>, incoming: quinn::Incoming, half_open: Slot, admitted: AddrSlot) {
+    /// Completes an inbound handshake; `admitted` is its place under the per-address caps, `None`
+    /// for an unproven source, which takes one now that the handshake proved its address.
+    async fn handshake(
+        self: Arc<Self>,
+        incoming: quinn::Incoming,
+        half_open: Slot,
+        admitted: Option<AddrSlot>,
+    ) {
         let timeout = self.config.timeouts.handshake;
         let conn = match incoming.accept() {
             Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
@@ -99,6 +127,15 @@ impl Listener {
             close_quinn(&conn, &CloseReason::Evicted);
             return;
         }
+        let admitted = match admitted.or_else(|| self.admission.admit(from.ip())) {
+            Some(admitted) => admitted,
+            None => {
+                Counters::bump(&self.counters.refused_by_address);
+                tracing::debug!(%peer, %from, "inbound connection refused: per-IP or per-prefix cap");
+                close_quinn(&conn, &CloseReason::Evicted);
+                return;
+            }
+        };
         let Some(slot) = self.inbound_slot() else {
             Counters::bump(&self.counters.inbound_refused);
             tracing::debug!(%peer, "inbound connection refused: every slot is protected");

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use meshwork_identity::PeerId;
 use meshwork_transport::quic::{QUINN_SERVER_NAME, quinn_client_config};
 use meshwork_transport::{Config, DialError, QuicTransport, Transport};
 use tokio::net::UdpSocket;
@@ -13,6 +14,46 @@ async fn bind_at(n: u32, ip: [u8; 4], config: Config) -> QuicTransport {
     QuicTransport::bind(&key(n), SocketAddr::from((ip, 0)), config)
         .await
         .expect("bind")
+}
+
+/// A black hole at 127.2.0.1: what reaches it goes on to `to`, and nothing `to` answers comes back, so
+/// the handshakes it carries look to `to` like ones from a forged source address. Returns its
+/// address and the task relaying.
+async fn black_hole(to: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let hole = Arc::new(UdpSocket::bind("127.2.0.1:0").await.expect("bind the black hole"));
+    let hole_addr = hole.local_addr().expect("addr");
+    let relay = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((len, from)) = hole.recv_from(&mut buf).await {
+            if from != to {
+                let _ = hole.send_to(&buf[..len], to).await;
+            }
+        }
+    });
+    (hole_addr, relay)
+}
+
+/// Starts `n` handshakes with the transport `id` through `hole` that never finish.
+fn never_finished(id: PeerId, hole: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let socket = meshwork_transport::quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("udp");
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .expect("endpoint");
+    let client = quinn_client_config(&key(99), &config(), id).expect("client config");
+    (0..n)
+        .map(|_| {
+            let connecting = endpoint
+                .connect_with(client.clone(), hole, QUINN_SERVER_NAME)
+                .expect("connect");
+            tokio::spawn(async move {
+                let _ = connecting.await;
+            })
+        })
+        .collect()
 }
 
 /// One IP gets at most `max_inbound_per_ip` inbound connections; another /24 still gets in.
@@ -53,37 +94,10 @@ pub(crate) async fn initial_flood_does_not_lock_out() {
         let listener = listener.clone();
         tokio::spawn(async move { while listener.accept().await.is_ok() {} });
     }
-    // A black hole: Initials from many client connections leave through one socket at 127.2.0.1, and
-    // nothing the listener answers ever comes back.
-    let hole = Arc::new(UdpSocket::bind("127.2.0.1:0").await.expect("bind the black hole"));
-    let hole_addr = hole.local_addr().expect("addr");
-    let relay = {
-        let hole = hole.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            while let Ok((len, from)) = hole.recv_from(&mut buf).await {
-                if from != addr {
-                    let _ = hole.send_to(&buf[..len], addr).await;
-                }
-            }
-        })
-    };
-    let socket = meshwork_transport::quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("udp");
-    let flooder = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .expect("endpoint");
-    let client = quinn_client_config(&key(99), &config(), id).expect("client config");
-    let mut pending = Vec::new();
-    for _ in 0..300 {
-        let connecting = flooder
-            .connect_with(client.clone(), hole_addr, QUINN_SERVER_NAME)
-            .expect("connect");
-        pending.push(tokio::spawn(connecting));
-    }
+    // Initials from many client connections leave through one socket at 127.2.0.1, and nothing the
+    // listener answers ever comes back.
+    let (hole, relay) = black_hole(addr).await;
+    let pending = never_finished(id, hole, 300);
     // The budget fills and the rest of the flood is answered with Retries into the hole.
     eventually(|| listener.counters().retries_sent >= 100).await;
     assert!(listener.counters().half_open <= 32, "{:?}", listener.counters());
@@ -92,6 +106,35 @@ pub(crate) async fn initial_flood_does_not_lock_out() {
     bounded(honest.dial(id, addr))
         .await
         .expect("the honest peer is admitted during the flood");
+    relay.abort();
+    for task in pending {
+        task.abort();
+    }
+}
+
+/// Initials from a forged source address, never answered (here they leave through a socket at
+/// 127.2.0.1 that drops every answer), do not hold that address at its cap: a peer really there
+/// still connects. Counted from their first packet, four of them, below the half-open budget, kept
+/// it out for a handshake timeout.
+pub(crate) async fn spoofed_initials_do_not_lock_an_address_out() {
+    let mut limited = config();
+    limited.limits = Config::default().limits; // four per IP
+    let listener = bind_at(0, [127, 0, 0, 1], limited).await;
+    let (id, addr) = (listener.peer_id(), listener.local_addr());
+    {
+        let listener = listener.clone();
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    }
+    let (hole, relay) = black_hole(addr).await;
+    let max_per_ip = Config::default().limits.max_inbound_per_ip;
+    let pending = never_finished(id, hole, max_per_ip);
+    // Each is a handshake under way, from 127.2.0.1 as far as the listener can tell.
+    eventually(|| listener.counters().half_open >= max_per_ip as u64).await;
+    let victim = bind_at(1, [127, 2, 0, 1], config()).await;
+    bounded(victim.dial(id, addr))
+        .await
+        .expect("the address's real peer is admitted");
+    assert_eq!(listener.counters().refused_by_address, 0);
     relay.abort();
     for task in pending {
         task.abort();

@@ -137,6 +137,12 @@ async fn quic_initial_flood_does_not_lock_out() {
     admission::initial_flood_does_not_lock_out().await;
 }
 
+/// QUIC only: handshakes from a forged source address do not lock that address out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_spoofed_initials_do_not_lock_an_address_out() {
+    admission::spoofed_initials_do_not_lock_an_address_out().await;
+}
+
 /// QUIC only: a connection over a relay path (the datagrams carried by a stand-in for the relay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_over_a_relay_path() {
