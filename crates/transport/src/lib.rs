@@ -98,7 +98,7 @@ pub mod stream_header;
 mod traffic;
 mod traits;
 
-pub use budget::Reserved;
+pub use budget::{FRAME_FLOOR_BYTES, Reserved};
 pub use close::CloseReason;
 pub use config::{Config, Limits, ProtocolSpec, Timeouts};
 pub use counters::CountersSnapshot;

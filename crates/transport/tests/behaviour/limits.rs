@@ -274,3 +274,44 @@ pub(crate) async fn hundred_peers<N: Net>() {
     })
     .await;
 }
+
+/// Two peers announce frames of the largest size and never send their bodies, holding the whole
+/// global frame budget until the frame deadline: a third peer's small frame still arrives at once,
+/// on its connection's own floor (`FRAME_FLOOR_BYTES`), not after the deadline.
+pub(crate) async fn announced_frames_cannot_hold_up_other_peers_small_frames<N: Net>() {
+    let net = N::new();
+    let mut tight = config();
+    tight.limits.max_frame_bytes = 128 * 1024;
+    tight.limits.max_frame_bytes_per_peer = 64 * 1024;
+    tight.timeouts.frame = Duration::from_secs(60);
+    let b = net.bind(&key(10), tight).await;
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let a = net.bind(&key(11 + n), config()).await;
+        let (to_b, from_a) =
+            bounded(async { tokio::join!(a.dial(b.peer_id(), b.local_addr()), b.accept()) }).await;
+        let (to_b, from_a) = (to_b.expect("dial"), from_a.expect("accept"));
+        let mut out = bounded(to_b.open(CHAT)).await.expect("open");
+        // The largest CHAT frame (64 KiB), announced, its body never sent.
+        out.send_raw(&(64u32 * 1024).to_be_bytes()).await.expect("raw");
+        let mut inc = bounded(from_a.accept_stream()).await.expect("accept");
+        // B reads the header and reserves the frame's bytes; the body never comes.
+        let reading = tokio::spawn(async move { inc.recv::<Vec<u8>>().await.map(|_| ()) });
+        held.push((a, to_b, out, from_a, reading));
+    }
+    // Let both headers be read and their bytes reserved.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let honest = net.bind(&key(20), config()).await;
+    let (to_b, from_honest) =
+        bounded(async { tokio::join!(honest.dial(b.peer_id(), b.local_addr()), b.accept()) }).await;
+    let (to_b, from_honest) = (to_b.expect("dial"), from_honest.expect("accept"));
+    let mut out = bounded(to_b.open(PING)).await.expect("open");
+    out.send(&7u64).await.expect("send");
+    let mut inc = bounded(from_honest.accept_stream()).await.expect("accept");
+    let got = tokio::time::timeout(Duration::from_secs(5), inc.recv::<u64>())
+        .await
+        .expect("the small frame waited on the budget the others hold");
+    assert_eq!(got.expect("recv"), Some(7));
+    // The announced frames are still held: nothing else freed the budget.
+    assert!(held.iter().all(|(.., reading)| !reading.is_finished()));
+}

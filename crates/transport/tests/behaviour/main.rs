@@ -82,6 +82,11 @@ macro_rules! for_transport {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn announced_frames_cannot_hold_up_other_peers_small_frames() {
+                limits::announced_frames_cannot_hold_up_other_peers_small_frames::<$net>().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn hundred_peers_exchange_messages() {
                 limits::hundred_peers::<$net>().await;
             }
