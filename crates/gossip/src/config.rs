@@ -221,9 +221,6 @@ pub struct ScoreConfig {
     pub broken_promise: f64,
     /// Penalty for each wasted message beyond the allowance ([`ScoreConfig::rate_burst`]).
     pub flood: f64,
-    /// Penalty for an answer nobody asked for (a `ShuffleReply` to no shuffle of ours). Light: such an
-    /// answer costs us nothing once ignored, and a late honest answer is possible.
-    pub unsolicited: f64,
     /// A peer whose score falls to this or below is banned: removed from the views, released by gossip,
     /// and refused by gossip for [`ScoreConfig::ban_duration`].
     pub ban_threshold: f64,
@@ -254,7 +251,6 @@ impl Default for ScoreConfig {
             rejected_message: 20.0,
             broken_promise: 1.0,
             flood: 5.0,
-            unsolicited: 2.0,
             ban_threshold: -100.0,
             ban_duration: Duration::from_secs(600),
             recovery_per_sec: 1.0,

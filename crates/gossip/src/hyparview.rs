@@ -70,8 +70,6 @@ pub(crate) enum HvOut {
     Up(PeerId),
     /// The peer left the active view.
     Down(PeerId),
-    /// The peer misbehaved (an answer nobody asked for).
-    Penalty(PeerId, Penalty),
     /// Something from the peer was refused ([`meshwork_wire::Output::Dropped`]).
     Dropped(PeerId, DropReason),
 }

@@ -31,8 +31,6 @@ pub enum Penalty {
     /// Wasted broadcast messages (duplicates on a pruned link, messages from outside the active view)
     /// or grafts for ids we never announced to the peer, beyond the peer's allowance.
     Flood,
-    /// An answer to a request we never made (a `ShuffleReply` without an outstanding shuffle).
-    Unsolicited,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +73,6 @@ impl Scores {
             Penalty::Rejected => self.config.rejected_message,
             Penalty::BrokenPromise => self.config.broken_promise,
             Penalty::Flood => self.config.flood,
-            Penalty::Unsolicited => self.config.unsolicited,
         };
         let value = self.score(&peer, now) - cost;
         self.scores.insert(peer, Score { value, at: now });
@@ -159,7 +156,7 @@ mod tests {
             let mut seed = [0; 32];
             seed[..4].copy_from_slice(&i.to_le_bytes());
             seed[31] = 9;
-            scores.penalise(Keypair::from_seed(seed).peer_id(), Penalty::Unsolicited, now);
+            scores.penalise(Keypair::from_seed(seed).peer_id(), Penalty::BrokenPromise, now);
         }
         assert!(scores.scores.len() <= MAX_SCORED);
         assert_eq!(scores.score(&neighbour, now), -40.0, "its record stays");

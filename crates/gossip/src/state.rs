@@ -264,7 +264,6 @@ impl Gossip {
                         out.push(Output::Protect { peer, protect: false });
                         out.push(Output::Emit(Event::NeighborDown(peer)));
                     }
-                    HvOut::Penalty(peer, penalty) => self.penalise(now, peer, penalty, out),
                     HvOut::Dropped(peer, reason) => out.push(Output::Dropped { peer, reason }),
                 }
             }

@@ -5,8 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use meshwork_gossip::{Command, Config, Event, Gossip, MembershipMessage as Msg, Message};
-use meshwork_identity::Keypair;
+use meshwork_gossip::{
+    Command, Config, Event, Gossip, GossipMessage, MembershipMessage as Msg, Message, TopicId, TopicOptions,
+    TreeMessage,
+};
+use meshwork_identity::{Keypair, Signature};
 use meshwork_wire::{DropReason, Input, Instant, Output, PeerId, Protocol};
 
 fn peer(n: u32) -> PeerId {
@@ -178,18 +181,28 @@ fn an_unsolicited_shuffle_reply_is_reported_unsolicited() {
 #[test]
 fn a_banned_peer_is_reported_banned_for_what_it_sends_and_its_connections() {
     let mut g = full();
+    let options = TopicOptions::default();
+    handle(
+        &mut g,
+        at(0),
+        Input::Command(Command::Subscribe(TopicId::from_name("t"), options)),
+    );
     let bad = peer(0);
-    // Unsolicited replies cost 2 points each; at -100 the peer is banned.
+    // Forged messages cost 50 points each; at -100 the peer is banned.
     let mut banned_at = None;
-    for i in 0..60 {
-        let out = receive(
-            &mut g,
-            at(1),
-            bad,
-            Msg::ShuffleReply {
-                peers: Default::default(),
-            },
+    for i in 0..4 {
+        let mut forged = GossipMessage::sign(
+            &Keypair::from_seed([9; 32]),
+            TopicId::from_name("t"),
+            i,
+            b"x".to_vec().try_into().unwrap(),
         );
+        forged.signature = Signature::from_bytes([0; 64]);
+        let msg = Message::Tree(TreeMessage::Gossip {
+            message: forged,
+            hops: 1,
+        });
+        let out = handle(&mut g, at(1), Input::Message { from: bad, msg });
         if out
             .iter()
             .any(|o| matches!(o, Output::Emit(Event::PeerBanned(p)) if *p == bad))

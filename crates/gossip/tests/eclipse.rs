@@ -160,7 +160,8 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
         &before[..],
         "nothing learnt from an answer to no question"
     );
-    assert!(g.score(&attacker, secs(600)) < 0.0, "and it cost the sender");
+    // Nor does it cost the sender: anyone can make an honest node send one (next test).
+    assert_eq!(g.score(&attacker, secs(600)), 0.0);
     // Walks only run over active links: a shuffle or join walk from outside the view fills nothing.
     let peers = sample(&sybils);
     receive(
@@ -211,6 +212,59 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
             .iter()
             .all(|p| !(300..316).map(peer).any(|q| q == *p))
     );
+}
+
+#[test]
+fn shuffle_replies_a_third_party_makes_a_neighbour_send_never_get_it_banned() {
+    // An attacker next to our neighbour ends made-up walks "from" us there, twice a second: the
+    // neighbour answers each honestly, to us, with no shuffle of ours outstanding.
+    let (mut g, honest) = settled();
+    let framed = honest[0];
+    for tick in 0..240u64 {
+        let now = Instant::from_duration(Duration::from_millis(600_000 + 500 * tick));
+        let out = receive(&mut g, now, framed, Msg::ShuffleReply { peers: sample(&[]) });
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Disconnect(p) if *p == framed)),
+            "released at reply {tick}"
+        );
+    }
+    assert!(!g.is_banned(&framed));
+    assert!(g.active_view().contains(&framed));
+}
+
+#[test]
+fn a_walk_from_a_neighbour_is_no_longer_than_our_own() {
+    let (mut g, honest) = settled();
+    let walk_length = Config::default().active_random_walk_length;
+    let forwarded_ttls = |out: &[Output<Gossip>]| -> Vec<u8> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    msg: Message::Membership(Msg::ForwardJoin { ttl, .. } | Msg::Shuffle { ttl, .. }),
+                    ..
+                } => Some(*ttl),
+                _ => None,
+            })
+            .collect()
+    };
+    let joiner = PeerEntry::id_only(peer(77));
+    let out = receive(
+        &mut g,
+        secs(600),
+        honest[0],
+        Msg::ForwardJoin { joiner, ttl: u8::MAX },
+    );
+    let origin = PeerEntry::id_only(peer(78));
+    let shuffle = Msg::Shuffle {
+        origin,
+        ttl: u8::MAX,
+        peers: sample(&[]),
+    };
+    let mut ttls = forwarded_ttls(&out);
+    ttls.extend(forwarded_ttls(&receive(&mut g, secs(600), honest[1], shuffle)));
+    assert_eq!(ttls.len(), 2, "both walks go on");
+    assert!(ttls.iter().all(|&ttl| ttl < walk_length), "{ttls:?}");
 }
 
 #[test]

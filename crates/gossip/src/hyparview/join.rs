@@ -48,6 +48,9 @@ impl HyParView {
         if joiner.id == self.me || self.is_banned(&joiner.id) || !self.plausible(&joiner, &from) {
             return;
         }
+        // No walk is longer than ours: the sender sets the count, and each hop spends the next
+        // node's request allowance (a walk of 255 hops drained a small overlay's allowances).
+        let ttl = ttl.min(self.arwl);
         let next = self.random_active_except(&[from, joiner.id], rng);
         match next {
             Some(next) if ttl > 0 => {

@@ -6,8 +6,13 @@
 //! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
 //! shuffle of ours is outstanding (for a repair interval after the walk starts), once, with at most as
 //! many peers as we sent. The wire carries no shuffle id (adding one would change
-//! `/meshwork/gossip/3`), so the reply cannot be tied to its walk; an attacker would have to guess
-//! when we shuffle, and every unsolicited reply costs it [`Penalty::Unsolicited`].
+//! `/meshwork/gossip/3`), so the reply cannot be tied to its walk.
+//!
+//! An unsolicited reply is dropped and costs its sender nothing: whoever sends a `Shuffle` names the
+//! walk's origin, so anyone can make an honest node answer us. A neighbour of an attacker that keeps
+//! ending made-up walks "from" us would otherwise be charged for every honest answer, until it was
+//! banned here; done to each of our neighbours, that bans them all and eclipses us. Ignored, a reply
+//! costs us one message's handling, bounded like any other by the driver's per-peer limits.
 
 use meshwork_wire::{BoundedVec, DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
@@ -15,7 +20,6 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{HvOut, HyParView};
 use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg, PeerEntry};
-use crate::score::Penalty;
 
 /// A shuffle of ours waiting for its reply.
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +109,8 @@ impl HyParView {
         if !self.plausible(&origin, &from) {
             return;
         }
+        // No walk is longer than ours (`on_forward_join` says why).
+        let ttl = ttl.min(self.arwl);
         let next = self.random_active_except(&[from, origin.id], rng);
         match next {
             Some(next) if ttl > 0 => {
@@ -141,7 +147,8 @@ impl HyParView {
     }
 
     /// The answer to our shuffle: its peers go to the passive view; a connection opened only for the reply
-    /// is closed. A reply to no shuffle of ours changes nothing and costs its sender.
+    /// is closed. A reply to no shuffle of ours changes nothing, and costs its sender nothing (the
+    /// module docs say why).
     pub(super) fn on_shuffle_reply(
         &mut self,
         from: PeerId,
@@ -158,7 +165,6 @@ impl HyParView {
             _ => {
                 self.requests_refused += 1;
                 out.push(HvOut::Dropped(from, DropReason::Unsolicited));
-                out.push(HvOut::Penalty(from, Penalty::Unsolicited));
             }
         }
         let busy =
