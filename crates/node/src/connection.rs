@@ -22,7 +22,7 @@
 //!   protocol wants the peer we also wait for the peer's streams to end, so what it wrote is read.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meshwork_transport::{CloseReason, Connection, RecvError};
@@ -115,6 +115,15 @@ pub(crate) struct Route {
     pub(crate) metrics: ProtocolMetrics,
     pub(crate) slot: usize,
     pub(crate) channel: usize,
+}
+
+/// Clears a channel's reading flag ([`accept_streams`]) when its reader ends.
+struct ReadingDone(Arc<Vec<AtomicBool>>, usize);
+
+impl Drop for ReadingDone {
+    fn drop(&mut self) {
+        self.0[self.1].store(false, Ordering::Release);
+    }
 }
 
 /// The streams of one connection, counted so a graceful close knows when both directions are done.
@@ -280,6 +289,11 @@ pub(crate) fn retire<C: Connection>(
 
 /// Accepts the streams the peer opens and starts a reader for each. `guard` (and each reader's clone)
 /// is dropped when it ends: the watcher reports the close only after.
+///
+/// One stream per protocol channel at a time: a peer writes each channel on one stream, so a second
+/// one while the first is read breaks the wire rules and costs the peer its connection. Allowed, a
+/// peer could open every stream the transport lets it (16) for one protocol, and its readers would
+/// take as many places in the node's inbox as the honest peers' one reader each.
 async fn accept_streams<C: Connection>(
     conn: C,
     id: u64,
@@ -289,16 +303,26 @@ async fn accept_streams<C: Connection>(
     guard: mpsc::Sender<()>,
 ) {
     let peer = conn.remote_peer_id();
+    let reading: Arc<Vec<AtomicBool>> = Arc::new(routes.iter().map(|_| AtomicBool::new(false)).collect());
     while let Ok(stream) = conn.accept_stream().await {
         // The transport only accepts streams of protocols it speaks, and it speaks ours.
         let Some(route) = routes.iter().position(|route| route.id == stream.protocol()) else {
             continue;
         };
+        if reading[route].swap(true, Ordering::AcqRel) {
+            routes[route].metrics.invalid_frames.inc();
+            let reason = format!("a second stream for {} while the first is read", routes[route].id);
+            let _ = inbox.send(Inbox::Invalid { peer, reason }).await;
+            continue;
+        }
         streams.accepted.fetch_add(1, Ordering::AcqRel);
         let metrics = routes[route].metrics.clone();
         let (inbox, streams, guard) = (inbox.clone(), streams.clone(), guard.clone());
+        let reading = reading.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            // However the reader ends, the channel may carry a stream again.
+            let _done = ReadingDone(reading, route);
             let mut stream = stream;
             loop {
                 match stream.recv_held().await {

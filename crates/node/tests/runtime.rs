@@ -160,8 +160,9 @@ async fn a_dial_without_an_address_or_to_nobody_reports_the_peer_down() {
     a.shutdown().await.unwrap();
 }
 
-/// A raw transport playing a hostile peer: connects to `node` and writes `bytes` on a probe stream.
-async fn hostile_peer_sends(bytes: &[u8]) -> (CloseReason, String) {
+/// A raw transport playing a hostile peer: connected to `node`, it opens `streams` probe streams
+/// and writes `bytes` on each. How the node closed the connection, and its metrics then.
+async fn hostile_peer_sends_on(streams: usize, bytes: &[u8]) -> (CloseReason, String) {
     let network = MemoryNetwork::new();
     let (node, _probe, _events) = start(&network, 1, NodeConfig::default()).await;
     let spec = ProtocolSpec::of::<Probe>();
@@ -174,14 +175,36 @@ async fn hostile_peer_sends(bytes: &[u8]) -> (CloseReason, String) {
     )
     .unwrap();
     let conn = evil.dial(node.peer_id(), node.local_addr()).await.unwrap();
-    let mut stream = conn.open(Probe::ID).await.unwrap();
-    stream.send_raw(bytes).await.unwrap();
+    let mut opened = Vec::new();
+    for _ in 0..streams {
+        // Written without waiting for the node's answer, which a refused stream never gets.
+        let mut stream = conn.open_eager(Probe::ID).await.unwrap();
+        stream.send_raw(bytes).await.unwrap();
+        opened.push(stream);
+    }
     let reason = timeout(WAIT, conn.closed())
         .await
         .expect("the node kept a hostile peer");
     let metrics = node.metrics().render();
     node.shutdown().await.unwrap();
     (reason, metrics)
+}
+
+/// [`hostile_peer_sends_on`] one stream.
+async fn hostile_peer_sends(bytes: &[u8]) -> (CloseReason, String) {
+    hostile_peer_sends_on(1, bytes).await
+}
+
+#[tokio::test]
+async fn a_second_stream_for_a_protocol_gets_the_peer_disconnected() {
+    // Two streams for one protocol at once, each with a valid frame: honest peers write each
+    // protocol on one stream.
+    let (reason, metrics) = hostile_peer_sends_on(2, &[0, 0, 0, 1, 7]).await;
+    assert_eq!(reason, CloseReason::Application(CLOSE_PROTOCOL_VIOLATION));
+    assert!(
+        metrics.contains("meshwork_invalid_frames_total{protocol=\"/test/probe/1\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
