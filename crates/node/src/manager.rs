@@ -8,10 +8,10 @@
 //!
 //! - **Idle**: a connection that has carried no frame either way for
 //!   [`ConnectionLimits::idle_timeout`] is closed.
-//! - **Trimmed**: when the node holds more than [`ConnectionLimits::high_watermark`] connections, it
-//!   closes the least recently active until it is back at [`ConnectionLimits::low_watermark`], its
-//!   target; one that carried a frame within the last second is not trimmed (the peer may be
-//!   waiting on an answer).
+//! - **Trimmed**: when the node holds more than [`ConnectionLimits::high_watermark`] connections (new
+//!   ones, below, not counted), it closes the least recently active until it is back at
+//!   [`ConnectionLimits::low_watermark`], its target; one that carried a frame within the last second
+//!   is not trimmed (the peer may be waiting on an answer).
 //!
 //! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
 //! view, a peer a Kademlia request waits on) or a **new** one: younger than
@@ -194,6 +194,11 @@ impl Manager {
     /// The peers to close at `now`, and why: every idle one, then, while the node would still hold
     /// more than the high watermark, the least recently active down to the low watermark. Never a
     /// protected or new one. In a stable order (by last activity, then id), so runs are repeatable.
+    ///
+    /// New connections do not count towards the watermarks. Nothing can close them, so counted they
+    /// only pushed out others: an attacker dialling with fresh identities, never sending a frame and
+    /// dialling again as each grace period ends, kept the count above the high watermark, and every
+    /// unprotected honest connection quiet for a second was trimmed at every sweep.
     pub(crate) fn to_close(&self, now: Instant) -> Vec<(PeerId, Why)> {
         let mut closable: Vec<(Instant, PeerId)> = self
             .seen
@@ -202,7 +207,7 @@ impl Manager {
             .map(|(peer, seen)| (seen.active, *peer))
             .collect();
         closable.sort_unstable();
-        let mut held = self.seen.len();
+        let mut held = self.seen.values().filter(|seen| !self.is_new(seen, now)).count();
         let trim = held > self.limits.high_watermark;
         let mut close = Vec::new();
         for (active, peer) in closable {
@@ -292,6 +297,27 @@ mod tests {
                 closable: 2
             }
         );
+    }
+
+    #[test]
+    fn connections_nobody_has_used_yet_do_not_push_out_others() {
+        // Fresh identities keep as many unused connections as the high watermark; one honest
+        // connection, quiet for two seconds, is not trimmed for them.
+        let start = Instant::now();
+        let mut manager = Manager::new(limits(20, 24));
+        manager.up(peer(0), start);
+        manager.touch(&peer(0), start + Duration::from_secs(28));
+        for n in 1..=24u16 {
+            manager.up(peer(n), start + Duration::from_secs(25));
+        }
+        let now = start + Duration::from_secs(30);
+        assert_eq!(manager.states(now).new, 24);
+        assert!(manager.to_close(now).is_empty(), "{:?}", manager.to_close(now));
+        // Once used, they count, and trimming goes ahead.
+        for n in 1..=24u16 {
+            manager.heard(&peer(n), now);
+        }
+        assert!(!manager.to_close(now + Duration::from_secs(2)).is_empty());
     }
 
     #[test]

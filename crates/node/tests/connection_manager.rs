@@ -223,13 +223,14 @@ async fn above_the_high_watermark_the_least_recently_active_are_trimmed_to_the_t
 #[tokio::test]
 async fn a_connection_the_peer_has_used_is_no_longer_new() {
     let network = MemoryNetwork::new();
-    // A grace period far longer than the test: only the peer's use can end it.
+    // A grace period far longer than the test: only the peer's use can end it. A connection not yet
+    // used does not count towards the watermarks, so they are at zero for the used one to be trimmed.
     let hub = start(
         &network,
         20,
         ConnectionLimits {
-            low_watermark: 1,
-            high_watermark: 1,
+            low_watermark: 0,
+            high_watermark: 0,
             grace_period: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(600),
         },
