@@ -439,6 +439,27 @@ fn joins_from_one_prefix_are_rate_limited() {
 }
 
 #[test]
+fn high_priority_requests_from_one_prefix_are_rate_limited_as_joins() {
+    let (mut g, _) = settled();
+    // Twenty fresh identities of one /24 each ask for a place with eviction.
+    let mut admitted_count = 0;
+    for n in 0..20u32 {
+        let out = connect_and_send(
+            &mut g,
+            secs(600),
+            peer(n),
+            Some(&format!("192.0.2.{n}")),
+            Msg::Neighbor { high_priority: true },
+        );
+        admitted_count += usize::from(admitted(&out));
+    }
+    assert!(
+        admitted_count <= AdmissionConfig::default().prefix_joins_burst as usize,
+        "{admitted_count} admitted"
+    );
+}
+
+#[test]
 fn a_loopback_devnet_can_lift_the_prefix_limits() {
     let config = Config {
         admission: AdmissionConfig::default().without_prefix_limits(),

@@ -75,6 +75,13 @@ impl HyParView {
     pub(super) fn admits_request(&mut self, from: PeerId, msg: &Msg) -> Result<(), DropReason> {
         let join = match msg {
             Msg::Join => true,
+            // A place asked for with eviction, as a join asks, by a peer we did not ask and that is
+            // no neighbour: charged as a join, or fresh identities of one /24 could each push out a
+            // neighbour still settling in (and each be told our recent messages, and be given its own
+            // share of the passive view).
+            Msg::Neighbor { high_priority: true } => {
+                !self.is_active(&from) && !self.requested.contains_key(&from)
+            }
             Msg::ForwardJoin { .. } | Msg::Neighbor { .. } | Msg::Shuffle { .. } => false,
             Msg::NeighborReply { .. } | Msg::Disconnect { .. } | Msg::ShuffleReply { .. } => {
                 return Ok(());
