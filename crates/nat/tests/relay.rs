@@ -747,7 +747,7 @@ fn a_relay_repeating_reserved_unasked_schedules_one_renewal() {
     end.handle(now + renewals[0].0, Input::Timer(renewals[0].1.clone()), &mut out);
     assert!(sent(&out, 9).contains(&RelayMessage::Reserve), "{out:?}");
     out.clear();
-    let msg = reserved.clone();
+    let msg = reserved;
     end.handle(now + renewals[0].0, Input::Message { from: relay, msg }, &mut out);
     assert!(
         scheduled(&out, |t| matches!(t, RelayTimer::Renew { .. })).is_some(),
