@@ -57,7 +57,8 @@ pub struct Limits {
     pub max_frame_bytes: u64,
     /// QUIC handshakes in progress at once (half-open inbound connections). Past it, an Initial from an
     /// address not yet validated is answered with a stateless Retry, so a spoofed or silent source
-    /// holds no state; one already validated is refused.
+    /// holds no state; one already validated still gets in (honest peers answer the Retry), up to
+    /// `max_inbound` handshakes beyond it, and is refused past that.
     pub max_half_open: usize,
     /// Inbound connections (established or in handshake) from one IP address.
     pub max_inbound_per_ip: usize,

@@ -50,23 +50,16 @@ impl Listener {
         let this = Arc::new(self);
         while let Some(incoming) = this.endpoint.accept().await {
             let from = incoming.remote_address();
-            let limit = this.config.limits.max_half_open;
-            // Past the half-open budget, an unproven source gets a stateless Retry: the token carries
-            // everything, so a flood of Initials (spoofed or never answered) costs one datagram each and
-            // holds nothing. A source that answered a Retry has proven its address; the per-IP and
-            // per-prefix caps below bound it instead, so honest peers still get in during a flood.
             let validated = incoming.remote_address_validated();
-            let half_open = Slot::acquire(&this.counters, |c| &c.half_open, limit)
-                .or_else(|| validated.then(|| Slot::force(&this.counters, |c| &c.half_open)));
-            let Some(half_open) = half_open else {
-                if incoming.may_retry() {
+            let Some(half_open) = half_open_slot(&this.counters, &this.config.limits, validated) else {
+                if !validated && incoming.may_retry() {
                     // An error means quinn refused it instead, which is as good.
                     if incoming.retry().is_ok() {
                         Counters::bump(&this.counters.retries_sent);
                     }
                 } else {
                     Counters::bump(&this.counters.inbound_refused);
-                    tracing::debug!(%from, limit, "inbound handshake refused: half-open limit");
+                    tracing::debug!(%from, "inbound handshake refused: half-open limit");
                     incoming.refuse();
                 }
                 continue;
@@ -127,14 +120,11 @@ impl Listener {
             close_quinn(&conn, &CloseReason::Evicted);
             return;
         }
-        let admitted = match admitted.or_else(|| self.admission.admit(from.ip())) {
-            Some(admitted) => admitted,
-            None => {
-                Counters::bump(&self.counters.refused_by_address);
-                tracing::debug!(%peer, %from, "inbound connection refused: per-IP or per-prefix cap");
-                close_quinn(&conn, &CloseReason::Evicted);
-                return;
-            }
+        let Some(admitted) = admitted.or_else(|| self.admission.admit(from.ip())) else {
+            Counters::bump(&self.counters.refused_by_address);
+            tracing::debug!(%peer, %from, "inbound connection refused: per-IP or per-prefix cap");
+            close_quinn(&conn, &CloseReason::Evicted);
+            return;
         };
         let Some(slot) = self.inbound_slot() else {
             Counters::bump(&self.counters.inbound_refused);
@@ -196,6 +186,23 @@ impl Listener {
     }
 }
 
+/// A place among the handshakes in progress, if there is one. Past `max_half_open`, an unproven
+/// source gets none (the caller answers with a stateless Retry: the token carries everything, so a
+/// flood of Initials, spoofed or never answered, costs one datagram each and holds nothing). A source
+/// that answered a Retry has proven its address and still gets one, so honest peers get in during a
+/// flood, but only up to `max_inbound` handshakes beyond the budget: unbounded, an attacker with many
+/// prefixes (IPv6 /48s are cheap) that answers the Retry and then stalls held thousands of handshakes
+/// (key exchange, signature, connection state and a task each) for the handshake timeout.
+fn half_open_slot(counters: &Arc<Counters>, limits: &crate::Limits, validated: bool) -> Option<Slot> {
+    let budget = limits.max_half_open;
+    Slot::acquire(counters, |c| &c.half_open, budget).or_else(|| {
+        let ceiling = budget.saturating_add(limits.max_inbound);
+        validated
+            .then(|| Slot::acquire(counters, |c| &c.half_open, ceiling))
+            .flatten()
+    })
+}
+
 /// The peer a finished handshake authenticated (its certificate was checked by our verifier).
 fn remote_peer(conn: &quinn::Connection) -> Option<PeerId> {
     let identity = conn.peer_identity()?;
@@ -203,4 +210,31 @@ fn remote_peer(conn: &quinn::Connection) -> Option<PeerId> {
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     peer_id_of_cert(certs.first()?.as_ref()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validated_source_gets_past_the_half_open_budget_but_not_past_its_ceiling() {
+        let counters = Arc::new(Counters::default());
+        let limits = crate::Limits {
+            max_half_open: 2,
+            max_inbound: 3,
+            ..crate::Limits::default()
+        };
+        let mut held: Vec<Slot> = (0..2)
+            .map(|_| half_open_slot(&counters, &limits, false).expect("within the budget"))
+            .collect();
+        assert!(
+            half_open_slot(&counters, &limits, false).is_none(),
+            "unproven: a Retry"
+        );
+        held.extend((0..3).map(|_| half_open_slot(&counters, &limits, true).expect("proven")));
+        assert!(half_open_slot(&counters, &limits, true).is_none(), "the ceiling");
+        assert_eq!(counters.half_open.load(Ordering::Acquire), 5);
+        drop(held);
+        assert_eq!(counters.half_open.load(Ordering::Acquire), 0);
+    }
 }
