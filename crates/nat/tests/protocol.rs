@@ -245,6 +245,19 @@ fn a_rendezvous_says_where_to_dial_once_and_never_somewhere_no_peer_can_be() {
         net.message(r, a, punch(y, bogus));
     }
     assert_eq!(dials(&net, y), 0);
+    // Nor is port 0, nor an address that reaches less far than the rendezvous connection (this
+    // one is on a private network: a loopback address is refused, a private or public one is not).
+    for narrow in ["127.0.0.1:53", "[::1]:53", "169.254.1.1:4000", "10.200.0.7:0"] {
+        net.message(r, a, punch(y, narrow));
+    }
+    assert_eq!(dials(&net, y), 0);
+    let w = net.add(NatConfig::default(), "10.205.0.1:1");
+    net.message(r, a, punch(w, "10.205.0.1:4000"));
+    assert_eq!(
+        dials(&net, w),
+        1,
+        "a private address from a rendezvous on a private network"
+    );
     // Nor does another rendezvous move a punch the first coordinates.
     let r2 = net.add(NatConfig::rendezvous(), "10.206.0.100:9000");
     net.connect(a, r2);
@@ -738,4 +751,22 @@ fn a_rendezvous_that_accepts_and_drops_our_redials_leaves_one_chain_of_redials()
     net.disconnect(a, r);
     net.run();
     assert_eq!(redials(&mut net, a, r, window), one_loss);
+}
+
+#[test]
+fn a_public_rendezvous_cannot_send_us_to_a_private_or_loopback_address() {
+    let mut net = Net::new();
+    let r = net.add(NatConfig::rendezvous(), "203.0.113.100:9000");
+    let a = net.add(NatConfig::default(), "198.51.100.1:40001");
+    register(&mut net, r, &[a]);
+    let target = net.add(NatConfig::default(), "198.51.100.2:40002");
+    let dials = |net: &Net| net.dials.iter().filter(|d| **d == (a, target)).count();
+    for narrow in ["10.0.0.5:22", "192.168.1.1:80", "127.0.0.1:53", "[fd00::1]:80"] {
+        let addr = narrow.parse().unwrap();
+        net.message(r, a, NatMessage::Punch { peer: target, addr });
+    }
+    assert_eq!(dials(&net), 0);
+    let addr = "198.51.100.2:40002".parse().unwrap();
+    net.message(r, a, NatMessage::Punch { peer: target, addr });
+    assert_eq!(dials(&net), 1);
 }
