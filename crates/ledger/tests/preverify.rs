@@ -215,3 +215,25 @@ fn what_the_pool_would_refuse_is_not_verified() {
         Err(MempoolError::FeeRateTooLow { .. })
     ));
 }
+
+#[test]
+fn a_replaced_transaction_still_cached_vouches_for_no_child() {
+    let (mut ledger, mut pool, genesis, owner) = setup();
+    // The parent is verified and taken, then replaced by a rival paying more on the same coin: it
+    // stays in the signature cache, and its outputs exist nowhere.
+    let parent = spend(&genesis, &owner, 0, 2);
+    accepted(pool.insert(parent.clone(), &mut ledger));
+    let coin = outpoints(&genesis.txs[0])[0];
+    let rival = pay(
+        &[(coin, Amount::from_units(EACH), &owner)],
+        &key(5),
+        Amount::from_units(EACH - 20 * FEE),
+    );
+    accepted(pool.insert(rival, &mut ledger));
+    assert!(!pool.contains(&txid(&parent)) && ledger.sig_cache().contains(&txid(&parent)));
+    // A child of the parent, signed with the wrong key, comes with it again: nothing is verified.
+    let child = spend_on(&parent, 9, 4);
+    let before = ledger.sig_stats();
+    pool.preverify(&[parent, child], &mut ledger).unwrap();
+    assert_eq!(ledger.sig_stats().signatures, before.signatures);
+}

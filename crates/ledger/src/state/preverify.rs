@@ -41,9 +41,10 @@ impl<S: ChainStore> Ledger<S> {
     /// (unconfirmed outputs: the mempool's), then in the store, so a chain of transactions that arrive
     /// together is verified together. A transaction is left out, for its own check to judge, if the
     /// caller holds it already (`known`: the mempool's transactions and orphans), it came earlier in
-    /// `txs`, it is cached, it spends a coin none of these holds, it breaks a rule that needs no
-    /// signature, or the caller does not want it (`wanted`, given its encoded size: the mempool's policy
-    /// refuses it).
+    /// `txs`, it spends a coin none of these holds, it breaks a rule that needs no signature, or the
+    /// caller does not want it (`wanted`, given its encoded size: the mempool's policy refuses it); and
+    /// its signatures are left out if it is cached. Only the outputs of what is not left out are
+    /// offered to later transactions.
     ///
     /// What is cached is what [`check_transfer`](Self::check_transfer) would have cached: a
     /// transaction's signatures cover its id's inputs, and the coins those inputs name are fixed by the
@@ -68,20 +69,23 @@ impl<S: ChainStore> Ledger<S> {
             if known(&txid) || !seen.insert(txid) {
                 continue;
             }
+            let view = Chained {
+                first: &made,
+                then: extra,
+            };
+            // A cached transaction too: its signatures were good once, but the coins it spends may be
+            // gone (spent since, or it was replaced). Its outputs are offered to later transactions
+            // only if it could still be taken: a child of a transaction that spends unknown coins
+            // would otherwise be verified (and could spoil the batch) while both are judged orphans,
+            // without blame, and a replaced transaction, cached for good, would vouch for as many
+            // children with bad signatures as a peer cares to send.
+            let Ok(checked) = self.check_transfer_unsigned(tx, &view)? else {
+                continue;
+            };
+            if !wanted(tx, &checked, size) {
+                continue;
+            }
             if !self.sig_cache.contains(&txid) {
-                let view = Chained {
-                    first: &made,
-                    then: extra,
-                };
-                let Ok(checked) = self.check_transfer_unsigned(tx, &view)? else {
-                    // Its outputs are not offered to later transactions: a child of a transaction
-                    // that spends unknown coins would otherwise be verified (and could spoil the
-                    // batch) while both are judged orphans, without blame.
-                    continue;
-                };
-                if !wanted(tx, &checked, size) {
-                    continue;
-                }
                 candidates.push((txid, tx, checked.coins));
             }
             for (index, output) in tx.outputs.iter().enumerate() {
