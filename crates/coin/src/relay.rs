@@ -220,8 +220,9 @@ impl<S: ChainStore> CoinApp<S> {
                 (Verdict::Ignore, Vec::new())
             }
             Err(error) => {
-                let invalid = matches!(error, MempoolError::Invalid(_)) && !error.is_missing_data();
-                let verdict = if invalid {
+                // A rule broken for good. Not a missing parent, nor an immature coinbase spend that a
+                // peer a block ahead of us took honestly.
+                let verdict = if error.is_invalid() {
                     self.relay_stats.rejected += 1;
                     Verdict::Reject
                 } else {

@@ -1,27 +1,39 @@
-//! A child relayed ahead of its parent still travels on. Gossip ignores it where it comes first (its
-//! parent is unknown there, so it waits in the orphan pool), and its signed message goes no further;
-//! when the parent arrives, the node that adopts the child publishes it again.
+//! Transactions a node cannot take yet still travel on, and cost their relays nothing. A child relayed
+//! ahead of its parent: gossip ignores it where it comes first (its parent is unknown there, so it
+//! waits in the orphan pool), and its signed message goes no further; when the parent arrives, the
+//! node that adopts the child publishes it again. A spend of a coinbase that is mature one block
+//! ahead of a node: ignored there, not rejected, so the relay a block ahead is not penalised.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 
-use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinTimer, Submitted, txid_of};
-use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key};
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinMessage, CoinTimer, Submitted, txid_of};
+use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key, pow::mine};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
-use meshwork_ledger::{Amount, MemoryStore, OutPoint, testkit};
+use meshwork_ledger::{Amount, Block, MemoryStore, OutPoint, testkit};
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
 type App = CoinApp<MemoryStore>;
 
-/// Three nodes in a line, `a — b — c`, at `now`.
+/// Three nodes in a line, `a — b — c`, at `now`, at genesis of regtest.
 fn line(now: Instant) -> Vec<App> {
-    let config = ChainConfig::regtest();
+    line_with(now, ChainConfig::regtest(), &[], &[])
+}
+
+/// [`line`] on `config`'s chain, every node's first taking `blocks`, and `a`'s then `a_only` (the
+/// others stay behind: sync messages are not delivered here).
+fn line_with(now: Instant, config: ChainConfig, blocks: &[Block], a_only: &[Block]) -> Vec<App> {
     let genesis = genesis_block(&config);
     let secs = now.as_duration().as_secs();
     (1..=3u8)
         .map(|seed| {
-            let chain = Chain::open(MemoryStore::default(), config.clone(), genesis.clone(), secs).unwrap();
+            let mut chain =
+                Chain::open(MemoryStore::default(), config.clone(), genesis.clone(), secs).unwrap();
+            let theirs = if seed == 1 { a_only } else { &[] };
+            for block in blocks.iter().chain(theirs) {
+                chain.submit_block(block.clone(), secs).unwrap();
+            }
             CoinApp::new(
                 Keypair::from_seed([seed; 32]),
                 chain,
@@ -47,10 +59,15 @@ fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<
     panic!("the nodes never went quiet");
 }
 
-/// Queues the messages in `out`, sent by node `from`, and its batch timers.
+/// Queues the messages in `out`, sent by node `from`, and its batch timers. Sync's messages are left
+/// out: these tests are about transaction relay, and keep the nodes' tips apart.
 fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDeque<(usize, Input<App>)>) {
     for output in out {
         match output {
+            Output::Send {
+                msg: CoinMessage::Sync(_),
+                ..
+            } => {}
             Output::Send { to, msg } => {
                 let to = ids.iter().position(|id| *id == to).unwrap();
                 queue.push_back((to, Input::Message { from: ids[from], msg }));
@@ -140,4 +157,64 @@ fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
     );
     assert_eq!((c.accepted, c.adopted), (2, 0), "c took both as they came");
     assert_eq!((c.rejected, b.rejected), (0, 0));
+}
+
+#[test]
+fn a_coinbase_spend_mature_only_a_block_ahead_is_ignored_not_rejected() {
+    // Block 1 pays `owner`, and with a maturity of two blocks its coinbase is spendable in block 3:
+    // from `a`, which holds block 2, but not yet from `b` and `c`, which do not.
+    let mut config = ChainConfig::regtest();
+    config.ledger.coinbase_maturity = 2;
+    let genesis = genesis_block(&config);
+    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 120));
+    let owner = Keypair::from_seed([9; 32]);
+    let secs = now.as_duration().as_secs();
+    let mut chain = Chain::open(MemoryStore::default(), config.clone(), genesis.clone(), secs).unwrap();
+    let mut blocks = Vec::new();
+    for dt in [30, 60] {
+        let mut block = chain
+            .block_template(owner.peer_id(), genesis.header.timestamp + dt)
+            .unwrap();
+        block.header = mine(block.header, 1, 1 << 24).unwrap();
+        chain.submit_block(block.clone(), secs).unwrap();
+        blocks.push(block);
+    }
+    let coinbase = blocks[0].txs[0].clone();
+    let mut nodes = line_with(now, config, &blocks[..1], &blocks[1..]);
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
+    let mut queue = VecDeque::new();
+    for (x, y) in [(0, 1), (1, 2)] {
+        let contact = PeerInfo {
+            id: ids[x],
+            addr: Address::V4 {
+                ip: [127, 0, 0, 1],
+                port: 7400 + x as u16,
+            },
+        };
+        queue.push_back((y, Input::Command(CoinCommand::Join(vec![contact]))));
+        queue.push_back((x, Input::PeerUp(ids[y])));
+        queue.push_back((y, Input::PeerUp(ids[x])));
+    }
+    settle(&mut nodes, &ids, &mut queue, now);
+    assert_eq!(nodes[0].chain().tip().height, 2);
+    assert_eq!(nodes[1].chain().tip().height, 1);
+    let coin = testkit::outpoints(&coinbase)[0];
+    let held = coinbase.outputs()[0].amount;
+    let spend = testkit::pay(
+        &[(coin, held, &owner)],
+        &Keypair::from_seed([10; 32]),
+        Amount::from_units(held.units() - 100_000),
+    );
+    let mut out = Vec::new();
+    let submitted = nodes[0].submit_local_tx(now, spend, &mut out).unwrap();
+    assert!(matches!(submitted, Submitted::Accepted(_)), "{submitted:?}");
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    let b = nodes[1].relay_stats();
+    assert_eq!((b.rejected, b.ignored), (0, 1), "{b:?}");
+    assert_eq!(
+        nodes[1].gossip().score(&ids[0], now),
+        0.0,
+        "a relayed it honestly"
+    );
 }

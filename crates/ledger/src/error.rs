@@ -1,11 +1,15 @@
 //! Errors, one enum per operation. Every rule of the crate docs has its own variant.
 //!
-//! A validation error is one of two kinds, told apart by `is_missing_data()`:
+//! A validation error is one of three kinds:
 //!
 //! - **invalid forever**: the transaction or block breaks a rule and no later data can fix it;
-//!   a peer that relays it may be penalised;
+//!   a peer that relays it may be penalised ([`MempoolError::is_invalid`]);
 //! - **missing data**: it cannot be judged yet (an unknown parent block, an unknown input); it may become
-//!   valid once the missing piece arrives, so it must not be marked invalid.
+//!   valid once the missing piece arrives, so it must not be marked invalid (`is_missing_data()`);
+//! - **premature**: a loose transaction that spends a coinbase output not yet mature
+//!   ([`TxError::ImmatureCoinbase`]). It becomes valid as the chain grows, and a peer one block ahead
+//!   of us takes it honestly, so relaying it costs nothing; it is not held as an orphan either (no
+//!   missing piece will come), but asked again (Bitcoin Core's `TX_PREMATURE_SPEND`).
 
 use meshwork_identity::Hash;
 
@@ -80,6 +84,12 @@ impl TxError {
     /// Whether the transaction could become valid once missing data arrives (see the module docs).
     pub fn is_missing_data(&self) -> bool {
         matches!(self, Self::UnknownInput { .. })
+    }
+
+    /// Whether a loose transaction could become valid later, by missing data or by the chain
+    /// growing (see the module docs); if not, it breaks a rule for good.
+    pub fn may_become_valid(&self) -> bool {
+        matches!(self, Self::UnknownInput { .. } | Self::ImmatureCoinbase { .. })
     }
 }
 
@@ -368,5 +378,11 @@ impl MempoolError {
             Self::Invalid(error) => error.is_missing_data(),
             _ => false,
         }
+    }
+
+    /// Whether the transaction breaks a rule for good, so that a peer relaying it may be penalised:
+    /// [`MempoolError::Invalid`], but neither missing data nor a premature spend (module docs).
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Self::Invalid(error) if !error.may_become_valid())
     }
 }

@@ -264,14 +264,22 @@ fn coinbase_maturity() {
         Amount::from_coins(50),
         vec![spend.into()],
     );
+    let error = tx_error(ledger.connect_block(&block, 2, NOW));
     assert!(matches!(
-        tx_error(ledger.connect_block(&block, 2, NOW)),
+        error,
         TxError::ImmatureCoinbase {
             created: 0,
             spendable: 100,
             ..
         }
     ));
+    // A loose transaction failing so may become valid as the chain grows: not held against its
+    // relay, nor missing data to wait for.
+    assert!(error.may_become_valid() && !error.is_missing_data());
+    let loose = meshwork_ledger::MempoolError::Invalid(error);
+    assert!(!loose.is_invalid() && !loose.is_missing_data());
+    let forged = meshwork_ledger::MempoolError::Invalid(TxError::BadSignature { input: 0 });
+    assert!(forged.is_invalid());
 }
 
 #[test]
