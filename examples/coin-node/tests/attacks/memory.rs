@@ -125,8 +125,10 @@ async fn header_requests_from_peers_that_never_read_cost_bounded_memory() {
 
 /// The red team's buffering attack: streams that each announce a 4 MiB frame and never finish it.
 /// Before the frame budgets, 8 such streams held 32 MiB of one connection with no deadline (64 streams:
-/// 256 MiB). Now a peer's frames in flight hold at most its budget (8 MiB), and the body must arrive
-/// within the frame deadline.
+/// 256 MiB). Now a peer's frames in flight hold at most its budget (8 MiB), all peers' at most the
+/// transport's (32 MiB), and the body must arrive within the frame deadline. A peer writes each
+/// protocol on one stream (a second one at a time costs it the connection, `meshwork-node`), so the
+/// attack takes eight connections, one stream each: 32 MiB announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_frames_that_never_arrive_hold_at_most_the_budget() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -144,18 +146,16 @@ async fn announced_frames_that_never_arrive_hold_at_most_the_budget() {
     // A frame header announcing 4 MiB (less a little), and then nothing.
     let header = u32::try_from(4 * 1024 * 1024 - 64).unwrap().to_be_bytes();
     let mut conns = Vec::new();
-    for n in 0..4u8 {
+    for n in 0..8u8 {
         let transport = hostile(200 + n).await;
         let conn = transport.dial(id, addr).await.unwrap();
         conns.push(conn.clone());
-        for _ in 0..8 {
-            let mut stream = conn.open(<ChainSync<RedbStore> as Protocol>::ID).await.unwrap();
-            stream.send_raw(&header).await.unwrap();
-            held.push(tokio::spawn(async move {
-                let _keep = stream;
-                std::future::pending::<()>().await;
-            }));
-        }
+        let mut stream = conn.open(<ChainSync<RedbStore> as Protocol>::ID).await.unwrap();
+        stream.send_raw(&header).await.unwrap();
+        held.push(tokio::spawn(async move {
+            let _keep = stream;
+            std::future::pending::<()>().await;
+        }));
         held.push(tokio::spawn(async move {
             let _keep = (transport, conn);
             std::future::pending::<()>().await;
@@ -167,7 +167,7 @@ async fn announced_frames_that_never_arrive_hold_at_most_the_budget() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!(
-        "attack: 32 streams announcing 4 MiB; RSS idle {} MiB, peak {} MiB (+{} MiB)",
+        "attack: 8 streams announcing 4 MiB; RSS idle {} MiB, peak {} MiB (+{} MiB)",
         idle >> 20,
         peak >> 20,
         peak.saturating_sub(idle) >> 20
