@@ -8,7 +8,6 @@ use meshwork_wire::{DropReason, Instant, Output};
 
 use crate::api::{NatCommand, NatEvent, NatTimer, PunchFailure};
 use crate::message::{Namespace, NatMessage};
-use crate::prefix::scope;
 use crate::protocol::{Nat, unsolicited};
 
 impl Nat {
@@ -180,8 +179,8 @@ impl Nat {
         let registered = self.registered_at(&from);
         // Only the rendezvous coordinating a punch may say where to dial, once: a second `Punch`, or
         // one from another rendezvous, would have us dial wherever it said, as often as it said. Nor
-        // is an address that cannot be a peer's (unspecified, multicast, port 0, a relay circuit's)
-        // dialled.
+        // is an address that cannot be a peer's (unspecified, multicast, broadcast, port 0, a relay
+        // circuit's) dialled.
         let pending = self.punches.get(&peer);
         if asked && pending.is_some_and(|p| p.addr.is_some()) {
             // Both sides asked at once (or the rendezvous repeated itself): one dial plan is enough,
@@ -189,15 +188,10 @@ impl Nat {
             return;
         }
         let elsewhere = pending.is_some_and(|p| p.via != from);
-        let ip = addr.ip().to_canonical();
         // The rendezvous hands out addresses as it observes them, so none reaches less far than our
         // own connection to it: a public rendezvous naming a loopback or private address would have
         // us send packets to our own machine's or network's services.
-        let narrower = self
-            .direct_addr(&from)
-            .is_some_and(|rendezvous| scope(ip) < scope(rendezvous.ip()));
-        let bogus =
-            ip.is_unspecified() || ip.is_multicast() || addr.port() == 0 || is_relayed(&addr) || narrower;
+        let bogus = is_relayed(&addr) || !meshwork_wire::dialable(addr, self.direct_addr(&from));
         if (!asked && !registered) || elsewhere || bogus {
             unsolicited(from, out);
             return;

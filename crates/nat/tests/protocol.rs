@@ -247,7 +247,7 @@ fn a_rendezvous_says_where_to_dial_once_and_never_somewhere_no_peer_can_be() {
     assert_eq!(dials(&net, y), 0);
     // Nor is port 0, nor an address that reaches less far than the rendezvous connection (this
     // one is on a private network: a loopback address is refused, a private or public one is not).
-    for narrow in ["127.0.0.1:53", "[::1]:53", "169.254.1.1:4000", "10.200.0.7:0"] {
+    for narrow in ["127.0.0.1:53", "[::1]:53", "255.255.255.255:4000", "10.200.0.7:0"] {
         net.message(r, a, punch(y, narrow));
     }
     assert_eq!(dials(&net, y), 0);
@@ -761,7 +761,13 @@ fn a_public_rendezvous_cannot_send_us_to_a_private_or_loopback_address() {
     register(&mut net, r, &[a]);
     let target = net.add(NatConfig::default(), "198.51.100.2:40002");
     let dials = |net: &Net| net.dials.iter().filter(|d| **d == (a, target)).count();
-    for narrow in ["10.0.0.5:22", "192.168.1.1:80", "127.0.0.1:53", "[fd00::1]:80"] {
+    for narrow in [
+        "10.0.0.5:22",
+        "192.168.1.1:80",
+        "127.0.0.1:53",
+        "[fd00::1]:80",
+        "169.254.1.1:80",
+    ] {
         let addr = narrow.parse().unwrap();
         net.message(r, a, NatMessage::Punch { peer: target, addr });
     }

@@ -54,6 +54,7 @@ mod protections;
 pub mod protocol;
 mod protocol_id;
 pub mod relayed;
+mod scope;
 mod time;
 
 pub use bounded::{BoundedBytes, BoundedString, BoundedVec, LengthError};
@@ -66,6 +67,7 @@ pub use message::{Channel, WireMessage};
 pub use protections::Protections;
 pub use protocol::{Input, Output, Protocol};
 pub use protocol_id::ProtocolId;
+pub use scope::{Scope, dialable, scope};
 pub use time::Instant;
 
 /// The README's examples, compiled and run as doc tests so they cannot rot.
