@@ -660,3 +660,58 @@ fn a_lookup_held_by_unreachable_peers_ends_at_the_query_timeout_with_what_it_has
         "with what it had: {peers:?}"
     );
 }
+
+/// Dials a joining node makes after the one peer it joined through, observed at `teller_at`,
+/// answers naming twenty peers at `named_at`.
+fn dials_after_answer(teller_at: &str, named_at: impl Fn(u16) -> Address) -> usize {
+    let mut node = Node::new(Config::default());
+    let teller = 1;
+    let addr = Address::from(teller_at.parse::<std::net::SocketAddr>().unwrap());
+    node.input(Input::Command(Command::PeerAddress {
+        peer: peer(teller),
+        addr,
+    }));
+    node.input(Input::PeerUp(peer(teller)));
+    let out = bootstrap(&mut node, &[teller]);
+    let (id, _) = requests_to(&out, peer(teller))[0].clone();
+    let named = (100..120u16)
+        .map(|i| PeerInfo {
+            id: peer(u64::from(i)),
+            addr: named_at(i),
+        })
+        .collect();
+    let out = answer(&mut node, teller, id, named);
+    out.iter().filter(|o| matches!(o, Output::Dial(_))).count()
+}
+
+#[test]
+fn peers_a_public_peer_names_at_local_addresses_are_not_dialled() {
+    let v4 = |ip: [u8; 4]| move |i: u16| Address::V4 { ip, port: 4000 + i };
+    // A public peer naming peers on loopback, on our LAN or at a broadcast address: nobody dialled.
+    for named_at in [
+        [127, 0, 0, 1],
+        [192, 168, 1, 1],
+        [10, 0, 0, 5],
+        [255, 255, 255, 255],
+    ] {
+        assert_eq!(
+            dials_after_answer("198.51.100.7:4001", v4(named_at)),
+            0,
+            "{named_at:?}"
+        );
+    }
+    // Nor at port 0, wherever.
+    let port_zero = |i: u16| Address::V4 {
+        ip: [203, 0, 113, i as u8],
+        port: 0,
+    };
+    assert_eq!(dials_after_answer("198.51.100.7:4001", port_zero), 0);
+    // Peers at public addresses are: the lookup asks the closest.
+    let public = |i: u16| Address::V4 {
+        ip: [203, 0, 113, i as u8],
+        port: 4001,
+    };
+    assert!(dials_after_answer("198.51.100.7:4001", public) > 0);
+    // A peer on a private network may name peers on it.
+    assert!(dials_after_answer("10.9.9.9:4001", v4([10, 0, 0, 5])) > 0);
+}

@@ -115,13 +115,29 @@ impl<S: RecordStore> Kademlia<S> {
         }
     }
 
-    /// The peers an answer names that `keep` accepts, each at the address it was named with as
-    /// [`crate::Address::named`] takes it (a relay circuit's virtual address is the naming peer's own
-    /// business, and means nothing here).
-    fn named_peers(&self, peers: Vec<PeerInfo>, keep: impl Fn(&PeerId) -> bool) -> Vec<PeerInfo> {
+    /// The peers `teller`'s answer names that `keep` accepts, each at the address it was named with
+    /// as [`crate::Address::named`] takes it (a relay circuit's virtual address is the naming peer's
+    /// own business, and means nothing here). A peer named at an address we would not dial on the
+    /// teller's word is left out ([`meshwork_wire::dialable`]): one that cannot be a peer's (port 0,
+    /// broadcast, ...), or one reaching less far than the teller's own connection. Lookups dial the
+    /// peers they are told of, so a public peer naming twenty made-up peers at loopback, private or
+    /// a victim's broadcast addresses would otherwise have every lookup through it send handshakes
+    /// there.
+    fn named_peers(
+        &self,
+        teller: &PeerId,
+        peers: Vec<PeerInfo>,
+        keep: impl Fn(&PeerId) -> bool,
+    ) -> Vec<PeerInfo> {
+        let teller = self.observed(teller).and_then(crate::Address::socket_addr);
         peers
             .into_iter()
             .filter(|info| keep(&info.id))
+            .filter(|info| {
+                info.addr
+                    .socket_addr()
+                    .is_none_or(|addr| meshwork_wire::dialable(addr, teller))
+            })
             .map(|info| PeerInfo {
                 id: info.id,
                 addr: info.addr.named(),
@@ -147,10 +163,10 @@ impl<S: RecordStore> Kademlia<S> {
         self.count(purpose, Outcome::Answered);
         // Peers to contact: not us, and solving the puzzle. A provider must solve it too, but may
         // be us (another peer stores our announcement).
-        let named = self.named_peers(closer.into_inner(), |peer| self.acceptable(peer));
+        let named = self.named_peers(&from, closer.into_inner(), |peer| self.acceptable(peer));
         let providers = providers.map(|list| {
             let keep = |peer: &PeerId| *peer == self.local || self.acceptable(peer);
-            self.named_peers(list.into_inner(), keep)
+            self.named_peers(&from, list.into_inner(), keep)
         });
         let Some(query) = self.queries.get_mut(&qid) else {
             return;
