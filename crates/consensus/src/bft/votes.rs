@@ -151,11 +151,20 @@ impl Ballots {
         }
     }
 
-    /// The validator's first ballot, if it is checked (or checks now).
-    fn checked(&mut self, validator: &PeerId, check: &Check<'_>) -> Option<(Subject, Vote)> {
+    /// The validator's first ballot, if it is checked (or checks now). One that fails its check is
+    /// removed and its validator reported in `forged`: kept, it would be checked again at every
+    /// later vote of the validator, each a signature verification the forger gets for free.
+    fn checked(
+        &mut self,
+        validator: &PeerId,
+        check: &Check<'_>,
+        forged: &mut Vec<PeerId>,
+    ) -> Option<(Subject, Vote)> {
         let (subject, vote, ok) = *self.first.get(validator)?;
         if !ok {
             if !verify(check, &subject, &vote) {
+                self.remove(validator);
+                forged.push(*validator);
                 return None;
             }
             if let Some(entry) = self.first.get_mut(validator) {
@@ -231,7 +240,7 @@ impl ViewVotes {
         finalize: &Check<'_>,
     ) -> Tallied<Nullification> {
         let mut out = Tallied::default();
-        if let Some(finalized) = self.finalizes.checked(&vote.validator, finalize) {
+        if let Some(finalized) = self.finalizes.checked(&vote.validator, finalize, &mut out.forged) {
             if checked || verify(nullify, &view_subject(view), &vote) {
                 out.evidence = self.convict(Evidence::NullifyAndFinalize {
                     view,
@@ -267,7 +276,7 @@ impl ViewVotes {
         nullify: &Check<'_>,
     ) -> Tallied<Finalization> {
         let mut out = Tallied::default();
-        if let Some((_, nullified)) = self.nullifies.checked(&vote.validator, nullify) {
+        if let Some((_, nullified)) = self.nullifies.checked(&vote.validator, nullify, &mut out.forged) {
             if checked || verify(finalize, &proposal, &vote) {
                 out.evidence = self.convict(Evidence::NullifyAndFinalize {
                     view: proposal.view,
@@ -443,5 +452,39 @@ mod tests {
             .expect("nullify after finalize");
         assert_eq!(evidence.validator(), key.peer_id());
         assert!(evidence.verify(&CHAIN));
+    }
+
+    thread_local! {
+        /// Finalize messages built for a check: one per signature verified against them.
+        static FINALIZE_CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    fn counted_finalize_message(p: &Proposal) -> Vec<u8> {
+        FINALIZE_CHECKS.set(FINALIZE_CHECKS.get() + 1);
+        finalize_message(p)
+    }
+
+    #[test]
+    fn a_forged_ballot_is_checked_once_and_its_validator_reported() {
+        let [_, nullify, _] = checks();
+        let finalize = Check {
+            namespace: COMMIT_VOTE,
+            message: &counted_finalize_message,
+            quorum: 3,
+        };
+        let key = Keypair::from_seed([1; 32]);
+        let a = proposal(2, b"a");
+        let mut votes = ViewVotes::default();
+        // A finalize vote signed for another chain, counted unchecked; then a flood of nullify votes,
+        // each of which would check it.
+        let forged = a.sign_finalize(&key, &Hash::digest(b"elsewhere"));
+        votes.finalize(a, forged, false, &finalize, &nullify);
+        let mut reported = Vec::new();
+        for _ in 0..100 {
+            let vote = sign_nullify(&key, &CHAIN, 2);
+            reported.extend(votes.nullify(2, vote, false, &nullify, &finalize).forged);
+        }
+        assert_eq!(FINALIZE_CHECKS.get(), 1, "checked once");
+        assert_eq!(reported, vec![key.peer_id()]);
     }
 }
