@@ -297,6 +297,19 @@ impl<C: Contact> ClosestPeers<C> {
         }
     }
 
+    /// Whether an answer from `peer` would be taken now ([`ClosestPeers::on_success`]): the lookup
+    /// runs, and asked `peer` (its answer is due, or late).
+    pub fn awaits(&self, peer: &PeerId) -> bool {
+        if self.phase == Phase::Finished {
+            return false;
+        }
+        let distance = Key::from_peer(peer).distance(&self.target);
+        matches!(
+            self.peers.get(&distance),
+            Some((_, PeerState::Waiting(_) | PeerState::Unresponsive))
+        )
+    }
+
     /// `peer` answered and named `closer` peers. Returns false (and ignores the answer) if we were not
     /// waiting for `peer`.
     pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = C>) -> bool {

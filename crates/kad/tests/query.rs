@@ -430,3 +430,44 @@ fn a_lookup_keeps_the_address_a_peer_was_first_named_with() {
     assert_eq!(port(&a), Some(1), "a seed keeps the address it came with");
     assert_eq!(lookup.contact(&peers(4)[3]).map(|c| c.id), None, "never named");
 }
+
+/// Every peer `lookup` asks next at `now`, until it waits or finishes.
+fn asked(lookup: &mut DisjointLookup, now: Instant) -> Vec<PeerId> {
+    let mut out = Vec::new();
+    while let LookupState::Contact(peer) = lookup.next(now) {
+        out.push(peer);
+    }
+    out
+}
+
+#[test]
+fn a_late_answer_on_a_finished_path_claims_no_peer_from_the_others() {
+    let target = Key::from_bytes([7; 32]);
+    let mut by_distance = peers(64);
+    by_distance.sort_by_key(|p| Key::from_peer(p).distance(&target));
+    // `x` and `h` are closer than every seed; the seeds are dealt s0, s2 to path 0, s1, s3 to path 1.
+    let [x, h, s0, s1, s2, s3] = [0, 1, 2, 3, 4, 5].map(|i| by_distance[i]);
+    let config = LookupConfig {
+        parallelism: 2,
+        num_results: 2,
+        peer_timeout: Duration::from_secs(10),
+        finish: Finish::Converged,
+    };
+    let mut lookup = DisjointLookup::new(target, config, 2, vec![s0, s1, s2, s3]);
+    let now = Instant::ZERO;
+    let first = asked(&mut lookup, now);
+    assert!([s0, s1, s2, s3].iter().all(|s| first.contains(s)), "{first:?}");
+    // Path 0 converges on x and s0 while s2's answer is still out.
+    lookup.on_success(&s0, vec![x]);
+    assert_eq!(asked(&mut lookup, now), vec![x]);
+    lookup.on_success(&x, vec![]);
+    assert!(
+        asked(&mut lookup, now).is_empty(),
+        "path 0 finished, path 1 waits"
+    );
+    assert_eq!(lookup.path_results()[0], vec![x, s0]);
+    // s2 answers late, naming the target's honest neighbour h, which path 1 then hears of.
+    assert!(!lookup.on_success(&s2, vec![h]), "path 0 no longer takes answers");
+    lookup.on_success(&s1, vec![h]);
+    assert_eq!(asked(&mut lookup, now), vec![h], "path 1 asks h");
+}

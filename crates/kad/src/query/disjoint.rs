@@ -115,12 +115,15 @@ impl<C: Contact> DisjointLookup<C> {
         }
     }
 
-    /// `peer` answered with `closer` peers; peers already owned by another path are ignored.
+    /// `peer` answered with `closer` peers; peers already owned by another path are ignored. An
+    /// answer its path does not take (the path finished, say, and the answer came late) claims no
+    /// peer for it: a late answer on an attacker's path naming the target's honest neighbours would
+    /// otherwise keep every other path from ever asking them.
     pub fn on_success(&mut self, peer: &PeerId, closer: impl IntoIterator<Item = C>) -> bool {
         if let [only] = self.paths.as_mut_slice() {
             return only.on_success(peer, closer);
         }
-        let Some(path) = self.path_for(peer) else {
+        let Some(path) = self.path_for(peer).filter(|&path| self.paths[path].awaits(peer)) else {
             return false;
         };
         let mut fresh = Vec::new();
