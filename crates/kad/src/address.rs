@@ -46,6 +46,11 @@ impl Address {
         Self::Opaque(Box::default())
     }
 
+    /// Whether this is [`Address::unknown`].
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Self::Opaque(bytes) if bytes.is_empty())
+    }
+
     /// Whether this is a relay circuit's virtual address ([`meshwork_wire::relayed::is_relayed`]):
     /// one the transport of the node that holds the circuit made up for it, which says nothing of
     /// where the peer is and means nothing to anyone else.

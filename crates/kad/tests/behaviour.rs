@@ -715,3 +715,35 @@ fn peers_a_public_peer_names_at_local_addresses_are_not_dialled() {
     // A peer on a private network may name peers on it.
     assert!(dials_after_answer("10.9.9.9:4001", v4([10, 0, 0, 5])) > 0);
 }
+
+#[test]
+fn a_peer_enters_the_table_at_the_address_observed_never_at_one_another_peer_claimed() {
+    let mut node = Node::new(Config::default());
+    node.connect(1);
+    let out = bootstrap(&mut node, &[1]);
+    let (id, _) = requests_to(&out, peer(1))[0].clone();
+    // Peer 1 names peer 2 at an address in someone else's network.
+    let claim = Address::V4 {
+        ip: [198, 51, 100, 7],
+        port: 4001,
+    };
+    let named = vec![PeerInfo {
+        id: peer(2),
+        addr: claim.clone(),
+    }];
+    answer(&mut node, 1, id, named);
+    // Peer 2 connects through a relay (the driver observes no address for it) and asks us something.
+    node.input(Input::PeerUp(peer(2)));
+    let ping = Message::Request {
+        id: 1,
+        request: Request::Ping,
+    };
+    node.from(2, ping);
+    let entry = node
+        .kad
+        .routing_table()
+        .get(&peer(2))
+        .expect("a requester enters the table");
+    assert_ne!(entry.addr, claim);
+    assert!(entry.addr.is_unknown(), "{:?}", entry.addr);
+}

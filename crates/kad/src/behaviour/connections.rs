@@ -107,7 +107,7 @@ impl<S: RecordStore> Kademlia<S> {
     /// dial then fails and the lookup moves on, as it does for a peer that left.
     pub fn address_of(&self, peer: &PeerId) -> Option<&Address> {
         self.observed(peer)
-            .or_else(|| self.table.get(peer).map(|e| &e.addr))
+            .or_else(|| self.table.get(peer).map(|e| &e.addr).filter(|a| !a.is_unknown()))
             .or_else(|| {
                 self.queries
                     .iter()

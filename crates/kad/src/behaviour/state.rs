@@ -277,8 +277,12 @@ impl<S: RecordStore> Kademlia<S> {
     }
 
     /// `peer` answered one of our requests: it may enter the table (S/Kademlia: only after a response).
+    /// At the address the driver observed, else as an unknown one: never at an address another peer
+    /// claimed for it (a lookup's contact), which a colluder could aim at an honest network to use up
+    /// its per-prefix places in our table, or at a false address for an honest peer reached through a
+    /// relay. An entry keeps the address it entered with.
     pub(crate) fn on_answer(&mut self, peer: PeerId, now: Instant, out: &mut Out<S>) -> InsertOutcome {
-        let addr = self.address_of(&peer).cloned().unwrap_or_else(Address::unknown);
+        let addr = self.observed(&peer).cloned().unwrap_or_else(Address::unknown);
         // A full bucket (`Pending`, `BucketFull`) is not reported: in a network larger than a few
         // buckets' worth it is the fate of most peers that answer a lookup, and says nothing about them
         // (the bucket keeps its long-lived peers by design).
