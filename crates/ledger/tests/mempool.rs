@@ -157,6 +157,40 @@ fn size_cap_evicts_the_lowest_fee_rate() {
 }
 
 #[test]
+fn a_replacement_the_size_cap_would_evict_changes_nothing() {
+    let (mut ledger, _, genesis, owner) = setup();
+    let one = Transaction::from(spend(&genesis, &owner, 0, 1_000, 2)).encoded_len();
+    let mut pool = Mempool::new(MempoolConfig {
+        max_bytes: 3 * one,
+        ..MempoolConfig::default()
+    });
+    // P pays the least and is the lowest fee rate; A is what the replacement replaces.
+    let parent = spend(&genesis, &owner, 0, 1_000, 2);
+    let parent_id = accepted(pool.insert(parent, &mut ledger));
+    let a = accepted(pool.insert(spend(&genesis, &owner, 1, 3_000, 5), &mut ledger));
+    accepted(pool.insert(spend(&genesis, &owner, 2, 4_000, 2), &mut ledger));
+    // R spends P's output and A's coin, paying well: it replaces A, but at two inputs it needs more
+    // room than A left, and the lowest fee rate to evict for it is its own parent.
+    let from_parent = OutPoint {
+        txid: parent_id,
+        index: 0,
+    };
+    let coin = outpoints(&genesis.txs[0])[1];
+    let r = pay(
+        &[
+            (from_parent, Amount::from_units(EACH - 1_000), &key(2)),
+            (coin, Amount::from_units(EACH), &owner),
+        ],
+        &key(6),
+        Amount::from_units(2 * EACH - 1_000 - 50_000),
+    );
+    assert!(matches!(pool.insert(r, &mut ledger), Err(MempoolError::Full)));
+    // Refused, and nothing changed: A and P are still there.
+    assert!(pool.contains(&a) && pool.contains(&parent_id));
+    assert_eq!(pool.len(), 3);
+}
+
+#[test]
 fn orphans_wait_for_their_parent() {
     let (mut ledger, mut pool, genesis, owner) = setup();
     let parent = spend(&genesis, &owner, 0, 1_000, 2);

@@ -141,6 +141,46 @@ impl Mempool {
     /// The pool transactions reachable from `start` (included) along `direction`, leaving out `skip`, and
     /// their total size. Stops once more than `max` are found: enough to know a limit of `max` is broken,
     /// and the cost of the walk stays bounded whatever the pool holds.
+    /// Whether `tx` (`size` bytes at fee rate `rate`, replacing `replaced`) fits, once the size cap has
+    /// evicted the lowest fee rates with their descendants, as `enforce_size_cap` would
+    /// after taking it: without evicting it, nor one of its ancestors (which would take it along).
+    /// Checked before anything changes: found out after, the replaced transactions and the honest
+    /// children that went with them were gone, though the insert failed.
+    pub(super) fn makes_room(&self, tx: &Transfer, size: usize, rate: u64, replaced: &HashSet<TxId>) -> bool {
+        let replaced_bytes: usize = replaced
+            .iter()
+            .filter_map(|id| self.entries.get(id))
+            .map(|entry| entry.size)
+            .sum();
+        let mut excess = (self.bytes + size)
+            .saturating_sub(replaced_bytes)
+            .saturating_sub(self.config.max_bytes);
+        if excess == 0 {
+            return true;
+        }
+        let parents = tx.inputs.iter().map(|input| input.prevout.txid);
+        let (ancestors, _) = self.walk(parents, Direction::Parents, replaced, usize::MAX);
+        let mut evicted: HashSet<TxId> = HashSet::new();
+        for &(lowest_rate, lowest) in &self.by_rate {
+            if replaced.contains(&lowest) || evicted.contains(&lowest) {
+                continue;
+            }
+            if lowest_rate >= rate || ancestors.contains(&lowest) {
+                return false;
+            }
+            for id in self.with_descendants([lowest]) {
+                if !replaced.contains(&id) && evicted.insert(id) {
+                    let bytes = self.entries.get(&id).map_or(0, |entry| entry.size);
+                    excess = excess.saturating_sub(bytes);
+                }
+            }
+            if excess == 0 {
+                return true;
+            }
+        }
+        false
+    }
+
     fn walk(
         &self,
         start: impl IntoIterator<Item = TxId>,

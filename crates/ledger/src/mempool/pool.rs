@@ -241,17 +241,9 @@ impl Mempool {
         let (rate, replaced) = self.check_policy(&tx, checked.fee, size)?;
         // Signatures last, as Bitcoin Core does: a transaction the policy refuses costs no verification.
         ledger.verify_transfer_signatures(&tx, &checked)?;
-        // Refuse early rather than evict ourselves.
-        let replaced_bytes: usize = replaced
-            .iter()
-            .filter_map(|id| self.entries.get(id))
-            .map(|entry| entry.size)
-            .sum();
-        if (self.bytes + size).saturating_sub(replaced_bytes) > self.config.max_bytes {
-            let lowest = self.by_rate.iter().find(|(_, id)| !replaced.contains(id));
-            if lowest.is_none_or(|(lowest_rate, _)| *lowest_rate >= rate) {
-                return Err(MempoolError::Full);
-            }
+        // Refused now rather than evicted after: nothing has changed yet.
+        if !self.makes_room(&tx, size, rate, &replaced) {
+            return Err(MempoolError::Full);
         }
         let mut replaced: Vec<TxId> = replaced.into_iter().collect();
         replaced.sort_unstable();
