@@ -480,6 +480,49 @@ fn one_prefix_cannot_fill_a_store_with_many_publishers_or_providers() {
     );
 }
 
+#[test]
+fn one_prefix_refreshing_its_providers_cannot_push_out_another_prefixs() {
+    use meshwork_kad::store::{ProviderRecord, Sender};
+    use meshwork_kad::{MemoryStore, PeerInfo, RecordStore};
+    // Four providers a key, and prefix shares large enough not to bind here.
+    let mut store = MemoryStore::new(64, 64, 4);
+    let now = Instant::ZERO;
+    let key = Key::from_bytes([9; 32]);
+    let provider = |i: u64, expires: u64| ProviderRecord {
+        provider: PeerInfo {
+            id: peer(i),
+            addr: addr(i),
+        },
+        expires: Instant::from_duration(Duration::from_secs(expires)),
+    };
+    let net = |n: u8| {
+        Sender::observed(Some(&Address::V4 {
+            ip: [10, 9, n, 1],
+            port: 9,
+        }))
+    };
+    let (host, honest) = (net(1), net(2));
+    for i in 60..64 {
+        store.add_provider(key, provider(i, 100), host).unwrap();
+    }
+    // An honest provider from another network gets a place, though it lapses no later.
+    store.add_provider(key, provider(70, 100), honest).unwrap();
+    let holds = |store: &MemoryStore, i: u64| {
+        store
+            .providers(&key, now)
+            .iter()
+            .any(|p| p.provider.id == peer(i))
+    };
+    assert!(holds(&store, 70));
+    // The host refreshes its providers with later expiries and adds them back: it replaces its own.
+    for round in 0..3u64 {
+        for i in 60..64 {
+            let _ = store.add_provider(key, provider(i, 200 + round), host);
+        }
+        assert!(holds(&store, 70), "round {round}");
+    }
+}
+
 /// The providers a lookup of them returns when the only peer asked, peer 1, answers naming
 /// `providers` (and no closer peers).
 fn providers_found(providers: Vec<meshwork_kad::PeerInfo>) -> Vec<meshwork_kad::PeerInfo> {

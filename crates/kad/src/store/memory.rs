@@ -229,11 +229,30 @@ impl RecordStore for MemoryStore {
             return Err(refused);
         }
         if list.len() >= self.max_providers_per_key {
-            // Replace the announcement that lapses first, if the new one outlives it.
-            let Some(soonest) = list.iter_mut().min_by_key(|(p, _)| p.expires) else {
+            // Room is made in the sender prefix holding the most of this key's announcements: a
+            // newcomer from a smaller one takes that prefix's announcement that lapses first. Taking
+            // the one that lapses first overall let identities of one host, refreshing theirs, push
+            // out every honest provider in turn. A newcomer from the largest prefix only replaces
+            // its own prefix's first to lapse, if it outlives it. Our own are never replaced.
+            let held = |sender: Sender| list.iter().filter(|(_, s)| *s == sender).count();
+            let largest = list
+                .iter()
+                .map(|(_, s)| *s)
+                .filter(|s| *s != Sender::Local)
+                .max_by_key(|s| held(*s));
+            let victims = match largest {
+                Some(largest) if held(from) < held(largest) => largest,
+                _ => from,
+            };
+            let own = victims == from;
+            let Some(soonest) = list
+                .iter_mut()
+                .filter(|(_, s)| *s == victims)
+                .min_by_key(|(p, _)| p.expires)
+            else {
                 return Err(RecordError::StoreFull);
             };
-            if soonest.0.expires >= provider.expires {
+            if own && soonest.0.expires >= provider.expires {
                 return Err(RecordError::StoreFull);
             }
             let (replaced, counted) = std::mem::replace(soonest, (provider, from));
