@@ -176,8 +176,9 @@ impl<S: RecordStore> Kademlia<S> {
         let mut quorum = false;
         if let (Kind::GetValue(found), Some(record)) = (&mut query.kind, record) {
             if record.key == target && record.verify(now, self.config.max_record_ttl).is_ok() {
-                found.add(record, self.config.k);
-                quorum = found.answers() >= self.config.value_quorum;
+                let path = query.lookup.path_of(&from);
+                found.add(record, self.config.k, path);
+                quorum = found.quorum(self.config.value_quorum, query.lookup.paths());
             }
         }
         if let (Kind::GetProviders(found), Some(providers)) = (&mut query.kind, providers) {

@@ -146,7 +146,7 @@ impl<S: RecordStore> Kademlia<S> {
                             out,
                         );
                     }
-                    found.add(record, 1);
+                    found.add(record, 1, None);
                 }
                 (query, key, Kind::GetValue(found))
             }

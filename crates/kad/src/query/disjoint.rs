@@ -178,4 +178,9 @@ impl<C: Contact> DisjointLookup<C> {
     pub fn path_results(&self) -> Vec<Vec<C>> {
         self.paths.iter().map(ClosestPeers::result).collect()
     }
+
+    /// How many disjoint paths the lookup runs.
+    pub fn paths(&self) -> usize {
+        self.paths.len()
+    }
 }
