@@ -59,6 +59,23 @@ fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<
     panic!("the nodes never went quiet");
 }
 
+/// `b` joins through `a`, `c` through `b`, and the links come up.
+fn link(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
+    for (x, y) in [(0, 1), (1, 2)] {
+        let contact = PeerInfo {
+            id: ids[x],
+            addr: Address::V4 {
+                ip: [127, 0, 0, 1],
+                port: 7400 + x as u16,
+            },
+        };
+        queue.push_back((y, Input::Command(CoinCommand::Join(vec![contact]))));
+        queue.push_back((x, Input::PeerUp(ids[y])));
+        queue.push_back((y, Input::PeerUp(ids[x])));
+    }
+    settle(nodes, ids, queue, now);
+}
+
 /// Queues the messages in `out`, sent by node `from`, and its batch timers. Sync's messages are left
 /// out: these tests are about transaction relay, and keep the nodes' tips apart.
 fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDeque<(usize, Input<App>)>) {
@@ -88,20 +105,7 @@ fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
     let mut nodes = line(now);
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
     let mut queue = VecDeque::new();
-    // b joins through a, c through b; the links are up.
-    for (x, y) in [(0, 1), (1, 2)] {
-        let contact = PeerInfo {
-            id: ids[x],
-            addr: Address::V4 {
-                ip: [127, 0, 0, 1],
-                port: 7400 + x as u16,
-            },
-        };
-        queue.push_back((y, Input::Command(CoinCommand::Join(vec![contact]))));
-        queue.push_back((x, Input::PeerUp(ids[y])));
-        queue.push_back((y, Input::PeerUp(ids[x])));
-    }
-    settle(&mut nodes, &ids, &mut queue, now);
+    link(&mut nodes, &ids, &mut queue, now);
     assert!(
         nodes[1].gossip().active_view().contains(&ids[2]),
         "b and c are gossip neighbours"
@@ -183,19 +187,7 @@ fn a_coinbase_spend_mature_only_a_block_ahead_is_ignored_not_rejected() {
     let mut nodes = line_with(now, config, &blocks[..1], &blocks[1..]);
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
     let mut queue = VecDeque::new();
-    for (x, y) in [(0, 1), (1, 2)] {
-        let contact = PeerInfo {
-            id: ids[x],
-            addr: Address::V4 {
-                ip: [127, 0, 0, 1],
-                port: 7400 + x as u16,
-            },
-        };
-        queue.push_back((y, Input::Command(CoinCommand::Join(vec![contact]))));
-        queue.push_back((x, Input::PeerUp(ids[y])));
-        queue.push_back((y, Input::PeerUp(ids[x])));
-    }
-    settle(&mut nodes, &ids, &mut queue, now);
+    link(&mut nodes, &ids, &mut queue, now);
     assert_eq!(nodes[0].chain().tip().height, 2);
     assert_eq!(nodes[1].chain().tip().height, 1);
     let coin = testkit::outpoints(&coinbase)[0];

@@ -51,14 +51,23 @@ impl Pair {
 
     /// The miner mines its mempool into a block and relays it; returns the block's id.
     fn mine(&mut self) -> BlockId {
+        let block = self.submit_next();
+        assert!(self.net.run(10_000) < 10_000);
+        block.id()
+    }
+
+    /// The miner's next block, a minute after its tip, on its mempool: queued for the miner to take
+    /// and relay (nothing runs yet), and returned.
+    fn submit_next(&mut self) -> meshwork_ledger::Block {
         let node = self.net.nodes.get_mut(&self.miner).unwrap();
         let now = node.chain().tip().header.timestamp + 60;
         let block = solve(node.chain().block_template(key(61).peer_id(), now).unwrap());
-        let id = block.id();
-        self.net
-            .command(self.miner, Command::SubmitBlock { block, from: None });
-        assert!(self.net.run(10_000) < 10_000);
-        id
+        let command = Command::SubmitBlock {
+            block: block.clone(),
+            from: None,
+        };
+        self.net.command(self.miner, command);
+        block
     }
 
     fn relay_stats(&self) -> RelayStats {
@@ -402,17 +411,8 @@ fn a_block_another_peer_brings_ends_a_relay_still_waiting_for_missing_transactio
     // The miner never sends the missing transactions of its next block: the receiver's relay with it
     // waits, and nothing else happens before its timer (which is not fired here).
     pair.net.lies.insert(pair.miner, Lie::SilentBlockTxs);
-    let node = pair.net.nodes.get_mut(&pair.miner).unwrap();
-    let now = node.chain().tip().header.timestamp + 60;
-    let block = solve(node.chain().block_template(pair.miner, now).unwrap());
+    let block = pair.submit_next();
     let x = block.id();
-    pair.net.command(
-        pair.miner,
-        Command::SubmitBlock {
-            block: block.clone(),
-            from: None,
-        },
-    );
     assert!(pair.net.settle(10_000) < 10_000);
     assert_ne!(pair.net.nodes[&pair.receiver].chain().tip().id, x);
     // Another peer brings the block.
@@ -421,17 +421,7 @@ fn a_block_another_peer_brings_ends_a_relay_still_waiting_for_missing_transactio
     assert_eq!(pair.net.nodes[&pair.receiver].chain().tip().id, x);
     // The miner's next block is asked for compact again, not whole behind a relay that is over.
     let before = pair.relay_stats();
-    let node = pair.net.nodes.get_mut(&pair.miner).unwrap();
-    let now = node.chain().tip().header.timestamp + 60;
-    let next = solve(node.chain().block_template(pair.miner, now).unwrap());
-    let y = next.id();
-    pair.net.command(
-        pair.miner,
-        Command::SubmitBlock {
-            block: next,
-            from: None,
-        },
-    );
+    let y = pair.submit_next().id();
     // Timers run now: the miner's next answer waits on its serving timer.
     assert!(pair.net.run(10_000) < 10_000);
     assert_eq!(pair.net.nodes[&pair.receiver].chain().tip().id, y);
