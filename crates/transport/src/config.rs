@@ -57,10 +57,11 @@ pub struct Limits {
     pub max_frame_bytes: u64,
     /// QUIC handshakes in progress at once (half-open inbound connections). Past it, an Initial from an
     /// address not yet validated is answered with a stateless Retry, so a spoofed or silent source
-    /// holds no state; one already validated still gets in (honest peers answer the Retry), up to
-    /// `max_inbound` handshakes beyond it, and is refused past that.
+    /// holds no state; one already validated still gets in (honest peers answer the Retry), bounded
+    /// by the per-address caps.
     pub max_half_open: usize,
-    /// Inbound connections (established or in handshake) from one IP address.
+    /// Inbound connections from one IP address: established ones, and handshakes from an address that
+    /// answered a Retry (an unproven handshake counts once it completes).
     pub max_inbound_per_ip: usize,
     /// Inbound connections from one network prefix: a /24 for IPv4, a /48 for IPv6.
     pub max_inbound_per_prefix: usize,
