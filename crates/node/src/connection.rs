@@ -290,10 +290,13 @@ pub(crate) fn retire<C: Connection>(
 /// Accepts the streams the peer opens and starts a reader for each. `guard` (and each reader's clone)
 /// is dropped when it ends: the watcher reports the close only after.
 ///
-/// One stream per protocol channel at a time: a peer writes each channel on one stream, so a second
-/// one while the first is read breaks the wire rules and costs the peer its connection. Allowed, a
-/// peer could open every stream the transport lets it (16) for one protocol, and its readers would
-/// take as many places in the node's inbox as the honest peers' one reader each.
+/// One stream per protocol channel at a time: a second one while the first is read is refused (reset,
+/// and counted as an invalid frame of the channel). Read, a peer could open every stream the
+/// transport lets it (16) for one protocol, and its readers would take as many places in the node's
+/// inbox as an honest peer's one reader. Refused, not penalised: an honest node's writers open a
+/// channel's stream twice on one connection when a dial already under way hands the runtime a
+/// connection it is retiring, and what they write on the refused stream comes back to them and goes
+/// out on the first.
 async fn accept_streams<C: Connection>(
     conn: C,
     id: u64,
@@ -311,8 +314,7 @@ async fn accept_streams<C: Connection>(
         };
         if reading[route].swap(true, Ordering::AcqRel) {
             routes[route].metrics.invalid_frames.inc();
-            let reason = format!("a second stream for {} while the first is read", routes[route].id);
-            let _ = inbox.send(Inbox::Invalid { peer, reason }).await;
+            debug!(%peer, protocol = %routes[route].id, "a second stream while the first is read: refused");
             continue;
         }
         streams.accepted.fetch_add(1, Ordering::AcqRel);
