@@ -295,8 +295,8 @@ pub(crate) fn retire<C: Connection>(
 /// transport lets it (16) for one protocol, and its readers would take as many places in the node's
 /// inbox as an honest peer's one reader. Refused, not penalised: an honest node's writers open a
 /// channel's stream twice on one connection when a dial already under way hands the runtime a
-/// connection it is retiring, and what they write on the refused stream comes back to them and goes
-/// out on the first.
+/// connection it is retiring, and what they write on the refused stream comes back to the runtime,
+/// as from any stream a peer refuses (`Inbox::Unsent`).
 async fn accept_streams<C: Connection>(
     conn: C,
     id: u64,
