@@ -179,12 +179,21 @@ impl RoutingTable {
         if !puzzle::solves(peer, self.limits.puzzle_difficulty) {
             return Err(RefuseReason::Puzzle);
         }
-        let entries = self.bucket(index);
-        if entries.iter().any(|e| e.peer == *peer) {
+        if self.bucket(index).iter().any(|e| e.peer == *peer) {
             return Ok(index);
         }
+        self.prefix_limits(index, addr)?;
+        Ok(index)
+    }
+
+    /// Whether an entry at `addr` fits bucket `index`'s and the table's per-prefix limits.
+    fn prefix_limits(&self, index: usize, addr: &Address) -> Result<(), RefuseReason> {
         if let Some(prefix) = addr.prefix() {
-            let in_bucket = entries.iter().filter(|e| e.addr.prefix() == Some(prefix)).count();
+            let in_bucket = self
+                .bucket(index)
+                .iter()
+                .filter(|e| e.addr.prefix() == Some(prefix))
+                .count();
             if in_bucket >= self.limits.max_per_prefix_in_bucket {
                 return Err(RefuseReason::BucketPrefixLimit);
             }
@@ -192,7 +201,12 @@ impl RoutingTable {
                 return Err(RefuseReason::TablePrefixLimit);
             }
         }
-        Ok(index)
+        Ok(())
+    }
+
+    /// [`RoutingTable::prefix_limits`] as a yes or no.
+    fn prefix_room(&self, index: usize, addr: &Address) -> bool {
+        self.prefix_limits(index, addr).is_ok()
     }
 
     /// Records that `peer`, reachable at `addr`, answered us at `now`. Only call this for peers that
@@ -203,12 +217,26 @@ impl RoutingTable {
             Err(reason) => return InsertOutcome::Refused(reason),
         };
         let (k, stale_after) = (self.limits.k, self.limits.stale_after);
+        // An entry that came in at no known address (through a relay) takes the first one observed,
+        // within the prefix limits as for a newcomer.
+        let learns_address = !addr.is_unknown()
+            && self
+                .bucket(index)
+                .iter()
+                .any(|e| e.peer == peer && e.addr.is_unknown())
+            && self.prefix_room(index, &addr);
+        let prefix = addr.prefix();
         let bucket = self.bucket_mut(index);
         if let Some(pos) = bucket.entries.iter().position(|e| e.peer == peer) {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
-            // The address of an existing entry is kept: a peer cannot move itself past the prefix limits.
+            // Otherwise the address of an existing entry is kept: a peer cannot move itself past the
+            // prefix limits.
+            let learnt = learns_address.then(|| std::mem::replace(&mut entry.addr, addr));
             bucket.entries.push(entry);
+            if learnt.is_some() {
+                self.count_prefix(prefix);
+            }
             return InsertOutcome::Updated;
         }
         let entry = Entry {
@@ -324,7 +352,18 @@ impl RoutingTable {
     /// Adds `entry` to bucket `index` where its `last_seen` puts it (least recently seen first): at
     /// the end for a peer that just answered, further in for a candidate that waited a while.
     fn add_entry(&mut self, index: usize, entry: Entry) {
-        if let Some(prefix) = entry.addr.prefix() {
+        self.count_prefix(entry.addr.prefix());
+        let entries = &mut self.bucket_mut(index).entries;
+        let at = entries.partition_point(|e| e.last_seen <= entry.last_seen);
+        // Exactly one more place: doubling left a full bucket of 20 holding room for 32, a third of
+        // the table's memory, and a bucket grows at most `k` times.
+        entries.reserve_exact(1);
+        entries.insert(at, entry);
+    }
+
+    /// One more entry of the table has an address in `prefix` (if it has one).
+    fn count_prefix(&mut self, prefix: Option<IpPrefix>) {
+        if let Some(prefix) = prefix {
             match self.prefix_slot(&prefix) {
                 Ok(at) => self.prefix_counts[at].1 += 1,
                 Err(at) => {
@@ -333,12 +372,6 @@ impl RoutingTable {
                 }
             }
         }
-        let entries = &mut self.bucket_mut(index).entries;
-        let at = entries.partition_point(|e| e.last_seen <= entry.last_seen);
-        // Exactly one more place: doubling left a full bucket of 20 holding room for 32, a third of
-        // the table's memory, and a bucket grows at most `k` times.
-        entries.reserve_exact(1);
-        entries.insert(at, entry);
     }
 
     /// Bucket `index`, allocating the buckets up to it if they are not yet.

@@ -738,7 +738,7 @@ fn a_peer_enters_the_table_at_the_address_observed_never_at_one_another_peer_cla
         id: 1,
         request: Request::Ping,
     };
-    node.from(2, ping);
+    node.from(2, ping.clone());
     let entry = node
         .kad
         .routing_table()
@@ -746,4 +746,15 @@ fn a_peer_enters_the_table_at_the_address_observed_never_at_one_another_peer_cla
         .expect("a requester enters the table");
     assert_ne!(entry.addr, claim);
     assert!(entry.addr.is_unknown(), "{:?}", entry.addr);
+    // Once it is seen directly, the entry takes the address observed, and keeps it after.
+    node.connect(2);
+    node.from(2, ping.clone());
+    let at = |node: &Node| node.kad.routing_table().get(&peer(2)).unwrap().addr.clone();
+    assert_eq!(at(&node), addr(2));
+    node.input(Input::Command(Command::PeerAddress {
+        peer: peer(2),
+        addr: claim,
+    }));
+    node.from(2, ping);
+    assert_eq!(at(&node), addr(2));
 }
