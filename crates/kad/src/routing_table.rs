@@ -217,28 +217,27 @@ impl RoutingTable {
             Err(reason) => return InsertOutcome::Refused(reason),
         };
         let (k, stale_after) = (self.limits.k, self.limits.stale_after);
-        // An entry that came in at no known address (through a relay) takes the first one observed,
-        // within the prefix limits as for a newcomer.
-        let learns_address = !addr.is_unknown()
-            && self
-                .bucket(index)
-                .iter()
-                .any(|e| e.peer == peer && e.addr.is_unknown())
-            && self.prefix_room(index, &addr);
-        let prefix = addr.prefix();
-        let bucket = self.bucket_mut(index);
-        if let Some(pos) = bucket.entries.iter().position(|e| e.peer == peer) {
-            let mut entry = bucket.entries.remove(pos);
+        if let Some(pos) = self.bucket(index).iter().position(|e| e.peer == peer) {
+            // An entry that came in at no known address (through a relay) takes the first one
+            // observed, within the prefix limits as for a newcomer; otherwise the address of an
+            // existing entry is kept: a peer cannot move itself past the prefix limits.
+            let learns = !addr.is_unknown()
+                && self.bucket(index)[pos].addr.is_unknown()
+                && self.prefix_room(index, &addr);
+            let prefix = addr.prefix();
+            let entries = &mut self.bucket_mut(index).entries;
+            let mut entry = entries.remove(pos);
             entry.last_seen = now;
-            // Otherwise the address of an existing entry is kept: a peer cannot move itself past the
-            // prefix limits.
-            let learnt = learns_address.then(|| std::mem::replace(&mut entry.addr, addr));
-            bucket.entries.push(entry);
-            if learnt.is_some() {
+            if learns {
+                entry.addr = addr;
+            }
+            entries.push(entry);
+            if learns {
                 self.count_prefix(prefix);
             }
             return InsertOutcome::Updated;
         }
+        let bucket = self.bucket_mut(index);
         let entry = Entry {
             peer,
             key: Key::from_peer(&peer),
