@@ -11,6 +11,7 @@ use super::config::BftConfig;
 use super::evidence::Evidence;
 use super::journal::{Journal, LastVote};
 use super::message::{Finalization, Message, Notarization, Nullification, Proposal};
+use super::skip::Skip;
 use super::votes::ViewVotes;
 use crate::traits::{Fault, InvalidReason, Verdict};
 
@@ -135,6 +136,8 @@ pub struct Simplex<A, J> {
     pub(super) votes: BTreeMap<u64, ViewVotes>,
     pub(super) notarized: BTreeMap<u64, Notarization>,
     pub(super) nullified: BTreeMap<u64, Nullification>,
+    /// The run of nullified views older than the certificate history, if one ends at its edge.
+    pub(super) skip: Option<Skip>,
     pub(super) finalizations: BTreeMap<u64, Finalization>,
     /// The last final proposal (genesis at first).
     pub(super) finalized: Proposal,
@@ -170,6 +173,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             votes: BTreeMap::new(),
             notarized: BTreeMap::new(),
             nullified: BTreeMap::new(),
+            skip: None,
             finalizations: BTreeMap::new(),
             waiting_final: None,
             up: HashSet::new(),

@@ -23,6 +23,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             .get(&view)
             .map(|n| n.proposal)
             .or_else(|| self.finalizations.get(&view).map(|f| f.proposal))
+            .or_else(|| self.skip.map(|s| s.parent).filter(|p| p.view == view))
     }
 
     /// The strongest certificate held for `view`, as a message.
@@ -200,6 +201,8 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         let votes_from = (self.finalized.view + 1).max(self.view.saturating_sub(self.config.max_views_ahead));
         self.votes = self.votes.split_off(&votes_from);
         let certs_from = self.view.saturating_sub(self.config.history_views);
+        self.keep_skip(certs_from);
+        self.forget_skip_behind_final();
         self.notarized = self.notarized.split_off(&certs_from);
         self.nullified = self.nullified.split_off(&certs_from);
         self.finalizations = self.finalizations.split_off(&certs_from);

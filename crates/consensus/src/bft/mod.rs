@@ -56,7 +56,8 @@
 //!   engines and equivocates as leader, sends conflicting votes, goes silent, or runs as Twins
 //!   ([`mocks::Misbehaviour`]).
 //! - **Bounds.** Votes count only from their signer, for views from the last final one to
-//!   [`BftConfig::max_views_ahead`] ahead; certificates are kept for [`BftConfig::history_views`] views;
+//!   [`BftConfig::max_views_ahead`] ahead; certificates are kept for [`BftConfig::history_views`] views
+//!   (a longer run of nullified views is kept as a range, so the chain can go on after it);
 //!   a message is at most [`Message::MAX_SIZE`] bytes.
 //!
 //! ## Example: four validators in a loop
@@ -135,6 +136,7 @@ mod journal;
 mod message;
 pub mod mocks;
 mod receive;
+mod skip;
 mod view;
 mod votes;
 

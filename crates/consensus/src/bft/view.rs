@@ -95,10 +95,10 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             if let Some(proposal) = self.certified(at) {
                 return Some(proposal);
             }
-            if !self.nullified.contains_key(&at) {
+            if !self.is_nullified(at) {
                 return None;
             }
-            at -= 1;
+            at = self.below(at);
         }
     }
 
@@ -108,10 +108,11 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             return Ancestry::Invalid;
         }
         let parent = self.certified(proposal.parent);
-        let mut missing: Vec<u64> = (proposal.parent + 1..proposal.view)
-            .filter(|view| !self.nullified.contains_key(view))
-            .take(super::message::MAX_BACKFILL_VIEWS)
-            .collect();
+        let mut missing = self.not_nullified(
+            proposal.parent + 1,
+            proposal.view,
+            super::message::MAX_BACKFILL_VIEWS,
+        );
         match parent {
             Some(parent) if missing.is_empty() => {
                 if parent.height + 1 == proposal.height {
