@@ -163,6 +163,12 @@ pub struct SyncConfig {
     pub serve_total_bytes_per_sec: u64,
     /// Bytes of answers served to all peers together at once. Default 64 MiB.
     pub serve_total_burst_bytes: u64,
+    /// Headers one peer may have brought into a certified chain's index that no certificate vouches
+    /// for (above the final block, off the chosen block's chain): past it, its oldest such header is
+    /// forgotten, with what was built on it (`sync/uncertified.rs`). Default 512, twice
+    /// [`UNCERTIFIED_HORIZON`](crate::UNCERTIFIED_HORIZON): one batch up to the horizon above the tip,
+    /// with the tip not yet final, fits. Ignored under proof of work.
+    pub max_uncertified_headers: usize,
     /// Whether the block that extends our tip is fetched as a compact block and rebuilt from the
     /// mempool (BIP152) rather than whole. Default on.
     pub compact_blocks: bool,
@@ -183,6 +189,7 @@ impl Default for SyncConfig {
             serve_burst_bytes: 32 * 1024 * 1024,
             serve_total_bytes_per_sec: 32 * 1024 * 1024,
             serve_total_burst_bytes: 64 * 1024 * 1024,
+            max_uncertified_headers: 2 * crate::UNCERTIFIED_HORIZON as usize,
             compact_blocks: true,
         }
     }

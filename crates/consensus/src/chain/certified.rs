@@ -206,6 +206,38 @@ impl<S: ChainStore> Chain<S> {
         self.ledger.validate(block, now_secs)
     }
 
+    /// The height of the last final block (0 before any certificate, and under proof of work).
+    pub(crate) fn final_height(&self) -> u64 {
+        self.final_certificate()
+            .map_or(0, |certificate| certificate.height)
+    }
+
+    /// Whether `id` is a known header above the final block and off the chosen block's chain: one the
+    /// certificates do not vouch for (yet).
+    pub(crate) fn is_uncertified(&self, id: &BlockId) -> bool {
+        let Some(header) = self.engine.header(id) else {
+            return false;
+        };
+        self.is_certified()
+            && header.height > self.final_height()
+            && self.best_chain_at(header.height) != Some(*id)
+            && !self.engine.is_active(id)
+    }
+
+    /// Forgets the uncertified header `id` and every header built on it, with their bodies. Neither
+    /// the chosen block nor the tip can be among them: their ancestors are on the chosen or the
+    /// active chain, so not uncertified. Returns how many headers went.
+    pub(crate) fn forget_uncertified(&mut self, id: &BlockId) -> usize {
+        if !self.is_uncertified(id) {
+            return 0;
+        }
+        let removed = self.engine.forget(id);
+        for gone in &removed {
+            self.bodies.remove(gone);
+        }
+        removed.len()
+    }
+
     /// Whether a header at `height` is beyond what a certified chain takes yet
     /// ([`UNCERTIFIED_HORIZON`]); never under proof of work.
     pub(super) fn beyond_horizon(&self, height: u64) -> bool {

@@ -280,6 +280,20 @@ impl Nakamoto {
         removed
     }
 
+    /// Removes `id` and its descendants from the tree without judging them (a certified chain's
+    /// headers a peer sent past its allowance). Blocks on the active chain stay. Returns the ids
+    /// removed.
+    pub(crate) fn forget(&mut self, id: &BlockId) -> Vec<BlockId> {
+        if self.is_active(id) {
+            return Vec::new();
+        }
+        let removed = self.tree.remove_subtree(id);
+        if !removed.is_empty() {
+            self.refresh_best_chain();
+        }
+        removed
+    }
+
     /// Remembers `id` as invalid without it being in the tree (a header that failed its checks).
     pub(crate) fn remember_invalid(&mut self, id: BlockId) {
         if self.max_invalid == 0 || !self.invalid.insert(id) {

@@ -156,10 +156,17 @@ impl<S: ChainStore> ChainSync<S> {
     ) {
         let id = block.id();
         let height = block.header.height;
+        let fresh = match from {
+            Some(peer) => self.uncertified_room(&peer, &[block.header]),
+            None => Vec::new(),
+        };
         let outcome = match self.chain.submit_block(block, unix_secs(now)) {
             Ok(outcome) => outcome,
             Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),
         };
+        if let Some(peer) = from {
+            self.charge_uncertified(&peer, &fresh);
+        }
         for connected in &outcome.connected {
             self.sources.remove(connected);
         }

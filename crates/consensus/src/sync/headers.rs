@@ -108,10 +108,12 @@ impl<S: ChainStore> ChainSync<S> {
             state.pending.clear();
             headers
         };
+        let fresh = self.uncertified_room(&from, &batch);
         let outcome = match self.chain.submit_headers(&batch, unix_secs(now)) {
             Ok(outcome) => outcome,
             Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),
         };
+        self.charge_uncertified(&from, &fresh);
         match outcome {
             HeadersOutcome::Accepted { new, last } => {
                 if let (Some(state), Some(last)) = (self.peers.get_mut(&from), last) {
@@ -203,10 +205,13 @@ impl<S: ChainStore> ChainSync<S> {
                 last: Some(id),
             }
         } else {
-            match self.chain.submit_header(header, unix_secs(now)) {
+            let fresh = self.uncertified_room(&from, &[header]);
+            let outcome = match self.chain.submit_header(header, unix_secs(now)) {
                 Ok(outcome) => outcome,
                 Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),
-            }
+            };
+            self.charge_uncertified(&from, &fresh);
+            outcome
         };
         match outcome {
             HeadersOutcome::Accepted { new, .. } => {

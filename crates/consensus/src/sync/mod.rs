@@ -28,6 +28,10 @@
 //!   protocol a block relay by itself. The block that extends the receiver's tip is fetched as a
 //!   [`CompactBlock`] and rebuilt from the mempool (BIP152; `compact.rs`), so a block whose
 //!   transactions were relayed already costs its header and six bytes a transaction.
+//! - **Free headers on a certified chain.** Headers cost nothing to make there, so each header a peer
+//!   brings in above the final block, off the chosen block's chain, is charged to it; past
+//!   [`SyncConfig::max_uncertified_headers`] its oldest goes (`uncertified.rs`), and a flood cannot
+//!   fill the header index and push honest headers out of it.
 //!
 //! Time: `now.as_duration().as_secs()` is taken as **Unix seconds** (block timestamps are checked
 //! against it), so the driver's epoch must be the Unix epoch: the node runtime's is, and simulations
@@ -43,6 +47,7 @@ mod peers;
 mod serve;
 mod stalls;
 mod types;
+mod uncertified;
 
 use std::collections::{BTreeMap, HashMap};
 

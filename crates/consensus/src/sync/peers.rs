@@ -1,6 +1,6 @@
 //! Per-peer sync state, and the effects (relay, fault reports) pushed as protocol outputs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
@@ -50,6 +50,9 @@ pub(super) struct PeerState {
     pub(super) serving: Serving,
     /// The block at our tip being relayed from it (compact relay, `compact.rs`), while it is in flight.
     pub(super) relay: Option<Relay>,
+    /// Headers it brought into a certified chain's index that no certificate vouches for yet, oldest
+    /// first (`uncertified.rs`).
+    pub(super) uncertified: VecDeque<BlockId>,
     /// Whether we told the driver to protect its connection ([`Output::Protect`]): while it owes us
     /// headers or blocks.
     pub(super) protected: bool,

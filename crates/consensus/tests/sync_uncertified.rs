@@ -1,0 +1,155 @@
+//! A certified chain's header index against free headers: under the certified rule a header costs
+//! nothing to make, so a peer that floods made-up ones holds at most its allowance of them in the
+//! index, and an honest peer's proposal is not pruned for them.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use meshwork_consensus::bft::ValidatorSet;
+use meshwork_consensus::sync::{ChainSync, Message};
+use meshwork_consensus::{Chain, ChainConfig, ChainRule, SyncConfig, genesis_block};
+use meshwork_identity::{Hash, Keypair, PeerId};
+use meshwork_ledger::{BlockHeader, MemoryStore};
+use meshwork_wire::{Input, Instant, Protocol};
+
+type Node = ChainSync<MemoryStore>;
+
+const NOW: u64 = 4_000_000_000;
+const ALLOWANCE: usize = 8;
+/// The header index's bound: a flood of more made-up headers than this pruned honest ones.
+const MAX_HEADERS: usize = 64;
+
+fn now() -> Instant {
+    Instant::from_duration(Duration::from_secs(NOW))
+}
+
+fn node() -> Node {
+    let validators: Vec<PeerId> = (1..=4).map(|i| Keypair::from_seed([i; 32]).peer_id()).collect();
+    let config = ChainConfig {
+        rule: ChainRule::Certified(ValidatorSet::new(validators).unwrap()),
+        max_headers: MAX_HEADERS,
+        ..ChainConfig::regtest()
+    };
+    let genesis = genesis_block(&config);
+    let chain = Chain::open(MemoryStore::new(), config, genesis, NOW).unwrap();
+    let sync = SyncConfig {
+        max_uncertified_headers: ALLOWANCE,
+        ..SyncConfig::default()
+    };
+    ChainSync::new(chain, sync)
+}
+
+fn deliver(node: &mut Node, from: PeerId, msg: Message) {
+    let mut out = Vec::new();
+    node.handle(now(), Input::Message { from, msg }, &mut out);
+}
+
+fn connect(node: &mut Node, peer: PeerId) {
+    let mut out = Vec::new();
+    node.handle(now(), Input::PeerUp(peer), &mut out);
+}
+
+/// A header on the tip, told apart by `tag` (any nonce is valid: the hash is not checked).
+fn header_on_tip(node: &Node, tag: u64) -> BlockHeader {
+    let owner = Keypair::from_seed([200; 32]).peer_id();
+    let mut header = node.chain().block_template(owner, NOW).unwrap().header;
+    header.nonce = tag;
+    header.merkle_root = Hash::digest(&tag.to_be_bytes());
+    header
+}
+
+/// `len` made-up headers in a chain on `parent`.
+fn made_up_chain(parent: BlockHeader, len: usize, tag: u64) -> Vec<BlockHeader> {
+    let mut chain = Vec::with_capacity(len);
+    let mut parent = parent;
+    for _ in 0..len {
+        let header = BlockHeader {
+            parent: parent.id(),
+            height: parent.height + 1,
+            timestamp: parent.timestamp + 1,
+            nonce: tag,
+            ..parent
+        };
+        chain.push(header);
+        parent = header;
+    }
+    chain
+}
+
+#[test]
+fn a_flood_of_made_up_headers_costs_the_flooder_its_own_and_spares_an_honest_proposal() {
+    let mut node = node();
+    let (honest, flooder) = (
+        Keypair::from_seed([50; 32]).peer_id(),
+        Keypair::from_seed([51; 32]).peer_id(),
+    );
+    connect(&mut node, honest);
+    connect(&mut node, flooder);
+    // A leader's proposal: one block on the tip, announced by an honest peer.
+    let proposal = header_on_tip(&node, 1);
+    deliver(&mut node, honest, Message::NewTip(proposal));
+    assert!(node.chain().header(&proposal.id()).is_some());
+    // The flooder: branches of made-up headers on the tip, higher than the proposal (the index
+    // pruned the lowest branches first), four times as many as the index holds.
+    let mut sent = Vec::new();
+    for tag in 0..(4 * MAX_HEADERS as u64) {
+        let branch = made_up_chain(header_on_tip(&node, 1_000 + tag), 3, tag);
+        for header in std::iter::once(header_on_tip(&node, 1_000 + tag)).chain(branch) {
+            deliver(&mut node, flooder, Message::NewTip(header));
+            sent.push(header.id());
+        }
+    }
+    assert!(
+        node.chain().header(&proposal.id()).is_some(),
+        "the honest proposal was pruned"
+    );
+    let held = sent.iter().filter(|id| node.chain().header(id).is_some()).count();
+    assert!(held <= ALLOWANCE, "{held} made-up headers held");
+    assert!(held > 0, "the newest ones are taken");
+}
+
+#[test]
+fn the_chosen_block_is_never_forgotten_for_its_senders_later_headers() {
+    let mut node = node();
+    let peer = Keypair::from_seed([50; 32]).peer_id();
+    connect(&mut node, peer);
+    // The peer's first header becomes the chosen block: the certificates vouch for it, and the
+    // peer's later headers do not push it out.
+    let chosen = header_on_tip(&node, 1);
+    deliver(&mut node, peer, Message::NewTip(chosen));
+    let mut out = Vec::new();
+    node.follow(now(), chosen.id(), 1, &mut out).unwrap();
+    for header in made_up_chain(chosen, 2 * ALLOWANCE, 7) {
+        deliver(&mut node, peer, Message::NewTip(header));
+    }
+    assert!(node.chain().header(&chosen.id()).is_some());
+}
+
+#[test]
+fn made_up_whole_blocks_are_charged_as_their_headers() {
+    let mut node = node();
+    let (honest, flooder) = (
+        Keypair::from_seed([50; 32]).peer_id(),
+        Keypair::from_seed([51; 32]).peer_id(),
+    );
+    connect(&mut node, honest);
+    connect(&mut node, flooder);
+    let owner = Keypair::from_seed([200; 32]).peer_id();
+    let proposal = node.chain().block_template(owner, NOW).unwrap();
+    deliver(&mut node, honest, Message::Block(proposal.clone()));
+    let mut sent = Vec::new();
+    for tag in 0..(4 * MAX_HEADERS as u64) {
+        let mut block = proposal.clone();
+        block.header.nonce = 1_000 + tag;
+        sent.push(block.id());
+        deliver(&mut node, flooder, Message::Block(block));
+    }
+    assert!(node.chain().block(&proposal.id()).unwrap().is_some());
+    let held = sent.iter().filter(|id| node.chain().header(id).is_some()).count();
+    assert!(held <= ALLOWANCE, "{held} made-up blocks held");
+    let bodies = sent
+        .iter()
+        .filter(|id| node.chain().block(id).unwrap().is_some())
+        .count();
+    assert_eq!(bodies, held, "a forgotten header's body goes with it");
+}
