@@ -40,7 +40,8 @@ pub enum Refusal {
     /// The peer holds as many registrations as one peer may.
     #[error("the peer holds as many registrations as one peer may")]
     TooManyNamespaces,
-    /// The namespace holds as many registrations as it may.
+    /// The namespace holds as many registrations as it may, in all or from the peer's network
+    /// ([`RegistryLimits::registrations_per_network`](crate::RegistryLimits::registrations_per_network)).
     #[error("the namespace is full")]
     NamespaceFull,
     /// The rendezvous holds as many registrations as it may.

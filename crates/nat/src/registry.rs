@@ -9,6 +9,7 @@ use meshwork_identity::PeerId;
 use meshwork_wire::Instant;
 
 use crate::message::{MAX_DISCOVERED, Namespace, Refusal, Registration};
+use crate::prefix::prefix_of;
 
 /// What a rendezvous holds at most, and for how long.
 #[derive(Clone, Debug)]
@@ -17,6 +18,11 @@ pub struct RegistryLimits {
     pub namespaces_per_peer: usize,
     /// Registrations one namespace holds.
     pub registrations_per_namespace: usize,
+    /// Registrations one namespace holds from one network (the prefix of the address a registration
+    /// comes from: a /24, a /48; on loopback each peer counts alone). Identities cost nothing, so
+    /// without it one host could fill a namespace with fresh ones and leave honest peers
+    /// [`Refusal::NamespaceFull`].
+    pub registrations_per_network: usize,
     /// Registrations in all.
     pub registrations: usize,
     /// The shortest TTL accepted.
@@ -26,12 +32,14 @@ pub struct RegistryLimits {
 }
 
 impl Default for RegistryLimits {
-    /// 8 namespaces per peer, 1,000 registrations per namespace and 10,000 in all (about 2 MB),
-    /// TTLs from 10 s to 2 h (libp2p's rendezvous spec uses 2 h as its default).
+    /// 8 namespaces per peer, 1,000 registrations per namespace (32 of them from one network) and
+    /// 10,000 in all (about 2 MB), TTLs from 10 s to 2 h (libp2p's rendezvous spec uses 2 h as its
+    /// default).
     fn default() -> Self {
         Self {
             namespaces_per_peer: 8,
             registrations_per_namespace: 1_000,
+            registrations_per_network: 32,
             registrations: 10_000,
             min_ttl: Duration::from_secs(10),
             max_ttl: Duration::from_secs(2 * 60 * 60),
@@ -101,7 +109,9 @@ impl Registry {
                 }
             }
             let in_namespace = self.namespaces.get(&namespace).map_or(0, BTreeMap::len);
-            if in_namespace >= self.limits.registrations_per_namespace {
+            if in_namespace >= self.limits.registrations_per_namespace
+                || self.held_by_network(&namespace, addr) >= self.limits.registrations_per_network
+            {
                 return Err(Refusal::NamespaceFull);
             }
             if self.total >= self.limits.registrations {
@@ -206,6 +216,21 @@ impl Registry {
         for peer in &expired {
             self.forget(peer, namespace);
         }
+    }
+
+    /// How many registrations under `namespace` come from `addr`'s network (none counted on
+    /// loopback, where every node of a devnet shares one address). A walk of the namespace, at most
+    /// [`RegistryLimits::registrations_per_namespace`] entries, for a new registration only.
+    fn held_by_network(&self, namespace: &Namespace, addr: SocketAddr) -> usize {
+        let Some(network) = prefix_of(addr.ip()) else {
+            return 0;
+        };
+        self.namespaces.get(namespace).map_or(0, |peers| {
+            peers
+                .values()
+                .filter(|entry| prefix_of(entry.addr.ip()) == Some(network))
+                .count()
+        })
     }
 
     /// How many namespaces `peer` is registered under (expired registrations not yet purged included).

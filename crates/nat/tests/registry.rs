@@ -26,6 +26,7 @@ fn small() -> Registry {
     Registry::new(RegistryLimits {
         namespaces_per_peer: 2,
         registrations_per_namespace: 2,
+        registrations_per_network: 2,
         registrations: 4,
         min_ttl: Duration::from_secs(10),
         max_ttl: Duration::from_secs(100),
@@ -292,4 +293,32 @@ fn the_count_of_registrations_stays_true_through_renewals_expiry_and_closed_conn
         }
     }
     assert_eq!(reg.len(), 13);
+}
+
+#[test]
+fn one_network_holds_at_most_its_share_of_a_namespace() {
+    let mut reg = Registry::new(RegistryLimits::default());
+    let share = RegistryLimits::default().registrations_per_network;
+    let sec = Duration::from_secs;
+    // Fresh identities of one /24 fill their network's share, and no more.
+    let mut taken = 0;
+    for n in 0..(2 * share) as u8 {
+        let addr: SocketAddr = format!("198.51.100.{n}:4000").parse().unwrap();
+        match reg.register(at(0), peer(n), addr, ns("coin"), sec(60)) {
+            Ok(_) => taken += 1,
+            Err(refusal) => assert_eq!(refusal, Refusal::NamespaceFull),
+        }
+    }
+    assert_eq!(taken, share);
+    // Another network still gets in, and so does the first one in another namespace.
+    let other: SocketAddr = "203.0.113.7:4000".parse().unwrap();
+    assert!(reg.register(at(0), peer(200), other, ns("coin"), sec(60)).is_ok());
+    let first: SocketAddr = "198.51.100.250:4000".parse().unwrap();
+    assert!(reg.register(at(0), peer(201), first, ns("chat"), sec(60)).is_ok());
+    // On loopback (a devnet on one machine) every peer counts alone.
+    let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    for n in 0..(2 * share) as u8 {
+        let peer = Keypair::from_seed([n; 32]).peer_id();
+        reg.register(at(0), peer, local, ns("devnet"), sec(60)).unwrap();
+    }
 }
