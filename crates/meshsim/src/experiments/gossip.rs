@@ -24,7 +24,8 @@
 //! their last deliveries (`after_crash_last_delivery_ms_p99`, `_max`: what the repair's waits cost).
 //! `after_crash_publishers_surviving` tells the two cases apart: the surviving publishers' trees only
 //! mend (a neighbour that replaces a crashed one joins a formed tree lazily, so the repair costs a few
-//! duplicates), while a new publisher's first message forms its tree, as any origin's does.
+//! duplicates), while new publishers first run the `--warmup` rounds that form their trees, as the
+//! first publishers did, reported apart (`after_crash_warmup_rounds`, `after_crash_warmup_rmr`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -301,7 +302,7 @@ pub(crate) fn run(args: &Args) -> Result<Report, String> {
     plot(&mut report, args, measured);
 
     if args.fail > 0.0 {
-        crash(&mut sim, args, &mut publishers, &mut report)?;
+        crash(&mut sim, args, &mut publishers, warmup, &mut report)?;
     }
     let total = |figure: fn(&Gossip) -> u64| total(&sim, figure);
     report
@@ -395,6 +396,7 @@ fn crash(
     sim: &mut Sim<Gossip>,
     args: &Args,
     publishers: &mut Vec<NodeId>,
+    warmup: u64,
     report: &mut Report,
 ) -> Result<(), String> {
     let n = args.common.nodes;
@@ -419,6 +421,21 @@ fn crash(
         };
         publishers.extend(live.into_iter().take(keep));
     }
+    // New publishers have no trees yet: their first rounds form them, as the first publishers' did
+    // before the measurement (the same `--warmup` rounds, reported apart), so what follows is the
+    // steady state of the network that survived.
+    let warmup = if surviving == 0 { warmup } else { 0 };
+    let warmup_rmr = (warmup > 0).then(|| {
+        let per_round = publishers.len() as u64;
+        let rounds = Schedule::at_rate(
+            publishers,
+            0,
+            per_round * warmup,
+            args.sequential_rate(),
+            args.drain(),
+        );
+        gossip_load::gossip(sim, &rounds, args.net.payload_bytes).rmr()
+    });
     let schedule = Schedule::at_rate(publishers, 0, args.messages, args.sequential_rate(), args.drain());
     let outcome = gossip_load::gossip(sim, &schedule, args.net.payload_bytes);
     if args.common.csv.is_some() {
@@ -452,6 +469,8 @@ fn crash(
         .add("fail", args.fail)
         .add("crashed", crashed)
         .add("after_crash_publishers_surviving", surviving)
+        .add("after_crash_warmup_rounds", warmup)
+        .add("after_crash_warmup_rmr", warmup_rmr)
         .add("after_crash_reliability_per_broadcast", shares.join(" "))
         .add("after_crash_first_full_broadcast", first_full)
         .add("after_crash_full_from_broadcast", full_from)
