@@ -12,7 +12,10 @@
 //! are *low priority*, accepted only by peers with room, and a refusal names a peer refused shortly
 //! before, which has room too. A peer that refused is not asked again before the next repair round, and the
 //! periodic round retries the free slots (the paper's "repeat with another passive peer"). A node left with
-//! no neighbour and no passive peer to ask joins again through its contacts.
+//! no neighbour and no passive peer to ask joins again through its contacts. The paper has TCP keep the
+//! two ends of a link agreeing; here a connection outlives a link, so a peer whose view still holds us
+//! after we dropped it is told: when broadcast traffic comes from it, and at the next round if a former
+//! neighbour is connected while no neighbour of ours.
 //!
 //! The periodic `Shuffle` walk (in [`shuffle`]) exchanges samples of the views, so passive views
 //! stay fresh and dead entries get replaced. Rounds come every
@@ -114,6 +117,9 @@ pub(crate) struct HyParView {
     last_walk: Option<Instant>,
     /// A peer entered or left the active view since our last walk.
     active_changed: bool,
+    /// Peers that left the active view, oldest first, with the round they left in: the link check of
+    /// [`repair`] tells one still connected at the next round that it is no neighbour of ours.
+    former: VecDeque<(PeerId, u64)>,
     /// Peers we refused a slot recently, newest last: each is named once to another refused peer
     /// ([`repair`]).
     seekers: VecDeque<(PeerEntry, Instant)>,
@@ -155,6 +161,7 @@ impl HyParView {
             addresses: AddressBook::default(),
             shuffle_sent: None,
             seekers: VecDeque::new(),
+            former: VecDeque::new(),
             shuffle_interval: config.shuffle_interval,
             repair_interval: config.repair_interval,
             last_walk: None,
@@ -328,9 +335,12 @@ impl HyParView {
                             self.follow_referral(from, peer, low_priority, out);
                         }
                     } else if !self.is_active(&from) {
-                        // An acceptance of a request we never made (or gave up on): nothing to take.
+                        // An acceptance of a request we never made (or gave up on): nothing to take,
+                        // but the peer took us into its view, so it is told (a closed connection tells
+                        // it too, but in a composite another protocol may keep the connection open).
                         // (From a neighbour it crossed a request of its own to us: already linked.)
                         out.push(HvOut::Dropped(from, DropReason::Unsolicited));
+                        out.push(HvOut::Send(from, Msg::Disconnect { alternative: None }));
                     }
                     if !self.is_active(&from) && !self.requested.contains_key(&from) {
                         self.close(from, out);
@@ -339,22 +349,32 @@ impl HyParView {
                 }
             }
             Msg::Disconnect { alternative } => {
-                // Only a neighbour that evicted us names a peer we dial: anyone else's hint is not
-                // followed, so a connection cannot be spent on making us dial addresses of its choice.
-                let evicted = self.is_active(&from) || self.requested.contains_key(&from);
-                self.remove_active(&from, out);
-                // A neighbour (or one we asked) that lets go of us goes to the passive view, as the
-                // paper has it; a stranger's `Disconnect` is no way in past the join and request
-                // limits.
-                if evicted {
-                    self.add_passive(from, None, rng);
+                let asked = self.requested.contains_key(&from);
+                if !self.is_active(&from) && (!asked || alternative.is_none()) {
+                    // No neighbour of ours: a stranger, or a peer telling us again what we know (a
+                    // link check crossed its eviction's `Disconnect`), is let go and changes nothing
+                    // else: marked as refusing, an honest peer was passed over by our next requests.
+                    // One we are asking again crossed our request with its link check (it had
+                    // dropped us and did not know we were asking): the request's answer decides, a
+                    // refusal being a `NeighborReply`. Taken as a refusal, the answer could come
+                    // back an acceptance we no longer expect, for a place a neighbour of the peer's
+                    // was evicted to make.
+                    if !asked {
+                        self.close(from, out);
+                    }
+                    return;
                 }
+                // Evicted by a neighbour (or by one we asked, whose acceptance we have not seen):
+                // it goes to the passive view, as the paper has it. Only such a peer names one we
+                // dial (anyone else's hint was let go above, so a connection cannot be spent on making
+                // us dial addresses of its choice): the peer that took our slot, asked first. Refill
+                // at once (a node evicted from its last link is isolated until then), but not from
+                // the peer that just made room for someone else.
+                self.remove_active(&from, out);
+                self.add_passive(from, None, rng);
                 self.close(from, out);
-                // Evicted: refill at once (a node evicted from its last link is isolated until then), but not
-                // from the peer that just made room for someone else. The peer that took our slot first.
                 self.refused.insert(from);
                 if let Some(peer) = alternative
-                    && evicted
                     && self.is_candidate(&peer.id)
                     && self.plausible(&peer, &from)
                 {

@@ -198,6 +198,131 @@ fn an_accept_without_a_request_is_ignored() {
 }
 
 #[test]
+fn an_accept_of_a_request_given_up_on_tells_the_peer_it_is_no_neighbour() {
+    let mut g = node();
+    learn_via_neighbour(&mut g, &[peer(20)]);
+    // The repair round asks the passive peer; the request goes unanswered for the next round too,
+    // and is given up on.
+    let asked = dials(&handle(&mut g, Input::Timer(Timer::Shuffle)));
+    assert_eq!(asked, vec![peer(20)]);
+    handle(&mut g, Input::PeerUp(peer(20)));
+    for _ in 0..2 {
+        handle(&mut g, Input::Timer(Timer::Shuffle));
+    }
+    // Its acceptance comes late: the peer took us into its view, and must hear that we did not.
+    let out = receive(
+        &mut g,
+        peer(20),
+        Msg::NeighborReply {
+            accepted: true,
+            alternative: None,
+        },
+    );
+    assert!(!g.active_view().contains(&peer(20)));
+    assert_eq!(
+        sent(&out),
+        vec![(peer(20), Msg::Disconnect { alternative: None })]
+    );
+}
+
+/// Gives `g` one neighbour (2) and, through its walk, `peers` in the passive view.
+fn learn_via_neighbour(g: &mut Gossip, peers: &[PeerId]) {
+    neighbour(g, peer(2), false);
+    learn(g, peer(2), peers);
+}
+
+#[test]
+fn a_neighbour_that_dropped_and_came_back_is_told_at_the_next_round_that_it_is_no_neighbour() {
+    let mut g = node();
+    neighbour(&mut g, peer(4), false);
+    neighbour(&mut g, peer(5), false);
+    // Our connection to 4 closed; 4 dialled us again before it saw the close, so its view may
+    // still hold us, and nothing else tells it while the overlay is idle.
+    handle(&mut g, Input::PeerDown(peer(4)));
+    handle(&mut g, Input::PeerUp(peer(4)));
+    let told = |out: &[Output<Gossip>]| sent(out).contains(&(peer(4), Msg::Disconnect { alternative: None }));
+    let out = handle(&mut g, Input::Timer(Timer::Shuffle));
+    assert!(told(&out), "{:?}", sent(&out));
+    let released = out
+        .iter()
+        .any(|o| matches!(o, Output::Disconnect(p) if *p == peer(4)));
+    assert!(released, "and released");
+    // Told once.
+    handle(&mut g, Input::PeerUp(peer(4)));
+    assert!(!told(&handle(&mut g, Input::Timer(Timer::Shuffle))));
+    // A neighbour that came back into the view is not told.
+    handle(&mut g, Input::PeerDown(peer(5)));
+    neighbour(&mut g, peer(5), false);
+    let out = handle(&mut g, Input::Timer(Timer::Shuffle));
+    assert!(
+        !sent(&out)
+            .iter()
+            .any(|(to, m)| *to == peer(5) && matches!(m, Msg::Disconnect { .. }))
+    );
+    assert!(g.active_view().contains(&peer(5)));
+}
+
+#[test]
+fn a_former_neighbour_that_dials_again_rounds_later_is_told_too() {
+    let mut g = node();
+    neighbour(&mut g, peer(4), false);
+    neighbour(&mut g, peer(5), false);
+    // Our side of the connection closed first; 4 redials only three rounds later.
+    handle(&mut g, Input::PeerDown(peer(4)));
+    let told = |out: &[Output<Gossip>]| sent(out).contains(&(peer(4), Msg::Disconnect { alternative: None }));
+    for _ in 0..3 {
+        assert!(!told(&handle(&mut g, Input::Timer(Timer::Shuffle))));
+    }
+    handle(&mut g, Input::PeerUp(peer(4)));
+    assert!(told(&handle(&mut g, Input::Timer(Timer::Shuffle))));
+}
+
+#[test]
+fn a_disconnect_that_crosses_our_request_leaves_the_request_to_its_answer() {
+    let mut g = node();
+    learn_via_neighbour(&mut g, &[peer(20)]);
+    let asked = dials(&handle(&mut g, Input::Timer(Timer::Shuffle)));
+    assert_eq!(asked, vec![peer(20)]);
+    handle(&mut g, Input::PeerUp(peer(20)));
+    // 20 had dropped us and tells us so (its link check) while our request is on its way.
+    let out = receive(&mut g, peer(20), Msg::Disconnect { alternative: None });
+    let released = out
+        .iter()
+        .any(|o| matches!(o, Output::Disconnect(p) if *p == peer(20)));
+    assert!(!released, "the connection carries our request");
+    // Its answer to the request still counts.
+    receive(
+        &mut g,
+        peer(20),
+        Msg::NeighborReply {
+            accepted: true,
+            alternative: None,
+        },
+    );
+    assert!(g.active_view().contains(&peer(20)));
+}
+
+#[test]
+fn a_disconnect_from_a_peer_that_is_no_neighbour_only_lets_it_go() {
+    let mut g = node();
+    learn_via_neighbour(&mut g, &[peer(20)]);
+    for n in 3..7 {
+        neighbour(&mut g, peer(n), false);
+    }
+    // 20 is connected but no neighbour (it shuffled with us, say), and tells us what we know: that
+    // we are not its neighbour (its link check, crossing its own eviction's `Disconnect`).
+    handle(&mut g, Input::PeerUp(peer(20)));
+    let out = receive(&mut g, peer(20), Msg::Disconnect { alternative: None });
+    let released = out
+        .iter()
+        .any(|o| matches!(o, Output::Disconnect(p) if *p == peer(20)));
+    assert!(released);
+    // It is not taken for a peer that refused us: a free slot asks it.
+    let out = handle(&mut g, Input::PeerDown(peer(3)));
+    assert!(dials(&out).contains(&peer(20)), "{:?}", sent(&out));
+}
+
+#[test]
 fn a_node_left_with_nobody_joins_again_through_its_contact() {
     let mut g = node();
     let contact = peer(5);

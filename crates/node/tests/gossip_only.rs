@@ -61,6 +61,27 @@ async fn active_sizes(nodes: &[GossipNode]) -> Vec<usize> {
     sizes
 }
 
+/// The links (node, neighbour) where the neighbour's view does not hold the node: what keeps a view
+/// short when every other one is full (for the failure message).
+async fn one_way_links(nodes: &[GossipNode]) -> Vec<(usize, usize)> {
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.node.peer_id()).collect();
+    let mut views = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        views.push(n.gossip.with(|g| g.active_view().to_vec()).await.unwrap());
+    }
+    let mut one_way = Vec::new();
+    for (i, view) in views.iter().enumerate() {
+        for peer in view {
+            if let Some(j) = ids.iter().position(|id| id == peer)
+                && !views[j].contains(&ids[i])
+            {
+                one_way.push((i, j));
+            }
+        }
+    }
+    one_way
+}
+
 async fn fifty_gossip_only_nodes_fill_their_views_and_deliver_everything(net: Net) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
@@ -93,10 +114,12 @@ async fn fifty_gossip_only_nodes_fill_their_views_and_deliver_everything(net: Ne
             .filter(|(_, s)| **s != full)
             .map(|(i, s)| (i, *s))
             .collect();
-        assert!(
-            Instant::now() < deadline,
-            "active views not full after {wait:?} (node, size): {short:?}"
-        );
+        if Instant::now() >= deadline {
+            let one_way = one_way_links(&nodes).await;
+            panic!(
+                "active views not full after {wait:?} (node, size): {short:?}; one-way links: {one_way:?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let filled = started.elapsed();

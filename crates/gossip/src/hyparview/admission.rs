@@ -153,6 +153,7 @@ impl HyParView {
     pub(super) fn remove_active(&mut self, peer: &PeerId, out: &mut Vec<HvOut>) {
         if let Some(at) = self.active.iter().position(|p| p == peer) {
             self.active.swap_remove(at);
+            self.remember_former(*peer);
             self.active_changed = true;
             self.guard.left_active(peer);
             out.push(HvOut::Down(*peer));
