@@ -115,6 +115,31 @@ fn proposed(out: &[Output<Engine>]) -> Option<Proposal> {
     })
 }
 
+/// `leader` proposes, in the engine's current view, a block on `anchor`: whether validator 0 voted
+/// for it, and the backfill requests it sent instead.
+fn offer_on(engine: &mut Engine, leader: &Keypair, anchor: &Proposal) -> (bool, Vec<Message>) {
+    let proposal = Proposal {
+        view: engine.view(),
+        parent: anchor.view,
+        height: anchor.height + 1,
+        payload: Hash::digest(b"block 2"),
+    };
+    let vote = proposal.sign_notarize(leader, &config().genesis);
+    let out = receive(engine, leader.peer_id(), Message::Notarize { proposal, vote });
+    let voted = out.iter().any(|o| {
+        matches!(o, Output::Send { msg: Message::Notarize { proposal: p, vote }, .. }
+            if *p == proposal && vote.validator == keys()[0].peer_id())
+    });
+    let asked = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { msg, .. } if matches!(msg, Message::Backfill { .. }) => Some(msg),
+            _ => None,
+        })
+        .collect();
+    (voted, asked)
+}
+
 #[test]
 fn a_leader_builds_on_the_last_notarized_block_after_more_skipped_views_than_the_history_holds() {
     let me = 0;
@@ -132,29 +157,7 @@ fn a_validator_votes_for_a_proposal_on_the_last_notarized_block_after_more_skipp
     let anchor = notarized_first_view(&mut engine);
     let leader = keys()[2].clone();
     skip_until_led_by(&mut engine, leader.peer_id(), 3 * HISTORY);
-    let proposal = Proposal {
-        view: engine.view(),
-        parent: anchor.view,
-        height: 2,
-        payload: Hash::digest(b"block 2"),
-    };
-    let vote = proposal.sign_notarize(&leader, &config().genesis);
-    let out = receive(
-        &mut engine,
-        leader.peer_id(),
-        Message::Notarize { proposal, vote },
-    );
-    let voted = out.iter().any(|o| {
-        matches!(o, Output::Send { msg: Message::Notarize { proposal: p, vote }, .. }
-            if *p == proposal && vote.validator == keys()[0].peer_id())
-    });
-    let asked: Vec<&Message> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send { msg, .. } if matches!(msg, Message::Backfill { .. }) => Some(msg),
-            _ => None,
-        })
-        .collect();
+    let (voted, asked) = offer_on(&mut engine, &leader, &anchor);
     assert!(voted, "no notarize vote; backfill asked instead: {asked:?}");
 }
 
@@ -170,20 +173,6 @@ fn a_skipped_run_broken_by_a_view_never_certified_here_is_not_taken_for_nullifie
     assert_eq!(engine.view(), 5);
     let leader = keys()[2].clone();
     skip_until_led_by(&mut engine, leader.peer_id(), 3 * HISTORY);
-    let proposal = Proposal {
-        view: engine.view(),
-        parent: anchor.view,
-        height: 2,
-        payload: Hash::digest(b"block 2"),
-    };
-    let vote = proposal.sign_notarize(&leader, &config().genesis);
-    let out = receive(
-        &mut engine,
-        leader.peer_id(),
-        Message::Notarize { proposal, vote },
-    );
-    let voted = out.iter().any(|o| {
-        matches!(o, Output::Send { msg: Message::Notarize { vote, .. }, .. } if vote.validator == keys()[0].peer_id())
-    });
+    let (voted, _) = offer_on(&mut engine, &leader, &anchor);
     assert!(!voted);
 }

@@ -76,15 +76,21 @@ fn made_up_chain(parent: BlockHeader, len: usize, tag: u64) -> Vec<BlockHeader> 
     chain
 }
 
-#[test]
-fn a_flood_of_made_up_headers_costs_the_flooder_its_own_and_spares_an_honest_proposal() {
-    let mut node = node();
+/// Connects an honest peer and a flooder.
+fn honest_and_flooder(node: &mut Node) -> (PeerId, PeerId) {
     let (honest, flooder) = (
         Keypair::from_seed([50; 32]).peer_id(),
         Keypair::from_seed([51; 32]).peer_id(),
     );
-    connect(&mut node, honest);
-    connect(&mut node, flooder);
+    connect(node, honest);
+    connect(node, flooder);
+    (honest, flooder)
+}
+
+#[test]
+fn a_flood_of_made_up_headers_costs_the_flooder_its_own_and_spares_an_honest_proposal() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
     // A leader's proposal: one block on the tip, announced by an honest peer.
     let proposal = header_on_tip(&node, 1);
     deliver(&mut node, honest, Message::NewTip(proposal));
@@ -128,12 +134,7 @@ fn the_chosen_block_is_never_forgotten_for_its_senders_later_headers() {
 #[test]
 fn made_up_whole_blocks_are_charged_as_their_headers() {
     let mut node = node();
-    let (honest, flooder) = (
-        Keypair::from_seed([50; 32]).peer_id(),
-        Keypair::from_seed([51; 32]).peer_id(),
-    );
-    connect(&mut node, honest);
-    connect(&mut node, flooder);
+    let (honest, flooder) = honest_and_flooder(&mut node);
     let owner = Keypair::from_seed([200; 32]).peer_id();
     let proposal = node.chain().block_template(owner, NOW).unwrap();
     deliver(&mut node, honest, Message::Block(proposal.clone()));
