@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use meshwork_consensus::bft::ValidatorSet;
 use meshwork_consensus::sync::{ChainSync, Message};
-use meshwork_consensus::{Chain, ChainConfig, ChainRule, SyncConfig, genesis_block};
+use meshwork_consensus::{Certificate, Chain, ChainConfig, ChainRule, SyncConfig, genesis_block};
 use meshwork_identity::{Hash, Keypair, PeerId};
-use meshwork_ledger::{BlockHeader, MemoryStore};
+use meshwork_ledger::{Block, BlockHeader, BlockId, MemoryStore};
 use meshwork_wire::{Input, Instant, Protocol};
 
 type Node = ChainSync<MemoryStore>;
@@ -23,13 +23,21 @@ fn now() -> Instant {
     Instant::from_duration(Duration::from_secs(NOW))
 }
 
-fn node() -> Node {
-    let validators: Vec<PeerId> = (1..=4).map(|i| Keypair::from_seed([i; 32]).peer_id()).collect();
-    let config = ChainConfig {
+fn validators() -> Vec<Keypair> {
+    (1..=4).map(|i| Keypair::from_seed([i; 32])).collect()
+}
+
+fn config() -> ChainConfig {
+    let validators = validators().iter().map(Keypair::peer_id).collect();
+    ChainConfig {
         rule: ChainRule::Certified(ValidatorSet::new(validators).unwrap()),
         max_headers: MAX_HEADERS,
         ..ChainConfig::regtest()
-    };
+    }
+}
+
+fn node() -> Node {
+    let config = config();
     let genesis = genesis_block(&config);
     let chain = Chain::open(MemoryStore::new(), config, genesis, NOW).unwrap();
     let sync = SyncConfig {
@@ -153,4 +161,128 @@ fn made_up_whole_blocks_are_charged_as_their_headers() {
         .filter(|id| node.chain().block(id).unwrap().is_some())
         .count();
     assert_eq!(bodies, held, "a forgotten header's body goes with it");
+}
+
+/// How many of `sent` the index holds.
+fn held(node: &Node, sent: &[BlockId]) -> usize {
+    sent.iter().filter(|id| node.chain().header(id).is_some()).count()
+}
+
+/// Sends `branches` made-up headers, each its own branch on the tip; returns their ids.
+fn flood(node: &mut Node, flooder: PeerId, branches: u64, tag: u64) -> Vec<BlockId> {
+    let mut sent = Vec::new();
+    for n in 0..branches {
+        let header = header_on_tip(node, tag + n);
+        deliver(node, flooder, Message::NewTip(header));
+        sent.push(header.id());
+    }
+    sent
+}
+
+#[test]
+fn a_flooder_that_reconnects_does_not_start_its_allowance_afresh() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    let proposal = header_on_tip(&node, 1);
+    deliver(&mut node, honest, Message::NewTip(proposal));
+    let mut sent = Vec::new();
+    for round in 0..10 {
+        sent.extend(flood(
+            &mut node,
+            flooder,
+            4 * ALLOWANCE as u64,
+            1_000 * (round + 1),
+        ));
+        let mut out = Vec::new();
+        node.handle(now(), Input::PeerDown(flooder), &mut out);
+        connect(&mut node, flooder);
+    }
+    assert!(node.chain().header(&proposal.id()).is_some());
+    // What it was charged before it left stays charged, in the allowance of peers that left.
+    let held = held(&node, &sent);
+    assert!(held <= 2 * ALLOWANCE, "{held} made-up headers held");
+}
+
+/// Blocks 1 to `n` on genesis, made by a chain of their own (each certified there in turn).
+fn blocks(n: u64) -> Vec<Block> {
+    let config = config();
+    let mut source = Chain::open(MemoryStore::new(), config.clone(), genesis_block(&config), NOW).unwrap();
+    let owner = Keypair::from_seed([201; 32]).peer_id();
+    (1..=n)
+        .map(|round| {
+            let block = source.block_template(owner, NOW).unwrap();
+            source.submit_block(block.clone(), NOW).unwrap();
+            source.follow(block.id(), round, NOW).unwrap();
+            block
+        })
+        .collect()
+}
+
+#[test]
+fn siblings_of_the_final_block_are_charged() {
+    let mut node = node();
+    let (_, flooder) = honest_and_flooder(&mut node);
+    // Block 1 is final and connected.
+    let first = blocks(1).remove(0);
+    let genesis = genesis_block(&config()).id();
+    let votes: Vec<_> = validators()[..3]
+        .iter()
+        .map(|key| Certificate::sign_vote(key, &genesis, &first.id(), 1, 1, 0))
+        .collect();
+    let certificate = Certificate {
+        block: first.id(),
+        height: 1,
+        round: 1,
+        parent_round: 0,
+        votes: votes.try_into().unwrap(),
+    };
+    let chain = node.chain_mut();
+    chain.submit_block(first.clone(), NOW).unwrap();
+    chain.finalize(certificate, NOW).unwrap();
+    assert_eq!(node.chain().tip().id, first.id());
+    // Headers beside it carry as much work, so the work floor takes them: they are charged.
+    let mut sent = Vec::new();
+    for tag in 0..(4 * MAX_HEADERS as u64) {
+        let sibling = BlockHeader {
+            nonce: 7_000 + tag,
+            ..first.header
+        };
+        deliver(&mut node, flooder, Message::NewTip(sibling));
+        sent.push(sibling.id());
+    }
+    let held = held(&node, &sent);
+    assert!(held <= ALLOWANCE, "{held} siblings of the final block held");
+}
+
+#[test]
+fn orphans_are_charged_to_their_sender_when_they_join_the_index() {
+    let mut node = node();
+    let (_, flooder) = honest_and_flooder(&mut node);
+    let chain = blocks(4 * ALLOWANCE as u64);
+    // All but the first wait as orphans; the first brings them into the index.
+    for block in chain.iter().skip(1) {
+        deliver(&mut node, flooder, Message::Block(block.clone()));
+    }
+    deliver(&mut node, flooder, Message::Block(chain[0].clone()));
+    let sent: Vec<BlockId> = chain.iter().map(Block::id).collect();
+    let held = held(&node, &sent);
+    assert!(held <= ALLOWANCE, "{held} of its blocks held");
+    assert!(held > 0);
+}
+
+#[test]
+fn a_header_another_peer_built_on_is_not_forgotten_for_the_flooders_flood() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    // The flooder relays a block first; an honest peer announces a child of it.
+    let first = header_on_tip(&node, 1);
+    deliver(&mut node, flooder, Message::NewTip(first));
+    let child = made_up_chain(first, 1, 2)[0];
+    deliver(&mut node, honest, Message::NewTip(child));
+    flood(&mut node, flooder, 4 * ALLOWANCE as u64, 1_000);
+    assert!(
+        node.chain().header(&child.id()).is_some(),
+        "the honest child went with its parent"
+    );
+    assert!(node.chain().header(&first.id()).is_some());
 }

@@ -212,16 +212,33 @@ impl<S: ChainStore> Chain<S> {
             .map_or(0, |certificate| certificate.height)
     }
 
-    /// Whether `id` is a known header above the final block and off the chosen block's chain: one the
-    /// certificates do not vouch for (yet).
+    /// Whether the last final block is on the active chain (connected), as it is but while a node
+    /// catches up to it.
+    pub(crate) fn final_block_connected(&self) -> bool {
+        self.final_certificate()
+            .is_some_and(|certificate| self.engine.is_active(&certificate.block))
+    }
+
+    /// Whether `id` is a known header the certificates do not vouch for (yet): above the final block,
+    /// off the chosen block's chain; at or below it, off the final chain (a sibling of the final
+    /// block carries as much work, so the work floor takes it). Below a final block not connected
+    /// yet, a header is presumed on the way to it: a node catching up fetches those.
     pub(crate) fn is_uncertified(&self, id: &BlockId) -> bool {
         let Some(header) = self.engine.header(id) else {
             return false;
         };
-        self.is_certified()
-            && header.height > self.final_height()
-            && self.best_chain_at(header.height) != Some(*id)
-            && !self.engine.is_active(id)
+        if !self.is_certified() || self.engine.is_active(id) {
+            return false;
+        }
+        if header.height <= self.final_height() {
+            return self.final_block_connected();
+        }
+        self.best_chain_at(header.height) != Some(*id)
+    }
+
+    /// Whether `id` is a known header nothing known is built on.
+    pub(crate) fn is_leaf(&self, id: &BlockId) -> bool {
+        self.engine.is_leaf(id)
     }
 
     /// Forgets the uncertified header `id` and every header built on it, with their bodies. Neither
@@ -240,7 +257,7 @@ impl<S: ChainStore> Chain<S> {
 
     /// Whether a header at `height` is beyond what a certified chain takes yet
     /// ([`UNCERTIFIED_HORIZON`]); never under proof of work.
-    pub(super) fn beyond_horizon(&self, height: u64) -> bool {
+    pub(crate) fn beyond_horizon(&self, height: u64) -> bool {
         let Some(certified) = &self.certified else {
             return false;
         };

@@ -280,6 +280,11 @@ impl Nakamoto {
         removed
     }
 
+    /// Whether `id` is a known header with no known child.
+    pub(crate) fn is_leaf(&self, id: &BlockId) -> bool {
+        self.tree.get(id).is_some_and(|node| node.children.is_empty())
+    }
+
     /// Removes `id` and its descendants from the tree without judging them (a certified chain's
     /// headers a peer sent past its allowance). Blocks on the active chain stay. Returns the ids
     /// removed.

@@ -158,7 +158,11 @@ impl<S: ChainStore> ChainSync<S> {
         let height = block.header.height;
         let fresh = match from {
             Some(peer) => self.uncertified_room(&peer, &[block.header]),
-            None => Vec::new(),
+            None => Some(Vec::new()),
+        };
+        // A peer whose allowance of uncertified headers holds none it can give up: not taken now.
+        let Some(fresh) = fresh else {
+            return;
         };
         let outcome = match self.chain.submit_block(block, unix_secs(now)) {
             Ok(outcome) => outcome,
@@ -166,7 +170,11 @@ impl<S: ChainStore> ChainSync<S> {
         };
         if let Some(peer) = from {
             self.charge_uncertified(&peer, &fresh);
+            if outcome.status == BlockStatus::Orphan && self.chain.is_certified() {
+                self.note_orphan(peer, id);
+            }
         }
+        self.charge_adopted(&outcome.adopted);
         for connected in &outcome.connected {
             self.sources.remove(connected);
         }

@@ -108,7 +108,11 @@ impl<S: ChainStore> ChainSync<S> {
             state.pending.clear();
             headers
         };
-        let fresh = self.uncertified_room(&from, &batch);
+        let Some(fresh) = self.uncertified_room(&from, &batch) else {
+            // Its allowance of headers no certificate vouches for is full of ones others built on:
+            // not taken now, and not asked for more.
+            return self.abandon_download(&from);
+        };
         let outcome = match self.chain.submit_headers(&batch, unix_secs(now)) {
             Ok(outcome) => outcome,
             Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),
@@ -205,7 +209,9 @@ impl<S: ChainStore> ChainSync<S> {
                 last: Some(id),
             }
         } else {
-            let fresh = self.uncertified_room(&from, &[header]);
+            let Some(fresh) = self.uncertified_room(&from, &[header]) else {
+                return;
+            };
             let outcome = match self.chain.submit_header(header, unix_secs(now)) {
                 Ok(outcome) => outcome,
                 Err(error) => return out.push(Output::Emit(Event::StoreFailed(error))),

@@ -64,6 +64,7 @@ pub use self::serve::{MAX_DEFERRED_BLOCKS, ServeStats};
 use self::serve::{Server, Want};
 use self::stalls::Stalls;
 pub use self::types::{Command, Event, Timer};
+use self::uncertified::Unowned;
 use crate::chain::Chain;
 use crate::config::SyncConfig;
 use crate::traits::{Fault, FaultReporter};
@@ -90,6 +91,8 @@ pub struct ChainSync<S: ChainStore> {
     relay_stats: RelayStats,
     /// Peers that stalled lately (`stalls.rs`).
     stalls: Stalls,
+    /// Uncertified headers charged to nobody connected (`uncertified.rs`).
+    unowned: Unowned,
 }
 
 /// `now` as Unix seconds (see the module docs).
@@ -111,6 +114,7 @@ impl<S: ChainStore> ChainSync<S> {
             server: Server::default(),
             relay_stats: RelayStats::default(),
             stalls: Stalls::default(),
+            unowned: Unowned::default(),
         }
     }
 
@@ -229,6 +233,7 @@ impl<S: ChainStore> ChainSync<S> {
                     self.in_flight.remove(id);
                 }
             }
+            self.release_uncertified(state.uncertified);
         }
         self.sources.retain(|_, source| source != peer);
         self.server.forget(peer);
