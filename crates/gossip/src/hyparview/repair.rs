@@ -192,8 +192,8 @@ impl HyParView {
     }
 
     /// The link check when no traffic runs: a peer that left our active view by the end of the round
-    /// that just `ended`, connected now while neither a neighbour nor asked, is told `Disconnect` (and
-    /// released), in case its view still holds us ([`Self::on_tree_traffic`] says how that happens).
+    /// that just `ended`, connected now while neither a neighbour nor asked, is told `Disconnect`, in
+    /// case its view still holds us ([`Self::on_tree_traffic`] says how that happens).
     /// An idle overlay sends no broadcast traffic that would tell it, and a settled node walks only
     /// once a minute. One not connected is watched for [`FORMER_ROUNDS`] rounds: our side of the
     /// connection may have closed first, and it may dial us again later.
@@ -208,8 +208,9 @@ impl HyParView {
             if due && (self.is_active(&peer) || self.requested.contains_key(&peer)) {
                 // Back in a role: nothing to tell.
             } else if due && self.connected.contains(&peer) {
+                // Not released here: the peer may have dialled us for a request of its own, which its
+                // answer should reach. It lets go once told, if it still held us.
                 out.push(HvOut::Send(peer, Msg::Disconnect { alternative: None }));
-                self.close(peer, out);
             } else if ended.saturating_sub(left) <= FORMER_ROUNDS {
                 self.former.push_back((peer, left));
             }
