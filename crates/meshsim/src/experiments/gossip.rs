@@ -25,7 +25,8 @@
 //! `after_crash_publishers_surviving` tells the two cases apart: the surviving publishers' trees only
 //! mend (a neighbour that replaces a crashed one joins a formed tree lazily, so the repair costs a few
 //! duplicates), while new publishers first run the `--warmup` rounds that form their trees, as the
-//! first publishers did, reported apart (`after_crash_warmup_rounds`, `after_crash_warmup_rmr`).
+//! first publishers did, reported apart (`after_crash_warmup_rounds`, `after_crash_warmup_rmr`,
+//! `after_crash_warmup_reliability_min`: they run while the overlay mends).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -425,16 +426,18 @@ fn crash(
     // before the measurement (the same `--warmup` rounds, reported apart), so what follows is the
     // steady state of the network that survived.
     let warmup = if surviving == 0 { warmup } else { 0 };
-    let warmup_rmr = (warmup > 0).then(|| {
+    let warmed = (warmup > 0).then(|| {
         let per_round = publishers.len() as u64;
-        let rounds = Schedule::at_rate(
-            publishers,
-            0,
-            per_round * warmup,
-            args.sequential_rate(),
-            args.drain(),
-        );
-        gossip_load::gossip(sim, &rounds, args.net.payload_bytes).rmr()
+        let rate = args.rate.first().copied().unwrap_or(args.sequential_rate());
+        let rounds = Schedule::at_rate(publishers, 0, per_round * warmup, rate, args.drain());
+        gossip_load::gossip(sim, &rounds, args.net.payload_bytes)
+    });
+    // The warm-up runs while the overlay mends: what it delivered is reported too, as the first
+    // broadcasts after the crash are when a publisher survived.
+    let warmup_rmr = warmed.as_ref().map(|outcome| outcome.rmr());
+    let warmup_reliability_min = warmed.as_ref().map(|outcome| {
+        let reliability = outcome.runs.iter().map(|b| b.reliability());
+        reliability.fold(1.0, f64::min)
     });
     let schedule = Schedule::at_rate(publishers, 0, args.messages, args.sequential_rate(), args.drain());
     let outcome = gossip_load::gossip(sim, &schedule, args.net.payload_bytes);
@@ -471,6 +474,7 @@ fn crash(
         .add("after_crash_publishers_surviving", surviving)
         .add("after_crash_warmup_rounds", warmup)
         .add("after_crash_warmup_rmr", warmup_rmr)
+        .add("after_crash_warmup_reliability_min", warmup_reliability_min)
         .add("after_crash_reliability_per_broadcast", shares.join(" "))
         .add("after_crash_first_full_broadcast", first_full)
         .add("after_crash_full_from_broadcast", full_from)
