@@ -1,8 +1,9 @@
 //! Certificates: how a notarization or nullification ends a view, how a finalization makes a chain
-//! final, and how a validator that fell behind gets the certificates it lacks.
+//! final, and how a validator seen voting in a view we left is sent the certificate that moves it on
+//! (what it asks for itself is answered in `backfill.rs`).
 
 use meshwork_identity::PeerId;
-use meshwork_wire::{BoundedVec, Instant, Output};
+use meshwork_wire::{Instant, Output};
 
 use super::engine::{Application, Event, Simplex};
 use super::journal::Journal;
@@ -301,87 +302,6 @@ impl<A: Application, J: Journal> Simplex<A, J> {
                     msg: Message::Finalization(last.clone()),
                 });
             }
-        }
-    }
-
-    /// Answers a backfill request with the certificates held, at most once per
-    /// [`BftConfig::backfill_interval`](super::BftConfig::backfill_interval) per peer (an answer is up to
-    /// [`MAX_BACKFILL_VIEWS`] certificates).
-    pub(super) fn on_backfill(
-        &mut self,
-        now: Instant,
-        from: PeerId,
-        views: &[u64],
-        out: &mut Vec<Output<Self>>,
-    ) {
-        // Validators only (observers are sent finalizations), and `served` outlives reconnections.
-        let due = self.config.validators.contains(&from)
-            && self
-                .served
-                .get(&from)
-                .is_none_or(|at| now.saturating_duration_since(*at) >= self.config.backfill_interval);
-        if !due {
-            return;
-        }
-        self.served.insert(from, now);
-        let mut views = views.to_vec();
-        views.sort_unstable();
-        views.dedup();
-        for view in views {
-            // Every certificate held: the asker may need the notarization of a final view (to build
-            // on it) or the nullification of a notarized one (to skip it).
-            if let Some(cert) = self.finalizations.get(&view) {
-                out.push(Output::Send {
-                    to: from,
-                    msg: Message::Finalization(cert.clone()),
-                });
-            }
-            if let Some(cert) = self.notarized.get(&view) {
-                out.push(Output::Send {
-                    to: from,
-                    msg: Message::Notarization(cert.clone()),
-                });
-            }
-            if let Some(cert) = self.nullified.get(&view) {
-                out.push(Output::Send {
-                    to: from,
-                    msg: Message::Nullification(cert.clone()),
-                });
-            }
-        }
-    }
-
-    /// Asks for the certificates of `views` not asked for within the backfill timeout: first `hint` (who
-    /// should have them), then, if no answer came, the next validator in turn, so that neither a silent
-    /// peer nor this validator itself (it may lead the view) is asked forever.
-    pub(super) fn ask(&mut self, now: Instant, hint: PeerId, views: Vec<u64>, out: &mut Vec<Output<Self>>) {
-        let timeout = self.config.backfill_timeout;
-        let mut attempt = u32::MAX;
-        let mut fresh = Vec::new();
-        for view in views {
-            let (at, tries) = self.asked.get(&view).copied().unwrap_or((now, 0));
-            if tries == 0 || now.saturating_duration_since(at) >= timeout {
-                attempt = attempt.min(tries);
-                self.asked.insert(view, (now, tries + 1));
-                fresh.push(view);
-            }
-        }
-        let Ok(views) = BoundedVec::<u64, { MAX_BACKFILL_VIEWS }>::try_from(fresh) else {
-            return;
-        };
-        if views.is_empty() {
-            return;
-        }
-        let list: Vec<PeerId> = self.config.validators.iter().copied().collect();
-        let start = list.iter().position(|p| *p == hint).unwrap_or(0);
-        let peer = (0..list.len())
-            .map(|k| list[(start + attempt as usize + k) % list.len()])
-            .find(|p| *p != self.me);
-        if let Some(to) = peer {
-            out.push(Output::Send {
-                to,
-                msg: Message::Backfill(views),
-            });
         }
     }
 }

@@ -128,6 +128,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backfill;
 mod config;
 mod engine;
 mod evidence;
@@ -140,6 +141,7 @@ mod skip;
 mod view;
 mod votes;
 
+pub use backfill::BACKFILL_ANSWER_BYTES;
 pub use config::{BftConfig, ValidatorSet};
 pub use engine::{Application, Command, Event, Simplex, Timer};
 pub use evidence::Evidence;
