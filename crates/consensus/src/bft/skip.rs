@@ -92,7 +92,6 @@ impl<A: Application, J: Journal> Simplex<A, J> {
             }
             at -= 1;
         };
-        self.forget_skip_behind_final();
     }
 
     /// A kept run that ends at or below the last final view is of no more use.

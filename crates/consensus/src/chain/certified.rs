@@ -258,12 +258,12 @@ impl<S: ChainStore> Chain<S> {
     /// Whether a header at `height` is beyond what a certified chain takes yet
     /// ([`UNCERTIFIED_HORIZON`]); never under proof of work.
     pub(crate) fn beyond_horizon(&self, height: u64) -> bool {
-        let Some(certified) = &self.certified else {
+        if self.certified.is_none() {
             return false;
-        };
-        let final_height = certified.last_final.as_ref().map_or(0, |c| c.height);
+        }
         height
-            > final_height
+            > self
+                .final_height()
                 .max(self.tip().height)
                 .saturating_add(UNCERTIFIED_HORIZON)
     }
