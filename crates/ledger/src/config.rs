@@ -70,11 +70,12 @@ pub struct MempoolConfig {
     pub max_bytes: usize,
     /// The largest transaction accepted (orphans too), in bytes. Default 100 kB.
     pub max_tx_bytes: usize,
-    /// The most orphans (transactions whose inputs are unknown) held; the oldest is evicted. Default 100
-    /// (Bitcoin Core's `DEFAULT_MAX_ORPHAN_TRANSACTIONS`).
+    /// The most orphans (transactions whose inputs are unknown) held; beyond it the source (relaying
+    /// peer, or the node itself) furthest over its share loses its oldest. Default 100 (Bitcoin Core's
+    /// `DEFAULT_MAX_ORPHAN_TRANSACTIONS` before v30).
     pub max_orphans: usize,
-    /// The most bytes of orphans held; the oldest are evicted to make room. Default 1 MB: ten orphans of
-    /// the largest size, far more of the usual few hundred bytes.
+    /// The most bytes of orphans held; evicted as for `max_orphans` to make room. Default 1 MB: ten
+    /// orphans of the largest size, far more of the usual few hundred bytes.
     pub max_orphan_bytes: usize,
     /// The lowest fee rate relayed, in units per encoded byte: a transaction must pay at least
     /// `min_relay_fee_rate × size`. Default 1, Bitcoin Core's `DEFAULT_MIN_RELAY_TX_FEE` (1,000 sat/kvB,

@@ -14,9 +14,13 @@
 //!   rates are evicted with their descendants.
 //! - **Orphans**: a transaction with an unknown input is first held to every rule that needs no spent
 //!   output (size, shape, amounts, signature encoding), then waits in a pool bounded in count and bytes
-//!   (oldest evicted first) and is retried, with every rule, when a transaction or block creating its
-//!   inputs arrives. Its signatures themselves cannot be checked before: they commit to the spent
-//!   outputs' owners and amounts, which the missing parent holds.
+//!   and is retried, with every rule, when a transaction or block creating its inputs arrives. Its
+//!   signatures themselves cannot be checked before: they commit to the spent outputs' owners and
+//!   amounts, which the missing parent holds. The pool is shared out by source (the relaying peer, or
+//!   the node itself): when full, the source furthest over its share loses its oldest orphan, so a
+//!   peer that floods made-up orphans evicts its own (after Bitcoin Core's orphanage, PR #31829). A
+//!   relayed orphan that breaks a rule once its parent comes is reported with its relayer
+//!   ([`Mempool::take_invalid_orphans`]), who should have checked it.
 //! - **Templates**: [`Mempool::block_template`] takes transactions by fee rate, a child only after all its
 //!   in-pool parents (no child-pays-for-parent scoring: a high-rate child of a low-rate parent waits for
 //!   its parent's turn).
@@ -28,5 +32,6 @@ mod policy;
 mod pool;
 mod template;
 
+pub use orphans::InvalidOrphan;
 pub use pool::{Inserted, Mempool};
 pub use template::Template;

@@ -1,8 +1,10 @@
 //! [`Mempool`]: valid unconfirmed transactions by fee rate.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use super::orphans::OrphanPool;
+use meshwork_identity::PeerId;
+
+use super::orphans::{InvalidOrphan, OrphanPool, Source};
 use crate::{
     Amount, Block, ChainStore, CheckedTransfer, Coin, Ledger, MempoolConfig, MempoolError, OutPoint,
     StoreError, Transaction, Transfer, TxError, TxId, UtxoView,
@@ -50,6 +52,8 @@ pub struct Mempool {
     pub(super) spent_by: HashMap<OutPoint, TxId>,
     pub(super) bytes: usize,
     pub(super) orphans: OrphanPool,
+    /// Relayed orphans found invalid on adoption, oldest first, until taken (at most `max_orphans`).
+    pub(super) invalid_orphans: VecDeque<InvalidOrphan>,
 }
 
 /// The outputs of pool transactions, as a UTXO view for checking their children.
@@ -87,6 +91,7 @@ impl Mempool {
             spent_by: HashMap::new(),
             bytes: 0,
             orphans,
+            invalid_orphans: VecDeque::new(),
         }
     }
 
@@ -145,14 +150,34 @@ impl Mempool {
         self.entries.get(txid).map(|entry| entry.fee)
     }
 
-    /// Checks `tx` against the ledger's tip and the pool and adds it (see the [module docs](crate::mempool)).
-    /// Orphans that spend its outputs are retried after it.
+    /// Checks `tx`, the node's own (wallet, RPC), against the ledger's tip and the pool and adds it (see
+    /// the [module docs](crate::mempool)). Orphans that spend its outputs are retried after it.
     pub fn insert<S: ChainStore>(
         &mut self,
         tx: Transfer,
         ledger: &mut Ledger<S>,
     ) -> Result<Inserted, MempoolError> {
-        let outcome = self.insert_one(tx, ledger)?;
+        self.insert_from(tx, None, ledger)
+    }
+
+    /// [`Mempool::insert`] for a transaction `from` relayed: an orphan is held in `from`'s share of the
+    /// orphan pool, and blamed on it if it proves invalid ([`Mempool::take_invalid_orphans`]).
+    pub fn insert_relayed<S: ChainStore>(
+        &mut self,
+        tx: Transfer,
+        from: PeerId,
+        ledger: &mut Ledger<S>,
+    ) -> Result<Inserted, MempoolError> {
+        self.insert_from(tx, Some(from), ledger)
+    }
+
+    fn insert_from<S: ChainStore>(
+        &mut self,
+        tx: Transfer,
+        from: Source,
+        ledger: &mut Ledger<S>,
+    ) -> Result<Inserted, MempoolError> {
+        let outcome = self.insert_one(tx, from, ledger)?;
         if let Inserted::Accepted { txid, adopted, .. } = &outcome {
             let mut adopted_now = self.adopt_orphans(vec![*txid], ledger);
             let mut outcome = outcome.clone();
@@ -202,9 +227,10 @@ impl Mempool {
         Ok((rate, replaced))
     }
 
-    fn insert_one<S: ChainStore>(
+    pub(super) fn insert_one<S: ChainStore>(
         &mut self,
         tx: Transfer,
+        from: Source,
         ledger: &mut Ledger<S>,
     ) -> Result<Inserted, MempoolError> {
         let as_tx = Transaction::Transfer(tx);
@@ -233,7 +259,7 @@ impl Mempool {
                         max: self.config.max_orphan_bytes,
                     });
                 }
-                self.orphans.insert(txid, tx, size);
+                self.orphans.insert(txid, tx, size, from);
                 return Ok(Inserted::Orphan { txid });
             }
             Err(error) => return Err(error.into()),
@@ -261,20 +287,6 @@ impl Mempool {
             evicted,
             adopted: Vec::new(),
         })
-    }
-
-    /// Retries the orphans waiting on `parents` (and, transitively, on what they bring in).
-    fn adopt_orphans<S: ChainStore>(&mut self, mut parents: Vec<TxId>, ledger: &mut Ledger<S>) -> Vec<TxId> {
-        let mut adopted = Vec::new();
-        while let Some(parent) = parents.pop() {
-            for (_, orphan) in self.orphans.take_children(&parent) {
-                if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(orphan, ledger) {
-                    adopted.push(txid);
-                    parents.push(txid);
-                }
-            }
-        }
-        adopted
     }
 
     fn add_entry(&mut self, txid: TxId, tx: Transfer, fee: Amount, size: usize, fee_rate: u64) {
@@ -403,7 +415,7 @@ impl Mempool {
             let Transaction::Transfer(transfer) = tx else {
                 continue;
             };
-            if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(transfer.clone(), ledger) {
+            if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(transfer.clone(), None, ledger) {
                 readded.push(txid);
             }
         }
