@@ -78,6 +78,10 @@ pub struct RelayStats {
     pub ignored: u64,
     /// Relayed transactions this node's [`RelayFilter`] refused.
     pub censored: u64,
+    /// Relayed orphans that broke a rule once their parent came (a bad signature): each was blamed on
+    /// the peer that relayed it ([`meshwork_gossip::Command::Blame`]), which gossip charges as a
+    /// rejected message.
+    pub blamed_orphans: u64,
     /// Orphans that entered the mempool when their parent did, and were published again: gossip ignored
     /// each relayed one when it came (its parent unknown), so it went no further until then.
     pub adopted: u64,
@@ -209,7 +213,7 @@ impl<S: ChainStore> CoinApp<S> {
             return (Verdict::Ignore, Vec::new());
         }
         let txid = txid_of(&tx);
-        match self.sync.chain_mut().submit_tx(tx, unix_secs(now)) {
+        match self.sync.chain_mut().submit_relayed_tx(tx, from, unix_secs(now)) {
             Ok(Inserted::Accepted { adopted, .. }) => {
                 self.relay_stats.accepted += 1;
                 out.push(Output::Emit(CoinEvent::TxAccepted { txid, from }));
@@ -305,6 +309,21 @@ impl<S: ChainStore> CoinApp<S> {
         }
         self.relay_stats.refused_links_full += 1;
         Err(SubmitError::LinksFull { full, neighbours })
+    }
+
+    /// Blames the relayers of orphans found invalid when their parents came (by a transaction or a
+    /// block, in this step): gossip charges each as a rejected message, and the app reports it as
+    /// [`CoinEvent::TxRejected`]. Whether any was found.
+    pub(crate) fn blame_invalid_orphans(&mut self, out: &mut Vec<Output<Self>>) -> bool {
+        let invalid = self.sync.chain_mut().take_invalid_orphans();
+        let found = !invalid.is_empty();
+        for orphan in invalid {
+            let (txid, from, error) = (orphan.txid, orphan.from, orphan.error);
+            self.relay_stats.blamed_orphans += 1;
+            self.gossip_command(meshwork_gossip::Command::Blame(from));
+            out.push(Output::Emit(CoinEvent::TxRejected { txid, from, error }));
+        }
+        found
     }
 
     /// Publishes an orphan that entered the mempool after its parent. Gossip cannot forward it: it was

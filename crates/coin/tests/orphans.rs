@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinMessage, CoinTimer, Submitted, txid_of};
+use meshwork_coin::{AppConfig, CoinApp, CoinCommand, CoinEvent, CoinMessage, CoinTimer, Submitted, txid_of};
 use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key, pow::mine};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
@@ -208,5 +208,76 @@ fn a_coinbase_spend_mature_only_a_block_ahead_is_ignored_not_rejected() {
         nodes[1].gossip().score(&ids[0], now),
         0.0,
         "a relayed it honestly"
+    );
+}
+
+/// A forged child relayed ahead of its parent cannot be caught when it comes (its signature commits
+/// to the parent's output), so it waits as an orphan; when the parent comes and the signature fails,
+/// the peer that relayed it is blamed: gossip charges it a rejection. The nodes downstream never see
+/// the forgery, and nobody else is charged.
+#[test]
+fn a_forged_orphan_is_blamed_on_its_relay_when_the_parent_comes() {
+    let genesis = genesis_block(&ChainConfig::regtest());
+    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 60));
+    let mut nodes = line(now);
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
+    let mut queue = VecDeque::new();
+    link(&mut nodes, &ids, &mut queue, now);
+
+    let faucet = testkit::outpoints(&genesis.txs[0])[0];
+    let held = genesis.txs[0].outputs()[0].amount;
+    let owner = Keypair::from_seed([9; 32]);
+    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
+    let spent = OutPoint {
+        txid: txid_of(&parent),
+        index: 0,
+    };
+    // Signed by someone other than the owner of the output it spends.
+    let forger = Keypair::from_seed([11; 32]);
+    let forged = testkit::pay(
+        &[(spent, Amount::from_coins(1), &forger)],
+        &forger,
+        Amount::from_units(90_000_000),
+    );
+    let forged_id = txid_of(&forged);
+
+    let mut out = Vec::new();
+    nodes[0].submit_local_tx(now, forged, &mut out).unwrap();
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    assert!(nodes[1].chain().mempool().contains_orphan(&forged_id));
+    assert_eq!(nodes[1].gossip().score(&ids[0], now), 0.0, "nothing is known yet");
+
+    let mut out = Vec::new();
+    nodes[0].submit_local_tx(now, parent, &mut out).unwrap();
+    forward(&ids, 0, out, &mut queue);
+    // Settled by hand, to see b's events.
+    let mut rejected = Vec::new();
+    for _ in 0..10_000 {
+        let Some((to, input)) = queue.pop_front() else {
+            break;
+        };
+        let mut out = Vec::new();
+        nodes[to].handle(now, input, &mut out);
+        for output in &out {
+            if let Output::Emit(CoinEvent::TxRejected { txid, from, .. }) = output {
+                rejected.push((to, *txid, *from));
+            }
+        }
+        forward(&ids, to, out, &mut queue);
+    }
+    assert!(queue.is_empty(), "the nodes never went quiet");
+    assert_eq!(rejected, vec![(1, forged_id, ids[0])]);
+    assert_eq!(nodes[1].relay_stats().blamed_orphans, 1);
+    assert!(nodes[1].gossip().score(&ids[0], now) < 0.0, "a is charged");
+    assert_eq!(nodes[1].gossip().score(&ids[2], now), 0.0);
+    // a's own forged orphan blames nobody; c never saw it.
+    assert_eq!(nodes[0].relay_stats().blamed_orphans, 0);
+    for node in &nodes {
+        assert!(!node.chain().mempool().contains(&forged_id));
+    }
+    assert_eq!(
+        nodes[2].relay_stats().rejected + nodes[2].relay_stats().blamed_orphans,
+        0
     );
 }

@@ -94,6 +94,11 @@ pub enum Command {
     Publish(TopicId, Vec<u8>),
     /// The verdict on a message announced by [`Event::Validate`].
     Validated(MessageId, Verdict),
+    /// A message `peer` relayed, which gossip delivered or whose verdict was already given, turned out
+    /// invalid later: charged as a rejected one ([`Verdict::Reject`]). For what the application can
+    /// judge only after the fact, such as a coin's orphan transaction, whose signatures are checked
+    /// when its parent comes.
+    Blame(PeerId),
     /// The driver observed `peer`'s connection coming from `addr` (send it with every `PeerUp`, before
     /// it). The per-prefix limits of [`AdmissionConfig`](crate::AdmissionConfig) count peers by its IP
     /// (a peer whose address was never reported is under no prefix limit), and gossip names the peer

@@ -24,7 +24,7 @@ const MAX_SCORED: usize = 4096;
 pub enum Penalty {
     /// A message with a bad signature, or larger than its topic allows.
     InvalidMessage,
-    /// A message the application rejected.
+    /// A message the application rejected, when it came or later ([`Command::Blame`](crate::Command::Blame)).
     Rejected,
     /// A graft for an id the peer announced was not answered.
     BrokenPromise,

@@ -356,6 +356,7 @@ impl Protocol for Gossip {
                 }
                 Command::PeerAddress { peer, addr } => self.views.set_address(peer, addr),
                 Command::PeerRoundTrip { peer, rtt } => self.tree.round_trip(peer, rtt),
+                Command::Blame(peer) => self.penalise(now, peer, Penalty::Rejected, out),
             },
             Input::Timer(timer) => match timer {
                 Timer::Shuffle => {

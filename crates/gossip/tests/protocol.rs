@@ -131,6 +131,32 @@ fn a_rejected_message_is_dropped_and_counts_against_the_sender() {
     assert!(g.score(&a, Instant::ZERO) < 0.0);
 }
 
+/// A message the application finds invalid only later (a coin's orphan, once its parent comes) is
+/// blamed on its relay with `Command::Blame`: charged as a rejection, so five ban it, as five
+/// rejected messages do; its neighbour is not charged.
+#[test]
+fn blame_charges_a_rejection_after_the_fact_and_enough_of_it_bans() {
+    let (mut g, a, b) = node(true);
+    let mut out = Vec::new();
+    g.handle(Instant::ZERO, Input::Command(Command::Blame(a)), &mut out);
+    let once = g.score(&a, Instant::ZERO);
+    assert!(once < 0.0 && !g.is_banned(&a));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::PeerBanned(_))))
+    );
+    for _ in 0..4 {
+        g.handle(Instant::ZERO, Input::Command(Command::Blame(a)), &mut out);
+    }
+    assert!(g.is_banned(&a), "score {}", g.score(&a, Instant::ZERO));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Emit(Event::PeerBanned(p)) if *p == a))
+    );
+    assert!(!g.active_view().contains(&a));
+    assert_eq!(g.score(&b, Instant::ZERO), 0.0);
+}
+
 #[test]
 fn a_duplicate_triggers_prune() {
     let (mut g, a, b) = node(false);

@@ -8,7 +8,7 @@ mod submit;
 mod template;
 
 use meshwork_identity::PeerId;
-use meshwork_ledger::mempool::Inserted;
+use meshwork_ledger::mempool::{Inserted, InvalidOrphan};
 use meshwork_ledger::{
     Amount, Block, BlockHeader, BlockId, ChainStore, Coin, Ledger, Mempool, MempoolError, OutPoint,
     StoreError, Transfer,
@@ -145,6 +145,25 @@ impl<S: ChainStore> Chain<S> {
     pub fn submit_tx(&mut self, tx: Transfer, now_secs: u64) -> Result<Inserted, MempoolError> {
         let _ = now_secs;
         self.mempool.insert(tx, &mut self.ledger)
+    }
+
+    /// [`Chain::submit_tx`] for a transaction `from` relayed ([`Mempool::insert_relayed`]): an orphan is
+    /// held in `from`'s share of the orphan pool and blamed on it if it proves invalid
+    /// ([`Chain::take_invalid_orphans`]).
+    pub fn submit_relayed_tx(
+        &mut self,
+        tx: Transfer,
+        from: PeerId,
+        now_secs: u64,
+    ) -> Result<Inserted, MempoolError> {
+        let _ = now_secs;
+        self.mempool.insert_relayed(tx, from, &mut self.ledger)
+    }
+
+    /// The relayed orphans found invalid when their parents came (by a transaction or a block) since
+    /// the last call, with the peers that relayed them ([`Mempool::take_invalid_orphans`]).
+    pub fn take_invalid_orphans(&mut self) -> Vec<InvalidOrphan> {
+        self.mempool.take_invalid_orphans()
     }
 
     /// Verifies the signatures of transactions about to be submitted one by one, in one batch

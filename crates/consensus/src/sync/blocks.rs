@@ -53,7 +53,11 @@ impl<S: ChainStore> ChainSync<S> {
             Command::SubmitBlock { block, from } => self.process_block(now, block, from, false, out),
             Command::SubmitTx { tx, from } => {
                 let txid = Transaction::Transfer(tx.clone()).txid();
-                let event = match self.chain.submit_tx(tx, unix_secs(now)) {
+                let submitted = match from {
+                    Some(peer) => self.chain.submit_relayed_tx(tx, peer, unix_secs(now)),
+                    None => self.chain.submit_tx(tx, unix_secs(now)),
+                };
+                let event = match submitted {
                     Ok(Inserted::Orphan { .. }) => Event::TxPending { txid, from },
                     Ok(_) => Event::TxAccepted { txid, from },
                     Err(error) => Event::TxRejected { txid, from, error },

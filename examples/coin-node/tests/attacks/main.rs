@@ -8,6 +8,7 @@ mod support;
 
 mod eclipse;
 mod memory;
+mod orphans;
 mod relay;
 mod rpc;
 mod sync;
