@@ -410,6 +410,11 @@ impl HyParView {
         out: &mut Vec<HvOut>,
     ) -> Ban {
         let ban = self.bans.insert(peer, penalty, self.now);
+        // Told, so that its view does not keep us: in a composite the release below leaves the
+        // connection to the other protocols, and no `PeerDown` would tell it.
+        if self.connected.contains(&peer) {
+            out.push(HvOut::Send(peer, Msg::Disconnect { alternative: None }));
+        }
         self.remove_passive(&peer);
         self.contacts.retain(|p| *p != peer);
         self.dialing.remove(&peer);

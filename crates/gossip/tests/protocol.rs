@@ -155,6 +155,19 @@ fn blame_charges_a_rejection_after_the_fact_and_enough_of_it_bans() {
     );
     assert!(!g.active_view().contains(&a));
     assert_eq!(g.score(&b, Instant::ZERO), 0.0);
+    // Told before it is released, so that its view does not keep us (in a composite the connection
+    // stays up for the other protocols).
+    let told = out.iter().position(|o| {
+        let disconnect = Message::Membership(MembershipMessage::Disconnect { alternative: None });
+        matches!(o, Output::Send { to, msg } if *to == a && *msg == disconnect)
+    });
+    let released = out
+        .iter()
+        .position(|o| matches!(o, Output::Disconnect(p) if *p == a));
+    assert!(
+        told.is_some() && told < released,
+        "told {told:?}, released {released:?}"
+    );
 }
 
 #[test]
