@@ -247,6 +247,13 @@ pub enum Fault {
     /// It answered our request for a compact block with one whose positions break the rules, or with
     /// the wrong number of missing transactions.
     BadCompactBlock(CompactBlockError),
+    /// It announced a block as its new tip (`NewTip`, sent only once a node has connected the block)
+    /// and then answered `NotFound` when asked for it. A peer that announces blocks first and then
+    /// denies them delayed each block by a round trip, every time.
+    DeniedTip {
+        /// The block it announced.
+        block: BlockId,
+    },
 }
 
 /// Hears about peers that misbehave (the sync protocol reports; the application may score or ban).

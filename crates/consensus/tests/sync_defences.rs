@@ -219,3 +219,44 @@ fn requests_are_answered_within_bounds() {
     assert_eq!(sent[1], &Message::Block(blocks[4].clone()));
     assert_eq!(sent[2], &Message::NotFound(vec![unknown].try_into().unwrap()));
 }
+
+/// The red team's C3: a peer that announces each new block first and then answers `NotFound` when
+/// asked for it made every block wait a round trip. `NewTip` is sent only for a connected block, and an
+/// honest node serves every block it connected, so the denial is a lie: the peer is dropped, and the
+/// block is asked of the peer that announced it next. A `NotFound` for a block a peer did not
+/// announce costs nothing.
+#[test]
+fn a_peer_that_denies_the_tip_it_announced_is_dropped() {
+    let cfg = support::config();
+    let mut theirs = open(&cfg);
+    let block = extend(&mut theirs, &key(1).peer_id(), 1, 1).remove(0);
+    let now = at(block.header.timestamp + 1);
+    let mut node = ChainSync::new(open(&cfg), SyncConfig::default());
+    let (liar, honest) = (key(66).peer_id(), key(67).peer_id());
+    for peer in [liar, honest] {
+        node.handle(now, Input::PeerUp(peer), &mut Vec::new());
+    }
+    let asked = |out: &[Output<Node>]| {
+        out.iter().find_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::GetBlocks(_) | Message::GetCompactBlock(_),
+            } => Some(*to),
+            _ => None,
+        })
+    };
+
+    // Not what it announced: a `NotFound` for it is no lie.
+    let denied = vec![Hash::digest(b"another block")].try_into().unwrap();
+    let out = deliver(&mut node, now, honest, Message::NotFound(denied));
+    assert_eq!(faulted(&out, honest), None);
+
+    let out = deliver(&mut node, now, liar, Message::NewTip(block.header));
+    assert_eq!(asked(&out), Some(liar), "the first to announce is asked");
+    let out = deliver(&mut node, now, honest, Message::NewTip(block.header));
+    assert_eq!(asked(&out), None, "one request at a time");
+    let denied = vec![block.id()].try_into().unwrap();
+    let out = deliver(&mut node, now, liar, Message::NotFound(denied));
+    assert_eq!(faulted(&out, liar), Some(Fault::DeniedTip { block: block.id() }));
+    assert_eq!(asked(&out), Some(honest), "asked of the next at once");
+}

@@ -135,10 +135,15 @@ impl<S: ChainStore> ChainSync<S> {
         }
     }
 
-    pub(super) fn on_not_found(&mut self, from: PeerId, ids: &[BlockId]) {
+    pub(super) fn on_not_found(&mut self, from: PeerId, ids: &[BlockId], out: &mut Vec<Output<Self>>) {
         let Some(state) = self.peers.get_mut(&from) else {
             return;
         };
+        // An honest node announces a tip only once it has connected the block, and serves every block
+        // it connected: denying its own announcement is a lie (it made us wait a round trip).
+        if let Some(block) = state.announced.filter(|announced| ids.contains(announced)) {
+            return self.fault(from, Fault::DeniedTip { block }, out);
+        }
         for id in ids {
             if state.in_flight.remove(id).is_some() && self.in_flight.get(id) == Some(&from) {
                 self.in_flight.remove(id);

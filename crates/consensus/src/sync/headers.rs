@@ -203,6 +203,9 @@ impl<S: ChainStore> ChainSync<S> {
         out: &mut Vec<Output<Self>>,
     ) {
         let id = header.id();
+        if let Some(state) = self.peers.get_mut(&from) {
+            state.announced = Some(id);
+        }
         let outcome = if self.chain.header(&id).is_some() {
             HeadersOutcome::Accepted {
                 new: 0,

@@ -264,7 +264,7 @@ impl<S: ChainStore> ChainSync<S> {
                 self.on_get_blocks(now, from, wants, out);
             }
             Message::Block(block) => self.on_block(now, from, block, out),
-            Message::NotFound(ids) => self.on_not_found(from, &ids),
+            Message::NotFound(ids) => self.on_not_found(from, &ids, out),
             Message::GetCompactBlock(id) => self.on_get_blocks(now, from, vec![Want::Compact(id)], out),
             Message::GetBlockTxs { block, indexes } => {
                 self.on_get_blocks(now, from, vec![Want::Txs(block, indexes.into_inner())], out);

@@ -46,6 +46,8 @@ pub(super) struct PeerState {
     pub(super) download_claim: Option<(BlockId, u128)>,
     /// Blocks it said it does not have.
     pub(super) not_found: HashSet<BlockId>,
+    /// The last tip it announced (`NewTip`): a block it connected, so one it must serve.
+    pub(super) announced: Option<BlockId>,
     /// What we serve it: budget, answers in flight, waiting requests.
     pub(super) serving: Serving,
     /// The block at our tip being relayed from it (compact relay, `compact.rs`), while it is in flight.
