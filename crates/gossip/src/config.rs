@@ -287,6 +287,13 @@ pub struct AdmissionConfig {
     pub prefix_joins_burst: f64,
     /// Refill of that burst, per second: 0.1 (one join from a prefix every 10 s in the long run).
     pub prefix_joins_per_sec: f64,
+    /// Referrals one IP prefix may take in a burst: 2. A refused `Neighbor` request names a peer we
+    /// refused shortly before (it has room) and leaves the requester in its place, once; without a
+    /// limit, fresh identities of one subnet took every referral, and left only themselves to name.
+    pub prefix_referrals_burst: f64,
+    /// Refill of that burst, per second: 0.1 (one a repair round; a node with a free slot asks a
+    /// full peer about once a round).
+    pub prefix_referrals_per_sec: f64,
     /// Active neighbours from one IP prefix at most: 2 (of 5).
     pub max_active_per_prefix: usize,
     /// Passive peers from one IP prefix at most (among those whose address is known): 4.
@@ -312,6 +319,8 @@ impl Default for AdmissionConfig {
             requests_per_sec: 1.0,
             prefix_joins_burst: 8.0,
             prefix_joins_per_sec: 0.1,
+            prefix_referrals_burst: 2.0,
+            prefix_referrals_per_sec: 0.1,
             max_active_per_prefix: 2,
             max_passive_per_prefix: 4,
             max_passive_per_source: 8,
@@ -329,6 +338,8 @@ impl AdmissionConfig {
         Self {
             prefix_joins_burst: f64::INFINITY,
             prefix_joins_per_sec: f64::INFINITY,
+            prefix_referrals_burst: f64::INFINITY,
+            prefix_referrals_per_sec: f64::INFINITY,
             max_active_per_prefix: usize::MAX,
             max_passive_per_prefix: usize::MAX,
             ..self

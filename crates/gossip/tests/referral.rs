@@ -166,3 +166,39 @@ fn two_linked_nodes_one_short_each_escalate_once() {
     let out = receive(&mut g, at(10_020), peer(30), reply);
     assert!(!sent(&out).iter().any(|(to, _)| *to == peer(30)));
 }
+
+/// The red team's G4: fresh identities of one subnet, each asking to be refused, took every referral
+/// (draining the seekers honest nodes left) and left only themselves to be named. Now a prefix takes
+/// two referrals in a burst: thirty Sybils of one /24 drain at most two honest seekers of four, and of
+/// the next honest requesters at most one is named a Sybil.
+#[test]
+fn a_subnet_of_fresh_identities_takes_two_referrals() {
+    let mut g = full();
+    for n in 20..24 {
+        ask(&mut g, at(100), n);
+    }
+    let mut named_to_sybils = Vec::new();
+    for n in 100..130u8 {
+        let command = Command::PeerAddress {
+            peer: peer(n),
+            addr: SocketAddr::from(([127, 0, 200, n], 4001)),
+        };
+        handle(&mut g, at(200), Input::Command(command));
+        handle(&mut g, at(200), Input::PeerUp(peer(n)));
+        let out = receive(&mut g, at(200), peer(n), Msg::Neighbor { high_priority: false });
+        named_to_sybils.extend(refusal_to(&out, peer(n)).map(|e| e.id));
+    }
+    assert_eq!(named_to_sybils.len(), 2, "the subnet's allowance");
+    let sybils: Vec<PeerId> = (100..130).map(peer).collect();
+    let honest_drained = named_to_sybils.iter().filter(|p| !sybils.contains(p)).count();
+    assert!(honest_drained <= 2, "{honest_drained} honest seekers drained");
+    let named: Vec<PeerId> = (24..28)
+        .filter_map(|n| refusal_to(&ask(&mut g, at(300), n), peer(n)).map(|e| e.id))
+        .collect();
+    assert_eq!(named.len(), 4, "{named:?}");
+    let to_sybils = named.iter().filter(|p| sybils.contains(p)).count();
+    assert!(
+        to_sybils <= 1,
+        "honest requesters named {to_sybils} Sybils: {named:?}"
+    );
+}

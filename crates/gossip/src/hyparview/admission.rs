@@ -38,6 +38,8 @@ pub(super) struct Guard {
     requests: HashMap<PeerId, TokenBucket>,
     /// `Join`s, per prefix.
     joins: HashMap<IpPrefix, TokenBucket>,
+    /// Referrals taken, per prefix (`repair.rs`).
+    referrals: HashMap<IpPrefix, TokenBucket>,
     /// Who told us of each passive peer (absent: the peer itself, e.g. a neighbour we evicted).
     passive_source: HashMap<PeerId, PeerId>,
 }
@@ -50,6 +52,7 @@ impl Guard {
             next_eviction: Instant::ZERO,
             requests: HashMap::new(),
             joins: HashMap::new(),
+            referrals: HashMap::new(),
             passive_source: HashMap::new(),
         }
     }
@@ -116,6 +119,20 @@ impl HyParView {
             self.requests_refused += 1;
         }
         verdict
+    }
+
+    /// Whether `from`'s prefix may take a referral now (charged if so); a peer whose address is
+    /// unknown is under no prefix.
+    pub(super) fn takes_referral(&mut self, from: &PeerId) -> bool {
+        let (now, c) = (self.now, &self.guard.config);
+        let (burst, rate) = (c.prefix_referrals_burst, c.prefix_referrals_per_sec);
+        self.addresses.prefix(from).is_none_or(|prefix| {
+            self.guard
+                .referrals
+                .entry(prefix)
+                .or_insert(TokenBucket::full(burst, now))
+                .take(now, burst, rate)
+        })
     }
 
     /// Takes `peer` into the active view, evicting a neighbour (to the passive view) if it is full and
@@ -269,6 +286,10 @@ impl HyParView {
         let (burst, rate) = (c.prefix_joins_burst, c.prefix_joins_per_sec);
         self.guard
             .joins
+            .retain(|_, bucket| !bucket.is_full(now, burst, rate));
+        let (burst, rate) = (c.prefix_referrals_burst, c.prefix_referrals_per_sec);
+        self.guard
+            .referrals
             .retain(|_, bucket| !bucket.is_full(now, burst, rate));
         let (burst, rate) = (c.requests_burst, c.requests_per_sec);
         let connected = &self.connected;

@@ -69,17 +69,30 @@ impl HyParView {
     /// a minute in the gossip-only test). Both ask most of the overlay each round, so a full node
     /// asked by both pairs them. Each seeker is named once, to one peer, so a seeker gets at most one
     /// request per refusal it caused.
+    ///
+    /// Referrals are a shared good, so an IP prefix takes them within an allowance
+    /// ([`AdmissionConfig::prefix_referrals_burst`](crate::AdmissionConfig)): fresh identities of one
+    /// subnet, each asking to be refused, drained the seekers that honest nodes left and put
+    /// themselves in their place. Past its allowance a requester is refused plainly, and not
+    /// remembered as a seeker.
     pub(super) fn refer(&mut self, from: PeerId) -> Msg {
         let (now, ttl) = (self.now, self.repair_interval);
         self.seekers
             .retain(|(_, at)| now.saturating_duration_since(*at) < ttl);
+        if self.is_banned(&from) || !self.takes_referral(&from) {
+            let alternative = None;
+            return Msg::NeighborReply {
+                accepted: false,
+                alternative,
+            };
+        }
         let alternative = self
             .seekers
             .iter()
             .rposition(|(seeker, _)| seeker.id != from)
             .and_then(|at| self.seekers.remove(at))
             .map(|(seeker, _)| seeker);
-        if !self.is_banned(&from) && !self.seekers.iter().any(|(s, _)| s.id == from) {
+        if !self.seekers.iter().any(|(s, _)| s.id == from) {
             self.seekers.push_back((self.entry(from), now));
             if self.seekers.len() > MAX_SEEKERS {
                 self.seekers.pop_front();
