@@ -471,3 +471,46 @@ fn a_late_answer_on_a_finished_path_claims_no_peer_from_the_others() {
     lookup.on_success(&s1, vec![h]);
     assert_eq!(asked(&mut lookup, now), vec![h], "path 1 asks h");
 }
+
+/// A converged lookup of a peer's own key ends when that peer answers: nobody is nearer, and it named
+/// the peers it holds nearest itself. The result is the target, then those it named (not asked), and
+/// a closer-than-the-rest peer it named does not cost another round. A lookup that must hear from
+/// all of the `k` closest goes on.
+#[test]
+fn a_converged_lookup_of_a_peers_key_ends_when_that_peer_answers() {
+    let ids = peers(64);
+    let target_peer = ids[0];
+    let target = Key::from_peer(&target_peer);
+    let mut by_distance: Vec<PeerId> = ids[1..].to_vec();
+    by_distance.sort_by_key(|p| Key::from_peer(p).distance(&target));
+    let (near, seeds) = (&by_distance[..3], &by_distance[10..13]);
+    for finish in [Finish::Converged, Finish::AllClosest] {
+        let config = LookupConfig {
+            parallelism: 3,
+            num_results: 4,
+            peer_timeout: TIMEOUT,
+            finish,
+        };
+        let mut lookup = ClosestPeers::new(target, config, seeds.to_vec());
+        let now = Instant::ZERO;
+        let first: Vec<LookupState> = (0..3).map(|_| lookup.next(now)).collect();
+        assert!(seeds.iter().all(|s| first.contains(&LookupState::Contact(*s))));
+        // A seed names the target; the target is asked and names its nearest.
+        assert!(lookup.on_success(&seeds[0], vec![target_peer]));
+        assert_eq!(lookup.next(now), LookupState::Contact(target_peer));
+        assert!(lookup.on_success(&target_peer, near.to_vec()));
+        let next = lookup.next(now);
+        if finish == Finish::Converged {
+            assert_eq!(next, LookupState::Finished);
+            let mut expected = vec![target_peer];
+            expected.extend_from_slice(near);
+            assert_eq!(lookup.result(), expected);
+        } else {
+            assert_eq!(
+                next,
+                LookupState::Contact(near[0]),
+                "all of the k closest are asked"
+            );
+        }
+    }
+}
