@@ -1,5 +1,6 @@
-//! Who may connect in: per-IP and per-prefix caps on inbound connections, and, when every inbound slot
-//! is taken, which connection makes room for a newcomer.
+//! Who may connect in: per-IP and per-prefix caps on inbound connections (and per IPv6 /32, where a
+//! prefix costs nothing), and, when every inbound slot is taken, which connection makes room for a
+//! newcomer.
 //!
 //! The eviction follows Bitcoin Core's `SelectNodeToEvict` (`src/node/eviction.cpp`): an attacker who
 //! controls many addresses in a few prefixes must not be able to replace every honest peer. Some
@@ -20,6 +21,18 @@ use meshwork_wire::IpPrefix;
 struct Held {
     ips: HashMap<IpAddr, usize>,
     prefixes: HashMap<IpPrefix, usize>,
+    blocks: HashMap<[u8; 4], usize>,
+}
+
+/// The /32 an IPv6 address is in (none for IPv4, mapped ones included: a /24 there is scarce).
+fn ipv6_block(ip: IpAddr) -> Option<[u8; 4]> {
+    match ip.to_canonical() {
+        IpAddr::V4(_) => None,
+        IpAddr::V6(ip) => {
+            let o = ip.octets();
+            Some([o[0], o[1], o[2], o[3]])
+        }
+    }
 }
 
 /// Counts of inbound connections per IP and per prefix: established ones, and handshakes from an
@@ -29,6 +42,7 @@ struct Held {
 pub(crate) struct Admission {
     per_ip: usize,
     per_prefix: usize,
+    per_block: usize,
     held: Mutex<Held>,
 }
 
@@ -40,10 +54,11 @@ pub(crate) struct AddrSlot {
 }
 
 impl Admission {
-    pub(crate) fn new(per_ip: usize, per_prefix: usize) -> Arc<Self> {
+    pub(crate) fn new(per_ip: usize, per_prefix: usize, per_block: usize) -> Arc<Self> {
         Arc::new(Self {
             per_ip,
             per_prefix,
+            per_block,
             held: Mutex::new(Held::default()),
         })
     }
@@ -52,8 +67,8 @@ impl Admission {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether a connection from `ip` would be admitted now (neither its IP nor its prefix is at its
-    /// cap), without taking a place.
+    /// Whether a connection from `ip` would be admitted now (neither its IP, its prefix nor its IPv6
+    /// /32 is at its cap), without taking a place.
     pub(crate) fn has_room(&self, ip: IpAddr) -> bool {
         self.room(&self.lock(), ip.to_canonical())
     }
@@ -61,10 +76,11 @@ impl Admission {
     fn room(&self, held: &Held, ip: IpAddr) -> bool {
         let by_ip = held.ips.get(&ip).copied().unwrap_or(0);
         let by_prefix = held.prefixes.get(&IpPrefix::of(ip)).copied().unwrap_or(0);
-        by_ip < self.per_ip && by_prefix < self.per_prefix
+        let by_block = ipv6_block(ip).map_or(0, |block| held.blocks.get(&block).copied().unwrap_or(0));
+        by_ip < self.per_ip && by_prefix < self.per_prefix && by_block < self.per_block
     }
 
-    /// Admits a connection from `ip` if neither its IP nor its prefix is at its cap.
+    /// Admits a connection from `ip` if neither its IP, its prefix nor its IPv6 /32 is at its cap.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
         let ip = ip.to_canonical();
         let prefix = IpPrefix::of(ip);
@@ -74,6 +90,9 @@ impl Admission {
         }
         *held.ips.entry(ip).or_default() += 1;
         *held.prefixes.entry(prefix).or_default() += 1;
+        if let Some(block) = ipv6_block(ip) {
+            *held.blocks.entry(block).or_default() += 1;
+        }
         Some(AddrSlot {
             admission: self.clone(),
             ip,
@@ -87,6 +106,9 @@ impl Drop for AddrSlot {
         let prefix = IpPrefix::of(self.ip);
         decrement(&mut held.ips, self.ip);
         decrement(&mut held.prefixes, prefix);
+        if let Some(block) = ipv6_block(self.ip) {
+            decrement(&mut held.blocks, block);
+        }
     }
 }
 
@@ -166,7 +188,7 @@ mod tests {
 
     #[test]
     fn caps_per_ip_and_prefix_and_release_on_drop() {
-        let admission = Admission::new(2, 3);
+        let admission = Admission::new(2, 3, usize::MAX);
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
         let first = admission.admit(a).expect("first");
@@ -182,6 +204,29 @@ mod tests {
         let _again = admission.admit(a).expect("a released slot is free again");
         // An IPv4-mapped IPv6 address is the same host.
         assert!(admission.admit("::ffff:10.0.0.1".parse().unwrap()).is_none());
+    }
+
+    /// The red team's T4: a /48 costs nothing within a provider's /32, so handshakes from thousands of
+    /// /48s were capped only per /48. Now one /32 holds at most its own cap, and releases on drop.
+    #[test]
+    fn an_ipv6_block_is_capped_across_its_prefixes() {
+        let admission = Admission::new(4, 16, 64);
+        let ip = |block: u16, prefix: u16, host: u16| IpAddr::from([0x2001, block, prefix, 0, 0, 0, 0, host]);
+        let mut held = Vec::new();
+        for prefix in 0..100u16 {
+            held.extend(admission.admit(ip(7, prefix, 1)));
+        }
+        assert_eq!(held.len(), 64, "one /32, a hundred /48s");
+        assert!(admission.admit(ip(8, 0, 1)).is_some(), "another /32");
+        assert!(
+            admission.admit(IpAddr::from([10, 1, 2, 3])).is_some(),
+            "IPv4 is under no /32"
+        );
+        held.pop();
+        assert!(
+            admission.admit(ip(7, 500, 1)).is_some(),
+            "a released place is free again"
+        );
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct Limits {
     pub max_inbound_per_ip: usize,
     /// Inbound connections from one network prefix: a /24 for IPv4, a /48 for IPv6.
     pub max_inbound_per_prefix: usize,
+    /// Inbound connections from one IPv6 /32, the block a provider is allocated (Bitcoin Core's
+    /// network group for IPv6): it holds 65,536 /48s, which cost nothing to use within it, so the
+    /// per-prefix cap alone let one provider's addresses hold thousands of stalled handshakes (the
+    /// validated ones have no other ceiling: see `quic/listener.rs`). Default 64, four /48s' worth.
+    pub max_inbound_per_ipv6_block: usize,
 }
 
 impl Limits {
@@ -75,6 +80,7 @@ impl Limits {
     pub fn loopback_devnet(mut self) -> Self {
         self.max_inbound_per_ip = self.max_inbound;
         self.max_inbound_per_prefix = self.max_inbound;
+        self.max_inbound_per_ipv6_block = self.max_inbound;
         self
     }
 }
@@ -98,6 +104,7 @@ impl Default for Limits {
             max_half_open: 32,
             max_inbound_per_ip: 4,
             max_inbound_per_prefix: 16,
+            max_inbound_per_ipv6_block: 64,
         }
     }
 }

@@ -194,8 +194,11 @@ impl Listener {
 ///
 /// No ceiling on those: one was tried (at `max_inbound` beyond the budget), but an attacker holding
 /// that many stalled handshakes from enough prefixes then refused every honest newcomer, where
-/// without it the same attacker costs handshake state and nothing more. Bounding them for real needs
-/// stalled handshakes evicted by prefix, or IPv6 counted by /32 (the closing note's gaps).
+/// without it the same attacker costs handshake state and nothing more. What bounds them is the
+/// number of networks an attacker holds: per IP, per /24 or /48, and per IPv6 /32
+/// ([`Limits::max_inbound_per_ipv6_block`](crate::Limits::max_inbound_per_ipv6_block)), since a
+/// provider's /32 holds 65,536 /48s. Evicting stalled handshakes by prefix would bound them for
+/// real (the listener holds no handle on a handshake to cancel it).
 fn half_open_slot(counters: &Arc<Counters>, limits: &crate::Limits, validated: bool) -> Option<Slot> {
     Slot::acquire(counters, |c| &c.half_open, limits.max_half_open)
         .or_else(|| validated.then(|| Slot::force(counters, |c| &c.half_open)))

@@ -130,6 +130,7 @@ impl QuicTransport {
         let admission = Admission::new(
             config.limits.max_inbound_per_ip,
             config.limits.max_inbound_per_prefix,
+            config.limits.max_inbound_per_ipv6_block,
         );
         let config = Arc::new(config);
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
