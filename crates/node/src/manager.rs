@@ -11,7 +11,9 @@
 //! - **Trimmed**: when the node holds more than [`ConnectionLimits::high_watermark`] connections (new
 //!   ones, below, not counted), it closes the least recently active until it is back at
 //!   [`ConnectionLimits::low_watermark`], its target; one that carried a frame within the last second
-//!   is not trimmed (the peer may be waiting on an answer).
+//!   is not trimmed (the peer may be waiting on an answer), nor are the longest-lived, up to half the
+//!   low watermark: activity is free to fake, age is not (Bitcoin Core protects its longest-connected
+//!   inbound peers from eviction for the same reason).
 //!
 //! Neither ever closes a connection that a protocol **protects** (`Output::Protect`: gossip's active
 //! view, a peer a Kademlia request waits on) or a **new** one: younger than
@@ -28,7 +30,7 @@
 //! the peer wrote before it saw the close is still handed to the protocols (a request on its way is
 //! answered on another connection, or the peer hears the close and asks again, as Kademlia does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meshwork_identity::PeerId;
@@ -198,7 +200,9 @@ impl Manager {
     /// New connections do not count towards the watermarks. Nothing can close them, so counted they
     /// only pushed out others: an attacker dialling with fresh identities, never sending a frame and
     /// dialling again as each grace period ends, kept the count above the high watermark, and every
-    /// unprotected honest connection quiet for a second was trimmed at every sweep.
+    /// unprotected honest connection quiet for a second was trimmed at every sweep. Nor are the
+    /// longest-lived trimmed ([`Manager::elders`]): fresh identities that each sent one frame were
+    /// the most recently active, and pushed out every honest connection that had been quiet a second.
     pub(crate) fn to_close(&self, now: Instant) -> Vec<(PeerId, Why)> {
         let mut closable: Vec<(Instant, PeerId)> = self
             .seen
@@ -209,12 +213,20 @@ impl Manager {
         closable.sort_unstable();
         let mut held = self.seen.values().filter(|seen| !self.is_new(seen, now)).count();
         let trim = held > self.limits.high_watermark;
+        let elders = if trim {
+            self.elders(&closable)
+        } else {
+            HashSet::new()
+        };
         let mut close = Vec::new();
         for (active, peer) in closable {
             let quiet = now.saturating_duration_since(active);
             if quiet >= self.limits.idle_timeout {
                 close.push((peer, Why::Idle));
             } else if trim && held > self.limits.low_watermark && quiet >= TRIM_QUIET {
+                if elders.contains(&peer) {
+                    continue;
+                }
                 close.push((peer, Why::Trimmed));
             } else {
                 // Sorted by activity: every later peer was active more recently.
@@ -223,6 +235,22 @@ impl Manager {
             held -= 1;
         }
         close
+    }
+
+    /// The longest-lived of `closable`, up to half the low watermark: kept from trimming (not from
+    /// the idle timeout). An attacker can make its connections the most recently active for the
+    /// price of a frame each, but not the oldest.
+    fn elders(&self, closable: &[(Instant, PeerId)]) -> HashSet<PeerId> {
+        let mut by_age: Vec<(Instant, PeerId)> = closable
+            .iter()
+            .filter_map(|(_, peer)| Some((self.seen.get(peer)?.up, *peer)))
+            .collect();
+        by_age.sort_unstable();
+        by_age
+            .into_iter()
+            .take(self.limits.low_watermark / 2)
+            .map(|(_, peer)| peer)
+            .collect()
     }
 }
 
@@ -251,16 +279,18 @@ mod tests {
         let start = Instant::now();
         let mut manager = Manager::new(limits(3, 5));
         for n in 0..6u16 {
-            manager.up(peer(n), start);
-            // Peer n was last active n seconds after the grace period ended.
+            // Peer n came up n ms after peer 0, and was last active n seconds after the grace
+            // period ended.
+            manager.up(peer(n), start + Duration::from_millis(u64::from(n)));
             manager.touch(&peer(n), start + Duration::from_secs(10 + u64::from(n)));
         }
         let now = start + Duration::from_secs(20);
         let close = manager.to_close(now);
         assert_eq!(
             close,
-            [peer(0), peer(1), peer(2)].map(|p| (p, Why::Trimmed)),
-            "six held, high mark five: the three least recently active go, leaving the low mark"
+            [peer(1), peer(2), peer(3)].map(|p| (p, Why::Trimmed)),
+            "six held, high mark five: the three least recently active go, leaving the low mark, \
+             but for the longest-lived (one: half the low mark, rounded down)"
         );
         manager.down(&peer(5));
         assert!(
@@ -361,6 +391,31 @@ mod tests {
         busy.up(peer(1), start);
         busy.heard(&peer(1), soon - Duration::from_millis(500));
         assert!(busy.to_close(soon).is_empty());
+    }
+
+    /// The red team's T5, the part left open: fresh identities that each send one frame (as honest
+    /// peers do, a greeting on every connection) are the most recently active, so trimming took every
+    /// honest connection that had been quiet for a second. The longest-lived, up to half the low
+    /// watermark, are kept now.
+    #[test]
+    fn fresh_connections_that_sent_a_frame_do_not_push_out_the_longest_lived() {
+        let start = Instant::now();
+        let mut manager = Manager::new(limits(16, 24));
+        for n in 0..10u16 {
+            manager.up(peer(n), start);
+            manager.heard(&peer(n), start + Duration::from_secs(297));
+        }
+        for n in 100..130u16 {
+            manager.up(peer(n), start + Duration::from_secs(299));
+            manager.heard(&peer(n), start + Duration::from_millis(299_500));
+        }
+        let now = start + Duration::from_secs(301);
+        let close = manager.to_close(now);
+        assert_eq!(close.len(), 40 - 16, "trimmed to the low watermark");
+        let honest_kept = (0..10u16)
+            .filter(|n| !close.contains(&(peer(*n), Why::Trimmed)))
+            .count();
+        assert_eq!(honest_kept, 8, "the eight longest-lived (all ten went before)");
     }
 
     #[test]
