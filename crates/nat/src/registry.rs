@@ -21,7 +21,8 @@ pub struct RegistryLimits {
     /// Registrations one namespace holds from one network (the prefix of the address a registration
     /// comes from: a /24, a /48; on loopback each peer counts alone). Identities cost nothing, so
     /// without it one host could fill a namespace with fresh ones and leave honest peers
-    /// [`Refusal::NamespaceFull`].
+    /// [`Refusal::NamespaceFull`]. A renewal from another network than the registration's counts
+    /// there as a new registration.
     pub registrations_per_network: usize,
     /// Registrations in all.
     pub registrations: usize,
@@ -97,10 +98,14 @@ impl Registry {
         let ttl = ttl.min(self.limits.max_ttl);
         let expires = now.checked_add(ttl).unwrap_or(Instant::MAX);
         self.purge_namespace(now, &namespace);
-        let renewal = self
-            .namespaces
-            .get(&namespace)
-            .is_some_and(|peers| peers.contains_key(&peer));
+        let held = self.namespaces.get(&namespace).and_then(|peers| peers.get(&peer));
+        let renewal = held.is_some();
+        // A renewal from another network counts there as a new registration would: otherwise a
+        // peer registered elsewhere could move in past that network's share.
+        let moved = held.is_some_and(|entry| prefix_of(entry.addr.ip()) != prefix_of(addr.ip()));
+        if moved && self.held_by_network(&namespace, addr) >= self.limits.registrations_per_network {
+            return Err(Refusal::NamespaceFull);
+        }
         if !renewal {
             if self.namespaces_of(&peer) >= self.limits.namespaces_per_peer {
                 self.purge_peer(now, &peer);

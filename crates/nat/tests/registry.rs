@@ -313,6 +313,19 @@ fn one_network_holds_at_most_its_share_of_a_namespace() {
     // Another network still gets in, and so does the first one in another namespace.
     let other: SocketAddr = "203.0.113.7:4000".parse().unwrap();
     assert!(reg.register(at(0), peer(200), other, ns("coin"), sec(60)).is_ok());
+    // A renewal that moves into the full network is refused as a new registration there would be
+    // (it was taken before, past the share); one that stays where it was is a renewal.
+    let full: SocketAddr = "198.51.100.251:4000".parse().unwrap();
+    assert_eq!(
+        reg.register(at(1), peer(200), full, ns("coin"), sec(60)),
+        Err(Refusal::NamespaceFull)
+    );
+    assert!(reg.register(at(1), peer(200), other, ns("coin"), sec(60)).is_ok());
+    let moved_within: SocketAddr = "198.51.100.0:4001".parse().unwrap();
+    assert!(
+        reg.register(at(1), peer(0), moved_within, ns("coin"), sec(60))
+            .is_ok()
+    );
     let first: SocketAddr = "198.51.100.250:4000".parse().unwrap();
     assert!(reg.register(at(0), peer(201), first, ns("chat"), sec(60)).is_ok());
     // On loopback (a devnet on one machine) every peer counts alone.
