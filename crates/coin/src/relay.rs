@@ -7,8 +7,8 @@
 //! one before, is judged at once): accepted → `Accept` (delivered and forwarded), a broken rule → `Reject`
 //! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
 //! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
-//! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published, and are
-//! published again on a timer until a block takes them.
+//! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published (an
+//! orphan only once its parents come), and are published again on a timer until a block takes them.
 
 use std::sync::Arc;
 
@@ -36,8 +36,9 @@ pub fn txid_of(tx: &Transfer) -> TxId {
 pub enum Submitted {
     /// It entered the mempool and was published.
     Accepted(TxId),
-    /// It spends outputs the node does not know yet: it waits in the orphan pool (and was published, for
-    /// peers that know its parents).
+    /// It spends outputs the node does not know yet: it waits in the orphan pool, unpublished, and is
+    /// published when its parents come. Its signatures cannot be checked before, and a neighbour that
+    /// found them bad once the parent came would blame us for relaying it.
     Orphan(TxId),
 }
 
@@ -276,10 +277,14 @@ impl<S: ChainStore> CoinApp<S> {
             self.local.pop_front();
         }
         self.local.push_back((txid, bytes.clone(), 0));
-        // It is in the mempool now: a failed publication (none is expected within the size checked
-        // above) is retried by the rebroadcast timer rather than reported as a refusal.
-        self.relay_stats.published += 1;
-        let _ = self.publish_tx(now, bytes, out);
+        // In the mempool now: a failed publication (none is expected within the size checked above) is
+        // retried by the rebroadcast timer rather than reported as a refusal. An orphan is published
+        // when its parent comes (`publish_adopted`), and rebroadcast from then on: relayed unchecked, a
+        // forged one (an RPC user's) would get us blamed by every neighbour when the parent came.
+        if let Submitted::Accepted(_) = submitted {
+            self.relay_stats.published += 1;
+            let _ = self.publish_tx(now, bytes, out);
+        }
         self.work.extend(adopted.into_iter().map(Work::Adopted));
         self.run(now, out);
         Ok(submitted)
@@ -361,14 +366,19 @@ impl<S: ChainStore> CoinApp<S> {
         });
         let chain = self.sync.chain();
         let pool = chain.mempool();
-        self.local.retain(|(txid, ..)| pool.contains(txid));
+        // An orphan waits for its parent unpublished (`take_local_tx`).
+        self.local
+            .retain(|(txid, ..)| pool.contains(txid) || pool.contains_orphan(txid));
         // Held back: unmined for three block times (1 in 20 transactions of an honest network waits
         // that long for a block) and two rebroadcasts.
         let interval = self.config.rebroadcast_interval.as_secs().max(1);
         let stuck_after = (3 * chain.config().target_block_time).div_ceil(interval).max(2);
         let mut stuck = false;
         let mut again = Vec::with_capacity(self.local.len());
-        for (_, bytes, rounds) in &mut self.local {
+        for (txid, bytes, rounds) in &mut self.local {
+            if !pool.contains(txid) {
+                continue;
+            }
             *rounds += 1;
             stuck |= u64::from(*rounds) > stuck_after;
             again.push(bytes.clone());

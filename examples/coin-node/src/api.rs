@@ -426,8 +426,8 @@ impl NodeApi {
         Err(ApiError::Busy)
     }
 
-    /// Adds a local transaction to the mempool, publishes it on gossip, and keeps publishing it until a
-    /// block takes it (the app's rebroadcast timer).
+    /// Adds a local transaction to the mempool, publishes it on gossip (an orphan once its parents
+    /// come), and keeps publishing it until a block takes it (the app's rebroadcast timer).
     pub async fn submit_tx(&self, tx: Transfer) -> Result<TxId, ApiError> {
         Ok(match self.submit(tx).await? {
             Submitted::Accepted(txid) | Submitted::Orphan(txid) => txid,

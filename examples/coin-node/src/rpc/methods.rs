@@ -171,7 +171,7 @@ pub struct Utxo {
 pub enum SubmitStatus {
     /// In the mempool, and relayed.
     Accepted,
-    /// Held until its parents arrive: not yet checked against them.
+    /// Held until its parents arrive: not yet checked against them, and relayed only then.
     Orphan,
 }
 
