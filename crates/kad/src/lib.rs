@@ -161,8 +161,7 @@
 //! of the figures above, which they leave as they were): at 10,000 nodes p50 4 round trips at 3
 //! hops against 5 (p90 5 against 6), at 22.5 messages a lookup against 22.8 (its requests still out
 //! when it ends counted with their answers); at 100,000 nodes p50 5 at 3 hops against 6 (p90 6
-//! against 8), at 28.6 messages against 28.9. (A lookup of a key that is a peer's own has since ended
-//! at that peer's answer: 26.6 messages and p90 7 at 100,000 nodes; see [`query::Finish::Converged`].)
+//! against 8), at 28.6 messages against 28.9.
 //!
 //! ## Example
 //!

@@ -551,17 +551,14 @@ fn a_lookup_result_carries_the_address_each_peer_was_named_with() {
         ip: [198, 51, 100, i as u8],
         port: 7,
     };
-    // The target is next to peer 1's key, so peer 1 is the closest (a lookup of its own key would end
-    // with its answer); it names five more.
+    // Peer 1 is the target itself, so it is the closest; it names five more.
     let named = (2..7)
         .map(|i| PeerInfo {
             id: peer(i),
             addr: told(i),
         })
         .collect();
-    let mut next_to_1 = *Key::from_peer(&peer(1)).as_bytes();
-    next_to_1[31] ^= 1;
-    let (mut node, out) = lookup_through_peer_1(Key::from_bytes(next_to_1), named);
+    let (mut node, out) = lookup_through_peer_1(Key::from_peer(&peer(1)), named);
     let dialled: Vec<u64> = (2..7)
         .filter(|&i| out.iter().any(|o| matches!(o, Output::Dial(p) if *p == peer(i))))
         .collect();

@@ -199,12 +199,9 @@ fn a_lookup_of_a_connected_peer_under_an_id_in_use_is_refused() {
 
 #[test]
 fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_leaves_the_table() {
-    // The target is next to peer 1's key (a lookup of its own key would end with its answer); of
-    // the candidates, the two nearest it are named by peer 1, the two farthest are in our table: the
-    // lookup converges on the near ones while the far ones are out.
-    let mut next_to_1 = *Key::from_peer(&peer(1)).as_bytes();
-    next_to_1[31] ^= 1;
-    let target = Key::from_bytes(next_to_1);
+    // Peer 1 is the target; of the candidates, the two nearest it are named by peer 1, the two
+    // farthest are in our table: the lookup converges on the near ones while the far ones are out.
+    let target = Key::from_peer(&peer(1));
     let mut by_distance: Vec<u64> = (2..40).collect();
     by_distance.sort_by_key(|&i| Key::from_peer(&peer(i)).distance(&target));
     let (near, far) = (
