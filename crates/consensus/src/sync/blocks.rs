@@ -68,13 +68,19 @@ impl<S: ChainStore> ChainSync<S> {
     }
 
     /// The answer to block requests: what was asked of the blocks we hold (the block, its compact form,
-    /// or some of its transactions), and one `NotFound` for the others.
+    /// or some of its transactions), and one `NotFound` for the others. A block the store failed to
+    /// read is not answered at all: `NotFound` for our own announced tip would be taken for a lie
+    /// ([`Fault::DeniedTip`]), where a request that goes unanswered is only a stall.
     pub(super) fn blocks_answer(&self, wants: &[Want]) -> Vec<Message> {
         let mut answer = Vec::new();
         let mut missing = Vec::new();
         for want in wants {
             let id = want.id();
-            let found = match (self.chain.block(&id), want) {
+            let stored = self.chain.block(&id);
+            if stored.is_err() {
+                continue;
+            }
+            let found = match (stored, want) {
                 (Ok(Some(block)), Want::Block(_)) => Some(Message::Block(block)),
                 (Ok(Some(block)), Want::Compact(_)) => Some(Message::CompactBlock(CompactBlock::of(&block))),
                 (Ok(Some(block)), Want::Txs(_, indexes)) => block_txs(block, indexes),
