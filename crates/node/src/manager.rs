@@ -214,7 +214,7 @@ impl Manager {
         let mut held = self.seen.values().filter(|seen| !self.is_new(seen, now)).count();
         let trim = held > self.limits.high_watermark;
         let elders = if trim {
-            self.elders(&closable)
+            self.elders(&closable, now)
         } else {
             HashSet::new()
         };
@@ -237,12 +237,15 @@ impl Manager {
         close
     }
 
-    /// The longest-lived of `closable`, up to half the low watermark: kept from trimming (not from
-    /// the idle timeout). An attacker can make its connections the most recently active for the
-    /// price of a frame each, but not the oldest.
-    fn elders(&self, closable: &[(Instant, PeerId)]) -> HashSet<PeerId> {
+    /// The longest-lived of `closable` that are not idle, up to half the low watermark: kept from
+    /// trimming (an idle one closes anyway, and would only take a live one's place). An attacker can
+    /// make its connections the most recently active for the price of a frame each, but not the
+    /// oldest.
+    fn elders(&self, closable: &[(Instant, PeerId)], now: Instant) -> HashSet<PeerId> {
+        let idle = |active: &Instant| now.saturating_duration_since(*active) >= self.limits.idle_timeout;
         let mut by_age: Vec<(Instant, PeerId)> = closable
             .iter()
+            .filter(|(active, _)| !idle(active))
             .filter_map(|(_, peer)| Some((self.seen.get(peer)?.up, *peer)))
             .collect();
         by_age.sort_unstable();
@@ -416,6 +419,17 @@ mod tests {
             .filter(|n| !close.contains(&(peer(*n), Why::Trimmed)))
             .count();
         assert_eq!(honest_kept, 8, "the eight longest-lived (all ten went before)");
+        // Older still but idle: closed as idle, and no elder's place goes to them.
+        for n in 200..210u16 {
+            manager.up(peer(n), start);
+            manager.heard(&peer(n), start + Duration::from_secs(200));
+        }
+        let close = manager.to_close(now);
+        let idle = close.iter().filter(|(_, why)| *why == Why::Idle).count();
+        let honest_kept = (0..10u16)
+            .filter(|n| !close.contains(&(peer(*n), Why::Trimmed)))
+            .count();
+        assert_eq!((idle, honest_kept), (10, 8));
     }
 
     #[test]
