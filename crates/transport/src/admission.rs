@@ -24,13 +24,16 @@ struct Held {
     blocks: HashMap<[u8; 4], usize>,
 }
 
-/// The /32 an IPv6 address is in (none for IPv4, mapped ones included: a /24 there is scarce).
+/// The /32 an IPv6 address is in. None for IPv4 (mapped addresses included: a /24 there is scarce),
+/// nor for Teredo (`2001::/32`, every Teredo user of the internet) and 6to4 (`2002::/16`, a /32
+/// per IPv4 /16), whose /32s say nothing of who holds them.
 fn ipv6_block(ip: IpAddr) -> Option<[u8; 4]> {
     match ip.to_canonical() {
         IpAddr::V4(_) => None,
         IpAddr::V6(ip) => {
             let o = ip.octets();
-            Some([o[0], o[1], o[2], o[3]])
+            let tunnelled = o[..4] == [0x20, 0x01, 0, 0] || o[..2] == [0x20, 0x02];
+            (!tunnelled).then_some([o[0], o[1], o[2], o[3]])
         }
     }
 }
@@ -227,6 +230,11 @@ mod tests {
             admission.admit(ip(7, 500, 1)).is_some(),
             "a released place is free again"
         );
+        // Teredo's /32 holds every Teredo user: only the per-/48 and per-IP caps apply there.
+        let teredo: Vec<_> = (0..100u16)
+            .filter_map(|prefix| admission.admit(IpAddr::from([0x2001, 0, prefix, 0, 0, 0, 0, 1])))
+            .collect();
+        assert_eq!(teredo.len(), 100);
     }
 
     #[test]

@@ -69,12 +69,15 @@ pub struct Limits {
     /// network group for IPv6): it holds 65,536 /48s, which cost nothing to use within it, so the
     /// per-prefix cap alone let one provider's addresses hold thousands of stalled handshakes (the
     /// validated ones have no other ceiling: see `quic/listener.rs`). Default 64, four /48s' worth.
+    /// The price: one renter in a provider's /32 can fill it and leave that provider's other IPv6
+    /// peers without inbound places here (they still dial out, and other nodes take them). Teredo
+    /// and 6to4 addresses are under no /32.
     pub max_inbound_per_ipv6_block: usize,
 }
 
 impl Limits {
-    /// The limits for a devnet on one machine, where every peer shares 127.0.0.1: the per-IP and
-    /// per-prefix caps are lifted to [`Limits::max_inbound`]. Nothing else changes; use it only for a
+    /// The limits for a devnet on one machine, where every peer shares 127.0.0.1: the per-IP,
+    /// per-prefix and per-IPv6-block caps are lifted to [`Limits::max_inbound`]. Nothing else changes; use it only for a
     /// loopback network.
     #[must_use]
     pub fn loopback_devnet(mut self) -> Self {
