@@ -18,6 +18,8 @@ use meshwork_ledger::{Amount, Block, MemoryStore, OutPoint, Transfer, TxOut, tes
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
 type App = CoinApp<MemoryStore>;
+/// Inputs waiting for delivery, by the index of the node they go to.
+type Queue = VecDeque<(usize, Input<App>)>;
 
 /// Three nodes in a line, `a — b — c`, at `now`, at genesis of regtest.
 fn line(now: Instant) -> Vec<App> {
@@ -48,22 +50,29 @@ fn line_with(now: Instant, config: ChainConfig, blocks: &[Block], a_only: &[Bloc
 }
 
 /// Delivers every queued input, and what it makes the nodes send, in order, until all are quiet
-/// (bounded). Of the timers only the ends of the batches' waits fire (at once: the app's for validation,
-/// gossip's for origin signatures): nothing comes from a rebroadcast.
-fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
+/// (bounded); returns the events each node emitted. Of the timers only the ends of the batches' waits
+/// fire (at once: the app's for validation, gossip's for origin signatures): nothing comes from a
+/// rebroadcast.
+fn settle(nodes: &mut [App], ids: &[PeerId], queue: &mut Queue, now: Instant) -> Vec<(usize, CoinEvent)> {
+    let mut events = Vec::new();
     for _ in 0..10_000 {
         let Some((to, input)) = queue.pop_front() else {
-            return;
+            return events;
         };
         let mut out = Vec::new();
         nodes[to].handle(now, input, &mut out);
-        forward(ids, to, out, queue);
+        let (emitted, sent): (Vec<_>, Vec<_>) = out.into_iter().partition(|o| matches!(o, Output::Emit(_)));
+        events.extend(emitted.into_iter().filter_map(|o| match o {
+            Output::Emit(event) => Some((to, event)),
+            _ => None,
+        }));
+        forward(ids, to, sent, queue);
     }
     panic!("the nodes never went quiet");
 }
 
 /// `b` joins through `a`, `c` through `b`, and the links come up.
-fn link(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<App>)>, now: Instant) {
+fn link(nodes: &mut [App], ids: &[PeerId], queue: &mut Queue, now: Instant) {
     for (x, y) in [(0, 1), (1, 2)] {
         let contact = PeerInfo {
             id: ids[x],
@@ -79,9 +88,21 @@ fn link(nodes: &mut [App], ids: &[PeerId], queue: &mut VecDeque<(usize, Input<Ap
     settle(nodes, ids, queue, now);
 }
 
+/// [`line`] at genesis of regtest plus a minute, linked: the genesis, the time, the nodes, their ids
+/// and the queue.
+fn linked_line() -> (Block, Instant, Vec<App>, Vec<PeerId>, Queue) {
+    let genesis = genesis_block(&ChainConfig::regtest());
+    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 60));
+    let mut nodes = line(now);
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
+    let mut queue = VecDeque::new();
+    link(&mut nodes, &ids, &mut queue, now);
+    (genesis, now, nodes, ids, queue)
+}
+
 /// Queues the messages in `out`, sent by node `from`, and its batch timers. Sync's messages are left
 /// out: these tests are about transaction relay, and keep the nodes' tips apart.
-fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDeque<(usize, Input<App>)>) {
+fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut Queue) {
     for output in out {
         match output {
             Output::Send {
@@ -103,12 +124,7 @@ fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut VecDe
 
 #[test]
 fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
-    let genesis = genesis_block(&ChainConfig::regtest());
-    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 60));
-    let mut nodes = line(now);
-    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
-    let mut queue = VecDeque::new();
-    link(&mut nodes, &ids, &mut queue, now);
+    let (genesis, now, mut nodes, ids, mut queue) = linked_line();
     assert!(
         nodes[1].gossip().active_view().contains(&ids[2]),
         "b and c are gossip neighbours"
@@ -222,12 +238,7 @@ fn a_coinbase_spend_mature_only_a_block_ahead_is_ignored_not_rejected() {
 /// published until its parent comes, so a forged one costs its node nothing with its neighbours.
 #[test]
 fn a_forged_orphan_is_blamed_on_its_relay_when_the_parent_comes() {
-    let genesis = genesis_block(&ChainConfig::regtest());
-    let now = Instant::from_duration(std::time::Duration::from_secs(genesis.header.timestamp + 60));
-    let mut nodes = line(now);
-    let ids: Vec<PeerId> = nodes.iter().map(|n| n.gossip().peer_id()).collect();
-    let mut queue = VecDeque::new();
-    link(&mut nodes, &ids, &mut queue, now);
+    let (genesis, now, mut nodes, ids, mut queue) = linked_line();
 
     let faucet = testkit::outpoints(&genesis.txs[0])[0];
     let held = genesis.txs[0].outputs()[0].amount;
@@ -279,22 +290,13 @@ fn a_forged_orphan_is_blamed_on_its_relay_when_the_parent_comes() {
     let mut out = Vec::new();
     nodes[0].submit_local_tx(now, parent, &mut out).unwrap();
     forward(&ids, 0, out, &mut queue);
-    // Settled by hand, to see the events.
-    let mut rejected = Vec::new();
-    for _ in 0..10_000 {
-        let Some((to, input)) = queue.pop_front() else {
-            break;
-        };
-        let mut out = Vec::new();
-        nodes[to].handle(now, input, &mut out);
-        for output in &out {
-            if let Output::Emit(CoinEvent::TxRejected { txid, from, .. }) = output {
-                rejected.push((to, *txid, *from));
-            }
-        }
-        forward(&ids, to, out, &mut queue);
-    }
-    assert!(queue.is_empty(), "the nodes never went quiet");
+    let rejected: Vec<_> = settle(&mut nodes, &ids, &mut queue, now)
+        .into_iter()
+        .filter_map(|(at, event)| match event {
+            CoinEvent::TxRejected { txid, from, .. } => Some((at, txid, from)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(rejected, vec![(1, forged_id, ids[0])]);
     assert_eq!(nodes[1].relay_stats().blamed_orphans, 1);
     assert!(nodes[1].gossip().score(&ids[0], now) < 0.0, "a is charged");
