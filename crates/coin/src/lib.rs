@@ -5,7 +5,7 @@
 //!
 //! | child | channel | what for |
 //! |---|---|---|
-//! | [`Gossip`](meshwork_gossip::Gossip) | `/meshwork/gossip/3` | transaction relay, validated before forwarding |
+//! | [`Gossip`](meshwork_gossip::Gossip) | `/meshwork/gossip/4` | transaction relay, validated before forwarding |
 //! | [`ChainSync`](meshwork_consensus::ChainSync) | `/meshwork/sync/1` | headers-first sync, and the one block relay path |
 //! | [`Kademlia`](meshwork_kad::Kademlia) | `/meshwork/kad/2` | peer discovery |
 //! | [`Simplex`](meshwork_consensus::bft::Simplex) | `/meshwork/simplex/1` | BFT consensus, on a certified chain's validators ([`bft`]) |

@@ -9,7 +9,7 @@ use meshwork_ledger::{Block, MempoolError, Transfer, TxId};
 
 meshwork_wire::wire_enum! {
     /// What a coin node sends and receives: each child's messages on the child's own channel
-    /// (`/meshwork/gossip/3`, `/meshwork/sync/1`, `/meshwork/kad/2`, `/meshwork/simplex/1`), encoded as the
+    /// (`/meshwork/gossip/4`, `/meshwork/sync/1`, `/meshwork/kad/2`, `/meshwork/simplex/1`), encoded as the
     /// child encodes them.
     pub enum CoinMessage {
         /// Transaction relay.

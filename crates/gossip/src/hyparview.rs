@@ -384,8 +384,21 @@ impl HyParView {
                 }
                 self.fill(rng, out);
             }
-            Msg::Shuffle { origin, ttl, peers } => self.on_shuffle(from, origin, ttl, peers, rng, out),
-            Msg::ShuffleReply { peers } => self.on_shuffle_reply(from, &peers, rng, out),
+            Msg::Shuffle {
+                origin,
+                ttl,
+                peers,
+                nonce,
+            } => {
+                let walk = shuffle::Walk {
+                    origin,
+                    ttl,
+                    peers,
+                    nonce,
+                };
+                self.on_shuffle(from, walk, rng, out)
+            }
+            Msg::ShuffleReply { peers, nonce } => self.on_shuffle_reply(from, &peers, nonce, rng, out),
         }
     }
 

@@ -234,11 +234,16 @@ pub enum MembershipMessage {
         ttl: u8,
         /// A sample of the origin's views.
         peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
+        /// The origin's random number for this walk, which the reply carries back: only the nodes
+        /// on the walk know it, so a reply from anyone else is told apart and dropped.
+        nonce: u64,
     },
     /// The answer to a shuffle: a sample of the passive view of the walk's last node.
     ShuffleReply {
         /// The sample.
         peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
+        /// The walk's [`MembershipMessage::Shuffle::nonce`].
+        nonce: u64,
     },
 }
 
@@ -378,7 +383,7 @@ impl TreeMessage {
     }
 }
 
-/// Everything that crosses the wire on `/meshwork/gossip/3`.
+/// Everything that crosses the wire on `/meshwork/gossip/4`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Membership (HyParView).

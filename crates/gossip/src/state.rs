@@ -316,7 +316,7 @@ impl Protocol for Gossip {
     type Event = Event;
     type Timer = Timer;
 
-    const ID: ProtocolId = ProtocolId::new("/meshwork/gossip/3");
+    const ID: ProtocolId = ProtocolId::new("/meshwork/gossip/4");
     const MAX_MESSAGE_SIZE: usize = MAX_PAYLOAD + 1024;
 
     fn handle(&mut self, now: Instant, input: Input<Self>, out: &mut Vec<Output<Self>>) {

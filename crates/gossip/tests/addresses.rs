@@ -191,6 +191,7 @@ fn the_first_hop_of_a_shuffle_names_its_origin_with_the_observed_address() {
             origin,
             ttl: 3,
             peers,
+            nonce: 7,
         },
     );
     let forwarded = sent(&out)
@@ -221,6 +222,7 @@ fn one_message_makes_us_dial_at_most_one_peer_we_were_told_of() {
             origin,
             ttl: 0,
             peers,
+            nonce: 7,
         },
     );
     assert_eq!(dials(&out), vec![peer(90)]);
@@ -236,10 +238,10 @@ fn one_message_makes_us_dial_at_most_one_peer_we_were_told_of() {
     );
     // A reply to our shuffle: its peers go to the passive view, nobody is dialled.
     let out = handle(&mut g, Input::Timer(Timer::Shuffle));
-    let (target, size) = sent(&out)
+    let (target, size, nonce) = sent(&out)
         .into_iter()
         .find_map(|(to, m)| match m {
-            Msg::Shuffle { peers, .. } => Some((to, peers.len())),
+            Msg::Shuffle { peers, nonce, .. } => Some((to, peers.len(), nonce)),
             _ => None,
         })
         .unwrap();
@@ -248,7 +250,7 @@ fn one_message_makes_us_dial_at_most_one_peer_we_were_told_of() {
             .map(|n| entry(n, &format!("127.2.{n}.1:4001")))
             .collect(),
     );
-    let out = receive(&mut g, target, Msg::ShuffleReply { peers: reply });
+    let out = receive(&mut g, target, Msg::ShuffleReply { peers: reply, nonce });
     assert!(dials(&out).is_empty());
     assert!(size > 0);
 }

@@ -148,6 +148,7 @@ fn an_unsolicited_shuffle_reply_is_reported_unsolicited() {
         peer(0),
         Msg::ShuffleReply {
             peers: Default::default(),
+            nonce: 0,
         },
     );
     assert_eq!(dropped(&out, peer(0)), vec![DropReason::Unsolicited]);

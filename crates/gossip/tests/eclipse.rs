@@ -154,7 +154,7 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
     handle(&mut g, secs(600), Input::PeerUp(attacker));
     let sybils: Vec<PeerId> = (100..116).map(peer).collect();
     let peers = sample(&sybils);
-    receive(&mut g, secs(600), attacker, Msg::ShuffleReply { peers });
+    receive(&mut g, secs(600), attacker, Msg::ShuffleReply { peers, nonce: 0 });
     assert_eq!(
         g.passive_view(),
         &before[..],
@@ -172,6 +172,7 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
             origin: PeerEntry::id_only(attacker),
             ttl: 0,
             peers,
+            nonce: 0,
         },
     );
     receive(
@@ -184,34 +185,57 @@ fn an_unsolicited_shuffle_reply_does_not_change_the_passive_view() {
         },
     );
     assert_eq!(g.passive_view(), &before[..]);
-    // Our own shuffle is answered once, with at most as many peers as we sent.
+    // Our own shuffle: a reply without the walk's nonce, however quick, is not the one awaited (a
+    // connected attacker could otherwise catch every walk of ours, and the honest reply came second).
     let out = handle(&mut g, secs(610), Input::Timer(Timer::Shuffle));
-    let sent = out
+    let (to, size, nonce) = out
         .iter()
         .find_map(|o| match o {
             Output::Send {
                 to,
-                msg: Message::Membership(Msg::Shuffle { peers, .. }),
-            } => Some((*to, peers.len())),
+                msg: Message::Membership(Msg::Shuffle { peers, nonce, .. }),
+            } => Some((*to, peers.len(), *nonce)),
             _ => None,
         })
         .unwrap();
-    assert!(honest.contains(&sent.0));
+    assert!(honest.contains(&to));
     let peers = sample(&sybils);
-    receive(&mut g, secs(611), attacker, Msg::ShuffleReply { peers });
-    let learnt = sybils.iter().filter(|p| g.passive_view().contains(p)).count();
-    assert_eq!(learnt, sent.1.min(sybils.len()));
-    let peers = sample(&(300..316).map(peer).collect::<Vec<_>>());
-    receive(&mut g, secs(611), attacker, Msg::ShuffleReply { peers });
-    assert_eq!(
-        g.passive_view().iter().filter(|p| sybils.contains(p)).count(),
-        learnt
+    let guess = nonce.wrapping_add(1);
+    receive(
+        &mut g,
+        secs(611),
+        attacker,
+        Msg::ShuffleReply { peers, nonce: guess },
     );
+    assert_eq!(
+        g.passive_view(),
+        &before[..],
+        "the attacker's sample is not taken"
+    );
+    // The walk's reply (from its last node, a stranger we are told of by the walk) is taken once,
+    // with at most as many peers as we sent.
+    let end = peer(400);
+    handle(&mut g, secs(611), Input::PeerUp(end));
+    let fresh: Vec<PeerId> = (300..316).map(peer).collect();
+    receive(
+        &mut g,
+        secs(611),
+        end,
+        Msg::ShuffleReply {
+            peers: sample(&fresh),
+            nonce,
+        },
+    );
+    let learnt = fresh.iter().filter(|p| g.passive_view().contains(p)).count();
+    assert_eq!(learnt, size.min(fresh.len()));
+    let again = sample(&(500..516).map(peer).collect::<Vec<_>>());
+    receive(&mut g, secs(611), end, Msg::ShuffleReply { peers: again, nonce });
     assert!(
         g.passive_view()
             .iter()
-            .all(|p| !(300..316).map(peer).any(|q| q == *p))
+            .all(|p| !(500..516).map(peer).any(|q| q == *p))
     );
+    assert_eq!(g.score(&attacker, secs(611)), 0.0);
 }
 
 #[test]
@@ -222,7 +246,11 @@ fn shuffle_replies_a_third_party_makes_a_neighbour_send_never_get_it_banned() {
     let framed = honest[0];
     for tick in 0..240u64 {
         let now = Instant::from_duration(Duration::from_millis(600_000 + 500 * tick));
-        let out = receive(&mut g, now, framed, Msg::ShuffleReply { peers: sample(&[]) });
+        let reply = Msg::ShuffleReply {
+            peers: sample(&[]),
+            nonce: tick,
+        };
+        let out = receive(&mut g, now, framed, reply);
         assert!(
             !out.iter()
                 .any(|o| matches!(o, Output::Disconnect(p) if *p == framed)),
@@ -260,6 +288,7 @@ fn a_walk_from_a_neighbour_is_no_longer_than_our_own() {
         origin,
         ttl: u8::MAX,
         peers: sample(&[]),
+        nonce: 0,
     };
     let mut ttls = forwarded_ttls(&out);
     ttls.extend(forwarded_ttls(&receive(&mut g, secs(600), honest[1], shuffle)));
@@ -283,6 +312,7 @@ fn an_active_neighbour_fills_at_most_its_share_of_the_passive_view() {
                 origin: PeerEntry::id_only(honest[4]),
                 ttl: 0,
                 peers,
+                nonce: u64::from(round),
             },
         );
     }

@@ -62,6 +62,7 @@ fn learn(g: &mut Gossip, via: PeerId, peers: &[PeerId]) {
             origin: PeerEntry::id_only(via),
             ttl: 0,
             peers,
+            nonce: 0,
         },
     );
 }
@@ -422,13 +423,6 @@ fn the_active_view_is_protected_from_the_connection_manager_and_only_it() {
 }
 
 /// The shuffle walks `g` started in `out`.
-fn walks(out: &[Output<Gossip>]) -> usize {
-    sent(out)
-        .iter()
-        .filter(|(_, m)| matches!(m, Msg::Shuffle { .. }))
-        .count()
-}
-
 /// A node whose views are both full: five neighbours, and a passive view filled by their walks.
 fn settled() -> Gossip {
     let config = Config::default();
@@ -448,10 +442,23 @@ fn settled() -> Gossip {
 
 /// A repair round `round` after `at` (which it moves on): the shuffle walks it started.
 fn round_walks(g: &mut Gossip, at: &mut Instant, round: std::time::Duration) -> usize {
+    round_walk_nonces(g, at, round).len()
+}
+
+/// The nonces of the walks the round `round` after `at` starts (advancing `at`).
+fn round_walk_nonces(g: &mut Gossip, at: &mut Instant, round: std::time::Duration) -> Vec<u64> {
     *at += round;
     let mut out = Vec::new();
     g.handle(*at, Input::Timer(Timer::Shuffle), &mut out);
-    walks(&out)
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Message::Membership(Msg::Shuffle { nonce, .. }),
+                ..
+            } => Some(*nonce),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -488,10 +495,11 @@ fn a_walks_reply_is_taken_for_a_repair_interval_and_not_after_however_long_till_
     let config = Config::default();
     let round = config.repair_interval;
     let mut g = settled();
-    let reply = |g: &mut Gossip, at: Instant, from: u8| {
+    let reply = |g: &mut Gossip, at: Instant, from: u8, nonce: u64| {
         let peers: Vec<PeerEntry> = (0..4).map(|i| PeerEntry::id_only(peer(200 + from + i))).collect();
         let msg = Message::Membership(Msg::ShuffleReply {
             peers: peers.try_into().unwrap(),
+            nonce,
         });
         let mut out = Vec::new();
         g.handle(
@@ -510,12 +518,17 @@ fn a_walks_reply_is_taken_for_a_repair_interval_and_not_after_however_long_till_
     };
     // The walk at the first round is answered just within a repair interval: taken.
     let mut at = Instant::ZERO;
-    assert_eq!(round_walks(&mut g, &mut at, round), 1);
+    let nonces = round_walk_nonces(&mut g, &mut at, round);
+    assert_eq!(nonces.len(), 1);
     let just_within = at + (round - std::time::Duration::from_millis(1));
-    assert_eq!(reply(&mut g, just_within, 10), (true, false));
+    assert_eq!(reply(&mut g, just_within, 10, nonces[0]), (true, false));
     // The next walk, a shuffle interval on, is answered only after a repair interval, with no walk
     // of ours since: refused, and it teaches nothing.
-    while round_walks(&mut g, &mut at, round) == 0 {}
+    let nonce = loop {
+        if let [nonce] = round_walk_nonces(&mut g, &mut at, round)[..] {
+            break nonce;
+        }
+    };
     assert!(at < Instant::ZERO + config.shuffle_interval * 2);
-    assert_eq!(reply(&mut g, at + round, 20), (false, true));
+    assert_eq!(reply(&mut g, at + round, 20, nonce), (false, true));
 }

@@ -280,9 +280,10 @@ fn golden_vectors() {
     golden::check(
         &Message::Membership(MembershipMessage::ShuffleReply {
             peers: vec![v6].try_into().unwrap(),
+            nonce: 300,
         }),
         "0006 01 8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394 01 01 \
-         20010db8000000000000000000000001 bb03",
+         20010db8000000000000000000000001 bb03 ac02",
     );
     golden::check(
         &Message::Tree(TreeMessage::Prune { origin: peer }),
@@ -355,14 +356,18 @@ fn named_peers_decode_within_their_bounds_and_nothing_else() {
     let reply = |n: usize| {
         let mut bytes = meshwork_wire::encode(&Message::Membership(MembershipMessage::ShuffleReply {
             peers: vec![entry; 1].try_into().unwrap(),
+            nonce: 0,
         }))
         .unwrap();
-        // Announce `n` entries and repeat the one entry's bytes (after the tags and the length byte).
+        // Announce `n` entries and repeat the one entry's bytes (after the tags and the length byte,
+        // before the nonce, one byte at the end).
+        let nonce = bytes.pop();
         let one = bytes.split_off(3);
         bytes[2] = n as u8;
         for _ in 0..n {
             bytes.extend_from_slice(&one);
         }
+        bytes.extend(nonce);
         bytes
     };
     let full = reply(MAX_SHUFFLE);
@@ -390,6 +395,7 @@ fn named_peers_decode_within_their_bounds_and_nothing_else() {
         origin: entry,
         ttl: u8::MAX,
         peers: vec![entry; MAX_SHUFFLE].try_into().unwrap(),
+        nonce: u64::MAX,
     });
     assert!(meshwork_wire::encoded_len(&shuffle).unwrap() < 1024);
 }

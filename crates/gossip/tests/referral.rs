@@ -121,6 +121,7 @@ fn one_short_asking_30() -> Gossip {
             origin,
             ttl: 0,
             peers,
+            nonce: 0,
         },
     );
     let out = handle(&mut g, at(10_000), Input::Timer(Timer::Shuffle));

@@ -6,7 +6,7 @@
 //! message type is an enum with one variant per child, built by [`wire_enum!`](crate::wire_enum), and a
 //! message goes out on its variant's channel *without* any tag of the composite's own. So a child keeps
 //! its wire format: a standalone gossip node and a coin node that embeds gossip talk to each other on
-//! `/meshwork/gossip/3`.
+//! `/meshwork/gossip/4`.
 
 use std::fmt;
 

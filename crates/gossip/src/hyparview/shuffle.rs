@@ -5,21 +5,34 @@
 //! Both ends are guarded, since a shuffle writes into the passive view that repairs draw from: a walk is
 //! taken only from an active neighbour (walks run over active links), and a `ShuffleReply` only while a
 //! shuffle of ours is outstanding (for a repair interval after the walk starts), once, with at most as
-//! many peers as we sent. The wire carries no shuffle id (adding one would change
-//! `/meshwork/gossip/3`), so the reply cannot be tied to its walk.
+//! many peers as we sent, and only with the walk's nonce: a random number the walk carries and its
+//! reply carries back, which only the nodes on the walk have seen. Without it (before
+//! `/meshwork/gossip/4`) any connected peer could send replies all the time and catch each of our
+//! walks: its sample went into our passive view, and the honest reply, coming second, was dropped.
 //!
-//! An unsolicited reply is dropped and costs its sender nothing: whoever sends a `Shuffle` names the
-//! walk's origin, so anyone can make an honest node answer us. A neighbour of an attacker that keeps
-//! ending made-up walks "from" us would otherwise be charged for every honest answer, until it was
-//! banned here; done to each of our neighbours, that bans them all and eclipses us. Ignored, a reply
-//! costs us one message's handling, bounded like any other by the driver's per-peer limits.
+//! A reply that is not the one awaited is dropped and costs its sender nothing: whoever sends a
+//! `Shuffle` names the walk's origin, so anyone can make an honest node answer us. A neighbour of an
+//! attacker that keeps ending made-up walks "from" us would otherwise be charged for every honest
+//! answer, until it was banned here; done to each of our neighbours, that bans them all and eclipses
+//! us. Ignored, a reply costs us one message's handling, bounded like any other by the driver's
+//! per-peer limits.
 
 use meshwork_wire::{BoundedVec, DropReason, Instant, PeerId};
+use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{HvOut, HyParView};
 use crate::message::{MAX_SHUFFLE, MembershipMessage as Msg, PeerEntry};
+
+/// A `Shuffle` passing through ([`MembershipMessage::Shuffle`](crate::MembershipMessage::Shuffle)'s
+/// fields).
+pub(super) struct Walk {
+    pub(super) origin: PeerEntry,
+    pub(super) ttl: u8,
+    pub(super) peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
+    pub(super) nonce: u64,
+}
 
 /// A shuffle of ours waiting for its reply.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +42,8 @@ pub(super) struct ShuffleSent {
     /// When the walk started: its reply is taken for a repair interval, as long as it was when a walk
     /// started every round (a walk crosses seven links and the reply one more, seconds at most).
     at: Instant,
+    /// The walk's nonce, which its reply carries back.
+    nonce: u64,
 }
 
 impl HyParView {
@@ -74,14 +89,21 @@ impl HyParView {
         peers.truncate(MAX_SHUFFLE);
         let peers: Vec<PeerEntry> = peers.into_iter().map(|p| self.entry(p)).collect();
         let peers = BoundedVec::try_from(peers).unwrap_or_default();
-        let ttl = self.arwl;
+        let (ttl, nonce) = (self.arwl, rng.r#gen());
         self.shuffle_sent = Some(ShuffleSent {
             size: peers.len(),
             at: now,
+            nonce,
         });
         // We do not know our own address: the first hop names us with the one it observes.
         let origin = PeerEntry::id_only(self.me);
-        out.push(HvOut::Send(target, Msg::Shuffle { origin, ttl, peers }));
+        let shuffle = Msg::Shuffle {
+            origin,
+            ttl,
+            peers,
+            nonce,
+        };
+        out.push(HvOut::Send(target, shuffle));
     }
 
     /// A shuffle walk passing through: forwarded while it has hops left, answered where it ends.
@@ -92,12 +114,16 @@ impl HyParView {
     pub(super) fn on_shuffle(
         &mut self,
         from: PeerId,
-        mut origin: PeerEntry,
-        ttl: u8,
-        peers: BoundedVec<PeerEntry, MAX_SHUFFLE>,
+        walk: Walk,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
+        let Walk {
+            mut origin,
+            ttl,
+            peers,
+            nonce,
+        } = walk;
         if !self.is_active(&from) {
             // Not a walk over one of our links: nothing it says goes into our views.
             out.push(HvOut::Dropped(from, DropReason::Unsolicited));
@@ -115,7 +141,13 @@ impl HyParView {
         match next {
             Some(next) if ttl > 0 => {
                 let ttl = ttl - 1;
-                out.push(HvOut::Send(next, Msg::Shuffle { origin, ttl, peers }));
+                let shuffle = Msg::Shuffle {
+                    origin,
+                    ttl,
+                    peers,
+                    nonce,
+                };
+                out.push(HvOut::Send(next, shuffle));
             }
             _ if origin.id != self.me => {
                 let mut reply = self.passive.clone();
@@ -124,7 +156,7 @@ impl HyParView {
                 let reply: Vec<PeerEntry> = reply.into_iter().map(|p| self.entry(p)).collect();
                 self.take_sample(from, peers.iter().chain(std::iter::once(&origin)), rng);
                 let peers = BoundedVec::try_from(reply).unwrap_or_default();
-                self.send(origin.id, Msg::ShuffleReply { peers }, out);
+                self.send(origin.id, Msg::ShuffleReply { peers, nonce }, out);
                 self.remember(&origin);
             }
             _ => {}
@@ -147,22 +179,26 @@ impl HyParView {
     }
 
     /// The answer to our shuffle: its peers go to the passive view; a connection opened only for the reply
-    /// is closed. A reply to no shuffle of ours changes nothing, and costs its sender nothing (the
-    /// module docs say why).
+    /// is closed. A reply to no shuffle of ours, or without its nonce, changes nothing (the awaited
+    /// reply is still taken), and costs its sender nothing (the module docs say why).
     pub(super) fn on_shuffle_reply(
         &mut self,
         from: PeerId,
         peers: &[PeerEntry],
+        nonce: u64,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<HvOut>,
     ) {
-        let now = self.now;
-        let window = self.repair_interval;
-        match self.shuffle_sent.take() {
-            Some(sent) if now.saturating_duration_since(sent.at) < window => {
+        let (now, window) = (self.now, self.repair_interval);
+        let awaited = self
+            .shuffle_sent
+            .filter(|sent| sent.nonce == nonce && now.saturating_duration_since(sent.at) < window);
+        match awaited {
+            Some(sent) => {
+                self.shuffle_sent = None;
                 self.take_sample(from, peers.iter().take(sent.size), rng);
             }
-            _ => {
+            None => {
                 self.requests_refused += 1;
                 out.push(HvOut::Dropped(from, DropReason::Unsolicited));
             }

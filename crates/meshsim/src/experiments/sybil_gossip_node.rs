@@ -10,7 +10,8 @@
 //!   round it connects to each of its honest targets and sends `Join`, a high-priority `Neighbor`, a
 //!   `ForwardJoin` that ends at once (`ttl` 0) naming another Sybil (the target, if it holds us, asks that
 //!   Sybil to be its neighbour with high priority), a `Shuffle` that ends at once carrying Sybils, and an
-//!   unsolicited `ShuffleReply` of Sybils. It accepts every `Neighbor` request, answers every shuffle
+//!   unsolicited `ShuffleReply` of Sybils (with a guessed nonce: it is on none of the target's walks).
+//!   It accepts every `Neighbor` request, answers every shuffle
 //!   walk that reaches it with Sybils only, swallows `ForwardJoin` walks and relays no broadcast.
 
 use std::cell::RefCell;
@@ -199,13 +200,17 @@ impl SybilNode {
                     send(attacker, to, Msg::Neighbor { high_priority: true }, out);
                     let joiner = PeerEntry::id_only(joiner);
                     send(attacker, to, Msg::ForwardJoin { joiner, ttl: 0 }, out);
+                    let nonce = attacker.rng.r#gen();
                     let shuffle = Msg::Shuffle {
                         origin: PeerEntry::id_only(me),
                         ttl: 0,
                         peers: peers.clone(),
+                        nonce,
                     };
                     send(attacker, to, shuffle, out);
-                    send(attacker, to, Msg::ShuffleReply { peers }, out);
+                    // A guess at the nonce of the target's walk: it holds one only while a walk is out.
+                    let nonce = attacker.rng.r#gen();
+                    send(attacker, to, Msg::ShuffleReply { peers, nonce }, out);
                 }
                 out.push(Output::Schedule {
                     after: attacker.every,
@@ -241,9 +246,9 @@ impl SybilNode {
                         out,
                     );
                 }
-                Msg::Shuffle { origin, .. } => {
+                Msg::Shuffle { origin, nonce, .. } => {
                     let peers = sample(attacker, me);
-                    send(attacker, origin.id, Msg::ShuffleReply { peers }, out);
+                    send(attacker, origin.id, Msg::ShuffleReply { peers, nonce }, out);
                 }
                 _ => {} // Walks end here; evictions and replies change nothing for a Sybil.
             },
