@@ -8,7 +8,8 @@
 //! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
 //! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
 //! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published (an
-//! orphan only once its parents come), and are published again on a timer until a block takes them.
+//! orphan only once its parents come: with them, or at the next rebroadcast if they came in a block),
+//! and are published again on a timer until a block takes them.
 
 use std::sync::Arc;
 
@@ -39,8 +40,9 @@ pub enum Submitted {
     /// It entered the mempool and was published.
     Accepted(TxId),
     /// It spends outputs the node does not know yet: it waits in the orphan pool, unpublished, and is
-    /// published when its parents come. Its signatures cannot be checked before, and a neighbour that
-    /// found them bad once the parent came would blame us for relaying it.
+    /// published when its parents come (at the next rebroadcast if they came in a block). Its
+    /// signatures cannot be checked before, and a neighbour that found them bad once the parent came
+    /// would blame us for relaying it.
     Orphan(TxId),
 }
 
@@ -85,8 +87,9 @@ pub struct RelayStats {
     /// the peer that relayed it ([`meshwork_gossip::Command::Blame`]), which gossip charges as a
     /// rejected message.
     pub blamed_orphans: u64,
-    /// Orphans that entered the mempool when their parent did, and were published again: gossip ignored
-    /// each relayed one when it came (its parent unknown), so it went no further until then.
+    /// Orphans that entered the mempool when their parent did, and were published then: gossip ignored
+    /// each relayed one when it came (its parent unknown), so it went no further until then, and the
+    /// node's own waited unpublished.
     pub adopted: u64,
     /// Local publications (first sends and rebroadcasts).
     pub published: u64,
@@ -276,7 +279,11 @@ impl<S: ChainStore> CoinApp<S> {
             _ => (Submitted::Orphan(txid), Vec::new()),
         };
         if self.local.len() >= self.config.max_local_txs {
-            self.local.pop_front();
+            // An orphan goes first: one whose parent never comes would hold its place for as long as
+            // the orphan pool keeps it, pushing out transactions that wait for a block.
+            let pool = self.sync.chain().mempool();
+            let orphan = self.local.iter().position(|(id, ..)| pool.contains_orphan(id));
+            self.local.remove(orphan.unwrap_or(0));
         }
         self.local.push_back((txid, bytes.clone(), 0));
         // In the mempool now: a failed publication (none is expected within the size checked above) is

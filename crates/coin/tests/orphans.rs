@@ -307,3 +307,52 @@ fn a_forged_orphan_is_blamed_on_its_relay_when_the_parent_comes() {
         assert!(!node.chain().mempool().contains(&txid_of(&own)));
     }
 }
+
+/// A node's own orphan (its wallet's, an RPC user's) waits unpublished, and goes out after its parent
+/// once the parent comes by relay: every node then holds both.
+#[test]
+fn a_local_orphan_is_published_once_its_parent_comes() {
+    let (genesis, now, mut nodes, ids, mut queue) = linked_line();
+    let faucet = testkit::outpoints(&genesis.txs[0])[0];
+    let held = genesis.txs[0].outputs()[0].amount;
+    let owner = Keypair::from_seed([9; 32]);
+    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
+    let spent = OutPoint {
+        txid: txid_of(&parent),
+        index: 0,
+    };
+    let to = Keypair::from_seed([10; 32]);
+    let child = testkit::pay(
+        &[(spent, Amount::from_coins(1), &owner)],
+        &to,
+        Amount::from_units(90_000_000),
+    );
+    let (parent_id, child_id) = (txid_of(&parent), txid_of(&child));
+
+    let mut out = Vec::new();
+    let submitted = nodes[0].submit_local_tx(now, child, &mut out).unwrap();
+    assert_eq!(submitted, Submitted::Orphan(child_id));
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    assert!(
+        !nodes[1].chain().mempool().contains_orphan(&child_id),
+        "not published"
+    );
+
+    let mut out = Vec::new();
+    nodes[2].submit_local_tx(now, parent, &mut out).unwrap();
+    forward(&ids, 2, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+    for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
+        let pool = node.chain().mempool();
+        assert!(
+            pool.contains(&parent_id) && pool.contains(&child_id),
+            "{name} holds both"
+        );
+    }
+    assert_eq!(
+        nodes[0].relay_stats().adopted,
+        1,
+        "a published it after the parent"
+    );
+}
