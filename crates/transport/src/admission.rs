@@ -24,16 +24,34 @@ struct Held {
     blocks: HashMap<[u8; 4], usize>,
 }
 
-/// The /32 an IPv6 address is in. None for IPv4 (mapped addresses included: a /24 there is scarce),
-/// nor for Teredo (`2001::/32`, every Teredo user of the internet) and 6to4 (`2002::/16`, a /32
-/// per IPv4 /16), whose /32s say nothing of who holds them.
-fn ipv6_block(ip: IpAddr) -> Option<[u8; 4]> {
+/// The address admission counts `ip` as: the IPv4 host behind a 6to4 address (`2002:AABB:CCDD::/48`
+/// holds A.B.C.D) or a Teredo one (`2001::/32`, the client's address inverted in the last 32 bits),
+/// as Bitcoin Core's `GetLinkedIPv4` does, so a tunnelled host counts where its IPv4 address does
+/// (a 6to4 /48 is one IPv4 address, and all of Teredo is one /32); any other as itself, an
+/// IPv4-mapped one as IPv4.
+fn linked(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            if o[..2] == [0x20, 0x02] {
+                IpAddr::from([o[2], o[3], o[4], o[5]])
+            } else if o[..4] == [0x20, 0x01, 0, 0] {
+                IpAddr::from([!o[12], !o[13], !o[14], !o[15]])
+            } else {
+                IpAddr::V6(v6)
+            }
+        }
+        v4 => v4,
+    }
+}
+
+/// The /32 an IPv6 address is in (none for IPv4: a /24 there is scarce).
+fn ipv6_block(ip: IpAddr) -> Option<[u8; 4]> {
+    match ip {
         IpAddr::V4(_) => None,
         IpAddr::V6(ip) => {
             let o = ip.octets();
-            let tunnelled = o[..4] == [0x20, 0x01, 0, 0] || o[..2] == [0x20, 0x02];
-            (!tunnelled).then_some([o[0], o[1], o[2], o[3]])
+            Some([o[0], o[1], o[2], o[3]])
         }
     }
 }
@@ -73,7 +91,7 @@ impl Admission {
     /// Whether a connection from `ip` would be admitted now (neither its IP, its prefix nor its IPv6
     /// /32 is at its cap), without taking a place.
     pub(crate) fn has_room(&self, ip: IpAddr) -> bool {
-        self.room(&self.lock(), ip.to_canonical())
+        self.room(&self.lock(), linked(ip))
     }
 
     fn room(&self, held: &Held, ip: IpAddr) -> bool {
@@ -85,7 +103,7 @@ impl Admission {
 
     /// Admits a connection from `ip` if neither its IP, its prefix nor its IPv6 /32 is at its cap.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddrSlot> {
-        let ip = ip.to_canonical();
+        let ip = linked(ip);
         let prefix = IpPrefix::of(ip);
         let mut held = self.lock();
         if !self.room(&held, ip) {
@@ -230,11 +248,18 @@ mod tests {
             admission.admit(ip(7, 500, 1)).is_some(),
             "a released place is free again"
         );
-        // Teredo's /32 holds every Teredo user: only the per-/48 and per-IP caps apply there.
+        // A tunnelled host counts as its IPv4 address: one Teredo client behind a hundred /48s (its
+        // Teredo servers'), and a 6to4 /48 beside the IPv4 host it embeds.
         let teredo: Vec<_> = (0..100u16)
             .filter_map(|prefix| admission.admit(IpAddr::from([0x2001, 0, prefix, 0, 0, 0, 0, 1])))
             .collect();
-        assert_eq!(teredo.len(), 100);
+        assert_eq!(teredo.len(), 4, "the per-IP cap of 255.255.255.254");
+        let host = IpAddr::from([192, 0, 2, 9]);
+        let _v4: Vec<_> = (0..3).filter_map(|_| admission.admit(host)).collect();
+        let six_to_four = IpAddr::from([0x2002, 0xc000, 0x0209, 7, 0, 0, 0, 1]);
+        let fourth = admission.admit(six_to_four);
+        assert!(fourth.is_some(), "its fourth place");
+        assert!(admission.admit(six_to_four).is_none() && admission.admit(host).is_none());
     }
 
     #[test]

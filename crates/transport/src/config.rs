@@ -71,7 +71,7 @@ pub struct Limits {
     /// validated ones have no other ceiling: see `quic/listener.rs`). Default 64, four /48s' worth.
     /// The price: one renter in a provider's /32 can fill it and leave that provider's other IPv6
     /// peers without inbound places here (they still dial out, and other nodes take them). Teredo
-    /// and 6to4 addresses are under no /32.
+    /// and 6to4 addresses count as the IPv4 address they carry.
     pub max_inbound_per_ipv6_block: usize,
 }
 
