@@ -51,7 +51,7 @@ pub struct GossipStats {
     /// Bans that expired (counted when the seen cache is swept, a quarter of its time to live).
     pub bans_expired: u64,
     /// Membership requests ignored over their per-peer or per-prefix limits, and `ShuffleReply`s to no
-    /// shuffle of ours.
+    /// shuffle of ours or without its walk's nonce.
     pub membership_refused: u64,
 }
 

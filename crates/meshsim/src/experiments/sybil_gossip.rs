@@ -16,7 +16,9 @@
 //! `meshwork_gossip::AdmissionConfig` (request and join rates, prefix and source shares, the eviction
 //! budget and the protected neighbours): plain HyParView's admission. The rules that are not
 //! configurable stay (walks and shuffles only from active neighbours, `ShuffleReply` only in answer to
-//! our shuffle).
+//! our shuffle, with its nonce). The figures below were measured before the nonce
+//! (`/meshwork/gossip/4`); over seeds 19, 43, 7 and 101 (24 runs each, 30 s of settling) its mean
+//! honest reliability went from 0.837 to 0.838, the same within the draw.
 //!
 //! `--runs` repeats the experiment over seeds `--seed`, `--seed + 1`, …: shares are means over the
 //! runs (`active_honest_share_p50` the mean of the runs' medians), `_min` keys and counts of harm
