@@ -100,6 +100,26 @@ fn linked_line() -> (Block, Instant, Vec<App>, Vec<PeerId>, Queue) {
     (genesis, now, nodes, ids, queue)
 }
 
+/// The faucet of `genesis` pays `owner` one coin (the parent); `owner` pays on from that output (the
+/// child).
+fn parent_and_child(genesis: &Block) -> (Transfer, Transfer) {
+    let faucet = testkit::outpoints(&genesis.txs[0])[0];
+    let held = genesis.txs[0].outputs()[0].amount;
+    let owner = Keypair::from_seed([9; 32]);
+    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
+    let spent = OutPoint {
+        txid: txid_of(&parent),
+        index: 0,
+    };
+    let to = Keypair::from_seed([10; 32]);
+    let child = testkit::pay(
+        &[(spent, Amount::from_coins(1), &owner)],
+        &to,
+        Amount::from_units(90_000_000),
+    );
+    (parent, child)
+}
+
 /// Queues the messages in `out`, sent by node `from`, and its batch timers. Sync's messages are left
 /// out: these tests are about transaction relay, and keep the nodes' tips apart.
 fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut Queue) {
@@ -130,21 +150,7 @@ fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
         "b and c are gossip neighbours"
     );
 
-    // The faucet pays `owner`; `owner` pays on from that output. The child goes out first.
-    let faucet = testkit::outpoints(&genesis.txs[0])[0];
-    let held = genesis.txs[0].outputs()[0].amount;
-    let owner = Keypair::from_seed([9; 32]);
-    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
-    let spent = OutPoint {
-        txid: txid_of(&parent),
-        index: 0,
-    };
-    let to = Keypair::from_seed([10; 32]);
-    let child = testkit::pay(
-        &[(spent, Amount::from_coins(1), &owner)],
-        &to,
-        Amount::from_units(90_000_000),
-    );
+    let (parent, child) = parent_and_child(&genesis);
     let (parent_id, child_id) = (txid_of(&parent), txid_of(&child));
 
     // `a` takes both; the child's message overtakes the parent's on the way to `b` (another stream or
@@ -313,20 +319,7 @@ fn a_forged_orphan_is_blamed_on_its_relay_when_the_parent_comes() {
 #[test]
 fn a_local_orphan_is_published_once_its_parent_comes() {
     let (genesis, now, mut nodes, ids, mut queue) = linked_line();
-    let faucet = testkit::outpoints(&genesis.txs[0])[0];
-    let held = genesis.txs[0].outputs()[0].amount;
-    let owner = Keypair::from_seed([9; 32]);
-    let parent = testkit::pay(&[(faucet, held, &genesis_key())], &owner, Amount::from_coins(1));
-    let spent = OutPoint {
-        txid: txid_of(&parent),
-        index: 0,
-    };
-    let to = Keypair::from_seed([10; 32]);
-    let child = testkit::pay(
-        &[(spent, Amount::from_coins(1), &owner)],
-        &to,
-        Amount::from_units(90_000_000),
-    );
+    let (parent, child) = parent_and_child(&genesis);
     let (parent_id, child_id) = (txid_of(&parent), txid_of(&child));
 
     let mut out = Vec::new();
