@@ -61,6 +61,11 @@ pub struct Config {
     /// the first entry that fails a request (Kademlia §4.1; [`crate::routing_table`]). `Duration::ZERO`
     /// pings every time, as §2.2 alone would.
     pub stale_after: Duration,
+    /// An entry that answered us within `stale_after` leaves the table after this many requests in a
+    /// row go unanswered (default 5, as go-ethereum's discovery table; at least 1, which evicts at the
+    /// first failure): one lost request does not cost a long-lived entry its place
+    /// ([`crate::RoutingTable::on_request_failed`]).
+    pub max_failures: u8,
     /// A bucket that saw no lookup for this long is refreshed by a lookup of a random key in it (default 1 h).
     pub refresh_interval: Duration,
     /// How long a record stays valid after it is (re)published (default 36 h).
@@ -119,6 +124,7 @@ impl Default for Config {
             max_per_prefix_in_bucket: 2,
             max_per_prefix_in_table: 10,
             stale_after: Duration::from_secs(600),
+            max_failures: 5,
             refresh_interval: Duration::from_secs(3600),
             record_ttl: Duration::from_secs(36 * 3600),
             max_record_ttl: Duration::from_secs(48 * 3600),

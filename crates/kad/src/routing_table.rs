@@ -39,6 +39,9 @@ pub struct TableLimits {
     /// A full bucket's oldest entry is pinged for a newcomer only if it has not answered us for this
     /// long; a fresher one is taken as alive (see the module doc).
     pub stale_after: Duration,
+    /// An entry that answered us within `stale_after` leaves the table once it has failed this many
+    /// requests in a row (see [`RoutingTable::on_request_failed`]); at least 1.
+    pub max_failures: u8,
 }
 
 /// One peer in a bucket.
@@ -52,6 +55,8 @@ pub struct Entry {
     pub addr: Address,
     /// When it last answered us.
     pub last_seen: Instant,
+    /// Requests it failed to answer since it last answered (see [`RoutingTable::on_request_failed`]).
+    pub failures: u8,
 }
 
 impl Entry {
@@ -228,6 +233,7 @@ impl RoutingTable {
             let entries = &mut self.bucket_mut(index).entries;
             let mut entry = entries.remove(pos);
             entry.last_seen = now;
+            entry.failures = 0;
             if learns {
                 entry.addr = addr;
             }
@@ -243,6 +249,7 @@ impl RoutingTable {
             key: Key::from_peer(&peer),
             addr,
             last_seen: now,
+            failures: 0,
         };
         if bucket.entries.len() < k {
             self.add_entry(index, entry);
@@ -278,6 +285,7 @@ impl RoutingTable {
         if alive {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
+            entry.failures = 0;
             bucket.entries.push(entry);
             bucket.pending = None;
             None
@@ -316,6 +324,40 @@ impl RoutingTable {
             return false;
         }
         bucket.oldest_is_stale(now, self.limits.stale_after) || bucket.pending.is_none()
+    }
+
+    /// A request we sent `peer` (a lookup's, a store's, an anchor's keepalive) went unanswered: it
+    /// timed out or its connection went down. Returns whether the entry left the table (its bucket's
+    /// candidate, if any, taking its place).
+    ///
+    /// One failure is not enough to evict an entry that answered us within
+    /// [`TableLimits::stale_after`]: packets get lost and connections drop, and a long-lived entry
+    /// is worth more than the candidate (Kademlia's preference, §2.2), which a Sybil can always
+    /// make sure is its own. The paper's §4.1 makes the same point ("valid contacts will sometimes
+    /// fail to respond when network packets are dropped"), and go-ethereum's discovery table drops a
+    /// node only after five failed `FINDNODE`s in a row (`maxFindnodeFailures`). So an entry leaves
+    /// after [`TableLimits::max_failures`] failures in a row, or at the first one if nothing recent
+    /// speaks for it (no answer for `stale_after`, as for a failed liveness check); an answer
+    /// clears the count.
+    pub fn on_request_failed(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let (stale_after, max_failures) = (self.limits.stale_after, self.limits.max_failures.max(1));
+        let Some(index) = self.bucket_index(&Key::from_peer(peer)) else {
+            return false;
+        };
+        let Some(entry) = self
+            .buckets
+            .get_mut(index)
+            .and_then(|b| b.entries.iter_mut().find(|e| e.peer == *peer))
+        else {
+            return false;
+        };
+        entry.failures = entry.failures.saturating_add(1);
+        let stale = now.saturating_duration_since(entry.last_seen) >= stale_after;
+        if stale || entry.failures >= max_failures {
+            self.remove(peer);
+            return true;
+        }
+        false
     }
 
     /// Removes `peer`; if its bucket had a pending candidate that fits, the candidate takes its place.
@@ -494,6 +536,7 @@ mod tests {
             max_per_prefix_in_bucket: 64,
             max_per_prefix_in_table: 1000,
             stale_after: Duration::ZERO,
+            max_failures: 5,
         };
         let local = Keypair::from_seed([1; 32]).peer_id();
         let mut table = RoutingTable::new(Key::from_peer(&local), limits);

@@ -119,17 +119,29 @@ fn a_full_bucket_with_a_fresh_oldest_pings_nobody_and_a_failed_lookup_request_ma
         node.kad.routing_table().pending(0).map(|e| e.peer),
         Some(peer(p[1]))
     );
-    // A lookup asks the one entry, which stays silent: it leaves and the candidate takes its place.
-    let out = node.input(Input::Command(Command::FindNode {
-        query: QueryId(1),
-        target: Key::from_bytes([3; 32]),
-    }));
-    let asked = requests_to(&out, peer(p[0]));
-    assert_eq!(asked.len(), 1);
-    node.now += Duration::from_secs(10);
-    node.input(Input::Timer(Timer::Deadlines));
-    assert!(!node.kad.routing_table().contains(&peer(p[0])));
-    assert!(node.kad.routing_table().contains(&peer(p[1])));
+    // Lookups ask the one entry, which stays silent. It answered a moment ago, so it keeps its place
+    // through `max_failures - 1` failures; at the last it leaves and the candidate takes its place.
+    let max_failures = Config::default().max_failures;
+    for attempt in 1..=max_failures {
+        let out = node.input(Input::Command(Command::FindNode {
+            query: QueryId(u64::from(attempt)),
+            target: Key::from_bytes([3; 32]),
+        }));
+        assert_eq!(requests_to(&out, peer(p[0])).len(), 1, "attempt {attempt}");
+        node.now += Duration::from_secs(10);
+        node.input(Input::Timer(Timer::Deadlines));
+        let evicted = attempt == max_failures;
+        assert_eq!(
+            node.kad.routing_table().contains(&peer(p[0])),
+            !evicted,
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            node.kad.routing_table().contains(&peer(p[1])),
+            evicted,
+            "attempt {attempt}"
+        );
+    }
 }
 
 #[test]

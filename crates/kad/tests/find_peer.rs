@@ -198,7 +198,7 @@ fn a_lookup_of_a_connected_peer_under_an_id_in_use_is_refused() {
 }
 
 #[test]
-fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_leaves_the_table() {
+fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_counts_a_failure() {
     // Peer 1 is the target; of the candidates, the two nearest it are named by peer 1, the two
     // farthest are in our table: the lookup converges on the near ones while the far ones are out.
     let target = Key::from_peer(&peer(1));
@@ -241,7 +241,7 @@ fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_leave
     );
 
     // A new lookup under the same id: one straggler's answer is not its own, and the other
-    // straggler, timing out, leaves the table as any unresponsive peer does.
+    // straggler, timing out, counts a failure against its entry as any unresponsive peer does.
     let out = node.input(Input::Command(Command::FindNode {
         query: QueryId(7),
         target,
@@ -269,11 +269,9 @@ fn the_stragglers_of_a_converged_lookup_are_nobodys_and_one_that_times_out_leave
     node.now += Config::default().request_timeout * 2;
     let out = node.input(Input::Timer(meshwork_kad::Timer::Deadlines));
     assert!(events(&out).is_empty(), "{out:?}");
-    assert!(
-        !node.kad.routing_table().contains(&peer(far[1])),
-        "timed out: out of the table"
-    );
-    assert!(node.kad.routing_table().contains(&peer(far[0])));
+    let failures = |i: u64| node.kad.routing_table().get(&peer(i)).map(|e| e.failures);
+    assert_eq!(failures(far[1]), Some(1), "timed out: one failure counted");
+    assert_eq!(failures(far[0]), Some(0));
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn limits(k: usize) -> TableLimits {
         max_per_prefix_in_table: usize::MAX,
         // Every full bucket pings, as §2.2 alone would; the delayed ping has its own test.
         stale_after: Duration::ZERO,
+        max_failures: 5,
     }
 }
 
@@ -259,6 +260,42 @@ fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place
         table.insert(peer(p[5]), addr(p[5]), later),
         InsertOutcome::Pending
     );
+}
+
+#[test]
+fn an_entry_heard_from_recently_survives_a_few_failed_requests_and_leaves_after_five() {
+    let (mut table, p) = full_bucket(3);
+    assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
+    // p[1] answered at t(2): four lost requests in a row do not give its place to the candidate.
+    for attempt in 1..=4 {
+        assert!(!table.on_request_failed(&peer(p[1]), t(10 + attempt)));
+        assert_eq!(table.get(&peer(p[1])).map(|e| e.failures), Some(attempt as u8));
+    }
+    assert!(!table.contains(&peer(p[2])));
+    // An answer clears the count; five more failures in a row, and the candidate takes the place.
+    assert_eq!(
+        table.insert(peer(p[1]), addr(p[1]), t(20)),
+        InsertOutcome::Updated
+    );
+    assert_eq!(table.get(&peer(p[1])).map(|e| e.failures), Some(0));
+    for attempt in 1..=4 {
+        assert!(!table.on_request_failed(&peer(p[1]), t(20 + attempt)));
+    }
+    assert!(table.on_request_failed(&peer(p[1]), t(25)));
+    assert!(!table.contains(&peer(p[1])));
+    assert!(table.contains(&peer(p[2])), "the candidate took the place");
+    // A peer not in the table is not counted.
+    assert!(!table.on_request_failed(&peer(p[1]), t(26)));
+}
+
+#[test]
+fn an_entry_nothing_recent_speaks_for_leaves_at_its_first_failed_request() {
+    let (mut table, p) = full_bucket(3);
+    assert_eq!(table.insert(peer(p[2]), addr(p[2]), t(3)), InsertOutcome::Pending);
+    // p[0] last answered at t(1): just short of `stale_after` it survives a failure, past it not.
+    assert!(!table.on_request_failed(&peer(p[0]), t(1) + (STALE_AFTER - Duration::from_millis(1))));
+    assert!(table.on_request_failed(&peer(p[0]), t(1) + STALE_AFTER));
+    assert!(table.contains(&peer(p[2])));
 }
 
 #[test]

@@ -222,19 +222,20 @@ impl<S: RecordStore> Kademlia<S> {
                 self.table.on_ping_result(&peer, false, now);
             }
             Purpose::Liveness => self.table.abandon_probe(&peer),
-            // An anchor that does not answer is no longer one, and leaves the table as a peer that
-            // fails a lookup's request does; one we could not ping (our dial limits) stays.
+            // An anchor that does not answer is no longer one, and its entry counts a failure as a
+            // peer's that fails a lookup's request does; one we could not ping (our dial limits) stays.
             Purpose::Keepalive if pending.sent => {
-                self.table.remove(&peer);
+                self.table.on_request_failed(&peer, now);
                 self.release_anchor(now, &peer, out);
             }
             Purpose::Keepalive => {}
             Purpose::Store(qid) => self.store_answer(now, qid, false, out),
             Purpose::Lookup(_) | Purpose::Ended => {
-                // An unresponsive peer leaves the table (its bucket's pending candidate may take its
-                // place); one we could not ask stays.
+                // An unresponsive peer leaves the table after a few failures in a row, or at once if
+                // it has not answered for long (its bucket's pending candidate may take its place);
+                // one we could not ask stays.
                 if pending.sent {
-                    self.table.remove(&peer);
+                    self.table.on_request_failed(&peer, now);
                     self.release_anchor(now, &peer, out);
                 }
                 if let Purpose::Lookup(qid) = pending.purpose {

@@ -108,6 +108,7 @@ impl<S: RecordStore> Kademlia<S> {
             max_per_prefix_in_bucket: config.max_per_prefix_in_bucket,
             max_per_prefix_in_table: config.max_per_prefix_in_table,
             stale_after: config.stale_after,
+            max_failures: config.max_failures,
         };
         Self {
             keypair,
