@@ -8,7 +8,7 @@
 //! (counted against the peer that relayed it), missing inputs or already known → `Ignore`. A
 //! [`RelayFilter`] lets a node refuse chosen transactions (tests and `meshsim coin --censor` build
 //! censoring nodes with it). Local transactions (wallet, RPC) go into the mempool, are published (an
-//! orphan only once its parents come: with them, or at the next rebroadcast if they came in a block),
+//! orphan only once its parents come, by relay or in a block),
 //! and are published again on a timer until a block takes them.
 
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub enum Submitted {
     /// It entered the mempool and was published.
     Accepted(TxId),
     /// It spends outputs the node does not know yet: it waits in the orphan pool, unpublished, and is
-    /// published when its parents come (at the next rebroadcast if they came in a block). Its
+    /// published when its parents come (by relay or in a block: in the same step). Its
     /// signatures cannot be checked before, and a neighbour that found them bad once the parent came
     /// would blame us for relaying it.
     Orphan(TxId),

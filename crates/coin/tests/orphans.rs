@@ -349,3 +349,44 @@ fn a_local_orphan_is_published_once_its_parent_comes() {
         "a published it after the parent"
     );
 }
+
+/// A block brings the parent of a node's own orphan: the orphan goes out in that step, not at the
+/// next rebroadcast (which `settle` never fires), and the neighbours, which hold the block, take it.
+#[test]
+fn a_local_orphan_is_published_when_its_parent_comes_in_a_block() {
+    let (genesis, now, mut nodes, ids, mut queue) = linked_line();
+    let (parent, child) = parent_and_child(&genesis);
+    let child_id = txid_of(&child);
+
+    let mut out = Vec::new();
+    let submitted = nodes[0].submit_local_tx(now, child, &mut out).unwrap();
+    assert_eq!(submitted, Submitted::Orphan(child_id));
+    forward(&ids, 0, out, &mut queue);
+    settle(&mut nodes, &ids, &mut queue, now);
+
+    // A miner elsewhere puts the parent in block 1; every node connects it (`a` last).
+    let secs = now.as_duration().as_secs();
+    let config = ChainConfig::regtest();
+    let mut miner = Chain::open(MemoryStore::default(), config, genesis.clone(), secs).unwrap();
+    miner.submit_tx(parent, secs).unwrap();
+    let mut block = miner
+        .block_template(
+            Keypair::from_seed([11; 32]).peer_id(),
+            genesis.header.timestamp + 30,
+        )
+        .unwrap();
+    block.header = mine(block.header, 1, 1 << 24).unwrap();
+    assert_eq!(block.txs.len(), 2, "the coinbase and the parent");
+    for at in [1, 2, 0] {
+        queue.push_back((at, Input::Command(CoinCommand::SubmitBlock(block.clone()))));
+    }
+    settle(&mut nodes, &ids, &mut queue, now);
+    for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
+        assert_eq!(node.chain().tip().height, 1, "{name} took the block");
+        assert!(
+            node.chain().mempool().contains(&child_id),
+            "{name} holds the child"
+        );
+    }
+    assert_eq!(nodes[0].relay_stats().adopted, 1, "a published it with the block");
+}

@@ -19,8 +19,9 @@ impl<S: ChainStore> CoinApp<S> {
     pub(crate) fn run(&mut self, now: Instant, out: &mut Vec<Output<Self>>) {
         for _ in 0..MAX_STEPS {
             let Some(work) = self.work.pop_front() else {
-                // Orphans found invalid in this step are blamed within it.
-                if self.blame_invalid_orphans(out) {
+                // Orphans found invalid in this step are blamed within it, and those its blocks made
+                // whole are published.
+                if self.blame_invalid_orphans(out) | self.queue_adopted_by_blocks() {
                     continue;
                 }
                 return;

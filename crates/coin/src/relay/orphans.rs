@@ -4,7 +4,7 @@
 use meshwork_ledger::{ChainStore, TxId};
 use meshwork_wire::{Instant, Output};
 
-use crate::app::CoinApp;
+use crate::app::{CoinApp, Work};
 use crate::types::CoinEvent;
 
 impl<S: ChainStore> CoinApp<S> {
@@ -20,6 +20,15 @@ impl<S: ChainStore> CoinApp<S> {
             self.gossip_command(meshwork_gossip::Command::Blame(from));
             out.push(Output::Emit(CoinEvent::TxRejected { txid, from, error }));
         }
+        found
+    }
+
+    /// Queues for publication the orphans that blocks connected in this step made whole (their parents
+    /// came in a block, which does not carry them). Whether any was queued.
+    pub(crate) fn queue_adopted_by_blocks(&mut self) -> bool {
+        let adopted = self.sync.chain_mut().take_adopted_by_blocks();
+        let found = !adopted.is_empty();
+        self.work.extend(adopted.into_iter().map(Work::Adopted));
         found
     }
 

@@ -11,7 +11,7 @@ use meshwork_identity::PeerId;
 use meshwork_ledger::mempool::{Inserted, InvalidOrphan};
 use meshwork_ledger::{
     Amount, Block, BlockHeader, BlockId, ChainStore, Coin, Ledger, Mempool, MempoolError, OutPoint,
-    StoreError, Transfer,
+    StoreError, Transfer, TxId,
 };
 
 use self::bodies::Bodies;
@@ -164,6 +164,12 @@ impl<S: ChainStore> Chain<S> {
     /// the last call, with the peers that relayed them ([`Mempool::take_invalid_orphans`]).
     pub fn take_invalid_orphans(&mut self) -> Vec<InvalidOrphan> {
         self.mempool.take_invalid_orphans()
+    }
+
+    /// The orphans that connected blocks made whole since the last call, oldest first, for the
+    /// driver to publish ([`Mempool::take_adopted_by_blocks`]).
+    pub fn take_adopted_by_blocks(&mut self) -> Vec<TxId> {
+        self.mempool.take_adopted_by_blocks()
     }
 
     /// Verifies the signatures of transactions about to be submitted one by one, in one batch

@@ -24,9 +24,11 @@
 //! - **Templates**: [`Mempool::block_template`] takes transactions by fee rate, a child only after all its
 //!   in-pool parents (no child-pays-for-parent scoring: a high-rate child of a low-rate parent waits for
 //!   its parent's turn).
-//! - **Blocks**: [`Mempool::block_connected`] drops confirmed and conflicting transactions;
+//! - **Blocks**: [`Mempool::block_connected`] drops confirmed and conflicting transactions and keeps
+//!   the orphans they made whole for the driver to publish ([`Mempool::take_adopted_by_blocks`]);
 //!   [`Mempool::block_disconnected`] takes a disconnected block's transactions back.
 
+mod blocks;
 mod orphans;
 mod policy;
 mod pool;

@@ -6,8 +6,8 @@ use meshwork_identity::PeerId;
 
 use super::orphans::{InvalidOrphan, OrphanPool, Source};
 use crate::{
-    Amount, Block, ChainStore, CheckedTransfer, Coin, Ledger, MempoolConfig, MempoolError, OutPoint,
-    StoreError, Transaction, Transfer, TxError, TxId, UtxoView,
+    Amount, ChainStore, CheckedTransfer, Coin, Ledger, MempoolConfig, MempoolError, OutPoint, StoreError,
+    Transaction, Transfer, TxError, TxId, UtxoView,
 };
 
 /// A pool transaction and its links to other pool transactions.
@@ -54,6 +54,8 @@ pub struct Mempool {
     pub(super) orphans: OrphanPool,
     /// Relayed orphans found invalid on adoption, oldest first, until taken (at most `max_orphans`).
     pub(super) invalid_orphans: VecDeque<InvalidOrphan>,
+    /// Orphans that connected blocks made whole, oldest first, until taken (at most `max_orphans`).
+    pub(super) adopted_by_blocks: VecDeque<TxId>,
 }
 
 /// The outputs of pool transactions, as a UTXO view for checking their children.
@@ -92,6 +94,7 @@ impl Mempool {
             bytes: 0,
             orphans,
             invalid_orphans: VecDeque::new(),
+            adopted_by_blocks: VecDeque::new(),
         }
     }
 
@@ -329,7 +332,7 @@ impl Mempool {
     }
 
     /// Removes one entry and unlinks it (its children stay, now spending a confirmed or missing parent).
-    fn remove_entry(&mut self, txid: &TxId) -> Option<Entry> {
+    pub(super) fn remove_entry(&mut self, txid: &TxId) -> Option<Entry> {
         let entry = self.entries.remove(txid)?;
         self.by_rate.remove(&(entry.fee_rate, *txid));
         self.bytes -= entry.size;
@@ -366,7 +369,7 @@ impl Mempool {
         found
     }
 
-    fn remove_with_descendants(&mut self, txid: TxId) -> Vec<TxId> {
+    pub(super) fn remove_with_descendants(&mut self, txid: TxId) -> Vec<TxId> {
         let mut removed: Vec<TxId> = self.with_descendants([txid]).into_iter().collect();
         removed.sort_unstable();
         removed.retain(|id| self.remove_entry(id).is_some());
@@ -383,42 +386,5 @@ impl Mempool {
             evicted.extend(self.remove_with_descendants(lowest));
         }
         evicted
-    }
-
-    /// Drops the transactions `block` confirms and those that conflict with it (with their descendants),
-    /// then retries the orphans its transactions may have made whole. Call after connecting `block`.
-    pub fn block_connected<S: ChainStore>(&mut self, block: &Block, ledger: &mut Ledger<S>) -> Vec<TxId> {
-        let txids = block.txids();
-        for txid in &txids {
-            self.remove_entry(txid);
-            self.orphans.remove(txid);
-        }
-        let mut dropped = Vec::new();
-        for input in block.txs.iter().flat_map(Transaction::inputs) {
-            if let Some(conflict) = self.spent_by.get(&input.prevout).copied() {
-                dropped.extend(self.remove_with_descendants(conflict));
-            }
-        }
-        self.adopt_orphans(txids, ledger);
-        dropped
-    }
-
-    /// Takes back the transactions of a block that was just disconnected (call after
-    /// [`Ledger::disconnect_tip`]). Those that are no longer valid are dropped. Returns those re-added.
-    ///
-    /// Pool transactions that spent the disconnected coinbase become invalid; they are dropped the next
-    /// time a block conflicts with them or are refused in a block; a node that reorgs deeply may rebuild
-    /// its pool instead.
-    pub fn block_disconnected<S: ChainStore>(&mut self, block: &Block, ledger: &mut Ledger<S>) -> Vec<TxId> {
-        let mut readded = Vec::new();
-        for tx in block.txs.iter() {
-            let Transaction::Transfer(transfer) = tx else {
-                continue;
-            };
-            if let Ok(Inserted::Accepted { txid, .. }) = self.insert_one(transfer.clone(), None, ledger) {
-                readded.push(txid);
-            }
-        }
-        readded
     }
 }

@@ -171,8 +171,8 @@ pub struct Utxo {
 pub enum SubmitStatus {
     /// In the mempool, and relayed.
     Accepted,
-    /// Held until its parents arrive: not yet checked against them, and relayed only then (at the
-    /// next rebroadcast if they came in a block).
+    /// Held until its parents arrive (relayed or in a block): not yet checked against them, and
+    /// relayed only then.
     Orphan,
 }
 
