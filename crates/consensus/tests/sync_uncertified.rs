@@ -286,3 +286,56 @@ fn a_header_another_peer_built_on_is_not_forgotten_for_the_flooders_flood() {
     );
     assert!(node.chain().header(&first.id()).is_some());
 }
+
+/// A certificate for block `n` of `chain` (signed by three of the four validators).
+fn certificate_for(chain: &[Block], n: usize) -> Certificate {
+    let block = &chain[n - 1];
+    let genesis = genesis_block(&config()).id();
+    let (height, round) = (n as u64, n as u64);
+    let votes: Vec<_> = validators()[..3]
+        .iter()
+        .map(|key| Certificate::sign_vote(key, &genesis, &block.id(), height, round, round - 1))
+        .collect();
+    Certificate {
+        block: block.id(),
+        height,
+        round,
+        parent_round: round - 1,
+        votes: votes.try_into().unwrap(),
+    }
+}
+
+#[test]
+fn branches_below_a_final_block_not_connected_yet_are_charged() {
+    let mut node = node();
+    let (_, flooder) = honest_and_flooder(&mut node);
+    // Catching up: the headers of blocks 1 to 8 and a certificate for block 8, no bodies yet.
+    let chain = blocks(8);
+    let headers: Vec<BlockHeader> = chain.iter().map(|block| block.header).collect();
+    node.chain_mut().submit_headers(&headers, NOW).unwrap();
+    node.chain_mut()
+        .finalize(certificate_for(&chain, 8), NOW)
+        .unwrap();
+    assert_eq!(node.chain().tip().height, 0);
+    // Branches that end at the final height carry its work: each one was free while block 8 was
+    // not connected (the index took hundreds, pruning its lowest leaves).
+    let mut sent = Vec::new();
+    for tag in 0..(4 * MAX_HEADERS as u64) {
+        let fork = 4 + (tag % 4) as usize;
+        let branch = made_up_chain(headers[fork - 1], 8 - fork, 9_000 + tag);
+        sent.extend(branch.iter().map(BlockHeader::id));
+        deliver(&mut node, flooder, Message::Headers(branch.try_into().unwrap()));
+    }
+    let held = held(&node, &sent);
+    assert!(
+        held <= ALLOWANCE,
+        "{held} made-up headers held below the final block"
+    );
+    // The final chain is whole, and its blocks still connect.
+    let final_chain: Vec<BlockId> = chain.iter().map(Block::id).collect();
+    assert_eq!(self::held(&node, &final_chain), 8);
+    for block in &chain {
+        node.chain_mut().submit_block(block.clone(), NOW).unwrap();
+    }
+    assert_eq!(node.chain().tip().id, chain[7].id());
+}

@@ -212,17 +212,37 @@ impl<S: ChainStore> Chain<S> {
             .map_or(0, |certificate| certificate.height)
     }
 
-    /// Whether the last final block is on the active chain (connected), as it is but while a node
-    /// catches up to it.
-    pub(crate) fn final_block_connected(&self) -> bool {
+    /// Whether the last final block's header is known (connected or not). Its ancestors then are
+    /// too (the index takes a header only on its parent): they are the final chain, and any header
+    /// new to the index at or below the final height is off it.
+    pub(crate) fn final_header_known(&self) -> bool {
         self.final_certificate()
-            .is_some_and(|certificate| self.engine.is_active(&certificate.block))
+            .is_some_and(|certificate| self.engine.header(&certificate.block).is_some())
+    }
+
+    /// Whether the known header `id` at `height` (at most the final height) is on the final chain;
+    /// `None` while the final block's header is unknown (a node catching up learns the certificate
+    /// before the headers that lead to it).
+    fn on_final_chain(&self, id: &BlockId, height: u64) -> Option<bool> {
+        let final_block = self.final_certificate()?.block;
+        let final_height = self.engine.header(&final_block)?.height;
+        // The active and the best header chain answer at once; a final block on neither (a tie of
+        // work seen in another order) is walked back to.
+        if self.engine.is_active(&final_block) {
+            return Some(self.engine.is_active(id));
+        }
+        if self.engine.best_chain_at(final_height) == Some(final_block) {
+            return Some(self.engine.best_chain_at(height) == Some(*id));
+        }
+        Some(self.engine.ancestor(&final_block, height) == Some(*id))
     }
 
     /// Whether `id` is a known header the certificates do not vouch for (yet): above the final block,
     /// off the chosen block's chain; at or below it, off the final chain (a sibling of the final
-    /// block carries as much work, so the work floor takes it). Below a final block not connected
-    /// yet, a header is presumed on the way to it: a node catching up fetches those.
+    /// block, or a branch that ends at its height, carries as much work, so the work floor takes
+    /// it), whether the final block is connected yet or only its header is known. Below a final
+    /// block whose header is unknown, a header is presumed on the way to it: a node catching up
+    /// fetches those.
     pub(crate) fn is_uncertified(&self, id: &BlockId) -> bool {
         let Some(header) = self.engine.header(id) else {
             return false;
@@ -231,7 +251,7 @@ impl<S: ChainStore> Chain<S> {
             return false;
         }
         if header.height <= self.final_height() {
-            return self.final_block_connected();
+            return self.on_final_chain(id, header.height) == Some(false);
         }
         self.best_chain_at(header.height) != Some(*id)
     }

@@ -19,6 +19,11 @@
 //! proposals; all peers together hold at most one more than their number times the allowance, far
 //! below the index's bound.
 //!
+//! Below the final block, the final chain is the final block's ancestors, known as soon as its header
+//! is (connected or not): a header new to the index there is off it, and charged. Only while the final
+//! block's header is unknown (a node catching up learns the certificate first, then fetches the
+//! headers that lead to it) are the headers below it presumed on the way and not charged.
+//!
 //! [`SyncConfig::max_uncertified_headers`]: crate::SyncConfig::max_uncertified_headers
 
 use std::collections::VecDeque;
@@ -55,11 +60,11 @@ impl<S: ChainStore> ChainSync<S> {
             return Some(Vec::new());
         }
         let final_height = self.chain.final_height();
-        let final_connected = self.chain.final_block_connected();
+        let final_known = self.chain.final_header_known();
         let fresh: Vec<BlockId> = headers
             .iter()
             .filter(|header| {
-                !self.chain.beyond_horizon(header.height) && (header.height > final_height || final_connected)
+                !self.chain.beyond_horizon(header.height) && (header.height > final_height || final_known)
             })
             .map(BlockHeader::id)
             .filter(|id| self.chain.header(id).is_none())
