@@ -339,3 +339,35 @@ fn branches_below_a_final_block_not_connected_yet_are_charged() {
     }
     assert_eq!(node.chain().tip().id, chain[7].id());
 }
+
+#[test]
+fn a_flooder_that_relays_an_honest_header_first_cannot_take_it_with_its_flood() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    // The flooder relays the honest proposal ahead of its honest sender, then floods its allowance.
+    let proposal = header_on_tip(&node, 1);
+    deliver(&mut node, flooder, Message::NewTip(proposal));
+    deliver(&mut node, honest, Message::NewTip(proposal));
+    let sent = flood(&mut node, flooder, 4 * ALLOWANCE as u64, 1_000);
+    assert!(
+        node.chain().header(&proposal.id()).is_some(),
+        "the honest proposal stays: its honest relay holds it"
+    );
+    let held = held(&node, &sent);
+    assert!(held <= ALLOWANCE, "{held} made-up headers held");
+}
+
+#[test]
+fn a_flooder_that_relays_an_honest_block_first_cannot_take_it_with_its_flood() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    let mut proposal = blocks(1).remove(0);
+    proposal.header.nonce = 77;
+    deliver(&mut node, flooder, Message::Block(proposal.clone()));
+    deliver(&mut node, honest, Message::Block(proposal.clone()));
+    let sent = flood(&mut node, flooder, 4 * ALLOWANCE as u64, 1_000);
+    let id = proposal.id();
+    assert!(node.chain().header(&id).is_some(), "the header stays");
+    assert!(node.chain().block(&id).unwrap().is_some(), "and its body");
+    assert!(held(&node, &sent) <= ALLOWANCE);
+}

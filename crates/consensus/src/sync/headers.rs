@@ -207,6 +207,9 @@ impl<S: ChainStore> ChainSync<S> {
             state.announced = Some(id);
         }
         let outcome = if self.chain.header(&id).is_some() {
+            // Known already: if no certificate vouches for it, this relay pays for it too. Without
+            // room it is simply not charged (the header is held either way).
+            let _ = self.uncertified_room(&from, &[header]);
             HeadersOutcome::Accepted {
                 new: 0,
                 last: Some(id),

@@ -64,7 +64,7 @@ pub use self::serve::{MAX_DEFERRED_BLOCKS, ServeStats};
 use self::serve::{Server, Want};
 use self::stalls::Stalls;
 pub use self::types::{Command, Event, Timer};
-use self::uncertified::Unowned;
+use self::uncertified::Charges;
 use crate::chain::Chain;
 use crate::config::SyncConfig;
 use crate::traits::{Fault, FaultReporter};
@@ -91,8 +91,9 @@ pub struct ChainSync<S: ChainStore> {
     relay_stats: RelayStats,
     /// Peers that stalled lately (`stalls.rs`).
     stalls: Stalls,
-    /// Uncertified headers charged to nobody connected (`uncertified.rs`).
-    unowned: Unowned,
+    /// The books of uncertified headers: those charged to nobody connected, who sent the orphans,
+    /// how many allowances hold each (`uncertified.rs`).
+    charges: Charges,
 }
 
 /// `now` as Unix seconds (see the module docs).
@@ -114,7 +115,7 @@ impl<S: ChainStore> ChainSync<S> {
             server: Server::default(),
             relay_stats: RelayStats::default(),
             stalls: Stalls::default(),
-            unowned: Unowned::default(),
+            charges: Charges::default(),
         }
     }
 

@@ -24,9 +24,15 @@
 //! block's header is unknown (a node catching up learns the certificate first, then fetches the
 //! headers that lead to it) are the headers below it presumed on the way and not charged.
 //!
+//! Every relay of such a header pays for it, not only the first: a peer that relays an honest
+//! header ahead of its honest sender (a leader's proposal, a validator's new tip) and then floods
+//! its own allowance would otherwise have taken the honest header with it. A header is forgotten only
+//! when no peer's allowance holds it any more; a flooder's copy of one another peer holds is simply
+//! dropped from the flooder's allowance.
+//!
 //! [`SyncConfig::max_uncertified_headers`]: crate::SyncConfig::max_uncertified_headers
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
@@ -37,20 +43,51 @@ use crate::chain::Chain;
 /// Orphan blocks whose sender is remembered, at most (the chain's orphan pool holds fewer).
 const MAX_ORPHAN_SENDERS: usize = 256;
 
-/// What is charged to nobody connected: the headers of peers that left, and who sent the orphans.
+/// The charges' shared books: what is charged to nobody connected, who sent the orphans, and how many
+/// allowances hold each charged header.
 #[derive(Debug, Default)]
-pub(super) struct Unowned {
+pub(super) struct Charges {
     /// Uncertified headers of peers that left, oldest first (one peer's allowance at most).
-    headers: VecDeque<BlockId>,
+    unowned: VecDeque<BlockId>,
     /// Who sent each orphan block (to charge it when the block joins the index), oldest first.
     orphan_senders: VecDeque<(BlockId, PeerId)>,
+    /// How many entries of the allowances (the peers' and `unowned`) hold each header: one is
+    /// forgotten only when the last goes. As many keys as entries at most.
+    holders: HashMap<BlockId, u32>,
+}
+
+impl Charges {
+    /// One more allowance holds `id`.
+    fn hold(&mut self, id: BlockId) {
+        *self.holders.entry(id).or_default() += 1;
+    }
+
+    /// One allowance less holds `id`; how many still do.
+    fn release(&mut self, id: &BlockId) -> u32 {
+        let Some(count) = self.holders.get_mut(id) else {
+            return 0;
+        };
+        *count = count.saturating_sub(1);
+        let left = *count;
+        if left == 0 {
+            self.holders.remove(id);
+        }
+        left
+    }
+
+    /// Whether an allowance other than the one holding `id` once holds it too.
+    fn held_elsewhere(&self, id: &BlockId) -> bool {
+        self.holders.get(id).is_some_and(|&count| count > 1)
+    }
 }
 
 impl<S: ChainStore> ChainSync<S> {
     /// Before `from`'s headers are submitted: the ids among them that will be charged to it if they
     /// are taken (new to the index, within the horizon, and where the certificates do not vouch for
     /// them), with room made for them; `None` if its allowance holds no header it can give up (the
-    /// headers are then not submitted). Empty under proof of work, where headers pay for themselves.
+    /// headers are then not submitted). Those already in the index that the certificates do not vouch
+    /// for are charged to `from` at once, if its allowance does not hold them yet: each relay pays.
+    /// Empty under proof of work, where headers pay for themselves.
     pub(super) fn uncertified_room(
         &mut self,
         from: &PeerId,
@@ -61,34 +98,61 @@ impl<S: ChainStore> ChainSync<S> {
         }
         let final_height = self.chain.final_height();
         let final_known = self.chain.final_header_known();
-        let fresh: Vec<BlockId> = headers
-            .iter()
-            .filter(|header| {
-                !self.chain.beyond_horizon(header.height) && (header.height > final_height || final_known)
-            })
-            .map(BlockHeader::id)
-            .filter(|id| self.chain.header(id).is_none())
-            .collect();
+        let (mut fresh, mut known) = (Vec::new(), Vec::new());
+        for header in headers {
+            let id = header.id();
+            if self.chain.header(&id).is_some() {
+                if self.chain.is_uncertified(&id) {
+                    known.push(id);
+                }
+            } else if !self.chain.beyond_horizon(header.height)
+                && (header.height > final_height || final_known)
+            {
+                fresh.push(id);
+            }
+        }
         let allowance = self.config.max_uncertified_headers;
         let state = self.peers.get_mut(from)?;
-        make_room(&mut self.chain, &mut state.uncertified, fresh.len(), allowance).then_some(fresh)
+        known.sort_unstable();
+        known.dedup();
+        known.retain(|id| !state.uncertified.contains(id));
+        let incoming = fresh.len() + known.len();
+        if !make_room(
+            &mut self.chain,
+            &mut self.charges,
+            &mut state.uncertified,
+            incoming,
+            allowance,
+        ) {
+            return None;
+        }
+        for id in known {
+            self.charges.hold(id);
+            state.uncertified.push_back(id);
+        }
+        Some(fresh)
     }
 
     /// After the submission: charges `from` with those of `fresh` now in the index and uncertified.
     pub(super) fn charge_uncertified(&mut self, from: &PeerId, fresh: &[BlockId]) {
         let allowance = self.config.max_uncertified_headers;
-        let chain = &mut self.chain;
+        let (chain, charges) = (&mut self.chain, &mut self.charges);
+        let mut unowned = std::mem::take(&mut charges.unowned);
         let queue = match self.peers.get_mut(from) {
             Some(state) => &mut state.uncertified,
-            None => &mut self.unowned.headers,
+            None => &mut unowned,
         };
-        queue.extend(fresh.iter().filter(|id| chain.is_uncertified(id)));
-        make_room(chain, queue, 0, allowance);
+        for id in fresh.iter().filter(|id| chain.is_uncertified(id)) {
+            charges.hold(*id);
+            queue.push_back(*id);
+        }
+        make_room(chain, charges, queue, 0, allowance);
+        charges.unowned.append(&mut unowned);
     }
 
     /// `id`, sent by `from`, waits as an orphan: it is charged to `from` if it joins the index.
     pub(super) fn note_orphan(&mut self, from: PeerId, id: BlockId) {
-        let senders = &mut self.unowned.orphan_senders;
+        let senders = &mut self.charges.orphan_senders;
         senders.push_back((id, from));
         if senders.len() > MAX_ORPHAN_SENDERS {
             senders.pop_front();
@@ -98,7 +162,7 @@ impl<S: ChainStore> ChainSync<S> {
     /// Orphans that joined the index: each is charged to whoever sent it.
     pub(super) fn charge_adopted(&mut self, adopted: &[BlockId]) {
         for id in adopted {
-            let senders = &mut self.unowned.orphan_senders;
+            let senders = &mut self.charges.orphan_senders;
             if let Some(at) = senders.iter().position(|(orphan, _)| orphan == id)
                 && let Some((_, sender)) = senders.remove(at)
             {
@@ -110,18 +174,21 @@ impl<S: ChainStore> ChainSync<S> {
     /// `peer` left: what it was charged stays charged, to the headers of peers that left.
     pub(super) fn release_uncertified(&mut self, charged: VecDeque<BlockId>) {
         let allowance = self.config.max_uncertified_headers;
-        let unowned = &mut self.unowned.headers;
+        let mut unowned = std::mem::take(&mut self.charges.unowned);
         unowned.extend(charged);
-        make_room(&mut self.chain, unowned, 0, allowance);
+        make_room(&mut self.chain, &mut self.charges, &mut unowned, 0, allowance);
+        self.charges.unowned = unowned;
     }
 }
 
-/// Makes room in `queue` (one peer's charges, oldest first) for `incoming` more within `allowance`:
+/// Makes room in `queue` (one allowance, oldest first) for `incoming` more within `allowance`:
 /// entries the certificates vouch for now, or gone from the index, are dropped first (they cost
-/// nothing); then the oldest with nothing built on it is forgotten, so that no header another peer
-/// built on goes with it. False if none can be forgotten and there is still no room.
+/// nothing); then the oldest that another allowance holds too (dropped from this one only) or that
+/// has nothing built on it (forgotten, unless another allowance holds it), so that no header another
+/// peer built on or relayed goes with it. False if none can be given up and there is still no room.
 fn make_room<S: ChainStore>(
     chain: &mut Chain<S>,
+    charges: &mut Charges,
     queue: &mut VecDeque<BlockId>,
     incoming: usize,
     allowance: usize,
@@ -129,12 +196,23 @@ fn make_room<S: ChainStore>(
     if queue.len() + incoming <= allowance {
         return true;
     }
-    queue.retain(|id| chain.is_uncertified(id));
+    queue.retain(|id| {
+        let keep = chain.is_uncertified(id);
+        if !keep {
+            charges.release(id);
+        }
+        keep
+    });
     while queue.len() + incoming > allowance {
-        let Some(at) = queue.iter().position(|id| chain.is_leaf(id)) else {
+        let Some(at) = queue
+            .iter()
+            .position(|id| charges.held_elsewhere(id) || chain.is_leaf(id))
+        else {
             return false;
         };
-        if let Some(id) = queue.remove(at) {
+        if let Some(id) = queue.remove(at)
+            && charges.release(&id) == 0
+        {
             chain.forget_uncertified(&id);
         }
     }
