@@ -10,14 +10,14 @@
 
 use meshwork_consensus::bft::mocks::Digests;
 use meshwork_consensus::bft::{
-    BftConfig, Command, Event, MemoryJournal, Message, Notarization, Nullification, Proposal, Simplex,
-    ValidatorSet, sign_nullify,
+    AnyJournal, BftConfig, Command, Event, FileJournal, Journal, MemoryJournal, Message, Notarization,
+    Nullification, Proposal, Simplex, Timer, ValidatorSet, sign_nullify,
 };
 use meshwork_identity::{Hash, Keypair, PeerId};
 use meshwork_sim::node_keypair;
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
-type Engine = Simplex<Digests, MemoryJournal>;
+type Engine = Simplex<Digests, AnyJournal>;
 
 const HISTORY: u64 = 16;
 
@@ -34,12 +34,17 @@ fn config() -> BftConfig {
 
 /// Validator `me`, started and connected to the others.
 fn engine(me: usize) -> Engine {
+    engine_on(me, AnyJournal::Memory(MemoryJournal::new()))
+}
+
+/// Validator `me` on `journal`, started (resumed from it) and connected to the others.
+fn engine_on(me: usize, journal: AnyJournal) -> Engine {
     let keys = keys();
     let mut engine = Simplex::new(
         config(),
         keys[me].clone(),
         Digests::new(keys[me].peer_id()),
-        MemoryJournal::new(),
+        journal,
     );
     let mut out = Vec::new();
     for (i, key) in keys.iter().enumerate() {
@@ -175,4 +180,38 @@ fn a_skipped_run_broken_by_a_view_never_certified_here_is_not_taken_for_nullifie
     skip_until_led_by(&mut engine, leader.peer_id(), 3 * HISTORY);
     let (voted, _) = offer_on(&mut engine, &leader, &anchor);
     assert!(!voted);
+}
+
+#[test]
+fn a_validator_restarted_after_a_run_longer_than_the_history_still_votes_on_the_runs_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("votes");
+    let mut engine = engine_on(0, AnyJournal::File(FileJournal::new(&path)));
+    let anchor = notarized_first_view(&mut engine);
+    // Every view times out here too: validator 0 votes to skip each (a journal record each), then
+    // sees it nullified.
+    for _ in 0..3 * HISTORY {
+        let view = engine.view();
+        let mut out = Vec::new();
+        engine.handle(Instant::ZERO, Input::Timer(Timer::Notarization(view)), &mut out);
+        receive(&mut engine, keys()[1].peer_id(), nullification(view));
+    }
+    let last_vote = FileJournal::new(&path).load().unwrap().unwrap();
+    let run = last_vote
+        .skipped
+        .expect("the record keeps the run below its view");
+    assert_eq!((run.parent, run.through), (anchor, last_vote.view - 1));
+
+    // A crash: the certificates held in memory are gone, and every other validator has pruned the
+    // run's first views. The restarted validator is sent what the others still hold.
+    drop(engine);
+    let mut engine = engine_on(0, AnyJournal::File(FileJournal::new(&path)));
+    assert_eq!(engine.view(), last_vote.view);
+    for view in last_vote.view + 1 - HISTORY..=last_vote.view {
+        receive(&mut engine, keys()[1].peer_id(), nullification(view));
+    }
+    let leader = keys()[2].clone();
+    skip_until_led_by(&mut engine, leader.peer_id(), last_vote.view);
+    let (voted, asked) = offer_on(&mut engine, &leader, &anchor);
+    assert!(voted, "no notarize vote; backfill asked instead: {asked:?}");
 }

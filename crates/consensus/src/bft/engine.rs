@@ -9,9 +9,8 @@ use meshwork_wire::{Input, Instant, Output, Protocol, ProtocolId};
 
 use super::config::BftConfig;
 use super::evidence::Evidence;
-use super::journal::{Journal, LastVote};
+use super::journal::{Journal, LastVote, SkippedRun};
 use super::message::{Finalization, Message, Notarization, Nullification, Proposal};
-use super::skip::Skip;
 use super::votes::ViewVotes;
 use crate::traits::{Fault, InvalidReason, Verdict};
 
@@ -136,8 +135,9 @@ pub struct Simplex<A, J> {
     pub(super) votes: BTreeMap<u64, ViewVotes>,
     pub(super) notarized: BTreeMap<u64, Notarization>,
     pub(super) nullified: BTreeMap<u64, Nullification>,
-    /// The run of nullified views older than the certificate history, if one ends at its edge.
-    pub(super) skip: Option<Skip>,
+    /// The run of nullified views older than the certificate history, if one ends at its edge; after
+    /// a restart, the run the journal kept (it may reach into the history).
+    pub(super) skip: Option<SkippedRun>,
     pub(super) finalizations: BTreeMap<u64, Finalization>,
     /// The last final proposal (genesis at first).
     pub(super) finalized: Proposal,
@@ -286,6 +286,9 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         let first = match self.journal.load() {
             Ok(last) => {
                 self.mine = last.unwrap_or_default();
+                // The run of nullified views it saw below its last vote: their certificates are gone
+                // with the restart, and pruned everywhere once the history passes them.
+                self.skip = self.mine.skipped;
                 // A finalize vote was sent on seeing the view's notarization: the validator had moved on.
                 if self.mine.finalize.is_some() {
                     self.mine.view + 1

@@ -5,6 +5,14 @@
 //! highest view it voted in are all it must remember: after a restart it resumes in that view, with
 //! those votes, and never goes back. The engine writes the record **before** it sends the vote; if the
 //! write fails it stops voting.
+//!
+//! The record also keeps the run of nullified views just below the vote's view, down to a certified
+//! proposal ([`SkippedRun`]), as the validator knew it when it voted. Certificates live in memory and
+//! are pruned everywhere after [`BftConfig::history_views`](super::BftConfig::history_views): after a
+//! run longer than that, a validator that restarted could backfill the run's last views but never its
+//! first, and would not vote for a block on the run's parent again (with more than a third restarted,
+//! the chain halted for good). Restored, the run covers what it saw, so a restart shorter than the
+//! history loses nothing.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -13,6 +21,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::message::Proposal;
+
+/// Every view after `parent`'s up to `through` was nullified (the certificates checked by this
+/// validator), and `parent` is certified: a leader after `through`, with the views since nullified too,
+/// builds on `parent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedRun {
+    /// The certified proposal below the run.
+    pub parent: Proposal,
+    /// The run's last view.
+    pub through: u64,
+}
 
 /// What a validator voted in its latest view.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +44,29 @@ pub struct LastVote {
     pub nullify: bool,
     /// The proposal it voted to finalize, if any.
     pub finalize: Option<Proposal>,
+    /// The run of nullified views that ends just below `view`, if one does (restored on a restart).
+    pub skipped: Option<SkippedRun>,
+}
+
+/// [`LastVote`] as journals before the skipped run wrote it: still read, so an upgraded node resumes.
+#[derive(Serialize, Deserialize)]
+struct LastVoteV1 {
+    view: u64,
+    notarize: Option<Proposal>,
+    nullify: bool,
+    finalize: Option<Proposal>,
+}
+
+impl From<LastVoteV1> for LastVote {
+    fn from(old: LastVoteV1) -> Self {
+        Self {
+            view: old.view,
+            notarize: old.notarize,
+            nullify: old.nullify,
+            finalize: old.finalize,
+            skipped: None,
+        }
+    }
 }
 
 /// Where a validator keeps its [`LastVote`].
@@ -122,7 +164,14 @@ impl Journal for FileJournal {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(self.io(error)),
         };
-        meshwork_wire::decode(&bytes)
+        // A record ends where its fields do (the decoder refuses trailing bytes), so an old record
+        // does not decode as a new one, nor a new one as old.
+        meshwork_wire::decode::<LastVote>(&bytes)
+            .or_else(|error| {
+                meshwork_wire::decode::<LastVoteV1>(&bytes)
+                    .map(LastVote::from)
+                    .map_err(|_| error)
+            })
             .map(Some)
             .map_err(|error| JournalError::Corrupt {
                 path: self.path.clone(),
@@ -182,6 +231,38 @@ mod tests {
 
         fs::write(journal.path(), b"\xff\xff").unwrap();
         assert!(matches!(journal.load(), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_record_written_before_the_skipped_run_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = FileJournal::new(dir.path().join("votes"));
+        let old = LastVoteV1 {
+            view: 9,
+            notarize: None,
+            nullify: true,
+            finalize: None,
+        };
+        fs::write(journal.path(), meshwork_wire::encode(&old).unwrap()).unwrap();
+        let loaded = journal.load().unwrap().unwrap();
+        assert_eq!((loaded.view, loaded.nullify, loaded.skipped), (9, true, None));
+        // And a new record with a run is not mistaken for an old one.
+        let mut journal = journal;
+        let run = SkippedRun {
+            parent: Proposal {
+                view: 1,
+                parent: 0,
+                height: 1,
+                payload: Hash::digest(b"a"),
+            },
+            through: 8,
+        };
+        let new = LastVote {
+            skipped: Some(run),
+            ..loaded
+        };
+        journal.record(&new).unwrap();
+        assert_eq!(journal.load().unwrap(), Some(new));
     }
 }
 

@@ -48,6 +48,9 @@
 //! - **A durable last vote.** Before any vote leaves, the engine records it in its [`Journal`]
 //!   ([`FileJournal`]: one file replaced atomically); a validator restarted after a crash resumes in that
 //!   view with those votes, so it never votes twice in one view. If the journal fails, the engine halts.
+//!   The record also keeps the run of nullified views below the vote ([`SkippedRun`]), whose
+//!   certificates every validator prunes after the history: restarted, a validator still votes on the
+//!   run's parent.
 //! - **Catching up.** A validator that sees a vote for a view it has left answers with the view's
 //!   certificate; one stuck in a view sends its nullify vote and the certificate that let it enter the
 //!   view again every [`BftConfig::retry`]; one that lacks a proposal's ancestry or a finalization's
@@ -145,7 +148,7 @@ pub use backfill::BACKFILL_ANSWER_BYTES;
 pub use config::{BftConfig, ValidatorSet};
 pub use engine::{Application, Command, Event, Simplex, Timer};
 pub use evidence::Evidence;
-pub use journal::{AnyJournal, FileJournal, Journal, JournalError, LastVote, MemoryJournal};
+pub use journal::{AnyJournal, FileJournal, Journal, JournalError, LastVote, MemoryJournal, SkippedRun};
 pub use message::{
     Finalization, MAX_BACKFILL_VIEWS, Message, NOTARIZE_VOTE, NULLIFY_VOTE, Notarization, Nullification,
     Proposal, Votes, nullify_message, sign_nullify,

@@ -9,26 +9,18 @@
 //! first nullifications of the run are forgotten by every validator alike.
 //!
 //! So when certificates are pruned, the run of nullified views just below the history, if it reaches
-//! down to a certified proposal, is kept as a [`Skip`]: that proposal and the last view of the run
+//! down to a certified proposal, is kept as a [`SkippedRun`]: that proposal and the last view of the run
 //! pruned so far. Each nullification was checked when it came; only its signatures are forgotten.
-//! What a skip cannot do is prove the run to a validator that never saw it (one restarted, or cut off
-//! for the whole run): such a validator does not vote for proposals on the old parent, and follows
-//! again from the next notarization, which needs a quorum that saw the run.
+//! What a skip cannot do is prove the run to a validator that never saw it (one cut off for the whole
+//! run, or restarted for longer than the history): such a validator does not vote for proposals on
+//! the old parent, and follows again from the next notarization, which needs a quorum that saw the
+//! run. A validator that restarts sooner resumes with the run it saw: every vote's journal record
+//! keeps the run just below the vote's view ([`Simplex::run_below`]), and the engine starts from it.
 
 use super::engine::{Application, Simplex};
-use super::journal::Journal;
-use super::message::Proposal;
+use super::journal::{Journal, SkippedRun};
 
-/// Every view after `parent`'s up to `through` was nullified (the certificates checked here, then
-/// pruned), and `parent` is certified: a leader after `through`, with the views since nullified too,
-/// builds on `parent`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Skip {
-    pub(super) parent: Proposal,
-    pub(super) through: u64,
-}
-
-impl Skip {
+impl SkippedRun {
     fn covers(&self, view: u64) -> bool {
         self.parent.view < view && view <= self.through
     }
@@ -82,16 +74,36 @@ impl<A: Application, J: Journal> Simplex<A, J> {
         let mut at = top;
         self.skip = loop {
             if let Some(parent) = self.certified(at) {
-                break Some(Skip { parent, through: top });
+                break Some(SkippedRun { parent, through: top });
             }
             if let Some(skip) = self.skip.filter(|s| s.through == at) {
-                break Some(Skip { through: top, ..skip });
+                break Some(SkippedRun { through: top, ..skip });
             }
             if at <= self.finalized.view || !self.nullified.contains_key(&at) {
                 break None;
             }
             at -= 1;
         };
+    }
+
+    /// The run of nullified views that ends just below `view`, down to a certified proposal (or the
+    /// kept run), if the view below `view` is nullified. Walks the certificates held, at most the
+    /// history's worth (in a long run, one walk a vote, a view a second or so).
+    pub(super) fn run_below(&self, view: u64) -> Option<SkippedRun> {
+        let top = view.checked_sub(1)?;
+        let mut at = top;
+        loop {
+            if let Some(parent) = self.certified(at) {
+                return (at < top).then_some(SkippedRun { parent, through: top });
+            }
+            if let Some(skip) = self.skip.filter(|s| s.covers(at)) {
+                return Some(SkippedRun { through: top, ..skip });
+            }
+            if at <= self.finalized.view || !self.nullified.contains_key(&at) {
+                return None;
+            }
+            at -= 1;
+        }
     }
 
     /// A kept run that ends at or below the last final view is of no more use.

@@ -157,7 +157,8 @@ impl<A: Application, J: Journal> Simplex<A, J> {
     }
 
     /// Records a vote in the journal before it is sent; false (and the engine halts) if that failed.
-    fn record(&mut self, vote: LastVote, out: &mut Vec<Output<Self>>) -> bool {
+    fn record(&mut self, mut vote: LastVote, out: &mut Vec<Output<Self>>) -> bool {
+        vote.skipped = self.run_below(vote.view);
         if let Err(error) = self.journal.record(&vote) {
             self.halt(error.to_string(), out);
             return false;
