@@ -203,3 +203,33 @@ fn a_subnet_of_fresh_identities_takes_two_referrals() {
         "honest requesters named {to_sybils} Sybils: {named:?}"
     );
 }
+
+#[test]
+fn asking_again_with_nothing_to_be_given_costs_the_prefix_nothing() {
+    let mut g = full();
+    let in_prefix = |n: u8| SocketAddr::from(([127, 0, 200, n], 4001));
+    let ask_from_prefix = |g: &mut Gossip, ms: u64, n: u8| {
+        let command = Command::PeerAddress {
+            peer: peer(n),
+            addr: in_prefix(n),
+        };
+        handle(g, at(ms), Input::Command(command));
+        handle(g, at(ms), Input::PeerUp(peer(n)));
+        let out = receive(g, at(ms), peer(n), Msg::Neighbor { high_priority: false });
+        refusal_to(&out, peer(n))
+    };
+    // Peer 100 asks every few milliseconds, nobody else seeking: remembered once, charged once.
+    for ms in [100, 101, 102, 103] {
+        assert_eq!(ask_from_prefix(&mut g, ms, 100), None);
+    }
+    // An honest requester elsewhere is named 100, and is remembered in turn.
+    assert_eq!(
+        refusal_to(&ask(&mut g, at(104), 20), peer(20)),
+        Some(PeerEntry {
+            id: peer(100),
+            addr: Some(in_prefix(100)),
+        })
+    );
+    // A second node of the prefix still has the allowance's second referral.
+    assert_eq!(ask_from_prefix(&mut g, 105, 101), Some(entry(20)));
+}

@@ -74,12 +74,17 @@ impl HyParView {
     /// ([`AdmissionConfig::prefix_referrals_burst`](crate::AdmissionConfig)): fresh identities of one
     /// subnet, each asking to be refused, drained the seekers that honest nodes left and put
     /// themselves in their place. Past its allowance a requester is refused plainly, and not
-    /// remembered as a seeker.
+    /// remembered as a seeker. A request that would get neither (nobody else to name, and its
+    /// sender remembered already) is refused without charge: an honest node asks again every
+    /// repair round, and nodes behind one NAT share their prefix's allowance.
     pub(super) fn refer(&mut self, from: PeerId) -> Msg {
         let (now, ttl) = (self.now, self.repair_interval);
         self.seekers
             .retain(|(_, at)| now.saturating_duration_since(*at) < ttl);
-        if self.is_banned(&from) || !self.takes_referral(&from) {
+        let remembered = self.seekers.iter().any(|(s, _)| s.id == from);
+        let to_name = self.seekers.iter().any(|(s, _)| s.id != from);
+        let nothing_to_give = remembered && !to_name;
+        if nothing_to_give || self.is_banned(&from) || !self.takes_referral(&from) {
             let alternative = None;
             return Msg::NeighborReply {
                 accepted: false,
@@ -92,7 +97,7 @@ impl HyParView {
             .rposition(|(seeker, _)| seeker.id != from)
             .and_then(|at| self.seekers.remove(at))
             .map(|(seeker, _)| seeker);
-        if !self.seekers.iter().any(|(s, _)| s.id == from) {
+        if !remembered {
             self.seekers.push_back((self.entry(from), now));
             if self.seekers.len() > MAX_SEEKERS {
                 self.seekers.pop_front();
