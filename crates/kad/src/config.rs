@@ -64,7 +64,7 @@ pub struct Config {
     /// An entry that answered us within `stale_after` leaves the table after this many requests in a
     /// row go unanswered (default 5, as go-ethereum's discovery table; at least 1, which evicts at the
     /// first failure): one lost request does not cost a long-lived entry its place
-    /// ([`crate::RoutingTable::on_request_failed`]).
+    /// ([`RoutingTable::on_request_failed`](crate::routing_table::RoutingTable::on_request_failed)).
     pub max_failures: u8,
     /// A bucket that saw no lookup for this long is refreshed by a lookup of a random key in it (default 1 h).
     pub refresh_interval: Duration,
