@@ -41,6 +41,7 @@
 
 mod addresses;
 mod admission;
+mod bans;
 mod join;
 mod repair;
 mod shuffle;
@@ -52,10 +53,9 @@ use meshwork_wire::{DropReason, Instant, PeerId};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::ban::{Ban, Bans};
+use crate::ban::Bans;
 use crate::config::Config;
 use crate::message::{MembershipMessage as Msg, PeerEntry};
-use crate::score::Penalty;
 use addresses::AddressBook;
 use admission::Guard;
 use shuffle::ShuffleSent;
@@ -191,21 +191,6 @@ impl HyParView {
 
     pub(crate) fn is_active(&self, peer: &PeerId) -> bool {
         self.active.contains(peer)
-    }
-
-    /// Whether a ban of `peer` is in force (at the time of the last input).
-    pub(crate) fn is_banned(&self, peer: &PeerId) -> bool {
-        self.bans.is_banned(peer, self.now)
-    }
-
-    /// The ban of `peer` in force, if any.
-    pub(crate) fn ban_of(&self, peer: &PeerId) -> Option<Ban> {
-        self.bans.get(peer, self.now)
-    }
-
-    /// Forgets expired bans; returns how many.
-    pub(crate) fn expire_bans(&mut self) -> usize {
-        self.bans.expire(self.now)
     }
 
     /// Sends now if connected, else dials and sends once the connection is up.
@@ -400,43 +385,6 @@ impl HyParView {
             }
             Msg::ShuffleReply { peers, nonce } => self.on_shuffle_reply(from, &peers, nonce, rng, out),
         }
-    }
-
-    /// Why `peer` was not taken into the active view.
-    fn refusal(&self, peer: &PeerId) -> DropReason {
-        if self.is_banned(peer) {
-            DropReason::Banned
-        } else if self.prefix_full_in_active(peer) {
-            DropReason::PrefixLimit
-        } else {
-            DropReason::Full
-        }
-    }
-
-    /// Removes a misbehaving peer from both views, releases it (gossip's hold on the connection only) and
-    /// refuses it until the ban expires.
-    pub(crate) fn ban(
-        &mut self,
-        peer: PeerId,
-        penalty: Penalty,
-        rng: &mut ChaCha8Rng,
-        out: &mut Vec<HvOut>,
-    ) -> Ban {
-        let ban = self.bans.insert(peer, penalty, self.now);
-        // Told, so that its view does not keep us: in a composite the release below leaves the
-        // connection to the other protocols, and no `PeerDown` would tell it.
-        if self.connected.contains(&peer) {
-            out.push(HvOut::Send(peer, Msg::Disconnect { alternative: None }));
-        }
-        self.remove_passive(&peer);
-        self.contacts.retain(|p| *p != peer);
-        self.dialing.remove(&peer);
-        self.requested.remove(&peer);
-        self.remove_active(&peer, out);
-        self.close(peer, out);
-        self.forget_address(&peer);
-        self.fill(rng, out);
-        ban
     }
 
     /// Closes the connection. A request to the peer will get no answer now, and no `PeerDown` tells us
