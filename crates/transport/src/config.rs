@@ -60,6 +60,13 @@ pub struct Limits {
     /// holds no state; one already validated still gets in (honest peers answer the Retry), bounded
     /// by the per-address caps.
     pub max_half_open: usize,
+    /// Inbound handshakes in progress at most, those from addresses that answered a Retry included
+    /// (they get a handshake past `max_half_open`). Past it, a newcomer evicts the oldest handshake of
+    /// the most crowded network prefix, or is refused if its own prefix is the most crowded
+    /// (`quic/handshakes.rs`): stalled handshakes are bounded however many networks an attacker
+    /// holds, and an honest newcomer, which completes in a round trip or two, still gets in. Default
+    /// 128 (four times `max_half_open`).
+    pub max_handshakes: usize,
     /// Inbound connections from one IP address: established ones, and handshakes from an address that
     /// answered a Retry (an unproven handshake counts once it completes).
     pub max_inbound_per_ip: usize,
@@ -77,13 +84,15 @@ pub struct Limits {
 
 impl Limits {
     /// The limits for a devnet on one machine, where every peer shares 127.0.0.1: the per-IP,
-    /// per-prefix and per-IPv6-block caps are lifted to [`Limits::max_inbound`]. Nothing else changes; use it only for a
-    /// loopback network.
+    /// per-prefix and per-IPv6-block caps are lifted to [`Limits::max_inbound`], and
+    /// `max_handshakes` is lifted (its eviction goes by prefix, and here there is one). Nothing else
+    /// changes; use it only for a loopback network.
     #[must_use]
     pub fn loopback_devnet(mut self) -> Self {
         self.max_inbound_per_ip = self.max_inbound;
         self.max_inbound_per_prefix = self.max_inbound;
         self.max_inbound_per_ipv6_block = self.max_inbound;
+        self.max_handshakes = usize::MAX;
         self
     }
 }
@@ -105,6 +114,7 @@ impl Default for Limits {
             max_frame_bytes_per_peer: 8 * 1024 * 1024,
             max_frame_bytes: 32 * 1024 * 1024,
             max_half_open: 32,
+            max_handshakes: 128,
             max_inbound_per_ip: 4,
             max_inbound_per_prefix: 16,
             max_inbound_per_ipv6_block: 64,

@@ -21,11 +21,16 @@ pub(crate) struct Counters {
     pub(crate) retries_sent: AtomicU64,
     pub(crate) refused_by_address: AtomicU64,
     pub(crate) evicted: AtomicU64,
+    pub(crate) handshakes_evicted: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
     }
 
     /// The atomic counters; the traffic totals and closes are added by the registry
@@ -46,6 +51,7 @@ impl Counters {
             retries_sent: get(&self.retries_sent),
             refused_by_address: get(&self.refused_by_address),
             evicted: get(&self.evicted),
+            handshakes_evicted: get(&self.handshakes_evicted),
             ..CountersSnapshot::default()
         }
     }
@@ -95,6 +101,9 @@ pub struct CountersSnapshot {
     pub refused_by_address: u64,
     /// Inbound connections closed to make room for a newcomer when every slot was taken (QUIC only).
     pub evicted: u64,
+    /// Inbound handshakes aborted to make room for a newcomer past `Limits::max_handshakes` (QUIC
+    /// only).
+    pub handshakes_evicted: u64,
     /// UDP datagrams sent, over every connection ever held (memory: pipe writes, see
     /// [`ConnectionStats`](crate::ConnectionStats)).
     pub datagrams_sent: u64,

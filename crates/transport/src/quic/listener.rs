@@ -2,8 +2,8 @@
 //! per-address caps, eviction when every slot is taken) and hands authenticated connections on.
 
 use std::collections::hash_map::RandomState;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use meshwork_identity::PeerId;
 use meshwork_wire::IpPrefix;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::cert::peer_id_of_cert;
 use super::connection::{QuicConnection, close_quinn};
+use super::handshakes::{Handshakes, Place};
 use super::paths::RelayPaths;
 use crate::admission::{AddrSlot, Admission, Candidate, select_victim};
 use crate::budget::GlobalBudget;
@@ -23,8 +24,9 @@ use crate::{CloseReason, Config, Connection, Direction};
 ///
 /// Admission (ARCHITECTURE.md, hostile peers): at most `max_half_open` handshakes at once, past which an
 /// unvalidated source gets a stateless Retry (it must prove it receives at its address before we hold
-/// anything for it); caps per IP and per prefix; and when every inbound slot is taken, an eviction
-/// ([`crate::admission`]) instead of a lock-out.
+/// anything for it); caps per IP and per prefix; at most `max_handshakes` under way, the oldest of the
+/// most crowded prefix evicted past it (`handshakes.rs`); and when every inbound slot is taken, an
+/// eviction ([`crate::admission`]) instead of a lock-out.
 ///
 /// An unproven source's handshake takes its place under the per-address caps only once it
 /// completes, which proves the address (the handshake's packets reached it). Counted from its first
@@ -43,6 +45,8 @@ pub(super) struct Listener {
     pub(super) registry: Arc<Registry<QuicConnection>>,
     pub(super) paths: RelayPaths,
     pub(super) tx: mpsc::Sender<QuicConnection>,
+    /// The handshakes in progress, for eviction past `Limits::max_handshakes`.
+    pub(super) handshakes: Arc<Mutex<Handshakes>>,
 }
 
 impl Listener {
@@ -84,7 +88,24 @@ impl Listener {
                 }
                 continue;
             };
-            tokio::spawn(this.clone().handshake(incoming, half_open, admitted));
+            // Only a validated source gets a place past `max_half_open`, so only one can pass the
+            // ceiling: it evicts a handshake under way, or is refused.
+            let prefix = IpPrefix::of(from.ip());
+            let over = Counters::get(&this.counters.half_open) > this.config.limits.max_handshakes as u64;
+            if over {
+                if !Handshakes::evict_for(&this.handshakes, prefix) {
+                    Counters::bump(&this.counters.inbound_refused);
+                    tracing::debug!(%from, "inbound handshake refused: its prefix holds the most handshakes");
+                    incoming.refuse();
+                    continue;
+                }
+                Counters::bump(&this.counters.handshakes_evicted);
+            }
+            let place = Handshakes::begin(&this.handshakes, prefix);
+            let id = place.id();
+            let task = tokio::spawn(this.clone().handshake(incoming, half_open, admitted, place));
+            // Attached after the spawn: a handshake that ended already has left the table.
+            Handshakes::attach(&this.handshakes, id, task.abort_handle());
         }
     }
 
@@ -95,6 +116,7 @@ impl Listener {
         incoming: quinn::Incoming,
         half_open: Slot,
         admitted: Option<AddrSlot>,
+        place: Place,
     ) {
         let timeout = self.config.timeouts.handshake;
         let conn = match incoming.accept() {
@@ -102,6 +124,7 @@ impl Listener {
             Err(err) => Ok(Err(err)),
         };
         drop(half_open);
+        drop(place);
         let Ok(Ok(conn)) = conn else {
             Counters::bump(&self.counters.handshake_failures);
             return;
@@ -192,13 +215,11 @@ impl Listener {
 /// that answered a Retry has proven its address and still gets one, so honest peers get in during a
 /// flood; the per-address caps bound it instead.
 ///
-/// No ceiling on those: one was tried (at `max_inbound` beyond the budget), but an attacker holding
-/// that many stalled handshakes from enough prefixes then refused every honest newcomer, where
-/// without it the same attacker costs handshake state and nothing more. What bounds them is the
-/// number of networks an attacker holds: per IP, per /24 or /48, and per IPv6 /32
-/// ([`Limits::max_inbound_per_ipv6_block`](crate::Limits::max_inbound_per_ipv6_block)), since a
-/// provider's /32 holds 65,536 /48s. Evicting stalled handshakes by prefix would bound them for
-/// real (the listener holds no handle on a handshake to cancel it).
+/// Those are bounded per IP, per /24 or /48, and per IPv6 /32
+/// ([`Limits::max_inbound_per_ipv6_block`](crate::Limits::max_inbound_per_ipv6_block)), and in all by
+/// [`Limits::max_handshakes`](crate::Limits::max_handshakes), past which a newcomer evicts the oldest
+/// handshake of the most crowded prefix (`handshakes.rs`). A plain ceiling was tried once: an attacker
+/// holding it with stalled handshakes from enough prefixes then refused every honest newcomer.
 fn half_open_slot(counters: &Arc<Counters>, limits: &crate::Limits, validated: bool) -> Option<Slot> {
     Slot::acquire(counters, |c| &c.half_open, limits.max_half_open)
         .or_else(|| validated.then(|| Slot::force(counters, |c| &c.half_open)))

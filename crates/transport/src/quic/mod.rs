@@ -2,6 +2,7 @@
 
 mod cert;
 mod connection;
+mod handshakes;
 mod listener;
 mod paths;
 mod tls;

@@ -145,6 +145,7 @@ impl QuicTransport {
             registry: registry.clone(),
             paths: paths.clone(),
             tx: tx.clone(),
+            handshakes: Arc::default(),
         };
         tokio::spawn(listener.run());
         let shared = Shared {

@@ -140,3 +140,85 @@ pub(crate) async fn spoofed_initials_do_not_lock_an_address_out() {
         task.abort();
     }
 }
+
+/// A relay at `at` that carries one client's handshake to `to` and lets only the listener's first
+/// answer back (its Retry): the client proves its address, then hears nothing more, so the listener
+/// holds a validated handshake that never finishes. Returns the relay's address and its task.
+async fn grey_hole(at: [u8; 4], to: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let socket = UdpSocket::bind(SocketAddr::from((at, 0)))
+        .await
+        .expect("bind the grey hole");
+    let addr = socket.local_addr().expect("addr");
+    let relay = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let (mut client, mut answered) = (None, false);
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            if from != to {
+                client = Some(from);
+                let _ = socket.send_to(&buf[..len], to).await;
+            } else if let (Some(client), false) = (client, answered) {
+                answered = true;
+                let _ = socket.send_to(&buf[..len], client).await;
+            }
+        }
+    });
+    (addr, relay)
+}
+
+/// Handshakes that answer the Retry and then stall, one from each of 16 /24s (each within every
+/// per-address cap), do not pile up past `max_handshakes`: each newcomer evicts the oldest handshake
+/// of the most crowded prefix, and an honest peer still gets in. Without the ceiling the listener
+/// held all 20.
+pub(crate) async fn stalled_validated_handshakes_are_evicted_past_the_ceiling() {
+    let mut limited = config();
+    limited.limits.max_half_open = 4;
+    limited.limits.max_handshakes = 8;
+    let listener = bind_at(0, [127, 0, 0, 1], limited).await;
+    let (id, addr) = (listener.peer_id(), listener.local_addr());
+    {
+        let listener = listener.clone();
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    }
+    // The half-open budget is full of unvalidated handshakes, so every newcomer gets a Retry.
+    let (hole, relay) = black_hole(addr).await;
+    let mut tasks = never_finished(id, hole, 4);
+    tasks.push(relay);
+    eventually(|| listener.counters().half_open >= 4).await;
+
+    let socket = meshwork_transport::quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("udp");
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .expect("endpoint");
+    let client = quinn_client_config(&key(98), &config(), id).expect("client config");
+    let mut most = 0;
+    for net in 1..=16u8 {
+        let (grey, relay) = grey_hole([127, 3, net, 1], addr).await;
+        tasks.push(relay);
+        let connecting = endpoint
+            .connect_with(client.clone(), grey, QUINN_SERVER_NAME)
+            .expect("connect");
+        tasks.push(tokio::spawn(async move {
+            let _ = connecting.await;
+        }));
+        // Its Retry answered, it holds a validated place (or took another's).
+        let retries = u64::from(net);
+        eventually(|| listener.counters().retries_sent >= retries).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        most = most.max(listener.counters().half_open);
+    }
+    let counters = listener.counters();
+    assert!(most <= 9, "{most} handshakes held at once: {counters:?}");
+    assert!(counters.handshakes_evicted >= 12, "{counters:?}");
+
+    let honest = bind_at(1, [127, 5, 0, 1], config()).await;
+    bounded(honest.dial(id, addr))
+        .await
+        .expect("an honest peer gets in past the stalled handshakes");
+    for task in tasks {
+        task.abort();
+    }
+}

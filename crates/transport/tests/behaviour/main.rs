@@ -148,6 +148,12 @@ async fn quic_spoofed_initials_do_not_lock_an_address_out() {
     admission::spoofed_initials_do_not_lock_an_address_out().await;
 }
 
+/// QUIC only: stalled handshakes that answered a Retry are evicted past `max_handshakes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_stalled_validated_handshakes_are_evicted_past_the_ceiling() {
+    admission::stalled_validated_handshakes_are_evicted_past_the_ceiling().await;
+}
+
 /// QUIC only: a connection over a relay path (the datagrams carried by a stand-in for the relay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_over_a_relay_path() {
