@@ -58,7 +58,7 @@ pub struct Config {
     pub max_per_prefix_in_table: usize,
     /// A full bucket pings its oldest entry for a newcomer only if that entry has not answered us for
     /// this long (default 10 min); a fresher one is taken as alive, and the newcomer waits to replace
-    /// the first entry that fails a request (Kademlia §4.1; [`crate::routing_table`]). `Duration::ZERO`
+    /// the first entry to leave for failed requests (Kademlia §4.1; [`crate::routing_table`]). `Duration::ZERO`
     /// pings every time, as §2.2 alone would.
     pub stale_after: Duration,
     /// An entry that answered us within `stale_after` leaves the table after this many requests in a

@@ -16,8 +16,8 @@
 //!   us has `i` leading zero bits. A full bucket prefers the peers it has: the least recently seen entry
 //!   is pinged and only evicted if it does not answer, the newcomer waiting in a pending slot. The ping
 //!   is delayed as the paper's §4.1 delays it: an entry that answered within [`Config::stale_after`]
-//!   (10 min) is not pinged, and the newcomer waits to replace the first entry that fails a request a
-//!   lookup sends anyway: at once if it has not answered for `stale_after`, after
+//!   (10 min) is not pinged, and the newcomer waits to replace the first entry to leave for failing
+//!   requests a lookup sends anyway: at once if it has not answered for `stale_after`, after
 //!   [`Config::max_failures`] (5) failures in a row if it has, so one lost request does not give a
 //!   long-lived entry's place to a candidate a Sybil can make sure is its own. A peer enters when it answers a request of ours or sends us one (the paper's
 //!   §2.2: any message from a peer updates its bucket; [`Config::admit_inbound`]), over a connection

@@ -10,8 +10,9 @@
 //! useful messages to send them"): if the oldest entry answered us within
 //! [`TableLimits::stale_after`], it is taken as alive and not pinged. The newcomer still waits in the
 //! pending slot, the paper's replacement cache (of one: the most recently seen candidate), and takes the
-//! place of the first entry that fails to answer a request we send anyway, such as a lookup's. A
-//! ping costs a connection to a peer we may have no other reason to talk to; in a network joining
+//! place of the first entry to leave for failing requests we send anyway, such as a lookup's (at once
+//! for an entry that has not answered for `stale_after`, after [`TableLimits::max_failures`] in a row
+//! for one that has: `routing_table/eviction.rs`). A ping costs a connection to a peer we may have no other reason to talk to; in a network joining
 //! fast, where buckets fill in seconds, undelayed pings were a fifth of every Kademlia request.
 //!
 //! S/Kademlia defences applied on insertion: the peer's id must solve the static puzzle at the configured
@@ -76,7 +77,7 @@ struct KBucket {
     /// Least recently seen first.
     entries: Vec<Entry>,
     /// A candidate for the first place that frees up: the oldest entry's if it fails its liveness
-    /// check, or any entry's that fails to answer a request. Boxed: most buckets never hold one,
+    /// check, or any entry's that leaves for failed requests. Boxed: most buckets never hold one,
     /// and inline it made every bucket 100 bytes larger.
     pending: Option<Box<Entry>>,
     /// Whether the oldest entry's liveness check is out (the candidate then waits for it and is not
@@ -110,8 +111,8 @@ pub enum InsertOutcome {
         oldest: PeerId,
     },
     /// The bucket is full and its oldest entry answered within [`TableLimits::stale_after`]: the peer
-    /// waits in the pending slot (replacing an earlier candidate) for the first entry that fails to
-    /// answer, and nobody is pinged.
+    /// waits in the pending slot (replacing an earlier candidate) for the first entry to leave for
+    /// failed requests ([`RoutingTable::on_request_failed`]), and nobody is pinged.
     Pending,
     /// The bucket is full and a candidate already waits on the oldest entry's liveness check; this
     /// peer was dropped.
@@ -235,7 +236,9 @@ impl RoutingTable {
             let entries = &mut self.bucket_mut(index).entries;
             let mut entry = entries.remove(pos);
             entry.last_seen = now;
-            entry.failures = 0;
+            // Its failure count stays: a request it sent us proves nothing of its answers to ours
+            // (one that asks and never answers would keep its place for good); an answer clears it
+            // ([`RoutingTable::answered`]).
             if learns {
                 entry.addr = addr;
             }

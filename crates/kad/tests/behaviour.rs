@@ -145,6 +145,34 @@ fn a_full_bucket_with_a_fresh_oldest_pings_nobody_and_a_failed_lookup_request_ma
 }
 
 #[test]
+fn an_answer_forgives_the_failures_before_it_and_a_request_of_its_own_does_not() {
+    let mut node = Node::new(Config::default());
+    let p = in_bucket(0, 1)[0];
+    admit(&mut node, p);
+    let failures = |node: &Node| node.kad.routing_table().get(&peer(p)).map(|e| e.failures);
+    let mut lookup = |node: &mut Node, query: u64| {
+        let out = node.input(Input::Command(Command::FindNode {
+            query: QueryId(query),
+            target: Key::from_bytes([3; 32]),
+        }));
+        requests_to(&out, peer(p))[0].0
+    };
+    for query in 1..=4 {
+        lookup(&mut node, query);
+        node.now += Duration::from_secs(10);
+        node.input(Input::Timer(Timer::Deadlines));
+    }
+    assert_eq!(failures(&node), Some(4));
+    // It asks us something: it proves nothing of its answers to ours.
+    admit(&mut node, p);
+    assert_eq!(failures(&node), Some(4));
+    // It answers a lookup: forgiven.
+    let id = lookup(&mut node, 5);
+    answer(&mut node, p, id, Vec::new());
+    assert_eq!(failures(&node), Some(0));
+}
+
+#[test]
 fn peers_failing_the_puzzle_are_neither_admitted_nor_contacted() {
     let difficulty = 4;
     let mut config = Config::default();

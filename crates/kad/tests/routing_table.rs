@@ -236,7 +236,7 @@ fn a_fresh_oldest_entry_is_not_pinged_and_the_newest_candidate_waits_for_a_place
     // A newer candidate takes the slot: the most recently seen is the likeliest alive.
     assert_eq!(table.insert(peer(p[3]), addr(p[3]), t(4)), InsertOutcome::Pending);
     assert_eq!(table.pending(0).map(|e| e.peer), Some(peer(p[3])));
-    // An entry that fails a request (a lookup's) leaves, and the candidate takes its place.
+    // An entry that leaves (here removed, as after failed requests) gives the candidate its place.
     table.remove(&peer(p[1]));
     assert!(table.contains(&peer(p[3])) && table.pending(0).is_none());
     // Once the oldest has been quiet past `stale_after`, a newcomer pings it, and while that ping is
@@ -272,11 +272,15 @@ fn an_entry_heard_from_recently_survives_a_few_failed_requests_and_leaves_after_
         assert_eq!(table.get(&peer(p[1])).map(|e| e.failures), Some(attempt as u8));
     }
     assert!(!table.contains(&peer(p[2])));
-    // An answer clears the count; five more failures in a row, and the candidate takes the place.
+    // A request it sends us does not clear the count (a peer that asks and never answers would keep
+    // its place for good); an answer does. Five more failures in a row, and the candidate takes the
+    // place.
     assert_eq!(
         table.insert(peer(p[1]), addr(p[1]), t(20)),
         InsertOutcome::Updated
     );
+    assert_eq!(table.get(&peer(p[1])).map(|e| e.failures), Some(4));
+    table.answered(&peer(p[1]));
     assert_eq!(table.get(&peer(p[1])).map(|e| e.failures), Some(0));
     for attempt in 1..=4 {
         assert!(!table.on_request_failed(&peer(p[1]), t(20 + attempt)));

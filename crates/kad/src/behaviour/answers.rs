@@ -30,6 +30,7 @@ impl<S: RecordStore> Kademlia<S> {
             return;
         };
         self.on_answer(from, now, out);
+        self.table.answered(&from);
         // Before the request's protection ends, so that a new anchor keeps it without a gap. Only
         // a peer that answered us is anchored; one that asks us has proved less.
         if self.anchors.has_room(self.config.anchors) && self.is_connected(&from) {

@@ -62,7 +62,19 @@ impl RoutingTable {
         bucket.oldest_is_stale(now, self.limits.stale_after) || bucket.pending.is_none()
     }
 
-    /// A request we sent `peer` (a lookup's, a store's, an anchor's keepalive) went unanswered: it
+    /// `peer` answered a request of ours: the requests it failed before are forgiven.
+    pub fn answered(&mut self, peer: &PeerId) {
+        let Some(index) = self.bucket_index(&Key::from_peer(peer)) else {
+            return;
+        };
+        if let Some(entry) = (self.buckets.get_mut(index))
+            .and_then(|bucket| bucket.entries.iter_mut().find(|e| e.peer == *peer))
+        {
+            entry.failures = 0;
+        }
+    }
+
+    /// A request we sent `peer` (a lookup's, an anchor's keepalive) went unanswered: it
     /// timed out or its connection went down. Returns whether the entry left the table (its bucket's
     /// candidate, if any, taking its place).
     ///
