@@ -163,9 +163,11 @@ pub struct SyncConfig {
     pub serve_total_bytes_per_sec: u64,
     /// Bytes of answers served to all peers together at once. Default 64 MiB.
     pub serve_total_burst_bytes: u64,
-    /// Headers one peer may have brought into a certified chain's index that no certificate vouches
-    /// for (above the final block, off the chosen block's chain): past it, its oldest such header is
-    /// forgotten, with what was built on it (`sync/uncertified.rs`). Default 512, twice
+    /// Headers one peer may have brought into (or relayed within) a certified chain's index that no
+    /// certificate vouches for (above the final block, off the chosen block's chain; below it, off
+    /// the final block's ancestry): past it, its oldest such header with nothing built on it leaves
+    /// its allowance, and the index too unless another peer's allowance holds it
+    /// (`sync/uncertified.rs`). Default 512, twice
     /// [`UNCERTIFIED_HORIZON`](crate::UNCERTIFIED_HORIZON): one batch up to the horizon above the tip,
     /// with the tip not yet final, fits. Ignored under proof of work.
     pub max_uncertified_headers: usize,

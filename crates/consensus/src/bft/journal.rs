@@ -48,13 +48,25 @@ pub struct LastVote {
     pub skipped: Option<SkippedRun>,
 }
 
-/// [`LastVote`] as journals before the skipped run wrote it: still read, so an upgraded node resumes.
+/// [`LastVote`] as journals before the skipped run wrote it: still read, so an upgraded node resumes,
+/// and still written when there is no run, so a node taken back to an older release does too.
 #[derive(Serialize, Deserialize)]
 struct LastVoteV1 {
     view: u64,
     notarize: Option<Proposal>,
     nullify: bool,
     finalize: Option<Proposal>,
+}
+
+impl From<LastVote> for LastVoteV1 {
+    fn from(vote: LastVote) -> Self {
+        Self {
+            view: vote.view,
+            notarize: vote.notarize,
+            nullify: vote.nullify,
+            finalize: vote.finalize,
+        }
+    }
 }
 
 impl From<LastVoteV1> for LastVote {
@@ -180,7 +192,13 @@ impl Journal for FileJournal {
     }
 
     fn record(&mut self, vote: &LastVote) -> Result<(), JournalError> {
-        let bytes = meshwork_wire::encode(vote).map_err(|error| JournalError::Corrupt {
+        // Without a run, the record is written as before it had one: a node taken back to an older
+        // release still reads it (a run of skips longer than the history is the rare case).
+        let bytes = match vote.skipped {
+            None => meshwork_wire::encode(&LastVoteV1::from(*vote)),
+            Some(_) => meshwork_wire::encode(vote),
+        };
+        let bytes = bytes.map_err(|error| JournalError::Corrupt {
             path: self.path.clone(),
             reason: error.to_string(),
         })?;
@@ -263,6 +281,11 @@ mod tests {
         };
         journal.record(&new).unwrap();
         assert_eq!(journal.load().unwrap(), Some(new));
+        // Without a run, the old layout is written: an older release reads it.
+        journal.record(&loaded).unwrap();
+        let bytes = fs::read(journal.path()).unwrap();
+        let old: LastVoteV1 = meshwork_wire::decode(&bytes).unwrap();
+        assert_eq!((old.view, old.nullify), (9, true));
     }
 }
 

@@ -62,7 +62,7 @@ impl<A: Application, J: Journal> Simplex<A, J> {
 
     /// Called before the certificates of views below `certs_from` are pruned: keeps the run of
     /// nullified views ending just below `certs_from`, if it reaches down to a certified proposal
-    /// (or continues the kept run), as the [`Skip`]. The walk only visits certificates about to be
+    /// (or continues the kept run), as the [`SkippedRun`]. The walk only visits certificates about to be
     /// pruned, so over time it costs one step per pruned view.
     pub(super) fn keep_skip(&mut self, certs_from: u64) {
         let Some(top) = certs_from.checked_sub(1) else {

@@ -33,6 +33,9 @@ pub(crate) struct Certified {
     chosen: Option<(BlockId, u64)>,
     /// The highest certificate seen: its block and every ancestor are final.
     last_final: Option<Certificate>,
+    /// The final block's ancestors above the active chain, once its header is known
+    /// (`final_chain.rs`).
+    pub(super) ancestry: Option<super::final_chain::FinalAncestry>,
 }
 
 impl Certified {
@@ -42,6 +45,7 @@ impl Certified {
             genesis,
             chosen: None,
             last_final: None,
+            ancestry: None,
         }
     }
 
@@ -210,31 +214,6 @@ impl<S: ChainStore> Chain<S> {
     pub(crate) fn final_height(&self) -> u64 {
         self.final_certificate()
             .map_or(0, |certificate| certificate.height)
-    }
-
-    /// Whether the last final block's header is known (connected or not). Its ancestors then are
-    /// too (the index takes a header only on its parent): they are the final chain, and any header
-    /// new to the index at or below the final height is off it.
-    pub(crate) fn final_header_known(&self) -> bool {
-        self.final_certificate()
-            .is_some_and(|certificate| self.engine.header(&certificate.block).is_some())
-    }
-
-    /// Whether the known header `id` at `height` (at most the final height) is on the final chain;
-    /// `None` while the final block's header is unknown (a node catching up learns the certificate
-    /// before the headers that lead to it).
-    fn on_final_chain(&self, id: &BlockId, height: u64) -> Option<bool> {
-        let final_block = self.final_certificate()?.block;
-        let final_height = self.engine.header(&final_block)?.height;
-        // The active and the best header chain answer at once; a final block on neither (a tie of
-        // work seen in another order) is walked back to.
-        if self.engine.is_active(&final_block) {
-            return Some(self.engine.is_active(id));
-        }
-        if self.engine.best_chain_at(final_height) == Some(final_block) {
-            return Some(self.engine.best_chain_at(height) == Some(*id));
-        }
-        Some(self.engine.ancestor(&final_block, height) == Some(*id))
     }
 
     /// Whether `id` is a known header the certificates do not vouch for (yet): above the final block,

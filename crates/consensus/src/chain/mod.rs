@@ -2,6 +2,7 @@
 
 mod bodies;
 mod certified;
+mod final_chain;
 mod headers;
 mod orphans;
 mod submit;

@@ -29,9 +29,10 @@
 //!   [`CompactBlock`] and rebuilt from the mempool (BIP152; `compact.rs`), so a block whose
 //!   transactions were relayed already costs its header and six bytes a transaction.
 //! - **Free headers on a certified chain.** Headers cost nothing to make there, so each header a peer
-//!   brings in above the final block, off the chosen block's chain, is charged to it; past
+//!   brings in or relays that no certificate vouches for (above the final block, off the chosen
+//!   block's chain; below it, off the final block's ancestry) is charged to it; past
 //!   [`SyncConfig::max_uncertified_headers`] its oldest goes (`uncertified.rs`), and a flood cannot
-//!   fill the header index and push honest headers out of it.
+//!   fill the header index and push honest headers out of it, nor take one another peer relayed.
 //!
 //! Time: `now.as_duration().as_secs()` is taken as **Unix seconds** (block timestamps are checked
 //! against it), so the driver's epoch must be the Unix epoch: the node runtime's is, and simulations

@@ -32,7 +32,7 @@
 //!
 //! [`SyncConfig::max_uncertified_headers`]: crate::SyncConfig::max_uncertified_headers
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use meshwork_identity::PeerId;
 use meshwork_ledger::{BlockHeader, BlockId, ChainStore};
@@ -86,8 +86,9 @@ impl<S: ChainStore> ChainSync<S> {
     /// are taken (new to the index, within the horizon, and where the certificates do not vouch for
     /// them), with room made for them; `None` if its allowance holds no header it can give up (the
     /// headers are then not submitted). Those already in the index that the certificates do not vouch
-    /// for are charged to `from` at once, if its allowance does not hold them yet: each relay pays.
-    /// Empty under proof of work, where headers pay for themselves.
+    /// for are charged to `from` at once, if its allowance does not hold them yet and has room: each
+    /// relay pays, best-effort (room is never made for them by forgetting a header, and they never
+    /// get a message refused). Empty under proof of work, where headers pay for themselves.
     pub(super) fn uncertified_room(
         &mut self,
         from: &PeerId,
@@ -96,13 +97,15 @@ impl<S: ChainStore> ChainSync<S> {
         if !self.chain.is_certified() || !self.peers.contains_key(from) {
             return Some(Vec::new());
         }
+        self.chain.refresh_final_ancestry();
+        let allowance = self.config.max_uncertified_headers;
         let final_height = self.chain.final_height();
         let final_known = self.chain.final_header_known();
         let (mut fresh, mut known) = (Vec::new(), Vec::new());
         for header in headers {
             let id = header.id();
             if self.chain.header(&id).is_some() {
-                if self.chain.is_uncertified(&id) {
+                if known.len() < allowance && self.chain.is_uncertified(&id) {
                     known.push(id);
                 }
             } else if !self.chain.beyond_horizon(header.height)
@@ -111,30 +114,29 @@ impl<S: ChainStore> ChainSync<S> {
                 fresh.push(id);
             }
         }
-        let allowance = self.config.max_uncertified_headers;
         let state = self.peers.get_mut(from)?;
-        known.sort_unstable();
-        known.dedup();
-        known.retain(|id| !state.uncertified.contains(id));
-        let incoming = fresh.len() + known.len();
-        if !make_room(
-            &mut self.chain,
-            &mut self.charges,
-            &mut state.uncertified,
-            incoming,
-            allowance,
-        ) {
+        let (chain, charges, queue) = (&mut self.chain, &mut self.charges, &mut state.uncertified);
+        if !make_room(chain, charges, queue, fresh.len(), allowance) {
             return None;
         }
-        for id in known {
-            self.charges.hold(id);
-            state.uncertified.push_back(id);
+        let held: HashSet<BlockId> = queue.iter().copied().collect();
+        known.sort_unstable();
+        known.dedup();
+        known.retain(|id| !held.contains(id));
+        if queue.len() + fresh.len() + known.len() > allowance {
+            settle(chain, charges, queue);
+        }
+        let room = allowance.saturating_sub(queue.len() + fresh.len());
+        for id in known.into_iter().take(room) {
+            charges.hold(id);
+            queue.push_back(id);
         }
         Some(fresh)
     }
 
     /// After the submission: charges `from` with those of `fresh` now in the index and uncertified.
     pub(super) fn charge_uncertified(&mut self, from: &PeerId, fresh: &[BlockId]) {
+        self.chain.refresh_final_ancestry();
         let allowance = self.config.max_uncertified_headers;
         let (chain, charges) = (&mut self.chain, &mut self.charges);
         let mut unowned = std::mem::take(&mut charges.unowned);
@@ -173,12 +175,25 @@ impl<S: ChainStore> ChainSync<S> {
 
     /// `peer` left: what it was charged stays charged, to the headers of peers that left.
     pub(super) fn release_uncertified(&mut self, charged: VecDeque<BlockId>) {
+        self.chain.refresh_final_ancestry();
         let allowance = self.config.max_uncertified_headers;
         let mut unowned = std::mem::take(&mut self.charges.unowned);
         unowned.extend(charged);
         make_room(&mut self.chain, &mut self.charges, &mut unowned, 0, allowance);
         self.charges.unowned = unowned;
     }
+}
+
+/// Drops from `queue` the entries the certificates vouch for now, or gone from the index: they cost
+/// nothing.
+fn settle<S: ChainStore>(chain: &Chain<S>, charges: &mut Charges, queue: &mut VecDeque<BlockId>) {
+    queue.retain(|id| {
+        let keep = chain.is_uncertified(id);
+        if !keep {
+            charges.release(id);
+        }
+        keep
+    });
 }
 
 /// Makes room in `queue` (one allowance, oldest first) for `incoming` more within `allowance`:
@@ -196,13 +211,7 @@ fn make_room<S: ChainStore>(
     if queue.len() + incoming <= allowance {
         return true;
     }
-    queue.retain(|id| {
-        let keep = chain.is_uncertified(id);
-        if !keep {
-            charges.release(id);
-        }
-        keep
-    });
+    settle(chain, charges, queue);
     while queue.len() + incoming > allowance {
         let Some(at) = queue
             .iter()
