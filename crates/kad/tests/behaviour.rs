@@ -150,7 +150,7 @@ fn an_answer_forgives_the_failures_before_it_and_a_request_of_its_own_does_not()
     let p = in_bucket(0, 1)[0];
     admit(&mut node, p);
     let failures = |node: &Node| node.kad.routing_table().get(&peer(p)).map(|e| e.failures);
-    let mut lookup = |node: &mut Node, query: u64| {
+    let lookup = |node: &mut Node, query: u64| {
         let out = node.input(Input::Command(Command::FindNode {
             query: QueryId(query),
             target: Key::from_bytes([3; 32]),
