@@ -371,3 +371,47 @@ fn a_flooder_that_relays_an_honest_block_first_cannot_take_it_with_its_flood() {
     assert!(node.chain().block(&id).unwrap().is_some(), "and its body");
     assert!(held(&node, &sent) <= ALLOWANCE);
 }
+
+#[test]
+fn made_up_branches_below_a_final_block_whose_header_is_unknown_never_push_out_the_line_being_downloaded() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    // Catching up: a certificate for block 8 first, its header not known yet.
+    let chain = blocks(8);
+    node.chain_mut()
+        .finalize(certificate_for(&chain, 8), NOW)
+        .unwrap();
+    // The honest peer has delivered headers 1 to 5, and is the one chosen to download the rest from.
+    let line: Vec<BlockHeader> = chain[..5].iter().map(|block| block.header).collect();
+    deliver(
+        &mut node,
+        honest,
+        Message::Headers(line.clone().try_into().unwrap()),
+    );
+    let claim = Message::Status {
+        tip: chain[7].id(),
+        height: 8,
+        work: 1 << 100,
+    };
+    deliver(&mut node, honest, claim);
+    // Made-up branches off genesis, each longer than the line, fill the index; then each is taken
+    // up to the final height, every header past the index's bound pruning its lowest leaf (none is
+    // charged: below a final block whose header is unknown, nothing tells them apart yet).
+    let genesis = genesis_block(&config()).header;
+    let branches: Vec<Vec<BlockHeader>> = (0..(MAX_HEADERS as u64 / 7 + 1))
+        .map(|tag| made_up_chain(genesis, 7, 20_000 + tag))
+        .collect();
+    for branch in &branches {
+        deliver(
+            &mut node,
+            flooder,
+            Message::Headers(branch.clone().try_into().unwrap()),
+        );
+    }
+    for (tag, branch) in branches.iter().enumerate() {
+        let top = made_up_chain(branch[6], 1, 30_000 + tag as u64);
+        deliver(&mut node, flooder, Message::Headers(top.try_into().unwrap()));
+    }
+    let ids: Vec<BlockId> = line.iter().map(BlockHeader::id).collect();
+    assert_eq!(held(&node, &ids), 5, "the line being downloaded is whole");
+}

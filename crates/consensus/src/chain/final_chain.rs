@@ -34,6 +34,15 @@ impl<S: ChainStore> Chain<S> {
             .is_some_and(|certificate| self.engine.header(&certificate.block).is_some())
     }
 
+    /// Keeps the header lines that end at `tips` from the index's pruning (`pow::HeaderTree`'s leaves
+    /// first): the sync layer pins the lines its chosen download peers deliver while the final
+    /// block's header is unknown, so that made-up branches below the final height (not charged
+    /// then: nothing tells them apart yet) fill the index at worst, and never push the honest line
+    /// out of it.
+    pub(crate) fn pin_header_lines(&mut self, tips: Vec<BlockId>) {
+        self.engine.pin(tips);
+    }
+
     /// Brings the kept ancestry up to the last final block, if its header is known: a walk down from
     /// it to the previous final block's (or to the active chain), once per final block.
     pub(crate) fn refresh_final_ancestry(&mut self) {

@@ -56,6 +56,10 @@ pub struct Nakamoto {
     /// [`ChainRule::Certified`](crate::ChainRule::Certified): headers carry no proof of work, their
     /// target is always the limit, and finality is the chain's (certificates), not depth.
     pub(crate) certified: bool,
+    /// Header lines kept from pruning besides the tip's and the best header's: on a certified chain,
+    /// the lines the chosen download peers deliver toward a final block whose header is not known
+    /// yet (set by sync, `Chain::pin_header_lines`).
+    pinned: Vec<BlockId>,
 }
 
 impl Nakamoto {
@@ -107,6 +111,7 @@ impl Nakamoto {
             invalid_order: VecDeque::new(),
             max_invalid: config.max_invalid_remembered,
             certified: matches!(config.rule, crate::config::ChainRule::Certified(_)),
+            pinned: Vec::new(),
         })
     }
 
@@ -246,11 +251,18 @@ impl Nakamoto {
     pub(crate) fn insert(&mut self, header: BlockHeader, work: u128) {
         if self.tree.insert(header, work) {
             self.refresh_best_chain();
-            let protect = [self.active_tip().unwrap_or(Hash::ZERO), self.best_header()];
+            let mut protect = vec![self.active_tip().unwrap_or(Hash::ZERO), self.best_header()];
+            protect.extend_from_slice(&self.pinned);
             if !self.tree.prune(&protect).is_empty() {
                 self.refresh_best_chain();
             }
         }
+    }
+
+    /// Keeps the lines that end at `tips` from pruning (with their ancestors: pruning takes leaves
+    /// first), until the next call.
+    pub(crate) fn pin(&mut self, tips: Vec<BlockId>) {
+        self.pinned = tips;
     }
 
     /// Records that `id`'s body is stored.

@@ -22,7 +22,11 @@
 //! Below the final block, the final chain is the final block's ancestors, known as soon as its header
 //! is (connected or not): a header new to the index there is off it, and charged. Only while the final
 //! block's header is unknown (a node catching up learns the certificate first, then fetches the
-//! headers that lead to it) are the headers below it presumed on the way and not charged.
+//! headers that lead to it) are the headers below it presumed on the way and not charged; made-up
+//! branches there can fill the header index to its bound, but the lines the chosen download peers
+//! deliver are pinned against its pruning, so they never push the honest line out
+//! ([`ChainSync::pin_download_lines`]). Telling them apart for good needs the headers fetched
+//! backwards from the final block, each vouched for by its child's hash: not done yet.
 //!
 //! Every relay of such a header pays for it, not only the first: a peer that relays an honest
 //! header ahead of its honest sender (a leader's proposal, a validator's new tip) and then floods
@@ -98,6 +102,7 @@ impl<S: ChainStore> ChainSync<S> {
             return Some(Vec::new());
         }
         self.chain.refresh_final_ancestry();
+        self.pin_download_lines();
         let allowance = self.config.max_uncertified_headers;
         let final_height = self.chain.final_height();
         let final_known = self.chain.final_header_known();
@@ -132,6 +137,24 @@ impl<S: ChainStore> ChainSync<S> {
             queue.push_back(id);
         }
         Some(fresh)
+    }
+
+    /// Before headers are submitted to a certified chain whose final block's header is unknown (a
+    /// node catching up): pins the lines the chosen download peers deliver, which the index's pruning
+    /// then spares; otherwise pins nothing.
+    pub(super) fn pin_download_lines(&mut self) {
+        let catching_up = self.chain.is_certified()
+            && self.chain.final_certificate().is_some()
+            && !self.chain.final_header_known();
+        let tips = if catching_up {
+            (self.peers.values())
+                .filter(|state| state.download_claim.is_some())
+                .filter_map(|state| state.best.map(|(id, _)| id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.chain.pin_header_lines(tips);
     }
 
     /// After the submission: charges `from` with those of `fresh` now in the index and uncertified.
