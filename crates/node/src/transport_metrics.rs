@@ -130,7 +130,7 @@ impl Collector for TransportCollector {
         counter(
             e,
             "transport_inbound_refused",
-            "Inbound connections refused: the listener was full",
+            "Inbound connections refused: the listener was full, or no handshake to evict past the ceiling",
             c.inbound_refused,
         )?;
         counter(
@@ -144,6 +144,12 @@ impl Collector for TransportCollector {
             "transport_evicted",
             "Inbound connections closed to make room for a newcomer",
             c.evicted,
+        )?;
+        counter(
+            e,
+            "transport_handshakes_evicted",
+            "Inbound handshakes cancelled to make room for a newcomer past the handshake ceiling",
+            c.handshakes_evicted,
         )?;
         counter(
             e,

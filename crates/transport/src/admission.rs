@@ -45,6 +45,34 @@ fn linked(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The network group an address is in, as Bitcoin Core's `GetGroup` has it: its IPv4 /16 or its
+/// IPv6 /32 (a provider's allocation), a tunnelled host's by the IPv4 address it carries. What one
+/// operator's many networks most likely share: the listener evicts handshakes by group
+/// (`quic/handshakes.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum NetGroup {
+    /// The first two bytes of an IPv4 address.
+    V4([u8; 2]),
+    /// The first four bytes of an IPv6 address.
+    V6([u8; 4]),
+}
+
+impl NetGroup {
+    /// The group `ip` is in.
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match linked(ip) {
+            IpAddr::V4(v4) => {
+                let [a, b, _, _] = v4.octets();
+                Self::V4([a, b])
+            }
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, ..] = v6.octets();
+                Self::V6([a, b, c, d])
+            }
+        }
+    }
+}
+
 /// The /32 an IPv6 address is in (none for IPv4: a /24 there is scarce).
 fn ipv6_block(ip: IpAddr) -> Option<[u8; 4]> {
     match ip {
@@ -228,6 +256,24 @@ mod tests {
     }
 
     /// The red team's T4: a /48 costs nothing within a provider's /32, so handshakes from thousands of
+    #[test]
+    fn network_groups_are_ipv4_slash_16s_and_ipv6_slash_32s_tunnels_by_what_they_carry() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(NetGroup::of(ip("10.1.2.3")), NetGroup::of(ip("10.1.200.9")));
+        assert_ne!(NetGroup::of(ip("10.1.2.3")), NetGroup::of(ip("10.2.2.3")));
+        assert_eq!(
+            NetGroup::of(ip("2001:db8:1::1")),
+            NetGroup::of(ip("2001:db8:ffff::1"))
+        );
+        assert_ne!(NetGroup::of(ip("2001:db8::1")), NetGroup::of(ip("2001:db9::1")));
+        // 6to4 carrying 10.1.0.1, and an IPv4-mapped address: the IPv4 group.
+        assert_eq!(
+            NetGroup::of(ip("2002:0a01:0001::1")),
+            NetGroup::of(ip("10.1.0.1"))
+        );
+        assert_eq!(NetGroup::of(ip("::ffff:10.1.9.9")), NetGroup::of(ip("10.1.0.1")));
+    }
+
     /// /48s were capped only per /48. Now one /32 holds at most its own cap, and releases on drop.
     #[test]
     fn an_ipv6_block_is_capped_across_its_prefixes() {

@@ -58,14 +58,15 @@ pub struct Limits {
     /// QUIC handshakes in progress at once (half-open inbound connections). Past it, an Initial from an
     /// address not yet validated is answered with a stateless Retry, so a spoofed or silent source
     /// holds no state; one already validated still gets in (honest peers answer the Retry), bounded
-    /// by the per-address caps.
+    /// by the per-address caps and by `max_handshakes`.
     pub max_half_open: usize,
     /// Inbound handshakes in progress at most, those from addresses that answered a Retry included
-    /// (they get a handshake past `max_half_open`). Past it, a newcomer evicts the oldest handshake of
-    /// the most crowded network prefix, or is refused if its own prefix is the most crowded
+    /// (they get a handshake past `max_half_open`; taken as at least `max_half_open`). Past it, a
+    /// newcomer evicts the oldest handshake of the most crowded network prefix among those a second
+    /// old or more, or is refused if its own prefix is the most crowded or none is that old
     /// (`quic/handshakes.rs`): stalled handshakes are bounded however many networks an attacker
-    /// holds, and an honest newcomer, which completes in a round trip or two, still gets in. Default
-    /// 128 (four times `max_half_open`).
+    /// holds, an honest newcomer still gets in, and one under way is never evicted in its first
+    /// second. Default 128 (four times `max_half_open`).
     pub max_handshakes: usize,
     /// Inbound connections from one IP address: established ones, and handshakes from an address that
     /// answered a Retry (an unproven handshake counts once it completes).

@@ -29,10 +29,6 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
     /// The atomic counters; the traffic totals and closes are added by the registry
     /// ([`crate::traffic::Traffic::add_to`]).
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
@@ -74,7 +70,8 @@ pub struct CountersSnapshot {
     /// Outbound connections held now (including dials in progress).
     pub outbound_connections: u64,
     /// Inbound connections refused because `Limits::max_inbound` was reached (QUIC: with every held
-    /// connection protected from eviction), or `Limits::max_half_open` with the address already validated.
+    /// connection protected from eviction), or `Limits::max_half_open` with the address already
+    /// validated, or `Limits::max_handshakes` with no handshake the newcomer may evict.
     pub inbound_refused: u64,
     /// Dials refused locally because `Limits::max_outbound` was reached.
     pub dials_refused: u64,
@@ -101,7 +98,7 @@ pub struct CountersSnapshot {
     pub refused_by_address: u64,
     /// Inbound connections closed to make room for a newcomer when every slot was taken (QUIC only).
     pub evicted: u64,
-    /// Inbound handshakes aborted to make room for a newcomer past `Limits::max_handshakes` (QUIC
+    /// Inbound handshakes cancelled to make room for a newcomer past `Limits::max_handshakes` (QUIC
     /// only).
     pub handshakes_evicted: u64,
     /// UDP datagrams sent, over every connection ever held (memory: pipe writes, see

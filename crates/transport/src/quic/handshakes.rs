@@ -1,29 +1,37 @@
-//! The inbound handshakes in progress, each with its network prefix and a handle to abort it: what the
+//! The inbound handshakes in progress, each with its network group and a way to cancel it: what the
 //! listener evicts from once [`Limits::max_handshakes`](crate::Limits::max_handshakes) are under way.
 //!
 //! Past the half-open budget, a source that answered a Retry still gets a handshake (honest peers get
 //! in during a flood of Initials), so what bounded those was only the per-address caps: an attacker
-//! holding many /24s (or IPv6 /32s) could hold as many stalled handshakes as its networks allow, each
+//! holding many /24s (or IPv6 /48s) could hold as many stalled handshakes as its networks allow, each
 //! a quinn connection's state for the handshake timeout. A ceiling alone would have let such an
 //! attacker refuse every honest newcomer; instead a newcomer past it evicts the **oldest handshake of
-//! the most crowded prefix**, as the listener's connection eviction does for established ones. An
-//! honest handshake takes a round trip or two, so the oldest are the stalled ones, and the most
-//! crowded prefix is the attacker's; a newcomer whose own prefix is the most crowded is refused instead.
+//! the most crowded network group** (an IPv4 /16 or IPv6 /32, Bitcoin Core's groups: what one
+//! operator's networks most likely share), or is refused if its own group is at least as crowded.
+//! An honest handshake takes a round trip or two, so the oldest are the stalled ones: to evict an
+//! honest handshake from a group of its own, an attacker must start more handshakes than the table
+//! holds within that round trip (128 per 100 ms by default, each answering a Retry first).
 //!
-//! Aborting a handshake's task drops quinn's connection, which closes it; its state then drains for
-//! three probe timeouts (RFC 9000 §10.2: about 3 s at the initial round-trip estimate, measured in the
-//! QUIC test) instead of waiting out the 10 s handshake timeout.
+//! A floor on the age a handshake must reach before it may be evicted was tried and dropped: an
+//! attacker that starts a table's worth of handshakes a second keeps every one younger than the
+//! floor, and every newcomer, honest or not, is then refused.
+//!
+//! An evicted handshake is cancelled, not its task: the task stops waiting for the handshake and
+//! drops quinn's connection (which closes it; its state then drains for three probe timeouts, RFC
+//! 9000 §10.2, about 3 s at the initial round-trip estimate, measured in the QUIC test, instead of the
+//! 10 s handshake timeout). A handshake that completed is past cancelling: its task has left the table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use meshwork_wire::IpPrefix;
-use tokio::task::AbortHandle;
+use tokio::sync::oneshot;
 
-/// One handshake: its prefix, and its task's abort handle once spawned.
+use crate::admission::NetGroup;
+
+/// One handshake: its network group, and the sender whose drop cancels it.
 struct Handshake {
-    prefix: IpPrefix,
-    abort: Option<AbortHandle>,
+    group: NetGroup,
+    _cancel: oneshot::Sender<()>,
 }
 
 /// The handshakes in progress, by the order they began in.
@@ -33,18 +41,11 @@ pub(super) struct Handshakes {
     live: HashMap<u64, Handshake>,
 }
 
-/// A handshake's place in [`Handshakes`]: the handshake's task holds it, and leaves the table when it
-/// ends, however it ends (an abort included).
+/// A handshake's place in [`Handshakes`]: its task holds it while the handshake runs, and leaves the
+/// table when it drops it, however the handshake ended.
 pub(super) struct Place {
     table: Arc<Mutex<Handshakes>>,
     id: u64,
-}
-
-impl Place {
-    /// The handshake's number in the table.
-    pub(super) fn id(&self) -> u64 {
-        self.id
-    }
 }
 
 impl Drop for Place {
@@ -57,58 +58,68 @@ fn lock(table: &Mutex<Handshakes>) -> MutexGuard<'_, Handshakes> {
     table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What [`Handshakes::admit`] did.
+pub(super) enum Admitted {
+    /// A place: `cancelled` completes (with an error) if the handshake is evicted. `evicted` says
+    /// whether another was evicted to make room.
+    Place {
+        place: Place,
+        cancelled: oneshot::Receiver<()>,
+        evicted: bool,
+    },
+    /// No room, and nothing this newcomer may evict.
+    Refused,
+}
+
 impl Handshakes {
-    /// Registers a handshake from `prefix`; its task is attached with [`Handshakes::attach`].
-    pub(super) fn begin(table: &Arc<Mutex<Self>>, prefix: IpPrefix) -> Place {
+    /// Takes a handshake from `group` into the table, evicting one if `max` are under way.
+    pub(super) fn admit(table: &Arc<Mutex<Self>>, group: NetGroup, max: usize) -> Admitted {
         let mut this = lock(table);
+        let mut evicted = false;
+        if this.live.len() >= max {
+            let Some(victim) = this.victim(group) else {
+                return Admitted::Refused;
+            };
+            // Dropping its sender cancels it.
+            this.live.remove(&victim);
+            evicted = true;
+        }
         let id = this.next;
         this.next += 1;
-        this.live.insert(id, Handshake { prefix, abort: None });
-        Place {
+        let (cancel, cancelled) = oneshot::channel();
+        this.live.insert(
+            id,
+            Handshake {
+                group,
+                _cancel: cancel,
+            },
+        );
+        let place = Place {
             table: table.clone(),
             id,
-        }
-    }
-
-    /// Attaches the task of handshake `id` ([`Place::id`]), unless it ended already.
-    pub(super) fn attach(table: &Mutex<Self>, id: u64, abort: AbortHandle) {
-        if let Some(handshake) = lock(table).live.get_mut(&id) {
-            handshake.abort = Some(abort);
-        }
-    }
-
-    /// Makes room for a newcomer from `prefix`: aborts the oldest handshake of the most crowded
-    /// prefix (ties: the prefix whose oldest began first). False, and nothing aborted, if the
-    /// newcomer's own prefix is at least as crowded (it is refused instead) or nothing can be aborted.
-    pub(super) fn evict_for(table: &Mutex<Self>, prefix: IpPrefix) -> bool {
-        let mut this = lock(table);
-        let Some(victim) = this.victim(prefix) else {
-            return false;
         };
-        let Some(handshake) = this.live.remove(&victim) else {
-            return false;
-        };
-        if let Some(abort) = handshake.abort {
-            // Its task drops its half-open slot, its address slot and quinn's connection.
-            abort.abort();
+        Admitted::Place {
+            place,
+            cancelled,
+            evicted,
         }
-        true
     }
 
-    /// The handshake [`Handshakes::evict_for`] aborts, if any.
-    fn victim(&self, newcomer: IpPrefix) -> Option<u64> {
-        // Per prefix: how many, and the oldest of them.
-        let mut crowds: HashMap<IpPrefix, (usize, u64)> = HashMap::new();
-        for (&id, handshake) in self.live.iter().filter(|(_, h)| h.abort.is_some()) {
-            let crowd = crowds.entry(handshake.prefix).or_insert((0, id));
+    /// The handshake a newcomer from `newcomer` evicts: the oldest of the most crowded group (ties:
+    /// the group whose oldest began first); none if the newcomer's own group is at least as crowded.
+    fn victim(&self, newcomer: NetGroup) -> Option<u64> {
+        // Per group: how many, and the oldest of them.
+        let mut crowds: HashMap<NetGroup, (usize, u64)> = HashMap::new();
+        for (&id, handshake) in &self.live {
+            let crowd = crowds.entry(handshake.group).or_insert((0, id));
             crowd.0 += 1;
             crowd.1 = crowd.1.min(id);
         }
         let own = crowds.get(&newcomer).map_or(0, |&(count, _)| count);
-        let (&prefix, &(count, oldest)) = crowds
+        let (&group, &(count, oldest)) = crowds
             .iter()
             .max_by(|(_, a), (_, b)| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)))?;
-        (prefix != newcomer && count > own).then_some(oldest)
+        (group != newcomer && count > own).then_some(oldest)
     }
 }
 
@@ -120,61 +131,79 @@ mod tests {
 
     use super::*;
 
-    fn prefix(net: u8) -> IpPrefix {
-        IpPrefix::of(IpAddr::V4(Ipv4Addr::new(10, 0, net, 1)))
+    fn group(net: u8) -> NetGroup {
+        NetGroup::of(IpAddr::V4(Ipv4Addr::new(10, net, 0, 1)))
     }
 
-    /// A table with handshakes from the given /24s, in that order, each with a task that waits.
-    fn handshakes_from(
-        nets: &[u8],
-    ) -> (
-        Arc<Mutex<Handshakes>>,
-        Vec<Place>,
-        Vec<tokio::task::JoinHandle<()>>,
-    ) {
+    type Held = Vec<(Place, oneshot::Receiver<()>)>;
+
+    /// A table of at most `max` handshakes from the given /16s, in that order.
+    fn handshakes_from(nets: &[u8], max: usize) -> (Arc<Mutex<Handshakes>>, Held) {
         let table = Arc::new(Mutex::new(Handshakes::default()));
-        let mut places = Vec::new();
-        let mut tasks = Vec::new();
-        for &net in nets {
-            let place = Handshakes::begin(&table, prefix(net));
-            let task = tokio::spawn(std::future::pending());
-            Handshakes::attach(&table, place.id(), task.abort_handle());
-            places.push(place);
-            tasks.push(task);
-        }
-        (table, places, tasks)
+        let held = nets
+            .iter()
+            .map(|&net| match Handshakes::admit(&table, group(net), max) {
+                Admitted::Place { place, cancelled, .. } => (place, cancelled),
+                Admitted::Refused => panic!("room"),
+            })
+            .collect();
+        (table, held)
     }
 
-    #[tokio::test]
-    async fn the_oldest_handshake_of_the_most_crowded_prefix_is_aborted() {
-        let (table, _places, tasks) = handshakes_from(&[1, 2, 2, 3, 2]);
-        assert!(Handshakes::evict_for(&table, prefix(9)));
-        let aborted: Vec<bool> = tasks.iter().map(|t| t.is_finished()).collect();
-        tokio::task::yield_now().await;
-        let finished: Vec<bool> = tasks.iter().map(|t| t.is_finished()).collect();
-        assert_eq!(aborted, [false; 5], "aborted, not yet reaped");
-        assert_eq!(finished, [false, true, false, false, false], "prefix 2's oldest");
-        assert_eq!(lock(&table).live.len(), 4);
+    fn cancelled(held: &mut Held) -> Vec<bool> {
+        let closed =
+            |rx: &mut oneshot::Receiver<()>| rx.try_recv() == Err(oneshot::error::TryRecvError::Closed);
+        held.iter_mut().map(|(_, rx)| closed(rx)).collect()
     }
 
-    #[tokio::test]
-    async fn a_newcomer_from_the_most_crowded_prefix_is_refused_instead() {
-        let (table, _places, _tasks) = handshakes_from(&[1, 2, 2]);
-        assert!(!Handshakes::evict_for(&table, prefix(2)));
+    #[test]
+    fn the_oldest_handshake_of_the_most_crowded_group_is_cancelled() {
+        let (table, mut held) = handshakes_from(&[1, 2, 2, 3, 2], 5);
+        let Admitted::Place {
+            evicted,
+            place: _newcomer,
+            ..
+        } = Handshakes::admit(&table, group(9), 5)
+        else {
+            panic!("evicts");
+        };
+        assert!(evicted);
+        assert_eq!(
+            cancelled(&mut held),
+            [false, true, false, false, false],
+            "group 2's oldest"
+        );
+        assert_eq!(lock(&table).live.len(), 5, "the newcomer took its place");
+    }
+
+    #[test]
+    fn a_newcomer_from_the_most_crowded_group_is_refused_instead() {
+        let (table, _held) = handshakes_from(&[1, 2, 2], 3);
+        assert!(matches!(
+            Handshakes::admit(&table, group(2), 3),
+            Admitted::Refused
+        ));
         // As crowded as the most crowded: refused too; ties between others go to the oldest.
-        let (table, _places, tasks) = handshakes_from(&[1, 2, 3]);
-        assert!(!Handshakes::evict_for(&table, prefix(1)));
-        assert!(Handshakes::evict_for(&table, prefix(4)));
-        tokio::task::yield_now().await;
-        assert!(tasks[0].is_finished() && !tasks[1].is_finished());
+        let (table, mut held) = handshakes_from(&[1, 2, 3], 3);
+        assert!(matches!(
+            Handshakes::admit(&table, group(1), 3),
+            Admitted::Refused
+        ));
+        assert!(matches!(
+            Handshakes::admit(&table, group(4), 3),
+            Admitted::Place { evicted: true, .. }
+        ));
+        assert_eq!(cancelled(&mut held), [true, false, false]);
     }
 
-    #[tokio::test]
-    async fn a_handshake_that_ends_leaves_the_table() {
-        let (table, mut places, _tasks) = handshakes_from(&[1, 1]);
-        places.pop();
+    #[test]
+    fn a_handshake_that_ends_leaves_the_table() {
+        let (table, mut held) = handshakes_from(&[1, 1], 2);
+        held.pop();
         assert_eq!(lock(&table).live.len(), 1);
-        // One attached handshake left, of the newcomer's own prefix: nothing to evict.
-        assert!(!Handshakes::evict_for(&table, prefix(1)));
+        assert!(matches!(
+            Handshakes::admit(&table, group(2), 2),
+            Admitted::Place { evicted: false, .. }
+        ));
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 
 use super::cert::peer_id_of_cert;
 use super::connection::{QuicConnection, close_quinn};
-use super::handshakes::{Handshakes, Place};
+use super::handshakes::{Admitted, Handshakes, Place};
 use super::paths::RelayPaths;
-use crate::admission::{AddrSlot, Admission, Candidate, select_victim};
+use crate::admission::{AddrSlot, Admission, Candidate, NetGroup, select_victim};
 use crate::budget::GlobalBudget;
 use crate::counters::Counters;
 use crate::registry::{Registry, Slot, watch};
@@ -25,7 +25,7 @@ use crate::{CloseReason, Config, Connection, Direction};
 /// Admission (ARCHITECTURE.md, hostile peers): at most `max_half_open` handshakes at once, past which an
 /// unvalidated source gets a stateless Retry (it must prove it receives at its address before we hold
 /// anything for it); caps per IP and per prefix; at most `max_handshakes` under way, the oldest of the
-/// most crowded prefix evicted past it (`handshakes.rs`); and when every inbound slot is taken, an
+/// most crowded network group evicted past it (`handshakes.rs`); and when every inbound slot is taken, an
 /// eviction ([`crate::admission`]) instead of a lock-out.
 ///
 /// An unproven source's handshake takes its place under the per-address caps only once it
@@ -88,44 +88,61 @@ impl Listener {
                 }
                 continue;
             };
-            // Only a validated source gets a place past `max_half_open`, so only one can pass the
+            // Only a validated source gets a place past `max_half_open`, so only one can meet the
             // ceiling: it evicts a handshake under way, or is refused.
-            let prefix = IpPrefix::of(from.ip());
-            let over = Counters::get(&this.counters.half_open) > this.config.limits.max_handshakes as u64;
-            if over {
-                if !Handshakes::evict_for(&this.handshakes, prefix) {
+            let group = NetGroup::of(from.ip());
+            let limits = &this.config.limits;
+            let max = limits.max_handshakes.max(limits.max_half_open);
+            let (place, cancelled) = match Handshakes::admit(&this.handshakes, group, max) {
+                Admitted::Place {
+                    place,
+                    cancelled,
+                    evicted,
+                } => {
+                    if evicted {
+                        Counters::bump(&this.counters.handshakes_evicted);
+                    }
+                    (place, cancelled)
+                }
+                Admitted::Refused => {
                     Counters::bump(&this.counters.inbound_refused);
-                    tracing::debug!(%from, "inbound handshake refused: its prefix holds the most handshakes");
+                    tracing::debug!(%from, "inbound handshake refused: no handshake it may evict");
                     incoming.refuse();
                     continue;
                 }
-                Counters::bump(&this.counters.handshakes_evicted);
-            }
-            let place = Handshakes::begin(&this.handshakes, prefix);
-            let id = place.id();
-            let task = tokio::spawn(this.clone().handshake(incoming, half_open, admitted, place));
-            // Attached after the spawn: a handshake that ended already has left the table.
-            Handshakes::attach(&this.handshakes, id, task.abort_handle());
+            };
+            let handshake = Handshake {
+                incoming,
+                half_open,
+                admitted,
+                place,
+                cancelled,
+            };
+            tokio::spawn(this.clone().handshake(handshake));
         }
     }
 
-    /// Completes an inbound handshake; `admitted` is its place under the per-address caps, `None`
-    /// for an unproven source, which takes one now that the handshake proved its address.
-    async fn handshake(
-        self: Arc<Self>,
-        incoming: quinn::Incoming,
-        half_open: Slot,
-        admitted: Option<AddrSlot>,
-        place: Place,
-    ) {
+    /// Completes an inbound handshake, unless it times out or is evicted first.
+    async fn handshake(self: Arc<Self>, handshake: Handshake) {
+        let Handshake {
+            incoming,
+            half_open,
+            admitted,
+            place,
+            cancelled,
+        } = handshake;
         let timeout = self.config.timeouts.handshake;
         let conn = match incoming.accept() {
-            Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
-            Err(err) => Ok(Err(err)),
+            Ok(connecting) => tokio::select! {
+                conn = tokio::time::timeout(timeout, connecting) => conn.ok(),
+                // Evicted: dropping `connecting` closes quinn's connection.
+                _ = cancelled => None,
+            },
+            Err(err) => Some(Err(err)),
         };
         drop(half_open);
         drop(place);
-        let Ok(Ok(conn)) = conn else {
+        let Some(Ok(conn)) = conn else {
             Counters::bump(&self.counters.handshake_failures);
             return;
         };
@@ -209,6 +226,17 @@ impl Listener {
     }
 }
 
+/// An inbound handshake under way and what it holds: its half-open slot, its place under the
+/// per-address caps (`None` for an unproven source, which takes one once the handshake proves its
+/// address), and its place in the table of handshakes, with the signal of its eviction.
+struct Handshake {
+    incoming: quinn::Incoming,
+    half_open: Slot,
+    admitted: Option<AddrSlot>,
+    place: Place,
+    cancelled: tokio::sync::oneshot::Receiver<()>,
+}
+
 /// A place among the handshakes in progress, if there is one. Past `max_half_open`, an unproven
 /// source gets none (the caller answers with a stateless Retry: the token carries everything, so a
 /// flood of Initials, spoofed or never answered, costs one datagram each and holds nothing). A source
@@ -218,7 +246,7 @@ impl Listener {
 /// Those are bounded per IP, per /24 or /48, and per IPv6 /32
 /// ([`Limits::max_inbound_per_ipv6_block`](crate::Limits::max_inbound_per_ipv6_block)), and in all by
 /// [`Limits::max_handshakes`](crate::Limits::max_handshakes), past which a newcomer evicts the oldest
-/// handshake of the most crowded prefix (`handshakes.rs`). A plain ceiling was tried once: an attacker
+/// handshake of the most crowded network group (`handshakes.rs`). A plain ceiling was tried once: an attacker
 /// holding it with stalled handshakes from enough prefixes then refused every honest newcomer.
 fn half_open_slot(counters: &Arc<Counters>, limits: &crate::Limits, validated: bool) -> Option<Slot> {
     Slot::acquire(counters, |c| &c.half_open, limits.max_half_open)
