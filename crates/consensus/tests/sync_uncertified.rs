@@ -414,4 +414,54 @@ fn made_up_branches_below_a_final_block_whose_header_is_unknown_never_push_out_t
     }
     let ids: Vec<BlockId> = line.iter().map(BlockHeader::id).collect();
     assert_eq!(held(&node, &ids), 5, "the line being downloaded is whole");
+    // And it grows: the rest of the download reaches the final block, the index still full.
+    let rest: Vec<BlockHeader> = chain[5..].iter().map(|block| block.header).collect();
+    deliver(&mut node, honest, Message::Headers(rest.try_into().unwrap()));
+    assert!(
+        node.chain().header(&chain[7].id()).is_some(),
+        "the final block's header came"
+    );
+}
+
+#[test]
+fn the_final_chain_is_followed_as_finality_moves_up_while_the_blocks_are_fetched() {
+    let mut node = node();
+    let (honest, flooder) = honest_and_flooder(&mut node);
+    let chain = blocks(12);
+    let headers: Vec<BlockHeader> = chain.iter().map(|block| block.header).collect();
+    node.chain_mut().submit_headers(&headers, NOW).unwrap();
+    // Block 8 final: its ancestry is found when a peer next relays a header.
+    node.chain_mut()
+        .finalize(certificate_for(&chain, 8), NOW)
+        .unwrap();
+    deliver(&mut node, honest, Message::NewTip(headers[7]));
+    // Then block 12: the ancestry is extended from block 8's. The flooder relays the final headers
+    // (vouched for: never charged, so never forgotten to make room), then floods branches off
+    // blocks 5 to 11 that end at the final height: all charged.
+    node.chain_mut()
+        .finalize(certificate_for(&chain, 12), NOW)
+        .unwrap();
+    let final_headers = headers[8..].to_vec();
+    deliver(
+        &mut node,
+        flooder,
+        Message::Headers(final_headers.try_into().unwrap()),
+    );
+    let mut sent = Vec::new();
+    for (n, fork) in (5..12).cycle().take(2 * MAX_HEADERS).enumerate() {
+        let branch = made_up_chain(headers[fork - 1], 12 - fork, 50_000 + n as u64);
+        sent.extend(branch.iter().map(BlockHeader::id));
+        deliver(&mut node, flooder, Message::Headers(branch.try_into().unwrap()));
+    }
+    let held = held(&node, &sent);
+    assert!(
+        held <= ALLOWANCE,
+        "{held} made-up headers held below the final block"
+    );
+    let final_chain: Vec<BlockId> = chain.iter().map(Block::id).collect();
+    assert_eq!(self::held(&node, &final_chain), 12);
+    for block in &chain {
+        node.chain_mut().submit_block(block.clone(), NOW).unwrap();
+    }
+    assert_eq!(node.chain().tip().id, chain[11].id());
 }

@@ -9,12 +9,14 @@
 //! for each header a peer relays, a walk per question let one peer cost a walk of the whole
 //! catch-up per message.
 
+use std::collections::VecDeque;
+
 use meshwork_ledger::{BlockId, ChainStore};
 
 use super::Chain;
 
-/// The final block's ancestors from where they meet the active chain (`base`, an active block's
-/// height) up to the final block itself.
+/// The final block's ancestors from where they meet the active chain (`base`, the height of `ids[0]`)
+/// up to the final block itself. Heights below `base` are the active chain's.
 #[derive(Debug)]
 pub(crate) struct FinalAncestry {
     /// The final block they lead to.
@@ -22,7 +24,7 @@ pub(crate) struct FinalAncestry {
     /// The height of `ids[0]`.
     base: u64,
     /// The ancestor at each height from `base`, the final block last.
-    ids: Vec<BlockId>,
+    ids: VecDeque<BlockId>,
 }
 
 impl<S: ChainStore> Chain<S> {
@@ -44,12 +46,13 @@ impl<S: ChainStore> Chain<S> {
     }
 
     /// Brings the kept ancestry up to the last final block, if its header is known: a walk down from
-    /// it to the previous final block's (or to the active chain), once per final block.
+    /// it to the active chain or to the previous final block, whichever comes first, once per final
+    /// block; the entries the active chain has reached since are let go.
     pub(crate) fn refresh_final_ancestry(&mut self) {
         let Some(final_block) = self.final_certificate().map(|c| c.block) else {
             return;
         };
-        let Some(certified) = &self.certified else {
+        let Some(certified) = &mut self.certified else {
             return;
         };
         if certified
@@ -59,33 +62,35 @@ impl<S: ChainStore> Chain<S> {
         {
             return;
         }
+        let mut old = certified.ancestry.take();
+        // The new ancestors, from the final block down.
         let mut above = Vec::new();
         let mut cursor = final_block;
-        let ancestry = loop {
+        let mut ancestry = loop {
             let Some(header) = self.engine.header(&cursor) else {
                 return; // not known yet (or pruned): asked again later
             };
-            if let Some(old) = certified.ancestry.as_ref().filter(|a| a.block == cursor) {
-                let mut ids = old.ids.clone();
-                ids.extend(above.iter().rev());
-                break FinalAncestry {
-                    block: final_block,
-                    base: old.base,
-                    ids,
-                };
-            }
             if self.engine.is_active(&cursor) || header.height == 0 {
                 above.push(cursor);
-                above.reverse();
                 break FinalAncestry {
                     block: final_block,
                     base: header.height,
-                    ids: above,
+                    ids: above.into_iter().rev().collect(),
                 };
+            }
+            if let Some(mut kept) = old.take_if(|a| a.block == cursor) {
+                kept.ids.extend(above.into_iter().rev());
+                kept.block = final_block;
+                break kept;
             }
             above.push(cursor);
             cursor = header.parent;
         };
+        // Below the first entry the active chain answers; entries it has reached are not needed.
+        while ancestry.ids.len() > 1 && ancestry.ids.get(1).is_some_and(|id| self.engine.is_active(id)) {
+            ancestry.ids.pop_front();
+            ancestry.base += 1;
+        }
         if let Some(certified) = &mut self.certified {
             certified.ancestry = Some(ancestry);
         }

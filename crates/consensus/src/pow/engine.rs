@@ -249,7 +249,14 @@ impl Nakamoto {
 
     /// Adds a header that checked valid (its parent must be in the tree) and re-evaluates the best header.
     pub(crate) fn insert(&mut self, header: BlockHeader, work: u128) {
+        // A pinned line grows with what extends it: the header that took its tip's place as the
+        // leaf must not be the first pruned.
+        let parent = header.parent;
+        let id = header.id();
         if self.tree.insert(header, work) {
+            if let Some(pin) = self.pinned.iter_mut().find(|pin| **pin == parent) {
+                *pin = id;
+            }
             self.refresh_best_chain();
             let mut protect = vec![self.active_tip().unwrap_or(Hash::ZERO), self.best_header()];
             protect.extend_from_slice(&self.pinned);

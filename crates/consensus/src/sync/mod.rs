@@ -32,7 +32,8 @@
 //!   brings in or relays that no certificate vouches for (above the final block, off the chosen
 //!   block's chain; below it, off the final block's ancestry) is charged to it; past
 //!   [`SyncConfig::max_uncertified_headers`] its oldest goes (`uncertified.rs`), and a flood cannot
-//!   fill the header index and push honest headers out of it, nor take one another peer relayed.
+//!   fill the header index and push honest headers out of it, nor take one another peer relayed
+//!   (a later relay is charged too, where its allowance has room).
 //!
 //! Time: `now.as_duration().as_secs()` is taken as **Unix seconds** (block timestamps are checked
 //! against it), so the driver's epoch must be the Unix epoch: the node runtime's is, and simulations

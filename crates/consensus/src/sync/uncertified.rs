@@ -28,11 +28,13 @@
 //! ([`ChainSync::pin_download_lines`]). Telling them apart for good needs the headers fetched
 //! backwards from the final block, each vouched for by its child's hash: not done yet.
 //!
-//! Every relay of such a header pays for it, not only the first: a peer that relays an honest
-//! header ahead of its honest sender (a leader's proposal, a validator's new tip) and then floods
-//! its own allowance would otherwise have taken the honest header with it. A header is forgotten only
-//! when no peer's allowance holds it any more; a flooder's copy of one another peer holds is simply
-//! dropped from the flooder's allowance.
+//! A later relay of such a header is charged for it too, where its allowance has room (best-effort:
+//! room is never made for it by forgetting a header, and it never gets a message refused): a peer
+//! that relays an honest header ahead of its honest sender (a leader's proposal, a validator's new
+//! tip) and then floods its own allowance would otherwise have taken the honest header with it. A
+//! header is forgotten only when no peer's allowance holds it any more; a flooder's copy of one
+//! another peer holds is simply dropped from the flooder's allowance. An honest relay's allowance
+//! is far from full (it holds the few blocks notarized and not yet final).
 //!
 //! [`SyncConfig::max_uncertified_headers`]: crate::SyncConfig::max_uncertified_headers
 
