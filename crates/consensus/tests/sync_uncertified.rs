@@ -319,25 +319,42 @@ fn branches_below_a_final_block_not_connected_yet_are_charged() {
     assert_eq!(node.chain().tip().height, 0);
     // Branches that end at the final height carry its work: each one was free while block 8 was
     // not connected (the index took hundreds, pruning its lowest leaves).
+    let sent = flood_to(&mut node, flooder, &headers, 8, 4..8, 4 * MAX_HEADERS);
+    charged_and_final_chain_connects(&mut node, &sent, &chain);
+}
+
+/// `flooder` sends `count` made-up branches that end at height `top`, each off one of the blocks
+/// `forks` of `headers` in turn; returns their ids.
+fn flood_to(
+    node: &mut Node,
+    flooder: PeerId,
+    headers: &[BlockHeader],
+    top: usize,
+    forks: std::ops::Range<usize>,
+    count: usize,
+) -> Vec<BlockId> {
     let mut sent = Vec::new();
-    for tag in 0..(4 * MAX_HEADERS as u64) {
-        let fork = 4 + (tag % 4) as usize;
-        let branch = made_up_chain(headers[fork - 1], 8 - fork, 9_000 + tag);
+    for (n, fork) in forks.cycle().take(count).enumerate() {
+        let branch = made_up_chain(headers[fork - 1], top - fork, 9_000 + n as u64);
         sent.extend(branch.iter().map(BlockHeader::id));
-        deliver(&mut node, flooder, Message::Headers(branch.try_into().unwrap()));
+        deliver(node, flooder, Message::Headers(branch.try_into().unwrap()));
     }
-    let held = held(&node, &sent);
+    sent
+}
+
+/// At most the allowance of `sent` is held, `chain` is whole in the index, and its blocks connect.
+fn charged_and_final_chain_connects(node: &mut Node, sent: &[BlockId], chain: &[Block]) {
+    let held = held(node, sent);
     assert!(
         held <= ALLOWANCE,
         "{held} made-up headers held below the final block"
     );
-    // The final chain is whole, and its blocks still connect.
     let final_chain: Vec<BlockId> = chain.iter().map(Block::id).collect();
-    assert_eq!(self::held(&node, &final_chain), 8);
-    for block in &chain {
+    assert_eq!(self::held(node, &final_chain), chain.len());
+    for block in chain {
         node.chain_mut().submit_block(block.clone(), NOW).unwrap();
     }
-    assert_eq!(node.chain().tip().id, chain[7].id());
+    assert_eq!(node.chain().tip().id, chain[chain.len() - 1].id());
 }
 
 #[test]
@@ -447,21 +464,6 @@ fn the_final_chain_is_followed_as_finality_moves_up_while_the_blocks_are_fetched
         flooder,
         Message::Headers(final_headers.try_into().unwrap()),
     );
-    let mut sent = Vec::new();
-    for (n, fork) in (5..12).cycle().take(2 * MAX_HEADERS).enumerate() {
-        let branch = made_up_chain(headers[fork - 1], 12 - fork, 50_000 + n as u64);
-        sent.extend(branch.iter().map(BlockHeader::id));
-        deliver(&mut node, flooder, Message::Headers(branch.try_into().unwrap()));
-    }
-    let held = held(&node, &sent);
-    assert!(
-        held <= ALLOWANCE,
-        "{held} made-up headers held below the final block"
-    );
-    let final_chain: Vec<BlockId> = chain.iter().map(Block::id).collect();
-    assert_eq!(self::held(&node, &final_chain), 12);
-    for block in &chain {
-        node.chain_mut().submit_block(block.clone(), NOW).unwrap();
-    }
-    assert_eq!(node.chain().tip().id, chain[11].id());
+    let sent = flood_to(&mut node, flooder, &headers, 12, 5..12, 2 * MAX_HEADERS);
+    charged_and_final_chain_connects(&mut node, &sent, &chain);
 }

@@ -33,8 +33,8 @@ async fn black_hole(to: SocketAddr) -> (SocketAddr, tokio::task::JoinHandle<()>)
     (hole_addr, relay)
 }
 
-/// Starts `n` handshakes with the transport `id` through `hole` that never finish.
-fn never_finished(id: PeerId, hole: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+/// A bare quinn client endpoint at 127.0.0.1, and a client config (as key `n`) for the transport `id`.
+fn client_endpoint(n: u32, id: PeerId) -> (quinn::Endpoint, quinn::ClientConfig) {
     let socket = meshwork_transport::quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("udp");
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
@@ -43,7 +43,13 @@ fn never_finished(id: PeerId, hole: SocketAddr, n: usize) -> Vec<tokio::task::Jo
         Arc::new(quinn::TokioRuntime),
     )
     .expect("endpoint");
-    let client = quinn_client_config(&key(99), &config(), id).expect("client config");
+    let client = quinn_client_config(&key(n), &config(), id).expect("client config");
+    (endpoint, client)
+}
+
+/// Starts `n` handshakes with the transport `id` through `hole` that never finish.
+fn never_finished(id: PeerId, hole: SocketAddr, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let (endpoint, client) = client_endpoint(99, id);
     (0..n)
         .map(|_| {
             let connecting = endpoint
@@ -185,15 +191,7 @@ pub(crate) async fn stalled_validated_handshakes_are_evicted_past_the_ceiling() 
     tasks.push(relay);
     eventually(|| listener.counters().half_open >= 4).await;
 
-    let socket = meshwork_transport::quic::udp_socket("127.0.0.1:0".parse().expect("addr")).expect("udp");
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .expect("endpoint");
-    let client = quinn_client_config(&key(98), &config(), id).expect("client config");
+    let (endpoint, client) = client_endpoint(98, id);
     let mut most = 0;
     for net in 1..=16u8 {
         let (grey, relay) = grey_hole([127, 10 + net, 0, 1], addr).await;
