@@ -25,7 +25,8 @@ struct Held {
 }
 
 /// The address admission counts `ip` as: the IPv4 host behind a 6to4 address (`2002:AABB:CCDD::/48`
-/// holds A.B.C.D) or a Teredo one (`2001::/32`, the client's address inverted in the last 32 bits),
+/// holds A.B.C.D), a Teredo one (`2001::/32`, the client's address inverted in the last 32 bits) or
+/// a NAT64 one (RFC 6052's `64:ff9b::/96`, the host's address in the last 32 bits),
 /// as Bitcoin Core's `GetLinkedIPv4` does, so a tunnelled host counts where its IPv4 address does
 /// (a 6to4 /48 is one IPv4 address, and all of Teredo is one /32); any other as itself, an
 /// IPv4-mapped one as IPv4.
@@ -37,6 +38,8 @@ fn linked(ip: IpAddr) -> IpAddr {
                 IpAddr::from([o[2], o[3], o[4], o[5]])
             } else if o[..4] == [0x20, 0x01, 0, 0] {
                 IpAddr::from([!o[12], !o[13], !o[14], !o[15]])
+            } else if o[..12] == [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0] {
+                IpAddr::from([o[12], o[13], o[14], o[15]])
             } else {
                 IpAddr::V6(v6)
             }
@@ -255,7 +258,6 @@ mod tests {
         assert!(admission.admit("::ffff:10.0.0.1".parse().unwrap()).is_none());
     }
 
-    /// The red team's T4: a /48 costs nothing within a provider's /32, so handshakes from thousands of
     #[test]
     fn network_groups_are_ipv4_slash_16s_and_ipv6_slash_32s_tunnels_by_what_they_carry() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -272,7 +274,18 @@ mod tests {
             NetGroup::of(ip("10.1.0.1"))
         );
         assert_eq!(NetGroup::of(ip("::ffff:10.1.9.9")), NetGroup::of(ip("10.1.0.1")));
+        // Teredo carries the client's address inverted (here 10.1.0.1); NAT64 (RFC 6052) as is.
+        assert_eq!(
+            NetGroup::of(ip("2001:0:1:2:3:4:f5fe:fffe")),
+            NetGroup::of(ip("10.1.0.1"))
+        );
+        assert_eq!(
+            NetGroup::of(ip("64:ff9b::10.1.7.7")),
+            NetGroup::of(ip("10.1.0.1"))
+        );
     }
+
+    /// The red team's T4: a /48 costs nothing within a provider's /32, so handshakes from thousands of
 
     /// /48s were capped only per /48. Now one /32 holds at most its own cap, and releases on drop.
     #[test]

@@ -62,11 +62,11 @@ pub struct Limits {
     pub max_half_open: usize,
     /// Inbound handshakes in progress at most, those from addresses that answered a Retry included
     /// (they get a handshake past `max_half_open`; taken as at least `max_half_open`). Past it, a
-    /// newcomer evicts the oldest handshake of the most crowded network prefix among those a second
-    /// old or more, or is refused if its own prefix is the most crowded or none is that old
-    /// (`quic/handshakes.rs`): stalled handshakes are bounded however many networks an attacker
-    /// holds, an honest newcomer still gets in, and one under way is never evicted in its first
-    /// second. Default 128 (four times `max_half_open`).
+    /// newcomer evicts the oldest handshake of the most crowded network group (IPv4 /16, IPv6 /32;
+    /// unproven sources one group, a relayed peer a group of its own), or is refused if its own
+    /// group is at least as crowded (`quic/handshakes.rs`): stalled handshakes are bounded however
+    /// many networks an attacker holds, and an honest newcomer still gets in. Default 128 (four
+    /// times `max_half_open`).
     pub max_handshakes: usize,
     /// Inbound connections from one IP address: established ones, and handshakes from an address that
     /// answered a Retry (an unproven handshake counts once it completes).

@@ -62,13 +62,18 @@ impl<S: ChainStore> Chain<S> {
         {
             return;
         }
+        // Not known yet (a node catching up learns the certificate first): the kept ancestry stays
+        // for a later final block to extend.
+        if self.engine.header(&final_block).is_none() {
+            return;
+        }
         let mut old = certified.ancestry.take();
         // The new ancestors, from the final block down.
         let mut above = Vec::new();
         let mut cursor = final_block;
         let mut ancestry = loop {
             let Some(header) = self.engine.header(&cursor) else {
-                return; // not known yet (or pruned): asked again later
+                return; // an ancestor gone (pruned): asked again later
             };
             if self.engine.is_active(&cursor) || header.height == 0 {
                 above.push(cursor);

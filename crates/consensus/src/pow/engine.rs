@@ -249,15 +249,19 @@ impl Nakamoto {
 
     /// Adds a header that checked valid (its parent must be in the tree) and re-evaluates the best header.
     pub(crate) fn insert(&mut self, header: BlockHeader, work: u128) {
-        // A pinned line grows with what extends it: the header that took its tip's place as the
-        // leaf must not be the first pruned.
+        // A pinned line grows with what extends it: a header on a pinned one is pinned too (the
+        // leaf it makes must not be the first pruned), whoever sent it, until the next `pin`. A
+        // batch is a chain, so its parent is most often the last one pinned.
         let parent = header.parent;
         let id = header.id();
         if self.tree.insert(header, work) {
-            if let Some(pin) = self.pinned.iter_mut().find(|pin| **pin == parent) {
-                *pin = id;
+            if self.pinned.last() == Some(&parent) || self.pinned.contains(&parent) {
+                self.pinned.push(id);
             }
             self.refresh_best_chain();
+            if !self.tree.is_over_bound() {
+                return;
+            }
             let mut protect = vec![self.active_tip().unwrap_or(Hash::ZERO), self.best_header()];
             protect.extend_from_slice(&self.pinned);
             if !self.tree.prune(&protect).is_empty() {

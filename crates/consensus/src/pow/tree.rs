@@ -203,6 +203,11 @@ impl HeaderTree {
         }
     }
 
+    /// Whether the tree holds more headers than its bound (then [`HeaderTree::prune`] has work).
+    pub(crate) fn is_over_bound(&self) -> bool {
+        self.nodes.len() > self.max
+    }
+
     /// Prunes the lowest-ranked leaves outside `protect` until the tree fits its bound (or only
     /// protected chains are left). Returns the pruned ids.
     pub(crate) fn prune(&mut self, protect: &[BlockId]) -> Vec<BlockId> {

@@ -8,6 +8,10 @@
 //! attacker refuse every honest newcomer; instead a newcomer past it evicts the **oldest handshake of
 //! the most crowded network group** (an IPv4 /16 or IPv6 /32, Bitcoin Core's groups: what one
 //! operator's networks most likely share), or is refused if its own group is at least as crowded.
+//! Unproven sources (their address not validated, so possibly forged) are one group of their own:
+//! forged Initials then crowd only each other, and cannot make a victim's group look crowded. A
+//! peer over a relay circuit is a group of its own (circuits get virtual addresses in order, so
+//! their /16s say nothing of who is behind them).
 //! An honest handshake takes a round trip or two, so the oldest are the stalled ones: to evict an
 //! honest handshake from a group of its own, an attacker must start more handshakes than the table
 //! holds within that round trip (128 per 100 ms by default, each answering a Retry first).
@@ -26,11 +30,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
+use std::net::IpAddr;
+
 use crate::admission::NetGroup;
 
-/// One handshake: its network group, and the sender whose drop cancels it.
+/// Whom a handshake is counted with when the table looks for the most crowded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Crowd {
+    /// A source that has not proven its address: all of them together.
+    Unproven,
+    /// A peer over a relay circuit: alone, by its circuit's virtual address.
+    Relayed(IpAddr),
+    /// A proven source: its network group.
+    Group(NetGroup),
+}
+
+/// One handshake: whom it counts with, and the sender whose drop cancels it.
 struct Handshake {
-    group: NetGroup,
+    crowd: Crowd,
     _cancel: oneshot::Sender<()>,
 }
 
@@ -72,12 +89,12 @@ pub(super) enum Admitted {
 }
 
 impl Handshakes {
-    /// Takes a handshake from `group` into the table, evicting one if `max` are under way.
-    pub(super) fn admit(table: &Arc<Mutex<Self>>, group: NetGroup, max: usize) -> Admitted {
+    /// Takes a handshake counted with `crowd` into the table, evicting one if `max` are under way.
+    pub(super) fn admit(table: &Arc<Mutex<Self>>, crowd: Crowd, max: usize) -> Admitted {
         let mut this = lock(table);
         let mut evicted = false;
         if this.live.len() >= max {
-            let Some(victim) = this.victim(group) else {
+            let Some(victim) = this.victim(crowd) else {
                 return Admitted::Refused;
             };
             // Dropping its sender cancels it.
@@ -90,7 +107,7 @@ impl Handshakes {
         this.live.insert(
             id,
             Handshake {
-                group,
+                crowd,
                 _cancel: cancel,
             },
         );
@@ -105,21 +122,21 @@ impl Handshakes {
         }
     }
 
-    /// The handshake a newcomer from `newcomer` evicts: the oldest of the most crowded group (ties:
-    /// the group whose oldest began first); none if the newcomer's own group is at least as crowded.
-    fn victim(&self, newcomer: NetGroup) -> Option<u64> {
-        // Per group: how many, and the oldest of them.
-        let mut crowds: HashMap<NetGroup, (usize, u64)> = HashMap::new();
+    /// The handshake a newcomer counted with `newcomer` evicts: the oldest of the most crowded (ties:
+    /// the crowd whose oldest began first); none if the newcomer's own crowd is at least as large.
+    fn victim(&self, newcomer: Crowd) -> Option<u64> {
+        // Per crowd: how many, and the oldest of them.
+        let mut crowds: HashMap<Crowd, (usize, u64)> = HashMap::new();
         for (&id, handshake) in &self.live {
-            let crowd = crowds.entry(handshake.group).or_insert((0, id));
+            let crowd = crowds.entry(handshake.crowd).or_insert((0, id));
             crowd.0 += 1;
             crowd.1 = crowd.1.min(id);
         }
         let own = crowds.get(&newcomer).map_or(0, |&(count, _)| count);
-        let (&group, &(count, oldest)) = crowds
+        let (&crowd, &(count, oldest)) = crowds
             .iter()
             .max_by(|(_, a), (_, b)| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)))?;
-        (group != newcomer && count > own).then_some(oldest)
+        (crowd != newcomer && count > own).then_some(oldest)
     }
 }
 
@@ -127,12 +144,12 @@ impl Handshakes {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::Ipv4Addr;
 
     use super::*;
 
-    fn group(net: u8) -> NetGroup {
-        NetGroup::of(IpAddr::V4(Ipv4Addr::new(10, net, 0, 1)))
+    fn group(net: u8) -> Crowd {
+        Crowd::Group(NetGroup::of(IpAddr::V4(Ipv4Addr::new(10, net, 0, 1))))
     }
 
     type Held = Vec<(Place, oneshot::Receiver<()>)>;
@@ -194,6 +211,26 @@ mod tests {
             Admitted::Place { evicted: true, .. }
         ));
         assert_eq!(cancelled(&mut held), [true, false, false]);
+    }
+
+    #[test]
+    fn forged_sources_crowd_only_each_other() {
+        // Two unproven handshakes, then proven ones of group 1 and 2: the unproven are the most
+        // crowded and go first, though group 1 had as many entries as they once did.
+        let unproven = Crowd::Unproven;
+        let table = Arc::new(Mutex::new(Handshakes::default()));
+        let mut held: Held = Vec::new();
+        for crowd in [unproven, unproven, group(1), group(2)] {
+            let Admitted::Place { place, cancelled, .. } = Handshakes::admit(&table, crowd, 4) else {
+                panic!("room");
+            };
+            held.push((place, cancelled));
+        }
+        assert!(matches!(
+            Handshakes::admit(&table, group(1), 4),
+            Admitted::Place { evicted: true, .. }
+        ));
+        assert_eq!(cancelled(&mut held), [true, false, false, false]);
     }
 
     #[test]

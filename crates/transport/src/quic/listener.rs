@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::cert::peer_id_of_cert;
 use super::connection::{QuicConnection, close_quinn};
-use super::handshakes::{Admitted, Handshakes, Place};
+use super::handshakes::{Admitted, Crowd, Handshakes, Place};
 use super::paths::RelayPaths;
 use crate::admission::{AddrSlot, Admission, Candidate, NetGroup, select_victim};
 use crate::budget::GlobalBudget;
@@ -90,10 +90,16 @@ impl Listener {
             };
             // Only a validated source gets a place past `max_half_open`, so only one can meet the
             // ceiling: it evicts a handshake under way, or is refused.
-            let group = NetGroup::of(from.ip());
+            let crowd = if !validated {
+                Crowd::Unproven
+            } else if is_relayed(&from) {
+                Crowd::Relayed(from.ip())
+            } else {
+                Crowd::Group(NetGroup::of(from.ip()))
+            };
             let limits = &this.config.limits;
             let max = limits.max_handshakes.max(limits.max_half_open);
-            let (place, cancelled) = match Handshakes::admit(&this.handshakes, group, max) {
+            let (place, cancelled) = match Handshakes::admit(&this.handshakes, crowd, max) {
                 Admitted::Place {
                     place,
                     cancelled,
@@ -140,8 +146,9 @@ impl Listener {
             },
             Err(err) => Some(Err(err)),
         };
-        drop(half_open);
+        // The table's place first: it never holds more than the half-open count shows.
         drop(place);
+        drop(half_open);
         let Some(Ok(conn)) = conn else {
             Counters::bump(&self.counters.handshake_failures);
             return;
