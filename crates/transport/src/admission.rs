@@ -286,7 +286,6 @@ mod tests {
     }
 
     /// The red team's T4: a /48 costs nothing within a provider's /32, so handshakes from thousands of
-
     /// /48s were capped only per /48. Now one /32 holds at most its own cap, and releases on drop.
     #[test]
     fn an_ipv6_block_is_capped_across_its_prefixes() {
