@@ -14,7 +14,7 @@ use meshwork_consensus::{Chain, ChainConfig, genesis_block, genesis_key, pow::mi
 use meshwork_gossip::{GossipMessage, Message, TreeMessage};
 use meshwork_identity::{Keypair, PeerId};
 use meshwork_kad::{Address, PeerInfo};
-use meshwork_ledger::{Amount, Block, MemoryStore, OutPoint, Transfer, TxOut, testkit};
+use meshwork_ledger::{Amount, Block, MemoryStore, OutPoint, Transfer, TxId, TxOut, testkit};
 use meshwork_wire::{Input, Instant, Output, Protocol};
 
 type App = CoinApp<MemoryStore>;
@@ -120,6 +120,17 @@ fn parent_and_child(genesis: &Block) -> (Transfer, Transfer) {
     (parent, child)
 }
 
+/// Every node's mempool holds each of `txids` (not as an orphan).
+fn every_node_holds(nodes: &[App], txids: &[TxId]) {
+    for (name, node) in ["a", "b", "c"].iter().zip(nodes) {
+        let pool = node.chain().mempool();
+        assert!(
+            txids.iter().all(|txid| pool.contains(txid)),
+            "{name} holds {txids:?}"
+        );
+    }
+}
+
 /// Queues the messages in `out`, sent by node `from`, and its batch timers. Sync's messages are left
 /// out: these tests are about transaction relay, and keep the nodes' tips apart.
 fn forward(ids: &[PeerId], from: usize, out: Vec<Output<App>>, queue: &mut Queue) {
@@ -172,13 +183,7 @@ fn a_child_that_arrived_before_its_parent_is_forwarded_once_the_parent_comes() {
 
     forward(&ids, 0, to_parent, &mut queue);
     settle(&mut nodes, &ids, &mut queue, now);
-    for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
-        let pool = node.chain().mempool();
-        assert!(
-            pool.contains(&parent_id) && pool.contains(&child_id),
-            "{name} holds both"
-        );
-    }
+    every_node_holds(&nodes, &[parent_id, child_id]);
     let (b, c) = (nodes[1].relay_stats(), nodes[2].relay_stats());
     assert_eq!(
         (b.accepted, b.adopted),
@@ -336,13 +341,7 @@ fn a_local_orphan_is_published_once_its_parent_comes() {
     nodes[2].submit_local_tx(now, parent, &mut out).unwrap();
     forward(&ids, 2, out, &mut queue);
     settle(&mut nodes, &ids, &mut queue, now);
-    for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
-        let pool = node.chain().mempool();
-        assert!(
-            pool.contains(&parent_id) && pool.contains(&child_id),
-            "{name} holds both"
-        );
-    }
+    every_node_holds(&nodes, &[parent_id, child_id]);
     assert_eq!(
         nodes[0].relay_stats().adopted,
         1,

@@ -316,6 +316,16 @@ impl RoutingTable {
         self.bucket(index).iter().find(|e| e.peer == *peer)
     }
 
+    /// [`RoutingTable::get`], to change the entry in place.
+    fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+        let index = self.bucket_index(&Key::from_peer(peer))?;
+        self.buckets
+            .get_mut(index)?
+            .entries
+            .iter_mut()
+            .find(|e| e.peer == *peer)
+    }
+
     /// Whether `peer` is in the table (not counting pending candidates).
     pub fn contains(&self, peer: &PeerId) -> bool {
         self.get(peer).is_some()

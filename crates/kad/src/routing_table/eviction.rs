@@ -64,12 +64,7 @@ impl RoutingTable {
 
     /// `peer` answered a request of ours: the requests it failed before are forgiven.
     pub fn answered(&mut self, peer: &PeerId) {
-        let Some(index) = self.bucket_index(&Key::from_peer(peer)) else {
-            return;
-        };
-        if let Some(entry) = (self.buckets.get_mut(index))
-            .and_then(|bucket| bucket.entries.iter_mut().find(|e| e.peer == *peer))
-        {
+        if let Some(entry) = self.get_mut(peer) {
             entry.failures = 0;
         }
     }
@@ -89,14 +84,7 @@ impl RoutingTable {
     /// clears the count.
     pub fn on_request_failed(&mut self, peer: &PeerId, now: Instant) -> bool {
         let (stale_after, max_failures) = (self.limits.stale_after, self.limits.max_failures.max(1));
-        let Some(index) = self.bucket_index(&Key::from_peer(peer)) else {
-            return false;
-        };
-        let Some(entry) = self
-            .buckets
-            .get_mut(index)
-            .and_then(|b| b.entries.iter_mut().find(|e| e.peer == *peer))
-        else {
+        let Some(entry) = self.get_mut(peer) else {
             return false;
         };
         entry.failures = entry.failures.saturating_add(1);
